@@ -1,0 +1,155 @@
+/**
+ * Key injection round trip against SoftHSM2, with node:crypto playing the board:
+ * transport key pair -> generateWrappedDeviceKey -> ECDH (x-coordinate) -> AES-KWP unwrap -> PKCS#8.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createDecipheriv,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
+import pkcs11js from 'pkcs11js';
+import type { Result } from '../../core/result.js';
+import type { WrappedDeviceKey } from '../../core/ports.js';
+import { openHsm, type HsmAdmin } from './index.js';
+import { captureLogger, createTestTokens, type TestToken } from './test-support.js';
+
+const PIN = 'inject-PIN-8080';
+const logger = captureLogger();
+let tok: TestToken;
+let hsm: HsmAdmin;
+
+function must<T>(r: Result<T>): T {
+  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
+  return r.value;
+}
+
+const spki = (k: KeyObject): Uint8Array => new Uint8Array(k.export({ format: 'der', type: 'spki' }));
+
+/** What the board does: KEK = x-coordinate of ECDH(transport private, station ephemeral public); unwrap (RFC 5649). */
+function boardUnwrap(transportPrivate: KeyObject, w: WrappedDeviceKey): KeyObject {
+  const eph = createPublicKey({ key: Buffer.from(w.ephemeralPublicKeySpki), format: 'der', type: 'spki' });
+  const kek = diffieHellman({ privateKey: transportPrivate, publicKey: eph });
+  expect(kek.length).toBe(32);
+  const d = createDecipheriv('id-aes256-wrap-pad', kek, Buffer.from('a65959a6', 'hex'));
+  const pkcs8 = Buffer.concat([d.update(Buffer.from(w.wrappedKey)), d.final()]);
+  return createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+}
+
+/** Private-key and secret-key objects visible in the token (token and session objects), via a raw session. */
+function secretObjectsLeft(): number {
+  const P = pkcs11js;
+  const lib = new P.PKCS11();
+  lib.load(tok.env.module);
+  try {
+    lib.C_Initialize();
+  } catch {
+    /* already initialised by the adapter */
+  }
+  const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === 'station')!;
+  const s = lib.C_OpenSession(slot, P.CKF_SERIAL_SESSION);
+  try {
+    let n = 0;
+    for (const cls of [P.CKO_PRIVATE_KEY, P.CKO_SECRET_KEY]) {
+      lib.C_FindObjectsInit(s, [{ type: P.CKA_CLASS, value: cls }]);
+      n += lib.C_FindObjects(s, 100).length;
+      lib.C_FindObjectsFinal(s);
+    }
+    return n;
+  } finally {
+    lib.C_CloseSession(s);
+  }
+}
+
+beforeAll(async () => {
+  tok = await createTestTokens(['station'], PIN);
+  hsm = must(await openHsm({ module: tok.env.module, tokenLabel: 'station', pin: PIN, logger }));
+});
+
+afterAll(async () => {
+  await hsm?.close();
+  await tok?.cleanup();
+});
+
+describe('generateWrappedDeviceKey', () => {
+  it('round trip: the board unwraps a PKCS#8 P-256 key matching publicKeySpki, and it signs', async () => {
+    expect(secretObjectsLeft()).toBe(0);
+    const transport = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const w = must(await hsm.generateWrappedDeviceKey({ curve: 'P-256', publicKeySpki: spki(transport.publicKey) }));
+    expect(w.curve).toBe('P-256');
+    expect(w.wrappedKey.length % 8).toBe(0);
+    const deviceKey = boardUnwrap(transport.privateKey, w);
+    expect(deviceKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+    const derivedPublic = spki(createPublicKey(deviceKey));
+    expect(Buffer.from(derivedPublic).equals(Buffer.from(w.publicKeySpki))).toBe(true);
+    const msg = Buffer.from('device CSR to be');
+    const sig = sign('sha256', msg, deviceKey);
+    expect(
+      verify('sha256', msg, createPublicKey({ key: Buffer.from(w.publicKeySpki), format: 'der', type: 'spki' }), sig),
+    ).toBe(true);
+    // After the call: no private key (device, ephemeral) and no KEK remain in the token.
+    expect(secretObjectsLeft()).toBe(0);
+  });
+
+  it('a different transport key cannot unwrap (the KEK is bound to the board)', async () => {
+    const transport = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const w = must(await hsm.generateWrappedDeviceKey({ curve: 'P-256', publicKeySpki: spki(transport.publicKey) }));
+    expect(() => boardUnwrap(other.privateKey, w)).toThrow();
+    // each call yields a fresh device key and a fresh ephemeral key
+    const w2 = must(await hsm.generateWrappedDeviceKey({ curve: 'P-256', publicKeySpki: spki(transport.publicKey) }));
+    expect(Buffer.from(w2.publicKeySpki).equals(Buffer.from(w.publicKeySpki))).toBe(false);
+    expect(Buffer.from(w2.ephemeralPublicKeySpki).equals(Buffer.from(w.ephemeralPublicKeySpki))).toBe(false);
+  });
+
+  it('rejects bad transport keys with INPUT_INVALID and leaves nothing behind', async () => {
+    const good = spki(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey);
+    const offCurve = new Uint8Array(good);
+    offCurve[offCurve.length - 1] = offCurve[offCurve.length - 1]! ^ 0x01;
+    const cases: Uint8Array[] = [
+      offCurve,
+      spki(generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey), // wrong curve for 'P-256'
+      spki(generateKeyPairSync('ed25519').publicKey),
+      new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x00]),
+      new Uint8Array(0),
+    ];
+    for (const publicKeySpki of cases) {
+      const r = await hsm.generateWrappedDeviceKey({ curve: 'P-256', publicKeySpki });
+      expect(r.ok ? null : r.error.code).toBe('INPUT_INVALID');
+    }
+    const badCurve = await hsm.generateWrappedDeviceKey({ curve: 'P-999' as never, publicKeySpki: good });
+    expect(badCurve.ok ? null : badCurve.error.code).toBe('INPUT_INVALID');
+    expect(secretObjectsLeft()).toBe(0);
+  });
+
+  it('P-384 injection is refused with HSM_MECHANISM_UNSUPPORTED (SoftHSM would truncate the x-coordinate)', async () => {
+    const t = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    const r = await hsm.generateWrappedDeviceKey({ curve: 'P-384', publicKeySpki: spki(t.publicKey) });
+    expect(r.ok ? null : r.error.code).toBe('HSM_MECHANISM_UNSUPPORTED');
+    expect(r.ok ? '' : r.error.message).toMatch(/P-256 only/);
+  });
+
+  it('concurrent injections (and signing) do not interfere', async () => {
+    must(await hsm.generateSigningKey('ca', 'P-256'));
+    const signer = must(await hsm.signer('ca'));
+    const runs = Array.from({ length: 12 }, async (_, i) => {
+      const transport = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const [w, sig] = await Promise.all([
+        hsm.generateWrappedDeviceKey({ curve: 'P-256', publicKeySpki: spki(transport.publicKey) }),
+        signer.sign(new Uint8Array([i])),
+      ]);
+      expect(must(sig).length).toBe(64);
+      const key = boardUnwrap(transport.privateKey, must(w));
+      return Buffer.from(spki(createPublicKey(key))).equals(Buffer.from(must(w).publicKeySpki));
+    });
+    expect((await Promise.all(runs)).every(Boolean)).toBe(true);
+    // only the long-term signing key remains
+    expect(secretObjectsLeft()).toBe(1);
+    expect(JSON.stringify(logger.lines)).not.toContain(PIN);
+  });
+});
