@@ -1,0 +1,65 @@
+/**
+ * PKCS#10 certificate requests from boards: parse, check proof of possession (the self-signature),
+ * allow only EC P-256 / P-384 keys, and optionally pin the expected key.
+ */
+import 'reflect-metadata';
+import { Pkcs10CertificateRequest } from '@peculiar/x509';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { CertificationRequest } from '@peculiar/asn1-csr';
+import { bytesEqual } from '../bytes.js';
+import { fail } from '../errors.js';
+import type { Curve } from '../model.js';
+import { ok, type Result } from '../result.js';
+import { buf, spkiCurve } from './ecdsa.js';
+
+const MAX_CSR_BYTES = 8 * 1024;
+const ECDSA_SIG_OIDS = new Set(['1.2.840.10045.4.3.2', '1.2.840.10045.4.3.3']); // ecdsa-with-SHA256 / SHA384
+
+export interface VerifiedCsr {
+  /** SPKI DER of the requested key. */
+  readonly publicKeySpki: Uint8Array;
+  /** Subject as an RFC 4514-style string (informational only: the certificate subject comes from the profile). */
+  readonly subject: string;
+  readonly curve: Curve;
+}
+
+/**
+ * Verify a DER PKCS#10 CSR. CSR_INVALID: not a CSR, not an EC P-256/P-384 key, or a different key than
+ * `expected.publicKeySpki`. CSR_POP_FAILED: the self-signature does not verify (no proof of possession).
+ */
+export async function verifyCsr(
+  csrDer: Uint8Array,
+  expected?: { publicKeySpki?: Uint8Array },
+): Promise<Result<VerifiedCsr>> {
+  if (!(csrDer instanceof Uint8Array) || csrDer.length === 0) return fail('CSR_INVALID', 'the CSR is empty');
+  if (csrDer.length > MAX_CSR_BYTES) return fail('CSR_INVALID', `the CSR is larger than ${MAX_CSR_BYTES} bytes`);
+  let csr: Pkcs10CertificateRequest;
+  let spki: Uint8Array;
+  let subject: string;
+  let sigOid: string;
+  try {
+    csr = new Pkcs10CertificateRequest(buf(csrDer));
+    spki = new Uint8Array(csr.publicKey.rawData);
+    subject = csr.subject;
+    const asn = AsnConvert.parse(csrDer, CertificationRequest);
+    sigOid = asn.signatureAlgorithm.algorithm;
+    if (asn.certificationRequestInfo.version !== 0) return fail('CSR_INVALID', 'the CSR version is not v1 (0)');
+  } catch (e) {
+    return fail('CSR_INVALID', `the CSR cannot be parsed: ${(e as Error).message}`);
+  }
+  const curve = spkiCurve(spki);
+  if (!curve) return fail('CSR_INVALID', 'the CSR key is not an EC P-256 or P-384 public key');
+  if (!ECDSA_SIG_OIDS.has(sigOid))
+    return fail('CSR_INVALID', `the CSR signature algorithm ${sigOid} is not ECDSA with SHA-256/384`);
+  if (expected?.publicKeySpki && !bytesEqual(expected.publicKeySpki, spki))
+    return fail('CSR_INVALID', 'the CSR is for a different key than expected');
+  let valid = false;
+  try {
+    valid = await csr.verify(globalThis.crypto);
+  } catch {
+    valid = false;
+  }
+  if (!valid)
+    return fail('CSR_POP_FAILED', 'the CSR signature does not verify with its own key (no proof of possession)');
+  return ok({ publicKeySpki: spki, subject, curve });
+}

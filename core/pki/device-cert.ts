@@ -1,0 +1,176 @@
+/**
+ * Device certificates from a board profile (resources/boards/*.json "certificate" block).
+ * Template variables are validated and set as attribute values, never concatenated into a DN.
+ */
+import 'reflect-metadata';
+import {
+  BasicConstraintsExtension,
+  CertificatePolicyExtension,
+  ExtendedKeyUsageExtension,
+  KeyUsageFlags,
+  KeyUsagesExtension,
+  SubjectAlternativeNameExtension,
+} from '@peculiar/x509';
+import { z } from 'zod';
+import { fail } from '../errors.js';
+import type { Clock } from '../ports.js';
+import { ok, type Result } from '../result.js';
+import {
+  DAY_MS,
+  OID_RE,
+  SKEW_MS,
+  buildName,
+  checkSerial,
+  checkSubjectKey,
+  ekuOids,
+  issue,
+  keyIdExtensions,
+  loadIssuer,
+  randomSerial,
+  type IssuedCertificateInfo,
+  type Issuer,
+} from './x509.js';
+
+export type { IssuedCertificateInfo, Issuer } from './x509.js';
+
+/** Variables available to device certificate templates. */
+export interface DeviceCertificateVars {
+  readonly serialNumber: string;
+  readonly chipId: string;
+  readonly model: string;
+  readonly workOrder: string;
+}
+
+const VAR_RULES: Record<keyof DeviceCertificateVars, { re: RegExp; what: string }> = {
+  serialNumber: { re: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, what: '1..64 of A-Z a-z 0-9 . _ : -' },
+  chipId: { re: /^[0-9a-f]{8,64}$/, what: '8..64 lower-case hex chars' },
+  model: { re: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, what: '1..64 of A-Z a-z 0-9 . _ : -' },
+  workOrder: { re: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, what: '1..64 of A-Z a-z 0-9 . _ -' },
+};
+
+/**
+ * Substitute {serialNumber}, {chipId}, {model}, {workOrder} in a template. Every variable is validated
+ * against a strict character set first (no DN separators, quotes, spaces or control characters);
+ * unknown placeholders and stray braces are errors (CERT_ISSUE_FAILED).
+ */
+export function renderTemplate(template: string, vars: DeviceCertificateVars): Result<string> {
+  for (const k of Object.keys(VAR_RULES) as Array<keyof DeviceCertificateVars>) {
+    const v = vars[k];
+    if (typeof v !== 'string' || !VAR_RULES[k].re.test(v))
+      return fail('CERT_ISSUE_FAILED', `certificate variable ${k}: expected ${VAR_RULES[k].what}`, { variable: k });
+  }
+  let bad: string | null = null;
+  const out = template.replace(/\{([^{}]*)\}/g, (m, name: string) => {
+    if (Object.prototype.hasOwnProperty.call(VAR_RULES, name)) return vars[name as keyof DeviceCertificateVars];
+    bad ??= m;
+    return m;
+  });
+  if (bad !== null) return fail('CERT_ISSUE_FAILED', `certificate template: unknown placeholder ${bad}`, { template });
+  if (/[{}]/.test(out)) return fail('CERT_ISSUE_FAILED', 'certificate template: unbalanced braces', { template });
+  return ok(out);
+}
+
+const TEMPLATE = z.string().min(1).max(128);
+
+/**
+ * The `certificate` block of a board profile (resources/boards/*.json). Exported so core/profiles.ts
+ * can embed it. `extendedKeyUsage` entries are names (clientAuth, serverAuth) or dotted OIDs.
+ */
+export const DeviceCertificateProfileSchema = z
+  .object({
+    subject: z
+      .object({
+        commonName: TEMPLATE,
+        organization: TEMPLATE.optional(),
+        serialNumber: TEMPLATE.optional(),
+      })
+      .strict(),
+    sanUri: TEMPLATE.optional(),
+    validityDays: z.number().int().min(1).max(36500),
+    policyOid: z.string().regex(OID_RE, 'expected a dotted OID').optional(),
+    extendedKeyUsage: z
+      .array(
+        z.union([
+          z.enum(['clientAuth', 'serverAuth']),
+          z.string().regex(OID_RE, 'expected clientAuth, serverAuth or an OID'),
+        ]),
+      )
+      .optional(),
+  })
+  .strict();
+
+export type DeviceCertificateProfile = z.infer<typeof DeviceCertificateProfileSchema>;
+
+const URI_RE = /^[a-z][a-z0-9+.-]*:[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$/;
+
+/**
+ * Issue a device certificate from a board profile. Template variables are validated and set as
+ * attribute values (never concatenated into a DN string). A Signer error is returned as is
+ * (e.g. HSM_SESSION_LOST); every other problem is CERT_ISSUE_FAILED.
+ */
+export async function issueDeviceCertificate(params: {
+  ca: Issuer;
+  publicKeySpki: Uint8Array;
+  profile: DeviceCertificateProfile;
+  vars: DeviceCertificateVars;
+  clock: Clock;
+  serialNumber?: Uint8Array;
+}): Promise<Result<IssuedCertificateInfo>> {
+  const prof = DeviceCertificateProfileSchema.safeParse(params.profile);
+  if (!prof.success)
+    return fail(
+      'CERT_ISSUE_FAILED',
+      `certificate profile invalid: ${prof.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  const profile = prof.data;
+  const key = checkSubjectKey(params.publicKeySpki);
+  if (!key.ok) return key;
+  const cn = renderTemplate(profile.subject.commonName, params.vars);
+  if (!cn.ok) return cn;
+  let org: string | undefined;
+  if (profile.subject.organization !== undefined) {
+    const r = renderTemplate(profile.subject.organization, params.vars);
+    if (!r.ok) return r;
+    org = r.value;
+  }
+  let sn: string | undefined;
+  if (profile.subject.serialNumber !== undefined) {
+    const r = renderTemplate(profile.subject.serialNumber, params.vars);
+    if (!r.ok) return r;
+    sn = r.value;
+  }
+  let uri: string | undefined;
+  if (profile.sanUri !== undefined) {
+    const r = renderTemplate(profile.sanUri, params.vars);
+    if (!r.ok) return r;
+    if (!URI_RE.test(r.value) || r.value.length > 255)
+      return fail('CERT_ISSUE_FAILED', `sanUri: ${JSON.stringify(r.value)} is not a valid URI`);
+    uri = r.value;
+  }
+  const name = buildName({ commonName: cn.value, organization: org, serialNumber: sn });
+  if (!name.ok) return name;
+  const serial = checkSerial(params.serialNumber ?? randomSerial());
+  if (!serial.ok) return serial;
+  const nowDate = params.clock.now();
+  const issuerCert = loadIssuer(params.ca, nowDate, false);
+  if (!issuerCert.ok) return issuerCert;
+  const now = nowDate.getTime();
+  const eku = profile.extendedKeyUsage ?? [];
+  return issue({
+    signer: params.ca.signer,
+    issuerCert: issuerCert.value,
+    subject: name.value,
+    subjectSpki: params.publicKeySpki,
+    notBefore: new Date(now - SKEW_MS),
+    notAfter: new Date(now + profile.validityDays * DAY_MS),
+    serial: serial.value,
+    extensions: async (crypto) => [
+      new BasicConstraintsExtension(false, undefined, true),
+      new KeyUsagesExtension(KeyUsageFlags.digitalSignature, true),
+      ...(eku.length ? [new ExtendedKeyUsageExtension(ekuOids(eku), false)] : []),
+      ...(uri ? [new SubjectAlternativeNameExtension([{ type: 'url', value: uri }], false)] : []),
+      ...(profile.policyOid ? [new CertificatePolicyExtension([profile.policyOid], false)] : []),
+      ...(await keyIdExtensions(crypto, params.publicKeySpki, issuerCert.value, params.ca.signer.publicKeySpki)),
+    ],
+  });
+}

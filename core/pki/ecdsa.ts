@@ -1,0 +1,173 @@
+/**
+ * ECDSA helpers shared by the PKI, attestation and JWS code: curve detection from SPKI,
+ * strict DER <-> raw (r||s) signature conversion, and WebCrypto verification.
+ * Pure: only globalThis.crypto.subtle and the ASN.1 parsers.
+ */
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
+import { ECParameters, id_ecPublicKey, id_secp256r1, id_secp384r1 } from '@peculiar/asn1-ecc';
+import type { webcrypto } from 'node:crypto';
+import type { Curve } from '../model.js';
+import type { SignatureAlgorithm } from '../ports.js';
+
+// WebCrypto types (type-only import: erased at runtime, the code uses globalThis.crypto).
+export type Crypto = webcrypto.Crypto;
+export type CryptoKey = webcrypto.CryptoKey;
+export type CryptoKeyPair = webcrypto.CryptoKeyPair;
+export type BufferSource = webcrypto.BufferSource;
+export type AlgorithmIdentifier = webcrypto.AlgorithmIdentifier;
+export type EcdsaParams = webcrypto.EcdsaParams;
+
+/** Byte length of one coordinate / scalar for a curve. */
+export function curveSize(curve: Curve): number {
+  return curve === 'P-256' ? 32 : 48;
+}
+
+/** The JWS / WebCrypto hash that goes with a curve (P-256 -> SHA-256, P-384 -> SHA-384). */
+export function curveHash(curve: Curve): 'SHA-256' | 'SHA-384' {
+  return curve === 'P-256' ? 'SHA-256' : 'SHA-384';
+}
+
+/** The JWS algorithm name that goes with a curve. */
+export function curveAlgorithm(curve: Curve): SignatureAlgorithm {
+  return curve === 'P-256' ? 'ES256' : 'ES384';
+}
+
+/** The hash a JWS algorithm uses. */
+export function algorithmHash(alg: SignatureAlgorithm): 'SHA-256' | 'SHA-384' {
+  return alg === 'ES256' ? 'SHA-256' : 'SHA-384';
+}
+
+/** Copy into a fresh ArrayBuffer-backed Uint8Array (WebCrypto's BufferSource typing wants one). */
+export function buf(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(b.byteLength);
+  out.set(b);
+  return out;
+}
+
+/**
+ * The curve of an EC SubjectPublicKeyInfo (DER), or null when it is not an EC P-256 / P-384 key
+ * with a named curve and an uncompressed point of the right length. Never throws.
+ */
+export function spkiCurve(spki: Uint8Array): Curve | null {
+  try {
+    const info = AsnConvert.parse(spki, SubjectPublicKeyInfo);
+    if (info.algorithm.algorithm !== id_ecPublicKey || !info.algorithm.parameters) return null;
+    const params = AsnConvert.parse(info.algorithm.parameters, ECParameters);
+    const curve: Curve | null =
+      params.namedCurve === id_secp256r1 ? 'P-256' : params.namedCurve === id_secp384r1 ? 'P-384' : null;
+    if (!curve) return null;
+    const point = new Uint8Array(info.subjectPublicKey);
+    if (point.length !== 1 + 2 * curveSize(curve) || point[0] !== 0x04) return null;
+    return curve;
+  } catch {
+    return null;
+  }
+}
+
+/** Import an EC SPKI for ECDSA verification; null if it is not a valid P-256/P-384 key (point on curve). */
+export async function importVerifyKey(spki: Uint8Array): Promise<{ key: CryptoKey; curve: Curve } | null> {
+  const curve = spkiCurve(spki);
+  if (!curve) return null;
+  try {
+    const key = await globalThis.crypto.subtle.importKey(
+      'spki',
+      buf(spki),
+      { name: 'ECDSA', namedCurve: curve },
+      true,
+      ['verify'],
+    );
+    return { key, curve };
+  } catch {
+    return null;
+  }
+}
+
+/** Verify a raw r||s ECDSA signature; false on any problem (wrong length, bad key). Never throws. */
+export async function verifyRaw(
+  key: CryptoKey,
+  curve: Curve,
+  hash: 'SHA-256' | 'SHA-384',
+  signature: Uint8Array,
+  data: Uint8Array,
+): Promise<boolean> {
+  if (signature.length !== 2 * curveSize(curve)) return false;
+  try {
+    return await globalThis.crypto.subtle.verify({ name: 'ECDSA', hash }, key, buf(signature), buf(data));
+  } catch {
+    return false;
+  }
+}
+
+function readLength(der: Uint8Array, pos: number): { len: number; next: number } | null {
+  const first = der[pos];
+  if (first === undefined) return null;
+  if (first < 0x80) return { len: first, next: pos + 1 };
+  if (first !== 0x81) return null; // ECDSA signatures for P-256/P-384 never need more than one length byte
+  const len = der[pos + 1];
+  if (len === undefined || len < 0x80) return null; // non-minimal length encoding
+  return { len, next: pos + 2 };
+}
+
+function readInteger(der: Uint8Array, pos: number, size: number): { value: Uint8Array; next: number } | null {
+  if (der[pos] !== 0x02) return null;
+  const l = readLength(der, pos + 1);
+  if (!l || l.len === 0) return null;
+  const end = l.next + l.len;
+  if (end > der.length) return null;
+  let v = der.subarray(l.next, end);
+  if ((v[0]! & 0x80) !== 0) return null; // negative
+  if (v.length > 1 && v[0] === 0 && (v[1]! & 0x80) === 0) return null; // non-minimal
+  if (v[0] === 0 && v.length > 1) v = v.subarray(1);
+  if (v.length > size) return null;
+  if (v.every((x) => x === 0)) return null; // r and s must be in [1, n-1]
+  const out = new Uint8Array(size);
+  out.set(v, size - v.length);
+  return { value: out, next: end };
+}
+
+/**
+ * Strict DER ECDSA-Sig-Value (SEQUENCE { r INTEGER, s INTEGER }) to raw r||s of the curve's size.
+ * Returns null on any deviation from DER (BER forms, trailing bytes, oversize integers).
+ */
+export function derToRawSignature(der: Uint8Array, curve: Curve): Uint8Array | null {
+  const size = curveSize(curve);
+  if (der[0] !== 0x30) return null;
+  const seq = readLength(der, 1);
+  if (!seq || seq.next + seq.len !== der.length) return null;
+  const r = readInteger(der, seq.next, size);
+  if (!r) return null;
+  const s = readInteger(der, r.next, size);
+  if (!s || s.next !== der.length) return null;
+  const out = new Uint8Array(2 * size);
+  out.set(r.value, 0);
+  out.set(s.value, size);
+  return out;
+}
+
+function encodeInteger(v: Uint8Array): Uint8Array {
+  let i = 0;
+  while (i < v.length - 1 && v[i] === 0) i++;
+  const body = v.subarray(i);
+  const pad = (body[0]! & 0x80) !== 0 ? 1 : 0;
+  const out = new Uint8Array(2 + pad + body.length);
+  out[0] = 0x02;
+  out[1] = pad + body.length;
+  out.set(body, 2 + pad);
+  return out;
+}
+
+/** Raw r||s to DER ECDSA-Sig-Value. Throws on an odd length (a bug in the caller). */
+export function rawToDerSignature(raw: Uint8Array): Uint8Array {
+  if (raw.length === 0 || raw.length % 2 !== 0) throw new Error('rawToDerSignature: odd signature length');
+  const half = raw.length / 2;
+  const r = encodeInteger(raw.subarray(0, half));
+  const s = encodeInteger(raw.subarray(half));
+  const len = r.length + s.length;
+  const head = len < 0x80 ? [0x30, len] : [0x30, 0x81, len];
+  const out = new Uint8Array(head.length + len);
+  out.set(head, 0);
+  out.set(r, head.length);
+  out.set(s, head.length + r.length);
+  return out;
+}

@@ -1,0 +1,351 @@
+/**
+ * Certificate issuance core through an injected Signer (in production an HSM key that never leaves
+ * the token). @peculiar/x509 builds and encodes the certificates; the only private-key operation
+ * it performs goes through `signerCrypto`, whose `subtle.sign` delegates to `Signer.sign`.
+ *
+ * Profiles (docs/formats.md):
+ *  - root CA: self-signed, basicConstraints CA (critical), keyUsage keyCertSign|cRLSign (critical), SKI
+ *  - issuing CA: basicConstraints CA pathLen (critical), keyUsage keyCertSign|cRLSign (critical), SKI, AKI
+ *  - station: basicConstraints CA:false (critical), keyUsage digitalSignature (critical), SKI, AKI, optional EKU
+ *  - device: basicConstraints CA:false (critical), keyUsage digitalSignature (critical), EKU, SAN URI,
+ *    certificatePolicies, SKI, AKI; random positive 16-byte serial; notBefore = now - 60 s
+ */
+import 'reflect-metadata';
+import {
+  AuthorityKeyIdentifierExtension,
+  BasicConstraintsExtension,
+  ExtendedKeyUsage,
+  Extension,
+  KeyUsageFlags,
+  KeyUsagesExtension,
+  Name,
+  SubjectKeyIdentifierExtension,
+  X509Certificate,
+  X509CertificateGenerator,
+} from '@peculiar/x509';
+import { bytesEqual, toHex } from '../bytes.js';
+import { fail, type StationError } from '../errors.js';
+import type { Curve } from '../model.js';
+import type { Signer } from '../ports.js';
+import { ok, type Result } from '../result.js';
+import {
+  algorithmHash,
+  buf,
+  curveSize,
+  spkiCurve,
+  type AlgorithmIdentifier,
+  type BufferSource,
+  type Crypto,
+  type CryptoKey,
+  type EcdsaParams,
+} from './ecdsa.js';
+import { certificateSha256 } from './pem.js';
+
+// ---------------------------------------------------------------- signer -> WebCrypto bridge
+
+/** Thrown inside the WebCrypto bridge to carry a Signer's typed error out of @peculiar/x509. */
+class SignerFailure extends Error {
+  constructor(readonly error: StationError) {
+    super(error.message);
+  }
+}
+
+export interface SignerCrypto {
+  /** WebCrypto-shaped provider: pass it as the last argument of @peculiar/x509 generators. */
+  readonly crypto: Crypto;
+  /** Stand-in private CryptoKey; `crypto.subtle.sign` with it calls `signer.sign`. */
+  readonly privateKey: CryptoKey;
+  /** The signer's public key, imported for ECDSA verification. */
+  readonly publicKey: CryptoKey;
+}
+
+function toBytes(data: BufferSource): Uint8Array {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function hashName(alg: unknown): string | undefined {
+  if (!alg || typeof alg !== 'object' || !('hash' in alg)) return undefined;
+  const h = (alg as { hash: unknown }).hash;
+  if (typeof h === 'string') return h;
+  if (h && typeof h === 'object' && 'name' in h && typeof (h as { name: unknown }).name === 'string')
+    return (h as { name: string }).name;
+  return undefined;
+}
+
+/**
+ * Build a WebCrypto `Crypto` whose `subtle.sign` with the returned stand-in private key delegates
+ * to `signer.sign` (every other operation goes to globalThis.crypto.subtle), plus the stand-in key
+ * and the imported public key. A signer failure surfaces as the signer's own error (e.g. HSM_SESSION_LOST).
+ */
+export async function signerCrypto(signer: Signer): Promise<Result<SignerCrypto>> {
+  const curve = spkiCurve(signer.publicKeySpki);
+  if (!curve || curve !== signer.curve)
+    return fail('CERT_ISSUE_FAILED', `signer public key is not an EC ${signer.curve} key`, { curve });
+  let publicKey: CryptoKey;
+  try {
+    publicKey = await globalThis.crypto.subtle.importKey(
+      'spki',
+      buf(signer.publicKeySpki),
+      { name: 'ECDSA', namedCurve: curve },
+      true,
+      ['verify'],
+    );
+  } catch (e) {
+    return fail('CERT_ISSUE_FAILED', `signer public key cannot be imported: ${(e as Error).message}`);
+  }
+  const privateKey = {
+    type: 'private',
+    extractable: false,
+    algorithm: { name: 'ECDSA', namedCurve: curve },
+    usages: ['sign'],
+  } as unknown as CryptoKey;
+  const base = globalThis.crypto.subtle;
+  const expectedHash = algorithmHash(signer.algorithm);
+  const subtle = new Proxy(base, {
+    get(target, prop) {
+      if (prop === 'sign') {
+        return async (
+          alg: AlgorithmIdentifier | EcdsaParams,
+          key: CryptoKey,
+          data: BufferSource,
+        ): Promise<ArrayBuffer> => {
+          if (key !== privateKey) return target.sign(alg, key, data);
+          const name = typeof alg === 'string' ? alg : alg.name;
+          if (name.toUpperCase() !== 'ECDSA' || hashName(alg)?.toUpperCase() !== expectedHash)
+            throw new Error(`signer ${signer.algorithm} cannot sign with ${name}/${hashName(alg) ?? '?'}`);
+          const r = await signer.sign(toBytes(data));
+          if (!r.ok) throw new SignerFailure(r.error);
+          if (r.value.length !== 2 * curveSize(curve))
+            throw new SignerFailure({
+              code: 'HSM_FAILED',
+              message: `signer returned a ${r.value.length}-byte signature, expected raw r||s of ${2 * curveSize(curve)} bytes`,
+              kind: 'bug',
+              action: 'call-supervisor',
+              guidance: 'The HSM reported an unexpected error. Call a supervisor.',
+            });
+          return buf(r.value).buffer;
+        };
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const crypto = {
+    subtle,
+    getRandomValues: (a: Uint8Array) => globalThis.crypto.getRandomValues(a),
+    randomUUID: () => globalThis.crypto.randomUUID(),
+  } as unknown as Crypto;
+  return ok({ crypto, privateKey, publicKey });
+}
+
+// ---------------------------------------------------------------- names & templates
+
+/** Subject of a CA or station certificate. */
+export interface SimpleSubject {
+  readonly commonName: string;
+  readonly organization?: string;
+}
+
+type NameParams = ConstructorParameters<typeof Name>[0];
+
+const ATTR_VALUE_RE = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,64}$/u;
+const PRINTABLE_RE = /^[A-Za-z0-9 '()+,\-./:=?]{1,64}$/;
+
+function checkAttr(field: string, value: string): Result<string> {
+  if (typeof value !== 'string' || !ATTR_VALUE_RE.test(value) || value !== value.trim())
+    return fail(
+      'CERT_ISSUE_FAILED',
+      `subject ${field}: must be 1..64 characters without control characters or outer spaces`,
+      {
+        field,
+      },
+    );
+  return ok(value);
+}
+
+/** Build a Name from attribute values (set as values, never parsed as a DN string). */
+export function buildName(attrs: {
+  commonName: string;
+  organization?: string | undefined;
+  serialNumber?: string | undefined;
+}): Result<Name> {
+  const items: Array<Record<string, Array<{ utf8String?: string; printableString?: string }>>> = [];
+  if (attrs.organization !== undefined) {
+    const o = checkAttr('organization', attrs.organization);
+    if (!o.ok) return o;
+    items.push({ '2.5.4.10': [{ utf8String: o.value }] });
+  }
+  const cn = checkAttr('commonName', attrs.commonName);
+  if (!cn.ok) return cn;
+  items.push({ '2.5.4.3': [{ utf8String: cn.value }] });
+  if (attrs.serialNumber !== undefined) {
+    if (!PRINTABLE_RE.test(attrs.serialNumber))
+      return fail('CERT_ISSUE_FAILED', 'subject serialNumber: must be 1..64 PrintableString characters', {
+        field: 'serialNumber',
+      });
+    items.push({ '2.5.4.5': [{ printableString: attrs.serialNumber }] });
+  }
+  return ok(new Name(items as unknown as NameParams));
+}
+
+/** A dotted-decimal object identifier. */
+export const OID_RE = /^[0-2](\.(0|[1-9][0-9]*))+$/;
+
+// ---------------------------------------------------------------- issuance core
+
+/** What every issuing function returns. */
+export interface IssuedCertificateInfo {
+  readonly der: Uint8Array;
+  /** Serial number, lower-case hex (as in the certificate, without a sign byte). */
+  readonly serialNumber: string;
+  /** SHA-256 of the DER, lower-case hex. */
+  readonly sha256: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+}
+
+/** The issuing side: a signer and the DER certificate of its key. */
+export interface Issuer {
+  readonly signer: Signer;
+  readonly certificate: Uint8Array;
+}
+
+export const DAY_MS = 86_400_000;
+export const SKEW_MS = 60_000;
+
+/** A random positive 16-byte serial (top bit clear, second-highest set: always exactly 16 bytes in DER). */
+export function randomSerial(): Uint8Array {
+  const b = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  b[0] = (b[0]! & 0x7f) | 0x40;
+  return b;
+}
+
+export function checkSerial(serial: Uint8Array): Result<Uint8Array> {
+  if (
+    serial.length < 1 ||
+    serial.length > 20 ||
+    (serial[0]! & 0x80) !== 0 ||
+    serial[0] === 0 ||
+    serial.every((x) => x === 0)
+  )
+    return fail('CERT_ISSUE_FAILED', 'serial number must be 1..20 bytes, positive, without a leading zero byte');
+  return ok(serial);
+}
+
+export function checkValidityDays(days: number): Result<number> {
+  if (!Number.isInteger(days) || days < 1 || days > 36500)
+    return fail('CERT_ISSUE_FAILED', `validityDays must be an integer in 1..36500, got ${String(days)}`);
+  return ok(days);
+}
+
+/** Parse and vet the issuer: certificate parses, is a CA allowed to sign certs, is valid now, matches the signer key. */
+export function loadIssuer(issuer: Issuer, now: Date, issuingCa: boolean): Result<X509Certificate> {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(buf(issuer.certificate));
+  } catch (e) {
+    return fail('CERT_ISSUE_FAILED', `issuer certificate cannot be parsed: ${(e as Error).message}`);
+  }
+  if (!bytesEqual(new Uint8Array(cert.publicKey.rawData), issuer.signer.publicKeySpki))
+    return fail('CERT_ISSUE_FAILED', 'issuer certificate does not belong to the signing key');
+  const bc = cert.getExtension(BasicConstraintsExtension);
+  if (!bc?.ca) return fail('CERT_ISSUE_FAILED', `issuer ${cert.subject} is not a CA certificate`);
+  if (issuingCa && bc.pathLength === 0)
+    return fail('CERT_ISSUE_FAILED', `issuer ${cert.subject} has pathLen 0 and cannot issue CA certificates`);
+  const ku = cert.getExtension(KeyUsagesExtension);
+  if (ku && (ku.usages & KeyUsageFlags.keyCertSign) === 0)
+    return fail('CERT_ISSUE_FAILED', `issuer ${cert.subject} key usage does not allow keyCertSign`);
+  if (now < cert.notBefore || now > cert.notAfter)
+    return fail('CERT_ISSUE_FAILED', `issuer ${cert.subject} is not valid at ${now.toISOString()}`, {
+      notBefore: cert.notBefore.toISOString(),
+      notAfter: cert.notAfter.toISOString(),
+    });
+  return ok(cert);
+}
+
+export interface IssueParams {
+  readonly signer: Signer;
+  /** Undefined: self-signed. */
+  readonly issuerCert?: X509Certificate;
+  readonly subject: Name;
+  readonly subjectSpki: Uint8Array;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly serial: Uint8Array;
+  readonly extensions: (crypto: Crypto) => Promise<Extension[]>;
+}
+
+export async function issue(p: IssueParams): Promise<Result<IssuedCertificateInfo>> {
+  const sc = await signerCrypto(p.signer);
+  if (!sc.ok) return sc;
+  const { crypto, privateKey } = sc.value;
+  try {
+    const extensions = await p.extensions(crypto);
+    const cert = await X509CertificateGenerator.create(
+      {
+        serialNumber: toHex(p.serial),
+        subject: p.subject,
+        issuer: p.issuerCert ? p.issuerCert.subjectName : p.subject,
+        notBefore: p.notBefore,
+        notAfter: p.notAfter,
+        publicKey: buf(p.subjectSpki),
+        signingKey: privateKey,
+        signingAlgorithm: { name: 'ECDSA', hash: algorithmHash(p.signer.algorithm) } as EcdsaParams,
+        extensions,
+      },
+      crypto,
+    );
+    const der = new Uint8Array(cert.rawData);
+    // Self-check: the signature must verify with the issuer key (catches a misbehaving signer).
+    const check = new X509Certificate(buf(der));
+    const valid = await check.verify(
+      { publicKey: buf(p.signer.publicKeySpki), signatureOnly: true },
+      globalThis.crypto,
+    );
+    if (!valid)
+      return fail('CERT_ISSUE_FAILED', 'issued certificate does not verify with the issuer key (signer fault)');
+    return ok({
+      der,
+      serialNumber: toHex(p.serial),
+      sha256: await certificateSha256(der),
+      notBefore: check.notBefore.toISOString(),
+      notAfter: check.notAfter.toISOString(),
+    });
+  } catch (e) {
+    if (e instanceof SignerFailure) return { ok: false, error: e.error };
+    return fail('CERT_ISSUE_FAILED', `certificate generation failed: ${(e as Error).message}`);
+  }
+}
+
+export async function keyIdExtensions(
+  crypto: Crypto,
+  subjectSpki: Uint8Array,
+  issuerCert: X509Certificate | undefined,
+  issuerSpki: Uint8Array,
+): Promise<Extension[]> {
+  const ski = await SubjectKeyIdentifierExtension.create(buf(subjectSpki), false, crypto);
+  const out: Extension[] = [ski];
+  if (issuerCert) {
+    const issuerSki = issuerCert.getExtension(SubjectKeyIdentifierExtension);
+    out.push(
+      issuerSki
+        ? new AuthorityKeyIdentifierExtension(issuerSki.keyId, false)
+        : await AuthorityKeyIdentifierExtension.create(buf(issuerSpki), false, crypto),
+    );
+  }
+  return out;
+}
+
+export function checkSubjectKey(spki: Uint8Array): Result<Curve> {
+  const c = spkiCurve(spki);
+  if (!c) return fail('CERT_ISSUE_FAILED', 'subject public key is not an EC P-256 / P-384 key');
+  return ok(c);
+}
+
+/** EKU names (clientAuth, serverAuth) or dotted OIDs to OIDs. */
+export function ekuOids(list: readonly string[]): string[] {
+  return list.map((u) =>
+    u === 'clientAuth' ? ExtendedKeyUsage.clientAuth : u === 'serverAuth' ? ExtendedKeyUsage.serverAuth : u,
+  );
+}

@@ -1,0 +1,140 @@
+/**
+ * The signed provisioning record: one per provisioned board, canonical JSON signed by the station
+ * key as a compact JWS (typ line-station-record+jws, x5c = station chain). See docs/formats.md.
+ */
+import { z } from 'zod';
+import { sha256Hex, utf8 } from './bytes.js';
+import { Sha256Hex, formatIssues } from './baseline.js';
+import { canonicalJson } from './canonical.js';
+import { fail } from './errors.js';
+import type { Clock, Signer } from './ports.js';
+import { ok, type Result } from './result.js';
+import { signJws, verifyJws } from './jws.js';
+
+export const RECORD_SCHEMA = 'line-station/provisioning-record/v1';
+export const RECORD_TYP = 'line-station-record+jws';
+
+const Uuid = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a lower-case UUID');
+const B64Url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected base64url');
+const Text = z.string().min(1).max(256);
+const IsoTime = z.string().datetime({ offset: true });
+
+export const ProvisioningRecordSchema = z
+  .object({
+    schema: z.literal(RECORD_SCHEMA),
+    recordId: Uuid,
+    runId: Text,
+    kind: z.enum(['initial', 'rotation']),
+    supersedesRecordId: Uuid.nullable(),
+    station: z.object({ id: Text, certificateSha256: Sha256Hex }).strict(),
+    operator: Text,
+    workOrder: Text,
+    profileId: Text,
+    board: z
+      .object({
+        chipId: z.string().regex(/^[0-9a-f]{8,64}$/, 'expected 8..64 lower-case hex chars'),
+        serialNumber: Text,
+        model: Text,
+        hardwareRevision: z.string().max(256),
+        firmwareVersion: z.string().max(256),
+        port: z.string().max(1024),
+      })
+      .strict(),
+    attestation: z.object({ nonce: B64Url, leafSha256: Sha256Hex }).strict(),
+    key: z
+      .object({ mode: z.enum(['onboard', 'injected']), curve: z.enum(['P-256', 'P-384']), publicKeySpki: B64Url })
+      .strict(),
+    certificate: z
+      .object({
+        serialNumber: z.string().regex(/^[0-9a-f]{2,40}$/, 'expected hex'),
+        sha256: Sha256Hex,
+        pem: z.string().min(1),
+      })
+      .strict(),
+    chain: z.array(z.string().min(1)).max(8),
+    manifest: z.object({ jws: z.string().min(1) }).strict(),
+    verdict: z
+      .object({
+        pass: z.boolean(),
+        violations: z.array(
+          z.object({ rule: z.string(), expected: z.unknown(), actual: z.unknown(), message: z.string() }).strict(),
+        ),
+      })
+      .strict(),
+    timings: z.record(z.string(), z.number().nonnegative()),
+    startedAt: IsoTime,
+    completedAt: IsoTime,
+    outcome: z.literal('provisioned'),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if ((r.kind === 'rotation') !== (r.supersedesRecordId !== null))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['supersedesRecordId'],
+        message: 'a rotation must name the record it supersedes; an initial record must not',
+      });
+  });
+
+export type ProvisioningRecord = z.infer<typeof ProvisioningRecordSchema>;
+
+/** The record's canonical JSON (sorted keys, no whitespace) as UTF-8: the exact signed payload. */
+export function encodeRecord(record: ProvisioningRecord): Uint8Array {
+  return utf8(canonicalJson(record));
+}
+
+export interface SignedRecord {
+  /** Canonical JSON of the record (the JWS payload). */
+  readonly json: string;
+  readonly jws: string;
+  /** SHA-256 (hex) of `json` as UTF-8. */
+  readonly sha256: string;
+}
+
+/**
+ * Validate (a record that fails the schema is a bug: INTERNAL) and sign a record with the station key.
+ * Signer errors are returned as is.
+ */
+export async function signRecord(
+  signer: Signer,
+  stationChain: readonly Uint8Array[],
+  record: ProvisioningRecord,
+): Promise<Result<SignedRecord>> {
+  const v = ProvisioningRecordSchema.safeParse(record);
+  if (!v.success)
+    return fail('INTERNAL', `provisioning record does not match its schema: ${formatIssues(v.error.issues)}`);
+  let json: string;
+  try {
+    json = canonicalJson(record);
+  } catch (e) {
+    return fail('INTERNAL', `provisioning record is not plain JSON: ${(e as Error).message}`);
+  }
+  const payload = utf8(json);
+  const jws = await signJws({ signer, payload, header: { typ: RECORD_TYP, x5c: stationChain } });
+  if (!jws.ok) return jws;
+  return ok({ json, jws: jws.value, sha256: await sha256Hex(payload) });
+}
+
+/**
+ * Verify a signed record: JWS signature with the x5c station chain validated to `trustAnchors` at
+ * clock.now(), typ, and the record schema. INPUT_INVALID on any failure.
+ */
+export async function verifyRecord(
+  jws: string,
+  trustAnchors: readonly Uint8Array[],
+  clock: Clock,
+): Promise<Result<ProvisioningRecord>> {
+  const v = await verifyJws(jws, { trustAnchors, clock, typ: RECORD_TYP });
+  if (!v.ok) return v;
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(v.value.payload));
+  } catch {
+    return fail('INPUT_INVALID', 'record payload is not JSON');
+  }
+  const r = ProvisioningRecordSchema.safeParse(json);
+  if (!r.success) return fail('INPUT_INVALID', `record: ${formatIssues(r.error.issues)}`);
+  return ok(r.data);
+}
