@@ -1,0 +1,172 @@
+/**
+ * Schema migrations for the station database, tracked with `PRAGMA user_version`.
+ *
+ * Rules: forward-only; append new migrations at the end of MIGRATIONS, never edit a released one; each runs
+ * in its own transaction together with the user_version bump, so a crash leaves the DB at a whole version.
+ */
+import type Database from 'better-sqlite3';
+import type { Logger } from '../../core/ports.js';
+import { GENESIS_HASH } from '../../core/audit.js';
+
+export interface Migration {
+  /** 1-based; must equal the index in MIGRATIONS + 1. */
+  readonly version: number;
+  readonly name: string;
+  readonly up: (db: Database.Database) => void;
+}
+
+const V1_SCHEMA = `
+CREATE TABLE runs (
+  run_id TEXT PRIMARY KEY,
+  chip_id TEXT NOT NULL,
+  serial_number TEXT NOT NULL,
+  port TEXT NOT NULL,
+  work_order TEXT NOT NULL,
+  operator TEXT NOT NULL,
+  station_id TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('initial', 'rotation')),
+  supersedes_record_id TEXT REFERENCES records(record_id),
+  state TEXT NOT NULL CHECK (state IN ('active', 'done', 'failed')),
+  step TEXT NOT NULL,
+  data_json TEXT NOT NULL CHECK (json_valid(data_json)),
+  error_json TEXT CHECK (error_json IS NULL OR json_valid(error_json)),
+  started_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+) STRICT;
+-- A chip has at most one active run.
+CREATE UNIQUE INDEX runs_one_active_per_chip ON runs(chip_id) WHERE state = 'active';
+CREATE INDEX runs_chip ON runs(chip_id, started_at);
+CREATE INDEX runs_state ON runs(state, updated_at);
+
+CREATE TABLE issued_certificates (
+  serial TEXT PRIMARY KEY,
+  sha256 TEXT NOT NULL UNIQUE,
+  chip_id TEXT NOT NULL,
+  run_id TEXT NOT NULL REFERENCES runs(run_id),
+  der BLOB NOT NULL,
+  not_before TEXT NOT NULL,
+  not_after TEXT NOT NULL,
+  issued_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX issued_certificates_chip ON issued_certificates(chip_id, issued_at);
+CREATE INDEX issued_certificates_run ON issued_certificates(run_id);
+
+CREATE TABLE records (
+  record_id TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL UNIQUE REFERENCES runs(run_id),
+  chip_id TEXT NOT NULL,
+  serial_number TEXT NOT NULL,
+  work_order TEXT NOT NULL,
+  operator TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('initial', 'rotation')),
+  supersedes_record_id TEXT REFERENCES records(record_id),
+  superseded_by TEXT REFERENCES records(record_id),
+  outcome TEXT NOT NULL CHECK (outcome = 'provisioned'),
+  certificate_serial TEXT NOT NULL REFERENCES issued_certificates(serial),
+  created_at TEXT NOT NULL,
+  record_json TEXT NOT NULL,
+  jws TEXT NOT NULL,
+  record_sha256 TEXT NOT NULL,
+  audit_seq INTEGER NOT NULL UNIQUE
+) STRICT;
+-- A record is superseded at most once.
+CREATE UNIQUE INDEX records_supersedes ON records(supersedes_record_id) WHERE supersedes_record_id IS NOT NULL;
+CREATE INDEX records_created ON records(created_at DESC, record_id);
+CREATE INDEX records_chip ON records(chip_id, created_at DESC, record_id);
+CREATE INDEX records_serial ON records(serial_number, created_at DESC, record_id);
+CREATE INDEX records_work_order ON records(work_order, created_at DESC, record_id);
+CREATE INDEX records_current ON records(chip_id, audit_seq) WHERE superseded_by IS NULL;
+
+CREATE TABLE audit_log (
+  seq INTEGER PRIMARY KEY,
+  ts TEXT NOT NULL,
+  type TEXT NOT NULL,
+  run_id TEXT,
+  payload_json TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_log_run ON audit_log(run_id, seq);
+
+-- The chain head, updated in the same transaction as every append (detects tail truncation).
+CREATE TABLE audit_head (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  seq INTEGER NOT NULL,
+  hash TEXT NOT NULL
+) STRICT;
+INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${GENESIS_HASH}');
+
+-- Append-only guards. They stop casual edits (e.g. with the sqlite3 shell); an attacker who drops them is
+-- caught by the hash chain and the head row (see docs/audit.md for the limits).
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_append_at_head BEFORE INSERT ON audit_log
+WHEN NEW.seq IS NOT (SELECT seq + 1 FROM audit_head WHERE id = 1)
+  OR NEW.prev_hash IS NOT (SELECT hash FROM audit_head WHERE id = 1)
+BEGIN SELECT RAISE(ABORT, 'audit_log entries must be appended at the head'); END;
+CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head
+BEGIN SELECT RAISE(ABORT, 'audit_head cannot be deleted'); END;
+CREATE TRIGGER audit_head_advance_only BEFORE UPDATE ON audit_head
+WHEN NEW.id IS NOT OLD.id OR NEW.seq IS NOT OLD.seq + 1
+  OR NEW.hash IS NOT (SELECT hash FROM audit_log WHERE seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'audit_head only advances to the newest audit entry'); END;
+
+CREATE TRIGGER records_no_delete BEFORE DELETE ON records
+BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
+CREATE TRIGGER records_no_update BEFORE UPDATE OF
+  record_id, run_id, chip_id, serial_number, work_order, operator, kind, supersedes_record_id, outcome,
+  certificate_serial, created_at, record_json, jws, record_sha256, audit_seq ON records
+BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
+-- The one permitted update: marking a record superseded, once.
+CREATE TRIGGER records_supersede_once BEFORE UPDATE OF superseded_by ON records
+WHEN OLD.superseded_by IS NOT NULL OR NEW.superseded_by IS NULL
+BEGIN SELECT RAISE(ABORT, 'a record is superseded at most once'); END;
+`;
+
+/** All migrations, in order. The schema version of a database is the number applied. */
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial schema: runs, issued certificates, records, audit log', up: (db) => db.exec(V1_SCHEMA) },
+];
+
+/** The schema version this build writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export type MigrationOutcome =
+  | { readonly ok: true; readonly from: number; readonly to: number }
+  | { readonly ok: false; readonly from: number; readonly message: string };
+
+/**
+ * Bring `db` up to the last migration in `migrations`, each in its own transaction (with the user_version bump).
+ * Refuses (without touching the DB) a user_version newer than the code knows. A failing migration is rolled
+ * back and reported; earlier ones stay applied.
+ */
+export function migrate(db: Database.Database, migrations: readonly Migration[], logger?: Logger): MigrationOutcome {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration ${m.name} has version ${m.version}, expected ${i + 1}`);
+  });
+  const from = db.pragma('user_version', { simple: true }) as number;
+  const known = migrations.length;
+  if (from > known) {
+    return {
+      ok: false,
+      from,
+      message: `database schema version ${from} is newer than this station software supports (${known}); upgrade the station software`,
+    };
+  }
+  let current = from;
+  for (const m of migrations.slice(from)) {
+    try {
+      db.transaction(() => {
+        m.up(db);
+        db.pragma(`user_version = ${m.version}`);
+      }).immediate();
+    } catch (cause) {
+      return { ok: false, from, message: `migration ${m.version} (${m.name}) failed: ${String(cause)}` };
+    }
+    current = m.version;
+    logger?.log('info', 'database migrated', { version: m.version, name: m.name });
+  }
+  return { ok: true, from, to: current };
+}
