@@ -1,0 +1,479 @@
+/**
+ * The simulated board "firmware": identity, factory attestation, on-board key generation or wrapped key
+ * injection, certificate storage, measurements, lock and zeroize. It works on decoded request bodies
+ * (CBOR maps) and returns response bodies; framing, replay and transport live in session.ts.
+ *
+ * Private keys (attestation key, device key, transport key) never leave this object except into the
+ * board's own persistent storage (the state file, standing in for the board's flash).
+ */
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import {
+  createDecipheriv,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  randomBytes,
+  sign as nodeSign,
+  webcrypto,
+  type KeyObject,
+} from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  simMeasurements,
+  tamperedApplicationDigest,
+  SIM_FIRMWARE_VERSION,
+  SIM_HARDWARE_REVISION,
+  type SimModel,
+} from './baseline.js';
+import { writeFileAtomic } from './fsutil.js';
+import { fromPem, issueAttestationCert, nodeCrypto, toPem, type VendorPki } from './pki.js';
+
+export const SIM_OPS = [
+  'hello',
+  'identify',
+  'attest',
+  'keygen',
+  'injectBegin',
+  'injectKey',
+  'installCert',
+  'measure',
+  'lock',
+  'zeroize',
+] as const;
+export type SimOp = (typeof SIM_OPS)[number];
+
+export type BoardErrorCode =
+  'BAD_REQUEST' | 'BUSY' | 'LOCKED' | 'NO_KEY' | 'CERT_REFUSED' | 'UNSUPPORTED' | 'INTERNAL' | 'VERSION';
+
+/** A response body: the op's result map, or `{ error: { code, message } }`. */
+export type SimResponse = Record<string, unknown>;
+
+/** Per-board fault injection switches (all off by default). */
+export interface Faults {
+  /** Probability (0..1) that each outgoing byte chunk is dropped. */
+  dropBytes?: number;
+  /** Probability (0..1) that each byte of an outgoing frame (header, payload, CRC) has a bit flipped. */
+  corruptBytes?: number;
+  /** Unplug in the middle of this op (after executing it, before answering); fires once. */
+  disconnectOn?: SimOp;
+  /** If set with disconnectOn, plug the board back in after this many ms. */
+  replugAfterMs?: number;
+  /** Sign attestation challenges with a key that does not match the attestation certificate. */
+  badAttestation?: boolean;
+  /** Report an application image digest that differs from the release. */
+  badFirmware?: boolean;
+  /** Report the debug port as unlocked. */
+  debugUnlocked?: boolean;
+  /** Refuse every certificate (installCert -> CERT_REFUSED). */
+  refuseCert?: boolean;
+  /** Send a stale response with a wrong request id before the real one. */
+  stale?: boolean;
+}
+
+/** Simulated processing time in ms per op class. */
+export interface Latency {
+  keygen?: number;
+  /** installCert, injectKey, lock ("writing flash"). */
+  flash?: number;
+  other?: number;
+}
+
+export type SimCurve = 'P-256' | 'P-384';
+
+export interface BoardSnapshot {
+  readonly chipId: string;
+  readonly serialNumber: string;
+  readonly model: SimModel;
+  readonly hasKey: boolean;
+  /** SHA-256 (hex) of the installed leaf certificate, or null. */
+  readonly certSha256: string | null;
+  readonly locked: boolean;
+}
+
+/** The board's persistent storage (its "flash"), one JSON file per board. */
+interface StoredBoard {
+  format: 'ls-sim-board/v1';
+  chipId: string;
+  serialNumber: string;
+  model: SimModel;
+  attestation: { keyPem: string; certPem: string };
+  deviceKey: { curve: SimCurve; keyPem: string } | null;
+  chain: string[] | null;
+  locked: boolean;
+}
+
+const NODE_CURVE: Record<SimCurve, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1' };
+const CURVE_HASH: Record<SimCurve, string> = { 'P-256': 'SHA-256', 'P-384': 'SHA-384' };
+const KW_PAD_IV = Buffer.from('a65959a6', 'hex');
+const ATTEST_PREFIX = Buffer.from('line-station/attest/v1\0', 'utf8');
+
+/** The message a board signs for an attestation challenge (same formula the station verifies). */
+export function attestationMessage(nonce: Uint8Array, chipId: string): Uint8Array {
+  return new Uint8Array(Buffer.concat([ATTEST_PREFIX, Buffer.from(nonce), Buffer.from(chipId, 'utf8')]));
+}
+
+function boardError(code: BoardErrorCode, message: string): SimResponse {
+  return { error: { code, message } };
+}
+
+const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest());
+const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
+const isRecord = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x) && !isBytes(x);
+const spkiOf = (k: KeyObject): Uint8Array => new Uint8Array(k.export({ type: 'spki', format: 'der' }));
+
+function curveOfKey(k: KeyObject): SimCurve | null {
+  const c = k.asymmetricKeyDetails?.namedCurve;
+  if (k.asymmetricKeyType !== 'ec') return null;
+  if (c === 'prime256v1') return 'P-256';
+  if (c === 'secp384r1') return 'P-384';
+  return null;
+}
+
+function parseSubject(x: unknown): string | null {
+  // eslint-disable-next-line no-control-regex
+  return typeof x === 'string' && x.length >= 1 && x.length <= 256 && !/[\u0000-\u001f\u007f]/.test(x) ? x : null;
+}
+
+/** Make a PKCS#10 CSR (DER) with subject CN=`subject`, signed by `privateKey` (proof of possession). */
+async function makeCsr(privateKey: KeyObject, curve: SimCurve, subject: string): Promise<Uint8Array> {
+  const alg = { name: 'ECDSA', namedCurve: curve };
+  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
+  const priv = await webcrypto.subtle.importKey('pkcs8', pkcs8, alg, false, ['sign']);
+  const pub = await webcrypto.subtle.importKey('spki', spkiOf(createPublicKey(privateKey)), alg, true, ['verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+    {
+      name: [{ CN: [subject] }],
+      keys: { privateKey: priv, publicKey: pub },
+      signingAlgorithm: { name: 'ECDSA', hash: CURVE_HASH[curve] },
+    },
+    nodeCrypto,
+  );
+  return new Uint8Array(csr.rawData);
+}
+
+/** Serial number `LS` + 8 upper-case hex chars. */
+function newSerial(): string {
+  return 'LS' + randomBytes(4).toString('hex').toUpperCase();
+}
+
+export interface SimBoardOptions {
+  /** The board's storage file; loaded if it exists, created otherwise. */
+  readonly stateFile: string;
+  /** Model of a new board (an existing state file keeps its model). */
+  readonly model: SimModel;
+  readonly pki: VendorPki;
+  /** Protocol versions this firmware speaks. */
+  readonly versions?: readonly number[];
+  /** Largest frame the board accepts (reported in hello). */
+  readonly maxFrame?: number;
+  readonly faults?: Faults;
+  readonly latency?: Latency;
+  readonly log?: (line: string) => void;
+}
+
+export class SimBoard {
+  faults: Faults;
+  latency: Latency;
+  private transportKey: KeyObject | null = null;
+  private readonly versions: readonly number[];
+  private readonly maxFrame: number;
+  private readonly log: (line: string) => void;
+  /** The vendor root, programmed at the factory next to the attestation certificate. */
+  private readonly vendorRootDer: Uint8Array;
+
+  private constructor(
+    private readonly stateFile: string,
+    private s: StoredBoard,
+    opts: SimBoardOptions,
+  ) {
+    this.faults = { ...(opts.faults ?? {}) };
+    this.latency = { ...(opts.latency ?? {}) };
+    this.versions = opts.versions ?? [1];
+    this.maxFrame = opts.maxFrame ?? 16384;
+    this.log = opts.log ?? (() => {});
+    this.vendorRootDer = new Uint8Array(opts.pki.rootCert.rawData);
+  }
+
+  /** Load the board from its state file, or manufacture a new one (new chip id, attestation key and certificate). */
+  static async open(opts: SimBoardOptions): Promise<SimBoard> {
+    if (existsSync(opts.stateFile)) {
+      let s: StoredBoard;
+      try {
+        s = JSON.parse(readFileSync(opts.stateFile, 'utf8')) as StoredBoard;
+      } catch (e) {
+        throw new Error(`${opts.stateFile}: unreadable board state (${(e as Error).message})`);
+      }
+      if (s?.format !== 'ls-sim-board/v1') throw new Error(`${opts.stateFile}: unknown board state format`);
+      return new SimBoard(opts.stateFile, s, opts);
+    }
+    const chipId = randomBytes(16).toString('hex');
+    const att = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const certDer = await issueAttestationCert(opts.pki, chipId, spkiOf(att.publicKey));
+    const s: StoredBoard = {
+      format: 'ls-sim-board/v1',
+      chipId,
+      serialNumber: newSerial(),
+      model: opts.model,
+      attestation: {
+        keyPem: att.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        certPem: toPem(certDer, 'CERTIFICATE'),
+      },
+      deviceKey: null,
+      chain: null,
+      locked: false,
+    };
+    const b = new SimBoard(opts.stateFile, s, opts);
+    b.persist();
+    return b;
+  }
+
+  get chipId(): string {
+    return this.s.chipId;
+  }
+  get serialNumber(): string {
+    return this.s.serialNumber;
+  }
+  get model(): SimModel {
+    return this.s.model;
+  }
+  get onboardKeygen(): boolean {
+    return this.s.model === 'LS-SIM-SE';
+  }
+  get keyInjection(): boolean {
+    return this.s.model === 'LS-SIM-BASIC';
+  }
+  get curves(): SimCurve[] {
+    return this.s.model === 'LS-SIM-SE' ? ['P-256', 'P-384'] : ['P-256'];
+  }
+
+  /** Read-only view of the identity state. */
+  snapshot(): BoardSnapshot {
+    const leaf = this.s.chain?.[0];
+    return {
+      chipId: this.s.chipId,
+      serialNumber: this.s.serialNumber,
+      model: this.s.model,
+      hasKey: this.s.deviceKey !== null,
+      certSha256: leaf ? Buffer.from(sha256(fromPem(leaf, 'CERTIFICATE'))).toString('hex') : null,
+      locked: this.s.locked,
+    };
+  }
+
+  /** Simulated processing time of `op`. */
+  latencyOf(op: SimOp): number {
+    if (op === 'keygen') return this.latency.keygen ?? 0;
+    if (op === 'installCert' || op === 'injectKey' || op === 'lock') return this.latency.flash ?? 0;
+    return this.latency.other ?? 0;
+  }
+
+  /** Execute one request; never throws (an unexpected failure becomes an INTERNAL error response). */
+  async handle(op: string, body: unknown): Promise<SimResponse> {
+    if (!isRecord(body)) return boardError('BAD_REQUEST', 'request body must be a map');
+    try {
+      switch (op) {
+        case 'hello':
+          return this.hello(body);
+        case 'identify':
+          return this.identify();
+        case 'attest':
+          return this.attest(body);
+        case 'keygen':
+          return await this.keygen(body);
+        case 'injectBegin':
+          return this.injectBegin(body);
+        case 'injectKey':
+          return await this.injectKey(body);
+        case 'installCert':
+          return this.installCert(body);
+        case 'measure':
+          return this.measure();
+        case 'lock':
+          return this.lock();
+        case 'zeroize':
+          return this.zeroize(body);
+        default:
+          return boardError('UNSUPPORTED', `unknown operation ${JSON.stringify(op)}`);
+      }
+    } catch (e) {
+      this.log(`board ${this.s.serialNumber}: internal error in ${op}: ${(e as Error).message}`);
+      return boardError('INTERNAL', `${op} failed inside the board`);
+    }
+  }
+
+  private persist(): void {
+    writeFileAtomic(this.stateFile, JSON.stringify(this.s, null, 2) + '\n', 0o600);
+  }
+
+  private hello(body: Record<string, unknown>): SimResponse {
+    const v = body['versions'];
+    if (!Array.isArray(v) || v.length === 0 || v.length > 16 || !v.every((x) => Number.isInteger(x)))
+      return boardError('BAD_REQUEST', 'versions must be a non-empty list of integers');
+    const common = (v as number[]).filter((x) => this.versions.includes(x));
+    if (common.length === 0)
+      return boardError('VERSION', `no common protocol version (board speaks ${this.versions.join(',')})`);
+    return {
+      version: Math.max(...common),
+      maxFrame: this.maxFrame,
+      board: `${this.s.model} fw ${SIM_FIRMWARE_VERSION}`,
+    };
+  }
+
+  private identify(): SimResponse {
+    const snap = this.snapshot();
+    return {
+      chipId: this.s.chipId,
+      serialNumber: this.s.serialNumber,
+      model: this.s.model,
+      hardwareRevision: SIM_HARDWARE_REVISION,
+      firmwareVersion: SIM_FIRMWARE_VERSION,
+      capabilities: { onboardKeygen: this.onboardKeygen, keyInjection: this.keyInjection, curves: this.curves },
+      state: {
+        hasKey: snap.hasKey,
+        certSha256: snap.certSha256 ? new Uint8Array(Buffer.from(snap.certSha256, 'hex')) : null,
+        locked: snap.locked,
+      },
+    };
+  }
+
+  private attest(body: Record<string, unknown>): SimResponse {
+    const nonce = body['nonce'];
+    if (!isBytes(nonce) || nonce.length !== 32) return boardError('BAD_REQUEST', 'nonce must be 32 bytes');
+    const key = this.faults.badAttestation
+      ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey
+      : createPrivateKey(this.s.attestation.keyPem);
+    const signature = nodeSign('sha256', attestationMessage(nonce, this.s.chipId), key); // DER by default
+    return {
+      signature: new Uint8Array(signature),
+      chain: [fromPem(this.s.attestation.certPem, 'CERTIFICATE'), this.vendorRootDer],
+    };
+  }
+
+  private checkCurve(x: unknown): SimCurve | SimResponse {
+    if (x !== 'P-256' && x !== 'P-384') return boardError('BAD_REQUEST', 'curve must be "P-256" or "P-384"');
+    if (!this.curves.includes(x)) return boardError('UNSUPPORTED', `this board does not support ${x}`);
+    return x;
+  }
+
+  private async keygen(body: Record<string, unknown>): Promise<SimResponse> {
+    const subject = parseSubject(body['subject']);
+    if (subject === null) return boardError('BAD_REQUEST', 'subject must be 1..256 printable characters');
+    if (!this.onboardKeygen) return boardError('UNSUPPORTED', 'this board has no on-board key generation');
+    const curve = this.checkCurve(body['curve']);
+    if (typeof curve !== 'string') return curve;
+    if (this.s.locked) return boardError('LOCKED', 'identity is locked');
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: NODE_CURVE[curve] });
+    const csr = await makeCsr(privateKey, curve, subject);
+    // A new key replaces any pending key; an installed certificate no longer matches it.
+    this.s.deviceKey = { curve, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+    this.s.chain = null;
+    this.persist();
+    return { publicKey: spkiOf(publicKey), csr };
+  }
+
+  private injectBegin(body: Record<string, unknown>): SimResponse {
+    if (!this.keyInjection) return boardError('UNSUPPORTED', 'this board does not accept injected keys');
+    const curve = this.checkCurve(body['curve']);
+    if (typeof curve !== 'string') return curve;
+    if (this.s.locked) return boardError('LOCKED', 'identity is locked');
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    this.transportKey = privateKey;
+    return { transportKey: spkiOf(publicKey) };
+  }
+
+  private async injectKey(body: Record<string, unknown>): Promise<SimResponse> {
+    const { ephemeralKey, wrappedKey, publicKey } = body;
+    const subject = parseSubject(body['subject']);
+    if (!isBytes(ephemeralKey) || !isBytes(wrappedKey) || !isBytes(publicKey) || subject === null)
+      return boardError('BAD_REQUEST', 'injectKey needs ephemeralKey, wrappedKey, publicKey (bytes) and subject');
+    if (!this.keyInjection) return boardError('UNSUPPORTED', 'this board does not accept injected keys');
+    const curve = this.checkCurve(body['curve']);
+    if (typeof curve !== 'string') return curve;
+    if (this.s.locked) return boardError('LOCKED', 'identity is locked');
+    const transport = this.transportKey;
+    this.transportKey = null; // one use only, whatever the outcome
+    if (!transport) return boardError('BAD_REQUEST', 'no key injection in progress (send injectBegin first)');
+    let device: KeyObject;
+    try {
+      const peer = createPublicKey({ key: Buffer.from(ephemeralKey), format: 'der', type: 'spki' });
+      if (curveOfKey(peer) !== 'P-256') return boardError('BAD_REQUEST', 'ephemeralKey must be a P-256 public key');
+      const kek = diffieHellman({ privateKey: transport, publicKey: peer }); // x-coordinate, 32 bytes (CKD_NULL)
+      const d = createDecipheriv('id-aes256-wrap-pad', kek, KW_PAD_IV);
+      const pkcs8 = Buffer.concat([d.update(wrappedKey), d.final()]);
+      device = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+    } catch {
+      return boardError('BAD_REQUEST', 'could not unwrap the device key');
+    }
+    if (curveOfKey(device) !== curve) return boardError('BAD_REQUEST', `unwrapped key is not a ${curve} key`);
+    const derivedPub = spkiOf(createPublicKey(device));
+    if (!Buffer.from(derivedPub).equals(Buffer.from(publicKey)))
+      return boardError('BAD_REQUEST', 'unwrapped key does not match publicKey');
+    const csr = await makeCsr(device, curve, subject);
+    this.s.deviceKey = { curve, keyPem: device.export({ type: 'pkcs8', format: 'pem' }).toString() };
+    this.s.chain = null;
+    this.persist();
+    return { publicKey: derivedPub, csr };
+  }
+
+  private installCert(body: Record<string, unknown>): SimResponse {
+    const chain = body['chain'];
+    if (!Array.isArray(chain) || chain.length < 1 || chain.length > 8 || !chain.every(isBytes))
+      return boardError('BAD_REQUEST', 'chain must be a list of 1..8 DER certificates');
+    if (this.s.locked) return boardError('LOCKED', 'identity is locked');
+    if (!this.s.deviceKey) return boardError('NO_KEY', 'no device key to certify');
+    if (this.faults.refuseCert) return boardError('CERT_REFUSED', 'certificate refused by board policy');
+    const leafDer = chain[0] as Uint8Array;
+    let leafSpki: Uint8Array;
+    try {
+      leafSpki = new Uint8Array(new x509.X509Certificate(leafDer).publicKey.rawData);
+      for (const c of chain.slice(1)) new x509.X509Certificate(c as Uint8Array);
+    } catch {
+      return boardError('CERT_REFUSED', 'certificate chain does not parse');
+    }
+    const mine = spkiOf(createPublicKey(this.s.deviceKey.keyPem));
+    if (!Buffer.from(mine).equals(Buffer.from(leafSpki)))
+      return boardError('CERT_REFUSED', "the certificate's public key is not this board's device key");
+    this.s.chain = (chain as Uint8Array[]).map((c) => toPem(c, 'CERTIFICATE'));
+    this.persist();
+    return { certSha256: sha256(leafDer) };
+  }
+
+  private measure(): SimResponse {
+    const m = simMeasurements(this.s.model);
+    return {
+      firmware: m.firmware.map((f) => ({
+        name: f.name,
+        version: f.version,
+        sha256:
+          f.name === 'application' && this.faults.badFirmware ? tamperedApplicationDigest(this.s.model) : f.sha256,
+      })),
+      secureBoot: true,
+      debugLocked: !this.faults.debugUnlocked,
+      fuseDigest: m.fuseDigest,
+      configDigest: m.configDigest,
+    };
+  }
+
+  private lock(): SimResponse {
+    if (!this.s.locked) {
+      this.s.locked = true;
+      this.persist();
+    }
+    return { locked: true };
+  }
+
+  private zeroize(body: Record<string, unknown>): SimResponse {
+    const chipId = body['chipId'];
+    if (typeof chipId !== 'string') return boardError('BAD_REQUEST', 'chipId must be text');
+    if (chipId.toLowerCase() !== this.s.chipId) return boardError('BAD_REQUEST', 'chipId does not match this board');
+    this.s.deviceKey = null;
+    this.s.chain = null;
+    this.s.locked = false;
+    this.transportKey = null;
+    this.persist();
+    return { zeroized: true };
+  }
+}

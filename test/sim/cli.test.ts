@@ -1,0 +1,127 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { boardSpecs, parseArgs, parseFault } from './cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'ls-sim-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** socat processes whose command line mentions `dir` (orphan check). */
+function socatsFor(dir: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (cmd.startsWith('socat') && cmd.includes(dir)) pids.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
+
+describe('argument parsing', () => {
+  it('parses every option and fault', () => {
+    const r = parseArgs([
+      '--boards', '3', '--dir', '/x', '--state-dir', '/y', '--latency-keygen', '50', '--latency-flash', '20', '--baud', '9600',
+      '--seed', '7', '--fault', '1:dropBytes=0.25', '--fault', '*:stale', '--fault', '2:disconnectOn=installCert',
+    ]); // prettier-ignore
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.value).toMatchObject({
+      boards: 3,
+      dir: '/x',
+      stateDir: '/y',
+      baud: 9600,
+      seed: 7,
+      latency: { keygen: 50, flash: 20 },
+    });
+    const specs = boardSpecs(r.value);
+    expect(specs.map((s) => s.model)).toEqual(['LS-SIM-SE', 'LS-SIM-BASIC', 'LS-SIM-SE']);
+    expect(specs[0]!.faults).toEqual({ stale: true });
+    expect(specs[1]!.faults).toEqual({ dropBytes: 0.25, stale: true });
+    expect(specs[2]!.faults).toEqual({ stale: true, disconnectOn: 'installCert', replugAfterMs: 2000 });
+    const basic = parseArgs(['--boards', '2', '--model', 'basic']);
+    expect(basic.ok && boardSpecs(basic.value).map((s) => s.model)).toEqual(['LS-SIM-BASIC', 'LS-SIM-BASIC']);
+  });
+
+  it('rejects bad input with a message', () => {
+    for (const bad of [
+      ['--boards', '0'],
+      ['--boards', 'x'],
+      ['--model', 'FOO'],
+      ['--fault', '9:stale'],
+      ['--fault', '0:dropBytes=2'],
+      ['--fault', '0:disconnectOn=reboot'],
+      ['--fault', 'nope'],
+      ['--baud', '-1'],
+      ['--frobnicate'],
+    ]) {
+      const r = parseArgs(bad);
+      expect(r.ok, bad.join(' ')).toBe(false);
+    }
+    expect(parseFault('refuseCert=false')).toEqual({ ok: true, value: { refuseCert: false } });
+    expect(parseFault('corruptBytes')).toEqual({ ok: true, value: { corruptBytes: 1 } });
+  });
+});
+
+describe('CLI process', () => {
+  it('prints the ready JSON line first, answers stdin commands, and leaves no socat after SIGTERM', async () => {
+    const dir = join(tmp, 'run');
+    const child = spawn(TSX, ['test/sim/main.ts', '--boards', '3', '--dir', dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const waitFor = async (pred: () => boolean, what: string) => {
+      for (let i = 0; i < 300 && !pred(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(pred(), what).toBe(true);
+    };
+    await waitFor(() => out.includes('\n'), 'ready line');
+    const ready = JSON.parse(out.split('\n')[0]!) as { ready: boolean; ports: string[]; vendorRoot: string };
+    expect(ready.ready).toBe(true);
+    expect(ready.ports).toEqual([0, 1, 2].map((i) => join(dir, `board-${i}`)));
+    expect(readFileSync(ready.vendorRoot, 'utf8')).toContain('BEGIN CERTIFICATE');
+    expect(socatsFor(dir)).toHaveLength(3);
+    child.stdin.write('unplug 1\n');
+    await waitFor(() => !existsSync(ready.ports[1]!), 'unplug via stdin');
+    child.stdin.write('fault 0 refuseCert\nstate 0\n');
+    await waitFor(() => out.includes('"hasKey":false'), 'state via stdin');
+    expect(out).toContain('"refuseCert":true');
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(socatsFor(dir)).toEqual([]);
+    for (const p of ready.ports) expect(existsSync(p)).toBe(false);
+  });
+
+  it.each(['throw', 'SIGKILL'])(
+    'kills its socat children when the process dies (%s) without stopping the simulator',
+    async (how) => {
+      const dir = join(tmp, `crash-${how}`);
+      const script = join(process.cwd(), 'test', 'sim', `.crash-${process.pid}.ts`);
+      writeFileSync(
+        script,
+        `import { startSimulator } from './simulator.js';\n` +
+          `const sim = await startSimulator({ dir: ${JSON.stringify(dir)}, boards: 2 });\n` +
+          `console.log(sim.ports.length);\n` +
+          (how === 'throw' ? `throw new Error('test crashed');\n` : `process.kill(process.pid, 'SIGKILL');\n`),
+      );
+      try {
+        const child = spawn(TSX, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+        expect(out.trim()).toBe('2');
+        expect(code).not.toBe(0);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(socatsFor(dir)).toEqual([]);
+      } finally {
+        rmSync(script, { force: true });
+      }
+    },
+  );
+});

@@ -1,0 +1,188 @@
+/**
+ * One board's protocol endpoint: decodes request frames arriving on its link, applies the replay rule
+ * (same requestId and opcode as the previous request -> re-send the cached response without executing),
+ * runs the firmware (SimBoard), and sends the response through the fault injector and the UART pacer.
+ * Malformed and CRC-bad frames are ignored, as the firmware does.
+ */
+import { cobsDecode, cobsEncode, FrameDecoder, MAX_FRAME } from '../../core/protocol/framing.js';
+import {
+  decodeRequest,
+  encodeResponse,
+  opForCode,
+  type ErrorBody,
+  type Op,
+  type Responses,
+} from '../../core/protocol/messages.js';
+import type { Faults, SimBoard, SimResponse } from './board.js';
+
+/** Deterministic PRNG (mulberry32) so a seeded fault run is reproducible. */
+export function makeRng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** What the session needs from its transport. */
+export interface SessionIo {
+  /** Write bytes to the station; resolves when handed to the OS. */
+  write(data: Uint8Array): Promise<void>;
+  /** Simulate pulling the cable (disconnectOn fault). */
+  unplug(): void;
+}
+
+export interface SessionOptions {
+  readonly baud?: number;
+  readonly rng: () => number;
+  readonly log?: (line: string) => void;
+}
+
+/** UART-ish chunk size: drop decisions and baud pacing work per chunk. */
+const CHUNK = 64;
+
+export class BoardSession {
+  private readonly decoder = new FrameDecoder();
+  private last: { requestId: number; opcode: number; frame: Uint8Array } | null = null;
+  private inFlight: { requestId: number; opcode: number } | null = null;
+  private closed = false;
+  /** Serialises writes so frames never interleave. */
+  private writing: Promise<void> = Promise.resolve();
+  private readonly log: (line: string) => void;
+
+  constructor(
+    private readonly board: SimBoard,
+    private readonly io: SessionIo,
+    private readonly opts: SessionOptions,
+  ) {
+    this.log = opts.log ?? (() => {});
+  }
+
+  /** Stop answering (the link is gone); a request being executed finishes but its answer is dropped. */
+  close(): void {
+    this.closed = true;
+  }
+
+  /** Feed bytes received from the station. */
+  onData(chunk: Uint8Array): void {
+    if (this.closed) return;
+    for (const f of this.decoder.push(chunk)) {
+      if (!f.ok) {
+        this.log(`${this.board.serialNumber}: ignoring bad frame (${f.code}: ${f.message})`);
+        continue;
+      }
+      if (f.header.kind !== 'request') continue;
+      void this.onRequest(f.header.requestId, f.header.opcode, f.payload);
+    }
+  }
+
+  private async onRequest(requestId: number, opcode: number, payload: Uint8Array): Promise<void> {
+    const op = opForCode(opcode);
+    if (!op) return;
+    if (this.inFlight) {
+      // A retry of the request being executed: its answer is on the way. Anything else: busy.
+      if (this.inFlight.requestId === requestId && this.inFlight.opcode === opcode) return;
+      this.send(encodeResponse(op, requestId, { error: { code: 'BUSY', message: 'board is busy' } }));
+      return;
+    }
+    if (this.last && this.last.requestId === requestId && this.last.opcode === opcode) {
+      this.log(`${this.board.serialNumber}: replay of ${op} #${requestId}, re-sending cached response`);
+      this.send(this.last.frame);
+      return;
+    }
+    const previous = this.last;
+    this.inFlight = { requestId, opcode };
+    let body: SimResponse;
+    try {
+      const req = decodeRequest({ header: { version: 1, kind: 'request', requestId, opcode }, payload });
+      if (!req.ok) {
+        body = { error: { code: 'BAD_REQUEST', message: req.error.message.slice(0, 500) } };
+      } else {
+        const latency = this.board.latencyOf(op);
+        if (latency > 0) await sleep(latency);
+        body = await this.board.handle(op, req.value.body);
+      }
+    } finally {
+      this.inFlight = null;
+    }
+    const frame = this.encode(op, requestId, body);
+    this.last = { requestId, opcode, frame };
+    if (this.closed) return;
+    const faults = this.board.faults;
+    if (faults.disconnectOn === op) {
+      this.log(`${this.board.serialNumber}: fault disconnectOn=${op}: unplugging before answering #${requestId}`);
+      this.board.faults = { ...faults, disconnectOn: undefined };
+      this.closed = true;
+      this.io.unplug();
+      return;
+    }
+    if (faults.stale) {
+      const stale = previous ? previous.frame : this.encode(op, (requestId + 0x8000) & 0xffff, body);
+      this.log(`${this.board.serialNumber}: fault stale: sending a stale response before #${requestId}`);
+      this.send(stale);
+    }
+    const code = 'error' in body ? (body as unknown as ErrorBody).error.code : 'ok';
+    this.log(`${this.board.serialNumber}: ${op} #${requestId} -> ${code}`);
+    this.send(frame);
+  }
+
+  private encode(op: Op, requestId: number, body: SimResponse): Uint8Array {
+    try {
+      return encodeResponse(op, requestId, body as Responses[Op] | ErrorBody);
+    } catch (e) {
+      // Larger than MAX_FRAME: a firmware bug; answer INTERNAL instead.
+      this.log(
+        `${this.board.serialNumber}: response to ${op} does not fit in ${MAX_FRAME} bytes: ${(e as Error).message}`,
+      );
+      return encodeResponse(op, requestId, { error: { code: 'INTERNAL', message: 'response too large' } });
+    }
+  }
+
+  /** Queue a frame for sending through the fault injector and the UART pacer. */
+  private send(frame: Uint8Array): void {
+    this.writing = this.writing
+      .then(() => this.transmit(frame))
+      .catch((e: unknown) => {
+        this.log(`${this.board.serialNumber}: write failed: ${(e as Error).message}`);
+      });
+  }
+
+  private async transmit(frame: Uint8Array): Promise<void> {
+    const { dropBytes = 0, corruptBytes = 0 }: Faults = this.board.faults;
+    const rng = this.opts.rng;
+    let out = frame;
+    if (corruptBytes > 0) {
+      // Flip bits inside the frame (header, payload, CRC), then re-apply COBS: the station sees a well-delimited
+      // frame whose checksum fails, like a UART bit error that the framing survived.
+      const raw = cobsDecode(frame.subarray(0, frame.length - 1));
+      if (raw) {
+        for (let i = 0; i < raw.length; i++) if (rng() < corruptBytes) raw[i] = raw[i]! ^ (1 << Math.floor(rng() * 8));
+        const enc = cobsEncode(raw);
+        out = new Uint8Array(enc.length + 1);
+        out.set(enc);
+      }
+    }
+    const baud = this.opts.baud ?? 0;
+    const chunks: Uint8Array[] = [];
+    for (let o = 0; o < out.length; o += CHUNK) {
+      const c = out.subarray(o, Math.min(out.length, o + CHUNK));
+      if (dropBytes > 0 && rng() < dropBytes) continue;
+      chunks.push(c);
+    }
+    if (baud <= 0) {
+      if (chunks.length > 0 && !this.closed) await this.io.write(Buffer.concat(chunks));
+      return;
+    }
+    for (const c of chunks) {
+      if (this.closed) return;
+      await sleep(Math.ceil((c.length * 10 * 1000) / baud)); // 8N1: a chunk has arrived 10 bit times per byte later
+      if (this.closed) return;
+      await this.io.write(c);
+    }
+  }
+}
