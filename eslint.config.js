@@ -13,9 +13,17 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: NATIVE, message: 'Native modules may only be imported in native/ (see docs/architecture.md).' }] },
+        {
+          patterns: [
+            { group: NATIVE, message: 'Native modules may only be imported in native/ (see docs/architecture.md).' },
+          ],
+        },
       ],
     },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
   {
     files: ['native/**'],
@@ -29,7 +37,10 @@ export default tseslint.config(
         {
           patterns: [
             { group: NATIVE, message: 'core/ is pure: no native modules.' },
-            { group: ['electron', '**/native/**', '**/station/**', '**/electron/**'], message: 'core/ imports nothing of ours but core/.' },
+            {
+              group: ['electron', '**/native/**', '**/station/**', '**/electron/**'],
+              message: 'core/ imports nothing of ours but core/.',
+            },
           ],
         },
       ],

@@ -17,57 +17,220 @@ export type OperatorAction =
 
 export const ERROR_CATALOGUE = {
   // --- wire protocol (board said something we cannot parse or did not answer) ---
-  PROTOCOL_TIMEOUT: { kind: 'user', action: 'reseat', guidance: 'The board did not answer in time. Re-seat the board and retry.' },
-  PROTOCOL_MALFORMED: { kind: 'user', action: 'reseat', guidance: 'The board sent a malformed frame. Re-seat the board and retry; if it repeats, set it aside.' },
-  PROTOCOL_CRC: { kind: 'user', action: 'reseat', guidance: 'Corrupted data on the serial line (checksum). Check the cable, re-seat the board and retry.' },
-  PROTOCOL_OVERSIZE: { kind: 'user', action: 'set-aside', guidance: 'The board sent a frame larger than the protocol allows. Set the board aside.' },
-  PROTOCOL_VERSION: { kind: 'user', action: 'set-aside', guidance: 'The board firmware speaks an unsupported protocol version. Set it aside for a firmware update.' },
-  PROTOCOL_UNEXPECTED: { kind: 'user', action: 'reseat', guidance: 'The board answered out of order. Re-seat the board and retry.' },
+  PROTOCOL_TIMEOUT: {
+    kind: 'user',
+    action: 'reseat',
+    guidance: 'The board did not answer in time. Re-seat the board and retry.',
+  },
+  PROTOCOL_MALFORMED: {
+    kind: 'user',
+    action: 'reseat',
+    guidance: 'The board sent a malformed frame. Re-seat the board and retry; if it repeats, set it aside.',
+  },
+  PROTOCOL_CRC: {
+    kind: 'user',
+    action: 'reseat',
+    guidance: 'Corrupted data on the serial line (checksum). Check the cable, re-seat the board and retry.',
+  },
+  PROTOCOL_OVERSIZE: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'The board sent a frame larger than the protocol allows. Set the board aside.',
+  },
+  PROTOCOL_VERSION: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'The board firmware speaks an unsupported protocol version. Set it aside for a firmware update.',
+  },
+  PROTOCOL_UNEXPECTED: {
+    kind: 'user',
+    action: 'reseat',
+    guidance: 'The board answered out of order. Re-seat the board and retry.',
+  },
   // --- link (serial port) ---
-  LINK_OPEN_FAILED: { kind: 'user', action: 'reseat', guidance: 'The serial port could not be opened. Re-seat the board; if it persists, call a supervisor to check port permissions.' },
-  LINK_ACCESS_DENIED: { kind: 'user', action: 'call-supervisor', guidance: 'No permission to open the port. A supervisor must install the udev rules (see Diagnostics).' },
-  LINK_DISCONNECTED: { kind: 'user', action: 'reseat', guidance: 'The board was disconnected during the step. Re-seat it; provisioning resumes where it stopped.' },
+  LINK_OPEN_FAILED: {
+    kind: 'user',
+    action: 'reseat',
+    guidance:
+      'The serial port could not be opened. Re-seat the board; if it persists, call a supervisor to check port permissions.',
+  },
+  LINK_ACCESS_DENIED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'No permission to open the port. A supervisor must install the udev rules (see Diagnostics).',
+  },
+  LINK_DISCONNECTED: {
+    kind: 'user',
+    action: 'reseat',
+    guidance: 'The board was disconnected during the step. Re-seat it; provisioning resumes where it stopped.',
+  },
   // --- board-reported errors ---
-  BOARD_BAD_REQUEST: { kind: 'bug', action: 'call-supervisor', guidance: 'The board rejected a request as invalid. Call a supervisor.' },
+  BOARD_BAD_REQUEST: {
+    kind: 'bug',
+    action: 'call-supervisor',
+    guidance: 'The board rejected a request as invalid. Call a supervisor.',
+  },
   BOARD_BUSY: { kind: 'user', action: 'retry', guidance: 'The board is busy. Retry.' },
-  BOARD_LOCKED: { kind: 'user', action: 'call-supervisor', guidance: 'The board identity is locked. Re-provisioning needs a supervisor override.' },
+  BOARD_LOCKED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'The board identity is locked. Re-provisioning needs a supervisor override.',
+  },
   BOARD_NO_KEY: { kind: 'user', action: 'retry', guidance: 'The board has no device key yet. Retry provisioning.' },
-  BOARD_CERT_REFUSED: { kind: 'user', action: 'set-aside', guidance: 'The board refused the certificate. Set the board aside.' },
-  BOARD_UNSUPPORTED: { kind: 'user', action: 'set-aside', guidance: 'The board does not support this operation. Check the board profile; set the board aside.' },
-  BOARD_INTERNAL: { kind: 'user', action: 'set-aside', guidance: 'The board reported an internal error. Set the board aside.' },
+  BOARD_CERT_REFUSED: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'The board refused the certificate. Set the board aside.',
+  },
+  BOARD_UNSUPPORTED: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'The board does not support this operation. Check the board profile; set the board aside.',
+  },
+  BOARD_INTERNAL: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'The board reported an internal error. Set the board aside.',
+  },
   // --- HSM ---
-  HSM_MODULE_LOAD_FAILED: { kind: 'user', action: 'call-supervisor', guidance: 'The PKCS#11 module could not be loaded. A supervisor must check the module path in the station configuration.' },
-  HSM_TOKEN_ABSENT: { kind: 'user', action: 'call-supervisor', guidance: 'The HSM token is not present. Insert or connect the HSM, then retry.' },
-  HSM_PIN_INCORRECT: { kind: 'user', action: 'call-supervisor', guidance: 'The HSM PIN is incorrect. A supervisor must enter the correct PIN (the token locks after repeated failures).' },
-  HSM_PIN_LOCKED: { kind: 'user', action: 'call-supervisor', guidance: 'The HSM PIN is locked. The security officer must unlock the token.' },
-  HSM_SESSION_LOST: { kind: 'user', action: 'retry', guidance: 'The HSM session was lost. The station reconnects; retry the board.' },
-  HSM_KEY_NOT_FOUND: { kind: 'user', action: 'call-supervisor', guidance: 'A required key is missing from the HSM token. A supervisor must run station init or check the token.' },
-  HSM_MECHANISM_UNSUPPORTED: { kind: 'user', action: 'call-supervisor', guidance: 'The HSM does not support a required mechanism. Check the token catalogue.' },
-  HSM_FAILED: { kind: 'bug', action: 'call-supervisor', guidance: 'The HSM reported an unexpected error. Call a supervisor.' },
+  HSM_MODULE_LOAD_FAILED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The PKCS#11 module could not be loaded. A supervisor must check the module path in the station configuration.',
+  },
+  HSM_TOKEN_ABSENT: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'The HSM token is not present. Insert or connect the HSM, then retry.',
+  },
+  HSM_PIN_INCORRECT: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The HSM PIN is incorrect. A supervisor must enter the correct PIN (the token locks after repeated failures).',
+  },
+  HSM_PIN_LOCKED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'The HSM PIN is locked. The security officer must unlock the token.',
+  },
+  HSM_SESSION_LOST: {
+    kind: 'user',
+    action: 'retry',
+    guidance: 'The HSM session was lost. The station reconnects; retry the board.',
+  },
+  HSM_KEY_NOT_FOUND: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'A required key is missing from the HSM token. A supervisor must run station init or check the token.',
+  },
+  HSM_MECHANISM_UNSUPPORTED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'The HSM does not support a required mechanism. Check the token catalogue.',
+  },
+  HSM_FAILED: {
+    kind: 'bug',
+    action: 'call-supervisor',
+    guidance: 'The HSM reported an unexpected error. Call a supervisor.',
+  },
   // --- attestation / CSR / certificate ---
-  ATTEST_SIGNATURE_INVALID: { kind: 'user', action: 'set-aside', guidance: 'The board failed attestation (bad signature): it may not be genuine. Set it aside and report it.' },
-  ATTEST_CHAIN_INVALID: { kind: 'user', action: 'set-aside', guidance: 'The board attestation certificate does not chain to a trusted vendor root. Set it aside and report it.' },
-  ATTEST_IDENTITY_MISMATCH: { kind: 'user', action: 'set-aside', guidance: 'The attestation certificate belongs to a different chip. Set the board aside and report it.' },
-  CSR_INVALID: { kind: 'user', action: 'set-aside', guidance: 'The board produced an invalid certificate request. Set it aside.' },
-  CSR_POP_FAILED: { kind: 'user', action: 'set-aside', guidance: 'The board could not prove possession of its key. Set it aside.' },
-  CERT_INSTALL_MISMATCH: { kind: 'user', action: 'reseat', guidance: 'The board does not hold the certificate that was written. Re-seat and retry.' },
-  CERT_ISSUE_FAILED: { kind: 'bug', action: 'call-supervisor', guidance: 'The certificate could not be issued. Call a supervisor.' },
+  ATTEST_SIGNATURE_INVALID: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'The board failed attestation (bad signature): it may not be genuine. Set it aside and report it.',
+  },
+  ATTEST_CHAIN_INVALID: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'The board attestation certificate does not chain to a trusted vendor root. Set it aside and report it.',
+  },
+  ATTEST_IDENTITY_MISMATCH: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'The attestation certificate belongs to a different chip. Set the board aside and report it.',
+  },
+  CSR_INVALID: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'The board produced an invalid certificate request. Set it aside.',
+  },
+  CSR_POP_FAILED: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'The board could not prove possession of its key. Set it aside.',
+  },
+  CERT_INSTALL_MISMATCH: {
+    kind: 'user',
+    action: 'reseat',
+    guidance: 'The board does not hold the certificate that was written. Re-seat and retry.',
+  },
+  CERT_ISSUE_FAILED: {
+    kind: 'bug',
+    action: 'call-supervisor',
+    guidance: 'The certificate could not be issued. Call a supervisor.',
+  },
   // --- baseline policy ---
-  POLICY_VIOLATION: { kind: 'user', action: 'set-aside', guidance: 'The board does not match the expected baseline for this work order. Set it aside for rework.' },
+  POLICY_VIOLATION: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'The board does not match the expected baseline for this work order. Set it aside for rework.',
+  },
   // --- store ---
-  STORE_FAILED: { kind: 'bug', action: 'call-supervisor', guidance: 'The station database reported an error. Call a supervisor.' },
-  STORE_AUDIT_BROKEN: { kind: 'user', action: 'call-supervisor', guidance: 'The audit trail failed verification. Stop the line and call a supervisor.' },
+  STORE_FAILED: {
+    kind: 'bug',
+    action: 'call-supervisor',
+    guidance: 'The station database reported an error. Call a supervisor.',
+  },
+  STORE_AUDIT_BROKEN: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'The audit trail failed verification. Stop the line and call a supervisor.',
+  },
   // --- flow ---
-  FLOW_ALREADY_PROVISIONED: { kind: 'user', action: 'none', guidance: 'This board is already provisioned. Re-provisioning needs a supervisor override.' },
+  FLOW_ALREADY_PROVISIONED: {
+    kind: 'user',
+    action: 'none',
+    guidance: 'This board is already provisioned. Re-provisioning needs a supervisor override.',
+  },
   FLOW_CANCELLED: { kind: 'user', action: 'retry', guidance: 'Provisioning was cancelled. Retry when ready.' },
-  FLOW_PROFILE_UNKNOWN: { kind: 'user', action: 'set-aside', guidance: 'No board profile matches this board. Set it aside and call a supervisor.' },
-  FLOW_WORK_ORDER_MISMATCH: { kind: 'user', action: 'set-aside', guidance: 'This board does not belong to the current work order. Set it aside.' },
-  FLOW_BOARD_BUSY: { kind: 'user', action: 'none', guidance: 'This board is already being provisioned on another port.' },
+  FLOW_PROFILE_UNKNOWN: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'No board profile matches this board. Set it aside and call a supervisor.',
+  },
+  FLOW_WORK_ORDER_MISMATCH: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'This board does not belong to the current work order. Set it aside.',
+  },
+  FLOW_BOARD_BUSY: {
+    kind: 'user',
+    action: 'none',
+    guidance: 'This board is already being provisioned on another port.',
+  },
   // --- configuration ---
-  CONFIG_INVALID: { kind: 'user', action: 'call-supervisor', guidance: 'The station configuration is invalid. A supervisor must fix it.' },
-  CONFIG_NOT_FOUND: { kind: 'user', action: 'call-supervisor', guidance: 'The station is not initialised. Run station init.' },
-  INPUT_INVALID: { kind: 'user', action: 'call-supervisor', guidance: 'An input file is invalid. See the message for the location of the problem.' },
-  INTERNAL: { kind: 'bug', action: 'call-supervisor', guidance: 'An internal error occurred. Call a supervisor; the station log has the details.' },
+  CONFIG_INVALID: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'The station configuration is invalid. A supervisor must fix it.',
+  },
+  CONFIG_NOT_FOUND: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'The station is not initialised. Run station init.',
+  },
+  INPUT_INVALID: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'An input file is invalid. See the message for the location of the problem.',
+  },
+  INTERNAL: {
+    kind: 'bug',
+    action: 'call-supervisor',
+    guidance: 'An internal error occurred. Call a supervisor; the station log has the details.',
+  },
 } as const satisfies Record<string, { kind: 'user' | 'bug'; action: OperatorAction; guidance: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -170,7 +170,12 @@ export interface DetectedPort {
 export type DiscoveryEvent =
   | { readonly type: 'attached'; readonly port: DetectedPort }
   | { readonly type: 'detached'; readonly port: DetectedPort }
-  | { readonly type: 'problem'; readonly path: string; readonly code: 'ACCESS_DENIED' | 'ENUMERATION_FAILED'; readonly message: string };
+  | {
+      readonly type: 'problem';
+      readonly path: string;
+      readonly code: 'ACCESS_DENIED' | 'ENUMERATION_FAILED';
+      readonly message: string;
+    };
 
 export interface DeviceDiscovery {
   list(): Promise<readonly DetectedPort[]>;

@@ -16,8 +16,18 @@ export interface RunData {
   readonly identity?: Readonly<Record<string, unknown>>;
   readonly nonce?: string;
   readonly attestation?: { readonly leafSha256: string; readonly verifiedAt: string };
-  readonly key?: { readonly mode: 'onboard' | 'injected'; readonly curve: string; readonly publicKeySpki: string; readonly csr: string };
-  readonly certificate?: { readonly serialNumber: string; readonly der: string; readonly chain: readonly string[]; readonly sha256: string };
+  readonly key?: {
+    readonly mode: 'onboard' | 'injected';
+    readonly curve: string;
+    readonly publicKeySpki: string;
+    readonly csr: string;
+  };
+  readonly certificate?: {
+    readonly serialNumber: string;
+    readonly der: string;
+    readonly chain: readonly string[];
+    readonly sha256: string;
+  };
   readonly installed?: { readonly certificateSha256: string };
   readonly manifest?: { readonly jws: string; readonly pass: boolean };
   readonly locked?: boolean;
@@ -106,7 +116,14 @@ export type AuditVerification =
       readonly entries: number;
       /** First audit sequence number (or record id) at which verification failed. */
       readonly at: string;
-      readonly reason: 'hash-mismatch' | 'broken-link' | 'sequence-gap' | 'record-mismatch' | 'record-missing' | 'record-unaudited' | 'truncated';
+      readonly reason:
+        | 'hash-mismatch'
+        | 'broken-link'
+        | 'sequence-gap'
+        | 'record-mismatch'
+        | 'record-missing'
+        | 'record-unaudited'
+        | 'truncated';
       readonly message: string;
     };
 

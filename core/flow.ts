@@ -1,0 +1,551 @@
+/**
+ * The provisioning flow: a resumable state machine over the ports.
+ *
+ *   identify -> (decide) -> attest -> key -> certify -> baseline -> record
+ *
+ * Every step ends with a checkpoint committed to the Store in one transaction (with its audit entry),
+ * and every step is idempotent, so a power loss at any instant leaves the database consistent and
+ * the board either fully provisioned with a complete record or resumable from the last checkpoint:
+ * plugging the board in again continues the active run.
+ *
+ * The decision "may I provision this board, and how?" is the pure function `decide()` below.
+ */
+import { bytesEqual, fromBase64Url, sha256Hex, toBase64Url } from './bytes.js';
+import { fail, stationError, type StationError } from './errors.js';
+import type { BoardIdentity, ProgressEvent, StepName } from './model.js';
+import type { BoardClient, Clock, DetectedPort, Hsm, Logger, Signer } from './ports.js';
+import { err, ok, type Result } from './result.js';
+import type { RunData, RunRow, Store, StoredRecord } from './store.js';
+import { matchProfile, type BoardProfile } from './profiles.js';
+import type { WorkOrder } from './work-order.js';
+import { verifyAttestation } from './pki/attestation.js';
+import { verifyCsr } from './pki/csr.js';
+import { issueDeviceCertificate } from './pki/device-cert.js';
+import { toPem } from './pki/pem.js';
+import { buildManifest, evaluateBaseline, signManifest } from './baseline.js';
+import { signRecord, type ProvisioningRecord } from './record.js';
+import { canonicalJson } from './canonical.js';
+
+/** The station's identity and CA, all keys in the HSM. */
+export interface StationIdentity {
+  readonly id: string;
+  /** Station signing key (manifests, records). */
+  readonly signer: Signer;
+  /** Station certificate chain, DER, leaf first (station cert, issuing CA, root). */
+  readonly chain: readonly Uint8Array[];
+  /** Issuing CA key (device certificates). */
+  readonly caSigner: Signer;
+  /** Issuing CA chain, DER: issuing CA first, then root. */
+  readonly caChain: readonly Uint8Array[];
+}
+
+export interface FlowDeps {
+  readonly board: BoardClient;
+  readonly hsm: Hsm;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly station: StationIdentity;
+  /** Vendor attestation roots (DER). */
+  readonly attestationRoots: readonly Uint8Array[];
+  readonly profiles: readonly BoardProfile[];
+  readonly workOrder: WorkOrder;
+  readonly operator: string;
+  readonly port: DetectedPort;
+  readonly random: (n: number) => Uint8Array;
+  readonly newId: () => string;
+}
+
+export interface FlowOptions {
+  /** Explicit supervisor-approved re-provisioning of an already provisioned board (recorded as a rotation). */
+  readonly reprovision?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (e: ProgressEvent) => void;
+}
+
+export type FlowOutcome =
+  | {
+      readonly status: 'provisioned';
+      readonly record: StoredRecord;
+      readonly resumed: boolean;
+      readonly identity: BoardIdentity;
+    }
+  | {
+      readonly status: 'already-provisioned';
+      readonly record: StoredRecord;
+      readonly identity: BoardIdentity;
+      /** The board still holds the certificate of its record. */
+      readonly boardMatches: boolean;
+    };
+
+/** What to do with an identified board; pure. */
+export type Decision =
+  | { readonly action: 'skip'; readonly record: StoredRecord; readonly boardMatches: boolean }
+  | { readonly action: 'resume'; readonly run: RunRow }
+  | { readonly action: 'start'; readonly kind: 'initial' }
+  | { readonly action: 'start'; readonly kind: 'rotation'; readonly supersedes: StoredRecord }
+  | { readonly action: 'refuse'; readonly error: StationError };
+
+/**
+ * May this board be provisioned, and how? Pure: decides from the board's identify response, its
+ * current record and active run in the store, and whether a supervisor asked for re-provisioning.
+ *
+ * - An active run is always resumed (that is how a power loss or an unplug mid-step recovers).
+ * - A board with a current record is skipped (never a second identity) unless re-provisioning is
+ *   explicitly asked for, which is recorded as a rotation superseding that record.
+ * - A board that is locked but unknown to this station was provisioned elsewhere: refused
+ *   (a supervisor may re-provision it, which zeroizes it first).
+ */
+export function decide(input: {
+  readonly identity: BoardIdentity;
+  readonly current: StoredRecord | null;
+  readonly currentCertSha256: string | null;
+  readonly activeRun: RunRow | null;
+  readonly reprovision: boolean;
+}): Decision {
+  const { identity, current, activeRun, reprovision } = input;
+  if (activeRun) return { action: 'resume', run: activeRun };
+  if (current) {
+    const boardMatches =
+      identity.state.certificateSha256 !== null && identity.state.certificateSha256 === input.currentCertSha256;
+    if (!reprovision) return { action: 'skip', record: current, boardMatches };
+    return { action: 'start', kind: 'rotation', supersedes: current };
+  }
+  if (identity.state.locked && !reprovision) {
+    return {
+      action: 'refuse',
+      error: stationError(
+        'BOARD_LOCKED',
+        `board ${identity.serialNumber} is locked but this station has no record of it`,
+        {
+          chipId: identity.chipId,
+        },
+      ),
+    };
+  }
+  return { action: 'start', kind: 'initial' };
+}
+
+/** Provision one connected board (or resume its interrupted run). */
+export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Promise<Result<FlowOutcome>> {
+  const t0 = deps.clock.monotonicMs();
+  const log = deps.logger;
+  const progress = (step: StepName, status: ProgressEvent['status'], extra: Partial<ProgressEvent> = {}) =>
+    opts.onProgress?.({
+      port: deps.port.path,
+      step,
+      status,
+      elapsedMs: Math.round(deps.clock.monotonicMs() - t0),
+      ...extra,
+    });
+  const call = { ...(opts.signal ? { signal: opts.signal } : {}) };
+  const cancelled = () => opts.signal?.aborted === true;
+
+  // ---- identify
+  progress('identify', 'running');
+  const id = await deps.board.identify(call);
+  if (!id.ok) return failStep('identify', id.error);
+  const identity = id.value;
+  const who = { chipId: identity.chipId, serialNumber: identity.serialNumber };
+  const matched = matchProfile(deps.profiles, { port: deps.port, identity });
+  if (!matched.profile) {
+    return failStep(
+      'identify',
+      stationError('FLOW_PROFILE_UNKNOWN', matched.reason, { candidates: matched.candidates }),
+    );
+  }
+  const profile = matched.profile;
+  if (!deps.workOrder.profiles.includes(profile.id)) {
+    return failStep(
+      'identify',
+      stationError(
+        'FLOW_WORK_ORDER_MISMATCH',
+        `board profile ${profile.id} is not part of work order ${deps.workOrder.id}`,
+        {
+          profile: profile.id,
+          workOrder: deps.workOrder.id,
+        },
+      ),
+    );
+  }
+  progress('identify', 'done', who);
+
+  const current = deps.store.findCurrentRecord(identity.chipId);
+  const decision = decide({
+    identity,
+    current,
+    currentCertSha256: current ? recordCertSha256(current) : null,
+    activeRun: deps.store.findActiveRun(identity.chipId),
+    reprovision: opts.reprovision === true,
+  });
+
+  let run: RunRow;
+  let resumed = false;
+  switch (decision.action) {
+    case 'refuse':
+      return failStep('identify', decision.error);
+    case 'skip':
+      log.log('info', 'board already provisioned', { ...who, recordId: decision.record.recordId });
+      for (const s of ['attest', 'key', 'certify', 'baseline', 'record'] as const) progress(s, 'skipped', who);
+      return ok({
+        status: 'already-provisioned',
+        record: decision.record,
+        identity,
+        boardMatches: decision.boardMatches,
+      });
+    case 'resume':
+      run = decision.run;
+      resumed = true;
+      log.log('info', 'resuming interrupted run', { ...who, runId: run.runId, step: run.step });
+      break;
+    case 'start':
+      run = deps.store.createRun({
+        runId: deps.newId(),
+        chipId: identity.chipId,
+        serialNumber: identity.serialNumber,
+        port: deps.port.path,
+        workOrder: deps.workOrder.id,
+        operator: deps.operator,
+        stationId: deps.station.id,
+        kind: decision.kind,
+        supersedesRecordId: decision.kind === 'rotation' ? decision.supersedes.recordId : null,
+        startedAt: deps.clock.now().toISOString(),
+      });
+      run = deps.store.checkpoint(
+        run.runId,
+        'identify',
+        { profileId: profile.id, identity: { ...identity } },
+        {
+          profileId: profile.id,
+          model: identity.model,
+          firmwareVersion: identity.firmwareVersion,
+        },
+      );
+      break;
+  }
+  const runId = run.runId;
+  const ctx = { ...who, runId };
+  const timings: Record<string, number> = { ...(run.data.timings ?? {}) };
+  let stepStart = deps.clock.monotonicMs();
+  const begin = (step: StepName) => {
+    stepStart = deps.clock.monotonicMs();
+    progress(step, 'running', ctx);
+  };
+  const done = (step: StepName) => {
+    timings[step] = Math.round((timings[step] ?? 0) + deps.clock.monotonicMs() - stepStart);
+    progress(step, 'done', ctx);
+  };
+
+  function failStep(step: StepName, e: StationError): Result<never> {
+    progress(step, 'failed', { message: `${e.code}: ${e.message}` });
+    return err(e);
+  }
+  /** Fail the run in the store (it stays resumable by a new run) and report. */
+  function failRun(step: StepName, e: StationError): Result<never> {
+    // A disconnect or cancellation leaves the run active so that re-plugging resumes it.
+    if (e.code !== 'LINK_DISCONNECTED' && e.code !== 'FLOW_CANCELLED' && e.code !== 'PROTOCOL_TIMEOUT') {
+      deps.store.failRun(runId, { code: e.code, message: e.message, step });
+    }
+    log.log(e.kind === 'bug' ? 'error' : 'warn', `step ${step} failed: ${e.code} ${e.message}`, ctx);
+    return failStep(step, e);
+  }
+  const checkCancel = (step: StepName): Result<void> =>
+    cancelled() ? failRun(step, stationError('FLOW_CANCELLED', 'provisioning cancelled')) : ok(undefined);
+
+  // ---- rotation: erase the old identity on the board first (supervisor-approved)
+  if (run.kind === 'rotation' && identity.state.locked && !run.data['zeroized']) {
+    const z = await deps.board.zeroize(identity.chipId, call);
+    if (!z.ok) return failRun('key', z.error);
+    run = deps.store.checkpoint(
+      runId,
+      'identify',
+      { zeroized: true },
+      { zeroized: true, supersedes: run.supersedesRecordId },
+    );
+  }
+
+  // ---- attest (always fresh: a nonce is never reused)
+  let c = checkCancel('attest');
+  if (!c.ok) return c;
+  begin('attest');
+  const nonce = deps.random(32);
+  const ev = await deps.board.attest(nonce, call);
+  if (!ev.ok) return failRun('attest', ev.error);
+  const att = await verifyAttestation({
+    nonce,
+    chipId: identity.chipId,
+    evidence: ev.value,
+    trustAnchors: [...deps.attestationRoots],
+    clock: deps.clock,
+  });
+  if (!att.ok) return failRun('attest', att.error);
+  run = deps.store.checkpoint(
+    runId,
+    'attest',
+    {
+      nonce: toBase64Url(nonce),
+      attestation: { leafSha256: att.value.leafSha256, verifiedAt: deps.clock.now().toISOString() },
+    },
+    { leafSha256: att.value.leafSha256 },
+  );
+  done('attest');
+
+  // ---- key + certify (skipped when the board already holds the certificate of this run)
+  const cert = run.data.certificate;
+  const boardHoldsRunCert = cert !== undefined && identity.state.certificateSha256 === cert.sha256;
+  if (!boardHoldsRunCert) {
+    if (!(cert && run.data.key)) {
+      c = checkCancel('key');
+      if (!c.ok) return c;
+      begin('key');
+      const key = await createDeviceKey(deps, profile, identity, call);
+      if (!key.ok) return failRun('key', key.error);
+      run = deps.store.checkpoint(
+        runId,
+        'key',
+        { key: key.value },
+        {
+          mode: key.value.mode,
+          curve: key.value.curve,
+          publicKeySha256: await sha256Hex(fromBase64Url(key.value.publicKeySpki)),
+        },
+      );
+      done('key');
+
+      c = checkCancel('certify');
+      if (!c.ok) return c;
+      begin('certify');
+      const caCert = deps.station.caChain[0];
+      if (!caCert) throw new Error('station CA chain is empty');
+      const issued = await issueDeviceCertificate({
+        ca: { signer: deps.station.caSigner, certificate: caCert },
+        publicKeySpki: fromBase64Url(key.value.publicKeySpki),
+        profile: profile.certificate,
+        vars: {
+          serialNumber: identity.serialNumber,
+          chipId: identity.chipId,
+          model: identity.model,
+          workOrder: deps.workOrder.id,
+        },
+        clock: deps.clock,
+      });
+      if (!issued.ok) return failRun('certify', issued.error);
+      const chainDer = deps.station.caChain.map((d) => toBase64Url(d));
+      // The certificate is logged (and so revocable) BEFORE it is written to the board.
+      run = deps.store.checkpoint(
+        runId,
+        'certify',
+        {
+          certificate: {
+            serialNumber: issued.value.serialNumber,
+            der: toBase64Url(issued.value.der),
+            chain: chainDer,
+            sha256: issued.value.sha256,
+          },
+        },
+        { certificateSerial: issued.value.serialNumber, sha256: issued.value.sha256 },
+        {
+          serialNumber: issued.value.serialNumber,
+          sha256: issued.value.sha256,
+          chipId: identity.chipId,
+          runId,
+          der: issued.value.der,
+          notBefore: issued.value.notBefore,
+          notAfter: issued.value.notAfter,
+          issuedAt: deps.clock.now().toISOString(),
+        },
+      );
+    } else {
+      begin('certify');
+    }
+    const certNow = run.data.certificate!;
+    const chain = [fromBase64Url(certNow.der), ...deps.station.caChain.slice(0, 1)];
+    const inst = await deps.board.installCertificate(chain, call);
+    if (!inst.ok) return failRun('certify', inst.error);
+    if (inst.value.certificateSha256 !== certNow.sha256) {
+      return failRun(
+        'certify',
+        stationError('CERT_INSTALL_MISMATCH', 'the board reports a different certificate than the one written', {
+          expected: certNow.sha256,
+          actual: inst.value.certificateSha256,
+        }),
+      );
+    }
+    // Read back through identify: the board must now report the new certificate.
+    const back = await deps.board.identify(call);
+    if (!back.ok) return failRun('certify', back.error);
+    if (back.value.state.certificateSha256 !== certNow.sha256) {
+      return failRun(
+        'certify',
+        stationError('CERT_INSTALL_MISMATCH', 'read-back after install does not show the certificate', {}),
+      );
+    }
+    run = deps.store.checkpoint(
+      runId,
+      'certify',
+      { installed: { certificateSha256: certNow.sha256 } },
+      { installed: certNow.sha256 },
+    );
+    done('certify');
+  } else {
+    progress('key', 'skipped', ctx);
+    progress('certify', 'skipped', ctx);
+  }
+
+  // ---- baseline
+  c = checkCancel('baseline');
+  if (!c.ok) return c;
+  begin('baseline');
+  const meas = await deps.board.readMeasurements(call);
+  if (!meas.ok) return failRun('baseline', meas.error);
+  const verdict = evaluateBaseline(meas.value, deps.workOrder.baseline);
+  const manifest = buildManifest({
+    identity,
+    measurements: meas.value,
+    policy: deps.workOrder.baseline,
+    policyRef: { workOrder: deps.workOrder.id, sha256: await sha256Hex(canonicalJson(deps.workOrder.baseline)) },
+    verdict,
+    capturedAt: deps.clock.now().toISOString(),
+  });
+  const jws = await signManifest(deps.station.signer, [...deps.station.chain], manifest);
+  if (!jws.ok) return failRun('baseline', jws.error);
+  run = deps.store.checkpoint(
+    runId,
+    'baseline',
+    { manifest: { jws: jws.value, pass: verdict.pass } },
+    { pass: verdict.pass, violations: verdict.violations.map((v) => v.rule) },
+  );
+  if (!verdict.pass) {
+    return failRun(
+      'baseline',
+      stationError('POLICY_VIOLATION', verdict.violations.map((v) => v.message).join('; '), {
+        violations: verdict.violations,
+      }),
+    );
+  }
+  done('baseline');
+
+  // ---- record: lock the identity on the board, then commit the signed record
+  c = checkCancel('record');
+  if (!c.ok) return c;
+  begin('record');
+  if (!run.data.locked) {
+    const lk = await deps.board.lock(call);
+    if (!lk.ok && lk.error.code !== 'BOARD_LOCKED') return failRun('record', lk.error);
+    run = deps.store.checkpoint(runId, 'record', { locked: true }, { locked: true });
+  }
+  timings['record'] = Math.round(deps.clock.monotonicMs() - stepStart);
+  const certFinal = run.data.certificate!;
+  const keyFinal = run.data.key!;
+  const record: ProvisioningRecord = {
+    schema: 'line-station/provisioning-record/v1',
+    recordId: deps.newId(),
+    runId,
+    kind: run.kind,
+    supersedesRecordId: run.supersedesRecordId,
+    station: { id: deps.station.id, certificateSha256: await sha256Hex(deps.station.chain[0]!) },
+    operator: run.operator,
+    workOrder: run.workOrder,
+    profileId: profile.id,
+    board: {
+      chipId: identity.chipId,
+      serialNumber: identity.serialNumber,
+      model: identity.model,
+      hardwareRevision: identity.hardwareRevision,
+      firmwareVersion: identity.firmwareVersion,
+      port: deps.port.path,
+    },
+    attestation: { nonce: run.data.nonce!, leafSha256: run.data.attestation!.leafSha256 },
+    key: { mode: keyFinal.mode, curve: keyFinal.curve as 'P-256' | 'P-384', publicKeySpki: keyFinal.publicKeySpki },
+    certificate: {
+      serialNumber: certFinal.serialNumber,
+      sha256: certFinal.sha256,
+      pem: toPem(fromBase64Url(certFinal.der), 'CERTIFICATE'),
+    },
+    chain: deps.station.caChain.map((d) => toPem(d, 'CERTIFICATE')),
+    manifest: { jws: run.data.manifest!.jws },
+    verdict: { pass: verdict.pass, violations: verdict.violations },
+    timings,
+    startedAt: run.startedAt,
+    completedAt: deps.clock.now().toISOString(),
+    outcome: 'provisioned',
+  };
+  const signed = await signRecord(deps.station.signer, [...deps.station.chain], record);
+  if (!signed.ok) return failRun('record', signed.error);
+  const stored = deps.store.completeRun(runId, {
+    recordId: record.recordId,
+    runId,
+    chipId: identity.chipId,
+    serialNumber: identity.serialNumber,
+    workOrder: run.workOrder,
+    operator: run.operator,
+    kind: run.kind,
+    supersedesRecordId: run.supersedesRecordId,
+    outcome: 'provisioned',
+    certificateSerial: certFinal.serialNumber,
+    createdAt: record.completedAt,
+    recordJson: signed.value.json,
+    jws: signed.value.jws,
+    recordSha256: signed.value.sha256,
+  });
+  progress('record', 'done', ctx);
+  log.log('info', 'board provisioned', {
+    ...ctx,
+    recordId: stored.recordId,
+    ms: Math.round(deps.clock.monotonicMs() - t0),
+  });
+  return ok({ status: 'provisioned', record: stored, resumed, identity });
+}
+
+/** Create the device key on the board (onboard) or in the HSM, injected wrapped (injected); verify the CSR. */
+async function createDeviceKey(
+  deps: FlowDeps,
+  profile: BoardProfile,
+  identity: BoardIdentity,
+  call: { signal?: AbortSignal },
+): Promise<Result<NonNullable<RunData['key']>>> {
+  const curve = profile.curve;
+  if (profile.keyMode === 'onboard') {
+    if (!identity.capabilities.onboardKeygen)
+      return fail('BOARD_UNSUPPORTED', 'profile asks for on-board key generation; the board cannot');
+    const g = await deps.board.generateKey({ curve, subject: identity.serialNumber }, call);
+    if (!g.ok) return g;
+    const v = await verifyCsr(g.value.csr, { publicKeySpki: g.value.publicKeySpki });
+    if (!v.ok) return v;
+    return ok({
+      mode: 'onboard',
+      curve,
+      publicKeySpki: toBase64Url(g.value.publicKeySpki),
+      csr: toBase64Url(g.value.csr),
+    });
+  }
+  if (!identity.capabilities.keyInjection)
+    return fail('BOARD_UNSUPPORTED', 'profile asks for key injection; the board cannot');
+  const t = await deps.board.beginKeyInjection({ curve }, call);
+  if (!t.ok) return t;
+  const wrapped = await deps.hsm.generateWrappedDeviceKey(t.value);
+  if (!wrapped.ok) return wrapped;
+  const inj = await deps.board.injectWrappedKey({ ...wrapped.value, subject: identity.serialNumber }, call);
+  if (!inj.ok) return inj;
+  if (!bytesEqual(inj.value.publicKeySpki, wrapped.value.publicKeySpki)) {
+    return fail('CSR_POP_FAILED', 'the board reports a different public key than the injected one');
+  }
+  // The CSR signed with the injected key proves the board unwrapped and holds it.
+  const v = await verifyCsr(inj.value.csr, { publicKeySpki: wrapped.value.publicKeySpki });
+  if (!v.ok) return v;
+  return ok({
+    mode: 'injected',
+    curve,
+    publicKeySpki: toBase64Url(wrapped.value.publicKeySpki),
+    csr: toBase64Url(inj.value.csr),
+  });
+}
+
+function recordCertSha256(r: StoredRecord): string | null {
+  try {
+    const parsed = JSON.parse(r.recordJson) as { certificate?: { sha256?: unknown } };
+    return typeof parsed.certificate?.sha256 === 'string' ? parsed.certificate.sha256 : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One-time machine set-up (idempotent): Debian packages and npm dependencies.
+# Used by .ci/run, `npm run demo` and documented in the README.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for cmd in softhsm2-util:softhsm2 pkcs11-tool:opensc socat:socat openssl:openssl chromium:chromium xvfb-run:xvfb; do
+  command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "[setup] installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Electron's postinstall downloads its binary: skip it where there is no internet (the app's
+# engine, CLI and UI bridge do not need it). Native addons build against the local Node headers.
+export ELECTRON_SKIP_BINARY_DOWNLOAD=1
+if [ -d /usr/include/node ]; then export npm_config_nodedir=/usr; fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "[setup] installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund
+fi

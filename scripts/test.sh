@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command (npm test): static checks, then every test tier, then one closing line
+# "N passed, N failed" computed from the runners' JSON reports. Exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p test-results
+status=0
+
+echo "== typecheck"
+npx tsc -p tsconfig.json || status=1
+echo "== lint"
+npx eslint . || status=1
+echo "== format"
+npx prettier --check . >/dev/null || { echo "prettier: files need formatting (npm run format)"; npx prettier --list-different . ; status=1; }
+
+echo "== unit and integration tests (vitest)"
+npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json
+[ $? -eq 0 ] || status=1
+
+node scripts/summarise-results.mjs test-results/vitest.json $status

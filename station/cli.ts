@@ -1,0 +1,359 @@
+/**
+ * `station` command line: init, provision, watch, records, verify-log.
+ *
+ * Exit codes: 0 success; 1 a board failed or was refused (operator-level); 2 usage error;
+ * 3 station not ready (configuration, HSM, database); 4 audit trail or record verification failed;
+ * 70 internal error (a bug: see the log).
+ */
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { StationError } from '../core/errors.js';
+import type { FlowOutcome } from '../core/flow.js';
+import type { ProgressEvent } from '../core/model.js';
+import type { DetectedPort } from '../core/ports.js';
+import type { Result } from '../core/result.js';
+import { fromPemChain } from '../core/pki/pem.js';
+import { verifyJws } from '../core/jws.js';
+import { openEngine, type Engine } from './engine.js';
+import { initStation } from './init.js';
+import { createLogger } from './logger.js';
+
+export const EXIT = { ok: 0, boardFailed: 1, usage: 2, notReady: 3, verifyFailed: 4, internal: 70 } as const;
+
+const USAGE = `usage: station <command> [options]
+
+commands:
+  init        --data-dir D --attestation-root FILE [--station-id ID] [--port PATH|GLOB ...]
+  provision   --data-dir D --port P --work-order W [--operator O] [--reprovision]
+  watch       --data-dir D --work-order W [--operator O] [--port PATH|GLOB ...] [--exit-when-done] [--count N]
+  records     --data-dir D [--json] [--limit N] [--serial S] [--work-order W]
+  verify-log  --data-dir D [--json]
+
+common: --data-dir (default ./.data/station or $LINE_STATION_DATA_DIR), --verbose
+`;
+
+const OPTIONS = {
+  'data-dir': { type: 'string' },
+  'attestation-root': { type: 'string', multiple: true },
+  'station-id': { type: 'string' },
+  port: { type: 'string', multiple: true },
+  'work-order': { type: 'string' },
+  operator: { type: 'string' },
+  reprovision: { type: 'boolean' },
+  'exit-when-done': { type: 'boolean' },
+  count: { type: 'string' },
+  json: { type: 'boolean' },
+  limit: { type: 'string' },
+  serial: { type: 'string' },
+  verbose: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Out = { out: (s: string) => void; err: (s: string) => void };
+const stdio: Out = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
+
+function describeError(e: StationError): string {
+  return `${e.code}: ${e.message}\n  -> ${e.guidance}`;
+}
+
+function exitFor(e: StationError): number {
+  if (e.kind === 'bug') return EXIT.internal;
+  if (/^(CONFIG_|HSM_|STORE_)/.test(e.code)) return EXIT.notReady;
+  return EXIT.boardFailed;
+}
+
+const ICON: Record<ProgressEvent['status'], string> = {
+  pending: '.',
+  running: '>',
+  done: 'ok',
+  failed: 'FAIL',
+  skipped: '-',
+};
+
+function progressPrinter(o: Out, json: boolean) {
+  return (e: ProgressEvent) => {
+    if (json) return o.out(JSON.stringify({ event: 'progress', ...e }));
+    if (e.status === 'running') return;
+    const who = e.serialNumber ? ` ${e.serialNumber}` : '';
+    o.out(
+      `[${e.port}]${who} ${e.step.padEnd(8)} ${ICON[e.status].padEnd(4)} ${String(e.elapsedMs).padStart(6)} ms${e.message ? `  ${e.message}` : ''}`,
+    );
+  };
+}
+
+function outcomeLine(port: string, r: Result<FlowOutcome>): string {
+  if (!r.ok) return `[${port}] FAIL  ${describeError(r.error)}`;
+  const v = r.value;
+  if (v.status === 'already-provisioned') {
+    return `[${port}] PASS  ${v.identity.serialNumber} already provisioned (record ${v.record.recordId}${v.boardMatches ? '' : ', WARNING: board does not hold the recorded certificate'})`;
+  }
+  return `[${port}] PASS  ${v.identity.serialNumber} provisioned${v.resumed ? ' (resumed)' : ''}: record ${v.record.recordId}, certificate ${v.record.certificateSerial}`;
+}
+
+/** Run the CLI; returns the exit code (does not call process.exit). */
+export async function main(argv: string[], o: Out = stdio): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    o.out(USAGE);
+    return cmd ? EXIT.ok : EXIT.usage;
+  }
+  let args: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: false }>>['values'];
+  try {
+    args = parseArgs({ args: rest, options: OPTIONS, allowPositionals: false, strict: true }).values;
+  } catch (e) {
+    o.err(`${(e as Error).message}\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  const dataDir = resolve(args['data-dir'] ?? process.env.LINE_STATION_DATA_DIR ?? '.data/station');
+  const logger = createLogger({
+    file: join(dataDir, 'logs', 'station.log'),
+    console: args.verbose === true,
+    level: args.verbose ? 'debug' : 'info',
+  });
+
+  switch (cmd) {
+    case 'init': {
+      const r = await initStation({
+        dataDir,
+        attestationRoots: args['attestation-root'] ?? [],
+        ...(args['station-id'] ? { stationId: args['station-id'] } : {}),
+        extraPorts: args.port ?? [],
+        logger,
+      });
+      if (!r.ok) {
+        o.err(describeError(r.error));
+        return exitFor(r.error);
+      }
+      o.out(
+        r.value.created
+          ? `station ${r.value.config.stationId} initialised in ${dataDir}`
+          : `station ${r.value.config.stationId} already initialised in ${dataDir}`,
+      );
+      return EXIT.ok;
+    }
+    case 'provision':
+    case 'watch':
+    case 'records':
+    case 'verify-log':
+      break;
+    default:
+      o.err(`unknown command ${cmd}\n\n${USAGE}`);
+      return EXIT.usage;
+  }
+
+  const eng = await openEngine({ dataDir, logger });
+  if (!eng.ok) {
+    o.err(describeError(eng.error));
+    return exitFor(eng.error);
+  }
+  const engine = eng.value;
+  try {
+    switch (cmd) {
+      case 'provision':
+        return await cmdProvision(engine, args, o);
+      case 'watch':
+        return await cmdWatch(engine, args, o);
+      case 'records':
+        return cmdRecords(engine, args, o);
+      case 'verify-log':
+        return await cmdVerifyLog(engine, args, o);
+    }
+  } finally {
+    await engine.close();
+  }
+}
+
+async function cmdProvision(engine: Engine, args: Record<string, unknown>, o: Out): Promise<number> {
+  const ports = (args.port as string[] | undefined) ?? [];
+  const wo = args['work-order'] as string | undefined;
+  if (ports.length !== 1 || !wo) {
+    o.err('provision needs exactly one --port and a --work-order');
+    return EXIT.usage;
+  }
+  const ac = new AbortController();
+  const onSig = () => ac.abort();
+  process.once('SIGINT', onSig);
+  try {
+    const r = await engine.provision({
+      port: ports[0]!,
+      workOrder: wo,
+      operator: (args.operator as string | undefined) ?? process.env.USER ?? 'operator',
+      reprovision: args.reprovision === true,
+      signal: ac.signal,
+      onProgress: progressPrinter(o, args.json === true),
+    });
+    o.out(outcomeLine(ports[0]!, r));
+    return r.ok ? EXIT.ok : exitFor(r.error);
+  } finally {
+    process.off('SIGINT', onSig);
+  }
+}
+
+/** Provision boards as they appear, several at once (one per port). */
+async function cmdWatch(engine: Engine, args: Record<string, unknown>, o: Out): Promise<number> {
+  const wo = args['work-order'] as string | undefined;
+  if (!wo) {
+    o.err('watch needs --work-order');
+    return EXIT.usage;
+  }
+  const w = engine.workOrder(wo);
+  if (!w.ok) {
+    o.err(describeError(w.error));
+    return EXIT.usage;
+  }
+  const extra = (args.port as string[] | undefined) ?? [];
+  const count = args.count ? Number(args.count) : undefined;
+  const exitWhenDone = args['exit-when-done'] === true;
+  const operator = (args.operator as string | undefined) ?? process.env.USER ?? 'operator';
+  const disco = extra.length
+    ? (await import('../native/discovery.js')).createDiscovery({ extraPorts: extra, pollMs: 200 })
+    : engine.discovery();
+  const running = new Map<string, AbortController>();
+  /** Ports whose board finished; provisioning again needs a detach + attach. */
+  const finished = new Map<string, boolean>();
+  let passed = 0;
+  let failed = 0;
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  const ac = new AbortController();
+  const onSig = () => {
+    o.out('stopping: waiting for boards in progress to reach a checkpoint');
+    ac.abort();
+    for (const c of running.values()) c.abort();
+    if (running.size === 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
+  };
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  const checkDone = () => {
+    if (count !== undefined && passed + failed >= count && running.size === 0)
+      resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
+    if (exitWhenDone && running.size === 0 && finished.size > 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
+    if (ac.signal.aborted && running.size === 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
+  };
+  const start = (port: DetectedPort) => {
+    if (ac.signal.aborted || running.has(port.path) || finished.has(port.path)) return;
+    const c = new AbortController();
+    running.set(port.path, c);
+    o.out(`[${port.path}] board attached`);
+    void engine
+      .provision({
+        port,
+        workOrder: wo,
+        operator,
+        signal: c.signal,
+        onProgress: progressPrinter(o, args.json === true),
+      })
+      .then((r) => {
+        running.delete(port.path);
+        o.out(outcomeLine(port.path, r));
+        // A board unplugged mid-step resumes when it is plugged in again: not finished.
+        if (!r.ok && (r.error.code === 'LINK_DISCONNECTED' || r.error.code === 'FLOW_CANCELLED')) {
+          if (ac.signal.aborted) failed++;
+        } else {
+          finished.set(port.path, r.ok);
+          if (r.ok) passed++;
+          else failed++;
+        }
+        checkDone();
+      });
+  };
+  const stop = disco.watch((ev) => {
+    if (ev.type === 'attached') start(ev.port);
+    else if (ev.type === 'detached') {
+      running.get(ev.port.path)?.abort();
+      finished.delete(ev.port.path);
+      o.out(`[${ev.port.path}] board detached`);
+    } else o.err(`[${ev.path}] ${ev.code}: ${ev.message}`);
+  });
+  for (const p of await disco.list()) start(p);
+  o.out(`watching for boards (work order ${wo}); Ctrl-C to stop`);
+  const code = await done;
+  stop();
+  process.off('SIGINT', onSig);
+  process.off('SIGTERM', onSig);
+  o.out(`${passed} boards passed, ${failed} failed`);
+  return code;
+}
+
+function cmdRecords(engine: Engine, args: Record<string, unknown>, o: Out): number {
+  const limit = args.limit ? Number(args.limit) : 100;
+  const rows = engine.store.listRecords({
+    limit,
+    ...(args.serial ? { serialNumber: args.serial as string } : {}),
+    ...(args['work-order'] ? { workOrder: args['work-order'] as string } : {}),
+  });
+  if (args.json) {
+    const out = rows.map((r) => {
+      const rec = JSON.parse(r.recordJson) as { certificate: { pem: string }; chain: string[] };
+      return {
+        recordId: r.recordId,
+        runId: r.runId,
+        chipId: r.chipId,
+        serialNumber: r.serialNumber,
+        workOrder: r.workOrder,
+        operator: r.operator,
+        kind: r.kind,
+        supersedesRecordId: r.supersedesRecordId,
+        createdAt: r.createdAt,
+        certificateSerial: r.certificateSerial,
+        certificatePem: rec.certificate.pem,
+        chain: rec.chain,
+        recordSha256: r.recordSha256,
+        record: JSON.parse(r.recordJson) as unknown,
+        jws: r.jws,
+      };
+    });
+    o.out(JSON.stringify(out, null, 2));
+    return EXIT.ok;
+  }
+  o.out(`${'created'.padEnd(24)} ${'serial'.padEnd(12)} ${'work order'.padEnd(12)} ${'kind'.padEnd(9)} record`);
+  for (const r of rows)
+    o.out(
+      `${r.createdAt.padEnd(24)} ${r.serialNumber.padEnd(12)} ${r.workOrder.padEnd(12)} ${r.kind.padEnd(9)} ${r.recordId}`,
+    );
+  o.out(`${rows.length} of ${engine.store.countRecords()} records`);
+  return EXIT.ok;
+}
+
+async function cmdVerifyLog(engine: Engine, args: Record<string, unknown>, o: Out): Promise<number> {
+  const chain = engine.store.verifyAudit();
+  const anchors = fromPemChain(readFileSync(engine.config.path(engine.config.config.pki.caChain), 'utf8'));
+  if (!anchors.ok) {
+    o.err(describeError(anchors.error));
+    return EXIT.notReady;
+  }
+  // Every record's signature must verify against the station PKI (root at the end of the CA chain).
+  const root = anchors.value.slice(-1);
+  let badRecords = 0;
+  let checked = 0;
+  const problems: string[] = [];
+  for (let off = 0; ; off += 500) {
+    const rows = engine.store.listRecords({ limit: 500, offset: off });
+    for (const r of rows) {
+      checked++;
+      const v = await verifyJws(r.jws, { trustAnchors: root, clock: engine.clock });
+      if (!v.ok) {
+        badRecords++;
+        problems.push(`record ${r.recordId}: ${v.error.message}`);
+      } else if (new TextDecoder().decode(v.value.payload) !== r.recordJson) {
+        badRecords++;
+        problems.push(`record ${r.recordId}: stored JSON differs from the signed payload`);
+      }
+    }
+    if (rows.length < 500) break;
+  }
+  const ok = chain.ok && badRecords === 0;
+  if (args.json) {
+    o.out(JSON.stringify({ ok, audit: chain, records: { checked, invalid: badRecords, problems } }, null, 2));
+  } else {
+    if (chain.ok) o.out(`audit chain OK: ${chain.entries} entries, head ${chain.headHash.slice(0, 16)}...`);
+    else o.out(`audit chain BROKEN at ${chain.at}: ${chain.reason}: ${chain.message}`);
+    o.out(
+      badRecords === 0 ? `records OK: ${checked} signatures verified` : `records INVALID: ${badRecords} of ${checked}`,
+    );
+    for (const p of problems.slice(0, 20)) o.out(`  ${p}`);
+  }
+  return ok ? EXIT.ok : EXIT.verifyFailed;
+}

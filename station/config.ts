@@ -1,0 +1,90 @@
+/**
+ * Station configuration (`<data-dir>/config.json`), validated with a schema. It names where the
+ * secrets come from, never the secrets themselves: the HSM user PIN comes from an environment
+ * variable, or (development tokens only) from a 0600 file inside the data dir.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { fail } from '../core/errors.js';
+import { ok, type Result } from '../core/result.js';
+
+export const StationConfigSchema = z
+  .object({
+    schema: z.literal('line-station/station-config/v1'),
+    stationId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+    hsm: z
+      .object({
+        module: z.string().min(1),
+        tokenLabel: z.string().min(1).max(32),
+        /** SoftHSM2 development tokens: the softhsm2.conf to use (set as SOFTHSM2_CONF before loading the module). */
+        softhsmConf: z.string().optional(),
+        pin: z.union([z.object({ env: z.string().min(1) }).strict(), z.object({ file: z.string().min(1) }).strict()]),
+        keys: z.object({ issuingCa: z.string(), station: z.string() }).strict(),
+      })
+      .strict(),
+    pki: z
+      .object({
+        /** PEM files, relative to the data dir. */
+        caChain: z.string(),
+        stationChain: z.string(),
+        attestationRoots: z.array(z.string()).min(1),
+      })
+      .strict(),
+    paths: z
+      .object({
+        profilesDir: z.string(),
+        workOrdersDir: z.string(),
+      })
+      .strict(),
+    ports: z
+      .object({ extra: z.array(z.string()).default([]), pollMs: z.number().int().min(50).max(10_000).default(500) })
+      .strict(),
+  })
+  .strict();
+
+export type StationConfig = z.infer<typeof StationConfigSchema>;
+
+export interface LoadedConfig {
+  readonly dataDir: string;
+  readonly config: StationConfig;
+  /** Resolve a path from the config (relative to the data dir, or to the repo for resources). */
+  readonly path: (p: string) => string;
+}
+
+export const CONFIG_FILE = 'config.json';
+
+/** Load and validate `<dataDir>/config.json`. */
+export function loadConfig(dataDir: string): Result<LoadedConfig> {
+  const dir = resolve(dataDir);
+  const file = join(dir, CONFIG_FILE);
+  if (!existsSync(file))
+    return fail('CONFIG_NOT_FOUND', `no station configuration at ${file}; run: station init --data-dir ${dataDir}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    return fail('CONFIG_INVALID', `${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const parsed = StationConfigSchema.safeParse(json);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    return fail('CONFIG_INVALID', `${file}: ${i ? `${i.path.join('.')}: ${i.message}` : 'invalid'}`);
+  }
+  return ok({ dataDir: dir, config: parsed.data, path: (p: string) => (isAbsolute(p) ? p : join(dir, p)) });
+}
+
+/** Read the HSM user PIN from its configured source. The PIN is returned to the caller only; never logged. */
+export function readPin(cfg: LoadedConfig): Result<string> {
+  const src = cfg.config.hsm.pin;
+  if ('env' in src) {
+    const v = process.env[src.env];
+    if (!v) return fail('HSM_PIN_INCORRECT', `the HSM PIN is not set: export ${src.env}`);
+    return ok(v);
+  }
+  const f = cfg.path(src.file);
+  if (!existsSync(f)) return fail('CONFIG_INVALID', `PIN file ${f} is missing`);
+  const mode = statSync(f).mode & 0o077;
+  if (mode !== 0) return fail('CONFIG_INVALID', `PIN file ${f} must not be readable by group or others (chmod 600)`);
+  return ok(readFileSync(f, 'utf8').trim());
+}

@@ -1,0 +1,235 @@
+/**
+ * The station engine: the composition root that wires the Electron-free core to the native adapters
+ * (HSM, serial links, SQLite store, discovery) and runs provisioning on one or many ports at once.
+ * Used by the CLI, the benchmark, the tests, and (later) the Electron engine host and UI bridge.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fail, stationError } from '../core/errors.js';
+import { provisionBoard, type FlowOutcome, type StationIdentity } from '../core/flow.js';
+import type { ProgressEvent } from '../core/model.js';
+import type { Clock, DetectedPort, DeviceDiscovery, Hsm, Logger } from '../core/ports.js';
+import { systemClock } from '../core/ports.js';
+import type { BoardProfile } from '../core/profiles.js';
+import { err, ok, type Result } from '../core/result.js';
+import type { Store } from '../core/store.js';
+import { parseWorkOrder, type WorkOrder } from '../core/work-order.js';
+import { fromPemChain } from '../core/pki/pem.js';
+import { connectBoard } from '../core/protocol/client.js';
+import { openHsm } from '../native/hsm/index.js';
+import { serialOpener } from '../native/serial.js';
+import { openStore } from '../native/store/index.js';
+import { createDiscovery } from '../native/discovery.js';
+import { loadProfilesFromDir } from '../native/profiles-fs.js';
+import { loadConfig, readPin, type LoadedConfig } from './config.js';
+
+export interface EngineOptions {
+  readonly dataDir: string;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+}
+
+export interface ProvisionRequest {
+  readonly port: string | DetectedPort;
+  readonly workOrder: string;
+  readonly operator: string;
+  readonly reprovision?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (e: ProgressEvent) => void;
+}
+
+export interface Engine {
+  readonly config: LoadedConfig;
+  readonly clock: Clock;
+  readonly store: Store;
+  readonly hsm: Hsm;
+  readonly profiles: readonly BoardProfile[];
+  readonly station: StationIdentity;
+  workOrder(id: string): Result<WorkOrder>;
+  listWorkOrders(): WorkOrder[];
+  provision(req: ProvisionRequest): Promise<Result<FlowOutcome>>;
+  discovery(): DeviceDiscovery;
+  close(): Promise<void>;
+}
+
+/** Open the station in a data dir: configuration, HSM session, database, profiles, station identity. */
+export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
+  const clock = o.clock ?? systemClock;
+  const log = o.logger;
+  const cfgR = loadConfig(o.dataDir);
+  if (!cfgR.ok) return cfgR;
+  const cfg = cfgR.value;
+  const c = cfg.config;
+  // SoftHSM2 reads its configuration when the module is loaded: set it first.
+  if (c.hsm.softhsmConf) process.env.SOFTHSM2_CONF = cfg.path(c.hsm.softhsmConf);
+
+  const profiles = loadProfilesFromDir(cfg.path(c.paths.profilesDir));
+  if (!profiles.ok) return profiles;
+
+  const pin = readPin(cfg);
+  if (!pin.ok) return pin;
+  const hsmR = await openHsm({
+    module: c.hsm.module,
+    tokenLabel: c.hsm.tokenLabel,
+    pin: pin.value,
+    logger: log.child('[hsm]'),
+  });
+  if (!hsmR.ok) return hsmR;
+  const hsm = hsmR.value;
+  const storeR = openStore(join(cfg.dataDir, 'station.db'), { clock, logger: log.child('[store]') });
+  if (!storeR.ok) {
+    await hsm.close();
+    return storeR;
+  }
+  const store = storeR.value;
+  const fail2 = async <T>(r: Result<T>): Promise<Result<never>> => {
+    store.close();
+    await hsm.close();
+    return r as Result<never>;
+  };
+
+  const caSigner = await hsm.signer(c.hsm.keys.issuingCa);
+  if (!caSigner.ok) return fail2(caSigner);
+  const stSigner = await hsm.signer(c.hsm.keys.station);
+  if (!stSigner.ok) return fail2(stSigner);
+  const caChain = fromPemChain(readFileSync(cfg.path(c.pki.caChain), 'utf8'));
+  if (!caChain.ok) return fail2(caChain);
+  const stChain = fromPemChain(readFileSync(cfg.path(c.pki.stationChain), 'utf8'));
+  if (!stChain.ok) return fail2(stChain);
+  const roots: Uint8Array[] = [];
+  for (const f of c.pki.attestationRoots) {
+    const r = fromPemChain(readFileSync(cfg.path(f), 'utf8'));
+    if (!r.ok) return fail2(r);
+    roots.push(...r.value);
+  }
+  const station: StationIdentity = {
+    id: c.stationId,
+    signer: stSigner.value,
+    chain: stChain.value,
+    caSigner: caSigner.value,
+    caChain: caChain.value,
+  };
+
+  const woDir = cfg.path(c.paths.workOrdersDir);
+  const loadWorkOrders = (): Result<WorkOrder[]> => {
+    const out: WorkOrder[] = [];
+    for (const f of readdirSync(woDir)
+      .filter((n) => n.endsWith('.json'))
+      .sort()) {
+      let json: unknown;
+      try {
+        json = JSON.parse(readFileSync(join(woDir, f), 'utf8'));
+      } catch (e) {
+        return fail('INPUT_INVALID', `${f}: not valid JSON (${(e as Error).message})`);
+      }
+      const w = parseWorkOrder(json, f);
+      if (!w.ok) return w;
+      out.push(w.value);
+    }
+    return ok(out);
+  };
+  const wos = loadWorkOrders();
+  if (!wos.ok) return fail2(wos);
+
+  const opener = serialOpener({ logger: log.child('[serial]') });
+  const busyPorts = new Set<string>();
+  let disco: DeviceDiscovery | null = null;
+
+  const engine: Engine = {
+    config: cfg,
+    clock,
+    store,
+    hsm,
+    profiles: profiles.value,
+    station,
+    workOrder(id) {
+      const w = wos.value.find((x) => x.id === id);
+      return w
+        ? ok(w)
+        : fail('INPUT_INVALID', `unknown work order ${id} (known: ${wos.value.map((x) => x.id).join(', ')})`);
+    },
+    listWorkOrders: () => [...wos.value],
+    async provision(req) {
+      const port: DetectedPort = typeof req.port === 'string' ? { path: req.port, source: 'configured' } : req.port;
+      const wo = engine.workOrder(req.workOrder);
+      if (!wo.ok) return wo;
+      if (busyPorts.has(port.path))
+        return err(stationError('FLOW_BOARD_BUSY', `port ${port.path} is already provisioning`));
+      busyPorts.add(port.path);
+      const plog = log.child(`[serial ${port.path}]`);
+      try {
+        const link = await opener.open(port.path);
+        if (!link.ok) {
+          req.onProgress?.({
+            port: port.path,
+            step: 'detect',
+            status: 'failed',
+            elapsedMs: 0,
+            message: link.error.message,
+          });
+          return link;
+        }
+        req.onProgress?.({ port: port.path, step: 'detect', status: 'done', elapsedMs: 0 });
+        const timeouts = { timeoutMs: 3000, longTimeoutMs: 30_000 };
+        const board = await connectBoard(link.value, {
+          logger: plog,
+          clock,
+          ...timeouts,
+          ...(req.signal ? { signal: req.signal } : {}),
+        });
+        if (!board.ok) {
+          await link.value.close();
+          req.onProgress?.({
+            port: port.path,
+            step: 'identify',
+            status: 'failed',
+            elapsedMs: 0,
+            message: board.error.message,
+          });
+          return board;
+        }
+        try {
+          return await provisionBoard(
+            {
+              board: board.value,
+              hsm,
+              store,
+              clock,
+              logger: plog,
+              station,
+              attestationRoots: roots,
+              profiles: profiles.value,
+              workOrder: wo.value,
+              operator: req.operator,
+              port,
+              random: (n) => new Uint8Array(randomBytes(n)),
+              newId: () => randomUUID(),
+            },
+            {
+              ...(req.reprovision ? { reprovision: true } : {}),
+              ...(req.signal ? { signal: req.signal } : {}),
+              ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+            },
+          );
+        } finally {
+          await board.value.close();
+        }
+      } catch (e) {
+        plog.log('error', `bug: ${(e as Error).stack ?? String(e)}`);
+        return fail('INTERNAL', (e as Error).message);
+      } finally {
+        busyPorts.delete(port.path);
+      }
+    },
+    discovery() {
+      disco ??= createDiscovery({ extraPorts: c.ports.extra, pollMs: c.ports.pollMs, logger: log.child('[detect]') });
+      return disco;
+    },
+    async close() {
+      store.close();
+      await hsm.close();
+    },
+  };
+  return ok(engine);
+}

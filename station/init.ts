@@ -1,0 +1,187 @@
+/**
+ * `station init`: create a development station in a data dir.
+ *
+ * - two SoftHSM2 tokens: "LS Offline Root" (the root CA key: in production it lives offline and is
+ *   never attached to a station) and "LS Station" (issuing CA key + station signing key, both
+ *   generated inside the token, sensitive and non-extractable);
+ * - the chain root -> issuing CA -> (device certificates, station certificate), PEM files in pki/
+ *   and certificate objects in the station token;
+ * - config.json, the SQLite database with its first audit entry.
+ *
+ * Development PINs are random and kept in 0600 files under secrets/; production stations use a vendor
+ * PKCS#11 module and take the PIN from the environment (see docs/hsm.md).
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sha256Hex } from '../core/bytes.js';
+import { fail } from '../core/errors.js';
+import type { Logger, Clock } from '../core/ports.js';
+import { systemClock } from '../core/ports.js';
+import { ok, type Result } from '../core/result.js';
+import { createRootCertificate, issueCaCertificate, issueStationCertificate } from '../core/pki/ca.js';
+import { fromPem, toPem } from '../core/pki/pem.js';
+import { openHsm } from '../native/hsm/index.js';
+import { createSoftHsmEnv, initToken, findSoftHsmModule } from '../native/softhsm-dev.js';
+import { openStore } from '../native/store/index.js';
+import { CONFIG_FILE, type StationConfig } from './config.js';
+
+export const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+export const ROOT_TOKEN = 'LS Offline Root';
+export const STATION_TOKEN = 'LS Station';
+export const KEY_LABELS = { root: 'root-ca', issuingCa: 'issuing-ca', station: 'station-signing' } as const;
+
+export interface InitOptions {
+  readonly dataDir: string;
+  readonly stationId?: string;
+  /** Vendor attestation root certificates (PEM files) to trust. */
+  readonly attestationRoots: readonly string[];
+  readonly extraPorts?: readonly string[];
+  readonly logger: Logger;
+  readonly clock?: Clock;
+}
+
+function writeAtomic(file: string, data: string, mode = 0o644): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode });
+  renameSync(tmp, file);
+}
+
+/** Initialise a development station (idempotent: an initialised data dir is left as it is). */
+export async function initStation(o: InitOptions): Promise<Result<{ created: boolean; config: StationConfig }>> {
+  const clock = o.clock ?? systemClock;
+  const dir = resolve(o.dataDir);
+  const cfgFile = join(dir, CONFIG_FILE);
+  if (existsSync(cfgFile)) {
+    return ok({ created: false, config: JSON.parse(readFileSync(cfgFile, 'utf8')) as StationConfig });
+  }
+  if (o.attestationRoots.length === 0)
+    return fail('CONFIG_INVALID', 'at least one --attestation-root (vendor root PEM) is required');
+  for (const f of o.attestationRoots)
+    if (!existsSync(f)) return fail('CONFIG_INVALID', `attestation root ${f} not found`);
+  const log = o.logger.child('[init]');
+  for (const d of ['', 'secrets', 'pki', 'pki/attestation-roots', 'logs'])
+    mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  chmodSync(join(dir, 'secrets'), 0o700);
+
+  const module = findSoftHsmModule();
+  if (!module) return fail('HSM_MODULE_LOAD_FAILED', 'SoftHSM2 is not installed (apt-get install softhsm2)');
+  const env = await createSoftHsmEnv(join(dir, 'hsm'));
+  const pins = {
+    rootSo: randomBytes(12).toString('hex'),
+    rootUser: randomBytes(12).toString('hex'),
+    so: randomBytes(12).toString('hex'),
+    user: randomBytes(12).toString('hex'),
+  };
+  writeFileSync(join(dir, 'secrets', 'root-user.pin'), pins.rootUser, { mode: 0o600 });
+  writeFileSync(join(dir, 'secrets', 'root-so.pin'), pins.rootSo, { mode: 0o600 });
+  writeFileSync(join(dir, 'secrets', 'hsm-so.pin'), pins.so, { mode: 0o600 });
+  writeFileSync(join(dir, 'secrets', 'hsm-user.pin'), pins.user, { mode: 0o600 });
+
+  const t1 = await initToken(env, { label: ROOT_TOKEN, soPin: pins.rootSo, pin: pins.rootUser });
+  if (!t1.ok) return t1;
+  const t2 = await initToken(env, { label: STATION_TOKEN, soPin: pins.so, pin: pins.user });
+  if (!t2.ok) return t2;
+  log.log('info', 'SoftHSM2 tokens created', { tokens: [ROOT_TOKEN, STATION_TOKEN] });
+
+  // Root CA: generated in its own token.
+  const rootHsm = await openHsm({ module: env.module, tokenLabel: ROOT_TOKEN, pin: pins.rootUser, logger: log });
+  if (!rootHsm.ok) return rootHsm;
+  const stationHsm = await openHsm({ module: env.module, tokenLabel: STATION_TOKEN, pin: pins.user, logger: log });
+  if (!stationHsm.ok) return stationHsm;
+  try {
+    const rk = await rootHsm.value.generateSigningKey(KEY_LABELS.root, 'P-256');
+    if (!rk.ok) return rk;
+    const rootSigner = await rootHsm.value.signer(KEY_LABELS.root);
+    if (!rootSigner.ok) return rootSigner;
+    const root = await createRootCertificate({
+      signer: rootSigner.value,
+      subject: { commonName: `Line Station Dev Root CA (${o.stationId ?? 'station'})`, organization: 'Line Station' },
+      validityDays: 3650 * 2,
+      clock,
+    });
+    if (!root.ok) return root;
+
+    const ck = await stationHsm.value.generateSigningKey(KEY_LABELS.issuingCa, 'P-256');
+    if (!ck.ok) return ck;
+    const sk = await stationHsm.value.generateSigningKey(KEY_LABELS.station, 'P-256');
+    if (!sk.ok) return sk;
+    const stationId = o.stationId ?? `station-${randomBytes(3).toString('hex')}`;
+    const ca = await issueCaCertificate({
+      issuer: { signer: rootSigner.value, certificate: root.value },
+      subjectPublicKeySpki: ck.value.publicKeySpki,
+      subject: { commonName: `Line Station Issuing CA ${stationId}`, organization: 'Line Station' },
+      validityDays: 3650,
+      pathLength: 0,
+      clock,
+    });
+    if (!ca.ok) return ca;
+    const caSigner = await stationHsm.value.signer(KEY_LABELS.issuingCa);
+    if (!caSigner.ok) return caSigner;
+    const st = await issueStationCertificate({
+      issuer: { signer: caSigner.value, certificate: ca.value },
+      subjectPublicKeySpki: sk.value.publicKeySpki,
+      stationId,
+      validityDays: 825,
+      clock,
+    });
+    if (!st.ok) return st;
+    for (const [label, der] of [
+      [KEY_LABELS.issuingCa, ca.value],
+      [KEY_LABELS.station, st.value],
+      [KEY_LABELS.root, root.value],
+    ] as const) {
+      const imp = await stationHsm.value.importCertificate(label, der);
+      if (!imp.ok) return imp;
+    }
+    const pem = (ders: Uint8Array[]) => ders.map((d) => toPem(d, 'CERTIFICATE')).join('');
+    writeAtomic(join(dir, 'pki', 'root.pem'), pem([root.value]));
+    writeAtomic(join(dir, 'pki', 'ca-chain.pem'), pem([ca.value, root.value]));
+    writeAtomic(join(dir, 'pki', 'station-chain.pem'), pem([st.value, ca.value, root.value]));
+    const roots: string[] = [];
+    for (const f of o.attestationRoots) {
+      const text = readFileSync(f, 'utf8');
+      const parsed = fromPem(text);
+      if (!parsed.ok) return fail('CONFIG_INVALID', `attestation root ${f}: ${parsed.error.message}`);
+      const rel = join('pki', 'attestation-roots', basename(f));
+      copyFileSync(f, join(dir, rel));
+      roots.push(rel);
+    }
+
+    const config: StationConfig = {
+      schema: 'line-station/station-config/v1',
+      stationId,
+      hsm: {
+        module: env.module,
+        tokenLabel: STATION_TOKEN,
+        softhsmConf: env.conf,
+        pin: { file: 'secrets/hsm-user.pin' },
+        keys: { issuingCa: KEY_LABELS.issuingCa, station: KEY_LABELS.station },
+      },
+      pki: { caChain: 'pki/ca-chain.pem', stationChain: 'pki/station-chain.pem', attestationRoots: roots },
+      paths: {
+        profilesDir: join(REPO_ROOT, 'resources', 'boards'),
+        workOrdersDir: join(REPO_ROOT, 'resources', 'work-orders'),
+      },
+      ports: { extra: [...(o.extraPorts ?? [])], pollMs: 250 },
+    };
+    const store = openStore(join(dir, 'station.db'));
+    if (!store.ok) return store;
+    store.value.appendAudit('station.init', {
+      stationId,
+      tokenLabel: STATION_TOKEN,
+      rootSha256: await sha256Hex(root.value),
+      issuingCaSha256: await sha256Hex(ca.value),
+      stationCertSha256: await sha256Hex(st.value),
+    });
+    store.value.close();
+    writeAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
+    log.log('info', 'station initialised', { stationId, dataDir: dir });
+    return ok({ created: true, config });
+  } finally {
+    await rootHsm.value.close();
+    await stationHsm.value.close();
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * End to end with real parts: the simulator on socat ptys, SoftHSM2, SQLite; certificates checked
+ * with openssl, manifests and records with jose (an independent JOSE implementation).
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compactVerify, importX509 } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ProgressEvent } from '../../core/model.js';
+import { createWorld, type World } from '../harness.js';
+
+let w: World;
+
+beforeAll(async () => {
+  w = await createWorld({
+    boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-SE', faults: { badFirmware: true } }],
+  });
+});
+afterAll(async () => {
+  await w?.teardown();
+});
+
+function pemOf(x5cB64: string): string {
+  return `-----BEGIN CERTIFICATE-----\n${x5cB64.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
+}
+
+describe('provisioning end to end', () => {
+  it('provisions an on-board-keygen board and an injected-key board; openssl and jose verify the results', async () => {
+    for (const i of [0, 1]) {
+      const events: ProgressEvent[] = [];
+      const r = await w.engine.provision({
+        port: w.sim.ports[i]!,
+        workOrder: 'WO-DEMO-1',
+        operator: 'op-7',
+        onProgress: (e) => events.push(e),
+      });
+      if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}\n${w.logText()}`);
+      expect(r.value.status).toBe('provisioned');
+      const steps = events.filter((e) => e.status === 'done').map((e) => e.step);
+      expect(steps).toEqual(['detect', 'identify', 'attest', 'key', 'certify', 'baseline', 'record']);
+      // The board holds the certificate and is locked.
+      const st = w.sim.state(i);
+      expect(st.locked).toBe(true);
+      expect(st.certSha256).not.toBeNull();
+    }
+
+    const records = w.engine.store.listRecords({});
+    expect(records).toHaveLength(2);
+    const modes = records.map((r) => (JSON.parse(r.recordJson) as { key: { mode: string } }).key.mode).sort();
+    expect(modes).toEqual(['injected', 'onboard']);
+
+    for (const r of records) {
+      const rec = JSON.parse(r.recordJson) as {
+        certificate: { pem: string; sha256: string };
+        chain: string[];
+        manifest: { jws: string };
+        board: { chipId: string };
+      };
+      // openssl verifies the device certificate against the station's root.
+      const dir = w.dir;
+      writeFileSync(join(dir, 'dev.pem'), rec.certificate.pem);
+      writeFileSync(join(dir, 'ca.pem'), rec.chain[0]!);
+      writeFileSync(join(dir, 'root.pem'), rec.chain[rec.chain.length - 1]!);
+      const out = execFileSync(
+        'openssl',
+        [
+          'verify',
+          '-x509_strict',
+          '-purpose',
+          'sslclient',
+          '-CAfile',
+          join(dir, 'root.pem'),
+          '-untrusted',
+          join(dir, 'ca.pem'),
+          join(dir, 'dev.pem'),
+        ],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(out.trim()).toBe(`${join(dir, 'dev.pem')}: OK`);
+      const text = execFileSync('openssl', ['x509', '-in', join(dir, 'dev.pem'), '-noout', '-text'], {
+        encoding: 'utf8',
+      });
+      expect(text).toContain(rec.board.chipId);
+      expect(text).toContain('TLS Web Client Authentication');
+
+      // jose verifies the record and the manifest with the station certificate from x5c.
+      for (const jws of [r.jws, rec.manifest.jws]) {
+        const header = JSON.parse(Buffer.from(jws.split('.')[0]!, 'base64url').toString()) as {
+          x5c: string[];
+          alg: string;
+        };
+        const key = await importX509(pemOf(header.x5c[0]!), header.alg);
+        const v = await compactVerify(jws, key);
+        expect(v.payload.length).toBeGreaterThan(0);
+      }
+      expect(
+        Buffer.from(
+          (
+            await compactVerify(
+              r.jws,
+              await importX509(
+                pemOf(
+                  (JSON.parse(Buffer.from(r.jws.split('.')[0]!, 'base64url').toString()) as { x5c: string[] }).x5c[0]!,
+                ),
+                'ES256',
+              ),
+            )
+          ).payload,
+        ).toString(),
+      ).toBe(r.recordJson);
+    }
+    expect(w.engine.store.verifyAudit().ok).toBe(true);
+  });
+
+  it('recognises an already provisioned board and does not give it a second identity', async () => {
+    const before = w.engine.store.listIssuedCertificates().length;
+    const r = await w.engine.provision({ port: w.sim.ports[0]!, workOrder: 'WO-DEMO-1', operator: 'op-7' });
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value.status).toBe('already-provisioned');
+    if (r.value.status === 'already-provisioned') expect(r.value.boardMatches).toBe(true);
+    expect(w.engine.store.listIssuedCertificates().length).toBe(before);
+  });
+
+  it('re-provisions only when asked, as a rotation that supersedes the old record', async () => {
+    const old = w.engine.store.listRecords({}).find((r) => r.serialNumber === w.sim.boards[0]!.serialNumber)!;
+    const r = await w.engine.provision({
+      port: w.sim.ports[0]!,
+      workOrder: 'WO-DEMO-1',
+      operator: 'supervisor-1',
+      reprovision: true,
+    });
+    if (!r.ok) throw new Error(`${r.error.code} ${r.error.message}`);
+    expect(r.value.status).toBe('provisioned');
+    if (r.value.status !== 'provisioned') return;
+    expect(r.value.record.kind).toBe('rotation');
+    expect(r.value.record.supersedesRecordId).toBe(old.recordId);
+    expect(w.engine.store.findCurrentRecord(old.chipId)?.recordId).toBe(r.value.record.recordId);
+    expect(r.value.record.certificateSerial).not.toBe(old.certificateSerial);
+    expect(w.engine.store.verifyAudit().ok).toBe(true);
+  });
+
+  it('fails a board with an unexpected firmware digest with POLICY_VIOLATION and a signed manifest as evidence', async () => {
+    const r = await w.engine.provision({ port: w.sim.ports[2]!, workOrder: 'WO-DEMO-1', operator: 'op-7' });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.code).toBe('POLICY_VIOLATION');
+    expect(r.error.action).toBe('set-aside');
+    expect(r.error.message).toMatch(/application/);
+    // Not locked, no record: nothing half-written.
+    expect(w.sim.state(2).locked).toBe(false);
+    expect(w.engine.store.findCurrentRecord(w.sim.boards[2]!.chipId)).toBeNull();
+    expect(w.engine.store.verifyAudit().ok).toBe(true);
+  });
+});
