@@ -7,6 +7,8 @@ need=()
 for cmd in softhsm2-util:softhsm2 pkcs11-tool:opensc socat:socat openssl:openssl chromium:chromium xvfb-run:xvfb; do
   command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd##*:}")
 done
+# PostgreSQL server binaries: the registry's production backend, exercised by the tests.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "[setup] installing Debian packages: ${need[*]}"

@@ -13,6 +13,16 @@ npx eslint . || status=1
 echo "== format"
 npx prettier --check . >/dev/null || { echo "prettier: files need formatting (npm run format)"; npx prettier --list-different . ; status=1; }
 
+echo "== PostgreSQL for the registry tests"
+if url=$(bash scripts/pg-test.sh); then
+  export LINE_STATION_TEST_PG_URL="$url"
+  echo "registry tests run against SQLite and $url"
+elif [ -n "${CI:-}" ]; then
+  echo "PostgreSQL could not be started: required in CI"; status=1
+else
+  echo "PostgreSQL not available: the registry's PostgreSQL runs are skipped (run scripts/setup.sh)"
+fi
+
 echo "== unit and integration tests (vitest)"
 npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json
 [ $? -eq 0 ] || status=1

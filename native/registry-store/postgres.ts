@@ -1,0 +1,336 @@
+/**
+ * RegistryDb on PostgreSQL (pg). A batch is one READ COMMITTED transaction serialised per (station, batch)
+ * with a transaction-scoped advisory lock; records are inserted with ON CONFLICT DO NOTHING so concurrent
+ * batches carrying the same record id can never store it twice.
+ */
+import pg from 'pg';
+import type { PoolClient } from 'pg';
+import { fail } from '../../core/errors.js';
+import { ok, type Result } from '../../core/result.js';
+import type {
+  BatchRow,
+  ConflictRow,
+  IngestInput,
+  IngestOutcome,
+  IngestStatus,
+  NewStation,
+  RecordFilter,
+  RegistryCounts,
+  RegistryDb,
+  StationRow,
+  StationStats,
+} from '../../registry/db.js';
+import { PG_MIGRATIONS } from './migrations.js';
+import { recordFrom } from './sqlite.js';
+
+type Row = Record<string, unknown>;
+
+/** Redact the password of a connection URL for messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+}
+
+async function guard<T>(what: string, fn: () => Promise<T>): Promise<Result<T>> {
+  try {
+    return ok(await fn());
+  } catch (e) {
+    return fail('STORE_FAILED', `registry database (postgres) ${what}: ${(e as Error).message}`);
+  }
+}
+
+function stationFrom(r: Row): StationRow {
+  return {
+    stationId: r['station_id'] as string,
+    chainPem: r['chain_pem'] as string,
+    certificateSha256: r['cert_sha256'] as string,
+    issuingCaSha256: r['ca_sha256'] as string,
+    rootSha256: r['root_sha256'] as string,
+    workOrders: r['work_orders'] as string[],
+    enrolledAt: r['enrolled_at'] as string,
+    revokedAt: (r['revoked_at'] as string | null) ?? null,
+    lastSyncAt: (r['last_sync_at'] as string | null) ?? null,
+  };
+}
+
+function batchFrom(r: Row): BatchRow {
+  return {
+    stationId: r['station_id'] as string,
+    batchId: r['batch_id'] as string,
+    kind: r['kind'] as 'batch' | 'bundle',
+    contentSha256: r['content_sha256'] as string,
+    receivedAt: r['received_at'] as string,
+    response: (r['response'] as string | null) ?? null,
+  };
+}
+
+async function tx<T>(pool: pg.Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    const v = await fn(c);
+    await c.query('COMMIT');
+    return v;
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  } finally {
+    c.release();
+  }
+}
+
+const MIGRATION_LOCK = 0x4c53_5247; // "LSRG"
+
+async function migrate(pool: pg.Pool): Promise<void> {
+  await tx(pool, async (c) => {
+    await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await c.query(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+    );
+    const done = new Set(
+      (await c.query('SELECT version FROM schema_migrations')).rows.map((r: Row) => Number(r['version'])),
+    );
+    for (const m of PG_MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      await c.query(m.sql);
+      await c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      ]);
+    }
+  });
+}
+
+/** Open (and migrate) a PostgreSQL registry database from a `postgres://` URL. */
+export async function openPostgresRegistryDb(
+  url: string,
+  opts: { poolSize?: number } = {},
+): Promise<Result<RegistryDb>> {
+  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 8, connectionTimeoutMillis: 10_000 });
+  // An idle client that loses its connection emits 'error' on the pool; without a listener it would crash the process.
+  pool.on('error', () => undefined);
+  try {
+    await migrate(pool);
+  } catch (e) {
+    await pool.end().catch(() => undefined);
+    return fail('STORE_FAILED', `cannot open the registry database ${redactUrl(url)}: ${(e as Error).message}`);
+  }
+  let nonceCalls = 0;
+  const q = async (sql: string, args: unknown[] = []): Promise<Row[]> => (await pool.query(sql, args)).rows as Row[];
+
+  const api: RegistryDb = {
+    backend: 'postgres',
+    getStation: (id) =>
+      guard('getStation', async () => {
+        const r = (await q('SELECT * FROM stations WHERE station_id = $1', [id]))[0];
+        return r ? stationFrom(r) : null;
+      }),
+    insertStation: (st: NewStation) =>
+      guard('insertStation', async () => {
+        const r = await pool.query(
+          `INSERT INTO stations (station_id, chain_pem, cert_sha256, ca_sha256, root_sha256, work_orders, enrolled_at)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (station_id) DO NOTHING`,
+          [
+            st.stationId,
+            st.chainPem,
+            st.certificateSha256,
+            st.issuingCaSha256,
+            st.rootSha256,
+            JSON.stringify(st.workOrders),
+            st.enrolledAt,
+          ],
+        );
+        return { created: r.rowCount === 1 };
+      }),
+    revokeStation: (id, at) =>
+      guard('revokeStation', async () => {
+        const r = await pool.query('UPDATE stations SET revoked_at = COALESCE(revoked_at, $1) WHERE station_id = $2', [
+          at,
+          id,
+        ]);
+        return r.rowCount === 1;
+      }),
+    listStations: () =>
+      guard('listStations', async () =>
+        (
+          await q(
+            `SELECT s.*, (SELECT COUNT(*) FROM records r WHERE r.station_id = s.station_id)::int AS n_records,
+                    (SELECT COUNT(*) FROM conflicts c WHERE c.station_id = s.station_id)::int AS n_conflicts
+             FROM stations s ORDER BY s.station_id`,
+          )
+        ).map((r): StationStats => ({
+          ...stationFrom(r),
+          records: Number(r['n_records']),
+          conflicts: Number(r['n_conflicts']),
+        })),
+      ),
+    useNonce: (stationId, nonce, expiresAt, now) =>
+      guard('useNonce', async () => {
+        if (++nonceCalls % 256 === 0) await pool.query('DELETE FROM nonces WHERE expires_at < $1', [now]);
+        const r = await pool.query(
+          'INSERT INTO nonces (station_id, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+          [stationId, nonce, expiresAt],
+        );
+        return r.rowCount === 1;
+      }),
+    getBatch: (stationId, batchId) =>
+      guard('getBatch', async () => {
+        const r = (await q('SELECT * FROM batches WHERE station_id = $1 AND batch_id = $2', [stationId, batchId]))[0];
+        return r ? batchFrom(r) : null;
+      }),
+    ingest: (input: IngestInput) =>
+      guard('ingest', () =>
+        tx(pool, async (c): Promise<IngestOutcome> => {
+          await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${input.stationId}\n${input.batchId}`]);
+          const existing = (
+            await c.query('SELECT content_sha256 FROM batches WHERE station_id = $1 AND batch_id = $2', [
+              input.stationId,
+              input.batchId,
+            ])
+          ).rows[0] as Row | undefined;
+          if (existing && existing['content_sha256'] !== input.contentSha256) return { kind: 'batch-conflict' };
+          if (!existing)
+            await c.query(
+              'INSERT INTO batches (station_id, batch_id, kind, content_sha256, received_at) VALUES ($1, $2, $3, $4, $5)',
+              [input.stationId, input.batchId, input.kind, input.contentSha256, input.receivedAt],
+            );
+          // First occurrence of each id goes to the INSERT; later ones in the same batch compare with what is stored.
+          const first = new Map<string, (typeof input.records)[number]>();
+          for (const r of input.records) if (!first.has(r.recordId)) first.set(r.recordId, r);
+          const rs = [...first.values()];
+          const col = <K extends keyof (typeof rs)[number]>(k: K) => rs.map((r) => r[k]);
+          const inserted = new Set<string>();
+          if (rs.length) {
+            const res = await c.query(
+              `INSERT INTO records (record_id, station_id, sha256, chip_id, serial_number, model, work_order, kind,
+                 supersedes_record_id, completed_at, received_at, batch_id, record_json, jws)
+               SELECT u.record_id, $2, u.sha256, u.chip_id, u.serial_number, u.model, u.work_order, u.kind,
+                 u.supersedes_record_id, u.completed_at, $3, $4, u.record_json, u.jws
+               FROM unnest($1::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                           $11::text[], $12::text[], $13::text[], $14::text[])
+                 WITH ORDINALITY AS u(record_id, sha256, chip_id, serial_number, model, work_order, kind,
+                           supersedes_record_id, completed_at, record_json, jws, ord)
+               ORDER BY u.ord
+               ON CONFLICT (record_id) DO NOTHING RETURNING record_id`,
+              [
+                col('recordId'),
+                input.stationId,
+                input.receivedAt,
+                input.batchId,
+                col('sha256'),
+                col('chipId'),
+                col('serialNumber'),
+                col('model'),
+                col('workOrder'),
+                col('kind'),
+                col('supersedesRecordId'),
+                col('completedAt'),
+                col('recordJson'),
+                col('jws'),
+              ],
+            );
+            for (const r of res.rows as Row[]) inserted.add(r['record_id'] as string);
+          }
+          const stored = new Map<string, string>();
+          const others = rs.map((r) => r.recordId);
+          if (others.length) {
+            const res = await c.query('SELECT record_id, sha256 FROM records WHERE record_id = ANY($1::text[])', [
+              others,
+            ]);
+            for (const r of res.rows as Row[]) stored.set(r['record_id'] as string, r['sha256'] as string);
+          }
+          const statuses = new Map<number, IngestStatus>();
+          const conflicts: Array<(typeof input.records)[number] & { storedSha256: string }> = [];
+          for (const r of input.records) {
+            if (inserted.delete(r.recordId)) statuses.set(r.index, 'accepted');
+            else if (stored.get(r.recordId) === r.sha256) statuses.set(r.index, 'duplicate');
+            else {
+              statuses.set(r.index, 'conflict');
+              conflicts.push({ ...r, storedSha256: stored.get(r.recordId) ?? '' });
+            }
+          }
+          for (const k of conflicts)
+            await c.query(
+              `INSERT INTO conflicts (record_id, station_id, batch_id, stored_sha256, offered_sha256, offered_jws, detected_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+              [k.recordId, input.stationId, input.batchId, k.storedSha256, k.sha256, k.jws, input.receivedAt],
+            );
+          await c.query('UPDATE stations SET last_sync_at = $1 WHERE station_id = $2', [
+            input.receivedAt,
+            input.stationId,
+          ]);
+          return { kind: 'done', statuses };
+        }),
+      ),
+    saveBatchResponse: (stationId, batchId, response) =>
+      guard('saveBatchResponse', async () => {
+        const r = (
+          await q(
+            `UPDATE batches SET response = COALESCE(response, $1) WHERE station_id = $2 AND batch_id = $3 RETURNING response`,
+            [response, stationId, batchId],
+          )
+        )[0];
+        if (!r || typeof r['response'] !== 'string') throw new Error(`batch ${batchId} vanished`);
+        return r['response'];
+      }),
+    deviceRecords: (key) =>
+      guard('deviceRecords', async () =>
+        (await q('SELECT * FROM records WHERE chip_id = $1 OR serial_number = $1 ORDER BY seq', [key])).map(recordFrom),
+      ),
+    listRecords: (f: RecordFilter) =>
+      guard('listRecords', async () => {
+        const where: string[] = [];
+        const args: unknown[] = [];
+        const add = (cond: string, v: unknown) => {
+          args.push(v);
+          where.push(cond.replace('?', `$${args.length}`));
+        };
+        if (f.stationId !== undefined) add('station_id = ?', f.stationId);
+        if (f.workOrder !== undefined) add('work_order = ?', f.workOrder);
+        if (f.from !== undefined) add('completed_at >= ?', f.from);
+        if (f.to !== undefined) add('completed_at < ?', f.to);
+        if (f.afterSeq !== undefined) add('seq > ?', f.afterSeq);
+        args.push(f.limit);
+        const sql = `SELECT * FROM records ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq LIMIT $${args.length}`;
+        return (await q(sql, args)).map(recordFrom);
+      }),
+    listConflicts: (stationId) =>
+      guard('listConflicts', async () =>
+        (
+          await q('SELECT * FROM conflicts WHERE ($1::text IS NULL OR station_id = $1) ORDER BY id', [
+            stationId ?? null,
+          ])
+        ).map((r): ConflictRow => ({
+          recordId: r['record_id'] as string,
+          stationId: r['station_id'] as string,
+          batchId: r['batch_id'] as string,
+          storedSha256: r['stored_sha256'] as string,
+          offeredSha256: r['offered_sha256'] as string,
+          detectedAt: r['detected_at'] as string,
+        })),
+      ),
+    counts: () =>
+      guard('counts', async (): Promise<RegistryCounts> => {
+        const r = (
+          await q(`SELECT (SELECT COUNT(*) FROM stations)::int AS stations,
+                          (SELECT COUNT(DISTINCT chip_id) FROM records)::int AS devices,
+                          (SELECT COUNT(*) FROM records)::int AS records,
+                          (SELECT COUNT(*) FROM conflicts)::int AS conflicts,
+                          (SELECT COUNT(*) FROM batches)::int AS batches,
+                          (SELECT COUNT(*) FROM nonces)::int AS nonces`)
+        )[0]!;
+        return {
+          stations: Number(r['stations']),
+          devices: Number(r['devices']),
+          records: Number(r['records']),
+          conflicts: Number(r['conflicts']),
+          batches: Number(r['batches']),
+          nonces: Number(r['nonces']),
+        };
+      }),
+    close: async () => {
+      await pool.end().catch(() => undefined);
+    },
+  };
+  return ok(api);
+}

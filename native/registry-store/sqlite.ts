@@ -1,0 +1,295 @@
+/**
+ * RegistryDb on SQLite (better-sqlite3, WAL). Synchronous underneath: a batch is one `BEGIN IMMEDIATE`
+ * transaction, and no other request interleaves inside it (single process).
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fail } from '../../core/errors.js';
+import { ok, type Result } from '../../core/result.js';
+import type {
+  BatchRow,
+  ConflictRow,
+  IngestInput,
+  IngestOutcome,
+  IngestStatus,
+  NewStation,
+  RecordFilter,
+  RegistryCounts,
+  RegistryDb,
+  StationRow,
+  StationStats,
+  StoredRecordRow,
+} from '../../registry/db.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
+
+function guard<T>(what: string, fn: () => T): Promise<Result<T>> {
+  try {
+    return Promise.resolve(ok(fn()));
+  } catch (e) {
+    return Promise.resolve(fail('STORE_FAILED', `registry database (sqlite) ${what}: ${(e as Error).message}`));
+  }
+}
+
+type Row = Record<string, unknown>;
+
+function stationFrom(r: Row): StationRow {
+  return {
+    stationId: r['station_id'] as string,
+    chainPem: r['chain_pem'] as string,
+    certificateSha256: r['cert_sha256'] as string,
+    issuingCaSha256: r['ca_sha256'] as string,
+    rootSha256: r['root_sha256'] as string,
+    workOrders: JSON.parse(r['work_orders'] as string) as string[],
+    enrolledAt: r['enrolled_at'] as string,
+    revokedAt: (r['revoked_at'] as string | null) ?? null,
+    lastSyncAt: (r['last_sync_at'] as string | null) ?? null,
+  };
+}
+
+export function recordFrom(r: Row): StoredRecordRow {
+  return {
+    seq: Number(r['seq']),
+    recordId: r['record_id'] as string,
+    stationId: r['station_id'] as string,
+    sha256: r['sha256'] as string,
+    chipId: r['chip_id'] as string,
+    serialNumber: r['serial_number'] as string,
+    model: r['model'] as string,
+    workOrder: r['work_order'] as string,
+    kind: r['kind'] as string,
+    supersedesRecordId: (r['supersedes_record_id'] as string | null) ?? null,
+    completedAt: r['completed_at'] as string,
+    receivedAt: r['received_at'] as string,
+    batchId: r['batch_id'] as string,
+    recordJson: r['record_json'] as string,
+    jws: r['jws'] as string,
+  };
+}
+
+function batchFrom(r: Row): BatchRow {
+  return {
+    stationId: r['station_id'] as string,
+    batchId: r['batch_id'] as string,
+    kind: r['kind'] as 'batch' | 'bundle',
+    contentSha256: r['content_sha256'] as string,
+    receivedAt: r['received_at'] as string,
+    response: (r['response'] as string | null) ?? null,
+  };
+}
+
+/** Apply pending migrations (each in its own transaction, tracked in schema_migrations). */
+function migrate(db: Database.Database): void {
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+  );
+  const done = new Set(
+    (db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => Number(r['version'])),
+  );
+  for (const m of SQLITE_MIGRATIONS) {
+    if (done.has(m.version)) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      );
+    }).immediate();
+  }
+}
+
+/** Open (creating and migrating) a SQLite registry database. */
+export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
+  let db: Database.Database;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+  } catch (e) {
+    return fail('STORE_FAILED', `cannot open the registry database ${path}: ${(e as Error).message}`, { path });
+  }
+  const s = {
+    getStation: db.prepare('SELECT * FROM stations WHERE station_id = ?'),
+    insertStation: db.prepare(
+      `INSERT INTO stations (station_id, chain_pem, cert_sha256, ca_sha256, root_sha256, work_orders, enrolled_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (station_id) DO NOTHING`,
+    ),
+    revoke: db.prepare('UPDATE stations SET revoked_at = COALESCE(revoked_at, ?) WHERE station_id = ?'),
+    listStations: db.prepare(
+      `SELECT s.*, (SELECT COUNT(*) FROM records r WHERE r.station_id = s.station_id) AS n_records,
+              (SELECT COUNT(*) FROM conflicts c WHERE c.station_id = s.station_id) AS n_conflicts
+       FROM stations s ORDER BY s.station_id`,
+    ),
+    insertNonce: db.prepare(
+      'INSERT INTO nonces (station_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+    ),
+    purgeNonces: db.prepare('DELETE FROM nonces WHERE expires_at < ?'),
+    getBatch: db.prepare('SELECT * FROM batches WHERE station_id = ? AND batch_id = ?'),
+    insertBatch: db.prepare(
+      'INSERT INTO batches (station_id, batch_id, kind, content_sha256, received_at) VALUES (?, ?, ?, ?, ?)',
+    ),
+    saveResponse: db.prepare(
+      'UPDATE batches SET response = ? WHERE station_id = ? AND batch_id = ? AND response IS NULL',
+    ),
+    getRecordHash: db.prepare('SELECT sha256 FROM records WHERE record_id = ?'),
+    insertRecord: db.prepare(
+      `INSERT INTO records (record_id, station_id, sha256, chip_id, serial_number, model, work_order, kind,
+         supersedes_record_id, completed_at, received_at, batch_id, record_json, jws)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    insertConflict: db.prepare(
+      `INSERT INTO conflicts (record_id, station_id, batch_id, stored_sha256, offered_sha256, offered_jws, detected_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    touchStation: db.prepare('UPDATE stations SET last_sync_at = ? WHERE station_id = ?'),
+    deviceRecords: db.prepare('SELECT * FROM records WHERE chip_id = ? OR serial_number = ? ORDER BY seq'),
+    listConflicts: db.prepare('SELECT * FROM conflicts WHERE (? IS NULL OR station_id = ?) ORDER BY id'),
+  };
+  let nonceCalls = 0;
+
+  const ingestTx = db.transaction((input: IngestInput): IngestOutcome => {
+    const existing = s.getBatch.get(input.stationId, input.batchId) as Row | undefined;
+    if (existing && existing['content_sha256'] !== input.contentSha256) return { kind: 'batch-conflict' };
+    if (!existing) s.insertBatch.run(input.stationId, input.batchId, input.kind, input.contentSha256, input.receivedAt);
+    const statuses = new Map<number, IngestStatus>();
+    for (const r of input.records) {
+      const stored = s.getRecordHash.get(r.recordId) as Row | undefined;
+      if (!stored) {
+        s.insertRecord.run(
+          r.recordId,
+          input.stationId,
+          r.sha256,
+          r.chipId,
+          r.serialNumber,
+          r.model,
+          r.workOrder,
+          r.kind,
+          r.supersedesRecordId,
+          r.completedAt,
+          input.receivedAt,
+          input.batchId,
+          r.recordJson,
+          r.jws,
+        );
+        statuses.set(r.index, 'accepted');
+      } else if (stored['sha256'] === r.sha256) {
+        statuses.set(r.index, 'duplicate');
+      } else {
+        s.insertConflict.run(
+          r.recordId,
+          input.stationId,
+          input.batchId,
+          stored['sha256'],
+          r.sha256,
+          r.jws,
+          input.receivedAt,
+        );
+        statuses.set(r.index, 'conflict');
+      }
+    }
+    s.touchStation.run(input.receivedAt, input.stationId);
+    return { kind: 'done', statuses };
+  });
+
+  const api: RegistryDb = {
+    backend: 'sqlite',
+    getStation: (id) =>
+      guard('getStation', () => {
+        const r = s.getStation.get(id) as Row | undefined;
+        return r ? stationFrom(r) : null;
+      }),
+    insertStation: (st: NewStation) =>
+      guard('insertStation', () => {
+        const info = s.insertStation.run(
+          st.stationId,
+          st.chainPem,
+          st.certificateSha256,
+          st.issuingCaSha256,
+          st.rootSha256,
+          JSON.stringify(st.workOrders),
+          st.enrolledAt,
+        );
+        return { created: info.changes === 1 };
+      }),
+    revokeStation: (id, at) => guard('revokeStation', () => s.revoke.run(at, id).changes === 1),
+    listStations: () =>
+      guard('listStations', () =>
+        (s.listStations.all() as Row[]).map((r): StationStats => ({
+          ...stationFrom(r),
+          records: Number(r['n_records']),
+          conflicts: Number(r['n_conflicts']),
+        })),
+      ),
+    useNonce: (stationId, nonce, expiresAt, now) =>
+      guard('useNonce', () => {
+        if (++nonceCalls % 256 === 0) s.purgeNonces.run(now);
+        return s.insertNonce.run(stationId, nonce, expiresAt).changes === 1;
+      }),
+    getBatch: (stationId, batchId) =>
+      guard('getBatch', () => {
+        const r = s.getBatch.get(stationId, batchId) as Row | undefined;
+        return r ? batchFrom(r) : null;
+      }),
+    ingest: (input) => guard('ingest', () => ingestTx.immediate(input)),
+    saveBatchResponse: (stationId, batchId, response) =>
+      guard('saveBatchResponse', () => {
+        s.saveResponse.run(response, stationId, batchId);
+        const r = s.getBatch.get(stationId, batchId) as Row | undefined;
+        if (!r || typeof r['response'] !== 'string') throw new Error(`batch ${batchId} vanished`);
+        return r['response'];
+      }),
+    deviceRecords: (key) => guard('deviceRecords', () => (s.deviceRecords.all(key, key) as Row[]).map(recordFrom)),
+    listRecords: (f: RecordFilter) =>
+      guard('listRecords', () => {
+        const where: string[] = [];
+        const args: unknown[] = [];
+        const add = (cond: string, v: unknown) => {
+          where.push(cond);
+          args.push(v);
+        };
+        if (f.stationId !== undefined) add('station_id = ?', f.stationId);
+        if (f.workOrder !== undefined) add('work_order = ?', f.workOrder);
+        if (f.from !== undefined) add('completed_at >= ?', f.from);
+        if (f.to !== undefined) add('completed_at < ?', f.to);
+        if (f.afterSeq !== undefined) add('seq > ?', f.afterSeq);
+        const sql = `SELECT * FROM records ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq LIMIT ?`;
+        return (db.prepare(sql).all(...args, f.limit) as Row[]).map(recordFrom);
+      }),
+    listConflicts: (stationId) =>
+      guard('listConflicts', () =>
+        (s.listConflicts.all(stationId ?? null, stationId ?? null) as Row[]).map((r): ConflictRow => ({
+          recordId: r['record_id'] as string,
+          stationId: r['station_id'] as string,
+          batchId: r['batch_id'] as string,
+          storedSha256: r['stored_sha256'] as string,
+          offeredSha256: r['offered_sha256'] as string,
+          detectedAt: r['detected_at'] as string,
+        })),
+      ),
+    counts: () =>
+      guard('counts', (): RegistryCounts => {
+        const one = (sql: string) => Number((db.prepare(sql).get() as Row)['n']);
+        return {
+          stations: one('SELECT COUNT(*) AS n FROM stations'),
+          devices: one('SELECT COUNT(DISTINCT chip_id) AS n FROM records'),
+          records: one('SELECT COUNT(*) AS n FROM records'),
+          conflicts: one('SELECT COUNT(*) AS n FROM conflicts'),
+          batches: one('SELECT COUNT(*) AS n FROM batches'),
+          nonces: one('SELECT COUNT(*) AS n FROM nonces'),
+        };
+      }),
+    close: async () => {
+      try {
+        db.close();
+      } catch {
+        /* already closed */
+      }
+    },
+  };
+  return ok(api);
+}

@@ -1,0 +1,166 @@
+/** The `registry` CLI: init (SoftHSM2 key, certificate, admin token), enrol, import bundles, queries, serve. */
+import 'reflect-metadata';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compactVerify, importX509 } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../core/ports.js';
+import { main } from './cli.js';
+import { createBundle } from './protocol.js';
+import { createTestStation, makeRecords, type MadeRecord, type TestStation } from './test/fixtures.js';
+
+let dir: string;
+let station: TestStation;
+let recs: MadeRecord[];
+
+function capture() {
+  const lines: string[] = [];
+  return {
+    lines,
+    text: () => lines.join('\n'),
+    out: { log: (s: string) => lines.push(s), err: (s: string) => lines.push(s) },
+  };
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ls-registry-cli-'));
+  station = await createTestStation('station-cli', systemClock);
+  recs = await makeRecords(station, systemClock, 3);
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('registry CLI', () => {
+  const D = () => join(dir, 'reg');
+
+  it('initialises a data dir with an HSM key, a certificate and a 0600 admin token (idempotent)', async () => {
+    const c = capture();
+    expect(await main(['init', '--data-dir', D(), '--registry-id', 'reg-cli'], c.out)).toBe(0);
+    expect(c.text()).toContain('reg-cli initialised');
+    expect((await stat(join(D(), 'secrets', 'admin.token'))).mode & 0o777).toBe(0o600);
+    expect(await readFile(join(D(), 'registry.pem'), 'utf8')).toContain('BEGIN CERTIFICATE');
+    const cfg = JSON.parse(await readFile(join(D(), 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(JSON.stringify(cfg)).not.toMatch(/[0-9a-f]{24}/); // no PIN in the config
+    const again = capture();
+    expect(await main(['init', '--data-dir', D()], again.out)).toBe(0);
+    expect(again.text()).toContain('already initialised');
+  });
+
+  it('enrols a station, imports a bundle twice, refuses a truncated one, answers queries', async () => {
+    const chainFile = join(dir, 'station-chain.pem');
+    await writeFile(chainFile, station.chainPem);
+    expect(
+      await main(
+        ['enroll-station', '--data-dir', D(), '--id', station.id, '--chain', chainFile, '--work-orders', 'WO-TEST-1'],
+        capture().out,
+      ),
+    ).toBe(0);
+
+    const b = await createBundle({
+      signer: station.signer,
+      chain: station.chain,
+      stationId: station.id,
+      records: recs.map((r) => r.jws),
+      clock: systemClock,
+    });
+    if (!b.ok) throw new Error(b.error.message);
+    const file = join(dir, 'bundle.jws');
+    await writeFile(file, b.value.jws);
+    const c1 = capture();
+    expect(await main(['import', file, '--data-dir', D(), '--out', join(dir, 'receipt.jws')], c1.out)).toBe(0);
+    expect(c1.text()).toContain('3 accepted');
+    const key = await importX509(await readFile(join(D(), 'registry.pem'), 'utf8'), 'ES256');
+    const receipt = (await readFile(join(dir, 'receipt.jws'), 'utf8')).trim();
+    const v = await compactVerify(receipt, key);
+    const payload = JSON.parse(new TextDecoder().decode(v.payload)) as {
+      accepted: Array<{ recordId: string }>;
+      batchId: string;
+    };
+    expect(payload.batchId).toBe(b.value.bundleId);
+    expect(payload.accepted.map((a) => a.recordId)).toEqual(recs.map((r) => r.recordId));
+
+    const c2 = capture();
+    expect(await main(['import', file, '--data-dir', D()], c2.out)).toBe(0);
+    expect(c2.text()).toContain('imported before');
+
+    const cut = join(dir, 'cut.jws');
+    await writeFile(cut, b.value.jws.slice(0, b.value.jws.length - 100));
+    const c3 = capture();
+    expect(await main(['import', cut, '--data-dir', D()], c3.out)).toBe(1);
+    expect(c3.text()).toMatch(/BUNDLE_INVALID.*(truncated|modified)/);
+
+    const s = capture();
+    expect(await main(['stats', '--json', '--data-dir', D()], s.out)).toBe(0);
+    expect(JSON.parse(s.text())).toMatchObject({ stations: 1, devices: 3, records: 3 });
+    const d = capture();
+    expect(await main(['device', recs[0]!.record.board.serialNumber, '--json', '--data-dir', D()], d.out)).toBe(0);
+    expect(JSON.parse(d.text())).toMatchObject({
+      chipId: recs[0]!.record.board.chipId,
+      currentRecordId: recs[0]!.recordId,
+    });
+    expect(await main(['device', 'LSNOPE', '--data-dir', D()], capture().out)).toBe(1);
+    const r = capture();
+    expect(await main(['records', '--json', '--limit', '2', '--data-dir', D()], r.out)).toBe(0);
+    const page = JSON.parse(r.text()) as { records: unknown[]; nextCursor: string };
+    expect(page.records).toHaveLength(2);
+    expect(page.nextCursor).toMatch(/^c\d+$/);
+  });
+
+  it('revokes a station: its bundles are refused afterwards', async () => {
+    expect(await main(['revoke-station', station.id, '--data-dir', D()], capture().out)).toBe(0);
+    const more = await makeRecords(station, systemClock, 1);
+    const b = await createBundle({
+      signer: station.signer,
+      chain: station.chain,
+      stationId: station.id,
+      records: more.map((r) => r.jws),
+      clock: systemClock,
+    });
+    if (!b.ok) throw new Error(b.error.message);
+    const file = join(dir, 'bundle2.jws');
+    await writeFile(file, b.value.jws);
+    const c = capture();
+    expect(await main(['import', file, '--data-dir', D()], c.out)).toBe(1);
+    expect(c.text()).toContain('AUTH_STATION_REVOKED');
+  });
+
+  it('reports usage errors and a missing data dir', async () => {
+    expect(await main(['bogus', '--data-dir', D()], capture().out)).toBe(2);
+    expect(await main(['--nope'], capture().out)).toBe(2);
+    expect(await main(['stats', '--data-dir', join(dir, 'missing')], capture().out)).toBe(3);
+  });
+
+  it('serves over HTTP through bin/registry.mjs and stops on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['bin/registry.mjs', 'serve', '--data-dir', D(), '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      const t = setTimeout(() => reject(new Error(`no listening line: ${buf}`)), 20_000);
+      child.stdout.on('data', (c: Buffer) => {
+        buf += c.toString();
+        const m = /listening on (http:\/\/[0-9.:]+)/.exec(buf);
+        if (m) {
+          clearTimeout(t);
+          resolve(m[1]!);
+        }
+      });
+      child.on('exit', (code) => reject(new Error(`exited ${code}: ${buf}`)));
+    });
+    const h = await fetch(`${url}/v1/health`);
+    expect(h.status).toBe(200);
+    expect(await h.json()).toMatchObject({ status: 'ok', registryId: 'reg-cli' });
+    const token = (await readFile(join(D(), 'secrets', 'admin.token'), 'utf8')).trim();
+    const st = await fetch(`${url}/v1/stats`, { headers: { authorization: `Bearer ${token}` } });
+    expect(await st.json()).toMatchObject({ records: 3 });
+    const code = await new Promise<number | null>((resolve) => {
+      child.on('exit', (c) => resolve(c));
+      child.kill('SIGTERM');
+    });
+    expect(code).toBe(0);
+  });
+});

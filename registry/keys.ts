@@ -1,0 +1,180 @@
+/**
+ * `registry init` and the registry's keys: a SoftHSM2 token "LS Registry" holding the receipt signing key
+ * (generated in the token, never exported), a self-signed registry certificate (`<data-dir>/registry.pem`,
+ * what stations verify receipts with), a random admin token (0600 file) and config.json.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { fail } from '../core/errors.js';
+import type { Clock, Logger, Signer } from '../core/ports.js';
+import { ok, type Result } from '../core/result.js';
+import { createRootCertificate } from '../core/pki/ca.js';
+import { fromPemChain, toPem } from '../core/pki/pem.js';
+import { openHsm } from '../native/hsm/index.js';
+import { createSoftHsmEnv, findSoftHsmModule, initToken } from '../native/softhsm-dev.js';
+import { defaultDbUrl } from '../native/registry-store/index.js';
+import { REGISTRY_FILES } from './server.js';
+import { zodMessage } from './protocol.js';
+
+export const REGISTRY_TOKEN = 'LS Registry';
+export const RECEIPT_KEY_LABEL = 'registry-receipt';
+export const REGISTRY_CONFIG_SCHEMA = 'line-station/registry-config/v1';
+
+export const RegistryConfigSchema = z
+  .object({
+    schema: z.literal(REGISTRY_CONFIG_SCHEMA),
+    registryId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+    db: z.string().min(1),
+    hsm: z
+      .object({
+        module: z.string().min(1),
+        tokenLabel: z.string().min(1),
+        softhsmConf: z.string().optional(),
+        pin: z.object({ file: z.string().min(1) }).strict(),
+        keyLabel: z.string().min(1),
+      })
+      .strict(),
+    certificate: z.string().min(1),
+    adminToken: z.object({ file: z.string().min(1) }).strict(),
+  })
+  .strict();
+export type RegistryConfig = z.infer<typeof RegistryConfigSchema>;
+
+function writeAtomic(file: string, data: string, mode = 0o644): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode });
+  renameSync(tmp, file);
+}
+
+/**
+ * Initialise a registry data dir (idempotent: an initialised dir is left as it is and `created` is false).
+ * Development PINs are random and stored in 0600 files under secrets/.
+ */
+export async function initRegistry(o: {
+  dataDir: string;
+  registryId?: string;
+  db?: string;
+  clock: Clock;
+  logger: Logger;
+}): Promise<Result<{ created: boolean; config: RegistryConfig }>> {
+  const dir = resolve(o.dataDir);
+  const cfgFile = join(dir, REGISTRY_FILES.config);
+  if (existsSync(cfgFile)) {
+    const cfg = readRegistryConfig(dir);
+    return cfg.ok ? ok({ created: false, config: cfg.value }) : cfg;
+  }
+  const registryId = o.registryId ?? `registry-${randomBytes(3).toString('hex')}`;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(registryId))
+    return fail('CONFIG_INVALID', 'registry id: expected 1..64 of A-Z a-z 0-9 . _ -');
+  const module = findSoftHsmModule();
+  if (!module) return fail('HSM_MODULE_LOAD_FAILED', 'SoftHSM2 is not installed (apt-get install softhsm2)');
+  for (const d of ['', 'secrets']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  chmodSync(join(dir, 'secrets'), 0o700);
+  const env = await createSoftHsmEnv(join(dir, 'hsm'));
+  const pins = { so: randomBytes(12).toString('hex'), user: randomBytes(12).toString('hex') };
+  writeFileSync(join(dir, REGISTRY_FILES.hsmSoPin), pins.so, { mode: 0o600 });
+  writeFileSync(join(dir, REGISTRY_FILES.hsmPin), pins.user, { mode: 0o600 });
+  const t = await initToken(env, { label: REGISTRY_TOKEN, soPin: pins.so, pin: pins.user });
+  if (!t.ok) return t;
+  const hsm = await openHsm({
+    module: env.module,
+    tokenLabel: REGISTRY_TOKEN,
+    pin: pins.user,
+    logger: o.logger.child('[hsm]'),
+  });
+  if (!hsm.ok) return hsm;
+  try {
+    const k = await hsm.value.generateSigningKey(RECEIPT_KEY_LABEL, 'P-256');
+    if (!k.ok) return k;
+    const signer = await hsm.value.signer(RECEIPT_KEY_LABEL);
+    if (!signer.ok) return signer;
+    const cert = await createRootCertificate({
+      signer: signer.value,
+      subject: { commonName: `Line Station Registry ${registryId}`, organization: 'Line Station' },
+      validityDays: 3650,
+      clock: o.clock,
+    });
+    if (!cert.ok) return cert;
+    const imp = await hsm.value.importCertificate(RECEIPT_KEY_LABEL, cert.value);
+    if (!imp.ok) return imp;
+    writeAtomic(join(dir, REGISTRY_FILES.certificate), toPem(cert.value, 'CERTIFICATE'));
+  } finally {
+    await hsm.value.close();
+  }
+  writeFileSync(join(dir, REGISTRY_FILES.adminToken), randomBytes(32).toString('base64url') + '\n', { mode: 0o600 });
+  const config: RegistryConfig = {
+    schema: REGISTRY_CONFIG_SCHEMA,
+    registryId,
+    db: o.db ?? defaultDbUrl(dir),
+    hsm: {
+      module: env.module,
+      tokenLabel: REGISTRY_TOKEN,
+      softhsmConf: env.conf,
+      pin: { file: REGISTRY_FILES.hsmPin },
+      keyLabel: RECEIPT_KEY_LABEL,
+    },
+    certificate: REGISTRY_FILES.certificate,
+    adminToken: { file: REGISTRY_FILES.adminToken },
+  };
+  writeAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
+  o.logger.log('info', 'registry initialised', { registryId, dataDir: dir });
+  return ok({ created: true, config });
+}
+
+/** Read and validate `<dataDir>/config.json` (CONFIG_NOT_FOUND / CONFIG_INVALID). */
+export function readRegistryConfig(dataDir: string): Result<RegistryConfig> {
+  const file = join(resolve(dataDir), REGISTRY_FILES.config);
+  if (!existsSync(file)) return fail('CONFIG_NOT_FOUND', `${file} not found: run registry init --data-dir ${dataDir}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    return fail('CONFIG_INVALID', `${file}: not JSON (${(e as Error).message})`);
+  }
+  const c = RegistryConfigSchema.safeParse(json);
+  return c.success ? ok(c.data) : fail('CONFIG_INVALID', `${file}: ${zodMessage(c.error)}`);
+}
+
+export interface RegistryKeys {
+  readonly config: RegistryConfig;
+  readonly signer: Signer;
+  /** Registry certificate chain (DER). */
+  readonly chain: readonly Uint8Array[];
+  readonly adminToken: string;
+  close(): Promise<void>;
+}
+
+/** Open the registry's HSM key, certificate and admin token from an initialised data dir. */
+export async function openRegistryKeys(dataDir: string, logger: Logger): Promise<Result<RegistryKeys>> {
+  const dir = resolve(dataDir);
+  const cfg = readRegistryConfig(dir);
+  if (!cfg.ok) return cfg;
+  const c = cfg.value;
+  const p = (f: string) => resolve(dir, f);
+  let pin: string;
+  let adminToken: string;
+  let chain: Uint8Array[];
+  try {
+    pin = process.env['LINE_STATION_REGISTRY_PIN'] ?? readFileSync(p(c.hsm.pin.file), 'utf8').trim();
+    adminToken = readFileSync(p(c.adminToken.file), 'utf8').trim();
+    const parsed = fromPemChain(readFileSync(p(c.certificate), 'utf8'));
+    if (!parsed.ok) return fail('CONFIG_INVALID', `${c.certificate}: ${parsed.error.message}`);
+    chain = parsed.value;
+  } catch (e) {
+    return fail(
+      'CONFIG_INVALID',
+      `cannot read the registry files: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+  if (c.hsm.softhsmConf) process.env['SOFTHSM2_CONF'] = p(c.hsm.softhsmConf);
+  const hsm = await openHsm({ module: c.hsm.module, tokenLabel: c.hsm.tokenLabel, pin, logger: logger.child('[hsm]') });
+  if (!hsm.ok) return hsm;
+  const signer = await hsm.value.signer(c.hsm.keyLabel);
+  if (!signer.ok) {
+    await hsm.value.close();
+    return signer;
+  }
+  return ok({ config: c, signer: signer.value, chain, adminToken, close: () => hsm.value.close() });
+}

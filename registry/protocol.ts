@@ -1,0 +1,410 @@
+/**
+ * The registry wire protocol (docs/registry-api.md): types and zod schemas of every HTTP body and file
+ * format, and the helpers the station side uses (request signatures, bundles, receipt verification).
+ * Pure: only core/ and WebCrypto, so the station (and a browser) can import it.
+ */
+import { z } from 'zod';
+import { concatBytes, sha256Hex, toBase64Url, utf8 } from '../core/bytes.js';
+import { canonicalJson } from '../core/canonical.js';
+import { fail } from '../core/errors.js';
+import type { Clock, Signer } from '../core/ports.js';
+import { ok, type Result } from '../core/result.js';
+import { parseCertificate } from '../core/pki/chain.js';
+import { signJws } from '../core/jws.js';
+import { ProvisioningRecordSchema, RECORD_SCHEMA, RECORD_TYP } from '../core/record.js';
+import { importJwsKey, parseCompactJws, verifyParsedJws } from './jws.js';
+
+export { ProvisioningRecordSchema, RECORD_SCHEMA, RECORD_TYP };
+
+// ---------------------------------------------------------------- constants
+
+export const API_VERSION = 'v1';
+export const REQUEST_TYP = 'line-station-request+jws';
+export const RECEIPT_TYP = 'line-station-receipt+jws';
+export const BUNDLE_TYP = 'line-station-bundle+jws';
+export const RECEIPT_SCHEMA = 'line-station/receipt/v1';
+export const BUNDLE_SCHEMA = 'line-station/bundle/v1';
+/** Authorization scheme of station requests: `Authorization: LS-Sig <compact JWS>`. */
+export const AUTH_SCHEME = 'LS-Sig';
+
+export const MAX_BATCH_RECORDS = 500;
+export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+export const MAX_BUNDLE_RECORDS = 5000;
+export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
+/** Other bodies (admin requests). */
+export const MAX_SMALL_BODY_BYTES = 256 * 1024;
+/** Maximum size of one record JWS. */
+export const MAX_RECORD_CHARS = 64 * 1024;
+/** Accepted clock difference between a request's `ts` and the registry clock. */
+export const MAX_CLOCK_SKEW_S = 300;
+
+// ---------------------------------------------------------------- common pieces
+
+const HEX64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex characters (SHA-256)');
+const ISO = z.iso.datetime({ offset: false });
+/** Station ids: what `station init` puts in the station certificate CN. */
+export const StationIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected 1..64 of A-Z a-z 0-9 . _ -');
+export const WorkOrderSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected 1..64 of A-Z a-z 0-9 . _ -');
+/** Record ids (uuids in practice; any 1..128 safe characters are accepted). */
+export const RecordIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'expected 1..128 of A-Z a-z 0-9 . _ : -');
+
+// ---------------------------------------------------------------- errors
+
+/** HTTP error codes of the registry API (wire codes, distinct from the station's ERROR_CATALOGUE). */
+export const REGISTRY_ERRORS = {
+  AUTH_REQUIRED: 401,
+  AUTH_MALFORMED: 401,
+  AUTH_UNKNOWN_STATION: 401,
+  AUTH_SIGNATURE_INVALID: 401,
+  AUTH_REQUEST_MISMATCH: 401,
+  AUTH_CLOCK_SKEW: 401,
+  AUTH_REPLAY: 401,
+  AUTH_STATION_REVOKED: 403,
+  AUTH_FORBIDDEN: 403,
+  BODY_TOO_LARGE: 413,
+  BODY_INVALID: 400,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  BATCH_CONFLICT: 409,
+  STATION_CONFLICT: 409,
+  BUNDLE_INVALID: 422,
+  STORE_UNAVAILABLE: 503,
+  INTERNAL: 500,
+} as const;
+export type RegistryErrorCode = keyof typeof REGISTRY_ERRORS;
+
+export const ErrorBodySchema = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(REGISTRY_ERRORS) as [RegistryErrorCode, ...RegistryErrorCode[]]),
+      message: z.string(),
+    }),
+  })
+  .strict();
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+// ---------------------------------------------------------------- request authentication
+
+/** Payload of the `LS-Sig` JWS (canonical JSON). */
+export const RequestClaimsSchema = z
+  .object({
+    method: z.enum(['GET', 'POST', 'PUT', 'DELETE']),
+    /** Request target as sent: path plus query string, e.g. `/v1/batches`. */
+    path: z.string().min(1).max(2048).startsWith('/'),
+    /** SHA-256 (hex) of the exact body bytes (of the empty string for GET). */
+    bodySha256: HEX64,
+    ts: ISO,
+    /** 16 random bytes, base64url (22 characters). */
+    nonce: z.string().regex(/^[A-Za-z0-9_-]{22}$/, 'expected 16 bytes base64url'),
+  })
+  .strict();
+export type RequestClaims = z.infer<typeof RequestClaimsSchema>;
+
+/**
+ * Sign a station request: returns the `Authorization` header value `LS-Sig <compact JWS>` whose protected header is
+ * {alg, typ: "line-station-request+jws", kid: stationId} and whose payload is the canonical JSON of
+ * {method, path, bodySha256, ts, nonce}. Sign a fresh header for every attempt (nonces are single use).
+ */
+export async function signRequest(
+  signer: Signer,
+  stationId: string,
+  method: string,
+  path: string,
+  body: Uint8Array | string,
+  clock: Clock,
+): Promise<Result<string>> {
+  const claims: RequestClaims = {
+    method: method.toUpperCase() as RequestClaims['method'],
+    path,
+    bodySha256: await sha256Hex(typeof body === 'string' ? utf8(body) : body),
+    ts: clock.now().toISOString(),
+    nonce: toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(16))),
+  };
+  const jws = await signJws({
+    signer,
+    payload: utf8(canonicalJson(claims)),
+    header: { typ: REQUEST_TYP, kid: stationId },
+  });
+  return jws.ok ? ok(`${AUTH_SCHEME} ${jws.value}`) : jws;
+}
+
+// ---------------------------------------------------------------- provisioning records (what the registry checks)
+
+/** The record payload the registry validates: core/record.ts `ProvisioningRecordSchema` (strict). */
+export type RecordPayload = z.infer<typeof ProvisioningRecordSchema>;
+
+/** Why a record was not accepted (per-record `reason` in results and receipts). */
+export const REJECT_REASONS = [
+  'malformed', // not a compact JWS (truncated, bad base64url, header not JSON)
+  'header-invalid', // alg, typ or x5c not acceptable
+  'signer-mismatch', // x5c leaf is not the enrolled station certificate
+  'signature-invalid', // the record signature does not verify with the enrolled station key
+  'payload-invalid', // the payload is not a valid provisioning record
+  'station-mismatch', // record.station is not the authenticated station (or its certificate)
+  'work-order-not-allowed', // the station is not enrolled for this work order
+  'certificate-invalid', // the device certificate does not parse, has the wrong hash/serial or does not chain to the station CA
+  'key-mismatch', // the device certificate key is not record.key.publicKeySpki
+  'manifest-invalid', // the baseline manifest is not signed by the station key
+  'conflict', // a record with this id and a DIFFERENT content is already stored
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+// ---------------------------------------------------------------- batches
+
+export const BatchRequestSchema = z
+  .object({
+    batchId: z.uuid(),
+    records: z.array(z.string().max(MAX_RECORD_CHARS)).min(1).max(MAX_BATCH_RECORDS),
+  })
+  .strict();
+export type BatchRequest = z.infer<typeof BatchRequestSchema>;
+
+export const RecordResultSchema = z
+  .object({
+    /** Position in the submitted list. */
+    index: z.number().int().min(0),
+    /** Null when the record could not be parsed far enough to read its id. */
+    recordId: z.string().nullable(),
+    status: z.enum(['accepted', 'duplicate', 'conflict', 'rejected']),
+    /** SHA-256 (hex) of the record payload (the signed JSON), when it could be read. */
+    sha256: HEX64.nullable(),
+    reason: z.enum(REJECT_REASONS).nullable(),
+    message: z.string().nullable(),
+  })
+  .strict();
+export type RecordResult = z.infer<typeof RecordResultSchema>;
+
+export const ReceiptPayloadSchema = z
+  .object({
+    schema: z.literal(RECEIPT_SCHEMA),
+    receiptId: z.uuid(),
+    registryId: z.string().min(1).max(128),
+    stationId: StationIdSchema,
+    /** The batchId, or the bundleId for bundles. */
+    batchId: z.uuid(),
+    issuedAt: ISO,
+    /** Stored records (newly accepted and duplicates): the station may mark them synced. */
+    accepted: z.array(z.object({ recordId: z.string(), sha256: HEX64 }).strict()),
+    /** Not stored (rejected or conflict). */
+    rejected: z.array(
+      z
+        .object({ index: z.number().int().min(0), recordId: z.string().nullable(), reason: z.enum(REJECT_REASONS) })
+        .strict(),
+    ),
+  })
+  .strict();
+export type ReceiptPayload = z.infer<typeof ReceiptPayloadSchema>;
+
+export const IngestSummarySchema = z
+  .object({
+    accepted: z.number().int(),
+    duplicate: z.number().int(),
+    conflict: z.number().int(),
+    rejected: z.number().int(),
+  })
+  .strict();
+export type IngestSummary = z.infer<typeof IngestSummarySchema>;
+
+export const BatchResponseSchema = z
+  .object({
+    batchId: z.uuid(),
+    stationId: StationIdSchema,
+    /** True when this batchId had been processed before and the stored answer is returned. */
+    repeated: z.boolean(),
+    summary: IngestSummarySchema,
+    results: z.array(RecordResultSchema),
+    /** The signed receipt (compact JWS, typ line-station-receipt+jws). */
+    receipt: z.string(),
+  })
+  .strict();
+export type BatchResponse = z.infer<typeof BatchResponseSchema>;
+
+// ---------------------------------------------------------------- bundles
+
+export const BundlePayloadSchema = z
+  .object({
+    schema: z.literal(BUNDLE_SCHEMA),
+    bundleId: z.uuid(),
+    stationId: StationIdSchema,
+    createdAt: ISO,
+    records: z.array(z.string().max(MAX_RECORD_CHARS)).min(1).max(MAX_BUNDLE_RECORDS),
+    count: z.number().int().min(1).max(MAX_BUNDLE_RECORDS),
+    /** SHA-256 (hex) over the concatenation of the record JWS strings (UTF-8), in order. */
+    recordsSha256: HEX64,
+  })
+  .strict();
+export type BundlePayload = z.infer<typeof BundlePayloadSchema>;
+
+export const BundleRequestSchema = z.object({ bundle: z.string().min(1).max(MAX_BUNDLE_BYTES) }).strict();
+export type BundleRequest = z.infer<typeof BundleRequestSchema>;
+
+export const BundleResponseSchema = BatchResponseSchema.extend({ bundleId: z.uuid() }).strict();
+export type BundleResponse = z.infer<typeof BundleResponseSchema>;
+
+/** SHA-256 (hex) over the concatenation of the record JWS strings: the bundle's `recordsSha256`. */
+export async function recordsDigest(records: readonly string[]): Promise<string> {
+  return sha256Hex(concatBytes(...records.map((r) => utf8(r))));
+}
+
+/**
+ * Build a bundle file (`line-station/bundle/v1`): a compact JWS signed by the station key with
+ * typ "line-station-bundle+jws", kid = stationId and x5c = the station chain (DER, leaf first).
+ */
+export async function createBundle(p: {
+  signer: Signer;
+  chain: readonly Uint8Array[];
+  stationId: string;
+  records: readonly string[];
+  clock: Clock;
+  bundleId?: string;
+}): Promise<Result<{ bundleId: string; jws: string }>> {
+  if (p.records.length === 0 || p.records.length > MAX_BUNDLE_RECORDS)
+    return fail('INPUT_INVALID', `a bundle holds 1..${MAX_BUNDLE_RECORDS} records, got ${p.records.length}`);
+  const bundleId = p.bundleId ?? globalThis.crypto.randomUUID();
+  const payload: BundlePayload = {
+    schema: BUNDLE_SCHEMA,
+    bundleId,
+    stationId: p.stationId,
+    createdAt: p.clock.now().toISOString(),
+    records: [...p.records],
+    count: p.records.length,
+    recordsSha256: await recordsDigest(p.records),
+  };
+  const jws = await signJws({
+    signer: p.signer,
+    payload: utf8(canonicalJson(payload)),
+    header: { typ: BUNDLE_TYP, kid: p.stationId, x5c: p.chain },
+  });
+  return jws.ok ? ok({ bundleId, jws: jws.value }) : jws;
+}
+
+// ---------------------------------------------------------------- receipts (station side)
+
+/**
+ * Verify a receipt with the registry certificate (DER, from `<data-dir>/registry.pem`): signature, typ, schema,
+ * and optionally the expected station and batch. INPUT_INVALID with the reason on any failure.
+ */
+export async function verifyReceipt(
+  receipt: string,
+  registryCertificate: Uint8Array,
+  expected: { stationId?: string; batchId?: string } = {},
+): Promise<Result<ReceiptPayload>> {
+  const cert = parseCertificate(registryCertificate, 'registry certificate');
+  if (!cert.ok) return fail('INPUT_INVALID', cert.error);
+  const key = await importJwsKey(new Uint8Array(cert.value.publicKey.rawData));
+  if (!key) return fail('INPUT_INVALID', 'the registry certificate key is not an EC P-256/P-384 key');
+  const parsed = parseCompactJws(receipt.trim(), 'receipt');
+  if (!parsed.ok) return fail('INPUT_INVALID', parsed.error.message);
+  if (parsed.value.header.typ !== RECEIPT_TYP) return fail('INPUT_INVALID', `receipt: typ is not ${RECEIPT_TYP}`);
+  const v = await verifyParsedJws(parsed.value, key, 'receipt');
+  if (!v.ok) return fail('INPUT_INVALID', v.error.message);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(parsed.value.payload));
+  } catch {
+    return fail('INPUT_INVALID', 'receipt: the payload is not JSON');
+  }
+  const p = ReceiptPayloadSchema.safeParse(json);
+  if (!p.success) return fail('INPUT_INVALID', `receipt: ${zodMessage(p.error)}`);
+  if (expected.stationId !== undefined && p.data.stationId !== expected.stationId)
+    return fail('INPUT_INVALID', `receipt is for station ${p.data.stationId}, not ${expected.stationId}`);
+  if (expected.batchId !== undefined && p.data.batchId !== expected.batchId)
+    return fail('INPUT_INVALID', `receipt is for batch ${p.data.batchId}, not ${expected.batchId}`);
+  return ok(p.data);
+}
+
+// ---------------------------------------------------------------- admin and query bodies
+
+export const EnrollStationRequestSchema = z
+  .object({
+    stationId: StationIdSchema,
+    /** PEM: station certificate, issuing CA, root (the station's pki/station-chain.pem). */
+    chainPem: z
+      .string()
+      .min(1)
+      .max(64 * 1024),
+    /** Work orders the station may submit records for; empty or absent = any. */
+    workOrders: z.array(WorkOrderSchema).max(1000).optional(),
+  })
+  .strict();
+export type EnrollStationRequest = z.infer<typeof EnrollStationRequestSchema>;
+
+export const StationSummarySchema = z
+  .object({
+    stationId: StationIdSchema,
+    certificateSha256: HEX64,
+    issuingCaSha256: HEX64,
+    rootSha256: HEX64,
+    workOrders: z.array(z.string()),
+    enrolledAt: ISO,
+    revokedAt: ISO.nullable(),
+    lastSyncAt: ISO.nullable(),
+    records: z.number().int(),
+    conflicts: z.number().int(),
+  })
+  .strict();
+export type StationSummary = z.infer<typeof StationSummarySchema>;
+
+export const StatsSchema = z
+  .object({
+    stations: z.number().int(),
+    devices: z.number().int(),
+    records: z.number().int(),
+    conflicts: z.number().int(),
+  })
+  .strict();
+export type Stats = z.infer<typeof StatsSchema>;
+
+export const HealthSchema = z
+  .object({ status: z.literal('ok'), api: z.literal(API_VERSION), registryId: z.string(), time: ISO })
+  .strict();
+export type Health = z.infer<typeof HealthSchema>;
+
+/** One stored record as the query API returns it. */
+export interface RecordView {
+  readonly recordId: string;
+  readonly stationId: string;
+  readonly chipId: string;
+  readonly serialNumber: string;
+  readonly workOrder: string;
+  readonly kind: string;
+  readonly supersedesRecordId: string | null;
+  readonly completedAt: string;
+  readonly receivedAt: string;
+  readonly batchId: string;
+  readonly sha256: string;
+  /** The signed record as JSON. */
+  readonly record: unknown;
+  /** The record JWS as received. */
+  readonly jws: string;
+}
+
+export interface DeviceView {
+  readonly chipId: string;
+  readonly serialNumber: string;
+  readonly model: string;
+  /** The newest record that no other stored record supersedes. */
+  readonly currentRecordId: string | null;
+  readonly records: readonly RecordView[];
+}
+
+export interface RecordsPage {
+  readonly records: readonly RecordView[];
+  /** Pass as `cursor` for the next page; null at the end. */
+  readonly nextCursor: string | null;
+}
+
+/** One-line summary of zod issues (path: message; ...). */
+export function zodMessage(e: z.ZodError): string {
+  return e.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .join('; ');
+}

@@ -1,0 +1,458 @@
+/**
+ * The registry's operations, independent of HTTP (the server and the CLI both call these): station
+ * enrolment and revocation, request authentication, batch and bundle ingest with signed receipts, queries.
+ * Failures are `ApiError`s: a wire code (docs/registry-api.md), an HTTP status and a message for people.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { sha256Hex, utf8 } from '../core/bytes.js';
+import { canonicalJson } from '../core/canonical.js';
+import { signJws } from '../core/jws.js';
+import type { Clock, Logger, Signer } from '../core/ports.js';
+import { err, ok, type Result } from '../core/result.js';
+import type { RegistryDb, StoredRecordRow } from './db.js';
+import { parseCompactJws, verifyParsedJws } from './jws.js';
+import {
+  AUTH_SCHEME,
+  BatchResponseSchema,
+  MAX_CLOCK_SKEW_S,
+  RECEIPT_SCHEMA,
+  RECEIPT_TYP,
+  REGISTRY_ERRORS,
+  REQUEST_TYP,
+  RequestClaimsSchema,
+  StationIdSchema,
+  recordsDigest,
+  zodMessage,
+  type BatchResponse,
+  type BundleResponse,
+  type DeviceView,
+  type EnrollStationRequest,
+  type ReceiptPayload,
+  type RecordResult,
+  type RecordView,
+  type RecordsPage,
+  type RegistryErrorCode,
+  type StationSummary,
+  type Stats,
+} from './protocol.js';
+import {
+  bundleStationId,
+  checkStationChain,
+  loadStationTrust,
+  verifyBundle,
+  verifyRecordJws,
+  type StationTrust,
+} from './verify.js';
+
+export interface ApiError {
+  readonly status: number;
+  readonly code: RegistryErrorCode;
+  readonly message: string;
+}
+
+/** Build an ApiError (status from the code). */
+export function apiError(code: RegistryErrorCode, message: string): ApiError {
+  return { status: REGISTRY_ERRORS[code], code, message };
+}
+
+const apiFail = (code: RegistryErrorCode, message: string) => err(apiError(code, message));
+
+export interface RegistryContext {
+  readonly db: RegistryDb;
+  /** Receipt signing key (HSM). */
+  readonly signer: Signer;
+  /** Registry certificate chain (DER, leaf first); the leaf's key is the signer's. */
+  readonly registryChain: readonly Uint8Array[];
+  readonly registryId: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** SHA-256 of the admin token (none: admin endpoints are refused). */
+  readonly adminTokenSha256?: Uint8Array;
+}
+
+export type Caller = { readonly kind: 'admin' } | { readonly kind: 'station'; readonly trust: StationTrust };
+
+const trustCache = new WeakMap<RegistryDb, Map<string, StationTrust>>();
+
+function storeError(e: { message: string }): ApiError {
+  return apiError('STORE_UNAVAILABLE', e.message);
+}
+
+/** The enrolled, non-revoked station's trust material (cached per database and certificate). */
+export async function stationTrust(ctx: RegistryContext, stationId: string): Promise<Result<StationTrust, ApiError>> {
+  const row = await ctx.db.getStation(stationId);
+  if (!row.ok) return err(storeError(row.error));
+  if (!row.value) return apiFail('AUTH_UNKNOWN_STATION', `station ${stationId} is not enrolled`);
+  if (row.value.revokedAt)
+    return apiFail('AUTH_STATION_REVOKED', `station ${stationId} was revoked at ${row.value.revokedAt}`);
+  let cache = trustCache.get(ctx.db);
+  if (!cache) trustCache.set(ctx.db, (cache = new Map()));
+  const cached = cache.get(stationId);
+  if (cached && cached.row.certificateSha256 === row.value.certificateSha256) return ok({ ...cached, row: row.value });
+  const t = await loadStationTrust(row.value);
+  if (!t.ok) return err(storeError(t.error));
+  cache.set(stationId, t.value);
+  return ok(t.value);
+}
+
+// ---------------------------------------------------------------- authentication
+
+/** Check `Authorization: Bearer <admin token>` in constant time. */
+export function checkAdmin(ctx: RegistryContext, authorization: string | undefined): Result<Caller, ApiError> {
+  if (!authorization)
+    return apiFail('AUTH_REQUIRED', 'this endpoint needs the admin token (Authorization: Bearer <token>)');
+  const m = /^Bearer ([A-Za-z0-9_-]{16,256})$/.exec(authorization);
+  if (!m || !ctx.adminTokenSha256) return apiFail('AUTH_FORBIDDEN', 'admin token required');
+  const got = createHash('sha256').update(m[1]!).digest();
+  if (!timingSafeEqual(got, ctx.adminTokenSha256)) return apiFail('AUTH_FORBIDDEN', 'the admin token is not valid');
+  return ok({ kind: 'admin' });
+}
+
+/**
+ * Authenticate a station request (`Authorization: LS-Sig <JWS>`): the JWS is signed by the ENROLLED key of the
+ * station named in `kid`, covers this method, request target and body hash, is fresh (±300 s) and its nonce is
+ * new. Nothing is stored before all checks but the nonce pass; the nonce is stored last.
+ */
+export async function authenticateStation(
+  ctx: RegistryContext,
+  authorization: string | undefined,
+  method: string,
+  target: string,
+  body: Uint8Array,
+): Promise<Result<Caller & { kind: 'station' }, ApiError>> {
+  if (!authorization)
+    return apiFail('AUTH_REQUIRED', `missing Authorization header (${AUTH_SCHEME} <signed request JWS>)`);
+  const sp = authorization.indexOf(' ');
+  if (sp < 0 || authorization.slice(0, sp) !== AUTH_SCHEME)
+    return apiFail('AUTH_MALFORMED', `the Authorization scheme must be ${AUTH_SCHEME}`);
+  const p = parseCompactJws(authorization.slice(sp + 1).trim(), 'request signature');
+  if (!p.ok) return apiFail('AUTH_MALFORMED', p.error.message);
+  if (p.value.header.typ !== REQUEST_TYP)
+    return apiFail('AUTH_MALFORMED', `request signature: typ must be ${REQUEST_TYP}`);
+  const kid = StationIdSchema.safeParse(p.value.header.kid);
+  if (!kid.success) return apiFail('AUTH_MALFORMED', 'request signature: kid must be the station id');
+  const trust = await stationTrust(ctx, kid.data);
+  if (!trust.ok) return trust;
+  const v = await verifyParsedJws(p.value, trust.value.stationKey, 'request signature');
+  if (!v.ok) return apiFail('AUTH_SIGNATURE_INVALID', `${v.error.message} (enrolled key of station ${kid.data})`);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(p.value.payload));
+  } catch {
+    return apiFail('AUTH_MALFORMED', 'request signature: the payload is not JSON');
+  }
+  const claims = RequestClaimsSchema.safeParse(json);
+  if (!claims.success) return apiFail('AUTH_MALFORMED', `request signature: ${zodMessage(claims.error)}`);
+  const c = claims.data;
+  if (c.method !== method.toUpperCase() || c.path !== target)
+    return apiFail(
+      'AUTH_REQUEST_MISMATCH',
+      `the request signature is for ${c.method} ${c.path}, not ${method} ${target}`,
+    );
+  if (c.bodySha256 !== (await sha256Hex(body)))
+    return apiFail('AUTH_REQUEST_MISMATCH', 'the request signature does not cover this body (bodySha256 differs)');
+  const now = ctx.clock.now();
+  const ts = new Date(c.ts).getTime();
+  if (Math.abs(now.getTime() - ts) > MAX_CLOCK_SKEW_S * 1000)
+    return apiFail(
+      'AUTH_CLOCK_SKEW',
+      `the request time ${c.ts} differs from the registry time ${now.toISOString()} by more than ${MAX_CLOCK_SKEW_S} s`,
+    );
+  const expires = new Date(ts + 2 * MAX_CLOCK_SKEW_S * 1000).toISOString();
+  const fresh = await ctx.db.useNonce(kid.data, c.nonce, expires, now.toISOString());
+  if (!fresh.ok) return err(storeError(fresh.error));
+  if (!fresh.value) return apiFail('AUTH_REPLAY', 'this request signature was already used (replayed nonce)');
+  return ok({ kind: 'station', trust: trust.value });
+}
+
+// ---------------------------------------------------------------- ingest
+
+/**
+ * Ingest a list of record JWS for a station under `batchId` (a batch, or a bundle with batchId = bundleId):
+ * verify every record, store the valid ones in ONE transaction (idempotent by recordId), sign a receipt.
+ * A batchId seen before with the same content returns the stored answer (`repeated: true`); with different
+ * content it is a BATCH_CONFLICT and nothing is stored.
+ */
+export async function ingestRecords(
+  ctx: RegistryContext,
+  trust: StationTrust,
+  batchId: string,
+  records: readonly string[],
+  kind: 'batch' | 'bundle',
+): Promise<Result<BatchResponse, ApiError>> {
+  const stationId = trust.row.stationId;
+  const contentSha256 = await recordsDigest(records);
+  const prior = await ctx.db.getBatch(stationId, batchId);
+  if (!prior.ok) return err(storeError(prior.error));
+  if (prior.value) {
+    if (prior.value.contentSha256 !== contentSha256)
+      return apiFail('BATCH_CONFLICT', `${kind} ${batchId} was already submitted with different records`);
+    if (prior.value.response) return ok({ ...(JSON.parse(prior.value.response) as BatchResponse), repeated: true });
+  }
+  const now = ctx.clock.now();
+  const results: RecordResult[] = [];
+  const valid = [];
+  for (const [i, jws] of records.entries()) {
+    const r = await verifyRecordJws(trust, jws, i, now);
+    if (r.ok) valid.push(r.record);
+    else results[i] = r.result;
+  }
+  const ing = await ctx.db.ingest({
+    stationId,
+    batchId,
+    kind,
+    contentSha256,
+    receivedAt: now.toISOString(),
+    records: valid,
+  });
+  if (!ing.ok) return err(storeError(ing.error));
+  if (ing.value.kind === 'batch-conflict')
+    return apiFail('BATCH_CONFLICT', `${kind} ${batchId} was already submitted with different records`);
+  for (const v of valid) {
+    const status = ing.value.statuses.get(v.index) ?? 'conflict';
+    results[v.index] = {
+      index: v.index,
+      recordId: v.recordId,
+      status,
+      sha256: v.sha256,
+      reason: status === 'conflict' ? 'conflict' : null,
+      message: status === 'conflict' ? `record ${v.recordId} is already stored with different content` : null,
+    };
+  }
+  const summary = { accepted: 0, duplicate: 0, conflict: 0, rejected: 0 };
+  for (const r of results) summary[r.status]++;
+  const receipt: ReceiptPayload = {
+    schema: RECEIPT_SCHEMA,
+    receiptId: globalThis.crypto.randomUUID(),
+    registryId: ctx.registryId,
+    stationId,
+    batchId,
+    issuedAt: ctx.clock.now().toISOString(),
+    accepted: results
+      .filter((r) => r.status === 'accepted' || r.status === 'duplicate')
+      .map((r) => ({ recordId: r.recordId!, sha256: r.sha256! })),
+    rejected: results
+      .filter((r) => r.status === 'rejected' || r.status === 'conflict')
+      .map((r) => ({ index: r.index, recordId: r.recordId, reason: r.reason! })),
+  };
+  const jws = await signJws({
+    signer: ctx.signer,
+    payload: utf8(canonicalJson(receipt)),
+    header: { typ: RECEIPT_TYP, kid: ctx.registryId, x5c: ctx.registryChain },
+  });
+  if (!jws.ok) return apiFail('INTERNAL', `the receipt could not be signed: ${jws.error.code}: ${jws.error.message}`);
+  const response: BatchResponse = { batchId, stationId, repeated: false, summary, results, receipt: jws.value };
+  const saved = await ctx.db.saveBatchResponse(stationId, batchId, JSON.stringify(response));
+  if (!saved.ok) return err(storeError(saved.error));
+  ctx.logger.log('info', `${kind} ingested`, { stationId, batchId, ...summary });
+  const stored = BatchResponseSchema.parse(JSON.parse(saved.value));
+  return ok(stored.receipt === response.receipt ? response : { ...stored, repeated: true });
+}
+
+/**
+ * Verify and ingest a bundle file (`line-station/bundle/v1`). With a station caller the bundle must be that
+ * station's; an admin may import any enrolled station's bundle. BUNDLE_INVALID (nothing stored) when the
+ * bundle is truncated, modified or incomplete.
+ */
+export async function importBundle(
+  ctx: RegistryContext,
+  caller: Caller,
+  bundle: string,
+): Promise<Result<BundleResponse, ApiError>> {
+  const claimed = bundleStationId(bundle.trim());
+  if (claimed === null)
+    return apiFail(
+      'BUNDLE_INVALID',
+      'the bundle is truncated or corrupted (not a signed bundle, or no station id in its header); rejected as a whole',
+    );
+  if (caller.kind === 'station' && caller.trust.row.stationId !== claimed)
+    return apiFail(
+      'AUTH_FORBIDDEN',
+      `station ${caller.trust.row.stationId} may not submit a bundle of station ${claimed}`,
+    );
+  const trust = await stationTrust(ctx, claimed);
+  if (!trust.ok)
+    return trust.error.code === 'AUTH_UNKNOWN_STATION'
+      ? apiFail('BUNDLE_INVALID', `bundle: station ${claimed} is not enrolled`)
+      : trust;
+  const b = await verifyBundle(trust.value, bundle);
+  if (!b.ok) return apiFail('BUNDLE_INVALID', b.error.message);
+  const r = await ingestRecords(ctx, trust.value, b.value.bundleId, b.value.records, 'bundle');
+  return r.ok ? ok({ ...r.value, bundleId: b.value.bundleId }) : r;
+}
+
+// ---------------------------------------------------------------- stations
+
+function summary(s: {
+  stationId: string;
+  certificateSha256: string;
+  issuingCaSha256: string;
+  rootSha256: string;
+  workOrders: readonly string[];
+  enrolledAt: string;
+  revokedAt: string | null;
+  lastSyncAt: string | null;
+  records?: number;
+  conflicts?: number;
+}): StationSummary {
+  return {
+    stationId: s.stationId,
+    certificateSha256: s.certificateSha256,
+    issuingCaSha256: s.issuingCaSha256,
+    rootSha256: s.rootSha256,
+    workOrders: [...s.workOrders],
+    enrolledAt: s.enrolledAt,
+    revokedAt: s.revokedAt,
+    lastSyncAt: s.lastSyncAt,
+    records: s.records ?? 0,
+    conflicts: s.conflicts ?? 0,
+  };
+}
+
+/**
+ * Enrol a station with its chain (station certificate, issuing CA, root). Enrolling the same id with the same
+ * chain again is a no-op; a different chain for an existing id is STATION_CONFLICT (revoked ids stay revoked).
+ */
+export async function enrollStation(
+  ctx: RegistryContext,
+  req: EnrollStationRequest,
+): Promise<Result<{ created: boolean; station: StationSummary }, ApiError>> {
+  const chain = await checkStationChain(req.stationId, req.chainPem, ctx.clock.now());
+  if (!chain.ok) return apiFail('BODY_INVALID', chain.error.message);
+  const row = {
+    stationId: req.stationId,
+    chainPem: req.chainPem.replace(/\r\n/g, '\n').trim() + '\n',
+    certificateSha256: await sha256Hex(chain.value.stationCert),
+    issuingCaSha256: await sha256Hex(chain.value.issuingCa),
+    rootSha256: await sha256Hex(chain.value.root),
+    workOrders: [...new Set(req.workOrders ?? [])].sort(),
+    enrolledAt: ctx.clock.now().toISOString(),
+  };
+  const ins = await ctx.db.insertStation(row);
+  if (!ins.ok) return err(storeError(ins.error));
+  const cur = await ctx.db.getStation(req.stationId);
+  if (!cur.ok) return err(storeError(cur.error));
+  if (!cur.value) return apiFail('INTERNAL', 'the station vanished after enrolment');
+  if (!ins.value.created) {
+    if (cur.value.revokedAt)
+      return apiFail('STATION_CONFLICT', `station ${req.stationId} was revoked; enrol it under a new id`);
+    if (
+      cur.value.certificateSha256 !== row.certificateSha256 ||
+      canonicalJson(cur.value.workOrders) !== canonicalJson(row.workOrders)
+    )
+      return apiFail(
+        'STATION_CONFLICT',
+        `station ${req.stationId} is already enrolled with a different certificate or work orders`,
+      );
+  } else
+    ctx.logger.log('info', 'station enrolled', { stationId: req.stationId, certificateSha256: row.certificateSha256 });
+  return ok({ created: ins.value.created, station: summary(cur.value) });
+}
+
+/** Revoke a station: from now on nothing it sends is accepted. NOT_FOUND for an unknown id. */
+export async function revokeStation(
+  ctx: RegistryContext,
+  stationId: string,
+): Promise<Result<StationSummary, ApiError>> {
+  const r = await ctx.db.revokeStation(stationId, ctx.clock.now().toISOString());
+  if (!r.ok) return err(storeError(r.error));
+  if (!r.value) return apiFail('NOT_FOUND', `station ${stationId} is not enrolled`);
+  trustCache.get(ctx.db)?.delete(stationId);
+  const cur = await ctx.db.getStation(stationId);
+  if (!cur.ok) return err(storeError(cur.error));
+  ctx.logger.log('warn', 'station revoked', { stationId });
+  return ok(summary(cur.value!));
+}
+
+// ---------------------------------------------------------------- queries
+
+export async function listStations(ctx: RegistryContext): Promise<Result<StationSummary[], ApiError>> {
+  const r = await ctx.db.listStations();
+  return r.ok ? ok(r.value.map(summary)) : err(storeError(r.error));
+}
+
+export async function stats(ctx: RegistryContext): Promise<Result<Stats, ApiError>> {
+  const r = await ctx.db.counts();
+  return r.ok
+    ? ok({
+        stations: r.value.stations,
+        devices: r.value.devices,
+        records: r.value.records,
+        conflicts: r.value.conflicts,
+      })
+    : err(storeError(r.error));
+}
+
+function view(r: StoredRecordRow): RecordView {
+  return {
+    recordId: r.recordId,
+    stationId: r.stationId,
+    chipId: r.chipId,
+    serialNumber: r.serialNumber,
+    workOrder: r.workOrder,
+    kind: r.kind,
+    supersedesRecordId: r.supersedesRecordId,
+    completedAt: r.completedAt,
+    receivedAt: r.receivedAt,
+    batchId: r.batchId,
+    sha256: r.sha256,
+    record: JSON.parse(r.recordJson) as unknown,
+    jws: r.jws,
+  };
+}
+
+/** A device (by serial number or chip id) with all its records; NOT_FOUND when the registry has none. */
+export async function getDevice(ctx: RegistryContext, key: string): Promise<Result<DeviceView, ApiError>> {
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(key)) return apiFail('BODY_INVALID', 'expected a serial number or chip id');
+  const r = await ctx.db.deviceRecords(key);
+  if (!r.ok) return err(storeError(r.error));
+  if (r.value.length === 0) return apiFail('NOT_FOUND', `no device ${key} in the registry`);
+  const superseded = new Set(r.value.map((x) => x.supersedesRecordId).filter((x): x is string => x !== null));
+  const current = [...r.value].reverse().find((x) => !superseded.has(x.recordId)) ?? null;
+  const last = r.value[r.value.length - 1]!;
+  return ok({
+    chipId: last.chipId,
+    serialNumber: last.serialNumber,
+    model: last.model,
+    currentRecordId: current?.recordId ?? null,
+    records: r.value.map(view),
+  });
+}
+
+export interface RecordQuery {
+  readonly station?: string;
+  readonly workOrder?: string;
+  readonly from?: string;
+  readonly to?: string;
+  readonly limit?: number;
+  readonly cursor?: string;
+}
+
+/** Records page (oldest first, keyset pagination with an opaque cursor). */
+export async function queryRecords(ctx: RegistryContext, q: RecordQuery): Promise<Result<RecordsPage, ApiError>> {
+  const limit = q.limit ?? 100;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    return apiFail('BODY_INVALID', 'limit must be an integer in 1..1000');
+  let afterSeq: number | undefined;
+  if (q.cursor !== undefined) {
+    const m = /^c([0-9]{1,15})$/.exec(q.cursor);
+    if (!m) return apiFail('BODY_INVALID', 'invalid cursor');
+    afterSeq = Number(m[1]);
+  }
+  for (const [k, v] of [
+    ['from', q.from],
+    ['to', q.to],
+  ] as const)
+    if (v !== undefined && Number.isNaN(Date.parse(v))) return apiFail('BODY_INVALID', `${k} must be an ISO date/time`);
+  const r = await ctx.db.listRecords({
+    ...(q.station !== undefined ? { stationId: q.station } : {}),
+    ...(q.workOrder !== undefined ? { workOrder: q.workOrder } : {}),
+    ...(q.from !== undefined ? { from: new Date(q.from).toISOString() } : {}),
+    ...(q.to !== undefined ? { to: new Date(q.to).toISOString() } : {}),
+    ...(afterSeq !== undefined ? { afterSeq } : {}),
+    limit,
+  });
+  if (!r.ok) return err(storeError(r.error));
+  const last = r.value[r.value.length - 1];
+  return ok({ records: r.value.map(view), nextCursor: r.value.length === limit && last ? `c${last.seq}` : null });
+}
