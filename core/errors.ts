@@ -130,6 +130,11 @@ export const ERROR_CATALOGUE = {
     action: 'call-supervisor',
     guidance: 'The HSM does not support a required mechanism. Check the token catalogue.',
   },
+  HSM_KEY_EXISTS: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'A key with this label already exists in the token. Choose another label or remove the old key.',
+  },
   HSM_FAILED: {
     kind: 'bug',
     action: 'call-supervisor',
@@ -183,6 +188,11 @@ export const ERROR_CATALOGUE = {
     action: 'call-supervisor',
     guidance: 'The station database reported an error. Call a supervisor.',
   },
+  STORE_VERSION_TOO_NEW: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'The station database was written by a newer Line Station. Update the station software.',
+  },
   STORE_AUDIT_BROKEN: {
     kind: 'user',
     action: 'call-supervisor',
@@ -210,6 +220,48 @@ export const ERROR_CATALOGUE = {
     action: 'none',
     guidance: 'This board is already being provisioned on another port.',
   },
+  // --- sessions (operators and supervisors) ---
+  AUTH_REQUIRED: {
+    kind: 'user',
+    action: 'none',
+    guidance: 'Sign in with your operator id and PIN (or scan your badge).',
+  },
+  AUTH_INVALID_CREDENTIALS: {
+    kind: 'user',
+    action: 'retry',
+    guidance: 'Operator id or PIN not recognised. Try again; after 5 failures the id is locked for 5 minutes.',
+  },
+  AUTH_LOCKED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'Too many failed sign-ins: this operator id is locked for a few minutes. Call a supervisor.',
+  },
+  AUTH_FORBIDDEN: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'This needs a supervisor. Ask a supervisor to confirm with their PIN.',
+  },
+  AUTH_REVOKED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'This operator has been revoked by headquarters and cannot sign in.',
+  },
+  // --- sync with the registry ---
+  SYNC_UNREACHABLE: {
+    kind: 'user',
+    action: 'none',
+    guidance: 'The registry is not reachable. Records stay queued and are sent when it is back, or export a bundle.',
+  },
+  SYNC_REJECTED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'The registry refused a request from this station. A supervisor must check the station enrolment.',
+  },
+  SYNC_RECEIPT_INVALID: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'A receipt did not verify (wrong registry, wrong station or modified). Nothing was marked as synced.',
+  },
   // --- configuration ---
   CONFIG_INVALID: {
     kind: 'user',
@@ -220,6 +272,11 @@ export const ERROR_CATALOGUE = {
     kind: 'user',
     action: 'call-supervisor',
     guidance: 'The station is not initialised. Run station init.',
+  },
+  PROTOCOL_REQUEST_TOO_LARGE: {
+    kind: 'bug',
+    action: 'call-supervisor',
+    guidance: 'A request to the board exceeds the protocol frame size. Call a supervisor.',
   },
   INPUT_INVALID: {
     kind: 'user',

@@ -1,0 +1,363 @@
+/**
+ * StationApi: the one typed contract between the UI and the station engine.
+ *
+ * Two transports carry it unchanged: Electron IPC through the preload (electron/), and the
+ * localhost-only, token-authenticated HTTP bridge (`station serve`, station/bridge.ts) that the
+ * browser build and the end-to-end tests use. Every operation has an argument schema and a result
+ * schema (zod); the host validates arguments before any work, and every result is a typed envelope
+ * `{ok:true,value} | {ok:false,error}` — errors never cross as exceptions.
+ *
+ * Pure: imported by the renderer (types and schemas only), electron main/preload and station/.
+ */
+import { z } from 'zod';
+import { STEPS } from './model.js';
+
+export const API_VERSION = 1;
+
+// ------------------------------------------------------------------ shared shapes
+
+export const StepNameSchema = z.enum(STEPS);
+export const StepStatusSchema = z.enum(['pending', 'running', 'done', 'failed', 'skipped']);
+
+export const ApiErrorSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  kind: z.enum(['user', 'bug']),
+  action: z.enum(['retry', 'reseat', 'set-aside', 'call-supervisor', 'none']),
+  guidance: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type ApiError = z.infer<typeof ApiErrorSchema>;
+
+export const RoleSchema = z.enum(['operator', 'supervisor']);
+export type Role = z.infer<typeof RoleSchema>;
+
+export const SessionViewSchema = z.object({
+  operatorId: z.string(),
+  name: z.string(),
+  role: RoleSchema,
+  signedInAt: z.string(),
+  /** Set while a supervisor has confirmed with their PIN (elevation expires). */
+  supervisor: z.object({ operatorId: z.string(), name: z.string(), until: z.string() }).nullable(),
+});
+export type SessionView = z.infer<typeof SessionViewSchema>;
+
+export const WorkOrderViewSchema = z.object({
+  id: z.string(),
+  product: z.string(),
+  profiles: z.array(z.string()),
+  quantity: z.number().int(),
+  provisioned: z.number().int(),
+});
+export type WorkOrderView = z.infer<typeof WorkOrderViewSchema>;
+
+export const SlotStateSchema = z.enum(['connected', 'running', 'pass', 'already', 'fail', 'disconnected']);
+export const SlotViewSchema = z.object({
+  port: z.string(),
+  /** Short label for the tile, e.g. "board-0" or "ttyACM0". */
+  label: z.string(),
+  state: SlotStateSchema,
+  chipId: z.string().nullable(),
+  serialNumber: z.string().nullable(),
+  model: z.string().nullable(),
+  steps: z.array(z.object({ step: StepNameSchema, status: StepStatusSchema, elapsedMs: z.number().nullable() })),
+  currentStep: StepNameSchema.nullable(),
+  startedAt: z.string().nullable(),
+  elapsedMs: z.number(),
+  error: ApiErrorSchema.nullable(),
+  recordId: z.string().nullable(),
+  /** Retrying is safe (the failure is not a policy or attestation verdict). */
+  canRetry: z.boolean(),
+});
+export type SlotView = z.infer<typeof SlotViewSchema>;
+
+export const StationStatusSchema = z.object({
+  apiVersion: z.number().int(),
+  stationId: z.string(),
+  session: SessionViewSchema.nullable(),
+  workOrder: WorkOrderViewSchema.nullable(),
+  /** Version of the registry policy in force, if any. */
+  policyVersion: z.string().nullable(),
+});
+export type StationStatus = z.infer<typeof StationStatusSchema>;
+
+export const LogOutcomeSchema = z.enum(['provisioned', 'failed', 'in-progress']);
+export const LogEntrySchema = z.object({
+  runId: z.string(),
+  recordId: z.string().nullable(),
+  serialNumber: z.string(),
+  chipId: z.string(),
+  workOrder: z.string(),
+  operator: z.string(),
+  kind: z.enum(['initial', 'rotation']),
+  outcome: LogOutcomeSchema,
+  errorCode: z.string().nullable(),
+  step: StepNameSchema,
+  startedAt: z.string(),
+  updatedAt: z.string(),
+  durationMs: z.number().nullable(),
+  syncState: z.enum(['pending', 'sent', 'acknowledged', 'failed', 'n/a']),
+});
+export type LogEntry = z.infer<typeof LogEntrySchema>;
+
+export const LogQuerySchema = z
+  .object({
+    text: z.string().max(128).optional(), // serial or chip id prefix
+    workOrder: z.string().max(64).optional(),
+    operator: z.string().max(64).optional(),
+    outcome: LogOutcomeSchema.optional(),
+    from: z.iso.datetime().optional(),
+    to: z.iso.datetime().optional(),
+    limit: z.number().int().min(1).max(500).default(50),
+    /** Opaque keyset cursor from the previous page (fast paging over a million rows). */
+    cursor: z.string().max(256).optional(),
+  })
+  .strict();
+export type LogQuery = z.input<typeof LogQuerySchema>;
+
+export const LogPageSchema = z.object({
+  items: z.array(LogEntrySchema),
+  total: z.number().int(),
+  nextCursor: z.string().nullable(),
+});
+export type LogPage = z.infer<typeof LogPageSchema>;
+
+export const CertificateViewSchema = z.object({
+  subject: z.string(),
+  issuer: z.string(),
+  serialNumber: z.string(),
+  notBefore: z.string(),
+  notAfter: z.string(),
+  sanUris: z.array(z.string()),
+  keyUsage: z.array(z.string()),
+  extendedKeyUsage: z.array(z.string()),
+  policyOids: z.array(z.string()),
+  publicKey: z.string(),
+  sha256: z.string(),
+  pem: z.string(),
+});
+export type CertificateView = z.infer<typeof CertificateViewSchema>;
+
+export const RecordDetailSchema = z.object({
+  entry: LogEntrySchema,
+  certificate: CertificateViewSchema.nullable(),
+  chain: z.array(CertificateViewSchema),
+  manifest: z
+    .object({
+      measurements: z.record(z.string(), z.unknown()),
+      verdict: z.object({
+        pass: z.boolean(),
+        violations: z.array(z.object({ rule: z.string(), message: z.string() })),
+      }),
+      policyRef: z.record(z.string(), z.unknown()),
+      capturedAt: z.string(),
+      signatureValid: z.boolean(),
+    })
+    .nullable(),
+  timings: z.record(z.string(), z.number()),
+  keyMode: z.enum(['onboard', 'injected']).nullable(),
+  audit: z.object({ ok: z.boolean(), entries: z.number().int(), message: z.string().nullable() }),
+  sync: z.object({
+    state: LogEntrySchema.shape.syncState,
+    receiptId: z.string().nullable(),
+    acknowledgedAt: z.string().nullable(),
+  }),
+  recordSignatureValid: z.boolean().nullable(),
+});
+export type RecordDetail = z.infer<typeof RecordDetailSchema>;
+
+export const YieldQuerySchema = z
+  .object({
+    workOrder: z.string().max(64).optional(),
+    from: z.iso.datetime().optional(),
+    to: z.iso.datetime().optional(),
+  })
+  .strict();
+export const YieldViewSchema = z.object({
+  boards: z.number().int(),
+  passedFirstTime: z.number().int(),
+  firstPassYield: z.number(), // 0..1
+  provisioned: z.number().int(),
+  failuresByCause: z.array(z.object({ code: z.string(), count: z.number().int() })),
+  cycleTime: z.object({
+    p50: z.number().nullable(),
+    p95: z.number().nullable(),
+    histogram: z.array(z.object({ fromMs: z.number(), toMs: z.number(), count: z.number().int() })),
+  }),
+  boardsPerHour: z.array(z.object({ hour: z.string(), count: z.number().int() })),
+});
+export type YieldView = z.infer<typeof YieldViewSchema>;
+
+export const SyncViewSchema = z.object({
+  registryUrl: z.string().nullable(),
+  reachable: z.boolean().nullable(),
+  pending: z.number().int(),
+  sent: z.number().int(),
+  acknowledged: z.number().int(),
+  failed: z.number().int(),
+  lastReceipt: z.object({ receiptId: z.string(), at: z.string(), count: z.number().int() }).nullable(),
+  lastError: z.string().nullable(),
+  nextAttemptAt: z.string().nullable(),
+});
+export type SyncView = z.infer<typeof SyncViewSchema>;
+
+export const HsmViewSchema = z.object({
+  present: z.boolean(),
+  loggedIn: z.boolean(),
+  module: z.string(),
+  slotId: z.string().nullable(),
+  tokenLabel: z.string(),
+  tokenSerial: z.string().nullable(),
+  manufacturer: z.string().nullable(),
+  keys: z.array(z.object({ label: z.string(), class: z.string(), keyType: z.string().nullable() })),
+  error: ApiErrorSchema.nullable(),
+});
+export type HsmView = z.infer<typeof HsmViewSchema>;
+
+export const DevicesViewSchema = z.object({
+  ports: z.array(
+    z.object({
+      path: z.string(),
+      source: z.enum(['serial', 'configured', 'usb']),
+      usb: z
+        .object({
+          vendorId: z.number(),
+          productId: z.number(),
+          serialNumber: z.string().optional(),
+          product: z.string().optional(),
+        })
+        .nullable(),
+      profileId: z.string().nullable(),
+    }),
+  ),
+  usb: z.object({ available: z.boolean(), reason: z.string().nullable() }),
+  problems: z.array(z.object({ path: z.string(), code: z.string(), message: z.string(), guidance: z.string() })),
+});
+export type DevicesView = z.infer<typeof DevicesViewSchema>;
+
+export const LogLineViewSchema = z.object({
+  ts: z.string(),
+  level: z.enum(['debug', 'info', 'warn', 'error']),
+  subsystem: z.string(),
+  msg: z.string(),
+});
+export type LogLineView = z.infer<typeof LogLineViewSchema>;
+
+const Pin = z.string().regex(/^[0-9]{4,12}$/, 'PIN: 4 to 12 digits');
+const OperatorId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
+
+// ------------------------------------------------------------------ operations
+
+/**
+ * Every operation: `args` schema, `result` schema, and the role it needs
+ * (`none` = no session, `operator` = any signed-in user, `supervisor` = supervisor session or a
+ * valid supervisor elevation).
+ */
+export const OPERATIONS = {
+  getStatus: { args: z.object({}).strict(), result: StationStatusSchema, role: 'none' },
+  signIn: {
+    args: z.union([
+      z.object({ operatorId: OperatorId, pin: Pin }).strict(),
+      z.object({ badge: z.string().min(4).max(128) }).strict(),
+    ]),
+    result: SessionViewSchema,
+    role: 'none',
+  },
+  signOut: { args: z.object({}).strict(), result: z.object({}), role: 'none' },
+  /** A supervisor confirms with their PIN; grants supervisor rights to this session for a few minutes. */
+  elevate: {
+    args: z.object({ operatorId: OperatorId, pin: Pin }).strict(),
+    result: SessionViewSchema,
+    role: 'operator',
+  },
+  listWorkOrders: { args: z.object({}).strict(), result: z.array(WorkOrderViewSchema), role: 'operator' },
+  selectWorkOrder: {
+    args: z.object({ id: z.string().min(1).max(64) }).strict(),
+    result: WorkOrderViewSchema,
+    role: 'operator',
+  },
+  getSlots: { args: z.object({}).strict(), result: z.array(SlotViewSchema), role: 'operator' },
+  retrySlot: {
+    args: z.object({ port: z.string().min(1).max(512) }).strict(),
+    result: SlotViewSchema,
+    role: 'operator',
+  },
+  /** Supervisor overrides: recorded in the audit log with the supervisor and the reason. */
+  approveOverride: {
+    args: z
+      .object({
+        kind: z.enum(['reprovision', 'scrap']),
+        port: z.string().min(1).max(512),
+        reason: z.string().min(3).max(500),
+      })
+      .strict(),
+    result: SlotViewSchema,
+    role: 'supervisor',
+  },
+  queryLog: { args: LogQuerySchema, result: LogPageSchema, role: 'supervisor' },
+  getRecord: {
+    args: z.object({ runId: z.string().min(1).max(64) }).strict(),
+    result: RecordDetailSchema,
+    role: 'supervisor',
+  },
+  getYield: { args: YieldQuerySchema, result: YieldViewSchema, role: 'supervisor' },
+  getSync: { args: z.object({}).strict(), result: SyncViewSchema, role: 'operator' },
+  syncNow: { args: z.object({}).strict(), result: SyncViewSchema, role: 'supervisor' },
+  exportBundle: {
+    args: z.object({}).strict(),
+    result: z.object({ fileName: z.string(), content: z.string(), count: z.number().int() }),
+    role: 'supervisor',
+  },
+  importReceipt: {
+    args: z.object({ fileName: z.string().max(256), content: z.string().max(16 * 1024 * 1024) }).strict(),
+    result: z.object({
+      marked: z.number().int(),
+      alreadySynced: z.number().int(),
+      unknown: z.number().int(),
+      message: z.string(),
+    }),
+    role: 'supervisor',
+  },
+  getHsm: { args: z.object({}).strict(), result: HsmViewSchema, role: 'supervisor' },
+  getDevices: { args: z.object({}).strict(), result: DevicesViewSchema, role: 'supervisor' },
+  getLogLines: {
+    args: z
+      .object({
+        limit: z.number().int().min(1).max(1000).default(200),
+        minLevel: LogLineViewSchema.shape.level.optional(),
+      })
+      .strict(),
+    result: z.array(LogLineViewSchema),
+    role: 'supervisor',
+  },
+} as const;
+
+export type OperationName = keyof typeof OPERATIONS;
+export type OpArgs<O extends OperationName> = z.input<(typeof OPERATIONS)[O]['args']>;
+export type OpResult<O extends OperationName> = z.infer<(typeof OPERATIONS)[O]['result']>;
+export type ApiResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: ApiError };
+
+/** The StationApi as the UI sees it: one async function per operation. */
+export type StationApi = {
+  readonly [O in OperationName]: (args: OpArgs<O>) => Promise<ApiResult<OpResult<O>>>;
+} & {
+  /** Subscribe to pushed events; returns an unsubscribe function. */
+  readonly subscribe: (cb: (event: StationEvent) => void) => () => void;
+};
+
+// ------------------------------------------------------------------ events
+
+export const StationEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('slot'), slot: SlotViewSchema }),
+  z.object({ type: z.literal('slotRemoved'), port: z.string() }),
+  z.object({ type: z.literal('sync'), sync: SyncViewSchema }),
+  z.object({ type: z.literal('session'), session: SessionViewSchema.nullable() }),
+  z.object({ type: z.literal('log'), line: LogLineViewSchema }),
+]);
+export type StationEvent = z.infer<typeof StationEventSchema>;
+
+export const OPERATION_NAMES = Object.keys(OPERATIONS) as OperationName[];
+
+export function isOperationName(x: unknown): x is OperationName {
+  return typeof x === 'string' && Object.prototype.hasOwnProperty.call(OPERATIONS, x);
+}
