@@ -9,17 +9,17 @@ import { join } from 'node:path';
 import { fail, stationError } from '../core/errors.js';
 import { provisionBoard, type FlowOutcome, type StationIdentity } from '../core/flow.js';
 import type { ProgressEvent } from '../core/model.js';
-import type { Clock, DetectedPort, DeviceDiscovery, Hsm, Logger } from '../core/ports.js';
+import type { BoardClient, Clock, DetectedPort, DeviceDiscovery, Hsm, Logger } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
 import type { BoardProfile } from '../core/profiles.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Store } from '../core/store.js';
 import { parseWorkOrder, type WorkOrder } from '../core/work-order.js';
 import { fromPemChain } from '../core/pki/pem.js';
-import { connectBoard } from '../core/protocol/client.js';
+import { connectBoard, type BoardClientWithStats } from '../core/protocol/client.js';
 import { openHsm } from '../native/hsm/index.js';
 import { serialOpener } from '../native/serial.js';
-import { openStore } from '../native/store/index.js';
+import { isStoreError, openStore } from '../native/store/index.js';
 import { createDiscovery } from '../native/discovery.js';
 import { loadProfilesFromDir } from '../native/profiles-fs.js';
 import { loadConfig, readPin, type LoadedConfig } from './config.js';
@@ -37,6 +37,8 @@ export interface ProvisionRequest {
   readonly reprovision?: boolean;
   readonly signal?: AbortSignal;
   readonly onProgress?: (e: ProgressEvent) => void;
+  /** Wrap the board client (benchmarks time the board's share of a cycle; byte counts via `stats()`). */
+  readonly instrumentBoard?: (board: BoardClientWithStats) => BoardClient;
 }
 
 export interface Engine {
@@ -192,7 +194,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
         try {
           return await provisionBoard(
             {
-              board: board.value,
+              board: req.instrumentBoard ? req.instrumentBoard(board.value) : board.value,
               hsm,
               store,
               clock,
@@ -216,6 +218,11 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
           await board.value.close();
         }
       } catch (e) {
+        // Store methods throw a typed StoreError (database failure or misuse): surface its StationError.
+        if (isStoreError(e)) {
+          plog.log('error', `store: ${e.message}`);
+          return err(e.error);
+        }
         plog.log('error', `bug: ${(e as Error).stack ?? String(e)}`);
         return fail('INTERNAL', (e as Error).message);
       } finally {
