@@ -21,6 +21,7 @@ import { openHsm } from '../native/hsm/index.js';
 import { serialOpener } from '../native/serial.js';
 import { isStoreError, openStore } from '../native/store/index.js';
 import { createDiscovery } from '../native/discovery.js';
+import { createUsbWatcher, type UsbWatcher } from '../native/usb.js';
 import { loadProfilesFromDir } from '../native/profiles-fs.js';
 import { loadConfig, readPin, type LoadedConfig } from './config.js';
 
@@ -52,6 +53,8 @@ export interface Engine {
   listWorkOrders(): WorkOrder[];
   provision(req: ProvisionRequest): Promise<Result<FlowOutcome>>;
   discovery(): DeviceDiscovery;
+  /** USB hotplug (or the reason it is unavailable on this machine). */
+  readonly usb: UsbWatcher;
   close(): Promise<void>;
 }
 
@@ -134,6 +137,8 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
   const wos = loadWorkOrders();
   if (!wos.ok) return fail2(wos);
 
+  // USB hotplug triggers an immediate re-poll of the ports; on machines without USB it degrades to polling.
+  const usb = await createUsbWatcher({ logger: log });
   const opener = serialOpener({ logger: log.child('[serial]') });
   const busyPorts = new Set<string>();
   let disco: DeviceDiscovery | null = null;
@@ -230,10 +235,17 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
       }
     },
     discovery() {
-      disco ??= createDiscovery({ extraPorts: c.ports.extra, pollMs: c.ports.pollMs, logger: log.child('[detect]') });
+      disco ??= createDiscovery({
+        extraPorts: c.ports.extra,
+        pollMs: c.ports.pollMs,
+        usb,
+        logger: log.child('[detect]'),
+      });
       return disco;
     },
+    usb,
     async close() {
+      usb.close();
       store.close();
       await hsm.close();
     },
