@@ -4,6 +4,31 @@ import tseslint from 'typescript-eslint';
 
 const NATIVE = ['serialport', '@serialport/*', 'usb', 'pkcs11js', 'better-sqlite3'];
 
+// Electron: raw IPC only in its one wrapper file each side; no Electron at all outside electron/.
+const IPC_MESSAGE = 'ipcMain/ipcRenderer only in electron/main/ipc.ts and electron/preload/ (docs/desktop.md).';
+const IPC_SYNTAX = [
+  {
+    selector: "ImportDeclaration[source.value='electron'] > ImportSpecifier[imported.name=/^ipc(Main|Renderer)$/]",
+    message: IPC_MESSAGE,
+  },
+  { selector: 'MemberExpression[property.name=/^ipc(Main|Renderer)$/]', message: IPC_MESSAGE },
+  { selector: 'ObjectPattern > Property[key.name=/^ipc(Main|Renderer)$/]', message: IPC_MESSAGE },
+];
+const ELECTRON_MESSAGE =
+  'No electron in core/, native/, station/, registry/ or renderer/: they run in plain Node or the DOM.';
+const ELECTRON_SOURCE = '/^electron(\\u002F.*)?$/';
+const ELECTRON_SYNTAX = [
+  ...IPC_SYNTAX,
+  ...['ImportDeclaration', 'ImportExpression', 'ExportNamedDeclaration', 'ExportAllDeclaration'].map((n) => ({
+    selector: `${n}[source.value=${ELECTRON_SOURCE}]`,
+    message: ELECTRON_MESSAGE,
+  })),
+  {
+    selector: `CallExpression[callee.name='require'][arguments.0.value=${ELECTRON_SOURCE}]`,
+    message: ELECTRON_MESSAGE,
+  },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'test-results/**'] },
   js.configs.recommended,
@@ -45,5 +70,13 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  {
+    ignores: ['electron/main/ipc.ts', 'electron/preload/**'],
+    rules: { 'no-restricted-syntax': ['error', ...IPC_SYNTAX] },
+  },
+  {
+    files: ['core/**', 'native/**', 'station/**', 'registry/**', 'renderer/**'],
+    rules: { 'no-restricted-syntax': ['error', ...ELECTRON_SYNTAX] },
   },
 );

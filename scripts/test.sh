@@ -7,7 +7,7 @@ mkdir -p test-results
 status=0
 
 echo "== typecheck"
-npx tsc -p tsconfig.json || status=1
+npx tsc -p tsconfig.json && npx tsc -p electron/tsconfig.json || status=1
 echo "== lint"
 npx eslint . || status=1
 echo "== format"
