@@ -2,9 +2,11 @@
  * The demo line: starts the board simulator as a separate process (real ptys), initialises a
  * development station (SoftHSM2 tokens, CA chain, database) and provisions every board it detects,
  * with live progress. `--exit-when-done` exits once all boards are provisioned (exit code 0 on PASS).
+ * It also runs a local headquarters registry under `<data-dir>/registry` (`registry init`, `enroll-station`,
+ * `serve` in its own process), configures the station to sync to it, and shows the records arriving.
  */
 import 'reflect-metadata';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -77,6 +79,46 @@ let code = await station([
   'demo-station-1',
 ]);
 if (code !== 0) process.exit(code);
+
+// ---- the local registry (its own process: its own SoftHSM2 token) and the station's sync configuration
+const regDir = join(dataDir, 'registry');
+const registryCli = (...args: string[]) => {
+  const r = spawnSync(process.execPath, ['bin/registry.mjs', ...args, '--data-dir', regDir], { encoding: 'utf8' });
+  for (const l of `${r.stdout}${r.stderr}`.split('\n').filter(Boolean)) console.log(`[registry] ${l}`);
+  if (r.status !== 0) {
+    stopSim();
+    process.exit(r.status ?? 70);
+  }
+};
+registryCli('init', '--registry-id', 'demo-hq');
+registryCli('enroll-station', '--id', 'demo-station-1', '--chain', join(dataDir, 'pki', 'station-chain.pem'));
+const registry = spawn(process.execPath, ['bin/registry.mjs', 'serve', '--port', '0', '--data-dir', regDir], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+const stopRegistry = () => {
+  if (registry.exitCode === null) registry.kill('SIGTERM');
+};
+process.on('exit', stopRegistry);
+const registryUrl = await new Promise<string>((res, rej) => {
+  const rl = createInterface({ input: registry.stdout! });
+  rl.on('line', (line) => {
+    console.log(`[registry] ${line}`);
+    const m = /listening on (http:\/\/\S+)/.exec(line);
+    if (m) res(m[1]!);
+  });
+  registry.once('exit', (c) => rej(new Error(`registry exited with ${c}`)));
+});
+code = await station([
+  'enroll',
+  '--data-dir',
+  dataDir,
+  '--registry',
+  registryUrl,
+  '--registry-cert',
+  join(regDir, 'registry.pem'),
+]);
+if (code !== 0) process.exit(code);
+
 const watch = [
   'watch',
   '--data-dir',
@@ -94,5 +136,11 @@ if (code === 0) {
   await station(['records', '--data-dir', dataDir]);
   code = await station(['verify-log', '--data-dir', dataDir]);
 }
+// Records went to the registry in the background while the boards were provisioned; send what is left, then show
+// both sides. Afterwards: `station sync --status --data-dir DIR`, `registry stats --data-dir DIR/registry`.
+const synced = await station(['sync', '--data-dir', dataDir]);
+if (code === 0) code = synced;
+registryCli('stats');
+stopRegistry();
 stopSim();
 process.exit(code);

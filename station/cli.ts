@@ -6,7 +6,7 @@
  * 70 internal error (a bug: see the log).
  */
 import 'reflect-metadata';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { StationError } from '../core/errors.js';
@@ -14,11 +14,13 @@ import type { FlowOutcome } from '../core/flow.js';
 import type { ProgressEvent } from '../core/model.js';
 import type { DetectedPort } from '../core/ports.js';
 import type { Result } from '../core/result.js';
-import { fromPemChain } from '../core/pki/pem.js';
+import { fromPem, fromPemChain } from '../core/pki/pem.js';
 import { verifyJws } from '../core/jws.js';
+import { CONFIG_FILE, StationConfigSchema } from './config.js';
 import { openEngine, type Engine } from './engine.js';
 import { initStation } from './init.js';
 import { createLogger } from './logger.js';
+import { cmdOperator, cmdServe, OPERATOR_USAGE } from './operators-cli.js';
 
 export const EXIT = { ok: 0, boardFailed: 1, usage: 2, notReady: 3, verifyFailed: 4, internal: 70 } as const;
 
@@ -30,6 +32,11 @@ commands:
   watch       --data-dir D --work-order W [--operator O] [--port PATH|GLOB ...] [--exit-when-done] [--count N]
   records     --data-dir D [--json] [--limit N] [--serial S] [--work-order W]
   verify-log  --data-dir D [--json]
+${OPERATOR_USAGE}
+  enroll      --data-dir D --registry-cert registry.pem [--registry URL] [--disable-sync]
+  sync        --data-dir D [--status] [--json]   (send pending records now, or show the sync state)
+  export      --data-dir D [--out FILE]          (signed bundle of the records not yet acknowledged)
+  import-receipt FILE --data-dir D [--json]     (apply a receipt from registry import)
 
 common: --data-dir (default ./.data/station or $LINE_STATION_DATA_DIR), --verbose
 `;
@@ -48,6 +55,11 @@ const OPTIONS = {
   limit: { type: 'string' },
   serial: { type: 'string' },
   verbose: { type: 'boolean', short: 'v' },
+  registry: { type: 'string' },
+  'registry-cert': { type: 'string' },
+  'disable-sync': { type: 'boolean' },
+  status: { type: 'boolean' },
+  out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -99,11 +111,19 @@ export async function main(argv: string[], o: Out = stdio): Promise<number> {
     o.out(USAGE);
     return cmd ? EXIT.ok : EXIT.usage;
   }
-  let args: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: false }>>['values'];
+  // operators and the UI service (station/operators-cli.ts)
+  if (cmd === 'operator') return cmdOperator(rest, o);
+  if (cmd === 'serve') return cmdServe(rest, o);
+  let args: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+  let positionals: string[];
   try {
-    args = parseArgs({ args: rest, options: OPTIONS, allowPositionals: false, strict: true }).values;
+    ({ values: args, positionals } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true, strict: true }));
   } catch (e) {
     o.err(`${(e as Error).message}\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  if (positionals.length > (cmd === 'import-receipt' ? 1 : 0)) {
+    o.err(`unexpected argument ${positionals.at(-1)}\n\n${USAGE}`);
     return EXIT.usage;
   }
   const dataDir = resolve(args['data-dir'] ?? process.env.LINE_STATION_DATA_DIR ?? '.data/station');
@@ -133,10 +153,15 @@ export async function main(argv: string[], o: Out = stdio): Promise<number> {
       );
       return EXIT.ok;
     }
+    case 'enroll':
+      return cmdEnroll(dataDir, args, o);
     case 'provision':
     case 'watch':
     case 'records':
     case 'verify-log':
+    case 'sync':
+    case 'export':
+    case 'import-receipt':
       break;
     default:
       o.err(`unknown command ${cmd}\n\n${USAGE}`);
@@ -159,6 +184,10 @@ export async function main(argv: string[], o: Out = stdio): Promise<number> {
         return cmdRecords(engine, args, o);
       case 'verify-log':
         return await cmdVerifyLog(engine, args, o);
+      case 'sync':
+      case 'export':
+      case 'import-receipt':
+        return await cmdSync(cmd, engine, args, positionals, o);
     }
   } finally {
     await engine.close();
@@ -203,6 +232,8 @@ async function cmdWatch(engine: Engine, args: Record<string, unknown>, o: Out): 
     o.err(describeError(w.error));
     return EXIT.usage;
   }
+  // Records reach the registry in the background while boards are provisioned (when a registry is configured).
+  engine.sync?.start();
   const extra = (args.port as string[] | undefined) ?? [];
   const count = args.count ? Number(args.count) : undefined;
   const exitWhenDone = args['exit-when-done'] === true;
@@ -356,4 +387,135 @@ async function cmdVerifyLog(engine: Engine, args: Record<string, unknown>, o: Ou
     for (const p of problems.slice(0, 20)) o.out(`  ${p}`);
   }
   return ok ? EXIT.ok : EXIT.verifyFailed;
+}
+
+// ---------------------------------------------------------------- sync with the registry (station/sync.ts)
+
+/** `station enroll`: write the `registry` section of config.json (and copy the registry certificate to pki/). */
+function cmdEnroll(dataDir: string, args: Record<string, unknown>, o: Out): number {
+  const certFile = args['registry-cert'] as string | undefined;
+  const url = args.registry as string | undefined;
+  if (!certFile) {
+    o.err('enroll needs --registry-cert registry.pem (and --registry URL for online sync)');
+    return EXIT.usage;
+  }
+  const cfgFile = join(dataDir, CONFIG_FILE);
+  if (!existsSync(cfgFile)) {
+    o.err(`CONFIG_NOT_FOUND: no station configuration at ${cfgFile}; run: station init --data-dir ${dataDir}`);
+    return EXIT.notReady;
+  }
+  let pem: string;
+  try {
+    pem = readFileSync(certFile, 'utf8');
+  } catch (e) {
+    o.err(`INPUT_INVALID: cannot read ${certFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return EXIT.usage;
+  }
+  const der = fromPem(pem, 'CERTIFICATE');
+  if (!der.ok) {
+    o.err(`INPUT_INVALID: ${certFile}: ${der.error.message}`);
+    return EXIT.usage;
+  }
+  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+  const next = {
+    ...cfg,
+    registry: {
+      ...(url ? { url } : {}),
+      certificate: join('pki', 'registry.pem'),
+      enabled: args['disable-sync'] !== true,
+    },
+  };
+  const checked = StationConfigSchema.safeParse(next);
+  if (!checked.success) {
+    const i = checked.error.issues[0];
+    o.err(`CONFIG_INVALID: ${i ? `${i.path.join('.')}: ${i.message}` : 'invalid'}`);
+    return EXIT.usage;
+  }
+  mkdirSync(join(dataDir, 'pki'), { recursive: true });
+  copyFileSync(certFile, join(dataDir, 'pki', 'registry.pem'));
+  const tmp = `${cfgFile}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(next, null, 2) + '\n');
+  renameSync(tmp, cfgFile);
+  o.out(
+    `registry configured: ${url ?? '(offline: bundles only)'}${args['disable-sync'] ? ' (background sync disabled)' : ''}\n` +
+      `  enrol this station at the registry: registry enroll-station --id ${String(cfg['stationId'])} --chain ${join(dataDir, 'pki', 'station-chain.pem')}`,
+  );
+  return EXIT.ok;
+}
+
+async function cmdSync(
+  cmd: 'sync' | 'export' | 'import-receipt',
+  engine: Engine,
+  args: Record<string, unknown>,
+  positionals: string[],
+  o: Out,
+): Promise<number> {
+  const sync = engine.sync;
+  if (!sync) {
+    o.err(
+      'CONFIG_INVALID: no registry is configured\n  -> run: station enroll --registry URL --registry-cert registry.pem',
+    );
+    return EXIT.notReady;
+  }
+  const json = args.json === true;
+  if (cmd === 'export') {
+    const r = await sync.exportBundle();
+    if (!r.ok) {
+      o.err(describeError(r.error));
+      return exitFor(r.error);
+    }
+    const file = resolve((args.out as string | undefined) ?? r.value.fileName);
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, r.value.content);
+    renameSync(tmp, file);
+    if (json) o.out(JSON.stringify({ file, count: r.value.count }));
+    else o.out(`${r.value.count} records exported to ${file}\n  import it at headquarters: registry import ${file}`);
+    return EXIT.ok;
+  }
+  if (cmd === 'import-receipt') {
+    const file = positionals[0];
+    if (!file) {
+      o.err('import-receipt needs the receipt FILE');
+      return EXIT.usage;
+    }
+    let content: string;
+    try {
+      content = readFileSync(file, 'utf8');
+    } catch (e) {
+      o.err(`INPUT_INVALID: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      return EXIT.usage;
+    }
+    const r = await sync.importReceipt(content);
+    if (!r.ok) {
+      o.err(describeError(r.error));
+      return exitFor(r.error);
+    }
+    o.out(json ? JSON.stringify(r.value) : r.value.message);
+    return EXIT.ok;
+  }
+  if (args.status === true) {
+    await sync.checkHealth();
+    const st = sync.status();
+    if (json) o.out(JSON.stringify(st, null, 2));
+    else printStatus(st, o);
+    return EXIT.ok;
+  }
+  const r = await sync.syncOnce();
+  const st = sync.status();
+  if (json) o.out(JSON.stringify(r.ok ? st : { ...st, error: r.error }, null, 2));
+  else {
+    printStatus(st, o);
+    if (!r.ok) o.err(describeError(r.error));
+  }
+  return r.ok ? EXIT.ok : exitFor(r.error);
+}
+
+function printStatus(st: ReturnType<NonNullable<Engine['sync']>['status']>, o: Out): void {
+  o.out(
+    `registry ${st.registryUrl ?? '(none: offline)'}: ${st.reachable === null ? 'not checked' : st.reachable ? 'reachable' : 'NOT reachable'}`,
+  );
+  o.out(`records: ${st.acknowledged} acknowledged, ${st.pending} pending, ${st.sent} sent, ${st.failed} failed`);
+  if (st.lastReceipt)
+    o.out(`last receipt ${st.lastReceipt.receiptId} at ${st.lastReceipt.at} (${st.lastReceipt.count} records)`);
+  if (st.lastError) o.out(`last error: ${st.lastError}`);
 }

@@ -40,6 +40,18 @@ export const StationConfigSchema = z
     ports: z
       .object({ extra: z.array(z.string()).default([]), pollMs: z.number().int().min(50).max(10_000).default(500) })
       .strict(),
+    /** Sync to the headquarters registry (station/sync.ts, docs/sync.md); written by `station enroll`. */
+    registry: z
+      .object({
+        /** Base URL, e.g. http://registry.example:8443; absent = offline only (bundles). */
+        url: z.url({ protocol: /^https?$/ }).optional(),
+        /** The registry certificate (PEM), relative to the data dir: every receipt must verify with it. */
+        certificate: z.string().min(1),
+        /** False: no background sync (manual `station sync`, export and import still work). */
+        enabled: z.boolean().default(true),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

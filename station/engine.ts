@@ -24,6 +24,7 @@ import { createDiscovery } from '../native/discovery.js';
 import { createUsbWatcher, type UsbWatcher } from '../native/usb.js';
 import { loadProfilesFromDir } from '../native/profiles-fs.js';
 import { loadConfig, readPin, type LoadedConfig } from './config.js';
+import { openSync, readRegistryCertificate, type SyncService } from './sync.js';
 
 export interface EngineOptions {
   readonly dataDir: string;
@@ -49,6 +50,8 @@ export interface Engine {
   readonly hsm: Hsm;
   readonly profiles: readonly BoardProfile[];
   readonly station: StationIdentity;
+  /** Sync to the registry, when config.json has a `registry` section. The caller starts/stops its loop. */
+  readonly sync?: SyncService;
   workOrder(id: string): Result<WorkOrder>;
   listWorkOrders(): WorkOrder[];
   provision(req: ProvisionRequest): Promise<Result<FlowOutcome>>;
@@ -139,6 +142,25 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
 
   // USB hotplug triggers an immediate re-poll of the ports; on machines without USB it degrades to polling.
   const usb = await createUsbWatcher({ logger: log });
+  let sync: SyncService | undefined;
+  if (c.registry) {
+    const cert = readRegistryCertificate(cfg.path(c.registry.certificate));
+    if (!cert.ok) return fail2(cert);
+    const s = openSync({
+      dbFile: join(cfg.dataDir, 'station.db'),
+      stationId: c.stationId,
+      signer: stSigner.value,
+      chain: stChain.value,
+      registryUrl: c.registry.url ?? null,
+      registryCertificate: cert.value,
+      enabled: c.registry.enabled,
+      clock,
+      logger: log.child('[sync]'),
+    });
+    if (!s.ok) return fail2(s);
+    sync = s.value;
+  }
+
   const opener = serialOpener({ logger: log.child('[serial]') });
   const busyPorts = new Set<string>();
   let disco: DeviceDiscovery | null = null;
@@ -150,6 +172,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     hsm,
     profiles: profiles.value,
     station,
+    ...(sync ? { sync } : {}),
     workOrder(id) {
       const w = wos.value.find((x) => x.id === id);
       return w
@@ -245,6 +268,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     },
     usb,
     async close() {
+      await sync?.close();
       usb.close();
       store.close();
       await hsm.close();

@@ -125,9 +125,89 @@ WHEN OLD.superseded_by IS NOT NULL OR NEW.superseded_by IS NULL
 BEGIN SELECT RAISE(ABORT, 'a record is superseded at most once'); END;
 `;
 
+// Version 2 (station/sync.ts, native/store/outbox.ts): the outbox of records to sync to the registry and the
+// receipts it answered with. Every record gets its outbox row in the SAME transaction as the record (trigger);
+// records committed before this migration are queued by it. See docs/sync.md.
+const V2_OUTBOX = `
+CREATE TABLE sync_receipts (
+  receipt_id TEXT PRIMARY KEY,
+  batch_id TEXT NOT NULL,
+  source TEXT NOT NULL CHECK (source IN ('online', 'import')),
+  issued_at TEXT NOT NULL,
+  received_at TEXT NOT NULL,
+  accepted INTEGER NOT NULL,
+  rejected INTEGER NOT NULL,
+  marked INTEGER NOT NULL,
+  jws TEXT NOT NULL
+) STRICT;
+CREATE INDEX sync_receipts_received ON sync_receipts(received_at);
+
+CREATE TABLE outbox (
+  record_id TEXT PRIMARY KEY REFERENCES records(record_id),
+  seq INTEGER NOT NULL UNIQUE,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'acknowledged', 'failed')),
+  batch_id TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  enqueued_at TEXT NOT NULL,
+  sent_at TEXT,
+  acknowledged_at TEXT,
+  receipt_id TEXT REFERENCES sync_receipts(receipt_id),
+  failure_reason TEXT,
+  failure_message TEXT,
+  conflict INTEGER NOT NULL DEFAULT 0 CHECK (conflict IN (0, 1)),
+  export_id TEXT,
+  exported_at TEXT,
+  CHECK (state = 'pending' OR batch_id IS NOT NULL OR receipt_id IS NOT NULL)
+) STRICT;
+CREATE INDEX outbox_state ON outbox(state, seq);
+CREATE INDEX outbox_batch ON outbox(batch_id, seq) WHERE batch_id IS NOT NULL;
+
+CREATE TRIGGER records_enqueue_outbox AFTER INSERT ON records
+BEGIN
+  INSERT INTO outbox (record_id, seq, state, enqueued_at) VALUES (NEW.record_id, NEW.audit_seq, 'pending', NEW.created_at);
+END;
+CREATE TRIGGER outbox_no_delete BEFORE DELETE ON outbox
+BEGIN SELECT RAISE(ABORT, 'outbox rows are kept'); END;
+CREATE TRIGGER outbox_acknowledged_is_final BEFORE UPDATE ON outbox
+WHEN OLD.state = 'acknowledged' AND (NEW.state IS NOT 'acknowledged' OR NEW.receipt_id IS NOT OLD.receipt_id)
+BEGIN SELECT RAISE(ABORT, 'an acknowledged outbox row is final'); END;
+CREATE TRIGGER sync_receipts_no_update BEFORE UPDATE ON sync_receipts
+BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
+CREATE TRIGGER sync_receipts_no_delete BEFORE DELETE ON sync_receipts
+BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
+
+INSERT INTO outbox (record_id, seq, state, enqueued_at) SELECT record_id, audit_seq, 'pending', created_at FROM records;
+`;
+
+// Version 3 (station/service, native/store/operators.ts, native/store/queries.ts): operators who sign in at the
+// station (salted scrypt PIN hashes, hashed badge codes, lockout counters) and the indexes behind the supervisor's
+// log and yield queries (keyset pagination over runs, newest first). See docs/station-api.md.
+const V3_OPERATORS = `
+CREATE TABLE operators (
+  operator_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('operator', 'supervisor')),
+  pin_hash TEXT NOT NULL CHECK (pin_hash LIKE 'scrypt$%'),
+  badge_hash TEXT UNIQUE,
+  revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1)),
+  failed_attempts INTEGER NOT NULL DEFAULT 0,
+  locked_until TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX runs_started ON runs(started_at, run_id);
+CREATE INDEX runs_work_order_started ON runs(work_order, started_at, run_id);
+CREATE INDEX runs_work_order_state ON runs(work_order, state, started_at, run_id);
+CREATE INDEX runs_operator_started ON runs(operator, started_at, run_id);
+CREATE INDEX runs_state_started ON runs(state, started_at, run_id);
+CREATE INDEX runs_serial ON runs(serial_number, started_at);
+`;
+
 /** All migrations, in order. The schema version of a database is the number applied. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: runs, issued certificates, records, audit log', up: (db) => db.exec(V1_SCHEMA) },
+  { version: 2, name: 'sync outbox and registry receipts', up: (db) => db.exec(V2_OUTBOX) },
+  { version: 3, name: 'operators; indexes for the supervisor queries', up: (db) => db.exec(V3_OPERATORS) },
 ];
 
 /** The schema version this build writes. */

@@ -1,0 +1,521 @@
+/**
+ * Station side of exactly-once sync to the headquarters registry (docs/sync.md, docs/registry-api.md).
+ *
+ * Records reach the outbox in the transaction that commits them (a trigger, schema version 2). This service
+ * sends them in batches (<= 500) over `POST /v1/batches`, each batch id written to the database BEFORE the
+ * first attempt and reused on every retry (also after a restart), every attempt signed afresh with the
+ * station key (`LS-Sig`). A record is acknowledged only by a receipt that verifies with the configured
+ * registry certificate, names this station and this batch, and lists the record with the same SHA-256.
+ * Offline: `exportBundle` writes a signed bundle, `importReceipt` applies the registry's receipt file.
+ */
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { fail, stationError, type StationError } from '../core/errors.js';
+import { fromPem } from '../core/pki/pem.js';
+import { systemClock, type Clock, type Logger, type Signer } from '../core/ports.js';
+import { ok, type Result } from '../core/result.js';
+import type { SyncView } from '../core/api.js';
+import { openOutbox, type ApplyOutcome, type Outbox } from '../native/store/outbox.js';
+import {
+  BatchResponseSchema,
+  createBundle,
+  ErrorBodySchema,
+  HealthSchema,
+  MAX_BATCH_BYTES,
+  MAX_BATCH_RECORDS,
+  MAX_BUNDLE_RECORDS,
+  signRequest,
+  verifyReceipt,
+  zodMessage,
+  type ReceiptPayload,
+} from '../registry/protocol.js';
+
+/** The sync state as the UI shows it (same shape as `SyncViewSchema` in core/api.ts). */
+export type SyncStatus = SyncView;
+
+export interface SyncOptions {
+  /** The station database (already migrated: open the Store first). */
+  readonly dbFile: string;
+  readonly stationId: string;
+  /** The station signing key (HSM): signs requests and bundles. */
+  readonly signer: Signer;
+  /** DER, leaf first: station certificate, issuing CA, root. */
+  readonly chain: readonly Uint8Array[];
+  /** Base URL of the registry (no trailing slash needed); null = offline only (bundles). */
+  readonly registryUrl: string | null;
+  /** The registry certificate (DER, from registry.pem): every receipt must verify with it. */
+  readonly registryCertificate: Uint8Array | null;
+  /** False: the background loop does not send (manual `syncOnce`, export and import still work). */
+  readonly enabled?: boolean;
+  readonly clock?: Clock;
+  readonly logger: Logger;
+  /** Records per batch (1..500, default 500). */
+  readonly batchSize?: number;
+  /** Backoff after an error: full jitter, base (default 1 s) doubling up to cap (default 5 min). */
+  readonly backoff?: { readonly baseMs?: number; readonly capMs?: number };
+  /** How often the idle loop looks for new records (default 2 s). */
+  readonly idleMs?: number;
+  /** Timeout of every HTTP call (default 30 s; the health check uses min(this, 5 s)). */
+  readonly timeoutMs?: number;
+  /** Random source for the jitter (tests). */
+  readonly random?: () => number;
+  /** Test hook: called after a batch is marked sent, before it goes on the wire. */
+  readonly beforeSend?: (batchId: string, count: number) => void | Promise<void>;
+  /** SQLite synchronous level of the outbox connection (NORMAL only for tests/benchmarks). */
+  readonly synchronous?: 'FULL' | 'NORMAL';
+}
+
+export interface ImportReceiptOutcome {
+  readonly marked: number;
+  readonly alreadySynced: number;
+  readonly unknown: number;
+  readonly message: string;
+}
+
+export interface SyncService {
+  status(): SyncStatus;
+  /** Check reachability and send everything pending (and re-send batches left `sent`), once. */
+  syncOnce(signal?: AbortSignal): Promise<Result<SyncStatus>>;
+  /** Start the background loop (idempotent). */
+  start(): void;
+  /** Stop the background loop; resolves when an attempt in flight has ended. */
+  stop(): Promise<void>;
+  /** Called on every change of the status; returns the unsubscribe function. */
+  onChange(cb: (s: SyncStatus) => void): () => void;
+  /** A signed bundle of the records not yet acknowledged (at most 5000, oldest first). */
+  exportBundle(): Promise<Result<{ fileName: string; content: string; count: number }>>;
+  /** Verify a receipt file and mark the records it acknowledges. */
+  importReceipt(content: string): Promise<Result<ImportReceiptOutcome>>;
+  /** GET /v1/health: updates `reachable`. */
+  checkHealth(signal?: AbortSignal): Promise<boolean>;
+  /** The outbox (details per record, failures). */
+  readonly outbox: Outbox;
+  /** Stop the loop and close the outbox connection. */
+  close(): Promise<void>;
+}
+
+/** Read the registry certificate (PEM, first certificate) for `registryCertificate`. */
+export function readRegistryCertificate(file: string): Result<Uint8Array> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    return fail('CONFIG_INVALID', `cannot read the registry certificate ${file}: ${(e as Error).message}`);
+  }
+  const der = fromPem(text, 'CERTIFICATE');
+  return der.ok ? der : fail('CONFIG_INVALID', `${file}: ${der.error.message}`);
+}
+
+/** Full-jitter exponential backoff: a uniform delay in [0, min(cap, base * 2^(failures-1))]. */
+export function backoffDelay(failures: number, baseMs: number, capMs: number, random: () => number): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
+  return Math.floor(random() * ceiling);
+}
+
+class SyncFailure extends Error {
+  constructor(readonly error: StationError) {
+    super(error.message);
+  }
+}
+
+/**
+ * One HTTP exchange on a fresh connection (no keep-alive: a connection broken mid-batch is never reused),
+ * aborted by `signal` (timeouts included). Rejects on any network failure or an incomplete answer.
+ */
+export function httpExchange(
+  url: string,
+  o: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; signal: AbortSignal },
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
+    const headers: Record<string, string | number> = { ...o.headers, connection: 'close' };
+    if (o.body !== undefined) headers['content-length'] = Buffer.byteLength(o.body);
+    const req = send(u, { method: o.method, headers, agent: false, signal: o.signal }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        res.complete
+          ? resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') })
+          : reject(new Error('the answer was cut off')),
+      );
+      res.on('error', reject);
+      res.on('aborted', () => reject(new Error('the answer was cut off')));
+    });
+    req.on('error', (e) => reject(o.signal.aborted ? (o.signal.reason ?? e) : e));
+    req.end(o.body);
+  });
+}
+
+const abortable = (signal: AbortSignal | undefined, ms: number): AbortSignal =>
+  signal ? AbortSignal.any([signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
+
+/** Open the sync service on the station database. */
+export function openSync(o: SyncOptions): Result<SyncService> {
+  const clock = o.clock ?? systemClock;
+  const log = o.logger;
+  const ob = openOutbox(o.dbFile, { clock, ...(o.synchronous ? { synchronous: o.synchronous } : {}) });
+  if (!ob.ok) return ob;
+  const outbox = ob.value;
+  const batchSize = Math.max(1, Math.min(MAX_BATCH_RECORDS, o.batchSize ?? MAX_BATCH_RECORDS));
+  const baseMs = o.backoff?.baseMs ?? 1000;
+  const capMs = o.backoff?.capMs ?? 5 * 60_000;
+  const idleMs = o.idleMs ?? 2000;
+  const timeoutMs = o.timeoutMs ?? 30_000;
+  const random = o.random ?? Math.random;
+  const baseUrl = o.registryUrl ? o.registryUrl.replace(/\/+$/, '') : null;
+  const enabled = o.enabled !== false;
+
+  let reachable: boolean | null = null;
+  let lastError: string | null = null;
+  let nextAttemptAt: string | null = null;
+  let failures = 0;
+  const listeners = new Set<(s: SyncStatus) => void>();
+  let running = false;
+  let timer: NodeJS.Timeout | null = null;
+  let loopAbort: AbortController | null = null;
+  /** Serialises sending (the loop and syncOnce never send at the same time). */
+  let lock: Promise<unknown> = Promise.resolve();
+  let current: Promise<unknown> = Promise.resolve();
+  let closed = false;
+
+  const status = (): SyncStatus => {
+    const c = outbox.counts();
+    const last = outbox.lastReceipt();
+    return {
+      registryUrl: baseUrl,
+      reachable,
+      pending: c.pending,
+      sent: c.sent,
+      acknowledged: c.acknowledged,
+      failed: c.failed,
+      lastReceipt: last ? { receiptId: last.receiptId, at: last.receivedAt, count: last.marked } : null,
+      lastError,
+      nextAttemptAt,
+    };
+  };
+  const emit = () => {
+    if (!listeners.size || closed) return;
+    const s = status();
+    for (const l of listeners) {
+      try {
+        l(s);
+      } catch (e) {
+        log.log('warn', 'sync onChange listener threw', { message: (e as Error).message });
+      }
+    }
+  };
+
+  const registryCert = (): Result<Uint8Array> =>
+    o.registryCertificate
+      ? ok(o.registryCertificate)
+      : fail('CONFIG_INVALID', 'no registry certificate is configured: run station enroll --registry-cert FILE');
+
+  async function checkHealth(signal?: AbortSignal): Promise<boolean> {
+    if (!baseUrl) return false;
+    let r = false;
+    try {
+      const res = await httpExchange(`${baseUrl}/v1/health`, {
+        method: 'GET',
+        signal: abortable(signal, Math.min(timeoutMs, 5000)),
+      });
+      r = res.status === 200 && HealthSchema.safeParse(JSON.parse(res.text)).success;
+    } catch {
+      r = false;
+    }
+    if (r !== reachable) {
+      reachable = r;
+      emit();
+    }
+    return r;
+  }
+
+  /** POST one batch (fresh signature), verify the receipt, apply it. Throws SyncFailure. */
+  async function sendBatch(batchId: string, signal: AbortSignal | undefined): Promise<ApplyOutcome> {
+    const batch = outbox.batch(batchId);
+    if (!batch) throw new SyncFailure(stationError('INTERNAL', `batch ${batchId} has no records`));
+    const records = batch.items.map((i) => i.jws);
+    const body = JSON.stringify({ batchId, records });
+    const auth = await signRequest(o.signer, o.stationId, 'POST', '/v1/batches', body, clock);
+    if (!auth.ok) throw new SyncFailure(auth.error);
+    let res: { status: number; text: string };
+    try {
+      res = await httpExchange(`${baseUrl}/v1/batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: auth.value },
+        body,
+        signal: abortable(signal, timeoutMs),
+      });
+    } catch (e) {
+      reachable = false;
+      const why = (e as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e as Error).message;
+      throw new SyncFailure(stationError('SYNC_UNREACHABLE', `batch ${batchId}: ${why}`, { batchId }));
+    }
+    reachable = true;
+    const text = res.text;
+    if (res.status !== 200) {
+      let code = `HTTP ${res.status}`;
+      let message = text.slice(0, 200);
+      try {
+        const e = ErrorBodySchema.parse(JSON.parse(text));
+        code = e.error.code;
+        message = e.error.message;
+      } catch {
+        // not an error body: keep the raw text
+      }
+      if (code === 'BATCH_CONFLICT') {
+        // The registry stored nothing for this id: send the records again under a new batch id.
+        const n = outbox.releaseBatch(batchId);
+        log.log('warn', 'registry refused a batch id as used with other records; re-queued', { batchId, n });
+      }
+      const transient = res.status >= 500 || res.status === 429;
+      throw new SyncFailure(
+        stationError(
+          transient ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
+          `batch ${batchId}: registry answered ${res.status} ${code}: ${message}`,
+          { batchId, status: res.status, code },
+        ),
+      );
+    }
+    let receipt: ReceiptPayload;
+    let receiptJws: string;
+    try {
+      const parsed = BatchResponseSchema.safeParse(JSON.parse(text));
+      if (!parsed.success) throw new Error(zodMessage(parsed.error));
+      receiptJws = parsed.data.receipt;
+      const cert = registryCert();
+      if (!cert.ok) throw new SyncFailure(cert.error);
+      const v = await verifyReceipt(receiptJws, cert.value, { stationId: o.stationId, batchId });
+      if (!v.ok) throw new SyncFailure(stationError('SYNC_RECEIPT_INVALID', `batch ${batchId}: ${v.error.message}`));
+      receipt = v.value;
+    } catch (e) {
+      if (e instanceof SyncFailure) throw e;
+      throw new SyncFailure(
+        stationError('SYNC_RECEIPT_INVALID', `batch ${batchId}: the answer is not a batch response: ${String(e)}`),
+      );
+    }
+    const order = batch.items.map((i) => i.recordId);
+    const applied = outbox.applyReceipt(
+      {
+        receiptId: receipt.receiptId,
+        batchId,
+        issuedAt: receipt.issuedAt,
+        jws: receiptJws,
+        accepted: receipt.accepted,
+        rejected: receipt.rejected,
+      },
+      'online',
+      order,
+    );
+    const named = new Set([
+      ...receipt.accepted.map((a) => a.recordId),
+      ...receipt.rejected.map((r) => r.recordId ?? order[r.index] ?? ''),
+    ]);
+    const missing = batch.items.filter((i) => i.state === 'sent' && !named.has(i.recordId)).map((i) => i.recordId);
+    if (missing.length) outbox.failUnmentioned(batchId, receipt.receiptId, missing);
+    if (applied.failed > 0)
+      log.log('warn', 'registry rejected records', {
+        batchId,
+        failed: applied.failed,
+        reasons: [...new Set(receipt.rejected.map((r) => r.reason))],
+      });
+    log.log('info', 'batch acknowledged', { batchId, receiptId: receipt.receiptId, marked: applied.marked });
+    return applied;
+  }
+
+  /** Re-send batches left `sent`, then claim and send new ones until nothing is pending. Throws SyncFailure. */
+  async function drain(signal: AbortSignal | undefined): Promise<number> {
+    let total = 0;
+    for (;;) {
+      if (signal?.aborted) throw new SyncFailure(stationError('SYNC_UNREACHABLE', 'sync stopped'));
+      let batchId = outbox.sentBatchIds()[0];
+      if (batchId === undefined) {
+        const claimed = outbox.claimBatch(globalThis.crypto.randomUUID(), batchSize, MAX_BATCH_BYTES - 64 * 1024);
+        if (!claimed) return total;
+        batchId = claimed.batchId;
+        emit();
+        await o.beforeSend?.(batchId, claimed.items.length);
+      }
+      const r = await sendBatch(batchId, signal);
+      total += r.marked;
+      failures = 0;
+      lastError = null;
+      nextAttemptAt = null;
+      emit();
+    }
+  }
+
+  function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = lock.then(fn, fn);
+    lock = run.catch(() => undefined);
+    return run;
+  }
+
+  async function attempt(signal: AbortSignal | undefined): Promise<Result<number>> {
+    if (!baseUrl) return fail('CONFIG_INVALID', 'no registry URL is configured: run station enroll --registry URL');
+    if (!o.registryCertificate) return registryCert() as Result<never>;
+    if (!(await checkHealth(signal))) {
+      return fail('SYNC_UNREACHABLE', `the registry at ${baseUrl} is not reachable (GET /v1/health)`);
+    }
+    try {
+      return ok(await drain(signal));
+    } catch (e) {
+      if (e instanceof SyncFailure) return { ok: false, error: e.error };
+      log.log('error', `bug in sync: ${(e as Error).stack ?? String(e)}`);
+      return fail('INTERNAL', `sync failed: ${(e as Error).message}`);
+    }
+  }
+
+  const schedule = (ms: number) => {
+    if (!running) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      current = tick();
+    }, ms);
+    timer.unref?.();
+  };
+
+  async function tick(): Promise<void> {
+    if (!running) return;
+    const c = outbox.counts();
+    if (!enabled || c.pending + c.sent === 0) {
+      schedule(idleMs);
+      return;
+    }
+    loopAbort = new AbortController();
+    const r = await exclusive(() => attempt(loopAbort!.signal));
+    if (!running) return;
+    if (r.ok) {
+      failures = 0;
+      lastError = null;
+      nextAttemptAt = null;
+      emit();
+      schedule(idleMs);
+    } else {
+      failures++;
+      lastError = `${r.error.code}: ${r.error.message}`;
+      const delay = backoffDelay(failures, baseMs, capMs, random);
+      nextAttemptAt = new Date(clock.now().getTime() + delay).toISOString();
+      log.log('warn', 'sync attempt failed; backing off', {
+        code: r.error.code,
+        message: r.error.message,
+        failures,
+        delayMs: delay,
+      });
+      emit();
+      schedule(delay);
+    }
+  }
+
+  const service: SyncService = {
+    outbox,
+    status,
+    checkHealth,
+
+    async syncOnce(signal) {
+      const r = await exclusive(() => attempt(signal));
+      if (r.ok) {
+        lastError = null;
+        failures = 0;
+        nextAttemptAt = null;
+      } else lastError = `${r.error.code}: ${r.error.message}`;
+      emit();
+      return r.ok ? ok(status()) : r;
+    },
+
+    start() {
+      if (running || closed) return;
+      running = true;
+      log.log('info', 'background sync started', { registryUrl: baseUrl, enabled });
+      schedule(0);
+    },
+
+    async stop() {
+      if (!running) return;
+      running = false;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      loopAbort?.abort();
+      await current.catch(() => undefined);
+      nextAttemptAt = null;
+      log.log('info', 'background sync stopped');
+      emit();
+    },
+
+    onChange(cb) {
+      listeners.add(cb);
+      return () => listeners.delete(cb);
+    },
+
+    async exportBundle() {
+      const items = outbox.unacknowledged(MAX_BUNDLE_RECORDS);
+      if (!items.length) return fail('INPUT_INVALID', 'nothing to export: every record is acknowledged or failed');
+      const b = await createBundle({
+        signer: o.signer,
+        chain: o.chain,
+        stationId: o.stationId,
+        records: items.map((i) => i.jws),
+        clock,
+      });
+      if (!b.ok) return b;
+      outbox.noteExport(
+        b.value.bundleId,
+        items.map((i) => i.recordId),
+      );
+      const stamp = clock
+        .now()
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z');
+      const fileName = `${o.stationId}-${stamp}-${items.length}.bundle.jws`;
+      log.log('info', 'bundle exported', { bundleId: b.value.bundleId, count: items.length });
+      emit();
+      return ok({ fileName, content: b.value.jws + '\n', count: items.length });
+    },
+
+    async importReceipt(content) {
+      const cert = registryCert();
+      if (!cert.ok) return cert;
+      if (content.length > 16 * 1024 * 1024) return fail('SYNC_RECEIPT_INVALID', 'the receipt file is too large');
+      const v = await verifyReceipt(content.trim(), cert.value, { stationId: o.stationId });
+      if (!v.ok)
+        return fail(
+          'SYNC_RECEIPT_INVALID',
+          `the receipt was not accepted, nothing was marked as synced: ${v.error.message}`,
+        );
+      const r = v.value;
+      const applied = outbox.applyReceipt(
+        {
+          receiptId: r.receiptId,
+          batchId: r.batchId,
+          issuedAt: r.issuedAt,
+          jws: content.trim(),
+          accepted: r.accepted,
+          rejected: r.rejected,
+        },
+        'import',
+      );
+      const parts = [`${applied.marked} record(s) marked as synced`];
+      if (applied.alreadySynced) parts.push(`${applied.alreadySynced} were already synced`);
+      if (applied.unknown)
+        parts.push(`${applied.unknown} are not records of this station (or differ from them) and were ignored`);
+      if (applied.failed) parts.push(`${applied.failed} were rejected by the registry (see sync status)`);
+      if (applied.duplicateReceipt) parts.push('this receipt had been imported before');
+      const message = `receipt ${r.receiptId} (batch ${r.batchId}): ${parts.join('; ')}`;
+      log.log('info', 'receipt imported', { receiptId: r.receiptId, ...applied });
+      emit();
+      return ok({ marked: applied.marked, alreadySynced: applied.alreadySynced, unknown: applied.unknown, message });
+    },
+
+    async close() {
+      await service.stop();
+      await lock.catch(() => undefined);
+      closed = true;
+      listeners.clear();
+      outbox.close();
+    },
+  };
+  return ok(service);
+}
