@@ -1,0 +1,332 @@
+/**
+ * Supervisor queries over the station database: the provisioning log (runs joined with records, keyset
+ * pagination), record lookup by run, per-work-order counts and yield figures. Read-only, on a connection
+ * of its own (WAL: readers never block the provisioning writer). The indexes they rely on are created by
+ * schema version 3 (native/store/migrations.ts); docs/station-api.md lists which query uses which.
+ */
+import Database from 'better-sqlite3';
+import { fail } from '../../core/errors.js';
+import { ok, type Result } from '../../core/result.js';
+import { migrate, MIGRATIONS } from './migrations.js';
+import { createOperatorStore, type OperatorStore } from './operators.js';
+import type { Logger } from '../../core/ports.js';
+
+export type LogOutcome = 'provisioned' | 'failed' | 'in-progress';
+export type SyncState = 'pending' | 'sent' | 'acknowledged' | 'failed' | 'n/a';
+
+export interface LogFilter {
+  /** Prefix of the serial number or chip id. */
+  readonly text?: string;
+  readonly workOrder?: string;
+  readonly operator?: string;
+  readonly outcome?: LogOutcome;
+  /** ISO timestamps (run start), inclusive. */
+  readonly from?: string;
+  readonly to?: string;
+}
+
+export interface LogRow {
+  readonly runId: string;
+  readonly recordId: string | null;
+  readonly serialNumber: string;
+  readonly chipId: string;
+  readonly workOrder: string;
+  readonly operator: string;
+  readonly kind: 'initial' | 'rotation';
+  readonly outcome: LogOutcome;
+  readonly errorCode: string | null;
+  readonly step: string;
+  readonly startedAt: string;
+  readonly updatedAt: string;
+  readonly durationMs: number | null;
+  /** From the sync outbox (schema version 2); 'n/a' without a record or an outbox. */
+  readonly syncState: SyncState;
+  readonly receiptId: string | null;
+  readonly acknowledgedAt: string | null;
+}
+
+export interface LogPageRows {
+  readonly items: LogRow[];
+  readonly total: number;
+  readonly nextCursor: string | null;
+}
+
+export interface RecordRow {
+  readonly recordId: string;
+  readonly runId: string;
+  readonly recordJson: string;
+  readonly jws: string;
+  readonly createdAt: string;
+}
+
+export interface YieldFilter {
+  readonly workOrder?: string;
+  readonly from?: string;
+  readonly to?: string;
+}
+
+export interface YieldFigures {
+  readonly boards: number;
+  readonly passedFirstTime: number;
+  readonly provisioned: number;
+  readonly failuresByCause: { code: string; count: number }[];
+  /** Wall-clock durations (ms) of the completed runs, ascending. */
+  readonly cycleTimesMs: number[];
+  readonly boardsPerHour: { hour: string; count: number }[];
+}
+
+export interface StationQueries {
+  queryLog(filter: LogFilter, page: { limit: number; cursor?: string }): Result<LogPageRows>;
+  logEntry(runId: string): LogRow | null;
+  recordByRun(runId: string): RecordRow | null;
+  /** Current (not superseded) records per work order. */
+  provisionedByWorkOrder(): Map<string, number>;
+  yieldFigures(filter: YieldFilter): YieldFigures;
+}
+
+interface LogDbRow {
+  run_id: string;
+  record_id: string | null;
+  serial_number: string;
+  chip_id: string;
+  work_order: string;
+  operator: string;
+  kind: string;
+  state: string;
+  error_code: string | null;
+  step: string;
+  started_at: string;
+  updated_at: string;
+  sync_state: string | null;
+  receipt_id: string | null;
+  acknowledged_at: string | null;
+}
+
+const OUTCOME_STATE: Record<LogOutcome, string> = { provisioned: 'done', failed: 'failed', 'in-progress': 'active' };
+const STATE_OUTCOME: Record<string, LogOutcome> = { done: 'provisioned', failed: 'failed', active: 'in-progress' };
+/** Upper bound for a prefix range (ids and serial numbers are ASCII). */
+const PREFIX_END = '\uffff';
+
+function isoMs(s: string): number {
+  return Date.parse(s);
+}
+
+function toLogRow(r: LogDbRow): LogRow {
+  const outcome = STATE_OUTCOME[r.state] ?? 'in-progress';
+  return {
+    runId: r.run_id,
+    recordId: r.record_id,
+    serialNumber: r.serial_number,
+    chipId: r.chip_id,
+    workOrder: r.work_order,
+    operator: r.operator,
+    kind: r.kind === 'rotation' ? 'rotation' : 'initial',
+    outcome,
+    errorCode: r.error_code,
+    step: r.step,
+    startedAt: r.started_at,
+    updatedAt: r.updated_at,
+    durationMs: outcome === 'in-progress' ? null : Math.max(0, isoMs(r.updated_at) - isoMs(r.started_at)),
+    syncState: SYNC_STATES.has(r.sync_state ?? '') ? (r.sync_state as SyncState) : 'n/a',
+    receiptId: r.receipt_id,
+    acknowledgedAt: r.acknowledged_at,
+  };
+}
+
+/** Normalise an ISO timestamp to the stored form (toISOString), so string comparison is time order. */
+function normIso(s: string): string {
+  const t = Date.parse(s);
+  return Number.isNaN(t) ? s : new Date(t).toISOString();
+}
+
+function encodeCursor(startedAt: string, runId: string): string {
+  return Buffer.from(JSON.stringify([startedAt, runId]), 'utf8').toString('base64url');
+}
+
+function decodeCursor(c: string): [string, string] | null {
+  try {
+    const v = JSON.parse(Buffer.from(c, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') return [v[0], v[1]];
+  } catch {
+    // fall through
+  }
+  return null;
+}
+
+const SYNC_STATES = new Set(['pending', 'sent', 'acknowledged', 'failed']);
+const BASE_COLS = `r.run_id, rec.record_id, r.serial_number, r.chip_id, r.work_order, r.operator, r.kind, r.state,
+  json_extract(r.error_json, '$.code') AS error_code, r.step, r.started_at, r.updated_at`;
+
+function where(f: LogFilter): { sql: string; params: unknown[] } {
+  const conds: string[] = [];
+  const params: unknown[] = [];
+  if (f.text) {
+    const t = f.text.trim();
+    const lower = t.toLowerCase();
+    conds.push('((r.serial_number >= ? AND r.serial_number < ?) OR (r.chip_id >= ? AND r.chip_id < ?))');
+    params.push(t, t + PREFIX_END, lower, lower + PREFIX_END);
+  }
+  if (f.workOrder) {
+    conds.push('r.work_order = ?');
+    params.push(f.workOrder);
+  }
+  if (f.operator) {
+    conds.push('r.operator = ?');
+    params.push(f.operator);
+  }
+  if (f.outcome) {
+    conds.push('r.state = ?');
+    params.push(OUTCOME_STATE[f.outcome]);
+  }
+  if (f.from) {
+    conds.push('r.started_at >= ?');
+    params.push(normIso(f.from));
+  }
+  if (f.to) {
+    conds.push('r.started_at <= ?');
+    params.push(normIso(f.to));
+  }
+  return { sql: conds.join(' AND '), params };
+}
+
+/** Queries over an open connection to the station database (schema version 3 or later). */
+export function createQueries(db: Database.Database): StationQueries {
+  const hasOutbox =
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").get() !== undefined;
+  const LOG_COLS = hasOutbox
+    ? `${BASE_COLS}, o.state AS sync_state, o.receipt_id, o.acknowledged_at`
+    : `${BASE_COLS}, NULL AS sync_state, NULL AS receipt_id, NULL AS acknowledged_at`;
+  const JOIN = `LEFT JOIN records rec ON rec.run_id = r.run_id${hasOutbox ? ' LEFT JOIN outbox o ON o.record_id = rec.record_id' : ''}`;
+  const byRun = db.prepare('SELECT record_id, run_id, record_json, jws, created_at FROM records WHERE run_id = ?');
+  const entry = db.prepare(`SELECT ${LOG_COLS} FROM runs r ${JOIN} WHERE r.run_id = ?`);
+  const perWo = db.prepare(
+    'SELECT work_order, COUNT(*) AS n FROM records WHERE superseded_by IS NULL GROUP BY work_order',
+  );
+  const stmtCache = new Map<string, Database.Statement>();
+  const prep = (sql: string): Database.Statement => {
+    let s = stmtCache.get(sql);
+    if (!s) {
+      s = db.prepare(sql);
+      if (stmtCache.size > 200) stmtCache.clear();
+      stmtCache.set(sql, s);
+    }
+    return s;
+  };
+
+  return {
+    queryLog(filter, page) {
+      const w = where(filter);
+      const conds = w.sql ? [w.sql] : [];
+      const params = [...w.params];
+      if (page.cursor) {
+        const c = decodeCursor(page.cursor);
+        if (!c) return fail('INPUT_INVALID', 'cursor: not a cursor returned by queryLog', { path: 'cursor' });
+        conds.push('(r.started_at < ? OR (r.started_at = ? AND r.run_id < ?))');
+        params.push(c[0], c[0], c[1]);
+      }
+      const limit = Math.max(1, Math.min(500, Math.floor(page.limit)));
+      const rows = prep(
+        `SELECT ${LOG_COLS} FROM runs r ${JOIN}
+         ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''}
+         ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?`,
+      ).all(...params, limit + 1) as LogDbRow[];
+      const total = (
+        prep(`SELECT COUNT(*) AS n FROM runs r ${w.sql ? `WHERE ${w.sql}` : ''}`).get(...w.params) as { n: number }
+      ).n;
+      const more = rows.length > limit;
+      const items = rows.slice(0, limit).map(toLogRow);
+      const last = items[items.length - 1];
+      return ok({ items, total, nextCursor: more && last ? encodeCursor(last.startedAt, last.runId) : null });
+    },
+
+    logEntry(runId) {
+      const r = entry.get(runId) as LogDbRow | undefined;
+      return r ? toLogRow(r) : null;
+    },
+
+    recordByRun(runId) {
+      const r = byRun.get(runId) as
+        { record_id: string; run_id: string; record_json: string; jws: string; created_at: string } | undefined;
+      return r
+        ? { recordId: r.record_id, runId: r.run_id, recordJson: r.record_json, jws: r.jws, createdAt: r.created_at }
+        : null;
+    },
+
+    provisionedByWorkOrder() {
+      const m = new Map<string, number>();
+      for (const r of perWo.all() as { work_order: string; n: number }[]) m.set(r.work_order, r.n);
+      return m;
+    },
+
+    yieldFigures(filter) {
+      const w = where(filter);
+      const and = w.sql ? ` AND ${w.sql}` : '';
+      const first = prep(
+        `SELECT COUNT(*) AS boards, COALESCE(SUM(state = 'done'), 0) AS passed FROM (
+           SELECT r.chip_id, r.state, MIN(r.started_at) FROM runs r WHERE r.kind = 'initial'${and} GROUP BY r.chip_id
+         ) WHERE state <> 'active'`,
+      ).get(...w.params) as { boards: number; passed: number };
+      const provisioned = (
+        prep(`SELECT COUNT(*) AS n FROM runs r WHERE r.state = 'done'${and}`).get(...w.params) as { n: number }
+      ).n;
+      const failures = prep(
+        `SELECT COALESCE(json_extract(r.error_json, '$.code'), 'UNKNOWN') AS code, COUNT(*) AS count
+         FROM runs r WHERE r.state = 'failed'${and} GROUP BY code ORDER BY count DESC, code`,
+      ).all(...w.params) as { code: string; count: number }[];
+      const cycle = (
+        prep(
+          `SELECT CAST(ROUND((julianday(r.updated_at) - julianday(r.started_at)) * 86400000.0) AS INTEGER) AS ms
+           FROM runs r WHERE r.state = 'done'${and} ORDER BY ms`,
+        ).all(...w.params) as { ms: number }[]
+      ).map((x) => Math.max(0, x.ms));
+      const perHour = prep(
+        `SELECT substr(r.updated_at, 1, 13) || ':00:00Z' AS hour, COUNT(*) AS count
+         FROM runs r WHERE r.state = 'done'${and} GROUP BY hour ORDER BY hour DESC LIMIT 168`,
+      ).all(...w.params) as { hour: string; count: number }[];
+      return {
+        boards: first.boards,
+        passedFirstTime: first.passed,
+        provisioned,
+        failuresByCause: failures,
+        cycleTimesMs: cycle,
+        boardsPerHour: perHour.reverse(),
+      };
+    },
+  };
+}
+
+export interface ServiceDb {
+  readonly queries: StationQueries;
+  readonly operators: OperatorStore;
+  readonly db: Database.Database;
+  close(): void;
+}
+
+/**
+ * Open a second connection to the station database for the service (queries and operators). Brings the
+ * schema up to date first (idempotent; the engine's store does the same when it opens).
+ */
+export function openServiceDb(file: string, opts: { logger?: Logger; busyTimeoutMs?: number } = {}): Result<ServiceDb> {
+  let db: Database.Database;
+  try {
+    db = new Database(file);
+    db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('foreign_keys = ON');
+  } catch (e) {
+    return fail('STORE_FAILED', `cannot open the station database ${file}: ${(e as Error).message}`);
+  }
+  const m = migrate(db, MIGRATIONS, opts.logger);
+  if (!m.ok) {
+    db.close();
+    return fail(m.from > MIGRATIONS.length ? 'STORE_VERSION_TOO_NEW' : 'STORE_FAILED', m.message);
+  }
+  return ok({
+    queries: createQueries(db),
+    operators: createOperatorStore(db),
+    db,
+    close: () => {
+      if (db.open) db.close();
+    },
+  });
+}

@@ -1,0 +1,625 @@
+/**
+ * StationService: the host side of the StationApi (core/api.ts). Validates every call against the
+ * operation's schema, checks the role, runs it, and answers with a typed envelope; never throws.
+ * Owns the operator sessions, the selected work order, the slots (one per detected port, provisioning
+ * automatically), the supervisor queries and overrides, and pushes StationEvents to subscribers.
+ *
+ * Transports: Electron IPC (electron/) and the localhost HTTP bridge (station/bridge.ts).
+ */
+import { join } from 'node:path';
+import type { z } from 'zod';
+import {
+  API_VERSION,
+  OPERATIONS,
+  isOperationName,
+  type ApiResult,
+  type DevicesView,
+  type HsmView,
+  type LogEntry,
+  type LogLineView,
+  type OpArgs,
+  type OperationName,
+  type OpResult,
+  type StationEvent,
+  type SyncView,
+  type WorkOrderView,
+  type YieldView,
+} from '../../core/api.js';
+import { fail, stationError, type StationError } from '../../core/errors.js';
+import { STEPS, type StepName } from '../../core/model.js';
+import { systemClock, type ByteLinkOpener, type Clock, type DeviceDiscovery, type Logger } from '../../core/ports.js';
+import { matchProfile } from '../../core/profiles.js';
+import { ok, type Result } from '../../core/result.js';
+import type { AuditVerification } from '../../core/store.js';
+import { createDiscovery } from '../../native/discovery.js';
+import { openServiceDb, type LogRow, type ServiceDb } from '../../native/store/queries.js';
+import { serialOpener } from '../../native/serial.js';
+import { createUsbWatcher, UDEV_GUIDANCE, type UsbWatcher } from '../../native/usb.js';
+import type { Engine } from '../engine.js';
+import type { LogLine } from '../logger.js';
+import { createSessions, type Sessions } from './auth.js';
+import type { LogTap } from './log-tap.js';
+import { buildRecordDetail } from './records.js';
+import { createSlots, toApiError, type SlotManager } from './slots.js';
+
+export { createLogTap, type LogTap } from './log-tap.js';
+export { hashPin, hashBadge, verifyPin } from './auth.js';
+
+export const LOG_RING_SIZE = 2000;
+const AUDIT_CACHE_MS = 5000;
+
+export interface StationServiceOptions {
+  readonly engine: Engine;
+  readonly logger: Logger;
+  /** The logger's tap hub: feeds getLogLines and `log` events. */
+  readonly logTap?: LogTap;
+  readonly clock?: Clock;
+  /** Discovery to watch (default: the engine's, i.e. serial enumeration + configured ports). */
+  readonly discovery?: DeviceDiscovery;
+  /** Ports to watch in addition to the configuration's `ports.extra` (paths or simple globs). */
+  readonly extraPorts?: readonly string[];
+  /** Check every result against its schema (a development assertion; default on under vitest). */
+  readonly validateResults?: boolean;
+  readonly opener?: ByteLinkOpener;
+}
+
+export interface StationService {
+  invoke(clientId: string, op: OperationName, rawArgs: unknown): Promise<ApiResult<unknown>>;
+  /**
+   * Subscribe to events. With `clientId`, `session` events are those of that client only and `log`
+   * events come while that client has supervisor rights; without it (in-process), everything.
+   */
+  subscribe(cb: (e: StationEvent) => void, opts?: { clientId?: string }): () => void;
+  /** Begin watching ports (and the sync loop when configured). */
+  start(): Promise<void>;
+  /** Stop watching, abort runs in progress (they stay resumable), stop the sync loop. Does not close the engine. */
+  stop(): Promise<void>;
+}
+
+interface Sub {
+  readonly cb: (e: StationEvent) => void;
+  readonly clientId: string | undefined;
+}
+
+type Handler = (clientId: string, args: never) => Promise<Result<unknown>> | Result<unknown>;
+
+/** Render the first zod issue as `path: message` (unions: the closest branch). */
+function describeIssues(error: z.ZodError): { message: string; path: string } {
+  type Issue = z.core.$ZodIssue;
+  let issues: readonly Issue[] = error.issues;
+  let prefix: PropertyKey[] = [];
+  for (let depth = 0; depth < 4; depth++) {
+    const first = issues[0];
+    if (!first || first.code !== 'invalid_union') break;
+    const branches = (first as unknown as { errors: Issue[][] }).errors;
+    if (!branches?.length) break;
+    const best = [...branches].sort(
+      (a, b) =>
+        a.filter((x) => x.code === 'unrecognized_keys').length -
+          b.filter((x) => x.code === 'unrecognized_keys').length || a.length - b.length,
+    )[0]!;
+    prefix = [...prefix, ...first.path];
+    issues = best;
+  }
+  const i = issues[0];
+  const path = [...prefix, ...(i?.path ?? [])].map(String).join('.');
+  const keys = i?.code === 'unrecognized_keys' ? (i as unknown as { keys: string[] }).keys.join(', ') : '';
+  return {
+    path: keys && !path ? keys : path,
+    message: `${path || keys || '(arguments)'}: ${i?.message ?? 'invalid'}`,
+  };
+}
+
+function percentile(sorted: readonly number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx]!;
+}
+
+function histogram(sorted: readonly number[], buckets = 10): YieldView['cycleTime']['histogram'] {
+  if (sorted.length === 0) return [];
+  const max = sorted[sorted.length - 1]!;
+  const raw = Math.max(1, max / buckets);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const width = [1, 2, 5, 10].map((m) => m * mag).find((w) => w >= raw) ?? raw;
+  const out = Array.from({ length: buckets }, (_, k) => ({ fromMs: k * width, toMs: (k + 1) * width, count: 0 }));
+  for (const v of sorted) out[Math.min(buckets - 1, Math.floor(v / width))]!.count++;
+  return out;
+}
+
+const EMPTY_SYNC: SyncView = {
+  registryUrl: null,
+  reachable: null,
+  pending: 0,
+  sent: 0,
+  acknowledged: 0,
+  failed: 0,
+  lastReceipt: null,
+  lastError: null,
+  nextAttemptAt: null,
+};
+
+/** Create the service over an open engine. The caller owns the engine (and closes it after stop()). */
+export function createStationService(o: StationServiceOptions): StationService {
+  const { engine, logger } = o;
+  const clock = o.clock ?? engine.clock ?? systemClock;
+  const log = logger.child('[service]');
+  const validate = o.validateResults ?? (process.env['VITEST'] !== undefined || process.env['NODE_ENV'] === 'test');
+  const subs = new Set<Sub>();
+  const ring: LogLineView[] = [];
+  const problems = new Map<string, DevicesView['problems'][number]>();
+  let selectedWo: string | null = null;
+  let db: ServiceDb | null = null;
+  let sessions: Sessions | null = null;
+  let slots: SlotManager | null = null;
+  let stopWatch: (() => void) | null = null;
+  let unTap: (() => void) | null = null;
+  let unSync: (() => void) | null = null;
+  let expiry: ReturnType<typeof setInterval> | null = null;
+  let usbWatcher: UsbWatcher | null = null;
+  let auditCache: { at: number; v: AuditVerification } | null = null;
+  let started = false;
+
+  // ------------------------------------------------------------------ events
+
+  const emit = (e: StationEvent, only?: (s: Sub) => boolean) => {
+    for (const s of subs) {
+      if (only && !only(s)) continue;
+      try {
+        s.cb(e);
+      } catch (x) {
+        log.log('error', `event subscriber threw: ${(x as Error).message}`);
+      }
+    }
+  };
+  const emitSession = (clientId: string) =>
+    emit(
+      { type: 'session', session: sess().view(clientId) },
+      (s) => s.clientId === undefined || s.clientId === clientId,
+    );
+
+  const onLogLine = (l: LogLine) => {
+    const line: LogLineView = { ts: l.ts, level: l.level, subsystem: l.subsystem, msg: l.msg.slice(0, 2000) };
+    ring.push(line);
+    if (ring.length > LOG_RING_SIZE) ring.splice(0, ring.length - LOG_RING_SIZE);
+    if (line.level === 'debug') return;
+    emit({ type: 'log', line }, (s) => s.clientId === undefined || (sessions?.isSupervisor(s.clientId) ?? false));
+  };
+  if (o.logTap) unTap = o.logTap.subscribe(onLogLine);
+
+  // ------------------------------------------------------------------ lazily opened parts
+
+  function open(): Result<ServiceDb> {
+    if (db) return ok(db);
+    const r = openServiceDb(join(engine.config.dataDir, 'station.db'), { logger: log });
+    if (!r.ok) return r;
+    db = r.value;
+    return r;
+  }
+  function sess(): Sessions {
+    if (!sessions) {
+      const d = open();
+      if (!d.ok) throw new Error(`station database: ${d.error.message}`);
+      sessions = createSessions({ operators: d.value.operators, clock, logger: log });
+    }
+    return sessions;
+  }
+  function slotMgr(): SlotManager {
+    slots ??= createSlots({
+      engine,
+      clock,
+      logger: log,
+      opener: o.opener ?? serialOpener({ logger: logger.child('[serial]') }),
+      workOrder: () => selectedWo,
+      operator: () => sessions?.currentOperator() ?? null,
+      emit: (slot) => emit({ type: 'slot', slot }),
+      removed: (port) => emit({ type: 'slotRemoved', port }),
+    });
+    return slots;
+  }
+  const sync = () => engine.sync;
+  const root = (): Uint8Array => engine.station.caChain[engine.station.caChain.length - 1]!;
+
+  function auditStatus(): AuditVerification {
+    const now = clock.monotonicMs();
+    if (!auditCache || now - auditCache.at > AUDIT_CACHE_MS) auditCache = { at: now, v: engine.store.verifyAudit() };
+    return auditCache.v;
+  }
+
+  function workOrderView(id: string): WorkOrderView | null {
+    const w = engine.workOrder(id);
+    if (!w.ok) return null;
+    const d = open();
+    const n = d.ok ? (d.value.queries.provisionedByWorkOrder().get(id) ?? 0) : 0;
+    return {
+      id: w.value.id,
+      product: w.value.product,
+      profiles: [...w.value.profiles],
+      quantity: w.value.quantity,
+      provisioned: n,
+    };
+  }
+
+  const toEntry = (r: LogRow): LogEntry => ({
+    runId: r.runId,
+    recordId: r.recordId,
+    serialNumber: r.serialNumber,
+    chipId: r.chipId,
+    workOrder: r.workOrder,
+    operator: r.operator,
+    kind: r.kind,
+    outcome: r.outcome,
+    errorCode: r.errorCode,
+    step: (STEPS as readonly string[]).includes(r.step) ? (r.step as StepName) : 'identify',
+    startedAt: r.startedAt,
+    updatedAt: r.updatedAt,
+    durationMs: r.durationMs,
+    syncState: r.syncState,
+  });
+
+  async function usb(): Promise<UsbWatcher> {
+    const fromEngine = (engine as { usb?: UsbWatcher }).usb;
+    if (fromEngine) return fromEngine;
+    usbWatcher ??= await createUsbWatcher({ logger });
+    return usbWatcher;
+  }
+
+  // ------------------------------------------------------------------ operations
+
+  const handlers: {
+    [O in OperationName]: (
+      clientId: string,
+      args: z.output<(typeof OPERATIONS)[O]['args']>,
+    ) => Promise<Result<OpResult<O>>> | Result<OpResult<O>>;
+  } = {
+    getStatus: (clientId) =>
+      ok({
+        apiVersion: API_VERSION,
+        stationId: engine.station.id,
+        session: sess().view(clientId),
+        workOrder: selectedWo ? workOrderView(selectedWo) : null,
+        policyVersion: null,
+      }),
+
+    async signIn(clientId, args) {
+      const r = await sess().signIn(clientId, args);
+      if (r.ok) {
+        emitSession(clientId);
+        slotMgr().kick();
+      }
+      return r;
+    },
+
+    signOut(clientId) {
+      if (sess().signOut(clientId)) emitSession(clientId);
+      return ok({});
+    },
+
+    async elevate(clientId, args) {
+      const r = await sess().elevate(clientId, args);
+      if (r.ok) emitSession(clientId);
+      return r;
+    },
+
+    listWorkOrders() {
+      return ok(engine.listWorkOrders().map((w) => workOrderView(w.id)!));
+    },
+
+    selectWorkOrder(clientId, args) {
+      const v = workOrderView(args.id);
+      if (!v) {
+        const known = engine.listWorkOrders().map((w) => w.id);
+        return fail('INPUT_INVALID', `id: unknown work order ${args.id}`, { path: 'id', known });
+      }
+      selectedWo = v.id;
+      log.log('info', `work order ${v.id} selected`, { operator: sess().operatorOf(clientId) });
+      slotMgr().kick();
+      return ok(v);
+    },
+
+    getSlots: () => ok(slotMgr().list()),
+
+    retrySlot: (_c, args) => slotMgr().retry(args.port),
+
+    async approveOverride(clientId, args) {
+      const sup = sess().supervisorOf(clientId);
+      const operator = sess().operatorOf(clientId);
+      if (!sup || !operator) return fail('AUTH_FORBIDDEN', 'a supervisor must confirm this override');
+      const slot = slotMgr().get(args.port);
+      const base = { supervisor: sup.operatorId, operator, reason: args.reason, port: args.port };
+      if (args.kind === 'reprovision') {
+        const r = slotMgr().reprovision(args.port, operator);
+        if (!r.ok) return r;
+        engine.store.appendAudit('override.reprovision', { ...base, chipId: slot?.chipId ?? null });
+        log.log('info', 'override: re-provision approved', { ...base, chipId: slot?.chipId ?? null });
+        return r;
+      }
+      const z = await slotMgr().scrap(args.port);
+      if (!z.ok) {
+        log.log('warn', `override: scrap failed: ${z.error.code} ${z.error.message}`, base);
+        return z;
+      }
+      engine.store.appendAudit('override.scrap', {
+        ...base,
+        chipId: z.value.chipId,
+        serialNumber: z.value.serialNumber,
+      });
+      log.log('info', 'override: board scrapped (identity zeroized)', { ...base, chipId: z.value.chipId });
+      return ok(z.value.slot);
+    },
+
+    queryLog(_c, args) {
+      const d = open();
+      if (!d.ok) return d;
+      const { limit, cursor, ...filter } = args;
+      const r = d.value.queries.queryLog(filter, { limit, ...(cursor ? { cursor } : {}) });
+      if (!r.ok) return r;
+      return ok({ items: r.value.items.map(toEntry), total: r.value.total, nextCursor: r.value.nextCursor });
+    },
+
+    async getRecord(_c, args) {
+      const d = open();
+      if (!d.ok) return d;
+      const row = d.value.queries.logEntry(args.runId);
+      const run = engine.store.getRun(args.runId);
+      if (!row || !run) return fail('INPUT_INVALID', `runId: no run ${args.runId}`, { path: 'runId' });
+      const a = auditStatus();
+      return ok(
+        await buildRecordDetail({
+          entry: toEntry(row),
+          run,
+          record: d.value.queries.recordByRun(args.runId),
+          root: root(),
+          clock,
+          audit: a.ok
+            ? { ok: true, entries: a.entries, message: null }
+            : { ok: false, entries: a.entries, message: `${a.reason} at ${a.at}: ${a.message}` },
+          sync: { state: row.syncState, receiptId: row.receiptId, acknowledgedAt: row.acknowledgedAt },
+        }),
+      );
+    },
+
+    getYield(_c, args) {
+      const d = open();
+      if (!d.ok) return d;
+      const f = d.value.queries.yieldFigures(args);
+      const ct = f.cycleTimesMs;
+      return ok({
+        boards: f.boards,
+        passedFirstTime: f.passedFirstTime,
+        firstPassYield: f.boards === 0 ? 0 : f.passedFirstTime / f.boards,
+        provisioned: f.provisioned,
+        failuresByCause: f.failuresByCause,
+        cycleTime: { p50: percentile(ct, 50), p95: percentile(ct, 95), histogram: histogram(ct) },
+        boardsPerHour: f.boardsPerHour,
+      });
+    },
+
+    getSync: () => ok(sync()?.status() ?? EMPTY_SYNC),
+
+    async syncNow() {
+      const s = sync();
+      if (!s) return fail('SYNC_UNREACHABLE', 'no registry is configured for this station (config.json: registry)');
+      return s.syncOnce();
+    },
+
+    async exportBundle() {
+      const s = sync();
+      if (!s) return fail('SYNC_UNREACHABLE', 'no registry is configured for this station (config.json: registry)');
+      return s.exportBundle();
+    },
+
+    async importReceipt(_c, args) {
+      const s = sync();
+      if (!s) return fail('SYNC_UNREACHABLE', 'no registry is configured for this station (config.json: registry)');
+      const r = await s.importReceipt(args.content);
+      if (!r.ok) return r;
+      return ok({ ...r.value });
+    },
+
+    async getHsm() {
+      const c = engine.config.config.hsm;
+      const info = await engine.hsm.info();
+      if (!info.ok) {
+        const v: HsmView = {
+          present: false,
+          loggedIn: false,
+          module: c.module,
+          slotId: null,
+          tokenLabel: c.tokenLabel,
+          tokenSerial: null,
+          manufacturer: null,
+          keys: [],
+          error: toApiError(info.error),
+        };
+        return ok(v);
+      }
+      const i = info.value;
+      return ok({
+        present: true,
+        loggedIn: i.loggedIn,
+        module: i.module,
+        slotId: i.slotId,
+        tokenLabel: i.tokenLabel,
+        tokenSerial: i.tokenSerial,
+        manufacturer: i.manufacturer,
+        keys: i.keys.map((k) => ({ label: k.label, class: k.class, keyType: k.keyType ?? null })),
+        error: null,
+      });
+    },
+
+    async getDevices() {
+      const u = await usb();
+      const ports = await discovery().list();
+      const probs = [...problems.values()];
+      return ok({
+        ports: ports.map((p) => {
+          const m = matchProfile(engine.profiles, { port: p });
+          return {
+            path: p.path,
+            source: p.source,
+            usb: p.usb
+              ? {
+                  vendorId: p.usb.vendorId,
+                  productId: p.usb.productId,
+                  ...(p.usb.serialNumber !== undefined ? { serialNumber: p.usb.serialNumber } : {}),
+                  ...(p.usb.product !== undefined ? { product: p.usb.product } : {}),
+                }
+              : null,
+            profileId: m.profile ? m.profile.id : null,
+          };
+        }),
+        usb: { available: u.available, reason: u.available ? null : (u.reason ?? 'USB unavailable') },
+        problems: probs,
+      });
+    },
+
+    getLogLines(_c, args) {
+      const order = { debug: 10, info: 20, warn: 30, error: 40 } as const;
+      const min = order[args.minLevel ?? 'debug'];
+      const lines = ring.filter((l) => order[l.level] >= min);
+      return ok(lines.slice(-args.limit));
+    },
+  };
+
+  // ------------------------------------------------------------------ discovery
+
+  let disco: DeviceDiscovery | null = null;
+  function discovery(): DeviceDiscovery {
+    if (disco) return disco;
+    if (o.discovery) disco = o.discovery;
+    else if (o.extraPorts?.length) {
+      const c = engine.config.config.ports;
+      const u = (engine as { usb?: UsbWatcher }).usb;
+      disco = createDiscovery({
+        extraPorts: [...c.extra, ...o.extraPorts],
+        pollMs: c.pollMs,
+        logger: logger.child('[detect]'),
+        ...(u ? { usb: u } : {}),
+      });
+    } else disco = engine.discovery();
+    return disco;
+  }
+
+  // ------------------------------------------------------------------ the service
+
+  const service: StationService = {
+    async invoke(clientId, op, rawArgs) {
+      try {
+        if (!isOperationName(op)) {
+          return { ok: false, error: toApiError(stationError('INPUT_INVALID', `unknown operation ${String(op)}`)) };
+        }
+        const spec = OPERATIONS[op];
+        const role = spec.role as 'none' | 'operator' | 'supervisor';
+        if (role !== 'none') {
+          const s = sess();
+          for (const id of s.expire()) emitSession(id);
+          if (!s.view(clientId))
+            return { ok: false, error: toApiError(stationError('AUTH_REQUIRED', `${op} needs a signed-in operator`)) };
+          if (role === 'supervisor' && !s.isSupervisor(clientId))
+            return { ok: false, error: toApiError(stationError('AUTH_FORBIDDEN', `${op} needs a supervisor`)) };
+        }
+        const parsed = (spec.args as z.ZodType).safeParse(rawArgs ?? {});
+        if (!parsed.success) {
+          const d = describeIssues(parsed.error);
+          return {
+            ok: false,
+            error: toApiError(stationError('INPUT_INVALID', `${op}: ${d.message}`, { path: d.path })),
+          };
+        }
+        const h = handlers[op] as unknown as Handler;
+        const r = await h(clientId, parsed.data as never);
+        if (!r.ok) return { ok: false, error: toApiError(r.error as StationError) };
+        if (validate) {
+          const chk = (spec.result as z.ZodType).safeParse(r.value);
+          if (!chk.success) {
+            const d = describeIssues(chk.error);
+            log.log('error', `bug: ${op} result does not match its schema: ${d.message}`);
+            return { ok: false, error: toApiError(stationError('INTERNAL', `${op}: result schema: ${d.message}`)) };
+          }
+        }
+        return { ok: true, value: r.value };
+      } catch (e) {
+        log.log('error', `bug in ${String(op)}: ${(e as Error).stack ?? String(e)}`);
+        return {
+          ok: false,
+          error: toApiError(stationError('INTERNAL', `${String(op)} failed: ${(e as Error).message}`)),
+        };
+      }
+    },
+
+    subscribe(cb, opts) {
+      const s: Sub = { cb, clientId: opts?.clientId };
+      subs.add(s);
+      return () => subs.delete(s);
+    },
+
+    async start() {
+      if (started) return;
+      started = true;
+      const d = open();
+      if (!d.ok) log.log('error', `station database: ${d.error.message}`);
+      sess();
+      const sm = slotMgr();
+      stopWatch = discovery().watch((ev) => {
+        if (ev.type === 'attached') {
+          sm.attach(ev.port);
+        } else if (ev.type === 'detached') {
+          for (const k of [...problems.keys()]) if (k.startsWith(`${ev.port.path}|`)) problems.delete(k);
+          sm.detach(ev.port.path);
+        } else {
+          problems.set(`${ev.path}|${ev.code}`, {
+            path: ev.path,
+            code: ev.code === 'ACCESS_DENIED' ? 'LINK_ACCESS_DENIED' : 'ENUMERATION_FAILED',
+            message: ev.message,
+            guidance:
+              ev.code === 'ACCESS_DENIED'
+                ? UDEV_GUIDANCE
+                : 'Port enumeration failed; the station keeps the last known ports. Check the log.',
+          });
+        }
+      });
+      const s = sync();
+      if (s) {
+        unSync = s.onChange((v) => emit({ type: 'sync', sync: v }));
+        s.start();
+      }
+      expiry = setInterval(() => {
+        if (sessions) for (const id of sessions.expire()) emitSession(id);
+      }, 5000);
+      expiry.unref?.();
+      log.log('info', 'station service started', { stationId: engine.station.id });
+    },
+
+    async stop() {
+      stopWatch?.();
+      stopWatch = null;
+      if (expiry) clearInterval(expiry);
+      expiry = null;
+      unSync?.();
+      unSync = null;
+      await sync()?.stop();
+      await slots?.stop();
+      unTap?.();
+      unTap = null;
+      usbWatcher?.close();
+      usbWatcher = null;
+      db?.close();
+      db = null;
+      sessions = null;
+      started = false;
+      subs.clear();
+    },
+  };
+  return service;
+}
+
+/** Helper for typed in-process calls (tests, Electron main): `call(service, clientId, 'getSlots', {})`. */
+export async function call<O extends OperationName>(
+  service: StationService,
+  clientId: string,
+  op: O,
+  args: OpArgs<O>,
+): Promise<ApiResult<OpResult<O>>> {
+  return (await service.invoke(clientId, op, args)) as ApiResult<OpResult<O>>;
+}
