@@ -108,7 +108,12 @@ export async function main(argv: readonly string[], out: Out = stdio): Promise<n
     out.log(USAGE);
     return cmd || v.help ? EXIT.ok : EXIT.usage;
   }
-  const dataDir = resolve(v['data-dir'] ?? process.env['LINE_STATION_REGISTRY_DATA_DIR'] ?? '.data/registry');
+  const given = resolve(v['data-dir'] ?? process.env['LINE_STATION_REGISTRY_DATA_DIR'] ?? '.data/registry');
+  // A demo data dir holds the station at its top and the local registry under registry/: accept either.
+  const dataDir =
+    cmd !== 'init' && !readRegistryConfig(given).ok && existsSync(resolve(given, 'registry', 'config.json'))
+      ? resolve(given, 'registry')
+      : given;
   const logger: Logger = createLogger(
     { console: true, level: v.verbose ? 'debug' : 'warn', file: resolve(dataDir, 'logs', 'registry.log') },
     'registry',
