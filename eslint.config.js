@@ -30,7 +30,7 @@ const ELECTRON_SYNTAX = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'test-results/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'test-results/**', 'renderer/dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

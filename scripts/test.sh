@@ -23,6 +23,9 @@ else
   echo "PostgreSQL not available: the registry's PostgreSQL runs are skipped (run scripts/setup.sh)"
 fi
 
+echo "== renderer: typecheck and build (renderer/dist, used by the end-to-end tests in test/e2e)"
+npm run --silent renderer:build >test-results/renderer-build.log 2>&1 || { cat test-results/renderer-build.log; status=1; }
+
 echo "== unit and integration tests (vitest)"
 npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json
 [ $? -eq 0 ] || status=1

@@ -1,0 +1,29 @@
+/** Entry point: selects the transport, loads the station status, renders the app. */
+import { StrictMode } from 'react';
+import { z } from 'zod';
+import { createRoot } from 'react-dom/client';
+import { App } from './App.js';
+import { selectTransport } from './api/index.js';
+import { connect, loadStatus } from './controller.js';
+import { language } from './i18n/index.js';
+import { syncSlice } from './store/slices.js';
+import './styles.css';
+
+// No eval under the strict CSP: zod's JIT would try new Function() and log a violation.
+z.config({ jitless: true });
+document.documentElement.lang = language();
+const api = selectTransport((online) =>
+  online ? syncSlice.actions.stationConnected() : syncSlice.actions.stationDisconnected(),
+);
+if (api) {
+  connect(api);
+  void loadStatus();
+}
+const root = document.getElementById('root');
+if (root) {
+  createRoot(root).render(
+    <StrictMode>
+      <App transportMissing={api === null} />
+    </StrictMode>,
+  );
+}

@@ -1,0 +1,112 @@
+/**
+ * The slots view: one large tile per connected board with the live step strip, elapsed time and a
+ * large PASS / FAIL with what happened and what to do next.
+ */
+import { useEffect, useState } from 'react';
+import { STEPS } from '../../../core/model.js';
+import type { SlotView } from '../../../core/api.js';
+import { ErrorText } from '../components/ErrorText.js';
+import { retrySlot } from '../controller.js';
+import { hasKey, t } from '../i18n/index.js';
+import { formatMs } from '../format.js';
+import { sessionSlice, slotsSlice } from '../store/slices.js';
+import { useSlice } from '../store/slice.js';
+
+function useNow(active: boolean): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!active) return;
+    const id = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(id);
+  }, [active]);
+  return now;
+}
+
+function elapsed(slot: SlotView, now: number): number {
+  if (slot.state === 'running' && slot.startedAt) {
+    const start = Date.parse(slot.startedAt);
+    if (Number.isFinite(start)) return Math.max(slot.elapsedMs, now - start);
+  }
+  return slot.elapsedMs;
+}
+
+function stateText(state: SlotView['state']): string {
+  const key = `slot.state.${state}`;
+  return hasKey(key) ? t(key) : state;
+}
+
+function Tile(props: { slot: SlotView; now: number }) {
+  const s = props.slot;
+  const result = s.state === 'pass' || s.state === 'already' ? 'pass' : s.state === 'fail' ? 'fail' : null;
+  return (
+    <li className={`tile tile-${s.state}`} data-port={s.port} data-state={s.state} aria-label={s.label}>
+      <div className="tile-head">
+        <span className="tile-label">{s.label}</span>
+        <span className="tile-serial">{s.serialNumber ?? s.chipId ?? ''}</span>
+        <span className="tile-elapsed">{formatMs(elapsed(s, props.now))}</span>
+      </div>
+      <ol className={`steps steps-${s.steps.length || STEPS.length}`} aria-label={t('slot.steps')}>
+        {(s.steps.length ? s.steps.map((x) => x.step) : STEPS).map((step) => {
+          const st = s.steps.find((x) => x.step === step);
+          const status = st?.status ?? 'pending';
+          const stepName = t(`step.${step}`);
+          return (
+            <li
+              key={step}
+              className={`step step-${status}`}
+              title={t('slot.stepTitle', { step: stepName, status: t(`stepStatus.${status}`) })}
+            >
+              <span className="step-name">{stepName}</span>
+            </li>
+          );
+        })}
+      </ol>
+      {result ? (
+        <div className={`verdict verdict-${result}`}>{result === 'pass' ? t('slot.pass') : t('slot.fail')}</div>
+      ) : (
+        <div className="tile-state">
+          {stateText(s.state)}
+          {s.currentStep ? <span className="tile-step">{t(`step.${s.currentStep}`)}</span> : null}
+        </div>
+      )}
+      {s.state === 'already' ? <p className="tile-note">{t('slot.already')}</p> : null}
+      {s.error && s.state === 'fail' ? <ErrorText error={s.error} /> : null}
+      {s.state === 'fail' && s.canRetry ? (
+        <button type="button" className="btn btn-primary" onClick={() => void retrySlot(s.port)}>
+          {t('slot.retry')}
+        </button>
+      ) : null}
+    </li>
+  );
+}
+
+export function Slots() {
+  const { byPort, order } = useSlice(slotsSlice);
+  const workOrder = useSlice(sessionSlice, (s) => s.workOrder);
+  const slots = order
+    .map((p) => byPort[p])
+    .filter((x): x is SlotView => x !== undefined)
+    .sort((a, b) => a.label.localeCompare(b.label, undefined, { numeric: true }));
+  const now = useNow(slots.some((s) => s.state === 'running'));
+  const passed = slots.filter((s) => s.state === 'pass' || s.state === 'already').length;
+  const failed = slots.filter((s) => s.state === 'fail').length;
+  return (
+    <main className="slots-view" aria-labelledby="slots-title">
+      <div className="view-head">
+        <h1 id="slots-title">{t('slots.title')}</h1>
+        <p className="slots-summary">
+          {t('slots.summary', { boards: slots.length, passed, failed, wo: workOrder?.id ?? '–' })}
+        </p>
+        <button type="button" className="btn" onClick={() => sessionSlice.actions.workOrderCleared()}>
+          {t('slots.changeWorkOrder')}
+        </button>
+      </div>
+      {slots.length === 0 ? <p className="empty">{t('slots.empty')}</p> : null}
+      <ul className={`tiles ${slots.length > 8 ? 'tiles-dense' : ''}`}>
+        {slots.map((s) => (
+          <Tile key={s.port} slot={s} now={now} />
+        ))}
+      </ul>
+    </main>
+  );
+}
