@@ -161,6 +161,9 @@ describe('bridge', () => {
       await new Promise((r) => setTimeout(r, 50));
     expect(seen.some((e) => e.type === 'session' && e.session?.operatorId === 'op-1')).toBe(true);
     expect(seen.find((e) => e.type === 'slot' && e.slot.state === 'pass')).toBeDefined();
+    // Heartbeats keep idle streams alive: wait for one (the interval is short in this test).
+    const t1 = Date.now();
+    while (heartbeats === 0 && Date.now() - t1 < 5_000) await new Promise((r) => setTimeout(r, 25));
     expect(heartbeats).toBeGreaterThan(0);
     // another tab (other client id) does not see this tab's session
     const other = JSON.parse((await post('getStatus', {}, { ...auth(), 'X-Client-Id': 'tab-2' })).body);
