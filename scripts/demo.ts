@@ -4,6 +4,8 @@
  * with live progress. `--exit-when-done` exits once all boards are provisioned (exit code 0 on PASS).
  * It also runs a local headquarters registry under `<data-dir>/registry` (`registry init`, `enroll-station`,
  * `serve` in its own process), configures the station to sync to it, and shows the records arriving.
+ * `--ui` runs the operator/supervisor UI instead of the terminal watcher: it builds the renderer if needed,
+ * creates two demo users and serves the UI on 127.0.0.1 (`station serve`), printing the URL to open.
  */
 import 'reflect-metadata';
 import { spawn, spawnSync } from 'node:child_process';
@@ -21,6 +23,7 @@ const { values: a } = parseArgs({
     'work-order': { type: 'string', default: 'WO-DEMO-1' },
     'latency-keygen': { type: 'string', default: '300' },
     'latency-flash': { type: 'string', default: '200' },
+    ui: { type: 'boolean', default: false },
   },
 });
 const dataDir = resolve(a['data-dir']!);
@@ -77,6 +80,8 @@ let code = await station([
   ready.vendorRoot,
   '--station-id',
   'demo-station-1',
+  '--port',
+  join(simDir, 'ports', 'board-*'),
 ]);
 if (code !== 0) process.exit(code);
 
@@ -118,6 +123,29 @@ code = await station([
   join(regDir, 'registry.pem'),
 ]);
 if (code !== 0) process.exit(code);
+
+if (a.ui) {
+  // Demo users only: real stations enrol operators with their own PINs (station operator add).
+  const users = [
+    ['op-1', 'Olga Operator', 'operator', '1234'],
+    ['sup-1', 'Sam Supervisor', 'supervisor', '9876'],
+  ] as const;
+  for (const [id, name, role, pin] of users) {
+    process.env['LINE_STATION_NEW_PIN'] = pin;
+    await station(['operator', 'add', '--data-dir', dataDir, '--id', id, '--name', name, '--role', role]);
+  }
+  delete process.env['LINE_STATION_NEW_PIN'];
+  if (spawnSync('test', ['-f', 'renderer/dist/index.html']).status !== 0) {
+    console.log('[demo] building the UI (npm run renderer:build)');
+    const b = spawnSync('npm', ['run', '--silent', 'renderer:build'], { stdio: 'inherit' });
+    if (b.status !== 0) process.exit(b.status ?? 70);
+  }
+  console.log('[demo] sign in as operator op-1 (PIN 1234); supervisor sup-1 (PIN 9876). Ctrl-C to stop.');
+  code = await station(['serve', '--data-dir', dataDir]);
+  stopRegistry();
+  stopSim();
+  process.exit(code);
+}
 
 const watch = [
   'watch',
