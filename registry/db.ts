@@ -120,8 +120,29 @@ export interface ConflictRow {
   readonly detectedAt: string;
 }
 
+export type SqlRow = Record<string, unknown>;
+
+/** Plain SQL with `?` placeholders (the PostgreSQL backend rewrites them to $n). Throws on database errors. */
+export interface SqlExec {
+  all(sql: string, args?: readonly unknown[]): Promise<SqlRow[]>;
+  /** Number of rows changed. */
+  run(sql: string, args?: readonly unknown[]): Promise<number>;
+}
+
+/**
+ * Portable SQL access for the lifecycle tables (registry/lifecycle/store.ts). `transaction` runs `fn` in ONE
+ * serialised transaction (SQLite: BEGIN IMMEDIATE with every other database call waiting; PostgreSQL: a
+ * transaction-scoped advisory lock) and rolls back when `fn` throws.
+ */
+export interface SqlPort extends SqlExec {
+  readonly dialect: 'sqlite' | 'postgres';
+  transaction<T>(fn: (tx: SqlExec) => Promise<T>): Promise<T>;
+}
+
 export interface RegistryDb {
   readonly backend: 'sqlite' | 'postgres';
+  /** Lifecycle tables (schema v2): portable SQL access. */
+  readonly sql: SqlPort;
   getStation(stationId: string): Promise<Result<StationRow | null>>;
   /** Insert a station; `created: false` when the same id already exists (nothing changed). */
   insertStation(s: NewStation): Promise<Result<{ created: boolean }>>;

@@ -74,6 +74,7 @@ export const REGISTRY_ERRORS = {
   METHOD_NOT_ALLOWED: 405,
   BATCH_CONFLICT: 409,
   STATION_CONFLICT: 409,
+  LIFECYCLE_TRANSITION_INVALID: 409,
   BUNDLE_INVALID: 422,
   STORE_UNAVAILABLE: 503,
   INTERNAL: 500,
@@ -153,6 +154,11 @@ export const REJECT_REASONS = [
   'key-mismatch', // the device certificate key is not record.key.publicKeySpki
   'manifest-invalid', // the baseline manifest is not signed by the station key
   'conflict', // a record with this id and a DIFFERENT content is already stored
+  // identity lifecycle (docs/lifecycle.md)
+  'DEVICE_DECOMMISSIONED', // the device was decommissioned: it cannot be provisioned again (unless released)
+  'DEVICE_BLOCKED', // the serial number or chip id is blocked at headquarters
+  'STATION_REVOKED', // the record was completed after the station's revocation time
+  'OPERATOR_REVOKED', // the record was completed after the operator's revocation time
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

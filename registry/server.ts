@@ -39,6 +39,9 @@ import {
   type RegistryContext,
 } from './service.js';
 import type { z } from 'zod';
+// --- identity lifecycle (registry/lifecycle/, docs/lifecycle.md)
+import { createLifecycleHandler } from './lifecycle/routes.js';
+import { scheduleCrls, type LifecycleConfig } from './lifecycle/service.js';
 
 export interface RegistryOptions {
   /** Data dir: the default database is `sqlite:<dataDir>/registry.db`. */
@@ -57,6 +60,8 @@ export interface RegistryOptions {
   readonly adminToken?: string;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Identity lifecycle: escrow HSM, CRL interval, certificate lifetimes, security officer token. */
+  readonly lifecycle?: LifecycleConfig;
 }
 
 export interface RunningRegistry {
@@ -164,6 +169,7 @@ interface Route {
 export function createHandler(ctx: RegistryContext): (req: IncomingMessage, res: ServerResponse) => void {
   const admin = (req: IncomingMessage): Caller => unwrap(checkAdmin(ctx, req.headers.authorization));
   const target = (req: IncomingMessage) => req.url ?? '/';
+  const lifecycle = createLifecycleHandler(ctx); // identity lifecycle routes, tried first
   const routes: Route[] = [
     {
       method: 'GET',
@@ -285,6 +291,7 @@ export function createHandler(ctx: RegistryContext): (req: IncomingMessage, res:
       sendError(res, apiError('BODY_INVALID', 'invalid request target'));
       return;
     }
+    if (lifecycle(req, res, url)) return;
     const matching = routes.filter((r) => r.pattern.test(url.pathname));
     const route = matching.find((r) => r.method === req.method);
     if (!route) {
@@ -360,7 +367,9 @@ export async function startRegistry(o: RegistryOptions): Promise<Result<RunningR
     clock: o.clock,
     logger,
     ...(o.adminToken ? { adminTokenSha256: createHash('sha256').update(o.adminToken).digest() } : {}),
+    ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
   };
+  const stopCrls = o.lifecycle?.hsm ? scheduleCrls(context) : () => undefined;
   const server: Server = createServer(createHandler(context));
   server.requestTimeout = 120_000;
   server.headersTimeout = 20_000;
@@ -382,6 +391,7 @@ export async function startRegistry(o: RegistryOptions): Promise<Result<RunningR
     server.listen(o.port, host, () => resolve(ok((server.address() as AddressInfo).port)));
   });
   if (!listening.ok) {
+    stopCrls();
     if (ownsDb) await db.close();
     return listening;
   }
@@ -397,6 +407,7 @@ export async function startRegistry(o: RegistryOptions): Promise<Result<RunningR
     async close() {
       if (closed) return;
       closed = true;
+      stopCrls();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of sockets) s.destroy();

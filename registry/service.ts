@@ -32,9 +32,11 @@ import {
   type RecordView,
   type RecordsPage,
   type RegistryErrorCode,
+  type RejectReason,
   type StationSummary,
   type Stats,
 } from './protocol.js';
+import { lifecycleApplyRecords, lifecyclePrecheck, type LifecycleConfig } from './lifecycle/service.js';
 import {
   bundleStationId,
   checkStationChain,
@@ -68,6 +70,8 @@ export interface RegistryContext {
   readonly logger: Logger;
   /** SHA-256 of the admin token (none: admin endpoints are refused). */
   readonly adminTokenSha256?: Uint8Array;
+  /** Identity lifecycle settings (registry/lifecycle/; escrowed CA keys, CRL/OCSP, roles). */
+  readonly lifecycle?: LifecycleConfig;
 }
 
 export type Caller = { readonly kind: 'admin' } | { readonly kind: 'station'; readonly trust: StationTrust };
@@ -79,11 +83,15 @@ function storeError(e: { message: string }): ApiError {
 }
 
 /** The enrolled, non-revoked station's trust material (cached per database and certificate). */
-export async function stationTrust(ctx: RegistryContext, stationId: string): Promise<Result<StationTrust, ApiError>> {
+export async function stationTrust(
+  ctx: RegistryContext,
+  stationId: string,
+  allowRevoked = false,
+): Promise<Result<StationTrust, ApiError>> {
   const row = await ctx.db.getStation(stationId);
   if (!row.ok) return err(storeError(row.error));
   if (!row.value) return apiFail('AUTH_UNKNOWN_STATION', `station ${stationId} is not enrolled`);
-  if (row.value.revokedAt)
+  if (row.value.revokedAt && !allowRevoked)
     return apiFail('AUTH_STATION_REVOKED', `station ${stationId} was revoked at ${row.value.revokedAt}`);
   let cache = trustCache.get(ctx.db);
   if (!cache) trustCache.set(ctx.db, (cache = new Map()));
@@ -197,6 +205,25 @@ export async function ingestRecords(
     if (r.ok) valid.push(r.record);
     else results[i] = r.result;
   }
+  // --- identity lifecycle: decommissioned / blocked devices, records after a station or operator revocation.
+  const refused = await lifecyclePrecheck(ctx, trust.row, valid).catch((e: unknown) => {
+    ctx.logger.log('error', 'lifecycle precheck failed', { error: e instanceof Error ? e.message : String(e) });
+    return new Map<number, RejectReason>();
+  });
+  for (let k = valid.length - 1; k >= 0; k--) {
+    const v = valid[k]!;
+    const reason = refused.get(v.index);
+    if (!reason) continue;
+    valid.splice(k, 1);
+    results[v.index] = {
+      index: v.index,
+      recordId: v.recordId,
+      status: 'rejected',
+      sha256: v.sha256,
+      reason,
+      message: `record ${v.recordId} refused by the identity lifecycle: ${reason}`,
+    };
+  }
   const ing = await ctx.db.ingest({
     stationId,
     batchId,
@@ -219,6 +246,12 @@ export async function ingestRecords(
       message: status === 'conflict' ? `record ${v.recordId} is already stored with different content` : null,
     };
   }
+  // --- identity lifecycle: devices and credentials of the records just stored (idempotent).
+  await lifecycleApplyRecords(
+    ctx,
+    stationId,
+    valid.filter((v) => ing.value.kind === 'done' && ing.value.statuses.get(v.index) !== 'conflict'),
+  );
   const summary = { accepted: 0, duplicate: 0, conflict: 0, rejected: 0 };
   for (const r of results) summary[r.status]++;
   const receipt: ReceiptPayload = {

@@ -144,5 +144,112 @@ CREATE TABLE conflicts (
 CREATE INDEX conflicts_station ON conflicts(station_id);
 `;
 
-export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [{ version: 1, name: 'initial schema', sql: SQLITE_V1 }];
-export const PG_MIGRATIONS: readonly RegistryMigration[] = [{ version: 1, name: 'initial schema', sql: PG_V1 }];
+/** v2: device identity lifecycle (docs/lifecycle.md). Same DDL for both dialects except the BLOB/BYTEA-free types. */
+const LIFECYCLE_V2 = `
+CREATE TABLE devices (
+  serial_number TEXT PRIMARY KEY,
+  chip_id TEXT NOT NULL UNIQUE,
+  station_id TEXT NOT NULL,
+  model TEXT NOT NULL,
+  work_order TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('provisioned', 'activated', 'suspended', 'revoked', 'decommissioned')),
+  state_since TEXT NOT NULL,
+  suspended_at TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX devices_work_order ON devices(work_order);
+CREATE INDEX devices_station ON devices(station_id);
+
+CREATE TABLE credentials (
+  serial_number TEXT NOT NULL REFERENCES devices(serial_number),
+  version INTEGER NOT NULL,
+  cert_serial TEXT NOT NULL,
+  station_id TEXT NOT NULL,
+  sha256 TEXT,
+  not_before TEXT,
+  not_after TEXT,
+  status TEXT NOT NULL CHECK (status IN ('active', 'pending', 'revoked', 'superseded')),
+  reason TEXT,
+  revoked_at TEXT,
+  cert_pem TEXT,
+  csr_sha256 TEXT,
+  record_id TEXT,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (serial_number, version),
+  UNIQUE (station_id, cert_serial)
+);
+CREATE UNIQUE INDEX credentials_one_active ON credentials(serial_number) WHERE status = 'active';
+CREATE INDEX credentials_csr ON credentials(csr_sha256);
+CREATE INDEX credentials_station_status ON credentials(station_id, status);
+
+CREATE TABLE lifecycle_events (
+  seq INTEGER PRIMARY KEY,
+  ts TEXT NOT NULL,
+  type TEXT NOT NULL,
+  run_id TEXT,
+  payload TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+
+CREATE TABLE blocked_identifiers (
+  kind TEXT NOT NULL CHECK (kind IN ('serial', 'chipId')),
+  value TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  blocked_at TEXT NOT NULL,
+  released_at TEXT,
+  PRIMARY KEY (kind, value)
+);
+
+CREATE TABLE ca_keys (
+  station_id TEXT PRIMARY KEY,
+  key_label TEXT NOT NULL,
+  ca_sha256 TEXT NOT NULL,
+  ca_pem TEXT NOT NULL,
+  escrowed_at TEXT NOT NULL
+);
+
+CREATE TABLE crls (
+  station_id TEXT PRIMARY KEY,
+  crl_number INTEGER NOT NULL,
+  this_update TEXT NOT NULL,
+  next_update TEXT NOT NULL,
+  der_b64 TEXT NOT NULL
+);
+
+CREATE TABLE revoked_operators (
+  operator_id TEXT PRIMARY KEY,
+  reason TEXT NOT NULL,
+  revoked_at TEXT NOT NULL
+);
+
+CREATE TABLE quotas (
+  work_order TEXT NOT NULL,
+  station_id TEXT NOT NULL,
+  quantity INTEGER NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (work_order, station_id)
+);
+
+CREATE TABLE lifecycle_settings (
+  k TEXT PRIMARY KEY,
+  v TEXT NOT NULL
+);
+
+CREATE TABLE station_key_history (
+  station_id TEXT NOT NULL,
+  cert_sha256 TEXT NOT NULL,
+  chain_pem TEXT NOT NULL,
+  replaced_at TEXT NOT NULL,
+  PRIMARY KEY (station_id, cert_sha256)
+);
+`;
+
+export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
+  { version: 1, name: 'initial schema', sql: SQLITE_V1 },
+  { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
+];
+export const PG_MIGRATIONS: readonly RegistryMigration[] = [
+  { version: 1, name: 'initial schema', sql: PG_V1 },
+  { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
+];

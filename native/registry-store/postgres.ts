@@ -9,6 +9,9 @@ import { fail } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
 import type {
   BatchRow,
+  SqlExec,
+  SqlPort,
+  SqlRow,
   ConflictRow,
   IngestInput,
   IngestOutcome,
@@ -79,6 +82,8 @@ async function tx<T>(pool: pg.Pool, fn: (c: PoolClient) => Promise<T>): Promise<
 }
 
 const MIGRATION_LOCK = 0x4c53_5247; // "LSRG"
+/** Serialises lifecycle transactions (registry/lifecycle/store.ts). */
+const LIFECYCLE_LOCK = 0x4c53_4c43; // "LSLC"
 
 async function migrate(pool: pg.Pool): Promise<void> {
   await tx(pool, async (c) => {
@@ -118,8 +123,27 @@ export async function openPostgresRegistryDb(
   let nonceCalls = 0;
   const q = async (sql: string, args: unknown[] = []): Promise<Row[]> => (await pool.query(sql, args)).rows as Row[];
 
+  const dollar = (q: string): string => {
+    let n = 0;
+    return q.replace(/\?/g, () => `$${++n}`);
+  };
+  const execOn = (c: pg.Pool | PoolClient): SqlExec => ({
+    all: async (q, args = []) => (await c.query(dollar(q), [...args])).rows as SqlRow[],
+    run: async (q, args = []) => (await c.query(dollar(q), [...args])).rowCount ?? 0,
+  });
+  const sql: SqlPort = {
+    dialect: 'postgres',
+    ...execOn(pool),
+    transaction: <T>(fn: (t: SqlExec) => Promise<T>) =>
+      tx(pool, async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock($1)', [LIFECYCLE_LOCK]);
+        return fn(execOn(c));
+      }),
+  };
+
   const api: RegistryDb = {
     backend: 'postgres',
+    sql,
     getStation: (id) =>
       guard('getStation', async () => {
         const r = (await q('SELECT * FROM stations WHERE station_id = $1', [id]))[0];

@@ -9,6 +9,9 @@ import { fail } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
 import type {
   BatchRow,
+  SqlExec,
+  SqlPort,
+  SqlRow,
   ConflictRow,
   IngestInput,
   IngestOutcome,
@@ -23,11 +26,11 @@ import type {
 } from '../../registry/db.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
-function guard<T>(what: string, fn: () => T): Promise<Result<T>> {
+function guardNow<T>(what: string, fn: () => T): Result<T> {
   try {
-    return Promise.resolve(ok(fn()));
+    return ok(fn());
   } catch (e) {
-    return Promise.resolve(fail('STORE_FAILED', `registry database (sqlite) ${what}: ${(e as Error).message}`));
+    return fail('STORE_FAILED', `registry database (sqlite) ${what}: ${(e as Error).message}`);
   }
 }
 
@@ -196,8 +199,51 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
     return { kind: 'done', statuses };
   });
 
+  // While a lifecycle transaction (async, SqlPort.transaction) holds the connection, every other call waits.
+  const gate: { busy: Promise<void> | null } = { busy: null };
+  const guard = <T>(what: string, fn: () => T): Promise<Result<T>> =>
+    gate.busy ? gate.busy.then(() => guard(what, fn)) : Promise.resolve(guardNow(what, fn));
+  const exec: SqlExec = {
+    all: (sql, args = []) => Promise.resolve(db.prepare(sql).all(...args) as SqlRow[]),
+    run: (sql, args = []) => Promise.resolve(db.prepare(sql).run(...args).changes),
+  };
+  const waitIdle = async (): Promise<void> => {
+    while (gate.busy) await gate.busy;
+  };
+  const sql: SqlPort = {
+    dialect: 'sqlite',
+    all: async (q, args) => {
+      await waitIdle();
+      return exec.all(q, args);
+    },
+    run: async (q, args) => {
+      await waitIdle();
+      return exec.run(q, args);
+    },
+    async transaction<T>(fn: (tx: SqlExec) => Promise<T>): Promise<T> {
+      await waitIdle();
+      let release!: () => void;
+      gate.busy = new Promise<void>((r) => (release = r));
+      try {
+        db.exec('BEGIN IMMEDIATE');
+        try {
+          const v = await fn(exec);
+          db.exec('COMMIT');
+          return v;
+        } catch (e) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw e;
+        }
+      } finally {
+        gate.busy = null;
+        release();
+      }
+    },
+  };
+
   const api: RegistryDb = {
     backend: 'sqlite',
+    sql,
     getStation: (id) =>
       guard('getStation', () => {
         const r = s.getStation.get(id) as Row | undefined;

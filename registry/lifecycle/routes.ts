@@ -1,0 +1,388 @@
+/**
+ * HTTP routes of the identity lifecycle (docs/lifecycle.md), mounted by registry/server.ts in front of its own
+ * table. Officer endpoints take a bearer token (admin or security officer); /v1/policy and /v1/quotas are
+ * station-authenticated (LS-Sig); CRL and OCSP are public (signed objects); re-enrolment is authenticated by
+ * the device's current certificate and a proof signed with its key.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import type { LifecycleEvent, LifecycleRole } from '../../core/lifecycle.js';
+import { REVOCATION_REASONS } from '../../core/lifecycle.js';
+import type { Result } from '../../core/result.js';
+import { MAX_SMALL_BODY_BYTES, StationIdSchema, zodMessage } from '../protocol.js';
+import { apiError, authenticateStation, revokeStation, type ApiError } from '../service.js';
+import {
+  answerOcsp,
+  applyTransition,
+  batchRevoke,
+  blockIdentifier,
+  checkRole,
+  currentCrl,
+  deviceHistory,
+  escrowBegin,
+  escrowComplete,
+  noteStationRevoked,
+  reenroll,
+  releaseDevice,
+  revokeOperator,
+  rotateStationKey,
+  setPolicySetting,
+  setQuota,
+  signedPolicy,
+  signedQuotas,
+  verifyLifecycleLog,
+  type LifecycleContext,
+} from './service.js';
+
+const B64 = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]+$/, 'expected base64url')
+  .max(64 * 1024);
+const Reason = z.string().min(1).max(256);
+export const TransitionBodySchema = z.object({ reason: Reason.optional() }).strict();
+export const RevokeBodySchema = z.object({ reason: z.enum(REVOCATION_REASONS).optional() }).strict();
+export const BatchRevokeBodySchema = z
+  .object({
+    workOrder: z.string().min(1).max(64).optional(),
+    serialFrom: z.string().min(1).max(128).optional(),
+    serialTo: z.string().min(1).max(128).optional(),
+    reason: z.enum(REVOCATION_REASONS),
+    dryRun: z.boolean().optional(),
+  })
+  .strict();
+export const EscrowCompleteSchema = z
+  .object({
+    ephemeralPublicKeySpki: B64,
+    wrappedKey: B64,
+    publicKeySpki: B64,
+    transportKeySpki: B64,
+    signature: B64,
+  })
+  .strict();
+export const ReenrollSchema = z
+  .object({
+    certificate: z
+      .string()
+      .min(1)
+      .max(16 * 1024),
+    csr: B64,
+    ts: z.string().min(1).max(64),
+    nonce: z.string().regex(/^[A-Za-z0-9_-]{22,88}$/, 'nonce: 16..64 bytes base64url'),
+    proof: B64,
+  })
+  .strict();
+export const StationKeyRotationSchema = z
+  .object({
+    chainPem: z
+      .string()
+      .min(1)
+      .max(64 * 1024),
+    signature: B64,
+  })
+  .strict();
+export const QuotaBodySchema = z
+  .object({ workOrder: z.string().min(1).max(64), stationId: StationIdSchema, quantity: z.number().int().min(0) })
+  .strict();
+export const BlockBodySchema = z
+  .object({ kind: z.enum(['serial', 'chipId']), value: z.string().min(1).max(128), reason: Reason })
+  .strict();
+export const PolicySettingSchema = z
+  .object({ firmware: z.record(z.string(), z.array(z.string().regex(/^[0-9a-f]{64}$/))).optional() })
+  .extend({ profileOverrides: z.record(z.string(), z.unknown()).optional() })
+  .strict();
+
+class Refusal extends Error {
+  constructor(readonly apiError: ApiError) {
+    super(apiError.message);
+  }
+}
+
+const must = <T>(r: Result<T, ApiError>): T => {
+  if (!r.ok) throw new Refusal(r.error);
+  return r.value;
+};
+
+function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > limit) {
+        reject(new Refusal(apiError('BODY_TOO_LARGE', `the body is larger than ${limit} bytes`)));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+    req.on('error', reject);
+  });
+}
+
+function json<S extends z.ZodType>(body: Uint8Array, schema: S): z.infer<S> {
+  let v: unknown;
+  try {
+    v = body.length ? JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body)) : {};
+  } catch {
+    throw new Refusal(apiError('BODY_INVALID', 'the body is not valid UTF-8 JSON'));
+  }
+  const r = schema.safeParse(v);
+  if (!r.success) throw new Refusal(apiError('BODY_INVALID', zodMessage(r.error)));
+  return r.data;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  });
+  res.end(text);
+}
+
+function sendDer(res: ServerResponse, type: string, der: Uint8Array, maxAgeS: number): void {
+  res.writeHead(200, {
+    'content-type': type,
+    'content-length': der.length,
+    'cache-control': `max-age=${Math.max(0, Math.floor(maxAgeS))}`,
+  });
+  res.end(Buffer.from(der));
+}
+
+const SERIAL = '([A-Za-z0-9._:-]{1,128})';
+const STATION = '([A-Za-z0-9._-]{1,64})';
+const TRANSITIONS: Record<string, Exclude<LifecycleEvent, 'rotate'>> = {
+  activate: 'activate',
+  suspend: 'suspend',
+  resume: 'resume',
+  revoke: 'revoke',
+  decommission: 'decommission',
+};
+
+/**
+ * The lifecycle request handler: returns false when the path is not one of its routes (the caller continues
+ * with its own table), true when it answered.
+ */
+export function createLifecycleHandler(
+  ctx: LifecycleContext,
+): (req: IncomingMessage, res: ServerResponse, url: URL) => boolean {
+  const officer = (req: IncomingMessage): LifecycleRole => must(checkRole(ctx, req.headers.authorization));
+  const station = async (req: IncomingMessage, body: Uint8Array) =>
+    must(await authenticateStation(ctx, req.headers.authorization, req.method ?? 'GET', req.url ?? '/', body));
+
+  type H = (req: IncomingMessage, res: ServerResponse, m: string[]) => Promise<void>;
+  const routes: [string, RegExp, H][] = [
+    [
+      'POST',
+      new RegExp(`^/v1/devices/${SERIAL}/(activate|suspend|resume|revoke|decommission)$`),
+      async (req, res, [key, action]) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        const role = officer(req);
+        const b = json(body, action === 'revoke' ? RevokeBodySchema : TransitionBodySchema);
+        sendJson(res, 200, must(await applyTransition(ctx, role, key!, TRANSITIONS[action!]!, b.reason ?? null)));
+      },
+    ],
+    [
+      'POST',
+      new RegExp(`^/v1/devices/${SERIAL}/release$`),
+      async (req, res, [key]) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        const role = officer(req);
+        const b = json(body, TransitionBodySchema);
+        sendJson(res, 200, must(await releaseDevice(ctx, role, key!, b.reason ?? '')));
+      },
+    ],
+    [
+      'GET',
+      new RegExp(`^/v1/devices/${SERIAL}/history$`),
+      async (req, res, [key]) => {
+        officer(req);
+        sendJson(res, 200, must(await deviceHistory(ctx, key!)));
+      },
+    ],
+    [
+      'POST',
+      /^\/v1\/lifecycle\/revoke$/,
+      async (req, res) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        const role = officer(req);
+        const b = json(body, BatchRevokeBodySchema);
+        if ((b.serialFrom === undefined) !== (b.serialTo === undefined))
+          throw new Refusal(apiError('BODY_INVALID', 'give both serialFrom and serialTo'));
+        const sel = {
+          ...(b.workOrder !== undefined ? { workOrder: b.workOrder } : {}),
+          ...(b.serialFrom !== undefined ? { serialRange: [b.serialFrom, b.serialTo!] as const } : {}),
+        };
+        sendJson(res, 200, must(await batchRevoke(ctx, role, sel, b.reason, b.dryRun ?? false)));
+      },
+    ],
+    [
+      'POST',
+      /^\/v1\/lifecycle\/blocks$/,
+      async (req, res) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        const role = officer(req);
+        const b = json(body, BlockBodySchema);
+        sendJson(res, 200, must(await blockIdentifier(ctx, role, b.kind, b.value, b.reason)));
+      },
+    ],
+    [
+      'GET',
+      /^\/v1\/lifecycle\/verify$/,
+      async (req, res) => {
+        officer(req);
+        sendJson(res, 200, must(await verifyLifecycleLog(ctx)));
+      },
+    ],
+    [
+      'POST',
+      new RegExp(`^/v1/admin/stations/${STATION}/escrow/begin$`),
+      async (req, res, [id]) => {
+        await readBody(req, MAX_SMALL_BODY_BYTES);
+        if (officer(req) !== 'admin') throw new Refusal(apiError('AUTH_FORBIDDEN', 'escrow needs the admin token'));
+        sendJson(res, 200, must(await escrowBegin(ctx, id!)));
+      },
+    ],
+    [
+      'POST',
+      new RegExp(`^/v1/admin/stations/${STATION}/escrow/complete$`),
+      async (req, res, [id]) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        if (officer(req) !== 'admin') throw new Refusal(apiError('AUTH_FORBIDDEN', 'escrow needs the admin token'));
+        sendJson(res, 200, must(await escrowComplete(ctx, id!, json(body, EscrowCompleteSchema))));
+      },
+    ],
+    [
+      'POST',
+      new RegExp(`^/v1/admin/stations/${STATION}/rotate-key$`),
+      async (req, res, [id]) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        officer(req);
+        const b = json(body, StationKeyRotationSchema);
+        sendJson(res, 200, must(await rotateStationKey(ctx, id!, b.chainPem, b.signature)));
+      },
+    ],
+    [
+      'POST',
+      new RegExp(`^/v1/admin/stations/${STATION}/lifecycle-revoke$`),
+      async (req, res, [id]) => {
+        await readBody(req, MAX_SMALL_BODY_BYTES);
+        const role = officer(req);
+        const s = must(await revokeStation(ctx, id!));
+        await noteStationRevoked(ctx, id!, role);
+        sendJson(res, 200, { station: s });
+      },
+    ],
+    [
+      'POST',
+      /^\/v1\/admin\/operators\/([A-Za-z0-9._@-]{1,128})\/revoke$/,
+      async (req, res, [id]) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        const role = officer(req);
+        const b = json(body, TransitionBodySchema);
+        sendJson(res, 200, must(await revokeOperator(ctx, role, id!, b.reason ?? 'unspecified')));
+      },
+    ],
+    [
+      'POST',
+      /^\/v1\/admin\/quotas$/,
+      async (req, res) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        const role = officer(req);
+        const b = json(body, QuotaBodySchema);
+        sendJson(res, 200, must(await setQuota(ctx, role, b.workOrder, b.stationId, b.quantity)));
+      },
+    ],
+    [
+      'POST',
+      /^\/v1\/admin\/policy$/,
+      async (req, res) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        if (officer(req) !== 'admin') throw new Refusal(apiError('AUTH_FORBIDDEN', 'policy needs the admin token'));
+        const b = json(body, PolicySettingSchema);
+        if (b.firmware) must(await setPolicySetting(ctx, 'firmware', b.firmware));
+        if (b.profileOverrides) must(await setPolicySetting(ctx, 'profiles', b.profileOverrides));
+        sendJson(res, 200, must(await signedPolicy(ctx)));
+      },
+    ],
+    [
+      'GET',
+      /^\/v1\/policy$/,
+      async (req, res) => {
+        await station(req, new Uint8Array());
+        sendJson(res, 200, must(await signedPolicy(ctx)));
+      },
+    ],
+    [
+      'GET',
+      /^\/v1\/quotas$/,
+      async (req, res) => {
+        const caller = await station(req, new Uint8Array());
+        sendJson(res, 200, must(await signedQuotas(ctx, caller.trust.row.stationId)));
+      },
+    ],
+    [
+      'GET',
+      new RegExp(`^/v1/crl/${STATION}\\.crl$`),
+      async (_req, res, [id]) => {
+        const crl = must(await currentCrl(ctx, id!));
+        sendDer(res, 'application/pkix-crl', crl.der, (Date.parse(crl.nextUpdate) - ctx.clock.now().getTime()) / 2000);
+      },
+    ],
+    [
+      'POST',
+      /^\/v1\/ocsp$/,
+      async (req, res) => {
+        const body = await readBody(req, 64 * 1024);
+        sendDer(res, 'application/ocsp-response', await answerOcsp(ctx, body), 0);
+      },
+    ],
+    [
+      'GET',
+      /^\/v1\/ocsp\/(.+)$/,
+      async (_req, res, [b64]) => {
+        let der: Uint8Array;
+        try {
+          der = new Uint8Array(Buffer.from(decodeURIComponent(b64!), 'base64'));
+        } catch {
+          der = new Uint8Array();
+        }
+        sendDer(res, 'application/ocsp-response', await answerOcsp(ctx, der), 0);
+      },
+    ],
+    [
+      'POST',
+      /^\/v1\/devices\/reenroll$/,
+      async (req, res) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        const r = must(await reenroll(ctx, json(body, ReenrollSchema)));
+        sendJson(res, r.repeated ? 200 : 201, r);
+      },
+    ],
+  ];
+
+  return (req, res, url) => {
+    const matching = routes.filter(([, re]) => re.test(url.pathname));
+    const route = matching.find(([m]) => m === req.method);
+    if (!route) {
+      if (!matching.length) return false;
+      req.resume();
+      const e = apiError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`);
+      sendJson(res, e.status, { error: { code: e.code, message: e.message } });
+      return true;
+    }
+    const params = route[1].exec(url.pathname)!.slice(1);
+    route[2](req, res, params).catch((e: unknown) => {
+      const ae = e instanceof Refusal ? e.apiError : apiError('INTERNAL', 'internal error (see the registry log)');
+      if (!(e instanceof Refusal))
+        ctx.logger.log('error', 'lifecycle request failed', {
+          path: url.pathname,
+          error: e instanceof Error ? e.message : String(e),
+        });
+      req.resume();
+      if (!res.headersSent) sendJson(res, ae.status, { error: { code: ae.code, message: ae.message } });
+    });
+    return true;
+  };
+}

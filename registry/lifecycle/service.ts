@@ -1,0 +1,1296 @@
+/**
+ * The registry side of the device identity lifecycle (docs/lifecycle.md), independent of HTTP: ingest hooks,
+ * state transitions with the hash-chained event log, blocked identifiers, escrow of station issuing CA keys
+ * (HSM to HSM), CRLs and OCSP signed with the escrowed keys, re-enrolment (rotation) with a crash-safe
+ * two-phase commit, station key rotation, revoked operators, signed policy and quotas.
+ */
+import 'reflect-metadata';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import {
+  AuthorityKeyIdentifierExtension,
+  SubjectKeyIdentifierExtension,
+  X509Certificate,
+  type Extension,
+} from '@peculiar/x509';
+import { fromBase64Url, sha256Hex, toBase64Url, toHex, utf8, concatBytes } from '../../core/bytes.js';
+import { canonicalJson } from '../../core/canonical.js';
+import { signJws } from '../../core/jws.js';
+import {
+  credentialRevocation,
+  isRevocationReason,
+  normaliseSerial,
+  transition,
+  type DeviceState,
+  type LifecycleEvent,
+  type LifecycleRole,
+  type RevocationReason,
+} from '../../core/lifecycle.js';
+import type { Curve } from '../../core/model.js';
+import type { Signer, TransportKey } from '../../core/ports.js';
+import { createCrl } from '../../core/pki/crl.js';
+import { verifyCsr } from '../../core/pki/csr.js';
+import { buf, importVerifyKey, verifyRaw } from '../../core/pki/ecdsa.js';
+import {
+  certIdMatchesIssuer,
+  createOcspResponse,
+  ocspErrorResponse,
+  parseOcspRequest,
+  type OcspAnswer,
+} from '../../core/pki/ocsp.js';
+import { fromPem, fromPemChain, toPem } from '../../core/pki/pem.js';
+import { DAY_MS, SKEW_MS, issue, randomSerial } from '../../core/pki/x509.js';
+import { err, ok, type Result } from '../../core/result.js';
+import type { IngestRecord, StationRow, SqlExec } from '../db.js';
+import { MAX_CLOCK_SKEW_S, type RejectReason } from '../protocol.js';
+import { apiError, type ApiError, type RegistryContext } from '../service.js';
+import { checkStationChain } from '../verify.js';
+import * as st from './store.js';
+
+// ---------------------------------------------------------------- configuration
+
+/** The registry token functions the lifecycle needs (native/hsm HsmAdmin satisfies it). */
+export interface LifecycleHsm {
+  signer(label: string): Promise<Result<Signer>>;
+  beginKeyImport(curve: Curve): Promise<Result<{ transportKey: TransportKey; handle: string }>>;
+  importWrappedKey(
+    handle: string,
+    wrapped: { curve: Curve; ephemeralPublicKeySpki: Uint8Array; wrappedKey: Uint8Array; publicKeySpki: Uint8Array },
+    label: string,
+  ): Promise<Result<{ publicKeySpki: Uint8Array; id: string }>>;
+}
+
+export type FailPoint = 'reenroll-after-issue';
+
+export interface LifecycleConfig {
+  /** Registry token holding the escrowed station CA keys (`station-ca:<stationId>`). */
+  readonly hsm?: LifecycleHsm;
+  /** CRL nextUpdate - thisUpdate and regeneration interval; also the OCSP validity (default 3600 s). */
+  readonly crlIntervalS?: number;
+  /** Lifetime of certificates issued at re-enrolment (days, default 365; 1 = short-lived). */
+  readonly certificateLifetimeDays?: number;
+  /** Devices should re-enrol this many days before expiry (default 30, capped at half the lifetime). */
+  readonly rotateBeforeDays?: number;
+  /** SHA-256 of the security officer's bearer token (role security-officer). */
+  readonly securityOfficerTokenSha256?: Uint8Array;
+  /** Test hook: called at named points; throwing there simulates a crash. */
+  readonly failpoint?: (point: FailPoint) => void | Promise<void>;
+}
+
+export type LifecycleContext = RegistryContext & { readonly lifecycle?: LifecycleConfig };
+
+const fail = <T = never>(code: ApiError['code'], message: string): Result<T, ApiError> => err(apiError(code, message));
+const storeFail = (e: unknown): Result<never, ApiError> =>
+  fail('STORE_UNAVAILABLE', `registry database: ${e instanceof Error ? e.message : String(e)}`);
+
+/** Run `fn` and turn thrown database errors into STORE_UNAVAILABLE. */
+async function guarded<T>(fn: () => Promise<Result<T, ApiError>>): Promise<Result<T, ApiError>> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof Abort) return err(e.error);
+    if (e instanceof Rollback) return ok(e.value as T);
+    return storeFail(e);
+  }
+}
+
+/** Thrown inside a transaction to roll it back and still answer `value` (dry runs). */
+class Rollback extends Error {
+  constructor(readonly value: unknown) {
+    super('rollback');
+  }
+}
+
+/** Thrown inside a transaction to roll it back with an ApiError. */
+class Abort extends Error {
+  constructor(readonly error: ApiError) {
+    super(error.message);
+  }
+}
+
+const now = (ctx: LifecycleContext): string => ctx.clock.now().toISOString();
+const crlInterval = (ctx: LifecycleContext): number => ctx.lifecycle?.crlIntervalS ?? 3600;
+export const caKeyLabel = (stationId: string): string => `station-ca:${stationId}`;
+
+// ---------------------------------------------------------------- roles
+
+/** `Authorization: Bearer <token>`: the admin token (role admin) or the security officer token. */
+export function checkRole(
+  ctx: LifecycleContext,
+  authorization: string | undefined,
+): Result<'admin' | 'security-officer', ApiError> {
+  if (!authorization) return fail('AUTH_REQUIRED', 'this endpoint needs a bearer token (admin or security officer)');
+  const m = /^Bearer ([A-Za-z0-9_-]{16,256})$/.exec(authorization);
+  if (!m) return fail('AUTH_FORBIDDEN', 'a bearer token is required');
+  const got = createHash('sha256').update(m[1]!).digest();
+  if (ctx.adminTokenSha256 && timingSafeEqual(got, ctx.adminTokenSha256)) return ok('admin');
+  const so = ctx.lifecycle?.securityOfficerTokenSha256;
+  if (so && timingSafeEqual(got, so)) return ok('security-officer');
+  return fail('AUTH_FORBIDDEN', 'the token is not valid');
+}
+
+// ---------------------------------------------------------------- ingest hooks
+
+/**
+ * Checked for the verified records of a batch BEFORE they are stored: a decommissioned or blocked device
+ * (DEVICE_DECOMMISSIONED / DEVICE_BLOCKED), a station revoked before the record's completedAt
+ * (STATION_REVOKED), an operator revoked before it (OPERATOR_REVOKED). Returns the refused ones by index.
+ */
+export async function lifecyclePrecheck(
+  ctx: LifecycleContext,
+  station: StationRow,
+  records: readonly IngestRecord[],
+): Promise<Map<number, RejectReason>> {
+  const out = new Map<number, RejectReason>();
+  if (records.length === 0) return out;
+  const x = ctx.db.sql;
+  const ops = new Map((await st.revokedOperators(x)).map((o) => [o.operatorId, o.revokedAt]));
+  const blocks = await st.activeBlocks(x);
+  const serials = new Set(blocks.filter((b) => b.kind === 'serial').map((b) => b.value));
+  const chips = new Set(blocks.filter((b) => b.kind === 'chipId').map((b) => b.value));
+  for (const r of records) {
+    if (station.revokedAt && r.completedAt >= station.revokedAt) {
+      out.set(r.index, 'STATION_REVOKED');
+      continue;
+    }
+    if (ops.size) {
+      const operator = (JSON.parse(r.recordJson) as { operator?: string }).operator;
+      const at = operator ? ops.get(operator) : undefined;
+      if (at && r.completedAt >= at) {
+        out.set(r.index, 'OPERATOR_REVOKED');
+        continue;
+      }
+    }
+    if (serials.has(r.serialNumber) || chips.has(r.chipId)) {
+      const d = (await st.findDevice(x, r.serialNumber)) ?? (await st.findDevice(x, r.chipId));
+      out.set(r.index, d?.state === 'decommissioned' ? 'DEVICE_DECOMMISSIONED' : 'DEVICE_BLOCKED');
+    }
+  }
+  return out;
+}
+
+interface RecordCert {
+  readonly serial: string;
+  readonly sha256: string;
+  readonly pem: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+}
+
+function recordCertificate(recordJson: string): RecordCert {
+  const rec = JSON.parse(recordJson) as { certificate: { serialNumber: string; sha256: string; pem: string } };
+  const der = fromPem(rec.certificate.pem, 'CERTIFICATE');
+  const c = der.ok ? new X509Certificate(buf(der.value)) : null;
+  return {
+    serial: normaliseSerial(rec.certificate.serialNumber),
+    sha256: rec.certificate.sha256,
+    pem: rec.certificate.pem,
+    notBefore: c?.notBefore.toISOString() ?? '',
+    notAfter: c?.notAfter.toISOString() ?? '',
+  };
+}
+
+/**
+ * After a batch is stored: create the device (provisioned, credential 1) or, for a rotation record (or a new
+ * certificate of a known device), append credential n+1 and supersede the previous one — one transaction per
+ * record, with its event, all in one transaction. Idempotent (a credential already known is skipped). Failures are logged.
+ */
+export async function lifecycleApplyRecords(
+  ctx: LifecycleContext,
+  stationId: string,
+  records: readonly IngestRecord[],
+): Promise<void> {
+  if (records.length === 0) return;
+  let changed = false;
+  try {
+    changed = await ctx.db.sql.transaction(async (x) => {
+      let any = false;
+      for (const r of records) {
+        const cert = recordCertificate(r.recordJson);
+        const did = await (async () => {
+          if (await st.credentialBySerial(x, stationId, cert.serial)) return false;
+          const at = now(ctx);
+          const dev = await st.findDevice(x, r.serialNumber);
+          const cred = (version: number): st.CredentialRow => ({
+            serialNumber: r.serialNumber,
+            version,
+            serial: cert.serial,
+            stationId,
+            sha256: cert.sha256,
+            notBefore: cert.notBefore,
+            notAfter: cert.notAfter,
+            status: 'active',
+            reason: null,
+            revokedAt: null,
+            certPem: cert.pem,
+            csrSha256: null,
+            recordId: r.recordId,
+            createdAt: at,
+          });
+          if (!dev) {
+            await st.insertDevice(x, {
+              serialNumber: r.serialNumber,
+              chipId: r.chipId,
+              stationId,
+              model: r.model,
+              workOrder: r.workOrder,
+              state: 'provisioned',
+              stateSince: at,
+              suspendedAt: null,
+              createdAt: at,
+            });
+            await st.insertCredential(x, cred(1));
+            await st.appendEvent(x, at, 'device.provisioned', {
+              serialNumber: r.serialNumber,
+              chipId: r.chipId,
+              stationId,
+              recordId: r.recordId,
+              credential: 1,
+              certSerial: cert.serial,
+            });
+            return true;
+          }
+          const history = await st.credentials(x, r.serialNumber);
+          const version = history.reduce((m, c) => Math.max(m, c.version), 0) + 1;
+          if (dev.state === 'decommissioned') {
+            // Released after decommissioning: the board starts a new life (the old credentials stay revoked).
+            await st.setDeviceState(x, r.serialNumber, 'provisioned', at, null);
+            await st.insertCredential(x, cred(version));
+            await st.appendEvent(x, at, 'device.reprovisioned', {
+              serialNumber: r.serialNumber,
+              stationId,
+              recordId: r.recordId,
+              credential: version,
+              certSerial: cert.serial,
+            });
+            return true;
+          }
+          const t = transition(dev.state, 'rotate', 'station');
+          if (!t.ok) {
+            await st.appendEvent(x, at, 'record.not-applied', {
+              serialNumber: r.serialNumber,
+              recordId: r.recordId,
+              state: dev.state,
+              message: t.error.message,
+            });
+            return false;
+          }
+          await st.setCredentialStatus(x, r.serialNumber, ['active'], 'superseded', 'superseded', at);
+          await st.insertCredential(x, cred(version));
+          await st.appendEvent(x, at, 'device.rotated', {
+            serialNumber: r.serialNumber,
+            stationId,
+            recordId: r.recordId,
+            kind: r.kind,
+            credential: version,
+            certSerial: cert.serial,
+          });
+          return true;
+        })();
+        any ||= did;
+      }
+      return any;
+    });
+  } catch (e) {
+    ctx.logger.log('error', 'lifecycle: records not applied', {
+      stationId,
+      records: records.length,
+      error: e instanceof Error ? e.message : String(e),
+    });
+  }
+  if (changed) await refreshCrl(ctx, stationId);
+}
+
+// ---------------------------------------------------------------- transitions
+
+export interface CredentialView {
+  readonly version: number;
+  readonly serial: string;
+  readonly sha256: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly status: string;
+  readonly reason: string | null;
+  readonly revokedAt: string | null;
+}
+
+export interface DeviceLifecycleView {
+  readonly serialNumber: string;
+  readonly chipId: string;
+  readonly stationId: string;
+  readonly workOrder: string;
+  readonly state: DeviceState;
+  readonly stateSince: string;
+  readonly credentials: readonly CredentialView[];
+}
+
+async function deviceView(x: SqlExec, d: st.DeviceRow): Promise<DeviceLifecycleView> {
+  const creds = await st.credentials(x, d.serialNumber);
+  return {
+    serialNumber: d.serialNumber,
+    chipId: d.chipId,
+    stationId: d.stationId,
+    workOrder: d.workOrder,
+    state: d.state,
+    stateSince: d.stateSince,
+    credentials: creds.map((c) => ({
+      version: c.version,
+      serial: c.serial,
+      sha256: c.sha256,
+      notBefore: c.notBefore,
+      notAfter: c.notAfter,
+      status: c.status,
+      reason: c.reason,
+      revokedAt: c.revokedAt,
+    })),
+  };
+}
+
+/** Apply one event to one device inside a transaction (no CRL refresh). */
+async function applyIn(
+  x: SqlExec,
+  at: string,
+  d: st.DeviceRow,
+  event: Exclude<LifecycleEvent, 'rotate'>,
+  role: LifecycleRole,
+  reason: string | null,
+): Promise<DeviceLifecycleView> {
+  const t = transition(d.state, event, role);
+  if (!t.ok)
+    throw new Abort(
+      apiError(t.error.code === 'AUTH_FORBIDDEN' ? 'AUTH_FORBIDDEN' : 'LIFECYCLE_TRANSITION_INVALID', t.error.message),
+    );
+  let suspendedAt: string | null = d.suspendedAt;
+  if (event === 'suspend') suspendedAt = at;
+  if (event === 'resume') suspendedAt = null;
+  if (event === 'revoke') {
+    const rr: RevocationReason = isRevocationReason(reason) ? reason : 'unspecified';
+    await st.setCredentialStatus(x, d.serialNumber, ['active', 'pending'], 'revoked', rr, at);
+    suspendedAt = null;
+  }
+  if (event === 'decommission') {
+    await st.setCredentialStatus(x, d.serialNumber, ['active', 'pending'], 'revoked', 'cessationOfOperation', at);
+    await st.block(x, 'serial', d.serialNumber, 'decommissioned', at);
+    await st.block(x, 'chipId', d.chipId, 'decommissioned', at);
+    suspendedAt = null;
+  }
+  await st.setDeviceState(x, d.serialNumber, t.value, at, suspendedAt);
+  await st.appendEvent(x, at, `device.${event}`, {
+    serialNumber: d.serialNumber,
+    stationId: d.stationId,
+    from: d.state,
+    to: t.value,
+    actor: role,
+    reason,
+  });
+  return deviceView(x, { ...d, state: t.value, stateSince: at, suspendedAt });
+}
+
+/** activate / suspend / resume / revoke / decommission one device (by serial number or chip id). */
+export async function applyTransition(
+  ctx: LifecycleContext,
+  role: LifecycleRole,
+  key: string,
+  event: Exclude<LifecycleEvent, 'rotate'>,
+  reason: string | null = null,
+): Promise<Result<DeviceLifecycleView, ApiError>> {
+  if (event === 'revoke' && reason !== null && !isRevocationReason(reason))
+    return fail('BODY_INVALID', `unknown revocation reason ${reason}`);
+  if (event === 'suspend' && !reason) return fail('BODY_INVALID', 'a suspension needs a reason');
+  const r = await guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const d = await st.findDevice(x, key);
+        if (!d) throw new Abort(apiError('NOT_FOUND', `no device ${key} in the lifecycle registry`));
+        return applyIn(x, now(ctx), d, event, role, reason);
+      }),
+    ),
+  );
+  if (r.ok) {
+    ctx.logger.log('info', `device ${event}`, { serialNumber: r.value.serialNumber, role, reason });
+    await refreshCrl(ctx, r.value.stationId);
+  }
+  return r;
+}
+
+export interface BatchSelector {
+  readonly workOrder?: string;
+  /** Inclusive serial number range (string order), "A..B". */
+  readonly serialRange?: readonly [string, string];
+}
+
+/** Revoke every matching device that can be revoked; `dryRun` lists what would change and changes nothing. */
+export async function batchRevoke(
+  ctx: LifecycleContext,
+  role: LifecycleRole,
+  sel: BatchSelector,
+  reason: string,
+  dryRun: boolean,
+): Promise<
+  Result<{ dryRun: boolean; changed: string[]; skipped: { serialNumber: string; state: string }[] }, ApiError>
+> {
+  if (!isRevocationReason(reason)) return fail('BODY_INVALID', `unknown revocation reason ${reason}`);
+  if (!sel.workOrder && !sel.serialRange) return fail('BODY_INVALID', 'give a work order or a serial range');
+  const r = await guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const devices = await st.devicesWhere(x, {
+          ...(sel.workOrder !== undefined ? { workOrder: sel.workOrder } : {}),
+          ...(sel.serialRange ? { serialFrom: sel.serialRange[0], serialTo: sel.serialRange[1] } : {}),
+        });
+        const changed: string[] = [];
+        const skipped: { serialNumber: string; state: string }[] = [];
+        const at = now(ctx);
+        for (const d of devices) {
+          const t = transition(d.state, 'revoke', role);
+          if (!t.ok) {
+            skipped.push({ serialNumber: d.serialNumber, state: d.state });
+            continue;
+          }
+          changed.push(d.serialNumber);
+          if (!dryRun) await applyIn(x, at, d, 'revoke', role, reason);
+        }
+        if (dryRun) throw new Rollback({ dryRun, changed, skipped, stations: [] });
+        return { dryRun, changed, skipped, stations: [...new Set(devices.map((d) => d.stationId))] };
+      }),
+    ),
+  );
+  if (!r.ok) return r;
+  if (!dryRun) for (const s of r.value.stations) await refreshCrl(ctx, s);
+  return ok({ dryRun: r.value.dryRun, changed: r.value.changed, skipped: r.value.skipped });
+}
+
+/** Lift the block on a device's serial number and chip id (audited). */
+export async function releaseDevice(
+  ctx: LifecycleContext,
+  role: LifecycleRole,
+  key: string,
+  reason: string,
+): Promise<Result<{ serialNumber: string; released: number }, ApiError>> {
+  if (role !== 'admin' && role !== 'security-officer') return fail('AUTH_FORBIDDEN', 'release needs an officer');
+  if (!reason) return fail('BODY_INVALID', 'a release needs a reason');
+  return guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const d = await st.findDevice(x, key);
+        const serial = d?.serialNumber ?? key;
+        const at = now(ctx);
+        let n = await st.release(x, 'serial', serial, at);
+        if (d) n += await st.release(x, 'chipId', d.chipId, at);
+        if (n === 0) throw new Abort(apiError('NOT_FOUND', `${key} is not blocked`));
+        await st.appendEvent(x, at, 'identifier.released', { serialNumber: serial, actor: role, reason, released: n });
+        return { serialNumber: serial, released: n };
+      }),
+    ),
+  );
+}
+
+/** Block a serial number or chip id (e.g. a stolen board) until released. */
+export async function blockIdentifier(
+  ctx: LifecycleContext,
+  role: LifecycleRole,
+  kind: 'serial' | 'chipId',
+  value: string,
+  reason: string,
+): Promise<Result<{ kind: string; value: string }, ApiError>> {
+  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(value)) return fail('BODY_INVALID', 'invalid identifier');
+  return guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const at = now(ctx);
+        await st.block(x, kind, value, reason, at);
+        await st.appendEvent(x, at, 'identifier.blocked', {
+          ...(kind === 'serial' ? { serialNumber: value } : { chipId: value }),
+          actor: role,
+          reason,
+        });
+        return { kind, value };
+      }),
+    ),
+  );
+}
+
+/** A device's state, credential history and events. */
+export async function deviceHistory(
+  ctx: LifecycleContext,
+  key: string,
+): Promise<Result<DeviceLifecycleView & { events: unknown[] }, ApiError>> {
+  return guarded(async () => {
+    const x = ctx.db.sql;
+    const d = await st.findDevice(x, key);
+    if (!d) return fail('NOT_FOUND', `no device ${key} in the lifecycle registry`);
+    const events = await st.eventsFor(x, d.serialNumber);
+    return ok({
+      ...(await deviceView(x, d)),
+      events: events.map((e) => ({ seq: e.seq, ts: e.ts, type: e.type, ...e.payload, hash: e.hash })),
+    });
+  });
+}
+
+/** Verify the lifecycle event chain. */
+export async function verifyLifecycleLog(
+  ctx: LifecycleContext,
+): Promise<Result<Awaited<ReturnType<typeof st.verifyEventLog>>, ApiError>> {
+  return guarded(async () => ok(await st.verifyEventLog(ctx.db.sql)));
+}
+
+// ---------------------------------------------------------------- escrow
+
+/** Transport keys of escrows begun, per station (in memory: they live in the registry token's session). */
+const pendingEscrows = new WeakMap<object, Map<string, { handle: string; curve: Curve; at: number }>>();
+
+function escrowMap(ctx: LifecycleContext): Map<string, { handle: string; curve: Curve; at: number }> {
+  let m = pendingEscrows.get(ctx.db);
+  if (!m) pendingEscrows.set(ctx.db, (m = new Map()));
+  return m;
+}
+
+/** The bytes the station signs to hand its wrapped CA key over (binds station id, transport key and blob). */
+export function escrowSignedBytes(
+  stationId: string,
+  transportKeySpki: Uint8Array,
+  w: { ephemeralPublicKeySpki: Uint8Array; wrappedKey: Uint8Array; publicKeySpki: Uint8Array },
+): Uint8Array {
+  const h = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+  return utf8(
+    canonicalJson({
+      purpose: 'line-station/ca-escrow/v1',
+      stationId,
+      transportKeySha256: h(transportKeySpki),
+      ephemeralPublicKeySha256: h(w.ephemeralPublicKeySpki),
+      wrappedKeySha256: h(w.wrappedKey),
+      publicKeySha256: h(w.publicKeySpki),
+    }),
+  );
+}
+
+async function enrolledStation(ctx: LifecycleContext, stationId: string): Promise<Result<StationRow, ApiError>> {
+  const row = await ctx.db.getStation(stationId);
+  if (!row.ok) return storeFail(row.error.message);
+  if (!row.value) return fail('NOT_FOUND', `station ${stationId} is not enrolled`);
+  return ok(row.value);
+}
+
+/** Escrow step 1: a transport key from the registry token for the station's issuing CA key. */
+export async function escrowBegin(
+  ctx: LifecycleContext,
+  stationId: string,
+): Promise<Result<{ stationId: string; curve: Curve; transportKeySpki: string }, ApiError>> {
+  const hsm = ctx.lifecycle?.hsm;
+  if (!hsm) return fail('INTERNAL', 'the registry has no HSM configured for CA key escrow');
+  const row = await enrolledStation(ctx, stationId);
+  if (!row.ok) return row;
+  if (row.value.revokedAt) return fail('AUTH_STATION_REVOKED', `station ${stationId} is revoked`);
+  const chain = fromPemChain(row.value.chainPem);
+  if (!chain.ok || !chain.value[1]) return fail('INTERNAL', 'stored station chain is unreadable');
+  const spki = new Uint8Array(new X509Certificate(buf(chain.value[1])).publicKey.rawData);
+  const key = await importVerifyKey(spki);
+  if (!key) return fail('BODY_INVALID', 'the issuing CA key is not EC P-256/P-384');
+  const t = await hsm.beginKeyImport(key.curve);
+  if (!t.ok) return fail('INTERNAL', `registry HSM: ${t.error.code}: ${t.error.message}`);
+  escrowMap(ctx).set(stationId, { handle: t.value.handle, curve: key.curve, at: Date.now() });
+  return ok({ stationId, curve: key.curve, transportKeySpki: toBase64Url(t.value.transportKey.publicKeySpki) });
+}
+
+export interface EscrowCompletion {
+  readonly ephemeralPublicKeySpki: string;
+  readonly wrappedKey: string;
+  readonly publicKeySpki: string;
+  readonly transportKeySpki: string;
+  /** base64url raw ECDSA signature by the ENROLLED station key over `escrowSignedBytes`. */
+  readonly signature: string;
+}
+
+/**
+ * Escrow step 2: check the station's signature over the blob and that the wrapped key is the issuing CA's,
+ * unwrap it into the registry token as `station-ca:<stationId>` (sensitive, not extractable), record it, and
+ * publish the station's first CRL.
+ */
+export async function escrowComplete(
+  ctx: LifecycleContext,
+  stationId: string,
+  body: EscrowCompletion,
+): Promise<Result<{ stationId: string; keyLabel: string; caSha256: string; crlNumber: number }, ApiError>> {
+  const hsm = ctx.lifecycle?.hsm;
+  if (!hsm) return fail('INTERNAL', 'the registry has no HSM configured for CA key escrow');
+  const pending = escrowMap(ctx).get(stationId);
+  if (!pending) return fail('BODY_INVALID', `no escrow begun for station ${stationId} (call escrow/begin first)`);
+  const row = await enrolledStation(ctx, stationId);
+  if (!row.ok) return row;
+  let w: { ephemeralPublicKeySpki: Uint8Array; wrappedKey: Uint8Array; publicKeySpki: Uint8Array; tk: Uint8Array };
+  let sig: Uint8Array;
+  try {
+    w = {
+      ephemeralPublicKeySpki: fromBase64Url(body.ephemeralPublicKeySpki),
+      wrappedKey: fromBase64Url(body.wrappedKey),
+      publicKeySpki: fromBase64Url(body.publicKeySpki),
+      tk: fromBase64Url(body.transportKeySpki),
+    };
+    sig = fromBase64Url(body.signature);
+  } catch {
+    return fail('BODY_INVALID', 'escrow: fields must be base64url');
+  }
+  const chain = fromPemChain(row.value.chainPem);
+  if (!chain.ok || chain.value.length !== 3) return fail('INTERNAL', 'stored station chain is unreadable');
+  const [stationCert, caDer] = chain.value as [Uint8Array, Uint8Array, Uint8Array];
+  const caSpki = new Uint8Array(new X509Certificate(buf(caDer)).publicKey.rawData);
+  if (Buffer.compare(Buffer.from(caSpki), Buffer.from(w.publicKeySpki)) !== 0)
+    return fail('BODY_INVALID', 'escrow: the wrapped key is not the key of the enrolled issuing CA');
+  const stKey = await importVerifyKey(new Uint8Array(new X509Certificate(buf(stationCert)).publicKey.rawData));
+  if (!stKey) return fail('INTERNAL', 'station key unsupported');
+  const good = await verifyRaw(
+    stKey.key,
+    stKey.curve,
+    stKey.curve === 'P-256' ? 'SHA-256' : 'SHA-384',
+    sig,
+    escrowSignedBytes(stationId, w.tk, w),
+  );
+  if (!good) return fail('AUTH_SIGNATURE_INVALID', 'escrow: the station signature over the wrapped key is invalid');
+  escrowMap(ctx).delete(stationId);
+  const label = caKeyLabel(stationId);
+  const imp = await hsm.importWrappedKey(
+    pending.handle,
+    {
+      curve: pending.curve,
+      ephemeralPublicKeySpki: w.ephemeralPublicKeySpki,
+      wrappedKey: w.wrappedKey,
+      publicKeySpki: w.publicKeySpki,
+    },
+    label,
+  );
+  if (!imp.ok) return fail('BODY_INVALID', `escrow: ${imp.error.code}: ${imp.error.message}`);
+  const caSha256 = await sha256Hex(caDer);
+  const r = await guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const at = now(ctx);
+        await st.insertCaKey(x, {
+          stationId,
+          keyLabel: label,
+          caSha256,
+          caPem: toPem(caDer, 'CERTIFICATE'),
+          escrowedAt: at,
+        });
+        await st.appendEvent(x, at, 'station.ca-escrowed', { stationId, keyLabel: label, caSha256 });
+        return true;
+      }),
+    ),
+  );
+  if (!r.ok) return r;
+  const crl = await refreshCrl(ctx, stationId);
+  if (!crl.ok) return crl;
+  ctx.logger.log('info', 'station issuing CA key escrowed', { stationId, keyLabel: label });
+  return ok({ stationId, keyLabel: label, caSha256, crlNumber: crl.value.crlNumber });
+}
+
+// ---------------------------------------------------------------- CRL
+
+async function caOf(
+  ctx: LifecycleContext,
+  stationId: string,
+): Promise<Result<{ signer: Signer; caDer: Uint8Array }, ApiError>> {
+  const hsm = ctx.lifecycle?.hsm;
+  if (!hsm) return fail('INTERNAL', 'the registry has no HSM configured (no escrowed CA keys)');
+  const keys = await st.caKeys(ctx.db.sql);
+  const k = keys.find((c) => c.stationId === stationId);
+  if (!k) return fail('NOT_FOUND', `the issuing CA key of station ${stationId} is not escrowed`);
+  const der = fromPem(k.caPem, 'CERTIFICATE');
+  if (!der.ok) return fail('INTERNAL', 'stored CA certificate unreadable');
+  const signer = await hsm.signer(k.keyLabel);
+  if (!signer.ok) return fail('INTERNAL', `registry HSM: ${signer.error.code}: ${signer.error.message}`);
+  return ok({ signer: signer.value, caDer: der.value });
+}
+
+const crlLocks = new WeakMap<object, Map<string, Promise<unknown>>>();
+
+/** Sign a new CRL for a station's issuing CA (number + 1) from the current credential table. */
+export async function refreshCrl(ctx: LifecycleContext, stationId: string): Promise<Result<st.CrlRow, ApiError>> {
+  let locks = crlLocks.get(ctx.db);
+  if (!locks) crlLocks.set(ctx.db, (locks = new Map()));
+  const prev = locks.get(stationId) ?? Promise.resolve();
+  const run = prev.then(() => refreshCrlNow(ctx, stationId));
+  locks.set(
+    stationId,
+    run.catch(() => undefined),
+  );
+  return run;
+}
+
+async function refreshCrlNow(ctx: LifecycleContext, stationId: string): Promise<Result<st.CrlRow, ApiError>> {
+  return guarded(async () => {
+    const x = ctx.db.sql;
+    if (!(await st.caKeys(x)).some((k) => k.stationId === stationId))
+      return fail('NOT_FOUND', `the issuing CA key of station ${stationId} is not escrowed`);
+    const ca = await caOf(ctx, stationId);
+    if (!ca.ok) return ca;
+    const entries = [];
+    for (const c of await st.crlCandidates(x, stationId)) {
+      const s = credentialRevocation(c.deviceState, c, c.suspendedAt);
+      if (s.status === 'revoked') entries.push({ serial: c.serial, revokedAt: s.at || c.createdAt, reason: s.reason });
+    }
+    const prev = await st.getCrlRow(x, stationId);
+    const thisUpdate = ctx.clock.now();
+    const nextUpdate = new Date(thisUpdate.getTime() + crlInterval(ctx) * 1000);
+    const crlNumber = (prev?.crlNumber ?? 0) + 1;
+    const der = await createCrl({
+      signer: ca.value.signer,
+      issuerCertificate: ca.value.caDer,
+      thisUpdate,
+      nextUpdate,
+      crlNumber,
+      entries,
+    });
+    if (!der.ok) return fail('INTERNAL', `CRL: ${der.error.code}: ${der.error.message}`);
+    const row: st.CrlRow = {
+      stationId,
+      crlNumber,
+      thisUpdate: thisUpdate.toISOString(),
+      nextUpdate: nextUpdate.toISOString(),
+      der: der.value,
+    };
+    await st.putCrlRow(x, row);
+    return ok(row);
+  });
+}
+
+/** The current CRL of a station (regenerated when missing or past half its interval). */
+export async function currentCrl(ctx: LifecycleContext, stationId: string): Promise<Result<st.CrlRow, ApiError>> {
+  const r = await guarded(async () => ok(await st.getCrlRow(ctx.db.sql, stationId)));
+  if (!r.ok) return r;
+  const half = (crlInterval(ctx) * 1000) / 2;
+  if (r.value && Date.parse(r.value.nextUpdate) - ctx.clock.now().getTime() > half) return ok(r.value);
+  return refreshCrl(ctx, stationId);
+}
+
+/** Regenerate every escrowed station's CRL on a schedule; returns a stop function. */
+export function scheduleCrls(ctx: LifecycleContext): () => void {
+  const tick = async () => {
+    const keys = await guarded(async () => ok(await st.caKeys(ctx.db.sql)));
+    if (!keys.ok) return;
+    for (const k of keys.value) {
+      const r = await refreshCrl(ctx, k.stationId);
+      if (!r.ok) ctx.logger.log('error', 'scheduled CRL failed', { stationId: k.stationId, code: r.error.code });
+    }
+  };
+  const timer = setInterval(() => void tick(), crlInterval(ctx) * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+// ---------------------------------------------------------------- OCSP
+
+/** Answer a DER OCSP request (always a DER OCSPResponse; errors as unsigned error responses). */
+export async function answerOcsp(ctx: LifecycleContext, der: Uint8Array): Promise<Uint8Array> {
+  const req = parseOcspRequest(der);
+  if (!req.ok) return ocspErrorResponse('malformedRequest');
+  try {
+    const x = ctx.db.sql;
+    const keys = await st.caKeys(x);
+    let station: st.CaKeyRow | undefined;
+    let caDer: Uint8Array | undefined;
+    for (const k of keys) {
+      const d = fromPem(k.caPem, 'CERTIFICATE');
+      if (d.ok && (await certIdMatchesIssuer(req.value.queries[0]!.certId, d.value))) {
+        station = k;
+        caDer = d.value;
+        break;
+      }
+    }
+    if (!station || !caDer) return ocspErrorResponse('unauthorized');
+    const answers: OcspAnswer[] = [];
+    for (const q of req.value.queries) {
+      if (!(await certIdMatchesIssuer(q.certId, caDer))) {
+        answers.push({ certId: q.certId, status: { status: 'unknown' } });
+        continue;
+      }
+      const c = await st.credentialBySerial(x, station.stationId, normaliseSerial(q.serial));
+      const d = c ? await st.findDevice(x, c.serialNumber) : null;
+      if (!c || !d) {
+        answers.push({ certId: q.certId, status: { status: 'unknown' } });
+        continue;
+      }
+      const s = credentialRevocation(d.state, c, d.suspendedAt);
+      answers.push({
+        certId: q.certId,
+        status: s.status === 'good' ? s : { status: 'revoked', revokedAt: s.at || c.createdAt, reason: s.reason },
+      });
+    }
+    const ca = await caOf(ctx, station.stationId);
+    if (!ca.ok) return ocspErrorResponse('internalError');
+    const t = ctx.clock.now();
+    const resp = await createOcspResponse({
+      signer: ca.value.signer,
+      issuerCertificate: ca.value.caDer,
+      producedAt: t,
+      thisUpdate: t,
+      nextUpdate: new Date(t.getTime() + crlInterval(ctx) * 1000),
+      answers,
+      nonce: req.value.nonce,
+    });
+    return resp.ok ? resp.value : ocspErrorResponse('internalError');
+  } catch (e) {
+    ctx.logger.log('error', 'OCSP failed', { error: e instanceof Error ? e.message : String(e) });
+    return ocspErrorResponse('internalError');
+  }
+}
+
+// ---------------------------------------------------------------- re-enrolment
+
+export interface ReenrollRequest {
+  /** PEM of the device's CURRENT certificate. */
+  readonly certificate: string;
+  /** base64url DER PKCS#10 for the NEW key (its self-signature is the proof of possession). */
+  readonly csr: string;
+  readonly ts: string;
+  /** base64url, 16..64 bytes. */
+  readonly nonce: string;
+  /** base64url raw ECDSA signature by the CURRENT key over sha256(csr DER) || utf8(ts) || utf8(nonce). */
+  readonly proof: string;
+}
+
+export interface ReenrollResponse {
+  readonly serialNumber: string;
+  readonly version: number;
+  /** PEM: new certificate, issuing CA. */
+  readonly chainPem: string;
+  readonly notAfter: string;
+  /** Re-enrol after this time (notAfter minus the rotate-before window). */
+  readonly renewAfter: string;
+  readonly repeated: boolean;
+}
+
+/** What the device signs with its current key to re-enrol. */
+export async function reenrollProofBytes(csrDer: Uint8Array, ts: string, nonce: string): Promise<Uint8Array> {
+  const h = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', buf(csrDer)));
+  return concatBytes(h, utf8(ts), utf8(nonce));
+}
+
+function lifetimes(ctx: LifecycleContext): { days: number; beforeMs: number } {
+  const days = Math.max(1, Math.floor(ctx.lifecycle?.certificateLifetimeDays ?? 365));
+  const before = Math.min(ctx.lifecycle?.rotateBeforeDays ?? 30, days / 2);
+  return { days, beforeMs: before * DAY_MS };
+}
+
+/**
+ * Rotation authenticated by the device's current certificate (see ReenrollRequest). Two transactions around
+ * the signature: (1) reserve credential n+1 as `pending` (on hold on the CRL), (2) activate it and supersede
+ * credential n together. A crash between them leaves credential n the only valid one; the retry abandons the
+ * pending reservation (revoked) and issues again. The same CSR again returns the same certificate.
+ */
+export async function reenroll(
+  ctx: LifecycleContext,
+  req: ReenrollRequest,
+): Promise<Result<ReenrollResponse, ApiError>> {
+  const certDer = fromPem(req.certificate, 'CERTIFICATE');
+  if (!certDer.ok) return fail('BODY_INVALID', 'certificate: not a PEM certificate');
+  let cert: X509Certificate;
+  let csrDer: Uint8Array;
+  let proof: Uint8Array;
+  try {
+    cert = new X509Certificate(buf(certDer.value));
+    csrDer = fromBase64Url(req.csr);
+    proof = fromBase64Url(req.proof);
+  } catch {
+    return fail('BODY_INVALID', 'certificate, csr or proof malformed');
+  }
+  const nowDate = ctx.clock.now();
+  if (Number.isNaN(Date.parse(req.ts)) || Math.abs(Date.parse(req.ts) - nowDate.getTime()) > MAX_CLOCK_SKEW_S * 1000)
+    return fail('AUTH_CLOCK_SKEW', 'reenroll: ts is missing or too far from the registry time');
+  // Which escrowed CA issued it?
+  const x = ctx.db.sql;
+  let keys: st.CaKeyRow[];
+  try {
+    keys = await st.caKeys(x);
+  } catch (e) {
+    return storeFail(e);
+  }
+  let station: st.CaKeyRow | undefined;
+  let caDer: Uint8Array | undefined;
+  for (const k of keys) {
+    const d = fromPem(k.caPem, 'CERTIFICATE');
+    if (!d.ok) continue;
+    const ca = new X509Certificate(buf(d.value));
+    if (ca.subject !== cert.issuer) continue;
+    if (await cert.verify({ publicKey: ca, signatureOnly: true }, globalThis.crypto)) {
+      station = k;
+      caDer = d.value;
+      break;
+    }
+  }
+  if (!station || !caDer)
+    return fail('AUTH_SIGNATURE_INVALID', 'reenroll: the certificate does not chain to an escrowed station CA');
+  if (nowDate < cert.notBefore || nowDate > cert.notAfter)
+    return fail('AUTH_FORBIDDEN', 'reenroll: the current certificate is not valid now');
+  const curKey = await importVerifyKey(new Uint8Array(cert.publicKey.rawData));
+  if (!curKey) return fail('BODY_INVALID', 'reenroll: unsupported certificate key');
+  const proofOk = await verifyRaw(
+    curKey.key,
+    curKey.curve,
+    curKey.curve === 'P-256' ? 'SHA-256' : 'SHA-384',
+    proof,
+    await reenrollProofBytes(csrDer, req.ts, req.nonce),
+  );
+  if (!proofOk) return fail('AUTH_SIGNATURE_INVALID', 'reenroll: the proof is not signed by the current key');
+  const csr = await verifyCsr(csrDer);
+  if (!csr.ok) return fail('BODY_INVALID', `reenroll: ${csr.error.code}: ${csr.error.message}`);
+  if (Buffer.compare(Buffer.from(csr.value.publicKeySpki), Buffer.from(cert.publicKey.rawData)) === 0)
+    return fail('BODY_INVALID', 'reenroll: the new key must differ from the current key');
+  const csrSha256 = await sha256Hex(csrDer);
+  const certSerial = normaliseSerial(cert.serialNumber);
+  const stationId = station.stationId;
+  const { days, beforeMs } = lifetimes(ctx);
+  const answer = (c: st.CredentialRow, repeated: boolean): ReenrollResponse => ({
+    serialNumber: c.serialNumber,
+    version: c.version,
+    chainPem: `${c.certPem ?? ''}${toPem(caDer, 'CERTIFICATE')}`,
+    notAfter: c.notAfter,
+    renewAfter: new Date(Date.parse(c.notAfter) - beforeMs).toISOString(),
+    repeated,
+  });
+
+  // Phase 1: checks + reservation.
+  const phase1 = await guarded(async () =>
+    ok(
+      await x.transaction(async (t) => {
+        const cur = await st.credentialBySerial(t, stationId, certSerial);
+        if (!cur) throw new Abort(apiError('NOT_FOUND', 'reenroll: this certificate is not known to the registry'));
+        const done = (await st.credentialByCsr(t, cur.serialNumber, csrSha256)).find((c) => c.status === 'active');
+        if (done) return { kind: 'repeat' as const, cred: done };
+        const dev = await st.findDevice(t, cur.serialNumber);
+        if (!dev) throw new Abort(apiError('NOT_FOUND', 'reenroll: device unknown'));
+        if (cur.status !== 'active')
+          throw new Abort(apiError('AUTH_FORBIDDEN', `reenroll: the current certificate is ${cur.status}`));
+        const tr = transition(dev.state, 'rotate', 'device');
+        if (!tr.ok) throw new Abort(apiError('LIFECYCLE_TRANSITION_INVALID', `reenroll: ${tr.error.message}`));
+        const at = now(ctx);
+        const abandoned = await st.setCredentialStatus(t, dev.serialNumber, ['pending'], 'revoked', 'superseded', at);
+        const history = await st.credentials(t, dev.serialNumber);
+        const version = history.reduce((m, c) => Math.max(m, c.version), 0) + 1;
+        const serial = randomSerial();
+        const pending: st.CredentialRow = {
+          serialNumber: dev.serialNumber,
+          version,
+          serial: normaliseSerial(toHex(serial)),
+          stationId,
+          sha256: '',
+          notBefore: '',
+          notAfter: '',
+          status: 'pending',
+          reason: null,
+          revokedAt: at,
+          certPem: null,
+          csrSha256,
+          recordId: null,
+          createdAt: at,
+        };
+        await st.insertCredential(t, pending);
+        await st.appendEvent(t, at, 'credential.reserved', {
+          serialNumber: dev.serialNumber,
+          credential: version,
+          certSerial: pending.serial,
+          abandoned,
+        });
+        return { kind: 'issue' as const, pending, serial, current: cur };
+      }),
+    ),
+  );
+  if (!phase1.ok) return phase1;
+  if (phase1.value.kind === 'repeat') return ok(answer(phase1.value.cred, true));
+  const { pending, serial, current } = phase1.value;
+
+  // Sign with the escrowed CA key: same subject and extensions as the current certificate, new key ids.
+  const ca = await caOf(ctx, stationId);
+  if (!ca.ok) return ca;
+  const issuerCert = new X509Certificate(buf(caDer));
+  const keep = cert.extensions.filter(
+    (e) => !(e instanceof SubjectKeyIdentifierExtension) && !(e instanceof AuthorityKeyIdentifierExtension),
+  );
+  const issued = await issue({
+    signer: ca.value.signer,
+    issuerCert,
+    subject: cert.subjectName,
+    subjectSpki: csr.value.publicKeySpki,
+    notBefore: new Date(nowDate.getTime() - SKEW_MS),
+    notAfter: new Date(nowDate.getTime() + days * DAY_MS),
+    serial,
+    extensions: async (crypto) => {
+      const ski = await SubjectKeyIdentifierExtension.create(buf(csr.value.publicKeySpki), false, crypto);
+      const caSki = issuerCert.getExtension(SubjectKeyIdentifierExtension);
+      const aki = caSki
+        ? new AuthorityKeyIdentifierExtension(caSki.keyId, false)
+        : await AuthorityKeyIdentifierExtension.create(buf(ca.value.signer.publicKeySpki), false, crypto);
+      return [...(keep as Extension[]), ski, aki];
+    },
+  });
+  if (!issued.ok) return fail('INTERNAL', `reenroll: ${issued.error.code}: ${issued.error.message}`);
+  await ctx.lifecycle?.failpoint?.('reenroll-after-issue');
+
+  // Phase 2: activate n+1 and supersede n atomically.
+  const phase2 = await guarded(async () =>
+    ok(
+      await x.transaction(async (t) => {
+        const at = now(ctx);
+        const sup = await st.setCredentialStatus(
+          t,
+          pending.serialNumber,
+          ['active'],
+          'superseded',
+          'superseded',
+          at,
+          current.version,
+        );
+        if (sup !== 1)
+          throw new Abort(apiError('AUTH_FORBIDDEN', 'reenroll: the current credential changed meanwhile'));
+        const act = await st.activateCredential(t, pending.serialNumber, pending.version, {
+          sha256: issued.value.sha256,
+          notBefore: issued.value.notBefore,
+          notAfter: issued.value.notAfter,
+          certPem: toPem(issued.value.der, 'CERTIFICATE'),
+        });
+        if (act !== 1) throw new Abort(apiError('AUTH_FORBIDDEN', 'reenroll: the reservation was abandoned meanwhile'));
+        await st.appendEvent(t, at, 'device.rotated', {
+          serialNumber: pending.serialNumber,
+          stationId,
+          actor: 'device',
+          credential: pending.version,
+          certSerial: pending.serial,
+          superseded: current.version,
+        });
+        return (await st.credentials(t, pending.serialNumber)).find((c) => c.version === pending.version)!;
+      }),
+    ),
+  );
+  if (!phase2.ok) return phase2;
+  await refreshCrl(ctx, stationId);
+  ctx.logger.log('info', 'device re-enrolled', { serialNumber: pending.serialNumber, credential: pending.version });
+  return ok(answer(phase2.value, false));
+}
+
+// ---------------------------------------------------------------- stations and operators
+
+/**
+ * Station key rotation: the new chain (same station id, same issuing CA) is accepted when signed by the
+ * CURRENT station key (raw ECDSA over utf8(newChainPem)). The old certificate is kept in the history.
+ */
+export async function rotateStationKey(
+  ctx: LifecycleContext,
+  stationId: string,
+  newChainPem: string,
+  signature: string,
+): Promise<Result<{ stationId: string; certificateSha256: string }, ApiError>> {
+  const row = await enrolledStation(ctx, stationId);
+  if (!row.ok) return row;
+  if (row.value.revokedAt) return fail('AUTH_STATION_REVOKED', `station ${stationId} is revoked`);
+  const cur = fromPemChain(row.value.chainPem);
+  if (!cur.ok || !cur.value[0] || !cur.value[1]) return fail('INTERNAL', 'stored station chain unreadable');
+  const key = await importVerifyKey(new Uint8Array(new X509Certificate(buf(cur.value[0])).publicKey.rawData));
+  let sig: Uint8Array;
+  try {
+    sig = fromBase64Url(signature);
+  } catch {
+    return fail('BODY_INVALID', 'signature must be base64url');
+  }
+  if (
+    !key ||
+    !(await verifyRaw(key.key, key.curve, key.curve === 'P-256' ? 'SHA-256' : 'SHA-384', sig, utf8(newChainPem)))
+  )
+    return fail('AUTH_SIGNATURE_INVALID', 'the new station chain is not signed by the current station key');
+  const chain = await checkStationChain(stationId, newChainPem, ctx.clock.now());
+  if (!chain.ok) return fail('BODY_INVALID', chain.error.message);
+  if ((await sha256Hex(chain.value.issuingCa)) !== row.value.issuingCaSha256)
+    return fail('BODY_INVALID', 'the new station certificate must be issued by the same issuing CA');
+  const certificateSha256 = await sha256Hex(chain.value.stationCert);
+  const r = await guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const at = now(ctx);
+        await x.run(
+          `INSERT INTO station_key_history (station_id, cert_sha256, chain_pem, replaced_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT DO NOTHING`,
+          [stationId, row.value.certificateSha256, row.value.chainPem, at],
+        );
+        await x.run('UPDATE stations SET chain_pem = ?, cert_sha256 = ? WHERE station_id = ?', [
+          newChainPem.replace(/\r\n/g, '\n').trim() + '\n',
+          certificateSha256,
+          stationId,
+        ]);
+        await st.appendEvent(x, at, 'station.key-rotated', {
+          stationId,
+          from: row.value.certificateSha256,
+          to: certificateSha256,
+        });
+        return { stationId, certificateSha256 };
+      }),
+    ),
+  );
+  return r;
+}
+
+/** Record a station revocation in the lifecycle log (the station row itself is revoked by service.ts). */
+export async function noteStationRevoked(ctx: LifecycleContext, stationId: string, role: LifecycleRole) {
+  return guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        await st.appendEvent(x, now(ctx), 'station.revoked', { stationId, actor: role });
+        return true;
+      }),
+    ),
+  );
+}
+
+export async function revokeOperator(
+  ctx: LifecycleContext,
+  role: LifecycleRole,
+  operatorId: string,
+  reason: string,
+): Promise<Result<{ operatorId: string; revokedAt: string }, ApiError>> {
+  if (!/^[A-Za-z0-9._@-]{1,128}$/.test(operatorId)) return fail('BODY_INVALID', 'invalid operator id');
+  return guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const at = now(ctx);
+        await x.run(
+          'INSERT INTO revoked_operators (operator_id, reason, revoked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+          [operatorId, reason || 'unspecified', at],
+        );
+        const row = (await x.all('SELECT revoked_at FROM revoked_operators WHERE operator_id = ?', [operatorId]))[0]!;
+        await st.appendEvent(x, at, 'operator.revoked', { operatorId, actor: role, reason });
+        return { operatorId, revokedAt: row['revoked_at'] as string };
+      }),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------- policy and quotas
+
+export const POLICY_TYP = 'line-station-policy+jws';
+export const QUOTA_TYP = 'line-station-quota+jws';
+export const POLICY_SCHEMA = 'line-station/policy/v1';
+export const QUOTA_SCHEMA = 'line-station/quotas/v1';
+
+/** Allowed firmware digests per work order and certificate profile overrides (admin settings). */
+export async function setPolicySetting(
+  ctx: LifecycleContext,
+  what: 'firmware' | 'profiles',
+  value: Record<string, unknown>,
+): Promise<Result<true, ApiError>> {
+  return guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        await st.setSetting(x, `policy.${what}`, canonicalJson(value));
+        await st.appendEvent(x, now(ctx), `policy.${what}-set`, { value });
+        return true as const;
+      }),
+    ),
+  );
+}
+
+/**
+ * The signed policy for stations: revoked stations and operators, blocked serials and chip ids, allowed
+ * firmware per work order, certificate profile overrides. The version increases whenever the content changes.
+ */
+export async function signedPolicy(ctx: LifecycleContext): Promise<Result<{ version: number; jws: string }, ApiError>> {
+  // Outside the transaction: RegistryDb calls wait while a lifecycle transaction holds the SQLite connection.
+  const stations = await ctx.db.listStations();
+  if (!stations.ok) return storeFail(stations.error.message);
+  const r = await guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const blocks = await st.activeBlocks(x);
+        const content = {
+          revokedStations: stations.value
+            .filter((s) => s.revokedAt)
+            .map((s) => ({ stationId: s.stationId, revokedAt: s.revokedAt })),
+          revokedOperators: await st.revokedOperators(x),
+          blocked: {
+            serials: blocks.filter((b) => b.kind === 'serial').map((b) => b.value),
+            chipIds: blocks.filter((b) => b.kind === 'chipId').map((b) => b.value),
+          },
+          firmware: JSON.parse((await st.getSetting(x, 'policy.firmware')) ?? '{}') as unknown,
+          profileOverrides: JSON.parse((await st.getSetting(x, 'policy.profiles')) ?? '{}') as unknown,
+        };
+        const hash = createHash('sha256').update(canonicalJson(content)).digest('hex');
+        let version = Number((await st.getSetting(x, 'policy.version')) ?? '0');
+        if ((await st.getSetting(x, 'policy.hash')) !== hash) {
+          version++;
+          await st.setSetting(x, 'policy.version', String(version));
+          await st.setSetting(x, 'policy.hash', hash);
+        }
+        return { version, content };
+      }),
+    ),
+  );
+  if (!r.ok) return r;
+  const payload = {
+    schema: POLICY_SCHEMA,
+    registryId: ctx.registryId,
+    version: r.value.version,
+    issuedAt: now(ctx),
+    ...r.value.content,
+  };
+  const jws = await signJws({
+    signer: ctx.signer,
+    payload: utf8(canonicalJson(payload)),
+    header: { typ: POLICY_TYP, kid: ctx.registryId, x5c: ctx.registryChain },
+  });
+  if (!jws.ok) return fail('INTERNAL', `policy could not be signed: ${jws.error.message}`);
+  return ok({ version: r.value.version, jws: jws.value });
+}
+
+export async function setQuota(
+  ctx: LifecycleContext,
+  role: LifecycleRole,
+  workOrder: string,
+  stationId: string,
+  quantity: number,
+): Promise<Result<{ workOrder: string; stationId: string; quantity: number }, ApiError>> {
+  if (!Number.isSafeInteger(quantity) || quantity < 0) return fail('BODY_INVALID', 'quantity must be an integer >= 0');
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(workOrder)) return fail('BODY_INVALID', 'invalid work order');
+  const row = await enrolledStation(ctx, stationId);
+  if (!row.ok) return row;
+  return guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const at = now(ctx);
+        await x.run(
+          `INSERT INTO quotas (work_order, station_id, quantity, updated_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (work_order, station_id) DO UPDATE SET quantity = excluded.quantity, updated_at = excluded.updated_at`,
+          [workOrder, stationId, quantity, at],
+        );
+        const v = Number((await st.getSetting(x, 'quota.version')) ?? '0') + 1;
+        await st.setSetting(x, 'quota.version', String(v));
+        await st.appendEvent(x, at, 'quota.set', { workOrder, stationId, quantity, actor: role });
+        return { workOrder, stationId, quantity };
+      }),
+    ),
+  );
+}
+
+/** The signed quotas of one station (JWS typ line-station-quota+jws). */
+export async function signedQuotas(
+  ctx: LifecycleContext,
+  stationId: string,
+): Promise<Result<{ version: number; jws: string }, ApiError>> {
+  const r = await guarded(async () => {
+    const x = ctx.db.sql;
+    return ok({
+      version: Number((await st.getSetting(x, 'quota.version')) ?? '0'),
+      quotas: await st.quotasFor(x, stationId),
+    });
+  });
+  if (!r.ok) return r;
+  const payload = {
+    schema: QUOTA_SCHEMA,
+    registryId: ctx.registryId,
+    stationId,
+    version: r.value.version,
+    issuedAt: now(ctx),
+    quotas: r.value.quotas.map((q) => ({ workOrder: q.workOrder, quantity: q.quantity })),
+  };
+  const jws = await signJws({
+    signer: ctx.signer,
+    payload: utf8(canonicalJson(payload)),
+    header: { typ: QUOTA_TYP, kid: ctx.registryId, x5c: ctx.registryChain },
+  });
+  if (!jws.ok) return fail('INTERNAL', `quotas could not be signed: ${jws.error.message}`);
+  return ok({ version: r.value.version, jws: jws.value });
+}
