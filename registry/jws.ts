@@ -38,12 +38,13 @@ export type JwsFailure = { readonly kind: 'malformed' | 'signature' | 'header'; 
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
 /** Parse a compact JWS strictly (3 parts, canonical base64url, JSON object header, ES256/ES384, no `crit`). */
-export function parseCompactJws(jws: unknown, what = 'JWS'): Result<ParsedJws, JwsFailure> {
+/** Parse a compact JWS strictly; `maxChars` bounds it (bundles are allowed to be larger than other JWS). */
+export function parseCompactJws(jws: unknown, what = 'JWS', maxChars = MAX_JWS_CHARS): Result<ParsedJws, JwsFailure> {
   const bad = (message: string): Result<ParsedJws, JwsFailure> =>
     err({ kind: 'malformed', message: `${what}: ${message}` });
   if (typeof jws !== 'string') return bad('expected a string');
   if (jws.length === 0) return bad('empty');
-  if (jws.length > MAX_JWS_CHARS) return bad(`longer than ${MAX_JWS_CHARS} characters`);
+  if (jws.length > maxChars) return bad(`longer than ${maxChars} characters`);
   const parts = jws.split('.');
   if (parts.length !== 3)
     return bad(`expected 3 dot-separated parts (compact serialization), found ${parts.length}: truncated or not a JWS`);

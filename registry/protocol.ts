@@ -29,7 +29,11 @@ export const AUTH_SCHEME = 'LS-Sig';
 
 export const MAX_BATCH_RECORDS = 500;
 export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
-export const MAX_BUNDLE_RECORDS = 5000;
+/**
+ * A record with its certificate, chain and manifest is ~13 KiB, ~17 KiB once base64url-encoded in the bundle JWS:
+ * 2,000 records stay well inside MAX_BUNDLE_BYTES (and the body limit). A station with more exports several bundles.
+ */
+export const MAX_BUNDLE_RECORDS = 2000;
 export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 /** Other bodies (admin requests). */
 export const MAX_SMALL_BODY_BYTES = 256 * 1024;

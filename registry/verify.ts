@@ -28,6 +28,7 @@ import {
 import {
   BUNDLE_TYP,
   BundlePayloadSchema,
+  MAX_BUNDLE_BYTES,
   ProvisioningRecordSchema,
   RECORD_TYP,
   recordsDigest,
@@ -303,7 +304,7 @@ export function checkDeviceCertificate(
 
 /** Read the station id a bundle claims (header kid, before verification): to look up the enrolled station. */
 export function bundleStationId(bundle: string): string | null {
-  const p = parseCompactJws(bundle, 'bundle');
+  const p = parseCompactJws(bundle, 'bundle', MAX_BUNDLE_BYTES);
   if (!p.ok) return null;
   return typeof p.value.header.kid === 'string' ? p.value.header.kid : null;
 }
@@ -314,7 +315,7 @@ export function bundleStationId(bundle: string): string | null {
  * INPUT_INVALID with a message that says what is wrong (truncated, modified, incomplete).
  */
 export async function verifyBundle(trust: StationTrust, bundle: string): Promise<Result<BundlePayload>> {
-  const p = parseCompactJws(bundle.trim(), 'bundle');
+  const p = parseCompactJws(bundle.trim(), 'bundle', MAX_BUNDLE_BYTES);
   if (!p.ok)
     return fail(
       'INPUT_INVALID',
