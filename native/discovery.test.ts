@@ -6,7 +6,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { matchProfile } from '../core/profiles.js';
 import type { DetectedPort, DiscoveryEvent } from '../core/ports.js';
 import { hotplugRecording, ReplayUsbBackend } from '../test/fixtures/usb/replay.js';
-import { createDiscovery, expandConfiguredPorts, listSerialPorts, portInfoToDetected } from './discovery.js';
+import { createDiscovery, expandConfiguredPorts, listSerialPorts } from './discovery.js';
+import { toDetectedPort } from './serial.js';
 import { loadProfilesFromDir } from './profiles-fs.js';
 import { createUsbWatcher } from './usb.js';
 
@@ -163,14 +164,12 @@ describe('createDiscovery over serial enumeration', () => {
   });
 
   it('maps serialport PortInfo hex strings to numbers; the default lister works here', async () => {
-    expect(
-      portInfoToDetected({ path: '/dev/ttyACM0', vendorId: '1209', productId: '4C53', serialNumber: 'LS1' }),
-    ).toEqual({
+    expect(toDetectedPort({ path: '/dev/ttyACM0', vendorId: '1209', productId: '4C53', serialNumber: 'LS1' })).toEqual({
       path: '/dev/ttyACM0',
       source: 'serial',
       usb: { vendorId: 0x1209, productId: 0x4c53, serialNumber: 'LS1' },
     });
-    expect(portInfoToDetected({ path: '/dev/ttyS0', vendorId: 'zz', productId: '1' })).toEqual({
+    expect(toDetectedPort({ path: '/dev/ttyS0', vendorId: 'zz', productId: '1' })).toEqual({
       path: '/dev/ttyS0',
       source: 'serial',
     });

@@ -9,6 +9,7 @@ import { access, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createPortTracker, mergePorts } from '../core/detect.js';
 import type { DetectedPort, DeviceDiscovery, DiscoveryEvent, Logger, UsbDescriptor } from '../core/ports.js';
+import { toDetectedPort } from './serial.js';
 import type { UsbWatcher } from './usb.js';
 
 export interface DiscoveryOptions {
@@ -30,39 +31,11 @@ export interface DiscoveryOptions {
 
 type Problem = Extract<DiscoveryEvent, { type: 'problem' }>;
 
-interface PortInfoLike {
-  readonly path: string;
-  readonly manufacturer?: string | undefined;
-  readonly serialNumber?: string | undefined;
-  readonly vendorId?: string | undefined;
-  readonly productId?: string | undefined;
-}
-
-function hexId(s: string | undefined): number | undefined {
-  if (s === undefined) return undefined;
-  const t = s.trim().replace(/^0x/i, '');
-  return /^[0-9a-fA-F]{1,4}$/.test(t) ? parseInt(t, 16) : undefined;
-}
-
-/** Map one serialport PortInfo (hex-string VID/PID) to a DetectedPort. */
-export function portInfoToDetected(p: PortInfoLike): DetectedPort {
-  const vendorId = hexId(p.vendorId);
-  const productId = hexId(p.productId);
-  if (vendorId === undefined || productId === undefined) return { path: p.path, source: 'serial' };
-  const usb: UsbDescriptor = {
-    vendorId,
-    productId,
-    ...(p.serialNumber ? { serialNumber: p.serialNumber } : {}),
-    ...(p.manufacturer ? { manufacturer: p.manufacturer } : {}),
-  };
-  return { path: p.path, source: 'serial', usb };
-}
-
-/** Serial enumeration with serialport's SerialPort.list(). */
+/** Serial enumeration with serialport's SerialPort.list(); throws on failure (the caller keeps the last known ports). */
 export async function listSerialPorts(): Promise<DetectedPort[]> {
   const { SerialPort } = await import('serialport');
   const ports = await SerialPort.list();
-  return ports.map(portInfoToDetected);
+  return ports.map(toDetectedPort);
 }
 
 const GLOB = /[*?[]/;

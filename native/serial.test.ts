@@ -7,7 +7,8 @@ import type { ByteLink } from '../core/ports.js';
 import { connectBoard } from '../core/protocol/client.js';
 import { FrameDecoder } from '../core/protocol/framing.js';
 import { decodeRequest, encodeResponse } from '../core/protocol/messages.js';
-import { listSerialPorts, serialOpener, toDetectedPort } from './serial.js';
+import { listSerialPorts } from './discovery.js';
+import { serialOpener, toDetectedPort } from './serial.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -235,16 +235,3 @@ export function toDetectedPort(p: SerialPortInfo): DetectedPort {
   };
   return { path: p.path, source: 'serial', usb };
 }
-
-/** Enumerate serial ports (SerialPort.list()); [] (logged) if enumeration fails. Ptys are not listed. */
-export async function listSerialPorts(opts: { logger?: Logger } = {}): Promise<DetectedPort[]> {
-  try {
-    const ports = await SerialPort.list();
-    return ports.map(toDetectedPort);
-  } catch (e) {
-    (opts.logger ?? silent).log('warn', 'serial enumeration failed', {
-      error: e instanceof Error ? e.message : String(e),
-    });
-    return [];
-  }
-}
