@@ -1,5 +1,6 @@
 /**
- * `registry` command line: init, serve, enroll-station, revoke-station, import, stats, device, records.
+ * `registry` command line: init, serve, enroll-station, revoke-station, import, stats, device, records, and the
+ * identity lifecycle subcommands (registry/lifecycle/cli.ts).
  *
  * Exit codes: 0 success; 1 refused (a rejected bundle, an unknown device/station); 2 usage error;
  * 3 registry not ready (configuration, HSM, database); 70 internal error.
@@ -13,7 +14,19 @@ import { systemClock, type Logger, type Signer } from '../core/ports.js';
 import { openRegistryDb } from '../native/registry-store/index.js';
 import { createLogger } from '../station/logger.js';
 import type { RegistryDb } from './db.js';
-import { initRegistry, openRegistryKeys, readRegistryConfig } from './keys.js';
+import { initRegistry, openRegistryKeys, readRegistryConfig, type RegistryKeys } from './keys.js';
+import {
+  LIFECYCLE_COMMANDS,
+  LIFECYCLE_OPTIONS,
+  LIFECYCLE_USAGE,
+  lifecycleNeedsHsm,
+  lifecycleSettings,
+  lifecycleViaServer,
+  removeServeFile,
+  runLifecycleCommand,
+  writeServeFile,
+} from './lifecycle/cli.js';
+import { noteStationRevoked } from './lifecycle/service.js';
 import { MAX_BUNDLE_BYTES } from './protocol.js';
 import { startRegistry } from './server.js';
 import {
@@ -43,6 +56,7 @@ commands:
   device          SERIAL_OR_CHIP_ID [--json]
   records         [--json] [--station S] [--work-order W] [--from ISO] [--to ISO] [--limit N] [--cursor C]
 
+${LIFECYCLE_USAGE}
 common: --data-dir (default $LINE_STATION_REGISTRY_DATA_DIR or ./.data/registry), --db URL (sqlite:<path> or
 postgres://...; default from config.json), --verbose
 `;
@@ -66,6 +80,7 @@ const OPTIONS = {
   cursor: { type: 'string' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  ...LIFECYCLE_OPTIONS,
 } as const;
 
 type Out = { log: (s: string) => void; err: (s: string) => void };
@@ -131,7 +146,7 @@ export async function main(argv: readonly string[], out: Out = stdio): Promise<n
     if (!r.ok) return report(out, r.error);
     out.log(
       r.value.created
-        ? `registry ${r.value.config.registryId} initialised in ${dataDir}\n  certificate (give it to stations): ${resolve(dataDir, r.value.config.certificate)}\n  admin token: ${resolve(dataDir, r.value.config.adminToken.file)} (0600)`
+        ? `registry ${r.value.config.registryId} initialised in ${dataDir}\n  certificate (give it to stations): ${resolve(dataDir, r.value.config.certificate)}\n  admin token: ${resolve(dataDir, r.value.config.adminToken.file)} (0600)\n  security officer token: ${resolve(dataDir, r.value.config.securityOfficerToken?.file ?? '')} (0600)`
         : `registry already initialised in ${dataDir} (${r.value.config.registryId})`,
     );
     return EXIT.ok;
@@ -149,6 +164,7 @@ export async function main(argv: readonly string[], out: Out = stdio): Promise<n
     }
     const keys = await openRegistryKeys(dataDir, logger);
     if (!keys.ok) return report(out, keys.error);
+    const lc = lifecycleSettings(cfg.value, keys.value);
     const srv = await startRegistry({
       db: dbUrl,
       port,
@@ -159,17 +175,21 @@ export async function main(argv: readonly string[], out: Out = stdio): Promise<n
       adminToken: keys.value.adminToken,
       clock: systemClock,
       logger,
+      lifecycle: lc.lifecycle,
+      crlRefreshS: lc.crlRefreshS,
     });
     if (!srv.ok) {
       await keys.value.close();
       return report(out, srv.error);
     }
+    writeServeFile(dataDir, srv.value.url, systemClock.now().toISOString());
     out.log(`registry ${cfg.value.registryId} listening on ${srv.value.url} (${srv.value.db.backend})`);
     await new Promise<void>((done) => {
       const stop = () => done();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+    removeServeFile(dataDir);
     await srv.value.close();
     await keys.value.close();
     return EXIT.ok;
@@ -181,12 +201,16 @@ export async function main(argv: readonly string[], out: Out = stdio): Promise<n
   try {
     let signer = noSigner;
     let chain: readonly Uint8Array[] = [];
-    if (cmd === 'import') {
-      const keys = await openRegistryKeys(dataDir, logger);
-      if (!keys.ok) return report(out, keys.error);
-      signer = keys.value.signer;
-      chain = keys.value.chain;
-      keysClose = keys.value.close;
+    let keys: RegistryKeys | null = null;
+    const lifecycleCmd = LIFECYCLE_COMMANDS.has(cmd);
+    // import: receipts are signed and ingested records re-sign CRLs; lifecycle changes re-sign CRLs.
+    if (cmd === 'import' || (lifecycleCmd && lifecycleNeedsHsm(cmd))) {
+      const k = await openRegistryKeys(dataDir, logger);
+      if (!k.ok) return report(out, k.error);
+      keys = k.value;
+      signer = k.value.signer;
+      chain = k.value.chain;
+      keysClose = k.value.close;
     }
     const ctx: RegistryContext = {
       db: db.value,
@@ -195,7 +219,23 @@ export async function main(argv: readonly string[], out: Out = stdio): Promise<n
       registryId: cfg.value.registryId,
       clock: systemClock,
       logger,
+      ...(keys ? { lifecycle: lifecycleSettings(cfg.value, keys).lifecycle } : {}),
     };
+    if (lifecycleCmd) {
+      let adminToken: string | undefined;
+      if (lifecycleViaServer(cmd)) {
+        try {
+          adminToken = readFileSync(resolve(dataDir, cfg.value.adminToken.file), 'utf8').trim();
+        } catch (e) {
+          return report(
+            out,
+            fail('CONFIG_INVALID', `cannot read the admin token: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
+              .error,
+          );
+        }
+      }
+      return await runLifecycleCommand(cmd, rest, v, { ctx, dataDir, out, ...(adminToken ? { adminToken } : {}) });
+    }
     return await command(cmd, rest, v, ctx, db.value, out, json);
   } finally {
     if (keysClose) await keysClose();
@@ -249,6 +289,7 @@ async function command(
       }
       const r = await revokeStation(ctx, id);
       if (!r.ok) return reportApi(out, r.error);
+      await noteStationRevoked(ctx, id, 'admin'); // the lifecycle log records it too
       out.log(`station ${id} revoked at ${r.value.revokedAt}`);
       return EXIT.ok;
     }

@@ -1,7 +1,8 @@
 /**
  * `registry init` and the registry's keys: a SoftHSM2 token "LS Registry" holding the receipt signing key
  * (generated in the token, never exported), a self-signed registry certificate (`<data-dir>/registry.pem`,
- * what stations verify receipts with), a random admin token (0600 file) and config.json.
+ * what stations verify receipts with), a random admin token and a security officer token (0600 files), and
+ * config.json. The same token also holds the escrowed station issuing CA keys (docs/lifecycle.md).
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { fail } from '../core/errors.js';
 import type { Clock, Logger, Signer } from '../core/ports.js';
+import type { HsmAdmin } from '../native/hsm/index.js';
 import { ok, type Result } from '../core/result.js';
 import { createRootCertificate } from '../core/pki/ca.js';
 import { fromPemChain, toPem } from '../core/pki/pem.js';
@@ -38,6 +40,28 @@ export const RegistryConfigSchema = z
       .strict(),
     certificate: z.string().min(1),
     adminToken: z.object({ file: z.string().min(1) }).strict(),
+    /** Bearer token of the security officer role (absent in data dirs made before the lifecycle: default file). */
+    securityOfficerToken: z
+      .object({ file: z.string().min(1) })
+      .strict()
+      .optional(),
+    /** Identity lifecycle settings (all optional). */
+    lifecycle: z
+      .object({
+        /** CRL regeneration interval in seconds (default 3600); CRL nextUpdate and OCSP validity are 2 intervals. */
+        crlIntervalS: z
+          .number()
+          .int()
+          .min(1)
+          .max(7 * 86_400)
+          .optional(),
+        /** Lifetime of certificates issued at re-enrolment (days, default 365). */
+        certificateLifetimeDays: z.number().int().min(1).max(3650).optional(),
+        /** Devices re-enrol this many days before expiry (default 30). */
+        rotateBeforeDays: z.number().min(0).max(3650).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type RegistryConfig = z.infer<typeof RegistryConfigSchema>;
@@ -104,6 +128,9 @@ export async function initRegistry(o: {
     await hsm.value.close();
   }
   writeFileSync(join(dir, REGISTRY_FILES.adminToken), randomBytes(32).toString('base64url') + '\n', { mode: 0o600 });
+  writeFileSync(join(dir, REGISTRY_FILES.securityOfficerToken), randomBytes(32).toString('base64url') + '\n', {
+    mode: 0o600,
+  });
   const config: RegistryConfig = {
     schema: REGISTRY_CONFIG_SCHEMA,
     registryId,
@@ -117,6 +144,7 @@ export async function initRegistry(o: {
     },
     certificate: REGISTRY_FILES.certificate,
     adminToken: { file: REGISTRY_FILES.adminToken },
+    securityOfficerToken: { file: REGISTRY_FILES.securityOfficerToken },
   };
   writeAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
   o.logger.log('info', 'registry initialised', { registryId, dataDir: dir });
@@ -143,10 +171,41 @@ export interface RegistryKeys {
   /** Registry certificate chain (DER). */
   readonly chain: readonly Uint8Array[];
   readonly adminToken: string;
+  /** Bearer token of the security officer role (created on first use in data dirs made before it existed). */
+  readonly securityOfficerToken: string;
+  /** The registry token (escrowed station CA keys, CRL and OCSP signing, escrow transport keys). */
+  readonly hsm: HsmAdmin;
   close(): Promise<void>;
 }
 
-/** Open the registry's HSM key, certificate and admin token from an initialised data dir. */
+/**
+ * Read the security officer token, creating it (random, 0600, exclusive create) when the file does not exist
+ * yet: data dirs initialised before the identity lifecycle get one on first use.
+ */
+export function ensureSecurityOfficerToken(dataDir: string, c: RegistryConfig): Result<string> {
+  const file = resolve(dataDir, c.securityOfficerToken?.file ?? REGISTRY_FILES.securityOfficerToken);
+  try {
+    if (!existsSync(file)) {
+      mkdirSync(resolve(file, '..'), { recursive: true, mode: 0o700 });
+      try {
+        writeFileSync(file, randomBytes(32).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // created concurrently: read that one
+      }
+    }
+    const t = readFileSync(file, 'utf8').trim();
+    if (!/^[A-Za-z0-9_-]{16,256}$/.test(t))
+      return fail('CONFIG_INVALID', `${file}: expected 16..256 base64url characters (delete it to get a new one)`);
+    return ok(t);
+  } catch (e) {
+    return fail(
+      'CONFIG_INVALID',
+      `cannot read the security officer token ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+}
+
+/** Open the registry's HSM (receipt key, escrowed CA keys), certificate and bearer tokens from an initialised data dir. */
 export async function openRegistryKeys(dataDir: string, logger: Logger): Promise<Result<RegistryKeys>> {
   const dir = resolve(dataDir);
   const cfg = readRegistryConfig(dir);
@@ -168,6 +227,8 @@ export async function openRegistryKeys(dataDir: string, logger: Logger): Promise
       `cannot read the registry files: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
     );
   }
+  const so = ensureSecurityOfficerToken(dir, c);
+  if (!so.ok) return so;
   if (c.hsm.softhsmConf) process.env['SOFTHSM2_CONF'] = p(c.hsm.softhsmConf);
   const hsm = await openHsm({ module: c.hsm.module, tokenLabel: c.hsm.tokenLabel, pin, logger: logger.child('[hsm]') });
   if (!hsm.ok) return hsm;
@@ -176,5 +237,13 @@ export async function openRegistryKeys(dataDir: string, logger: Logger): Promise
     await hsm.value.close();
     return signer;
   }
-  return ok({ config: c, signer: signer.value, chain, adminToken, close: () => hsm.value.close() });
+  return ok({
+    config: c,
+    signer: signer.value,
+    chain,
+    adminToken,
+    securityOfficerToken: so.value,
+    hsm: hsm.value,
+    close: () => hsm.value.close(),
+  });
 }

@@ -42,6 +42,7 @@ import type { z } from 'zod';
 // --- identity lifecycle (registry/lifecycle/, docs/lifecycle.md)
 import { createLifecycleHandler } from './lifecycle/routes.js';
 import { scheduleCrls, type LifecycleConfig } from './lifecycle/service.js';
+import { scheduleCrlRegeneration } from './lifecycle/schedule.js';
 
 export interface RegistryOptions {
   /** Data dir: the default database is `sqlite:<dataDir>/registry.db`. */
@@ -62,6 +63,8 @@ export interface RegistryOptions {
   readonly logger: Logger;
   /** Identity lifecycle: escrow HSM, CRL interval, certificate lifetimes, security officer token. */
   readonly lifecycle?: LifecycleConfig;
+  /** Re-sign the escrowed stations' CRLs this often (s; default lifecycle.crlIntervalS, the CRL validity). */
+  readonly crlRefreshS?: number;
 }
 
 export interface RunningRegistry {
@@ -369,7 +372,11 @@ export async function startRegistry(o: RegistryOptions): Promise<Result<RunningR
     ...(o.adminToken ? { adminTokenSha256: createHash('sha256').update(o.adminToken).digest() } : {}),
     ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
   };
-  const stopCrls = o.lifecycle?.hsm ? scheduleCrls(context) : () => undefined;
+  const stopCrls = !o.lifecycle?.hsm
+    ? () => undefined
+    : o.crlRefreshS
+      ? scheduleCrlRegeneration(context, o.crlRefreshS)
+      : scheduleCrls(context);
   const server: Server = createServer(createHandler(context));
   server.requestTimeout = 120_000;
   server.headersTimeout = 20_000;
@@ -422,6 +429,7 @@ export const REGISTRY_FILES = {
   config: 'config.json',
   certificate: 'registry.pem',
   adminToken: join('secrets', 'admin.token'),
+  securityOfficerToken: join('secrets', 'security-officer.token'),
   hsmPin: join('secrets', 'hsm-user.pin'),
   hsmSoPin: join('secrets', 'hsm-so.pin'),
 } as const;
