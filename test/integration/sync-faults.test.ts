@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/ports.js';
 import { openRegistryDb } from '../../native/registry-store/index.js';
 import type { SqliteStore } from '../../native/store/index.js';
+import { MAX_BUNDLE_RECORDS } from '../../registry/protocol.js';
 import { startFaultProxy } from '../../registry/test/fault-proxy.js';
 import { createTestStation, makeManyRecords, type MadeRecord, type TestStation } from '../../registry/test/fixtures.js';
 import { openSync, type SyncOptions, type SyncService } from '../../station/sync.js';
@@ -64,14 +65,14 @@ describe('exactly-once sync through faults (station side)', () => {
       return s.value;
     };
 
-    // 0. Export throughput: a signed bundle of 5,000 records (changes no state).
+    // 0. Export throughput: one signed bundle holds at most MAX_BUNDLE_RECORDS (changes no state).
     {
       const s = open(registry.url);
       const t = performance.now();
       const b = await s.exportBundle();
       if (!b.ok) throw new Error(b.error.message);
       figures['export records/s'] = Math.round(b.value.count / ((performance.now() - t) / 1000));
-      expect(b.value.count).toBe(Math.min(TOTAL, 5000));
+      expect(b.value.count).toBe(Math.min(TOTAL, MAX_BUNDLE_RECORDS));
       expect(s.status()).toMatchObject({ pending: TOTAL, sent: 0 });
       await s.close();
     }
