@@ -220,6 +220,17 @@ export const ERROR_CATALOGUE = {
     action: 'none',
     guidance: 'This board is already being provisioned on another port.',
   },
+  // identity lifecycle (station/lifecycle): the registry's signed policy and quotas
+  FLOW_BLOCKED: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance: 'Headquarters has blocked or decommissioned this board. Set it aside and call a supervisor.',
+  },
+  FLOW_QUOTA_EXHAUSTED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: "Call a supervisor: the work order's quota is used up.",
+  },
   // --- sessions (operators and supervisors) ---
   AUTH_REQUIRED: {
     kind: 'user',

@@ -15,7 +15,7 @@ import { fail, stationError, type StationError } from './errors.js';
 import type { BoardIdentity, ProgressEvent, StepName } from './model.js';
 import type { BoardClient, Clock, DetectedPort, Hsm, Logger, Signer } from './ports.js';
 import { err, ok, type Result } from './result.js';
-import type { RunData, RunRow, Store, StoredRecord } from './store.js';
+import type { RunData, RunKind, RunRow, Store, StoredRecord } from './store.js';
 import { matchProfile, type BoardProfile } from './profiles.js';
 import type { WorkOrder } from './work-order.js';
 import { verifyAttestation } from './pki/attestation.js';
@@ -54,6 +54,19 @@ export interface FlowDeps {
   readonly port: DetectedPort;
   readonly random: (n: number) => Uint8Array;
   readonly newId: () => string;
+  /** The registry's signed policy and quotas (station/lifecycle); absent = no lifecycle checks. */
+  readonly gate?: FlowGate;
+}
+
+/** Lifecycle checks applied before provisioning (station/lifecycle, docs/lifecycle.md "Station side"). */
+export interface FlowGate {
+  /** FLOW_BLOCKED when headquarters blocked or decommissioned the board (serial or chip id), else null. */
+  blocked(identity: BoardIdentity): StationError | null;
+  /**
+   * Before a new run starts: FLOW_QUOTA_EXHAUSTED when the work order's quota is used up (or no quota and the
+   * station requires one), else null. The unit itself is reserved in the createRun transaction.
+   */
+  admit(run: { readonly workOrder: string; readonly kind: RunKind; readonly chipId: string }): StationError | null;
 }
 
 export interface FlowOptions {
@@ -102,8 +115,11 @@ export function decide(input: {
   readonly currentCertSha256: string | null;
   readonly activeRun: RunRow | null;
   readonly reprovision: boolean;
+  /** The policy blocks this board (FLOW_BLOCKED): refused whatever else holds, even a resume. */
+  readonly blocked?: StationError | null;
 }): Decision {
   const { identity, current, activeRun, reprovision } = input;
+  if (input.blocked) return { action: 'refuse', error: input.blocked };
   if (activeRun) return { action: 'resume', run: activeRun };
   if (current) {
     const boardMatches =
@@ -177,6 +193,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     currentCertSha256: current ? recordCertSha256(current) : null,
     activeRun: deps.store.findActiveRun(identity.chipId),
     reprovision: opts.reprovision === true,
+    blocked: deps.gate?.blocked(identity) ?? null,
   });
 
   let run: RunRow;
@@ -198,7 +215,9 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       resumed = true;
       log.log('info', 'resuming interrupted run', { ...who, runId: run.runId, step: run.step });
       break;
-    case 'start':
+    case 'start': {
+      const refused = deps.gate?.admit({ workOrder: deps.workOrder.id, kind: decision.kind, chipId: identity.chipId });
+      if (refused) return failStep('identify', refused);
       run = deps.store.createRun({
         runId: deps.newId(),
         chipId: identity.chipId,
@@ -222,6 +241,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
         },
       );
       break;
+    }
   }
   const runId = run.runId;
   const ctx = { ...who, runId };

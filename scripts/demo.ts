@@ -121,6 +121,11 @@ code = await station([
   registryUrl,
   '--registry-cert',
   join(regDir, 'registry.pem'),
+  // Escrow the station's issuing CA key HSM to HSM (online, with the registry admin token), so the demo registry
+  // can publish a CRL and answer OCSP for the demo's devices (docs/lifecycle.md).
+  '--escrow',
+  '--admin-token-file',
+  join(regDir, 'secrets', 'admin.token'),
 ]);
 if (code !== 0) process.exit(code);
 
@@ -168,6 +173,11 @@ if (code === 0) {
 // both sides. Afterwards: `station sync --status --data-dir DIR`, `registry stats --data-dir DIR/registry`.
 const synced = await station(['sync', '--data-dir', dataDir]);
 if (code === 0) code = synced;
+// The registry's signed policy and quotas as the station holds them; the CRL of the demo's devices.
+await station(['policy', '--data-dir', dataDir]);
+console.log(
+  `[demo] CRL of the station's devices: ${registryUrl}/v1/crl/demo-station-1.crl (OCSP: ${registryUrl}/v1/ocsp)`,
+);
 registryCli('stats');
 stopRegistry();
 stopSim();

@@ -16,6 +16,8 @@ import type { DetectedPort } from '../core/ports.js';
 import type { Result } from '../core/result.js';
 import { fromPem, fromPemChain } from '../core/pki/pem.js';
 import { verifyJws } from '../core/jws.js';
+import { z } from 'zod';
+import { httpExchange } from './sync.js';
 import { CONFIG_FILE, StationConfigSchema } from './config.js';
 import { openEngine, type Engine } from './engine.js';
 import { initStation } from './init.js';
@@ -34,6 +36,11 @@ commands:
   verify-log  --data-dir D [--json]
 ${OPERATOR_USAGE}
   enroll      --data-dir D --registry-cert registry.pem [--registry URL] [--disable-sync]
+              [--escrow [--admin-token-file F]]             (escrow the issuing CA key online; token also
+                                                            from $LINE_STATION_REGISTRY_ADMIN_TOKEN)
+              [--escrow-begin FILE --escrow-out FILE]       (offline: registry escrow-begin / escrow-complete)
+  policy      --data-dir D [--json] [--pull] [--policy-file F] [--quotas-file F]
+                                                (the registry policy and quotas in force; pull or apply files)
   sync        --data-dir D [--status] [--json]   (send pending records now, or show the sync state)
   export      --data-dir D [--out FILE]          (signed bundle of the records not yet acknowledged)
   import-receipt FILE --data-dir D [--json]     (apply a receipt from registry import)
@@ -60,6 +67,13 @@ const OPTIONS = {
   'disable-sync': { type: 'boolean' },
   status: { type: 'boolean' },
   out: { type: 'string' },
+  escrow: { type: 'boolean' },
+  'admin-token-file': { type: 'string' },
+  'escrow-begin': { type: 'string' },
+  'escrow-out': { type: 'string' },
+  pull: { type: 'boolean' },
+  'policy-file': { type: 'string' },
+  'quotas-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -153,8 +167,12 @@ export async function main(argv: string[], o: Out = stdio): Promise<number> {
       );
       return EXIT.ok;
     }
-    case 'enroll':
-      return cmdEnroll(dataDir, args, o);
+    case 'enroll': {
+      const code = cmdEnroll(dataDir, args, o);
+      if (code !== EXIT.ok || !(args.escrow || args['escrow-begin'])) return code;
+      return cmdEscrow(dataDir, args, logger, o);
+    }
+    case 'policy':
     case 'provision':
     case 'watch':
     case 'records':
@@ -184,6 +202,8 @@ export async function main(argv: string[], o: Out = stdio): Promise<number> {
         return cmdRecords(engine, args, o);
       case 'verify-log':
         return await cmdVerifyLog(engine, args, o);
+      case 'policy':
+        return await cmdPolicy(engine, args, o);
       case 'sync':
       case 'export':
       case 'import-receipt':
@@ -234,6 +254,7 @@ async function cmdWatch(engine: Engine, args: Record<string, unknown>, o: Out): 
   }
   // Records reach the registry in the background while boards are provisioned (when a registry is configured).
   engine.sync?.start();
+  engine.lifecycle.start();
   const extra = (args.port as string[] | undefined) ?? [];
   const count = args.count ? Number(args.count) : undefined;
   const exitWhenDone = args['exit-when-done'] === true;
@@ -502,10 +523,30 @@ async function cmdSync(
   }
   const r = await sync.syncOnce();
   const st = sync.status();
-  if (json) o.out(JSON.stringify(r.ok ? st : { ...st, error: r.error }, null, 2));
+  // Then the registry's policy and quotas (verified; never rolled back) and queued scrap revocations.
+  const pulled = r.ok ? await engine.lifecycle.pull() : null;
+  const revs = r.ok ? await engine.lifecycle.sendRevocations() : null;
+  if (json)
+    o.out(
+      JSON.stringify(
+        {
+          ...(r.ok ? st : { ...st, error: r.error }),
+          lifecycle: pulled ? (pulled.ok ? pulled.value : { error: pulled.error }) : null,
+          revocations: revs ? (revs.ok ? revs.value : { error: revs.error }) : null,
+        },
+        null,
+        2,
+      ),
+    );
   else {
     printStatus(st, o);
     if (!r.ok) o.err(describeError(r.error));
+    if (pulled?.ok)
+      o.out(
+        `policy version ${pulled.value.policy.version} (${pulled.value.policy.outcome}), quotas version ${pulled.value.quotas.version} (${pulled.value.quotas.outcome})`,
+      );
+    else if (pulled) o.err(`policy not updated: ${describeError(pulled.error)}`);
+    if (revs?.ok && revs.value.unsupported) o.out('scrap revocations queued: the registry does not accept them yet');
   }
   return r.ok ? EXIT.ok : exitFor(r.error);
 }
@@ -518,4 +559,188 @@ function printStatus(st: ReturnType<NonNullable<Engine['sync']>['status']>, o: O
   if (st.lastReceipt)
     o.out(`last receipt ${st.lastReceipt.receiptId} at ${st.lastReceipt.at} (${st.lastReceipt.count} records)`);
   if (st.lastError) o.out(`last error: ${st.lastError}`);
+}
+
+// ---------------------------------------------------------------- identity lifecycle (station/lifecycle)
+
+const EscrowBeginSchema = z
+  // The HTTP answer of escrow/begin, or the file of `registry escrow-begin` (schema line-station/ca-escrow-begin/v1,
+  // which adds schema, registryId and issuedAt): only these three fields matter.
+  .object({ stationId: z.string().min(1), curve: z.enum(['P-256', 'P-384']), transportKeySpki: z.string().min(1) });
+
+/**
+ * `station enroll --escrow`: the issuing CA key, wrapped inside the station HSM for the registry token's
+ * transport key, handed over online (escrow/begin + escrow/complete with the admin token) or through files
+ * (`--escrow-begin` from `registry escrow-begin`, `--escrow-out` for `registry escrow-complete`).
+ */
+async function cmdEscrow(
+  dataDir: string,
+  args: Record<string, unknown>,
+  logger: ReturnType<typeof createLogger>,
+  o: Out,
+): Promise<number> {
+  const beginFile = args['escrow-begin'] as string | undefined;
+  const outFile = args['escrow-out'] as string | undefined;
+  const url = (args.registry as string | undefined)?.replace(/\/+$/, '');
+  if (beginFile && !outFile) {
+    o.err('--escrow-begin needs --escrow-out FILE (the body for registry escrow-complete)');
+    return EXIT.usage;
+  }
+  let token: string | undefined;
+  if (!beginFile) {
+    if (!url) {
+      o.err('enroll --escrow needs --registry URL (or --escrow-begin FILE --escrow-out FILE offline)');
+      return EXIT.usage;
+    }
+    const tf = args['admin-token-file'] as string | undefined;
+    try {
+      token = tf ? readFileSync(tf, 'utf8').trim() : process.env.LINE_STATION_REGISTRY_ADMIN_TOKEN;
+    } catch (e) {
+      o.err(`INPUT_INVALID: cannot read ${tf}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      return EXIT.usage;
+    }
+    if (!token) {
+      o.err(
+        'enroll --escrow needs the registry admin token: --admin-token-file F or $LINE_STATION_REGISTRY_ADMIN_TOKEN',
+      );
+      return EXIT.usage;
+    }
+  }
+  const eng = await openEngine({ dataDir, logger });
+  if (!eng.ok) {
+    o.err(describeError(eng.error));
+    return exitFor(eng.error);
+  }
+  const engine = eng.value;
+  const stationId = engine.station.id;
+  try {
+    let beginJson: unknown;
+    if (beginFile) {
+      try {
+        beginJson = JSON.parse(readFileSync(beginFile, 'utf8'));
+      } catch (e) {
+        o.err(`INPUT_INVALID: ${beginFile}: ${(e as Error).message}`);
+        return EXIT.usage;
+      }
+    } else {
+      const r = await adminCall(`${url}/v1/admin/stations/${encodeURIComponent(stationId)}/escrow/begin`, token!, {});
+      if (r.status !== 200) {
+        o.err(`SYNC_REJECTED: escrow/begin: registry answered ${r.status}: ${r.text.slice(0, 300)}`);
+        return EXIT.boardFailed;
+      }
+      beginJson = JSON.parse(r.text);
+    }
+    const begin = EscrowBeginSchema.safeParse(beginJson);
+    if (!begin.success) {
+      o.err(`INPUT_INVALID: escrow begin answer: ${begin.error.issues[0]?.message ?? 'invalid'}`);
+      return EXIT.usage;
+    }
+    if (begin.data.stationId !== stationId) {
+      o.err(`INPUT_INVALID: the escrow transport key is for station ${begin.data.stationId}, not ${stationId}`);
+      return EXIT.usage;
+    }
+    const body = await engine.exportCaForEscrow(begin.data);
+    if (!body.ok) {
+      o.err(describeError(body.error));
+      return exitFor(body.error);
+    }
+    engine.store.appendAudit('ca.escrow-exported', {
+      stationId,
+      transportKeySpki: begin.data.transportKeySpki,
+      mode: beginFile ? 'file' : 'online',
+    });
+    if (outFile) {
+      const tmp = `${outFile}.tmp-${process.pid}`;
+      const file = { schema: 'line-station/ca-escrow-complete/v1', stationId, ...body.value };
+      writeFileSync(tmp, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 });
+      renameSync(tmp, outFile);
+      o.out(
+        `issuing CA key wrapped for the registry: ${outFile}\n  complete at headquarters: registry escrow-complete`,
+      );
+      return EXIT.ok;
+    }
+    const r = await adminCall(
+      `${url}/v1/admin/stations/${encodeURIComponent(stationId)}/escrow/complete`,
+      token!,
+      body.value,
+    );
+    if (r.status !== 200) {
+      o.err(`SYNC_REJECTED: escrow/complete: registry answered ${r.status}: ${r.text.slice(0, 300)}`);
+      return EXIT.boardFailed;
+    }
+    const done = JSON.parse(r.text) as { keyLabel?: string; crlNumber?: number };
+    engine.store.appendAudit('ca.escrowed', { stationId, keyLabel: done.keyLabel ?? null, crlNumber: done.crlNumber });
+    o.out(
+      `issuing CA key escrowed at the registry (${done.keyLabel ?? '?'}, first CRL number ${done.crlNumber ?? '?'})`,
+    );
+    return EXIT.ok;
+  } catch (e) {
+    o.err(`SYNC_UNREACHABLE: escrow: ${(e as Error).message}`);
+    return EXIT.boardFailed;
+  } finally {
+    await engine.close();
+  }
+}
+
+async function adminCall(url: string, token: string, body: unknown): Promise<{ status: number; text: string }> {
+  return httpExchange(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+}
+
+/** `station policy`: the registry policy and quotas in force (optionally pulled, or applied from files). */
+async function cmdPolicy(engine: Engine, args: Record<string, unknown>, o: Out): Promise<number> {
+  const lc = engine.lifecycle;
+  const problems: string[] = [];
+  for (const [flag, apply] of [
+    ['policy-file', lc.applyPolicy],
+    ['quotas-file', lc.applyQuotas],
+  ] as const) {
+    const f = args[flag] as string | undefined;
+    if (!f) continue;
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (e) {
+      o.err(`INPUT_INVALID: cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      return EXIT.usage;
+    }
+    const r = await apply(text.trim().startsWith('{') ? String((JSON.parse(text) as { jws?: unknown }).jws) : text);
+    if (!r.ok) problems.push(describeError(r.error));
+  }
+  if (args.pull === true) {
+    const r = await lc.pull();
+    if (!r.ok) problems.push(describeError(r.error));
+  }
+  const st = lc.status();
+  if (args.json === true) o.out(JSON.stringify({ ...st, problems }, null, 2));
+  else {
+    o.out(
+      st.policyVersion === null
+        ? 'policy: none (no policy from the registry yet)'
+        : `policy version ${st.policyVersion} issued ${st.policyIssuedAt} (fetched ${st.policyFetchedAt})`,
+    );
+    o.out(
+      `  revoked operators ${st.revokedOperators}, blocked serials ${st.blockedSerials}, blocked chip ids ${st.blockedChipIds}` +
+        (st.firmwareOverrides.length ? `, firmware set for ${st.firmwareOverrides.join(', ')}` : ''),
+    );
+    if (st.stationRevoked) o.out('  WARNING: this station is revoked at the registry');
+    o.out(
+      st.quotaVersion === null
+        ? `quotas: none (${st.requireQuota ? 'work orders without a quota are refused' : 'unlimited, with a warning'})`
+        : `quotas version ${st.quotaVersion}`,
+    );
+    for (const q of st.quotas)
+      o.out(
+        `  ${q.workOrder.padEnd(14)} ${q.quantity === null ? 'no quota' : `quota ${q.quantity}`}: ${q.committed} provisioned, ${q.reserved} in progress, ${q.released} released, ${q.scrapped} scrapped${q.remaining === null ? '' : `, ${q.remaining} left`}`,
+      );
+    o.out(
+      `revocation requests: ${st.revocations.queued} queued, ${st.revocations.sent} sent, ${st.revocations.acknowledged} acknowledged`,
+    );
+    for (const p of problems) o.err(p);
+  }
+  return problems.length ? EXIT.boardFailed : EXIT.ok;
 }

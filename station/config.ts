@@ -52,6 +52,16 @@ export const StationConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Identity lifecycle at the station (station/lifecycle, docs/lifecycle.md "Station side"). */
+    lifecycle: z
+      .object({
+        /** True: a work order without a signed quota from the registry is refused (default: unlimited, warned). */
+        requireQuota: z.boolean().default(false),
+        /** How often a running station pulls the policy and quotas (seconds, default 300). */
+        pullIntervalS: z.number().int().min(10).max(86_400).default(300),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

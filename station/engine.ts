@@ -25,6 +25,9 @@ import { createUsbWatcher, type UsbWatcher } from '../native/usb.js';
 import { loadProfilesFromDir } from '../native/profiles-fs.js';
 import { loadConfig, readPin, type LoadedConfig } from './config.js';
 import { openSync, readRegistryCertificate, type SyncService } from './sync.js';
+import { wrapIssuingCaForEscrow, type EscrowBeginAnswer } from './ca-escrow.js';
+import { openLifecycle, type StationLifecycle } from './lifecycle/index.js';
+import type { EscrowCompletion } from '../registry/lifecycle/service.js';
 
 export interface EngineOptions {
   readonly dataDir: string;
@@ -52,6 +55,10 @@ export interface Engine {
   readonly station: StationIdentity;
   /** Sync to the registry, when config.json has a `registry` section. The caller starts/stops its loop. */
   readonly sync?: SyncService;
+  /** The registry's signed policy and quotas, applied before provisioning (station/lifecycle). */
+  readonly lifecycle: StationLifecycle;
+  /** Wrap the issuing CA key for the registry token's transport key (escrow, docs/lifecycle.md). */
+  exportCaForEscrow(begin: EscrowBeginAnswer): Promise<Result<EscrowCompletion>>;
   workOrder(id: string): Result<WorkOrder>;
   listWorkOrders(): WorkOrder[];
   provision(req: ProvisionRequest): Promise<Result<FlowOutcome>>;
@@ -143,9 +150,11 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
   // USB hotplug triggers an immediate re-poll of the ports; on machines without USB it degrades to polling.
   const usb = await createUsbWatcher({ logger: log });
   let sync: SyncService | undefined;
+  let registryCert: Uint8Array | null = null;
   if (c.registry) {
     const cert = readRegistryCertificate(cfg.path(c.registry.certificate));
     if (!cert.ok) return fail2(cert);
+    registryCert = cert.value;
     const s = openSync({
       dbFile: join(cfg.dataDir, 'station.db'),
       stationId: c.stationId,
@@ -160,6 +169,24 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     if (!s.ok) return fail2(s);
     sync = s.value;
   }
+  const lcR = openLifecycle({
+    dbFile: join(cfg.dataDir, 'station.db'),
+    stationId: c.stationId,
+    signer: stSigner.value,
+    chain: stChain.value,
+    registryUrl: c.registry?.url ?? null,
+    registryCertificate: registryCert,
+    requireQuota: c.lifecycle?.requireQuota ?? false,
+    pullIntervalS: c.lifecycle?.pullIntervalS ?? 300,
+    store,
+    clock,
+    logger: log.child('[lifecycle]'),
+  });
+  if (!lcR.ok) {
+    await sync?.close();
+    return fail2(lcR);
+  }
+  const lifecycle = lcR.value;
 
   const opener = serialOpener({ logger: log.child('[serial]') });
   const busyPorts = new Set<string>();
@@ -173,6 +200,14 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     profiles: profiles.value,
     station,
     ...(sync ? { sync } : {}),
+    lifecycle,
+    exportCaForEscrow: (begin) =>
+      wrapIssuingCaForEscrow({
+        hsm,
+        caKeyLabel: c.hsm.keys.issuingCa,
+        stationSigner: stSigner.value,
+        begin,
+      }),
     workOrder(id) {
       const w = wos.value.find((x) => x.id === id);
       return w
@@ -182,8 +217,12 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     listWorkOrders: () => [...wos.value],
     async provision(req) {
       const port: DetectedPort = typeof req.port === 'string' ? { path: req.port, source: 'configured' } : req.port;
-      const wo = engine.workOrder(req.workOrder);
-      if (!wo.ok) return wo;
+      const woFile = engine.workOrder(req.workOrder);
+      if (!woFile.ok) return woFile;
+      // The registry's policy: a revoked operator cannot provision; its firmware digests replace the file's.
+      const opOk = lifecycle.checkOperator(req.operator);
+      if (!opOk.ok) return opOk;
+      const wo = ok(lifecycle.effectiveWorkOrder(woFile.value));
       if (busyPorts.has(port.path))
         return err(stationError('FLOW_BOARD_BUSY', `port ${port.path} is already provisioning`));
       busyPorts.add(port.path);
@@ -235,6 +274,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
               port,
               random: (n) => new Uint8Array(randomBytes(n)),
               newId: () => randomUUID(),
+              gate: lifecycle.gate,
             },
             {
               ...(req.reprovision ? { reprovision: true } : {}),
@@ -247,6 +287,13 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
         }
       } catch (e) {
         // Store methods throw a typed StoreError (database failure or misuse): surface its StationError.
+        if (isStoreError(e) && e.message.includes('FLOW_QUOTA_EXHAUSTED')) {
+          // Two ports raced for the last unit: the createRun trigger refused the second one.
+          plog.log('warn', 'quota used up (refused in the createRun transaction)', { workOrder: req.workOrder });
+          return fail('FLOW_QUOTA_EXHAUSTED', `work order ${req.workOrder}: quota used up`, {
+            workOrder: req.workOrder,
+          });
+        }
         if (isStoreError(e)) {
           plog.log('error', `store: ${e.message}`);
           return err(e.error);
@@ -269,6 +316,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     usb,
     async close() {
       await sync?.close();
+      lifecycle.close();
       usb.close();
       store.close();
       await hsm.close();

@@ -3,7 +3,8 @@
  *
  * - two SoftHSM2 tokens: "LS Offline Root" (the root CA key: in production it lives offline and is
  *   never attached to a station) and "LS Station" (issuing CA key + station signing key, both
- *   generated inside the token, sensitive and non-extractable);
+ *   generated inside the token, sensitive; the station key non-extractable, the issuing CA key wrappable only
+ *   for its escrow to the registry token, docs/lifecycle.md);
  * - the chain root -> issuing CA -> (device certificates, station certificate), PEM files in pki/
  *   and certificate objects in the station token;
  * - config.json, the SQLite database with its first audit entry.
@@ -104,7 +105,9 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
     });
     if (!root.ok) return root;
 
-    const ck = await stationHsm.value.generateSigningKey(KEY_LABELS.issuingCa, 'P-256');
+    // Wrappable (CKA_EXTRACTABLE, still sensitive): the registry escrows it HSM to HSM at enrolment
+    // (`station enroll --escrow`, docs/lifecycle.md); it never leaves a token in plaintext.
+    const ck = await stationHsm.value.generateSigningKey(KEY_LABELS.issuingCa, 'P-256', { wrappable: true });
     if (!ck.ok) return ck;
     const sk = await stationHsm.value.generateSigningKey(KEY_LABELS.station, 'P-256');
     if (!sk.ok) return sk;

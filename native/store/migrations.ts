@@ -203,11 +203,116 @@ CREATE INDEX runs_state_started ON runs(state, started_at, run_id);
 CREATE INDEX runs_serial ON runs(serial_number, started_at);
 `;
 
+// Version 4 (station/lifecycle, native/store/lifecycle.ts, docs/lifecycle.md "Station side"): the registry's signed
+// policy and quotas as last verified (never rolled back), the production-unit ledger per work order (one unit per
+// initial run: reserved in the createRun transaction by a trigger, committed with the record, released when the run
+// fails; a quota is enforced by a trigger too, so two ports can never both take the last unit), and the queue of
+// revocation requests (rework: the superseded certificate, carried by the rotation record; scrap: a signed event).
+const V4_LIFECYCLE = `
+CREATE TABLE lifecycle_documents (
+  kind TEXT PRIMARY KEY CHECK (kind IN ('policy', 'quotas')),
+  version INTEGER NOT NULL CHECK (version >= 0),
+  jws TEXT NOT NULL,
+  payload_json TEXT NOT NULL CHECK (json_valid(payload_json)),
+  issued_at TEXT NOT NULL,
+  fetched_at TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER lifecycle_documents_no_rollback BEFORE UPDATE ON lifecycle_documents
+WHEN NEW.version < OLD.version
+BEGIN SELECT RAISE(ABORT, 'lifecycle documents never roll back'); END;
+
+CREATE TABLE quotas (
+  work_order TEXT PRIMARY KEY,
+  quantity INTEGER NOT NULL CHECK (quantity >= 0),
+  version INTEGER NOT NULL,
+  updated_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE quota_units (
+  run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
+  work_order TEXT NOT NULL,
+  chip_id TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('reserved', 'committed', 'released')),
+  scrapped_at TEXT,
+  reserved_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX quota_units_work_order ON quota_units(work_order, state);
+
+CREATE TRIGGER runs_quota_check BEFORE INSERT ON runs
+WHEN NEW.kind = 'initial'
+  -- (AND short-circuits: the count runs only for a work order that has a quota)
+  AND EXISTS (SELECT 1 FROM quotas WHERE work_order = NEW.work_order)
+  AND (SELECT count(*) FROM quota_units WHERE work_order = NEW.work_order AND state IN ('reserved', 'committed'))
+      >= (SELECT quantity FROM quotas WHERE work_order = NEW.work_order)
+BEGIN SELECT RAISE(ABORT, 'FLOW_QUOTA_EXHAUSTED: the quota of the work order is used up'); END;
+CREATE TRIGGER runs_quota_reserve AFTER INSERT ON runs
+WHEN NEW.kind = 'initial'
+BEGIN
+  INSERT INTO quota_units (run_id, work_order, chip_id, state, reserved_at, updated_at)
+  VALUES (NEW.run_id, NEW.work_order, NEW.chip_id, 'reserved', NEW.started_at, NEW.started_at);
+END;
+CREATE TRIGGER runs_quota_commit AFTER UPDATE OF state ON runs
+WHEN NEW.state = 'done' AND OLD.state = 'active'
+BEGIN
+  UPDATE quota_units SET state = 'committed', updated_at = NEW.updated_at WHERE run_id = NEW.run_id AND state = 'reserved';
+END;
+CREATE TRIGGER runs_quota_release AFTER UPDATE OF state ON runs
+WHEN NEW.state = 'failed' AND OLD.state = 'active'
+BEGIN
+  UPDATE quota_units SET state = 'released', updated_at = NEW.updated_at WHERE run_id = NEW.run_id AND state = 'reserved';
+END;
+INSERT INTO quota_units (run_id, work_order, chip_id, state, reserved_at, updated_at)
+  SELECT run_id, work_order, chip_id,
+         CASE state WHEN 'done' THEN 'committed' WHEN 'failed' THEN 'released' ELSE 'reserved' END,
+         started_at, updated_at
+  FROM runs WHERE kind = 'initial';
+
+CREATE TABLE revocation_requests (
+  request_id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('superseded', 'scrapped')),
+  chip_id TEXT NOT NULL,
+  serial_number TEXT NOT NULL,
+  certificate_serial TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  -- superseded: the rotation record that carries the request to the registry (its outbox row)
+  record_id TEXT REFERENCES records(record_id),
+  -- scrapped: the signed scrap event (JWS, station key)
+  jws TEXT,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'acknowledged', 'failed')),
+  detail TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  CHECK (record_id IS NOT NULL OR jws IS NOT NULL)
+) STRICT;
+CREATE INDEX revocation_requests_state ON revocation_requests(state, created_at);
+CREATE TRIGGER revocation_requests_no_delete BEFORE DELETE ON revocation_requests
+BEGIN SELECT RAISE(ABORT, 'revocation requests are kept'); END;
+-- Rework: a rotation record queues the revocation (reason superseded) of the certificate it replaces.
+CREATE TRIGGER records_queue_supersede AFTER INSERT ON records
+WHEN NEW.kind = 'rotation' AND NEW.supersedes_record_id IS NOT NULL
+BEGIN
+  INSERT INTO revocation_requests (request_id, kind, chip_id, serial_number, certificate_serial, reason, record_id,
+                                   state, created_at, updated_at)
+  SELECT 'supersede:' || NEW.record_id, 'superseded', prev.chip_id, prev.serial_number, prev.certificate_serial,
+         'superseded', NEW.record_id, 'queued', NEW.created_at, NEW.created_at
+  FROM records prev WHERE prev.record_id = NEW.supersedes_record_id;
+END;
+-- ... and it is done when the registry acknowledges that record (the registry supersedes on ingest).
+CREATE TRIGGER outbox_ack_supersede AFTER UPDATE OF state ON outbox
+WHEN NEW.state IN ('sent', 'acknowledged', 'failed') AND OLD.state IS NOT NEW.state
+BEGIN
+  UPDATE revocation_requests SET state = NEW.state, updated_at = COALESCE(NEW.acknowledged_at, NEW.sent_at, updated_at)
+  WHERE record_id = NEW.record_id AND kind = 'superseded';
+END;
+`;
+
 /** All migrations, in order. The schema version of a database is the number applied. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: runs, issued certificates, records, audit log', up: (db) => db.exec(V1_SCHEMA) },
   { version: 2, name: 'sync outbox and registry receipts', up: (db) => db.exec(V2_OUTBOX) },
   { version: 3, name: 'operators; indexes for the supervisor queries', up: (db) => db.exec(V3_OPERATORS) },
+  { version: 4, name: 'signed policy and quotas, quota units, revocation requests', up: (db) => db.exec(V4_LIFECYCLE) },
 ];
 
 /** The schema version this build writes. */

@@ -264,6 +264,12 @@ export function createStationService(o: StationServiceOptions): StationService {
     return usbWatcher;
   }
 
+  /** The version of the registry policy in force, as the API shows it (a string), or null. */
+  function policyVersion(): string | null {
+    const v = engine.lifecycle.status().policyVersion;
+    return v === null ? null : String(v);
+  }
+
   // ------------------------------------------------------------------ operations
 
   const handlers: {
@@ -278,12 +284,22 @@ export function createStationService(o: StationServiceOptions): StationService {
         stationId: engine.station.id,
         session: sess().view(clientId),
         workOrder: selectedWo ? workOrderView(selectedWo) : null,
-        policyVersion: null,
+        policyVersion: policyVersion(),
       }),
 
     async signIn(clientId, args) {
+      // The registry's policy: an operator it revokes cannot sign in (also one added here after the policy).
+      if ('operatorId' in args) {
+        const revoked = engine.lifecycle.checkOperator(args.operatorId);
+        if (!revoked.ok) return revoked;
+      }
       const r = await sess().signIn(clientId, args);
       if (r.ok) {
+        const revoked = engine.lifecycle.checkOperator(r.value.operatorId);
+        if (!revoked.ok) {
+          sess().signOut(clientId);
+          return revoked;
+        }
         emitSession(clientId);
         slotMgr().kick();
       }
@@ -344,6 +360,15 @@ export function createStationService(o: StationServiceOptions): StationService {
         chipId: z.value.chipId,
         serialNumber: z.value.serialNumber,
       });
+      // The quota unit stays used (marked scrapped) and a signed scrap event asks the registry to revoke.
+      const q = await engine.lifecycle.scrap({
+        chipId: z.value.chipId,
+        serialNumber: z.value.serialNumber,
+        reason: args.reason,
+        supervisor: sup.operatorId,
+        operator,
+      });
+      if (!q.ok) log.log('warn', `override: scrap event not queued: ${q.error.code} ${q.error.message}`, base);
       log.log('info', 'override: board scrapped (identity zeroized)', { ...base, chipId: z.value.chipId });
       return ok(z.value.slot);
     },
@@ -584,6 +609,8 @@ export function createStationService(o: StationServiceOptions): StationService {
         unSync = s.onChange((v) => emit({ type: 'sync', sync: v }));
         s.start();
       }
+      // The registry's policy and quotas, pulled in the background while online (the last verified stay in force).
+      engine.lifecycle.start();
       expiry = setInterval(() => {
         if (sessions) for (const id of sessions.expire()) emitSession(id);
       }, 5000);
@@ -599,6 +626,7 @@ export function createStationService(o: StationServiceOptions): StationService {
       unSync?.();
       unSync = null;
       await sync()?.stop();
+      engine.lifecycle.stop();
       await slots?.stop();
       unTap?.();
       unTap = null;

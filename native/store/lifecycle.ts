@@ -1,0 +1,269 @@
+/**
+ * Station side of the identity lifecycle (schema version 4, docs/lifecycle.md "Station side"): the registry's
+ * signed policy and quotas as last verified, the quota-unit ledger and the revocation request queue.
+ *
+ * The unit ledger itself is kept by triggers on `runs` (reserve in the createRun transaction, commit with the
+ * record, release on failure, refuse past the quota); this module reads it, replaces the quotas and marks scraps.
+ */
+import Database from 'better-sqlite3';
+import { fail } from '../../core/errors.js';
+import type { Clock, Logger } from '../../core/ports.js';
+import { systemClock } from '../../core/ports.js';
+import { ok, type Result } from '../../core/result.js';
+import { migrate, MIGRATIONS } from './migrations.js';
+
+export type LifecycleDocumentKind = 'policy' | 'quotas';
+
+export interface LifecycleDocument {
+  readonly kind: LifecycleDocumentKind;
+  readonly version: number;
+  readonly jws: string;
+  readonly payloadJson: string;
+  readonly issuedAt: string;
+  readonly fetchedAt: string;
+}
+
+export interface QuotaUsage {
+  readonly workOrder: string;
+  /** null: no quota from the registry for this work order. */
+  readonly quantity: number | null;
+  readonly reserved: number;
+  readonly committed: number;
+  readonly released: number;
+  /** Committed units whose board was scrapped afterwards (they stay used). */
+  readonly scrapped: number;
+  /** quantity - reserved - committed (null without a quota). */
+  readonly remaining: number | null;
+}
+
+export type RevocationKind = 'superseded' | 'scrapped';
+export type RevocationState = 'queued' | 'sent' | 'acknowledged' | 'failed';
+
+export interface RevocationRequest {
+  readonly requestId: string;
+  readonly kind: RevocationKind;
+  readonly chipId: string;
+  readonly serialNumber: string;
+  readonly certificateSerial: string;
+  readonly reason: string;
+  readonly recordId: string | null;
+  readonly jws: string | null;
+  readonly state: RevocationState;
+  readonly detail: string | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** Outcome of storing a verified document: newer stored, same version (refreshed), or older (ignored). */
+export type StoreDocumentOutcome = 'stored' | 'same' | 'older';
+
+export interface LifecycleDb {
+  document(kind: LifecycleDocumentKind): LifecycleDocument | null;
+  /**
+   * Store a verified policy (never an older version) and apply it in the same transaction: the operators it
+   * names as revoked are revoked in the station's operators table.
+   */
+  storePolicy(
+    doc: Omit<LifecycleDocument, 'kind' | 'fetchedAt'>,
+    revokedOperators: readonly string[],
+  ): StoreDocumentOutcome;
+  /** Store verified quotas (never an older version) and replace the quota table with them. */
+  storeQuotas(
+    doc: Omit<LifecycleDocument, 'kind' | 'fetchedAt'>,
+    quotas: readonly { workOrder: string; quantity: number }[],
+  ): StoreDocumentOutcome;
+  usage(workOrder: string): QuotaUsage;
+  listUsage(): QuotaUsage[];
+  /** A scrapped board: its committed unit stays used and is marked scrapped; returns the units marked. */
+  markScrapped(chipId: string): number;
+  queueRevocation(r: Omit<RevocationRequest, 'state' | 'detail' | 'createdAt' | 'updatedAt'>): RevocationRequest;
+  revocations(filter?: { state?: RevocationState; kind?: RevocationKind }): RevocationRequest[];
+  setRevocationState(requestId: string, state: RevocationState, detail: string | null): void;
+  readonly db: Database.Database;
+  close(): void;
+}
+
+interface RevRow {
+  request_id: string;
+  kind: string;
+  chip_id: string;
+  serial_number: string;
+  certificate_serial: string;
+  reason: string;
+  record_id: string | null;
+  jws: string | null;
+  state: string;
+  detail: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+const toRev = (r: RevRow): RevocationRequest => ({
+  requestId: r.request_id,
+  kind: r.kind as RevocationKind,
+  chipId: r.chip_id,
+  serialNumber: r.serial_number,
+  certificateSerial: r.certificate_serial,
+  reason: r.reason,
+  recordId: r.record_id,
+  jws: r.jws,
+  state: r.state as RevocationState,
+  detail: r.detail,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+/** Open the lifecycle tables on the station database (migrating it if needed). */
+export function openLifecycleDb(
+  file: string,
+  opts: { clock?: Clock; logger?: Logger; busyTimeoutMs?: number } = {},
+): Result<LifecycleDb> {
+  const clock = opts.clock ?? systemClock;
+  let db: Database.Database;
+  try {
+    db = new Database(file);
+    db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+  } catch (e) {
+    return fail('STORE_FAILED', `cannot open the station database ${file}: ${(e as Error).message}`);
+  }
+  const m = migrate(db, MIGRATIONS, opts.logger);
+  if (!m.ok) {
+    db.close();
+    return fail(m.from > MIGRATIONS.length ? 'STORE_VERSION_TOO_NEW' : 'STORE_FAILED', m.message);
+  }
+  const now = () => clock.now().toISOString();
+  const getDoc = db.prepare('SELECT * FROM lifecycle_documents WHERE kind = ?');
+  const putDoc = db.prepare(
+    `INSERT INTO lifecycle_documents (kind, version, jws, payload_json, issued_at, fetched_at)
+     VALUES (@kind, @version, @jws, @payloadJson, @issuedAt, @fetchedAt)
+     ON CONFLICT (kind) DO UPDATE SET version = excluded.version, jws = excluded.jws,
+       payload_json = excluded.payload_json, issued_at = excluded.issued_at, fetched_at = excluded.fetched_at`,
+  );
+  const usageRow = db.prepare(
+    `SELECT
+       (SELECT quantity FROM quotas WHERE work_order = @wo) AS quantity,
+       COALESCE(SUM(state = 'reserved'), 0) AS reserved,
+       COALESCE(SUM(state = 'committed'), 0) AS committed,
+       COALESCE(SUM(state = 'released'), 0) AS released,
+       COALESCE(SUM(state = 'committed' AND scrapped_at IS NOT NULL), 0) AS scrapped
+     FROM quota_units WHERE work_order = @wo`,
+  );
+
+  const toDoc = (r: Record<string, unknown> | undefined): LifecycleDocument | null =>
+    r
+      ? {
+          kind: r['kind'] as LifecycleDocumentKind,
+          version: Number(r['version']),
+          jws: String(r['jws']),
+          payloadJson: String(r['payload_json']),
+          issuedAt: String(r['issued_at']),
+          fetchedAt: String(r['fetched_at']),
+        }
+      : null;
+
+  /** Compare with the stored version; store when newer (or the same version: refreshed fetch time). */
+  const put = (kind: LifecycleDocumentKind, doc: Omit<LifecycleDocument, 'kind' | 'fetchedAt'>) => {
+    const cur = toDoc(getDoc.get(kind) as Record<string, unknown> | undefined);
+    if (cur && doc.version < cur.version) return 'older' as const;
+    putDoc.run({ kind, ...doc, fetchedAt: now() });
+    return cur && cur.version === doc.version ? ('same' as const) : ('stored' as const);
+  };
+
+  const usage = (workOrder: string): QuotaUsage => {
+    const r = usageRow.get({ wo: workOrder }) as {
+      quantity: number | null;
+      reserved: number;
+      committed: number;
+      released: number;
+      scrapped: number;
+    };
+    return {
+      workOrder,
+      quantity: r.quantity,
+      reserved: r.reserved,
+      committed: r.committed,
+      released: r.released,
+      scrapped: r.scrapped,
+      remaining: r.quantity === null ? null : Math.max(0, r.quantity - r.reserved - r.committed),
+    };
+  };
+
+  return ok({
+    db,
+    document: (kind) => toDoc(getDoc.get(kind) as Record<string, unknown> | undefined),
+    storePolicy: (doc, revokedOperators) =>
+      db
+        .transaction(() => {
+          const out = put('policy', doc);
+          if (out === 'older') return out;
+          const rev = db.prepare(
+            'UPDATE operators SET revoked = 1, updated_at = ? WHERE operator_id = ? AND revoked = 0',
+          );
+          for (const id of revokedOperators) rev.run(now(), id);
+          return out;
+        })
+        .immediate(),
+    storeQuotas: (doc, quotas) =>
+      db
+        .transaction(() => {
+          const out = put('quotas', doc);
+          if (out === 'older') return out;
+          db.prepare('DELETE FROM quotas').run();
+          const ins = db.prepare('INSERT INTO quotas (work_order, quantity, version, updated_at) VALUES (?, ?, ?, ?)');
+          for (const q of quotas) ins.run(q.workOrder, q.quantity, doc.version, now());
+          return out;
+        })
+        .immediate(),
+    usage,
+    listUsage: () => {
+      const wos = db
+        .prepare('SELECT work_order FROM quotas UNION SELECT DISTINCT work_order FROM quota_units ORDER BY 1')
+        .all() as { work_order: string }[];
+      return wos.map((w) => usage(w.work_order));
+    },
+    markScrapped: (chipId) =>
+      db
+        .prepare(
+          `UPDATE quota_units SET scrapped_at = ?, updated_at = ?
+           WHERE chip_id = ? AND state = 'committed' AND scrapped_at IS NULL`,
+        )
+        .run(now(), now(), chipId).changes,
+    queueRevocation: (r) => {
+      const at = now();
+      db.prepare(
+        `INSERT INTO revocation_requests (request_id, kind, chip_id, serial_number, certificate_serial, reason,
+           record_id, jws, state, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
+      ).run(r.requestId, r.kind, r.chipId, r.serialNumber, r.certificateSerial, r.reason, r.recordId, r.jws, at, at);
+      return toRev(db.prepare('SELECT * FROM revocation_requests WHERE request_id = ?').get(r.requestId) as RevRow);
+    },
+    revocations: (f = {}) => {
+      const where: string[] = [];
+      const params: string[] = [];
+      if (f.state) {
+        where.push('state = ?');
+        params.push(f.state);
+      }
+      if (f.kind) {
+        where.push('kind = ?');
+        params.push(f.kind);
+      }
+      const sql = `SELECT * FROM revocation_requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, request_id`;
+      return (db.prepare(sql).all(...params) as RevRow[]).map(toRev);
+    },
+    setRevocationState: (requestId, state, detail) => {
+      db.prepare('UPDATE revocation_requests SET state = ?, detail = ?, updated_at = ? WHERE request_id = ?').run(
+        state,
+        detail,
+        now(),
+        requestId,
+      );
+    },
+    close: () => {
+      if (db.open) db.close();
+    },
+  });
+}

@@ -1,0 +1,485 @@
+/**
+ * Station side of the identity lifecycle (docs/lifecycle.md "Station side"):
+ *
+ * - policy pull: `GET /v1/policy` (LS-Sig), verified with the registry certificate, stored (never rolled back)
+ *   and applied before provisioning: revoked operators cannot sign in or provision, blocked / decommissioned
+ *   serials and chip ids are refused at identify (FLOW_BLOCKED), allowed firmware digests per work order
+ *   replace the work order file's;
+ * - quotas: `GET /v1/quotas` (LS-Sig), stored; one unit per initial run is reserved in the createRun
+ *   transaction, committed with the record, released when the run fails; past the quota: FLOW_QUOTA_EXHAUSTED,
+ *   also offline (the last signed quota stays in force);
+ * - revocation requests: a rework queues the superseded certificate (carried by the rotation record, which the
+ *   registry supersedes on ingest); a scrap queues a signed scrap event.
+ */
+import { randomUUID } from 'node:crypto';
+import { sha256Hex, utf8 } from '../../core/bytes.js';
+import { canonicalJson } from '../../core/canonical.js';
+import { fail, stationError, type StationError } from '../../core/errors.js';
+import type { FlowGate } from '../../core/flow.js';
+import { signJws } from '../../core/jws.js';
+import type { BoardIdentity } from '../../core/model.js';
+import { systemClock, type Clock, type Logger, type Signer } from '../../core/ports.js';
+import { ok, type Result } from '../../core/result.js';
+import type { Store } from '../../core/store.js';
+import type { WorkOrder } from '../../core/work-order.js';
+import {
+  openLifecycleDb,
+  type LifecycleDb,
+  type QuotaUsage,
+  type RevocationRequest,
+  type StoreDocumentOutcome,
+} from '../../native/store/lifecycle.js';
+import { ErrorBodySchema, signRequest } from '../../registry/protocol.js';
+import { httpExchange } from '../sync.js';
+import { verifyPolicy, verifyQuotas, type PolicyPayload } from './signed.js';
+
+export * from './signed.js';
+export type { QuotaUsage, RevocationRequest } from '../../native/store/lifecycle.js';
+
+export const SCRAP_TYP = 'line-station-scrap+jws';
+export const SCRAP_SCHEMA = 'line-station/scrap/v1';
+
+export interface StationLifecycleOptions {
+  /** The station database (already migrated by the Store). */
+  readonly dbFile: string;
+  readonly stationId: string;
+  /** Station signing key: signs LS-Sig requests and scrap events. */
+  readonly signer: Signer;
+  /** Station chain (DER, leaf first): x5c of scrap events. */
+  readonly chain: readonly Uint8Array[];
+  readonly registryUrl: string | null;
+  readonly registryCertificate: Uint8Array | null;
+  /** Refuse work orders without a signed quota (default false: unlimited, with a warning). */
+  readonly requireQuota?: boolean;
+  /** Background pull interval (seconds). */
+  readonly pullIntervalS?: number;
+  /** The Store: lifecycle events go to the audit trail. */
+  readonly store: Store;
+  readonly clock?: Clock;
+  readonly logger: Logger;
+  readonly timeoutMs?: number;
+}
+
+export interface DocumentOutcome {
+  readonly version: number;
+  /** stored: newer, now in force; same: the version in force; older: ignored (never rolled back). */
+  readonly outcome: StoreDocumentOutcome;
+}
+
+export interface PullOutcome {
+  readonly policy: DocumentOutcome;
+  readonly quotas: DocumentOutcome;
+}
+
+export interface LifecycleStatus {
+  readonly policyVersion: number | null;
+  readonly policyIssuedAt: string | null;
+  readonly policyFetchedAt: string | null;
+  readonly quotaVersion: number | null;
+  readonly quotaFetchedAt: string | null;
+  readonly requireQuota: boolean;
+  readonly revokedOperators: number;
+  readonly blockedSerials: number;
+  readonly blockedChipIds: number;
+  readonly firmwareOverrides: readonly string[];
+  readonly stationRevoked: boolean;
+  readonly quotas: readonly QuotaUsage[];
+  readonly revocations: { readonly queued: number; readonly sent: number; readonly acknowledged: number };
+  readonly lastPullError: string | null;
+}
+
+export interface StationLifecycle {
+  readonly db: LifecycleDb;
+  /** The policy in force (verified when it was stored), or null. */
+  policy(): PolicyPayload | null;
+  status(): LifecycleStatus;
+  /** Fetch, verify, store and apply the policy and the quotas (online). */
+  pull(signal?: AbortSignal): Promise<Result<PullOutcome>>;
+  /** Verify, store and apply a policy JWS obtained another way (a file). */
+  applyPolicy(jws: string): Promise<Result<DocumentOutcome>>;
+  /** Verify and store a quota JWS obtained another way (a file). */
+  applyQuotas(jws: string): Promise<Result<DocumentOutcome>>;
+  /** The provisioning checks (blocked boards, quota admission). */
+  readonly gate: FlowGate;
+  /** AUTH_REVOKED when the policy revokes `operatorId`. */
+  checkOperator(operatorId: string): Result<void>;
+  /** The work order as the policy wants it (firmware digests replaced). */
+  effectiveWorkOrder(wo: WorkOrder): WorkOrder;
+  /**
+   * A scrapped board: its committed unit is marked scrapped (it stays used) and a signed scrap event asking
+   * the registry to revoke its certificate is queued (null when the station has no record of the board).
+   */
+  scrap(p: {
+    chipId: string;
+    serialNumber: string;
+    reason: string;
+    supervisor: string;
+    operator: string;
+  }): Promise<Result<RevocationRequest | null>>;
+  /** Send queued scrap events (POST /v1/revocations, LS-Sig); superseded ones travel with their record. */
+  sendRevocations(signal?: AbortSignal): Promise<Result<{ sent: number; unsupported: boolean }>>;
+  /** Background pull (every pullIntervalS) while the station runs; idempotent. */
+  start(): void;
+  stop(): void;
+  close(): void;
+}
+
+/** Open the station's lifecycle on its database. */
+export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecycle> {
+  const clock = o.clock ?? systemClock;
+  const log = o.logger;
+  const dbR = openLifecycleDb(o.dbFile, { clock });
+  if (!dbR.ok) return dbR;
+  const db = dbR.value;
+  const requireQuota = o.requireQuota === true;
+  const baseUrl = o.registryUrl ? o.registryUrl.replace(/\/+$/, '') : null;
+  const timeoutMs = o.timeoutMs ?? 15_000;
+  let lastPullError: string | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let running = false;
+  const warnedNoQuota = new Set<string>();
+
+  // The policy in force, parsed once per version (another process, e.g. `station policy --pull`, may store one).
+  let cached: {
+    key: string;
+    policy: PolicyPayload;
+    serials: Set<string>;
+    chips: Set<string>;
+    operators: Set<string>;
+  } | null = null;
+  const current = () => {
+    const doc = db.document('policy');
+    if (!doc) return null;
+    const key = `${doc.version}:${doc.issuedAt}`;
+    if (cached?.key !== key) {
+      const policy = JSON.parse(doc.payloadJson) as PolicyPayload;
+      cached = {
+        key,
+        policy,
+        serials: new Set(policy.blocked.serials),
+        chips: new Set(policy.blocked.chipIds),
+        operators: new Set(policy.revokedOperators.map((x) => x.operatorId)),
+      };
+    }
+    return cached;
+  };
+
+  async function applyPolicy(jws: string): Promise<Result<DocumentOutcome>> {
+    if (!o.registryCertificate)
+      return fail('CONFIG_INVALID', 'no registry certificate is configured: run station enroll --registry-cert FILE');
+    const v = await verifyPolicy(jws, o.registryCertificate);
+    if (!v.ok) {
+      log.log('warn', 'policy refused: it does not verify; the policy in force is kept', { message: v.error.message });
+      return v;
+    }
+    const p = v.value.payload;
+    const outcome = db.storePolicy(
+      { version: p.version, jws: jws.trim(), payloadJson: v.value.json, issuedAt: p.issuedAt },
+      p.revokedOperators.map((x) => x.operatorId),
+    );
+    if (outcome === 'older') {
+      log.log('warn', 'older policy ignored (policies never roll back)', {
+        offered: p.version,
+        inForce: db.document('policy')?.version,
+      });
+    } else if (outcome === 'stored') {
+      o.store.appendAudit('policy.applied', {
+        version: p.version,
+        issuedAt: p.issuedAt,
+        registryId: p.registryId,
+        sha256: await sha256Hex(utf8(v.value.json)),
+        revokedOperators: p.revokedOperators.length,
+        blockedSerials: p.blocked.serials.length,
+        blockedChipIds: p.blocked.chipIds.length,
+        firmwareWorkOrders: Object.keys(p.firmware),
+      });
+      log.log('info', 'policy applied', { version: p.version });
+    }
+    return ok({ version: p.version, outcome });
+  }
+
+  async function applyQuotas(jws: string): Promise<Result<DocumentOutcome>> {
+    if (!o.registryCertificate)
+      return fail('CONFIG_INVALID', 'no registry certificate is configured: run station enroll --registry-cert FILE');
+    const v = await verifyQuotas(jws, o.registryCertificate, o.stationId);
+    if (!v.ok) {
+      log.log('warn', 'quotas refused: they do not verify; the quotas in force are kept', { message: v.error.message });
+      return v;
+    }
+    const p = v.value.payload;
+    const outcome = db.storeQuotas(
+      { version: p.version, jws: jws.trim(), payloadJson: v.value.json, issuedAt: p.issuedAt },
+      p.quotas,
+    );
+    if (outcome === 'older') log.log('warn', 'older quotas ignored', { offered: p.version });
+    else if (outcome === 'stored') {
+      o.store.appendAudit('quotas.applied', { version: p.version, issuedAt: p.issuedAt, quotas: p.quotas });
+      log.log('info', 'quotas applied', { version: p.version, quotas: p.quotas.length });
+    }
+    return ok({ version: p.version, outcome });
+  }
+
+  /** GET a station-authenticated lifecycle document; answers the `jws` of `{version, jws}`. */
+  async function fetchDocument(path: string, signal?: AbortSignal): Promise<Result<string>> {
+    if (!baseUrl) return fail('CONFIG_INVALID', 'no registry URL is configured: run station enroll --registry URL');
+    const auth = await signRequest(o.signer, o.stationId, 'GET', path, '', clock);
+    if (!auth.ok) return auth;
+    let res: { status: number; text: string };
+    try {
+      res = await httpExchange(`${baseUrl}${path}`, {
+        method: 'GET',
+        headers: { authorization: auth.value },
+        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
+      });
+    } catch (e) {
+      return fail('SYNC_UNREACHABLE', `GET ${path}: ${(e as Error).message}`);
+    }
+    if (res.status !== 200) {
+      let code = `HTTP ${res.status}`;
+      let message = res.text.slice(0, 200);
+      try {
+        const b = ErrorBodySchema.parse(JSON.parse(res.text));
+        code = b.error.code;
+        message = b.error.message;
+      } catch {
+        // not an error body
+      }
+      return fail(
+        res.status >= 500 ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
+        `GET ${path}: registry answered ${res.status} ${code}: ${message}`,
+      );
+    }
+    try {
+      const body = JSON.parse(res.text) as { jws?: unknown };
+      if (typeof body.jws !== 'string') throw new Error('no jws');
+      return ok(body.jws);
+    } catch {
+      return fail('INPUT_INVALID', `GET ${path}: the answer is not {version, jws}`);
+    }
+  }
+
+  const gate: FlowGate = {
+    blocked(identity: BoardIdentity): StationError | null {
+      const c = current();
+      if (!c) return null;
+      const bySerial = c.serials.has(identity.serialNumber);
+      if (!bySerial && !c.chips.has(identity.chipId)) return null;
+      log.log('warn', 'board refused: blocked by the policy', {
+        serialNumber: identity.serialNumber,
+        chipId: identity.chipId,
+        policyVersion: c.policy.version,
+      });
+      return stationError(
+        'FLOW_BLOCKED',
+        `board ${identity.serialNumber} is blocked or decommissioned by headquarters (policy version ${c.policy.version}, by ${bySerial ? 'serial' : 'chip id'})`,
+        { serialNumber: identity.serialNumber, chipId: identity.chipId, policyVersion: c.policy.version },
+      );
+    },
+    admit(run) {
+      if (run.kind !== 'initial') return null; // a rework re-uses the board's unit
+      const u = db.usage(run.workOrder);
+      if (u.quantity === null) {
+        if (requireQuota)
+          return stationError(
+            'FLOW_QUOTA_EXHAUSTED',
+            `work order ${run.workOrder} has no quota from the registry and this station requires one (lifecycle.requireQuota)`,
+            { workOrder: run.workOrder, quantity: null },
+          );
+        if (!warnedNoQuota.has(run.workOrder)) {
+          warnedNoQuota.add(run.workOrder);
+          log.log(
+            'warn',
+            'work order has no quota from the registry: unlimited (set lifecycle.requireQuota to refuse)',
+            {
+              workOrder: run.workOrder,
+            },
+          );
+        }
+        return null;
+      }
+      if ((u.remaining ?? 0) > 0) return null;
+      return stationError(
+        'FLOW_QUOTA_EXHAUSTED',
+        `work order ${run.workOrder}: quota ${u.quantity} used up (${u.committed} provisioned, ${u.reserved} in progress)`,
+        { workOrder: run.workOrder, quantity: u.quantity, committed: u.committed, reserved: u.reserved },
+      );
+    },
+  };
+
+  const revCounts = () => {
+    const all = db.revocations();
+    return {
+      queued: all.filter((r) => r.state === 'queued').length,
+      sent: all.filter((r) => r.state === 'sent').length,
+      acknowledged: all.filter((r) => r.state === 'acknowledged').length,
+    };
+  };
+
+  const lc: StationLifecycle = {
+    db,
+    policy: () => current()?.policy ?? null,
+    status() {
+      const p = db.document('policy');
+      const q = db.document('quotas');
+      const c = current();
+      return {
+        policyVersion: p?.version ?? null,
+        policyIssuedAt: p?.issuedAt ?? null,
+        policyFetchedAt: p?.fetchedAt ?? null,
+        quotaVersion: q?.version ?? null,
+        quotaFetchedAt: q?.fetchedAt ?? null,
+        requireQuota,
+        revokedOperators: c?.operators.size ?? 0,
+        blockedSerials: c?.serials.size ?? 0,
+        blockedChipIds: c?.chips.size ?? 0,
+        firmwareOverrides: c ? Object.keys(c.policy.firmware) : [],
+        stationRevoked: c?.policy.revokedStations.some((s) => s.stationId === o.stationId) ?? false,
+        quotas: db.listUsage(),
+        revocations: revCounts(),
+        lastPullError,
+      };
+    },
+    async pull(signal) {
+      const pj = await fetchDocument('/v1/policy', signal);
+      const qj = pj.ok ? await fetchDocument('/v1/quotas', signal) : pj;
+      const pr = pj.ok ? await applyPolicy(pj.value) : pj;
+      const qr = qj.ok ? await applyQuotas(qj.value) : qj;
+      if (!pr.ok || !qr.ok) {
+        const e = (!pr.ok ? pr : qr) as { ok: false; error: StationError };
+        lastPullError = `${e.error.code}: ${e.error.message}`;
+        return e;
+      }
+      lastPullError = null;
+      return ok({ policy: pr.value, quotas: qr.value });
+    },
+    applyPolicy,
+    applyQuotas,
+    gate,
+    checkOperator(operatorId) {
+      const c = current();
+      if (c?.operators.has(operatorId))
+        return fail(
+          'AUTH_REVOKED',
+          `operator ${operatorId} has been revoked by headquarters (policy version ${c.policy.version})`,
+          {
+            operatorId,
+          },
+        );
+      return ok(undefined);
+    },
+    effectiveWorkOrder(wo) {
+      const allowed = current()?.policy.firmware[wo.id];
+      if (!allowed) return wo;
+      const firmware = Object.fromEntries(Object.keys(wo.baseline.firmware).map((slot) => [slot, [...allowed]]));
+      return { ...wo, baseline: { ...wo.baseline, firmware } };
+    },
+    async scrap(p) {
+      const units = db.markScrapped(p.chipId);
+      const rec = o.store.findCurrentRecord(p.chipId);
+      if (!rec) {
+        o.store.appendAudit('board.scrapped', { ...p, certificateSerial: null, units });
+        return ok(null);
+      }
+      const parsed = JSON.parse(rec.recordJson) as { certificate?: { sha256?: string } };
+      const requestId = randomUUID();
+      const payload = {
+        schema: SCRAP_SCHEMA,
+        requestId,
+        stationId: o.stationId,
+        chipId: p.chipId,
+        serialNumber: p.serialNumber,
+        recordId: rec.recordId,
+        certificateSerial: rec.certificateSerial,
+        certificateSha256: parsed.certificate?.sha256 ?? null,
+        reason: 'cessationOfOperation',
+        note: p.reason,
+        supervisor: p.supervisor,
+        operator: p.operator,
+        scrappedAt: clock.now().toISOString(),
+      };
+      const jws = await signJws({
+        signer: o.signer,
+        payload: utf8(canonicalJson(payload)),
+        header: { typ: SCRAP_TYP, kid: o.stationId, x5c: o.chain },
+      });
+      if (!jws.ok) return jws;
+      const req = db.queueRevocation({
+        requestId,
+        kind: 'scrapped',
+        chipId: p.chipId,
+        serialNumber: p.serialNumber,
+        certificateSerial: rec.certificateSerial,
+        reason: 'cessationOfOperation',
+        recordId: null,
+        jws: jws.value,
+      });
+      o.store.appendAudit('board.scrapped', {
+        ...p,
+        recordId: rec.recordId,
+        certificateSerial: rec.certificateSerial,
+        revocationRequest: requestId,
+        scrapEventSha256: await sha256Hex(utf8(jws.value)),
+        units,
+      });
+      log.log('info', 'scrap queued for revocation at the registry', { chipId: p.chipId, requestId });
+      return ok(req);
+    },
+    async sendRevocations(signal) {
+      const queued = db.revocations({ state: 'queued', kind: 'scrapped' });
+      if (!queued.length) return ok({ sent: 0, unsupported: false });
+      if (!baseUrl) return fail('CONFIG_INVALID', 'no registry URL is configured');
+      const body = JSON.stringify({ requests: queued.map((r) => r.jws) });
+      const auth = await signRequest(o.signer, o.stationId, 'POST', '/v1/revocations', body, clock);
+      if (!auth.ok) return auth;
+      let res: { status: number; text: string };
+      try {
+        res = await httpExchange(`${baseUrl}/v1/revocations`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: auth.value },
+          body,
+          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
+        });
+      } catch (e) {
+        return fail('SYNC_UNREACHABLE', `POST /v1/revocations: ${(e as Error).message}`);
+      }
+      if (res.status === 404) {
+        // The registry has no station revocation endpoint (yet): the requests stay queued (docs/lifecycle.md).
+        for (const r of queued)
+          db.setRevocationState(r.requestId, 'queued', 'the registry does not accept station revocation requests yet');
+        return ok({ sent: 0, unsupported: true });
+      }
+      if (res.status !== 200)
+        return fail(
+          res.status >= 500 ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
+          `POST /v1/revocations: ${res.status} ${res.text.slice(0, 200)}`,
+        );
+      for (const r of queued) db.setRevocationState(r.requestId, 'acknowledged', null);
+      return ok({ sent: queued.length, unsupported: false });
+    },
+    start() {
+      if (running || !baseUrl) return;
+      running = true;
+      const every = (o.pullIntervalS ?? 300) * 1000;
+      const tick = () => {
+        void lc.pull().then((r) => {
+          if (!r.ok) log.log('warn', 'policy pull failed; the policy in force stays', { error: lastPullError });
+          if (!running) return;
+          timer = setTimeout(tick, every);
+          timer.unref?.();
+        });
+      };
+      timer = setTimeout(tick, 0);
+      timer.unref?.();
+    },
+    stop() {
+      running = false;
+      if (timer) clearTimeout(timer);
+      timer = null;
+    },
+    close() {
+      lc.stop();
+      db.close();
+    },
+  };
+  return ok(lc);
+}

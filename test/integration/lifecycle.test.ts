@@ -1,0 +1,267 @@
+/**
+ * Station side of the identity lifecycle with real parts: a development station (SoftHSM2, simulator ptys,
+ * SQLite) and a real registry (HTTP on 127.0.0.1, a SoftHSM2 registry token for the escrowed CA key).
+ * Escrow through `station enroll --escrow`; the signed policy pulled, verified and applied (revoked operator,
+ * blocked serial, firmware override; tampered and older policies refused); quotas (reserve / commit / release,
+ * FLOW_QUOTA_EXHAUSTED offline); rework revocation synced and visible in the registry CRL; scrap queued as a
+ * signed event; a decommissioned serial refused after the policy sync.
+ */
+import 'reflect-metadata';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromBase64Url, toBase64Url } from '../../core/bytes.js';
+import { verifyJws } from '../../core/jws.js';
+import { createRootCertificate } from '../../core/pki/ca.js';
+import { fromPemChain, toPem } from '../../core/pki/pem.js';
+import { createTestSigner } from '../../core/pki/test-signer.js';
+import { systemClock } from '../../core/ports.js';
+import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
+import { startRegistry, type RunningRegistry } from '../../registry/server.js';
+import { enrollStation } from '../../registry/service.js';
+import { call, quietLogger } from '../../registry/test/harness.js';
+import { main } from '../../station/cli.js';
+import { createWorld, type World } from '../harness.js';
+
+const ADMIN = 'admin-token-lifecycle-0123456789';
+const WO = 'WO-DEMO-1';
+let w: World;
+let reg: RunningRegistry;
+let registryHsm: HsmAdmin;
+let regCertFile: string;
+let closed = false;
+
+const must = <T>(r: { ok: true; value: T } | { ok: false; error: { code: string; message: string } }): T => {
+  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}\n${w?.logText().slice(-4000)}`);
+  return r.value;
+};
+const codeOf = (r: { ok: boolean; error?: { code: string } }) => (r.ok ? 'ok' : r.error!.code);
+const provision = (i: number, o: { operator?: string; reprovision?: boolean } = {}) =>
+  w.engine.provision({
+    port: w.sim.ports[i]!,
+    workOrder: WO,
+    operator: o.operator ?? 'op-1',
+    ...(o.reprovision ? { reprovision: true } : {}),
+  });
+const admin = (method: string, path: string, body?: unknown) =>
+  call(reg.url, method, path, { bearer: ADMIN, ...(body !== undefined ? { body } : {}) });
+const cli = async (args: string[]) => {
+  const out: string[] = [];
+  const code = await main(args, { out: (s) => out.push(s), err: (s) => out.push(s) });
+  return { code, text: out.join('\n') };
+};
+
+beforeAll(async () => {
+  w = await createWorld({
+    boards: [
+      { model: 'LS-SIM-SE' },
+      { model: 'LS-SIM-SE' },
+      { model: 'LS-SIM-SE' },
+      { model: 'LS-SIM-SE' },
+      { model: 'LS-SIM-SE' },
+    ],
+  });
+  // The registry token must live in the SoftHSM2 configuration the module was loaded with (one per process, and
+  // tokens created later are not seen): the world's separate "LS Offline Root" token stands in for it.
+  const cfg = w.engine.config;
+  const pin = readFileSync(join(w.dataDir, 'secrets', 'root-user.pin'), 'utf8').trim();
+  registryHsm = must(await openHsm({ module: cfg.config.hsm.module, tokenLabel: 'LS Offline Root', pin }));
+  const signer = await createTestSigner('P-256');
+  const cert = must(
+    await createRootCertificate({
+      signer,
+      subject: { commonName: 'Registry LC' },
+      validityDays: 30,
+      clock: systemClock,
+    }),
+  );
+  regCertFile = join(w.dir, 'registry.pem');
+  writeFileSync(regCertFile, toPem(cert, 'CERTIFICATE'));
+  reg = must(
+    await startRegistry({
+      db: `sqlite:${join(w.dir, 'registry.db')}`,
+      port: 0,
+      signer,
+      registryChain: [cert],
+      registryId: 'registry-lc',
+      adminToken: ADMIN,
+      clock: systemClock,
+      logger: quietLogger,
+      lifecycle: { hsm: registryHsm, crlIntervalS: 600 },
+    }),
+  );
+  must(
+    await enrollStation(reg.context, {
+      stationId: w.engine.station.id,
+      chainPem: readFileSync(join(w.dataDir, 'pki', 'station-chain.pem'), 'utf8'),
+    }),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  if (!closed) await reg?.close();
+  await registryHsm?.close();
+  await w?.teardown();
+});
+
+function crlText(): string {
+  const der = join(w.dir, 'crl.der');
+  return spawnSync('openssl', ['crl', '-in', der, '-inform', 'DER', '-noout', '-text'], { encoding: 'utf8' }).stdout;
+}
+
+describe('station identity lifecycle', () => {
+  let policyV1 = '';
+  const serial = (i: number) => w.sim.state(i).serialNumber;
+
+  it('escrows the issuing CA key through station enroll --escrow (registry then publishes a CRL)', async () => {
+    process.env.LINE_STATION_REGISTRY_ADMIN_TOKEN = ADMIN;
+    try {
+      const r = await cli([
+        'enroll',
+        '--data-dir',
+        w.dataDir,
+        '--registry',
+        reg.url,
+        '--registry-cert',
+        regCertFile,
+        '--escrow',
+      ]);
+      expect(r.text).toContain('escrowed at the registry');
+      expect(r.code).toBe(0);
+    } finally {
+      delete process.env.LINE_STATION_REGISTRY_ADMIN_TOKEN;
+    }
+    await w.reopen();
+    const crl = await fetch(`${reg.url}/v1/crl/${w.engine.station.id}.crl`);
+    expect(crl.status).toBe(200);
+    expect(w.engine.store.listAudit().some((a) => a.type === 'ca.escrowed')).toBe(true);
+  });
+
+  it('pulls, verifies and applies the policy; tampered and older policies are refused', async () => {
+    must(await provision(0));
+    must(await w.engine.sync!.syncOnce());
+    const first = must(await w.engine.lifecycle.pull());
+    expect(first.policy.outcome).toBe('stored');
+    policyV1 = w.engine.lifecycle.db.document('policy')!.jws;
+    const v1 = first.policy.version;
+
+    expect((await admin('POST', '/v1/admin/operators/op-bad/revoke', { reason: 'left the company' })).status).toBe(200);
+    const block = await admin('POST', '/v1/lifecycle/blocks', { kind: 'serial', value: serial(1), reason: 'stolen' });
+    expect(block.status).toBe(200);
+    const second = must(await w.engine.lifecycle.pull());
+    expect(second.policy.version).toBeGreaterThan(v1);
+    expect(w.engine.lifecycle.status().policyVersion).toBe(second.policy.version);
+
+    // Blocked serial refused at identify; revoked operator refused before anything touches a board.
+    expect(codeOf(await provision(1))).toBe('FLOW_BLOCKED');
+    expect(codeOf(await provision(2, { operator: 'op-bad' }))).toBe('AUTH_REVOKED');
+    expect(w.engine.store.findActiveRun(w.sim.state(1).chipId)).toBeNull();
+
+    // Tampered payload: refused, version in force unchanged.
+    const jws = w.engine.lifecycle.db.document('policy')!.jws;
+    const [h, p, s] = jws.split('.') as [string, string, string];
+    const payload = JSON.parse(new TextDecoder().decode(fromBase64Url(p))) as { blocked: { serials: string[] } };
+    payload.blocked.serials = [];
+    const forged = `${h}.${toBase64Url(new TextEncoder().encode(JSON.stringify(payload)))}.${s}`;
+    expect(codeOf(await w.engine.lifecycle.applyPolicy(forged))).toBe('INPUT_INVALID');
+    // An older (validly signed) policy is ignored: never rolled back.
+    expect(must(await w.engine.lifecycle.applyPolicy(policyV1)).outcome).toBe('older');
+    expect(w.engine.lifecycle.status().policyVersion).toBe(second.policy.version);
+    expect(codeOf(await provision(1))).toBe('FLOW_BLOCKED');
+
+    const shown = await cli(['policy', '--data-dir', w.dataDir, '--json']);
+    expect(JSON.parse(shown.text.slice(shown.text.indexOf('{'))).policyVersion).toBe(second.policy.version);
+  });
+
+  it('quotas: a failed run releases its unit; N boards pass, the next is refused', async () => {
+    // Quota 3 for the work order (board 0 already used one).
+    const q = await admin('POST', '/v1/admin/quotas', { workOrder: WO, stationId: w.engine.station.id, quantity: 3 });
+    expect(q.status).toBe(200);
+    // Policy firmware override that no board matches: board 2 fails its baseline (for good) -> unit released.
+    const bad = await admin('POST', '/v1/admin/policy', { firmware: { [WO]: ['0'.repeat(64)] } });
+    expect(bad.status).toBe(200);
+    must(await w.engine.lifecycle.pull());
+    expect(w.engine.lifecycle.db.usage(WO)).toMatchObject({ quantity: 3, committed: 1, reserved: 0 });
+    expect(codeOf(await provision(2))).toBe('POLICY_VIOLATION');
+    expect(w.engine.lifecycle.db.usage(WO)).toMatchObject({ committed: 1, reserved: 0, released: 1, remaining: 2 });
+
+    // The work order file's digests again (policy firmware = the file's allowed digests).
+    const fileWo = w.engine.workOrder(WO);
+    const digests = Object.values(must(fileWo).baseline.firmware).flat();
+    expect((await admin('POST', '/v1/admin/policy', { firmware: { [WO]: digests } })).status).toBe(200);
+    must(await w.engine.lifecycle.pull());
+    expect(must(await provision(2)).status).toBe('provisioned');
+    expect(must(await provision(3)).status).toBe('provisioned');
+    expect(w.engine.lifecycle.db.usage(WO)).toMatchObject({ committed: 3, remaining: 0 });
+
+    const r = await provision(4);
+    expect(codeOf(r)).toBe('FLOW_QUOTA_EXHAUSTED');
+    if (!r.ok) expect(r.error.guidance).toContain("the work order's quota is used up");
+    expect(w.engine.store.findActiveRun(w.sim.state(4).chipId)).toBeNull();
+  });
+
+  it('rework: the superseded certificate is queued, synced, and revoked in the registry CRL', async () => {
+    const old = w.engine.store.findCurrentRecord(w.sim.state(0).chipId)!;
+    const r = must(await provision(0, { reprovision: true }));
+    expect(r.status).toBe('provisioned');
+    const queued = w.engine.lifecycle.db.revocations({ kind: 'superseded' });
+    expect(queued).toHaveLength(1);
+    expect(queued[0]).toMatchObject({
+      certificateSerial: old.certificateSerial,
+      state: 'queued',
+      reason: 'superseded',
+    });
+    must(await w.engine.sync!.syncOnce());
+    expect(w.engine.lifecycle.db.revocations({ kind: 'superseded' })[0]!.state).toBe('acknowledged');
+    const crl = await fetch(`${reg.url}/v1/crl/${w.engine.station.id}.crl`);
+    writeFileSync(join(w.dir, 'crl.der'), Buffer.from(await crl.arrayBuffer()));
+    const text = crlText().toUpperCase();
+    expect(text).toContain(old.certificateSerial.toUpperCase().replace(/^0+/, ''));
+    expect(text).toContain('SUPERSEDED');
+  });
+
+  it('scrap: a signed scrap event is queued (the unit stays used and is marked scrapped)', async () => {
+    const st3 = w.sim.state(3);
+    const q = must(
+      await w.engine.lifecycle.scrap({
+        chipId: st3.chipId,
+        serialNumber: st3.serialNumber,
+        reason: 'cracked housing',
+        supervisor: 'sup-1',
+        operator: 'op-1',
+      }),
+    );
+    expect(q).not.toBeNull();
+    const root = fromPemChain(readFileSync(join(w.dataDir, 'pki', 'root.pem'), 'utf8'));
+    const v = must(await verifyJws(q!.jws!, { trustAnchors: must(root), clock: systemClock }));
+    expect(JSON.parse(new TextDecoder().decode(v.payload))).toMatchObject({
+      schema: 'line-station/scrap/v1',
+      serialNumber: st3.serialNumber,
+      reason: 'cessationOfOperation',
+    });
+    expect(w.engine.lifecycle.db.usage(WO)).toMatchObject({ committed: 3, scrapped: 1, remaining: 0 });
+    // The registry has no station revocation endpoint yet: the request stays queued (docs/lifecycle.md).
+    const sent = must(await w.engine.lifecycle.sendRevocations());
+    expect(sent.unsupported).toBe(true);
+    expect(w.engine.lifecycle.db.revocations({ kind: 'scrapped' })[0]!.state).toBe('queued');
+  });
+
+  it('a decommissioned serial cannot be provisioned again after the policy sync', async () => {
+    const d = await call(reg.url, 'POST', `/v1/devices/${serial(2)}/decommission`, {
+      bearer: ADMIN,
+      body: { reason: 'returned' },
+    });
+    expect(d.status).toBe(200);
+    must(await w.engine.lifecycle.pull());
+    expect(codeOf(await provision(2, { reprovision: true }))).toBe('FLOW_BLOCKED');
+  });
+
+  it('offline: the signed quota in force still refuses the N+1th board', async () => {
+    await reg.close();
+    closed = true;
+    expect(codeOf(await w.engine.lifecycle.pull())).toBe('SYNC_UNREACHABLE');
+    expect(codeOf(await provision(4))).toBe('FLOW_QUOTA_EXHAUSTED');
+    expect(w.engine.lifecycle.status().quotaVersion).not.toBeNull();
+  });
+});
