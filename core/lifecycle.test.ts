@@ -72,6 +72,12 @@ describe('transition table', () => {
     expect(transition('activated', 'decommission', 'station').ok).toBe(false);
     expect(transition('suspended', 'resume', 'station').ok).toBe(false);
   });
+
+  it('a station may revoke a board it scrapped, suspended or not (POST /v1/revocations)', () => {
+    for (const s of ['provisioned', 'activated', 'suspended'] as const)
+      expect(transition(s, 'revoke', 'station')).toEqual({ ok: true, value: 'revoked' });
+    expect(transition('revoked', 'revoke', 'station').ok).toBe(false);
+  });
 });
 
 describe('credentials', () => {

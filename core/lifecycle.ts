@@ -65,7 +65,8 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: 'activated', event: 'revoke', to: 'revoked', roles: [...OFFICERS, 'station'] },
   { from: 'activated', event: 'decommission', to: 'decommissioned', roles: OFFICERS },
   { from: 'suspended', event: 'resume', to: 'activated', roles: OFFICERS },
-  { from: 'suspended', event: 'revoke', to: 'revoked', roles: OFFICERS },
+  // A station may revoke a suspended board it scrapped (signed scrap event, POST /v1/revocations).
+  { from: 'suspended', event: 'revoke', to: 'revoked', roles: [...OFFICERS, 'station'] },
   { from: 'suspended', event: 'decommission', to: 'decommissioned', roles: OFFICERS },
   { from: 'revoked', event: 'decommission', to: 'decommissioned', roles: OFFICERS },
 ];

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { LifecycleEvent, LifecycleRole } from '../../core/lifecycle.js';
 import { REVOCATION_REASONS } from '../../core/lifecycle.js';
 import type { Result } from '../../core/result.js';
-import { MAX_SMALL_BODY_BYTES, StationIdSchema, zodMessage } from '../protocol.js';
+import { MAX_BATCH_BYTES, MAX_SMALL_BODY_BYTES, StationIdSchema, zodMessage } from '../protocol.js';
 import { apiError, authenticateStation, revokeStation, type ApiError } from '../service.js';
 import {
   answerOcsp,
@@ -30,7 +30,9 @@ import {
   setQuota,
   signedPolicy,
   signedQuotas,
+  stationScrapRevocations,
   verifyLifecycleLog,
+  MAX_SCRAP_REQUESTS,
   type LifecycleContext,
 } from './service.js';
 
@@ -78,6 +80,19 @@ export const StationKeyRotationSchema = z
       .min(1)
       .max(64 * 1024),
     signature: B64,
+  })
+  .strict();
+export const RevocationsBodySchema = z
+  .object({
+    requests: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(64 * 1024),
+      )
+      .min(1)
+      .max(MAX_SCRAP_REQUESTS),
   })
   .strict();
 export const QuotaBodySchema = z
@@ -312,6 +327,16 @@ export function createLifecycleHandler(
       async (req, res) => {
         await station(req, new Uint8Array());
         sendJson(res, 200, must(await signedPolicy(ctx)));
+      },
+    ],
+    [
+      'POST',
+      /^\/v1\/revocations$/,
+      async (req, res) => {
+        const body = await readBody(req, MAX_BATCH_BYTES);
+        const caller = await station(req, body);
+        const b = json(body, RevocationsBodySchema);
+        sendJson(res, 200, must(await stationScrapRevocations(ctx, caller.trust, b.requests)));
       },
     ],
     [

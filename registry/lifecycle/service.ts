@@ -41,9 +41,11 @@ import { fromPem, fromPemChain, toPem } from '../../core/pki/pem.js';
 import { DAY_MS, SKEW_MS, issue, randomSerial } from '../../core/pki/x509.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { IngestRecord, StationRow, SqlExec } from '../db.js';
-import { MAX_CLOCK_SKEW_S, type RejectReason } from '../protocol.js';
+import { z } from 'zod';
+import { parseCompactJws, verifyParsedJws } from '../jws.js';
+import { MAX_CLOCK_SKEW_S, zodMessage, type RejectReason } from '../protocol.js';
 import { apiError, type ApiError, type RegistryContext } from '../service.js';
-import { checkStationChain } from '../verify.js';
+import { checkStationChain, type StationTrust } from '../verify.js';
 import * as st from './store.js';
 
 // ---------------------------------------------------------------- configuration
@@ -531,6 +533,193 @@ export async function verifyLifecycleLog(
   ctx: LifecycleContext,
 ): Promise<Result<Awaited<ReturnType<typeof st.verifyEventLog>>, ApiError>> {
   return guarded(async () => ok(await st.verifyEventLog(ctx.db.sql)));
+}
+
+// ---------------------------------------------------------------- station scrap revocations
+
+export const SCRAP_TYP = 'line-station-scrap+jws';
+export const SCRAP_SCHEMA = 'line-station/scrap/v1';
+/** Most scrap events in one POST /v1/revocations. */
+export const MAX_SCRAP_REQUESTS = 500;
+const MAX_SCRAP_JWS_CHARS = 64 * 1024;
+
+const ScrapIdent = z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/);
+export const ScrapPayloadSchema = z
+  .object({
+    schema: z.literal(SCRAP_SCHEMA),
+    requestId: ScrapIdent,
+    stationId: ScrapIdent,
+    chipId: ScrapIdent,
+    serialNumber: ScrapIdent,
+    recordId: ScrapIdent,
+    certificateSerial: z.string().regex(/^[0-9A-Fa-f]{1,64}$/),
+    certificateSha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .nullable(),
+    reason: z.literal('cessationOfOperation'),
+    note: z.string().max(1024),
+    supervisor: z.string().min(1).max(128),
+    operator: z.string().min(1).max(128),
+    scrappedAt: z.iso.datetime(),
+  })
+  .strict();
+export type ScrapPayload = z.infer<typeof ScrapPayloadSchema>;
+
+export type ScrapRejectReason =
+  | 'malformed'
+  | 'header-invalid'
+  | 'signer-mismatch'
+  | 'signature-invalid'
+  | 'payload-invalid'
+  | 'station-mismatch'
+  | 'unknown-credential'
+  | 'device-mismatch'
+  | 'credential-not-active'
+  | 'transition-invalid';
+
+export interface ScrapResult {
+  /** The scrap event's requestId (null when the JWS could not be read far enough to know it). */
+  readonly requestId: string | null;
+  readonly status: 'revoked' | 'duplicate' | 'rejected';
+  readonly reason?: ScrapRejectReason;
+  readonly message?: string;
+}
+
+const scrapKey = (stationId: string, requestId: string): string => `scrap.${stationId}.${requestId}`;
+
+/** Verify one scrap event of `trust`'s station (signature, typ, x5c, schema, station id); no database access. */
+async function verifyScrapJws(
+  trust: StationTrust,
+  jws: string,
+): Promise<{ ok: true; payload: ScrapPayload; sha256: string } | { ok: false; result: ScrapResult }> {
+  let requestId: string | null = null;
+  const reject = (reason: ScrapRejectReason, message: string) =>
+    ({ ok: false, result: { requestId, status: 'rejected', reason, message } }) as const;
+  const p = parseCompactJws(jws, 'scrap event', MAX_SCRAP_JWS_CHARS);
+  if (!p.ok) return reject(p.error.kind === 'malformed' ? 'malformed' : 'header-invalid', p.error.message);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(p.value.payload));
+  } catch {
+    json = undefined;
+  }
+  const rid = (json as { requestId?: unknown } | undefined)?.requestId;
+  if (typeof rid === 'string' && ScrapIdent.safeParse(rid).success) requestId = rid;
+  if (p.value.header.typ !== SCRAP_TYP)
+    return reject('header-invalid', `scrap event: typ is ${String(p.value.header.typ)}, expected ${SCRAP_TYP}`);
+  const leaf = p.value.header.x5c?.[0];
+  if (leaf === undefined || !Buffer.from(leaf, 'base64').equals(Buffer.from(trust.stationCert)))
+    return reject('signer-mismatch', 'scrap event: the x5c leaf is not the enrolled certificate of this station');
+  const v = await verifyParsedJws(p.value, trust.stationKey, 'scrap event');
+  if (!v.ok)
+    return reject(
+      v.error.kind === 'signature' ? 'signature-invalid' : 'header-invalid',
+      `${v.error.message} (enrolled key of station ${trust.row.stationId})`,
+    );
+  if (json === undefined) return reject('payload-invalid', 'scrap event: the payload is not UTF-8 JSON');
+  const r = ScrapPayloadSchema.safeParse(json);
+  if (!r.success) return reject('payload-invalid', `scrap event: ${zodMessage(r.error)}`);
+  if (r.data.stationId !== trust.row.stationId)
+    return reject(
+      'station-mismatch',
+      `scrap event: made by station ${r.data.stationId}, submitted by ${trust.row.stationId}`,
+    );
+  return { ok: true, payload: r.data, sha256: createHash('sha256').update(p.value.payload).digest('hex') };
+}
+
+/**
+ * Station scrap events (POST /v1/revocations): each compact JWS (typ line-station-scrap+jws, payload
+ * line-station/scrap/v1) must be signed by the caller's ENROLLED key with x5c leaf = its enrolled certificate,
+ * name the caller as stationId, and name an active credential of a device this station provisioned (same
+ * serial number and chip id; certificate hash if given). Accepted ones revoke the device (role station, reason
+ * cessationOfOperation) in ONE transaction with their `device.scrapped` events; the station's CRL is re-signed
+ * afterwards. Idempotent by (station, requestId): a repeated delivery answers `duplicate` and changes nothing.
+ */
+export async function stationScrapRevocations(
+  ctx: LifecycleContext,
+  trust: StationTrust,
+  requests: readonly string[],
+): Promise<Result<{ results: ScrapResult[] }, ApiError>> {
+  if (requests.length > MAX_SCRAP_REQUESTS)
+    return fail('BODY_INVALID', `at most ${MAX_SCRAP_REQUESTS} scrap events per request`);
+  const stationId = trust.row.stationId;
+  const checked: Awaited<ReturnType<typeof verifyScrapJws>>[] = [];
+  for (const jws of requests) checked.push(await verifyScrapJws(trust, jws));
+  const r = await guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const at = now(ctx);
+        const results: ScrapResult[] = [];
+        for (const c of checked) {
+          if (!c.ok) {
+            results.push(c.result);
+            continue;
+          }
+          const p = c.payload;
+          const reject = (reason: ScrapRejectReason, message: string) =>
+            results.push({ requestId: p.requestId, status: 'rejected', reason, message });
+          if ((await st.getSetting(x, scrapKey(stationId, p.requestId))) !== null) {
+            results.push({ requestId: p.requestId, status: 'duplicate' });
+            continue;
+          }
+          const serial = normaliseSerial(p.certificateSerial);
+          const cred = await st.credentialBySerial(x, stationId, serial);
+          const d = cred ? await st.findDevice(x, cred.serialNumber) : null;
+          if (!cred || !d || d.stationId !== stationId) {
+            reject(
+              'unknown-credential',
+              `certificate ${serial} is not a credential of a device of station ${stationId}`,
+            );
+            continue;
+          }
+          if (
+            d.serialNumber !== p.serialNumber ||
+            d.chipId !== p.chipId ||
+            (p.certificateSha256 !== null && cred.sha256 !== p.certificateSha256)
+          ) {
+            reject('device-mismatch', `certificate ${serial} belongs to another board than the scrap event names`);
+            continue;
+          }
+          if (cred.status !== 'active') {
+            reject('credential-not-active', `certificate ${serial} is ${cred.status} (device ${d.state})`);
+            continue;
+          }
+          const t = transition(d.state, 'revoke', 'station');
+          if (!t.ok) {
+            reject('transition-invalid', t.error.message);
+            continue;
+          }
+          await applyIn(x, at, d, 'revoke', 'station', 'cessationOfOperation');
+          await st.appendEvent(x, at, 'device.scrapped', {
+            serialNumber: d.serialNumber,
+            chipId: d.chipId,
+            stationId,
+            requestId: p.requestId,
+            recordId: p.recordId,
+            certSerial: serial,
+            note: p.note,
+            supervisor: p.supervisor,
+            operator: p.operator,
+            scrappedAt: p.scrappedAt,
+            scrapEventSha256: c.sha256,
+          });
+          await st.setSetting(x, scrapKey(stationId, p.requestId), canonicalJson({ serialNumber: d.serialNumber, at }));
+          results.push({ requestId: p.requestId, status: 'revoked' });
+        }
+        return results;
+      }),
+    ),
+  );
+  if (!r.ok) return r;
+  const revoked = r.value.filter((x) => x.status === 'revoked').length;
+  if (revoked) {
+    ctx.logger.log('info', 'scrapped devices revoked', { stationId, revoked });
+    const crl = await refreshCrl(ctx, stationId);
+    if (!crl.ok)
+      ctx.logger.log('warn', 'CRL not re-signed after scrap revocations', { stationId, code: crl.error.code });
+  }
+  return ok({ results: r.value });
 }
 
 // ---------------------------------------------------------------- escrow

@@ -453,8 +453,31 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
           res.status >= 500 ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
           `POST /v1/revocations: ${res.status} ${res.text.slice(0, 200)}`,
         );
-      for (const r of queued) db.setRevocationState(r.requestId, 'acknowledged', null);
-      return ok({ sent: queued.length, unsupported: false });
+      // Per-request results: only revoked/duplicate are done; a rejected one stays queued with the reason (for
+      // example a scrap event that reached the registry before its record), and is retried on the next sync.
+      let results: Array<{ requestId?: unknown; status?: unknown; reason?: unknown; message?: unknown }> = [];
+      try {
+        const parsed = JSON.parse(res.text) as { results?: unknown };
+        if (Array.isArray(parsed.results)) results = parsed.results as typeof results;
+      } catch {
+        /* handled below: no results means nothing is marked */
+      }
+      let sent = 0;
+      for (const r of queued) {
+        const got = results.find((x) => x.requestId === r.requestId);
+        if (got && (got.status === 'revoked' || got.status === 'duplicate')) {
+          db.setRevocationState(r.requestId, 'acknowledged', null);
+          sent++;
+        } else {
+          const why = got ? `rejected: ${String(got.reason ?? '')} ${String(got.message ?? '')}`.trim() : 'no result';
+          db.setRevocationState(r.requestId, 'queued', why);
+          log.log('warn', 'scrap revocation not accepted by the registry; kept queued', {
+            requestId: r.requestId,
+            why,
+          });
+        }
+      }
+      return ok({ sent, unsupported: false });
     },
     start() {
       if (running || !baseUrl) return;

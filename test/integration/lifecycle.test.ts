@@ -221,7 +221,7 @@ describe('station identity lifecycle', () => {
     expect(text).toContain('SUPERSEDED');
   });
 
-  it('scrap: a signed scrap event is queued (the unit stays used and is marked scrapped)', async () => {
+  it('scrap: a signed scrap event is synced and revokes at the registry (the unit stays used, marked scrapped)', async () => {
     const st3 = w.sim.state(3);
     const q = must(
       await w.engine.lifecycle.scrap({
@@ -241,10 +241,10 @@ describe('station identity lifecycle', () => {
       reason: 'cessationOfOperation',
     });
     expect(w.engine.lifecycle.db.usage(WO)).toMatchObject({ committed: 3, scrapped: 1, remaining: 0 });
-    // The registry has no station revocation endpoint yet: the request stays queued (docs/lifecycle.md).
+    // On sync the registry revokes the scrapped board's certificate (POST /v1/revocations).
     const sent = must(await w.engine.lifecycle.sendRevocations());
-    expect(sent.unsupported).toBe(true);
-    expect(w.engine.lifecycle.db.revocations({ kind: 'scrapped' })[0]!.state).toBe('queued');
+    expect(sent).toMatchObject({ sent: 1, unsupported: false });
+    expect(w.engine.lifecycle.db.revocations({ kind: 'scrapped' })[0]!.state).toBe('acknowledged');
   });
 
   it('a decommissioned serial cannot be provisioned again after the policy sync', async () => {
