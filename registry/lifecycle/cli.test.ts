@@ -12,9 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/ports.js';
-import { createRootCertificate, issueCaCertificate, issueStationCertificate } from '../../core/pki/ca.js';
 import { toPem } from '../../core/pki/pem.js';
-import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
 import { must } from '../../core/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
 import { openRegistryDb } from '../../native/registry-store/index.js';
@@ -22,7 +20,8 @@ import { initToken, type SoftHsmEnv } from '../../native/softhsm-dev.js';
 import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
 import { main } from '../cli.js';
 import { createBundle } from '../protocol.js';
-import { makeRecord, type TestStation } from '../test/fixtures.js';
+import { makeRecord } from '../test/fixtures.js';
+import { createHsmStation, type HsmStation } from './test-support.js';
 import { backends, createTestDb, type TestDb } from '../test/harness.js';
 import { ESCROW_BEGIN_SCHEMA, ESCROW_COMPLETE_SCHEMA, SERVE_FILE } from './cli.js';
 import { getCrlRow } from './store.js';
@@ -73,7 +72,7 @@ for (const backend of backends()) {
     let D: string;
     let tdb: TestDb | null = null;
     let stationHsm: HsmAdmin;
-    let station: TestStation & { caLabel: string };
+    let station: HsmStation;
     let serve: { child: ChildProcess; url: string } | null = null;
     const devices: { serial: string; pem: string }[] = [];
     const sh = (cmd: string, args: string[]) => {
@@ -102,49 +101,11 @@ for (const backend of backends()) {
       must(await initToken(env, { label: 'station', soPin: 'so-pin-0000', pin: PIN }));
       stationHsm = must(await openHsm({ module: env.module, tokenLabel: 'station', pin: PIN }));
       const id = `st-cli-${backend}`;
-      const caLabel = `issuing-ca-${id}`;
-      must(await stationHsm.generateSigningKey(caLabel, 'P-256', { wrappable: true }));
-      const caSigner = must(await stationHsm.signer(caLabel));
-      const rootSigner = await createTestSigner('P-256');
-      const signer = await createTestSigner('P-256');
-      const clock = systemClock;
-      const root = must(
-        await createRootCertificate({
-          signer: rootSigner,
-          subject: { commonName: `Root ${id}` },
-          validityDays: 30,
-          clock,
-        }),
-      );
-      const ca = must(
-        await issueCaCertificate({
-          issuer: { signer: rootSigner, certificate: root },
-          subjectPublicKeySpki: caSigner.publicKeySpki,
-          subject: { commonName: `Issuing CA ${id}` },
-          validityDays: 30,
-          pathLength: 0,
-          clock,
-        }),
-      );
-      const stc = must(
-        await issueStationCertificate({
-          issuer: { signer: caSigner, certificate: ca },
-          subjectPublicKeySpki: signer.publicKeySpki,
-          stationId: id,
-          validityDays: 30,
-          clock,
-        }),
-      );
-      const chain = [stc, ca, root];
-      station = {
-        id,
-        signer,
-        caSigner: caSigner as TestSigner,
-        chain,
-        chainPem: chain.map((d) => toPem(d, 'CERTIFICATE')).join(''),
+      station = await createHsmStation(stationHsm, id, {
         workOrder: WO,
-        caLabel,
-      };
+        validityDays: { root: 30, ca: 30, station: 30 },
+      });
+      const { root, ca } = station;
       writeFileSync(join(work, 'root.pem'), toPem(root, 'CERTIFICATE'));
       writeFileSync(join(work, 'ca.pem'), toPem(ca, 'CERTIFICATE'));
       writeFileSync(join(work, 'station-chain.pem'), station.chainPem);

@@ -15,7 +15,7 @@ import { utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
 import { signJws } from '../../core/jws.js';
 import { systemClock } from '../../core/ports.js';
-import { createRootCertificate, issueCaCertificate, issueStationCertificate } from '../../core/pki/ca.js';
+import { createRootCertificate } from '../../core/pki/ca.js';
 import { toPem } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
 import { must } from '../../core/pki/test-util.js';
@@ -25,6 +25,7 @@ import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
 import type { RegistryDb } from '../db.js';
 import { startRegistry, type RunningRegistry } from '../server.js';
 import { createTestStation, makeRecord, type TestStation } from '../test/fixtures.js';
+import { createHsmStation } from './test-support.js';
 import { backends, call, createTestDb, quietLogger, type TestDb } from '../test/harness.js';
 import { SCRAP_SCHEMA, SCRAP_TYP } from './service.js';
 
@@ -50,52 +51,8 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** A station whose issuing CA key is a wrappable key in the station token (escrowable). */
-async function hsmStation(id: string): Promise<TestStation & { caLabel: string }> {
-  const caLabel = `issuing-ca-${id}`;
-  must(await stationHsm.generateSigningKey(caLabel, 'P-256', { wrappable: true }));
-  const caSigner = must(await stationHsm.signer(caLabel));
-  const rootSigner = await createTestSigner('P-256');
-  const signer = await createTestSigner('P-256');
-  const clock = systemClock;
-  const root = must(
-    await createRootCertificate({
-      signer: rootSigner,
-      subject: { commonName: `Root ${id}` },
-      validityDays: 3650,
-      clock,
-    }),
-  );
-  const ca = must(
-    await issueCaCertificate({
-      issuer: { signer: rootSigner, certificate: root },
-      subjectPublicKeySpki: caSigner.publicKeySpki,
-      subject: { commonName: `Issuing CA ${id}` },
-      validityDays: 1825,
-      pathLength: 0,
-      clock,
-    }),
-  );
-  const stc = must(
-    await issueStationCertificate({
-      issuer: { signer: caSigner, certificate: ca },
-      subjectPublicKeySpki: signer.publicKeySpki,
-      stationId: id,
-      validityDays: 365,
-      clock,
-    }),
-  );
-  const chain = [stc, ca, root];
-  return {
-    id,
-    signer,
-    caSigner: caSigner as TestSigner,
-    chain,
-    chainPem: chain.map((d) => toPem(d, 'CERTIFICATE')).join(''),
-    workOrder: 'WO-SCRAP-1',
-    caLabel,
-  };
-}
+/** A station whose issuing CA key is a WRAPPABLE key in the station token (as station init will make it). */
+const hsmStation = (id: string) => createHsmStation(stationHsm, id, { workOrder: 'WO-SCRAP-1' });
 
 interface Board {
   readonly serialNumber: string;
