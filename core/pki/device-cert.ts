@@ -101,6 +101,42 @@ export const DeviceCertificateProfileSchema = z
 
 export type DeviceCertificateProfile = z.infer<typeof DeviceCertificateProfileSchema>;
 
+/**
+ * A registry policy's override of a board profile's certificate block (policy `profileOverrides`, keyed by
+ * board profile id). Only the issuance parameters a security officer tunes centrally; the subject templates
+ * other than the organisation stay with the profile.
+ */
+export const CertificateProfileOverrideSchema = z
+  .object({
+    validityDays: z.number().int().min(1).max(36500).optional(),
+    organization: TEMPLATE.optional(),
+    policyOid: z.string().regex(OID_RE, 'expected a dotted OID').optional(),
+    extendedKeyUsage: DeviceCertificateProfileSchema.shape.extendedKeyUsage,
+  })
+  .strict();
+export type CertificateProfileOverride = z.infer<typeof CertificateProfileOverrideSchema>;
+
+/** Board profile id -> override. */
+export const ProfileOverridesSchema = z.record(
+  z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a board profile id'),
+  CertificateProfileOverrideSchema,
+);
+export type ProfileOverrides = z.infer<typeof ProfileOverridesSchema>;
+
+/** The profile's certificate block with a policy override applied (the result is validated again at issuance). */
+export function applyProfileOverride(
+  profile: DeviceCertificateProfile,
+  override: CertificateProfileOverride | undefined,
+): DeviceCertificateProfile {
+  if (!override) return profile;
+  const { organization, ...rest } = override;
+  return {
+    ...profile,
+    ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
+    subject: organization !== undefined ? { ...profile.subject, organization } : profile.subject,
+  };
+}
+
 const URI_RE = /^[a-z][a-z0-9+.-]*:[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$/;
 
 /**
