@@ -179,6 +179,8 @@ export class SimBoard {
   faults: Faults;
   latency: Latency;
   private transportKey: KeyObject | null = null;
+  /** Increases at every power loss (unplug): work started in an earlier power cycle never completes. */
+  private powerEpoch = 0;
   private readonly versions: readonly number[];
   private readonly maxFrame: number;
   private readonly log: (line: string) => void;
@@ -261,6 +263,20 @@ export class SimBoard {
       certSha256: leaf ? Buffer.from(sha256(fromPem(leaf, 'CERTIFICATE'))).toString('hex') : null,
       locked: this.s.locked,
     };
+  }
+
+  /** The current power cycle (see powerOff). */
+  get epoch(): number {
+    return this.powerEpoch;
+  }
+
+  /**
+   * Power loss (the cable is pulled): volatile state is gone (a key injection in progress) and a request still
+   * in its processing time is abandoned, as on a real board. Persistent state (keys, certificates) stays.
+   */
+  powerOff(): void {
+    this.powerEpoch++;
+    this.transportKey = null;
   }
 
   /** Simulated processing time of `op`. */

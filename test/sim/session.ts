@@ -63,7 +63,7 @@ export class BoardSession {
     this.log = opts.log ?? (() => {});
   }
 
-  /** Stop answering (the link is gone); a request being executed finishes but its answer is dropped. */
+  /** Stop answering (the link is gone). A request being executed finishes but its answer is dropped, unless the board lost power (SimBoard.powerOff): then it is abandoned. */
   close(): void {
     this.closed = true;
   }
@@ -103,8 +103,14 @@ export class BoardSession {
       if (!req.ok) {
         body = { error: { code: 'BAD_REQUEST', message: req.error.message.slice(0, 500) } };
       } else {
+        const epoch = this.board.epoch;
         const latency = this.board.latencyOf(op);
         if (latency > 0) await sleep(latency);
+        // Unplugged (power lost) while processing: the request never completes, nothing is answered.
+        if (this.board.epoch !== epoch) {
+          this.log(`${this.board.serialNumber}: ${op} #${requestId} abandoned: power lost`);
+          return;
+        }
         body = await this.board.handle(op, req.value.body);
       }
     } finally {

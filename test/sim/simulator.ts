@@ -138,6 +138,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorH
     sessions[i]?.close();
     sessions[i] = null;
     if (!cable.plugged) return;
+    at(boards, i).powerOff();
     await cable.unplug();
     log(`board ${i} (${at(boards, i).serialNumber}) unplugged from ${cable.stationPath}`);
   };
