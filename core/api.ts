@@ -71,6 +71,15 @@ export const SlotViewSchema = z.object({
 });
 export type SlotView = z.infer<typeof SlotViewSchema>;
 
+/** Headquarters revoked this station (the policy in force lists it, revokedAt <= now): it refuses to provision. */
+export const StationRevocationSchema = z.object({
+  /** ISO time of the revocation (null: listed without a time). */
+  revokedAt: z.string().nullable(),
+  /** Version of the policy that revokes it. */
+  policyVersion: z.string(),
+});
+export type StationRevocation = z.infer<typeof StationRevocationSchema>;
+
 export const StationStatusSchema = z.object({
   apiVersion: z.number().int(),
   stationId: z.string(),
@@ -78,6 +87,8 @@ export const StationStatusSchema = z.object({
   workOrder: WorkOrderViewSchema.nullable(),
   /** Version of the registry policy in force, if any. */
   policyVersion: z.string().nullable(),
+  /** Set while the policy in force revokes this station (the UI shows a persistent banner). */
+  stationRevoked: StationRevocationSchema.nullable(),
 });
 export type StationStatus = z.infer<typeof StationStatusSchema>;
 
@@ -353,6 +364,12 @@ export const StationEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('sync'), sync: SyncViewSchema }),
   z.object({ type: z.literal('session'), session: SessionViewSchema.nullable() }),
   z.object({ type: z.literal('log'), line: LogLineViewSchema }),
+  /** The registry policy in force changed (new version, or this station's revocation took effect). */
+  z.object({
+    type: z.literal('policy'),
+    policyVersion: z.string().nullable(),
+    stationRevoked: StationRevocationSchema.nullable(),
+  }),
 ]);
 export type StationEvent = z.infer<typeof StationEventSchema>;
 

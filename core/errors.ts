@@ -231,6 +231,11 @@ export const ERROR_CATALOGUE = {
     action: 'call-supervisor',
     guidance: "Call a supervisor: the work order's quota is used up.",
   },
+  FLOW_STATION_REVOKED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'This station has been revoked by headquarters; contact your supervisor. It cannot provision boards.',
+  },
   // --- sessions (operators and supervisors) ---
   AUTH_REQUIRED: {
     kind: 'user',

@@ -20,7 +20,7 @@ import { matchProfile, type BoardProfile } from './profiles.js';
 import type { WorkOrder } from './work-order.js';
 import { verifyAttestation } from './pki/attestation.js';
 import { verifyCsr } from './pki/csr.js';
-import { issueDeviceCertificate } from './pki/device-cert.js';
+import { applyProfileOverride, issueDeviceCertificate, type CertificateProfileOverride } from './pki/device-cert.js';
 import { toPem } from './pki/pem.js';
 import { buildManifest, evaluateBaseline, signManifest } from './baseline.js';
 import { signRecord, type ProvisioningRecord } from './record.js';
@@ -67,6 +67,41 @@ export interface FlowGate {
    * station requires one), else null. The unit itself is reserved in the createRun transaction.
    */
   admit(run: { readonly workOrder: string; readonly kind: RunKind; readonly chipId: string }): StationError | null;
+  /**
+   * FLOW_STATION_REVOKED when the policy in force revokes this station (revokedAt <= now), else null: no run
+   * starts or resumes, and a run in flight stops before its device key and certificate.
+   */
+  stationRevoked?(): StationError | null;
+  /** The registry policy in force, snapshotted into every new run (its certificate profile override). */
+  policy?(): RunPolicy | null;
+}
+
+/** The registry policy as a run needs it (station/lifecycle). */
+export interface RunPolicy {
+  readonly version: number;
+  /** SHA-256 of the policy payload JSON as signed (the `policy.applied` audit entry has the same digest). */
+  readonly sha256: string;
+  /** Board profile id -> certificate profile override. */
+  readonly profileOverrides: Readonly<Record<string, CertificateProfileOverride>>;
+}
+
+/**
+ * The policy a run was started under (run data `policy`, persisted with the identify checkpoint): a resumed run
+ * issues its certificate with the same override even when a newer policy arrived meanwhile.
+ */
+export interface RunPolicySnapshot {
+  readonly version: number | null;
+  readonly sha256: string | null;
+  readonly override: CertificateProfileOverride | null;
+}
+
+/** Snapshot of the policy in force for a run of `profileId`. */
+export function snapshotPolicy(policy: RunPolicy | null, profileId: string): RunPolicySnapshot {
+  if (!policy) return { version: null, sha256: null, override: null };
+  const ov = Object.prototype.hasOwnProperty.call(policy.profileOverrides, profileId)
+    ? (policy.profileOverrides[profileId] ?? null)
+    : null;
+  return { version: policy.version, sha256: policy.sha256, override: ov };
 }
 
 export interface FlowOptions {
@@ -117,8 +152,11 @@ export function decide(input: {
   readonly reprovision: boolean;
   /** The policy blocks this board (FLOW_BLOCKED): refused whatever else holds, even a resume. */
   readonly blocked?: StationError | null;
+  /** The policy revokes this station (FLOW_STATION_REVOKED): nothing starts or resumes. */
+  readonly stationRevoked?: StationError | null;
 }): Decision {
   const { identity, current, activeRun, reprovision } = input;
+  if (input.stationRevoked) return { action: 'refuse', error: input.stationRevoked };
   if (input.blocked) return { action: 'refuse', error: input.blocked };
   if (activeRun) return { action: 'resume', run: activeRun };
   if (current) {
@@ -187,19 +225,28 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   progress('identify', 'done', who);
 
   const current = deps.store.findCurrentRecord(identity.chipId);
+  const activeRun = deps.store.findActiveRun(identity.chipId);
   const decision = decide({
     identity,
     current,
     currentCertSha256: current ? recordCertSha256(current) : null,
-    activeRun: deps.store.findActiveRun(identity.chipId),
+    activeRun,
     reprovision: opts.reprovision === true,
     blocked: deps.gate?.blocked(identity) ?? null,
+    stationRevoked: deps.gate?.stationRevoked?.() ?? null,
   });
 
   let run: RunRow;
   let resumed = false;
   switch (decision.action) {
     case 'refuse':
+      // A revoked station ends its interrupted run for good (its quota unit is released); nothing more is issued.
+      if (decision.error.code === 'FLOW_STATION_REVOKED' && activeRun)
+        deps.store.failRun(activeRun.runId, {
+          code: decision.error.code,
+          message: decision.error.message,
+          step: 'identify',
+        });
       return failStep('identify', decision.error);
     case 'skip':
       log.log('info', 'board already provisioned', { ...who, recordId: decision.record.recordId });
@@ -214,6 +261,11 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       run = decision.run;
       resumed = true;
       log.log('info', 'resuming interrupted run', { ...who, runId: run.runId, step: run.step });
+      // A run from before policy snapshots: it takes the policy in force now, unless it already has its certificate.
+      if (run.data['policy'] === undefined && run.data.certificate === undefined) {
+        const snap = snapshotPolicy(deps.gate?.policy?.() ?? null, profile.id);
+        run = deps.store.checkpoint(run.runId, run.step, { policy: snap }, { policyVersion: snap.version });
+      }
       break;
     case 'start': {
       const refused = deps.gate?.admit({ workOrder: deps.workOrder.id, kind: decision.kind, chipId: identity.chipId });
@@ -230,14 +282,17 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
         supersedesRecordId: decision.kind === 'rotation' ? decision.supersedes.recordId : null,
         startedAt: deps.clock.now().toISOString(),
       });
+      // The policy in force when the run starts is the one its certificate is issued under (also when resumed).
+      const snap = snapshotPolicy(deps.gate?.policy?.() ?? null, profile.id);
       run = deps.store.checkpoint(
         run.runId,
         'identify',
-        { profileId: profile.id, identity: { ...identity } },
+        { profileId: profile.id, identity: { ...identity }, policy: snap },
         {
           profileId: profile.id,
           model: identity.model,
           firmwareVersion: identity.firmwareVersion,
+          policyVersion: snap.version,
         },
       );
       break;
@@ -317,6 +372,9 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     if (!(cert && run.data.key)) {
       c = checkCancel('key');
       if (!c.ok) return c;
+      // Headquarters revoked this station while the run was in flight: no key, no certificate.
+      const revoked = deps.gate?.stationRevoked?.() ?? null;
+      if (revoked) return failRun('key', revoked);
       begin('key');
       const key = await createDeviceKey(deps, profile, identity, call);
       if (!key.ok) return failRun('key', key.error);
@@ -337,10 +395,12 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       begin('certify');
       const caCert = deps.station.caChain[0];
       if (!caCert) throw new Error('station CA chain is empty');
+      const snap = runPolicy(run);
+      const certProfile = applyProfileOverride(profile.certificate, snap?.override ?? undefined);
       const issued = await issueDeviceCertificate({
         ca: { signer: deps.station.caSigner, certificate: caCert },
         publicKeySpki: fromBase64Url(key.value.publicKeySpki),
-        profile: profile.certificate,
+        profile: certProfile,
         vars: {
           serialNumber: identity.serialNumber,
           chipId: identity.chipId,
@@ -362,8 +422,13 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
             chain: chainDer,
             sha256: issued.value.sha256,
           },
+          certificateProfile: { sha256: await sha256Hex(canonicalJson(certProfile)) },
         },
-        { certificateSerial: issued.value.serialNumber, sha256: issued.value.sha256 },
+        {
+          certificateSerial: issued.value.serialNumber,
+          sha256: issued.value.sha256,
+          policyVersion: snap?.version ?? null,
+        },
         {
           serialNumber: issued.value.serialNumber,
           sha256: issued.value.sha256,
@@ -457,6 +522,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   timings['record'] = Math.round(deps.clock.monotonicMs() - stepStart);
   const certFinal = run.data.certificate!;
   const keyFinal = run.data.key!;
+  const snapFinal = runPolicy(run);
+  const profFinal = run.data['certificateProfile'] as { sha256?: unknown } | undefined;
   const record: ProvisioningRecord = {
     schema: 'line-station/provisioning-record/v1',
     recordId: deps.newId(),
@@ -485,6 +552,17 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     chain: deps.station.caChain.map((d) => toPem(d, 'CERTIFICATE')),
     manifest: { jws: run.data.manifest!.jws },
     verdict: { pass: verdict.pass, violations: verdict.violations },
+    // Which registry policy (and certificate profile) the certificate was issued under, for headquarters' audit.
+    ...(snapFinal && typeof profFinal?.sha256 === 'string'
+      ? {
+          policy: {
+            version: snapFinal.version,
+            sha256: snapFinal.sha256,
+            profileOverride: snapFinal.override,
+            certificateProfileSha256: profFinal.sha256,
+          },
+        }
+      : {}),
     timings,
     startedAt: run.startedAt,
     completedAt: deps.clock.now().toISOString(),
@@ -559,6 +637,12 @@ async function createDeviceKey(
     publicKeySpki: toBase64Url(wrapped.value.publicKeySpki),
     csr: toBase64Url(inj.value.csr),
   });
+}
+
+/** The policy snapshot of a run (run data `policy`), or null for a run from before snapshots. */
+function runPolicy(run: RunRow): RunPolicySnapshot | null {
+  const p = run.data['policy'];
+  return p && typeof p === 'object' ? (p as RunPolicySnapshot) : null;
 }
 
 function recordCertSha256(r: StoredRecord): string | null {

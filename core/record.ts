@@ -10,6 +10,7 @@ import { fail } from './errors.js';
 import type { Clock, Signer } from './ports.js';
 import { ok, type Result } from './result.js';
 import { signJws, verifyJws } from './jws.js';
+import { CertificateProfileOverrideSchema } from './pki/device-cert.js';
 
 export const RECORD_SCHEMA = 'line-station/provisioning-record/v1';
 export const RECORD_TYP = 'line-station-record+jws';
@@ -63,6 +64,20 @@ export const ProvisioningRecordSchema = z
         ),
       })
       .strict(),
+    /**
+     * The registry policy the certificate was issued under (station/lifecycle, docs/lifecycle.md "Policy"):
+     * version and SHA-256 of the policy payload (null: none in force), the board profile's override it applied,
+     * and the SHA-256 of the effective certificate profile (canonical JSON). Absent in records from before.
+     */
+    policy: z
+      .object({
+        version: z.number().int().min(0).nullable(),
+        sha256: Sha256Hex.nullable(),
+        profileOverride: CertificateProfileOverrideSchema.nullable(),
+        certificateProfileSha256: Sha256Hex,
+      })
+      .strict()
+      .optional(),
     timings: z.record(z.string(), z.number().nonnegative()),
     startedAt: IsoTime,
     completedAt: IsoTime,

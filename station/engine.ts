@@ -219,7 +219,19 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
       const port: DetectedPort = typeof req.port === 'string' ? { path: req.port, source: 'configured' } : req.port;
       const woFile = engine.workOrder(req.workOrder);
       if (!woFile.ok) return woFile;
-      // The registry's policy: a revoked operator cannot provision; its firmware digests replace the file's.
+      // The registry's policy: a revoked station provisions nothing (no board is touched; records from before
+      // still sync), a revoked operator cannot provision; its firmware digests replace the file's.
+      const stOk = lifecycle.checkStation();
+      if (!stOk.ok) {
+        req.onProgress?.({
+          port: port.path,
+          step: 'detect',
+          status: 'failed',
+          elapsedMs: 0,
+          message: stOk.error.message,
+        });
+        return stOk;
+      }
       const opOk = lifecycle.checkOperator(req.operator);
       if (!opOk.ok) return opOk;
       const wo = ok(lifecycle.effectiveWorkOrder(woFile.value));

@@ -1,6 +1,7 @@
 /** The application shell: header, navigation (role-gated), the current view, announcements, shortcuts. */
 import { useEffect, useState } from 'react';
 import { ErrorBanner } from './components/ErrorText.js';
+import { RevokedBanner } from './components/RevokedBanner.js';
 import { hasSupervisorRights } from './controller.js';
 import { t, useLanguage, setLanguage, language } from './i18n/index.js';
 import { sessionSlice, uiSlice, type ViewName } from './store/slices.js';
@@ -117,6 +118,7 @@ export function App(props: { transportMissing?: boolean }) {
           ))}
         </nav>
       ) : null}
+      <RevokedBanner />
       <ErrorBanner error={ui.error} onDismiss={() => uiSlice.actions.errorDismissed()} />
       <div id="content" className="content">
         {body}

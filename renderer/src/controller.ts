@@ -149,5 +149,8 @@ export function handleEvent(ev: StationEvent): void {
       break;
     case 'log':
       break;
+    case 'policy':
+      sessionSlice.actions.policyChanged({ policyVersion: ev.policyVersion, stationRevoked: ev.stationRevoked });
+      break;
   }
 }

@@ -4,18 +4,19 @@
  * - policy pull: `GET /v1/policy` (LS-Sig), verified with the registry certificate, stored (never rolled back)
  *   and applied before provisioning: revoked operators cannot sign in or provision, blocked / decommissioned
  *   serials and chip ids are refused at identify (FLOW_BLOCKED), allowed firmware digests per work order
- *   replace the work order file's;
+ *   replace the work order file's; certificate profile overrides apply to the runs that start under the policy
+ *   (snapshotted in the run); a station the policy revokes refuses to provision (FLOW_STATION_REVOKED);
  * - quotas: `GET /v1/quotas` (LS-Sig), stored; one unit per initial run is reserved in the createRun
  *   transaction, committed with the record, released when the run fails; past the quota: FLOW_QUOTA_EXHAUSTED,
  *   also offline (the last signed quota stays in force);
  * - revocation requests: a rework queues the superseded certificate (carried by the rotation record, which the
  *   registry supersedes on ingest); a scrap queues a signed scrap event.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { sha256Hex, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
 import { fail, stationError, type StationError } from '../../core/errors.js';
-import type { FlowGate } from '../../core/flow.js';
+import type { FlowGate, RunPolicy } from '../../core/flow.js';
 import { signJws } from '../../core/jws.js';
 import type { BoardIdentity } from '../../core/model.js';
 import { systemClock, type Clock, type Logger, type Signer } from '../../core/ports.js';
@@ -31,7 +32,7 @@ import {
 } from '../../native/store/lifecycle.js';
 import { ErrorBodySchema, signRequest } from '../../registry/protocol.js';
 import { httpExchange } from '../sync.js';
-import { verifyPolicy, verifyQuotas, type PolicyPayload } from './signed.js';
+import { stationRevocation, verifyPolicy, verifyQuotas, type PolicyPayload } from './signed.js';
 
 export * from './signed.js';
 export type { QuotaUsage, RevocationRequest } from '../../native/store/lifecycle.js';
@@ -82,7 +83,14 @@ export interface LifecycleStatus {
   readonly blockedSerials: number;
   readonly blockedChipIds: number;
   readonly firmwareOverrides: readonly string[];
+  /** Board profile ids whose certificate profile the policy overrides. */
+  readonly profileOverrides: readonly string[];
+  /** Re-enrolment lifetimes from the policy, if it publishes them. */
+  readonly reenrollment: PolicyPayload['reenrollment'] | null;
+  /** The policy in force revokes this station (in effect now): it refuses to provision. */
   readonly stationRevoked: boolean;
+  /** When (null: listed without a time); set only while stationRevoked. */
+  readonly stationRevokedAt: string | null;
   readonly quotas: readonly QuotaUsage[];
   readonly revocations: { readonly queued: number; readonly sent: number; readonly acknowledged: number };
   readonly lastPullError: string | null;
@@ -101,6 +109,8 @@ export interface StationLifecycle {
   applyQuotas(jws: string): Promise<Result<DocumentOutcome>>;
   /** The provisioning checks (blocked boards, quota admission). */
   readonly gate: FlowGate;
+  /** FLOW_STATION_REVOKED when the policy in force revokes this station (revokedAt <= now). */
+  checkStation(): Result<void>;
   /** AUTH_REVOKED when the policy revokes `operatorId`. */
   checkOperator(operatorId: string): Result<void>;
   /** The work order as the policy wants it (firmware digests replaced). */
@@ -146,6 +156,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     serials: Set<string>;
     chips: Set<string>;
     operators: Set<string>;
+    run: RunPolicy;
   } | null = null;
   const current = () => {
     const doc = db.document('policy');
@@ -159,6 +170,11 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
         serials: new Set(policy.blocked.serials),
         chips: new Set(policy.blocked.chipIds),
         operators: new Set(policy.revokedOperators.map((x) => x.operatorId)),
+        run: {
+          version: policy.version,
+          sha256: createHash('sha256').update(doc.payloadJson, 'utf8').digest('hex'),
+          profileOverrides: policy.profileOverrides,
+        },
       };
     }
     return cached;
@@ -183,6 +199,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
         inForce: db.document('policy')?.version,
       });
     } else if (outcome === 'stored') {
+      const revoked = stationRevocation(p, o.stationId, new Date(8.64e15));
       o.store.appendAudit('policy.applied', {
         version: p.version,
         issuedAt: p.issuedAt,
@@ -192,8 +209,15 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
         blockedSerials: p.blocked.serials.length,
         blockedChipIds: p.blocked.chipIds.length,
         firmwareWorkOrders: Object.keys(p.firmware),
+        profileOverrides: Object.keys(p.profileOverrides),
+        ...(revoked ? { stationRevokedAt: revoked.revokedAt } : {}),
       });
       log.log('info', 'policy applied', { version: p.version });
+      if (revoked)
+        log.log('error', 'this station has been revoked by headquarters: it refuses to provision', {
+          revokedAt: revoked.revokedAt,
+          policyVersion: p.version,
+        });
     }
     return ok({ version: p.version, outcome });
   }
@@ -258,7 +282,25 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     }
   }
 
+  /** This station's revocation in the policy in force, when in effect now. */
+  const revocation = () => {
+    const c = current();
+    const r = c ? stationRevocation(c.policy, o.stationId, clock.now()) : null;
+    return r && c ? { ...r, policyVersion: c.policy.version } : null;
+  };
+  const revokedError = (): StationError | null => {
+    const r = revocation();
+    if (!r) return null;
+    return stationError(
+      'FLOW_STATION_REVOKED',
+      `this station (${o.stationId}) has been revoked by headquarters${r.revokedAt ? ` at ${r.revokedAt}` : ''} (policy version ${r.policyVersion}); contact your supervisor`,
+      { stationId: o.stationId, revokedAt: r.revokedAt, policyVersion: r.policyVersion },
+    );
+  };
+
   const gate: FlowGate = {
+    stationRevoked: revokedError,
+    policy: () => current()?.run ?? null,
     blocked(identity: BoardIdentity): StationError | null {
       const c = current();
       if (!c) return null;
@@ -318,10 +360,15 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
   const lc: StationLifecycle = {
     db,
     policy: () => current()?.policy ?? null,
+    checkStation() {
+      const e = revokedError();
+      return e ? { ok: false, error: e } : ok(undefined);
+    },
     status() {
       const p = db.document('policy');
       const q = db.document('quotas');
       const c = current();
+      const rev = revocation();
       return {
         policyVersion: p?.version ?? null,
         policyIssuedAt: p?.issuedAt ?? null,
@@ -333,7 +380,10 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
         blockedSerials: c?.serials.size ?? 0,
         blockedChipIds: c?.chips.size ?? 0,
         firmwareOverrides: c ? Object.keys(c.policy.firmware) : [],
-        stationRevoked: c?.policy.revokedStations.some((s) => s.stationId === o.stationId) ?? false,
+        profileOverrides: c ? Object.keys(c.policy.profileOverrides) : [],
+        reenrollment: c?.policy.reenrollment ?? null,
+        stationRevoked: rev !== null,
+        stationRevokedAt: rev?.revokedAt ?? null,
         quotas: db.listUsage(),
         revocations: revCounts(),
         lastPullError,

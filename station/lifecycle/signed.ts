@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
 import { parseCertificate } from '../../core/pki/chain.js';
+import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
 import { ok, type Result } from '../../core/result.js';
 import { importJwsKey, parseCompactJws, verifyParsedJws } from '../../registry/jws.js';
 import { zodMessage } from '../../registry/protocol.js';
@@ -33,10 +34,40 @@ export const PolicyPayloadSchema = z
     blocked: z.object({ serials: z.array(Ident).max(1_000_000), chipIds: z.array(Ident).max(1_000_000) }).strict(),
     /** Allowed firmware digests per work order: they replace the work order file's firmware digests. */
     firmware: z.record(z.string().max(64), z.array(Sha256Hex).max(1000)),
-    profileOverrides: z.record(z.string().max(64), z.unknown()),
+    /**
+     * Certificate profile overrides per board profile id (core/pki/device-cert.ts): applied with
+     * `applyProfileOverride` to the device certificates of the runs that start while this policy is in force.
+     */
+    profileOverrides: ProfileOverridesSchema,
+    /** Re-enrolment lifetimes published by the registry (optional; shown by `station policy`). */
+    reenrollment: z
+      .object({
+        certificateLifetimeSeconds: z.number().int().positive(),
+        rotateBeforeSeconds: z.number().int().min(0),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type PolicyPayload = z.infer<typeof PolicyPayloadSchema>;
+
+/**
+ * This station's revocation in a policy, when it is in effect at `now` (listed with revokedAt <= now; a listing
+ * without a time is in effect at once), else null.
+ */
+export function stationRevocation(
+  policy: PolicyPayload,
+  stationId: string,
+  now: Date,
+): { readonly revokedAt: string | null } | null {
+  const s = policy.revokedStations.find((x) => x.stationId === stationId);
+  if (!s) return null;
+  if (s.revokedAt === null) return { revokedAt: null };
+  const at = Date.parse(s.revokedAt);
+  // An unparsable time cannot postpone a revocation headquarters published: in effect at once.
+  if (Number.isNaN(at) || at <= now.getTime()) return { revokedAt: s.revokedAt };
+  return null;
+}
 
 export const QuotaPayloadSchema = z
   .object({

@@ -21,6 +21,7 @@ import {
   type OperationName,
   type OpResult,
   type StationEvent,
+  type StationRevocation,
   type SyncView,
   type WorkOrderView,
   type YieldView,
@@ -269,6 +270,20 @@ export function createStationService(o: StationServiceOptions): StationService {
     const v = engine.lifecycle.status().policyVersion;
     return v === null ? null : String(v);
   }
+  /** This station's revocation by the policy in force (in effect now), or null. */
+  function stationRevoked(): StationRevocation | null {
+    const st = engine.lifecycle.status();
+    if (!st.stationRevoked) return null;
+    return { revokedAt: st.stationRevokedAt, policyVersion: String(st.policyVersion) };
+  }
+  /** Push a `policy` event when the policy in force or this station's revocation changes (checked every 5 s). */
+  let lastPolicyKey: string | null = null;
+  function checkPolicy(): void {
+    const ev = { type: 'policy' as const, policyVersion: policyVersion(), stationRevoked: stationRevoked() };
+    const key = JSON.stringify(ev);
+    if (lastPolicyKey !== null && key !== lastPolicyKey) emit(ev);
+    lastPolicyKey = key;
+  }
 
   // ------------------------------------------------------------------ operations
 
@@ -285,6 +300,7 @@ export function createStationService(o: StationServiceOptions): StationService {
         session: sess().view(clientId),
         workOrder: selectedWo ? workOrderView(selectedWo) : null,
         policyVersion: policyVersion(),
+        stationRevoked: stationRevoked(),
       }),
 
     async signIn(clientId, args) {
@@ -611,8 +627,10 @@ export function createStationService(o: StationServiceOptions): StationService {
       }
       // The registry's policy and quotas, pulled in the background while online (the last verified stay in force).
       engine.lifecycle.start();
+      checkPolicy();
       expiry = setInterval(() => {
         if (sessions) for (const id of sessions.expire()) emitSession(id);
+        checkPolicy();
       }, 5000);
       expiry.unref?.();
       log.log('info', 'station service started', { stationId: engine.station.id });

@@ -15,6 +15,8 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openServiceDb } from '../../native/store/queries.js';
 import type { TestStation } from '../../registry/test/fixtures.js';
+import { signedPolicy } from '../../registry/lifecycle/service.js';
+import { revokeStation } from '../../registry/service.js';
 import { startBridge, type Bridge } from '../../station/bridge.js';
 import { main as stationCli } from '../../station/cli.js';
 import { createStationService, hashBadge, hashPin, type StationService } from '../../station/service/index.js';
@@ -288,4 +290,28 @@ describe('operator and supervisor UI end to end', () => {
     await page.keyboard.press('Alt+l');
     expect(problems).toEqual([]);
   });
+
+  it('a station revoked by headquarters shows a persistent red banner with the time (en and de)', async () => {
+    // Headquarters revokes the station; its signed policy reaches the station (as a pull would apply it).
+    expect((await revokeStation(registry.reg.context, 'test-station')).ok).toBe(true);
+    const policy = await signedPolicy(registry.reg.context);
+    if (!policy.ok) throw new Error(policy.error.message);
+    expect((await w.engine.lifecycle.applyPolicy(policy.value.jws)).ok).toBe(true);
+    const revokedAt = w.engine.lifecycle.status().stationRevokedAt!;
+    const banner = page.locator('[data-testid="station-revoked"]');
+    // Pushed by the service (`policy` event, checked every 5 s): no reload, no dialog.
+    await banner.waitFor({ timeout: 15_000 });
+    expect(await banner.getAttribute('class')).toContain('banner-error');
+    const en = await banner.innerText();
+    expect(en).toContain('This station has been revoked by headquarters');
+    expect(en).toContain(String(new Date(revokedAt).getFullYear()));
+    expect(en).toContain('Contact your supervisor');
+    await page.keyboard.press('Escape'); // persistent: not dismissed
+    await page.keyboard.press('Alt+l');
+    await until('german banner', async () => (await banner.innerText()).includes('von der Zentrale gesperrt'));
+    await screenshot(page, 'station-revoked-de');
+    await page.keyboard.press('Alt+l');
+    await until('english banner', async () => (await banner.innerText()).includes('revoked by headquarters'));
+    expect(problems).toEqual([]);
+  }, 60_000);
 });

@@ -1,7 +1,15 @@
 /**
  * The UI's feature slices: session, slots, sync, ui. Each action is named after what happened.
  */
-import type { ApiError, SessionView, SlotView, StationStatus, SyncView, WorkOrderView } from '../../../core/api.js';
+import type {
+  ApiError,
+  SessionView,
+  SlotView,
+  StationRevocation,
+  StationStatus,
+  SyncView,
+  WorkOrderView,
+} from '../../../core/api.js';
 import { createSlice } from './slice.js';
 
 export interface SessionState {
@@ -29,6 +37,14 @@ export const sessionSlice = createSlice(
     workOrdersLoaded: (s: SessionState, workOrders: readonly WorkOrderView[]): SessionState => ({ ...s, workOrders }),
     workOrderSelected: (s: SessionState, workOrder: WorkOrderView): SessionState => ({ ...s, workOrder }),
     workOrderCleared: (s: SessionState): SessionState => ({ ...s, workOrder: null }),
+    /** The station pushed a change of the registry policy in force (version, this station's revocation). */
+    policyChanged: (
+      s: SessionState,
+      p: { policyVersion: string | null; stationRevoked: StationRevocation | null },
+    ): SessionState =>
+      s.status
+        ? { ...s, status: { ...s.status, policyVersion: p.policyVersion, stationRevoked: p.stationRevoked } }
+        : s,
   },
 );
 
