@@ -16,7 +16,7 @@ import { err, ok, type Result } from '../core/result.js';
 import { MANIFEST_TYP, ManifestSchema } from '../core/baseline.js';
 import { parseCertificate, verifyCertificateChain } from '../core/pki/chain.js';
 import { fromPem, fromPemChain } from '../core/pki/pem.js';
-import type { IngestRecord, StationRow } from './db.js';
+import type { IngestRecord, SqlExec, StationRow } from './db.js';
 import {
   importJwsKey,
   parseCompactJws,
@@ -38,6 +38,36 @@ import {
   type RejectReason,
 } from './protocol.js';
 
+/** A station key replaced by a rotation (station_key_history): valid for what was completed before `replacedAt`. */
+export interface PreviousStationKey {
+  readonly certificateSha256: string;
+  readonly stationCert: Uint8Array;
+  readonly curve: 'P-256' | 'P-384';
+  readonly keyObject: KeyObject;
+  /** ISO time of the rotation that replaced it. */
+  readonly replacedAt: string;
+}
+
+/** A row of station_key_history. */
+export interface StationKeyHistoryRow {
+  readonly certSha256: string;
+  readonly chainPem: string;
+  readonly replacedAt: string;
+}
+
+/** The replaced keys of a station (station_key_history), oldest first. Throws on database errors. */
+export async function stationKeyHistoryRows(x: SqlExec, stationId: string): Promise<StationKeyHistoryRow[]> {
+  const rows = await x.all(
+    'SELECT cert_sha256, chain_pem, replaced_at FROM station_key_history WHERE station_id = ? ORDER BY replaced_at',
+    [stationId],
+  );
+  return rows.map((r) => ({
+    certSha256: String(r['cert_sha256']),
+    chainPem: String(r['chain_pem']),
+    replacedAt: String(r['replaced_at']),
+  }));
+}
+
 /** An enrolled station's trust material, parsed once. */
 export interface StationTrust {
   readonly row: StationRow;
@@ -47,6 +77,8 @@ export interface StationTrust {
   readonly stationKey: VerifyKey;
   /** The same key for node:crypto (synchronous verification of many records). */
   readonly stationKeyObject: KeyObject;
+  /** Keys replaced by rotations: records and bundles completed before the rotation still verify with them. */
+  readonly previousKeys: readonly PreviousStationKey[];
   /** The issuing CA parsed natively (device certificate checks run thousands of times per batch). */
   readonly ca: {
     readonly cert: NativeX509;
@@ -93,8 +125,14 @@ export async function checkStationChain(
   return ok({ stationCert, issuingCa, root });
 }
 
-/** Build the trust material of an enrolled station row (its chain was checked at enrolment). */
-export async function loadStationTrust(row: StationRow): Promise<Result<StationTrust>> {
+/**
+ * Build the trust material of an enrolled station row (its chain was checked at enrolment) and of its replaced
+ * keys (`history`: station_key_history rows; unreadable ones are skipped).
+ */
+export async function loadStationTrust(
+  row: StationRow,
+  history: readonly StationKeyHistoryRow[] = [],
+): Promise<Result<StationTrust>> {
   const chain = fromPemChain(row.chainPem);
   if (!chain.ok || chain.value.length !== 3)
     return fail('STORE_FAILED', `stored chain of station ${row.stationId} is unreadable`);
@@ -116,7 +154,48 @@ export async function loadStationTrust(row: StationRow): Promise<Result<StationT
   } catch (e) {
     return fail('STORE_FAILED', `stored certificate of station ${row.stationId}: ${(e as Error).message}`);
   }
-  return ok({ row, stationCert, issuingCa, root, stationKey: key, stationKeyObject, ca });
+  const previousKeys: PreviousStationKey[] = [];
+  for (const h of history) {
+    const c = fromPemChain(h.chainPem);
+    if (!c.ok || !c.value[0]) continue;
+    try {
+      const native = new NativeX509(c.value[0]);
+      const jwk = native.publicKey.asymmetricKeyDetails?.namedCurve;
+      const curve = jwk === 'prime256v1' ? 'P-256' : jwk === 'secp384r1' ? 'P-384' : null;
+      if (!curve) continue;
+      previousKeys.push({
+        certificateSha256: h.certSha256,
+        stationCert: c.value[0],
+        curve,
+        keyObject: native.publicKey,
+        replacedAt: h.replacedAt,
+      });
+    } catch {
+      continue;
+    }
+  }
+  return ok({ row, stationCert, issuingCa, root, stationKey: key, stationKeyObject, ca, previousKeys });
+}
+
+/** The key that signed `jws` (its x5c leaf): the enrolled one, or a replaced one (with its replacement time). */
+interface SignerKey {
+  readonly certificateSha256: string;
+  readonly stationCert: Uint8Array;
+  readonly curve: 'P-256' | 'P-384';
+  readonly keyObject: KeyObject;
+  readonly replacedAt: string | null;
+}
+
+function signerKeyOf(trust: StationTrust, jws: ParsedJws): SignerKey | null {
+  if (x5cLeafIs(jws, trust.stationCert))
+    return {
+      certificateSha256: trust.row.certificateSha256,
+      stationCert: trust.stationCert,
+      curve: trust.stationKey.curve,
+      keyObject: trust.stationKeyObject,
+      replacedAt: null,
+    };
+  return trust.previousKeys.find((k) => x5cLeafIs(jws, k.stationCert)) ?? null;
 }
 
 export type RecordCheck =
@@ -133,13 +212,17 @@ function readJson(b: Uint8Array): unknown {
   }
 }
 
-/** Verify a parsed JWS with the station key (node:crypto, synchronous: same result as verifyParsedJws, faster). */
-function verifyWithStationKey(trust: StationTrust, jws: ParsedJws, what: string): Result<true, JwsFailure> {
-  const expected = trust.stationKey.curve === 'P-256' ? 'ES256' : 'ES384';
+/** Verify a parsed JWS with a station key (node:crypto, synchronous: same result as verifyParsedJws, faster). */
+function verifyWithStationKey(
+  key: Pick<SignerKey, 'curve' | 'keyObject'>,
+  jws: ParsedJws,
+  what: string,
+): Result<true, JwsFailure> {
+  const expected = key.curve === 'P-256' ? 'ES256' : 'ES384';
   if (jws.header.alg !== expected)
     return err({
       kind: 'header',
-      message: `${what}: alg ${jws.header.alg} does not match the ${trust.stationKey.curve} station key`,
+      message: `${what}: alg ${jws.header.alg} does not match the ${key.curve} station key`,
     });
   if (jws.signature.length !== (expected === 'ES256' ? 64 : 96))
     return err({ kind: 'signature', message: `${what}: the signature has the wrong length` });
@@ -148,7 +231,7 @@ function verifyWithStationKey(trust: StationTrust, jws: ParsedJws, what: string)
     valid = nodeVerify(
       expected === 'ES256' ? 'sha256' : 'sha384',
       jws.signingInput,
-      { key: trust.stationKeyObject, dsaEncoding: 'ieee-p1363' },
+      { key: key.keyObject, dsaEncoding: 'ieee-p1363' },
       jws.signature,
     );
   } catch {
@@ -195,9 +278,10 @@ export async function verifyRecordJws(
   }
   if (p.header.typ !== RECORD_TYP)
     return reject('header-invalid', `record: typ is ${String(p.header.typ)}, expected ${RECORD_TYP}`);
-  if (!x5cLeafIs(p, trust.stationCert))
-    return reject('signer-mismatch', 'record: the x5c leaf is not the enrolled certificate of this station');
-  const sig = verifyWithStationKey(trust, p, 'record');
+  // The enrolled key, or a key replaced by a rotation (only for records completed before it: checked below).
+  const signer = signerKeyOf(trust, p);
+  if (!signer) return reject('signer-mismatch', 'record: the x5c leaf is not the enrolled certificate of this station');
+  const sig = verifyWithStationKey(signer, p, 'record');
   if (!sig.ok)
     return reject(sig.error.kind === 'signature' ? 'signature-invalid' : 'header-invalid', sig.error.message);
   if (json === undefined) return reject('payload-invalid', 'record: the payload is not UTF-8 JSON');
@@ -206,8 +290,8 @@ export async function verifyRecordJws(
   const rec = r.data;
   if (rec.station.id !== trust.row.stationId)
     return reject('station-mismatch', `record: made by station ${rec.station.id}, submitted by ${trust.row.stationId}`);
-  if (rec.station.certificateSha256 !== trust.row.certificateSha256)
-    return reject('station-mismatch', 'record: station.certificateSha256 is not the enrolled station certificate');
+  if (rec.station.certificateSha256 !== signer.certificateSha256)
+    return reject('station-mismatch', 'record: station.certificateSha256 is not the certificate that signed it');
   if (trust.row.workOrders.length > 0 && !trust.row.workOrders.includes(rec.workOrder))
     return reject(
       'work-order-not-allowed',
@@ -216,6 +300,11 @@ export async function verifyRecordJws(
   const completedAt = new Date(rec.completedAt);
   if (completedAt.getTime() > now.getTime() + 300_000)
     return reject('payload-invalid', 'record: completedAt is in the future');
+  if (signer.replacedAt !== null && !(completedAt.getTime() < Date.parse(signer.replacedAt)))
+    return reject(
+      'signer-mismatch',
+      `record: signed with the station key replaced at ${signer.replacedAt} (key rotation) but completed at ${rec.completedAt}, after the rotation: only records completed before it may carry the old key`,
+    );
 
   // Device certificate: issued by this station's issuing CA, for the record's key.
   const der = fromPem(rec.certificate.pem, 'CERTIFICATE');
@@ -239,9 +328,9 @@ export async function verifyRecordJws(
   const m = parseCompactJws(rec.manifest.jws, 'manifest');
   if (!m.ok) return reject('manifest-invalid', m.error.message);
   if (m.value.header.typ !== MANIFEST_TYP) return reject('manifest-invalid', `manifest: typ is not ${MANIFEST_TYP}`);
-  if (m.value.header.x5c && !x5cLeafIs(m.value, trust.stationCert))
-    return reject('manifest-invalid', 'manifest: the x5c leaf is not the enrolled station certificate');
-  const ms = verifyWithStationKey(trust, m.value, 'manifest');
+  if (m.value.header.x5c && !x5cLeafIs(m.value, signer.stationCert))
+    return reject('manifest-invalid', 'manifest: the x5c leaf is not the station certificate that signed the record');
+  const ms = verifyWithStationKey(signer, m.value, 'manifest');
   if (!ms.ok) return reject('manifest-invalid', ms.error.message);
   const mj = ManifestSchema.safeParse(readJson(m.value.payload));
   if (!mj.success) return reject('manifest-invalid', `manifest: ${zodMessage(mj.error)}`);
@@ -322,12 +411,16 @@ export async function verifyBundle(trust: StationTrust, bundle: string): Promise
       `the bundle is truncated or corrupted and was rejected as a whole (${p.error.message})`,
     );
   if (p.value.header.typ !== BUNDLE_TYP) return fail('INPUT_INVALID', `bundle: typ is not ${BUNDLE_TYP}`);
-  if (!x5cLeafIs(p.value, trust.stationCert))
+  const signer = signerKeyOf(trust, p.value);
+  if (!signer)
     return fail(
       'INPUT_INVALID',
       `bundle: the x5c leaf is not the enrolled certificate of station ${trust.row.stationId}`,
     );
-  const sig = await verifyParsedJws(p.value, trust.stationKey, 'bundle');
+  const sig =
+    signer.replacedAt === null
+      ? await verifyParsedJws(p.value, trust.stationKey, 'bundle')
+      : verifyWithStationKey(signer, p.value, 'bundle');
   if (!sig.ok)
     return fail(
       'INPUT_INVALID',
@@ -339,6 +432,11 @@ export async function verifyBundle(trust: StationTrust, bundle: string): Promise
   if (!b.success) return fail('INPUT_INVALID', `bundle: ${zodMessage(b.error)}`);
   if (b.data.stationId !== trust.row.stationId)
     return fail('INPUT_INVALID', `bundle: made by station ${b.data.stationId}, signed by ${trust.row.stationId}`);
+  if (signer.replacedAt !== null && !(Date.parse(b.data.createdAt) < Date.parse(signer.replacedAt)))
+    return fail(
+      'INPUT_INVALID',
+      `bundle: signed with the station key replaced at ${signer.replacedAt} (key rotation) but created at ${b.data.createdAt}, after the rotation: export it again`,
+    );
   if (b.data.count !== b.data.records.length)
     return fail(
       'INPUT_INVALID',

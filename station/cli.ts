@@ -22,6 +22,7 @@ import { CONFIG_FILE, StationConfigSchema } from './config.js';
 import { openEngine, type Engine } from './engine.js';
 import { initStation } from './init.js';
 import { createLogger } from './logger.js';
+import { rotateStationKey } from './rotate-key.js';
 import { cmdOperator, cmdServe, OPERATOR_USAGE } from './operators-cli.js';
 
 export const EXIT = { ok: 0, boardFailed: 1, usage: 2, notReady: 3, verifyFailed: 4, internal: 70 } as const;
@@ -44,6 +45,8 @@ ${OPERATOR_USAGE}
   sync        --data-dir D [--status] [--json]   (send pending records now, or show the sync state)
   export      --data-dir D [--out FILE]          (signed bundle of the records not yet acknowledged)
   import-receipt FILE --data-dir D [--json]     (apply a receipt from registry import)
+  rotate-key  --data-dir D [--json]              (new station key: online with the registry; resumes a pending one)
+              [--out REQUEST.json | --answer ANSWER.json]   (hand-carried: registry rotate-station-key between)
 
 common: --data-dir (default ./.data/station or $LINE_STATION_DATA_DIR), --verbose
 `;
@@ -74,6 +77,7 @@ const OPTIONS = {
   pull: { type: 'boolean' },
   'policy-file': { type: 'string' },
   'quotas-file': { type: 'string' },
+  answer: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -86,7 +90,8 @@ function describeError(e: StationError): string {
 
 function exitFor(e: StationError): number {
   if (e.kind === 'bug') return EXIT.internal;
-  if (/^(CONFIG_|HSM_|STORE_)/.test(e.code)) return EXIT.notReady;
+  // A station revoked by headquarters is not ready to provision anything (docs/lifecycle.md "Policy").
+  if (/^(CONFIG_|HSM_|STORE_)/.test(e.code) || e.code === 'FLOW_STATION_REVOKED') return EXIT.notReady;
   return EXIT.boardFailed;
 }
 
@@ -167,6 +172,8 @@ export async function main(argv: string[], o: Out = stdio): Promise<number> {
       );
       return EXIT.ok;
     }
+    case 'rotate-key':
+      return cmdRotateKey(dataDir, args, logger, o);
     case 'enroll': {
       const code = cmdEnroll(dataDir, args, o);
       if (code !== EXIT.ok || !(args.escrow || args['escrow-begin'])) return code;
@@ -214,6 +221,48 @@ export async function main(argv: string[], o: Out = stdio): Promise<number> {
   }
 }
 
+/** `station rotate-key` (station/rotate-key.ts). Stop `station serve` / `watch` first: they hold the old key. */
+async function cmdRotateKey(
+  dataDir: string,
+  args: Record<string, unknown>,
+  logger: ReturnType<typeof createLogger>,
+  o: Out,
+): Promise<number> {
+  const out = args.out as string | undefined;
+  const answer = args.answer as string | undefined;
+  if (out && answer) {
+    o.err('rotate-key: give --out (write the request) or --answer (apply the registry answer), not both');
+    return EXIT.usage;
+  }
+  const r = await rotateStationKey({
+    dataDir,
+    logger,
+    mode: out
+      ? { kind: 'request', out: resolve(out) }
+      : answer
+        ? { kind: 'answer', file: resolve(answer) }
+        : { kind: 'online' },
+  });
+  if (!r.ok) {
+    o.err(describeError(r.error));
+    return exitFor(r.error);
+  }
+  const v = r.value;
+  if (args.json) o.out(JSON.stringify(v, null, 2));
+  else if (v.status === 'requested')
+    o.out(
+      `key rotation ${v.requestId} requested${v.resumed ? ' (pending request written again)' : ''}: new key "${v.newLabel}" generated, not in use yet\n` +
+        `  request written to ${v.out}; at headquarters: registry rotate-station-key --request FILE --out ANSWER.json\n` +
+        `  then: station rotate-key --answer ANSWER.json --data-dir ${dataDir}`,
+    );
+  else
+    o.out(
+      `station key rotated${v.resumed ? ' (resumed)' : ''}: now "${v.newLabel}" (certificate ${v.certificateSha256.slice(0, 16)}...), ` +
+        `registry switched at ${v.rotatedAt ?? '?'}; old key "${v.oldLabel}" destroyed\n  new chain: ${v.chainFile}`,
+    );
+  return EXIT.ok;
+}
+
 async function cmdProvision(engine: Engine, args: Record<string, unknown>, o: Out): Promise<number> {
   const ports = (args.port as string[] | undefined) ?? [];
   const wo = args['work-order'] as string | undefined;
@@ -251,6 +300,11 @@ async function cmdWatch(engine: Engine, args: Record<string, unknown>, o: Out): 
   if (!w.ok) {
     o.err(describeError(w.error));
     return EXIT.usage;
+  }
+  const revoked = engine.lifecycle.checkStation();
+  if (!revoked.ok) {
+    o.err(describeError(revoked.error));
+    return exitFor(revoked.error);
   }
   // Records reach the registry in the background while boards are provisioned (when a registry is configured).
   engine.sync?.start();
@@ -727,7 +781,15 @@ async function cmdPolicy(engine: Engine, args: Record<string, unknown>, o: Out):
       `  revoked operators ${st.revokedOperators}, blocked serials ${st.blockedSerials}, blocked chip ids ${st.blockedChipIds}` +
         (st.firmwareOverrides.length ? `, firmware set for ${st.firmwareOverrides.join(', ')}` : ''),
     );
-    if (st.stationRevoked) o.out('  WARNING: this station is revoked at the registry');
+    if (st.profileOverrides.length) o.out(`  certificate profile overrides for ${st.profileOverrides.join(', ')}`);
+    if (st.reenrollment)
+      o.out(
+        `  re-enrolment: certificate lifetime ${st.reenrollment.certificateLifetimeSeconds} s, rotate ${st.reenrollment.rotateBeforeSeconds} s before expiry`,
+      );
+    if (st.stationRevoked)
+      o.out(
+        `  REVOKED: this station has been revoked by headquarters${st.stationRevokedAt ? ` at ${st.stationRevokedAt}` : ''}; it refuses to provision (contact your supervisor)`,
+      );
     o.out(
       st.quotaVersion === null
         ? `quotas: none (${st.requireQuota ? 'work orders without a quota are refused' : 'unlimited, with a warning'})`

@@ -85,6 +85,11 @@ export interface HsmAdmin extends Hsm {
   importCertificate(label: string, der: Uint8Array): Promise<Result<{ id: string }>>;
   /** Attributes (never values) of the private key with this label, or null if there is none. */
   findKey(label: string): Promise<Result<HsmKeyInfo | null>>;
+  /**
+   * Station key rotation (station/rotate-key.ts): destroy the private and public key objects labelled `label`
+   * (certificate objects are kept). Returns how many objects were destroyed (0: none had the label).
+   */
+  destroyKeyPair(label: string): Promise<Result<{ destroyed: number }>>;
 }
 
 /** Options of `generateSigningKey`. */
@@ -1027,6 +1032,25 @@ class Pkcs11Hsm implements HsmAdmin {
     return this.run('findKey', (s) => {
       const h = this.findOne(s, P.CKO_PRIVATE_KEY, label);
       return h ? this.keyInfo(s, h) : null;
+    });
+  }
+
+  /** Destroy the key pair objects labelled `label` (see HsmAdmin.destroyKeyPair; station key rotation). */
+  async destroyKeyPair(label: string): Promise<Result<{ destroyed: number }>> {
+    if (!validLabel(label)) return fail('INPUT_INVALID', 'key label must be 1..64 printable ASCII characters', {});
+    return this.run('destroyKeyPair', (s) => {
+      let destroyed = 0;
+      for (const cls of [P.CKO_PRIVATE_KEY, P.CKO_PUBLIC_KEY])
+        for (const h of findAll(this.lib, s, [
+          { type: P.CKA_CLASS, value: cls },
+          { type: P.CKA_LABEL, value: label },
+        ])) {
+          this.lib.C_DestroyObject(s, h);
+          destroyed++;
+        }
+      this.keyHandles.delete(label);
+      this.log?.log('info', 'key pair destroyed', { label, destroyed });
+      return { destroyed };
     });
   }
 
