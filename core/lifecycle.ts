@@ -4,14 +4,21 @@
  * result; this module only decides (docs/lifecycle.md).
  *
  *   provisioned --activate--> activated --suspend--> suspended --resume--> activated
- *   provisioned|activated --rotate--> (same state, new credential; the old one is superseded)
- *   provisioned|activated|suspended --revoke--> revoked --decommission--> decommissioned
- *   provisioned|activated|suspended --decommission--> decommissioned
+ *   provisioned --rotate--> provisioned     (never activated: a reworked board keeps waiting for activation)
+ *   activated|rotated --rotate--> rotated   (new credential; the old one is superseded)
+ *   provisioned|activated|rotated --suspend--> suspended
+ *   provisioned|activated|rotated|suspended --revoke--> revoked --decommission--> decommissioned
+ *   provisioned|activated|rotated|suspended --decommission--> decommissioned
+ *
+ * `rotated` is an activated device that has re-keyed at least once: it has the same exits as `activated`
+ * (rotate, suspend, revoke, decommission) with the same roles, `activate` is illegal on it, and `resume`
+ * brings a suspended device back to `activated` (the suspension does not remember whether it had rotated;
+ * the credential history does).
  */
 import { fail } from './errors.js';
 import { ok, type Result } from './result.js';
 
-export const DEVICE_STATES = ['provisioned', 'activated', 'suspended', 'revoked', 'decommissioned'] as const;
+export const DEVICE_STATES = ['provisioned', 'activated', 'rotated', 'suspended', 'revoked', 'decommissioned'] as const;
 export type DeviceState = (typeof DEVICE_STATES)[number];
 
 export const LIFECYCLE_EVENTS = ['activate', 'suspend', 'resume', 'rotate', 'revoke', 'decommission'] as const;
@@ -56,14 +63,21 @@ const OFFICERS = ['admin', 'security-officer'] as const;
 /** Every allowed transition. Anything not listed is illegal. */
 export const TRANSITIONS: readonly Transition[] = [
   { from: 'provisioned', event: 'activate', to: 'activated', roles: [...OFFICERS, 'station', 'device'] },
+  // A board reworked before it was ever activated gets a new credential but is still only provisioned:
+  // `rotated` means "activated and re-keyed", and activation must stay possible (rotated cannot activate).
   { from: 'provisioned', event: 'rotate', to: 'provisioned', roles: ['admin', 'station', 'device'] },
   { from: 'provisioned', event: 'suspend', to: 'suspended', roles: OFFICERS },
   { from: 'provisioned', event: 'revoke', to: 'revoked', roles: [...OFFICERS, 'station'] },
   { from: 'provisioned', event: 'decommission', to: 'decommissioned', roles: OFFICERS },
-  { from: 'activated', event: 'rotate', to: 'activated', roles: ['admin', 'station', 'device'] },
+  { from: 'activated', event: 'rotate', to: 'rotated', roles: ['admin', 'station', 'device'] },
   { from: 'activated', event: 'suspend', to: 'suspended', roles: OFFICERS },
   { from: 'activated', event: 'revoke', to: 'revoked', roles: [...OFFICERS, 'station'] },
   { from: 'activated', event: 'decommission', to: 'decommissioned', roles: OFFICERS },
+  // rotated: the exits of activated, same roles (activate is illegal: it is already active).
+  { from: 'rotated', event: 'rotate', to: 'rotated', roles: ['admin', 'station', 'device'] },
+  { from: 'rotated', event: 'suspend', to: 'suspended', roles: OFFICERS },
+  { from: 'rotated', event: 'revoke', to: 'revoked', roles: [...OFFICERS, 'station'] },
+  { from: 'rotated', event: 'decommission', to: 'decommissioned', roles: OFFICERS },
   { from: 'suspended', event: 'resume', to: 'activated', roles: OFFICERS },
   // A station may revoke a suspended board it scrapped (signed scrap event, POST /v1/revocations).
   { from: 'suspended', event: 'revoke', to: 'revoked', roles: [...OFFICERS, 'station'] },

@@ -123,6 +123,11 @@ export async function main(argv: readonly string[], out: Out = stdio): Promise<n
     out.log(USAGE);
     return cmd || v.help ? EXIT.ok : EXIT.usage;
   }
+  if (((v.as ?? 'admin') !== 'admin' || v['token-file'] !== undefined) && !LIFECYCLE_COMMANDS.has(cmd)) {
+    // Only the lifecycle commands act as another role; the others are the data dir's admin.
+    out.err(`error AUTH_FORBIDDEN: ${cmd} is admin-only (--as / --token-file are for the lifecycle commands)`);
+    return EXIT.refused;
+  }
   const given = resolve(v['data-dir'] ?? process.env['LINE_STATION_REGISTRY_DATA_DIR'] ?? '.data/registry');
   // A demo data dir holds the station at its top and the local registry under registry/: accept either.
   const dataDir =
@@ -246,7 +251,7 @@ export async function main(argv: readonly string[], out: Out = stdio): Promise<n
 async function command(
   cmd: string,
   rest: string[],
-  v: Record<string, string | boolean | undefined>,
+  v: Record<string, string | boolean | string[] | undefined>,
   ctx: RegistryContext,
   _db: RegistryDb,
   out: Out,

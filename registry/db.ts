@@ -52,6 +52,12 @@ export interface IngestInput {
 
 export type IngestStatus = 'accepted' | 'duplicate' | 'conflict';
 
+/**
+ * A step run inside the ingest transaction after the records are inserted (the device lifecycle:
+ * registry/lifecycle/service.ts lifecycleApplyRecords). `tx` is the transaction's connection; throwing rolls back.
+ */
+export type IngestApply = (tx: SqlExec, stored: readonly IngestRecord[]) => Promise<void>;
+
 export type IngestOutcome =
   | { readonly kind: 'done'; readonly statuses: ReadonlyMap<number, IngestStatus> }
   /** The batchId is already stored with different content: nothing was written. */
@@ -152,8 +158,12 @@ export interface RegistryDb {
   /** Remember a request nonce until `expiresAt`; false if it was seen before (a replay). Purges expired nonces. */
   useNonce(stationId: string, nonce: string, expiresAt: string, now: string): Promise<Result<boolean>>;
   getBatch(stationId: string, batchId: string): Promise<Result<BatchRow | null>>;
-  /** One transaction: the batch row, new records, conflicts, the station's lastSyncAt. */
-  ingest(input: IngestInput): Promise<Result<IngestOutcome>>;
+  /**
+   * One transaction: the batch row, new records, conflicts, the station's lastSyncAt, then `apply` (when given)
+   * with the records newly accepted in this call (not duplicates or conflicts; not called when there are none).
+   * A throw in `apply` rolls the whole batch back (no batch row, no records) and answers STORE_FAILED.
+   */
+  ingest(input: IngestInput, apply?: IngestApply): Promise<Result<IngestOutcome>>;
   /** Store the response of a batch unless one is stored already; returns the stored one (first wins). */
   saveBatchResponse(stationId: string, batchId: string, response: string): Promise<Result<string>>;
   /** Records of a device, by chip id or serial number, oldest first. */

@@ -36,11 +36,12 @@ import {
   type StationSummary,
   type Stats,
 } from './protocol.js';
-import { lifecycleApplyRecords, lifecyclePrecheck, type LifecycleConfig } from './lifecycle/service.js';
+import { lifecycleApplyRecords, lifecyclePrecheck, refreshCrl, type LifecycleConfig } from './lifecycle/service.js';
 import {
   bundleStationId,
   checkStationChain,
   loadStationTrust,
+  stationKeyHistoryRows,
   verifyBundle,
   verifyRecordJws,
   type StationTrust,
@@ -97,7 +98,14 @@ export async function stationTrust(
   if (!cache) trustCache.set(ctx.db, (cache = new Map()));
   const cached = cache.get(stationId);
   if (cached && cached.row.certificateSha256 === row.value.certificateSha256) return ok({ ...cached, row: row.value });
-  const t = await loadStationTrust(row.value);
+  // Keys replaced by rotations (station key rotation, docs/lifecycle.md): records completed before still verify.
+  let history: Awaited<ReturnType<typeof stationKeyHistoryRows>>;
+  try {
+    history = await stationKeyHistoryRows(ctx.db.sql, stationId);
+  } catch (e) {
+    return err(storeError({ message: `station key history: ${e instanceof Error ? e.message : String(e)}` }));
+  }
+  const t = await loadStationTrust(row.value, history);
   if (!t.ok) return err(storeError(t.error));
   cache.set(stationId, t.value);
   return ok(t.value);
@@ -224,15 +232,20 @@ export async function ingestRecords(
       message: `record ${v.recordId} refused by the identity lifecycle: ${reason}`,
     };
   }
-  const ing = await ctx.db.ingest({
-    stationId,
-    batchId,
-    kind,
-    contentSha256,
-    receivedAt: now.toISOString(),
-    records: valid,
-  });
-  if (!ing.ok) return err(storeError(ing.error));
+  // --- identity lifecycle: devices and credentials of the records newly stored, in the SAME transaction (a
+  // failure rolls the whole batch back and answers STORE_UNAVAILABLE: the station retries, exactly once holds).
+  let lifecycleChanged = false;
+  const ing = await ctx.db.ingest(
+    { stationId, batchId, kind, contentSha256, receivedAt: now.toISOString(), records: valid },
+    async (tx, stored) => {
+      lifecycleChanged = await lifecycleApplyRecords(ctx, tx, stationId, stored);
+    },
+  );
+  if (!ing.ok) {
+    ctx.logger.log('error', `${kind} not stored`, { stationId, batchId, error: ing.error.message });
+    return err(storeError(ing.error));
+  }
+  if (lifecycleChanged) await refreshCrl(ctx, stationId);
   if (ing.value.kind === 'batch-conflict')
     return apiFail('BATCH_CONFLICT', `${kind} ${batchId} was already submitted with different records`);
   for (const v of valid) {
@@ -246,12 +259,6 @@ export async function ingestRecords(
       message: status === 'conflict' ? `record ${v.recordId} is already stored with different content` : null,
     };
   }
-  // --- identity lifecycle: devices and credentials of the records just stored (idempotent).
-  await lifecycleApplyRecords(
-    ctx,
-    stationId,
-    valid.filter((v) => ing.value.kind === 'done' && ing.value.statuses.get(v.index) !== 'conflict'),
-  );
   const summary = { accepted: 0, duplicate: 0, conflict: 0, rejected: 0 };
   for (const r of results) summary[r.status]++;
   const receipt: ReceiptPayload = {

@@ -8,6 +8,12 @@ export interface RegistryMigration {
   readonly version: number;
   readonly name: string;
   readonly sql: string;
+  /**
+   * SQLite only: the migration rebuilds a table that other tables reference, so it runs with
+   * `PRAGMA foreign_keys = OFF` (the pragma is a no-op inside a transaction: the runner sets it around it) and
+   * the runner checks `PRAGMA foreign_key_check` and `PRAGMA integrity_check` before committing.
+   */
+  readonly rebuildsTables?: boolean;
 }
 
 const SQLITE_V1 = `
@@ -245,11 +251,47 @@ CREATE TABLE station_key_history (
 );
 `;
 
+/** The devices.state values allowed from v3 on (v2 had no 'rotated'). */
+const DEVICE_STATE_CHECK = `state IN ('provisioned', 'activated', 'rotated', 'suspended', 'revoked', 'decommissioned')`;
+
+/**
+ * v3 (SQLite): the device state 'rotated'. SQLite cannot alter a CHECK constraint, so the devices table is
+ * rebuilt the documented way (https://sqlite.org/lang_altertable.html#otheralter): new table, copy the rows,
+ * drop the old one, rename, recreate its indexes. credentials.serial_number keeps referencing devices by name.
+ */
+const SQLITE_V3 = `
+CREATE TABLE devices_v3 (
+  serial_number TEXT PRIMARY KEY,
+  chip_id TEXT NOT NULL UNIQUE,
+  station_id TEXT NOT NULL,
+  model TEXT NOT NULL,
+  work_order TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (${DEVICE_STATE_CHECK}),
+  state_since TEXT NOT NULL,
+  suspended_at TEXT,
+  created_at TEXT NOT NULL
+);
+INSERT INTO devices_v3 (serial_number, chip_id, station_id, model, work_order, state, state_since, suspended_at, created_at)
+  SELECT serial_number, chip_id, station_id, model, work_order, state, state_since, suspended_at, created_at FROM devices;
+DROP TABLE devices;
+ALTER TABLE devices_v3 RENAME TO devices;
+CREATE INDEX devices_work_order ON devices(work_order);
+CREATE INDEX devices_station ON devices(station_id);
+`;
+
+/** v3 (PostgreSQL): the device state 'rotated' (the column constraint's default name is devices_state_check). */
+const PG_V3 = `
+ALTER TABLE devices DROP CONSTRAINT devices_state_check;
+ALTER TABLE devices ADD CONSTRAINT devices_state_check CHECK (${DEVICE_STATE_CHECK});
+`;
+
 export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: SQLITE_V1 },
   { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
+  { version: 3, name: 'device state rotated', sql: SQLITE_V3, rebuildsTables: true },
 ];
 export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: PG_V1 },
   { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
+  { version: 3, name: 'device state rotated', sql: PG_V3 },
 ];

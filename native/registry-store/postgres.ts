@@ -1,7 +1,8 @@
 /**
  * RegistryDb on PostgreSQL (pg). A batch is one READ COMMITTED transaction serialised per (station, batch)
  * with a transaction-scoped advisory lock; records are inserted with ON CONFLICT DO NOTHING so concurrent
- * batches carrying the same record id can never store it twice.
+ * batches carrying the same record id can never store it twice. The optional `apply` step (device lifecycle)
+ * runs in the same transaction under the lifecycle advisory lock.
  */
 import pg from 'pg';
 import type { PoolClient } from 'pg';
@@ -13,6 +14,7 @@ import type {
   SqlPort,
   SqlRow,
   ConflictRow,
+  IngestApply,
   IngestInput,
   IngestOutcome,
   IngestStatus,
@@ -202,7 +204,7 @@ export async function openPostgresRegistryDb(
         const r = (await q('SELECT * FROM batches WHERE station_id = $1 AND batch_id = $2', [stationId, batchId]))[0];
         return r ? batchFrom(r) : null;
       }),
-    ingest: (input: IngestInput) =>
+    ingest: (input: IngestInput, apply?: IngestApply) =>
       guard('ingest', () =>
         tx(pool, async (c): Promise<IngestOutcome> => {
           await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${input.stationId}\n${input.batchId}`]);
@@ -283,6 +285,13 @@ export async function openPostgresRegistryDb(
             input.receivedAt,
             input.stationId,
           ]);
+          const fresh = input.records.filter((r) => statuses.get(r.index) === 'accepted');
+          if (apply && fresh.length) {
+            // The lifecycle tables are serialised like SqlPort.transaction. Lock order: batch lock, then this one
+            // (lifecycle transactions never take a batch lock), so this cannot deadlock.
+            await c.query('SELECT pg_advisory_xact_lock($1)', [LIFECYCLE_LOCK]);
+            await apply(execOn(c), fresh);
+          }
           return { kind: 'done', statuses };
         }),
       ),

@@ -1,6 +1,8 @@
 /**
  * RegistryDb on SQLite (better-sqlite3, WAL). Synchronous underneath: a batch is one `BEGIN IMMEDIATE`
- * transaction, and no other request interleaves inside it (single process).
+ * transaction, and no other request interleaves inside it (single process). With an `apply` step (the device
+ * lifecycle) the batch transaction becomes asynchronous and holds the connection exactly like
+ * `SqlPort.transaction`: every other call waits until it commits or rolls back.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
@@ -91,14 +93,30 @@ function migrate(db: Database.Database): void {
   );
   for (const m of SQLITE_MIGRATIONS) {
     if (done.has(m.version)) continue;
-    db.transaction(() => {
-      db.exec(m.sql);
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
-        m.version,
-        m.name,
-        new Date().toISOString(),
-      );
-    }).immediate();
+    const fkOn = db.pragma('foreign_keys', { simple: true }) === 1;
+    if (m.rebuildsTables) db.pragma('foreign_keys = OFF');
+    try {
+      db.transaction(() => {
+        db.exec(m.sql);
+        if (m.rebuildsTables) {
+          const broken = db.pragma('foreign_key_check') as Row[];
+          if (broken.length)
+            throw new Error(
+              `migration ${m.version}: ${broken.length} foreign key violation(s), e.g. ${JSON.stringify(broken[0])}`,
+            );
+          const integrity = (db.pragma('integrity_check') as Row[]).map((r) => String(r['integrity_check']));
+          if (integrity.join() !== 'ok')
+            throw new Error(`migration ${m.version}: integrity check: ${integrity.join('; ')}`);
+        }
+        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+          m.version,
+          m.name,
+          new Date().toISOString(),
+        );
+      }).immediate();
+    } finally {
+      if (m.rebuildsTables && fkOn) db.pragma('foreign_keys = ON');
+    }
   }
 }
 
@@ -155,7 +173,8 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
   };
   let nonceCalls = 0;
 
-  const ingestTx = db.transaction((input: IngestInput): IngestOutcome => {
+  /** The batch row, new records, conflicts, lastSyncAt; runs inside the caller's transaction. */
+  const ingestBody = (input: IngestInput): IngestOutcome => {
     const existing = s.getBatch.get(input.stationId, input.batchId) as Row | undefined;
     if (existing && existing['content_sha256'] !== input.contentSha256) return { kind: 'batch-conflict' };
     if (!existing) s.insertBatch.run(input.stationId, input.batchId, input.kind, input.contentSha256, input.receivedAt);
@@ -197,31 +216,42 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
     }
     s.touchStation.run(input.receivedAt, input.stationId);
     return { kind: 'done', statuses };
-  });
+  };
+  const ingestTx = db.transaction(ingestBody);
 
   // While a lifecycle transaction (async, SqlPort.transaction) holds the connection, every other call waits.
   const gate: { busy: Promise<void> | null } = { busy: null };
   const guard = <T>(what: string, fn: () => T): Promise<Result<T>> =>
     gate.busy ? gate.busy.then(() => guard(what, fn)) : Promise.resolve(guardNow(what, fn));
+  // Prepared statements of the portable SQL, cached by text (the lifecycle runs the same few per record).
+  const prepared = new Map<string, Database.Statement>();
+  const prep = (q: string): Database.Statement => {
+    let st = prepared.get(q);
+    if (!st) {
+      if (prepared.size >= 512) prepared.clear();
+      prepared.set(q, (st = db.prepare(q)));
+    }
+    return st;
+  };
   const exec: SqlExec = {
-    all: (sql, args = []) => Promise.resolve(db.prepare(sql).all(...args) as SqlRow[]),
-    run: (sql, args = []) => Promise.resolve(db.prepare(sql).run(...args).changes),
+    all: (q, args = []) => Promise.resolve(prep(q).all(...args) as SqlRow[]),
+    run: (q, args = []) => Promise.resolve(prep(q).run(...args).changes),
   };
-  const waitIdle = async (): Promise<void> => {
-    while (gate.busy) await gate.busy;
-  };
+  // The idle check and what follows it must run in the SAME synchronous step (no await in between): else two
+  // waiters woken by one release could both see the gate free and open two transactions on one connection, or
+  // a plain statement could slip into another caller's open transaction.
   const sql: SqlPort = {
     dialect: 'sqlite',
     all: async (q, args) => {
-      await waitIdle();
+      while (gate.busy) await gate.busy;
       return exec.all(q, args);
     },
     run: async (q, args) => {
-      await waitIdle();
+      while (gate.busy) await gate.busy;
       return exec.run(q, args);
     },
     async transaction<T>(fn: (tx: SqlExec) => Promise<T>): Promise<T> {
-      await waitIdle();
+      while (gate.busy) await gate.busy;
       let release!: () => void;
       gate.busy = new Promise<void>((r) => (release = r));
       try {
@@ -281,7 +311,24 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
         const r = s.getBatch.get(stationId, batchId) as Row | undefined;
         return r ? batchFrom(r) : null;
       }),
-    ingest: (input) => guard('ingest', () => ingestTx.immediate(input)),
+    ingest: async (input, apply) => {
+      if (!apply) return guard('ingest', () => ingestTx.immediate(input));
+      // With an apply step the transaction is asynchronous: it holds the connection like SqlPort.transaction.
+      try {
+        return ok(
+          await sql.transaction(async (tx) => {
+            const out = ingestBody(input);
+            if (out.kind === 'done') {
+              const fresh = input.records.filter((r) => out.statuses.get(r.index) === 'accepted');
+              if (fresh.length) await apply(tx, fresh);
+            }
+            return out;
+          }),
+        );
+      } catch (e) {
+        return fail('STORE_FAILED', `registry database (sqlite) ingest: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    },
     saveBatchResponse: (stationId, batchId, response) =>
       guard('saveBatchResponse', () => {
         s.saveResponse.run(response, stationId, batchId);

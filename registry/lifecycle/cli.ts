@@ -1,19 +1,31 @@
 /**
  * `registry` identity lifecycle subcommands (docs/lifecycle.md, docs/registry-api.md "Lifecycle"): device
  * transitions, batch revoke, release, history, event-log verification, CRL export, quotas, operator revocation,
- * identifier blocks (all through the service functions, as role admin), and the two escrow steps, which go to
- * the running `registry serve` of the data dir because the escrow transport key is a session object of its HSM.
+ * identifier blocks, policy settings (all through the service functions, with the acting role: admin, or with
+ * `--as security-officer` and that role's token), and the two escrow steps, which go to the running
+ * `registry serve` of the data dir because the escrow transport key is a session object of its HSM.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { fromBase64Url } from '../../core/bytes.js';
 import { isRevocationReason, REVOCATION_REASONS } from '../../core/lifecycle.js';
+import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
 import { toPem } from '../../core/pki/pem.js';
-import type { RegistryConfig, RegistryKeys } from '../keys.js';
+import { ensureSecurityOfficerToken, readRegistryConfig, type RegistryConfig, type RegistryKeys } from '../keys.js';
 import type { ApiError } from '../service.js';
+import { KEY_ROTATION_ANSWER_FILE, KeyRotationRequestFileSchema } from './station-key-rotation.js';
 import {
   applyTransition,
+  checkRole,
+  MAX_POLICY_DURATION_S,
+  MIN_POLICY_DURATION_S,
+  POLICY_SCHEMA,
+  setPolicySetting,
+  signedPolicy,
+  type PolicyChange,
+  type PolicyContent,
   batchRevoke,
   blockIdentifier,
   currentCrl,
@@ -21,6 +33,8 @@ import {
   releaseDevice,
   revokeOperator,
   setQuota,
+  stationKeyHistory,
+  stationKeyRotation,
   verifyLifecycleLog,
   type DeviceLifecycleView,
   type LifecycleConfig,
@@ -44,12 +58,26 @@ export const LIFECYCLE_COMMANDS: ReadonlySet<string> = new Set([
   'quota',
   'revoke-operator',
   'block',
+  'policy',
   'escrow-begin',
   'escrow-complete',
+  // station key rotation (stationKeyCommand)
+  'rotate-station-key',
+  'station-keys',
 ]);
 
+/** Commands the security officer may not run: admin-only over HTTP too (the same refusal). */
+const ADMIN_ONLY: ReadonlyMap<string, string> = new Map([
+  ['policy', 'policy needs the admin token'],
+  ['escrow-begin', 'escrow needs the admin token'],
+  ['escrow-complete', 'escrow needs the admin token'],
+]);
+
+/** Environment variable with the security officer token for `--as security-officer` (or `--token-file`). */
+export const TOKEN_ENV = 'LINE_STATION_REGISTRY_TOKEN';
+
 /** Commands that only read the database (no HSM session needed). */
-const READ_ONLY = new Set(['history', 'verify-log']);
+const READ_ONLY = new Set(['station-keys', 'history', 'verify-log']);
 /** Commands that talk to the running `registry serve`. */
 const VIA_SERVER = new Set(['escrow-begin', 'escrow-complete']);
 
@@ -63,7 +91,7 @@ export function lifecycleViaServer(cmd: string): boolean {
   return VIA_SERVER.has(cmd);
 }
 
-export const LIFECYCLE_USAGE = `identity lifecycle (role admin; docs/lifecycle.md):
+export const LIFECYCLE_USAGE = `identity lifecycle (docs/lifecycle.md):
   activate        SERIAL
   suspend         SERIAL --reason R
   resume          SERIAL
@@ -77,9 +105,16 @@ export const LIFECYCLE_USAGE = `identity lifecycle (role admin; docs/lifecycle.m
   quota set       --work-order W --station S --quantity N
   revoke-operator ID --reason R
   block           --serial S | --chip-id C  --reason R
+  policy show
+  policy set      [--firmware WO=SHA256[,SHA256...]]... [--profiles FILE] [--cert-lifetime DURATION]
+                  [--rotate-before DURATION] [--dry-run]     (DURATION: <n>d or <n>h, 1h .. 100 years)
   escrow-begin    --station S --out transport.json        (needs the running registry serve, or --url)
   escrow-complete --station S FILE                        (FILE: the station's completion JSON)
+  rotate-station-key --request REQUEST.json [--out ANSWER.json]   (hand-carried station key rotation)
+  station-keys    STATION                                 (current and replaced station keys, with times)
   all of them take --json; SERIAL may also be a chip id
+  role: --as admin (default: local access to the data dir is the admin) | --as security-officer with its token
+        in --token-file FILE or $${TOKEN_ENV} (policy and escrow: admin only)
 `;
 
 /** parseArgs options added by the lifecycle commands. */
@@ -92,6 +127,13 @@ export const LIFECYCLE_OPTIONS = {
   serial: { type: 'string' },
   'chip-id': { type: 'string' },
   url: { type: 'string' },
+  request: { type: 'string' },
+  as: { type: 'string' },
+  'token-file': { type: 'string' },
+  firmware: { type: 'string', multiple: true },
+  profiles: { type: 'string' },
+  'cert-lifetime': { type: 'string' },
+  'rotate-before': { type: 'string' },
 } as const;
 
 // ---------------------------------------------------------------- settings for serve and the CLI
@@ -217,13 +259,22 @@ export interface LifecycleCliEnv {
   readonly out: { log: (s: string) => void; err: (s: string) => void };
 }
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** A hint telling the operator what to do about a refusal. */
 function guidance(e: { code: string; message: string }): string | null {
   switch (e.code) {
+    case 'AUTH_REQUIRED':
+      return `give the security officer token with --token-file FILE or $${TOKEN_ENV}, or act as admin (no --as)`;
+    case 'BODY_INVALID':
+      if (/rotateBeforeSeconds/.test(e.message))
+        return '--rotate-before must be shorter than the certificate lifetime ("registry policy show" shows it)';
+      return null;
     case 'LIFECYCLE_TRANSITION_INVALID':
     case 'AUTH_FORBIDDEN':
+      if (/needs the admin token/.test(e.message)) return 'only the admin may do this: run it without --as';
+      if (/token/.test(e.message))
+        return 'the security officer token is the file config.json "securityOfficerToken" names (default secrets/security-officer.token)';
       return '"registry history SERIAL" shows the current state; the allowed transitions are in docs/lifecycle.md';
     case 'NOT_FOUND':
       if (/not escrowed/.test(e.message))
@@ -282,6 +333,9 @@ export async function runLifecycleCommand(
   const json = (x: unknown) => out.log(JSON.stringify(x, null, 2));
   const asJson = v['json'] === true;
   const one = (): string | null => (rest.length === 1 && rest[0] ? rest[0] : null);
+  const acting = actingRole(cmd, v, env);
+  if ('code' in acting) return acting.code;
+  const role = acting.role;
 
   switch (cmd) {
     case 'activate':
@@ -289,7 +343,7 @@ export async function runLifecycleCommand(
     case 'resume':
     case 'decommission':
     case 'revoke': {
-      if (cmd === 'revoke' && rest.length === 0) return batch(env, v, asJson);
+      if (cmd === 'revoke' && rest.length === 0) return batch(env, v, asJson, role);
       const key = one();
       if (!key) return usage(env, `${cmd} needs exactly one SERIAL (serial number or chip id)`);
       if (cmd === 'revoke' && (str('work-order') || str('serial-range')))
@@ -302,7 +356,7 @@ export async function runLifecycleCommand(
           return usage(env, `unknown revocation reason ${reason}: use one of ${REVOCATION_REASONS.join(', ')}`);
       }
       if (v['dry-run']) return usage(env, '--dry-run is for the batch revoke (--work-order / --serial-range)');
-      const r = await applyTransition(ctx, 'admin', key, cmd, reason);
+      const r = await applyTransition(ctx, role, key, cmd, reason);
       if (!r.ok) return report(env, r.error);
       if (asJson) json(r.value);
       else printDevice(env, r.value);
@@ -313,7 +367,7 @@ export async function runLifecycleCommand(
       if (!key) return usage(env, 'release needs exactly one SERIAL');
       const reason = str('reason');
       if (!reason) return usage(env, 'release needs --reason R (recorded in the lifecycle log)');
-      const r = await releaseDevice(ctx, 'admin', key, reason);
+      const r = await releaseDevice(ctx, role, key, reason);
       if (!r.ok) return report(env, r.error);
       if (asJson) json(r.value);
       else out.log(`released ${r.value.serialNumber} (${r.value.released} block(s) lifted)`);
@@ -382,7 +436,7 @@ export async function runLifecycleCommand(
       if (!wo || !station || q === undefined)
         return usage(env, 'quota set needs --work-order W --station S --quantity N');
       if (!/^[0-9]{1,9}$/.test(q)) return usage(env, '--quantity must be an integer 0..999999999');
-      const r = await setQuota(ctx, 'admin', wo, station, Number(q));
+      const r = await setQuota(ctx, role, wo, station, Number(q));
       if (!r.ok) return report(env, r.error);
       if (asJson) json(r.value);
       else out.log(`quota: station ${station} may provision ${r.value.quantity} of work order ${wo}`);
@@ -393,7 +447,7 @@ export async function runLifecycleCommand(
       if (!id) return usage(env, 'revoke-operator needs exactly one operator ID');
       const reason = str('reason');
       if (!reason) return usage(env, 'revoke-operator needs --reason R');
-      const r = await revokeOperator(ctx, 'admin', id, reason);
+      const r = await revokeOperator(ctx, role, id, reason);
       if (!r.ok) return report(env, r.error);
       if (asJson) json(r.value);
       else out.log(`operator ${id} revoked at ${r.value.revokedAt}: records signed after that are refused`);
@@ -405,21 +459,43 @@ export async function runLifecycleCommand(
       const reason = str('reason');
       if (rest.length || (serial === undefined) === (chip === undefined) || !reason)
         return usage(env, 'block needs --serial S or --chip-id C (one of them) and --reason R');
-      const r = await blockIdentifier(ctx, 'admin', serial ? 'serial' : 'chipId', (serial ?? chip)!, reason);
+      const r = await blockIdentifier(ctx, role, serial ? 'serial' : 'chipId', (serial ?? chip)!, reason);
       if (!r.ok) return report(env, r.error);
       if (asJson) json(r.value);
       else out.log(`blocked ${r.value.kind} ${r.value.value}: its records are refused until "registry release"`);
       return EXIT.ok;
     }
+    case 'policy':
+      if (rest[0] === 'show' && rest.length === 1) {
+        if (POLICY_SET_OPTIONS.some((k) => v[k] !== undefined))
+          return usage(
+            env,
+            `policy show takes only --json (${POLICY_SET_OPTIONS.map((k) => `--${k}`).join(', ')}: policy set)`,
+          );
+        return policyShow(env, asJson);
+      }
+      if (rest[0] === 'set' && rest.length === 1) return policySet(env, v, role, asJson);
+      return usage(
+        env,
+        'policy show | policy set [--firmware WO=SHA256,...] [--profiles FILE] [--cert-lifetime D] [--rotate-before D] [--dry-run]',
+      );
     case 'escrow-begin':
     case 'escrow-complete':
       return escrow(cmd, rest, v, env);
+    case 'rotate-station-key':
+    case 'station-keys':
+      return stationKeyCommand(cmd, rest, v, env);
     default:
       return usage(env, `unknown lifecycle command ${cmd}`);
   }
 }
 
-async function batch(env: LifecycleCliEnv, v: Values, asJson: boolean): Promise<number> {
+async function batch(
+  env: LifecycleCliEnv,
+  v: Values,
+  asJson: boolean,
+  role: 'admin' | 'security-officer',
+): Promise<number> {
   const wo = typeof v['work-order'] === 'string' ? v['work-order'] : undefined;
   const range = typeof v['serial-range'] === 'string' ? v['serial-range'] : undefined;
   const reason = typeof v['reason'] === 'string' ? v['reason'] : undefined;
@@ -436,7 +512,7 @@ async function batch(env: LifecycleCliEnv, v: Values, asJson: boolean): Promise<
   const dryRun = v['dry-run'] === true;
   const r = await batchRevoke(
     env.ctx,
-    'admin',
+    role,
     { ...(wo ? { workOrder: wo } : {}), ...(serialRange ? { serialRange } : {}) },
     reason,
     dryRun,
@@ -583,6 +659,314 @@ async function escrow(cmd: string, rest: readonly string[], v: Values, env: Life
   else
     env.out.log(
       `issuing CA key of station ${a.stationId} escrowed as "${a.keyLabel}" (CA sha256 ${a.caSha256}); CRL #${a.crlNumber} signed`,
+    );
+  return EXIT.ok;
+}
+
+// ---------------------------------------------------------------- acting role
+
+/**
+ * The role a command acts as: admin (the default: whoever can read the data dir holds the admin token and the
+ * HSM PIN anyway), or the security officer, proven by its token (`--token-file` or $LINE_STATION_REGISTRY_TOKEN)
+ * with the same check as the HTTP bearer (checkRole). Admin-only commands then refuse it as over HTTP.
+ */
+function actingRole(
+  cmd: string,
+  v: Values,
+  env: LifecycleCliEnv,
+): { role: 'admin' | 'security-officer' } | { code: number } {
+  const as = v['as'] ?? 'admin';
+  const file = typeof v['token-file'] === 'string' ? v['token-file'] : undefined;
+  if (as !== 'admin' && as !== 'security-officer')
+    return { code: usage(env, `--as must be admin or security-officer, not ${String(as)}`) };
+  if (as === 'admin') {
+    if (file !== undefined) return { code: usage(env, '--token-file is for --as security-officer') };
+    return { role: 'admin' };
+  }
+  let token: string | undefined;
+  if (file !== undefined) {
+    try {
+      token = readFileSync(file, 'utf8').trim();
+    } catch (e) {
+      return {
+        code: report(env, {
+          code: 'AUTH_REQUIRED',
+          message: `cannot read --token-file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        }),
+      };
+    }
+  } else token = process.env[TOKEN_ENV]?.trim();
+  if (!token)
+    return {
+      code: report(env, {
+        code: 'AUTH_REQUIRED',
+        message: `acting as the security officer needs its token (--token-file FILE or $${TOKEN_ENV})`,
+      }),
+    };
+  const cfg = readRegistryConfig(env.dataDir);
+  if (!cfg.ok) return { code: report(env, { code: 'CONFIG_INVALID', message: cfg.error.message }) };
+  const so = ensureSecurityOfficerToken(env.dataDir, cfg.value);
+  if (!so.ok) return { code: report(env, { code: 'CONFIG_INVALID', message: so.error.message }) };
+  let adminTokenSha256: Uint8Array | undefined;
+  try {
+    const admin = readFileSync(resolve(env.dataDir, cfg.value.adminToken.file), 'utf8').trim();
+    adminTokenSha256 = createHash('sha256').update(admin).digest();
+  } catch {
+    // unreadable admin token: it then cannot match either
+  }
+  const checked = checkRole(
+    {
+      ...env.ctx,
+      ...(adminTokenSha256 ? { adminTokenSha256 } : {}),
+      lifecycle: {
+        ...env.ctx.lifecycle,
+        securityOfficerTokenSha256: createHash('sha256').update(so.value).digest(),
+      },
+    },
+    `Bearer ${token}`,
+  );
+  if (!checked.ok || checked.value !== 'security-officer')
+    return {
+      code: report(env, {
+        code: 'AUTH_FORBIDDEN',
+        message: checked.ok
+          ? 'that is the admin token: --as security-officer needs the security officer token (or act as admin: no --as)'
+          : `the token given (${file ? `--token-file ${file}` : `$${TOKEN_ENV}`}) is not this registry's security officer token`,
+      }),
+    };
+  const adminOnly = ADMIN_ONLY.get(cmd);
+  if (adminOnly) return { code: report(env, { code: 'AUTH_FORBIDDEN', message: adminOnly }) };
+  return { role: 'security-officer' };
+}
+
+// ---------------------------------------------------------------- policy
+
+const POLICY_SET_OPTIONS = ['firmware', 'profiles', 'cert-lifetime', 'rotate-before', 'dry-run'] as const;
+
+/** `<n>d` or `<n>h` in seconds, 1 h .. 100 years; null when malformed or out of range. */
+export function parseDuration(s: string): number | null {
+  const m = /^([1-9][0-9]{0,9})([dh])$/.exec(s.trim());
+  if (!m) return null;
+  const secs = Number(m[1]) * (m[2] === 'd' ? 86_400 : 3600);
+  return secs >= MIN_POLICY_DURATION_S && secs <= MAX_POLICY_DURATION_S ? secs : null;
+}
+
+/** Seconds as `<n>d`, `<n>h` or `<n>s` (the largest exact unit). */
+export function formatDuration(secs: number): string {
+  if (secs % 86_400 === 0) return `${secs / 86_400}d`;
+  if (secs % 3600 === 0) return `${secs / 3600}h`;
+  return `${secs}s`;
+}
+
+function printPolicy(env: LifecycleCliEnv, p: PolicyContent): void {
+  const log = env.out.log;
+  log(
+    `  re-enrolment: certificates valid ${formatDuration(p.reenrollment.certificateLifetimeSeconds)}, ` +
+      `devices re-enrol ${formatDuration(p.reenrollment.rotateBeforeSeconds)} before expiry`,
+  );
+  const fw = Object.entries(p.firmware);
+  if (!fw.length) log('  firmware: no overrides (the work order files decide)');
+  for (const [wo, list] of fw) log(`  firmware ${wo}: ${list.join(', ')}`);
+  const prof = Object.entries(p.profileOverrides);
+  if (!prof.length) log('  certificate profile overrides: none');
+  for (const [id, o] of prof) log(`  certificate profile ${id}: ${JSON.stringify(o)}`);
+  log(`  revoked stations: ${p.revokedStations.map((x) => x.stationId).join(', ') || 'none'}`);
+  log(`  revoked operators: ${p.revokedOperators.length}`);
+  log(`  blocked: ${p.blocked.serials.length} serial(s), ${p.blocked.chipIds.length} chip id(s)`);
+}
+
+async function policyShow(env: LifecycleCliEnv, asJson: boolean): Promise<number> {
+  const r = await signedPolicy(env.ctx);
+  if (!r.ok) return report(env, r.error);
+  const payload = JSON.parse(new TextDecoder().decode(fromBase64Url(r.value.jws.split('.')[1] ?? ''))) as {
+    version: number;
+    issuedAt: string;
+  } & PolicyContent;
+  if (asJson) env.out.log(JSON.stringify({ version: r.value.version, policy: payload }, null, 2));
+  else {
+    env.out.log(
+      `policy version ${payload.version} of registry ${env.ctx.registryId} (as signed at ${payload.issuedAt})`,
+    );
+    printPolicy(env, payload);
+  }
+  return EXIT.ok;
+}
+
+async function policySet(
+  env: LifecycleCliEnv,
+  v: Values,
+  role: 'admin' | 'security-officer',
+  asJson: boolean,
+): Promise<number> {
+  const change: { -readonly [K in keyof PolicyChange]: PolicyChange[K] } = {};
+  const fw = v['firmware'];
+  if (fw !== undefined) {
+    const byWo: Record<string, string[]> = {};
+    for (const spec of Array.isArray(fw) ? fw : [String(fw)]) {
+      const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})=(.*)$/.exec(spec);
+      if (!m) return usage(env, `--firmware ${spec}: expected WO=SHA256[,SHA256...] (WO= clears the work order)`);
+      const [, wo, list] = m as unknown as [string, string, string];
+      if (wo in byWo) return usage(env, `--firmware: work order ${wo} given twice`);
+      const digests = list === '' ? [] : list.split(',').map((d) => d.trim().toLowerCase());
+      const bad = digests.find((d) => !/^[0-9a-f]{64}$/.test(d));
+      if (bad !== undefined)
+        return usage(env, `--firmware ${wo}: ${bad || '(empty)'} is not a hex SHA-256 (64 digits)`);
+      byWo[wo] = [...new Set(digests)];
+    }
+    change.firmwareWorkOrders = byWo;
+  }
+  const profiles = typeof v['profiles'] === 'string' ? v['profiles'] : undefined;
+  if (profiles !== undefined) {
+    let parsed: unknown;
+    try {
+      const raw = readFileSync(profiles);
+      if (raw.length > 256 * 1024)
+        return report(env, { code: 'INPUT_INVALID', message: `${profiles}: larger than 256 KiB` });
+      parsed = JSON.parse(raw.toString('utf8'));
+    } catch (e) {
+      return report(env, {
+        code: 'INPUT_INVALID',
+        message: `${profiles}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      });
+    }
+    const p = ProfileOverridesSchema.safeParse(parsed);
+    if (!p.success)
+      return report(env, {
+        code: 'INPUT_INVALID',
+        message: `${profiles}: not certificate profile overrides (${p.error.issues
+          .slice(0, 5)
+          .map((i) => `${i.path.length ? i.path.map(String).join('.') : '(root)'}: ${i.message}`)
+          .join('; ')})`,
+      });
+    change.profileOverrides = p.data;
+  }
+  const reenrollment: { certificateLifetimeSeconds?: number; rotateBeforeSeconds?: number } = {};
+  for (const [flag, key] of [
+    ['cert-lifetime', 'certificateLifetimeSeconds'],
+    ['rotate-before', 'rotateBeforeSeconds'],
+  ] as const) {
+    const given = v[flag];
+    if (given === undefined) continue;
+    const secs = typeof given === 'string' ? parseDuration(given) : null;
+    if (secs === null)
+      return usage(env, `--${flag} ${String(given)}: expected <n>d or <n>h between 1h and 100 years (36500d)`);
+    reenrollment[key] = secs;
+  }
+  if (
+    reenrollment.certificateLifetimeSeconds !== undefined &&
+    reenrollment.rotateBeforeSeconds !== undefined &&
+    reenrollment.rotateBeforeSeconds >= reenrollment.certificateLifetimeSeconds
+  )
+    return usage(env, '--rotate-before must be shorter than --cert-lifetime');
+  if (Object.keys(reenrollment).length) change.reenrollment = reenrollment;
+  if (!Object.keys(change).length)
+    return usage(env, 'policy set needs at least one of --firmware, --profiles, --cert-lifetime, --rotate-before');
+  const dryRun = v['dry-run'] === true;
+  const r = await setPolicySetting(env.ctx, role, change, dryRun);
+  if (!r.ok) return report(env, r.error);
+  const { version, changed, content } = r.value;
+  if (asJson)
+    env.out.log(
+      JSON.stringify(
+        {
+          dryRun,
+          changed,
+          version,
+          policy: { schema: POLICY_SCHEMA, registryId: env.ctx.registryId, version, ...content },
+        },
+        null,
+        2,
+      ),
+    );
+  else {
+    env.out.log(
+      dryRun
+        ? `dry run: the policy would be version ${version}${changed ? '' : ' (no change)'}`
+        : `policy version ${version}${changed ? ' (stations get it at their next pull)' : ' (no change)'}`,
+    );
+    printPolicy(env, content);
+    if (dryRun) env.out.log('nothing was changed (run again without --dry-run)');
+  }
+  return EXIT.ok;
+}
+
+// ---------------------------------------------------------------- station key rotation
+
+/**
+ * `registry rotate-station-key --request REQUEST.json [--out ANSWER.json]`: apply a hand-carried station key
+ * rotation request (the station's `rotate-key --out` file) and write the signed answer file for `station
+ * rotate-key --answer`; `registry station-keys STATION`: the station's current and replaced keys.
+ */
+async function stationKeyCommand(
+  cmd: string,
+  rest: readonly string[],
+  v: Values,
+  env: LifecycleCliEnv,
+): Promise<number> {
+  const asJson = v['json'] === true;
+  if (cmd === 'station-keys') {
+    const id = rest.length === 1 ? rest[0] : undefined;
+    if (!id) return usage(env, 'station-keys needs exactly one STATION id');
+    const r = await stationKeyHistory(env.ctx, id);
+    if (!r.ok) return report(env, r.error);
+    if (asJson) env.out.log(JSON.stringify(r.value, null, 2));
+    else {
+      env.out.log(
+        `station ${id}${r.value.revokedAt ? ` (revoked at ${r.value.revokedAt})` : ''}: ${r.value.keys.length} key(s)`,
+      );
+      for (const k of r.value.keys)
+        env.out.log(
+          `  ${k.replacedAt ? 'replaced' : 'current '}  ${k.certificateSha256}  serial ${k.serialNumber}  in use ${k.since} .. ${k.replacedAt ?? 'now'}  (valid to ${k.notAfter})`,
+        );
+    }
+    return EXIT.ok;
+  }
+  const file = typeof v['request'] === 'string' ? v['request'] : undefined;
+  const outFile = typeof v['out'] === 'string' ? v['out'] : undefined;
+  if (!file || rest.length) return usage(env, 'rotate-station-key needs --request REQUEST.json [--out ANSWER.json]');
+  let request: string;
+  try {
+    const raw = readFileSync(file);
+    if (raw.length > 256 * 1024) return report(env, { code: 'INPUT_INVALID', message: `${file}: larger than 256 KiB` });
+    const p = KeyRotationRequestFileSchema.safeParse(JSON.parse(raw.toString('utf8')));
+    if (!p.success)
+      return report(env, {
+        code: 'INPUT_INVALID',
+        message: `${file}: not a station key rotation request (${p.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')})`,
+      });
+    request = p.data.request;
+  } catch (e) {
+    return report(env, {
+      code: 'INPUT_INVALID',
+      message: `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    });
+  }
+  const r = await stationKeyRotation(env.ctx, request, { via: 'hand-carried' });
+  if (!r.ok) return report(env, r.error);
+  const answerFile = {
+    schema: KEY_ROTATION_ANSWER_FILE,
+    stationId: r.value.stationId,
+    requestId: r.value.requestId,
+    answer: r.value.answer,
+  };
+  if (outFile) {
+    try {
+      writeAtomic(outFile, JSON.stringify(answerFile, null, 2) + '\n');
+    } catch (e) {
+      return report(env, {
+        code: 'INPUT_INVALID',
+        message: `cannot write ${outFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      });
+    }
+  }
+  if (asJson) env.out.log(JSON.stringify({ ...r.value, ...(outFile ? { out: resolve(outFile) } : {}) }, null, 2));
+  else
+    env.out.log(
+      `station ${r.value.stationId}: key rotated${r.value.repeated ? ' (request applied before: same answer)' : ''} at ${r.value.rotatedAt}, ` +
+        `certificate ${r.value.previousCertificateSha256.slice(0, 16)}... -> ${r.value.certificateSha256.slice(0, 16)}...\n` +
+        (outFile
+          ? `  answer written to ${resolve(outFile)}: give it to the station (station rotate-key --answer FILE)`
+          : '  no --out given: the station needs the answer file (run again with --out ANSWER.json, same answer)'),
     );
   return EXIT.ok;
 }

@@ -339,9 +339,12 @@ for (const backend of backends()) {
       expect(dup.status).toBe(200);
       expect((dup.json as { chainPem: string }).chainPem).toBe(r.chainPem);
       const h2 = (await call(reg.url, 'GET', `/v1/devices/${d3.serial}/history`, { bearer: ADMIN })).json as {
+        state: string;
         credentials: { version: number; status: string }[];
       };
       expect(h2.credentials.map((c) => `${c.version}:${c.status}`)).toEqual(['1:superseded', '2:revoked', '3:active']);
+      // d3 was never activated: a rotation keeps it provisioned (activated devices become rotated: ingest-apply.test.ts).
+      expect(h2.state).toBe('provisioned');
       const newPem = toPem(must(fromPemChain(r.chainPem))[0]!, 'CERTIFICATE');
       expect(await ocsp(newPem)).toMatch(/q.pem: good/);
       const old = await ocsp(d3.pem);

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { LifecycleEvent, LifecycleRole } from '../../core/lifecycle.js';
 import { REVOCATION_REASONS } from '../../core/lifecycle.js';
+import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
 import type { Result } from '../../core/result.js';
 import { MAX_BATCH_BYTES, MAX_SMALL_BODY_BYTES, StationIdSchema, zodMessage } from '../protocol.js';
 import { apiError, authenticateStation, revokeStation, type ApiError } from '../service.js';
@@ -31,10 +32,14 @@ import {
   signedPolicy,
   signedQuotas,
   stationScrapRevocations,
+  stationKeyRotation,
   verifyLifecycleLog,
+  FirmwareSettingSchema,
   MAX_SCRAP_REQUESTS,
+  ReenrollmentSettingSchema,
   type LifecycleContext,
 } from './service.js';
+import { KeyRotationBodySchema } from './station-key-rotation.js';
 
 const B64 = z
   .string()
@@ -101,9 +106,16 @@ export const QuotaBodySchema = z
 export const BlockBodySchema = z
   .object({ kind: z.enum(['serial', 'chipId']), value: z.string().min(1).max(128), reason: Reason })
   .strict();
+/**
+ * `POST /v1/admin/policy` (admin): `firmware` replaces the whole map, `profileOverrides` the overrides
+ * (ProfileOverridesSchema), `reenrollment` is merged into the stored lifetimes (seconds, 1 h .. 100 years).
+ */
 export const PolicySettingSchema = z
-  .object({ firmware: z.record(z.string(), z.array(z.string().regex(/^[0-9a-f]{64}$/))).optional() })
-  .extend({ profileOverrides: z.record(z.string(), z.unknown()).optional() })
+  .object({
+    firmware: FirmwareSettingSchema.optional(),
+    profileOverrides: ProfileOverridesSchema.optional(),
+    reenrollment: ReenrollmentSettingSchema.optional(),
+  })
   .strict();
 
 class Refusal extends Error {
@@ -316,8 +328,7 @@ export function createLifecycleHandler(
         const body = await readBody(req, MAX_SMALL_BODY_BYTES);
         if (officer(req) !== 'admin') throw new Refusal(apiError('AUTH_FORBIDDEN', 'policy needs the admin token'));
         const b = json(body, PolicySettingSchema);
-        if (b.firmware) must(await setPolicySetting(ctx, 'firmware', b.firmware));
-        if (b.profileOverrides) must(await setPolicySetting(ctx, 'profiles', b.profileOverrides));
+        must(await setPolicySetting(ctx, 'admin', b));
         sendJson(res, 200, must(await signedPolicy(ctx)));
       },
     ],
@@ -327,6 +338,27 @@ export function createLifecycleHandler(
       async (req, res) => {
         await station(req, new Uint8Array());
         sendJson(res, 200, must(await signedPolicy(ctx)));
+      },
+    ],
+    [
+      // Station key rotation (docs/lifecycle.md): LS-Sig of the station (its current key, or, when a retry finds
+      // the rotation already applied, its new one); the body's request is signed by the key being replaced.
+      'POST',
+      /^\/v1\/stations\/key-rotation$/,
+      async (req, res) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        const caller = await station(req, body);
+        const b = json(body, KeyRotationBodySchema);
+        sendJson(
+          res,
+          200,
+          must(
+            await stationKeyRotation(ctx, b.request, {
+              via: 'station',
+              authenticatedStationId: caller.trust.row.stationId,
+            }),
+          ),
+        );
       },
     ],
     [

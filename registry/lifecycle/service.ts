@@ -28,6 +28,7 @@ import {
 import type { Curve } from '../../core/model.js';
 import type { Signer, TransportKey } from '../../core/ports.js';
 import { createCrl } from '../../core/pki/crl.js';
+import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
 import { verifyCsr } from '../../core/pki/csr.js';
 import { buf, importVerifyKey, verifyRaw } from '../../core/pki/ecdsa.js';
 import {
@@ -38,14 +39,21 @@ import {
   type OcspAnswer,
 } from '../../core/pki/ocsp.js';
 import { fromPem, fromPemChain, toPem } from '../../core/pki/pem.js';
-import { DAY_MS, SKEW_MS, issue, randomSerial } from '../../core/pki/x509.js';
+import { SKEW_MS, issue, randomSerial } from '../../core/pki/x509.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { IngestRecord, StationRow, SqlExec } from '../db.js';
 import { z } from 'zod';
-import { parseCompactJws, verifyParsedJws } from '../jws.js';
+import { importJwsKey, parseCompactJws, verifyParsedJws } from '../jws.js';
 import { MAX_CLOCK_SKEW_S, zodMessage, type RejectReason } from '../protocol.js';
 import { apiError, type ApiError, type RegistryContext } from '../service.js';
-import { checkStationChain, type StationTrust } from '../verify.js';
+import { checkStationChain, stationKeyHistoryRows, type StationTrust } from '../verify.js';
+import {
+  KEY_ROTATION_ANSWER_SCHEMA,
+  parseKeyRotationRequest,
+  signKeyRotationAnswer,
+  type KeyRotationAnswer,
+  type KeyRotationResult,
+} from './station-key-rotation.js';
 import * as st from './store.js';
 
 // ---------------------------------------------------------------- configuration
@@ -61,16 +69,24 @@ export interface LifecycleHsm {
   ): Promise<Result<{ publicKeySpki: Uint8Array; id: string }>>;
 }
 
-export type FailPoint = 'reenroll-after-issue';
+/** `ingest-apply`: inside the ingest transaction, after the devices of a batch were written (rolls it back). */
+export type FailPoint = 'reenroll-after-issue' | 'ingest-apply';
 
 export interface LifecycleConfig {
   /** Registry token holding the escrowed station CA keys (`station-ca:<stationId>`). */
   readonly hsm?: LifecycleHsm;
   /** CRL nextUpdate - thisUpdate and regeneration interval; also the OCSP validity (default 3600 s). */
   readonly crlIntervalS?: number;
-  /** Lifetime of certificates issued at re-enrolment (days, default 365; 1 = short-lived). */
+  /**
+   * Default lifetime of certificates issued at re-enrolment (whole days, default 365, at least 1). The policy
+   * setting `reenrollment.certificateLifetimeSeconds` (`registry policy set --cert-lifetime`, 1 h .. 100 years)
+   * overrides it, for short-lived certificates down to one hour.
+   */
   readonly certificateLifetimeDays?: number;
-  /** Devices should re-enrol this many days before expiry (default 30, capped at half the lifetime). */
+  /**
+   * Default rotate-before window: devices should re-enrol this many days before expiry (default 30, capped at
+   * half the lifetime). Overridden by the policy setting `reenrollment.rotateBeforeSeconds` (below the lifetime).
+   */
   readonly rotateBeforeDays?: number;
   /** SHA-256 of the security officer's bearer token (role security-officer). */
   readonly securityOfficerTokenSha256?: Uint8Array;
@@ -192,114 +208,111 @@ function recordCertificate(recordJson: string): RecordCert {
 }
 
 /**
- * After a batch is stored: create the device (provisioned, credential 1) or, for a rotation record (or a new
- * certificate of a known device), append credential n+1 and supersede the previous one — one transaction per
- * record, with its event, all in one transaction. Idempotent (a credential already known is skipped). Failures are logged.
+ * Inside the ingest transaction (the `apply` step of RegistryDb.ingest, `x` its connection), for the records
+ * newly stored: create the device (provisioned, credential 1) or, for a rotation record (or a new certificate of
+ * a known device), append credential n+1, supersede the previous one and move the device to the state
+ * `transition(state, 'rotate', 'station')` gives (activated/rotated -> rotated, provisioned stays), each with
+ * its event. Idempotent (a credential already known is skipped). Throws on database errors, which rolls the
+ * whole batch back (the station gets STORE_UNAVAILABLE and retries). Returns whether anything changed: the
+ * caller refreshes the station's CRL after the commit.
  */
 export async function lifecycleApplyRecords(
   ctx: LifecycleContext,
+  x: SqlExec,
   stationId: string,
   records: readonly IngestRecord[],
-): Promise<void> {
-  if (records.length === 0) return;
+): Promise<boolean> {
   let changed = false;
-  try {
-    changed = await ctx.db.sql.transaction(async (x) => {
-      let any = false;
-      for (const r of records) {
-        const cert = recordCertificate(r.recordJson);
-        const did = await (async () => {
-          if (await st.credentialBySerial(x, stationId, cert.serial)) return false;
-          const at = now(ctx);
-          const dev = await st.findDevice(x, r.serialNumber);
-          const cred = (version: number): st.CredentialRow => ({
-            serialNumber: r.serialNumber,
-            version,
-            serial: cert.serial,
-            stationId,
-            sha256: cert.sha256,
-            notBefore: cert.notBefore,
-            notAfter: cert.notAfter,
-            status: 'active',
-            reason: null,
-            revokedAt: null,
-            certPem: cert.pem,
-            csrSha256: null,
-            recordId: r.recordId,
-            createdAt: at,
-          });
-          if (!dev) {
-            await st.insertDevice(x, {
-              serialNumber: r.serialNumber,
-              chipId: r.chipId,
-              stationId,
-              model: r.model,
-              workOrder: r.workOrder,
-              state: 'provisioned',
-              stateSince: at,
-              suspendedAt: null,
-              createdAt: at,
-            });
-            await st.insertCredential(x, cred(1));
-            await st.appendEvent(x, at, 'device.provisioned', {
-              serialNumber: r.serialNumber,
-              chipId: r.chipId,
-              stationId,
-              recordId: r.recordId,
-              credential: 1,
-              certSerial: cert.serial,
-            });
-            return true;
-          }
-          const history = await st.credentials(x, r.serialNumber);
-          const version = history.reduce((m, c) => Math.max(m, c.version), 0) + 1;
-          if (dev.state === 'decommissioned') {
-            // Released after decommissioning: the board starts a new life (the old credentials stay revoked).
-            await st.setDeviceState(x, r.serialNumber, 'provisioned', at, null);
-            await st.insertCredential(x, cred(version));
-            await st.appendEvent(x, at, 'device.reprovisioned', {
-              serialNumber: r.serialNumber,
-              stationId,
-              recordId: r.recordId,
-              credential: version,
-              certSerial: cert.serial,
-            });
-            return true;
-          }
-          const t = transition(dev.state, 'rotate', 'station');
-          if (!t.ok) {
-            await st.appendEvent(x, at, 'record.not-applied', {
-              serialNumber: r.serialNumber,
-              recordId: r.recordId,
-              state: dev.state,
-              message: t.error.message,
-            });
-            return false;
-          }
-          await st.setCredentialStatus(x, r.serialNumber, ['active'], 'superseded', 'superseded', at);
-          await st.insertCredential(x, cred(version));
-          await st.appendEvent(x, at, 'device.rotated', {
-            serialNumber: r.serialNumber,
-            stationId,
-            recordId: r.recordId,
-            kind: r.kind,
-            credential: version,
-            certSerial: cert.serial,
-          });
-          return true;
-        })();
-        any ||= did;
+  for (const r of records) {
+    const cert = recordCertificate(r.recordJson);
+    const did = await (async () => {
+      if (await st.credentialBySerial(x, stationId, cert.serial)) return false;
+      const at = now(ctx);
+      const dev = await st.findDevice(x, r.serialNumber);
+      const cred = (version: number): st.CredentialRow => ({
+        serialNumber: r.serialNumber,
+        version,
+        serial: cert.serial,
+        stationId,
+        sha256: cert.sha256,
+        notBefore: cert.notBefore,
+        notAfter: cert.notAfter,
+        status: 'active',
+        reason: null,
+        revokedAt: null,
+        certPem: cert.pem,
+        csrSha256: null,
+        recordId: r.recordId,
+        createdAt: at,
+      });
+      if (!dev) {
+        await st.insertDevice(x, {
+          serialNumber: r.serialNumber,
+          chipId: r.chipId,
+          stationId,
+          model: r.model,
+          workOrder: r.workOrder,
+          state: 'provisioned',
+          stateSince: at,
+          suspendedAt: null,
+          createdAt: at,
+        });
+        await st.insertCredential(x, cred(1));
+        await st.appendEvent(x, at, 'device.provisioned', {
+          serialNumber: r.serialNumber,
+          chipId: r.chipId,
+          stationId,
+          recordId: r.recordId,
+          credential: 1,
+          certSerial: cert.serial,
+        });
+        return true;
       }
-      return any;
-    });
-  } catch (e) {
-    ctx.logger.log('error', 'lifecycle: records not applied', {
-      stationId,
-      records: records.length,
-      error: e instanceof Error ? e.message : String(e),
-    });
+      const history = await st.credentials(x, r.serialNumber);
+      const version = history.reduce((m, c) => Math.max(m, c.version), 0) + 1;
+      if (dev.state === 'decommissioned') {
+        // Released after decommissioning: the board starts a new life (the old credentials stay revoked).
+        await st.setDeviceState(x, r.serialNumber, 'provisioned', at, null);
+        await st.insertCredential(x, cred(version));
+        await st.appendEvent(x, at, 'device.reprovisioned', {
+          serialNumber: r.serialNumber,
+          stationId,
+          recordId: r.recordId,
+          credential: version,
+          certSerial: cert.serial,
+        });
+        return true;
+      }
+      const t = transition(dev.state, 'rotate', 'station');
+      if (!t.ok) {
+        await st.appendEvent(x, at, 'record.not-applied', {
+          serialNumber: r.serialNumber,
+          recordId: r.recordId,
+          state: dev.state,
+          message: t.error.message,
+        });
+        return false;
+      }
+      await st.setCredentialStatus(x, r.serialNumber, ['active'], 'superseded', 'superseded', at);
+      await st.insertCredential(x, cred(version));
+      // provisioned stays provisioned (state_since unchanged); activated -> rotated; rotated stays rotated.
+      if (t.value !== dev.state) await st.setDeviceState(x, r.serialNumber, t.value, at, dev.suspendedAt);
+      await st.appendEvent(x, at, 'device.rotated', {
+        serialNumber: r.serialNumber,
+        stationId,
+        recordId: r.recordId,
+        kind: r.kind,
+        from: dev.state,
+        to: t.value,
+        credential: version,
+        certSerial: cert.serial,
+      });
+      return true;
+    })();
+    changed ||= did;
   }
-  if (changed) await refreshCrl(ctx, stationId);
+  await ctx.lifecycle?.failpoint?.('ingest-apply');
+  return changed;
 }
 
 // ---------------------------------------------------------------- transitions
@@ -1053,10 +1066,15 @@ export async function reenrollProofBytes(csrDer: Uint8Array, ts: string, nonce: 
   return concatBytes(h, utf8(ts), utf8(nonce));
 }
 
-function lifetimes(ctx: LifecycleContext): { days: number; beforeMs: number } {
-  const days = Math.max(1, Math.floor(ctx.lifecycle?.certificateLifetimeDays ?? 365));
-  const before = Math.min(ctx.lifecycle?.rotateBeforeDays ?? 30, days / 2);
-  return { days, beforeMs: before * DAY_MS };
+/**
+ * Certificate lifetime and rotate-before window of a re-enrolment (milliseconds): the policy setting
+ * (`registry policy set --cert-lifetime/--rotate-before`, seconds resolution) over LifecycleConfig.
+ */
+async function lifetimes(ctx: LifecycleContext): Promise<Result<{ lifetimeMs: number; beforeMs: number }, ApiError>> {
+  return guarded(async () => {
+    const e = effectiveReenrollment(ctx, await reenrollmentSetting(ctx.db.sql));
+    return ok({ lifetimeMs: e.certificateLifetimeSeconds * 1000, beforeMs: e.rotateBeforeSeconds * 1000 });
+  });
 }
 
 /**
@@ -1126,7 +1144,9 @@ export async function reenroll(
   const csrSha256 = await sha256Hex(csrDer);
   const certSerial = normaliseSerial(cert.serialNumber);
   const stationId = station.stationId;
-  const { days, beforeMs } = lifetimes(ctx);
+  const lt = await lifetimes(ctx); // policy setting over LifecycleConfig
+  if (!lt.ok) return lt;
+  const { lifetimeMs, beforeMs } = lt.value;
   const answer = (c: st.CredentialRow, repeated: boolean): ReenrollResponse => ({
     serialNumber: c.serialNumber,
     version: c.version,
@@ -1199,7 +1219,7 @@ export async function reenroll(
     subject: cert.subjectName,
     subjectSpki: csr.value.publicKeySpki,
     notBefore: new Date(nowDate.getTime() - SKEW_MS),
-    notAfter: new Date(nowDate.getTime() + days * DAY_MS),
+    notAfter: new Date(nowDate.getTime() + lifetimeMs),
     serial,
     extensions: async (crypto) => {
       const ski = await SubjectKeyIdentifierExtension.create(buf(csr.value.publicKeySpki), false, crypto);
@@ -1218,6 +1238,11 @@ export async function reenroll(
     ok(
       await x.transaction(async (t) => {
         const at = now(ctx);
+        // The state may have changed since phase 1 (e.g. suspended): rotate must still be legal now.
+        const dev = await st.findDevice(t, pending.serialNumber);
+        if (!dev) throw new Abort(apiError('NOT_FOUND', 'reenroll: device unknown'));
+        const tr = transition(dev.state, 'rotate', 'device');
+        if (!tr.ok) throw new Abort(apiError('LIFECYCLE_TRANSITION_INVALID', `reenroll: ${tr.error.message}`));
         const sup = await st.setCredentialStatus(
           t,
           pending.serialNumber,
@@ -1236,10 +1261,14 @@ export async function reenroll(
           certPem: toPem(issued.value.der, 'CERTIFICATE'),
         });
         if (act !== 1) throw new Abort(apiError('AUTH_FORBIDDEN', 'reenroll: the reservation was abandoned meanwhile'));
+        // activated/rotated -> rotated; a never-activated (provisioned) device stays provisioned.
+        if (tr.value !== dev.state) await st.setDeviceState(t, dev.serialNumber, tr.value, at, dev.suspendedAt);
         await st.appendEvent(t, at, 'device.rotated', {
           serialNumber: pending.serialNumber,
           stationId,
           actor: 'device',
+          from: dev.state,
+          to: tr.value,
           credential: pending.version,
           certSerial: pending.serial,
           superseded: current.version,
@@ -1257,8 +1286,9 @@ export async function reenroll(
 // ---------------------------------------------------------------- stations and operators
 
 /**
- * Station key rotation: the new chain (same station id, same issuing CA) is accepted when signed by the
- * CURRENT station key (raw ECDSA over utf8(newChainPem)). The old certificate is kept in the history.
+ * Station key rotation through the admin route: the new chain (same station id, same issuing CA) is accepted
+ * when signed by the CURRENT station key (raw ECDSA over utf8(newChainPem)). The old certificate is kept in the
+ * history (`station_key_history`, replaced_at = now). Stations use the signed request (`stationKeyRotation`).
  */
 export async function rotateStationKey(
   ctx: LifecycleContext,
@@ -1283,35 +1313,265 @@ export async function rotateStationKey(
     !(await verifyRaw(key.key, key.curve, key.curve === 'P-256' ? 'SHA-256' : 'SHA-384', sig, utf8(newChainPem)))
   )
     return fail('AUTH_SIGNATURE_INVALID', 'the new station chain is not signed by the current station key');
-  const chain = await checkStationChain(stationId, newChainPem, ctx.clock.now());
+  const checked = await checkRotationChain(ctx, row.value, newChainPem);
+  if (!checked.ok) return checked;
+  const at = now(ctx);
+  const r = await switchStationKey(ctx, row.value, checked.value, at, { via: 'admin' }, null);
+  if (!r.ok) return r;
+  return ok({ stationId, certificateSha256: checked.value.certificateSha256 });
+}
+
+const rotationKey = (stationId: string, requestId: string): string => `station-key-rotation.${stationId}.${requestId}`;
+
+/** The new chain of a rotation: valid now, for this station, same issuing CA, a key never used before. */
+async function checkRotationChain(
+  ctx: LifecycleContext,
+  row: StationRow,
+  chainPem: string,
+): Promise<Result<{ chainPem: string; certificateSha256: string; stationCert: Uint8Array }, ApiError>> {
+  const chain = await checkStationChain(row.stationId, chainPem, ctx.clock.now());
   if (!chain.ok) return fail('BODY_INVALID', chain.error.message);
-  if ((await sha256Hex(chain.value.issuingCa)) !== row.value.issuingCaSha256)
+  if ((await sha256Hex(chain.value.issuingCa)) !== row.issuingCaSha256)
     return fail('BODY_INVALID', 'the new station certificate must be issued by the same issuing CA');
+  if ((await sha256Hex(chain.value.root)) !== row.rootSha256)
+    return fail('BODY_INVALID', 'the new station chain must end in the enrolled root');
   const certificateSha256 = await sha256Hex(chain.value.stationCert);
-  const r = await guarded(async () =>
+  if (certificateSha256 === row.certificateSha256)
+    return fail('BODY_INVALID', 'the new station certificate is the one in use');
+  const spkiOf = (der: Uint8Array) => Buffer.from(new X509Certificate(buf(der)).publicKey.rawData);
+  const newSpki = spkiOf(chain.value.stationCert);
+  const older = await guarded(async () => ok(await stationKeyHistoryRows(ctx.db.sql, row.stationId)));
+  if (!older.ok) return older;
+  for (const pem of [row.chainPem, ...older.value.map((h) => h.chainPem)]) {
+    const c = fromPemChain(pem);
+    if (!c.ok || !c.value[0]) continue;
+    if (spkiOf(c.value[0]).equals(newSpki))
+      return fail(
+        'BODY_INVALID',
+        'the new station certificate reuses a key this station used before: generate a new key',
+      );
+  }
+  return ok({
+    chainPem: chainPem.replace(/\r\n/g, '\n').trim() + '\n',
+    certificateSha256,
+    stationCert: chain.value.stationCert,
+  });
+}
+
+/**
+ * One transaction: compare-and-set the station's certificate (still `row`'s and not revoked), the old one into
+ * station_key_history (replaced_at = `at`), the signed answer of a request stored under its request id, and the
+ * lifecycle event. Throws STATION_CONFLICT (inside: Abort) when the station changed meanwhile.
+ */
+async function switchStationKey(
+  ctx: LifecycleContext,
+  row: StationRow,
+  next: { chainPem: string; certificateSha256: string },
+  at: string,
+  event: Record<string, unknown>,
+  stored: { key: string; value: string } | null,
+): Promise<Result<true, ApiError>> {
+  return guarded(async () =>
     ok(
       await ctx.db.sql.transaction(async (x) => {
-        const at = now(ctx);
+        const n = await x.run(
+          'UPDATE stations SET chain_pem = ?, cert_sha256 = ? WHERE station_id = ? AND cert_sha256 = ? AND revoked_at IS NULL',
+          [next.chainPem, next.certificateSha256, row.stationId, row.certificateSha256],
+        );
+        if (n !== 1)
+          throw new Abort(
+            apiError('STATION_CONFLICT', `the key of station ${row.stationId} changed (or it was revoked) meanwhile`),
+          );
         await x.run(
           `INSERT INTO station_key_history (station_id, cert_sha256, chain_pem, replaced_at) VALUES (?, ?, ?, ?)
            ON CONFLICT DO NOTHING`,
-          [stationId, row.value.certificateSha256, row.value.chainPem, at],
+          [row.stationId, row.certificateSha256, row.chainPem, at],
         );
-        await x.run('UPDATE stations SET chain_pem = ?, cert_sha256 = ? WHERE station_id = ?', [
-          newChainPem.replace(/\r\n/g, '\n').trim() + '\n',
-          certificateSha256,
-          stationId,
-        ]);
+        if (stored) await st.setSetting(x, stored.key, stored.value);
         await st.appendEvent(x, at, 'station.key-rotated', {
-          stationId,
-          from: row.value.certificateSha256,
-          to: certificateSha256,
+          stationId: row.stationId,
+          from: row.certificateSha256,
+          to: next.certificateSha256,
+          ...event,
         });
-        return { stationId, certificateSha256 };
+        return true as const;
       }),
     ),
   );
-  return r;
+}
+
+/**
+ * A station's signed key rotation request (docs/lifecycle.md "Station key rotation"), online (POST
+ * /v1/stations/key-rotation, LS-Sig of `authenticatedStationId`) or hand-carried (`registry rotate-station-key`).
+ * The request must verify with the station's CURRENT certificate (`previousCertificateSha256`); the new chain is
+ * checked like an enrolment chain (same issuing CA and root, a new key). Idempotent by requestId: the same request
+ * again (also signed by the key it replaced) returns the stored answer (`repeated: true`); a request signed by a
+ * replaced key that was never applied is refused. Revoked stations cannot rotate.
+ */
+export async function stationKeyRotation(
+  ctx: LifecycleContext,
+  requestJws: string,
+  o: { readonly via: 'station' | 'hand-carried'; readonly authenticatedStationId?: string },
+): Promise<Result<KeyRotationResult, ApiError>> {
+  const parsed = parseKeyRotationRequest(requestJws);
+  if (!parsed.ok) return fail('BODY_INVALID', parsed.error.message);
+  const req = parsed.value.payload;
+  const p = parsed.value.parsed;
+  if (!p.ok) return fail('BODY_INVALID', p.error.message);
+  if (o.authenticatedStationId !== undefined && o.authenticatedStationId !== req.stationId)
+    return fail(
+      'AUTH_FORBIDDEN',
+      `station ${o.authenticatedStationId} cannot rotate the key of station ${req.stationId}`,
+    );
+  if (p.value.header.kid !== req.stationId)
+    return fail('BODY_INVALID', 'key rotation request: kid must be the station id of the payload');
+  const row = await enrolledStation(ctx, req.stationId);
+  if (!row.ok) return row;
+  if (row.value.revokedAt)
+    return fail(
+      'AUTH_STATION_REVOKED',
+      `station ${req.stationId} was revoked at ${row.value.revokedAt}: it cannot rotate its key`,
+    );
+  const requestSha256 = await sha256Hex(parsed.value.payloadBytes);
+  // The signer: the certificate the request names, the current one or one replaced before.
+  const history = await guarded(async () => ok(await stationKeyHistoryRows(ctx.db.sql, req.stationId)));
+  if (!history.ok) return history;
+  const signerPem =
+    req.previousCertificateSha256 === row.value.certificateSha256
+      ? row.value.chainPem
+      : history.value.find((h) => h.certSha256 === req.previousCertificateSha256)?.chainPem;
+  if (!signerPem)
+    return fail(
+      'AUTH_SIGNATURE_INVALID',
+      'key rotation request: previousCertificateSha256 is no certificate of this station',
+    );
+  const signerChain = fromPemChain(signerPem);
+  if (!signerChain.ok || !signerChain.value[0]) return fail('INTERNAL', 'stored station chain unreadable');
+  const x5c = p.value.header.x5c?.[0];
+  if (x5c === undefined || !Buffer.from(x5c, 'base64').equals(Buffer.from(signerChain.value[0])))
+    return fail('AUTH_SIGNATURE_INVALID', 'key rotation request: the x5c leaf is not the certificate it names');
+  const key = await importJwsKey(new Uint8Array(new X509Certificate(buf(signerChain.value[0])).publicKey.rawData));
+  if (!key) return fail('INTERNAL', 'stored station certificate has an unsupported key');
+  const v = await verifyParsedJws(p.value, key, 'key rotation request');
+  if (!v.ok)
+    return fail(
+      'AUTH_SIGNATURE_INVALID',
+      `${v.error.message} (station ${req.stationId}, certificate ${req.previousCertificateSha256.slice(0, 12)}...)`,
+    );
+
+  const stored = await guarded(async () =>
+    ok(await st.getSetting(ctx.db.sql, rotationKey(req.stationId, req.requestId))),
+  );
+  if (!stored.ok) return stored;
+  const repeat = (s: string): Result<KeyRotationResult, ApiError> => {
+    const prev = JSON.parse(s) as { requestSha256: string; result: Omit<KeyRotationResult, 'repeated'> };
+    if (prev.requestSha256 !== requestSha256)
+      return fail(
+        'STATION_CONFLICT',
+        `key rotation request ${req.requestId} was already applied with different content`,
+      );
+    return ok({ ...prev.result, repeated: true });
+  };
+  if (stored.value) return repeat(stored.value);
+  if (req.previousCertificateSha256 !== row.value.certificateSha256) {
+    const replaced = history.value.find((h) => h.certSha256 === req.previousCertificateSha256);
+    return fail(
+      'AUTH_SIGNATURE_INVALID',
+      `key rotation request: signed with a station key replaced at ${replaced?.replacedAt ?? '?'}; only the current key can rotate`,
+    );
+  }
+  if (new Date(req.requestedAt).getTime() > ctx.clock.now().getTime() + MAX_CLOCK_SKEW_S * 1000)
+    return fail('BODY_INVALID', 'key rotation request: requestedAt is in the future');
+  const checked = await checkRotationChain(ctx, row.value, req.chainPem);
+  if (!checked.ok) return checked;
+  const rotatedAt = now(ctx);
+  const answer: KeyRotationAnswer = {
+    schema: KEY_ROTATION_ANSWER_SCHEMA,
+    registryId: ctx.registryId,
+    requestId: req.requestId,
+    stationId: req.stationId,
+    requestSha256,
+    previousCertificateSha256: row.value.certificateSha256,
+    certificateSha256: checked.value.certificateSha256,
+    rotatedAt,
+  };
+  const jws = await signKeyRotationAnswer(ctx.signer, ctx.registryChain, answer);
+  if (!jws.ok) return fail('INTERNAL', `the key rotation answer could not be signed: ${jws.error.message}`);
+  const result: Omit<KeyRotationResult, 'repeated'> = {
+    stationId: req.stationId,
+    requestId: req.requestId,
+    previousCertificateSha256: answer.previousCertificateSha256,
+    certificateSha256: answer.certificateSha256,
+    rotatedAt,
+    answer: jws.value,
+  };
+  const sw = await switchStationKey(
+    ctx,
+    row.value,
+    checked.value,
+    rotatedAt,
+    { via: o.via, requestId: req.requestId, requestSha256 },
+    { key: rotationKey(req.stationId, req.requestId), value: JSON.stringify({ requestSha256, result }) },
+  );
+  if (!sw.ok) {
+    // The same request applied concurrently: answer what was stored.
+    const again = await guarded(async () =>
+      ok(await st.getSetting(ctx.db.sql, rotationKey(req.stationId, req.requestId))),
+    );
+    if (again.ok && again.value) return repeat(again.value);
+    return sw;
+  }
+  ctx.logger.log('info', 'station key rotated', {
+    stationId: req.stationId,
+    requestId: req.requestId,
+    via: o.via,
+    certificateSha256: answer.certificateSha256,
+  });
+  return ok({ ...result, repeated: false });
+}
+
+export interface StationKeyView {
+  readonly certificateSha256: string;
+  readonly serialNumber: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  /** When this key became the station's key (enrolment, or the rotation that introduced it). */
+  readonly since: string;
+  /** When it was replaced (null: the current key). */
+  readonly replacedAt: string | null;
+}
+
+/** The station's key history, current first then replaced ones (newest first). */
+export async function stationKeyHistory(
+  ctx: LifecycleContext,
+  stationId: string,
+): Promise<Result<{ stationId: string; revokedAt: string | null; keys: StationKeyView[] }, ApiError>> {
+  const row = await enrolledStation(ctx, stationId);
+  if (!row.ok) return row;
+  const h = await guarded(async () => ok(await stationKeyHistoryRows(ctx.db.sql, stationId)));
+  if (!h.ok) return h;
+  const view = (pem: string, sha: string, since: string, replacedAt: string | null): StationKeyView => {
+    const c = fromPemChain(pem);
+    const x = c.ok && c.value[0] ? new X509Certificate(buf(c.value[0])) : null;
+    return {
+      certificateSha256: sha,
+      serialNumber: x?.serialNumber.toLowerCase() ?? '',
+      notBefore: x ? x.notBefore.toISOString() : '',
+      notAfter: x ? x.notAfter.toISOString() : '',
+      since,
+      replacedAt,
+    };
+  };
+  // Oldest first: each key was in use from the previous replacement (or enrolment) to its own replacement.
+  const older = [...h.value].sort((a, b) => (a.replacedAt < b.replacedAt ? -1 : a.replacedAt > b.replacedAt ? 1 : 0));
+  const keys: StationKeyView[] = [];
+  let since = row.value.enrolledAt;
+  for (const k of older) {
+    keys.push(view(k.chainPem, k.certSha256, since, k.replacedAt));
+    since = k.replacedAt;
+  }
+  keys.push(view(row.value.chainPem, row.value.certificateSha256, since, null));
+  return ok({ stationId, revokedAt: row.value.revokedAt, keys: keys.reverse() });
 }
 
 /** Record a station revocation in the lifecycle log (the station row itself is revoked by service.ts). */
@@ -1356,18 +1616,172 @@ export const QUOTA_TYP = 'line-station-quota+jws';
 export const POLICY_SCHEMA = 'line-station/policy/v1';
 export const QUOTA_SCHEMA = 'line-station/quotas/v1';
 
-/** Allowed firmware digests per work order and certificate profile overrides (admin settings). */
+/** Shortest certificate lifetime / rotate-before window a policy may set (1 hour). */
+export const MIN_POLICY_DURATION_S = 3600;
+/** Longest certificate lifetime / rotate-before window a policy may set (100 years of 365 days). */
+export const MAX_POLICY_DURATION_S = 100 * 365 * 86_400;
+
+const PolicyDuration = z.number().int().min(MIN_POLICY_DURATION_S).max(MAX_POLICY_DURATION_S);
+/** Policy setting `reenrollment`: what is not set comes from LifecycleConfig. */
+export const ReenrollmentSettingSchema = z
+  .object({ certificateLifetimeSeconds: PolicyDuration.optional(), rotateBeforeSeconds: PolicyDuration.optional() })
+  .strict();
+export type ReenrollmentSetting = z.infer<typeof ReenrollmentSettingSchema>;
+const WorkOrderSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected a work order id');
+/** Allowed firmware digests per work order (lowercase hex SHA-256). */
+export const FirmwareSettingSchema = z.record(
+  WorkOrderSchema,
+  z.array(z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex SHA-256')).max(1000),
+);
+
+/** The effective re-enrolment lifetimes published in the policy (`reenrollment`) and used by reenroll. */
+export interface ReenrollmentPolicy {
+  readonly certificateLifetimeSeconds: number;
+  readonly rotateBeforeSeconds: number;
+}
+
+/**
+ * Policy setting over LifecycleConfig: the lifetime is the policy's, else `certificateLifetimeDays` (whole days,
+ * at least 1); rotate-before is the policy's, else `rotateBeforeDays` capped at half the lifetime (and a policy
+ * value that is not below the lifetime, possible after a config change, falls back to half the lifetime).
+ */
+function effectiveReenrollment(ctx: LifecycleContext, set: ReenrollmentSetting): ReenrollmentPolicy {
+  const life =
+    set.certificateLifetimeSeconds ?? Math.max(1, Math.floor(ctx.lifecycle?.certificateLifetimeDays ?? 365)) * 86_400;
+  const configured = Math.round((ctx.lifecycle?.rotateBeforeDays ?? 30) * 86_400);
+  const before = set.rotateBeforeSeconds ?? Math.min(configured, Math.floor(life / 2));
+  return { certificateLifetimeSeconds: life, rotateBeforeSeconds: before < life ? before : Math.floor(life / 2) };
+}
+
+async function reenrollmentSetting(x: SqlExec): Promise<ReenrollmentSetting> {
+  const p = ReenrollmentSettingSchema.safeParse(JSON.parse((await st.getSetting(x, 'policy.reenrollment')) ?? '{}'));
+  return p.success ? p.data : {};
+}
+
+/** A change of the policy settings (`registry policy set`, `POST /v1/admin/policy`); absent = unchanged. */
+export interface PolicyChange {
+  /** Replaces the whole firmware map. */
+  readonly firmware?: Readonly<Record<string, readonly string[]>>;
+  /** Replaces the lists of these work orders only; an empty list removes the work order. */
+  readonly firmwareWorkOrders?: Readonly<Record<string, readonly string[]>>;
+  /** Replaces the certificate profile overrides (validated with ProfileOverridesSchema). */
+  readonly profileOverrides?: unknown;
+  /** Merged into the stored lifetimes; rotate-before must stay below the lifetime. */
+  readonly reenrollment?: ReenrollmentSetting;
+}
+
+/** The policy content (without schema, registryId, version, issuedAt). */
+export interface PolicyContent {
+  readonly revokedStations: { stationId: string; revokedAt: string | null }[];
+  readonly revokedOperators: unknown[];
+  readonly blocked: { serials: string[]; chipIds: string[] };
+  readonly firmware: Record<string, string[]>;
+  readonly profileOverrides: Record<string, unknown>;
+  readonly reenrollment: ReenrollmentPolicy;
+}
+
+/** Build the policy content inside `x` and bump the version when its hash changed. */
+async function currentPolicy(
+  x: SqlExec,
+  ctx: LifecycleContext,
+  stations: readonly { stationId: string; revokedAt: string | null }[],
+): Promise<{ version: number; changed: boolean; content: PolicyContent }> {
+  const blocks = await st.activeBlocks(x);
+  const content: PolicyContent = {
+    revokedStations: stations
+      .filter((s) => s.revokedAt)
+      .map((s) => ({ stationId: s.stationId, revokedAt: s.revokedAt })),
+    revokedOperators: await st.revokedOperators(x),
+    blocked: {
+      serials: blocks.filter((b) => b.kind === 'serial').map((b) => b.value),
+      chipIds: blocks.filter((b) => b.kind === 'chipId').map((b) => b.value),
+    },
+    firmware: JSON.parse((await st.getSetting(x, 'policy.firmware')) ?? '{}') as Record<string, string[]>,
+    profileOverrides: JSON.parse((await st.getSetting(x, 'policy.profiles')) ?? '{}') as Record<string, unknown>,
+    reenrollment: effectiveReenrollment(ctx, await reenrollmentSetting(x)),
+  };
+  const hash = createHash('sha256').update(canonicalJson(content)).digest('hex');
+  let version = Number((await st.getSetting(x, 'policy.version')) ?? '0');
+  const changed = (await st.getSetting(x, 'policy.hash')) !== hash;
+  if (changed) {
+    version++;
+    await st.setSetting(x, 'policy.version', String(version));
+    await st.setSetting(x, 'policy.hash', hash);
+  }
+  return { version, changed, content };
+}
+
+const issuesOf = (e: z.ZodError, prefix: string): string =>
+  e.issues
+    .slice(0, 5)
+    .map((i) => `${[prefix, ...i.path.map(String)].join('.')}: ${i.message}`)
+    .join('; ');
+
+/**
+ * Change the policy settings (admin only): allowed firmware digests per work order, certificate profile overrides
+ * (ProfileOverridesSchema), re-enrolment lifetimes. One transaction: the settings, one audited event per changed
+ * setting (`policy.firmware-set`, `policy.profiles-set`, `policy.reenrollment-set`, with the acting role) and the
+ * version bump (content hash). `dryRun` answers the resulting policy and rolls everything back.
+ */
 export async function setPolicySetting(
   ctx: LifecycleContext,
-  what: 'firmware' | 'profiles',
-  value: Record<string, unknown>,
-): Promise<Result<true, ApiError>> {
+  role: LifecycleRole,
+  change: PolicyChange,
+  dryRun = false,
+): Promise<Result<{ version: number; changed: boolean; dryRun: boolean; content: PolicyContent }, ApiError>> {
+  if (role !== 'admin') return fail('AUTH_FORBIDDEN', 'policy needs the admin token');
+  const fw = change.firmware === undefined ? null : FirmwareSettingSchema.safeParse(change.firmware);
+  if (fw && !fw.success) return fail('BODY_INVALID', issuesOf(fw.error, 'firmware'));
+  const fwo =
+    change.firmwareWorkOrders === undefined ? null : FirmwareSettingSchema.safeParse(change.firmwareWorkOrders);
+  if (fwo && !fwo.success) return fail('BODY_INVALID', issuesOf(fwo.error, 'firmware'));
+  const prof = change.profileOverrides === undefined ? null : ProfileOverridesSchema.safeParse(change.profileOverrides);
+  if (prof && !prof.success) return fail('BODY_INVALID', issuesOf(prof.error, 'profileOverrides'));
+  const re = change.reenrollment === undefined ? null : ReenrollmentSettingSchema.safeParse(change.reenrollment);
+  if (re && !re.success) return fail('BODY_INVALID', issuesOf(re.error, 'reenrollment'));
+  // Outside the transaction: RegistryDb calls wait while a lifecycle transaction holds the SQLite connection.
+  const stations = await ctx.db.listStations();
+  if (!stations.ok) return storeFail(stations.error.message);
   return guarded(async () =>
     ok(
       await ctx.db.sql.transaction(async (x) => {
-        await st.setSetting(x, `policy.${what}`, canonicalJson(value));
-        await st.appendEvent(x, now(ctx), `policy.${what}-set`, { value });
-        return true as const;
+        const at = now(ctx);
+        if (fw || fwo) {
+          const value: Record<string, readonly string[]> = fw
+            ? { ...fw.data }
+            : (JSON.parse((await st.getSetting(x, 'policy.firmware')) ?? '{}') as Record<string, string[]>);
+          for (const [wo, list] of Object.entries(fwo?.data ?? {}))
+            if (list.length) value[wo] = list;
+            else delete value[wo];
+          for (const [wo, list] of Object.entries(value)) if (!list.length) delete value[wo];
+          await st.setSetting(x, 'policy.firmware', canonicalJson(value));
+          await st.appendEvent(x, at, 'policy.firmware-set', { value, actor: role });
+        }
+        if (prof) {
+          await st.setSetting(x, 'policy.profiles', canonicalJson(prof.data));
+          await st.appendEvent(x, at, 'policy.profiles-set', { value: prof.data, actor: role });
+        }
+        if (re) {
+          const value = { ...(await reenrollmentSetting(x)), ...re.data };
+          const eff = effectiveReenrollment(ctx, { ...value, rotateBeforeSeconds: undefined });
+          const before = value.rotateBeforeSeconds;
+          if (before !== undefined && before >= eff.certificateLifetimeSeconds)
+            throw new Abort(
+              apiError(
+                'BODY_INVALID',
+                `reenrollment.rotateBeforeSeconds: ${before} s must be below the certificate lifetime (${eff.certificateLifetimeSeconds} s)`,
+              ),
+            );
+          await st.setSetting(x, 'policy.reenrollment', canonicalJson(value));
+          await st.appendEvent(x, at, 'policy.reenrollment-set', {
+            value,
+            effective: effectiveReenrollment(ctx, value),
+            actor: role,
+          });
+        }
+        const r = { ...(await currentPolicy(x, ctx, stations.value)), dryRun };
+        if (dryRun) throw new Rollback(r);
+        return r;
       }),
     ),
   );
@@ -1375,38 +1789,15 @@ export async function setPolicySetting(
 
 /**
  * The signed policy for stations: revoked stations and operators, blocked serials and chip ids, allowed
- * firmware per work order, certificate profile overrides. The version increases whenever the content changes.
+ * firmware per work order, certificate profile overrides, the effective re-enrolment lifetimes. The version
+ * increases whenever the content changes.
  */
 export async function signedPolicy(ctx: LifecycleContext): Promise<Result<{ version: number; jws: string }, ApiError>> {
   // Outside the transaction: RegistryDb calls wait while a lifecycle transaction holds the SQLite connection.
   const stations = await ctx.db.listStations();
   if (!stations.ok) return storeFail(stations.error.message);
   const r = await guarded(async () =>
-    ok(
-      await ctx.db.sql.transaction(async (x) => {
-        const blocks = await st.activeBlocks(x);
-        const content = {
-          revokedStations: stations.value
-            .filter((s) => s.revokedAt)
-            .map((s) => ({ stationId: s.stationId, revokedAt: s.revokedAt })),
-          revokedOperators: await st.revokedOperators(x),
-          blocked: {
-            serials: blocks.filter((b) => b.kind === 'serial').map((b) => b.value),
-            chipIds: blocks.filter((b) => b.kind === 'chipId').map((b) => b.value),
-          },
-          firmware: JSON.parse((await st.getSetting(x, 'policy.firmware')) ?? '{}') as unknown,
-          profileOverrides: JSON.parse((await st.getSetting(x, 'policy.profiles')) ?? '{}') as unknown,
-        };
-        const hash = createHash('sha256').update(canonicalJson(content)).digest('hex');
-        let version = Number((await st.getSetting(x, 'policy.version')) ?? '0');
-        if ((await st.getSetting(x, 'policy.hash')) !== hash) {
-          version++;
-          await st.setSetting(x, 'policy.version', String(version));
-          await st.setSetting(x, 'policy.hash', hash);
-        }
-        return { version, content };
-      }),
-    ),
+    ok(await ctx.db.sql.transaction(async (x) => currentPolicy(x, ctx, stations.value))),
   );
   if (!r.ok) return r;
   const payload = {

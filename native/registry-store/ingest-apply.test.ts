@@ -1,0 +1,163 @@
+/**
+ * RegistryDb.ingest with an `apply` step, per backend (SQLite; PostgreSQL with LINE_STATION_TEST_PG_URL): the
+ * step runs inside the batch transaction with only the newly accepted records, a throw rolls the whole batch
+ * back (STORE_FAILED), and concurrent batches that hold their transaction open never interleave.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IngestInput, IngestRecord, RegistryDb, SqlExec } from '../../registry/db.js';
+import { backends, createTestDb, type TestDb } from '../../registry/test/harness.js';
+
+const T = '2026-01-01T00:00:00.000Z';
+let n = 0;
+const rec = (index: number, recordId = `r-${++n}`, sha256 = 'a'.repeat(64)): IngestRecord => ({
+  index,
+  recordId,
+  sha256,
+  chipId: `chip-${recordId}`,
+  serialNumber: `SN-${recordId}`,
+  model: 'M',
+  workOrder: 'WO-1',
+  kind: 'initial',
+  supersedesRecordId: null,
+  completedAt: T,
+  recordJson: '{}',
+  jws: 'x.y.z',
+});
+const batch = (records: IngestRecord[], batchId = `b-${++n}`): IngestInput => ({
+  stationId: 'st-1',
+  batchId,
+  kind: 'batch',
+  contentSha256: records.map((r) => r.recordId).join(','),
+  receivedAt: T,
+  records,
+});
+/** The apply step of these tests: one device row per record (what the lifecycle does, minus the rest). */
+const addDevices = async (tx: SqlExec, stored: readonly IngestRecord[]): Promise<void> => {
+  for (const r of stored)
+    await tx.run(
+      `INSERT INTO devices (serial_number, chip_id, station_id, model, work_order, state, state_since, created_at)
+       VALUES (?, ?, 'st-1', 'M', 'WO-1', 'provisioned', ?, ?)`,
+      [r.serialNumber, r.chipId, T, T],
+    );
+};
+
+for (const backend of backends()) {
+  describe(`RegistryDb.ingest with apply (${backend})`, () => {
+    let tdb: TestDb;
+    let db: RegistryDb;
+    const count = async (table: string): Promise<number> =>
+      Number((await db.sql.all(`SELECT COUNT(*) AS n FROM ${table}`))[0]!['n']);
+
+    beforeAll(async () => {
+      tdb = await createTestDb(backend);
+      db = await tdb.open();
+      const s = await db.insertStation({
+        stationId: 'st-1',
+        chainPem: 'pem',
+        certificateSha256: 'c',
+        issuingCaSha256: 'a',
+        rootSha256: 'r',
+        workOrders: [],
+        enrolledAt: T,
+      });
+      expect(s.ok).toBe(true);
+    });
+    afterAll(async () => {
+      await db?.close();
+      await tdb?.cleanup();
+    });
+
+    it('apply sees only the newly accepted records; a throw rolls the whole batch back', async () => {
+      const first = batch([rec(0), rec(1)]);
+      const seen: string[][] = [];
+      const ok1 = await db.ingest(first, async (tx, stored) => {
+        seen.push(stored.map((r) => r.recordId));
+        await addDevices(tx, stored);
+      });
+      expect(ok1.ok && ok1.value.kind).toBe('done');
+      expect(seen).toEqual([[first.records[0]!.recordId, first.records[1]!.recordId]]);
+
+      // A new batch: one duplicate, one conflict (same id, other content), one new, the new one twice.
+      const fresh = rec(2);
+      const second = batch([
+        { ...first.records[0]!, index: 0 },
+        { ...first.records[1]!, index: 1, sha256: 'b'.repeat(64) },
+        fresh,
+        { ...fresh, index: 3 },
+      ]);
+      const before = {
+        records: await count('records'),
+        devices: await count('devices'),
+        batches: await count('batches'),
+      };
+      const failed = await db.ingest(second, async (tx, stored) => {
+        await addDevices(tx, stored);
+        throw new Error('injected');
+      });
+      expect(failed.ok).toBe(false);
+      if (!failed.ok) {
+        expect(failed.error.code).toBe('STORE_FAILED');
+        expect(failed.error.message).toContain('injected');
+      }
+      expect({
+        records: await count('records'),
+        devices: await count('devices'),
+        batches: await count('batches'),
+      }).toEqual(before);
+      expect(await count('conflicts')).toBe(0);
+      expect((await db.getBatch('st-1', second.batchId)).ok && (await db.getBatch('st-1', second.batchId))).toEqual({
+        ok: true,
+        value: null,
+      });
+
+      seen.length = 0;
+      const retry = await db.ingest(second, async (tx, stored) => {
+        seen.push(stored.map((r) => r.recordId));
+        await addDevices(tx, stored);
+      });
+      expect(retry.ok).toBe(true);
+      if (retry.ok && retry.value.kind === 'done')
+        expect([...retry.value.statuses.entries()].sort()).toEqual([
+          [0, 'duplicate'],
+          [1, 'conflict'],
+          [2, 'accepted'],
+          [3, 'duplicate'],
+        ]);
+      expect(seen).toEqual([[fresh.recordId]]);
+      expect(await count('records')).toBe(before.records + 1);
+      expect(await count('devices')).toBe(before.devices + 1);
+      // Nothing new: apply is not called at all.
+      let called = false;
+      const again = await db.ingest(batch([{ ...fresh, index: 0 }]), async () => {
+        called = true;
+      });
+      expect(again.ok).toBe(true);
+      expect(called).toBe(false);
+    });
+
+    it('concurrent batches holding their transaction open are serialised with other lifecycle transactions', async () => {
+      const before = await count('devices');
+      let open = 0;
+      let maxOpen = 0;
+      const hold = async (tx: SqlExec, stored: readonly IngestRecord[]) => {
+        maxOpen = Math.max(maxOpen, ++open);
+        await new Promise((r) => setTimeout(r, 30));
+        await addDevices(tx, stored);
+        open--;
+      };
+      const results = await Promise.all([
+        ...Array.from({ length: 5 }, () => db.ingest(batch([rec(0), rec(1)]), hold)),
+        db.sql.transaction(async (tx) => {
+          maxOpen = Math.max(maxOpen, ++open);
+          await new Promise((r) => setTimeout(r, 30));
+          open--;
+          return (await tx.all('SELECT COUNT(*) AS n FROM devices')).length;
+        }),
+        db.sql.all('SELECT COUNT(*) AS n FROM devices'),
+      ]);
+      for (const r of results.slice(0, 5)) expect(r).toMatchObject({ ok: true, value: { kind: 'done' } });
+      expect(maxOpen).toBe(1);
+      expect(await count('devices')).toBe(before + 10);
+    });
+  });
+}

@@ -1,0 +1,415 @@
+/**
+ * The registry lifecycle CLI's role flag and policy settings, per backend (SQLite; PostgreSQL with
+ * LINE_STATION_TEST_PG_URL), in a temp data dir with its real SoftHSM2 registry token: `--as security-officer`
+ * proven by its token (refused without it, with a wrong one, for admin-only commands, and for transitions the
+ * table refuses, with the same codes as over HTTP), the acting role in the event log, `policy show/set` (firmware,
+ * profile overrides, lifetimes, dry run, invalid input, --json), and short-lived certificates: a device re-enrols
+ * over HTTP after `policy set --cert-lifetime 3h --rotate-before 1h` and openssl reads the lifetime back.
+ */
+import 'reflect-metadata';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromBase64Url, toBase64Url } from '../../core/bytes.js';
+import { systemClock } from '../../core/ports.js';
+import { fromPemChain, toPem } from '../../core/pki/pem.js';
+import { SKEW_MS } from '../../core/pki/x509.js';
+import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
+import { must } from '../../core/pki/test-util.js';
+import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
+import { initToken, type SoftHsmEnv } from '../../native/softhsm-dev.js';
+import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
+import { main } from '../cli.js';
+import { openRegistryKeys, readRegistryConfig, type RegistryKeys } from '../keys.js';
+import { startRegistry, type RunningRegistry } from '../server.js';
+import { makeRecord } from '../test/fixtures.js';
+import { backends, call, createTestDb, quietLogger, type TestDb } from '../test/harness.js';
+import { formatDuration, lifecycleSettings, parseDuration, TOKEN_ENV } from './cli.js';
+import { reenrollProofBytes } from './service.js';
+import { createHsmStation, type HsmStation } from './test-support.js';
+
+const PIN = 'station-PIN-1357';
+const WO = 'WO-POL-1';
+const D1 = 'a'.repeat(64);
+const D2 = 'b'.repeat(64);
+
+async function cli(...args: string[]): Promise<{ code: number; text: string }> {
+  const lines: string[] = [];
+  const code = await main(args, { log: (s) => lines.push(s), err: (s) => lines.push(s) });
+  return { code, text: lines.join('\n') };
+}
+
+type PolicyJson = {
+  version: number;
+  policy: {
+    version: number;
+    firmware: Record<string, string[]>;
+    profileOverrides: Record<string, unknown>;
+    reenrollment: { certificateLifetimeSeconds: number; rotateBeforeSeconds: number };
+  };
+};
+
+describe('DURATION', () => {
+  it('parses <n>d / <n>h within 1h .. 100 years and prints the largest exact unit', () => {
+    expect(parseDuration('3h')).toBe(10_800);
+    expect(parseDuration('2d')).toBe(172_800);
+    expect(parseDuration('36500d')).toBe(36_500 * 86_400);
+    for (const bad of ['0h', '30m', '36501d', '1.5h', 'h', '-1d', '876001h', '']) expect(parseDuration(bad)).toBeNull();
+    expect([formatDuration(86_400), formatDuration(7200), formatDuration(90)]).toEqual(['1d', '2h', '90s']);
+  });
+});
+
+for (const backend of backends()) {
+  describe(`registry CLI roles and policy (${backend})`, () => {
+    let work: string;
+    let D: string;
+    let tdb: TestDb | null = null;
+    let stationHsm: HsmAdmin;
+    let station: HsmStation;
+    let keys: RegistryKeys;
+    let reg: RunningRegistry;
+    let ADMIN: string;
+    let OFFICER: string;
+    const devices: { serial: string; key: TestSigner; pem: string }[] = [];
+    const file = (name: string, body: string) => {
+      writeFileSync(join(work, name), body);
+      return join(work, name);
+    };
+    const history = async (serial: string) =>
+      JSON.parse((await cli('history', serial, '--json', '--data-dir', D)).text) as {
+        state: string;
+        events: { type: string; actor?: string }[];
+      };
+    const show = async () => JSON.parse((await cli('policy', 'show', '--json', '--data-dir', D)).text) as PolicyJson;
+
+    beforeAll(async () => {
+      work = mkdtempSync(join(tmpdir(), 'ls-lc-pol-'));
+      D = join(work, 'reg');
+      const db: string[] = [];
+      if (backend === 'postgres') {
+        tdb = await createTestDb('postgres');
+        db.push('--db', tdb.url);
+      }
+      expect((await cli('init', '--data-dir', D, '--registry-id', `reg-pol-${backend}`, ...db)).code).toBe(0);
+      const cfg = must(readRegistryConfig(D));
+      const env: SoftHsmEnv = {
+        conf: join(D, 'hsm', 'softhsm2.conf'),
+        tokenDir: join(D, 'hsm', 'tokens'),
+        module: cfg.hsm.module,
+      };
+      process.env['SOFTHSM2_CONF'] = env.conf;
+      must(await initToken(env, { label: 'station', soPin: 'so-pin-0000', pin: PIN }));
+      stationHsm = must(await openHsm({ module: env.module, tokenLabel: 'station', pin: PIN }));
+      station = await createHsmStation(stationHsm, `st-pol-${backend}`, { workOrder: WO });
+      writeFileSync(join(work, 'chain.pem'), station.chainPem);
+      writeFileSync(join(work, 'ca.pem'), toPem(station.ca, 'CERTIFICATE'));
+      const e = await cli('enroll-station', '--data-dir', D, '--id', station.id, '--chain', join(work, 'chain.pem'));
+      expect(e.code, e.text).toBe(0);
+      // The serving registry of this data dir, in this process (its HSM session holds the escrow transport key).
+      keys = must(await openRegistryKeys(D, quietLogger));
+      ADMIN = keys.adminToken;
+      OFFICER = keys.securityOfficerToken;
+      const lc = lifecycleSettings(cfg, keys);
+      reg = must(
+        await startRegistry({
+          db: tdb?.url ?? cfg.db,
+          port: 0,
+          signer: keys.signer,
+          registryChain: keys.chain,
+          registryId: cfg.registryId,
+          adminToken: ADMIN,
+          clock: systemClock,
+          logger: quietLogger,
+          lifecycle: lc.lifecycle,
+          crlRefreshS: lc.crlRefreshS,
+        }),
+      );
+      const begin = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/begin`, { bearer: ADMIN });
+      expect(begin.status, begin.text).toBe(200);
+      const body = must(
+        await wrapIssuingCaForEscrow({
+          hsm: stationHsm,
+          caKeyLabel: station.caLabel,
+          stationSigner: station.signer,
+          begin: begin.json as never,
+        }),
+      );
+      const done = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/complete`, {
+        bearer: ADMIN,
+        body,
+      });
+      expect(done.status, done.text).toBe(200);
+      const records: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const key = await createTestSigner('P-256');
+        const m = await makeRecord(station, systemClock, {
+          serialNumber: `POL-${backend}-${i}`,
+          workOrder: WO,
+          deviceKey: key,
+        });
+        devices.push({ serial: m.record.board.serialNumber, key, pem: m.record.certificate.pem });
+        records.push(m.jws);
+      }
+      const b = await call(reg.url, 'POST', '/v1/batches', {
+        station,
+        body: { batchId: globalThis.crypto.randomUUID(), records },
+      });
+      expect(b.status, b.text).toBe(200);
+    });
+
+    afterAll(async () => {
+      delete process.env[TOKEN_ENV];
+      await reg?.close();
+      await keys?.close();
+      await stationHsm?.close();
+      await tdb?.cleanup();
+      rmSync(work, { recursive: true, force: true });
+    });
+
+    it('--as security-officer needs its token; refusals carry the same codes as over HTTP; the log shows the role', async () => {
+      const dev = devices[0]!.serial;
+      const so = ['--as', 'security-officer', '--data-dir', D];
+      delete process.env[TOKEN_ENV];
+      const none = await cli('suspend', dev, '--reason', 'audit', ...so);
+      expect(none.code).toBe(1);
+      expect(none.text).toMatch(/AUTH_REQUIRED: acting as the security officer needs its token/);
+      const wrong = await cli(
+        'suspend',
+        dev,
+        '--reason',
+        'audit',
+        ...so,
+        '--token-file',
+        file('w.token', 'x'.repeat(43)),
+      );
+      expect(wrong.code).toBe(1);
+      expect(wrong.text).toMatch(/AUTH_FORBIDDEN: .*not this registry's security officer token/);
+      const admin = await cli('suspend', dev, '--reason', 'audit', ...so, '--token-file', file('a.token', ADMIN));
+      expect(admin.code).toBe(1);
+      expect(admin.text).toMatch(/AUTH_FORBIDDEN: that is the admin token/);
+      expect((await cli('suspend', dev, '--reason', 'audit', '--as', 'boss', '--data-dir', D)).code).toBe(2);
+      expect((await cli('stats', ...so, '--token-file', file('s.token', OFFICER))).code).toBe(1);
+      expect((await history(dev)).state).toBe('provisioned'); // nothing changed so far
+
+      // Allowed: token from the file, then from the environment.
+      const sus = await cli('suspend', dev, '--reason', 'audit', ...so, '--token-file', join(work, 's.token'));
+      expect(sus.code, sus.text).toBe(0);
+      process.env[TOKEN_ENV] = OFFICER;
+      try {
+        const res = await cli('resume', dev, '--json', ...so);
+        expect(res.code, res.text).toBe(0);
+        expect(JSON.parse(res.text)).toMatchObject({ state: 'activated' });
+        // A transition the table refuses: the same code from the CLI and over HTTP.
+        const again = await cli('resume', dev, ...so);
+        expect(again.code).toBe(1);
+        const http = await call(reg.url, 'POST', `/v1/devices/${dev}/resume`, { bearer: OFFICER, body: {} });
+        expect(http.status).toBe(409);
+        const code = (http.json as { error: { code: string } }).error.code;
+        expect(code).toBe('LIFECYCLE_TRANSITION_INVALID');
+        expect(again.text).toContain(`error ${code}:`);
+        // Admin-only over HTTP, refused to the security officer by the CLI with the same code and message.
+        const pol = await cli('policy', 'set', '--cert-lifetime', '2d', ...so);
+        expect(pol.code).toBe(1);
+        const httpPol = await call(reg.url, 'POST', '/v1/admin/policy', { bearer: OFFICER, body: {} });
+        expect(httpPol.status).toBe(403);
+        const e = (httpPol.json as { error: { code: string; message: string } }).error;
+        expect(pol.text).toContain(`error ${e.code}: ${e.message}`);
+        expect((await cli('escrow-begin', '--station', station.id, '--out', join(work, 't.json'), ...so)).text).toMatch(
+          /AUTH_FORBIDDEN: escrow needs the admin token/,
+        );
+        const q = await cli('quota', 'set', '--work-order', WO, '--station', station.id, '--quantity', '5', ...so);
+        expect(q.code, q.text).toBe(0);
+      } finally {
+        delete process.env[TOKEN_ENV];
+      }
+      expect((await cli('suspend', dev, '--reason', 'admin hold', '--data-dir', D)).code).toBe(0); // default: admin
+      const h = await history(dev);
+      expect(h.events.map((x) => `${x.type}/${x.actor ?? '-'}`)).toEqual([
+        'device.provisioned/-',
+        'device.suspend/security-officer',
+        'device.resume/security-officer',
+        'device.suspend/admin',
+      ]);
+      const ev = await reg.db.sql.all(`SELECT payload FROM lifecycle_events WHERE type = 'quota.set'`);
+      expect(JSON.parse(String(ev[0]!['payload']))).toMatchObject({ actor: 'security-officer', quantity: 5 });
+    });
+
+    it('policy show / set: firmware, profile overrides, dry run, invalid input, versions, audited', async () => {
+      const before = await show();
+      expect(before.policy.reenrollment).toEqual({
+        certificateLifetimeSeconds: 365 * 86_400,
+        rotateBeforeSeconds: 30 * 86_400,
+      });
+      expect(before.policy.version).toBe(before.version);
+      const text = await cli('policy', 'show', '--data-dir', D);
+      expect(text.text).toMatch(
+        /policy version \d+ .*\n {2}re-enrolment: certificates valid 365d, devices re-enrol 30d/,
+      );
+
+      const set = (...a: string[]) => cli('policy', 'set', ...a, '--data-dir', D);
+      for (const bad of [
+        ['--firmware', `${WO}=abc`],
+        ['--firmware', `${WO}=${D1}`, '--firmware', `${WO}=${D2}`],
+        ['--firmware', 'no equals'],
+        ['--cert-lifetime', '30m'],
+        ['--cert-lifetime', '36501d'],
+        ['--cert-lifetime', '2h', '--rotate-before', '2h'],
+        [],
+      ])
+        expect((await set(...bad)).code, bad.join(' ')).toBe(2);
+      const long = await set('--rotate-before', '400d'); // the configured lifetime is 365 days
+      expect(long.code).toBe(1);
+      expect(long.text).toMatch(/BODY_INVALID: .*below the certificate lifetime[\s\S]*--rotate-before must be shorter/);
+      const badProfile = await set('--profiles', file('bad.json', JSON.stringify({ 'board-a': { validityDays: 0 } })));
+      expect(badProfile.code).toBe(1);
+      expect(badProfile.text).toMatch(
+        /INPUT_INVALID: .*bad\.json: not certificate profile overrides \(board-a\.validityDays: /,
+      );
+      const badKey = await set('--profiles', file('bad2.json', JSON.stringify({ Board_A: {} })));
+      expect(badKey.text).toMatch(/\(Board_A: Invalid key/);
+      // Over HTTP the same schema guards profileOverrides.
+      const http = await call(reg.url, 'POST', '/v1/admin/policy', {
+        bearer: ADMIN,
+        body: { profileOverrides: { 'board-a': { validityDays: 0 } } },
+      });
+      expect(http.status).toBe(400);
+      expect((http.json as { error: { message: string } }).error.message).toMatch(
+        /profileOverrides\.board-a\.validityDays/,
+      );
+      expect((await show()).version).toBe(before.version);
+
+      const profiles = { 'board-a': { validityDays: 90, organization: 'ACME Line 2' } };
+      const pf = file('profiles.json', JSON.stringify(profiles));
+      const dry = await set('--firmware', `${WO}=${D1},${D2.toUpperCase()}`, '--profiles', pf, '--dry-run', '--json');
+      expect(dry.code, dry.text).toBe(0);
+      const d = JSON.parse(dry.text) as { dryRun: boolean; changed: boolean } & PolicyJson;
+      expect(d).toMatchObject({ dryRun: true, changed: true, version: before.version + 1 });
+      expect(d.policy).toMatchObject({ firmware: { [WO]: [D1, D2] }, profileOverrides: profiles });
+      const still = await show();
+      expect(still.version).toBe(before.version);
+      expect(still.policy.firmware).toEqual({});
+
+      const real = await set(
+        '--firmware',
+        `${WO}=${D1},${D2}`,
+        '--firmware',
+        `WO-OTHER=${D2}`,
+        '--profiles',
+        pf,
+        '--json',
+      );
+      expect(real.code, real.text).toBe(0);
+      expect(JSON.parse(real.text)).toMatchObject({ dryRun: false, changed: true, version: before.version + 1 });
+      const after = await show();
+      expect(after.version).toBe(before.version + 1);
+      expect(after.policy).toMatchObject({
+        firmware: { [WO]: [D1, D2], 'WO-OTHER': [D2] },
+        profileOverrides: profiles,
+      });
+      const same = JSON.parse((await set('--profiles', pf, '--json')).text) as { changed: boolean; version: number };
+      expect(same).toMatchObject({ changed: false, version: before.version + 1 });
+      const cleared = await set('--firmware', `${WO}=`);
+      expect(cleared.code, cleared.text).toBe(0);
+      expect(cleared.text).toMatch(/policy version \d+ \(stations get it/);
+      const last = await show();
+      expect(last.version).toBe(before.version + 2);
+      expect(last.policy.firmware).toEqual({ 'WO-OTHER': [D2] }); // only that work order was replaced
+      const ev = await reg.db.sql.all(
+        `SELECT type, payload FROM lifecycle_events WHERE type LIKE 'policy.%' ORDER BY seq`,
+      );
+      expect(
+        ev.map((r) => `${String(r['type'])}/${(JSON.parse(String(r['payload'])) as { actor: string }).actor}`),
+      ).toEqual([
+        'policy.firmware-set/admin',
+        'policy.profiles-set/admin',
+        'policy.profiles-set/admin',
+        'policy.firmware-set/admin',
+      ]);
+    });
+
+    it('short-lived certificates: policy lifetimes reach the signed policy and the re-enrolled certificate', async () => {
+      const set = await cli(
+        'policy',
+        'set',
+        '--cert-lifetime',
+        '3h',
+        '--rotate-before',
+        '1h',
+        '--json',
+        '--data-dir',
+        D,
+      );
+      expect(set.code, set.text).toBe(0);
+      const reenrollment = { certificateLifetimeSeconds: 10_800, rotateBeforeSeconds: 3600 };
+      expect((JSON.parse(set.text) as PolicyJson).policy.reenrollment).toEqual(reenrollment);
+      // What a station pulls (LS-Sig): the signed payload carries the effective values.
+      const pulled = await call(reg.url, 'GET', '/v1/policy', { station });
+      expect(pulled.status, pulled.text).toBe(200);
+      const payload = JSON.parse(
+        new TextDecoder().decode(fromBase64Url((pulled.json as { jws: string }).jws.split('.')[1]!)),
+      ) as { reenrollment: unknown };
+      expect(payload.reenrollment).toEqual(reenrollment);
+      // rotate-before alone must stay below the policy lifetime; over HTTP the admin sets the same settings.
+      expect((await cli('policy', 'set', '--rotate-before', '3h', '--data-dir', D)).code).toBe(1);
+      const viaHttp = await call(reg.url, 'POST', '/v1/admin/policy', {
+        bearer: ADMIN,
+        body: { reenrollment: { rotateBeforeSeconds: 1800 } },
+      });
+      expect(viaHttp.status).toBe(400); // below 1 h
+      expect(
+        (
+          await call(reg.url, 'POST', '/v1/admin/policy', {
+            bearer: ADMIN,
+            body: { reenrollment: { rotateBeforeSeconds: 7200 } },
+          })
+        ).status,
+      ).toBe(200);
+      expect((await show()).policy.reenrollment).toEqual({
+        certificateLifetimeSeconds: 10_800,
+        rotateBeforeSeconds: 7200,
+      });
+      expect((await cli('policy', 'set', '--rotate-before', '1h', '--data-dir', D)).code).toBe(0);
+
+      const d = devices[1]!;
+      const newKey = await createTestSigner('P-256');
+      const csr = new Uint8Array(
+        (
+          await Pkcs10CertificateRequestGenerator.create({
+            name: 'CN=new',
+            keys: newKey.keys,
+            signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+          })
+        ).rawData,
+      );
+      const ts = new Date().toISOString();
+      const nonce = toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(16)));
+      const proof = must(await d.key.sign(await reenrollProofBytes(csr, ts, nonce)));
+      const r = await call(reg.url, 'POST', '/v1/devices/reenroll', {
+        body: { certificate: d.pem, csr: toBase64Url(csr), ts, nonce, proof: toBase64Url(proof) },
+      });
+      expect(r.status, r.text).toBe(201);
+      const a = r.json as { chainPem: string; notAfter: string; renewAfter: string };
+      writeFileSync(join(work, 'new.pem'), toPem(must(fromPemChain(a.chainPem))[0]!, 'CERTIFICATE'));
+      const o = spawnSync(
+        'openssl',
+        ['x509', '-in', 'new.pem', '-noout', '-startdate', '-enddate', '-dateopt', 'iso_8601'],
+        {
+          cwd: work,
+          encoding: 'utf8',
+        },
+      );
+      expect(o.status, o.stderr).toBe(0);
+      const iso = (k: string) => Date.parse(new RegExp(`${k}=(\\S+ \\S+)`).exec(o.stdout)![1]!.replace(' ', 'T'));
+      const notBefore = iso('notBefore');
+      const notAfter = iso('notAfter');
+      // Valid for the lifetime from issuance; notBefore is back-dated by the clock-skew allowance.
+      expect(notAfter - notBefore).toBe(10_800_000 + SKEW_MS);
+      expect(Date.parse(a.notAfter)).toBe(notAfter);
+      expect(Date.parse(a.renewAfter)).toBe(notAfter - 3_600_000);
+      expect(readFileSync(join(work, 'new.pem'), 'utf8')).toContain('BEGIN CERTIFICATE');
+    });
+  });
+}
