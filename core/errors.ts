@@ -279,6 +279,12 @@ export const ERROR_CATALOGUE = {
     guidance: 'A receipt did not verify (wrong registry, wrong station or modified). Nothing was marked as synced.',
   },
   // --- configuration ---
+  STATION_BUSY: {
+    kind: 'user',
+    action: 'retry',
+    guidance:
+      'Another station process uses this data directory (station serve, watch or a key rotation). Stop it, then try again.',
+  },
   CONFIG_INVALID: {
     kind: 'user',
     action: 'call-supervisor',

@@ -23,6 +23,7 @@ import { isStoreError, openStore } from '../native/store/index.js';
 import { createDiscovery } from '../native/discovery.js';
 import { createUsbWatcher, type UsbWatcher } from '../native/usb.js';
 import { loadProfilesFromDir } from '../native/profiles-fs.js';
+import { registerEngine } from './instance.js';
 import { loadConfig, readPin, type LoadedConfig } from './config.js';
 import { openSync, readRegistryCertificate, type SyncService } from './sync.js';
 import { wrapIssuingCaForEscrow, type EscrowBeginAnswer } from './ca-escrow.js';
@@ -84,23 +85,33 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
 
   const pin = readPin(cfg);
   if (!pin.ok) return pin;
+  // Not while `station rotate-key` runs in another process (it switches and destroys the station key).
+  const registered = registerEngine(cfg.dataDir);
+  if (!registered.ok) return registered;
+  const release = registered.value;
   const hsmR = await openHsm({
     module: c.hsm.module,
     tokenLabel: c.hsm.tokenLabel,
     pin: pin.value,
     logger: log.child('[hsm]'),
   });
-  if (!hsmR.ok) return hsmR;
+  if (!hsmR.ok) {
+    release();
+    return hsmR;
+  }
   const hsm = hsmR.value;
   const storeR = openStore(join(cfg.dataDir, 'station.db'), { clock, logger: log.child('[store]') });
   if (!storeR.ok) {
     await hsm.close();
+    release();
     return storeR;
   }
   const store = storeR.value;
+  let closed = false;
   const fail2 = async <T>(r: Result<T>): Promise<Result<never>> => {
     store.close();
     await hsm.close();
+    release();
     return r as Result<never>;
   };
 
@@ -327,11 +338,14 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     },
     usb,
     async close() {
+      if (closed) return; // idempotent
+      closed = true;
       await sync?.close();
       lifecycle.close();
       usb.close();
       store.close();
       await hsm.close();
+      release();
     },
   };
   return ok(engine);

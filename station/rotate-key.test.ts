@@ -252,6 +252,11 @@ describe('station key rotation', () => {
     const a = await regCli('rotate-station-key', [], { request: reqFile, out: ansFile, json: true });
     expect(a.code, a.text).toBe(0);
     expect(await registryCert()).not.toBe(before);
+    // The registry's event log names how and by whom the hand-carried rotation was applied.
+    const ev = await reg.context.db.sql.all(
+      `SELECT payload FROM lifecycle_events WHERE type = 'station.key-rotated' ORDER BY seq DESC LIMIT 1`,
+    );
+    expect(JSON.parse(String(ev[0]?.['payload']))).toMatchObject({ via: 'hand-carried', actor: 'admin' });
     // The registry answers a replay of the first (online) request with its stored answer.
     expect(must(await stationKeyRotation(reg.context, firstRequest, { via: 'station' })).answer).toBe(firstAnswer);
     const s = await cli(['rotate-key', '--data-dir', w.dataDir, '--answer', ansFile, '--json']);

@@ -40,6 +40,7 @@ import {
   verifyKeyRotationAnswer,
   type KeyRotationRequest,
 } from '../registry/lifecycle/station-key-rotation.js';
+import { lockForRotation } from './instance.js';
 import { CONFIG_FILE, loadConfig, readPin, StationConfigSchema, type LoadedConfig } from './config.js';
 import { httpExchange, readRegistryCertificate } from './sync.js';
 
@@ -161,12 +162,20 @@ export async function rotateStationKey(o: RotateKeyOptions): Promise<Result<Rota
     );
   const pin = readPin(cfg);
   if (!pin.ok) return pin;
+  // No engine of another process may sign with the old key while it is switched and destroyed.
+  const locked = lockForRotation(cfg.dataDir);
+  if (!locked.ok) return locked;
+  const unlock = locked.value;
   const hsmR = await openHsm({ module: c.hsm.module, tokenLabel: c.hsm.tokenLabel, pin: pin.value, logger: log });
-  if (!hsmR.ok) return hsmR;
+  if (!hsmR.ok) {
+    unlock();
+    return hsmR;
+  }
   const hsm = hsmR.value;
   const storeR = openStore(join(cfg.dataDir, 'station.db'), { clock, logger: log });
   if (!storeR.ok) {
     await hsm.close();
+    unlock();
     return storeR;
   }
   const store = storeR.value;
@@ -301,6 +310,7 @@ export async function rotateStationKey(o: RotateKeyOptions): Promise<Result<Rota
   } finally {
     store.close();
     await hsm.close();
+    unlock();
   }
 }
 

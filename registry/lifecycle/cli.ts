@@ -484,7 +484,7 @@ export async function runLifecycleCommand(
       return escrow(cmd, rest, v, env);
     case 'rotate-station-key':
     case 'station-keys':
-      return stationKeyCommand(cmd, rest, v, env);
+      return stationKeyCommand(cmd, rest, v, env, role);
     default:
       return usage(env, `unknown lifecycle command ${cmd}`);
   }
@@ -902,6 +902,7 @@ async function stationKeyCommand(
   rest: readonly string[],
   v: Values,
   env: LifecycleCliEnv,
+  role: 'admin' | 'security-officer',
 ): Promise<number> {
   const asJson = v['json'] === true;
   if (cmd === 'station-keys') {
@@ -941,7 +942,7 @@ async function stationKeyCommand(
       message: `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
     });
   }
-  const r = await stationKeyRotation(env.ctx, request, { via: 'hand-carried' });
+  const r = await stationKeyRotation(env.ctx, request, { via: 'hand-carried', actor: role });
   if (!r.ok) return report(env, r.error);
   const answerFile = {
     schema: KEY_ROTATION_ANSWER_FILE,

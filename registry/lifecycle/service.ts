@@ -1411,7 +1411,12 @@ async function switchStationKey(
 export async function stationKeyRotation(
   ctx: LifecycleContext,
   requestJws: string,
-  o: { readonly via: 'station' | 'hand-carried'; readonly authenticatedStationId?: string },
+  o: {
+    readonly via: 'station' | 'hand-carried';
+    readonly authenticatedStationId?: string;
+    /** Who applied a hand-carried request (registry CLI role); the station itself otherwise. */
+    readonly actor?: LifecycleRole;
+  },
 ): Promise<Result<KeyRotationResult, ApiError>> {
   const parsed = parseKeyRotationRequest(requestJws);
   if (!parsed.ok) return fail('BODY_INVALID', parsed.error.message);
@@ -1510,7 +1515,7 @@ export async function stationKeyRotation(
     row.value,
     checked.value,
     rotatedAt,
-    { via: o.via, requestId: req.requestId, requestSha256 },
+    { via: o.via, requestId: req.requestId, requestSha256, actor: o.actor ?? 'station' },
     { key: rotationKey(req.stationId, req.requestId), value: JSON.stringify({ requestSha256, result }) },
   );
   if (!sw.ok) {
