@@ -285,6 +285,11 @@ for (const backend of backends()) {
       const v = await cli('verify-log', '--data-dir', D);
       expect(v.code, v.text).toBe(0);
       expect(v.text).toMatch(/lifecycle log OK: \d+ events/);
+
+      // Every stored record here went through the ingest transaction: reconcile finds nothing to repair.
+      const rc = await cli('reconcile', '--dry-run', '--json', '--data-dir', D);
+      expect(rc.code, rc.text).toBe(0);
+      expect(JSON.parse(rc.text)).toMatchObject({ dryRun: true, pending: 0, applied: 0, records: [] });
     });
 
     it('stops serve on SIGTERM and removes serve.json', async () => {

@@ -35,6 +35,7 @@ import {
   setQuota,
   stationKeyHistory,
   stationKeyRotation,
+  reconcileLifecycle,
   verifyLifecycleLog,
   type DeviceLifecycleView,
   type LifecycleConfig,
@@ -64,6 +65,7 @@ export const LIFECYCLE_COMMANDS: ReadonlySet<string> = new Set([
   // station key rotation (stationKeyCommand)
   'rotate-station-key',
   'station-keys',
+  'reconcile',
 ]);
 
 /** Commands the security officer may not run: admin-only over HTTP too (the same refusal). */
@@ -71,6 +73,7 @@ const ADMIN_ONLY: ReadonlyMap<string, string> = new Map([
   ['policy', 'policy needs the admin token'],
   ['escrow-begin', 'escrow needs the admin token'],
   ['escrow-complete', 'escrow needs the admin token'],
+  ['reconcile', 'reconcile needs the admin role'],
 ]);
 
 /** Environment variable with the security officer token for `--as security-officer` (or `--token-file`). */
@@ -112,6 +115,7 @@ export const LIFECYCLE_USAGE = `identity lifecycle (docs/lifecycle.md):
   escrow-complete --station S FILE                        (FILE: the station's completion JSON)
   rotate-station-key --request REQUEST.json [--out ANSWER.json]   (hand-carried station key rotation)
   station-keys    STATION                                 (current and replaced station keys, with times)
+  reconcile       [--dry-run]   (apply the lifecycle to stored records that have none: repair for pre-v3 registries)
   all of them take --json; SERIAL may also be a chip id
   role: --as admin (default: local access to the data dir is the admin) | --as security-officer with its token
         in --token-file FILE or $${TOKEN_ENV} (policy and escrow: admin only)
@@ -385,6 +389,19 @@ export async function runLifecycleCommand(
           out.log(
             `  #${String(e['seq'])} ${String(e['ts'])} ${String(e['type'])}${e['from'] ? ` ${String(e['from'])} -> ${String(e['to'])}` : ''}${e['actor'] ? ` by ${String(e['actor'])}` : ''}${e['reason'] ? ` (${String(e['reason'])})` : ''}`,
           );
+      }
+      return EXIT.ok;
+    }
+    case 'reconcile': {
+      if (rest.length) return usage(env, 'reconcile takes no arguments (only --dry-run)');
+      const r = await reconcileLifecycle(ctx, role, v['dry-run'] === true);
+      if (!r.ok) return report(env, r.error);
+      if (asJson) json(r.value);
+      else {
+        for (const x of r.value.records) out.log(`  ${x.serialNumber}  record ${x.recordId}  station ${x.stationId}`);
+        out.log(
+          `${r.value.dryRun ? 'would apply' : 'applied'}: ${r.value.applied} credential(s) from ${r.value.pending} record(s) without lifecycle entries`,
+        );
       }
       return EXIT.ok;
     }

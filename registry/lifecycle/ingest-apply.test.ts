@@ -22,7 +22,7 @@ import type { RegistryDb } from '../db.js';
 import { startRegistry, type RunningRegistry } from '../server.js';
 import { makeRecord } from '../test/fixtures.js';
 import { backends, call, createTestDb, quietLogger, type TestDb } from '../test/harness.js';
-import { reenrollProofBytes, type FailPoint } from './service.js';
+import { reconcileLifecycle, reenrollProofBytes, type FailPoint } from './service.js';
 import { createHsmStation, type HsmStation } from './test-support.js';
 
 const PIN = 'ingest-apply-PIN-77';
@@ -320,6 +320,41 @@ for (const backend of backends()) {
       expect((await history(p.serial)).state).toBe('provisioned');
       const act2 = await call(reg.url, 'POST', `/v1/devices/${p.serial}/activate`, { bearer: OFFICER, body: {} });
       expect(act2.json).toMatchObject({ state: 'activated' });
+      await chainOk();
+    });
+
+    it('reconcile repairs records stored without lifecycle entries (the pre-v3 logged-only failure); dry run first', async () => {
+      const serials = [`IA-${backend}-R0`, `IA-${backend}-R1`];
+      const jws = [];
+      for (const serialNumber of serials) jws.push((await makeRecord(station, systemClock, { serialNumber })).jws);
+      const ok = await post(globalThis.crypto.randomUUID(), jws);
+      expect(ok.status, ok.text).toBe(200);
+      // What the old code could leave behind: records stored and acknowledged, no devices, no credentials.
+      await db.sql.transaction(async (x) => {
+        await x.run(`DELETE FROM credentials WHERE serial_number IN (?, ?)`, serials);
+        await x.run(`DELETE FROM devices WHERE serial_number IN (?, ?)`, serials);
+      });
+      const gap = await tableCounts();
+      const ctx = reg.context;
+      const mustR = <T>(r: { ok: true; value: T } | { ok: false; error: { code: string; message: string } }): T => {
+        if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
+        return r.value;
+      };
+      expect((await reconcileLifecycle(ctx, 'security-officer', false)).ok).toBe(false);
+      const dry = mustR(await reconcileLifecycle(ctx, 'admin', true));
+      expect(dry).toMatchObject({ dryRun: true, pending: 2, applied: 2 });
+      expect(dry.records.map((r) => r.serialNumber).sort()).toEqual(serials);
+      expect(await tableCounts()).toEqual(gap); // rolled back
+      const done = mustR(await reconcileLifecycle(ctx, 'admin', false));
+      expect(done).toMatchObject({ dryRun: false, pending: 2, applied: 2 });
+      for (const s of serials) {
+        const h = await history(s);
+        expect(h.state).toBe('provisioned');
+        expect(h.credentials.map((c) => c.status)).toEqual(['active']);
+      }
+      expect(await tableCounts()).toMatchObject({ devices: gap.devices + 2, credentials: gap.credentials + 2 });
+      // Idempotent: nothing left to do.
+      expect(mustR(await reconcileLifecycle(ctx, 'admin', false))).toMatchObject({ pending: 0, applied: 0 });
       await chainOk();
     });
   });

@@ -315,6 +315,97 @@ export async function lifecycleApplyRecords(
   return changed;
 }
 
+/** What `registry reconcile` found (and, unless a dry run, applied). */
+export interface ReconcileResult {
+  readonly dryRun: boolean;
+  /** Stored records that had no credential and no `record.not-applied` event. */
+  readonly pending: number;
+  /** Of those, applied now (devices created or rotated); the rest were already covered by their certificate. */
+  readonly applied: number;
+  readonly records: readonly { readonly recordId: string; readonly serialNumber: string; readonly stationId: string }[];
+}
+
+/**
+ * Repair for registries that stored records while the lifecycle step ran after the ingest commit (before schema
+ * v3 it could fail and was only logged): every stored record without a credential and without a
+ * `record.not-applied` event is applied now, per station in record order, in one transaction (idempotent, like
+ * ingest). Admin only. A dry run lists what would change and rolls back.
+ */
+export async function reconcileLifecycle(
+  ctx: LifecycleContext,
+  role: LifecycleRole,
+  dryRun: boolean,
+): Promise<Result<ReconcileResult, ApiError>> {
+  if (role !== 'admin') return fail('AUTH_FORBIDDEN', 'reconcile needs the admin role');
+  const r = await guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const notApplied = new Set<string>();
+        for (const e of await x.all(`SELECT payload FROM lifecycle_events WHERE type = 'record.not-applied'`)) {
+          const id = (JSON.parse(String(e['payload'])) as { recordId?: unknown }).recordId;
+          if (typeof id === 'string') notApplied.add(id);
+        }
+        const rows = await x.all(
+          `SELECT r.* FROM records r
+           WHERE NOT EXISTS (SELECT 1 FROM credentials c WHERE c.record_id = r.record_id)
+           ORDER BY r.seq`,
+        );
+        const pending = rows.filter((row) => !notApplied.has(String(row['record_id'])));
+        const byStation = new Map<string, IngestRecord[]>();
+        for (const [i, row] of pending.entries()) {
+          const stationId = String(row['station_id']);
+          const list = byStation.get(stationId) ?? [];
+          list.push({
+            index: i,
+            recordId: String(row['record_id']),
+            sha256: String(row['sha256']),
+            chipId: String(row['chip_id']),
+            serialNumber: String(row['serial_number']),
+            model: String(row['model']),
+            workOrder: String(row['work_order']),
+            kind: String(row['kind']),
+            supersedesRecordId: row['supersedes_record_id'] === null ? null : String(row['supersedes_record_id']),
+            completedAt: String(row['completed_at']),
+            recordJson: String(row['record_json']),
+            jws: String(row['jws']),
+          });
+          byStation.set(stationId, list);
+        }
+        let applied = 0;
+        const changedStations: string[] = [];
+        for (const [stationId, list] of byStation) {
+          const before = Number((await x.all('SELECT COUNT(*) AS n FROM credentials'))[0]?.['n'] ?? 0);
+          if (await lifecycleApplyRecords(ctx, x, stationId, list)) changedStations.push(stationId);
+          applied += Number((await x.all('SELECT COUNT(*) AS n FROM credentials'))[0]?.['n'] ?? 0) - before;
+        }
+        if (applied > 0)
+          await st.appendEvent(x, now(ctx), 'lifecycle.reconciled', {
+            actor: role,
+            pending: pending.length,
+            applied,
+          });
+        const result: ReconcileResult & { changedStations: string[] } = {
+          dryRun,
+          pending: pending.length,
+          applied,
+          records: pending.map((row) => ({
+            recordId: String(row['record_id']),
+            serialNumber: String(row['serial_number']),
+            stationId: String(row['station_id']),
+          })),
+          changedStations,
+        };
+        if (dryRun) throw new Rollback(result);
+        return result;
+      }),
+    ),
+  );
+  if (!r.ok) return r;
+  const { changedStations, ...result } = r.value as ReconcileResult & { changedStations: string[] };
+  if (!dryRun) for (const stationId of changedStations) await refreshCrl(ctx, stationId);
+  return ok(result);
+}
+
 // ---------------------------------------------------------------- transitions
 
 export interface CredentialView {
