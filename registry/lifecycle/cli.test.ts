@@ -282,6 +282,38 @@ for (const backend of backends()) {
       expect(range.code, range.text).toBe(0);
       expect(range.text).toContain('revoked 1 device(s)');
 
+      // Incident hold over the work order: suspend needs a reason; the dry run lists, the real run holds.
+      expect((await cli('suspend', '--work-order', WO, '--data-dir', D)).code).toBe(2);
+      const sdry = await cli(
+        'suspend',
+        '--work-order',
+        WO,
+        '--reason',
+        'incident',
+        '--dry-run',
+        '--json',
+        '--data-dir',
+        D,
+      );
+      expect(sdry.code, sdry.text).toBe(0);
+      expect(JSON.parse(sdry.text)).toMatchObject({ dryRun: true, event: 'suspend', changed: [devices[1]!.serial] });
+      const held = await cli('suspend', '--work-order', WO, '--reason', 'incident', '--data-dir', D);
+      expect(held.text).toContain('suspended 1 device(s), 2 skipped');
+      const back = await cli(
+        'resume',
+        '--serial-range',
+        `${devices[1]!.serial}..${devices[1]!.serial}`,
+        '--data-dir',
+        D,
+      );
+      expect(back.text).toContain('resumed 1 device(s)');
+      const h1b = JSON.parse((await cli('history', devices[1]!.serial, '--json', '--data-dir', D)).text) as {
+        state: string;
+        events: { type: string; actor?: string }[];
+      };
+      expect(h1b.state).toBe('activated');
+      expect(h1b.events.map((e) => e.type).slice(-2)).toEqual(['device.suspend', 'device.resume']);
+
       const v = await cli('verify-log', '--data-dir', D);
       expect(v.code, v.text).toBe(0);
       expect(v.text).toMatch(/lifecycle log OK: \d+ events/);

@@ -26,7 +26,8 @@ import {
   signedPolicy,
   type PolicyChange,
   type PolicyContent,
-  batchRevoke,
+  batchTransition,
+  type BatchEvent,
   blockIdentifier,
   currentCrl,
   deviceHistory,
@@ -100,6 +101,8 @@ export const LIFECYCLE_USAGE = `identity lifecycle (docs/lifecycle.md):
   resume          SERIAL
   revoke          SERIAL --reason keyCompromise|superseded|cessationOfOperation|affiliationChanged|unspecified
   revoke          --work-order W | --serial-range A..B  --reason R [--dry-run]
+  suspend         --work-order W | --serial-range A..B  --reason R [--dry-run]   (incident: certificateHold)
+  resume          --work-order W | --serial-range A..B  [--dry-run]
   decommission    SERIAL
   release         SERIAL --reason R
   history         SERIAL
@@ -347,11 +350,12 @@ export async function runLifecycleCommand(
     case 'resume':
     case 'decommission':
     case 'revoke': {
-      if (cmd === 'revoke' && rest.length === 0) return batch(env, v, asJson, role);
+      if ((cmd === 'revoke' || cmd === 'suspend' || cmd === 'resume') && rest.length === 0)
+        return batch(env, v, asJson, role, cmd);
       const key = one();
       if (!key) return usage(env, `${cmd} needs exactly one SERIAL (serial number or chip id)`);
-      if (cmd === 'revoke' && (str('work-order') || str('serial-range')))
-        return usage(env, 'revoke: give either SERIAL or --work-order / --serial-range, not both');
+      if (str('work-order') || str('serial-range'))
+        return usage(env, `${cmd}: give either SERIAL or --work-order / --serial-range, not both`);
       const reason = str('reason') ?? null;
       if (cmd === 'suspend' && !reason) return usage(env, 'suspend needs --reason R (why the device is on hold)');
       if (cmd === 'revoke') {
@@ -359,7 +363,7 @@ export async function runLifecycleCommand(
         if (!isRevocationReason(reason))
           return usage(env, `unknown revocation reason ${reason}: use one of ${REVOCATION_REASONS.join(', ')}`);
       }
-      if (v['dry-run']) return usage(env, '--dry-run is for the batch revoke (--work-order / --serial-range)');
+      if (v['dry-run']) return usage(env, '--dry-run is for the batch operations (--work-order / --serial-range)');
       const r = await applyTransition(ctx, role, key, cmd, reason);
       if (!r.ok) return report(env, r.error);
       if (asJson) json(r.value);
@@ -512,14 +516,16 @@ async function batch(
   v: Values,
   asJson: boolean,
   role: 'admin' | 'security-officer',
+  event: BatchEvent,
 ): Promise<number> {
   const wo = typeof v['work-order'] === 'string' ? v['work-order'] : undefined;
   const range = typeof v['serial-range'] === 'string' ? v['serial-range'] : undefined;
-  const reason = typeof v['reason'] === 'string' ? v['reason'] : undefined;
+  const reason = typeof v['reason'] === 'string' && v['reason'] !== '' ? v['reason'] : undefined;
   if (!wo && !range)
-    return usage(env, 'revoke needs a SERIAL, or --work-order W / --serial-range A..B for a batch revoke');
-  if (!reason || !isRevocationReason(reason))
+    return usage(env, `${event} needs a SERIAL, or --work-order W / --serial-range A..B for a batch ${event}`);
+  if (event === 'revoke' && (!reason || !isRevocationReason(reason)))
     return usage(env, `revoke needs --reason, one of ${REVOCATION_REASONS.join(', ')}`);
+  if (event === 'suspend' && !reason) return usage(env, 'suspend needs --reason R (why the devices are on hold)');
   let serialRange: [string, string] | undefined;
   if (range) {
     const m = /^([^.]+)\.\.([^.]+)$/.exec(range);
@@ -527,18 +533,20 @@ async function batch(
     serialRange = [m[1]!, m[2]!];
   }
   const dryRun = v['dry-run'] === true;
-  const r = await batchRevoke(
+  const r = await batchTransition(
     env.ctx,
     role,
     { ...(wo ? { workOrder: wo } : {}), ...(serialRange ? { serialRange } : {}) },
-    reason,
+    event,
+    reason ?? null,
     dryRun,
   );
   if (!r.ok) return report(env, r.error);
   if (asJson) env.out.log(JSON.stringify(r.value, null, 2));
   else {
+    const done = { revoke: 'revoked', suspend: 'suspended', resume: 'resumed' }[event];
     env.out.log(
-      `${dryRun ? 'dry run: would revoke' : 'revoked'} ${r.value.changed.length} device(s)${r.value.skipped.length ? `, ${r.value.skipped.length} skipped` : ''}`,
+      `${dryRun ? `dry run: would ${event}` : done} ${r.value.changed.length} device(s)${r.value.skipped.length ? `, ${r.value.skipped.length} skipped` : ''}`,
     );
     for (const s of r.value.changed) env.out.log(`  ${s}`);
     for (const s of r.value.skipped) env.out.log(`  skipped ${s.serialNumber} (${s.state})`);

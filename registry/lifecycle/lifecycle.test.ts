@@ -359,6 +359,39 @@ for (const backend of backends()) {
       await chainOk();
     });
 
+    it('batch suspend and resume (incident hold): dry runs change nothing; the hold shows as certificateHold', async () => {
+      const batch = (what: 'suspend' | 'resume', body: Record<string, unknown>) =>
+        call(reg.url, 'POST', `/v1/lifecycle/${what}`, { bearer: OFFICER, body });
+      type Batch = { event: string; changed: string[]; skipped: { serialNumber: string; state: string }[] };
+      const noReason = await batch('suspend', { workOrder: station.workOrder, dryRun: true });
+      expect(noReason.status, noReason.text).toBe(400);
+      const dry = await batch('suspend', { workOrder: station.workOrder, reason: 'incident 42', dryRun: true });
+      expect(dry.status, dry.text).toBe(200);
+      const d = dry.json as Batch;
+      expect(d.event).toBe('suspend');
+      expect(d.changed.sort()).toEqual([devices[1]!.serial, devices[3]!.serial].sort());
+      expect(d.skipped.map((x) => x.serialNumber).sort()).toEqual([devices[0]!.serial, devices[2]!.serial].sort());
+      expect(await ocsp(devices[1]!.pem)).toMatch(/q.pem: good/); // the dry run changed nothing
+      const real = await batch('suspend', {
+        serialFrom: devices[1]!.serial,
+        serialTo: devices[1]!.serial,
+        reason: 'incident 42',
+      });
+      expect((real.json as Batch).changed).toEqual([devices[1]!.serial]);
+      const held = await ocsp(devices[1]!.pem);
+      expect(held).toMatch(/q.pem: revoked/);
+      expect(held).toMatch(/Reason: certificateHold/);
+      // Only suspended devices can resume: the dry run over the work order lists exactly the one on hold.
+      const rdry = (await batch('resume', { workOrder: station.workOrder, dryRun: true })).json as Batch;
+      expect(rdry.changed).toEqual([devices[1]!.serial]);
+      const resumed = await batch('resume', { workOrder: station.workOrder });
+      expect((resumed.json as Batch).changed).toEqual([devices[1]!.serial]);
+      expect(await ocsp(devices[1]!.pem)).toMatch(/q.pem: good/);
+      const h = await call(reg.url, 'GET', `/v1/devices/${devices[1]!.serial}/history`, { bearer: ADMIN });
+      expect(h.json).toMatchObject({ state: 'activated' });
+      await chainOk();
+    });
+
     it('batch revoke: the dry run changes nothing; the real run revokes the rest of the work order', async () => {
       const dry = await call(reg.url, 'POST', '/v1/lifecycle/revoke', {
         bearer: OFFICER,

@@ -15,7 +15,8 @@ import { apiError, authenticateStation, revokeStation, type ApiError } from '../
 import {
   answerOcsp,
   applyTransition,
-  batchRevoke,
+  batchTransition,
+  type BatchEvent,
   blockIdentifier,
   checkRole,
   currentCrl,
@@ -57,6 +58,8 @@ export const BatchRevokeBodySchema = z
     dryRun: z.boolean().optional(),
   })
   .strict();
+/** Batch suspend (reason required) and resume (reason optional): same selector as the batch revoke. */
+export const BatchHoldBodySchema = BatchRevokeBodySchema.extend({ reason: Reason.optional() }).strict();
 export const EscrowCompleteSchema = z
   .object({
     ephemeralPublicKeySpki: B64,
@@ -230,18 +233,19 @@ export function createLifecycleHandler(
     ],
     [
       'POST',
-      /^\/v1\/lifecycle\/revoke$/,
-      async (req, res) => {
+      /^\/v1\/lifecycle\/(revoke|suspend|resume)$/,
+      async (req, res, [what]) => {
         const body = await readBody(req, MAX_SMALL_BODY_BYTES);
         const role = officer(req);
-        const b = json(body, BatchRevokeBodySchema);
+        const event = what as BatchEvent;
+        const b = json(body, event === 'revoke' ? BatchRevokeBodySchema : BatchHoldBodySchema);
         if ((b.serialFrom === undefined) !== (b.serialTo === undefined))
           throw new Refusal(apiError('BODY_INVALID', 'give both serialFrom and serialTo'));
         const sel = {
           ...(b.workOrder !== undefined ? { workOrder: b.workOrder } : {}),
           ...(b.serialFrom !== undefined ? { serialRange: [b.serialFrom, b.serialTo!] as const } : {}),
         };
-        sendJson(res, 200, must(await batchRevoke(ctx, role, sel, b.reason, b.dryRun ?? false)));
+        sendJson(res, 200, must(await batchTransition(ctx, role, sel, event, b.reason ?? null, b.dryRun ?? false)));
       },
     ],
     [

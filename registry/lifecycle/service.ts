@@ -524,17 +524,33 @@ export interface BatchSelector {
   readonly serialRange?: readonly [string, string];
 }
 
-/** Revoke every matching device that can be revoked; `dryRun` lists what would change and changes nothing. */
-export async function batchRevoke(
+/** The events a batch operation may apply (incidents: revoke or put on hold, and lift the hold afterwards). */
+export type BatchEvent = 'revoke' | 'suspend' | 'resume';
+
+export interface BatchResult {
+  readonly dryRun: boolean;
+  readonly event: BatchEvent;
+  readonly changed: string[];
+  readonly skipped: { serialNumber: string; state: string }[];
+}
+
+/**
+ * Apply `event` to every matching device (work order and/or inclusive serial range) the transition table allows
+ * for `role`, in ONE transaction; the others are listed as skipped with their state. `dryRun` lists what would
+ * change and changes nothing. Reasons: revoke needs an RFC 5280 reason, suspend a free-text reason (why the
+ * devices are on hold), resume an optional one. The CRLs of the stations concerned are re-signed after the commit.
+ */
+export async function batchTransition(
   ctx: LifecycleContext,
   role: LifecycleRole,
   sel: BatchSelector,
-  reason: string,
+  event: BatchEvent,
+  reason: string | null,
   dryRun: boolean,
-): Promise<
-  Result<{ dryRun: boolean; changed: string[]; skipped: { serialNumber: string; state: string }[] }, ApiError>
-> {
-  if (!isRevocationReason(reason)) return fail('BODY_INVALID', `unknown revocation reason ${reason}`);
+): Promise<Result<BatchResult, ApiError>> {
+  if (event === 'revoke' && !isRevocationReason(reason))
+    return fail('BODY_INVALID', `unknown revocation reason ${String(reason)}`);
+  if (event === 'suspend' && !reason) return fail('BODY_INVALID', 'a suspension needs a reason');
   if (!sel.workOrder && !sel.serialRange) return fail('BODY_INVALID', 'give a work order or a serial range');
   const r = await guarded(async () =>
     ok(
@@ -545,24 +561,38 @@ export async function batchRevoke(
         });
         const changed: string[] = [];
         const skipped: { serialNumber: string; state: string }[] = [];
+        const touched = new Set<string>();
         const at = now(ctx);
         for (const d of devices) {
-          const t = transition(d.state, 'revoke', role);
+          const t = transition(d.state, event, role);
           if (!t.ok) {
             skipped.push({ serialNumber: d.serialNumber, state: d.state });
             continue;
           }
           changed.push(d.serialNumber);
-          if (!dryRun) await applyIn(x, at, d, 'revoke', role, reason);
+          touched.add(d.stationId);
+          if (!dryRun) await applyIn(x, at, d, event, role, reason);
         }
-        if (dryRun) throw new Rollback({ dryRun, changed, skipped, stations: [] });
-        return { dryRun, changed, skipped, stations: [...new Set(devices.map((d) => d.stationId))] };
+        if (changed.length && !dryRun)
+          await st.appendEvent(x, at, `batch.${event}`, {
+            actor: role,
+            reason,
+            selector: {
+              workOrder: sel.workOrder ?? null,
+              serialFrom: sel.serialRange?.[0] ?? null,
+              serialTo: sel.serialRange?.[1] ?? null,
+            },
+            changed: changed.length,
+            skipped: skipped.length,
+          });
+        if (dryRun) throw new Rollback({ dryRun, event, changed, skipped, stations: [] });
+        return { dryRun, event, changed, skipped, stations: [...touched] };
       }),
     ),
   );
   if (!r.ok) return r;
   if (!dryRun) for (const s of r.value.stations) await refreshCrl(ctx, s);
-  return ok({ dryRun: r.value.dryRun, changed: r.value.changed, skipped: r.value.skipped });
+  return ok({ dryRun: r.value.dryRun, event, changed: r.value.changed, skipped: r.value.skipped });
 }
 
 /** Lift the block on a device's serial number and chip id (audited). */
