@@ -198,6 +198,37 @@ function signerKeyOf(trust: StationTrust, jws: ParsedJws): SignerKey | null {
   return trust.previousKeys.find((k) => x5cLeafIs(jws, k.stationCert)) ?? null;
 }
 
+/**
+ * Verify a station-signed JWS that says when it was made (`signedAt`, e.g. a scrap event's scrappedAt): signed by
+ * the enrolled key, or by a key replaced by a rotation AFTER `signedAt` (so documents made before a rotation and
+ * delivered after it still verify). `signer-mismatch` / `signature-invalid` / `header-invalid` with the reason.
+ */
+export function verifyStationSigned(
+  trust: StationTrust,
+  jws: ParsedJws,
+  what: string,
+  signedAt: string,
+): Result<true, { reason: 'signer-mismatch' | 'signature-invalid' | 'header-invalid'; message: string }> {
+  const signer = signerKeyOf(trust, jws);
+  if (!signer)
+    return err({
+      reason: 'signer-mismatch',
+      message: `${what}: the x5c leaf is not a certificate of station ${trust.row.stationId}`,
+    });
+  if (signer.replacedAt !== null && !(Date.parse(signedAt) < Date.parse(signer.replacedAt)))
+    return err({
+      reason: 'signer-mismatch',
+      message: `${what}: signed with the station key replaced at ${signer.replacedAt} (key rotation) but made at ${signedAt}, after the rotation`,
+    });
+  const v = verifyWithStationKey(signer, jws, what);
+  if (!v.ok)
+    return err({
+      reason: v.error.kind === 'signature' ? 'signature-invalid' : 'header-invalid',
+      message: `${v.error.message} (station ${trust.row.stationId})`,
+    });
+  return ok(true);
+}
+
 export type RecordCheck =
   { readonly ok: true; readonly record: IngestRecord } | { readonly ok: false; readonly result: RecordResult };
 

@@ -11,11 +11,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { utf8 } from '../../core/bytes.js';
+import { toBase64Url, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
 import { signJws } from '../../core/jws.js';
 import { systemClock } from '../../core/ports.js';
-import { createRootCertificate } from '../../core/pki/ca.js';
+import { createRootCertificate, issueStationCertificate } from '../../core/pki/ca.js';
 import { toPem } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
 import { must } from '../../core/pki/test-util.js';
@@ -25,7 +25,7 @@ import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
 import type { RegistryDb } from '../db.js';
 import { startRegistry, type RunningRegistry } from '../server.js';
 import { createTestStation, makeRecord, type TestStation } from '../test/fixtures.js';
-import { createHsmStation } from './test-support.js';
+import { createHsmStation, type HsmStation } from './test-support.js';
 import { backends, call, createTestDb, quietLogger, type TestDb } from '../test/harness.js';
 import { SCRAP_SCHEMA, SCRAP_TYP } from './service.js';
 
@@ -66,7 +66,7 @@ interface Board {
 async function scrapJws(
   st: TestStation,
   b: Board,
-  o: { stationId?: string; signer?: TestSigner; chain?: readonly Uint8Array[] } = {},
+  o: { stationId?: string; signer?: TestSigner; chain?: readonly Uint8Array[]; scrappedAt?: string } = {},
 ): Promise<{ requestId: string; jws: string }> {
   const requestId = randomUUID();
   const payload = {
@@ -82,7 +82,7 @@ async function scrapJws(
     note: 'cracked housing',
     supervisor: 'sup-1',
     operator: 'op-1',
-    scrappedAt: new Date().toISOString(),
+    scrappedAt: o.scrappedAt ?? new Date().toISOString(),
   };
   const jws = must(
     await signJws({
@@ -321,6 +321,46 @@ for (const backend of backends()) {
       // The untouched board is still good and scrappable by its own station.
       const ok = await revoke(a, [byA.jws]);
       expect((ok.json as { results: unknown[] }).results).toEqual([{ requestId: byA.requestId, status: 'revoked' }]);
+    });
+
+    it('after a station key rotation: events made before it with the old key are accepted, later ones refused', async () => {
+      const fresh = await ingest(a, 'ROT', 3);
+      const made = new Date(Date.now() - 1000).toISOString(); // scrapped (signed) before the rotation
+      const before = await scrapJws(a, fresh[0]!, { scrappedAt: made });
+      // Rotate station a's key (admin route; the new chain signed by the current key).
+      const hsmA = a as unknown as HsmStation;
+      const newSigner = await createTestSigner('P-256');
+      const newCert = must(
+        await issueStationCertificate({
+          issuer: { signer: hsmA.caSigner, certificate: hsmA.ca },
+          subjectPublicKeySpki: newSigner.publicKeySpki,
+          stationId: a.id,
+          validityDays: 30,
+          clock: systemClock,
+        }),
+      );
+      const newChain = [newCert, hsmA.ca, hsmA.root];
+      const chainPem = newChain.map((d) => toPem(d, 'CERTIFICATE')).join('');
+      const signature = toBase64Url(must(await a.signer.sign(utf8(chainPem))));
+      const rot = await call(reg.url, 'POST', `/v1/admin/stations/${a.id}/rotate-key`, {
+        bearer: ADMIN,
+        body: { chainPem, signature },
+      });
+      expect(rot.status, rot.text).toBe(200);
+      const a2: TestStation = { ...a, signer: newSigner, chain: newChain, chainPem };
+      const after = await scrapJws(a, fresh[1]!); // old key, made now: after the rotation
+      const byNew = await scrapJws(a2, fresh[2]!);
+      const r = await revoke(a2, [before.jws, after.jws, byNew.jws]);
+      expect(r.status, r.text).toBe(200);
+      const results = (r.json as { results: { status: string; reason?: string; message?: string }[] }).results;
+      expect(results[0]).toMatchObject({ status: 'revoked' });
+      expect(results[1]).toMatchObject({ status: 'rejected', reason: 'signer-mismatch' });
+      expect(results[1]!.message).toMatch(/replaced at .* after the rotation/);
+      expect(results[2]).toMatchObject({ status: 'revoked' });
+      expect((await history(fresh[1]!.serialNumber)).state).toBe('provisioned');
+      expect((await history(fresh[0]!.serialNumber)).state).toBe('revoked');
+      // The old key no longer authenticates requests.
+      expect((await revoke(a, [after.jws])).status).toBe(401);
     });
   });
 }

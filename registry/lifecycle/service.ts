@@ -46,7 +46,7 @@ import { z } from 'zod';
 import { importJwsKey, parseCompactJws, verifyParsedJws } from '../jws.js';
 import { MAX_CLOCK_SKEW_S, zodMessage, type RejectReason } from '../protocol.js';
 import { apiError, type ApiError, type RegistryContext } from '../service.js';
-import { checkStationChain, stationKeyHistoryRows, type StationTrust } from '../verify.js';
+import { checkStationChain, stationKeyHistoryRows, verifyStationSigned, type StationTrust } from '../verify.js';
 import {
   KEY_ROTATION_ANSWER_SCHEMA,
   parseKeyRotationRequest,
@@ -743,17 +743,14 @@ async function verifyScrapJws(
   if (p.value.header.typ !== SCRAP_TYP)
     return reject('header-invalid', `scrap event: typ is ${String(p.value.header.typ)}, expected ${SCRAP_TYP}`);
   const leaf = p.value.header.x5c?.[0];
-  if (leaf === undefined || !Buffer.from(leaf, 'base64').equals(Buffer.from(trust.stationCert)))
-    return reject('signer-mismatch', 'scrap event: the x5c leaf is not the enrolled certificate of this station');
-  const v = await verifyParsedJws(p.value, trust.stationKey, 'scrap event');
-  if (!v.ok)
-    return reject(
-      v.error.kind === 'signature' ? 'signature-invalid' : 'header-invalid',
-      `${v.error.message} (enrolled key of station ${trust.row.stationId})`,
-    );
+  if (leaf === undefined) return reject('signer-mismatch', 'scrap event: no x5c station certificate');
+  // The payload is only read here to learn when the event was made; nothing acts on it before the signature checks.
   if (json === undefined) return reject('payload-invalid', 'scrap event: the payload is not UTF-8 JSON');
   const r = ScrapPayloadSchema.safeParse(json);
   if (!r.success) return reject('payload-invalid', `scrap event: ${zodMessage(r.error)}`);
+  // The enrolled key, or one replaced by a station key rotation after the event was made (scrappedAt).
+  const v = verifyStationSigned(trust, p.value, 'scrap event', r.data.scrappedAt);
+  if (!v.ok) return reject(v.error.reason, v.error.message);
   if (r.data.stationId !== trust.row.stationId)
     return reject(
       'station-mismatch',
