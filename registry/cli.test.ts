@@ -126,6 +126,12 @@ describe('registry CLI', () => {
     const c = capture();
     expect(await main(['import', file, '--data-dir', D()], c.out)).toBe(1);
     expect(c.text()).toContain('AUTH_STATION_REVOKED');
+    expect(c.text()).toContain('--allow-revoked-station');
+    // Deliberately taken in: the record was completed after the revocation, so it is rejected (exit 1).
+    const d = capture();
+    expect(await main(['import', file, '--allow-revoked-station', '--json', '--data-dir', D()], d.out)).toBe(1);
+    expect(JSON.parse(d.text())).toMatchObject({ summary: { accepted: 0, rejected: 1 } });
+    expect(d.text()).toContain('STATION_REVOKED');
   });
 
   it('reports usage errors and a missing data dir', async () => {

@@ -50,7 +50,7 @@ commands:
   serve           --data-dir D [--port N] [--host H] [--db URL]
   enroll-station  --id S --chain station-chain.pem [--work-orders W1,W2]
   revoke-station  S
-  import          FILE [--out receipt.jws]
+  import          FILE [--out receipt.jws] [--allow-revoked-station]
   stations        [--json]
   stats           [--json]
   device          SERIAL_OR_CHIP_ID [--json]
@@ -80,6 +80,7 @@ const OPTIONS = {
   cursor: { type: 'string' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  'allow-revoked-station': { type: 'boolean' },
   ...LIFECYCLE_OPTIONS,
 } as const;
 
@@ -316,7 +317,11 @@ async function command(
           fail('INPUT_INVALID', `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`).error,
         );
       }
-      const r = await importBundle(ctx, { kind: 'admin' }, text);
+      const r = await importBundle(
+        ctx,
+        { kind: 'admin', allowRevokedStation: v['allow-revoked-station'] === true },
+        text,
+      );
       if (!r.ok) return reportApi(out, r.error);
       const outFile = str('out') ?? `${file}.receipt.jws`;
       const tmp = `${outFile}.tmp-${process.pid}`;

@@ -252,7 +252,13 @@ export const BundlePayloadSchema = z
   .strict();
 export type BundlePayload = z.infer<typeof BundlePayloadSchema>;
 
-export const BundleRequestSchema = z.object({ bundle: z.string().min(1).max(MAX_BUNDLE_BYTES) }).strict();
+export const BundleRequestSchema = z
+  .object({
+    bundle: z.string().min(1).max(MAX_BUNDLE_BYTES),
+    /** Admin only: import a revoked station's bundle (records completed before the revocation are accepted). */
+    allowRevokedStation: z.boolean().optional(),
+  })
+  .strict();
 export type BundleRequest = z.infer<typeof BundleRequestSchema>;
 
 export const BundleResponseSchema = BatchResponseSchema.extend({ bundleId: z.uuid() }).strict();

@@ -373,6 +373,36 @@ for (const backend of backends()) {
       expect(after.batches).toBe(afterOnce.batches);
       expect(afterOnce.records).toBe(before.records + 1); // only the one legitimate request
       expect(after.stations).toBe(before.stations);
+
+      // HQ may still take in what the revoked station made BEFORE its revocation: an admin import, deliberately
+      // (allowRevokedStation), accepts those records and rejects the ones completed after it (STATION_REVOKED).
+      const afterRev = await makeRecords(R, systemClock, 1); // completed after the revocation
+      const both = await createBundle({
+        signer: R.signer,
+        chain: R.chain,
+        stationId: R.id,
+        records: [rec[0]!.jws, afterRev[0]!.jws],
+        clock: systemClock,
+      });
+      if (!both.ok) throw new Error(both.error.message);
+      const byStation = await call(reg.url, 'POST', '/v1/bundles', {
+        body: { bundle: both.value.jws, allowRevokedStation: true },
+        station: R,
+      });
+      expect(byStation.status).toBe(403); // a revoked station cannot even authenticate
+      const imported = await call(reg.url, 'POST', '/v1/bundles', {
+        body: { bundle: both.value.jws, allowRevokedStation: true },
+        bearer: keys.adminToken,
+      });
+      expect(imported.status, imported.text).toBe(200);
+      const ir = imported.json as BundleResponse;
+      expect(ir.summary).toMatchObject({ accepted: 1, rejected: 1 });
+      expect(ir.results.find((x) => x.recordId === rec[0]!.record.recordId)?.status).toBe('accepted');
+      expect(ir.results.find((x) => x.recordId === afterRev[0]!.record.recordId)).toMatchObject({
+        status: 'rejected',
+        reason: 'STATION_REVOKED',
+      });
+      expect((await counts()).records).toBe(after.records + 1);
     });
 
     it('imports bundles: twice is harmless, any modified byte or truncation rejects the whole bundle', async () => {
@@ -467,7 +497,10 @@ for (const backend of backends()) {
       expect((await admin('GET', '/v1/devices/LSUNKNOWN')).status).toBe(404);
       expect((await call(reg.url, 'GET', `/v1/devices/${dev.record.board.chipId}`)).status).toBe(401);
 
-      const total = (await counts()).records;
+      const total = Number(
+        (await db.sql.all('SELECT COUNT(*) AS n FROM records WHERE station_id = ?', [A.id]))[0]!['n'],
+      );
+      expect(total).toBeGreaterThan(3);
       const seen = new Set<string>();
       let cursor: string | null = null;
       let pages = 0;
@@ -505,7 +538,10 @@ for (const backend of backends()) {
       expect(a.lastSyncAt).not.toBeNull();
       expect(list.find((s) => s.stationId === R.id)!.revokedAt).not.toBeNull();
       const stats = await admin('GET', '/v1/stats');
-      expect(stats.json).toMatchObject({ stations: 3, records: total, devices: total });
+      // every station's records: A's, plus R's one taken in before its revocation
+      const all = (await counts()).records;
+      expect(all).toBe(total + 1);
+      expect(stats.json).toMatchObject({ stations: 3, records: all, devices: all });
     });
 
     it('answers bad requests with typed JSON errors', async () => {

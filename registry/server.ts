@@ -207,7 +207,11 @@ export function createHandler(ctx: RegistryContext): (req: IncomingMessage, res:
           ? admin(req)
           : unwrap(await authenticateStation(ctx, req.headers.authorization, 'POST', target(req), body));
         const b = parseJsonBody(req, body, BundleRequestSchema);
-        return { body: unwrap(await importBundle(ctx, caller, b.bundle)) };
+        if (b.allowRevokedStation && caller.kind !== 'admin')
+          throw new HttpFailure(apiError('AUTH_FORBIDDEN', 'allowRevokedStation needs the admin token'));
+        const who: Caller =
+          caller.kind === 'admin' ? { kind: 'admin', allowRevokedStation: b.allowRevokedStation === true } : caller;
+        return { body: unwrap(await importBundle(ctx, who, b.bundle)) };
       },
     },
     {

@@ -36,6 +36,7 @@ import {
   type StationSummary,
   type Stats,
 } from './protocol.js';
+import { appendEvent as appendLifecycleEvent } from './lifecycle/store.js';
 import { lifecycleApplyRecords, lifecyclePrecheck, refreshCrl, type LifecycleConfig } from './lifecycle/service.js';
 import {
   bundleStationId,
@@ -75,7 +76,16 @@ export interface RegistryContext {
   readonly lifecycle?: LifecycleConfig;
 }
 
-export type Caller = { readonly kind: 'admin' } | { readonly kind: 'station'; readonly trust: StationTrust };
+export type Caller =
+  | {
+      readonly kind: 'admin';
+      /**
+       * Import a bundle of a REVOKED station (deliberate, audited): its records completed before the revocation
+       * are accepted, later ones rejected STATION_REVOKED. Without it a revoked station's bundle is refused.
+       */
+      readonly allowRevokedStation?: boolean;
+    }
+  | { readonly kind: 'station'; readonly trust: StationTrust };
 
 const trustCache = new WeakMap<RegistryDb, Map<string, StationTrust>>();
 
@@ -310,11 +320,35 @@ export async function importBundle(
       'AUTH_FORBIDDEN',
       `station ${caller.trust.row.stationId} may not submit a bundle of station ${claimed}`,
     );
-  const trust = await stationTrust(ctx, claimed);
+  const allowRevoked = caller.kind === 'admin' && caller.allowRevokedStation === true;
+  const trust = await stationTrust(ctx, claimed, allowRevoked);
   if (!trust.ok)
     return trust.error.code === 'AUTH_UNKNOWN_STATION'
       ? apiFail('BUNDLE_INVALID', `bundle: station ${claimed} is not enrolled`)
-      : trust;
+      : trust.error.code === 'AUTH_STATION_REVOKED' && caller.kind === 'admin'
+        ? apiFail(
+            'AUTH_STATION_REVOKED',
+            `${trust.error.message}: to take in its records completed before the revocation, import with allowRevokedStation (registry import --allow-revoked-station)`,
+          )
+        : trust;
+  if (trust.value.row.revokedAt) {
+    const revokedAt = trust.value.row.revokedAt;
+    ctx.logger.log('warn', 'importing a bundle of a revoked station (records after the revocation are rejected)', {
+      stationId: claimed,
+      revokedAt,
+    });
+    try {
+      await ctx.db.sql.transaction((x) =>
+        appendLifecycleEvent(x, ctx.clock.now().toISOString(), 'station.revoked-bundle-imported', {
+          stationId: claimed,
+          revokedAt,
+          actor: 'admin',
+        }),
+      );
+    } catch (e) {
+      return apiFail('STORE_UNAVAILABLE', `registry database: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
   const b = await verifyBundle(trust.value, bundle);
   if (!b.ok) return apiFail('BUNDLE_INVALID', b.error.message);
   const r = await ingestRecords(ctx, trust.value, b.value.bundleId, b.value.records, 'bundle');
