@@ -21,7 +21,6 @@ import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js
 import { must } from '../../core/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
 import { initToken, type SoftHsmEnv } from '../../native/softhsm-dev.js';
-import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
 import { main } from '../cli.js';
 import { openRegistryKeys, readRegistryConfig, type RegistryKeys } from '../keys.js';
 import { startRegistry, type RunningRegistry } from '../server.js';
@@ -29,7 +28,7 @@ import { makeRecord } from '../test/fixtures.js';
 import { backends, call, createTestDb, quietLogger, type TestDb } from '../test/harness.js';
 import { formatDuration, lifecycleSettings, parseDuration, TOKEN_ENV } from './cli.js';
 import { reenrollProofBytes } from './service.js';
-import { createHsmStation, type HsmStation } from './test-support.js';
+import { createHsmStation, escrowOverHttp, type HsmStation } from './test-support.js';
 
 const PIN = 'station-PIN-1357';
 const WO = 'WO-POL-1';
@@ -127,21 +126,7 @@ for (const backend of backends()) {
           crlRefreshS: lc.crlRefreshS,
         }),
       );
-      const begin = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/begin`, { bearer: ADMIN });
-      expect(begin.status, begin.text).toBe(200);
-      const body = must(
-        await wrapIssuingCaForEscrow({
-          hsm: stationHsm,
-          caKeyLabel: station.caLabel,
-          stationSigner: station.signer,
-          begin: begin.json as never,
-        }),
-      );
-      const done = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/complete`, {
-        bearer: ADMIN,
-        body,
-      });
-      expect(done.status, done.text).toBe(200);
+      await escrowOverHttp(reg.url, ADMIN, stationHsm, station);
       const records: string[] = [];
       for (let i = 0; i < 2; i++) {
         const key = await createTestSigner('P-256');

@@ -11,19 +11,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pkcs10CertificateRequestGenerator, X509Certificate, X509Crl } from '@peculiar/x509';
 import { toBase64Url } from '../../core/bytes.js';
 import { systemClock } from '../../core/ports.js';
-import { createRootCertificate } from '../../core/pki/ca.js';
 import { fromPemChain } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
 import { must } from '../../core/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
 import { createTestTokens, type TestToken } from '../../native/hsm/test-support.js';
-import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
 import type { RegistryDb } from '../db.js';
-import { startRegistry, type RunningRegistry } from '../server.js';
+import { type RunningRegistry } from '../server.js';
 import { makeRecord } from '../test/fixtures.js';
-import { backends, call, createTestDb, quietLogger, type TestDb } from '../test/harness.js';
+import { backends, call, createTestDb, type TestDb } from '../test/harness.js';
 import { reconcileLifecycle, reenrollProofBytes, type FailPoint } from './service.js';
-import { createHsmStation, type HsmStation } from './test-support.js';
+import { createHsmStation, escrowOverHttp, startLifecycleRegistry, type HsmStation } from './test-support.js';
 
 const PIN = 'ingest-apply-PIN-77';
 const ADMIN = 'admin-token-ingest-apply-0123';
@@ -64,40 +62,23 @@ for (const backend of backends()) {
     beforeAll(async () => {
       tdb = await createTestDb(backend);
       db = await tdb.open();
-      const rsigner = await createTestSigner('P-256');
-      const rcert = must(
-        await createRootCertificate({
-          signer: rsigner,
-          subject: { commonName: 'Registry ingest-apply' },
-          validityDays: 30,
-          clock: systemClock,
-        }),
-      );
-      reg = must(
-        await startRegistry({
-          db,
-          port: 0,
-          signer: rsigner,
-          registryChain: [rcert],
-          registryId: 'registry-ia',
-          adminToken: ADMIN,
-          clock: systemClock,
-          logger: quietLogger,
-          lifecycle: {
-            hsm: registryHsm,
-            certificateLifetimeDays: 1,
-            securityOfficerTokenSha256: createHash('sha256').update(OFFICER).digest(),
-            failpoint: async (p) => {
-              if (p === 'ingest-apply' && applyDelayMs) await new Promise((r) => setTimeout(r, applyDelayMs));
-              if (failNext === p) {
-                failNext = null;
-                failHits++;
-                throw new Error(`injected failure at ${p}`);
-              }
-            },
+      reg = await startLifecycleRegistry(db, {
+        registryId: 'registry-ia',
+        adminToken: ADMIN,
+        lifecycle: {
+          hsm: registryHsm,
+          certificateLifetimeDays: 1,
+          securityOfficerTokenSha256: createHash('sha256').update(OFFICER).digest(),
+          failpoint: async (p) => {
+            if (p === 'ingest-apply' && applyDelayMs) await new Promise((r) => setTimeout(r, applyDelayMs));
+            if (failNext === p) {
+              failNext = null;
+              failHits++;
+              throw new Error(`injected failure at ${p}`);
+            }
           },
-        }),
-      );
+        },
+      });
       station = await createHsmStation(stationHsm, `st-ia-${backend}`);
       const e = await call(reg.url, 'POST', '/v1/admin/stations', {
         bearer: ADMIN,
@@ -105,20 +86,7 @@ for (const backend of backends()) {
       });
       expect(e.status, e.text).toBe(201);
       // Escrow the issuing CA key (CRL signing and re-enrolment need it).
-      const begin = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/begin`, { bearer: ADMIN });
-      const body = must(
-        await wrapIssuingCaForEscrow({
-          hsm: stationHsm,
-          caKeyLabel: station.caLabel,
-          stationSigner: station.signer,
-          begin: begin.json as never,
-        }),
-      );
-      const done = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/complete`, {
-        bearer: ADMIN,
-        body,
-      });
-      expect(done.status, done.text).toBe(200);
+      await escrowOverHttp(reg.url, ADMIN, stationHsm, station);
     });
 
     afterAll(async () => {

@@ -15,7 +15,6 @@ import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
 import { toBase64Url } from '../../core/bytes.js';
 import { verifyJws } from '../../core/jws.js';
 import { systemClock } from '../../core/ports.js';
-import { createRootCertificate } from '../../core/pki/ca.js';
 import { fromPemChain, toPem } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
 import { must } from '../../core/pki/test-util.js';
@@ -23,10 +22,10 @@ import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
 import { createTestTokens, type TestToken } from '../../native/hsm/test-support.js';
 import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
 import type { RegistryDb } from '../db.js';
-import { startRegistry, type RunningRegistry } from '../server.js';
+import { type RunningRegistry } from '../server.js';
 import { makeRecord, type TestStation } from '../test/fixtures.js';
-import { createHsmStation } from './test-support.js';
-import { backends, call, createTestDb, quietLogger, type TestDb } from '../test/harness.js';
+import { createHsmStation, startLifecycleRegistry } from './test-support.js';
+import { backends, call, createTestDb, type TestDb } from '../test/harness.js';
 import { reenrollProofBytes, type FailPoint } from './service.js';
 
 const PIN = 'lifecycle-PIN-4242';
@@ -86,40 +85,23 @@ for (const backend of backends()) {
     beforeAll(async () => {
       tdb = await createTestDb(backend);
       db = await tdb.open();
-      const rsigner = await createTestSigner('P-256');
-      const rcert = must(
-        await createRootCertificate({
-          signer: rsigner,
-          subject: { commonName: 'Registry test' },
-          validityDays: 30,
-          clock: systemClock,
-        }),
-      );
-      reg = must(
-        await startRegistry({
-          db,
-          port: 0,
-          signer: rsigner,
-          registryChain: [rcert],
-          registryId: 'registry-lc',
-          adminToken: ADMIN,
-          clock: systemClock,
-          logger: quietLogger,
-          lifecycle: {
-            hsm: registryHsm,
-            crlIntervalS: 600,
-            certificateLifetimeDays: 1,
-            rotateBeforeDays: 0.25,
-            securityOfficerTokenSha256: createHash('sha256').update(OFFICER).digest(),
-            failpoint: (p) => {
-              if (failNext === p) {
-                failNext = null;
-                throw new Error(`injected crash at ${p}`);
-              }
-            },
+      reg = await startLifecycleRegistry(db, {
+        registryId: 'registry-lc',
+        adminToken: ADMIN,
+        lifecycle: {
+          hsm: registryHsm,
+          crlIntervalS: 600,
+          certificateLifetimeDays: 1,
+          rotateBeforeDays: 0.25,
+          securityOfficerTokenSha256: createHash('sha256').update(OFFICER).digest(),
+          failpoint: (p) => {
+            if (failNext === p) {
+              failNext = null;
+              throw new Error(`injected crash at ${p}`);
+            }
           },
-        }),
-      );
+        },
+      });
       station = await hsmStation(`st-${backend}`);
       const e = await call(reg.url, 'POST', '/v1/admin/stations', {
         bearer: ADMIN,

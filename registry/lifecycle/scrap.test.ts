@@ -15,18 +15,17 @@ import { toBase64Url, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
 import { signJws } from '../../core/jws.js';
 import { systemClock } from '../../core/ports.js';
-import { createRootCertificate, issueStationCertificate } from '../../core/pki/ca.js';
+import { issueStationCertificate } from '../../core/pki/ca.js';
 import { toPem } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
 import { must } from '../../core/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
 import { createTestTokens, type TestToken } from '../../native/hsm/test-support.js';
-import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
 import type { RegistryDb } from '../db.js';
-import { startRegistry, type RunningRegistry } from '../server.js';
+import { type RunningRegistry } from '../server.js';
 import { createTestStation, makeRecord, type TestStation } from '../test/fixtures.js';
-import { createHsmStation, type HsmStation } from './test-support.js';
-import { backends, call, createTestDb, quietLogger, type TestDb } from '../test/harness.js';
+import { createHsmStation, escrowOverHttp, startLifecycleRegistry, type HsmStation } from './test-support.js';
+import { backends, call, createTestDb, type TestDb } from '../test/harness.js';
 import { SCRAP_SCHEMA, SCRAP_TYP } from './service.js';
 
 const PIN = 'scrap-PIN-4242';
@@ -152,32 +151,15 @@ for (const backend of backends()) {
     beforeAll(async () => {
       tdb = await createTestDb(backend);
       db = await tdb.open();
-      const rsigner = await createTestSigner('P-256');
-      const rcert = must(
-        await createRootCertificate({
-          signer: rsigner,
-          subject: { commonName: 'Registry scrap test' },
-          validityDays: 30,
-          clock: systemClock,
-        }),
-      );
-      reg = must(
-        await startRegistry({
-          db,
-          port: 0,
-          signer: rsigner,
-          registryChain: [rcert],
-          registryId: 'registry-scrap',
-          adminToken: ADMIN,
-          clock: systemClock,
-          logger: quietLogger,
-          lifecycle: {
-            hsm: registryHsm,
-            crlIntervalS: 600,
-            securityOfficerTokenSha256: createHash('sha256').update(OFFICER).digest(),
-          },
-        }),
-      );
+      reg = await startLifecycleRegistry(db, {
+        registryId: 'registry-scrap',
+        adminToken: ADMIN,
+        lifecycle: {
+          hsm: registryHsm,
+          crlIntervalS: 600,
+          securityOfficerTokenSha256: createHash('sha256').update(OFFICER).digest(),
+        },
+      });
       a = await hsmStation(`scrap-a-${backend}`);
       b = await createTestStation(`scrap-b-${backend}`, systemClock, 'WO-SCRAP-1');
       for (const st of [a, b]) {
@@ -187,21 +169,7 @@ for (const backend of backends()) {
         });
         expect(e.status, e.text).toBe(201);
       }
-      const begin = await call(reg.url, 'POST', `/v1/admin/stations/${a.id}/escrow/begin`, { bearer: ADMIN });
-      expect(begin.status, begin.text).toBe(200);
-      const blob = must(
-        await wrapIssuingCaForEscrow({
-          hsm: stationHsm,
-          caKeyLabel: a.caLabel,
-          stationSigner: a.signer,
-          begin: begin.json as never,
-        }),
-      );
-      const done = await call(reg.url, 'POST', `/v1/admin/stations/${a.id}/escrow/complete`, {
-        bearer: ADMIN,
-        body: blob,
-      });
-      expect(done.status, done.text).toBe(200);
+      await escrowOverHttp(reg.url, ADMIN, stationHsm, a as HsmStation);
       writeFileSync(join(work, 'chain.pem'), toPem(a.chain[1]!, 'CERTIFICATE') + toPem(a.chain[2]!, 'CERTIFICATE'));
       boards.push(...(await ingest(a, 'SCR', 3)));
       foreign = (await ingest(b, 'SCRB', 1))[0]!;

@@ -1,6 +1,7 @@
 /**
  * Test support: a station PKI whose issuing CA key is a WRAPPABLE key in a real station HSM token (as
- * `station init` makes it), so it can be escrowed to the registry. Root and station keys are test signers.
+ * `station init` makes it), so it can be escrowed to the registry. Root and station keys are test signers. Also:
+ * a lifecycle registry on loopback (startLifecycleRegistry) and escrow over HTTP (escrowOverHttp).
  */
 import { systemClock } from '../../core/ports.js';
 import { createRootCertificate, issueCaCertificate, issueStationCertificate } from '../../core/pki/ca.js';
@@ -8,7 +9,12 @@ import { toPem } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
 import { must } from '../../core/pki/test-util.js';
 import type { HsmAdmin } from '../../native/hsm/index.js';
+import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
+import type { RegistryDb } from '../db.js';
+import { startRegistry, type RunningRegistry } from '../server.js';
 import type { TestStation } from '../test/fixtures.js';
+import { call, quietLogger } from '../test/harness.js';
+import type { LifecycleConfig } from './service.js';
 
 export type HsmStation = TestStation & { readonly caLabel: string; readonly root: Uint8Array; readonly ca: Uint8Array };
 
@@ -64,4 +70,63 @@ export async function createHsmStation(
     root,
     ca,
   };
+}
+
+/**
+ * A registry on loopback for lifecycle tests: a fresh self-signed registry key (test signer), the admin token,
+ * and `lifecycle` (escrow HSM, officer token hash, failpoints...).
+ */
+export async function startLifecycleRegistry(
+  db: RegistryDb,
+  o: { registryId: string; adminToken: string; lifecycle: LifecycleConfig },
+): Promise<RunningRegistry> {
+  const signer = await createTestSigner('P-256');
+  const cert = must(
+    await createRootCertificate({
+      signer,
+      subject: { commonName: `Registry ${o.registryId}` },
+      validityDays: 30,
+      clock: systemClock,
+    }),
+  );
+  return must(
+    await startRegistry({
+      db,
+      port: 0,
+      signer,
+      registryChain: [cert],
+      registryId: o.registryId,
+      adminToken: o.adminToken,
+      clock: systemClock,
+      logger: quietLogger,
+      lifecycle: o.lifecycle,
+    }),
+  );
+}
+
+/**
+ * Escrow `station`'s issuing CA key into the serving registry the way `station enroll --escrow` does: escrow/begin,
+ * wrap the key in the station token for the registry's transport key, escrow/complete. Throws on any refusal.
+ */
+export async function escrowOverHttp(
+  url: string,
+  adminToken: string,
+  stationHsm: HsmAdmin,
+  station: HsmStation,
+): Promise<void> {
+  const begin = await call(url, 'POST', `/v1/admin/stations/${station.id}/escrow/begin`, { bearer: adminToken });
+  if (begin.status !== 200) throw new Error(`escrow/begin: ${begin.status} ${begin.text}`);
+  const body = must(
+    await wrapIssuingCaForEscrow({
+      hsm: stationHsm,
+      caKeyLabel: station.caLabel,
+      stationSigner: station.signer,
+      begin: begin.json as never,
+    }),
+  );
+  const done = await call(url, 'POST', `/v1/admin/stations/${station.id}/escrow/complete`, {
+    bearer: adminToken,
+    body,
+  });
+  if (done.status !== 200) throw new Error(`escrow/complete: ${done.status} ${done.text}`);
 }
