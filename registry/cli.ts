@@ -6,7 +6,7 @@
  * 3 registry not ready (configuration, HSM, database); 70 internal error.
  */
 import 'reflect-metadata';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fail, type StationError } from '../core/errors.js';
@@ -40,6 +40,7 @@ import {
   type ApiError,
   type RegistryContext,
 } from './service.js';
+import { writeFileAtomic } from '../native/atomic-file.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, notReady: 3, internal: 70 } as const;
 
@@ -324,9 +325,7 @@ async function command(
       );
       if (!r.ok) return reportApi(out, r.error);
       const outFile = str('out') ?? `${file}.receipt.jws`;
-      const tmp = `${outFile}.tmp-${process.pid}`;
-      writeFileSync(tmp, r.value.receipt + '\n');
-      renameSync(tmp, outFile);
+      writeFileAtomic(outFile, r.value.receipt + '\n');
       const s = r.value.summary;
       if (v['json']) json(r.value);
       else {

@@ -5,7 +5,7 @@
  * config.json. The same token also holds the escrowed station issuing CA keys (docs/lifecycle.md).
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { fail } from '../core/errors.js';
@@ -19,6 +19,7 @@ import { createSoftHsmEnv, findSoftHsmModule, initToken } from '../native/sofths
 import { defaultDbUrl } from '../native/registry-store/index.js';
 import { REGISTRY_FILES } from './server.js';
 import { zodMessage } from './protocol.js';
+import { writeFileAtomic } from '../native/atomic-file.js';
 
 export const REGISTRY_TOKEN = 'LS Registry';
 export const RECEIPT_KEY_LABEL = 'registry-receipt';
@@ -65,12 +66,6 @@ export const RegistryConfigSchema = z
   })
   .strict();
 export type RegistryConfig = z.infer<typeof RegistryConfigSchema>;
-
-function writeAtomic(file: string, data: string, mode = 0o644): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode });
-  renameSync(tmp, file);
-}
 
 /**
  * Initialise a registry data dir (idempotent: an initialised dir is left as it is and `created` is false).
@@ -123,7 +118,7 @@ export async function initRegistry(o: {
     if (!cert.ok) return cert;
     const imp = await hsm.value.importCertificate(RECEIPT_KEY_LABEL, cert.value);
     if (!imp.ok) return imp;
-    writeAtomic(join(dir, REGISTRY_FILES.certificate), toPem(cert.value, 'CERTIFICATE'));
+    writeFileAtomic(join(dir, REGISTRY_FILES.certificate), toPem(cert.value, 'CERTIFICATE'));
   } finally {
     await hsm.value.close();
   }
@@ -146,7 +141,7 @@ export async function initRegistry(o: {
     adminToken: { file: REGISTRY_FILES.adminToken },
     securityOfficerToken: { file: REGISTRY_FILES.securityOfficerToken },
   };
-  writeAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
+  writeFileAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
   o.logger.log('info', 'registry initialised', { registryId, dataDir: dir });
   return ok({ created: true, config });
 }

@@ -6,7 +6,7 @@
  * 70 internal error (a bug: see the log).
  */
 import 'reflect-metadata';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { StationError } from '../core/errors.js';
@@ -24,6 +24,7 @@ import { initStation } from './init.js';
 import { createLogger } from './logger.js';
 import { rotateStationKey } from './rotate-key.js';
 import { cmdOperator, cmdServe, OPERATOR_USAGE } from './operators-cli.js';
+import { writeFileAtomic } from '../native/atomic-file.js';
 
 export const EXIT = { ok: 0, boardFailed: 1, usage: 2, notReady: 3, verifyFailed: 4, internal: 70 } as const;
 
@@ -508,9 +509,7 @@ function cmdEnroll(dataDir: string, args: Record<string, unknown>, o: Out): numb
   }
   mkdirSync(join(dataDir, 'pki'), { recursive: true });
   copyFileSync(certFile, join(dataDir, 'pki', 'registry.pem'));
-  const tmp = `${cfgFile}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(next, null, 2) + '\n');
-  renameSync(tmp, cfgFile);
+  writeFileAtomic(cfgFile, JSON.stringify(next, null, 2) + '\n');
   o.out(
     `registry configured: ${url ?? '(offline: bundles only)'}${args['disable-sync'] ? ' (background sync disabled)' : ''}\n` +
       `  enrol this station at the registry: registry enroll-station --id ${String(cfg['stationId'])} --chain ${join(dataDir, 'pki', 'station-chain.pem')}`,
@@ -540,9 +539,7 @@ async function cmdSync(
       return exitFor(r.error);
     }
     const file = resolve((args.out as string | undefined) ?? r.value.fileName);
-    const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, r.value.content);
-    renameSync(tmp, file);
+    writeFileAtomic(file, r.value.content);
     if (json) o.out(JSON.stringify({ file, count: r.value.count }));
     else o.out(`${r.value.count} records exported to ${file}\n  import it at headquarters: registry import ${file}`);
     return EXIT.ok;
@@ -704,10 +701,8 @@ async function cmdEscrow(
       mode: beginFile ? 'file' : 'online',
     });
     if (outFile) {
-      const tmp = `${outFile}.tmp-${process.pid}`;
       const file = { schema: 'line-station/ca-escrow-complete/v1', stationId, ...body.value };
-      writeFileSync(tmp, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 });
-      renameSync(tmp, outFile);
+      writeFileAtomic(outFile, JSON.stringify(file, null, 2) + '\n', 0o600);
       o.out(
         `issuing CA key wrapped for the registry: ${outFile}\n  complete at headquarters: registry escrow-complete`,
       );

@@ -13,7 +13,7 @@
  * PKCS#11 module and take the PIN from the environment (see docs/hsm.md).
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256Hex } from '../core/bytes.js';
@@ -27,6 +27,7 @@ import { openHsm } from '../native/hsm/index.js';
 import { createSoftHsmEnv, initToken, findSoftHsmModule } from '../native/softhsm-dev.js';
 import { openStore } from '../native/store/index.js';
 import { CONFIG_FILE, type StationConfig } from './config.js';
+import { writeFileAtomic } from '../native/atomic-file.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
@@ -42,12 +43,6 @@ export interface InitOptions {
   readonly extraPorts?: readonly string[];
   readonly logger: Logger;
   readonly clock?: Clock;
-}
-
-function writeAtomic(file: string, data: string, mode = 0o644): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode });
-  renameSync(tmp, file);
 }
 
 /** Initialise a development station (idempotent: an initialised data dir is left as it is). */
@@ -140,9 +135,9 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
       if (!imp.ok) return imp;
     }
     const pem = (ders: Uint8Array[]) => ders.map((d) => toPem(d, 'CERTIFICATE')).join('');
-    writeAtomic(join(dir, 'pki', 'root.pem'), pem([root.value]));
-    writeAtomic(join(dir, 'pki', 'ca-chain.pem'), pem([ca.value, root.value]));
-    writeAtomic(join(dir, 'pki', 'station-chain.pem'), pem([st.value, ca.value, root.value]));
+    writeFileAtomic(join(dir, 'pki', 'root.pem'), pem([root.value]));
+    writeFileAtomic(join(dir, 'pki', 'ca-chain.pem'), pem([ca.value, root.value]));
+    writeFileAtomic(join(dir, 'pki', 'station-chain.pem'), pem([st.value, ca.value, root.value]));
     const roots: string[] = [];
     for (const f of o.attestationRoots) {
       const text = readFileSync(f, 'utf8');
@@ -180,7 +175,7 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
       stationCertSha256: await sha256Hex(st.value),
     });
     store.value.close();
-    writeAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
+    writeFileAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
     log.log('info', 'station initialised', { stationId, dataDir: dir });
     return ok({ created: true, config });
   } finally {

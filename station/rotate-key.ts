@@ -18,7 +18,7 @@
  * lost in a crash) the retry authenticates with the NEW key and the registry answers the stored answer again.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { sha256Hex } from '../core/bytes.js';
@@ -43,6 +43,7 @@ import {
 import { lockForRotation } from './instance.js';
 import { CONFIG_FILE, loadConfig, readPin, StationConfigSchema, type LoadedConfig } from './config.js';
 import { httpExchange, readRegistryCertificate } from './sync.js';
+import { writeFileAtomic } from '../native/atomic-file.js';
 
 /** The pending rotation, relative to the data dir. */
 export const PENDING_ROTATION_FILE = join('pki', 'station-key-rotation.json');
@@ -108,12 +109,6 @@ export interface RotateKeyResult {
   /** The registry answered a request it had applied before. */
   readonly repeated?: boolean;
   readonly oldKeyDestroyed?: boolean;
-}
-
-function writeAtomic(file: string, data: string, mode = 0o644): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode });
-  renameSync(tmp, file);
 }
 
 /** The next versioned label: station-signing -> station-signing-v2 -> station-signing-v3. */
@@ -216,7 +211,7 @@ export async function rotateStationKey(o: RotateKeyOptions): Promise<Result<Rota
           requestId: pending.requestId,
           request: pending.request,
         };
-        writeAtomic(o.mode.out, JSON.stringify(file, null, 2) + '\n');
+        writeFileAtomic(o.mode.out, JSON.stringify(file, null, 2) + '\n');
         log.log('info', 'key rotation request written', { requestId: pending.requestId, out: o.mode.out });
         return ok({ ...base, status: 'requested', out: o.mode.out });
       }
@@ -247,7 +242,7 @@ export async function rotateStationKey(o: RotateKeyOptions): Promise<Result<Rota
         return v;
       }
       pending = { ...pending, state: 'answered', answer: answerJws.trim(), rotatedAt: v.value.rotatedAt };
-      writeAtomic(cfg.path(PENDING_ROTATION_FILE), JSON.stringify(pending, null, 2) + '\n');
+      writeFileAtomic(cfg.path(PENDING_ROTATION_FILE), JSON.stringify(pending, null, 2) + '\n');
       await o.failpoint?.('after-answer');
     } else if (o.mode.kind === 'request')
       return fail(
@@ -272,7 +267,7 @@ export async function rotateStationKey(o: RotateKeyOptions): Promise<Result<Rota
         const check = StationConfigSchema.safeParse(next);
         if (!check.success)
           return fail('CONFIG_INVALID', `the switched configuration is invalid: ${check.error.message}`);
-        writeAtomic(join(cfg.dataDir, CONFIG_FILE), JSON.stringify(next, null, 2) + '\n');
+        writeFileAtomic(join(cfg.dataDir, CONFIG_FILE), JSON.stringify(next, null, 2) + '\n');
       }
       store.appendAudit('station.key-rotated', {
         requestId: pending.requestId,
@@ -284,7 +279,7 @@ export async function rotateStationKey(o: RotateKeyOptions): Promise<Result<Rota
         chain: pending.newChainFile,
       });
       pending = { ...pending, state: 'switched' };
-      writeAtomic(cfg.path(PENDING_ROTATION_FILE), JSON.stringify(pending, null, 2) + '\n');
+      writeFileAtomic(cfg.path(PENDING_ROTATION_FILE), JSON.stringify(pending, null, 2) + '\n');
       log.log('info', 'station key switched', { requestId: pending.requestId, label: pending.newLabel });
       await o.failpoint?.('after-switch');
     }
@@ -357,7 +352,7 @@ async function prepare(cfg: LoadedConfig, hsm: HsmAdmin, clock: Clock, log: Logg
   if (!imp.ok) return imp;
   const chainPem = [cert.value, ca, root].map((d) => toPem(d, 'CERTIFICATE')).join('');
   const newChainFile = join('pki', `station-chain-${newLabel.replace(/[^A-Za-z0-9._-]/g, '_')}.pem`);
-  writeAtomic(cfg.path(newChainFile), chainPem);
+  writeFileAtomic(cfg.path(newChainFile), chainPem);
   const req: KeyRotationRequest = {
     schema: KEY_ROTATION_SCHEMA,
     requestId: randomUUID(),
@@ -382,7 +377,7 @@ async function prepare(cfg: LoadedConfig, hsm: HsmAdmin, clock: Clock, log: Logg
     createdAt: req.requestedAt,
     state: 'requested',
   };
-  writeAtomic(cfg.path(PENDING_ROTATION_FILE), JSON.stringify(pending, null, 2) + '\n');
+  writeFileAtomic(cfg.path(PENDING_ROTATION_FILE), JSON.stringify(pending, null, 2) + '\n');
   log.log('info', 'key rotation prepared', { requestId: req.requestId, newLabel });
   return ok(pending);
 }

@@ -6,7 +6,7 @@
  * `registry serve` of the data dir because the escrow transport key is a session object of its HSM.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { fromBase64Url } from '../../core/bytes.js';
@@ -42,6 +42,7 @@ import {
   type LifecycleConfig,
   type LifecycleContext,
 } from './service.js';
+import { writeFileAtomic } from '../../native/atomic-file.js';
 
 /** Exit codes (the same as registry/cli.ts). */
 const EXIT = { ok: 0, refused: 1, usage: 2, notReady: 3, internal: 70 } as const;
@@ -187,10 +188,8 @@ export function writeServeFile(dataDir: string, url: string, startedAt: string):
   if (u.hostname === '0.0.0.0') u.hostname = '127.0.0.1';
   if (u.hostname === '[::]') u.hostname = '[::1]';
   const file = resolve(dataDir, SERVE_FILE);
-  const tmp = `${file}.tmp-${process.pid}`;
   const body = { schema: SERVE_SCHEMA, url: u.origin, pid: process.pid, startedAt };
-  writeFileSync(tmp, JSON.stringify(body, null, 2) + '\n', { mode: 0o644 });
-  renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(body, null, 2) + '\n');
 }
 
 /** Remove serve.json if it is this process's. */
@@ -312,12 +311,6 @@ function usage(env: LifecycleCliEnv, msg: string): number {
   return EXIT.usage;
 }
 
-function writeAtomic(file: string, data: string | Uint8Array, mode = 0o644): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode });
-  renameSync(tmp, file);
-}
-
 function printDevice(env: LifecycleCliEnv, d: DeviceLifecycleView): void {
   env.out.log(
     `device ${d.serialNumber} (chip ${d.chipId}, station ${d.stationId}, work order ${d.workOrder}): ${d.state} since ${d.stateSince}`,
@@ -426,7 +419,7 @@ export async function runLifecycleCommand(
       const r = await currentCrl(ctx, station);
       if (!r.ok) return report(env, r.error);
       try {
-        writeAtomic(file, v['pem'] ? toPem(r.value.der, 'X509 CRL') : r.value.der);
+        writeFileAtomic(file, v['pem'] ? toPem(r.value.der, 'X509 CRL') : r.value.der);
       } catch (e) {
         return report(env, {
           code: 'INPUT_INVALID',
@@ -624,7 +617,7 @@ async function escrow(cmd: string, rest: readonly string[], v: Values, env: Life
       issuedAt: env.ctx.clock.now().toISOString(),
     };
     try {
-      writeAtomic(outFile!, JSON.stringify(file, null, 2) + '\n');
+      writeFileAtomic(outFile!, JSON.stringify(file, null, 2) + '\n');
     } catch (e) {
       return report(env, {
         code: 'INPUT_INVALID',
@@ -977,7 +970,7 @@ async function stationKeyCommand(
   };
   if (outFile) {
     try {
-      writeAtomic(outFile, JSON.stringify(answerFile, null, 2) + '\n');
+      writeFileAtomic(outFile, JSON.stringify(answerFile, null, 2) + '\n');
     } catch (e) {
       return report(env, {
         code: 'INPUT_INVALID',
