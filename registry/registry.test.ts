@@ -403,6 +403,18 @@ for (const backend of backends()) {
         reason: 'STATION_REVOKED',
       });
       expect((await counts()).records).toBe(after.records + 1);
+      // Audited with the ingest, once: the same bundle again stores nothing and writes no second event.
+      const again = await call(reg.url, 'POST', '/v1/bundles', {
+        body: { bundle: both.value.jws, allowRevokedStation: true },
+        bearer: keys.adminToken,
+      });
+      expect((again.json as BundleResponse).repeated).toBe(true);
+      const ev = await db.sql.all(
+        `SELECT payload FROM lifecycle_events WHERE type = 'station.revoked-bundle-imported'`,
+      );
+      expect(ev.map((e) => JSON.parse(String(e['payload'])) as { records: string[] })).toMatchObject([
+        { records: [rec[0]!.record.recordId] },
+      ]);
     });
 
     it('imports bundles: twice is harmless, any modified byte or truncation rejects the whole bundle', async () => {

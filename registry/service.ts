@@ -9,7 +9,7 @@ import { canonicalJson } from '../core/canonical.js';
 import { signJws } from '../core/jws.js';
 import type { Clock, Logger, Signer } from '../core/ports.js';
 import { err, ok, type Result } from '../core/result.js';
-import type { RegistryDb, StoredRecordRow } from './db.js';
+import type { IngestRecord, RegistryDb, SqlExec, StoredRecordRow } from './db.js';
 import { parseCompactJws, verifyParsedJws } from './jws.js';
 import {
   AUTH_SCHEME,
@@ -205,6 +205,8 @@ export async function ingestRecords(
   batchId: string,
   records: readonly string[],
   kind: 'batch' | 'bundle',
+  /** Runs in the ingest transaction after the newly accepted records are stored (not called when there are none). */
+  onStored?: (tx: SqlExec, stored: readonly IngestRecord[]) => Promise<void>,
 ): Promise<Result<BatchResponse, ApiError>> {
   const stationId = trust.row.stationId;
   const contentSha256 = await recordsDigest(records);
@@ -224,10 +226,15 @@ export async function ingestRecords(
     else results[i] = r.result;
   }
   // --- identity lifecycle: decommissioned / blocked devices, records after a station or operator revocation.
-  const refused = await lifecyclePrecheck(ctx, trust.row, valid).catch((e: unknown) => {
-    ctx.logger.log('error', 'lifecycle precheck failed', { error: e instanceof Error ? e.message : String(e) });
-    return new Map<number, RejectReason>();
-  });
+  // Fails closed: without the check nothing is stored (STORE_UNAVAILABLE, the station retries).
+  let refused: Map<number, RejectReason>;
+  try {
+    refused = await lifecyclePrecheck(ctx, trust.row, valid);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    ctx.logger.log('error', 'lifecycle precheck failed', { stationId, batchId, error: message });
+    return apiFail('STORE_UNAVAILABLE', `registry database: ${message}`);
+  }
   for (let k = valid.length - 1; k >= 0; k--) {
     const v = valid[k]!;
     const reason = refused.get(v.index);
@@ -249,6 +256,7 @@ export async function ingestRecords(
     { stationId, batchId, kind, contentSha256, receivedAt: now.toISOString(), records: valid },
     async (tx, stored) => {
       lifecycleChanged = await lifecycleApplyRecords(ctx, tx, stationId, stored);
+      await onStored?.(tx, stored);
     },
   );
   if (!ing.ok) {
@@ -331,27 +339,22 @@ export async function importBundle(
             `${trust.error.message}: to take in its records completed before the revocation, import with allowRevokedStation (registry import --allow-revoked-station)`,
           )
         : trust;
-  if (trust.value.row.revokedAt) {
-    const revokedAt = trust.value.row.revokedAt;
-    ctx.logger.log('warn', 'importing a bundle of a revoked station (records after the revocation are rejected)', {
-      stationId: claimed,
-      revokedAt,
-    });
-    try {
-      await ctx.db.sql.transaction((x) =>
-        appendLifecycleEvent(x, ctx.clock.now().toISOString(), 'station.revoked-bundle-imported', {
-          stationId: claimed,
-          revokedAt,
-          actor: 'admin',
-        }),
-      );
-    } catch (e) {
-      return apiFail('STORE_UNAVAILABLE', `registry database: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
   const b = await verifyBundle(trust.value, bundle);
   if (!b.ok) return apiFail('BUNDLE_INVALID', b.error.message);
-  const r = await ingestRecords(ctx, trust.value, b.value.bundleId, b.value.records, 'bundle');
+  const revokedAt = trust.value.row.revokedAt;
+  // A revoked station's records taken in (admin, allowRevokedStation) are audited in the same transaction.
+  const audit = revokedAt
+    ? async (tx: SqlExec, stored: readonly IngestRecord[]) => {
+        await appendLifecycleEvent(tx, ctx.clock.now().toISOString(), 'station.revoked-bundle-imported', {
+          stationId: claimed,
+          revokedAt,
+          bundleId: b.value.bundleId,
+          records: stored.map((x) => x.recordId),
+          actor: 'admin',
+        });
+      }
+    : undefined;
+  const r = await ingestRecords(ctx, trust.value, b.value.bundleId, b.value.records, 'bundle', audit);
   return r.ok ? ok({ ...r.value, bundleId: b.value.bundleId }) : r;
 }
 

@@ -281,17 +281,19 @@ export async function openPostgresRegistryDb(
                VALUES ($1, $2, $3, $4, $5, $6, $7)`,
               [k.recordId, input.stationId, input.batchId, k.storedSha256, k.sha256, k.jws, input.receivedAt],
             );
+          const fresh = input.records.filter((r) => statuses.get(r.index) === 'accepted');
+          if (apply && fresh.length) {
+            // The lifecycle tables are serialised like SqlPort.transaction. Lock order: batch lock, then this one
+            // (lifecycle transactions never take a batch lock). The station row is updated only AFTER it: a
+            // lifecycle transaction (station key rotation) takes this lock and then updates the station row, so
+            // updating the row first here could deadlock with it.
+            await c.query('SELECT pg_advisory_xact_lock($1)', [LIFECYCLE_LOCK]);
+            await apply(execOn(c), fresh);
+          }
           await c.query('UPDATE stations SET last_sync_at = $1 WHERE station_id = $2', [
             input.receivedAt,
             input.stationId,
           ]);
-          const fresh = input.records.filter((r) => statuses.get(r.index) === 'accepted');
-          if (apply && fresh.length) {
-            // The lifecycle tables are serialised like SqlPort.transaction. Lock order: batch lock, then this one
-            // (lifecycle transactions never take a batch lock), so this cannot deadlock.
-            await c.query('SELECT pg_advisory_xact_lock($1)', [LIFECYCLE_LOCK]);
-            await apply(execOn(c), fresh);
-          }
           return { kind: 'done', statuses };
         }),
       ),
