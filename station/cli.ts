@@ -2,7 +2,7 @@
  * `station` command line: init, provision, watch, records, verify-log.
  *
  * Exit codes: 0 success; 1 a board failed or was refused (operator-level); 2 usage error;
- * 3 station not ready (configuration, HSM, database); 4 audit trail or record verification failed;
+ * 3 station not ready (configuration, HSM, database; STATION_BUSY); 4 audit trail or record verification failed;
  * 70 internal error (a bug: see the log).
  */
 import 'reflect-metadata';
@@ -18,7 +18,7 @@ import { fromPem, fromPemChain } from '../core/pki/pem.js';
 import { verifyJws } from '../core/jws.js';
 import { z } from 'zod';
 import { httpExchange } from './sync.js';
-import { CONFIG_FILE, StationConfigSchema } from './config.js';
+import { CONFIG_FILE, updateStationConfig } from './config.js';
 import { openEngine, type Engine } from './engine.js';
 import { initStation } from './init.js';
 import { createLogger } from './logger.js';
@@ -91,8 +91,10 @@ function describeError(e: StationError): string {
 
 function exitFor(e: StationError): number {
   if (e.kind === 'bug') return EXIT.internal;
-  // A station revoked by headquarters is not ready to provision anything (docs/lifecycle.md "Policy").
-  if (/^(CONFIG_|HSM_|STORE_)/.test(e.code) || e.code === 'FLOW_STATION_REVOKED') return EXIT.notReady;
+  // A station revoked by headquarters is not ready to provision anything (docs/lifecycle.md "Policy"); a data dir
+  // another process uses (a key rotation, or an engine while rotating) cannot run now (STATION_BUSY).
+  if (/^(CONFIG_|HSM_|STORE_)/.test(e.code) || e.code === 'FLOW_STATION_REVOKED' || e.code === 'STATION_BUSY')
+    return EXIT.notReady;
   return EXIT.boardFailed;
 }
 
@@ -492,27 +494,29 @@ function cmdEnroll(dataDir: string, args: Record<string, unknown>, o: Out): numb
     o.err(`INPUT_INVALID: ${certFile}: ${der.error.message}`);
     return EXIT.usage;
   }
-  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
-  const next = {
-    ...cfg,
-    registry: {
-      ...(url ? { url } : {}),
-      certificate: join('pki', 'registry.pem'),
-      enabled: args['disable-sync'] !== true,
+  // The certificate is copied once the new configuration validated, before config.json names it.
+  const updated = updateStationConfig(
+    dataDir,
+    (cfg) => ({
+      ...cfg,
+      registry: {
+        ...(url ? { url } : {}),
+        certificate: join('pki', 'registry.pem'),
+        enabled: args['disable-sync'] !== true,
+      },
+    }),
+    () => {
+      mkdirSync(join(dataDir, 'pki'), { recursive: true });
+      copyFileSync(certFile, join(dataDir, 'pki', 'registry.pem'));
     },
-  };
-  const checked = StationConfigSchema.safeParse(next);
-  if (!checked.success) {
-    const i = checked.error.issues[0];
-    o.err(`CONFIG_INVALID: ${i ? `${i.path.join('.')}: ${i.message}` : 'invalid'}`);
-    return EXIT.usage;
+  );
+  if (!updated.ok) {
+    o.err(`${updated.error.code}: ${updated.error.message}`);
+    return updated.error.code === 'CONFIG_INVALID' ? EXIT.usage : exitFor(updated.error);
   }
-  mkdirSync(join(dataDir, 'pki'), { recursive: true });
-  copyFileSync(certFile, join(dataDir, 'pki', 'registry.pem'));
-  writeFileAtomic(cfgFile, JSON.stringify(next, null, 2) + '\n');
   o.out(
     `registry configured: ${url ?? '(offline: bundles only)'}${args['disable-sync'] ? ' (background sync disabled)' : ''}\n` +
-      `  enrol this station at the registry: registry enroll-station --id ${String(cfg['stationId'])} --chain ${join(dataDir, 'pki', 'station-chain.pem')}`,
+      `  enrol this station at the registry: registry enroll-station --id ${updated.value.stationId} --chain ${join(dataDir, 'pki', 'station-chain.pem')}`,
   );
   return EXIT.ok;
 }

@@ -8,6 +8,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { fail } from '../core/errors.js';
 import { ok, type Result } from '../core/result.js';
+import { writeFileAtomic } from '../native/atomic-file.js';
 
 export const StationConfigSchema = z
   .object({
@@ -76,12 +77,19 @@ export interface LoadedConfig {
 
 export const CONFIG_FILE = 'config.json';
 
+/** CONFIG_NOT_FOUND for a data dir without config.json (null: it has one). */
+export function configNotFound(dataDir: string): Result<never> | null {
+  const file = join(resolve(dataDir), CONFIG_FILE);
+  if (existsSync(file)) return null;
+  return fail('CONFIG_NOT_FOUND', `no station configuration at ${file}; run: station init --data-dir ${dataDir}`);
+}
+
 /** Load and validate `<dataDir>/config.json`. */
 export function loadConfig(dataDir: string): Result<LoadedConfig> {
   const dir = resolve(dataDir);
   const file = join(dir, CONFIG_FILE);
-  if (!existsSync(file))
-    return fail('CONFIG_NOT_FOUND', `no station configuration at ${file}; run: station init --data-dir ${dataDir}`);
+  const missing = configNotFound(dataDir);
+  if (missing) return missing;
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
@@ -94,6 +102,36 @@ export function loadConfig(dataDir: string): Result<LoadedConfig> {
     return fail('CONFIG_INVALID', `${file}: ${i ? `${i.path.join('.')}: ${i.message}` : 'invalid'}`);
   }
   return ok({ dataDir: dir, config: parsed.data, path: (p: string) => (isAbsolute(p) ? p : join(dir, p)) });
+}
+
+/**
+ * Change `<dataDir>/config.json`: `patch` maps the raw JSON to the new one, which must validate (CONFIG_INVALID
+ * `<path>: <message>` of the first issue otherwise; nothing written). `beforeWrite` runs after the validation and
+ * before the write (e.g. to put a file the new configuration names in place). Written atomically (tmp + rename).
+ */
+export function updateStationConfig(
+  dataDir: string,
+  patch: (raw: Record<string, unknown>) => Record<string, unknown>,
+  beforeWrite?: (next: StationConfig) => void,
+): Result<StationConfig> {
+  const missing = configNotFound(dataDir);
+  if (missing) return missing;
+  const file = join(resolve(dataDir), CONFIG_FILE);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    return fail('CONFIG_INVALID', `${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const next = patch(raw);
+  const parsed = StationConfigSchema.safeParse(next);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    return fail('CONFIG_INVALID', i ? `${i.path.join('.')}: ${i.message}` : 'invalid', { file });
+  }
+  beforeWrite?.(parsed.data);
+  writeFileAtomic(file, JSON.stringify(next, null, 2) + '\n');
+  return ok(parsed.data);
 }
 
 /** Read the HSM user PIN from its configured source. The PIN is returned to the caller only; never logged. */

@@ -17,13 +17,13 @@ import type { Store } from '../core/store.js';
 import { parseWorkOrder, type WorkOrder } from '../core/work-order.js';
 import { fromPemChain } from '../core/pki/pem.js';
 import { connectBoard, type BoardClientWithStats } from '../core/protocol/client.js';
-import { openHsm } from '../native/hsm/index.js';
 import { serialOpener } from '../native/serial.js';
-import { isStoreError, openStore } from '../native/store/index.js';
+import { isStoreError } from '../native/store/index.js';
 import { createDiscovery } from '../native/discovery.js';
 import { createUsbWatcher, type UsbWatcher } from '../native/usb.js';
 import { loadProfilesFromDir } from '../native/profiles-fs.js';
 import { registerEngine } from './instance.js';
+import { openTokenAndStore } from './token-store.js';
 import { loadConfig, readPin, type LoadedConfig } from './config.js';
 import { openSync, readRegistryCertificate, type SyncService } from './sync.js';
 import { wrapIssuingCaForEscrow, type EscrowBeginAnswer } from './ca-escrow.js';
@@ -77,8 +77,6 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
   if (!cfgR.ok) return cfgR;
   const cfg = cfgR.value;
   const c = cfg.config;
-  // SoftHSM2 reads its configuration when the module is loaded: set it first.
-  if (c.hsm.softhsmConf) process.env.SOFTHSM2_CONF = cfg.path(c.hsm.softhsmConf);
 
   const profiles = loadProfilesFromDir(cfg.path(c.paths.profilesDir));
   if (!profiles.ok) return profiles;
@@ -89,24 +87,16 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
   const registered = registerEngine(cfg.dataDir);
   if (!registered.ok) return registered;
   const release = registered.value;
-  const hsmR = await openHsm({
-    module: c.hsm.module,
-    tokenLabel: c.hsm.tokenLabel,
-    pin: pin.value,
-    logger: log.child('[hsm]'),
+  const opened = await openTokenAndStore(cfg, pin.value, {
+    clock,
+    hsmLogger: log.child('[hsm]'),
+    storeLogger: log.child('[store]'),
   });
-  if (!hsmR.ok) {
+  if (!opened.ok) {
     release();
-    return hsmR;
+    return opened;
   }
-  const hsm = hsmR.value;
-  const storeR = openStore(join(cfg.dataDir, 'station.db'), { clock, logger: log.child('[store]') });
-  if (!storeR.ok) {
-    await hsm.close();
-    release();
-    return storeR;
-  }
-  const store = storeR.value;
+  const { hsm, store } = opened.value;
   let closed = false;
   const fail2 = async <T>(r: Result<T>): Promise<Result<never>> => {
     store.close();

@@ -66,6 +66,10 @@ describe('data dir instances', () => {
     const mine = registerEngine(dir);
     expect(mine.ok).toBe(true);
     if (mine.ok) mine.value();
+    const second = lockForRotation(dir);
+    expect(second.ok ? 'ok' : second.error.code).toBe('STATION_BUSY');
+    if (second.ok) second.value();
+    expect(existsSync(join(dir, 'run', 'rotate-key.lock'))).toBe(true); // still held by `again`
     if (again.ok) again.value();
     expect(readdirSync(join(dir, 'run'))).toEqual([]);
   }, 30_000);

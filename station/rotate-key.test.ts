@@ -28,7 +28,7 @@ import { call, quietLogger } from '../registry/test/harness.js';
 import { createWorld, type World } from '../test/harness.js';
 import { main } from './cli.js';
 import { loadConfig } from './config.js';
-import { PENDING_ROTATION_FILE, rotateStationKey, type PendingRotation } from './rotate-key.js';
+import { nextKeyLabel, PENDING_ROTATION_FILE, rotateStationKey, type PendingRotation } from './rotate-key.js';
 
 const ADMIN = 'admin-token-rotate-key-0123456789';
 const WO = 'WO-DEMO-1';
@@ -274,6 +274,47 @@ describe('station key rotation', () => {
     expect(keys).toHaveLength(3);
     expect(keys[0]!.replacedAt).toBeNull();
     expect(keys[1]!.replacedAt).toBe(keys[0]!.since);
+  });
+
+  it('a crash after the answer and one after the switch are resumed: new key, old key gone, audited once', async () => {
+    const oldLabel = stationLabel();
+    const newLabel = nextKeyLabel(oldLabel);
+    const crashAt = (at: 'after-answer' | 'after-switch') =>
+      rotateStationKey({
+        dataDir: w.dataDir,
+        logger: w.logger,
+        mode: { kind: 'online' },
+        failpoint: (p) => {
+          if (p === at) throw new Error(`simulated crash ${at}`);
+        },
+      }).catch((e: unknown) => e as Error);
+    const pendingFile = join(w.dataDir, PENDING_ROTATION_FILE);
+    const pendingState = () => (JSON.parse(readFileSync(pendingFile, 'utf8')) as PendingRotation).state;
+
+    expect(await crashAt('after-answer')).toBeInstanceOf(Error);
+    expect(pendingState()).toBe('answered');
+    expect(stationLabel()).toBe(oldLabel); // verified answer, not switched yet
+    expect(existsSync(join(w.dataDir, 'run', 'rotate-key.lock'))).toBe(false); // the crash released the lock
+
+    expect(await crashAt('after-switch')).toBeInstanceOf(Error);
+    expect(pendingState()).toBe('switched');
+    expect(stationLabel()).toBe(newLabel);
+    expect(must(await hsm().findKey(oldLabel))).not.toBeNull(); // destroyed only after the switch is recorded
+
+    const r = must(await rotateStationKey({ dataDir: w.dataDir, logger: w.logger, mode: { kind: 'online' } }));
+    expect(r).toMatchObject({ status: 'rotated', resumed: true, oldLabel, newLabel, oldKeyDestroyed: true });
+    expect(stationLabel()).toBe(newLabel);
+    expect(existsSync(pendingFile)).toBe(false);
+    expect(must(await hsm().findKey(oldLabel))).toBeNull();
+    expect(must(await hsm().findKey(newLabel))).toMatchObject({ sensitive: true, extractable: false });
+    const audit = w.engine.store
+      .listAudit()
+      .filter((a) => a.payload['requestId'] === r.requestId)
+      .map((a) => a.type);
+    expect(audit.sort()).toEqual(['station.key-destroyed', 'station.key-rotated', 'station.key-rotation-requested']);
+    expect(await registryCert()).toBe(r.certificateSha256);
+    await w.reopen();
+    must(await w.engine.sync!.syncOnce()); // LS-Sig with the new key is accepted
   });
 
   it('a revoked station cannot rotate', async () => {

@@ -19,7 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { sha256Hex } from '../core/bytes.js';
 import { fail } from '../core/errors.js';
@@ -28,9 +28,8 @@ import { systemClock } from '../core/ports.js';
 import { issueStationCertificate } from '../core/pki/ca.js';
 import { fromPemChain, toPem } from '../core/pki/pem.js';
 import { ok, type Result } from '../core/result.js';
-import { openHsm, type HsmAdmin } from '../native/hsm/index.js';
-import { openStore } from '../native/store/index.js';
-import { ErrorBodySchema, signRequest } from '../registry/protocol.js';
+import type { HsmAdmin } from '../native/hsm/index.js';
+import { signRequest } from '../registry/protocol.js';
 import {
   KEY_ROTATION_ANSWER_FILE,
   KEY_ROTATION_REQUEST_FILE,
@@ -41,8 +40,9 @@ import {
   type KeyRotationRequest,
 } from '../registry/lifecycle/station-key-rotation.js';
 import { lockForRotation } from './instance.js';
-import { CONFIG_FILE, loadConfig, readPin, StationConfigSchema, type LoadedConfig } from './config.js';
-import { httpExchange, readRegistryCertificate } from './sync.js';
+import { configNotFound, loadConfig, readPin, updateStationConfig, type LoadedConfig } from './config.js';
+import { httpExchange, readRegistryCertificate, registryErrorOf } from './sync.js';
+import { openTokenAndStore } from './token-store.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
 
 /** The pending rotation, relative to the data dir. */
@@ -134,13 +134,27 @@ export function readPendingRotation(cfg: LoadedConfig): Result<PendingRotation |
 
 /** Rotate the station key (see the module comment); one step of the hand-carried flow per call. */
 export async function rotateStationKey(o: RotateKeyOptions): Promise<Result<RotateKeyResult>> {
+  // No engine of another process may sign with the old key while it is switched and destroyed, and no other
+  // rotation may read or write the pending file meanwhile: take the data dir first (but never create one).
+  const missing = configNotFound(o.dataDir);
+  if (missing) return missing;
+  const locked = lockForRotation(resolve(o.dataDir));
+  if (!locked.ok) return locked;
+  try {
+    return await rotateLocked(o);
+  } finally {
+    locked.value();
+  }
+}
+
+/** rotateStationKey with the data dir locked. */
+async function rotateLocked(o: RotateKeyOptions): Promise<Result<RotateKeyResult>> {
   const clock = o.clock ?? systemClock;
   const log = o.logger.child('[rotate-key]');
   const cfgR = loadConfig(o.dataDir);
   if (!cfgR.ok) return cfgR;
   const cfg = cfgR.value;
   const c = cfg.config;
-  if (c.hsm.softhsmConf) process.env.SOFTHSM2_CONF = cfg.path(c.hsm.softhsmConf);
   if (o.mode.kind !== 'request' && !c.registry)
     return fail('CONFIG_INVALID', 'no registry is configured: run station enroll --registry-cert FILE first');
   if (o.mode.kind === 'online' && !c.registry?.url)
@@ -157,23 +171,9 @@ export async function rotateStationKey(o: RotateKeyOptions): Promise<Result<Rota
     );
   const pin = readPin(cfg);
   if (!pin.ok) return pin;
-  // No engine of another process may sign with the old key while it is switched and destroyed.
-  const locked = lockForRotation(cfg.dataDir);
-  if (!locked.ok) return locked;
-  const unlock = locked.value;
-  const hsmR = await openHsm({ module: c.hsm.module, tokenLabel: c.hsm.tokenLabel, pin: pin.value, logger: log });
-  if (!hsmR.ok) {
-    unlock();
-    return hsmR;
-  }
-  const hsm = hsmR.value;
-  const storeR = openStore(join(cfg.dataDir, 'station.db'), { clock, logger: log });
-  if (!storeR.ok) {
-    await hsm.close();
-    unlock();
-    return storeR;
-  }
-  const store = storeR.value;
+  const opened = await openTokenAndStore(cfg, pin.value, { clock, hsmLogger: log, storeLogger: log });
+  if (!opened.ok) return opened;
+  const { hsm, store } = opened.value;
   try {
     let pending = pendingR.value;
     const resumed = pending !== null;
@@ -251,23 +251,21 @@ export async function rotateStationKey(o: RotateKeyOptions): Promise<Result<Rota
       );
 
     if (pending.state === 'answered') {
-      // Switch atomically (config.json via tmp + rename); an earlier run may have switched already.
-      const now = loadConfig(o.dataDir);
-      if (!now.ok) return now;
-      if (now.value.config.hsm.keys.station !== pending.newLabel) {
-        const raw = JSON.parse(readFileSync(join(cfg.dataDir, CONFIG_FILE), 'utf8')) as Record<string, unknown>;
-        const hsmSec = raw['hsm'] as Record<string, unknown>;
-        const keys = hsmSec['keys'] as Record<string, unknown>;
-        const pki = raw['pki'] as Record<string, unknown>;
-        const next = {
-          ...raw,
-          hsm: { ...hsmSec, keys: { ...keys, station: pending.newLabel } },
-          pki: { ...pki, stationChain: pending.newChainFile },
-        };
-        const check = StationConfigSchema.safeParse(next);
-        if (!check.success)
-          return fail('CONFIG_INVALID', `the switched configuration is invalid: ${check.error.message}`);
-        writeFileAtomic(join(cfg.dataDir, CONFIG_FILE), JSON.stringify(next, null, 2) + '\n');
+      // Switch atomically (config.json via tmp + rename); an earlier run may have switched already (the config
+      // was loaded under the rotation lock: nothing changed it since).
+      if (c.hsm.keys.station !== pending.newLabel) {
+        const newLabel = pending.newLabel;
+        const newChainFile = pending.newChainFile;
+        const sw = updateStationConfig(cfg.dataDir, (raw) => {
+          const hsmSec = raw['hsm'] as Record<string, unknown>;
+          const pki = raw['pki'] as Record<string, unknown>;
+          return {
+            ...raw,
+            hsm: { ...hsmSec, keys: { ...(hsmSec['keys'] as Record<string, unknown>), station: newLabel } },
+            pki: { ...pki, stationChain: newChainFile },
+          };
+        });
+        if (!sw.ok) return fail('CONFIG_INVALID', `the switched configuration is invalid: ${sw.error.message}`);
       }
       store.appendAudit('station.key-rotated', {
         requestId: pending.requestId,
@@ -303,9 +301,7 @@ export async function rotateStationKey(o: RotateKeyOptions): Promise<Result<Rota
       oldKeyDestroyed: true,
     });
   } finally {
-    store.close();
-    await hsm.close();
-    unlock();
+    await opened.value.close();
   }
 }
 
@@ -451,15 +447,7 @@ async function send(
         return fail('SYNC_REJECTED', `POST ${KEY_ROTATION_PATH}: the registry's answer holds no signed answer`);
       }
     }
-    let code = `HTTP ${res.status}`;
-    let message = res.text.slice(0, 300);
-    try {
-      const e = ErrorBodySchema.parse(JSON.parse(res.text));
-      code = e.error.code;
-      message = e.error.message;
-    } catch {
-      // not an error body
-    }
+    const { code, message } = registryErrorOf(res, 300);
     last = fail(
       res.status >= 500 ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
       `POST ${KEY_ROTATION_PATH}: registry answered ${res.status} ${code}: ${message}`,

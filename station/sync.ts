@@ -148,6 +148,22 @@ export function httpExchange(
   });
 }
 
+/**
+ * The registry's `{error: {code, message}}` of a failed answer; when the body is not one, `HTTP <status>` and the
+ * first `maxRaw` characters of the body.
+ */
+export function registryErrorOf(
+  res: { status: number; text: string },
+  maxRaw = 200,
+): { readonly code: string; readonly message: string } {
+  try {
+    const e = ErrorBodySchema.parse(JSON.parse(res.text));
+    return { code: e.error.code, message: e.error.message };
+  } catch {
+    return { code: `HTTP ${res.status}`, message: res.text.slice(0, maxRaw) };
+  }
+}
+
 const abortable = (signal: AbortSignal | undefined, ms: number): AbortSignal =>
   signal ? AbortSignal.any([signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
 
@@ -255,15 +271,7 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     reachable = true;
     const text = res.text;
     if (res.status !== 200) {
-      let code = `HTTP ${res.status}`;
-      let message = text.slice(0, 200);
-      try {
-        const e = ErrorBodySchema.parse(JSON.parse(text));
-        code = e.error.code;
-        message = e.error.message;
-      } catch {
-        // not an error body: keep the raw text
-      }
+      const { code, message } = registryErrorOf(res);
       if (code === 'BATCH_CONFLICT') {
         // The registry stored nothing for this id: send the records again under a new batch id.
         const n = outbox.releaseBatch(batchId);

@@ -1,0 +1,46 @@
+/**
+ * The station token (HSM session) and database of a data dir, opened together: by the engine (station/engine.ts)
+ * and by `station rotate-key` (station/rotate-key.ts). The caller reads the PIN (readPin) and registers or locks
+ * the data dir (station/instance.ts) first.
+ */
+import { join } from 'node:path';
+import type { Clock, Logger } from '../core/ports.js';
+import { ok, type Result } from '../core/result.js';
+import { openHsm, type HsmAdmin } from '../native/hsm/index.js';
+import { openStore, type SqliteStore } from '../native/store/index.js';
+import type { LoadedConfig } from './config.js';
+
+export interface StationTokenAndStore {
+  readonly hsm: HsmAdmin;
+  readonly store: SqliteStore;
+  /** Close both, in reverse order (database, then the token session). */
+  close(): Promise<void>;
+}
+
+/** Open the station token (SOFTHSM2_CONF set first) and `station.db`; on failure nothing stays open. */
+export async function openTokenAndStore(
+  cfg: LoadedConfig,
+  pin: string,
+  o: { readonly clock: Clock; readonly hsmLogger: Logger; readonly storeLogger: Logger },
+): Promise<Result<StationTokenAndStore>> {
+  const c = cfg.config;
+  // SoftHSM2 reads its configuration when the module is loaded: set it first.
+  if (c.hsm.softhsmConf) process.env.SOFTHSM2_CONF = cfg.path(c.hsm.softhsmConf);
+  const hsmR = await openHsm({ module: c.hsm.module, tokenLabel: c.hsm.tokenLabel, pin, logger: o.hsmLogger });
+  if (!hsmR.ok) return hsmR;
+  const hsm = hsmR.value;
+  const storeR = openStore(join(cfg.dataDir, 'station.db'), { clock: o.clock, logger: o.storeLogger });
+  if (!storeR.ok) {
+    await hsm.close();
+    return storeR;
+  }
+  const store = storeR.value;
+  return ok({
+    hsm,
+    store,
+    async close() {
+      store.close();
+      await hsm.close();
+    },
+  });
+}
