@@ -15,7 +15,7 @@ import { fail, stationError, type StationError } from './errors.js';
 import type { BoardIdentity, ProgressEvent, StepName } from './model.js';
 import type { BoardClient, Clock, DetectedPort, Hsm, Logger, Signer } from './ports.js';
 import { err, ok, type Result } from './result.js';
-import type { RunData, RunKind, RunRow, Store, StoredRecord } from './store.js';
+import type { RunData, RunKind, RunPolicySnapshot, RunRow, Store, StoredRecord } from './store.js';
 import { matchProfile, type BoardProfile } from './profiles.js';
 import type { WorkOrder } from './work-order.js';
 import { verifyAttestation } from './pki/attestation.js';
@@ -83,16 +83,6 @@ export interface RunPolicy {
   readonly sha256: string;
   /** Board profile id -> certificate profile override. */
   readonly profileOverrides: Readonly<Record<string, CertificateProfileOverride>>;
-}
-
-/**
- * The policy a run was started under (run data `policy`, persisted with the identify checkpoint): a resumed run
- * issues its certificate with the same override even when a newer policy arrived meanwhile.
- */
-export interface RunPolicySnapshot {
-  readonly version: number | null;
-  readonly sha256: string | null;
-  readonly override: CertificateProfileOverride | null;
 }
 
 /** Snapshot of the policy in force for a run of `profileId`. */
@@ -240,13 +230,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   let resumed = false;
   switch (decision.action) {
     case 'refuse':
-      // A revoked station ends its interrupted run for good (its quota unit is released); nothing more is issued.
-      if (decision.error.code === 'FLOW_STATION_REVOKED' && activeRun)
-        deps.store.failRun(activeRun.runId, {
-          code: decision.error.code,
-          message: decision.error.message,
-          step: 'identify',
-        });
+      // Nothing is written: an interrupted run stays as it was (also when this station is revoked).
       return failStep('identify', decision.error);
     case 'skip':
       log.log('info', 'board already provisioned', { ...who, recordId: decision.record.recordId });
@@ -262,7 +246,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       resumed = true;
       log.log('info', 'resuming interrupted run', { ...who, runId: run.runId, step: run.step });
       // A run from before policy snapshots: it takes the policy in force now, unless it already has its certificate.
-      if (run.data['policy'] === undefined && run.data.certificate === undefined) {
+      if (run.data.policy === undefined && run.data.certificate === undefined) {
         const snap = snapshotPolicy(deps.gate?.policy?.() ?? null, profile.id);
         run = deps.store.checkpoint(run.runId, run.step, { policy: snap }, { policyVersion: snap.version });
       }
@@ -395,7 +379,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       begin('certify');
       const caCert = deps.station.caChain[0];
       if (!caCert) throw new Error('station CA chain is empty');
-      const snap = runPolicy(run);
+      const snap = run.data.policy;
       const certProfile = applyProfileOverride(profile.certificate, snap?.override ?? undefined);
       const issued = await issueDeviceCertificate({
         ca: { signer: deps.station.caSigner, certificate: caCert },
@@ -522,8 +506,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   timings['record'] = Math.round(deps.clock.monotonicMs() - stepStart);
   const certFinal = run.data.certificate!;
   const keyFinal = run.data.key!;
-  const snapFinal = runPolicy(run);
-  const profFinal = run.data['certificateProfile'] as { sha256?: unknown } | undefined;
+  const snapFinal = run.data.policy;
+  const profFinal = run.data.certificateProfile;
   const record: ProvisioningRecord = {
     schema: 'line-station/provisioning-record/v1',
     recordId: deps.newId(),
@@ -553,7 +537,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     manifest: { jws: run.data.manifest!.jws },
     verdict: { pass: verdict.pass, violations: verdict.violations },
     // Which registry policy (and certificate profile) the certificate was issued under, for headquarters' audit.
-    ...(snapFinal && typeof profFinal?.sha256 === 'string'
+    ...(snapFinal && profFinal
       ? {
           policy: {
             version: snapFinal.version,
@@ -637,12 +621,6 @@ async function createDeviceKey(
     publicKeySpki: toBase64Url(wrapped.value.publicKeySpki),
     csr: toBase64Url(inj.value.csr),
   });
-}
-
-/** The policy snapshot of a run (run data `policy`), or null for a run from before snapshots. */
-function runPolicy(run: RunRow): RunPolicySnapshot | null {
-  const p = run.data['policy'];
-  return p && typeof p === 'object' ? (p as RunPolicySnapshot) : null;
 }
 
 function recordCertSha256(r: StoredRecord): string | null {

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { fail } from './errors.js';
 import { ok, type Result } from './result.js';
 import type { BoardIdentity } from './model.js';
-import { DeviceCertificateProfileSchema, type DeviceCertificateVars } from './pki/device-cert.js';
+import { BoardProfileIdSchema, DeviceCertificateProfileSchema, type DeviceCertificateVars } from './pki/device-cert.js';
 import type { DetectedPort } from './ports.js';
 
 export const BOARD_PROFILE_SCHEMA_ID = 'line-station/board-profile/v1';
@@ -77,7 +77,7 @@ const timeoutMs = z.number().int().min(100).max(600_000);
 /** The strict schema of a board profile file (`line-station/board-profile/v1`). */
 export const BoardProfileSchema = z.strictObject({
   schema: z.literal(BOARD_PROFILE_SCHEMA_ID),
-  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and "-" (max 63)'),
+  id: BoardProfileIdSchema,
   name: z.string().min(1).max(200),
   description: z.string().max(2000).optional(),
   /** An illustrative profile for a real board family, not used on a production line as is. */

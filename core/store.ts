@@ -6,9 +6,20 @@
  * Synchronous by design (better-sqlite3); the engine runs off the UI thread.
  */
 import type { StepName } from './model.js';
+import type { CertificateProfileOverride } from './pki/device-cert.js';
 
 export type RunKind = 'initial' | 'rotation';
 export type RunState = 'active' | 'done' | 'failed';
+
+/**
+ * The policy a run was started under (run data `policy`, persisted with the identify checkpoint): a resumed run
+ * issues its certificate with the same override even when a newer policy arrived meanwhile.
+ */
+export interface RunPolicySnapshot {
+  readonly version: number | null;
+  readonly sha256: string | null;
+  readonly override: CertificateProfileOverride | null;
+}
 
 /** Checkpoint data accumulated by a run; JSON-serialisable; binary as base64url. Never secrets. */
 export interface RunData {
@@ -32,6 +43,10 @@ export interface RunData {
   readonly manifest?: { readonly jws: string; readonly pass: boolean };
   readonly locked?: boolean;
   readonly timings?: Readonly<Record<string, number>>;
+  /** The registry policy in force when the run started (absent for a run from before policy snapshots). */
+  readonly policy?: RunPolicySnapshot;
+  /** SHA-256 (hex) of the canonical JSON of the effective certificate profile, set with `certificate`. */
+  readonly certificateProfile?: { readonly sha256: string };
   readonly [k: string]: unknown;
 }
 

@@ -4,12 +4,16 @@
  * (b) verify thousands of records with one imported key (the ENROLLED station key, never a key taken from
  * the message). Same strictness as core/jws.ts: ES256/ES384, canonical base64url, header {alg, typ, kid, x5c} only.
  */
+import type { z } from 'zod';
 import { fromBase64Url, toBase64Url, utf8 } from '../core/bytes.js';
 import { fail } from '../core/errors.js';
 import type { SignatureAlgorithm } from '../core/ports.js';
 import { err, ok, type Result } from '../core/result.js';
 import { algorithmHash, importVerifyKey, verifyRaw, type CryptoKey } from '../core/pki/ecdsa.js';
 import type { Curve } from '../core/model.js';
+import { parseCertificate } from '../core/pki/chain.js';
+// protocol.ts imports this module too; neither uses the other's exports at load time.
+import { zodMessage } from './protocol.js';
 
 /** Upper bound for one compact JWS we accept (a bundle of 500 records fits well below). */
 export const MAX_JWS_CHARS = 12 * 1024 * 1024;
@@ -115,6 +119,41 @@ export async function verifyParsedJws(jws: ParsedJws, key: VerifyKey, what = 'JW
   return valid
     ? ok(true)
     : err({ kind: 'signature', message: `${what}: the signature does not verify with the expected key` });
+}
+
+/**
+ * Verify a compact JWS of `typ` signed by the registry with the registry certificate this station was enrolled
+ * with (never a key taken from the message), then validate its JSON payload with `schema`. CONFIG_INVALID when the
+ * certificate is unusable, INPUT_INVALID otherwise; messages start with `what`. `json` is the payload as signed.
+ */
+export async function verifyDocument<S extends z.ZodType>(
+  what: string,
+  jws: string,
+  typ: string,
+  schema: S,
+  registryCertificate: Uint8Array,
+  maxChars = MAX_JWS_CHARS,
+): Promise<Result<{ payload: z.output<S>; json: string }>> {
+  const cert = parseCertificate(registryCertificate, 'registry certificate');
+  if (!cert.ok) return fail('CONFIG_INVALID', cert.error);
+  const key = await importJwsKey(new Uint8Array(cert.value.publicKey.rawData));
+  if (!key) return fail('CONFIG_INVALID', 'the registry certificate key is not an EC P-256/P-384 key');
+  const parsed = parseCompactJws(jws.trim(), what, maxChars);
+  if (!parsed.ok) return fail('INPUT_INVALID', parsed.error.message);
+  if (parsed.value.header.typ !== typ) return fail('INPUT_INVALID', `${what}: typ is not ${typ}`);
+  const v = await verifyParsedJws(parsed.value, key, what);
+  if (!v.ok) return fail('INPUT_INVALID', `${v.error.message} (the registry certificate of this station)`);
+  let json: string;
+  let value: unknown;
+  try {
+    json = new TextDecoder('utf-8', { fatal: true }).decode(parsed.value.payload);
+    value = JSON.parse(json);
+  } catch {
+    return fail('INPUT_INVALID', `${what}: the payload is not JSON`);
+  }
+  const p = schema.safeParse(value);
+  if (!p.success) return fail('INPUT_INVALID', `${what}: ${zodMessage(p.error)}`);
+  return ok({ payload: p.data, json });
 }
 
 /** Decode the x5c header to DER (leaf first); INPUT_INVALID when absent. */

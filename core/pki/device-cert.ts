@@ -116,12 +116,13 @@ export const CertificateProfileOverrideSchema = z
   .strict();
 export type CertificateProfileOverride = z.infer<typeof CertificateProfileOverrideSchema>;
 
+/** A board profile id (core/profiles.ts `id`, the keys of the policy's certificate profile overrides). */
+export const BoardProfileIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and "-" (max 63)');
+
 /** Board profile id -> override. */
-export const ProfileOverridesSchema = z.record(
-  z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a board profile id'),
-  CertificateProfileOverrideSchema,
-);
-export type ProfileOverrides = z.infer<typeof ProfileOverridesSchema>;
+export const ProfileOverridesSchema = z.record(BoardProfileIdSchema, CertificateProfileOverrideSchema);
 
 /** The profile's certificate block with a policy override applied (the result is validated again at issuance). */
 export function applyProfileOverride(

@@ -11,9 +11,8 @@ import { canonicalJson } from '../../core/canonical.js';
 import { fail } from '../../core/errors.js';
 import { signJws } from '../../core/jws.js';
 import type { Signer } from '../../core/ports.js';
-import { parseCertificate } from '../../core/pki/chain.js';
 import { ok, type Result } from '../../core/result.js';
-import { importJwsKey, parseCompactJws, verifyParsedJws } from '../jws.js';
+import { parseCompactJws, verifyDocument, type ParsedJws } from '../jws.js';
 import { zodMessage } from '../protocol.js';
 
 export const KEY_ROTATION_TYP = 'line-station-key-rotation+jws';
@@ -121,10 +120,13 @@ export async function signKeyRotationAnswer(
   });
 }
 
-/** Parse a request JWS without verifying it (the registry then picks the key the payload names). */
+/**
+ * Parse a request JWS without verifying it (the registry then picks the key the payload names). `parsed` is the
+ * parsed JWS (header, signing input, signature).
+ */
 export function parseKeyRotationRequest(
   jws: string,
-): Result<{ payload: KeyRotationRequest; payloadBytes: Uint8Array; parsed: ReturnType<typeof parseCompactJws> }> {
+): Result<{ payload: KeyRotationRequest; payloadBytes: Uint8Array; parsed: ParsedJws }> {
   const p = parseCompactJws(jws.trim(), 'key rotation request', MAX_KEY_ROTATION_CHARS);
   if (!p.ok) return fail('INPUT_INVALID', p.error.message);
   if (p.value.header.typ !== KEY_ROTATION_TYP)
@@ -137,7 +139,7 @@ export function parseKeyRotationRequest(
   }
   const r = KeyRotationRequestSchema.safeParse(json);
   if (!r.success) return fail('INPUT_INVALID', `key rotation request: ${zodMessage(r.error)}`);
-  return ok({ payload: r.data, payloadBytes: p.value.payload, parsed: p });
+  return ok({ payload: r.data, payloadBytes: p.value.payload, parsed: p.value });
 }
 
 /**
@@ -154,25 +156,16 @@ export async function verifyKeyRotationAnswer(
     readonly certificateSha256: string;
   },
 ): Promise<Result<KeyRotationAnswer>> {
-  const cert = parseCertificate(registryCertificate, 'registry certificate');
-  if (!cert.ok) return fail('CONFIG_INVALID', cert.error);
-  const key = await importJwsKey(new Uint8Array(cert.value.publicKey.rawData));
-  if (!key) return fail('CONFIG_INVALID', 'the registry certificate key is not an EC P-256/P-384 key');
-  const p = parseCompactJws(jws.trim(), 'key rotation answer', MAX_KEY_ROTATION_CHARS);
-  if (!p.ok) return fail('INPUT_INVALID', p.error.message);
-  if (p.value.header.typ !== KEY_ROTATION_ANSWER_TYP)
-    return fail('INPUT_INVALID', `key rotation answer: typ is not ${KEY_ROTATION_ANSWER_TYP}`);
-  const v = await verifyParsedJws(p.value, key, 'key rotation answer');
-  if (!v.ok) return fail('INPUT_INVALID', `${v.error.message} (the registry certificate of this station)`);
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(p.value.payload));
-  } catch {
-    return fail('INPUT_INVALID', 'key rotation answer: the payload is not JSON');
-  }
-  const a = KeyRotationAnswerSchema.safeParse(json);
-  if (!a.success) return fail('INPUT_INVALID', `key rotation answer: ${zodMessage(a.error)}`);
-  const d = a.data;
+  const a = await verifyDocument(
+    'key rotation answer',
+    jws,
+    KEY_ROTATION_ANSWER_TYP,
+    KeyRotationAnswerSchema,
+    registryCertificate,
+    MAX_KEY_ROTATION_CHARS,
+  );
+  if (!a.ok) return a;
+  const d = a.value.payload;
   for (const k of ['requestId', 'stationId', 'previousCertificateSha256', 'certificateSha256'] as const)
     if (d[k] !== expect[k])
       return fail('INPUT_INVALID', `key rotation answer: ${k} is ${d[k]}, this station's request has ${expect[k]}`);

@@ -12,7 +12,7 @@
  * - revocation requests: a rework queues the superseded certificate (carried by the rotation record, which the
  *   registry supersedes on ingest); a scrap queues a signed scrap event.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { sha256Hex, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
 import { fail, stationError, type StationError } from '../../core/errors.js';
@@ -30,8 +30,9 @@ import {
   type RevocationRequest,
   type StoreDocumentOutcome,
 } from '../../native/store/lifecycle.js';
-import { ErrorBodySchema, signRequest } from '../../registry/protocol.js';
-import { httpExchange } from '../sync.js';
+import { sha256HexSync } from '../../native/store/index.js';
+import { signRequest } from '../../registry/protocol.js';
+import { httpExchange, registryErrorOf } from '../sync.js';
 import { stationRevocation, verifyPolicy, verifyQuotas, type PolicyPayload } from './signed.js';
 
 export * from './signed.js';
@@ -158,8 +159,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     operators: Set<string>;
     run: RunPolicy;
   } | null = null;
-  const current = () => {
-    const doc = db.document('policy');
+  const current = (doc = db.document('policy')) => {
     if (!doc) return null;
     const key = `${doc.version}:${doc.issuedAt}`;
     if (cached?.key !== key) {
@@ -172,7 +172,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
         operators: new Set(policy.revokedOperators.map((x) => x.operatorId)),
         run: {
           version: policy.version,
-          sha256: createHash('sha256').update(doc.payloadJson, 'utf8').digest('hex'),
+          sha256: sha256HexSync(doc.payloadJson),
           profileOverrides: policy.profileOverrides,
         },
       };
@@ -199,7 +199,8 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
         inForce: db.document('policy')?.version,
       });
     } else if (outcome === 'stored') {
-      const revoked = stationRevocation(p, o.stationId, new Date(8.64e15));
+      // Listed at all (also with a revocation time still in the future): audited and logged now.
+      const revoked = p.revokedStations.find((x) => x.stationId === o.stationId);
       o.store.appendAudit('policy.applied', {
         version: p.version,
         issuedAt: p.issuedAt,
@@ -259,15 +260,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
       return fail('SYNC_UNREACHABLE', `GET ${path}: ${(e as Error).message}`);
     }
     if (res.status !== 200) {
-      let code = `HTTP ${res.status}`;
-      let message = res.text.slice(0, 200);
-      try {
-        const b = ErrorBodySchema.parse(JSON.parse(res.text));
-        code = b.error.code;
-        message = b.error.message;
-      } catch {
-        // not an error body
-      }
+      const { code, message } = registryErrorOf(res);
       return fail(
         res.status >= 500 ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
         `GET ${path}: registry answered ${res.status} ${code}: ${message}`,
@@ -282,9 +275,8 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     }
   }
 
-  /** This station's revocation in the policy in force, when in effect now. */
-  const revocation = () => {
-    const c = current();
+  /** This station's revocation in the policy in force (or in `c`, that policy already loaded), when in effect now. */
+  const revocation = (c = current()) => {
     const r = c ? stationRevocation(c.policy, o.stationId, clock.now()) : null;
     return r && c ? { ...r, policyVersion: c.policy.version } : null;
   };
@@ -367,8 +359,8 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     status() {
       const p = db.document('policy');
       const q = db.document('quotas');
-      const c = current();
-      const rev = revocation();
+      const c = current(p);
+      const rev = revocation(c);
       return {
         policyVersion: p?.version ?? null,
         policyIssuedAt: p?.issuedAt ?? null,

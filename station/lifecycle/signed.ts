@@ -6,11 +6,9 @@
  */
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
-import { parseCertificate } from '../../core/pki/chain.js';
 import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
-import { ok, type Result } from '../../core/result.js';
-import { importJwsKey, parseCompactJws, verifyParsedJws } from '../../registry/jws.js';
-import { zodMessage } from '../../registry/protocol.js';
+import type { Result } from '../../core/result.js';
+import { verifyDocument } from '../../registry/jws.js';
 
 export const POLICY_TYP = 'line-station-policy+jws';
 export const QUOTA_TYP = 'line-station-quota+jws';
@@ -83,42 +81,15 @@ export const QuotaPayloadSchema = z
   .strict();
 export type QuotaPayload = z.infer<typeof QuotaPayloadSchema>;
 
-/** Verify a compact JWS of `typ` with the registry certificate and validate its payload. INPUT_INVALID otherwise. */
-async function verifyDocument<S extends z.ZodType>(
-  what: string,
-  jws: string,
-  typ: string,
-  schema: S,
-  registryCertificate: Uint8Array,
-): Promise<Result<{ payload: z.output<S>; json: string }>> {
-  const cert = parseCertificate(registryCertificate, 'registry certificate');
-  if (!cert.ok) return fail('CONFIG_INVALID', cert.error);
-  const key = await importJwsKey(new Uint8Array(cert.value.publicKey.rawData));
-  if (!key) return fail('CONFIG_INVALID', 'the registry certificate key is not an EC P-256/P-384 key');
-  const parsed = parseCompactJws(jws.trim(), what, 4 * 1024 * 1024);
-  if (!parsed.ok) return fail('INPUT_INVALID', parsed.error.message);
-  if (parsed.value.header.typ !== typ) return fail('INPUT_INVALID', `${what}: typ is not ${typ}`);
-  const v = await verifyParsedJws(parsed.value, key, what);
-  if (!v.ok) return fail('INPUT_INVALID', `${v.error.message} (the registry certificate of this station)`);
-  let json: string;
-  let value: unknown;
-  try {
-    json = new TextDecoder('utf-8', { fatal: true }).decode(parsed.value.payload);
-    value = JSON.parse(json);
-  } catch {
-    return fail('INPUT_INVALID', `${what}: the payload is not JSON`);
-  }
-  const p = schema.safeParse(value);
-  if (!p.success) return fail('INPUT_INVALID', `${what}: ${zodMessage(p.error)}`);
-  return ok({ payload: p.data, json });
-}
+/** Largest policy or quota JWS accepted. */
+const MAX_DOCUMENT_CHARS = 4 * 1024 * 1024;
 
 /** Verify the registry's policy JWS (signature, typ, schema). */
 export function verifyPolicy(
   jws: string,
   registryCertificate: Uint8Array,
 ): Promise<Result<{ payload: PolicyPayload; json: string }>> {
-  return verifyDocument('policy', jws, POLICY_TYP, PolicyPayloadSchema, registryCertificate);
+  return verifyDocument('policy', jws, POLICY_TYP, PolicyPayloadSchema, registryCertificate, MAX_DOCUMENT_CHARS);
 }
 
 /** Verify the registry's quota JWS (signature, typ, schema) and that it is addressed to `stationId`. */
@@ -127,7 +98,7 @@ export async function verifyQuotas(
   registryCertificate: Uint8Array,
   stationId: string,
 ): Promise<Result<{ payload: QuotaPayload; json: string }>> {
-  const r = await verifyDocument('quotas', jws, QUOTA_TYP, QuotaPayloadSchema, registryCertificate);
+  const r = await verifyDocument('quotas', jws, QUOTA_TYP, QuotaPayloadSchema, registryCertificate, MAX_DOCUMENT_CHARS);
   if (r.ok && r.value.payload.stationId !== stationId)
     return fail('INPUT_INVALID', `quotas: issued for station ${r.value.payload.stationId}, not ${stationId}`);
   return r;

@@ -265,21 +265,24 @@ export function createStationService(o: StationServiceOptions): StationService {
     return usbWatcher;
   }
 
-  /** The version of the registry policy in force, as the API shows it (a string), or null. */
-  function policyVersion(): string | null {
-    const v = engine.lifecycle.status().policyVersion;
-    return v === null ? null : String(v);
-  }
-  /** This station's revocation by the policy in force (in effect now), or null. */
-  function stationRevoked(): StationRevocation | null {
+  /**
+   * From one lifecycle status: the version of the registry policy in force, as the API shows it (a string), or
+   * null; and this station's revocation by that policy (in effect now), or null.
+   */
+  function policyState(): { policyVersion: string | null; stationRevoked: StationRevocation | null } {
     const st = engine.lifecycle.status();
-    if (!st.stationRevoked) return null;
-    return { revokedAt: st.stationRevokedAt, policyVersion: String(st.policyVersion) };
+    const policyVersion = st.policyVersion === null ? null : String(st.policyVersion);
+    return {
+      policyVersion,
+      stationRevoked: st.stationRevoked
+        ? { revokedAt: st.stationRevokedAt, policyVersion: String(st.policyVersion) }
+        : null,
+    };
   }
   /** Push a `policy` event when the policy in force or this station's revocation changes (checked every 5 s). */
   let lastPolicyKey: string | null = null;
   function checkPolicy(): void {
-    const ev = { type: 'policy' as const, policyVersion: policyVersion(), stationRevoked: stationRevoked() };
+    const ev = { type: 'policy' as const, ...policyState() };
     const key = JSON.stringify(ev);
     if (lastPolicyKey !== null && key !== lastPolicyKey) emit(ev);
     lastPolicyKey = key;
@@ -299,8 +302,7 @@ export function createStationService(o: StationServiceOptions): StationService {
         stationId: engine.station.id,
         session: sess().view(clientId),
         workOrder: selectedWo ? workOrderView(selectedWo) : null,
-        policyVersion: policyVersion(),
-        stationRevoked: stationRevoked(),
+        ...policyState(),
       }),
 
     async signIn(clientId, args) {
