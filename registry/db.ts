@@ -91,6 +91,27 @@ export interface StoredRecordRow {
   readonly jws: string;
 }
 
+/** A `records` row (either backend, column names as in the schema) as a StoredRecordRow. */
+export function recordFrom(r: Readonly<Record<string, unknown>>): StoredRecordRow {
+  return {
+    seq: Number(r['seq']),
+    recordId: r['record_id'] as string,
+    stationId: r['station_id'] as string,
+    sha256: r['sha256'] as string,
+    chipId: r['chip_id'] as string,
+    serialNumber: r['serial_number'] as string,
+    model: r['model'] as string,
+    workOrder: r['work_order'] as string,
+    kind: r['kind'] as string,
+    supersedesRecordId: (r['supersedes_record_id'] as string | null) ?? null,
+    completedAt: r['completed_at'] as string,
+    receivedAt: r['received_at'] as string,
+    batchId: r['batch_id'] as string,
+    recordJson: r['record_json'] as string,
+    jws: r['jws'] as string,
+  };
+}
+
 export interface RecordFilter {
   readonly stationId?: string;
   readonly workOrder?: string;
@@ -159,11 +180,11 @@ export interface RegistryDb {
   useNonce(stationId: string, nonce: string, expiresAt: string, now: string): Promise<Result<boolean>>;
   getBatch(stationId: string, batchId: string): Promise<Result<BatchRow | null>>;
   /**
-   * One transaction: the batch row, new records, conflicts, the station's lastSyncAt, then `apply` (when given)
+   * One transaction: the batch row, new records, conflicts, the station's lastSyncAt, and `apply`
    * with the records newly accepted in this call (not duplicates or conflicts; not called when there are none).
    * A throw in `apply` rolls the whole batch back (no batch row, no records) and answers STORE_FAILED.
    */
-  ingest(input: IngestInput, apply?: IngestApply): Promise<Result<IngestOutcome>>;
+  ingest(input: IngestInput, apply: IngestApply): Promise<Result<IngestOutcome>>;
   /** Store the response of a batch unless one is stored already; returns the stored one (first wins). */
   saveBatchResponse(stationId: string, batchId: string, response: string): Promise<Result<string>>;
   /** Records of a device, by chip id or serial number, oldest first. */

@@ -251,11 +251,11 @@ export async function ingestRecords(
   }
   // --- identity lifecycle: devices and credentials of the records newly stored, in the SAME transaction (a
   // failure rolls the whole batch back and answers STORE_UNAVAILABLE: the station retries, exactly once holds).
-  let lifecycleChanged = false;
+  let crlChanged = false;
   const ing = await ctx.db.ingest(
     { stationId, batchId, kind, contentSha256, receivedAt: now.toISOString(), records: valid },
     async (tx, stored) => {
-      lifecycleChanged = await lifecycleApplyRecords(ctx, tx, stationId, stored);
+      crlChanged = (await lifecycleApplyRecords(ctx, tx, stationId, stored)).crlChanged;
       await onStored?.(tx, stored);
     },
   );
@@ -263,7 +263,7 @@ export async function ingestRecords(
     ctx.logger.log('error', `${kind} not stored`, { stationId, batchId, error: ing.error.message });
     return err(storeError(ing.error));
   }
-  if (lifecycleChanged) await refreshCrl(ctx, stationId);
+  if (crlChanged) await refreshCrl(ctx, stationId);
   if (ing.value.kind === 'batch-conflict')
     return apiFail('BATCH_CONFLICT', `${kind} ${batchId} was already submitted with different records`);
   for (const v of valid) {

@@ -25,8 +25,8 @@ import type {
   StationRow,
   StationStats,
 } from '../../registry/db.js';
+import { recordFrom } from '../../registry/db.js';
 import { PG_MIGRATIONS } from './migrations.js';
-import { recordFrom } from './sqlite.js';
 
 type Row = Record<string, unknown>;
 
@@ -204,7 +204,7 @@ export async function openPostgresRegistryDb(
         const r = (await q('SELECT * FROM batches WHERE station_id = $1 AND batch_id = $2', [stationId, batchId]))[0];
         return r ? batchFrom(r) : null;
       }),
-    ingest: (input: IngestInput, apply?: IngestApply) =>
+    ingest: (input: IngestInput, apply: IngestApply) =>
       guard('ingest', () =>
         tx(pool, async (c): Promise<IngestOutcome> => {
           await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${input.stationId}\n${input.batchId}`]);
@@ -282,7 +282,7 @@ export async function openPostgresRegistryDb(
               [k.recordId, input.stationId, input.batchId, k.storedSha256, k.sha256, k.jws, input.receivedAt],
             );
           const fresh = input.records.filter((r) => statuses.get(r.index) === 'accepted');
-          if (apply && fresh.length) {
+          if (fresh.length) {
             // The lifecycle tables are serialised like SqlPort.transaction. Lock order: batch lock, then this one
             // (lifecycle transactions never take a batch lock). The station row is updated only AFTER it: a
             // lifecycle transaction (station key rotation) takes this lock and then updates the station row, so

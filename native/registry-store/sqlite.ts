@@ -24,8 +24,8 @@ import type {
   RegistryDb,
   StationRow,
   StationStats,
-  StoredRecordRow,
 } from '../../registry/db.js';
+import { recordFrom } from '../../registry/db.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 function guardNow<T>(what: string, fn: () => T): Result<T> {
@@ -49,26 +49,6 @@ function stationFrom(r: Row): StationRow {
     enrolledAt: r['enrolled_at'] as string,
     revokedAt: (r['revoked_at'] as string | null) ?? null,
     lastSyncAt: (r['last_sync_at'] as string | null) ?? null,
-  };
-}
-
-export function recordFrom(r: Row): StoredRecordRow {
-  return {
-    seq: Number(r['seq']),
-    recordId: r['record_id'] as string,
-    stationId: r['station_id'] as string,
-    sha256: r['sha256'] as string,
-    chipId: r['chip_id'] as string,
-    serialNumber: r['serial_number'] as string,
-    model: r['model'] as string,
-    workOrder: r['work_order'] as string,
-    kind: r['kind'] as string,
-    supersedesRecordId: (r['supersedes_record_id'] as string | null) ?? null,
-    completedAt: r['completed_at'] as string,
-    receivedAt: r['received_at'] as string,
-    batchId: r['batch_id'] as string,
-    recordJson: r['record_json'] as string,
-    jws: r['jws'] as string,
   };
 }
 
@@ -217,7 +197,6 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
     s.touchStation.run(input.receivedAt, input.stationId);
     return { kind: 'done', statuses };
   };
-  const ingestTx = db.transaction(ingestBody);
 
   // While a lifecycle transaction (async, SqlPort.transaction) holds the connection, every other call waits.
   const gate: { busy: Promise<void> | null } = { busy: null };
@@ -312,8 +291,7 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
         return r ? batchFrom(r) : null;
       }),
     ingest: async (input, apply) => {
-      if (!apply) return guard('ingest', () => ingestTx.immediate(input));
-      // With an apply step the transaction is asynchronous: it holds the connection like SqlPort.transaction.
+      // The apply step makes the transaction asynchronous: it holds the connection like SqlPort.transaction.
       try {
         return ok(
           await sql.transaction(async (tx) => {

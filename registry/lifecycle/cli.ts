@@ -824,7 +824,7 @@ async function policySet(
       const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})=(.*)$/.exec(spec);
       if (!m) return usage(env, `--firmware ${spec}: expected WO=SHA256[,SHA256...] (WO= clears the work order)`);
       const [, wo, list] = m as unknown as [string, string, string];
-      if (wo in byWo) return usage(env, `--firmware: work order ${wo} given twice`);
+      if (Object.hasOwn(byWo, wo)) return usage(env, `--firmware: work order ${wo} given twice`);
       const digests = list === '' ? [] : list.split(',').map((d) => d.trim().toLowerCase());
       const bad = digests.find((d) => !/^[0-9a-f]{64}$/.test(d));
       if (bad !== undefined)

@@ -41,7 +41,7 @@ import {
 import { fromPem, fromPemChain, toPem } from '../../core/pki/pem.js';
 import { SKEW_MS, issue, randomSerial } from '../../core/pki/x509.js';
 import { err, ok, type Result } from '../../core/result.js';
-import type { IngestRecord, StationRow, SqlExec } from '../db.js';
+import { recordFrom, type IngestRecord, type StationRow, type SqlExec } from '../db.js';
 import { z } from 'zod';
 import { importJwsKey, parseCompactJws, verifyParsedJws } from '../jws.js';
 import { MAX_CLOCK_SKEW_S, zodMessage, type RejectReason } from '../protocol.js';
@@ -213,20 +213,21 @@ function recordCertificate(recordJson: string): RecordCert {
  * a known device), append credential n+1, supersede the previous one and move the device to the state
  * `transition(state, 'rotate', 'station')` gives (activated/rotated -> rotated, provisioned stays), each with
  * its event. Idempotent (a credential already known is skipped). Throws on database errors, which rolls the
- * whole batch back (the station gets STORE_UNAVAILABLE and retries). Returns whether anything changed: the
- * caller refreshes the station's CRL after the commit.
+ * whole batch back (the station gets STORE_UNAVAILABLE and retries). Returns how many records were applied and
+ * whether a credential was superseded (then the caller re-signs the station's CRL after the commit).
  */
 export async function lifecycleApplyRecords(
   ctx: LifecycleContext,
   x: SqlExec,
   stationId: string,
   records: readonly IngestRecord[],
-): Promise<boolean> {
-  let changed = false;
+): Promise<{ applied: number; crlChanged: boolean }> {
+  let applied = 0;
+  let crlChanged = false;
   for (const r of records) {
     const cert = recordCertificate(r.recordJson);
-    const did = await (async () => {
-      if (await st.credentialBySerial(x, stationId, cert.serial)) return false;
+    const did = await (async (): Promise<'provisioned' | 'reprovisioned' | 'rotated' | null> => {
+      if (await st.credentialBySerial(x, stationId, cert.serial)) return null;
       const at = now(ctx);
       const dev = await st.findDevice(x, r.serialNumber);
       const cred = (version: number): st.CredentialRow => ({
@@ -266,7 +267,7 @@ export async function lifecycleApplyRecords(
           credential: 1,
           certSerial: cert.serial,
         });
-        return true;
+        return 'provisioned';
       }
       const history = await st.credentials(x, r.serialNumber);
       const version = history.reduce((m, c) => Math.max(m, c.version), 0) + 1;
@@ -281,7 +282,7 @@ export async function lifecycleApplyRecords(
           credential: version,
           certSerial: cert.serial,
         });
-        return true;
+        return 'reprovisioned';
       }
       const t = transition(dev.state, 'rotate', 'station');
       if (!t.ok) {
@@ -291,7 +292,7 @@ export async function lifecycleApplyRecords(
           state: dev.state,
           message: t.error.message,
         });
-        return false;
+        return null;
       }
       await st.setCredentialStatus(x, r.serialNumber, ['active'], 'superseded', 'superseded', at);
       await st.insertCredential(x, cred(version));
@@ -307,12 +308,14 @@ export async function lifecycleApplyRecords(
         credential: version,
         certSerial: cert.serial,
       });
-      return true;
+      return 'rotated';
     })();
-    changed ||= did;
+    if (did) applied++;
+    // Only a superseded credential changes what the CRL lists (a new device's certificate is simply good).
+    if (did === 'rotated') crlChanged = true;
   }
   await ctx.lifecycle?.failpoint?.('ingest-apply');
-  return changed;
+  return { applied, crlChanged };
 }
 
 /** What `registry reconcile` found (and, unless a dry run, applied). */
@@ -345,38 +348,27 @@ export async function reconcileLifecycle(
           const id = (JSON.parse(String(e['payload'])) as { recordId?: unknown }).recordId;
           if (typeof id === 'string') notApplied.add(id);
         }
-        const rows = await x.all(
-          `SELECT r.* FROM records r
-           WHERE NOT EXISTS (SELECT 1 FROM credentials c WHERE c.record_id = r.record_id)
-           ORDER BY r.seq`,
+        // Two set lookups instead of a correlated NOT EXISTS (credentials.record_id has no index).
+        const covered = new Set(
+          (await x.all('SELECT record_id FROM credentials WHERE record_id IS NOT NULL')).map((c) =>
+            String(c['record_id']),
+          ),
         );
-        const pending = rows.filter((row) => !notApplied.has(String(row['record_id'])));
+        const pending = (await x.all('SELECT * FROM records ORDER BY seq'))
+          .map(recordFrom)
+          .filter((row) => !covered.has(row.recordId) && !notApplied.has(row.recordId));
         const byStation = new Map<string, IngestRecord[]>();
-        for (const [i, row] of pending.entries()) {
-          const stationId = String(row['station_id']);
-          const list = byStation.get(stationId) ?? [];
-          list.push({
-            index: i,
-            recordId: String(row['record_id']),
-            sha256: String(row['sha256']),
-            chipId: String(row['chip_id']),
-            serialNumber: String(row['serial_number']),
-            model: String(row['model']),
-            workOrder: String(row['work_order']),
-            kind: String(row['kind']),
-            supersedesRecordId: row['supersedes_record_id'] === null ? null : String(row['supersedes_record_id']),
-            completedAt: String(row['completed_at']),
-            recordJson: String(row['record_json']),
-            jws: String(row['jws']),
-          });
-          byStation.set(stationId, list);
+        for (const [index, row] of pending.entries()) {
+          const list = byStation.get(row.stationId) ?? [];
+          list.push({ ...row, index });
+          byStation.set(row.stationId, list);
         }
         let applied = 0;
         const changedStations: string[] = [];
         for (const [stationId, list] of byStation) {
-          const before = Number((await x.all('SELECT COUNT(*) AS n FROM credentials'))[0]?.['n'] ?? 0);
-          if (await lifecycleApplyRecords(ctx, x, stationId, list)) changedStations.push(stationId);
-          applied += Number((await x.all('SELECT COUNT(*) AS n FROM credentials'))[0]?.['n'] ?? 0) - before;
+          const done = await lifecycleApplyRecords(ctx, x, stationId, list);
+          applied += done.applied;
+          if (done.crlChanged) changedStations.push(stationId);
         }
         if (applied > 0)
           await st.appendEvent(x, now(ctx), 'lifecycle.reconciled', {
@@ -389,9 +381,9 @@ export async function reconcileLifecycle(
           pending: pending.length,
           applied,
           records: pending.map((row) => ({
-            recordId: String(row['record_id']),
-            serialNumber: String(row['serial_number']),
-            stationId: String(row['station_id']),
+            recordId: row.recordId,
+            serialNumber: row.serialNumber,
+            stationId: row.stationId,
           })),
           changedStations,
         };
@@ -451,7 +443,7 @@ async function deviceView(x: SqlExec, d: st.DeviceRow): Promise<DeviceLifecycleV
   };
 }
 
-/** Apply one event to one device inside a transaction (no CRL refresh). */
+/** Apply one event to one device inside a transaction (no CRL refresh); returns the device row as it is now. */
 async function applyIn(
   x: SqlExec,
   at: string,
@@ -459,7 +451,7 @@ async function applyIn(
   event: Exclude<LifecycleEvent, 'rotate'>,
   role: LifecycleRole,
   reason: string | null,
-): Promise<DeviceLifecycleView> {
+): Promise<st.DeviceRow> {
   const t = transition(d.state, event, role);
   if (!t.ok)
     throw new Abort(
@@ -488,7 +480,7 @@ async function applyIn(
     actor: role,
     reason,
   });
-  return deviceView(x, { ...d, state: t.value, stateSince: at, suspendedAt });
+  return { ...d, state: t.value, stateSince: at, suspendedAt };
 }
 
 /** activate / suspend / resume / revoke / decommission one device (by serial number or chip id). */
@@ -507,7 +499,7 @@ export async function applyTransition(
       await ctx.db.sql.transaction(async (x) => {
         const d = await st.findDevice(x, key);
         if (!d) throw new Abort(apiError('NOT_FOUND', `no device ${key} in the lifecycle registry`));
-        return applyIn(x, now(ctx), d, event, role, reason);
+        return deviceView(x, await applyIn(x, now(ctx), d, event, role, reason));
       }),
     ),
   );
@@ -1540,13 +1532,12 @@ export async function stationKeyRotation(
   if (!parsed.ok) return fail('BODY_INVALID', parsed.error.message);
   const req = parsed.value.payload;
   const p = parsed.value.parsed;
-  if (!p.ok) return fail('BODY_INVALID', p.error.message);
   if (o.authenticatedStationId !== undefined && o.authenticatedStationId !== req.stationId)
     return fail(
       'AUTH_FORBIDDEN',
       `station ${o.authenticatedStationId} cannot rotate the key of station ${req.stationId}`,
     );
-  if (p.value.header.kid !== req.stationId)
+  if (p.header.kid !== req.stationId)
     return fail('BODY_INVALID', 'key rotation request: kid must be the station id of the payload');
   const row = await enrolledStation(ctx, req.stationId);
   if (!row.ok) return row;
@@ -1570,12 +1561,12 @@ export async function stationKeyRotation(
     );
   const signerChain = fromPemChain(signerPem);
   if (!signerChain.ok || !signerChain.value[0]) return fail('INTERNAL', 'stored station chain unreadable');
-  const x5c = p.value.header.x5c?.[0];
+  const x5c = p.header.x5c?.[0];
   if (x5c === undefined || !Buffer.from(x5c, 'base64').equals(Buffer.from(signerChain.value[0])))
     return fail('AUTH_SIGNATURE_INVALID', 'key rotation request: the x5c leaf is not the certificate it names');
   const key = await importJwsKey(new Uint8Array(new X509Certificate(buf(signerChain.value[0])).publicKey.rawData));
   if (!key) return fail('INTERNAL', 'stored station certificate has an unsupported key');
-  const v = await verifyParsedJws(p.value, key, 'key rotation request');
+  const v = await verifyParsedJws(p, key, 'key rotation request');
   if (!v.ok)
     return fail(
       'AUTH_SIGNATURE_INVALID',
