@@ -3,13 +3,7 @@
  * certificates taken from the message): station trust material, provisioning records, manifests, bundles.
  */
 import 'reflect-metadata';
-import {
-  createHash,
-  createPublicKey,
-  verify as nodeVerify,
-  X509Certificate as NativeX509,
-  type KeyObject,
-} from 'node:crypto';
+import { createHash, verify as nodeVerify, X509Certificate as NativeX509, type KeyObject } from 'node:crypto';
 import { bytesEqual, fromBase64Url } from '../core/bytes.js';
 import { fail } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
@@ -17,14 +11,7 @@ import { MANIFEST_TYP, ManifestSchema } from '../core/baseline.js';
 import { parseCertificate, verifyCertificateChain } from '../core/pki/chain.js';
 import { fromPem, fromPemChain } from '../core/pki/pem.js';
 import type { IngestRecord, SqlExec, StationRow } from './db.js';
-import {
-  importJwsKey,
-  parseCompactJws,
-  verifyParsedJws,
-  type JwsFailure,
-  type ParsedJws,
-  type VerifyKey,
-} from './jws.js';
+import { importJwsKey, parseCompactJws, type JwsFailure, type ParsedJws, type VerifyKey } from './jws.js';
 import {
   BUNDLE_TYP,
   BundlePayloadSchema,
@@ -38,14 +25,17 @@ import {
   type RejectReason,
 } from './protocol.js';
 
-/** A station key replaced by a rotation (station_key_history): valid for what was completed before `replacedAt`. */
-export interface PreviousStationKey {
+/**
+ * A station signing key: the enrolled one (`replacedAt` null) or one replaced by a rotation (station_key_history),
+ * valid only for what was made before `replacedAt`.
+ */
+export interface StationKey {
   readonly certificateSha256: string;
   readonly stationCert: Uint8Array;
   readonly curve: 'P-256' | 'P-384';
   readonly keyObject: KeyObject;
-  /** ISO time of the rotation that replaced it. */
-  readonly replacedAt: string;
+  /** ISO time of the rotation that replaced it; null for the enrolled key. */
+  readonly replacedAt: string | null;
 }
 
 /** A row of station_key_history. */
@@ -76,9 +66,9 @@ export interface StationTrust {
   readonly root: Uint8Array;
   readonly stationKey: VerifyKey;
   /** The same key for node:crypto (synchronous verification of many records). */
-  readonly stationKeyObject: KeyObject;
+  readonly currentKey: StationKey;
   /** Keys replaced by rotations: records and bundles completed before the rotation still verify with them. */
-  readonly previousKeys: readonly PreviousStationKey[];
+  readonly previousKeys: readonly StationKey[];
   /** The issuing CA parsed natively (device certificate checks run thousands of times per batch). */
   readonly ca: {
     readonly cert: NativeX509;
@@ -148,55 +138,38 @@ export async function loadStationTrust(
   } catch (e) {
     return fail('STORE_FAILED', `stored issuing CA of station ${row.stationId}: ${(e as Error).message}`);
   }
-  let stationKeyObject: KeyObject;
-  try {
-    stationKeyObject = createPublicKey({ key: Buffer.from(cert.value.publicKey.rawData), format: 'der', type: 'spki' });
-  } catch (e) {
-    return fail('STORE_FAILED', `stored certificate of station ${row.stationId}: ${(e as Error).message}`);
-  }
-  const previousKeys: PreviousStationKey[] = [];
+  const currentKey = stationKeyOf(row.certificateSha256, stationCert, null);
+  if (!currentKey) return fail('STORE_FAILED', `stored certificate of station ${row.stationId} has an unsupported key`);
+  const previousKeys: StationKey[] = [];
   for (const h of history) {
     const c = fromPemChain(h.chainPem);
-    if (!c.ok || !c.value[0]) continue;
-    try {
-      const native = new NativeX509(c.value[0]);
-      const jwk = native.publicKey.asymmetricKeyDetails?.namedCurve;
-      const curve = jwk === 'prime256v1' ? 'P-256' : jwk === 'secp384r1' ? 'P-384' : null;
-      if (!curve) continue;
-      previousKeys.push({
-        certificateSha256: h.certSha256,
-        stationCert: c.value[0],
-        curve,
-        keyObject: native.publicKey,
-        replacedAt: h.replacedAt,
-      });
-    } catch {
-      continue;
-    }
+    const k = c.ok && c.value[0] ? stationKeyOf(h.certSha256, c.value[0], h.replacedAt) : null;
+    if (k) previousKeys.push(k); // unreadable history rows are skipped
   }
-  return ok({ row, stationCert, issuingCa, root, stationKey: key, stationKeyObject, ca, previousKeys });
+  return ok({ row, stationCert, issuingCa, root, stationKey: key, currentKey, ca, previousKeys });
+}
+
+/** A station certificate's key for node:crypto verification; null if unreadable or not P-256/P-384. */
+function stationKeyOf(certificateSha256: string, der: Uint8Array, replacedAt: string | null): StationKey | null {
+  try {
+    const keyObject = new NativeX509(der).publicKey;
+    const named = keyObject.asymmetricKeyDetails?.namedCurve;
+    const curve = named === 'prime256v1' ? 'P-256' : named === 'secp384r1' ? 'P-384' : null;
+    return curve ? { certificateSha256, stationCert: der, curve, keyObject, replacedAt } : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The key that signed `jws` (its x5c leaf): the enrolled one, or a replaced one (with its replacement time). */
-interface SignerKey {
-  readonly certificateSha256: string;
-  readonly stationCert: Uint8Array;
-  readonly curve: 'P-256' | 'P-384';
-  readonly keyObject: KeyObject;
-  readonly replacedAt: string | null;
-}
-
-function signerKeyOf(trust: StationTrust, jws: ParsedJws): SignerKey | null {
-  if (x5cLeafIs(jws, trust.stationCert))
-    return {
-      certificateSha256: trust.row.certificateSha256,
-      stationCert: trust.stationCert,
-      curve: trust.stationKey.curve,
-      keyObject: trust.stationKeyObject,
-      replacedAt: null,
-    };
+function signerKeyOf(trust: StationTrust, jws: ParsedJws): StationKey | null {
+  if (x5cLeafIs(jws, trust.currentKey.stationCert)) return trust.currentKey;
   return trust.previousKeys.find((k) => x5cLeafIs(jws, k.stationCert)) ?? null;
 }
+
+/** Whether something `signer` signed at `madeAt` (ISO) may carry that key: always for the enrolled key. */
+const madeBeforeRotation = (signer: StationKey, madeAt: string): boolean =>
+  signer.replacedAt === null || Date.parse(madeAt) < Date.parse(signer.replacedAt);
 
 /**
  * Verify a station-signed JWS that says when it was made (`signedAt`, e.g. a scrap event's scrappedAt): signed by
@@ -215,7 +188,7 @@ export function verifyStationSigned(
       reason: 'signer-mismatch',
       message: `${what}: the x5c leaf is not a certificate of station ${trust.row.stationId}`,
     });
-  if (signer.replacedAt !== null && !(Date.parse(signedAt) < Date.parse(signer.replacedAt)))
+  if (!madeBeforeRotation(signer, signedAt))
     return err({
       reason: 'signer-mismatch',
       message: `${what}: signed with the station key replaced at ${signer.replacedAt} (key rotation) but made at ${signedAt}, after the rotation`,
@@ -245,7 +218,7 @@ function readJson(b: Uint8Array): unknown {
 
 /** Verify a parsed JWS with a station key (node:crypto, synchronous: same result as verifyParsedJws, faster). */
 function verifyWithStationKey(
-  key: Pick<SignerKey, 'curve' | 'keyObject'>,
+  key: Pick<StationKey, 'curve' | 'keyObject'>,
   jws: ParsedJws,
   what: string,
 ): Result<true, JwsFailure> {
@@ -331,7 +304,7 @@ export async function verifyRecordJws(
   const completedAt = new Date(rec.completedAt);
   if (completedAt.getTime() > now.getTime() + 300_000)
     return reject('payload-invalid', 'record: completedAt is in the future');
-  if (signer.replacedAt !== null && !(completedAt.getTime() < Date.parse(signer.replacedAt)))
+  if (!madeBeforeRotation(signer, rec.completedAt))
     return reject(
       'signer-mismatch',
       `record: signed with the station key replaced at ${signer.replacedAt} (key rotation) but completed at ${rec.completedAt}, after the rotation: only records completed before it may carry the old key`,
@@ -448,10 +421,7 @@ export async function verifyBundle(trust: StationTrust, bundle: string): Promise
       'INPUT_INVALID',
       `bundle: the x5c leaf is not the enrolled certificate of station ${trust.row.stationId}`,
     );
-  const sig =
-    signer.replacedAt === null
-      ? await verifyParsedJws(p.value, trust.stationKey, 'bundle')
-      : verifyWithStationKey(signer, p.value, 'bundle');
+  const sig = verifyWithStationKey(signer, p.value, 'bundle');
   if (!sig.ok)
     return fail(
       'INPUT_INVALID',
@@ -463,7 +433,7 @@ export async function verifyBundle(trust: StationTrust, bundle: string): Promise
   if (!b.success) return fail('INPUT_INVALID', `bundle: ${zodMessage(b.error)}`);
   if (b.data.stationId !== trust.row.stationId)
     return fail('INPUT_INVALID', `bundle: made by station ${b.data.stationId}, signed by ${trust.row.stationId}`);
-  if (signer.replacedAt !== null && !(Date.parse(b.data.createdAt) < Date.parse(signer.replacedAt)))
+  if (!madeBeforeRotation(signer, b.data.createdAt))
     return fail(
       'INPUT_INVALID',
       `bundle: signed with the station key replaced at ${signer.replacedAt} (key rotation) but created at ${b.data.createdAt}, after the rotation: export it again`,

@@ -46,7 +46,13 @@ import { z } from 'zod';
 import { importJwsKey, parseCompactJws, verifyParsedJws } from '../jws.js';
 import { MAX_CLOCK_SKEW_S, zodMessage, type RejectReason } from '../protocol.js';
 import { apiError, type ApiError, type RegistryContext } from '../service.js';
-import { checkStationChain, stationKeyHistoryRows, verifyStationSigned, type StationTrust } from '../verify.js';
+import {
+  checkStationChain,
+  stationKeyHistoryRows,
+  verifyStationSigned,
+  type StationKeyHistoryRow,
+  type StationTrust,
+} from '../verify.js';
 import {
   KEY_ROTATION_ANSWER_SCHEMA,
   parseKeyRotationRequest,
@@ -1438,6 +1444,8 @@ async function checkRotationChain(
   ctx: LifecycleContext,
   row: StationRow,
   chainPem: string,
+  /** The station's replaced keys when the caller has read them already. */
+  known?: readonly StationKeyHistoryRow[],
 ): Promise<Result<{ chainPem: string; certificateSha256: string; stationCert: Uint8Array }, ApiError>> {
   const chain = await checkStationChain(row.stationId, chainPem, ctx.clock.now());
   if (!chain.ok) return fail('BODY_INVALID', chain.error.message);
@@ -1450,7 +1458,9 @@ async function checkRotationChain(
     return fail('BODY_INVALID', 'the new station certificate is the one in use');
   const spkiOf = (der: Uint8Array) => Buffer.from(new X509Certificate(buf(der)).publicKey.rawData);
   const newSpki = spkiOf(chain.value.stationCert);
-  const older = await guarded(async () => ok(await stationKeyHistoryRows(ctx.db.sql, row.stationId)));
+  const older = known
+    ? ok(known)
+    : await guarded(async () => ok(await stationKeyHistoryRows(ctx.db.sql, row.stationId)));
   if (!older.ok) return older;
   for (const pem of [row.chainPem, ...older.value.map((h) => h.chainPem)]) {
     const c = fromPemChain(pem);
@@ -1596,7 +1606,7 @@ export async function stationKeyRotation(
   }
   if (new Date(req.requestedAt).getTime() > ctx.clock.now().getTime() + MAX_CLOCK_SKEW_S * 1000)
     return fail('BODY_INVALID', 'key rotation request: requestedAt is in the future');
-  const checked = await checkRotationChain(ctx, row.value, req.chainPem);
+  const checked = await checkRotationChain(ctx, row.value, req.chainPem, history.value);
   if (!checked.ok) return checked;
   const rotatedAt = now(ctx);
   const answer: KeyRotationAnswer = {
@@ -1913,13 +1923,20 @@ export async function signedPolicy(ctx: LifecycleContext): Promise<Result<{ vers
   const r = await guarded(async () =>
     ok(await ctx.db.sql.transaction(async (x) => currentPolicy(x, ctx, stations.value))),
   );
-  if (!r.ok) return r;
+  return r.ok ? signPolicy(ctx, r.value) : r;
+}
+
+/** Sign a policy version (JWS typ line-station-policy+jws) with the registry key. */
+export async function signPolicy(
+  ctx: LifecycleContext,
+  policy: { readonly version: number; readonly content: PolicyContent },
+): Promise<Result<{ version: number; jws: string }, ApiError>> {
   const payload = {
     schema: POLICY_SCHEMA,
     registryId: ctx.registryId,
-    version: r.value.version,
+    version: policy.version,
     issuedAt: now(ctx),
-    ...r.value.content,
+    ...policy.content,
   };
   const jws = await signJws({
     signer: ctx.signer,
@@ -1927,7 +1944,7 @@ export async function signedPolicy(ctx: LifecycleContext): Promise<Result<{ vers
     header: { typ: POLICY_TYP, kid: ctx.registryId, x5c: ctx.registryChain },
   });
   if (!jws.ok) return fail('INTERNAL', `policy could not be signed: ${jws.error.message}`);
-  return ok({ version: r.value.version, jws: jws.value });
+  return ok({ version: policy.version, jws: jws.value });
 }
 
 export async function setQuota(
