@@ -418,9 +418,12 @@ export interface RecordsPage {
 }
 
 /** One-line summary of zod issues (path: message; ...). */
-export function zodMessage(e: z.ZodError): string {
+export function zodMessage(e: z.ZodError, prefix?: string): string {
   return e.issues
     .slice(0, 5)
-    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .map((i) => {
+      const path = [...(prefix === undefined ? [] : [prefix]), ...i.path.map(String)];
+      return `${path.length ? path.join('.') : '(root)'}: ${i.message}`;
+    })
     .join('; ');
 }

@@ -1,7 +1,6 @@
 /** Test helpers for the PKI tests (fixed clocks, a test PKI, openssl in a temp dir). Not used in production. */
 import type { Clock } from '../ports.js';
 import type { Result } from '../result.js';
-import type { StationError } from '../errors.js';
 import { createRootCertificate, issueCaCertificate } from './ca.js';
 import { createTestSigner, type TestSigner } from './test-signer.js';
 
@@ -11,8 +10,8 @@ export function fixedClock(iso: string | Date): Clock {
   return { now: () => new Date(d.getTime()), monotonicMs: () => 0 };
 }
 
-/** Unwrap a Result in tests: throws with the error message (tests only). */
-export function must<T>(r: Result<T, StationError>): T {
+/** Unwrap a Result in tests: throws with the error's code and message (tests only; any coded error). */
+export function must<T>(r: Result<T, { readonly code: string; readonly message: string }>): T {
   if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
   return r.value;
 }

@@ -14,6 +14,7 @@ import { isRevocationReason, REVOCATION_REASONS } from '../../core/lifecycle.js'
 import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
 import { toPem } from '../../core/pki/pem.js';
 import { ensureSecurityOfficerToken, readRegistryConfig, type RegistryConfig, type RegistryKeys } from '../keys.js';
+import { zodMessage } from '../protocol.js';
 import type { ApiError } from '../service.js';
 import { KEY_ROTATION_ANSWER_FILE, KeyRotationRequestFileSchema } from './station-key-rotation.js';
 import {
@@ -642,7 +643,7 @@ async function escrow(cmd: string, rest: readonly string[], v: Values, env: Life
     if (!p.success)
       return report(env, {
         code: 'INPUT_INVALID',
-        message: `${file}: not an escrow completion (${p.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')})`,
+        message: `${file}: not an escrow completion (${zodMessage(p.error)})`,
       });
     body = p.data;
   } catch (e) {
@@ -851,10 +852,7 @@ async function policySet(
     if (!p.success)
       return report(env, {
         code: 'INPUT_INVALID',
-        message: `${profiles}: not certificate profile overrides (${p.error.issues
-          .slice(0, 5)
-          .map((i) => `${i.path.length ? i.path.map(String).join('.') : '(root)'}: ${i.message}`)
-          .join('; ')})`,
+        message: `${profiles}: not certificate profile overrides (${zodMessage(p.error)})`,
       });
     change.profileOverrides = p.data;
   }
@@ -951,7 +949,7 @@ async function stationKeyCommand(
     if (!p.success)
       return report(env, {
         code: 'INPUT_INVALID',
-        message: `${file}: not a station key rotation request (${p.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')})`,
+        message: `${file}: not a station key rotation request (${zodMessage(p.error)})`,
       });
     request = p.data.request;
   } catch (e) {

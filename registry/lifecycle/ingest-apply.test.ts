@@ -304,16 +304,11 @@ for (const backend of backends()) {
       });
       const gap = await tableCounts();
       const ctx = reg.context;
-      const mustR = <T>(r: { ok: true; value: T } | { ok: false; error: { code: string; message: string } }): T => {
-        if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-        return r.value;
-      };
-      expect((await reconcileLifecycle(ctx, 'security-officer', false)).ok).toBe(false);
-      const dry = mustR(await reconcileLifecycle(ctx, 'admin', true));
+      const dry = must(await reconcileLifecycle(ctx, 'admin', true));
       expect(dry).toMatchObject({ dryRun: true, pending: 2, applied: 2 });
       expect(dry.records.map((r) => r.serialNumber).sort()).toEqual(serials);
       expect(await tableCounts()).toEqual(gap); // rolled back
-      const done = mustR(await reconcileLifecycle(ctx, 'admin', false));
+      const done = must(await reconcileLifecycle(ctx, 'admin', false));
       expect(done).toMatchObject({ dryRun: false, pending: 2, applied: 2 });
       for (const s of serials) {
         const h = await history(s);
@@ -322,7 +317,7 @@ for (const backend of backends()) {
       }
       expect(await tableCounts()).toMatchObject({ devices: gap.devices + 2, credentials: gap.credentials + 2 });
       // Idempotent: nothing left to do.
-      expect(mustR(await reconcileLifecycle(ctx, 'admin', false))).toMatchObject({ pending: 0, applied: 0 });
+      expect(must(await reconcileLifecycle(ctx, 'admin', false))).toMatchObject({ pending: 0, applied: 0 });
       await chainOk();
     });
   });

@@ -1835,12 +1835,6 @@ async function currentPolicy(
   return { version, changed, content };
 }
 
-const issuesOf = (e: z.ZodError, prefix: string): string =>
-  e.issues
-    .slice(0, 5)
-    .map((i) => `${[prefix, ...i.path.map(String)].join('.')}: ${i.message}`)
-    .join('; ');
-
 /**
  * Change the policy settings (admin only): allowed firmware digests per work order, certificate profile overrides
  * (ProfileOverridesSchema), re-enrolment lifetimes. One transaction: the settings, one audited event per changed
@@ -1855,14 +1849,14 @@ export async function setPolicySetting(
 ): Promise<Result<{ version: number; changed: boolean; dryRun: boolean; content: PolicyContent }, ApiError>> {
   if (role !== 'admin') return fail('AUTH_FORBIDDEN', 'policy needs the admin token');
   const fw = change.firmware === undefined ? null : FirmwareSettingSchema.safeParse(change.firmware);
-  if (fw && !fw.success) return fail('BODY_INVALID', issuesOf(fw.error, 'firmware'));
+  if (fw && !fw.success) return fail('BODY_INVALID', zodMessage(fw.error, 'firmware'));
   const fwo =
     change.firmwareWorkOrders === undefined ? null : FirmwareSettingSchema.safeParse(change.firmwareWorkOrders);
-  if (fwo && !fwo.success) return fail('BODY_INVALID', issuesOf(fwo.error, 'firmware'));
+  if (fwo && !fwo.success) return fail('BODY_INVALID', zodMessage(fwo.error, 'firmware'));
   const prof = change.profileOverrides === undefined ? null : ProfileOverridesSchema.safeParse(change.profileOverrides);
-  if (prof && !prof.success) return fail('BODY_INVALID', issuesOf(prof.error, 'profileOverrides'));
+  if (prof && !prof.success) return fail('BODY_INVALID', zodMessage(prof.error, 'profileOverrides'));
   const re = change.reenrollment === undefined ? null : ReenrollmentSettingSchema.safeParse(change.reenrollment);
-  if (re && !re.success) return fail('BODY_INVALID', issuesOf(re.error, 'reenrollment'));
+  if (re && !re.success) return fail('BODY_INVALID', zodMessage(re.error, 'reenrollment'));
   // Outside the transaction: RegistryDb calls wait while a lifecycle transaction holds the SQLite connection.
   const stations = await ctx.db.listStations();
   if (!stations.ok) return storeFail(stations.error.message);
