@@ -14,7 +14,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../core/canonical.js';
 import { utf8 } from '../core/bytes.js';
 import { signJws } from '../core/jws.js';
-import { createRootCertificate } from '../core/pki/ca.js';
 import { fromPemChain, toPem } from '../core/pki/pem.js';
 import { createTestSigner } from '../core/pki/test-signer.js';
 import { systemClock } from '../core/ports.js';
@@ -22,13 +21,14 @@ import type { HsmAdmin } from '../native/hsm/index.js';
 import { runLifecycleCommand } from '../registry/lifecycle/cli.js';
 import { stationKeyRotation } from '../registry/lifecycle/service.js';
 import { KEY_ROTATION_TYP } from '../registry/lifecycle/station-key-rotation.js';
-import { startRegistry, type RunningRegistry } from '../registry/server.js';
+import { type RunningRegistry } from '../registry/server.js';
 import { enrollStation, ingestRecords, stationTrust } from '../registry/service.js';
-import { call, quietLogger } from '../registry/test/harness.js';
+import { call } from '../registry/test/harness.js';
 import { createWorld, type World } from '../test/harness.js';
 import { main } from './cli.js';
 import { loadConfig } from './config.js';
 import { nextKeyLabel, PENDING_ROTATION_FILE, rotateStationKey, type PendingRotation } from './rotate-key.js';
+import { startLifecycleRegistry } from '../registry/lifecycle/test-support.js';
 
 const ADMIN = 'admin-token-rotate-key-0123456789';
 const WO = 'WO-DEMO-1';
@@ -67,29 +67,13 @@ const registryCert = async () =>
 
 beforeAll(async () => {
   w = await createWorld({ boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-SE' }, { model: 'LS-SIM-SE' }] });
-  const signer = await createTestSigner('P-256');
-  const cert = must(
-    await createRootCertificate({
-      signer,
-      subject: { commonName: 'Registry RK' },
-      validityDays: 30,
-      clock: systemClock,
-    }),
-  );
+  reg = await startLifecycleRegistry(`sqlite:${join(w.dir, 'registry.db')}`, {
+    registryId: 'registry-rk',
+    adminToken: ADMIN,
+    clock: regClock,
+  });
   regCertFile = join(w.dir, 'registry.pem');
-  writeFileSync(regCertFile, toPem(cert, 'CERTIFICATE'));
-  reg = must(
-    await startRegistry({
-      db: `sqlite:${join(w.dir, 'registry.db')}`,
-      port: 0,
-      signer,
-      registryChain: [cert],
-      registryId: 'registry-rk',
-      adminToken: ADMIN,
-      clock: regClock,
-      logger: quietLogger,
-    }),
-  );
+  writeFileSync(regCertFile, toPem(reg.context.registryChain[0]!, 'CERTIFICATE'));
   must(
     await enrollStation(reg.context, {
       stationId: w.engine.station.id,

@@ -3,7 +3,7 @@
  * `station init` makes it), so it can be escrowed to the registry. Root and station keys are test signers. Also:
  * a lifecycle registry on loopback (startLifecycleRegistry) and escrow over HTTP (escrowOverHttp).
  */
-import { systemClock } from '../../core/ports.js';
+import { systemClock, type Clock } from '../../core/ports.js';
 import { createRootCertificate, issueCaCertificate, issueStationCertificate } from '../../core/pki/ca.js';
 import { toPem } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
@@ -73,12 +73,12 @@ export async function createHsmStation(
 }
 
 /**
- * A registry on loopback for lifecycle tests: a fresh self-signed registry key (test signer), the admin token,
- * and `lifecycle` (escrow HSM, officer token hash, failpoints...).
+ * A registry on loopback for tests: a fresh self-signed registry key (test signer; its certificate is
+ * `reg.context.registryChain[0]`), the admin token, and `lifecycle` (escrow HSM, officer token hash, failpoints...).
  */
 export async function startLifecycleRegistry(
-  db: RegistryDb,
-  o: { registryId: string; adminToken: string; lifecycle: LifecycleConfig },
+  db: RegistryDb | string,
+  o: { registryId: string; adminToken: string; lifecycle?: LifecycleConfig; clock?: Clock },
 ): Promise<RunningRegistry> {
   const signer = await createTestSigner('P-256');
   const cert = must(
@@ -97,9 +97,9 @@ export async function startLifecycleRegistry(
       registryChain: [cert],
       registryId: o.registryId,
       adminToken: o.adminToken,
-      clock: systemClock,
+      clock: o.clock ?? systemClock,
       logger: quietLogger,
-      lifecycle: o.lifecycle,
+      ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
     }),
   );
 }

@@ -13,16 +13,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url, toBase64Url } from '../../core/bytes.js';
 import { verifyJws } from '../../core/jws.js';
-import { createRootCertificate } from '../../core/pki/ca.js';
 import { fromPemChain, toPem } from '../../core/pki/pem.js';
-import { createTestSigner } from '../../core/pki/test-signer.js';
 import { systemClock } from '../../core/ports.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
-import { startRegistry, type RunningRegistry } from '../../registry/server.js';
+import { type RunningRegistry } from '../../registry/server.js';
 import { enrollStation } from '../../registry/service.js';
-import { call, quietLogger } from '../../registry/test/harness.js';
+import { call } from '../../registry/test/harness.js';
 import { main } from '../../station/cli.js';
 import { createWorld, type World } from '../harness.js';
+import { startLifecycleRegistry } from '../../registry/lifecycle/test-support.js';
 
 const ADMIN = 'admin-token-lifecycle-0123456789';
 const WO = 'WO-DEMO-1';
@@ -67,30 +66,13 @@ beforeAll(async () => {
   const cfg = w.engine.config;
   const pin = readFileSync(join(w.dataDir, 'secrets', 'root-user.pin'), 'utf8').trim();
   registryHsm = must(await openHsm({ module: cfg.config.hsm.module, tokenLabel: 'LS Offline Root', pin }));
-  const signer = await createTestSigner('P-256');
-  const cert = must(
-    await createRootCertificate({
-      signer,
-      subject: { commonName: 'Registry LC' },
-      validityDays: 30,
-      clock: systemClock,
-    }),
-  );
+  reg = await startLifecycleRegistry(`sqlite:${join(w.dir, 'registry.db')}`, {
+    registryId: 'registry-lc',
+    adminToken: ADMIN,
+    lifecycle: { hsm: registryHsm, crlIntervalS: 600 },
+  });
   regCertFile = join(w.dir, 'registry.pem');
-  writeFileSync(regCertFile, toPem(cert, 'CERTIFICATE'));
-  reg = must(
-    await startRegistry({
-      db: `sqlite:${join(w.dir, 'registry.db')}`,
-      port: 0,
-      signer,
-      registryChain: [cert],
-      registryId: 'registry-lc',
-      adminToken: ADMIN,
-      clock: systemClock,
-      logger: quietLogger,
-      lifecycle: { hsm: registryHsm, crlIntervalS: 600 },
-    }),
-  );
+  writeFileSync(regCertFile, toPem(reg.context.registryChain[0]!, 'CERTIFICATE'));
   must(
     await enrollStation(reg.context, {
       stationId: w.engine.station.id,
