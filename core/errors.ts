@@ -135,6 +135,12 @@ export const ERROR_CATALOGUE = {
     action: 'call-supervisor',
     guidance: 'A key with this label already exists in the token. Choose another label or remove the old key.',
   },
+  HSM_KEY_EXPORTABLE: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'A signing key in the HSM token could leave it (extractable or not sensitive). A supervisor must re-initialise the station so its keys are generated non-extractable (docs/hsm.md).',
+  },
   HSM_FAILED: {
     kind: 'bug',
     action: 'call-supervisor',
@@ -272,6 +278,18 @@ export const ERROR_CATALOGUE = {
     kind: 'user',
     action: 'call-supervisor',
     guidance: 'The registry refused a request from this station. A supervisor must check the station enrolment.',
+  },
+  SYNC_REGISTRY_UNTRUSTED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The registry did not prove it is the enrolled registry (its TLS certificate or signed answer does not match the pinned registry.pem). Nothing was sent. A supervisor must check the registry URL and registry.pem.',
+  },
+  SYNC_INSECURE_URL: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'A registry URL that is not on this machine (loopback) must use https. A supervisor must enrol the station with an https:// registry URL.',
   },
   SYNC_RECEIPT_INVALID: {
     kind: 'user',

@@ -120,6 +120,11 @@ export interface HsmKeyInfo {
   readonly keyType?: string;
   readonly sensitive?: boolean;
   readonly extractable?: boolean;
+  /**
+   * Private keys: the protection attributes the key lacks (empty when it is sensitive, not extractable, always
+   * sensitive and never extractable), e.g. `CKA_EXTRACTABLE true` for a key generated wrappable. docs/hsm.md.
+   */
+  readonly unprotected?: readonly string[];
 }
 
 export interface HsmInfo {

@@ -21,7 +21,6 @@ import {
   LIFECYCLE_USAGE,
   lifecycleNeedsHsm,
   lifecycleSettings,
-  lifecycleViaServer,
   removeServeFile,
   runLifecycleCommand,
   writeServeFile,
@@ -228,21 +227,7 @@ export async function main(argv: readonly string[], out: Out = stdio): Promise<n
       logger,
       ...(keys ? { lifecycle: lifecycleSettings(cfg.value, keys).lifecycle } : {}),
     };
-    if (lifecycleCmd) {
-      let adminToken: string | undefined;
-      if (lifecycleViaServer(cmd)) {
-        try {
-          adminToken = readFileSync(resolve(dataDir, cfg.value.adminToken.file), 'utf8').trim();
-        } catch (e) {
-          return report(
-            out,
-            fail('CONFIG_INVALID', `cannot read the admin token: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
-              .error,
-          );
-        }
-      }
-      return await runLifecycleCommand(cmd, rest, v, { ctx, dataDir, out, ...(adminToken ? { adminToken } : {}) });
-    }
+    if (lifecycleCmd) return await runLifecycleCommand(cmd, rest, v, { ctx, dataDir, out });
     return await command(cmd, rest, v, ctx, db.value, out, json);
   } finally {
     if (keysClose) await keysClose();

@@ -81,6 +81,8 @@ export const REGISTRY_ERRORS = {
   LIFECYCLE_TRANSITION_INVALID: 409,
   BUNDLE_INVALID: 422,
   STORE_UNAVAILABLE: 503,
+  /** POST /v1/devices/reenroll: headquarters holds no issuing CA key (docs/lifecycle.md). */
+  REENROLL_UNAVAILABLE: 501,
   INTERNAL: 500,
 } as const;
 export type RegistryErrorCode = keyof typeof REGISTRY_ERRORS;

@@ -121,11 +121,10 @@ code = await station([
   registryUrl,
   '--registry-cert',
   join(regDir, 'registry.pem'),
-  // Escrow the station's issuing CA key HSM to HSM (online, with the registry admin token), so the demo registry
-  // can publish a CRL and answer OCSP for the demo's devices (docs/lifecycle.md).
-  '--escrow',
-  '--admin-token-file',
-  join(regDir, 'secrets', 'admin.token'),
+  // Certify the demo registry's own CRL/OCSP signing key with the station's issuing CA (the CA key stays in the
+  // station HSM; the station's signed requests, no admin token), so the registry publishes a CRL and answers OCSP
+  // for the demo's devices (docs/lifecycle.md "Delegated revocation signer").
+  '--revocation-signer',
 ]);
 if (code !== 0) process.exit(code);
 

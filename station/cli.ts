@@ -6,7 +6,7 @@
  * 70 internal error (a bug: see the log).
  */
 import 'reflect-metadata';
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { StationError } from '../core/errors.js';
@@ -14,10 +14,10 @@ import type { FlowOutcome } from '../core/flow.js';
 import type { ProgressEvent } from '../core/model.js';
 import type { DetectedPort } from '../core/ports.js';
 import type { Result } from '../core/result.js';
-import { fromPem, fromPemChain } from '../core/pki/pem.js';
+import { fromPem, fromPemChain, toPem } from '../core/pki/pem.js';
 import { verifyJws } from '../core/jws.js';
-import { z } from 'zod';
-import { httpExchange } from './sync.js';
+import { checkRegistryUrl } from './sync.js';
+import { delegateRevocationSigner } from './revocation-signer.js';
 import { CONFIG_FILE, updateStationConfig } from './config.js';
 import { openEngine, type Engine } from './engine.js';
 import { initStation } from './init.js';
@@ -38,9 +38,10 @@ commands:
   verify-log  --data-dir D [--json]
 ${OPERATOR_USAGE}
   enroll      --data-dir D --registry-cert registry.pem [--registry URL] [--disable-sync]
-              [--escrow [--admin-token-file F]]             (escrow the issuing CA key online; token also
-                                                            from $LINE_STATION_REGISTRY_ADMIN_TOKEN)
-              [--escrow-begin FILE --escrow-out FILE]       (offline: registry escrow-begin / escrow-complete)
+              [--registry-tls-cert tls.pem]   (the pinned TLS certificate: required for https; http is
+                                               accepted only to a loopback IP such as 127.0.0.1)
+              [--revocation-signer]           (certify headquarters' CRL/OCSP signing key with the issuing CA;
+                                               enrolled only if the registry proves it holds registry.pem)
   policy      --data-dir D [--json] [--pull] [--policy-file F] [--quotas-file F]
                                                 (the registry policy and quotas in force; pull or apply files)
   sync        --data-dir D [--status] [--json]   (send pending records now, or show the sync state)
@@ -71,10 +72,8 @@ const OPTIONS = {
   'disable-sync': { type: 'boolean' },
   status: { type: 'boolean' },
   out: { type: 'string' },
-  escrow: { type: 'boolean' },
-  'admin-token-file': { type: 'string' },
-  'escrow-begin': { type: 'string' },
-  'escrow-out': { type: 'string' },
+  'registry-tls-cert': { type: 'string' },
+  'revocation-signer': { type: 'boolean' },
   pull: { type: 'boolean' },
   'policy-file': { type: 'string' },
   'quotas-file': { type: 'string' },
@@ -177,11 +176,8 @@ export async function main(argv: string[], o: Out = stdio): Promise<number> {
     }
     case 'rotate-key':
       return cmdRotateKey(dataDir, args, logger, o);
-    case 'enroll': {
-      const code = cmdEnroll(dataDir, args, o);
-      if (code !== EXIT.ok || !(args.escrow || args['escrow-begin'])) return code;
-      return cmdEscrow(dataDir, args, logger, o);
-    }
+    case 'enroll':
+      return cmdEnroll(dataDir, args, logger, o);
     case 'policy':
     case 'provision':
     case 'watch':
@@ -469,12 +465,44 @@ async function cmdVerifyLog(engine: Engine, args: Record<string, unknown>, o: Ou
 
 // ---------------------------------------------------------------- sync with the registry (station/sync.ts)
 
-/** `station enroll`: write the `registry` section of config.json (and copy the registry certificate to pki/). */
-function cmdEnroll(dataDir: string, args: Record<string, unknown>, o: Out): number {
+/** Read a PEM certificate file given on the command line (DER), or print the coded error. */
+function readCertArg(file: string, o: Out): Uint8Array | null {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (e) {
+    o.err(`INPUT_INVALID: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return null;
+  }
+  const der = fromPem(pem, 'CERTIFICATE');
+  if (!der.ok) {
+    o.err(`INPUT_INVALID: ${file}: ${der.error.message}`);
+    return null;
+  }
+  return der.value;
+}
+
+/**
+ * `station enroll`: pin the registry (its certificate, and for https its TLS certificate), check the URL policy
+ * (station/sync.ts `checkRegistryUrl`), optionally run the delegated revocation signer exchange
+ * (station/revocation-signer.ts), and only then write the `registry` section of config.json (certificates copied to
+ * pki/). Any refusal leaves config.json as it was: the station is not enrolled.
+ */
+async function cmdEnroll(
+  dataDir: string,
+  args: Record<string, unknown>,
+  logger: ReturnType<typeof createLogger>,
+  o: Out,
+): Promise<number> {
   const certFile = args['registry-cert'] as string | undefined;
-  const url = args.registry as string | undefined;
+  const tlsFile = args['registry-tls-cert'] as string | undefined;
+  const url = (args.registry as string | undefined)?.replace(/\/+$/, '');
   if (!certFile) {
     o.err('enroll needs --registry-cert registry.pem (and --registry URL for online sync)');
+    return EXIT.usage;
+  }
+  if (args['revocation-signer'] && !url) {
+    o.err('enroll --revocation-signer needs --registry URL');
     return EXIT.usage;
   }
   const cfgFile = join(dataDir, CONFIG_FILE);
@@ -482,19 +510,50 @@ function cmdEnroll(dataDir: string, args: Record<string, unknown>, o: Out): numb
     o.err(`CONFIG_NOT_FOUND: no station configuration at ${cfgFile}; run: station init --data-dir ${dataDir}`);
     return EXIT.notReady;
   }
-  let pem: string;
-  try {
-    pem = readFileSync(certFile, 'utf8');
-  } catch (e) {
-    o.err(`INPUT_INVALID: cannot read ${certFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    return EXIT.usage;
+  const registryCert = readCertArg(certFile, o);
+  if (!registryCert) return EXIT.usage;
+  const tlsCert = tlsFile ? readCertArg(tlsFile, o) : null;
+  if (tlsFile && !tlsCert) return EXIT.usage;
+  if (url) {
+    const policy = checkRegistryUrl(url, tlsCert);
+    if (!policy.ok) {
+      o.err(describeError(policy.error));
+      return EXIT.notReady;
+    }
   }
-  const der = fromPem(pem, 'CERTIFICATE');
-  if (!der.ok) {
-    o.err(`INPUT_INVALID: ${certFile}: ${der.error.message}`);
-    return EXIT.usage;
+  if (args['revocation-signer']) {
+    const eng = await openEngine({ dataDir, logger });
+    if (!eng.ok) {
+      o.err(describeError(eng.error));
+      return exitFor(eng.error);
+    }
+    const engine = eng.value;
+    try {
+      const d = await delegateRevocationSigner({
+        url: url!,
+        registryCertificate: registryCert,
+        tlsCertificate: tlsCert,
+        stationId: engine.station.id,
+        signer: engine.station.signer,
+        caSigner: engine.station.caSigner,
+        caChain: engine.station.caChain,
+        clock: engine.clock,
+        audit: (type: string, payload: Readonly<Record<string, unknown>>) => {
+          engine.store.appendAudit(type, payload);
+        },
+      });
+      if (!d.ok) {
+        o.err(`${describeError(d.error)}\n  the station is NOT enrolled (config.json unchanged)`);
+        return EXIT.notReady;
+      }
+      o.out(
+        `revocation signer certified for registry ${d.value.registryId}: serial ${d.value.serialNumber}, sha256 ${d.value.certificateSha256}, valid until ${d.value.notAfter}`,
+      );
+    } finally {
+      await engine.close();
+    }
   }
-  // The certificate is copied once the new configuration validated, before config.json names it.
+  // The certificates are copied once the new configuration validated, before config.json names them.
   const updated = updateStationConfig(
     dataDir,
     (cfg) => ({
@@ -502,12 +561,14 @@ function cmdEnroll(dataDir: string, args: Record<string, unknown>, o: Out): numb
       registry: {
         ...(url ? { url } : {}),
         certificate: join('pki', 'registry.pem'),
+        ...(tlsCert ? { tlsCertificate: join('pki', 'registry-tls.pem') } : {}),
         enabled: args['disable-sync'] !== true,
       },
     }),
     () => {
       mkdirSync(join(dataDir, 'pki'), { recursive: true });
-      copyFileSync(certFile, join(dataDir, 'pki', 'registry.pem'));
+      writeFileAtomic(join(dataDir, 'pki', 'registry.pem'), toPem(registryCert, 'CERTIFICATE'));
+      if (tlsCert) writeFileAtomic(join(dataDir, 'pki', 'registry-tls.pem'), toPem(tlsCert, 'CERTIFICATE'));
     },
   );
   if (!updated.ok) {
@@ -617,132 +678,6 @@ function printStatus(st: ReturnType<NonNullable<Engine['sync']>['status']>, o: O
 }
 
 // ---------------------------------------------------------------- identity lifecycle (station/lifecycle)
-
-const EscrowBeginSchema = z
-  // The HTTP answer of escrow/begin, or the file of `registry escrow-begin` (schema line-station/ca-escrow-begin/v1,
-  // which adds schema, registryId and issuedAt): only these three fields matter.
-  .object({ stationId: z.string().min(1), curve: z.enum(['P-256', 'P-384']), transportKeySpki: z.string().min(1) });
-
-/**
- * `station enroll --escrow`: the issuing CA key, wrapped inside the station HSM for the registry token's
- * transport key, handed over online (escrow/begin + escrow/complete with the admin token) or through files
- * (`--escrow-begin` from `registry escrow-begin`, `--escrow-out` for `registry escrow-complete`).
- */
-async function cmdEscrow(
-  dataDir: string,
-  args: Record<string, unknown>,
-  logger: ReturnType<typeof createLogger>,
-  o: Out,
-): Promise<number> {
-  const beginFile = args['escrow-begin'] as string | undefined;
-  const outFile = args['escrow-out'] as string | undefined;
-  const url = (args.registry as string | undefined)?.replace(/\/+$/, '');
-  if (beginFile && !outFile) {
-    o.err('--escrow-begin needs --escrow-out FILE (the body for registry escrow-complete)');
-    return EXIT.usage;
-  }
-  let token: string | undefined;
-  if (!beginFile) {
-    if (!url) {
-      o.err('enroll --escrow needs --registry URL (or --escrow-begin FILE --escrow-out FILE offline)');
-      return EXIT.usage;
-    }
-    const tf = args['admin-token-file'] as string | undefined;
-    try {
-      token = tf ? readFileSync(tf, 'utf8').trim() : process.env.LINE_STATION_REGISTRY_ADMIN_TOKEN;
-    } catch (e) {
-      o.err(`INPUT_INVALID: cannot read ${tf}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      return EXIT.usage;
-    }
-    if (!token) {
-      o.err(
-        'enroll --escrow needs the registry admin token: --admin-token-file F or $LINE_STATION_REGISTRY_ADMIN_TOKEN',
-      );
-      return EXIT.usage;
-    }
-  }
-  const eng = await openEngine({ dataDir, logger });
-  if (!eng.ok) {
-    o.err(describeError(eng.error));
-    return exitFor(eng.error);
-  }
-  const engine = eng.value;
-  const stationId = engine.station.id;
-  try {
-    let beginJson: unknown;
-    if (beginFile) {
-      try {
-        beginJson = JSON.parse(readFileSync(beginFile, 'utf8'));
-      } catch (e) {
-        o.err(`INPUT_INVALID: ${beginFile}: ${(e as Error).message}`);
-        return EXIT.usage;
-      }
-    } else {
-      const r = await adminCall(`${url}/v1/admin/stations/${encodeURIComponent(stationId)}/escrow/begin`, token!, {});
-      if (r.status !== 200) {
-        o.err(`SYNC_REJECTED: escrow/begin: registry answered ${r.status}: ${r.text.slice(0, 300)}`);
-        return EXIT.boardFailed;
-      }
-      beginJson = JSON.parse(r.text);
-    }
-    const begin = EscrowBeginSchema.safeParse(beginJson);
-    if (!begin.success) {
-      o.err(`INPUT_INVALID: escrow begin answer: ${begin.error.issues[0]?.message ?? 'invalid'}`);
-      return EXIT.usage;
-    }
-    if (begin.data.stationId !== stationId) {
-      o.err(`INPUT_INVALID: the escrow transport key is for station ${begin.data.stationId}, not ${stationId}`);
-      return EXIT.usage;
-    }
-    const body = await engine.exportCaForEscrow(begin.data);
-    if (!body.ok) {
-      o.err(describeError(body.error));
-      return exitFor(body.error);
-    }
-    engine.store.appendAudit('ca.escrow-exported', {
-      stationId,
-      transportKeySpki: begin.data.transportKeySpki,
-      mode: beginFile ? 'file' : 'online',
-    });
-    if (outFile) {
-      const file = { schema: 'line-station/ca-escrow-complete/v1', stationId, ...body.value };
-      writeFileAtomic(outFile, JSON.stringify(file, null, 2) + '\n', 0o600);
-      o.out(
-        `issuing CA key wrapped for the registry: ${outFile}\n  complete at headquarters: registry escrow-complete`,
-      );
-      return EXIT.ok;
-    }
-    const r = await adminCall(
-      `${url}/v1/admin/stations/${encodeURIComponent(stationId)}/escrow/complete`,
-      token!,
-      body.value,
-    );
-    if (r.status !== 200) {
-      o.err(`SYNC_REJECTED: escrow/complete: registry answered ${r.status}: ${r.text.slice(0, 300)}`);
-      return EXIT.boardFailed;
-    }
-    const done = JSON.parse(r.text) as { keyLabel?: string; crlNumber?: number };
-    engine.store.appendAudit('ca.escrowed', { stationId, keyLabel: done.keyLabel ?? null, crlNumber: done.crlNumber });
-    o.out(
-      `issuing CA key escrowed at the registry (${done.keyLabel ?? '?'}, first CRL number ${done.crlNumber ?? '?'})`,
-    );
-    return EXIT.ok;
-  } catch (e) {
-    o.err(`SYNC_UNREACHABLE: escrow: ${(e as Error).message}`);
-    return EXIT.boardFailed;
-  } finally {
-    await engine.close();
-  }
-}
-
-async function adminCall(url: string, token: string, body: unknown): Promise<{ status: number; text: string }> {
-  return httpExchange(url, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-}
 
 /** `station policy`: the registry policy and quotas in force (optionally pulled, or applied from files). */
 async function cmdPolicy(engine: Engine, args: Record<string, unknown>, o: Out): Promise<number> {

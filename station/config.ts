@@ -44,10 +44,15 @@ export const StationConfigSchema = z
     /** Sync to the headquarters registry (station/sync.ts, docs/sync.md); written by `station enroll`. */
     registry: z
       .object({
-        /** Base URL, e.g. http://registry.example:8443; absent = offline only (bundles). */
+        /**
+         * Base URL: https://registry.example:8443, or http only to a loopback IP literal (station/sync.ts
+         * `checkRegistryUrl`, docs/sync.md "Transport"); absent = offline only (bundles).
+         */
         url: z.url({ protocol: /^https?$/ }).optional(),
         /** The registry certificate (PEM), relative to the data dir: every receipt must verify with it. */
         certificate: z.string().min(1),
+        /** The pinned TLS certificate of an https registry (PEM), relative to the data dir: the only TLS trust. */
+        tlsCertificate: z.string().min(1).optional(),
         /** False: no background sync (manual `station sync`, export and import still work). */
         enabled: z.boolean().default(true),
       })

@@ -25,10 +25,14 @@ import { loadProfilesFromDir } from '../native/profiles-fs.js';
 import { registerEngine } from './instance.js';
 import { openTokenAndStore } from './token-store.js';
 import { loadConfig, readPin, type LoadedConfig } from './config.js';
-import { openSync, readRegistryCertificate, type SyncService } from './sync.js';
-import { wrapIssuingCaForEscrow, type EscrowBeginAnswer } from './ca-escrow.js';
+import {
+  checkRegistryUrl,
+  openSync,
+  readRegistryCertificate,
+  readRegistryTlsCertificate,
+  type SyncService,
+} from './sync.js';
 import { openLifecycle, type StationLifecycle } from './lifecycle/index.js';
-import type { EscrowCompletion } from '../registry/lifecycle/service.js';
 
 export interface EngineOptions {
   readonly dataDir: string;
@@ -58,8 +62,6 @@ export interface Engine {
   readonly sync?: SyncService;
   /** The registry's signed policy and quotas, applied before provisioning (station/lifecycle). */
   readonly lifecycle: StationLifecycle;
-  /** Wrap the issuing CA key for the registry token's transport key (escrow, docs/lifecycle.md). */
-  exportCaForEscrow(begin: EscrowBeginAnswer): Promise<Result<EscrowCompletion>>;
   workOrder(id: string): Result<WorkOrder>;
   listWorkOrders(): WorkOrder[];
   provision(req: ProvisionRequest): Promise<Result<FlowOutcome>>;
@@ -105,6 +107,8 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     return r as Result<never>;
   };
 
+  const guarded = await keysProtected(hsm, [c.hsm.keys.issuingCa, c.hsm.keys.station]);
+  if (!guarded.ok) return fail2(guarded);
   const caSigner = await hsm.signer(c.hsm.keys.issuingCa);
   if (!caSigner.ok) return fail2(caSigner);
   const stSigner = await hsm.signer(c.hsm.keys.station);
@@ -152,10 +156,18 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
   const usb = await createUsbWatcher({ logger: log });
   let sync: SyncService | undefined;
   let registryCert: Uint8Array | null = null;
+  let registryTls: Uint8Array | null = null;
   if (c.registry) {
     const cert = readRegistryCertificate(cfg.path(c.registry.certificate));
     if (!cert.ok) return fail2(cert);
     registryCert = cert.value;
+    const tls = readRegistryTlsCertificate(cfg);
+    if (!tls.ok) return fail2(tls);
+    registryTls = tls.value;
+    if (c.registry.url) {
+      const policy = checkRegistryUrl(c.registry.url, registryTls);
+      if (!policy.ok) return fail2(policy);
+    }
     const s = openSync({
       dbFile: join(cfg.dataDir, 'station.db'),
       stationId: c.stationId,
@@ -163,6 +175,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
       chain: stChain.value,
       registryUrl: c.registry.url ?? null,
       registryCertificate: cert.value,
+      registryTlsCertificate: registryTls,
       enabled: c.registry.enabled,
       clock,
       logger: log.child('[sync]'),
@@ -177,6 +190,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     chain: stChain.value,
     registryUrl: c.registry?.url ?? null,
     registryCertificate: registryCert,
+    registryTlsCertificate: registryTls,
     requireQuota: c.lifecycle?.requireQuota ?? false,
     pullIntervalS: c.lifecycle?.pullIntervalS ?? 300,
     store,
@@ -202,13 +216,6 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     station,
     ...(sync ? { sync } : {}),
     lifecycle,
-    exportCaForEscrow: (begin) =>
-      wrapIssuingCaForEscrow({
-        hsm,
-        caKeyLabel: c.hsm.keys.issuingCa,
-        stationSigner: stSigner.value,
-        begin,
-      }),
     workOrder(id) {
       const w = wos.value.find((x) => x.id === id);
       return w
@@ -339,4 +346,22 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     },
   };
   return ok(engine);
+}
+
+/**
+ * Refuse to run with an issuing CA or station key that could leave the token (`HsmKeyInfo.unprotected`, e.g. a
+ * key generated extractable for the former escrow): docs/hsm.md "Key attributes".
+ */
+async function keysProtected(hsm: Hsm, labels: readonly string[]): Promise<Result<void>> {
+  const info = await hsm.info();
+  if (!info.ok) return info;
+  for (const label of labels) {
+    const k = info.value.keys.find((x) => x.class === 'private' && x.label === label);
+    if (k?.unprotected && k.unprotected.length > 0)
+      return fail('HSM_KEY_EXPORTABLE', `the key "${label}" can leave the token: ${k.unprotected.join(', ')}`, {
+        label,
+        attributes: k.unprotected,
+      });
+  }
+  return ok(undefined);
 }

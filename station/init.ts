@@ -3,8 +3,8 @@
  *
  * - two SoftHSM2 tokens: "LS Offline Root" (the root CA key: in production it lives offline and is
  *   never attached to a station) and "LS Station" (issuing CA key + station signing key, both
- *   generated inside the token, sensitive; the station key non-extractable, the issuing CA key wrappable only
- *   for its escrow to the registry token, docs/lifecycle.md);
+ *   generated inside the token, sensitive and never extractable: neither can leave the token, not even wrapped,
+ *   docs/hsm.md);
  * - the chain root -> issuing CA -> (device certificates, station certificate), PEM files in pki/
  *   and certificate objects in the station token;
  * - config.json, the SQLite database with its first audit entry.
@@ -100,9 +100,10 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
     });
     if (!root.ok) return root;
 
-    // Wrappable (CKA_EXTRACTABLE, still sensitive): the registry escrows it HSM to HSM at enrolment
-    // (`station enroll --escrow`, docs/lifecycle.md); it never leaves a token in plaintext.
-    const ck = await stationHsm.value.generateSigningKey(KEY_LABELS.issuingCa, 'P-256', { wrappable: true });
+    // Sensitive, never extractable, not copyable (docs/hsm.md "Key attributes"): the issuing CA key never leaves
+    // the station token, not even wrapped. Headquarters signs CRLs and OCSP with its own delegated key instead
+    // (station/revocation-signer.ts, docs/lifecycle.md "Delegated revocation signer").
+    const ck = await stationHsm.value.generateSigningKey(KEY_LABELS.issuingCa, 'P-256');
     if (!ck.ok) return ck;
     const sk = await stationHsm.value.generateSigningKey(KEY_LABELS.station, 'P-256');
     if (!sk.ok) return sk;

@@ -27,7 +27,7 @@ import type { Clock, Logger, Signer } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
 import { issueStationCertificate } from '../core/pki/ca.js';
 import { fromPemChain, toPem } from '../core/pki/pem.js';
-import { ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../core/result.js';
 import type { HsmAdmin } from '../native/hsm/index.js';
 import { signRequest } from '../registry/protocol.js';
 import {
@@ -41,7 +41,13 @@ import {
 } from '../registry/lifecycle/station-key-rotation.js';
 import { lockForRotation } from './instance.js';
 import { configNotFound, loadConfig, readPin, updateStationConfig, type LoadedConfig } from './config.js';
-import { httpExchange, readRegistryCertificate, registryErrorOf } from './sync.js';
+import {
+  RegistryRefusal,
+  httpExchange,
+  readRegistryCertificate,
+  readRegistryTlsCertificate,
+  registryErrorOf,
+} from './sync.js';
 import { openTokenAndStore } from './token-store.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
 
@@ -414,6 +420,8 @@ async function send(
   log: Logger,
 ): Promise<Result<{ answer: string; repeated: boolean }>> {
   const url = cfg.config.registry!.url!.replace(/\/+$/, '');
+  const tls = readRegistryTlsCertificate(cfg);
+  if (!tls.ok) return tls;
   const body = JSON.stringify({ request: pending.request });
   let last: Result<never> | null = null;
   for (const label of [pending.oldLabel, pending.newLabel]) {
@@ -428,11 +436,13 @@ async function send(
     try {
       res = await httpExchange(`${url}${KEY_ROTATION_PATH}`, {
         method: 'POST',
+        tls: tls.value,
         headers: { authorization: auth.value, 'content-type': 'application/json' },
         body,
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (e) {
+      if (e instanceof RegistryRefusal) return err(e.error);
       return fail(
         'SYNC_UNREACHABLE',
         `POST ${KEY_ROTATION_PATH}: ${(e as Error).message}; the rotation stays pending: run station rotate-key again`,

@@ -11,8 +11,9 @@
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import { fail, stationError, type StationError } from '../core/errors.js';
-import { fromPem } from '../core/pki/pem.js';
+import { fromPem, toPem } from '../core/pki/pem.js';
 import { systemClock, type Clock, type Logger, type Signer } from '../core/ports.js';
 import { ok, type Result } from '../core/result.js';
 import type { SyncView } from '../core/api.js';
@@ -46,6 +47,8 @@ export interface SyncOptions {
   readonly registryUrl: string | null;
   /** The registry certificate (DER, from registry.pem): every receipt must verify with it. */
   readonly registryCertificate: Uint8Array | null;
+  /** The pinned registry TLS certificate (DER): required for an https registry URL (`checkRegistryUrl`). */
+  readonly registryTlsCertificate?: Uint8Array | null;
   /** False: the background loop does not send (manual `syncOnce`, export and import still work). */
   readonly enabled?: boolean;
   readonly clock?: Clock;
@@ -107,6 +110,18 @@ export function readRegistryCertificate(file: string): Result<Uint8Array> {
   return der.ok ? der : fail('CONFIG_INVALID', `${file}: ${der.error.message}`);
 }
 
+/**
+ * The pinned registry TLS certificate of a data dir (`registry.tlsCertificate` in config.json, written by
+ * `station enroll --registry-tls-cert`), or null when none is configured (loopback http only).
+ */
+export function readRegistryTlsCertificate(cfg: {
+  readonly config: { readonly registry?: { readonly tlsCertificate?: string | undefined } | undefined };
+  path(rel: string): string;
+}): Result<Uint8Array | null> {
+  const rel = cfg.config.registry?.tlsCertificate;
+  return rel ? readRegistryCertificate(cfg.path(rel)) : ok(null);
+}
+
 /** Full-jitter exponential backoff: a uniform delay in [0, min(cap, base * 2^(failures-1))]. */
 export function backoffDelay(failures: number, baseMs: number, capMs: number, random: () => number): number {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
@@ -119,20 +134,112 @@ class SyncFailure extends Error {
   }
 }
 
+/** Loopback IP literals: the only hosts the station talks to over plain http. */
+function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  return h === '::1' || /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(h);
+}
+
+/**
+ * The registry URL policy (docs/sync.md "Transport"), checked at `station enroll`, when the engine opens, and by
+ * `httpExchange` before every call: http only to a loopback IP literal (127.0.0.0/8, [::1]); anything else must
+ * be https with a pinned TLS certificate (`station enroll --registry-tls-cert`); no credentials in the URL.
+ * SYNC_INSECURE_URL otherwise.
+ */
+export function checkRegistryUrl(url: string, tlsCertificate: Uint8Array | null | undefined): Result<URL> {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return fail('SYNC_INSECURE_URL', `${url} is not a URL`);
+  }
+  if (u.username || u.password) return fail('SYNC_INSECURE_URL', 'the registry URL must not carry credentials');
+  if (u.protocol === 'http:') {
+    if (isLoopbackHost(u.hostname)) return ok(u);
+    return fail(
+      'SYNC_INSECURE_URL',
+      `http://${u.host} is not loopback: the registry must be reached over https (with --registry-tls-cert)`,
+      { host: u.host },
+    );
+  }
+  if (u.protocol !== 'https:') return fail('SYNC_INSECURE_URL', `unsupported registry URL scheme ${u.protocol}`);
+  if (!tlsCertificate)
+    return fail(
+      'SYNC_INSECURE_URL',
+      `https://${u.host}: no pinned TLS certificate (station enroll --registry-tls-cert)`,
+      {
+        host: u.host,
+      },
+    );
+  return ok(u);
+}
+
+/** Thrown by `httpExchange` when the transport is refused before anything is sent (URL policy, TLS pin). */
+export class RegistryRefusal extends Error {
+  constructor(readonly error: StationError) {
+    super(error.message);
+  }
+}
+
+/**
+ * TLS to the registry trusts exactly the pinned certificate: it is the only trust anchor, and the server's chain
+ * must contain it (the server certificate itself, or the CA that issued it). Host names are not checked: the pin
+ * is the identity.
+ */
+function pinnedTls(pin: Uint8Array): {
+  ca: string;
+  checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined;
+} {
+  return {
+    ca: toPem(pin, 'CERTIFICATE'),
+    checkServerIdentity: (_host, cert) => {
+      const seen = new Set<PeerCertificate>();
+      for (
+        let c: PeerCertificate | undefined = cert;
+        c && !seen.has(c);
+        c = (c as DetailedPeerCertificate).issuerCertificate
+      ) {
+        seen.add(c);
+        if (c.raw && Buffer.from(pin).equals(c.raw)) return undefined;
+      }
+      return new RegistryRefusal(
+        stationError(
+          'SYNC_REGISTRY_UNTRUSTED',
+          'the registry TLS certificate is not the pinned one (registry TLS pin)',
+        ),
+      );
+    },
+  };
+}
+
 /**
  * One HTTP exchange on a fresh connection (no keep-alive: a connection broken mid-batch is never reused),
- * aborted by `signal` (timeouts included). Rejects on any network failure or an incomplete answer.
+ * aborted by `signal` (timeouts included). The registry URL policy (`checkRegistryUrl`) is applied first, and
+ * https trusts only `tls` (the pinned registry TLS certificate): a refusal rejects with `RegistryRefusal` and
+ * nothing is sent. Rejects on any network failure or an incomplete answer.
  */
 export function httpExchange(
   url: string,
-  o: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; signal: AbortSignal },
+  o: {
+    method: 'GET' | 'POST';
+    headers?: Record<string, string>;
+    body?: string;
+    signal: AbortSignal;
+    tls?: Uint8Array | null;
+  },
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const u = new URL(url);
+    const checked = checkRegistryUrl(url, o.tls);
+    if (!checked.ok) {
+      reject(new RegistryRefusal(checked.error));
+      return;
+    }
+    const u = checked.value;
     const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
     const headers: Record<string, string | number> = { ...o.headers, connection: 'close' };
     if (o.body !== undefined) headers['content-length'] = Buffer.byteLength(o.body);
-    const req = send(u, { method: o.method, headers, agent: false, signal: o.signal }, (res) => {
+    const tls = u.protocol === 'https:' && o.tls ? pinnedTls(o.tls) : {};
+    const req = send(u, { method: o.method, headers, agent: false, signal: o.signal, ...tls }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () =>
@@ -143,6 +250,8 @@ export function httpExchange(
       res.on('error', reject);
       res.on('aborted', () => reject(new Error('the answer was cut off')));
     });
+    // A TLS pin mismatch arrives here as the RegistryRefusal checkServerIdentity returned (the socket closes
+    // before the request is written).
     req.on('error', (e) => reject(o.signal.aborted ? (o.signal.reason ?? e) : e));
     req.end(o.body);
   });
@@ -234,6 +343,7 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     try {
       const res = await httpExchange(`${baseUrl}/v1/health`, {
         method: 'GET',
+        tls: o.registryTlsCertificate ?? null,
         signal: abortable(signal, Math.min(timeoutMs, 5000)),
       });
       r = res.status === 200 && HealthSchema.safeParse(JSON.parse(res.text)).success;
@@ -259,11 +369,13 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     try {
       res = await httpExchange(`${baseUrl}/v1/batches`, {
         method: 'POST',
+        tls: o.registryTlsCertificate ?? null,
         headers: { 'content-type': 'application/json', authorization: auth.value },
         body,
         signal: abortable(signal, timeoutMs),
       });
     } catch (e) {
+      if (e instanceof RegistryRefusal) throw new SyncFailure(e.error);
       reachable = false;
       const why = (e as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e as Error).message;
       throw new SyncFailure(stationError('SYNC_UNREACHABLE', `batch ${batchId}: ${why}`, { batchId }));
@@ -363,6 +475,8 @@ export function openSync(o: SyncOptions): Result<SyncService> {
   async function attempt(signal: AbortSignal | undefined): Promise<Result<number>> {
     if (!baseUrl) return fail('CONFIG_INVALID', 'no registry URL is configured: run station enroll --registry URL');
     if (!o.registryCertificate) return registryCert() as Result<never>;
+    const policy = checkRegistryUrl(baseUrl, o.registryTlsCertificate);
+    if (!policy.ok) return policy;
     if (!(await checkHealth(signal))) {
       return fail('SYNC_UNREACHABLE', `the registry at ${baseUrl} is not reachable (GET /v1/health)`);
     }

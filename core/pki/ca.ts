@@ -6,10 +6,14 @@
 import 'reflect-metadata';
 import {
   BasicConstraintsExtension,
+  ExtendedKeyUsage,
   ExtendedKeyUsageExtension,
+  Extension,
   KeyUsageFlags,
   KeyUsagesExtension,
+  X509Certificate,
 } from '@peculiar/x509';
+import { bytesEqual } from '../bytes.js';
 import { fail } from '../errors.js';
 import type { Clock, Signer } from '../ports.js';
 import { ok, type Result } from '../result.js';
@@ -30,6 +34,7 @@ import {
   type Issuer,
   type SimpleSubject,
 } from './x509.js';
+import { buf } from './ecdsa.js';
 
 export type { Issuer, SimpleSubject } from './x509.js';
 
@@ -171,4 +176,97 @@ export async function issueStationCertificate(params: {
       ],
     }),
   );
+}
+
+/** id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1): relying parties need not check the responder certificate's status. */
+export const OID_OCSP_NOCHECK = '1.3.6.1.5.5.7.48.1.5';
+
+/**
+ * Issue headquarters' delegated revocation signer certificate (docs/lifecycle.md "Delegated revocation signer"):
+ * the subject is the issuing CA's own subject name (so a CRL it signs names the CA as its issuer, a direct CRL
+ * in the RFC 5280 sense signed with another key, which `openssl verify -crl_check -extended_crl` accepts),
+ * CA:false (critical), keyUsage digitalSignature + cRLSign (critical), extendedKeyUsage id-kp-OCSPSigning, OCSP
+ * no-check, key identifiers. Never valid beyond the issuing CA.
+ */
+export async function issueRevocationSignerCertificate(params: {
+  issuer: Issuer;
+  subjectPublicKeySpki: Uint8Array;
+  validityDays: number;
+  clock: Clock;
+  serialNumber?: Uint8Array;
+}): Promise<Result<IssuedCertificateInfo>> {
+  const days = checkValidityDays(params.validityDays);
+  if (!days.ok) return days;
+  const key = checkSubjectKey(params.subjectPublicKeySpki);
+  if (!key.ok) return key;
+  if (bytesEqual(params.subjectPublicKeySpki, params.issuer.signer.publicKeySpki))
+    return fail('CERT_ISSUE_FAILED', 'the revocation signer key must not be the issuing CA key');
+  const serial = checkSerial(params.serialNumber ?? randomSerial());
+  if (!serial.ok) return serial;
+  const nowDate = params.clock.now();
+  const issuerCert = loadIssuer(params.issuer, nowDate, false);
+  if (!issuerCert.ok) return issuerCert;
+  const now = nowDate.getTime();
+  return issue({
+    signer: params.issuer.signer,
+    issuerCert: issuerCert.value,
+    subject: issuerCert.value.subjectName,
+    subjectSpki: params.subjectPublicKeySpki,
+    notBefore: new Date(now - SKEW_MS),
+    notAfter: new Date(Math.min(now + days.value * DAY_MS, issuerCert.value.notAfter.getTime())),
+    serial: serial.value,
+    extensions: async (crypto) => [
+      new BasicConstraintsExtension(false, undefined, true),
+      new KeyUsagesExtension(KeyUsageFlags.digitalSignature | KeyUsageFlags.cRLSign, true),
+      new ExtendedKeyUsageExtension([ExtendedKeyUsage.ocspSigning], false),
+      new Extension(OID_OCSP_NOCHECK, false, new Uint8Array([0x05, 0x00])),
+      ...(await keyIdExtensions(
+        crypto,
+        params.subjectPublicKeySpki,
+        issuerCert.value,
+        params.issuer.signer.publicKeySpki,
+      )),
+    ],
+  });
+}
+
+/**
+ * Check a revocation signer certificate the way headquarters does before using it: issued (signature) by
+ * `caDer`, same subject name as the CA, CA:false, keyUsage exactly digitalSignature + cRLSign, EKU
+ * id-kp-OCSPSigning, valid at `now`, key `expectedSpki`. CERT_ISSUE_FAILED with the reason otherwise.
+ */
+export async function checkRevocationSignerCertificate(
+  der: Uint8Array,
+  caDer: Uint8Array,
+  expectedSpki: Uint8Array,
+  now: Date,
+): Promise<Result<X509Certificate>> {
+  let cert: X509Certificate;
+  let ca: X509Certificate;
+  try {
+    cert = new X509Certificate(buf(der));
+    ca = new X509Certificate(buf(caDer));
+  } catch (e) {
+    return fail('CERT_ISSUE_FAILED', `revocation signer certificate cannot be parsed: ${(e as Error).message}`);
+  }
+  const bad = (why: string) => fail('CERT_ISSUE_FAILED', `revocation signer certificate: ${why}`);
+  if (!bytesEqual(new Uint8Array(cert.publicKey.rawData), expectedSpki)) return bad('not for the requested key');
+  if (cert.subject !== ca.subject || cert.issuer !== ca.subject)
+    return bad('subject and issuer must both be the issuing CA name');
+  let signed = false;
+  try {
+    signed = await cert.verify({ publicKey: ca, signatureOnly: true }, globalThis.crypto);
+  } catch {
+    signed = false;
+  }
+  if (!signed) return bad('not signed by the issuing CA');
+  if (cert.getExtension(BasicConstraintsExtension)?.ca !== false) return bad('must be CA:false');
+  const ku = cert.getExtension(KeyUsagesExtension);
+  if (ku?.usages !== (KeyUsageFlags.digitalSignature | KeyUsageFlags.cRLSign))
+    return bad('keyUsage must be digitalSignature + cRLSign');
+  const eku = cert.getExtension(ExtendedKeyUsageExtension);
+  if (!eku || eku.usages.length !== 1 || eku.usages[0] !== ExtendedKeyUsage.ocspSigning)
+    return bad('extendedKeyUsage must be id-kp-OCSPSigning');
+  if (now < cert.notBefore || now > cert.notAfter) return bad(`not valid at ${now.toISOString()}`);
+  return ok(cert);
 }

@@ -3,14 +3,16 @@
  * allow only EC P-256 / P-384 keys, and optionally pin the expected key.
  */
 import 'reflect-metadata';
-import { Pkcs10CertificateRequest } from '@peculiar/x509';
+import { Pkcs10CertificateRequest, Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
 import { bytesEqual } from '../bytes.js';
 import { fail } from '../errors.js';
 import type { Curve } from '../model.js';
+import type { Signer } from '../ports.js';
 import { ok, type Result } from '../result.js';
-import { buf, spkiCurve } from './ecdsa.js';
+import { algorithmHash, buf, spkiCurve, type EcdsaParams } from './ecdsa.js';
+import { buildName, signerCrypto, type SimpleSubject } from './x509.js';
 
 const MAX_CSR_BYTES = 8 * 1024;
 const ECDSA_SIG_OIDS = new Set(['1.2.840.10045.4.3.2', '1.2.840.10045.4.3.3']); // ecdsa-with-SHA256 / SHA384
@@ -62,4 +64,27 @@ export async function verifyCsr(
   if (!valid)
     return fail('CSR_POP_FAILED', 'the CSR signature does not verify with its own key (no proof of possession)');
   return ok({ publicKeySpki: spki, subject, curve });
+}
+
+/** A PKCS#10 request (DER) for the key of `signer`, self-signed through it (an HSM key at headquarters). */
+export async function createCsr(signer: Signer, subject: SimpleSubject): Promise<Result<Uint8Array>> {
+  const name = buildName(subject);
+  if (!name.ok) return name;
+  const sc = await signerCrypto(signer);
+  if (!sc.ok) return sc;
+  try {
+    const csr = await Pkcs10CertificateRequestGenerator.create(
+      {
+        name: name.value,
+        keys: { publicKey: sc.value.publicKey, privateKey: sc.value.privateKey },
+        signingAlgorithm: { name: 'ECDSA', hash: algorithmHash(signer.algorithm) } as EcdsaParams,
+      },
+      sc.value.crypto,
+    );
+    return ok(new Uint8Array(csr.rawData));
+  } catch (e) {
+    const se = (e as { error?: { code?: string } }).error;
+    if (se && typeof se.code === 'string') return { ok: false, error: (e as { error: never }).error };
+    return fail('CERT_ISSUE_FAILED', `CSR generation failed: ${(e as Error).message}`);
+  }
 }

@@ -1,6 +1,7 @@
 /**
- * RFC 6960 OCSP: request parsing and basic responses signed through an injected Signer — the issuing CA key
- * itself (no delegated responder certificate), so a client needs nothing but the issuer certificate.
+ * RFC 6960 OCSP: request parsing and basic responses signed through an injected Signer: the key of
+ * `issuerCertificate` (the issuing CA itself, or a delegated responder whose certificate the CA issued with
+ * id-kp-OCSPSigning; then pass it in `responderCertificates` too, so clients can check the delegation).
  * Statuses good / revoked (time + reason) / unknown, thisUpdate / nextUpdate, nonce echoed, responderID byKey.
  */
 import 'reflect-metadata';
@@ -108,7 +109,10 @@ export interface OcspAnswer {
 
 export interface OcspResponseParams {
   readonly signer: Signer;
+  /** DER certificate of the signer's key (responderID byKey is its key hash). */
   readonly issuerCertificate: Uint8Array;
+  /** Certificates included in the response (`certs`): the delegated responder's certificate. */
+  readonly responderCertificates?: readonly Uint8Array[];
   readonly producedAt: Date;
   readonly thisUpdate: Date;
   readonly nextUpdate: Date;
@@ -172,6 +176,9 @@ export async function createOcspResponse(p: OcspResponseParams): Promise<Result<
       algorithm: p.signer.algorithm === 'ES256' ? '1.2.840.10045.4.3.2' : '1.2.840.10045.4.3.3',
     }),
     signature: buf(rawToDerSignature(sig.value)).buffer,
+    ...(p.responderCertificates?.length
+      ? { certs: p.responderCertificates.map((d) => AsnConvert.parse(buf(d), Certificate)) }
+      : {}),
   });
   const resp = new OCSPResponse({
     responseStatus: OCSPResponseStatus.successful,

@@ -11,14 +11,7 @@
  */
 import pkcs11js from 'pkcs11js';
 import type { ECDH1 } from 'pkcs11js';
-import {
-  createHash,
-  createHmac,
-  createPublicKey,
-  randomBytes,
-  timingSafeEqual,
-  verify as nodeVerify,
-} from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Curve } from '../../core/model.js';
 import type { HsmInfo, HsmKeyInfo, Logger, Signer, TransportKey, WrappedDeviceKey, Hsm } from '../../core/ports.js';
 import { fail, stationError, type StationError } from '../../core/errors.js';
@@ -54,33 +47,7 @@ export interface HsmAdmin extends Hsm {
    * Generate a token-resident EC signing key pair (private: sensitive, not extractable, sign only).
    * Both halves get the same CKA_LABEL and a random CKA_ID. Refuses (INPUT_INVALID) if a key with the label exists.
    */
-  generateSigningKey(
-    label: string,
-    curve: Curve,
-    opts?: SigningKeyOptions,
-  ): Promise<Result<{ publicKeySpki: Uint8Array; id: string }>>;
-  /**
-   * Escrow, exporting side: wrap the token private key `label` (generated `{ wrappable: true }`) for the
-   * receiving token's transport key: ephemeral ECDH key pair -> ECDH1 derive (CKD_NULL) -> AES-256 KEK ->
-   * CKM_AES_KEY_WRAP_PAD. The ephemeral key and the KEK are session objects destroyed before returning.
-   */
-  exportWrappedKey(label: string, transport: TransportKey): Promise<Result<ExportedWrappedKey>>;
-  /**
-   * Escrow, importing side (1/2): a session ECDH key pair (the transport key) kept in this adapter under an
-   * opaque handle until `importWrappedKey` or `close()`.
-   */
-  beginKeyImport(curve: Curve): Promise<Result<{ transportKey: TransportKey; handle: string }>>;
-  /**
-   * Escrow, importing side (2/2): derive the KEK from the transport key and the exporter's ephemeral key, then
-   * C_UnwrapKey as a TOKEN private key labelled `label` (CKA_SENSITIVE true, CKA_EXTRACTABLE false, sign only),
-   * create its public key object from `publicKeySpki`, and prove the pair matches (test signature). The
-   * transport key is destroyed whatever happens. Refuses (INPUT_INVALID) if a key labelled `label` exists.
-   */
-  importWrappedKey(
-    handle: string,
-    wrapped: ExportedWrappedKey,
-    label: string,
-  ): Promise<Result<{ publicKeySpki: Uint8Array; id: string }>>;
+  generateSigningKey(label: string, curve: Curve): Promise<Result<{ publicKeySpki: Uint8Array; id: string }>>;
   /** Store an X.509 certificate (DER) as a token object with this label (replaces a certificate with the same label). */
   importCertificate(label: string, der: Uint8Array): Promise<Result<{ id: string }>>;
   /** Attributes (never values) of the private key with this label, or null if there is none. */
@@ -90,25 +57,6 @@ export interface HsmAdmin extends Hsm {
    * (certificate objects are kept). Returns how many objects were destroyed (0: none had the label).
    */
   destroyKeyPair(label: string): Promise<Result<{ destroyed: number }>>;
-}
-
-/** Options of `generateSigningKey`. */
-export interface SigningKeyOptions {
-  /**
-   * The private key may leave the token, wrapped only (CKA_EXTRACTABLE true, CKA_SENSITIVE true): for the
-   * escrow of a station's issuing CA key at headquarters. See docs/hsm.md and docs/lifecycle.md.
-   */
-  readonly wrappable?: boolean;
-}
-
-/** An escrowed private key in transit: PKCS#8 wrapped (RFC 5649) under an ECDH-derived AES-256 KEK. */
-export interface ExportedWrappedKey {
-  readonly curve: Curve;
-  /** The exporter's ephemeral ECDH public key (SPKI DER). */
-  readonly ephemeralPublicKeySpki: Uint8Array;
-  readonly wrappedKey: Uint8Array;
-  /** SPKI DER of the wrapped key's public half (the importer checks it against the CA certificate). */
-  readonly publicKeySpki: Uint8Array;
 }
 
 // ---------------------------------------------------------------- process-wide module registry
@@ -238,6 +186,41 @@ function validLabel(label: string): boolean {
   return typeof label === 'string' && label.length > 0 && label.length <= 64 && /^[\x20-\x7e]+$/.test(label);
 }
 
+// ---------------------------------------------------------------- key protection
+
+/**
+ * Template of every signing private key (issuing CA, station, registry keys): sensitive and never extractable, so
+ * no wrapping key -- one the user PIN holder creates included -- can ever take it out of the token (C_WrapKey:
+ * CKR_KEY_UNEXTRACTABLE), CKA_VALUE is never readable, and PKCS#11 forbids turning either attribute back. Not
+ * copyable, so C_CopyObject cannot make a twin with other attributes. CKA_WRAP_WITH_TRUSTED is not needed (and
+ * would not help on SoftHSM2, where only the SO can mark a wrapping key trusted): a non-extractable key cannot be
+ * wrapped by any key. See docs/hsm.md "Key attributes".
+ */
+const SIGNING_KEY_PROTECTION: Template = [
+  { type: P.CKA_SENSITIVE, value: true },
+  { type: P.CKA_EXTRACTABLE, value: false },
+  { type: P.CKA_COPYABLE, value: false },
+];
+
+/**
+ * Which protection attributes a private key lacks (empty: sensitive, not extractable, always sensitive, never
+ * extractable). An attribute the token does not report counts as missing.
+ */
+function unprotectedAttributes(lib: PKCS11, s: Handle, h: Handle): string[] {
+  const want: [number, string, boolean][] = [
+    [P.CKA_SENSITIVE, 'CKA_SENSITIVE', true],
+    [P.CKA_EXTRACTABLE, 'CKA_EXTRACTABLE', false],
+    [P.CKA_ALWAYS_SENSITIVE, 'CKA_ALWAYS_SENSITIVE', true],
+    [P.CKA_NEVER_EXTRACTABLE, 'CKA_NEVER_EXTRACTABLE', true],
+  ];
+  const weak: string[] = [];
+  for (const [type, name, value] of want) {
+    const v = tryAttr(lib, s, h, type);
+    if (!v || v.length === 0 || (v[0] === 1) !== value) weak.push(`${name} ${v && v.length ? v[0] === 1 : 'unknown'}`);
+  }
+  return weak;
+}
+
 // ---------------------------------------------------------------- the adapter
 
 class Pkcs11Hsm implements HsmAdmin {
@@ -246,11 +229,6 @@ class Pkcs11Hsm implements HsmAdmin {
   private generation = 0;
   private closed = false;
   private readonly keyHandles = new Map<string, Handle>();
-  /** Escrow imports begun (transport key pairs, session objects) by handle. */
-  private readonly pendingImports = new Map<
-    string,
-    { spec: CurveSpec; priv: Handle; pub: Handle; generation: number }
-  >();
   /** Idle signing sessions (of the current generation). */
   private idle: { handle: Handle; generation: number }[] = [];
   private openSignSessions = 0;
@@ -469,6 +447,7 @@ class Pkcs11Hsm implements HsmAdmin {
       const ext = tryAttr(this.lib, s, h, P.CKA_EXTRACTABLE);
       if (sens) info.sensitive = sens[0] === 1;
       if (ext) info.extractable = ext[0] === 1;
+      if (cls === 'private') info.unprotected = unprotectedAttributes(this.lib, s, h);
     }
     return info;
   }
@@ -713,12 +692,7 @@ class Pkcs11Hsm implements HsmAdmin {
   // ------------------------------------------------------------ admin
 
   /** Generate a token-resident signing key pair (see HsmAdmin). */
-  async generateSigningKey(
-    label: string,
-    curve: Curve,
-    opts: SigningKeyOptions = {},
-  ): Promise<Result<{ publicKeySpki: Uint8Array; id: string }>> {
-    const wrappable = opts.wrappable === true;
+  async generateSigningKey(label: string, curve: Curve): Promise<Result<{ publicKeySpki: Uint8Array; id: string }>> {
     if (!validLabel(label)) return fail('INPUT_INVALID', 'key label must be 1..64 printable ASCII characters', {});
     const spec = (CURVES as Partial<Record<string, CurveSpec>>)[curve];
     if (!spec)
@@ -758,244 +732,31 @@ class Pkcs11Hsm implements HsmAdmin {
         [
           ...common,
           { type: P.CKA_PRIVATE, value: true },
-          { type: P.CKA_SENSITIVE, value: true },
-          { type: P.CKA_EXTRACTABLE, value: wrappable },
+          ...SIGNING_KEY_PROTECTION,
           { type: P.CKA_SIGN, value: true },
           { type: P.CKA_DERIVE, value: false },
           { type: P.CKA_DECRYPT, value: false },
           { type: P.CKA_UNWRAP, value: false },
-          // CKA_WRAP_WITH_TRUSTED is NOT set: only the SO may mark a key CKA_TRUSTED, so a KEK derived in the
-          // user session could never wrap it (see docs/hsm.md, "Escrow of the issuing CA key").
         ],
       );
+      // A token may ignore template attributes: read them back and refuse (destroying the pair) a key that could
+      // leave the token.
+      const weak = unprotectedAttributes(this.lib, s, kp.privateKey);
+      if (weak.length > 0) {
+        for (const h of [kp.privateKey, kp.publicKey]) this.lib.C_DestroyObject(s, h);
+        throw new StationErrorBox(
+          stationError('HSM_KEY_EXPORTABLE', `the token did not generate "${label}" as required: ${weak.join(', ')}`, {
+            label,
+            attributes: weak,
+          }),
+        );
+      }
       const point = decodeEcPoint(attr(this.lib, s, kp.publicKey, P.CKA_EC_POINT), spec);
       if (!point) throw new StationErrorBox(stationError('HSM_FAILED', 'generated key has a malformed CKA_EC_POINT'));
       this.keyHandles.set(label, kp.privateKey);
-      this.log?.log('info', 'signing key generated', { label, curve, id: id.toString('hex'), wrappable });
+      this.log?.log('info', 'signing key generated', { label, curve, id: id.toString('hex') });
       return { publicKeySpki: spkiFromPoint(point, spec), id: id.toString('hex') };
     });
-  }
-
-  /** Escrow export (see HsmAdmin.exportWrappedKey). */
-  async exportWrappedKey(label: string, transport: TransportKey): Promise<Result<ExportedWrappedKey>> {
-    if (!validLabel(label)) return fail('INPUT_INVALID', 'key label must be 1..64 printable ASCII characters', {});
-    const tspec = (CURVES as Partial<Record<string, CurveSpec>>)[transport?.curve];
-    if (!tspec) return fail('INPUT_INVALID', 'transport key: unknown curve', { curve: String(transport?.curve) });
-    const peer = parseEcSpki(transport.publicKeySpki, tspec.curve);
-    if (!peer.ok) return peer;
-    return this.run('exportWrappedKey', (s) => {
-      const lib = this.lib;
-      const key = this.keyMaterial(s, label);
-      const ext = tryAttr(lib, s, key.handle, P.CKA_EXTRACTABLE);
-      if (!ext || ext[0] !== 1)
-        throw new StationErrorBox(
-          stationError(
-            'HSM_MECHANISM_UNSUPPORTED',
-            `key "${label}" is not extractable (it was not generated { wrappable: true }); it cannot be escrowed`,
-            { label },
-          ),
-        );
-      const created: Handle[] = [];
-      try {
-        const eph = lib.C_GenerateKeyPair(
-          s,
-          { mechanism: P.CKM_EC_KEY_PAIR_GEN },
-          [
-            { type: P.CKA_TOKEN, value: false },
-            { type: P.CKA_EC_PARAMS, value: Buffer.from(tspec.ecParams) },
-          ],
-          [
-            { type: P.CKA_TOKEN, value: false },
-            { type: P.CKA_PRIVATE, value: true },
-            { type: P.CKA_SENSITIVE, value: true },
-            { type: P.CKA_EXTRACTABLE, value: false },
-            { type: P.CKA_DERIVE, value: true },
-            { type: P.CKA_SIGN, value: false },
-          ],
-        );
-        created.push(eph.privateKey, eph.publicKey);
-        const kek = this.deriveKek(s, eph.privateKey, peer.value, 'wrap');
-        created.push(kek);
-        const wrapped = lib.C_WrapKey(s, { mechanism: P.CKM_AES_KEY_WRAP_PAD }, kek, key.handle, Buffer.alloc(8192));
-        const ephPoint = decodeEcPoint(attr(lib, s, eph.publicKey, P.CKA_EC_POINT), tspec);
-        if (!ephPoint) throw new StationErrorBox(stationError('HSM_FAILED', 'ephemeral key: malformed CKA_EC_POINT'));
-        this.log?.log('info', 'key exported wrapped for escrow', { label, wrappedBytes: wrapped.length });
-        return {
-          curve: key.spec.curve,
-          ephemeralPublicKeySpki: spkiFromPoint(ephPoint, tspec),
-          wrappedKey: new Uint8Array(wrapped),
-          publicKeySpki: key.spki,
-        };
-      } finally {
-        this.destroyAll(s, created, 'escrow export');
-      }
-    });
-  }
-
-  /** Escrow import, step 1 (see HsmAdmin.beginKeyImport). */
-  async beginKeyImport(curve: Curve): Promise<Result<{ transportKey: TransportKey; handle: string }>> {
-    const spec = (CURVES as Partial<Record<string, CurveSpec>>)[curve];
-    if (!spec) return fail('INPUT_INVALID', `unsupported curve ${String(curve)} (P-256, P-384)`, {});
-    return this.run('beginKeyImport', (s) => {
-      const kp = this.lib.C_GenerateKeyPair(
-        s,
-        { mechanism: P.CKM_EC_KEY_PAIR_GEN },
-        [
-          { type: P.CKA_TOKEN, value: false },
-          { type: P.CKA_EC_PARAMS, value: Buffer.from(spec.ecParams) },
-        ],
-        [
-          { type: P.CKA_TOKEN, value: false },
-          { type: P.CKA_PRIVATE, value: true },
-          { type: P.CKA_SENSITIVE, value: true },
-          { type: P.CKA_EXTRACTABLE, value: false },
-          { type: P.CKA_DERIVE, value: true },
-          { type: P.CKA_SIGN, value: false },
-        ],
-      );
-      const point = decodeEcPoint(attr(this.lib, s, kp.publicKey, P.CKA_EC_POINT), spec);
-      if (!point) throw new StationErrorBox(stationError('HSM_FAILED', 'transport key: malformed CKA_EC_POINT'));
-      const handle = randomBytes(16).toString('hex');
-      this.pendingImports.set(handle, { spec, priv: kp.privateKey, pub: kp.publicKey, generation: this.generation });
-      return { transportKey: { curve: spec.curve, publicKeySpki: spkiFromPoint(point, spec) }, handle };
-    });
-  }
-
-  /** Escrow import, step 2 (see HsmAdmin.importWrappedKey). */
-  async importWrappedKey(
-    handle: string,
-    wrapped: ExportedWrappedKey,
-    label: string,
-  ): Promise<Result<{ publicKeySpki: Uint8Array; id: string }>> {
-    if (!validLabel(label)) return fail('INPUT_INVALID', 'key label must be 1..64 printable ASCII characters', {});
-    const pending = this.pendingImports.get(handle);
-    if (!pending) return fail('INPUT_INVALID', 'unknown or used key import handle (call beginKeyImport first)', {});
-    this.pendingImports.delete(handle);
-    if (pending.generation !== this.generation)
-      return fail('HSM_SESSION_LOST', 'the HSM session was re-opened since beginKeyImport; start the import again');
-    const keySpec = (CURVES as Partial<Record<string, CurveSpec>>)[wrapped?.curve];
-    const eph = parseEcSpki(wrapped?.ephemeralPublicKeySpki, pending.spec.curve);
-    if (!keySpec || !eph.ok || !(wrapped.wrappedKey instanceof Uint8Array) || wrapped.wrappedKey.length < 16) {
-      this.run('importWrappedKey', (s) => this.destroyAll(s, [pending.priv, pending.pub], 'escrow import'));
-      return fail('INPUT_INVALID', 'wrapped key: malformed curve, ephemeral key or wrapped bytes', {});
-    }
-    const pubPoint = parseEcSpki(wrapped.publicKeySpki, keySpec.curve);
-    if (!pubPoint.ok) {
-      this.run('importWrappedKey', (s) => this.destroyAll(s, [pending.priv, pending.pub], 'escrow import'));
-      return pubPoint;
-    }
-    return this.run('importWrappedKey', (s) => {
-      const lib = this.lib;
-      const transient: Handle[] = [pending.priv, pending.pub];
-      const persistent: Handle[] = [];
-      let done = false;
-      try {
-        for (const cls of [P.CKO_PRIVATE_KEY, P.CKO_PUBLIC_KEY])
-          if (this.findOne(s, cls, label))
-            throw new StationErrorBox(
-              stationError('INPUT_INVALID', `a key labelled "${label}" already exists on the token`, { label }),
-            );
-        const kek = this.deriveKek(s, pending.priv, eph.value, 'unwrap');
-        transient.push(kek);
-        const id = randomBytes(16);
-        const priv = lib.C_UnwrapKey(s, { mechanism: P.CKM_AES_KEY_WRAP_PAD }, kek, Buffer.from(wrapped.wrappedKey), [
-          { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
-          { type: P.CKA_KEY_TYPE, value: P.CKK_EC },
-          { type: P.CKA_TOKEN, value: true },
-          { type: P.CKA_PRIVATE, value: true },
-          { type: P.CKA_SENSITIVE, value: true },
-          { type: P.CKA_EXTRACTABLE, value: false },
-          { type: P.CKA_SIGN, value: true },
-          { type: P.CKA_DERIVE, value: false },
-          { type: P.CKA_DECRYPT, value: false },
-          { type: P.CKA_UNWRAP, value: false },
-          { type: P.CKA_LABEL, value: label },
-          { type: P.CKA_ID, value: id },
-        ]);
-        persistent.push(priv);
-        const params = curveFromEcParams(attr(lib, s, priv, P.CKA_EC_PARAMS));
-        if (params?.curve !== keySpec.curve)
-          throw new StationErrorBox(
-            stationError('INPUT_INVALID', 'the unwrapped key is not on the announced curve', { label }),
-          );
-        const pub = lib.C_CreateObject(s, [
-          { type: P.CKA_CLASS, value: P.CKO_PUBLIC_KEY },
-          { type: P.CKA_KEY_TYPE, value: P.CKK_EC },
-          { type: P.CKA_TOKEN, value: true },
-          { type: P.CKA_PRIVATE, value: false },
-          { type: P.CKA_VERIFY, value: true },
-          { type: P.CKA_LABEL, value: label },
-          { type: P.CKA_ID, value: id },
-          { type: P.CKA_EC_PARAMS, value: Buffer.from(keySpec.ecParams) },
-          {
-            type: P.CKA_EC_POINT,
-            value: Buffer.concat([Buffer.from([0x04, pubPoint.value.length]), Buffer.from(pubPoint.value)]),
-          },
-        ]);
-        persistent.push(pub);
-        // Proof that the unwrapped private key is the one of publicKeySpki: a test signature.
-        const msg = randomBytes(32);
-        const digest = createHash(keySpec.hash === 'SHA-256' ? 'sha256' : 'sha384')
-          .update(msg)
-          .digest();
-        lib.C_SignInit(s, { mechanism: P.CKM_ECDSA }, priv);
-        const sig = lib.C_Sign(s, digest, Buffer.alloc(2 * keySpec.size + 16));
-        const good = nodeVerify(
-          keySpec.hash === 'SHA-256' ? 'sha256' : 'sha384',
-          msg,
-          {
-            key: createPublicKey({ key: Buffer.from(wrapped.publicKeySpki), format: 'der', type: 'spki' }),
-            dsaEncoding: 'ieee-p1363',
-          },
-          sig,
-        );
-        if (!good)
-          throw new StationErrorBox(
-            stationError('INPUT_INVALID', 'the unwrapped private key does not match publicKeySpki', { label }),
-          );
-        done = true;
-        this.keyHandles.set(label, priv);
-        this.log?.log('info', 'escrowed key imported', { label, curve: keySpec.curve, id: id.toString('hex') });
-        return { publicKeySpki: new Uint8Array(wrapped.publicKeySpki), id: id.toString('hex') };
-      } finally {
-        this.destroyAll(s, transient, 'escrow import');
-        if (!done) this.destroyAll(s, persistent, 'failed escrow import');
-      }
-    });
-  }
-
-  /** ECDH1 (CKD_NULL) -> AES-256 session KEK usable for wrap or unwrap only. */
-  private deriveKek(s: Handle, priv: Handle, peerPoint: Uint8Array, use: 'wrap' | 'unwrap'): Handle {
-    return this.lib.C_DeriveKey(
-      s,
-      {
-        mechanism: P.CKM_ECDH1_DERIVE,
-        parameter: { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData: Buffer.from(peerPoint) } as ECDH1,
-      },
-      priv,
-      [
-        { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
-        { type: P.CKA_KEY_TYPE, value: P.CKK_AES },
-        { type: P.CKA_TOKEN, value: false },
-        { type: P.CKA_VALUE_LEN, value: 32 },
-        { type: P.CKA_WRAP, value: use === 'wrap' },
-        { type: P.CKA_UNWRAP, value: use === 'unwrap' },
-        { type: P.CKA_ENCRYPT, value: false },
-        { type: P.CKA_DECRYPT, value: false },
-        { type: P.CKA_EXTRACTABLE, value: false },
-        { type: P.CKA_SENSITIVE, value: true },
-      ],
-    );
-  }
-
-  private destroyAll(s: Handle, handles: readonly Handle[], what: string): void {
-    for (const h of handles) {
-      try {
-        this.lib.C_DestroyObject(s, h);
-      } catch (e) {
-        this.log?.log('warn', `could not destroy an object after ${what}`, { ckr: ckrOf(e) ?? 'unknown' });
-      }
-    }
   }
 
   /** Store a certificate (see HsmAdmin). */
@@ -1083,7 +844,6 @@ class Pkcs11Hsm implements HsmAdmin {
     this.idle = [];
     this.session = null;
     this.keyHandles.clear();
-    this.pendingImports.clear();
     this.pin = null;
     releaseModule(this.mod);
     this.log?.log('info', 'HSM closed', { slot: this.slotKey });

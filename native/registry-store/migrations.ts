@@ -285,13 +285,39 @@ ALTER TABLE devices DROP CONSTRAINT devices_state_check;
 ALTER TABLE devices ADD CONSTRAINT devices_state_check CHECK (${DEVICE_STATE_CHECK});
 `;
 
+/**
+ * v4 (both dialects): delegated revocation signers, replacing the escrow of station issuing CA keys (docs/
+ * lifecycle.md). One row per certificate request of headquarters: `pending` (key generated in the registry
+ * token, signed request sent to the station), `active` (the station's certificate installed; at most one per
+ * station), `replaced` (a newer one became active). The v2 table ca_keys is no longer read or written.
+ */
+const SIGNERS_V4 = `
+CREATE TABLE revocation_signers (
+  request_id TEXT PRIMARY KEY,
+  station_id TEXT NOT NULL,
+  key_label TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'replaced')),
+  request_jws TEXT NOT NULL,
+  requested_at TEXT NOT NULL,
+  ca_pem TEXT,
+  certificate_pem TEXT,
+  certificate_sha256 TEXT,
+  installed_jws TEXT,
+  installed_at TEXT
+);
+CREATE UNIQUE INDEX revocation_signers_pending ON revocation_signers(station_id) WHERE state = 'pending';
+CREATE UNIQUE INDEX revocation_signers_active ON revocation_signers(station_id) WHERE state = 'active';
+`;
+
 export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: SQLITE_V1 },
   { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
   { version: 3, name: 'device state rotated', sql: SQLITE_V3, rebuildsTables: true },
+  { version: 4, name: 'delegated revocation signers', sql: SIGNERS_V4 },
 ];
 export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: PG_V1 },
   { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
   { version: 3, name: 'device state rotated', sql: PG_V3 },
+  { version: 4, name: 'delegated revocation signers', sql: SIGNERS_V4 },
 ];

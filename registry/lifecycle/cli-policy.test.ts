@@ -7,16 +7,13 @@
  * over HTTP after `policy set --cert-lifetime 3h --rotate-before 1h` and openssl reads the lifetime back.
  */
 import 'reflect-metadata';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromBase64Url, toBase64Url } from '../../core/bytes.js';
+import { fromBase64Url } from '../../core/bytes.js';
 import { systemClock } from '../../core/ports.js';
-import { fromPemChain, toPem } from '../../core/pki/pem.js';
-import { SKEW_MS } from '../../core/pki/x509.js';
+import { toPem } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
 import { must } from '../../core/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
@@ -27,8 +24,7 @@ import { startRegistry, type RunningRegistry } from '../server.js';
 import { makeRecord } from '../test/fixtures.js';
 import { backends, call, createTestDb, quietLogger, type TestDb } from '../test/harness.js';
 import { formatDuration, lifecycleSettings, parseDuration, TOKEN_ENV } from './cli.js';
-import { reenrollProofBytes } from './service.js';
-import { createHsmStation, escrowOverHttp, type HsmStation } from './test-support.js';
+import { createHsmStation, delegateOverHttp, type HsmStation } from './test-support.js';
 
 const PIN = 'station-PIN-1357';
 const WO = 'WO-POL-1';
@@ -107,7 +103,7 @@ for (const backend of backends()) {
       writeFileSync(join(work, 'ca.pem'), toPem(station.ca, 'CERTIFICATE'));
       const e = await cli('enroll-station', '--data-dir', D, '--id', station.id, '--chain', join(work, 'chain.pem'));
       expect(e.code, e.text).toBe(0);
-      // The serving registry of this data dir, in this process (its HSM session holds the escrow transport key).
+      // The serving registry of this data dir, in this process.
       keys = must(await openRegistryKeys(D, quietLogger));
       ADMIN = keys.adminToken;
       OFFICER = keys.securityOfficerToken;
@@ -126,7 +122,7 @@ for (const backend of backends()) {
           crlRefreshS: lc.crlRefreshS,
         }),
       );
-      await escrowOverHttp(reg.url, ADMIN, stationHsm, station);
+      await delegateOverHttp(reg, station);
       const records: string[] = [];
       for (let i = 0; i < 2; i++) {
         const key = await createTestSigner('P-256');
@@ -202,8 +198,8 @@ for (const backend of backends()) {
         expect(httpPol.status).toBe(403);
         const e = (httpPol.json as { error: { code: string; message: string } }).error;
         expect(pol.text).toContain(`error ${e.code}: ${e.message}`);
-        expect((await cli('escrow-begin', '--station', station.id, '--out', join(work, 't.json'), ...so)).text).toMatch(
-          /AUTH_FORBIDDEN: escrow needs the admin token/,
+        expect((await cli('reconcile', '--dry-run', ...so)).text).toMatch(
+          /AUTH_FORBIDDEN: reconcile needs the admin role/,
         );
         const q = await cli('quota', 'set', '--work-order', WO, '--station', station.id, '--quantity', '5', ...so);
         expect(q.code, q.text).toBe(0);
@@ -315,7 +311,7 @@ for (const backend of backends()) {
       ]);
     });
 
-    it('short-lived certificates: policy lifetimes reach the signed policy and the re-enrolled certificate', async () => {
+    it('short-lived certificates: policy lifetimes reach the signed policy; the registry itself issues none', async () => {
       const set = await cli(
         'policy',
         'set',
@@ -358,43 +354,10 @@ for (const backend of backends()) {
       });
       expect((await cli('policy', 'set', '--rotate-before', '1h', '--data-dir', D)).code).toBe(0);
 
-      const d = devices[1]!;
-      const newKey = await createTestSigner('P-256');
-      const csr = new Uint8Array(
-        (
-          await Pkcs10CertificateRequestGenerator.create({
-            name: 'CN=new',
-            keys: newKey.keys,
-            signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-          })
-        ).rawData,
-      );
-      const ts = new Date().toISOString();
-      const nonce = toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(16)));
-      const proof = must(await d.key.sign(await reenrollProofBytes(csr, ts, nonce)));
-      const r = await call(reg.url, 'POST', '/v1/devices/reenroll', {
-        body: { certificate: d.pem, csr: toBase64Url(csr), ts, nonce, proof: toBase64Url(proof) },
-      });
-      expect(r.status, r.text).toBe(201);
-      const a = r.json as { chainPem: string; notAfter: string; renewAfter: string };
-      writeFileSync(join(work, 'new.pem'), toPem(must(fromPemChain(a.chainPem))[0]!, 'CERTIFICATE'));
-      const o = spawnSync(
-        'openssl',
-        ['x509', '-in', 'new.pem', '-noout', '-startdate', '-enddate', '-dateopt', 'iso_8601'],
-        {
-          cwd: work,
-          encoding: 'utf8',
-        },
-      );
-      expect(o.status, o.stderr).toBe(0);
-      const iso = (k: string) => Date.parse(new RegExp(`${k}=(\\S+ \\S+)`).exec(o.stdout)![1]!.replace(' ', 'T'));
-      const notBefore = iso('notBefore');
-      const notAfter = iso('notAfter');
-      // Valid for the lifetime from issuance; notBefore is back-dated by the clock-skew allowance.
-      expect(notAfter - notBefore).toBe(10_800_000 + SKEW_MS);
-      expect(Date.parse(a.notAfter)).toBe(notAfter);
-      expect(Date.parse(a.renewAfter)).toBe(notAfter - 3_600_000);
-      expect(readFileSync(join(work, 'new.pem'), 'utf8')).toContain('BEGIN CERTIFICATE');
+      // Headquarters holds no issuing CA key: re-enrolment there is refused (devices re-key at a station).
+      const r = await call(reg.url, 'POST', '/v1/devices/reenroll', { body: {} });
+      expect(r.status, r.text).toBe(501);
+      expect(r.json).toMatchObject({ error: { code: 'REENROLL_UNAVAILABLE' } });
     });
   });
 }

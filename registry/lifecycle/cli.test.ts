@@ -1,9 +1,10 @@
 /**
  * The registry lifecycle CLI end to end in a temp data dir, per backend (SQLite; PostgreSQL with
- * LINE_STATION_TEST_PG_URL): init, enrol a station whose issuing CA key is wrappable in a SoftHSM2 station token,
- * escrow through `escrow-begin` / `escrow-complete` against a real `registry serve` child process and the station
- * function, ingest records, revoke with the CLI, export the CRL and check it with openssl, OCSP through
- * `openssl ocsp -url` against serve, history, batch dry run, and the event log.
+ * LINE_STATION_TEST_PG_URL): init, enrol a station whose issuing CA key is in a SoftHSM2 station token, certify
+ * the registry's delegated revocation signer against a real `registry serve` child process with the station
+ * function (`registry revocation-signers` lists it), ingest records, revoke with the CLI, export the CRL and check
+ * it with openssl (-extended_crl), OCSP through `openssl ocsp -url` against serve, history, batch dry run, and the
+ * event log.
  */
 import 'reflect-metadata';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -17,13 +18,14 @@ import { must } from '../../core/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
 import { openRegistryDb } from '../../native/registry-store/index.js';
 import { initToken, type SoftHsmEnv } from '../../native/softhsm-dev.js';
-import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
+import { delegateRevocationSigner } from '../../station/revocation-signer.js';
+import { readRegistryCertificate } from '../../station/sync.js';
 import { main } from '../cli.js';
 import { createBundle } from '../protocol.js';
 import { makeRecord } from '../test/fixtures.js';
 import { createHsmStation, type HsmStation } from './test-support.js';
 import { backends, createTestDb, type TestDb } from '../test/harness.js';
-import { ESCROW_BEGIN_SCHEMA, ESCROW_COMPLETE_SCHEMA, SERVE_FILE } from './cli.js';
+import { SERVE_FILE } from './cli.js';
 import { getCrlRow } from './store.js';
 
 const PIN = 'station-PIN-2468';
@@ -118,7 +120,7 @@ for (const backend of backends()) {
       rmSync(work, { recursive: true, force: true });
     });
 
-    it('creates a 0600 security officer token; escrow without a running registry says what to do', async () => {
+    it('creates a 0600 security officer token; no CRL before a revocation signer is certified (says what to do)', async () => {
       expect(statSync(join(D, 'secrets', 'security-officer.token')).mode & 0o777).toBe(0o600);
       const e = await cli(
         'enroll-station',
@@ -130,38 +132,39 @@ for (const backend of backends()) {
         join(work, 'station-chain.pem'),
       );
       expect(e.code, e.text).toBe(0);
-      const r = await cli('escrow-begin', '--data-dir', D, '--station', station.id, '--out', join(work, 't.json'));
-      expect(r.code).toBe(3);
-      expect(r.text).toMatch(/registry serve --data-dir/);
+      const r = await cli('crl', '--station', station.id, '--out', join(work, 'none.der'), '--data-dir', D);
+      expect(r.code).toBe(1);
+      expect(r.text).toMatch(/no revocation signer[\s\S]*station enroll .*--revocation-signer/);
+      expect((await cli('revocation-signers', '--data-dir', D)).text).toMatch(/no revocation signers/);
       expect((await cli('revoke', 'X1', '--data-dir', D)).code).toBe(2); // no reason
       const bad = await cli('revoke', 'X1', '--reason', 'because', '--data-dir', D);
       expect(bad.code).toBe(2);
       expect(bad.text).toContain('keyCompromise');
     });
 
-    it('escrows the issuing CA key through escrow-begin, the station function and escrow-complete', async () => {
+    it('certifies a revocation signer of the running registry serve (station function); revocation-signers lists it', async () => {
       serve = await startServe(D);
       expect(existsSync(join(D, SERVE_FILE))).toBe(true);
-      const t = join(work, 'transport.json');
-      const b = await cli('escrow-begin', '--data-dir', D, '--station', station.id, '--out', t);
-      expect(b.code, b.text).toBe(0);
-      const begin = JSON.parse(readFileSync(t, 'utf8')) as { schema: string; stationId: string };
-      expect(begin).toMatchObject({ schema: ESCROW_BEGIN_SCHEMA, stationId: station.id, curve: 'P-256' });
-      const body = must(
-        await wrapIssuingCaForEscrow({
-          hsm: stationHsm,
-          caKeyLabel: station.caLabel,
-          stationSigner: station.signer,
-          begin: begin as never,
+      const d = must(
+        await delegateRevocationSigner({
+          url: serve.url,
+          registryCertificate: must(readRegistryCertificate(join(D, 'registry.pem'))),
+          tlsCertificate: null,
+          stationId: station.id,
+          signer: station.signer,
+          caSigner: station.caSigner,
+          caChain: [station.ca, station.root],
+          clock: systemClock,
+          audit: () => undefined,
         }),
       );
-      const f = join(work, 'completion.json');
-      writeFileSync(f, JSON.stringify({ schema: ESCROW_COMPLETE_SCHEMA, stationId: station.id, ...body }));
-      const wrong = await cli('escrow-complete', '--data-dir', D, '--station', 'other-station', f);
-      expect(wrong.code).toBe(1);
-      const c = await cli('escrow-complete', '--data-dir', D, '--station', station.id, f, '--json');
-      expect(c.code, c.text).toBe(0);
-      expect(JSON.parse(c.text)).toMatchObject({ stationId: station.id, keyLabel: `station-ca:${station.id}` });
+      writeFileSync(join(work, 'signer.pem'), d.certificatePem);
+      writeFileSync(join(work, 'ca-signer.pem'), toPem(station.ca, 'CERTIFICATE') + d.certificatePem);
+      const l = await cli('revocation-signers', station.id, '--json', '--data-dir', D);
+      expect(l.code, l.text).toBe(0);
+      expect(JSON.parse(l.text)).toMatchObject([
+        { stationId: station.id, state: 'active', requestId: d.requestId, certificateSha256: d.certificateSha256 },
+      ]);
     });
 
     it('ingests records, revokes one: CRL (openssl crl, verify -crl_check) and OCSP via serve say revoked', async () => {
@@ -199,7 +202,18 @@ for (const backend of backends()) {
       const serial = /serial=([0-9A-F]+)/.exec(
         sh('openssl', ['x509', '-in', 'dev0.pem', '-noout', '-serial']).out,
       )![1]!;
-      const text = sh('openssl', ['crl', '-inform', 'DER', '-in', 'crl.der', '-noout', '-text', '-CAfile', 'ca.pem']);
+      // Signed by the delegated signer (its certificate names the CA as subject): openssl crl checks it with that.
+      const text = sh('openssl', [
+        'crl',
+        '-inform',
+        'DER',
+        '-in',
+        'crl.der',
+        '-noout',
+        '-text',
+        '-CAfile',
+        'signer.pem',
+      ]);
       expect(text.out).toContain(`Serial Number: ${serial}`);
       expect(text.out).toContain('Key Compromise');
       expect(text.out).toContain('verify OK');
@@ -209,10 +223,11 @@ for (const backend of backends()) {
         sh('openssl', [
           'verify',
           '-crl_check',
+          '-extended_crl',
           '-CAfile',
           'root.pem',
           '-untrusted',
-          'ca.pem',
+          'ca-signer.pem',
           '-CRLfile',
           'crl.pem',
           f,

@@ -1,12 +1,11 @@
 /**
  * `registry` identity lifecycle subcommands (docs/lifecycle.md, docs/registry-api.md "Lifecycle"): device
  * transitions, batch revoke, release, history, event-log verification, CRL export, quotas, operator revocation,
- * identifier blocks, policy settings (all through the service functions, with the acting role: admin, or with
- * `--as security-officer` and that role's token), and the two escrow steps, which go to the running
- * `registry serve` of the data dir because the escrow transport key is a session object of its HSM.
+ * identifier blocks, policy settings, delegated revocation signers (all through the service functions, with the
+ * acting role: admin, or with `--as security-officer` and that role's token).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { fromBase64Url } from '../../core/bytes.js';
@@ -15,7 +14,6 @@ import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
 import { toPem } from '../../core/pki/pem.js';
 import { ensureSecurityOfficerToken, readRegistryConfig, type RegistryConfig, type RegistryKeys } from '../keys.js';
 import { zodMessage } from '../protocol.js';
-import type { ApiError } from '../service.js';
 import { KEY_ROTATION_ANSWER_FILE, KeyRotationRequestFileSchema } from './station-key-rotation.js';
 import {
   applyTransition,
@@ -38,6 +36,7 @@ import {
   stationKeyHistory,
   stationKeyRotation,
   reconcileLifecycle,
+  revocationSignerList,
   verifyLifecycleLog,
   type DeviceLifecycleView,
   type LifecycleConfig,
@@ -63,8 +62,7 @@ export const LIFECYCLE_COMMANDS: ReadonlySet<string> = new Set([
   'revoke-operator',
   'block',
   'policy',
-  'escrow-begin',
-  'escrow-complete',
+  'revocation-signers',
   // station key rotation (stationKeyCommand)
   'rotate-station-key',
   'station-keys',
@@ -74,8 +72,6 @@ export const LIFECYCLE_COMMANDS: ReadonlySet<string> = new Set([
 /** Commands the security officer may not run: admin-only over HTTP too (the same refusal). */
 const ADMIN_ONLY: ReadonlyMap<string, string> = new Map([
   ['policy', 'policy needs the admin token'],
-  ['escrow-begin', 'escrow needs the admin token'],
-  ['escrow-complete', 'escrow needs the admin token'],
   ['reconcile', 'reconcile needs the admin role'],
 ]);
 
@@ -83,18 +79,11 @@ const ADMIN_ONLY: ReadonlyMap<string, string> = new Map([
 export const TOKEN_ENV = 'LINE_STATION_REGISTRY_TOKEN';
 
 /** Commands that only read the database (no HSM session needed). */
-const READ_ONLY = new Set(['station-keys', 'history', 'verify-log']);
-/** Commands that talk to the running `registry serve`. */
-const VIA_SERVER = new Set(['escrow-begin', 'escrow-complete']);
+const READ_ONLY = new Set(['station-keys', 'history', 'verify-log', 'revocation-signers']);
 
 /** Whether a lifecycle command needs the registry HSM opened in this process (to re-sign CRLs). */
 export function lifecycleNeedsHsm(cmd: string): boolean {
-  return !READ_ONLY.has(cmd) && !VIA_SERVER.has(cmd);
-}
-
-/** Whether a lifecycle command runs against the serving registry instead of the database. */
-export function lifecycleViaServer(cmd: string): boolean {
-  return VIA_SERVER.has(cmd);
+  return !READ_ONLY.has(cmd);
 }
 
 export const LIFECYCLE_USAGE = `identity lifecycle (docs/lifecycle.md):
@@ -116,14 +105,13 @@ export const LIFECYCLE_USAGE = `identity lifecycle (docs/lifecycle.md):
   policy show
   policy set      [--firmware WO=SHA256[,SHA256...]]... [--profiles FILE] [--cert-lifetime DURATION]
                   [--rotate-before DURATION] [--dry-run]     (DURATION: <n>d or <n>h, 1h .. 100 years)
-  escrow-begin    --station S --out transport.json        (needs the running registry serve, or --url)
-  escrow-complete --station S FILE                        (FILE: the station's completion JSON)
+  revocation-signers [STATION]                            (delegated CRL/OCSP signers: station enroll --revocation-signer)
   rotate-station-key --request REQUEST.json [--out ANSWER.json]   (hand-carried station key rotation)
   station-keys    STATION                                 (current and replaced station keys, with times)
   reconcile       [--dry-run]   (apply the lifecycle to stored records that have none: repair for pre-v3 registries)
   all of them take --json; SERIAL may also be a chip id
   role: --as admin (default: local access to the data dir is the admin) | --as security-officer with its token
-        in --token-file FILE or $${TOKEN_ENV} (policy and escrow: admin only)
+        in --token-file FILE or $${TOKEN_ENV} (policy, reconcile: admin only)
 `;
 
 /** parseArgs options added by the lifecycle commands. */
@@ -135,7 +123,6 @@ export const LIFECYCLE_OPTIONS = {
   quantity: { type: 'string' },
   serial: { type: 'string' },
   'chip-id': { type: 'string' },
-  url: { type: 'string' },
   request: { type: 'string' },
   as: { type: 'string' },
   'token-file': { type: 'string' },
@@ -204,59 +191,6 @@ export function removeServeFile(dataDir: string): void {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** The URL of the running registry of this data dir, or a message saying how to get one. */
-function serverUrl(dataDir: string, given: string | undefined): { url: string } | { error: string } {
-  if (given) {
-    try {
-      return { url: new URL(given).origin };
-    } catch {
-      return { error: `--url ${given} is not a URL` };
-    }
-  }
-  const file = resolve(dataDir, SERVE_FILE);
-  const how =
-    `the escrow transport key is a session object of the SERVING registry's HSM token: start ` +
-    `"registry serve --data-dir ${dataDir}" and keep it running from escrow-begin to escrow-complete ` +
-    `(or give --url of the serving registry)`;
-  if (!existsSync(file)) return { error: `no running registry for ${dataDir}: ${how}` };
-  try {
-    const s = ServeFileSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
-    if (!alive(s.pid)) return { error: `the registry that wrote ${file} (pid ${s.pid}) is not running: ${how}` };
-    return { url: s.url };
-  } catch {
-    return { error: `${file} is unreadable: ${how}` };
-  }
-}
-
-// ---------------------------------------------------------------- escrow files
-
-/** `registry escrow-begin --out` file (docs/lifecycle.md "Escrow files"). */
-export const ESCROW_BEGIN_SCHEMA = 'line-station/ca-escrow-begin/v1';
-/** The station's answer, read by `registry escrow-complete` (docs/lifecycle.md "Escrow files"). */
-export const ESCROW_COMPLETE_SCHEMA = 'line-station/ca-escrow-complete/v1';
-
-const B64U = z.string().regex(/^[A-Za-z0-9_-]+$/, 'base64url without padding');
-const CompletionFileSchema = z
-  .object({
-    schema: z.literal(ESCROW_COMPLETE_SCHEMA).optional(),
-    stationId: z.string().optional(),
-    ephemeralPublicKeySpki: B64U,
-    wrappedKey: B64U,
-    publicKeySpki: B64U,
-    transportKeySpki: B64U,
-    signature: B64U,
-  })
-  .strip(); // other metadata a station may add is ignored: only the five fields above are sent on
-
 // ---------------------------------------------------------------- running a command
 
 export interface LifecycleCliEnv {
@@ -284,8 +218,8 @@ function guidance(e: { code: string; message: string }): string | null {
         return 'the security officer token is the file config.json "securityOfficerToken" names (default secrets/security-officer.token)';
       return '"registry history SERIAL" shows the current state; the allowed transitions are in docs/lifecycle.md';
     case 'NOT_FOUND':
-      if (/not escrowed/.test(e.message))
-        return 'escrow the station issuing CA key first: registry escrow-begin, then escrow-complete';
+      if (/no revocation signer/.test(e.message))
+        return 'the station certifies the registry signer at enrolment: station enroll --registry URL --registry-cert registry.pem --revocation-signer';
       if (/not enrolled/.test(e.message)) return 'enrol the station first: registry enroll-station --id S --chain F';
       if (/no device/.test(e.message))
         return 'a device is known once its records are ingested (station sync, or registry import FILE)';
@@ -494,9 +428,8 @@ export async function runLifecycleCommand(
         env,
         'policy show | policy set [--firmware WO=SHA256,...] [--profiles FILE] [--cert-lifetime D] [--rotate-before D] [--dry-run]',
       );
-    case 'escrow-begin':
-    case 'escrow-complete':
-      return escrow(cmd, rest, v, env);
+    case 'revocation-signers':
+      return revocationSigners(rest, env, asJson);
     case 'rotate-station-key':
     case 'station-keys':
       return stationKeyCommand(cmd, rest, v, env, role);
@@ -549,136 +482,19 @@ async function batch(
   return EXIT.ok;
 }
 
-/** POST to the serving registry with the admin token; `{error}` answers become refusals. */
-async function post(
-  env: LifecycleCliEnv,
-  url: string,
-  path: string,
-  body: unknown,
-): Promise<{ ok: true; value: unknown } | { ok: false; error: { code: string; message: string } }> {
-  if (!env.adminToken) return { ok: false, error: { code: 'CONFIG_INVALID', message: 'no admin token' } };
-  let res: Response;
-  try {
-    res = await fetch(`${url}${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${env.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body ?? {}),
-      signal: AbortSignal.timeout(30_000),
-    });
-  } catch (e) {
-    return {
-      ok: false,
-      error: {
-        code: 'STORE_UNAVAILABLE',
-        message: `the registry at ${url} does not answer (${(e as Error).message}): is "registry serve" running?`,
-      },
-    };
-  }
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return { ok: false, error: { code: 'INTERNAL', message: `HTTP ${res.status} from ${url}: not JSON` } };
-  }
-  if (res.ok) return { ok: true, value: parsed };
-  const e = (parsed as { error?: ApiError }).error;
-  return {
-    ok: false,
-    error: { code: e?.code ?? 'INTERNAL', message: e?.message ?? `HTTP ${res.status} from ${url}` },
-  };
-}
-
-async function escrow(cmd: string, rest: readonly string[], v: Values, env: LifecycleCliEnv): Promise<number> {
-  const station = typeof v['station'] === 'string' ? v['station'] : undefined;
-  if (!station || !/^[A-Za-z0-9._-]{1,64}$/.test(station)) return usage(env, `${cmd} needs --station S`);
-  const begin = cmd === 'escrow-begin';
-  const outFile = typeof v['out'] === 'string' ? v['out'] : undefined;
-  if (begin ? !outFile || rest.length : rest.length !== 1)
-    return usage(
-      env,
-      begin ? 'escrow-begin needs --station S --out transport.json' : 'escrow-complete needs --station S FILE',
-    );
-  const srv = serverUrl(env.dataDir, typeof v['url'] === 'string' ? v['url'] : undefined);
-  if ('error' in srv) {
-    env.out.err(`error CONFIG_INVALID: ${srv.error}`);
-    return EXIT.notReady;
-  }
-  const path = `/v1/admin/stations/${encodeURIComponent(station)}/escrow/${begin ? 'begin' : 'complete'}`;
-  if (begin) {
-    const r = await post(env, srv.url, path, {});
-    if (!r.ok) return report(env, r.error);
-    const a = r.value as { stationId: string; curve: string; transportKeySpki: string };
-    const file = {
-      schema: ESCROW_BEGIN_SCHEMA,
-      registryId: env.ctx.registryId,
-      stationId: a.stationId,
-      curve: a.curve,
-      transportKeySpki: a.transportKeySpki,
-      issuedAt: env.ctx.clock.now().toISOString(),
-    };
-    try {
-      writeFileAtomic(outFile!, JSON.stringify(file, null, 2) + '\n');
-    } catch (e) {
-      return report(env, {
-        code: 'INPUT_INVALID',
-        message: `cannot write ${outFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      });
-    }
-    if (v['json']) env.out.log(JSON.stringify({ ...file, out: resolve(outFile!), server: srv.url }, null, 2));
-    else
-      env.out.log(
-        `escrow begun for station ${station} (transport key ${a.curve} in the token of the registry at ${srv.url})\n` +
-          `  give ${resolve(outFile!)} to the station; it wraps its issuing CA key and answers a completion file;\n` +
-          `  then: registry escrow-complete --station ${station} FILE (while that registry keeps running)`,
-      );
-    return EXIT.ok;
-  }
-  const file = rest[0]!;
-  let body: z.infer<typeof CompletionFileSchema>;
-  try {
-    const raw = readFileSync(file);
-    if (raw.length > 64 * 1024) return report(env, { code: 'INPUT_INVALID', message: `${file}: larger than 64 KiB` });
-    const p = CompletionFileSchema.safeParse(JSON.parse(raw.toString('utf8')));
-    if (!p.success)
-      return report(env, {
-        code: 'INPUT_INVALID',
-        message: `${file}: not an escrow completion (${zodMessage(p.error)})`,
-      });
-    body = p.data;
-  } catch (e) {
-    return report(env, {
-      code: 'INPUT_INVALID',
-      message: `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-    });
-  }
-  if (body.stationId !== undefined && body.stationId !== station)
-    return report(env, {
-      code: 'INPUT_INVALID',
-      message: `${file} is the completion of station ${body.stationId}, not ${station}`,
-    });
-  const { ephemeralPublicKeySpki, wrappedKey, publicKeySpki, transportKeySpki, signature } = body;
-  const r = await post(env, srv.url, path, {
-    ephemeralPublicKeySpki,
-    wrappedKey,
-    publicKeySpki,
-    transportKeySpki,
-    signature,
-  });
-  if (!r.ok) {
-    const code = report(env, r.error);
-    if (/no escrow begun/.test(r.error.message))
-      env.out.err(
-        '  the transport key is gone (registry restarted?): run escrow-begin again and redo the station step',
-      );
-    return code;
-  }
-  const a = r.value as { stationId: string; keyLabel: string; caSha256: string; crlNumber: number };
-  if (v['json']) env.out.log(JSON.stringify(a, null, 2));
+/** `registry revocation-signers [STATION]`: the delegated signers (active, pending, replaced) with their certificates. */
+async function revocationSigners(rest: readonly string[], env: LifecycleCliEnv, asJson: boolean): Promise<number> {
+  if (rest.length > 1) return usage(env, 'revocation-signers [STATION] [--json]');
+  const r = await revocationSignerList(env.ctx, rest[0] ?? null);
+  if (!r.ok) return report(env, r.error);
+  if (asJson) env.out.log(JSON.stringify(r.value, null, 2));
+  else if (!r.value.length) env.out.log('no revocation signers (station enroll --revocation-signer creates one)');
   else
-    env.out.log(
-      `issuing CA key of station ${a.stationId} escrowed as "${a.keyLabel}" (CA sha256 ${a.caSha256}); CRL #${a.crlNumber} signed`,
-    );
+    for (const x of r.value)
+      env.out.log(
+        `${x.stationId} ${x.state} request ${x.requestId} key "${x.keyLabel}" requested ${x.requestedAt}` +
+          (x.certificateSha256 ? ` certificate sha256 ${x.certificateSha256} installed ${x.installedAt}` : ''),
+      );
   return EXIT.ok;
 }
 

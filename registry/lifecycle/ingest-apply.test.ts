@@ -8,10 +8,9 @@
 import 'reflect-metadata';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pkcs10CertificateRequestGenerator, X509Certificate, X509Crl } from '@peculiar/x509';
-import { toBase64Url } from '../../core/bytes.js';
+import { X509Certificate, X509Crl } from '@peculiar/x509';
 import { systemClock } from '../../core/ports.js';
-import { fromPemChain } from '../../core/pki/pem.js';
+import { fromPem } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
 import { must } from '../../core/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
@@ -20,8 +19,8 @@ import type { RegistryDb } from '../db.js';
 import { type RunningRegistry } from '../server.js';
 import { makeRecord } from '../test/fixtures.js';
 import { backends, call, createTestDb, type TestDb } from '../test/harness.js';
-import { reconcileLifecycle, reenrollProofBytes, type FailPoint } from './service.js';
-import { createHsmStation, escrowOverHttp, startLifecycleRegistry, type HsmStation } from './test-support.js';
+import { reconcileLifecycle, type FailPoint } from './service.js';
+import { createHsmStation, delegateOverHttp, startLifecycleRegistry, type HsmStation } from './test-support.js';
 
 const PIN = 'ingest-apply-PIN-77';
 const ADMIN = 'admin-token-ingest-apply-0123';
@@ -53,6 +52,7 @@ for (const backend of backends()) {
     let db: RegistryDb;
     let reg: RunningRegistry;
     let station: HsmStation;
+    let signerPem = '';
     let failNext: FailPoint | null = null;
     let failHits = 0;
     /** Hold the ingest transaction open this long in the apply step (so concurrent batches queue up). */
@@ -85,8 +85,8 @@ for (const backend of backends()) {
         body: { stationId: station.id, chainPem: station.chainPem },
       });
       expect(e.status, e.text).toBe(201);
-      // Escrow the issuing CA key (CRL signing and re-enrolment need it).
-      await escrowOverHttp(reg.url, ADMIN, stationHsm, station);
+      // Certify the registry's revocation signer (CRL signing needs it).
+      signerPem = (await delegateOverHttp(reg, station)).certificatePem;
     });
 
     afterAll(async () => {
@@ -232,7 +232,9 @@ for (const backend of backends()) {
       const crlRes = await fetch(`${reg.url}/v1/crl/${station.id}.crl`);
       expect(crlRes.status).toBe(200);
       const crl = new X509Crl(await crlRes.arrayBuffer());
-      expect(await crl.verify({ publicKey: new X509Certificate(station.ca) })).toBe(true);
+      // Signed by the registry's delegated signer (certified by the station's issuing CA), not by the CA key.
+      expect(await crl.verify({ publicKey: new X509Certificate(must(fromPem(signerPem, 'CERTIFICATE'))) })).toBe(true);
+      expect(await crl.verify({ publicKey: new X509Certificate(station.ca) })).toBe(false);
       const listed = new Set(crl.entries.map((e) => e.serialNumber.toLowerCase().replace(/^0+/, '')));
       expect(listed.has(h0b.credentials[2]!.serial)).toBe(false);
       expect(listed.has(h0b.credentials[0]!.serial) && listed.has(h0b.credentials[1]!.serial)).toBe(true);
@@ -251,43 +253,15 @@ for (const backend of backends()) {
       await chainOk();
     });
 
-    it('re-enrolment of an activated device -> rotated; of a provisioned one -> still provisioned', async () => {
-      const reenroll = async (b: (typeof boards)[number]) => {
-        const newKey = await createTestSigner('P-256');
-        const csr = await Pkcs10CertificateRequestGenerator.create({
-          name: 'CN=new',
-          keys: newKey.keys,
-          signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-        });
-        const csrDer = new Uint8Array(csr.rawData);
-        const ts = new Date().toISOString();
-        const nonce = toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(16)));
-        const proof = must(await b.key.sign(await reenrollProofBytes(csrDer, ts, nonce)));
-        const r = await call(reg.url, 'POST', '/v1/devices/reenroll', {
-          body: { certificate: b.pem, csr: toBase64Url(csrDer), ts, nonce, proof: toBase64Url(proof) },
-        });
-        expect(r.status, r.text).toBe(201);
-        return r.json as { chainPem: string; version: number };
-      };
+    it('re-enrolment at headquarters is refused (REENROLL_UNAVAILABLE: no issuing CA key there); nothing changes', async () => {
       const b2 = boards[2]!;
-      const act = await call(reg.url, 'POST', `/v1/devices/${b2.serial}/activate`, { bearer: OFFICER, body: {} });
-      expect(act.json).toMatchObject({ state: 'activated' });
-      const r = await reenroll(b2);
-      expect(r.version).toBe(2);
-      expect(must(fromPemChain(r.chainPem))).toHaveLength(2);
-      const h = await history(b2.serial);
-      expect(h.state).toBe('rotated');
-      expect(h.credentials.map((c) => `${c.version}:${c.status}`)).toEqual(['1:superseded', '2:active']);
-
-      // A fresh, never-activated board re-keys and stays provisioned (it can still be activated afterwards).
-      const key = await createTestSigner('P-256');
-      const m = await makeRecord(station, systemClock, { serialNumber: `IA-${backend}-P`, deviceKey: key });
-      expect((await post(globalThis.crypto.randomUUID(), [m.jws])).json).toMatchObject({ summary: { accepted: 1 } });
-      const p = { serial: `IA-${backend}-P`, chipId: m.record.board.chipId, key, pem: m.record.certificate.pem };
-      await reenroll(p);
-      expect((await history(p.serial)).state).toBe('provisioned');
-      const act2 = await call(reg.url, 'POST', `/v1/devices/${p.serial}/activate`, { bearer: OFFICER, body: {} });
-      expect(act2.json).toMatchObject({ state: 'activated' });
+      const before = await history(b2.serial);
+      const r = await call(reg.url, 'POST', '/v1/devices/reenroll', {
+        body: { certificate: b2.pem, csr: 'AA', ts: new Date().toISOString(), nonce: 'A'.repeat(22), proof: 'AA' },
+      });
+      expect(r.status, r.text).toBe(501);
+      expect(r.json).toMatchObject({ error: { code: 'REENROLL_UNAVAILABLE' } });
+      expect(await history(b2.serial)).toEqual(before);
       await chainOk();
     });
 

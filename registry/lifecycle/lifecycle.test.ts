@@ -1,8 +1,9 @@
 /**
  * Identity lifecycle end to end, per backend (SQLite; PostgreSQL with LINE_STATION_TEST_PG_URL): two real
- * SoftHSM2 tokens (station, registry), escrow of the station issuing CA key HSM to HSM, records ingested over
- * HTTP, transitions with roles, CRL and OCSP checked by openssl, re-enrolment with a crash injected between
- * signing and committing, decommissioned devices refused at ingest, policy and quotas signed, log verified.
+ * SoftHSM2 tokens (station, registry), the registry's delegated revocation signer certified by the station's
+ * issuing CA (which stays in the station token), records ingested over HTTP, transitions with roles, CRL and OCSP
+ * signed by the delegate and checked by openssl, decommissioned devices refused at ingest, policy and quotas
+ * signed, log verified.
  */
 import 'reflect-metadata';
 import { execFile, spawnSync } from 'node:child_process';
@@ -11,22 +12,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
-import { toBase64Url } from '../../core/bytes.js';
 import { verifyJws } from '../../core/jws.js';
 import { systemClock } from '../../core/ports.js';
-import { fromPemChain, toPem } from '../../core/pki/pem.js';
+import { fromPem, toPem } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
 import { must } from '../../core/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
 import { createTestTokens, type TestToken } from '../../native/hsm/test-support.js';
-import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
 import type { RegistryDb } from '../db.js';
 import { type RunningRegistry } from '../server.js';
 import { makeRecord, type TestStation } from '../test/fixtures.js';
-import { createHsmStation, startLifecycleRegistry } from './test-support.js';
+import { createHsmStation, delegateOverHttp, startLifecycleRegistry } from './test-support.js';
 import { backends, call, createTestDb, type TestDb } from '../test/harness.js';
-import { reenrollProofBytes, type FailPoint } from './service.js';
+import { signerKeyLabel } from './service.js';
+import { SIGNER_INSTALL_PATH, SIGNER_REQUEST_PATH } from './revocation-signer.js';
+import { createRootCertificate, issueRevocationSignerCertificate } from '../../core/pki/ca.js';
+import { fromBase64Url } from '../../core/bytes.js';
+import { verifyCsr } from '../../core/pki/csr.js';
 
 const PIN = 'lifecycle-PIN-4242';
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -61,25 +63,15 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** A station whose issuing CA key is a WRAPPABLE key in the station token (as station init will make it). */
+/** A station whose issuing CA key is generated in the station token (non-extractable, as station init makes it). */
 const hsmStation = (id: string) => createHsmStation(stationHsm, id);
-
-async function csrFor(key: TestSigner, cn: string): Promise<Uint8Array> {
-  const csr = await Pkcs10CertificateRequestGenerator.create({
-    name: `CN=${cn}`,
-    keys: key.keys,
-    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-  });
-  return new Uint8Array(csr.rawData);
-}
 
 for (const backend of backends()) {
   describe(`identity lifecycle (${backend})`, () => {
     let tdb: TestDb;
     let db: RegistryDb;
     let reg: RunningRegistry;
-    let station: TestStation & { caLabel: string };
-    let failNext: FailPoint | null = null;
+    let station: TestStation & { caLabel: string; ca: Uint8Array; root: Uint8Array };
     const devices: { serial: string; key: TestSigner; pem: string }[] = [];
 
     beforeAll(async () => {
@@ -94,12 +86,6 @@ for (const backend of backends()) {
           certificateLifetimeDays: 1,
           rotateBeforeDays: 0.25,
           securityOfficerTokenSha256: createHash('sha256').update(OFFICER).digest(),
-          failpoint: (p) => {
-            if (failNext === p) {
-              failNext = null;
-              throw new Error(`injected crash at ${p}`);
-            }
-          },
         },
       });
       station = await hsmStation(`st-${backend}`);
@@ -122,22 +108,29 @@ for (const backend of backends()) {
       await tdb?.cleanup();
     });
 
+    /**
+     * The CRL as a relying party checks it: `openssl crl` verifies its signature with the delegated signer
+     * certificate (same subject name as the CA, so the CRL names the CA as issuer), and `openssl verify
+     * -crl_check -extended_crl` accepts it for the device (the signer certificate in -untrusted; it validates it
+     * to the same root).
+     */
     const crlCheck = async (devIndex: number): Promise<string> => {
       const r = await fetch(`${reg.url}/v1/crl/${station.id}.crl`);
       expect(r.status).toBe(200);
       expect(r.headers.get('content-type')).toBe('application/pkix-crl');
       writeFileSync(join(work, 'crl.der'), Buffer.from(await r.arrayBuffer()));
-      const text = openssl(['crl', '-in', 'crl.der', '-inform', 'DER', '-CAfile', 'chain.pem', '-noout', '-text']);
+      const text = openssl(['crl', '-in', 'crl.der', '-inform', 'DER', '-CAfile', 'signer.pem', '-noout', '-text']);
       expect(text.out).toContain('verify OK');
       openssl(['crl', '-in', 'crl.der', '-inform', 'DER', '-out', 'crl.pem']);
       writeFileSync(join(work, 'dev.pem'), devices[devIndex]!.pem);
       const v = openssl([
         'verify',
         '-crl_check',
+        '-extended_crl',
         '-CAfile',
         'root.pem',
         '-untrusted',
-        'ca.pem',
+        'ca-signer.pem',
         '-CRLfile',
         'crl.pem',
         'dev.pem',
@@ -168,40 +161,78 @@ for (const backend of backends()) {
       expect((v.json as { ok: boolean }).ok).toBe(true);
     };
 
-    it('escrows the station issuing CA key HSM to HSM (non-extractable copy in the registry token)', async () => {
-      const begin = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/begin`, { bearer: ADMIN });
-      expect(begin.status).toBe(200);
-      const body = must(
-        await wrapIssuingCaForEscrow({
-          hsm: stationHsm,
-          caKeyLabel: station.caLabel,
-          stationSigner: station.signer,
-          begin: begin.json as never,
+    it('certifies the registry revocation signer: station-authenticated, answers signed, forged certificates refused', async () => {
+      // No bearer token opens it: only the enrolled station's signature.
+      expect((await call(reg.url, 'POST', SIGNER_REQUEST_PATH, { bearer: ADMIN, body: {} })).status).toBe(401);
+      const first = await call(reg.url, 'POST', SIGNER_REQUEST_PATH, { station, body: {} });
+      expect(first.status, first.text).toBe(200);
+      const { jws, requestId } = first.json as { jws: string; requestId: string };
+      const payload = JSON.parse(Buffer.from(jws.split('.')[1]!, 'base64url').toString('utf8')) as { csr: string };
+      const csr = must(await verifyCsr(fromBase64Url(payload.csr)));
+      // A certificate for the requested key issued by ANOTHER CA is refused; so is one without cRLSign (a station cert).
+      const rogue = await createTestSigner('P-256');
+      const rogueCa = must(
+        await createRootCertificate({
+          signer: rogue,
+          subject: { commonName: `Issuing CA ${station.id}` },
+          validityDays: 2,
+          clock: systemClock,
         }),
       );
-      // A tampered blob (signature no longer matches) is refused.
-      const bad = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/complete`, {
-        bearer: ADMIN,
-        body: { ...body, wrappedKey: toBase64Url(new Uint8Array(40)) },
-      });
-      expect(bad.status).toBe(401);
-      const begin2 = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/begin`, { bearer: ADMIN });
-      const body2 = must(
-        await wrapIssuingCaForEscrow({
-          hsm: stationHsm,
-          caKeyLabel: station.caLabel,
-          stationSigner: station.signer,
-          begin: begin2.json as never,
+      const forged = must(
+        await issueRevocationSignerCertificate({
+          issuer: { signer: rogue, certificate: rogueCa },
+          subjectPublicKeySpki: csr.publicKeySpki,
+          validityDays: 2,
+          clock: systemClock,
         }),
       );
-      const done = await call(reg.url, 'POST', `/v1/admin/stations/${station.id}/escrow/complete`, {
-        bearer: ADMIN,
-        body: body2,
+      const bad = await call(reg.url, 'POST', SIGNER_INSTALL_PATH, {
+        station,
+        body: { requestId, certificatePem: toPem(forged.der, 'CERTIFICATE') },
       });
-      expect(done.status, done.text).toBe(200);
-      const k = must(await registryHsm.findKey(`station-ca:${station.id}`));
-      expect(k).toMatchObject({ class: 'private', sensitive: true, extractable: false });
-      // The empty CRL is signed by the escrowed copy and verifies against the station's issuing CA.
+      expect(bad.status, bad.text).toBe(400);
+      expect(bad.text).toContain('not signed by the issuing CA');
+      expect((await call(reg.url, 'GET', `/v1/crl/${station.id}.crl`)).status).toBe(404);
+      // The real exchange (station/revocation-signer.ts) takes the same pending request.
+      const d = await delegateOverHttp(reg, station);
+      expect(d.requestId).toBe(requestId);
+      writeFileSync(join(work, 'signer.pem'), d.certificatePem);
+      writeFileSync(join(work, 'ca-signer.pem'), toPem(station.chain[1]!, 'CERTIFICATE') + d.certificatePem);
+      // The signer certificate: CA subject name, delegated usages, validates to the station root.
+      const t = openssl([
+        'x509',
+        '-in',
+        'signer.pem',
+        '-noout',
+        '-subject',
+        '-issuer',
+        '-ext',
+        'keyUsage,extendedKeyUsage,basicConstraints',
+      ]);
+      expect(t.out).toContain('Digital Signature, CRL Sign');
+      expect(t.out).toContain('OCSP Signing');
+      expect(t.out).toContain('CA:FALSE');
+      const subj = /subject=(.*)/.exec(t.out)![1];
+      expect(t.out).toContain(`issuer=${subj}`);
+      expect(openssl(['verify', '-CAfile', 'root.pem', '-untrusted', 'ca.pem', 'signer.pem']).out).toContain(
+        'signer.pem: OK',
+      );
+      // Its key is a token object of the registry token: sensitive, never extractable.
+      expect(must(await registryHsm.findKey(signerKeyLabel(requestId)))).toMatchObject({
+        class: 'private',
+        sensitive: true,
+        extractable: false,
+        unprotected: [],
+      });
+      // The same certificate again: the same signed confirmation (idempotent).
+      const again = await call(reg.url, 'POST', SIGNER_INSTALL_PATH, {
+        station,
+        body: { requestId, certificatePem: d.certificatePem },
+      });
+      expect(again.status, again.text).toBe(200);
+      expect(again.json).toMatchObject({ repeated: true, certificateSha256: d.certificateSha256 });
+      expect(must(fromPem(d.certificatePem, 'CERTIFICATE')).length).toBeGreaterThan(300);
       devices.length = 0;
     });
 
@@ -287,57 +318,6 @@ for (const backend of backends()) {
         body: { reason: 'refurbished, ticket 42' },
       });
       expect(rel.status, rel.text).toBe(200);
-      await chainOk();
-    });
-
-    it('re-enrolment: a crash between issuing and committing leaves exactly one valid credential', async () => {
-      const d3 = devices[3]!;
-      const newKey = await createTestSigner('P-256');
-      const csr = await csrFor(newKey, 'new');
-      const request = async () => {
-        const ts = new Date().toISOString();
-        const nonce = toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(16)));
-        const proof = must(await d3.key.sign(await reenrollProofBytes(csr, ts, nonce)));
-        return call(reg.url, 'POST', '/v1/devices/reenroll', {
-          body: { certificate: d3.pem, csr: toBase64Url(csr), ts, nonce, proof: toBase64Url(proof) },
-        });
-      };
-      failNext = 'reenroll-after-issue';
-      const crashed = await request();
-      expect(crashed.status).toBe(500);
-      const h1 = (await call(reg.url, 'GET', `/v1/devices/${d3.serial}/history`, { bearer: ADMIN })).json as {
-        credentials: { version: number; status: string; serial: string }[];
-      };
-      expect(h1.credentials.filter((c) => c.status === 'active').map((c) => c.version)).toEqual([1]);
-      expect(h1.credentials.map((c) => c.status)).toEqual(['active', 'pending']);
-      expect(await ocsp(d3.pem)).toMatch(/q.pem: good/);
-
-      const ok1 = await request();
-      expect(ok1.status, ok1.text).toBe(201);
-      const r = ok1.json as { chainPem: string; version: number; notAfter: string; renewAfter: string };
-      expect(r.version).toBe(3);
-      expect(Date.parse(r.notAfter) - Date.now()).toBeLessThan(86_400_000 + 5000);
-      const dup = await request();
-      expect(dup.status).toBe(200);
-      expect((dup.json as { chainPem: string }).chainPem).toBe(r.chainPem);
-      const h2 = (await call(reg.url, 'GET', `/v1/devices/${d3.serial}/history`, { bearer: ADMIN })).json as {
-        state: string;
-        credentials: { version: number; status: string }[];
-      };
-      expect(h2.credentials.map((c) => `${c.version}:${c.status}`)).toEqual(['1:superseded', '2:revoked', '3:active']);
-      // d3 was never activated: a rotation keeps it provisioned (activated devices become rotated: ingest-apply.test.ts).
-      expect(h2.state).toBe('provisioned');
-      const newPem = toPem(must(fromPemChain(r.chainPem))[0]!, 'CERTIFICATE');
-      expect(await ocsp(newPem)).toMatch(/q.pem: good/);
-      const old = await ocsp(d3.pem);
-      expect(old).toMatch(/q.pem: revoked/);
-      expect(old).toMatch(/Reason: superseded/);
-      devices.push({ serial: d3.serial, key: newKey, pem: newPem });
-      expect(await crlCheck(4)).toMatch(/dev.pem: OK/);
-      expect(await crlCheck(3)).toContain('certificate revoked');
-      // The superseded certificate can no longer re-enrol.
-      const stale = await request();
-      expect(stale.status).toBe(200); // same CSR: the same answer, nothing new
       await chainOk();
     });
 

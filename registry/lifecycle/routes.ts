@@ -1,8 +1,8 @@
 /**
  * HTTP routes of the identity lifecycle (docs/lifecycle.md), mounted by registry/server.ts in front of its own
  * table. Officer endpoints take a bearer token (admin or security officer); /v1/policy and /v1/quotas are
- * station-authenticated (LS-Sig); CRL and OCSP are public (signed objects); re-enrolment is authenticated by
- * the device's current certificate and a proof signed with its key.
+ * station-authenticated (LS-Sig), as are the two delegated revocation signer steps; CRL and OCSP are public
+ * (signed objects); re-enrolment is refused (REENROLL_UNAVAILABLE: headquarters holds no issuing CA key).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
@@ -21,11 +21,11 @@ import {
   checkRole,
   currentCrl,
   deviceHistory,
-  escrowBegin,
-  escrowComplete,
   noteStationRevoked,
-  reenroll,
+  reenrollUnavailable,
   releaseDevice,
+  revocationSignerInstall,
+  revocationSignerRequest,
   revokeOperator,
   rotateStationKey,
   setPolicySetting,
@@ -41,6 +41,7 @@ import {
   ReenrollmentSettingSchema,
   type LifecycleContext,
 } from './service.js';
+import { InstallBodySchema, SIGNER_INSTALL_PATH, SIGNER_REQUEST_PATH } from './revocation-signer.js';
 import { KeyRotationBodySchema } from './station-key-rotation.js';
 
 const B64 = z
@@ -61,27 +62,6 @@ export const BatchRevokeBodySchema = z
   .strict();
 /** Batch suspend (reason required) and resume (reason optional): same selector as the batch revoke. */
 export const BatchHoldBodySchema = BatchRevokeBodySchema.extend({ reason: Reason.optional() }).strict();
-export const EscrowCompleteSchema = z
-  .object({
-    ephemeralPublicKeySpki: B64,
-    wrappedKey: B64,
-    publicKeySpki: B64,
-    transportKeySpki: B64,
-    signature: B64,
-  })
-  .strict();
-export const ReenrollSchema = z
-  .object({
-    certificate: z
-      .string()
-      .min(1)
-      .max(16 * 1024),
-    csr: B64,
-    ts: z.string().min(1).max(64),
-    nonce: z.string().regex(/^[A-Za-z0-9_-]{22,88}$/, 'nonce: 16..64 bytes base64url'),
-    proof: B64,
-  })
-  .strict();
 export const StationKeyRotationSchema = z
   .object({
     chainPem: z
@@ -182,6 +162,8 @@ function sendDer(res: ServerResponse, type: string, der: Uint8Array, maxAgeS: nu
 }
 
 const SERIAL = '([A-Za-z0-9._:-]{1,128})';
+/** A route matching exactly this path (letters, digits, '/', '-' only). */
+const exactPath = (path: string): RegExp => new RegExp(`^${path.replaceAll('/', '\\/')}$`);
 const STATION = '([A-Za-z0-9._-]{1,64})';
 const TRANSITIONS: Record<string, Exclude<LifecycleEvent, 'rotate'>> = {
   activate: 'activate',
@@ -265,24 +247,6 @@ export function createLifecycleHandler(
       async (req, res) => {
         officer(req);
         sendJson(res, 200, must(await verifyLifecycleLog(ctx)));
-      },
-    ],
-    [
-      'POST',
-      new RegExp(`^/v1/admin/stations/${STATION}/escrow/begin$`),
-      async (req, res, [id]) => {
-        await readBody(req, MAX_SMALL_BODY_BYTES);
-        if (officer(req) !== 'admin') throw new Refusal(apiError('AUTH_FORBIDDEN', 'escrow needs the admin token'));
-        sendJson(res, 200, must(await escrowBegin(ctx, id!)));
-      },
-    ],
-    [
-      'POST',
-      new RegExp(`^/v1/admin/stations/${STATION}/escrow/complete$`),
-      async (req, res, [id]) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
-        if (officer(req) !== 'admin') throw new Refusal(apiError('AUTH_FORBIDDEN', 'escrow needs the admin token'));
-        sendJson(res, 200, must(await escrowComplete(ctx, id!, json(body, EscrowCompleteSchema))));
       },
     ],
     [
@@ -377,6 +341,29 @@ export function createLifecycleHandler(
       },
     ],
     [
+      // Delegated revocation signer (docs/lifecycle.md): the enrolled station's LS-Sig, no bearer token; both
+      // answers are JWS signed with the registry key, which the station checks against its pinned registry.pem.
+      'POST',
+      exactPath(SIGNER_REQUEST_PATH),
+      async (req, res) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        const caller = await station(req, body);
+        json(body, z.object({}).strict());
+        const r = must(await revocationSignerRequest(ctx, caller.trust.row.stationId));
+        sendJson(res, 200, { jws: r.jws, requestId: r.requestId, repeated: r.repeated });
+      },
+    ],
+    [
+      'POST',
+      exactPath(SIGNER_INSTALL_PATH),
+      async (req, res) => {
+        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+        const caller = await station(req, body);
+        const b = json(body, InstallBodySchema);
+        sendJson(res, 200, must(await revocationSignerInstall(ctx, caller.trust.row.stationId, b)));
+      },
+    ],
+    [
       'GET',
       /^\/v1\/quotas$/,
       async (req, res) => {
@@ -416,10 +403,9 @@ export function createLifecycleHandler(
     [
       'POST',
       /^\/v1\/devices\/reenroll$/,
-      async (req, res) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
-        const r = must(await reenroll(ctx, json(body, ReenrollSchema)));
-        sendJson(res, r.repeated ? 200 : 201, r);
+      async (req) => {
+        req.resume();
+        must(reenrollUnavailable());
       },
     ],
   ];

@@ -1,5 +1,6 @@
 /**
- * Scheduled CRL regeneration for `registry serve`: every escrowed station's CRL is re-signed every `everyS`
+ * Scheduled CRL regeneration for `registry serve`: the CRL of every station with an installed revocation signer
+ * is re-signed (with that delegated key) every `everyS`
  * seconds (and once at start), while each CRL is valid for longer (`lifecycle.crlIntervalS`, normally twice the
  * schedule), so relying parties never see an expired CRL when one run is late.
  */
@@ -15,7 +16,7 @@ export function scheduleCrlRegeneration(ctx: LifecycleContext, everyS: number): 
     if (running || stopped) return;
     running = true;
     try {
-      const keys = await st.caKeys(ctx.db.sql).then(ok, (e: unknown) => {
+      const keys = await st.activeSigners(ctx.db.sql).then(ok, (e: unknown) => {
         ctx.logger.log('error', 'scheduled CRL: database', { error: e instanceof Error ? e.message : String(e) });
         return null;
       });

@@ -24,7 +24,7 @@ import { createTestTokens, type TestToken } from '../../native/hsm/test-support.
 import type { RegistryDb } from '../db.js';
 import { type RunningRegistry } from '../server.js';
 import { createTestStation, makeRecord, type TestStation } from '../test/fixtures.js';
-import { createHsmStation, escrowOverHttp, startLifecycleRegistry, type HsmStation } from './test-support.js';
+import { createHsmStation, delegateOverHttp, startLifecycleRegistry, type HsmStation } from './test-support.js';
 import { backends, call, createTestDb, type TestDb } from '../test/harness.js';
 import { SCRAP_SCHEMA, SCRAP_TYP } from './service.js';
 
@@ -142,7 +142,7 @@ for (const backend of backends()) {
       writeFileSync(join(work, 'crl.der'), Buffer.from(await r.arrayBuffer()));
       const o = spawnSync(
         'openssl',
-        ['crl', '-in', 'crl.der', '-inform', 'DER', '-CAfile', 'chain.pem', '-noout', '-text'],
+        ['crl', '-in', 'crl.der', '-inform', 'DER', '-CAfile', 'signer.pem', '-noout', '-text'],
         { cwd: work, encoding: 'utf8', timeout: 20_000 },
       );
       return `${o.stdout}${o.stderr}`;
@@ -169,8 +169,8 @@ for (const backend of backends()) {
         });
         expect(e.status, e.text).toBe(201);
       }
-      await escrowOverHttp(reg.url, ADMIN, stationHsm, a as HsmStation);
-      writeFileSync(join(work, 'chain.pem'), toPem(a.chain[1]!, 'CERTIFICATE') + toPem(a.chain[2]!, 'CERTIFICATE'));
+      // CRLs are signed by the registry's delegated signer: openssl crl checks them with its certificate.
+      writeFileSync(join(work, 'signer.pem'), (await delegateOverHttp(reg, a as HsmStation)).certificatePem);
       boards.push(...(await ingest(a, 'SCR', 3)));
       foreign = (await ingest(b, 'SCRB', 1))[0]!;
       // Board 2 is on hold (suspended) when it is scrapped.

@@ -1,18 +1,13 @@
 /**
  * The registry side of the device identity lifecycle (docs/lifecycle.md), independent of HTTP: ingest hooks,
- * state transitions with the hash-chained event log, blocked identifiers, escrow of station issuing CA keys
- * (HSM to HSM), CRLs and OCSP signed with the escrowed keys, re-enrolment (rotation) with a crash-safe
- * two-phase commit, station key rotation, revoked operators, signed policy and quotas.
+ * state transitions with the hash-chained event log, blocked identifiers, delegated revocation signers (a key in
+ * the registry token certified by the station's issuing CA), CRLs and OCSP signed with them, station key
+ * rotation, revoked operators, signed policy and quotas.
  */
 import 'reflect-metadata';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import {
-  AuthorityKeyIdentifierExtension,
-  SubjectKeyIdentifierExtension,
-  X509Certificate,
-  type Extension,
-} from '@peculiar/x509';
-import { fromBase64Url, sha256Hex, toBase64Url, toHex, utf8, concatBytes } from '../../core/bytes.js';
+import { X509Certificate } from '@peculiar/x509';
+import { fromBase64Url, sha256Hex, toBase64Url, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
 import { signJws } from '../../core/jws.js';
 import {
@@ -26,10 +21,11 @@ import {
   type RevocationReason,
 } from '../../core/lifecycle.js';
 import type { Curve } from '../../core/model.js';
-import type { Signer, TransportKey } from '../../core/ports.js';
+import type { Signer } from '../../core/ports.js';
 import { createCrl } from '../../core/pki/crl.js';
 import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
-import { verifyCsr } from '../../core/pki/csr.js';
+import { checkRevocationSignerCertificate } from '../../core/pki/ca.js';
+import { createCsr } from '../../core/pki/csr.js';
 import { buf, importVerifyKey, verifyRaw } from '../../core/pki/ecdsa.js';
 import {
   certIdMatchesIssuer,
@@ -39,7 +35,6 @@ import {
   type OcspAnswer,
 } from '../../core/pki/ocsp.js';
 import { fromPem, fromPemChain, toPem } from '../../core/pki/pem.js';
-import { SKEW_MS, issue, randomSerial } from '../../core/pki/x509.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { recordFrom, type IngestRecord, type StationRow, type SqlExec } from '../db.js';
 import { z } from 'zod';
@@ -60,6 +55,12 @@ import {
   type KeyRotationAnswer,
   type KeyRotationResult,
 } from './station-key-rotation.js';
+import {
+  SIGNER_INSTALLED_SCHEMA,
+  SIGNER_REQUEST_SCHEMA,
+  signSignerDocument,
+  type InstallBody,
+} from './revocation-signer.js';
 import * as st from './store.js';
 
 // ---------------------------------------------------------------- configuration
@@ -67,19 +68,15 @@ import * as st from './store.js';
 /** The registry token functions the lifecycle needs (native/hsm HsmAdmin satisfies it). */
 export interface LifecycleHsm {
   signer(label: string): Promise<Result<Signer>>;
-  beginKeyImport(curve: Curve): Promise<Result<{ transportKey: TransportKey; handle: string }>>;
-  importWrappedKey(
-    handle: string,
-    wrapped: { curve: Curve; ephemeralPublicKeySpki: Uint8Array; wrappedKey: Uint8Array; publicKeySpki: Uint8Array },
-    label: string,
-  ): Promise<Result<{ publicKeySpki: Uint8Array; id: string }>>;
+  generateSigningKey(label: string, curve: Curve): Promise<Result<{ publicKeySpki: Uint8Array; id: string }>>;
+  destroyKeyPair(label: string): Promise<Result<{ destroyed: number }>>;
 }
 
 /** `ingest-apply`: inside the ingest transaction, after the devices of a batch were written (rolls it back). */
-export type FailPoint = 'reenroll-after-issue' | 'ingest-apply';
+export type FailPoint = 'ingest-apply';
 
 export interface LifecycleConfig {
-  /** Registry token holding the escrowed station CA keys (`station-ca:<stationId>`). */
+  /** Registry token holding the delegated revocation signer keys (`revocation-signer-<requestId>`). */
   readonly hsm?: LifecycleHsm;
   /** CRL nextUpdate - thisUpdate and regeneration interval; also the OCSP validity (default 3600 s). */
   readonly crlIntervalS?: number;
@@ -133,7 +130,6 @@ class Abort extends Error {
 
 const now = (ctx: LifecycleContext): string => ctx.clock.now().toISOString();
 const crlInterval = (ctx: LifecycleContext): number => ctx.lifecycle?.crlIntervalS ?? 3600;
-export const caKeyLabel = (stationId: string): string => `station-ca:${stationId}`;
 
 // ---------------------------------------------------------------- roles
 
@@ -851,35 +847,7 @@ export async function stationScrapRevocations(
   return ok({ results: r.value });
 }
 
-// ---------------------------------------------------------------- escrow
-
-/** Transport keys of escrows begun, per station (in memory: they live in the registry token's session). */
-const pendingEscrows = new WeakMap<object, Map<string, { handle: string; curve: Curve; at: number }>>();
-
-function escrowMap(ctx: LifecycleContext): Map<string, { handle: string; curve: Curve; at: number }> {
-  let m = pendingEscrows.get(ctx.db);
-  if (!m) pendingEscrows.set(ctx.db, (m = new Map()));
-  return m;
-}
-
-/** The bytes the station signs to hand its wrapped CA key over (binds station id, transport key and blob). */
-export function escrowSignedBytes(
-  stationId: string,
-  transportKeySpki: Uint8Array,
-  w: { ephemeralPublicKeySpki: Uint8Array; wrappedKey: Uint8Array; publicKeySpki: Uint8Array },
-): Uint8Array {
-  const h = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-  return utf8(
-    canonicalJson({
-      purpose: 'line-station/ca-escrow/v1',
-      stationId,
-      transportKeySha256: h(transportKeySpki),
-      ephemeralPublicKeySha256: h(w.ephemeralPublicKeySpki),
-      wrappedKeySha256: h(w.wrappedKey),
-      publicKeySha256: h(w.publicKeySpki),
-    }),
-  );
-}
+// ---------------------------------------------------------------- delegated revocation signer
 
 async function enrolledStation(ctx: LifecycleContext, stationId: string): Promise<Result<StationRow, ApiError>> {
   const row = await ctx.db.getStation(stationId);
@@ -888,134 +856,191 @@ async function enrolledStation(ctx: LifecycleContext, stationId: string): Promis
   return ok(row.value);
 }
 
-/** Escrow step 1: a transport key from the registry token for the station's issuing CA key. */
-export async function escrowBegin(
+/** Registry token label of a revocation signer key (fits the 64-character label limit). */
+export const signerKeyLabel = (requestId: string): string => `revocation-signer-${requestId}`;
+
+/**
+ * Step 1 (station-authenticated, docs/lifecycle.md "Delegated revocation signer"): generate a signing key in the
+ * registry token (sensitive, never extractable) and answer a signed request for its certificate (the CSR,
+ * self-signed by that key). While a request is pending the same signed request is answered again.
+ */
+export async function revocationSignerRequest(
   ctx: LifecycleContext,
   stationId: string,
-): Promise<Result<{ stationId: string; curve: Curve; transportKeySpki: string }, ApiError>> {
+): Promise<Result<{ jws: string; requestId: string; repeated: boolean }, ApiError>> {
   const hsm = ctx.lifecycle?.hsm;
-  if (!hsm) return fail('INTERNAL', 'the registry has no HSM configured for CA key escrow');
+  if (!hsm) return fail('INTERNAL', 'the registry has no HSM configured for revocation signing');
   const row = await enrolledStation(ctx, stationId);
   if (!row.ok) return row;
   if (row.value.revokedAt) return fail('AUTH_STATION_REVOKED', `station ${stationId} is revoked`);
+  const pending = await guarded(async () => ok(await st.signerOf(ctx.db.sql, stationId, 'pending')));
+  if (!pending.ok) return pending;
+  if (pending.value) return ok({ jws: pending.value.requestJws, requestId: pending.value.requestId, repeated: true });
   const chain = fromPemChain(row.value.chainPem);
   if (!chain.ok || !chain.value[1]) return fail('INTERNAL', 'stored station chain is unreadable');
-  const spki = new Uint8Array(new X509Certificate(buf(chain.value[1])).publicKey.rawData);
-  const key = await importVerifyKey(spki);
-  if (!key) return fail('BODY_INVALID', 'the issuing CA key is not EC P-256/P-384');
-  const t = await hsm.beginKeyImport(key.curve);
-  if (!t.ok) return fail('INTERNAL', `registry HSM: ${t.error.code}: ${t.error.message}`);
-  escrowMap(ctx).set(stationId, { handle: t.value.handle, curve: key.curve, at: Date.now() });
-  return ok({ stationId, curve: key.curve, transportKeySpki: toBase64Url(t.value.transportKey.publicKeySpki) });
-}
-
-export interface EscrowCompletion {
-  readonly ephemeralPublicKeySpki: string;
-  readonly wrappedKey: string;
-  readonly publicKeySpki: string;
-  readonly transportKeySpki: string;
-  /** base64url raw ECDSA signature by the ENROLLED station key over `escrowSignedBytes`. */
-  readonly signature: string;
-}
-
-/**
- * Escrow step 2: check the station's signature over the blob and that the wrapped key is the issuing CA's,
- * unwrap it into the registry token as `station-ca:<stationId>` (sensitive, not extractable), record it, and
- * publish the station's first CRL.
- */
-export async function escrowComplete(
-  ctx: LifecycleContext,
-  stationId: string,
-  body: EscrowCompletion,
-): Promise<Result<{ stationId: string; keyLabel: string; caSha256: string; crlNumber: number }, ApiError>> {
-  const hsm = ctx.lifecycle?.hsm;
-  if (!hsm) return fail('INTERNAL', 'the registry has no HSM configured for CA key escrow');
-  const pending = escrowMap(ctx).get(stationId);
-  if (!pending) return fail('BODY_INVALID', `no escrow begun for station ${stationId} (call escrow/begin first)`);
-  const row = await enrolledStation(ctx, stationId);
-  if (!row.ok) return row;
-  let w: { ephemeralPublicKeySpki: Uint8Array; wrappedKey: Uint8Array; publicKeySpki: Uint8Array; tk: Uint8Array };
-  let sig: Uint8Array;
-  try {
-    w = {
-      ephemeralPublicKeySpki: fromBase64Url(body.ephemeralPublicKeySpki),
-      wrappedKey: fromBase64Url(body.wrappedKey),
-      publicKeySpki: fromBase64Url(body.publicKeySpki),
-      tk: fromBase64Url(body.transportKeySpki),
-    };
-    sig = fromBase64Url(body.signature);
-  } catch {
-    return fail('BODY_INVALID', 'escrow: fields must be base64url');
-  }
-  const chain = fromPemChain(row.value.chainPem);
-  if (!chain.ok || chain.value.length !== 3) return fail('INTERNAL', 'stored station chain is unreadable');
-  const [stationCert, caDer] = chain.value as [Uint8Array, Uint8Array, Uint8Array];
-  const caSpki = new Uint8Array(new X509Certificate(buf(caDer)).publicKey.rawData);
-  if (Buffer.compare(Buffer.from(caSpki), Buffer.from(w.publicKeySpki)) !== 0)
-    return fail('BODY_INVALID', 'escrow: the wrapped key is not the key of the enrolled issuing CA');
-  const stKey = await importVerifyKey(new Uint8Array(new X509Certificate(buf(stationCert)).publicKey.rawData));
-  if (!stKey) return fail('INTERNAL', 'station key unsupported');
-  const good = await verifyRaw(
-    stKey.key,
-    stKey.curve,
-    stKey.curve === 'P-256' ? 'SHA-256' : 'SHA-384',
-    sig,
-    escrowSignedBytes(stationId, w.tk, w),
-  );
-  if (!good) return fail('AUTH_SIGNATURE_INVALID', 'escrow: the station signature over the wrapped key is invalid');
-  escrowMap(ctx).delete(stationId);
-  const label = caKeyLabel(stationId);
-  const imp = await hsm.importWrappedKey(
-    pending.handle,
-    {
-      curve: pending.curve,
-      ephemeralPublicKeySpki: w.ephemeralPublicKeySpki,
-      wrappedKey: w.wrappedKey,
-      publicKeySpki: w.publicKeySpki,
-    },
-    label,
-  );
-  if (!imp.ok) return fail('BODY_INVALID', `escrow: ${imp.error.code}: ${imp.error.message}`);
-  const caSha256 = await sha256Hex(caDer);
+  const caKey = await importVerifyKey(new Uint8Array(new X509Certificate(buf(chain.value[1])).publicKey.rawData));
+  if (!caKey) return fail('BODY_INVALID', 'the issuing CA key is not EC P-256/P-384');
+  const requestId = globalThis.crypto.randomUUID();
+  const label = signerKeyLabel(requestId);
+  const key = await hsm.generateSigningKey(label, caKey.curve);
+  if (!key.ok) return fail('INTERNAL', `registry HSM: ${key.error.code}: ${key.error.message}`);
+  const signer = await hsm.signer(label);
+  if (!signer.ok) return fail('INTERNAL', `registry HSM: ${signer.error.code}: ${signer.error.message}`);
+  const csr = await createCsr(signer.value, {
+    commonName: `revocation signer ${stationId}`.slice(0, 64),
+    organization: ctx.registryId.slice(0, 64),
+  });
+  if (!csr.ok) return fail('INTERNAL', `revocation signer CSR: ${csr.error.code}: ${csr.error.message}`);
+  const requestedAt = now(ctx);
+  const jws = await signSignerDocument(ctx.signer, ctx.registryChain, {
+    schema: SIGNER_REQUEST_SCHEMA,
+    registryId: ctx.registryId,
+    stationId,
+    requestId,
+    csr: toBase64Url(csr.value),
+    requestedAt,
+  });
+  if (!jws.ok) return fail('INTERNAL', `revocation signer request could not be signed: ${jws.error.message}`);
   const r = await guarded(async () =>
     ok(
       await ctx.db.sql.transaction(async (x) => {
-        const at = now(ctx);
-        await st.insertCaKey(x, {
+        const again = await st.signerOf(x, stationId, 'pending');
+        if (again) return { jws: again.requestJws, requestId: again.requestId, repeated: true };
+        await st.insertSignerRequest(x, { requestId, stationId, keyLabel: label, requestJws: jws.value, requestedAt });
+        await st.appendEvent(x, requestedAt, 'station.revocation-signer-requested', {
           stationId,
+          requestId,
           keyLabel: label,
-          caSha256,
-          caPem: toPem(caDer, 'CERTIFICATE'),
-          escrowedAt: at,
         });
-        await st.appendEvent(x, at, 'station.ca-escrowed', { stationId, keyLabel: label, caSha256 });
-        return true;
+        return { jws: jws.value, requestId, repeated: false };
+      }),
+    ),
+  );
+  // A concurrent request won: this key is not used by anything.
+  if (!r.ok || r.value.requestId !== requestId) await hsm.destroyKeyPair(label);
+  return r;
+}
+
+/**
+ * Step 2 (station-authenticated): the certificate the station's issuing CA issued for the pending key. Checked
+ * (core/pki/ca.ts `checkRevocationSignerCertificate` against the ENROLLED issuing CA, and a test signature of
+ * the key through the certificate: the first CRL), then made the station's active signer in one transaction
+ * with its event; answered with a signed confirmation. The same certificate again answers the same confirmation.
+ */
+export async function revocationSignerInstall(
+  ctx: LifecycleContext,
+  stationId: string,
+  body: InstallBody,
+): Promise<Result<{ jws: string; certificateSha256: string; crlNumber: number; repeated: boolean }, ApiError>> {
+  const hsm = ctx.lifecycle?.hsm;
+  if (!hsm) return fail('INTERNAL', 'the registry has no HSM configured for revocation signing');
+  const row = await enrolledStation(ctx, stationId);
+  if (!row.ok) return row;
+  if (row.value.revokedAt) return fail('AUTH_STATION_REVOKED', `station ${stationId} is revoked`);
+  const der = fromPem(body.certificatePem, 'CERTIFICATE');
+  if (!der.ok) return fail('BODY_INVALID', `certificatePem: ${der.error.message}`);
+  const sha = await sha256Hex(der.value);
+  const req = await guarded(async () => ok(await st.signerByRequest(ctx.db.sql, body.requestId)));
+  if (!req.ok) return req;
+  const known = req.value;
+  if (!known || known.stationId !== stationId)
+    return fail('NOT_FOUND', `no revocation signer request ${body.requestId} for station ${stationId}`);
+  if (known.state !== 'pending') {
+    if (known.certificateSha256 === sha && known.installedJws) {
+      const crl = await currentCrl(ctx, stationId);
+      if (!crl.ok) return crl;
+      return ok({ jws: known.installedJws, certificateSha256: sha, crlNumber: crl.value.crlNumber, repeated: true });
+    }
+    return fail('STATION_CONFLICT', `revocation signer request ${body.requestId} is already ${known.state}`);
+  }
+  const chain = fromPemChain(row.value.chainPem);
+  if (!chain.ok || !chain.value[1]) return fail('INTERNAL', 'stored station chain is unreadable');
+  const caDer = chain.value[1];
+  const signer = await hsm.signer(known.keyLabel);
+  if (!signer.ok) return fail('INTERNAL', `registry HSM: ${signer.error.code}: ${signer.error.message}`);
+  const checked = await checkRevocationSignerCertificate(der.value, caDer, signer.value.publicKeySpki, ctx.clock.now());
+  if (!checked.ok) return fail('BODY_INVALID', checked.error.message);
+  const installedAt = now(ctx);
+  const jws = await signSignerDocument(ctx.signer, ctx.registryChain, {
+    schema: SIGNER_INSTALLED_SCHEMA,
+    registryId: ctx.registryId,
+    stationId,
+    requestId: known.requestId,
+    certificateSha256: sha,
+    installedAt,
+  });
+  if (!jws.ok) return fail('INTERNAL', `confirmation could not be signed: ${jws.error.message}`);
+  const r = await guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const previous = await st.signerOf(x, stationId, 'active');
+        const n = await st.activateSigner(x, known.requestId, stationId, {
+          caPem: toPem(caDer, 'CERTIFICATE'),
+          certificatePem: toPem(der.value, 'CERTIFICATE'),
+          certificateSha256: sha,
+          installedJws: jws.value,
+          installedAt,
+        });
+        if (n !== 1) throw new Abort(apiError('STATION_CONFLICT', 'the request was installed meanwhile'));
+        await st.appendEvent(x, installedAt, 'station.revocation-signer-installed', {
+          stationId,
+          requestId: known.requestId,
+          certificateSha256: sha,
+          serialNumber: checked.value.serialNumber,
+          replaced: previous?.requestId ?? null,
+        });
+        return previous;
       }),
     ),
   );
   if (!r.ok) return r;
   const crl = await refreshCrl(ctx, stationId);
   if (!crl.ok) return crl;
-  ctx.logger.log('info', 'station issuing CA key escrowed', { stationId, keyLabel: label });
-  return ok({ stationId, keyLabel: label, caSha256, crlNumber: crl.value.crlNumber });
+  // The replaced signer's key is no longer used: destroy it in the token.
+  if (r.value) await hsm.destroyKeyPair(r.value.keyLabel);
+  ctx.logger.log('info', 'revocation signer installed', { stationId, requestId: known.requestId });
+  return ok({ jws: jws.value, certificateSha256: sha, crlNumber: crl.value.crlNumber, repeated: false });
+}
+
+/** The delegated revocation signers (one station, or all), newest request first per station. */
+export async function revocationSignerList(
+  ctx: LifecycleContext,
+  stationId: string | null,
+): Promise<Result<Omit<st.SignerRow, 'requestJws' | 'installedJws' | 'caPem'>[], ApiError>> {
+  return guarded(async () =>
+    ok(
+      (await st.signers(ctx.db.sql, stationId)).map((r) => ({
+        requestId: r.requestId,
+        stationId: r.stationId,
+        keyLabel: r.keyLabel,
+        state: r.state,
+        requestedAt: r.requestedAt,
+        certificatePem: r.certificatePem,
+        certificateSha256: r.certificateSha256,
+        installedAt: r.installedAt,
+      })),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------- CRL
 
+/** The station's active delegated signer: its token key, its certificate, the issuing CA certificate. */
 async function caOf(
   ctx: LifecycleContext,
   stationId: string,
-): Promise<Result<{ signer: Signer; caDer: Uint8Array }, ApiError>> {
+): Promise<Result<{ signer: Signer; signerDer: Uint8Array; caDer: Uint8Array }, ApiError>> {
   const hsm = ctx.lifecycle?.hsm;
-  if (!hsm) return fail('INTERNAL', 'the registry has no HSM configured (no escrowed CA keys)');
-  const keys = await st.caKeys(ctx.db.sql);
-  const k = keys.find((c) => c.stationId === stationId);
-  if (!k) return fail('NOT_FOUND', `the issuing CA key of station ${stationId} is not escrowed`);
-  const der = fromPem(k.caPem, 'CERTIFICATE');
-  if (!der.ok) return fail('INTERNAL', 'stored CA certificate unreadable');
+  if (!hsm) return fail('INTERNAL', 'the registry has no HSM configured (no revocation signers)');
+  const k = await st.signerOf(ctx.db.sql, stationId, 'active');
+  if (!k?.certificatePem || !k.caPem)
+    return fail('NOT_FOUND', `no revocation signer is installed for station ${stationId}`);
+  const der = fromPem(k.certificatePem, 'CERTIFICATE');
+  const ca = fromPem(k.caPem, 'CERTIFICATE');
+  if (!der.ok || !ca.ok) return fail('INTERNAL', 'stored revocation signer certificate unreadable');
   const signer = await hsm.signer(k.keyLabel);
   if (!signer.ok) return fail('INTERNAL', `registry HSM: ${signer.error.code}: ${signer.error.message}`);
-  return ok({ signer: signer.value, caDer: der.value });
+  return ok({ signer: signer.value, signerDer: der.value, caDer: ca.value });
 }
 
 const crlLocks = new WeakMap<object, Map<string, Promise<unknown>>>();
@@ -1036,8 +1061,6 @@ export async function refreshCrl(ctx: LifecycleContext, stationId: string): Prom
 async function refreshCrlNow(ctx: LifecycleContext, stationId: string): Promise<Result<st.CrlRow, ApiError>> {
   return guarded(async () => {
     const x = ctx.db.sql;
-    if (!(await st.caKeys(x)).some((k) => k.stationId === stationId))
-      return fail('NOT_FOUND', `the issuing CA key of station ${stationId} is not escrowed`);
     const ca = await caOf(ctx, stationId);
     if (!ca.ok) return ca;
     const entries = [];
@@ -1049,9 +1072,11 @@ async function refreshCrlNow(ctx: LifecycleContext, stationId: string): Promise<
     const thisUpdate = ctx.clock.now();
     const nextUpdate = new Date(thisUpdate.getTime() + crlInterval(ctx) * 1000);
     const crlNumber = (prev?.crlNumber ?? 0) + 1;
+    // Signed by the delegated signer: its certificate's subject is the issuing CA's name (the CRL issuer) and
+    // its key identifier is the CRL's authority key identifier.
     const der = await createCrl({
       signer: ca.value.signer,
-      issuerCertificate: ca.value.caDer,
+      issuerCertificate: ca.value.signerDer,
       thisUpdate,
       nextUpdate,
       crlNumber,
@@ -1079,10 +1104,10 @@ export async function currentCrl(ctx: LifecycleContext, stationId: string): Prom
   return refreshCrl(ctx, stationId);
 }
 
-/** Regenerate every escrowed station's CRL on a schedule; returns a stop function. */
+/** Regenerate the CRL of every station with a revocation signer on a schedule; returns a stop function. */
 export function scheduleCrls(ctx: LifecycleContext): () => void {
   const tick = async () => {
-    const keys = await guarded(async () => ok(await st.caKeys(ctx.db.sql)));
+    const keys = await guarded(async () => ok(await st.activeSigners(ctx.db.sql)));
     if (!keys.ok) return;
     for (const k of keys.value) {
       const r = await refreshCrl(ctx, k.stationId);
@@ -1102,11 +1127,11 @@ export async function answerOcsp(ctx: LifecycleContext, der: Uint8Array): Promis
   if (!req.ok) return ocspErrorResponse('malformedRequest');
   try {
     const x = ctx.db.sql;
-    const keys = await st.caKeys(x);
-    let station: st.CaKeyRow | undefined;
+    const keys = await st.activeSigners(x);
+    let station: st.SignerRow | undefined;
     let caDer: Uint8Array | undefined;
     for (const k of keys) {
-      const d = fromPem(k.caPem, 'CERTIFICATE');
+      const d = fromPem(k.caPem ?? '', 'CERTIFICATE');
       if (d.ok && (await certIdMatchesIssuer(req.value.queries[0]!.certId, d.value))) {
         station = k;
         caDer = d.value;
@@ -1135,9 +1160,11 @@ export async function answerOcsp(ctx: LifecycleContext, der: Uint8Array): Promis
     const ca = await caOf(ctx, station.stationId);
     if (!ca.ok) return ocspErrorResponse('internalError');
     const t = ctx.clock.now();
+    // A delegated responder (RFC 6960 4.2.2.2): signed by the signer key, its certificate in `certs`.
     const resp = await createOcspResponse({
       signer: ca.value.signer,
-      issuerCertificate: ca.value.caDer,
+      issuerCertificate: ca.value.signerDer,
+      responderCertificates: [ca.value.signerDer],
       producedAt: t,
       thisUpdate: t,
       nextUpdate: new Date(t.getTime() + crlInterval(ctx) * 1000),
@@ -1153,250 +1180,16 @@ export async function answerOcsp(ctx: LifecycleContext, der: Uint8Array): Promis
 
 // ---------------------------------------------------------------- re-enrolment
 
-export interface ReenrollRequest {
-  /** PEM of the device's CURRENT certificate. */
-  readonly certificate: string;
-  /** base64url DER PKCS#10 for the NEW key (its self-signature is the proof of possession). */
-  readonly csr: string;
-  readonly ts: string;
-  /** base64url, 16..64 bytes. */
-  readonly nonce: string;
-  /** base64url raw ECDSA signature by the CURRENT key over sha256(csr DER) || utf8(ts) || utf8(nonce). */
-  readonly proof: string;
-}
-
-export interface ReenrollResponse {
-  readonly serialNumber: string;
-  readonly version: number;
-  /** PEM: new certificate, issuing CA. */
-  readonly chainPem: string;
-  readonly notAfter: string;
-  /** Re-enrol after this time (notAfter minus the rotate-before window). */
-  readonly renewAfter: string;
-  readonly repeated: boolean;
-}
-
-/** What the device signs with its current key to re-enrol. */
-export async function reenrollProofBytes(csrDer: Uint8Array, ts: string, nonce: string): Promise<Uint8Array> {
-  const h = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', buf(csrDer)));
-  return concatBytes(h, utf8(ts), utf8(nonce));
-}
-
 /**
- * Certificate lifetime and rotate-before window of a re-enrolment (milliseconds): the policy setting
- * (`registry policy set --cert-lifetime/--rotate-before`, seconds resolution) over LifecycleConfig.
+ * `POST /v1/devices/reenroll`: refused with REENROLL_UNAVAILABLE. Issuing a device certificate needs the station's
+ * issuing CA key, which never leaves the station token (docs/hsm.md "Key attributes"); headquarters holds only a
+ * revocation signer. Devices get a new certificate at a station (rework: a rotation record).
  */
-async function lifetimes(ctx: LifecycleContext): Promise<Result<{ lifetimeMs: number; beforeMs: number }, ApiError>> {
-  return guarded(async () => {
-    const e = effectiveReenrollment(ctx, await reenrollmentSetting(ctx.db.sql));
-    return ok({ lifetimeMs: e.certificateLifetimeSeconds * 1000, beforeMs: e.rotateBeforeSeconds * 1000 });
-  });
-}
-
-/**
- * Rotation authenticated by the device's current certificate (see ReenrollRequest). Two transactions around
- * the signature: (1) reserve credential n+1 as `pending` (on hold on the CRL), (2) activate it and supersede
- * credential n together. A crash between them leaves credential n the only valid one; the retry abandons the
- * pending reservation (revoked) and issues again. The same CSR again returns the same certificate.
- */
-export async function reenroll(
-  ctx: LifecycleContext,
-  req: ReenrollRequest,
-): Promise<Result<ReenrollResponse, ApiError>> {
-  const certDer = fromPem(req.certificate, 'CERTIFICATE');
-  if (!certDer.ok) return fail('BODY_INVALID', 'certificate: not a PEM certificate');
-  let cert: X509Certificate;
-  let csrDer: Uint8Array;
-  let proof: Uint8Array;
-  try {
-    cert = new X509Certificate(buf(certDer.value));
-    csrDer = fromBase64Url(req.csr);
-    proof = fromBase64Url(req.proof);
-  } catch {
-    return fail('BODY_INVALID', 'certificate, csr or proof malformed');
-  }
-  const nowDate = ctx.clock.now();
-  if (Number.isNaN(Date.parse(req.ts)) || Math.abs(Date.parse(req.ts) - nowDate.getTime()) > MAX_CLOCK_SKEW_S * 1000)
-    return fail('AUTH_CLOCK_SKEW', 'reenroll: ts is missing or too far from the registry time');
-  // Which escrowed CA issued it?
-  const x = ctx.db.sql;
-  let keys: st.CaKeyRow[];
-  try {
-    keys = await st.caKeys(x);
-  } catch (e) {
-    return storeFail(e);
-  }
-  let station: st.CaKeyRow | undefined;
-  let caDer: Uint8Array | undefined;
-  for (const k of keys) {
-    const d = fromPem(k.caPem, 'CERTIFICATE');
-    if (!d.ok) continue;
-    const ca = new X509Certificate(buf(d.value));
-    if (ca.subject !== cert.issuer) continue;
-    if (await cert.verify({ publicKey: ca, signatureOnly: true }, globalThis.crypto)) {
-      station = k;
-      caDer = d.value;
-      break;
-    }
-  }
-  if (!station || !caDer)
-    return fail('AUTH_SIGNATURE_INVALID', 'reenroll: the certificate does not chain to an escrowed station CA');
-  if (nowDate < cert.notBefore || nowDate > cert.notAfter)
-    return fail('AUTH_FORBIDDEN', 'reenroll: the current certificate is not valid now');
-  const curKey = await importVerifyKey(new Uint8Array(cert.publicKey.rawData));
-  if (!curKey) return fail('BODY_INVALID', 'reenroll: unsupported certificate key');
-  const proofOk = await verifyRaw(
-    curKey.key,
-    curKey.curve,
-    curKey.curve === 'P-256' ? 'SHA-256' : 'SHA-384',
-    proof,
-    await reenrollProofBytes(csrDer, req.ts, req.nonce),
+export function reenrollUnavailable(): Result<never, ApiError> {
+  return fail(
+    'REENROLL_UNAVAILABLE',
+    'headquarters cannot issue device certificates (the issuing CA key stays in the station HSM): re-key the device at a station (rework)',
   );
-  if (!proofOk) return fail('AUTH_SIGNATURE_INVALID', 'reenroll: the proof is not signed by the current key');
-  const csr = await verifyCsr(csrDer);
-  if (!csr.ok) return fail('BODY_INVALID', `reenroll: ${csr.error.code}: ${csr.error.message}`);
-  if (Buffer.compare(Buffer.from(csr.value.publicKeySpki), Buffer.from(cert.publicKey.rawData)) === 0)
-    return fail('BODY_INVALID', 'reenroll: the new key must differ from the current key');
-  const csrSha256 = await sha256Hex(csrDer);
-  const certSerial = normaliseSerial(cert.serialNumber);
-  const stationId = station.stationId;
-  const lt = await lifetimes(ctx); // policy setting over LifecycleConfig
-  if (!lt.ok) return lt;
-  const { lifetimeMs, beforeMs } = lt.value;
-  const answer = (c: st.CredentialRow, repeated: boolean): ReenrollResponse => ({
-    serialNumber: c.serialNumber,
-    version: c.version,
-    chainPem: `${c.certPem ?? ''}${toPem(caDer, 'CERTIFICATE')}`,
-    notAfter: c.notAfter,
-    renewAfter: new Date(Date.parse(c.notAfter) - beforeMs).toISOString(),
-    repeated,
-  });
-
-  // Phase 1: checks + reservation.
-  const phase1 = await guarded(async () =>
-    ok(
-      await x.transaction(async (t) => {
-        const cur = await st.credentialBySerial(t, stationId, certSerial);
-        if (!cur) throw new Abort(apiError('NOT_FOUND', 'reenroll: this certificate is not known to the registry'));
-        const done = (await st.credentialByCsr(t, cur.serialNumber, csrSha256)).find((c) => c.status === 'active');
-        if (done) return { kind: 'repeat' as const, cred: done };
-        const dev = await st.findDevice(t, cur.serialNumber);
-        if (!dev) throw new Abort(apiError('NOT_FOUND', 'reenroll: device unknown'));
-        if (cur.status !== 'active')
-          throw new Abort(apiError('AUTH_FORBIDDEN', `reenroll: the current certificate is ${cur.status}`));
-        const tr = transition(dev.state, 'rotate', 'device');
-        if (!tr.ok) throw new Abort(apiError('LIFECYCLE_TRANSITION_INVALID', `reenroll: ${tr.error.message}`));
-        const at = now(ctx);
-        const abandoned = await st.setCredentialStatus(t, dev.serialNumber, ['pending'], 'revoked', 'superseded', at);
-        const history = await st.credentials(t, dev.serialNumber);
-        const version = history.reduce((m, c) => Math.max(m, c.version), 0) + 1;
-        const serial = randomSerial();
-        const pending: st.CredentialRow = {
-          serialNumber: dev.serialNumber,
-          version,
-          serial: normaliseSerial(toHex(serial)),
-          stationId,
-          sha256: '',
-          notBefore: '',
-          notAfter: '',
-          status: 'pending',
-          reason: null,
-          revokedAt: at,
-          certPem: null,
-          csrSha256,
-          recordId: null,
-          createdAt: at,
-        };
-        await st.insertCredential(t, pending);
-        await st.appendEvent(t, at, 'credential.reserved', {
-          serialNumber: dev.serialNumber,
-          credential: version,
-          certSerial: pending.serial,
-          abandoned,
-        });
-        return { kind: 'issue' as const, pending, serial, current: cur };
-      }),
-    ),
-  );
-  if (!phase1.ok) return phase1;
-  if (phase1.value.kind === 'repeat') return ok(answer(phase1.value.cred, true));
-  const { pending, serial, current } = phase1.value;
-
-  // Sign with the escrowed CA key: same subject and extensions as the current certificate, new key ids.
-  const ca = await caOf(ctx, stationId);
-  if (!ca.ok) return ca;
-  const issuerCert = new X509Certificate(buf(caDer));
-  const keep = cert.extensions.filter(
-    (e) => !(e instanceof SubjectKeyIdentifierExtension) && !(e instanceof AuthorityKeyIdentifierExtension),
-  );
-  const issued = await issue({
-    signer: ca.value.signer,
-    issuerCert,
-    subject: cert.subjectName,
-    subjectSpki: csr.value.publicKeySpki,
-    notBefore: new Date(nowDate.getTime() - SKEW_MS),
-    notAfter: new Date(nowDate.getTime() + lifetimeMs),
-    serial,
-    extensions: async (crypto) => {
-      const ski = await SubjectKeyIdentifierExtension.create(buf(csr.value.publicKeySpki), false, crypto);
-      const caSki = issuerCert.getExtension(SubjectKeyIdentifierExtension);
-      const aki = caSki
-        ? new AuthorityKeyIdentifierExtension(caSki.keyId, false)
-        : await AuthorityKeyIdentifierExtension.create(buf(ca.value.signer.publicKeySpki), false, crypto);
-      return [...(keep as Extension[]), ski, aki];
-    },
-  });
-  if (!issued.ok) return fail('INTERNAL', `reenroll: ${issued.error.code}: ${issued.error.message}`);
-  await ctx.lifecycle?.failpoint?.('reenroll-after-issue');
-
-  // Phase 2: activate n+1 and supersede n atomically.
-  const phase2 = await guarded(async () =>
-    ok(
-      await x.transaction(async (t) => {
-        const at = now(ctx);
-        // The state may have changed since phase 1 (e.g. suspended): rotate must still be legal now.
-        const dev = await st.findDevice(t, pending.serialNumber);
-        if (!dev) throw new Abort(apiError('NOT_FOUND', 'reenroll: device unknown'));
-        const tr = transition(dev.state, 'rotate', 'device');
-        if (!tr.ok) throw new Abort(apiError('LIFECYCLE_TRANSITION_INVALID', `reenroll: ${tr.error.message}`));
-        const sup = await st.setCredentialStatus(
-          t,
-          pending.serialNumber,
-          ['active'],
-          'superseded',
-          'superseded',
-          at,
-          current.version,
-        );
-        if (sup !== 1)
-          throw new Abort(apiError('AUTH_FORBIDDEN', 'reenroll: the current credential changed meanwhile'));
-        const act = await st.activateCredential(t, pending.serialNumber, pending.version, {
-          sha256: issued.value.sha256,
-          notBefore: issued.value.notBefore,
-          notAfter: issued.value.notAfter,
-          certPem: toPem(issued.value.der, 'CERTIFICATE'),
-        });
-        if (act !== 1) throw new Abort(apiError('AUTH_FORBIDDEN', 'reenroll: the reservation was abandoned meanwhile'));
-        // activated/rotated -> rotated; a never-activated (provisioned) device stays provisioned.
-        if (tr.value !== dev.state) await st.setDeviceState(t, dev.serialNumber, tr.value, at, dev.suspendedAt);
-        await st.appendEvent(t, at, 'device.rotated', {
-          serialNumber: pending.serialNumber,
-          stationId,
-          actor: 'device',
-          from: dev.state,
-          to: tr.value,
-          credential: pending.version,
-          certSerial: pending.serial,
-          superseded: current.version,
-        });
-        return (await st.credentials(t, pending.serialNumber)).find((c) => c.version === pending.version)!;
-      }),
-    ),
-  );
-  if (!phase2.ok) return phase2;
-  await refreshCrl(ctx, stationId);
-  ctx.logger.log('info', 'device re-enrolled', { serialNumber: pending.serialNumber, credential: pending.version });
-  return ok(answer(phase2.value, false));
 }
 
 // ---------------------------------------------------------------- stations and operators
@@ -1758,7 +1551,7 @@ export const FirmwareSettingSchema = z.record(
   z.array(z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex SHA-256')).max(1000),
 );
 
-/** The effective re-enrolment lifetimes published in the policy (`reenrollment`) and used by reenroll. */
+/** The effective re-enrolment lifetimes published in the policy (`reenrollment`). */
 export interface ReenrollmentPolicy {
   readonly certificateLifetimeSeconds: number;
   readonly rotateBeforeSeconds: number;

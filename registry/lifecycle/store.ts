@@ -1,6 +1,6 @@
 /**
  * Lifecycle tables (schema v2) over the portable SqlPort: devices, versioned credentials, the append-only
- * hash-chained lifecycle event log (core/audit.ts hashing), blocked identifiers, escrowed CA keys, CRLs,
+ * hash-chained lifecycle event log (core/audit.ts hashing), blocked identifiers, delegated revocation signers, CRLs,
  * revoked operators, quotas and settings. Plain functions over a SqlExec so that callers compose them inside
  * one `db.sql.transaction`.
  */
@@ -326,32 +326,91 @@ export async function setSetting(x: SqlExec, k: string, v: string): Promise<void
   ]);
 }
 
-export interface CaKeyRow {
+/** A delegated revocation signer of headquarters for one station (schema v4, docs/lifecycle.md). */
+export interface SignerRow {
+  readonly requestId: string;
   readonly stationId: string;
   readonly keyLabel: string;
-  readonly caSha256: string;
-  readonly caPem: string;
-  readonly escrowedAt: string;
+  readonly state: 'pending' | 'active' | 'replaced';
+  readonly requestJws: string;
+  readonly requestedAt: string;
+  /** Installed rows: the station's issuing CA, the signer certificate, the signed confirmation. */
+  readonly caPem: string | null;
+  readonly certificatePem: string | null;
+  readonly certificateSha256: string | null;
+  readonly installedJws: string | null;
+  readonly installedAt: string | null;
 }
 
-export async function caKeys(x: SqlExec): Promise<CaKeyRow[]> {
-  return (await x.all('SELECT * FROM ca_keys ORDER BY station_id')).map((r) => ({
+function signerFrom(r: SqlRow): SignerRow {
+  return {
+    requestId: s(r, 'request_id'),
     stationId: s(r, 'station_id'),
     keyLabel: s(r, 'key_label'),
-    caSha256: s(r, 'ca_sha256'),
-    caPem: s(r, 'ca_pem'),
-    escrowedAt: s(r, 'escrowed_at'),
-  }));
+    state: s(r, 'state') as SignerRow['state'],
+    requestJws: s(r, 'request_jws'),
+    requestedAt: s(r, 'requested_at'),
+    caPem: sn(r, 'ca_pem'),
+    certificatePem: sn(r, 'certificate_pem'),
+    certificateSha256: sn(r, 'certificate_sha256'),
+    installedJws: sn(r, 'installed_jws'),
+    installedAt: sn(r, 'installed_at'),
+  };
 }
 
-export async function insertCaKey(x: SqlExec, k: CaKeyRow): Promise<void> {
-  await x.run('INSERT INTO ca_keys (station_id, key_label, ca_sha256, ca_pem, escrowed_at) VALUES (?, ?, ?, ?, ?)', [
-    k.stationId,
-    k.keyLabel,
-    k.caSha256,
-    k.caPem,
-    k.escrowedAt,
+/** The active signers (one per station at most), by station id. */
+export async function activeSigners(x: SqlExec): Promise<SignerRow[]> {
+  return (await x.all(`SELECT * FROM revocation_signers WHERE state = 'active' ORDER BY station_id`)).map(signerFrom);
+}
+
+/** Every signer row of one station (or all stations), by station, newest request first. */
+export async function signers(x: SqlExec, stationId: string | null): Promise<SignerRow[]> {
+  return (
+    await x.all(
+      `SELECT * FROM revocation_signers ${stationId === null ? '' : 'WHERE station_id = ?'}
+       ORDER BY station_id, requested_at DESC`,
+      stationId === null ? [] : [stationId],
+    )
+  ).map(signerFrom);
+}
+
+export async function signerOf(x: SqlExec, stationId: string, state: 'pending' | 'active'): Promise<SignerRow | null> {
+  const r = (await x.all('SELECT * FROM revocation_signers WHERE station_id = ? AND state = ?', [stationId, state]))[0];
+  return r ? signerFrom(r) : null;
+}
+
+export async function signerByRequest(x: SqlExec, requestId: string): Promise<SignerRow | null> {
+  const r = (await x.all('SELECT * FROM revocation_signers WHERE request_id = ?', [requestId]))[0];
+  return r ? signerFrom(r) : null;
+}
+
+export async function insertSignerRequest(
+  x: SqlExec,
+  r: Pick<SignerRow, 'requestId' | 'stationId' | 'keyLabel' | 'requestJws' | 'requestedAt'>,
+): Promise<void> {
+  await x.run(
+    `INSERT INTO revocation_signers (request_id, station_id, key_label, state, request_jws, requested_at)
+     VALUES (?, ?, ?, 'pending', ?, ?)`,
+    [r.requestId, r.stationId, r.keyLabel, r.requestJws, r.requestedAt],
+  );
+}
+
+/** Make the pending `requestId` the station's active signer (the previous active one becomes replaced). */
+export async function activateSigner(
+  x: SqlExec,
+  requestId: string,
+  stationId: string,
+  i: { caPem: string; certificatePem: string; certificateSha256: string; installedJws: string; installedAt: string },
+): Promise<number> {
+  await x.run(`UPDATE revocation_signers SET state = 'replaced' WHERE station_id = ? AND state = 'active'`, [
+    stationId,
   ]);
+  return x.run(
+    `UPDATE revocation_signers SET state = 'active', ca_pem = ?, certificate_pem = ?, certificate_sha256 = ?,
+       installed_jws = ?, installed_at = ?
+     WHERE request_id = ? AND station_id = ? AND state = 'pending'`,
+    [i.caPem, i.certificatePem, i.certificateSha256, i.installedJws, i.installedAt, requestId, stationId],
+  );
 }
 
 export interface CrlRow {

@@ -1,7 +1,7 @@
 /**
- * Test support: a station PKI whose issuing CA key is a WRAPPABLE key in a real station HSM token (as
- * `station init` makes it), so it can be escrowed to the registry. Root and station keys are test signers. Also:
- * a lifecycle registry on loopback (startLifecycleRegistry) and escrow over HTTP (escrowOverHttp).
+ * Test support: a station PKI whose issuing CA key is generated in a real station HSM token (sensitive, never
+ * extractable, as `station init` makes it). Root and station keys are test signers. Also: a lifecycle registry on
+ * loopback (startLifecycleRegistry) and the delegated revocation signer exchange over HTTP (delegateOverHttp).
  */
 import { systemClock, type Clock } from '../../core/ports.js';
 import { createRootCertificate, issueCaCertificate, issueStationCertificate } from '../../core/pki/ca.js';
@@ -9,11 +9,11 @@ import { toPem } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
 import { must } from '../../core/pki/test-util.js';
 import type { HsmAdmin } from '../../native/hsm/index.js';
-import { wrapIssuingCaForEscrow } from '../../station/ca-escrow.js';
+import { delegateRevocationSigner, type DelegationOutcome } from '../../station/revocation-signer.js';
 import type { RegistryDb } from '../db.js';
 import { startRegistry, type RunningRegistry } from '../server.js';
 import type { TestStation } from '../test/fixtures.js';
-import { call, quietLogger } from '../test/harness.js';
+import { quietLogger } from '../test/harness.js';
 import type { LifecycleConfig } from './service.js';
 
 export type HsmStation = TestStation & { readonly caLabel: string; readonly root: Uint8Array; readonly ca: Uint8Array };
@@ -26,7 +26,7 @@ export async function createHsmStation(
 ): Promise<HsmStation> {
   const days = o.validityDays ?? { root: 3650, ca: 1825, station: 365 };
   const caLabel = `issuing-ca-${id}`;
-  must(await stationHsm.generateSigningKey(caLabel, 'P-256', { wrappable: true }));
+  must(await stationHsm.generateSigningKey(caLabel, 'P-256'));
   const caSigner = must(await stationHsm.signer(caLabel));
   const rootSigner = await createTestSigner('P-256');
   const signer = await createTestSigner('P-256');
@@ -74,7 +74,7 @@ export async function createHsmStation(
 
 /**
  * A registry on loopback for tests: a fresh self-signed registry key (test signer; its certificate is
- * `reg.context.registryChain[0]`), the admin token, and `lifecycle` (escrow HSM, officer token hash, failpoints...).
+ * `reg.context.registryChain[0]`), the admin token, and `lifecycle` (registry HSM, officer token hash, failpoints...).
  */
 export async function startLifecycleRegistry(
   db: RegistryDb | string,
@@ -105,28 +105,22 @@ export async function startLifecycleRegistry(
 }
 
 /**
- * Escrow `station`'s issuing CA key into the serving registry the way `station enroll --escrow` does: escrow/begin,
- * wrap the key in the station token for the registry's transport key, escrow/complete. Throws on any refusal.
+ * Certify a revocation signer of the serving registry for `station` the way `station enroll --revocation-signer`
+ * does (station/revocation-signer.ts, LS-Sig of the station key, answers checked against the registry
+ * certificate). Throws on any refusal.
  */
-export async function escrowOverHttp(
-  url: string,
-  adminToken: string,
-  stationHsm: HsmAdmin,
-  station: HsmStation,
-): Promise<void> {
-  const begin = await call(url, 'POST', `/v1/admin/stations/${station.id}/escrow/begin`, { bearer: adminToken });
-  if (begin.status !== 200) throw new Error(`escrow/begin: ${begin.status} ${begin.text}`);
-  const body = must(
-    await wrapIssuingCaForEscrow({
-      hsm: stationHsm,
-      caKeyLabel: station.caLabel,
-      stationSigner: station.signer,
-      begin: begin.json as never,
+export async function delegateOverHttp(reg: RunningRegistry, station: HsmStation): Promise<DelegationOutcome> {
+  return must(
+    await delegateRevocationSigner({
+      url: reg.url,
+      registryCertificate: reg.context.registryChain[0]!,
+      tlsCertificate: null,
+      stationId: station.id,
+      signer: station.signer,
+      caSigner: station.caSigner,
+      caChain: [station.ca, station.root],
+      clock: systemClock,
+      audit: () => undefined,
     }),
   );
-  const done = await call(url, 'POST', `/v1/admin/stations/${station.id}/escrow/complete`, {
-    bearer: adminToken,
-    body,
-  });
-  if (done.status !== 200) throw new Error(`escrow/complete: ${done.status} ${done.text}`);
 }

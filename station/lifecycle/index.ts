@@ -20,7 +20,7 @@ import type { FlowGate, RunPolicy } from '../../core/flow.js';
 import { signJws } from '../../core/jws.js';
 import type { BoardIdentity } from '../../core/model.js';
 import { systemClock, type Clock, type Logger, type Signer } from '../../core/ports.js';
-import { ok, type Result } from '../../core/result.js';
+import { err, ok, type Result } from '../../core/result.js';
 import type { Store } from '../../core/store.js';
 import type { WorkOrder } from '../../core/work-order.js';
 import {
@@ -32,7 +32,7 @@ import {
 } from '../../native/store/lifecycle.js';
 import { sha256HexSync } from '../../native/store/index.js';
 import { signRequest } from '../../registry/protocol.js';
-import { httpExchange, registryErrorOf } from '../sync.js';
+import { RegistryRefusal, httpExchange, registryErrorOf } from '../sync.js';
 import { stationRevocation, verifyPolicy, verifyQuotas, type PolicyPayload } from './signed.js';
 
 export * from './signed.js';
@@ -51,6 +51,8 @@ export interface StationLifecycleOptions {
   readonly chain: readonly Uint8Array[];
   readonly registryUrl: string | null;
   readonly registryCertificate: Uint8Array | null;
+  /** The pinned registry TLS certificate (DER), for an https registry URL (station/sync.ts `checkRegistryUrl`). */
+  readonly registryTlsCertificate?: Uint8Array | null;
   /** Refuse work orders without a signed quota (default false: unlimited, with a warning). */
   readonly requireQuota?: boolean;
   /** Background pull interval (seconds). */
@@ -253,10 +255,12 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     try {
       res = await httpExchange(`${baseUrl}${path}`, {
         method: 'GET',
+        tls: o.registryTlsCertificate ?? null,
         headers: { authorization: auth.value },
         signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
       });
     } catch (e) {
+      if (e instanceof RegistryRefusal) return err(e.error);
       return fail('SYNC_UNREACHABLE', `GET ${path}: ${(e as Error).message}`);
     }
     if (res.status !== 200) {
@@ -477,11 +481,13 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
       try {
         res = await httpExchange(`${baseUrl}/v1/revocations`, {
           method: 'POST',
+          tls: o.registryTlsCertificate ?? null,
           headers: { 'content-type': 'application/json', authorization: auth.value },
           body,
           signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
         });
       } catch (e) {
+        if (e instanceof RegistryRefusal) return err(e.error);
         return fail('SYNC_UNREACHABLE', `POST /v1/revocations: ${(e as Error).message}`);
       }
       if (res.status === 404) {

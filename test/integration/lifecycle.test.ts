@@ -1,7 +1,7 @@
 /**
  * Station side of the identity lifecycle with real parts: a development station (SoftHSM2, simulator ptys,
- * SQLite) and a real registry (HTTP on 127.0.0.1, a SoftHSM2 registry token for the escrowed CA key).
- * Escrow through `station enroll --escrow`; the signed policy pulled, verified and applied (revoked operator,
+ * SQLite) and a real registry (HTTP on 127.0.0.1, a SoftHSM2 registry token for its delegated revocation signer).
+ * The signer certified through `station enroll --revocation-signer`; the signed policy pulled, verified and applied (revoked operator,
  * blocked serial, firmware override; tampered and older policies refused); quotas (reserve / commit / release,
  * FLOW_QUOTA_EXHAUSTED offline); rework revocation synced and visible in the registry CRL; scrap queued as a
  * signed event; a decommissioned serial refused after the policy sync.
@@ -96,28 +96,24 @@ describe('station identity lifecycle', () => {
   let policyV1 = '';
   const serial = (i: number) => w.sim.state(i).serialNumber;
 
-  it('escrows the issuing CA key through station enroll --escrow (registry then publishes a CRL)', async () => {
-    process.env.LINE_STATION_REGISTRY_ADMIN_TOKEN = ADMIN;
-    try {
-      const r = await cli([
-        'enroll',
-        '--data-dir',
-        w.dataDir,
-        '--registry',
-        reg.url,
-        '--registry-cert',
-        regCertFile,
-        '--escrow',
-      ]);
-      expect(r.text).toContain('escrowed at the registry');
-      expect(r.code).toBe(0);
-    } finally {
-      delete process.env.LINE_STATION_REGISTRY_ADMIN_TOKEN;
-    }
+  it('certifies the registry revocation signer through station enroll --revocation-signer (then a CRL exists)', async () => {
+    const r = await cli([
+      'enroll',
+      '--data-dir',
+      w.dataDir,
+      '--registry',
+      reg.url,
+      '--registry-cert',
+      regCertFile,
+      '--revocation-signer',
+    ]);
+    expect(r.text).toContain('revocation signer certified for registry registry-lc');
+    expect(r.code).toBe(0);
     await w.reopen();
     const crl = await fetch(`${reg.url}/v1/crl/${w.engine.station.id}.crl`);
     expect(crl.status).toBe(200);
-    expect(w.engine.store.listAudit().some((a) => a.type === 'ca.escrowed')).toBe(true);
+    const audit = w.engine.store.listAudit().map((a) => a.type);
+    expect(audit).toEqual(expect.arrayContaining(['revocation-signer.issued', 'revocation-signer.installed']));
   });
 
   it('pulls, verifies and applies the policy; tampered and older policies are refused', async () => {
