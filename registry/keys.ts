@@ -2,7 +2,7 @@
  * `registry init` and the registry's keys: a SoftHSM2 token "LS Registry" holding the receipt signing key
  * (generated in the token, never exported), a self-signed registry certificate (`<data-dir>/registry.pem`,
  * what stations verify receipts with), a random admin token and a security officer token (0600 files), and
- * config.json. The same token also holds the escrowed station issuing CA keys (docs/lifecycle.md).
+ * config.json. The same token also holds the delegated revocation signer keys (docs/lifecycle.md).
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -168,7 +168,7 @@ export interface RegistryKeys {
   readonly adminToken: string;
   /** Bearer token of the security officer role (created on first use in data dirs made before it existed). */
   readonly securityOfficerToken: string;
-  /** The registry token (escrowed station CA keys, CRL and OCSP signing, escrow transport keys). */
+  /** The registry token (receipt key, delegated revocation signer keys for CRL and OCSP signing). */
   readonly hsm: HsmAdmin;
   close(): Promise<void>;
 }
@@ -200,7 +200,7 @@ export function ensureSecurityOfficerToken(dataDir: string, c: RegistryConfig): 
   }
 }
 
-/** Open the registry's HSM (receipt key, escrowed CA keys), certificate and bearer tokens from an initialised data dir. */
+/** Open the registry's HSM (receipt key, revocation signer keys), certificate and bearer tokens from an initialised data dir. */
 export async function openRegistryKeys(dataDir: string, logger: Logger): Promise<Result<RegistryKeys>> {
   const dir = resolve(dataDir);
   const cfg = readRegistryConfig(dir);

@@ -61,9 +61,9 @@ export interface RegistryOptions {
   readonly adminToken?: string;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Identity lifecycle: escrow HSM, CRL interval, certificate lifetimes, security officer token. */
+  /** Identity lifecycle: registry HSM (revocation signers), CRL interval, security officer token. */
   readonly lifecycle?: LifecycleConfig;
-  /** Re-sign the escrowed stations' CRLs this often (s; default lifecycle.crlIntervalS, the CRL validity). */
+  /** Re-sign the CRLs of stations with a revocation signer this often (s; default lifecycle.crlIntervalS, the CRL validity). */
   readonly crlRefreshS?: number;
 }
 

@@ -72,7 +72,7 @@ export interface RegistryContext {
   readonly logger: Logger;
   /** SHA-256 of the admin token (none: admin endpoints are refused). */
   readonly adminTokenSha256?: Uint8Array;
-  /** Identity lifecycle settings (registry/lifecycle/; escrowed CA keys, CRL/OCSP, roles). */
+  /** Identity lifecycle settings (registry/lifecycle/; delegated revocation signers, CRL/OCSP, roles). */
   readonly lifecycle?: LifecycleConfig;
 }
 

@@ -181,6 +181,9 @@ export class RegistryRefusal extends Error {
   }
 }
 
+/** Node's codes for a server certificate OpenSSL could not verify (X509_V_ERR_* names, and the host name check). */
+const TLS_VERIFY_CODE = /^(ERR_TLS_CERT_ALTNAME_INVALID|[A-Z_]*(CERT|SELF_SIGNED|ISSUER|SIGNATURE|UNABLE_TO)[A-Z_]*)$/;
+
 /**
  * TLS to the registry trusts exactly the pinned certificate: it is the only trust anchor, and the server's chain
  * must contain it (the server certificate itself, or the CA that issued it). Host names are not checked: the pin
@@ -250,9 +253,18 @@ export function httpExchange(
       res.on('error', reject);
       res.on('aborted', () => reject(new Error('the answer was cut off')));
     });
-    // A TLS pin mismatch arrives here as the RegistryRefusal checkServerIdentity returned (the socket closes
-    // before the request is written).
-    req.on('error', (e) => reject(o.signal.aborted ? (o.signal.reason ?? e) : e));
+    // A TLS pin mismatch arrives here before the request is written: as the RegistryRefusal checkServerIdentity
+    // returned, or as OpenSSL's verification error (a certificate that does not chain to the pin).
+    req.on('error', (e) => {
+      const code = (e as NodeJS.ErrnoException).code ?? '';
+      if (u.protocol === 'https:' && !(e instanceof RegistryRefusal) && TLS_VERIFY_CODE.test(code))
+        reject(
+          new RegistryRefusal(
+            stationError('SYNC_REGISTRY_UNTRUSTED', `the registry TLS certificate is not the pinned one (${code})`),
+          ),
+        );
+      else reject(o.signal.aborted ? (o.signal.reason ?? e) : e);
+    });
     req.end(o.body);
   });
 }

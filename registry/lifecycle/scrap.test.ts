@@ -1,6 +1,6 @@
 /**
  * Station scrap revocations (POST /v1/revocations), per backend (SQLite; PostgreSQL with
- * LINE_STATION_TEST_PG_URL): real SoftHSM2 tokens (station CA key escrowed into the registry token), records
+ * LINE_STATION_TEST_PG_URL): real SoftHSM2 tokens (station CA key in the station token, the registry revocation signer in the registry token), records
  * ingested over HTTP, signed scrap events revoke the credential (history, CRL checked by openssl), duplicates
  * are harmless, events signed by another station / for another station's device / tampered change nothing.
  */
