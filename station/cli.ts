@@ -92,7 +92,13 @@ function exitFor(e: StationError): number {
   if (e.kind === 'bug') return EXIT.internal;
   // A station revoked by headquarters is not ready to provision anything (docs/lifecycle.md "Policy"); a data dir
   // another process uses (a key rotation, or an engine while rotating) cannot run now (STATION_BUSY).
-  if (/^(CONFIG_|HSM_|STORE_)/.test(e.code) || e.code === 'FLOW_STATION_REVOKED' || e.code === 'STATION_BUSY')
+  // A registry URL the transport policy refuses (config.json edited by hand) is configuration too.
+  if (
+    /^(CONFIG_|HSM_|STORE_)/.test(e.code) ||
+    e.code === 'FLOW_STATION_REVOKED' ||
+    e.code === 'STATION_BUSY' ||
+    e.code === 'SYNC_INSECURE_URL'
+  )
     return EXIT.notReady;
   return EXIT.boardFailed;
 }
