@@ -213,6 +213,9 @@ describe('registry trust: delegated revocation signer, pinning, transport', () =
     expect(everything).not.toMatch(/Bearer|PRIVATE KEY|BEGIN CERTIFICATE|wrappedKey|transportKey/);
     expect(fake.seen[0]!.headers).toMatch(/"authorization":"LS-Sig /);
     expect(fake.seen.some((s) => s.url === SIGNER_INSTALL_PATH)).toBe(false);
+    console.log(
+      `[figures] fake registry received ${fake.seen.length} request(s), ${Buffer.byteLength(everything)} bytes of headers+body (body: ${fake.seen[0]!.body.length} bytes)`,
+    );
     // Not enrolled: config.json unchanged, nothing issued (audit), the engine has no registry.
     expect(configText()).toBe(before);
     await w.reopen();
