@@ -884,6 +884,40 @@ export async function revocationSignerRequest(
   const label = signerKeyLabel(requestId);
   const key = await hsm.generateSigningKey(label, caKey.curve);
   if (!key.ok) return fail('INTERNAL', `registry HSM: ${key.error.code}: ${key.error.message}`);
+  const signed = await signerRequestJws(ctx, hsm, label, stationId, requestId);
+  if (!signed.ok) {
+    await hsm.destroyKeyPair(label);
+    return signed;
+  }
+  const { jws, requestedAt } = signed.value;
+  const r = await guarded(async () =>
+    ok(
+      await ctx.db.sql.transaction(async (x) => {
+        const again = await st.signerOf(x, stationId, 'pending');
+        if (again) return { jws: again.requestJws, requestId: again.requestId, repeated: true };
+        await st.insertSignerRequest(x, { requestId, stationId, keyLabel: label, requestJws: jws, requestedAt });
+        await st.appendEvent(x, requestedAt, 'station.revocation-signer-requested', {
+          stationId,
+          requestId,
+          keyLabel: label,
+        });
+        return { jws, requestId, repeated: false };
+      }),
+    ),
+  );
+  // A concurrent request won: this key is not used by anything.
+  if (!r.ok || r.value.requestId !== requestId) await hsm.destroyKeyPair(label);
+  return r;
+}
+
+/** The signed request of step 1: a CSR of the new token key `label`, in a JWS of the registry receipt key. */
+async function signerRequestJws(
+  ctx: LifecycleContext,
+  hsm: LifecycleHsm,
+  label: string,
+  stationId: string,
+  requestId: string,
+): Promise<Result<{ jws: string; requestedAt: string }, ApiError>> {
   const signer = await hsm.signer(label);
   if (!signer.ok) return fail('INTERNAL', `registry HSM: ${signer.error.code}: ${signer.error.message}`);
   const csr = await createCsr(signer.value, {
@@ -901,24 +935,7 @@ export async function revocationSignerRequest(
     requestedAt,
   });
   if (!jws.ok) return fail('INTERNAL', `revocation signer request could not be signed: ${jws.error.message}`);
-  const r = await guarded(async () =>
-    ok(
-      await ctx.db.sql.transaction(async (x) => {
-        const again = await st.signerOf(x, stationId, 'pending');
-        if (again) return { jws: again.requestJws, requestId: again.requestId, repeated: true };
-        await st.insertSignerRequest(x, { requestId, stationId, keyLabel: label, requestJws: jws.value, requestedAt });
-        await st.appendEvent(x, requestedAt, 'station.revocation-signer-requested', {
-          stationId,
-          requestId,
-          keyLabel: label,
-        });
-        return { jws: jws.value, requestId, repeated: false };
-      }),
-    ),
-  );
-  // A concurrent request won: this key is not used by anything.
-  if (!r.ok || r.value.requestId !== requestId) await hsm.destroyKeyPair(label);
-  return r;
+  return ok({ jws: jws.value, requestedAt });
 }
 
 /**
