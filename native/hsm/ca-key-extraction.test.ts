@@ -16,6 +16,7 @@ import { KEY_LABELS, STATION_TOKEN, initStation } from '../../station/init.js';
 import type { StationConfig } from '../../station/config.js';
 import { captureLogger } from './test-support.js';
 import { openHsm } from './index.js';
+import { openEngine } from '../../station/engine.js';
 
 const P = pkcs11js;
 type Tpl = { type: number; value?: number | boolean | string | Buffer }[];
@@ -208,14 +209,55 @@ describe('the issuing CA and station keys cannot leave the station token (user P
     }
   });
 
-  it('the adapter reports both keys protected (findKey: nothing unprotected)', async () => {
+  it('a station whose issuing CA key is extractable (as the former escrow made it) refuses to open: HSM_KEY_EXPORTABLE', async () => {
+    // Replace the CA key pair by an extractable one under the same label, the way `{ wrappable: true }` generated it.
+    const a = attackerSession();
+    try {
+      for (const cls of [P.CKO_PRIVATE_KEY, P.CKO_PUBLIC_KEY])
+        for (const h of a.find([
+          { type: P.CKA_CLASS, value: cls },
+          { type: P.CKA_LABEL, value: KEY_LABELS.issuingCa },
+        ]))
+          a.lib.C_DestroyObject(a.s, h);
+      const common = [
+        { type: P.CKA_TOKEN, value: true },
+        { type: P.CKA_LABEL, value: KEY_LABELS.issuingCa },
+      ];
+      a.lib.C_GenerateKeyPair(
+        a.s,
+        { mechanism: P.CKM_EC_KEY_PAIR_GEN },
+        [...common, { type: P.CKA_EC_PARAMS, value: Buffer.from('06082a8648ce3d030107', 'hex') }],
+        [
+          ...common,
+          { type: P.CKA_PRIVATE, value: true },
+          { type: P.CKA_SENSITIVE, value: true },
+          { type: P.CKA_EXTRACTABLE, value: true },
+          { type: P.CKA_SIGN, value: true },
+        ],
+      );
+    } finally {
+      a.close();
+    }
+    const e = await openEngine({ dataDir: join(dir, 'station'), logger: captureLogger() });
+    if (e.ok) await e.value.close();
+    expect(e.ok ? 'opened' : e.error.code).toBe('HSM_KEY_EXPORTABLE');
+    expect(e.ok ? [] : e.error.details?.['attributes']).toEqual([
+      'CKA_EXTRACTABLE true',
+      'CKA_NEVER_EXTRACTABLE false',
+    ]);
+  });
+
+  it('the adapter reports the station key protected and the replaced CA key not (findKey: unprotected)', async () => {
     const hsm = await openHsm({ module: config.hsm.module, tokenLabel: STATION_TOKEN, pin });
     if (!hsm.ok) throw new Error(hsm.error.message);
     try {
-      for (const label of [KEY_LABELS.issuingCa, KEY_LABELS.station]) {
-        const k = await hsm.value.findKey(label);
-        expect(k.ok && k.value).toMatchObject({ sensitive: true, extractable: false, unprotected: [] });
-      }
+      const k = await hsm.value.findKey(KEY_LABELS.station);
+      expect(k.ok && k.value).toMatchObject({ sensitive: true, extractable: false, unprotected: [] });
+      const ca = await hsm.value.findKey(KEY_LABELS.issuingCa);
+      expect(ca.ok && ca.value).toMatchObject({
+        extractable: true,
+        unprotected: ['CKA_EXTRACTABLE true', 'CKA_NEVER_EXTRACTABLE false'],
+      });
     } finally {
       await hsm.value.close();
     }
