@@ -21,7 +21,7 @@ describe('station operator / station serve', () => {
   it('adds an operator with a hashed PIN; serve signs them in over HTTP and stops on SIGTERM', async () => {
     const out: string[] = [];
     const o = { out: (s: string) => out.push(s), err: (s: string) => out.push(s) };
-    process.env['LINE_STATION_NEW_PIN'] = '73915';
+    process.env['LINE_STATION_NEW_PIN'] = '739150';
     try {
       expect(
         await main(
@@ -33,7 +33,7 @@ describe('station operator / station serve', () => {
       delete process.env['LINE_STATION_NEW_PIN'];
     }
     expect(await main(['operator', 'add', '--data-dir', w.dataDir, '--id', 'bad id'], o)).toBe(2);
-    expect(readFileSync(join(w.dataDir, 'station.db')).toString('latin1')).not.toContain('73915');
+    expect(readFileSync(join(w.dataDir, 'station.db')).toString('latin1')).not.toContain('739150');
 
     await w.engine.close(); // serve opens its own engine (the HSM token allows one login at a time)
     const child = spawn(process.execPath, ['bin/station.mjs', 'serve', '--data-dir', w.dataDir], {
@@ -45,17 +45,18 @@ describe('station operator / station serve', () => {
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    const urlFile = join(w.dataDir, 'secrets', 'ui-url.html');
     const t0 = Date.now();
-    while (!/open (http:\/\/\S+)/.test(stdout) && Date.now() - t0 < 30_000)
-      await new Promise((r) => setTimeout(r, 100));
-    const url = stdout.match(/open (http:\/\/\S+)/)?.[1];
-    if (!url) throw new Error(`serve printed no URL\n${stdout}\n${stderr}`);
+    while (!stdout.includes(urlFile) && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 100));
+    if (!stdout.includes(urlFile)) throw new Error(`serve printed no URL file\n${stdout}\n${stderr}`);
+    const url = /href="([^"]+)"/.exec(readFileSync(urlFile, 'utf8'))?.[1];
+    if (!url) throw new Error(`no URL in ${urlFile}`);
     const u = new URL(url);
     const token = u.hash.replace('#token=', '');
     const r = await fetch(`${u.origin}/api/signIn`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'X-Client-Id': 't1' },
-      body: JSON.stringify({ operatorId: 'op-9', pin: '73915' }),
+      body: JSON.stringify({ operatorId: 'op-9', pin: '739150' }),
     });
     expect(await r.json()).toMatchObject({ ok: true, value: { operatorId: 'op-9', role: 'supervisor' } });
     child.kill('SIGTERM');

@@ -8,6 +8,7 @@
  * main-thread task during the 16-board run is measured; a supervisor (elevation) finds a record by
  * serial and reads its certificate; the registry comes up and the sync indicator turns to synced.
  */
+import { must as unwrap } from '../../core/pki/test-util.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +20,13 @@ import { signedPolicy } from '../../registry/lifecycle/service.js';
 import { revokeStation } from '../../registry/service.js';
 import { startBridge, type Bridge } from '../../station/bridge.js';
 import { main as stationCli } from '../../station/cli.js';
-import { createStationService, hashBadge, hashPin, type StationService } from '../../station/service/index.js';
+import {
+  createStationService,
+  hashBadge,
+  hashPin,
+  loadBadgeKey,
+  type StationService,
+} from '../../station/service/index.js';
 import { createWorld, type World } from '../harness.js';
 import { startTestRegistry, type TestRegistry } from '../integration/sync-fixture.js';
 import { launchChromium, screenshot, watchPage } from './browser.js';
@@ -80,7 +87,7 @@ beforeAll(async () => {
       name: 'Olga Operator',
       role: 'operator',
       pinHash: await hashPin('1234'),
-      badgeHash: hashBadge('BADGE-0001'),
+      badgeHash: hashBadge(unwrap(loadBadgeKey(w.dataDir)), 'BADGE-0001'),
     },
     now,
   );
@@ -89,7 +96,7 @@ beforeAll(async () => {
       operatorId: 'sup-1',
       name: 'Sam Supervisor',
       role: 'supervisor',
-      pinHash: await hashPin('9876'),
+      pinHash: await hashPin('987654'),
       badgeHash: null,
     },
     now,
@@ -183,7 +190,7 @@ describe('operator and supervisor UI end to end', () => {
     await page.keyboard.press('Alt+e');
     await page.locator('#sup-id').waitFor();
     await page.locator('#sup-id').fill('sup-1');
-    await page.locator('#sup-pin').fill('9876');
+    await page.locator('#sup-pin').fill('987654');
     await page.locator('#sup-pin').press('Enter');
     await page.locator('nav [data-view="log"]').waitFor();
     await page.keyboard.press('Alt+2');
