@@ -13,6 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import type { Clock } from '../../core/ports.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openServiceDb } from '../../native/store/queries.js';
 import type { TestStation } from '../../registry/test/fixtures.js';
@@ -20,6 +21,7 @@ import { signedPolicy } from '../../registry/lifecycle/service.js';
 import { revokeStation } from '../../registry/service.js';
 import { startBridge, type Bridge } from '../../station/bridge.js';
 import { main as stationCli } from '../../station/cli.js';
+import { authPolicy } from '../../station/service/auth.js';
 import {
   createStationService,
   hashBadge,
@@ -37,6 +39,9 @@ const BOARDS = 16;
 const BAD = 2;
 
 let w: World;
+/** The service's clock runs `offsetMs` ahead (session timeouts without waiting half an hour). */
+let offsetMs = 0;
+const clock: Clock = { now: () => new Date(Date.now() + offsetMs), monotonicMs: () => performance.now() };
 let registry: TestRegistry;
 let service: StationService;
 let bridge: Bridge;
@@ -103,7 +108,7 @@ beforeAll(async () => {
   );
   db.value.close();
 
-  service = createStationService({ engine: w.engine, logger: w.logger, extraPorts: w.sim.ports });
+  service = createStationService({ engine: w.engine, logger: w.logger, extraPorts: w.sim.ports, clock });
   await service.start();
   bridge = await startBridge({ service, staticDir: DIST, logger: w.logger });
   browser = await launchChromium();
@@ -297,6 +302,23 @@ describe('operator and supervisor UI end to end', () => {
     await page.keyboard.press('Alt+l');
     expect(problems).toEqual([]);
   });
+
+  it('an idle session goes back to the sign-in screen, saying why; signing in again works', async () => {
+    expect(await page.locator('[data-testid="user"]').innerText()).toContain('Olga');
+    offsetMs = authPolicy().sessionIdleMs + 1000;
+    try {
+      // The service ends it within its 5 s check and pushes a session event with the reason.
+      await until('sign-in screen', async () => (await page.locator('#session-ended').count()) === 1);
+      expect(await page.locator('#session-ended').innerText()).toContain('without activity');
+      await screenshot(page, 'session-ended');
+      await page.locator('#badge').fill('BADGE-0001');
+      await page.locator('#badge').press('Enter');
+      await until('signed in', async () => (await page.locator('[data-testid="user"]').innerText()).includes('Olga'));
+      expect(await page.locator('#session-ended').count()).toBe(0);
+    } finally {
+      offsetMs = 0;
+    }
+  }, 60_000);
 
   it('a station revoked by headquarters shows a persistent red banner with the time (en and de)', async () => {
     // Headquarters revokes the station; its signed policy reaches the station (as a pull would apply it).
