@@ -87,7 +87,8 @@ function checkConsistency(chipId?: string): string {
 }
 
 describe('power loss (SIGKILL) at random instants', () => {
-  it('leaves the database consistent and every board resumable', { timeout: 240_000 }, async () => {
+  // Each run is a fresh `station provision` process that also signs its operator in (one scrypt): ~40 runs.
+  it('leaves the database consistent and every board resumable', { timeout: 420_000 }, async () => {
     let kills = 0;
     const interruptedAt = new Map<string, number>();
     let seed = 12345;
