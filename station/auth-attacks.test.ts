@@ -60,7 +60,8 @@ async function api(op: string, args: unknown, tab: string): Promise<ApiResult<Re
   return (await r.json()) as ApiResult<Record<string, unknown>>;
 }
 const codeOf = (r: ApiResult<unknown>) => (r.ok ? 'ok' : r.error.code);
-const tally = (codes: string[]) => Object.fromEntries([...new Set(codes)].map((c) => [c, codes.filter((x) => x === c).length]));
+const tally = (codes: string[]) =>
+  Object.fromEntries([...new Set(codes)].map((c) => [c, codes.filter((x) => x === c).length]));
 const count = (re: RegExp) => lines.filter((l) => re.test(l.msg)).length;
 const attemptsRow = (subject: string) => {
   const db = must(openServiceDb(join(w.dataDir, 'station.db')));
@@ -208,7 +209,10 @@ describe('session timeouts', () => {
         last = await api('getSlots', {}, 'long-tab');
         if (!last.ok) break;
       }
-      expect(last).toMatchObject({ ok: false, error: { code: 'AUTH_SESSION_EXPIRED', details: { ended: 'absolute' } } });
+      expect(last).toMatchObject({
+        ok: false,
+        error: { code: 'AUTH_SESSION_EXPIRED', details: { ended: 'absolute' } },
+      });
       expect(offsetMs).toBeGreaterThanOrEqual(POLICY.sessionMaxMs);
       // Signing in again works and clears the reason.
       expect(codeOf(await api('signIn', { operatorId: 'op-1', pin: OP_PIN }, 'long-tab'))).toBe('ok');
