@@ -5,7 +5,8 @@
  * the UI's (a lock from the CLI holds in the UI and the other way round); with a supervisor, re-provisioning works
  * and is in the audit log under the supervisor's name.
  */
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, type World } from '../test/harness.js';
@@ -81,7 +82,11 @@ describe('station provision / watch sign-in', () => {
 
   it('provisions as a registered operator (PIN from a file); --reprovision needs supervisor credentials', async () => {
     const pinFile = join(w.dir, 'op-1.pin');
-    writeFileSync(pinFile, `${OP_PIN}\n`, { mode: 0o600 });
+    writeFileSync(pinFile, `${OP_PIN}\n`, { mode: 0o644 });
+    const open = await cli([...provision(), '--operator', 'op-1', '--pin-file', pinFile]);
+    expect(open.code).toBe(1);
+    expect(open.text).toMatch(/INPUT_INVALID: .* must not be readable by group or others/);
+    chmodSync(pinFile, 0o600);
     const ok = await cli([...provision(), '--operator', 'op-1', '--pin-file', pinFile]);
     expect(ok.code, ok.text).toBe(0);
     expect(ok.text).toContain('PASS');
@@ -113,6 +118,32 @@ describe('station provision / watch sign-in', () => {
     expect(w.engine.store.countRecords()).toBe(before.records + 1);
     const approvals = w.engine.store.listAudit(0, 100_000).filter((e) => e.type === 'override.reprovision');
     expect(approvals.at(-1)?.payload).toMatchObject({ supervisor: 'sup-1', operator: 'op-1' });
+  }, 90_000);
+
+  it('a real `station provision` process reads the PIN from stdin', async () => {
+    await w.engine.close(); // the child opens its own engine
+    try {
+      const child = spawn(process.execPath, ['bin/station.mjs', ...provision(), '--operator', 'op-1'], {
+        cwd: join(import.meta.dirname, '..'),
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LINE_STATION_'))),
+      });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+      // The argv the kernel shows for the process (what `ps` prints), read while it waits for the PIN.
+      const argv = await new Promise<string>((r) =>
+        setTimeout(() => r(readFileSync(`/proc/${child.pid}/cmdline`, 'latin1')), 200),
+      );
+      child.stdin.end(`${OP_PIN}\n`);
+      const code = await new Promise<number | null>((r) => child.on('exit', r));
+      expect(code, text).toBe(0);
+      expect(text).toContain('PASS');
+      expect(argv).toContain('provision');
+      expect(argv).not.toContain(OP_PIN);
+    } finally {
+      await w.reopen();
+    }
   }, 90_000);
 
   it('CLI attempts count with the UI: a lock from the CLI holds in the UI, the right PIN does not lift it', async () => {

@@ -8,7 +8,7 @@
  * is only in `secrets/ui-url.html` (0600), the page `--open` hands to the browser by its path.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OPERATIONS, type OperationName } from '../core/api.js';
@@ -278,6 +278,8 @@ export interface CliCredentials {
 async function readSecret(file: string | undefined, env: string, prompt: string): Promise<Result<string>> {
   if (file) {
     try {
+      if ((statSync(file).mode & 0o077) !== 0)
+        return fail('INPUT_INVALID', `${file} must not be readable by group or others (chmod 600)`);
       return ok(readFileSync(file, 'utf8').split('\n')[0]!.trim());
     } catch (e) {
       return fail('INPUT_INVALID', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
