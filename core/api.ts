@@ -362,7 +362,12 @@ export const StationEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('slot'), slot: SlotViewSchema }),
   z.object({ type: z.literal('slotRemoved'), port: z.string() }),
   z.object({ type: z.literal('sync'), sync: SyncViewSchema }),
-  z.object({ type: z.literal('session'), session: SessionViewSchema.nullable() }),
+  z.object({
+    type: z.literal('session'),
+    session: SessionViewSchema.nullable(),
+    /** Set when the session ended on its own: no request for the idle time, or the longest session time. */
+    ended: z.enum(['idle', 'absolute']).optional(),
+  }),
   z.object({ type: z.literal('log'), line: LogLineViewSchema }),
   /** The registry policy in force changed (new version, or this station's revocation took effect). */
   z.object({

@@ -251,12 +251,25 @@ export const ERROR_CATALOGUE = {
   AUTH_INVALID_CREDENTIALS: {
     kind: 'user',
     action: 'retry',
-    guidance: 'Operator id or PIN not recognised. Try again; after 5 failures the id is locked for 5 minutes.',
+    guidance:
+      'Operator id, PIN or badge not recognised. Try again; repeated failures lock sign-in, each lock twice as long as the one before.',
   },
   AUTH_LOCKED: {
     kind: 'user',
     action: 'call-supervisor',
-    guidance: 'Too many failed sign-ins: this operator id is locked for a few minutes. Call a supervisor.',
+    guidance:
+      'Too many sign-in attempts: this operator id (or badge sign-in at this station) is locked until the time shown, and a right PIN does not unlock it. Call a supervisor.',
+  },
+  AUTH_SESSION_EXPIRED: {
+    kind: 'user',
+    action: 'none',
+    guidance: 'Your session ended (no activity for a while, or the longest session time was reached). Sign in again.',
+  },
+  AUTH_PIN_POLICY: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'This PIN is shorter than the station requires for a supervisor. Enrol a longer PIN: station operator add (same id).',
   },
   AUTH_FORBIDDEN: {
     kind: 'user',

@@ -5,7 +5,8 @@
  * It also runs a local headquarters registry under `<data-dir>/registry` (`registry init`, `enroll-station`,
  * `serve` in its own process), configures the station to sync to it, and shows the records arriving.
  * `--ui` runs the operator/supervisor UI instead of the terminal watcher: it builds the renderer if needed,
- * creates two demo users and serves the UI on 127.0.0.1 (`station serve`), printing the URL to open.
+ * and serves the UI on 127.0.0.1 (`station serve`), which writes the URL to open into a 0600 file and prints its
+ * path. Two demo users (op-1, sup-1) are created either way; the terminal watcher signs in as op-1.
  */
 import 'reflect-metadata';
 import { spawn, spawnSync } from 'node:child_process';
@@ -128,23 +129,26 @@ code = await station([
 ]);
 if (code !== 0) process.exit(code);
 
+// Demo users only: real stations enrol operators with their own PINs (station operator add; supervisors 6+ digits).
+const users = [
+  ['op-1', 'Olga Operator', 'operator', '1234'],
+  ['sup-1', 'Sam Supervisor', 'supervisor', '987654'],
+] as const;
+for (const [id, name, role, pin] of users) {
+  process.env['LINE_STATION_NEW_PIN'] = pin;
+  code = await station(['operator', 'add', '--data-dir', dataDir, '--id', id, '--name', name, '--role', role]);
+  if (code !== 0) process.exit(code);
+}
+delete process.env['LINE_STATION_NEW_PIN'];
+
 if (a.ui) {
-  // Demo users only: real stations enrol operators with their own PINs (station operator add).
-  const users = [
-    ['op-1', 'Olga Operator', 'operator', '1234'],
-    ['sup-1', 'Sam Supervisor', 'supervisor', '9876'],
-  ] as const;
-  for (const [id, name, role, pin] of users) {
-    process.env['LINE_STATION_NEW_PIN'] = pin;
-    await station(['operator', 'add', '--data-dir', dataDir, '--id', id, '--name', name, '--role', role]);
-  }
-  delete process.env['LINE_STATION_NEW_PIN'];
   if (spawnSync('test', ['-f', 'renderer/dist/index.html']).status !== 0) {
     console.log('[demo] building the UI (npm run renderer:build)');
     const b = spawnSync('npm', ['run', '--silent', 'renderer:build'], { stdio: 'inherit' });
     if (b.status !== 0) process.exit(b.status ?? 70);
   }
-  console.log('[demo] sign in as operator op-1 (PIN 1234); supervisor sup-1 (PIN 9876). Ctrl-C to stop.');
+  console.log('[demo] sign in as operator op-1 (PIN 1234); supervisor sup-1 (PIN 987654). Ctrl-C to stop.');
+  console.log('[demo] the UI address (with its access token) is in the 0600 file station serve names below.');
   code = await station(['serve', '--data-dir', dataDir]);
   stopRegistry();
   stopSim();
@@ -158,12 +162,15 @@ const watch = [
   '--work-order',
   a['work-order']!,
   '--operator',
-  'demo-operator',
+  'op-1',
   '--port',
   join(simDir, 'ports', 'board-*'),
 ];
 if (a['exit-when-done']) watch.push('--exit-when-done');
+// The operator signs in to `station watch` with the PIN from the environment (never on the command line).
+process.env['LINE_STATION_PIN'] = '1234';
 code = await station(watch);
+delete process.env['LINE_STATION_PIN'];
 if (code === 0) {
   await station(['records', '--data-dir', dataDir]);
   code = await station(['verify-log', '--data-dir', dataDir]);

@@ -23,7 +23,7 @@ import { openEngine, type Engine } from './engine.js';
 import { initStation } from './init.js';
 import { createLogger } from './logger.js';
 import { rotateStationKey } from './rotate-key.js';
-import { cmdOperator, cmdServe, OPERATOR_USAGE } from './operators-cli.js';
+import { authenticateCli, cmdOperator, cmdServe, OPERATOR_USAGE, type CliCredentials } from './operators-cli.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
 
 export const EXIT = { ok: 0, boardFailed: 1, usage: 2, notReady: 3, verifyFailed: 4, internal: 70 } as const;
@@ -32,8 +32,12 @@ const USAGE = `usage: station <command> [options]
 
 commands:
   init        --data-dir D --attestation-root FILE [--station-id ID] [--port PATH|GLOB ...]
-  provision   --data-dir D --port P --work-order W [--operator O] [--reprovision]
-  watch       --data-dir D --work-order W [--operator O] [--port PATH|GLOB ...] [--exit-when-done] [--count N]
+  provision   --data-dir D --port P --work-order W --operator O [--pin-file F]
+              [--reprovision [--supervisor S [--supervisor-pin-file F]]]
+  watch       --data-dir D --work-order W --operator O [--pin-file F] [--port PATH|GLOB ...] [--exit-when-done] [--count N]
+              (a registered operator signs in: PIN from --pin-file, $LINE_STATION_PIN or stdin, never the command
+              line; --reprovision needs a supervisor: the operator, or --supervisor with --supervisor-pin-file,
+              $LINE_STATION_SUPERVISOR_PIN or the next line of stdin)
   records     --data-dir D [--json] [--limit N] [--serial S] [--work-order W]
   verify-log  --data-dir D [--json]
 ${OPERATOR_USAGE}
@@ -60,6 +64,9 @@ const OPTIONS = {
   port: { type: 'string', multiple: true },
   'work-order': { type: 'string' },
   operator: { type: 'string' },
+  'pin-file': { type: 'string' },
+  supervisor: { type: 'string' },
+  'supervisor-pin-file': { type: 'string' },
   reprovision: { type: 'boolean' },
   'exit-when-done': { type: 'boolean' },
   count: { type: 'string' },
@@ -207,9 +214,9 @@ export async function main(argv: string[], o: Out = stdio): Promise<number> {
   try {
     switch (cmd) {
       case 'provision':
-        return await cmdProvision(engine, args, o);
+        return await cmdProvision(engine, args, logger, o);
       case 'watch':
-        return await cmdWatch(engine, args, o);
+        return await cmdWatch(engine, args, logger, o);
       case 'records':
         return cmdRecords(engine, args, o);
       case 'verify-log':
@@ -268,13 +275,46 @@ async function cmdRotateKey(
   return EXIT.ok;
 }
 
-async function cmdProvision(engine: Engine, args: Record<string, unknown>, o: Out): Promise<number> {
+/** The operator (and supervisor) of a provision/watch command line; a usage error when --operator is missing. */
+function credentials(args: Record<string, unknown>): CliCredentials | null {
+  const operatorId = args.operator as string | undefined;
+  if (!operatorId) return null;
+  const opt = (k: string) => args[k] as string | undefined;
+  return {
+    operatorId,
+    ...(opt('pin-file') ? { pinFile: opt('pin-file')! } : {}),
+    ...(opt('supervisor') ? { supervisorId: opt('supervisor')! } : {}),
+    ...(opt('supervisor-pin-file') ? { supervisorPinFile: opt('supervisor-pin-file')! } : {}),
+  };
+}
+
+async function cmdProvision(
+  engine: Engine,
+  args: Record<string, unknown>,
+  logger: ReturnType<typeof createLogger>,
+  o: Out,
+): Promise<number> {
   const ports = (args.port as string[] | undefined) ?? [];
   const wo = args['work-order'] as string | undefined;
-  if (ports.length !== 1 || !wo) {
-    o.err('provision needs exactly one --port and a --work-order');
+  const cred = credentials(args);
+  if (ports.length !== 1 || !wo || !cred) {
+    o.err('provision needs exactly one --port, a --work-order and the --operator who signs in');
     return EXIT.usage;
   }
+  const reprovision = args.reprovision === true;
+  const who = await authenticateCli(engine, reprovision ? 'reprovision' : 'provision', cred, logger);
+  if (!who.ok) {
+    o.err(describeError(who.error));
+    return exitFor(who.error);
+  }
+  if (reprovision)
+    engine.store.appendAudit('override.reprovision', {
+      supervisor: who.value.supervisorId,
+      operator: who.value.operatorId,
+      reason: 'station provision --reprovision',
+      port: ports[0]!,
+      chipId: null,
+    });
   const ac = new AbortController();
   const onSig = () => ac.abort();
   process.once('SIGINT', onSig);
@@ -282,8 +322,8 @@ async function cmdProvision(engine: Engine, args: Record<string, unknown>, o: Ou
     const r = await engine.provision({
       port: ports[0]!,
       workOrder: wo,
-      operator: (args.operator as string | undefined) ?? process.env.USER ?? 'operator',
-      reprovision: args.reprovision === true,
+      operator: who.value.operatorId,
+      reprovision,
       signal: ac.signal,
       onProgress: progressPrinter(o, args.json === true),
     });
@@ -295,11 +335,22 @@ async function cmdProvision(engine: Engine, args: Record<string, unknown>, o: Ou
 }
 
 /** Provision boards as they appear, several at once (one per port). */
-async function cmdWatch(engine: Engine, args: Record<string, unknown>, o: Out): Promise<number> {
+async function cmdWatch(
+  engine: Engine,
+  args: Record<string, unknown>,
+  logger: ReturnType<typeof createLogger>,
+  o: Out,
+): Promise<number> {
   const wo = args['work-order'] as string | undefined;
-  if (!wo) {
-    o.err('watch needs --work-order');
+  const cred = credentials(args);
+  if (!wo || !cred) {
+    o.err('watch needs --work-order and the --operator who signs in');
     return EXIT.usage;
+  }
+  const who = await authenticateCli(engine, 'watch', cred, logger);
+  if (!who.ok) {
+    o.err(describeError(who.error));
+    return exitFor(who.error);
   }
   const w = engine.workOrder(wo);
   if (!w.ok) {
@@ -317,7 +368,7 @@ async function cmdWatch(engine: Engine, args: Record<string, unknown>, o: Out): 
   const extra = (args.port as string[] | undefined) ?? [];
   const count = args.count ? Number(args.count) : undefined;
   const exitWhenDone = args['exit-when-done'] === true;
-  const operator = (args.operator as string | undefined) ?? process.env.USER ?? 'operator';
+  const operator = who.value.operatorId;
   const disco = extra.length
     ? (await import('../native/discovery.js')).createDiscovery({ extraPorts: extra, pollMs: 200 })
     : engine.discovery();

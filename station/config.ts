@@ -10,6 +10,40 @@ import { fail } from '../core/errors.js';
 import { ok, type Result } from '../core/result.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
 
+/** The `auth` section of config.json; every field has a default (station/service/auth.ts authPolicy). */
+export const AuthConfigSchema = z
+  .object({
+    /** PIN attempts per operator id before a lock (counted before the PIN is checked). */
+    maxPinAttempts: z.number().int().min(1).max(100).default(5),
+    /** Failed badge scans at this station before badge sign-in is locked (the badge is the identifier). */
+    maxBadgeAttempts: z.number().int().min(1).max(1000).default(10),
+    /** First lock; each further lock in a row doubles it, up to maxLockSeconds. */
+    lockSeconds: z.number().int().min(1).max(86_400).default(300),
+    maxLockSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 86_400)
+      .default(86_400),
+    /** Shortest supervisor PIN accepted by `station operator add` and at sign-in/elevation. */
+    supervisorPinMinLength: z.number().int().min(6).max(12).default(6),
+    /** A session ends after this long without a request from its client. */
+    sessionIdleMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 60)
+      .default(30),
+    /** ... and this long after sign-in, whatever the activity. */
+    sessionMaxHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24)
+      .default(12),
+  })
+  .strict();
+
 export const StationConfigSchema = z
   .object({
     schema: z.literal('line-station/station-config/v1'),
@@ -68,6 +102,8 @@ export const StationConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Sign-in at the station: lockout, back-off, PIN lengths, session timeouts (docs/ui.md "Sign-in attempts"). */
+    auth: AuthConfigSchema.optional(),
   })
   .strict();
 

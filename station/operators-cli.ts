@@ -1,36 +1,57 @@
 /**
- * `station operator add|revoke` (operators who may sign in at the station) and `station serve` (the service
- * behind the localhost HTTP bridge for the browser UI). Wired into station/cli.ts.
+ * `station operator add|revoke` (operators who may sign in at the station), `station serve` (the service behind the
+ * localhost HTTP bridge for the browser UI), and the sign-in of `station provision|watch` (authenticateCli). Wired
+ * into station/cli.ts.
  *
- * The new operator's PIN comes from the environment (LINE_STATION_NEW_PIN) or standard input, never from
- * the command line (it would land in the shell history and the process list).
+ * PINs come from the environment, a file or standard input, never from the command line (it would land in the shell
+ * history and the process list). The bridge's access token never reaches stdout, a log or another process's argv: it
+ * is only in `secrets/ui-url.html` (0600), the page `--open` hands to the browser by its path.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { OPERATIONS, type OperationName } from '../core/api.js';
+import { fail } from '../core/errors.js';
+import type { Logger } from '../core/ports.js';
+import { ok, type Result } from '../core/result.js';
+import { writeFileAtomic } from '../native/atomic-file.js';
 import { loadConfig } from './config.js';
 import { startBridge } from './bridge.js';
-import { openEngine } from './engine.js';
+import { openEngine, type Engine } from './engine.js';
 import { createLogger } from './logger.js';
-import { createLogTap, createStationService, hashBadge, hashPin } from './service/index.js';
+import { authPolicy, createSessions, pinLengthError } from './service/auth.js';
+import { createLogTap, createStationService, hashBadge, hashPin, loadBadgeKey } from './service/index.js';
 import { openServiceDb } from '../native/store/queries.js';
 
 type Out = { out: (s: string) => void; err: (s: string) => void };
 
-export const OPERATOR_USAGE = `  operator add    --data-dir D --id ID --name N --role operator|supervisor [--badge CODE]   (PIN: $LINE_STATION_NEW_PIN or stdin)
+export const OPERATOR_USAGE = `  operator add    --data-dir D --id ID --name N --role operator|supervisor [--badge CODE]   (PIN: $LINE_STATION_NEW_PIN or stdin;
+                  supervisors at least 6 digits, config.json auth.supervisorPinMinLength)
   operator revoke --data-dir D --id ID
-  serve       --data-dir D [--port N] [--open]`;
+  serve       --data-dir D [--port N] [--open]   (the UI address with its token: <data-dir>/secrets/ui-url.html, 0600)`;
 
 const EXIT = { ok: 0, failed: 1, usage: 2, notReady: 3 } as const;
 
-async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) process.stderr.write('PIN (4 to 12 digits), then Enter: ');
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin as AsyncIterable<Buffer>) {
-    chunks.push(c);
-    if (Buffer.concat(chunks).includes(0x0a)) break;
+let stdinLines: string[] | null = null;
+
+/** The next line of standard input (all of it is read once: a PIN per line). */
+async function readStdin(prompt = 'PIN (4 to 12 digits), then Enter: '): Promise<string> {
+  if (process.stdin.isTTY) {
+    process.stderr.write(prompt);
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin as AsyncIterable<Buffer>) {
+      chunks.push(c);
+      if (Buffer.concat(chunks).includes(0x0a)) break;
+    }
+    return Buffer.concat(chunks).toString('utf8').split('\n')[0]!.trim();
   }
-  return Buffer.concat(chunks).toString('utf8').split('\n')[0]!.trim();
+  if (!stdinLines) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+    stdinLines = Buffer.concat(chunks).toString('utf8').split('\n');
+  }
+  return (stdinLines.shift() ?? '').trim();
 }
 
 /** `station operator ...` */
@@ -97,13 +118,25 @@ export async function cmdOperator(argv: string[], o: Out, readPin: () => Promise
       return EXIT.usage;
     }
     const pin = process.env['LINE_STATION_NEW_PIN'] ?? (await readPin());
-    if (!/^[0-9]{4,12}$/.test(pin)) {
-      o.err('the PIN must be 4 to 12 digits');
+    const weak = pinLengthError(role, pin, authPolicy(cfg.value.config.auth));
+    if (weak) {
+      o.err(`AUTH_PIN_POLICY: ${weak}`);
       return EXIT.usage;
+    }
+    const key = badge ? loadBadgeKey(cfg.value.dataDir) : null;
+    if (key && !key.ok) {
+      o.err(`${key.error.code}: ${key.error.message}`);
+      return EXIT.notReady;
     }
     try {
       db.value.operators.upsert(
-        { operatorId: id, name, role, pinHash: await hashPin(pin), badgeHash: badge ? hashBadge(badge) : null },
+        {
+          operatorId: id,
+          name,
+          role,
+          pinHash: await hashPin(pin),
+          badgeHash: key ? hashBadge(key.value, badge!) : null,
+        },
         now,
       );
     } catch (e) {
@@ -175,17 +208,23 @@ export async function cmdServe(argv: string[], o: Out): Promise<number> {
     await engine.close();
     return EXIT.notReady;
   }
-  o.out(`Line Station ${engine.station.id}: open ${bridge.url}`);
+  // The address with its token only in a 0600 file (secrets/ is 0700 too); the browser gets the file's path.
+  const urlFile = join(dataDir, UI_URL_FILE);
+  writeFileAtomic(urlFile, uiLauncher(bridge.url), 0o600);
+  o.out(
+    `Line Station ${engine.station.id}: UI on http://127.0.0.1:${bridge.port}/\n` +
+      `  open ${urlFile} in a browser on this machine (its address carries the access token; readable only by you)`,
+  );
   if (v['open']) {
     try {
-      const child = spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [bridge.url], {
+      const child = spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [urlFile], {
         stdio: 'ignore',
         detached: true,
       });
-      child.on('error', () => o.err('could not open a browser; open the URL above'));
+      child.on('error', () => o.err(`could not open a browser; open ${urlFile}`));
       child.unref();
     } catch {
-      o.err('could not open a browser; open the URL above');
+      o.err(`could not open a browser; open ${urlFile}`);
     }
   }
   await new Promise<void>((res) => {
@@ -198,8 +237,107 @@ export async function cmdServe(argv: string[], o: Out): Promise<number> {
     process.on('SIGTERM', stop);
   });
   o.out('stopping: boards in progress stop at their last checkpoint');
+  rmSync(urlFile, { force: true });
   await bridge.close();
   await service.stop();
   await engine.close();
   return EXIT.ok;
+}
+
+/** Where `station serve` writes the UI address with its access token (relative to the data dir, 0600). */
+export const UI_URL_FILE = join('secrets', 'ui-url.html');
+
+/** A page that sends the browser on to the bridge URL (the token stays in the fragment) and shows the link. */
+function uiLauncher(url: string): string {
+  const u = url.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+  return (
+    `<!doctype html><meta charset="utf-8"><meta name="referrer" content="no-referrer">` +
+    `<meta http-equiv="refresh" content="0;url=${u}"><title>Line Station</title>` +
+    `<p>Line Station UI: <a href="${u}">${u}</a></p>\n`
+  );
+}
+
+// ---------------------------------------------------------------- sign-in of the provisioning commands
+
+/** The StationApi operation whose role (core/api.ts OPERATIONS, the UI's role table) each CLI action needs. */
+export const CLI_OPERATION = {
+  provision: 'retrySlot',
+  reprovision: 'approveOverride',
+  watch: 'selectWorkOrder',
+} as const satisfies Record<string, OperationName>;
+
+export interface CliCredentials {
+  readonly operatorId: string;
+  /** PIN file (else $LINE_STATION_PIN, else the first line of stdin). */
+  readonly pinFile?: string;
+  readonly supervisorId?: string;
+  /** Supervisor PIN file (else $LINE_STATION_SUPERVISOR_PIN, else the next line of stdin). */
+  readonly supervisorPinFile?: string;
+}
+
+async function readSecret(file: string | undefined, env: string, prompt: string): Promise<Result<string>> {
+  if (file) {
+    try {
+      if ((statSync(file).mode & 0o077) !== 0)
+        return fail('INPUT_INVALID', `${file} must not be readable by group or others (chmod 600)`);
+      return ok(readFileSync(file, 'utf8').split('\n')[0]!.trim());
+    } catch (e) {
+      return fail('INPUT_INVALID', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const v = process.env[env];
+  return ok(v !== undefined ? v.trim() : await readStdin(prompt));
+}
+
+/**
+ * Sign a registered operator in for a CLI action (same sessions, attempt accounting and registry policy as the
+ * UI), and a supervisor too when the action's operation needs one and the operator is not one. Returns who acts.
+ */
+export async function authenticateCli(
+  engine: Engine,
+  action: keyof typeof CLI_OPERATION,
+  c: CliCredentials,
+  logger: Logger,
+): Promise<Result<{ operatorId: string; supervisorId: string | null }>> {
+  const needs = OPERATIONS[CLI_OPERATION[action]].role;
+  const db = openServiceDb(join(engine.config.dataDir, 'station.db'), { logger });
+  if (!db.ok) return db;
+  try {
+    const key = loadBadgeKey(engine.config.dataDir);
+    if (!key.ok) return key;
+    const s = createSessions({
+      operators: db.value.operators,
+      attempts: db.value.attempts,
+      badgeKey: key.value,
+      clock: engine.clock,
+      logger: logger.child('[auth]'),
+      policy: authPolicy(engine.config.config.auth),
+    });
+    const signIn = async (id: string, file: string | undefined, env: string, who: string) => {
+      const revoked = engine.lifecycle.checkOperator(id);
+      if (!revoked.ok) return revoked;
+      const pin = await readSecret(file, env, `${who} ${id}: PIN, then Enter: `);
+      if (!pin.ok) return pin;
+      if (!/^[0-9]{4,12}$/.test(pin.value))
+        return fail('AUTH_INVALID_CREDENTIALS', `${who} ${id}: the PIN must be 4 to 12 digits`);
+      return who === 'operator'
+        ? s.signIn('cli', { operatorId: id, pin: pin.value })
+        : s.elevate('cli', { operatorId: id, pin: pin.value });
+    };
+    const op = await signIn(c.operatorId, c.pinFile, 'LINE_STATION_PIN', 'operator');
+    if (!op.ok) return op;
+    if (needs === 'supervisor' && !s.isSupervisor('cli')) {
+      if (!c.supervisorId)
+        return fail(
+          'AUTH_FORBIDDEN',
+          `${action} needs a supervisor: --supervisor ID (PIN from --supervisor-pin-file, $LINE_STATION_SUPERVISOR_PIN or stdin)`,
+          { operation: CLI_OPERATION[action] },
+        );
+      const sup = await signIn(c.supervisorId, c.supervisorPinFile, 'LINE_STATION_SUPERVISOR_PIN', 'supervisor');
+      if (!sup.ok) return sup;
+    }
+    return ok({ operatorId: c.operatorId, supervisorId: s.supervisorOf('cli')?.operatorId ?? null });
+  } finally {
+    db.value.close();
+  }
 }

@@ -307,12 +307,36 @@ BEGIN
 END;
 `;
 
+// Version 5 (station/service/auth.ts, native/store/operators.ts, docs/ui.md "Sign-in attempts"): sign-in attempt
+// accounting. One row per subject ('operator:<id>' for PIN sign-in and elevation, 'badge' for badge sign-in at this
+// station): attempts counted before verification in the current window, consecutive lockouts (exponential back-off)
+// and the lock end (ms since the epoch). The old per-operator counters move here and leave the operators table.
+// Badge codes were stored as unsalted SHA-256: they cannot be re-keyed without the code, so they are cleared (badges
+// are enrolled again with `station operator add --badge`, now keyed with the station's HMAC key).
+const V5_AUTH_ATTEMPTS = `
+CREATE TABLE auth_attempts (
+  subject TEXT PRIMARY KEY,
+  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  lockouts INTEGER NOT NULL DEFAULT 0 CHECK (lockouts >= 0),
+  locked_until_ms INTEGER,
+  updated_at TEXT NOT NULL
+) STRICT;
+INSERT INTO auth_attempts (subject, attempts, lockouts, locked_until_ms, updated_at)
+  SELECT 'operator:' || operator_id, failed_attempts, CASE WHEN locked_until IS NULL THEN 0 ELSE 1 END,
+         CAST(strftime('%s', locked_until) AS INTEGER) * 1000, updated_at
+  FROM operators WHERE failed_attempts > 0 OR locked_until IS NOT NULL;
+ALTER TABLE operators DROP COLUMN failed_attempts;
+ALTER TABLE operators DROP COLUMN locked_until;
+UPDATE operators SET badge_hash = NULL WHERE badge_hash IS NOT NULL AND badge_hash NOT LIKE 'hmac-sha256$%';
+`;
+
 /** All migrations, in order. The schema version of a database is the number applied. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: runs, issued certificates, records, audit log', up: (db) => db.exec(V1_SCHEMA) },
   { version: 2, name: 'sync outbox and registry receipts', up: (db) => db.exec(V2_OUTBOX) },
   { version: 3, name: 'operators; indexes for the supervisor queries', up: (db) => db.exec(V3_OPERATORS) },
   { version: 4, name: 'signed policy and quotas, quota units, revocation requests', up: (db) => db.exec(V4_LIFECYCLE) },
+  { version: 5, name: 'sign-in attempt accounting; keyed badge hashes', up: (db) => db.exec(V5_AUTH_ATTEMPTS) },
 ];
 
 /** The schema version this build writes. */

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { fail } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
 import { migrate, MIGRATIONS } from './migrations.js';
-import { createOperatorStore, type OperatorStore } from './operators.js';
+import { createAttemptStore, createOperatorStore, type AttemptStore, type OperatorStore } from './operators.js';
 import type { Logger } from '../../core/ports.js';
 
 export type LogOutcome = 'provisioned' | 'failed' | 'in-progress';
@@ -298,6 +298,8 @@ export function createQueries(db: Database.Database): StationQueries {
 export interface ServiceDb {
   readonly queries: StationQueries;
   readonly operators: OperatorStore;
+  /** Sign-in attempt accounting (schema version 5). */
+  readonly attempts: AttemptStore;
   readonly db: Database.Database;
   close(): void;
 }
@@ -324,6 +326,7 @@ export function openServiceDb(file: string, opts: { logger?: Logger; busyTimeout
   return ok({
     queries: createQueries(db),
     operators: createOperatorStore(db),
+    attempts: createAttemptStore(db),
     db,
     close: () => {
       if (db.open) db.close();

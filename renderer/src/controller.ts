@@ -24,8 +24,21 @@ export function station(): StationApi {
 /** Unwraps a result; on error raises the error banner and returns null. */
 export function unwrap<T>(r: ApiResult<T>, quiet = false): T | null {
   if (r.ok) return r.value;
+  if (r.error.code === 'AUTH_SESSION_EXPIRED') {
+    endSession(r.error.details?.['ended'] === 'absolute' ? 'absolute' : 'idle');
+    return null;
+  }
   if (!quiet) uiSlice.actions.errorRaised(r.error);
   return null;
+}
+
+/** The station ended this session: back to the sign-in screen, which says why. */
+function endSession(why: 'idle' | 'absolute'): void {
+  sessionSlice.actions.sessionEnded(why);
+  slotsSlice.actions.slotsCleared();
+  uiSlice.actions.viewChosen('slots');
+  uiSlice.actions.elevationClosed();
+  uiSlice.actions.errorDismissed();
 }
 
 /** True while the session may use supervisor functions (supervisor role or an unexpired elevation). */
@@ -145,7 +158,8 @@ export function handleEvent(ev: StationEvent): void {
       syncSlice.actions.syncUpdated(ev.sync);
       break;
     case 'session':
-      sessionSlice.actions.sessionChanged(ev.session);
+      if (!ev.session && ev.ended) endSession(ev.ended);
+      else sessionSlice.actions.sessionChanged(ev.session);
       break;
     case 'log':
       break;

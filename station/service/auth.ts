@@ -1,19 +1,66 @@
 /**
- * Operator sessions: PIN and badge sign-in against the operators table, lockout after repeated failures,
- * supervisor elevation. PINs are hashed with salted scrypt and compared in constant time; badge codes are
- * stored as SHA-256. Neither a PIN nor a badge code is ever logged, stored plain, or kept in memory past
- * the call.
+ * Operator sessions: PIN and badge sign-in against the operators table, attempt accounting with lockout and
+ * exponential back-off, supervisor elevation, idle and absolute session timeouts.
+ *
+ * - PINs are hashed with salted scrypt and compared in constant time. Badge codes are stored as HMAC-SHA-256 under
+ *   a per-station key (`secrets/badge.key`, 0600): sign-in looks the operator up by the keyed hash (an index
+ *   lookup, where a salted hash would need one scrypt per enrolled operator per scan), and a copy of station.db
+ *   alone does not allow guessing badge codes offline.
+ * - Every attempt is counted in the database (auth_attempts, one IMMEDIATE transaction) before the credential is
+ *   checked, and attempts on one subject are serialised in this process, so parallel guesses cannot outrun the
+ *   lock; a lock survives restarts and a right PIN during a lock is refused unchecked. Subjects: `operator:<id>`
+ *   (PIN sign-in and elevation) and `badge` (every badge scan at this station: the badge is the identifier).
+ * - Neither a PIN nor a badge code is ever logged, stored plain, or kept in memory past the call.
  */
-import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHmac, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import type { SessionView } from '../../core/api.js';
 import { fail, type StationError } from '../../core/errors.js';
 import type { Clock, Logger } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
-import type { OperatorRow, OperatorStore } from '../../native/store/operators.js';
+import type {
+  AttemptLimit,
+  AttemptStore,
+  OperatorRow,
+  OperatorRole,
+  OperatorStore,
+} from '../../native/store/operators.js';
+import { AuthConfigSchema, type StationConfig } from '../config.js';
 
-export const MAX_FAILURES = 5;
-export const LOCK_MS = 5 * 60_000;
 export const ELEVATION_MS = 5 * 60_000;
+
+/** The sign-in rules in force (config.json `auth`, defaults in station/config.ts AuthConfigSchema). */
+export interface AuthPolicy {
+  readonly pin: AttemptLimit;
+  readonly badge: AttemptLimit;
+  readonly supervisorPinMinLength: number;
+  readonly sessionIdleMs: number;
+  readonly sessionMaxMs: number;
+}
+
+/** The policy from a station configuration's `auth` section (all defaults when absent). */
+export function authPolicy(auth?: StationConfig['auth']): AuthPolicy {
+  const a = auth ?? AuthConfigSchema.parse({});
+  const lock = { lockMs: a.lockSeconds * 1000, maxLockMs: Math.max(a.lockSeconds, a.maxLockSeconds) * 1000 };
+  return {
+    pin: { maxAttempts: a.maxPinAttempts, ...lock },
+    badge: { maxAttempts: a.maxBadgeAttempts, ...lock },
+    supervisorPinMinLength: a.supervisorPinMinLength,
+    sessionIdleMs: a.sessionIdleMinutes * 60_000,
+    sessionMaxMs: a.sessionMaxHours * 3_600_000,
+  };
+}
+
+export const DEFAULT_AUTH_POLICY: AuthPolicy = authPolicy();
+
+/** Whether `pin` is long enough for `role` (operators 4, supervisors the configured minimum). */
+export function pinLengthError(role: OperatorRole, pin: string, policy: AuthPolicy): string | null {
+  if (!/^[0-9]{4,12}$/.test(pin)) return 'the PIN must be 4 to 12 digits';
+  if (role === 'supervisor' && pin.length < policy.supervisorPinMinLength)
+    return `a supervisor PIN must have at least ${policy.supervisorPinMinLength} digits (config.json auth.supervisorPinMinLength)`;
+  return null;
+}
 
 const SCRYPT = { N: 1 << 14, r: 8, p: 1, keyLen: 32 } as const;
 
@@ -47,16 +94,48 @@ export async function verifyPin(pin: string, stored: string): Promise<boolean> {
   return timingSafeEqual(got, want);
 }
 
-/** SHA-256 (hex) of a badge code: the badge is a bearer credential, so only its hash is stored. */
-export function hashBadge(badge: string): string {
-  return createHash('sha256').update(`line-station-badge:${badge}`, 'utf8').digest('hex');
+/** The station's badge key, relative to the data dir. */
+export const BADGE_KEY_FILE = join('secrets', 'badge.key');
+
+/**
+ * The station's badge key (32 random bytes), created 0600 on first use (exclusive create: two processes starting
+ * together agree on one key). CONFIG_INVALID when the file is readable by group or others, or malformed.
+ */
+export function loadBadgeKey(dataDir: string): Result<Buffer> {
+  const file = join(dataDir, BADGE_KEY_FILE);
+  mkdirSync(join(dataDir, 'secrets'), { recursive: true, mode: 0o700 });
+  try {
+    const fd = openSync(file, 'wx', 0o600);
+    try {
+      writeSync(fd, randomBytes(32).toString('base64url') + '\n');
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  if ((statSync(file).mode & 0o077) !== 0)
+    return fail('CONFIG_INVALID', `${file} must not be readable by group or others (chmod 600)`);
+  const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+  if (key.length !== 32) return fail('CONFIG_INVALID', `${file}: not a badge key (32 bytes, base64url)`);
+  return ok(key);
 }
+
+/** The stored form of a badge code: `hmac-sha256$<hex>` under the station's badge key. */
+export function hashBadge(key: Uint8Array, badge: string): string {
+  return `hmac-sha256$${createHmac('sha256', key).update(`line-station-badge:${badge}`, 'utf8').digest('hex')}`;
+}
+
+/** Why a session ended on its own. */
+export type SessionEnd = 'idle' | 'absolute';
 
 interface Session {
   readonly operatorId: string;
   readonly name: string;
   readonly role: 'operator' | 'supervisor';
   readonly signedInAt: string;
+  readonly startedMs: number;
+  lastActiveMs: number;
   elevation: { operatorId: string; name: string; until: number } | null;
 }
 
@@ -65,6 +144,10 @@ export interface Sessions {
   signOut(clientId: string): boolean;
   elevate(clientId: string, args: { operatorId: string; pin: string }): Promise<Result<SessionView>>;
   view(clientId: string): SessionView | null;
+  /** A request of this client's session: resets its idle timer. */
+  touch(clientId: string): void;
+  /** Why this client's last session ended on its own (until it signs in or out again), or null. */
+  ended(clientId: string): SessionEnd | null;
   /** Whether this client may act as a supervisor now (supervisor session or unexpired elevation). */
   isSupervisor(clientId: string): boolean;
   /** Who approves as supervisor for this client (the elevating supervisor, or the signed-in supervisor). */
@@ -72,16 +155,43 @@ export interface Sessions {
   operatorOf(clientId: string): string | null;
   /** The most recently signed-in session's operator (who the line's automatic provisioning is attributed to). */
   currentOperator(): string | null;
-  /** Drop expired elevations; returns the client ids whose view changed. */
+  /** End idle and too-old sessions and drop expired elevations; returns the client ids whose view changed. */
   expire(): string[];
 }
 
-export function createSessions(deps: { operators: OperatorStore; clock: Clock; logger: Logger }): Sessions {
-  const { operators, clock } = deps;
+export interface SessionsDeps {
+  readonly operators: OperatorStore;
+  readonly attempts: AttemptStore;
+  /** The station's badge key (loadBadgeKey). */
+  readonly badgeKey: Uint8Array;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly policy?: AuthPolicy;
+}
+
+const MAX_ENDED = 1000;
+
+export function createSessions(deps: SessionsDeps): Sessions {
+  const { operators, attempts, clock, badgeKey } = deps;
+  const policy = deps.policy ?? DEFAULT_AUTH_POLICY;
   const log = deps.logger;
   const sessions = new Map<string, Session>();
+  const endedBy = new Map<string, SessionEnd>();
   const order: string[] = [];
-  const now = () => clock.now();
+  const queues = new Map<string, Promise<unknown>>();
+  const nowMs = () => clock.now().getTime();
+
+  /** Run attempts on one subject one after another (the database count is the cross-process guard). */
+  function serial<T>(subject: string, fn: () => Promise<T>): Promise<T> {
+    const prev = queues.get(subject) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    queues.set(subject, tail);
+    void tail.then(() => {
+      if (queues.get(subject) === tail) queues.delete(subject);
+    });
+    return run;
+  }
 
   const view = (s: Session): SessionView => ({
     operatorId: s.operatorId,
@@ -89,7 +199,7 @@ export function createSessions(deps: { operators: OperatorStore; clock: Clock; l
     role: s.role,
     signedInAt: s.signedInAt,
     supervisor:
-      s.elevation && s.elevation.until > now().getTime()
+      s.elevation && s.elevation.until > nowMs()
         ? {
             operatorId: s.elevation.operatorId,
             name: s.elevation.name,
@@ -98,57 +208,105 @@ export function createSessions(deps: { operators: OperatorStore; clock: Clock; l
         : null,
   });
 
-  const lockedError = (op: OperatorRow): StationError =>
-    fail('AUTH_LOCKED', `operator ${op.operatorId} is locked until ${op.lockedUntil}`, {
-      operatorId: op.operatorId,
-      lockedUntil: op.lockedUntil,
-    }).error;
+  const lockedError = (subject: string, untilMs: number): StationError => {
+    const lockedUntil = new Date(untilMs).toISOString();
+    return subject === 'badge'
+      ? fail('AUTH_LOCKED', `badge sign-in at this station is locked until ${lockedUntil}; use operator id and PIN`, {
+          lockedUntil,
+        }).error
+      : fail('AUTH_LOCKED', `operator ${subject.slice('operator:'.length)} is locked until ${lockedUntil}`, {
+          operatorId: subject.slice('operator:'.length),
+          lockedUntil,
+        }).error;
+  };
 
-  const isLocked = (op: OperatorRow): boolean =>
-    op.lockedUntil !== null && Date.parse(op.lockedUntil) > now().getTime();
-
-  /** Check id + PIN with lockout; the shared path of signIn and elevate. */
-  async function checkPin(operatorId: string, pin: string, purpose: string): Promise<Result<OperatorRow>> {
-    const op = operators.get(operatorId);
-    if (op && isLocked(op)) {
-      log.log('warn', `${purpose} refused: operator locked`, { operatorId });
-      return { ok: false, error: lockedError(op) };
-    }
-    const good = await verifyPin(pin, op?.pinHash ?? DUMMY_HASH);
-    const t = now();
-    if (!op || !good) {
-      if (op) {
-        const after = operators.recordFailure(
-          op.operatorId,
-          MAX_FAILURES,
-          new Date(t.getTime() + LOCK_MS).toISOString(),
-          t.toISOString(),
-        );
-        if (after && isLocked(after)) {
-          log.log('warn', `${purpose} failed: operator locked after ${MAX_FAILURES} failures`, { operatorId });
-          return { ok: false, error: lockedError(after) };
-        }
+  /** Count, then check id + PIN; the shared path of signIn and elevate. */
+  function checkPin(operatorId: string, pin: string, purpose: string): Promise<Result<OperatorRow>> {
+    const subject = `operator:${operatorId}`;
+    return serial(subject, async (): Promise<Result<OperatorRow>> => {
+      const op = operators.get(operatorId);
+      if (!op) {
+        // Unknown ids are not counted (no row for every guessed id), but cost the same scrypt.
+        await verifyPin(pin, DUMMY_HASH);
+        log.log('warn', `${purpose} failed: unknown id or wrong PIN`, { operatorId });
+        return fail('AUTH_INVALID_CREDENTIALS', 'operator id or PIN not recognised');
       }
-      log.log('warn', `${purpose} failed: unknown id or wrong PIN`, { operatorId });
-      return fail('AUTH_INVALID_CREDENTIALS', 'operator id or PIN not recognised');
-    }
-    if (op.revoked) {
-      log.log('warn', `${purpose} refused: operator revoked`, { operatorId });
-      return fail('AUTH_REVOKED', `operator ${operatorId} has been revoked`, { operatorId });
-    }
-    operators.recordSuccess(op.operatorId, t.toISOString());
-    return ok(op);
+      const adm = attempts.admit(subject, nowMs(), policy.pin);
+      if (!adm.ok) {
+        log.log('warn', `${purpose} refused: operator locked (PIN not checked)`, { operatorId });
+        return { ok: false, error: lockedError(subject, adm.lockedUntilMs) };
+      }
+      const good = await verifyPin(pin, op.pinHash);
+      if (!good) {
+        if (adm.admission.lockedUntilMs !== null) {
+          log.log('warn', `${purpose} failed: operator locked after ${adm.admission.attempt} attempts`, {
+            operatorId,
+            lockedUntil: new Date(adm.admission.lockedUntilMs).toISOString(),
+          });
+          return { ok: false, error: lockedError(subject, adm.admission.lockedUntilMs) };
+        }
+        log.log('warn', `${purpose} failed: unknown id or wrong PIN`, { operatorId });
+        return fail('AUTH_INVALID_CREDENTIALS', 'operator id or PIN not recognised');
+      }
+      if (op.revoked) {
+        log.log('warn', `${purpose} refused: operator revoked`, { operatorId });
+        return fail('AUTH_REVOKED', `operator ${operatorId} has been revoked`, { operatorId });
+      }
+      attempts.clear(subject, nowMs());
+      if (op.role === 'supervisor' && pin.length < policy.supervisorPinMinLength) {
+        log.log('warn', `${purpose} refused: supervisor PIN shorter than the station requires`, { operatorId });
+        return fail(
+          'AUTH_PIN_POLICY',
+          `supervisor ${operatorId}: the PIN is shorter than ${policy.supervisorPinMinLength} digits`,
+          { operatorId, minLength: policy.supervisorPinMinLength },
+        );
+      }
+      return ok(op);
+    });
+  }
+
+  /** Count, then look the badge up (station-wide: a badge guess names no operator). */
+  function checkBadge(badge: string): Promise<Result<OperatorRow>> {
+    return serial('badge', async (): Promise<Result<OperatorRow>> => {
+      const adm = attempts.admit('badge', nowMs(), policy.badge);
+      if (!adm.ok) {
+        log.log('warn', 'badge sign-in refused: badge sign-in locked (badge not checked)');
+        return { ok: false, error: lockedError('badge', adm.lockedUntilMs) };
+      }
+      const op = operators.findByBadge(hashBadge(badgeKey, badge));
+      if (!op) {
+        if (adm.admission.lockedUntilMs !== null) {
+          log.log('warn', `badge sign-in failed: locked after ${adm.admission.attempt} unknown badges`, {
+            lockedUntil: new Date(adm.admission.lockedUntilMs).toISOString(),
+          });
+          return { ok: false, error: lockedError('badge', adm.admission.lockedUntilMs) };
+        }
+        log.log('warn', 'badge sign-in failed: unknown badge');
+        return fail('AUTH_INVALID_CREDENTIALS', 'badge not recognised');
+      }
+      // A known badge takes its attempt back: only unknown badges fill the station's window.
+      attempts.undo(adm.admission, nowMs());
+      const pinLock = attempts.get(`operator:${op.operatorId}`);
+      if (pinLock?.lockedUntilMs != null && pinLock.lockedUntilMs > nowMs())
+        return { ok: false, error: lockedError(`operator:${op.operatorId}`, pinLock.lockedUntilMs) };
+      if (op.revoked) return fail('AUTH_REVOKED', `operator ${op.operatorId} has been revoked`);
+      return ok(op);
+    });
   }
 
   const start = (clientId: string, op: OperatorRow): SessionView => {
+    const t = nowMs();
     const s: Session = {
       operatorId: op.operatorId,
       name: op.name,
       role: op.role,
-      signedInAt: now().toISOString(),
+      signedInAt: new Date(t).toISOString(),
+      startedMs: t,
+      lastActiveMs: t,
       elevation: null,
     };
     sessions.set(clientId, s);
+    endedBy.delete(clientId);
     const i = order.indexOf(clientId);
     if (i >= 0) order.splice(i, 1);
     order.push(clientId);
@@ -156,41 +314,38 @@ export function createSessions(deps: { operators: OperatorStore; clock: Clock; l
     return view(s);
   };
 
-  const liveElevation = (s: Session) => s.elevation !== null && s.elevation.until > now().getTime();
+  const drop = (clientId: string): Session | undefined => {
+    const s = sessions.get(clientId);
+    sessions.delete(clientId);
+    const i = order.indexOf(clientId);
+    if (i >= 0) order.splice(i, 1);
+    return s;
+  };
+
+  const liveElevation = (s: Session) => s.elevation !== null && s.elevation.until > nowMs();
 
   return {
     async signIn(clientId, args) {
-      if ('badge' in args) {
-        const op = operators.findByBadge(hashBadge(args.badge));
-        if (!op) {
-          log.log('warn', 'badge sign-in failed: unknown badge');
-          return fail('AUTH_INVALID_CREDENTIALS', 'badge not recognised');
-        }
-        if (isLocked(op)) return { ok: false, error: lockedError(op) };
-        if (op.revoked) return fail('AUTH_REVOKED', `operator ${op.operatorId} has been revoked`);
-        operators.recordSuccess(op.operatorId, now().toISOString());
-        return ok(start(clientId, op));
-      }
-      const op = await checkPin(args.operatorId, args.pin, 'sign-in');
-      if (!op.ok) return op;
-      return ok(start(clientId, op.value));
+      const r = 'badge' in args ? await checkBadge(args.badge) : await checkPin(args.operatorId, args.pin, 'sign-in');
+      if (!r.ok) return r;
+      return ok(start(clientId, r.value));
     },
     signOut(clientId) {
-      const s = sessions.get(clientId);
-      sessions.delete(clientId);
-      const i = order.indexOf(clientId);
-      if (i >= 0) order.splice(i, 1);
+      endedBy.delete(clientId);
+      const s = drop(clientId);
       if (s) log.log('info', 'signed out', { operatorId: s.operatorId });
       return s !== undefined;
     },
     async elevate(clientId, args) {
-      const s = sessions.get(clientId);
-      if (!s) return fail('AUTH_REQUIRED', 'sign in first');
+      if (!sessions.get(clientId)) return fail('AUTH_REQUIRED', 'sign in first');
       const op = await checkPin(args.operatorId, args.pin, 'supervisor confirmation');
       if (!op.ok) return op;
       if (op.value.role !== 'supervisor')
         return fail('AUTH_FORBIDDEN', `${args.operatorId} is not a supervisor`, { operatorId: args.operatorId });
-      s.elevation = { operatorId: op.value.operatorId, name: op.value.name, until: now().getTime() + ELEVATION_MS };
+      // The session may have ended while the PIN was checked.
+      const s = sessions.get(clientId);
+      if (!s) return fail('AUTH_REQUIRED', 'sign in first');
+      s.elevation = { operatorId: op.value.operatorId, name: op.value.name, until: nowMs() + ELEVATION_MS };
       log.log('info', 'supervisor elevation granted', {
         operatorId: s.operatorId,
         supervisor: op.value.operatorId,
@@ -202,6 +357,11 @@ export function createSessions(deps: { operators: OperatorStore; clock: Clock; l
       const s = sessions.get(clientId);
       return s ? view(s) : null;
     },
+    touch(clientId) {
+      const s = sessions.get(clientId);
+      if (s) s.lastActiveMs = nowMs();
+    },
+    ended: (clientId) => endedBy.get(clientId) ?? null,
     isSupervisor(clientId) {
       const s = sessions.get(clientId);
       return s !== undefined && (s.role === 'supervisor' || liveElevation(s));
@@ -219,12 +379,27 @@ export function createSessions(deps: { operators: OperatorStore; clock: Clock; l
     },
     expire() {
       const changed: string[] = [];
-      const t = now().getTime();
-      for (const [id, s] of sessions)
-        if (s.elevation && s.elevation.until <= t) {
+      const t = nowMs();
+      for (const [id, s] of [...sessions]) {
+        const why: SessionEnd | null =
+          t - s.startedMs >= policy.sessionMaxMs
+            ? 'absolute'
+            : t - s.lastActiveMs >= policy.sessionIdleMs
+              ? 'idle'
+              : null;
+        if (why) {
+          drop(id);
+          if (endedBy.size >= MAX_ENDED) endedBy.delete(endedBy.keys().next().value!);
+          endedBy.set(id, why);
+          log.log('info', `session ended: ${why === 'idle' ? 'idle timeout' : 'longest session time reached'}`, {
+            operatorId: s.operatorId,
+          });
+          changed.push(id);
+        } else if (s.elevation && s.elevation.until <= t) {
           s.elevation = null;
           changed.push(id);
         }
+      }
       return changed;
     },
   };

@@ -38,13 +38,13 @@ import { serialOpener } from '../../native/serial.js';
 import { createUsbWatcher, UDEV_GUIDANCE, type UsbWatcher } from '../../native/usb.js';
 import type { Engine } from '../engine.js';
 import type { LogLine } from '../logger.js';
-import { createSessions, type Sessions } from './auth.js';
+import { authPolicy, createSessions, loadBadgeKey, type Sessions } from './auth.js';
 import type { LogTap } from './log-tap.js';
 import { buildRecordDetail } from './records.js';
 import { createSlots, toApiError, type SlotManager } from './slots.js';
 
 export { createLogTap, type LogTap } from './log-tap.js';
-export { hashPin, hashBadge, verifyPin } from './auth.js';
+export { hashPin, hashBadge, loadBadgeKey, verifyPin } from './auth.js';
 
 export const LOG_RING_SIZE = 2000;
 const AUDIT_CACHE_MS = 5000;
@@ -145,6 +145,7 @@ export function createStationService(o: StationServiceOptions): StationService {
   const { engine, logger } = o;
   const clock = o.clock ?? engine.clock ?? systemClock;
   const log = logger.child('[service]');
+  const authRules = authPolicy(engine.config.config.auth);
   const validate = o.validateResults ?? (process.env['VITEST'] !== undefined || process.env['NODE_ENV'] === 'test');
   const subs = new Set<Sub>();
   const ring: LogLineView[] = [];
@@ -173,11 +174,14 @@ export function createStationService(o: StationServiceOptions): StationService {
       }
     }
   };
-  const emitSession = (clientId: string) =>
+  const emitSession = (clientId: string) => {
+    const session = sess().view(clientId);
+    const ended = session ? null : sess().ended(clientId);
     emit(
-      { type: 'session', session: sess().view(clientId) },
+      { type: 'session', session, ...(ended ? { ended } : {}) },
       (s) => s.clientId === undefined || s.clientId === clientId,
     );
+  };
 
   const onLogLine = (l: LogLine) => {
     const line: LogLineView = { ts: l.ts, level: l.level, subsystem: l.subsystem, msg: l.msg.slice(0, 2000) };
@@ -201,7 +205,16 @@ export function createStationService(o: StationServiceOptions): StationService {
     if (!sessions) {
       const d = open();
       if (!d.ok) throw new Error(`station database: ${d.error.message}`);
-      sessions = createSessions({ operators: d.value.operators, clock, logger: log });
+      const key = loadBadgeKey(engine.config.dataDir);
+      if (!key.ok) throw new Error(key.error.message);
+      sessions = createSessions({
+        operators: d.value.operators,
+        attempts: d.value.attempts,
+        badgeKey: key.value,
+        clock,
+        logger: log,
+        policy: authRules,
+      });
     }
     return sessions;
   }
@@ -554,13 +567,29 @@ export function createStationService(o: StationServiceOptions): StationService {
         }
         const spec = OPERATIONS[op];
         const role = spec.role as 'none' | 'operator' | 'supervisor';
+        const s = sess();
+        for (const id of s.expire()) emitSession(id);
         if (role !== 'none') {
-          const s = sess();
-          for (const id of s.expire()) emitSession(id);
-          if (!s.view(clientId))
-            return { ok: false, error: toApiError(stationError('AUTH_REQUIRED', `${op} needs a signed-in operator`)) };
+          if (!s.view(clientId)) {
+            const ended = s.ended(clientId);
+            return {
+              ok: false,
+              error: toApiError(
+                ended
+                  ? stationError(
+                      'AUTH_SESSION_EXPIRED',
+                      ended === 'idle'
+                        ? `${op}: the session ended after ${authRules.sessionIdleMs / 60_000} minutes without activity`
+                        : `${op}: the session reached its longest time (${authRules.sessionMaxMs / 3_600_000} h)`,
+                      { ended },
+                    )
+                  : stationError('AUTH_REQUIRED', `${op} needs a signed-in operator`),
+              ),
+            };
+          }
           if (role === 'supervisor' && !s.isSupervisor(clientId))
             return { ok: false, error: toApiError(stationError('AUTH_FORBIDDEN', `${op} needs a supervisor`)) };
+          s.touch(clientId);
         }
         const parsed = (spec.args as z.ZodType).safeParse(rawArgs ?? {});
         if (!parsed.success) {

@@ -4,6 +4,7 @@
  * policy failure, detach mid-run and resume), supervisor overrides in the audit log, and the supervisor
  * queries on the data those runs produced (certificate fields checked against `openssl x509 -text`).
  */
+import { must as unwrap } from '../../core/pki/test-util.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +14,15 @@ import type { Clock } from '../../core/ports.js';
 import { openServiceDb } from '../../native/store/queries.js';
 import { createWorld, type World } from '../../test/harness.js';
 import { createLogger } from '../logger.js';
-import { call, createLogTap, createStationService, hashBadge, hashPin, type StationService } from './index.js';
+import {
+  call,
+  createLogTap,
+  createStationService,
+  hashBadge,
+  hashPin,
+  loadBadgeKey,
+  type StationService,
+} from './index.js';
 
 const OP_PIN = '918273';
 const SUP_PIN = '564738';
@@ -64,7 +73,7 @@ beforeAll(async () => {
       name: 'Olga',
       role: 'operator',
       pinHash: await hashPin(OP_PIN),
-      badgeHash: hashBadge('BADGE-0001'),
+      badgeHash: hashBadge(unwrap(loadBadgeKey(w.dataDir)), 'BADGE-0001'),
     },
     now,
   );

@@ -8,10 +8,12 @@
  * main-thread task during the 16-board run is measured; a supervisor (elevation) finds a record by
  * serial and reads its certificate; the registry comes up and the sync indicator turns to synced.
  */
+import { must as unwrap } from '../../core/pki/test-util.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import type { Clock } from '../../core/ports.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openServiceDb } from '../../native/store/queries.js';
 import type { TestStation } from '../../registry/test/fixtures.js';
@@ -19,7 +21,14 @@ import { signedPolicy } from '../../registry/lifecycle/service.js';
 import { revokeStation } from '../../registry/service.js';
 import { startBridge, type Bridge } from '../../station/bridge.js';
 import { main as stationCli } from '../../station/cli.js';
-import { createStationService, hashBadge, hashPin, type StationService } from '../../station/service/index.js';
+import { authPolicy } from '../../station/service/auth.js';
+import {
+  createStationService,
+  hashBadge,
+  hashPin,
+  loadBadgeKey,
+  type StationService,
+} from '../../station/service/index.js';
 import { createWorld, type World } from '../harness.js';
 import { startTestRegistry, type TestRegistry } from '../integration/sync-fixture.js';
 import { launchChromium, screenshot, watchPage } from './browser.js';
@@ -30,6 +39,9 @@ const BOARDS = 16;
 const BAD = 2;
 
 let w: World;
+/** The service's clock runs `offsetMs` ahead (session timeouts without waiting half an hour). */
+let offsetMs = 0;
+const clock: Clock = { now: () => new Date(Date.now() + offsetMs), monotonicMs: () => performance.now() };
 let registry: TestRegistry;
 let service: StationService;
 let bridge: Bridge;
@@ -80,7 +92,7 @@ beforeAll(async () => {
       name: 'Olga Operator',
       role: 'operator',
       pinHash: await hashPin('1234'),
-      badgeHash: hashBadge('BADGE-0001'),
+      badgeHash: hashBadge(unwrap(loadBadgeKey(w.dataDir)), 'BADGE-0001'),
     },
     now,
   );
@@ -89,14 +101,14 @@ beforeAll(async () => {
       operatorId: 'sup-1',
       name: 'Sam Supervisor',
       role: 'supervisor',
-      pinHash: await hashPin('9876'),
+      pinHash: await hashPin('987654'),
       badgeHash: null,
     },
     now,
   );
   db.value.close();
 
-  service = createStationService({ engine: w.engine, logger: w.logger, extraPorts: w.sim.ports });
+  service = createStationService({ engine: w.engine, logger: w.logger, extraPorts: w.sim.ports, clock });
   await service.start();
   bridge = await startBridge({ service, staticDir: DIST, logger: w.logger });
   browser = await launchChromium();
@@ -183,7 +195,7 @@ describe('operator and supervisor UI end to end', () => {
     await page.keyboard.press('Alt+e');
     await page.locator('#sup-id').waitFor();
     await page.locator('#sup-id').fill('sup-1');
-    await page.locator('#sup-pin').fill('9876');
+    await page.locator('#sup-pin').fill('987654');
     await page.locator('#sup-pin').press('Enter');
     await page.locator('nav [data-view="log"]').waitFor();
     await page.keyboard.press('Alt+2');
@@ -290,6 +302,23 @@ describe('operator and supervisor UI end to end', () => {
     await page.keyboard.press('Alt+l');
     expect(problems).toEqual([]);
   });
+
+  it('an idle session goes back to the sign-in screen, saying why; signing in again works', async () => {
+    expect(await page.locator('[data-testid="user"]').innerText()).toContain('Olga');
+    offsetMs = authPolicy().sessionIdleMs + 1000;
+    try {
+      // The service ends it within its 5 s check and pushes a session event with the reason.
+      await until('sign-in screen', async () => (await page.locator('#session-ended').count()) === 1);
+      expect(await page.locator('#session-ended').innerText()).toContain('without activity');
+      await screenshot(page, 'session-ended');
+      await page.locator('#badge').fill('BADGE-0001');
+      await page.locator('#badge').press('Enter');
+      await until('signed in', async () => (await page.locator('[data-testid="user"]').innerText()).includes('Olga'));
+      expect(await page.locator('#session-ended').count()).toBe(0);
+    } finally {
+      offsetMs = 0;
+    }
+  }, 60_000);
 
   it('a station revoked by headquarters shows a persistent red banner with the time (en and de)', async () => {
     // Headquarters revokes the station; its signed policy reaches the station (as a pull would apply it).

@@ -8,11 +8,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../native/store/index.js';
 import { createWorld, type World } from '../harness.js';
+import { addOperators } from '../operators-fixture.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'station.mjs');
 const BOARDS = 6;
 /** Kill attempts per board; a board that finishes before its kill moves the test on to the next board. */
 const KILLS_PER_BOARD = 6;
+/** The operator's PIN reaches `station provision` through the environment, never argv. */
+const CRASH_PIN = '602813';
 
 let w: World;
 beforeAll(async () => {
@@ -22,6 +25,7 @@ beforeAll(async () => {
       latency: { keygen: 150, flash: 100, other: 15 },
     })),
   });
+  await addOperators(w.dataDir, [{ id: 'crash-test', role: 'operator', pin: CRASH_PIN }]);
   await w.engine.close(); // the station runs in child processes from here on
 });
 afterAll(async () => {
@@ -33,7 +37,10 @@ function runStation(
   killAfterMs?: number,
 ): Promise<{ code: number | null; signal: string | null; out: string }> {
   return new Promise((res) => {
-    const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LINE_STATION_PIN: CRASH_PIN },
+    });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -80,7 +87,8 @@ function checkConsistency(chipId?: string): string {
 }
 
 describe('power loss (SIGKILL) at random instants', () => {
-  it('leaves the database consistent and every board resumable', { timeout: 240_000 }, async () => {
+  // Each run is a fresh `station provision` process that also signs its operator in (one scrypt): ~40 runs.
+  it('leaves the database consistent and every board resumable', { timeout: 420_000 }, async () => {
     let kills = 0;
     const interruptedAt = new Map<string, number>();
     let seed = 12345;

@@ -29,6 +29,7 @@ import { main } from '../../station/cli.js';
 import { POLICY_SCHEMA, POLICY_TYP, type PolicyPayload } from '../../station/lifecycle/index.js';
 import { createStationService } from '../../station/service/index.js';
 import { createWorld, type World } from '../harness.js';
+import { addOperators } from '../operators-fixture.js';
 import { quiet } from './sync-fixture.js';
 
 const WO = 'WO-DEMO-1';
@@ -267,11 +268,19 @@ describe('station policy: certificate profile and station revocation', () => {
     expect(w.engine.store.findActiveRun(chip3)!.step).toBe('attest');
     expect(w.engine.store.listIssuedCertificates(chip3)).toHaveLength(0);
 
-    const prov = await cli(['provision', '--data-dir', w.dataDir, '--port', w.sim.ports[2]!, '--work-order', WO]);
-    expect(prov.code).toBe(3);
-    expect(prov.text).toContain('FLOW_STATION_REVOKED');
-    const watch = await cli(['watch', '--data-dir', w.dataDir, '--work-order', WO, '--exit-when-done']);
-    expect(watch.code).toBe(3);
+    // The command line signs a registered operator in first (PIN from the environment), then meets the revocation.
+    await addOperators(w.dataDir, [{ id: 'op-1', role: 'operator', pin: '480213' }]);
+    process.env['LINE_STATION_PIN'] = '480213';
+    try {
+      const as = ['--data-dir', w.dataDir, '--work-order', WO, '--operator', 'op-1'];
+      const prov = await cli(['provision', ...as, '--port', w.sim.ports[2]!]);
+      expect(prov.code).toBe(3);
+      expect(prov.text).toContain('FLOW_STATION_REVOKED');
+      const watch = await cli(['watch', ...as, '--exit-when-done']);
+      expect(watch.code).toBe(3);
+    } finally {
+      delete process.env['LINE_STATION_PIN'];
+    }
     const shown = await cli(['policy', '--data-dir', w.dataDir]);
     expect(shown.text).toContain(`REVOKED: this station has been revoked by headquarters at ${st.stationRevokedAt!}`);
 

@@ -12,16 +12,20 @@ import type {
 } from '../../../core/api.js';
 import { createSlice } from './slice.js';
 
+/** Why the station ended the last session on its own (idle, or the longest session time), until the next sign-in. */
+export type SessionEnd = 'idle' | 'absolute';
+
 export interface SessionState {
   readonly status: StationStatus | null;
   readonly session: SessionView | null;
+  readonly ended: SessionEnd | null;
   readonly workOrder: WorkOrderView | null;
   readonly workOrders: readonly WorkOrderView[];
 }
 
 export const sessionSlice = createSlice(
   'session',
-  { status: null, session: null, workOrder: null, workOrders: [] } as SessionState,
+  { status: null, session: null, ended: null, workOrder: null, workOrders: [] } as SessionState,
   {
     statusLoaded: (s: SessionState, status: StationStatus): SessionState => ({
       ...s,
@@ -29,11 +33,25 @@ export const sessionSlice = createSlice(
       session: status.session,
       workOrder: status.workOrder,
     }),
-    signedIn: (s: SessionState, session: SessionView): SessionState => ({ ...s, session }),
+    signedIn: (s: SessionState, session: SessionView): SessionState => ({ ...s, session, ended: null }),
     elevated: (s: SessionState, session: SessionView): SessionState => ({ ...s, session }),
     sessionChanged: (s: SessionState, session: SessionView | null): SessionState =>
       session ? { ...s, session } : { ...s, session: null, workOrder: null },
-    signedOut: (s: SessionState): SessionState => ({ ...s, session: null, workOrder: null, workOrders: [] }),
+    /** The station ended the session (no activity for a while, or its longest time): back to sign-in, saying why. */
+    sessionEnded: (s: SessionState, ended: SessionEnd): SessionState => ({
+      ...s,
+      session: null,
+      ended,
+      workOrder: null,
+      workOrders: [],
+    }),
+    signedOut: (s: SessionState): SessionState => ({
+      ...s,
+      session: null,
+      ended: null,
+      workOrder: null,
+      workOrders: [],
+    }),
     workOrdersLoaded: (s: SessionState, workOrders: readonly WorkOrderView[]): SessionState => ({ ...s, workOrders }),
     workOrderSelected: (s: SessionState, workOrder: WorkOrderView): SessionState => ({ ...s, workOrder }),
     workOrderCleared: (s: SessionState): SessionState => ({ ...s, workOrder: null }),

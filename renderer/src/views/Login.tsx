@@ -4,6 +4,8 @@ import type { ApiError } from '../../../core/api.js';
 import { ErrorText } from '../components/ErrorText.js';
 import { t } from '../i18n/index.js';
 import { signIn } from '../controller.js';
+import { useSlice } from '../store/slice.js';
+import { sessionSlice } from '../store/slices.js';
 
 export function Login() {
   const [badge, setBadge] = useState('');
@@ -11,6 +13,7 @@ export function Login() {
   const [pin, setPin] = useState('');
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
+  const { ended } = useSlice(sessionSlice);
 
   async function submit(e: FormEvent, args: Parameters<typeof signIn>[0]) {
     e.preventDefault();
@@ -26,6 +29,11 @@ export function Login() {
   return (
     <main className="login" aria-labelledby="login-title">
       <h1 id="login-title">{t('login.title')}</h1>
+      {ended && !error ? (
+        <div className="banner banner-info" role="status" id="session-ended">
+          <p>{t(ended === 'idle' ? 'login.endedIdle' : 'login.endedAbsolute')}</p>
+        </div>
+      ) : null}
       {error ? (
         <div className="banner banner-error" role="alert">
           <ErrorText error={error} />
