@@ -309,6 +309,12 @@ export const ERROR_CATALOGUE = {
     action: 'call-supervisor',
     guidance: 'A receipt did not verify (wrong registry, wrong station or modified). Nothing was marked as synced.',
   },
+  SYNC_RESPONSE_TOO_LARGE: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The server at the registry URL answered more than a registry ever sends; the station stopped reading and applied nothing. Check the registry URL.',
+  },
   // --- configuration ---
   STATION_BUSY: {
     kind: 'user',

@@ -15,7 +15,7 @@ import { createRootCertificate } from '../core/pki/ca.js';
 import { createTestSigner } from '../core/pki/test-signer.js';
 import { MAX_BATCH_RECORDS, signRequest, type BatchResponse } from './protocol.js';
 import { startRegistry } from './server.js';
-import { enrollStation } from './service.js';
+import { audienceOf, enrollStation } from './service.js';
 import { createTestStation, makeManyRecords, type MadeRecord, type TestStation } from './test/fixtures.js';
 
 export interface BenchResult {
@@ -98,7 +98,15 @@ export async function benchIngest(o: {
             batchId: globalThis.crypto.randomUUID(),
             records: records.slice(i, i + MAX_BATCH_RECORDS).map((r) => r.jws),
           });
-          const auth = await signRequest(station.signer, station.id, 'POST', '/v1/batches', body, systemClock);
+          const auth = await signRequest(
+            station.signer,
+            station.id,
+            'POST',
+            '/v1/batches',
+            body,
+            systemClock,
+            audienceOf(reg.value.context),
+          );
           if (!auth.ok) throw new Error(auth.error.message);
           const res = await fetch(`${reg.value.url}/v1/batches`, {
             method: 'POST',

@@ -10,6 +10,7 @@ import { systemClock } from '../core/ports.js';
 import { createBundle, MAX_BUNDLE_BYTES, MAX_BUNDLE_RECORDS, signRequest } from './protocol.js';
 import { createTestStation, makeManyRecords } from './test/fixtures.js';
 import { startTestRegistry } from '../test/integration/sync-fixture.js';
+import { audienceAt } from './test/harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ls-bigbundle-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,7 +36,8 @@ describe('bundle size limits', () => {
       expect(body.length).toBeLessThan(MAX_BUNDLE_BYTES);
       const reg = await startTestRegistry(dir, [station]);
       try {
-        const auth = await signRequest(station.signer, station.id, 'POST', '/v1/bundles', body, systemClock);
+        const aud = await audienceAt(reg.url);
+        const auth = await signRequest(station.signer, station.id, 'POST', '/v1/bundles', body, systemClock, aud);
         if (!auth.ok) throw new Error(auth.error.message);
         const res = await fetch(`${reg.url}/v1/bundles`, {
           method: 'POST',

@@ -89,7 +89,8 @@ for (const backend of backends()) {
       };
       let reg = await start(0);
       const port = reg.port;
-      const { enrollStation } = await import('./service.js');
+      const { audienceOf, enrollStation } = await import('./service.js');
+      const aud = audienceOf(reg.context);
       const e = await enrollStation(reg.context, { stationId: station.id, chainPem: station.chainPem });
       expect(e.ok).toBe(true);
       const proxy = await startFaultProxy({
@@ -119,7 +120,7 @@ for (const backend of backends()) {
       const send = async (b: { batchId: string; body: string }, n: number) => {
         for (let attempt = 0; attempt < 60; attempt++) {
           attempts++;
-          const auth = await signRequest(station.signer, station.id, 'POST', '/v1/batches', b.body, systemClock);
+          const auth = await signRequest(station.signer, station.id, 'POST', '/v1/batches', b.body, systemClock, aud);
           if (!auth.ok) throw new Error(auth.error.message);
           let res: { status: number; text: string };
           try {

@@ -35,8 +35,17 @@ export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
  */
 export const MAX_BUNDLE_RECORDS = 2000;
 export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
-/** Other bodies (admin requests). */
+/** Other bodies (admin and officer requests, re-enrolment, key rotation). */
 export const MAX_SMALL_BODY_BYTES = 256 * 1024;
+/** `POST /v1/ocsp` request bodies. */
+export const MAX_OCSP_REQUEST_BYTES = 64 * 1024;
+/**
+ * Station side: the largest registry answer a station reads (batch responses, policy and quota documents, key
+ * rotation answers); above it the station stops reading and fails with SYNC_RESPONSE_TOO_LARGE.
+ */
+export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+/** Station side: the largest `GET /v1/health` answer a station reads. */
+export const MAX_HEALTH_RESPONSE_BYTES = 16 * 1024;
 /** Maximum size of one record JWS. */
 export const MAX_RECORD_CHARS = 64 * 1024;
 /** Accepted clock difference between a request's `ts` and the registry clock. */
@@ -69,6 +78,7 @@ export const REGISTRY_ERRORS = {
   AUTH_REQUEST_MISMATCH: 401,
   AUTH_CLOCK_SKEW: 401,
   AUTH_REPLAY: 401,
+  AUTH_AUDIENCE_MISMATCH: 401,
   AUTH_STATION_REVOKED: 403,
   AUTH_FORBIDDEN: 403,
   BODY_TOO_LARGE: 413,
@@ -83,6 +93,7 @@ export const REGISTRY_ERRORS = {
   STORE_UNAVAILABLE: 503,
   /** POST /v1/devices/reenroll: headquarters holds no issuing CA key (docs/lifecycle.md). */
   REENROLL_UNAVAILABLE: 501,
+  REGISTRY_BUSY: 503,
   INTERNAL: 500,
 } as const;
 export type RegistryErrorCode = keyof typeof REGISTRY_ERRORS;
@@ -110,14 +121,26 @@ export const RequestClaimsSchema = z
     ts: ISO,
     /** 16 random bytes, base64url (22 characters). */
     nonce: z.string().regex(/^[A-Za-z0-9_-]{22}$/, 'expected 16 bytes base64url'),
+    /** Audience: `registryAudience` of the registry certificate the station pinned (registry.pem). */
+    aud: HEX64,
   })
   .strict();
 export type RequestClaims = z.infer<typeof RequestClaimsSchema>;
 
 /**
+ * The audience a station names in its signed requests: the SHA-256 (hex) of the registry certificate (DER) it
+ * pinned (`registry.pem`). A registry refuses requests for another audience (AUTH_AUDIENCE_MISMATCH), so a request
+ * captured at one registry cannot be replayed to another.
+ */
+export function registryAudience(registryCertificate: Uint8Array): Promise<string> {
+  return sha256Hex(registryCertificate);
+}
+
+/**
  * Sign a station request: returns the `Authorization` header value `LS-Sig <compact JWS>` whose protected header is
  * {alg, typ: "line-station-request+jws", kid: stationId} and whose payload is the canonical JSON of
- * {method, path, bodySha256, ts, nonce}. Sign a fresh header for every attempt (nonces are single use).
+ * {aud, bodySha256, method, nonce, path, ts}; `audience` is `registryAudience(pinned registry certificate)`.
+ * Sign a fresh header for every attempt (nonces are single use).
  */
 export async function signRequest(
   signer: Signer,
@@ -126,13 +149,17 @@ export async function signRequest(
   path: string,
   body: Uint8Array | string,
   clock: Clock,
+  audience: string,
 ): Promise<Result<string>> {
+  if (!/^[0-9a-f]{64}$/.test(audience))
+    return fail('CONFIG_INVALID', 'signRequest: the audience must be the SHA-256 (hex) of the registry certificate');
   const claims: RequestClaims = {
     method: method.toUpperCase() as RequestClaims['method'],
     path,
     bodySha256: await sha256Hex(typeof body === 'string' ? utf8(body) : body),
     ts: clock.now().toISOString(),
     nonce: toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(16))),
+    aud: audience,
   };
   const jws = await signJws({
     signer,
@@ -381,7 +408,14 @@ export const StatsSchema = z
 export type Stats = z.infer<typeof StatsSchema>;
 
 export const HealthSchema = z
-  .object({ status: z.literal('ok'), api: z.literal(API_VERSION), registryId: z.string(), time: ISO })
+  .object({
+    status: z.literal('ok'),
+    api: z.literal(API_VERSION),
+    registryId: z.string(),
+    time: ISO,
+    /** Informational: this registry's request audience. Stations sign with the one of their pinned certificate. */
+    audience: HEX64,
+  })
   .strict();
 export type Health = z.infer<typeof HealthSchema>;
 

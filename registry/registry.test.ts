@@ -35,6 +35,7 @@ import {
   quietLogger,
   type TestDb,
   type TestKeys,
+  audienceAt,
 } from './test/harness.js';
 
 let keys: TestKeys;
@@ -298,15 +299,16 @@ for (const backend of backends()) {
         expect(a.text).not.toMatch(/\bat .*\.ts:\d+/); // never a stack trace
       };
       await expectCode(call(reg.url, 'POST', '/v1/batches', { rawBody: body }), 401, 'AUTH_REQUIRED');
+      // Malformed header, unknown station, bad signature: the same generic answer (the log has the reason).
       await expectCode(
         call(reg.url, 'POST', '/v1/batches', { rawBody: body, authorization: 'Basic abc' }),
         401,
-        'AUTH_MALFORMED',
+        'AUTH_SIGNATURE_INVALID',
       );
       await expectCode(
         call(reg.url, 'POST', '/v1/batches', { rawBody: body, station: X }),
         401,
-        'AUTH_UNKNOWN_STATION',
+        'AUTH_SIGNATURE_INVALID',
       );
       // Mis-signed: station A's id, another key.
       const impostor: TestStation = { ...A, signer: await createTestSigner('P-256') };
@@ -316,7 +318,15 @@ for (const backend of backends()) {
         'AUTH_SIGNATURE_INVALID',
       );
       // Replayed: the exact same signed request twice.
-      const auth = await signRequest(A.signer, A.id, 'POST', '/v1/batches', body, systemClock);
+      const auth = await signRequest(
+        A.signer,
+        A.id,
+        'POST',
+        '/v1/batches',
+        body,
+        systemClock,
+        await audienceAt(reg.url),
+      );
       if (!auth.ok) throw new Error(auth.error.message);
       const once = await call(reg.url, 'POST', '/v1/batches', { rawBody: body, authorization: auth.value });
       expect(once.status).toBe(200);
@@ -327,7 +337,15 @@ for (const backend of backends()) {
         'AUTH_REPLAY',
       );
       // Signed for another body or path.
-      const auth2 = await signRequest(A.signer, A.id, 'POST', '/v1/batches', body, systemClock);
+      const auth2 = await signRequest(
+        A.signer,
+        A.id,
+        'POST',
+        '/v1/batches',
+        body,
+        systemClock,
+        await audienceAt(reg.url),
+      );
       if (!auth2.ok) throw new Error(auth2.error.message);
       const body2 = JSON.stringify({ batchId: uuid(), records: [fresh[0]!.jws] });
       await expectCode(
@@ -335,7 +353,15 @@ for (const backend of backends()) {
         401,
         'AUTH_REQUEST_MISMATCH',
       );
-      const auth3 = await signRequest(A.signer, A.id, 'POST', '/v1/bundles', body2, systemClock);
+      const auth3 = await signRequest(
+        A.signer,
+        A.id,
+        'POST',
+        '/v1/bundles',
+        body2,
+        systemClock,
+        await audienceAt(reg.url),
+      );
       if (!auth3.ok) throw new Error(auth3.error.message);
       await expectCode(
         call(reg.url, 'POST', '/v1/batches', { rawBody: body2, authorization: auth3.value }),
@@ -566,12 +592,19 @@ for (const backend of backends()) {
       expect(notUuid.status).toBe(400);
       const tooMany = await post('/v1/batches', { batchId: uuid(), records: Array.from({ length: 501 }, () => 'x') });
       expect(tooMany.status).toBe(400);
+      // The caller is checked before the size (the front door reads no body of an unauthenticated caller).
       const huge = await call(reg.url, 'POST', '/v1/batches', {
         rawBody: 'x'.repeat(9 * 1024 * 1024),
         authorization: 'LS-Sig x',
       });
-      expect(huge.status).toBe(413);
-      expect(huge.json).toMatchObject({ error: { code: 'BODY_TOO_LARGE' } });
+      expect(huge.status).toBe(401);
+      expect(huge.json).toMatchObject({ error: { code: 'AUTH_SIGNATURE_INVALID' } });
+      const hugeSigned = await call(reg.url, 'POST', '/v1/batches', {
+        rawBody: 'x'.repeat(9 * 1024 * 1024),
+        station: A,
+      });
+      expect(hugeSigned.status).toBe(413);
+      expect(hugeSigned.json).toMatchObject({ error: { code: 'BODY_TOO_LARGE' } });
       expect((await call(reg.url, 'GET', '/v1/nope')).status).toBe(404);
       expect((await call(reg.url, 'DELETE', '/v1/health')).status).toBe(405);
     });

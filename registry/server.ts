@@ -1,6 +1,8 @@
 /**
- * The registry HTTP service (node:http): JSON API under /v1 (docs/registry-api.md). Every body is size-limited
- * and zod-validated; every failure is `{error: {code, message}}` with its HTTP status, never a stack trace.
+ * The registry HTTP service (node:http): JSON API under /v1 (docs/registry-api.md). Every request goes through the
+ * front door (registry/front-door.ts): callers authenticated from the headers before any body byte is read, bodies
+ * streamed under per-route caps, zod-validated; every failure is `{error: {code, message}}` with its HTTP status,
+ * never a stack trace (and, to callers not authenticated, never a reason beyond the generic one).
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -22,9 +24,10 @@ import {
   zodMessage,
   type Health,
 } from './protocol.js';
+import { createFrontDoor, must, Refusal, sendJson, type FrontDoorLimits } from './front-door.js';
 import {
   apiError,
-  authenticateStation,
+  audienceOf,
   checkAdmin,
   enrollStation,
   getDevice,
@@ -34,7 +37,6 @@ import {
   queryRecords,
   revokeStation,
   stats,
-  type ApiError,
   type Caller,
   type RegistryContext,
 } from './service.js';
@@ -65,7 +67,21 @@ export interface RegistryOptions {
   readonly lifecycle?: LifecycleConfig;
   /** Re-sign the CRLs of stations with a revocation signer this often (s; default lifecycle.crlIntervalS, the CRL validity). */
   readonly crlRefreshS?: number;
+  /** Front door limits and timeouts (config.json `http`; docs/registry-api.md, "Front door"). */
+  readonly http?: RegistryHttpOptions;
 }
+
+/** Front door limits and the connection timeouts (slow clients). */
+export interface RegistryHttpOptions extends FrontDoorLimits {
+  /** All request headers must arrive within this time of the connection / previous request (default 10 s). */
+  readonly headersTimeoutMs?: number;
+  /** The whole request, body included, must arrive within this time (default 120 s). */
+  readonly requestTimeoutMs?: number;
+  /** A connection that moves no byte for this long is closed (default 30 s). */
+  readonly idleTimeoutMs?: number;
+}
+
+export const DEFAULT_HTTP_TIMEOUTS = { headersTimeoutMs: 10_000, requestTimeoutMs: 120_000, idleTimeoutMs: 30_000 };
 
 export interface RunningRegistry {
   readonly url: string;
@@ -76,92 +92,27 @@ export interface RunningRegistry {
   close(): Promise<void>;
 }
 
-class HttpFailure extends Error {
-  constructor(readonly apiError: ApiError) {
-    super(apiError.message);
-  }
-}
-
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-    ...headers,
-  });
-  res.end(text);
-}
-
-function sendError(res: ServerResponse, e: ApiError): void {
-  send(res, e.status, { error: { code: e.code, message: e.message } }, e.status === 413 ? { connection: 'close' } : {});
-}
-
-/** Read the body up to `limit` bytes; 413 (and stop reading) above it. */
-function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > limit) {
-      reject(new HttpFailure(apiError('BODY_TOO_LARGE', `the body is larger than ${limit} bytes`)));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let n = 0;
-    let done = false;
-    req.on('data', (c: Buffer) => {
-      if (done) return;
-      n += c.length;
-      if (n > limit) {
-        done = true;
-        reject(new HttpFailure(apiError('BODY_TOO_LARGE', `the body is larger than ${limit} bytes`)));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (!done) {
-        done = true;
-        resolve(new Uint8Array(Buffer.concat(chunks)));
-      }
-    });
-    req.on('error', (e) => {
-      if (!done) {
-        done = true;
-        reject(e);
-      }
-    });
-    req.on('aborted', () => {
-      if (!done) {
-        done = true;
-        reject(new Error('request aborted'));
-      }
-    });
-  });
-}
-
 function parseJsonBody<S extends z.ZodType>(req: IncomingMessage, body: Uint8Array, schema: S): z.infer<S> {
   const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (ct !== 'application/json')
-    throw new HttpFailure(apiError('UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json'));
+    throw new Refusal(apiError('UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json'));
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
   } catch {
-    throw new HttpFailure(apiError('BODY_INVALID', 'the body is not valid UTF-8 JSON'));
+    throw new Refusal(apiError('BODY_INVALID', 'the body is not valid UTF-8 JSON'));
   }
   const r = schema.safeParse(json);
-  if (!r.success) throw new HttpFailure(apiError('BODY_INVALID', zodMessage(r.error)));
+  if (!r.success) throw new Refusal(apiError('BODY_INVALID', zodMessage(r.error)));
   return r.data;
 }
 
-function unwrap<T>(r: Result<T, ApiError>): T {
-  if (!r.ok) throw new HttpFailure(r.error);
-  return r.value;
-}
-
-type Handler = (req: IncomingMessage, params: string[], url: URL) => Promise<{ status?: number; body: unknown }>;
+type Handler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: string[],
+  url: URL,
+) => Promise<{ status?: number; body: unknown }>;
 interface Route {
   readonly method: string;
   readonly pattern: RegExp;
@@ -169,10 +120,13 @@ interface Route {
 }
 
 /** Build the request handler of a registry context (exported for tests that want their own server). */
-export function createHandler(ctx: RegistryContext): (req: IncomingMessage, res: ServerResponse) => void {
-  const admin = (req: IncomingMessage): Caller => unwrap(checkAdmin(ctx, req.headers.authorization));
-  const target = (req: IncomingMessage) => req.url ?? '/';
-  const lifecycle = createLifecycleHandler(ctx); // identity lifecycle routes, tried first
+export function createHandler(
+  ctx: RegistryContext,
+  limits: FrontDoorLimits = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const admin = (req: IncomingMessage): Caller => must(checkAdmin(ctx, req.headers.authorization));
+  const door = createFrontDoor(ctx, limits);
+  const lifecycle = createLifecycleHandler(ctx, door); // identity lifecycle routes, tried first
   const routes: Route[] = [
     {
       method: 'GET',
@@ -183,6 +137,7 @@ export function createHandler(ctx: RegistryContext): (req: IncomingMessage, res:
           api: API_VERSION,
           registryId: ctx.registryId,
           time: ctx.clock.now().toISOString(),
+          audience: audienceOf(ctx),
         };
         return { body: h };
       },
@@ -190,48 +145,44 @@ export function createHandler(ctx: RegistryContext): (req: IncomingMessage, res:
     {
       method: 'POST',
       pattern: /^\/v1\/batches$/,
-      handler: async (req) => {
-        const body = await readBody(req, MAX_BATCH_BYTES);
-        const caller = unwrap(await authenticateStation(ctx, req.headers.authorization, 'POST', target(req), body));
+      handler: async (req, res) => {
+        const { caller, body } = await door.station(req, res, MAX_BATCH_BYTES);
         const b = parseJsonBody(req, body, BatchRequestSchema);
-        return { body: unwrap(await ingestRecords(ctx, caller.trust, b.batchId, b.records, 'batch')) };
+        return { body: must(await ingestRecords(ctx, caller.trust, b.batchId, b.records, 'batch')) };
       },
     },
     {
       method: 'POST',
       pattern: /^\/v1\/bundles$/,
-      handler: async (req) => {
-        const body = await readBody(req, MAX_BUNDLE_BYTES);
-        const auth = req.headers.authorization ?? '';
-        const caller: Caller = auth.startsWith('Bearer ')
-          ? admin(req)
-          : unwrap(await authenticateStation(ctx, req.headers.authorization, 'POST', target(req), body));
+      handler: async (req, res) => {
+        const { caller, body } = (req.headers.authorization ?? '').startsWith('Bearer ')
+          ? { caller: admin(req), body: await door.body(req, res, MAX_BUNDLE_BYTES) }
+          : await door.station(req, res, MAX_BUNDLE_BYTES);
         const b = parseJsonBody(req, body, BundleRequestSchema);
         if (b.allowRevokedStation && caller.kind !== 'admin')
-          throw new HttpFailure(apiError('AUTH_FORBIDDEN', 'allowRevokedStation needs the admin token'));
+          throw new Refusal(apiError('AUTH_FORBIDDEN', 'allowRevokedStation needs the admin token'));
         const who: Caller =
           caller.kind === 'admin' ? { kind: 'admin', allowRevokedStation: b.allowRevokedStation === true } : caller;
-        return { body: unwrap(await importBundle(ctx, who, b.bundle)) };
+        return { body: must(await importBundle(ctx, who, b.bundle)) };
       },
     },
     {
       method: 'POST',
       pattern: /^\/v1\/admin\/stations$/,
-      handler: async (req) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
+      handler: async (req, res) => {
         admin(req);
-        const b = parseJsonBody(req, body, EnrollStationRequestSchema);
-        const r = unwrap(await enrollStation(ctx, b));
+        const b = parseJsonBody(req, await door.body(req, res, MAX_SMALL_BODY_BYTES), EnrollStationRequestSchema);
+        const r = must(await enrollStation(ctx, b));
         return { status: r.created ? 201 : 200, body: r };
       },
     },
     {
       method: 'POST',
       pattern: /^\/v1\/admin\/stations\/([A-Za-z0-9._-]{1,64})\/revoke$/,
-      handler: async (req, [id]) => {
-        await readBody(req, MAX_SMALL_BODY_BYTES);
+      handler: async (req, res, [id]) => {
         admin(req);
-        return { body: { station: unwrap(await revokeStation(ctx, id!)) } };
+        await door.body(req, res, MAX_SMALL_BODY_BYTES);
+        return { body: { station: must(await revokeStation(ctx, id!)) } };
       },
     },
     {
@@ -239,7 +190,7 @@ export function createHandler(ctx: RegistryContext): (req: IncomingMessage, res:
       pattern: /^\/v1\/stations$/,
       handler: async (req) => {
         admin(req);
-        return { body: { stations: unwrap(await listStations(ctx)) } };
+        return { body: { stations: must(await listStations(ctx)) } };
       },
     },
     {
@@ -247,35 +198,35 @@ export function createHandler(ctx: RegistryContext): (req: IncomingMessage, res:
       pattern: /^\/v1\/stats$/,
       handler: async (req) => {
         admin(req);
-        return { body: unwrap(await stats(ctx)) };
+        return { body: must(await stats(ctx)) };
       },
     },
     {
       method: 'GET',
       pattern: /^\/v1\/devices\/([^/]+)$/,
-      handler: async (req, [key]) => {
+      handler: async (req, _res, [key]) => {
         admin(req);
         let k: string;
         try {
           k = decodeURIComponent(key!);
         } catch {
-          throw new HttpFailure(apiError('BODY_INVALID', 'invalid device key'));
+          throw new Refusal(apiError('BODY_INVALID', 'invalid device key'));
         }
-        return { body: unwrap(await getDevice(ctx, k)) };
+        return { body: must(await getDevice(ctx, k)) };
       },
     },
     {
       method: 'GET',
       pattern: /^\/v1\/records$/,
-      handler: async (req, _p, url) => {
+      handler: async (req, _res, _p, url) => {
         admin(req);
         const allowed = new Set(['station', 'workOrder', 'from', 'to', 'limit', 'cursor']);
         for (const k of url.searchParams.keys())
-          if (!allowed.has(k)) throw new HttpFailure(apiError('BODY_INVALID', `unknown query parameter ${k}`));
+          if (!allowed.has(k)) throw new Refusal(apiError('BODY_INVALID', `unknown query parameter ${k}`));
         const g = (k: string) => url.searchParams.get(k) ?? undefined;
         const limit = g('limit');
         if (limit !== undefined && !/^[0-9]{1,4}$/.test(limit))
-          throw new HttpFailure(apiError('BODY_INVALID', 'limit must be an integer in 1..1000'));
+          throw new Refusal(apiError('BODY_INVALID', 'limit must be an integer in 1..1000'));
         const q = {
           ...(g('station') !== undefined ? { station: g('station')! } : {}),
           ...(g('workOrder') !== undefined ? { workOrder: g('workOrder')! } : {}),
@@ -284,7 +235,7 @@ export function createHandler(ctx: RegistryContext): (req: IncomingMessage, res:
           ...(limit !== undefined ? { limit: Number(limit) } : {}),
           ...(g('cursor') !== undefined ? { cursor: g('cursor')! } : {}),
         };
-        return { body: unwrap(await queryRecords(ctx, q)) };
+        return { body: must(await queryRecords(ctx, q)) };
       },
     },
   ];
@@ -295,51 +246,25 @@ export function createHandler(ctx: RegistryContext): (req: IncomingMessage, res:
     try {
       url = new URL(req.url ?? '/', 'http://registry.invalid');
     } catch {
-      sendError(res, apiError('BODY_INVALID', 'invalid request target'));
+      door.refuse(req, res, '(invalid)', new Refusal(apiError('BODY_INVALID', 'invalid request target')));
       return;
     }
     if (lifecycle(req, res, url)) return;
     const matching = routes.filter((r) => r.pattern.test(url.pathname));
     const route = matching.find((r) => r.method === req.method);
     if (!route) {
-      req.resume();
-      sendError(
-        res,
-        matching.length
-          ? apiError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`)
-          : apiError('NOT_FOUND', `no such endpoint ${url.pathname}`),
-      );
+      const e = matching.length
+        ? apiError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`)
+        : apiError('NOT_FOUND', `no such endpoint ${url.pathname}`);
+      door.refuse(req, res, url.pathname, new Refusal(e));
       return;
     }
     const params = route.pattern.exec(url.pathname)!.slice(1);
     route
-      .handler(req, params, url)
+      .handler(req, res, params, url)
       .then(
-        (r) => send(res, r.status ?? 200, r.body),
-        (e: unknown) => {
-          if (e instanceof HttpFailure) {
-            if (e.apiError.status >= 500)
-              ctx.logger.log('error', 'request failed', {
-                path: url.pathname,
-                code: e.apiError.code,
-                message: e.apiError.message,
-              });
-            else
-              ctx.logger.log('info', 'request refused', {
-                path: url.pathname,
-                code: e.apiError.code,
-                message: e.apiError.message,
-              });
-            sendError(res, e.apiError);
-            req.resume(); // drain what the client still sends (connection: close follows a 413)
-          } else {
-            ctx.logger.log('error', 'unexpected error', {
-              path: url.pathname,
-              error: e instanceof Error ? e.message : String(e),
-            });
-            sendError(res, apiError('INTERNAL', 'internal error (see the registry log)'));
-          }
-        },
+        (r) => sendJson(res, r.status ?? 200, r.body),
+        (e: unknown) => door.refuse(req, res, url.pathname, e),
       )
       .finally(() =>
         ctx.logger.log('debug', 'request', {
@@ -381,18 +306,34 @@ export async function startRegistry(o: RegistryOptions): Promise<Result<RunningR
     : o.crlRefreshS
       ? scheduleCrlRegeneration(context, o.crlRefreshS)
       : scheduleCrls(context);
-  const server: Server = createServer(createHandler(context));
-  server.requestTimeout = 120_000;
-  server.headersTimeout = 20_000;
+  const t = { ...DEFAULT_HTTP_TIMEOUTS, ...o.http };
+  const server: Server = createServer(
+    // Timeouts are checked this often (node's default, 30 s, would let a slow header live 40 s).
+    { connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(t.headersTimeoutMs / 4))) },
+    createHandler(context, o.http),
+  );
+  server.headersTimeout = t.headersTimeoutMs;
+  server.requestTimeout = Math.max(t.requestTimeoutMs, t.headersTimeoutMs);
   server.keepAliveTimeout = 5_000;
+  server.timeout = t.idleTimeoutMs;
   const sockets = new Set<Socket>();
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  server.on('clientError', (_e, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
+  server.on('clientError', (e: NodeJS.ErrnoException, socket) => {
+    const timedOut = e.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    logger.log('info', 'connection refused by the HTTP parser', {
+      code: e.code,
+      bytesRead: (socket as Socket).bytesRead,
+    });
+    // Answer if the socket still takes bytes, then close it: nothing more is read from this connection.
+    if (!socket.writable) socket.destroy();
+    else
+      socket.end(
+        `HTTP/1.1 ${timedOut ? '408 Request Timeout' : '400 Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
+        () => socket.destroy(),
+      );
   });
   const host = o.host ?? '127.0.0.1';
   const listening = await new Promise<Result<number>>((resolve) => {

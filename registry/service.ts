@@ -10,7 +10,7 @@ import { signJws } from '../core/jws.js';
 import type { Clock, Logger, Signer } from '../core/ports.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { IngestRecord, RegistryDb, SqlExec, StoredRecordRow } from './db.js';
-import { parseCompactJws, verifyParsedJws } from './jws.js';
+import { importJwsKey, parseCompactJws, verifyParsedJws, type VerifyKey } from './jws.js';
 import {
   AUTH_SCHEME,
   BatchResponseSchema,
@@ -31,6 +31,7 @@ import {
   type RecordResult,
   type RecordView,
   type RecordsPage,
+  type RequestClaims,
   type RegistryErrorCode,
   type RejectReason,
   type StationSummary,
@@ -134,33 +135,53 @@ export function checkAdmin(ctx: RegistryContext, authorization: string | undefin
   return ok({ kind: 'admin' });
 }
 
+/** The request audience of this registry: `registryAudience` of its certificate (registryChain[0]). */
+export function audienceOf(ctx: RegistryContext): string {
+  const leaf = ctx.registryChain[0];
+  return leaf ? createHash('sha256').update(leaf).digest('hex') : '';
+}
+
+/** A station request whose headers passed (signature, audience, method, path, time); the body is not read yet. */
+export interface StationHeaderAuth {
+  readonly trust: StationTrust;
+  readonly claims: RequestClaims;
+}
+
+/** The longest `Authorization` header value read (a request JWS is ~600 characters). */
+const MAX_AUTHORIZATION_CHARS = 8 * 1024;
+
+/** Verifies the signatures of requests naming an unknown station, so that they cost what a known station's do. */
+let decoyKey: Promise<VerifyKey> | null = null;
+const decoy = (): Promise<VerifyKey> =>
+  (decoyKey ??= globalThis.crypto.subtle
+    .generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])
+    .then((k) => globalThis.crypto.subtle.exportKey('spki', k.publicKey))
+    .then(async (spki) => (await importJwsKey(new Uint8Array(spki)))!));
+
 /**
- * Authenticate a station request (`Authorization: LS-Sig <JWS>`): the JWS is signed by the ENROLLED key of the
- * station named in `kid`, covers this method, request target and body hash, is fresh (±300 s) and its nonce is
- * new. Nothing is stored before all checks but the nonce pass; the nonce is stored last.
+ * Station authentication, step 1, from the headers alone (`Authorization: LS-Sig <JWS>`, no body byte read):
+ * well-formed (AUTH_MALFORMED), for this registry (`aud`, AUTH_AUDIENCE_MISMATCH), signed by the ENROLLED key of
+ * the station named in `kid` (AUTH_UNKNOWN_STATION / AUTH_SIGNATURE_INVALID: the front door answers both the same),
+ * the station not revoked (AUTH_STATION_REVOKED, only told to a valid signature), this method and request target
+ * (AUTH_REQUEST_MISMATCH), `ts` within ±300 s (AUTH_CLOCK_SKEW). Stores nothing.
  */
-export async function authenticateStation(
+export async function authenticateStationHeaders(
   ctx: RegistryContext,
   authorization: string | undefined,
   method: string,
   target: string,
-  body: Uint8Array,
-): Promise<Result<Caller & { kind: 'station' }, ApiError>> {
+): Promise<Result<StationHeaderAuth, ApiError>> {
   if (!authorization)
     return apiFail('AUTH_REQUIRED', `missing Authorization header (${AUTH_SCHEME} <signed request JWS>)`);
   const sp = authorization.indexOf(' ');
   if (sp < 0 || authorization.slice(0, sp) !== AUTH_SCHEME)
     return apiFail('AUTH_MALFORMED', `the Authorization scheme must be ${AUTH_SCHEME}`);
-  const p = parseCompactJws(authorization.slice(sp + 1).trim(), 'request signature');
+  const p = parseCompactJws(authorization.slice(sp + 1).trim(), 'request signature', MAX_AUTHORIZATION_CHARS);
   if (!p.ok) return apiFail('AUTH_MALFORMED', p.error.message);
   if (p.value.header.typ !== REQUEST_TYP)
     return apiFail('AUTH_MALFORMED', `request signature: typ must be ${REQUEST_TYP}`);
   const kid = StationIdSchema.safeParse(p.value.header.kid);
   if (!kid.success) return apiFail('AUTH_MALFORMED', 'request signature: kid must be the station id');
-  const trust = await stationTrust(ctx, kid.data);
-  if (!trust.ok) return trust;
-  const v = await verifyParsedJws(p.value, trust.value.stationKey, 'request signature');
-  if (!v.ok) return apiFail('AUTH_SIGNATURE_INVALID', `${v.error.message} (enrolled key of station ${kid.data})`);
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(p.value.payload));
@@ -170,25 +191,67 @@ export async function authenticateStation(
   const claims = RequestClaimsSchema.safeParse(json);
   if (!claims.success) return apiFail('AUTH_MALFORMED', `request signature: ${zodMessage(claims.error)}`);
   const c = claims.data;
+  // Before any database work: a request signed for another registry (captured there and replayed here).
+  if (c.aud !== audienceOf(ctx))
+    return apiFail(
+      'AUTH_AUDIENCE_MISMATCH',
+      `the request is signed for another registry (aud ${c.aud}); this registry's audience is the SHA-256 of its certificate, ${audienceOf(ctx)}`,
+    );
+  const trust = await stationTrust(ctx, kid.data, true);
+  if (!trust.ok) {
+    if (trust.error.code === 'AUTH_UNKNOWN_STATION') await verifyParsedJws(p.value, await decoy());
+    return trust;
+  }
+  const v = await verifyParsedJws(p.value, trust.value.stationKey, 'request signature');
+  if (!v.ok) return apiFail('AUTH_SIGNATURE_INVALID', `${v.error.message} (enrolled key of station ${kid.data})`);
+  if (trust.value.row.revokedAt)
+    return apiFail('AUTH_STATION_REVOKED', `station ${kid.data} was revoked at ${trust.value.row.revokedAt}`);
   if (c.method !== method.toUpperCase() || c.path !== target)
     return apiFail(
       'AUTH_REQUEST_MISMATCH',
       `the request signature is for ${c.method} ${c.path}, not ${method} ${target}`,
     );
-  if (c.bodySha256 !== (await sha256Hex(body)))
-    return apiFail('AUTH_REQUEST_MISMATCH', 'the request signature does not cover this body (bodySha256 differs)');
   const now = ctx.clock.now();
-  const ts = new Date(c.ts).getTime();
-  if (Math.abs(now.getTime() - ts) > MAX_CLOCK_SKEW_S * 1000)
+  if (Math.abs(now.getTime() - new Date(c.ts).getTime()) > MAX_CLOCK_SKEW_S * 1000)
     return apiFail(
       'AUTH_CLOCK_SKEW',
       `the request time ${c.ts} differs from the registry time ${now.toISOString()} by more than ${MAX_CLOCK_SKEW_S} s`,
     );
-  const expires = new Date(ts + 2 * MAX_CLOCK_SKEW_S * 1000).toISOString();
-  const fresh = await ctx.db.useNonce(kid.data, c.nonce, expires, now.toISOString());
+  return ok({ trust: trust.value, claims: c });
+}
+
+/**
+ * Station authentication, step 2, once the body is read: the signature covers these exact bytes
+ * (AUTH_REQUEST_MISMATCH) and its nonce is new for this station (AUTH_REPLAY; stored now, kept ≥ 600 s).
+ */
+export async function authenticateStationBody(
+  ctx: RegistryContext,
+  h: StationHeaderAuth,
+  body: Uint8Array,
+): Promise<Result<Caller & { kind: 'station' }, ApiError>> {
+  if (h.claims.bodySha256 !== createHash('sha256').update(body).digest('hex'))
+    return apiFail('AUTH_REQUEST_MISMATCH', 'the request signature does not cover this body (bodySha256 differs)');
+  const now = ctx.clock.now();
+  const expires = new Date(new Date(h.claims.ts).getTime() + 2 * MAX_CLOCK_SKEW_S * 1000).toISOString();
+  const fresh = await ctx.db.useNonce(h.trust.row.stationId, h.claims.nonce, expires, now.toISOString());
   if (!fresh.ok) return err(storeError(fresh.error));
   if (!fresh.value) return apiFail('AUTH_REPLAY', 'this request signature was already used (replayed nonce)');
-  return ok({ kind: 'station', trust: trust.value });
+  return ok({ kind: 'station', trust: h.trust });
+}
+
+/**
+ * Authenticate a station request whose body is already in hand (both steps; the registry's routes go through
+ * registry/front-door.ts, which runs step 1 before reading the body). Nothing is stored but the nonce, last.
+ */
+export async function authenticateStation(
+  ctx: RegistryContext,
+  authorization: string | undefined,
+  method: string,
+  target: string,
+  body: Uint8Array,
+): Promise<Result<Caller & { kind: 'station' }, ApiError>> {
+  const h = await authenticateStationHeaders(ctx, authorization, method, target);
+  return h.ok ? authenticateStationBody(ctx, h.value, body) : h;
 }
 
 // ---------------------------------------------------------------- ingest

@@ -211,7 +211,9 @@ async function benchRegistry(): Promise<void> {
   const reg = await startTestRegistry(mkdtempSync(join(dir, 'reg-')), [station]);
   const reqBody = JSON.stringify({ bundle: bundle.value.jws });
   t = performance.now();
-  const auth = await signRequest(station.signer, station.id, 'POST', '/v1/bundles', reqBody, systemClock);
+  const { audienceAt } = await import('../registry/test/harness.js');
+  const aud = await audienceAt(reg.url);
+  const auth = await signRequest(station.signer, station.id, 'POST', '/v1/bundles', reqBody, systemClock, aud);
   if (!auth.ok) throw new Error(auth.error.message);
   const res = await fetch(`${reg.url}/v1/bundles`, {
     method: 'POST',

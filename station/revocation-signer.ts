@@ -24,7 +24,7 @@ import { err, ok, type Result } from '../core/result.js';
 import { issueRevocationSignerCertificate } from '../core/pki/ca.js';
 import { verifyCsr } from '../core/pki/csr.js';
 import { toPem } from '../core/pki/pem.js';
-import { signRequest } from '../registry/protocol.js';
+import { registryAudience, signRequest } from '../registry/protocol.js';
 import {
   SIGNER_INSTALL_PATH,
   SIGNER_REQUEST_PATH,
@@ -32,7 +32,7 @@ import {
   verifySignerInstalled,
   verifySignerRequest,
 } from '../registry/lifecycle/revocation-signer.js';
-import { RegistryRefusal, httpExchange, registryErrorOf } from './sync.js';
+import { exchangeError, httpExchange, registryErrorOf } from './sync.js';
 
 /** Validity of the delegated signer certificate (capped at the issuing CA's notAfter). */
 export const REVOCATION_SIGNER_VALIDITY_DAYS = 825;
@@ -71,7 +71,8 @@ const untrusted = (what: string, e: StationError): Result<never> =>
 
 /** One LS-Sig POST; answers the JWS of `{jws}` or the coded failure. */
 async function post(p: DelegationParams, path: string, body: string): Promise<Result<string>> {
-  const auth = await signRequest(p.signer, p.stationId, 'POST', path, body, p.clock);
+  const audience = await registryAudience(p.registryCertificate);
+  const auth = await signRequest(p.signer, p.stationId, 'POST', path, body, p.clock, audience);
   if (!auth.ok) return auth;
   let res: { status: number; text: string };
   try {
@@ -83,8 +84,7 @@ async function post(p: DelegationParams, path: string, body: string): Promise<Re
       tls: p.tlsCertificate,
     });
   } catch (e) {
-    if (e instanceof RegistryRefusal) return err(e.error);
-    return fail('SYNC_UNREACHABLE', `POST ${path}: ${(e as Error).message}`);
+    return err(exchangeError(e, `POST ${path}`));
   }
   if (res.status !== 200) {
     const { code, message } = registryErrorOf(res, 300);

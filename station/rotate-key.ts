@@ -29,7 +29,7 @@ import { issueStationCertificate } from '../core/pki/ca.js';
 import { fromPemChain, toPem } from '../core/pki/pem.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { HsmAdmin } from '../native/hsm/index.js';
-import { signRequest } from '../registry/protocol.js';
+import { registryAudience, signRequest } from '../registry/protocol.js';
 import {
   KEY_ROTATION_ANSWER_FILE,
   KEY_ROTATION_REQUEST_FILE,
@@ -42,6 +42,7 @@ import {
 import { lockForRotation } from './instance.js';
 import { configNotFound, loadConfig, readPin, updateStationConfig, type LoadedConfig } from './config.js';
 import {
+  exchangeError,
   RegistryRefusal,
   httpExchange,
   readRegistryCertificate,
@@ -229,7 +230,7 @@ async function rotateLocked(o: RotateKeyOptions): Promise<Result<RotateKeyResult
         if (!a.ok) return a;
         answerJws = a.value;
       } else {
-        const s = await send(cfg, hsm, pending, clock, o.timeoutMs ?? 30_000, log);
+        const s = await send(cfg, hsm, pending, clock, o.timeoutMs ?? 30_000, log, regCert.value);
         if (!s.ok) return s;
         answerJws = s.value.answer;
         repeated = s.value.repeated;
@@ -418,11 +419,13 @@ async function send(
   clock: Clock,
   timeoutMs: number,
   log: Logger,
+  registryCertificate: Uint8Array,
 ): Promise<Result<{ answer: string; repeated: boolean }>> {
   const url = cfg.config.registry!.url!.replace(/\/+$/, '');
   const tls = readRegistryTlsCertificate(cfg);
   if (!tls.ok) return tls;
   const body = JSON.stringify({ request: pending.request });
+  const audience = await registryAudience(registryCertificate);
   let last: Result<never> | null = null;
   for (const label of [pending.oldLabel, pending.newLabel]) {
     const signer: Result<Signer> = await hsm.signer(label);
@@ -430,7 +433,15 @@ async function send(
       last = signer;
       continue;
     }
-    const auth = await signRequest(signer.value, cfg.config.stationId, 'POST', KEY_ROTATION_PATH, body, clock);
+    const auth = await signRequest(
+      signer.value,
+      cfg.config.stationId,
+      'POST',
+      KEY_ROTATION_PATH,
+      body,
+      clock,
+      audience,
+    );
     if (!auth.ok) return auth;
     let res: { status: number; text: string };
     try {
@@ -443,10 +454,8 @@ async function send(
       });
     } catch (e) {
       if (e instanceof RegistryRefusal) return err(e.error);
-      return fail(
-        'SYNC_UNREACHABLE',
-        `POST ${KEY_ROTATION_PATH}: ${(e as Error).message}; the rotation stays pending: run station rotate-key again`,
-      );
+      const x = exchangeError(e, `POST ${KEY_ROTATION_PATH}`);
+      return fail(x.code, `${x.message}; the rotation stays pending: run station rotate-key again`);
     }
     if (res.status === 200) {
       try {

@@ -26,6 +26,9 @@ import {
   MAX_BATCH_BYTES,
   MAX_BATCH_RECORDS,
   MAX_BUNDLE_RECORDS,
+  MAX_HEALTH_RESPONSE_BYTES,
+  MAX_RESPONSE_BYTES,
+  registryAudience,
   signRequest,
   verifyReceipt,
   zodMessage,
@@ -215,11 +218,26 @@ function pinnedTls(pin: Uint8Array): {
   };
 }
 
+/** An answer larger than the exchange's cap: the station stopped reading it (SYNC_RESPONSE_TOO_LARGE). */
+export class ResponseTooLarge extends Error {
+  readonly code = 'SYNC_RESPONSE_TOO_LARGE';
+  constructor(
+    readonly limit: number,
+    readonly declared: number | null,
+  ) {
+    super(
+      `the registry's answer is larger than ${limit} bytes${declared === null ? '' : ` (Content-Length ${declared})`}: not read`,
+    );
+  }
+}
+
 /**
  * One HTTP exchange on a fresh connection (no keep-alive: a connection broken mid-batch is never reused),
  * aborted by `signal` (timeouts included). The registry URL policy (`checkRegistryUrl`) is applied first, and
  * https trusts only `tls` (the pinned registry TLS certificate): a refusal rejects with `RegistryRefusal` and
- * nothing is sent. Rejects on any network failure or an incomplete answer.
+ * nothing is sent. Rejects on any network failure or an incomplete answer, and with ResponseTooLarge (the
+ * connection closed at once) when the answer declares or reaches more than `maxResponseBytes` (default
+ * MAX_RESPONSE_BYTES): a hostile server cannot make the station buffer more.
  */
 export function httpExchange(
   url: string,
@@ -229,8 +247,10 @@ export function httpExchange(
     body?: string;
     signal: AbortSignal;
     tls?: Uint8Array | null;
+    maxResponseBytes?: number;
   },
 ): Promise<{ status: number; text: string }> {
+  const cap = o.maxResponseBytes ?? MAX_RESPONSE_BYTES;
   return new Promise((resolve, reject) => {
     const checked = checkRegistryUrl(url, o.tls);
     if (!checked.ok) {
@@ -243,8 +263,20 @@ export function httpExchange(
     if (o.body !== undefined) headers['content-length'] = Buffer.byteLength(o.body);
     const tls = u.protocol === 'https:' && o.tls ? pinnedTls(o.tls) : {};
     const req = send(u, { method: o.method, headers, agent: false, signal: o.signal, ...tls }, (res) => {
+      const tooLarge = (declared: number | null) => {
+        reject(new ResponseTooLarge(cap, declared));
+        res.destroy();
+        req.destroy();
+      };
+      const declared = Number(res.headers['content-length'] ?? NaN);
+      if (declared > cap) return tooLarge(declared);
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
+      let n = 0;
+      res.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > cap) tooLarge(null);
+        else chunks.push(c);
+      });
       res.on('end', () =>
         res.complete
           ? resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') })
@@ -267,6 +299,36 @@ export function httpExchange(
     });
     req.end(o.body);
   });
+}
+
+/**
+ * The station error of a failed `httpExchange` (`what`: e.g. "POST /v1/batches"): a transport refusal's own error
+ * (RegistryRefusal: URL policy, TLS pin), SYNC_RESPONSE_TOO_LARGE for an oversized answer, else SYNC_UNREACHABLE
+ * (network failure, timeout after `timeoutMs`, answer cut off).
+ */
+export function exchangeError(
+  e: unknown,
+  what: string,
+  timeoutMs?: number,
+  details?: Record<string, unknown>,
+): StationError {
+  if (e instanceof RegistryRefusal) return e.error;
+  if (e instanceof ResponseTooLarge)
+    return stationError('SYNC_RESPONSE_TOO_LARGE', `${what}: ${e.message}`, { ...details, limit: e.limit });
+  const why =
+    (e as Error).name === 'TimeoutError' && timeoutMs !== undefined
+      ? `no answer within ${timeoutMs} ms`
+      : (e as Error).message;
+  return stationError('SYNC_UNREACHABLE', `${what}: ${why}`, details);
+}
+
+/** The audience of this station's signed requests: the pinned registry certificate's (`registryAudience`). */
+export function pinnedAudience(registryCertificate: Uint8Array | null): Promise<Result<string>> {
+  return registryCertificate
+    ? registryAudience(registryCertificate).then(ok)
+    : Promise.resolve(
+        fail('CONFIG_INVALID', 'no registry certificate is configured: run station enroll --registry-cert FILE'),
+      );
 }
 
 /**
@@ -357,6 +419,7 @@ export function openSync(o: SyncOptions): Result<SyncService> {
         method: 'GET',
         tls: o.registryTlsCertificate ?? null,
         signal: abortable(signal, Math.min(timeoutMs, 5000)),
+        maxResponseBytes: MAX_HEALTH_RESPONSE_BYTES,
       });
       r = res.status === 200 && HealthSchema.safeParse(JSON.parse(res.text)).success;
     } catch {
@@ -375,7 +438,9 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     if (!batch) throw new SyncFailure(stationError('INTERNAL', `batch ${batchId} has no records`));
     const records = batch.items.map((i) => i.jws);
     const body = JSON.stringify({ batchId, records });
-    const auth = await signRequest(o.signer, o.stationId, 'POST', '/v1/batches', body, clock);
+    const audience = await pinnedAudience(o.registryCertificate);
+    if (!audience.ok) throw new SyncFailure(audience.error);
+    const auth = await signRequest(o.signer, o.stationId, 'POST', '/v1/batches', body, clock, audience.value);
     if (!auth.ok) throw new SyncFailure(auth.error);
     let res: { status: number; text: string };
     try {
@@ -389,8 +454,7 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     } catch (e) {
       if (e instanceof RegistryRefusal) throw new SyncFailure(e.error);
       reachable = false;
-      const why = (e as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e as Error).message;
-      throw new SyncFailure(stationError('SYNC_UNREACHABLE', `batch ${batchId}: ${why}`, { batchId }));
+      throw new SyncFailure(exchangeError(e, `batch ${batchId}`, timeoutMs, { batchId }));
     }
     reachable = true;
     const text = res.text;

@@ -9,9 +9,15 @@ import { z } from 'zod';
 import type { LifecycleEvent, LifecycleRole } from '../../core/lifecycle.js';
 import { REVOCATION_REASONS } from '../../core/lifecycle.js';
 import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
-import type { Result } from '../../core/result.js';
-import { MAX_BATCH_BYTES, MAX_SMALL_BODY_BYTES, StationIdSchema, zodMessage } from '../protocol.js';
-import { apiError, authenticateStation, revokeStation, type ApiError } from '../service.js';
+import { must, Refusal, sendJson, type FrontDoor } from '../front-door.js';
+import {
+  MAX_BATCH_BYTES,
+  MAX_OCSP_REQUEST_BYTES,
+  MAX_SMALL_BODY_BYTES,
+  StationIdSchema,
+  zodMessage,
+} from '../protocol.js';
+import { apiError, revokeStation } from '../service.js';
 import {
   answerOcsp,
   applyTransition,
@@ -102,33 +108,6 @@ export const PolicySettingSchema = z
   })
   .strict();
 
-class Refusal extends Error {
-  constructor(readonly apiError: ApiError) {
-    super(apiError.message);
-  }
-}
-
-const must = <T>(r: Result<T, ApiError>): T => {
-  if (!r.ok) throw new Refusal(r.error);
-  return r.value;
-};
-
-function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    req.on('data', (c: Buffer) => {
-      n += c.length;
-      if (n > limit) {
-        reject(new Refusal(apiError('BODY_TOO_LARGE', `the body is larger than ${limit} bytes`)));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
-    req.on('error', reject);
-  });
-}
-
 function json<S extends z.ZodType>(body: Uint8Array, schema: S): z.infer<S> {
   let v: unknown;
   try {
@@ -139,17 +118,6 @@ function json<S extends z.ZodType>(body: Uint8Array, schema: S): z.infer<S> {
   const r = schema.safeParse(v);
   if (!r.success) throw new Refusal(apiError('BODY_INVALID', zodMessage(r.error)));
   return r.data;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-  });
-  res.end(text);
 }
 
 function sendDer(res: ServerResponse, type: string, der: Uint8Array, maxAgeS: number): void {
@@ -179,10 +147,11 @@ const TRANSITIONS: Record<string, Exclude<LifecycleEvent, 'rotate'>> = {
  */
 export function createLifecycleHandler(
   ctx: LifecycleContext,
+  door: FrontDoor,
 ): (req: IncomingMessage, res: ServerResponse, url: URL) => boolean {
+  // Callers are checked from the headers BEFORE a body is read (registry/front-door.ts).
   const officer = (req: IncomingMessage): LifecycleRole => must(checkRole(ctx, req.headers.authorization));
-  const station = async (req: IncomingMessage, body: Uint8Array) =>
-    must(await authenticateStation(ctx, req.headers.authorization, req.method ?? 'GET', req.url ?? '/', body));
+  const readBody = (req: IncomingMessage, res: ServerResponse, cap: number) => door.body(req, res, cap);
 
   type H = (req: IncomingMessage, res: ServerResponse, m: string[]) => Promise<void>;
   const routes: [string, RegExp, H][] = [
@@ -190,8 +159,8 @@ export function createLifecycleHandler(
       'POST',
       new RegExp(`^/v1/devices/${SERIAL}/(activate|suspend|resume|revoke|decommission)$`),
       async (req, res, [key, action]) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
         const role = officer(req);
+        const body = await readBody(req, res, MAX_SMALL_BODY_BYTES);
         const b = json(body, action === 'revoke' ? RevokeBodySchema : TransitionBodySchema);
         sendJson(res, 200, must(await applyTransition(ctx, role, key!, TRANSITIONS[action!]!, b.reason ?? null)));
       },
@@ -200,8 +169,8 @@ export function createLifecycleHandler(
       'POST',
       new RegExp(`^/v1/devices/${SERIAL}/release$`),
       async (req, res, [key]) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
         const role = officer(req);
+        const body = await readBody(req, res, MAX_SMALL_BODY_BYTES);
         const b = json(body, TransitionBodySchema);
         sendJson(res, 200, must(await releaseDevice(ctx, role, key!, b.reason ?? '')));
       },
@@ -218,8 +187,8 @@ export function createLifecycleHandler(
       'POST',
       /^\/v1\/lifecycle\/(revoke|suspend|resume)$/,
       async (req, res, [what]) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
         const role = officer(req);
+        const body = await readBody(req, res, MAX_SMALL_BODY_BYTES);
         const event = what as BatchEvent;
         const b = json(body, event === 'revoke' ? BatchRevokeBodySchema : BatchHoldBodySchema);
         if ((b.serialFrom === undefined) !== (b.serialTo === undefined))
@@ -235,8 +204,8 @@ export function createLifecycleHandler(
       'POST',
       /^\/v1\/lifecycle\/blocks$/,
       async (req, res) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
         const role = officer(req);
+        const body = await readBody(req, res, MAX_SMALL_BODY_BYTES);
         const b = json(body, BlockBodySchema);
         sendJson(res, 200, must(await blockIdentifier(ctx, role, b.kind, b.value, b.reason)));
       },
@@ -253,8 +222,8 @@ export function createLifecycleHandler(
       'POST',
       new RegExp(`^/v1/admin/stations/${STATION}/rotate-key$`),
       async (req, res, [id]) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
         officer(req);
+        const body = await readBody(req, res, MAX_SMALL_BODY_BYTES);
         const b = json(body, StationKeyRotationSchema);
         sendJson(res, 200, must(await rotateStationKey(ctx, id!, b.chainPem, b.signature)));
       },
@@ -263,8 +232,8 @@ export function createLifecycleHandler(
       'POST',
       new RegExp(`^/v1/admin/stations/${STATION}/lifecycle-revoke$`),
       async (req, res, [id]) => {
-        await readBody(req, MAX_SMALL_BODY_BYTES);
         const role = officer(req);
+        await readBody(req, res, MAX_SMALL_BODY_BYTES);
         const s = must(await revokeStation(ctx, id!));
         await noteStationRevoked(ctx, id!, role);
         sendJson(res, 200, { station: s });
@@ -274,8 +243,8 @@ export function createLifecycleHandler(
       'POST',
       /^\/v1\/admin\/operators\/([A-Za-z0-9._@-]{1,128})\/revoke$/,
       async (req, res, [id]) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
         const role = officer(req);
+        const body = await readBody(req, res, MAX_SMALL_BODY_BYTES);
         const b = json(body, TransitionBodySchema);
         sendJson(res, 200, must(await revokeOperator(ctx, role, id!, b.reason ?? 'unspecified')));
       },
@@ -284,8 +253,8 @@ export function createLifecycleHandler(
       'POST',
       /^\/v1\/admin\/quotas$/,
       async (req, res) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
         const role = officer(req);
+        const body = await readBody(req, res, MAX_SMALL_BODY_BYTES);
         const b = json(body, QuotaBodySchema);
         sendJson(res, 200, must(await setQuota(ctx, role, b.workOrder, b.stationId, b.quantity)));
       },
@@ -294,8 +263,8 @@ export function createLifecycleHandler(
       'POST',
       /^\/v1\/admin\/policy$/,
       async (req, res) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
         const role = officer(req);
+        const body = await readBody(req, res, MAX_SMALL_BODY_BYTES);
         const b = json(body, PolicySettingSchema);
         // setPolicySetting refuses the security officer (AUTH_FORBIDDEN) and answers the new version's content.
         sendJson(res, 200, must(await signPolicy(ctx, must(await setPolicySetting(ctx, role, b)))));
@@ -305,7 +274,7 @@ export function createLifecycleHandler(
       'GET',
       /^\/v1\/policy$/,
       async (req, res) => {
-        await station(req, new Uint8Array());
+        await door.station(req, res, 0);
         sendJson(res, 200, must(await signedPolicy(ctx)));
       },
     ],
@@ -315,8 +284,7 @@ export function createLifecycleHandler(
       'POST',
       /^\/v1\/stations\/key-rotation$/,
       async (req, res) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
-        const caller = await station(req, body);
+        const { caller, body } = await door.station(req, res, MAX_SMALL_BODY_BYTES);
         const b = json(body, KeyRotationBodySchema);
         sendJson(
           res,
@@ -334,8 +302,7 @@ export function createLifecycleHandler(
       'POST',
       /^\/v1\/revocations$/,
       async (req, res) => {
-        const body = await readBody(req, MAX_BATCH_BYTES);
-        const caller = await station(req, body);
+        const { caller, body } = await door.station(req, res, MAX_BATCH_BYTES);
         const b = json(body, RevocationsBodySchema);
         sendJson(res, 200, must(await stationScrapRevocations(ctx, caller.trust, b.requests)));
       },
@@ -346,8 +313,7 @@ export function createLifecycleHandler(
       'POST',
       exactPath(SIGNER_REQUEST_PATH),
       async (req, res) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
-        const caller = await station(req, body);
+        const { caller, body } = await door.station(req, res, MAX_SMALL_BODY_BYTES);
         json(body, z.object({}).strict());
         const r = must(await revocationSignerRequest(ctx, caller.trust.row.stationId));
         sendJson(res, 200, { jws: r.jws, requestId: r.requestId, repeated: r.repeated });
@@ -357,8 +323,7 @@ export function createLifecycleHandler(
       'POST',
       exactPath(SIGNER_INSTALL_PATH),
       async (req, res) => {
-        const body = await readBody(req, MAX_SMALL_BODY_BYTES);
-        const caller = await station(req, body);
+        const { caller, body } = await door.station(req, res, MAX_SMALL_BODY_BYTES);
         const b = json(body, InstallBodySchema);
         sendJson(res, 200, must(await revocationSignerInstall(ctx, caller.trust.row.stationId, b)));
       },
@@ -367,7 +332,7 @@ export function createLifecycleHandler(
       'GET',
       /^\/v1\/quotas$/,
       async (req, res) => {
-        const caller = await station(req, new Uint8Array());
+        const { caller } = await door.station(req, res, 0);
         sendJson(res, 200, must(await signedQuotas(ctx, caller.trust.row.stationId)));
       },
     ],
@@ -383,7 +348,7 @@ export function createLifecycleHandler(
       'POST',
       /^\/v1\/ocsp$/,
       async (req, res) => {
-        const body = await readBody(req, 64 * 1024);
+        const body = await door.body(req, res, MAX_OCSP_REQUEST_BYTES, true);
         sendDer(res, 'application/ocsp-response', await answerOcsp(ctx, body), 0);
       },
     ],
@@ -403,8 +368,8 @@ export function createLifecycleHandler(
     [
       'POST',
       /^\/v1\/devices\/reenroll$/,
-      async (req) => {
-        req.resume();
+      async () => {
+        // Refused from the request line alone: no body byte is read (the front door closes the connection).
         must(reenrollUnavailable());
       },
     ],
@@ -415,22 +380,16 @@ export function createLifecycleHandler(
     const route = matching.find(([m]) => m === req.method);
     if (!route) {
       if (!matching.length) return false;
-      req.resume();
-      const e = apiError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`);
-      sendJson(res, e.status, { error: { code: e.code, message: e.message } });
+      door.refuse(
+        req,
+        res,
+        url.pathname,
+        new Refusal(apiError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`)),
+      );
       return true;
     }
     const params = route[1].exec(url.pathname)!.slice(1);
-    route[2](req, res, params).catch((e: unknown) => {
-      const ae = e instanceof Refusal ? e.apiError : apiError('INTERNAL', 'internal error (see the registry log)');
-      if (!(e instanceof Refusal))
-        ctx.logger.log('error', 'lifecycle request failed', {
-          path: url.pathname,
-          error: e instanceof Error ? e.message : String(e),
-        });
-      req.resume();
-      if (!res.headersSent) sendJson(res, ae.status, { error: { code: ae.code, message: ae.message } });
-    });
+    route[2](req, res, params).catch((e: unknown) => door.refuse(req, res, url.pathname, e));
     return true;
   };
 }

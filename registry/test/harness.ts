@@ -103,7 +103,17 @@ export interface HttpAnswer {
   readonly text: string;
 }
 
-/** Send a request; `station` signs it (LS-Sig), `bearer` sends the admin token, `authorization` overrides both. */
+/** The audience a registry on `base` expects (its health answer; stations take it from their pinned certificate). */
+export async function audienceAt(base: string): Promise<string> {
+  const h = (await (await fetch(`${base}/v1/health`)).json()) as { audience?: unknown };
+  if (typeof h.audience !== 'string') throw new Error(`${base}/v1/health names no audience`);
+  return h.audience;
+}
+
+/**
+ * Send a request; `station` signs it (LS-Sig, for `audience`, default the registry's own), `bearer` sends the admin
+ * token, `authorization` overrides both.
+ */
 export async function call(
   base: string,
   method: string,
@@ -115,13 +125,15 @@ export async function call(
     bearer?: string;
     authorization?: string;
     clock?: Clock;
+    audience?: string;
   } = {},
 ): Promise<HttpAnswer> {
   const body = o.rawBody ?? (o.body !== undefined ? JSON.stringify(o.body) : '');
   const headers: Record<string, string> = {};
   if (body) headers['content-type'] = 'application/json';
   if (o.station) {
-    const a = await signRequest(o.station.signer, o.station.id, method, path, body, o.clock ?? systemClock);
+    const aud = o.audience ?? (await audienceAt(base));
+    const a = await signRequest(o.station.signer, o.station.id, method, path, body, o.clock ?? systemClock, aud);
     if (!a.ok) throw new Error(a.error.message);
     headers['authorization'] = a.value;
   }

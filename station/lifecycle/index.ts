@@ -32,7 +32,7 @@ import {
 } from '../../native/store/lifecycle.js';
 import { sha256HexSync } from '../../native/store/index.js';
 import { signRequest } from '../../registry/protocol.js';
-import { RegistryRefusal, httpExchange, registryErrorOf } from '../sync.js';
+import { exchangeError, httpExchange, pinnedAudience, registryErrorOf } from '../sync.js';
 import { stationRevocation, verifyPolicy, verifyQuotas, type PolicyPayload } from './signed.js';
 
 export * from './signed.js';
@@ -249,7 +249,9 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
   /** GET a station-authenticated lifecycle document; answers the `jws` of `{version, jws}`. */
   async function fetchDocument(path: string, signal?: AbortSignal): Promise<Result<string>> {
     if (!baseUrl) return fail('CONFIG_INVALID', 'no registry URL is configured: run station enroll --registry URL');
-    const auth = await signRequest(o.signer, o.stationId, 'GET', path, '', clock);
+    const audience = await pinnedAudience(o.registryCertificate);
+    if (!audience.ok) return audience;
+    const auth = await signRequest(o.signer, o.stationId, 'GET', path, '', clock, audience.value);
     if (!auth.ok) return auth;
     let res: { status: number; text: string };
     try {
@@ -260,8 +262,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
         signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
       });
     } catch (e) {
-      if (e instanceof RegistryRefusal) return err(e.error);
-      return fail('SYNC_UNREACHABLE', `GET ${path}: ${(e as Error).message}`);
+      return err(exchangeError(e, `GET ${path}`));
     }
     if (res.status !== 200) {
       const { code, message } = registryErrorOf(res);
@@ -475,7 +476,9 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
       if (!queued.length) return ok({ sent: 0, unsupported: false });
       if (!baseUrl) return fail('CONFIG_INVALID', 'no registry URL is configured');
       const body = JSON.stringify({ requests: queued.map((r) => r.jws) });
-      const auth = await signRequest(o.signer, o.stationId, 'POST', '/v1/revocations', body, clock);
+      const audience = await pinnedAudience(o.registryCertificate);
+      if (!audience.ok) return audience;
+      const auth = await signRequest(o.signer, o.stationId, 'POST', '/v1/revocations', body, clock, audience.value);
       if (!auth.ok) return auth;
       let res: { status: number; text: string };
       try {
@@ -487,8 +490,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
           signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
         });
       } catch (e) {
-        if (e instanceof RegistryRefusal) return err(e.error);
-        return fail('SYNC_UNREACHABLE', `POST /v1/revocations: ${(e as Error).message}`);
+        return err(exchangeError(e, 'POST /v1/revocations'));
       }
       if (res.status === 404) {
         // The registry has no station revocation endpoint (yet): the requests stay queued (docs/lifecycle.md).

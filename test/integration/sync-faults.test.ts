@@ -94,7 +94,9 @@ describe('exactly-once sync through faults (station side)', () => {
           const { signRequest } = await import('../../registry/protocol.js');
           const b = s.outbox.batch(batchId)!;
           const body = JSON.stringify({ batchId, records: b.items.map((i) => i.jws) });
-          const auth = await signRequest(station.signer, station.id, 'POST', '/v1/batches', body, systemClock);
+          const { audienceAt } = await import('../../registry/test/harness.js');
+          const aud = await audienceAt(registry.url);
+          const auth = await signRequest(station.signer, station.id, 'POST', '/v1/batches', body, systemClock, aud);
           if (!auth.ok) throw new Error(auth.error.message);
           await fetch(`${lossy.url}/v1/batches`, {
             method: 'POST',
