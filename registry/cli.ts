@@ -183,6 +183,7 @@ export async function main(argv: readonly string[], out: Out = stdio): Promise<n
       logger,
       lifecycle: lc.lifecycle,
       crlRefreshS: lc.crlRefreshS,
+      ...(cfg.value.http ? { http: cfg.value.http } : {}),
     });
     if (!srv.ok) {
       await keys.value.close();

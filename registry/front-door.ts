@@ -188,11 +188,40 @@ export function createFrontDoor(ctx: RegistryContext, limits: FrontDoorLimits = 
       const w = publicError(refusal);
       const headers: Record<string, string | number> = {};
       if (w.code === 'REGISTRY_BUSY') headers['retry-after'] = l.retryAfterS;
-      // A body not (fully) read is never read on: the answer closes the connection (node would drain it).
-      if (!req.complete) headers['connection'] = 'close';
+      // A body not (fully) read is never read on; an unauthenticated caller's connection is not kept either way
+      // (so whether its body had arrived does not show either).
+      const close = !req.complete || refusal.caller === 'unauthenticated';
+      if (close) {
+        headers['connection'] = 'close';
+        closeWithoutReading(req, log);
+      }
       sendJson(res, w.status, { error: { code: w.code, message: w.message } }, headers);
-      if (!req.complete) req.pause();
     },
+  };
+}
+
+/** How long a refused connection stays open, unread, after its answer (so the client can read the answer). */
+export const LINGER_MS = 2000;
+
+/**
+ * Close the connection of a refused request without reading more of it. Node ends a `connection: close` answer with
+ * `destroySoon` (destroy once written), which, with the client's unread body bytes in the kernel, is a TCP reset that
+ * can discard the answer at the client before it reads it (seen in the tests: EPIPE, no answer); and it resumes
+ * reading to drain the request. Instead: stop reading, send FIN after the answer, destroy the socket after LINGER_MS.
+ */
+function closeWithoutReading(req: IncomingMessage, log: Logger): void {
+  const socket = req.socket;
+  socket.destroySoon = () => {
+    socket.pause();
+    // node resumes the socket of an unread (dumped) request on the next tick to drain it: keep this one paused.
+    socket.resume = () => socket;
+    socket.end();
+    const t = setTimeout(() => {
+      log.log('debug', 'refused connection closed', { bytesRead: socket.bytesRead });
+      socket.destroy();
+    }, LINGER_MS);
+    t.unref();
+    socket.once('close', () => clearTimeout(t));
   };
 }
 

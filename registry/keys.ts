@@ -63,6 +63,17 @@ export const RegistryConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Front door limits and timeouts of `serve` (all optional; docs/registry-api.md, "Front door"). */
+    http: z
+      .object({
+        maxLargeBodies: z.number().int().min(1).max(256).optional(),
+        maxAnonymousBodies: z.number().int().min(1).max(4096).optional(),
+        retryAfterS: z.number().int().min(1).max(3600).optional(),
+        headersTimeoutMs: z.number().int().min(100).max(600_000).optional(),
+        requestTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type RegistryConfig = z.infer<typeof RegistryConfigSchema>;

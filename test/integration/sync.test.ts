@@ -5,14 +5,23 @@
  * repeated receipt imports, and bundles.
  */
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/ports.js';
 import { createTestSigner } from '../../core/pki/test-signer.js';
 import { createRootCertificate } from '../../core/pki/ca.js';
-import { importBundle } from '../../registry/service.js';
+import { startRegistry } from '../../registry/server.js';
+import { enrollStation, importBundle } from '../../registry/service.js';
 import { createTestStation, makeRecord, makeRecords, type TestStation } from '../../registry/test/fixtures.js';
 import { backoffDelay, openSync, type SyncOptions, type SyncService, type SyncStatus } from '../../station/sync.js';
-import { commitRecords, createStationDb, memoryLogger, startTestRegistry, type TestRegistry } from './sync-fixture.js';
+import {
+  commitRecords,
+  createStationDb,
+  memoryLogger,
+  quiet,
+  startTestRegistry,
+  type TestRegistry,
+} from './sync-fixture.js';
 
 let A: TestStation;
 let B: TestStation;
@@ -116,8 +125,28 @@ describe('sync service', () => {
       clock: systemClock,
     });
     if (!otherCert.ok) throw new Error(otherCert.error.message);
-    const wrong = open(A, d.file, { registryCertificate: otherCert.value });
+    // A station that pinned another certificate signs for another audience: the registry refuses the batch.
+    const elsewhere = open(A, d.file, { registryCertificate: otherCert.value });
+    const r0 = await elsewhere.syncOnce();
+    expect(!r0.ok && r0.error).toMatchObject({ code: 'SYNC_REJECTED', details: { code: 'AUTH_AUDIENCE_MISMATCH' } });
+    expect(elsewhere.status()).toMatchObject({ pending: 0, sent: 2, acknowledged: 0 });
+    await elsewhere.close();
+    // An impostor at the registry URL presents the pinned certificate (the audience matches) but cannot sign with
+    // its key: its receipt does not verify and marks nothing.
+    const impostor = await startRegistry({
+      db: `sqlite:${join(d.dir, 'impostor.db')}`,
+      port: 0,
+      signer: other,
+      registryChain: [registry.certificateDer],
+      registryId: 'impostor',
+      clock: systemClock,
+      logger: quiet,
+    });
+    if (!impostor.ok) throw new Error(impostor.error.message);
+    expect((await enrollStation(impostor.value.context, { stationId: A.id, chainPem: A.chainPem })).ok).toBe(true);
+    const wrong = open(A, d.file, { registryUrl: impostor.value.url });
     const r = await wrong.syncOnce();
+    await impostor.value.close();
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.code).toBe('SYNC_RECEIPT_INVALID');
