@@ -308,11 +308,14 @@ export async function startRegistry(o: RegistryOptions): Promise<Result<RunningR
       ? scheduleCrlRegeneration(context, o.crlRefreshS)
       : scheduleCrls(context);
   const t = { ...DEFAULT_HTTP_TIMEOUTS, ...o.http };
+  const handler = createHandler(context, o.http);
   const server: Server = createServer(
     // Timeouts are checked this often (node's default, 30 s, would let a slow header live 40 s).
     { connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(t.headersTimeoutMs / 4))) },
-    createHandler(context, o.http),
+    handler,
   );
+  // `Expect: 100-continue`: the front door sends 100 Continue only when it is about to read the body.
+  server.on('checkContinue', handler);
   server.headersTimeout = t.headersTimeoutMs;
   server.requestTimeout = Math.max(t.requestTimeoutMs, t.headersTimeoutMs);
   server.keepAliveTimeout = 5_000;
