@@ -1,6 +1,5 @@
 /** The `registry` CLI: init (SoftHSM2 key, certificate, admin token), enrol, import bundles, queries, serve. */
 import 'reflect-metadata';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { compactVerify, importX509 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../core/ports.js';
 import { main } from './cli.js';
+import { spawnServe } from './test/harness.js';
 import { createBundle } from './protocol.js';
 import { createTestStation, makeRecords, type MadeRecord, type TestStation } from './test/fixtures.js';
 
@@ -141,22 +141,7 @@ describe('registry CLI', () => {
   });
 
   it('serves over HTTP through bin/registry.mjs and stops on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['bin/registry.mjs', 'serve', '--data-dir', D(), '--port', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      let buf = '';
-      const t = setTimeout(() => reject(new Error(`no listening line: ${buf}`)), 20_000);
-      child.stdout.on('data', (c: Buffer) => {
-        buf += c.toString();
-        const m = /listening on (http:\/\/[0-9.:]+)/.exec(buf);
-        if (m) {
-          clearTimeout(t);
-          resolve(m[1]!);
-        }
-      });
-      child.on('exit', (code) => reject(new Error(`exited ${code}: ${buf}`)));
-    });
+    const { child, url } = await spawnServe(D());
     const h = await fetch(`${url}/v1/health`);
     expect(h.status).toBe(200);
     expect(await h.json()).toMatchObject({ status: 'ok', registryId: 'reg-cli' });

@@ -6,7 +6,7 @@
  * request captured at one registry and replayed to another with a different certificate, a request without an
  * audience, database text in 5xx answers, and a fake registry that answers 1 GiB to the station's sync client.
  */
-import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import { spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
@@ -25,7 +25,7 @@ import { commitRecords, createStationDb, memoryLogger } from '../test/integratio
 import { startLifecycleRegistry } from './lifecycle/test-support.js';
 import { MAX_BATCH_BYTES, MAX_RESPONSE_BYTES, REQUEST_TYP, registryAudience, signRequest } from './protocol.js';
 import { createTestStation, makeRecords, type TestStation } from './test/fixtures.js';
-import { audienceAt, call } from './test/harness.js';
+import { audienceAt, call, spawnServe } from './test/harness.js';
 import { audienceOf, enrollStation } from './service.js';
 
 const MiB = 1024 * 1024;
@@ -165,7 +165,6 @@ describe('registry front door (a real `registry serve` process on loopback)', ()
   let port: number;
   let audience: string;
   let A: TestStation;
-  let stderr = '';
   const logFile = () => join(dataDir, 'logs', 'registry.log');
   const sign = async (station: TestStation, method: string, path: string, body: string, aud = audience) => {
     const a = await signRequest(station.signer, station.id, method, path, body, systemClock, aud);
@@ -185,23 +184,7 @@ describe('registry front door (a real `registry serve` process on loopback)', ()
     const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
     cfg['http'] = { maxLargeBodies: 2, headersTimeoutMs: 2000, requestTimeoutMs: 4000 };
     writeFileSync(cfgFile, JSON.stringify(cfg, null, 2));
-    child = spawn(process.execPath, ['bin/registry.mjs', 'serve', '--data-dir', dataDir, '--port', '0', '--verbose'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-20_000)));
-    url = await new Promise<string>((resolve, reject) => {
-      let buf = '';
-      const t = setTimeout(() => reject(new Error(`no listening line: ${buf} ${stderr}`)), 30_000);
-      child.stdout.on('data', (c: Buffer) => {
-        buf += c.toString();
-        const m = /listening on (http:\/\/[0-9.:]+)/.exec(buf);
-        if (m) {
-          clearTimeout(t);
-          resolve(m[1]!);
-        }
-      });
-      child.on('exit', (code) => reject(new Error(`registry exited ${code}: ${buf} ${stderr}`)));
-    });
+    ({ child, url } = await spawnServe(dataDir, ['--verbose']));
     port = Number(new URL(url).port);
     const cert = readRegistryCertificate(join(dataDir, 'registry.pem'));
     if (!cert.ok) throw new Error(cert.error.message);

@@ -317,16 +317,10 @@ for (const backend of backends()) {
         401,
         'AUTH_SIGNATURE_INVALID',
       );
+      const aud = await audienceAt(reg.url);
+      const signA = (path: string, b: string) => signRequest(A.signer, A.id, 'POST', path, b, systemClock, aud);
       // Replayed: the exact same signed request twice.
-      const auth = await signRequest(
-        A.signer,
-        A.id,
-        'POST',
-        '/v1/batches',
-        body,
-        systemClock,
-        await audienceAt(reg.url),
-      );
+      const auth = await signA('/v1/batches', body);
       if (!auth.ok) throw new Error(auth.error.message);
       const once = await call(reg.url, 'POST', '/v1/batches', { rawBody: body, authorization: auth.value });
       expect(once.status).toBe(200);
@@ -337,15 +331,7 @@ for (const backend of backends()) {
         'AUTH_REPLAY',
       );
       // Signed for another body or path.
-      const auth2 = await signRequest(
-        A.signer,
-        A.id,
-        'POST',
-        '/v1/batches',
-        body,
-        systemClock,
-        await audienceAt(reg.url),
-      );
+      const auth2 = await signA('/v1/batches', body);
       if (!auth2.ok) throw new Error(auth2.error.message);
       const body2 = JSON.stringify({ batchId: uuid(), records: [fresh[0]!.jws] });
       await expectCode(
@@ -353,15 +339,7 @@ for (const backend of backends()) {
         401,
         'AUTH_REQUEST_MISMATCH',
       );
-      const auth3 = await signRequest(
-        A.signer,
-        A.id,
-        'POST',
-        '/v1/bundles',
-        body2,
-        systemClock,
-        await audienceAt(reg.url),
-      );
+      const auth3 = await signA('/v1/bundles', body2);
       if (!auth3.ok) throw new Error(auth3.error.message);
       await expectCode(
         call(reg.url, 'POST', '/v1/batches', { rawBody: body2, authorization: auth3.value }),

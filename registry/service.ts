@@ -239,21 +239,6 @@ export async function authenticateStationBody(
   return ok({ kind: 'station', trust: h.trust });
 }
 
-/**
- * Authenticate a station request whose body is already in hand (both steps; the registry's routes go through
- * registry/front-door.ts, which runs step 1 before reading the body). Nothing is stored but the nonce, last.
- */
-export async function authenticateStation(
-  ctx: RegistryContext,
-  authorization: string | undefined,
-  method: string,
-  target: string,
-  body: Uint8Array,
-): Promise<Result<Caller & { kind: 'station' }, ApiError>> {
-  const h = await authenticateStationHeaders(ctx, authorization, method, target);
-  return h.ok ? authenticateStationBody(ctx, h.value, body) : h;
-}
-
 // ---------------------------------------------------------------- ingest
 
 /**

@@ -3,9 +3,11 @@
  * per backend (a SQLite file in a temp dir, or a new PostgreSQL database on LINE_STATION_TEST_PG_URL), and a
  * small HTTP client that signs station requests.
  */
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import pg from 'pg';
 import type { Clock, Logger } from '../../core/ports.js';
 import { systemClock } from '../../core/ports.js';
@@ -148,4 +150,33 @@ export async function call(
     json = null;
   }
   return { status: res.status, json, text };
+}
+
+/**
+ * `node bin/registry.mjs serve --data-dir D --port 0 ...args` as a child process (the registry itself: no wrapper to
+ * kill instead); resolves with its URL once it listens. Its stderr is kept in `stderr()` (last 20,000 characters).
+ */
+export async function spawnServe(
+  dataDir: string,
+  args: readonly string[] = [],
+): Promise<{ child: ChildProcessByStdio<null, Readable, Readable>; url: string; stderr(): string }> {
+  const child = spawn(process.execPath, ['bin/registry.mjs', 'serve', '--data-dir', dataDir, '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-20_000)));
+  const url = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error(`no listening line: ${buf} ${err}`)), 30_000);
+    child.stdout.on('data', (c: Buffer) => {
+      buf += c.toString();
+      const m = /listening on (http:\/\/[0-9.:]+)/.exec(buf);
+      if (m) {
+        clearTimeout(t);
+        resolve(m[1]!);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`registry serve exited ${code}: ${buf} ${err}`)));
+  });
+  return { child, url, stderr: () => err };
 }
