@@ -54,7 +54,14 @@ interface RawAnswer {
  */
 function rawUpload(
   port: number,
-  o: { path: string; headers?: Record<string, string>; total: number; chunked?: boolean; holdAfter?: number },
+  o: {
+    method?: string;
+    path: string;
+    headers?: Record<string, string>;
+    total: number;
+    chunked?: boolean;
+    holdAfter?: number;
+  },
 ): { done: Promise<RawAnswer>; destroy(): void } {
   const started = performance.now();
   const sock = connect(port, '127.0.0.1');
@@ -64,7 +71,7 @@ function rawUpload(
   let error: string | null = null;
   const piece = Buffer.alloc(256 * 1024, 0x78);
   const lines = [
-    `POST ${o.path} HTTP/1.1`,
+    `${o.method ?? 'POST'} ${o.path} HTTP/1.1`,
     'host: 127.0.0.1',
     'content-type: application/json',
     ...Object.entries(o.headers ?? {}).map(([k, v]) => `${k}: ${v}`),
@@ -370,6 +377,15 @@ describe('registry front door (a real `registry serve` process on loopback)', ()
     expect(next.status, next.head).toBe(401);
     expect(next.head).toMatch(/AUTH_REQUEST_MISMATCH/);
   }, 30_000);
+
+  it('a GET with a body is refused at once (413, connection closed) instead of being drained', async () => {
+    const r = await rawUpload(port, { method: 'GET', path: '/v1/health', total: 64 * MiB }).done;
+    expect(r.status, r.head).toBe(413);
+    expect(r.head).toMatch(/connection: close/i);
+    const read = logLines(logFile()).filter((l) => l.ctx?.path === '/v1/health' && l.ctx.code === 'BODY_TOO_LARGE');
+    expect(read.at(-1)!.ctx!.bytesRead).toBeLessThan(1 * MiB);
+    expect(r.sent).toBeLessThan(64 * MiB);
+  });
 
   it('slow headers are cut after headersTimeout (2 s), a slow body after requestTimeout (4 s)', async () => {
     const slowHeaders = await dribble(

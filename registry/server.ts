@@ -250,6 +250,16 @@ export function createHandler(
       door.refuse(req, res, '(invalid)', new Refusal(apiError('BODY_INVALID', 'invalid request target')));
       return;
     }
+    if ((req.method === 'GET' || req.method === 'HEAD') && hasBody(req)) {
+      // No GET route reads a body: refuse it (and close) rather than let node drain it after the answer.
+      door.refuse(
+        req,
+        res,
+        url.pathname,
+        new Refusal(apiError('BODY_TOO_LARGE', `a ${req.method} request has no body`)),
+      );
+      return;
+    }
     if (lifecycle(req, res, url)) return;
     const matching = routes.filter((r) => r.pattern.test(url.pathname));
     const route = matching.find((r) => r.method === req.method);
@@ -277,6 +287,9 @@ export function createHandler(
       );
   };
 }
+
+const hasBody = (req: IncomingMessage): boolean =>
+  req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
 
 /** Start the registry on `host:port` (default 127.0.0.1). CONFIG_INVALID / STORE_FAILED when it cannot start. */
 export async function startRegistry(o: RegistryOptions): Promise<Result<RunningRegistry>> {
