@@ -185,6 +185,7 @@ export function createFrontDoor(ctx: RegistryContext, limits: FrontDoorLimits = 
         log.log('error', 'unexpected error', { ...detail, stack: e instanceof Error ? e.stack : undefined });
       else if (refusal.apiError.status >= 500) log.log('error', 'request failed', detail);
       else log.log('info', 'request refused', detail);
+      if (res.headersSent || res.destroyed) return; // a route that failed after answering: nothing more to send
       const w = publicError(refusal);
       const headers: Record<string, string | number> = {};
       if (w.code === 'REGISTRY_BUSY') headers['retry-after'] = l.retryAfterS;
