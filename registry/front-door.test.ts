@@ -378,6 +378,30 @@ describe('registry front door (a real `registry serve` process on loopback)', ()
     expect(next.head).toMatch(/AUTH_REQUEST_MISMATCH/);
   }, 30_000);
 
+  it('Expect: 100-continue: no 100 for a caller refused by its headers; 100 once they pass', async () => {
+    const ask = (authorization: string | null) =>
+      new Promise<string>((resolve) => {
+        let head = '';
+        const sock = connect(port, '127.0.0.1', () =>
+          sock.write(
+            'POST /v1/batches HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nexpect: 100-continue\r\n' +
+              `${authorization ? `authorization: ${authorization}\r\n` : ''}content-length: ${MiB}\r\n\r\n`,
+          ),
+        );
+        sock.on('data', (d: Buffer) => {
+          head += d.toString('latin1');
+          if (head.includes('\r\n\r\n')) sock.destroy();
+        });
+        sock.on('error', () => undefined);
+        sock.on('close', () => resolve(head));
+      });
+    expect(await ask(null)).toMatch(/^HTTP\/1\.1 401 /);
+    expect(await ask(await sign(await createTestStation('fd-expect', systemClock), 'POST', '/v1/batches', ''))).toMatch(
+      /^HTTP\/1\.1 401 /,
+    );
+    expect(await ask(await sign(A, 'POST', '/v1/batches', ''))).toMatch(/^HTTP\/1\.1 100 Continue/);
+  });
+
   it('a GET with a body is refused at once (413, connection closed) instead of being drained', async () => {
     const r = await rawUpload(port, { method: 'GET', path: '/v1/health', total: 64 * MiB }).done;
     expect(r.status, r.head).toBe(413);
