@@ -420,7 +420,7 @@ describe('registry front door (a real `registry serve` process on loopback)', ()
     );
     const slowBody = await dribble(
       port,
-      'POST /v1/devices/reenroll HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n',
+      'POST /v1/ocsp HTTP/1.1\r\nhost: x\r\ncontent-type: application/ocsp-request\r\ncontent-length: 400\r\n\r\n',
       '{'.repeat(400),
       20,
     );

@@ -6,7 +6,7 @@
  * 2. The body is streamed under the route's cap: a Content-Length above the cap is refused at once (413), a chunked
  *    body is counted as it arrives and reading stops (413, connection closed) at the first chunk over the cap.
  *    Bodies above MAX_SMALL_BODY_BYTES take a slot of a small semaphore (maxLargeBodies), bodies of callers that
- *    only authenticate through the body (re-enrolment, OCSP) a slot of another (maxAnonymousBodies); without a free
+ *    are not authenticated (OCSP requests) a slot of another (maxAnonymousBodies); without a free
  *    slot: 503 REGISTRY_BUSY with Retry-After, nothing read.
  * 3. Then the station signature's body digest and nonce (step 2 of the authentication).
  *
@@ -30,7 +30,7 @@ import {
 export interface FrontDoorLimits {
   /** Bodies larger than MAX_SMALL_BODY_BYTES read and processed at the same time (default 4). */
   readonly maxLargeBodies?: number;
-  /** Bodies of callers authenticated only by the body (re-enrolment, OCSP) read at the same time (default 16). */
+  /** Bodies of callers not authenticated (OCSP requests) read at the same time (default 16). */
   readonly maxAnonymousBodies?: number;
   /** Retry-After (seconds) of a 503 REGISTRY_BUSY (default 2). */
   readonly retryAfterS?: number;
