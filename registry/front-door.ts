@@ -2,12 +2,13 @@
  * The registry's front door: how every route reads its request (docs/registry-api.md, "Front door").
  *
  * 1. The caller is authenticated from the HEADERS alone (a station's LS-Sig, or a bearer token checked by the route)
- *    before one byte of the body is read; a refusal closes the connection, so the body is never read at all.
+ *    before the body is read; a refusal closes the connection without reading on (what arrived in the same socket
+ *    read as the headers, at most 64 KiB, is all the registry ever reads of it).
  * 2. The body is streamed under the route's cap: a Content-Length above the cap is refused at once (413), a chunked
  *    body is counted as it arrives and reading stops (413, connection closed) at the first chunk over the cap.
  *    Bodies above MAX_SMALL_BODY_BYTES take a slot of a small semaphore (maxLargeBodies), bodies of callers that
- *    are not authenticated (OCSP requests) a slot of another (maxAnonymousBodies); without a free
- *    slot: 503 REGISTRY_BUSY with Retry-After, nothing read.
+ *    are not authenticated (OCSP requests) a slot of another (maxAnonymousBodies); without a free slot:
+ *    503 REGISTRY_BUSY with Retry-After, nothing read.
  * 3. Then the station signature's body digest and nonce (step 2 of the authentication).
  *
  * Answers to callers the registry could not authenticate are generic: an unknown station, a malformed header and a
