@@ -1,4 +1,4 @@
-/** Byte helpers: hex and base64url, SHA-256 via WebCrypto (pure: works in Node and the browser). */
+/** Byte helpers: hex, base64 and base64url, SHA-256 via WebCrypto (pure: works in Node and the browser). */
 
 export function toHex(b: Uint8Array): string {
   let s = '';
@@ -15,6 +15,11 @@ export function fromHex(h: string): Uint8Array {
 
 export function toBase64Url(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+}
+
+/** Standard base64 with padding (RFC 4648 §4), as x5c and the record's attestation evidence use. */
+export function toBase64(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
 }
 
 export function fromBase64Url(s: string): Uint8Array {

@@ -162,6 +162,42 @@ export const ERROR_CATALOGUE = {
     action: 'set-aside',
     guidance: 'The attestation certificate belongs to a different chip. Set the board aside and report it.',
   },
+  ATTEST_STATEMENT_INVALID: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      'The board answered the attestation challenge without a valid key-bound statement. Set it aside and report it.',
+  },
+  ATTEST_NONCE_MISMATCH: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      'The attestation was not made for this challenge (stale or replayed): something on the line may be relaying the board. Set the board aside, check the fixture and report it.',
+  },
+  ATTEST_KEY_MISMATCH: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      'The board does not attest the key it reported: something between the station and the board may have substituted a key. Nothing was issued. Set the board aside, check the fixture and report it.',
+  },
+  ATTEST_KEY_TYPE_MISMATCH: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      "The board's key is not of the type and curve its profile requires. Nothing was issued. Set the board aside and report it.",
+  },
+  ATTEST_MEASUREMENT_MISMATCH: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      'The board attests other measurements than the ones the station checked. Nothing was issued. Set the board aside, check the fixture and report it.',
+  },
+  ATTEST_LEGACY_REFUSED: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      'The board speaks only the legacy attestation protocol (v1) and its profile does not allow legacy mode. Set it aside for a firmware update.',
+  },
   CSR_INVALID: {
     kind: 'user',
     action: 'set-aside',

@@ -1,7 +1,13 @@
 /**
  * The provisioning flow: a resumable state machine over the ports.
  *
- *   identify -> (decide) -> attest -> key -> certify -> baseline -> record
+ *   identify -> (decide) -> baseline -> key -> attest -> certify -> record
+ *
+ * No identity before the board passes: the baseline is measured, checked and signed before any key or certificate
+ * exists. The attestation comes after the key step so that the board's attestation key signs a statement binding
+ * the fresh nonce, the chip, the key the station is about to certify (on-board) or wrap to (injection: the
+ * transport key), and the measurements it checked; nothing is issued or wrapped before that statement verified.
+ * Injection then wraps to the attested transport key inside the certify step.
  *
  * Every step ends with a checkpoint committed to the Store in one transaction (with its audit entry),
  * and every step is idempotent, so a power loss at any instant leaves the database consistent and
@@ -10,20 +16,21 @@
  *
  * The decision "may I provision this board, and how?" is the pure function `decide()` below.
  */
-import { bytesEqual, fromBase64Url, sha256Hex, toBase64Url } from './bytes.js';
+import { bytesEqual, fromBase64Url, sha256Hex, toBase64, toBase64Url } from './bytes.js';
 import { fail, stationError, type StationError } from './errors.js';
-import type { BoardIdentity, ProgressEvent, StepName } from './model.js';
+import type { AttestationEvidence, AttestKeyRole, BoardIdentity, ProgressEvent, StepName } from './model.js';
 import type { BoardClient, Clock, DetectedPort, Hsm, Logger, Signer } from './ports.js';
 import { err, ok, type Result } from './result.js';
 import type { RunData, RunKind, RunPolicySnapshot, RunRow, Store, StoredRecord } from './store.js';
 import { matchProfile, type BoardProfile } from './profiles.js';
 import type { WorkOrder } from './work-order.js';
-import { verifyAttestation } from './pki/attestation.js';
+import { checkKeyType, measurementsDigest, verifyAttestation } from './pki/attestation.js';
+import { PROTOCOL_V2 } from './protocol/messages.js';
 import { verifyCsr } from './pki/csr.js';
 import { applyProfileOverride, issueDeviceCertificate, type CertificateProfileOverride } from './pki/device-cert.js';
 import { toPem } from './pki/pem.js';
 import { buildManifest, evaluateBaseline, signManifest } from './baseline.js';
-import { signRecord, type ProvisioningRecord } from './record.js';
+import { RECORD_SCHEMA, signRecord, type AttestationEvidenceRecord, type ProvisioningRecord } from './record.js';
 import { canonicalJson } from './canonical.js';
 
 /** The station's identity and CA, all keys in the HSM. */
@@ -212,6 +219,17 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       ),
     );
   }
+  // Protocol 1 attests nothing but the chip: refused unless the board's profile explicitly allows legacy mode.
+  if (identity.protocolVersion < PROTOCOL_V2 && profile.attestation?.allowLegacyV1 !== true) {
+    return failStep(
+      'identify',
+      stationError(
+        'ATTEST_LEGACY_REFUSED',
+        `board ${identity.serialNumber} speaks protocol ${identity.protocolVersion} (no key-bound attestation) and profile ${profile.id} does not allow legacy mode`,
+        { protocolVersion: identity.protocolVersion, profile: profile.id },
+      ),
+    );
+  }
   progress('identify', 'done', who);
 
   const current = deps.store.findCurrentRecord(identity.chipId);
@@ -234,7 +252,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       return failStep('identify', decision.error);
     case 'skip':
       log.log('info', 'board already provisioned', { ...who, recordId: decision.record.recordId });
-      for (const s of ['attest', 'key', 'certify', 'baseline', 'record'] as const) progress(s, 'skipped', who);
+      for (const s of ['baseline', 'key', 'attest', 'certify', 'record'] as const) progress(s, 'skipped', who);
       return ok({
         status: 'already-provisioned',
         record: decision.record,
@@ -323,67 +341,171 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     );
   }
 
-  // ---- attest (always fresh: a nonce is never reused)
-  let c = checkCancel('attest');
+  // ---- baseline: measured and checked before any key or certificate exists. A failing board ends here with
+  // its signed manifest in the run: no key, no certificate. A resumed run measures again (a read): the statement
+  // must bind what the station checks now; the manifest is signed again only when the measurements or the policy
+  // changed.
+  let c = checkCancel('baseline');
+  if (!c.ok) return c;
+  begin('baseline');
+  const meas = await deps.board.readMeasurements(call);
+  if (!meas.ok) return failRun('baseline', meas.error);
+  const measurementsSha256 = await measurementsDigest(meas.value);
+  const policySha256 = await sha256Hex(canonicalJson(deps.workOrder.baseline));
+  const verdict = evaluateBaseline(meas.value, deps.workOrder.baseline);
+  const kept = run.data.manifest;
+  if (!kept || kept.measurementsSha256 !== measurementsSha256 || kept.policySha256 !== policySha256) {
+    const manifest = buildManifest({
+      identity,
+      measurements: meas.value,
+      policy: deps.workOrder.baseline,
+      policyRef: { workOrder: deps.workOrder.id, sha256: policySha256 },
+      verdict,
+      capturedAt: deps.clock.now().toISOString(),
+    });
+    const jws = await signManifest(deps.station.signer, [...deps.station.chain], manifest);
+    if (!jws.ok) return failRun('baseline', jws.error);
+    run = deps.store.checkpoint(
+      runId,
+      'baseline',
+      { manifest: { jws: jws.value, pass: verdict.pass, measurementsSha256, policySha256 } },
+      { pass: verdict.pass, violations: verdict.violations.map((v) => v.rule), measurementsSha256 },
+    );
+  }
+  if (!verdict.pass) {
+    return failRun(
+      'baseline',
+      stationError('POLICY_VIOLATION', verdict.violations.map((v) => v.message).join('; '), {
+        violations: verdict.violations,
+      }),
+    );
+  }
+  done('baseline');
+
+  // ---- key: the key the attestation will bind. The device key the board already holds (an earlier invocation
+  // of this run), a new on-board key, or (injection) the board's ephemeral transport key the HSM will wrap to.
+  c = checkCancel('key');
+  if (!c.ok) return c;
+  // Headquarters revoked this station while the run was in flight: no key, no certificate.
+  let revoked = deps.gate?.stationRevoked?.() ?? null;
+  if (revoked) return failRun('key', revoked);
+  begin('key');
+  const bound = await keyToAttest(deps, profile, identity, run, call);
+  if (!bound.ok) return failRun('key', bound.error);
+  if (bound.value.created) {
+    const key = bound.value.created;
+    run = deps.store.checkpoint(
+      runId,
+      'key',
+      { key },
+      {
+        mode: key.mode,
+        curve: key.curve,
+        publicKeySha256: await sha256Hex(fromBase64Url(key.publicKeySpki)),
+      },
+    );
+  }
+  done('key');
+
+  // ---- attest: a fresh nonce every time (also when resumed); the statement must bind the chip, this nonce, the
+  // key from the key step and the measurements checked above. Nothing is issued or wrapped before this passed.
+  c = checkCancel('attest');
   if (!c.ok) return c;
   begin('attest');
   const nonce = deps.random(32);
-  const ev = await deps.board.attest(nonce, call);
-  if (!ev.ok) return failRun('attest', ev.error);
+  const ev = await deps.board.attest(nonce, { ...call, key: bound.value.role });
+  if (!ev.ok) {
+    // A board that holds no key of that role did not make the key the station was given.
+    if (ev.error.code !== 'BOARD_NO_KEY') return failRun('attest', ev.error);
+    return failRun(
+      'attest',
+      stationError(
+        'ATTEST_KEY_MISMATCH',
+        `the board holds no ${bound.value.role} key: the key it reported is not its own`,
+        {
+          role: bound.value.role,
+        },
+      ),
+    );
+  }
+  const legacy = identity.protocolVersion < PROTOCOL_V2;
+  if (ev.value.protocol !== (legacy ? 1 : 2)) {
+    return failRun(
+      'attest',
+      stationError(
+        'ATTEST_STATEMENT_INVALID',
+        `protocol ${identity.protocolVersion} session, protocol ${ev.value.protocol} evidence`,
+      ),
+    );
+  }
   const att = await verifyAttestation({
     nonce,
     chipId: identity.chipId,
     evidence: ev.value,
     trustAnchors: [...deps.attestationRoots],
     clock: deps.clock,
+    ...(legacy
+      ? {}
+      : {
+          expected: {
+            role: bound.value.role,
+            key: bound.value.key,
+            curve: profile.curve,
+            measurementsSha256,
+          },
+        }),
   });
   if (!att.ok) return failRun('attest', att.error);
+  const evidence = evidenceForRecord(ev.value, nonce, att.value.leafSha256, bound.value, measurementsSha256);
   run = deps.store.checkpoint(
     runId,
     'attest',
     {
       nonce: toBase64Url(nonce),
-      attestation: { leafSha256: att.value.leafSha256, verifiedAt: deps.clock.now().toISOString() },
+      attestation: { leafSha256: att.value.leafSha256, verifiedAt: deps.clock.now().toISOString(), evidence },
     },
-    { leafSha256: att.value.leafSha256 },
+    {
+      leafSha256: att.value.leafSha256,
+      mode: evidence.mode,
+      ...(evidence.mode === 'key-bound-v2' ? { boundKey: evidence.boundKey.role } : {}),
+    },
   );
   done('attest');
 
-  // ---- key + certify (skipped when the board already holds the certificate of this run)
+  // ---- certify: (injection) wrap to the attested transport key, inject, proof of possession; issue the
+  // certificate (logged, and so revocable, BEFORE it is written to the board); install; read back.
   const cert = run.data.certificate;
   const boardHoldsRunCert = cert !== undefined && identity.state.certificateSha256 === cert.sha256;
   if (!boardHoldsRunCert) {
-    if (!(cert && run.data.key)) {
-      c = checkCancel('key');
-      if (!c.ok) return c;
-      // Headquarters revoked this station while the run was in flight: no key, no certificate.
-      const revoked = deps.gate?.stationRevoked?.() ?? null;
-      if (revoked) return failRun('key', revoked);
-      begin('key');
-      const key = await createDeviceKey(deps, profile, identity, call);
-      if (!key.ok) return failRun('key', key.error);
+    c = checkCancel('certify');
+    if (!c.ok) return c;
+    begin('certify');
+    if (bound.value.role === 'transport') {
+      const inj = await injectDeviceKey(deps, profile, identity, bound.value.key, call);
+      if (!inj.ok) return failRun('certify', inj.error);
       run = deps.store.checkpoint(
         runId,
         'key',
-        { key: key.value },
+        { key: inj.value },
         {
-          mode: key.value.mode,
-          curve: key.value.curve,
-          publicKeySha256: await sha256Hex(fromBase64Url(key.value.publicKeySpki)),
+          mode: inj.value.mode,
+          curve: inj.value.curve,
+          publicKeySha256: await sha256Hex(fromBase64Url(inj.value.publicKeySpki)),
         },
       );
-      done('key');
-
-      c = checkCancel('certify');
-      if (!c.ok) return c;
-      begin('certify');
+    }
+    const key = run.data.key;
+    if (!key) throw new Error('certify without a device key');
+    if (!cert) {
+      revoked = deps.gate?.stationRevoked?.() ?? null;
+      if (revoked) return failRun('certify', revoked);
       const caCert = deps.station.caChain[0];
       if (!caCert) throw new Error('station CA chain is empty');
       const snap = run.data.policy;
       const certProfile = applyProfileOverride(profile.certificate, snap?.override ?? undefined);
       const issued = await issueDeviceCertificate({
         ca: { signer: deps.station.caSigner, certificate: caCert },
-        publicKeySpki: fromBase64Url(key.value.publicKeySpki),
+        publicKeySpki: fromBase64Url(key.publicKeySpki),
         profile: certProfile,
         vars: {
           serialNumber: identity.serialNumber,
@@ -395,7 +517,6 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       });
       if (!issued.ok) return failRun('certify', issued.error);
       const chainDer = deps.station.caChain.map((d) => toBase64Url(d));
-      // The certificate is logged (and so revocable) BEFORE it is written to the board.
       run = deps.store.checkpoint(
         runId,
         'certify',
@@ -424,8 +545,6 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
           issuedAt: deps.clock.now().toISOString(),
         },
       );
-    } else {
-      begin('certify');
     }
     const certNow = run.data.certificate!;
     const chain = [fromBase64Url(certNow.der), ...deps.station.caChain.slice(0, 1)];
@@ -457,42 +576,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     );
     done('certify');
   } else {
-    progress('key', 'skipped', ctx);
     progress('certify', 'skipped', ctx);
   }
-
-  // ---- baseline
-  c = checkCancel('baseline');
-  if (!c.ok) return c;
-  begin('baseline');
-  const meas = await deps.board.readMeasurements(call);
-  if (!meas.ok) return failRun('baseline', meas.error);
-  const verdict = evaluateBaseline(meas.value, deps.workOrder.baseline);
-  const manifest = buildManifest({
-    identity,
-    measurements: meas.value,
-    policy: deps.workOrder.baseline,
-    policyRef: { workOrder: deps.workOrder.id, sha256: await sha256Hex(canonicalJson(deps.workOrder.baseline)) },
-    verdict,
-    capturedAt: deps.clock.now().toISOString(),
-  });
-  const jws = await signManifest(deps.station.signer, [...deps.station.chain], manifest);
-  if (!jws.ok) return failRun('baseline', jws.error);
-  run = deps.store.checkpoint(
-    runId,
-    'baseline',
-    { manifest: { jws: jws.value, pass: verdict.pass } },
-    { pass: verdict.pass, violations: verdict.violations.map((v) => v.rule) },
-  );
-  if (!verdict.pass) {
-    return failRun(
-      'baseline',
-      stationError('POLICY_VIOLATION', verdict.violations.map((v) => v.message).join('; '), {
-        violations: verdict.violations,
-      }),
-    );
-  }
-  done('baseline');
 
   // ---- record: lock the identity on the board, then commit the signed record
   c = checkCancel('record');
@@ -508,8 +593,10 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   const keyFinal = run.data.key!;
   const snapFinal = run.data.policy;
   const profFinal = run.data.certificateProfile;
+  const evidenceFinal = run.data.attestation?.evidence;
+  if (!evidenceFinal) throw new Error('record without attestation evidence');
   const record: ProvisioningRecord = {
-    schema: 'line-station/provisioning-record/v1',
+    schema: RECORD_SCHEMA,
     recordId: deps.newId(),
     runId,
     kind: run.kind,
@@ -526,7 +613,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       firmwareVersion: identity.firmwareVersion,
       port: deps.port.path,
     },
-    attestation: { nonce: run.data.nonce!, leafSha256: run.data.attestation!.leafSha256 },
+    attestation: evidenceFinal,
     key: { mode: keyFinal.mode, curve: keyFinal.curve as 'P-256' | 'P-384', publicKeySpki: keyFinal.publicKeySpki },
     certificate: {
       serialNumber: certFinal.serialNumber,
@@ -579,33 +666,71 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   return ok({ status: 'provisioned', record: stored, resumed, identity });
 }
 
-/** Create the device key on the board (onboard) or in the HSM, injected wrapped (injected); verify the CSR. */
-async function createDeviceKey(
+/** The key the attestation binds, and the device key the key step created (to checkpoint), if any. */
+interface KeyToAttest {
+  readonly role: AttestKeyRole;
+  /** SPKI DER of the bound key. */
+  readonly key: Uint8Array;
+  readonly created: NonNullable<RunData['key']> | null;
+}
+
+/**
+ * The key step: the device key this run already has on the board (role device; a resumed run), a new on-board key
+ * (role device; type and curve checked, CSR proof of possession), or the board's ephemeral transport key for an
+ * injection (role transport). Every key is checked against the profile's key type and curve before it is used:
+ * ATTEST_KEY_TYPE_MISMATCH (e.g. a P-384 key where the profile says P-256).
+ */
+async function keyToAttest(
   deps: FlowDeps,
   profile: BoardProfile,
   identity: BoardIdentity,
+  run: RunRow,
   call: { signal?: AbortSignal },
-): Promise<Result<NonNullable<RunData['key']>>> {
+): Promise<Result<KeyToAttest>> {
   const curve = profile.curve;
+  if (run.data.key) return ok({ role: 'device', key: fromBase64Url(run.data.key.publicKeySpki), created: null });
   if (profile.keyMode === 'onboard') {
     if (!identity.capabilities.onboardKeygen)
       return fail('BOARD_UNSUPPORTED', 'profile asks for on-board key generation; the board cannot');
     const g = await deps.board.generateKey({ curve, subject: identity.serialNumber }, call);
     if (!g.ok) return g;
+    const type = checkKeyType(g.value.publicKeySpki, curve, 'key the board generated');
+    if (!type.ok) return type;
     const v = await verifyCsr(g.value.csr, { publicKeySpki: g.value.publicKeySpki });
     if (!v.ok) return v;
     return ok({
-      mode: 'onboard',
-      curve,
-      publicKeySpki: toBase64Url(g.value.publicKeySpki),
-      csr: toBase64Url(g.value.csr),
+      role: 'device',
+      key: g.value.publicKeySpki,
+      created: {
+        mode: 'onboard',
+        curve,
+        publicKeySpki: toBase64Url(g.value.publicKeySpki),
+        csr: toBase64Url(g.value.csr),
+      },
     });
   }
   if (!identity.capabilities.keyInjection)
     return fail('BOARD_UNSUPPORTED', 'profile asks for key injection; the board cannot');
   const t = await deps.board.beginKeyInjection({ curve }, call);
   if (!t.ok) return t;
-  const wrapped = await deps.hsm.generateWrappedDeviceKey(t.value);
+  const type = checkKeyType(t.value.publicKeySpki, curve, "board's transport key");
+  if (!type.ok) return type;
+  return ok({ role: 'transport', key: t.value.publicKeySpki, created: null });
+}
+
+/**
+ * Key injection after the transport key was attested: the HSM makes the device key and wraps it for exactly that
+ * transport key; the board unwraps it and proves possession with a CSR.
+ */
+async function injectDeviceKey(
+  deps: FlowDeps,
+  profile: BoardProfile,
+  identity: BoardIdentity,
+  transportKeySpki: Uint8Array,
+  call: { signal?: AbortSignal },
+): Promise<Result<NonNullable<RunData['key']>>> {
+  const curve = profile.curve;
+  const wrapped = await deps.hsm.generateWrappedDeviceKey({ curve, publicKeySpki: transportKeySpki });
   if (!wrapped.ok) return wrapped;
   const inj = await deps.board.injectWrappedKey({ ...wrapped.value, subject: identity.serialNumber }, call);
   if (!inj.ok) return inj;
@@ -621,6 +746,30 @@ async function createDeviceKey(
     publicKeySpki: toBase64Url(wrapped.value.publicKeySpki),
     csr: toBase64Url(inj.value.csr),
   });
+}
+
+/** The verified attestation as the record carries it (docs/formats.md "Attestation evidence in the record"). */
+function evidenceForRecord(
+  ev: AttestationEvidence,
+  nonce: Uint8Array,
+  leafSha256: string,
+  bound: KeyToAttest,
+  measurementsSha256: string,
+): AttestationEvidenceRecord {
+  const common = {
+    nonce: toBase64Url(nonce),
+    leafSha256,
+    chain: ev.chain.map((d) => toBase64(d)),
+    signature: toBase64(ev.signature),
+  };
+  if (ev.protocol === 1) return { mode: 'legacy-v1', ...common };
+  return {
+    mode: 'key-bound-v2',
+    ...common,
+    statement: toBase64(ev.statement),
+    boundKey: { role: bound.role, spki: toBase64(bound.key) },
+    measurementsSha256,
+  };
 }
 
 function recordCertSha256(r: StoredRecord): string | null {

@@ -3,7 +3,7 @@
  * The protected header is canonical JSON: {alg, kid?, typ, x5c?} where x5c is the DER chain
  * (leaf first) in standard base64 as RFC 7515 §4.1.6 requires. No unprotected header, no `crit`.
  */
-import { bytesEqual, fromBase64Url, toBase64Url, utf8 } from './bytes.js';
+import { bytesEqual, fromBase64Url, toBase64, toBase64Url, utf8 } from './bytes.js';
 import { canonicalJson } from './canonical.js';
 import { fail } from './errors.js';
 import type { Clock, Signer, SignatureAlgorithm } from './ports.js';
@@ -23,10 +23,6 @@ export interface JwsHeader {
   readonly kid?: string;
 }
 
-function stdB64(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
-}
-
 /** Strict base64url: only the alphabet, no padding, and canonical (re-encodes to the same text). */
 function decodeB64Url(s: string): Uint8Array | null {
   if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) return null;
@@ -37,7 +33,7 @@ function decodeB64Url(s: string): Uint8Array | null {
 function decodeStdB64(s: string): Uint8Array | null {
   if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(s) || s.length === 0) return null;
   const b = new Uint8Array(Buffer.from(s, 'base64'));
-  return stdB64(b) === s ? b : null;
+  return toBase64(b) === s ? b : null;
 }
 
 /**
@@ -56,7 +52,7 @@ export async function signJws(params: {
       `JWS: ${signer.algorithm} requires ${signer.algorithm === 'ES256' ? 'P-256' : 'P-384'}, signer key is ${signer.curve}`,
     );
   const protectedHeader: Record<string, unknown> = { alg: signer.algorithm, typ: header.typ };
-  if (header.x5c) protectedHeader['x5c'] = header.x5c.map(stdB64);
+  if (header.x5c) protectedHeader['x5c'] = header.x5c.map((d) => toBase64(d));
   if (header.kid !== undefined) protectedHeader['kid'] = header.kid;
   const input = `${toBase64Url(utf8(canonicalJson(protectedHeader)))}.${toBase64Url(payload)}`;
   const sig = await signer.sign(utf8(input));

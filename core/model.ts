@@ -36,13 +36,34 @@ export interface BoardIdentity {
   };
 }
 
-/** Answer to an attestation challenge. */
-export interface AttestationEvidence {
-  /** DER ECDSA signature by the factory attestation key over attestationMessage(nonce, chipId). */
-  readonly signature: Uint8Array;
-  /** DER certificates, leaf (the attestation key's certificate) first. */
-  readonly chain: readonly Uint8Array[];
-}
+/** Which key a protocol v2 attestation statement binds (docs/protocol.md "Attestation statement"). */
+export type AttestKeyRole =
+  | 'device' // the device key the board holds (generated on board, or injected): the key to be certified
+  | 'transport'; // the ephemeral ECDH transport key of a key injection in progress: the key the station wraps to
+
+/**
+ * Answer to an attestation challenge, by the negotiated protocol version.
+ * - 1 (legacy): the attestation key signs `attestationMessage(nonce, chipId)`; no key, no measurements bound.
+ * - 2: the attestation key signs `statement` (core/pki/attestation.ts encodeStatement: nonce, chip id, the bound
+ *   key and the measurements digest).
+ */
+export type AttestationEvidence =
+  | {
+      readonly protocol: 1;
+      /** DER ECDSA signature by the factory attestation key over attestationMessage(nonce, chipId). */
+      readonly signature: Uint8Array;
+      /** DER certificates, leaf (the attestation key's certificate) first. */
+      readonly chain: readonly Uint8Array[];
+    }
+  | {
+      readonly protocol: 2;
+      /** The exact statement bytes the board signed. */
+      readonly statement: Uint8Array;
+      /** DER ECDSA signature by the factory attestation key over `statement`. */
+      readonly signature: Uint8Array;
+      /** DER certificates, leaf (the attestation key's certificate) first. */
+      readonly chain: readonly Uint8Array[];
+    };
 
 export interface FirmwareMeasurement {
   /** Image slot name, e.g. "bootloader", "application". */
@@ -62,8 +83,11 @@ export interface Measurements {
   readonly configDigest: string;
 }
 
-/** The steps of provisioning, in order. */
-export const STEPS = ['detect', 'identify', 'attest', 'key', 'certify', 'baseline', 'record', 'sync'] as const;
+/**
+ * The steps of provisioning, in order (core/flow.ts): nothing identity-bearing exists before the board passed its
+ * baseline, and nothing is issued or wrapped before the key-bound attestation verified.
+ */
+export const STEPS = ['detect', 'identify', 'baseline', 'key', 'attest', 'certify', 'record', 'sync'] as const;
 export type StepName = (typeof STEPS)[number];
 
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped';

@@ -4,7 +4,7 @@
  * simulator provide real stand-ins. The core never imports an adapter.
  */
 import type { Result } from './result.js';
-import type { AttestationEvidence, BoardIdentity, Curve, Measurements } from './model.js';
+import type { AttestationEvidence, AttestKeyRole, BoardIdentity, Curve, Measurements } from './model.js';
 
 // ---------------------------------------------------------------- clock & logging
 
@@ -52,6 +52,11 @@ export interface CallOptions {
   readonly timeoutMs?: number;
 }
 
+export interface AttestOptions extends CallOptions {
+  /** Protocol 2: the key the statement must bind (default device); ignored by protocol 1 boards. */
+  readonly key?: AttestKeyRole;
+}
+
 /** Key injection, first half: the board's ephemeral ECDH transport key (SPKI DER). */
 export interface TransportKey {
   readonly curve: Curve;
@@ -84,7 +89,8 @@ export interface BoardClient {
   /** Negotiated protocol version (after `hello`). */
   readonly protocolVersion: number;
   identify(opts?: CallOptions): Promise<Result<BoardIdentity>>;
-  attest(nonce: Uint8Array, opts?: CallOptions): Promise<Result<AttestationEvidence>>;
+  /** Answer a fresh 32-byte challenge (protocol 2: a statement binding `opts.key`, docs/protocol.md). */
+  attest(nonce: Uint8Array, opts?: AttestOptions): Promise<Result<AttestationEvidence>>;
   /** Generate the device key pair on the board; `subject` is a hint for the CSR subject. */
   generateKey(params: { curve: Curve; subject: string }, opts?: CallOptions): Promise<Result<GeneratedKey>>;
   beginKeyInjection(params: { curve: Curve }, opts?: CallOptions): Promise<Result<TransportKey>>;

@@ -93,6 +93,12 @@ export const BoardProfileSchema = z.strictObject({
   }),
   keyMode: z.enum(['onboard', 'injected']),
   curve: z.enum(['P-256', 'P-384']),
+  /**
+   * Attestation (docs/protocol.md §4): boards must speak protocol 2 (key-bound statements). `allowLegacyV1: true`
+   * lets a protocol 1 board be attested with the legacy message (nonce and chip id only; no key or measurements
+   * bound, so a relay on the line is not detected); its record says `mode: "legacy-v1"`. Default false.
+   */
+  attestation: z.strictObject({ allowLegacyV1: z.boolean() }).optional(),
   // The certificate block is the one core/pki/device-cert.ts issues from (strict), plus load-time
   // checks of its templates (placeholders, braces, control characters) so mistakes surface early.
   certificate: DeviceCertificateProfileSchema.superRefine((c, ctx) => {

@@ -8,7 +8,7 @@ import { toPem } from './pki/pem.js';
 import { createTestSigner, type TestSigner } from './pki/test-signer.js';
 import { createTestPki, fixedClock, must, type TestPki } from './pki/test-util.js';
 import { canonicalJson } from './canonical.js';
-import { sha256Hex, toBase64Url } from './bytes.js';
+import { sha256Hex, toBase64, toBase64Url } from './bytes.js';
 import type { BoardIdentity, Measurements } from './model.js';
 
 const clock = fixedClock('2026-03-01T12:00:00Z');
@@ -71,7 +71,7 @@ async function manifestJws(measurements = MEAS): Promise<string> {
 async function makeRecord(): Promise<ProvisioningRecord> {
   const jws = await manifestJws();
   return {
-    schema: 'line-station/provisioning-record/v1',
+    schema: 'line-station/provisioning-record/v2',
     recordId: crypto.randomUUID(),
     runId: 'run-1',
     kind: 'initial',
@@ -88,7 +88,16 @@ async function makeRecord(): Promise<ProvisioningRecord> {
       firmwareVersion: '2.1.0',
       port: '/dev/ttyACM0',
     },
-    attestation: { nonce: toBase64Url(new Uint8Array(32).fill(1)), leafSha256: h('e') },
+    attestation: {
+      mode: 'key-bound-v2',
+      nonce: toBase64Url(new Uint8Array(32).fill(1)),
+      leafSha256: h('e'),
+      chain: [toBase64(pki.ca.der)],
+      signature: toBase64(new Uint8Array(70).fill(0x30)),
+      statement: toBase64(new Uint8Array(200).fill(2)),
+      boundKey: { role: 'device', spki: toBase64(station.publicKeySpki) },
+      measurementsSha256: h('a'),
+    },
     key: { mode: 'onboard', curve: 'P-256', publicKeySpki: toBase64Url(station.publicKeySpki) },
     certificate: { serialNumber: '4a' + '00'.repeat(15), sha256: h('f'), pem: toPem(pki.ca.der, 'CERTIFICATE') },
     chain: [toPem(pki.ca.der, 'CERTIFICATE')],
@@ -159,7 +168,35 @@ describe('provisioning record', () => {
     expect(r2.ok).toBe(true);
     const r3 = await signRecord(station, chain, { ...record, board: { ...record.board, chipId: 'XYZ' } });
     expect(r3.ok ? '' : r3.error.message).toContain('board.chipId');
-    const r4 = await signRecord(station, chain, { ...record, extra: 1 } as ProvisioningRecord);
+    const r4 = await signRecord(station, chain, { ...record, extra: 1 } as unknown as ProvisioningRecord);
     expect(r4.ok).toBe(false);
+  });
+
+  it('a v2 record must attest the certified key; v1 records (no evidence) still verify', async () => {
+    const record = await makeRecord();
+    if (record.schema !== 'line-station/provisioning-record/v2' || record.attestation.mode !== 'key-bound-v2')
+      throw new Error('fixture');
+    const other = await createTestSigner('P-256');
+    const att = { ...record.attestation, boundKey: { role: 'device' as const, spki: toBase64(other.publicKeySpki) } };
+    const bad = await signRecord(station, chain, { ...record, attestation: att });
+    expect(bad.ok ? '' : bad.error.message).toContain('attestation.boundKey.spki');
+    const transportOnboard = await signRecord(station, chain, {
+      ...record,
+      attestation: { ...att, boundKey: { role: 'transport', spki: att.boundKey.spki } },
+    });
+    expect(transportOnboard.ok ? '' : transportOnboard.error.message).toContain('attestation.boundKey.role');
+    const v1: ProvisioningRecord = {
+      ...record,
+      schema: 'line-station/provisioning-record/v1',
+      attestation: { nonce: record.attestation.nonce, leafSha256: record.attestation.leafSha256 },
+    };
+    const signed = must(await signRecord(station, chain, v1));
+    expect(must(await verifyRecord(signed.jws, [pki.root.der], clock))).toEqual(v1);
+    // A v1 record cannot carry v2 evidence, nor a v2 record v1's.
+    const mixed = await signRecord(station, chain, {
+      ...v1,
+      attestation: record.attestation,
+    } as unknown as ProvisioningRecord);
+    expect(mixed.ok).toBe(false);
   });
 });

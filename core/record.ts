@@ -12,7 +12,10 @@ import { ok, type Result } from './result.js';
 import { signJws, verifyJws } from './jws.js';
 import { CertificateProfileOverrideSchema } from './pki/device-cert.js';
 
-export const RECORD_SCHEMA = 'line-station/provisioning-record/v1';
+/** Records with attestation evidence (key-bound protocol 2, or legacy protocol 1 where a profile allows it). */
+export const RECORD_SCHEMA = 'line-station/provisioning-record/v2';
+/** Records made before attestation evidence was kept (still verified and ingested). */
+export const RECORD_SCHEMA_V1 = 'line-station/provisioning-record/v1';
 export const RECORD_TYP = 'line-station-record+jws';
 
 const Uuid = z
@@ -21,8 +24,49 @@ const Uuid = z
 const B64Url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected base64url');
 const Text = z.string().min(1).max(256);
 const IsoTime = z.string().datetime({ offset: true });
+/** Standard base64 with padding (RFC 4648 §4), as x5c uses: `openssl base64 -d -A` reads it. */
+const B64 = z
+  .string()
+  .min(4)
+  .max(16384)
+  .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'expected standard base64');
 
-export const ProvisioningRecordSchema = z
+/**
+ * Attestation evidence of a v2 record (docs/formats.md "Attestation evidence in the record"): everything a third
+ * party needs to re-check the board's attestation with openssl.
+ */
+export const AttestationEvidenceRecordSchema = z.discriminatedUnion('mode', [
+  z
+    .object({
+      mode: z.literal('key-bound-v2'),
+      nonce: B64Url,
+      leafSha256: Sha256Hex,
+      /** Attestation chain as the board sent it, DER, leaf first. */
+      chain: z.array(B64).min(1).max(8),
+      /** DER ECDSA signature by the attestation key over `statement`. */
+      signature: B64,
+      /** The exact signed statement bytes. */
+      statement: B64,
+      /** The key the statement binds: the device key (= key.publicKeySpki) or the injection transport key. */
+      boundKey: z.object({ role: z.enum(['device', 'transport']), spki: B64 }).strict(),
+      /** SHA-256 of the canonical JSON of the manifest's `measurements`, as bound in the statement. */
+      measurementsSha256: Sha256Hex,
+    })
+    .strict(),
+  z
+    .object({
+      mode: z.literal('legacy-v1'),
+      nonce: B64Url,
+      leafSha256: Sha256Hex,
+      chain: z.array(B64).min(1).max(8),
+      /** DER ECDSA signature over utf8("line-station/attest/v1\0") || nonce || utf8(chipId). */
+      signature: B64,
+    })
+    .strict(),
+]);
+export type AttestationEvidenceRecord = z.infer<typeof AttestationEvidenceRecordSchema>;
+
+const RecordFields = z
   .object({
     schema: z.literal(RECORD_SCHEMA),
     recordId: Uuid,
@@ -83,13 +127,38 @@ export const ProvisioningRecordSchema = z
     completedAt: IsoTime,
     outcome: z.literal('provisioned'),
   })
-  .strict()
+  .strict();
+
+export const ProvisioningRecordSchema = z
+  .discriminatedUnion('schema', [
+    RecordFields.extend({ attestation: AttestationEvidenceRecordSchema }),
+    RecordFields.extend({
+      schema: z.literal(RECORD_SCHEMA_V1),
+      attestation: z.object({ nonce: B64Url, leafSha256: Sha256Hex }).strict(),
+    }),
+  ])
   .superRefine((r, ctx) => {
     if ((r.kind === 'rotation') !== (r.supersedesRecordId !== null))
       ctx.addIssue({
         code: 'custom',
         path: ['supersedesRecordId'],
         message: 'a rotation must name the record it supersedes; an initial record must not',
+      });
+    const att = r.attestation;
+    if ('mode' in att && att.mode === 'key-bound-v2' && att.boundKey.role === 'device') {
+      // The attested device key is the certified key (base64 and base64url spellings of the same DER).
+      if (att.boundKey.spki.replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_') !== r.key.publicKeySpki)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['attestation', 'boundKey', 'spki'],
+          message: 'the attested device key is not key.publicKeySpki',
+        });
+    }
+    if ('mode' in att && att.mode === 'key-bound-v2' && att.boundKey.role === 'transport' && r.key.mode !== 'injected')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['attestation', 'boundKey', 'role'],
+        message: 'only an injected key is bound through a transport key',
       });
   });
 

@@ -7,6 +7,7 @@
  */
 import type { StepName } from './model.js';
 import type { CertificateProfileOverride } from './pki/device-cert.js';
+import type { AttestationEvidenceRecord } from './record.js';
 
 export type RunKind = 'initial' | 'rotation';
 export type RunState = 'active' | 'done' | 'failed';
@@ -26,7 +27,12 @@ export interface RunData {
   readonly profileId?: string;
   readonly identity?: Readonly<Record<string, unknown>>;
   readonly nonce?: string;
-  readonly attestation?: { readonly leafSha256: string; readonly verifiedAt: string };
+  readonly attestation?: {
+    readonly leafSha256: string;
+    readonly verifiedAt: string;
+    /** The evidence of the last verified attestation, as the record carries it (absent in runs from before). */
+    readonly evidence?: AttestationEvidenceRecord;
+  };
   readonly key?: {
     readonly mode: 'onboard' | 'injected';
     readonly curve: string;
@@ -40,7 +46,13 @@ export interface RunData {
     readonly sha256: string;
   };
   readonly installed?: { readonly certificateSha256: string };
-  readonly manifest?: { readonly jws: string; readonly pass: boolean };
+  readonly manifest?: {
+    readonly jws: string;
+    readonly pass: boolean;
+    /** measurementsDigest() of the measurements the manifest holds, and the baseline policy it was checked against. */
+    readonly measurementsSha256?: string;
+    readonly policySha256?: string;
+  };
   readonly locked?: boolean;
   readonly timings?: Readonly<Record<string, number>>;
   /** The registry policy in force when the run started (absent for a run from before policy snapshots). */

@@ -9,7 +9,15 @@ import {
   X509CertificateGenerator,
   type X509Certificate,
 } from '@peculiar/x509';
-import { attestationMessage, verifyAttestation } from './attestation.js';
+import {
+  attestationMessage,
+  decodeStatement,
+  encodeStatement,
+  measurementsDigest,
+  verifyAttestation,
+  type AttestationStatement,
+  type ExpectedBinding,
+} from './attestation.js';
 import { rawToDerSignature, derToRawSignature } from './ecdsa.js';
 import { createTestSigner, type TestSigner } from './test-signer.js';
 import { fixedClock } from './test-util.js';
@@ -88,7 +96,22 @@ async function evidenceFor(
   const raw = new Uint8Array(
     await crypto.subtle.sign(ECDSA256, k.privateKey, attestationMessage(nonce, chipId) as Uint8Array<ArrayBuffer>),
   );
-  return { signature: rawToDerSignature(raw), chain: chain.map((c) => new Uint8Array(c.rawData)) };
+  return { protocol: 1, signature: rawToDerSignature(raw), chain: chain.map((c) => new Uint8Array(c.rawData)) };
+}
+
+async function statementEvidence(
+  k: CryptoKeyPair,
+  chain: X509Certificate[],
+  statement: AttestationStatement,
+): Promise<AttestationEvidence> {
+  const bytes = encodeStatement(statement);
+  const raw = new Uint8Array(await crypto.subtle.sign(ECDSA256, k.privateKey, bytes as Uint8Array<ArrayBuffer>));
+  return {
+    protocol: 2,
+    statement: bytes,
+    signature: rawToDerSignature(raw),
+    chain: chain.map((c) => new Uint8Array(c.rawData)),
+  };
 }
 
 const der = (c: X509Certificate) => new Uint8Array(c.rawData);
@@ -128,7 +151,11 @@ describe('verifyAttestation', () => {
     const r = await verifyAttestation({ nonce, chipId: CHIP, evidence: ev, trustAnchors: [der(vendor.root)], clock });
     expect(r).toEqual({
       ok: true,
-      value: { leafSha256: await sha256Hex(der(good.leaf)), leafSubject: `CN=attest ${CHIP}, 2.5.4.5=${CHIP}` },
+      value: {
+        leafSha256: await sha256Hex(der(good.leaf)),
+        leafSubject: `CN=attest ${CHIP}, 2.5.4.5=${CHIP}`,
+        statement: null,
+      },
     });
     // The root may also be included in the evidence; other anchors may be configured.
     const other = await makeVendor('Other');
@@ -217,5 +244,118 @@ describe('verifyAttestation', () => {
       expect(derToRawSignature(new Uint8Array([...d, 0]), 'P-384')).toBeNull();
       expect(derToRawSignature(d, 'P-256')).toBeNull();
     }
+  });
+});
+
+describe('protocol 2 statements', () => {
+  const MEAS = {
+    firmware: [{ name: 'application', version: '1.4.2', sha256: 'ab'.repeat(32) }],
+    secureBoot: true,
+    debugLocked: true,
+    fuseDigest: 'cd'.repeat(32),
+    configDigest: 'ef'.repeat(32),
+  };
+
+  it('has the documented byte layout and decodes only its canonical form', async () => {
+    const key = new Uint8Array(91).fill(4);
+    const st: AttestationStatement = {
+      role: 'transport',
+      nonce,
+      chipId: CHIP,
+      key,
+      measurementsSha256: '11'.repeat(32),
+    };
+    const b = encodeStatement(st);
+    const hex = Buffer.from(b).toString('hex');
+    expect(hex).toBe(
+      Buffer.from('line-station/attest/v2\0').toString('hex') +
+        '02' +
+        Buffer.from(nonce).toString('hex') +
+        '10' +
+        Buffer.from(CHIP).toString('hex') +
+        '005b' +
+        '04'.repeat(91) +
+        '11'.repeat(32),
+    );
+    expect(decodeStatement(b)).toEqual(st);
+    expect(decodeStatement(b.subarray(0, b.length - 1))).toBeNull();
+    expect(decodeStatement(new Uint8Array([...b, 0]))).toBeNull();
+    const upper = new Uint8Array(b);
+    upper.set(utf8(CHIP.toUpperCase()), 23 + 1 + 32 + 1);
+    expect(decodeStatement(upper)).toBeNull();
+    const role3 = new Uint8Array(b);
+    role3[23] = 3;
+    expect(decodeStatement(role3)).toBeNull();
+  });
+
+  it('measurementsDigest is SHA-256 over the canonical JSON of the manifest measurements', async () => {
+    const json =
+      '{"configDigest":"' +
+      'ef'.repeat(32) +
+      '","debugLocked":true,"firmware":[{"name":"application","sha256":"' +
+      'ab'.repeat(32) +
+      '","version":"1.4.2"}],"fuseDigest":"' +
+      'cd'.repeat(32) +
+      '","secureBoot":true}';
+    expect(await measurementsDigest(MEAS)).toBe(await sha256Hex(json));
+  });
+
+  it('verifies chain, signature and every bound field, each with its own code', async () => {
+    const device = await createTestSigner('P-256');
+    const digest = await measurementsDigest(MEAS);
+    const st: AttestationStatement = {
+      role: 'device',
+      nonce,
+      chipId: CHIP,
+      key: device.publicKeySpki,
+      measurementsSha256: digest,
+    };
+    const expected: ExpectedBinding = {
+      role: 'device',
+      key: device.publicKeySpki,
+      curve: 'P-256',
+      measurementsSha256: digest,
+    };
+    const check = async (ev: AttestationEvidence, over: Partial<typeof expected> = {}) => {
+      const r = await verifyAttestation({
+        nonce,
+        chipId: CHIP,
+        evidence: ev,
+        trustAnchors: [der(vendor.root)],
+        clock,
+        expected: { ...expected, ...over },
+      });
+      return r.ok ? 'ok' : r.error.code;
+    };
+    const chain = [good.leaf, vendor.inter];
+    const ok = await statementEvidence(good.keys, chain, st);
+    expect(await check(ok)).toBe('ok');
+    const r = await verifyAttestation({
+      nonce,
+      chipId: CHIP,
+      evidence: ok,
+      trustAnchors: [der(vendor.root)],
+      clock,
+      expected,
+    });
+    expect(r.ok && r.value.statement).toEqual(st);
+
+    // Another key (a relay's), role, curve, measurements, nonce (replay), chip.
+    const other = await createTestSigner('P-256');
+    expect(await check(ok, { key: other.publicKeySpki })).toBe('ATTEST_KEY_MISMATCH');
+    expect(await check(ok, { role: 'transport' })).toBe('ATTEST_KEY_MISMATCH');
+    expect(await check(ok, { curve: 'P-384' })).toBe('ATTEST_KEY_TYPE_MISMATCH');
+    expect(await check(ok, { measurementsSha256: '00'.repeat(32) })).toBe('ATTEST_MEASUREMENT_MISMATCH');
+    const old = await statementEvidence(good.keys, chain, { ...st, nonce: new Uint8Array(32).fill(9) });
+    expect(await check(old)).toBe('ATTEST_NONCE_MISMATCH');
+    const chip = await statementEvidence(good.keys, chain, { ...st, chipId: 'deadbeef00000001' });
+    expect(await check(chip)).toBe('ATTEST_IDENTITY_MISMATCH');
+    // A statement altered after signing, or signed by another key; garbage instead of a statement.
+    const altered = encodeStatement({ ...st, key: other.publicKeySpki });
+    expect(await check({ ...ok, statement: altered } as AttestationEvidence)).toBe('ATTEST_SIGNATURE_INVALID');
+    expect(await check(await statementEvidence(await keys(), chain, st))).toBe('ATTEST_SIGNATURE_INVALID');
+    expect(await check({ ...ok, statement: utf8('line-station/attest/v2\0junk') } as AttestationEvidence)).toBe(
+      'ATTEST_STATEMENT_INVALID',
+    );
   });
 });

@@ -133,9 +133,9 @@ async function connected(handler?: Handler, opts: ConnectOptions = {}) {
 }
 
 describe('connectBoard: negotiation', () => {
-  it('says hello offering [1], then converts every answer to the model types', async () => {
+  it('says hello offering [1, 2], then converts every answer to the model types', async () => {
     const { client, board } = await connected(undefined, { firstRequestId: 65534 });
-    expect(board.seen[0]).toEqual({ op: 'hello', requestId: 65534, body: { versions: [1] } });
+    expect(board.seen[0]).toEqual({ op: 'hello', requestId: 65534, body: { versions: [1, 2] } });
     expect(client.protocolVersion).toBe(1);
     expect(client.board).toBe('fake');
     expect(client.path).toBe('mem:station');
@@ -160,8 +160,8 @@ describe('connectBoard: negotiation', () => {
     expect(board.seen[2]!.requestId).toBe(1);
 
     const nonce = b(32, 0x5a);
-    expect(await client.attest(nonce)).toEqual({ ok: true, value: RESPONSES.attest });
-    expect(board.seen.at(-1)).toMatchObject({ op: 'attest', body: { nonce } });
+    expect(await client.attest(nonce)).toEqual({ ok: true, value: { protocol: 1, ...RESPONSES.attest } });
+    expect(board.seen.at(-1)).toEqual(expect.objectContaining({ op: 'attest', body: { nonce } }));
     expect(await client.generateKey({ curve: 'P-384', subject: 'CN=a' })).toEqual({
       ok: true,
       value: { publicKeySpki: RESPONSES.keygen.publicKey, csr: RESPONSES.keygen.csr },
@@ -219,8 +219,30 @@ describe('connectBoard: negotiation', () => {
   it('fails with PROTOCOL_VERSION when the board answers VERSION or picks a version not offered', async () => {
     const a = setup((req) => (req.op === 'hello' ? { error: { code: 'VERSION', message: 'only v2' } } : 'default'));
     expect(await a.connect()).toMatchObject({ ok: false, error: { code: 'PROTOCOL_VERSION' } });
-    const c = setup((req) => (req.op === 'hello' ? { version: 2, maxFrame: 4096, board: 'future' } : 'default'));
+    const c = setup((req) => (req.op === 'hello' ? { version: 3, maxFrame: 4096, board: 'future' } : 'default'));
     expect(await c.connect()).toMatchObject({ ok: false, error: { code: 'PROTOCOL_VERSION' } });
+  });
+
+  it('protocol 2: attest names the key to bind and returns the statement; an answer without one is refused', async () => {
+    const statement = b(180, 0x11);
+    let withStatement = true;
+    const { client, board } = await connected((req) => {
+      if (req.op === 'hello') return { version: 2, maxFrame: 4096, board: 'v2' };
+      if (req.op === 'attest') return withStatement ? { statement, ...RESPONSES.attest } : RESPONSES.attest;
+      return 'default';
+    });
+    expect(client.protocolVersion).toBe(2);
+    const nonce = b(32, 0x5b);
+    expect(await client.attest(nonce, { key: 'transport' })).toEqual({
+      ok: true,
+      value: { protocol: 2, statement, ...RESPONSES.attest },
+    });
+    expect(board.seen.at(-1)).toMatchObject({ op: 'attest', body: { nonce, key: 'transport' } });
+    withStatement = false;
+    expect(await client.attest(nonce, { key: 'device' })).toMatchObject({
+      ok: false,
+      error: { code: 'ATTEST_STATEMENT_INVALID' },
+    });
   });
 
   it('times out with PROTOCOL_TIMEOUT after 1 + retries attempts when nobody answers', async () => {

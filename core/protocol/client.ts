@@ -3,8 +3,8 @@
  * serves BoardClient calls one at a time per board, with per-request timeouts, retries that reuse the request id
  * (the board replays its cached answer), stale-answer filtering, and byte accounting.
  */
-import type { Curve, BoardIdentity, Measurements } from '../model.js';
-import type { BoardClient, ByteLink, CallOptions, Clock, Logger } from '../ports.js';
+import type { AttestationEvidence, AttestKeyRole, Curve, BoardIdentity, Measurements } from '../model.js';
+import type { AttestOptions, BoardClient, ByteLink, CallOptions, Clock, Logger } from '../ports.js';
 import { systemClock } from '../ports.js';
 import { fail, stationError, type StationError } from '../errors.js';
 import { err, ok, type Result } from '../result.js';
@@ -15,14 +15,19 @@ import {
   encodePayload,
   frameSize,
   OPCODES,
+  PROTOCOL_V1,
+  PROTOCOL_V2,
   sanitizeBoardText,
   type Op,
   type Requests,
   type Responses,
 } from './messages.js';
 
-/** Protocol versions this station speaks, most preferred last. */
-export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
+/**
+ * Protocol versions this station speaks, most preferred last. Version 1 is offered so that a legacy board can be
+ * identified and refused with ATTEST_LEGACY_REFUSED (or attested in legacy mode where its profile allows it).
+ */
+export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_V1, PROTOCOL_V2];
 export const DEFAULT_TIMEOUT_MS = 3000;
 export const DEFAULT_LONG_TIMEOUT_MS = 20_000;
 export const DEFAULT_RETRIES = 2;
@@ -376,11 +381,23 @@ class Connection implements BoardClientWithStats {
     });
   }
 
-  async attest(nonce: Uint8Array, opts?: CallOptions) {
+  async attest(nonce: Uint8Array, opts?: AttestOptions): Promise<Result<AttestationEvidence>> {
     if (nonce.length !== 32) return fail('INPUT_INVALID', `attestation nonce must be 32 bytes, got ${nonce.length}`);
-    const r = await this.call('attest', { nonce }, opts);
+    const { key, ...call } = opts ?? {};
+    if (this.protocolVersion < PROTOCOL_V2) {
+      const r = await this.call('attest', { nonce }, call);
+      if (!r.ok) return r;
+      if ('statement' in r.value)
+        return fail('PROTOCOL_MALFORMED', 'a protocol 1 board answered attest with a statement', { op: 'attest' });
+      return ok({ protocol: 1, signature: r.value.signature, chain: r.value.chain });
+    }
+    const role: AttestKeyRole = key ?? 'device';
+    const r = await this.call('attest', { nonce, key: role }, call);
     if (!r.ok) return r;
-    return ok({ signature: r.value.signature, chain: r.value.chain });
+    // A v2 session answered without a statement: nothing is bound (a downgrade or a broken board).
+    if (!('statement' in r.value))
+      return fail('ATTEST_STATEMENT_INVALID', 'the board answered a protocol 2 attest without a statement');
+    return ok({ protocol: 2, statement: r.value.statement, signature: r.value.signature, chain: r.value.chain });
   }
 
   async generateKey(params: { curve: Curve; subject: string }, opts?: CallOptions) {

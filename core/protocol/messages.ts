@@ -1,6 +1,8 @@
 /**
- * Messages of the Line Station board protocol, version 1 (docs/protocol.md): opcodes, zod schemas for every
- * request and response payload, and encode/decode between typed bodies and whole wire frames.
+ * Messages of the Line Station board protocol, versions 1 and 2 (docs/protocol.md): opcodes, zod schemas for every
+ * request and response payload, and encode/decode between typed bodies and whole wire frames. Version 2 differs
+ * from version 1 only in `attest` (a key-bound statement); the frame header's version byte is the framing version
+ * and stays 1.
  *
  * Payloads are CBOR maps with text keys. Before cbor-x sees a payload, a strict scanner rejects everything but
  * definite-length maps (text keys, no duplicates), arrays, text, byte strings, integers (|n| < 2^53), booleans and
@@ -11,6 +13,11 @@ import { z } from 'zod';
 import { fail, stationError, type ErrorCode } from '../errors.js';
 import { ok, type Result } from '../result.js';
 import { encodeFrame, HEADER_SIZE, CRC_SIZE, MAX_FRAME, PROTOCOL_VERSION, type FrameHeader } from './framing.js';
+
+/** Protocol version 1: legacy attestation (nonce and chip id only). */
+export const PROTOCOL_V1 = 1;
+/** Protocol version 2: key-bound attestation statements. */
+export const PROTOCOL_V2 = 2;
 
 export const OPCODES = {
   hello: 0x01,
@@ -60,7 +67,11 @@ const empty = z.strictObject({});
 export const REQUEST_SCHEMAS = {
   hello: z.strictObject({ versions: z.array(z.number().int().min(0).max(255)).min(1).max(16) }),
   identify: empty,
-  attest: z.strictObject({ nonce: bytesOf(32) }),
+  // v2 names the key the statement must bind; v1 has the nonce only.
+  attest: z.union([
+    z.strictObject({ nonce: bytesOf(32), key: z.enum(['device', 'transport']) }),
+    z.strictObject({ nonce: bytesOf(32) }),
+  ]),
   keygen: z.strictObject({ curve, subject }),
   injectBegin: z.strictObject({ curve }),
   injectKey: z.strictObject({ curve, ephemeralKey: der, wrappedKey: der, publicKey: der, subject }),
@@ -89,7 +100,11 @@ export const RESPONSE_SCHEMAS = {
     }),
     state: z.strictObject({ hasKey: z.boolean(), certSha256: bytesOf(32).nullable(), locked: z.boolean() }),
   }),
-  attest: z.strictObject({ signature: der, chain }),
+  // v2: the signed statement bytes (core/pki/attestation.ts encodeStatement); v1: no statement.
+  attest: z.union([
+    z.strictObject({ statement: bytes.refine((b) => b.length <= 2048, 'statement too long'), signature: der, chain }),
+    z.strictObject({ signature: der, chain }),
+  ]),
   keygen: z.strictObject({ publicKey: der, csr: der }),
   injectBegin: z.strictObject({ transportKey: der }),
   injectKey: z.strictObject({ publicKey: der, csr: der }),

@@ -16,7 +16,7 @@ import { err, ok, type Result } from '../../core/result.js';
 import type { Engine } from '../engine.js';
 
 /** The steps a slot shows (sync is reported by the sync view, not per board). */
-export const SLOT_STEPS = ['detect', 'identify', 'attest', 'key', 'certify', 'baseline', 'record'] as const;
+export const SLOT_STEPS = ['detect', 'identify', 'baseline', 'key', 'attest', 'certify', 'record'] as const;
 
 interface Slot {
   port: DetectedPort;

@@ -38,7 +38,7 @@ describe('provisioning end to end', () => {
       if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}\n${w.logText()}`);
       expect(r.value.status).toBe('provisioned');
       const steps = events.filter((e) => e.status === 'done').map((e) => e.step);
-      expect(steps).toEqual(['detect', 'identify', 'attest', 'key', 'certify', 'baseline', 'record']);
+      expect(steps).toEqual(['detect', 'identify', 'baseline', 'key', 'attest', 'certify', 'record']);
       // The board holds the certificate and is locked.
       const st = w.sim.state(i);
       expect(st.locked).toBe(true);
@@ -151,7 +151,23 @@ describe('provisioning end to end', () => {
     expect(r.error.message).toMatch(/application/);
     // Not locked, no record: nothing half-written.
     expect(w.sim.state(2).locked).toBe(false);
-    expect(w.engine.store.findCurrentRecord(w.sim.boards[2]!.chipId)).toBeNull();
+    const chipId = w.sim.boards[2]!.chipId;
+    expect(w.engine.store.findCurrentRecord(chipId)).toBeNull();
     expect(w.engine.store.verifyAudit().ok).toBe(true);
+    // No identity before the board passes: no key on the board, no certificate issued for it.
+    expect(w.sim.state(2).hasKey).toBe(false);
+    expect(w.sim.state(2).certSha256).toBeNull();
+    expect(w.engine.store.listIssuedCertificates(chipId)).toEqual([]);
+    // The failed run keeps the signed manifest (verdict fail) as evidence.
+    const failed = w.engine.store.listAudit(0, 10_000).filter((e) => e.type === 'run.failed');
+    const run = w.engine.store.getRun(failed[failed.length - 1]!.runId!)!;
+    expect(run).toMatchObject({ chipId, state: 'failed', error: { code: 'POLICY_VIOLATION', step: 'baseline' } });
+    expect(run.data.key).toBeUndefined();
+    expect(run.data.certificate).toBeUndefined();
+    const manifest = JSON.parse(Buffer.from(run.data.manifest!.jws.split('.')[1]!, 'base64url').toString()) as {
+      verdict: { pass: boolean };
+      board: { chipId: string };
+    };
+    expect(manifest).toMatchObject({ verdict: { pass: false }, board: { chipId } });
   });
 });

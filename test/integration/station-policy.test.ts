@@ -224,7 +224,7 @@ describe('station policy: certificate profile and station revocation', () => {
     expect(w.engine.lifecycle.status()).toMatchObject({ stationRevoked: false, stationRevokedAt: null });
     expect(w.engine.lifecycle.checkStation().ok).toBe(true);
     expect(codeOf(await provision(3))).toBe('LINK_DISCONNECTED');
-    expect(w.engine.store.findActiveRun(w.sim.state(3).chipId)!.step).toBe('attest');
+    expect(w.engine.store.findActiveRun(w.sim.state(3).chipId)!.step).toBe('baseline');
   });
 
   it('a run in flight when the revocation arrives stops before its key and certificate', async () => {
@@ -265,7 +265,7 @@ describe('station policy: certificate profile and station revocation', () => {
     const r = await provision(3);
     expect(codeOf(r)).toBe('FLOW_STATION_REVOKED');
     if (!r.ok) expect(r.error.message).toContain(st.stationRevokedAt!);
-    expect(w.engine.store.findActiveRun(chip3)!.step).toBe('attest');
+    expect(w.engine.store.findActiveRun(chip3)!.step).toBe('baseline');
     expect(w.engine.store.listIssuedCertificates(chip3)).toHaveLength(0);
 
     // The command line signs a registered operator in first (PIN from the environment), then meets the revocation.

@@ -63,6 +63,20 @@ export interface Faults {
   replugAfterMs?: number;
   /** Sign attestation challenges with a key that does not match the attestation certificate. */
   badAttestation?: boolean;
+  /**
+   * Rogue board: answer `keygen` / `injectBegin` with a fresh key it does not hold (its own key stays, and the
+   * protocol 2 statement binds that one).
+   */
+  foreignKey?: 'keygen' | 'injectBegin';
+  /** Rogue board: generate the device key on this curve whatever `keygen` asked for (e.g. P-384 for P-256). */
+  keygenCurve?: SimCurve;
+  /** Rogue board: answer every `attest` with the first answer it ever gave (old nonce). */
+  replayAttestation?: boolean;
+  /**
+   * Rogue board: run the tampered application image but report the release digest in `measure`; the protocol 2
+   * statement binds what it really runs.
+   */
+  hideFirmware?: boolean;
   /** Report an application image digest that differs from the release. */
   badFirmware?: boolean;
   /** Report the debug port as unlocked. */
@@ -109,10 +123,64 @@ const NODE_CURVE: Record<SimCurve, string> = { 'P-256': 'prime256v1', 'P-384': '
 const CURVE_HASH: Record<SimCurve, string> = { 'P-256': 'SHA-256', 'P-384': 'SHA-384' };
 const KW_PAD_IV = Buffer.from('a65959a6', 'hex');
 const ATTEST_PREFIX = Buffer.from('line-station/attest/v1\0', 'utf8');
+const STATEMENT_PREFIX = Buffer.from('line-station/attest/v2\0', 'utf8');
+const STATEMENT_ROLE = { device: 0x01, transport: 0x02 } as const;
 
-/** The message a board signs for an attestation challenge (same formula the station verifies). */
+/** The legacy (protocol 1) message a board signs for an attestation challenge (same formula the station verifies). */
 export function attestationMessage(nonce: Uint8Array, chipId: string): Uint8Array {
   return new Uint8Array(Buffer.concat([ATTEST_PREFIX, Buffer.from(nonce), Buffer.from(chipId, 'utf8')]));
+}
+
+/**
+ * The protocol 2 statement, written from docs/formats.md "Attestation statement" (an implementation independent of
+ * core/pki/attestation.ts): prefix || role || nonce || u8 len || chipId || u16be len || key SPKI || measurements SHA-256.
+ */
+export function attestationStatement(
+  role: keyof typeof STATEMENT_ROLE,
+  nonce: Uint8Array,
+  chipId: string,
+  keySpki: Uint8Array,
+  measurementsSha256: Uint8Array,
+): Uint8Array {
+  const chip = Buffer.from(chipId, 'utf8');
+  const keyLen = Buffer.alloc(2);
+  keyLen.writeUInt16BE(keySpki.length);
+  return new Uint8Array(
+    Buffer.concat([
+      STATEMENT_PREFIX,
+      Buffer.of(STATEMENT_ROLE[role]),
+      Buffer.from(nonce),
+      Buffer.of(chip.length),
+      chip,
+      keyLen,
+      Buffer.from(keySpki),
+      Buffer.from(measurementsSha256),
+    ]),
+  );
+}
+
+/** A measure response body as the board sends it (digests as bytes). */
+interface MeasureBody {
+  firmware: { name: string; version: string; sha256: Uint8Array }[];
+  secureBoot: boolean;
+  debugLocked: boolean;
+  fuseDigest: Uint8Array;
+  configDigest: Uint8Array;
+}
+
+/**
+ * SHA-256 of the measurements as docs/formats.md defines it: the canonical JSON (keys sorted, no whitespace, digests
+ * as lower-case hex) of what `measure` reports. Written out by hand, as firmware would.
+ */
+export function measurementsSha256(m: MeasureBody): Uint8Array {
+  const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+  const fw = m.firmware
+    .map((f) => `{"name":${JSON.stringify(f.name)},"sha256":"${hex(f.sha256)}","version":${JSON.stringify(f.version)}}`)
+    .join(',');
+  const json =
+    `{"configDigest":"${hex(m.configDigest)}","debugLocked":${m.debugLocked},"firmware":[${fw}],` +
+    `"fuseDigest":"${hex(m.fuseDigest)}","secureBoot":${m.secureBoot}}`;
+  return sha256(Buffer.from(json, 'utf8'));
 }
 
 function boardError(code: BoardErrorCode, message: string): SimResponse {
@@ -139,7 +207,7 @@ function parseSubject(x: unknown): string | null {
 }
 
 /** Make a PKCS#10 CSR (DER) with subject CN=`subject`, signed by `privateKey` (proof of possession). */
-async function makeCsr(privateKey: KeyObject, curve: SimCurve, subject: string): Promise<Uint8Array> {
+export async function makeCsr(privateKey: KeyObject, curve: SimCurve, subject: string): Promise<Uint8Array> {
   const alg = { name: 'ECDSA', namedCurve: curve };
   const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
   const priv = await webcrypto.subtle.importKey('pkcs8', pkcs8, alg, false, ['sign']);
@@ -179,6 +247,10 @@ export class SimBoard {
   faults: Faults;
   latency: Latency;
   private transportKey: KeyObject | null = null;
+  /** Protocol version of the current session (set by hello; 1 until then). */
+  private sessionVersion = 1;
+  /** The first attest answer this board gave (replayAttestation fault). */
+  private firstAttestation: SimResponse | null = null;
   /** Increases at every power loss (unplug): work started in an earlier power cycle never completes. */
   private powerEpoch = 0;
   private readonly versions: readonly number[];
@@ -194,7 +266,7 @@ export class SimBoard {
   ) {
     this.faults = { ...(opts.faults ?? {}) };
     this.latency = { ...(opts.latency ?? {}) };
-    this.versions = opts.versions ?? [1];
+    this.versions = opts.versions ?? [1, 2];
     this.maxFrame = opts.maxFrame ?? 16384;
     this.log = opts.log ?? (() => {});
     this.vendorRootDer = new Uint8Array(opts.pki.rootCert.rawData);
@@ -277,6 +349,7 @@ export class SimBoard {
   powerOff(): void {
     this.powerEpoch++;
     this.transportKey = null;
+    this.sessionVersion = 1;
   }
 
   /** Simulated processing time of `op`. */
@@ -331,8 +404,9 @@ export class SimBoard {
     const common = (v as number[]).filter((x) => this.versions.includes(x));
     if (common.length === 0)
       return boardError('VERSION', `no common protocol version (board speaks ${this.versions.join(',')})`);
+    this.sessionVersion = Math.max(...common);
     return {
-      version: Math.max(...common),
+      version: this.sessionVersion,
       maxFrame: this.maxFrame,
       board: `${this.s.model} fw ${SIM_FIRMWARE_VERSION}`,
     };
@@ -358,14 +432,39 @@ export class SimBoard {
   private attest(body: Record<string, unknown>): SimResponse {
     const nonce = body['nonce'];
     if (!isBytes(nonce) || nonce.length !== 32) return boardError('BAD_REQUEST', 'nonce must be 32 bytes');
+    if (this.faults.replayAttestation && this.firstAttestation) return this.firstAttestation;
     const key = this.faults.badAttestation
       ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey
       : createPrivateKey(this.s.attestation.keyPem);
-    const signature = nodeSign('sha256', attestationMessage(nonce, this.s.chipId), key); // DER by default
-    return {
-      signature: new Uint8Array(signature),
-      chain: [fromPem(this.s.attestation.certPem, 'CERTIFICATE'), this.vendorRootDer],
-    };
+    const chain = [fromPem(this.s.attestation.certPem, 'CERTIFICATE'), this.vendorRootDer];
+    let answer: SimResponse;
+    if (this.sessionVersion < 2) {
+      const signature = nodeSign('sha256', attestationMessage(nonce, this.s.chipId), key); // DER by default
+      answer = { signature: new Uint8Array(signature), chain };
+    } else {
+      // Protocol 2: bind the key the board itself holds in the role asked for, and what it really runs.
+      const role = body['key'];
+      if (role !== 'device' && role !== 'transport')
+        return boardError('BAD_REQUEST', 'key must be "device" or "transport"');
+      let bound: Uint8Array;
+      if (role === 'device') {
+        if (!this.s.deviceKey) return boardError('NO_KEY', 'no device key to attest');
+        bound = spkiOf(createPublicKey(this.s.deviceKey.keyPem));
+      } else {
+        if (!this.transportKey) return boardError('NO_KEY', 'no key injection in progress');
+        bound = spkiOf(createPublicKey(this.transportKey));
+      }
+      const statement = attestationStatement(
+        role,
+        nonce,
+        this.s.chipId,
+        bound,
+        measurementsSha256(this.actualMeasurements()),
+      );
+      answer = { statement, signature: new Uint8Array(nodeSign('sha256', statement, key)), chain };
+    }
+    this.firstAttestation ??= answer;
+    return answer;
   }
 
   private checkCurve(x: unknown): SimCurve | SimResponse {
@@ -381,12 +480,17 @@ export class SimBoard {
     const curve = this.checkCurve(body['curve']);
     if (typeof curve !== 'string') return curve;
     if (this.s.locked) return boardError('LOCKED', 'identity is locked');
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: NODE_CURVE[curve] });
-    const csr = await makeCsr(privateKey, curve, subject);
+    const actual = this.faults.keygenCurve ?? curve;
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: NODE_CURVE[actual] });
+    const csr = await makeCsr(privateKey, actual, subject);
     // A new key replaces any pending key; an installed certificate no longer matches it.
-    this.s.deviceKey = { curve, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+    this.s.deviceKey = { curve: actual, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
     this.s.chain = null;
     this.persist();
+    if (this.faults.foreignKey === 'keygen') {
+      const other = generateKeyPairSync('ec', { namedCurve: NODE_CURVE[actual] });
+      return { publicKey: spkiOf(other.publicKey), csr: await makeCsr(other.privateKey, actual, subject) };
+    }
     return { publicKey: spkiOf(publicKey), csr };
   }
 
@@ -397,6 +501,8 @@ export class SimBoard {
     if (this.s.locked) return boardError('LOCKED', 'identity is locked');
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     this.transportKey = privateKey;
+    if (this.faults.foreignKey === 'injectBegin')
+      return { transportKey: spkiOf(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey) };
     return { transportKey: spkiOf(publicKey) };
   }
 
@@ -457,20 +563,29 @@ export class SimBoard {
     return { certSha256: sha256(leafDer) };
   }
 
-  private measure(): SimResponse {
+  /** What the board really runs (the badFirmware and hideFirmware faults run the tampered application). */
+  private actualMeasurements(): MeasureBody {
     const m = simMeasurements(this.s.model);
+    const tampered = this.faults.badFirmware === true || this.faults.hideFirmware === true;
     return {
       firmware: m.firmware.map((f) => ({
         name: f.name,
         version: f.version,
-        sha256:
-          f.name === 'application' && this.faults.badFirmware ? tamperedApplicationDigest(this.s.model) : f.sha256,
+        sha256: f.name === 'application' && tampered ? tamperedApplicationDigest(this.s.model) : f.sha256,
       })),
       secureBoot: true,
       debugLocked: !this.faults.debugUnlocked,
       fuseDigest: m.fuseDigest,
       configDigest: m.configDigest,
     };
+  }
+
+  private measure(): SimResponse {
+    const m = this.actualMeasurements();
+    if (!this.faults.hideFirmware) return { ...m };
+    // The lie: the release digest of the application image.
+    const release = simMeasurements(this.s.model).firmware;
+    return { ...m, firmware: m.firmware.map((f, i) => ({ ...f, sha256: release[i]!.sha256 })) };
   }
 
   private lock(): SimResponse {

@@ -21,7 +21,8 @@ export const USAGE = `usage: npm run sim -- [--boards N] [--dir DIR] [--state-di
        [--latency-keygen MS] [--latency-flash MS] [--latency-other MS] [--baud N] [--seed N]
        [--fault i:name[=value]]...
 faults: dropBytes=P corruptBytes=P disconnectOn=OP (re-plugs after 2 s) replugAfterMs=MS badAttestation badFirmware debugUnlocked
-        refuseCert stale   (i = board index or *)
+        refuseCert stale; rogue board: foreignKey=keygen|injectBegin keygenCurve=P-384 replayAttestation
+        hideFirmware   (i = board index or *)
 stdin commands while running: fault i name[=value] | clear i | unplug i | plug i | state i | quit`;
 
 /** From the CLI, a board unplugged by disconnectOn is re-seated after this long (override with replugAfterMs). */
@@ -58,11 +59,20 @@ export function parseFault(spec: string): Parsed<Faults> {
     case 'badFirmware':
     case 'debugUnlocked':
     case 'refuseCert':
+    case 'replayAttestation':
+    case 'hideFirmware':
     case 'stale': {
       if (raw !== undefined && raw !== 'true' && raw !== 'false')
         return { ok: false, error: `${name} takes true or false` };
       return { ok: true, value: { [name]: raw !== 'false' } };
     }
+    case 'foreignKey':
+      if (raw !== 'keygen' && raw !== 'injectBegin')
+        return { ok: false, error: 'foreignKey needs keygen or injectBegin' };
+      return { ok: true, value: { foreignKey: raw } };
+    case 'keygenCurve':
+      if (raw !== 'P-256' && raw !== 'P-384') return { ok: false, error: 'keygenCurve needs P-256 or P-384' };
+      return { ok: true, value: { keygenCurve: raw } };
     default:
       return { ok: false, error: `unknown fault ${JSON.stringify(name)}` };
   }

@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeStatement, measurementsDigest } from '../../core/pki/attestation.js';
 import { connectBoard, type BoardClientWithStats, type ConnectOptions } from '../../core/protocol/client.js';
 import { FrameDecoder } from '../../core/protocol/framing.js';
 import { decodeResponse, encodeRequest } from '../../core/protocol/messages.js';
@@ -106,7 +107,7 @@ describe('simulator over real ptys', () => {
 
   it('full SE flow: identify, attest, keygen + CSR, installCert, measure, lock; state survives a restart', async () => {
     const c = await connect(0);
-    expect(c.protocolVersion).toBe(1);
+    expect(c.protocolVersion).toBe(2);
     const id = value(await c.identify());
     expect(id).toMatchObject({
       chipId: sim.boards[0]!.chipId,
@@ -115,17 +116,27 @@ describe('simulator over real ptys', () => {
     });
     expect(id.state).toEqual({ hasKey: false, certificateSha256: null, locked: false });
 
+    // Protocol 2: the statement binds a key the board holds; before keygen there is none.
     const nonce = new Uint8Array(randomBytes(32));
-    const ev = value(await c.attest(nonce));
-    const leaf = new NodeX509(Buffer.from(ev.chain[0]!));
-    expect(leaf.verify(new NodeX509(sim.vendorRootPem).publicKey)).toBe(true);
-    expect(leaf.subject).toContain(`serialNumber=${id.chipId}`);
-    expect(nodeVerify('sha256', attestationMessage(nonce, id.chipId), leaf.publicKey, ev.signature)).toBe(true);
+    const none = await c.attest(nonce, { key: 'device' });
+    expect(!none.ok && none.error.code).toBe('BOARD_NO_KEY');
 
     const gen = value(await c.generateKey({ curve: 'P-256', subject: `LS ${id.serialNumber}` }));
     const csr = new x509.Pkcs10CertificateRequest(gen.csr);
     expect(await csr.verify(nodeCrypto)).toBe(true);
     expect(Buffer.from(csr.publicKey.rawData).equals(Buffer.from(gen.publicKeySpki))).toBe(true);
+
+    const ev = value(await c.attest(nonce, { key: 'device' }));
+    if (ev.protocol !== 2) throw new Error('expected protocol 2 evidence');
+    const leaf = new NodeX509(Buffer.from(ev.chain[0]!));
+    expect(leaf.verify(new NodeX509(sim.vendorRootPem).publicKey)).toBe(true);
+    expect(leaf.subject).toContain(`serialNumber=${id.chipId}`);
+    expect(nodeVerify('sha256', ev.statement, leaf.publicKey, ev.signature)).toBe(true);
+    const st = decodeStatement(ev.statement)!;
+    expect(st).toMatchObject({ role: 'device', chipId: id.chipId });
+    expect(Buffer.from(st.nonce).equals(Buffer.from(nonce))).toBe(true);
+    expect(Buffer.from(st.key).equals(Buffer.from(gen.publicKeySpki))).toBe(true);
+    expect(st.measurementsSha256).toBe(await measurementsDigest(value(await c.readMeasurements())));
 
     const chain = await issueFor(gen.publicKeySpki);
     const inst = value(await c.installCertificate(chain));
@@ -196,9 +207,8 @@ describe('simulator over real ptys', () => {
     const nonce = new Uint8Array(randomBytes(32));
     const ev = value(await c.attest(nonce));
     const leaf = new NodeX509(Buffer.from(ev.chain[0]!));
-    expect(nodeVerify('sha256', attestationMessage(nonce, sim.boards[2]!.chipId), leaf.publicKey, ev.signature)).toBe(
-      false,
-    );
+    const signed = ev.protocol === 2 ? ev.statement : attestationMessage(nonce, sim.boards[2]!.chipId);
+    expect(nodeVerify('sha256', signed, leaf.publicKey, ev.signature)).toBe(false);
 
     sim.setFaults(2, { badFirmware: true, debugUnlocked: true });
     const m = value(await c.readMeasurements());

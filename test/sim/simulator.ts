@@ -1,10 +1,11 @@
 /**
  * The board simulator: N simulated boards, each behind a real socat pseudo-terminal pair, speaking the
- * Line Station wire protocol v1. Used by the integration tests, the demo and `npm run sim`.
+ * Line Station wire protocol v2 (and v1, for legacy boards and legacy-mode tests). Used by the integration tests, the demo and `npm run sim`.
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { MAX_FRAME, PROTOCOL_VERSION } from '../../core/protocol/framing.js';
+import { MAX_FRAME } from '../../core/protocol/framing.js';
+import { PROTOCOL_V1, PROTOCOL_V2 } from '../../core/protocol/messages.js';
 import type { SimModel } from './baseline.js';
 import { SimBoard, type BoardSnapshot, type Faults, type Latency } from './board.js';
 import { loadOrCreateVendorPki } from './pki.js';
@@ -16,6 +17,8 @@ export type { SimModel } from './baseline.js';
 
 export interface BoardSpec {
   model?: SimModel;
+  /** Protocol versions the board's firmware speaks (default [1, 2]; [1] is a legacy board). */
+  versions?: number[];
   faults?: Faults;
   latency?: Latency;
 }
@@ -87,7 +90,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorH
       stateFile: join(stateDir, `board-${i}.json`),
       model: spec.model ?? (i % 2 === 0 ? 'LS-SIM-SE' : 'LS-SIM-BASIC'),
       pki,
-      versions: [PROTOCOL_VERSION],
+      versions: spec.versions ?? [PROTOCOL_V1, PROTOCOL_V2],
       maxFrame: MAX_FRAME,
       faults: spec.faults ?? {},
       latency: spec.latency ?? {},

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateBaseline } from '../../core/baseline.js';
 import { systemClock } from '../../core/ports.js';
-import { verifyAttestation } from '../../core/pki/attestation.js';
+import { measurementsDigest, verifyAttestation } from '../../core/pki/attestation.js';
 import { parseWorkOrder, type WorkOrder } from '../../core/work-order.js';
 import type { Measurements } from '../../core/model.js';
 import { SimBoard, type SimResponse } from './board.js';
@@ -31,7 +31,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const hex = (b: unknown) => Buffer.from(b as Uint8Array).toString('hex');
 const board = (model: 'LS-SIM-SE' | 'LS-SIM-BASIC') =>
-  SimBoard.open({ stateFile: join(dir, `b${n++}.json`), model, pki, versions: [1], maxFrame: 4096 });
+  SimBoard.open({ stateFile: join(dir, `b${n++}.json`), model, pki, versions: [1, 2], maxFrame: 4096 });
 
 /** The board's measure answer as the station's client turns it into Measurements. */
 function toMeasurements(r: SimResponse): Measurements {
@@ -65,6 +65,7 @@ describe('station compatibility', () => {
     const nonce = new Uint8Array(32).fill(9);
     const trustAnchors = [fromPem(pki.rootPem, 'CERTIFICATE')];
     const evidence = (r: SimResponse) => ({
+      protocol: 1 as const,
       signature: r['signature'] as Uint8Array,
       chain: r['chain'] as Uint8Array[],
     });
@@ -93,5 +94,34 @@ describe('station compatibility', () => {
       clock: systemClock,
     });
     expect(!bad.ok && bad.error.code).toBe('ATTEST_SIGNATURE_INVALID');
+  });
+
+  it("protocol 2: the simulator's statement (its own encoder) passes the station's verifier and binds its key", async () => {
+    const b = await board('LS-SIM-SE');
+    expect(await b.handle('hello', { versions: [1, 2] })).toMatchObject({ version: 2 });
+    const gen = await b.handle('keygen', { curve: 'P-256', subject: 'x' });
+    const m = toMeasurements(await b.handle('measure', {}));
+    const nonce = new Uint8Array(32).fill(7);
+    const r = await b.handle('attest', { nonce, key: 'device' });
+    const v = await verifyAttestation({
+      nonce,
+      chipId: b.chipId,
+      evidence: {
+        protocol: 2,
+        statement: r['statement'] as Uint8Array,
+        signature: r['signature'] as Uint8Array,
+        chain: r['chain'] as Uint8Array[],
+      },
+      trustAnchors: [fromPem(pki.rootPem, 'CERTIFICATE')],
+      clock: systemClock,
+      expected: {
+        role: 'device',
+        key: gen['publicKey'] as Uint8Array,
+        curve: 'P-256',
+        measurementsSha256: await measurementsDigest(m),
+      },
+    });
+    if (!v.ok) throw new Error(`${v.error.code}: ${v.error.message}`);
+    expect(v.value.statement?.role).toBe('device');
   });
 });
