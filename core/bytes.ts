@@ -22,6 +22,14 @@ export function toBase64(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
 }
 
+/** Decode standard base64 (strict: the alphabet with padding, canonical). */
+export function fromBase64(s: string): Uint8Array {
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(s)) throw new Error('invalid base64');
+  const b = new Uint8Array(Buffer.from(s, 'base64'));
+  if (toBase64(b) !== s) throw new Error('non-canonical base64');
+  return b;
+}
+
 export function fromBase64Url(s: string): Uint8Array {
   if (!/^[A-Za-z0-9_-]*$/.test(s)) throw new Error('invalid base64url');
   return new Uint8Array(Buffer.from(s, 'base64url'));

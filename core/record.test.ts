@@ -8,7 +8,8 @@ import { toPem } from './pki/pem.js';
 import { createTestSigner, type TestSigner } from './pki/test-signer.js';
 import { createTestPki, fixedClock, must, type TestPki } from './pki/test-util.js';
 import { canonicalJson } from './canonical.js';
-import { sha256Hex, toBase64, toBase64Url } from './bytes.js';
+import { sha256Hex, toBase64, toBase64Url, utf8 } from './bytes.js';
+import { encodeStatement } from './pki/attestation.js';
 import type { BoardIdentity, Measurements } from './model.js';
 
 const clock = fixedClock('2026-03-01T12:00:00Z');
@@ -94,7 +95,15 @@ async function makeRecord(): Promise<ProvisioningRecord> {
       leafSha256: h('e'),
       chain: [toBase64(pki.ca.der)],
       signature: toBase64(new Uint8Array(70).fill(0x30)),
-      statement: toBase64(new Uint8Array(200).fill(2)),
+      statement: toBase64(
+        encodeStatement({
+          role: 'device',
+          nonce: new Uint8Array(32).fill(1),
+          chipId: IDENTITY.chipId,
+          key: station.publicKeySpki,
+          measurementsSha256: h('a'),
+        }),
+      ),
       boundKey: { role: 'device', spki: toBase64(station.publicKeySpki) },
       measurementsSha256: h('a'),
     },
@@ -177,14 +186,42 @@ describe('provisioning record', () => {
     if (record.schema !== 'line-station/provisioning-record/v2' || record.attestation.mode !== 'key-bound-v2')
       throw new Error('fixture');
     const other = await createTestSigner('P-256');
-    const att = { ...record.attestation, boundKey: { role: 'device' as const, spki: toBase64(other.publicKeySpki) } };
+    const st = (key: Uint8Array, role: 'device' | 'transport' = 'device', digest = h('a')) =>
+      toBase64(
+        encodeStatement({
+          role,
+          nonce: new Uint8Array(32).fill(1),
+          chipId: IDENTITY.chipId,
+          key,
+          measurementsSha256: digest,
+        }),
+      );
+    // A statement binding another key than the one certified.
+    const att = {
+      ...record.attestation,
+      statement: st(other.publicKeySpki),
+      boundKey: { role: 'device' as const, spki: toBase64(other.publicKeySpki) },
+    };
     const bad = await signRecord(station, chain, { ...record, attestation: att });
     expect(bad.ok ? '' : bad.error.message).toContain('attestation.boundKey.spki');
     const transportOnboard = await signRecord(station, chain, {
       ...record,
-      attestation: { ...att, boundKey: { role: 'transport', spki: att.boundKey.spki } },
+      attestation: {
+        ...att,
+        statement: st(other.publicKeySpki, 'transport'),
+        boundKey: { ...att.boundKey, role: 'transport' },
+      },
     });
     expect(transportOnboard.ok ? '' : transportOnboard.error.message).toContain('attestation.boundKey.role');
+    // Fields that disagree with the signed statement (measurements, key), and a statement that is not one.
+    for (const statement of [
+      st(station.publicKeySpki, 'device', h('b')),
+      st(other.publicKeySpki),
+      toBase64(utf8('junk')),
+    ]) {
+      const r = await signRecord(station, chain, { ...record, attestation: { ...record.attestation, statement } });
+      expect(r.ok ? '' : r.error.message).toContain('attestation.statement');
+    }
     const v1: ProvisioningRecord = {
       ...record,
       schema: 'line-station/provisioning-record/v1',

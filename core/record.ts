@@ -3,7 +3,7 @@
  * key as a compact JWS (typ line-station-record+jws, x5c = station chain). See docs/formats.md.
  */
 import { z } from 'zod';
-import { sha256Hex, utf8 } from './bytes.js';
+import { bytesEqual, fromBase64, sha256Hex, toBase64Url, utf8 } from './bytes.js';
 import { Sha256Hex, formatIssues } from './baseline.js';
 import { canonicalJson } from './canonical.js';
 import { fail } from './errors.js';
@@ -11,6 +11,7 @@ import type { Clock, Signer } from './ports.js';
 import { ok, type Result } from './result.js';
 import { signJws, verifyJws } from './jws.js';
 import { CertificateProfileOverrideSchema } from './pki/device-cert.js';
+import { decodeStatement, type AttestationStatement } from './pki/attestation.js';
 
 /** Records with attestation evidence (key-bound protocol 2, or legacy protocol 1 where a profile allows it). */
 export const RECORD_SCHEMA = 'line-station/provisioning-record/v2';
@@ -145,24 +146,50 @@ export const ProvisioningRecordSchema = z
         message: 'a rotation must name the record it supersedes; an initial record must not',
       });
     const att = r.attestation;
-    if ('mode' in att && att.mode === 'key-bound-v2' && att.boundKey.role === 'device') {
-      // The attested device key is the certified key (base64 and base64url spellings of the same DER).
-      if (att.boundKey.spki.replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_') !== r.key.publicKeySpki)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['attestation', 'boundKey', 'spki'],
-          message: 'the attested device key is not key.publicKeySpki',
-        });
-    }
-    if ('mode' in att && att.mode === 'key-bound-v2' && att.boundKey.role === 'transport' && r.key.mode !== 'injected')
-      ctx.addIssue({
-        code: 'custom',
-        path: ['attestation', 'boundKey', 'role'],
-        message: 'only an injected key is bound through a transport key',
-      });
+    if ('mode' in att && att.mode === 'key-bound-v2') keyBoundProblems(r, att, ctx);
   });
 
 export type ProvisioningRecord = z.infer<typeof ProvisioningRecordSchema>;
+
+type KeyBoundEvidence = Extract<AttestationEvidenceRecord, { mode: 'key-bound-v2' }>;
+
+/**
+ * A key-bound record says one thing everywhere: the statement decodes to exactly the record's nonce, chip id, bound
+ * key and measurements digest; a device-role bound key is the certified key (key.publicKeySpki); a transport-role
+ * key only with an injected key.
+ */
+function keyBoundProblems(
+  r: {
+    readonly board: { readonly chipId: string };
+    readonly key: { readonly mode: string; readonly publicKeySpki: string };
+  },
+  att: KeyBoundEvidence,
+  ctx: z.RefinementCtx,
+): void {
+  const issue = (path: string[], message: string) =>
+    ctx.addIssue({ code: 'custom', path: ['attestation', ...path], message });
+  let st: AttestationStatement | null = null;
+  let spki: Uint8Array | null = null;
+  try {
+    st = decodeStatement(fromBase64(att.statement));
+    spki = fromBase64(att.boundKey.spki);
+  } catch {
+    // reported below
+  }
+  if (!st || !spki) return issue(['statement'], 'not a protocol 2 statement in base64');
+  if (
+    st.role !== att.boundKey.role ||
+    !bytesEqual(st.key, spki) ||
+    st.chipId !== r.board.chipId ||
+    toBase64Url(st.nonce) !== att.nonce ||
+    st.measurementsSha256 !== att.measurementsSha256
+  )
+    issue(['statement'], 'the statement does not say what the record says (role, key, chip id, nonce, measurements)');
+  if (att.boundKey.role === 'device' && toBase64Url(spki) !== r.key.publicKeySpki)
+    issue(['boundKey', 'spki'], 'the attested device key is not key.publicKeySpki');
+  if (att.boundKey.role === 'transport' && r.key.mode !== 'injected')
+    issue(['boundKey', 'role'], 'only an injected key is bound through a transport key');
+}
 
 /** The record's canonical JSON (sorted keys, no whitespace) as UTF-8: the exact signed payload. */
 export function encodeRecord(record: ProvisioningRecord): Uint8Array {

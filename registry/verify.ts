@@ -4,7 +4,8 @@
  */
 import 'reflect-metadata';
 import { createHash, verify as nodeVerify, X509Certificate as NativeX509, type KeyObject } from 'node:crypto';
-import { bytesEqual, fromBase64Url } from '../core/bytes.js';
+import { bytesEqual, fromBase64Url, utf8 } from '../core/bytes.js';
+import { measurementsJson } from '../core/pki/attestation.js';
 import { fail } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
 import { MANIFEST_TYP, ManifestSchema } from '../core/baseline.js';
@@ -17,6 +18,7 @@ import {
   BundlePayloadSchema,
   MAX_BUNDLE_BYTES,
   ProvisioningRecordSchema,
+  RECORD_SCHEMA,
   RECORD_TYP,
   recordsDigest,
   zodMessage,
@@ -341,6 +343,13 @@ export async function verifyRecordJws(
   if (mj.data.board.chipId !== rec.board.chipId || mj.data.board.serialNumber !== rec.board.serialNumber)
     return reject('manifest-invalid', 'manifest: made for a different board');
   if (!mj.data.verdict.pass) return reject('manifest-invalid', 'manifest: the baseline verdict is not a pass');
+  // A key-bound attestation names the measurements the board reported: they are the manifest's.
+  if (
+    rec.schema === RECORD_SCHEMA &&
+    rec.attestation.mode === 'key-bound-v2' &&
+    sha256Sync(utf8(measurementsJson(mj.data.measurements))) !== rec.attestation.measurementsSha256
+  )
+    return reject('manifest-invalid', 'manifest: its measurements are not the ones the board attested');
 
   return {
     ok: true,

@@ -98,19 +98,22 @@ export function decodeStatement(b: Uint8Array): AttestationStatement | null {
 }
 
 /**
- * SHA-256 (hex) of the measurements as a statement binds them: over utf8(canonicalJson(measurements)), the exact
- * `measurements` member of the baseline manifest (hex digests lower case, firmware in the order the board reported).
+ * The measurements as a statement binds them: the canonical JSON of the exact `measurements` member of the baseline
+ * manifest (hex digests lower case, firmware in the order the board reported).
  */
+export function measurementsJson(m: Measurements): string {
+  return canonicalJson({
+    firmware: m.firmware.map((f) => ({ name: f.name, version: f.version, sha256: f.sha256 })),
+    secureBoot: m.secureBoot,
+    debugLocked: m.debugLocked,
+    fuseDigest: m.fuseDigest,
+    configDigest: m.configDigest,
+  });
+}
+
+/** SHA-256 (hex) over utf8(measurementsJson(m)): the digest a protocol 2 statement binds. */
 export function measurementsDigest(m: Measurements): Promise<string> {
-  return sha256Hex(
-    canonicalJson({
-      firmware: m.firmware.map((f) => ({ name: f.name, version: f.version, sha256: f.sha256 })),
-      secureBoot: m.secureBoot,
-      debugLocked: m.debugLocked,
-      fuseDigest: m.fuseDigest,
-      configDigest: m.configDigest,
-    }),
-  );
+  return sha256Hex(measurementsJson(m));
 }
 
 /** What the station expects a protocol 2 statement to bind. */
