@@ -2,6 +2,9 @@
 // The `registry` command (headquarters registry service). Runs the TypeScript sources through tsx (no build step needed).
 import { register } from 'tsx/esm/api';
 
+// Everything this process (and its children: softhsm2-util, SQLite, the logger) creates is private from the first
+// write: folders 0700, files 0600 (docs/architecture.md "Data directory permissions"). Set before any module loads.
+process.umask(0o077);
 register();
 const { main } = await import('../registry/cli.ts');
 const code = await main(process.argv.slice(2));

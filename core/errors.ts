@@ -82,6 +82,12 @@ export const ERROR_CATALOGUE = {
     action: 'set-aside',
     guidance: 'The board refused the certificate. Set the board aside.',
   },
+  BOARD_IDENTITY_INVALID: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      'The board reported an identity its profile does not allow (a serial number outside the profile pattern, or control or formatting characters in its model, firmware or hardware revision). Nothing was recorded. Set the board aside for engineering review.',
+  },
   BOARD_UNSUPPORTED: {
     kind: 'user',
     action: 'set-aside',
@@ -362,6 +368,12 @@ export const ERROR_CATALOGUE = {
     kind: 'user',
     action: 'call-supervisor',
     guidance: 'The station configuration is invalid. A supervisor must fix it.',
+  },
+  CONFIG_INSECURE_PERMISSIONS: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The data directory (or a file in it) can be read or changed by other users of this computer, or belongs to another user: it holds PIN hashes, HSM tokens and secrets. Run the chmod (or chown) the message names as the user that runs the service, then try again.',
   },
   CONFIG_NOT_FOUND: {
     kind: 'user',

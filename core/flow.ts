@@ -22,7 +22,7 @@ import type { AttestationEvidence, AttestKeyRole, BoardIdentity, ProgressEvent, 
 import type { BoardClient, Clock, DetectedPort, Hsm, Logger, Signer } from './ports.js';
 import { err, ok, type Result } from './result.js';
 import type { RunData, RunKind, RunPolicySnapshot, RunRow, Store, StoredRecord } from './store.js';
-import { matchProfile, type BoardProfile } from './profiles.js';
+import { checkIdentityText, matchProfile, type BoardProfile } from './profiles.js';
 import type { WorkOrder } from './work-order.js';
 import { checkKeyType, measurementsDigest, verifyAttestation } from './pki/attestation.js';
 import { PROTOCOL_V2 } from './protocol/messages.js';
@@ -197,12 +197,17 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   const id = await deps.board.identify(call);
   if (!id.ok) return failStep('identify', id.error);
   const identity = id.value;
+  // Board-chosen strings are checked before anything is matched, written or shown (core/profiles.ts).
+  const badText = checkIdentityText(identity);
+  if (badText) return failStep('identify', badText);
   const who = { chipId: identity.chipId, serialNumber: identity.serialNumber };
   const matched = matchProfile(deps.profiles, { port: deps.port, identity });
   if (!matched.profile) {
     return failStep(
       'identify',
-      stationError('FLOW_PROFILE_UNKNOWN', matched.reason, { candidates: matched.candidates }),
+      stationError(matched.serialMismatch ? 'BOARD_IDENTITY_INVALID' : 'FLOW_PROFILE_UNKNOWN', matched.reason, {
+        candidates: matched.candidates,
+      }),
     );
   }
   const profile = matched.profile;

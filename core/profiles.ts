@@ -9,11 +9,12 @@
  * Pure: no file access here (see native/profiles-fs.ts).
  */
 import { z } from 'zod';
-import { fail } from './errors.js';
+import { fail, stationError, type StationError } from './errors.js';
 import { ok, type Result } from './result.js';
 import type { BoardIdentity } from './model.js';
 import { BoardProfileIdSchema, DeviceCertificateProfileSchema, type DeviceCertificateVars } from './pki/device-cert.js';
 import type { DetectedPort } from './ports.js';
+import { escapeControlChars } from './display-text.js';
 
 export const BOARD_PROFILE_SCHEMA_ID = 'line-station/board-profile/v1';
 
@@ -192,7 +193,13 @@ export const hex4 = (n: number): string => n.toString(16).padStart(4, '0');
 
 export type ProfileMatch =
   | { readonly profile: BoardProfile; readonly by: 'usb' | 'identify' }
-  | { readonly profile: null; readonly reason: string; readonly candidates: string[] };
+  | {
+      readonly profile: null;
+      readonly reason: string;
+      readonly candidates: string[];
+      /** The model is a profile's, the serial number does not match that profile's pattern (BOARD_IDENTITY_INVALID). */
+      readonly serialMismatch?: true;
+    };
 
 function usbMatches(p: BoardProfile, vendorId: number, productId: number): boolean {
   return p.match.usb.some((u) => u.vendorId === vendorId && u.productId === productId);
@@ -205,7 +212,8 @@ export function serialMatches(p: BoardProfile, serialNumber: string): boolean {
 }
 
 const ids = (ps: readonly BoardProfile[]): string[] => ps.map((p) => p.id);
-const quoted = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+/** Board-chosen text quoted for a message: bounded, control and bidi characters visible (core/display-text.ts). */
+const quoted = (s: string): string => escapeControlChars(JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s));
 
 /**
  * Find the profile for a board.
@@ -254,6 +262,7 @@ export function matchProfile(
         profile: null,
         reason: `model ${quoted(model)} is in profile(s) ${ids(byModel).join(', ')} but serial number ${quoted(serialNumber)} does not match their pattern`,
         candidates: ids(byModel),
+        serialMismatch: true,
       };
     }
     const usbNote = byUsb.length > 0 ? ` (USB ${usbLabel} suggested ${ids(byUsb).join(', ')})` : '';
@@ -282,6 +291,46 @@ export function matchProfile(
     };
   }
   return { profile, by: 'identify' };
+}
+
+// ---------------------------------------------------------------- board-chosen identity text
+
+/**
+ * Longest model, hardware revision and firmware version a board may report (a profile's models are at most 64
+ * characters; the serial number is bounded by MAX_MATCHED_SERIAL_LENGTH and the profile's pattern).
+ */
+export const MAX_IDENTITY_TEXT_LENGTH = 64;
+/** What a board may put in its identity strings: printable ASCII (U+0020–U+007E), nothing a terminal interprets. */
+const IDENTITY_TEXT = /^[\x20-\x7e]*$/;
+
+/**
+ * Check the strings a board chose in its identify answer before anything is written or matched: serial number,
+ * model, hardware revision and firmware version are printable ASCII and bounded (the wire protocol already refuses
+ * C0 controls; this also refuses C1 controls, bidi overrides and any other non-ASCII). The serial number is then
+ * matched against the profile pattern (matchProfile, `serialMismatch`). BOARD_IDENTITY_INVALID, naming the field
+ * with its value escaped for display (core/display-text.ts).
+ */
+export function checkIdentityText(identity: BoardIdentity): StationError | null {
+  const fields: Array<[string, string, number, number]> = [
+    ['serialNumber', identity.serialNumber, 1, MAX_MATCHED_SERIAL_LENGTH],
+    ['model', identity.model, 1, MAX_IDENTITY_TEXT_LENGTH],
+    ['hardwareRevision', identity.hardwareRevision, 0, MAX_IDENTITY_TEXT_LENGTH],
+    ['firmwareVersion', identity.firmwareVersion, 1, MAX_IDENTITY_TEXT_LENGTH],
+  ];
+  for (const [field, value, min, max] of fields) {
+    const problem =
+      value.length < min || value.length > max
+        ? `${min} to ${max} characters expected, got ${value.length}`
+        : IDENTITY_TEXT.test(value)
+          ? null
+          : 'only printable ASCII is allowed';
+    if (problem)
+      return stationError('BOARD_IDENTITY_INVALID', `the board reported ${field} ${quoted(value)}: ${problem}`, {
+        field,
+        chipId: identity.chipId,
+      });
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------- udev

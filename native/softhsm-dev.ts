@@ -10,11 +10,12 @@
  * until every user has closed it (the adapter then finalizes it).
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fail } from '../core/errors.js';
 import { ok, type Result } from '../core/result.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './data-dir.js';
 
 export const SOFTHSM_MODULE_CANDIDATES: readonly string[] = [
   '/usr/lib/softhsm/libsofthsm2.so',
@@ -41,7 +42,8 @@ export function findSoftHsmModule(env: NodeJS.ProcessEnv = process.env): string 
 }
 
 /**
- * Create `<dir>/softhsm2.conf` and `<dir>/tokens`, and point SOFTHSM2_CONF at it (process-wide).
+ * Create `<dir>/softhsm2.conf` (0600) and `<dir>/tokens` (0700, like `<dir>`; SoftHSM2 makes each token's folder
+ * 0700 and its files 0600 inside), and point SOFTHSM2_CONF at it (process-wide).
  * Must run before the module is first initialised in this process. If no module is found, `module` is
  * the first candidate path, so that openHsm reports HSM_MODULE_LOAD_FAILED with that path.
  */
@@ -49,7 +51,8 @@ export async function createSoftHsmEnv(dir: string): Promise<SoftHsmEnv> {
   const base = resolve(dir);
   const tokenDir = join(base, 'tokens');
   const conf = join(base, 'softhsm2.conf');
-  await mkdir(tokenDir, { recursive: true, mode: 0o700 });
+  await mkdir(tokenDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  for (const d of [base, tokenDir]) await chmod(d, PRIVATE_DIR_MODE);
   await writeFile(
     conf,
     [
@@ -60,10 +63,20 @@ export async function createSoftHsmEnv(dir: string): Promise<SoftHsmEnv> {
       'slots.removable = false',
       '',
     ].join('\n'),
-    { mode: 0o600 },
+    { mode: PRIVATE_FILE_MODE },
   );
+  await chmod(conf, PRIVATE_FILE_MODE);
   process.env['SOFTHSM2_CONF'] = conf;
   return { conf, tokenDir, module: findSoftHsmModule() ?? SOFTHSM_MODULE_CANDIDATES[0]! };
+}
+
+/** The token directory a softhsm2.conf names (`directories.tokendir`), or null (no such file or line). */
+export function readSoftHsmTokenDir(conf: string): string | null {
+  try {
+    return /^\s*directories\.tokendir\s*=\s*(.+?)\s*$/m.exec(readFileSync(conf, 'utf8'))?.[1] ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** Redact secrets from tool output before it goes into an error message. */

@@ -14,7 +14,7 @@ import { systemClock, type Logger, type Signer } from '../core/ports.js';
 import { openRegistryDb } from '../native/registry-store/index.js';
 import { createLogger } from '../station/logger.js';
 import type { RegistryDb } from './db.js';
-import { initRegistry, openRegistryKeys, readRegistryConfig, type RegistryKeys } from './keys.js';
+import { checkRegistryDataDir, initRegistry, openRegistryKeys, readRegistryConfig, type RegistryKeys } from './keys.js';
 import {
   LIFECYCLE_COMMANDS,
   LIFECYCLE_OPTIONS,
@@ -40,6 +40,8 @@ import {
   type RegistryContext,
 } from './service.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
+import { preparePrivateDir, restrictUmask } from '../native/data-dir.js';
+import { escapeControlChars } from '../core/display-text.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, notReady: 3, internal: 70 } as const;
 
@@ -110,7 +112,14 @@ const noSigner: Signer = {
 };
 
 /** Run the registry CLI; returns the exit code (`serve` resolves when the server stops on SIGINT/SIGTERM). */
-export async function main(argv: readonly string[], out: Out = stdio): Promise<number> {
+export async function main(argv: readonly string[], raw: Out = stdio): Promise<number> {
+  // Private files from the first write; printed text (device serials, models, ...) with control and bidi
+  // characters made visible (docs/architecture.md "Data directory permissions", core/display-text.ts).
+  restrictUmask();
+  const out: Out = {
+    log: (s) => raw.log(escapeControlChars(s, { keepLineBreaks: true })),
+    err: (s) => raw.err(escapeControlChars(s, { keepLineBreaks: true })),
+  };
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
@@ -135,6 +144,11 @@ export async function main(argv: readonly string[], out: Out = stdio): Promise<n
     cmd !== 'init' && !readRegistryConfig(given).ok && existsSync(resolve(given, 'registry', 'config.json'))
       ? resolve(given, 'registry')
       : given;
+  // A data dir others can read or write is refused before anything (even a log line) is written to it; the one
+  // `init` is about to fill is made private.
+  const fresh = cmd === 'init' && !existsSync(resolve(dataDir, 'config.json'));
+  const insecure = fresh ? preparePrivateDir(dataDir) : checkRegistryDataDir(dataDir);
+  if (!insecure.ok) return report(out, insecure.error);
   const logger: Logger = createLogger(
     { console: true, level: v.verbose ? 'debug' : 'warn', file: resolve(dataDir, 'logs', 'registry.log') },
     'registry',

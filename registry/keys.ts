@@ -15,7 +15,8 @@ import { ok, type Result } from '../core/result.js';
 import { createRootCertificate } from '../core/pki/ca.js';
 import { fromPemChain, toPem } from '../core/pki/pem.js';
 import { openHsm } from '../native/hsm/index.js';
-import { createSoftHsmEnv, findSoftHsmModule, initToken } from '../native/softhsm-dev.js';
+import { createSoftHsmEnv, findSoftHsmModule, initToken, readSoftHsmTokenDir } from '../native/softhsm-dev.js';
+import { checkPrivateTree, type PrivateEntry } from '../native/data-dir.js';
 import { defaultDbUrl } from '../native/registry-store/index.js';
 import { REGISTRY_FILES } from './server.js';
 import { zodMessage } from './protocol.js';
@@ -155,6 +156,34 @@ export async function initRegistry(o: {
   writeFileAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
   o.logger.log('info', 'registry initialised', { registryId, dataDir: dir });
   return ok({ created: true, config });
+}
+
+/**
+ * CONFIG_INSECURE_PERMISSIONS when group or others can read or write the registry data dir or what it keeps secret
+ * (tokens, PIN files, the SoftHSM2 token directory, the SQLite database, logs), or another user owns it
+ * (docs/architecture.md "Data directory permissions"). The token directory and database are the ones config.json
+ * names, wherever they are.
+ */
+export function checkRegistryDataDir(dataDir: string): Result<void> {
+  const dir = resolve(dataDir);
+  const entries: PrivateEntry[] = [
+    { path: '' },
+    { path: REGISTRY_FILES.config },
+    { path: 'secrets', children: true },
+    { path: 'hsm', children: true },
+    { path: 'logs', children: true },
+  ];
+  const c = readRegistryConfig(dir);
+  if (c.ok) {
+    const conf = c.value.hsm.softhsmConf;
+    const tokenDir = conf ? readSoftHsmTokenDir(resolve(dir, conf)) : null;
+    if (tokenDir) entries.push({ path: tokenDir, children: true });
+    if (c.value.db.startsWith('sqlite:') && c.value.db !== 'sqlite::memory:') {
+      const db = resolve(c.value.db.slice('sqlite:'.length));
+      for (const f of [db, `${db}-wal`, `${db}-shm`]) entries.push({ path: f });
+    }
+  }
+  return checkPrivateTree(dir, entries);
 }
 
 /** Read and validate `<dataDir>/config.json` (CONFIG_NOT_FOUND / CONFIG_INVALID). */

@@ -15,6 +15,10 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { main as station } from '../station/cli.js';
+import { restrictUmask } from '../native/data-dir.js';
+
+// Private files from the first write, also for the simulator and registry processes started below (they inherit it).
+restrictUmask();
 
 const { values: a } = parseArgs({
   options: {
@@ -29,7 +33,7 @@ const { values: a } = parseArgs({
 });
 const dataDir = resolve(a['data-dir']!);
 const simDir = join(dataDir, 'sim');
-mkdirSync(simDir, { recursive: true });
+mkdirSync(simDir, { recursive: true, mode: 0o700 });
 
 console.log(`[demo] data dir ${dataDir}`);
 const sim = spawn(

@@ -18,13 +18,15 @@ import { fromPem, fromPemChain, toPem } from '../core/pki/pem.js';
 import { verifyJws } from '../core/jws.js';
 import { checkRegistryUrl } from './sync.js';
 import { delegateRevocationSigner } from './revocation-signer.js';
-import { CONFIG_FILE, updateStationConfig } from './config.js';
+import { checkStationDataDir, CONFIG_FILE, updateStationConfig } from './config.js';
 import { openEngine, type Engine } from './engine.js';
 import { initStation } from './init.js';
 import { createLogger } from './logger.js';
 import { rotateStationKey } from './rotate-key.js';
 import { authenticateCli, cmdOperator, cmdServe, OPERATOR_USAGE, type CliCredentials } from './operators-cli.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
+import { PRIVATE_DIR_MODE, restrictUmask } from '../native/data-dir.js';
+import { escapeControlChars } from '../core/display-text.js';
 
 export const EXIT = { ok: 0, boardFailed: 1, usage: 2, notReady: 3, verifyFailed: 4, internal: 70 } as const;
 
@@ -91,6 +93,18 @@ const OPTIONS = {
 type Out = { out: (s: string) => void; err: (s: string) => void };
 const stdio: Out = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
 
+/**
+ * Everything the CLI prints goes through core/display-text.ts: control and bidi characters in text a board (or a
+ * file, or the registry) chose show as `\uXXXX` and cannot steer the terminal. The CLI's own line breaks stay; JSON
+ * output stays valid JSON with the same values.
+ */
+export function escapedOut(o: Out): Out {
+  return {
+    out: (s) => o.out(escapeControlChars(s, { keepLineBreaks: true })),
+    err: (s) => o.err(escapeControlChars(s, { keepLineBreaks: true })),
+  };
+}
+
 function describeError(e: StationError): string {
   return `${e.code}: ${e.message}\n  -> ${e.guidance}`;
 }
@@ -139,7 +153,10 @@ function outcomeLine(port: string, r: Result<FlowOutcome>): string {
 }
 
 /** Run the CLI; returns the exit code (does not call process.exit). */
-export async function main(argv: string[], o: Out = stdio): Promise<number> {
+export async function main(argv: string[], out: Out = stdio): Promise<number> {
+  // Private files from the first write (docs/architecture.md "Data directory permissions").
+  restrictUmask();
+  const o = escapedOut(out);
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     o.out(USAGE);
@@ -161,6 +178,14 @@ export async function main(argv: string[], o: Out = stdio): Promise<number> {
     return EXIT.usage;
   }
   const dataDir = resolve(args['data-dir'] ?? process.env.LINE_STATION_DATA_DIR ?? '.data/station');
+  // A data dir others can read or write is refused before anything (even a log line) is written to it.
+  if (cmd !== 'init' && existsSync(join(dataDir, CONFIG_FILE))) {
+    const insecure = checkStationDataDir(dataDir);
+    if (!insecure.ok) {
+      o.err(describeError(insecure.error));
+      return exitFor(insecure.error);
+    }
+  }
   const logger = createLogger({
     file: join(dataDir, 'logs', 'station.log'),
     console: args.verbose === true,
@@ -623,7 +648,7 @@ async function cmdEnroll(
       },
     }),
     () => {
-      mkdirSync(join(dataDir, 'pki'), { recursive: true });
+      mkdirSync(join(dataDir, 'pki'), { recursive: true, mode: PRIVATE_DIR_MODE });
       writeFileAtomic(join(dataDir, 'pki', 'registry.pem'), toPem(registryCert, 'CERTIFICATE'));
       if (tlsCert) writeFileAtomic(join(dataDir, 'pki', 'registry-tls.pem'), toPem(tlsCert, 'CERTIFICATE'));
     },

@@ -9,6 +9,8 @@ import { z } from 'zod';
 import { fail } from '../core/errors.js';
 import { ok, type Result } from '../core/result.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
+import { checkPrivateTree, type PrivateEntry } from '../native/data-dir.js';
+import { readSoftHsmTokenDir } from '../native/softhsm-dev.js';
 
 /** The `auth` section of config.json; every field has a default (station/service/auth.ts authPolicy). */
 export const AuthConfigSchema = z
@@ -125,12 +127,41 @@ export function configNotFound(dataDir: string): Result<never> | null {
   return fail('CONFIG_NOT_FOUND', `no station configuration at ${file}; run: station init --data-dir ${dataDir}`);
 }
 
-/** Load and validate `<dataDir>/config.json`. */
+/**
+ * What of a station data dir must be private (docs/architecture.md "Data directory permissions"): the dir, its
+ * configuration, database (with the SQLite -wal/-shm files), logs, PIN files, PKI files, SoftHSM2 files and the
+ * process markers; with `children`, what those folders hold.
+ */
+export const STATION_PRIVATE_ENTRIES: readonly PrivateEntry[] = [
+  { path: '' },
+  { path: CONFIG_FILE },
+  { path: 'station.db' },
+  { path: 'station.db-wal' },
+  { path: 'station.db-shm' },
+  { path: 'logs', children: true },
+  { path: 'secrets', children: true },
+  { path: 'pki', children: true },
+  { path: 'hsm', children: true },
+  { path: 'run', children: true },
+];
+
+/**
+ * CONFIG_INSECURE_PERMISSIONS when group or others can read or write the data dir or one of its sensitive entries
+ * (STATION_PRIVATE_ENTRIES), or another user owns it. loadConfig also checks the SoftHSM2 token directory the
+ * configuration names (wherever it is).
+ */
+export function checkStationDataDir(dataDir: string): Result<void> {
+  return checkPrivateTree(resolve(dataDir), STATION_PRIVATE_ENTRIES);
+}
+
+/** Load and validate `<dataDir>/config.json` (refused when the data dir is not private: checkStationDataDir). */
 export function loadConfig(dataDir: string): Result<LoadedConfig> {
   const dir = resolve(dataDir);
   const file = join(dir, CONFIG_FILE);
   const missing = configNotFound(dataDir);
   if (missing) return missing;
+  const bare = checkStationDataDir(dir);
+  if (!bare.ok) return bare;
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
@@ -141,6 +172,12 @@ export function loadConfig(dataDir: string): Result<LoadedConfig> {
   if (!parsed.success) {
     const i = parsed.error.issues[0];
     return fail('CONFIG_INVALID', `${file}: ${i ? `${i.path.join('.')}: ${i.message}` : 'invalid'}`);
+  }
+  const conf = parsed.data.hsm.softhsmConf;
+  const tokenDir = conf ? readSoftHsmTokenDir(isAbsolute(conf) ? conf : join(dir, conf)) : null;
+  if (tokenDir) {
+    const tokens = checkPrivateTree(dir, [{ path: tokenDir, children: true }]);
+    if (!tokens.ok) return tokens;
   }
   return ok({ dataDir: dir, config: parsed.data, path: (p: string) => (isAbsolute(p) ? p : join(dir, p)) });
 }
@@ -157,6 +194,8 @@ export function updateStationConfig(
 ): Result<StationConfig> {
   const missing = configNotFound(dataDir);
   if (missing) return missing;
+  const insecure = checkStationDataDir(dataDir);
+  if (!insecure.ok) return insecure;
   const file = join(resolve(dataDir), CONFIG_FILE);
   let raw: Record<string, unknown>;
   try {

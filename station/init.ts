@@ -13,7 +13,7 @@
  * PKCS#11 module and take the PIN from the environment (see docs/hsm.md).
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256Hex } from '../core/bytes.js';
@@ -26,8 +26,9 @@ import { fromPem, toPem } from '../core/pki/pem.js';
 import { openHsm } from '../native/hsm/index.js';
 import { createSoftHsmEnv, initToken, findSoftHsmModule } from '../native/softhsm-dev.js';
 import { openStore } from '../native/store/index.js';
-import { CONFIG_FILE, type StationConfig } from './config.js';
+import { checkStationDataDir, CONFIG_FILE, type StationConfig } from './config.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
+import { preparePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../native/data-dir.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
@@ -51,6 +52,8 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
   const dir = resolve(o.dataDir);
   const cfgFile = join(dir, CONFIG_FILE);
   if (existsSync(cfgFile)) {
+    const insecure = checkStationDataDir(dir);
+    if (!insecure.ok) return insecure;
     return ok({ created: false, config: JSON.parse(readFileSync(cfgFile, 'utf8')) as StationConfig });
   }
   if (o.attestationRoots.length === 0)
@@ -58,9 +61,14 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
   for (const f of o.attestationRoots)
     if (!existsSync(f)) return fail('CONFIG_INVALID', `attestation root ${f} not found`);
   const log = o.logger.child('[init]');
-  for (const d of ['', 'secrets', 'pki', 'pki/attestation-roots', 'logs'])
-    mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
-  chmodSync(join(dir, 'secrets'), 0o700);
+  // Private from the first write (docs/architecture.md "Data directory permissions"): a folder made by hand for the
+  // station (e.g. 0755) is tightened to 0700; another user's folder is refused.
+  const own = preparePrivateDir(dir);
+  if (!own.ok) return own;
+  for (const d of ['', 'secrets', 'pki', 'pki/attestation-roots', 'logs']) {
+    mkdirSync(join(dir, d), { recursive: true, mode: PRIVATE_DIR_MODE });
+    chmodSync(join(dir, d), PRIVATE_DIR_MODE);
+  }
 
   const module = findSoftHsmModule();
   if (!module) return fail('HSM_MODULE_LOAD_FAILED', 'SoftHSM2 is not installed (apt-get install softhsm2)');
@@ -71,10 +79,10 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
     so: randomBytes(12).toString('hex'),
     user: randomBytes(12).toString('hex'),
   };
-  writeFileSync(join(dir, 'secrets', 'root-user.pin'), pins.rootUser, { mode: 0o600 });
-  writeFileSync(join(dir, 'secrets', 'root-so.pin'), pins.rootSo, { mode: 0o600 });
-  writeFileSync(join(dir, 'secrets', 'hsm-so.pin'), pins.so, { mode: 0o600 });
-  writeFileSync(join(dir, 'secrets', 'hsm-user.pin'), pins.user, { mode: 0o600 });
+  writeFileSync(join(dir, 'secrets', 'root-user.pin'), pins.rootUser, { mode: PRIVATE_FILE_MODE });
+  writeFileSync(join(dir, 'secrets', 'root-so.pin'), pins.rootSo, { mode: PRIVATE_FILE_MODE });
+  writeFileSync(join(dir, 'secrets', 'hsm-so.pin'), pins.so, { mode: PRIVATE_FILE_MODE });
+  writeFileSync(join(dir, 'secrets', 'hsm-user.pin'), pins.user, { mode: PRIVATE_FILE_MODE });
 
   const t1 = await initToken(env, { label: ROOT_TOKEN, soPin: pins.rootSo, pin: pins.rootUser });
   if (!t1.ok) return t1;
@@ -145,7 +153,7 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
       const parsed = fromPem(text);
       if (!parsed.ok) return fail('CONFIG_INVALID', `attestation root ${f}: ${parsed.error.message}`);
       const rel = join('pki', 'attestation-roots', basename(f));
-      copyFileSync(f, join(dir, rel));
+      writeFileAtomic(join(dir, rel), text); // a copy would keep the source file's mode
       roots.push(rel);
     }
 

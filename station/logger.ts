@@ -6,6 +6,8 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger, LogLevel } from '../core/ports.js';
+import { escapeControlChars } from '../core/display-text.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../native/data-dir.js';
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const SECRET_KEYS = /pin|password|secret|privatekey|private_key|passphrase/i;
@@ -36,16 +38,21 @@ export function redact(ctx: Readonly<Record<string, unknown>> | undefined): Reco
 
 export function createLogger(opts: SinkOptions = {}, prefix = 'station'): Logger {
   const min = ORDER[opts.level ?? 'info'];
-  if (opts.file) mkdirSync(dirname(opts.file), { recursive: true });
+  // Private from the first write (docs/architecture.md "Data directory permissions"): the folder 0700, the file 0600.
+  if (opts.file) mkdirSync(dirname(opts.file), { recursive: true, mode: PRIVATE_DIR_MODE });
   const make = (subsystem: string): Logger => ({
     log(level, msg, ctx) {
       if (ORDER[level] < min) return;
       const safe = redact(ctx);
       const line: LogLine = { ts: new Date().toISOString(), level, subsystem, msg, ...(safe ? { ctx: safe } : {}) };
-      if (opts.file) appendFileSync(opts.file, JSON.stringify(line) + '\n');
+      // JSON escapes C0 controls; C1 and bidi controls are escaped too (same values once parsed) so that
+      // `tail -f` of the log cannot be steered by board-chosen text.
+      if (opts.file)
+        appendFileSync(opts.file, escapeControlChars(JSON.stringify(line)) + '\n', { mode: PRIVATE_FILE_MODE });
       if (opts.console) {
         const c = safe && Object.keys(safe).length ? ' ' + JSON.stringify(safe) : '';
-        process.stderr.write(`${line.ts} ${level.toUpperCase().padEnd(5)} [${subsystem}] ${msg}${c}\n`);
+        const text = escapeControlChars(`${line.ts} ${level.toUpperCase().padEnd(5)} [${subsystem}] ${msg}${c}`);
+        process.stderr.write(`${text}\n`);
       }
       opts.tap?.(line);
     },

@@ -12,6 +12,7 @@ import { Decoder, Encoder } from 'cbor-x';
 import { z } from 'zod';
 import { fail, stationError, type ErrorCode } from '../errors.js';
 import { ok, type Result } from '../result.js';
+import { escapeControlChars } from '../display-text.js';
 import { encodeFrame, HEADER_SIZE, CRC_SIZE, MAX_FRAME, PROTOCOL_VERSION, type FrameHeader } from './framing.js';
 
 /** Protocol version 1: legacy attestation (nonce and chip id only). */
@@ -286,11 +287,9 @@ function schemaProblem(error: z.ZodError): { message: string; issues: { path: st
   return { message: first ? `${first.path}: ${first.message}` : 'schema violation', issues };
 }
 
-/** Strip control characters and truncate text that came from a board before it reaches logs or people. */
+/** Escape control and bidi characters (core/display-text.ts) and truncate text that came from a board. */
 export function sanitizeBoardText(s: string, max = 200): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
-  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
+  return escapeControlChars(s, { max });
 }
 
 // ---------------------------------------------------------------- encode / decode

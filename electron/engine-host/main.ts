@@ -4,8 +4,12 @@
  * `process.send`), so it is tested in plain Node. Exits when main asks it to stop or goes away.
  */
 import 'reflect-metadata';
+import { restrictUmask } from '../../native/data-dir.js';
 import { createHost } from './host.js';
 import { detectTransport } from './transport.js';
+
+// Private files from the first write (docs/architecture.md "Data directory permissions").
+restrictUmask();
 
 function argValue(name: string): string | undefined {
   const i = process.argv.indexOf(name);

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StationEvent } from '../../core/api.js';
+import { restrictUmask } from '../../native/data-dir.js';
 import { createLogger } from '../../station/logger.js';
 import { APP_ORIGIN, APP_SCHEME } from '../shared/ipc.js';
 import { createEngineClient, type HostChild } from './engine-client.js';
@@ -26,6 +27,8 @@ function argValue(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+// Private files from the first write (docs/architecture.md "Data directory permissions"); the engine host inherits it.
+restrictUmask();
 const dataDir = resolve(argValue('--data-dir') ?? process.env.LINE_STATION_DATA_DIR ?? app.getPath('userData'));
 const sink = createLogger({ file: join(dataDir, 'logs', 'station.log'), console: !app.isPackaged, level: 'info' }, '');
 const log = sink.child('[main]');

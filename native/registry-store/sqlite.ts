@@ -27,6 +27,7 @@ import type {
 } from '../../registry/db.js';
 import { recordFrom } from '../../registry/db.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { createPrivateFile, PRIVATE_DIR_MODE } from '../data-dir.js';
 
 function guardNow<T>(what: string, fn: () => T): Result<T> {
   try {
@@ -104,7 +105,8 @@ function migrate(db: Database.Database): void {
 export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
   let db: Database.Database;
   try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: PRIVATE_DIR_MODE });
+    createPrivateFile(path); // 0600, and so are the -wal and -shm files SQLite makes next to it
     db = new Database(path);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');

@@ -11,6 +11,7 @@ import type { Clock, Logger } from '../../core/ports.js';
 import { systemClock } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
 import { migrate, MIGRATIONS } from './migrations.js';
+import { createPrivateFile } from '../data-dir.js';
 
 export type LifecycleDocumentKind = 'policy' | 'quotas';
 
@@ -121,6 +122,7 @@ export function openLifecycleDb(
   const clock = opts.clock ?? systemClock;
   let db: Database.Database;
   try {
+    createPrivateFile(file);
     db = new Database(file);
     db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
     db.pragma('journal_mode = WAL');

@@ -9,6 +9,7 @@ import { fail } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
 import { migrate, MIGRATIONS } from './migrations.js';
 import { createAttemptStore, createOperatorStore, type AttemptStore, type OperatorStore } from './operators.js';
+import { createPrivateFile } from '../data-dir.js';
 import type { Logger } from '../../core/ports.js';
 
 export type LogOutcome = 'provisioned' | 'failed' | 'in-progress';
@@ -311,6 +312,7 @@ export interface ServiceDb {
 export function openServiceDb(file: string, opts: { logger?: Logger; busyTimeoutMs?: number } = {}): Result<ServiceDb> {
   let db: Database.Database;
   try {
+    createPrivateFile(file);
     db = new Database(file);
     db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
     db.pragma('journal_mode = WAL');

@@ -15,6 +15,7 @@ import { fail, stationError, type StationError } from '../../core/errors.js';
 import type { StepName } from '../../core/model.js';
 import { systemClock, type Clock, type Logger } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
+import { createPrivateFile } from '../data-dir.js';
 import type {
   AuditEntry,
   AuditVerification,
@@ -297,6 +298,7 @@ export function openStore(file: string, opts: OpenStoreOptions = {}): Result<Sql
   const readonly = opts.readonly === true;
   let db: Database.Database;
   try {
+    if (!readonly) createPrivateFile(file); // 0600, and so are the -wal and -shm files SQLite makes next to it
     db = new Database(file, { readonly, fileMustExist: readonly });
   } catch (e) {
     return fail('STORE_FAILED', `cannot open the station database ${file}: ${String((e as Error).message ?? e)}`, {
