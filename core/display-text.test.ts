@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { escapeControlChars, escapeStringsDeep, hasUnsafeDisplayChars } from './display-text.js';
 
-const ROGUE = 'LS00C0FFEE\r\x1b[2K\x1b[32m[/dev/ttyACM0] PASS  LS00000001 provisioned\x1b[0m\n\x9b31m\u202egnp.exe\u2066x\u2069\x7f';
+const ROGUE =
+  'LS00C0FFEE\r\x1b[2K\x1b[32m[/dev/ttyACM0] PASS  LS00000001 provisioned\x1b[0m\n\x9b31m\u202egnp.exe\u2066x\u2069\x7f';
 
 describe('escapeControlChars', () => {
   it('makes every C0, C1, DEL and bidi control visible and leaves other text as it is', () => {

@@ -13,6 +13,9 @@ npx eslint . || status=1
 echo "== format"
 npx prettier --check . >/dev/null || { echo "prettier: files need formatting (npm run format)"; npx prettier --list-different . ; status=1; }
 
+echo "== dependencies: package-lock.json in sync with package.json (npm run deps:check)"
+bash scripts/deps-check.sh || status=1
+
 echo "== PostgreSQL for the registry tests"
 if url=$(bash scripts/pg-test.sh); then
   export LINE_STATION_TEST_PG_URL="$url"

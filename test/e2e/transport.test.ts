@@ -1,7 +1,8 @@
 /**
  * The renderer's transports against real HTTP on 127.0.0.1 and a fake preload: results and events
  * are validated (malformed ones become typed errors or are dropped), headers carry the token and the
- * client id, and the event stream reconnects after the server drops it.
+ * client id, and the event stream reconnects after the server drops it. Every string a view receives has its
+ * control and bidi characters made visible (core/display-text.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -150,5 +151,30 @@ describe('ipc transport', () => {
     push!({ type: 'bogus' });
     off();
     expect(got).toEqual([{ type: 'slotRemoved', port: 'a' }]);
+  });
+
+  it('hands the views results, errors and events with control and bidi characters made visible', async () => {
+    const rogue = 'LS0000BEEF\x1b[32m PASS\x9b0m\u202eDESAP\u2066\r\n';
+    const shown = 'LS0000BEEF\\u001b[32m PASS\\u009b0m\\u202eDESAP\\u2066\\u000d\n';
+    let push: ((e: unknown) => void) | null = null;
+    const api = createIpcApi({
+      getSync: async () => ({ ok: true, value: { ...SYNC, lastError: rogue } }),
+      signIn: async () => ({
+        ok: false,
+        error: { code: 'BOARD_IDENTITY_INVALID', message: rogue, kind: 'user', action: 'set-aside', guidance: 'g' },
+      }),
+      subscribe: (cb) => {
+        push = cb;
+        return () => (push = null);
+      },
+    });
+    expect(await api.getSync({})).toEqual({ ok: true, value: { ...SYNC, lastError: shown } });
+    const e = await api.signIn({ operatorId: 'op', pin: '1234' });
+    expect(!e.ok && e.error.message).toBe(shown);
+    const got: StationEvent[] = [];
+    const off = api.subscribe((ev) => got.push(ev));
+    push!({ type: 'slotRemoved', port: rogue });
+    off();
+    expect(got).toEqual([{ type: 'slotRemoved', port: shown }]);
   });
 });

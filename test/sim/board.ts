@@ -85,6 +85,16 @@ export interface Faults {
   refuseCert?: boolean;
   /** Send a stale response with a wrong request id before the real one. */
   stale?: boolean;
+  /**
+   * A rogue board: identify (and hello's board text) answer with these strings instead of the board's own, sent
+   * as they are (control characters, ANSI escapes, bidi overrides included).
+   */
+  identity?: {
+    serialNumber?: string;
+    model?: string;
+    hardwareRevision?: string;
+    firmwareVersion?: string;
+  };
 }
 
 /** Simulated processing time in ms per op class. */
@@ -408,18 +418,19 @@ export class SimBoard {
     return {
       version: this.sessionVersion,
       maxFrame: this.maxFrame,
-      board: `${this.s.model} fw ${SIM_FIRMWARE_VERSION}`,
+      board: `${this.faults.identity?.model ?? this.s.model} fw ${SIM_FIRMWARE_VERSION}`,
     };
   }
 
   private identify(): SimResponse {
     const snap = this.snapshot();
+    const rogue = this.faults.identity ?? {};
     return {
       chipId: this.s.chipId,
-      serialNumber: this.s.serialNumber,
-      model: this.s.model,
-      hardwareRevision: SIM_HARDWARE_REVISION,
-      firmwareVersion: SIM_FIRMWARE_VERSION,
+      serialNumber: rogue.serialNumber ?? this.s.serialNumber,
+      model: rogue.model ?? this.s.model,
+      hardwareRevision: rogue.hardwareRevision ?? SIM_HARDWARE_REVISION,
+      firmwareVersion: rogue.firmwareVersion ?? SIM_FIRMWARE_VERSION,
       capabilities: { onboardKeygen: this.onboardKeygen, keyInjection: this.keyInjection, curves: this.curves },
       state: {
         hasKey: snap.hasKey,

@@ -1,6 +1,9 @@
 /**
  * Validation of everything that reaches the UI from a transport: results and events are untrusted
- * input and are checked against the StationApi schemas before any view sees them.
+ * input and are checked against the StationApi schemas before any view sees them. Every string in them
+ * then has its control and bidi characters made visible (core/display-text.ts): React escapes HTML, not
+ * a bidi override that reverses what follows or a C1 control, and board-chosen text (serial numbers,
+ * models, firmware names, board error messages) reaches the views through here only.
  */
 import {
   ApiErrorSchema,
@@ -13,6 +16,7 @@ import {
   type StationEvent,
 } from '../../../core/api.js';
 import { stationError, type ErrorCode } from '../../../core/errors.js';
+import { escapeStringsDeep } from '../../../core/display-text.js';
 
 /** An ApiError made on the UI side (transport down, invalid answer). */
 export function clientError(code: ErrorCode, message: string): ApiError {
@@ -34,11 +38,11 @@ export function parseResult<O extends OperationName>(op: O, raw: unknown): ApiRe
         error: clientError('INTERNAL', `invalid answer to ${op}: ${parsed.error.issues[0]?.message}`),
       };
     }
-    return { ok: true, value: parsed.data as OpResult<O> };
+    return { ok: true, value: escapeStringsDeep(parsed.data) as OpResult<O> };
   }
   if (env.ok === false) {
     const parsed = ApiErrorSchema.safeParse(env.error);
-    if (parsed.success) return { ok: false, error: parsed.data };
+    if (parsed.success) return { ok: false, error: escapeStringsDeep(parsed.data) };
   }
   return { ok: false, error: clientError('INTERNAL', `invalid answer to ${op}: malformed error`) };
 }
@@ -46,5 +50,5 @@ export function parseResult<O extends OperationName>(op: O, raw: unknown): ApiRe
 /** A pushed event, or null when it does not match the schema (dropped, never shown). */
 export function parseEvent(raw: unknown): StationEvent | null {
   const parsed = StationEventSchema.safeParse(raw);
-  return parsed.success ? parsed.data : null;
+  return parsed.success ? escapeStringsDeep(parsed.data) : null;
 }
