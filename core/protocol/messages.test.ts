@@ -120,7 +120,7 @@ describe('messages: round trips', () => {
       if (r.ok) continue;
       expect(r.error.code).toBe(code);
       expect(r.error.message).toContain(wire);
-      expect(r.error.details).toMatchObject({ op: 'lock', boardCode: wire, boardMessage: 'nope??bell' });
+      expect(r.error.details).toMatchObject({ op: 'lock', boardCode: wire, boardMessage: 'nope\\u0007\\u000abell' });
     }
   });
 

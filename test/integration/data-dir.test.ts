@@ -58,15 +58,18 @@ function asOther(...cmd: string[]): { status: number | null; stderr: string } {
   return { status: r.status, stderr: r.stderr };
 }
 
-/** Every path under `dir` whose mode lets group or others in (with its mode). */
+/** Every path under `dir` whose mode lets group or others in (with its mode); logs how many paths were looked at. */
 function accessibleByOthers(dir: string): string[] {
   const out: string[] = [];
+  let n = 0;
   const walk = (p: string) => {
     const st = statSync(p);
+    n++;
     if (st.mode & 0o077) out.push(`${(st.mode & 0o777).toString(8)} ${p}`);
-    if (st.isDirectory()) for (const n of readdirSync(p)) walk(join(p, n));
+    if (st.isDirectory()) for (const c of readdirSync(p)) walk(join(p, c));
   };
   walk(dir);
+  console.log(`[data-dir] ${dir}: ${n} files and folders, ${out.length} accessible to group or others`);
   return out;
 }
 
