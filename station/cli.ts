@@ -98,7 +98,7 @@ const stdio: Out = { out: (s) => process.stdout.write(s + '\n'), err: (s) => pro
  * file, or the registry) chose show as `\uXXXX` and cannot steer the terminal. The CLI's own line breaks stay; JSON
  * output stays valid JSON with the same values.
  */
-export function escapedOut(o: Out): Out {
+function escapedOut(o: Out): Out {
   return {
     out: (s) => o.out(escapeControlChars(s, { keepLineBreaks: true })),
     err: (s) => o.err(escapeControlChars(s, { keepLineBreaks: true })),

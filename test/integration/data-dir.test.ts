@@ -44,12 +44,21 @@ async function cli(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Pr
 
 const esc = (p: string) => p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
-/** A CLI run refused for the data dir's permissions: exit 3, the code and the fix in the output. */
-async function refused(bin: string, args: string[], fix: RegExp): Promise<void> {
-  const r = await cli(bin, args);
-  expect(r.code, r.out).toBe(3);
-  expect(r.out).toMatch(/CONFIG_INSECURE_PERMISSIONS/);
-  expect(r.out).toMatch(fix);
+/**
+ * With `path` set to `mode` (by hand, as a careless admin would), the CLI run is refused for the data dir's
+ * permissions: exit 3, the code and the fix in the output. The mode is restored afterwards.
+ */
+async function refusedWith(path: string, mode: number, bin: string, args: string[], fix: RegExp): Promise<void> {
+  const before = statSync(path).mode & 0o777;
+  chmodSync(path, mode);
+  try {
+    const r = await cli(bin, args);
+    expect(r.code, r.out).toBe(3);
+    expect(r.out).toMatch(/CONFIG_INSECURE_PERMISSIONS/);
+    expect(r.out).toMatch(fix);
+  } finally {
+    chmodSync(path, before);
+  }
 }
 
 /** `cmd` as the other user: exit status and stderr. */
@@ -73,12 +82,34 @@ function accessibleByOthers(dir: string): string[] {
   return out;
 }
 
-/** The other user's attempts on `targets`: each must fail with EACCES. */
-function expectDenied(targets: ReadonlyArray<readonly string[]>): void {
-  for (const cmd of targets) {
-    const r = asOther(...cmd);
-    expect(r.status, `${cmd.join(' ')} as ${user} succeeded`).not.toBe(0);
-    expect(r.stderr, cmd.join(' ')).toMatch(/Permission denied/);
+/** What the other user tries to read in a station data dir: PIN hashes, configuration, logs, PIN file, tokens. */
+const stationTargets = (dir: string): string[][] => [
+  ['cat', join(dir, 'station.db')],
+  ['cat', join(dir, 'config.json')],
+  ['cat', join(dir, 'logs', 'station.log')],
+  ['cat', join(dir, 'secrets', 'hsm-user.pin')],
+  ['ls', join(dir, 'hsm', 'tokens')],
+  ['ls', join(dir, 'logs')],
+];
+
+/**
+ * The other user's attempts on `targets` fail with EACCES; and again with the data dirs `dirs` opened for traversal
+ * (0711): defence in depth, the files and folders in them refuse on their own.
+ */
+function expectDenied(dirs: readonly string[], targets: readonly string[][]): void {
+  const attempt = () => {
+    for (const cmd of targets) {
+      const r = asOther(...cmd);
+      expect(r.status, `${cmd.join(' ')} as ${user} succeeded`).not.toBe(0);
+      expect(r.stderr, cmd.join(' ')).toMatch(/Permission denied/);
+    }
+  };
+  attempt();
+  for (const d of dirs) chmodSync(d, 0o711);
+  try {
+    attempt();
+  } finally {
+    for (const d of dirs) chmodSync(d, 0o700);
   }
 }
 
@@ -127,22 +158,7 @@ describe('a second local user cannot read the station or the registry', () => {
     expect(statSync(stationDir).mode & 0o777).toBe(0o700);
     expect(statSync(join(stationDir, 'station.db')).mode & 0o777).toBe(0o600);
     expect(statSync(join(stationDir, 'logs', 'station.log')).mode & 0o777).toBe(0o600);
-    const targets = [
-      ['cat', join(stationDir, 'station.db')],
-      ['cat', join(stationDir, 'config.json')],
-      ['cat', join(stationDir, 'logs', 'station.log')],
-      ['cat', join(stationDir, 'secrets', 'hsm-user.pin')],
-      ['ls', join(stationDir, 'hsm', 'tokens')],
-      ['ls', join(stationDir, 'logs')],
-    ] as const;
-    expectDenied(targets);
-    // Defence in depth: with the data dir opened for traversal, the files and folders in it still refuse.
-    chmodSync(stationDir, 0o711);
-    try {
-      expectDenied(targets);
-    } finally {
-      chmodSync(stationDir, 0o700);
-    }
+    expectDenied([stationDir], stationTargets(stationDir));
   });
 
   it('the demo (station, simulator, registry with its tokens and database): nothing readable by another user', async (ctx) => {
@@ -160,67 +176,53 @@ describe('a second local user cannot read the station or the registry', () => {
     expect(r.code, r.out.slice(-3000)).toBe(0);
     expect(accessibleByOthers(demoDir)).toEqual([]);
     const reg = join(demoDir, 'registry');
-    const targets = [
-      ['cat', join(demoDir, 'station.db')],
-      ['cat', join(demoDir, 'config.json')],
-      ['cat', join(demoDir, 'logs', 'station.log')],
-      ['ls', join(demoDir, 'hsm', 'tokens')],
-      ['cat', join(reg, 'secrets', 'admin.token')],
-      ['cat', join(reg, 'registry.db')],
-      ['cat', join(reg, 'config.json')],
-      ['ls', join(reg, 'hsm', 'tokens')],
-    ] as const;
-    expectDenied(targets);
-    chmodSync(demoDir, 0o711);
-    chmodSync(reg, 0o711);
-    try {
-      expectDenied(targets);
-    } finally {
-      chmodSync(reg, 0o700);
-      chmodSync(demoDir, 0o700);
-    }
+    expectDenied(
+      [demoDir, reg],
+      [
+        ...stationTargets(demoDir),
+        ['cat', join(reg, 'secrets', 'admin.token')],
+        ['cat', join(reg, 'registry.db')],
+        ['cat', join(reg, 'config.json')],
+        ['ls', join(reg, 'hsm', 'tokens')],
+      ],
+    );
 
     // The registry refuses a data dir, or a token file, made accessible by hand.
-    chmodSync(reg, 0o755);
-    await refused('bin/registry.mjs', ['stats', '--data-dir', reg], new RegExp(`chmod 700 ${esc(reg)}\\b`));
-    chmodSync(reg, 0o700);
+    const stats = ['stats', '--data-dir', reg];
+    await refusedWith(reg, 0o755, 'bin/registry.mjs', stats, new RegExp(`chmod 700 ${esc(reg)}\\b`));
     const token = join(reg, 'secrets', 'admin.token');
-    chmodSync(token, 0o640);
-    await refused('bin/registry.mjs', ['stats', '--data-dir', reg], new RegExp(`chmod 600 ${esc(token)}`));
-    chmodSync(token, 0o600);
-    const stats = await cli('bin/registry.mjs', ['stats', '--data-dir', reg]);
-    expect(stats.code, stats.out).toBe(0);
+    await refusedWith(token, 0o640, 'bin/registry.mjs', stats, new RegExp(`chmod 600 ${esc(token)}`));
+    const fine = await cli('bin/registry.mjs', stats);
+    expect(fine.code, fine.out).toBe(0);
   }, 240_000);
 });
 
 describe('a data dir others can read or write is refused', () => {
   it('station records refuses a data dir made 0755 by hand, a 0644 station.db, a group-readable token dir and a log another user owns', async () => {
-    const bad = refused;
-    const logSize = statSync(join(stationDir, 'logs', 'station.log')).size;
-
-    chmodSync(stationDir, 0o755);
-    await bad('bin/station.mjs', ['records', '--data-dir', stationDir], new RegExp(`chmod 700 ${esc(stationDir)}\\b`));
+    const records = ['records', '--data-dir', stationDir];
+    const log = join(stationDir, 'logs', 'station.log');
+    const logSize = statSync(log).size;
+    await refusedWith(stationDir, 0o755, 'bin/station.mjs', records, new RegExp(`chmod 700 ${esc(stationDir)}\\b`));
     // Refused before anything was written to it (not even a log line).
-    expect(statSync(join(stationDir, 'logs', 'station.log')).size).toBe(logSize);
-    chmodSync(stationDir, 0o700);
+    expect(statSync(log).size).toBe(logSize);
 
     const db = join(stationDir, 'station.db');
-    chmodSync(db, 0o644);
-    await bad('bin/station.mjs', ['records', '--data-dir', stationDir], new RegExp(`chmod 600 ${esc(db)}`));
-    await bad('bin/station.mjs', ['watch', '--data-dir', stationDir, '--work-order', 'WO-DEMO-1'], /chmod 600/);
-    chmodSync(db, 0o600);
+    await refusedWith(db, 0o644, 'bin/station.mjs', records, new RegExp(`chmod 600 ${esc(db)}`));
+    const watch = ['watch', '--data-dir', stationDir, '--work-order', 'WO-DEMO-1'];
+    await refusedWith(db, 0o644, 'bin/station.mjs', watch, /chmod 600/);
+    const tokens = join(stationDir, 'hsm', 'tokens');
+    await refusedWith(tokens, 0o750, 'bin/station.mjs', records, new RegExp(`chmod 700 ${esc(tokens)}`));
 
     if (ROOT) {
-      const log = join(stationDir, 'logs', 'station.log');
       chownSync(log, uid, -1);
-      await bad('bin/station.mjs', ['records', '--data-dir', stationDir], new RegExp(`owned by uid ${uid}`));
-      chownSync(log, 0, -1);
+      try {
+        const r = await cli('bin/station.mjs', records);
+        expect(r.code, r.out).toBe(3);
+        expect(r.out).toMatch(new RegExp(`CONFIG_INSECURE_PERMISSIONS: ${esc(log)} is owned by uid ${uid}`));
+      } finally {
+        chownSync(log, 0, -1);
+      }
     }
-
-    const tokens = join(stationDir, 'hsm', 'tokens');
-    chmodSync(tokens, 0o750);
-    await bad('bin/station.mjs', ['records', '--data-dir', stationDir], new RegExp(`chmod 700 ${esc(tokens)}`));
-    chmodSync(tokens, 0o700);
 
     const ok = await cli('bin/station.mjs', ['records', '--data-dir', stationDir]);
     expect(ok.code, ok.out).toBe(0);
