@@ -9,7 +9,8 @@
  *   `createPrivateFile` before SQLite creates a database), so a caller without the umask still gets them.
  * - Before a data dir is used, `checkPrivateTree` refuses one (or one of its sensitive entries) that group or
  *   others can read or write, or that another user owns: CONFIG_INSECURE_PERMISSIONS, naming the path and the
- *   command that fixes it (`chmod 700 D`, `chmod 600 F`, `chown`).
+ *   command that fixes it (`chmod 700 D`, `chmod 600 F`, `chown`). POSIX only: on Windows the check passes and the
+ *   data dir relies on the user profile's ACL (Electron's userData folder).
  */
 import { chmodSync, closeSync, openSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -63,6 +64,8 @@ function problem(path: string, st: Stats, me: number | null): string | null {
  * checked is what the code that opens the path reads.
  */
 export function checkPrivateTree(dataDir: string, entries: readonly PrivateEntry[]): Result<void> {
+  // Windows has no POSIX modes (Node reports 0666/0777 whatever the ACL says): there the user profile's ACL applies.
+  if (process.platform === 'win32') return ok(undefined);
   const me = uid();
   const seen = new Set<string>();
   const check = (path: string, depth: number): string | null => {
