@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { BoardIdentity } from './model.js';
 import type { DetectedPort } from './ports.js';
 import {
+  checkIdentityText,
   loadProfiles,
   matchProfile,
   parseBoardProfile,
@@ -249,5 +250,41 @@ describe('udev rules', () => {
     }
     expect(rules).not.toContain('0403');
     expect(renderUdevRules([...profiles()].reverse())).toBe(rules);
+  });
+});
+
+describe('checkIdentityText (board-chosen identity strings)', () => {
+  it('accepts printable ASCII within the limits', () => {
+    expect(checkIdentityText(identity('LS-SIM-SE', 'LS00A1B2C3'))).toBeNull();
+    expect(
+      checkIdentityText({ ...identity('ESP32-S3-DEVKITC-1', '7C:DF:A1:00:11:22'), hardwareRevision: '' }),
+    ).toBeNull();
+  });
+
+  it('refuses C1 controls, bidi characters, other non-ASCII and over-long text, naming the field escaped', () => {
+    const cases: Array<[Partial<BoardIdentity>, string, string]> = [
+      [{ model: 'LS-SIM-SE\x9b32m' }, 'model', 'LS-SIM-SE\\u009b32m'],
+      [{ firmwareVersion: '1.0\u202e' }, 'firmwareVersion', '1.0\\u202e'],
+      [{ hardwareRevision: 'Rev\u00a0B' }, 'hardwareRevision', 'Rev\u00a0B'],
+      [{ serialNumber: 'LS00A1B2C3\u2066' }, 'serialNumber', 'LS00A1B2C3\\u2066'],
+      [{ firmwareVersion: 'x'.repeat(65) }, 'firmwareVersion', '65'],
+      [{ serialNumber: '' }, 'serialNumber', 'got 0'],
+    ];
+    for (const [patch, field, shown] of cases) {
+      const e = checkIdentityText({ ...identity('LS-SIM-SE', 'LS00A1B2C3'), ...patch });
+      expect(e?.code).toBe('BOARD_IDENTITY_INVALID');
+      expect(e?.details).toMatchObject({ field });
+      expect(e?.message).toContain(shown);
+      expect(e?.message).not.toMatch(/[\u0080-\u009f\u202a-\u202e\u2066-\u2069]/);
+    }
+  });
+
+  it('marks a known model with a serial outside its pattern (the flow refuses it as BOARD_IDENTITY_INVALID)', () => {
+    const ps = loadProfiles(shipped);
+    if (!ps.ok) throw new Error(ps.error.message);
+    const m = matchProfile(ps.value, { identity: identity('LS-SIM-SE', 'LS-PASS-OK') });
+    expect(m.profile === null && m.serialMismatch).toBe(true);
+    const unknown = matchProfile(ps.value, { identity: identity('LS-SIM-XL', 'LS00A1B2C3') });
+    expect(unknown.profile === null && unknown.serialMismatch).toBeFalsy();
   });
 });
