@@ -12,10 +12,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openServiceDb } from '../../native/store/queries.js';
 import { startBridge, type Bridge } from '../../station/bridge.js';
-import { createStationService, hashPin, type StationService } from '../../station/service/index.js';
+import { createStationService, type StationService } from '../../station/service/index.js';
 import { createWorld, type World } from '../harness.js';
+import { addOperators } from '../operators-fixture.js';
 import { launchChromium, screenshot, watchPage } from './browser.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -33,13 +33,7 @@ let problems: string[] = [];
 beforeAll(async () => {
   if (!existsSync(join(DIST, 'index.html'))) execFileSync('npx', ['vite', 'build', 'renderer'], { cwd: ROOT });
   w = await createWorld({ boards: [{ faults: { identity: { firmwareVersion: '1.4.2\u2067 PASS' } } }] });
-  const db = openServiceDb(join(w.dataDir, 'station.db'));
-  if (!db.ok) throw new Error(db.error.message);
-  db.value.operators.upsert(
-    { operatorId: 'op-1', name: NAME, role: 'operator', pinHash: await hashPin('1234'), badgeHash: null },
-    new Date().toISOString(),
-  );
-  db.value.close();
+  await addOperators(w.dataDir, [{ id: 'op-1', name: NAME, role: 'operator', pin: '1234' }]);
   service = createStationService({ engine: w.engine, logger: w.logger, extraPorts: w.sim.ports });
   await service.start();
   bridge = await startBridge({ service, staticDir: DIST, logger: w.logger });

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, type World } from '../harness.js';
+import { addOperators } from '../operators-fixture.js';
 
 const FAKE_PASS = '\x1b[32m[/dev/ttyACM9] PASS  LS00000001 provisioned: record 1\x1b[0m';
 const ROGUES = [
@@ -24,6 +25,7 @@ const ROGUES = [
 ] as const;
 
 let w: World;
+const PIN = '480213';
 
 beforeAll(async () => {
   w = await createWorld({
@@ -32,6 +34,7 @@ beforeAll(async () => {
       { model: 'LS-SIM-SE' as const },
     ],
   });
+  await addOperators(w.dataDir, [{ id: 'op-1', role: 'operator', pin: PIN }]);
 });
 afterAll(async () => {
   await w?.teardown();
@@ -55,7 +58,8 @@ async function watch(): Promise<{ code: number; out: string }> {
       '--count',
       String(ROGUES.length + 1),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // The operator signs in with the PIN from the environment (never the command line).
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LINE_STATION_PIN: PIN } },
   );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
