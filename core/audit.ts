@@ -127,6 +127,32 @@ export async function verifyChain(
   return { ok: true, entries: n, head };
 }
 
+/** An anchored head that the local chain no longer holds. */
+export interface AnchorMismatch {
+  readonly seq: number;
+  readonly anchoredHash: string;
+  /** The local hash of entry `seq`; null when the local chain does not reach it (truncated or rolled back). */
+  readonly localHash: string | null;
+}
+
+/**
+ * The anchored heads (e.g. the registry's, docs/audit.md "Anchoring at the registry") that the local chain does not
+ * hold at their sequence number. `localHashAt(seq)` is the local hash of entry seq, or null when there is none.
+ * Meaningful together with a verified local chain: a chain that verifies and holds head (seq, hash) holds the whole
+ * anchored prefix 1..seq.
+ */
+export function anchorMismatches(
+  anchored: Iterable<ChainHead>,
+  localHashAt: (seq: number) => string | null,
+): AnchorMismatch[] {
+  const out: AnchorMismatch[] = [];
+  for (const a of anchored) {
+    const local = localHashAt(a.seq);
+    if (local !== a.hash) out.push({ seq: a.seq, anchoredHash: a.hash, localHash: local });
+  }
+  return out;
+}
+
 function short(h: string): string {
   return h.length > 16 ? `${h.slice(0, 16)}…` : h;
 }

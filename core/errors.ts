@@ -246,6 +246,12 @@ export const ERROR_CATALOGUE = {
     action: 'call-supervisor',
     guidance: 'The audit trail failed verification. Stop the line and call a supervisor.',
   },
+  STORE_AUDIT_NOT_ANCHORED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The audit trail no longer holds the history headquarters anchored (rewritten, or restored from an old backup). Stop the line and call a supervisor.',
+  },
   // --- flow ---
   FLOW_ALREADY_PROVISIONED: {
     kind: 'user',

@@ -42,6 +42,7 @@ import {
 import { writeFileAtomic } from '../native/atomic-file.js';
 import { preparePrivateDir, restrictUmask } from '../native/data-dir.js';
 import { escapeControlChars } from '../core/display-text.js';
+import { verifyStationAudit } from './audit-anchor.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, notReady: 3, internal: 70 } as const;
 
@@ -56,6 +57,8 @@ commands:
   stations        [--json]
   stats           [--json]
   device          SERIAL_OR_CHIP_ID [--json]
+  verify-station  S [--json]         (audit heads anchored for station S, and any rewritten/forked history;
+                                      exit 1 when there is a finding)
   records         [--json] [--station S] [--work-order W] [--from ISO] [--to ISO] [--limit N] [--cursor C]
 
 ${LIFECYCLE_USAGE}
@@ -358,6 +361,36 @@ async function command(
           `stations ${r.value.stations}, devices ${r.value.devices}, records ${r.value.records}, conflicts ${r.value.conflicts}`,
         );
       return EXIT.ok;
+    }
+    case 'verify-station': {
+      const id = rest[0];
+      if (!id || rest.length > 1) {
+        out.err('verify-station needs exactly one station id');
+        return EXIT.usage;
+      }
+      const r = await verifyStationAudit(ctx, id);
+      if (!r.ok) return reportApi(out, r.error);
+      const a = r.value;
+      if (v['json'])
+        json({
+          stationId: a.stationId,
+          ok: a.ok,
+          latest: a.latest,
+          anchoredEntries: a.anchoredEntries,
+          heads: a.heads.map(({ jws: _jws, ...h }) => h),
+          findings: a.findings,
+          problems: a.problems,
+        });
+      else {
+        out.log(
+          `station ${a.stationId}: ${a.heads.length} audit heads anchored, entries 1..${a.latest?.seq ?? 0}${a.latest ? ` (head ${a.latest.hash.slice(0, 16)}…)` : ''}`,
+        );
+        for (const f of a.findings)
+          out.log(`  FINDING ${f.kind} at entry ${f.atSeq} (${f.detectedAt}, ${f.source} ${f.batchId}): ${f.message}`);
+        for (const p of a.problems) out.log(`  PROBLEM ${p}`);
+        out.log(a.ok ? 'audit anchoring OK: no rewritten or forked history' : 'audit anchoring: station FLAGGED');
+      }
+      return a.ok ? EXIT.ok : EXIT.refused;
     }
     case 'device': {
       const key = rest[0];

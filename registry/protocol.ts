@@ -13,6 +13,7 @@ import { parseCertificate } from '../core/pki/chain.js';
 import { signJws } from '../core/jws.js';
 import { ProvisioningRecordSchema, RECORD_SCHEMA, RECORD_TYP } from '../core/record.js';
 import { importJwsKey, parseCompactJws, verifyParsedJws } from './jws.js';
+import { AuditAnchorOutcomeSchema, AuditHeadSubmissionSchema, type AuditHeadSubmission } from './audit-head.js';
 
 export { ProvisioningRecordSchema, RECORD_SCHEMA, RECORD_TYP };
 
@@ -201,6 +202,8 @@ export const BatchRequestSchema = z
   .object({
     batchId: z.uuid(),
     records: z.array(z.string().max(MAX_RECORD_CHARS)).min(1).max(MAX_BATCH_RECORDS),
+    /** The station's signed audit head and consistency proof (registry/audit-head.ts, docs/audit.md). */
+    auditHead: AuditHeadSubmissionSchema.optional(),
   })
   .strict();
 export type BatchRequest = z.infer<typeof BatchRequestSchema>;
@@ -237,6 +240,8 @@ export const ReceiptPayloadSchema = z
         .object({ index: z.number().int().min(0), recordId: z.string().nullable(), reason: z.enum(REJECT_REASONS) })
         .strict(),
     ),
+    /** The verdict on the audit head sent with the batch or bundle (absent when none was sent). */
+    auditHead: AuditAnchorOutcomeSchema.optional(),
   })
   .strict();
 export type ReceiptPayload = z.infer<typeof ReceiptPayloadSchema>;
@@ -277,6 +282,8 @@ export const BundlePayloadSchema = z
     count: z.number().int().min(1).max(MAX_BUNDLE_RECORDS),
     /** SHA-256 (hex) over the concatenation of the record JWS strings (UTF-8), in order. */
     recordsSha256: HEX64,
+    /** The station's signed audit head and consistency proof (registry/audit-head.ts, docs/audit.md). */
+    auditHead: AuditHeadSubmissionSchema.optional(),
   })
   .strict();
 export type BundlePayload = z.infer<typeof BundlePayloadSchema>;
@@ -309,6 +316,7 @@ export async function createBundle(p: {
   records: readonly string[];
   clock: Clock;
   bundleId?: string;
+  auditHead?: AuditHeadSubmission;
 }): Promise<Result<{ bundleId: string; jws: string }>> {
   if (p.records.length === 0 || p.records.length > MAX_BUNDLE_RECORDS)
     return fail('INPUT_INVALID', `a bundle holds 1..${MAX_BUNDLE_RECORDS} records, got ${p.records.length}`);
@@ -321,6 +329,7 @@ export async function createBundle(p: {
     records: [...p.records],
     count: p.records.length,
     recordsSha256: await recordsDigest(p.records),
+    ...(p.auditHead ? { auditHead: p.auditHead } : {}),
   };
   const jws = await signJws({
     signer: p.signer,

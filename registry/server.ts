@@ -43,6 +43,8 @@ import {
 import type { z } from 'zod';
 // --- identity lifecycle (registry/lifecycle/, docs/lifecycle.md)
 import { createLifecycleHandler } from './lifecycle/routes.js';
+// --- audit chain anchoring (registry/audit-anchor.ts, docs/audit.md)
+import { signedAnchoredHeads, stationAudit } from './audit-anchor.js';
 import { scheduleCrls, type LifecycleConfig } from './lifecycle/service.js';
 import { scheduleCrlRegeneration } from './lifecycle/schedule.js';
 
@@ -149,7 +151,9 @@ export function createHandler(
       handler: async (req, res) => {
         const { caller, body } = await door.station(req, res, MAX_BATCH_BYTES);
         const b = parseJsonBody(req, body, BatchRequestSchema);
-        return { body: must(await ingestRecords(ctx, caller.trust, b.batchId, b.records, 'batch')) };
+        return {
+          body: must(await ingestRecords(ctx, caller.trust, b.batchId, b.records, 'batch', undefined, b.auditHead)),
+        };
       },
     },
     {
@@ -184,6 +188,26 @@ export function createHandler(
         admin(req);
         await door.body(req, res, MAX_SMALL_BODY_BYTES);
         return { body: { station: must(await revokeStation(ctx, id!)) } };
+      },
+    },
+    {
+      // The station's anchored audit heads, signed (station/sync.ts anchoredHeads, `station verify-log --against-registry`).
+      method: 'GET',
+      pattern: /^\/v1\/audit-heads$/,
+      handler: async (req, res, _p, url) => {
+        const { caller } = await door.station(req, res, 0);
+        const challenge = url.searchParams.get('challenge') ?? '';
+        if (!/^[A-Za-z0-9_-]{22}$/.test(challenge) || [...url.searchParams.keys()].length !== 1)
+          throw new Refusal(apiError('BODY_INVALID', 'expected exactly ?challenge=<16 random bytes, base64url>'));
+        return { body: { jws: must(await signedAnchoredHeads(ctx, caller.trust.row.stationId, challenge)) } };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/stations\/([A-Za-z0-9._-]{1,64})\/audit$/,
+      handler: async (req, _res, [id]) => {
+        admin(req);
+        return { body: must(await stationAudit(ctx, id!)) };
       },
     },
     {

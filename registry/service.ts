@@ -38,6 +38,8 @@ import {
   type Stats,
 } from './protocol.js';
 import { appendEvent as appendLifecycleEvent } from './lifecycle/store.js';
+import { anchorAuditHead } from './audit-anchor.js';
+import type { AuditAnchorOutcome, AuditHeadSubmission } from './audit-head.js';
 import { lifecycleApplyRecords, lifecyclePrecheck, refreshCrl, type LifecycleConfig } from './lifecycle/service.js';
 import {
   bundleStationId,
@@ -255,6 +257,12 @@ export async function ingestRecords(
   kind: 'batch' | 'bundle',
   /** Runs in the ingest transaction after the newly accepted records are stored (not called when there are none). */
   onStored?: (tx: SqlExec, stored: readonly IngestRecord[]) => Promise<void>,
+  /**
+   * The station's signed audit head and consistency proof (docs/audit.md): checked and anchored (or a finding
+   * recorded) before the records, in its own transaction; the verdict goes into the receipt. Not processed again
+   * for a repeated batch (its stored answer carries the first verdict).
+   */
+  auditHead?: AuditHeadSubmission,
 ): Promise<Result<BatchResponse, ApiError>> {
   const stationId = trust.row.stationId;
   const contentSha256 = await recordsDigest(records);
@@ -264,6 +272,12 @@ export async function ingestRecords(
     if (prior.value.contentSha256 !== contentSha256)
       return apiFail('BATCH_CONFLICT', `${kind} ${batchId} was already submitted with different records`);
     if (prior.value.response) return ok({ ...(JSON.parse(prior.value.response) as BatchResponse), repeated: true });
+  }
+  let anchor: AuditAnchorOutcome | undefined;
+  if (auditHead) {
+    const a = await anchorAuditHead(ctx, trust, auditHead, { source: kind, batchId });
+    if (!a.ok) return a;
+    anchor = a.value;
   }
   const now = ctx.clock.now();
   const results: RecordResult[] = [];
@@ -340,6 +354,7 @@ export async function ingestRecords(
     rejected: results
       .filter((r) => r.status === 'rejected' || r.status === 'conflict')
       .map((r) => ({ index: r.index, recordId: r.recordId, reason: r.reason! })),
+    ...(anchor ? { auditHead: anchor } : {}),
   };
   const jws = await signJws({
     signer: ctx.signer,
@@ -402,7 +417,15 @@ export async function importBundle(
         });
       }
     : undefined;
-  const r = await ingestRecords(ctx, trust.value, b.value.bundleId, b.value.records, 'bundle', audit);
+  const r = await ingestRecords(
+    ctx,
+    trust.value,
+    b.value.bundleId,
+    b.value.records,
+    'bundle',
+    audit,
+    b.value.auditHead,
+  );
   return r.ok ? ok({ ...r.value, bundleId: b.value.bundleId }) : r;
 }
 

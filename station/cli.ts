@@ -13,9 +13,11 @@ import type { StationError } from '../core/errors.js';
 import type { FlowOutcome } from '../core/flow.js';
 import type { ProgressEvent } from '../core/model.js';
 import type { DetectedPort } from '../core/ports.js';
-import type { Result } from '../core/result.js';
+import { ok as okResult, type Result } from '../core/result.js';
 import { fromPem, fromPemChain, toPem } from '../core/pki/pem.js';
 import { verifyJws } from '../core/jws.js';
+import { anchorMismatches } from '../core/audit.js';
+import { fail } from '../core/errors.js';
 import { checkRegistryUrl } from './sync.js';
 import { delegateRevocationSigner } from './revocation-signer.js';
 import { checkStationDataDir, CONFIG_FILE, updateStationConfig } from './config.js';
@@ -41,7 +43,8 @@ commands:
               line; --reprovision needs a supervisor: the operator, or --supervisor with --supervisor-pin-file,
               $LINE_STATION_SUPERVISOR_PIN or the next line of stdin)
   records     --data-dir D [--json] [--limit N] [--serial S] [--work-order W]
-  verify-log  --data-dir D [--json]
+  verify-log  --data-dir D [--json] [--against-registry]   (also: the local chain still holds every audit head
+                                                            the registry anchored; needs the HSM PIN)
 ${OPERATOR_USAGE}
   enroll      --data-dir D --registry-cert registry.pem [--registry URL] [--disable-sync]
               [--registry-tls-cert tls.pem]   (the pinned TLS certificate: required for https; http is
@@ -87,6 +90,7 @@ const OPTIONS = {
   'policy-file': { type: 'string' },
   'quotas-file': { type: 'string' },
   answer: { type: 'string' },
+  'against-registry': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -531,9 +535,22 @@ async function cmdVerifyLog(engine: Engine, args: Record<string, unknown>, o: Ou
     }
     if (rows.length < 500) break;
   }
-  const ok = chain.ok && badRecords === 0;
+  const anchored = args['against-registry'] === true ? await checkAnchoredHeads(engine) : null;
+  if (anchored && !anchored.ok && anchored.error.code !== 'STORE_AUDIT_NOT_ANCHORED') {
+    o.err(describeError(anchored.error));
+    return exitFor(anchored.error);
+  }
+  const ok = chain.ok && badRecords === 0 && (anchored === null || anchored.ok);
+  const registry =
+    anchored === null ? undefined : anchored.ok ? anchored.value : { ...anchored.error.details, error: anchored.error };
   if (args.json) {
-    o.out(JSON.stringify({ ok, audit: chain, records: { checked, invalid: badRecords, problems } }, null, 2));
+    o.out(
+      JSON.stringify(
+        { ok, audit: chain, records: { checked, invalid: badRecords, problems }, ...(registry ? { registry } : {}) },
+        null,
+        2,
+      ),
+    );
   } else {
     if (chain.ok) o.out(`audit chain OK: ${chain.entries} entries, head ${chain.headHash.slice(0, 16)}...`);
     else o.out(`audit chain BROKEN at ${chain.at}: ${chain.reason}: ${chain.message}`);
@@ -541,8 +558,47 @@ async function cmdVerifyLog(engine: Engine, args: Record<string, unknown>, o: Ou
       badRecords === 0 ? `records OK: ${checked} signatures verified` : `records INVALID: ${badRecords} of ${checked}`,
     );
     for (const p of problems.slice(0, 20)) o.out(`  ${p}`);
+    if (anchored?.ok)
+      o.out(
+        `registry anchors OK: ${anchored.value.heads} anchored heads held by the local chain (latest ${anchored.value.latest?.seq ?? 'none'})`,
+      );
+    else if (anchored) o.out(`registry anchors MISMATCH: ${describeError(anchored.error)}`);
   }
   return ok ? EXIT.ok : EXIT.verifyFailed;
+}
+
+/**
+ * `verify-log --against-registry`: fetch the heads the registry anchored (signed, checked against the registry
+ * certificate) and check the local chain holds each at its sequence number (docs/audit.md). STORE_AUDIT_NOT_ANCHORED
+ * (details: mismatches, registry findings) when it does not, or when the registry recorded a finding.
+ */
+async function checkAnchoredHeads(
+  engine: Engine,
+): Promise<Result<{ latest: { seq: number; hash: string } | null; heads: number; findings: number }>> {
+  if (!engine.sync)
+    return fail('CONFIG_INVALID', 'no registry is configured: run station enroll --registry URL --registry-cert F');
+  const r = await engine.sync.anchoredHeads();
+  if (!r.ok) return r;
+  const heads = [...r.value.heads, ...(r.value.latest ? [r.value.latest] : [])];
+  const mismatches = anchorMismatches(heads, (seq) => {
+    const e = engine.store.listAudit(seq, 1)[0];
+    return e && e.seq === seq ? e.hash : null;
+  });
+  const findings = r.value.findings;
+  if (mismatches.length || findings.length) {
+    const first = mismatches[0];
+    const why = first
+      ? first.localHash === null
+        ? `the local audit chain ends before entry ${first.seq}, which the registry anchored: entries were removed (restored backup or truncation)`
+        : `local audit entry ${first.seq} hashes to ${first.localHash.slice(0, 16)}…, the registry anchored ${first.anchoredHash.slice(0, 16)}…: the history was rewritten`
+      : `the registry recorded ${findings.length} finding(s) for this station: ${findings[0]!.kind} at entry ${findings[0]!.atSeq}: ${findings[0]!.message}`;
+    return fail(
+      'STORE_AUDIT_NOT_ANCHORED',
+      `${why} (${mismatches.length} of ${heads.length} anchored heads not held)`,
+      { mismatches: mismatches.slice(0, 20), findings },
+    );
+  }
+  return okResult({ latest: r.value.latest, heads: r.value.heads.length, findings: 0 });
 }
 
 // ---------------------------------------------------------------- sync with the registry (station/sync.ts)

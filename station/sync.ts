@@ -7,6 +7,8 @@
  * station key (`LS-Sig`). A record is acknowledged only by a receipt that verifies with the configured
  * registry certificate, names this station and this batch, and lists the record with the same SHA-256.
  * Offline: `exportBundle` writes a signed bundle, `importReceipt` applies the registry's receipt file.
+ * Every batch and bundle also carries the station's signed audit head and the entries since the head the registry
+ * last confirmed (docs/audit.md "Anchoring at the registry"); `anchoredHeads` fetches what the registry anchored.
  */
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -15,9 +17,21 @@ import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import { fail, stationError, type StationError } from '../core/errors.js';
 import { fromPem, toPem } from '../core/pki/pem.js';
 import { systemClock, type Clock, type Logger, type Signer } from '../core/ports.js';
-import { ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../core/result.js';
 import type { SyncView } from '../core/api.js';
 import { openOutbox, type ApplyOutcome, type Outbox } from '../native/store/outbox.js';
+import { toBase64Url } from '../core/bytes.js';
+import { verifyDocument } from '../registry/jws.js';
+import {
+  AnchoredHeadsPayloadSchema,
+  AUDIT_HEADS_TYP,
+  BATCH_PROOF_BYTES,
+  BUNDLE_PROOF_BYTES,
+  signAuditHead,
+  type AnchoredHeadsPayload,
+  type AuditAnchorOutcome,
+  type AuditHeadSubmission,
+} from '../registry/audit-head.js';
 import {
   BatchResponseSchema,
   createBundle,
@@ -68,9 +82,14 @@ export interface SyncOptions {
   readonly random?: () => number;
   /** Test hook: called after a batch is marked sent, before it goes on the wire. */
   readonly beforeSend?: (batchId: string, count: number) => void | Promise<void>;
+  /** Test hook: crash points (the crash tests kill the process there). */
+  readonly failpoint?: (p: SyncFailPoint, detail: { batchId: string; seq: number }) => void | Promise<void>;
   /** SQLite synchronous level of the outbox connection (NORMAL only for tests/benchmarks). */
   readonly synchronous?: 'FULL' | 'NORMAL';
 }
+
+/** `audit-head-signed`: the audit head of a batch is signed (HSM) and not yet sent. */
+export type SyncFailPoint = 'audit-head-signed';
 
 export interface ImportReceiptOutcome {
   readonly marked: number;
@@ -95,6 +114,11 @@ export interface SyncService {
   importReceipt(content: string): Promise<Result<ImportReceiptOutcome>>;
   /** GET /v1/health: updates `reachable`. */
   checkHealth(signal?: AbortSignal): Promise<boolean>;
+  /**
+   * GET /v1/audit-heads: the heads of this station's audit chain the registry anchored, as the registry signed them
+   * (verified with the registry certificate, fresh challenge echoed). For `station verify-log --against-registry`.
+   */
+  anchoredHeads(signal?: AbortSignal): Promise<Result<AnchoredHeadsPayload>>;
   /** The outbox (details per record, failures). */
   readonly outbox: Outbox;
   /** Stop the loop and close the outbox connection. */
@@ -347,6 +371,9 @@ export function registryErrorOf(
   }
 }
 
+/** Bytes of a batch body besides the record JWS and the proof entries (ids, signed head, JSON framing). */
+const RESERVED_BYTES = 64 * 1024;
+
 const abortable = (signal: AbortSignal | undefined, ms: number): AbortSignal =>
   signal ? AbortSignal.any([signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
 
@@ -432,12 +459,59 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     return r;
   }
 
+  /**
+   * The signed audit head and its consistency proof (entries since the head the registry last confirmed), at most
+   * `budget` JSON characters of entries; null for an empty chain. Throws SyncFailure when the HSM cannot sign.
+   */
+  async function signedAuditHead(budget: number, batchId: string): Promise<AuditHeadSubmission | null> {
+    const p = outbox.auditProof(Math.max(0, budget));
+    if (p.head.seq === 0) return null;
+    if (p.anchoredHash && p.anchoredHash !== p.fromHash)
+      log.log('error', 'the local audit chain no longer holds the head the registry anchored', {
+        seq: p.fromSeq,
+        anchored: p.anchoredHash,
+        local: p.fromHash,
+      });
+    const head = await signAuditHead({
+      signer: o.signer,
+      chain: o.chain,
+      stationId: o.stationId,
+      seq: p.head.seq,
+      hash: p.head.hash,
+      clock,
+    });
+    if (!head.ok) throw new SyncFailure(head.error);
+    await o.failpoint?.('audit-head-signed', { batchId, seq: p.head.seq });
+    return { head: head.value, fromSeq: p.fromSeq, fromHash: p.fromHash, entries: [...p.entries] };
+  }
+
+  /** Log the registry's verdict on an audit head (a refusal is a security finding: an error). */
+  function noteAnchor(v: AuditAnchorOutcome | undefined, applied: ApplyOutcome, what: string): void {
+    if (!v) return;
+    const ctx = { what, status: v.status, seq: v.seq, anchored: v.anchored?.seq ?? null };
+    if (v.status === 'refused' || applied.anchor?.mismatch)
+      log.log('error', 'the registry did not anchor this station audit chain: it does not extend the anchored one', {
+        ...ctx,
+        finding: v.finding,
+        message: v.message,
+        localMismatch: applied.anchor?.mismatch ?? false,
+      });
+    else if (v.status === 'invalid')
+      log.log('warn', 'the registry could not check the audit head', { ...ctx, message: v.message });
+    else log.log('debug', 'audit head anchored', ctx);
+  }
+
   /** POST one batch (fresh signature), verify the receipt, apply it. Throws SyncFailure. */
   async function sendBatch(batchId: string, signal: AbortSignal | undefined): Promise<ApplyOutcome> {
     const batch = outbox.batch(batchId);
     if (!batch) throw new SyncFailure(stationError('INTERNAL', `batch ${batchId} has no records`));
     const records = batch.items.map((i) => i.jws);
-    const body = JSON.stringify({ batchId, records });
+    const recordChars = records.reduce((n, r) => n + r.length + 3, 0);
+    const auditHead = await signedAuditHead(
+      Math.min(BATCH_PROOF_BYTES, MAX_BATCH_BYTES - RESERVED_BYTES - recordChars),
+      batchId,
+    );
+    const body = JSON.stringify({ batchId, records, ...(auditHead ? { auditHead } : {}) });
     const audience = await pinnedAudience(o.registryCertificate);
     if (!audience.ok) throw new SyncFailure(audience.error);
     const auth = await signRequest(o.signer, o.stationId, 'POST', '/v1/batches', body, clock, audience.value);
@@ -500,10 +574,12 @@ export function openSync(o: SyncOptions): Result<SyncService> {
         jws: receiptJws,
         accepted: receipt.accepted,
         rejected: receipt.rejected,
+        ...(receipt.auditHead ? { auditHead: receipt.auditHead } : {}),
       },
       'online',
       order,
     );
+    noteAnchor(receipt.auditHead, applied, `batch ${batchId}`);
     const named = new Set([
       ...receipt.accepted.map((a) => a.recordId),
       ...receipt.rejected.map((r) => r.recordId ?? order[r.index] ?? ''),
@@ -527,7 +603,11 @@ export function openSync(o: SyncOptions): Result<SyncService> {
       if (signal?.aborted) throw new SyncFailure(stationError('SYNC_UNREACHABLE', 'sync stopped'));
       let batchId = outbox.sentBatchIds()[0];
       if (batchId === undefined) {
-        const claimed = outbox.claimBatch(globalThis.crypto.randomUUID(), batchSize, MAX_BATCH_BYTES - 64 * 1024);
+        const claimed = outbox.claimBatch(
+          globalThis.crypto.randomUUID(),
+          batchSize,
+          MAX_BATCH_BYTES - RESERVED_BYTES - BATCH_PROOF_BYTES,
+        );
         if (!claimed) return total;
         batchId = claimed.batchId;
         emit();
@@ -607,10 +687,56 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     }
   }
 
+  async function anchoredHeads(signal?: AbortSignal): Promise<Result<AnchoredHeadsPayload>> {
+    if (!baseUrl) return fail('CONFIG_INVALID', 'no registry URL is configured: run station enroll --registry URL');
+    const cert = registryCert();
+    if (!cert.ok) return cert;
+    const challenge = toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(16)));
+    const path = `/v1/audit-heads?challenge=${challenge}`;
+    const audience = await pinnedAudience(cert.value);
+    if (!audience.ok) return audience;
+    const auth = await signRequest(o.signer, o.stationId, 'GET', path, '', clock, audience.value);
+    if (!auth.ok) return auth;
+    let res: { status: number; text: string };
+    try {
+      res = await httpExchange(`${baseUrl}${path}`, {
+        method: 'GET',
+        tls: o.registryTlsCertificate ?? null,
+        headers: { authorization: auth.value },
+        signal: abortable(signal, timeoutMs),
+      });
+    } catch (e) {
+      return err(exchangeError(e, 'GET /v1/audit-heads'));
+    }
+    if (res.status !== 200) {
+      const { code, message } = registryErrorOf(res);
+      return fail(
+        res.status >= 500 ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
+        `GET /v1/audit-heads: registry answered ${res.status} ${code}: ${message}`,
+      );
+    }
+    let jws: unknown;
+    try {
+      jws = (JSON.parse(res.text) as { jws?: unknown }).jws;
+    } catch {
+      jws = undefined;
+    }
+    if (typeof jws !== 'string') return fail('SYNC_RECEIPT_INVALID', 'GET /v1/audit-heads: the answer is not {jws}');
+    const v = await verifyDocument('anchored heads', jws, AUDIT_HEADS_TYP, AnchoredHeadsPayloadSchema, cert.value);
+    if (!v.ok) return fail('SYNC_RECEIPT_INVALID', v.error.message);
+    const p = v.value.payload;
+    if (p.stationId !== o.stationId)
+      return fail('SYNC_RECEIPT_INVALID', `anchored heads: issued for station ${p.stationId}, not ${o.stationId}`);
+    if (p.challenge !== challenge)
+      return fail('SYNC_RECEIPT_INVALID', 'anchored heads: the answer does not echo this request (replayed or stale)');
+    return ok(p);
+  }
+
   const service: SyncService = {
     outbox,
     status,
     checkHealth,
+    anchoredHeads,
 
     async syncOnce(signal) {
       const r = await exclusive(() => attempt(signal));
@@ -650,12 +776,20 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     async exportBundle() {
       const items = outbox.unacknowledged(MAX_BUNDLE_RECORDS);
       if (!items.length) return fail('INPUT_INVALID', 'nothing to export: every record is acknowledged or failed');
+      let auditHead: AuditHeadSubmission | null;
+      try {
+        auditHead = await signedAuditHead(BUNDLE_PROOF_BYTES, 'bundle');
+      } catch (e) {
+        if (e instanceof SyncFailure) return { ok: false, error: e.error };
+        throw e;
+      }
       const b = await createBundle({
         signer: o.signer,
         chain: o.chain,
         stationId: o.stationId,
         records: items.map((i) => i.jws),
         clock,
+        ...(auditHead ? { auditHead } : {}),
       });
       if (!b.ok) return b;
       outbox.noteExport(
@@ -692,9 +826,11 @@ export function openSync(o: SyncOptions): Result<SyncService> {
           jws: content.trim(),
           accepted: r.accepted,
           rejected: r.rejected,
+          ...(r.auditHead ? { auditHead: r.auditHead } : {}),
         },
         'import',
       );
+      noteAnchor(r.auditHead, applied, `receipt ${r.receiptId}`);
       const parts = [`${applied.marked} record(s) marked as synced`];
       if (applied.alreadySynced) parts.push(`${applied.alreadySynced} were already synced`);
       if (applied.unknown)

@@ -61,9 +61,9 @@ describe('registry schema v3 (sqlite)', () => {
     if (!opened.ok) return;
     const db = opened.value;
     const x = db.sql;
-    expect((await x.all('SELECT version FROM schema_migrations ORDER BY version')).map((r) => r['version'])).toEqual([
-      1, 2, 3,
-    ]);
+    expect((await x.all('SELECT version FROM schema_migrations ORDER BY version')).map((r) => r['version'])).toEqual(
+      SQLITE_MIGRATIONS.map((m) => m.version),
+    );
     expect(await x.all(DEVICES_SQL)).toEqual(devicesBefore);
     expect(await x.all(CREDS_SQL)).toEqual(credsBefore);
     expect(await x.all('PRAGMA foreign_key_check')).toEqual([]);
@@ -98,7 +98,9 @@ describe('registry schema v3 (sqlite)', () => {
     const again = openSqliteRegistryDb(path);
     expect(again.ok).toBe(true);
     if (again.ok) {
-      expect(await again.value.sql.all('SELECT COUNT(*) AS n FROM schema_migrations')).toEqual([{ n: 3 }]);
+      expect(await again.value.sql.all('SELECT COUNT(*) AS n FROM schema_migrations')).toEqual([
+        { n: SQLITE_MIGRATIONS.length },
+      ]);
       await again.value.close();
     }
   });
@@ -144,9 +146,9 @@ describe.runIf(PG_URL)('registry schema v3 (postgres)', () => {
     if (!opened.ok) return;
     const db = opened.value;
     const x = db.sql;
-    expect((await x.all('SELECT version FROM schema_migrations ORDER BY version')).map((r) => r['version'])).toEqual([
-      1, 2, 3,
-    ]);
+    expect((await x.all('SELECT version FROM schema_migrations ORDER BY version')).map((r) => r['version'])).toEqual(
+      PG_MIGRATIONS.map((m) => m.version),
+    );
     expect(await x.all(DEVICES_SQL)).toEqual(devicesBefore);
     expect(await x.all(CREDS_SQL)).toEqual(credsBefore);
     const checks = await x.all(

@@ -307,6 +307,47 @@ CREATE TABLE revocation_signers (
 );
 CREATE UNIQUE INDEX revocation_signers_pending ON revocation_signers(station_id) WHERE state = 'pending';
 CREATE UNIQUE INDEX revocation_signers_active ON revocation_signers(station_id) WHERE state = 'active';
+ * v5: audit chain anchoring (docs/audit.md "Anchoring at the registry"), same DDL for both dialects: the hash of
+ * every audit entry of a station that a verified consistency proof covered, the signed heads, and the findings
+ * (rewritten or forked histories). Written by registry/audit-anchor.ts only.
+ */
+const AUDIT_ANCHOR_V5 = `
+CREATE TABLE audit_anchor_chain (
+  station_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (station_id, seq)
+);
+
+CREATE TABLE audit_heads (
+  station_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  hash TEXT NOT NULL,
+  signed_at TEXT NOT NULL,
+  received_at TEXT NOT NULL,
+  source TEXT NOT NULL CHECK (source IN ('batch', 'bundle')),
+  batch_id TEXT NOT NULL,
+  jws TEXT NOT NULL,
+  PRIMARY KEY (station_id, seq)
+);
+
+CREATE TABLE audit_findings (
+  finding_id TEXT PRIMARY KEY,
+  station_id TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('rewritten', 'forked', 'proof-mismatch')),
+  at_seq BIGINT NOT NULL,
+  anchored_hash TEXT NOT NULL,
+  presented_hash TEXT NOT NULL,
+  head_seq BIGINT NOT NULL,
+  head_hash TEXT NOT NULL,
+  head_jws TEXT NOT NULL,
+  source TEXT NOT NULL,
+  batch_id TEXT NOT NULL,
+  detected_at TEXT NOT NULL,
+  message TEXT NOT NULL,
+  UNIQUE (station_id, kind, at_seq, presented_hash)
+);
+CREATE INDEX audit_findings_station ON audit_findings(station_id, detected_at);
 `;
 
 export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
@@ -314,10 +355,12 @@ export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
   { version: 3, name: 'device state rotated', sql: SQLITE_V3, rebuildsTables: true },
   { version: 4, name: 'delegated revocation signers', sql: SIGNERS_V4 },
+  { version: 5, name: 'audit chain anchoring', sql: AUDIT_ANCHOR_V5 },
 ];
 export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: PG_V1 },
   { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
   { version: 3, name: 'device state rotated', sql: PG_V3 },
   { version: 4, name: 'delegated revocation signers', sql: SIGNERS_V4 },
+  { version: 5, name: 'audit chain anchoring', sql: AUDIT_ANCHOR_V5 },
 ];

@@ -328,6 +328,23 @@ INSERT INTO auth_attempts (subject, attempts, lockouts, locked_until_ms, updated
 ALTER TABLE operators DROP COLUMN failed_attempts;
 ALTER TABLE operators DROP COLUMN locked_until;
 UPDATE operators SET badge_hash = NULL WHERE badge_hash IS NOT NULL AND badge_hash NOT LIKE 'hmac-sha256$%';
+/**
+ * v6: audit chain anchoring (docs/audit.md "Anchoring at the registry"): the heads of this station's audit chain
+ * that the registry confirmed (in a verified receipt) it holds. The newest one is where the next consistency proof
+ * starts. Written by the outbox connection when it applies a receipt; rows are never changed or deleted.
+ */
+const V6_AUDIT_ANCHORS = `
+CREATE TABLE audit_anchors (
+  seq INTEGER PRIMARY KEY CHECK (seq >= 1),
+  hash TEXT NOT NULL CHECK (length(hash) = 64),
+  receipt_id TEXT NOT NULL,
+  source TEXT NOT NULL CHECK (source IN ('online', 'import')),
+  anchored_at TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER audit_anchors_no_update BEFORE UPDATE ON audit_anchors
+BEGIN SELECT RAISE(ABORT, 'audit_anchors is append-only'); END;
+CREATE TRIGGER audit_anchors_no_delete BEFORE DELETE ON audit_anchors
+BEGIN SELECT RAISE(ABORT, 'audit_anchors is append-only'); END;
 `;
 
 /** All migrations, in order. The schema version of a database is the number applied. */
@@ -337,6 +354,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'operators; indexes for the supervisor queries', up: (db) => db.exec(V3_OPERATORS) },
   { version: 4, name: 'signed policy and quotas, quota units, revocation requests', up: (db) => db.exec(V4_LIFECYCLE) },
   { version: 5, name: 'sign-in attempt accounting; keyed badge hashes', up: (db) => db.exec(V5_AUTH_ATTEMPTS) },
+  { version: 6, name: 'audit anchors confirmed by the registry', up: (db) => db.exec(V6_AUDIT_ANCHORS) },
 ];
 
 /** The schema version this build writes. */

@@ -15,6 +15,15 @@ import type { Clock } from '../../core/ports.js';
 import { systemClock } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
 import { auditEntryHashSync } from './sqlite-store.js';
+import type { AuditAnchorOutcome } from '../../registry/audit-head.js';
+import { MAX_PROOF_ENTRIES } from '../../registry/audit-head.js';
+import {
+  applyAnchorOutcome,
+  auditAnchorStatements,
+  readAuditProof,
+  type AnchorApplied,
+  type AuditProof,
+} from './audit-anchors.js';
 
 export type OutboxState = 'pending' | 'sent' | 'acknowledged' | 'failed';
 
@@ -80,6 +89,8 @@ export interface VerifiedReceipt {
     readonly reason: string;
     readonly message?: string | null;
   }[];
+  /** The registry's verdict on the audit head sent with the batch or bundle (docs/audit.md), if any. */
+  readonly auditHead?: AuditAnchorOutcome;
 }
 
 export interface ApplyOutcome {
@@ -95,6 +106,8 @@ export interface ApplyOutcome {
   readonly duplicateReceipt: boolean;
   /** Sequence number of the `sync.acknowledged` audit entry, if one was written. */
   readonly auditSeq: number | null;
+  /** What the receipt's audit verdict did (null: the receipt has none). */
+  readonly anchor: AnchorApplied | null;
 }
 
 export interface Outbox {
@@ -127,6 +140,10 @@ export interface Outbox {
   receipt(receiptId: string): (StoredReceipt & { readonly jws: string }) | null;
   row(recordId: string): OutboxRow | null;
   listFailed(limit?: number): OutboxRow[];
+  /** The audit entries after the newest anchored head, up to `maxChars` JSON characters (docs/audit.md). */
+  auditProof(maxChars: number): AuditProof;
+  /** The heads the registry confirmed (seq, hash), oldest first. */
+  auditAnchors(): { seq: number; hash: string }[];
   close(): void;
 }
 
@@ -261,6 +278,8 @@ function createOutbox(db: Database.Database, file: string, clock: Clock): Outbox
     ),
     advanceHead: db.prepare('UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1'),
   };
+
+  const anchors = auditAnchorStatements(db);
 
   type ItemDb = { record_id: string; state: OutboxState; jws: string; record_sha256: string };
   const toItem = (r: ItemDb): OutboxItem => ({
@@ -405,7 +424,8 @@ function createOutbox(db: Database.Database, file: string, clock: Clock): Outbox
             failed,
           });
         }
-        return { marked, alreadySynced, unknown, failed, duplicateReceipt: prior !== undefined, auditSeq };
+        const anchor = r.auditHead ? applyAnchorOutcome(anchors, r.auditHead, r.receiptId, source, t) : null;
+        return { marked, alreadySynced, unknown, failed, duplicateReceipt: prior !== undefined, auditSeq, anchor };
       });
     },
 
@@ -442,6 +462,14 @@ function createOutbox(db: Database.Database, file: string, clock: Clock): Outbox
 
     listFailed(limit = 100) {
       return (st.failed.all(limit) as RowDb[]).map(toRow);
+    },
+
+    auditProof(maxChars) {
+      return readAuditProof(db, anchors, maxChars, MAX_PROOF_ENTRIES);
+    },
+
+    auditAnchors() {
+      return anchors.list.all() as { seq: number; hash: string }[];
     },
 
     close() {

@@ -7,7 +7,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { canonicalJson } from '../../core/canonical.js';
 import type { StepName } from '../../core/model.js';
 import type { IssuedCertificate, RunData, RunRow, Store, StoredRecord } from '../../core/store.js';
-import { sha256HexSync } from './sqlite-store.js';
+import Database from 'better-sqlite3';
+import { auditEntryHashSync, sha256HexSync } from './sqlite-store.js';
 
 export interface BoardFixture {
   readonly chipId: string;
@@ -149,4 +150,54 @@ export function fullRun(
   createdAt?: string,
 ): StoredRecord {
   return finishRun(store, startRun(store, b, supersedes), createdAt);
+}
+
+/**
+ * The audit-rewrite attack (docs/audit.md): with its own sqlite connection on station.db, drop the audit tables'
+ * append-only triggers, rewrite entry `seq` (its payload gets `patch`), recompute every later hash and the head row,
+ * exactly as the station would have written them. Returns the number of entries rewritten.
+ */
+export function rewriteAuditHistory(dbFile: string, seq: number, patch: Record<string, unknown>): number {
+  const db = new Database(dbFile);
+  try {
+    const audit = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('audit_log', 'audit_head')";
+    for (const t of db.prepare(audit).pluck().all() as string[]) db.exec(`DROP TRIGGER "${t}"`);
+    const rows = db.prepare('SELECT * FROM audit_log WHERE seq >= ? ORDER BY seq').all(seq) as {
+      seq: number;
+      ts: string;
+      type: string;
+      run_id: string | null;
+      payload_json: string;
+      prev_hash: string;
+    }[];
+    const upd = db.prepare('UPDATE audit_log SET payload_json = ?, prev_hash = ?, hash = ? WHERE seq = ?');
+    let prev = rows[0]!.prev_hash;
+    db.transaction(() => {
+      for (const r of rows) {
+        const payload = JSON.parse(r.payload_json) as Record<string, unknown>;
+        const p = r.seq === seq ? { ...payload, ...patch } : payload;
+        const hash = auditEntryHashSync(prev, { seq: r.seq, ts: r.ts, type: r.type, runId: r.run_id, payload: p });
+        upd.run(canonicalJson(p), prev, hash, r.seq);
+        prev = hash;
+      }
+      db.prepare('UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1').run(rows[rows.length - 1]!.seq, prev);
+    })();
+    return rows.length;
+  } finally {
+    db.close();
+  }
+}
+
+/** Read-only look at a station database: the audit head seq and the first entry of a type (tests). */
+export function auditFacts(dbFile: string, type: string): { headSeq: number; firstOfType: number | null } {
+  const db = new Database(dbFile, { readonly: true });
+  try {
+    return {
+      headSeq: db.prepare('SELECT seq FROM audit_head WHERE id = 1').pluck().get() as number,
+      firstOfType:
+        (db.prepare('SELECT MIN(seq) FROM audit_log WHERE type = ?').pluck().get(type) as number | null) ?? null,
+    };
+  } finally {
+    db.close();
+  }
 }
