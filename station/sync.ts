@@ -373,6 +373,11 @@ export function registryErrorOf(
 
 /** Bytes of a batch body besides the record JWS and the proof entries (ids, signed head, JSON framing). */
 const RESERVED_BYTES = 64 * 1024;
+/**
+ * Room always left for the audit proof when records are claimed: a batch of 500 typical records (~13 KiB) still
+ * fits, and the proof takes what the records leave, up to BATCH_PROOF_BYTES (docs/audit.md).
+ */
+const MIN_PROOF_BYTES = 512 * 1024;
 
 const abortable = (signal: AbortSignal | undefined, ms: number): AbortSignal =>
   signal ? AbortSignal.any([signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
@@ -606,7 +611,7 @@ export function openSync(o: SyncOptions): Result<SyncService> {
         const claimed = outbox.claimBatch(
           globalThis.crypto.randomUUID(),
           batchSize,
-          MAX_BATCH_BYTES - RESERVED_BYTES - BATCH_PROOF_BYTES,
+          MAX_BATCH_BYTES - RESERVED_BYTES - MIN_PROOF_BYTES,
         );
         if (!claimed) return total;
         batchId = claimed.batchId;

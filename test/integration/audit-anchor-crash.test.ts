@@ -138,6 +138,7 @@ describe('crash between signing the audit head and sending it', () => {
       expect(a.value.anchoredEntries).toBe(a.value.latest!.seq);
       expect(a.value.heads[0]!.seq).toBeGreaterThanOrEqual(Math.max(...signedSeqs));
       for (const h of a.value.heads) expect(eng.store.listAudit(h.seq, 1)[0]!.hash).toBe(h.hash);
+      console.log(`audit head figures: signed head JWS ${a.value.heads[0]!.jws.length} chars (x5c: 3 certificates)`);
       // The station recorded what the registry confirmed.
       const ob2 = openOutbox(join(w.dataDir, 'station.db'), { clock: systemClock });
       if (!ob2.ok) throw new Error(ob2.error.message);

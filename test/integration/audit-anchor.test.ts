@@ -9,6 +9,7 @@
 import { join } from 'node:path';
 import { auditFacts, rewriteAuditHistory } from '../../native/store/test-fixtures.js';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openOutbox } from '../../native/store/outbox.js';
 import { closeLines, line, provision, registry, st, verifyStation } from './anchor-fixture.js';
 
 afterAll(closeLines);
@@ -18,6 +19,16 @@ describe('audit chain anchored at the registry', () => {
     const l = await line(3);
     await provision(l, 0);
     await provision(l, 1);
+    // Figures: what the proof adds to a batch for boards provisioned by the real engine.
+    const ob = openOutbox(join(l.w.dataDir, 'station.db'));
+    if (!ob.ok) throw new Error(ob.error.message);
+    const proof = ob.value.auditProof(64 * 1024 * 1024);
+    ob.value.close();
+    const perBoard = proof.entries.filter((e) => e.type === 'record.committed').length;
+    console.log(
+      `audit proof figures: ${proof.entries.length} entries, ${proof.chars} JSON chars for ${perBoard} boards ` +
+        `(${Math.round(proof.chars / perBoard)} chars/board, ${Math.round(proof.chars / proof.entries.length)} chars/entry)`,
+    );
     const sy = await st(l.w, 'sync', '--json');
     expect(sy.code, sy.out).toBe(0);
     let v = await verifyStation(l);
