@@ -128,6 +128,14 @@ for (const backend of backends()) {
       expect(got.value).toMatchObject({ stationId: station.id, latest: a.latest, findings: [] });
       expect(got.value.heads.map((h) => h.seq)).toEqual(a.heads.map((h) => h.seq));
 
+      // The same over the admin route; the station route wants exactly a fresh challenge.
+      const adm = await call(reg.url, 'GET', `/v1/stations/${station.id}/audit`, { bearer: 'a'.repeat(32) });
+      expect(adm.status, adm.text).toBe(200);
+      expect(adm.json).toMatchObject({ stationId: station.id, latest: a.latest, anchoredEntries: a.latest!.seq });
+      const noChallenge = await call(reg.url, 'GET', '/v1/audit-heads', { station });
+      expect(noChallenge.status).toBe(400);
+      expect((await call(reg.url, 'GET', `/v1/stations/${station.id}/audit`)).status).toBe(401);
+
       // A fake registry (another key) answering for the station: refused by the pinned registry certificate.
       const viaFake = open(fake.url);
       const f = await viaFake.anchoredHeads();
