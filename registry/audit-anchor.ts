@@ -38,6 +38,9 @@ export interface HeadSource {
 /** Rows per multi-row INSERT of entry hashes (3 parameters each; far below both backends' limits). */
 const INSERT_CHUNK = 500;
 
+/** Longest message in a verdict (the receipt schema allows 1024). */
+const MAX_MESSAGE = 1000;
+
 const sha256Hex = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
 
 const short = (h: string) => `${h.slice(0, 16)}…`;
@@ -53,7 +56,7 @@ async function latestAnchored(tx: SqlExec, stationId: string): Promise<Head | nu
 
 /** The verdict when the head or proof cannot be checked at all (nothing stored, no finding). */
 function invalid(seq: number, hash: string, anchored: Head | null, message: string): AuditAnchorOutcome {
-  return { status: 'invalid', seq, hash, anchored, finding: null, message };
+  return { status: 'invalid', seq, hash, anchored, finding: null, message: message.slice(0, MAX_MESSAGE) };
 }
 
 /** Read and authenticate the signed head: typ, schema, this station, the station's (possibly rotated) key. */
