@@ -17,7 +17,7 @@ export const AUDIT_HEADS_SCHEMA = 'line-station/audit-heads/v1';
 
 /** Most audit entries one proof may carry. */
 export const MAX_PROOF_ENTRIES = 100_000;
-/** Proof budget (JSON characters of `entries`) in an online batch; the records get the rest of the 8 MiB. */
+/** Proof budget (UTF-8 bytes of the JSON of `entries`) in an online batch; the records get the rest of the 8 MiB. */
 export const BATCH_PROOF_BYTES = 2 * 1024 * 1024;
 /** Proof budget in a bundle (64 MiB at most, the records take up to ~34 MiB). */
 export const BUNDLE_PROOF_BYTES = 16 * 1024 * 1024;
@@ -150,5 +150,5 @@ export async function signAuditHead(p: {
   });
 }
 
-/** JSON characters an entry adds to a proof (its JSON text plus a separator): the budget unit. */
-export const proofEntryChars = (e: AuditProofEntry): number => JSON.stringify(e).length + 1;
+/** UTF-8 bytes an entry adds to a proof (its JSON text plus a separator): the budget unit. */
+export const proofEntryBytes = (e: AuditProofEntry): number => utf8(JSON.stringify(e)).length + 1;

@@ -466,7 +466,7 @@ export function openSync(o: SyncOptions): Result<SyncService> {
 
   /**
    * The signed audit head and its consistency proof (entries since the head the registry last confirmed), at most
-   * `budget` JSON characters of entries; null for an empty chain. Throws SyncFailure when the HSM cannot sign.
+   * `budget` bytes of entry JSON; null for an empty chain. Throws SyncFailure when the HSM cannot sign.
    */
   async function signedAuditHead(budget: number, batchId: string): Promise<AuditHeadSubmission | null> {
     const p = outbox.auditProof(Math.max(0, budget));
@@ -511,9 +511,9 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     const batch = outbox.batch(batchId);
     if (!batch) throw new SyncFailure(stationError('INTERNAL', `batch ${batchId} has no records`));
     const records = batch.items.map((i) => i.jws);
-    const recordChars = records.reduce((n, r) => n + r.length + 3, 0);
+    const recordBytes = records.reduce((n, r) => n + r.length + 3, 0); // JWS: ASCII
     const auditHead = await signedAuditHead(
-      Math.min(BATCH_PROOF_BYTES, MAX_BATCH_BYTES - RESERVED_BYTES - recordChars),
+      Math.min(BATCH_PROOF_BYTES, MAX_BATCH_BYTES - RESERVED_BYTES - recordBytes),
       batchId,
     );
     const body = JSON.stringify({ batchId, records, ...(auditHead ? { auditHead } : {}) });

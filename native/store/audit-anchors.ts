@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import { GENESIS_HASH } from '../../core/audit.js';
 import type { AuditAnchorOutcome, AuditProofEntry } from '../../registry/audit-head.js';
-import { proofEntryChars } from '../../registry/audit-head.js';
+import { proofEntryBytes } from '../../registry/audit-head.js';
 
 /** The entries after the anchored base, and the head they end at: what the station signs and sends. */
 export interface AuditProof {
@@ -21,8 +21,8 @@ export interface AuditProof {
   readonly entries: readonly AuditProofEntry[];
   /** The head the proof ends at (the chain head, or earlier when the budget ran out). 0 = empty chain. */
   readonly head: { readonly seq: number; readonly hash: string };
-  /** JSON characters of `entries` (the budget unit). */
-  readonly chars: number;
+  /** UTF-8 bytes of the JSON of `entries` (the budget unit). */
+  readonly bytes: number;
   /** The local chain head now (head.seq < chainHead when the budget ran out). */
   readonly chainHead: number;
 }
@@ -55,12 +55,12 @@ export type AuditAnchorStatements = ReturnType<typeof auditAnchorStatements>;
 
 /**
  * Read the proof in ONE read transaction (a consistent snapshot): entries after the newest anchored head, as many
- * as fit in `maxChars` JSON characters (at least one when there is any) and `maxEntries`.
+ * as fit in `maxBytes` bytes of JSON (at least one when there is any) and `maxEntries`.
  */
 export function readAuditProof(
   db: Database.Database,
   st: AuditAnchorStatements,
-  maxChars: number,
+  maxBytes: number,
   maxEntries: number,
 ): AuditProof {
   return db.transaction((): AuditProof => {
@@ -72,7 +72,7 @@ export function readAuditProof(
     const local = fromSeq === 0 ? GENESIS_HASH : (st.hashAt.get(fromSeq) as { hash: string } | undefined)?.hash;
     const fromHash = local ?? GENESIS_HASH;
     const entries: AuditProofEntry[] = [];
-    let chars = 0;
+    let bytes = 0;
     let end = { seq: fromSeq, hash: fromHash };
     const limit = Math.min(head.seq, fromSeq + maxEntries);
     for (const r of st.entries.iterate(fromSeq, limit) as IterableIterator<EntryRow>) {
@@ -83,10 +83,10 @@ export function readAuditProof(
         runId: r.run_id,
         payload: JSON.parse(r.payload_json) as Record<string, unknown>,
       };
-      const n = proofEntryChars(e);
-      if (entries.length > 0 && chars + n > maxChars) break;
+      const n = proofEntryBytes(e);
+      if (entries.length > 0 && bytes + n > maxBytes) break;
       entries.push(e);
-      chars += n;
+      bytes += n;
       end = { seq: r.seq, hash: r.hash };
     }
     return {
@@ -95,7 +95,7 @@ export function readAuditProof(
       anchoredHash: base.seq === fromSeq ? base.hash : '',
       entries,
       head: end,
-      chars,
+      bytes,
       chainHead: head.seq,
     };
   })();

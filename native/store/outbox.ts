@@ -140,8 +140,8 @@ export interface Outbox {
   receipt(receiptId: string): (StoredReceipt & { readonly jws: string }) | null;
   row(recordId: string): OutboxRow | null;
   listFailed(limit?: number): OutboxRow[];
-  /** The audit entries after the newest anchored head, up to `maxChars` JSON characters (docs/audit.md). */
-  auditProof(maxChars: number): AuditProof;
+  /** The audit entries after the newest anchored head, up to `maxBytes` bytes of JSON (docs/audit.md). */
+  auditProof(maxBytes: number): AuditProof;
   /** The heads the registry confirmed (seq, hash), oldest first. */
   auditAnchors(): { seq: number; hash: string }[];
   close(): void;
@@ -464,8 +464,8 @@ function createOutbox(db: Database.Database, file: string, clock: Clock): Outbox
       return (st.failed.all(limit) as RowDb[]).map(toRow);
     },
 
-    auditProof(maxChars) {
-      return readAuditProof(db, anchors, maxChars, MAX_PROOF_ENTRIES);
+    auditProof(maxBytes) {
+      return readAuditProof(db, anchors, maxBytes, MAX_PROOF_ENTRIES);
     },
 
     auditAnchors() {

@@ -26,8 +26,8 @@ describe('audit chain anchored at the registry', () => {
     ob.value.close();
     const perBoard = proof.entries.filter((e) => e.type === 'record.committed').length;
     console.log(
-      `audit proof figures: ${proof.entries.length} entries, ${proof.chars} JSON chars for ${perBoard} boards ` +
-        `(${Math.round(proof.chars / perBoard)} chars/board, ${Math.round(proof.chars / proof.entries.length)} chars/entry)`,
+      `audit proof figures: ${proof.entries.length} entries, ${proof.bytes} bytes of JSON for ${perBoard} boards ` +
+        `(${Math.round(proof.bytes / perBoard)} bytes/board, ${Math.round(proof.bytes / proof.entries.length)} bytes/entry)`,
     );
     const sy = await st(l.w, 'sync', '--json');
     expect(sy.code, sy.out).toBe(0);
