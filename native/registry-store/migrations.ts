@@ -307,6 +307,9 @@ CREATE TABLE revocation_signers (
 );
 CREATE UNIQUE INDEX revocation_signers_pending ON revocation_signers(station_id) WHERE state = 'pending';
 CREATE UNIQUE INDEX revocation_signers_active ON revocation_signers(station_id) WHERE state = 'active';
+`;
+
+/**
  * v5: audit chain anchoring (docs/audit.md "Anchoring at the registry"), same DDL for both dialects: the hash of
  * every audit entry of a station that a verified consistency proof covered, the signed heads, and the findings
  * (rewritten or forked histories). Written by registry/audit-anchor.ts only.

@@ -1,7 +1,7 @@
 /**
  * Audit chain anchoring, station side of the database (docs/audit.md "Anchoring at the registry"): read the
  * consistency proof (the audit entries after the newest anchored head, up to a byte budget) and record the heads
- * the registry confirmed in a verified receipt (table `audit_anchors`, schema version 5). Used by the outbox
+ * the registry confirmed in a verified receipt (table `audit_anchors`, schema version 6). Used by the outbox
  * connection (native/store/outbox.ts), which is the one writer of the sync tables.
  */
 import type Database from 'better-sqlite3';

@@ -328,6 +328,8 @@ INSERT INTO auth_attempts (subject, attempts, lockouts, locked_until_ms, updated
 ALTER TABLE operators DROP COLUMN failed_attempts;
 ALTER TABLE operators DROP COLUMN locked_until;
 UPDATE operators SET badge_hash = NULL WHERE badge_hash IS NOT NULL AND badge_hash NOT LIKE 'hmac-sha256$%';
+`;
+
 /**
  * v6: audit chain anchoring (docs/audit.md "Anchoring at the registry"): the heads of this station's audit chain
  * that the registry confirmed (in a verified receipt) it holds. The newest one is where the next consistency proof
