@@ -2,11 +2,16 @@
  * Audit chain anchoring at the registry (docs/audit.md "Anchoring at the registry"), on SQLite and PostgreSQL: a
  * station database filled through the real Store, the real SyncService sending batches and bundles to a registry
  * on loopback. Heads are anchored and extend each other; the station gets them back signed (and refuses an answer
- * a fake registry signed); crafted submissions (a head that is not the proof's hash, a fork at an anchored entry,
+ * a fake registry signed or replayed); crafted submissions (a head that is not the proof's hash, a fork at an anchored entry,
  * a base the registry never anchored, a head signed by another key) are refused or recorded as findings while the
  * records are still ingested; a rewritten station database is reported; the bundle path anchors too.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { utf8 } from '../core/bytes.js';
+import { canonicalJson } from '../core/canonical.js';
+import { signJws } from '../core/jws.js';
 import { GENESIS_HASH } from '../core/audit.js';
 import { createTestSigner } from '../core/pki/test-signer.js';
 import { systemClock } from '../core/ports.js';
@@ -15,7 +20,7 @@ import type { SqliteStore } from '../native/store/index.js';
 import { openSync, type SyncService } from '../station/sync.js';
 import { commitRecords, createStationDb, quiet } from '../test/integration/sync-fixture.js';
 import { stationAudit, verifyStationAudit } from './audit-anchor.js';
-import { signAuditHead, type AuditHeadSubmission } from './audit-head.js';
+import { AUDIT_HEADS_TYP, signAuditHead, type AuditHeadSubmission } from './audit-head.js';
 import { startLifecycleRegistry } from './lifecycle/test-support.js';
 import { BatchResponseSchema, verifyReceipt } from './protocol.js';
 import type { RunningRegistry } from './server.js';
@@ -27,7 +32,6 @@ for (const backend of backends()) {
   describe(`audit anchoring (${backend})`, () => {
     let tdb: TestDb;
     let reg: RunningRegistry;
-    let fake: RunningRegistry;
     let station: TestStation;
     let d: { dir: string; file: string; store: SqliteStore };
     let sync: SyncService;
@@ -94,12 +98,7 @@ for (const backend of backends()) {
       tdb = await createTestDb(backend);
       station = await createTestStation('anchor-station', systemClock);
       reg = await startLifecycleRegistry(await tdb.open(), { registryId: 'hq', adminToken: 'a'.repeat(32) });
-      fake = await startLifecycleRegistry(`sqlite:${(await import('node:os')).tmpdir()}/ls-fake-${Date.now()}.db`, {
-        registryId: 'hq',
-        adminToken: 'b'.repeat(32),
-      });
-      for (const r of [reg, fake])
-        expect((await enrollStation(r.context, { stationId: station.id, chainPem: station.chainPem })).ok).toBe(true);
+      expect((await enrollStation(reg.context, { stationId: station.id, chainPem: station.chainPem })).ok).toBe(true);
       d = createStationDb('NORMAL');
       sync = open(reg.url);
     }, 120_000);
@@ -107,7 +106,6 @@ for (const backend of backends()) {
       await sync?.close();
       d?.store.close();
       await reg?.close();
-      await fake?.close();
       await reg?.db.close();
       await tdb?.cleanup();
     });
@@ -136,12 +134,48 @@ for (const backend of backends()) {
       expect(noChallenge.status).toBe(400);
       expect((await call(reg.url, 'GET', `/v1/stations/${station.id}/audit`)).status).toBe(401);
 
-      // A fake registry (another key) answering for the station: refused by the pinned registry certificate.
-      const viaFake = open(fake.url);
-      const f = await viaFake.anchoredHeads();
-      await viaFake.close();
-      expect(f.ok ? 'ok' : f.error.code).toBe('SYNC_RECEIPT_INVALID');
-      expect(f.ok ? '' : f.error.message).toMatch(/signature/);
+      // A fake registry on the station's URL: its own signature, or a genuine answer replayed, is refused.
+      let mode: 'forge' | 'replay' = 'forge';
+      let captured: string | null = null;
+      const other = await createTestSigner('P-256');
+      const fakeSrv = createServer((req, res) => {
+        void (async () => {
+          const url = new URL(req.url ?? '/', 'http://fake.invalid');
+          let text: string;
+          if (mode === 'forge') {
+            const payload = { ...got.value, challenge: url.searchParams.get('challenge') ?? '', heads: [] };
+            const jws = await signJws({
+              signer: other,
+              payload: utf8(canonicalJson(payload)),
+              header: { typ: AUDIT_HEADS_TYP, kid: 'hq' },
+            });
+            text = JSON.stringify({ jws: jws.ok ? jws.value : '' });
+          } else {
+            // Relay the first request to the real registry, then replay its (genuine, signed) answer.
+            captured ??= await (
+              await fetch(reg.url + (req.url ?? '/'), { headers: { authorization: req.headers.authorization ?? '' } })
+            ).text();
+            text = captured;
+          }
+          res.writeHead(200, { 'content-type': 'application/json' }).end(text);
+        })();
+      });
+      await new Promise<void>((r) => fakeSrv.listen(0, '127.0.0.1', r));
+      const viaFake = open(`http://127.0.0.1:${(fakeSrv.address() as AddressInfo).port}`);
+      try {
+        const forged = await viaFake.anchoredHeads();
+        expect(forged.ok ? 'ok' : forged.error.code).toBe('SYNC_RECEIPT_INVALID');
+        expect(forged.ok ? '' : forged.error.message).toMatch(/signature/);
+        mode = 'replay';
+        const first = await viaFake.anchoredHeads(); // relayed: genuine and fresh
+        expect(first.ok).toBe(true);
+        const replayed = await viaFake.anchoredHeads();
+        expect(replayed.ok ? 'ok' : replayed.error.code).toBe('SYNC_RECEIPT_INVALID');
+        expect(replayed.ok ? '' : replayed.error.message).toMatch(/does not echo this request/);
+      } finally {
+        await viaFake.close();
+        await new Promise((r) => fakeSrv.close(r));
+      }
     });
 
     it('refuses crafted heads: not the proof hash, forked, unanchored base, other key; records still stored', async () => {
