@@ -81,8 +81,12 @@ function readTtyLine(prompt: string): Promise<string> {
       return false;
     };
     const onData = (b: Buffer) => void take(b.toString('utf8'));
+    const onEnd = () => finish(''); // the terminal went away before Enter
     const finish = (v: string) => {
       tty.off('data', onData);
+      tty.off('end', onEnd);
+      tty.off('error', onEnd);
+      if (tty.destroyed) return resolve(v);
       tty.setRawMode(false);
       tty.pause();
       process.stderr.write('\n');
@@ -92,6 +96,8 @@ function readTtyLine(prompt: string): Promise<string> {
     ttyRest = '';
     if (take(rest)) return;
     tty.on('data', onData);
+    tty.once('end', onEnd);
+    tty.once('error', onEnd);
     tty.resume();
   });
 }
