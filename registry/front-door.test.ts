@@ -378,6 +378,42 @@ describe('registry front door (a real `registry serve` process on loopback)', ()
     expect(next.head).toMatch(/AUTH_REQUEST_MISMATCH/);
   }, 30_000);
 
+  it('a captured LS-Sig header replayed with a large junk body: refused from the headers (AUTH_REPLAY), no body read, no slot taken', async () => {
+    // The original request, as the station sent it (its nonce is now used).
+    const authorization = await sign(A, 'POST', '/v1/batches', 'x');
+    const original = await rawUpload(port, { path: '/v1/batches', total: 1, headers: { authorization } }).done;
+    expect(original.status, original.head).toBe(400); // authenticated; 'x' is not JSON
+    // Replayed (within the ±300 s window) by whoever saw it, with 4 MiB of junk, alone and then twice in parallel
+    // holding the connections open, while the station uploads a large body of its own.
+    const replay = await rawUpload(port, { path: '/v1/batches', total: 4 * MiB, headers: { authorization } }).done;
+    const replayRead = logLines(logFile())
+      .filter((l) => l.msg === 'request refused' && l.ctx?.path === '/v1/batches')
+      .at(-1)!.ctx!;
+    const held = [0, 1].map(() =>
+      rawUpload(port, { path: '/v1/batches', total: 4 * MiB, holdAfter: 1024, headers: { authorization } }),
+    );
+    await new Promise((r) => setTimeout(r, 400));
+    const legit = await rawUpload(port, {
+      path: '/v1/batches',
+      total: 2 * MiB,
+      headers: { authorization: await sign(A, 'POST', '/v1/batches', '') },
+    }).done;
+    for (const h of held) h.destroy();
+    const heldAnswers = await Promise.all(held.map((h) => h.done));
+    console.log(
+      'front door, replayed header with a 4 MiB body:',
+      JSON.stringify({ status: replay.status, code: replayRead.code, bytesRead: replayRead.bytesRead }),
+    );
+    expect(replay.status, replay.head).toBe(401);
+    expect(replay.head).toMatch(/AUTH_REPLAY/);
+    expect(replayRead.code).toBe('AUTH_REPLAY');
+    expect(replayRead.bytesRead).toBeLessThan(1 * MiB);
+    for (const h of heldAnswers) expect(h.head).toMatch(/AUTH_REPLAY/);
+    // The replays held no large-body slot: the station's own upload was read (and refused for its digest).
+    expect(legit.status, legit.head).toBe(401);
+    expect(legit.head).toMatch(/AUTH_REQUEST_MISMATCH/);
+  }, 30_000);
+
   it('Expect: 100-continue: no 100 for a caller refused by its headers; 100 once they pass', async () => {
     const ask = (authorization: string | null) =>
       new Promise<string>((resolve) => {

@@ -9,7 +9,7 @@
  *    Bodies above MAX_SMALL_BODY_BYTES take a slot of a small semaphore (maxLargeBodies), bodies of callers that
  *    are not authenticated (OCSP requests) a slot of another (maxAnonymousBodies); without a free slot:
  *    503 REGISTRY_BUSY with Retry-After, nothing read.
- * 3. Then the station signature's body digest and nonce (step 2 of the authentication).
+ * 3. Then the station signature's body digest (step 2 of the authentication; the nonce was used in step 1).
  *
  * Answers to callers the registry could not authenticate are generic: an unknown station, a malformed header and a
  * bad signature are the same `401 AUTH_SIGNATURE_INVALID`, and no 5xx answer carries database text. The reasons go

@@ -165,7 +165,9 @@ const decoy = (): Promise<VerifyKey> =>
  * well-formed (AUTH_MALFORMED), for this registry (`aud`, AUTH_AUDIENCE_MISMATCH), signed by the ENROLLED key of
  * the station named in `kid` (AUTH_UNKNOWN_STATION / AUTH_SIGNATURE_INVALID: the front door answers both the same),
  * the station not revoked (AUTH_STATION_REVOKED, only told to a valid signature), this method and request target
- * (AUTH_REQUEST_MISMATCH), `ts` within ±300 s (AUTH_CLOCK_SKEW). Stores nothing.
+ * (AUTH_REQUEST_MISMATCH), `ts` within ±300 s (AUTH_CLOCK_SKEW), and then its nonce new for this station
+ * (AUTH_REPLAY; stored now, kept ≥ 600 s): a captured header replayed with another body is refused before any
+ * body byte is read or a large-body slot taken. Stores nothing but the nonce of a header that passed.
  */
 export async function authenticateStationHeaders(
   ctx: RegistryContext,
@@ -219,12 +221,16 @@ export async function authenticateStationHeaders(
       'AUTH_CLOCK_SKEW',
       `the request time ${c.ts} differs from the registry time ${now.toISOString()} by more than ${MAX_CLOCK_SKEW_S} s`,
     );
+  const expires = new Date(new Date(c.ts).getTime() + 2 * MAX_CLOCK_SKEW_S * 1000).toISOString();
+  const fresh = await ctx.db.useNonce(trust.value.row.stationId, c.nonce, expires, now.toISOString());
+  if (!fresh.ok) return err(storeError(fresh.error));
+  if (!fresh.value) return apiFail('AUTH_REPLAY', 'this request signature was already used (replayed nonce)');
   return ok({ trust: trust.value, claims: c });
 }
 
 /**
  * Station authentication, step 2, once the body is read: the signature covers these exact bytes
- * (AUTH_REQUEST_MISMATCH) and its nonce is new for this station (AUTH_REPLAY; stored now, kept ≥ 600 s).
+ * (AUTH_REQUEST_MISMATCH).
  */
 export async function authenticateStationBody(
   ctx: RegistryContext,
@@ -233,11 +239,6 @@ export async function authenticateStationBody(
 ): Promise<Result<Caller & { kind: 'station' }, ApiError>> {
   if (h.claims.bodySha256 !== createHash('sha256').update(body).digest('hex'))
     return apiFail('AUTH_REQUEST_MISMATCH', 'the request signature does not cover this body (bodySha256 differs)');
-  const now = ctx.clock.now();
-  const expires = new Date(new Date(h.claims.ts).getTime() + 2 * MAX_CLOCK_SKEW_S * 1000).toISOString();
-  const fresh = await ctx.db.useNonce(h.trust.row.stationId, h.claims.nonce, expires, now.toISOString());
-  if (!fresh.ok) return err(storeError(fresh.error));
-  if (!fresh.value) return apiFail('AUTH_REPLAY', 'this request signature was already used (replayed nonce)');
   return ok({ kind: 'station', trust: h.trust });
 }
 

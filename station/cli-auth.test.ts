@@ -82,7 +82,8 @@ describe('station provision / watch sign-in', () => {
 
   it('provisions as a registered operator (PIN from a file); --reprovision needs supervisor credentials', async () => {
     const pinFile = join(w.dir, 'op-1.pin');
-    writeFileSync(pinFile, `${OP_PIN}\n`, { mode: 0o644 });
+    writeFileSync(pinFile, `${OP_PIN}\n`);
+    chmodSync(pinFile, 0o644); // explicitly: main() set umask 077 in this process, so a create mode would not stick
     const open = await cli([...provision(), '--operator', 'op-1', '--pin-file', pinFile]);
     expect(open.code).toBe(1);
     expect(open.text).toMatch(/INPUT_INVALID: .* must not be readable by group or others/);

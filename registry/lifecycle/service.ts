@@ -1062,16 +1062,25 @@ async function caOf(
 
 const crlLocks = new WeakMap<object, Map<string, Promise<unknown>>>();
 
-/** Sign a new CRL for a station's issuing CA (number + 1) from the current credential table. */
+/**
+ * Sign a new CRL for a station's issuing CA (number + 1) from the current credential table. Calls for one station
+ * run one after another; a station's queue entry goes when its last call is done (the public CRL route reaches
+ * this with any station id: nothing may stay behind per id).
+ */
 export async function refreshCrl(ctx: LifecycleContext, stationId: string): Promise<Result<st.CrlRow, ApiError>> {
   let locks = crlLocks.get(ctx.db);
   if (!locks) crlLocks.set(ctx.db, (locks = new Map()));
-  const prev = locks.get(stationId) ?? Promise.resolve();
+  const queue = locks;
+  const prev = queue.get(stationId) ?? Promise.resolve();
   const run = prev.then(() => refreshCrlNow(ctx, stationId));
-  locks.set(
-    stationId,
-    run.catch(() => undefined),
+  const tail = run.then(
+    () => undefined,
+    () => undefined,
   );
+  queue.set(stationId, tail);
+  void tail.then(() => {
+    if (queue.get(stationId) === tail) queue.delete(stationId);
+  });
   return run;
 }
 

@@ -157,6 +157,14 @@ export interface Sessions {
   currentOperator(): string | null;
   /** End idle and too-old sessions and drop expired elevations; returns the client ids whose view changed. */
   expire(): string[];
+  /**
+   * End the sessions of operators revoked since they signed in and withdraw elevations granted by supervisors
+   * revoked since; returns what changed: the client, the revoked operator, and whether the session ended (else the
+   * elevation was withdrawn).
+   */
+  endRevoked(
+    isRevoked: (operatorId: string) => boolean,
+  ): { clientId: string; operatorId: string; sessionEnded: boolean }[];
 }
 
 export interface SessionsDeps {
@@ -398,6 +406,25 @@ export function createSessions(deps: SessionsDeps): Sessions {
         } else if (s.elevation && s.elevation.until <= t) {
           s.elevation = null;
           changed.push(id);
+        }
+      }
+      return changed;
+    },
+    endRevoked(isRevoked) {
+      const changed: { clientId: string; operatorId: string; sessionEnded: boolean }[] = [];
+      for (const [id, s] of [...sessions]) {
+        if (isRevoked(s.operatorId)) {
+          drop(id);
+          endedBy.delete(id);
+          log.log('warn', 'session ended: operator revoked', { operatorId: s.operatorId });
+          changed.push({ clientId: id, operatorId: s.operatorId, sessionEnded: true });
+        } else if (s.elevation && isRevoked(s.elevation.operatorId)) {
+          log.log('warn', 'supervisor elevation withdrawn: supervisor revoked', {
+            operatorId: s.operatorId,
+            supervisor: s.elevation.operatorId,
+          });
+          changed.push({ clientId: id, operatorId: s.elevation.operatorId, sessionEnded: false });
+          s.elevation = null;
         }
       }
       return changed;

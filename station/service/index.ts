@@ -294,6 +294,24 @@ export function createStationService(o: StationServiceOptions): StationService {
   }
   /** Push a `policy` event when the policy in force or this station's revocation changes (checked every 5 s). */
   let lastPolicyKey: string | null = null;
+  /**
+   * End the sessions of operators revoked since they signed in, and withdraw elevations of supervisors revoked since
+   * (`station operator revoke`, or the registry policy's revokedOperators): checked on every request and every 5 s.
+   */
+  /** Clients whose session ended (or elevation was withdrawn) by a revocation: told AUTH_REVOKED on their next call. */
+  const revokedOf = new Map<string, { operatorId: string; sessionEnded: boolean }>();
+  function endRevokedSessions(): void {
+    if (!sessions) return;
+    const d = open();
+    const revoked = (id: string) =>
+      !engine.lifecycle.checkOperator(id).ok || (d.ok && d.value.operators.get(id)?.revoked === true);
+    for (const r of sessions.endRevoked(revoked)) {
+      if (revokedOf.size >= 1000) revokedOf.delete(revokedOf.keys().next().value!);
+      revokedOf.set(r.clientId, { operatorId: r.operatorId, sessionEnded: r.sessionEnded });
+      emitSession(r.clientId);
+    }
+  }
+
   function checkPolicy(): void {
     const ev = { type: 'policy' as const, ...policyState() };
     const key = JSON.stringify(ev);
@@ -326,6 +344,7 @@ export function createStationService(o: StationServiceOptions): StationService {
       }
       const r = await sess().signIn(clientId, args);
       if (r.ok) {
+        revokedOf.delete(clientId);
         const revoked = engine.lifecycle.checkOperator(r.value.operatorId);
         if (!revoked.ok) {
           sess().signOut(clientId);
@@ -338,13 +357,17 @@ export function createStationService(o: StationServiceOptions): StationService {
     },
 
     signOut(clientId) {
+      revokedOf.delete(clientId);
       if (sess().signOut(clientId)) emitSession(clientId);
       return ok({});
     },
 
     async elevate(clientId, args) {
       const r = await sess().elevate(clientId, args);
-      if (r.ok) emitSession(clientId);
+      if (r.ok) {
+        revokedOf.delete(clientId);
+        emitSession(clientId);
+      }
       return r;
     },
 
@@ -569,7 +592,21 @@ export function createStationService(o: StationServiceOptions): StationService {
         const role = spec.role as 'none' | 'operator' | 'supervisor';
         const s = sess();
         for (const id of s.expire()) emitSession(id);
+        endRevokedSessions();
         if (role !== 'none') {
+          // Revoked (here or by the registry policy) since this client's session signed in or was elevated.
+          const rev = revokedOf.get(clientId);
+          if (rev && (rev.sessionEnded || role === 'supervisor')) {
+            revokedOf.delete(clientId);
+            return {
+              ok: false,
+              error: toApiError(
+                stationError('AUTH_REVOKED', `${op}: operator ${rev.operatorId} has been revoked`, {
+                  operatorId: rev.operatorId,
+                }),
+              ),
+            };
+          }
           if (!s.view(clientId)) {
             const ended = s.ended(clientId);
             return {
@@ -661,6 +698,7 @@ export function createStationService(o: StationServiceOptions): StationService {
       checkPolicy();
       expiry = setInterval(() => {
         if (sessions) for (const id of sessions.expire()) emitSession(id);
+        endRevokedSessions();
         checkPolicy();
       }, 5000);
       expiry.unref?.();
