@@ -290,6 +290,12 @@ export const ERROR_CATALOGUE = {
     action: 'call-supervisor',
     guidance: 'This station has been revoked by headquarters; contact your supervisor. It cannot provision boards.',
   },
+  FLOW_RUN_ABANDONED: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      'The run was ended without a record (the board was scrapped by a supervisor); a certificate issued for it is revoked.',
+  },
   // --- sessions (operators and supervisors) ---
   AUTH_REQUIRED: {
     kind: 'user',

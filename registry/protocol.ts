@@ -16,6 +16,13 @@ import { importJwsKey, parseCompactJws, verifyParsedJws } from './jws.js';
 import { AuditAnchorOutcomeSchema, AuditHeadSubmissionSchema, type AuditHeadSubmission } from './audit-head.js';
 
 export { ProvisioningRecordSchema, RECORD_SCHEMA, RECORD_TYP };
+export {
+  FAILED_ISSUANCE_REASON,
+  FAILED_ISSUANCE_SCHEMA,
+  FAILED_ISSUANCE_TYP,
+  FailedIssuancePayloadSchema,
+  type FailedIssuancePayload,
+} from '../core/failed-issuance.js';
 
 // ---------------------------------------------------------------- constants
 
@@ -196,6 +203,46 @@ export const REJECT_REASONS = [
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
+// ---------------------------------------------------------------- station revocation events
+
+/** Most events in one `POST /v1/revocations` (and in one bundle). */
+export const MAX_REVOCATION_EVENTS = 500;
+/** Longest event JWS (a failed-issuance event carries its certificate). */
+export const MAX_REVOCATION_EVENT_CHARS = 64 * 1024;
+
+/** Why the registry refused a scrap or failed-issuance event (per-event `reason`). */
+export const REVOCATION_REJECT_REASONS = [
+  'malformed', // not a compact JWS
+  'header-invalid', // typ (scrap or failed-issuance), alg or x5c not acceptable
+  'signer-mismatch', // x5c leaf is not a (current or, for events made before a rotation, replaced) station certificate
+  'signature-invalid',
+  'payload-invalid', // the payload does not match its schema
+  'station-mismatch', // the event names another station than the caller
+  // scrap events
+  'unknown-credential', // the certificate is not a credential of a device of this station
+  'device-mismatch', // the credential belongs to another board than the event names
+  'credential-not-active',
+  'transition-invalid',
+  // failed-issuance events
+  'certificate-invalid', // does not parse, hash or serial differ from the event, or not issued by the station's issuing CA
+  'certificate-in-record', // the registry holds a record with this certificate: it was not a failed issuance
+] as const;
+export type RevocationRejectReason = (typeof REVOCATION_REJECT_REASONS)[number];
+
+export const RevocationResultSchema = z
+  .object({
+    /** The event's requestId (null when the JWS could not be read far enough to know it). */
+    requestId: z.string().nullable(),
+    status: z.enum(['revoked', 'duplicate', 'rejected']),
+    reason: z.enum(REVOCATION_REJECT_REASONS).optional(),
+    message: z.string().optional(),
+  })
+  .strict();
+export type RevocationResult = z.infer<typeof RevocationResultSchema>;
+
+export const RevocationsResponseSchema = z.object({ results: z.array(RevocationResultSchema) }).strict();
+export type RevocationsResponse = z.infer<typeof RevocationsResponseSchema>;
+
 // ---------------------------------------------------------------- batches
 
 export const BatchRequestSchema = z
@@ -242,6 +289,8 @@ export const ReceiptPayloadSchema = z
     ),
     /** The verdict on the audit head sent with the batch or bundle (absent when none was sent). */
     auditHead: AuditAnchorOutcomeSchema.optional(),
+    /** Bundles with revocation events only: the answer per event (as `POST /v1/revocations` gives it). */
+    revocations: z.array(RevocationResultSchema).optional(),
   })
   .strict();
 export type ReceiptPayload = z.infer<typeof ReceiptPayloadSchema>;
@@ -278,14 +327,25 @@ export const BundlePayloadSchema = z
     bundleId: z.uuid(),
     stationId: StationIdSchema,
     createdAt: ISO,
-    records: z.array(z.string().max(MAX_RECORD_CHARS)).min(1).max(MAX_BUNDLE_RECORDS),
-    count: z.number().int().min(1).max(MAX_BUNDLE_RECORDS),
+    /** At least one record, unless the bundle carries revocation events. */
+    records: z.array(z.string().max(MAX_RECORD_CHARS)).max(MAX_BUNDLE_RECORDS),
+    count: z.number().int().min(0).max(MAX_BUNDLE_RECORDS),
     /** SHA-256 (hex) over the concatenation of the record JWS strings (UTF-8), in order. */
     recordsSha256: HEX64,
     /** The station's signed audit head and consistency proof (registry/audit-head.ts, docs/audit.md). */
     auditHead: AuditHeadSubmissionSchema.optional(),
+    /** Scrap and failed-issuance events (each a station-signed compact JWS), as `POST /v1/revocations` takes them. */
+    revocations: z
+      .array(z.string().min(1).max(MAX_REVOCATION_EVENT_CHARS))
+      .min(1)
+      .max(MAX_REVOCATION_EVENTS)
+      .optional(),
   })
-  .strict();
+  .strict()
+  .refine((b) => b.records.length > 0 || (b.revocations?.length ?? 0) > 0, {
+    message: 'a bundle holds at least one record or revocation event',
+    path: ['records'],
+  });
 export type BundlePayload = z.infer<typeof BundlePayloadSchema>;
 
 export const BundleRequestSchema = z
@@ -314,12 +374,20 @@ export async function createBundle(p: {
   chain: readonly Uint8Array[];
   stationId: string;
   records: readonly string[];
+  /** Scrap and failed-issuance events (signed JWS) to carry too. */
+  revocations?: readonly string[];
   clock: Clock;
   bundleId?: string;
   auditHead?: AuditHeadSubmission;
 }): Promise<Result<{ bundleId: string; jws: string }>> {
-  if (p.records.length === 0 || p.records.length > MAX_BUNDLE_RECORDS)
-    return fail('INPUT_INVALID', `a bundle holds 1..${MAX_BUNDLE_RECORDS} records, got ${p.records.length}`);
+  const revocations = p.revocations ?? [];
+  if (revocations.length > MAX_REVOCATION_EVENTS)
+    return fail('INPUT_INVALID', `a bundle holds at most ${MAX_REVOCATION_EVENTS} revocation events`);
+  if ((p.records.length === 0 && revocations.length === 0) || p.records.length > MAX_BUNDLE_RECORDS)
+    return fail(
+      'INPUT_INVALID',
+      `a bundle holds 1..${MAX_BUNDLE_RECORDS} records (or none with revocation events), got ${p.records.length}`,
+    );
   const bundleId = p.bundleId ?? globalThis.crypto.randomUUID();
   const payload: BundlePayload = {
     schema: BUNDLE_SCHEMA,
@@ -330,6 +398,7 @@ export async function createBundle(p: {
     count: p.records.length,
     recordsSha256: await recordsDigest(p.records),
     ...(p.auditHead ? { auditHead: p.auditHead } : {}),
+    ...(revocations.length ? { revocations: [...revocations] } : {}),
   };
   const jws = await signJws({
     signer: p.signer,

@@ -34,13 +34,20 @@ import {
   type RequestClaims,
   type RegistryErrorCode,
   type RejectReason,
+  type RevocationResult,
   type StationSummary,
   type Stats,
 } from './protocol.js';
 import { appendEvent as appendLifecycleEvent } from './lifecycle/store.js';
 import { anchorAuditHead } from './audit-anchor.js';
 import type { AuditAnchorOutcome, AuditHeadSubmission } from './audit-head.js';
-import { lifecycleApplyRecords, lifecyclePrecheck, refreshCrl, type LifecycleConfig } from './lifecycle/service.js';
+import {
+  lifecycleApplyRecords,
+  lifecyclePrecheck,
+  refreshCrl,
+  stationScrapRevocations,
+  type LifecycleConfig,
+} from './lifecycle/service.js';
 import {
   bundleStationId,
   checkStationChain,
@@ -264,6 +271,11 @@ export async function ingestRecords(
    * for a repeated batch (its stored answer carries the first verdict).
    */
   auditHead?: AuditHeadSubmission,
+  /**
+   * A bundle's revocation events: applied after its records are stored (a scrap event may name a record of the same
+   * bundle), before the receipt is signed, which then lists the answer per event (`revocations`).
+   */
+  revocations?: () => Promise<Result<{ results: RevocationResult[] }, ApiError>>,
 ): Promise<Result<BatchResponse, ApiError>> {
   const stationId = trust.row.stationId;
   const contentSha256 = await recordsDigest(records);
@@ -342,6 +354,8 @@ export async function ingestRecords(
   }
   const summary = { accepted: 0, duplicate: 0, conflict: 0, rejected: 0 };
   for (const r of results) summary[r.status]++;
+  const rev = revocations ? await revocations() : null;
+  if (rev && !rev.ok) return rev;
   const receipt: ReceiptPayload = {
     schema: RECEIPT_SCHEMA,
     receiptId: globalThis.crypto.randomUUID(),
@@ -356,6 +370,7 @@ export async function ingestRecords(
       .filter((r) => r.status === 'rejected' || r.status === 'conflict')
       .map((r) => ({ index: r.index, recordId: r.recordId, reason: r.reason! })),
     ...(anchor ? { auditHead: anchor } : {}),
+    ...(rev ? { revocations: rev.value.results } : {}),
   };
   const jws = await signJws({
     signer: ctx.signer,
@@ -418,6 +433,7 @@ export async function importBundle(
         });
       }
     : undefined;
+  const events = b.value.revocations;
   const r = await ingestRecords(
     ctx,
     trust.value,
@@ -426,6 +442,7 @@ export async function importBundle(
     'bundle',
     audit,
     b.value.auditHead,
+    events ? () => stationScrapRevocations(ctx, trust.value, events, 'bundle') : undefined,
   );
   return r.ok ? ok({ ...r.value, bundleId: b.value.bundleId }) : r;
 }

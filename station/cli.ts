@@ -743,8 +743,11 @@ async function cmdSync(
     }
     const file = resolve((args.out as string | undefined) ?? r.value.fileName);
     writeFileAtomic(file, r.value.content);
-    if (json) o.out(JSON.stringify({ file, count: r.value.count }));
-    else o.out(`${r.value.count} records exported to ${file}\n  import it at headquarters: registry import ${file}`);
+    if (json) o.out(JSON.stringify({ file, count: r.value.count, revocationEvents: r.value.revocationEvents }));
+    else
+      o.out(
+        `${r.value.count} records and ${r.value.revocationEvents} revocation events exported to ${file}\n  import it at headquarters: registry import ${file}`,
+      );
     return EXIT.ok;
   }
   if (cmd === 'import-receipt') {
@@ -777,7 +780,7 @@ async function cmdSync(
   }
   const r = await sync.syncOnce();
   const st = sync.status();
-  // Then the registry's policy and quotas (verified; never rolled back) and queued scrap revocations.
+  // Then the registry's policy and quotas (verified; never rolled back) and queued scrap / failed-issuance events.
   const pulled = r.ok ? await engine.lifecycle.pull() : null;
   const revs = r.ok ? await engine.lifecycle.sendRevocations() : null;
   if (json)
@@ -800,7 +803,9 @@ async function cmdSync(
         `policy version ${pulled.value.policy.version} (${pulled.value.policy.outcome}), quotas version ${pulled.value.quotas.version} (${pulled.value.quotas.outcome})`,
       );
     else if (pulled) o.err(`policy not updated: ${describeError(pulled.error)}`);
-    if (revs?.ok && revs.value.unsupported) o.out('scrap revocations queued: the registry does not accept them yet');
+    if (revs?.ok && revs.value.unsupported) o.out('revocation events queued: the registry does not accept them yet');
+    else if (revs?.ok && revs.value.sent) o.out(`${revs.value.sent} revocation event(s) acknowledged by the registry`);
+    else if (revs && !revs.ok) o.err(`revocation events not sent: ${describeError(revs.error)}`);
   }
   return r.ok ? EXIT.ok : exitFor(r.error);
 }

@@ -168,20 +168,6 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
       const policy = checkRegistryUrl(c.registry.url, registryTls);
       if (!policy.ok) return fail2(policy);
     }
-    const s = openSync({
-      dbFile: join(cfg.dataDir, 'station.db'),
-      stationId: c.stationId,
-      signer: stSigner.value,
-      chain: stChain.value,
-      registryUrl: c.registry.url ?? null,
-      registryCertificate: cert.value,
-      registryTlsCertificate: registryTls,
-      enabled: c.registry.enabled,
-      clock,
-      logger: log.child('[sync]'),
-    });
-    if (!s.ok) return fail2(s);
-    sync = s.value;
   }
   const lcR = openLifecycle({
     dbFile: join(cfg.dataDir, 'station.db'),
@@ -197,11 +183,35 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     clock,
     logger: log.child('[lifecycle]'),
   });
-  if (!lcR.ok) {
-    await sync?.close();
-    return fail2(lcR);
-  }
+  if (!lcR.ok) return fail2(lcR);
   const lifecycle = lcR.value;
+  if (c.registry && registryCert) {
+    const s = openSync({
+      dbFile: join(cfg.dataDir, 'station.db'),
+      stationId: c.stationId,
+      signer: stSigner.value,
+      chain: stChain.value,
+      registryUrl: c.registry.url ?? null,
+      registryCertificate: registryCert,
+      registryTlsCertificate: registryTls,
+      enabled: c.registry.enabled,
+      clock,
+      logger: log.child('[sync]'),
+      // Bundles carry the queued scrap and failed-issuance events too (docs/sync.md).
+      revocationEvents: {
+        list: (max) => lifecycle.revocationEvents(max),
+        apply: (results, ids) => lifecycle.applyRevocationResults(results, ids),
+      },
+    });
+    if (!s.ok) {
+      lifecycle.close();
+      return fail2(s);
+    }
+    sync = s.value;
+  }
+  // Failed-issuance events queued by a run that failed just before a crash are signed now (their payload is fixed).
+  const signed = await lifecycle.signFailedIssuances();
+  if (!signed.ok) log.log('warn', 'failed-issuance events not signed yet; kept queued', { code: signed.error.code });
 
   const opener = serialOpener({ logger: log.child('[serial]') });
   const busyPorts = new Set<string>();
@@ -279,7 +289,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
           return board;
         }
         try {
-          return await provisionBoard(
+          const out = await provisionBoard(
             {
               board: req.instrumentBoard ? req.instrumentBoard(board.value) : board.value,
               hsm,
@@ -302,6 +312,11 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
               ...(req.onProgress ? { onProgress: req.onProgress } : {}),
             },
           );
+          // A run that failed holding a certificate queued its failed-issuance event (failRun): sign it now, so
+          // the background loop can send it (docs/lifecycle.md "Failed issuance").
+          const fi = await lifecycle.signFailedIssuances();
+          if (!fi.ok) plog.log('warn', 'failed-issuance event not signed yet; kept queued', { code: fi.error.code });
+          return out;
         } finally {
           await board.value.close();
         }

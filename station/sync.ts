@@ -43,6 +43,7 @@ import {
   MAX_HEALTH_RESPONSE_BYTES,
   MAX_RESPONSE_BYTES,
   registryAudience,
+  MAX_REVOCATION_EVENTS,
   signRequest,
   verifyReceipt,
   zodMessage,
@@ -86,6 +87,14 @@ export interface SyncOptions {
   readonly failpoint?: (p: SyncFailPoint, detail: { batchId: string; seq: number }) => void | Promise<void>;
   /** SQLite synchronous level of the outbox connection (NORMAL only for tests/benchmarks). */
   readonly synchronous?: 'FULL' | 'NORMAL';
+  /**
+   * Scrap and failed-issuance events (station/lifecycle) that a bundle carries too, and how to apply the registry's
+   * answers the receipt lists for them.
+   */
+  readonly revocationEvents?: {
+    list(max: number): Promise<Result<readonly { requestId: string; jws: string }[]>>;
+    apply(results: NonNullable<ReceiptPayload['revocations']>, requestIds: readonly string[]): number;
+  };
 }
 
 /** `audit-head-signed`: the audit head of a batch is signed (HSM) and not yet sent. */
@@ -109,7 +118,7 @@ export interface SyncService {
   /** Called on every change of the status; returns the unsubscribe function. */
   onChange(cb: (s: SyncStatus) => void): () => void;
   /** A signed bundle of the records not yet acknowledged (at most 5000, oldest first). */
-  exportBundle(): Promise<Result<{ fileName: string; content: string; count: number }>>;
+  exportBundle(): Promise<Result<{ fileName: string; content: string; count: number; revocationEvents: number }>>;
   /** Verify a receipt file and mark the records it acknowledges. */
   importReceipt(content: string): Promise<Result<ImportReceiptOutcome>>;
   /** GET /v1/health: updates `reachable`. */
@@ -780,7 +789,10 @@ export function openSync(o: SyncOptions): Result<SyncService> {
 
     async exportBundle() {
       const items = outbox.unacknowledged(MAX_BUNDLE_RECORDS);
-      if (!items.length) return fail('INPUT_INVALID', 'nothing to export: every record is acknowledged or failed');
+      const evs = o.revocationEvents ? await o.revocationEvents.list(MAX_REVOCATION_EVENTS) : ok([]);
+      if (!evs.ok) return evs;
+      if (!items.length && !evs.value.length)
+        return fail('INPUT_INVALID', 'nothing to export: every record is acknowledged or failed');
       let auditHead: AuditHeadSubmission | null;
       try {
         auditHead = await signedAuditHead(BUNDLE_PROOF_BYTES, 'bundle');
@@ -793,6 +805,7 @@ export function openSync(o: SyncOptions): Result<SyncService> {
         chain: o.chain,
         stationId: o.stationId,
         records: items.map((i) => i.jws),
+        revocations: evs.value.map((e) => e.jws),
         clock,
         ...(auditHead ? { auditHead } : {}),
       });
@@ -807,9 +820,13 @@ export function openSync(o: SyncOptions): Result<SyncService> {
         .replace(/[-:]/g, '')
         .replace(/\.\d+Z$/, 'Z');
       const fileName = `${o.stationId}-${stamp}-${items.length}.bundle.jws`;
-      log.log('info', 'bundle exported', { bundleId: b.value.bundleId, count: items.length });
+      log.log('info', 'bundle exported', {
+        bundleId: b.value.bundleId,
+        count: items.length,
+        revocationEvents: evs.value.length,
+      });
       emit();
-      return ok({ fileName, content: b.value.jws + '\n', count: items.length });
+      return ok({ fileName, content: b.value.jws + '\n', count: items.length, revocationEvents: evs.value.length });
     },
 
     async importReceipt(content) {
@@ -842,6 +859,11 @@ export function openSync(o: SyncOptions): Result<SyncService> {
         parts.push(`${applied.unknown} are not records of this station (or differ from them) and were ignored`);
       if (applied.failed) parts.push(`${applied.failed} were rejected by the registry (see sync status)`);
       if (applied.duplicateReceipt) parts.push('this receipt had been imported before');
+      if (r.revocations?.length && o.revocationEvents) {
+        const ids = r.revocations.flatMap((x) => (x.requestId ? [x.requestId] : []));
+        const done = o.revocationEvents.apply(r.revocations, ids);
+        parts.push(`${done} of ${ids.length} revocation event(s) acknowledged`);
+      }
       const message = `receipt ${r.receiptId} (batch ${r.batchId}): ${parts.join('; ')}`;
       log.log('info', 'receipt imported', { receiptId: r.receiptId, ...applied });
       emit();

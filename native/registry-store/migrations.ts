@@ -353,12 +353,43 @@ CREATE TABLE audit_findings (
 CREATE INDEX audit_findings_station ON audit_findings(station_id, detected_at);
 `;
 
+/**
+ * v6 (both dialects): certificates a station issued for runs that ended without a record (failed-issuance events,
+ * `POST /v1/revocations` or a bundle; docs/lifecycle.md "Failed issuance"). No device or credential exists for them,
+ * so they are kept here, each revoked when it arrives: the station's CRL lists every row and OCSP answers revoked.
+ * One row per (station, certificate serial); the request id is the idempotency key of the event.
+ */
+const FAILED_ISSUANCE_V6 = `
+CREATE TABLE failed_issuances (
+  station_id TEXT NOT NULL,
+  cert_serial TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  cert_pem TEXT NOT NULL,
+  chip_id TEXT NOT NULL,
+  serial_number TEXT NOT NULL,
+  work_order TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  failure_code TEXT NOT NULL,
+  failure_step TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  issued_at TEXT NOT NULL,
+  failed_at TEXT NOT NULL,
+  revoked_at TEXT NOT NULL,
+  event_sha256 TEXT NOT NULL,
+  via TEXT NOT NULL CHECK (via IN ('online', 'bundle')),
+  PRIMARY KEY (station_id, cert_serial),
+  UNIQUE (station_id, request_id)
+);
+`;
+
 export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: SQLITE_V1 },
   { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
   { version: 3, name: 'device state rotated', sql: SQLITE_V3, rebuildsTables: true },
   { version: 4, name: 'delegated revocation signers', sql: SIGNERS_V4 },
   { version: 5, name: 'audit chain anchoring', sql: AUDIT_ANCHOR_V5 },
+  { version: 6, name: 'failed issuances', sql: FAILED_ISSUANCE_V6 },
 ];
 export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: PG_V1 },
@@ -366,4 +397,5 @@ export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 3, name: 'device state rotated', sql: PG_V3 },
   { version: 4, name: 'delegated revocation signers', sql: SIGNERS_V4 },
   { version: 5, name: 'audit chain anchoring', sql: AUDIT_ANCHOR_V5 },
+  { version: 6, name: 'failed issuances', sql: FAILED_ISSUANCE_V6 },
 ];

@@ -35,6 +35,11 @@ for (;;) {
     run = doCheckpoint(store, run, 'identify');
     run = doCheckpoint(store, run, 'attest');
     store.failRun(run.runId, { code: 'ATTEST_SIGNATURE_INVALID', message: 'crash-test failure', step: 'key' });
+  } else if (roll < 0.2) {
+    // A run that fails after its certificate was issued (install refused): its failed-issuance event is queued.
+    let run = startRun(store, b, current?.recordId ?? null);
+    for (const s of ['identify', 'attest', 'key', 'certify'] as const) run = doCheckpoint(store, run, s);
+    store.failRun(run.runId, { code: 'BOARD_CERT_REFUSED', message: 'crash-test failure', step: 'certify' });
   } else if (!current || roll < 0.5) {
     fullRun(store, b, current?.recordId ?? null);
   } else {

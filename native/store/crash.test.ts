@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { STEPS } from '../../core/model.js';
+import { assertIssuanceInvariant } from '../../test/support/issuance-invariant.js';
 import { openStore, type SqliteStore } from './sqlite-store.js';
 import { finishRun } from './test-fixtures.js';
 
@@ -104,6 +105,7 @@ describe('crash consistency (SIGKILL during full runs)', () => {
     let lastEntries = 0;
     let grew = 0;
     let sawActive = 0;
+    let failedIssuances = 0;
     for (let i = 0; i < 20; i++) {
       const ms = 20 + Math.floor(Math.random() * 181);
       const { stderr, signal } = await runAndKill(ms);
@@ -113,6 +115,9 @@ describe('crash consistency (SIGKILL during full runs)', () => {
       if (!r.ok) throw new Error(r.error.message);
       try {
         const c = checkConsistent(r.value);
+        // Every issued certificate: in a record, with its failed-issuance event queued, or of an active run.
+        const inv = await assertIssuanceInvariant({ dbFile: file });
+        failedIssuances = inv.failedIssuance;
         if (c.entries > lastEntries) grew++;
         if (c.active > 0) sawActive++;
         lastEntries = c.entries;
@@ -121,7 +126,10 @@ describe('crash consistency (SIGKILL during full runs)', () => {
       }
     }
     expect(grew).toBeGreaterThanOrEqual(15); // the worker did real work between kills
-    console.log(`crash test: ${lastEntries} audit entries after 20 kills; ${sawActive} kills left an active run`);
+    console.log(
+      `crash test: ${lastEntries} audit entries after 20 kills; ${sawActive} kills left an active run; ${failedIssuances} failed issuances queued`,
+    );
+    expect(failedIssuances).toBeGreaterThan(0);
 
     // Resume every interrupted run to completion.
     const r = openStore(file);
@@ -136,5 +144,6 @@ describe('crash consistency (SIGKILL during full runs)', () => {
     }
     expect(checkConsistent(store).active).toBe(0);
     store.close();
-  });
+    expect(await assertIssuanceInvariant({ dbFile: file })).toMatchObject({ activeRun: 0 });
+  }, 180_000);
 });

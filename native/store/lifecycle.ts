@@ -37,7 +37,7 @@ export interface QuotaUsage {
   readonly remaining: number | null;
 }
 
-export type RevocationKind = 'superseded' | 'scrapped';
+export type RevocationKind = 'superseded' | 'scrapped' | 'failed-issuance';
 export type RevocationState = 'queued' | 'sent' | 'acknowledged' | 'failed';
 
 export interface RevocationRequest {
@@ -48,7 +48,11 @@ export interface RevocationRequest {
   readonly certificateSerial: string;
   readonly reason: string;
   readonly recordId: string | null;
+  /** Scrap and failed-issuance events: the signed event (failed-issuance: null until the station key signed it). */
   readonly jws: string | null;
+  /** Failed issuance: the run that failed and the exact event payload (canonical JSON) the station key signs. */
+  readonly runId: string | null;
+  readonly payloadJson: string | null;
   readonly state: RevocationState;
   readonly detail: string | null;
   readonly createdAt: string;
@@ -77,7 +81,14 @@ export interface LifecycleDb {
   listUsage(): QuotaUsage[];
   /** A scrapped board: its committed unit stays used and is marked scrapped; returns the units marked. */
   markScrapped(chipId: string): number;
-  queueRevocation(r: Omit<RevocationRequest, 'state' | 'detail' | 'createdAt' | 'updatedAt'>): RevocationRequest;
+  queueRevocation(
+    r: Omit<RevocationRequest, 'state' | 'detail' | 'createdAt' | 'updatedAt' | 'runId' | 'payloadJson'>,
+  ): RevocationRequest;
+  /**
+   * Add the station key's signature to a failed-issuance event queued by failRun (its payload is fixed; a trigger
+   * refuses to replace a signature). Returns false when it was signed already.
+   */
+  setRevocationJws(requestId: string, jws: string): boolean;
   revocations(filter?: { state?: RevocationState; kind?: RevocationKind }): RevocationRequest[];
   setRevocationState(requestId: string, state: RevocationState, detail: string | null): void;
   readonly db: Database.Database;
@@ -93,6 +104,8 @@ interface RevRow {
   reason: string;
   record_id: string | null;
   jws: string | null;
+  run_id: string | null;
+  payload_json: string | null;
   state: string;
   detail: string | null;
   created_at: string;
@@ -108,6 +121,8 @@ const toRev = (r: RevRow): RevocationRequest => ({
   reason: r.reason,
   recordId: r.record_id,
   jws: r.jws,
+  runId: r.run_id,
+  payloadJson: r.payload_json,
   state: r.state as RevocationState,
   detail: r.detail,
   createdAt: r.created_at,
@@ -256,6 +271,13 @@ export function openLifecycleDb(
       const sql = `SELECT * FROM revocation_requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, request_id`;
       return (db.prepare(sql).all(...params) as RevRow[]).map(toRev);
     },
+    setRevocationJws: (requestId, jws) =>
+      db
+        .prepare(
+          `UPDATE revocation_requests SET jws = ?, updated_at = ?
+           WHERE request_id = ? AND kind = 'failed-issuance' AND jws IS NULL`,
+        )
+        .run(jws, now(), requestId).changes === 1,
     setRevocationState: (requestId, state, detail) => {
       db.prepare('UPDATE revocation_requests SET state = ?, detail = ?, updated_at = ? WHERE request_id = ?').run(
         state,

@@ -349,6 +349,82 @@ CREATE TRIGGER audit_anchors_no_delete BEFORE DELETE ON audit_anchors
 BEGIN SELECT RAISE(ABORT, 'audit_anchors is append-only'); END;
 `;
 
+// Version 7 (native/store/sqlite-store.ts failRun, station/lifecycle, docs/lifecycle.md "Failed issuance"): every
+// certificate issued for a run that ends without a record is revoked at once. The revocation request queue gets the
+// kind 'failed-issuance' (one per certificate, request id `failed-issuance:<serial>`, written by failRun in the
+// transaction that fails the run, with the exact event payload; the station key signs that payload afterwards), and
+// a trigger refuses to mark a run failed while one of its certificates is in no record and has no such request.
+// SQLite cannot alter a CHECK constraint: the table is rebuilt the documented way
+// (https://sqlite.org/lang_altertable.html#otheralter), with the triggers that name it dropped first and recreated.
+const V7_FAILED_ISSUANCE = `
+DROP TRIGGER records_queue_supersede;
+DROP TRIGGER outbox_ack_supersede;
+DROP TRIGGER revocation_requests_no_delete;
+DROP INDEX revocation_requests_state;
+CREATE TABLE revocation_requests_v5 (
+  request_id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('superseded', 'scrapped', 'failed-issuance')),
+  chip_id TEXT NOT NULL,
+  serial_number TEXT NOT NULL,
+  certificate_serial TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  record_id TEXT REFERENCES records(record_id),
+  -- scrapped, failed-issuance: the signed event (JWS, station key); failed-issuance: NULL until signed
+  jws TEXT,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'acknowledged', 'failed')),
+  detail TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  -- failed-issuance: the run that failed and the exact event payload (canonical JSON) the station key signs
+  run_id TEXT REFERENCES runs(run_id),
+  payload_json TEXT CHECK (payload_json IS NULL OR json_valid(payload_json)),
+  CHECK (record_id IS NOT NULL OR jws IS NOT NULL OR payload_json IS NOT NULL),
+  CHECK (kind <> 'failed-issuance' OR (run_id IS NOT NULL AND payload_json IS NOT NULL AND record_id IS NULL))
+) STRICT;
+INSERT INTO revocation_requests_v5 (request_id, kind, chip_id, serial_number, certificate_serial, reason, record_id,
+                                    jws, state, detail, created_at, updated_at)
+  SELECT request_id, kind, chip_id, serial_number, certificate_serial, reason, record_id, jws, state, detail,
+         created_at, updated_at FROM revocation_requests;
+DROP TABLE revocation_requests;
+ALTER TABLE revocation_requests_v5 RENAME TO revocation_requests;
+CREATE INDEX revocation_requests_state ON revocation_requests(state, created_at);
+CREATE UNIQUE INDEX revocation_requests_failed_issuance ON revocation_requests(certificate_serial)
+  WHERE kind = 'failed-issuance';
+CREATE TRIGGER revocation_requests_no_delete BEFORE DELETE ON revocation_requests
+BEGIN SELECT RAISE(ABORT, 'revocation requests are kept'); END;
+-- The event payload of a failed issuance is fixed when it is queued; only the signature is added, once.
+CREATE TRIGGER revocation_requests_payload_fixed BEFORE UPDATE OF payload_json, run_id, certificate_serial, kind
+  ON revocation_requests
+BEGIN SELECT RAISE(ABORT, 'a revocation request names its certificate once'); END;
+CREATE TRIGGER revocation_requests_sign_once BEFORE UPDATE OF jws ON revocation_requests
+WHEN OLD.jws IS NOT NULL AND NEW.jws IS NOT OLD.jws
+BEGIN SELECT RAISE(ABORT, 'a signed revocation event is never replaced'); END;
+CREATE TRIGGER records_queue_supersede AFTER INSERT ON records
+WHEN NEW.kind = 'rotation' AND NEW.supersedes_record_id IS NOT NULL
+BEGIN
+  INSERT INTO revocation_requests (request_id, kind, chip_id, serial_number, certificate_serial, reason, record_id,
+                                   state, created_at, updated_at)
+  SELECT 'supersede:' || NEW.record_id, 'superseded', prev.chip_id, prev.serial_number, prev.certificate_serial,
+         'superseded', NEW.record_id, 'queued', NEW.created_at, NEW.created_at
+  FROM records prev WHERE prev.record_id = NEW.supersedes_record_id;
+END;
+CREATE TRIGGER outbox_ack_supersede AFTER UPDATE OF state ON outbox
+WHEN NEW.state IN ('sent', 'acknowledged', 'failed') AND OLD.state IS NOT NEW.state
+BEGIN
+  UPDATE revocation_requests SET state = NEW.state, updated_at = COALESCE(NEW.acknowledged_at, NEW.sent_at, updated_at)
+  WHERE record_id = NEW.record_id AND kind = 'superseded';
+END;
+-- Any path that fails a run: each certificate of the run that is in no record must have its failed-issuance request.
+CREATE TRIGGER runs_failed_issuance_queued BEFORE UPDATE OF state ON runs
+WHEN NEW.state = 'failed' AND EXISTS (
+  SELECT 1 FROM issued_certificates c
+  WHERE c.run_id = NEW.run_id
+    AND NOT EXISTS (SELECT 1 FROM records r WHERE r.certificate_serial = c.serial)
+    AND NOT EXISTS (SELECT 1 FROM revocation_requests q
+                    WHERE q.kind = 'failed-issuance' AND q.certificate_serial = c.serial))
+BEGIN SELECT RAISE(ABORT, 'a run with an issued certificate fails only with its failed-issuance revocation queued'); END;
+`;
+
 /** All migrations, in order. The schema version of a database is the number applied. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: runs, issued certificates, records, audit log', up: (db) => db.exec(V1_SCHEMA) },
@@ -357,6 +433,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: 'signed policy and quotas, quota units, revocation requests', up: (db) => db.exec(V4_LIFECYCLE) },
   { version: 5, name: 'sign-in attempt accounting; keyed badge hashes', up: (db) => db.exec(V5_AUTH_ATTEMPTS) },
   { version: 6, name: 'audit anchors confirmed by the registry', up: (db) => db.exec(V6_AUDIT_ANCHORS) },
+  { version: 7, name: 'failed-issuance revocation requests', up: (db) => db.exec(V7_FAILED_ISSUANCE) },
 ];
 
 /** The schema version this build writes. */

@@ -11,6 +11,11 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { auditEntryPreimage, checkChainStep, GENESIS_HEAD, type ChainHead } from '../../core/audit.js';
 import { canonicalJson } from '../../core/canonical.js';
+import {
+  failedIssuancePayloadJson,
+  failedIssuanceRequestId,
+  FAILED_ISSUANCE_REASON,
+} from '../../core/failed-issuance.js';
 import { fail, stationError, type StationError } from '../../core/errors.js';
 import type { StepName } from '../../core/model.js';
 import { systemClock, type Clock, type Logger } from '../../core/ports.js';
@@ -388,6 +393,16 @@ function createSqliteStore(db: Database.Database, file: string, clock: Clock, lo
     listAudit: db.prepare('SELECT * FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?'),
     certsAll: db.prepare('SELECT * FROM issued_certificates ORDER BY issued_at, serial'),
     certsChip: db.prepare('SELECT * FROM issued_certificates WHERE chip_id = ? ORDER BY issued_at, serial'),
+    // Certificates of a run that no record holds (a failed run's: revoked at once, docs/lifecycle.md).
+    unrecordedCerts: db.prepare(
+      `SELECT * FROM issued_certificates c WHERE c.run_id = ?
+         AND NOT EXISTS (SELECT 1 FROM records r WHERE r.certificate_serial = c.serial) ORDER BY c.issued_at, c.serial`,
+    ),
+    queueFailedIssuance: db.prepare(
+      `INSERT INTO revocation_requests (request_id, kind, chip_id, serial_number, certificate_serial, reason, record_id,
+         jws, state, detail, created_at, updated_at, run_id, payload_json)
+       VALUES (?, 'failed-issuance', ?, ?, ?, ?, NULL, NULL, 'queued', NULL, ?, ?, ?, ?)`,
+    ),
   };
 
   /** Append one entry at the chain head and advance the head. Call inside a transaction. */
@@ -634,9 +649,53 @@ function createSqliteStore(db: Database.Database, file: string, clock: Clock, lo
 
     failRun(runId, error) {
       tx('failRun', () => {
-        mustGetActiveRun(runId, 'failRun');
+        const run = mustGetActiveRun(runId, 'failRun');
         const e = { code: error.code, message: error.message, step: error.step };
-        st.failRun.run(JSON.stringify(e), now(), runId);
+        const failedAt = now();
+        // Every certificate of this run that no record holds is revoked at once: its failed-issuance event (the
+        // exact payload the station key signs, station/lifecycle) is queued in THIS transaction, before the run is
+        // marked failed (a trigger refuses the state change otherwise).
+        for (const c of st.unrecordedCerts.all(runId) as CertDbRow[]) {
+          const requestId = failedIssuanceRequestId(c.serial);
+          const payloadJson = failedIssuancePayloadJson({
+            stationId: run.station_id,
+            runId,
+            chipId: run.chip_id,
+            serialNumber: run.serial_number,
+            workOrder: run.work_order,
+            certificateSerial: c.serial,
+            certificateSha256: c.sha256,
+            certificate: c.der.toString('base64url'),
+            failure: e,
+            issuedAt: c.issued_at,
+            failedAt,
+          });
+          st.queueFailedIssuance.run(
+            requestId,
+            run.chip_id,
+            run.serial_number,
+            c.serial,
+            FAILED_ISSUANCE_REASON,
+            failedAt,
+            failedAt,
+            runId,
+            payloadJson,
+          );
+          append(
+            'cert.failed-issuance',
+            {
+              requestId,
+              certificateSerial: c.serial,
+              sha256: c.sha256,
+              chipId: run.chip_id,
+              code: e.code,
+              step: e.step,
+              payloadSha256: sha256HexSync(payloadJson),
+            },
+            runId,
+          );
+        }
+        st.failRun.run(JSON.stringify(e), failedAt, runId);
         append('run.failed', e, runId);
       });
     },

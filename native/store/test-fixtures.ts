@@ -113,6 +113,7 @@ export function complete(store: Store, run: RunRow, createdAt?: string): StoredR
     chipId: run.chipId,
     serialNumber: run.serialNumber,
     certificateSerial: cert.serialNumber,
+    certificate: { serialNumber: cert.serialNumber, sha256: cert.sha256 },
     supersedesRecordId: run.supersedesRecordId,
   });
   return store.completeRun(run.runId, {

@@ -11,6 +11,7 @@ import { fromBase64Url, sha256Hex, toBase64Url, utf8 } from '../../core/bytes.js
 import { canonicalJson } from '../../core/canonical.js';
 import { signJws } from '../../core/jws.js';
 import {
+  CRL_REASON_CODES,
   credentialRevocation,
   isRevocationReason,
   normaliseSerial,
@@ -39,7 +40,16 @@ import { err, ok, type Result } from '../../core/result.js';
 import { recordFrom, type IngestRecord, type StationRow, type SqlExec } from '../db.js';
 import { z } from 'zod';
 import { importJwsKey, parseCompactJws, verifyParsedJws } from '../jws.js';
-import { MAX_CLOCK_SKEW_S, zodMessage, type RejectReason } from '../protocol.js';
+import {
+  FAILED_ISSUANCE_TYP,
+  MAX_CLOCK_SKEW_S,
+  MAX_REVOCATION_EVENT_CHARS,
+  MAX_REVOCATION_EVENTS,
+  zodMessage,
+  type RejectReason,
+  type RevocationRejectReason,
+  type RevocationResult,
+} from '../protocol.js';
 import { apiError, type ApiError, type RegistryContext } from '../service.js';
 import {
   checkStationChain,
@@ -61,6 +71,7 @@ import {
   signSignerDocument,
   type InstallBody,
 } from './revocation-signer.js';
+import { applyFailedIssuance, verifyFailedIssuance, type CheckedFailedIssuance } from './failed-issuance.js';
 import * as st from './store.js';
 
 // ---------------------------------------------------------------- configuration
@@ -667,9 +678,9 @@ export async function verifyLifecycleLog(
 
 export const SCRAP_TYP = 'line-station-scrap+jws';
 export const SCRAP_SCHEMA = 'line-station/scrap/v1';
-/** Most scrap events in one POST /v1/revocations. */
-export const MAX_SCRAP_REQUESTS = 500;
-const MAX_SCRAP_JWS_CHARS = 64 * 1024;
+/** Most scrap and failed-issuance events in one POST /v1/revocations. */
+export const MAX_SCRAP_REQUESTS = MAX_REVOCATION_EVENTS;
+const MAX_SCRAP_JWS_CHARS = MAX_REVOCATION_EVENT_CHARS;
 
 const ScrapIdent = z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/);
 export const ScrapPayloadSchema = z
@@ -694,25 +705,10 @@ export const ScrapPayloadSchema = z
   .strict();
 export type ScrapPayload = z.infer<typeof ScrapPayloadSchema>;
 
-export type ScrapRejectReason =
-  | 'malformed'
-  | 'header-invalid'
-  | 'signer-mismatch'
-  | 'signature-invalid'
-  | 'payload-invalid'
-  | 'station-mismatch'
-  | 'unknown-credential'
-  | 'device-mismatch'
-  | 'credential-not-active'
-  | 'transition-invalid';
-
-export interface ScrapResult {
-  /** The scrap event's requestId (null when the JWS could not be read far enough to know it). */
-  readonly requestId: string | null;
-  readonly status: 'revoked' | 'duplicate' | 'rejected';
-  readonly reason?: ScrapRejectReason;
-  readonly message?: string;
-}
+/** Why a scrap or failed-issuance event was refused (registry/protocol.ts REVOCATION_REJECT_REASONS). */
+export type ScrapRejectReason = RevocationRejectReason;
+/** The answer per event (registry/protocol.ts RevocationResultSchema). */
+export type ScrapResult = RevocationResult;
 
 const scrapKey = (stationId: string, requestId: string): string => `scrap.${stationId}.${requestId}`;
 
@@ -720,7 +716,7 @@ const scrapKey = (stationId: string, requestId: string): string => `scrap.${stat
 async function verifyScrapJws(
   trust: StationTrust,
   jws: string,
-): Promise<{ ok: true; payload: ScrapPayload; sha256: string } | { ok: false; result: ScrapResult }> {
+): Promise<{ ok: true; kind: 'scrap'; payload: ScrapPayload; sha256: string } | { ok: false; result: ScrapResult }> {
   let requestId: string | null = null;
   const reject = (reason: ScrapRejectReason, message: string) =>
     ({ ok: false, result: { requestId, status: 'rejected', reason, message } }) as const;
@@ -750,27 +746,53 @@ async function verifyScrapJws(
       'station-mismatch',
       `scrap event: made by station ${r.data.stationId}, submitted by ${trust.row.stationId}`,
     );
-  return { ok: true, payload: r.data, sha256: createHash('sha256').update(p.value.payload).digest('hex') };
+  return {
+    ok: true,
+    kind: 'scrap',
+    payload: r.data,
+    sha256: createHash('sha256').update(p.value.payload).digest('hex'),
+  };
+}
+
+/** Verify one event of POST /v1/revocations: a failed-issuance event by its typ, anything else as a scrap event. */
+async function verifyRevocationEvent(
+  trust: StationTrust,
+  jws: string,
+): Promise<
+  | Awaited<ReturnType<typeof verifyScrapJws>>
+  | ({ ok: true } & CheckedFailedIssuance)
+  | { ok: false; result: ScrapResult }
+> {
+  const p = parseCompactJws(jws, 'revocation event', MAX_SCRAP_JWS_CHARS);
+  if (p.ok && p.value.header.typ === FAILED_ISSUANCE_TYP) return verifyFailedIssuance(trust, p.value);
+  return verifyScrapJws(trust, jws);
 }
 
 /**
- * Station scrap events (POST /v1/revocations): each compact JWS (typ line-station-scrap+jws, payload
- * line-station/scrap/v1) must be signed by the caller's ENROLLED key with x5c leaf = its enrolled certificate,
- * name the caller as stationId, and name an active credential of a device this station provisioned (same
- * serial number and chip id; certificate hash if given). Accepted ones revoke the device (role station, reason
- * cessationOfOperation) in ONE transaction with their `device.scrapped` events; the station's CRL is re-signed
- * afterwards. Idempotent by (station, requestId): a repeated delivery answers `duplicate` and changes nothing.
+ * Station revocation events (POST /v1/revocations, and the `revocations` of a bundle):
+ *
+ * - scrap events (typ line-station-scrap+jws, payload line-station/scrap/v1) must be signed by the caller's ENROLLED
+ *   key with x5c leaf = its enrolled certificate, name the caller as stationId, and name an active credential of a
+ *   device this station provisioned (same serial number and chip id; certificate hash if given). Accepted ones
+ *   revoke the device (role station, reason cessationOfOperation) with their `device.scrapped` events;
+ * - failed-issuance events (typ line-station-failed-issuance+jws, ./failed-issuance.ts) carry a certificate the
+ *   station's issuing CA issued for a run that ended without a record; accepted ones are revoked at once
+ *   (`failed_issuances`, `certificate.failed-issuance` event).
+ *
+ * All in ONE transaction; the station's CRL is re-signed afterwards. Idempotent: a repeated delivery answers
+ * `duplicate` and changes nothing (scrap: by (station, requestId); failed issuance: by (station, certificate)).
  */
 export async function stationScrapRevocations(
   ctx: LifecycleContext,
   trust: StationTrust,
   requests: readonly string[],
+  via: 'online' | 'bundle' = 'online',
 ): Promise<Result<{ results: ScrapResult[] }, ApiError>> {
   if (requests.length > MAX_SCRAP_REQUESTS)
-    return fail('BODY_INVALID', `at most ${MAX_SCRAP_REQUESTS} scrap events per request`);
+    return fail('BODY_INVALID', `at most ${MAX_SCRAP_REQUESTS} revocation events per request`);
   const stationId = trust.row.stationId;
-  const checked: Awaited<ReturnType<typeof verifyScrapJws>>[] = [];
-  for (const jws of requests) checked.push(await verifyScrapJws(trust, jws));
+  const checked: Awaited<ReturnType<typeof verifyRevocationEvent>>[] = [];
+  for (const jws of requests) checked.push(await verifyRevocationEvent(trust, jws));
   const r = await guarded(async () =>
     ok(
       await ctx.db.sql.transaction(async (x) => {
@@ -779,6 +801,10 @@ export async function stationScrapRevocations(
         for (const c of checked) {
           if (!c.ok) {
             results.push(c.result);
+            continue;
+          }
+          if (c.kind === 'failed-issuance') {
+            results.push(await applyFailedIssuance(x, at, stationId, c, via));
             continue;
           }
           const p = c.payload;
@@ -839,10 +865,13 @@ export async function stationScrapRevocations(
   if (!r.ok) return r;
   const revoked = r.value.filter((x) => x.status === 'revoked').length;
   if (revoked) {
-    ctx.logger.log('info', 'scrapped devices revoked', { stationId, revoked });
+    ctx.logger.log('info', 'station revocation events applied (scrapped devices, failed issuances)', {
+      stationId,
+      revoked,
+    });
     const crl = await refreshCrl(ctx, stationId);
     if (!crl.ok)
-      ctx.logger.log('warn', 'CRL not re-signed after scrap revocations', { stationId, code: crl.error.code });
+      ctx.logger.log('warn', 'CRL not re-signed after station revocation events', { stationId, code: crl.error.code });
   }
   return ok({ results: r.value });
 }
@@ -1094,6 +1123,11 @@ async function refreshCrlNow(ctx: LifecycleContext, stationId: string): Promise<
       const s = credentialRevocation(c.deviceState, c, c.suspendedAt);
       if (s.status === 'revoked') entries.push({ serial: c.serial, revokedAt: s.at || c.createdAt, reason: s.reason });
     }
+    // Certificates issued for runs that ended without a record (failed-issuance events): all revoked.
+    const listed = new Set(entries.map((e) => e.serial));
+    for (const f of await st.failedIssuances(x, stationId))
+      if (!listed.has(f.certSerial))
+        entries.push({ serial: f.certSerial, revokedAt: f.revokedAt, reason: CRL_REASON_CODES[f.reason] });
     const prev = await st.getCrlRow(x, stationId);
     const thisUpdate = ctx.clock.now();
     const nextUpdate = new Date(thisUpdate.getTime() + crlInterval(ctx) * 1000);
@@ -1169,6 +1203,15 @@ export async function answerOcsp(ctx: LifecycleContext, der: Uint8Array): Promis
     for (const q of req.value.queries) {
       if (!(await certIdMatchesIssuer(q.certId, caDer))) {
         answers.push({ certId: q.certId, status: { status: 'unknown' } });
+        continue;
+      }
+      // A failed issuance (no record, never in service) is revoked whatever else is stored for the serial.
+      const failed = await st.failedIssuance(x, station.stationId, normaliseSerial(q.serial));
+      if (failed) {
+        answers.push({
+          certId: q.certId,
+          status: { status: 'revoked', revokedAt: failed.revokedAt, reason: CRL_REASON_CODES[failed.reason] },
+        });
         continue;
       }
       const c = await st.credentialBySerial(x, station.stationId, normaliseSerial(q.serial));

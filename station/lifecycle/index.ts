@@ -10,11 +10,15 @@
  *   transaction, committed with the record, released when the run fails; past the quota: FLOW_QUOTA_EXHAUSTED,
  *   also offline (the last signed quota stays in force);
  * - revocation requests: a rework queues the superseded certificate (carried by the rotation record, which the
- *   registry supersedes on ingest); a scrap queues a signed scrap event.
+ *   registry supersedes on ingest); a scrap queues a signed scrap event; a run that fails holding a certificate
+ *   queues a failed-issuance event (native/store failRun, same transaction), which this module signs and sends.
+ *   Scrap and failed-issuance events go to `POST /v1/revocations` online (`sendRevocations`, also in the
+ *   background) or in a bundle (`revocationEvents` / `applyRevocationResults`).
  */
 import { randomUUID } from 'node:crypto';
 import { sha256Hex, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
+import { FAILED_ISSUANCE_TYP } from '../../core/failed-issuance.js';
 import { fail, stationError, type StationError } from '../../core/errors.js';
 import type { FlowGate, RunPolicy } from '../../core/flow.js';
 import { signJws } from '../../core/jws.js';
@@ -31,7 +35,7 @@ import {
   type StoreDocumentOutcome,
 } from '../../native/store/lifecycle.js';
 import { sha256HexSync } from '../../native/store/index.js';
-import { signRequest } from '../../registry/protocol.js';
+import { RevocationsResponseSchema, signRequest } from '../../registry/protocol.js';
 import { exchangeError, httpExchange, pinnedAudience, registryErrorOf } from '../sync.js';
 import { stationRevocation, verifyPolicy, verifyQuotas, type PolicyPayload } from './signed.js';
 
@@ -57,6 +61,8 @@ export interface StationLifecycleOptions {
   readonly requireQuota?: boolean;
   /** Background pull interval (seconds). */
   readonly pullIntervalS?: number;
+  /** How often the background loop looks for queued scrap / failed-issuance events to send (seconds, default 5). */
+  readonly revocationIntervalS?: number;
   /** The Store: lifecycle events go to the audit trail. */
   readonly store: Store;
   readonly clock?: Clock;
@@ -129,8 +135,17 @@ export interface StationLifecycle {
     supervisor: string;
     operator: string;
   }): Promise<Result<RevocationRequest | null>>;
-  /** Send queued scrap events (POST /v1/revocations, LS-Sig); superseded ones travel with their record. */
+  /** Send queued scrap and failed-issuance events (POST /v1/revocations, LS-Sig); superseded ones travel with their record. */
   sendRevocations(signal?: AbortSignal): Promise<Result<{ sent: number; unsupported: boolean }>>;
+  /** Sign the failed-issuance events failRun queued (their payload as written); returns how many were signed. */
+  signFailedIssuances(): Promise<Result<number>>;
+  /** The queued scrap and failed-issuance events, signed, for a bundle (at most `max`, oldest first). */
+  revocationEvents(max: number): Promise<Result<{ requestId: string; jws: string }[]>>;
+  /** Apply the registry's per-event answers (online or from a bundle receipt): revoked/duplicate are done. */
+  applyRevocationResults(
+    results: readonly { requestId: string | null; status: string; reason?: string | null; message?: string | null }[],
+    requestIds: readonly string[],
+  ): number;
   /** Background pull (every pullIntervalS) while the station runs; idempotent. */
   start(): void;
   stop(): void;
@@ -149,6 +164,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
   const timeoutMs = o.timeoutMs ?? 15_000;
   let lastPullError: string | null = null;
   let timer: NodeJS.Timeout | null = null;
+  let revTimer: NodeJS.Timeout | null = null;
   let running = false;
   const warnedNoQuota = new Set<string>();
 
@@ -354,6 +370,57 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     };
   };
 
+  /** Queued scrap and failed-issuance events that carry a signature (superseded ones travel with their record). */
+  const sendable = () => db.revocations({ state: 'queued' }).filter((r) => r.kind !== 'superseded' && r.jws !== null);
+
+  /** Serialised: two callers (the background loop, a scrap) never sign the same event twice. */
+  let signing: Promise<Result<number>> = Promise.resolve(ok(0));
+  function signFailedIssuances(): Promise<Result<number>> {
+    const run = signing.then(async (): Promise<Result<number>> => {
+      let n = 0;
+      for (const r of db.revocations({ kind: 'failed-issuance' })) {
+        if (r.jws !== null || r.payloadJson === null) continue;
+        // The payload is signed exactly as failRun wrote it (its SHA-256 is in the cert.failed-issuance audit entry).
+        const jws = await signJws({
+          signer: o.signer,
+          payload: utf8(r.payloadJson),
+          header: { typ: FAILED_ISSUANCE_TYP, kid: o.stationId, x5c: o.chain },
+        });
+        if (!jws.ok) return jws;
+        if (db.setRevocationJws(r.requestId, jws.value)) {
+          n++;
+          log.log('info', 'failed-issuance event signed; queued for revocation at the registry', {
+            requestId: r.requestId,
+            runId: r.runId,
+          });
+        }
+      }
+      return ok(n);
+    });
+    signing = run.catch(() => ok(0));
+    return run;
+  }
+
+  /** Per-event answers: only revoked/duplicate are done; a rejected one stays queued with the reason. */
+  function applyRevocationResults(
+    results: Parameters<StationLifecycle['applyRevocationResults']>[0],
+    requestIds: readonly string[],
+  ): number {
+    let done = 0;
+    for (const id of requestIds) {
+      const got = results.find((x) => x.requestId === id);
+      if (got && (got.status === 'revoked' || got.status === 'duplicate')) {
+        db.setRevocationState(id, 'acknowledged', null);
+        done++;
+      } else {
+        const why = got ? `rejected: ${String(got.reason ?? '')} ${String(got.message ?? '')}`.trim() : 'no result';
+        db.setRevocationState(id, 'queued', why);
+        log.log('warn', 'revocation event not accepted by the registry; kept queued', { requestId: id, why });
+      }
+    }
+    return done;
+  }
+
   const lc: StationLifecycle = {
     db,
     policy: () => current()?.policy ?? null,
@@ -421,6 +488,17 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
       return { ...wo, baseline: { ...wo.baseline, firmware } };
     },
     async scrap(p) {
+      // A run in flight for the board ends here without a record: failRun queues the failed-issuance event of a
+      // certificate it holds (same transaction), signed and sent below / by the next sync.
+      const active = o.store.findActiveRun(p.chipId);
+      if (active) {
+        o.store.failRun(active.runId, {
+          code: 'FLOW_RUN_ABANDONED',
+          message: `board scrapped by supervisor ${p.supervisor}: ${p.reason}`.slice(0, 512),
+          step: active.step,
+        });
+        await signFailedIssuances();
+      }
       const units = db.markScrapped(p.chipId);
       const rec = o.store.findCurrentRecord(p.chipId);
       if (!rec) {
@@ -472,7 +550,9 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
       return ok(req);
     },
     async sendRevocations(signal) {
-      const queued = db.revocations({ state: 'queued', kind: 'scrapped' });
+      const signed = await signFailedIssuances();
+      if (!signed.ok) return signed;
+      const queued = sendable();
       if (!queued.length) return ok({ sent: 0, unsupported: false });
       if (!baseUrl) return fail('CONFIG_INVALID', 'no registry URL is configured');
       const body = JSON.stringify({ requests: queued.map((r) => r.jws) });
@@ -503,35 +583,50 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
           res.status >= 500 ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
           `POST /v1/revocations: ${res.status} ${res.text.slice(0, 200)}`,
         );
-      // Per-request results: only revoked/duplicate are done; a rejected one stays queued with the reason (for
-      // example a scrap event that reached the registry before its record), and is retried on the next sync.
-      let results: Array<{ requestId?: unknown; status?: unknown; reason?: unknown; message?: unknown }> = [];
+      let results: Parameters<StationLifecycle['applyRevocationResults']>[0] = [];
       try {
-        const parsed = JSON.parse(res.text) as { results?: unknown };
-        if (Array.isArray(parsed.results)) results = parsed.results as typeof results;
+        const parsed = RevocationsResponseSchema.safeParse(JSON.parse(res.text));
+        if (parsed.success) results = parsed.data.results;
       } catch {
         /* handled below: no results means nothing is marked */
       }
-      let sent = 0;
-      for (const r of queued) {
-        const got = results.find((x) => x.requestId === r.requestId);
-        if (got && (got.status === 'revoked' || got.status === 'duplicate')) {
-          db.setRevocationState(r.requestId, 'acknowledged', null);
-          sent++;
-        } else {
-          const why = got ? `rejected: ${String(got.reason ?? '')} ${String(got.message ?? '')}`.trim() : 'no result';
-          db.setRevocationState(r.requestId, 'queued', why);
-          log.log('warn', 'scrap revocation not accepted by the registry; kept queued', {
-            requestId: r.requestId,
-            why,
-          });
-        }
-      }
+      const sent = applyRevocationResults(
+        results,
+        queued.map((r) => r.requestId),
+      );
       return ok({ sent, unsupported: false });
     },
+    signFailedIssuances,
+    async revocationEvents(max) {
+      const signed = await signFailedIssuances();
+      if (!signed.ok) return signed;
+      return ok(
+        sendable()
+          .slice(0, max)
+          .map((r) => ({ requestId: r.requestId, jws: r.jws! })),
+      );
+    },
+    applyRevocationResults,
     start() {
       if (running || !baseUrl) return;
       running = true;
+      // Queued scrap / failed-issuance events go out soon after they are queued (not only at the next pull).
+      const revEvery = (o.revocationIntervalS ?? 5) * 1000;
+      const revTick = () => {
+        const pending = db.revocations({ state: 'queued' }).some((r) => r.kind !== 'superseded');
+        const go = pending
+          ? lc.sendRevocations().then((r) => {
+              if (!r.ok) log.log('warn', 'revocation events not sent; kept queued', { code: r.error.code });
+            })
+          : Promise.resolve();
+        void go.then(() => {
+          if (!running) return;
+          revTimer = setTimeout(revTick, revEvery);
+          revTimer.unref?.();
+        });
+      };
+      revTimer = setTimeout(revTick, 0);
+      revTimer.unref?.();
       const every = (o.pullIntervalS ?? 300) * 1000;
       const tick = () => {
         void lc.pull().then((r) => {
@@ -548,6 +643,8 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
       running = false;
       if (timer) clearTimeout(timer);
       timer = null;
+      if (revTimer) clearTimeout(revTimer);
+      revTimer = null;
     },
     close() {
       lc.stop();
