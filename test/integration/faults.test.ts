@@ -5,9 +5,11 @@
  * run that resumes to PASS once the fault is gone.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Faults } from '../sim/simulator.js';
 import { createWorld, type World } from '../harness.js';
+import { assertIssuanceInvariant } from '../support/issuance-invariant.js';
 
 const CASES: Array<{
   name: string;
@@ -78,6 +80,14 @@ const CASES: Array<{
     model: 'LS-SIM-SE',
     faults: { refuseCert: true },
     code: 'BOARD_CERT_REFUSED',
+    runState: 'failed',
+    issued: true,
+  },
+  {
+    name: 'certificate not kept by the board (read-back fails)',
+    model: 'LS-SIM-SE',
+    faults: { forgetCert: true },
+    code: 'CERT_INSTALL_MISMATCH',
     runState: 'failed',
     issued: true,
   },
@@ -155,6 +165,13 @@ describe('simulator faults through the whole station', () => {
       else expect(active).toBeNull();
       // A certificate written (or about to be written) to a board is always logged first, so it can be revoked.
       expect(w.engine.store.listIssuedCertificates(chipId).length > 0).toBe(c.issued);
+      // Every issued certificate is in a record, revoked (failed run: its signed failed-issuance event queued), or
+      // belongs to the active run that will resume.
+      const inv = await assertIssuanceInvariant({ dbFile: join(w.dataDir, 'station.db') });
+      const events = w.engine.lifecycle.db.revocations({ kind: 'failed-issuance' }).filter((q) => q.chipId === chipId);
+      expect(events.length).toBe(c.issued && c.runState === 'failed' ? 1 : 0);
+      for (const q of events) expect(q.jws).not.toBeNull(); // signed by the engine right after the run failed
+      if (c.issued && c.runState === 'active') expect(inv.activeRun).toBeGreaterThan(0);
 
       // Remove the fault (re-seat / rework): the board then provisions to PASS, resuming an active run.
       // The simulator re-seats a disconnected board by itself (replugAfterMs); wait for it, then clear the fault.
@@ -169,6 +186,7 @@ describe('simulator faults through the whole station', () => {
       };
       expect(w.sim.state(i).certSha256).toBe(rec.certificate.sha256);
       expect(w.engine.store.verifyAudit().ok).toBe(true);
+      await assertIssuanceInvariant({ dbFile: join(w.dataDir, 'station.db') });
     });
   });
 

@@ -22,6 +22,7 @@ import { call } from '../../registry/test/harness.js';
 import { main } from '../../station/cli.js';
 import { createWorld, type World } from '../harness.js';
 import { startLifecycleRegistry } from '../../registry/lifecycle/test-support.js';
+import { assertIssuanceInvariant } from '../support/issuance-invariant.js';
 
 const ADMIN = 'admin-token-lifecycle-0123456789';
 const WO = 'WO-DEMO-1';
@@ -220,9 +221,20 @@ describe('station identity lifecycle', () => {
     });
     expect(w.engine.lifecycle.db.usage(WO)).toMatchObject({ committed: 3, scrapped: 1, remaining: 0 });
     // On sync the registry revokes the scrapped board's certificate (POST /v1/revocations).
+    // (with the failed-issuance event of board 2's certificate if its baseline failed after certify, see quotas)
+    const failedIssuances = w.engine.lifecycle.db.revocations({ kind: 'failed-issuance', state: 'queued' }).length;
     const sent = must(await w.engine.lifecycle.sendRevocations());
-    expect(sent).toMatchObject({ sent: 1, unsupported: false });
+    expect(sent).toMatchObject({ sent: 1 + failedIssuances, unsupported: false });
     expect(w.engine.lifecycle.db.revocations({ kind: 'scrapped' })[0]!.state).toBe('acknowledged');
+    // Every issued certificate is in a record or on the registry's CRL (fetched, read with openssl).
+    await assertIssuanceInvariant({
+      dbFile: join(w.dataDir, 'station.db'),
+      registry: {
+        url: reg.url,
+        stationId: w.engine.station.id,
+        caFilePem: readFileSync(join(w.dataDir, 'pki', 'ca-chain.pem'), 'utf8'),
+      },
+    });
   });
 
   it('a decommissioned serial cannot be provisioned again after the policy sync', async () => {

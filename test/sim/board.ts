@@ -83,6 +83,11 @@ export interface Faults {
   debugUnlocked?: boolean;
   /** Refuse every certificate (installCert -> CERT_REFUSED). */
   refuseCert?: boolean;
+  /**
+   * Accept a certificate (installCert answers its hash) but do not keep it: the read-back (identify) shows the
+   * previous certificate, so the station fails the run with CERT_INSTALL_MISMATCH after the certificate was issued.
+   */
+  forgetCert?: boolean;
   /** Send a stale response with a wrong request id before the real one. */
   stale?: boolean;
   /**
@@ -569,6 +574,7 @@ export class SimBoard {
     const mine = spkiOf(createPublicKey(this.s.deviceKey.keyPem));
     if (!Buffer.from(mine).equals(Buffer.from(leafSpki)))
       return boardError('CERT_REFUSED', "the certificate's public key is not this board's device key");
+    if (this.faults.forgetCert) return { certSha256: sha256(leafDer) };
     this.s.chain = (chain as Uint8Array[]).map((c) => toPem(c, 'CERTIFICATE'));
     this.persist();
     return { certSha256: sha256(leafDer) };

@@ -21,7 +21,7 @@ export const USAGE = `usage: npm run sim -- [--boards N] [--dir DIR] [--state-di
        [--latency-keygen MS] [--latency-flash MS] [--latency-other MS] [--baud N] [--seed N]
        [--fault i:name[=value]]...
 faults: dropBytes=P corruptBytes=P disconnectOn=OP (re-plugs after 2 s) replugAfterMs=MS badAttestation badFirmware debugUnlocked
-        refuseCert stale; rogue board: foreignKey=keygen|injectBegin keygenCurve=P-384 replayAttestation
+        refuseCert forgetCert stale; rogue board: foreignKey=keygen|injectBegin keygenCurve=P-384 replayAttestation
         hideFirmware   (i = board index or *)
 stdin commands while running: fault i name[=value] | clear i | unplug i | plug i | state i | quit`;
 
@@ -61,6 +61,7 @@ export function parseFault(spec: string): Parsed<Faults> {
     case 'refuseCert':
     case 'replayAttestation':
     case 'hideFirmware':
+    case 'forgetCert':
     case 'stale': {
       if (raw !== undefined && raw !== 'true' && raw !== 'false')
         return { ok: false, error: `${name} takes true or false` };

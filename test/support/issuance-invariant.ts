@@ -15,7 +15,7 @@
  *
  * The station database is opened READ-ONLY (better-sqlite3 `readonly`), so a checker never changes what it checks.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,13 +66,14 @@ export function crlSerialsWithOpenssl(der: Uint8Array, caFilePem: string): Set<s
     const text = execFileSync('openssl', ['crl', '-inform', 'DER', '-in', join(dir, 'crl.der'), '-noout', '-text'], {
       encoding: 'utf8',
     });
-    // "verify OK" on stderr when the CRL's signature verifies with the CA certificate.
-    const verified = execFileSync(
+    // OpenSSL 3 prints "verify OK" / "verify failure" on stderr and exits 0 either way: read what it says.
+    const v = spawnSync(
       'openssl',
       ['crl', '-inform', 'DER', '-in', join(dir, 'crl.der'), '-noout', '-CAfile', join(dir, 'ca.pem')],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      { encoding: 'utf8' },
     );
-    void verified;
+    if (v.status !== 0 || !/^verify OK$/m.test(`${v.stdout}${v.stderr}`))
+      throw new Error(`openssl crl -CAfile: ${`${v.stdout}${v.stderr}`.trim() || `exit ${v.status}`}`);
     const serials = new Set<string>();
     for (const m of text.matchAll(/Serial Number:\s*([0-9A-Fa-f]+)/g)) serials.add(norm(m[1]!));
     return serials;

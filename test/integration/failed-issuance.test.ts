@@ -1,0 +1,383 @@
+/**
+ * Failed issuance end to end, with real parts: a development station (SoftHSM2, simulator on ptys, SQLite), the
+ * real flow, and a registry on loopback holding the escrowed issuing CA key (CRL and OCSP). A board that refuses its
+ * certificate, or does not keep it (read-back fails), fails its run AFTER the certificate was issued and logged; the
+ * station revokes it at once (failed-issuance event queued in the failRun transaction, signed with the station key)
+ * and reports it: online (`POST /v1/revocations`), offline (bundle -> registry import -> receipt), and after a
+ * SIGKILL of the real `station provision` CLI between the failure and the sync. Checked with openssl (CRL text,
+ * OCSP), the registry's lifecycle events, and the issuance invariant (test/support/issuance-invariant.ts).
+ */
+import 'reflect-metadata';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromBase64Url, toBase64Url, utf8 } from '../../core/bytes.js';
+import { canonicalJson } from '../../core/canonical.js';
+import { FAILED_ISSUANCE_TYP, type FailedIssuancePayload } from '../../core/failed-issuance.js';
+import { signJws } from '../../core/jws.js';
+import { fromPemChain, toPem } from '../../core/pki/pem.js';
+import { systemClock } from '../../core/ports.js';
+import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
+import { readIssuanceSnapshot } from '../../native/store/issuance-snapshot.js';
+import { startLifecycleRegistry } from '../../registry/lifecycle/test-support.js';
+import {
+  registryAudience,
+  RevocationsResponseSchema,
+  signRequest,
+  type RevocationResult,
+} from '../../registry/protocol.js';
+import type { RunningRegistry } from '../../registry/server.js';
+import { enrollStation } from '../../registry/service.js';
+import { call } from '../../registry/test/harness.js';
+import { main } from '../../station/cli.js';
+import { createWorld, type World } from '../harness.js';
+import { assertIssuanceInvariant, crlSerialsWithOpenssl, fetchCrl } from '../support/issuance-invariant.js';
+
+const ADMIN = 'admin-token-failed-issuance-0123456789';
+const WO = 'WO-DEMO-1';
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'station.mjs');
+let w: World;
+let reg: RunningRegistry;
+let registryHsm: HsmAdmin;
+let dbFile: string;
+let caFilePem: string;
+
+const must = <T>(r: { ok: true; value: T } | { ok: false; error: { code: string; message: string } }): T => {
+  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}\n${w?.logText().slice(-4000)}`);
+  return r.value;
+};
+const codeOf = (r: { ok: boolean; error?: { code: string } }) => (r.ok ? 'ok' : r.error!.code);
+const provision = (i: number) => w.engine.provision({ port: w.sim.ports[i]!, workOrder: WO, operator: 'op-1' });
+const cli = async (args: string[]) => {
+  const out: string[] = [];
+  const code = await main(args, { out: (s) => out.push(s), err: (s) => out.push(s) });
+  return { code, text: out.join('\n') };
+};
+const norm = (hex: string) => hex.toLowerCase().replace(/^0+/, '');
+/** The registry's rows and events for failed issuances (what headquarters knows). */
+const registryRows = async (serial?: string) => {
+  const x = reg.context.db.sql;
+  const rows = await x.all(
+    `SELECT * FROM failed_issuances${serial ? ' WHERE cert_serial = ?' : ''} ORDER BY cert_serial`,
+    serial ? [norm(serial)] : [],
+  );
+  const events = (await x.all("SELECT payload FROM lifecycle_events WHERE type = 'certificate.failed-issuance'"))
+    .map((r) => JSON.parse(String(r['payload'])) as { certSerial: string; via: string })
+    .filter((e) => !serial || e.certSerial === norm(serial));
+  return { rows, events };
+};
+/** POST /v1/revocations as the station (LS-Sig), as station/lifecycle sends it. */
+const postRevocations = async (requests: string[]): Promise<RevocationResult[]> => {
+  const body = JSON.stringify({ requests });
+  const audience = await registryAudience(reg.context.registryChain[0]!);
+  const auth = must(
+    await signRequest(
+      w.engine.station.signer,
+      w.engine.station.id,
+      'POST',
+      '/v1/revocations',
+      body,
+      systemClock,
+      audience,
+    ),
+  );
+  const res = await fetch(`${reg.url}/v1/revocations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: auth },
+    body,
+  });
+  expect(res.status).toBe(200);
+  return RevocationsResponseSchema.parse(await res.json()).results;
+};
+/** A failed-issuance event signed with the station key (to forge variants of a genuine one). */
+const signEvent = async (payload: FailedIssuancePayload) =>
+  must(
+    await signJws({
+      signer: w.engine.station.signer,
+      payload: utf8(canonicalJson(payload)),
+      header: { typ: FAILED_ISSUANCE_TYP, kid: w.engine.station.id, x5c: [...w.engine.station.chain] },
+    }),
+  );
+function openssl(args: string[]): Promise<string> {
+  return new Promise((resolve) =>
+    execFile('openssl', args, { cwd: w.dir, timeout: 20_000 }, (_e, stdout, stderr) => resolve(`${stdout}${stderr}`)),
+  );
+}
+/** `openssl ocsp` against the registry's responder for a certificate (DER). */
+const ocsp = (der: Uint8Array) => {
+  writeFileSync(join(w.dir, 'q.pem'), toPem(der, 'CERTIFICATE'));
+  return openssl([
+    'ocsp',
+    '-issuer',
+    'ca.pem',
+    '-cert',
+    'q.pem',
+    '-url',
+    `${reg.url}/v1/ocsp`,
+    '-CAfile',
+    'root.pem',
+    '-resp_text',
+  ]);
+};
+const invariant = (requireOnCrl = true) =>
+  assertIssuanceInvariant({
+    dbFile,
+    registry: { url: reg.url, stationId: w.engine.station.id, caFilePem, requireOnCrl },
+  });
+const eventsOf = (i: number) =>
+  w.engine.lifecycle.db.revocations({ kind: 'failed-issuance' }).filter((q) => q.chipId === w.sim.state(i).chipId);
+
+beforeAll(async () => {
+  w = await createWorld({
+    boards: [
+      { model: 'LS-SIM-SE', faults: { refuseCert: true } }, // 0: install refused (online)
+      { model: 'LS-SIM-SE', faults: { forgetCert: true } }, // 1: read-back fails (online)
+      { model: 'LS-SIM-SE' }, // 2: provisioned (a record)
+      { model: 'LS-SIM-BASIC', faults: { refuseCert: true } }, // 3: install refused (offline bundle)
+      { model: 'LS-SIM-SE', faults: { refuseCert: true } }, // 4: install refused, station killed before the sync
+    ],
+  });
+  dbFile = join(w.dataDir, 'station.db');
+  const chain = must(fromPemChain(readFileSync(join(w.dataDir, 'pki', 'station-chain.pem'), 'utf8')));
+  writeFileSync(join(w.dir, 'ca.pem'), toPem(chain[1]!, 'CERTIFICATE'));
+  writeFileSync(join(w.dir, 'root.pem'), toPem(chain[2]!, 'CERTIFICATE'));
+  caFilePem = readFileSync(join(w.dataDir, 'pki', 'ca-chain.pem'), 'utf8');
+  // The registry token lives in the SoftHSM2 configuration the module was loaded with (see lifecycle.test.ts).
+  const cfg = w.engine.config;
+  const pin = readFileSync(join(w.dataDir, 'secrets', 'root-user.pin'), 'utf8').trim();
+  registryHsm = must(await openHsm({ module: cfg.config.hsm.module, tokenLabel: 'LS Offline Root', pin }));
+  reg = await startLifecycleRegistry(`sqlite:${join(w.dir, 'registry.db')}`, {
+    registryId: 'registry-fi',
+    adminToken: ADMIN,
+    lifecycle: { hsm: registryHsm, crlIntervalS: 600 },
+  });
+  const regCertFile = join(w.dir, 'registry.pem');
+  writeFileSync(regCertFile, toPem(reg.context.registryChain[0]!, 'CERTIFICATE'));
+  must(
+    await enrollStation(reg.context, {
+      stationId: w.engine.station.id,
+      chainPem: readFileSync(join(w.dataDir, 'pki', 'station-chain.pem'), 'utf8'),
+    }),
+  );
+  process.env.LINE_STATION_REGISTRY_ADMIN_TOKEN = ADMIN;
+  try {
+    const r = await cli([
+      'enroll',
+      '--data-dir',
+      w.dataDir,
+      '--registry',
+      reg.url,
+      '--registry-cert',
+      regCertFile,
+      '--escrow',
+    ]);
+    if (r.code !== 0) throw new Error(r.text);
+  } finally {
+    delete process.env.LINE_STATION_REGISTRY_ADMIN_TOKEN;
+  }
+  await w.reopen();
+}, 120_000);
+
+afterAll(async () => {
+  await reg?.close();
+  await registryHsm?.close();
+  await w?.teardown();
+});
+
+describe('a certificate issued for a run that ends without a record is revoked at once and reported', () => {
+  it('install refused / read-back failed after the certificate was logged: revoked online (CRL via openssl, OCSP), once', async () => {
+    expect(codeOf(await provision(0))).toBe('BOARD_CERT_REFUSED');
+    expect(codeOf(await provision(1))).toBe('CERT_INSTALL_MISMATCH');
+    const certs = [0, 1].map((i) => w.engine.store.listIssuedCertificates(w.sim.state(i).chipId)[0]!);
+    for (const i of [0, 1]) {
+      const [q] = eventsOf(i);
+      expect(q).toMatchObject({ state: 'queued', certificateSerial: certs[i]!.serialNumber });
+      expect(q!.jws).not.toBeNull(); // signed right after the run failed
+    }
+    // Locally: revoked (queued); the registry's CRL does not list them yet.
+    const before = await invariant(false);
+    expect(before).toMatchObject({ failedIssuance: 2, signed: 2, onCrl: 0 });
+    // The checker fails while they are not on the CRL, and on a CRL that does not verify with the issuing CA.
+    await expect(invariant()).rejects.toThrow(/is not on the registry CRL/);
+    const der0 = await fetchCrl(reg.url, w.engine.station.id);
+    expect(() => crlSerialsWithOpenssl(der0, toPem(reg.context.registryChain[0]!, 'CERTIFICATE'))).toThrow(
+      /openssl crl/,
+    );
+
+    const sent = must(await w.engine.lifecycle.sendRevocations());
+    expect(sent).toEqual({ sent: 2, unsupported: false });
+    for (const i of [0, 1]) expect(eventsOf(i)[0]!.state).toBe('acknowledged');
+
+    // The CRL (fetched over HTTP, parsed by openssl, signature checked against the issuing CA) lists both.
+    expect(await invariant()).toMatchObject({ failedIssuance: 2, onCrl: 2 });
+    const crlText = await (async () => {
+      writeFileSync(join(w.dir, 'crl.der'), await fetchCrl(reg.url, w.engine.station.id));
+      return openssl(['crl', '-inform', 'DER', '-in', 'crl.der', '-noout', '-text']);
+    })();
+    for (const c of certs) expect(crlText.toLowerCase()).toContain(norm(c.serialNumber));
+    expect(crlText).toContain('Cessation Of Operation');
+    // OCSP says revoked.
+    const o = await ocsp(certs[0]!.der);
+    expect(o).toContain('Response verify OK');
+    expect(o).toMatch(/q\.pem: revoked/);
+    expect(o).toContain('Revocation Reason: cessationOfOperation');
+
+    // Headquarters recorded it: one row and one lifecycle event per certificate, with the failure.
+    const hq = await registryRows();
+    expect(hq.rows).toHaveLength(2);
+    expect(hq.events).toHaveLength(2);
+    expect(hq.rows.map((r) => r['failure_code']).sort()).toEqual(['BOARD_CERT_REFUSED', 'CERT_INSTALL_MISMATCH']);
+    const verify = await call(reg.url, 'GET', '/v1/lifecycle/verify', { bearer: ADMIN });
+    expect((verify.json as { ok: boolean }).ok).toBe(true);
+
+    // Idempotent: a retry of the same events answers duplicate and changes nothing.
+    const again = await postRevocations([eventsOf(0)[0]!.jws!, eventsOf(1)[0]!.jws!]);
+    expect(again.map((r) => r.status)).toEqual(['duplicate', 'duplicate']);
+    expect((await registryRows()).events).toHaveLength(2);
+    expect(must(await w.engine.lifecycle.sendRevocations())).toEqual({ sent: 0, unsupported: false });
+  });
+
+  it('the registry refuses with typed reasons: a certificate in a record, not from the station CA, altered, misattributed', async () => {
+    expect(must(await provision(2)).status).toBe('provisioned');
+    must(await w.engine.sync!.syncOnce());
+    const genuine = JSON.parse(eventsOf(0)[0]!.payloadJson!) as FailedIssuancePayload;
+    const rec = w.engine.store.findCurrentRecord(w.sim.state(2).chipId)!;
+    const recCert = w.engine.store
+      .listIssuedCertificates(rec.chipId)
+      .find((c) => c.serialNumber === rec.certificateSerial)!;
+    const withCert = (der: Uint8Array, serial: string, sha256: string): FailedIssuancePayload => ({
+      ...genuine,
+      requestId: `failed-issuance:${serial}`,
+      certificateSerial: serial,
+      certificateSha256: sha256,
+      certificate: toBase64Url(der),
+    });
+    const registryCert = reg.context.registryChain[0]!;
+    const regSha = Buffer.from(await crypto.subtle.digest('SHA-256', registryCert)).toString('hex');
+    const results = await postRevocations([
+      // the certificate of a committed record (synced): not a failed issuance
+      await signEvent(withCert(recCert.der, recCert.serialNumber, recCert.sha256)),
+      // a certificate that the station's issuing CA did not issue
+      await signEvent(withCert(registryCert, 'abcdef', regSha)),
+      // certificateSha256 that is not the certificate's
+      await signEvent({ ...genuine, certificateSha256: '0'.repeat(64) }),
+      // another station named in the payload
+      await signEvent({ ...genuine, stationId: 'someone-else' }),
+      // a genuine event with its payload altered after signing
+      (() => {
+        const [h, , s] = eventsOf(1)[0]!.jws!.split('.') as [string, string, string];
+        const p = {
+          ...(JSON.parse(eventsOf(1)[0]!.payloadJson!) as FailedIssuancePayload),
+          failedAt: new Date().toISOString(),
+        };
+        return `${h}.${toBase64Url(utf8(canonicalJson(p)))}.${s}`;
+      })(),
+    ]);
+    expect(results.map((r) => [r.status, r.reason])).toEqual([
+      ['rejected', 'certificate-in-record'],
+      ['rejected', 'certificate-invalid'],
+      ['rejected', 'certificate-invalid'],
+      ['rejected', 'station-mismatch'],
+      ['rejected', 'signature-invalid'],
+    ]);
+    // Nothing changed at headquarters; the record's certificate is still good.
+    expect((await registryRows()).rows).toHaveLength(2);
+    expect(await ocsp(recCert.der)).toMatch(/q\.pem: good/);
+    expect(fromBase64Url(genuine.certificate).length).toBeGreaterThan(100);
+  });
+
+  it('offline: the bundle carries the event (station export -> registry import -> receipt) and the CRL lists it', async () => {
+    expect(codeOf(await provision(3))).toBe('BOARD_CERT_REFUSED');
+    const cert = w.engine.store.listIssuedCertificates(w.sim.state(3).chipId)[0]!;
+    const exp = must(await w.engine.sync!.exportBundle());
+    expect(exp.revocationEvents).toBe(1);
+    // What `registry import` does (importBundle), over HTTP with the admin token.
+    const imp = await call(reg.url, 'POST', '/v1/bundles', { bearer: ADMIN, body: { bundle: exp.content } });
+    expect(imp.status).toBe(200);
+    const receipt = (imp.json as { receipt: string }).receipt;
+    const receiptPayload = JSON.parse(Buffer.from(receipt.split('.')[1]!, 'base64url').toString('utf8')) as {
+      revocations?: RevocationResult[];
+    };
+    expect(receiptPayload.revocations).toEqual([
+      { requestId: `failed-issuance:${cert.serialNumber}`, status: 'revoked' },
+    ]);
+    expect(eventsOf(3)[0]!.state).toBe('queued');
+    const applied = must(await w.engine.sync!.importReceipt(receipt));
+    expect(applied.message).toContain('1 of 1 revocation event(s) acknowledged');
+    expect(eventsOf(3)[0]!.state).toBe('acknowledged');
+    const crl = crlSerialsWithOpenssl(await fetchCrl(reg.url, w.engine.station.id), caFilePem);
+    expect(crl.has(norm(cert.serialNumber))).toBe(true);
+    expect((await registryRows(cert.serialNumber)).rows[0]).toMatchObject({ via: 'bundle' });
+    // The same bundle again: the stored answer; still one row.
+    const again = await call(reg.url, 'POST', '/v1/bundles', { bearer: ADMIN, body: { bundle: exp.content } });
+    expect((again.json as { repeated: boolean }).repeated).toBe(true);
+    expect((await registryRows(cert.serialNumber)).events).toHaveLength(1);
+    await invariant();
+  });
+
+  it(
+    'a SIGKILL of the station between the failed run and the sync: the next sync revokes it exactly once',
+    { timeout: 120_000 },
+    async () => {
+      await w.engine.close(); // the station runs as a child process now
+      const chipId = w.sim.state(4).chipId;
+      const child = spawn(
+        process.execPath,
+        [
+          BIN,
+          'provision',
+          '--data-dir',
+          w.dataDir,
+          '--port',
+          w.sim.ports[4]!,
+          '--work-order',
+          WO,
+          '--operator',
+          'op-1',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+        child.on('exit', (code, signal) => res({ code, signal })),
+      );
+      // Kill the station the moment the failure is committed (the failed-issuance event is in the database).
+      let killedWith: 'unsigned' | 'signed' | null = null;
+      const t0 = Date.now();
+      while (killedWith === null && child.exitCode === null && Date.now() - t0 < 60_000) {
+        const q = readIssuanceSnapshot(dbFile).failedIssuances.find((f) => {
+          const p = f.payload_json ? (JSON.parse(f.payload_json) as { chipId: string }) : null;
+          return p?.chipId === chipId;
+        });
+        if (q) {
+          child.kill('SIGKILL');
+          killedWith = q.jws === null ? 'unsigned' : 'signed';
+        } else await new Promise((r) => setTimeout(r, 2));
+      }
+      const ex = await exited;
+      expect(ex.signal, out).toBe('SIGKILL');
+      console.log(`station killed after the failed run committed; the event was ${killedWith} at the kill`);
+      // The local half holds without the registry: the certificate's event is queued.
+      const local = await assertIssuanceInvariant({ dbFile });
+      expect(local.failedIssuance).toBe(4);
+
+      // The real CLI syncs after the restart (signs an unsigned event first), then again: exactly one revocation.
+      const s1 = await cli(['sync', '--data-dir', w.dataDir]);
+      expect(s1.text).toContain('revocation event(s) acknowledged');
+      const s2 = await cli(['sync', '--data-dir', w.dataDir]);
+      expect(s2.code).toBe(0);
+      const serial = readIssuanceSnapshot(dbFile).failedIssuances.find(
+        (f) =>
+          f.jws && f.state === 'acknowledged' && (JSON.parse(f.payload_json!) as { chipId: string }).chipId === chipId,
+      )!.certificate_serial;
+      const hq = await registryRows(serial);
+      expect(hq.rows).toHaveLength(1);
+      expect(hq.events).toHaveLength(1);
+      await w.reopen();
+      expect(await invariant()).toMatchObject({ failedIssuance: 4, onCrl: 4, activeRun: 0 });
+    },
+  );
+});
