@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../native/store/index.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
+import { assertIssuanceInvariant } from '../support/issuance-invariant.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'station.mjs');
 const BOARDS = 6;
@@ -59,7 +60,10 @@ function runStation(
 }
 
 /** Checks the invariants after a kill; returns where the board's run was interrupted. */
-function checkConsistency(chipId?: string): string {
+async function checkConsistency(chipId?: string): Promise<string> {
+  // Every issued certificate is in a record, revoked (failed-issuance event queued) or of the active run that
+  // resumes; every record is in the audit chain (test/support/issuance-invariant.ts; no registry here).
+  await assertIssuanceInvariant({ dbFile: join(w.dataDir, 'station.db') });
   const s = openStore(join(w.dataDir, 'station.db'));
   if (!s.ok) throw new Error(s.error.message);
   try {
@@ -108,14 +112,14 @@ describe('power loss (SIGKILL) at random instants', () => {
       for (let k = 0; k < KILLS_PER_BOARD; k++) {
         const r = await runStation(args, Math.floor(rnd() * 450));
         if (r.signal === 'SIGKILL') kills++;
-        const where = checkConsistency(w.sim.boards[b]!.chipId);
+        const where = await checkConsistency(w.sim.boards[b]!.chipId);
         if (r.signal === 'SIGKILL') interruptedAt.set(where, (interruptedAt.get(where) ?? 0) + 1);
         if (r.code === 0) break; // finished before the kill
       }
       const fin = await runStation(args);
       expect(fin.out, fin.out).toMatch(/PASS/);
       expect(fin.code).toBe(0);
-      checkConsistency();
+      await checkConsistency();
       // Exactly one current record for the board, matching the certificate the board holds.
       const s = openStore(join(w.dataDir, 'station.db'));
       if (!s.ok) throw new Error(s.error.message);

@@ -217,6 +217,13 @@ describe('a certificate issued for a run that ends without a record is revoked a
     })();
     for (const c of certs) expect(crlText.toLowerCase()).toContain(norm(c.serialNumber));
     expect(crlText).toContain('Cessation Of Operation');
+    // The event's certificate checks by hand as docs/formats.md says (issued by the station's issuing CA).
+    const ev = JSON.parse(eventsOf(0)[0]!.payloadJson!) as FailedIssuancePayload;
+    writeFileSync(join(w.dir, 'ev.pem'), toPem(fromBase64Url(ev.certificate), 'CERTIFICATE'));
+    expect(await openssl(['verify', '-partial_chain', '-CAfile', 'ca.pem', 'ev.pem'])).toContain('ev.pem: OK');
+    expect((await openssl(['x509', '-in', 'ev.pem', '-noout', '-serial'])).toLowerCase()).toContain(
+      norm(ev.certificateSerial),
+    );
     // OCSP says revoked.
     const o = await ocsp(certs[0]!.der);
     expect(o).toContain('Response verify OK');

@@ -15,6 +15,7 @@ import { MAX_BUNDLE_RECORDS } from '../../registry/protocol.js';
 import { startFaultProxy } from '../../registry/test/fault-proxy.js';
 import { createTestStation, makeManyRecords, type MadeRecord, type TestStation } from '../../registry/test/fixtures.js';
 import { openSync, type SyncOptions, type SyncService } from '../../station/sync.js';
+import { assertIssuanceInvariant } from '../support/issuance-invariant.js';
 import { commitRecords, createStationDb, memoryLogger, startTestRegistry, type TestRegistry } from './sync-fixture.js';
 
 const TOTAL = Number(process.env['LS_SYNC_TEST_RECORDS'] ?? 10_000);
@@ -184,6 +185,12 @@ describe('exactly-once sync through faults (station side)', () => {
     expect(final).toMatchObject({ pending: 0, sent: 0, acknowledged: TOTAL, failed: 0, lastError: null });
     const audit = db.store.verifyAudit();
     expect(audit.ok, JSON.stringify(audit)).toBe(true);
+    // Every issued certificate is in a committed record, and every record is in the audit chain (the fixture's
+    // signed records share device certificates, so only the serial links a record to its logged certificate).
+    expect(await assertIssuanceInvariant({ dbFile: db.file, recordNamesCertificate: false })).toMatchObject({
+      inRecord: TOTAL,
+      activeRun: 0,
+    });
     const syncEntries = [];
     for (let from = 1; ; from += 10_000) {
       const page = db.store.listAudit(from, 10_000);
