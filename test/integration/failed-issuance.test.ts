@@ -136,6 +136,7 @@ beforeAll(async () => {
       { model: 'LS-SIM-SE' }, // 2: provisioned (a record)
       { model: 'LS-SIM-BASIC', faults: { refuseCert: true } }, // 3: install refused (offline bundle)
       { model: 'LS-SIM-SE', faults: { refuseCert: true } }, // 4: install refused, station killed before the sync
+      { model: 'LS-SIM-SE', faults: { disconnectOn: 'installCert' } }, // 5: certificate installed, run left active
     ],
   });
   dbFile = join(w.dataDir, 'station.db');
@@ -323,6 +324,45 @@ describe('a certificate issued for a run that ends without a record is revoked a
     await invariant();
   });
 
+  it('a supervisor scraps a board whose run holds an installed certificate: the run fails, the background loop revokes it', async () => {
+    // The board ran installCert (it holds the certificate) and vanished before answering: the run stays active.
+    expect(codeOf(await provision(5))).toBe('LINK_DISCONNECTED');
+    const st5 = w.sim.state(5);
+    const cert = w.engine.store.listIssuedCertificates(st5.chipId)[0]!;
+    expect(st5.certSha256).toBe(cert.sha256);
+    expect(w.engine.store.findActiveRun(st5.chipId)).not.toBeNull();
+    expect(await invariant()).toMatchObject({ activeRun: 1 }); // the documented exception, until the run ends
+    // The supervisor scraps it (the service zeroizes the board first, then calls this).
+    must(
+      await w.engine.lifecycle.scrap({
+        chipId: st5.chipId,
+        serialNumber: st5.serialNumber,
+        reason: 'never came back from rework',
+        supervisor: 'sup-1',
+        operator: 'op-1',
+      }),
+    );
+    const run = w.engine.store
+      .listAudit()
+      .filter((e) => e.type === 'run.failed')
+      .at(-1)!;
+    expect(run.payload).toMatchObject({ code: 'FLOW_RUN_ABANDONED' });
+    expect(eventsOf(5)[0]).toMatchObject({ state: 'queued', certificateSerial: cert.serialNumber });
+    expect(eventsOf(5)[0]!.jws).not.toBeNull();
+    // The background loop of station watch / serve sends it without a manual sync.
+    w.engine.lifecycle.start();
+    try {
+      const t0 = Date.now();
+      while (eventsOf(5)[0]!.state !== 'acknowledged') {
+        if (Date.now() - t0 > 20_000) throw new Error(`not sent: ${JSON.stringify(eventsOf(5)[0])}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      w.engine.lifecycle.stop();
+    }
+    expect(await invariant()).toMatchObject({ activeRun: 0, failedIssuance: 4 });
+  });
+
   it(
     'a SIGKILL of the station between the failed run and the sync: the next sync revokes it exactly once',
     { timeout: 120_000 },
@@ -369,7 +409,7 @@ describe('a certificate issued for a run that ends without a record is revoked a
       console.log(`station killed after the failed run committed; the event was ${killedWith} at the kill`);
       // The local half holds without the registry: the certificate's event is queued.
       const local = await assertIssuanceInvariant({ dbFile });
-      expect(local.failedIssuance).toBe(4);
+      expect(local.failedIssuance).toBe(5);
 
       // The real CLI syncs after the restart (signs an unsigned event first), then again: exactly one revocation.
       const s1 = await cli(['sync', '--data-dir', w.dataDir]);
@@ -384,7 +424,7 @@ describe('a certificate issued for a run that ends without a record is revoked a
       expect(hq.rows).toHaveLength(1);
       expect(hq.events).toHaveLength(1);
       await w.reopen();
-      expect(await invariant()).toMatchObject({ failedIssuance: 4, onCrl: 4, activeRun: 0 });
+      expect(await invariant()).toMatchObject({ failedIssuance: 5, onCrl: 5, activeRun: 0 });
     },
   );
 });
