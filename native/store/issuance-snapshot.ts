@@ -32,6 +32,8 @@ export interface SnapshotFailedIssuance {
   readonly state: string;
 }
 export interface IssuanceSnapshot {
+  /** PEM of every revocation signer certificate the station issued (`revocation-signer.issued` audit entries). */
+  readonly revocationSignerPems: readonly string[];
   readonly certificates: readonly SnapshotCertificate[];
   readonly records: readonly SnapshotRecord[];
   readonly failedIssuances: readonly SnapshotFailedIssuance[];
@@ -45,7 +47,14 @@ export function readIssuanceSnapshot(dbFile: string): IssuanceSnapshot {
       const hasQueue = db
         .prepare("SELECT 1 FROM pragma_table_info('revocation_requests') WHERE name = 'payload_json'")
         .get();
+      const signers = db
+        .prepare("SELECT payload_json FROM audit_log WHERE type = 'revocation-signer.issued' ORDER BY seq")
+        .pluck()
+        .all() as string[];
       return {
+        revocationSignerPems: signers
+          .map((j) => (JSON.parse(j) as { certificatePem?: unknown }).certificatePem)
+          .filter((p): p is string => typeof p === 'string'),
         certificates: db
           .prepare(
             `SELECT c.serial, c.sha256, c.run_id, c.der, r.state AS run_state

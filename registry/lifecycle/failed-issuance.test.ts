@@ -1,6 +1,6 @@
 /**
  * Failed-issuance events at the registry (POST /v1/revocations and bundles), per backend (SQLite; PostgreSQL with
- * LINE_STATION_TEST_PG_URL): real SoftHSM2 tokens (the station CA key escrowed into the registry token), a device
+ * LINE_STATION_TEST_PG_URL): real SoftHSM2 tokens (a delegated revocation signer in the registry token), a device
  * certificate issued by the station CA that no record names is revoked (CRL read by openssl, OCSP by openssl),
  * idempotent also for concurrent deliveries; events another station signed, for a certificate of another CA, for a
  * certificate in a record, or altered are refused with typed reasons and change nothing.
@@ -27,7 +27,7 @@ import { createBundle, type RevocationResult } from '../protocol.js';
 import type { RunningRegistry } from '../server.js';
 import { createTestStation, makeRecord, type TestStation } from '../test/fixtures.js';
 import { backends, call, createTestDb, type TestDb } from '../test/harness.js';
-import { createHsmStation, escrowOverHttp, startLifecycleRegistry, type HsmStation } from './test-support.js';
+import { createHsmStation, delegateOverHttp, startLifecycleRegistry, type HsmStation } from './test-support.js';
 
 const PIN = 'fi-PIN-4242';
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -166,8 +166,8 @@ for (const backend of backends()) {
         });
         expect(e.status, e.text).toBe(201);
       }
-      await escrowOverHttp(reg.url, ADMIN, stationHsm, a);
-      writeFileSync(join(work, 'chain.pem'), toPem(a.chain[1]!, 'CERTIFICATE') + toPem(a.chain[2]!, 'CERTIFICATE'));
+      const signer = await delegateOverHttp(reg, a);
+      writeFileSync(join(work, 'chain.pem'), signer.certificatePem);
       writeFileSync(join(work, 'ca.pem'), toPem(a.chain[1]!, 'CERTIFICATE'));
       writeFileSync(join(work, 'root.pem'), toPem(a.chain[2]!, 'CERTIFICATE'));
     });

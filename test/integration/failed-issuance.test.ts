@@ -1,6 +1,7 @@
 /**
  * Failed issuance end to end, with real parts: a development station (SoftHSM2, simulator on ptys, SQLite), the
- * real flow, and a registry on loopback holding the escrowed issuing CA key (CRL and OCSP). A board that refuses its
+ * real flow, and a registry on loopback with a delegated revocation signer the station certified (CRL and OCSP). A
+ * board that refuses its
  * certificate, or does not keep it (read-back fails), fails its run AFTER the certificate was issued and logged; the
  * station revokes it at once (failed-issuance event queued in the failRun transaction, signed with the station key)
  * and reports it: online (`POST /v1/revocations`), offline (bundle -> registry import -> receipt), and after a
@@ -32,16 +33,19 @@ import { enrollStation } from '../../registry/service.js';
 import { call } from '../../registry/test/harness.js';
 import { main } from '../../station/cli.js';
 import { createWorld, type World } from '../harness.js';
+import { addOperators } from '../operators-fixture.js';
 import { assertIssuanceInvariant, crlSerialsWithOpenssl, fetchCrl } from '../support/issuance-invariant.js';
 
 const ADMIN = 'admin-token-failed-issuance-0123456789';
 const WO = 'WO-DEMO-1';
+const OP_PIN = '480213';
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'station.mjs');
 let w: World;
 let reg: RunningRegistry;
 let registryHsm: HsmAdmin;
 let dbFile: string;
-let caFilePem: string;
+/** The delegated revocation signer certificates this station issued (its audit log): they sign the CRL. */
+const signerPems = () => readIssuanceSnapshot(dbFile).revocationSignerPems;
 
 const must = <T>(r: { ok: true; value: T } | { ok: false; error: { code: string; message: string } }): T => {
   if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}\n${w?.logText().slice(-4000)}`);
@@ -123,7 +127,7 @@ const ocsp = (der: Uint8Array) => {
 const invariant = (requireOnCrl = true) =>
   assertIssuanceInvariant({
     dbFile,
-    registry: { url: reg.url, stationId: w.engine.station.id, caFilePem, requireOnCrl },
+    registry: { url: reg.url, stationId: w.engine.station.id, requireOnCrl },
   });
 const eventsOf = (i: number) =>
   w.engine.lifecycle.db.revocations({ kind: 'failed-issuance' }).filter((q) => q.chipId === w.sim.state(i).chipId);
@@ -143,7 +147,6 @@ beforeAll(async () => {
   const chain = must(fromPemChain(readFileSync(join(w.dataDir, 'pki', 'station-chain.pem'), 'utf8')));
   writeFileSync(join(w.dir, 'ca.pem'), toPem(chain[1]!, 'CERTIFICATE'));
   writeFileSync(join(w.dir, 'root.pem'), toPem(chain[2]!, 'CERTIFICATE'));
-  caFilePem = readFileSync(join(w.dataDir, 'pki', 'ca-chain.pem'), 'utf8');
   // The registry token lives in the SoftHSM2 configuration the module was loaded with (see lifecycle.test.ts).
   const cfg = w.engine.config;
   const pin = readFileSync(join(w.dataDir, 'secrets', 'root-user.pin'), 'utf8').trim();
@@ -161,22 +164,18 @@ beforeAll(async () => {
       chainPem: readFileSync(join(w.dataDir, 'pki', 'station-chain.pem'), 'utf8'),
     }),
   );
-  process.env.LINE_STATION_REGISTRY_ADMIN_TOKEN = ADMIN;
-  try {
-    const r = await cli([
-      'enroll',
-      '--data-dir',
-      w.dataDir,
-      '--registry',
-      reg.url,
-      '--registry-cert',
-      regCertFile,
-      '--escrow',
-    ]);
-    if (r.code !== 0) throw new Error(r.text);
-  } finally {
-    delete process.env.LINE_STATION_REGISTRY_ADMIN_TOKEN;
-  }
+  // The station certifies the registry's delegated revocation signer (it signs the CRL and OCSP answers).
+  const r = await cli([
+    'enroll',
+    '--data-dir',
+    w.dataDir,
+    '--registry',
+    reg.url,
+    '--registry-cert',
+    regCertFile,
+    '--revocation-signer',
+  ]);
+  if (r.code !== 0) throw new Error(r.text);
   await w.reopen();
 }, 120_000);
 
@@ -202,7 +201,7 @@ describe('a certificate issued for a run that ends without a record is revoked a
     // The checker fails while they are not on the CRL, and on a CRL that does not verify with the issuing CA.
     await expect(invariant()).rejects.toThrow(/is not on the registry CRL/);
     const der0 = await fetchCrl(reg.url, w.engine.station.id);
-    expect(() => crlSerialsWithOpenssl(der0, toPem(reg.context.registryChain[0]!, 'CERTIFICATE'))).toThrow(
+    expect(() => crlSerialsWithOpenssl(der0, [toPem(reg.context.registryChain[0]!, 'CERTIFICATE')])).toThrow(
       /openssl crl/,
     );
 
@@ -314,7 +313,7 @@ describe('a certificate issued for a run that ends without a record is revoked a
     const applied = must(await w.engine.sync!.importReceipt(receipt));
     expect(applied.message).toContain('1 of 1 revocation event(s) acknowledged');
     expect(eventsOf(3)[0]!.state).toBe('acknowledged');
-    const crl = crlSerialsWithOpenssl(await fetchCrl(reg.url, w.engine.station.id), caFilePem);
+    const crl = crlSerialsWithOpenssl(await fetchCrl(reg.url, w.engine.station.id), signerPems());
     expect(crl.has(norm(cert.serialNumber))).toBe(true);
     expect((await registryRows(cert.serialNumber)).rows[0]).toMatchObject({ via: 'bundle' });
     // The same bundle again: the stored answer; still one row.
@@ -369,6 +368,8 @@ describe('a certificate issued for a run that ends without a record is revoked a
     async () => {
       await w.engine.close(); // the station runs as a child process now
       const chipId = w.sim.state(4).chipId;
+      // The CLI signs the operator in (hard-auth): an enrolled operator and the PIN in the environment.
+      await addOperators(w.dataDir, [{ id: 'op-1', role: 'operator', pin: OP_PIN }]);
       const child = spawn(
         process.execPath,
         [
@@ -383,7 +384,7 @@ describe('a certificate issued for a run that ends without a record is revoked a
           '--operator',
           'op-1',
         ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LINE_STATION_PIN: OP_PIN } },
       );
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));

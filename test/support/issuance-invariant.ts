@@ -6,7 +6,8 @@
  *   (b) revoked: locally a queued failed-issuance event whose payload names exactly this certificate (signed or
  *       awaiting its signature; a signature present must be over that payload), and — once synced — on the
  *       registry's CRL for the station, fetched over HTTP and read with `openssl crl -inform DER -text` (an
- *       independent parser), its signature checked with `openssl crl -CAfile` against the station's issuing CA, or
+ *       independent parser), its signature checked with `openssl crl -CAfile` against the delegated revocation
+ *       signer certificates the station issued (its `revocation-signer.issued` audit entries), or
  *   (c) the certificate of a run that is still ACTIVE (resumable: a power loss or a disconnect leaves the run active
  *       and plugging the board in again continues it with the same certificate). This is the one documented
  *       exception: such a certificate is in neither a record nor a CRL until the run ends (record or failRun).
@@ -54,31 +55,42 @@ export interface IssuanceInvariantOptions {
   readonly registry?: {
     readonly url: string;
     readonly stationId: string;
-    /** PEM of the station's issuing CA and root (pki/ca-chain.pem or station-chain.pem): the CRL's signature. */
-    readonly caFilePem: string;
+    /**
+     * Certificates (PEM) that may have signed the CRL, besides the revocation signer certificates the station itself
+     * issued (its `revocation-signer.issued` audit entries, read from station.db): the CRL must verify with one.
+     */
+    readonly extraSignerPems?: readonly string[];
     readonly requireOnCrl?: boolean;
   };
 }
 
 const norm = (hex: string): string => hex.toLowerCase().replace(/^0+/, '') || '0';
 
-/** Serial numbers (normalised hex) listed by a DER CRL, read with `openssl crl`; the signature checked against CAfile. */
-export function crlSerialsWithOpenssl(der: Uint8Array, caFilePem: string): Set<string> {
+/**
+ * Serial numbers (normalised hex) listed by a DER CRL, read with `openssl crl -text`; the CRL's signature must verify
+ * (`openssl crl -CAfile`) with one of `signerPems` (each tried alone: the delegated revocation signer certificates).
+ */
+export function crlSerialsWithOpenssl(der: Uint8Array, signerPems: readonly string[]): Set<string> {
   const dir = mkdtempSync(join(tmpdir(), 'ls-inv-crl-'));
   try {
     writeFileSync(join(dir, 'crl.der'), der);
-    writeFileSync(join(dir, 'ca.pem'), caFilePem);
     const text = execFileSync('openssl', ['crl', '-inform', 'DER', '-in', join(dir, 'crl.der'), '-noout', '-text'], {
       encoding: 'utf8',
     });
     // OpenSSL 3 prints "verify OK" / "verify failure" on stderr and exits 0 either way: read what it says.
-    const v = spawnSync(
-      'openssl',
-      ['crl', '-inform', 'DER', '-in', join(dir, 'crl.der'), '-noout', '-CAfile', join(dir, 'ca.pem')],
-      { encoding: 'utf8' },
-    );
-    if (v.status !== 0 || !/^verify OK$/m.test(`${v.stdout}${v.stderr}`))
-      throw new Error(`openssl crl -CAfile: ${`${v.stdout}${v.stderr}`.trim() || `exit ${v.status}`}`);
+    const answers = signerPems.map((pem, i) => {
+      writeFileSync(join(dir, `signer-${i}.pem`), pem);
+      const v = spawnSync(
+        'openssl',
+        ['crl', '-inform', 'DER', '-in', join(dir, 'crl.der'), '-noout', '-CAfile', join(dir, `signer-${i}.pem`)],
+        { encoding: 'utf8' },
+      );
+      return v.status === 0 && /^verify OK$/m.test(`${v.stdout}${v.stderr}`)
+        ? null
+        : `${v.stdout}${v.stderr}`.trim() || `exit ${v.status}`;
+    });
+    if (!answers.includes(null))
+      throw new Error(`openssl crl -CAfile: ${answers.join('; ') || 'no signer certificate to check with'}`);
     const serials = new Set<string>();
     for (const m of text.matchAll(/Serial Number:\s*([0-9A-Fa-f]+)/g)) serials.add(norm(m[1]!));
     return serials;
@@ -98,16 +110,18 @@ export async function fetchCrl(url: string, stationId: string): Promise<Uint8Arr
 export async function checkIssuanceInvariant(o: IssuanceInvariantOptions): Promise<IssuanceInvariantReport> {
   const violations: string[] = [];
   let crlSerials = new Set<string>();
+  const snap = readIssuanceSnapshot(o.dbFile);
   if (o.registry) {
     const der = await fetchCrl(o.registry.url, o.registry.stationId);
     try {
-      crlSerials = crlSerialsWithOpenssl(der, o.registry.caFilePem);
+      crlSerials = crlSerialsWithOpenssl(der, [...snap.revocationSignerPems, ...(o.registry.extraSignerPems ?? [])]);
     } catch (e) {
-      violations.push(`the registry CRL does not verify with the station's issuing CA: ${(e as Error).message}`);
+      violations.push(
+        `the registry CRL does not verify with a revocation signer this station certified: ${(e as Error).message}`,
+      );
     }
   }
 
-  const snap = readIssuanceSnapshot(o.dbFile);
   const certs = snap.certificates;
   const records = snap.records;
   const requests = snap.failedIssuances;
