@@ -414,6 +414,8 @@ BEGIN
   UPDATE revocation_requests SET state = NEW.state, updated_at = COALESCE(NEW.acknowledged_at, NEW.sent_at, updated_at)
   WHERE record_id = NEW.record_id AND kind = 'superseded';
 END;
+-- Which record holds a certificate (failRun and the trigger below ask it for every certificate of a failing run).
+CREATE INDEX records_certificate_serial ON records(certificate_serial);
 -- Any path that fails a run: each certificate of the run that is in no record must have its failed-issuance request.
 CREATE TRIGGER runs_failed_issuance_queued BEFORE UPDATE OF state ON runs
 WHEN NEW.state = 'failed' AND EXISTS (
