@@ -75,8 +75,8 @@ export type SlotView = z.infer<typeof SlotViewSchema>;
 export const StationRevocationSchema = z.object({
   /** ISO time of the revocation (null: listed without a time). */
   revokedAt: z.string().nullable(),
-  /** Version of the policy that revokes it. */
-  policyVersion: z.string(),
+  /** Version of the policy that revokes it; null: the registry's signed station-status answer (kept for good). */
+  policyVersion: z.string().nullable(),
 });
 export type StationRevocation = z.infer<typeof StationRevocationSchema>;
 

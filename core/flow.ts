@@ -27,7 +27,12 @@ import type { WorkOrder } from './work-order.js';
 import { checkKeyType, measurementsDigest, verifyAttestation } from './pki/attestation.js';
 import { PROTOCOL_V2 } from './protocol/messages.js';
 import { verifyCsr } from './pki/csr.js';
-import { applyProfileOverride, issueDeviceCertificate, type CertificateProfileOverride } from './pki/device-cert.js';
+import {
+  applyProfileOverride,
+  issueDeviceCertificate,
+  type CertificateProfileOverride,
+  type RevocationUrls,
+} from './pki/device-cert.js';
 import { toPem } from './pki/pem.js';
 import { buildManifest, evaluateBaseline, signManifest } from './baseline.js';
 import { RECORD_SCHEMA, signRecord, type AttestationEvidenceRecord, type ProvisioningRecord } from './record.js';
@@ -63,6 +68,8 @@ export interface FlowDeps {
   readonly newId: () => string;
   /** The registry's signed policy and quotas (station/lifecycle); absent = no lifecycle checks. */
   readonly gate?: FlowGate;
+  /** CRL / OCSP URLs for the device certificate (station config, policy override); null/absent: none. */
+  readonly revocationUrls?: RevocationUrls | null;
 }
 
 /** Lifecycle checks applied before provisioning (station/lifecycle, docs/lifecycle.md "Station side"). */
@@ -519,6 +526,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
           workOrder: deps.workOrder.id,
         },
         clock: deps.clock,
+        ...(deps.revocationUrls ? { revocationUrls: deps.revocationUrls } : {}),
       });
       if (!issued.ok) return failRun('certify', issued.error);
       const chainDer = deps.station.caChain.map((d) => toBase64Url(d));

@@ -17,7 +17,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../core/ports.js';
-import { MAX_SMALL_BODY_BYTES, type RegistryErrorCode } from './protocol.js';
+import { MAX_SMALL_BODY_BYTES, type RegistryErrorCode, type RequestClaims } from './protocol.js';
 import {
   apiError,
   authenticateStationBody,
@@ -126,7 +126,9 @@ export interface FrontDoor {
     req: IncomingMessage,
     res: ServerResponse,
     cap: number,
-  ): Promise<{ caller: Caller & { kind: 'station' }; body: Uint8Array }>;
+    /** allowRevoked: a revoked station passes too (only `GET /v1/station-status`, whose signed answer says so). */
+    o?: { readonly allowRevoked?: boolean },
+  ): Promise<{ caller: Caller & { kind: 'station' }; body: Uint8Array; claims: RequestClaims }>;
   /**
    * Read the body under `cap` (Refusal 413 above it). Call it AFTER the route checked the caller's headers (bearer
    * token); `anonymous` = the caller is only authenticated by the body (or not at all).
@@ -163,13 +165,19 @@ export function createFrontDoor(ctx: RegistryContext, limits: FrontDoorLimits = 
 
   return {
     body,
-    async station(req, res, cap) {
-      const h = await authenticateStationHeaders(ctx, req.headers.authorization, req.method ?? 'GET', req.url ?? '/');
+    async station(req, res, cap, o = {}) {
+      const h = await authenticateStationHeaders(
+        ctx,
+        req.headers.authorization,
+        req.method ?? 'GET',
+        req.url ?? '/',
+        o,
+      );
       if (!h.ok) throw new Refusal(h.error, 'unauthenticated');
       const b = await body(req, res, cap);
       const caller = await authenticateStationBody(ctx, h.value, b);
       if (!caller.ok) throw new Refusal(caller.error, 'unauthenticated');
-      return { caller: caller.value, body: b };
+      return { caller: caller.value, body: b, claims: h.value.claims };
     },
     refuse(req, res, path, e) {
       const refusal =

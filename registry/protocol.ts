@@ -4,7 +4,7 @@
  * Pure: only core/ and WebCrypto, so the station (and a browser) can import it.
  */
 import { z } from 'zod';
-import { concatBytes, sha256Hex, toBase64Url, utf8 } from '../core/bytes.js';
+import { concatBytes, fromBase64Url, sha256Hex, toBase64Url, utf8 } from '../core/bytes.js';
 import { canonicalJson } from '../core/canonical.js';
 import { fail } from '../core/errors.js';
 import type { Clock, Signer } from '../core/ports.js';
@@ -496,6 +496,54 @@ export const HealthSchema = z
   })
   .strict();
 export type Health = z.infer<typeof HealthSchema>;
+
+// ---------------------------------------------------------------- public revocation status (CRL, OCSP)
+
+/** Where the registry serves station `stationId`'s CRL (DER, public; registry/lifecycle/routes.ts). */
+export const crlPath = (stationId: string): string => `/v1/crl/${stationId}.crl`;
+/** The registry's OCSP responder (POST, or GET /v1/ocsp/<base64 request>; public). */
+export const OCSP_PATH = '/v1/ocsp';
+
+// ---------------------------------------------------------------- station status (revocation reaches the station)
+
+export const STATION_STATUS_TYP = 'line-station-status+jws';
+export const STATION_STATUS_SCHEMA = 'line-station/station-status/v1';
+/** `GET /v1/station-status` (LS-Sig; answered also to a REVOKED station): `{jws}`, payload StationStatusPayload. */
+export const STATION_STATUS_PATH = '/v1/station-status';
+
+/**
+ * The registry's signed answer about one station (docs/lifecycle.md "Revocation reaches the station"): signed with
+ * the registry receipt key, it names the station, whether it is revoked and since when, and echoes the `nonce` and
+ * `ts` of the LS-Sig request it answers, so it is bound to that one request (never replayable to another station
+ * or as a later answer).
+ */
+export const StationStatusPayloadSchema = z
+  .object({
+    schema: z.literal(STATION_STATUS_SCHEMA),
+    registryId: z.string().min(1).max(128),
+    stationId: StationIdSchema,
+    status: z.enum(['active', 'revoked']),
+    /** When the registry revoked the station (null while active). */
+    revokedAt: ISO.nullable(),
+    /** The nonce and ts of the request's LS-Sig claims. */
+    requestNonce: RequestClaimsSchema.shape.nonce,
+    requestTs: ISO,
+    issuedAt: ISO,
+  })
+  .strict()
+  .refine((p) => (p.status === 'revoked') === (p.revokedAt !== null), 'revokedAt is set exactly when revoked');
+export type StationStatusPayload = z.infer<typeof StationStatusPayloadSchema>;
+
+/** The claims of an `LS-Sig <JWS>` header value this side signed (signRequest): its nonce and ts. */
+export function requestClaimsOf(authorization: string): RequestClaims | null {
+  const payload = authorization.slice(AUTH_SCHEME.length + 1).split('.')[1];
+  try {
+    const c = RequestClaimsSchema.safeParse(JSON.parse(new TextDecoder().decode(fromBase64Url(payload ?? ''))));
+    return c.success ? c.data : null;
+  } catch {
+    return null;
+  }
+}
 
 /** One stored record as the query API returns it. */
 export interface RecordView {

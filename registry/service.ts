@@ -175,12 +175,15 @@ const decoy = (): Promise<VerifyKey> =>
  * (AUTH_REQUEST_MISMATCH), `ts` within ±300 s (AUTH_CLOCK_SKEW), and then its nonce new for this station
  * (AUTH_REPLAY; stored now, kept ≥ 600 s): a captured header replayed with another body is refused before any
  * body byte is read or a large-body slot taken. Stores nothing but the nonce of a header that passed.
+ * A revoked station is told so (AUTH_STATION_REVOKED) unless `o.allowRevoked` (only `GET /v1/station-status`,
+ * whose signed answer says so).
  */
 export async function authenticateStationHeaders(
   ctx: RegistryContext,
   authorization: string | undefined,
   method: string,
   target: string,
+  o: { readonly allowRevoked?: boolean } = {},
 ): Promise<Result<StationHeaderAuth, ApiError>> {
   if (!authorization)
     return apiFail('AUTH_REQUIRED', `missing Authorization header (${AUTH_SCHEME} <signed request JWS>)`);
@@ -215,7 +218,7 @@ export async function authenticateStationHeaders(
   }
   const v = await verifyParsedJws(p.value, trust.value.stationKey, 'request signature');
   if (!v.ok) return apiFail('AUTH_SIGNATURE_INVALID', `${v.error.message} (enrolled key of station ${kid.data})`);
-  if (trust.value.row.revokedAt)
+  if (trust.value.row.revokedAt && o.allowRevoked !== true)
     return apiFail('AUTH_STATION_REVOKED', `station ${kid.data} was revoked at ${trust.value.row.revokedAt}`);
   if (c.method !== method.toUpperCase() || c.path !== target)
     return apiFail(

@@ -20,7 +20,7 @@ import { anchorMismatches } from '../core/audit.js';
 import { fail } from '../core/errors.js';
 import { checkRegistryUrl } from './sync.js';
 import { delegateRevocationSigner } from './revocation-signer.js';
-import { checkStationDataDir, CONFIG_FILE, updateStationConfig } from './config.js';
+import { checkStationDataDir, CONFIG_FILE, defaultRevocationUrls, updateStationConfig } from './config.js';
 import { openEngine, type Engine } from './engine.js';
 import { initStation } from './init.js';
 import { createLogger } from './logger.js';
@@ -51,6 +51,7 @@ ${OPERATOR_USAGE}
                                                accepted only to a loopback IP such as 127.0.0.1)
               [--revocation-signer]           (certify headquarters' CRL/OCSP signing key with the issuing CA;
                                                enrolled only if the registry proves it holds registry.pem)
+              [--crl-url URL] [--ocsp-url URL]   (in device certificates; default: at --registry)
   policy      --data-dir D [--json] [--pull] [--policy-file F] [--quotas-file F]
                                                 (the registry policy and quotas in force; pull or apply files)
   sync        --data-dir D [--status] [--json]   (send pending records now, or show the sync state)
@@ -82,6 +83,8 @@ const OPTIONS = {
   registry: { type: 'string' },
   'registry-cert': { type: 'string' },
   'disable-sync': { type: 'boolean' },
+  'crl-url': { type: 'string' },
+  'ocsp-url': { type: 'string' },
   status: { type: 'boolean' },
   out: { type: 'string' },
   'registry-tls-cert': { type: 'string' },
@@ -692,10 +695,21 @@ async function cmdEnroll(
     }
   }
   // The certificates are copied once the new configuration validated, before config.json names them.
+  const crlUrl = args['crl-url'] as string | undefined;
+  const ocspUrl = args['ocsp-url'] as string | undefined;
   const updated = updateStationConfig(
     dataDir,
     (cfg) => ({
       ...cfg,
+      ...(url || crlUrl || ocspUrl
+        ? {
+            revocation: {
+              ...(url ? defaultRevocationUrls(url, String(cfg['stationId'])) : {}),
+              ...(crlUrl ? { crl: crlUrl } : {}),
+              ...(ocspUrl ? { ocsp: ocspUrl } : {}),
+            },
+          }
+        : {}),
       registry: {
         ...(url ? { url } : {}),
         certificate: join('pki', 'registry.pem'),
@@ -713,8 +727,10 @@ async function cmdEnroll(
     o.err(`${updated.error.code}: ${updated.error.message}`);
     return updated.error.code === 'CONFIG_INVALID' ? EXIT.usage : exitFor(updated.error);
   }
+  const rev = updated.value.revocation;
   o.out(
     `registry configured: ${url ?? '(offline: bundles only)'}${args['disable-sync'] ? ' (background sync disabled)' : ''}\n` +
+      `  device certificates: CRL ${rev?.crl ?? '(none)'}, OCSP ${rev?.ocsp ?? '(none)'}\n` +
       `  enrol this station at the registry: registry enroll-station --id ${updated.value.stationId} --chain ${join(dataDir, 'pki', 'station-chain.pem')}`,
   );
   return EXIT.ok;
@@ -865,8 +881,13 @@ async function cmdPolicy(engine: Engine, args: Record<string, unknown>, o: Out):
       );
     if (st.stationRevoked)
       o.out(
-        `  REVOKED: this station has been revoked by headquarters${st.stationRevokedAt ? ` at ${st.stationRevokedAt}` : ''}; it refuses to provision (contact your supervisor)`,
+        `  REVOKED: this station has been revoked by headquarters${st.stationRevokedAt ? ` at ${st.stationRevokedAt}` : ''} (${st.stationRevokedBy === 'station-status' ? 'signed answer of the registry, kept' : 'policy'}); it refuses to provision (contact your supervisor)`,
       );
+    else if (st.registryConfirmedActiveAt)
+      o.out(`  the registry confirmed this station active at ${st.registryConfirmedActiveAt} (signed)`);
+    o.out(
+      `  device certificates: CRL ${st.revocationUrls?.crl ?? '(none)'}, OCSP ${st.revocationUrls?.ocsp ?? '(none)'}`,
+    );
     o.out(
       st.quotaVersion === null
         ? `quotas: none (${st.requireQuota ? 'work orders without a quota are refused' : 'unlimited, with a warning'})`

@@ -11,6 +11,8 @@ import { ok, type Result } from '../core/result.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
 import { checkPrivateTree, type PrivateEntry } from '../native/data-dir.js';
 import { readSoftHsmTokenDir } from '../native/softhsm-dev.js';
+import { RevocationUrlsSchema, type RevocationUrls } from '../core/pki/device-cert.js';
+import { crlPath, OCSP_PATH } from '../registry/protocol.js';
 
 /** The `auth` section of config.json; every field has a default (station/service/auth.ts authPolicy). */
 export const AuthConfigSchema = z
@@ -94,6 +96,12 @@ export const StationConfigSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * CRL distribution point and OCSP address put in every device certificate (docs/formats.md "Device
+     * certificate profile"); written by `station enroll` (default: this station's CRL and the OCSP responder at the
+     * registry URL), overridden by the registry policy's `revocationUrls`. Absent: certificates carry none.
+     */
+    revocation: RevocationUrlsSchema.optional(),
     /** Identity lifecycle at the station (station/lifecycle, docs/lifecycle.md "Station side"). */
     lifecycle: z
       .object({
@@ -227,4 +235,10 @@ export function readPin(cfg: LoadedConfig): Result<string> {
   const mode = statSync(f).mode & 0o077;
   if (mode !== 0) return fail('CONFIG_INVALID', `PIN file ${f} must not be readable by group or others (chmod 600)`);
   return ok(readFileSync(f, 'utf8').trim());
+}
+
+/** The registry's CRL of `stationId` and its OCSP responder, at the registry base URL (`station enroll` default). */
+export function defaultRevocationUrls(registryUrl: string, stationId: string): RevocationUrls {
+  const base = registryUrl.replace(/\/+$/, '');
+  return { crl: `${base}${crlPath(stationId)}`, ocsp: `${base}${OCSP_PATH}` };
 }

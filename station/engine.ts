@@ -13,8 +13,10 @@ import type { BoardClient, Clock, DetectedPort, DeviceDiscovery, Hsm, Logger } f
 import { systemClock } from '../core/ports.js';
 import type { BoardProfile } from '../core/profiles.js';
 import { err, ok, type Result } from '../core/result.js';
-import type { Store } from '../core/store.js';
+import type { Store, StoredRecord } from '../core/store.js';
 import { parseWorkOrder, type WorkOrder } from '../core/work-order.js';
+import { parseCertificate } from '../core/pki/chain.js';
+import { lifetimeCappedAt } from '../core/pki/device-cert.js';
 import { fromPemChain } from '../core/pki/pem.js';
 import { connectBoard, type BoardClientWithStats } from '../core/protocol/client.js';
 import { serialOpener } from '../native/serial.js';
@@ -123,6 +125,28 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     if (!r.ok) return fail2(r);
     roots.push(...r.value);
   }
+  // A device certificate never outlives the issuing CA: say so when the CA is too close to its end for a profile.
+  for (const p of profiles.value) {
+    const capped = caChain.value[0]
+      ? lifetimeCappedAt({ certificate: caChain.value[0] }, p.certificate.validityDays, clock.now())
+      : null;
+    if (capped)
+      log.log('warn', 'device certificates are capped at the issuing CA expiry: plan a new issuing CA', {
+        profile: p.id,
+        validityDays: p.certificate.validityDays,
+        issuingCaNotAfter: capped,
+      });
+  }
+  /** A certificate cut to the issuing CA's end (issueDeviceCertificate): logged and audited `certificate.capped`. */
+  const caCert = caChain.value[0] ? parseCertificate(caChain.value[0], 'issuing CA certificate') : null;
+  const caNotAfter = caCert?.ok ? caCert.value.notAfter.getTime() : null;
+  const reportCapped = (rec: StoredRecord) => {
+    const cert = store.listIssuedCertificates(rec.chipId).find((x) => x.serialNumber === rec.certificateSerial);
+    if (!cert || caNotAfter === null || Date.parse(cert.notAfter) !== caNotAfter) return;
+    const detail = { serialNumber: rec.serialNumber, certificateSerial: cert.serialNumber, notAfter: cert.notAfter };
+    log.log('warn', 'device certificate capped at the issuing CA expiry', detail);
+    store.appendAudit('certificate.capped', { ...detail, recordId: rec.recordId }, rec.runId);
+  };
   const station: StationIdentity = {
     id: c.stationId,
     signer: stSigner.value,
@@ -182,6 +206,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     store,
     clock,
     logger: log.child('[lifecycle]'),
+    ...(c.revocation ? { revocationUrls: c.revocation } : {}),
   });
   if (!lcR.ok) return fail2(lcR);
   const lifecycle = lcR.value;
@@ -202,6 +227,12 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
         list: (max) => lifecycle.revocationEvents(max),
         apply: (results, ids) => lifecycle.applyRevocationResults(results, ids),
       },
+      // An unsigned 403 AUTH_STATION_REVOKED is not believed: it triggers the signed station-status check.
+      onStationRevokedAnswer: () =>
+        void lifecycle.checkRevocation().catch((e: unknown) => {
+          // e.g. the engine closed meanwhile: the next pull asks again.
+          log.log('warn', 'station status check failed', { error: e instanceof Error ? e.message : String(e) });
+        }),
     });
     if (!s.ok) {
       lifecycle.close();
@@ -305,6 +336,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
               random: (n) => new Uint8Array(randomBytes(n)),
               newId: () => randomUUID(),
               gate: lifecycle.gate,
+              revocationUrls: lifecycle.revocationUrls(),
             },
             {
               ...(req.reprovision ? { reprovision: true } : {}),
@@ -316,6 +348,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
           // the background loop can send it (docs/lifecycle.md "Failed issuance").
           const fi = await lifecycle.signFailedIssuances();
           if (!fi.ok) plog.log('warn', 'failed-issuance event not signed yet; kept queued', { code: fi.error.code });
+          if (out.ok && out.value.status === 'provisioned') reportCapped(out.value.record);
           return out;
         } finally {
           await board.value.close();

@@ -36,6 +36,18 @@ export const ROOT_TOKEN = 'LS Offline Root';
 export const STATION_TOKEN = 'LS Station';
 export const KEY_LABELS = { root: 'root-ca', issuingCa: 'issuing-ca', station: 'station-signing' } as const;
 
+/**
+ * Certificate lifetimes of a new station (docs/formats.md "Device certificate profile"). Device certificates are
+ * valid `validityDays` of their board profile (3,650 days for the bundled ones) but never past the issuing CA's
+ * notAfter (core/pki/device-cert.ts caps them). The issuing CA lives 20 years so that a board certified in its first
+ * 10 years gets its full 10 years; after that, device certificates come out shorter (capped, and `station` warns at
+ * start-up), the sign to give the station a new issuing CA. The root outlives the issuing CA (30 years); the
+ * station's own signing certificate is short (825 days) and rotated (`station rotate-key`).
+ */
+export const ROOT_CA_DAYS = 30 * 365;
+export const ISSUING_CA_DAYS = 20 * 365;
+export const STATION_CERT_DAYS = 825;
+
 export interface InitOptions {
   readonly dataDir: string;
   readonly stationId?: string;
@@ -103,7 +115,7 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
     const root = await createRootCertificate({
       signer: rootSigner.value,
       subject: { commonName: `Line Station Dev Root CA (${o.stationId ?? 'station'})`, organization: 'Line Station' },
-      validityDays: 3650 * 2,
+      validityDays: ROOT_CA_DAYS,
       clock,
     });
     if (!root.ok) return root;
@@ -120,7 +132,7 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
       issuer: { signer: rootSigner.value, certificate: root.value },
       subjectPublicKeySpki: ck.value.publicKeySpki,
       subject: { commonName: `Line Station Issuing CA ${stationId}`, organization: 'Line Station' },
-      validityDays: 3650,
+      validityDays: ISSUING_CA_DAYS,
       pathLength: 0,
       clock,
     });
@@ -131,7 +143,7 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
       issuer: { signer: caSigner.value, certificate: ca.value },
       subjectPublicKeySpki: sk.value.publicKeySpki,
       stationId,
-      validityDays: 825,
+      validityDays: STATION_CERT_DAYS,
       clock,
     });
     if (!st.ok) return st;

@@ -51,13 +51,12 @@ import {
 } from './sync.js';
 import { openTokenAndStore } from './token-store.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
+import { STATION_CERT_DAYS } from './init.js';
 
 /** The pending rotation, relative to the data dir. */
 export const PENDING_ROTATION_FILE = join('pki', 'station-key-rotation.json');
 const PENDING_SCHEMA = 'line-station/station-key-rotation-pending/v1';
 export const KEY_ROTATION_PATH = '/v1/stations/key-rotation';
-/** Validity of a rotated station certificate (as `station init`). */
-const STATION_CERT_DAYS = 825;
 
 const PendingSchema = z
   .object({

@@ -95,6 +95,11 @@ export interface SyncOptions {
     list(max: number): Promise<Result<readonly { requestId: string; jws: string }[]>>;
     apply(results: NonNullable<ReceiptPayload['revocations']>, requestIds: readonly string[]): number;
   };
+  /**
+   * Called when the registry refuses a batch with AUTH_STATION_REVOKED. That answer is unsigned, so the station
+   * does not conclude anything from it: the engine asks for the signed station status (station/lifecycle).
+   */
+  readonly onStationRevokedAnswer?: () => void;
 }
 
 /** `audit-head-signed`: the audit head of a batch is signed (HSM) and not yet sent. */
@@ -548,6 +553,7 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     const text = res.text;
     if (res.status !== 200) {
       const { code, message } = registryErrorOf(res);
+      if (code === 'AUTH_STATION_REVOKED') o.onStationRevokedAnswer?.();
       if (code === 'BATCH_CONFLICT') {
         // The registry stored nothing for this id: send the records again under a new batch id.
         const n = outbox.releaseBatch(batchId);

@@ -4,7 +4,9 @@
  */
 import 'reflect-metadata';
 import {
+  AuthorityInfoAccessExtension,
   BasicConstraintsExtension,
+  CRLDistributionPointsExtension,
   CertificatePolicyExtension,
   ExtendedKeyUsageExtension,
   KeyUsageFlags,
@@ -14,6 +16,7 @@ import {
 import { z } from 'zod';
 import { fail } from '../errors.js';
 import type { Clock } from '../ports.js';
+import { parseCertificate } from './chain.js';
 import { ok, type Result } from '../result.js';
 import {
   DAY_MS,
@@ -124,6 +127,50 @@ export const BoardProfileIdSchema = z
 /** Board profile id -> override. */
 export const ProfileOverridesSchema = z.record(BoardProfileIdSchema, CertificateProfileOverrideSchema);
 
+const HTTP_URL_RE = /^https?:\/\/[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$/;
+/** A CRL or OCSP address in a device certificate: an http(s) URL (openssl fetches http; RFC 5280 4.2.1.13). */
+export const RevocationUrlSchema = z.string().max(512).regex(HTTP_URL_RE, 'expected an http(s) URL');
+
+/**
+ * Where relying parties check a device certificate's revocation: the CRL distribution point (RFC 5280 4.2.1.13)
+ * and the OCSP responder (authorityInfoAccess id-ad-ocsp, RFC 5280 4.2.2.1). Station config `revocation`
+ * (written by `station enroll`), overridable by the registry policy `revocationUrls`.
+ */
+export const RevocationUrlsSchema = z
+  .object({ crl: RevocationUrlSchema.optional(), ocsp: RevocationUrlSchema.optional() })
+  .strict();
+export type RevocationUrls = z.infer<typeof RevocationUrlsSchema>;
+
+/**
+ * The registry policy's `revocationUrls`: like RevocationUrls, each URL may hold `{stationId}` (one CRL per
+ * station's issuing CA), replaced by the station's id (`renderRevocationUrls`).
+ */
+export const RevocationUrlTemplatesSchema = z
+  .object({
+    crl: z
+      .string()
+      .max(512)
+      .regex(/^https?:\/\/[A-Za-z0-9._~:/?#@!$&'()*+,;=%{}-]+$/)
+      .optional(),
+    ocsp: z
+      .string()
+      .max(512)
+      .regex(/^https?:\/\/[A-Za-z0-9._~:/?#@!$&'()*+,;=%{}-]+$/)
+      .optional(),
+  })
+  .strict();
+export type RevocationUrlTemplates = z.infer<typeof RevocationUrlTemplatesSchema>;
+
+/** The policy's URL templates for `stationId` (CERT_ISSUE_FAILED-free: an invalid result is dropped, null). */
+export function renderRevocationUrls(t: RevocationUrlTemplates, stationId: string): RevocationUrls | null {
+  const r = RevocationUrlsSchema.safeParse(
+    Object.fromEntries(
+      Object.entries(t).map(([k, v]) => [k, v.replaceAll('{stationId}', encodeURIComponent(stationId))]),
+    ),
+  );
+  return r.success ? r.data : null;
+}
+
 /** The profile's certificate block with a policy override applied (the result is validated again at issuance). */
 export function applyProfileOverride(
   profile: DeviceCertificateProfile,
@@ -140,10 +187,18 @@ export function applyProfileOverride(
 
 const URI_RE = /^[a-z][a-z0-9+.-]*:[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$/;
 
+/** A device certificate as issued: `cappedAt` is set when its notAfter was cut to the issuing CA's notAfter. */
+export interface IssuedDeviceCertificate extends IssuedCertificateInfo {
+  /** The issuing CA's notAfter, when the profile's validity would have outlived it (else absent). */
+  readonly cappedAt?: string;
+}
+
 /**
  * Issue a device certificate from a board profile. Template variables are validated and set as
- * attribute values (never concatenated into a DN string). A Signer error is returned as is
- * (e.g. HSM_SESSION_LOST); every other problem is CERT_ISSUE_FAILED.
+ * attribute values (never concatenated into a DN string). The certificate never outlives its issuing CA:
+ * notAfter is min(now + validityDays, the CA's notAfter) (`cappedAt` says when it was cut). With
+ * `revocationUrls`, it carries a CRL distribution point and an OCSP address (authorityInfoAccess).
+ * A Signer error is returned as is (e.g. HSM_SESSION_LOST); every other problem is CERT_ISSUE_FAILED.
  */
 export async function issueDeviceCertificate(params: {
   ca: Issuer;
@@ -152,7 +207,14 @@ export async function issueDeviceCertificate(params: {
   vars: DeviceCertificateVars;
   clock: Clock;
   serialNumber?: Uint8Array;
-}): Promise<Result<IssuedCertificateInfo>> {
+  revocationUrls?: RevocationUrls;
+}): Promise<Result<IssuedDeviceCertificate>> {
+  const urls = params.revocationUrls === undefined ? null : RevocationUrlsSchema.safeParse(params.revocationUrls);
+  if (urls && !urls.success)
+    return fail(
+      'CERT_ISSUE_FAILED',
+      `revocation URLs invalid: ${urls.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   const prof = DeviceCertificateProfileSchema.safeParse(params.profile);
   if (!prof.success)
     return fail(
@@ -193,13 +255,17 @@ export async function issueDeviceCertificate(params: {
   if (!issuerCert.ok) return issuerCert;
   const now = nowDate.getTime();
   const eku = profile.extendedKeyUsage ?? [];
-  return issue({
+  const wanted = now + profile.validityDays * DAY_MS;
+  const caEnd = issuerCert.value.notAfter.getTime();
+  const crl = urls?.data.crl;
+  const ocsp = urls?.data.ocsp;
+  const issued = await issue({
     signer: params.ca.signer,
     issuerCert: issuerCert.value,
     subject: name.value,
     subjectSpki: params.publicKeySpki,
     notBefore: new Date(now - SKEW_MS),
-    notAfter: new Date(now + profile.validityDays * DAY_MS),
+    notAfter: new Date(Math.min(wanted, caEnd)),
     serial: serial.value,
     extensions: async (crypto) => [
       new BasicConstraintsExtension(false, undefined, true),
@@ -207,7 +273,23 @@ export async function issueDeviceCertificate(params: {
       ...(eku.length ? [new ExtendedKeyUsageExtension(ekuOids(eku), false)] : []),
       ...(uri ? [new SubjectAlternativeNameExtension([{ type: 'url', value: uri }], false)] : []),
       ...(profile.policyOid ? [new CertificatePolicyExtension([profile.policyOid], false)] : []),
+      ...(crl ? [new CRLDistributionPointsExtension([crl], false)] : []),
+      ...(ocsp ? [new AuthorityInfoAccessExtension({ ocsp: [ocsp] }, false)] : []),
       ...(await keyIdExtensions(crypto, params.publicKeySpki, issuerCert.value, params.ca.signer.publicKeySpki)),
     ],
   });
+  if (!issued.ok || wanted <= caEnd) return issued;
+  return ok({ ...issued.value, cappedAt: issuerCert.value.notAfter.toISOString() });
+}
+
+/**
+ * The issuing CA's notAfter when a device certificate of `validityDays` issued at `now` would be capped to it
+ * (issueDeviceCertificate), else null: the station warns at start-up (time for a new issuing CA).
+ */
+export function lifetimeCappedAt(ca: Pick<Issuer, 'certificate'>, validityDays: number, now: Date): string | null {
+  const cert = parseCertificate(ca.certificate, 'issuing CA certificate');
+  if (!cert.ok) return null;
+  return now.getTime() + validityDays * DAY_MS > cert.value.notAfter.getTime()
+    ? cert.value.notAfter.toISOString()
+    : null;
 }

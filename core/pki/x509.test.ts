@@ -8,6 +8,8 @@ import { createRootCertificate, issueStationCertificate } from './ca.js';
 import {
   DeviceCertificateProfileSchema,
   issueDeviceCertificate,
+  lifetimeCappedAt,
+  renderRevocationUrls,
   renderTemplate,
   type DeviceCertificateProfile,
 } from './device-cert.js';
@@ -98,6 +100,86 @@ describe('device certificate issuance', () => {
       encoding: 'utf8',
     });
     expect(fp.split('=')[1]!.trim().replace(/:/g, '').toLowerCase()).toBe(issued.sha256);
+  });
+
+  it('never outlives its issuing CA: notAfter capped at the CA notAfter (openssl), and reported', async () => {
+    const device = await createTestSigner('P-256');
+    const caEnd = new X509Certificate(pki.ca.der).notAfter;
+    const year5 = fixedClock(new Date(new Date(NOW).getTime() + 5 * 365 * 86_400_000));
+    expect(lifetimeCappedAt({ certificate: pki.ca.der }, PROFILE.validityDays, clock.now())).toBeNull();
+    expect(lifetimeCappedAt({ certificate: pki.ca.der }, PROFILE.validityDays, year5.now())).toBe(caEnd.toISOString());
+    const issued = must(
+      await issueDeviceCertificate({
+        ca: { signer: pki.ca.signer, certificate: pki.ca.der },
+        publicKeySpki: device.publicKeySpki,
+        profile: PROFILE,
+        vars: VARS,
+        clock: year5,
+      }),
+    );
+    expect(issued.notAfter).toBe(caEnd.toISOString());
+    expect(issued.cappedAt).toBe(caEnd.toISOString());
+    writeFileSync(join(dir, 'capped.pem'), toPem(issued.der, 'CERTIFICATE'));
+    const end = openssl(['x509', '-in', 'capped.pem', '-noout', '-enddate']);
+    expect(new Date(end.out.split('=')[1]!.trim()).getTime()).toBe(caEnd.getTime());
+    const chain = ['-x509_strict', '-CAfile', 'root.pem', '-untrusted', 'ca.pem', 'capped.pem'];
+    const before = String(Math.floor(caEnd.getTime() / 1000) - 60);
+    expect(openssl(['verify', '-attime', before, ...chain]).status).toBe(0);
+    // Uncapped, it would still have been valid here; the CA is not, and neither is the certificate.
+    const after = String(Math.floor(caEnd.getTime() / 1000) + 60);
+    expect(openssl(['verify', '-attime', after, ...chain]).out).toContain('certificate has expired');
+  });
+
+  it('carries the CRL distribution point and the OCSP address (openssl -ext), and refuses other URLs', async () => {
+    const device = await createTestSigner('P-256');
+    const revocationUrls = {
+      crl: 'http://registry.example:8443/v1/crl/station-7.crl',
+      ocsp: 'http://registry.example:8443/v1/ocsp',
+    };
+    const issued = must(
+      await issueDeviceCertificate({
+        ca: { signer: pki.ca.signer, certificate: pki.ca.der },
+        publicKeySpki: device.publicKeySpki,
+        profile: PROFILE,
+        vars: VARS,
+        clock,
+        revocationUrls,
+      }),
+    );
+    writeFileSync(join(dir, 'urls.pem'), toPem(issued.der, 'CERTIFICATE'));
+    const ext = openssl(['x509', '-in', 'urls.pem', '-noout', '-ext', 'crlDistributionPoints,authorityInfoAccess']);
+    expect(ext.status).toBe(0);
+    expect(ext.out).toMatch(
+      /X509v3 CRL Distribution Points:\s+Full Name:\s+URI:http:\/\/registry\.example:8443\/v1\/crl\/station-7\.crl/,
+    );
+    expect(ext.out).toMatch(/Authority Information Access:\s+OCSP - URI:http:\/\/registry\.example:8443\/v1\/ocsp/);
+    const at = String(Math.floor(new Date(NOW).getTime() / 1000) + 3600);
+    const v = openssl([
+      'verify',
+      '-x509_strict',
+      '-attime',
+      at,
+      '-CAfile',
+      'root.pem',
+      '-untrusted',
+      'ca.pem',
+      'urls.pem',
+    ]);
+    expect(v.status, v.out).toBe(0);
+    for (const bad of [{ crl: 'ldap://x/crl' }, { ocsp: 'http://a b/' }, { crl: 'http://x/\n' }]) {
+      const r = await issueDeviceCertificate({
+        ca: { signer: pki.ca.signer, certificate: pki.ca.der },
+        publicKeySpki: device.publicKeySpki,
+        profile: PROFILE,
+        vars: VARS,
+        clock,
+        revocationUrls: bad,
+      });
+      expect(r.ok ? '' : r.error.code).toBe('CERT_ISSUE_FAILED');
+    }
+    expect(renderRevocationUrls({ crl: 'https://pki.example/crl/{stationId}.crl' }, 'st-1')).toEqual({
+      crl: 'https://pki.example/crl/st-1.crl',
+    });
   });
 
   it('rejects a certificate from another CA (openssl fails the chain)', async () => {

@@ -383,6 +383,21 @@ CREATE TABLE failed_issuances (
 );
 `;
 
+/**
+ * v7 (both): every signed policy version, kept (registry/lifecycle/service.ts `publishPolicy`). A version number is
+ * signed once: the primary key refuses a second payload under it, and a pull answers the stored JWS of the newest
+ * version while the content is unchanged (no re-signing with a new issuedAt).
+ */
+const POLICY_VERSIONS_V7 = `
+CREATE TABLE policy_versions (
+  version INTEGER PRIMARY KEY,
+  content_sha256 TEXT NOT NULL,
+  payload_json TEXT NOT NULL,
+  jws TEXT NOT NULL,
+  signed_at TEXT NOT NULL
+);
+`;
+
 export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: SQLITE_V1 },
   { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
@@ -390,6 +405,7 @@ export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 4, name: 'delegated revocation signers', sql: SIGNERS_V4 },
   { version: 5, name: 'audit chain anchoring', sql: AUDIT_ANCHOR_V5 },
   { version: 6, name: 'failed issuances', sql: FAILED_ISSUANCE_V6 },
+  { version: 7, name: 'signed policy versions', sql: POLICY_VERSIONS_V7 },
 ];
 export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: PG_V1 },
@@ -398,4 +414,5 @@ export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 4, name: 'delegated revocation signers', sql: SIGNERS_V4 },
   { version: 5, name: 'audit chain anchoring', sql: AUDIT_ANCHOR_V5 },
   { version: 6, name: 'failed issuances', sql: FAILED_ISSUANCE_V6 },
+  { version: 7, name: 'signed policy versions', sql: POLICY_VERSIONS_V7 },
 ];

@@ -59,6 +59,15 @@ export interface RevocationRequest {
   readonly updatedAt: string;
 }
 
+/** A station revocation kept at the station (schema version 7): the registry's signed station-status answer. */
+export interface StationRevocationRow {
+  readonly stationId: string;
+  readonly revokedAt: string;
+  /** The signed answer (registry/protocol.ts StationStatusPayloadSchema), verified before it was stored. */
+  readonly jws: string;
+  readonly recordedAt: string;
+}
+
 /** Outcome of storing a verified document: newer stored, same version (refreshed), or older (ignored). */
 export type StoreDocumentOutcome = 'stored' | 'same' | 'older';
 
@@ -91,6 +100,10 @@ export interface LifecycleDb {
   setRevocationJws(requestId: string, jws: string): boolean;
   revocations(filter?: { state?: RevocationState; kind?: RevocationKind }): RevocationRequest[];
   setRevocationState(requestId: string, state: RevocationState, detail: string | null): void;
+  /** This station's revocation as headquarters signed it (terminal), or null. */
+  stationRevocation(stationId: string): StationRevocationRow | null;
+  /** Keep a verified revocation (the first one stays: a revocation is terminal); answers the one in force. */
+  storeStationRevocation(r: Omit<StationRevocationRow, 'recordedAt'>): StationRevocationRow;
   readonly db: Database.Database;
   close(): void;
 }
@@ -169,6 +182,13 @@ export function openLifecycleDb(
      FROM quota_units WHERE work_order = @wo`,
   );
 
+  const getRevocation = db.prepare('SELECT * FROM station_revocation WHERE station_id = ?');
+  const toStationRevocation = (row: unknown): StationRevocationRow | null => {
+    const r = row as Record<string, string> | undefined;
+    return r
+      ? { stationId: r['station_id']!, revokedAt: r['revoked_at']!, jws: r['jws']!, recordedAt: r['recorded_at']! }
+      : null;
+  };
   const toDoc = (r: Record<string, unknown> | undefined): LifecycleDocument | null =>
     r
       ? {
@@ -211,6 +231,13 @@ export function openLifecycleDb(
   return ok({
     db,
     document: (kind) => toDoc(getDoc.get(kind) as Record<string, unknown> | undefined),
+    stationRevocation: (stationId) => toStationRevocation(getRevocation.get(stationId)),
+    storeStationRevocation: (r) => {
+      db.prepare(
+        'INSERT INTO station_revocation (station_id, revoked_at, jws, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      ).run(r.stationId, r.revokedAt, r.jws, now());
+      return toStationRevocation(getRevocation.get(r.stationId))!;
+    },
     storePolicy: (doc, revokedOperators) =>
       db
         .transaction(() => {

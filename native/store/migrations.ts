@@ -427,6 +427,22 @@ WHEN NEW.state = 'failed' AND EXISTS (
 BEGIN SELECT RAISE(ABORT, 'a run with an issued certificate fails only with its failed-issuance revocation queued'); END;
 `;
 
+// Version 8 (station/lifecycle, docs/lifecycle.md "Revocation reaches the station"): this station's revocation as
+// headquarters signed it (the registry's station-status answer to one of its requests), kept for good: a station
+// revocation is terminal, so the row can be neither changed nor deleted (no answer un-revokes the station).
+const V8_STATION_REVOCATION = `
+CREATE TABLE station_revocation (
+  station_id TEXT PRIMARY KEY,
+  revoked_at TEXT NOT NULL,
+  jws TEXT NOT NULL,
+  recorded_at TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER station_revocation_terminal_update BEFORE UPDATE ON station_revocation
+BEGIN SELECT RAISE(ABORT, 'a station revocation is terminal'); END;
+CREATE TRIGGER station_revocation_terminal_delete BEFORE DELETE ON station_revocation
+BEGIN SELECT RAISE(ABORT, 'a station revocation is terminal'); END;
+`;
+
 /** All migrations, in order. The schema version of a database is the number applied. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: runs, issued certificates, records, audit log', up: (db) => db.exec(V1_SCHEMA) },
@@ -436,6 +452,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: 'sign-in attempt accounting; keyed badge hashes', up: (db) => db.exec(V5_AUTH_ATTEMPTS) },
   { version: 6, name: 'audit anchors confirmed by the registry', up: (db) => db.exec(V6_AUDIT_ANCHORS) },
   { version: 7, name: 'failed-issuance revocation requests', up: (db) => db.exec(V7_FAILED_ISSUANCE) },
+  { version: 8, name: 'station revocation (signed, terminal)', up: (db) => db.exec(V8_STATION_REVOCATION) },
 ];
 
 /** The schema version this build writes. */

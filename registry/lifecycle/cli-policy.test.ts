@@ -302,13 +302,90 @@ for (const backend of backends()) {
         `SELECT type, payload FROM lifecycle_events WHERE type LIKE 'policy.%' ORDER BY seq`,
       );
       expect(
-        ev.map((r) => `${String(r['type'])}/${(JSON.parse(String(r['payload'])) as { actor: string }).actor}`),
+        ev
+          .filter((r) => r['type'] !== 'policy.signed')
+          .map((r) => `${String(r['type'])}/${(JSON.parse(String(r['payload'])) as { actor: string }).actor}`),
       ).toEqual([
         'policy.firmware-set/admin',
         'policy.profiles-set/admin',
         'policy.profiles-set/admin',
         'policy.firmware-set/admin',
       ]);
+      // Each version was signed once, in increasing order (the dry run and the unchanged set signed nothing).
+      const signed = ev
+        .filter((r) => r['type'] === 'policy.signed')
+        .map((r) => (JSON.parse(String(r['payload'])) as { version: number }).version);
+      expect(signed.slice(-2)).toEqual([before.version + 1, before.version + 2]);
+      expect(new Set(signed).size).toBe(signed.length);
+    });
+
+    it('a policy version is signed once: the set, every pull and the CLI answer the same JWS; a change is a new version', async () => {
+      const pull = async () => {
+        const r = await call(reg.url, 'GET', '/v1/policy', { station });
+        expect(r.status, r.text).toBe(200);
+        return r.json as { version: number; jws: string };
+      };
+      const set = await call(reg.url, 'POST', '/v1/admin/policy', {
+        bearer: ADMIN,
+        body: { revocationUrls: { crl: 'http://pki.example/{stationId}.crl' } },
+      });
+      expect(set.status, set.text).toBe(200);
+      const published = set.json as { version: number; jws: string };
+      // Later pulls (a second apart: a re-signing would carry another issuedAt) answer the very same JWS.
+      await new Promise((r) => setTimeout(r, 1100));
+      expect(await pull()).toEqual(published);
+      expect(await pull()).toEqual(published);
+      const shown = JSON.parse((await cli('policy', 'show', '--json', '--data-dir', D)).text) as PolicyJson;
+      expect(shown.version).toBe(published.version);
+      const rows = await reg.db.sql.all('SELECT version, jws FROM policy_versions WHERE version = ?', [
+        published.version,
+      ]);
+      expect(rows).toEqual([{ version: published.version, jws: published.jws }]);
+      // A second payload under that number is refused by the database itself.
+      await expect(
+        reg.db.sql.run(
+          'INSERT INTO policy_versions (version, content_sha256, payload_json, jws, signed_at) VALUES (?, ?, ?, ?, ?)',
+          [published.version, 'x', '{}', 'x.y.z', new Date().toISOString()],
+        ),
+      ).rejects.toThrow();
+      // The station revocation changes the content: a new version, signed once, listing it.
+      const other = await createHsmStation(stationHsm, `st-pol-rev-${backend}`, { workOrder: WO });
+      expect(
+        (
+          await call(reg.url, 'POST', '/v1/admin/stations', {
+            bearer: ADMIN,
+            body: { stationId: other.id, chainPem: other.chainPem },
+          })
+        ).status,
+      ).toBe(201);
+      expect((await call(reg.url, 'POST', `/v1/admin/stations/${other.id}/revoke`, { bearer: ADMIN })).status).toBe(
+        200,
+      );
+      const next = await pull();
+      expect(next.version).toBe(published.version + 1);
+      const payload = JSON.parse(new TextDecoder().decode(fromBase64Url(next.jws.split('.')[1]!))) as {
+        revokedStations: { stationId: string }[];
+        revocationUrls: unknown;
+      };
+      expect(payload.revokedStations.map((x) => x.stationId)).toContain(other.id);
+      expect(payload.revocationUrls).toEqual({ crl: 'http://pki.example/{stationId}.crl' });
+      expect(await pull()).toEqual(next);
+      // The CLI merges --ocsp-url into the templates in force, '' removes one; a bad URL is refused.
+      const urls = async (...a: string[]) => {
+        const r = await cli('policy', 'set', ...a, '--json', '--data-dir', D);
+        expect(r.code, r.text).toBe(0);
+        return (JSON.parse(r.text) as { policy: { revocationUrls?: unknown } }).policy.revocationUrls;
+      };
+      expect(await urls('--ocsp-url', 'http://ocsp.example/')).toEqual({
+        crl: 'http://pki.example/{stationId}.crl',
+        ocsp: 'http://ocsp.example/',
+      });
+      const bad = await cli('policy', 'set', '--crl-url', 'ldap://x/crl', '--data-dir', D);
+      expect(bad.code).toBe(1);
+      expect(bad.text).toContain('revocationUrls.crl');
+      expect(await urls('--crl-url', '')).toEqual({ ocsp: 'http://ocsp.example/' });
+      // Remove the templates again (the later tests expect none): the policy no longer carries the field.
+      expect(await urls('--ocsp-url', '')).toBeUndefined();
     });
 
     it('short-lived certificates: policy lifetimes reach the signed policy; the registry itself issues none', async () => {

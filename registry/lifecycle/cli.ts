@@ -105,6 +105,7 @@ export const LIFECYCLE_USAGE = `identity lifecycle (docs/lifecycle.md):
   policy show
   policy set      [--firmware WO=SHA256[,SHA256...]]... [--profiles FILE] [--cert-lifetime DURATION]
                   [--rotate-before DURATION] [--dry-run]     (DURATION: <n>d or <n>h, 1h .. 100 years)
+                  [--crl-url URL] [--ocsp-url URL]        (in device certificates; {stationId}; '' removes)
   revocation-signers [STATION]                            (delegated CRL/OCSP signers: station enroll --revocation-signer)
   rotate-station-key --request REQUEST.json [--out ANSWER.json]   (hand-carried station key rotation)
   station-keys    STATION                                 (current and replaced station keys, with times)
@@ -130,6 +131,8 @@ export const LIFECYCLE_OPTIONS = {
   profiles: { type: 'string' },
   'cert-lifetime': { type: 'string' },
   'rotate-before': { type: 'string' },
+  'crl-url': { type: 'string' },
+  'ocsp-url': { type: 'string' },
 } as const;
 
 // ---------------------------------------------------------------- settings for serve and the CLI
@@ -576,7 +579,15 @@ function actingRole(
 
 // ---------------------------------------------------------------- policy
 
-const POLICY_SET_OPTIONS = ['firmware', 'profiles', 'cert-lifetime', 'rotate-before', 'dry-run'] as const;
+const POLICY_SET_OPTIONS = [
+  'firmware',
+  'profiles',
+  'cert-lifetime',
+  'rotate-before',
+  'crl-url',
+  'ocsp-url',
+  'dry-run',
+] as const;
 
 /** `<n>d` or `<n>h` in seconds, 1 h .. 100 years; null when malformed or out of range. */
 export function parseDuration(s: string): number | null {
@@ -605,6 +616,10 @@ function printPolicy(env: LifecycleCliEnv, p: PolicyContent): void {
   const prof = Object.entries(p.profileOverrides);
   if (!prof.length) log('  certificate profile overrides: none');
   for (const [id, o] of prof) log(`  certificate profile ${id}: ${JSON.stringify(o)}`);
+  const urls = p.revocationUrls;
+  log(
+    `  revocation URLs in device certificates: ${urls ? `CRL ${urls.crl ?? '(station config)'}, OCSP ${urls.ocsp ?? '(station config)'}` : "the stations' configured ones"}`,
+  );
   log(`  revoked stations: ${p.revokedStations.map((x) => x.stationId).join(', ') || 'none'}`);
   log(`  revoked operators: ${p.revokedOperators.length}`);
   log(`  blocked: ${p.blocked.serials.length} serial(s), ${p.blocked.chipIds.length} chip id(s)`);
@@ -691,8 +706,26 @@ async function policySet(
   )
     return usage(env, '--rotate-before must be shorter than --cert-lifetime');
   if (Object.keys(reenrollment).length) change.reenrollment = reenrollment;
+  const crlUrl = v['crl-url'];
+  const ocspUrl = v['ocsp-url'];
+  if (typeof crlUrl === 'string' || typeof ocspUrl === 'string') {
+    // Merged into the templates in force (a dry run of no change answers the current content).
+    const cur = await setPolicySetting(env.ctx, role, {}, true);
+    if (!cur.ok) return report(env, cur.error);
+    const urls: Record<string, string> = { ...cur.value.content.revocationUrls };
+    for (const [k, given] of [
+      ['crl', crlUrl],
+      ['ocsp', ocspUrl],
+    ] as const)
+      if (given === '') delete urls[k];
+      else if (typeof given === 'string') urls[k] = given;
+    change.revocationUrls = urls;
+  }
   if (!Object.keys(change).length)
-    return usage(env, 'policy set needs at least one of --firmware, --profiles, --cert-lifetime, --rotate-before');
+    return usage(
+      env,
+      'policy set needs at least one of --firmware, --profiles, --cert-lifetime, --rotate-before, --crl-url, --ocsp-url',
+    );
   const dryRun = v['dry-run'] === true;
   const r = await setPolicySetting(env.ctx, role, change, dryRun);
   if (!r.ok) return report(env, r.error);

@@ -20,6 +20,14 @@ import { must } from '../../core/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
 import { createTestTokens, type TestToken } from '../../native/hsm/test-support.js';
 import type { RegistryDb } from '../db.js';
+import { audienceOf } from '../service.js';
+import {
+  requestClaimsOf,
+  signRequest,
+  STATION_STATUS_PATH,
+  STATION_STATUS_TYP,
+  StationStatusPayloadSchema,
+} from '../protocol.js';
 import { type RunningRegistry } from '../server.js';
 import { makeRecord, type TestStation } from '../test/fixtures.js';
 import { createHsmStation, delegateOverHttp, startLifecycleRegistry } from './test-support.js';
@@ -418,6 +426,51 @@ for (const backend of backends()) {
       });
       expect((await call(reg.url, 'GET', '/v1/policy')).status).toBe(401);
       await chainOk();
+    });
+
+    it('station status: signed, bound to the request (nonce, ts); answered to a revoked station, whose policy GET is 403', async () => {
+      const st = await hsmStation(`st-status-${backend}`);
+      const e = await call(reg.url, 'POST', '/v1/admin/stations', {
+        bearer: ADMIN,
+        body: { stationId: st.id, chainPem: st.chainPem },
+      });
+      expect(e.status).toBe(201);
+      const ask = async () => {
+        const auth = must(
+          await signRequest(st.signer, st.id, 'GET', STATION_STATUS_PATH, '', systemClock, audienceOf(reg.context)),
+        );
+        const r = await call(reg.url, 'GET', STATION_STATUS_PATH, { authorization: auth });
+        expect(r.status, r.text).toBe(200);
+        const jws = (r.json as { jws: string }).jws;
+        const v = must(
+          await verifyJws(jws, {
+            trustAnchors: [reg.context.registryChain[0]!],
+            clock: systemClock,
+            typ: STATION_STATUS_TYP,
+          }),
+        );
+        const payload = StationStatusPayloadSchema.parse(JSON.parse(new TextDecoder().decode(v.payload)));
+        const claims = requestClaimsOf(auth)!;
+        expect(payload).toMatchObject({ stationId: st.id, requestNonce: claims.nonce, requestTs: claims.ts });
+        return payload;
+      };
+      expect(await ask()).toMatchObject({ status: 'active', revokedAt: null });
+      const rv = await call(reg.url, 'POST', `/v1/admin/stations/${st.id}/lifecycle-revoke`, { bearer: OFFICER });
+      expect(rv.status, rv.text).toBe(200);
+      const revokedAt = (rv.json as { station: { revokedAt: string } }).station.revokedAt;
+      expect((await call(reg.url, 'GET', '/v1/policy', { station: st })).status).toBe(403);
+      expect(await ask()).toMatchObject({ status: 'revoked', revokedAt });
+      // Still a station request: unsigned, replayed or another station's key is refused.
+      expect((await call(reg.url, 'GET', STATION_STATUS_PATH)).status).toBe(401);
+      const auth = must(
+        await signRequest(st.signer, st.id, 'GET', STATION_STATUS_PATH, '', systemClock, audienceOf(reg.context)),
+      );
+      expect((await call(reg.url, 'GET', STATION_STATUS_PATH, { authorization: auth })).status).toBe(200);
+      expect((await call(reg.url, 'GET', STATION_STATUS_PATH, { authorization: auth })).status).toBe(401);
+      const forged = must(
+        await signRequest(station.signer, st.id, 'GET', STATION_STATUS_PATH, '', systemClock, audienceOf(reg.context)),
+      );
+      expect((await call(reg.url, 'GET', STATION_STATUS_PATH, { authorization: forged })).status).toBe(401);
     });
   });
 }

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { LifecycleEvent, LifecycleRole } from '../../core/lifecycle.js';
 import { REVOCATION_REASONS } from '../../core/lifecycle.js';
-import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
+import { ProfileOverridesSchema, RevocationUrlTemplatesSchema } from '../../core/pki/device-cert.js';
 import { must, Refusal, sendJson, type FrontDoor } from '../front-door.js';
 import {
   MAX_BATCH_BYTES,
@@ -35,10 +35,10 @@ import {
   revokeOperator,
   rotateStationKey,
   setPolicySetting,
-  signPolicy,
   setQuota,
   signedPolicy,
   signedQuotas,
+  signedStationStatus,
   stationScrapRevocations,
   stationKeyRotation,
   verifyLifecycleLog,
@@ -98,13 +98,15 @@ export const BlockBodySchema = z
   .strict();
 /**
  * `POST /v1/admin/policy` (admin): `firmware` replaces the whole map, `profileOverrides` the overrides
- * (ProfileOverridesSchema), `reenrollment` is merged into the stored lifetimes (seconds, 1 h .. 100 years).
+ * (ProfileOverridesSchema), `reenrollment` is merged into the stored lifetimes (seconds, 1 h .. 100 years),
+ * `revocationUrls` replaces the CRL / OCSP URL templates (`{}` removes them).
  */
 export const PolicySettingSchema = z
   .object({
     firmware: FirmwareSettingSchema.optional(),
     profileOverrides: ProfileOverridesSchema.optional(),
     reenrollment: ReenrollmentSettingSchema.optional(),
+    revocationUrls: RevocationUrlTemplatesSchema.optional(),
   })
   .strict();
 
@@ -266,8 +268,18 @@ export function createLifecycleHandler(
         const role = officer(req);
         const body = await readBody(req, res, MAX_SMALL_BODY_BYTES);
         const b = json(body, PolicySettingSchema);
-        // setPolicySetting refuses the security officer (AUTH_FORBIDDEN) and answers the new version's content.
-        sendJson(res, 200, must(await signPolicy(ctx, must(await setPolicySetting(ctx, role, b)))));
+        // setPolicySetting refuses the security officer (AUTH_FORBIDDEN) and answers the version it published.
+        const p = must(await setPolicySetting(ctx, role, b));
+        sendJson(res, 200, { version: p.version, jws: p.jws });
+      },
+    ],
+    [
+      // Answered to a revoked station too (and only this route): its signed answer is how it learns it.
+      'GET',
+      /^\/v1\/station-status$/,
+      async (req, res) => {
+        const { caller, claims } = await door.station(req, res, 0, { allowRevoked: true });
+        sendJson(res, 200, must(await signedStationStatus(ctx, caller.trust.row.stationId, claims)));
       },
     ],
     [

@@ -24,7 +24,11 @@ import {
 import type { Curve } from '../../core/model.js';
 import type { Signer } from '../../core/ports.js';
 import { createCrl } from '../../core/pki/crl.js';
-import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
+import {
+  ProfileOverridesSchema,
+  RevocationUrlTemplatesSchema,
+  type RevocationUrlTemplates,
+} from '../../core/pki/device-cert.js';
 import { checkRevocationSignerCertificate } from '../../core/pki/ca.js';
 import { createCsr } from '../../core/pki/csr.js';
 import { buf, importVerifyKey, verifyRaw } from '../../core/pki/ecdsa.js';
@@ -45,10 +49,13 @@ import {
   MAX_CLOCK_SKEW_S,
   MAX_REVOCATION_EVENT_CHARS,
   MAX_REVOCATION_EVENTS,
+  STATION_STATUS_SCHEMA,
+  STATION_STATUS_TYP,
   zodMessage,
   type RejectReason,
   type RevocationRejectReason,
   type RevocationResult,
+  type StationStatusPayload,
 } from '../protocol.js';
 import { apiError, type ApiError, type RegistryContext } from '../service.js';
 import {
@@ -1654,6 +1661,11 @@ export interface PolicyChange {
   readonly profileOverrides?: unknown;
   /** Merged into the stored lifetimes; rotate-before must stay below the lifetime. */
   readonly reenrollment?: ReenrollmentSetting;
+  /**
+   * Replaces the CRL / OCSP URL templates stations put in device certificates (RevocationUrlTemplatesSchema,
+   * `{stationId}` replaced by the station's id); `{}` removes them (the stations' configured URLs apply).
+   */
+  readonly revocationUrls?: unknown;
 }
 
 /** The policy content (without schema, registryId, version, issuedAt). */
@@ -1664,19 +1676,31 @@ export interface PolicyContent {
   readonly firmware: Record<string, string[]>;
   readonly profileOverrides: Record<string, unknown>;
   readonly reenrollment: ReenrollmentPolicy;
+  /** Present only when set (stations that predate it keep verifying policies without it). */
+  readonly revocationUrls?: RevocationUrlTemplates;
 }
 
-/** Build the policy content inside `x` and bump the version when its hash changed. */
-async function currentPolicy(
-  x: SqlExec,
-  ctx: LifecycleContext,
-  stations: readonly { stationId: string; revokedAt: string | null }[],
-): Promise<{ version: number; changed: boolean; content: PolicyContent }> {
+/** A policy version as published: signed once, kept in policy_versions. */
+export interface PublishedPolicy {
+  readonly version: number;
+  /** False: the newest stored version already had this content (its stored JWS is answered). */
+  readonly changed: boolean;
+  readonly content: PolicyContent;
+  /** The JWS of this version (null only for a dry run of a change). */
+  readonly jws: string | null;
+}
+
+/** Build the policy content inside `x` (the station revocations read in the same transaction). */
+async function policyContent(x: SqlExec, ctx: LifecycleContext): Promise<PolicyContent> {
   const blocks = await st.activeBlocks(x);
-  const content: PolicyContent = {
-    revokedStations: stations
-      .filter((s) => s.revokedAt)
-      .map((s) => ({ stationId: s.stationId, revokedAt: s.revokedAt })),
+  const revoked = await x.all(
+    'SELECT station_id, revoked_at FROM stations WHERE revoked_at IS NOT NULL ORDER BY station_id',
+  );
+  const urls = RevocationUrlTemplatesSchema.safeParse(
+    JSON.parse((await st.getSetting(x, 'policy.revocationUrls')) ?? '{}'),
+  );
+  return {
+    revokedStations: revoked.map((r) => ({ stationId: String(r['station_id']), revokedAt: String(r['revoked_at']) })),
     revokedOperators: await st.revokedOperators(x),
     blocked: {
       serials: blocks.filter((b) => b.kind === 'serial').map((b) => b.value),
@@ -1685,30 +1709,59 @@ async function currentPolicy(
     firmware: JSON.parse((await st.getSetting(x, 'policy.firmware')) ?? '{}') as Record<string, string[]>,
     profileOverrides: JSON.parse((await st.getSetting(x, 'policy.profiles')) ?? '{}') as Record<string, unknown>,
     reenrollment: effectiveReenrollment(ctx, await reenrollmentSetting(x)),
+    ...(urls.success && Object.keys(urls.data).length ? { revocationUrls: urls.data } : {}),
   };
+}
+
+/**
+ * The policy in force, published inside `x` (a lifecycle transaction, serialised): when the content equals the
+ * newest stored version's, that version and its stored JWS; else the next version number, signed ONCE with the
+ * registry key and stored (policy_versions; its primary key refuses a second payload under a number). The next
+ * number is above both the stored versions and the pre-v6 `policy.version` setting (never reused after an
+ * upgrade). `sign: false` (dry run) answers the number without signing or storing.
+ */
+async function publishPolicy(x: SqlExec, ctx: LifecycleContext, sign = true): Promise<PublishedPolicy> {
+  const content = await policyContent(x, ctx);
   const hash = createHash('sha256').update(canonicalJson(content)).digest('hex');
-  let version = Number((await st.getSetting(x, 'policy.version')) ?? '0');
-  const changed = (await st.getSetting(x, 'policy.hash')) !== hash;
-  if (changed) {
-    version++;
-    await st.setSetting(x, 'policy.version', String(version));
-    await st.setSetting(x, 'policy.hash', hash);
-  }
-  return { version, changed, content };
+  const latest = (
+    await x.all('SELECT version, content_sha256, jws FROM policy_versions ORDER BY version DESC LIMIT 1')
+  )[0];
+  if (latest && String(latest['content_sha256']) === hash)
+    return { version: Number(latest['version']), changed: false, content, jws: String(latest['jws']) };
+  const version =
+    Math.max(Number(latest?.['version'] ?? 0), Number((await st.getSetting(x, 'policy.version')) ?? '0')) + 1;
+  if (!sign) return { version, changed: true, content, jws: null };
+  const at = now(ctx);
+  const payload = { schema: POLICY_SCHEMA, registryId: ctx.registryId, version, issuedAt: at, ...content };
+  const json = canonicalJson(payload);
+  const jws = await signJws({
+    signer: ctx.signer,
+    payload: utf8(json),
+    header: { typ: POLICY_TYP, kid: ctx.registryId, x5c: ctx.registryChain },
+  });
+  if (!jws.ok) throw new Abort(apiError('INTERNAL', `policy could not be signed: ${jws.error.message}`));
+  await x.run(
+    'INSERT INTO policy_versions (version, content_sha256, payload_json, jws, signed_at) VALUES (?, ?, ?, ?, ?)',
+    [version, hash, json, jws.value, at],
+  );
+  await st.setSetting(x, 'policy.version', String(version));
+  await st.appendEvent(x, at, 'policy.signed', { version, contentSha256: hash });
+  return { version, changed: true, content, jws: jws.value };
 }
 
 /**
  * Change the policy settings (admin only): allowed firmware digests per work order, certificate profile overrides
- * (ProfileOverridesSchema), re-enrolment lifetimes. One transaction: the settings, one audited event per changed
- * setting (`policy.firmware-set`, `policy.profiles-set`, `policy.reenrollment-set`, with the acting role) and the
- * version bump (content hash). `dryRun` answers the resulting policy and rolls everything back.
+ * (ProfileOverridesSchema), re-enrolment lifetimes, CRL / OCSP URL templates. One transaction: the settings, one
+ * audited event per changed setting (`policy.firmware-set`, `policy.profiles-set`, `policy.reenrollment-set`,
+ * `policy.revocation-urls-set`, with the acting role) and the new version, signed once (`publishPolicy`).
+ * `dryRun` answers the resulting policy (version number, no JWS) and rolls everything back.
  */
 export async function setPolicySetting(
   ctx: LifecycleContext,
   role: LifecycleRole,
   change: PolicyChange,
   dryRun = false,
-): Promise<Result<{ version: number; changed: boolean; dryRun: boolean; content: PolicyContent }, ApiError>> {
+): Promise<Result<PublishedPolicy & { dryRun: boolean }, ApiError>> {
   if (role !== 'admin') return fail('AUTH_FORBIDDEN', 'policy needs the admin token');
   const fw = change.firmware === undefined ? null : FirmwareSettingSchema.safeParse(change.firmware);
   if (fw && !fw.success) return fail('BODY_INVALID', zodMessage(fw.error, 'firmware'));
@@ -1719,9 +1772,9 @@ export async function setPolicySetting(
   if (prof && !prof.success) return fail('BODY_INVALID', zodMessage(prof.error, 'profileOverrides'));
   const re = change.reenrollment === undefined ? null : ReenrollmentSettingSchema.safeParse(change.reenrollment);
   if (re && !re.success) return fail('BODY_INVALID', zodMessage(re.error, 'reenrollment'));
-  // Outside the transaction: RegistryDb calls wait while a lifecycle transaction holds the SQLite connection.
-  const stations = await ctx.db.listStations();
-  if (!stations.ok) return storeFail(stations.error.message);
+  const urls =
+    change.revocationUrls === undefined ? null : RevocationUrlTemplatesSchema.safeParse(change.revocationUrls);
+  if (urls && !urls.success) return fail('BODY_INVALID', zodMessage(urls.error, 'revocationUrls'));
   return guarded(async () =>
     ok(
       await ctx.db.sql.transaction(async (x) => {
@@ -1759,7 +1812,11 @@ export async function setPolicySetting(
             actor: role,
           });
         }
-        const r = { ...(await currentPolicy(x, ctx, stations.value)), dryRun };
+        if (urls) {
+          await st.setSetting(x, 'policy.revocationUrls', canonicalJson(urls.data));
+          await st.appendEvent(x, at, 'policy.revocation-urls-set', { value: urls.data, actor: role });
+        }
+        const r = { ...(await publishPolicy(x, ctx, !dryRun)), dryRun };
         if (dryRun) throw new Rollback(r);
         return r;
       }),
@@ -1769,38 +1826,44 @@ export async function setPolicySetting(
 
 /**
  * The signed policy for stations: revoked stations and operators, blocked serials and chip ids, allowed
- * firmware per work order, certificate profile overrides, the effective re-enrolment lifetimes. The version
- * increases whenever the content changes.
+ * firmware per work order, certificate profile overrides, the effective re-enrolment lifetimes, CRL / OCSP URL
+ * templates. A new version (signed once) whenever the content changed; else the newest version's stored JWS.
  */
 export async function signedPolicy(ctx: LifecycleContext): Promise<Result<{ version: number; jws: string }, ApiError>> {
-  // Outside the transaction: RegistryDb calls wait while a lifecycle transaction holds the SQLite connection.
-  const stations = await ctx.db.listStations();
-  if (!stations.ok) return storeFail(stations.error.message);
-  const r = await guarded(async () =>
-    ok(await ctx.db.sql.transaction(async (x) => currentPolicy(x, ctx, stations.value))),
-  );
-  return r.ok ? signPolicy(ctx, r.value) : r;
+  const r = await guarded(async () => ok(await ctx.db.sql.transaction(async (x) => publishPolicy(x, ctx))));
+  return r.ok ? ok({ version: r.value.version, jws: r.value.jws! }) : r;
 }
 
-/** Sign a policy version (JWS typ line-station-policy+jws) with the registry key. */
-export async function signPolicy(
+/**
+ * The registry's signed answer to `GET /v1/station-status` (registry/protocol.ts StationStatusPayloadSchema):
+ * whether `stationId` is revoked, bound to the request's LS-Sig nonce and ts. Answered to revoked stations too.
+ */
+export async function signedStationStatus(
   ctx: LifecycleContext,
-  policy: { readonly version: number; readonly content: PolicyContent },
-): Promise<Result<{ version: number; jws: string }, ApiError>> {
-  const payload = {
-    schema: POLICY_SCHEMA,
+  stationId: string,
+  claims: { readonly nonce: string; readonly ts: string },
+): Promise<Result<{ jws: string }, ApiError>> {
+  const row = await ctx.db.getStation(stationId);
+  if (!row.ok) return storeFail(row.error.message);
+  if (!row.value) return fail('NOT_FOUND', `station ${stationId} is not enrolled`);
+  const revokedAt = row.value.revokedAt;
+  const payload: StationStatusPayload = {
+    schema: STATION_STATUS_SCHEMA,
     registryId: ctx.registryId,
-    version: policy.version,
+    stationId,
+    status: revokedAt ? 'revoked' : 'active',
+    revokedAt: revokedAt ?? null,
+    requestNonce: claims.nonce,
+    requestTs: claims.ts,
     issuedAt: now(ctx),
-    ...policy.content,
   };
   const jws = await signJws({
     signer: ctx.signer,
     payload: utf8(canonicalJson(payload)),
-    header: { typ: POLICY_TYP, kid: ctx.registryId, x5c: ctx.registryChain },
+    header: { typ: STATION_STATUS_TYP, kid: ctx.registryId, x5c: ctx.registryChain },
   });
-  if (!jws.ok) return fail('INTERNAL', `policy could not be signed: ${jws.error.message}`);
-  return ok({ version: policy.version, jws: jws.value });
+  if (!jws.ok) return fail('INTERNAL', `station status could not be signed: ${jws.error.message}`);
+  return ok({ jws: jws.value });
 }
 
 export async function setQuota(

@@ -6,6 +6,11 @@
  *   serials and chip ids are refused at identify (FLOW_BLOCKED), allowed firmware digests per work order
  *   replace the work order file's; certificate profile overrides apply to the runs that start under the policy
  *   (snapshotted in the run); a station the policy revokes refuses to provision (FLOW_STATION_REVOKED);
+ * - revocation reaches the station: every pull first asks `GET /v1/station-status` (answered to a revoked station
+ *   too); only the registry's signed answer to THIS request (its LS-Sig nonce and time echoed, this station id)
+ *   counts. A revocation is kept for good (station_revocation, terminal) and refuses every new or resumed run; an
+ *   unsigned `403 AUTH_STATION_REVOKED` (policy pull, sync) only triggers that check;
+ * - revocation URLs for device certificates: the configured ones (`station enroll`), overridden by the policy's;
  * - quotas: `GET /v1/quotas` (LS-Sig), stored; one unit per initial run is reserved in the createRun
  *   transaction, committed with the record, released when the run fails; past the quota: FLOW_QUOTA_EXHAUSTED,
  *   also offline (the last signed quota stays in force);
@@ -35,9 +40,16 @@ import {
   type StoreDocumentOutcome,
 } from '../../native/store/lifecycle.js';
 import { sha256HexSync } from '../../native/store/index.js';
-import { RevocationsResponseSchema, signRequest } from '../../registry/protocol.js';
+import {
+  requestClaimsOf,
+  RevocationsResponseSchema,
+  signRequest,
+  STATION_STATUS_PATH,
+  type RequestClaims,
+} from '../../registry/protocol.js';
 import { exchangeError, httpExchange, pinnedAudience, registryErrorOf } from '../sync.js';
-import { stationRevocation, verifyPolicy, verifyQuotas, type PolicyPayload } from './signed.js';
+import { renderRevocationUrls, type RevocationUrls } from '../../core/pki/device-cert.js';
+import { stationRevocation, verifyPolicy, verifyQuotas, verifyStationStatus, type PolicyPayload } from './signed.js';
 
 export * from './signed.js';
 export type { QuotaUsage, RevocationRequest } from '../../native/store/lifecycle.js';
@@ -68,6 +80,16 @@ export interface StationLifecycleOptions {
   readonly clock?: Clock;
   readonly logger: Logger;
   readonly timeoutMs?: number;
+  /** CRL / OCSP URLs for device certificates from the station config (`revocation`, written by `station enroll`). */
+  readonly revocationUrls?: RevocationUrls;
+}
+
+/** The registry's signed answer about this station (GET /v1/station-status), verified. */
+export interface StationStatusOutcome {
+  readonly status: 'active' | 'revoked';
+  readonly revokedAt: string | null;
+  /** The answer's issuedAt (registry clock). */
+  readonly issuedAt: string;
 }
 
 export interface DocumentOutcome {
@@ -100,6 +122,12 @@ export interface LifecycleStatus {
   readonly stationRevoked: boolean;
   /** When (null: listed without a time); set only while stationRevoked. */
   readonly stationRevokedAt: string | null;
+  /** What revokes it: the registry's signed station-status answer (kept for good) or the policy in force. */
+  readonly stationRevokedBy: 'station-status' | 'policy' | null;
+  /** When the registry last confirmed, signed and bound to our request, that this station is active (this run). */
+  readonly registryConfirmedActiveAt: string | null;
+  /** CRL / OCSP URLs put in device certificates now (`revocationUrls()`), or null: none. */
+  readonly revocationUrls: RevocationUrls | null;
   readonly quotas: readonly QuotaUsage[];
   readonly revocations: { readonly queued: number; readonly sent: number; readonly acknowledged: number };
   readonly lastPullError: string | null;
@@ -110,8 +138,18 @@ export interface StationLifecycle {
   /** The policy in force (verified when it was stored), or null. */
   policy(): PolicyPayload | null;
   status(): LifecycleStatus;
-  /** Fetch, verify, store and apply the policy and the quotas (online). */
+  /**
+   * Ask the registry about this station (signed station-status answer), then fetch, verify, store and apply the
+   * policy and the quotas (online). A revoked station: FLOW_STATION_REVOKED (the revocation is kept).
+   */
   pull(signal?: AbortSignal): Promise<Result<PullOutcome>>;
+  /**
+   * `GET /v1/station-status`: the registry's signed answer to this request; a revocation is stored (terminal).
+   * What the station does when any registry answer claims AUTH_STATION_REVOKED (never trusted unsigned).
+   */
+  checkRevocation(signal?: AbortSignal): Promise<Result<StationStatusOutcome>>;
+  /** CRL / OCSP URLs for a device certificate issued now: the policy's (for this station) over the config's. */
+  revocationUrls(): RevocationUrls | null;
   /** Verify, store and apply a policy JWS obtained another way (a file). */
   applyPolicy(jws: string): Promise<Result<DocumentOutcome>>;
   /** Verify and store a quota JWS obtained another way (a file). */
@@ -163,6 +201,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
   const baseUrl = o.registryUrl ? o.registryUrl.replace(/\/+$/, '') : null;
   const timeoutMs = o.timeoutMs ?? 15_000;
   let lastPullError: string | null = null;
+  let confirmedActiveAt: string | null = null;
   let timer: NodeJS.Timeout | null = null;
   let revTimer: NodeJS.Timeout | null = null;
   let running = false;
@@ -262,13 +301,21 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     return ok({ version: p.version, outcome });
   }
 
-  /** GET a station-authenticated lifecycle document; answers the `jws` of `{version, jws}`. */
-  async function fetchDocument(path: string, signal?: AbortSignal): Promise<Result<string>> {
+  /**
+   * GET a station-authenticated lifecycle document; answers the `jws` of `{jws, ...}` and the claims of the LS-Sig
+   * request it answers. A refusal is SYNC_REJECTED / SYNC_UNREACHABLE with details {status, code}.
+   */
+  async function fetchDocument(
+    path: string,
+    signal?: AbortSignal,
+  ): Promise<Result<{ jws: string; claims: RequestClaims }>> {
     if (!baseUrl) return fail('CONFIG_INVALID', 'no registry URL is configured: run station enroll --registry URL');
     const audience = await pinnedAudience(o.registryCertificate);
     if (!audience.ok) return audience;
     const auth = await signRequest(o.signer, o.stationId, 'GET', path, '', clock, audience.value);
     if (!auth.ok) return auth;
+    const claims = requestClaimsOf(auth.value);
+    if (!claims) return fail('INTERNAL', 'the request signature just made has no claims');
     let res: { status: number; text: string };
     try {
       res = await httpExchange(`${baseUrl}${path}`, {
@@ -285,28 +332,93 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
       return fail(
         res.status >= 500 ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
         `GET ${path}: registry answered ${res.status} ${code}: ${message}`,
+        { status: res.status, code },
       );
     }
     try {
       const body = JSON.parse(res.text) as { jws?: unknown };
       if (typeof body.jws !== 'string') throw new Error('no jws');
-      return ok(body.jws);
+      return ok({ jws: body.jws, claims });
     } catch {
-      return fail('INPUT_INVALID', `GET ${path}: the answer is not {version, jws}`);
+      return fail('INPUT_INVALID', `GET ${path}: the answer is not {jws}`);
     }
   }
 
-  /** This station's revocation in the policy in force (or in `c`, that policy already loaded), when in effect now. */
-  const revocation = (c = current()) => {
+  /** The refusal's registry code (fetchDocument details), e.g. AUTH_STATION_REVOKED. */
+  const registryCode = (r: Result<unknown>): unknown =>
+    r.ok ? null : (r.error.details as { code?: unknown } | undefined)?.code;
+
+  async function checkRevocation(signal?: AbortSignal): Promise<Result<StationStatusOutcome>> {
+    if (!o.registryCertificate)
+      return fail('CONFIG_INVALID', 'no registry certificate is configured: run station enroll --registry-cert FILE');
+    const got = await fetchDocument(STATION_STATUS_PATH, signal);
+    if (!got.ok) {
+      // A 403 here is unsigned: nothing is concluded from it (only a signed answer revokes).
+      log.log('warn', 'station status: no signed answer from the registry; nothing changes', {
+        error: `${got.error.code}: ${got.error.message}`,
+      });
+      return got;
+    }
+    const v = await verifyStationStatus(got.value.jws, o.registryCertificate, o.stationId, got.value.claims);
+    if (!v.ok) {
+      log.log('warn', 'station status refused: it does not verify or does not answer this request', {
+        message: v.error.message,
+      });
+      return v;
+    }
+    const p = v.value.payload;
+    const kept = db.stationRevocation(o.stationId);
+    if (p.status === 'revoked' && p.revokedAt) {
+      if (!kept) {
+        const row = db.storeStationRevocation({
+          stationId: o.stationId,
+          revokedAt: p.revokedAt,
+          jws: got.value.jws.trim(),
+        });
+        o.store.appendAudit('station.revoked', {
+          stationId: o.stationId,
+          revokedAt: row.revokedAt,
+          registryId: p.registryId,
+          issuedAt: p.issuedAt,
+          statusSha256: await sha256Hex(utf8(row.jws)),
+        });
+        log.log(
+          'error',
+          'this station has been revoked by headquarters (signed answer of the registry): it refuses to provision',
+          {
+            revokedAt: row.revokedAt,
+          },
+        );
+      }
+      confirmedActiveAt = null;
+    } else if (kept) {
+      // Terminal: no answer, even a signed one, un-revokes a station (headquarters enrols a new station instead).
+      log.log('warn', 'the registry answers "active" but this station holds its signed revocation: it stays revoked', {
+        revokedAt: kept.revokedAt,
+      });
+    } else confirmedActiveAt = clock.now().toISOString();
+    return ok({ status: p.status, revokedAt: p.revokedAt, issuedAt: p.issuedAt });
+  }
+
+  /**
+   * This station's revocation: the registry's signed station-status answer kept (terminal), else the listing in the
+   * policy in force (or in `c`, that policy already loaded) when in effect now.
+   */
+  const revocation = (
+    c = current(),
+  ): { revokedAt: string | null; policyVersion: number | null; by: 'station-status' | 'policy' } | null => {
+    const kept = db.stationRevocation(o.stationId);
+    if (kept) return { revokedAt: kept.revokedAt, policyVersion: null, by: 'station-status' };
     const r = c ? stationRevocation(c.policy, o.stationId, clock.now()) : null;
-    return r && c ? { ...r, policyVersion: c.policy.version } : null;
+    return r && c ? { ...r, policyVersion: c.policy.version, by: 'policy' } : null;
   };
   const revokedError = (): StationError | null => {
     const r = revocation();
     if (!r) return null;
+    const by = r.policyVersion === null ? 'signed answer of the registry' : `policy version ${r.policyVersion}`;
     return stationError(
       'FLOW_STATION_REVOKED',
-      `this station (${o.stationId}) has been revoked by headquarters${r.revokedAt ? ` at ${r.revokedAt}` : ''} (policy version ${r.policyVersion}); contact your supervisor`,
+      `this station (${o.stationId}) has been revoked by headquarters${r.revokedAt ? ` at ${r.revokedAt}` : ''} (${by}); contact your supervisor`,
       { stationId: o.stationId, revokedAt: r.revokedAt, policyVersion: r.policyVersion },
     );
   };
@@ -448,16 +560,38 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
         reenrollment: c?.policy.reenrollment ?? null,
         stationRevoked: rev !== null,
         stationRevokedAt: rev?.revokedAt ?? null,
+        stationRevokedBy: rev?.by ?? null,
+        registryConfirmedActiveAt: confirmedActiveAt,
+        revocationUrls: lc.revocationUrls(),
         quotas: db.listUsage(),
         revocations: revCounts(),
         lastPullError,
       };
     },
     async pull(signal) {
+      // First the signed station status (a registry without the route, 404, is older: the policy decides).
+      const sr = await checkRevocation(signal);
+      if (!sr.ok && registryCode(sr) !== 'NOT_FOUND') {
+        lastPullError = `${sr.error.code}: ${sr.error.message}`;
+        return sr;
+      }
+      const revoked = () => {
+        const e = revokedError();
+        if (e) lastPullError = `${e.code}: ${e.message}`;
+        return e ? { ok: false as const, error: e } : null;
+      };
+      const before = revoked();
+      if (before) return before;
       const pj = await fetchDocument('/v1/policy', signal);
+      // Revoked since the status answer? An unsigned 403 only triggers the signed check.
+      if (registryCode(pj) === 'AUTH_STATION_REVOKED') {
+        await checkRevocation(signal);
+        const since = revoked();
+        if (since) return since;
+      }
       const qj = pj.ok ? await fetchDocument('/v1/quotas', signal) : pj;
-      const pr = pj.ok ? await applyPolicy(pj.value) : pj;
-      const qr = qj.ok ? await applyQuotas(qj.value) : qj;
+      const pr = pj.ok ? await applyPolicy(pj.value.jws) : pj;
+      const qr = qj.ok ? await applyQuotas(qj.value.jws) : qj;
       if (!pr.ok || !qr.ok) {
         const e = (!pr.ok ? pr : qr) as { ok: false; error: StationError };
         lastPullError = `${e.error.code}: ${e.error.message}`;
@@ -465,6 +599,13 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
       }
       lastPullError = null;
       return ok({ policy: pr.value, quotas: qr.value });
+    },
+    checkRevocation,
+    revocationUrls() {
+      const t = current()?.policy.revocationUrls;
+      const fromPolicy = t ? renderRevocationUrls(t, o.stationId) : null;
+      const merged = { ...o.revocationUrls, ...fromPolicy };
+      return merged.crl || merged.ocsp ? merged : null;
     },
     applyPolicy,
     applyQuotas,

@@ -6,9 +6,15 @@
  */
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
-import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
+import { ProfileOverridesSchema, RevocationUrlTemplatesSchema } from '../../core/pki/device-cert.js';
 import type { Result } from '../../core/result.js';
 import { verifyDocument } from '../../registry/jws.js';
+import {
+  STATION_STATUS_TYP,
+  StationStatusPayloadSchema,
+  type RequestClaims,
+  type StationStatusPayload,
+} from '../../registry/protocol.js';
 
 export const POLICY_TYP = 'line-station-policy+jws';
 export const QUOTA_TYP = 'line-station-quota+jws';
@@ -37,6 +43,8 @@ export const PolicyPayloadSchema = z
      * `applyProfileOverride` to the device certificates of the runs that start while this policy is in force.
      */
     profileOverrides: ProfileOverridesSchema,
+    /** CRL / OCSP URL templates (`{stationId}`) for device certificates; over the station config's (optional). */
+    revocationUrls: RevocationUrlTemplatesSchema.optional(),
     /** Re-enrolment lifetimes published by the registry (optional; shown by `station policy`). */
     reenrollment: z
       .object({
@@ -101,5 +109,33 @@ export async function verifyQuotas(
   const r = await verifyDocument('quotas', jws, QUOTA_TYP, QuotaPayloadSchema, registryCertificate, MAX_DOCUMENT_CHARS);
   if (r.ok && r.value.payload.stationId !== stationId)
     return fail('INPUT_INVALID', `quotas: issued for station ${r.value.payload.stationId}, not ${stationId}`);
+  return r;
+}
+
+/**
+ * Verify the registry's station-status answer (JWS typ line-station-status+jws) to OUR request: signed with the
+ * registry key (the configured certificate, never x5c), for `stationId`, echoing the nonce and ts of the LS-Sig
+ * claims we sent. An answer to another request (replayed, stale, or another station's) is INPUT_INVALID.
+ */
+export async function verifyStationStatus(
+  jws: string,
+  registryCertificate: Uint8Array,
+  stationId: string,
+  request: Pick<RequestClaims, 'nonce' | 'ts'>,
+): Promise<Result<{ payload: StationStatusPayload; json: string }>> {
+  const r = await verifyDocument(
+    'station status',
+    jws,
+    STATION_STATUS_TYP,
+    StationStatusPayloadSchema,
+    registryCertificate,
+    64 * 1024,
+  );
+  if (!r.ok) return r;
+  const p = r.value.payload;
+  if (p.stationId !== stationId)
+    return fail('INPUT_INVALID', `station status: issued for station ${p.stationId}, not ${stationId}`);
+  if (p.requestNonce !== request.nonce || p.requestTs !== request.ts)
+    return fail('INPUT_INVALID', 'station status: not the answer to this request (nonce or time differ: replayed?)');
   return r;
 }

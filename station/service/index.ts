@@ -288,7 +288,10 @@ export function createStationService(o: StationServiceOptions): StationService {
     return {
       policyVersion,
       stationRevoked: st.stationRevoked
-        ? { revokedAt: st.stationRevokedAt, policyVersion: String(st.policyVersion) }
+        ? {
+            revokedAt: st.stationRevokedAt,
+            policyVersion: st.stationRevokedBy === 'policy' ? String(st.policyVersion) : null,
+          }
         : null,
     };
   }

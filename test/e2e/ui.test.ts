@@ -17,7 +17,6 @@ import type { Clock } from '../../core/ports.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openServiceDb } from '../../native/store/queries.js';
 import type { TestStation } from '../../registry/test/fixtures.js';
-import { signedPolicy } from '../../registry/lifecycle/service.js';
 import { revokeStation } from '../../registry/service.js';
 import { startBridge, type Bridge } from '../../station/bridge.js';
 import { main as stationCli } from '../../station/cli.js';
@@ -321,12 +320,14 @@ describe('operator and supervisor UI end to end', () => {
   }, 60_000);
 
   it('a station revoked by headquarters shows a persistent red banner with the time (en and de)', async () => {
-    // Headquarters revokes the station; its signed policy reaches the station (as a pull would apply it).
+    // Headquarters revokes the station (as `registry revoke-station`); the station's next pull over HTTP from the
+    // running registry gets the signed station-status answer (its policy GET is refused 403) and keeps it.
     expect((await revokeStation(registry.reg.context, 'test-station')).ok).toBe(true);
-    const policy = await signedPolicy(registry.reg.context);
-    if (!policy.ok) throw new Error(policy.error.message);
-    expect((await w.engine.lifecycle.applyPolicy(policy.value.jws)).ok).toBe(true);
+    const pulled = await w.engine.lifecycle.pull();
+    expect(pulled.ok ? 'ok' : pulled.error.code).toBe('FLOW_STATION_REVOKED');
     const revokedAt = w.engine.lifecycle.status().stationRevokedAt!;
+    const row = await registry.reg.context.db.getStation('test-station');
+    expect(row.ok && row.value?.revokedAt).toBe(revokedAt);
     const banner = page.locator('[data-testid="station-revoked"]');
     // Pushed by the service (`policy` event, checked every 5 s): no reload, no dialog.
     await banner.waitFor({ timeout: 15_000 });
@@ -334,6 +335,7 @@ describe('operator and supervisor UI end to end', () => {
     const en = await banner.innerText();
     expect(en).toContain('This station has been revoked by headquarters');
     expect(en).toContain(String(new Date(revokedAt).getFullYear()));
+    expect(en).toContain('signed answer of the registry');
     expect(en).toContain('Contact your supervisor');
     await page.keyboard.press('Escape'); // persistent: not dismissed
     await page.keyboard.press('Alt+l');

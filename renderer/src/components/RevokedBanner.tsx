@@ -1,5 +1,6 @@
 /**
- * The persistent red banner while headquarters' policy revokes this station (StationStatus.stationRevoked):
+ * The persistent red banner while headquarters revokes this station (StationStatus.stationRevoked: the registry's
+ * signed station-status answer, or the policy in force):
  * shown on every screen, signed in or not, with the revocation time; it cannot be dismissed (nothing to focus).
  */
 import { formatDate } from '../format.js';
@@ -16,9 +17,11 @@ export function RevokedBanner() {
       <div>
         <p className="error-what">{t('revoked.title')}</p>
         <p data-testid="station-revoked-at">
-          {r.revokedAt
-            ? t('revoked.at', { time: formatDate(r.revokedAt), policy: r.policyVersion })
-            : t('revoked.noTime', { policy: r.policyVersion })}
+          {r.policyVersion === null
+            ? t('revoked.signed', { time: r.revokedAt ? formatDate(r.revokedAt) : '?' })
+            : r.revokedAt
+              ? t('revoked.at', { time: formatDate(r.revokedAt), policy: r.policyVersion })
+              : t('revoked.noTime', { policy: r.policyVersion })}
         </p>
         <p className="error-action action-call-supervisor">{t('revoked.guidance')}</p>
       </div>
