@@ -59,7 +59,7 @@ export interface RevocationRequest {
   readonly updatedAt: string;
 }
 
-/** A station revocation kept at the station (schema version 7): the registry's signed station-status answer. */
+/** A station revocation kept at the station (schema version 8): the registry's signed station-status answer. */
 export interface StationRevocationRow {
   readonly stationId: string;
   readonly revokedAt: string;

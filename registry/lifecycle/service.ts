@@ -1717,7 +1717,7 @@ async function policyContent(x: SqlExec, ctx: LifecycleContext): Promise<PolicyC
  * The policy in force, published inside `x` (a lifecycle transaction, serialised): when the content equals the
  * newest stored version's, that version and its stored JWS; else the next version number, signed ONCE with the
  * registry key and stored (policy_versions; its primary key refuses a second payload under a number). The next
- * number is above both the stored versions and the pre-v6 `policy.version` setting (never reused after an
+ * number is above both the stored versions and the pre-v7 `policy.version` setting (never reused after an
  * upgrade). `sign: false` (dry run) answers the number without signing or storing.
  */
 async function publishPolicy(x: SqlExec, ctx: LifecycleContext, sign = true): Promise<PublishedPolicy> {
