@@ -200,6 +200,9 @@ export const REJECT_REASONS = [
   'DEVICE_BLOCKED', // the serial number or chip id is blocked at headquarters
   'STATION_REVOKED', // the record was completed after the station's revocation time
   'OPERATOR_REVOKED', // the record was completed after the operator's revocation time
+  // the record's certificate was revoked as a failed issuance (on the CRL for good): a record for it would present
+  // a revoked identity as provisioned
+  'certificate-revoked-failed-issuance',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

@@ -208,6 +208,49 @@ for (const backend of backends()) {
       expect(v.json).toMatchObject({ ok: true });
     });
 
+    it('a late record for a certificate revoked as a failed issuance is refused at ingest (certificate-revoked-failed-issuance)', async () => {
+      const c = await issue(a, `FI-${backend}-late`);
+      expect(await revoke(a, [await eventFor(a, c)])).toEqual([
+        { requestId: `failed-issuance:${c.serial}`, status: 'revoked' },
+      ]);
+      // The record the station signed for the same certificate arrives afterwards (a restored station disk, a
+      // delayed bundle): refused with its typed reason, nothing stored, the certificate stays revoked.
+      const batchId = randomUUID();
+      const r = await call(reg.url, 'POST', '/v1/batches', { station: a, body: { batchId, records: [c.recordJws] } });
+      expect(r.status, r.text).toBe(200);
+      expect(r.json).toMatchObject({
+        results: [{ index: 0, status: 'rejected', reason: 'certificate-revoked-failed-issuance' }],
+      });
+      const stored = await db.sql.all('SELECT record_id FROM records WHERE serial_number = ?', [c.serialNumber]);
+      expect(stored).toHaveLength(0);
+      const creds = await db.sql.all('SELECT * FROM credentials WHERE cert_serial = ?', [norm(c.serial)]);
+      expect(creds).toHaveLength(0);
+      expect(await ocsp(c)).toMatch(/q\.pem: revoked/);
+      expect(await crlSerials()).toContain(norm(c.serial));
+      // The same refusal when the record comes in a bundle (registry import): listed as rejected in the receipt.
+      const bundle = must(
+        await createBundle({
+          signer: a.signer,
+          chain: a.chain,
+          stationId: a.id,
+          records: [c.recordJws],
+          clock: systemClock,
+        }),
+      );
+      const imp = await call(reg.url, 'POST', '/v1/bundles', { bearer: ADMIN, body: { bundle: bundle.jws } });
+      expect(imp.status, imp.text).toBe(200);
+      const receipt = (imp.json as { receipt: string }).receipt;
+      const payload = JSON.parse(new TextDecoder().decode(fromBase64Url(receipt.split('.')[1]!))) as {
+        accepted: unknown[];
+        rejected: { reason: string }[];
+      };
+      expect(payload.accepted).toEqual([]);
+      expect(payload.rejected).toMatchObject([{ reason: 'certificate-revoked-failed-issuance' }]);
+      expect(await db.sql.all('SELECT record_id FROM records WHERE serial_number = ?', [c.serialNumber])).toHaveLength(
+        0,
+      );
+    });
+
     it('concurrent deliveries of one event revoke it exactly once', async () => {
       const c = await issue(a, `FI-${backend}-2`);
       const ev = await eventFor(a, c);

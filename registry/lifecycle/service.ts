@@ -201,6 +201,19 @@ export async function lifecyclePrecheck(
     if (serials.has(r.serialNumber) || chips.has(r.chipId)) {
       const d = (await st.findDevice(x, r.serialNumber)) ?? (await st.findDevice(x, r.chipId));
       out.set(r.index, d?.state === 'decommissioned' ? 'DEVICE_DECOMMISSIONED' : 'DEVICE_BLOCKED');
+      continue;
+    }
+    // A late record for a certificate this station reported as a failed issuance: the certificate is on the CRL
+    // for good (cessationOfOperation), so the record would present a revoked identity as provisioned.
+    const failed = await st.failedIssuance(x, station.stationId, recordCertificate(r.recordJson).serial);
+    if (failed) {
+      out.set(r.index, 'certificate-revoked-failed-issuance');
+      ctx.logger.log('warn', 'record refused: its certificate was revoked as a failed issuance', {
+        stationId: station.stationId,
+        recordId: r.recordId,
+        certSerial: failed.certSerial,
+        failedRunId: failed.runId,
+      });
     }
   }
   return out;
