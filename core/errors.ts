@@ -296,6 +296,12 @@ export const ERROR_CATALOGUE = {
     guidance:
       'The run was ended without a record (the board was scrapped by a supervisor); a certificate issued for it is revoked.',
   },
+  FLOW_RUN_EXPIRED: {
+    kind: 'user',
+    action: 'retry',
+    guidance:
+      'The board did not come back within the active-run lifetime after its certificate was issued; the run was ended and that certificate revoked. Provision the board again: it gets a new identity.',
+  },
   // --- sessions (operators and supervisors) ---
   AUTH_REQUIRED: {
     kind: 'user',

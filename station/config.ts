@@ -48,6 +48,14 @@ export const AuthConfigSchema = z
   })
   .strict();
 
+/**
+ * Default `lifecycle.activeRunLifetimeS`: 24 h. A board that really comes back (a reseated cable, a power loss, a
+ * station restart, the next shift) does so within a day, while a board that is gone (unplugged and lost, taken off
+ * the fixture) keeps a valid certificate nobody reported only this long. Ending a run too early costs little: the
+ * board, if it returns, is simply provisioned again with a new identity.
+ */
+export const DEFAULT_ACTIVE_RUN_LIFETIME_S = 86_400;
+
 export const StationConfigSchema = z
   .object({
     schema: z.literal('line-station/station-config/v1'),
@@ -109,6 +117,12 @@ export const StationConfigSchema = z
         requireQuota: z.boolean().default(false),
         /** How often a running station pulls the policy and quotas (seconds, default 300). */
         pullIntervalS: z.number().int().min(10).max(86_400).default(300),
+        /**
+         * Longest an active run may hold a certificate no record names (seconds from its issuance, default 86,400 =
+         * 24 h): past it the run is failed with FLOW_RUN_EXPIRED and the certificate revoked (docs/lifecycle.md
+         * "Failed issuance").
+         */
+        activeRunLifetimeS: z.number().int().min(1).max(2_592_000).default(DEFAULT_ACTIVE_RUN_LIFETIME_S),
       })
       .strict()
       .optional(),

@@ -203,6 +203,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     registryTlsCertificate: registryTls,
     requireQuota: c.lifecycle?.requireQuota ?? false,
     pullIntervalS: c.lifecycle?.pullIntervalS ?? 300,
+    ...(c.lifecycle ? { activeRunLifetimeS: c.lifecycle.activeRunLifetimeS } : {}),
     store,
     clock,
     logger: log.child('[lifecycle]'),
@@ -240,6 +241,9 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     }
     sync = s.value;
   }
+  // Active runs whose board never came back within the lifetime end now (their certificates are revoked).
+  const expired = await lifecycle.expireActiveRuns();
+  if (!expired.ok) log.log('warn', 'expired active runs not ended yet', { code: expired.error.code });
   // Failed-issuance events queued by a run that failed just before a crash are signed now (their payload is fixed).
   const signed = await lifecycle.signFailedIssuances();
   if (!signed.ok) log.log('warn', 'failed-issuance events not signed yet; kept queued', { code: signed.error.code });
@@ -283,6 +287,9 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
       }
       const opOk = lifecycle.checkOperator(req.operator);
       if (!opOk.ok) return opOk;
+      // A board back after its run's lifetime starts a fresh run: the expired one ends first (never resumed).
+      const expiredRuns = await lifecycle.expireActiveRuns();
+      if (!expiredRuns.ok) return expiredRuns;
       const wo = ok(lifecycle.effectiveWorkOrder(woFile.value));
       if (busyPorts.has(port.path))
         return err(stationError('FLOW_BOARD_BUSY', `port ${port.path} is already provisioning`));

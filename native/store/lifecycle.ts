@@ -7,6 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { fail } from '../../core/errors.js';
+import type { StepName } from '../../core/model.js';
 import type { Clock, Logger } from '../../core/ports.js';
 import { systemClock } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
@@ -99,6 +100,11 @@ export interface LifecycleDb {
    */
   setRevocationJws(requestId: string, jws: string): boolean;
   revocations(filter?: { state?: RevocationState; kind?: RevocationKind }): RevocationRequest[];
+  /**
+   * Active runs holding a certificate that no record names, issued at or before `issuedBefore` (ISO time), oldest
+   * first: the runs past the active-run lifetime (station/lifecycle `expireActiveRuns`).
+   */
+  expiredActiveRuns(issuedBefore: string): ExpiredActiveRun[];
   setRevocationState(requestId: string, state: RevocationState, detail: string | null): void;
   /** This station's revocation as headquarters signed it (terminal), or null. */
   stationRevocation(stationId: string): StationRevocationRow | null;
@@ -106,6 +112,16 @@ export interface LifecycleDb {
   storeStationRevocation(r: Omit<StationRevocationRow, 'recordedAt'>): StationRevocationRow;
   readonly db: Database.Database;
   close(): void;
+}
+
+/** An active run past its lifetime (`LifecycleDb.expiredActiveRuns`). */
+export interface ExpiredActiveRun {
+  readonly runId: string;
+  readonly chipId: string;
+  readonly step: StepName;
+  /** Issuance time of its oldest unrecorded certificate. */
+  readonly issuedAt: string;
+  readonly certificateSerial: string;
 }
 
 interface RevRow {
@@ -284,6 +300,26 @@ export function openLifecycleDb(
       ).run(r.requestId, r.kind, r.chipId, r.serialNumber, r.certificateSerial, r.reason, r.recordId, r.jws, at, at);
       return toRev(db.prepare('SELECT * FROM revocation_requests WHERE request_id = ?').get(r.requestId) as RevRow);
     },
+    expiredActiveRuns: (issuedBefore) =>
+      (
+        db
+          .prepare(
+            `SELECT r.run_id, r.chip_id, r.step, MIN(c.issued_at) AS issued_at, MIN(c.serial) AS serial
+               FROM runs r JOIN issued_certificates c ON c.run_id = r.run_id
+              WHERE r.state = 'active'
+                AND NOT EXISTS (SELECT 1 FROM records x WHERE x.certificate_serial = c.serial)
+              GROUP BY r.run_id
+             HAVING MIN(c.issued_at) <= ?
+              ORDER BY issued_at, r.run_id`,
+          )
+          .all(issuedBefore) as { run_id: string; chip_id: string; step: string; issued_at: string; serial: string }[]
+      ).map((r) => ({
+        runId: r.run_id,
+        chipId: r.chip_id,
+        step: r.step as StepName,
+        issuedAt: r.issued_at,
+        certificateSerial: r.serial,
+      })),
     revocations: (f = {}) => {
       const where: string[] = [];
       const params: string[] = [];

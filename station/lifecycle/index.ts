@@ -36,10 +36,12 @@ import {
   openLifecycleDb,
   type LifecycleDb,
   type QuotaUsage,
+  type ExpiredActiveRun,
   type RevocationRequest,
   type StoreDocumentOutcome,
 } from '../../native/store/lifecycle.js';
-import { sha256HexSync } from '../../native/store/index.js';
+import { isStoreError, sha256HexSync } from '../../native/store/index.js';
+import { DEFAULT_ACTIVE_RUN_LIFETIME_S } from '../config.js';
 import {
   requestClaimsOf,
   RevocationsResponseSchema,
@@ -52,7 +54,7 @@ import { renderRevocationUrls, type RevocationUrls } from '../../core/pki/device
 import { stationRevocation, verifyPolicy, verifyQuotas, verifyStationStatus, type PolicyPayload } from './signed.js';
 
 export * from './signed.js';
-export type { QuotaUsage, RevocationRequest } from '../../native/store/lifecycle.js';
+export type { ExpiredActiveRun, QuotaUsage, RevocationRequest } from '../../native/store/lifecycle.js';
 
 export const SCRAP_TYP = 'line-station-scrap+jws';
 export const SCRAP_SCHEMA = 'line-station/scrap/v1';
@@ -73,8 +75,16 @@ export interface StationLifecycleOptions {
   readonly requireQuota?: boolean;
   /** Background pull interval (seconds). */
   readonly pullIntervalS?: number;
-  /** How often the background loop looks for queued scrap / failed-issuance events to send (seconds, default 5). */
+  /**
+   * How often the background loop ends expired active runs and looks for queued scrap / failed-issuance events to
+   * send (seconds, default 5).
+   */
   readonly revocationIntervalS?: number;
+  /**
+   * Longest an active run may hold a certificate that no record names, from its issuance (seconds, default
+   * DEFAULT_ACTIVE_RUN_LIFETIME_S = 24 h): past it `expireActiveRuns` fails the run with FLOW_RUN_EXPIRED.
+   */
+  readonly activeRunLifetimeS?: number;
   /** The Store: lifecycle events go to the audit trail. */
   readonly store: Store;
   readonly clock?: Clock;
@@ -177,6 +187,13 @@ export interface StationLifecycle {
   sendRevocations(signal?: AbortSignal): Promise<Result<{ sent: number; unsupported: boolean }>>;
   /** Sign the failed-issuance events failRun queued (their payload as written); returns how many were signed. */
   signFailedIssuances(): Promise<Result<number>>;
+  /**
+   * End every active run whose oldest unrecorded certificate is older than the active-run lifetime: `failRun`
+   * with FLOW_RUN_EXPIRED (its failed-issuance event is queued in that transaction), then sign the events.
+   * Returns the runs ended. Called when the engine opens, before each provisioning attempt and by the background
+   * loop (docs/lifecycle.md "Failed issuance").
+   */
+  expireActiveRuns(): Promise<Result<ExpiredActiveRun[]>>;
   /** The queued scrap and failed-issuance events, signed, for a bundle (at most `max`, oldest first). */
   revocationEvents(max: number): Promise<Result<{ requestId: string; jws: string }[]>>;
   /** Apply the registry's per-event answers (online or from a bundle receipt): revoked/duplicate are done. */
@@ -513,6 +530,38 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     return run;
   }
 
+  const lifetimeS = o.activeRunLifetimeS ?? DEFAULT_ACTIVE_RUN_LIFETIME_S;
+  async function expireActiveRuns(): Promise<Result<ExpiredActiveRun[]>> {
+    const before = new Date(clock.now().getTime() - lifetimeS * 1000).toISOString();
+    const ended: ExpiredActiveRun[] = [];
+    for (const r of db.expiredActiveRuns(before)) {
+      try {
+        o.store.failRun(r.runId, {
+          code: 'FLOW_RUN_EXPIRED',
+          message: `the board did not come back within ${lifetimeS} s of its certificate's issuance (${r.issuedAt})`,
+          step: r.step,
+        });
+      } catch (e) {
+        // The run ended meanwhile (a record, or another failure): nothing left to expire.
+        if (isStoreError(e, 'run-not-active')) continue;
+        if (isStoreError(e)) return err(e.error);
+        throw e;
+      }
+      ended.push(r);
+      log.log('warn', 'active run expired: run failed, its certificate queued for revocation', {
+        runId: r.runId,
+        chipId: r.chipId,
+        certificateSerial: r.certificateSerial,
+        issuedAt: r.issuedAt,
+      });
+    }
+    if (ended.length) {
+      const signed = await signFailedIssuances();
+      if (!signed.ok) return signed;
+    }
+    return ok(ended);
+  }
+
   /** Per-event answers: only revoked/duplicate are done; a rejected one stays queued with the reason. */
   function applyRevocationResults(
     results: Parameters<StationLifecycle['applyRevocationResults']>[0],
@@ -738,6 +787,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
       return ok({ sent, unsupported: false });
     },
     signFailedIssuances,
+    expireActiveRuns,
     async revocationEvents(max) {
       const signed = await signFailedIssuances();
       if (!signed.ok) return signed;
@@ -749,17 +799,25 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     },
     applyRevocationResults,
     start() {
-      if (running || !baseUrl) return;
+      if (running) return;
       running = true;
-      // Queued scrap / failed-issuance events go out soon after they are queued (not only at the next pull).
+      // Active runs past their lifetime end (also offline: their events wait for the next sync or bundle), and
+      // queued scrap / failed-issuance events go out soon after they are queued (not only at the next pull).
       const revEvery = (o.revocationIntervalS ?? 5) * 1000;
       const revTick = () => {
-        const pending = db.revocations({ state: 'queued' }).some((r) => r.kind !== 'superseded');
-        const go = pending
-          ? lc.sendRevocations().then((r) => {
-              if (!r.ok) log.log('warn', 'revocation events not sent; kept queued', { code: r.error.code });
-            })
-          : Promise.resolve();
+        const expired = expireActiveRuns()
+          .catch((e: unknown) => fail('INTERNAL', (e as Error).message))
+          .then((r) => {
+            if (!r.ok) log.log('warn', 'expired active runs not ended yet', { code: r.error.code });
+          });
+        const go = expired.then(() => {
+          const pending = baseUrl && db.revocations({ state: 'queued' }).some((r) => r.kind !== 'superseded');
+          return pending
+            ? lc.sendRevocations().then((r) => {
+                if (!r.ok) log.log('warn', 'revocation events not sent; kept queued', { code: r.error.code });
+              })
+            : undefined;
+        });
         void go.then(() => {
           if (!running) return;
           revTimer = setTimeout(revTick, revEvery);
@@ -768,6 +826,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
       };
       revTimer = setTimeout(revTick, 0);
       revTimer.unref?.();
+      if (!baseUrl) return;
       const every = (o.pullIntervalS ?? 300) * 1000;
       const tick = () => {
         void lc.pull().then((r) => {

@@ -32,6 +32,7 @@ import type { RunningRegistry } from '../../registry/server.js';
 import { enrollStation } from '../../registry/service.js';
 import { call } from '../../registry/test/harness.js';
 import { main } from '../../station/cli.js';
+import { updateStationConfig } from '../../station/config.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
 import { assertIssuanceInvariant, crlSerialsWithOpenssl, fetchCrl } from '../support/issuance-invariant.js';
@@ -141,6 +142,8 @@ beforeAll(async () => {
       { model: 'LS-SIM-BASIC', faults: { refuseCert: true } }, // 3: install refused (offline bundle)
       { model: 'LS-SIM-SE', faults: { refuseCert: true } }, // 4: install refused, station killed before the sync
       { model: 'LS-SIM-SE', faults: { disconnectOn: 'installCert' } }, // 5: certificate installed, run left active
+      { model: 'LS-SIM-SE', faults: { disconnectOn: 'installCert' } }, // 6: gone after install: expires (background)
+      { model: 'LS-SIM-SE', faults: { disconnectOn: 'installCert' } }, // 7: gone after install: expires (engine open)
     ],
   });
   dbFile = join(w.dataDir, 'station.db');
@@ -426,6 +429,84 @@ describe('a certificate issued for a run that ends without a record is revoked a
       expect(hq.events).toHaveLength(1);
       await w.reopen();
       expect(await invariant()).toMatchObject({ failedIssuance: 5, onCrl: 5, activeRun: 0 });
+    },
+  );
+  it(
+    'an active run whose board never comes back expires (FLOW_RUN_EXPIRED): revoked by the background loop and at engine open; re-plugged, the board gets a new identity',
+    { timeout: 120_000 },
+    async () => {
+      // The lifetime is 1 s here (config.json, read when the engine opens); nothing checks it during an attempt
+      // that has not started yet, so the runs below are still active when provision() returns.
+      must(
+        updateStationConfig(w.dataDir, (raw) => ({
+          ...raw,
+          lifecycle: { ...(raw['lifecycle'] as object | undefined), activeRunLifetimeS: 1 },
+        })),
+      );
+      await w.reopen();
+      const failedRunOf = (chipId: string) =>
+        w.engine.store
+          .listAudit()
+          .filter(
+            (e) => e.type === 'run.failed' && e.runId !== null && w.engine.store.getRun(e.runId)?.chipId === chipId,
+          )
+          .at(-1);
+      const onCrl = async () => crlSerialsWithOpenssl(await fetchCrl(reg.url, w.engine.station.id), signerPems());
+
+      // Board 6: the certificate is installed, then the board is unplugged and never returns.
+      expect(codeOf(await provision(6))).toBe('LINK_DISCONNECTED');
+      const st6 = w.sim.state(6);
+      const cert6 = w.engine.store.listIssuedCertificates(st6.chipId)[0]!;
+      expect(st6.certSha256).toBe(cert6.sha256);
+      const run6 = w.engine.store.findActiveRun(st6.chipId)!;
+      expect(run6).not.toBeNull();
+      expect(await invariant(false)).toMatchObject({ activeRun: 1 });
+      // The background loop (station watch / serve) ends it past the lifetime and sends the event.
+      w.engine.lifecycle.start();
+      try {
+        const t0 = Date.now();
+        while (eventsOf(6)[0]?.state !== 'acknowledged') {
+          if (Date.now() - t0 > 20_000) throw new Error(`not expired/sent: ${JSON.stringify(eventsOf(6))}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        w.engine.lifecycle.stop();
+      }
+      expect(w.engine.store.getRun(run6.runId)).toMatchObject({ state: 'failed', error: { code: 'FLOW_RUN_EXPIRED' } });
+      expect(failedRunOf(st6.chipId)?.payload).toMatchObject({ code: 'FLOW_RUN_EXPIRED' });
+      expect(eventsOf(6)).toHaveLength(1);
+      expect(eventsOf(6)[0]).toMatchObject({ certificateSerial: cert6.serialNumber });
+      expect(JSON.parse(eventsOf(6)[0]!.payloadJson!)).toMatchObject({ failure: { code: 'FLOW_RUN_EXPIRED' } });
+      expect(await onCrl()).toContain(norm(cert6.serialNumber));
+      expect((await registryRows(cert6.serialNumber)).rows).toMatchObject([{ failure_code: 'FLOW_RUN_EXPIRED' }]);
+
+      // Board 7: the same, but the station is closed meanwhile; the engine ends the run when it opens.
+      expect(codeOf(await provision(7))).toBe('LINK_DISCONNECTED');
+      const st7 = w.sim.state(7);
+      const cert7 = w.engine.store.listIssuedCertificates(st7.chipId)[0]!;
+      const run7 = w.engine.store.findActiveRun(st7.chipId)!;
+      expect(run7).not.toBeNull();
+      await new Promise((r) => setTimeout(r, 1100));
+      await w.reopen();
+      expect(w.engine.store.getRun(run7.runId)).toMatchObject({ state: 'failed', error: { code: 'FLOW_RUN_EXPIRED' } });
+      expect(eventsOf(7)[0]).toMatchObject({ state: 'queued', certificateSerial: cert7.serialNumber });
+      expect(eventsOf(7)[0]!.jws).not.toBeNull(); // signed at engine open
+      const s = await cli(['sync', '--data-dir', w.dataDir]);
+      expect(s.text).toContain('revocation event(s) acknowledged');
+      await w.reopen();
+      expect(await onCrl()).toContain(norm(cert7.serialNumber));
+
+      // Board 6 comes back: decide() starts a fresh run, a new key and certificate, and a record.
+      await w.sim.plug(6);
+      const again = must(await provision(6));
+      expect(again.status).toBe('provisioned');
+      const certs6 = w.engine.store.listIssuedCertificates(st6.chipId);
+      expect(certs6).toHaveLength(2);
+      const rec6 = w.engine.store.findCurrentRecord(st6.chipId)!;
+      expect(rec6.runId).not.toBe(run6.runId);
+      expect(norm(rec6.certificateSerial)).not.toBe(norm(cert6.serialNumber));
+      expect(w.sim.state(6).certSha256).not.toBe(cert6.sha256);
+      expect(await invariant()).toMatchObject({ activeRun: 0, failedIssuance: 7, onCrl: 7 });
     },
   );
 });
