@@ -193,6 +193,8 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
       if (!policy.ok) return fail2(policy);
     }
   }
+  // Boards a provisioning attempt is working on (chip id, from its identify progress): their runs do not expire mid-attempt.
+  const inFlight = new Map<string, number>();
   const lcR = openLifecycle({
     dbFile: join(cfg.dataDir, 'station.db'),
     stationId: c.stationId,
@@ -204,6 +206,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     requireQuota: c.lifecycle?.requireQuota ?? false,
     pullIntervalS: c.lifecycle?.pullIntervalS ?? 300,
     ...(c.lifecycle ? { activeRunLifetimeS: c.lifecycle.activeRunLifetimeS } : {}),
+    inFlightChips: () => new Set(inFlight.keys()),
     store,
     clock,
     logger: log.child('[lifecycle]'),
@@ -326,6 +329,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
           });
           return board;
         }
+        const attempt: { chip: string | null } = { chip: null };
         try {
           const out = await provisionBoard(
             {
@@ -348,7 +352,14 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
             {
               ...(req.reprovision ? { reprovision: true } : {}),
               ...(req.signal ? { signal: req.signal } : {}),
-              ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+              onProgress: (e) => {
+                // From identify on, the board's run is in flight here (expireActiveRuns leaves it alone).
+                if (attempt.chip === null && e.chipId) {
+                  attempt.chip = e.chipId;
+                  inFlight.set(e.chipId, (inFlight.get(e.chipId) ?? 0) + 1);
+                }
+                req.onProgress?.(e);
+              },
             },
           );
           // A run that failed holding a certificate queued its failed-issuance event (failRun): sign it now, so
@@ -358,6 +369,12 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
           if (out.ok && out.value.status === 'provisioned') reportCapped(out.value.record);
           return out;
         } finally {
+          const chip = attempt.chip;
+          if (chip !== null) {
+            const n = (inFlight.get(chip) ?? 1) - 1;
+            if (n > 0) inFlight.set(chip, n);
+            else inFlight.delete(chip);
+          }
           await board.value.close();
         }
       } catch (e) {

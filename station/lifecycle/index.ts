@@ -18,7 +18,10 @@
  *   registry supersedes on ingest); a scrap queues a signed scrap event; a run that fails holding a certificate
  *   queues a failed-issuance event (native/store failRun, same transaction), which this module signs and sends.
  *   Scrap and failed-issuance events go to `POST /v1/revocations` online (`sendRevocations`, also in the
- *   background) or in a bundle (`revocationEvents` / `applyRevocationResults`).
+ *   background) or in a bundle (`revocationEvents` / `applyRevocationResults`);
+ * - active-run lifetime: an active run holding a certificate no record names for longer than activeRunLifetimeS
+ *   is failed with FLOW_RUN_EXPIRED (`expireActiveRuns`: engine open, each attempt, background loop), so its
+ *   certificate takes the failed-issuance path above.
  */
 import { randomUUID } from 'node:crypto';
 import { sha256Hex, utf8 } from '../../core/bytes.js';
@@ -85,6 +88,11 @@ export interface StationLifecycleOptions {
    * DEFAULT_ACTIVE_RUN_LIFETIME_S = 24 h): past it `expireActiveRuns` fails the run with FLOW_RUN_EXPIRED.
    */
   readonly activeRunLifetimeS?: number;
+  /**
+   * Chip ids of the boards a provisioning attempt of this station is working on now (the engine): their active runs
+   * are not ended mid-attempt; the next check after the attempt ends them if they are still active and expired.
+   */
+  readonly inFlightChips?: () => ReadonlySet<string>;
   /** The Store: lifecycle events go to the audit trail. */
   readonly store: Store;
   readonly clock?: Clock;
@@ -534,7 +542,11 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
   async function expireActiveRuns(): Promise<Result<ExpiredActiveRun[]>> {
     const before = new Date(clock.now().getTime() - lifetimeS * 1000).toISOString();
     const ended: ExpiredActiveRun[] = [];
+    const busy = o.inFlightChips?.() ?? new Set<string>();
+    // Synchronous from the query to the last failRun: an attempt that identifies its board meanwhile sees the run
+    // either still active and marked in flight (skipped here) or already failed (it starts a fresh run).
     for (const r of db.expiredActiveRuns(before)) {
+      if (busy.has(r.chipId)) continue;
       try {
         o.store.failRun(r.runId, {
           code: 'FLOW_RUN_EXPIRED',
@@ -805,19 +817,21 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
       // queued scrap / failed-issuance events go out soon after they are queued (not only at the next pull).
       const revEvery = (o.revocationIntervalS ?? 5) * 1000;
       const revTick = () => {
-        const expired = expireActiveRuns()
-          .catch((e: unknown) => fail('INTERNAL', (e as Error).message))
+        const go = expireActiveRuns()
           .then((r) => {
             if (!r.ok) log.log('warn', 'expired active runs not ended yet', { code: r.error.code });
+            // Stopped (and maybe closed) while the runs were being ended: the database is not touched again.
+            const pending =
+              running && baseUrl && db.revocations({ state: 'queued' }).some((q) => q.kind !== 'superseded');
+            return pending
+              ? lc.sendRevocations().then((s) => {
+                  if (!s.ok) log.log('warn', 'revocation events not sent; kept queued', { code: s.error.code });
+                })
+              : undefined;
+          })
+          .catch((e: unknown) => {
+            if (running) log.log('error', 'background lifecycle tick failed', { error: (e as Error).message });
           });
-        const go = expired.then(() => {
-          const pending = baseUrl && db.revocations({ state: 'queued' }).some((r) => r.kind !== 'superseded');
-          return pending
-            ? lc.sendRevocations().then((r) => {
-                if (!r.ok) log.log('warn', 'revocation events not sent; kept queued', { code: r.error.code });
-              })
-            : undefined;
-        });
         void go.then(() => {
           if (!running) return;
           revTimer = setTimeout(revTick, revEvery);

@@ -496,9 +496,27 @@ describe('a certificate issued for a run that ends without a record is revoked a
       await w.reopen();
       expect(await onCrl()).toContain(norm(cert7.serialNumber));
 
-      // Board 6 comes back: decide() starts a fresh run, a new key and certificate, and a record.
+      // Board 6 comes back: decide() starts a fresh run, a new key and certificate, and a record. Its new run
+      // outlives the 1 s lifetime while the attempt is in flight (held before the install): not ended mid-attempt.
       await w.sim.plug(6);
-      const again = must(await provision(6));
+      let midAttempt: unknown = null;
+      const again = must(
+        await w.engine.provision({
+          port: w.sim.ports[6]!,
+          workOrder: WO,
+          operator: 'op-1',
+          instrumentBoard: (b) => {
+            const install = b.installCertificate.bind(b);
+            (b as { installCertificate: typeof install }).installCertificate = async (chain, opts) => {
+              await new Promise((r) => setTimeout(r, 1100));
+              midAttempt = must(await w.engine.lifecycle.expireActiveRuns());
+              return install(chain, opts);
+            };
+            return b;
+          },
+        }),
+      );
+      expect(midAttempt).toEqual([]);
       expect(again.status).toBe('provisioned');
       const certs6 = w.engine.store.listIssuedCertificates(st6.chipId);
       expect(certs6).toHaveLength(2);
