@@ -262,10 +262,13 @@ const OperatorId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
 /**
  * Every operation: `args` schema, `result` schema, and the role it needs
  * (`none` = no session, `operator` = any signed-in user, `supervisor` = supervisor session or a
- * valid supervisor elevation).
+ * valid supervisor elevation), and whether a call counts as session activity (`activity`: resets the session's idle
+ * timer). Only what an operator does counts; reads a client makes on its own to show the station's state
+ * (`getStatus`, `listWorkOrders`, `getSlots`, `getSync`) and `signIn`/`signOut` do not, so a screen left open on a
+ * busy line does not keep an absent operator's session alive (docs/station-api.md, session timeouts).
  */
 export const OPERATIONS = {
-  getStatus: { args: z.object({}).strict(), result: StationStatusSchema, role: 'none' },
+  getStatus: { args: z.object({}).strict(), result: StationStatusSchema, role: 'none', activity: false },
   signIn: {
     args: z.union([
       z.object({ operatorId: OperatorId, pin: Pin }).strict(),
@@ -273,25 +276,34 @@ export const OPERATIONS = {
     ]),
     result: SessionViewSchema,
     role: 'none',
+    activity: false,
   },
-  signOut: { args: z.object({}).strict(), result: z.object({}), role: 'none' },
+  signOut: { args: z.object({}).strict(), result: z.object({}), role: 'none', activity: false },
   /** A supervisor confirms with their PIN; grants supervisor rights to this session for a few minutes. */
   elevate: {
     args: z.object({ operatorId: OperatorId, pin: Pin }).strict(),
     result: SessionViewSchema,
     role: 'operator',
+    activity: true,
   },
-  listWorkOrders: { args: z.object({}).strict(), result: z.array(WorkOrderViewSchema), role: 'operator' },
+  listWorkOrders: {
+    args: z.object({}).strict(),
+    result: z.array(WorkOrderViewSchema),
+    role: 'operator',
+    activity: false,
+  },
   selectWorkOrder: {
     args: z.object({ id: z.string().min(1).max(64) }).strict(),
     result: WorkOrderViewSchema,
     role: 'operator',
+    activity: true,
   },
-  getSlots: { args: z.object({}).strict(), result: z.array(SlotViewSchema), role: 'operator' },
+  getSlots: { args: z.object({}).strict(), result: z.array(SlotViewSchema), role: 'operator', activity: false },
   retrySlot: {
     args: z.object({ port: z.string().min(1).max(512) }).strict(),
     result: SlotViewSchema,
     role: 'operator',
+    activity: true,
   },
   /** Supervisor overrides: recorded in the audit log with the supervisor and the reason. */
   approveOverride: {
@@ -304,20 +316,23 @@ export const OPERATIONS = {
       .strict(),
     result: SlotViewSchema,
     role: 'supervisor',
+    activity: true,
   },
-  queryLog: { args: LogQuerySchema, result: LogPageSchema, role: 'supervisor' },
+  queryLog: { args: LogQuerySchema, result: LogPageSchema, role: 'supervisor', activity: true },
   getRecord: {
     args: z.object({ runId: z.string().min(1).max(64) }).strict(),
     result: RecordDetailSchema,
     role: 'supervisor',
+    activity: true,
   },
-  getYield: { args: YieldQuerySchema, result: YieldViewSchema, role: 'supervisor' },
-  getSync: { args: z.object({}).strict(), result: SyncViewSchema, role: 'operator' },
-  syncNow: { args: z.object({}).strict(), result: SyncViewSchema, role: 'supervisor' },
+  getYield: { args: YieldQuerySchema, result: YieldViewSchema, role: 'supervisor', activity: true },
+  getSync: { args: z.object({}).strict(), result: SyncViewSchema, role: 'operator', activity: false },
+  syncNow: { args: z.object({}).strict(), result: SyncViewSchema, role: 'supervisor', activity: true },
   exportBundle: {
     args: z.object({}).strict(),
     result: z.object({ fileName: z.string(), content: z.string(), count: z.number().int() }),
     role: 'supervisor',
+    activity: true,
   },
   importReceipt: {
     args: z.object({ fileName: z.string().max(256), content: z.string().max(16 * 1024 * 1024) }).strict(),
@@ -328,9 +343,10 @@ export const OPERATIONS = {
       message: z.string(),
     }),
     role: 'supervisor',
+    activity: true,
   },
-  getHsm: { args: z.object({}).strict(), result: HsmViewSchema, role: 'supervisor' },
-  getDevices: { args: z.object({}).strict(), result: DevicesViewSchema, role: 'supervisor' },
+  getHsm: { args: z.object({}).strict(), result: HsmViewSchema, role: 'supervisor', activity: true },
+  getDevices: { args: z.object({}).strict(), result: DevicesViewSchema, role: 'supervisor', activity: true },
   getLogLines: {
     args: z
       .object({
@@ -340,6 +356,7 @@ export const OPERATIONS = {
       .strict(),
     result: z.array(LogLineViewSchema),
     role: 'supervisor',
+    activity: true,
   },
 } as const;
 

@@ -190,9 +190,10 @@ describe('session timeouts', () => {
     try {
       expect(codeOf(await api('signIn', { operatorId: 'op-1', pin: OP_PIN }, 'idle-tab'))).toBe('ok');
       offsetMs = POLICY.sessionIdleMs - 60_000;
-      expect(codeOf(await api('getSlots', {}, 'idle-tab'))).toBe('ok'); // activity resets the idle timer
+      // Operator activity resets the idle timer (selectWorkOrder counts; the UI's own reads do not).
+      expect(codeOf(await api('selectWorkOrder', { id: 'WO-DEMO-1' }, 'idle-tab'))).toBe('ok');
       offsetMs += POLICY.sessionIdleMs - 60_000;
-      expect(codeOf(await api('getSlots', {}, 'idle-tab'))).toBe('ok');
+      expect(codeOf(await api('selectWorkOrder', { id: 'WO-DEMO-1' }, 'idle-tab'))).toBe('ok');
       offsetMs += POLICY.sessionIdleMs + 1000;
       const r = await api('getSlots', {}, 'idle-tab');
       expect(r).toMatchObject({ ok: false, error: { code: 'AUTH_SESSION_EXPIRED', details: { ended: 'idle' } } });
@@ -206,7 +207,7 @@ describe('session timeouts', () => {
       let last: ApiResult<unknown> | null = null;
       for (let t = step; t <= POLICY.sessionMaxMs + step; t += step) {
         offsetMs = t;
-        last = await api('getSlots', {}, 'long-tab');
+        last = await api('selectWorkOrder', { id: 'WO-DEMO-1' }, 'long-tab');
         if (!last.ok) break;
       }
       expect(last).toMatchObject({

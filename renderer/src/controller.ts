@@ -123,25 +123,8 @@ export function applySlot(slot: SlotView): void {
   const who = slot.serialNumber ?? slot.label;
   if (slot.state === 'pass' || slot.state === 'already') {
     uiSlice.actions.announced(t('announce.pass', { board: who }));
-    refreshSyncSoon();
   }
   if (slot.state === 'fail') uiSlice.actions.announced(t('announce.fail', { board: who }));
-}
-
-let syncTimer: ReturnType<typeof setTimeout> | null = null;
-
-/** A new record is queued for sync: refresh the sync counts (debounced; `sync` events also update them). */
-function refreshSyncSoon(): void {
-  if (syncTimer || !api) return;
-  syncTimer = setTimeout(() => {
-    syncTimer = null;
-    void station()
-      .getSync({})
-      .then((r) => {
-        const v = unwrap(r, true);
-        if (v) syncSlice.actions.syncUpdated(v);
-      });
-  }, 500);
 }
 
 /** Handles one validated event from the station. */

@@ -226,7 +226,11 @@ export function createStationService(o: StationServiceOptions): StationService {
       opener: o.opener ?? serialOpener({ logger: logger.child('[serial]') }),
       workOrder: () => selectedWo,
       operator: () => sessions?.currentOperator() ?? null,
-      emit: (slot) => emit({ type: 'slot', slot }),
+      emit: (slot) => {
+        emit({ type: 'slot', slot });
+        // A record was just queued for sync: push the counts (clients do not poll getSync for them).
+        if (slot.state === 'pass') emit({ type: 'sync', sync: sync()?.status() ?? EMPTY_SYNC });
+      },
       removed: (port) => emit({ type: 'slotRemoved', port }),
     });
     return slots;
@@ -629,7 +633,9 @@ export function createStationService(o: StationServiceOptions): StationService {
           }
           if (role === 'supervisor' && !s.isSupervisor(clientId))
             return { ok: false, error: toApiError(stationError('AUTH_FORBIDDEN', `${op} needs a supervisor`)) };
-          s.touch(clientId);
+          // Only operator-initiated operations keep a session alive (OPERATIONS[op].activity): the UI's own reads of
+          // the station's state after events do not.
+          if (spec.activity) s.touch(clientId);
         }
         const parsed = (spec.args as z.ZodType).safeParse(rawArgs ?? {});
         if (!parsed.success) {

@@ -23,6 +23,7 @@ import {
   loadBadgeKey,
   type StationService,
 } from './index.js';
+import { authPolicy } from './auth.js';
 
 const OP_PIN = '918273';
 const SUP_PIN = '564738';
@@ -313,4 +314,52 @@ describe('supervisor queries on real data', () => {
     ].join('\n');
     for (const secret of [OP_PIN, SUP_PIN, 'BADGE-0001']) expect(everything).not.toContain(secret);
   });
+});
+
+describe('idle session on a busy line', () => {
+  it('ends after the idle timeout while boards pass, sync events flow and the client reads slots and sync on its own', async () => {
+    // Attack (review finding): the UI called getSync after every PASS, which counted as activity, so an absent
+    // operator's session never idled out and the line's provisioning stayed attributed to them.
+    const p0 = w.sim.ports[0]!;
+    // A supervisor at the line reworks a board every few minutes (their own activity); the operator signed in last
+    // (the one automatic provisioning is attributed to) has walked away with the screen open.
+    must(await call(svc, 'sup-x', 'signIn', { operatorId: 'sup-1', pin: SUP_PIN }));
+    must(await call(svc, 'idle-op', 'signIn', { operatorId: 'op-1', pin: OP_PIN }));
+    const before = events.length;
+    const step = 5 * 60_000;
+    const idleMs = authPolicy().sessionIdleMs;
+    try {
+      let ended: ApiResult<unknown> | null = null;
+      for (offsetMs = step; offsetMs <= idleMs + 2 * step; offsetMs += step) {
+        const seen = events.length;
+        must(await call(svc, 'sup-x', 'approveOverride', { kind: 'reprovision', port: p0, reason: 'rework' }));
+        for (let t0 = Date.now(); ; await new Promise((r) => setTimeout(r, 50))) {
+          const done = events
+            .slice(seen)
+            .some((e) => e.type === 'slot' && e.slot.port === p0 && ['pass', 'fail'].includes(e.slot.state));
+          if (done) break;
+          if (Date.now() - t0 > 30_000) throw new Error(`no pass on ${p0}\n${w.logText().slice(-3000)}`);
+        }
+        expect(events.slice(seen)).toContainEqual(expect.objectContaining({ type: 'sync' }));
+        // What a screen does on its own after events: re-read slots, work orders and sync counts.
+        const reads = [
+          await call(svc, 'idle-op', 'getSlots', {}),
+          await call(svc, 'idle-op', 'listWorkOrders', {}),
+          await call(svc, 'idle-op', 'getSync', {}),
+        ];
+        if (reads.some((r) => !r.ok)) {
+          ended = reads.find((r) => !r.ok)!;
+          break;
+        }
+      }
+      expect(ended).toMatchObject({ ok: false, error: { code: 'AUTH_SESSION_EXPIRED', details: { ended: 'idle' } } });
+      expect(offsetMs).toBeGreaterThanOrEqual(idleMs);
+      expect(offsetMs).toBeLessThanOrEqual(idleMs + step);
+      // sync events flowed (one per pass) while the session idled out, and the client was told why it ended.
+      expect(events.slice(before).filter((e) => e.type === 'sync').length).toBeGreaterThanOrEqual(6);
+      expect(events.slice(before)).toContainEqual({ type: 'session', session: null, ended: 'idle' });
+    } finally {
+      offsetMs = 0;
+    }
+  }, 180_000);
 });
