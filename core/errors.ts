@@ -391,7 +391,7 @@ export const ERROR_CATALOGUE = {
     kind: 'user',
     action: 'call-supervisor',
     guidance:
-      'The data directory (or a file in it) can be read or changed by other users of this computer, or belongs to another user: it holds PIN hashes, HSM tokens and secrets. Run the chmod (or chown) the message names as the user that runs the service, then try again.',
+      'The data directory (or a file in it, or a PIN file) can be read or changed by other users of this computer, belongs to another user, or the secret file is a symbolic link or not a regular file: it holds PIN hashes, HSM tokens and secrets. Run the chmod (or chown) the message names as the user that runs the service, or point to the file itself, then try again.',
   },
   CONFIG_NOT_FOUND: {
     kind: 'user',

@@ -11,11 +11,23 @@
  *   others can read or write, or that another user owns: CONFIG_INSECURE_PERMISSIONS, naming the path and the
  *   command that fixes it (`chmod 700 D`, `chmod 600 F`, `chown`). POSIX only: on Windows the check passes and the
  *   data dir relies on the user profile's ACL (Electron's userData folder).
+ * - Secret files (PIN files) are read with `readPrivateFile`: opened once without following a symbolic link, then
+ *   checked and read through that one descriptor, so the file checked is the file read.
  */
-import { chmodSync, closeSync, openSync, readdirSync, statSync, type Stats } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  type Stats,
+} from 'node:fs';
 import { join, relative } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
-import { fail } from '../core/errors.js';
+import { fail, type ErrorCode } from '../core/errors.js';
 import { ok, type Result } from '../core/result.js';
 
 export const PRIVATE_DIR_MODE = 0o700;
@@ -125,4 +137,43 @@ export function preparePrivateDir(dir: string): Result<void> {
     if (st.isDirectory() && (st.mode & 0o077) !== 0) chmodSync(dir, PRIVATE_DIR_MODE);
   }
   return ok(undefined);
+}
+
+/**
+ * Read a secret file (a PIN file) safely: open it once with O_NOFOLLOW (a symbolic link as the last path component
+ * is refused, so it cannot be swapped for a link between check and read), fstat that descriptor (a regular file,
+ * owned by this user, mode without group or other bits: 0600 or 0400) and read from the same descriptor.
+ * CONFIG_INSECURE_PERMISSIONS for a link, another type of file, another owner or a readable mode; `missingCode`
+ * when it does not exist or cannot be opened. POSIX only (on Windows the file is read as it is).
+ */
+export function readPrivateFile(file: string, missingCode: ErrorCode): Result<string> {
+  const posix = process.platform !== 'win32';
+  let fd: number;
+  try {
+    // O_NONBLOCK: a FIFO planted at the path must not hang the open; it is refused below as not a regular file.
+    const flags = constants.O_RDONLY | (posix ? constants.O_NOFOLLOW | constants.O_NOCTTY | constants.O_NONBLOCK : 0);
+    fd = openSync(file, flags);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP')
+      return fail('CONFIG_INSECURE_PERMISSIONS', `${file} is a symbolic link: a secret file must be the file itself`, {
+        path: file,
+      });
+    return fail(missingCode, `cannot read ${file}: ${code ?? (e as Error).message}`, { path: file });
+  }
+  try {
+    const st = fstatSync(fd);
+    if (posix) {
+      if (!st.isFile()) return fail('CONFIG_INSECURE_PERMISSIONS', `${file} is not a regular file`, { path: file });
+      const p = problem(file, st, uid());
+      if (p) return fail('CONFIG_INSECURE_PERMISSIONS', p, { path: file });
+    }
+    return ok(readFileSync(fd, 'utf8'));
+  } catch (e) {
+    return fail(missingCode, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
+      path: file,
+    });
+  } finally {
+    closeSync(fd);
+  }
 }

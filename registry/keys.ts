@@ -16,7 +16,7 @@ import { createRootCertificate } from '../core/pki/ca.js';
 import { fromPemChain, toPem } from '../core/pki/pem.js';
 import { openHsm } from '../native/hsm/index.js';
 import { createSoftHsmEnv, findSoftHsmModule, initToken, readSoftHsmTokenDir } from '../native/softhsm-dev.js';
-import { checkPrivateTree, type PrivateEntry } from '../native/data-dir.js';
+import { checkPrivateTree, readPrivateFile, type PrivateEntry } from '../native/data-dir.js';
 import { defaultDbUrl } from '../native/registry-store/index.js';
 import { REGISTRY_FILES } from './server.js';
 import { zodMessage } from './protocol.js';
@@ -247,12 +247,16 @@ export async function openRegistryKeys(dataDir: string, logger: Logger): Promise
   if (!cfg.ok) return cfg;
   const c = cfg.value;
   const p = (f: string) => resolve(dir, f);
-  let pin: string;
-  let adminToken: string;
+  // Secret files are opened once without following a link and checked on that descriptor (readPrivateFile).
+  const envPin = process.env['LINE_STATION_REGISTRY_PIN'];
+  const pinFile = envPin === undefined ? readPrivateFile(p(c.hsm.pin.file), 'CONFIG_INVALID') : ok(envPin);
+  if (!pinFile.ok) return pinFile;
+  const tokenFile = readPrivateFile(p(c.adminToken.file), 'CONFIG_INVALID');
+  if (!tokenFile.ok) return tokenFile;
+  const pin = pinFile.value.trim();
+  const adminToken = tokenFile.value.trim();
   let chain: Uint8Array[];
   try {
-    pin = process.env['LINE_STATION_REGISTRY_PIN'] ?? readFileSync(p(c.hsm.pin.file), 'utf8').trim();
-    adminToken = readFileSync(p(c.adminToken.file), 'utf8').trim();
     const parsed = fromPemChain(readFileSync(p(c.certificate), 'utf8'));
     if (!parsed.ok) return fail('CONFIG_INVALID', `${c.certificate}: ${parsed.error.message}`);
     chain = parsed.value;

@@ -5,8 +5,8 @@
  * the UI's (a lock from the CLI holds in the UI and the other way round); with a supervisor, re-provisioning works
  * and is in the audit log under the supervisor's name.
  */
-import { spawn } from 'node:child_process';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, type World } from '../test/harness.js';
@@ -85,8 +85,9 @@ describe('station provision / watch sign-in', () => {
     writeFileSync(pinFile, `${OP_PIN}\n`);
     chmodSync(pinFile, 0o644); // explicitly: main() set umask 077 in this process, so a create mode would not stick
     const open = await cli([...provision(), '--operator', 'op-1', '--pin-file', pinFile]);
-    expect(open.code).toBe(1);
-    expect(open.text).toMatch(/INPUT_INVALID: .* must not be readable by group or others/);
+    expect(open.code).toBe(3);
+    expect(open.text).toMatch(/CONFIG_INSECURE_PERMISSIONS: .*op-1\.pin has mode 0644: group or others can read it/);
+    expect(open.text).not.toContain(OP_PIN);
     chmodSync(pinFile, 0o600);
     const ok = await cli([...provision(), '--operator', 'op-1', '--pin-file', pinFile]);
     expect(ok.code, ok.text).toBe(0);
@@ -163,5 +164,53 @@ describe('station provision / watch sign-in', () => {
     } finally {
       await svc.stop();
     }
+  }, 60_000);
+});
+
+describe('PIN files are opened once, without following a link, and checked on that descriptor', () => {
+  it('refuses a symlinked or group-readable operator PIN file and a symlinked HSM PIN file; nothing stored', async () => {
+    const before = snapshot();
+    // A private PIN file the attacker cannot read, and a link to it (the swap the old stat-then-read allowed).
+    const real = join(w.dir, 'op-1-real.pin');
+    writeFileSync(real, `${OP_PIN}\n`, { mode: 0o600 });
+    chmodSync(real, 0o600);
+    const link = join(w.dir, 'op-1-link.pin');
+    symlinkSync(real, link);
+    const linked = await cli([...provision(), '--operator', 'op-1', '--pin-file', link]);
+    expect(linked.code).toBe(3);
+    expect(linked.text).toMatch(/CONFIG_INSECURE_PERMISSIONS: .*op-1-link\.pin is a symbolic link/);
+
+    const group = join(w.dir, 'op-1-group.pin');
+    writeFileSync(group, `${OP_PIN}\n`);
+    chmodSync(group, 0o640);
+    const readable = await cli([...provision(), '--operator', 'op-1', '--pin-file', group]);
+    expect(readable.code).toBe(3);
+    expect(readable.text).toMatch(/CONFIG_INSECURE_PERMISSIONS: .*op-1-group\.pin has mode 0640/);
+
+    // A FIFO planted at the path is refused at once (no hang waiting for a writer).
+    const fifo = join(w.dir, 'op-1-fifo.pin');
+    execFileSync('mkfifo', ['-m', '600', fifo]);
+    const piped = await cli([...provision(), '--operator', 'op-1', '--pin-file', fifo]);
+    expect(piped.code).toBe(3);
+    expect(piped.text).toMatch(/CONFIG_INSECURE_PERMISSIONS: .*op-1-fifo\.pin is not a regular file/);
+
+    // The HSM user PIN file of the data dir (config hsm.pin.file) swapped for a link to a private copy.
+    const hsmPin = join(w.dataDir, 'secrets', 'hsm-user.pin');
+    const moved = join(w.dataDir, 'secrets', 'hsm-user.pin.real');
+    renameSync(hsmPin, moved);
+    symlinkSync(moved, hsmPin);
+    try {
+      const hsm = await cli([...provision(), '--operator', 'op-1'], { LINE_STATION_PIN: OP_PIN });
+      expect(hsm.code).toBe(3);
+      expect(hsm.text).toMatch(/CONFIG_INSECURE_PERMISSIONS: .*hsm-user\.pin is a symbolic link/);
+      expect(hsm.text).not.toContain(readFileSync(moved, 'utf8').trim());
+    } finally {
+      renameSync(moved, hsmPin);
+    }
+    for (const r of [linked, readable, piped]) expect(r.text).not.toContain(OP_PIN);
+    nothingStored(before);
+    // The real file, opened directly, still works.
+    const good = await cli([...provision(), '--operator', 'op-1', '--pin-file', real]);
+    expect(good.text).not.toMatch(/CONFIG_INSECURE_PERMISSIONS|AUTH_INVALID_CREDENTIALS|INPUT_INVALID/);
   }, 60_000);
 });

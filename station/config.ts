@@ -3,13 +3,13 @@
  * secrets come from, never the secrets themselves: the HSM user PIN comes from an environment
  * variable, or (development tokens only) from a 0600 file inside the data dir.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { fail } from '../core/errors.js';
 import { ok, type Result } from '../core/result.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
-import { checkPrivateTree, type PrivateEntry } from '../native/data-dir.js';
+import { checkPrivateTree, readPrivateFile, type PrivateEntry } from '../native/data-dir.js';
 import { readSoftHsmTokenDir } from '../native/softhsm-dev.js';
 import { RevocationUrlsSchema, type RevocationUrls } from '../core/pki/device-cert.js';
 import { crlPath, OCSP_PATH } from '../registry/protocol.js';
@@ -244,11 +244,8 @@ export function readPin(cfg: LoadedConfig): Result<string> {
     if (!v) return fail('HSM_PIN_INCORRECT', `the HSM PIN is not set: export ${src.env}`);
     return ok(v);
   }
-  const f = cfg.path(src.file);
-  if (!existsSync(f)) return fail('CONFIG_INVALID', `PIN file ${f} is missing`);
-  const mode = statSync(f).mode & 0o077;
-  if (mode !== 0) return fail('CONFIG_INVALID', `PIN file ${f} must not be readable by group or others (chmod 600)`);
-  return ok(readFileSync(f, 'utf8').trim());
+  const f = readPrivateFile(cfg.path(src.file), 'CONFIG_INVALID');
+  return f.ok ? ok(f.value.trim()) : f;
 }
 
 /** The registry's CRL of `stationId` and its OCSP responder, at the registry base URL (`station enroll` default). */

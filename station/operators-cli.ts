@@ -8,7 +8,7 @@
  * is only in `secrets/ui-url.html` (0600), the page `--open` hands to the browser by its path.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OPERATIONS, type OperationName } from '../core/api.js';
@@ -16,6 +16,7 @@ import { fail } from '../core/errors.js';
 import type { Logger } from '../core/ports.js';
 import { ok, type Result } from '../core/result.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
+import { readPrivateFile } from '../native/data-dir.js';
 import { loadConfig } from './config.js';
 import { startBridge } from './bridge.js';
 import { openEngine, type Engine } from './engine.js';
@@ -325,13 +326,8 @@ export interface CliCredentials {
 
 async function readSecret(file: string | undefined, env: string, prompt: string): Promise<Result<string>> {
   if (file) {
-    try {
-      if ((statSync(file).mode & 0o077) !== 0)
-        return fail('INPUT_INVALID', `${file} must not be readable by group or others (chmod 600)`);
-      return ok(readFileSync(file, 'utf8').split('\n')[0]!.trim());
-    } catch (e) {
-      return fail('INPUT_INVALID', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const f = readPrivateFile(file, 'INPUT_INVALID');
+    return f.ok ? ok(f.value.split('\n')[0]!.trim()) : f;
   }
   const v = process.env[env];
   return ok(v !== undefined ? v.trim() : await readStdin(prompt));

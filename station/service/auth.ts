@@ -13,12 +13,13 @@
  * - Neither a PIN nor a badge code is ever logged, stored plain, or kept in memory past the call.
  */
 import { createHmac, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SessionView } from '../../core/api.js';
 import { fail, type StationError } from '../../core/errors.js';
 import type { Clock, Logger } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
+import { readPrivateFile } from '../../native/data-dir.js';
 import type {
   AttemptLimit,
   AttemptStore,
@@ -99,7 +100,8 @@ export const BADGE_KEY_FILE = join('secrets', 'badge.key');
 
 /**
  * The station's badge key (32 random bytes), created 0600 on first use (exclusive create: two processes starting
- * together agree on one key). CONFIG_INVALID when the file is readable by group or others, or malformed.
+ * together agree on one key), read through one descriptor (readPrivateFile): CONFIG_INSECURE_PERMISSIONS when it is a
+ * symbolic link, not a regular file, another user's or readable by group or others; CONFIG_INVALID when malformed.
  */
 export function loadBadgeKey(dataDir: string): Result<Buffer> {
   const file = join(dataDir, BADGE_KEY_FILE);
@@ -114,9 +116,9 @@ export function loadBadgeKey(dataDir: string): Result<Buffer> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
-  if ((statSync(file).mode & 0o077) !== 0)
-    return fail('CONFIG_INVALID', `${file} must not be readable by group or others (chmod 600)`);
-  const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+  const text = readPrivateFile(file, 'CONFIG_INVALID');
+  if (!text.ok) return text;
+  const key = Buffer.from(text.value.trim(), 'base64url');
   if (key.length !== 32) return fail('CONFIG_INVALID', `${file}: not a badge key (32 bytes, base64url)`);
   return ok(key);
 }
