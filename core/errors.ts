@@ -339,7 +339,8 @@ export const ERROR_CATALOGUE = {
   AUTH_REVOKED: {
     kind: 'user',
     action: 'call-supervisor',
-    guidance: 'This operator has been revoked by headquarters and cannot sign in.',
+    guidance:
+      'This operator has been revoked (at this station or by headquarters) and cannot sign in; work in progress under their name stops starting new boards. Another operator must sign in.',
   },
   // --- sync with the registry ---
   SYNC_UNREACHABLE: {

@@ -9,7 +9,7 @@ import 'reflect-metadata';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { StationError } from '../core/errors.js';
+import { stationError, type StationError } from '../core/errors.js';
 import type { FlowOutcome } from '../core/flow.js';
 import type { ProgressEvent } from '../core/model.js';
 import type { DetectedPort } from '../core/ports.js';
@@ -27,6 +27,8 @@ import { createLogger } from './logger.js';
 import { rotateStationKey } from './rotate-key.js';
 import { authenticateCli, cmdOperator, cmdServe, OPERATOR_USAGE, type CliCredentials } from './operators-cli.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
+import { openServiceDb } from '../native/store/queries.js';
+import { operatorRevoked } from './service/auth.js';
 import { PRIVATE_DIR_MODE, restrictUmask } from '../native/data-dir.js';
 import { escapeControlChars } from '../core/display-text.js';
 
@@ -401,6 +403,13 @@ async function cmdWatch(
   const count = args.count ? Number(args.count) : undefined;
   const exitWhenDone = args['exit-when-done'] === true;
   const operator = who.value.operatorId;
+  // Re-checked before each new board and every 5 s (the UI service's rule, operatorRevoked): a revocation here
+  // (`station operator revoke` from any process) or in the registry policy stops new boards.
+  const opsDb = openServiceDb(join(engine.config.dataDir, 'station.db'), { logger });
+  if (!opsDb.ok) {
+    o.err(describeError(opsDb.error));
+    return exitFor(opsDb.error);
+  }
   const disco = extra.length
     ? (await import('../native/discovery.js')).createDiscovery({ extraPorts: extra, pollMs: 200 })
     : engine.discovery();
@@ -420,14 +429,36 @@ async function cmdWatch(
   };
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
+  /** Set once the operator is found revoked: no new board starts; the exit code once boards in progress end. */
+  let revokedError: StationError | null = null;
   const checkDone = () => {
+    if (revokedError && running.size === 0) resolveDone(exitFor(revokedError));
     if (count !== undefined && passed + failed >= count && running.size === 0)
       resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
     if (exitWhenDone && running.size === 0 && finished.size > 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
     if (ac.signal.aborted && running.size === 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
   };
+  const checkRevoked = (): boolean => {
+    if (revokedError) return true;
+    if (!operatorRevoked(engine.lifecycle, opsDb.value.operators, operator)) return false;
+    revokedError = stationError(
+      'AUTH_REVOKED',
+      `operator ${operator} has been revoked: no new boards are started${running.size ? ` (${running.size} in progress finish first)` : ''}`,
+      { operatorId: operator },
+    );
+    logger.log('warn', 'watch: operator revoked, no new boards are started', { operatorId: operator });
+    o.err(describeError(revokedError));
+    checkDone();
+    return true;
+  };
+  const recheck = setInterval(checkRevoked, 5000);
+  recheck.unref();
   const start = (port: DetectedPort) => {
     if (ac.signal.aborted || running.has(port.path) || finished.has(port.path)) return;
+    if (checkRevoked()) {
+      o.err(`[${port.path}] not started: AUTH_REVOKED (operator ${operator} has been revoked)`);
+      return;
+    }
     const c = new AbortController();
     running.set(port.path, c);
     o.out(`[${port.path}] board attached`);
@@ -464,6 +495,8 @@ async function cmdWatch(
   for (const p of await disco.list()) start(p);
   o.out(`watching for boards (work order ${wo}); Ctrl-C to stop`);
   const code = await done;
+  clearInterval(recheck);
+  opsDb.value.close();
   stop();
   process.off('SIGINT', onSig);
   process.off('SIGTERM', onSig);

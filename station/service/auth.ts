@@ -128,6 +128,19 @@ export function hashBadge(key: Uint8Array, badge: string): string {
   return `hmac-sha256$${createHmac('sha256', key).update(`line-station-badge:${badge}`, 'utf8').digest('hex')}`;
 }
 
+/**
+ * Whether an operator has been revoked since signing in: by the registry policy in force (`checkOperator`) or at this
+ * station (`station operator revoke`, read from the database, so a revocation by another process counts at once).
+ * The one rule for ending UI sessions (`endRevoked`) and for `station watch` before each new board.
+ */
+export function operatorRevoked(
+  lifecycle: { checkOperator(operatorId: string): Result<void> },
+  operators: OperatorStore | null,
+  operatorId: string,
+): boolean {
+  return !lifecycle.checkOperator(operatorId).ok || operators?.get(operatorId)?.revoked === true;
+}
+
 /** Why a session ended on its own. */
 export type SessionEnd = 'idle' | 'absolute';
 

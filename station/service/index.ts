@@ -38,7 +38,7 @@ import { serialOpener } from '../../native/serial.js';
 import { createUsbWatcher, UDEV_GUIDANCE, type UsbWatcher } from '../../native/usb.js';
 import type { Engine } from '../engine.js';
 import type { LogLine } from '../logger.js';
-import { authPolicy, createSessions, loadBadgeKey, type Sessions } from './auth.js';
+import { authPolicy, createSessions, loadBadgeKey, operatorRevoked, type Sessions } from './auth.js';
 import type { LogTap } from './log-tap.js';
 import { buildRecordDetail } from './records.js';
 import { createSlots, toApiError, type SlotManager } from './slots.js';
@@ -310,8 +310,7 @@ export function createStationService(o: StationServiceOptions): StationService {
   function endRevokedSessions(): void {
     if (!sessions) return;
     const d = open();
-    const revoked = (id: string) =>
-      !engine.lifecycle.checkOperator(id).ok || (d.ok && d.value.operators.get(id)?.revoked === true);
+    const revoked = (id: string) => operatorRevoked(engine.lifecycle, d.ok ? d.value.operators : null, id);
     for (const r of sessions.endRevoked(revoked)) {
       if (revokedOf.size >= 1000) revokedOf.delete(revokedOf.keys().next().value!);
       revokedOf.set(r.clientId, { operatorId: r.operatorId, sessionEnded: r.sessionEnded });
