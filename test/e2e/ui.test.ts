@@ -302,10 +302,36 @@ describe('operator and supervisor UI end to end', () => {
     expect(problems).toEqual([]);
   });
 
-  it('an idle session goes back to the sign-in screen, saying why; signing in again works', async () => {
+  it('an idle session goes back to the sign-in screen, saying why, while boards pass; signing in again works', async () => {
     expect(await page.locator('[data-testid="user"]').innerText()).toContain('Olga');
-    offsetMs = authPolicy().sessionIdleMs + 1000;
+    // Attack (review finding): the UI read getSync on its own after every PASS, which kept an absent operator's session
+    // alive on a busy line. Boards pass again (unplugged and plugged back) every 5 minutes of station time while
+    // nobody touches the screen; the session must still end at the idle timeout after sign-in.
+    const slotEvents: { port: string; state: string }[] = [];
+    const unsub = service.subscribe((e) => {
+      if (e.type === 'slot') slotEvents.push({ port: e.slot.port, state: e.slot.state });
+      if (e.type === 'slotRemoved') slotEvents.push({ port: e.port, state: 'removed' });
+    });
+    const idleMs = authPolicy().sessionIdleMs;
+    const port = w.sim.ports[0]!;
     try {
+      for (offsetMs = 5 * 60_000; offsetMs < idleMs; offsetMs += 5 * 60_000) {
+        const seen = slotEvents.length;
+        await w.sim.unplug(0);
+        await until('board 0 removed', () => slotEvents.slice(seen).some((e) => e.port === port));
+        await w.sim.plug(0);
+        await until(
+          'board 0 passes again',
+          () => slotEvents.slice(seen).some((e) => e.port === port && (e.state === 'already' || e.state === 'pass')),
+          30_000,
+        ).catch((e: Error) => {
+          throw new Error(`${e.message}: ${JSON.stringify(slotEvents.slice(seen))}`);
+        });
+        await new Promise((r) => setTimeout(r, 1500)); // whatever the UI reads on its own after a PASS goes out
+        expect(await page.locator('#session-ended').count()).toBe(0);
+      }
+      offsetMs = idleMs + 1000; // since sign-in; under 5 minutes since the last PASS
+
       // The service ends it within its 5 s check and pushes a session event with the reason.
       await until('sign-in screen', async () => (await page.locator('#session-ended').count()) === 1);
       expect(await page.locator('#session-ended').innerText()).toContain('without activity');
@@ -315,9 +341,10 @@ describe('operator and supervisor UI end to end', () => {
       await until('signed in', async () => (await page.locator('[data-testid="user"]').innerText()).includes('Olga'));
       expect(await page.locator('#session-ended').count()).toBe(0);
     } finally {
+      unsub();
       offsetMs = 0;
     }
-  }, 60_000);
+  }, 180_000);
 
   it('a station revoked by headquarters shows a persistent red banner with the time (en and de)', async () => {
     // Headquarters revokes the station (as `registry revoke-station`); the station's next pull over HTTP from the
