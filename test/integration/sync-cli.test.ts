@@ -85,7 +85,7 @@ describe('station sync commands with the registry CLI', () => {
     const bundle = join(w.dir, 'out.bundle.jws');
     const ex = await st('export', '--out', bundle);
     expect(ex.code, ex.out).toBe(0);
-    expect(ex.out).toContain('2 records exported');
+    expect(ex.out).toContain('2 records and 0 revocation events exported');
 
     // A bundle with one modified byte is refused as a whole; nothing is stored.
     const text = readFileSync(bundle, 'utf8');
