@@ -51,7 +51,8 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
   {
-    files: ['native/**'],
+    // Test support may open the station database directly (tamper and crash tests).
+    files: ['native/**', 'testkit/**'],
     rules: { 'no-restricted-imports': 'off' },
   },
   {

@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: [
       'core/**/*.test.ts',
+      'testkit/**/*.test.ts',
       'native/**/*.test.ts',
       'station/**/*.test.ts',
       'test/**/*.test.ts',

@@ -5,7 +5,6 @@
  *
  * The UI and the CLI switch on `code`; messages are for people, codes are for programs.
  */
-import { err, type Err } from './result.js';
 
 /** What the operator at the line should do about a failure. */
 export type OperatorAction =
@@ -434,9 +433,16 @@ export function stationError(code: ErrorCode, message: string, details?: Record<
   return { code, message, kind: c.kind, action: c.action, guidance: c.guidance, ...(details ? { details } : {}) };
 }
 
-/** Shorthand for `err(stationError(...))`. */
-export function fail(code: ErrorCode, message: string, details?: Record<string, unknown>): Err<StationError> {
-  return err(stationError(code, message, details));
+/**
+ * Shorthand for `err(stationError(...))`. The return type is result.ts's `Err<StationError>`, written out so that
+ * errors.ts imports nothing of result.ts (result.ts imports StationError from here: no cycle).
+ */
+export function fail(
+  code: ErrorCode,
+  message: string,
+  details?: Record<string, unknown>,
+): { readonly ok: false; readonly error: StationError } {
+  return { ok: false, error: stationError(code, message, details) };
 }
 
 export function isErrorCode(x: unknown): x is ErrorCode {

@@ -84,7 +84,7 @@ export interface Measurements {
 }
 
 /**
- * The steps of provisioning, in order (core/flow.ts): nothing identity-bearing exists before the board passed its
+ * The steps of provisioning, in order (core/provisioning/flow.ts): nothing identity-bearing exists before the board passed its
  * baseline, and nothing is issued or wrapped before the key-bound attestation verified.
  */
 export const STEPS = ['detect', 'identify', 'baseline', 'key', 'attest', 'certify', 'record', 'sync'] as const;

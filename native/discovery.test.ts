@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { matchProfile } from '../core/profiles.js';
+import { matchProfile } from '../core/provisioning/profiles.js';
 import type { DetectedPort, DiscoveryEvent } from '../core/ports.js';
 import { hotplugRecording, ReplayUsbBackend } from '../test/fixtures/usb/replay.js';
 import { createDiscovery, expandConfiguredPorts, listSerialPorts } from './discovery.js';

@@ -1,8 +1,8 @@
-/** Board profiles from disk: reads every *.json in a directory and validates them with core/profiles.ts. */
+/** Board profiles from disk: reads every *.json in a directory and validates them with core/provisioning/profiles.ts. */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../core/errors.js';
-import { loadProfiles, type BoardProfile } from '../core/profiles.js';
+import { loadProfiles, type BoardProfile } from '../core/provisioning/profiles.js';
 import type { Result } from '../core/result.js';
 
 /** Profile files larger than this are rejected unread. */

@@ -11,22 +11,22 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { utf8 } from '../core/bytes.js';
 import { canonicalJson } from '../core/canonical.js';
-import { signJws } from '../core/jws.js';
-import { GENESIS_HASH } from '../core/audit.js';
-import { createTestSigner } from '../core/pki/test-signer.js';
+import { signJws } from '../core/pki/jws.js';
+import { GENESIS_HASH } from '../core/provisioning/audit.js';
+import { createTestSigner } from '../testkit/pki/test-signer.js';
 import { systemClock } from '../core/ports.js';
-import { rewriteAuditHistory } from '../native/store/test-fixtures.js';
+import { rewriteAuditHistory } from '../testkit/store-fixtures.js';
 import type { SqliteStore } from '../native/store/index.js';
 import { openSync, type SyncService } from '../station/sync.js';
 import { commitRecords, createStationDb, quiet } from '../test/integration/sync-fixture.js';
 import { stationAudit, verifyStationAudit } from './audit-anchor.js';
-import { AUDIT_HEADS_TYP, signAuditHead, type AuditHeadSubmission } from './audit-head.js';
-import { startLifecycleRegistry } from './lifecycle/test-support.js';
-import { BatchResponseSchema, verifyReceipt } from './protocol.js';
+import { AUDIT_HEADS_TYP, signAuditHead, type AuditHeadSubmission } from '../core/hq/audit-head.js';
+import { startLifecycleRegistry } from '../testkit/registry/lifecycle.js';
+import { BatchResponseSchema, verifyReceipt } from '../core/hq/protocol.js';
 import type { RunningRegistry } from './server.js';
 import { enrollStation, importBundle } from './service.js';
-import { createTestStation, makeRecords, type TestStation } from './test/fixtures.js';
-import { backends, call, createTestDb, type TestDb } from './test/harness.js';
+import { createTestStation, makeRecords, type TestStation } from '../testkit/registry/fixtures.js';
+import { backends, call, createTestDb, type TestDb } from '../testkit/registry/harness.js';
 
 for (const backend of backends()) {
   describe(`audit anchoring (${backend})`, () => {

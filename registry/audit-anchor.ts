@@ -7,12 +7,12 @@
  */
 import { createHash } from 'node:crypto';
 import { utf8 } from '../core/bytes.js';
-import { auditEntryPreimage, GENESIS_HASH } from '../core/audit.js';
+import { auditEntryPreimage, GENESIS_HASH } from '../core/provisioning/audit.js';
 import { canonicalJson } from '../core/canonical.js';
-import { signJws } from '../core/jws.js';
+import { signJws } from '../core/pki/jws.js';
 import { err, ok, type Result } from '../core/result.js';
-import type { SqlExec, SqlRow } from './db.js';
-import { parseCompactJws } from './jws.js';
+import type { SqlExec, SqlRow } from '../core/hq/registry-db.js';
+import { parseCompactJws } from '../core/hq/jws.js';
 import {
   AUDIT_HEAD_TYP,
   AUDIT_HEADS_SCHEMA,
@@ -24,8 +24,8 @@ import {
   type AuditFindingKind,
   type AuditHeadPayload,
   type AuditHeadSubmission,
-} from './audit-head.js';
-import { zodMessage } from './protocol.js';
+} from '../core/hq/audit-head.js';
+import { zodMessage } from '../core/hq/protocol.js';
 import { apiError, stationTrust, type ApiError, type RegistryContext } from './service.js';
 import { verifyStationSigned, type StationTrust } from './verify.js';
 

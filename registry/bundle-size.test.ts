@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../core/ports.js';
-import { createBundle, MAX_BUNDLE_BYTES, MAX_BUNDLE_RECORDS, signRequest } from './protocol.js';
-import { createTestStation, makeManyRecords } from './test/fixtures.js';
+import { createBundle, MAX_BUNDLE_BYTES, MAX_BUNDLE_RECORDS, signRequest } from '../core/hq/protocol.js';
+import { createTestStation, makeManyRecords } from '../testkit/registry/fixtures.js';
 import { startTestRegistry } from '../test/integration/sync-fixture.js';
-import { audienceAt } from './test/harness.js';
+import { audienceAt } from '../testkit/registry/harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ls-bigbundle-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,9 +7,9 @@ import { compactVerify, importX509 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../core/ports.js';
 import { main } from './cli.js';
-import { spawnServe } from './test/harness.js';
-import { createBundle } from './protocol.js';
-import { createTestStation, makeRecords, type MadeRecord, type TestStation } from './test/fixtures.js';
+import { spawnServe } from '../testkit/registry/harness.js';
+import { createBundle } from '../core/hq/protocol.js';
+import { createTestStation, makeRecords, type MadeRecord, type TestStation } from '../testkit/registry/fixtures.js';
 
 let dir: string;
 let station: TestStation;

@@ -12,8 +12,8 @@ import { parseArgs } from 'node:util';
 import { fail, type StationError } from '../core/errors.js';
 import { systemClock, type Logger, type Signer } from '../core/ports.js';
 import { openRegistryDb } from '../native/registry-store/index.js';
-import { createLogger } from '../station/logger.js';
-import type { RegistryDb } from './db.js';
+import { createLogger } from '../native/logger.js';
+import type { RegistryDb } from '../core/hq/registry-db.js';
 import { checkRegistryDataDir, initRegistry, openRegistryKeys, readRegistryConfig, type RegistryKeys } from './keys.js';
 import {
   LIFECYCLE_COMMANDS,
@@ -26,7 +26,7 @@ import {
   writeServeFile,
 } from './lifecycle/cli.js';
 import { noteStationRevoked } from './lifecycle/service.js';
-import { MAX_BUNDLE_BYTES } from './protocol.js';
+import { MAX_BUNDLE_BYTES } from '../core/hq/protocol.js';
 import { startRegistry } from './server.js';
 import {
   enrollStation,

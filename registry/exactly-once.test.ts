@@ -10,11 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromPem } from '../core/pki/pem.js';
 import { systemClock } from '../core/ports.js';
 import { openRegistryDb } from '../native/registry-store/index.js';
-import { signRequest, verifyReceipt, type BatchResponse } from './protocol.js';
+import { signRequest, verifyReceipt, type BatchResponse } from '../core/hq/protocol.js';
 import { startRegistry, type RunningRegistry } from './server.js';
-import { startFaultProxy } from './test/fault-proxy.js';
-import { createTestStation, makeManyRecords, type MadeRecord, type TestStation } from './test/fixtures.js';
-import { backends, createRegistryKeys, createTestDb, quietLogger, type TestKeys } from './test/harness.js';
+import { startFaultProxy } from '../testkit/registry/fault-proxy.js';
+import { createTestStation, makeManyRecords, type MadeRecord, type TestStation } from '../testkit/registry/fixtures.js';
+import { backends, createRegistryKeys, createTestDb, quietLogger, type TestKeys } from '../testkit/registry/harness.js';
 
 const TOTAL = 10_000;
 const BATCH = 500;

@@ -16,16 +16,22 @@ import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex, toBase64Url, utf8 } from '../core/bytes.js';
 import { canonicalJson } from '../core/canonical.js';
-import { signJws } from '../core/jws.js';
+import { signJws } from '../core/pki/jws.js';
 import { systemClock } from '../core/ports.js';
-import { createTestSigner } from '../core/pki/test-signer.js';
+import { createTestSigner } from '../testkit/pki/test-signer.js';
 import { openRegistryDb } from '../native/registry-store/index.js';
 import { exchangeError, httpExchange, openSync, readRegistryCertificate } from '../station/sync.js';
 import { commitRecords, createStationDb, memoryLogger } from '../test/integration/sync-fixture.js';
-import { startLifecycleRegistry } from './lifecycle/test-support.js';
-import { MAX_BATCH_BYTES, MAX_RESPONSE_BYTES, REQUEST_TYP, registryAudience, signRequest } from './protocol.js';
-import { createTestStation, makeRecords, type TestStation } from './test/fixtures.js';
-import { audienceAt, call, spawnServe } from './test/harness.js';
+import { startLifecycleRegistry } from '../testkit/registry/lifecycle.js';
+import {
+  MAX_BATCH_BYTES,
+  MAX_RESPONSE_BYTES,
+  REQUEST_TYP,
+  registryAudience,
+  signRequest,
+} from '../core/hq/protocol.js';
+import { createTestStation, makeRecords, type TestStation } from '../testkit/registry/fixtures.js';
+import { audienceAt, call, spawnServe } from '../testkit/registry/harness.js';
 import { audienceOf, enrollStation } from './service.js';
 
 const MiB = 1024 * 1024;

@@ -17,7 +17,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../core/ports.js';
-import { MAX_SMALL_BODY_BYTES, type RegistryErrorCode, type RequestClaims } from './protocol.js';
+import { MAX_SMALL_BODY_BYTES, type RegistryErrorCode, type RequestClaims } from '../core/hq/protocol.js';
 import {
   apiError,
   authenticateStationBody,

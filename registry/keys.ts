@@ -19,7 +19,7 @@ import { createSoftHsmEnv, findSoftHsmModule, initToken, readSoftHsmTokenDir } f
 import { checkPrivateTree, readPrivateFile, type PrivateEntry } from '../native/data-dir.js';
 import { defaultDbUrl } from '../native/registry-store/index.js';
 import { REGISTRY_FILES } from './server.js';
-import { zodMessage } from './protocol.js';
+import { zodMessage } from '../core/hq/protocol.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
 
 export const REGISTRY_TOKEN = 'LS Registry';

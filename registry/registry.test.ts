@@ -7,8 +7,8 @@ import { compactVerify, decodeProtectedHeader, importX509 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromPem } from '../core/pki/pem.js';
 import { systemClock, type Clock } from '../core/ports.js';
-import { createTestSigner } from '../core/pki/test-signer.js';
-import type { RegistryDb } from './db.js';
+import { createTestSigner } from '../testkit/pki/test-signer.js';
+import type { RegistryDb } from '../core/hq/registry-db.js';
 import {
   createBundle,
   signRequest,
@@ -17,7 +17,7 @@ import {
   type BatchResponse,
   type BundleResponse,
   type ReceiptPayload,
-} from './protocol.js';
+} from '../core/hq/protocol.js';
 import { startRegistry, type RunningRegistry } from './server.js';
 import {
   createTestStation,
@@ -26,7 +26,7 @@ import {
   makeRecords,
   type MadeRecord,
   type TestStation,
-} from './test/fixtures.js';
+} from '../testkit/registry/fixtures.js';
 import {
   backends,
   call,
@@ -36,7 +36,7 @@ import {
   type TestDb,
   type TestKeys,
   audienceAt,
-} from './test/harness.js';
+} from '../testkit/registry/harness.js';
 
 let keys: TestKeys;
 let A: TestStation;

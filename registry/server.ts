@@ -12,7 +12,7 @@ import { fail } from '../core/errors.js';
 import type { Clock, Logger, Signer } from '../core/ports.js';
 import { ok, type Result } from '../core/result.js';
 import { defaultDbUrl, openRegistryDb } from '../native/registry-store/index.js';
-import type { RegistryDb } from './db.js';
+import type { RegistryDb } from '../core/hq/registry-db.js';
 import {
   API_VERSION,
   BatchRequestSchema,
@@ -23,7 +23,7 @@ import {
   MAX_SMALL_BODY_BYTES,
   zodMessage,
   type Health,
-} from './protocol.js';
+} from '../core/hq/protocol.js';
 import { createFrontDoor, must, Refusal, sendJson, type FrontDoorLimits } from './front-door.js';
 import {
   apiError,

@@ -6,11 +6,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { sha256Hex, utf8 } from '../core/bytes.js';
 import { canonicalJson } from '../core/canonical.js';
-import { signJws } from '../core/jws.js';
+import { signJws } from '../core/pki/jws.js';
 import type { Clock, Logger, Signer } from '../core/ports.js';
 import { err, ok, type Result } from '../core/result.js';
-import type { IngestRecord, RegistryDb, SqlExec, StoredRecordRow } from './db.js';
-import { importJwsKey, parseCompactJws, verifyParsedJws, type VerifyKey } from './jws.js';
+import type { IngestRecord, RegistryDb, SqlExec, StoredRecordRow } from '../core/hq/registry-db.js';
+import { importJwsKey, parseCompactJws, verifyParsedJws, type VerifyKey } from '../core/hq/jws.js';
 import {
   AUTH_SCHEME,
   BatchResponseSchema,
@@ -37,10 +37,10 @@ import {
   type RevocationResult,
   type StationSummary,
   type Stats,
-} from './protocol.js';
+} from '../core/hq/protocol.js';
 import { appendEvent as appendLifecycleEvent } from './lifecycle/store.js';
 import { anchorAuditHead } from './audit-anchor.js';
-import type { AuditAnchorOutcome, AuditHeadSubmission } from './audit-head.js';
+import type { AuditAnchorOutcome, AuditHeadSubmission } from '../core/hq/audit-head.js';
 import {
   lifecycleApplyRecords,
   lifecyclePrecheck,

@@ -8,11 +8,11 @@ import { bytesEqual, fromBase64Url, utf8 } from '../core/bytes.js';
 import { measurementsJson } from '../core/pki/attestation.js';
 import { fail } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
-import { MANIFEST_TYP, ManifestSchema } from '../core/baseline.js';
+import { MANIFEST_TYP, ManifestSchema } from '../core/provisioning/baseline.js';
 import { parseCertificate, verifyCertificateChain } from '../core/pki/chain.js';
 import { fromPem, fromPemChain } from '../core/pki/pem.js';
-import type { IngestRecord, SqlExec, StationRow } from './db.js';
-import { importJwsKey, parseCompactJws, type JwsFailure, type ParsedJws, type VerifyKey } from './jws.js';
+import type { IngestRecord, SqlExec, StationRow } from '../core/hq/registry-db.js';
+import { importJwsKey, parseCompactJws, type JwsFailure, type ParsedJws, type VerifyKey } from '../core/hq/jws.js';
 import {
   BUNDLE_TYP,
   BundlePayloadSchema,
@@ -25,7 +25,7 @@ import {
   type BundlePayload,
   type RecordResult,
   type RejectReason,
-} from './protocol.js';
+} from '../core/hq/protocol.js';
 
 /**
  * A station signing key: the enrolled one (`replacedAt` null) or one replaced by a rotation (station_key_history),

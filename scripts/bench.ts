@@ -18,10 +18,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { BoardClient } from '../core/ports.js';
 import type { BoardClientWithStats } from '../core/protocol/client.js';
-import { measureSignRate } from '../native/hsm/index.js';
+import { measureSignRate } from '../testkit/bench/hsm.js';
 import { openEngine, type Engine } from '../station/engine.js';
 import { initStation } from '../station/init.js';
-import { createLogger } from '../station/logger.js';
+import { createLogger } from '../native/logger.js';
 
 const LEVELS = [1, 4, 16] as const;
 const SEQUENTIAL_BOARDS = 16;
@@ -174,9 +174,9 @@ async function main(): Promise<void> {
 
 /** Registry ingest (records/s, full verification over HTTP) and bundle export/import throughput. */
 async function benchRegistry(): Promise<void> {
-  const { benchIngest } = await import('../registry/bench.js');
-  const { createTestStation, makeManyRecords } = await import('../registry/test/fixtures.js');
-  const { createBundle, signRequest } = await import('../registry/protocol.js');
+  const { benchIngest } = await import('../testkit/bench/registry.js');
+  const { createTestStation, makeManyRecords } = await import('../testkit/registry/fixtures.js');
+  const { createBundle, signRequest } = await import('../core/hq/protocol.js');
   const { startTestRegistry } = await import('../test/integration/sync-fixture.js');
   const { systemClock } = await import('../core/ports.js');
   const pgUrl = process.env['LINE_STATION_TEST_PG_URL'];
@@ -211,7 +211,7 @@ async function benchRegistry(): Promise<void> {
   const reg = await startTestRegistry(mkdtempSync(join(dir, 'reg-')), [station]);
   const reqBody = JSON.stringify({ bundle: bundle.value.jws });
   t = performance.now();
-  const { audienceAt } = await import('../registry/test/harness.js');
+  const { audienceAt } = await import('../testkit/registry/harness.js');
   const aud = await audienceAt(reg.url);
   const auth = await signRequest(station.signer, station.id, 'POST', '/v1/bundles', reqBody, systemClock, aud);
   if (!auth.ok) throw new Error(auth.error.message);

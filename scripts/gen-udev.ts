@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { format, resolveConfig } from 'prettier';
-import { boardProfileJsonSchema, renderUdevRules } from '../core/profiles.js';
+import { boardProfileJsonSchema, renderUdevRules } from '../core/provisioning/profiles.js';
 import { loadProfilesFromDir } from '../native/profiles-fs.js';
 
 const boards = new URL('../resources/boards/', import.meta.url).pathname;

@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiResult, StationEvent } from '../core/api.js';
 import type { Clock } from '../core/ports.js';
-import { must } from '../core/pki/test-util.js';
+import { must } from '../testkit/pki/test-util.js';
 import { openServiceDb } from '../native/store/queries.js';
 import { createWorld, type World } from '../test/harness.js';
 import { addOperators } from '../test/operators-fixture.js';
 import { startBridge, type Bridge } from './bridge.js';
-import { createLogger, type LogLine } from './logger.js';
+import { createLogger, type LogLine } from '../native/logger.js';
 import { authPolicy, BADGE_KEY_FILE } from './service/auth.js';
 import { createLogTap, createStationService, type StationService } from './service/index.js';
 

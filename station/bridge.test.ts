@@ -10,7 +10,7 @@ import type { StationEvent } from '../core/api.js';
 import { openServiceDb } from '../native/store/queries.js';
 import { createWorld, type World } from '../test/harness.js';
 import { CSP, startBridge, type Bridge } from './bridge.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '../native/logger.js';
 import { createStationService, hashPin, type StationService } from './service/index.js';
 
 let w: World;

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { must } from '../core/pki/test-util.js';
+import { must } from '../testkit/pki/test-util.js';
 import { openServiceDb } from '../native/store/queries.js';
 import { createWorld, type World } from '../test/harness.js';
 import { addOperators } from '../test/operators-fixture.js';

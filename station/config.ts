@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../native/atomic-file.js';
 import { checkPrivateTree, readPrivateFile, type PrivateEntry } from '../native/data-dir.js';
 import { readSoftHsmTokenDir } from '../native/softhsm-dev.js';
 import { RevocationUrlsSchema, type RevocationUrls } from '../core/pki/device-cert.js';
-import { crlPath, OCSP_PATH } from '../registry/protocol.js';
+import { crlPath, OCSP_PATH } from '../core/hq/protocol.js';
 
 /** The `auth` section of config.json; every field has a default (station/service/auth.ts authPolicy). */
 export const AuthConfigSchema = z

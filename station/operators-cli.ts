@@ -20,7 +20,7 @@ import { readPrivateFile } from '../native/data-dir.js';
 import { loadConfig } from './config.js';
 import { startBridge } from './bridge.js';
 import { openEngine, type Engine } from './engine.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '../native/logger.js';
 import { authPolicy, createSessions, pinLengthError } from './service/auth.js';
 import { createLogTap, createStationService, hashBadge, hashPin, loadBadgeKey } from './service/index.js';
 import { openServiceDb } from '../native/store/queries.js';

@@ -24,14 +24,14 @@ import { err, ok, type Result } from '../core/result.js';
 import { issueRevocationSignerCertificate } from '../core/pki/ca.js';
 import { verifyCsr } from '../core/pki/csr.js';
 import { toPem } from '../core/pki/pem.js';
-import { registryAudience, signRequest } from '../registry/protocol.js';
+import { registryAudience, signRequest } from '../core/hq/protocol.js';
 import {
   SIGNER_INSTALL_PATH,
   SIGNER_REQUEST_PATH,
   SignedAnswerSchema,
   verifySignerInstalled,
   verifySignerRequest,
-} from '../registry/lifecycle/revocation-signer.js';
+} from '../core/hq/revocation-signer.js';
 import { exchangeError, httpExchange, registryErrorOf } from './sync.js';
 
 /** Validity of the delegated signer certificate (capped at the issuing CA's notAfter). */

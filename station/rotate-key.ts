@@ -29,7 +29,7 @@ import { issueStationCertificate } from '../core/pki/ca.js';
 import { fromPemChain, toPem } from '../core/pki/pem.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { HsmAdmin } from '../native/hsm/index.js';
-import { registryAudience, signRequest } from '../registry/protocol.js';
+import { registryAudience, signRequest } from '../core/hq/protocol.js';
 import {
   KEY_ROTATION_ANSWER_FILE,
   KEY_ROTATION_REQUEST_FILE,
@@ -38,7 +38,7 @@ import {
   signKeyRotationRequest,
   verifyKeyRotationAnswer,
   type KeyRotationRequest,
-} from '../registry/lifecycle/station-key-rotation.js';
+} from '../core/hq/key-rotation.js';
 import { lockForRotation } from './instance.js';
 import { configNotFound, loadConfig, readPin, updateStationConfig, type LoadedConfig } from './config.js';
 import {

@@ -21,7 +21,7 @@ import { err, ok, type Result } from '../core/result.js';
 import type { SyncView } from '../core/api.js';
 import { openOutbox, type ApplyOutcome, type Outbox } from '../native/store/outbox.js';
 import { toBase64Url } from '../core/bytes.js';
-import { verifyDocument } from '../registry/jws.js';
+import { verifyDocument } from '../core/hq/jws.js';
 import {
   AnchoredHeadsPayloadSchema,
   AUDIT_HEADS_TYP,
@@ -31,7 +31,7 @@ import {
   type AnchoredHeadsPayload,
   type AuditAnchorOutcome,
   type AuditHeadSubmission,
-} from '../registry/audit-head.js';
+} from '../core/hq/audit-head.js';
 import {
   BatchResponseSchema,
   createBundle,
@@ -48,7 +48,7 @@ import {
   verifyReceipt,
   zodMessage,
   type ReceiptPayload,
-} from '../registry/protocol.js';
+} from '../core/hq/protocol.js';
 
 /** The sync state as the UI shows it (same shape as `SyncViewSchema` in core/api.ts). */
 export type SyncStatus = SyncView;

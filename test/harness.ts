@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Logger } from '../core/ports.js';
 import { openEngine, type Engine } from '../station/engine.js';
 import { initStation } from '../station/init.js';
-import { createLogger } from '../station/logger.js';
+import { createLogger } from '../native/logger.js';
 import { startSimulator, type SimulatorHandle } from './sim/simulator.js';
 
 export interface World {

@@ -1,6 +1,6 @@
 /** Test support: enrol operators in a test station's database (as `station operator add` would). */
 import { join } from 'node:path';
-import { must } from '../core/pki/test-util.js';
+import { must } from '../testkit/pki/test-util.js';
 import type { OperatorRole } from '../native/store/operators.js';
 import { openServiceDb } from '../native/store/queries.js';
 import { hashBadge, hashPin, loadBadgeKey } from '../station/service/index.js';

@@ -19,8 +19,8 @@ import {
   type ExpectedBinding,
 } from './attestation.js';
 import { rawToDerSignature, derToRawSignature } from './ecdsa.js';
-import { createTestSigner, type TestSigner } from './test-signer.js';
-import { fixedClock } from './test-util.js';
+import { createTestSigner, type TestSigner } from '../../testkit/pki/test-signer.js';
+import { fixedClock } from '../../testkit/pki/test-util.js';
 import { sha256Hex, utf8 } from '../bytes.js';
 import type { AttestationEvidence } from '../model.js';
 

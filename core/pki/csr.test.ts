@@ -8,7 +8,7 @@ import type { CryptoKeyPair } from './ecdsa.js';
 import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
 import { verifyCsr } from './csr.js';
 import { toPem } from './pem.js';
-import { createTestSigner } from './test-signer.js';
+import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import { utf8 } from '../bytes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ls-csr-'));

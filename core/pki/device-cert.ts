@@ -76,7 +76,7 @@ export function renderTemplate(template: string, vars: DeviceCertificateVars): R
 const TEMPLATE = z.string().min(1).max(128);
 
 /**
- * The `certificate` block of a board profile (resources/boards/*.json). Exported so core/profiles.ts
+ * The `certificate` block of a board profile (resources/boards/*.json). Exported so core/provisioning/profiles.ts
  * can embed it. `extendedKeyUsage` entries are names (clientAuth, serverAuth) or dotted OIDs.
  */
 export const DeviceCertificateProfileSchema = z
@@ -119,7 +119,7 @@ export const CertificateProfileOverrideSchema = z
   .strict();
 export type CertificateProfileOverride = z.infer<typeof CertificateProfileOverrideSchema>;
 
-/** A board profile id (core/profiles.ts `id`, the keys of the policy's certificate profile overrides). */
+/** A board profile id (core/provisioning/profiles.ts `id`, the keys of the policy's certificate profile overrides). */
 export const BoardProfileIdSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and "-" (max 63)');

@@ -10,8 +10,8 @@ import { createCrl, serialHexForDer } from './crl.js';
 import { issueDeviceCertificate } from './device-cert.js';
 import { certIdMatchesIssuer, createOcspResponse, ocspErrorResponse, parseOcspRequest } from './ocsp.js';
 import { toPem } from './pem.js';
-import { createTestSigner } from './test-signer.js';
-import { createTestPki, must, type TestPki } from './test-util.js';
+import { createTestSigner } from '../../testkit/pki/test-signer.js';
+import { createTestPki, must, type TestPki } from '../../testkit/pki/test-util.js';
 
 let dir: string;
 let pki: TestPki;

@@ -14,8 +14,8 @@ import {
   type DeviceCertificateProfile,
 } from './device-cert.js';
 import { certificateSha256, fromPem, fromPemAll, fromPemChain, toPem } from './pem.js';
-import { createTestSigner, failingSigner } from './test-signer.js';
-import { createTestPki, fixedClock, must, type TestPki } from './test-util.js';
+import { createTestSigner, failingSigner } from '../../testkit/pki/test-signer.js';
+import { createTestPki, fixedClock, must, type TestPki } from '../../testkit/pki/test-util.js';
 import { stationError } from '../errors.js';
 import { sha256Hex } from '../bytes.js';
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectBoard, type ConnectOptions } from './client.js';
 import { encodeFrame, FrameDecoder } from './framing.js';
-import { memoryLinkPair, type MemoryLink } from './memory-link.js';
+import { memoryLinkPair, type MemoryLink } from '../../testkit/memory-link.js';
 import {
   decodeRequest,
   encodeResponse,

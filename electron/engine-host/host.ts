@@ -10,7 +10,7 @@ import type { ApiError, ApiResult, OperationName, StationEvent } from '../../cor
 import { stationError, type StationError } from '../../core/errors.js';
 import type { Logger } from '../../core/ports.js';
 import { openEngine, type Engine } from '../../station/engine.js';
-import { createLogger, type LogLine } from '../../station/logger.js';
+import { createLogger, type LogLine } from '../../native/logger.js';
 import { createStationService } from '../../station/service/index.js';
 import { createLogTap, type LogTap } from '../../station/service/log-tap.js';
 import { HostRequestSchema, type HostMessage } from '../shared/ipc.js';

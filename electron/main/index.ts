@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StationEvent } from '../../core/api.js';
 import { restrictUmask } from '../../native/data-dir.js';
-import { createLogger } from '../../station/logger.js';
+import { createLogger } from '../../native/logger.js';
 import { APP_ORIGIN, APP_SCHEME } from '../shared/ipc.js';
 import { createEngineClient, type HostChild } from './engine-client.js';
 import { clientIdFor, registerIpcHandlers } from './ipc.js';

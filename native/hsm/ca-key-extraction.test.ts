@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import { KEY_LABELS, STATION_TOKEN, initStation } from '../../station/init.js';
 import type { StationConfig } from '../../station/config.js';
-import { captureLogger } from './test-support.js';
+import { captureLogger } from '../../testkit/hsm.js';
 import { openHsm } from './index.js';
 import { openEngine } from '../../station/engine.js';
 

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import pkcs11js from 'pkcs11js';
 import { loadedModuleCount, openHsm } from './index.js';
-import { createTestTokens, type TestToken } from './test-support.js';
+import { createTestTokens, type TestToken } from '../../testkit/hsm.js';
 
 let tok: TestToken;
 beforeAll(async () => {

@@ -17,7 +17,7 @@ import pkcs11js from 'pkcs11js';
 import type { Result } from '../../core/result.js';
 import type { WrappedDeviceKey } from '../../core/ports.js';
 import { openHsm, type HsmAdmin } from './index.js';
-import { captureLogger, createTestTokens, type TestToken } from './test-support.js';
+import { captureLogger, createTestTokens, type TestToken } from '../../testkit/hsm.js';
 
 const PIN = 'inject-PIN-8080';
 const logger = captureLogger();

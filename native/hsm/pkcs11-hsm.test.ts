@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import type { StationError } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import { loadedModuleCount, measureSignRate, openHsm, type HsmAdmin } from './index.js';
+import { loadedModuleCount, openHsm, type HsmAdmin } from './index.js';
+import { measureSignRate } from '../../testkit/bench/hsm.js';
 import { rawSignatureToDer } from './ec.js';
-import { captureLogger, createTestTokens, type TestToken } from './test-support.js';
+import { captureLogger, createTestTokens, type TestToken } from '../../testkit/hsm.js';
 
 const PIN = 'Uq7-pin-XyZ-4242';
 const WRONG_PIN = 'Wrong-pin-5150';

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { fail } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
-import type { RegistryDb } from '../../registry/db.js';
+import type { RegistryDb } from '../../core/hq/registry-db.js';
 import { openPostgresRegistryDb, redactUrl } from './postgres.js';
 import { openSqliteRegistryDb } from './sqlite.js';
 

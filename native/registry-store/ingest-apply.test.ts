@@ -4,8 +4,8 @@
  * back (STORE_FAILED), and concurrent batches that hold their transaction open never interleave.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IngestInput, IngestRecord, RegistryDb, SqlExec } from '../../registry/db.js';
-import { backends, createTestDb, type TestDb } from '../../registry/test/harness.js';
+import type { IngestInput, IngestRecord, RegistryDb, SqlExec } from '../../core/hq/registry-db.js';
+import { backends, createTestDb, type TestDb } from '../../testkit/registry/harness.js';
 
 const T = '2026-01-01T00:00:00.000Z';
 let n = 0;

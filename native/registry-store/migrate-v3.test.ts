@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PG_URL } from '../../registry/test/harness.js';
+import { PG_URL } from '../../testkit/registry/harness.js';
 import { openPostgresRegistryDb } from './postgres.js';
 import { PG_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations.js';
 import { openSqliteRegistryDb } from './sqlite.js';

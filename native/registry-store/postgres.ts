@@ -24,8 +24,8 @@ import type {
   RegistryDb,
   StationRow,
   StationStats,
-} from '../../registry/db.js';
-import { recordFrom } from '../../registry/db.js';
+} from '../../core/hq/registry-db.js';
+import { recordFrom } from '../../core/hq/registry-db.js';
 import { PG_MIGRATIONS } from './migrations.js';
 
 type Row = Record<string, unknown>;

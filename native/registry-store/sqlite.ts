@@ -24,8 +24,8 @@ import type {
   RegistryDb,
   StationRow,
   StationStats,
-} from '../../registry/db.js';
-import { recordFrom } from '../../registry/db.js';
+} from '../../core/hq/registry-db.js';
+import { recordFrom } from '../../core/hq/registry-db.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { createPrivateFile, PRIVATE_DIR_MODE } from '../data-dir.js';
 

@@ -5,9 +5,9 @@
  * connection (native/store/outbox.ts), which is the one writer of the sync tables.
  */
 import type Database from 'better-sqlite3';
-import { GENESIS_HASH } from '../../core/audit.js';
-import type { AuditAnchorOutcome, AuditProofEntry } from '../../registry/audit-head.js';
-import { proofEntryBytes } from '../../registry/audit-head.js';
+import { GENESIS_HASH } from '../../core/provisioning/audit.js';
+import type { AuditAnchorOutcome, AuditProofEntry } from '../../core/hq/audit-head.js';
+import { proofEntryBytes } from '../../core/hq/audit-head.js';
 
 /** The entries after the anchored base, and the head they end at: what the station signs and sends. */
 export interface AuditProof {

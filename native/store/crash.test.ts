@@ -11,9 +11,9 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { STEPS } from '../../core/model.js';
-import { assertIssuanceInvariant } from '../../test/support/issuance-invariant.js';
+import { assertIssuanceInvariant } from '../../testkit/issuance-invariant.js';
 import { openStore, type SqliteStore } from './sqlite-store.js';
-import { finishRun } from './test-fixtures.js';
+import { finishRun } from '../../testkit/store-fixtures.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -26,10 +26,14 @@ function runAndKill(ms: number): Promise<{ stderr: string; signal: NodeJS.Signal
   return new Promise((resolve, reject) => {
     // `node --import tsx` (what `npx tsx` runs) so that the killed process IS the worker: the tsx CLI wrapper
     // would forward signals to a grandchild, and SIGKILL of the wrapper leaves the worker running briefly.
-    const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'crash-worker.ts'), file], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(here, '../../testkit/workers/crash-worker.ts'), file],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     let timer: NodeJS.Timeout | undefined;
     const guard = setTimeout(() => child.kill('SIGKILL'), 10_000);

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FailedIssuancePayloadSchema } from '../../core/failed-issuance.js';
-import { assertIssuanceInvariant, checkIssuanceInvariant } from '../../test/support/issuance-invariant.js';
+import { assertIssuanceInvariant, checkIssuanceInvariant } from '../../testkit/issuance-invariant.js';
 import { openLifecycleDb, type LifecycleDb } from './lifecycle.js';
 import { isStoreError, openStore, sha256HexSync, type SqliteStore } from './sqlite-store.js';
-import { board, doCheckpoint, fullRun, startRun } from './test-fixtures.js';
+import { board, doCheckpoint, fullRun, startRun } from '../../testkit/store-fixtures.js';
 
 let dir: string;
 let file: string;

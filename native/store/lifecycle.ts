@@ -64,7 +64,7 @@ export interface RevocationRequest {
 export interface StationRevocationRow {
   readonly stationId: string;
   readonly revokedAt: string;
-  /** The signed answer (registry/protocol.ts StationStatusPayloadSchema), verified before it was stored. */
+  /** The signed answer (core/hq/protocol.ts StationStatusPayloadSchema), verified before it was stored. */
   readonly jws: string;
   readonly recordedAt: string;
 }

@@ -6,7 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Logger } from '../../core/ports.js';
-import { GENESIS_HASH } from '../../core/audit.js';
+import { GENESIS_HASH } from '../../core/provisioning/audit.js';
 
 export interface Migration {
   /** 1-based; must equal the index in MIGRATIONS + 1. */

@@ -32,7 +32,7 @@ function worker(file: string, startAt: number, tries: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(here, 'attempts-worker.ts'), file, String(startAt), String(tries)],
+      ['--import', 'tsx', join(here, '../../testkit/workers/attempts-worker.ts'), file, String(startAt), String(tries)],
       { cwd: join(here, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';

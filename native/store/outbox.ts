@@ -15,8 +15,8 @@ import type { Clock } from '../../core/ports.js';
 import { systemClock } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
 import { auditEntryHashSync } from './sqlite-store.js';
-import type { AuditAnchorOutcome } from '../../registry/audit-head.js';
-import { MAX_PROOF_ENTRIES } from '../../registry/audit-head.js';
+import type { AuditAnchorOutcome } from '../../core/hq/audit-head.js';
+import { MAX_PROOF_ENTRIES } from '../../core/hq/audit-head.js';
 import {
   applyAnchorOutcome,
   auditAnchorStatements,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, type SqliteStore } from './sqlite-store.js';
-import { board, fullRun } from './test-fixtures.js';
+import { board, fullRun } from '../../testkit/store-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ls-perf-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditEntryHash, auditEntryPreimage, GENESIS_HASH, verifyChain } from '../../core/audit.js';
+import { auditEntryHash, auditEntryPreimage, GENESIS_HASH, verifyChain } from '../../core/provisioning/audit.js';
 import type { Logger } from '../../core/ports.js';
 import {
   auditEntryHashSync,
@@ -22,7 +22,7 @@ import {
   fullRun,
   startRun,
   CHECKPOINT_STEPS,
-} from './test-fixtures.js';
+} from '../../testkit/store-fixtures.js';
 
 let dir: string;
 let file: string;
@@ -328,7 +328,7 @@ describe('run lifecycle', () => {
       n: -1.5e-7,
       big: 2 ** 53,
     });
-    // The verifier's fast path (hashing the stored canonical text) builds the same preimage as core/audit.ts.
+    // The verifier's fast path (hashing the stored canonical text) builds the same preimage as core/provisioning/audit.ts.
     const raw = new Database(file, { readonly: true });
     const rows = raw.prepare('SELECT * FROM audit_log ORDER BY seq').all() as Parameters<typeof storedPreimage>[0][];
     raw.close();

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { auditEntryPreimage, checkChainStep, GENESIS_HEAD, type ChainHead } from '../../core/audit.js';
+import { auditEntryPreimage, checkChainStep, GENESIS_HEAD, type ChainHead } from '../../core/provisioning/audit.js';
 import { canonicalJson } from '../../core/canonical.js';
 import {
   failedIssuancePayloadJson,
@@ -31,7 +31,7 @@ import type {
   RunRow,
   Store,
   StoredRecord,
-} from '../../core/store.js';
+} from '../../core/provisioning/store.js';
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 
 /** Why a Store method refused or failed. */
@@ -170,7 +170,7 @@ export function sha256HexSync(data: string | Uint8Array): string {
     .digest('hex');
 }
 
-/** Same value as core/audit.ts auditEntryHash, computed synchronously with node:crypto. */
+/** Same value as core/provisioning/audit.ts auditEntryHash, computed synchronously with node:crypto. */
 export function auditEntryHashSync(prevHash: string, e: Parameters<typeof auditEntryPreimage>[1]): string {
   return sha256HexSync(auditEntryPreimage(prevHash, e));
 }
@@ -902,7 +902,7 @@ function verifyAll(db: Database.Database): AuditVerification {
 
 /**
  * The hash preimage of a stored entry, built from its stored canonical payload text. Equal to
- * core/audit.ts auditEntryPreimage(prev, {seq, ts, type, runId, payload}) when payload_json is
+ * core/provisioning/audit.ts auditEntryPreimage(prev, {seq, ts, type, runId, payload}) when payload_json is
  * canonicalJson(payload) (keys of the wrapper in sorted order: payload, runId, seq, ts, type).
  */
 export function storedPreimage(row: {

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AuditVerification, StoredRecord } from '../../core/store.js';
+import type { AuditVerification, StoredRecord } from '../../core/provisioning/store.js';
 import { auditEntryHashSync, openStore, type SqliteStore } from './sqlite-store.js';
-import { board, fullRun } from './test-fixtures.js';
+import { board, fullRun } from '../../testkit/store-fixtures.js';
 
 let dir: string;
 let file: string;

@@ -13,8 +13,8 @@ import { isRevocationReason, REVOCATION_REASONS } from '../../core/lifecycle.js'
 import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
 import { toPem } from '../../core/pki/pem.js';
 import { ensureSecurityOfficerToken, readRegistryConfig, type RegistryConfig, type RegistryKeys } from '../keys.js';
-import { zodMessage } from '../protocol.js';
-import { KEY_ROTATION_ANSWER_FILE, KeyRotationRequestFileSchema } from './station-key-rotation.js';
+import { zodMessage } from '../../core/hq/protocol.js';
+import { KEY_ROTATION_ANSWER_FILE, KeyRotationRequestFileSchema } from '../../core/hq/key-rotation.js';
 import {
   applyTransition,
   checkRole,

@@ -12,7 +12,7 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningRegistry } from '../server.js';
 import { currentCrl } from './service.js';
-import { startLifecycleRegistry } from './test-support.js';
+import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

@@ -15,19 +15,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url, toBase64Url, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
 import { FAILED_ISSUANCE_TYP, failedIssuancePayloadJson } from '../../core/failed-issuance.js';
-import { signJws } from '../../core/jws.js';
+import { signJws } from '../../core/pki/jws.js';
 import { fromPem, toPem } from '../../core/pki/pem.js';
 import { systemClock } from '../../core/ports.js';
-import { createTestSigner } from '../../core/pki/test-signer.js';
-import { must } from '../../core/pki/test-util.js';
+import { createTestSigner } from '../../testkit/pki/test-signer.js';
+import { must } from '../../testkit/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
-import { createTestTokens, type TestToken } from '../../native/hsm/test-support.js';
-import type { RegistryDb } from '../db.js';
-import { createBundle, type RevocationResult } from '../protocol.js';
+import { createTestTokens, type TestToken } from '../../testkit/hsm.js';
+import type { RegistryDb } from '../../core/hq/registry-db.js';
+import { createBundle, type RevocationResult } from '../../core/hq/protocol.js';
 import type { RunningRegistry } from '../server.js';
-import { createTestStation, makeRecord, type TestStation } from '../test/fixtures.js';
-import { backends, call, createTestDb, type TestDb } from '../test/harness.js';
-import { createHsmStation, delegateOverHttp, startLifecycleRegistry, type HsmStation } from './test-support.js';
+import { createTestStation, makeRecord, type TestStation } from '../../testkit/registry/fixtures.js';
+import { backends, call, createTestDb, type TestDb } from '../../testkit/registry/harness.js';
+import {
+  createHsmStation,
+  delegateOverHttp,
+  startLifecycleRegistry,
+  type HsmStation,
+} from '../../testkit/registry/lifecycle.js';
 
 const PIN = 'fi-PIN-4242';
 const ADMIN = 'admin-token-0123456789abcdef';

@@ -10,9 +10,9 @@ import { fromBase64Url } from '../../core/bytes.js';
 import { FailedIssuancePayloadSchema, type FailedIssuancePayload } from '../../core/failed-issuance.js';
 import { normaliseSerial } from '../../core/lifecycle.js';
 import { toPem } from '../../core/pki/pem.js';
-import type { SqlExec } from '../db.js';
-import type { ParsedJws } from '../jws.js';
-import { zodMessage, type RevocationRejectReason, type RevocationResult } from '../protocol.js';
+import type { SqlExec } from '../../core/hq/registry-db.js';
+import type { ParsedJws } from '../../core/hq/jws.js';
+import { zodMessage, type RevocationRejectReason, type RevocationResult } from '../../core/hq/protocol.js';
 import { checkDeviceCertificate, verifyStationSigned, type StationTrust } from '../verify.js';
 import * as st from './store.js';
 

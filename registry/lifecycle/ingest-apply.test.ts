@@ -11,16 +11,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { X509Certificate, X509Crl } from '@peculiar/x509';
 import { systemClock } from '../../core/ports.js';
 import { fromPem } from '../../core/pki/pem.js';
-import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
-import { must } from '../../core/pki/test-util.js';
+import { createTestSigner, type TestSigner } from '../../testkit/pki/test-signer.js';
+import { must } from '../../testkit/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
-import { createTestTokens, type TestToken } from '../../native/hsm/test-support.js';
-import type { RegistryDb } from '../db.js';
+import { createTestTokens, type TestToken } from '../../testkit/hsm.js';
+import type { RegistryDb } from '../../core/hq/registry-db.js';
 import { type RunningRegistry } from '../server.js';
-import { makeRecord } from '../test/fixtures.js';
-import { backends, call, createTestDb, type TestDb } from '../test/harness.js';
+import { makeRecord } from '../../testkit/registry/fixtures.js';
+import { backends, call, createTestDb, type TestDb } from '../../testkit/registry/harness.js';
 import { reconcileLifecycle, type FailPoint } from './service.js';
-import { createHsmStation, delegateOverHttp, startLifecycleRegistry, type HsmStation } from './test-support.js';
+import {
+  createHsmStation,
+  delegateOverHttp,
+  startLifecycleRegistry,
+  type HsmStation,
+} from '../../testkit/registry/lifecycle.js';
 
 const PIN = 'ingest-apply-PIN-77';
 const ADMIN = 'admin-token-ingest-apply-0123';

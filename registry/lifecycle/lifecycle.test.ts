@@ -12,14 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyJws } from '../../core/jws.js';
+import { verifyJws } from '../../core/pki/jws.js';
 import { systemClock } from '../../core/ports.js';
 import { fromPem, toPem } from '../../core/pki/pem.js';
-import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
-import { must } from '../../core/pki/test-util.js';
+import { createTestSigner, type TestSigner } from '../../testkit/pki/test-signer.js';
+import { must } from '../../testkit/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
-import { createTestTokens, type TestToken } from '../../native/hsm/test-support.js';
-import type { RegistryDb } from '../db.js';
+import { createTestTokens, type TestToken } from '../../testkit/hsm.js';
+import type { RegistryDb } from '../../core/hq/registry-db.js';
 import { audienceOf } from '../service.js';
 import {
   requestClaimsOf,
@@ -27,13 +27,13 @@ import {
   STATION_STATUS_PATH,
   STATION_STATUS_TYP,
   StationStatusPayloadSchema,
-} from '../protocol.js';
+} from '../../core/hq/protocol.js';
 import { type RunningRegistry } from '../server.js';
-import { makeRecord, type TestStation } from '../test/fixtures.js';
-import { createHsmStation, delegateOverHttp, startLifecycleRegistry } from './test-support.js';
-import { backends, call, createTestDb, type TestDb } from '../test/harness.js';
+import { makeRecord, type TestStation } from '../../testkit/registry/fixtures.js';
+import { createHsmStation, delegateOverHttp, startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
+import { backends, call, createTestDb, type TestDb } from '../../testkit/registry/harness.js';
 import { signerKeyLabel } from './service.js';
-import { SIGNER_INSTALL_PATH, SIGNER_REQUEST_PATH } from './revocation-signer.js';
+import { SIGNER_INSTALL_PATH, SIGNER_REQUEST_PATH } from '../../core/hq/revocation-signer.js';
 import { createRootCertificate, issueRevocationSignerCertificate } from '../../core/pki/ca.js';
 import { fromBase64Url } from '../../core/bytes.js';
 import { verifyCsr } from '../../core/pki/csr.js';

@@ -16,7 +16,7 @@ import {
   MAX_SMALL_BODY_BYTES,
   StationIdSchema,
   zodMessage,
-} from '../protocol.js';
+} from '../../core/hq/protocol.js';
 import { apiError, revokeStation } from '../service.js';
 import {
   answerOcsp,
@@ -47,8 +47,8 @@ import {
   ReenrollmentSettingSchema,
   type LifecycleContext,
 } from './service.js';
-import { InstallBodySchema, SIGNER_INSTALL_PATH, SIGNER_REQUEST_PATH } from './revocation-signer.js';
-import { KeyRotationBodySchema } from './station-key-rotation.js';
+import { InstallBodySchema, SIGNER_INSTALL_PATH, SIGNER_REQUEST_PATH } from '../../core/hq/revocation-signer.js';
+import { KeyRotationBodySchema } from '../../core/hq/key-rotation.js';
 
 const B64 = z
   .string()

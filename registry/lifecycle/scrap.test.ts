@@ -13,19 +13,24 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toBase64Url, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
-import { signJws } from '../../core/jws.js';
+import { signJws } from '../../core/pki/jws.js';
 import { systemClock } from '../../core/ports.js';
 import { issueStationCertificate } from '../../core/pki/ca.js';
 import { toPem } from '../../core/pki/pem.js';
-import { createTestSigner, type TestSigner } from '../../core/pki/test-signer.js';
-import { must } from '../../core/pki/test-util.js';
+import { createTestSigner, type TestSigner } from '../../testkit/pki/test-signer.js';
+import { must } from '../../testkit/pki/test-util.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
-import { createTestTokens, type TestToken } from '../../native/hsm/test-support.js';
-import type { RegistryDb } from '../db.js';
+import { createTestTokens, type TestToken } from '../../testkit/hsm.js';
+import type { RegistryDb } from '../../core/hq/registry-db.js';
 import { type RunningRegistry } from '../server.js';
-import { createTestStation, makeRecord, type TestStation } from '../test/fixtures.js';
-import { createHsmStation, delegateOverHttp, startLifecycleRegistry, type HsmStation } from './test-support.js';
-import { backends, call, createTestDb, type TestDb } from '../test/harness.js';
+import { createTestStation, makeRecord, type TestStation } from '../../testkit/registry/fixtures.js';
+import {
+  createHsmStation,
+  delegateOverHttp,
+  startLifecycleRegistry,
+  type HsmStation,
+} from '../../testkit/registry/lifecycle.js';
+import { backends, call, createTestDb, type TestDb } from '../../testkit/registry/harness.js';
 import { SCRAP_SCHEMA, SCRAP_TYP } from './service.js';
 
 const PIN = 'scrap-PIN-4242';

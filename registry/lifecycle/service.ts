@@ -9,7 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { X509Certificate } from '@peculiar/x509';
 import { fromBase64Url, sha256Hex, toBase64Url, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
-import { signJws } from '../../core/jws.js';
+import { signJws } from '../../core/pki/jws.js';
 import {
   CRL_REASON_CODES,
   credentialRevocation,
@@ -41,9 +41,9 @@ import {
 } from '../../core/pki/ocsp.js';
 import { fromPem, fromPemChain, toPem } from '../../core/pki/pem.js';
 import { err, ok, type Result } from '../../core/result.js';
-import { recordFrom, type IngestRecord, type StationRow, type SqlExec } from '../db.js';
+import { recordFrom, type IngestRecord, type StationRow, type SqlExec } from '../../core/hq/registry-db.js';
 import { z } from 'zod';
-import { importJwsKey, parseCompactJws, verifyParsedJws } from '../jws.js';
+import { importJwsKey, parseCompactJws, verifyParsedJws } from '../../core/hq/jws.js';
 import {
   FAILED_ISSUANCE_TYP,
   MAX_CLOCK_SKEW_S,
@@ -56,7 +56,7 @@ import {
   type RevocationRejectReason,
   type RevocationResult,
   type StationStatusPayload,
-} from '../protocol.js';
+} from '../../core/hq/protocol.js';
 import { apiError, type ApiError, type RegistryContext } from '../service.js';
 import {
   checkStationChain,
@@ -71,13 +71,13 @@ import {
   signKeyRotationAnswer,
   type KeyRotationAnswer,
   type KeyRotationResult,
-} from './station-key-rotation.js';
+} from '../../core/hq/key-rotation.js';
 import {
   SIGNER_INSTALLED_SCHEMA,
   SIGNER_REQUEST_SCHEMA,
   signSignerDocument,
   type InstallBody,
-} from './revocation-signer.js';
+} from '../../core/hq/revocation-signer.js';
 import { applyFailedIssuance, verifyFailedIssuance, type CheckedFailedIssuance } from './failed-issuance.js';
 import * as st from './store.js';
 
@@ -725,9 +725,9 @@ export const ScrapPayloadSchema = z
   .strict();
 export type ScrapPayload = z.infer<typeof ScrapPayloadSchema>;
 
-/** Why a scrap or failed-issuance event was refused (registry/protocol.ts REVOCATION_REJECT_REASONS). */
+/** Why a scrap or failed-issuance event was refused (core/hq/protocol.ts REVOCATION_REJECT_REASONS). */
 export type ScrapRejectReason = RevocationRejectReason;
-/** The answer per event (registry/protocol.ts RevocationResultSchema). */
+/** The answer per event (core/hq/protocol.ts RevocationResultSchema). */
 export type ScrapResult = RevocationResult;
 
 const scrapKey = (stationId: string, requestId: string): string => `scrap.${stationId}.${requestId}`;
@@ -1848,7 +1848,7 @@ export async function signedPolicy(ctx: LifecycleContext): Promise<Result<{ vers
 }
 
 /**
- * The registry's signed answer to `GET /v1/station-status` (registry/protocol.ts StationStatusPayloadSchema):
+ * The registry's signed answer to `GET /v1/station-status` (core/hq/protocol.ts StationStatusPayloadSchema):
  * whether `stationId` is revoked, bound to the request's LS-Sig nonce and ts. Answered to revoked stations too.
  */
 export async function signedStationStatus(

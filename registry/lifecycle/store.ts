@@ -1,13 +1,13 @@
 /**
  * Lifecycle tables (schema v2) over the portable SqlPort: devices, versioned credentials, the append-only
- * hash-chained lifecycle event log (core/audit.ts hashing), blocked identifiers, delegated revocation signers, CRLs,
+ * hash-chained lifecycle event log (core/provisioning/audit.ts hashing), blocked identifiers, delegated revocation signers, CRLs,
  * revoked operators, quotas and settings. Plain functions over a SqlExec so that callers compose them inside
  * one `db.sql.transaction`.
  */
-import { GENESIS_HASH, auditEntryHash, verifyChain, type ChainVerification } from '../../core/audit.js';
+import { GENESIS_HASH, auditEntryHash, verifyChain, type ChainVerification } from '../../core/provisioning/audit.js';
 import type { Credential, CredentialStatus, DeviceState, RevocationReason } from '../../core/lifecycle.js';
-import type { AuditEntry } from '../../core/store.js';
-import type { SqlExec, SqlRow } from '../db.js';
+import type { AuditEntry } from '../../core/provisioning/store.js';
+import type { SqlExec, SqlRow } from '../../core/hq/registry-db.js';
 
 export interface DeviceRow {
   readonly serialNumber: string;

@@ -28,13 +28,13 @@ import { sha256Hex, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
 import { FAILED_ISSUANCE_TYP } from '../../core/failed-issuance.js';
 import { fail, stationError, type StationError } from '../../core/errors.js';
-import type { FlowGate, RunPolicy } from '../../core/flow.js';
-import { signJws } from '../../core/jws.js';
+import type { FlowGate, RunPolicy } from '../../core/provisioning/flow.js';
+import { signJws } from '../../core/pki/jws.js';
 import type { BoardIdentity } from '../../core/model.js';
 import { systemClock, type Clock, type Logger, type Signer } from '../../core/ports.js';
 import { err, ok, type Result } from '../../core/result.js';
-import type { Store } from '../../core/store.js';
-import type { WorkOrder } from '../../core/work-order.js';
+import type { Store } from '../../core/provisioning/store.js';
+import type { WorkOrder } from '../../core/provisioning/work-order.js';
 import {
   openLifecycleDb,
   type LifecycleDb,
@@ -51,7 +51,7 @@ import {
   signRequest,
   STATION_STATUS_PATH,
   type RequestClaims,
-} from '../../registry/protocol.js';
+} from '../../core/hq/protocol.js';
 import { exchangeError, httpExchange, pinnedAudience, registryErrorOf } from '../sync.js';
 import { renderRevocationUrls, type RevocationUrls } from '../../core/pki/device-cert.js';
 import { stationRevocation, verifyPolicy, verifyQuotas, verifyStationStatus, type PolicyPayload } from './signed.js';

@@ -4,10 +4,10 @@
  * (revokedAt <= now), the run's policy snapshot, and decide() refusing a revoked station even for a resume.
  */
 import { describe, expect, it } from 'vitest';
-import { decide, snapshotPolicy } from '../../core/flow.js';
+import { decide, snapshotPolicy } from '../../core/provisioning/flow.js';
 import { stationError } from '../../core/errors.js';
 import type { BoardIdentity } from '../../core/model.js';
-import type { RunRow } from '../../core/store.js';
+import type { RunRow } from '../../core/provisioning/store.js';
 import { PolicyPayloadSchema, POLICY_SCHEMA, stationRevocation, type PolicyPayload } from './signed.js';
 
 const base: PolicyPayload = {

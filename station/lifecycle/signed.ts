@@ -8,13 +8,13 @@ import { z } from 'zod';
 import { fail } from '../../core/errors.js';
 import { ProfileOverridesSchema, RevocationUrlTemplatesSchema } from '../../core/pki/device-cert.js';
 import type { Result } from '../../core/result.js';
-import { verifyDocument } from '../../registry/jws.js';
+import { verifyDocument } from '../../core/hq/jws.js';
 import {
   STATION_STATUS_TYP,
   StationStatusPayloadSchema,
   type RequestClaims,
   type StationStatusPayload,
-} from '../../registry/protocol.js';
+} from '../../core/hq/protocol.js';
 
 export const POLICY_TYP = 'line-station-policy+jws';
 export const QUOTA_TYP = 'line-station-quota+jws';

@@ -29,15 +29,15 @@ import {
 import { fail, stationError, type StationError } from '../../core/errors.js';
 import { STEPS, type StepName } from '../../core/model.js';
 import { systemClock, type ByteLinkOpener, type Clock, type DeviceDiscovery, type Logger } from '../../core/ports.js';
-import { matchProfile } from '../../core/profiles.js';
+import { matchProfile } from '../../core/provisioning/profiles.js';
 import { ok, type Result } from '../../core/result.js';
-import type { AuditVerification } from '../../core/store.js';
+import type { AuditVerification } from '../../core/provisioning/store.js';
 import { createDiscovery } from '../../native/discovery.js';
 import { openServiceDb, type LogRow, type ServiceDb } from '../../native/store/queries.js';
 import { serialOpener } from '../../native/serial.js';
 import { createUsbWatcher, UDEV_GUIDANCE, type UsbWatcher } from '../../native/usb.js';
 import type { Engine } from '../engine.js';
-import type { LogLine } from '../logger.js';
+import type { LogLine } from '../../native/logger.js';
 import { authPolicy, createSessions, loadBadgeKey, operatorRevoked, type Sessions } from './auth.js';
 import type { LogTap } from './log-tap.js';
 import { buildRecordDetail } from './records.js';

@@ -1,8 +1,8 @@
 /**
- * A fan-out for the logger's `tap` (station/logger.ts): create it first, pass `tap` to createLogger and the
+ * A fan-out for the logger's `tap` (native/logger.ts): create it first, pass `tap` to createLogger and the
  * hub to createStationService, which keeps the last lines for the supervisor's live log view.
  */
-import type { LogLine } from '../logger.js';
+import type { LogLine } from '../../native/logger.js';
 
 export interface LogTap {
   /** Give this to createLogger({ tap }). */

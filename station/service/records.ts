@@ -14,13 +14,13 @@ import {
 } from '@peculiar/x509';
 import { createHash } from 'node:crypto';
 import type { CertificateView, LogEntry, RecordDetail } from '../../core/api.js';
-import { MANIFEST_TYP } from '../../core/baseline.js';
+import { MANIFEST_TYP } from '../../core/provisioning/baseline.js';
 import { fromBase64Url, toHex } from '../../core/bytes.js';
-import { verifyJws } from '../../core/jws.js';
+import { verifyJws } from '../../core/pki/jws.js';
 import { fromPemChain, toPem } from '../../core/pki/pem.js';
 import type { Clock } from '../../core/ports.js';
-import { RECORD_TYP } from '../../core/record.js';
-import type { RunRow } from '../../core/store.js';
+import { RECORD_TYP } from '../../core/provisioning/record.js';
+import type { RunRow } from '../../core/provisioning/store.js';
 
 const EKU_NAMES: Record<string, string> = {
   '1.3.6.1.5.5.7.3.1': 'serverAuth',

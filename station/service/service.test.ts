@@ -4,7 +4,7 @@
  * policy failure, detach mid-run and resume), supervisor overrides in the audit log, and the supervisor
  * queries on the data those runs produced (certificate fields checked against `openssl x509 -text`).
  */
-import { must as unwrap } from '../../core/pki/test-util.js';
+import { must as unwrap } from '../../testkit/pki/test-util.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import type { ApiResult, SlotView, StationEvent } from '../../core/api.js';
 import type { Clock } from '../../core/ports.js';
 import { openServiceDb } from '../../native/store/queries.js';
 import { createWorld, type World } from '../../test/harness.js';
-import { createLogger } from '../logger.js';
+import { createLogger } from '../../native/logger.js';
 import {
   call,
   createLogTap,

@@ -8,7 +8,7 @@
 import { basename } from 'node:path';
 import type { ApiError, SlotView } from '../../core/api.js';
 import { stationError, type StationError } from '../../core/errors.js';
-import type { FlowOutcome } from '../../core/flow.js';
+import type { FlowOutcome } from '../../core/provisioning/flow.js';
 import type { ProgressEvent, StepName, StepStatus } from '../../core/model.js';
 import type { ByteLinkOpener, Clock, DetectedPort, Logger } from '../../core/ports.js';
 import { connectBoard } from '../../core/protocol/client.js';

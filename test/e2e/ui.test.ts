@@ -8,7 +8,7 @@
  * main-thread task during the 16-board run is measured; a supervisor (elevation) finds a record by
  * serial and reads its certificate; the registry comes up and the sync indicator turns to synced.
  */
-import { must as unwrap } from '../../core/pki/test-util.js';
+import { must as unwrap } from '../../testkit/pki/test-util.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import type { Browser, Page } from 'playwright-core';
 import type { Clock } from '../../core/ports.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openServiceDb } from '../../native/store/queries.js';
-import type { TestStation } from '../../registry/test/fixtures.js';
+import type { TestStation } from '../../testkit/registry/fixtures.js';
 import { revokeStation } from '../../registry/service.js';
 import { startBridge, type Bridge } from '../../station/bridge.js';
 import { main as stationCli } from '../../station/cli.js';

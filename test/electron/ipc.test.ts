@@ -5,7 +5,7 @@
  */
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ApiResult, OperationName, StationEvent } from '../../core/api.js';
-import { nullLogger } from '../../station/logger.js';
+import { nullLogger } from '../../native/logger.js';
 
 type Handler = (e: unknown, raw: unknown) => Promise<unknown>;
 const recorded = vi.hoisted(() => ({ handlers: new Map<string, Handler>() }));

@@ -8,7 +8,7 @@
 import 'reflect-metadata';
 import { join } from 'node:path';
 import { openEngine } from '../../station/engine.js';
-import { createLogger } from '../../station/logger.js';
+import { createLogger } from '../../native/logger.js';
 import { openSync, readRegistryCertificate } from '../../station/sync.js';
 
 const dataDir = process.argv[2];

@@ -14,7 +14,7 @@ import { toPem } from '../../core/pki/pem.js';
 import { systemClock } from '../../core/ports.js';
 import { openOutbox } from '../../native/store/outbox.js';
 import { verifyStationAudit } from '../../registry/audit-anchor.js';
-import { startLifecycleRegistry } from '../../registry/lifecycle/test-support.js';
+import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 import type { RunningRegistry } from '../../registry/server.js';
 import { enrollStation } from '../../registry/service.js';
 import { main as station } from '../../station/cli.js';

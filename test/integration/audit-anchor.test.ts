@@ -7,7 +7,7 @@
  * `registry verify-station` report the rewrite; the batch's records are still ingested.
  */
 import { join } from 'node:path';
-import { auditFacts, rewriteAuditHistory } from '../../native/store/test-fixtures.js';
+import { auditFacts, rewriteAuditHistory } from '../../testkit/store-fixtures.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openOutbox } from '../../native/store/outbox.js';
 import { closeLines, line, provision, registry, st, verifyStation } from './anchor-fixture.js';

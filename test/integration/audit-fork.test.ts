@@ -6,7 +6,7 @@
  */
 import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { auditFacts } from '../../native/store/test-fixtures.js';
+import { auditFacts } from '../../testkit/store-fixtures.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeLines, line, provision, registry, st, verifyStation } from './anchor-fixture.js';
 

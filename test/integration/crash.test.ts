@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../native/store/index.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { assertIssuanceInvariant } from '../support/issuance-invariant.js';
+import { assertIssuanceInvariant } from '../../testkit/issuance-invariant.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'station.mjs');
 const BOARDS = 6;
@@ -62,7 +62,7 @@ function runStation(
 /** Checks the invariants after a kill; returns where the board's run was interrupted. */
 async function checkConsistency(chipId?: string): Promise<string> {
   // Every issued certificate is in a record, revoked (failed-issuance event queued) or of the active run that
-  // resumes; every record is in the audit chain (test/support/issuance-invariant.ts; no registry here).
+  // resumes; every record is in the audit chain (testkit/issuance-invariant.ts; no registry here).
   await assertIssuanceInvariant({ dbFile: join(w.dataDir, 'station.db') });
   const s = openStore(join(w.dataDir, 'station.db'));
   if (!s.ok) throw new Error(s.error.message);

@@ -6,7 +6,7 @@
  * station revokes it at once (failed-issuance event queued in the failRun transaction, signed with the station key)
  * and reports it: online (`POST /v1/revocations`), offline (bundle -> registry import -> receipt), and after a
  * SIGKILL of the real `station provision` CLI between the failure and the sync. Checked with openssl (CRL text,
- * OCSP), the registry's lifecycle events, and the issuance invariant (test/support/issuance-invariant.ts).
+ * OCSP), the registry's lifecycle events, and the issuance invariant (testkit/issuance-invariant.ts).
  */
 import 'reflect-metadata';
 import { execFile, spawn } from 'node:child_process';
@@ -16,26 +16,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url, toBase64Url, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
 import { FAILED_ISSUANCE_TYP, type FailedIssuancePayload } from '../../core/failed-issuance.js';
-import { signJws } from '../../core/jws.js';
+import { signJws } from '../../core/pki/jws.js';
 import { fromPemChain, toPem } from '../../core/pki/pem.js';
 import { systemClock } from '../../core/ports.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
-import { readIssuanceSnapshot } from '../../native/store/issuance-snapshot.js';
-import { startLifecycleRegistry } from '../../registry/lifecycle/test-support.js';
+import { readIssuanceSnapshot } from '../../testkit/issuance-snapshot.js';
+import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 import {
   registryAudience,
   RevocationsResponseSchema,
   signRequest,
   type RevocationResult,
-} from '../../registry/protocol.js';
+} from '../../core/hq/protocol.js';
 import type { RunningRegistry } from '../../registry/server.js';
 import { enrollStation } from '../../registry/service.js';
-import { call } from '../../registry/test/harness.js';
+import { call } from '../../testkit/registry/harness.js';
 import { main } from '../../station/cli.js';
 import { updateStationConfig } from '../../station/config.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { assertIssuanceInvariant, crlSerialsWithOpenssl, fetchCrl } from '../support/issuance-invariant.js';
+import { assertIssuanceInvariant, crlSerialsWithOpenssl, fetchCrl } from '../../testkit/issuance-invariant.js';
 
 const ADMIN = 'admin-token-failed-issuance-0123456789';
 const WO = 'WO-DEMO-1';

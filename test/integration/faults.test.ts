@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Faults } from '../sim/simulator.js';
 import { createWorld, type World } from '../harness.js';
-import { assertIssuanceInvariant } from '../support/issuance-invariant.js';
+import { assertIssuanceInvariant } from '../../testkit/issuance-invariant.js';
 
 const CASES: Array<{
   name: string;

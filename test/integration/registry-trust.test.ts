@@ -27,21 +27,21 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toBase64Url, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
-import { signJws } from '../../core/jws.js';
+import { signJws } from '../../core/pki/jws.js';
 import { createCsr } from '../../core/pki/csr.js';
 import { fromPemChain, toPem } from '../../core/pki/pem.js';
-import { createTestSigner } from '../../core/pki/test-signer.js';
+import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
 import {
   SIGNER_INSTALL_PATH,
   SIGNER_REQUEST_PATH,
   SIGNER_REQUEST_SCHEMA,
   SIGNER_REQUEST_TYP,
-} from '../../registry/lifecycle/revocation-signer.js';
-import { startLifecycleRegistry } from '../../registry/lifecycle/test-support.js';
+} from '../../core/hq/revocation-signer.js';
+import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 import { type RunningRegistry } from '../../registry/server.js';
 import { enrollStation } from '../../registry/service.js';
-import { call } from '../../registry/test/harness.js';
+import { call } from '../../testkit/registry/harness.js';
 import { main } from '../../station/cli.js';
 import { CONFIG_FILE } from '../../station/config.js';
 import { openEngine } from '../../station/engine.js';

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Result } from '../../core/result.js';
-import type { FlowOutcome } from '../../core/flow.js';
+import type { FlowOutcome } from '../../core/provisioning/flow.js';
 import { createWorld, type World } from '../harness.js';
 import { startRelay, type Relay, type RelayMode } from '../relay/spawn.js';
 

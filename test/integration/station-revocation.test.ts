@@ -24,23 +24,23 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
-import { signJws } from '../../core/jws.js';
+import { signJws } from '../../core/pki/jws.js';
 import { createRootCertificate } from '../../core/pki/ca.js';
 import { toPem } from '../../core/pki/pem.js';
-import { createTestSigner } from '../../core/pki/test-signer.js';
+import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import { systemClock, type BoardClient, type Signer } from '../../core/ports.js';
-import { startLifecycleRegistry } from '../../registry/lifecycle/test-support.js';
+import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 import {
   requestClaimsOf,
   signRequest,
   STATION_STATUS_SCHEMA,
   STATION_STATUS_TYP,
   type StationStatusPayload,
-} from '../../registry/protocol.js';
+} from '../../core/hq/protocol.js';
 import type { RunningRegistry } from '../../registry/server.js';
 import { audienceOf, enrollStation } from '../../registry/service.js';
-import { createTestStation, type TestStation } from '../../registry/test/fixtures.js';
-import { call } from '../../registry/test/harness.js';
+import { createTestStation, type TestStation } from '../../testkit/registry/fixtures.js';
+import { call } from '../../testkit/registry/harness.js';
 import { main } from '../../station/cli.js';
 import { openLifecycle, POLICY_SCHEMA, POLICY_TYP } from '../../station/lifecycle/index.js';
 import { openStore } from '../../native/store/sqlite-store.js';

@@ -11,11 +11,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/ports.js';
 import { openRegistryDb } from '../../native/registry-store/index.js';
 import type { SqliteStore } from '../../native/store/index.js';
-import { MAX_BUNDLE_RECORDS } from '../../registry/protocol.js';
-import { startFaultProxy } from '../../registry/test/fault-proxy.js';
-import { createTestStation, makeManyRecords, type MadeRecord, type TestStation } from '../../registry/test/fixtures.js';
+import { MAX_BUNDLE_RECORDS } from '../../core/hq/protocol.js';
+import { startFaultProxy } from '../../testkit/registry/fault-proxy.js';
+import {
+  createTestStation,
+  makeManyRecords,
+  type MadeRecord,
+  type TestStation,
+} from '../../testkit/registry/fixtures.js';
 import { openSync, type SyncOptions, type SyncService } from '../../station/sync.js';
-import { assertIssuanceInvariant } from '../support/issuance-invariant.js';
+import { assertIssuanceInvariant } from '../../testkit/issuance-invariant.js';
 import { commitRecords, createStationDb, memoryLogger, startTestRegistry, type TestRegistry } from './sync-fixture.js';
 
 const TOTAL = Number(process.env['LS_SYNC_TEST_RECORDS'] ?? 10_000);
@@ -92,10 +97,10 @@ describe('exactly-once sync through faults (station side)', () => {
         beforeSend: async (batchId) => {
           lostBatch = batchId;
           // Post the same batch through the lossy proxy first: stored at the registry, answer lost.
-          const { signRequest } = await import('../../registry/protocol.js');
+          const { signRequest } = await import('../../core/hq/protocol.js');
           const b = s.outbox.batch(batchId)!;
           const body = JSON.stringify({ batchId, records: b.items.map((i) => i.jws) });
-          const { audienceAt } = await import('../../registry/test/harness.js');
+          const { audienceAt } = await import('../../testkit/registry/harness.js');
           const aud = await audienceAt(registry.url);
           const auth = await signRequest(station.signer, station.id, 'POST', '/v1/batches', body, systemClock, aud);
           if (!auth.ok) throw new Error(auth.error.message);

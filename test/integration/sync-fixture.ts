@@ -1,5 +1,5 @@
 /**
- * Sync test fixtures: a station database filled with many realistic signed records (registry/test/fixtures.ts:
+ * Sync test fixtures: a station database filled with many realistic signed records (testkit/registry/fixtures.ts:
  * test-signer station PKI whose chain is enrolled at the registry, device certificates from the station CA,
  * signed manifests and records) written through the real Store (createRun, certify checkpoint with the issued
  * certificate, completeRun), so the outbox trigger queues them as in production; and an in-process registry
@@ -9,14 +9,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRootCertificate } from '../../core/pki/ca.js';
-import { createTestSigner } from '../../core/pki/test-signer.js';
+import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import { toPem } from '../../core/pki/pem.js';
 import { systemClock, type Logger } from '../../core/ports.js';
 import { openStore, type SqliteStore } from '../../native/store/index.js';
-import { fakeCertificate } from '../../native/store/test-fixtures.js';
+import { fakeCertificate } from '../../testkit/store-fixtures.js';
 import { startRegistry, type RunningRegistry } from '../../registry/server.js';
 import { enrollStation } from '../../registry/service.js';
-import type { MadeRecord, TestStation } from '../../registry/test/fixtures.js';
+import type { MadeRecord, TestStation } from '../../testkit/registry/fixtures.js';
 
 export const quiet: Logger = { log() {}, child: () => quiet };
 

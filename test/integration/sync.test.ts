@@ -8,11 +8,11 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/ports.js';
-import { createTestSigner } from '../../core/pki/test-signer.js';
+import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import { createRootCertificate } from '../../core/pki/ca.js';
 import { startRegistry } from '../../registry/server.js';
 import { enrollStation, importBundle } from '../../registry/service.js';
-import { createTestStation, makeRecord, makeRecords, type TestStation } from '../../registry/test/fixtures.js';
+import { createTestStation, makeRecord, makeRecords, type TestStation } from '../../testkit/registry/fixtures.js';
 import { backoffDelay, openSync, type SyncOptions, type SyncService, type SyncStatus } from '../../station/sync.js';
 import {
   commitRecords,

@@ -1,0 +1,795 @@
+/**
+ * The provisioning flow: a resumable state machine over the ports.
+ *
+ *   identify -> (decide) -> baseline -> key -> attest -> certify -> record
+ *
+ * No identity before the board passes: the baseline is measured, checked and signed before any key or certificate
+ * exists. The attestation comes after the key step so that the board's attestation key signs a statement binding
+ * the fresh nonce, the chip, the key the station is about to certify (on-board) or wrap to (injection: the
+ * transport key), and the measurements it checked; nothing is issued or wrapped before that statement verified.
+ * Injection then wraps to the attested transport key inside the certify step.
+ *
+ * Every step ends with a checkpoint committed to the Store in one transaction (with its audit entry),
+ * and every step is idempotent, so a power loss at any instant leaves the database consistent and
+ * the board either fully provisioned with a complete record or resumable from the last checkpoint:
+ * plugging the board in again continues the active run.
+ *
+ * The decision "may I provision this board, and how?" is the pure function `decide()` below.
+ */
+import { bytesEqual, fromBase64Url, sha256Hex, toBase64, toBase64Url } from '../bytes.js';
+import { fail, stationError, type StationError } from '../errors.js';
+import type { AttestationEvidence, AttestKeyRole, BoardIdentity, ProgressEvent, StepName } from '../model.js';
+import type { BoardClient, Clock, DetectedPort, Hsm, Logger, Signer } from '../ports.js';
+import { err, ok, type Result } from '../result.js';
+import type { RunData, RunKind, RunPolicySnapshot, RunRow, Store, StoredRecord } from './store.js';
+import { checkIdentityText, matchProfile, type BoardProfile } from './profiles.js';
+import type { WorkOrder } from './work-order.js';
+import { checkKeyType, measurementsDigest, verifyAttestation } from '../pki/attestation.js';
+import { PROTOCOL_V2 } from '../protocol/messages.js';
+import { verifyCsr } from '../pki/csr.js';
+import {
+  applyProfileOverride,
+  issueDeviceCertificate,
+  type CertificateProfileOverride,
+  type RevocationUrls,
+} from '../pki/device-cert.js';
+import { toPem } from '../pki/pem.js';
+import { buildManifest, evaluateBaseline, signManifest } from './baseline.js';
+import { RECORD_SCHEMA, signRecord, type AttestationEvidenceRecord, type ProvisioningRecord } from './record.js';
+import { canonicalJson } from '../canonical.js';
+
+/** The station's identity and CA, all keys in the HSM. */
+export interface StationIdentity {
+  readonly id: string;
+  /** Station signing key (manifests, records). */
+  readonly signer: Signer;
+  /** Station certificate chain, DER, leaf first (station cert, issuing CA, root). */
+  readonly chain: readonly Uint8Array[];
+  /** Issuing CA key (device certificates). */
+  readonly caSigner: Signer;
+  /** Issuing CA chain, DER: issuing CA first, then root. */
+  readonly caChain: readonly Uint8Array[];
+}
+
+export interface FlowDeps {
+  readonly board: BoardClient;
+  readonly hsm: Hsm;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly station: StationIdentity;
+  /** Vendor attestation roots (DER). */
+  readonly attestationRoots: readonly Uint8Array[];
+  readonly profiles: readonly BoardProfile[];
+  readonly workOrder: WorkOrder;
+  readonly operator: string;
+  readonly port: DetectedPort;
+  readonly random: (n: number) => Uint8Array;
+  readonly newId: () => string;
+  /** The registry's signed policy and quotas (station/lifecycle); absent = no lifecycle checks. */
+  readonly gate?: FlowGate;
+  /** CRL / OCSP URLs for the device certificate (station config, policy override); null/absent: none. */
+  readonly revocationUrls?: RevocationUrls | null;
+}
+
+/** Lifecycle checks applied before provisioning (station/lifecycle, docs/lifecycle.md "Station side"). */
+export interface FlowGate {
+  /** FLOW_BLOCKED when headquarters blocked or decommissioned the board (serial or chip id), else null. */
+  blocked(identity: BoardIdentity): StationError | null;
+  /**
+   * Before a new run starts: FLOW_QUOTA_EXHAUSTED when the work order's quota is used up (or no quota and the
+   * station requires one), else null. The unit itself is reserved in the createRun transaction.
+   */
+  admit(run: { readonly workOrder: string; readonly kind: RunKind; readonly chipId: string }): StationError | null;
+  /**
+   * FLOW_STATION_REVOKED when the policy in force revokes this station (revokedAt <= now), else null: no run
+   * starts or resumes, and a run in flight stops before its device key and certificate.
+   */
+  stationRevoked?(): StationError | null;
+  /** The registry policy in force, snapshotted into every new run (its certificate profile override). */
+  policy?(): RunPolicy | null;
+}
+
+/** The registry policy as a run needs it (station/lifecycle). */
+export interface RunPolicy {
+  readonly version: number;
+  /** SHA-256 of the policy payload JSON as signed (the `policy.applied` audit entry has the same digest). */
+  readonly sha256: string;
+  /** Board profile id -> certificate profile override. */
+  readonly profileOverrides: Readonly<Record<string, CertificateProfileOverride>>;
+}
+
+/** Snapshot of the policy in force for a run of `profileId`. */
+export function snapshotPolicy(policy: RunPolicy | null, profileId: string): RunPolicySnapshot {
+  if (!policy) return { version: null, sha256: null, override: null };
+  const ov = Object.prototype.hasOwnProperty.call(policy.profileOverrides, profileId)
+    ? (policy.profileOverrides[profileId] ?? null)
+    : null;
+  return { version: policy.version, sha256: policy.sha256, override: ov };
+}
+
+export interface FlowOptions {
+  /** Explicit supervisor-approved re-provisioning of an already provisioned board (recorded as a rotation). */
+  readonly reprovision?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (e: ProgressEvent) => void;
+}
+
+export type FlowOutcome =
+  | {
+      readonly status: 'provisioned';
+      readonly record: StoredRecord;
+      readonly resumed: boolean;
+      readonly identity: BoardIdentity;
+    }
+  | {
+      readonly status: 'already-provisioned';
+      readonly record: StoredRecord;
+      readonly identity: BoardIdentity;
+      /** The board still holds the certificate of its record. */
+      readonly boardMatches: boolean;
+    };
+
+/** What to do with an identified board; pure. */
+export type Decision =
+  | { readonly action: 'skip'; readonly record: StoredRecord; readonly boardMatches: boolean }
+  | { readonly action: 'resume'; readonly run: RunRow }
+  | { readonly action: 'start'; readonly kind: 'initial' }
+  | { readonly action: 'start'; readonly kind: 'rotation'; readonly supersedes: StoredRecord }
+  | { readonly action: 'refuse'; readonly error: StationError };
+
+/**
+ * May this board be provisioned, and how? Pure: decides from the board's identify response, its
+ * current record and active run in the store, and whether a supervisor asked for re-provisioning.
+ *
+ * - An active run is always resumed (that is how a power loss or an unplug mid-step recovers).
+ * - A board with a current record is skipped (never a second identity) unless re-provisioning is
+ *   explicitly asked for, which is recorded as a rotation superseding that record.
+ * - A board that is locked but unknown to this station was provisioned elsewhere: refused
+ *   (a supervisor may re-provision it, which zeroizes it first).
+ */
+export function decide(input: {
+  readonly identity: BoardIdentity;
+  readonly current: StoredRecord | null;
+  readonly currentCertSha256: string | null;
+  readonly activeRun: RunRow | null;
+  readonly reprovision: boolean;
+  /** The policy blocks this board (FLOW_BLOCKED): refused whatever else holds, even a resume. */
+  readonly blocked?: StationError | null;
+  /** The policy revokes this station (FLOW_STATION_REVOKED): nothing starts or resumes. */
+  readonly stationRevoked?: StationError | null;
+}): Decision {
+  const { identity, current, activeRun, reprovision } = input;
+  if (input.stationRevoked) return { action: 'refuse', error: input.stationRevoked };
+  if (input.blocked) return { action: 'refuse', error: input.blocked };
+  if (activeRun) return { action: 'resume', run: activeRun };
+  if (current) {
+    const boardMatches =
+      identity.state.certificateSha256 !== null && identity.state.certificateSha256 === input.currentCertSha256;
+    if (!reprovision) return { action: 'skip', record: current, boardMatches };
+    return { action: 'start', kind: 'rotation', supersedes: current };
+  }
+  if (identity.state.locked && !reprovision) {
+    return {
+      action: 'refuse',
+      error: stationError(
+        'BOARD_LOCKED',
+        `board ${identity.serialNumber} is locked but this station has no record of it`,
+        {
+          chipId: identity.chipId,
+        },
+      ),
+    };
+  }
+  return { action: 'start', kind: 'initial' };
+}
+
+/** Provision one connected board (or resume its interrupted run). */
+export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Promise<Result<FlowOutcome>> {
+  const t0 = deps.clock.monotonicMs();
+  const log = deps.logger;
+  const progress = (step: StepName, status: ProgressEvent['status'], extra: Partial<ProgressEvent> = {}) =>
+    opts.onProgress?.({
+      port: deps.port.path,
+      step,
+      status,
+      elapsedMs: Math.round(deps.clock.monotonicMs() - t0),
+      ...extra,
+    });
+  const call = { ...(opts.signal ? { signal: opts.signal } : {}) };
+  const cancelled = () => opts.signal?.aborted === true;
+
+  // ---- identify
+  progress('identify', 'running');
+  const id = await deps.board.identify(call);
+  if (!id.ok) return failStep('identify', id.error);
+  const identity = id.value;
+  // Board-chosen strings are checked before anything is matched, written or shown (core/provisioning/profiles.ts).
+  const badText = checkIdentityText(identity);
+  if (badText) return failStep('identify', badText);
+  const who = { chipId: identity.chipId, serialNumber: identity.serialNumber };
+  const matched = matchProfile(deps.profiles, { port: deps.port, identity });
+  if (!matched.profile) {
+    return failStep(
+      'identify',
+      stationError(matched.serialMismatch ? 'BOARD_IDENTITY_INVALID' : 'FLOW_PROFILE_UNKNOWN', matched.reason, {
+        candidates: matched.candidates,
+      }),
+    );
+  }
+  const profile = matched.profile;
+  if (!deps.workOrder.profiles.includes(profile.id)) {
+    return failStep(
+      'identify',
+      stationError(
+        'FLOW_WORK_ORDER_MISMATCH',
+        `board profile ${profile.id} is not part of work order ${deps.workOrder.id}`,
+        {
+          profile: profile.id,
+          workOrder: deps.workOrder.id,
+        },
+      ),
+    );
+  }
+  // Protocol 1 attests nothing but the chip: refused unless the board's profile explicitly allows legacy mode.
+  if (identity.protocolVersion < PROTOCOL_V2 && profile.attestation?.allowLegacyV1 !== true) {
+    return failStep(
+      'identify',
+      stationError(
+        'ATTEST_LEGACY_REFUSED',
+        `board ${identity.serialNumber} speaks protocol ${identity.protocolVersion} (no key-bound attestation) and profile ${profile.id} does not allow legacy mode`,
+        { protocolVersion: identity.protocolVersion, profile: profile.id },
+      ),
+    );
+  }
+  progress('identify', 'done', who);
+
+  const current = deps.store.findCurrentRecord(identity.chipId);
+  const activeRun = deps.store.findActiveRun(identity.chipId);
+  const decision = decide({
+    identity,
+    current,
+    currentCertSha256: current ? recordCertSha256(current) : null,
+    activeRun,
+    reprovision: opts.reprovision === true,
+    blocked: deps.gate?.blocked(identity) ?? null,
+    stationRevoked: deps.gate?.stationRevoked?.() ?? null,
+  });
+
+  let run: RunRow;
+  let resumed = false;
+  switch (decision.action) {
+    case 'refuse':
+      // Nothing is written: an interrupted run stays as it was (also when this station is revoked).
+      return failStep('identify', decision.error);
+    case 'skip':
+      log.log('info', 'board already provisioned', { ...who, recordId: decision.record.recordId });
+      for (const s of ['baseline', 'key', 'attest', 'certify', 'record'] as const) progress(s, 'skipped', who);
+      return ok({
+        status: 'already-provisioned',
+        record: decision.record,
+        identity,
+        boardMatches: decision.boardMatches,
+      });
+    case 'resume':
+      run = decision.run;
+      resumed = true;
+      log.log('info', 'resuming interrupted run', { ...who, runId: run.runId, step: run.step });
+      // A run from before policy snapshots: it takes the policy in force now, unless it already has its certificate.
+      if (run.data.policy === undefined && run.data.certificate === undefined) {
+        const snap = snapshotPolicy(deps.gate?.policy?.() ?? null, profile.id);
+        run = deps.store.checkpoint(run.runId, run.step, { policy: snap }, { policyVersion: snap.version });
+      }
+      break;
+    case 'start': {
+      const refused = deps.gate?.admit({ workOrder: deps.workOrder.id, kind: decision.kind, chipId: identity.chipId });
+      if (refused) return failStep('identify', refused);
+      run = deps.store.createRun({
+        runId: deps.newId(),
+        chipId: identity.chipId,
+        serialNumber: identity.serialNumber,
+        port: deps.port.path,
+        workOrder: deps.workOrder.id,
+        operator: deps.operator,
+        stationId: deps.station.id,
+        kind: decision.kind,
+        supersedesRecordId: decision.kind === 'rotation' ? decision.supersedes.recordId : null,
+        startedAt: deps.clock.now().toISOString(),
+      });
+      // The policy in force when the run starts is the one its certificate is issued under (also when resumed).
+      const snap = snapshotPolicy(deps.gate?.policy?.() ?? null, profile.id);
+      run = deps.store.checkpoint(
+        run.runId,
+        'identify',
+        { profileId: profile.id, identity: { ...identity }, policy: snap },
+        {
+          profileId: profile.id,
+          model: identity.model,
+          firmwareVersion: identity.firmwareVersion,
+          policyVersion: snap.version,
+        },
+      );
+      break;
+    }
+  }
+  const runId = run.runId;
+  const ctx = { ...who, runId };
+  const timings: Record<string, number> = { ...(run.data.timings ?? {}) };
+  let stepStart = deps.clock.monotonicMs();
+  const begin = (step: StepName) => {
+    stepStart = deps.clock.monotonicMs();
+    progress(step, 'running', ctx);
+  };
+  const done = (step: StepName) => {
+    timings[step] = Math.round((timings[step] ?? 0) + deps.clock.monotonicMs() - stepStart);
+    progress(step, 'done', ctx);
+  };
+
+  function failStep(step: StepName, e: StationError): Result<never> {
+    progress(step, 'failed', { message: `${e.code}: ${e.message}` });
+    return err(e);
+  }
+  /** Fail the run in the store (it stays resumable by a new run) and report. */
+  function failRun(step: StepName, e: StationError): Result<never> {
+    // A disconnect or cancellation leaves the run active so that re-plugging resumes it.
+    if (e.code !== 'LINK_DISCONNECTED' && e.code !== 'FLOW_CANCELLED' && e.code !== 'PROTOCOL_TIMEOUT') {
+      deps.store.failRun(runId, { code: e.code, message: e.message, step });
+    }
+    log.log(e.kind === 'bug' ? 'error' : 'warn', `step ${step} failed: ${e.code} ${e.message}`, ctx);
+    return failStep(step, e);
+  }
+  const checkCancel = (step: StepName): Result<void> =>
+    cancelled() ? failRun(step, stationError('FLOW_CANCELLED', 'provisioning cancelled')) : ok(undefined);
+
+  // ---- rotation: erase the old identity on the board first (supervisor-approved)
+  if (run.kind === 'rotation' && identity.state.locked && !run.data['zeroized']) {
+    const z = await deps.board.zeroize(identity.chipId, call);
+    if (!z.ok) return failRun('key', z.error);
+    run = deps.store.checkpoint(
+      runId,
+      'identify',
+      { zeroized: true },
+      { zeroized: true, supersedes: run.supersedesRecordId },
+    );
+  }
+
+  // ---- baseline: measured and checked before any key or certificate exists. A failing board ends here with
+  // its signed manifest in the run: no key, no certificate. A resumed run measures again (a read): the statement
+  // must bind what the station checks now; the manifest is signed again only when the measurements or the policy
+  // changed.
+  let c = checkCancel('baseline');
+  if (!c.ok) return c;
+  begin('baseline');
+  const meas = await deps.board.readMeasurements(call);
+  if (!meas.ok) return failRun('baseline', meas.error);
+  const measurementsSha256 = await measurementsDigest(meas.value);
+  const policySha256 = await sha256Hex(canonicalJson(deps.workOrder.baseline));
+  const verdict = evaluateBaseline(meas.value, deps.workOrder.baseline);
+  const kept = run.data.manifest;
+  if (!kept || kept.measurementsSha256 !== measurementsSha256 || kept.policySha256 !== policySha256) {
+    const manifest = buildManifest({
+      identity,
+      measurements: meas.value,
+      policy: deps.workOrder.baseline,
+      policyRef: { workOrder: deps.workOrder.id, sha256: policySha256 },
+      verdict,
+      capturedAt: deps.clock.now().toISOString(),
+    });
+    const jws = await signManifest(deps.station.signer, [...deps.station.chain], manifest);
+    if (!jws.ok) return failRun('baseline', jws.error);
+    run = deps.store.checkpoint(
+      runId,
+      'baseline',
+      { manifest: { jws: jws.value, pass: verdict.pass, measurementsSha256, policySha256 } },
+      { pass: verdict.pass, violations: verdict.violations.map((v) => v.rule), measurementsSha256 },
+    );
+  }
+  if (!verdict.pass) {
+    return failRun(
+      'baseline',
+      stationError('POLICY_VIOLATION', verdict.violations.map((v) => v.message).join('; '), {
+        violations: verdict.violations,
+      }),
+    );
+  }
+  done('baseline');
+
+  // ---- key: the key the attestation will bind. The device key the board already holds (an earlier invocation
+  // of this run), a new on-board key, or (injection) the board's ephemeral transport key the HSM will wrap to.
+  c = checkCancel('key');
+  if (!c.ok) return c;
+  // Headquarters revoked this station while the run was in flight: no key, no certificate.
+  let revoked = deps.gate?.stationRevoked?.() ?? null;
+  if (revoked) return failRun('key', revoked);
+  begin('key');
+  const bound = await keyToAttest(deps, profile, identity, run, call);
+  if (!bound.ok) return failRun('key', bound.error);
+  if (bound.value.created) {
+    const key = bound.value.created;
+    run = deps.store.checkpoint(
+      runId,
+      'key',
+      { key },
+      {
+        mode: key.mode,
+        curve: key.curve,
+        publicKeySha256: await sha256Hex(fromBase64Url(key.publicKeySpki)),
+      },
+    );
+  }
+  done('key');
+
+  // ---- attest: a fresh nonce every time (also when resumed); the statement must bind the chip, this nonce, the
+  // key from the key step and the measurements checked above. Nothing is issued or wrapped before this passed.
+  c = checkCancel('attest');
+  if (!c.ok) return c;
+  begin('attest');
+  const nonce = deps.random(32);
+  const ev = await deps.board.attest(nonce, { ...call, key: bound.value.role });
+  if (!ev.ok) {
+    // A board that holds no key of that role did not make the key the station was given.
+    if (ev.error.code !== 'BOARD_NO_KEY') return failRun('attest', ev.error);
+    return failRun(
+      'attest',
+      stationError(
+        'ATTEST_KEY_MISMATCH',
+        `the board holds no ${bound.value.role} key: the key it reported is not its own`,
+        {
+          role: bound.value.role,
+        },
+      ),
+    );
+  }
+  const legacy = identity.protocolVersion < PROTOCOL_V2;
+  if (ev.value.protocol !== (legacy ? 1 : 2)) {
+    return failRun(
+      'attest',
+      stationError(
+        'ATTEST_STATEMENT_INVALID',
+        `protocol ${identity.protocolVersion} session, protocol ${ev.value.protocol} evidence`,
+      ),
+    );
+  }
+  const att = await verifyAttestation({
+    nonce,
+    chipId: identity.chipId,
+    evidence: ev.value,
+    trustAnchors: [...deps.attestationRoots],
+    clock: deps.clock,
+    ...(legacy
+      ? {}
+      : {
+          expected: {
+            role: bound.value.role,
+            key: bound.value.key,
+            curve: profile.curve,
+            measurementsSha256,
+          },
+        }),
+  });
+  if (!att.ok) return failRun('attest', att.error);
+  const evidence = evidenceForRecord(ev.value, nonce, att.value.leafSha256, bound.value, measurementsSha256);
+  run = deps.store.checkpoint(
+    runId,
+    'attest',
+    {
+      nonce: toBase64Url(nonce),
+      attestation: { leafSha256: att.value.leafSha256, verifiedAt: deps.clock.now().toISOString(), evidence },
+    },
+    {
+      leafSha256: att.value.leafSha256,
+      mode: evidence.mode,
+      ...(evidence.mode === 'key-bound-v2' ? { boundKey: evidence.boundKey.role } : {}),
+    },
+  );
+  done('attest');
+
+  // ---- certify: (injection) wrap to the attested transport key, inject, proof of possession; issue the
+  // certificate (logged, and so revocable, BEFORE it is written to the board); install; read back.
+  const cert = run.data.certificate;
+  const boardHoldsRunCert = cert !== undefined && identity.state.certificateSha256 === cert.sha256;
+  if (!boardHoldsRunCert) {
+    c = checkCancel('certify');
+    if (!c.ok) return c;
+    begin('certify');
+    if (bound.value.role === 'transport') {
+      const inj = await injectDeviceKey(deps, profile, identity, bound.value.key, call);
+      if (!inj.ok) return failRun('certify', inj.error);
+      run = deps.store.checkpoint(
+        runId,
+        'key',
+        { key: inj.value },
+        {
+          mode: inj.value.mode,
+          curve: inj.value.curve,
+          publicKeySha256: await sha256Hex(fromBase64Url(inj.value.publicKeySpki)),
+        },
+      );
+    }
+    const key = run.data.key;
+    if (!key) throw new Error('certify without a device key');
+    if (!cert) {
+      revoked = deps.gate?.stationRevoked?.() ?? null;
+      if (revoked) return failRun('certify', revoked);
+      const caCert = deps.station.caChain[0];
+      if (!caCert) throw new Error('station CA chain is empty');
+      const snap = run.data.policy;
+      const certProfile = applyProfileOverride(profile.certificate, snap?.override ?? undefined);
+      const issued = await issueDeviceCertificate({
+        ca: { signer: deps.station.caSigner, certificate: caCert },
+        publicKeySpki: fromBase64Url(key.publicKeySpki),
+        profile: certProfile,
+        vars: {
+          serialNumber: identity.serialNumber,
+          chipId: identity.chipId,
+          model: identity.model,
+          workOrder: deps.workOrder.id,
+        },
+        clock: deps.clock,
+        ...(deps.revocationUrls ? { revocationUrls: deps.revocationUrls } : {}),
+      });
+      if (!issued.ok) return failRun('certify', issued.error);
+      const chainDer = deps.station.caChain.map((d) => toBase64Url(d));
+      run = deps.store.checkpoint(
+        runId,
+        'certify',
+        {
+          certificate: {
+            serialNumber: issued.value.serialNumber,
+            der: toBase64Url(issued.value.der),
+            chain: chainDer,
+            sha256: issued.value.sha256,
+          },
+          certificateProfile: { sha256: await sha256Hex(canonicalJson(certProfile)) },
+        },
+        {
+          certificateSerial: issued.value.serialNumber,
+          sha256: issued.value.sha256,
+          policyVersion: snap?.version ?? null,
+        },
+        {
+          serialNumber: issued.value.serialNumber,
+          sha256: issued.value.sha256,
+          chipId: identity.chipId,
+          runId,
+          der: issued.value.der,
+          notBefore: issued.value.notBefore,
+          notAfter: issued.value.notAfter,
+          issuedAt: deps.clock.now().toISOString(),
+        },
+      );
+    }
+    const certNow = run.data.certificate!;
+    const chain = [fromBase64Url(certNow.der), ...deps.station.caChain.slice(0, 1)];
+    const inst = await deps.board.installCertificate(chain, call);
+    if (!inst.ok) return failRun('certify', inst.error);
+    if (inst.value.certificateSha256 !== certNow.sha256) {
+      return failRun(
+        'certify',
+        stationError('CERT_INSTALL_MISMATCH', 'the board reports a different certificate than the one written', {
+          expected: certNow.sha256,
+          actual: inst.value.certificateSha256,
+        }),
+      );
+    }
+    // Read back through identify: the board must now report the new certificate.
+    const back = await deps.board.identify(call);
+    if (!back.ok) return failRun('certify', back.error);
+    if (back.value.state.certificateSha256 !== certNow.sha256) {
+      return failRun(
+        'certify',
+        stationError('CERT_INSTALL_MISMATCH', 'read-back after install does not show the certificate', {}),
+      );
+    }
+    run = deps.store.checkpoint(
+      runId,
+      'certify',
+      { installed: { certificateSha256: certNow.sha256 } },
+      { installed: certNow.sha256 },
+    );
+    done('certify');
+  } else {
+    progress('certify', 'skipped', ctx);
+  }
+
+  // ---- record: lock the identity on the board, then commit the signed record
+  c = checkCancel('record');
+  if (!c.ok) return c;
+  begin('record');
+  if (!run.data.locked) {
+    const lk = await deps.board.lock(call);
+    if (!lk.ok && lk.error.code !== 'BOARD_LOCKED') return failRun('record', lk.error);
+    run = deps.store.checkpoint(runId, 'record', { locked: true }, { locked: true });
+  }
+  timings['record'] = Math.round(deps.clock.monotonicMs() - stepStart);
+  const certFinal = run.data.certificate!;
+  const keyFinal = run.data.key!;
+  const snapFinal = run.data.policy;
+  const profFinal = run.data.certificateProfile;
+  const evidenceFinal = run.data.attestation?.evidence;
+  if (!evidenceFinal) throw new Error('record without attestation evidence');
+  const record: ProvisioningRecord = {
+    schema: RECORD_SCHEMA,
+    recordId: deps.newId(),
+    runId,
+    kind: run.kind,
+    supersedesRecordId: run.supersedesRecordId,
+    station: { id: deps.station.id, certificateSha256: await sha256Hex(deps.station.chain[0]!) },
+    operator: run.operator,
+    workOrder: run.workOrder,
+    profileId: profile.id,
+    board: {
+      chipId: identity.chipId,
+      serialNumber: identity.serialNumber,
+      model: identity.model,
+      hardwareRevision: identity.hardwareRevision,
+      firmwareVersion: identity.firmwareVersion,
+      port: deps.port.path,
+    },
+    attestation: evidenceFinal,
+    key: { mode: keyFinal.mode, curve: keyFinal.curve as 'P-256' | 'P-384', publicKeySpki: keyFinal.publicKeySpki },
+    certificate: {
+      serialNumber: certFinal.serialNumber,
+      sha256: certFinal.sha256,
+      pem: toPem(fromBase64Url(certFinal.der), 'CERTIFICATE'),
+    },
+    chain: deps.station.caChain.map((d) => toPem(d, 'CERTIFICATE')),
+    manifest: { jws: run.data.manifest!.jws },
+    verdict: { pass: verdict.pass, violations: verdict.violations },
+    // Which registry policy (and certificate profile) the certificate was issued under, for headquarters' audit.
+    ...(snapFinal && profFinal
+      ? {
+          policy: {
+            version: snapFinal.version,
+            sha256: snapFinal.sha256,
+            profileOverride: snapFinal.override,
+            certificateProfileSha256: profFinal.sha256,
+          },
+        }
+      : {}),
+    timings,
+    startedAt: run.startedAt,
+    completedAt: deps.clock.now().toISOString(),
+    outcome: 'provisioned',
+  };
+  const signed = await signRecord(deps.station.signer, [...deps.station.chain], record);
+  if (!signed.ok) return failRun('record', signed.error);
+  const stored = deps.store.completeRun(runId, {
+    recordId: record.recordId,
+    runId,
+    chipId: identity.chipId,
+    serialNumber: identity.serialNumber,
+    workOrder: run.workOrder,
+    operator: run.operator,
+    kind: run.kind,
+    supersedesRecordId: run.supersedesRecordId,
+    outcome: 'provisioned',
+    certificateSerial: certFinal.serialNumber,
+    createdAt: record.completedAt,
+    recordJson: signed.value.json,
+    jws: signed.value.jws,
+    recordSha256: signed.value.sha256,
+  });
+  progress('record', 'done', ctx);
+  log.log('info', 'board provisioned', {
+    ...ctx,
+    recordId: stored.recordId,
+    ms: Math.round(deps.clock.monotonicMs() - t0),
+  });
+  return ok({ status: 'provisioned', record: stored, resumed, identity });
+}
+
+/** The key the attestation binds, and the device key the key step created (to checkpoint), if any. */
+interface KeyToAttest {
+  readonly role: AttestKeyRole;
+  /** SPKI DER of the bound key. */
+  readonly key: Uint8Array;
+  readonly created: NonNullable<RunData['key']> | null;
+}
+
+/**
+ * The key step: the device key this run already has on the board (role device; a resumed run), a new on-board key
+ * (role device; type and curve checked, CSR proof of possession), or the board's ephemeral transport key for an
+ * injection (role transport). Every key is checked against the profile's key type and curve before it is used:
+ * ATTEST_KEY_TYPE_MISMATCH (e.g. a P-384 key where the profile says P-256).
+ */
+async function keyToAttest(
+  deps: FlowDeps,
+  profile: BoardProfile,
+  identity: BoardIdentity,
+  run: RunRow,
+  call: { signal?: AbortSignal },
+): Promise<Result<KeyToAttest>> {
+  const curve = profile.curve;
+  if (run.data.key) return ok({ role: 'device', key: fromBase64Url(run.data.key.publicKeySpki), created: null });
+  if (profile.keyMode === 'onboard') {
+    if (!identity.capabilities.onboardKeygen)
+      return fail('BOARD_UNSUPPORTED', 'profile asks for on-board key generation; the board cannot');
+    const g = await deps.board.generateKey({ curve, subject: identity.serialNumber }, call);
+    if (!g.ok) return g;
+    const type = checkKeyType(g.value.publicKeySpki, curve, 'key the board generated');
+    if (!type.ok) return type;
+    const v = await verifyCsr(g.value.csr, { publicKeySpki: g.value.publicKeySpki });
+    if (!v.ok) return v;
+    return ok({
+      role: 'device',
+      key: g.value.publicKeySpki,
+      created: {
+        mode: 'onboard',
+        curve,
+        publicKeySpki: toBase64Url(g.value.publicKeySpki),
+        csr: toBase64Url(g.value.csr),
+      },
+    });
+  }
+  if (!identity.capabilities.keyInjection)
+    return fail('BOARD_UNSUPPORTED', 'profile asks for key injection; the board cannot');
+  const t = await deps.board.beginKeyInjection({ curve }, call);
+  if (!t.ok) return t;
+  const type = checkKeyType(t.value.publicKeySpki, curve, "board's transport key");
+  if (!type.ok) return type;
+  return ok({ role: 'transport', key: t.value.publicKeySpki, created: null });
+}
+
+/**
+ * Key injection after the transport key was attested: the HSM makes the device key and wraps it for exactly that
+ * transport key; the board unwraps it and proves possession with a CSR.
+ */
+async function injectDeviceKey(
+  deps: FlowDeps,
+  profile: BoardProfile,
+  identity: BoardIdentity,
+  transportKeySpki: Uint8Array,
+  call: { signal?: AbortSignal },
+): Promise<Result<NonNullable<RunData['key']>>> {
+  const curve = profile.curve;
+  const wrapped = await deps.hsm.generateWrappedDeviceKey({ curve, publicKeySpki: transportKeySpki });
+  if (!wrapped.ok) return wrapped;
+  const inj = await deps.board.injectWrappedKey({ ...wrapped.value, subject: identity.serialNumber }, call);
+  if (!inj.ok) return inj;
+  if (!bytesEqual(inj.value.publicKeySpki, wrapped.value.publicKeySpki)) {
+    return fail('CSR_POP_FAILED', 'the board reports a different public key than the injected one');
+  }
+  // The CSR signed with the injected key proves the board unwrapped and holds it.
+  const v = await verifyCsr(inj.value.csr, { publicKeySpki: wrapped.value.publicKeySpki });
+  if (!v.ok) return v;
+  return ok({
+    mode: 'injected',
+    curve,
+    publicKeySpki: toBase64Url(wrapped.value.publicKeySpki),
+    csr: toBase64Url(inj.value.csr),
+  });
+}
+
+/** The verified attestation as the record carries it (docs/formats.md "Attestation evidence in the record"). */
+function evidenceForRecord(
+  ev: AttestationEvidence,
+  nonce: Uint8Array,
+  leafSha256: string,
+  bound: KeyToAttest,
+  measurementsSha256: string,
+): AttestationEvidenceRecord {
+  const common = {
+    nonce: toBase64Url(nonce),
+    leafSha256,
+    chain: ev.chain.map((d) => toBase64(d)),
+    signature: toBase64(ev.signature),
+  };
+  if (ev.protocol === 1) return { mode: 'legacy-v1', ...common };
+  return {
+    mode: 'key-bound-v2',
+    ...common,
+    statement: toBase64(ev.statement),
+    boundKey: { role: bound.role, spki: toBase64(bound.key) },
+    measurementsSha256,
+  };
+}
+
+function recordCertSha256(r: StoredRecord): string | null {
+  try {
+    const parsed = JSON.parse(r.recordJson) as { certificate?: { sha256?: unknown } };
+    return typeof parsed.certificate?.sha256 === 'string' ? parsed.certificate.sha256 : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * The signed provisioning record: one per provisioned board, canonical JSON signed by the station
+ * key as a compact JWS (typ line-station-record+jws, x5c = station chain). See docs/formats.md.
+ */
+import { z } from 'zod';
+import { bytesEqual, fromBase64, sha256Hex, toBase64Url, utf8 } from '../bytes.js';
+import { Sha256Hex, formatIssues } from './baseline.js';
+import { canonicalJson } from '../canonical.js';
+import { fail } from '../errors.js';
+import type { Clock, Signer } from '../ports.js';
+import { ok, type Result } from '../result.js';
+import { signJws, verifyJws } from '../pki/jws.js';
+import { CertificateProfileOverrideSchema } from '../pki/device-cert.js';
+import { decodeStatement, type AttestationStatement } from '../pki/attestation.js';
+
+/** Records with attestation evidence (key-bound protocol 2, or legacy protocol 1 where a profile allows it). */
+export const RECORD_SCHEMA = 'line-station/provisioning-record/v2';
+/** Records made before attestation evidence was kept (still verified and ingested). */
+export const RECORD_SCHEMA_V1 = 'line-station/provisioning-record/v1';
+export const RECORD_TYP = 'line-station-record+jws';
+
+const Uuid = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a lower-case UUID');
+const B64Url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected base64url');
+const Text = z.string().min(1).max(256);
+const IsoTime = z.string().datetime({ offset: true });
+/** Standard base64 with padding (RFC 4648 §4), as x5c uses: `openssl base64 -d -A` reads it. */
+const B64 = z
+  .string()
+  .min(4)
+  .max(16384)
+  .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'expected standard base64');
+
+/**
+ * Attestation evidence of a v2 record (docs/formats.md "Attestation evidence in the record"): everything a third
+ * party needs to re-check the board's attestation with openssl.
+ */
+export const AttestationEvidenceRecordSchema = z.discriminatedUnion('mode', [
+  z
+    .object({
+      mode: z.literal('key-bound-v2'),
+      nonce: B64Url,
+      leafSha256: Sha256Hex,
+      /** Attestation chain as the board sent it, DER, leaf first. */
+      chain: z.array(B64).min(1).max(8),
+      /** DER ECDSA signature by the attestation key over `statement`. */
+      signature: B64,
+      /** The exact signed statement bytes. */
+      statement: B64,
+      /** The key the statement binds: the device key (= key.publicKeySpki) or the injection transport key. */
+      boundKey: z.object({ role: z.enum(['device', 'transport']), spki: B64 }).strict(),
+      /** SHA-256 of the canonical JSON of the manifest's `measurements`, as bound in the statement. */
+      measurementsSha256: Sha256Hex,
+    })
+    .strict(),
+  z
+    .object({
+      mode: z.literal('legacy-v1'),
+      nonce: B64Url,
+      leafSha256: Sha256Hex,
+      chain: z.array(B64).min(1).max(8),
+      /** DER ECDSA signature over utf8("line-station/attest/v1\0") || nonce || utf8(chipId). */
+      signature: B64,
+    })
+    .strict(),
+]);
+export type AttestationEvidenceRecord = z.infer<typeof AttestationEvidenceRecordSchema>;
+
+const RecordFields = z
+  .object({
+    schema: z.literal(RECORD_SCHEMA),
+    recordId: Uuid,
+    runId: Text,
+    kind: z.enum(['initial', 'rotation']),
+    supersedesRecordId: Uuid.nullable(),
+    station: z.object({ id: Text, certificateSha256: Sha256Hex }).strict(),
+    operator: Text,
+    workOrder: Text,
+    profileId: Text,
+    board: z
+      .object({
+        chipId: z.string().regex(/^[0-9a-f]{8,64}$/, 'expected 8..64 lower-case hex chars'),
+        serialNumber: Text,
+        model: Text,
+        hardwareRevision: z.string().max(256),
+        firmwareVersion: z.string().max(256),
+        port: z.string().max(1024),
+      })
+      .strict(),
+    attestation: z.object({ nonce: B64Url, leafSha256: Sha256Hex }).strict(),
+    key: z
+      .object({ mode: z.enum(['onboard', 'injected']), curve: z.enum(['P-256', 'P-384']), publicKeySpki: B64Url })
+      .strict(),
+    certificate: z
+      .object({
+        serialNumber: z.string().regex(/^[0-9a-f]{2,40}$/, 'expected hex'),
+        sha256: Sha256Hex,
+        pem: z.string().min(1),
+      })
+      .strict(),
+    chain: z.array(z.string().min(1)).max(8),
+    manifest: z.object({ jws: z.string().min(1) }).strict(),
+    verdict: z
+      .object({
+        pass: z.boolean(),
+        violations: z.array(
+          z.object({ rule: z.string(), expected: z.unknown(), actual: z.unknown(), message: z.string() }).strict(),
+        ),
+      })
+      .strict(),
+    /**
+     * The registry policy the certificate was issued under (station/lifecycle, docs/lifecycle.md "Policy"):
+     * version and SHA-256 of the policy payload (null: none in force), the board profile's override it applied,
+     * and the SHA-256 of the effective certificate profile (canonical JSON). Absent in records from before.
+     */
+    policy: z
+      .object({
+        version: z.number().int().min(0).nullable(),
+        sha256: Sha256Hex.nullable(),
+        profileOverride: CertificateProfileOverrideSchema.nullable(),
+        certificateProfileSha256: Sha256Hex,
+      })
+      .strict()
+      .optional(),
+    timings: z.record(z.string(), z.number().nonnegative()),
+    startedAt: IsoTime,
+    completedAt: IsoTime,
+    outcome: z.literal('provisioned'),
+  })
+  .strict();
+
+export const ProvisioningRecordSchema = z
+  .discriminatedUnion('schema', [
+    RecordFields.extend({ attestation: AttestationEvidenceRecordSchema }),
+    RecordFields.extend({
+      schema: z.literal(RECORD_SCHEMA_V1),
+      attestation: z.object({ nonce: B64Url, leafSha256: Sha256Hex }).strict(),
+    }),
+  ])
+  .superRefine((r, ctx) => {
+    if ((r.kind === 'rotation') !== (r.supersedesRecordId !== null))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['supersedesRecordId'],
+        message: 'a rotation must name the record it supersedes; an initial record must not',
+      });
+    const att = r.attestation;
+    if ('mode' in att && att.mode === 'key-bound-v2') keyBoundProblems(r, att, ctx);
+  });
+
+export type ProvisioningRecord = z.infer<typeof ProvisioningRecordSchema>;
+
+type KeyBoundEvidence = Extract<AttestationEvidenceRecord, { mode: 'key-bound-v2' }>;
+
+/**
+ * A key-bound record says one thing everywhere: the statement decodes to exactly the record's nonce, chip id, bound
+ * key and measurements digest; a device-role bound key is the certified key (key.publicKeySpki); a transport-role
+ * key only with an injected key.
+ */
+function keyBoundProblems(
+  r: {
+    readonly board: { readonly chipId: string };
+    readonly key: { readonly mode: string; readonly publicKeySpki: string };
+  },
+  att: KeyBoundEvidence,
+  ctx: z.RefinementCtx,
+): void {
+  const issue = (path: string[], message: string) =>
+    ctx.addIssue({ code: 'custom', path: ['attestation', ...path], message });
+  let st: AttestationStatement | null = null;
+  let spki: Uint8Array | null = null;
+  try {
+    st = decodeStatement(fromBase64(att.statement));
+    spki = fromBase64(att.boundKey.spki);
+  } catch {
+    // reported below
+  }
+  if (!st || !spki) return issue(['statement'], 'not a protocol 2 statement in base64');
+  if (
+    st.role !== att.boundKey.role ||
+    !bytesEqual(st.key, spki) ||
+    st.chipId !== r.board.chipId ||
+    toBase64Url(st.nonce) !== att.nonce ||
+    st.measurementsSha256 !== att.measurementsSha256
+  )
+    issue(['statement'], 'the statement does not say what the record says (role, key, chip id, nonce, measurements)');
+  if (att.boundKey.role === 'device' && toBase64Url(spki) !== r.key.publicKeySpki)
+    issue(['boundKey', 'spki'], 'the attested device key is not key.publicKeySpki');
+  if (att.boundKey.role === 'transport' && r.key.mode !== 'injected')
+    issue(['boundKey', 'role'], 'only an injected key is bound through a transport key');
+}
+
+/** The record's canonical JSON (sorted keys, no whitespace) as UTF-8: the exact signed payload. */
+export function encodeRecord(record: ProvisioningRecord): Uint8Array {
+  return utf8(canonicalJson(record));
+}
+
+export interface SignedRecord {
+  /** Canonical JSON of the record (the JWS payload). */
+  readonly json: string;
+  readonly jws: string;
+  /** SHA-256 (hex) of `json` as UTF-8. */
+  readonly sha256: string;
+}
+
+/**
+ * Validate (a record that fails the schema is a bug: INTERNAL) and sign a record with the station key.
+ * Signer errors are returned as is.
+ */
+export async function signRecord(
+  signer: Signer,
+  stationChain: readonly Uint8Array[],
+  record: ProvisioningRecord,
+): Promise<Result<SignedRecord>> {
+  const v = ProvisioningRecordSchema.safeParse(record);
+  if (!v.success)
+    return fail('INTERNAL', `provisioning record does not match its schema: ${formatIssues(v.error.issues)}`);
+  let json: string;
+  try {
+    json = canonicalJson(record);
+  } catch (e) {
+    return fail('INTERNAL', `provisioning record is not plain JSON: ${(e as Error).message}`);
+  }
+  const payload = utf8(json);
+  const jws = await signJws({ signer, payload, header: { typ: RECORD_TYP, x5c: stationChain } });
+  if (!jws.ok) return jws;
+  return ok({ json, jws: jws.value, sha256: await sha256Hex(payload) });
+}
+
+/**
+ * Verify a signed record: JWS signature with the x5c station chain validated to `trustAnchors` at
+ * clock.now(), typ, and the record schema. INPUT_INVALID on any failure.
+ */
+export async function verifyRecord(
+  jws: string,
+  trustAnchors: readonly Uint8Array[],
+  clock: Clock,
+): Promise<Result<ProvisioningRecord>> {
+  const v = await verifyJws(jws, { trustAnchors, clock, typ: RECORD_TYP });
+  if (!v.ok) return v;
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(v.value.payload));
+  } catch {
+    return fail('INPUT_INVALID', 'record payload is not JSON');
+  }
+  const r = ProvisioningRecordSchema.safeParse(json);
+  if (!r.success) return fail('INPUT_INVALID', `record: ${formatIssues(r.error.issues)}`);
+  return ok(r.data);
+}

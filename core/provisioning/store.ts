@@ -1,0 +1,197 @@
+/**
+ * The Store port: durable state of the station (runs, issued certificates, signed records) and the
+ * append-only, hash-chained audit trail. Every mutating method is ONE transaction that also appends
+ * its audit entry, so a power loss at any instant leaves either the whole change or none of it.
+ *
+ * Synchronous by design (better-sqlite3); the engine runs off the UI thread.
+ */
+import type { StepName } from '../model.js';
+import type { CertificateProfileOverride } from '../pki/device-cert.js';
+import type { AttestationEvidenceRecord } from './record.js';
+
+export type RunKind = 'initial' | 'rotation';
+export type RunState = 'active' | 'done' | 'failed';
+
+/**
+ * The policy a run was started under (run data `policy`, persisted with the identify checkpoint): a resumed run
+ * issues its certificate with the same override even when a newer policy arrived meanwhile.
+ */
+export interface RunPolicySnapshot {
+  readonly version: number | null;
+  readonly sha256: string | null;
+  readonly override: CertificateProfileOverride | null;
+}
+
+/** Checkpoint data accumulated by a run; JSON-serialisable; binary as base64url. Never secrets. */
+export interface RunData {
+  readonly profileId?: string;
+  readonly identity?: Readonly<Record<string, unknown>>;
+  readonly nonce?: string;
+  readonly attestation?: {
+    readonly leafSha256: string;
+    readonly verifiedAt: string;
+    /** The evidence of the last verified attestation, as the record carries it (absent in runs from before). */
+    readonly evidence?: AttestationEvidenceRecord;
+  };
+  readonly key?: {
+    readonly mode: 'onboard' | 'injected';
+    readonly curve: string;
+    readonly publicKeySpki: string;
+    readonly csr: string;
+  };
+  readonly certificate?: {
+    readonly serialNumber: string;
+    readonly der: string;
+    readonly chain: readonly string[];
+    readonly sha256: string;
+  };
+  readonly installed?: { readonly certificateSha256: string };
+  readonly manifest?: {
+    readonly jws: string;
+    readonly pass: boolean;
+    /** measurementsDigest() of the measurements the manifest holds, and the baseline policy it was checked against. */
+    readonly measurementsSha256?: string;
+    readonly policySha256?: string;
+  };
+  readonly locked?: boolean;
+  readonly timings?: Readonly<Record<string, number>>;
+  /** The registry policy in force when the run started (absent for a run from before policy snapshots). */
+  readonly policy?: RunPolicySnapshot;
+  /** SHA-256 (hex) of the canonical JSON of the effective certificate profile, set with `certificate`. */
+  readonly certificateProfile?: { readonly sha256: string };
+  readonly [k: string]: unknown;
+}
+
+export interface RunRow {
+  readonly runId: string;
+  readonly chipId: string;
+  readonly serialNumber: string;
+  readonly port: string;
+  readonly workOrder: string;
+  readonly operator: string;
+  readonly stationId: string;
+  readonly kind: RunKind;
+  readonly supersedesRecordId: string | null;
+  readonly state: RunState;
+  /** Last step whose checkpoint was committed. */
+  readonly step: StepName;
+  readonly data: RunData;
+  readonly error: { readonly code: string; readonly message: string; readonly step: StepName } | null;
+  readonly startedAt: string;
+  readonly updatedAt: string;
+}
+
+export interface NewRun {
+  readonly runId: string;
+  readonly chipId: string;
+  readonly serialNumber: string;
+  readonly port: string;
+  readonly workOrder: string;
+  readonly operator: string;
+  readonly stationId: string;
+  readonly kind: RunKind;
+  readonly supersedesRecordId: string | null;
+  readonly startedAt: string;
+}
+
+/** A certificate issued by the station CA, logged BEFORE it is written to the board (so it can be revoked). */
+export interface IssuedCertificate {
+  readonly serialNumber: string; // hex
+  readonly sha256: string; // hex of DER
+  readonly chipId: string;
+  readonly runId: string;
+  readonly der: Uint8Array;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly issuedAt: string;
+}
+
+export interface StoredRecord {
+  readonly recordId: string;
+  readonly runId: string;
+  readonly chipId: string;
+  readonly serialNumber: string;
+  readonly workOrder: string;
+  readonly operator: string;
+  readonly kind: RunKind;
+  readonly supersedesRecordId: string | null;
+  readonly outcome: 'provisioned';
+  readonly certificateSerial: string;
+  readonly createdAt: string;
+  /** The exact JSON bytes that were signed (the JWS payload), as a string. */
+  readonly recordJson: string;
+  /** JWS compact serialization of recordJson, signed by the station key. */
+  readonly jws: string;
+  /** SHA-256 (hex) of recordJson. */
+  readonly recordSha256: string;
+}
+
+export interface AuditEntry {
+  readonly seq: number;
+  readonly ts: string;
+  readonly type: string;
+  readonly runId: string | null;
+  readonly payload: Readonly<Record<string, unknown>>;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export type AuditVerification =
+  | { readonly ok: true; readonly entries: number; readonly records: number; readonly headHash: string }
+  | {
+      readonly ok: false;
+      readonly entries: number;
+      /** First audit sequence number (or record id) at which verification failed. */
+      readonly at: string;
+      readonly reason:
+        | 'hash-mismatch'
+        | 'broken-link'
+        | 'sequence-gap'
+        | 'record-mismatch'
+        | 'record-missing'
+        | 'record-unaudited'
+        | 'truncated';
+      readonly message: string;
+    };
+
+export interface RecordQuery {
+  readonly limit?: number;
+  readonly offset?: number;
+  readonly chipId?: string;
+  readonly serialNumber?: string;
+  readonly workOrder?: string;
+}
+
+export interface Store {
+  /** The current (not superseded) provisioning record of a board, if any. */
+  findCurrentRecord(chipId: string): StoredRecord | null;
+  /** The active (unfinished) run of a board, if any. */
+  findActiveRun(chipId: string): RunRow | null;
+  getRun(runId: string): RunRow | null;
+  /** Create a run (state active, step identify) and audit `run.started`. */
+  createRun(run: NewRun): RunRow;
+  /**
+   * Commit a step: merge `patch` into the run data, set `step`, audit `step.<name>` with `audit`,
+   * and (certify step) log the issued certificate, all in one transaction.
+   */
+  checkpoint(
+    runId: string,
+    step: StepName,
+    patch: Partial<RunData>,
+    audit: Readonly<Record<string, unknown>>,
+    issued?: IssuedCertificate,
+  ): RunRow;
+  /** Insert the signed record, mark the run done, supersede the previous record (rotation), audit `record.committed`. */
+  completeRun(runId: string, record: Omit<StoredRecord, 'createdAt'> & { readonly createdAt?: string }): StoredRecord;
+  /** Mark the run failed with a code and audit `run.failed`. A failed run can be resumed by a new run. */
+  failRun(runId: string, error: { readonly code: string; readonly message: string; readonly step: StepName }): void;
+  listRecords(q?: RecordQuery): StoredRecord[];
+  countRecords(q?: Omit<RecordQuery, 'limit' | 'offset'>): number;
+  listIssuedCertificates(chipId?: string): IssuedCertificate[];
+  /** Append a free-standing audit entry (e.g. station.init, override.approved). */
+  appendAudit(type: string, payload: Readonly<Record<string, unknown>>, runId?: string | null): AuditEntry;
+  listAudit(fromSeq?: number, limit?: number): AuditEntry[];
+  /** Walk the chain and cross-check every record against its audit entry. */
+  verifyAudit(): AuditVerification;
+  close(): void;
+}
