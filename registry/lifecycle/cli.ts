@@ -15,12 +15,12 @@ import { toPem } from '../../core/pki/pem.js';
 import { ensureSecurityOfficerToken, readRegistryConfig, type RegistryConfig, type RegistryKeys } from '../keys.js';
 import { zodMessage } from '../../core/hq/protocol.js';
 import { KEY_ROTATION_ANSWER_FILE, KeyRotationRequestFileSchema } from '../../core/hq/key-rotation.js';
+import { POLICY_SCHEMA } from '../../core/hq/policy.js';
 import {
   applyTransition,
   checkRole,
   MAX_POLICY_DURATION_S,
   MIN_POLICY_DURATION_S,
-  POLICY_SCHEMA,
   setPolicySetting,
   signedPolicy,
   type PolicyChange,

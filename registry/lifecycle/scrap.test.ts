@@ -31,7 +31,7 @@ import {
   type HsmStation,
 } from '../../testkit/registry/lifecycle.js';
 import { backends, call, createTestDb, type TestDb } from '../../testkit/registry/harness.js';
-import { SCRAP_SCHEMA, SCRAP_TYP } from './service.js';
+import { SCRAP_SCHEMA, SCRAP_TYP } from '../../core/hq/scrap.js';
 
 const PIN = 'scrap-PIN-4242';
 const ADMIN = 'admin-token-0123456789abcdef';

@@ -4,6 +4,8 @@
  * the registry token certified by the station's issuing CA), CRLs and OCSP signed with them, station key
  * rotation, revoked operators, signed policy and quotas.
  */
+import { POLICY_SCHEMA, POLICY_TYP, QUOTA_SCHEMA, QUOTA_TYP } from '../../core/hq/policy.js';
+import { SCRAP_SCHEMA, SCRAP_TYP, ScrapIdent, ScrapPayloadSchema, type ScrapPayload } from '../../core/hq/scrap.js';
 import 'reflect-metadata';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { X509Certificate } from '@peculiar/x509';
@@ -696,34 +698,9 @@ export async function verifyLifecycleLog(
 
 // ---------------------------------------------------------------- station scrap revocations
 
-export const SCRAP_TYP = 'line-station-scrap+jws';
-export const SCRAP_SCHEMA = 'line-station/scrap/v1';
 /** Most scrap and failed-issuance events in one POST /v1/revocations. */
 export const MAX_SCRAP_REQUESTS = MAX_REVOCATION_EVENTS;
 const MAX_SCRAP_JWS_CHARS = MAX_REVOCATION_EVENT_CHARS;
-
-const ScrapIdent = z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/);
-export const ScrapPayloadSchema = z
-  .object({
-    schema: z.literal(SCRAP_SCHEMA),
-    requestId: ScrapIdent,
-    stationId: ScrapIdent,
-    chipId: ScrapIdent,
-    serialNumber: ScrapIdent,
-    recordId: ScrapIdent,
-    certificateSerial: z.string().regex(/^[0-9A-Fa-f]{1,64}$/),
-    certificateSha256: z
-      .string()
-      .regex(/^[0-9a-f]{64}$/)
-      .nullable(),
-    reason: z.literal('cessationOfOperation'),
-    note: z.string().max(1024),
-    supervisor: z.string().min(1).max(128),
-    operator: z.string().min(1).max(128),
-    scrappedAt: z.iso.datetime(),
-  })
-  .strict();
-export type ScrapPayload = z.infer<typeof ScrapPayloadSchema>;
 
 /** Why a scrap or failed-issuance event was refused (core/hq/protocol.ts REVOCATION_REJECT_REASONS). */
 export type ScrapRejectReason = RevocationRejectReason;
@@ -1616,11 +1593,6 @@ export async function revokeOperator(
 }
 
 // ---------------------------------------------------------------- policy and quotas
-
-export const POLICY_TYP = 'line-station-policy+jws';
-export const QUOTA_TYP = 'line-station-quota+jws';
-export const POLICY_SCHEMA = 'line-station/policy/v1';
-export const QUOTA_SCHEMA = 'line-station/quotas/v1';
 
 /** Shortest certificate lifetime / rotate-before window a policy may set (1 hour). */
 export const MIN_POLICY_DURATION_S = 3600;

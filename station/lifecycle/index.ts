@@ -23,6 +23,7 @@
  *   is failed with FLOW_RUN_EXPIRED (`expireActiveRuns`: engine open, each attempt, background loop), so its
  *   certificate takes the failed-issuance path above.
  */
+import { SCRAP_SCHEMA, SCRAP_TYP } from '../../core/hq/scrap.js';
 import { randomUUID } from 'node:crypto';
 import { sha256Hex, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
@@ -54,13 +55,16 @@ import {
 } from '../../core/hq/protocol.js';
 import { exchangeError, httpExchange, pinnedAudience, registryErrorOf } from '../sync.js';
 import { renderRevocationUrls, type RevocationUrls } from '../../core/pki/device-cert.js';
-import { stationRevocation, verifyPolicy, verifyQuotas, verifyStationStatus, type PolicyPayload } from './signed.js';
+import {
+  stationRevocation,
+  verifyPolicy,
+  verifyQuotas,
+  verifyStationStatus,
+  type PolicyPayload,
+} from '../../core/hq/policy.js';
 
-export * from './signed.js';
+export * from '../../core/hq/policy.js';
 export type { ExpiredActiveRun, QuotaUsage, RevocationRequest } from '../../native/store/lifecycle.js';
-
-export const SCRAP_TYP = 'line-station-scrap+jws';
-export const SCRAP_SCHEMA = 'line-station/scrap/v1';
 
 export interface StationLifecycleOptions {
   /** The station database (already migrated by the Store). */

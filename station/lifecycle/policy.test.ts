@@ -8,7 +8,7 @@ import { decide, snapshotPolicy } from '../../core/provisioning/flow.js';
 import { stationError } from '../../core/errors.js';
 import type { BoardIdentity } from '../../core/model.js';
 import type { RunRow } from '../../core/provisioning/store.js';
-import { PolicyPayloadSchema, POLICY_SCHEMA, stationRevocation, type PolicyPayload } from './signed.js';
+import { PolicyPayloadSchema, POLICY_SCHEMA, stationRevocation, type PolicyPayload } from '../../core/hq/policy.js';
 
 const base: PolicyPayload = {
   schema: POLICY_SCHEMA,

@@ -5,16 +5,16 @@
  * from the message). Pure apart from WebCrypto.
  */
 import { z } from 'zod';
-import { fail } from '../../core/errors.js';
-import { ProfileOverridesSchema, RevocationUrlTemplatesSchema } from '../../core/pki/device-cert.js';
-import type { Result } from '../../core/result.js';
-import { verifyDocument } from '../../core/hq/jws.js';
+import { fail } from '../errors.js';
+import { ProfileOverridesSchema, RevocationUrlTemplatesSchema } from '../pki/device-cert.js';
+import type { Result } from '../result.js';
+import { verifyDocument } from './jws.js';
 import {
   STATION_STATUS_TYP,
   StationStatusPayloadSchema,
   type RequestClaims,
   type StationStatusPayload,
-} from '../../core/hq/protocol.js';
+} from './protocol.js';
 
 export const POLICY_TYP = 'line-station-policy+jws';
 export const QUOTA_TYP = 'line-station-quota+jws';
