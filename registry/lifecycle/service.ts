@@ -5,7 +5,7 @@
  * rotation, revoked operators, signed policy and quotas.
  */
 import { POLICY_SCHEMA, POLICY_TYP, QUOTA_SCHEMA, QUOTA_TYP } from '../../core/hq/policy.js';
-import { SCRAP_SCHEMA, SCRAP_TYP, ScrapIdent, ScrapPayloadSchema, type ScrapPayload } from '../../core/hq/scrap.js';
+import { SCRAP_TYP, ScrapIdent, ScrapPayloadSchema, type ScrapPayload } from '../../core/hq/scrap.js';
 import 'reflect-metadata';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { X509Certificate } from '@peculiar/x509';
