@@ -20,7 +20,9 @@ import { signJws } from '../core/pki/jws.js';
 import { systemClock } from '../core/ports.js';
 import { createTestSigner } from '../testkit/pki/test-signer.js';
 import { openRegistryDb } from '../native/registry-store/index.js';
-import { exchangeError, httpExchange, openSync, readRegistryCertificate } from '../station/sync.js';
+import { openSync } from '../station/sync.js';
+import { exchangeError, httpExchange } from '../station/hq/transport.js';
+import { readRegistryCertificate } from '../station/hq/pins.js';
 import { commitRecords, createStationDb, memoryLogger } from '../test/integration/sync-fixture.js';
 import { startLifecycleRegistry } from '../testkit/registry/lifecycle.js';
 import {

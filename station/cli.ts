@@ -18,7 +18,7 @@ import { fromPem, fromPemChain, toPem } from '../core/pki/pem.js';
 import { verifyJws } from '../core/pki/jws.js';
 import { anchorMismatches } from '../core/provisioning/audit.js';
 import { fail } from '../core/errors.js';
-import { checkRegistryUrl } from './sync.js';
+import { checkRegistryUrl } from './hq/transport.js';
 import { delegateRevocationSigner } from './revocation-signer.js';
 import { checkStationDataDir, CONFIG_FILE, defaultRevocationUrls, updateStationConfig } from './config.js';
 import { openEngine, type Engine } from './engine.js';

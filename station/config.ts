@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../native/atomic-file.js';
 import { checkPrivateTree, readPrivateFile, type PrivateEntry } from '../native/data-dir.js';
 import { readSoftHsmTokenDir } from '../native/softhsm-dev.js';
 import { RevocationUrlsSchema, type RevocationUrls } from '../core/pki/device-cert.js';
-import { crlPath, OCSP_PATH } from '../core/hq/protocol.js';
+import { crlPath, OCSP_PATH } from '../core/hq/routes.js';
 
 /** The `auth` section of config.json; every field has a default (station/service/auth.ts authPolicy). */
 export const AuthConfigSchema = z
@@ -91,7 +91,7 @@ export const StationConfigSchema = z
     registry: z
       .object({
         /**
-         * Base URL: https://registry.example:8443, or http only to a loopback IP literal (station/sync.ts
+         * Base URL: https://registry.example:8443, or http only to a loopback IP literal (station/hq/transport.ts
          * `checkRegistryUrl`, docs/sync.md "Transport"); absent = offline only (bundles).
          */
         url: z.url({ protocol: /^https?$/ }).optional(),

@@ -27,13 +27,9 @@ import { loadProfilesFromDir } from '../native/profiles-fs.js';
 import { registerEngine } from './instance.js';
 import { openTokenAndStore } from './token-store.js';
 import { loadConfig, readPin, type LoadedConfig } from './config.js';
-import {
-  checkRegistryUrl,
-  openSync,
-  readRegistryCertificate,
-  readRegistryTlsCertificate,
-  type SyncService,
-} from './sync.js';
+import { openSync, type SyncService } from './sync.js';
+import { checkRegistryUrl } from './hq/transport.js';
+import { readRegistryCertificate, readRegistryTlsCertificate } from './hq/pins.js';
 import { openLifecycle, type StationLifecycle } from './lifecycle/index.js';
 
 export interface EngineOptions {

@@ -3,7 +3,7 @@
  * loopback IP literal; https only with a pinned TLS certificate; nothing else.
  */
 import { describe, expect, it } from 'vitest';
-import { checkRegistryUrl } from './sync.js';
+import { checkRegistryUrl } from './hq/transport.js';
 
 const PIN = new Uint8Array([0x30, 0x00]);
 const codeOf = (url: string, pin: Uint8Array | null) => {

@@ -14,8 +14,8 @@
  *    audited `revocation-signer.installed`.
  *
  * The only credential is the station's own request signature, checked by the registry against the enrolled
- * station certificate: no bearer token is ever sent. Transport: station/sync.ts `httpExchange` (URL policy,
- * pinned TLS).
+ * station certificate: no bearer token is ever sent. Both requests go through the registry client
+ * (station/hq/client.ts: URL policy, pinned TLS, LS-Sig); the answers are verified here.
  */
 import { fromBase64Url } from '../core/bytes.js';
 import { fail, type StationError } from '../core/errors.js';
@@ -24,21 +24,14 @@ import { err, ok, type Result } from '../core/result.js';
 import { issueRevocationSignerCertificate } from '../core/pki/ca.js';
 import { verifyCsr } from '../core/pki/csr.js';
 import { toPem } from '../core/pki/pem.js';
-import { registryAudience, signRequest } from '../core/hq/protocol.js';
-import {
-  SIGNER_INSTALL_PATH,
-  SIGNER_REQUEST_PATH,
-  SignedAnswerSchema,
-  verifySignerInstalled,
-  verifySignerRequest,
-} from '../core/hq/revocation-signer.js';
-import { exchangeError, httpExchange, registryErrorOf } from './sync.js';
+import { verifySignerInstalled, verifySignerRequest } from '../core/hq/revocation-signer.js';
+import { createRegistryClient } from './hq/client.js';
 
 /** Validity of the delegated signer certificate (capped at the issuing CA's notAfter). */
 export const REVOCATION_SIGNER_VALIDITY_DAYS = 825;
 
 export interface DelegationParams {
-  /** Registry base URL (checked by `httpExchange` on every call). */
+  /** Registry base URL (its policy is checked by the transport on every call). */
   readonly url: string;
   /** The pinned registry certificate (DER of registry.pem): both answers must verify with it. */
   readonly registryCertificate: Uint8Array;
@@ -69,46 +62,21 @@ export interface DelegationOutcome {
 const untrusted = (what: string, e: StationError): Result<never> =>
   fail('SYNC_REGISTRY_UNTRUSTED', `${what}: ${e.message}`);
 
-/** One LS-Sig POST; answers the JWS of `{jws}` or the coded failure. */
-async function post(p: DelegationParams, path: string, body: string): Promise<Result<string>> {
-  const audience = await registryAudience(p.registryCertificate);
-  const auth = await signRequest(p.signer, p.stationId, 'POST', path, body, p.clock, audience);
-  if (!auth.ok) return auth;
-  let res: { status: number; text: string };
-  try {
-    res = await httpExchange(`${p.url.replace(/\/+$/, '')}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: auth.value },
-      body,
-      signal: AbortSignal.timeout(p.timeoutMs ?? 30_000),
-      tls: p.tlsCertificate,
-    });
-  } catch (e) {
-    return err(exchangeError(e, `POST ${path}`));
-  }
-  if (res.status !== 200) {
-    const { code, message } = registryErrorOf(res, 300);
-    return fail(
-      res.status >= 500 ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
-      `POST ${path}: registry answered ${res.status} ${code}: ${message}`,
-    );
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(res.text);
-  } catch {
-    return fail('SYNC_REGISTRY_UNTRUSTED', `POST ${path}: the answer is not JSON`);
-  }
-  const a = SignedAnswerSchema.safeParse(parsed);
-  return a.success ? ok(a.data.jws) : fail('SYNC_REGISTRY_UNTRUSTED', `POST ${path}: the answer holds no signed JWS`);
-}
-
 /** Run the three steps (see the module comment). Nothing is issued unless step 1's answer verified. */
 export async function delegateRevocationSigner(p: DelegationParams): Promise<Result<DelegationOutcome>> {
   const caCert = p.caChain[0];
   if (!caCert) return fail('CONFIG_INVALID', 'the issuing CA certificate is missing');
-  const reqJws = await post(p, SIGNER_REQUEST_PATH, '{}');
-  if (!reqJws.ok) return reqJws;
+  const registry = createRegistryClient({
+    url: p.url,
+    tlsCertificate: p.tlsCertificate,
+    registryCertificate: p.registryCertificate,
+    stationId: p.stationId,
+    signer: p.signer,
+    clock: p.clock,
+    timeoutMs: p.timeoutMs ?? 30_000,
+  });
+  const reqJws = await registry.revocationSignerRequest();
+  if (!reqJws.ok) return err(reqJws.error.error);
   const request = await verifySignerRequest(reqJws.value, p.registryCertificate, p.stationId);
   if (!request.ok) return untrusted('revocation signer request', request.error);
   let csrDer: Uint8Array;
@@ -136,9 +104,8 @@ export async function delegateRevocationSigner(p: DelegationParams): Promise<Res
     notAfter: issued.value.notAfter,
     certificatePem,
   });
-  const body = JSON.stringify({ requestId: request.value.requestId, certificatePem });
-  const doneJws = await post(p, SIGNER_INSTALL_PATH, body);
-  if (!doneJws.ok) return doneJws;
+  const doneJws = await registry.revocationSignerInstall({ requestId: request.value.requestId, certificatePem });
+  if (!doneJws.ok) return err(doneJws.error.error);
   const done = await verifySignerInstalled(doneJws.value, p.registryCertificate, {
     stationId: p.stationId,
     requestId: request.value.requestId,

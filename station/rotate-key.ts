@@ -6,8 +6,8 @@
  *    in the HSM (CN = station id, like `station init`), stored in the token and in pki/; the rotation request
  *    (JWS typ line-station-key-rotation+jws) signed with the CURRENT key; all of it remembered in
  *    pki/station-key-rotation.json (the pending rotation) before anything is sent;
- * 2. the request goes to the registry (online: POST /v1/stations/key-rotation, LS-Sig; hand-carried: --out file,
- *    then `registry rotate-station-key`, then --answer file);
+ * 2. the request goes to the registry (online: POST /v1/stations/key-rotation, LS-Sig, through the registry
+ *    client station/hq/client.ts; hand-carried: --out file, then `registry rotate-station-key`, then --answer file);
  * 3. the registry's signed answer is verified with the registry certificate configured by `station enroll`;
  * 4. switch: config.json (tmp + rename) names the new key and chain; audited `station.key-rotated`;
  * 5. only then the old private key is destroyed in the token (audited `station.key-destroyed`) and the pending
@@ -29,7 +29,7 @@ import { issueStationCertificate } from '../core/pki/ca.js';
 import { fromPemChain, toPem } from '../core/pki/pem.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { HsmAdmin } from '../native/hsm/index.js';
-import { registryAudience, signRequest } from '../core/hq/protocol.js';
+import { ROUTES, routePath } from '../core/hq/routes.js';
 import {
   KEY_ROTATION_ANSWER_FILE,
   KEY_ROTATION_REQUEST_FILE,
@@ -41,14 +41,8 @@ import {
 } from '../core/hq/key-rotation.js';
 import { lockForRotation } from './instance.js';
 import { configNotFound, loadConfig, readPin, updateStationConfig, type LoadedConfig } from './config.js';
-import {
-  exchangeError,
-  RegistryRefusal,
-  httpExchange,
-  readRegistryCertificate,
-  readRegistryTlsCertificate,
-  registryErrorOf,
-} from './sync.js';
+import { createRegistryClient } from './hq/client.js';
+import { readRegistryCertificate, readRegistryTlsCertificate } from './hq/pins.js';
 import { openTokenAndStore } from './token-store.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
 import { STATION_CERT_DAYS } from './init.js';
@@ -56,7 +50,6 @@ import { STATION_CERT_DAYS } from './init.js';
 /** The pending rotation, relative to the data dir. */
 export const PENDING_ROTATION_FILE = join('pki', 'station-key-rotation.json');
 const PENDING_SCHEMA = 'line-station/station-key-rotation-pending/v1';
-export const KEY_ROTATION_PATH = '/v1/stations/key-rotation';
 
 const PendingSchema = z
   .object({
@@ -420,11 +413,8 @@ async function send(
   log: Logger,
   registryCertificate: Uint8Array,
 ): Promise<Result<{ answer: string; repeated: boolean }>> {
-  const url = cfg.config.registry!.url!.replace(/\/+$/, '');
   const tls = readRegistryTlsCertificate(cfg);
   if (!tls.ok) return tls;
-  const body = JSON.stringify({ request: pending.request });
-  const audience = await registryAudience(registryCertificate);
   let last: Result<never> | null = null;
   for (const label of [pending.oldLabel, pending.newLabel]) {
     const signer: Result<Signer> = await hsm.signer(label);
@@ -432,48 +422,26 @@ async function send(
       last = signer;
       continue;
     }
-    const auth = await signRequest(
-      signer.value,
-      cfg.config.stationId,
-      'POST',
-      KEY_ROTATION_PATH,
-      body,
+    const registry = createRegistryClient({
+      url: cfg.config.registry!.url!,
+      tlsCertificate: tls.value,
+      registryCertificate,
+      stationId: cfg.config.stationId,
+      signer: signer.value,
       clock,
-      audience,
-    );
-    if (!auth.ok) return auth;
-    let res: { status: number; text: string };
-    try {
-      res = await httpExchange(`${url}${KEY_ROTATION_PATH}`, {
-        method: 'POST',
-        tls: tls.value,
-        headers: { authorization: auth.value, 'content-type': 'application/json' },
-        body,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (e) {
-      if (e instanceof RegistryRefusal) return err(e.error);
-      const x = exchangeError(e, `POST ${KEY_ROTATION_PATH}`);
-      return fail(x.code, `${x.message}; the rotation stays pending: run station rotate-key again`);
-    }
-    if (res.status === 200) {
-      try {
-        const b = JSON.parse(res.text) as { answer?: unknown; repeated?: unknown };
-        if (typeof b.answer !== 'string') throw new Error('no answer');
-        return ok({ answer: b.answer, repeated: b.repeated === true });
-      } catch {
-        return fail('SYNC_REJECTED', `POST ${KEY_ROTATION_PATH}: the registry's answer holds no signed answer`);
-      }
-    }
-    const { code, message } = registryErrorOf(res, 300);
-    last = fail(
-      res.status >= 500 ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
-      `POST ${KEY_ROTATION_PATH}: registry answered ${res.status} ${code}: ${message}`,
-    );
-    if (code !== 'AUTH_SIGNATURE_INVALID' || label === pending.newLabel) break;
+      timeoutMs,
+    });
+    const r = await registry.rotateKey({ request: pending.request });
+    if (r.ok) return r;
+    const f = r.error;
+    if (f.kind === 'unreachable')
+      return fail(f.error.code, `${f.error.message}; the rotation stays pending: run station rotate-key again`);
+    if (f.kind !== 'refused') return err(f.error);
+    last = err(f.error);
+    if (f.code !== 'AUTH_SIGNATURE_INVALID' || label === pending.newLabel) break;
     log.log('info', 'the registry does not accept the current key: retrying with the new key (applied before?)', {
       requestId: pending.requestId,
     });
   }
-  return last ?? fail('SYNC_REJECTED', `POST ${KEY_ROTATION_PATH}: no key could sign the request`);
+  return last ?? fail('SYNC_REJECTED', `POST ${routePath(ROUTES.stationKeyRotation)}: no key could sign the request`);
 }

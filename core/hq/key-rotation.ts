@@ -81,6 +81,12 @@ export const KeyRotationAnswerFileSchema = z
   })
   .strip();
 
+/**
+ * The HTTP 200 body of `POST /v1/stations/key-rotation` as the station reads it: the signed answer (verified with
+ * `verifyKeyRotationAnswer`) and whether the request had been applied before (anything but `true` is false).
+ */
+export const KeyRotationResponseSchema = z.object({ answer: z.string(), repeated: z.unknown().optional() });
+
 /** The registry's answer (HTTP 200 body; the CLI prints it with --json). */
 export interface KeyRotationResult {
   readonly stationId: string;

@@ -246,6 +246,14 @@ export const RevocationResultSchema = z
   .strict();
 export type RevocationResult = z.infer<typeof RevocationResultSchema>;
 
+/** `POST /v1/revocations` body: scrap and failed-issuance events, each a station-signed compact JWS. */
+export const RevocationsRequestSchema = z
+  .object({
+    requests: z.array(z.string().min(1).max(MAX_REVOCATION_EVENT_CHARS)).min(1).max(MAX_REVOCATION_EVENTS),
+  })
+  .strict();
+export type RevocationsRequest = z.infer<typeof RevocationsRequestSchema>;
+
 export const RevocationsResponseSchema = z.object({ results: z.array(RevocationResultSchema) }).strict();
 export type RevocationsResponse = z.infer<typeof RevocationsResponseSchema>;
 
@@ -503,12 +511,12 @@ export const HealthSchema = z
   .strict();
 export type Health = z.infer<typeof HealthSchema>;
 
-// ---------------------------------------------------------------- public revocation status (CRL, OCSP)
-
-/** Where the registry serves station `stationId`'s CRL (DER, public; registry/lifecycle/routes.ts). */
-export const crlPath = (stationId: string): string => `/v1/crl/${stationId}.crl`;
-/** The registry's OCSP responder (POST, or GET /v1/ocsp/<base64 request>; public). */
-export const OCSP_PATH = '/v1/ocsp';
+/**
+ * The answer of a route that serves one signed document (`GET /v1/policy`, `/v1/quotas`, `/v1/station-status`,
+ * `/v1/audit-heads`): `{jws, ...}`; the reader verifies the JWS with the pinned registry certificate.
+ */
+export const SignedDocumentAnswerSchema = z.object({ jws: z.string() });
+export type SignedDocumentAnswer = z.infer<typeof SignedDocumentAnswerSchema>;
 
 // ---------------------------------------------------------------- station status (revocation reaches the station)
 

@@ -116,6 +116,14 @@ function escapeRe(s: string): string {
 }
 
 /**
+ * Where the registry serves station `stationId`'s CRL (DER, public): ROUTES.crl with the id as given (not checked
+ * against its pattern: for the URLs written into device certificates).
+ */
+export const crlPath = (stationId: string): string => ROUTES.crl.path.replace(':stationId', stationId);
+/** The registry's OCSP responder (POST, or GET /v1/ocsp/<base64 request>; public). */
+export const OCSP_PATH = ROUTES.ocspPost.path;
+
+/**
  * The request path for a route with its parameters filled in (URL-encoded). Throws on a missing parameter or a
  * value the route's pattern does not accept (a bug in the caller: values come from validated state).
  */

@@ -19,7 +19,7 @@ import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
 import { openRegistryDb } from '../../native/registry-store/index.js';
 import { initToken, type SoftHsmEnv } from '../../native/softhsm-dev.js';
 import { delegateRevocationSigner } from '../../station/revocation-signer.js';
-import { readRegistryCertificate } from '../../station/sync.js';
+import { readRegistryCertificate } from '../../station/hq/pins.js';
 import { main } from '../cli.js';
 import { createBundle } from '../../core/hq/protocol.js';
 import { makeRecord } from '../../testkit/registry/fixtures.js';

@@ -20,7 +20,7 @@ import { systemClock, type Signer } from '../../core/ports.js';
 import { createWorld, type World } from '../../test/harness.js';
 import { addOperators } from '../../test/operators-fixture.js';
 import { main } from '../cli.js';
-import { POLICY_SCHEMA, POLICY_TYP } from '../lifecycle/index.js';
+import { POLICY_SCHEMA, POLICY_TYP } from '../../core/hq/policy.js';
 import { call, createStationService, type StationService } from './index.js';
 
 const OP_PIN = '2468';

@@ -9,7 +9,8 @@ import 'reflect-metadata';
 import { join } from 'node:path';
 import { openEngine } from '../../station/engine.js';
 import { createLogger } from '../../native/logger.js';
-import { openSync, readRegistryCertificate } from '../../station/sync.js';
+import { openSync } from '../../station/sync.js';
+import { readRegistryCertificate } from '../../station/hq/pins.js';
 
 const dataDir = process.argv[2];
 if (!dataDir) {

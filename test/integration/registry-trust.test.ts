@@ -45,7 +45,7 @@ import { call } from '../../testkit/registry/harness.js';
 import { main } from '../../station/cli.js';
 import { CONFIG_FILE } from '../../station/config.js';
 import { openEngine } from '../../station/engine.js';
-import { RegistryRefusal, httpExchange } from '../../station/sync.js';
+import { RegistryRefusal, httpExchange } from '../../station/hq/transport.js';
 import { createWorld, type World } from '../harness.js';
 
 const ADMIN = 'admin-token-registry-trust-0123456789';

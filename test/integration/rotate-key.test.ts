@@ -11,24 +11,29 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalJson } from '../core/canonical.js';
-import { utf8 } from '../core/bytes.js';
-import { signJws } from '../core/pki/jws.js';
-import { fromPemChain, toPem } from '../core/pki/pem.js';
-import { createTestSigner } from '../testkit/pki/test-signer.js';
-import { systemClock } from '../core/ports.js';
-import type { HsmAdmin } from '../native/hsm/index.js';
-import { runLifecycleCommand } from '../registry/lifecycle/cli.js';
-import { stationKeyRotation } from '../registry/lifecycle/service.js';
-import { KEY_ROTATION_TYP } from '../core/hq/key-rotation.js';
-import { type RunningRegistry } from '../registry/server.js';
-import { enrollStation, ingestRecords, stationTrust } from '../registry/service.js';
-import { call } from '../testkit/registry/harness.js';
-import { createWorld, type World } from '../test/harness.js';
-import { main } from './cli.js';
-import { loadConfig } from './config.js';
-import { nextKeyLabel, PENDING_ROTATION_FILE, rotateStationKey, type PendingRotation } from './rotate-key.js';
-import { startLifecycleRegistry } from '../testkit/registry/lifecycle.js';
+import { canonicalJson } from '../../core/canonical.js';
+import { utf8 } from '../../core/bytes.js';
+import { signJws } from '../../core/pki/jws.js';
+import { fromPemChain, toPem } from '../../core/pki/pem.js';
+import { createTestSigner } from '../../testkit/pki/test-signer.js';
+import { systemClock } from '../../core/ports.js';
+import type { HsmAdmin } from '../../native/hsm/index.js';
+import { runLifecycleCommand } from '../../registry/lifecycle/cli.js';
+import { stationKeyRotation } from '../../registry/lifecycle/service.js';
+import { KEY_ROTATION_TYP } from '../../core/hq/key-rotation.js';
+import { type RunningRegistry } from '../../registry/server.js';
+import { enrollStation, ingestRecords, stationTrust } from '../../registry/service.js';
+import { call } from '../../testkit/registry/harness.js';
+import { createWorld, type World } from '../harness.js';
+import { main } from '../../station/cli.js';
+import { loadConfig } from '../../station/config.js';
+import {
+  nextKeyLabel,
+  PENDING_ROTATION_FILE,
+  rotateStationKey,
+  type PendingRotation,
+} from '../../station/rotate-key.js';
+import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 
 const ADMIN = 'admin-token-rotate-key-0123456789';
 const WO = 'WO-DEMO-1';

@@ -1,0 +1,377 @@
+/**
+ * The station's registry client (docs/sync.md "Transport", docs/registry-api.md): one typed method per station
+ * route of the route table (core/hq/routes.ts). Every method builds its path with `routePath`, signs the request
+ * (LS-Sig, core/hq/protocol.ts `signRequest`, audience = the pinned registry certificate's), sends it through the
+ * transport (station/hq/transport.ts: URL policy, pinned TLS, capped answers, timeout), reads the registry's error
+ * body of a refusal and parses the answer with its core/hq schema.
+ *
+ * It does not verify signed documents: the caller does, with the core/hq function of that document (receipts,
+ * policy, quotas, station status, anchored heads, key-rotation and revocation-signer answers), because each checks
+ * something of its own request (batch id, challenge, LS-Sig nonce, request id). Methods that answer a document
+ * bound to the request return what the check needs (`challenge`, `claims`).
+ *
+ * May import: core/ (hq contract, errors, result, ports, bytes), station/hq/transport.ts.
+ */
+import { toBase64Url } from '../../core/bytes.js';
+import { fail, stationError, type StationError } from '../../core/errors.js';
+import type { Clock, Signer } from '../../core/ports.js';
+import { err, ok, type Err, type Result } from '../../core/result.js';
+import type { KeyRotationBodySchema } from '../../core/hq/key-rotation.js';
+import { KeyRotationResponseSchema } from '../../core/hq/key-rotation.js';
+import {
+  BatchResponseSchema,
+  ErrorBodySchema,
+  HealthSchema,
+  MAX_HEALTH_RESPONSE_BYTES,
+  registryAudience,
+  requestClaimsOf,
+  RevocationsResponseSchema,
+  signRequest,
+  SignedDocumentAnswerSchema,
+  zodMessage,
+  type BatchRequest,
+  type BatchResponse,
+  type RequestClaims,
+  type RevocationResult,
+  type RevocationsRequest,
+} from '../../core/hq/protocol.js';
+import { SignedAnswerSchema, type InstallBody } from '../../core/hq/revocation-signer.js';
+import { ROUTES, routePath, type RouteSpec } from '../../core/hq/routes.js';
+import { exchangeError, httpExchange, RegistryRefusal } from './transport.js';
+import type { z } from 'zod';
+
+export interface RegistryClientOptions {
+  /** Base URL of the registry (trailing slashes ignored); the transport checks its policy on every call. */
+  readonly url: string;
+  /** The pinned registry TLS certificate (DER): required for an https URL. */
+  readonly tlsCertificate: Uint8Array | null;
+  /** The pinned registry certificate (DER of registry.pem): its SHA-256 is the audience of every signed request. */
+  readonly registryCertificate: Uint8Array | null;
+  readonly stationId: string;
+  /** The key that signs the requests (LS-Sig): the station signing key. */
+  readonly signer: Signer;
+  readonly clock: Clock;
+  /** Timeout of every call (the health check: min(this, 5 s)). */
+  readonly timeoutMs: number;
+}
+
+/**
+ * Why a call failed. `unsent`: nothing went out (no registry certificate, the request could not be signed, the URL
+ * policy or the TLS pin refused the registry); `unreachable`: no complete answer (network, timeout, cut off, larger
+ * than the cap); `refused`: the registry answered another status than 200; `invalid`: a 200 answer that is not what
+ * the route answers.
+ */
+export interface RegistryFailure {
+  readonly kind: 'unsent' | 'unreachable' | 'refused' | 'invalid';
+  /** The HTTP status of a refusal (else null). */
+  readonly status: number | null;
+  /** The registry's error code of a refusal (`HTTP <status>` when the body is not an error body; else null). */
+  readonly code: string | null;
+  /** The station error, as the station reports it. */
+  readonly error: StationError;
+}
+export type RegistryResult<T> = Result<T, RegistryFailure>;
+
+/** A signed document the registry answered to this request, with the claims of the request's LS-Sig. */
+export interface SignedDocument {
+  readonly jws: string;
+  readonly claims: RequestClaims;
+}
+
+export interface RegistryClient {
+  /** The registry base URL (no trailing slash). */
+  readonly url: string;
+  /** `GET /v1/health` (public): true when the registry answers a valid health document. */
+  health(signal?: AbortSignal): Promise<boolean>;
+  /** `POST /v1/batches`: the batch response (its receipt still to verify). */
+  sendBatch(body: BatchRequest, signal?: AbortSignal): Promise<RegistryResult<BatchResponse>>;
+  /** `GET /v1/audit-heads?challenge=`: the anchored heads JWS and the fresh challenge it must echo. */
+  auditHeads(signal?: AbortSignal): Promise<RegistryResult<{ jws: string; challenge: string }>>;
+  /** `GET /v1/station-status`: the signed answer about this station, bound to this request's claims. */
+  stationStatus(signal?: AbortSignal): Promise<RegistryResult<SignedDocument>>;
+  /** `GET /v1/policy`: the signed policy. */
+  policy(signal?: AbortSignal): Promise<RegistryResult<SignedDocument>>;
+  /** `GET /v1/quotas`: this station's signed quotas. */
+  quotas(signal?: AbortSignal): Promise<RegistryResult<SignedDocument>>;
+  /** `POST /v1/revocations`: the per-event results (none when the answer holds none: nothing is acknowledged). */
+  sendRevocations(body: RevocationsRequest, signal?: AbortSignal): Promise<RegistryResult<RevocationResult[]>>;
+  /** `POST /v1/stations/key-rotation`: the signed answer, and whether the request had been applied before. */
+  rotateKey(
+    body: z.infer<typeof KeyRotationBodySchema>,
+  ): Promise<RegistryResult<{ answer: string; repeated: boolean }>>;
+  /** `POST /v1/stations/revocation-signer/request`: the signed signer request (JWS). */
+  revocationSignerRequest(): Promise<RegistryResult<string>>;
+  /** `POST /v1/stations/revocation-signer/certificate`: the signed confirmation (JWS). */
+  revocationSignerInstall(body: InstallBody): Promise<RegistryResult<string>>;
+}
+
+const NO_REGISTRY_CERT = 'no registry certificate is configured: run station enroll --registry-cert FILE';
+
+/** The audience of this station's signed requests: the pinned registry certificate's (`registryAudience`). */
+export function pinnedAudience(registryCertificate: Uint8Array | null): Promise<Result<string>> {
+  return registryCertificate
+    ? registryAudience(registryCertificate).then(ok)
+    : Promise.resolve(fail('CONFIG_INVALID', NO_REGISTRY_CERT));
+}
+
+/**
+ * The registry's `{error: {code, message}}` of a failed answer; when the body is not one, `HTTP <status>` and the
+ * first `maxRaw` characters of the body.
+ */
+export function registryErrorOf(
+  res: { status: number; text: string },
+  maxRaw = 200,
+): { readonly code: string; readonly message: string } {
+  try {
+    const e = ErrorBodySchema.parse(JSON.parse(res.text));
+    return { code: e.error.code, message: e.error.message };
+  } catch {
+    return { code: `HTTP ${res.status}`, message: res.text.slice(0, maxRaw) };
+  }
+}
+
+const failure = (
+  kind: RegistryFailure['kind'],
+  error: StationError,
+  status: number | null = null,
+  code: string | null = null,
+): Err<RegistryFailure> => err({ kind, status, code, error });
+
+const abortable = (signal: AbortSignal | undefined, ms: number): AbortSignal =>
+  signal ? AbortSignal.any([signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
+
+interface Answer {
+  readonly status: number;
+  readonly text: string;
+  /** The LS-Sig header value sent (null: unsigned). */
+  readonly authorization: string | null;
+}
+
+/** How a route reports the registry's refusal (kept as each caller has always worded it). */
+interface RefusalStyle {
+  /** Characters of a body that is not an error body quoted in the message. */
+  readonly maxRaw: number;
+  /** Whether a refusal with this status is transient (SYNC_UNREACHABLE) rather than final (SYNC_REJECTED). */
+  readonly transient?: (status: number) => boolean;
+  /** Details of the station error. */
+  readonly details?: (status: number, code: string) => Record<string, unknown>;
+}
+
+/** `<what>: registry answered <status> <code>: <message>`. */
+function refused(res: Answer, what: string, style: RefusalStyle): Err<RegistryFailure> {
+  const { code, message } = registryErrorOf(res, style.maxRaw);
+  const transient = style.transient ?? ((s: number) => s >= 500);
+  return failure(
+    'refused',
+    stationError(
+      transient(res.status) ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
+      `${what}: registry answered ${res.status} ${code}: ${message}`,
+      style.details?.(res.status, code),
+    ),
+    res.status,
+    code,
+  );
+}
+
+const parseJson = (text: string): Result<unknown, string> => {
+  try {
+    return ok(JSON.parse(text) as unknown);
+  } catch (e) {
+    return err(String(e));
+  }
+};
+
+/** Create the client (no connection is made until a method is called). */
+export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
+  const base = o.url.replace(/\/+$/, '');
+
+  /** One exchange on `route` (path with its query), signed unless the route is public. */
+  async function exchange(x: {
+    route: RouteSpec;
+    path: string;
+    what: string;
+    body?: string;
+    signal?: AbortSignal | undefined;
+    timeoutMs?: number;
+    maxResponseBytes?: number;
+    /** Name the timeout in the message of a call that timed out ("no answer within N ms"). */
+    sayTimeout?: boolean;
+    details?: Record<string, unknown>;
+  }): Promise<RegistryResult<Answer>> {
+    const timeoutMs = x.timeoutMs ?? o.timeoutMs;
+    const headers: Record<string, string> = {};
+    if (x.body !== undefined) headers['content-type'] = 'application/json';
+    let authorization: string | null = null;
+    if (x.route.auth !== 'public') {
+      const audience = await pinnedAudience(o.registryCertificate);
+      if (!audience.ok) return failure('unsent', audience.error);
+      const auth = await signRequest(
+        o.signer,
+        o.stationId,
+        x.route.method,
+        x.path,
+        x.body ?? '',
+        o.clock,
+        audience.value,
+      );
+      if (!auth.ok) return failure('unsent', auth.error);
+      authorization = auth.value;
+      headers['authorization'] = authorization;
+    }
+    try {
+      const res = await httpExchange(`${base}${x.path}`, {
+        method: x.route.method,
+        tls: o.tlsCertificate,
+        headers,
+        ...(x.body !== undefined ? { body: x.body } : {}),
+        signal: abortable(x.signal, timeoutMs),
+        ...(x.maxResponseBytes !== undefined ? { maxResponseBytes: x.maxResponseBytes } : {}),
+      });
+      return ok({ ...res, authorization });
+    } catch (e) {
+      const error = exchangeError(e, x.what, x.sayTimeout ? timeoutMs : undefined, x.details);
+      return failure(e instanceof RegistryRefusal ? 'unsent' : 'unreachable', error);
+    }
+  }
+
+  /** A station GET of one signed document (`{jws}`), with the claims of the request it answers. */
+  async function document(route: RouteSpec, signal?: AbortSignal): Promise<RegistryResult<SignedDocument>> {
+    const path = routePath(route);
+    const what = `GET ${path}`;
+    const r = await exchange({ route, path, what, signal });
+    if (!r.ok) return r;
+    const res = r.value;
+    if (res.status !== 200) return refused(res, what, { maxRaw: 200, details: (status, code) => ({ status, code }) });
+    const claims = requestClaimsOf(res.authorization ?? '');
+    if (!claims) return failure('unsent', stationError('INTERNAL', 'the request signature just made has no claims'));
+    const json = parseJson(res.text);
+    const a = json.ok ? SignedDocumentAnswerSchema.safeParse(json.value) : null;
+    if (!a?.success) return failure('invalid', stationError('INPUT_INVALID', `${what}: the answer is not {jws}`));
+    return ok({ jws: a.data.jws, claims });
+  }
+
+  /** A revocation-signer POST: the `{jws}` of the answer. */
+  async function signerPost(route: RouteSpec, body: string): Promise<RegistryResult<string>> {
+    const path = routePath(route);
+    const what = `POST ${path}`;
+    const r = await exchange({ route, path, what, body });
+    if (!r.ok) return r;
+    if (r.value.status !== 200) return refused(r.value, what, { maxRaw: 300 });
+    const json = parseJson(r.value.text);
+    if (!json.ok) return failure('invalid', stationError('SYNC_REGISTRY_UNTRUSTED', `${what}: the answer is not JSON`));
+    const a = SignedAnswerSchema.safeParse(json.value);
+    return a.success
+      ? ok(a.data.jws)
+      : failure('invalid', stationError('SYNC_REGISTRY_UNTRUSTED', `${what}: the answer holds no signed JWS`));
+  }
+
+  return {
+    url: base,
+
+    async health(signal) {
+      const route = ROUTES.health;
+      const path = routePath(route);
+      const r = await exchange({
+        route,
+        path,
+        what: `GET ${path}`,
+        signal,
+        timeoutMs: Math.min(o.timeoutMs, 5000),
+        maxResponseBytes: MAX_HEALTH_RESPONSE_BYTES,
+      });
+      if (!r.ok || r.value.status !== 200) return false;
+      const json = parseJson(r.value.text);
+      return json.ok && HealthSchema.safeParse(json.value).success;
+    },
+
+    async sendBatch(body, signal) {
+      const { batchId } = body;
+      const what = `batch ${batchId}`;
+      const route = ROUTES.batches;
+      const r = await exchange({
+        route,
+        path: routePath(route),
+        what,
+        body: JSON.stringify(body),
+        signal,
+        sayTimeout: true,
+        details: { batchId },
+      });
+      if (!r.ok) return r;
+      const res = r.value;
+      if (res.status !== 200)
+        return refused(res, what, {
+          maxRaw: 200,
+          transient: (s) => s >= 500 || s === 429,
+          details: (status, code) => ({ batchId, status, code }),
+        });
+      const notBatch = (why: string) =>
+        failure('invalid', stationError('SYNC_RECEIPT_INVALID', `${what}: the answer is not a batch response: ${why}`));
+      const json = parseJson(res.text);
+      if (!json.ok) return notBatch(json.error);
+      const parsed = BatchResponseSchema.safeParse(json.value);
+      return parsed.success ? ok(parsed.data) : notBatch(String(new Error(zodMessage(parsed.error))));
+    },
+
+    async auditHeads(signal) {
+      const route = ROUTES.auditHeads;
+      const challenge = toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(16)));
+      const what = `GET ${routePath(route)}`;
+      const r = await exchange({ route, path: `${routePath(route)}?challenge=${challenge}`, what, signal });
+      if (!r.ok) return r;
+      if (r.value.status !== 200) return refused(r.value, what, { maxRaw: 200 });
+      const json = parseJson(r.value.text);
+      const a = json.ok ? SignedDocumentAnswerSchema.safeParse(json.value) : null;
+      if (!a?.success)
+        return failure('invalid', stationError('SYNC_RECEIPT_INVALID', `${what}: the answer is not {jws}`));
+      return ok({ jws: a.data.jws, challenge });
+    },
+
+    stationStatus: (signal) => document(ROUTES.stationStatus, signal),
+    policy: (signal) => document(ROUTES.policy, signal),
+    quotas: (signal) => document(ROUTES.quotas, signal),
+
+    async sendRevocations(body, signal) {
+      const route = ROUTES.revocations;
+      const path = routePath(route);
+      const what = `POST ${path}`;
+      const r = await exchange({ route, path, what, body: JSON.stringify(body), signal });
+      if (!r.ok) return r;
+      const res = r.value;
+      if (res.status !== 200)
+        return failure(
+          'refused',
+          stationError(
+            res.status >= 500 ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
+            `${what}: ${res.status} ${res.text.slice(0, 200)}`,
+          ),
+          res.status,
+          registryErrorOf(res).code,
+        );
+      // An answer without results acknowledges nothing: every event stays queued (the caller notes "no result").
+      const json = parseJson(res.text);
+      const parsed = json.ok ? RevocationsResponseSchema.safeParse(json.value) : null;
+      return ok(parsed?.success ? parsed.data.results : []);
+    },
+
+    async rotateKey(body) {
+      const route = ROUTES.stationKeyRotation;
+      const path = routePath(route);
+      const what = `POST ${path}`;
+      const r = await exchange({ route, path, what, body: JSON.stringify(body) });
+      if (!r.ok) return r;
+      if (r.value.status !== 200) return refused(r.value, what, { maxRaw: 300 });
+      const json = parseJson(r.value.text);
+      const a = json.ok ? KeyRotationResponseSchema.safeParse(json.value) : null;
+      if (!a?.success)
+        return failure(
+          'invalid',
+          stationError('SYNC_REJECTED', `${what}: the registry's answer holds no signed answer`),
+        );
+      return ok({ answer: a.data.answer, repeated: a.data.repeated === true });
+    },
+
+    revocationSignerRequest: () => signerPost(ROUTES.revocationSignerRequest, '{}'),
+    revocationSignerInstall: (body) => signerPost(ROUTES.revocationSignerInstall, JSON.stringify(body)),
+  };
+}
