@@ -13,6 +13,7 @@ import { checkPrivateTree, readPrivateFile, type PrivateEntry } from '../native/
 import { readSoftHsmTokenDir } from '../native/softhsm-dev.js';
 import { RevocationUrlsSchema, type RevocationUrls } from '../core/pki/device-cert.js';
 import { crlPath, OCSP_PATH } from '../core/hq/routes.js';
+import { DEFAULT_ACTIVE_RUN_LIFETIME_S } from './lifecycle/context.js';
 
 /** The `auth` section of config.json; every field has a default (station/service/auth.ts authPolicy). */
 export const AuthConfigSchema = z
@@ -47,14 +48,6 @@ export const AuthConfigSchema = z
       .default(12),
   })
   .strict();
-
-/**
- * Default `lifecycle.activeRunLifetimeS`: 24 h. A board that really comes back (a reseated cable, a power loss, a
- * station restart, the next shift) does so within a day, while a board that is gone (unplugged and lost, taken off
- * the fixture) keeps a valid certificate nobody reported only this long. Ending a run too early costs little: the
- * board, if it returns, is simply provisioned again with a new identity.
- */
-export const DEFAULT_ACTIVE_RUN_LIFETIME_S = 86_400;
 
 export const StationConfigSchema = z
   .object({

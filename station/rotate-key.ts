@@ -35,6 +35,7 @@ import {
   KEY_ROTATION_REQUEST_FILE,
   KEY_ROTATION_SCHEMA,
   KeyRotationAnswerFileSchema,
+  MAX_KEY_ROTATION_FILE_BYTES,
   signKeyRotationRequest,
   verifyKeyRotationAnswer,
   type KeyRotationRequest,
@@ -381,7 +382,7 @@ function readAnswerFile(file: string, pending: PendingRotation): Result<string> 
   let json: unknown;
   try {
     const raw = readFileSync(file);
-    if (raw.length > 256 * 1024) return fail('INPUT_INVALID', `${file}: larger than 256 KiB`);
+    if (raw.length > MAX_KEY_ROTATION_FILE_BYTES) return fail('INPUT_INVALID', `${file}: larger than 256 KiB`);
     json = JSON.parse(raw.toString('utf8'));
   } catch (e) {
     return fail('INPUT_INVALID', `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);

@@ -22,6 +22,7 @@ import type { SyncView } from '../core/api.js';
 import { openOutbox, type Outbox } from '../native/store/outbox.js';
 import type { AnchoredHeadsPayload } from '../core/hq/audit-head.js';
 import { MAX_BATCH_RECORDS, type ReceiptPayload } from '../core/hq/protocol.js';
+import { ROUTES, routePath } from '../core/hq/routes.js';
 import { createRegistryClient } from './hq/client.js';
 import { checkRegistryUrl } from './hq/transport.js';
 import { anchoredHeads, type SyncFailPoint } from './sync/anchor.js';
@@ -254,7 +255,10 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     const policy = checkRegistryUrl(client.url, o.registryTlsCertificate);
     if (!policy.ok) return policy;
     if (!(await checkHealth(signal))) {
-      return fail('SYNC_UNREACHABLE', `the registry at ${client.url} is not reachable (GET /v1/health)`);
+      return fail(
+        'SYNC_UNREACHABLE',
+        `the registry at ${client.url} is not reachable (GET ${routePath(ROUTES.health)})`,
+      );
     }
     try {
       return await drain(batchContext(client), signal);

@@ -25,6 +25,11 @@ export const KEY_ROTATION_REQUEST_FILE = 'line-station/station-key-rotation-requ
 export const KEY_ROTATION_ANSWER_FILE = 'line-station/station-key-rotation-answer-file/v1';
 /** Largest request or answer JWS accepted. */
 export const MAX_KEY_ROTATION_CHARS = 64 * 1024;
+/**
+ * Largest hand-carried request or answer file read (`registry rotate-station-key --request`,
+ * `station rotate-key --answer`).
+ */
+export const MAX_KEY_ROTATION_FILE_BYTES = 256 * 1024;
 
 const Hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 const StationId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);

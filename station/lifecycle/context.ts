@@ -1,7 +1,8 @@
 /**
  * What the parts of the station lifecycle share (station/lifecycle/index.ts composes them): the lifecycle tables,
- * the station's identity and keys, the registry client (null: no registry URL), and the outcome types of the
- * documents the registry signs.
+ * the station's identity and keys, the registry client (null: no registry URL), the outcome types of the
+ * documents the registry signs, and the lifecycle's defaults (station/config.ts takes its default from here, so
+ * nothing in station/lifecycle imports station/).
  *
  * May import: core/ (types), native/store/lifecycle.ts (types), station/hq/client.ts (types).
  */
@@ -44,6 +45,14 @@ export interface PullOutcome {
   readonly policy: DocumentOutcome;
   readonly quotas: DocumentOutcome;
 }
+
+/**
+ * Default `lifecycle.activeRunLifetimeS`: 24 h. A board that really comes back (a reseated cable, a power loss, a
+ * station restart, the next shift) does so within a day, while a board that is gone (unplugged and lost, taken off
+ * the fixture) keeps a valid certificate nobody reported only this long. Ending a run too early costs little: the
+ * board, if it returns, is simply provisioned again with a new identity.
+ */
+export const DEFAULT_ACTIVE_RUN_LIFETIME_S = 86_400;
 
 export const NO_REGISTRY_CERT = 'no registry certificate is configured: run station enroll --registry-cert FILE';
 export const NO_REGISTRY_URL = 'no registry URL is configured: run station enroll --registry URL';

@@ -22,7 +22,7 @@
  *   activeRunLifetimeS is failed with FLOW_RUN_EXPIRED (`expireActiveRuns`: engine open, each attempt, background
  *   loop, loop.ts), so its certificate takes the failed-issuance path above.
  *
- * May import: core/, native/store (lifecycle tables), station/hq/, station/lifecycle/*, station/config.ts.
+ * May import: core/, native/store (lifecycle tables), station/hq/, station/lifecycle/*.
  */
 import type { FlowGate } from '../../core/provisioning/flow.js';
 import { systemClock, type Clock, type Logger, type Signer } from '../../core/ports.js';
@@ -36,11 +36,16 @@ import {
   type ExpiredActiveRun,
   type RevocationRequest,
 } from '../../native/store/lifecycle.js';
-import { DEFAULT_ACTIVE_RUN_LIFETIME_S } from '../config.js';
 import type { RevocationUrls } from '../../core/pki/device-cert.js';
 import type { PolicyPayload } from '../../core/hq/policy.js';
 import { createRegistryClient } from '../hq/client.js';
-import type { DocumentOutcome, LifecycleContext, PullOutcome, StationStatusOutcome } from './context.js';
+import {
+  DEFAULT_ACTIVE_RUN_LIFETIME_S,
+  type DocumentOutcome,
+  type LifecycleContext,
+  type PullOutcome,
+  type StationStatusOutcome,
+} from './context.js';
 import { createLifecycleLoop } from './loop.js';
 import { createPolicyKeeper } from './policy.js';
 import { createPuller } from './pull.js';
