@@ -23,7 +23,7 @@ import { openOutbox, type Outbox } from '../native/store/outbox.js';
 import type { AnchoredHeadsPayload } from '../core/hq/audit-head.js';
 import { MAX_BATCH_RECORDS, type ReceiptPayload } from '../core/hq/protocol.js';
 import { ROUTES, routePath } from '../core/hq/routes.js';
-import { createRegistryClient } from './hq/client.js';
+import { registryClientFor } from './hq/client.js';
 import { checkRegistryUrl } from './hq/transport.js';
 import { anchoredHeads, type SyncFailPoint } from './sync/anchor.js';
 import { BATCH_RECORD_BYTES, sendBatch, type BatchContext } from './sync/batch.js';
@@ -131,17 +131,7 @@ export function openSync(o: SyncOptions): Result<SyncService> {
   const idleMs = o.idleMs ?? 2000;
   const timeoutMs = o.timeoutMs ?? 30_000;
   const random = o.random ?? Math.random;
-  const client = o.registryUrl
-    ? createRegistryClient({
-        url: o.registryUrl,
-        tlsCertificate: o.registryTlsCertificate ?? null,
-        registryCertificate: o.registryCertificate,
-        stationId: o.stationId,
-        signer: o.signer,
-        clock,
-        timeoutMs,
-      })
-    : null;
+  const client = registryClientFor(o, clock, timeoutMs);
   const baseUrl = client?.url ?? null;
   const enabled = o.enabled !== false;
 

@@ -181,6 +181,31 @@ const parseJson = (text: string): Result<unknown, string> => {
   }
 };
 
+/** The registry settings of a station service (sync, lifecycle), as their options name them. */
+export interface StationRegistrySettings {
+  /** Base URL; null = offline only. */
+  readonly registryUrl: string | null;
+  readonly registryTlsCertificate?: Uint8Array | null | undefined;
+  readonly registryCertificate: Uint8Array | null;
+  readonly stationId: string;
+  readonly signer: Signer;
+}
+
+/** The client of a station service's registry settings, or null when no registry URL is configured. */
+export function registryClientFor(s: StationRegistrySettings, clock: Clock, timeoutMs: number): RegistryClient | null {
+  return s.registryUrl
+    ? createRegistryClient({
+        url: s.registryUrl,
+        tlsCertificate: s.registryTlsCertificate ?? null,
+        registryCertificate: s.registryCertificate,
+        stationId: s.stationId,
+        signer: s.signer,
+        clock,
+        timeoutMs,
+      })
+    : null;
+}
+
 /** Create the client (no connection is made until a method is called). */
 export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
   const base = o.url.replace(/\/+$/, '');

@@ -38,7 +38,7 @@ import {
 } from '../../native/store/lifecycle.js';
 import type { RevocationUrls } from '../../core/pki/device-cert.js';
 import type { PolicyPayload } from '../../core/hq/policy.js';
-import { createRegistryClient } from '../hq/client.js';
+import { registryClientFor } from '../hq/client.js';
 import {
   DEFAULT_ACTIVE_RUN_LIFETIME_S,
   type DocumentOutcome,
@@ -191,17 +191,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
   if (!dbR.ok) return dbR;
   const db = dbR.value;
   const requireQuota = o.requireQuota === true;
-  const client = o.registryUrl
-    ? createRegistryClient({
-        url: o.registryUrl,
-        tlsCertificate: o.registryTlsCertificate ?? null,
-        registryCertificate: o.registryCertificate,
-        stationId: o.stationId,
-        signer: o.signer,
-        clock,
-        timeoutMs: o.timeoutMs ?? 15_000,
-      })
-    : null;
+  const client = registryClientFor(o, clock, o.timeoutMs ?? 15_000);
   const c: LifecycleContext = {
     db,
     stationId: o.stationId,
