@@ -10,17 +10,15 @@
  * something of its own request (batch id, challenge, LS-Sig nonce, request id). Methods that answer a document
  * bound to the request return what the check needs (`challenge`, `claims`).
  *
- * May import: core/ (hq contract, errors, result, ports, bytes), station/hq/transport.ts.
+ * May import: core/ (hq contract, errors, result, ports, bytes), station/hq/transport.ts and failure.ts.
  */
 import { toBase64Url } from '../../core/bytes.js';
-import { fail, stationError, type StationError } from '../../core/errors.js';
+import { fail, stationError } from '../../core/errors.js';
 import type { Clock, Signer } from '../../core/ports.js';
-import { err, ok, type Err, type Result } from '../../core/result.js';
-import type { KeyRotationBodySchema } from '../../core/hq/key-rotation.js';
-import { KeyRotationResponseSchema } from '../../core/hq/key-rotation.js';
+import { ok, type Result } from '../../core/result.js';
+import { KeyRotationResponseSchema, type KeyRotationBodySchema } from '../../core/hq/key-rotation.js';
 import {
   BatchResponseSchema,
-  ErrorBodySchema,
   HealthSchema,
   MAX_HEALTH_RESPONSE_BYTES,
   registryAudience,
@@ -38,6 +36,17 @@ import {
 import { SignedAnswerSchema, type InstallBody } from '../../core/hq/revocation-signer.js';
 import { ROUTES, routePath, type RouteSpec } from '../../core/hq/routes.js';
 import { exchangeError, httpExchange, RegistryRefusal } from './transport.js';
+import {
+  failure,
+  parseJson,
+  refused,
+  registryErrorOf,
+  type RegistryAnswer,
+  type RegistryFailure,
+  type RegistryResult,
+} from './failure.js';
+
+export type { RegistryFailure, RegistryResult };
 import type { z } from 'zod';
 
 export interface RegistryClientOptions {
@@ -54,23 +63,6 @@ export interface RegistryClientOptions {
   /** Timeout of every call (the health check: min(this, 5 s)). */
   readonly timeoutMs: number;
 }
-
-/**
- * Why a call failed. `unsent`: nothing went out (no registry certificate, the request could not be signed, the URL
- * policy or the TLS pin refused the registry); `unreachable`: no complete answer (network, timeout, cut off, larger
- * than the cap); `refused`: the registry answered another status than 200; `invalid`: a 200 answer that is not what
- * the route answers.
- */
-export interface RegistryFailure {
-  readonly kind: 'unsent' | 'unreachable' | 'refused' | 'invalid';
-  /** The HTTP status of a refusal (else null). */
-  readonly status: number | null;
-  /** The registry's error code of a refusal (`HTTP <status>` when the body is not an error body; else null). */
-  readonly code: string | null;
-  /** The station error, as the station reports it. */
-  readonly error: StationError;
-}
-export type RegistryResult<T> = Result<T, RegistryFailure>;
 
 /** A signed document the registry answered to this request, with the claims of the request's LS-Sig. */
 export interface SignedDocument {
@@ -114,72 +106,8 @@ export function pinnedAudience(registryCertificate: Uint8Array | null): Promise<
     : Promise.resolve(fail('CONFIG_INVALID', NO_REGISTRY_CERT));
 }
 
-/**
- * The registry's `{error: {code, message}}` of a failed answer; when the body is not one, `HTTP <status>` and the
- * first `maxRaw` characters of the body.
- */
-export function registryErrorOf(
-  res: { status: number; text: string },
-  maxRaw = 200,
-): { readonly code: string; readonly message: string } {
-  try {
-    const e = ErrorBodySchema.parse(JSON.parse(res.text));
-    return { code: e.error.code, message: e.error.message };
-  } catch {
-    return { code: `HTTP ${res.status}`, message: res.text.slice(0, maxRaw) };
-  }
-}
-
-const failure = (
-  kind: RegistryFailure['kind'],
-  error: StationError,
-  status: number | null = null,
-  code: string | null = null,
-): Err<RegistryFailure> => err({ kind, status, code, error });
-
 const abortable = (signal: AbortSignal | undefined, ms: number): AbortSignal =>
   signal ? AbortSignal.any([signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
-
-interface Answer {
-  readonly status: number;
-  readonly text: string;
-  /** The LS-Sig header value sent (null: unsigned). */
-  readonly authorization: string | null;
-}
-
-/** How a route reports the registry's refusal (kept as each caller has always worded it). */
-interface RefusalStyle {
-  /** Characters of a body that is not an error body quoted in the message. */
-  readonly maxRaw: number;
-  /** Whether a refusal with this status is transient (SYNC_UNREACHABLE) rather than final (SYNC_REJECTED). */
-  readonly transient?: (status: number) => boolean;
-  /** Details of the station error. */
-  readonly details?: (status: number, code: string) => Record<string, unknown>;
-}
-
-/** `<what>: registry answered <status> <code>: <message>`. */
-function refused(res: Answer, what: string, style: RefusalStyle): Err<RegistryFailure> {
-  const { code, message } = registryErrorOf(res, style.maxRaw);
-  const transient = style.transient ?? ((s: number) => s >= 500);
-  return failure(
-    'refused',
-    stationError(
-      transient(res.status) ? 'SYNC_UNREACHABLE' : 'SYNC_REJECTED',
-      `${what}: registry answered ${res.status} ${code}: ${message}`,
-      style.details?.(res.status, code),
-    ),
-    res.status,
-    code,
-  );
-}
-
-const parseJson = (text: string): Result<unknown, string> => {
-  try {
-    return ok(JSON.parse(text) as unknown);
-  } catch (e) {
-    return err(String(e));
-  }
-};
 
 /** The registry settings of a station service (sync, lifecycle), as their options name them. */
 export interface StationRegistrySettings {
@@ -222,7 +150,7 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
     /** Name the timeout in the message of a call that timed out ("no answer within N ms"). */
     sayTimeout?: boolean;
     details?: Record<string, unknown>;
-  }): Promise<RegistryResult<Answer>> {
+  }): Promise<RegistryResult<RegistryAnswer>> {
     const timeoutMs = x.timeoutMs ?? o.timeoutMs;
     const headers: Record<string, string> = {};
     if (x.body !== undefined) headers['content-type'] = 'application/json';
