@@ -29,7 +29,7 @@ import { issueStationCertificate } from '../core/pki/ca.js';
 import { fromPemChain, toPem } from '../core/pki/pem.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { HsmAdmin } from '../native/hsm/index.js';
-import { ROUTES, routePath } from '../core/hq/routes.js';
+import { ROUTES } from '../core/hq/routes.js';
 import {
   KEY_ROTATION_ANSWER_FILE,
   KEY_ROTATION_REQUEST_FILE,
@@ -42,7 +42,7 @@ import {
 } from '../core/hq/key-rotation.js';
 import { lockForRotation } from './instance.js';
 import { configNotFound, loadConfig, readPin, updateStationConfig, type LoadedConfig } from './config.js';
-import { createRegistryClient } from './hq/client.js';
+import { createRegistryClient, routeLabel } from './hq/client.js';
 import { readRegistryCertificate, readRegistryTlsCertificate } from './hq/pins.js';
 import { openTokenAndStore } from './token-store.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
@@ -444,5 +444,5 @@ async function send(
       requestId: pending.requestId,
     });
   }
-  return last ?? fail('SYNC_REJECTED', `POST ${routePath(ROUTES.stationKeyRotation)}: no key could sign the request`);
+  return last ?? fail('SYNC_REJECTED', `${routeLabel(ROUTES.stationKeyRotation)}: no key could sign the request`);
 }

@@ -22,8 +22,8 @@ import type { SyncView } from '../core/api.js';
 import { openOutbox, type Outbox } from '../native/store/outbox.js';
 import type { AnchoredHeadsPayload } from '../core/hq/audit-head.js';
 import { MAX_BATCH_RECORDS, type ReceiptPayload } from '../core/hq/protocol.js';
-import { ROUTES, routePath } from '../core/hq/routes.js';
-import { registryClientFor } from './hq/client.js';
+import { ROUTES } from '../core/hq/routes.js';
+import { registryClientFor, routeLabel } from './hq/client.js';
 import { checkRegistryUrl } from './hq/transport.js';
 import { anchoredHeads, type SyncFailPoint } from './sync/anchor.js';
 import { BATCH_RECORD_BYTES, sendBatch, type BatchContext } from './sync/batch.js';
@@ -245,10 +245,7 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     const policy = checkRegistryUrl(client.url, o.registryTlsCertificate);
     if (!policy.ok) return policy;
     if (!(await checkHealth(signal))) {
-      return fail(
-        'SYNC_UNREACHABLE',
-        `the registry at ${client.url} is not reachable (GET ${routePath(ROUTES.health)})`,
-      );
+      return fail('SYNC_UNREACHABLE', `the registry at ${client.url} is not reachable (${routeLabel(ROUTES.health)})`);
     }
     try {
       return await drain(batchContext(client), signal);

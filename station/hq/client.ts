@@ -109,6 +109,11 @@ export function pinnedAudience(registryCertificate: Uint8Array | null): Promise<
 const abortable = (signal: AbortSignal | undefined, ms: number): AbortSignal =>
   signal ? AbortSignal.any([signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
 
+/** How messages name a route: `<METHOD> <path>` (paths without parameters), e.g. `GET /v1/health`. */
+export function routeLabel(route: RouteSpec): string {
+  return `${route.method} ${routePath(route)}`;
+}
+
 /** The registry settings of a station service (sync, lifecycle), as their options name them. */
 export interface StationRegistrySettings {
   /** Base URL; null = offline only. */
@@ -190,7 +195,7 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
   /** A station GET of one signed document (`{jws}`), with the claims of the request it answers. */
   async function document(route: RouteSpec, signal?: AbortSignal): Promise<RegistryResult<SignedDocument>> {
     const path = routePath(route);
-    const what = `GET ${path}`;
+    const what = routeLabel(route);
     const r = await exchange({ route, path, what, signal });
     if (!r.ok) return r;
     const res = r.value;
@@ -206,7 +211,7 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
   /** A revocation-signer POST: the `{jws}` of the answer. */
   async function signerPost(route: RouteSpec, body: string): Promise<RegistryResult<string>> {
     const path = routePath(route);
-    const what = `POST ${path}`;
+    const what = routeLabel(route);
     const r = await exchange({ route, path, what, body });
     if (!r.ok) return r;
     if (r.value.status !== 200) return refused(r.value, what, { maxRaw: 300 });
@@ -227,7 +232,7 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
       const r = await exchange({
         route,
         path,
-        what: `GET ${path}`,
+        what: routeLabel(route),
         signal,
         timeoutMs: Math.min(o.timeoutMs, 5000),
         maxResponseBytes: MAX_HEALTH_RESPONSE_BYTES,
@@ -269,7 +274,7 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
     async auditHeads(signal) {
       const route = ROUTES.auditHeads;
       const challenge = toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(16)));
-      const what = `GET ${routePath(route)}`;
+      const what = routeLabel(route);
       const r = await exchange({ route, path: `${routePath(route)}?challenge=${challenge}`, what, signal });
       if (!r.ok) return r;
       if (r.value.status !== 200) return refused(r.value, what, { maxRaw: 200 });
@@ -287,7 +292,7 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
     async sendRevocations(body, signal) {
       const route = ROUTES.revocations;
       const path = routePath(route);
-      const what = `POST ${path}`;
+      const what = routeLabel(route);
       const r = await exchange({ route, path, what, body: JSON.stringify(body), signal });
       if (!r.ok) return r;
       const res = r.value;
@@ -310,7 +315,7 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
     async rotateKey(body) {
       const route = ROUTES.stationKeyRotation;
       const path = routePath(route);
-      const what = `POST ${path}`;
+      const what = routeLabel(route);
       const r = await exchange({ route, path, what, body: JSON.stringify(body) });
       if (!r.ok) return r;
       if (r.value.status !== 200) return refused(r.value, what, { maxRaw: 300 });
