@@ -25,7 +25,7 @@ import { type RunningRegistry } from '../registry/server.js';
 import { enrollStation, ingestRecords, stationTrust } from '../registry/service.js';
 import { call } from '../testkit/registry/harness.js';
 import { createWorld, type World } from '../test/harness.js';
-import { main } from './cli.js';
+import { main } from './cli/program.js';
 import { loadConfig } from './config.js';
 import { nextKeyLabel, PENDING_ROTATION_FILE, rotateStationKey, type PendingRotation } from './rotate-key.js';
 import { startLifecycleRegistry } from '../testkit/registry/lifecycle.js';

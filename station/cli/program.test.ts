@@ -1,5 +1,5 @@
 /**
- * The `station` program table (station/cli.ts) as users meet it: `--help` and `help <command>` of every command in
+ * The `station` program table (station/cli/program.ts) as users meet it: `--help` and `help <command>` of every command in
  * the table (the loop reads the table: a new command is covered without a hand list) print that command's usage
  * and exit 0 without touching a data dir; `station init --help`, an unknown option and `station --help` in a real
  * process (bin/station.mjs); the exit codes `station --help` prints are the table's.
@@ -9,9 +9,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main, STATION_EXIT, stationProgram } from './cli.js';
+import { main, STATION_EXIT, stationProgram } from './program.js';
 
-const ROOT = join(import.meta.dirname, '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'station-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

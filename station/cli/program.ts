@@ -1,28 +1,30 @@
 /**
  * The `station` command line: one declarative program (core/cli/program.ts). The name, summary, common options and
- * exit codes are here; each command lives in station/commands/ with its own options, help and handler:
+ * exit codes are here; each command lives beside it in station/cli/ with its own options, help and handler:
  * init.ts, provision.ts, watch.ts, records.ts (records, verify-log), operators.ts (operator add|revoke), serve.ts,
- * enroll.ts, policy.ts, sync.ts (sync, export, import-receipt), rotate-key.ts. `station --help`, `station help
- * <command>` and `station <command> --help` print usage and exit 0. Imports core/, native/ and station/commands/.
+ * enroll.ts, policy.ts, sync.ts (sync, export, import-receipt), rotate-key.ts; what they share in context.ts (data
+ * dir, logger, engine), exit.ts (exit codes, error -> exit code), sign-in.ts and pin-input.ts. `station --help`,
+ * `station help <command>` and `station <command> --help` print usage and exit 0. bin/station.mjs runs `main`.
+ * Imports core/, native/ and the command modules beside it; nothing else in station/ imports this folder (no cycle).
  */
 import 'reflect-metadata';
-import { runProgram, type Io, type Program } from '../core/cli/program.js';
-import { escapeControlChars } from '../core/display-text.js';
-import { restrictUmask } from '../native/data-dir.js';
-import { COMMON_OPTIONS, type StationCtx } from './commands/context.js';
-import { enrollCommand } from './commands/enroll.js';
-import { STATION_EXIT } from './commands/exit.js';
-import { initCommand } from './commands/init.js';
-import { operatorAddCommand, operatorRevokeCommand } from './commands/operators.js';
-import { policyCommand } from './commands/policy.js';
-import { provisionCommand } from './commands/provision.js';
-import { recordsCommand, verifyLogCommand } from './commands/records.js';
-import { rotateKeyCommand } from './commands/rotate-key.js';
-import { serveCommand } from './commands/serve.js';
-import { exportCommand, importReceiptCommand, syncCommand } from './commands/sync.js';
-import { watchCommand } from './commands/watch.js';
+import { runProgram, type Io, type Program } from '../../core/cli/program.js';
+import { escapeControlChars } from '../../core/display-text.js';
+import { restrictUmask } from '../../native/data-dir.js';
+import { COMMON_OPTIONS, type StationCtx } from './context.js';
+import { enrollCommand } from './enroll.js';
+import { STATION_EXIT } from './exit.js';
+import { initCommand } from './init.js';
+import { operatorAddCommand, operatorRevokeCommand } from './operators.js';
+import { policyCommand } from './policy.js';
+import { provisionCommand } from './provision.js';
+import { recordsCommand, verifyLogCommand } from './records.js';
+import { rotateKeyCommand } from './rotate-key.js';
+import { serveCommand } from './serve.js';
+import { exportCommand, importReceiptCommand, syncCommand } from './sync.js';
+import { watchCommand } from './watch.js';
 
-export { EXIT, STATION_EXIT } from './commands/exit.js';
+export { EXIT, STATION_EXIT } from './exit.js';
 
 /** The `station` program: every command, its options and help, and the exit codes. */
 export const stationProgram: Program<StationCtx, keyof typeof STATION_EXIT> = {

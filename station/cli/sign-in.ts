@@ -1,7 +1,7 @@
 /**
  * The sign-in of `station provision` and `station watch`: a registered operator (and for `--reprovision` a
  * supervisor) signs in with the same sessions, attempt accounting, roles and registry policy as the UI. Their
- * options are declared here, once. PINs from station/commands/pin-input.ts, never the command line. Imports core/,
+ * options are declared here, once. PINs from station/cli/pin-input.ts, never the command line. Imports core/,
  * native/, station/ (engine, service).
  */
 import { join } from 'node:path';
