@@ -29,6 +29,7 @@ function readCertArg(file: string, o: Io): Uint8Array | null {
   return der.value;
 }
 
+/** `station enroll`. */
 export const enrollCommand: StationCommand = {
   name: 'enroll',
   summary: 'pin the headquarters registry and configure sync (and the CRL/OCSP URLs of device certificates)',

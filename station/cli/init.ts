@@ -7,6 +7,7 @@ import { initStation } from '../init.js';
 import { withSetup, type StationCommand } from './context.js';
 import { EXIT, reportError } from './exit.js';
 
+/** `station init`. */
 export const initCommand: StationCommand = {
   name: 'init',
   summary: 'create the station: HSM tokens, CA chain, database and config.json',

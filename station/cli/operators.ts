@@ -48,6 +48,7 @@ async function withOperators(
   }
 }
 
+/** `station operator add`. */
 export const operatorAddCommand: StationCommand = {
   name: 'operator add',
   summary: 'add (or update) an operator who may sign in at the station',
@@ -110,6 +111,7 @@ export const operatorAddCommand: StationCommand = {
     }),
 };
 
+/** `station operator revoke`. */
 export const operatorRevokeCommand: StationCommand = {
   name: 'operator revoke',
   summary: 'revoke an operator: no new sign-in, and a running watch starts no new board',

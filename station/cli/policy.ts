@@ -7,6 +7,7 @@ import type { Engine } from '../engine.js';
 import { engineCommand, readArgFile, type StationCommand } from './context.js';
 import { describeError, EXIT } from './exit.js';
 
+/** `station policy`. */
 export const policyCommand: StationCommand = {
   name: 'policy',
   summary: 'show the registry policy and quotas in force; pull them, or apply them from files',

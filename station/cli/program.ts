@@ -24,6 +24,7 @@ import { serveCommand } from './serve.js';
 import { exportCommand, importReceiptCommand, syncCommand } from './sync.js';
 import { watchCommand } from './watch.js';
 
+/** The exit codes (defined in station/cli/exit.ts), for callers of `main`. */
 export { EXIT, STATION_EXIT } from './exit.js';
 
 /** The `station` program: every command, its options and help, and the exit codes. */

@@ -44,6 +44,7 @@ export function outcomeLine(port: string, r: Result<FlowOutcome>): string {
 /** `--json` of provision and watch. */
 export const JSON_PROGRESS = { type: 'boolean', help: 'progress as JSON lines' } as const;
 
+/** `station provision`. */
 export const provisionCommand: StationCommand = {
   name: 'provision',
   summary: 'provision (or resume) the board on one port',

@@ -14,6 +14,7 @@ import type { Engine } from '../engine.js';
 import { engineCommand, type StationCommand } from './context.js';
 import { describeError, EXIT, exitFor } from './exit.js';
 
+/** `station records`. */
 export const recordsCommand: StationCommand = {
   name: 'records',
   summary: 'list the signed provisioning records',
@@ -26,6 +27,7 @@ export const recordsCommand: StationCommand = {
   run: engineCommand((engine, args, o) => cmdRecords(engine, args, o)),
 };
 
+/** `station verify-log`. */
 export const verifyLogCommand: StationCommand = {
   name: 'verify-log',
   summary: "verify the hash-chained audit trail and every record's signature",

@@ -9,6 +9,7 @@ import { rotateStationKey } from '../rotate-key.js';
 import { withSetup, type StationCommand } from './context.js';
 import { EXIT, reportError } from './exit.js';
 
+/** `station rotate-key`. */
 export const rotateKeyCommand: StationCommand = {
   name: 'rotate-key',
   summary: 'new station key: online with the registry, or hand-carried (resumes a pending one)',

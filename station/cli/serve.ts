@@ -28,6 +28,7 @@ function uiLauncher(url: string): string {
   );
 }
 
+/** `station serve`. */
 export const serveCommand: StationCommand = {
   name: 'serve',
   summary: 'serve the browser UI on 127.0.0.1 until Ctrl-C',

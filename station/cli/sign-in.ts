@@ -43,6 +43,7 @@ export const CLI_OPERATION = {
   watch: 'selectWorkOrder',
 } as const satisfies Record<string, OperationName>;
 
+/** Who signs in for a CLI action, and where their PINs come from. */
 export interface CliCredentials {
   readonly operatorId: string;
   /** PIN file (else $LINE_STATION_PIN, else the first line of stdin). */

@@ -35,6 +35,7 @@ function printStatus(st: ReturnType<Sync['status']>, o: Io): void {
   if (st.lastError) o.out(`last error: ${st.lastError}`);
 }
 
+/** `station sync`. */
 export const syncCommand: StationCommand = {
   name: 'sync',
   summary: 'send pending records to the registry now (then pull its policy and quotas), or show the sync state',
@@ -88,6 +89,7 @@ export const syncCommand: StationCommand = {
   ),
 };
 
+/** `station export`. */
 export const exportCommand: StationCommand = {
   name: 'export',
   summary: 'write a signed bundle of the records not yet acknowledged (for registry import)',
@@ -112,6 +114,7 @@ export const exportCommand: StationCommand = {
   ),
 };
 
+/** `station import-receipt`. */
 export const importReceiptCommand: StationCommand = {
   name: 'import-receipt',
   summary: 'apply a receipt that registry import wrote: marks exactly those records acknowledged',

@@ -17,6 +17,7 @@ import { authenticateCli, credentials, OPERATOR_OPTIONS } from './sign-in.js';
 
 type ServiceDb = Extract<ReturnType<typeof openServiceDb>, { ok: true }>['value'];
 
+/** `station watch`. */
 export const watchCommand: StationCommand = {
   name: 'watch',
   summary: 'provision boards as they appear, several at once, one per port',
