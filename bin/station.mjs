@@ -6,7 +6,7 @@ import { register } from 'tsx/esm/api';
 // write: folders 0700, files 0600 (docs/architecture.md "Data directory permissions"). Set before any module loads.
 process.umask(0o077);
 register();
-const { main } = await import('../station/cli.ts');
+const { main } = await import('../station/cli/program.ts');
 const code = await main(process.argv.slice(2));
 // Serial ports and discovery timers are closed by then; exit explicitly so no stray handle keeps us alive.
 process.exit(code);

@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { main as station } from '../station/cli.js';
+import { main as station } from '../station/cli/program.js';
 import { restrictUmask } from '../native/data-dir.js';
 
 // Private files from the first write, also for the simulator and registry processes started below (they inherit it).

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, type World } from '../test/harness.js';
 import { addOperators } from '../test/operators-fixture.js';
-import { main } from './cli.js';
+import { main } from './cli/program.js';
 import { authPolicy } from './service/auth.js';
 import { call, createStationService } from './service/index.js';
 

@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, type World } from '../test/harness.js';
-import { main } from './cli.js';
+import { main } from './cli/program.js';
 
 let w: World;
 beforeAll(async () => {

@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { commandUsage, list, positiveInt, programUsage, runProgram, str, UsageError, type Program } from './program.js';
+import {
+  commandUsage,
+  exitCodes,
+  groupUsage,
+  list,
+  positiveInt,
+  programUsage,
+  runProgram,
+  str,
+  UsageError,
+  type Program,
+} from './program.js';
 
 interface Ctx {
   calls: string[];
@@ -32,6 +43,25 @@ const program: Program<Ctx, 'failed'> = {
       },
     },
     { name: 'fail', summary: 'Always fails.', options: {}, run: () => 1 },
+    {
+      name: 'thing add',
+      summary: 'Add a thing.',
+      synopsis: '--id ID [--tag T]',
+      options: { id: { type: 'string', help: 'which' }, tag: { type: 'string', help: 'a tag' } },
+      run(a, ctx) {
+        ctx.calls.push(`add ${str(a, 'id')}`);
+        return 0;
+      },
+    },
+    {
+      name: 'thing drop',
+      summary: 'Drop a thing.',
+      options: { id: { type: 'string', help: 'which', required: true } },
+      run(a, ctx) {
+        ctx.calls.push(`drop ${str(a, 'id')}`);
+        return 0;
+      },
+    },
     {
       name: 'bad',
       summary: 'Throws a usage error.',
@@ -103,6 +133,46 @@ describe('declarative CLI programs', () => {
       expect(r.err).toMatch(msg);
       expect(r.calls).toEqual([]);
     }
+  });
+
+  it('runs two-word commands; prints their usage and the group usage; refuses an unknown or missing one', async () => {
+    expect((await run(['thing', 'add', '--id', 'x'])).calls).toEqual(['add x']);
+    expect((await run(['thing', 'drop', '--id', 'y'])).calls).toEqual(['drop y']);
+    for (const argv of [
+      ['thing', 'add', '--help'],
+      ['help', 'thing', 'add'],
+    ]) {
+      const r = await run(argv);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain('usage: demo thing add --id ID [--tag T]\n\nAdd a thing.');
+    }
+    for (const argv of [
+      ['thing', '--help'],
+      ['help', 'thing'],
+    ]) {
+      const r = await run(argv);
+      expect(r.code).toBe(0);
+      expect(r.out).toBe(groupUsage(program, 'thing'));
+      expect(r.out).toMatch(/usage: demo thing <add\|drop> \[options\]/);
+      expect(r.out).toMatch(/thing drop\s+Drop a thing\./);
+    }
+    const cases: [string[], RegExp][] = [
+      [['thing'], /^demo thing: missing command\n\nusage: demo thing <add\|drop>/],
+      [['thing', '--id', 'x'], /^demo thing: missing command/],
+      [['thing', 'nope'], /^demo thing: unknown command "thing nope"/],
+      [['thing', 'drop'], /^demo thing drop: missing --id\n\nusage: demo thing drop --id VALUE \[options\]/],
+      [['thing', 'add', '--bogus'], /^demo thing add: Unknown option '--bogus'/],
+    ];
+    for (const [argv, msg] of cases) {
+      const r = await run(argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.err).toMatch(msg);
+      expect(r.calls).toEqual([]);
+    }
+  });
+
+  it('gives the exit codes by name', () => {
+    expect(exitCodes(program.exit)).toEqual({ ok: 0, failed: 1, usage: 2 });
   });
 
   it('returns the handler exit code', async () => {

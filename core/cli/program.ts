@@ -3,7 +3,8 @@
  * its options, positionals, usage and handler; the exit codes are defined once per program. `prog --help`,
  * `prog help <command>` and `prog <command> --help` print usage and exit 0; a usage error prints the command's usage
  * on stderr and exits with the program's usage code. Parsing is node:util parseArgs in strict mode (unknown options
- * are usage errors). Pure: the caller passes argv, the output sinks and its context.
+ * are usage errors). A command name may have two words (`operator add`): `prog operator --help` lists that group.
+ * Pure: the caller passes argv, the output sinks and its context.
  */
 import { parseArgs } from 'node:util';
 
@@ -34,6 +35,7 @@ export interface PositionalSpec {
 }
 
 export interface Command<Ctx> {
+  /** One word, or a group and a word (`operator add`): `prog operator --help` lists the group's commands. */
   readonly name: string;
   /** One line, shown in the program's command list. */
   readonly summary: string;
@@ -41,6 +43,11 @@ export interface Command<Ctx> {
   readonly details?: string;
   readonly options: OptionTable;
   readonly positionals?: readonly PositionalSpec[];
+  /**
+   * What the usage line shows after the command name, for a command whose handler checks its own arguments (in its
+   * order, with its messages); default: the required options and positionals, then `[options]`.
+   */
+  readonly synopsis?: string;
   /** The command's exit code (one of the program's). */
   run(args: ParsedArgs, ctx: Ctx): Promise<number> | number;
 }
@@ -87,6 +94,7 @@ function optionLines(table: OptionTable): string[] {
 }
 
 function synopsis(program: Program<unknown>, cmd: Command<unknown>): string {
+  if (cmd.synopsis !== undefined) return [program.name, cmd.name, cmd.synopsis].join(' ');
   const req = Object.entries(cmd.options)
     .filter(([, o]) => o.required)
     .map(([n, o]) => flag(n, o));
@@ -129,6 +137,37 @@ export function programUsage<Ctx>(program: Program<Ctx>): string {
   ].join('\n');
 }
 
+/** `prog <group> --help`: the commands of a group (`operator add`, `operator revoke`). */
+export function groupUsage<Ctx>(program: Program<Ctx>, group: string): string {
+  const cmds = groupCommands(program, group);
+  const width = Math.max(...cmds.map((c) => c.name.length));
+  return [
+    `usage: ${program.name} ${group} <${cmds.map((c) => c.name.slice(group.length + 1)).join('|')}> [options]`,
+    '',
+    'commands:',
+    ...cmds.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    `${program.name} ${group} <command> --help prints that command's usage.`,
+  ].join('\n');
+}
+
+function groupCommands<Ctx>(program: Program<Ctx>, group: string): Command<Ctx>[] {
+  return program.commands.filter((c) => c.name.startsWith(`${group} `));
+}
+
+/** The command the leading words of `argv` name (the longest name that matches), and the arguments after it. */
+function findCommand<Ctx>(
+  program: Program<Ctx>,
+  argv: readonly string[],
+): { cmd: Command<Ctx>; rest: string[] } | undefined {
+  let best: { cmd: Command<Ctx>; words: number } | undefined;
+  for (const cmd of program.commands) {
+    const words = cmd.name.split(' ');
+    if (words.every((w, i) => argv[i] === w) && words.length > (best?.words ?? 0)) best = { cmd, words: words.length };
+  }
+  return best && { cmd: best.cmd, rest: argv.slice(best.words) };
+}
+
 function wantsHelp(argv: readonly string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');
 }
@@ -146,16 +185,29 @@ export async function runProgram<Ctx>(
     return program.exit.usage.code;
   }
   if (name === '--help' || name === '-h' || name === 'help') {
-    const target = rest[0] === undefined ? undefined : program.commands.find((c) => c.name === rest[0]);
-    io.out(target ? commandUsage(program, target) : programUsage(program));
+    const target = findCommand(program, rest)?.cmd;
+    const group = rest[0] !== undefined && groupCommands(program, rest[0]).length > 0 ? rest[0] : undefined;
+    io.out(target ? commandUsage(program, target) : group ? groupUsage(program, group) : programUsage(program));
     return program.exit.ok.code;
   }
-  const cmd = program.commands.find((c) => c.name === name);
-  if (!cmd) {
-    io.err(`${program.name}: unknown command "${name}"\n\n${programUsage(program)}`);
+  const found = findCommand(program, argv);
+  if (!found) {
+    if (groupCommands(program, name).length === 0) {
+      io.err(`${program.name}: unknown command "${name}"\n\n${programUsage(program)}`);
+      return program.exit.usage.code;
+    }
+    if (wantsHelp(rest)) {
+      io.out(groupUsage(program, name));
+      return program.exit.ok.code;
+    }
+    const what =
+      rest[0] === undefined || rest[0].startsWith('-') ? 'missing command' : `unknown command "${name} ${rest[0]}"`;
+    io.err(`${program.name} ${name}: ${what}\n\n${groupUsage(program, name)}`);
     return program.exit.usage.code;
   }
-  if (wantsHelp(rest)) {
+  const { cmd } = found;
+  const args = found.rest;
+  if (wantsHelp(args)) {
     io.out(commandUsage(program, cmd));
     return program.exit.ok.code;
   }
@@ -163,7 +215,7 @@ export async function runProgram<Ctx>(
   let parsed: ParsedArgs;
   try {
     const p = parseArgs({
-      args: [...rest],
+      args,
       options: Object.fromEntries(
         Object.entries(options).map(([n, o]) => [
           n,
@@ -203,6 +255,11 @@ export async function runProgram<Ctx>(
     }
     throw e;
   }
+}
+
+/** The exit table as numbers by name, for handlers: `EXIT.notReady` is 3 when `notReady` is `{ code: 3, ... }`. */
+export function exitCodes<K extends string>(exit: Readonly<Record<K, ExitCode>>): { readonly [N in K]: number } {
+  return Object.fromEntries(Object.entries<ExitCode>(exit).map(([n, e]) => [n, e.code])) as { [N in K]: number };
 }
 
 /** Typed accessors for handlers: `str(args, 'data-dir')`, `flagOn(args, 'json')`, `list(args, 'port')`. */

@@ -19,7 +19,7 @@ import { must } from '../../testkit/pki/test-util.js';
 import { systemClock, type Signer } from '../../core/ports.js';
 import { createWorld, type World } from '../../test/harness.js';
 import { addOperators } from '../../test/operators-fixture.js';
-import { main } from '../cli.js';
+import { main } from '../cli/program.js';
 import { POLICY_SCHEMA, POLICY_TYP } from '../../core/hq/policy.js';
 import { call, createStationService, type StationService } from './index.js';
 

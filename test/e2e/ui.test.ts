@@ -19,7 +19,7 @@ import { openServiceDb } from '../../native/store/queries.js';
 import type { TestStation } from '../../testkit/registry/fixtures.js';
 import { revokeStation } from '../../registry/service.js';
 import { startBridge, type Bridge } from '../../station/bridge.js';
-import { main as stationCli } from '../../station/cli.js';
+import { main as stationCli } from '../../station/cli/program.js';
 import { authPolicy } from '../../station/service/auth.js';
 import {
   createStationService,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
-import { main as station } from '../../station/cli.js';
+import { main as station } from '../../station/cli/program.js';
 import { createWorld, type World } from '../harness.js';
 
 const run = promisify(execFile);

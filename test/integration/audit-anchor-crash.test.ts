@@ -17,7 +17,7 @@ import { verifyStationAudit } from '../../registry/audit-anchor.js';
 import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 import type { RunningRegistry } from '../../registry/server.js';
 import { enrollStation } from '../../registry/service.js';
-import { main as station } from '../../station/cli.js';
+import { main as station } from '../../station/cli/program.js';
 import { createWorld, type World } from '../harness.js';
 
 const root = join(import.meta.dirname, '..', '..');

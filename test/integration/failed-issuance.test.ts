@@ -31,7 +31,7 @@ import {
 import type { RunningRegistry } from '../../registry/server.js';
 import { enrollStation } from '../../registry/service.js';
 import { call } from '../../testkit/registry/harness.js';
-import { main } from '../../station/cli.js';
+import { main } from '../../station/cli/program.js';
 import { updateStationConfig } from '../../station/config.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';

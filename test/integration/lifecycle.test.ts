@@ -19,7 +19,7 @@ import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
 import { type RunningRegistry } from '../../registry/server.js';
 import { enrollStation } from '../../registry/service.js';
 import { call } from '../../testkit/registry/harness.js';
-import { main } from '../../station/cli.js';
+import { main } from '../../station/cli/program.js';
 import { createWorld, type World } from '../harness.js';
 import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 import { assertIssuanceInvariant } from '../../testkit/issuance-invariant.js';

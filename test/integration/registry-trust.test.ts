@@ -42,7 +42,7 @@ import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 import { type RunningRegistry } from '../../registry/server.js';
 import { enrollStation } from '../../registry/service.js';
 import { call } from '../../testkit/registry/harness.js';
-import { main } from '../../station/cli.js';
+import { main } from '../../station/cli/program.js';
 import { CONFIG_FILE } from '../../station/config.js';
 import { openEngine } from '../../station/engine.js';
 import { RegistryRefusal, httpExchange } from '../../station/hq/transport.js';

@@ -25,7 +25,7 @@ import { type RunningRegistry } from '../../registry/server.js';
 import { enrollStation, ingestRecords, stationTrust } from '../../registry/service.js';
 import { call } from '../../testkit/registry/harness.js';
 import { createWorld, type World } from '../harness.js';
-import { main } from '../../station/cli.js';
+import { main } from '../../station/cli/program.js';
 import { loadConfig } from '../../station/config.js';
 import {
   nextKeyLabel,

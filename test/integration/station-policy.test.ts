@@ -24,7 +24,7 @@ import { toPem } from '../../core/pki/pem.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import { systemClock, type BoardClient, type Signer } from '../../core/ports.js';
 import { ProvisioningRecordSchema } from '../../core/provisioning/record.js';
-import { main } from '../../station/cli.js';
+import { main } from '../../station/cli/program.js';
 import { POLICY_SCHEMA, POLICY_TYP, type PolicyPayload } from '../../core/hq/policy.js';
 import { createWorld, type World } from '../harness.js';
 

@@ -41,7 +41,7 @@ import type { RunningRegistry } from '../../registry/server.js';
 import { audienceOf, enrollStation } from '../../registry/service.js';
 import { createTestStation, type TestStation } from '../../testkit/registry/fixtures.js';
 import { call } from '../../testkit/registry/harness.js';
-import { main } from '../../station/cli.js';
+import { main } from '../../station/cli/program.js';
 import { openLifecycle } from '../../station/lifecycle/index.js';
 import { POLICY_SCHEMA, POLICY_TYP } from '../../core/hq/policy.js';
 import { openStore } from '../../native/store/sqlite-store.js';

@@ -1,0 +1,74 @@
+/**
+ * The `station` command line: one declarative program (core/cli/program.ts). The name, summary, common options and
+ * exit codes are here; each command lives beside it in station/cli/ with its own options, help and handler:
+ * init.ts, provision.ts, watch.ts, records.ts (records, verify-log), operators.ts (operator add|revoke), serve.ts,
+ * enroll.ts, policy.ts, sync.ts (sync, export, import-receipt), rotate-key.ts; what they share in context.ts (data
+ * dir, logger, engine), exit.ts (exit codes, error -> exit code), sign-in.ts and pin-input.ts. `station --help`,
+ * `station help <command>` and `station <command> --help` print usage and exit 0. bin/station.mjs runs `main`.
+ * Imports core/, native/ and the command modules beside it; nothing else in station/ imports this folder (no cycle).
+ */
+import 'reflect-metadata';
+import { runProgram, type Io, type Program } from '../../core/cli/program.js';
+import { escapeControlChars } from '../../core/display-text.js';
+import { restrictUmask } from '../../native/data-dir.js';
+import { COMMON_OPTIONS, type StationCtx } from './context.js';
+import { enrollCommand } from './enroll.js';
+import { STATION_EXIT } from './exit.js';
+import { initCommand } from './init.js';
+import { operatorAddCommand, operatorRevokeCommand } from './operators.js';
+import { policyCommand } from './policy.js';
+import { provisionCommand } from './provision.js';
+import { recordsCommand, verifyLogCommand } from './records.js';
+import { rotateKeyCommand } from './rotate-key.js';
+import { serveCommand } from './serve.js';
+import { exportCommand, importReceiptCommand, syncCommand } from './sync.js';
+import { watchCommand } from './watch.js';
+
+/** The exit codes (defined in station/cli/exit.ts), for callers of `main`. */
+export { EXIT, STATION_EXIT } from './exit.js';
+
+/** The `station` program: every command, its options and help, and the exit codes. */
+export const stationProgram: Program<StationCtx, keyof typeof STATION_EXIT> = {
+  name: 'station',
+  summary: 'Line Station: give each board a hardware-bound identity, keep its signed record, sync it to headquarters.',
+  common: COMMON_OPTIONS,
+  exit: STATION_EXIT,
+  commands: [
+    initCommand,
+    provisionCommand,
+    watchCommand,
+    recordsCommand,
+    verifyLogCommand,
+    operatorAddCommand,
+    operatorRevokeCommand,
+    serveCommand,
+    enrollCommand,
+    policyCommand,
+    syncCommand,
+    exportCommand,
+    importReceiptCommand,
+    rotateKeyCommand,
+  ],
+};
+
+const stdio: Io = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
+
+/**
+ * Everything the CLI prints goes through core/display-text.ts: control and bidi characters in text a board (or a
+ * file, or the registry) chose show as `\uXXXX` and cannot steer the terminal. The CLI's own line breaks stay; JSON
+ * output stays valid JSON with the same values.
+ */
+function escapedOut(o: Io): Io {
+  return {
+    out: (s) => o.out(escapeControlChars(s, { keepLineBreaks: true })),
+    err: (s) => o.err(escapeControlChars(s, { keepLineBreaks: true })),
+  };
+}
+
+/** Run the CLI; returns the exit code (does not call process.exit). */
+export async function main(argv: string[], out: Io = stdio): Promise<number> {
+  // Private files from the first write (docs/architecture.md "Data directory permissions").
+  restrictUmask();
+  const io = escapedOut(out);
+  return runProgram(stationProgram, argv, { io }, io);
+}

@@ -1,0 +1,101 @@
+/**
+ * `station provision`: provision (or resume) the board on one port, after a registered operator signed in; with
+ * `--reprovision`, a supervisor approves and the override is audited. Also the progress and outcome lines that
+ * `station watch` prints too. Imports core/, station/ (engine) and its sibling command modules.
+ */
+import { flagOn, list, str, type Io } from '../../core/cli/program.js';
+import type { ProgressEvent } from '../../core/model.js';
+import type { FlowOutcome } from '../../core/provisioning/flow.js';
+import type { Result } from '../../core/result.js';
+import { engineCommand, type StationCommand } from './context.js';
+import { describeError, EXIT, exitFor, reportError } from './exit.js';
+import { authenticateCli, credentials, OPERATOR_OPTIONS, SUPERVISOR_OPTIONS } from './sign-in.js';
+
+const ICON: Record<ProgressEvent['status'], string> = {
+  pending: '.',
+  running: '>',
+  done: 'ok',
+  failed: 'FAIL',
+  skipped: '-',
+};
+
+/** Prints each step of a board's provisioning as it ends (a JSON line per event with --json). */
+export function progressPrinter(o: Io, json: boolean): (e: ProgressEvent) => void {
+  return (e: ProgressEvent) => {
+    if (json) return o.out(JSON.stringify({ event: 'progress', ...e }));
+    if (e.status === 'running') return;
+    const who = e.serialNumber ? ` ${e.serialNumber}` : '';
+    o.out(
+      `[${e.port}]${who} ${e.step.padEnd(8)} ${ICON[e.status].padEnd(4)} ${String(e.elapsedMs).padStart(6)} ms${e.message ? `  ${e.message}` : ''}`,
+    );
+  };
+}
+
+/** The PASS / FAIL line of a board. */
+export function outcomeLine(port: string, r: Result<FlowOutcome>): string {
+  if (!r.ok) return `[${port}] FAIL  ${describeError(r.error)}`;
+  const v = r.value;
+  if (v.status === 'already-provisioned') {
+    return `[${port}] PASS  ${v.identity.serialNumber} already provisioned (record ${v.record.recordId}${v.boardMatches ? '' : ', WARNING: board does not hold the recorded certificate'})`;
+  }
+  return `[${port}] PASS  ${v.identity.serialNumber} provisioned${v.resumed ? ' (resumed)' : ''}: record ${v.record.recordId}, certificate ${v.record.certificateSerial}`;
+}
+
+/** `--json` of provision and watch. */
+export const JSON_PROGRESS = { type: 'boolean', help: 'progress as JSON lines' } as const;
+
+/** `station provision`. */
+export const provisionCommand: StationCommand = {
+  name: 'provision',
+  summary: 'provision (or resume) the board on one port',
+  synopsis: '--port P --work-order W --operator O [--pin-file F] [--reprovision [--supervisor S]] [options]',
+  details:
+    'A registered operator signs in (station operator add): PIN from --pin-file, $LINE_STATION_PIN or stdin, never\n' +
+    'the command line; typed at a terminal it is not echoed. --reprovision needs a supervisor: the operator, or\n' +
+    '--supervisor with --supervisor-pin-file, $LINE_STATION_SUPERVISOR_PIN or the next line of stdin.',
+  options: {
+    port: { type: 'string', multiple: true, arg: 'P', help: 'the serial port of the board (exactly one; required)' },
+    'work-order': { type: 'string', arg: 'W', help: 'the work order (required)' },
+    ...OPERATOR_OPTIONS,
+    reprovision: { type: 'boolean', help: 'provision a board that already has an identity again (supervisor)' },
+    ...SUPERVISOR_OPTIONS,
+    json: JSON_PROGRESS,
+  },
+  run: engineCommand(async (engine, args, o, { logger }) => {
+    const ports = list(args, 'port');
+    const wo = str(args, 'work-order');
+    const cred = credentials(args);
+    if (ports.length !== 1 || !wo || !cred) {
+      o.err('provision needs exactly one --port, a --work-order and the --operator who signs in');
+      return EXIT.usage;
+    }
+    const reprovision = flagOn(args, 'reprovision');
+    const who = await authenticateCli(engine, reprovision ? 'reprovision' : 'provision', cred, logger);
+    if (!who.ok) return reportError(o, who.error);
+    if (reprovision)
+      engine.store.appendAudit('override.reprovision', {
+        supervisor: who.value.supervisorId,
+        operator: who.value.operatorId,
+        reason: 'station provision --reprovision',
+        port: ports[0]!,
+        chipId: null,
+      });
+    const ac = new AbortController();
+    const onSig = () => ac.abort();
+    process.once('SIGINT', onSig);
+    try {
+      const r = await engine.provision({
+        port: ports[0]!,
+        workOrder: wo,
+        operator: who.value.operatorId,
+        reprovision,
+        signal: ac.signal,
+        onProgress: progressPrinter(o, flagOn(args, 'json')),
+      });
+      o.out(outcomeLine(ports[0]!, r));
+      return r.ok ? EXIT.ok : exitFor(r.error);
+    } finally {
+      process.off('SIGINT', onSig);
+    }
+  }),
+};

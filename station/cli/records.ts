@@ -1,0 +1,176 @@
+/**
+ * `station records` (the signed provisioning records) and `station verify-log` (the hash-chained audit trail, every
+ * record's signature, and with --against-registry every audit head the registry anchored). Imports core/,
+ * station/ (engine) and sibling command modules.
+ */
+import { readFileSync } from 'node:fs';
+import { flagOn, str, type Io, type ParsedArgs } from '../../core/cli/program.js';
+import { fail } from '../../core/errors.js';
+import { fromPemChain } from '../../core/pki/pem.js';
+import { verifyJws } from '../../core/pki/jws.js';
+import { anchorMismatches } from '../../core/provisioning/audit.js';
+import { ok as okResult, type Result } from '../../core/result.js';
+import type { Engine } from '../engine.js';
+import { engineCommand, type StationCommand } from './context.js';
+import { describeError, EXIT, exitFor } from './exit.js';
+
+/** `station records`. */
+export const recordsCommand: StationCommand = {
+  name: 'records',
+  summary: 'list the signed provisioning records',
+  options: {
+    json: { type: 'boolean', help: 'the records as JSON, with certificate PEM, issuing chain, record and JWS' },
+    limit: { type: 'string', arg: 'N', help: 'at most N records (default 100)' },
+    serial: { type: 'string', arg: 'S', help: 'only the board with serial number S' },
+    'work-order': { type: 'string', arg: 'W', help: 'only work order W' },
+  },
+  run: engineCommand((engine, args, o) => cmdRecords(engine, args, o)),
+};
+
+/** `station verify-log`. */
+export const verifyLogCommand: StationCommand = {
+  name: 'verify-log',
+  summary: "verify the hash-chained audit trail and every record's signature",
+  options: {
+    json: { type: 'boolean', help: 'the result as JSON' },
+    'against-registry': {
+      type: 'boolean',
+      help: 'also: the local chain still holds every audit head the registry anchored (needs the HSM PIN)',
+    },
+  },
+  run: engineCommand((engine, args, o) => cmdVerifyLog(engine, args, o)),
+};
+
+function cmdRecords(engine: Engine, args: ParsedArgs, o: Io): number {
+  const limitArg = str(args, 'limit');
+  const limit = limitArg ? Number(limitArg) : 100;
+  const rows = engine.store.listRecords({
+    limit,
+    ...(str(args, 'serial') ? { serialNumber: str(args, 'serial')! } : {}),
+    ...(str(args, 'work-order') ? { workOrder: str(args, 'work-order')! } : {}),
+  });
+  if (flagOn(args, 'json')) {
+    const out = rows.map((r) => {
+      const rec = JSON.parse(r.recordJson) as { certificate: { pem: string }; chain: string[] };
+      return {
+        recordId: r.recordId,
+        runId: r.runId,
+        chipId: r.chipId,
+        serialNumber: r.serialNumber,
+        workOrder: r.workOrder,
+        operator: r.operator,
+        kind: r.kind,
+        supersedesRecordId: r.supersedesRecordId,
+        createdAt: r.createdAt,
+        certificateSerial: r.certificateSerial,
+        certificatePem: rec.certificate.pem,
+        chain: rec.chain,
+        recordSha256: r.recordSha256,
+        record: JSON.parse(r.recordJson) as unknown,
+        jws: r.jws,
+      };
+    });
+    o.out(JSON.stringify(out, null, 2));
+    return EXIT.ok;
+  }
+  o.out(`${'created'.padEnd(24)} ${'serial'.padEnd(12)} ${'work order'.padEnd(12)} ${'kind'.padEnd(9)} record`);
+  for (const r of rows)
+    o.out(
+      `${r.createdAt.padEnd(24)} ${r.serialNumber.padEnd(12)} ${r.workOrder.padEnd(12)} ${r.kind.padEnd(9)} ${r.recordId}`,
+    );
+  o.out(`${rows.length} of ${engine.store.countRecords()} records`);
+  return EXIT.ok;
+}
+
+async function cmdVerifyLog(engine: Engine, args: ParsedArgs, o: Io): Promise<number> {
+  const chain = engine.store.verifyAudit();
+  const anchors = fromPemChain(readFileSync(engine.config.path(engine.config.config.pki.caChain), 'utf8'));
+  if (!anchors.ok) {
+    o.err(describeError(anchors.error));
+    return EXIT.notReady;
+  }
+  // Every record's signature must verify against the station PKI (root at the end of the CA chain).
+  const root = anchors.value.slice(-1);
+  let badRecords = 0;
+  let checked = 0;
+  const problems: string[] = [];
+  for (let off = 0; ; off += 500) {
+    const rows = engine.store.listRecords({ limit: 500, offset: off });
+    for (const r of rows) {
+      checked++;
+      const v = await verifyJws(r.jws, { trustAnchors: root, clock: engine.clock });
+      if (!v.ok) {
+        badRecords++;
+        problems.push(`record ${r.recordId}: ${v.error.message}`);
+      } else if (new TextDecoder().decode(v.value.payload) !== r.recordJson) {
+        badRecords++;
+        problems.push(`record ${r.recordId}: stored JSON differs from the signed payload`);
+      }
+    }
+    if (rows.length < 500) break;
+  }
+  const anchored = flagOn(args, 'against-registry') ? await checkAnchoredHeads(engine) : null;
+  if (anchored && !anchored.ok && anchored.error.code !== 'STORE_AUDIT_NOT_ANCHORED') {
+    o.err(describeError(anchored.error));
+    return exitFor(anchored.error);
+  }
+  const ok = chain.ok && badRecords === 0 && (anchored === null || anchored.ok);
+  const registry =
+    anchored === null ? undefined : anchored.ok ? anchored.value : { ...anchored.error.details, error: anchored.error };
+  if (flagOn(args, 'json')) {
+    o.out(
+      JSON.stringify(
+        { ok, audit: chain, records: { checked, invalid: badRecords, problems }, ...(registry ? { registry } : {}) },
+        null,
+        2,
+      ),
+    );
+  } else {
+    if (chain.ok) o.out(`audit chain OK: ${chain.entries} entries, head ${chain.headHash.slice(0, 16)}...`);
+    else o.out(`audit chain BROKEN at ${chain.at}: ${chain.reason}: ${chain.message}`);
+    o.out(
+      badRecords === 0 ? `records OK: ${checked} signatures verified` : `records INVALID: ${badRecords} of ${checked}`,
+    );
+    for (const p of problems.slice(0, 20)) o.out(`  ${p}`);
+    if (anchored?.ok)
+      o.out(
+        `registry anchors OK: ${anchored.value.heads} anchored heads held by the local chain (latest ${anchored.value.latest?.seq ?? 'none'})`,
+      );
+    else if (anchored) o.out(`registry anchors MISMATCH: ${describeError(anchored.error)}`);
+  }
+  return ok ? EXIT.ok : EXIT.verifyFailed;
+}
+
+/**
+ * `verify-log --against-registry`: fetch the heads the registry anchored (signed, checked against the registry
+ * certificate) and check the local chain holds each at its sequence number (docs/audit.md). STORE_AUDIT_NOT_ANCHORED
+ * (details: mismatches, registry findings) when it does not, or when the registry recorded a finding.
+ */
+async function checkAnchoredHeads(
+  engine: Engine,
+): Promise<Result<{ latest: { seq: number; hash: string } | null; heads: number; findings: number }>> {
+  if (!engine.sync)
+    return fail('CONFIG_INVALID', 'no registry is configured: run station enroll --registry URL --registry-cert F');
+  const r = await engine.sync.anchoredHeads();
+  if (!r.ok) return r;
+  const heads = [...r.value.heads, ...(r.value.latest ? [r.value.latest] : [])];
+  const mismatches = anchorMismatches(heads, (seq) => {
+    const e = engine.store.listAudit(seq, 1)[0];
+    return e && e.seq === seq ? e.hash : null;
+  });
+  const findings = r.value.findings;
+  if (mismatches.length || findings.length) {
+    const first = mismatches[0];
+    const why = first
+      ? first.localHash === null
+        ? `the local audit chain ends before entry ${first.seq}, which the registry anchored: entries were removed (restored backup or truncation)`
+        : `local audit entry ${first.seq} hashes to ${first.localHash.slice(0, 16)}…, the registry anchored ${first.anchoredHash.slice(0, 16)}…: the history was rewritten`
+      : `the registry recorded ${findings.length} finding(s) for this station: ${findings[0]!.kind} at entry ${findings[0]!.atSeq}: ${findings[0]!.message}`;
+    return fail(
+      'STORE_AUDIT_NOT_ANCHORED',
+      `${why} (${mismatches.length} of ${heads.length} anchored heads not held)`,
+      { mismatches: mismatches.slice(0, 20), findings },
+    );
+  }
+  return okResult({ latest: r.value.latest, heads: r.value.heads.length, findings: 0 });
+}

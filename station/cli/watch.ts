@@ -1,0 +1,193 @@
+/**
+ * `station watch`: provision boards as they appear, several at once (one per port), for one signed-in operator;
+ * records reach the registry in the background. The operator is re-checked before each new board and every 5 s:
+ * once revoked, no new board starts. Imports core/, native/, station/ (engine, service) and sibling command modules.
+ */
+import { join } from 'node:path';
+import { flagOn, list, str, type Io } from '../../core/cli/program.js';
+import { stationError, type StationError } from '../../core/errors.js';
+import type { DetectedPort, Logger } from '../../core/ports.js';
+import { openServiceDb } from '../../native/store/queries.js';
+import type { Engine } from '../engine.js';
+import { operatorRevoked } from '../service/auth.js';
+import { engineCommand, type StationCommand } from './context.js';
+import { describeError, EXIT, exitFor, reportError } from './exit.js';
+import { JSON_PROGRESS, outcomeLine, progressPrinter } from './provision.js';
+import { authenticateCli, credentials, OPERATOR_OPTIONS } from './sign-in.js';
+
+type ServiceDb = Extract<ReturnType<typeof openServiceDb>, { ok: true }>['value'];
+
+/** `station watch`. */
+export const watchCommand: StationCommand = {
+  name: 'watch',
+  summary: 'provision boards as they appear, several at once, one per port',
+  synopsis:
+    '--work-order W --operator O [--pin-file F] [--port PATH|GLOB ...] [--exit-when-done] [--count N] [options]',
+  details:
+    'A registered operator signs in as for provision. A running watch re-checks the operator before each new board\n' +
+    'and every 5 s: once revoked (station operator revoke, or the registry policy) it starts no new board, lets the\n' +
+    'boards in progress finish and exits 1. Ctrl-C stops at the next checkpoint of the boards in progress.',
+  options: {
+    'work-order': { type: 'string', arg: 'W', help: 'the work order (required)' },
+    ...OPERATOR_OPTIONS,
+    port: {
+      type: 'string',
+      multiple: true,
+      arg: 'PATH|GLOB',
+      help: "watch these ports besides the detected ones (instead of config.json's ports.extra)",
+    },
+    'exit-when-done': { type: 'boolean', help: 'exit once every attached board has finished' },
+    count: { type: 'string', arg: 'N', help: 'exit after N boards passed or failed' },
+    json: JSON_PROGRESS,
+  },
+  run: engineCommand(async (engine, args, o, { logger }) => {
+    const wo = str(args, 'work-order');
+    const cred = credentials(args);
+    if (!wo || !cred) {
+      o.err('watch needs --work-order and the --operator who signs in');
+      return EXIT.usage;
+    }
+    const who = await authenticateCli(engine, 'watch', cred, logger);
+    if (!who.ok) return reportError(o, who.error);
+    const w = engine.workOrder(wo);
+    if (!w.ok) {
+      o.err(describeError(w.error));
+      return EXIT.usage;
+    }
+    const revoked = engine.lifecycle.checkStation();
+    if (!revoked.ok) return reportError(o, revoked.error);
+    // Records reach the registry in the background while boards are provisioned (when a registry is configured).
+    engine.sync?.start();
+    engine.lifecycle.start();
+    // Re-checked before each new board and every 5 s (the UI service's rule, operatorRevoked): a revocation here
+    // (`station operator revoke` from any process) or in the registry policy stops new boards.
+    const opsDb = openServiceDb(join(engine.config.dataDir, 'station.db'), { logger });
+    if (!opsDb.ok) return reportError(o, opsDb.error);
+    const countArg = str(args, 'count');
+    return watchBoards({
+      engine,
+      o,
+      logger,
+      wo,
+      operator: who.value.operatorId,
+      opsDb: opsDb.value,
+      extra: list(args, 'port'),
+      count: countArg ? Number(countArg) : undefined,
+      exitWhenDone: flagOn(args, 'exit-when-done'),
+      json: flagOn(args, 'json'),
+    });
+  }),
+};
+
+/** What a signed-in watch runs with. */
+interface WatchRun {
+  readonly engine: Engine;
+  readonly o: Io;
+  readonly logger: Logger;
+  readonly wo: string;
+  readonly operator: string;
+  /** The operators table, re-read for revocations (closed when the watch ends). */
+  readonly opsDb: ServiceDb;
+  /** --port: watched besides the detected ports, instead of config.json's ports.extra. */
+  readonly extra: readonly string[];
+  readonly count: number | undefined;
+  readonly exitWhenDone: boolean;
+  readonly json: boolean;
+}
+
+/** Provision boards as they attach until done (--count, --exit-when-done), Ctrl-C, or the operator is revoked. */
+async function watchBoards(w: WatchRun): Promise<number> {
+  const { engine, o, logger, wo, operator, opsDb, extra, count, exitWhenDone, json } = w;
+  const disco = extra.length
+    ? (await import('../../native/discovery.js')).createDiscovery({ extraPorts: extra, pollMs: 200 })
+    : engine.discovery();
+  const running = new Map<string, AbortController>();
+  /** Ports whose board finished; provisioning again needs a detach + attach. */
+  const finished = new Map<string, boolean>();
+  let passed = 0;
+  let failed = 0;
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  const ac = new AbortController();
+  const onSig = () => {
+    o.out('stopping: waiting for boards in progress to reach a checkpoint');
+    ac.abort();
+    for (const c of running.values()) c.abort();
+    if (running.size === 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
+  };
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  /** Set once the operator is found revoked: no new board starts; the exit code once boards in progress end. */
+  let revokedError: StationError | null = null;
+  const checkDone = () => {
+    if (revokedError && running.size === 0) resolveDone(exitFor(revokedError));
+    if (count !== undefined && passed + failed >= count && running.size === 0)
+      resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
+    if (exitWhenDone && running.size === 0 && finished.size > 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
+    if (ac.signal.aborted && running.size === 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
+  };
+  const checkRevoked = (): boolean => {
+    if (revokedError) return true;
+    if (!operatorRevoked(engine.lifecycle, opsDb.operators, operator)) return false;
+    revokedError = stationError(
+      'AUTH_REVOKED',
+      `operator ${operator} has been revoked: no new boards are started${running.size ? ` (${running.size} in progress finish first)` : ''}`,
+      { operatorId: operator },
+    );
+    logger.log('warn', 'watch: operator revoked, no new boards are started', { operatorId: operator });
+    o.err(describeError(revokedError));
+    checkDone();
+    return true;
+  };
+  const recheck = setInterval(checkRevoked, 5000);
+  recheck.unref();
+  const start = (port: DetectedPort) => {
+    if (ac.signal.aborted || running.has(port.path) || finished.has(port.path)) return;
+    if (checkRevoked()) {
+      o.err(`[${port.path}] not started: AUTH_REVOKED (operator ${operator} has been revoked)`);
+      return;
+    }
+    const c = new AbortController();
+    running.set(port.path, c);
+    o.out(`[${port.path}] board attached`);
+    void engine
+      .provision({
+        port,
+        workOrder: wo,
+        operator,
+        signal: c.signal,
+        onProgress: progressPrinter(o, json),
+      })
+      .then((r) => {
+        running.delete(port.path);
+        o.out(outcomeLine(port.path, r));
+        // A board unplugged mid-step resumes when it is plugged in again: not finished.
+        if (!r.ok && (r.error.code === 'LINK_DISCONNECTED' || r.error.code === 'FLOW_CANCELLED')) {
+          if (ac.signal.aborted) failed++;
+        } else {
+          finished.set(port.path, r.ok);
+          if (r.ok) passed++;
+          else failed++;
+        }
+        checkDone();
+      });
+  };
+  const stop = disco.watch((ev) => {
+    if (ev.type === 'attached') start(ev.port);
+    else if (ev.type === 'detached') {
+      running.get(ev.port.path)?.abort();
+      finished.delete(ev.port.path);
+      o.out(`[${ev.port.path}] board detached`);
+    } else o.err(`[${ev.path}] ${ev.code}: ${ev.message}`);
+  });
+  for (const p of await disco.list()) start(p);
+  o.out(`watching for boards (work order ${wo}); Ctrl-C to stop`);
+  const code = await done;
+  clearInterval(recheck);
+  opsDb.close();
+  stop();
+  process.off('SIGINT', onSig);
+  process.off('SIGTERM', onSig);
+  o.out(`${passed} boards passed, ${failed} failed`);
+  return code;
+}
