@@ -43,18 +43,18 @@ const COMMON: OptionTable = {
   'data-dir': {
     type: 'string',
     arg: 'D',
-    help: "the registry data dir (default $LINE_STATION_REGISTRY_DATA_DIR or ./.data/registry; a demo data dir's registry/ is found)",
+    help: 'the registry data dir (default $LINE_STATION_REGISTRY_DATA_DIR, else ./.data/registry)',
   },
   db: { type: 'string', arg: 'URL', help: 'the database: sqlite:<path> or postgres://... (default: config.json)' },
   as: {
     type: 'string',
     arg: 'ROLE',
-    help: 'admin (the default: local access to the data dir is the admin) or security-officer (lifecycle commands)',
+    help: 'admin (the default: access to the data dir is the admin) or security-officer',
   },
   'token-file': {
     type: 'string',
     arg: 'FILE',
-    help: `the security officer token for --as security-officer (or $${TOKEN_ENV}; never on the command line)`,
+    help: `the security officer token (or $${TOKEN_ENV}): never on the command line`,
   },
   verbose: { type: 'boolean', help: 'debug lines in the log' },
 };

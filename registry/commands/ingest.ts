@@ -34,7 +34,7 @@ function readBundle(file: string): { text: string } | { error: string } {
 
 const importCommand: RegistryCommand = {
   name: 'import',
-  summary: "import a station's exported bundle (station export); writes the signed receipt for station import-receipt",
+  summary: "import a station's bundle (station export); write the signed receipt (station import-receipt)",
   details: 'Exit 1 when a record is rejected or conflicts (each is listed).',
   options: {
     out: { type: 'string', arg: 'FILE', help: 'where to write the receipt JWS (default FILE.receipt.jws)' },

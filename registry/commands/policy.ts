@@ -51,7 +51,7 @@ const POLICY_SET_OPTIONS: OptionTable = {
   firmware: {
     type: 'string',
     multiple: true,
-    arg: 'WO=SHA256[,SHA256...]',
+    arg: 'WO=SHA256,...',
     help: "the firmware a work order's boards must run (WO= clears it; repeat for more work orders)",
   },
   profiles: { type: 'string', arg: 'FILE', help: 'certificate profile overrides (JSON, by board profile id)' },

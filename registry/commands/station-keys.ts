@@ -42,7 +42,7 @@ function printRotation(out: Out, r: Rotation, outFile: string | undefined): void
 
 const rotate: RegistryCommand = {
   name: 'rotate-station-key',
-  summary: 'apply a hand-carried station key rotation request; write the answer for station rotate-key --answer',
+  summary: 'apply a hand-carried station key rotation request (station rotate-key --out); write its answer',
   details: 'Applying the same request again gives the same answer.',
   options: {
     request: {

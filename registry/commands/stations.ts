@@ -16,8 +16,8 @@ import { reportApi, reportError, reportGuided } from '../cli/report.js';
 
 const init: RegistryCommand = {
   name: 'init',
-  summary: 'create the registry: HSM receipt key, certificate, admin and security officer tokens (idempotent)',
-  details: 'The data dir is created private (0700); the tokens are 0600 files in it, never printed.',
+  summary: 'create the registry: HSM receipt key, certificate, admin and security officer tokens',
+  details: 'Idempotent. The data dir is created private (0700); the tokens are 0600 files in it, never printed.',
   options: { 'registry-id': { type: 'string', arg: 'ID', help: 'the registry id (default: generated)' } },
   opens: 'data-dir',
   async run(a, { dataDir, logger, out }) {
