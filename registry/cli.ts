@@ -16,8 +16,14 @@ import {
 } from '../core/cli/program.js';
 import { escapeControlChars } from '../core/display-text.js';
 import { restrictUmask } from '../native/data-dir.js';
-import type { Outcome, Out, RegistryCommand, RegistryEnv } from './cli/command.js';
-import { TOKEN_ENV } from './cli/command.js';
+import {
+  TOKEN_ENV,
+  type OpenRegistryCommand,
+  type Outcome,
+  type Out,
+  type RegistryCommand,
+  type RegistryEnv,
+} from './cli/command.js';
 import { openConfig, openDataDir, withRegistry } from './cli/open.js';
 import { actingRole } from './cli/role.js';
 import { AUDIT_COMMANDS } from './commands/audit.js';
@@ -120,11 +126,7 @@ async function runCommand(spec: RegistryCommand, a: ParsedArgs, out: Out): Promi
 }
 
 /** A command on the open registry, as the role `--as` names. */
-async function runOpened(
-  spec: Extract<RegistryCommand, { opens: 'registry' }>,
-  a: ParsedArgs,
-  env: Omit<RegistryEnv, 'role'>,
-): Promise<Outcome> {
+async function runOpened(spec: OpenRegistryCommand, a: ParsedArgs, env: Omit<RegistryEnv, 'role'>): Promise<Outcome> {
   const acting = actingRole(a, spec.acting ?? 'admin', env);
   if ('outcome' in acting) return acting.outcome;
   return spec.run(a, { ...env, role: acting.role });

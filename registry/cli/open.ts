@@ -52,8 +52,9 @@ export function lifecycleSettings(
 
 /**
  * The data dir (`--data-dir`, $LINE_STATION_REGISTRY_DATA_DIR or ./.data/registry) and its log. A demo data dir
- * holds the station at its top and the registry under registry/: either is accepted, except by `init` (`fresh`),
- * which makes a new one private. One that others can read or write is refused before even a log line is written.
+ * holds the station at its top and the registry under registry/: either is accepted, except by `init`, which takes
+ * the dir as given and makes a new one private. One that others can read or write is refused before even a log line
+ * is written to it.
  */
 export function openDataDir(a: ParsedArgs, init: boolean, out: Out): { env: DirEnv } | { outcome: Outcome } {
   const given = resolve(str(a, 'data-dir') ?? process.env['LINE_STATION_REGISTRY_DATA_DIR'] ?? '.data/registry');

@@ -3,8 +3,10 @@
  * saying what to do) and which outcome it is: not ready (configuration, HSM, database), internal (a bug) or refused.
  * Imports core/ and registry/cli/command.ts.
  */
+import { flagOn, type ParsedArgs } from '../../core/cli/program.js';
 import type { StationError } from '../../core/errors.js';
-import { TOKEN_ENV, type Outcome, type Out } from './command.js';
+import type { Result } from '../../core/result.js';
+import { printJson, TOKEN_ENV, type Outcome, type Out } from './command.js';
 
 /** A registry service refusal (ApiError) or one the command line makes itself. */
 export interface Refusal {
@@ -31,6 +33,23 @@ export function reportGuided(out: Out, e: Refusal): Outcome {
   const hint = guidance(e);
   if (hint) out.err(`  ${hint}`);
   return outcomeOf(e);
+}
+
+/**
+ * A service's answer: its refusal (printed by `report`: reportApi or reportGuided), or its value as JSON (`--json`)
+ * or as `human` prints it.
+ */
+export function answer<T>(
+  a: ParsedArgs,
+  out: Out,
+  r: Result<T, Refusal>,
+  report: (out: Out, e: Refusal) => Outcome,
+  human: (value: T) => void,
+): Outcome {
+  if (!r.ok) return report(out, r.error);
+  if (flagOn(a, 'json')) printJson(out, r.value);
+  else human(r.value);
+  return 'ok';
 }
 
 function outcomeOf(e: Refusal): Outcome {

@@ -19,7 +19,7 @@ import {
   type Outcome,
   type RegistryCommand,
 } from '../cli/command.js';
-import { reportApi, reportError, reportGuided } from '../cli/report.js';
+import { answer, reportApi, reportError, reportGuided } from '../cli/report.js';
 
 /** A bundle file's text: at most MAX_BUNDLE_BYTES of UTF-8. */
 function readBundle(file: string): { text: string } | { error: string } {
@@ -78,14 +78,9 @@ const statsCommand: RegistryCommand = {
   opens: 'registry',
   hsm: false,
   async run(a, { ctx, out }) {
-    const r = await stats(ctx);
-    if (!r.ok) return reportApi(out, r.error);
-    if (flagOn(a, 'json')) printJson(out, r.value);
-    else
-      out.log(
-        `stations ${r.value.stations}, devices ${r.value.devices}, records ${r.value.records}, conflicts ${r.value.conflicts}`,
-      );
-    return 'ok';
+    return answer(a, out, await stats(ctx), reportApi, (s) =>
+      out.log(`stations ${s.stations}, devices ${s.devices}, records ${s.records}, conflicts ${s.conflicts}`),
+    );
   },
 };
 
@@ -99,19 +94,13 @@ const device: RegistryCommand = {
   async run(a, { ctx, out }) {
     const key = a.positionals[0];
     if (!key) return usage('device needs a serial number or chip id');
-    const r = await getDevice(ctx, key);
-    if (!r.ok) return reportApi(out, r.error);
-    if (flagOn(a, 'json')) printJson(out, r.value);
-    else {
-      out.log(
-        `device ${r.value.serialNumber} (chip ${r.value.chipId}, ${r.value.model}), current record ${r.value.currentRecordId ?? '-'}`,
-      );
-      for (const x of r.value.records)
+    return answer(a, out, await getDevice(ctx, key), reportApi, (d) => {
+      out.log(`device ${d.serialNumber} (chip ${d.chipId}, ${d.model}), current record ${d.currentRecordId ?? '-'}`);
+      for (const x of d.records)
         out.log(
           `  ${x.recordId}  ${x.kind.padEnd(8)} ${x.completedAt}  station ${x.stationId}  work order ${x.workOrder}`,
         );
-    }
-    return 'ok';
+    });
   },
 };
 
@@ -153,11 +142,7 @@ const records: RegistryCommand = {
   async run(a, { ctx, out }) {
     const q = recordQuery(a);
     if ('outcome' in q) return q.outcome;
-    const r = await queryRecords(ctx, q.query);
-    if (!r.ok) return reportApi(out, r.error);
-    if (flagOn(a, 'json')) printJson(out, r.value);
-    else printRecords(out, r.value);
-    return 'ok';
+    return answer(a, out, await queryRecords(ctx, q.query), reportApi, (page) => printRecords(out, page));
   },
 };
 
@@ -169,16 +154,12 @@ const reconcile: RegistryCommand = {
   hsm: true,
   acting: { adminOnly: 'reconcile needs the admin role' },
   async run(a, { ctx, out, role }) {
-    const r = await reconcileLifecycle(ctx, role, flagOn(a, 'dry-run'));
-    if (!r.ok) return reportGuided(out, r.error);
-    if (flagOn(a, 'json')) printJson(out, r.value);
-    else {
-      for (const x of r.value.records) out.log(`  ${x.serialNumber}  record ${x.recordId}  station ${x.stationId}`);
+    return answer(a, out, await reconcileLifecycle(ctx, role, flagOn(a, 'dry-run')), reportGuided, (v) => {
+      for (const x of v.records) out.log(`  ${x.serialNumber}  record ${x.recordId}  station ${x.stationId}`);
       out.log(
-        `${r.value.dryRun ? 'would apply' : 'applied'}: ${r.value.applied} credential(s) from ${r.value.pending} record(s) without lifecycle entries`,
+        `${v.dryRun ? 'would apply' : 'applied'}: ${v.applied} credential(s) from ${v.pending} record(s) without lifecycle entries`,
       );
-    }
-    return 'ok';
+    });
   },
 };
 

@@ -30,7 +30,7 @@ import {
   type RegistryCommand,
   type RegistryEnv,
 } from '../cli/command.js';
-import { reportGuided } from '../cli/report.js';
+import { answer, reportGuided } from '../cli/report.js';
 
 /** `<n>d` or `<n>h` in seconds, 1 h .. 100 years; null when malformed or out of range. */
 export function parseDuration(s: string): number | null {
@@ -288,11 +288,9 @@ const quota: RegistryCommand = {
     const q = given(a, 'quantity');
     if (!wo || !station || q === undefined) return usage('quota set needs --work-order W --station S --quantity N');
     if (!/^[0-9]{1,9}$/.test(q)) return usage('--quantity must be an integer 0..999999999');
-    const r = await setQuota(ctx, role, wo, station, Number(q));
-    if (!r.ok) return reportGuided(out, r.error);
-    if (flagOn(a, 'json')) printJson(out, r.value);
-    else out.log(`quota: station ${station} may provision ${r.value.quantity} of work order ${wo}`);
-    return 'ok';
+    return answer(a, out, await setQuota(ctx, role, wo, station, Number(q)), reportGuided, (v) =>
+      out.log(`quota: station ${station} may provision ${v.quantity} of work order ${wo}`),
+    );
   },
 };
 

@@ -9,7 +9,7 @@ import { toPem } from '../../core/pki/pem.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
 import { currentCrl, revocationSignerList } from '../lifecycle/service.js';
 import { fileProblem, given, JSON_OPTION, printJson, usage, type RegistryCommand } from '../cli/command.js';
-import { reportGuided } from '../cli/report.js';
+import { answer, reportGuided } from '../cli/report.js';
 
 const crl: RegistryCommand = {
   name: 'crl',
@@ -61,17 +61,14 @@ const signers: RegistryCommand = {
   hsm: false,
   acting: 'admin-or-officer',
   async run(a, { ctx, out }) {
-    const r = await revocationSignerList(ctx, a.positionals[0] ?? null);
-    if (!r.ok) return reportGuided(out, r.error);
-    if (flagOn(a, 'json')) printJson(out, r.value);
-    else if (!r.value.length) out.log('no revocation signers (station enroll --revocation-signer creates one)');
-    else
-      for (const x of r.value)
+    return answer(a, out, await revocationSignerList(ctx, a.positionals[0] ?? null), reportGuided, (list) => {
+      if (!list.length) out.log('no revocation signers (station enroll --revocation-signer creates one)');
+      for (const x of list)
         out.log(
           `${x.stationId} ${x.state} request ${x.requestId} key "${x.keyLabel}" requested ${x.requestedAt}` +
             (x.certificateSha256 ? ` certificate sha256 ${x.certificateSha256} installed ${x.installedAt}` : ''),
         );
-    return 'ok';
+    });
   },
 };
 

@@ -12,7 +12,7 @@ import { zodMessage } from '../../core/hq/protocol.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
 import { stationKeyHistory, stationKeyRotation } from '../lifecycle/service.js';
 import { fileProblem, given, JSON_OPTION, printJson, usage, type Out, type RegistryCommand } from '../cli/command.js';
-import { reportGuided, type Refusal } from '../cli/report.js';
+import { answer, reportGuided, type Refusal } from '../cli/report.js';
 
 /** The signed request in a rotation request file (at most 256 KiB), or the refusal. */
 function readRequest(file: string): { request: string } | Refusal {
@@ -95,19 +95,13 @@ const history: RegistryCommand = {
   async run(a, { ctx, out }) {
     const id = a.positionals[0];
     if (!id) return usage('station-keys needs exactly one STATION id');
-    const r = await stationKeyHistory(ctx, id);
-    if (!r.ok) return reportGuided(out, r.error);
-    if (flagOn(a, 'json')) printJson(out, r.value);
-    else {
-      out.log(
-        `station ${id}${r.value.revokedAt ? ` (revoked at ${r.value.revokedAt})` : ''}: ${r.value.keys.length} key(s)`,
-      );
-      for (const k of r.value.keys)
+    return answer(a, out, await stationKeyHistory(ctx, id), reportGuided, (h) => {
+      out.log(`station ${id}${h.revokedAt ? ` (revoked at ${h.revokedAt})` : ''}: ${h.keys.length} key(s)`);
+      for (const k of h.keys)
         out.log(
           `  ${k.replacedAt ? 'replaced' : 'current '}  ${k.certificateSha256}  serial ${k.serialNumber}  in use ${k.since} .. ${k.replacedAt ?? 'now'}  (valid to ${k.notAfter})`,
         );
-    }
-    return 'ok';
+    });
   },
 };
 

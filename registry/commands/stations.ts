@@ -5,14 +5,14 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { str } from '../../core/cli/program.js';
+import { flagOn, str } from '../../core/cli/program.js';
 import { fail } from '../../core/errors.js';
 import { systemClock } from '../../core/ports.js';
 import { initRegistry } from '../keys.js';
 import { noteStationRevoked, revokeOperator } from '../lifecycle/service.js';
 import { enrollStation, listStations, revokeStation } from '../service.js';
 import { given, JSON_OPTION, printJson, usage, type RegistryCommand } from '../cli/command.js';
-import { reportApi, reportError, reportGuided } from '../cli/report.js';
+import { answer, reportApi, reportError, reportGuided } from '../cli/report.js';
 
 const init: RegistryCommand = {
   name: 'init',
@@ -101,7 +101,7 @@ const list: RegistryCommand = {
   async run(a, { ctx, out }) {
     const r = await listStations(ctx);
     if (!r.ok) return reportApi(out, r.error);
-    if (a.values['json']) printJson(out, { stations: r.value });
+    if (flagOn(a, 'json')) printJson(out, { stations: r.value });
     else
       for (const s of r.value)
         out.log(
@@ -127,11 +127,9 @@ const revokeOperatorCommand: RegistryCommand = {
     if (!id) return usage('revoke-operator needs exactly one operator ID');
     const reason = given(a, 'reason');
     if (!reason) return usage('revoke-operator needs --reason R');
-    const r = await revokeOperator(ctx, role, id, reason);
-    if (!r.ok) return reportGuided(out, r.error);
-    if (a.values['json']) printJson(out, r.value);
-    else out.log(`operator ${id} revoked at ${r.value.revokedAt}: records signed after that are refused`);
-    return 'ok';
+    return answer(a, out, await revokeOperator(ctx, role, id, reason), reportGuided, (v) =>
+      out.log(`operator ${id} revoked at ${v.revokedAt}: records signed after that are refused`),
+    );
   },
 };
 

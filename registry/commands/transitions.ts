@@ -18,14 +18,13 @@ import {
 import {
   given,
   JSON_OPTION,
-  printJson,
   usage,
   type Out,
   type Outcome,
   type RegistryCommand,
   type RegistryEnv,
 } from '../cli/command.js';
-import { reportGuided } from '../cli/report.js';
+import { answer, reportGuided } from '../cli/report.js';
 
 const SERIAL = { name: 'SERIAL', help: 'the serial number or chip id' } as const;
 const BATCH_OPTIONS: OptionTable = {
@@ -59,10 +58,7 @@ async function one(a: ParsedArgs, env: RegistryEnv, event: TransitionEvent, key:
   }
   if (flagOn(a, 'dry-run')) return usage('--dry-run is for the batch operations (--work-order / --serial-range)');
   const r = await applyTransition(env.ctx, env.role, key, event, reason);
-  if (!r.ok) return reportGuided(env.out, r.error);
-  if (flagOn(a, 'json')) printJson(env.out, r.value);
-  else printDevice(env.out, r.value);
-  return 'ok';
+  return answer(a, env.out, r, reportGuided, (d) => printDevice(env.out, d));
 }
 
 /** A batch over `--work-order` and/or `--serial-range`. */
@@ -84,18 +80,15 @@ async function batch(a: ParsedArgs, env: RegistryEnv, event: BatchEvent): Promis
   const dryRun = flagOn(a, 'dry-run');
   const selector = { ...(wo ? { workOrder: wo } : {}), ...(serialRange ? { serialRange } : {}) };
   const r = await batchTransition(env.ctx, env.role, selector, event, reason ?? null, dryRun);
-  if (!r.ok) return reportGuided(env.out, r.error);
-  if (flagOn(a, 'json')) printJson(env.out, r.value);
-  else {
+  return answer(a, env.out, r, reportGuided, (b) => {
     const done = { revoke: 'revoked', suspend: 'suspended', resume: 'resumed' }[event];
     env.out.log(
-      `${dryRun ? `dry run: would ${event}` : done} ${r.value.changed.length} device(s)${r.value.skipped.length ? `, ${r.value.skipped.length} skipped` : ''}`,
+      `${dryRun ? `dry run: would ${event}` : done} ${b.changed.length} device(s)${b.skipped.length ? `, ${b.skipped.length} skipped` : ''}`,
     );
-    for (const s of r.value.changed) env.out.log(`  ${s}`);
-    for (const s of r.value.skipped) env.out.log(`  skipped ${s.serialNumber} (${s.state})`);
+    for (const s of b.changed) env.out.log(`  ${s}`);
+    for (const s of b.skipped) env.out.log(`  skipped ${s.serialNumber} (${s.state})`);
     if (dryRun) env.out.log('nothing was changed (run again without --dry-run)');
-  }
-  return 'ok';
+  });
 }
 
 /** A transition command: one SERIAL, or (revoke, suspend, resume) a batch when no SERIAL is given. */
@@ -151,11 +144,9 @@ const release: RegistryCommand = {
     if (!key) return usage('release needs exactly one SERIAL');
     const reason = given(a, 'reason');
     if (!reason) return usage('release needs --reason R (recorded in the lifecycle log)');
-    const r = await releaseDevice(ctx, role, key, reason);
-    if (!r.ok) return reportGuided(out, r.error);
-    if (flagOn(a, 'json')) printJson(out, r.value);
-    else out.log(`released ${r.value.serialNumber} (${r.value.released} block(s) lifted)`);
-    return 'ok';
+    return answer(a, out, await releaseDevice(ctx, role, key, reason), reportGuided, (v) =>
+      out.log(`released ${v.serialNumber} (${v.released} block(s) lifted)`),
+    );
   },
 };
 
@@ -179,10 +170,9 @@ const block: RegistryCommand = {
     if ((serial === undefined) === (chip === undefined) || !reason)
       return usage('block needs --serial S or --chip-id C (one of them) and --reason R');
     const r = await blockIdentifier(ctx, role, serial ? 'serial' : 'chipId', (serial ?? chip)!, reason);
-    if (!r.ok) return reportGuided(out, r.error);
-    if (flagOn(a, 'json')) printJson(out, r.value);
-    else out.log(`blocked ${r.value.kind} ${r.value.value}: its records are refused until "registry release"`);
-    return 'ok';
+    return answer(a, out, r, reportGuided, (v) =>
+      out.log(`blocked ${v.kind} ${v.value}: its records are refused until "registry release"`),
+    );
   },
 };
 
@@ -197,17 +187,13 @@ const history: RegistryCommand = {
   async run(a, { ctx, out }) {
     const key = a.positionals[0];
     if (!key) return usage('history needs exactly one SERIAL');
-    const r = await deviceHistory(ctx, key);
-    if (!r.ok) return reportGuided(out, r.error);
-    if (flagOn(a, 'json')) printJson(out, r.value);
-    else {
-      printDevice(out, r.value);
-      for (const e of r.value.events as Record<string, unknown>[])
+    return answer(a, out, await deviceHistory(ctx, key), reportGuided, (h) => {
+      printDevice(out, h);
+      for (const e of h.events as Record<string, unknown>[])
         out.log(
           `  #${String(e['seq'])} ${String(e['ts'])} ${String(e['type'])}${e['from'] ? ` ${String(e['from'])} -> ${String(e['to'])}` : ''}${e['actor'] ? ` by ${String(e['actor'])}` : ''}${e['reason'] ? ` (${String(e['reason'])})` : ''}`,
         );
-    }
-    return 'ok';
+    });
   },
 };
 
