@@ -25,7 +25,7 @@ const ServeFileSchema = z.object({
 });
 
 /** `registry serve` announces its URL in `<dataDir>/serve.json` (removed when it stops). */
-export function writeServeFile(dataDir: string, url: string, startedAt: string): void {
+function writeServeFile(dataDir: string, url: string, startedAt: string): void {
   const u = new URL(url);
   if (u.hostname === '0.0.0.0') u.hostname = '127.0.0.1';
   if (u.hostname === '[::]') u.hostname = '[::1]';
@@ -35,7 +35,7 @@ export function writeServeFile(dataDir: string, url: string, startedAt: string):
 }
 
 /** Remove serve.json if it is this process's. */
-export function removeServeFile(dataDir: string): void {
+function removeServeFile(dataDir: string): void {
   const file = resolve(dataDir, SERVE_FILE);
   try {
     const s = ServeFileSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
