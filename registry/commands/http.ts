@@ -15,6 +15,7 @@ import { usage, type RegistryCommand } from '../cli/command.js';
 import { lifecycleSettings } from '../cli/open.js';
 import { reportError } from '../cli/report.js';
 
+/** The file `serve` announces its URL in, in the data dir (removed when it stops). */
 export const SERVE_FILE = 'serve.json';
 const SERVE_SCHEMA = 'line-station/registry-serve/v1';
 const ServeFileSchema = z.object({
