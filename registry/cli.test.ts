@@ -1,12 +1,18 @@
-/** The `registry` CLI: init (SoftHSM2 key, certificate, admin token), enrol, import bundles, queries, serve. */
+/**
+ * The `registry` CLI: init (SoftHSM2 key, certificate, admin token), enrol, import bundles, queries, serve; and its
+ * usage from the command table: `<command> --help` of every command and an unknown option through the real
+ * bin/registry.mjs, `registry --help` listing the exit codes of the table.
+ */
 import 'reflect-metadata';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compactVerify, importX509 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../core/ports.js';
-import { main } from './cli.js';
+import { EXIT, main, REGISTRY } from './cli.js';
 import { spawnServe } from '../testkit/registry/harness.js';
 import { createBundle } from '../core/hq/protocol.js';
 import { createTestStation, makeRecords, type MadeRecord, type TestStation } from '../testkit/registry/fixtures.js';
@@ -153,5 +159,74 @@ describe('registry CLI', () => {
       child.kill('SIGTERM');
     });
     expect(code).toBe(0);
+  });
+});
+
+/** `node bin/registry.mjs ...args` in its own process, as the product runs it. */
+async function registryBin(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const child = spawn(process.execPath, ['bin/registry.mjs', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number>((res) => child.on('exit', (c) => res(c ?? -1)));
+  return { code, out, err };
+}
+
+/** Run `f` over `items`, `n` at a time. */
+async function inBatches<T>(items: readonly T[], n: number, f: (x: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += n) await Promise.all(items.slice(i, i + n).map(f));
+}
+
+describe('registry CLI usage (from the command table)', () => {
+  it("prints every command's usage on <command> --help (bin/registry.mjs), exit 0, nothing opened", async () => {
+    await inBatches(REGISTRY.commands, 3, async (c) => {
+      const r = await registryBin(c.name, '--help', '--data-dir', join(dir, 'never-created'));
+      expect(r.code, `${c.name}: ${r.err}`).toBe(0);
+      expect(r.out).toContain(`usage: registry ${c.name} `);
+      expect(r.out).toContain(c.summary);
+      for (const o of Object.keys(c.options)) expect(r.out, `${c.name} --${o}`).toContain(`--${o}`);
+      for (const p of c.positionals ?? []) expect(r.out).toContain(p.name);
+      expect(r.out).toContain('--data-dir D');
+    });
+    expect(existsSync(join(dir, 'never-created'))).toBe(false);
+  }, 400_000);
+
+  it('prints the same usage on help <command> and -h', async () => {
+    for (const c of REGISTRY.commands) {
+      const a = capture();
+      const b = capture();
+      expect(await main(['help', c.name], a.out)).toBe(0);
+      expect(await main([c.name, '-h'], b.out)).toBe(0);
+      expect(a.text()).toContain(`usage: registry ${c.name} `);
+      expect(b.text()).toBe(a.text());
+    }
+  });
+
+  it('refuses an unknown option with the usage code, naming it and showing the command usage', async () => {
+    const r = await registryBin('stats', '--bogus', '--data-dir', join(dir, 'never-created'));
+    expect(r.code).toBe(EXIT.usage.code);
+    expect(r.err).toMatch(/registry stats: Unknown option '--bogus'/);
+    expect(r.err).toContain('usage: registry stats [options]');
+    for (const c of REGISTRY.commands) {
+      const x = capture();
+      expect(await main([c.name, '--no-such-option'], x.out), c.name).toBe(EXIT.usage.code);
+      expect(x.text()).toContain(`registry ${c.name}: Unknown option '--no-such-option'`);
+      expect(x.text()).toContain(`usage: registry ${c.name} `);
+    }
+    // Options of another command are unknown here (each command declares its own).
+    const y = capture();
+    expect(await main(['stats', '--registry-id', 'x', '--data-dir', join(dir, 'never-created')], y.out)).toBe(2);
+    expect(y.text()).toContain("Unknown option '--registry-id'");
+  });
+
+  it('lists every command and exactly the exit codes of the table on registry --help', async () => {
+    const r = await registryBin('--help');
+    expect(r.code).toBe(0);
+    for (const c of REGISTRY.commands) expect(r.out).toMatch(new RegExp(`^  ${c.name} +\\S`, 'm'));
+    const section = r.out.slice(r.out.indexOf('exit codes:'));
+    const printed = [...section.matchAll(/^ +(\d+) {2}(.+)$/gm)].map((m) => ({ code: Number(m[1]), meaning: m[2] }));
+    expect(printed).toEqual(Object.values(EXIT).sort((a, b) => a.code - b.code));
+    expect(printed.map((e) => e.code)).toEqual([0, 1, 2, 3, 70]);
   });
 });

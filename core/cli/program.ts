@@ -88,7 +88,7 @@ function optionLines(table: OptionTable): string[] {
   const width = Math.min(34, Math.max(0, ...entries.map(([n, o]) => flag(n, o).length)));
   return entries.map(([n, o]) => {
     const f = flag(n, o);
-    const pad = f.length > width ? `\n  ${' '.repeat(width)}  ` : ' '.repeat(width - f.length);
+    const pad = f.length > width ? `\n  ${' '.repeat(width)}` : ' '.repeat(width - f.length);
     return `  ${f}${pad}  ${o.help}${o.required ? ' (required)' : ''}`;
   });
 }

@@ -23,7 +23,9 @@ import { openRegistryKeys, readRegistryConfig, type RegistryKeys } from '../keys
 import { startRegistry, type RunningRegistry } from '../server.js';
 import { makeRecord } from '../../testkit/registry/fixtures.js';
 import { backends, call, createTestDb, quietLogger, type TestDb } from '../../testkit/registry/harness.js';
-import { formatDuration, lifecycleSettings, parseDuration, TOKEN_ENV } from './cli.js';
+import { TOKEN_ENV } from '../cli/command.js';
+import { lifecycleSettings } from '../cli/open.js';
+import { formatDuration, parseDuration } from '../commands/policy.js';
 import { createHsmStation, delegateOverHttp, type HsmStation } from '../../testkit/registry/lifecycle.js';
 
 const PIN = 'station-PIN-1357';

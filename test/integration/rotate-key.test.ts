@@ -18,7 +18,7 @@ import { fromPemChain, toPem } from '../../core/pki/pem.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import { systemClock } from '../../core/ports.js';
 import type { HsmAdmin } from '../../native/hsm/index.js';
-import { runLifecycleCommand } from '../../registry/lifecycle/cli.js';
+import { runOpenCommand as runLifecycleCommand } from '../../registry/cli.js';
 import { stationKeyRotation } from '../../registry/lifecycle/service.js';
 import { KEY_ROTATION_TYP } from '../../core/hq/key-rotation.js';
 import { type RunningRegistry } from '../../registry/server.js';

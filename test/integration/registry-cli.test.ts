@@ -20,13 +20,13 @@ import { openRegistryDb } from '../../native/registry-store/index.js';
 import { initToken, type SoftHsmEnv } from '../../native/softhsm-dev.js';
 import { delegateRevocationSigner } from '../../station/revocation-signer.js';
 import { readRegistryCertificate } from '../../station/hq/pins.js';
-import { main } from '../cli.js';
+import { main } from '../../registry/cli.js';
 import { createBundle } from '../../core/hq/protocol.js';
 import { makeRecord } from '../../testkit/registry/fixtures.js';
 import { createHsmStation, type HsmStation } from '../../testkit/registry/lifecycle.js';
 import { backends, createTestDb, type TestDb } from '../../testkit/registry/harness.js';
-import { SERVE_FILE } from './cli.js';
-import { getCrlRow } from './store.js';
+import { SERVE_FILE } from '../../registry/commands/http.js';
+import { getCrlRow } from '../../registry/lifecycle/store.js';
 
 const PIN = 'station-PIN-2468';
 const WO = 'WO-LC-CLI';

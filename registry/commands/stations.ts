@@ -1,0 +1,137 @@
+/**
+ * `registry` commands of the stations feature: init (the registry's data dir, HSM key, certificate and tokens),
+ * enroll-station, revoke-station, stations (the list), revoke-operator. Imports core/, the registry services and
+ * registry/cli/.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { flagOn, str } from '../../core/cli/program.js';
+import { fail } from '../../core/errors.js';
+import { systemClock } from '../../core/ports.js';
+import { initRegistry } from '../keys.js';
+import { noteStationRevoked, revokeOperator } from '../lifecycle/service.js';
+import { enrollStation, listStations, revokeStation } from '../service.js';
+import { given, JSON_OPTION, printJson, usage, type RegistryCommand } from '../cli/command.js';
+import { answer, reportApi, reportError, reportGuided } from '../cli/report.js';
+
+const init: RegistryCommand = {
+  name: 'init',
+  summary: 'create the registry: HSM receipt key, certificate, admin and security officer tokens',
+  details: 'Idempotent. The data dir is created private (0700); the tokens are 0600 files in it, never printed.',
+  options: { 'registry-id': { type: 'string', arg: 'ID', help: 'the registry id (default: generated)' } },
+  opens: 'data-dir',
+  async run(a, { dataDir, logger, out }) {
+    const registryId = str(a, 'registry-id');
+    const db = str(a, 'db');
+    const r = await initRegistry({
+      dataDir,
+      ...(registryId ? { registryId } : {}),
+      ...(db ? { db } : {}),
+      clock: systemClock,
+      logger,
+    });
+    if (!r.ok) return reportError(out, r.error);
+    const c = r.value.config;
+    out.log(
+      r.value.created
+        ? `registry ${c.registryId} initialised in ${dataDir}\n  certificate (give it to stations): ${resolve(dataDir, c.certificate)}\n  admin token: ${resolve(dataDir, c.adminToken.file)} (0600)\n  security officer token: ${resolve(dataDir, c.securityOfficerToken?.file ?? '')} (0600)`
+        : `registry already initialised in ${dataDir} (${c.registryId})`,
+    );
+    return 'ok';
+  },
+};
+
+const enroll: RegistryCommand = {
+  name: 'enroll-station',
+  summary: "enrol a station: its certificate chain (the station's pki/station-chain.pem)",
+  options: {
+    id: { type: 'string', arg: 'S', help: 'the station id (the CN of its certificate)', required: true },
+    chain: { type: 'string', arg: 'FILE', help: 'the station certificate chain (PEM)', required: true },
+    'work-orders': { type: 'string', arg: 'W1,W2', help: 'the work orders it may provision' },
+  },
+  opens: 'registry',
+  hsm: false,
+  async run(a, { ctx, out }) {
+    const id = given(a, 'id');
+    const chainFile = given(a, 'chain');
+    if (!id || !chainFile) return usage('enroll-station needs --id S --chain station-chain.pem');
+    if (!existsSync(chainFile)) return reportError(out, fail('INPUT_INVALID', `${chainFile} not found`).error);
+    const wo = given(a, 'work-orders');
+    const workOrders = wo
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const r = await enrollStation(ctx, {
+      stationId: id,
+      chainPem: readFileSync(chainFile, 'utf8'),
+      ...(workOrders ? { workOrders } : {}),
+    });
+    if (!r.ok) return reportApi(out, r.error);
+    out.log(
+      `${r.value.created ? 'enrolled' : 'already enrolled'}: station ${id} (certificate sha256 ${r.value.station.certificateSha256})`,
+    );
+    return 'ok';
+  },
+};
+
+const revoke: RegistryCommand = {
+  name: 'revoke-station',
+  summary: 'revoke a station: its later bundles are refused (its past records stay)',
+  options: {},
+  positionals: [{ name: 'S', help: 'the station id', required: true }],
+  opens: 'registry',
+  hsm: false,
+  async run(a, { ctx, out }) {
+    const id = a.positionals[0];
+    if (!id) return usage('revoke-station needs a station id');
+    const r = await revokeStation(ctx, id);
+    if (!r.ok) return reportApi(out, r.error);
+    await noteStationRevoked(ctx, id, 'admin'); // the lifecycle log records it too
+    out.log(`station ${id} revoked at ${r.value.revokedAt}`);
+    return 'ok';
+  },
+};
+
+const list: RegistryCommand = {
+  name: 'stations',
+  summary: 'the enrolled stations: records, last sync, revocation',
+  options: { ...JSON_OPTION },
+  opens: 'registry',
+  hsm: false,
+  async run(a, { ctx, out }) {
+    const r = await listStations(ctx);
+    if (!r.ok) return reportApi(out, r.error);
+    if (flagOn(a, 'json')) printJson(out, { stations: r.value });
+    else
+      for (const s of r.value)
+        out.log(
+          `${s.stationId.padEnd(24)} records ${String(s.records).padStart(7)}  last sync ${s.lastSyncAt ?? '-'}${s.revokedAt ? `  REVOKED ${s.revokedAt}` : ''}`,
+        );
+    return 'ok';
+  },
+};
+
+const revokeOperatorCommand: RegistryCommand = {
+  name: 'revoke-operator',
+  summary: 'revoke an operator: records signed after that are refused',
+  options: {
+    reason: { type: 'string', arg: 'R', help: 'why (recorded in the lifecycle log)', required: true },
+    ...JSON_OPTION,
+  },
+  positionals: [{ name: 'ID', help: 'the operator id', required: true }],
+  opens: 'registry',
+  hsm: true,
+  acting: 'admin-or-officer',
+  async run(a, { ctx, out, role }) {
+    const id = a.positionals[0];
+    if (!id) return usage('revoke-operator needs exactly one operator ID');
+    const reason = given(a, 'reason');
+    if (!reason) return usage('revoke-operator needs --reason R');
+    return answer(a, out, await revokeOperator(ctx, role, id, reason), reportGuided, (v) =>
+      out.log(`operator ${id} revoked at ${v.revokedAt}: records signed after that are refused`),
+    );
+  },
+};
+
+/** The stations feature's commands, in `registry --help` order. */
+export const STATION_COMMANDS: readonly RegistryCommand[] = [init, enroll, revoke, list, revokeOperatorCommand];
