@@ -16,7 +16,6 @@ import { GENESIS_HASH } from '../core/provisioning/audit.js';
 import { createTestSigner } from '../testkit/pki/test-signer.js';
 import { systemClock } from '../core/ports.js';
 import { rewriteAuditHistory } from '../testkit/store-fixtures.js';
-import type { SqliteStore } from '../native/store/index.js';
 import { openSync, type SyncService } from '../station/sync.js';
 import { commitRecords, createStationDb, quiet } from '../test/integration/sync-fixture.js';
 import { stationAudit, verifyStationAudit } from './audit-anchor.js';
@@ -33,12 +32,12 @@ for (const backend of backends()) {
     let tdb: TestDb;
     let reg: RunningRegistry;
     let station: TestStation;
-    let d: { dir: string; file: string; store: SqliteStore };
+    let d: ReturnType<typeof createStationDb>;
     let sync: SyncService;
     const regCert = () => reg.context.registryChain[0]!;
     const open = (url: string, cert = regCert(), batchSize = 10) => {
       const s = openSync({
-        dbFile: d.file,
+        outbox: d.db.outbox,
         stationId: station.id,
         signer: station.signer,
         chain: station.chain,
@@ -46,7 +45,6 @@ for (const backend of backends()) {
         registryCertificate: cert,
         logger: quiet,
         batchSize,
-        synchronous: 'NORMAL',
       });
       if (!s.ok) throw new Error(s.error.message);
       return s.value;

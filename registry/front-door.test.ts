@@ -628,7 +628,7 @@ describe('audience, generic 5xx, and the station client against a hostile regist
       commitRecords(d.store, S, await makeRecords(S, systemClock, 2));
       const log = memoryLogger();
       const s = openSync({
-        dbFile: d.file,
+        outbox: d.db.outbox,
         stationId: S.id,
         signer: S.signer,
         chain: S.chain,
@@ -636,7 +636,6 @@ describe('audience, generic 5xx, and the station client against a hostile regist
         registryCertificate: S.chain[2]!,
         logger: log,
         timeoutMs: 20_000,
-        synchronous: 'NORMAL',
       });
       if (!s.ok) throw new Error(s.error.message);
       try {

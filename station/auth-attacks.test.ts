@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiResult, StationEvent } from '../core/api.js';
 import type { Clock } from '../core/ports.js';
 import { must } from '../testkit/pki/test-util.js';
-import { openServiceDb } from '../native/store/queries.js';
+import { openStationDb } from '../native/store/index.js';
 import { createWorld, type World } from '../test/harness.js';
 import { addOperators } from '../test/operators-fixture.js';
 import { startBridge, type Bridge } from './bridge.js';
@@ -64,7 +64,7 @@ const tally = (codes: string[]) =>
   Object.fromEntries([...new Set(codes)].map((c) => [c, codes.filter((x) => x === c).length]));
 const count = (re: RegExp) => lines.filter((l) => re.test(l.msg)).length;
 const attemptsRow = (subject: string) => {
-  const db = must(openServiceDb(join(w.dataDir, 'station.db')));
+  const db = must(openStationDb(join(w.dataDir, 'station.db')));
   try {
     return db.attempts.get(subject);
   } finally {
@@ -163,7 +163,7 @@ describe('badges', () => {
     expect(attemptsRow('badge')).toMatchObject({ attempts: POLICY.badge.maxAttempts, lockouts: 1 });
 
     // Stored: an HMAC under the station key (0600), never the code or its plain SHA-256.
-    const db = must(openServiceDb(join(w.dataDir, 'station.db')));
+    const db = must(openStationDb(join(w.dataDir, 'station.db')));
     try {
       expect(db.operators.get('sup-1')?.badgeHash).toMatch(/^hmac-sha256\$[0-9a-f]{64}$/);
     } finally {

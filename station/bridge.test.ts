@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StationEvent } from '../core/api.js';
-import { openServiceDb } from '../native/store/queries.js';
+import { openStationDb } from '../native/store/index.js';
 import { createWorld, type World } from '../test/harness.js';
 import { CSP, startBridge, type Bridge } from './bridge.js';
 import { createLogger } from '../native/logger.js';
@@ -54,7 +54,7 @@ const post = (op: string, args: unknown, h: Record<string, string> = auth()) =>
 
 beforeAll(async () => {
   w = await createWorld({ boards: [{ model: 'LS-SIM-SE' }] });
-  const db = openServiceDb(join(w.dataDir, 'station.db'));
+  const db = openStationDb(join(w.dataDir, 'station.db'));
   if (!db.ok) throw new Error(db.error.message);
   db.value.operators.upsert(
     { operatorId: 'op-1', name: 'Olga', role: 'operator', pinHash: await hashPin('4321'), badgeHash: null },

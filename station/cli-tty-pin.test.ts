@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { must } from '../testkit/pki/test-util.js';
-import { openServiceDb } from '../native/store/queries.js';
+import { openStationDb } from '../native/store/index.js';
 import { createWorld, type World } from '../test/harness.js';
 import { addOperators } from '../test/operators-fixture.js';
 import { verifyPin } from './service/index.js';
@@ -92,7 +92,7 @@ describe('PINs typed at a terminal', () => {
     expect(r.code, r.text).toBe(0);
     expect(r.text).toContain('operator sup-tty (supervisor) saved');
     expect(r.text).not.toContain(NEW_SUP_PIN);
-    const db = must(openServiceDb(join(w.dataDir, 'station.db')));
+    const db = must(openStationDb(join(w.dataDir, 'station.db')));
     try {
       expect(await verifyPin(NEW_SUP_PIN, db.operators.get('sup-tty')!.pinHash)).toBe(true);
     } finally {

@@ -20,7 +20,7 @@ import { lifetimeCappedAt } from '../core/pki/device-cert.js';
 import { fromPemChain } from '../core/pki/pem.js';
 import { connectBoard, type BoardClientWithStats } from '../core/protocol/client.js';
 import { serialOpener } from '../native/serial.js';
-import { isStoreError } from '../native/store/index.js';
+import { isStoreError, type StationPorts } from '../native/store/index.js';
 import { createDiscovery } from '../native/discovery.js';
 import { createUsbWatcher, type UsbWatcher } from '../native/usb.js';
 import { loadProfilesFromDir } from '../native/profiles-fs.js';
@@ -53,6 +53,8 @@ export interface Engine {
   readonly config: LoadedConfig;
   readonly clock: Clock;
   readonly store: Store;
+  /** The other ports of the station database, on the Store's connection (the process opens it once). */
+  readonly db: StationPorts;
   readonly hsm: Hsm;
   readonly profiles: readonly BoardProfile[];
   readonly station: StationIdentity;
@@ -96,10 +98,10 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     release();
     return opened;
   }
-  const { hsm, store } = opened.value;
+  const { hsm, store, db } = opened.value;
   let closed = false;
   const fail2 = async <T>(r: Result<T>): Promise<Result<never>> => {
-    store.close();
+    db.close();
     await hsm.close();
     release();
     return r as Result<never>;
@@ -192,7 +194,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
   // Boards a provisioning attempt is working on (chip id, from its identify progress): their runs do not expire mid-attempt.
   const inFlight = new Map<string, number>();
   const lcR = openLifecycle({
-    dbFile: join(cfg.dataDir, 'station.db'),
+    db: db.lifecycle,
     stationId: c.stationId,
     signer: stSigner.value,
     chain: stChain.value,
@@ -212,7 +214,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
   const lifecycle = lcR.value;
   if (c.registry && registryCert) {
     const s = openSync({
-      dbFile: join(cfg.dataDir, 'station.db'),
+      outbox: db.outbox,
       stationId: c.stationId,
       signer: stSigner.value,
       chain: stChain.value,
@@ -255,6 +257,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     config: cfg,
     clock,
     store,
+    db,
     hsm,
     profiles: profiles.value,
     station,
@@ -375,7 +378,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
         }
       } catch (e) {
         // Store methods throw a typed StoreError (database failure or misuse): surface its StationError.
-        if (isStoreError(e) && e.message.includes('FLOW_QUOTA_EXHAUSTED')) {
+        if (isStoreError(e, 'quota-exhausted')) {
           // Two ports raced for the last unit: the createRun trigger refused the second one.
           plog.log('warn', 'quota used up (refused in the createRun transaction)', { workOrder: req.workOrder });
           return fail('FLOW_QUOTA_EXHAUSTED', `work order ${req.workOrder}: quota used up`, {
@@ -408,7 +411,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
       await sync?.close();
       lifecycle.close();
       usb.close();
-      store.close();
+      db.close();
       await hsm.close();
       release();
     },

@@ -19,7 +19,7 @@ import { fail, type StationError } from '../core/errors.js';
 import { systemClock, type Clock, type Logger, type Signer } from '../core/ports.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { SyncView } from '../core/api.js';
-import { openOutbox, type Outbox } from '../native/store/outbox.js';
+import type { Outbox } from '../native/store/outbox.js';
 import type { AnchoredHeadsPayload } from '../core/hq/audit-head.js';
 import { MAX_BATCH_RECORDS, type ReceiptPayload } from '../core/hq/protocol.js';
 import { ROUTES } from '../core/hq/routes.js';
@@ -33,8 +33,8 @@ import { exportBundle, importReceipt, type ExportedBundle, type ImportReceiptOut
 export type SyncStatus = SyncView;
 
 export interface SyncOptions {
-  /** The station database (already migrated: open the Store first). */
-  readonly dbFile: string;
+  /** The sync outbox port of the station database (openStationDb); the caller owns and closes the connection. */
+  readonly outbox: Outbox;
   readonly stationId: string;
   /** The station signing key (HSM): signs requests and bundles. */
   readonly signer: Signer;
@@ -64,8 +64,6 @@ export interface SyncOptions {
   readonly beforeSend?: (batchId: string, count: number) => void | Promise<void>;
   /** Test hook: crash points (the crash tests kill the process there). */
   readonly failpoint?: (p: SyncFailPoint, detail: { batchId: string; seq: number }) => void | Promise<void>;
-  /** SQLite synchronous level of the outbox connection (NORMAL only for tests/benchmarks). */
-  readonly synchronous?: 'FULL' | 'NORMAL';
   /**
    * Scrap and failed-issuance events (station/lifecycle) that a bundle carries too, and how to apply the registry's
    * answers the receipt lists for them.
@@ -106,7 +104,7 @@ export interface SyncService {
   anchoredHeads(signal?: AbortSignal): Promise<Result<AnchoredHeadsPayload>>;
   /** The outbox (details per record, failures). */
   readonly outbox: Outbox;
-  /** Stop the loop and close the outbox connection. */
+  /** Stop the loop (the outbox's connection belongs to the caller). */
   close(): Promise<void>;
 }
 
@@ -122,9 +120,7 @@ const NO_URL = 'no registry URL is configured: run station enroll --registry URL
 export function openSync(o: SyncOptions): Result<SyncService> {
   const clock = o.clock ?? systemClock;
   const log = o.logger;
-  const ob = openOutbox(o.dbFile, { clock, ...(o.synchronous ? { synchronous: o.synchronous } : {}) });
-  if (!ob.ok) return ob;
-  const outbox = ob.value;
+  const outbox = o.outbox;
   const batchSize = Math.max(1, Math.min(MAX_BATCH_RECORDS, o.batchSize ?? MAX_BATCH_RECORDS));
   const baseMs = o.backoff?.baseMs ?? 1000;
   const capMs = o.backoff?.capMs ?? 5 * 60_000;
@@ -361,7 +357,6 @@ export function openSync(o: SyncOptions): Result<SyncService> {
       await lock.catch(() => undefined);
       closed = true;
       listeners.clear();
-      outbox.close();
     },
   };
   return ok(service);

@@ -7,11 +7,14 @@ import { join } from 'node:path';
 import type { Clock, Logger } from '../core/ports.js';
 import { ok, type Result } from '../core/result.js';
 import { openHsm, type HsmAdmin } from '../native/hsm/index.js';
-import { openStore, type SqliteStore } from '../native/store/index.js';
+import { openStationDb, type SqliteStore, type StationDb } from '../native/store/index.js';
 import type { LoadedConfig } from './config.js';
 
 export interface StationTokenAndStore {
   readonly hsm: HsmAdmin;
+  /** The station database: the process's one connection, every port on it (native/store/station-db.ts). */
+  readonly db: StationDb;
+  /** `db.store`, the Store port. */
   readonly store: SqliteStore;
   /** Close both, in reverse order (database, then the token session). */
   close(): Promise<void>;
@@ -29,17 +32,18 @@ export async function openTokenAndStore(
   const hsmR = await openHsm({ module: c.hsm.module, tokenLabel: c.hsm.tokenLabel, pin, logger: o.hsmLogger });
   if (!hsmR.ok) return hsmR;
   const hsm = hsmR.value;
-  const storeR = openStore(join(cfg.dataDir, 'station.db'), { clock: o.clock, logger: o.storeLogger });
-  if (!storeR.ok) {
+  const dbR = openStationDb(join(cfg.dataDir, 'station.db'), { clock: o.clock, logger: o.storeLogger });
+  if (!dbR.ok) {
     await hsm.close();
-    return storeR;
+    return dbR;
   }
-  const store = storeR.value;
+  const db = dbR.value;
   return ok({
     hsm,
-    store,
+    db,
+    store: db.store,
     async close() {
-      store.close();
+      db.close();
       await hsm.close();
     },
   });

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { must } from '../testkit/pki/test-util.js';
 import type { OperatorRole } from '../native/store/operators.js';
-import { openServiceDb } from '../native/store/queries.js';
+import { openStationDb } from '../native/store/index.js';
 import { hashBadge, hashPin, loadBadgeKey } from '../station/service/index.js';
 
 export interface TestOperator {
@@ -15,7 +15,7 @@ export interface TestOperator {
 
 /** Insert or replace operators in `<dataDir>/station.db` (PIN scrypt-hashed, badge keyed with the station key). */
 export async function addOperators(dataDir: string, ops: readonly TestOperator[]): Promise<void> {
-  const db = must(openServiceDb(join(dataDir, 'station.db')));
+  const db = must(openStationDb(join(dataDir, 'station.db')));
   try {
     const key = must(loadBadgeKey(dataDir));
     for (const op of ops)

@@ -8,7 +8,7 @@ import { canonicalJson } from '../core/canonical.js';
 import type { StepName } from '../core/model.js';
 import type { IssuedCertificate, RunData, RunRow, Store, StoredRecord } from '../core/provisioning/store.js';
 import Database from 'better-sqlite3';
-import { auditEntryHashSync, sha256HexSync } from '../native/store/sqlite-store.js';
+import { auditEntryHashSync, sha256HexSync } from '../native/store/index.js';
 
 export interface BoardFixture {
   readonly chipId: string;
@@ -198,6 +198,19 @@ export function auditFacts(dbFile: string, type: string): { headSeq: number; fir
       firstOfType:
         (db.prepare('SELECT MIN(seq) FROM audit_log WHERE type = ?').pluck().get(type) as number | null) ?? null,
     };
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Run one SQL statement on station.db through a connection of the test's own (not the station's): how a test plays
+ * someone editing the database by hand. Throws what SQLite throws (e.g. a trigger's refusal).
+ */
+export function runRawSql(dbFile: string, sql: string, ...params: unknown[]): number {
+  const db = new Database(dbFile);
+  try {
+    return db.prepare(sql).run(...params).changes;
   } finally {
     db.close();
   }

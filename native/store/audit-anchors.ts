@@ -1,8 +1,10 @@
 /**
  * Audit chain anchoring, station side of the database (docs/audit.md "Anchoring at the registry"): read the
  * consistency proof (the audit entries after the newest anchored head, up to a byte budget) and record the heads
- * the registry confirmed in a verified receipt (table `audit_anchors`, schema version 6). Used by the outbox
- * connection (native/store/outbox.ts), which is the one writer of the sync tables.
+ * the registry confirmed in a verified receipt (table `audit_anchors`, schema version 6). Used only by the outbox
+ * port (native/store/outbox.ts), inside its receipt transaction: the one writer of `audit_anchors`.
+ *
+ * May import: core/, better-sqlite3 types.
  */
 import type Database from 'better-sqlite3';
 import { GENESIS_HASH } from '../../core/provisioning/audit.js';
@@ -36,7 +38,7 @@ interface EntryRow {
   hash: string;
 }
 
-/** Prepared statements on the outbox connection. */
+/** Prepared statements on the station database connection (for the outbox port). */
 export function auditAnchorStatements(db: Database.Database) {
   return {
     base: db.prepare('SELECT seq, hash FROM audit_anchors ORDER BY seq DESC LIMIT 1'),

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { STEPS } from '../../core/model.js';
 import { assertIssuanceInvariant } from '../../testkit/issuance-invariant.js';
-import { openStore, type SqliteStore } from './sqlite-store.js';
+import { openStore, type SqliteStore } from './index.js';
 import { finishRun } from '../../testkit/store-fixtures.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

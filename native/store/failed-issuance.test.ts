@@ -10,28 +10,30 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FailedIssuancePayloadSchema } from '../../core/failed-issuance.js';
 import { assertIssuanceInvariant, checkIssuanceInvariant } from '../../testkit/issuance-invariant.js';
-import { openLifecycleDb, type LifecycleDb } from './lifecycle.js';
-import { isStoreError, openStore, sha256HexSync, type SqliteStore } from './sqlite-store.js';
+import type { LifecycleDb } from './lifecycle.js';
+import { isStoreError, openStationDb, sha256HexSync, type SqliteStore, type StationDb } from './index.js';
 import { board, doCheckpoint, fullRun, startRun } from '../../testkit/store-fixtures.js';
 
 let dir: string;
 let file: string;
 let store: SqliteStore;
 let lc: LifecycleDb;
+let sdb: StationDb;
+let raw: Database.Database;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ls-fi-'));
   file = join(dir, 'station.db');
-  const s = openStore(file);
+  const s = openStationDb(file);
   if (!s.ok) throw new Error(s.error.message);
-  store = s.value;
-  const l = openLifecycleDb(file);
-  if (!l.ok) throw new Error(l.error.message);
-  lc = l.value;
+  sdb = s.value;
+  store = sdb.store;
+  lc = sdb.lifecycle;
+  raw = new Database(file); // tampering goes through a connection of the test's own
 });
 afterEach(() => {
-  lc.close();
-  store.close();
+  raw.close();
+  sdb.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -100,7 +102,7 @@ describe('failRun with an issued certificate', () => {
     const run = certifiedRun(4);
     const cert = store.listIssuedCertificates(run.chipId)[0]!;
     // Occupy the event's request id (another path), so failRun's insert fails inside its transaction.
-    lc.db
+    raw
       .prepare(
         `INSERT INTO revocation_requests (request_id, kind, chip_id, serial_number, certificate_serial, reason, jws,
            state, created_at, updated_at) VALUES (?, 'scrapped', ?, 'SN', 'ff', 'x', 'a.b.c', 'queued', 't', 't')`,
@@ -138,13 +140,13 @@ describe('failRun with an issued certificate', () => {
     store.failRun(run.runId, { code: 'CERT_INSTALL_MISMATCH', message: 'read-back', step: 'certify' });
     const q = lc.revocations({ kind: 'failed-issuance' })[0]!;
     expect(() =>
-      lc.db.prepare("UPDATE revocation_requests SET payload_json = '{}' WHERE request_id = ?").run(q.requestId),
+      raw.prepare("UPDATE revocation_requests SET payload_json = '{}' WHERE request_id = ?").run(q.requestId),
     ).toThrow(/names its certificate once/);
     const jws = `eyJhbGciOiJFUzI1NiJ9.${Buffer.from(q.payloadJson!).toString('base64url')}.c2ln`;
     expect(lc.setRevocationJws(q.requestId, jws)).toBe(true);
     expect(lc.setRevocationJws(q.requestId, jws)).toBe(false);
     expect(() =>
-      lc.db.prepare("UPDATE revocation_requests SET jws = 'x.y.z' WHERE request_id = ?").run(q.requestId),
+      raw.prepare("UPDATE revocation_requests SET jws = 'x.y.z' WHERE request_id = ?").run(q.requestId),
     ).toThrow(/never replaced/);
     expect(await assertIssuanceInvariant({ dbFile: file })).toMatchObject({ failedIssuance: 1, signed: 1 });
   });

@@ -1,18 +1,26 @@
 /**
  * Station side of the identity lifecycle (schema version 4, docs/lifecycle.md "Station side"): the registry's
- * signed policy and quotas as last verified, the quota-unit ledger and the revocation request queue.
+ * signed policy and quotas as last verified, the quota-unit ledger, the revocation request queue (written through
+ * revocations.ts) and this station's own revocation. A port of the station database (station-db.ts).
  *
  * The unit ledger itself is kept by triggers on `runs` (reserve in the createRun transaction, commit with the
  * record, release on failure, refuse past the quota); this module reads it, replaces the quotas and marks scraps.
+ * Operators a policy names as revoked are revoked through the operators port (operators.ts writes that table).
+ *
+ * May import: core/, better-sqlite3 types, the sibling modules of native/store.
  */
-import Database from 'better-sqlite3';
-import { fail } from '../../core/errors.js';
+import type Database from 'better-sqlite3';
 import type { StepName } from '../../core/model.js';
-import type { Clock, Logger } from '../../core/ports.js';
-import { systemClock } from '../../core/ports.js';
-import { ok, type Result } from '../../core/result.js';
-import { migrate, MIGRATIONS } from './migrations.js';
-import { createPrivateFile } from '../data-dir.js';
+import type { OperatorStore } from './operators.js';
+import type {
+  NewRevocation,
+  RevocationKind,
+  RevocationQueue,
+  RevocationRequest,
+  RevocationState,
+} from './revocations.js';
+
+export type { RevocationKind, RevocationRequest, RevocationState } from './revocations.js';
 
 export type LifecycleDocumentKind = 'policy' | 'quotas';
 
@@ -36,28 +44,6 @@ export interface QuotaUsage {
   readonly scrapped: number;
   /** quantity - reserved - committed (null without a quota). */
   readonly remaining: number | null;
-}
-
-export type RevocationKind = 'superseded' | 'scrapped' | 'failed-issuance';
-export type RevocationState = 'queued' | 'sent' | 'acknowledged' | 'failed';
-
-export interface RevocationRequest {
-  readonly requestId: string;
-  readonly kind: RevocationKind;
-  readonly chipId: string;
-  readonly serialNumber: string;
-  readonly certificateSerial: string;
-  readonly reason: string;
-  readonly recordId: string | null;
-  /** Scrap and failed-issuance events: the signed event (failed-issuance: null until the station key signed it). */
-  readonly jws: string | null;
-  /** Failed issuance: the run that failed and the exact event payload (canonical JSON) the station key signs. */
-  readonly runId: string | null;
-  readonly payloadJson: string | null;
-  readonly state: RevocationState;
-  readonly detail: string | null;
-  readonly createdAt: string;
-  readonly updatedAt: string;
 }
 
 /** A station revocation kept at the station (schema version 8): the registry's signed station-status answer. */
@@ -91,9 +77,7 @@ export interface LifecycleDb {
   listUsage(): QuotaUsage[];
   /** A scrapped board: its committed unit stays used and is marked scrapped; returns the units marked. */
   markScrapped(chipId: string): number;
-  queueRevocation(
-    r: Omit<RevocationRequest, 'state' | 'detail' | 'createdAt' | 'updatedAt' | 'runId' | 'payloadJson'>,
-  ): RevocationRequest;
+  queueRevocation(r: NewRevocation): RevocationRequest;
   /**
    * Add the station key's signature to a failed-issuance event queued by failRun (its payload is fixed; a trigger
    * refuses to replace a signature). Returns false when it was signed already.
@@ -110,8 +94,6 @@ export interface LifecycleDb {
   stationRevocation(stationId: string): StationRevocationRow | null;
   /** Keep a verified revocation (the first one stays: a revocation is terminal); answers the one in force. */
   storeStationRevocation(r: Omit<StationRevocationRow, 'recordedAt'>): StationRevocationRow;
-  readonly db: Database.Database;
-  close(): void;
 }
 
 /** An active run past its lifetime (`LifecycleDb.expiredActiveRuns`). */
@@ -124,63 +106,12 @@ export interface ExpiredActiveRun {
   readonly certificateSerial: string;
 }
 
-interface RevRow {
-  request_id: string;
-  kind: string;
-  chip_id: string;
-  serial_number: string;
-  certificate_serial: string;
-  reason: string;
-  record_id: string | null;
-  jws: string | null;
-  run_id: string | null;
-  payload_json: string | null;
-  state: string;
-  detail: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-const toRev = (r: RevRow): RevocationRequest => ({
-  requestId: r.request_id,
-  kind: r.kind as RevocationKind,
-  chipId: r.chip_id,
-  serialNumber: r.serial_number,
-  certificateSerial: r.certificate_serial,
-  reason: r.reason,
-  recordId: r.record_id,
-  jws: r.jws,
-  runId: r.run_id,
-  payloadJson: r.payload_json,
-  state: r.state as RevocationState,
-  detail: r.detail,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-});
-
-/** Open the lifecycle tables on the station database (migrating it if needed). */
-export function openLifecycleDb(
-  file: string,
-  opts: { clock?: Clock; logger?: Logger; busyTimeoutMs?: number } = {},
-): Result<LifecycleDb> {
-  const clock = opts.clock ?? systemClock;
-  let db: Database.Database;
-  try {
-    createPrivateFile(file);
-    db = new Database(file);
-    db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
-  } catch (e) {
-    return fail('STORE_FAILED', `cannot open the station database ${file}: ${(e as Error).message}`);
-  }
-  const m = migrate(db, MIGRATIONS, opts.logger);
-  if (!m.ok) {
-    db.close();
-    return fail(m.from > MIGRATIONS.length ? 'STORE_VERSION_TOO_NEW' : 'STORE_FAILED', m.message);
-  }
-  const now = () => clock.now().toISOString();
+/** The lifecycle port over an open, migrated connection (schema version 8 or later). */
+export function createLifecycleDb(
+  db: Database.Database,
+  o: { readonly now: () => string; readonly revocations: RevocationQueue; readonly operators: OperatorStore },
+): LifecycleDb {
+  const { now, revocations, operators } = o;
   const getDoc = db.prepare('SELECT * FROM lifecycle_documents WHERE kind = ?');
   const putDoc = db.prepare(
     `INSERT INTO lifecycle_documents (kind, version, jws, payload_json, issued_at, fetched_at)
@@ -244,8 +175,7 @@ export function openLifecycleDb(
     };
   };
 
-  return ok({
-    db,
+  return {
     document: (kind) => toDoc(getDoc.get(kind) as Record<string, unknown> | undefined),
     stationRevocation: (stationId) => toStationRevocation(getRevocation.get(stationId)),
     storeStationRevocation: (r) => {
@@ -259,10 +189,7 @@ export function openLifecycleDb(
         .transaction(() => {
           const out = put('policy', doc);
           if (out === 'older') return out;
-          const rev = db.prepare(
-            'UPDATE operators SET revoked = 1, updated_at = ? WHERE operator_id = ? AND revoked = 0',
-          );
-          for (const id of revokedOperators) rev.run(now(), id);
+          operators.revokeNamed(revokedOperators, now());
           return out;
         })
         .immediate(),
@@ -291,15 +218,7 @@ export function openLifecycleDb(
            WHERE chip_id = ? AND state = 'committed' AND scrapped_at IS NULL`,
         )
         .run(now(), now(), chipId).changes,
-    queueRevocation: (r) => {
-      const at = now();
-      db.prepare(
-        `INSERT INTO revocation_requests (request_id, kind, chip_id, serial_number, certificate_serial, reason,
-           record_id, jws, state, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
-      ).run(r.requestId, r.kind, r.chipId, r.serialNumber, r.certificateSerial, r.reason, r.recordId, r.jws, at, at);
-      return toRev(db.prepare('SELECT * FROM revocation_requests WHERE request_id = ?').get(r.requestId) as RevRow);
-    },
+    queueRevocation: (r) => revocations.queue(r, now()),
     expiredActiveRuns: (issuedBefore) =>
       (
         db
@@ -320,37 +239,8 @@ export function openLifecycleDb(
         issuedAt: r.issued_at,
         certificateSerial: r.serial,
       })),
-    revocations: (f = {}) => {
-      const where: string[] = [];
-      const params: string[] = [];
-      if (f.state) {
-        where.push('state = ?');
-        params.push(f.state);
-      }
-      if (f.kind) {
-        where.push('kind = ?');
-        params.push(f.kind);
-      }
-      const sql = `SELECT * FROM revocation_requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, request_id`;
-      return (db.prepare(sql).all(...params) as RevRow[]).map(toRev);
-    },
-    setRevocationJws: (requestId, jws) =>
-      db
-        .prepare(
-          `UPDATE revocation_requests SET jws = ?, updated_at = ?
-           WHERE request_id = ? AND kind = 'failed-issuance' AND jws IS NULL`,
-        )
-        .run(jws, now(), requestId).changes === 1,
-    setRevocationState: (requestId, state, detail) => {
-      db.prepare('UPDATE revocation_requests SET state = ?, detail = ?, updated_at = ? WHERE request_id = ?').run(
-        state,
-        detail,
-        now(),
-        requestId,
-      );
-    },
-    close: () => {
-      if (db.open) db.close();
-    },
-  });
+    revocations: (f = {}) => revocations.list(f),
+    setRevocationJws: (requestId, jws) => revocations.setJws(requestId, jws, now()),
+    setRevocationState: (requestId, state, detail) => revocations.setState(requestId, state, detail, now()),
+  };
 }

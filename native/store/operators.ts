@@ -5,9 +5,13 @@
  * the lock.
  *
  * This module only stores and reads rows: hashing, verification and the lockout policy live in
- * station/service/auth.ts. No plain PIN or badge code is ever stored.
+ * station/service/auth.ts. No plain PIN or badge code is ever stored. The one writer of `operators` (a signed
+ * policy's revocations come through `revokeNamed`) and `auth_attempts`.
+ *
+ * May import: better-sqlite3 types, ./store-error.
  */
 import type Database from 'better-sqlite3';
+import { sqliteCode, sqliteRefusal } from './store-error.js';
 
 export type OperatorRole = 'operator' | 'supervisor';
 
@@ -46,9 +50,14 @@ export interface NewOperator {
 export interface OperatorStore {
   get(operatorId: string): OperatorRow | null;
   findByBadge(badgeHash: string): OperatorRow | null;
-  /** Insert or replace an operator (keeps created_at; the attempt accounting is left as it is). */
+  /**
+   * Insert or replace an operator (keeps created_at; the attempt accounting is left as it is). Throws a StoreError
+   * 'duplicate-badge' when the badge is enrolled for another operator.
+   */
   upsert(op: NewOperator, now: string): OperatorRow;
   setRevoked(operatorId: string, revoked: boolean, now: string): boolean;
+  /** Revoke every named operator not revoked yet (a signed policy's list); the number revoked now. */
+  revokeNamed(operatorIds: readonly string[], now: string): number;
   list(): OperatorRow[];
 }
 
@@ -120,6 +129,7 @@ export function createOperatorStore(db: Database.Database): OperatorStore {
          badge_hash = excluded.badge_hash, updated_at = excluded.updated_at`,
     ),
     revoke: db.prepare('UPDATE operators SET revoked = ?, updated_at = ? WHERE operator_id = ?'),
+    revokeActive: db.prepare('UPDATE operators SET revoked = 1, updated_at = ? WHERE operator_id = ? AND revoked = 0'),
     list: db.prepare('SELECT * FROM operators ORDER BY operator_id'),
   };
   const get = (id: string): OperatorRow | null => {
@@ -133,13 +143,24 @@ export function createOperatorStore(db: Database.Database): OperatorStore {
       return r ? toRow(r) : null;
     },
     upsert(op, now) {
-      q.upsert.run({ ...op, now });
+      try {
+        q.upsert.run({ ...op, now });
+      } catch (e) {
+        // The primary key is an upsert: the one unique constraint this statement can break is badge_hash.
+        if (sqliteCode(e) === 'SQLITE_CONSTRAINT_UNIQUE') throw sqliteRefusal('duplicate-badge', e, 'upsert operator');
+        throw e;
+      }
       const r = get(op.operatorId);
       if (!r) throw new Error(`operator ${op.operatorId} vanished after insert`);
       return r;
     },
     setRevoked(id, revoked, now) {
       return q.revoke.run(revoked ? 1 : 0, now, id).changes === 1;
+    },
+    revokeNamed(ids, now) {
+      let n = 0;
+      for (const id of ids) n += q.revokeActive.run(now, id).changes;
+      return n;
     },
     list: () => (q.list.all() as OperatorDbRow[]).map(toRow),
   };

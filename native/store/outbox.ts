@@ -1,151 +1,22 @@
 /**
- * The sync outbox on SQLite: which committed records still have to reach the registry, in which batch they
- * were sent, and the receipts that acknowledged them (schema version 2, see migrations.ts and docs/sync.md).
+ * The sync outbox port on the station database: which committed records still have to reach the registry, in
+ * which batch they were sent, and the receipts that acknowledged them (schema version 2, see migrations.ts and
+ * docs/sync.md). The one writer of `outbox` (besides the records_enqueue_outbox trigger that queues each record in
+ * its own transaction), `sync_receipts` and, through audit-anchors.ts, `audit_anchors`.
  *
- * The outbox opens its OWN connection to the station database (WAL; the Store keeps its connection). Every
- * mutation is one IMMEDIATE transaction. Applying a receipt (marking records acknowledged or failed, storing
- * the receipt) appends its `sync.acknowledged` audit entry to the Store's hash chain in that SAME transaction:
- * the entry is built exactly like the Store's own appends (canonical payload, `auditEntryHashSync`, head row
- * advanced), and the append-only triggers of the audit tables check it.
+ * It runs on the station database's one connection (station-db.ts). Every mutation is one IMMEDIATE transaction.
+ * Applying a receipt (marking records acknowledged or failed, storing the receipt) appends its `sync.acknowledged`
+ * audit entry through the connection's audit writer (audit-writer.ts) in that SAME transaction.
+ *
+ * May import: core/, better-sqlite3 types, the sibling modules of native/store.
  */
-import Database from 'better-sqlite3';
-import { canonicalJson } from '../../core/canonical.js';
-import { fail } from '../../core/errors.js';
-import type { Clock } from '../../core/ports.js';
-import { systemClock } from '../../core/ports.js';
-import { ok, type Result } from '../../core/result.js';
-import { auditEntryHashSync } from './sqlite-store.js';
-import type { AuditAnchorOutcome } from '../../core/hq/audit-head.js';
+import type Database from 'better-sqlite3';
 import { MAX_PROOF_ENTRIES } from '../../core/hq/audit-head.js';
-import {
-  applyAnchorOutcome,
-  auditAnchorStatements,
-  readAuditProof,
-  type AnchorApplied,
-  type AuditProof,
-} from './audit-anchors.js';
+import { applyAnchorOutcome, auditAnchorStatements, readAuditProof } from './audit-anchors.js';
+import type { AuditWriter } from './audit-writer.js';
+import type { Outbox, OutboxItem, OutboxRow, OutboxState, StoredReceipt } from './outbox-types.js';
 
-export type OutboxState = 'pending' | 'sent' | 'acknowledged' | 'failed';
-
-export interface OutboxCounts {
-  readonly pending: number;
-  readonly sent: number;
-  readonly acknowledged: number;
-  readonly failed: number;
-  /** Failed rows the registry refused because it holds a different record with the same id. */
-  readonly conflicts: number;
-}
-
-/** One record to send: its id, its JWS and the SHA-256 of its payload (what a receipt must name). */
-export interface OutboxItem {
-  readonly recordId: string;
-  readonly jws: string;
-  readonly sha256: string;
-  readonly state: OutboxState;
-}
-
-export interface OutboxBatch {
-  readonly batchId: string;
-  /** In commit order (the order in which the batch was first sent: a resend is byte-identical). */
-  readonly items: readonly OutboxItem[];
-}
-
-export interface OutboxRow {
-  readonly recordId: string;
-  readonly state: OutboxState;
-  readonly batchId: string | null;
-  readonly attempts: number;
-  readonly sentAt: string | null;
-  readonly acknowledgedAt: string | null;
-  readonly receiptId: string | null;
-  readonly failureReason: string | null;
-  readonly failureMessage: string | null;
-  readonly conflict: boolean;
-  readonly exportId: string | null;
-  readonly exportedAt: string | null;
-}
-
-export interface StoredReceipt {
-  readonly receiptId: string;
-  readonly batchId: string;
-  readonly source: 'online' | 'import';
-  readonly issuedAt: string;
-  readonly receivedAt: string;
-  readonly accepted: number;
-  readonly rejected: number;
-  readonly marked: number;
-}
-
-/** A receipt that verified (signature, station, batch), reduced to what the outbox applies. */
-export interface VerifiedReceipt {
-  readonly receiptId: string;
-  readonly batchId: string;
-  readonly issuedAt: string;
-  readonly jws: string;
-  readonly accepted: readonly { readonly recordId: string; readonly sha256: string }[];
-  readonly rejected: readonly {
-    readonly index: number;
-    readonly recordId: string | null;
-    readonly reason: string;
-    readonly message?: string | null;
-  }[];
-  /** The registry's verdict on the audit head sent with the batch or bundle (docs/audit.md), if any. */
-  readonly auditHead?: AuditAnchorOutcome;
-}
-
-export interface ApplyOutcome {
-  /** Records marked acknowledged now. */
-  readonly marked: number;
-  /** Records the receipt names that were acknowledged before. */
-  readonly alreadySynced: number;
-  /** Records the receipt names that this station does not hold (or holds with another SHA-256). */
-  readonly unknown: number;
-  /** Records marked failed now (rejected or conflict). */
-  readonly failed: number;
-  /** The receipt had been stored before (importing twice). */
-  readonly duplicateReceipt: boolean;
-  /** Sequence number of the `sync.acknowledged` audit entry, if one was written. */
-  readonly auditSeq: number | null;
-  /** What the receipt's audit verdict did (null: the receipt has none). */
-  readonly anchor: AnchorApplied | null;
-}
-
-export interface Outbox {
-  readonly path: string;
-  counts(): OutboxCounts;
-  /** Batch ids with rows still in state `sent` (oldest first): to be re-sent with the same id and records. */
-  sentBatchIds(): string[];
-  /** Every record of a batch, in its original order (whatever their state now). */
-  batch(batchId: string): OutboxBatch | null;
-  /**
-   * Take up to `max` pending records (commit order, at most `maxBytes` of JWS) into a new batch: record the
-   * batch id and state `sent` BEFORE anything goes on the wire. Null when nothing is pending.
-   */
-  claimBatch(batchId: string, max: number, maxBytes: number): OutboxBatch | null;
-  /** A batch the registry refused as a whole for its id (BATCH_CONFLICT): its rows go back to pending. */
-  releaseBatch(batchId: string): number;
-  /** Records not acknowledged and not failed (pending and sent), commit order. */
-  unacknowledged(limit: number): OutboxItem[];
-  /** Note that these records went into an exported bundle (their state does not change). */
-  noteExport(exportId: string, recordIds: readonly string[]): void;
-  /**
-   * Apply a verified receipt in ONE transaction: mark exactly the named records (id AND sha256 equal)
-   * acknowledged, mark rejected ones failed, store the receipt, append `sync.acknowledged` to the audit chain.
-   * `batchOrder` maps a rejection without record id (index) to a record (online batches).
-   */
-  applyReceipt(r: VerifiedReceipt, source: 'online' | 'import', batchOrder?: readonly string[]): ApplyOutcome;
-  /** Rows named in a batch that a receipt did not mention at all: marked failed (`not-in-receipt`). */
-  failUnmentioned(batchId: string, receiptId: string, recordIds: readonly string[]): number;
-  lastReceipt(): StoredReceipt | null;
-  receipt(receiptId: string): (StoredReceipt & { readonly jws: string }) | null;
-  row(recordId: string): OutboxRow | null;
-  listFailed(limit?: number): OutboxRow[];
-  /** The audit entries after the newest anchored head, up to `maxBytes` bytes of JSON (docs/audit.md). */
-  auditProof(maxBytes: number): AuditProof;
-  /** The heads the registry confirmed (seq, hash), oldest first. */
-  auditAnchors(): { seq: number; hash: string }[];
-  close(): void;
-}
+export type * from './outbox-types.js';
 
 interface RowDb {
   record_id: string;
@@ -200,35 +71,13 @@ const toReceipt = (r: ReceiptDb): StoredReceipt => ({
   marked: r.marked,
 });
 
-/**
- * Open the outbox of the station database `file` (which must already be migrated to version 2 or later, i.e.
- * opened once by `openStore`). STORE_FAILED when it cannot be opened or has no outbox.
- */
-export function openOutbox(
+/** The outbox over an open, migrated connection; `audit` is the connection's audit writer. */
+export function createOutbox(
+  db: Database.Database,
   file: string,
-  o: { clock?: Clock; busyTimeoutMs?: number; synchronous?: 'FULL' | 'NORMAL' } = {},
-): Result<Outbox> {
-  const clock = o.clock ?? systemClock;
-  let db: Database.Database;
-  try {
-    db = new Database(file, { fileMustExist: true });
-    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(o.busyTimeoutMs ?? 5000))}`);
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${o.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
-    db.pragma('foreign_keys = ON');
-    const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").get();
-    if (!has) {
-      db.close();
-      return fail('STORE_FAILED', `${file} has no sync outbox (schema older than version 2); open the station once`);
-    }
-  } catch (e) {
-    return fail('STORE_FAILED', `cannot open the sync outbox in ${file}: ${(e as Error).message}`, { file });
-  }
-  return ok(createOutbox(db, file, clock));
-}
-
-function createOutbox(db: Database.Database, file: string, clock: Clock): Outbox {
-  const now = () => clock.now().toISOString();
+  o: { readonly now: () => string; readonly audit: AuditWriter },
+): Outbox {
+  const { now, audit } = o;
   const st = {
     counts: db.prepare('SELECT state, COUNT(*) AS n, SUM(conflict) AS c FROM outbox GROUP BY state'),
     sentBatches: db.prepare(
@@ -272,11 +121,6 @@ function createOutbox(db: Database.Database, file: string, clock: Clock): Outbox
     lastReceipt: db.prepare('SELECT * FROM sync_receipts ORDER BY received_at DESC, rowid DESC LIMIT 1'),
     row: db.prepare('SELECT * FROM outbox WHERE record_id = ?'),
     failed: db.prepare("SELECT * FROM outbox WHERE state = 'failed' ORDER BY seq LIMIT ?"),
-    head: db.prepare('SELECT seq, hash FROM audit_head WHERE id = 1'),
-    insertAudit: db.prepare(
-      'INSERT INTO audit_log (seq, ts, type, run_id, payload_json, prev_hash, hash) VALUES (?, ?, ?, NULL, ?, ?, ?)',
-    ),
-    advanceHead: db.prepare('UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1'),
   };
 
   const anchors = auditAnchorStatements(db);
@@ -289,23 +133,8 @@ function createOutbox(db: Database.Database, file: string, clock: Clock): Outbox
     sha256: r.record_sha256,
   });
 
-  /** Append one audit entry at the chain head (same construction as the Store's). Inside a transaction. */
-  function appendAudit(type: string, payload: Record<string, unknown>): number {
-    const head = st.head.get() as { seq: number; hash: string } | undefined;
-    if (!head) throw new Error('the audit head row is missing');
-    const payloadJson = canonicalJson(payload);
-    const entry = {
-      seq: head.seq + 1,
-      ts: now(),
-      type,
-      runId: null,
-      payload: JSON.parse(payloadJson) as Record<string, unknown>,
-    };
-    const hash = auditEntryHashSync(head.hash, entry);
-    st.insertAudit.run(entry.seq, entry.ts, type, payloadJson, head.hash, hash);
-    st.advanceHead.run(entry.seq, hash);
-    return entry.seq;
-  }
+  /** Append one audit entry (no run) through the connection's audit writer; its sequence number. */
+  const appendAudit = (type: string, payload: Record<string, unknown>): number => audit.append(type, payload, null).seq;
 
   const tx = <T>(fn: () => T): T => db.transaction(fn).immediate();
 
@@ -470,10 +299,6 @@ function createOutbox(db: Database.Database, file: string, clock: Clock): Outbox
 
     auditAnchors() {
       return anchors.list.all() as { seq: number; hash: string }[];
-    },
-
-    close() {
-      if (db.open) db.close();
     },
   };
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openStore, type SqliteStore } from './sqlite-store.js';
+import { openStore, type SqliteStore } from './index.js';
 import { board, fullRun } from '../../testkit/store-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ls-perf-'));

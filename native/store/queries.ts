@@ -1,16 +1,14 @@
 /**
  * Supervisor queries over the station database: the provisioning log (runs joined with records, keyset
- * pagination), record lookup by run, per-work-order counts and yield figures. Read-only, on a connection
- * of its own (WAL: readers never block the provisioning writer). The indexes they rely on are created by
+ * pagination), record lookup by run, per-work-order counts and yield figures. Read-only; a port of the station
+ * database on its one connection (station-db.ts). The indexes they rely on are created by
  * schema version 3 (native/store/migrations.ts); docs/station-api.md lists which query uses which.
+ *
+ * May import: core/, better-sqlite3 types.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { fail } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
-import { migrate, MIGRATIONS } from './migrations.js';
-import { createAttemptStore, createOperatorStore, type AttemptStore, type OperatorStore } from './operators.js';
-import { createPrivateFile } from '../data-dir.js';
-import type { Logger } from '../../core/ports.js';
 
 export type LogOutcome = 'provisioned' | 'failed' | 'in-progress';
 export type SyncState = 'pending' | 'sent' | 'acknowledged' | 'failed' | 'n/a';
@@ -294,44 +292,4 @@ export function createQueries(db: Database.Database): StationQueries {
       };
     },
   };
-}
-
-export interface ServiceDb {
-  readonly queries: StationQueries;
-  readonly operators: OperatorStore;
-  /** Sign-in attempt accounting (schema version 5). */
-  readonly attempts: AttemptStore;
-  readonly db: Database.Database;
-  close(): void;
-}
-
-/**
- * Open a second connection to the station database for the service (queries and operators). Brings the
- * schema up to date first (idempotent; the engine's store does the same when it opens).
- */
-export function openServiceDb(file: string, opts: { logger?: Logger; busyTimeoutMs?: number } = {}): Result<ServiceDb> {
-  let db: Database.Database;
-  try {
-    createPrivateFile(file);
-    db = new Database(file);
-    db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
-    db.pragma('journal_mode = WAL');
-    db.pragma('foreign_keys = ON');
-  } catch (e) {
-    return fail('STORE_FAILED', `cannot open the station database ${file}: ${(e as Error).message}`);
-  }
-  const m = migrate(db, MIGRATIONS, opts.logger);
-  if (!m.ok) {
-    db.close();
-    return fail(m.from > MIGRATIONS.length ? 'STORE_VERSION_TOO_NEW' : 'STORE_FAILED', m.message);
-  }
-  return ok({
-    queries: createQueries(db),
-    operators: createOperatorStore(db),
-    attempts: createAttemptStore(db),
-    db,
-    close: () => {
-      if (db.open) db.close();
-    },
-  });
 }

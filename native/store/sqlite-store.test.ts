@@ -5,14 +5,8 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditEntryHash, auditEntryPreimage, GENESIS_HASH, verifyChain } from '../../core/provisioning/audit.js';
 import type { Logger } from '../../core/ports.js';
-import {
-  auditEntryHashSync,
-  isStoreError,
-  openStore,
-  storedPreimage,
-  StoreError,
-  type SqliteStore,
-} from './sqlite-store.js';
+import { auditEntryHashSync, isStoreError, openStore, StoreError, type SqliteStore } from './index.js';
+import { storedPreimage } from './audit-verify.js';
 import { MIGRATIONS, migrate, SCHEMA_VERSION, type Migration } from './migrations.js';
 import {
   board,

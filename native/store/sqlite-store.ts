@@ -1,369 +1,65 @@
 /**
- * The Store port on SQLite (better-sqlite3): runs, issued certificates, signed records and the hash-chained,
- * append-only audit log. Every mutating method is ONE transaction that also appends its audit entry and
- * advances the chain head, so a crash or power loss at any instant leaves all of the change or none of it.
+ * The Store port on SQLite (core/provisioning/store.ts): runs, issued certificates, signed records and the
+ * hash-chained, append-only audit log. Every mutating method is ONE transaction that also appends its audit entry
+ * (through the connection's audit writer, audit-writer.ts) and advances the chain head, so a crash or power loss
+ * at any instant leaves all of the change or none of it.
  *
- * Store methods are synchronous and return values (the port has no Result): a misuse (e.g. a second active run
- * for a chip, which the engine must avoid) or a database failure throws a `StoreError` carrying a STORE_FAILED
- * StationError. Opening the database returns a Result.
+ * Store methods are synchronous and return values (the port has no Result): a refusal (e.g. a second active run
+ * for a chip, a quota used up) or a database failure throws a `StoreError` with a typed `reason` carrying a
+ * STORE_FAILED StationError. The connection is opened by station-db.ts (`openStationDb`); closing the Store
+ * closes it.
+ *
+ * May import: core/, better-sqlite3, the sibling modules of native/store.
  */
-import { createHash } from 'node:crypto';
-import Database from 'better-sqlite3';
-import { auditEntryPreimage, checkChainStep, GENESIS_HEAD, type ChainHead } from '../../core/provisioning/audit.js';
-import { canonicalJson } from '../../core/canonical.js';
+import type Database from 'better-sqlite3';
 import {
   failedIssuancePayloadJson,
   failedIssuanceRequestId,
   FAILED_ISSUANCE_REASON,
 } from '../../core/failed-issuance.js';
-import { fail, stationError, type StationError } from '../../core/errors.js';
-import type { StepName } from '../../core/model.js';
-import { systemClock, type Clock, type Logger } from '../../core/ports.js';
-import { ok, type Result } from '../../core/result.js';
-import { createPrivateFile } from '../data-dir.js';
-import type {
-  AuditEntry,
-  AuditVerification,
-  IssuedCertificate,
-  NewRun,
-  RecordQuery,
-  RunData,
-  RunRow,
-  Store,
-  StoredRecord,
-} from '../../core/provisioning/store.js';
-import { migrate, MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+import type { Clock, Logger } from '../../core/ports.js';
+import type { NewRun, Store } from '../../core/provisioning/store.js';
+import { sha256HexSync, type AuditWriter } from './audit-writer.js';
+import { verifyAll } from './audit-verify.js';
+import type { RevocationQueue } from './revocations.js';
+import { sqliteCode, sqliteRefusal, StoreError, wrapStoreError, parseStoredJson } from './store-error.js';
+import {
+  checkPaging,
+  MAX_AUDIT_PAGE,
+  MAX_PAGE,
+  RECORD_COLS,
+  recordFilter,
+  toAudit,
+  toCert,
+  toRecord,
+  toRun,
+  type AuditDbRow,
+  type CertDbRow,
+  type RecordDbRow,
+  type RunDbRow,
+} from './store-rows.js';
+import type { RunData } from '../../core/provisioning/store.js';
 
-/** Why a Store method refused or failed. */
-export type StoreErrorReason =
-  | 'active-run-exists' // createRun for a chip that already has an active run
-  | 'run-not-found'
-  | 'run-not-active' // checkpoint/completeRun/failRun on a done or failed run
-  | 'invalid-argument' // caller data inconsistent (ids, hashes, paging)
-  | 'supersede-failed' // rotation: the record to supersede is missing, of another chip, or already superseded
-  | 'read-only' // mutation on a store opened read-only
-  | 'corrupt' // a stored value cannot be decoded
-  | 'sqlite'; // any other database error (constraint, I/O, busy)
-
-/**
- * Thrown by Store methods (the port is synchronous and value-returning). `error` is the StationError
- * (code STORE_FAILED) to surface; `reason` is the machine-readable cause.
- */
-export class StoreError extends Error {
-  override readonly name = 'StoreError';
-  readonly code = 'STORE_FAILED' as const;
-  readonly error: StationError;
-  constructor(
-    readonly reason: StoreErrorReason,
-    message: string,
-    details: Record<string, unknown> = {},
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.error = stationError('STORE_FAILED', message, { reason, ...details });
-  }
-}
-
-/** True if `x` is a StoreError (optionally of the given reason). */
-export function isStoreError(x: unknown, reason?: StoreErrorReason): x is StoreError {
-  return x instanceof StoreError && (reason === undefined || x.reason === reason);
-}
-
-export interface OpenStoreOptions {
-  readonly clock?: Clock;
-  readonly logger?: Logger;
-  /** Open without writing (no migrations; mutations throw StoreError 'read-only'). */
-  readonly readonly?: boolean;
-  /**
-   * SQLite synchronous level. FULL (default) fsyncs the WAL on every commit: a committed checkpoint survives
-   * power loss. NORMAL is only for benchmarks/tests (a power loss may lose the last commits, never corrupt).
-   */
-  readonly synchronous?: 'FULL' | 'NORMAL';
-  /** Milliseconds to wait for a lock held by another connection (default 5000). */
-  readonly busyTimeoutMs?: number;
-}
-
+/** The Store port of the station database, with its file path and an integrity check. */
 export type SqliteStore = Store & {
   readonly path: string;
   /** Rows of PRAGMA integrity_check (['ok'] when healthy). */
   integrityCheck(): string[];
 };
 
-// ------------------------------------------------------------------------------------------------ rows
-
-interface RunDbRow {
-  run_id: string;
-  chip_id: string;
-  serial_number: string;
-  port: string;
-  work_order: string;
-  operator: string;
-  station_id: string;
-  kind: string;
-  supersedes_record_id: string | null;
-  state: string;
-  step: string;
-  data_json: string;
-  error_json: string | null;
-  started_at: string;
-  updated_at: string;
-}
-
-interface RecordDbRow {
-  record_id: string;
-  run_id: string;
-  chip_id: string;
-  serial_number: string;
-  work_order: string;
-  operator: string;
-  kind: string;
-  supersedes_record_id: string | null;
-  outcome: string;
-  certificate_serial: string;
-  created_at: string;
-  record_json: string;
-  jws: string;
-  record_sha256: string;
-}
-
-interface CertDbRow {
-  serial: string;
-  sha256: string;
-  chip_id: string;
-  run_id: string;
-  der: Buffer;
-  not_before: string;
-  not_after: string;
-  issued_at: string;
-}
-
-interface AuditDbRow {
-  seq: number;
-  ts: string;
-  type: string;
-  run_id: string | null;
-  payload_json: string;
-  prev_hash: string;
-  hash: string;
-}
-
-interface VerifyDbRow extends AuditDbRow {
-  r_record_id: string | null;
-  r_run_id: string | null;
-  r_chip_id: string | null;
-  r_certificate_serial: string | null;
-  r_supersedes_record_id: string | null;
-  r_record_sha256: string | null;
-  r_record_json: string | null;
-}
-
-const RECORD_COLS = `record_id, run_id, chip_id, serial_number, work_order, operator, kind, supersedes_record_id,
-  outcome, certificate_serial, created_at, record_json, jws, record_sha256`;
-
-const MAX_PAGE = 1000;
-const MAX_AUDIT_PAGE = 10_000;
-
-/** SHA-256 (hex) of a UTF-8 string or bytes, synchronously (node:crypto). */
-export function sha256HexSync(data: string | Uint8Array): string {
-  return createHash('sha256')
-    .update(typeof data === 'string' ? Buffer.from(data, 'utf8') : data)
-    .digest('hex');
-}
-
-/** Same value as core/provisioning/audit.ts auditEntryHash, computed synchronously with node:crypto. */
-export function auditEntryHashSync(prevHash: string, e: Parameters<typeof auditEntryPreimage>[1]): string {
-  return sha256HexSync(auditEntryPreimage(prevHash, e));
-}
-
-function parseJson<T>(text: string, what: string): T {
-  try {
-    return JSON.parse(text) as T;
-  } catch (cause) {
-    throw new StoreError('corrupt', `stored ${what} is not valid JSON`, { what }, { cause });
-  }
-}
-
-function toRun(r: RunDbRow): RunRow {
-  return {
-    runId: r.run_id,
-    chipId: r.chip_id,
-    serialNumber: r.serial_number,
-    port: r.port,
-    workOrder: r.work_order,
-    operator: r.operator,
-    stationId: r.station_id,
-    kind: r.kind as RunRow['kind'],
-    supersedesRecordId: r.supersedes_record_id,
-    state: r.state as RunRow['state'],
-    step: r.step as StepName,
-    data: parseJson<RunData>(r.data_json, `data of run ${r.run_id}`),
-    error: r.error_json === null ? null : parseJson<RunRow['error']>(r.error_json, `error of run ${r.run_id}`),
-    startedAt: r.started_at,
-    updatedAt: r.updated_at,
-  };
-}
-
-function toRecord(r: RecordDbRow): StoredRecord {
-  return {
-    recordId: r.record_id,
-    runId: r.run_id,
-    chipId: r.chip_id,
-    serialNumber: r.serial_number,
-    workOrder: r.work_order,
-    operator: r.operator,
-    kind: r.kind as StoredRecord['kind'],
-    supersedesRecordId: r.supersedes_record_id,
-    outcome: r.outcome as StoredRecord['outcome'],
-    certificateSerial: r.certificate_serial,
-    createdAt: r.created_at,
-    recordJson: r.record_json,
-    jws: r.jws,
-    recordSha256: r.record_sha256,
-  };
-}
-
-function toCert(r: CertDbRow): IssuedCertificate {
-  return {
-    serialNumber: r.serial,
-    sha256: r.sha256,
-    chipId: r.chip_id,
-    runId: r.run_id,
-    der: new Uint8Array(r.der),
-    notBefore: r.not_before,
-    notAfter: r.not_after,
-    issuedAt: r.issued_at,
-  };
-}
-
-function toAudit(r: AuditDbRow): AuditEntry {
-  return {
-    seq: r.seq,
-    ts: r.ts,
-    type: r.type,
-    runId: r.run_id,
-    payload: parseJson<Record<string, unknown>>(r.payload_json, `payload of audit entry ${r.seq}`),
-    prevHash: r.prev_hash,
-    hash: r.hash,
-  };
-}
-
-function checkPaging(v: number | undefined, def: number, max: number, what: string): number {
-  if (v === undefined) return def;
-  if (!Number.isSafeInteger(v) || v < 0)
-    throw new StoreError('invalid-argument', `${what} must be a non-negative integer`);
-  return Math.min(v, max);
-}
-
-function sqliteCode(e: unknown): string | undefined {
-  return e instanceof Database.SqliteError ? e.code : undefined;
-}
-
-/** Re-throw anything from SQLite as a StoreError (StoreErrors pass through). */
-function wrap(e: unknown, op: string): StoreError {
-  if (e instanceof StoreError) return e;
-  const code = sqliteCode(e);
-  if (code === 'SQLITE_READONLY')
-    return new StoreError('read-only', `${op}: the store is read-only`, { op }, { cause: e });
-  if (code === 'SQLITE_CONSTRAINT_UNIQUE' && String((e as Error).message).includes('runs.chip_id')) {
-    return new StoreError('active-run-exists', `${op}: the chip already has an active run`, { op }, { cause: e });
-  }
-  if (e instanceof TypeError) return new StoreError('invalid-argument', `${op}: ${e.message}`, { op }, { cause: e });
-  const message = e instanceof Error ? e.message : String(e);
-  return new StoreError('sqlite', `${op}: ${message}`, { op, sqliteCode: code }, { cause: e });
-}
-
-function recordFilter(q: Omit<RecordQuery, 'limit' | 'offset'>): { where: string; params: string[] } {
-  const clauses: string[] = [];
-  const params: string[] = [];
-  if (q.chipId !== undefined) {
-    clauses.push('chip_id = ?');
-    params.push(q.chipId);
-  }
-  if (q.serialNumber !== undefined) {
-    clauses.push('serial_number = ?');
-    params.push(q.serialNumber);
-  }
-  if (q.workOrder !== undefined) {
-    clauses.push('work_order = ?');
-    params.push(q.workOrder);
-  }
-  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
-}
-
-// ------------------------------------------------------------------------------------------------ open
-
 /**
- * Open (creating if needed) the station database at `file`, apply pending migrations and return the Store.
- * Fails with STORE_FAILED when the file cannot be opened, is not a station database, has a schema newer than
- * this software knows, or (read-only) has not been migrated yet.
+ * The Store port over an open, migrated connection. `audit` and `revocations` are the connection's writers of the
+ * audit chain and the revocation queue (the Store appends and queues through them, inside its transactions).
  */
-export function openStore(file: string, opts: OpenStoreOptions = {}): Result<SqliteStore> {
-  const clock = opts.clock ?? systemClock;
-  const logger = opts.logger;
-  const readonly = opts.readonly === true;
-  let db: Database.Database;
-  try {
-    if (!readonly) createPrivateFile(file); // 0600, and so are the -wal and -shm files SQLite makes next to it
-    db = new Database(file, { readonly, fileMustExist: readonly });
-  } catch (e) {
-    return fail('STORE_FAILED', `cannot open the station database ${file}: ${String((e as Error).message ?? e)}`, {
-      file,
-      sqliteCode: sqliteCode(e),
-    });
-  }
-  try {
-    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
-    if (!readonly) {
-      const mode = db.pragma('journal_mode = WAL', { simple: true });
-      if (mode !== 'wal') throw new Error(`cannot switch to WAL journal mode (got ${String(mode)})`);
-    }
-    db.pragma(`synchronous = ${opts.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
-    db.pragma('foreign_keys = ON');
-    if (readonly) {
-      const v = db.pragma('user_version', { simple: true }) as number;
-      if (v !== SCHEMA_VERSION) {
-        db.close();
-        return fail(
-          'STORE_FAILED',
-          v > SCHEMA_VERSION
-            ? `database schema version ${v} is newer than this station software supports (${SCHEMA_VERSION}); upgrade the station software`
-            : `database schema version ${v} needs migration to ${SCHEMA_VERSION}; open it read-write once`,
-          { file, userVersion: v, known: SCHEMA_VERSION },
-        );
-      }
-    } else {
-      const m = migrate(db, MIGRATIONS, logger);
-      if (!m.ok) {
-        db.close();
-        return fail('STORE_FAILED', m.message, { file, userVersion: m.from, known: SCHEMA_VERSION });
-      }
-    }
-  } catch (e) {
-    try {
-      db.close();
-    } catch {
-      // already failing; the open error is what matters
-    }
-    return fail('STORE_FAILED', `cannot use the station database ${file}: ${String((e as Error).message ?? e)}`, {
-      file,
-      sqliteCode: sqliteCode(e),
-    });
-  }
-  logger?.log('debug', 'station database opened', { file, schemaVersion: SCHEMA_VERSION, readonly });
-  return ok(createSqliteStore(db, file, clock, logger));
-}
-
-// ------------------------------------------------------------------------------------------------ store
-
-function createSqliteStore(db: Database.Database, file: string, clock: Clock, logger: Logger | undefined): SqliteStore {
+export function createSqliteStore(
+  db: Database.Database,
+  file: string,
+  o: { clock: Clock; logger: Logger | undefined; audit: AuditWriter; revocations: RevocationQueue },
+): SqliteStore {
+  const { clock, logger, audit, revocations } = o;
   const now = (): string => clock.now().toISOString();
 
   const st = {
-    head: db.prepare('SELECT seq, hash FROM audit_head WHERE id = 1'),
-    insertAudit: db.prepare(
-      'INSERT INTO audit_log (seq, ts, type, run_id, payload_json, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    ),
-    advanceHead: db.prepare('UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1'),
     getRun: db.prepare('SELECT * FROM runs WHERE run_id = ?'),
     activeRun: db.prepare("SELECT * FROM runs WHERE chip_id = ? AND state = 'active'"),
     insertRun: db.prepare(
@@ -398,34 +94,42 @@ function createSqliteStore(db: Database.Database, file: string, clock: Clock, lo
       `SELECT * FROM issued_certificates c WHERE c.run_id = ?
          AND NOT EXISTS (SELECT 1 FROM records r WHERE r.certificate_serial = c.serial) ORDER BY c.issued_at, c.serial`,
     ),
-    queueFailedIssuance: db.prepare(
-      `INSERT INTO revocation_requests (request_id, kind, chip_id, serial_number, certificate_serial, reason, record_id,
-         jws, state, detail, created_at, updated_at, run_id, payload_json)
-       VALUES (?, 'failed-issuance', ?, ?, ?, ?, NULL, NULL, 'queued', NULL, ?, ?, ?, ?)`,
-    ),
   };
 
-  /** Append one entry at the chain head and advance the head. Call inside a transaction. */
-  function append(type: string, payload: Readonly<Record<string, unknown>>, runId: string | null): AuditEntry {
-    const head = st.head.get() as ChainHead | undefined;
-    if (!head) throw new StoreError('corrupt', 'the audit head row is missing');
-    let payloadJson: string;
+  const append = audit.append;
+
+  /**
+   * Insert a new active run. The schema refuses it two ways, told apart by SQLite result code at this statement:
+   * the runs_quota_check trigger (the only trigger that refuses an insert into runs: 'quota-exhausted', the race
+   * for a work order's last unit) and the one-active-run-per-chip index ('active-run-exists').
+   */
+  function insertRun(run: NewRun, t: string): void {
     try {
-      payloadJson = canonicalJson(payload);
-    } catch (cause) {
-      throw new StoreError(
-        'invalid-argument',
-        `audit payload of ${type} is not plain JSON: ${String(cause)}`,
-        { type },
-        { cause },
+      st.insertRun.run(
+        run.runId,
+        run.chipId,
+        run.serialNumber,
+        run.port,
+        run.workOrder,
+        run.operator,
+        run.stationId,
+        run.kind,
+        run.supersedesRecordId,
+        run.startedAt,
+        t,
       );
+    } catch (e) {
+      const code = sqliteCode(e);
+      if (code === 'SQLITE_CONSTRAINT_TRIGGER') throw sqliteRefusal('quota-exhausted', e, 'createRun');
+      if (code === 'SQLITE_CONSTRAINT_UNIQUE')
+        throw new StoreError(
+          'active-run-exists',
+          'createRun: the chip already has an active run',
+          { op: 'createRun' },
+          { cause: e },
+        );
+      throw e;
     }
-    const canonicalPayload = JSON.parse(payloadJson) as Record<string, unknown>;
-    const entry = { seq: head.seq + 1, ts: now(), type, runId, payload: canonicalPayload };
-    const hash = auditEntryHashSync(head.hash, entry);
-    st.insertAudit.run(entry.seq, entry.ts, type, runId, payloadJson, head.hash, hash);
-    st.advanceHead.run(entry.seq, hash);
-    return { ...entry, prevHash: head.hash, hash };
   }
 
   function mustGetActiveRun(runId: string, op: string): RunDbRow {
@@ -442,7 +146,7 @@ function createSqliteStore(db: Database.Database, file: string, clock: Clock, lo
     try {
       return db.transaction(fn).immediate();
     } catch (e) {
-      const se = wrap(e, op);
+      const se = wrapStoreError(e, op);
       logger?.log('error', 'store operation failed', { op, reason: se.reason, message: se.message });
       throw se;
     }
@@ -452,7 +156,7 @@ function createSqliteStore(db: Database.Database, file: string, clock: Clock, lo
     try {
       return fn();
     } catch (e) {
-      throw wrap(e, op);
+      throw wrapStoreError(e, op);
     }
   }
 
@@ -495,20 +199,7 @@ function createSqliteStore(db: Database.Database, file: string, clock: Clock, lo
             kind: run.kind,
           });
         }
-        const t = now();
-        st.insertRun.run(
-          run.runId,
-          run.chipId,
-          run.serialNumber,
-          run.port,
-          run.workOrder,
-          run.operator,
-          run.stationId,
-          run.kind,
-          run.supersedesRecordId,
-          run.startedAt,
-          t,
-        );
+        insertRun(run, now());
         append(
           'run.started',
           {
@@ -567,7 +258,7 @@ function createSqliteStore(db: Database.Database, file: string, clock: Clock, lo
             runId,
           );
         }
-        const data = { ...parseJson<RunData>(row.data_json, `data of run ${runId}`), ...patch };
+        const data = { ...parseStoredJson<RunData>(row.data_json, `data of run ${runId}`), ...patch };
         st.updateRunStep.run(step, JSON.stringify(data), now(), runId);
         append(`step.${step}`, audit, runId);
         return toRun(st.getRun.get(runId) as RunDbRow);
@@ -670,17 +361,16 @@ function createSqliteStore(db: Database.Database, file: string, clock: Clock, lo
             issuedAt: c.issued_at,
             failedAt,
           });
-          st.queueFailedIssuance.run(
+          revocations.queueFailedIssuance({
             requestId,
-            run.chip_id,
-            run.serial_number,
-            c.serial,
-            FAILED_ISSUANCE_REASON,
-            failedAt,
-            failedAt,
+            chipId: run.chip_id,
+            serialNumber: run.serial_number,
+            certificateSerial: c.serial,
+            reason: FAILED_ISSUANCE_REASON,
             runId,
             payloadJson,
-          );
+            at: failedAt,
+          });
           append(
             'cert.failed-issuance',
             {
@@ -755,178 +445,4 @@ function createSqliteStore(db: Database.Database, file: string, clock: Clock, lo
     },
   };
   return store;
-}
-
-// ------------------------------------------------------------------------------------------------ verification
-
-type Failure = Extract<AuditVerification, { ok: false }>;
-
-/**
- * Walk the whole chain (streaming) and cross-check records. Run inside a read transaction (consistent snapshot).
- * Order of checks: per entry in seq order (seq, link, hash, then the record of a record.committed entry);
- * then the head row (truncation / forged tail); then records without an entry; then supersession links.
- */
-function verifyAll(db: Database.Database): AuditVerification {
-  let head: ChainHead = GENESIS_HEAD;
-  let entries = 0;
-  let records = 0;
-  const failed = (at: string | number, reason: Failure['reason'], message: string): Failure => ({
-    ok: false,
-    entries,
-    at: String(at),
-    reason,
-    message,
-  });
-
-  const rows = db
-    .prepare(
-      `SELECT a.seq, a.ts, a.type, a.run_id, a.payload_json, a.prev_hash, a.hash,
-         r.record_id AS r_record_id, r.run_id AS r_run_id, r.chip_id AS r_chip_id,
-         r.certificate_serial AS r_certificate_serial, r.supersedes_record_id AS r_supersedes_record_id,
-         r.record_sha256 AS r_record_sha256, r.record_json AS r_record_json
-       FROM audit_log a LEFT JOIN records r ON r.audit_seq = a.seq
-       ORDER BY a.seq`,
-    )
-    .iterate() as IterableIterator<VerifyDbRow>;
-
-  let failure: Failure | null = null;
-  for (const row of rows) {
-    failure = checkRow(row);
-    if (failure) return failure; // for-of closes the statement iterator
-    head = { seq: row.seq, hash: row.hash };
-    entries++;
-  }
-
-  function checkRow(row: VerifyDbRow): Failure | null {
-    // Hash the stored payload text as is: it was written as canonicalJson(payload), so this equals the
-    // specified preimage, and any change to the text (even whitespace) is a hash-mismatch. No JSON parse needed.
-    const recomputed = sha256HexSync(storedPreimage(row));
-    const chain = checkChainStep(head, toEntryUnchecked(row), recomputed);
-    if (chain) return failed(chain.seq, chain.reason, chain.message);
-
-    if (row.type === 'record.committed') {
-      let payload: Record<string, unknown>;
-      try {
-        payload = JSON.parse(row.payload_json) as Record<string, unknown>;
-        if (typeof payload !== 'object' || payload === null) throw new Error('not an object');
-      } catch {
-        return failed(row.seq, 'hash-mismatch', `audit entry ${row.seq} has a payload that is not a JSON object`);
-      }
-      const recordId = String(payload['recordId']);
-      if (row.r_record_id === null) {
-        return failed(
-          recordId,
-          'record-missing',
-          `record ${recordId} (audit entry ${row.seq}) is missing from the records table`,
-        );
-      }
-      const problems: string[] = [];
-      if (row.r_record_id !== recordId) problems.push(`record id ${row.r_record_id}`);
-      if (sha256HexSync(row.r_record_json ?? '') !== payload['recordSha256']) problems.push('record_json');
-      if (row.r_record_sha256 !== payload['recordSha256']) problems.push('record_sha256');
-      if (row.r_run_id !== row.run_id) problems.push('run_id');
-      if (row.r_chip_id !== payload['chipId']) problems.push('chip_id');
-      if (row.r_certificate_serial !== payload['certificateSerial']) problems.push('certificate_serial');
-      if (row.r_supersedes_record_id !== (payload['supersedesRecordId'] ?? null)) problems.push('supersedes_record_id');
-      if (problems.length) {
-        return failed(
-          row.r_record_id,
-          'record-mismatch',
-          `record ${row.r_record_id} differs from its audit entry ${row.seq}: ${problems.join(', ')}`,
-        );
-      }
-      records++;
-    } else if (row.r_record_id !== null) {
-      return failed(
-        row.r_record_id,
-        'record-unaudited',
-        `record ${row.r_record_id} points at audit entry ${row.seq}, which is a ${row.type} entry`,
-      );
-    }
-    return null;
-  }
-
-  const stored = db.prepare('SELECT seq, hash FROM audit_head WHERE id = 1').get() as ChainHead | undefined;
-  if (!stored) return failed(head.seq, 'truncated', 'the audit head row is missing');
-  if (stored.seq > head.seq) {
-    return failed(
-      head.seq + 1,
-      'truncated',
-      `the audit log ends at entry ${head.seq} but the head row records ${stored.seq}: entries were deleted`,
-    );
-  }
-  if (stored.seq < head.seq) {
-    return failed(
-      stored.seq + 1,
-      'broken-link',
-      `audit entries after ${stored.seq} were not appended by the station (the head row records ${stored.seq})`,
-    );
-  }
-  if (stored.hash !== head.hash) {
-    return failed(
-      head.seq,
-      'hash-mismatch',
-      `the audit head hash does not match entry ${head.seq}: the chain was rewritten`,
-    );
-  }
-
-  const unaudited = db
-    .prepare(
-      'SELECT record_id FROM records r WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.seq = r.audit_seq) ORDER BY r.audit_seq LIMIT 1',
-    )
-    .get() as { record_id: string } | undefined;
-  if (unaudited) {
-    return failed(unaudited.record_id, 'record-unaudited', `record ${unaudited.record_id} has no audit entry`);
-  }
-
-  const badSupersede = db
-    .prepare(
-      `SELECT r.record_id FROM records r
-       WHERE (r.superseded_by IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM records n WHERE n.record_id = r.superseded_by AND n.supersedes_record_id = r.record_id))
-          OR (r.supersedes_record_id IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM records o WHERE o.record_id = r.supersedes_record_id AND o.superseded_by = r.record_id))
-       LIMIT 1`,
-    )
-    .get() as { record_id: string } | undefined;
-  if (badSupersede) {
-    return failed(
-      badSupersede.record_id,
-      'record-mismatch',
-      `record ${badSupersede.record_id} has inconsistent supersession links`,
-    );
-  }
-
-  return { ok: true, entries, records, headHash: head.hash };
-}
-
-/**
- * The hash preimage of a stored entry, built from its stored canonical payload text. Equal to
- * core/provisioning/audit.ts auditEntryPreimage(prev, {seq, ts, type, runId, payload}) when payload_json is
- * canonicalJson(payload) (keys of the wrapper in sorted order: payload, runId, seq, ts, type).
- */
-export function storedPreimage(row: {
-  readonly seq: number;
-  readonly ts: string;
-  readonly type: string;
-  readonly run_id: string | null;
-  readonly payload_json: string;
-  readonly prev_hash: string;
-}): string {
-  return (
-    `${row.prev_hash}\n{"payload":${row.payload_json},"runId":${JSON.stringify(row.run_id)},` +
-    `"seq":${JSON.stringify(row.seq)},"ts":${JSON.stringify(row.ts)},"type":${JSON.stringify(row.type)}}`
-  );
-}
-
-function toEntryUnchecked(row: AuditDbRow): AuditEntry {
-  return {
-    seq: row.seq,
-    ts: row.ts,
-    type: row.type,
-    runId: row.run_id,
-    payload: {},
-    prevHash: row.prev_hash,
-    hash: row.hash,
-  };
 }

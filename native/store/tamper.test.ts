@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AuditVerification, StoredRecord } from '../../core/provisioning/store.js';
-import { auditEntryHashSync, openStore, type SqliteStore } from './sqlite-store.js';
+import { auditEntryHashSync, openStore, type SqliteStore } from './index.js';
 import { board, fullRun } from '../../testkit/store-fixtures.js';
 
 let dir: string;

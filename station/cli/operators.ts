@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { str, UsageError, type Io, type ParsedArgs } from '../../core/cli/program.js';
-import { openServiceDb } from '../../native/store/queries.js';
+import { isStoreError, openStationDb, type StationDb } from '../../native/store/index.js';
 import { loadConfig, type LoadedConfig } from '../config.js';
 import { authPolicy, pinLengthError } from '../service/auth.js';
 import { hashBadge, hashPin, loadBadgeKey } from '../service/index.js';
@@ -14,20 +14,18 @@ import { dataDirOf, type StationCommand } from './context.js';
 import { EXIT } from './exit.js';
 import { readStdin } from './pin-input.js';
 
-type ServiceDb = Extract<ReturnType<typeof openServiceDb>, { ok: true }>['value'];
-
 const ID_OPTION = {
   id: { type: 'string', arg: 'ID', help: 'the operator id (A-Z a-z 0-9 . _ -, 1 to 64)', required: true },
 } as const;
 
 /**
- * The operator id checked, the station configuration loaded and its service database open for `fn` (closed after).
+ * The operator id checked, the station configuration loaded and its database open for `fn` (closed after).
  * A bad id is a usage error; no configuration or database: not ready.
  */
 async function withOperators(
   args: ParsedArgs,
   o: Io,
-  fn: (db: ServiceDb, cfg: LoadedConfig, id: string) => Promise<number> | number,
+  fn: (db: StationDb, cfg: LoadedConfig, id: string) => Promise<number> | number,
 ): Promise<number> {
   const id = str(args, 'id')!;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new UsageError('--id: 1 to 64 characters of A-Z a-z 0-9 . _ -');
@@ -36,7 +34,7 @@ async function withOperators(
     o.err(`${cfg.error.code}: ${cfg.error.message}`);
     return EXIT.notReady;
   }
-  const db = openServiceDb(join(cfg.value.dataDir, 'station.db'));
+  const db = openStationDb(join(cfg.value.dataDir, 'station.db'));
   if (!db.ok) {
     o.err(`${db.error.code}: ${db.error.message}`);
     return EXIT.notReady;
@@ -102,7 +100,7 @@ export const operatorAddCommand: StationCommand = {
         );
       } catch (e) {
         o.err(
-          `STORE_FAILED: ${(e as Error).message.includes('UNIQUE') ? 'this badge belongs to another operator' : (e as Error).message}`,
+          `STORE_FAILED: ${isStoreError(e, 'duplicate-badge') ? 'this badge belongs to another operator' : (e as Error).message}`,
         );
         return EXIT.boardFailed;
       }

@@ -10,7 +10,6 @@ import { OPERATIONS, type OperationName } from '../../core/api.js';
 import { fail } from '../../core/errors.js';
 import type { Logger } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
-import { openServiceDb } from '../../native/store/queries.js';
 import type { Engine } from '../engine.js';
 import { authPolicy, createSessions } from '../service/auth.js';
 import { loadBadgeKey } from '../service/index.js';
@@ -77,44 +76,38 @@ export async function authenticateCli(
   logger: Logger,
 ): Promise<Result<{ operatorId: string; supervisorId: string | null }>> {
   const needs = OPERATIONS[CLI_OPERATION[action]].role;
-  const db = openServiceDb(join(engine.config.dataDir, 'station.db'), { logger });
-  if (!db.ok) return db;
-  try {
-    const key = loadBadgeKey(engine.config.dataDir);
-    if (!key.ok) return key;
-    const s = createSessions({
-      operators: db.value.operators,
-      attempts: db.value.attempts,
-      badgeKey: key.value,
-      clock: engine.clock,
-      logger: logger.child('[auth]'),
-      policy: authPolicy(engine.config.config.auth),
-    });
-    const signIn = async (id: string, file: string | undefined, env: string, who: string) => {
-      const revoked = engine.lifecycle.checkOperator(id);
-      if (!revoked.ok) return revoked;
-      const pin = await readSecret(file, env, `${who} ${id}: PIN, then Enter: `);
-      if (!pin.ok) return pin;
-      if (!/^[0-9]{4,12}$/.test(pin.value))
-        return fail('AUTH_INVALID_CREDENTIALS', `${who} ${id}: the PIN must be 4 to 12 digits`);
-      return who === 'operator'
-        ? s.signIn('cli', { operatorId: id, pin: pin.value })
-        : s.elevate('cli', { operatorId: id, pin: pin.value });
-    };
-    const op = await signIn(c.operatorId, c.pinFile, 'LINE_STATION_PIN', 'operator');
-    if (!op.ok) return op;
-    if (needs === 'supervisor' && !s.isSupervisor('cli')) {
-      if (!c.supervisorId)
-        return fail(
-          'AUTH_FORBIDDEN',
-          `${action} needs a supervisor: --supervisor ID (PIN from --supervisor-pin-file, $LINE_STATION_SUPERVISOR_PIN or stdin)`,
-          { operation: CLI_OPERATION[action] },
-        );
-      const sup = await signIn(c.supervisorId, c.supervisorPinFile, 'LINE_STATION_SUPERVISOR_PIN', 'supervisor');
-      if (!sup.ok) return sup;
-    }
-    return ok({ operatorId: c.operatorId, supervisorId: s.supervisorOf('cli')?.operatorId ?? null });
-  } finally {
-    db.value.close();
+  const key = loadBadgeKey(engine.config.dataDir);
+  if (!key.ok) return key;
+  const s = createSessions({
+    operators: engine.db.operators,
+    attempts: engine.db.attempts,
+    badgeKey: key.value,
+    clock: engine.clock,
+    logger: logger.child('[auth]'),
+    policy: authPolicy(engine.config.config.auth),
+  });
+  const signIn = async (id: string, file: string | undefined, env: string, who: string) => {
+    const revoked = engine.lifecycle.checkOperator(id);
+    if (!revoked.ok) return revoked;
+    const pin = await readSecret(file, env, `${who} ${id}: PIN, then Enter: `);
+    if (!pin.ok) return pin;
+    if (!/^[0-9]{4,12}$/.test(pin.value))
+      return fail('AUTH_INVALID_CREDENTIALS', `${who} ${id}: the PIN must be 4 to 12 digits`);
+    return who === 'operator'
+      ? s.signIn('cli', { operatorId: id, pin: pin.value })
+      : s.elevate('cli', { operatorId: id, pin: pin.value });
+  };
+  const op = await signIn(c.operatorId, c.pinFile, 'LINE_STATION_PIN', 'operator');
+  if (!op.ok) return op;
+  if (needs === 'supervisor' && !s.isSupervisor('cli')) {
+    if (!c.supervisorId)
+      return fail(
+        'AUTH_FORBIDDEN',
+        `${action} needs a supervisor: --supervisor ID (PIN from --supervisor-pin-file, $LINE_STATION_SUPERVISOR_PIN or stdin)`,
+        { operation: CLI_OPERATION[action] },
+      );
+    const sup = await signIn(c.supervisorId, c.supervisorPinFile, 'LINE_STATION_SUPERVISOR_PIN', 'supervisor');
+    if (!sup.ok) return sup;
   }
+  return ok({ operatorId: c.operatorId, supervisorId: s.supervisorOf('cli')?.operatorId ?? null });
 }

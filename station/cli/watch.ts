@@ -7,15 +7,12 @@ import { join } from 'node:path';
 import { flagOn, list, str, type Io } from '../../core/cli/program.js';
 import { stationError, type StationError } from '../../core/errors.js';
 import type { DetectedPort, Logger } from '../../core/ports.js';
-import { openServiceDb } from '../../native/store/queries.js';
 import type { Engine } from '../engine.js';
 import { operatorRevoked } from '../service/auth.js';
 import { engineCommand, type StationCommand } from './context.js';
 import { describeError, EXIT, exitFor, reportError } from './exit.js';
 import { JSON_PROGRESS, outcomeLine, progressPrinter } from './provision.js';
 import { authenticateCli, credentials, OPERATOR_OPTIONS } from './sign-in.js';
-
-type ServiceDb = Extract<ReturnType<typeof openServiceDb>, { ok: true }>['value'];
 
 /** `station watch`. */
 export const watchCommand: StationCommand = {
@@ -59,10 +56,6 @@ export const watchCommand: StationCommand = {
     // Records reach the registry in the background while boards are provisioned (when a registry is configured).
     engine.sync?.start();
     engine.lifecycle.start();
-    // Re-checked before each new board and every 5 s (the UI service's rule, operatorRevoked): a revocation here
-    // (`station operator revoke` from any process) or in the registry policy stops new boards.
-    const opsDb = openServiceDb(join(engine.config.dataDir, 'station.db'), { logger });
-    if (!opsDb.ok) return reportError(o, opsDb.error);
     const countArg = str(args, 'count');
     return watchBoards({
       engine,
@@ -70,7 +63,6 @@ export const watchCommand: StationCommand = {
       logger,
       wo,
       operator: who.value.operatorId,
-      opsDb: opsDb.value,
       extra: list(args, 'port'),
       count: countArg ? Number(countArg) : undefined,
       exitWhenDone: flagOn(args, 'exit-when-done'),
@@ -86,8 +78,6 @@ interface WatchRun {
   readonly logger: Logger;
   readonly wo: string;
   readonly operator: string;
-  /** The operators table, re-read for revocations (closed when the watch ends). */
-  readonly opsDb: ServiceDb;
   /** --port: watched besides the detected ports, instead of config.json's ports.extra. */
   readonly extra: readonly string[];
   readonly count: number | undefined;
@@ -97,7 +87,7 @@ interface WatchRun {
 
 /** Provision boards as they attach until done (--count, --exit-when-done), Ctrl-C, or the operator is revoked. */
 async function watchBoards(w: WatchRun): Promise<number> {
-  const { engine, o, logger, wo, operator, opsDb, extra, count, exitWhenDone, json } = w;
+  const { engine, o, logger, wo, operator, extra, count, exitWhenDone, json } = w;
   const disco = extra.length
     ? (await import('../../native/discovery.js')).createDiscovery({ extraPorts: extra, pollMs: 200 })
     : engine.discovery();
@@ -126,9 +116,11 @@ async function watchBoards(w: WatchRun): Promise<number> {
     if (exitWhenDone && running.size === 0 && finished.size > 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
     if (ac.signal.aborted && running.size === 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
   };
+  // Re-checked before each new board and every 5 s (the UI service's rule, operatorRevoked): a revocation here
+  // (`station operator revoke` from any process) or in the registry policy stops new boards.
   const checkRevoked = (): boolean => {
     if (revokedError) return true;
-    if (!operatorRevoked(engine.lifecycle, opsDb.operators, operator)) return false;
+    if (!operatorRevoked(engine.lifecycle, engine.db.operators, operator)) return false;
     revokedError = stationError(
       'AUTH_REVOKED',
       `operator ${operator} has been revoked: no new boards are started${running.size ? ` (${running.size} in progress finish first)` : ''}`,
@@ -184,7 +176,6 @@ async function watchBoards(w: WatchRun): Promise<number> {
   o.out(`watching for boards (work order ${wo}); Ctrl-C to stop`);
   const code = await done;
   clearInterval(recheck);
-  opsDb.close();
   stop();
   process.off('SIGINT', onSig);
   process.off('SIGTERM', onSig);

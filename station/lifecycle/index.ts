@@ -30,7 +30,6 @@ import { ok, type Result } from '../../core/result.js';
 import type { Store } from '../../core/provisioning/store.js';
 import type { WorkOrder } from '../../core/provisioning/work-order.js';
 import {
-  openLifecycleDb,
   type LifecycleDb,
   type QuotaUsage,
   type ExpiredActiveRun,
@@ -59,8 +58,8 @@ export type { RevocationAnswer } from './revocations.js';
 export type { ScrapRequest } from './scrap.js';
 
 export interface StationLifecycleOptions {
-  /** The station database (already migrated by the Store). */
-  readonly dbFile: string;
+  /** The lifecycle port of the station database (openStationDb); the caller owns and closes the connection. */
+  readonly db: LifecycleDb;
   readonly stationId: string;
   /** Station signing key: signs LS-Sig requests and scrap events. */
   readonly signer: Signer;
@@ -187,9 +186,7 @@ export interface StationLifecycle {
 export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecycle> {
   const clock = o.clock ?? systemClock;
   const log = o.logger;
-  const dbR = openLifecycleDb(o.dbFile, { clock });
-  if (!dbR.ok) return dbR;
-  const db = dbR.value;
+  const db = o.db;
   const requireQuota = o.requireQuota === true;
   const client = registryClientFor(o, clock, o.timeoutMs ?? 15_000);
   const c: LifecycleContext = {
@@ -281,7 +278,6 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     stop: loop.stop,
     close() {
       loop.stop();
-      db.close();
     },
   };
   return ok(lc);

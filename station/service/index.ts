@@ -6,7 +6,6 @@
  *
  * Transports: Electron IPC (electron/) and the localhost HTTP bridge (station/bridge.ts).
  */
-import { join } from 'node:path';
 import type { z } from 'zod';
 import {
   API_VERSION,
@@ -33,7 +32,8 @@ import { matchProfile } from '../../core/provisioning/profiles.js';
 import { ok, type Result } from '../../core/result.js';
 import type { AuditVerification } from '../../core/provisioning/store.js';
 import { createDiscovery } from '../../native/discovery.js';
-import { openServiceDb, type LogRow, type ServiceDb } from '../../native/store/queries.js';
+import type { LogRow } from '../../native/store/queries.js';
+import type { StationPorts } from '../../native/store/index.js';
 import { serialOpener } from '../../native/serial.js';
 import { createUsbWatcher, UDEV_GUIDANCE, type UsbWatcher } from '../../native/usb.js';
 import type { Engine } from '../engine.js';
@@ -151,7 +151,6 @@ export function createStationService(o: StationServiceOptions): StationService {
   const ring: LogLineView[] = [];
   const problems = new Map<string, DevicesView['problems'][number]>();
   let selectedWo: string | null = null;
-  let db: ServiceDb | null = null;
   let sessions: Sessions | null = null;
   let slots: SlotManager | null = null;
   let stopWatch: (() => void) | null = null;
@@ -194,12 +193,9 @@ export function createStationService(o: StationServiceOptions): StationService {
 
   // ------------------------------------------------------------------ lazily opened parts
 
-  function open(): Result<ServiceDb> {
-    if (db) return ok(db);
-    const r = openServiceDb(join(engine.config.dataDir, 'station.db'), { logger: log });
-    if (!r.ok) return r;
-    db = r.value;
-    return r;
+  /** The station database's ports: the engine's connection (the process opens the database once). */
+  function open(): Result<StationPorts> {
+    return ok(engine.db);
   }
   function sess(): Sessions {
     if (!sessions) {
@@ -727,8 +723,6 @@ export function createStationService(o: StationServiceOptions): StationService {
       unTap = null;
       usbWatcher?.close();
       usbWatcher = null;
-      db?.close();
-      db = null;
       sessions = null;
       started = false;
       subs.clear();

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiResult, SlotView, StationEvent } from '../../core/api.js';
 import type { Clock } from '../../core/ports.js';
-import { openServiceDb } from '../../native/store/queries.js';
+import { openStationDb } from '../../native/store/index.js';
 import { createWorld, type World } from '../../test/harness.js';
 import { createLogger } from '../../native/logger.js';
 import {
@@ -64,7 +64,7 @@ beforeAll(async () => {
       { model: 'LS-SIM-SE', faults: { badFirmware: true } },
     ],
   });
-  const db = openServiceDb(join(w.dataDir, 'station.db'));
+  const db = openStationDb(join(w.dataDir, 'station.db'));
   if (!db.ok) throw new Error(db.error.message);
   const now = new Date().toISOString();
   const ops = db.value.operators;

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { Clock } from '../../core/ports.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openServiceDb } from '../../native/store/queries.js';
+import { openStationDb } from '../../native/store/index.js';
 import type { TestStation } from '../../testkit/registry/fixtures.js';
 import { revokeStation } from '../../registry/service.js';
 import { startBridge, type Bridge } from '../../station/bridge.js';
@@ -82,7 +82,7 @@ beforeAll(async () => {
   await w.reopen();
 
   // Operators: a line operator (PIN and badge) and a supervisor.
-  const db = openServiceDb(join(w.dataDir, 'station.db'));
+  const db = openStationDb(join(w.dataDir, 'station.db'));
   if (!db.ok) throw new Error(db.error.message);
   const now = new Date().toISOString();
   db.value.operators.upsert(

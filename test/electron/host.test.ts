@@ -15,7 +15,7 @@ import type { Logger } from '../../core/ports.js';
 import { bundleOptions } from '../../electron/build.js';
 import { createEngineClient, type EngineClient, type HostChild } from '../../electron/main/engine-client.js';
 import type { HostRequest } from '../../electron/shared/ipc.js';
-import { openServiceDb } from '../../native/store/queries.js';
+import { openStationDb } from '../../native/store/index.js';
 import { hashPin } from '../../station/service/index.js';
 import { createWorld, type World } from '../harness.js';
 
@@ -60,7 +60,7 @@ async function until<T>(what: string, f: () => T | undefined | false, ms = 15_00
 let w: World;
 beforeAll(async () => {
   w = await createWorld({ boards: [] });
-  const db = openServiceDb(join(w.dataDir, 'station.db'));
+  const db = openStationDb(join(w.dataDir, 'station.db'));
   if (!db.ok) throw new Error(db.error.message);
   const now = new Date().toISOString();
   db.value.operators.upsert(

@@ -34,7 +34,7 @@ if (!cert.ok) {
   process.exit(3);
 }
 const s = openSync({
-  dbFile: join(dataDir, 'station.db'),
+  outbox: eng.value.db.outbox,
   stationId: c.stationId,
   signer: eng.value.station.signer,
   chain: eng.value.station.chain,

@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toPem } from '../../core/pki/pem.js';
 import { systemClock } from '../../core/ports.js';
-import { openOutbox } from '../../native/store/outbox.js';
+import { openStationDb } from '../../native/store/index.js';
 import { verifyStationAudit } from '../../registry/audit-anchor.js';
 import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 import type { RunningRegistry } from '../../registry/server.js';
@@ -111,11 +111,11 @@ describe('crash between signing the audit head and sending it', () => {
         expect(a.ok && a.value.heads.length).toBe(0);
       }
       // The batch was claimed before the head was signed: it is `sent`, and is re-sent with the same id.
-      const ob = openOutbox(join(w.dataDir, 'station.db'), { clock: systemClock });
+      const ob = openStationDb(join(w.dataDir, 'station.db'), { clock: systemClock });
       if (!ob.ok) throw new Error(ob.error.message);
-      expect(ob.value.counts()).toMatchObject({ pending: 0, sent: 2, acknowledged: 0 });
-      expect(ob.value.sentBatchIds()).toHaveLength(1);
-      expect(ob.value.auditAnchors()).toEqual([]);
+      expect(ob.value.outbox.counts()).toMatchObject({ pending: 0, sent: 2, acknowledged: 0 });
+      expect(ob.value.outbox.sentBatchIds()).toHaveLength(1);
+      expect(ob.value.outbox.auditAnchors()).toEqual([]);
       ob.value.close();
 
       const sy = await st('sync', '--json');
@@ -140,9 +140,9 @@ describe('crash between signing the audit head and sending it', () => {
       for (const h of a.value.heads) expect(eng.store.listAudit(h.seq, 1)[0]!.hash).toBe(h.hash);
       console.log(`audit head figures: signed head JWS ${a.value.heads[0]!.jws.length} chars (x5c: 3 certificates)`);
       // The station recorded what the registry confirmed.
-      const ob2 = openOutbox(join(w.dataDir, 'station.db'), { clock: systemClock });
+      const ob2 = openStationDb(join(w.dataDir, 'station.db'), { clock: systemClock });
       if (!ob2.ok) throw new Error(ob2.error.message);
-      expect(ob2.value.auditAnchors().map((x) => x.seq)).toEqual(a.value.heads.map((h) => h.seq));
+      expect(ob2.value.outbox.auditAnchors().map((x) => x.seq)).toEqual(a.value.heads.map((h) => h.seq));
       ob2.value.close();
       const vr = await st('verify-log', '--against-registry');
       expect(vr.code, vr.out).toBe(0);

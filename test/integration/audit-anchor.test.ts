@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import { auditFacts, rewriteAuditHistory } from '../../testkit/store-fixtures.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openOutbox } from '../../native/store/outbox.js';
+import { openStationDb } from '../../native/store/index.js';
 import { closeLines, line, provision, registry, st, verifyStation } from './anchor-fixture.js';
 
 afterAll(closeLines);
@@ -20,9 +20,9 @@ describe('audit chain anchored at the registry', () => {
     await provision(l, 0);
     await provision(l, 1);
     // Figures: what the proof adds to a batch for boards provisioned by the real engine.
-    const ob = openOutbox(join(l.w.dataDir, 'station.db'));
+    const ob = openStationDb(join(l.w.dataDir, 'station.db'));
     if (!ob.ok) throw new Error(ob.error.message);
-    const proof = ob.value.auditProof(64 * 1024 * 1024);
+    const proof = ob.value.outbox.auditProof(64 * 1024 * 1024);
     ob.value.close();
     const perBoard = proof.entries.filter((e) => e.type === 'record.committed').length;
     console.log(

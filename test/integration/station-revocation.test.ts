@@ -44,7 +44,8 @@ import { call } from '../../testkit/registry/harness.js';
 import { main } from '../../station/cli/program.js';
 import { openLifecycle } from '../../station/lifecycle/index.js';
 import { POLICY_SCHEMA, POLICY_TYP } from '../../core/hq/policy.js';
-import { openStore } from '../../native/store/sqlite-store.js';
+import { openStationDb } from '../../native/store/index.js';
+import { runRawSql } from '../../testkit/store-fixtures.js';
 import { createStationService } from '../../station/service/index.js';
 import { quiet } from './sync-fixture.js';
 import { createWorld, type World } from '../harness.js';
@@ -255,10 +256,11 @@ describe('revocation reaches the station', () => {
     const race = await createTestStation('race-station', systemClock, WO);
     must(await enrollStation(reg.context, { stationId: race.id, chainPem: race.chainPem }));
     const dbFile = join(w.dir, 'race.db');
-    const store = must(openStore(dbFile));
+    const sdb = must(openStationDb(dbFile));
+    const store = sdb.store;
     const lc = must(
       openLifecycle({
-        dbFile,
+        db: sdb.lifecycle,
         stationId: race.id,
         signer: race.signer,
         chain: race.chain,
@@ -285,7 +287,7 @@ describe('revocation reaches the station', () => {
     } finally {
       mitm.forge = null;
       lc.close();
-      store.close();
+      sdb.close();
     }
   });
 
@@ -416,9 +418,9 @@ describe('revocation reaches the station', () => {
     }
     mitm.forge = null;
     // The row itself is terminal: the database refuses to change or drop it.
-    const db = w.engine.lifecycle.db.db;
-    expect(() => db.prepare('DELETE FROM station_revocation').run()).toThrow(/terminal/);
-    expect(() => db.prepare("UPDATE station_revocation SET revoked_at = '2999-01-01T00:00:00.000Z'").run()).toThrow(
+    const file = join(w.dataDir, 'station.db');
+    expect(() => runRawSql(file, 'DELETE FROM station_revocation')).toThrow(/terminal/);
+    expect(() => runRawSql(file, "UPDATE station_revocation SET revoked_at = '2999-01-01T00:00:00.000Z'")).toThrow(
       /terminal/,
     );
   });

@@ -10,7 +10,6 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/ports.js';
 import { openRegistryDb } from '../../native/registry-store/index.js';
-import type { SqliteStore } from '../../native/store/index.js';
 import { MAX_BUNDLE_RECORDS } from '../../core/hq/protocol.js';
 import { startFaultProxy } from '../../testkit/registry/fault-proxy.js';
 import {
@@ -27,7 +26,7 @@ const TOTAL = Number(process.env['LS_SYNC_TEST_RECORDS'] ?? 10_000);
 
 let station: TestStation;
 let records: MadeRecord[];
-let db: { dir: string; file: string; store: SqliteStore };
+let db: ReturnType<typeof createStationDb>;
 let registry: TestRegistry;
 const log = memoryLogger();
 const figures: Record<string, number> = {};
@@ -54,7 +53,7 @@ describe('exactly-once sync through faults (station side)', () => {
   it(`delivers ${TOTAL} records exactly once and acknowledges every one`, async () => {
     expect(db.store.countRecords()).toBe(TOTAL);
     const base: Omit<SyncOptions, 'registryUrl'> = {
-      dbFile: db.file,
+      outbox: db.db.outbox,
       stationId: station.id,
       signer: station.signer,
       chain: station.chain,
@@ -63,7 +62,6 @@ describe('exactly-once sync through faults (station side)', () => {
       backoff: { baseMs: 20, capMs: 400 },
       idleMs: 50,
       timeoutMs: 3000,
-      synchronous: 'NORMAL',
     };
     const open = (url: string, extra: Partial<SyncOptions> = {}): SyncService => {
       const s = openSync({ ...base, registryUrl: url, ...extra });

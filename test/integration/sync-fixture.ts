@@ -12,7 +12,7 @@ import { createRootCertificate } from '../../core/pki/ca.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import { toPem } from '../../core/pki/pem.js';
 import { systemClock, type Logger } from '../../core/ports.js';
-import { openStore, type SqliteStore } from '../../native/store/index.js';
+import { openStationDb, type SqliteStore, type StationDb } from '../../native/store/index.js';
 import { fakeCertificate } from '../../testkit/store-fixtures.js';
 import { startRegistry, type RunningRegistry } from '../../registry/server.js';
 import { enrollStation } from '../../registry/service.js';
@@ -34,12 +34,14 @@ export function createStationDb(synchronous: 'FULL' | 'NORMAL' = 'NORMAL'): {
   dir: string;
   file: string;
   store: SqliteStore;
+  /** Every port of the database on the store's connection (closing the store closes it). */
+  db: StationDb;
 } {
   const dir = mkdtempSync(join(tmpdir(), 'ls-sync-'));
   const file = join(dir, 'station.db');
-  const s = openStore(file, { synchronous });
+  const s = openStationDb(file, { synchronous });
   if (!s.ok) throw new Error(s.error.message);
-  return { dir, file, store: s.value };
+  return { dir, file, store: s.value.store, db: s.value };
 }
 
 /** Commit `records` through the Store as the flow does (one run each); returns the elapsed milliseconds. */

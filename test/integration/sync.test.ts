@@ -26,7 +26,7 @@ import {
 let A: TestStation;
 let B: TestStation;
 let registry: TestRegistry;
-const dbs: { dir: string; store: { close(): void } }[] = [];
+const dbs: ReturnType<typeof createStationDb>[] = [];
 const services: SyncService[] = [];
 const log = memoryLogger();
 
@@ -38,7 +38,7 @@ function stationDb() {
 
 function open(st: TestStation, file: string, o: Partial<SyncOptions> = {}): SyncService {
   const s = openSync({
-    dbFile: file,
+    outbox: dbs.find((d) => d.file === file)!.db.outbox,
     stationId: st.id,
     signer: st.signer,
     chain: st.chain,
@@ -48,7 +48,6 @@ function open(st: TestStation, file: string, o: Partial<SyncOptions> = {}): Sync
     backoff: { baseMs: 20, capMs: 200 },
     idleMs: 30,
     timeoutMs: 5000,
-    synchronous: 'NORMAL',
     ...o,
   });
   if (!s.ok) throw new Error(s.error.message);

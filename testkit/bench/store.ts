@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openStore } from '../../native/store/sqlite-store.js';
+import { openStore } from '../../native/store/index.js';
 import { board, fullRun } from '../store-fixtures.js';
 
 const runs = Number(process.argv[2] ?? 10_000);

@@ -3,7 +3,7 @@
  * is killed. Resumes runs left active by a previous kill, rotates some provisioned boards, fails some runs.
  * Prints "ready" once the database is open. Usage: tsx testkit/workers/crash-worker.ts <db-file> [chips]
  */
-import { openStore } from '../../native/store/sqlite-store.js';
+import { openStore } from '../../native/store/index.js';
 import { board, doCheckpoint, finishRun, fullRun, startRun } from '../store-fixtures.js';
 
 const file = process.argv[2];

@@ -1,0 +1,178 @@
+/**
+ * Rows of the Store's tables (runs, issued_certificates, records, audit_log) as SQLite returns them, and their
+ * mapping to the core/provisioning/store.ts types. Shared by the Store port (sqlite-store.ts) and the audit
+ * verification (audit-verify.ts).
+ *
+ * May import: core/, ./store-error.
+ */
+import type { StepName } from '../../core/model.js';
+import type {
+  AuditEntry,
+  IssuedCertificate,
+  RecordQuery,
+  RunData,
+  RunRow,
+  StoredRecord,
+} from '../../core/provisioning/store.js';
+import { parseStoredJson as parseJson, StoreError } from './store-error.js';
+
+export interface RunDbRow {
+  run_id: string;
+  chip_id: string;
+  serial_number: string;
+  port: string;
+  work_order: string;
+  operator: string;
+  station_id: string;
+  kind: string;
+  supersedes_record_id: string | null;
+  state: string;
+  step: string;
+  data_json: string;
+  error_json: string | null;
+  started_at: string;
+  updated_at: string;
+}
+
+export interface RecordDbRow {
+  record_id: string;
+  run_id: string;
+  chip_id: string;
+  serial_number: string;
+  work_order: string;
+  operator: string;
+  kind: string;
+  supersedes_record_id: string | null;
+  outcome: string;
+  certificate_serial: string;
+  created_at: string;
+  record_json: string;
+  jws: string;
+  record_sha256: string;
+}
+
+export interface CertDbRow {
+  serial: string;
+  sha256: string;
+  chip_id: string;
+  run_id: string;
+  der: Buffer;
+  not_before: string;
+  not_after: string;
+  issued_at: string;
+}
+
+export interface AuditDbRow {
+  seq: number;
+  ts: string;
+  type: string;
+  run_id: string | null;
+  payload_json: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface VerifyDbRow extends AuditDbRow {
+  r_record_id: string | null;
+  r_run_id: string | null;
+  r_chip_id: string | null;
+  r_certificate_serial: string | null;
+  r_supersedes_record_id: string | null;
+  r_record_sha256: string | null;
+  r_record_json: string | null;
+}
+
+export const RECORD_COLS = `record_id, run_id, chip_id, serial_number, work_order, operator, kind, supersedes_record_id,
+  outcome, certificate_serial, created_at, record_json, jws, record_sha256`;
+
+export const MAX_PAGE = 1000;
+export const MAX_AUDIT_PAGE = 10_000;
+
+export function toRun(r: RunDbRow): RunRow {
+  return {
+    runId: r.run_id,
+    chipId: r.chip_id,
+    serialNumber: r.serial_number,
+    port: r.port,
+    workOrder: r.work_order,
+    operator: r.operator,
+    stationId: r.station_id,
+    kind: r.kind as RunRow['kind'],
+    supersedesRecordId: r.supersedes_record_id,
+    state: r.state as RunRow['state'],
+    step: r.step as StepName,
+    data: parseJson<RunData>(r.data_json, `data of run ${r.run_id}`),
+    error: r.error_json === null ? null : parseJson<RunRow['error']>(r.error_json, `error of run ${r.run_id}`),
+    startedAt: r.started_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export function toRecord(r: RecordDbRow): StoredRecord {
+  return {
+    recordId: r.record_id,
+    runId: r.run_id,
+    chipId: r.chip_id,
+    serialNumber: r.serial_number,
+    workOrder: r.work_order,
+    operator: r.operator,
+    kind: r.kind as StoredRecord['kind'],
+    supersedesRecordId: r.supersedes_record_id,
+    outcome: r.outcome as StoredRecord['outcome'],
+    certificateSerial: r.certificate_serial,
+    createdAt: r.created_at,
+    recordJson: r.record_json,
+    jws: r.jws,
+    recordSha256: r.record_sha256,
+  };
+}
+
+export function toCert(r: CertDbRow): IssuedCertificate {
+  return {
+    serialNumber: r.serial,
+    sha256: r.sha256,
+    chipId: r.chip_id,
+    runId: r.run_id,
+    der: new Uint8Array(r.der),
+    notBefore: r.not_before,
+    notAfter: r.not_after,
+    issuedAt: r.issued_at,
+  };
+}
+
+export function toAudit(r: AuditDbRow): AuditEntry {
+  return {
+    seq: r.seq,
+    ts: r.ts,
+    type: r.type,
+    runId: r.run_id,
+    payload: parseJson<Record<string, unknown>>(r.payload_json, `payload of audit entry ${r.seq}`),
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+export function checkPaging(v: number | undefined, def: number, max: number, what: string): number {
+  if (v === undefined) return def;
+  if (!Number.isSafeInteger(v) || v < 0)
+    throw new StoreError('invalid-argument', `${what} must be a non-negative integer`);
+  return Math.min(v, max);
+}
+
+export function recordFilter(q: Omit<RecordQuery, 'limit' | 'offset'>): { where: string; params: string[] } {
+  const clauses: string[] = [];
+  const params: string[] = [];
+  if (q.chipId !== undefined) {
+    clauses.push('chip_id = ?');
+    params.push(q.chipId);
+  }
+  if (q.serialNumber !== undefined) {
+    clauses.push('serial_number = ?');
+    params.push(q.serialNumber);
+  }
+  if (q.workOrder !== undefined) {
+    clauses.push('work_order = ?');
+    params.push(q.workOrder);
+  }
+  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
+}
