@@ -29,6 +29,7 @@ import {
   MAX_PAGE,
   RECORD_COLS,
   recordFilter,
+  storeStatements,
   toAudit,
   toCert,
   toRecord,
@@ -59,42 +60,7 @@ export function createSqliteStore(
   const { clock, logger, audit, revocations } = o;
   const now = (): string => clock.now().toISOString();
 
-  const st = {
-    getRun: db.prepare('SELECT * FROM runs WHERE run_id = ?'),
-    activeRun: db.prepare("SELECT * FROM runs WHERE chip_id = ? AND state = 'active'"),
-    insertRun: db.prepare(
-      `INSERT INTO runs (run_id, chip_id, serial_number, port, work_order, operator, station_id, kind,
-        supersedes_record_id, state, step, data_json, error_json, started_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', 'identify', '{}', NULL, ?, ?)`,
-    ),
-    updateRunStep: db.prepare('UPDATE runs SET step = ?, data_json = ?, updated_at = ? WHERE run_id = ?'),
-    finishRun: db.prepare("UPDATE runs SET state = 'done', step = 'record', updated_at = ? WHERE run_id = ?"),
-    failRun: db.prepare("UPDATE runs SET state = 'failed', error_json = ?, updated_at = ? WHERE run_id = ?"),
-    insertCert: db.prepare(
-      `INSERT INTO issued_certificates (serial, sha256, chip_id, run_id, der, not_before, not_after, issued_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    insertRecord: db.prepare(
-      `INSERT INTO records (${RECORD_COLS}, superseded_by, audit_seq)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
-    ),
-    supersede: db.prepare(
-      'UPDATE records SET superseded_by = ? WHERE record_id = ? AND chip_id = ? AND superseded_by IS NULL',
-    ),
-    supersedable: db.prepare('SELECT chip_id, superseded_by FROM records WHERE record_id = ?'),
-    getRecord: db.prepare(`SELECT ${RECORD_COLS} FROM records WHERE record_id = ?`),
-    currentRecord: db.prepare(
-      `SELECT ${RECORD_COLS} FROM records WHERE chip_id = ? AND superseded_by IS NULL ORDER BY audit_seq DESC LIMIT 1`,
-    ),
-    listAudit: db.prepare('SELECT * FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?'),
-    certsAll: db.prepare('SELECT * FROM issued_certificates ORDER BY issued_at, serial'),
-    certsChip: db.prepare('SELECT * FROM issued_certificates WHERE chip_id = ? ORDER BY issued_at, serial'),
-    // Certificates of a run that no record holds (a failed run's: revoked at once, docs/lifecycle.md).
-    unrecordedCerts: db.prepare(
-      `SELECT * FROM issued_certificates c WHERE c.run_id = ?
-         AND NOT EXISTS (SELECT 1 FROM records r WHERE r.certificate_serial = c.serial) ORDER BY c.issued_at, c.serial`,
-    ),
-  };
+  const st = storeStatements(db);
 
   const append = audit.append;
 
