@@ -20,10 +20,13 @@ import type {
   RevocationState,
 } from './revocations.js';
 
+/** The revocation queue's types (revocations.ts), for callers that import them from here. */
 export type { RevocationKind, RevocationRequest, RevocationState } from './revocations.js';
 
+/** The registry's signed documents the station keeps. */
 export type LifecycleDocumentKind = 'policy' | 'quotas';
 
+/** A signed document as last verified and stored. */
 export interface LifecycleDocument {
   readonly kind: LifecycleDocumentKind;
   readonly version: number;
@@ -33,6 +36,7 @@ export interface LifecycleDocument {
   readonly fetchedAt: string;
 }
 
+/** Units of a work order's quota: reserved, committed, released, scrapped, remaining. */
 export interface QuotaUsage {
   readonly workOrder: string;
   /** null: no quota from the registry for this work order. */
@@ -58,6 +62,7 @@ export interface StationRevocationRow {
 /** Outcome of storing a verified document: newer stored, same version (refreshed), or older (ignored). */
 export type StoreDocumentOutcome = 'stored' | 'same' | 'older';
 
+/** The lifecycle port of the station database. */
 export interface LifecycleDb {
   document(kind: LifecycleDocumentKind): LifecycleDocument | null;
   /**

@@ -7,8 +7,10 @@
 import type { AuditAnchorOutcome } from '../../core/hq/audit-head.js';
 import type { AnchorApplied, AuditProof } from './audit-anchors.js';
 
+/** Where a record is on its way to the registry. */
 export type OutboxState = 'pending' | 'sent' | 'acknowledged' | 'failed';
 
+/** Outbox rows per state (the sync status). */
 export interface OutboxCounts {
   readonly pending: number;
   readonly sent: number;
@@ -26,12 +28,14 @@ export interface OutboxItem {
   readonly state: OutboxState;
 }
 
+/** A batch of records sent (or to be re-sent) under one id. */
 export interface OutboxBatch {
   readonly batchId: string;
   /** In commit order (the order in which the batch was first sent: a resend is byte-identical). */
   readonly items: readonly OutboxItem[];
 }
 
+/** One outbox row as stored. */
 export interface OutboxRow {
   readonly recordId: string;
   readonly state: OutboxState;
@@ -47,6 +51,7 @@ export interface OutboxRow {
   readonly exportedAt: string | null;
 }
 
+/** A registry receipt as stored (without its JWS). */
 export interface StoredReceipt {
   readonly receiptId: string;
   readonly batchId: string;
@@ -75,6 +80,7 @@ export interface VerifiedReceipt {
   readonly auditHead?: AuditAnchorOutcome;
 }
 
+/** What applying a receipt changed. */
 export interface ApplyOutcome {
   /** Records marked acknowledged now. */
   readonly marked: number;
@@ -92,6 +98,7 @@ export interface ApplyOutcome {
   readonly anchor: AnchorApplied | null;
 }
 
+/** The sync outbox port (outbox.ts). */
 export interface Outbox {
   readonly path: string;
   counts(): OutboxCounts;

@@ -16,6 +16,7 @@ import { applyAnchorOutcome, auditAnchorStatements, readAuditProof } from './aud
 import type { AuditWriter } from './audit-writer.js';
 import type { Outbox, OutboxItem, OutboxRow, OutboxState, StoredReceipt } from './outbox-types.js';
 
+/** The outbox's types (outbox-types.ts), for callers that import them from here. */
 export type * from './outbox-types.js';
 
 interface RowDb {

@@ -8,7 +8,9 @@
  */
 import type Database from 'better-sqlite3';
 
+/** Why a certificate is to be revoked. */
 export type RevocationKind = 'superseded' | 'scrapped' | 'failed-issuance';
+/** Where a revocation request is on its way to the registry. */
 export type RevocationState = 'queued' | 'sent' | 'acknowledged' | 'failed';
 
 /** One queued request to revoke a certificate at the registry. */

@@ -17,6 +17,7 @@ import type {
 } from '../../core/provisioning/store.js';
 import { parseStoredJson as parseJson, StoreError } from './store-error.js';
 
+/** A row of `runs` as SQLite returns it. */
 export interface RunDbRow {
   run_id: string;
   chip_id: string;
@@ -35,6 +36,7 @@ export interface RunDbRow {
   updated_at: string;
 }
 
+/** A row of `records` (RECORD_COLS) as SQLite returns it. */
 export interface RecordDbRow {
   record_id: string;
   run_id: string;
@@ -52,6 +54,7 @@ export interface RecordDbRow {
   record_sha256: string;
 }
 
+/** A row of `issued_certificates` as SQLite returns it. */
 export interface CertDbRow {
   serial: string;
   sha256: string;
@@ -63,6 +66,7 @@ export interface CertDbRow {
   issued_at: string;
 }
 
+/** A row of `audit_log` as SQLite returns it. */
 export interface AuditDbRow {
   seq: number;
   ts: string;
@@ -73,6 +77,7 @@ export interface AuditDbRow {
   hash: string;
 }
 
+/** An audit row joined with the record its `record.committed` entry names (audit-verify.ts). */
 export interface VerifyDbRow extends AuditDbRow {
   r_record_id: string | null;
   r_run_id: string | null;
@@ -83,12 +88,15 @@ export interface VerifyDbRow extends AuditDbRow {
   r_record_json: string | null;
 }
 
+/** The columns of `records` the Store reads (all but superseded_by and audit_seq). */
 export const RECORD_COLS = `record_id, run_id, chip_id, serial_number, work_order, operator, kind, supersedes_record_id,
   outcome, certificate_serial, created_at, record_json, jws, record_sha256`;
 
+/** Page limits of listRecords and listAudit. */
 export const MAX_PAGE = 1000;
 export const MAX_AUDIT_PAGE = 10_000;
 
+/** A run row as the port's RunRow. */
 export function toRun(r: RunDbRow): RunRow {
   return {
     runId: r.run_id,
@@ -109,6 +117,7 @@ export function toRun(r: RunDbRow): RunRow {
   };
 }
 
+/** A record row as the port's StoredRecord. */
 export function toRecord(r: RecordDbRow): StoredRecord {
   return {
     recordId: r.record_id,
@@ -128,6 +137,7 @@ export function toRecord(r: RecordDbRow): StoredRecord {
   };
 }
 
+/** A certificate row as the port's IssuedCertificate. */
 export function toCert(r: CertDbRow): IssuedCertificate {
   return {
     serialNumber: r.serial,
@@ -141,6 +151,7 @@ export function toCert(r: CertDbRow): IssuedCertificate {
   };
 }
 
+/** An audit row as the port's AuditEntry (its payload parsed). */
 export function toAudit(r: AuditDbRow): AuditEntry {
   return {
     seq: r.seq,
@@ -153,6 +164,7 @@ export function toAudit(r: AuditDbRow): AuditEntry {
   };
 }
 
+/** A paging argument: `def` when absent, capped at `max`; a negative or non-integer one is 'invalid-argument'. */
 export function checkPaging(v: number | undefined, def: number, max: number, what: string): number {
   if (v === undefined) return def;
   if (!Number.isSafeInteger(v) || v < 0)
@@ -160,6 +172,7 @@ export function checkPaging(v: number | undefined, def: number, max: number, wha
   return Math.min(v, max);
 }
 
+/** The WHERE clause and parameters of a record query (chip id, serial number, work order). */
 export function recordFilter(q: Omit<RecordQuery, 'limit' | 'offset'>): { where: string; params: string[] } {
   const clauses: string[] = [];
   const params: string[] = [];
