@@ -2,7 +2,7 @@
  * Sign-in attempt accounting in SQLite (native/store/operators.ts, migration 5): admissions from four processes
  * racing on one subject never exceed the limit; the back-off doubles and is capped; a known badge's undo takes back
  * only its own attempt and lock; migration 5 carries a lock of the old operators columns over and clears unsalted
- * badge hashes.
+ * badge hashes; a badge enrolled for another operator is a typed refusal (duplicate-badge).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrate, MIGRATIONS } from './migrations.js';
 import { createAttemptStore, createOperatorStore } from './operators.js';
+import { isStoreError } from './store-error.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ls-attempts-'));
@@ -102,6 +103,28 @@ describe('auth_attempts', () => {
       lockedUntilMs: Date.parse(until),
     });
     expect(createOperatorStore(db).get('old-1')).toMatchObject({ badgeHash: null, pinHash: 'scrypt$x' });
+    db.close();
+  });
+});
+
+describe('operators', () => {
+  it('a badge enrolled for another operator is refused with the typed reason duplicate-badge', () => {
+    const db = open('badge.db');
+    const ops = createOperatorStore(db);
+    const pinHash = 'scrypt$1$1$1$salt$hash';
+    const now = '2026-01-01T00:00:00.000Z';
+    ops.upsert({ operatorId: 'op-1', name: 'One', role: 'operator', pinHash, badgeHash: 'hmac-sha256$aa' }, now);
+    // The same operator again with its own badge is an update, not a refusal.
+    ops.upsert({ operatorId: 'op-1', name: 'One', role: 'supervisor', pinHash, badgeHash: 'hmac-sha256$aa' }, now);
+    let thrown: unknown;
+    try {
+      ops.upsert({ operatorId: 'op-2', name: 'Two', role: 'operator', pinHash, badgeHash: 'hmac-sha256$aa' }, now);
+    } catch (e) {
+      thrown = e;
+    }
+    expect(isStoreError(thrown, 'duplicate-badge')).toBe(true);
+    expect(ops.get('op-2')).toBeNull();
+    expect(ops.get('op-1')).toMatchObject({ role: 'supervisor', badgeHash: 'hmac-sha256$aa' });
     db.close();
   });
 });

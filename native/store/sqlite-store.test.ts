@@ -249,6 +249,19 @@ describe('run lifecycle', () => {
     expect(s.findCurrentRecord(b.chipId)?.recordId).toBe(rec.recordId);
   });
 
+  it('refuses a run past the work order quota with the typed reason quota-exhausted, atomically', () => {
+    const s = open();
+    const raw = new Database(file);
+    raw.prepare("INSERT INTO quotas (work_order, quantity, version, updated_at) VALUES ('WO-Q', 1, 1, 't')").run();
+    raw.close();
+    startRun(s, board(40, 'WO-Q'));
+    const n = s.listAudit().length;
+    // The runs_quota_check trigger refuses the second unit (what two ports racing for the last unit meet).
+    const e = expectStoreError(() => startRun(s, board(41, 'WO-Q')), 'quota-exhausted');
+    expect(e.message).toMatch(/^createRun: FLOW_QUOTA_EXHAUSTED/);
+    expect(s.listAudit().length).toBe(n);
+  });
+
   it('refuses a second active run for the same chip (typed StoreError), atomically', () => {
     const s = open();
     const b = board(4);
