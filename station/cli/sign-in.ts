@@ -4,7 +4,6 @@
  * options are declared here, once. PINs from station/cli/pin-input.ts, never the command line. Imports core/,
  * native/, station/ (engine, service).
  */
-import { join } from 'node:path';
 import { str, type OptionTable, type ParsedArgs } from '../../core/cli/program.js';
 import { OPERATIONS, type OperationName } from '../../core/api.js';
 import { fail } from '../../core/errors.js';

@@ -3,7 +3,6 @@
  * records reach the registry in the background. The operator is re-checked before each new board and every 5 s:
  * once revoked, no new board starts. Imports core/, native/, station/ (engine, service) and sibling command modules.
  */
-import { join } from 'node:path';
 import { flagOn, list, str, type Io } from '../../core/cli/program.js';
 import { stationError, type StationError } from '../../core/errors.js';
 import type { DetectedPort, Logger } from '../../core/ports.js';
