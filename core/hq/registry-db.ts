@@ -54,7 +54,7 @@ export type IngestStatus = 'accepted' | 'duplicate' | 'conflict';
 
 /**
  * A step run inside the ingest transaction after the records are inserted (the device lifecycle:
- * registry/lifecycle/service.ts lifecycleApplyRecords). `tx` is the transaction's connection; throwing rolls back.
+ * registry/transitions/ingest-hooks.ts applyRecords). `tx` is the transaction's connection; throwing rolls back.
  */
 export type IngestApply = (tx: SqlExec, stored: readonly IngestRecord[]) => Promise<void>;
 
@@ -157,13 +157,14 @@ export interface SqlExec {
 }
 
 /**
- * Portable SQL access for the lifecycle tables (registry/lifecycle/store.ts). `transaction` runs `fn` in ONE
+ * Portable SQL access for the lifecycle tables (registry/store/lifecycle.ts). `transaction` runs `fn` in ONE
  * serialised transaction (SQLite: BEGIN IMMEDIATE with every other database call waiting; PostgreSQL: a
- * transaction-scoped advisory lock) and rolls back when `fn` throws.
+ * transaction-scoped advisory lock); it commits unless `commit` (given `fn`'s answer) says false, then it rolls
+ * back and still answers it (registry/common/tx.ts `transact`: results, not exceptions). A throw rolls back too.
  */
 export interface SqlPort extends SqlExec {
   readonly dialect: 'sqlite' | 'postgres';
-  transaction<T>(fn: (tx: SqlExec) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: SqlExec) => Promise<T>, commit?: (value: T) => boolean): Promise<T>;
 }
 
 export interface RegistryDb {

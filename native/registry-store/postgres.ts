@@ -68,12 +68,12 @@ function batchFrom(r: Row): BatchRow {
   };
 }
 
-async function tx<T>(pool: pg.Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+async function tx<T>(pool: pg.Pool, fn: (c: PoolClient) => Promise<T>, commit?: (value: T) => boolean): Promise<T> {
   const c = await pool.connect();
   try {
     await c.query('BEGIN');
     const v = await fn(c);
-    await c.query('COMMIT');
+    await c.query(!commit || commit(v) ? 'COMMIT' : 'ROLLBACK');
     return v;
   } catch (e) {
     await c.query('ROLLBACK').catch(() => undefined);
@@ -136,11 +136,15 @@ export async function openPostgresRegistryDb(
   const sql: SqlPort = {
     dialect: 'postgres',
     ...execOn(pool),
-    transaction: <T>(fn: (t: SqlExec) => Promise<T>) =>
-      tx(pool, async (c) => {
-        await c.query('SELECT pg_advisory_xact_lock($1)', [LIFECYCLE_LOCK]);
-        return fn(execOn(c));
-      }),
+    transaction: <T>(fn: (t: SqlExec) => Promise<T>, commit?: (value: T) => boolean) =>
+      tx(
+        pool,
+        async (c) => {
+          await c.query('SELECT pg_advisory_xact_lock($1)', [LIFECYCLE_LOCK]);
+          return fn(execOn(c));
+        },
+        commit,
+      ),
   };
 
   const api: RegistryDb = {

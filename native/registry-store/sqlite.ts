@@ -231,7 +231,7 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
       while (gate.busy) await gate.busy;
       return exec.run(q, args);
     },
-    async transaction<T>(fn: (tx: SqlExec) => Promise<T>): Promise<T> {
+    async transaction<T>(fn: (tx: SqlExec) => Promise<T>, commit?: (value: T) => boolean): Promise<T> {
       while (gate.busy) await gate.busy;
       let release!: () => void;
       gate.busy = new Promise<void>((r) => (release = r));
@@ -239,7 +239,7 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
         db.exec('BEGIN IMMEDIATE');
         try {
           const v = await fn(exec);
-          db.exec('COMMIT');
+          db.exec(!commit || commit(v) ? 'COMMIT' : 'ROLLBACK');
           return v;
         } catch (e) {
           if (db.inTransaction) db.exec('ROLLBACK');

@@ -6,8 +6,8 @@
  */
 import type { OptionSpec, OptionTable, ParsedArgs, PositionalSpec } from '../../core/cli/program.js';
 import type { Logger } from '../../core/ports.js';
-import type { RegistryConfig } from '../keys.js';
-import type { LifecycleContext } from '../lifecycle/service.js';
+import type { RegistryConfig } from '../setup/keys.js';
+import { type LifecycleContext } from '../common/context.js';
 
 /** How a command ended; registry/cli.ts maps each to its exit code. `{usage}`: a usage error with this message. */
 export type Outcome = 'ok' | 'refused' | 'notReady' | 'internal' | { readonly usage: string };

@@ -19,9 +19,9 @@ import {
   readRegistryConfig,
   type RegistryConfig,
   type RegistryKeys,
-} from '../keys.js';
-import type { LifecycleConfig } from '../lifecycle/service.js';
-import type { RegistryContext } from '../service.js';
+} from '../setup/keys.js';
+import { type LifecycleConfig } from '../common/context.js';
+import { type RegistryContext } from '../common/context.js';
 import type { ConfigEnv, DirEnv, OpenRegistryCommand, Outcome, Out, RegistryEnv } from './command.js';
 import { reportError } from './report.js';
 

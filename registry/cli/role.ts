@@ -8,8 +8,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ParsedArgs } from '../../core/cli/program.js';
-import { ensureSecurityOfficerToken, readRegistryConfig } from '../keys.js';
-import { checkRole, type LifecycleContext } from '../lifecycle/service.js';
+import { ensureSecurityOfficerToken, readRegistryConfig } from '../setup/keys.js';
+import { checkRole } from '../common/roles.js';
+import { type LifecycleContext } from '../common/context.js';
 import { fileProblem, TOKEN_ENV, usage, type Acting, type Outcome, type Out, type Role } from './command.js';
 import { reportGuided } from './report.js';
 

@@ -8,8 +8,9 @@ import { flagOn, str, type ParsedArgs } from '../../core/cli/program.js';
 import { fail } from '../../core/errors.js';
 import { MAX_BUNDLE_BYTES, type RecordsPage } from '../../core/hq/protocol.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
-import { reconcileLifecycle } from '../lifecycle/service.js';
-import { getDevice, importBundle, queryRecords, stats, type RecordQuery } from '../service.js';
+import { reconcileLifecycle } from '../transitions/reconcile.js';
+import { getDevice, queryRecords, stats, type RecordQuery } from '../stations/queries.js';
+import { importBundle } from '../http/compose.js';
 import {
   fileProblem,
   JSON_OPTION,

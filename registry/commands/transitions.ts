@@ -6,15 +6,8 @@
  */
 import { flagOn, type OptionTable, type ParsedArgs } from '../../core/cli/program.js';
 import { isRevocationReason, REVOCATION_REASONS, type LifecycleEvent } from '../../core/lifecycle.js';
-import {
-  applyTransition,
-  batchTransition,
-  blockIdentifier,
-  deviceHistory,
-  releaseDevice,
-  type BatchEvent,
-  type DeviceLifecycleView,
-} from '../lifecycle/service.js';
+import { applyTransition, batchTransition, blockIdentifier, deviceHistory, releaseDevice, type BatchEvent } from '../transitions/service.js';
+import { type DeviceLifecycleView } from '../transitions/views.js';
 import {
   given,
   JSON_OPTION,

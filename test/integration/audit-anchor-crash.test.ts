@@ -13,10 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toPem } from '../../core/pki/pem.js';
 import { systemClock } from '../../core/ports.js';
 import { openStationDb } from '../../native/store/index.js';
-import { verifyStationAudit } from '../../registry/audit-anchor.js';
+import { verifyStationAudit } from '../../registry/audit/audit-anchor.js';
 import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
-import type { RunningRegistry } from '../../registry/server.js';
-import { enrollStation } from '../../registry/service.js';
+import type { RunningRegistry } from '../../registry/http/server.js';
+import { enrollStation } from '../../registry/stations/service.js';
 import { main as station } from '../../station/cli/program.js';
 import { createWorld, type World } from '../harness.js';
 

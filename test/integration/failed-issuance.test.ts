@@ -28,8 +28,8 @@ import {
   signRequest,
   type RevocationResult,
 } from '../../core/hq/protocol.js';
-import type { RunningRegistry } from '../../registry/server.js';
-import { enrollStation } from '../../registry/service.js';
+import type { RunningRegistry } from '../../registry/http/server.js';
+import { enrollStation } from '../../registry/stations/service.js';
 import { call } from '../../testkit/registry/harness.js';
 import { main } from '../../station/cli/program.js';
 import { updateStationConfig } from '../../station/config.js';

@@ -26,7 +26,7 @@ import { makeRecord } from '../../testkit/registry/fixtures.js';
 import { createHsmStation, type HsmStation } from '../../testkit/registry/lifecycle.js';
 import { backends, createTestDb, type TestDb } from '../../testkit/registry/harness.js';
 import { SERVE_FILE } from '../../registry/commands/http.js';
-import { getCrlRow } from '../../registry/lifecycle/store.js';
+import { getCrlRow } from '../../registry/store/lifecycle.js';
 
 const PIN = 'station-PIN-2468';
 const WO = 'WO-LC-CLI';

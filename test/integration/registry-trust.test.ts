@@ -39,8 +39,8 @@ import {
   SIGNER_REQUEST_TYP,
 } from '../../core/hq/revocation-signer.js';
 import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
-import { type RunningRegistry } from '../../registry/server.js';
-import { enrollStation } from '../../registry/service.js';
+import { type RunningRegistry } from '../../registry/http/server.js';
+import { enrollStation } from '../../registry/stations/service.js';
 import { call } from '../../testkit/registry/harness.js';
 import { main } from '../../station/cli/program.js';
 import { CONFIG_FILE } from '../../station/config.js';

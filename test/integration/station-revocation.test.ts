@@ -37,8 +37,9 @@ import {
   STATION_STATUS_TYP,
   type StationStatusPayload,
 } from '../../core/hq/protocol.js';
-import type { RunningRegistry } from '../../registry/server.js';
-import { audienceOf, enrollStation } from '../../registry/service.js';
+import type { RunningRegistry } from '../../registry/http/server.js';
+import { audienceOf } from '../../registry/common/context.js';
+import { enrollStation } from '../../registry/stations/service.js';
 import { createTestStation, type TestStation } from '../../testkit/registry/fixtures.js';
 import { call } from '../../testkit/registry/harness.js';
 import { main } from '../../station/cli/program.js';

@@ -14,8 +14,8 @@ import { toPem } from '../../core/pki/pem.js';
 import { systemClock, type Logger } from '../../core/ports.js';
 import { openStationDb, type SqliteStore, type StationDb } from '../../native/store/index.js';
 import { fakeCertificate } from '../../testkit/store-fixtures.js';
-import { startRegistry, type RunningRegistry } from '../../registry/server.js';
-import { enrollStation } from '../../registry/service.js';
+import { startRegistry, type RunningRegistry } from '../../registry/http/server.js';
+import { enrollStation } from '../../registry/stations/service.js';
 import type { MadeRecord, TestStation } from '../../testkit/registry/fixtures.js';
 
 export const quiet: Logger = { log() {}, child: () => quiet };

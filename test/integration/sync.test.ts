@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/ports.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import { createRootCertificate } from '../../core/pki/ca.js';
-import { startRegistry } from '../../registry/server.js';
-import { enrollStation, importBundle } from '../../registry/service.js';
+import { startRegistry } from '../../registry/http/server.js';
+import { enrollStation } from '../../registry/stations/service.js';
+import { importBundle } from '../../registry/http/compose.js';
 import { createTestStation, makeRecord, makeRecords, type TestStation } from '../../testkit/registry/fixtures.js';
 import { backoffDelay, openSync, type SyncOptions, type SyncService, type SyncStatus } from '../../station/sync.js';
 import {

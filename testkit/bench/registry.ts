@@ -14,8 +14,9 @@ import { systemClock } from '../../core/ports.js';
 import { createRootCertificate } from '../../core/pki/ca.js';
 import { createTestSigner } from '../pki/test-signer.js';
 import { MAX_BATCH_RECORDS, signRequest, type BatchResponse } from '../../core/hq/protocol.js';
-import { startRegistry } from '../../registry/server.js';
-import { audienceOf, enrollStation } from '../../registry/service.js';
+import { startRegistry } from '../../registry/http/server.js';
+import { audienceOf } from '../../registry/common/context.js';
+import { enrollStation } from '../../registry/stations/service.js';
 import { createTestStation, makeManyRecords, type MadeRecord, type TestStation } from '../registry/fixtures.js';
 
 export interface BenchResult {

@@ -13,7 +13,7 @@ import type { Clock, Logger } from '../../core/ports.js';
 import { systemClock } from '../../core/ports.js';
 import { openRegistryDb } from '../../native/registry-store/index.js';
 import type { RegistryDb } from '../../core/hq/registry-db.js';
-import { initRegistry, openRegistryKeys, type RegistryKeys } from '../../registry/keys.js';
+import { initRegistry, openRegistryKeys, type RegistryKeys } from '../../registry/setup/keys.js';
 import { signRequest } from '../../core/hq/protocol.js';
 import type { TestStation } from './fixtures.js';
 

@@ -11,10 +11,10 @@ import { must } from '../pki/test-util.js';
 import type { HsmAdmin } from '../../native/hsm/index.js';
 import { delegateRevocationSigner, type DelegationOutcome } from '../../station/revocation-signer.js';
 import type { RegistryDb } from '../../core/hq/registry-db.js';
-import { startRegistry, type RunningRegistry } from '../../registry/server.js';
+import { startRegistry, type RunningRegistry } from '../../registry/http/server.js';
 import type { TestStation } from './fixtures.js';
 import { quietLogger } from './harness.js';
-import type { LifecycleConfig } from '../../registry/lifecycle/service.js';
+import { type LifecycleConfig } from '../../registry/common/context.js';
 
 export type HsmStation = TestStation & { readonly caLabel: string; readonly root: Uint8Array; readonly ca: Uint8Array };
 

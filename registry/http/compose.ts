@@ -1,0 +1,61 @@
+/**
+ * The registry put together: the device lifecycle given to ingest as its hooks (registry/ingest/hooks.ts), and
+ * ingest's entry points with them bound, for the HTTP server and the CLI. Imports the feature folders.
+ */
+import type { Result } from '../../core/result.js';
+import type { IngestRecord, SqlExec } from '../../core/hq/registry-db.js';
+import type { AuditHeadSubmission } from '../../core/hq/audit-head.js';
+import type { BatchResponse, BundleResponse } from '../../core/hq/protocol.js';
+import type { Caller, RegistryContext } from '../common/context.js';
+import type { ApiError } from '../common/errors.js';
+import type { IngestHooks } from '../ingest/hooks.js';
+import * as ingest from '../ingest/service.js';
+import { refreshCrl } from '../revocation/crl.js';
+import { stationScrapRevocations } from '../revocation/scrap.js';
+import { lifecycleApplyRecords, lifecyclePrecheck } from '../transitions/ingest-hooks.js';
+import type { StationTrust } from '../trust/verify.js';
+
+/** The identity lifecycle's part in ingest: prechecks, devices and credentials, CRLs, a bundle's revocations. */
+export const lifecycleIngestHooks: IngestHooks = {
+  precheck: lifecyclePrecheck,
+  apply: async (ctx, tx, stationId, stored) => ({
+    credentialsChanged: (await lifecycleApplyRecords(ctx, tx, stationId, stored)).crlChanged,
+  }),
+  credentialsChanged: async (ctx, stationId) => {
+    await refreshCrl(ctx, stationId);
+  },
+  revocations: (ctx, trust, events) => stationScrapRevocations(ctx, trust, events, 'bundle'),
+};
+
+/** Ingest records of a station with the lifecycle hooks (registry/ingest/service.ts `ingestRecords`). */
+export function ingestRecords(
+  ctx: RegistryContext,
+  trust: StationTrust,
+  batchId: string,
+  records: readonly string[],
+  kind: 'batch' | 'bundle',
+  onStored?: (tx: SqlExec, stored: readonly IngestRecord[]) => Promise<void>,
+  auditHead?: AuditHeadSubmission,
+  revocations?: readonly string[],
+): Promise<Result<BatchResponse, ApiError>> {
+  return ingest.ingestRecords(
+    ctx,
+    lifecycleIngestHooks,
+    trust,
+    batchId,
+    records,
+    kind,
+    onStored,
+    auditHead,
+    revocations,
+  );
+}
+
+/** Verify and ingest a bundle with the lifecycle hooks (registry/ingest/service.ts `importBundle`). */
+export function importBundle(
+  ctx: RegistryContext,
+  caller: Caller,
+  bundle: string,
+): Promise<Result<BundleResponse, ApiError>> {
+  return ingest.importBundle(ctx, lifecycleIngestHooks, caller, bundle);
+}

@@ -1,0 +1,198 @@
+/**
+ * The device lifecycle's ingest hooks (registry/ingest/hooks.ts IngestHooks `precheck` and `apply`): refuse
+ * records of blocked / decommissioned devices and revoked stations or operators before they are stored, and
+ * create or rotate devices and credentials inside the ingest transaction. Imports core, registry/common and
+ * registry/store.
+ */
+import 'reflect-metadata';
+import { X509Certificate } from '@peculiar/x509';
+import { normaliseSerial, transition } from '../../core/lifecycle.js';
+import { buf } from '../../core/pki/ecdsa.js';
+import { fromPem } from '../../core/pki/pem.js';
+import { type IngestRecord, type StationRow, type SqlExec } from '../../core/hq/registry-db.js';
+import { type RejectReason } from '../../core/hq/protocol.js';
+import * as st from '../store/lifecycle.js';
+import { now, type LifecycleContext } from '../common/context.js';
+
+/**
+ * Checked for the verified records of a batch BEFORE they are stored: a decommissioned or blocked device
+ * (DEVICE_DECOMMISSIONED / DEVICE_BLOCKED), a station revoked before the record's completedAt
+ * (STATION_REVOKED), an operator revoked before it (OPERATOR_REVOKED). Returns the refused ones by index.
+ */
+export async function lifecyclePrecheck(
+  ctx: LifecycleContext,
+  station: StationRow,
+  records: readonly IngestRecord[],
+): Promise<Map<number, RejectReason>> {
+  const out = new Map<number, RejectReason>();
+  if (records.length === 0) return out;
+  const x = ctx.db.sql;
+  const ops = new Map((await st.revokedOperators(x)).map((o) => [o.operatorId, o.revokedAt]));
+  const blocks = await st.activeBlocks(x);
+  const serials = new Set(blocks.filter((b) => b.kind === 'serial').map((b) => b.value));
+  const chips = new Set(blocks.filter((b) => b.kind === 'chipId').map((b) => b.value));
+  for (const r of records) {
+    if (station.revokedAt && r.completedAt >= station.revokedAt) {
+      out.set(r.index, 'STATION_REVOKED');
+      continue;
+    }
+    if (ops.size) {
+      const operator = (JSON.parse(r.recordJson) as { operator?: string }).operator;
+      const at = operator ? ops.get(operator) : undefined;
+      if (at && r.completedAt >= at) {
+        out.set(r.index, 'OPERATOR_REVOKED');
+        continue;
+      }
+    }
+    if (serials.has(r.serialNumber) || chips.has(r.chipId)) {
+      const d = (await st.findDevice(x, r.serialNumber)) ?? (await st.findDevice(x, r.chipId));
+      out.set(r.index, d?.state === 'decommissioned' ? 'DEVICE_DECOMMISSIONED' : 'DEVICE_BLOCKED');
+      continue;
+    }
+    // A late record for a certificate this station reported as a failed issuance: the certificate is on the CRL
+    // for good (cessationOfOperation), so the record would present a revoked identity as provisioned.
+    const failed = await st.failedIssuance(x, station.stationId, recordCertificate(r.recordJson).serial);
+    if (failed) {
+      out.set(r.index, 'certificate-revoked-failed-issuance');
+      ctx.logger.log('warn', 'record refused: its certificate was revoked as a failed issuance', {
+        stationId: station.stationId,
+        recordId: r.recordId,
+        certSerial: failed.certSerial,
+        failedRunId: failed.runId,
+      });
+    }
+  }
+  return out;
+}
+
+interface RecordCert {
+  readonly serial: string;
+  readonly sha256: string;
+  readonly pem: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+}
+
+function recordCertificate(recordJson: string): RecordCert {
+  const rec = JSON.parse(recordJson) as { certificate: { serialNumber: string; sha256: string; pem: string } };
+  const der = fromPem(rec.certificate.pem, 'CERTIFICATE');
+  const c = der.ok ? new X509Certificate(buf(der.value)) : null;
+  return {
+    serial: normaliseSerial(rec.certificate.serialNumber),
+    sha256: rec.certificate.sha256,
+    pem: rec.certificate.pem,
+    notBefore: c?.notBefore.toISOString() ?? '',
+    notAfter: c?.notAfter.toISOString() ?? '',
+  };
+}
+
+/**
+ * Inside the ingest transaction (the `apply` step of RegistryDb.ingest, `x` its connection), for the records
+ * newly stored: create the device (provisioned, credential 1) or, for a rotation record (or a new certificate of
+ * a known device), append credential n+1, supersede the previous one and move the device to the state
+ * `transition(state, 'rotate', 'station')` gives (activated/rotated -> rotated, provisioned stays), each with
+ * its event. Idempotent (a credential already known is skipped). Throws on database errors, which rolls the
+ * whole batch back (the station gets STORE_UNAVAILABLE and retries). Returns how many records were applied and
+ * whether a credential was superseded (then the caller re-signs the station's CRL after the commit).
+ */
+export async function lifecycleApplyRecords(
+  ctx: LifecycleContext,
+  x: SqlExec,
+  stationId: string,
+  records: readonly IngestRecord[],
+): Promise<{ applied: number; crlChanged: boolean }> {
+  let applied = 0;
+  let crlChanged = false;
+  for (const r of records) {
+    const cert = recordCertificate(r.recordJson);
+    const did = await (async (): Promise<'provisioned' | 'reprovisioned' | 'rotated' | null> => {
+      if (await st.credentialBySerial(x, stationId, cert.serial)) return null;
+      const at = now(ctx);
+      const dev = await st.findDevice(x, r.serialNumber);
+      const cred = (version: number): st.CredentialRow => ({
+        serialNumber: r.serialNumber,
+        version,
+        serial: cert.serial,
+        stationId,
+        sha256: cert.sha256,
+        notBefore: cert.notBefore,
+        notAfter: cert.notAfter,
+        status: 'active',
+        reason: null,
+        revokedAt: null,
+        certPem: cert.pem,
+        csrSha256: null,
+        recordId: r.recordId,
+        createdAt: at,
+      });
+      if (!dev) {
+        await st.insertDevice(x, {
+          serialNumber: r.serialNumber,
+          chipId: r.chipId,
+          stationId,
+          model: r.model,
+          workOrder: r.workOrder,
+          state: 'provisioned',
+          stateSince: at,
+          suspendedAt: null,
+          createdAt: at,
+        });
+        await st.insertCredential(x, cred(1));
+        await st.appendEvent(x, at, 'device.provisioned', {
+          serialNumber: r.serialNumber,
+          chipId: r.chipId,
+          stationId,
+          recordId: r.recordId,
+          credential: 1,
+          certSerial: cert.serial,
+        });
+        return 'provisioned';
+      }
+      const history = await st.credentials(x, r.serialNumber);
+      const version = history.reduce((m, c) => Math.max(m, c.version), 0) + 1;
+      if (dev.state === 'decommissioned') {
+        // Released after decommissioning: the board starts a new life (the old credentials stay revoked).
+        await st.setDeviceState(x, r.serialNumber, 'provisioned', at, null);
+        await st.insertCredential(x, cred(version));
+        await st.appendEvent(x, at, 'device.reprovisioned', {
+          serialNumber: r.serialNumber,
+          stationId,
+          recordId: r.recordId,
+          credential: version,
+          certSerial: cert.serial,
+        });
+        return 'reprovisioned';
+      }
+      const t = transition(dev.state, 'rotate', 'station');
+      if (!t.ok) {
+        await st.appendEvent(x, at, 'record.not-applied', {
+          serialNumber: r.serialNumber,
+          recordId: r.recordId,
+          state: dev.state,
+          message: t.error.message,
+        });
+        return null;
+      }
+      await st.setCredentialStatus(x, r.serialNumber, ['active'], 'superseded', 'superseded', at);
+      await st.insertCredential(x, cred(version));
+      // provisioned stays provisioned (state_since unchanged); activated -> rotated; rotated stays rotated.
+      if (t.value !== dev.state) await st.setDeviceState(x, r.serialNumber, t.value, at, dev.suspendedAt);
+      await st.appendEvent(x, at, 'device.rotated', {
+        serialNumber: r.serialNumber,
+        stationId,
+        recordId: r.recordId,
+        kind: r.kind,
+        from: dev.state,
+        to: t.value,
+        credential: version,
+        certSerial: cert.serial,
+      });
+      return 'rotated';
+    })();
+    if (did) applied++;
+    // Only a superseded credential changes what the CRL lists (a new device's certificate is simply good).
+    if (did === 'rotated') crlChanged = true;
+  }
+  await ctx.lifecycle?.failpoint?.('ingest-apply');
+  return { applied, crlChanged };
+}
