@@ -83,8 +83,9 @@ export const ROUTES = {
   crl: route('GET', '/v1/crl/:stationId.crl', 'public'),
   ocspPost: route('POST', '/v1/ocsp', 'public', MAX_OCSP_REQUEST_BYTES),
   ocspGet: route('GET', '/v1/ocsp/:ocspRequest', 'public'),
-  // re-enrolment (registry/reenrolment)
-  reenroll: route('POST', '/v1/devices/reenroll', 'officer', MAX_SMALL_BODY_BYTES),
+  // re-enrolment (registry/reenrolment): refused to everyone (REENROLL_UNAVAILABLE) from the request line alone,
+  // no caller checked and no body byte read (headquarters holds no issuing CA key).
+  reenroll: route('POST', '/v1/devices/reenroll', 'public'),
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteName = keyof typeof ROUTES;

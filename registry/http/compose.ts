@@ -1,6 +1,7 @@
 /**
- * The registry put together: the device lifecycle given to ingest as its hooks (registry/ingest/hooks.ts), and
- * ingest's entry points with them bound, for the HTTP server and the CLI. Imports the feature folders.
+ * The registry put together: the device lifecycle given to ingest as its hooks (registry/ingest/hooks.ts),
+ * ingest's entry points with them bound (for the CLI and tests), and every feature's HTTP handlers by route name
+ * (for registry/http/server.ts). Imports the feature folders.
  */
 import type { Result } from '../../core/result.js';
 import type { IngestRecord, SqlExec } from '../../core/hq/registry-db.js';
@@ -14,6 +15,16 @@ import { refreshCrl } from '../revocation/crl.js';
 import { stationScrapRevocations } from '../revocation/scrap.js';
 import { lifecycleApplyRecords, lifecyclePrecheck } from '../transitions/ingest-hooks.js';
 import type { StationTrust } from '../trust/verify.js';
+import type { RouteHandlers } from '../common/route.js';
+import { auditRoutes } from '../audit/routes.js';
+import { ingestRoutes } from '../ingest/routes.js';
+import { policyRoutes } from '../policy/routes.js';
+import { reenrolmentRoutes } from '../reenrolment/routes.js';
+import { revocationRoutes } from '../revocation/routes.js';
+import { stationKeyRoutes } from '../station-keys/routes.js';
+import { stationRoutes } from '../stations/routes.js';
+import { transitionRoutes } from '../transitions/routes.js';
+import { healthRoutes } from './health.js';
 
 /** The identity lifecycle's part in ingest: prechecks, devices and credentials, CRLs, a bundle's revocations. */
 export const lifecycleIngestHooks: IngestHooks = {
@@ -59,3 +70,16 @@ export function importBundle(
 ): Promise<Result<BundleResponse, ApiError>> {
   return ingest.importBundle(ctx, lifecycleIngestHooks, caller, bundle);
 }
+
+/** Every route's handler, by route name (core/hq/routes.ts): what registry/http/server.ts mounts. */
+export const REGISTRY_ROUTES: RouteHandlers = {
+  ...healthRoutes,
+  ...ingestRoutes(lifecycleIngestHooks),
+  ...auditRoutes,
+  ...stationRoutes,
+  ...transitionRoutes,
+  ...stationKeyRoutes,
+  ...policyRoutes,
+  ...revocationRoutes,
+  ...reenrolmentRoutes,
+};

@@ -1,44 +1,26 @@
 /**
- * The registry HTTP service (node:http): JSON API under /v1 (docs/registry-api.md). Every request goes through the
- * front door (registry/front-door.ts): callers authenticated from the headers before any body byte is read, bodies
- * streamed under per-route caps, zod-validated; every failure is `{error: {code, message}}` with its HTTP status,
- * never a stack trace (and, to callers not authenticated, never a reason beyond the generic one).
+ * The registry HTTP service (node:http): JSON API under /v1 (docs/registry-api.md), every route of
+ * core/hq/routes.ts mounted by name on the features' handlers (./compose.ts, ./dispatch.ts). Every request goes
+ * through the front door (./front-door.ts): callers authenticated from the headers before any body byte is read,
+ * bodies streamed under per-route caps, zod-validated; every failure is `{error: {code, message}}` with its HTTP
+ * status, never a stack trace (and, to callers not authenticated, never a reason beyond the generic one).
+ * Imports core, native/registry-store, registry/common, registry/revocation (CRL schedule) and ./.
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { join } from 'node:path';
 import { fail } from '../../core/errors.js';
 import type { Clock, Logger, Signer } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
 import { defaultDbUrl, openRegistryDb } from '../../native/registry-store/index.js';
 import type { RegistryDb } from '../../core/hq/registry-db.js';
-import {
-  API_VERSION,
-  BatchRequestSchema,
-  BundleRequestSchema,
-  EnrollStationRequestSchema,
-  MAX_BATCH_BYTES,
-  MAX_BUNDLE_BYTES,
-  MAX_SMALL_BODY_BYTES,
-  zodMessage,
-  type Health,
-} from '../../core/hq/protocol.js';
-import { createFrontDoor, must, Refusal, sendJson, type FrontDoorLimits } from './front-door.js';
+import type { LifecycleConfig, RegistryContext } from '../common/context.js';
 import { apiError } from '../common/errors.js';
-import { audienceOf, type Caller, type RegistryContext } from '../common/context.js';
-import { checkAdmin } from '../common/roles.js';
-import { enrollStation, revokeStation } from '../stations/service.js';
-import { getDevice, listStations, queryRecords, stats } from '../stations/queries.js';
-import { importBundle, ingestRecords } from './compose.js';
-import type { z } from 'zod';
-// --- identity lifecycle (registry/lifecycle/, docs/lifecycle.md)
-import { createLifecycleHandler } from './lifecycle-routes.js';
-// --- audit chain anchoring (registry/audit-anchor.ts, docs/audit.md)
-import { signedAnchoredHeads, stationAudit } from '../audit/audit-anchor.js';
 import { scheduleCrls } from '../revocation/crl.js';
-import { type LifecycleConfig } from '../common/context.js';
 import { scheduleCrlRegeneration } from '../revocation/crl-schedule.js';
+import { REGISTRY_ROUTES } from './compose.js';
+import { dispatch, findRoute, mountRoutes } from './dispatch.js';
+import { createFrontDoor, Refusal, type FrontDoorLimits } from './front-door.js';
 
 export interface RegistryOptions {
   /** Data dir: the default database is `sqlite:<dataDir>/registry.db`. */
@@ -87,176 +69,13 @@ export interface RunningRegistry {
   close(): Promise<void>;
 }
 
-function parseJsonBody<S extends z.ZodType>(req: IncomingMessage, body: Uint8Array, schema: S): z.infer<S> {
-  const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (ct !== 'application/json')
-    throw new Refusal(apiError('UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json'));
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
-  } catch {
-    throw new Refusal(apiError('BODY_INVALID', 'the body is not valid UTF-8 JSON'));
-  }
-  const r = schema.safeParse(json);
-  if (!r.success) throw new Refusal(apiError('BODY_INVALID', zodMessage(r.error)));
-  return r.data;
-}
-
-type Handler = (
-  req: IncomingMessage,
-  res: ServerResponse,
-  params: string[],
-  url: URL,
-) => Promise<{ status?: number; body: unknown }>;
-interface Route {
-  readonly method: string;
-  readonly pattern: RegExp;
-  readonly handler: Handler;
-}
-
 /** Build the request handler of a registry context (exported for tests that want their own server). */
 export function createHandler(
   ctx: RegistryContext,
   limits: FrontDoorLimits = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const admin = (req: IncomingMessage): Caller => must(checkAdmin(ctx, req.headers.authorization));
   const door = createFrontDoor(ctx, limits);
-  const lifecycle = createLifecycleHandler(ctx, door); // identity lifecycle routes, tried first
-  const routes: Route[] = [
-    {
-      method: 'GET',
-      pattern: /^\/v1\/health$/,
-      handler: async () => {
-        const h: Health = {
-          status: 'ok',
-          api: API_VERSION,
-          registryId: ctx.registryId,
-          time: ctx.clock.now().toISOString(),
-          audience: audienceOf(ctx),
-        };
-        return { body: h };
-      },
-    },
-    {
-      method: 'POST',
-      pattern: /^\/v1\/batches$/,
-      handler: async (req, res) => {
-        const { caller, body } = await door.station(req, res, MAX_BATCH_BYTES);
-        const b = parseJsonBody(req, body, BatchRequestSchema);
-        return {
-          body: must(await ingestRecords(ctx, caller.trust, b.batchId, b.records, 'batch', undefined, b.auditHead)),
-        };
-      },
-    },
-    {
-      method: 'POST',
-      pattern: /^\/v1\/bundles$/,
-      handler: async (req, res) => {
-        const { caller, body } = (req.headers.authorization ?? '').startsWith('Bearer ')
-          ? { caller: admin(req), body: await door.body(req, res, MAX_BUNDLE_BYTES) }
-          : await door.station(req, res, MAX_BUNDLE_BYTES);
-        const b = parseJsonBody(req, body, BundleRequestSchema);
-        if (b.allowRevokedStation && caller.kind !== 'admin')
-          throw new Refusal(apiError('AUTH_FORBIDDEN', 'allowRevokedStation needs the admin token'));
-        const who: Caller =
-          caller.kind === 'admin' ? { kind: 'admin', allowRevokedStation: b.allowRevokedStation === true } : caller;
-        return { body: must(await importBundle(ctx, who, b.bundle)) };
-      },
-    },
-    {
-      method: 'POST',
-      pattern: /^\/v1\/admin\/stations$/,
-      handler: async (req, res) => {
-        admin(req);
-        const b = parseJsonBody(req, await door.body(req, res, MAX_SMALL_BODY_BYTES), EnrollStationRequestSchema);
-        const r = must(await enrollStation(ctx, b));
-        return { status: r.created ? 201 : 200, body: r };
-      },
-    },
-    {
-      method: 'POST',
-      pattern: /^\/v1\/admin\/stations\/([A-Za-z0-9._-]{1,64})\/revoke$/,
-      handler: async (req, res, [id]) => {
-        admin(req);
-        await door.body(req, res, MAX_SMALL_BODY_BYTES);
-        return { body: { station: must(await revokeStation(ctx, id!)) } };
-      },
-    },
-    {
-      // The station's anchored audit heads, signed (station/sync.ts anchoredHeads, `station verify-log --against-registry`).
-      method: 'GET',
-      pattern: /^\/v1\/audit-heads$/,
-      handler: async (req, res, _p, url) => {
-        const { caller } = await door.station(req, res, 0);
-        const challenge = url.searchParams.get('challenge') ?? '';
-        if (!/^[A-Za-z0-9_-]{22}$/.test(challenge) || [...url.searchParams.keys()].length !== 1)
-          throw new Refusal(apiError('BODY_INVALID', 'expected exactly ?challenge=<16 random bytes, base64url>'));
-        return { body: { jws: must(await signedAnchoredHeads(ctx, caller.trust.row.stationId, challenge)) } };
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/v1\/stations\/([A-Za-z0-9._-]{1,64})\/audit$/,
-      handler: async (req, _res, [id]) => {
-        admin(req);
-        return { body: must(await stationAudit(ctx, id!)) };
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/v1\/stations$/,
-      handler: async (req) => {
-        admin(req);
-        return { body: { stations: must(await listStations(ctx)) } };
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/v1\/stats$/,
-      handler: async (req) => {
-        admin(req);
-        return { body: must(await stats(ctx)) };
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/v1\/devices\/([^/]+)$/,
-      handler: async (req, _res, [key]) => {
-        admin(req);
-        let k: string;
-        try {
-          k = decodeURIComponent(key!);
-        } catch {
-          throw new Refusal(apiError('BODY_INVALID', 'invalid device key'));
-        }
-        return { body: must(await getDevice(ctx, k)) };
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/v1\/records$/,
-      handler: async (req, _res, _p, url) => {
-        admin(req);
-        const allowed = new Set(['station', 'workOrder', 'from', 'to', 'limit', 'cursor']);
-        for (const k of url.searchParams.keys())
-          if (!allowed.has(k)) throw new Refusal(apiError('BODY_INVALID', `unknown query parameter ${k}`));
-        const g = (k: string) => url.searchParams.get(k) ?? undefined;
-        const limit = g('limit');
-        if (limit !== undefined && !/^[0-9]{1,4}$/.test(limit))
-          throw new Refusal(apiError('BODY_INVALID', 'limit must be an integer in 1..1000'));
-        const q = {
-          ...(g('station') !== undefined ? { station: g('station')! } : {}),
-          ...(g('workOrder') !== undefined ? { workOrder: g('workOrder')! } : {}),
-          ...(g('from') !== undefined ? { from: g('from')! } : {}),
-          ...(g('to') !== undefined ? { to: g('to')! } : {}),
-          ...(limit !== undefined ? { limit: Number(limit) } : {}),
-          ...(g('cursor') !== undefined ? { cursor: g('cursor')! } : {}),
-        };
-        return { body: must(await queryRecords(ctx, q)) };
-      },
-    },
-  ];
-
+  const routes = mountRoutes(REGISTRY_ROUTES);
   return (req, res) => {
     const started = performance.now();
     let url: URL;
@@ -276,23 +95,13 @@ export function createHandler(
       );
       return;
     }
-    if (lifecycle(req, res, url)) return;
-    const matching = routes.filter((r) => r.pattern.test(url.pathname));
-    const route = matching.find((r) => r.method === req.method);
-    if (!route) {
-      const e = matching.length
-        ? apiError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`)
-        : apiError('NOT_FOUND', `no such endpoint ${url.pathname}`);
-      door.refuse(req, res, url.pathname, new Refusal(e));
+    const route = findRoute(routes, req.method ?? 'GET', url.pathname);
+    if (route instanceof Refusal) {
+      door.refuse(req, res, url.pathname, route);
       return;
     }
-    const params = route.pattern.exec(url.pathname)!.slice(1);
-    route
-      .handler(req, res, params, url)
-      .then(
-        (r) => sendJson(res, r.status ?? 200, r.body),
-        (e: unknown) => door.refuse(req, res, url.pathname, e),
-      )
+    dispatch(ctx, door, route, req, res, url)
+      .catch((e: unknown) => door.refuse(req, res, url.pathname, e))
       .finally(() =>
         ctx.logger.log('debug', 'request', {
           method: req.method,
@@ -400,13 +209,3 @@ export async function startRegistry(o: RegistryOptions): Promise<Result<RunningR
     },
   });
 }
-
-/** The files of a registry data dir. */
-export const REGISTRY_FILES = {
-  config: 'config.json',
-  certificate: 'registry.pem',
-  adminToken: join('secrets', 'admin.token'),
-  securityOfficerToken: join('secrets', 'security-officer.token'),
-  hsmPin: join('secrets', 'hsm-user.pin'),
-  hsmSoPin: join('secrets', 'hsm-so.pin'),
-} as const;

@@ -18,9 +18,18 @@ import { openHsm } from '../../native/hsm/index.js';
 import { createSoftHsmEnv, findSoftHsmModule, initToken, readSoftHsmTokenDir } from '../../native/softhsm-dev.js';
 import { checkPrivateTree, readPrivateFile, type PrivateEntry } from '../../native/data-dir.js';
 import { defaultDbUrl } from '../../native/registry-store/index.js';
-import { REGISTRY_FILES } from '../http/server.js';
 import { zodMessage } from '../../core/hq/protocol.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
+
+/** The files of a registry data dir. */
+export const REGISTRY_FILES = {
+  config: 'config.json',
+  certificate: 'registry.pem',
+  adminToken: join('secrets', 'admin.token'),
+  securityOfficerToken: join('secrets', 'security-officer.token'),
+  hsmPin: join('secrets', 'hsm-user.pin'),
+  hsmSoPin: join('secrets', 'hsm-so.pin'),
+} as const;
 
 export const REGISTRY_TOKEN = 'LS Registry';
 export const RECEIPT_KEY_LABEL = 'registry-receipt';

@@ -1,0 +1,39 @@
+/**
+ * HTTP handlers of ingest: a station's batch, and a bundle from its station or the admin (`allowRevokedStation`
+ * only with the admin token). Built with the lifecycle's IngestHooks (registry/http/compose.ts). Imports core,
+ * registry/common and ./.
+ */
+import { BatchRequestSchema, BundleRequestSchema } from '../../core/hq/protocol.js';
+import type { Caller } from '../common/context.js';
+import { apiFail } from '../common/errors.js';
+import { json, stationCaller, strictJsonBody, type RouteHandlers } from '../common/route.js';
+import type { IngestHooks } from './hooks.js';
+import { importBundle, ingestRecords } from './service.js';
+
+/** The ingest handlers, with the lifecycle's hooks. */
+export function ingestRoutes(hooks: IngestHooks): RouteHandlers {
+  return {
+    batches: {
+      async handle(r) {
+        const b = strictJsonBody(r, BatchRequestSchema);
+        if (!b.ok) return b;
+        const { trust } = stationCaller(r);
+        const v = b.value;
+        return json(await ingestRecords(r.ctx, hooks, trust, v.batchId, v.records, 'batch', undefined, v.auditHead));
+      },
+    },
+    bundles: {
+      async handle(r) {
+        const b = strictJsonBody(r, BundleRequestSchema);
+        if (!b.ok) return b;
+        if (b.value.allowRevokedStation && r.caller.kind !== 'admin')
+          return apiFail('AUTH_FORBIDDEN', 'allowRevokedStation needs the admin token');
+        const who: Caller =
+          r.caller.kind === 'admin'
+            ? { kind: 'admin', allowRevokedStation: b.value.allowRevokedStation === true }
+            : stationCaller(r);
+        return json(await importBundle(r.ctx, hooks, who, b.value.bundle));
+      },
+    },
+  };
+}
