@@ -26,7 +26,8 @@ import { apiFail, storeError, type ApiError } from '../common/errors.js';
 import { anchorAuditHead } from '../audit/audit-anchor.js';
 import { appendEvent as appendLifecycleEvent } from '../store/lifecycle.js';
 import { stationTrust } from '../stations/trust.js';
-import { bundleStationId, verifyBundle, verifyRecordJws, type StationTrust } from '../trust/verify.js';
+import { bundleStationId, verifyBundle, verifyRecordJws } from '../trust/records.js';
+import type { StationTrust } from '../trust/verify.js';
 import type { IngestHooks } from './hooks.js';
 
 /**

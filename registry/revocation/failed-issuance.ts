@@ -13,7 +13,8 @@ import { toPem } from '../../core/pki/pem.js';
 import type { SqlExec } from '../../core/hq/registry-db.js';
 import type { ParsedJws } from '../../core/hq/jws.js';
 import { zodMessage, type RevocationRejectReason, type RevocationResult } from '../../core/hq/protocol.js';
-import { checkDeviceCertificate, verifyStationSigned, type StationTrust } from '../trust/verify.js';
+import { checkDeviceCertificate } from '../trust/records.js';
+import { verifyStationSigned, type StationTrust } from '../trust/verify.js';
 import * as st from '../store/lifecycle.js';
 
 /** A failed-issuance event that verified (signature, schema, certificate); nothing is stored yet. */
