@@ -312,7 +312,7 @@ CREATE UNIQUE INDEX revocation_signers_active ON revocation_signers(station_id) 
 /**
  * v5: audit chain anchoring (docs/audit.md "Anchoring at the registry"), same DDL for both dialects: the hash of
  * every audit entry of a station that a verified consistency proof covered, the signed heads, and the findings
- * (rewritten or forked histories). Written by registry/audit-anchor.ts only.
+ * (rewritten or forked histories). Written by registry/audit/audit-anchor.ts only.
  */
 const AUDIT_ANCHOR_V5 = `
 CREATE TABLE audit_anchor_chain (
@@ -384,7 +384,7 @@ CREATE TABLE failed_issuances (
 `;
 
 /**
- * v7 (both): every signed policy version, kept (registry/lifecycle/service.ts `publishPolicy`). A version number is
+ * v7 (both): every signed policy version, kept (registry/policy/policy.ts `publishPolicy`). A version number is
  * signed once: the primary key refuses a second payload under it, and a pull answers the stored JWS of the newest
  * version while the content is unchanged (no re-signing with a new issuedAt).
  */

@@ -84,7 +84,7 @@ async function tx<T>(pool: pg.Pool, fn: (c: PoolClient) => Promise<T>, commit?: 
 }
 
 const MIGRATION_LOCK = 0x4c53_5247; // "LSRG"
-/** Serialises lifecycle transactions (registry/lifecycle/store.ts). */
+/** Serialises lifecycle transactions (registry/store/lifecycle.ts). */
 const LIFECYCLE_LOCK = 0x4c53_4c43; // "LSLC"
 
 async function migrate(pool: pg.Pool): Promise<void> {
