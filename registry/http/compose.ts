@@ -4,17 +4,13 @@
  * (for registry/http/server.ts). Imports the feature folders.
  */
 import type { Result } from '../../core/result.js';
-import type { IngestRecord, SqlExec } from '../../core/hq/registry-db.js';
-import type { AuditHeadSubmission } from '../../core/hq/audit-head.js';
 import type { BatchResponse, BundleResponse } from '../../core/hq/protocol.js';
-import type { Caller, RegistryContext } from '../common/context.js';
 import type { ApiError } from '../common/errors.js';
 import type { IngestHooks } from '../ingest/hooks.js';
 import * as ingest from '../ingest/service.js';
 import { refreshCrl } from '../revocation/crl.js';
 import { stationScrapRevocations } from '../revocation/scrap.js';
 import { lifecycleApplyRecords, lifecyclePrecheck } from '../transitions/ingest-hooks.js';
-import type { StationTrust } from '../trust/verify.js';
 import type { RouteHandlers } from '../common/route.js';
 import { auditRoutes } from '../audit/routes.js';
 import { ingestRoutes } from '../ingest/routes.js';
@@ -38,37 +34,21 @@ export const lifecycleIngestHooks: IngestHooks = {
   revocations: (ctx, trust, events) => stationScrapRevocations(ctx, trust, events, 'bundle'),
 };
 
+/** The parameters of an ingest entry point without its hooks (the second one). */
+type WithoutHooks<A extends unknown[]> = A extends [infer C, IngestHooks, ...infer R] ? [C, ...R] : never;
+
 /** Ingest records of a station with the lifecycle hooks (registry/ingest/service.ts `ingestRecords`). */
 export function ingestRecords(
-  ctx: RegistryContext,
-  trust: StationTrust,
-  batchId: string,
-  records: readonly string[],
-  kind: 'batch' | 'bundle',
-  onStored?: (tx: SqlExec, stored: readonly IngestRecord[]) => Promise<void>,
-  auditHead?: AuditHeadSubmission,
-  revocations?: readonly string[],
+  ...[ctx, ...rest]: WithoutHooks<Parameters<typeof ingest.ingestRecords>>
 ): Promise<Result<BatchResponse, ApiError>> {
-  return ingest.ingestRecords(
-    ctx,
-    lifecycleIngestHooks,
-    trust,
-    batchId,
-    records,
-    kind,
-    onStored,
-    auditHead,
-    revocations,
-  );
+  return ingest.ingestRecords(ctx, lifecycleIngestHooks, ...rest);
 }
 
 /** Verify and ingest a bundle with the lifecycle hooks (registry/ingest/service.ts `importBundle`). */
 export function importBundle(
-  ctx: RegistryContext,
-  caller: Caller,
-  bundle: string,
+  ...[ctx, ...rest]: WithoutHooks<Parameters<typeof ingest.importBundle>>
 ): Promise<Result<BundleResponse, ApiError>> {
-  return ingest.importBundle(ctx, lifecycleIngestHooks, caller, bundle);
+  return ingest.importBundle(ctx, lifecycleIngestHooks, ...rest);
 }
 
 /** Every route's handler, by route name (core/hq/routes.ts): what registry/http/server.ts mounts. */
