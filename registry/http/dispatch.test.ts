@@ -1,14 +1,13 @@
 /** The route dispatch: every route of core/hq/routes.ts has a handler; which route a method and path find. */
 import { describe, expect, it } from 'vitest';
 import { ROUTES } from '../../core/hq/routes.js';
-import { Refusal } from './front-door.js';
 import { REGISTRY_ROUTES } from './compose.js';
 import { findRoute, mountRoutes } from './dispatch.js';
 
 const routes = mountRoutes(REGISTRY_ROUTES);
 const found = (method: string, path: string) => {
   const r = findRoute(routes, method, path);
-  return r instanceof Refusal ? r.apiError.code : r.name;
+  return r.ok ? r.value.name : r.error.apiError.code;
 };
 
 describe('registry dispatch', () => {

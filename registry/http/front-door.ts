@@ -17,6 +17,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../core/ports.js';
+import { err, ok, type Result } from '../../core/result.js';
 import { MAX_SMALL_BODY_BYTES, type RegistryErrorCode, type RequestClaims } from '../../core/hq/protocol.js';
 import { apiError, type ApiError } from '../common/errors.js';
 import { authenticateStationBody, authenticateStationHeaders } from './station-auth.js';
@@ -38,19 +39,24 @@ export const DEFAULT_FRONT_DOOR_LIMITS = { maxLargeBodies: 4, maxAnonymousBodies
 type Audience = 'authenticated' | 'unauthenticated';
 
 /** A refusal of a request (a wire error); `caller` says whether the caller had been authenticated. */
-export class Refusal extends Error {
-  constructor(
-    readonly apiError: ApiError,
-    readonly caller: Audience = 'authenticated',
-  ) {
-    super(apiError.message);
-  }
+export interface Refusal {
+  readonly apiError: ApiError;
+  readonly caller: Audience;
 }
 
-/** Throw a Refusal for a failed result, else its value. */
-export function must<T>(r: { ok: true; value: T } | { ok: false; error: ApiError }): T {
-  if (!r.ok) throw new Refusal(r.error);
-  return r.value;
+/** A refusal of `e` (to an authenticated caller unless told otherwise). */
+export function refusal(e: ApiError, caller: Audience = 'authenticated'): Refusal {
+  return { apiError: e, caller };
+}
+
+/** A failed result of a refusal. */
+export function refuse<T = never>(e: ApiError, caller: Audience = 'authenticated'): Result<T, Refusal> {
+  return err(refusal(e, caller));
+}
+
+/** A Result of an operation (ApiError) as a Result of the front door (a refusal to an authenticated caller). */
+export function refusedBy<T>(r: Result<T, ApiError>, caller: Audience = 'authenticated'): Result<T, Refusal> {
+  return r.ok ? r : refuse(r.error, caller);
 }
 
 /** The same answer to every unauthenticated station request, whatever the reason (the log has it). */
@@ -115,7 +121,7 @@ export function sendJson(
 export interface FrontDoor {
   /**
    * A station request: the LS-Sig header checked from the headers alone, then the body read under `cap`, then its
-   * digest and nonce. Throws a Refusal.
+   * digest and nonce.
    */
   station(
     req: IncomingMessage,
@@ -123,14 +129,21 @@ export interface FrontDoor {
     cap: number,
     /** allowRevoked: a revoked station passes too (only `GET /v1/station-status`, whose signed answer says so). */
     o?: { readonly allowRevoked?: boolean },
-  ): Promise<{ caller: Caller & { kind: 'station' }; body: Uint8Array; claims: RequestClaims }>;
+  ): Promise<Result<{ caller: Caller & { kind: 'station' }; body: Uint8Array; claims: RequestClaims }, Refusal>>;
   /**
    * Read the body under `cap` (Refusal 413 above it). Call it AFTER the route checked the caller's headers (bearer
    * token); `anonymous` = the caller is only authenticated by the body (or not at all).
    */
-  body(req: IncomingMessage, res: ServerResponse, cap: number, anonymous?: boolean): Promise<Uint8Array>;
-  /** Answer a failed request (Refusal or a bug) and log it; closes the connection when the body was not read. */
-  refuse(req: IncomingMessage, res: ServerResponse, path: string, e: unknown): void;
+  body(
+    req: IncomingMessage,
+    res: ServerResponse,
+    cap: number,
+    anonymous?: boolean,
+  ): Promise<Result<Uint8Array, Refusal>>;
+  /** Answer a refused request and log it; closes the connection when the body was not read. */
+  refuse(req: IncomingMessage, res: ServerResponse, path: string, r: Refusal): void;
+  /** Answer a request a bug failed (INTERNAL, generic) and log the stack. */
+  crash(req: IncomingMessage, res: ServerResponse, path: string, e: unknown): void;
 }
 
 /** The front door of one server (its semaphores are per server). */
@@ -140,14 +153,21 @@ export function createFrontDoor(ctx: RegistryContext, limits: FrontDoorLimits = 
   const anonymous = new Slots(l.maxAnonymousBodies);
   const log: Logger = ctx.logger;
 
-  async function body(req: IncomingMessage, res: ServerResponse, cap: number, anon = false): Promise<Uint8Array> {
-    const declared = declaredLength(req);
-    if (declared !== null && declared > cap) throw tooLarge(cap);
+  async function body(
+    req: IncomingMessage,
+    res: ServerResponse,
+    cap: number,
+    anon = false,
+  ): Promise<Result<Uint8Array, Refusal>> {
+    const d = declaredLength(req);
+    if (!d.ok) return d;
+    const declared = d.value;
+    if (declared !== null && declared > cap) return tooLarge(cap);
     const slots = anon ? anonymous : cap > MAX_SMALL_BODY_BYTES ? large : null;
     if (slots && (declared ?? 1) > 0) {
       const release = slots.take();
       if (!release)
-        throw new Refusal(
+        return refuse(
           apiError(
             'REGISTRY_BUSY',
             `the registry is reading as many large requests as it may: retry in ${l.retryAfterS} s`,
@@ -168,15 +188,24 @@ export function createFrontDoor(ctx: RegistryContext, limits: FrontDoorLimits = 
         req.url ?? '/',
         o,
       );
-      if (!h.ok) throw new Refusal(h.error, 'unauthenticated');
+      if (!h.ok) return refuse(h.error, 'unauthenticated');
       const b = await body(req, res, cap);
-      const caller = await authenticateStationBody(ctx, h.value, b);
-      if (!caller.ok) throw new Refusal(caller.error, 'unauthenticated');
-      return { caller: caller.value, body: b, claims: h.value.claims };
+      if (!b.ok) return b;
+      const caller = await authenticateStationBody(ctx, h.value, b.value);
+      if (!caller.ok) return refuse(caller.error, 'unauthenticated');
+      return ok({ caller: caller.value, body: b.value, claims: h.value.claims });
     },
-    refuse(req, res, path, e) {
-      const refusal =
-        e instanceof Refusal ? e : new Refusal(apiError('INTERNAL', e instanceof Error ? e.message : String(e)));
+    refuse(req, res, path, r) {
+      answer(req, res, path, r);
+    },
+    crash(req, res, path, e) {
+      answer(req, res, path, refusal(apiError('INTERNAL', e instanceof Error ? e.message : String(e))), e);
+    },
+  };
+
+  /** Log and send a refusal (`bug`: the error of a crash, logged with its stack). */
+  function answer(req: IncomingMessage, res: ServerResponse, path: string, refusal: Refusal, bug?: unknown): void {
+    {
       const detail = {
         method: req.method,
         path,
@@ -185,8 +214,8 @@ export function createFrontDoor(ctx: RegistryContext, limits: FrontDoorLimits = 
         bytesRead: req.socket.bytesRead,
         bodyRead: req.complete,
       };
-      if (!(e instanceof Refusal))
-        log.log('error', 'unexpected error', { ...detail, stack: e instanceof Error ? e.stack : undefined });
+      if (bug !== undefined)
+        log.log('error', 'unexpected error', { ...detail, stack: bug instanceof Error ? bug.stack : undefined });
       else if (refusal.apiError.status >= 500) log.log('error', 'request failed', detail);
       else log.log('info', 'request refused', detail);
       if (res.headersSent || res.destroyed) return; // a route that failed after answering: nothing more to send
@@ -201,8 +230,8 @@ export function createFrontDoor(ctx: RegistryContext, limits: FrontDoorLimits = 
         closeWithoutReading(req, log);
       }
       sendJson(res, w.status, { error: { code: w.code, message: w.message } }, headers);
-    },
-  };
+    }
+  }
 }
 
 /** How long a refused connection stays open, unread, after its answer (so the client can read the answer). */
@@ -230,17 +259,17 @@ function closeWithoutReading(req: IncomingMessage, log: Logger): void {
   };
 }
 
-function tooLarge(cap: number): Refusal {
-  return new Refusal(apiError('BODY_TOO_LARGE', `the body is larger than ${cap} bytes`));
+function tooLarge(cap: number): Result<never, Refusal> {
+  return refuse(apiError('BODY_TOO_LARGE', `the body is larger than ${cap} bytes`));
 }
 
 /** The Content-Length, or null for a chunked body (node refuses a request with both, and malformed lengths). */
-function declaredLength(req: IncomingMessage): number | null {
+function declaredLength(req: IncomingMessage): Result<number | null, Refusal> {
   const v = req.headers['content-length'];
-  if (v === undefined) return req.headers['transfer-encoding'] === undefined ? 0 : null;
+  if (v === undefined) return ok(req.headers['transfer-encoding'] === undefined ? 0 : null);
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Refusal(apiError('BODY_INVALID', 'invalid Content-Length'));
-  return n;
+  if (!Number.isSafeInteger(n) || n < 0) return refuse(apiError('BODY_INVALID', 'invalid Content-Length'));
+  return ok(n);
 }
 
 /**
@@ -252,10 +281,10 @@ function readCapped(
   res: ServerResponse,
   cap: number,
   declared: number | null,
-): Promise<Uint8Array> {
-  if (declared === 0 || req.readableEnded) return Promise.resolve(new Uint8Array());
+): Promise<Result<Uint8Array, Refusal>> {
+  if (declared === 0 || req.readableEnded) return Promise.resolve(ok(new Uint8Array()));
   if (/\b100-continue\b/i.test(req.headers.expect ?? '')) res.writeContinue();
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const whole = declared !== null ? Buffer.allocUnsafe(declared) : null;
     const chunks: Buffer[] = [];
     let n = 0;
@@ -269,7 +298,7 @@ function readCapped(
       if (n + c.length > cap || (whole && n + c.length > whole.length)) {
         stop();
         req.pause();
-        reject(tooLarge(cap));
+        resolve(tooLarge(cap));
         return;
       }
       if (whole) c.copy(whole, n);
@@ -279,16 +308,16 @@ function readCapped(
     const onEnd = () => {
       stop();
       const b = whole ?? Buffer.concat(chunks, n);
-      resolve(new Uint8Array(b.buffer, b.byteOffset, n));
+      resolve(ok(new Uint8Array(b.buffer, b.byteOffset, n)));
     };
     const onError = (e: Error) => {
       stop();
-      reject(new Refusal(apiError('BODY_INVALID', `the request body could not be read: ${e.message}`)));
+      resolve(refuse(apiError('BODY_INVALID', `the request body could not be read: ${e.message}`)));
     };
     const onClose = () => {
       if (req.complete) return;
       stop();
-      reject(new Refusal(apiError('BODY_INVALID', 'the request body was cut off')));
+      resolve(refuse(apiError('BODY_INVALID', 'the request body was cut off')));
     };
     req.on('data', onData);
     req.on('end', onEnd);

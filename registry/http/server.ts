@@ -20,7 +20,7 @@ import { scheduleCrls } from '../revocation/crl.js';
 import { scheduleCrlRegeneration } from '../revocation/crl-schedule.js';
 import { REGISTRY_ROUTES } from './compose.js';
 import { dispatch, findRoute, mountRoutes } from './dispatch.js';
-import { createFrontDoor, Refusal, type FrontDoorLimits } from './front-door.js';
+import { createFrontDoor, refusal, type FrontDoorLimits } from './front-door.js';
 
 export interface RegistryOptions {
   /** Data dir: the default database is `sqlite:<dataDir>/registry.db`. */
@@ -82,26 +82,24 @@ export function createHandler(
     try {
       url = new URL(req.url ?? '/', 'http://registry.invalid');
     } catch {
-      door.refuse(req, res, '(invalid)', new Refusal(apiError('BODY_INVALID', 'invalid request target')));
+      door.refuse(req, res, '(invalid)', refusal(apiError('BODY_INVALID', 'invalid request target')));
       return;
     }
     if ((req.method === 'GET' || req.method === 'HEAD') && hasBody(req)) {
       // No GET route reads a body: refuse it (and close) rather than let node drain it after the answer.
-      door.refuse(
-        req,
-        res,
-        url.pathname,
-        new Refusal(apiError('BODY_TOO_LARGE', `a ${req.method} request has no body`)),
-      );
+      door.refuse(req, res, url.pathname, refusal(apiError('BODY_TOO_LARGE', `a ${req.method} request has no body`)));
       return;
     }
     const route = findRoute(routes, req.method ?? 'GET', url.pathname);
-    if (route instanceof Refusal) {
-      door.refuse(req, res, url.pathname, route);
+    if (!route.ok) {
+      door.refuse(req, res, url.pathname, route.error);
       return;
     }
-    dispatch(ctx, door, route, req, res, url)
-      .catch((e: unknown) => door.refuse(req, res, url.pathname, e))
+    dispatch(ctx, door, route.value, req, res, url)
+      .then(
+        (r) => (r.ok ? undefined : door.refuse(req, res, url.pathname, r.error)),
+        (e: unknown) => door.crash(req, res, url.pathname, e),
+      )
       .finally(() =>
         ctx.logger.log('debug', 'request', {
           method: req.method,
