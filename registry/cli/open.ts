@@ -2,7 +2,7 @@
  * What the `registry` command line opens before a command runs, as the command declares (registry/cli/command.ts):
  * the data dir (private, or refused before anything is written to it), its log, its configuration, the database and
  * the registry HSM; and closes them after. Also the lifecycle settings a data dir's configuration gives the service
- * (used by `serve` too). Imports core/, native/ (database, logger, data dir), registry/keys.ts and registry/cli/.
+ * (used by `serve` too). Imports core/, native/ (database, logger, data dir), registry/setup/keys.ts and registry/cli/.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';

@@ -2,7 +2,7 @@
  * The role a `registry` command acts as: admin (the default: whoever can read the data dir holds the admin token and
  * the HSM PIN anyway), or the security officer, proven by its token (`--token-file FILE` or $LINE_STATION_REGISTRY_TOKEN,
  * never the command line) with the same check as the HTTP bearer (checkRole). Admin-only commands then refuse it as
- * over HTTP. Imports core/, registry/keys.ts, the lifecycle service's checkRole and registry/cli/.
+ * over HTTP. Imports core/, registry/setup/keys.ts, registry/common/roles.ts checkRole and registry/cli/.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -1,7 +1,7 @@
 /**
  * `registry serve`: the registry over HTTP until SIGINT/SIGTERM, announced in `<data-dir>/serve.json` (its URL,
- * for tools and the demo; removed when it stops). Imports core/, native/atomic-file.ts, zod, registry/keys.ts,
- * registry/server.ts and registry/cli/.
+ * for tools and the demo; removed when it stops). Imports core/, native/atomic-file.ts, zod, registry/setup/keys.ts,
+ * registry/http/server.ts and registry/cli/.
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';

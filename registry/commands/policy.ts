@@ -10,7 +10,14 @@ import { fromBase64Url } from '../../core/bytes.js';
 import { zodMessage } from '../../core/hq/protocol.js';
 import { POLICY_SCHEMA } from '../../core/hq/policy.js';
 import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
-import { MAX_POLICY_DURATION_S, MIN_POLICY_DURATION_S, setPolicySetting, signedPolicy, type PolicyChange, type PolicyContent } from '../policy/policy.js';
+import {
+  MAX_POLICY_DURATION_S,
+  MIN_POLICY_DURATION_S,
+  setPolicySetting,
+  signedPolicy,
+  type PolicyChange,
+  type PolicyContent,
+} from '../policy/policy.js';
 import { setQuota } from '../policy/quotas.js';
 import {
   fileProblem,

@@ -6,7 +6,14 @@
  */
 import { flagOn, type OptionTable, type ParsedArgs } from '../../core/cli/program.js';
 import { isRevocationReason, REVOCATION_REASONS, type LifecycleEvent } from '../../core/lifecycle.js';
-import { applyTransition, batchTransition, blockIdentifier, deviceHistory, releaseDevice, type BatchEvent } from '../transitions/service.js';
+import {
+  applyTransition,
+  batchTransition,
+  blockIdentifier,
+  deviceHistory,
+  releaseDevice,
+  type BatchEvent,
+} from '../transitions/service.js';
 import { type DeviceLifecycleView } from '../transitions/views.js';
 import {
   given,
