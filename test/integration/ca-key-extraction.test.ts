@@ -15,7 +15,7 @@ import pkcs11js from 'pkcs11js';
 import { KEY_LABELS, STATION_TOKEN, initStation } from '../../station/init.js';
 import type { StationConfig } from '../../station/config.js';
 import { captureLogger } from '../../testkit/hsm.js';
-import { openHsm } from './index.js';
+import { openHsm } from '../../native/hsm/index.js';
 import { openEngine } from '../../station/engine.js';
 
 const P = pkcs11js;
