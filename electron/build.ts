@@ -4,8 +4,12 @@
  * - engine-host.mjs  the engine host (ESM); native packages load from node_modules (asarUnpack)
  * - preload.cjs      the sandboxed preload: ONE CommonJS file that requires nothing but `electron`,
  *                    with the operation names of core/api.ts injected (no zod in the preload)
+ * and, beside them, each bundle's esbuild metafile (`main.meta.json`, `engineHost.meta.json`, `preload.meta.json`:
+ * every input file and external import; not packaged). test/architecture/desktop-bundle.test.ts reads them to prove
+ * that no registry/ code and no `pg` is in the desktop app. Imports: esbuild, core/api.ts.
  */
-import { build, type BuildOptions } from 'esbuild';
+import { build, type BuildOptions, type Metafile } from 'esbuild';
+import { writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OPERATION_NAMES } from '../core/api.js';
@@ -55,9 +59,22 @@ export function bundleOptions(outDir = join(root, 'dist', 'electron')): Record<s
   };
 }
 
-/** Build all three bundles. */
-export async function buildElectron(outDir?: string): Promise<void> {
-  await Promise.all(Object.values(bundleOptions(outDir)).map((o) => build(o)));
+/** The name of a bundle's metafile in the output folder. */
+export function metafileName(bundle: string): string {
+  return `${bundle}.meta.json`;
+}
+
+/** Build all three bundles and write their metafiles beside them; returns the metafiles by bundle name. */
+export async function buildElectron(outDir = join(root, 'dist', 'electron')): Promise<Record<string, Metafile>> {
+  const entries = Object.entries(bundleOptions(outDir));
+  const metas = await Promise.all(
+    entries.map(async ([name, o]) => {
+      const { metafile } = await build({ ...o, metafile: true });
+      await writeFile(join(outDir, metafileName(name)), JSON.stringify(metafile));
+      return [name, metafile] as const;
+    }),
+  );
+  return Object.fromEntries(metas);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

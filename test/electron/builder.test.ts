@@ -1,8 +1,8 @@
 /**
  * electron-builder.yml: valid against electron-builder's own schema, and the security-relevant keys
  * are what docs/desktop.md promises (native addons unpacked from asar, udev rules installed by the
- * .deb, no PKCS#11 module bundled or depended on, fuses, per-machine NSIS). Packaging itself needs
- * internet and is not run here.
+ * .deb, no PKCS#11 module bundled or depended on, fuses, per-machine NSIS, no PostgreSQL driver). Packaging itself
+ * needs internet and is not run here: the node_modules filter is checked with electron-builder's own matcher.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
@@ -23,6 +23,54 @@ type Cfg = Record<string, unknown> & {
   electronFuses: Record<string, boolean>;
 };
 const cfg = yaml.load(readFileSync(join(root, 'electron-builder.yml'), 'utf8')) as Cfg;
+
+type LockPackage = { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+const lock = (
+  JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockPackage> }
+).packages;
+
+/** Where npm installed `name` for the package at `from` (a package-lock key; '' is the root): nearest node_modules. */
+function installedAt(from: string, name: string): string | undefined {
+  for (let base = from; ;) {
+    const key = `${base ? `${base}/` : ''}node_modules/${name}`;
+    if (lock[key]) return key;
+    if (!base) return undefined;
+    const i = base.lastIndexOf('/node_modules/');
+    base = i < 0 ? '' : base.slice(0, i);
+  }
+}
+
+/** The installed packages (package-lock keys) that the named dependencies pull in, with their own dependencies. */
+function closure(names: readonly string[]): Set<string> {
+  const seen = new Set<string>();
+  const todo = names.map((n) => installedAt('', n));
+  while (todo.length > 0) {
+    const key = todo.pop();
+    if (key === undefined || seen.has(key)) continue;
+    seen.add(key);
+    const p = lock[key]!;
+    for (const d of Object.keys({ ...p.dependencies, ...p.optionalDependencies })) todo.push(installedAt(key, d));
+  }
+  return seen;
+}
+
+/** Whether electron-builder would package a file of node_modules (its own matcher, built from this config). */
+function packagesModuleFile(file: string): boolean {
+  const { getNodeModuleFileMatcher } = require('app-builder-lib/out/fileMatcher.js') as {
+    getNodeModuleFileMatcher(
+      appDir: string,
+      dest: string,
+      expand: (s: string) => string,
+      platform: unknown,
+      packager: unknown,
+    ): { createFilter(): (file: string, stat: unknown) => boolean };
+  };
+  const matcher = getNodeModuleFileMatcher(root, '/app', (s) => s, cfg.linux, {
+    config: cfg,
+    debugLogger: { isEnabled: false },
+  });
+  return matcher.createFilter()(join(root, file), { moduleFullFilePath: file, isDirectory: () => false });
+}
 
 describe('electron-builder.yml', () => {
   it("is valid against electron-builder's schema", async () => {
@@ -69,6 +117,22 @@ describe('electron-builder.yml', () => {
       expect(statSync(join(root, f)).mode & 0o111).not.toBe(0);
     }
     expect(statSync(join(root, 'resources/udev/70-line-station.rules')).isFile()).toBe(true);
+  });
+
+  it('packages no PostgreSQL driver: pg and every package only pg needs are filtered out, nothing else is', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    const production = closure(Object.keys(pkg.dependencies));
+    const withoutPg = closure(Object.keys(pkg.dependencies).filter((d) => d !== 'pg'));
+    const pgOnly = [...production].filter((k) => !withoutPg.has(k));
+    expect(pgOnly).toContain('node_modules/pg');
+    expect(pgOnly.length).toBeGreaterThan(5); // pg-pool, pg-protocol, pg-types, ...
+    for (const k of pgOnly) expect(packagesModuleFile(`${k}/index.js`), k).toBe(false);
+    for (const k of withoutPg) expect(packagesModuleFile(`${k}/index.js`), k).toBe(true);
+    for (const k of ['better-sqlite3', 'pkcs11js', 'zod']) expect(withoutPg).toContain(`node_modules/${k}`);
+    // the bundles' source maps and esbuild metafiles stay out too
+    expect(cfg.files).toEqual(expect.arrayContaining(['!dist/electron/**/*.map', '!dist/electron/**/*.meta.json']));
   });
 
   it('hardens the Electron binary with fuses', () => {
