@@ -39,8 +39,8 @@ describe('the desktop bundles', () => {
     expect(engineInputs.some((p) => p.startsWith('native/'))).toBe(true);
   });
 
-  it.each(['main', 'preload', 'engineHost'])('%s has no input under registry/', (name) => {
-    expect(Object.keys(metas[name]!.inputs).filter((p) => p.startsWith('registry/'))).toEqual([]);
+  it.each(['main', 'preload', 'engineHost'])('%s has no input under registry/ and no test support', (name) => {
+    expect(Object.keys(metas[name]!.inputs).filter((p) => /^(registry|testkit|test)\//.test(p))).toEqual([]);
   });
 
   it.each(['main', 'preload', 'engineHost'])('%s neither contains nor imports pg', (name) => {
