@@ -2,7 +2,7 @@
  * StationApi: the one typed contract between the UI and the station engine.
  *
  * Two transports carry it unchanged: Electron IPC through the preload (electron/), and the
- * localhost-only, token-authenticated HTTP bridge (`station serve`, station/bridge.ts) that the
+ * localhost-only, token-authenticated HTTP bridge (`station serve`, station/bridge/bridge.ts) that the
  * browser build and the end-to-end tests use. Every operation has an argument schema and a result
  * schema (zod); the host validates arguments before any work, and every result is a typed envelope
  * `{ok:true,value} | {ok:false,error}` — errors never cross as exceptions.

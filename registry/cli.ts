@@ -1,9 +1,9 @@
 /**
  * The `registry` command line (bin/registry.mjs): one declarative program (core/cli/program.ts) assembled from the
- * features' command tables (registry/commands/<feature>.ts). Here, once: the exit codes, the common options, and
+ * features' command tables (registry/<feature>/commands.ts). Here, once: the exit codes, the common options, and
  * what runs around every command (the acting role, opening the data dir, database and HSM as the command declares:
  * registry/cli/open.ts). `registry --help` lists the commands and exit codes; `registry <command> --help` and
- * `registry help <command>` print that command's usage. Imports core/, registry/cli/ and registry/commands/.
+ * `registry help <command>` print that command's usage. Imports core/, registry/cli/, the features' commands.ts and registry/http/compose.ts (the ingest hooks the `import` command uses).
  */
 import 'reflect-metadata';
 import {
@@ -26,14 +26,15 @@ import {
 } from './cli/command.js';
 import { openConfig, openDataDir, withRegistry } from './cli/open.js';
 import { actingRole } from './cli/role.js';
-import { AUDIT_COMMANDS } from './commands/audit.js';
-import { HTTP_COMMANDS } from './commands/http.js';
-import { INGEST_COMMANDS } from './commands/ingest.js';
-import { POLICY_COMMANDS } from './commands/policy.js';
-import { REVOCATION_COMMANDS } from './commands/revocation.js';
-import { STATION_KEY_COMMANDS } from './commands/station-keys.js';
-import { STATION_COMMANDS } from './commands/stations.js';
-import { TRANSITION_COMMANDS } from './commands/transitions.js';
+import { AUDIT_COMMANDS } from './audit/commands.js';
+import { HTTP_COMMANDS } from './http/commands.js';
+import { ingestCommands } from './ingest/commands.js';
+import { lifecycleIngestHooks } from './http/compose.js';
+import { POLICY_COMMANDS } from './policy/commands.js';
+import { REVOCATION_COMMANDS } from './revocation/commands.js';
+import { STATION_KEY_COMMANDS } from './station-keys/commands.js';
+import { STATION_COMMANDS } from './stations/commands.js';
+import { TRANSITION_COMMANDS } from './transitions/commands.js';
 
 /** The exit codes of `registry`, by outcome (registry/cli/command.ts `Outcome`). */
 export const EXIT = {
@@ -69,7 +70,7 @@ const COMMON: OptionTable = {
 const COMMANDS: readonly RegistryCommand[] = [
   ...STATION_COMMANDS,
   ...HTTP_COMMANDS,
-  ...INGEST_COMMANDS,
+  ...ingestCommands(lifecycleIngestHooks),
   ...AUDIT_COMMANDS,
   ...TRANSITION_COMMANDS,
   ...REVOCATION_COMMANDS,

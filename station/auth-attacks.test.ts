@@ -1,5 +1,5 @@
 /**
- * Attacks on sign-in over the real HTTP bridge (station/bridge.ts) with the real service, SQLite and SoftHSM2:
+ * Attacks on sign-in over the real HTTP bridge (station/bridge/bridge.ts) with the real service, SQLite and SoftHSM2:
  *
  * - 500 parallel supervisor-PIN guesses (`elevate`) from an operator session: at most the configured number of
  *   attempts is verified, none succeeds, the right PIN sent in the burst and after it is refused unchecked;
@@ -17,7 +17,7 @@ import { must } from '../testkit/pki/test-util.js';
 import { openStationDb } from '../native/store/index.js';
 import { createWorld, type World } from '../test/harness.js';
 import { addOperators } from '../test/operators-fixture.js';
-import { startBridge, type Bridge } from './bridge.js';
+import { startBridge, type Bridge } from './bridge/bridge.js';
 import { createLogger, type LogLine } from '../native/logger.js';
 import { authPolicy, BADGE_KEY_FILE } from './service/auth.js';
 import { createLogTap, createStationService, type StationService } from './service/index.js';

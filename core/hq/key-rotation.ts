@@ -3,7 +3,7 @@
  * line-station-key-rotation+jws, signed by its CURRENT station key, x5c = its current chain) and the registry's
  * answer (JWS typ line-station-key-rotation-answer+jws, signed with the registry receipt key), plus the two
  * hand-carried files. Pure apart from WebCrypto: used by the station (station/rotate-key.ts) and the registry
- * (registry/lifecycle/service.ts `stationKeyRotation`).
+ * (registry/station-keys/rotation.ts `stationKeyRotation`).
  */
 import { z } from 'zod';
 import { utf8 } from '../bytes.js';

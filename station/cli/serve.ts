@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { flagOn, str } from '../../core/cli/program.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
-import { startBridge } from '../bridge.js';
+import { startBridge } from '../bridge/bridge.js';
 import { openEngine } from '../engine.js';
 import { createLogTap, createStationService } from '../service/index.js';
 import { commandLogger, dataDirOf, type StationCommand } from './context.js';

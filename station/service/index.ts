@@ -4,7 +4,7 @@
  * Owns the operator sessions, the selected work order, the slots (one per detected port, provisioning
  * automatically), the supervisor queries and overrides, and pushes StationEvents to subscribers.
  *
- * Transports: Electron IPC (electron/) and the localhost HTTP bridge (station/bridge.ts).
+ * Transports: Electron IPC (electron/) and the localhost HTTP bridge (station/bridge/bridge.ts).
  */
 import type { z } from 'zod';
 import {

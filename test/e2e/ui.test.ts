@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStationDb } from '../../native/store/index.js';
 import type { TestStation } from '../../testkit/registry/fixtures.js';
 import { revokeStation } from '../../registry/stations/service.js';
-import { startBridge, type Bridge } from '../../station/bridge.js';
+import { startBridge, type Bridge } from '../../station/bridge/bridge.js';
 import { main as stationCli } from '../../station/cli/program.js';
 import { authPolicy } from '../../station/service/auth.js';
 import {

@@ -25,7 +25,7 @@ import { createBundle } from '../../core/hq/protocol.js';
 import { makeRecord } from '../../testkit/registry/fixtures.js';
 import { createHsmStation, type HsmStation } from '../../testkit/registry/lifecycle.js';
 import { backends, createTestDb, type TestDb } from '../../testkit/registry/harness.js';
-import { SERVE_FILE } from '../../registry/commands/http.js';
+import { SERVE_FILE } from '../../registry/http/commands.js';
 import { getCrlRow } from '../../registry/store/lifecycle.js';
 
 const PIN = 'station-PIN-2468';

@@ -25,7 +25,7 @@ import { makeRecord } from '../../testkit/registry/fixtures.js';
 import { backends, call, createTestDb, quietLogger, type TestDb } from '../../testkit/registry/harness.js';
 import { TOKEN_ENV } from '../cli/command.js';
 import { lifecycleSettings } from '../cli/open.js';
-import { formatDuration, parseDuration } from '../commands/policy.js';
+import { formatDuration, parseDuration } from './commands.js';
 import { createHsmStation, delegateOverHttp, type HsmStation } from '../../testkit/registry/lifecycle.js';
 
 const PIN = 'station-PIN-1357';

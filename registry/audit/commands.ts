@@ -4,7 +4,7 @@
  * core/, the registry services and registry/cli/.
  */
 import { flagOn } from '../../core/cli/program.js';
-import { verifyStationAudit, type StationAuditVerification } from '../audit/audit-anchor.js';
+import { verifyStationAudit, type StationAuditVerification } from './audit-anchor.js';
 import { verifyLifecycleLog } from '../transitions/service.js';
 import { JSON_OPTION, printJson, usage, type Out, type RegistryCommand } from '../cli/command.js';
 import { reportApi, reportGuided } from '../cli/report.js';

@@ -7,8 +7,8 @@ import { resolve } from 'node:path';
 import { flagOn } from '../../core/cli/program.js';
 import { toPem } from '../../core/pki/pem.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
-import { currentCrl } from '../revocation/crl.js';
-import { revocationSignerList } from '../revocation/signer.js';
+import { currentCrl } from './crl.js';
+import { revocationSignerList } from './signer.js';
 import { fileProblem, given, JSON_OPTION, printJson, usage, type RegistryCommand } from '../cli/command.js';
 import { answer, reportGuided } from '../cli/report.js';
 

@@ -10,7 +10,8 @@ import { MAX_BUNDLE_BYTES, type RecordsPage } from '../../core/hq/protocol.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
 import { reconcileLifecycle } from '../transitions/reconcile.js';
 import { getDevice, queryRecords, stats, type RecordQuery } from '../stations/queries.js';
-import { importBundle } from '../http/compose.js';
+import { importBundle } from './service.js';
+import type { IngestHooks } from './hooks.js';
 import {
   fileProblem,
   JSON_OPTION,
@@ -33,44 +34,47 @@ function readBundle(file: string): { text: string } | { error: string } {
   }
 }
 
-const importCommand: RegistryCommand = {
-  name: 'import',
-  summary: "import a station's bundle (station export); write the signed receipt (station import-receipt)",
-  details: 'Exit 1 when a record is rejected or conflicts (each is listed).',
-  options: {
-    out: { type: 'string', arg: 'FILE', help: 'where to write the receipt JWS (default FILE.receipt.jws)' },
-    'allow-revoked-station': {
-      type: 'boolean',
-      help: 'take in a revoked station’s records completed before its revocation (audited)',
+/** `registry import`: a hand-carried bundle, ingested with the lifecycle's hooks (injected: registry/http/compose.ts). */
+function importCommand(hooks: IngestHooks): RegistryCommand {
+  return {
+    name: 'import',
+    summary: "import a station's bundle (station export); write the signed receipt (station import-receipt)",
+    details: 'Exit 1 when a record is rejected or conflicts (each is listed).',
+    options: {
+      out: { type: 'string', arg: 'FILE', help: 'where to write the receipt JWS (default FILE.receipt.jws)' },
+      'allow-revoked-station': {
+        type: 'boolean',
+        help: 'take in a revoked station’s records completed before its revocation (audited)',
+      },
+      ...JSON_OPTION,
     },
-    ...JSON_OPTION,
-  },
-  positionals: [{ name: 'FILE', help: 'the bundle (station export --out FILE)', required: true }],
-  opens: 'registry',
-  hsm: true, // receipts are signed; ingested records re-sign CRLs
-  async run(a, { ctx, out }) {
-    const file = a.positionals[0];
-    if (!file) return usage('import needs a bundle FILE');
-    const bundle = readBundle(file);
-    if ('error' in bundle) return reportError(out, fail('INPUT_INVALID', bundle.error).error);
-    const caller = { kind: 'admin', allowRevokedStation: flagOn(a, 'allow-revoked-station') } as const;
-    const r = await importBundle(ctx, caller, bundle.text);
-    if (!r.ok) return reportApi(out, r.error);
-    const outFile = str(a, 'out') ?? `${file}.receipt.jws`;
-    writeFileAtomic(outFile, r.value.receipt + '\n');
-    const s = r.value.summary;
-    if (flagOn(a, 'json')) printJson(out, r.value);
-    else {
-      out.log(
-        `bundle ${r.value.bundleId} of station ${r.value.stationId}: ${s.accepted} accepted, ${s.duplicate} duplicate${r.value.repeated ? ' (this bundle was imported before: nothing new)' : ''}, ${s.conflict} conflict, ${s.rejected} rejected`,
-      );
-      for (const x of r.value.results.filter((x) => x.status === 'rejected' || x.status === 'conflict'))
-        out.log(`  #${x.index} ${x.recordId ?? '(unreadable)'}: ${x.reason}: ${x.message}`);
-      out.log(`receipt written to ${outFile}`);
-    }
-    return s.rejected + s.conflict > 0 ? 'refused' : 'ok';
-  },
-};
+    positionals: [{ name: 'FILE', help: 'the bundle (station export --out FILE)', required: true }],
+    opens: 'registry',
+    hsm: true, // receipts are signed; ingested records re-sign CRLs
+    async run(a, { ctx, out }) {
+      const file = a.positionals[0];
+      if (!file) return usage('import needs a bundle FILE');
+      const bundle = readBundle(file);
+      if ('error' in bundle) return reportError(out, fail('INPUT_INVALID', bundle.error).error);
+      const caller = { kind: 'admin', allowRevokedStation: flagOn(a, 'allow-revoked-station') } as const;
+      const r = await importBundle(ctx, hooks, caller, bundle.text);
+      if (!r.ok) return reportApi(out, r.error);
+      const outFile = str(a, 'out') ?? `${file}.receipt.jws`;
+      writeFileAtomic(outFile, r.value.receipt + '\n');
+      const s = r.value.summary;
+      if (flagOn(a, 'json')) printJson(out, r.value);
+      else {
+        out.log(
+          `bundle ${r.value.bundleId} of station ${r.value.stationId}: ${s.accepted} accepted, ${s.duplicate} duplicate${r.value.repeated ? ' (this bundle was imported before: nothing new)' : ''}, ${s.conflict} conflict, ${s.rejected} rejected`,
+        );
+        for (const x of r.value.results.filter((x) => x.status === 'rejected' || x.status === 'conflict'))
+          out.log(`  #${x.index} ${x.recordId ?? '(unreadable)'}: ${x.reason}: ${x.message}`);
+        out.log(`receipt written to ${outFile}`);
+      }
+      return s.rejected + s.conflict > 0 ? 'refused' : 'ok';
+    },
+  };
+}
 
 const statsCommand: RegistryCommand = {
   name: 'stats',
@@ -165,4 +169,7 @@ const reconcile: RegistryCommand = {
 };
 
 /** The ingest feature's commands, in `registry --help` order. */
-export const INGEST_COMMANDS: readonly RegistryCommand[] = [importCommand, statsCommand, device, records, reconcile];
+/** The ingest commands; `import` ingests with `hooks` (the lifecycle's, bound by registry/cli.ts). */
+export function ingestCommands(hooks: IngestHooks): readonly RegistryCommand[] {
+  return [importCommand(hooks), statsCommand, device, records, reconcile];
+}

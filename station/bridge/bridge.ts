@@ -15,11 +15,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isOperationName, type ApiResult } from '../core/api.js';
-import { stationError } from '../core/errors.js';
-import type { Logger } from '../core/ports.js';
-import type { StationService } from './service/index.js';
-import { toApiError } from './service/slots.js';
+import { isOperationName, type ApiResult } from '../../core/api.js';
+import { stationError } from '../../core/errors.js';
+import type { Logger } from '../../core/ports.js';
+import type { StationService } from '../service/index.js';
+import { toApiError } from '../service/slots.js';
 
 export const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +

@@ -17,8 +17,8 @@ import {
   signedPolicy,
   type PolicyChange,
   type PolicyContent,
-} from '../policy/policy.js';
-import { setQuota } from '../policy/quotas.js';
+} from './policy.js';
+import { setQuota } from './quotas.js';
 import {
   fileProblem,
   given,

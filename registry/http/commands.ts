@@ -10,7 +10,7 @@ import { str } from '../../core/cli/program.js';
 import { systemClock } from '../../core/ports.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
 import { openRegistryKeys } from '../setup/keys.js';
-import { startRegistry } from '../http/server.js';
+import { startRegistry } from './server.js';
 import { usage, type RegistryCommand } from '../cli/command.js';
 import { lifecycleSettings } from '../cli/open.js';
 import { reportError } from '../cli/report.js';

@@ -9,9 +9,9 @@ import { flagOn, str } from '../../core/cli/program.js';
 import { fail } from '../../core/errors.js';
 import { systemClock } from '../../core/ports.js';
 import { initRegistry } from '../setup/keys.js';
-import { noteStationRevoked, revokeOperator } from '../stations/operators.js';
-import { enrollStation, revokeStation } from '../stations/service.js';
-import { listStations } from '../stations/queries.js';
+import { noteStationRevoked, revokeOperator } from './operators.js';
+import { enrollStation, revokeStation } from './service.js';
+import { listStations } from './queries.js';
 import { given, JSON_OPTION, printJson, usage, type RegistryCommand } from '../cli/command.js';
 import { answer, reportApi, reportError, reportGuided } from '../cli/report.js';
 

@@ -13,8 +13,8 @@ import {
   deviceHistory,
   releaseDevice,
   type BatchEvent,
-} from '../transitions/service.js';
-import { type DeviceLifecycleView } from '../transitions/views.js';
+} from './service.js';
+import { type DeviceLifecycleView } from './views.js';
 import {
   given,
   JSON_OPTION,

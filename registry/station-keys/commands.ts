@@ -10,8 +10,8 @@ import { flagOn } from '../../core/cli/program.js';
 import { KEY_ROTATION_ANSWER_FILE, KeyRotationRequestFileSchema } from '../../core/hq/key-rotation.js';
 import { zodMessage } from '../../core/hq/protocol.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
-import { stationKeyHistory } from '../station-keys/history.js';
-import { stationKeyRotation } from '../station-keys/rotation.js';
+import { stationKeyHistory } from './history.js';
+import { stationKeyRotation } from './rotation.js';
 import { fileProblem, given, JSON_OPTION, printJson, usage, type Out, type RegistryCommand } from '../cli/command.js';
 import { answer, reportGuided, type Refusal } from '../cli/report.js';
 

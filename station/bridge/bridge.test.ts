@@ -6,12 +6,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StationEvent } from '../core/api.js';
-import { openStationDb } from '../native/store/index.js';
-import { createWorld, type World } from '../test/harness.js';
+import type { StationEvent } from '../../core/api.js';
+import { openStationDb } from '../../native/store/index.js';
+import { createWorld, type World } from '../../test/harness.js';
 import { CSP, startBridge, type Bridge } from './bridge.js';
-import { createLogger } from '../native/logger.js';
-import { createStationService, hashPin, type StationService } from './service/index.js';
+import { createLogger } from '../../native/logger.js';
+import { createStationService, hashPin, type StationService } from '../service/index.js';
 
 let w: World;
 let svc: StationService;
