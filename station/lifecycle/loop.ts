@@ -61,8 +61,17 @@ export function createLifecycleLoop(p: LifecycleLoopParts): LifecycleLoop {
 
   const every = p.pullIntervalS * 1000;
   const tick = () => {
-    void p.pull().then((r) => {
-      if (!r.ok) log.log('warn', 'policy pull failed; the policy in force stays', { error: p.lastPullError() });
+    const go = p
+      .pull()
+      .then((r) => {
+        if (!r.ok) log.log('warn', 'policy pull failed; the policy in force stays', { error: p.lastPullError() });
+      })
+      .catch((e: unknown) => {
+        // Stopped (and the database maybe closed) while the pull was in flight: its store throws; nothing was
+        // written (each document is stored in one transaction), and nothing is logged after the stop.
+        if (running) log.log('error', 'background policy pull failed', { error: (e as Error).message });
+      });
+    void go.then(() => {
       if (!running) return;
       timer = setTimeout(tick, every);
       timer.unref?.();
