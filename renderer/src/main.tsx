@@ -12,9 +12,13 @@ import './styles.css';
 // No eval under the strict CSP: zod's JIT would try new Function() and log a violation.
 z.config({ jitless: true });
 document.documentElement.lang = language();
-const api = selectTransport((online) =>
-  online ? syncSlice.actions.stationConnected() : syncSlice.actions.stationDisconnected(),
-);
+// Each time the event stream (re)connects, the state is read again: events sent while it was down (a slot that
+// failed meanwhile) are not replayed, so without this a tile could stay "running" after a dropped stream.
+const api = selectTransport((online) => {
+  if (!online) return syncSlice.actions.stationDisconnected();
+  syncSlice.actions.stationConnected();
+  void loadStatus();
+});
 if (api) {
   connect(api);
   void loadStatus();

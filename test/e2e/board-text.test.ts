@@ -51,7 +51,12 @@ afterAll(async () => {
 });
 
 describe('board and operator text in the UI', () => {
-  it('shows control and bidi characters as visible escapes; a rogue board is refused', async () => {
+  it('shows control and bidi characters as visible escapes; a rogue board is refused', async ({ onTestFailed }) => {
+    // On failure: the station's log (its last lines) and a screenshot, to tell a stuck engine from a lost event.
+    onTestFailed(async () => {
+      process.stderr.write(`--- station log (last 80 lines)\n${w.logText().split('\n').slice(-80).join('\n')}\n`);
+      await screenshot(page, 'board-text-failed').catch(() => undefined);
+    });
     await page.locator('#operator-id').fill('op-1');
     await page.locator('#pin').fill('1234');
     await page.locator('#pin').press('Enter');
