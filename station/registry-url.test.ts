@@ -1,5 +1,5 @@
 /**
- * The registry URL policy (station/sync.ts `checkRegistryUrl`, docs/sync.md "Transport"): plain http only to a
+ * The registry URL policy (station/hq/transport.ts `checkRegistryUrl`, docs/sync.md "Transport"): plain http only to a
  * loopback IP literal; https only with a pinned TLS certificate; nothing else.
  */
 import { describe, expect, it } from 'vitest';

@@ -14,7 +14,7 @@ import { checkStationDataDir, CONFIG_FILE } from '../config.js';
 import { openEngine, type Engine } from '../engine.js';
 import { reportError } from './exit.js';
 
-/** What a `station` command runs with: where it prints (control characters escaped, see station/cli.ts). */
+/** What a `station` command runs with: where it prints (control characters escaped, see station/cli/program.ts). */
 export interface StationCtx {
   readonly io: Io;
 }
