@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `station` command. Runs the TypeScript sources through tsx (no build step needed).
 import { register } from 'tsx/esm/api';
+import { exitWhenDrained } from './exit.mjs';
 
 // Everything this process (and its children: softhsm2-util, SQLite, the logger) creates is private from the first
 // write: folders 0700, files 0600 (docs/architecture.md "Data directory permissions"). Set before any module loads.
@@ -8,5 +9,5 @@ process.umask(0o077);
 register();
 const { main } = await import('../station/cli/program.ts');
 const code = await main(process.argv.slice(2));
-// Serial ports and discovery timers are closed by then; exit explicitly so no stray handle keeps us alive.
-process.exit(code);
+// Serial ports and discovery timers are closed by then; exit once the output drained (bin/exit.mjs).
+await exitWhenDrained(code);

@@ -116,6 +116,37 @@ describe('registry CLI', () => {
     expect(page.nextCursor).toMatch(/^c\d+$/);
   });
 
+  it('prints a JSON listing over 64 KiB whole through a pipe (bin/registry.mjs records --json | a JSON parser)', async () => {
+    // process.exit() before stdout drained cut piped output at the pipe buffer (64 KiB) (issue 13).
+    const more = await makeRecords(station, systemClock, 60);
+    const b = await createBundle({
+      signer: station.signer,
+      chain: station.chain,
+      stationId: station.id,
+      records: more.map((r) => r.jws),
+      clock: systemClock,
+    });
+    if (!b.ok) throw new Error(b.error.message);
+    const file = join(dir, 'bundle-many.jws');
+    await writeFile(file, b.value.jws);
+    expect(await main(['import', file, '--data-dir', D()], capture().out)).toBe(0);
+    const child = spawn(
+      process.execPath,
+      ['bin/registry.mjs', 'records', '--json', '--limit', '1000', '--data-dir', D()],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    const code = await new Promise<number | null>((res) => child.on('close', res));
+    const text = Buffer.concat(chunks).toString('utf8');
+    expect(code).toBe(0);
+    expect(text.length).toBeGreaterThan(64 * 1024);
+    const page = JSON.parse(text) as { records: unknown[] };
+    expect(page.records).toHaveLength(63);
+  }, 120_000);
+
   it('revokes a station: its bundles are refused afterwards', async () => {
     expect(await main(['revoke-station', station.id, '--data-dir', D()], capture().out)).toBe(0);
     const more = await makeRecords(station, systemClock, 1);
@@ -153,7 +184,7 @@ describe('registry CLI', () => {
     expect(await h.json()).toMatchObject({ status: 'ok', registryId: 'reg-cli' });
     const token = (await readFile(join(D(), 'secrets', 'admin.token'), 'utf8')).trim();
     const st = await fetch(`${url}/v1/stats`, { headers: { authorization: `Bearer ${token}` } });
-    expect(await st.json()).toMatchObject({ records: 3 });
+    expect(await st.json()).toMatchObject({ records: 63 }); // 3 + 60 from the pipe test
     const code = await new Promise<number | null>((resolve) => {
       child.on('exit', (c) => resolve(c));
       child.kill('SIGTERM');
