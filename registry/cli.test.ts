@@ -40,6 +40,24 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A bundle of `records` signed by the test station, written to `name` in the test dir. */
+async function writeBundle(
+  records: readonly MadeRecord[],
+  name: string,
+): Promise<{ file: string; jws: string; bundleId: string }> {
+  const b = await createBundle({
+    signer: station.signer,
+    chain: station.chain,
+    stationId: station.id,
+    records: records.map((r) => r.jws),
+    clock: systemClock,
+  });
+  if (!b.ok) throw new Error(b.error.message);
+  const file = join(dir, name);
+  await writeFile(file, b.value.jws);
+  return { file, jws: b.value.jws, bundleId: b.value.bundleId };
+}
+
 describe('registry CLI', () => {
   const D = () => join(dir, 'reg');
 
@@ -66,16 +84,8 @@ describe('registry CLI', () => {
       ),
     ).toBe(0);
 
-    const b = await createBundle({
-      signer: station.signer,
-      chain: station.chain,
-      stationId: station.id,
-      records: recs.map((r) => r.jws),
-      clock: systemClock,
-    });
-    if (!b.ok) throw new Error(b.error.message);
-    const file = join(dir, 'bundle.jws');
-    await writeFile(file, b.value.jws);
+    const b = await writeBundle(recs, 'bundle.jws');
+    const file = b.file;
     const c1 = capture();
     expect(await main(['import', file, '--data-dir', D(), '--out', join(dir, 'receipt.jws')], c1.out)).toBe(0);
     expect(c1.text()).toContain('3 accepted');
@@ -86,7 +96,7 @@ describe('registry CLI', () => {
       accepted: Array<{ recordId: string }>;
       batchId: string;
     };
-    expect(payload.batchId).toBe(b.value.bundleId);
+    expect(payload.batchId).toBe(b.bundleId);
     expect(payload.accepted.map((a) => a.recordId)).toEqual(recs.map((r) => r.recordId));
 
     const c2 = capture();
@@ -94,7 +104,7 @@ describe('registry CLI', () => {
     expect(c2.text()).toContain('imported before');
 
     const cut = join(dir, 'cut.jws');
-    await writeFile(cut, b.value.jws.slice(0, b.value.jws.length - 100));
+    await writeFile(cut, b.jws.slice(0, b.jws.length - 100));
     const c3 = capture();
     expect(await main(['import', cut, '--data-dir', D()], c3.out)).toBe(1);
     expect(c3.text()).toMatch(/BUNDLE_INVALID.*(truncated|modified)/);
@@ -118,29 +128,9 @@ describe('registry CLI', () => {
 
   it('prints a JSON listing over 64 KiB whole through a pipe (bin/registry.mjs records --json | a JSON parser)', async () => {
     // process.exit() before stdout drained cut piped output at the pipe buffer (64 KiB) (issue 13).
-    const more = await makeRecords(station, systemClock, 60);
-    const b = await createBundle({
-      signer: station.signer,
-      chain: station.chain,
-      stationId: station.id,
-      records: more.map((r) => r.jws),
-      clock: systemClock,
-    });
-    if (!b.ok) throw new Error(b.error.message);
-    const file = join(dir, 'bundle-many.jws');
-    await writeFile(file, b.value.jws);
+    const { file } = await writeBundle(await makeRecords(station, systemClock, 60), 'bundle-many.jws');
     expect(await main(['import', file, '--data-dir', D()], capture().out)).toBe(0);
-    const child = spawn(
-      process.execPath,
-      ['bin/registry.mjs', 'records', '--json', '--limit', '1000', '--data-dir', D()],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => chunks.push(c));
-    const code = await new Promise<number | null>((res) => child.on('close', res));
-    const text = Buffer.concat(chunks).toString('utf8');
+    const { code, out: text } = await registryBin('records', '--json', '--limit', '1000', '--data-dir', D());
     expect(code).toBe(0);
     expect(text.length).toBeGreaterThan(64 * 1024);
     const page = JSON.parse(text) as { records: unknown[] };
@@ -149,17 +139,7 @@ describe('registry CLI', () => {
 
   it('revokes a station: its bundles are refused afterwards', async () => {
     expect(await main(['revoke-station', station.id, '--data-dir', D()], capture().out)).toBe(0);
-    const more = await makeRecords(station, systemClock, 1);
-    const b = await createBundle({
-      signer: station.signer,
-      chain: station.chain,
-      stationId: station.id,
-      records: more.map((r) => r.jws),
-      clock: systemClock,
-    });
-    if (!b.ok) throw new Error(b.error.message);
-    const file = join(dir, 'bundle2.jws');
-    await writeFile(file, b.value.jws);
+    const { file } = await writeBundle(await makeRecords(station, systemClock, 1), 'bundle2.jws');
     const c = capture();
     expect(await main(['import', file, '--data-dir', D()], c.out)).toBe(1);
     expect(c.text()).toContain('AUTH_STATION_REVOKED');
@@ -200,7 +180,8 @@ async function registryBin(...args: string[]): Promise<{ code: number; out: stri
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number>((res) => child.on('exit', (c) => res(c ?? -1)));
+  // 'close', not 'exit': the child's output is read to its end.
+  const code = await new Promise<number>((res) => child.on('close', (c) => res(c ?? -1)));
   return { code, out, err };
 }
 
