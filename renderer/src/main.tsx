@@ -12,12 +12,15 @@ import './styles.css';
 // No eval under the strict CSP: zod's JIT would try new Function() and log a violation.
 z.config({ jitless: true });
 document.documentElement.lang = language();
-// Each time the event stream (re)connects, the state is read again: events sent while it was down (a slot that
-// failed meanwhile) are not replayed, so without this a tile could stay "running" after a dropped stream.
+// When the event stream REconnects, the state is read again: events sent while it was down (a slot that failed
+// meanwhile) are not replayed, so without this a tile could stay "running" after a dropped stream. The first
+// connect needs no reload (loadStatus below runs at start; the IPC transport reports online before connect()).
+let connectedBefore = false;
 const api = selectTransport((online) => {
   if (!online) return syncSlice.actions.stationDisconnected();
   syncSlice.actions.stationConnected();
-  void loadStatus();
+  if (connectedBefore) void loadStatus();
+  connectedBefore = true;
 });
 if (api) {
   connect(api);
