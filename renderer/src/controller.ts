@@ -101,14 +101,26 @@ export async function selectWorkOrder(id: string): Promise<ApiError | null> {
   const r = await station().selectWorkOrder({ id });
   if (!r.ok) return r.error;
   sessionSlice.actions.workOrderSelected(r.value);
-  const slots = unwrap(await station().getSlots({}), true);
-  if (slots) slotsSlice.actions.slotsLoaded(slots);
+  await loadSlots();
   return null;
 }
 
 export async function retrySlot(port: string): Promise<void> {
   const slot = unwrap(await station().retrySlot({ port }));
   if (slot) applySlot(slot);
+}
+
+/**
+ * Slot events applied so far. A `getSlots` snapshot is taken by the station before the events that follow it but
+ * may arrive after them (a board that fails 40 ms after the work order is selected): it must not overwrite them.
+ */
+let slotEvents = 0;
+
+/** Reads the slots; the snapshot is used only if no slot event arrived meanwhile (the events are newer). */
+async function loadSlots(): Promise<void> {
+  const before = slotEvents;
+  const slots = unwrap(await station().getSlots({}), true);
+  if (slots && slotEvents === before) slotsSlice.actions.slotsLoaded(slots);
 }
 
 /** Puts a slot into the store with the event that describes the change, announcing PASS/FAIL once. */
@@ -132,9 +144,11 @@ export function handleEvent(ev: StationEvent): void {
   syncSlice.actions.stationConnected();
   switch (ev.type) {
     case 'slot':
+      slotEvents++;
       applySlot(ev.slot);
       break;
     case 'slotRemoved':
+      slotEvents++;
       slotsSlice.actions.boardDetached(ev.port);
       break;
     case 'sync':
