@@ -20,6 +20,10 @@ import {
 import type { DetectedPort } from '../ports.js';
 import { escapeControlChars } from '../display-text.js';
 
+/** The board families the station can provision (core/boards/); a profile names one. */
+export const DRIVER_IDS = ['ls', 'tpm2'] as const;
+export type DriverId = (typeof DRIVER_IDS)[number];
+
 export const BOARD_PROFILE_SCHEMA_ID = 'line-station/board-profile/v1';
 
 /**
@@ -96,6 +100,11 @@ export const BoardProfileSchema = z.strictObject({
       .refine((a) => new Set(a).size === a.length, 'models must be unique'),
     serialNumberPattern: anchoredRegex,
   }),
+  /**
+   * The board family's driver (core/boards/): `ls` speaks the Line Station protocol end to end (docs/protocol.md);
+   * `tpm2` is a board whose hardware root is a TPM 2.0 reached through the board's TPM relay. Default `ls`.
+   */
+  driver: z.enum(DRIVER_IDS).default('ls'),
   keyMode: z.enum(['onboard', 'injected']),
   curve: z.enum(['P-256', 'P-384']),
   /**
