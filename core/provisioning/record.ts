@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { bytesEqual, fromBase64, sha256Hex, toBase64Url, utf8 } from '../bytes.js';
-import { Sha256Hex, formatIssues } from './baseline.js';
+import { B64, B64Url, Sha256Hex, formatIssues } from './baseline.js';
 import { canonicalJson } from '../canonical.js';
 import { fail } from '../errors.js';
 import type { Clock, Signer } from '../ports.js';
@@ -22,15 +22,14 @@ export const RECORD_TYP = 'line-station-record+jws';
 const Uuid = z
   .string()
   .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a lower-case UUID');
-const B64Url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected base64url');
 const Text = z.string().min(1).max(256);
 const IsoTime = z.string().datetime({ offset: true });
-/** Standard base64 with padding (RFC 4648 §4), as x5c uses: `openssl base64 -d -A` reads it. */
-const B64 = z
-  .string()
-  .min(4)
-  .max(16384)
-  .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'expected standard base64');
+/** A TPM name with nameAlg SHA-256: 0x000b || SHA-256(TPMT_PUBLIC), lower-case hex. */
+const TpmName = z.string().regex(/^000b[0-9a-f]{64}$/, 'expected a SHA-256 TPM name (000b + 64 hex chars)');
+/** A TPM object's public area: TPMT_PUBLIC bytes (standard base64) and its name. */
+/** An EK name: nameAlg SHA-256 (000b) or SHA-384 (000c, the high-range ECC P-384 template) || digest, hex. */
+const EkName = z.string().regex(/^(?:000b[0-9a-f]{64}|000c[0-9a-f]{96})$/, 'expected a SHA-256 or SHA-384 TPM name');
+const TpmObject = z.object({ public: B64, name: TpmName }).strict();
 
 /**
  * Attestation evidence of a v2 record (docs/formats.md "Attestation evidence in the record"): everything a third
@@ -51,6 +50,38 @@ export const AttestationEvidenceRecordSchema = z.discriminatedUnion('mode', [
       /** The key the statement binds: the device key (= key.publicKeySpki) or the injection transport key. */
       boundKey: z.object({ role: z.enum(['device', 'transport']), spki: B64 }).strict(),
       /** SHA-256 of the canonical JSON of the manifest's `measurements`, as bound in the statement. */
+      measurementsSha256: Sha256Hex,
+    })
+    .strict(),
+  z
+    .object({
+      /**
+       * A TPM 2.0 board (driver tpm2, docs/tpm.md): the EK certificate chain, the EK, IAK and IDevID public areas,
+       * TPM2_Certify of the IDevID by the IAK over the flow's nonce, and the credential activation result.
+       */
+      mode: z.literal('tpm2'),
+      /** The flow's 32-byte nonce: the qualifyingData (extraData) of the certify. */
+      nonce: B64Url,
+      /** SHA-256 (hex) of the EK certificate (DER). */
+      leafSha256: Sha256Hex,
+      /** The validated EK certificate path, DER, EK certificate first, the vendor root (trust anchor) last. */
+      chain: z.array(B64).min(1).max(8),
+      /** The EK as created from the TCG template of the profile's EK type (its key is the EK certificate's). */
+      ek: z.object({ type: z.enum(['rsa-2048', 'ecc-p256', 'ecc-p384']), public: B64, name: EkName }).strict(),
+      /** The attestation key (IAK): restricted ECC P-256 signing key, re-derived from the endorsement hierarchy. */
+      iak: TpmObject,
+      /** The device identity key (IDevID): its public key is the certified key (key.publicKeySpki). */
+      idevid: TpmObject.extend({ handle: z.string().regex(/^0x81[0-9a-f]{6}$/, 'expected a persistent handle') }),
+      /** TPM2_Certify(IDevID) signed by the IAK: TPMS_ATTEST bytes and the TPMT_SIGNATURE. */
+      certify: z.object({ attest: B64, signature: B64 }).strict(),
+      /**
+       * MakeCredential(EK public, IAK name) at the station, ActivateCredential by the TPM: the secret came back.
+       * Not re-checkable offline (it needs the TPM); the record says when and for which names it passed.
+       */
+      activation: z
+        .object({ result: z.literal('secret-matched'), ekName: EkName, iakName: TpmName, at: IsoTime })
+        .strict(),
+      /** SHA-256 of the canonical JSON of the manifest's `measurements` (the quote by the same IAK). */
       measurementsSha256: Sha256Hex,
     })
     .strict(),
