@@ -42,6 +42,7 @@ export const SIM_OPS = [
   'measure',
   'lock',
   'zeroize',
+  'tpm',
 ] as const;
 export type SimOp = (typeof SIM_OPS)[number];
 
@@ -399,6 +400,8 @@ export class SimBoard {
           return this.lock();
         case 'zeroize':
           return this.zeroize(body);
+        case 'tpm':
+          return boardError('UNSUPPORTED', 'this board has no TPM');
         default:
           return boardError('UNSUPPORTED', `unknown operation ${JSON.stringify(op)}`);
       }
