@@ -85,10 +85,9 @@ const timeoutMs = z.number().int().min(100).max(600_000);
 
 /**
  * EK types a TPM profile may name, each with its TCG EK template and the NV index of its EK certificate (TCG EK
- * Credential Profile 2.x: L-1 RSA 2048 at 0x01c00002, L-2 ECC NIST P-256 at 0x01c0000a, H-3 ECC NIST P-384 at
- * 0x01c00016). docs/tpm.md.
+ * Credential Profile 2.x, low range: L-1 RSA 2048 at 0x01c00002, L-2 ECC NIST P-256 at 0x01c0000a). docs/tpm.md.
  */
-export const TPM_EK_TYPES = ['rsa-2048', 'ecc-p256', 'ecc-p384'] as const;
+export const TPM_EK_TYPES = ['rsa-2048', 'ecc-p256'] as const;
 export type TpmEkType = (typeof TPM_EK_TYPES)[number];
 
 /** A TPM handle written as "0x" + 8 hex digits, within [lo, hi]; parsed to a number. */

@@ -11,6 +11,7 @@ import type { Clock, Signer } from '../ports.js';
 import { ok, type Result } from '../result.js';
 import { signJws, verifyJws } from '../pki/jws.js';
 import { CertificateProfileOverrideSchema } from '../pki/device-cert.js';
+import { TPM_EK_TYPES } from './profiles.js';
 import { decodeStatement, type AttestationStatement } from '../pki/attestation.js';
 
 /** Records with attestation evidence (key-bound protocol 2, or legacy protocol 1 where a profile allows it). */
@@ -27,8 +28,6 @@ const IsoTime = z.string().datetime({ offset: true });
 /** A TPM name with nameAlg SHA-256: 0x000b || SHA-256(TPMT_PUBLIC), lower-case hex. */
 const TpmName = z.string().regex(/^000b[0-9a-f]{64}$/, 'expected a SHA-256 TPM name (000b + 64 hex chars)');
 /** A TPM object's public area: TPMT_PUBLIC bytes (standard base64) and its name. */
-/** An EK name: nameAlg SHA-256 (000b) or SHA-384 (000c, the high-range ECC P-384 template) || digest, hex. */
-const EkName = z.string().regex(/^(?:000b[0-9a-f]{64}|000c[0-9a-f]{96})$/, 'expected a SHA-256 or SHA-384 TPM name');
 const TpmObject = z.object({ public: B64, name: TpmName }).strict();
 
 /**
@@ -67,7 +66,7 @@ export const AttestationEvidenceRecordSchema = z.discriminatedUnion('mode', [
       /** The validated EK certificate path, DER, EK certificate first, the vendor root (trust anchor) last. */
       chain: z.array(B64).min(1).max(8),
       /** The EK as created from the TCG template of the profile's EK type (its key is the EK certificate's). */
-      ek: z.object({ type: z.enum(['rsa-2048', 'ecc-p256', 'ecc-p384']), public: B64, name: EkName }).strict(),
+      ek: z.object({ type: z.enum(TPM_EK_TYPES), public: B64, name: TpmName }).strict(),
       /** The attestation key (IAK): restricted ECC P-256 signing key, re-derived from the endorsement hierarchy. */
       iak: TpmObject,
       /** The device identity key (IDevID): its public key is the certified key (key.publicKeySpki). */
@@ -79,7 +78,7 @@ export const AttestationEvidenceRecordSchema = z.discriminatedUnion('mode', [
        * Not re-checkable offline (it needs the TPM); the record says when and for which names it passed.
        */
       activation: z
-        .object({ result: z.literal('secret-matched'), ekName: EkName, iakName: TpmName, at: IsoTime })
+        .object({ result: z.literal('secret-matched'), ekName: TpmName, iakName: TpmName, at: IsoTime })
         .strict(),
       /** SHA-256 of the canonical JSON of the manifest's `measurements` (the quote by the same IAK). */
       measurementsSha256: Sha256Hex,
