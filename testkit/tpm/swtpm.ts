@@ -28,6 +28,7 @@ import { ok, type Result } from '../../core/result.js';
 import { TPM_MAX_COMMAND_SIZE, type TpmTransmit } from '../../core/tpm/transport.js';
 
 const run = promisify(execFile);
+const HAVE_SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
 
 /** EK kinds a manufactured TPM carries a certificate for (RSA 2048 always; `ecc` adds the P-256 EK). */
 export type EkKind = 'rsa' | 'ecc';
@@ -311,9 +312,12 @@ export async function startSwtpm(opts: { dir: string; stateDir?: string }): Prom
   let lastError = '';
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePortPair();
+    // Where util-linux setpriv exists it sets PR_SET_PDEATHSIG and execs swtpm (same pid): swtpm then dies with
+    // this process even on SIGKILL (a killed test or simulator leaves no TPM behind; test/sim/pty.ts does the same).
     const child = spawn(
-      'swtpm',
+      HAVE_SETPRIV ? 'setpriv' : 'swtpm',
       [
+        ...(HAVE_SETPRIV ? ['--pdeathsig', 'KILL', '--', 'swtpm'] : []),
         'socket',
         '--tpm2',
         '--tpmstate',
