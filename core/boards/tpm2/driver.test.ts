@@ -191,6 +191,34 @@ describe('tpm2 driver on swtpm', () => {
     ]);
   });
 
+  it('credential answered by another TPM (a relay with a second TPM): ATTEST_TPM_ACTIVATION_FAILED', async () => {
+    // The relay keeps the second TPM in step (same objects at the same handles) and lets it answer the policy
+    // session and TPM2_ActivateCredential: it has an EK and an IAK, but not the EK the credential was made for.
+    const other = await startSwtpm({ dir: rogue.dir });
+    try {
+      const cc = (c: Uint8Array): number => new DataView(c.buffer, c.byteOffset).getUint32(6);
+      const both = new Set([0x131, 0x165]); // CreatePrimary, FlushContext
+      const toOther = new Set([0x176, 0x151, 0x147]); // StartAuthSession, PolicySecret, ActivateCredential
+      const relay = (command: Uint8Array, opts?: { signal?: AbortSignal; timeoutMs?: number }) => {
+        const code = cc(command);
+        if (toOther.has(code)) return other.transmit(command, opts);
+        if (both.has(code)) return other.transmit(command, opts).then(() => tpm.transmit(command, opts));
+        return tpm.transmit(command, opts);
+      };
+      const p = await profile('tpm2-ecc-ek');
+      const trusted = await verifyEkCertificate(made.ekCerts.eccP256!, roots, new Date());
+      if (!trusted.ok) throw new Error(trusted.error.message);
+      const c = { ...ctx(p), board: { tpmTransmit: relay } as unknown as BoardClient };
+      const m = await tpm2Driver.measure(c, claim(await chipIdOf(trusted.value.spki)));
+      expect(!m.ok && m.error.code).toBe('ATTEST_TPM_ACTIVATION_FAILED');
+      // The genuine TPM answers the same credential (the relay was the only difference).
+      const good = await tpm2Driver.measure(ctx(p), claim(await chipIdOf(trusted.value.spki)));
+      expect(good.ok).toBe(true);
+    } finally {
+      await other.stop();
+    }
+  }, 60_000);
+
   it('an EK certificate from another vendor CA: ATTEST_CHAIN_INVALID', async () => {
     const p = await profile('tpm2-ecc-ek');
     const rogueRoots = [
