@@ -163,6 +163,19 @@ describe('TPM boards and LS boards on one station', () => {
         '-q',
         nonceHex,
       ]);
+      // TPMS_CERTIFY_INFO.name: the IDevID's Name as a TPM2B (size 0x0022) in the signed attest (tpm2_print 5.4 cannot
+      // print a certify attest; xxd -p shows the same bytes).
+      const xxd = await run('sh', ['-c', `xxd -p ${join(d, 'certify.attest')} | tr -d '\\n'`]);
+      expect(xxd.stdout).toContain(`0022${ev.idevid.name}`);
+      writeFileSync(join(d, 'idevid.pub'), tpm2b(ev.idevid.public));
+      const idevidPem = await run('tpm2_print', ['-t', 'TPM2B_PUBLIC', '-f', 'pem', join(d, 'idevid.pub')]);
+      expect(idevidPem.stdout.trim()).toBe(certKey.stdout.trim());
+      // The chip id is the first 16 bytes of SHA-256 over the EK certificate's SubjectPublicKeyInfo.
+      const ekSpki = await run('sh', [
+        '-c',
+        `openssl x509 -in ${join(d, 'ek-0.pem')} -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r`,
+      ]);
+      expect(ekSpki.stdout.slice(0, 32)).toBe(chipId);
       const manifest = ManifestSchema.parse(
         JSON.parse(Buffer.from(r.manifest.jws.split('.')[1]!, 'base64url').toString('utf8')),
       );
