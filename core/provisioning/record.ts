@@ -3,7 +3,7 @@
  * key as a compact JWS (typ line-station-record+jws, x5c = station chain). See docs/formats.md.
  */
 import { z } from 'zod';
-import { bytesEqual, fromBase64, sha256Hex, toBase64Url, utf8 } from '../bytes.js';
+import { bytesEqual, concatBytes, fromBase64, fromBase64Url, sha256Hex, toBase64Url, toHex, utf8 } from '../bytes.js';
 import { B64, B64Url, Sha256Hex, formatIssues } from './baseline.js';
 import { canonicalJson } from '../canonical.js';
 import { fail } from '../errors.js';
@@ -12,6 +12,9 @@ import { ok, type Result } from '../result.js';
 import { signJws, verifyJws } from '../pki/jws.js';
 import { CertificateProfileOverrideSchema } from '../pki/device-cert.js';
 import { TPM_EK_TYPES } from './profiles.js';
+import { parseAttest } from '../tpm/attest.js';
+import { TPMA_OBJECT } from '../tpm/constants.js';
+import { parsePublic } from '../tpm/public.js';
 import { decodeStatement, type AttestationStatement } from '../pki/attestation.js';
 
 /** Records with attestation evidence (key-bound protocol 2, or legacy protocol 1 where a profile allows it). */
@@ -177,6 +180,7 @@ export const ProvisioningRecordSchema = z
       });
     const att = r.attestation;
     if ('mode' in att && att.mode === 'key-bound-v2') keyBoundProblems(r, att, ctx);
+    if ('mode' in att && att.mode === 'tpm2') tpm2Problems(r, att, ctx);
   });
 
 export type ProvisioningRecord = z.infer<typeof ProvisioningRecordSchema>;
@@ -219,6 +223,49 @@ function keyBoundProblems(
     issue(['boundKey', 'spki'], 'the attested device key is not key.publicKeySpki');
   if (att.boundKey.role === 'transport' && r.key.mode !== 'injected')
     issue(['boundKey', 'role'], 'only an injected key is bound through a transport key');
+}
+
+type Tpm2Evidence = Extract<AttestationEvidenceRecord, { mode: 'tpm2' }>;
+
+/**
+ * A tpm2 record says one thing everywhere: the certify is a TPM-generated certify over the record's nonce of the
+ * IDevID's Name; the IDevID's public key is the certified key (key.publicKeySpki); the activation names the EK and
+ * the IAK of the evidence; the IDevID and the IAK are fixedTPM signing keys. (The signatures and Names are hashes:
+ * checked by the station before signing and re-checkable as docs/formats.md "Re-checking a tpm2 record" says.)
+ */
+function tpm2Problems(
+  r: { readonly key: { readonly publicKeySpki: string } },
+  att: Tpm2Evidence,
+  ctx: z.RefinementCtx,
+): void {
+  const issue = (path: string[], message: string) =>
+    ctx.addIssue({ code: 'custom', path: ['attestation', ...path], message });
+  let attest: ReturnType<typeof parseAttest> | null = null;
+  let idevid: ReturnType<typeof parsePublic> | null = null;
+  let spki: Uint8Array | null = null;
+  let nonce: Uint8Array | null = null;
+  try {
+    attest = parseAttest(fromBase64(att.certify.attest));
+    idevid = parsePublic(fromBase64(att.idevid.public));
+    spki = fromBase64Url(r.key.publicKeySpki);
+    nonce = fromBase64Url(att.nonce);
+  } catch {
+    // reported below
+  }
+  if (!attest?.ok || attest.value.attested.kind !== 'certify')
+    return issue(['certify', 'attest'], 'not a TPM-generated TPMS_ATTEST of a certify');
+  if (!nonce || !bytesEqual(attest.value.extraData, nonce)) issue(['nonce'], 'the certify is not over the nonce');
+  if (toHex(attest.value.attested.name) !== att.idevid.name)
+    issue(['certify', 'attest'], 'the certify certifies another Name than idevid.name');
+  if (!idevid?.ok || idevid.value.type !== 'ecc') return issue(['idevid', 'public'], 'not an ECC TPMT_PUBLIC');
+  const point = concatBytes(Uint8Array.of(0x04), idevid.value.x, idevid.value.y);
+  if (!spki || spki.length < point.length || !bytesEqual(spki.subarray(spki.length - point.length), point))
+    issue(['idevid', 'public'], 'the IDevID is not the certified key (key.publicKeySpki)');
+  const fixed = TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.sign;
+  if ((idevid.value.objectAttributes & fixed) !== fixed)
+    issue(['idevid', 'public'], 'the IDevID is not a fixedTPM, fixedParent, TPM-generated signing key');
+  if (att.activation.ekName !== att.ek.name || att.activation.iakName !== att.iak.name)
+    issue(['activation'], 'the activation names another EK or IAK than the evidence');
 }
 
 /** The record's canonical JSON (sorted keys, no whitespace) as UTF-8: the exact signed payload. */

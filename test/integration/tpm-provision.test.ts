@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url } from '../../core/bytes.js';
 import { ManifestSchema } from '../../core/provisioning/baseline.js';
-import type { ProvisioningRecord } from '../../core/provisioning/record.js';
+import { ProvisioningRecordSchema, type ProvisioningRecord } from '../../core/provisioning/record.js';
 import { assertIssuanceInvariant } from '../../testkit/issuance-invariant.js';
 import { tpm2tools } from '../../testkit/tpm/swtpm.js';
 import { createWorld, type World } from '../harness.js';
@@ -213,6 +213,20 @@ describe('TPM boards and LS boards on one station', () => {
       ).rejects.toThrow();
     }, 60_000);
   }
+
+  it('a tpm2 record says one thing everywhere (schema): another nonce, key or IDevID is refused', () => {
+    const r = record(w.sim.boards[ECC]!.chipId);
+    expect(ProvisioningRecordSchema.safeParse(r).success).toBe(true);
+    const ev = r.attestation as Extract<ProvisioningRecord['attestation'], { mode: 'tpm2' }>;
+    const other = record(w.sim.boards[RSA]!.chipId);
+    const bad: ProvisioningRecord[] = [
+      { ...r, attestation: { ...ev, nonce: ev.nonce.slice(0, -2) + (ev.nonce.endsWith('AA') ? 'AB' : 'AA') } },
+      { ...r, attestation: { ...ev, idevid: { ...ev.idevid, public: ev.iak.public } } },
+      { ...r, key: other.key },
+      { ...r, attestation: { ...ev, activation: { ...ev.activation, iakName: ev.idevid.name } } },
+    ];
+    for (const b of bad) expect(ProvisioningRecordSchema.safeParse(b).success).toBe(false);
+  });
 
   it('station records --json shows the TPM evidence', async () => {
     await w.engine.close();
