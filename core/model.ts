@@ -98,8 +98,6 @@ export interface ProgressEvent {
   readonly runId?: string;
   readonly chipId?: string;
   readonly serialNumber?: string;
-  /** The board's model (in the identify `done` event). */
-  readonly model?: string;
   readonly step: StepName;
   readonly status: StepStatus;
   readonly elapsedMs: number;
