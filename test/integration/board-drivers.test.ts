@@ -154,6 +154,17 @@ describe('driver checkpoints and context', () => {
     );
   });
 
+  it('a driver that turns the claim into another board is a bug: the flow throws before anything is written', async () => {
+    const before = w.engine.store.listAudit(0, 100_000).length;
+    const other: BoardDriver = {
+      ...lsDriver,
+      identify: (_ctx, claimed) =>
+        Promise.resolve({ ok: true, value: { identity: { ...claimed, chipId: 'ff'.repeat(16) } } }),
+    };
+    await expect(provisionWith(4, () => ({ ok: true, value: other }))).rejects.toThrow(/another identity/);
+    expect(w.engine.store.listAudit(0, 100_000)).toHaveLength(before);
+  });
+
   it('a resumed run whose baseline manifest stands commits a driver checkpoint on its own (audit: its keys)', async () => {
     const first = spyDriver();
     const ac = new AbortController();
