@@ -263,6 +263,12 @@ export const ERROR_CATALOGUE = {
     action: 'set-aside',
     guidance: 'No board profile matches this board. Set it aside and call a supervisor.',
   },
+  FLOW_DRIVER_UNKNOWN: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      "The board's profile names a board driver this station does not have. Set the board aside; a supervisor updates the station or the profile.",
+  },
   FLOW_WORK_ORDER_MISMATCH: {
     kind: 'user',
     action: 'set-aside',

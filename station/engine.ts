@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail, stationError } from '../core/errors.js';
 import { provisionBoard, type FlowOutcome, type StationIdentity } from '../core/provisioning/flow.js';
+import { driverFor } from '../core/boards/index.js';
 import type { ProgressEvent } from '../core/model.js';
 import type { BoardClient, Clock, DetectedPort, DeviceDiscovery, Hsm, Logger } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
@@ -340,6 +341,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
               station,
               attestationRoots: roots,
               profiles: profiles.value,
+              driverFor,
               workOrder: wo.value,
               operator: req.operator,
               port,
