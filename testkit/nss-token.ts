@@ -1,22 +1,22 @@
 /**
- * Development and test tokens on NSS softoken (libsoftokn3): a private key-database directory and its user PIN,
+ * Test tokens on NSS softoken (libsoftokn3): a private key-database directory and its user PIN,
  * set through PKCS#11 itself (no tool, no PIN on a command line). The token's label is the `dbTokenDescription`
  * library parameter of the token profile (resources/tokens/nss-softoken.json), so the same parameters must be used
  * by every `openHsm` of the directory; NSS cannot be initialised twice in one process with other parameters.
  *
- * NOT for production stations: NSS softoken does not enforce non-extractability (docs/hsm.md "Second implementation").
+ * Test support only (testkit/): NSS softoken does not enforce non-extractability (docs/hsm.md "Second implementation").
  */
 import { chmod, mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { fail } from '../../core/errors.js';
-import { err, ok, type Result } from '../../core/result.js';
-import { libraryParametersFor, type TokenProfile } from '../../core/hsm/token-profile.js';
-import { PRIVATE_DIR_MODE } from '../data-dir.js';
-import { mapPkcs11Error } from './errors.js';
-import { acquireModule, releaseModule } from './module-registry.js';
-import { P, type Handle } from './pkcs11.js';
-import { findTokenSlot } from './pkcs11-hsm.js';
-import { findProfileModule, tokenProfileById } from './token-profiles.js';
+import { fail } from '../core/errors.js';
+import { err, ok, type Result } from '../core/result.js';
+import { libraryParametersFor, type TokenProfile } from '../core/hsm/token-profile.js';
+import { PRIVATE_DIR_MODE } from '../native/data-dir.js';
+import { mapPkcs11Error } from '../native/hsm/errors.js';
+import { acquireModule, releaseModule } from '../native/hsm/module-registry.js';
+import { P, type Handle } from '../native/hsm/pkcs11.js';
+import { findTokenSlot } from '../native/hsm/pkcs11-hsm.js';
+import { findProfileModule, tokenProfileById } from '../native/hsm/token-profiles.js';
 
 export interface NssTokenEnv {
   /** The key database directory (0700). */
