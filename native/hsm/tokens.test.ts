@@ -2,7 +2,8 @@
  * The HSM adapter against every PKCS#11 implementation of the suite (SoftHSM2, NSS softoken), real modules in temp
  * directories: the token profile's measured data against the token, the station's CA and station keys (attributes
  * read back through a session of our own), signatures checked by openssl, certificates, what the token does when an
- * attacker with the user PIN tries to wrap or copy a key, PIN lock behaviour, and inspectToken.
+ * attacker with the user PIN tries to wrap or copy a key, PIN lock behaviour, inspectToken, session recovery,
+ * concurrent signing and close while signatures are in flight.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
@@ -337,6 +338,51 @@ describe.each(TEST_TOKEN_KINDS)('%s', (kind) => {
     expect(noModule.module).toMatchObject({ status: 'fail', error: { code: 'HSM_MODULE_LOAD_FAILED' } });
     expect(noModule.status).toBe('fail');
     expect(JSON.stringify([rep, wrong, noPin, absent, noModule, logger.lines])).not.toContain(PIN);
+  });
+
+  it('recovers transparently when all sessions are closed behind its back (logged out too)', async () => {
+    const signer = must(await hsm.signer('issuing-ca'));
+    must(await signer.sign(new Uint8Array([1]))); // warm the session pool
+    const lost = () => logger.lines.filter((l) => l.msg.includes('session lost')).length;
+    const before = lost();
+    const r = tok.raw();
+    r.lib.C_CloseAllSessions(r.slot);
+    const data = new Uint8Array([1, 2, 3]);
+    const sig = must(await signer.sign(data));
+    expect(sig.length).toBe(64);
+    expect(lost()).toBeGreaterThan(before);
+    r.lib.C_CloseAllSessions(r.slot);
+    expect(must(await hsm.findKey('station'))?.class).toBe('private');
+    expect(must(await hsm.info()).loggedIn).toBe(true);
+  });
+
+  it('200 concurrent signatures (two curves) all verify; close() waits for those in flight', async () => {
+    const { verify } = await import('node:crypto');
+    const s256 = must(await hsm.signer('issuing-ca'));
+    const s384 = must(await hsm.signer('ca-384'));
+    const results = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const signer = i % 3 === 0 ? s384 : s256;
+        const data = Buffer.from(`board ${i}`);
+        const sig = must(await signer.sign(data));
+        const key = createPublicKey({ key: Buffer.from(signer.publicKeySpki), format: 'der', type: 'spki' });
+        return verify(signer.curve === 'P-384' ? 'sha384' : 'sha256', data, key, Buffer.from(rawSignatureToDer(sig)));
+      }),
+    );
+    expect(results.filter(Boolean)).toHaveLength(200);
+    const inflight = Array.from({ length: 40 }, (_, i) => s384.sign(new Uint8Array([i])));
+    await inflight[0];
+    await hsm.close();
+    expect(loadedModuleCount()).toBe(0);
+    for (const r of await Promise.all(inflight)) {
+      if (r.ok) expect(r.value.length).toBe(96);
+      else expect(r.error.code).toBe('HSM_SESSION_LOST');
+    }
+    const after = await s256.sign(new Uint8Array([1]));
+    expect(after.ok ? null : after.error.code).toBe('HSM_SESSION_LOST');
+    // the module can be loaded again after the last close
+    hsm = must(await openHsm({ ...tok.open, pin: PIN, logger }));
+    expect(must(await must(await hsm.signer('station')).sign(new Uint8Array([7]))).length).toBe(64);
   });
 
   it('closing the last adapter unloads the module', async () => {
