@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import type { Result } from '../../core/result.js';
@@ -17,6 +17,7 @@ import { checkRequirements } from '../../core/hsm/requirements.js';
 import { inspectToken, loadedModuleCount, openHsm, type HsmAdmin } from './index.js';
 import { rawSignatureToDer } from './ec.js';
 import { captureLogger } from '../../testkit/hsm.js';
+import { opensslSelfSignedDer } from '../../testkit/pki/test-util.js';
 import { TEST_TOKEN_KINDS, createKindToken, type KindToken } from '../../testkit/tokens.js';
 
 const PIN = 'Tok-pin-7731-q';
@@ -143,39 +144,17 @@ describe.each(TEST_TOKEN_KINDS)('%s', (kind) => {
     expect(verify(join(tok.dir, 'other.bin'))).toContain('Verification failure');
   });
 
-  it('certificates: import, read back, replace', async () => {
-    const make = (cn: string): Uint8Array => {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-subj',
-          `/CN=${cn}`,
-          '-keyout',
-          join(tok.dir, 'k.pem'),
-          '-out',
-          join(tok.dir, 'c.der'),
-          '-outform',
-          'DER',
-          '-days',
-          '1',
-        ],
-        { stdio: 'ignore' },
-      );
-      return new Uint8Array(readFileSync(join(tok.dir, 'c.der')));
-    };
+  it('certificates: import, read back, replace; bad DER rejected', async () => {
+    const make = (cn: string): Uint8Array => opensslSelfSignedDer(tok.dir, `/CN=${cn}`);
     expect(must(await hsm.certificate('issuing-ca'))).toBeNull();
     const c1 = make('one');
     expect(must(await hsm.importCertificate('issuing-ca', c1)).id).toBe(must(await hsm.findKey('issuing-ca'))!.id);
     const c2 = make('two');
     must(await hsm.importCertificate('issuing-ca', c2));
     expect(Buffer.from(must(await hsm.certificate('issuing-ca'))!).equals(Buffer.from(c2))).toBe(true);
+    const bad = await hsm.importCertificate('issuing-ca', c2.subarray(0, 50));
+    expect(bad.ok ? null : bad.error.code).toBe('INPUT_INVALID');
+    expect(must(await hsm.info()).keys.filter((k) => k.class === 'certificate')).toHaveLength(1);
   });
 
   it('attack with the user PIN: wrap and copy the CA key -- refused exactly when the profile says protection is enforced', async () => {
