@@ -118,6 +118,10 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
   if (!reqs.ok) return fail2(reqs);
   const refusedProfiles = profilesUnsupported({ requirements: reqs.value }, profiles.value);
   for (const u of refusedProfiles) log.log('error', u.error.message, { profile: u.profileId, code: u.error.code });
+  if (hsm.profile && !hsm.profile.keyProtection.enforced)
+    log.log('warn', 'the token does not enforce key protection: for development and tests only', {
+      profile: hsm.profile.id,
+    });
   const caSigner = await hsm.signer(c.hsm.keys.issuingCa);
   if (!caSigner.ok) return fail2(caSigner);
   const stSigner = await hsm.signer(c.hsm.keys.station);
