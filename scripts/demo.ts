@@ -27,13 +27,15 @@ const { values: a } = parseArgs({
     'tpm-boards': { type: 'string', default: '0' },
     'data-dir': { type: 'string', default: '.data/demo' },
     'exit-when-done': { type: 'boolean', default: false },
-    'work-order': { type: 'string', default: 'WO-DEMO-1' },
+    // default: WO-DEMO-1 (LS boards), WO-DEMO-TPM-1 (LS and TPM boards) with --tpm-boards
+    'work-order': { type: 'string' },
     'latency-keygen': { type: 'string', default: '300' },
     'latency-flash': { type: 'string', default: '200' },
     ui: { type: 'boolean', default: false },
   },
 });
 const dataDir = resolve(a['data-dir']!);
+const workOrder = a['work-order'] ?? (Number(a['tpm-boards']) > 0 ? 'WO-DEMO-TPM-1' : 'WO-DEMO-1');
 const simDir = join(dataDir, 'sim');
 mkdirSync(simDir, { recursive: true, mode: 0o700 });
 
@@ -177,7 +179,7 @@ const watch = [
   '--data-dir',
   dataDir,
   '--work-order',
-  a['work-order']!,
+  workOrder,
   '--operator',
   'op-1',
   '--port',
