@@ -205,12 +205,15 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorH
   const tpmCerts = factory?.vendorCerts() ?? null;
   const handle: SimulatorHandle = {
     ports: cables.map((c) => c.stationPath),
-    boards: boards.map((b, i) => ({
-      chipId: b.chipId,
-      serialNumber: b.serialNumber,
-      model: b.model,
-      port: at(cables, i).stationPath,
-    })),
+    // A getter: a TPM board's chip id is that of the TPM it runs (tpm-untrusted-ek switches it at power-on).
+    get boards() {
+      return boards.map((b, i) => ({
+        chipId: b.chipId,
+        serialNumber: b.serialNumber,
+        model: b.model,
+        port: at(cables, i).stationPath,
+      }));
+    },
     vendorRootPem: pki.rootPem,
     vendorRootPath: pki.rootPath,
     tpmVendorRootPem: tpmCerts?.root.pem ?? null,
