@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBoard, type BoardClientWithStats } from '../../core/protocol/client.js';
+import { encodeFrame, FrameDecoder } from '../../core/protocol/framing.js';
+import { decodeResponse, encodePayload, OPCODES } from '../../core/protocol/messages.js';
 import type { ByteLink } from '../../core/ports.js';
 import { serialOpener } from '../../native/serial.js';
 import { tpm2tools, type RunningSwtpm } from '../../testkit/tpm/swtpm.js';
@@ -230,6 +232,40 @@ describe('TPM boards: identify and relay over the protocol', () => {
     const { stdout } = await tpm2tools(mainTpm(ECC))('tpm2_pcrread', ['sha256:0,4,7']);
     expect(stdout.toLowerCase().replace(/\s+/g, '')).toContain(`4:0x${want[4]}`);
     await c.close();
+  });
+
+  it('a malformed tpm request (not one TPM 2.0 command) is answered BAD_REQUEST by the board schema check', async () => {
+    const c = await connect(ECC); // a protocol 3 session (hello) on the board
+    await c.close();
+    const l = await serialOpener().open(sim.ports[ECC]!);
+    if (!l.ok) throw new Error(l.error.message);
+    links.push(l.value);
+    const frames: Uint8Array[] = [];
+    const dec = new FrameDecoder();
+    l.value.onData((d) => {
+      for (const f of dec.push(d)) if (f.ok) frames.push(f.payload);
+    });
+    const ask = async (id: number, command: Uint8Array) => {
+      const n = frames.length;
+      const header = { version: 1, kind: 'request', requestId: id, opcode: OPCODES.tpm } as const;
+      await l.value.write(encodeFrame(header, encodePayload({ command })));
+      for (let i = 0; i < 100 && frames.length === n; i++) await new Promise((r) => setTimeout(r, 20));
+      return decodeResponse('tpm', { header: { ...header, kind: 'response' }, payload: frames[n]! });
+    };
+    const sizeLies = new Uint8Array(GETCAP_MANUFACTURER);
+    sizeLies[5] = 0x40; // header size 0x40, 22 bytes carried
+    const tpm12 = new Uint8Array(GETCAP_MANUFACTURER);
+    tpm12[0] = 0x00;
+    tpm12[1] = 0xc1;
+    for (const [id, bad] of [
+      [101, sizeLies],
+      [102, tpm12],
+      [103, GETCAP_MANUFACTURER.subarray(0, 9)],
+    ] as const)
+      expect(await ask(id, bad)).toMatchObject({ ok: false, error: { code: 'BOARD_BAD_REQUEST' } });
+    expect(simLog.filter((x) => x.includes('tpm #10') && x.includes('BAD_REQUEST'))).toHaveLength(3);
+    // the same link still relays a good command (the hello of this fresh link is not needed again: same power cycle)
+    expect(await ask(104, GETCAP_MANUFACTURER)).toMatchObject({ ok: true });
   });
 
   it('LS boards have no TPM relay: BOARD_UNSUPPORTED from the client (protocol 2) or from the board (protocol 3)', async () => {
