@@ -255,6 +255,29 @@ describe('core/tpm on swtpm', () => {
     value(await a.nvUndefineSpace(index));
   });
 
+  it('a TPM in dictionary-attack lockout: info() says so and authorisations are TPM_LOCKOUT', async () => {
+    const tools = tpm2tools(swB);
+    const bSrk = value(await b.createPrimary(TPM_RH.OWNER, srkTemplate()));
+    const bKey = await key(b, bSrk.handle, attestationKeyTemplate());
+    value(await b.flushContext(bSrk.handle));
+    // Two failed authorisations lock the TPM (tpm2_dictionarylockout sets the policy; an index with a password).
+    await tools('tpm2_dictionarylockout', ['-s', '-n', '2', '-t', '600', '-l', '600']);
+    await tools('tpm2_nvdefine', ['0x01500020', '-C', 'o', '-s', '8', '-a', 'authread|authwrite', '-p', 'secret']);
+    const codes: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await b.nvRead(0x01500020);
+      codes.push(r.ok ? 'ok' : r.error.code === 'TPM_LOCKOUT' ? 'TPM_LOCKOUT' : String(r.error.details?.rcName));
+    }
+    expect(codes).toEqual(['TPM_RC_AUTH_FAIL (session 1)', 'TPM_RC_AUTH_FAIL (session 1)', 'TPM_LOCKOUT']);
+    const info = value(await b.info());
+    expect(info.inLockout).toBe(true);
+    expect(info.lockoutCounter).toBe(2);
+    // A DA-protected key with an empty auth value is refused as well (the driver's certify/quote see TPM_LOCKOUT).
+    const q = await b.quote({ signHandle: bKey.handle, qualifyingData: new Uint8Array(32), selection: [] });
+    expect(q.ok ? 'quoted' : q.error.code).toBe('TPM_LOCKOUT');
+    value(await b.flushContext(bKey.handle));
+  });
+
   it('the EK certificate indices are the profile indices', () => {
     expect(EK_CERT_INDEX).toEqual({ rsa2048: 0x01c00002, eccP256: 0x01c0000a, eccP384: 0x01c00016 });
   });
