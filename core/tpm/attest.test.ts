@@ -2,7 +2,7 @@
  * attest.ts and pcr.ts with hand-built TPMS_ATTEST structures signed by a WebCrypto key (the swtpm test covers the
  * real TPM's): verification, magic and type checks, signature encodings, truncation never throws, PCR digest order.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type webcrypto } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { toHex } from '../bytes.js';
 import { parseAttest, verifyAttest, type TpmSignature } from './attest.js';
@@ -28,10 +28,10 @@ function quoteAttest(opts: { magic?: number; type?: number; extra?: Uint8Array }
 }
 
 async function signer(): Promise<{ pub: EccPublic; sign(data: Uint8Array): Promise<TpmSignature> }> {
-  const kp = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as {
-    publicKey: CryptoKey;
-    privateKey: CryptoKey;
-  };
+  const kp = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+    'sign',
+    'verify',
+  ])) as webcrypto.CryptoKeyPair;
   const jwk = await crypto.subtle.exportKey('jwk', kp.publicKey);
   const pub = {
     ...attestationKeyTemplate(),
