@@ -138,6 +138,7 @@ const EMPTY_SYNC: SyncView = {
   lastReceipt: null,
   lastError: null,
   nextAttemptAt: null,
+  failingBatches: [],
 };
 
 /** Create the service over an open engine. The caller owns the engine (and closes it after stop()). */
