@@ -395,6 +395,8 @@ describe('TPM board faults, seen at the TPM level', () => {
       tools('tpm2_create', ['-C', f('l-prim.ctx'), '-G', 'ecc256', '-u', f('l.pub'), '-r', f('l.priv')]),
     ).rejects.toThrow(/0x921|lockout/i);
     await tools('tpm2_flushcontext', ['-t']);
+    await rebootWith(RSA, { tpmLockout: true }); // still on: locked out again at the next boot
+    expect((await tpm2tools(mainTpm(RSA))('tpm2_getcap', ['properties-variable'])).stdout).toMatch(/inLockout:\s+1/);
     await rebootWith(RSA, {});
     const after = (await tpm2tools(mainTpm(RSA))('tpm2_getcap', ['properties-variable'])).stdout;
     expect(after).toMatch(/inLockout:\s+0/);
