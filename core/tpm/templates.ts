@@ -31,29 +31,26 @@ const EK_ATTRS = A.fixedTPM | A.fixedParent | A.sensitiveDataOrigin | A.adminWit
 
 const zeros = (n: number): Uint8Array => new Uint8Array(n);
 
+const AES_128_CFB = { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB } as const;
+
+/** What the low-range templates L-1 and L-2 share (EK Credential Profile §B.3). */
+const lowRange = () => ({
+  nameAlg: TPM_ALG.SHA256,
+  objectAttributes: EK_ATTRS,
+  authPolicy: EK_POLICY_A_SHA256,
+  symmetric: AES_128_CFB,
+  scheme: null,
+});
+
 /** The EK template of `kind` (TCG EK Credential Profile templates L-1, L-2, H-3). */
 export function ekTemplate(kind: EkKind): TpmPublic {
   switch (kind) {
     case 'rsa2048':
-      return {
-        type: 'rsa',
-        nameAlg: TPM_ALG.SHA256,
-        objectAttributes: EK_ATTRS,
-        authPolicy: EK_POLICY_A_SHA256,
-        symmetric: { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB },
-        scheme: null,
-        keyBits: 2048,
-        exponent: 0,
-        modulus: zeros(256),
-      } satisfies RsaPublic;
+      return { type: 'rsa', ...lowRange(), keyBits: 2048, exponent: 0, modulus: zeros(256) } satisfies RsaPublic;
     case 'eccP256':
       return {
         type: 'ecc',
-        nameAlg: TPM_ALG.SHA256,
-        objectAttributes: EK_ATTRS,
-        authPolicy: EK_POLICY_A_SHA256,
-        symmetric: { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB },
-        scheme: null,
+        ...lowRange(),
         curve: TPM_ECC.NIST_P256,
         kdf: null,
         x: zeros(32),
@@ -88,7 +85,7 @@ export function srkTemplate(): EccPublic {
     objectAttributes:
       A.fixedTPM | A.fixedParent | A.sensitiveDataOrigin | A.userWithAuth | A.noDA | A.restricted | A.decrypt,
     authPolicy: zeros(0),
-    symmetric: { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB },
+    symmetric: AES_128_CFB,
     scheme: null,
     curve: TPM_ECC.NIST_P256,
     kdf: null,
