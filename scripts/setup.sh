@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for cmd in softhsm2-util:softhsm2 pkcs11-tool:opensc socat:socat openssl:openssl chromium:chromium xvfb-run:xvfb; do
+for cmd in softhsm2-util:softhsm2 pkcs11-tool:opensc socat:socat openssl:openssl chromium:chromium xvfb-run:xvfb \
+  swtpm:swtpm swtpm_setup:swtpm-tools tpm2_nvread:tpm2-tools; do
   command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd##*:}")
 done
 # PostgreSQL server binaries: the registry's production backend, exercised by the tests.
