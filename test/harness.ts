@@ -3,7 +3,7 @@
  * development station (SoftHSM2 tokens initialised for this run only) and the engine.
  * Logs are kept under the temp dir and printed on failure by the caller.
  */
-import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../core/ports.js';
@@ -25,16 +25,6 @@ export interface World {
   teardown(): Promise<void>;
 }
 
-/** The simulator's TPM vendor CAs (one PEM with root and EK-issuing CA), one file each: `station init` takes one per file. */
-function tpmVendorRoots(sim: SimulatorHandle, dir: string): string[] {
-  const blocks = sim.tpmVendorRootPem?.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
-  return blocks.map((b, i) => {
-    const f = join(dir, `tpm-vendor-${i}.pem`);
-    writeFileSync(f, b.endsWith('\n') ? b : `${b}\n`);
-    return f;
-  });
-}
-
 export type SimBoards = Parameters<typeof startSimulator>[0]['boards'];
 
 export async function createWorld(opts: { boards: SimBoards; keep?: boolean; dataDir?: string }): Promise<World> {
@@ -46,8 +36,10 @@ export async function createWorld(opts: { boards: SimBoards; keep?: boolean; dat
   const init = await initStation({
     dataDir,
     stationId: 'test-station',
-    // The LS vendor root, and the TPM vendor root and its EK-issuing CA when the simulator runs TPM boards.
-    attestationRoots: [sim.vendorRootPath, ...tpmVendorRoots(sim, dir)],
+    // LS vendor root; with TPM boards also the TPM vendor root and its EK-issuing CA (test/sim/README.md)
+    attestationRoots: [sim.vendorRootPath, sim.tpmVendorRootPath, sim.tpmVendorIssuerPath].filter(
+      (p): p is string => p !== null,
+    ),
     logger,
   });
   if (!init.ok) {

@@ -69,9 +69,10 @@ const subject = text(1, 256);
 const chain = z.array(der).min(1).max(8);
 const empty = z.strictObject({});
 /**
- * Largest TPM command or response one frame carries: MAX_FRAME minus header and CRC (9) minus the CBOR around the
- * bytes (`{response: bytes}`: map 1 + key 9 + byte-string head 3 = 13). The message allows 4096 (TPM_RELAY_MAX); a
- * larger one cannot be framed (the station refuses to send it: INPUT_INVALID; a board answers INTERNAL).
+ * Largest TPM response one frame carries (a command may be one byte longer: its key is one letter shorter): MAX_FRAME
+ * minus header and CRC (9) minus the CBOR around the bytes (`{response: bytes}`: map 1 + key 9 + byte-string head 3 =
+ * 13). The message allows 4096 (TPM_RELAY_MAX); what does not fit one frame is never sent (the station: INPUT_INVALID;
+ * a board answers INTERNAL).
  */
 export const TPM_FRAME_MAX = MAX_FRAME - HEADER_SIZE - CRC_SIZE - 13;
 /** One whole TPM 2.0 command or response (core/protocol/tpm-relay.ts), carried unchanged. */

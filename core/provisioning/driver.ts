@@ -65,7 +65,11 @@ export interface DriverContext {
 }
 
 export interface IdentifyResult {
-  /** The identity the run is keyed by: the claim, checked (and, for a TPM, the chip id derived from the EK). */
+  /**
+   * The identity the run is keyed by: the claim, checked (for a TPM, the chip id derived from the EK must equal the
+   * claim's, else the driver answers BOARD_IDENTITY_INVALID). Its chip id, serial number and model are the claim's
+   * (the flow matched the profile with them; anything else is a bug); `state` may be what the hardware says.
+   */
   readonly identity: BoardIdentity;
 }
 

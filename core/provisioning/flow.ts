@@ -273,8 +273,14 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   );
   if (!checked.ok) return failStep('identify', checked.error);
   const identity = checked.value.identity;
-  const who = { chipId: identity.chipId, serialNumber: identity.serialNumber };
-  progress('identify', 'done', { ...who, model: identity.model });
+  // The profile was matched and the text checked on the claim: a driver may say more (the state it reads from the
+  // hardware), never that the board is another one (a mismatch is the driver's error result, not a new identity).
+  const same = (k: 'chipId' | 'serialNumber' | 'model') => identity[k] === claimed[k];
+  if (!same('chipId') || !same('serialNumber') || !same('model')) {
+    throw new Error(`driver ${driver.id} returned another identity than the board claimed`);
+  }
+  const who = { chipId: identity.chipId, serialNumber: identity.serialNumber, model: identity.model };
+  progress('identify', 'done', who);
 
   const current = deps.store.findCurrentRecord(identity.chipId);
   const activeRun = deps.store.findActiveRun(identity.chipId);

@@ -85,6 +85,8 @@ export interface TpmInfo {
   readonly lockoutCounter: number;
   readonly maxAuthFail: number;
   readonly nvBufferMax: number;
+  /** TPM_PT_NV_INDEX_MAX: the largest NV index (bytes) the TPM can define. */
+  readonly nvIndexMax: number;
   readonly maxCommandSize: number;
 }
 
@@ -274,6 +276,7 @@ export class Tpm {
       lockoutCounter: get(TPM_PT.LOCKOUT_COUNTER),
       maxAuthFail: get(TPM_PT.MAX_AUTH_FAIL),
       nvBufferMax,
+      nvIndexMax: get(TPM_PT.NV_INDEX_MAX),
       maxCommandSize: get(TPM_PT.MAX_COMMAND_SIZE),
     });
   }

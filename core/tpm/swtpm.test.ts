@@ -11,13 +11,13 @@ import { promisify } from 'node:util';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manufactureTpm, startSwtpm, tpm2tools, type RunningSwtpm } from '../../testkit/tpm/swtpm.js';
+import { manufactureTpm, startSwtpm, tpm2tools, type LocalCa, type RunningSwtpm } from '../../testkit/tpm/swtpm.js';
 import { toHex } from '../bytes.js';
 import type { Result } from '../result.js';
 import { parseAttest, parseSignature, verifyAttest } from './attest.js';
 import { Tpm, type LoadedObject } from './commands.js';
 import { TPMA_NV, TPMA_OBJECT, TPM_ALG, TPM_RH } from './constants.js';
-import { makeCredential } from './credential.js';
+import { makeCredential, type MadeCredential } from './credential.js';
 import { EK_CERT_INDEX, createEk, readEkCertificate } from './ek.js';
 import { pcrDigest } from './pcr.js';
 import { objectName, parsePublic2b, publicMatchesSpki, publicToSpki } from './public.js';
@@ -46,6 +46,7 @@ describe('core/tpm on swtpm', () => {
   let srk: LoadedObject;
   let ak: LoadedObject;
   let dev: LoadedObject;
+  let ca: LocalCa;
 
   /** Create and load a key from `template` under the SRK of `tpm`. */
   async function key(tpm: Tpm, parent: number, template = attestationKeyTemplate()): Promise<LoadedObject> {
@@ -56,11 +57,12 @@ describe('core/tpm on swtpm', () => {
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'ls-core-tpm-'));
-    const ca = join(root, 'vendor-ca');
+    const caDir = join(root, 'vendor-ca');
     const [ma, mb] = await Promise.all([
-      manufactureTpm({ dir: join(root, 'a'), localca: ca }),
-      manufactureTpm({ dir: join(root, 'b'), localca: ca }),
+      manufactureTpm({ dir: join(root, 'a'), localca: caDir }),
+      manufactureTpm({ dir: join(root, 'b'), localca: caDir }),
     ]);
+    ca = ma.ca;
     [swA, swB] = await Promise.all([startSwtpm({ dir: ma.dir }), startSwtpm({ dir: mb.dir })]);
     a = new Tpm(swA.transmit);
     b = new Tpm(swB.transmit);
@@ -80,6 +82,7 @@ describe('core/tpm on swtpm', () => {
     expect(info.manufacturer).toBe('IBM');
     expect(info.inLockout).toBe(false);
     expect(info.nvBufferMax).toBeGreaterThan(0);
+    expect(info.nvIndexMax).toBeGreaterThanOrEqual(2048);
     expect(info.maxAuthFail).toBeGreaterThan(0);
   });
 
@@ -112,37 +115,26 @@ describe('core/tpm on swtpm', () => {
     const ek = value(await createEk(a, kind));
     try {
       const secret = globalThis.crypto.getRandomValues(new Uint8Array(32));
-      const made = value(await makeCredential(ek.public, secret, ak.name));
-      const got = value(
-        await a.activateCredential({
+      const activate = (made: MadeCredential): Promise<Result<Uint8Array>> =>
+        a.activateCredential({
           activateHandle: ak.handle,
           keyHandle: ek.handle,
           ekAuth: ekAuthorisation(ek.public),
           ...made,
-        }),
-      );
+        });
+      const got = value(await activate(value(await makeCredential(ek.public, secret, ak.name))));
       expect(toHex(got)).toBe(toHex(secret));
 
       // Made for another key's Name: the TPM refuses it (integrity check).
       const wrongName = value(await makeCredential(ek.public, secret, dev.name));
-      const refused = await a.activateCredential({
-        activateHandle: ak.handle,
-        keyHandle: ek.handle,
-        ekAuth: ekAuthorisation(ek.public),
-        ...wrongName,
-      });
+      const refused = await activate(wrongName);
       expect(refused.ok ? 'activated' : refused.error.code).toBe('TPM_COMMAND_FAILED');
 
       // Made for another TPM's EK (same template, B's key): A cannot recover it.
       const otherEk = value(await createEk(b, kind));
       const forB = value(await makeCredential(otherEk.public, secret, ak.name));
       value(await b.flushContext(otherEk.handle));
-      const wrongTpm = await a.activateCredential({
-        activateHandle: ak.handle,
-        keyHandle: ek.handle,
-        ekAuth: ekAuthorisation(ek.public),
-        ...forB,
-      });
+      const wrongTpm = await activate(forB);
       expect(wrongTpm.ok ? 'activated' : wrongTpm.error.code).toBe('TPM_COMMAND_FAILED');
       // No session left behind by the failures.
       expect(value(await a.getHandles(0x03000000)).length).toBe(0);
@@ -191,49 +183,40 @@ describe('core/tpm on swtpm', () => {
     await writeFile(join(root, 'quote.msg'), q.attest);
     await writeFile(join(root, 'quote.sig'), q.signatureBytes);
     const tools = tpm2tools(swA);
-    await tools('tpm2_checkquote', [
-      '-u',
-      join(root, 'ak.pem'),
-      '-m',
-      join(root, 'quote.msg'),
-      '-s',
-      join(root, 'quote.sig'),
-      '-q',
-      toHex(nonce),
-      '-g',
-      'sha256',
-    ]);
-    await expect(
+    const checkquote = (qualifying: Uint8Array): Promise<unknown> =>
       tools('tpm2_checkquote', [
-        '-u',
-        join(root, 'ak.pem'),
-        '-m',
-        join(root, 'quote.msg'),
-        '-s',
-        join(root, 'quote.sig'),
-        '-q',
-        toHex(new Uint8Array(32)),
-        '-g',
-        'sha256',
-      ]),
-    ).rejects.toThrow();
+        ...['-u', join(root, 'ak.pem'), '-m', join(root, 'quote.msg'), '-s', join(root, 'quote.sig')],
+        ...['-q', toHex(qualifying), '-g', 'sha256'],
+      ]);
+    await checkquote(nonce);
+    await expect(checkquote(new Uint8Array(32))).rejects.toThrow();
   });
 
   it('independent cross-check: NV certificate and key public area read back with tpm2-tools and openssl', async () => {
     const tools = tpm2tools(swA);
-    // A certificate bigger than one NV buffer (written in chunks): the RSA EK certificate + some padding bytes.
+    // A certificate followed by more data, so that the index is bigger than one NV buffer (chunked read and write).
     const cert = value(await readEkCertificate(a, 'rsa2048'));
+    const { nvBufferMax } = value(await a.info());
+    const data = globalThis.crypto.getRandomValues(new Uint8Array(Math.max(cert.length, nvBufferMax) + 200));
+    data.set(cert);
     const index = 0x01500010;
     const attrs = TPMA_NV.OWNERWRITE | TPMA_NV.OWNERREAD | TPMA_NV.AUTHREAD | TPMA_NV.NO_DA | TPMA_NV.WRITEDEFINE;
-    value(await a.nvDefineSpace({ nvIndex: index, size: cert.length, attributes: attrs }));
-    value(await a.nvWrite(index, cert));
+    value(await a.nvDefineSpace({ nvIndex: index, size: data.length, attributes: attrs }));
+    value(await a.nvWrite(index, data));
     value(await a.nvWriteLock(index));
-    const out = join(root, 'nv.der');
+    const out = join(root, 'nv.bin');
     await tools('tpm2_nvread', ['0x01500010', '-C', 'o', '-o', out]);
     const readBack = new Uint8Array(await readFile(out));
-    expect(toHex(readBack)).toBe(toHex(cert));
-    const text = await run('openssl', ['x509', '-inform', 'der', '-in', out, '-noout', '-subject']);
-    expect(text.stdout).toContain('subject');
+    expect(toHex(readBack)).toBe(toHex(data));
+    expect(toHex(value(await a.nvRead(index)))).toBe(toHex(data));
+    const certFile = join(root, 'nv.der');
+    await writeFile(certFile, readBack.subarray(0, cert.length));
+    const pemFile = join(root, 'nv.pem');
+    await run('openssl', ['x509', '-inform', 'der', '-in', certFile, '-out', pemFile]);
+    const verified = await run('openssl', [
+      ...['verify', '-CAfile', ca.rootCertPem, '-untrusted', ca.issuerCertPem, pemFile],
+    ]);
+    expect(verified.stdout).toContain('OK');
     const pub = value(await a.nvReadPublic(index));
     expect(pub.attributes & TPMA_NV.WRITELOCKED).toBeTruthy();
     const again = await a.nvWrite(index, cert);
@@ -242,17 +225,40 @@ describe('core/tpm on swtpm', () => {
     // The device key, persisted, read back by tpm2_readpublic: same TPM2B_PUBLIC, same PEM key, same Name.
     value(await a.evictControl(dev.handle, 0x81000010));
     const pubFile = join(root, 'dev.pub');
-    const pemFile = join(root, 'dev.pem');
+    const devPem = join(root, 'dev.pem');
     const shown = await tools('tpm2_readpublic', ['-c', '0x81000010', '-o', pubFile]);
-    await tools('tpm2_readpublic', ['-c', '0x81000010', '-o', pemFile, '-f', 'pem']);
+    await tools('tpm2_readpublic', ['-c', '0x81000010', '-o', devPem, '-f', 'pem']);
     const theirs = value(parsePublic2b(new Uint8Array(await readFile(pubFile))));
     expect(theirs).toEqual(dev.public);
     expect(shown.stdout).toContain(`name: ${toHex(dev.name)}`);
     expect(theirs.objectAttributes & TPMA_OBJECT.fixedTPM).toBeTruthy();
-    const der = await run('openssl', ['pkey', '-pubin', '-in', pemFile, '-outform', 'der'], { encoding: 'buffer' });
+    const der = await run('openssl', ['pkey', '-pubin', '-in', devPem, '-outform', 'der'], { encoding: 'buffer' });
     expect(toHex(new Uint8Array(der.stdout))).toBe(toHex(value(await publicToSpki(dev.public))));
     value(await a.evictControl(0x81000010, 0x81000010));
     value(await a.nvUndefineSpace(index));
+  });
+
+  it('a TPM in dictionary-attack lockout: info() says so and authorisations are TPM_LOCKOUT', async () => {
+    const tools = tpm2tools(swB);
+    const bSrk = value(await b.createPrimary(TPM_RH.OWNER, srkTemplate()));
+    const bKey = await key(b, bSrk.handle, attestationKeyTemplate());
+    value(await b.flushContext(bSrk.handle));
+    // Two failed authorisations lock the TPM (tpm2_dictionarylockout sets the policy; an index with a password).
+    await tools('tpm2_dictionarylockout', ['-s', '-n', '2', '-t', '600', '-l', '600']);
+    await tools('tpm2_nvdefine', ['0x01500020', '-C', 'o', '-s', '8', '-a', 'authread|authwrite', '-p', 'secret']);
+    const codes: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await b.nvRead(0x01500020);
+      codes.push(r.ok ? 'ok' : r.error.code === 'TPM_LOCKOUT' ? 'TPM_LOCKOUT' : String(r.error.details?.rcName));
+    }
+    expect(codes).toEqual(['TPM_RC_AUTH_FAIL (session 1)', 'TPM_RC_AUTH_FAIL (session 1)', 'TPM_LOCKOUT']);
+    const info = value(await b.info());
+    expect(info.inLockout).toBe(true);
+    expect(info.lockoutCounter).toBe(2);
+    // A DA-protected key with an empty auth value is refused as well (the driver's certify/quote see TPM_LOCKOUT).
+    const q = await b.quote({ signHandle: bKey.handle, qualifyingData: new Uint8Array(32), selection: [] });
+    expect(q.ok ? 'quoted' : q.error.code).toBe('TPM_LOCKOUT');
+    value(await b.flushContext(bKey.handle));
   });
 
   it('the EK certificate indices are the profile indices', () => {

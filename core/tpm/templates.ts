@@ -12,7 +12,9 @@
  *   not as endorsement-hierarchy primaries with the spec's adminWithPolicy policies.
  */
 import { fromHex } from '../bytes.js';
-import { TPMA_OBJECT as A, TPM_ALG, TPM_ECC } from './constants.js';
+import { fail } from '../errors.js';
+import { ok, type Result } from '../result.js';
+import { CURVES, TPMA_OBJECT as A, TPM_ALG, TPM_ECC } from './constants.js';
 import type { EccPublic, RsaPublic, TpmPublic } from './public.js';
 
 /** EK policy digest A: PolicySecret(TPM_RH_ENDORSEMENT), SHA-256 (EK Credential Profile §B.6.2). */
@@ -29,29 +31,26 @@ const EK_ATTRS = A.fixedTPM | A.fixedParent | A.sensitiveDataOrigin | A.adminWit
 
 const zeros = (n: number): Uint8Array => new Uint8Array(n);
 
+const AES_128_CFB = { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB } as const;
+
+/** What the low-range templates L-1 and L-2 share (EK Credential Profile §B.3). */
+const lowRange = () => ({
+  nameAlg: TPM_ALG.SHA256,
+  objectAttributes: EK_ATTRS,
+  authPolicy: EK_POLICY_A_SHA256,
+  symmetric: AES_128_CFB,
+  scheme: null,
+});
+
 /** The EK template of `kind` (TCG EK Credential Profile templates L-1, L-2, H-3). */
 export function ekTemplate(kind: EkKind): TpmPublic {
   switch (kind) {
     case 'rsa2048':
-      return {
-        type: 'rsa',
-        nameAlg: TPM_ALG.SHA256,
-        objectAttributes: EK_ATTRS,
-        authPolicy: EK_POLICY_A_SHA256,
-        symmetric: { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB },
-        scheme: null,
-        keyBits: 2048,
-        exponent: 0,
-        modulus: zeros(256),
-      } satisfies RsaPublic;
+      return { type: 'rsa', ...lowRange(), keyBits: 2048, exponent: 0, modulus: zeros(256) } satisfies RsaPublic;
     case 'eccP256':
       return {
         type: 'ecc',
-        nameAlg: TPM_ALG.SHA256,
-        objectAttributes: EK_ATTRS,
-        authPolicy: EK_POLICY_A_SHA256,
-        symmetric: { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB },
-        scheme: null,
+        ...lowRange(),
         curve: TPM_ECC.NIST_P256,
         kdf: null,
         x: zeros(32),
@@ -86,7 +85,7 @@ export function srkTemplate(): EccPublic {
     objectAttributes:
       A.fixedTPM | A.fixedParent | A.sensitiveDataOrigin | A.userWithAuth | A.noDA | A.restricted | A.decrypt,
     authPolicy: zeros(0),
-    symmetric: { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB },
+    symmetric: AES_128_CFB,
     scheme: null,
     curve: TPM_ECC.NIST_P256,
     kdf: null,
@@ -121,4 +120,51 @@ export function attestationKeyTemplate(): EccPublic {
 /** Device identity key (IDevID-like): non-restricted signing, ECC P-256, ECDSA SHA-256 (attributes 0x00040072). */
 export function deviceKeyTemplate(): EccPublic {
   return signingKey(false);
+}
+
+const ATTRIBUTE_NAMES = Object.entries(A) as [keyof typeof A, number][];
+
+/** The names of the TPMA_OBJECT bits set in `attrs` ("fixedTPM|fixedParent|…"). */
+export function attributeNames(attrs: number): string {
+  return ATTRIBUTE_NAMES.filter(([, bit]) => (attrs & bit) !== 0)
+    .map(([n]) => n)
+    .join('|');
+}
+
+/**
+ * Check that a key's public area (as the TPM, through the relay, reported it) is what `template` asked for: same
+ * type, nameAlg, attributes (exactly: fixedTPM, fixedParent, sensitiveDataOrigin… none missing, none added),
+ * empty authPolicy, scheme, curve, and a point of the curve's size. TPM_KEY_ATTRIBUTES_INVALID otherwise.
+ * The report is only trustworthy once the key's Name (computed from this public area) is bound by the TPM:
+ * ActivateCredential for the attestation key, a verified TPM2_Certify for a key it certifies (docs/tpm.md).
+ */
+export function checkKeyPublic(pub: TpmPublic, template: EccPublic): Result<void> {
+  const problems: string[] = [];
+  if (pub.type !== 'ecc') problems.push(`type ${pub.type}, expected ecc`);
+  if (pub.nameAlg !== template.nameAlg) problems.push(`nameAlg 0x${pub.nameAlg.toString(16)}`);
+  if (pub.objectAttributes !== template.objectAttributes) {
+    const missing = template.objectAttributes & ~pub.objectAttributes;
+    const extra = pub.objectAttributes & ~template.objectAttributes;
+    if (missing) problems.push(`missing ${attributeNames(missing)}`);
+    if (extra) problems.push(`unexpected ${attributeNames(extra) || `0x${extra.toString(16)}`}`);
+  }
+  if (pub.authPolicy.length !== 0) problems.push('an authPolicy is set');
+  if (pub.type === 'ecc') {
+    if (pub.curve !== template.curve) problems.push(`curve 0x${pub.curve.toString(16)}`);
+    if (pub.scheme?.scheme !== template.scheme?.scheme || pub.scheme?.hashAlg !== template.scheme?.hashAlg) {
+      problems.push('signing scheme differs');
+    }
+    const size = CURVES[template.curve]?.size;
+    if (pub.x.length !== size || pub.y.length !== size) problems.push('point size differs from the curve');
+  }
+  if (problems.length === 0) return ok(undefined);
+  return fail(
+    'TPM_KEY_ATTRIBUTES_INVALID',
+    `the TPM key is not the key the station asked for: ${problems.join('; ')}`,
+    {
+      objectAttributes: `0x${pub.objectAttributes.toString(16).padStart(8, '0')}`,
+      attributes: attributeNames(pub.objectAttributes),
+      problems,
+    },
+  );
 }

@@ -1,7 +1,7 @@
 /**
  * The `station` command line: one declarative program (core/cli/program.ts). The name, summary, common options and
  * exit codes are here; each command lives beside it in station/cli/ with its own options, help and handler:
- * init.ts, provision.ts, watch.ts, records.ts (records, verify-log), operators.ts (operator add|revoke), serve.ts,
+ * init.ts, provision.ts, watch.ts, records.ts (records, verify-log), report.ts (report log|yield), operators.ts (operator add|revoke), serve.ts,
  * enroll.ts, policy.ts, sync.ts (sync, export, import-receipt), rotate-key.ts; what they share in context.ts (data
  * dir, logger, engine), exit.ts (exit codes, error -> exit code), sign-in.ts and pin-input.ts. `station --help`,
  * `station help <command>` and `station <command> --help` print usage and exit 0. bin/station.mjs runs `main`.
@@ -19,6 +19,7 @@ import { operatorAddCommand, operatorRevokeCommand } from './operators.js';
 import { policyCommand } from './policy.js';
 import { provisionCommand } from './provision.js';
 import { recordsCommand, verifyLogCommand } from './records.js';
+import { reportLogCommand, reportYieldCommand } from './report.js';
 import { rotateKeyCommand } from './rotate-key.js';
 import { serveCommand } from './serve.js';
 import { exportCommand, importReceiptCommand, syncCommand } from './sync.js';
@@ -39,6 +40,8 @@ export const stationProgram: Program<StationCtx, keyof typeof STATION_EXIT> = {
     watchCommand,
     recordsCommand,
     verifyLogCommand,
+    reportLogCommand,
+    reportYieldCommand,
     operatorAddCommand,
     operatorRevokeCommand,
     serveCommand,
@@ -51,7 +54,21 @@ export const stationProgram: Program<StationCtx, keyof typeof STATION_EXIT> = {
   ],
 };
 
-const stdio: Io = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
+const stdio: Io = {
+  out: (s) => process.stdout.write(s + '\n'),
+  err: (s) => process.stderr.write(s + '\n'),
+  drain: () =>
+    process.stdout.writableNeedDrain
+      ? new Promise<void>((resolve) => {
+          // 'close' too: a reader that went away (`| head`) never drains.
+          const done = () => {
+            process.stdout.off('drain', done).off('close', done).off('error', done);
+            resolve();
+          };
+          process.stdout.once('drain', done).once('close', done).once('error', done);
+        })
+      : Promise.resolve(),
+};
 
 /**
  * Everything the CLI prints goes through core/display-text.ts: control and bidi characters in text a board (or a
@@ -62,6 +79,7 @@ function escapedOut(o: Io): Io {
   return {
     out: (s) => o.out(escapeControlChars(s, { keepLineBreaks: true })),
     err: (s) => o.err(escapeControlChars(s, { keepLineBreaks: true })),
+    ...(o.drain ? { drain: o.drain } : {}),
   };
 }
 

@@ -176,10 +176,12 @@ describe('CLI process', () => {
     const ready = JSON.parse(out.split('\n')[0]!) as {
       ports: string[];
       tpmVendorRoot: string;
+      tpmVendorIssuer: string;
       boards: { model: string }[];
     };
     expect(ready.boards.map((b) => b.model)).toEqual(['LS-SIM-SE', 'LS-SIM-TPM-ECC']);
-    expect(readFileSync(ready.tpmVendorRoot, 'utf8').match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    for (const f of [ready.tpmVendorRoot, ready.tpmVendorIssuer])
+      expect(readFileSync(f, 'utf8').match(/BEGIN CERTIFICATE/g)).toHaveLength(1);
     expect(processesFor('swtpm', dir)).toHaveLength(1);
     expect(socatsFor(dir)).toHaveLength(2);
     child.kill('SIGKILL');

@@ -57,9 +57,11 @@ export interface SimulatorHandle {
   readonly boards: SimBoardInfo[];
   readonly vendorRootPem: string;
   readonly vendorRootPath: string;
-  /** The TPM vendor root (root CA + EK-issuing CA, PEM) for the station; null without TPM boards. */
+  /** The TPM vendor root CA (PEM, one certificate) for the station's attestation roots; null without TPM boards. */
   readonly tpmVendorRootPem: string | null;
   readonly tpmVendorRootPath: string | null;
+  /** The TPM vendor's EK-issuing CA (PEM, signed by the root): the station gets it next to the root. */
+  readonly tpmVendorIssuerPath: string | null;
   readonly stateDir: string;
   /** Board i's running TPMs (a TPM board while plugged in; null otherwise): for tpm2-tools in tests. */
   tpm(i: number): { main: RunningSwtpm | null; other: RunningSwtpm | null } | null;
@@ -200,19 +202,23 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorH
     log(`board ${i} (${at(boards, i).serialNumber}) unplugged from ${cable.stationPath}`);
   };
 
-  const tpmRoot = factory?.vendorRoot() ?? null;
+  const tpmCerts = factory?.vendorCerts() ?? null;
   const handle: SimulatorHandle = {
     ports: cables.map((c) => c.stationPath),
-    boards: boards.map((b, i) => ({
-      chipId: b.chipId,
-      serialNumber: b.serialNumber,
-      model: b.model,
-      port: at(cables, i).stationPath,
-    })),
+    // A getter: a TPM board's chip id is that of the TPM it runs (tpm-untrusted-ek switches it at power-on).
+    get boards() {
+      return boards.map((b, i) => ({
+        chipId: b.chipId,
+        serialNumber: b.serialNumber,
+        model: b.model,
+        port: at(cables, i).stationPath,
+      }));
+    },
     vendorRootPem: pki.rootPem,
     vendorRootPath: pki.rootPath,
-    tpmVendorRootPem: tpmRoot?.pem ?? null,
-    tpmVendorRootPath: tpmRoot?.path ?? null,
+    tpmVendorRootPem: tpmCerts?.root.pem ?? null,
+    tpmVendorRootPath: tpmCerts?.root.path ?? null,
+    tpmVendorIssuerPath: tpmCerts?.issuer.path ?? null,
     stateDir,
     tpm: (i) => {
       const b = at(boards, i);

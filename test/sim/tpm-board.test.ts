@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBoard, type BoardClientWithStats } from '../../core/protocol/client.js';
+import { encodeFrame, FrameDecoder } from '../../core/protocol/framing.js';
+import { decodeResponse, encodePayload, OPCODES } from '../../core/protocol/messages.js';
 import type { ByteLink } from '../../core/ports.js';
 import { serialOpener } from '../../native/serial.js';
 import { tpm2tools, type RunningSwtpm } from '../../testkit/tpm/swtpm.js';
@@ -191,7 +193,8 @@ const alive = (pid: number): boolean => {
 describe('TPM boards: identify and relay over the protocol', () => {
   it('answer hello with protocol 3 and identify with the model and the EK-derived chip id (checked with tpm2-tools and openssl)', async () => {
     expect(sim.tpmVendorRootPath).toBe(join(dir, 'state', 'tpm-vendor-root.pem'));
-    expect(sim.tpmVendorRootPem?.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    expect(sim.tpmVendorRootPem?.match(/BEGIN CERTIFICATE/g)).toHaveLength(1);
+    expect(sim.tpmVendorIssuerPath).toBe(join(dir, 'state', 'tpm-vendor-ek-ca.pem'));
     for (const [i, model, nv] of [
       [ECC, 'LS-SIM-TPM-ECC', '0x01c0000a'],
       [RSA, 'LS-SIM-TPM-RSA', '0x01c00002'],
@@ -229,6 +232,40 @@ describe('TPM boards: identify and relay over the protocol', () => {
     const { stdout } = await tpm2tools(mainTpm(ECC))('tpm2_pcrread', ['sha256:0,4,7']);
     expect(stdout.toLowerCase().replace(/\s+/g, '')).toContain(`4:0x${want[4]}`);
     await c.close();
+  });
+
+  it('a malformed tpm request (not one TPM 2.0 command) is answered BAD_REQUEST by the board schema check', async () => {
+    const c = await connect(ECC); // a protocol 3 session (hello) on the board
+    await c.close();
+    const l = await serialOpener().open(sim.ports[ECC]!);
+    if (!l.ok) throw new Error(l.error.message);
+    links.push(l.value);
+    const frames: Uint8Array[] = [];
+    const dec = new FrameDecoder();
+    l.value.onData((d) => {
+      for (const f of dec.push(d)) if (f.ok) frames.push(f.payload);
+    });
+    const ask = async (id: number, command: Uint8Array) => {
+      const n = frames.length;
+      const header = { version: 1, kind: 'request', requestId: id, opcode: OPCODES.tpm } as const;
+      await l.value.write(encodeFrame(header, encodePayload({ command })));
+      for (let i = 0; i < 100 && frames.length === n; i++) await new Promise((r) => setTimeout(r, 20));
+      return decodeResponse('tpm', { header: { ...header, kind: 'response' }, payload: frames[n]! });
+    };
+    const sizeLies = new Uint8Array(GETCAP_MANUFACTURER);
+    sizeLies[5] = 0x40; // header size 0x40, 22 bytes carried
+    const tpm12 = new Uint8Array(GETCAP_MANUFACTURER);
+    tpm12[0] = 0x00;
+    tpm12[1] = 0xc1;
+    for (const [id, bad] of [
+      [101, sizeLies],
+      [102, tpm12],
+      [103, GETCAP_MANUFACTURER.subarray(0, 9)],
+    ] as const)
+      expect(await ask(id, bad)).toMatchObject({ ok: false, error: { code: 'BOARD_BAD_REQUEST' } });
+    expect(simLog.filter((x) => x.includes('tpm #10') && x.includes('BAD_REQUEST'))).toHaveLength(3);
+    // the same link still relays a good command (the hello of this fresh link is not needed again: same power cycle)
+    expect(await ask(104, GETCAP_MANUFACTURER)).toMatchObject({ ok: true });
   });
 
   it('LS boards have no TPM relay: BOARD_UNSUPPORTED from the client (protocol 2) or from the board (protocol 3)', async () => {
@@ -358,6 +395,8 @@ describe('TPM board faults, seen at the TPM level', () => {
       tools('tpm2_create', ['-C', f('l-prim.ctx'), '-G', 'ecc256', '-u', f('l.pub'), '-r', f('l.priv')]),
     ).rejects.toThrow(/0x921|lockout/i);
     await tools('tpm2_flushcontext', ['-t']);
+    await rebootWith(RSA, { tpmLockout: true }); // still on: locked out again at the next boot
+    expect((await tpm2tools(mainTpm(RSA))('tpm2_getcap', ['properties-variable'])).stdout).toMatch(/inLockout:\s+1/);
     await rebootWith(RSA, {});
     const after = (await tpm2tools(mainTpm(RSA))('tpm2_getcap', ['properties-variable'])).stdout;
     expect(after).toMatch(/inLockout:\s+0/);
@@ -370,16 +409,16 @@ describe('TPM board faults, seen at the TPM level', () => {
     const id = value(await c.identify());
     expect(id.chipId).not.toBe(genuine);
     expect(id.chipId).toBe(await chipIdByTools(RSA, '0x01c00002'));
-    const roots = join(dir, 'state', 'tpm-vendor-root.pem');
+    const trust = ['-CAfile', sim.tpmVendorRootPath!, '-untrusted', sim.tpmVendorIssuerPath!];
     const pem = join(dir, 'ek-untrusted.pem');
     await run('openssl', ['x509', '-inform', 'der', '-in', join(dir, `ek-${RSA}.der`), '-out', pem]);
-    await expect(run('openssl', ['verify', '-CAfile', roots, pem])).rejects.toThrow(/unable to get local issuer/);
+    await expect(run('openssl', ['verify', ...trust, pem])).rejects.toThrow(/unable to get local issuer/);
     // the genuine TPM's certificate verifies against the same file
     const { c: back } = await rebootWith(RSA, {});
     expect(value(await back.identify()).chipId).toBe(genuine);
     await chipIdByTools(RSA, '0x01c00002');
     await run('openssl', ['x509', '-inform', 'der', '-in', join(dir, `ek-${RSA}.der`), '-out', pem]);
-    await run('openssl', ['verify', '-CAfile', roots, pem]);
+    await run('openssl', ['verify', ...trust, pem]);
   });
 
   it('tpm-other-tpm: the EK certificate comes from the board TPM, everything else from a second TPM', async () => {

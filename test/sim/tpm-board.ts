@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROTOCOL_V3 } from '../../core/protocol/messages.js';
-import { startSwtpm, tpm2tools, type RunningSwtpm } from '../../testkit/tpm/swtpm.js';
+import { induceLockout, startSwtpm, tpm2tools, type RunningSwtpm } from '../../testkit/tpm/swtpm.js';
 import { simTpmBootEvents, SIM_FIRMWARE_VERSION, SIM_HARDWARE_REVISION, type SimTpmModel } from './baseline.js';
 import { boardError, chooseVersion, type Faults, type Latency, type SimOp, type SimResponse } from './board.js';
 import { writeFileAtomic } from './fsutil.js';
@@ -43,8 +43,8 @@ interface PoweredTpm {
   readonly swtpm: RunningSwtpm;
 }
 
-/** The owner NV index the tpm-lockout fault fails one authorisation on (defined, used, undefined at boot). */
-const DA_TRAP_NV = '0x01800fff';
+/** The NV index testkit `induceLockout` fails an authorisation on (removed before a repeat and on recovery). */
+const LOCKOUT_NV = '0x015000ff';
 /** swtpm's dictionary-attack defaults (TPM2_PT_MAX_AUTH_FAIL 3, intervals 1000 s), restored after tpm-lockout. */
 const DA_DEFAULTS = ['-n', '3', '-t', '1000', '-l', '1000'];
 const TPM_COMMAND_TIMEOUT_MS = 15_000;
@@ -198,26 +198,11 @@ export class SimTpmBoard implements SimFirmware {
     }
     const tools = tpm2tools(t.swtpm);
     const was = this.s.lockedOut.includes(t.role);
+    const undefineTrap = () => tools('tpm2_nvundefine', [LOCKOUT_NV, '-C', 'o']).catch(() => undefined);
     if (this.faults.tpmLockout && t.role !== 'other') {
-      // One failed authorisation with max tries 1: the TPM is in DA lockout (TPM_RC_LOCKOUT) for a day.
-      await tools('tpm2_dictionarylockout', ['-s', '-n', '1', '-t', '86400', '-l', '86400']);
-      await tools('tpm2_nvdefine', [
-        DA_TRAP_NV,
-        '-C',
-        'o',
-        '-s',
-        '8',
-        '-a',
-        'ownerread|ownerwrite|authread|authwrite',
-        '-p',
-        'right',
-      ]);
-      const failed = await tools('tpm2_nvread', [DA_TRAP_NV, '-C', DA_TRAP_NV, '-P', 'wrong']).then(
-        () => false,
-        () => true,
-      );
-      await tools('tpm2_nvundefine', [DA_TRAP_NV, '-C', 'o']);
-      if (!failed) throw new Error('boot: tpm-lockout: the wrong password was accepted');
+      // Max tries 1, one failed authorisation: the TPM is in DA lockout (TPM_RC_LOCKOUT) for an hour of TPM time.
+      if (was) await undefineTrap(); // induced again at every boot while the fault is on
+      await induceLockout(t.swtpm, 1);
       if (!was) {
         this.s.lockedOut = [...this.s.lockedOut, t.role];
         this.persist();
@@ -225,6 +210,7 @@ export class SimTpmBoard implements SimFirmware {
     } else if (was) {
       await tools('tpm2_dictionarylockout', ['-c']);
       await tools('tpm2_dictionarylockout', ['-s', ...DA_DEFAULTS]);
+      await undefineTrap();
       this.s.lockedOut = this.s.lockedOut.filter((r) => r !== t.role);
       this.persist();
     }

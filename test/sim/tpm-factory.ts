@@ -15,8 +15,10 @@ import { manufactureTpm, type ManufacturedTpm } from '../../testkit/tpm/swtpm.js
 import type { SimTpmModel } from './baseline.js';
 import { writeFileAtomic } from './fsutil.js';
 
-/** The station's TPM vendor root file in the simulator state dir: root CA, then the CA that issues EK certificates. */
+/** The station's TPM vendor root (self-signed) in the simulator state dir. */
 export const TPM_VENDOR_ROOT_FILE = 'tpm-vendor-root.pem';
+/** The TPM vendor's CA that issues the EK certificates (signed by the root): the station gets it next to the root. */
+export const TPM_VENDOR_ISSUER_FILE = 'tpm-vendor-ek-ca.pem';
 const VENDOR_CA_DIR = 'tpm-vendor-ca';
 const ROGUE_CA_DIR = 'tpm-rogue-ca';
 
@@ -64,25 +66,23 @@ export class TpmFactory {
 
   constructor(readonly stateDir: string) {}
 
-  /** Path of the station's TPM vendor root file (written by `vendorRoot()`). */
-  get vendorRootPath(): string {
-    return join(this.stateDir, TPM_VENDOR_ROOT_FILE);
-  }
-
   /**
-   * The TPM vendor root for the station (PEM: root CA, then the EK-issuing CA, as TPM vendors publish both), written
-   * to `vendorRootPath`. The CA is created by the first manufacture; call this after one.
+   * The TPM vendor's certificates for the station, one PEM file each in the state dir: the root CA
+   * (`tpm-vendor-root.pem`) and the CA that issues the EK certificates (`tpm-vendor-ek-ca.pem`; an EK certificate in
+   * NV carries no chain, so a TPM vendor publishes its issuing CAs). The CA exists after the first manufacture.
    */
-  vendorRoot(): { path: string; pem: string } {
+  vendorCerts(): { root: { path: string; pem: string }; issuer: { path: string; pem: string } } {
     const ca = join(this.stateDir, VENDOR_CA_DIR);
-    const pem =
-      readFileSync(join(ca, 'swtpm-localca-rootca-cert.pem'), 'utf8').trim() +
-      '\n' +
-      readFileSync(join(ca, 'issuercert.pem'), 'utf8').trim() +
-      '\n';
-    const path = this.vendorRootPath;
-    if (!existsSync(path) || readFileSync(path, 'utf8') !== pem) writeFileAtomic(path, pem);
-    return { path, pem };
+    const copy = (from: string, name: string) => {
+      const pem = readFileSync(join(ca, from), 'utf8').trim() + '\n';
+      const path = join(this.stateDir, name);
+      if (!existsSync(path) || readFileSync(path, 'utf8') !== pem) writeFileAtomic(path, pem);
+      return { path, pem };
+    };
+    return {
+      root: copy('swtpm-localca-rootca-cert.pem', TPM_VENDOR_ROOT_FILE),
+      issuer: copy('issuercert.pem', TPM_VENDOR_ISSUER_FILE),
+    };
   }
 
   /**

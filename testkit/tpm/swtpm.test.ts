@@ -8,7 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manufactureTpm, startSwtpm, tpm2tools, type ManufacturedTpm, type RunningSwtpm } from './swtpm.js';
+import {
+  induceLockout,
+  manufactureTpm,
+  startSwtpm,
+  tpm2tools,
+  type ManufacturedTpm,
+  type RunningSwtpm,
+} from './swtpm.js';
 
 const run = promisify(execFile);
 
@@ -94,6 +101,18 @@ describe('swtpm harness', () => {
     }
     const tooLong = await tpm.transmit(new Uint8Array(5000));
     expect(tooLong.ok ? '' : tooLong.error.code).toBe('PROTOCOL_REQUEST_TOO_LARGE');
+  });
+
+  it('induceLockout puts the TPM into DA lockout (tpm2_getcap shows inLockout)', async () => {
+    const locked = await startSwtpm({ dir: rogue.dir });
+    try {
+      const tools = tpm2tools(locked);
+      expect((await tools('tpm2_getcap', ['properties-variable'])).stdout).toMatch(/inLockout:\s+0/);
+      await induceLockout(locked);
+      expect((await tools('tpm2_getcap', ['properties-variable'])).stdout).toMatch(/inLockout:\s+1/);
+    } finally {
+      await locked.stop();
+    }
   });
 
   it('stop kills the real swtpm process', async () => {

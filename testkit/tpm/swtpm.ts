@@ -466,3 +466,18 @@ export function tpm2tools(tpm: {
     }
   };
 }
+
+/**
+ * Put a running TPM into dictionary-attack lockout, with tpm2-tools (a fault for tests): lower the DA policy to
+ * `maxTries` failures and a long recovery, then fail that many authorisations on a password-protected NV index.
+ * Afterwards TPM_PT_PERMANENT has inLockout and DA-protected authorisations answer TPM_RC_LOCKOUT.
+ */
+export async function induceLockout(tpm: { readonly port: number }, maxTries = 2): Promise<void> {
+  const tools = tpm2tools(tpm);
+  const index = '0x015000ff';
+  await tools('tpm2_dictionarylockout', ['-s', '-n', String(maxTries), '-t', '3600', '-l', '3600']);
+  await tools('tpm2_nvdefine', [index, '-C', 'o', '-s', '8', '-a', 'authread|authwrite', '-p', 'lockout-fault']);
+  for (let i = 0; i < maxTries; i++) {
+    await tools('tpm2_nvread', [index, '-C', index, '-P', 'wrong', '-s', '8']).catch(() => undefined);
+  }
+}

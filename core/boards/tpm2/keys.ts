@@ -7,49 +7,23 @@
 import { toBase64, toHex } from '../../bytes.js';
 import { fail } from '../../errors.js';
 import { ok, type Result } from '../../result.js';
-import { TPMA_OBJECT as A, TPM_ALG, TPM_ECC, TPM_RH } from '../../tpm/constants.js';
+import { TPM_RH } from '../../tpm/constants.js';
 import { objectName, type TpmPublic } from '../../tpm/public.js';
-import { attestationKeyTemplate, SIGNING_KEY_ATTRS } from '../../tpm/templates.js';
+import { attestationKeyTemplate, checkKeyPublic, deviceKeyTemplate } from '../../tpm/templates.js';
 import type { TpmSession } from './session.js';
 
-const ATTRIBUTE_NAMES: ReadonlyArray<[string, number]> = [
-  ['fixedTPM', A.fixedTPM],
-  ['fixedParent', A.fixedParent],
-  ['sensitiveDataOrigin', A.sensitiveDataOrigin],
-  ['userWithAuth', A.userWithAuth],
-  ['sign', A.sign],
-  ['restricted', A.restricted],
-  ['decrypt', A.decrypt],
-];
-
 /**
- * The public area of a station-made signing key must be ECC P-256 with ECDSA-SHA256 and have fixedTPM,
- * fixedParent, sensitiveDataOrigin, userWithAuth and sign set, decrypt clear, and restricted exactly as asked
- * (IAK: set, IDevID: clear). TPM_KEY_ATTRIBUTES_INVALID naming what differs.
+ * The public area of a station-made signing key must be exactly what its template asked for (core/tpm
+ * `checkKeyPublic`: ECC P-256, ECDSA-SHA256, fixedTPM, fixedParent, sensitiveDataOrigin, userWithAuth, sign, and
+ * restricted for the IAK only; nothing more). TPM_KEY_ATTRIBUTES_INVALID naming the key and what differs.
  */
 export function checkSigningKey(p: TpmPublic, what: 'IAK' | 'IDevID'): Result<void> {
-  const restricted = what === 'IAK';
-  if (p.type !== 'ecc' || p.curve !== TPM_ECC.NIST_P256)
-    return fail('TPM_KEY_ATTRIBUTES_INVALID', `the ${what} is not an ECC P-256 key`, { key: what });
-  if (p.nameAlg !== TPM_ALG.SHA256)
-    return fail('TPM_KEY_ATTRIBUTES_INVALID', `the ${what}'s nameAlg is not SHA-256`, { key: what });
-  if (!p.scheme || p.scheme.scheme !== TPM_ALG.ECDSA || p.scheme.hashAlg !== TPM_ALG.SHA256)
-    return fail('TPM_KEY_ATTRIBUTES_INVALID', `the ${what}'s scheme is not ECDSA-SHA256`, { key: what });
-  const want = SIGNING_KEY_ATTRS | (restricted ? A.restricted : 0);
-  const mask = want | A.restricted | A.decrypt;
-  const got = p.objectAttributes & mask;
-  if (got !== want) {
-    const missing = ATTRIBUTE_NAMES.filter(([, b]) => want & b && !(got & b)).map(([n]) => n);
-    const extra = ATTRIBUTE_NAMES.filter(([, b]) => !(want & b) && got & b).map(([n]) => n);
-    return fail(
-      'TPM_KEY_ATTRIBUTES_INVALID',
-      `the ${what} the TPM made ${missing.length ? `lacks ${missing.join(', ')}` : ''}${
-        missing.length && extra.length ? ' and ' : ''
-      }${extra.length ? `has ${extra.join(', ')}` : ''}: the key template was altered on its way to the TPM`,
-      { key: what, missing, extra, attributes: `0x${p.objectAttributes.toString(16).padStart(8, '0')}` },
-    );
-  }
-  return ok(undefined);
+  const r = checkKeyPublic(p, what === 'IAK' ? attestationKeyTemplate() : deviceKeyTemplate());
+  if (r.ok) return r;
+  return fail(r.error.code, `the ${what}: ${r.error.message} (was its template altered on the way to the TPM?)`, {
+    ...r.error.details,
+    key: what,
+  });
 }
 
 /** A TPM key as the evidence records it: TPMT_PUBLIC (base64) and its Name computed by the station (hex). */

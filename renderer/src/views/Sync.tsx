@@ -1,22 +1,11 @@
 /** Sync: queue counts, last receipt, Sync now, Export bundle (download), Import receipt (file). */
 import { useEffect, useState, type ChangeEvent } from 'react';
 import { station, unwrap } from '../controller.js';
+import { download } from '../download.js';
 import { formatDate } from '../format.js';
 import { t } from '../i18n/index.js';
 import { syncSlice } from '../store/slices.js';
 import { useSlice } from '../store/slice.js';
-
-/** Offers `content` as a file download (object URL; no inline script needed). */
-function download(fileName: string, content: string): void {
-  const url = URL.createObjectURL(new Blob([content], { type: 'application/json' }));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = fileName;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
 
 export function Sync() {
   const view = useSlice(syncSlice, (s) => s.view);
@@ -90,6 +79,36 @@ export function Sync() {
             <dt>{t('sync.nextAttempt')}</dt>
             <dd>{formatDate(view.nextAttemptAt)}</dd>
           </dl>
+          {view.failingBatches.length > 0 && (
+            <section className="card" aria-labelledby="sync-failing-title">
+              <h2 id="sync-failing-title">{t('sync.failingTitle')}</h2>
+              <p>{t('sync.failingHelp')}</p>
+              <table className="table" data-testid="sync-failing">
+                <thead>
+                  <tr>
+                    <th scope="col">{t('sync.batch')}</th>
+                    <th scope="col">{t('sync.records')}</th>
+                    <th scope="col">{t('sync.attempts')}</th>
+                    <th scope="col">{t('sync.reason')}</th>
+                    <th scope="col">{t('sync.lastAttempt')}</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {view.failingBatches.map((b) => (
+                    <tr key={b.batchId}>
+                      <td className="mono">{b.batchId}</td>
+                      <td>{String(b.records)}</td>
+                      <td>{String(b.attempts)}</td>
+                      <td>
+                        <span className="mono">{b.code}</span> {b.message}
+                      </td>
+                      <td>{formatDate(b.at)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </section>
+          )}
         </>
       ) : (
         <p>{t('common.loading')}</p>
