@@ -210,6 +210,32 @@ describe('TPM boards and LS boards on one station', () => {
     for (const b of bad) expect(ProvisioningRecordSchema.safeParse(b).success).toBe(false);
   });
 
+  it('a supervisor-approved re-provisioning zeroizes the TPM identity first: a new IDevID and certificate', async () => {
+    const i = ECC;
+    const chipId = w.sim.boards[i]!.chipId;
+    const before = record(chipId);
+    const again = await w.engine.provision({ port: w.sim.ports[i]!, workOrder: WO, operator: 'op-tpm' });
+    expect(again.ok && again.value.status).toBe('already-provisioned');
+    const r = await w.engine.provision({ port: w.sim.ports[i]!, workOrder: WO, operator: 'sup-1', reprovision: true });
+    if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
+    const after = record(chipId);
+    expect(after.kind).toBe('rotation');
+    expect(after.supersedesRecordId).toBe(before.recordId);
+    expect(after.key.publicKeySpki).not.toBe(before.key.publicKeySpki);
+    const tools = tpm2tools(w.sim.tpm(i)!.main!);
+    const d = join(w.dir, 'rotation');
+    await run('mkdir', ['-p', d]);
+    await tools('tpm2_nvread', ['0x01100000', '-o', join(d, 'nv.der')]);
+    expect(
+      createHash('sha256')
+        .update(readFileSync(join(d, 'nv.der')))
+        .digest('hex'),
+    ).toBe(after.certificate.sha256);
+    const persistent = (await tools('tpm2_getcap', ['handles-persistent'])).stdout;
+    expect(persistent.split('\n').filter((l) => l.includes('0x8102')).length).toBe(1);
+    await assertIssuanceInvariant({ dbFile: join(w.dataDir, 'station.db') });
+  }, 60_000);
+
   it('station records --json shows the TPM evidence', async () => {
     await w.engine.close();
     const child = spawn(process.execPath, ['bin/station.mjs', 'records', '--json', '--data-dir', w.dataDir], {
@@ -225,7 +251,10 @@ describe('TPM boards and LS boards on one station', () => {
     const tpmRows = rows.filter(
       (x) => x.record.attestation && 'mode' in x.record.attestation && x.record.attestation.mode === 'tpm2',
     );
-    expect(tpmRows.map((x) => x.chipId).sort()).toEqual([w.sim.boards[ECC]!.chipId, w.sim.boards[RSA]!.chipId].sort());
+    expect([...new Set(tpmRows.map((x) => x.chipId))].sort()).toEqual(
+      [w.sim.boards[ECC]!.chipId, w.sim.boards[RSA]!.chipId].sort(),
+    );
+    expect(tpmRows).toHaveLength(3); // the ECC board's first record and its rotation
     for (const x of tpmRows) {
       const ev = x.record.attestation as Extract<ProvisioningRecord['attestation'], { mode: 'tpm2' }>;
       expect(ev.activation.result).toBe('secret-matched');
