@@ -2,7 +2,7 @@
  * `Tpm`: the TPM 2.0 commands the station sends, over a `TpmTransmit` (a board's relay or a swtpm socket).
  *
  * Command and response framing: TPM 2.0 Library Part 1 §18 (header, handle area, authorization area, parameter
- * area) and §19.4 (password authorizations); each command's parameters: Part 3 (the section is named at the method).
+ * area) and §19 (authorizations: the password session); each command's parameters: Part 3 (the section is named at the method).
  * Authorizations are the password session (TPM_RS_PW, empty auth values: the station's TPM keys and hierarchies have
  * none) and, for an EK without userWithAuth, an unsalted unbound policy session satisfied by
  * TPM2_PolicySecret(TPM_RH_ENDORSEMENT). No HMAC or parameter encryption: the relay is untrusted, so nothing the
@@ -396,7 +396,7 @@ export class Tpm {
     return ok(undefined);
   }
 
-  /** TPM2_NV_WriteLock (Part 3 §31.9). */
+  /** TPM2_NV_WriteLock (Part 3 §31.11). */
   async nvWriteLock(nvIndex: number, opts?: CallOptions & { authHandle?: number }): Promise<Result<void>> {
     const auth = opts?.authHandle ?? TPM_RH.OWNER;
     const res = await this.run(
