@@ -46,7 +46,7 @@ export async function createEk(
   cert: EkCertificate,
   track: (h: number) => number,
 ): Promise<Result<LoadedEk>> {
-  const ek = await createEkPrimary(s.tpm, s.ekKind, s.call);
+  const ek = await createEkPrimary(s.tpm, s.ekKind, s.keygen);
   if (!ek.ok) return ek;
   track(ek.value.handle);
   if (!(await publicMatchesSpki(ek.value.public, cert.spki)))

@@ -21,10 +21,10 @@ async function ensureSrk(s: TpmSession, ctx: DriverContext, track: (h: number) =
   const present = await s.present(srk);
   if (!present.ok) return present;
   if (present.value) return ok(srk);
-  const made = await s.tpm.createPrimary(TPM_RH.OWNER, srkTemplate(), s.call);
+  const made = await s.tpm.createPrimary(TPM_RH.OWNER, srkTemplate(), s.keygen);
   if (!made.ok) return made;
   track(made.value.handle);
-  const persisted = await s.tpm.evictControl(made.value.handle, srk, s.call);
+  const persisted = await s.tpm.evictControl(made.value.handle, srk, s.flash);
   if (!persisted.ok) return persisted;
   ctx.note(`SRK created and made persistent at ${hex(srk)}`);
   return ok(srk);
@@ -36,7 +36,7 @@ async function createIdevid(s: TpmSession, ctx: DriverContext): Promise<Result<T
   return s.scoped(async (track) => {
     const srk = await ensureSrk(s, ctx, track);
     if (!srk.ok) return srk;
-    const created = await s.tpm.create(srk.value, deviceKeyTemplate(), s.call);
+    const created = await s.tpm.create(srk.value, deviceKeyTemplate(), s.keygen);
     if (!created.ok) return created;
     // Before anything is loaded or persisted: a relay that altered the template is caught here.
     const checked = checkSigningKey(created.value.public, 'IDevID');
@@ -44,7 +44,7 @@ async function createIdevid(s: TpmSession, ctx: DriverContext): Promise<Result<T
     const loaded = await s.tpm.load(srk.value, created.value, s.call);
     if (!loaded.ok) return loaded;
     track(loaded.value.handle);
-    const persisted = await s.tpm.evictControl(loaded.value.handle, handle, s.call);
+    const persisted = await s.tpm.evictControl(loaded.value.handle, handle, s.flash);
     if (!persisted.ok) return persisted;
     ctx.note(`IDevID created in the TPM (fixedTPM, fixedParent, sensitiveDataOrigin) and persistent at ${hex(handle)}`);
     return ok(created.value.public);

@@ -51,7 +51,7 @@ export interface LoadedIak {
  * key (docs/tpm.md "Templates"). Checked with checkSigningKey; `track` flushes it.
  */
 export async function loadIak(s: TpmSession, track: (h: number) => number): Promise<Result<LoadedIak>> {
-  const iak = await s.tpm.createPrimary(TPM_RH.ENDORSEMENT, attestationKeyTemplate(), s.call);
+  const iak = await s.tpm.createPrimary(TPM_RH.ENDORSEMENT, attestationKeyTemplate(), s.keygen);
   if (!iak.ok) return iak;
   track(iak.value.handle);
   const checked = checkSigningKey(iak.value.public, 'IAK');

@@ -43,15 +43,15 @@ export async function installTpm(
       return fail('BOARD_LOCKED', `NV ${hex(index)} holds another certificate and is write-locked`, {
         nvIndex: hex(index),
       });
-    const gone = await s.tpm.nvUndefineSpace(index, s.call);
+    const gone = await s.tpm.nvUndefineSpace(index, s.flash);
     if (!gone.ok) return gone;
   }
   const defined = await s.tpm.nvDefineSpace(
     { nvIndex: index, size: leaf.length, attributes: CERT_NV_ATTRIBUTES },
-    s.call,
+    s.flash,
   );
   if (!defined.ok) return defined;
-  const written = await s.tpm.nvWrite(index, leaf, s.call);
+  const written = await s.tpm.nvWrite(index, leaf, s.flash);
   if (!written.ok) return written;
   const back = await s.tpm.nvRead(index, s.call);
   if (!back.ok) return back;
@@ -71,7 +71,7 @@ export async function lockTpm(s: TpmSession, ctx: DriverContext): Promise<Result
   const pub = await s.tpm.nvReadPublic(index, s.call);
   if (!pub.ok) return pub;
   if (pub.value.attributes & TPMA_NV.WRITELOCKED) return ok(undefined);
-  const locked = await s.tpm.nvWriteLock(index, s.call);
+  const locked = await s.tpm.nvWriteLock(index, s.flash);
   if (!locked.ok) return locked;
   ctx.note(`NV ${hex(index)} write-locked`);
   return ok(undefined);
@@ -90,7 +90,7 @@ export async function zeroizeTpm(s: TpmSession, ctx: DriverContext, identity: Bo
   const hasKey = await s.present(key);
   if (!hasKey.ok) return hasKey;
   if (hasKey.value) {
-    const evicted = await s.tpm.evictControl(key, key, s.call);
+    const evicted = await s.tpm.evictControl(key, key, s.flash);
     if (!evicted.ok) return evicted;
     ctx.note(`IDevID at ${hex(key)} evicted`);
   }
@@ -98,7 +98,7 @@ export async function zeroizeTpm(s: TpmSession, ctx: DriverContext, identity: Bo
   const hasNv = await s.present(index);
   if (!hasNv.ok) return hasNv;
   if (hasNv.value) {
-    const gone = await s.tpm.nvUndefineSpace(index, s.call);
+    const gone = await s.tpm.nvUndefineSpace(index, s.flash);
     if (!gone.ok) return gone;
     ctx.note(`NV ${hex(index)} undefined`);
   }

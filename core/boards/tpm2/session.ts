@@ -26,7 +26,12 @@ const BANK_ALG: Readonly<Record<TpmProfile['pcrBank'], number>> = {
 /** A driver call's view of the board's TPM. */
 export interface TpmSession {
   readonly tpm: Tpm;
+  /** Every command: the profile's `timeouts.defaultMs`. */
   readonly call: CallOptions;
+  /** Commands that generate a key (TPM2_CreatePrimary, TPM2_Create: an RSA EK takes seconds on a real TPM): `keygenMs`. */
+  readonly keygen: CallOptions;
+  /** Commands that write the TPM's NV (NV_DefineSpace, NV_Write, NV_WriteLock, NV_UndefineSpace, EvictControl): `flashMs`. */
+  readonly flash: CallOptions;
   readonly profile: TpmProfile;
   readonly ekKind: EkKind;
   readonly pcrSelection: readonly PcrSelection[];
@@ -45,6 +50,8 @@ export function tpmSession(ctx: DriverContext): Result<TpmSession> {
   return ok({
     tpm,
     call,
+    keygen: { ...call, timeoutMs: ctx.profile.timeouts.keygenMs },
+    flash: { ...call, timeoutMs: ctx.profile.timeouts.flashMs },
     profile,
     ekKind: EK_KIND[profile.ekType],
     pcrSelection: [{ hashAlg: BANK_ALG[profile.pcrBank], pcrs: profile.pcrSelection }],
