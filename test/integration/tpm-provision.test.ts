@@ -72,6 +72,11 @@ describe('TPM boards and LS boards on one station', () => {
       expect(r.key.mode).toBe('onboard');
     }
     for (const i of [2, 3]) expect(record(w.sim.boards[i]!.chipId).attestation).toMatchObject({ mode: 'key-bound-v2' });
+    // The TPM steps reach the progress stream (the UI slot tile and station provision show them).
+    const count = (n: string) => notes.filter((m) => m.includes(n)).length;
+    expect(count('EK certificate')).toBe(4); // identify and baseline, two TPM boards
+    for (const n of ['credential activated', 'quote over PCRs', 'IDevID created', 'TPM2_Certify', 'written to NV'])
+      expect(count(n), n).toBe(2);
     await assertIssuanceInvariant({ dbFile: join(w.dataDir, 'station.db') });
     expect(w.engine.store.verifyAudit().ok).toBe(true);
   }, 180_000);
