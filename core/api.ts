@@ -51,7 +51,20 @@ export const WorkOrderViewSchema = z.object({
 });
 export type WorkOrderView = z.infer<typeof WorkOrderViewSchema>;
 
-export const SlotStateSchema = z.enum(['connected', 'running', 'pass', 'already', 'fail', 'disconnected']);
+/**
+ * A slot's state (core/boards/lifecycle.ts): `disconnected` (the link went away mid-run) and `interrupted` (the board
+ * stayed attached but stopped answering: PROTOCOL_TIMEOUT) keep the run active: re-plugging, re-seating or
+ * `retrySlot` resumes it.
+ */
+export const SlotStateSchema = z.enum([
+  'connected',
+  'running',
+  'pass',
+  'already',
+  'fail',
+  'disconnected',
+  'interrupted',
+]);
 export const SlotViewSchema = z.object({
   port: z.string(),
   /** Short label for the tile, e.g. "board-0" or "ttyACM0". */
@@ -62,6 +75,8 @@ export const SlotViewSchema = z.object({
   model: z.string().nullable(),
   steps: z.array(z.object({ step: StepNameSchema, status: StepStatusSchema, elapsedMs: z.number().nullable() })),
   currentStep: StepNameSchema.nullable(),
+  /** The latest finer progress line of the current step (e.g. "EK certificate verified"); absent when none. */
+  note: z.string().optional(),
   startedAt: z.string().nullable(),
   elapsedMs: z.number(),
   error: ApiErrorSchema.nullable(),

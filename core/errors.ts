@@ -514,3 +514,23 @@ export function fail(
 export function isErrorCode(x: unknown): x is ErrorCode {
   return typeof x === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CATALOGUE, x);
 }
+
+/**
+ * Failures that interrupt a run without failing it: the run stays active (its checkpoints, key and certificate kept)
+ * and the next attempt on that board resumes it. They say nothing about the board, only that the conversation
+ * stopped — the link went away (`LINK_DISCONNECTED`), the station cancelled (`FLOW_CANCELLED`), or the board did not
+ * answer within the timeout after the client's retries (`PROTOCOL_TIMEOUT`: it may answer after a re-seat). Every
+ * verification is repeated on resume (fresh nonce). An answer that arrives but is wrong (CRC, malformed, unexpected)
+ * fails the run. ONE rule for the flow (core/provisioning/flow.ts `failRun`), the UI slots and `station watch`
+ * (core/boards/lifecycle.ts).
+ */
+export const RESUMABLE_CODES = [
+  'LINK_DISCONNECTED',
+  'FLOW_CANCELLED',
+  'PROTOCOL_TIMEOUT',
+] as const satisfies readonly ErrorCode[];
+
+/** The failure leaves the run active and resumable (RESUMABLE_CODES). */
+export function isResumable(code: ErrorCode): boolean {
+  return (RESUMABLE_CODES as readonly ErrorCode[]).includes(code);
+}

@@ -20,12 +20,13 @@ import { parseWorkOrder, type WorkOrder } from '../core/provisioning/work-order.
 import { parseCertificate } from '../core/pki/chain.js';
 import { lifetimeCappedAt } from '../core/pki/device-cert.js';
 import { fromPemChain } from '../core/pki/pem.js';
-import { connectBoard, type BoardClientWithStats } from '../core/protocol/client.js';
+import type { BoardClientWithStats } from '../core/protocol/client.js';
 import { serialOpener } from '../native/serial.js';
 import { isStoreError, type StationPorts } from '../native/store/index.js';
 import { createDiscovery } from '../native/discovery.js';
 import { createUsbWatcher, type UsbWatcher } from '../native/usb.js';
 import { loadProfilesFromDir } from '../native/profiles-fs.js';
+import { openBoard } from './board-connection.js';
 import { registerEngine } from './instance.js';
 import { openTokenAndStore } from './token-store.js';
 import { loadConfig, readPin, type LoadedConfig } from './config.js';
@@ -315,36 +316,18 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
       busyPorts.add(port.path);
       const plog = log.child(`[serial ${port.path}]`);
       try {
-        const link = await opener.open(port.path);
-        if (!link.ok) {
-          req.onProgress?.({
-            port: port.path,
-            step: 'detect',
-            status: 'failed',
-            elapsedMs: 0,
-            message: link.error.message,
-          });
-          return link;
-        }
-        req.onProgress?.({ port: port.path, step: 'detect', status: 'done', elapsedMs: 0 });
-        const timeouts = { timeoutMs: 3000, longTimeoutMs: 30_000 };
-        const board = await connectBoard(link.value, {
+        const board = await openBoard(opener, port.path, {
           logger: plog,
           clock,
-          ...timeouts,
           ...(req.signal ? { signal: req.signal } : {}),
         });
         if (!board.ok) {
-          await link.value.close();
-          req.onProgress?.({
-            port: port.path,
-            step: 'identify',
-            status: 'failed',
-            elapsedMs: 0,
-            message: board.error.message,
-          });
-          return board;
+          const { step, error } = board.error;
+          if (step === 'identify') req.onProgress?.({ port: port.path, step: 'detect', status: 'done', elapsedMs: 0 });
+          req.onProgress?.({ port: port.path, step, status: 'failed', elapsedMs: 0, message: error.message });
+          return err(error);
         }
+        req.onProgress?.({ port: port.path, step: 'detect', status: 'done', elapsedMs: 0 });
         const attempt: { chip: string | null } = { chip: null };
         try {
           const out = await provisionBoard(

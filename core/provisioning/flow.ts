@@ -21,7 +21,7 @@
  * flow keeps the run, its checkpoints, the gates, issuance, the manifest and the record.
  */
 import { fromBase64Url, sha256Hex, toBase64Url } from '../bytes.js';
-import { stationError, type StationError } from '../errors.js';
+import { isResumable, stationError, type StationError } from '../errors.js';
 import type { BoardIdentity, ProgressEvent, StepName } from '../model.js';
 import type { BoardClient, CallOptions, Clock, DetectedPort, Hsm, Logger, Signer } from '../ports.js';
 import { err, ok, type Result } from '../result.js';
@@ -369,8 +369,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   }
   /** Fail the run in the store (it stays resumable by a new run) and report. */
   function failRun(step: StepName, e: StationError): Result<never> {
-    // A disconnect or cancellation leaves the run active so that re-plugging resumes it.
-    if (e.code !== 'LINK_DISCONNECTED' && e.code !== 'FLOW_CANCELLED' && e.code !== 'PROTOCOL_TIMEOUT') {
+    // A disconnect, cancellation or timeout leaves the run active so that re-plugging resumes it (isResumable).
+    if (!isResumable(e.code)) {
       deps.store.failRun(runId, { code: e.code, message: e.message, step });
     }
     log.log(e.kind === 'bug' ? 'error' : 'warn', `step ${step} failed: ${e.code} ${e.message}`, ctx);

@@ -4,6 +4,16 @@
  * once revoked, no new board starts. Imports core/, native/, station/ (engine, service) and sibling command modules.
  */
 import { flagOn, list, str, type Io } from '../../core/cli/program.js';
+import {
+  isFinished,
+  isPaused,
+  mayStart,
+  reduce,
+  RELINK_DELAY_MS,
+  wantsRelink,
+  type BoardPosition,
+  type PositionEvent,
+} from '../../core/boards/lifecycle.js';
 import { stationError, type StationError } from '../../core/errors.js';
 import type { DetectedPort, Logger } from '../../core/ports.js';
 import type { Engine } from '../engine.js';
@@ -90,19 +100,33 @@ async function watchBoards(w: WatchRun): Promise<number> {
   const disco = extra.length
     ? (await import('../../native/discovery.js')).createDiscovery({ extraPorts: extra, pollMs: 200 })
     : engine.discovery();
+  /** Each port's lifecycle (core/boards/lifecycle.ts, the UI slots' rules); finished boards wait for a detach. */
+  const positions = new Map<string, BoardPosition>();
   const running = new Map<string, AbortController>();
-  /** Ports whose board finished; provisioning again needs a detach + attach. */
-  const finished = new Map<string, boolean>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
   let passed = 0;
   let failed = 0;
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   const ac = new AbortController();
+  const apply = (path: string, ev: PositionEvent): BoardPosition | null => {
+    const next = reduce(positions.get(path) ?? null, ev);
+    if (next) positions.set(path, next);
+    else positions.delete(path);
+    return next;
+  };
+  /**
+   * Boards attached but silent (PROTOCOL_TIMEOUT): their runs stay active until a re-seat resumes them, which no
+   * waiting brings. They end --exit-when-done like a finished board and make the exit code 1, but do not count
+   * toward --count (a re-seat may still pass them). An unplugged board is waited for (its re-plug resumes it).
+   */
+  const interrupted = () => [...positions.values()].filter((p) => p.state === 'interrupted').length;
+  const exitCode = () => (failed || interrupted() ? EXIT.boardFailed : EXIT.ok);
   const onSig = () => {
     o.out('stopping: waiting for boards in progress to reach a checkpoint');
     ac.abort();
     for (const c of running.values()) c.abort();
-    if (running.size === 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
+    if (running.size === 0) resolveDone(exitCode());
   };
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
@@ -110,10 +134,10 @@ async function watchBoards(w: WatchRun): Promise<number> {
   let revokedError: StationError | null = null;
   const checkDone = () => {
     if (revokedError && running.size === 0) resolveDone(exitFor(revokedError));
-    if (count !== undefined && passed + failed >= count && running.size === 0)
-      resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
-    if (exitWhenDone && running.size === 0 && finished.size > 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
-    if (ac.signal.aborted && running.size === 0) resolveDone(failed ? EXIT.boardFailed : EXIT.ok);
+    if (count !== undefined && passed + failed >= count && running.size === 0) resolveDone(exitCode());
+    const ended = [...positions.values()].filter((p) => isFinished(p) || p.state === 'interrupted').length;
+    if (exitWhenDone && running.size === 0 && ended > 0) resolveDone(exitCode());
+    if (ac.signal.aborted && running.size === 0) resolveDone(exitCode());
   };
   // Re-checked before each new board and every 5 s (the UI service's rule, operatorRevoked): a revocation here
   // (`station operator revoke` from any process) or in the registry policy stops new boards.
@@ -132,52 +156,85 @@ async function watchBoards(w: WatchRun): Promise<number> {
   };
   const recheck = setInterval(checkRevoked, 5000);
   recheck.unref();
+  /** A board whose link dropped while discovery still sees it resumes by itself after a moment (as in the UI). */
+  const relinkLater = (port: DetectedPort) => {
+    if (ac.signal.aborted || !wantsRelink(positions.get(port.path) ?? null)) return;
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (running.has(port.path) || !wantsRelink(positions.get(port.path) ?? null)) return;
+      apply(port.path, { type: 'relinked' });
+      start(port);
+    }, RELINK_DELAY_MS);
+    timers.add(t);
+  };
   const start = (port: DetectedPort) => {
-    if (ac.signal.aborted || running.has(port.path) || finished.has(port.path)) return;
+    if (ac.signal.aborted || running.has(port.path) || !mayStart(positions.get(port.path) ?? null)) return;
     if (checkRevoked()) {
       o.err(`[${port.path}] not started: AUTH_REVOKED (operator ${operator} has been revoked)`);
       return;
     }
     const c = new AbortController();
     running.set(port.path, c);
+    apply(port.path, { type: 'started', at: engine.clock.now().toISOString(), monoMs: engine.clock.monotonicMs() });
     o.out(`[${port.path}] board attached`);
+    const print = progressPrinter(o, json);
     void engine
       .provision({
         port,
         workOrder: wo,
         operator,
         signal: c.signal,
-        onProgress: progressPrinter(o, json),
+        onProgress: (e) => {
+          apply(port.path, { type: 'progress', event: e });
+          print(e);
+        },
       })
       .then((r) => {
         running.delete(port.path);
-        o.out(outcomeLine(port.path, r));
-        // A board unplugged mid-step resumes when it is plugged in again: not finished.
-        if (!r.ok && (r.error.code === 'LINK_DISCONNECTED' || r.error.code === 'FLOW_CANCELLED')) {
+        const p = apply(port.path, { type: 'outcome', outcome: r, monoMs: engine.clock.monotonicMs() });
+        if (p && isPaused(p)) {
+          // The run stays active: a board unplugged mid-step, or silent, resumes when it is re-plugged or re-seated.
+          o.out(pausedLine(port.path, p));
           if (ac.signal.aborted) failed++;
         } else {
-          finished.set(port.path, r.ok);
+          o.out(outcomeLine(port.path, r));
           if (r.ok) passed++;
           else failed++;
         }
+        relinkLater(port);
         checkDone();
       });
   };
   const stop = disco.watch((ev) => {
-    if (ev.type === 'attached') start(ev.port);
-    else if (ev.type === 'detached') {
+    if (ev.type === 'attached') {
+      apply(ev.port.path, { type: 'attached' });
+      start(ev.port);
+    } else if (ev.type === 'detached') {
       running.get(ev.port.path)?.abort();
-      finished.delete(ev.port.path);
+      apply(ev.port.path, { type: 'detached' });
       o.out(`[${ev.port.path}] board detached`);
     } else o.err(`[${ev.path}] ${ev.code}: ${ev.message}`);
   });
-  for (const p of await disco.list()) start(p);
+  for (const p of await disco.list()) {
+    apply(p.path, { type: 'attached' });
+    start(p);
+  }
   o.out(`watching for boards (work order ${wo}); Ctrl-C to stop`);
   const code = await done;
   clearInterval(recheck);
+  for (const t of timers) clearTimeout(t);
   stop();
   process.off('SIGINT', onSig);
   process.off('SIGTERM', onSig);
-  o.out(`${passed} boards passed, ${failed} failed`);
+  const left = interrupted();
+  o.out(
+    `${passed} boards passed, ${failed} failed${left ? `, ${left} interrupted (their runs stay open: re-seat to resume)` : ''}`,
+  );
   return code;
+}
+
+/** The line of a board whose run stopped and stays active (disconnected, or interrupted by a timeout). */
+function pausedLine(port: string, p: BoardPosition): string {
+  const how = p.state === 'interrupted' ? 're-seat the board' : 're-plug the board';
+  return `[${port}] PAUSED  ${p.error ? describeError(p.error) : p.state}: the run stays open; ${how} to resume`;
 }

@@ -1,42 +1,38 @@
 /**
  * Slots: one per detected port. A board attached while a work order is selected and someone is signed in
- * is provisioned automatically (one AbortController per port); progress becomes slot updates. A detach
- * aborts the run and leaves the slot `disconnected`; re-attaching resumes it (the flow resumes the active
- * run of the chip). Finished slots (pass / already / fail) wait for the board to be removed, a retry or a
- * supervisor override.
+ * is provisioned automatically (one AbortController per port); progress becomes slot updates. The lifecycle of a
+ * slot (pass / already / fail, disconnected and interrupted runs that stay active and resume, retry, scrap) is the
+ * pure reducer of core/boards/lifecycle.ts, shared with `station watch`; this module keeps only the effects: it
+ * starts and aborts runs, sets the re-link timer, opens the board for a scrap, and emits the slot views.
  */
 import { basename } from 'node:path';
 import type { ApiError, SlotView } from '../../core/api.js';
+import {
+  mayStart,
+  POSITION_STEPS,
+  reduce,
+  RELINK_DELAY_MS,
+  wantsRelink,
+  type BoardPosition,
+  type PositionEvent,
+  type RunOutcome,
+} from '../../core/boards/lifecycle.js';
 import { stationError, type StationError } from '../../core/errors.js';
-import type { FlowOutcome } from '../../core/provisioning/flow.js';
-import type { ProgressEvent, StepName, StepStatus } from '../../core/model.js';
 import type { ByteLinkOpener, Clock, DetectedPort, Logger } from '../../core/ports.js';
-import { connectBoard } from '../../core/protocol/client.js';
 import { err, ok, type Result } from '../../core/result.js';
+import { openBoard } from '../board-connection.js';
 import type { Engine } from '../engine.js';
 
 /** The steps a slot shows (sync is reported by the sync view, not per board). */
-export const SLOT_STEPS = ['detect', 'identify', 'baseline', 'key', 'attest', 'certify', 'record'] as const;
+export const SLOT_STEPS = POSITION_STEPS;
 
+/** A port's lifecycle position and the effects in flight on it. */
 interface Slot {
   port: DetectedPort;
-  state: SlotView['state'];
-  chipId: string | null;
-  serialNumber: string | null;
-  model: string | null;
-  steps: Map<StepName, { status: StepStatus; elapsedMs: number | null; startedAt: number }>;
-  currentStep: StepName | null;
-  startedAt: string | null;
-  startMono: number | null;
-  endMono: number | null;
-  error: ApiError | null;
-  recordId: string | null;
-  canRetry: boolean;
-  attached: boolean;
+  pos: BoardPosition;
   ac: AbortController | null;
+  /** A run or a scrap in progress. */
   running: Promise<void> | null;
-  /** Do not start automatically until the board is re-attached (finished, scrapped, or refused). */
-  hold: boolean;
 }
 
 export function toApiError(e: StationError): ApiError {
@@ -80,131 +76,57 @@ export function createSlots(deps: {
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let stopped = false;
 
-  const freshSteps = () =>
-    new Map<StepName, { status: StepStatus; elapsedMs: number | null; startedAt: number }>(
-      SLOT_STEPS.map((s) => [s, { status: 'pending', elapsedMs: null, startedAt: 0 }]),
-    );
-
-  const view = (s: Slot): SlotView => ({
-    port: s.port.path,
-    label: basename(s.port.path),
-    state: s.state,
-    chipId: s.chipId,
-    serialNumber: s.serialNumber,
-    model: s.model,
-    steps: SLOT_STEPS.map((step) => {
-      const x = s.steps.get(step)!;
-      return { step, status: x.status, elapsedMs: x.elapsedMs };
-    }),
-    currentStep: s.currentStep,
-    startedAt: s.startedAt,
-    elapsedMs: s.startMono === null ? 0 : Math.max(0, Math.round((s.endMono ?? clock.monotonicMs()) - s.startMono)),
-    error: s.error,
-    recordId: s.recordId,
-    canRetry: s.canRetry,
-  });
-  const push = (s: Slot) => deps.emit(view(s));
-
-  const newSlot = (port: DetectedPort): Slot => ({
-    port,
-    state: 'connected',
-    chipId: null,
-    serialNumber: null,
-    model: null,
-    steps: freshSteps(),
-    currentStep: null,
-    startedAt: null,
-    startMono: null,
-    endMono: null,
-    error: null,
-    recordId: null,
-    canRetry: false,
-    attached: true,
-    ac: null,
-    running: null,
-    hold: false,
-  });
-
-  function onProgress(s: Slot, e: ProgressEvent): void {
-    if (e.chipId) s.chipId = e.chipId;
-    if (e.serialNumber) s.serialNumber = e.serialNumber;
-    if (s.model === null && s.chipId && e.step === 'identify' && e.status === 'done') {
-      const run = engine.store.findActiveRun(s.chipId);
-      const m = run?.data.identity?.['model'];
-      if (typeof m === 'string') s.model = m;
+  const view = (s: Slot): SlotView => {
+    const p = s.pos;
+    return {
+      port: s.port.path,
+      label: basename(s.port.path),
+      state: p.state,
+      chipId: p.chipId,
+      serialNumber: p.serialNumber,
+      model: p.model,
+      steps: p.steps.map((x) => ({ step: x.step, status: x.status, elapsedMs: x.elapsedMs })),
+      currentStep: p.currentStep,
+      ...(p.note !== null ? { note: p.note } : {}),
+      startedAt: p.startedAt,
+      elapsedMs: p.startMs === null ? 0 : Math.max(0, Math.round((p.endMs ?? clock.monotonicMs()) - p.startMs)),
+      error: p.error ? toApiError(p.error) : null,
+      recordId: p.recordId,
+      canRetry: p.canRetry,
+    };
+  };
+  const push = (s: Slot) => {
+    if (slots.get(s.port.path) === s) deps.emit(view(s));
+  };
+  /** Apply a lifecycle event to a kept slot; false when the position emptied (the slot is gone). */
+  const apply = (s: Slot, ev: PositionEvent): boolean => {
+    const next = reduce(s.pos, ev);
+    if (next === null) {
+      slots.delete(s.port.path);
+      deps.removed(s.port.path);
+      return false;
     }
-    const st = s.steps.get(e.step);
-    if (st) {
-      if (e.status === 'running') {
-        st.startedAt = e.elapsedMs;
-        s.currentStep = e.step;
-      } else if (e.status === 'done' || e.status === 'failed') {
-        st.elapsedMs = Math.max(0, e.elapsedMs - st.startedAt);
-      }
-      st.status = e.status;
-    }
-    push(s);
-  }
+    s.pos = next;
+    return true;
+  };
 
-  function finish(s: Slot, r: Result<FlowOutcome>): void {
-    s.endMono = clock.monotonicMs();
-    s.currentStep = null;
-    if (r.ok) {
-      const v: FlowOutcome = r.value;
-      s.state = v.status === 'provisioned' ? 'pass' : 'already';
-      s.recordId = v.record.recordId;
-      s.chipId = v.identity.chipId;
-      s.serialNumber = v.identity.serialNumber;
-      s.model = v.identity.model;
-      s.error = null;
-      s.canRetry = false;
-      s.hold = true;
-      return;
-    }
-    const e = r.error;
-    const interrupted = e.code === 'LINK_DISCONNECTED' || e.code === 'FLOW_CANCELLED';
-    if (!s.attached || (interrupted && !stopped)) {
-      s.state = 'disconnected';
-      s.error = toApiError(
-        e.code === 'LINK_DISCONNECTED'
-          ? e
-          : stationError('LINK_DISCONNECTED', `the board on ${s.port.path} was removed`),
-      );
-      s.canRetry = true;
-      s.hold = false;
-      // A link that dropped without discovery noticing (a quick re-plug) resumes by itself.
-      if (s.attached) {
-        const t = setTimeout(() => {
-          timers.delete(t);
-          if (s.attached && s.running === null && s.state === 'disconnected' && slots.get(s.port.path) === s) {
-            s.state = 'connected';
-            maybeStart(s);
-          }
-        }, 1500);
-        timers.add(t);
-      }
-      return;
-    }
-    s.state = 'fail';
-    s.error = toApiError(e);
-    s.canRetry = e.action === 'retry' || e.action === 'reseat';
-    s.hold = true;
-    // mark the step that was running as failed if the flow did not say so
-    for (const st of s.steps.values()) if (st.status === 'running') st.status = 'failed';
+  /** A board whose link dropped while discovery still sees it resumes by itself after a moment. */
+  function relinkLater(s: Slot): void {
+    if (stopped || !wantsRelink(s.pos)) return;
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (slots.get(s.port.path) !== s || s.running !== null || !wantsRelink(s.pos)) return;
+      apply(s, { type: 'relinked' });
+      push(s);
+      maybeStart(s);
+    }, RELINK_DELAY_MS);
+    timers.add(t);
   }
 
   function run(s: Slot, opts: { reprovision: boolean; operator: string; workOrder: string }): void {
     const ac = new AbortController();
     s.ac = ac;
-    s.state = 'running';
-    s.steps = freshSteps();
-    s.currentStep = 'detect';
-    s.error = null;
-    s.recordId = null;
-    s.canRetry = false;
-    s.startedAt = clock.now().toISOString();
-    s.startMono = clock.monotonicMs();
-    s.endMono = null;
+    apply(s, { type: 'started', at: clock.now().toISOString(), monoMs: clock.monotonicMs() });
     push(s);
     log.log('info', `provisioning ${opts.reprovision ? '(re-provision) ' : ''}on ${s.port.path}`, {
       port: s.port.path,
@@ -220,31 +142,33 @@ export function createSlots(deps: {
         signal: ac.signal,
         onProgress: (e) => {
           try {
-            onProgress(s, e);
+            apply(s, { type: 'progress', event: e });
+            push(s);
           } catch (x) {
             log.log('error', `bug in slot progress: ${(x as Error).stack ?? String(x)}`);
           }
         },
       })
-      .catch((x: unknown): Result<FlowOutcome> => {
+      .catch((x: unknown): RunOutcome => {
         log.log('error', `bug: provision threw: ${(x as Error).stack ?? String(x)}`);
         return err(stationError('INTERNAL', (x as Error).message));
       })
       .then((r) => {
         s.ac = null;
         s.running = null;
-        finish(s, r);
+        apply(s, { type: 'outcome', outcome: r, monoMs: clock.monotonicMs() });
         log.log(
           r.ok ? 'info' : 'warn',
-          `slot ${s.port.path}: ${s.state}${r.ok ? '' : ` ${r.error.code}`}`,
+          `slot ${s.port.path}: ${s.pos.state}${r.ok ? '' : ` ${r.error.code}`}`,
           r.ok ? { recordId: r.value.record.recordId } : { code: r.error.code },
         );
-        if (slots.get(s.port.path) === s) push(s);
+        push(s);
+        relinkLater(s);
       });
   }
 
   function maybeStart(s: Slot): void {
-    if (stopped || !s.attached || s.running || s.hold) return;
+    if (stopped || s.running || !mayStart(s.pos)) return;
     const wo = deps.workOrder();
     const op = deps.operator();
     if (!wo || !op) return;
@@ -253,7 +177,7 @@ export function createSlots(deps: {
 
   const need = (path: string): Result<Slot> => {
     const s = slots.get(path);
-    if (!s || !s.attached)
+    if (!s || !s.pos.attached)
       return err(stationError('INPUT_INVALID', `no board is attached on ${path}`, { path: 'port', port: path }));
     if (s.running) return err(stationError('FLOW_BOARD_BUSY', `the board on ${path} is being provisioned`));
     return ok(s);
@@ -263,42 +187,19 @@ export function createSlots(deps: {
     attach(port) {
       if (stopped) return;
       const existing = slots.get(port.path);
-      if (existing) {
-        if (existing.attached) return;
-        existing.port = port;
-        existing.attached = true;
-        if (existing.state !== 'disconnected') {
-          // a new board on a port whose tile was kept: start clean
-          Object.assign(existing, { ...newSlot(port) });
-        } else {
-          existing.state = 'connected';
-          existing.hold = false;
-        }
-        push(existing);
-        maybeStart(existing);
-        return;
-      }
-      const s = newSlot(port);
-      slots.set(port.path, s);
+      if (existing?.pos.attached) return;
+      const s: Slot = existing ?? { port, pos: reduce(null, { type: 'attached' })!, ac: null, running: null };
+      s.port = port;
+      if (existing) apply(s, { type: 'attached' });
+      else slots.set(port.path, s);
       push(s);
       maybeStart(s);
     },
     detach(path) {
       const s = slots.get(path);
       if (!s) return;
-      s.attached = false;
-      if (s.running) {
-        s.ac?.abort();
-        s.state = 'disconnected';
-        push(s);
-        return;
-      }
-      if (s.state === 'disconnected') {
-        push(s);
-        return;
-      }
-      slots.delete(path);
-      deps.removed(path);
+      s.ac?.abort(); // a run (it stays resumable) or a scrap in progress
+      if (apply(s, { type: 'detached' })) push(s);
     },
     list: () => [...slots.values()].sort((a, b) => a.port.path.localeCompare(b.port.path)).map(view),
     get(path) {
@@ -315,7 +216,6 @@ export function createSlots(deps: {
       const op = deps.operator();
       if (!wo) return err(stationError('INPUT_INVALID', 'select a work order first', { path: 'workOrder' }));
       if (!op) return err(stationError('AUTH_REQUIRED', 'sign in first'));
-      s.value.hold = false;
       run(s.value, { reprovision: false, operator: op, workOrder: wo });
       return ok(view(s.value));
     },
@@ -335,42 +235,21 @@ export function createSlots(deps: {
       s.ac = ac;
       let release!: () => void;
       s.running = new Promise<void>((r) => (release = r));
-      const plog = log.child(`[serial ${path}]`);
       try {
-        const link = await deps.opener.open(path);
-        if (!link.ok) return link;
-        const board = await connectBoard(link.value, {
-          logger: plog,
+        const board = await openBoard(deps.opener, path, {
+          logger: log.child(`[serial ${path}]`),
           clock,
-          timeoutMs: 3000,
-          longTimeoutMs: 30_000,
           signal: ac.signal,
         });
-        if (!board.ok) {
-          await link.value.close();
-          return board;
-        }
+        if (!board.ok) return err(board.error.error);
         try {
           const id = await board.value.identify({ signal: ac.signal });
           if (!id.ok) return id;
           const z = await board.value.zeroize(id.value.chipId, { signal: ac.signal });
           if (!z.ok) return z;
-          s.chipId = id.value.chipId;
-          s.serialNumber = id.value.serialNumber;
-          s.model = id.value.model;
-          s.state = 'fail';
-          s.currentStep = null;
-          s.recordId = null;
-          s.canRetry = false;
-          s.hold = true;
-          s.error = {
-            ...toApiError(
-              stationError('FLOW_CANCELLED', `board ${id.value.serialNumber} was scrapped: its identity is erased`),
-            ),
-            action: 'set-aside',
-            guidance: 'Scrapped by a supervisor. Remove the board from the line and put it in the scrap bin.',
-          };
-          return ok({ chipId: id.value.chipId, serialNumber: id.value.serialNumber, slot: view(s) });
+          const { chipId, serialNumber, model } = id.value;
+          apply(s, { type: 'scrapped', chipId, serialNumber, model });
+          return ok({ chipId, serialNumber, slot: view(s) });
         } finally {
           await board.value.close();
         }
@@ -378,7 +257,7 @@ export function createSlots(deps: {
         s.ac = null;
         s.running = null;
         release();
-        if (slots.get(path) === s) push(s);
+        push(s);
       }
     },
     async stop() {

@@ -69,9 +69,10 @@ function Tile(props: { slot: SlotView; now: number }) {
           {s.currentStep ? <span className="tile-step">{t(`step.${s.currentStep}`)}</span> : null}
         </div>
       )}
+      {s.note && s.state === 'running' ? <p className="tile-substep">{s.note}</p> : null}
       {s.state === 'already' ? <p className="tile-note">{t('slot.already')}</p> : null}
-      {s.error && s.state === 'fail' ? <ErrorText error={s.error} /> : null}
-      {s.state === 'fail' && s.canRetry ? (
+      {s.error && (s.state === 'fail' || s.state === 'interrupted') ? <ErrorText error={s.error} /> : null}
+      {(s.state === 'fail' || s.state === 'interrupted') && s.canRetry ? (
         <button type="button" className="btn btn-primary" onClick={() => void retrySlot(s.port)}>
           {t('slot.retry')}
         </button>
