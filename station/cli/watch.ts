@@ -1,7 +1,8 @@
 /**
  * `station watch`: provision boards as they appear, several at once (one per port), for one signed-in operator;
  * records reach the registry in the background. The operator is re-checked before each new board and every 5 s:
- * once revoked, no new board starts. Imports core/, native/, station/ (engine, service) and sibling command modules.
+ * once revoked, no new board starts. Each port follows the per-board lifecycle of core/boards/lifecycle.ts (the UI
+ * slots' rules). Imports core/, native/, station/ (engine, service) and sibling command modules.
  */
 import { flagOn, list, str, type Io } from '../../core/cli/program.js';
 import {
@@ -32,7 +33,10 @@ export const watchCommand: StationCommand = {
   details:
     'A registered operator signs in as for provision. A running watch re-checks the operator before each new board\n' +
     'and every 5 s: once revoked (station operator revoke, or the registry policy) it starts no new board, lets the\n' +
-    'boards in progress finish and exits 1. Ctrl-C stops at the next checkpoint of the boards in progress.',
+    'boards in progress finish and exits 1. Ctrl-C stops at the next checkpoint of the boards in progress.\n' +
+    'A board unplugged mid-run, or that stops answering (PROTOCOL_TIMEOUT), is PAUSED: its run stays open and\n' +
+    're-plugging or re-seating it resumes the run. --count counts passed and failed boards; for --exit-when-done a\n' +
+    'board that stopped answering has ended (exit 1).',
   options: {
     'work-order': { type: 'string', arg: 'W', help: 'the work order (required)' },
     ...OPERATOR_OPTIONS,
@@ -233,8 +237,8 @@ async function watchBoards(w: WatchRun): Promise<number> {
   return code;
 }
 
-/** The line of a board whose run stopped and stays active (disconnected, or interrupted by a timeout). */
+/** The lines of a board whose run stopped and stays active (disconnected, or interrupted by a timeout). */
 function pausedLine(port: string, p: BoardPosition): string {
-  const how = p.state === 'interrupted' ? 're-seat the board' : 're-plug the board';
-  return `[${port}] PAUSED  ${p.error ? describeError(p.error) : p.state}: the run stays open; ${how} to resume`;
+  const how = p.state === 'interrupted' ? 're-seating the board' : 're-plugging the board';
+  return `[${port}] PAUSED  ${p.error ? describeError(p.error) : p.state}\n  -> the run stays open: ${how} resumes it`;
 }
