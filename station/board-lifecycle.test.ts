@@ -11,18 +11,18 @@
  * - the board answers garbage (every frame corrupted): PROTOCOL_CRC. The flow fails the run; the slot is `fail` and
  *   watch prints FAIL and counts it.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiResult, SlotView, StationEvent } from '../core/api.js';
 import { createLogger } from '../native/logger.js';
 import { createWorld, type World } from '../test/harness.js';
 import { addOperators } from '../test/operators-fixture.js';
+import { stationProcess, watchArgs } from '../test/station-process.js';
 import type { Faults } from '../test/sim/simulator.js';
 import { call, createLogTap, createStationService, type StationService } from './service/index.js';
 
 const OP_PIN = '2718';
-const ROOT = join(import.meta.dirname, '..');
 /** Every request but keygen and flash writes takes this long on the slowed boards (the window for the fault). */
 const SLOW_MS = 1500;
 const SILENT: Faults = { dropBytes: 1 };
@@ -130,34 +130,9 @@ describe('station watch', () => {
   it('the same boards: PAUSED (not counted) and resumed on re-seat; FAIL counted; exit 1 for the failure', async () => {
     const [, , p2, p3] = w.sim.ports as [string, string, string, string];
     const [b2, b3] = [w.sim.boards[2]!, w.sim.boards[3]!];
-    watch = spawn(
-      process.execPath,
-      [
-        'bin/station.mjs',
-        'watch',
-        '--data-dir',
-        w.dataDir,
-        '--work-order',
-        'WO-DEMO-1',
-        '--operator',
-        'op-1',
-        '--port',
-        p2,
-        '--port',
-        p3,
-        '--count',
-        '2',
-        '--json',
-      ],
-      {
-        cwd: ROOT,
-        stdio: ['pipe', 'pipe', 'pipe'],
-        env: {
-          ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LINE_STATION_'))),
-          LINE_STATION_PIN: OP_PIN,
-        },
-      },
-    );
+    watch = stationProcess(watchArgs(w.dataDir, 'op-1', [p2, p3], ['--count', '2', '--json']), {
+      LINE_STATION_PIN: OP_PIN,
+    });
     let text = '';
     const faulted = new Set<string>();
     // The fault lands when watch reports the attest step running (the board then takes SLOW_MS to answer).

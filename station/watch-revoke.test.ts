@@ -5,28 +5,15 @@
  * while a slow board is in progress; then a new board is presented. The board in progress finishes, the new board
  * is never started, watch says AUTH_REVOKED and exits 1.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, type World } from '../test/harness.js';
 import { addOperators } from '../test/operators-fixture.js';
+import { stationProcess, watchArgs } from '../test/station-process.js';
 
 const OP_PIN = '3141';
-const ROOT = join(import.meta.dirname, '..');
 let w: World;
 let watch: ChildProcessWithoutNullStreams | null = null;
-
-/** The station CLI as its own process (node runs bin/station.mjs directly: the pid is the station's). */
-function station(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, ['bin/station.mjs', ...args], {
-    cwd: ROOT,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: {
-      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LINE_STATION_'))),
-      ...env,
-    },
-  });
-}
 
 async function until(what: string, pred: () => boolean, ms: number, text: () => string): Promise<void> {
   for (const t0 = Date.now(); !pred(); await new Promise((r) => setTimeout(r, 50)))
@@ -55,24 +42,7 @@ describe('station watch and a revocation from another process', () => {
     const [p0, p1, p2] = w.sim.ports as [string, string, string];
     const [b0, b1, b2] = [w.sim.boards[0]!, w.sim.boards[1]!, w.sim.boards[2]!];
     await w.sim.unplug(2); // presented only after the revocation
-    watch = station(
-      [
-        'watch',
-        '--data-dir',
-        w.dataDir,
-        '--work-order',
-        'WO-DEMO-1',
-        '--operator',
-        'op-1',
-        '--port',
-        p0,
-        '--port',
-        p1,
-        '--port',
-        p2,
-      ],
-      { LINE_STATION_PIN: OP_PIN },
-    );
+    watch = stationProcess(watchArgs(w.dataDir, 'op-1', [p0, p1, p2]), { LINE_STATION_PIN: OP_PIN });
     let text = '';
     watch.stdout.on('data', (d: Buffer) => (text += d.toString()));
     watch.stderr.on('data', (d: Buffer) => (text += d.toString()));
@@ -84,7 +54,7 @@ describe('station watch and a revocation from another process', () => {
     expect(text).not.toMatch(new RegExp(`\\[${p1}\\].*PASS`));
 
     // Revoked from another process while board 1 is in progress.
-    const rev = station(['operator', 'revoke', '--data-dir', w.dataDir, '--id', 'op-1']);
+    const rev = stationProcess(['operator', 'revoke', '--data-dir', w.dataDir, '--id', 'op-1']);
     let revText = '';
     rev.stdout.on('data', (d: Buffer) => (revText += d.toString()));
     rev.stderr.on('data', (d: Buffer) => (revText += d.toString()));
