@@ -10,6 +10,8 @@
  *   flow had kept the run.)
  * - the board answers garbage (every frame corrupted): PROTOCOL_CRC. The flow fails the run; the slot is `fail` and
  *   watch prints FAIL and counts it.
+ * And a cable that drops and is back at once (discovery may never see it go): watch resumes it by itself after a
+ * moment, as the UI slots always did (before, watch left such a board unstarted until it saw a detach).
  */
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
@@ -56,6 +58,8 @@ beforeAll(async () => {
     boards: [
       // 0, 1: the UI service (silent, garbled); 2, 3: station watch (silent, garbled)
       ...[0, 1, 2, 3].map(() => ({ model: 'LS-SIM-SE' as const, latency: { other: SLOW_MS } })),
+      // 4: station watch, a cable that drops during keygen and is back at once (discovery may never see it go)
+      { model: 'LS-SIM-SE' as const, faults: { disconnectOn: 'keygen' as const, replugAfterMs: 0 } },
     ],
   });
   await addOperators(w.dataDir, [{ id: 'op-1', role: 'operator', pin: OP_PIN }]);
@@ -180,4 +184,22 @@ describe('station watch', () => {
     expect(text).toContain('1 boards passed, 1 failed');
     expect(w.engine.store.verifyAudit().ok).toBe(true);
   }, 240_000);
+
+  it('a link that drops and is back at once resumes by itself (as in the UI slots): PAUSED, then PASS (resumed)', async () => {
+    const p4 = w.sim.ports[4]!;
+    const b4 = w.sim.boards[4]!;
+    watch = stationProcess(watchArgs(w.dataDir, 'op-1', [p4], ['--count', '1']), { LINE_STATION_PIN: OP_PIN });
+    let text = '';
+    watch.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    watch.stderr.on('data', (d: Buffer) => (text += d.toString()));
+    const exited = new Promise<number | null>((r) => watch!.once('exit', (c) => r(c)));
+    const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 90_000))]);
+    expect(code, text).toBe(0);
+    expect(text).toMatch(
+      new RegExp(`\\[${p4}\\] PAUSED  LINK_DISCONNECTED: .*\\n.*\\n  -> the run stays open: re-plugging`),
+    );
+    expect(text).toMatch(new RegExp(`\\[${p4}\\] PASS  ${b4.serialNumber} provisioned \\(resumed\\)`));
+    expect(text).toContain('1 boards passed, 0 failed');
+    expect(w.engine.store.listRecords({}).filter((r) => r.chipId === b4.chipId)).toHaveLength(1);
+  }, 120_000);
 });
