@@ -106,6 +106,11 @@ describe('a board position', () => {
     expect(p).toMatchObject({ currentStep: 'certify', note: null });
     p = must(reduce(p, prog('certify', 'running', 990, { message: 'certificate stored in NV' })));
     expect(p.note).toBe('certificate stored in NV');
+    // A step the position does not show (sync) changes neither the current step nor its note.
+    expect(reduce(p, prog('sync', 'running', 995, { message: 'queued' }))).toMatchObject({
+      currentStep: 'certify',
+      note: 'certificate stored in NV',
+    });
     // The run's end clears it.
     expect(must(reduce(p, passed('provisioned'))).note).toBeNull();
   });

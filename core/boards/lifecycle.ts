@@ -214,10 +214,12 @@ function progressed(p: BoardPosition, e: ProgressEvent): BoardPosition {
     return { ...st, status: e.status };
   });
   let { currentStep, note } = p;
-  if (e.status === 'running') {
+  // A step the position does not show (`sync`: the sync view reports it) changes only the identity.
+  const shown = p.steps.some((st) => st.step === e.step);
+  if (shown && e.status === 'running') {
     note = e.message ?? (e.step === currentStep ? note : null);
     currentStep = e.step;
-  } else if (e.step === currentStep) note = null;
+  } else if (shown && e.step === currentStep) note = null;
   return {
     ...p,
     chipId: e.chipId ?? p.chipId,
