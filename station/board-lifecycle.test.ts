@@ -60,6 +60,8 @@ beforeAll(async () => {
       ...[0, 1, 2, 3].map(() => ({ model: 'LS-SIM-SE' as const, latency: { other: SLOW_MS } })),
       // 4: station watch, a cable that drops during keygen and is back at once (discovery may never see it go)
       { model: 'LS-SIM-SE' as const, faults: { disconnectOn: 'keygen' as const, replugAfterMs: 0 } },
+      // 5: the UI service, a TPM board (real swtpm): its driver's notes reach the slot
+      { model: 'LS-SIM-TPM-ECC' as const },
     ],
   });
   await addOperators(w.dataDir, [{ id: 'op-1', role: 'operator', pin: OP_PIN }]);
@@ -125,6 +127,40 @@ describe('the UI slots', () => {
     const pass = await until('slot 0 pass', () => lastSlot(p0)?.state === 'pass' && lastSlot(p0), 60_000, w.logText);
     expect(w.engine.store.findCurrentRecord(b0.chipId)?.runId).toBe(runId);
     expect(pass.recordId).toBe(w.engine.store.findCurrentRecord(b0.chipId)?.recordId);
+    await svc.stop();
+    svc = null;
+  }, 180_000);
+});
+
+describe('the UI slots and a driver that notes finer steps', () => {
+  it("a TPM board's notes are the slot's note while its step runs; cleared when it ends; the model from progress", async () => {
+    const p5 = w.sim.ports[5]!;
+    const hub = createLogTap();
+    const logger = createLogger({ tap: hub.tap, level: 'debug', file: join(w.dir, 'service-tpm.log') });
+    svc = createStationService({ engine: w.engine, logger, logTap: hub, extraPorts: [p5] });
+    const seen: SlotView[] = [];
+    svc.subscribe((e) => {
+      if (e.type === 'slot' && e.slot.port === p5) seen.push(e.slot);
+    });
+    await svc.start();
+    must(await call(svc, 'c5', 'signIn', { operatorId: 'op-1', pin: OP_PIN }));
+    must(await call(svc, 'c5', 'selectWorkOrder', { id: 'WO-DEMO-TPM-1' }));
+    const pass = await until('slot 5 pass', () => seen.find((s) => s.state === 'pass'), 120_000, w.logText);
+    expect(pass).toMatchObject({ model: 'LS-SIM-TPM-ECC', serialNumber: w.sim.boards[5]!.serialNumber });
+    expect(pass.note).toBeUndefined();
+    const noted = seen.filter((s) => s.note !== undefined);
+    // Every note is shown while its step runs, under that step.
+    for (const s of noted) expect(s).toMatchObject({ state: 'running', currentStep: expect.any(String) });
+    const notes = noted.map((s) => `${s.currentStep}: ${s.note}`);
+    // The driver's finer steps, each under the step it belongs to.
+    for (const n of ['baseline: credential activated', 'attest: TPM2_Certify', 'certify: device certificate written'])
+      expect(
+        notes.some((x) => x.startsWith(n)),
+        `${n}\n${notes.join('\n')}`,
+      ).toBe(true);
+    // A step that starts begins without the previous step's note.
+    const firstOfStep = seen.filter((s, i) => i > 0 && s.currentStep !== seen[i - 1]!.currentStep);
+    for (const s of firstOfStep) expect(s.note, `${s.currentStep}`).toBeUndefined();
     await svc.stop();
     svc = null;
   }, 180_000);
