@@ -1,0 +1,98 @@
+/**
+ * `runDoctor`: every check of `station doctor`, in DOCTOR_CHECK_IDS order, over injected ports. The CLI
+ * (station/cli/doctor.ts) and the service's `doctor` operation (station/service) both call it. The token is opened
+ * once and released at the end; a check that needs what another could not give is `skipped`, naming that check.
+ */
+import { fileURLToPath } from 'node:url';
+import { DOCTOR_CHECK_IDS, type DoctorCheck, type DoctorReport } from '../../core/api.js';
+import type { BoardProfile } from '../../core/provisioning/profiles.js';
+import { ok } from '../../core/result.js';
+import { check, skipped } from './check.js';
+import { checkBacklog } from './checks/backlog.js';
+import { checkCertificates } from './checks/certificates.js';
+import { checkKeys, checkLogin, checkModule, checkToken, type TokenOutcome } from './checks/hsm.js';
+import { checkConfig, checkDiskSpace, checkPermissions } from './checks/local.js';
+import { checkMechanisms, probeMechanisms, type MechanismRequirement } from './checks/mechanisms.js';
+import { checkClockSkew, checkRegistry } from './checks/registry.js';
+import { checkSerialGroup, checkSerialPorts, checkUdevRules } from './checks/serial.js';
+import type { DoctorPorts } from './ports.js';
+
+/** The udev rules shipped with the station (generated from resources/boards by scripts/gen-udev.ts). */
+export const SHIPPED_UDEV_RULES = fileURLToPath(new URL('../../resources/udev/70-line-station.rules', import.meta.url));
+
+export interface RunDoctorOptions {
+  /** The udev rules file `udev-rules` tells to install (default SHIPPED_UDEV_RULES). */
+  readonly udevRulesSource?: string;
+}
+
+/** Run every check. Never throws for a station problem: each becomes a check result. */
+export async function runDoctor(p: DoctorPorts, o: RunDoctorOptions = {}): Promise<DoctorReport> {
+  const out: DoctorCheck[] = [checkConfig(p), checkPermissions(p), checkDiskSpace(p)];
+  const cfg = p.config.ok ? p.config.value : null;
+  const profilesR = cfg ? p.profiles() : null;
+  const profiles: readonly BoardProfile[] = profilesR?.ok ? profilesR.value : [];
+
+  let outcome: TokenOutcome | null = null;
+  if (p.token) {
+    const opened = await p.token.open();
+    outcome = opened.ok ? ok({ session: opened.value, info: await opened.value.hsm.info() }) : opened;
+  }
+  try {
+    out.push(checkModule(p.token, outcome), checkToken(p.token, outcome), checkLogin(p.token, outcome));
+    const session = outcome?.ok ? outcome.value.session : null;
+    const keys = cfg?.config.hsm.keys;
+    out.push(
+      keys
+        ? checkKeys([keys.issuingCa, keys.station], outcome)
+        : skipped('hsm-keys', 'no valid configuration (see config)'),
+    );
+    let reqs: MechanismRequirement[] | null = null;
+    if (session && keys) reqs = await probeMechanisms(session.hsm, keys.station, profiles);
+    out.push(checkMechanisms(reqs));
+    if (cfg && keys) {
+      const files = p.certificates();
+      out.push(
+        await checkCertificates(
+          files.ok
+            ? ok({
+                ...files.value,
+                keys: session
+                  ? {
+                      issuingCa: await session.hsm.signer(keys.issuingCa),
+                      station: await session.hsm.signer(keys.station),
+                    }
+                  : null,
+                now: p.clock.now(),
+              })
+            : files,
+        ),
+      );
+    } else out.push(skipped('certificates', 'no valid configuration (see config)'));
+  } finally {
+    if (outcome?.ok) await outcome.value.session.release();
+  }
+
+  if (cfg && profilesR && !profilesR.ok) {
+    const e = profilesR.error;
+    const bad = (id: 'serial-group' | 'udev-rules') =>
+      check(id, 'fail', `board profiles: ${e.message}`, `fix the profile files in ${cfg.config.paths.profilesDir}`);
+    out.push(bad('serial-group'), bad('udev-rules'));
+  } else {
+    out.push(
+      checkSerialGroup(p.serial, profiles),
+      checkUdevRules(p.serial, profiles, o.udevRulesSource ?? SHIPPED_UDEV_RULES),
+    );
+  }
+  out.push(await checkSerialPorts(p.serial, profiles));
+
+  const reg = await checkRegistry(cfg ? p.registry : null, p.clock.now());
+  out.push(reg.check, checkClockSkew(reg.health));
+  out.push(
+    cfg
+      ? checkBacklog(p.backlog(), p.registry, p.dataDir, p.clock.now())
+      : skipped('sync-backlog', 'no valid configuration (see config)'),
+  );
+
+  const checks = DOCTOR_CHECK_IDS.map((id) => out.find((c) => c.id === id)!);
+  return { checks, ok: checks.every((c) => c.status !== 'fail') };
+}
