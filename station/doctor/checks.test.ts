@@ -229,7 +229,7 @@ describe('hsm-mechanisms', () => {
     expect(c.status).toBe('fail');
     expect(c.summary).toContain('profiles that need it cannot run on this token: ls-sim-basic');
     expect(c.action).toBe(
-      'use a token with those mechanisms, or do not use ls-sim-basic on this station (docs/hsm.md)',
+      'use a token with those mechanisms, or do not use ls-sim-basic on this station (docs/hsm.md "Key injection")',
     );
     expect(checkMechanisms(null).status).toBe('skipped');
   });

@@ -1,7 +1,11 @@
-/** HSM & devices: token state, slot, key labels; ports and USB devices with access problems explained. */
+/**
+ * HSM & devices: token state, slot, key labels; ports and USB devices with access problems explained; the station
+ * checks of `station doctor` (Doctor.tsx).
+ */
 import { useEffect, useState } from 'react';
 import type { DevicesView, HsmView } from '../../../core/api.js';
 import { ErrorText } from '../components/ErrorText.js';
+import { DoctorChecks } from './Doctor.js';
 import { station, unwrap } from '../controller.js';
 import { t } from '../i18n/index.js';
 
@@ -126,6 +130,7 @@ export function Devices() {
             <p>{t('common.loading')}</p>
           )}
         </section>
+        <DoctorChecks />
       </div>
     </main>
   );

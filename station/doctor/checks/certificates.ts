@@ -89,7 +89,7 @@ export async function checkCertificates(i: Result<CertificateInputs>): Promise<D
       'certificates',
       'warn',
       `${ends}: device certificates are cut at the issuing CA's end`,
-      'plan a new issuing CA for this station (docs/hsm.md)',
+      'plan a new issuing CA for this station (docs/formats.md "Certificate profiles": device certificates are capped at its end)',
       details,
     );
   if (!keys)

@@ -1,7 +1,7 @@
 /**
  * The HSM token: the PKCS#11 module loads, the token is present, the user login works (naming the PIN source, never
  * the PIN), and the station's keys are there with their protection attributes (sensitive, never extractable:
- * `HsmKeyInfo.unprotected`, docs/hsm.md "Key attributes"). Pure functions over what the token port answered.
+ * `HsmKeyInfo.unprotected`, docs/hsm.md "Keys and attributes"). Pure functions over what the token port answered.
  */
 import type { DoctorCheck } from '../../../core/api.js';
 import type { HsmInfo } from '../../../core/ports.js';
@@ -113,7 +113,7 @@ export function checkKeys(labels: readonly string[], o: TokenOutcome | null): Do
       'hsm-keys',
       'fail',
       `no private key labelled ${missing.map((x) => `"${x}"`).join(', ')} on the token`,
-      'correct hsm.keys in config.json, or set the station up again on this token (development: station init; docs/hsm.md)',
+      'correct hsm.keys in config.json, or set the station up again on this token (development: station init; docs/hsm.md "Keys and attributes")',
       { missing },
     );
   if (weak.length)
@@ -121,7 +121,7 @@ export function checkKeys(labels: readonly string[], o: TokenOutcome | null): Do
       'hsm-keys',
       'fail',
       weak.map((w) => `key "${w.label}" can leave the token: ${w.attributes.join(', ')}`).join('; '),
-      'generate the key again inside the token, sensitive and never extractable (station key: station rotate-key; issuing CA: a new station setup), docs/hsm.md "Key attributes"',
+      'generate the key again inside the token, sensitive and never extractable (station key: station rotate-key; issuing CA: a new station setup), docs/hsm.md "Keys and attributes"',
       { unprotected: weak },
     );
   return check('hsm-keys', 'pass', `${found.join(', ')}: sensitive, never extractable`, undefined, { keys: labels });

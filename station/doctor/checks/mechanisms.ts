@@ -96,8 +96,8 @@ export function checkMechanisms(reqs: readonly MechanismRequirement[] | null): D
       .concat(profiles.length ? [`profiles that need it cannot run on this token: ${profiles.join(', ')}`] : [])
       .join('; '),
     station.length
-      ? 'use a token that offers ECDSA on the station key curve (docs/hsm.md lists what the station needs)'
-      : `use a token with those mechanisms, or do not use ${profiles.join(', ')} on this station (docs/hsm.md)`,
+      ? 'use a token that offers ECDSA on the station key curve (docs/operations.md "station doctor" lists what the station needs)'
+      : `use a token with those mechanisms, or do not use ${profiles.join(', ')} on this station (docs/hsm.md "Key injection")`,
     details,
   );
 }
