@@ -8,7 +8,7 @@ import type { HsmKeyInfo } from '../../core/ports.js';
 import { fail, stationError } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import type { TokenProfile } from '../../core/hsm/token-profile.js';
-import { CURVES, certificateSubject, decodeEcPoint, spkiFromPoint, type CurveSpec } from './ec.js';
+import { CURVES, certificateFields, decodeEcPoint, spkiFromPoint, type CurveSpec } from './ec.js';
 import { findOne, keyInfo, readProtection, unprotectedAttributes } from './objects.js';
 import { P, StationErrorBox, attr, findAll, validLabel, type Template } from './pkcs11.js';
 import type { TokenSession } from './session.js';
@@ -111,8 +111,8 @@ export function generateSigningKey(
 export function importCertificate(t: TokenSession, label: string, der: Uint8Array): Result<{ id: string }> {
   if (!validLabel(label))
     return fail('INPUT_INVALID', 'certificate label must be 1..64 printable ASCII characters', {});
-  const subject = der instanceof Uint8Array ? certificateSubject(der) : null;
-  if (!subject) return fail('INPUT_INVALID', 'not a DER X.509 certificate', { label });
+  const fields = der instanceof Uint8Array ? certificateFields(der) : null;
+  if (!fields) return fail('INPUT_INVALID', 'not a DER X.509 certificate', { label });
   return t.run('importCertificate', (s) => {
     const lib = t.lib;
     const key = findOne(lib, s, P.CKO_PRIVATE_KEY, label) ?? findOne(lib, s, P.CKO_PUBLIC_KEY, label);
@@ -129,7 +129,9 @@ export function importCertificate(t: TokenSession, label: string, der: Uint8Arra
       { type: P.CKA_PRIVATE, value: false },
       { type: P.CKA_LABEL, value: label },
       { type: P.CKA_ID, value: id },
-      { type: P.CKA_SUBJECT, value: Buffer.from(subject) },
+      { type: P.CKA_SUBJECT, value: Buffer.from(fields.subject) },
+      { type: P.CKA_ISSUER, value: Buffer.from(fields.issuer) },
+      { type: P.CKA_SERIAL_NUMBER, value: Buffer.from(fields.serialNumber) },
       { type: P.CKA_VALUE, value: Buffer.from(der) },
     ]);
     t.log?.log('info', old.length ? 'certificate replaced' : 'certificate imported', { label });
