@@ -4,7 +4,7 @@
  * its own temp directory; `raw()` opens a pkcs11js session of the test's own on the same token (to inspect and attack
  * it behind the adapter's back). The production helpers are native/softhsm-dev.ts and native/hsm/nss-dev.ts.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
@@ -44,11 +44,20 @@ export interface KindToken {
 }
 
 /**
- * A fresh token of this kind with this label and user PIN in a temp directory. SoftHSM2 sets SOFTHSM2_CONF
+ * A fresh token of this kind with this label and user PIN in a temp directory (or `opts.dir`). SoftHSM2 sets SOFTHSM2_CONF
  * (process-wide: call before the first openHsm of the module in the process); NSS is one token per directory.
  */
-export async function createKindToken(kind: TestTokenKind, tokenLabel: string, pin: string): Promise<KindToken> {
-  const dir = await mkdtemp(join(tmpdir(), `line-station-${kind}-`));
+export async function createKindToken(
+  kind: TestTokenKind,
+  tokenLabel: string,
+  pin: string,
+  opts: { readonly dir?: string } = {},
+): Promise<KindToken> {
+  let dir: string;
+  if (opts.dir) {
+    dir = opts.dir;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } else dir = await mkdtemp(join(tmpdir(), `line-station-${kind}-`));
   const profile = tokenProfileById(kind);
   if (!profile.ok) throw new Error(profile.error.message);
   let module: string;

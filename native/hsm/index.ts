@@ -9,5 +9,7 @@ export {
   tokenProfileById,
   tokenProfileFor,
   findProfileModule,
+  resolveTokenConfig,
+  type TokenConfig,
   DEFAULT_TOKEN_PROFILE_DIR,
 } from './token-profiles.js';

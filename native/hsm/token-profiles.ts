@@ -6,7 +6,12 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
-import { matchTokenProfile, parseTokenProfile, type TokenProfile } from '../../core/hsm/token-profile.js';
+import {
+  libraryParametersFor,
+  matchTokenProfile,
+  parseTokenProfile,
+  type TokenProfile,
+} from '../../core/hsm/token-profile.js';
 
 /** Location of the shipped token profiles (resources/tokens). */
 export const DEFAULT_TOKEN_PROFILE_DIR = new URL('../../resources/tokens/', import.meta.url).pathname;
@@ -68,4 +73,44 @@ export function tokenProfileFor(
 /** The first of a profile's module paths that exists on this machine, or null. */
 export function findProfileModule(profile: TokenProfile): string | null {
   return profile.modulePaths.find((p) => existsSync(p)) ?? null;
+}
+
+/** What a station configuration says about its token, beyond module, label and PIN (station/config.ts `hsm`). */
+export interface TokenConfig {
+  readonly module: string;
+  readonly tokenLabel: string;
+  /** Token profile id (resources/tokens); absent: the profile matching the module. */
+  readonly profile?: string;
+  /** Absolute directory of the token's files, for the profile's `{tokenDir}` library parameter (NSS). */
+  readonly tokenDir?: string;
+}
+
+/**
+ * The library parameters and profile to open a configured token with: the named profile (or the one matching the
+ * module; undefined lets openHsm match it with the token's info too) and its library parameters filled in.
+ * CONFIG_INVALID when the profile's parameters need a tokenDir the configuration does not give.
+ */
+export function resolveTokenConfig(
+  c: TokenConfig,
+): Result<{ readonly profile?: TokenProfile; readonly libraryParameters?: string }> {
+  let profile: TokenProfile | null;
+  if (c.profile !== undefined) {
+    const p = tokenProfileById(c.profile);
+    if (!p.ok) return p;
+    profile = p.value;
+  } else {
+    const p = tokenProfileFor(c.module);
+    if (!p.ok) return p;
+    profile = p.value;
+  }
+  if (!profile) return ok({});
+  const params = libraryParametersFor(profile, {
+    tokenLabel: c.tokenLabel,
+    ...(c.tokenDir !== undefined ? { tokenDir: c.tokenDir } : {}),
+  });
+  if (!params.ok) return params;
+  return ok({
+    ...(c.profile !== undefined ? { profile } : {}),
+    ...(params.value !== undefined ? { libraryParameters: params.value } : {}),
+  });
 }
