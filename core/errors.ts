@@ -146,6 +146,17 @@ export const ERROR_CATALOGUE = {
     guidance:
       'A signing key in the HSM token could leave it (extractable or not sensitive). A supervisor must re-initialise the station so its keys are generated non-extractable (docs/hsm.md).',
   },
+  HSM_TOKEN_LACKS_MECHANISM: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The HSM token lacks a mechanism this job needs (the message names it). Use a token that offers it (docs/hsm.md "Token profiles"), or do not run the profiles that need it on this token.',
+  },
+  HSM_TOKEN_PROFILE_INVALID: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'A token profile (resources/tokens/*.json) is invalid. Fix the file the message names.',
+  },
   HSM_FAILED: {
     kind: 'bug',
     action: 'call-supervisor',

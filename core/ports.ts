@@ -126,6 +126,9 @@ export interface HsmKeyInfo {
   readonly keyType?: string;
   readonly sensitive?: boolean;
   readonly extractable?: boolean;
+  /** Private keys: CKA_ALWAYS_SENSITIVE / CKA_NEVER_EXTRACTABLE as the token reports them (absent: not reported). */
+  readonly alwaysSensitive?: boolean;
+  readonly neverExtractable?: boolean;
   /**
    * Private keys: the protection attributes the key lacks (empty when it is sensitive, not extractable, always
    * sensitive and never extractable), e.g. `CKA_EXTRACTABLE true` for a key generated wrappable. docs/hsm.md.

@@ -59,6 +59,13 @@ export const StationConfigSchema = z
         tokenLabel: z.string().min(1).max(32),
         /** SoftHSM2 development tokens: the softhsm2.conf to use (set as SOFTHSM2_CONF before loading the module). */
         softhsmConf: z.string().optional(),
+        /** Token profile id (resources/tokens/<id>.json, docs/hsm.md "Token profiles"); absent: matched from the module. */
+        profile: z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9-]{0,62}$/)
+          .optional(),
+        /** The token's own directory, relative to the data dir, for the profile's library parameters (NSS softoken). */
+        tokenDir: z.string().min(1).optional(),
         pin: z.union([z.object({ env: z.string().min(1) }).strict(), z.object({ file: z.string().min(1) }).strict()]),
         keys: z.object({ issuingCa: z.string(), station: z.string() }).strict(),
       })

@@ -12,6 +12,7 @@ import type { ProgressEvent } from '../core/model.js';
 import type { BoardClient, Clock, DetectedPort, DeviceDiscovery, Hsm, Logger } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
 import type { BoardProfile } from '../core/provisioning/profiles.js';
+import { profilesUnsupported, type UnsupportedProfile } from '../core/hsm/requirements.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Store, StoredRecord } from '../core/provisioning/store.js';
 import { parseWorkOrder, type WorkOrder } from '../core/provisioning/work-order.js';
@@ -57,6 +58,8 @@ export interface Engine {
   readonly db: StationPorts;
   readonly hsm: Hsm;
   readonly profiles: readonly BoardProfile[];
+  /** Board profiles the station's token cannot serve (core/hsm/requirements.ts `profilesUnsupported`). */
+  readonly refusedProfiles: readonly UnsupportedProfile[];
   readonly station: StationIdentity;
   /** Sync to the registry, when config.json has a `registry` section. The caller starts/stops its loop. */
   readonly sync?: SyncService;
@@ -109,6 +112,12 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
 
   const guarded = await keysProtected(hsm, [c.hsm.keys.issuingCa, c.hsm.keys.station]);
   if (!guarded.ok) return fail2(guarded);
+  // Board profiles that need a mechanism the token lacks (keyMode injected without RFC 5649 wrap, …) are refused:
+  // a work order naming one fails with HSM_TOKEN_LACKS_MECHANISM before a board is touched (docs/hsm.md).
+  const reqs = await hsm.checkRequirements();
+  if (!reqs.ok) return fail2(reqs);
+  const refusedProfiles = profilesUnsupported({ requirements: reqs.value }, profiles.value);
+  for (const u of refusedProfiles) log.log('error', u.error.message, { profile: u.profileId, code: u.error.code });
   const caSigner = await hsm.signer(c.hsm.keys.issuingCa);
   if (!caSigner.ok) return fail2(caSigner);
   const stSigner = await hsm.signer(c.hsm.keys.station);
@@ -263,8 +272,11 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     station,
     ...(sync ? { sync } : {}),
     lifecycle,
+    refusedProfiles,
     workOrder(id) {
       const w = wos.value.find((x) => x.id === id);
+      const refused = w && refusedProfiles.find((u) => w.profiles.includes(u.profileId));
+      if (refused) return err(refused.error);
       return w
         ? ok(w)
         : fail('INPUT_INVALID', `unknown work order ${id} (known: ${wos.value.map((x) => x.id).join(', ')})`);

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { Clock, Logger } from '../core/ports.js';
 import { ok, type Result } from '../core/result.js';
-import { openHsm, type HsmAdmin } from '../native/hsm/index.js';
+import { openHsm, resolveTokenConfig, type HsmAdmin } from '../native/hsm/index.js';
 import { openStationDb, type SqliteStore, type StationDb } from '../native/store/index.js';
 import type { LoadedConfig } from './config.js';
 
@@ -29,7 +29,21 @@ export async function openTokenAndStore(
   const c = cfg.config;
   // SoftHSM2 reads its configuration when the module is loaded: set it first.
   if (c.hsm.softhsmConf) process.env.SOFTHSM2_CONF = cfg.path(c.hsm.softhsmConf);
-  const hsmR = await openHsm({ module: c.hsm.module, tokenLabel: c.hsm.tokenLabel, pin, logger: o.hsmLogger });
+  // The token profile and its C_Initialize library parameters (NSS softoken: the key database directory).
+  const tok = resolveTokenConfig({
+    module: c.hsm.module,
+    tokenLabel: c.hsm.tokenLabel,
+    ...(c.hsm.profile !== undefined ? { profile: c.hsm.profile } : {}),
+    ...(c.hsm.tokenDir !== undefined ? { tokenDir: cfg.path(c.hsm.tokenDir) } : {}),
+  });
+  if (!tok.ok) return tok;
+  const hsmR = await openHsm({
+    module: c.hsm.module,
+    tokenLabel: c.hsm.tokenLabel,
+    pin,
+    logger: o.hsmLogger,
+    ...tok.value,
+  });
   if (!hsmR.ok) return hsmR;
   const hsm = hsmR.value;
   const dbR = openStationDb(join(cfg.dataDir, 'station.db'), { clock: o.clock, logger: o.storeLogger });

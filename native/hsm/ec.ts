@@ -169,6 +169,17 @@ export function readTlv(buf: Uint8Array, offset: number): Tlv {
 
 /** The DER-encoded subject Name of an X.509 certificate (CKA_SUBJECT), or null if the input is not a certificate. */
 export function certificateSubject(der: Uint8Array): Uint8Array | null {
+  return certificateFields(der)?.subject ?? null;
+}
+
+/**
+ * The fields of an X.509 certificate a PKCS#11 certificate object carries: subject and issuer Names (DER) and the
+ * serial number (DER INTEGER, CKA_SERIAL_NUMBER), or null if the input is not a certificate. NSS softoken refuses a
+ * certificate object without CKA_ISSUER and CKA_SERIAL_NUMBER (CKR_TEMPLATE_INCOMPLETE).
+ */
+export function certificateFields(
+  der: Uint8Array,
+): { subject: Uint8Array; issuer: Uint8Array; serialNumber: Uint8Array } | null {
   try {
     const cert = readTlv(der, 0);
     if (cert.tag !== 0x30 || cert.end !== der.length) return null;
@@ -178,6 +189,7 @@ export function certificateSubject(der: Uint8Array): Uint8Array | null {
     let t = readTlv(der, p);
     if (t.tag === 0xa0) t = readTlv(der, (p = t.end)); // version
     if (t.tag !== 0x02) return null; // serialNumber
+    const serial = t;
     const fields: Tlv[] = [];
     p = t.end;
     for (let i = 0; i < 4; i++) {
@@ -186,8 +198,12 @@ export function certificateSubject(der: Uint8Array): Uint8Array | null {
       fields.push(f);
       p = f.end;
     }
-    const subject = fields[3]!; // signature, issuer, validity, subject
-    return der.slice(subject.headerStart, subject.end);
+    const [, issuer, , subject] = fields as [Tlv, Tlv, Tlv, Tlv]; // signature, issuer, validity, subject
+    return {
+      subject: der.slice(subject.headerStart, subject.end),
+      issuer: der.slice(issuer.headerStart, issuer.end),
+      serialNumber: der.slice(serial.headerStart, serial.end),
+    };
   } catch {
     return null;
   }

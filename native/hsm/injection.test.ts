@@ -1,5 +1,6 @@
 /**
- * Key injection round trip against SoftHSM2, with node:crypto playing the board:
+ * Key injection round trip against every PKCS#11 implementation of the suite (SoftHSM2, NSS softoken), with
+ * node:crypto playing the board:
  * transport key pair -> generateWrappedDeviceKey -> ECDH (x-coordinate) -> AES-KWP unwrap -> PKCS#8.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,12 +18,11 @@ import pkcs11js from 'pkcs11js';
 import type { Result } from '../../core/result.js';
 import type { WrappedDeviceKey } from '../../core/ports.js';
 import { openHsm, type HsmAdmin } from './index.js';
-import { captureLogger, createTestTokens, type TestToken } from '../../testkit/hsm.js';
+import { captureLogger } from '../../testkit/hsm.js';
+import { TEST_TOKEN_KINDS, createKindToken, type KindToken } from '../../testkit/tokens.js';
 
 const PIN = 'inject-PIN-8080';
 const logger = captureLogger();
-let tok: TestToken;
-let hsm: HsmAdmin;
 
 function must<T>(r: Result<T>): T {
   if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
@@ -42,43 +42,34 @@ function boardUnwrap(transportPrivate: KeyObject, w: WrappedDeviceKey): KeyObjec
 }
 
 /** Private-key and secret-key objects visible in the token (token and session objects), via a raw session. */
-function secretObjectsLeft(): number {
+function secretObjectsLeft(tok: KindToken): number {
   const P = pkcs11js;
-  const lib = new P.PKCS11();
-  lib.load(tok.env.module);
-  try {
-    lib.C_Initialize();
-  } catch {
-    /* already initialised by the adapter */
-  }
-  const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === 'station')!;
-  const s = lib.C_OpenSession(slot, P.CKF_SERIAL_SESSION);
+  const r = tok.raw();
   try {
     let n = 0;
-    for (const cls of [P.CKO_PRIVATE_KEY, P.CKO_SECRET_KEY]) {
-      lib.C_FindObjectsInit(s, [{ type: P.CKA_CLASS, value: cls }]);
-      n += lib.C_FindObjects(s, 100).length;
-      lib.C_FindObjectsFinal(s);
-    }
+    for (const cls of [P.CKO_PRIVATE_KEY, P.CKO_SECRET_KEY]) n += r.find([{ type: P.CKA_CLASS, value: cls }]).length;
     return n;
   } finally {
-    lib.C_CloseSession(s);
+    r.close();
   }
 }
 
-beforeAll(async () => {
-  tok = await createTestTokens(['station'], PIN);
-  hsm = must(await openHsm({ module: tok.env.module, tokenLabel: 'station', pin: PIN, logger }));
-});
+describe.each(TEST_TOKEN_KINDS)('generateWrappedDeviceKey on %s', (kind) => {
+  let tok: KindToken;
+  let hsm: HsmAdmin;
 
-afterAll(async () => {
-  await hsm?.close();
-  await tok?.cleanup();
-});
+  beforeAll(async () => {
+    tok = await createKindToken(kind, 'station', PIN);
+    hsm = must(await openHsm({ ...tok.open, pin: PIN, logger }));
+  });
 
-describe('generateWrappedDeviceKey', () => {
+  afterAll(async () => {
+    await hsm?.close();
+    await tok?.cleanup();
+  });
+
   it('round trip: the board unwraps a PKCS#8 P-256 key matching publicKeySpki, and it signs', async () => {
-    expect(secretObjectsLeft()).toBe(0);
+    expect(secretObjectsLeft(tok)).toBe(0);
     const transport = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const w = must(await hsm.generateWrappedDeviceKey({ curve: 'P-256', publicKeySpki: spki(transport.publicKey) }));
     expect(w.curve).toBe('P-256');
@@ -93,7 +84,7 @@ describe('generateWrappedDeviceKey', () => {
       verify('sha256', msg, createPublicKey({ key: Buffer.from(w.publicKeySpki), format: 'der', type: 'spki' }), sig),
     ).toBe(true);
     // After the call: no private key (device, ephemeral) and no KEK remain in the token.
-    expect(secretObjectsLeft()).toBe(0);
+    expect(secretObjectsLeft(tok)).toBe(0);
   });
 
   it('a different transport key cannot unwrap (the KEK is bound to the board)', async () => {
@@ -124,10 +115,10 @@ describe('generateWrappedDeviceKey', () => {
     }
     const badCurve = await hsm.generateWrappedDeviceKey({ curve: 'P-999' as never, publicKeySpki: good });
     expect(badCurve.ok ? null : badCurve.error.code).toBe('INPUT_INVALID');
-    expect(secretObjectsLeft()).toBe(0);
+    expect(secretObjectsLeft(tok)).toBe(0);
   });
 
-  it('P-384 injection is refused with HSM_MECHANISM_UNSUPPORTED (SoftHSM would truncate the x-coordinate)', async () => {
+  it('P-384 injection is refused with HSM_MECHANISM_UNSUPPORTED (the ECDH truncation side is module-specific)', async () => {
     const t = generateKeyPairSync('ec', { namedCurve: 'P-384' });
     const r = await hsm.generateWrappedDeviceKey({ curve: 'P-384', publicKeySpki: spki(t.publicKey) });
     expect(r.ok ? null : r.error.code).toBe('HSM_MECHANISM_UNSUPPORTED');
@@ -149,7 +140,7 @@ describe('generateWrappedDeviceKey', () => {
     });
     expect((await Promise.all(runs)).every(Boolean)).toBe(true);
     // only the long-term signing key remains
-    expect(secretObjectsLeft()).toBe(1);
+    expect(secretObjectsLeft(tok)).toBe(1);
     expect(JSON.stringify(logger.lines)).not.toContain(PIN);
   });
 });
