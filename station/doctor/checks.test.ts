@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DOCTOR_CHECK_IDS } from '../../core/api.js';
+import type { TokenReport } from '../../core/hsm/inspection.js';
+import type { RequirementCheck } from '../../core/hsm/requirements.js';
 import { fail } from '../../core/errors.js';
 import { systemClock } from '../../core/ports.js';
 import { parseBoardProfile, type BoardProfile } from '../../core/provisioning/profiles.js';
@@ -12,9 +14,9 @@ import { err, ok } from '../../core/result.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkBacklog, BACKLOG_FAIL_AGE_MS, BACKLOG_WARN_AGE_MS } from './checks/backlog.js';
-import { checkLogin, checkModule, checkToken, type TokenOutcome } from './checks/hsm.js';
+import { checkLogin, checkModule, checkToken, tokenReady, type TokenOutcome } from './checks/hsm.js';
 import { checkDiskSpace, DISK_FAIL_BELOW_BYTES, DISK_WARN_BELOW_BYTES } from './checks/local.js';
-import { checkMechanisms } from './checks/mechanisms.js';
+import { checkMechanisms, stationNeeds } from './checks/mechanisms.js';
 import { CLOCK_SKEW_FAIL_MS, CLOCK_SKEW_WARN_MS, checkClockSkew } from './checks/registry.js';
 import { checkSerialGroup, checkSerialPorts, checkUdevRules, UDEV_RULES_PATH } from './checks/serial.js';
 import { splitFix } from './check.js';
@@ -185,53 +187,128 @@ describe('serial', () => {
 });
 
 describe('token stages', () => {
+  const REQS: RequirementCheck[] = [
+    { requirement: 'signing-key-p256', satisfied: true, missing: [], message: '' },
+    { requirement: 'signing-key-p384', satisfied: true, missing: [], message: '' },
+    {
+      requirement: 'key-injection',
+      satisfied: false,
+      missing: ['RFC 5649 key wrap'],
+      message: 'token X has no RFC 5649 key wrap: profiles with keyMode injected cannot run on it',
+    },
+  ];
+  const MODULE = '/usr/lib/vendor/p11.so';
+  function inspected(
+    o: {
+      module?: 'pass' | 'fail';
+      token?: 'pass' | 'fail';
+      pin?: Partial<NonNullable<TokenReport['token']['pin']>>;
+    } = {},
+  ): TokenReport {
+    const moduleOk = (o.module ?? 'pass') === 'pass';
+    const tokenOk = (o.token ?? 'pass') === 'pass';
+    return {
+      schema: 'line-station/token-report/v1',
+      profile: { id: 'vendor', name: 'Vendor HSM' },
+      module: moduleOk
+        ? { status: 'pass', path: MODULE }
+        : { status: 'fail', path: MODULE, error: { code: 'HSM_MODULE_LOAD_FAILED', message: 'cannot load it' } },
+      token: !moduleOk
+        ? { status: 'skip', label: 'LINE', tokensPresent: [] }
+        : tokenOk
+          ? {
+              status: 'pass',
+              label: 'LINE',
+              slotId: '1',
+              serial: 'S1',
+              manufacturer: 'V',
+              model: 'M',
+              pin: { initialized: true, countLow: false, finalTry: false, locked: false, ...o.pin },
+              tokensPresent: ['LINE'],
+            }
+          : {
+              status: 'fail',
+              label: 'LINE',
+              tokensPresent: ['Other'],
+              error: { code: 'HSM_TOKEN_ABSENT', message: 'no token labelled "LINE"' },
+            },
+      login: { status: 'skip' },
+      mechanisms: { status: 'warn', listed: 20, checks: [] },
+      requirements: REQS,
+      keyProtectionEnforced: { status: 'pass', enforced: true, note: '' },
+      keys: [],
+      status: 'pass',
+    };
+  }
   const t: DoctorToken = {
-    module: '/usr/lib/vendor/p11.so',
+    module: MODULE,
     tokenLabel: 'LINE',
     pinSource: { kind: 'env', name: 'LS_HSM_PIN' },
-    open: async () => err({ stage: 'module', error: fail('INTERNAL', 'not called').error }),
+    inspect: async () => inspected(),
+    open: async () => err({ stage: 'login', error: fail('INTERNAL', 'not called').error }),
   };
   const failed = (stage: TokenStage, code: Parameters<typeof fail>[0]): TokenOutcome =>
-    err({ stage, error: fail(code, `${stage} failed`, { tokensPresent: ['Other'] }).error });
-  it('a module that does not load fails hsm-module; token and login are skipped', () => {
-    const o = failed('module', 'HSM_MODULE_LOAD_FAILED');
-    expect(checkModule(t, o).status).toBe('fail');
-    expect(checkModule(t, o).action).toContain('ls -l /usr/lib/vendor/p11.so');
-    expect(checkToken(t, o).status).toBe('skipped');
-    expect(checkLogin(t, o).status).toBe('skipped');
+    err({ stage, error: fail(code, `${stage} failed`).error });
+
+  it('a module that does not load fails hsm-module; token and login are skipped, no PIN is tried', () => {
+    const r = inspected({ module: 'fail' });
+    expect(checkModule(t, r)).toMatchObject({ status: 'fail', details: { code: 'HSM_MODULE_LOAD_FAILED' } });
+    expect(checkModule(t, r).action).toContain(`ls -l ${MODULE}`);
+    expect(checkToken(t, r).status).toBe('skipped');
+    expect(checkLogin(t, r, null).status).toBe('skipped');
+    expect(tokenReady(r)).toBe(false);
   });
-  it('an absent token lists the tokens present; a wrong PIN names the variable to set', () => {
-    expect(checkToken(t, failed('token', 'HSM_TOKEN_ABSENT')).summary).toContain('(tokens present: "Other")');
+
+  it('an absent token lists the tokens present; a user PIN one failure from locking warns, a locked one fails', () => {
+    expect(checkToken(t, inspected({ token: 'fail' })).summary).toContain('(tokens present: "Other")');
+    expect(checkToken(t, inspected({ pin: { finalTry: true } })).status).toBe('warn');
+    expect(checkToken(t, inspected({ pin: { locked: true } })).status).toBe('fail');
+    expect(checkToken(t, inspected()).status).toBe('pass');
+  });
+
+  it('a wrong PIN names the variable to set; a locked one the security officer', () => {
+    const r = inspected();
     const lo = failed('login', 'HSM_PIN_INCORRECT');
-    expect(checkLogin(t, lo)).toMatchObject({ status: 'fail', details: { pinSource: 'env', env: 'LS_HSM_PIN' } });
-    expect(checkLogin(t, lo).action).toBe(
+    expect(checkLogin(t, r, lo)).toMatchObject({ status: 'fail', details: { pinSource: 'env', env: 'LS_HSM_PIN' } });
+    expect(checkLogin(t, r, lo).action).toBe(
       "export LS_HSM_PIN=<the token's user PIN> in the station's environment; each wrong PIN counts towards the token's lock",
     );
-    expect(checkLogin(t, failed('login', 'HSM_PIN_LOCKED')).action).toContain('security officer');
-    // A PIN that could not be read is a login failure; module and token were not tried.
-    expect(checkModule(t, failed('pin', 'HSM_PIN_INCORRECT')).status).toBe('skipped');
+    expect(checkLogin(t, r, failed('login', 'HSM_PIN_LOCKED')).action).toContain('security officer');
+    expect(checkLogin(t, r, failed('pin', 'HSM_PIN_INCORRECT')).summary).toContain(
+      'cannot read the PIN from environment variable LS_HSM_PIN',
+    );
   });
-});
 
-describe('hsm-mechanisms', () => {
-  it('names the profiles a missing mechanism stops', () => {
-    const c = checkMechanisms([
-      { id: 'ecdsa-sign', what: 'ECDSA', mechanisms: ['CKM_ECDSA'], neededBy: [], present: true },
-      {
-        id: 'key-injection-P-256',
-        what: 'key injection on P-256',
-        mechanisms: ['CKM_AES_KEY_WRAP_PAD'],
-        neededBy: ['ls-sim-basic'],
-        present: false,
-        error: 'HSM_MECHANISM_UNSUPPORTED: no AES key wrap',
-      },
+  it('hsm-mechanisms: a requirement the token does not list refuses the profiles that need it', () => {
+    const needs = stationNeeds(PROFILES);
+    expect(needs).toEqual([
+      { requirement: 'signing-key-p256', neededBy: [] },
+      { requirement: 'key-injection', neededBy: ['ls-sim-basic'] },
     ]);
+    const c = checkMechanisms(needs, REQS, null);
     expect(c.status).toBe('fail');
-    expect(c.summary).toContain('profiles that need it cannot run on this token: ls-sim-basic');
+    expect(c.summary).toContain('board profiles refused on this token: ls-sim-basic');
     expect(c.action).toBe(
       'use a token with those mechanisms, or do not use ls-sim-basic on this station (docs/hsm.md "Key injection")',
     );
-    expect(checkMechanisms(null).status).toBe('skipped');
+    // Without an injecting profile the same token passes (listed only: no session to try it).
+    const onboard = checkMechanisms(stationNeeds([PROFILES[1]!]), REQS, null);
+    expect(onboard.status).toBe('pass');
+    expect(onboard.summary).toContain('not tried by use');
+    // A listed mechanism that fails when tried fails too.
+    const tried = checkMechanisms(stationNeeds([PROFILES[1]!]), REQS, [
+      {
+        id: 'ecdsa-sign',
+        what: 'ECDSA signatures',
+        mechanisms: ['CKM_ECDSA'],
+        neededBy: [],
+        present: false,
+        error: 'CKR_FUNCTION_FAILED',
+      },
+    ]);
+    expect(tried.status).toBe('fail');
+    expect(tried.action).toContain('signs with CKM_ECDSA');
+    expect(checkMechanisms(needs, null, null).status).toBe('skipped');
   });
 });
 

@@ -10,14 +10,15 @@
 import { accessSync, constants, readFileSync, statfsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fail } from '../../core/errors.js';
+import { fail, type StationError } from '../../core/errors.js';
+import type { TokenReport } from '../../core/hsm/inspection.js';
 import type { Clock, DetectedPort, Signer } from '../../core/ports.js';
 import { systemClock } from '../../core/ports.js';
 import { fromPemChain } from '../../core/pki/pem.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { checkPrivateTree } from '../../native/data-dir.js';
 import { createDiscovery } from '../../native/discovery.js';
-import { openHsm } from '../../native/hsm/index.js';
+import { inspectToken, openHsm, resolveTokenConfig } from '../../native/hsm/index.js';
 import { loadProfilesFromDir } from '../../native/profiles-fs.js';
 import { openStationDb } from '../../native/store/index.js';
 import { checkStationDataDir, checkTokenDir, readPin, readStationConfig, type LoadedConfig } from '../config.js';
@@ -51,25 +52,68 @@ function stageOf(code: string, details: Record<string, unknown> | undefined): To
   return details && 'module' in details ? 'module' : 'login';
 }
 
-/** The configured token, opened with its own session. */
+/** The token profile and C_Initialize library parameters of the configured token (station/token-store.ts does the same). */
+function tokenOptions(cfg: LoadedConfig) {
+  const c = cfg.config.hsm;
+  // SoftHSM2 reads its configuration when the module is loaded: set it first.
+  if (c.softhsmConf) process.env.SOFTHSM2_CONF = cfg.path(c.softhsmConf);
+  return resolveTokenConfig({
+    module: c.module,
+    tokenLabel: c.tokenLabel,
+    ...(c.profile !== undefined ? { profile: c.profile } : {}),
+    ...(c.tokenDir !== undefined ? { tokenDir: cfg.path(c.tokenDir) } : {}),
+  });
+}
+
+/** The inspection report of a token whose configuration could not be resolved (its module step failed). */
+function unresolved(module: string, tokenLabel: string, e: StationError): TokenReport {
+  return {
+    schema: 'line-station/token-report/v1',
+    profile: null,
+    module: { status: 'fail', path: module, error: { code: e.code, message: e.message } },
+    token: { status: 'skip', label: tokenLabel, tokensPresent: [] },
+    login: { status: 'skip' },
+    mechanisms: { status: 'skip', listed: 0, checks: [] },
+    requirements: [],
+    keyProtectionEnforced: { status: 'skip', enforced: null, note: '' },
+    keys: [],
+    status: 'fail',
+  };
+}
+
+/** The configured token inspected without a login (native/hsm `inspectToken`). */
+export async function inspectConfiguredToken(cfg: LoadedConfig): Promise<TokenReport> {
+  const c = cfg.config.hsm;
+  const opts = tokenOptions(cfg);
+  if (!opts.ok) return unresolved(c.module, c.tokenLabel, opts.error);
+  return inspectToken({ module: c.module, tokenLabel: c.tokenLabel, pin: null, ...opts.value });
+}
+
+/** The PIN source of the configuration (or stdin). */
+export function pinSourceOf(cfg: LoadedConfig, stdin: boolean): PinSource {
+  const pin = cfg.config.hsm.pin;
+  return stdin
+    ? { kind: 'stdin' }
+    : 'env' in pin
+      ? { kind: 'env', name: pin.env }
+      : { kind: 'file', path: cfg.path(pin.file) };
+}
+
+/** The configured token, logged in with its own session. */
 export function dataDirToken(cfg: LoadedConfig, stdinPin?: () => Promise<string>): DoctorToken {
   const c = cfg.config.hsm;
-  const pinSource: PinSource = stdinPin
-    ? { kind: 'stdin' }
-    : 'env' in c.pin
-      ? { kind: 'env', name: c.pin.env }
-      : { kind: 'file', path: cfg.path(c.pin.file) };
   return {
     module: c.module,
     tokenLabel: c.tokenLabel,
-    pinSource,
+    pinSource: pinSourceOf(cfg, stdinPin !== undefined),
+    inspect: () => inspectConfiguredToken(cfg),
     async open() {
       const pin = stdinPin ? ok((await stdinPin()).trim()) : readPin(cfg);
       if (!pin.ok) return err({ stage: 'pin', error: pin.error });
       if (pin.value === '') return err({ stage: 'pin', error: fail('HSM_PIN_INCORRECT', 'the PIN is empty').error });
-      // SoftHSM2 reads its configuration when the module is loaded: set it first (station/token-store.ts does too).
-      if (c.softhsmConf) process.env.SOFTHSM2_CONF = cfg.path(c.softhsmConf);
-      const h = await openHsm({ module: c.module, tokenLabel: c.tokenLabel, pin: pin.value });
+      const opts = tokenOptions(cfg);
+      if (!opts.ok) return err({ stage: 'module', error: opts.error });
+      const h = await openHsm({ module: c.module, tokenLabel: c.tokenLabel, pin: pin.value, ...opts.value });
       if (!h.ok) return err({ stage: stageOf(h.error.code, h.error.details), error: h.error });
       return ok({ hsm: h.value, release: () => h.value.close() });
     },

@@ -8,7 +8,14 @@
 import type { DeviceDiscovery } from '../../core/ports.js';
 import { ok } from '../../core/result.js';
 import type { Engine } from '../engine.js';
-import { configuredRegistry, diskSpace, machineSerial, privatePaths } from './data-dir-ports.js';
+import {
+  configuredRegistry,
+  diskSpace,
+  inspectConfiguredToken,
+  machineSerial,
+  pinSourceOf,
+  privatePaths,
+} from './data-dir-ports.js';
 import type { DoctorPorts } from './ports.js';
 
 /** The ports of `engine`, with the ports `discovery` detects. */
@@ -26,8 +33,8 @@ export function enginePorts(engine: Engine, discovery: () => DeviceDiscovery): D
     token: {
       module: c.hsm.module,
       tokenLabel: c.hsm.tokenLabel,
-      pinSource:
-        'env' in c.hsm.pin ? { kind: 'env', name: c.hsm.pin.env } : { kind: 'file', path: cfg.path(c.hsm.pin.file) },
+      pinSource: pinSourceOf(cfg, false),
+      inspect: () => inspectConfiguredToken(cfg),
       // The engine's session: logged in since the station started (it would not run otherwise); left open.
       open: async () => ok({ hsm: engine.hsm, release: async () => {} }),
     },

@@ -10,6 +10,7 @@
 import type { Clock, DetectedPort, Hsm } from '../../core/ports.js';
 import type { StationError } from '../../core/errors.js';
 import type { Health } from '../../core/hq/protocol.js';
+import type { TokenReport } from '../../core/hsm/inspection.js';
 import type { BoardProfile } from '../../core/provisioning/profiles.js';
 import type { Result } from '../../core/result.js';
 import type { LoadedConfig } from '../config.js';
@@ -39,7 +40,12 @@ export interface DoctorToken {
   readonly module: string;
   readonly tokenLabel: string;
   readonly pinSource: PinSource;
-  /** Load the module, find the token, read the PIN and log in (called once per doctor run). */
+  /**
+   * The token without a login (native/hsm `inspectToken`): module, token and its PIN flags, the mechanisms and the
+   * station's requirements on them, whether the token enforces non-extractability. Never rejects.
+   */
+  inspect(): Promise<TokenReport>;
+  /** Read the PIN and log in (called once per doctor run, after a passing inspection). */
   open(): Promise<Result<TokenSession, TokenOpenFailure>>;
 }
 

@@ -10,9 +10,9 @@ import { ok } from '../../core/result.js';
 import { check, skipped } from './check.js';
 import { checkBacklog } from './checks/backlog.js';
 import { checkCertificates } from './checks/certificates.js';
-import { checkKeys, checkLogin, checkModule, checkToken, type TokenOutcome } from './checks/hsm.js';
+import { checkKeys, checkLogin, checkModule, checkToken, tokenReady, type TokenOutcome } from './checks/hsm.js';
 import { checkConfig, checkDiskSpace, checkPermissions } from './checks/local.js';
-import { checkMechanisms, probeMechanisms, type MechanismRequirement } from './checks/mechanisms.js';
+import { checkMechanisms, probeMechanisms, stationNeeds } from './checks/mechanisms.js';
 import { checkClockSkew, checkRegistry } from './checks/registry.js';
 import { checkSerialGroup, checkSerialPorts, checkUdevRules } from './checks/serial.js';
 import type { DoctorPorts } from './ports.js';
@@ -32,23 +32,29 @@ export async function runDoctor(p: DoctorPorts, o: RunDoctorOptions = {}): Promi
   const profilesR = cfg ? p.profiles() : null;
   const profiles: readonly BoardProfile[] = profilesR?.ok ? profilesR.value : [];
 
+  // The token without a login first (module, token, mechanisms): no PIN is tried on a token that is not there.
+  const report = p.token ? await p.token.inspect() : null;
   let outcome: TokenOutcome | null = null;
-  if (p.token) {
+  if (p.token && tokenReady(report)) {
     const opened = await p.token.open();
     outcome = opened.ok ? ok({ session: opened.value, info: await opened.value.hsm.info() }) : opened;
   }
   try {
-    out.push(checkModule(p.token, outcome), checkToken(p.token, outcome), checkLogin(p.token, outcome));
+    out.push(checkModule(p.token, report), checkToken(p.token, report), checkLogin(p.token, report, outcome));
     const session = outcome?.ok ? outcome.value.session : null;
     const keys = cfg?.config.hsm.keys;
     out.push(
       keys
-        ? checkKeys([keys.issuingCa, keys.station], outcome)
+        ? checkKeys([keys.issuingCa, keys.station], outcome, report)
         : skipped('hsm-keys', 'no valid configuration (see config)'),
     );
-    let reqs: MechanismRequirement[] | null = null;
-    if (session && keys) reqs = await probeMechanisms(session.hsm, keys.station, profiles);
-    out.push(checkMechanisms(reqs));
+    const needs = stationNeeds(profiles);
+    const listed = report && tokenReady(report) ? report.requirements : null;
+    // Tried by use only where the list has it: a mechanism the token does not list is not called.
+    const injectionListed = listed?.find((r) => r.requirement === 'key-injection')?.satisfied === true;
+    const probed =
+      session && keys ? await probeMechanisms(session.hsm, keys.station, injectionListed ? profiles : []) : null;
+    out.push(checkMechanisms(needs, listed, probed));
     if (cfg && keys) {
       const files = p.certificates();
       out.push(

@@ -96,8 +96,16 @@ describe('station doctor --json on a data dir made by station init', () => {
     expect(byId(report, 'hsm-login').details).toMatchObject({ pinSource: 'file' });
     expect(byId(report, 'hsm-login').summary).toContain(pinFile);
     // The mechanisms were proven by use: signing, and injection for the bundled profile that injects keys.
-    const reqs = byId(report, 'hsm-mechanisms').details?.['requirements'] as { id: string; present: boolean }[];
-    expect(reqs.map((r) => r.id)).toEqual(['ecdsa-sign', 'key-injection-P-256']);
+    const mech = byId(report, 'hsm-mechanisms').details!;
+    expect((mech['probes'] as { id: string; present: boolean }[]).map((r) => [r.id, r.present])).toEqual([
+      ['ecdsa-sign', true],
+      ['key-injection-P-256', true],
+    ]);
+    // ... and listed by the token (inspectToken's requirement checks).
+    const listed = mech['requirements'] as { requirement: string; satisfied: boolean }[];
+    expect(listed.filter((r) => r.satisfied).map((r) => r.requirement)).toEqual(
+      expect.arrayContaining(['signing-key-p256', 'key-injection']),
+    );
     expect(byId(report, 'registry')).toMatchObject({
       status: 'skipped',
       action: expect.stringContaining('station enroll'),
@@ -185,7 +193,10 @@ describe('station doctor --json on a data dir made by station init', () => {
       expect(l.action).toContain(`write the token's user PIN as the first line of ${pinFile}`);
       expect(byId(report, 'hsm-module').status).toBe('pass');
       expect(byId(report, 'hsm-token').status).toBe('pass');
-      expect(byId(report, 'hsm-mechanisms').status).toBe('skipped');
+      // Listed without a login; not tried by use.
+      expect(byId(report, 'hsm-mechanisms').status).toBe('pass');
+      expect(byId(report, 'hsm-mechanisms').summary).toContain('not tried by use');
+      expect(byId(report, 'hsm-keys').status).toBe('skipped');
     } finally {
       writeFileSync(pinFile, pin);
     }

@@ -1,15 +1,22 @@
 /**
- * hsm-mechanisms: the token can do what this station asks of it, proven by use on the logged-in session (the Hsm
- * port lists no mechanisms): ECDSA signing with the station key (the signature checked with node:crypto), and, when a
- * loaded board profile injects keys (`keyMode: injected`), key injection on each such curve (EC key generation,
- * ECDH derivation and AES key wrap: `generateWrappedDeviceKey` with a throwaway software transport key; the device
- * key it makes is a session object, destroyed by the adapter). Nothing persists on the token.
+ * hsm-mechanisms: the token offers what this station needs (core/hsm/requirements.ts: P-256 signing keys, and key
+ * injection when a loaded board profile injects keys), first from its mechanism list (the inspection's requirement
+ * checks), then proven by use on the logged-in session: ECDSA signing with the station key (the signature checked
+ * with node:crypto), and key injection on each curve of such a profile (EC key generation, ECDH derivation and AES
+ * key wrap: `generateWrappedDeviceKey` with a throwaway software transport key; the device key it makes is a session
+ * object the adapter destroys). Nothing persists on the token.
  */
 import { generateKeyPairSync, randomBytes, verify } from 'node:crypto';
 import type { DoctorCheck } from '../../../core/api.js';
 import type { Curve } from '../../../core/model.js';
 import type { Hsm } from '../../../core/ports.js';
 import type { BoardProfile } from '../../../core/provisioning/profiles.js';
+import {
+  profileRequirements,
+  REQUIREMENT_PURPOSE,
+  type RequirementCheck,
+  type TokenRequirement,
+} from '../../../core/hsm/requirements.js';
 import { check, skipped } from '../check.js';
 
 /** One capability the station needs from its token, and whether the token showed it. */
@@ -79,25 +86,68 @@ export async function probeMechanisms(
   return out;
 }
 
-/** hsm-mechanisms from the probed requirements (null: no token session). */
-export function checkMechanisms(reqs: readonly MechanismRequirement[] | null): DoctorCheck {
-  if (!reqs) return skipped('hsm-mechanisms', 'no token session (see hsm-login)');
-  const missing = reqs.filter((r) => !r.present);
-  const details = { requirements: reqs };
-  if (missing.length === 0)
-    return check('hsm-mechanisms', 'pass', `the token does ${reqs.map((r) => r.what).join(', ')}`, undefined, details);
-  const station = missing.filter((r) => r.neededBy.length === 0);
-  const profiles = [...new Set(missing.flatMap((r) => r.neededBy))];
+/** A requirement the station puts on its token, and who needs it (empty: the station itself). */
+export interface StationNeed {
+  readonly requirement: TokenRequirement;
+  readonly neededBy: readonly string[];
+}
+
+/** What this station needs: signing keys on P-256 (its keys), key injection when a loaded profile injects keys. */
+export function stationNeeds(profiles: readonly BoardProfile[]): StationNeed[] {
+  const injected = profiles.filter((p) => profileRequirements(p).includes('key-injection')).map((p) => p.id);
+  return [
+    { requirement: 'signing-key-p256', neededBy: [] },
+    ...(injected.length ? [{ requirement: 'key-injection' as const, neededBy: injected }] : []),
+  ];
+}
+
+/**
+ * hsm-mechanisms: each need against the token's mechanism list (the inspection's requirement checks; null when the
+ * token was not reached) and against the probes by use (null: no session, listed mechanisms only).
+ */
+export function checkMechanisms(
+  needs: readonly StationNeed[],
+  listed: readonly RequirementCheck[] | null,
+  probed: readonly MechanismRequirement[] | null,
+): DoctorCheck {
+  if (!listed) return skipped('hsm-mechanisms', 'the token was not reached (see hsm-token)');
+  const problems: string[] = [];
+  const refused = new Set<string>();
+  let stationItself = false;
+  for (const n of needs) {
+    const c = listed.find((x) => x.requirement === n.requirement);
+    if (c?.satisfied) continue;
+    problems.push(c ? c.message : `the token was not checked for ${REQUIREMENT_PURPOSE[n.requirement]}`);
+    n.neededBy.forEach((id) => refused.add(id));
+    if (n.neededBy.length === 0) stationItself = true;
+  }
+  for (const p of probed ?? []) {
+    if (p.present) continue;
+    problems.push(`${p.what} failed when tried (${p.mechanisms.join(', ')}): ${p.error ?? 'absent'}`);
+    p.neededBy.forEach((id) => refused.add(id));
+    if (p.neededBy.length === 0) stationItself = true;
+  }
+  const details = { needs, requirements: listed, probes: probed };
+  if (problems.length) {
+    const ids = [...refused].sort();
+    return check(
+      'hsm-mechanisms',
+      'fail',
+      [...problems, ...(ids.length ? [`board profiles refused on this token: ${ids.join(', ')}`] : [])].join('; '),
+      stationItself
+        ? 'use a token that generates EC P-256 keys and signs with CKM_ECDSA (docs/operations.md "station doctor")'
+        : `use a token with those mechanisms, or do not use ${ids.join(', ')} on this station (docs/hsm.md "Key injection")`,
+      details,
+    );
+  }
+  const what = needs.map((n) => REQUIREMENT_PURPOSE[n.requirement]).join(', ');
   return check(
     'hsm-mechanisms',
-    'fail',
-    missing
-      .map((r) => `${r.what} failed (${r.mechanisms.join(', ')}): ${r.error ?? 'absent'}`)
-      .concat(profiles.length ? [`profiles that need it cannot run on this token: ${profiles.join(', ')}`] : [])
-      .join('; '),
-    station.length
-      ? 'use a token that offers ECDSA on the station key curve (docs/operations.md "station doctor" lists what the station needs)'
-      : `use a token with those mechanisms, or do not use ${profiles.join(', ')} on this station (docs/hsm.md "Key injection")`,
+    'pass',
+    probed
+      ? `the token lists and performs what the station needs: ${what}`
+      : `the token lists what the station needs: ${what} (not tried by use: no token session, see hsm-login)`,
+    undefined,
     details,
   );
 }
