@@ -140,7 +140,13 @@ export function checkMechanisms(
       details,
     );
   }
-  const what = needs.map((n) => REQUIREMENT_PURPOSE[n.requirement]).join(', ');
+  const what = needs
+    .map((n) =>
+      n.requirement === 'key-injection'
+        ? `key injection (${n.neededBy.join(', ')})`
+        : REQUIREMENT_PURPOSE[n.requirement],
+    )
+    .join(', ');
   return check(
     'hsm-mechanisms',
     'pass',
