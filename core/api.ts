@@ -209,6 +209,20 @@ export const SyncViewSchema = z.object({
   lastReceipt: z.object({ receiptId: z.string(), at: z.string(), count: z.number().int() }).nullable(),
   lastError: z.string().nullable(),
   nextAttemptAt: z.string().nullable(),
+  /**
+   * Batches still to be sent whose last attempt failed (refused as a whole, e.g. AUTH_*; unreachable; a receipt
+   * that did not verify), oldest first, at most 20: retried with backoff under the same batch id.
+   */
+  failingBatches: z.array(
+    z.object({
+      batchId: z.string(),
+      records: z.number().int(),
+      attempts: z.number().int(),
+      code: z.string(),
+      message: z.string(),
+      at: z.string(),
+    }),
+  ),
 });
 export type SyncView = z.infer<typeof SyncViewSchema>;
 

@@ -114,6 +114,9 @@ export function backoffDelay(failures: number, baseMs: number, capMs: number, ra
   return Math.floor(random() * ceiling);
 }
 
+/** Most failing batches the status lists (the oldest first; the counts cover the rest). */
+const MAX_FAILING_SHOWN = 20;
+
 const NO_URL = 'no registry URL is configured: run station enroll --registry URL';
 
 /** Open the sync service on the station database. */
@@ -157,6 +160,14 @@ export function openSync(o: SyncOptions): Result<SyncService> {
       lastReceipt: last ? { receiptId: last.receiptId, at: last.receivedAt, count: last.marked } : null,
       lastError,
       nextAttemptAt,
+      failingBatches: outbox.failingBatches(MAX_FAILING_SHOWN).map((b) => ({
+        batchId: b.batchId,
+        records: b.records,
+        attempts: b.attempts,
+        code: b.lastError.code,
+        message: b.lastError.message,
+        at: b.lastError.at,
+      })),
     };
   };
   const emit = () => {
@@ -212,7 +223,8 @@ export function openSync(o: SyncOptions): Result<SyncService> {
     for (;;) {
       if (signal?.aborted) return fail('SYNC_UNREACHABLE', 'sync stopped');
       let batchId = outbox.sentBatchIds()[0];
-      if (batchId === undefined) {
+      if (batchId !== undefined) outbox.noteBatchResend(batchId);
+      else {
         const claimed = outbox.claimBatch(globalThis.crypto.randomUUID(), batchSize, BATCH_RECORD_BYTES);
         if (!claimed) return ok(total);
         batchId = claimed.batchId;
@@ -220,7 +232,12 @@ export function openSync(o: SyncOptions): Result<SyncService> {
         await o.beforeSend?.(batchId, claimed.items.length);
       }
       const r = await sendBatch(c, batchId, signal);
-      if (!r.ok) return r;
+      if (!r.ok) {
+        // The batch stays `sent` under its id (retried with backoff); its rows say why it did not go through.
+        const at = clock.now().toISOString();
+        outbox.noteBatchFailure(batchId, { code: r.error.code, message: r.error.message, at });
+        return r;
+      }
       total += r.value.marked;
       failures = 0;
       lastError = null;

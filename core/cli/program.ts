@@ -70,6 +70,12 @@ export interface Program<Ctx, E extends string = string> {
 export interface Io {
   readonly out: (line: string) => void;
   readonly err: (line: string) => void;
+  /**
+   * Resolves once the output buffered so far has been taken by the reader (a pipe that is read slowly holds a long
+   * listing back): commands that stream page by page await it between pages, so memory stays bounded. Absent: no
+   * buffering to wait for (captured output in tests).
+   */
+  readonly drain?: () => Promise<void>;
 }
 
 /** A usage error a handler can throw (after parsing): printed with the command's usage, exits with `usage`. */

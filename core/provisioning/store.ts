@@ -160,6 +160,10 @@ export interface RecordQuery {
   readonly chipId?: string;
   readonly serialNumber?: string;
   readonly workOrder?: string;
+  /** Records created at or after this time (ISO 8601 UTC as the store writes it, e.g. `Date#toISOString()`). */
+  readonly since?: string;
+  /** Records created before this time (same form). A listing read page by page pins it, so pages do not shift. */
+  readonly before?: string;
 }
 
 export interface Store {

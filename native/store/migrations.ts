@@ -443,6 +443,16 @@ CREATE TRIGGER station_revocation_terminal_delete BEFORE DELETE ON station_revoc
 BEGIN SELECT RAISE(ABORT, 'a station revocation is terminal'); END;
 `;
 
+// Version 9 (station/sync.ts, docs/sync.md "When the registry refuses a batch"): a batch the registry refused as a
+// whole (authentication, clock skew, a receipt that does not verify) or could not be sent stays `sent` under its id
+// and is retried with backoff; its rows keep the last refusal, when it happened and how many times the batch went
+// out, so that `station sync --status` and the Sync view can say why the records do not move.
+const V9_OUTBOX_FAILURES = `
+ALTER TABLE outbox ADD COLUMN last_error_code TEXT;
+ALTER TABLE outbox ADD COLUMN last_error_message TEXT;
+ALTER TABLE outbox ADD COLUMN last_attempt_at TEXT;
+`;
+
 /** All migrations, in order. The schema version of a database is the number applied. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: runs, issued certificates, records, audit log', up: (db) => db.exec(V1_SCHEMA) },
@@ -453,6 +463,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, name: 'audit anchors confirmed by the registry', up: (db) => db.exec(V6_AUDIT_ANCHORS) },
   { version: 7, name: 'failed-issuance revocation requests', up: (db) => db.exec(V7_FAILED_ISSUANCE) },
   { version: 8, name: 'station revocation (signed, terminal)', up: (db) => db.exec(V8_STATION_REVOCATION) },
+  { version: 9, name: 'the last refusal of a batch still to be sent', up: (db) => db.exec(V9_OUTBOX_FAILURES) },
 ];
 
 /** The schema version this build writes. */

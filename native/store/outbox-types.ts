@@ -98,6 +98,26 @@ export interface ApplyOutcome {
   readonly anchor: AnchorApplied | null;
 }
 
+/** Why the last attempt to send a batch ended without a receipt. */
+export interface BatchFailure {
+  /** Station error code (e.g. SYNC_REJECTED, SYNC_UNREACHABLE, SYNC_RECEIPT_INVALID). */
+  readonly code: string;
+  /** The message, with the registry's own code when it answered one. */
+  readonly message: string;
+  /** ISO time of the attempt. */
+  readonly at: string;
+}
+
+/** A batch still to be sent whose last attempt failed (`Outbox.failingBatches`). */
+export interface FailingBatch {
+  readonly batchId: string;
+  readonly records: number;
+  /** Times the batch went on the wire (the first send included). */
+  readonly attempts: number;
+  readonly firstSentAt: string;
+  readonly lastError: BatchFailure;
+}
+
 /** The sync outbox port (outbox.ts). */
 export interface Outbox {
   readonly path: string;
@@ -113,6 +133,16 @@ export interface Outbox {
    * batch id and state `sent` BEFORE anything goes on the wire. Null when nothing is pending.
    */
   claimBatch(batchId: string, max: number, maxBytes: number): OutboxBatch | null;
+  /**
+   * An attempt to send a batch that is still `sent` ended without a receipt (refused as a whole, unreachable, a
+   * receipt that does not verify): keep the reason and time on its rows. Returns the rows changed (0: the batch is
+   * no longer `sent`).
+   */
+  noteBatchFailure(batchId: string, failure: BatchFailure): number;
+  /** A batch left `sent` goes on the wire again under its id: one attempt more on its rows. */
+  noteBatchResend(batchId: string): number;
+  /** Batches still `sent` whose last attempt failed, oldest first (at most `limit`). */
+  failingBatches(limit?: number): FailingBatch[];
   /** A batch the registry refused as a whole for its id (BATCH_CONFLICT): its rows go back to pending. */
   releaseBatch(batchId: string): number;
   /** Records not acknowledged and not failed (pending and sent), commit order. */

@@ -16,6 +16,9 @@ import { applyAnchorOutcome, auditAnchorStatements, readAuditProof } from './aud
 import type { AuditWriter } from './audit-writer.js';
 import type { Outbox, OutboxItem, OutboxRow, OutboxState, StoredReceipt } from './outbox-types.js';
 
+/** The stored reason of a failed batch attempt is cut to this many characters (it may quote a registry's answer). */
+const MAX_FAILURE_MESSAGE = 1000;
+
 /** The outbox's types (outbox-types.ts), for callers that import them from here. */
 export type * from './outbox-types.js';
 
@@ -101,7 +104,17 @@ export function createOutbox(
       "UPDATE outbox SET state = 'sent', batch_id = ?, sent_at = ?, attempts = attempts + 1 WHERE record_id = ? AND state = 'pending'",
     ),
     release: db.prepare(
-      "UPDATE outbox SET state = 'pending', batch_id = NULL, sent_at = NULL WHERE batch_id = ? AND state = 'sent'",
+      "UPDATE outbox SET state = 'pending', batch_id = NULL, sent_at = NULL, last_error_code = NULL, last_error_message = NULL, last_attempt_at = NULL WHERE batch_id = ? AND state = 'sent'",
+    ),
+    noteFailure: db.prepare(
+      "UPDATE outbox SET last_error_code = ?, last_error_message = ?, last_attempt_at = ? WHERE batch_id = ? AND state = 'sent'",
+    ),
+    noteResend: db.prepare("UPDATE outbox SET attempts = attempts + 1 WHERE batch_id = ? AND state = 'sent'"),
+    failing: db.prepare(
+      `SELECT batch_id, COUNT(*) AS records, MAX(attempts) AS attempts, MIN(sent_at) AS first_sent_at,
+              MAX(last_error_code) AS code, MAX(last_error_message) AS message, MAX(last_attempt_at) AS at
+         FROM outbox WHERE state = 'sent' AND last_error_code IS NOT NULL
+        GROUP BY batch_id ORDER BY MIN(seq) LIMIT ?`,
     ),
     noteExport: db.prepare(
       "UPDATE outbox SET export_id = ?, exported_at = ? WHERE record_id = ? AND state IN ('pending', 'sent')",
@@ -180,6 +193,36 @@ export function createOutbox(
         for (const i of items) st.markSent.run(batchId, t, i.recordId);
         return { batchId, items: items.map((i) => ({ ...i, state: 'sent' as const })) };
       });
+    },
+
+    noteBatchFailure(batchId, failure) {
+      return tx(
+        () =>
+          st.noteFailure.run(failure.code, failure.message.slice(0, MAX_FAILURE_MESSAGE), failure.at, batchId).changes,
+      );
+    },
+
+    noteBatchResend(batchId) {
+      return tx(() => st.noteResend.run(batchId).changes);
+    },
+
+    failingBatches(limit = 100) {
+      type FailingDb = {
+        batch_id: string;
+        records: number;
+        attempts: number;
+        first_sent_at: string;
+        code: string;
+        message: string;
+        at: string;
+      };
+      return (st.failing.all(limit) as FailingDb[]).map((r) => ({
+        batchId: r.batch_id,
+        records: r.records,
+        attempts: r.attempts,
+        firstSentAt: r.first_sent_at,
+        lastError: { code: r.code, message: r.message, at: r.at },
+      }));
     },
 
     releaseBatch(batchId) {

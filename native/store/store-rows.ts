@@ -188,6 +188,14 @@ export function recordFilter(q: Omit<RecordQuery, 'limit' | 'offset'>): { where:
     clauses.push('work_order = ?');
     params.push(q.workOrder);
   }
+  if (q.since !== undefined) {
+    clauses.push('created_at >= ?');
+    params.push(q.since);
+  }
+  if (q.before !== undefined) {
+    clauses.push('created_at < ?');
+    params.push(q.before);
+  }
   return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
 }
 

@@ -53,7 +53,21 @@ export const stationProgram: Program<StationCtx, keyof typeof STATION_EXIT> = {
   ],
 };
 
-const stdio: Io = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
+const stdio: Io = {
+  out: (s) => process.stdout.write(s + '\n'),
+  err: (s) => process.stderr.write(s + '\n'),
+  drain: () =>
+    process.stdout.writableNeedDrain
+      ? new Promise<void>((resolve) => {
+          // 'close' too: a reader that went away (`| head`) never drains.
+          const done = () => {
+            process.stdout.off('drain', done).off('close', done).off('error', done);
+            resolve();
+          };
+          process.stdout.once('drain', done).once('close', done).once('error', done);
+        })
+      : Promise.resolve(),
+};
 
 /**
  * Everything the CLI prints goes through core/display-text.ts: control and bidi characters in text a board (or a
@@ -64,6 +78,7 @@ function escapedOut(o: Io): Io {
   return {
     out: (s) => o.out(escapeControlChars(s, { keepLineBreaks: true })),
     err: (s) => o.err(escapeControlChars(s, { keepLineBreaks: true })),
+    ...(o.drain ? { drain: o.drain } : {}),
   };
 }
 

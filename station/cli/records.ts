@@ -4,23 +4,35 @@
  * station/ (engine) and sibling command modules.
  */
 import { readFileSync } from 'node:fs';
-import { flagOn, str, type Io, type ParsedArgs } from '../../core/cli/program.js';
+import { flagOn, str, UsageError, type Io, type ParsedArgs } from '../../core/cli/program.js';
 import { fail } from '../../core/errors.js';
 import { fromPemChain } from '../../core/pki/pem.js';
 import { verifyJws } from '../../core/pki/jws.js';
 import { anchorMismatches } from '../../core/provisioning/audit.js';
 import { ok as okResult, type Result } from '../../core/result.js';
+import type { StoredRecord } from '../../core/provisioning/store.js';
 import type { Engine } from '../engine.js';
 import { engineCommand, type StationCommand } from './context.js';
 import { describeError, EXIT, exitFor } from './exit.js';
+
+/** Records per page read from the store while streaming (the store's page cap). */
+const PAGE = 1000;
+const DEFAULT_LIMIT = 100;
 
 /** `station records`. */
 export const recordsCommand: StationCommand = {
   name: 'records',
   summary: 'list the signed provisioning records',
+  details:
+    'Newest first. --json prints one JSON array (a page: --limit, --offset); --ndjson streams every matching record\n' +
+    'as one JSON object per line (the same objects), page by page, up to --limit if given. Times are ISO 8601.',
   options: {
     json: { type: 'boolean', help: 'the records as JSON, with certificate PEM, issuing chain, record and JWS' },
-    limit: { type: 'string', arg: 'N', help: 'at most N records (default 100)' },
+    ndjson: { type: 'boolean', help: 'stream the records as newline-delimited JSON (one record per line)' },
+    limit: { type: 'string', arg: 'N', help: `at most N records (default ${DEFAULT_LIMIT}; --ndjson: all)` },
+    offset: { type: 'string', arg: 'N', help: 'skip the N newest matching records (paging)' },
+    since: { type: 'string', arg: 'TIME', help: 'only records created at or after TIME (e.g. 2026-12-01)' },
+    before: { type: 'string', arg: 'TIME', help: 'only records created before TIME' },
     serial: { type: 'string', arg: 'S', help: 'only the board with serial number S' },
     'work-order': { type: 'string', arg: 'W', help: 'only work order W' },
   },
@@ -41,36 +53,75 @@ export const verifyLogCommand: StationCommand = {
   run: engineCommand((engine, args, o) => cmdVerifyLog(engine, args, o)),
 };
 
-function cmdRecords(engine: Engine, args: ParsedArgs, o: Io): number {
-  const limitArg = str(args, 'limit');
-  const limit = limitArg ? Number(limitArg) : 100;
-  const rows = engine.store.listRecords({
-    limit,
+/** A non-negative integer option, or a UsageError naming it. */
+function count(args: ParsedArgs, name: string): number | undefined {
+  const v = str(args, name);
+  if (v === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(v)) throw new UsageError(`--${name} expects a whole number, got "${v}"`);
+  return Number(v);
+}
+
+/** A time option as the store compares it (ISO 8601 UTC with milliseconds), or a UsageError. */
+function time(args: ParsedArgs, name: string): string | undefined {
+  const v = str(args, name);
+  if (v === undefined) return undefined;
+  const t = /^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(v) ? Date.parse(v) : NaN;
+  if (Number.isNaN(t))
+    throw new UsageError(`--${name} expects an ISO 8601 date or time (2026-12-01, 2026-12-01T08:00Z), got "${v}"`);
+  return new Date(t).toISOString();
+}
+
+/** One record as `--json` and `--ndjson` print it. */
+function recordJson(r: StoredRecord): Record<string, unknown> {
+  const record = JSON.parse(r.recordJson) as { certificate: { pem: string }; chain: string[] };
+  return {
+    recordId: r.recordId,
+    runId: r.runId,
+    chipId: r.chipId,
+    serialNumber: r.serialNumber,
+    workOrder: r.workOrder,
+    operator: r.operator,
+    kind: r.kind,
+    supersedesRecordId: r.supersedesRecordId,
+    createdAt: r.createdAt,
+    certificateSerial: r.certificateSerial,
+    certificatePem: record.certificate.pem,
+    chain: record.chain,
+    recordSha256: r.recordSha256,
+    record,
+    jws: r.jws,
+  };
+}
+
+async function cmdRecords(engine: Engine, args: ParsedArgs, o: Io): Promise<number> {
+  const ndjson = flagOn(args, 'ndjson');
+  if (ndjson && flagOn(args, 'json')) throw new UsageError('--json and --ndjson exclude each other');
+  const limit = count(args, 'limit');
+  const offset = count(args, 'offset') ?? 0;
+  const filter = {
     ...(str(args, 'serial') ? { serialNumber: str(args, 'serial')! } : {}),
     ...(str(args, 'work-order') ? { workOrder: str(args, 'work-order')! } : {}),
-  });
+    ...(time(args, 'since') ? { since: time(args, 'since')! } : {}),
+    // A stream pins its end at its start: records committed meanwhile are not in it and do not shift its pages.
+    before: time(args, 'before') ?? new Date(engine.clock.now().getTime() + 1).toISOString(),
+  };
+  if (ndjson) {
+    let left = limit ?? Number.MAX_SAFE_INTEGER;
+    for (let at = offset; left > 0;) {
+      const rows = engine.store.listRecords({ ...filter, limit: Math.min(PAGE, left), offset: at });
+      for (const r of rows) o.out(JSON.stringify(recordJson(r)));
+      await o.drain?.();
+      if (rows.length < Math.min(PAGE, left)) break;
+      at += rows.length;
+      left -= rows.length;
+    }
+    return EXIT.ok;
+  }
+  if (limit !== undefined && limit > PAGE)
+    throw new UsageError(`--limit is at most ${PAGE} with one page (--json or the table); --ndjson streams any number`);
+  const rows = engine.store.listRecords({ ...filter, limit: limit ?? DEFAULT_LIMIT, offset });
   if (flagOn(args, 'json')) {
-    const out = rows.map((r) => {
-      const rec = JSON.parse(r.recordJson) as { certificate: { pem: string }; chain: string[] };
-      return {
-        recordId: r.recordId,
-        runId: r.runId,
-        chipId: r.chipId,
-        serialNumber: r.serialNumber,
-        workOrder: r.workOrder,
-        operator: r.operator,
-        kind: r.kind,
-        supersedesRecordId: r.supersedesRecordId,
-        createdAt: r.createdAt,
-        certificateSerial: r.certificateSerial,
-        certificatePem: rec.certificate.pem,
-        chain: rec.chain,
-        recordSha256: r.recordSha256,
-        record: JSON.parse(r.recordJson) as unknown,
-        jws: r.jws,
-      };
-    });
-    o.out(JSON.stringify(out, null, 2));
+    o.out(JSON.stringify(rows.map(recordJson), null, 2));
     return EXIT.ok;
   }
   o.out(`${'created'.padEnd(24)} ${'serial'.padEnd(12)} ${'work order'.padEnd(12)} ${'kind'.padEnd(9)} record`);
@@ -78,7 +129,7 @@ function cmdRecords(engine: Engine, args: ParsedArgs, o: Io): number {
     o.out(
       `${r.createdAt.padEnd(24)} ${r.serialNumber.padEnd(12)} ${r.workOrder.padEnd(12)} ${r.kind.padEnd(9)} ${r.recordId}`,
     );
-  o.out(`${rows.length} of ${engine.store.countRecords()} records`);
+  o.out(`${rows.length} of ${engine.store.countRecords(filter)} records`);
   return EXIT.ok;
 }
 

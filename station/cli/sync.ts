@@ -33,6 +33,10 @@ function printStatus(st: ReturnType<Sync['status']>, o: Io): void {
   if (st.lastReceipt)
     o.out(`last receipt ${st.lastReceipt.receiptId} at ${st.lastReceipt.at} (${st.lastReceipt.count} records)`);
   if (st.lastError) o.out(`last error: ${st.lastError}`);
+  for (const b of st.failingBatches)
+    o.out(
+      `batch ${b.batchId} (${b.records} records, ${b.attempts} attempts) not accepted: ${b.code}: ${b.message} at ${b.at}; retried with backoff`,
+    );
 }
 
 /** `station sync`. */

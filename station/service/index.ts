@@ -140,6 +140,7 @@ const EMPTY_SYNC: SyncView = {
   lastReceipt: null,
   lastError: null,
   nextAttemptAt: null,
+  failingBatches: [],
 };
 
 /** Create the service over an open engine. The caller owns the engine (and closes it after stop()). */

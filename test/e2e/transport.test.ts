@@ -21,6 +21,7 @@ const SYNC: SyncView = {
   lastReceipt: null,
   lastError: null,
   nextAttemptAt: null,
+  failingBatches: [],
 };
 
 let server: Server;

@@ -19,10 +19,11 @@ let w: World;
 let reg: string;
 let serve: ChildProcess | null = null;
 
-/** The registry CLI in its own process (its own SoftHSM2 token). */
+/** The registry CLI in its own process (its own SoftHSM2 token), on `dir` (default: the test's registry). */
 async function registry(...args: string[]): Promise<{ code: number; out: string }> {
+  const at = args[0] === '--at' ? args.splice(0, 2)[1]! : reg;
   try {
-    const r = await run(process.execPath, ['bin/registry.mjs', ...args, '--data-dir', reg], { timeout: 60_000 });
+    const r = await run(process.execPath, ['bin/registry.mjs', ...args, '--data-dir', at], { timeout: 60_000 });
     return { code: 0, out: r.stdout + r.stderr };
   } catch (e) {
     const x = e as { code?: number; stdout?: string; stderr?: string };
@@ -43,7 +44,9 @@ async function st(...args: string[]): Promise<{ code: number; out: string }> {
 const flip = (s: string, at: number) => s.slice(0, at) + (s[at] === 'A' ? 'B' : 'A') + s.slice(at + 1);
 
 beforeAll(async () => {
-  w = await createWorld({ boards: [{ model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }] });
+  w = await createWorld({
+    boards: [{ model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-BASIC' }],
+  });
   reg = join(w.dir, 'registry');
   for (const i of [0, 1]) {
     const r = await w.engine.provision({ port: w.sim.ports[i]!, workOrder: 'WO-DEMO-1', operator: 'op-1' });
@@ -61,8 +64,32 @@ beforeAll(async () => {
   expect(en.code, en.out).toBe(0);
 }, 120_000);
 
+/** `registry serve` on `dir` in its own process; resolves with its URL. */
+async function startServe(dir: string): Promise<string> {
+  serve = spawn(process.execPath, ['bin/registry.mjs', 'serve', '--port', '0', '--data-dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise<string>((resolve, reject) => {
+    const rl = createInterface({ input: serve!.stdout! });
+    rl.on('line', (l) => {
+      const m = /listening on (http:\/\/\S+)/.exec(l);
+      if (m) resolve(m[1]!);
+    });
+    serve!.once('exit', (c) => reject(new Error(`registry serve exited with ${c}`)));
+  });
+}
+
+/** Stop the running `registry serve` (the real node process) and wait for it to exit. */
+async function stopServe(): Promise<void> {
+  const p = serve;
+  if (!p || p.exitCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
+  await exited;
+}
+
 afterAll(async () => {
-  if (serve && serve.exitCode === null) serve.kill('SIGTERM');
+  await stopServe();
   await w?.teardown();
 });
 
@@ -137,17 +164,7 @@ describe('station sync commands with the registry CLI', () => {
   }, 120_000);
 
   it('online: station sync to registry serve; sync --status --json has the counts', async () => {
-    serve = spawn(process.execPath, ['bin/registry.mjs', 'serve', '--port', '0', '--data-dir', reg], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      const rl = createInterface({ input: serve!.stdout! });
-      rl.on('line', (l) => {
-        const m = /listening on (http:\/\/\S+)/.exec(l);
-        if (m) resolve(m[1]!);
-      });
-      serve!.once('exit', (c) => reject(new Error(`registry serve exited with ${c}`)));
-    });
+    const url = await startServe(reg);
     const en = await st('enroll', '--registry', url, '--registry-cert', join(reg, 'registry.pem'));
     expect(en.code, en.out).toBe(0);
     // One more board, through the engine that now has sync configured.
@@ -168,11 +185,40 @@ describe('station sync commands with the registry CLI', () => {
     expect(JSON.parse(stats.out)).toMatchObject({ records: 3, conflicts: 0 });
 
     // Registry gone: sync fails with SYNC_UNREACHABLE, the status says so.
-    serve.kill('SIGTERM');
-    await new Promise((r) => serve!.once('exit', r));
+    await stopServe();
     const down = await st('sync');
     expect(down.code).toBe(1);
     expect(down.out).toContain('SYNC_UNREACHABLE');
     expect(down.out).toContain('NOT reachable');
+  }, 120_000);
+
+  it('a batch the registry refuses at authentication: sync --status says why, and it is retried under its id', async () => {
+    // A registry that never enrolled this station refuses the batch before reading it (AUTH_SIGNATURE_INVALID: it does
+    // not say whether the station is unknown or the signature wrong).
+    const other = join(w.dir, 'registry-other');
+    const init = await registry('--at', other, 'init', '--registry-id', 'hq-other');
+    expect(init.code, init.out).toBe(0);
+    const url = await startServe(other);
+    const en = await st('enroll', '--registry', url, '--registry-cert', join(other, 'registry.pem'));
+    expect(en.code, en.out).toBe(0);
+    const eng = await w.reopen();
+    const p = await eng.provision({ port: w.sim.ports[3]!, workOrder: 'WO-DEMO-1', operator: 'op-1' });
+    if (!p.ok) throw new Error(`${p.error.code}: ${p.error.message}`);
+    for (const attempt of [1, 2]) {
+      const sy = await st('sync');
+      expect(sy.code, sy.out).toBe(1);
+      expect(sy.out).toContain('AUTH_SIGNATURE_INVALID');
+      const s = await st('sync', '--status', '--json');
+      const view = JSON.parse(s.out) as { sent: number; failingBatches: Record<string, unknown>[] };
+      expect(view.sent).toBe(1);
+      expect(view.failingBatches).toHaveLength(1);
+      expect(view.failingBatches[0]).toMatchObject({ records: 1, attempts: attempt, code: 'SYNC_REJECTED' });
+      expect(String(view.failingBatches[0]!['message'])).toContain('AUTH_SIGNATURE_INVALID');
+    }
+    const text = await st('sync', '--status');
+    expect(text.out).toMatch(
+      /batch \S+ \(1 records, 2 attempts\) not accepted: SYNC_REJECTED: .*AUTH_SIGNATURE_INVALID/,
+    );
+    await stopServe();
   }, 120_000);
 });

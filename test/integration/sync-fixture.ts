@@ -12,6 +12,7 @@ import { createRootCertificate } from '../../core/pki/ca.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import { toPem } from '../../core/pki/pem.js';
 import { systemClock, type Logger } from '../../core/ports.js';
+import type { Store } from '../../core/provisioning/store.js';
 import { openStationDb, type SqliteStore, type StationDb } from '../../native/store/index.js';
 import { fakeCertificate } from '../../testkit/store-fixtures.js';
 import { startRegistry, type RunningRegistry } from '../../registry/http/server.js';
@@ -45,7 +46,7 @@ export function createStationDb(synchronous: 'FULL' | 'NORMAL' = 'NORMAL'): {
 }
 
 /** Commit `records` through the Store as the flow does (one run each); returns the elapsed milliseconds. */
-export function commitRecords(store: SqliteStore, station: TestStation, records: readonly MadeRecord[]): number {
+export function commitRecords(store: Store, station: TestStation, records: readonly MadeRecord[]): number {
   const t0 = performance.now();
   for (const m of records) {
     const r = m.record;

@@ -160,6 +160,41 @@ describe('sync service', () => {
     expect(right.outbox.receipt(right.outbox.lastReceipt()!.receiptId)!.batchId).toBe(batchId);
   });
 
+  it('a batch refused as a whole keeps its reason and attempts (also across a restart) until it is accepted', async () => {
+    const d = stationDb();
+    commitRecords(d.store, A, await makeRecords(A, systemClock, 3, { shareDeviceKey: true }));
+    const other = await createTestSigner('P-256');
+    const otherCert = await createRootCertificate({
+      signer: other,
+      subject: { commonName: 'Not Our Registry' },
+      validityDays: 1,
+      clock: systemClock,
+    });
+    if (!otherCert.ok) throw new Error(otherCert.error.message);
+    // Signed for another audience: the real registry refuses the batch at authentication, before reading it.
+    const refused = open(A, d.file, { registryCertificate: otherCert.value });
+    expect(refused.status().failingBatches).toEqual([]);
+    expect((await refused.syncOnce()).ok).toBe(false);
+    const [first] = refused.status().failingBatches;
+    expect(first).toMatchObject({ records: 3, attempts: 1, code: 'SYNC_REJECTED' });
+    expect(first!.message).toContain('AUTH_AUDIENCE_MISMATCH');
+    expect(Date.parse(first!.at)).not.toBeNaN();
+    expect((await refused.syncOnce()).ok).toBe(false);
+    expect(refused.status().failingBatches).toMatchObject([{ batchId: first!.batchId, attempts: 2 }]);
+    await refused.close();
+    // A restart reads the reason from the database (the in-memory lastError is gone).
+    const restarted = open(A, d.file, { registryCertificate: otherCert.value, registryUrl: null });
+    expect(restarted.status()).toMatchObject({ lastError: null, sent: 3 });
+    expect(restarted.status().failingBatches).toMatchObject([{ batchId: first!.batchId, attempts: 2 }]);
+    await restarted.close();
+    // Once the station pins the right certificate the same batch goes through and nothing is listed any more.
+    const fixed = open(A, d.file);
+    const r = await fixed.syncOnce();
+    expect(r.ok && r.value).toMatchObject({ sent: 0, acknowledged: 3, failingBatches: [] });
+    expect(fixed.outbox.receipt(fixed.outbox.lastReceipt()!.receiptId)!.batchId).toBe(first!.batchId);
+    expect(fixed.outbox.unacknowledged(10)).toEqual([]);
+  });
+
   it('backs off while the registry is down and delivers everything once it is back', async () => {
     const d = stationDb();
     commitRecords(d.store, A, await makeRecords(A, systemClock, 3, { shareDeviceKey: true }));

@@ -90,6 +90,36 @@ export function Sync() {
             <dt>{t('sync.nextAttempt')}</dt>
             <dd>{formatDate(view.nextAttemptAt)}</dd>
           </dl>
+          {view.failingBatches.length > 0 && (
+            <section className="card" aria-labelledby="sync-failing-title">
+              <h2 id="sync-failing-title">{t('sync.failingTitle')}</h2>
+              <p>{t('sync.failingHelp')}</p>
+              <table className="table" data-testid="sync-failing">
+                <thead>
+                  <tr>
+                    <th scope="col">{t('sync.batch')}</th>
+                    <th scope="col">{t('sync.records')}</th>
+                    <th scope="col">{t('sync.attempts')}</th>
+                    <th scope="col">{t('sync.reason')}</th>
+                    <th scope="col">{t('sync.lastAttempt')}</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {view.failingBatches.map((b) => (
+                    <tr key={b.batchId}>
+                      <td className="mono">{b.batchId}</td>
+                      <td>{String(b.records)}</td>
+                      <td>{String(b.attempts)}</td>
+                      <td>
+                        <span className="mono">{b.code}</span> {b.message}
+                      </td>
+                      <td>{formatDate(b.at)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </section>
+          )}
         </>
       ) : (
         <p>{t('common.loading')}</p>
