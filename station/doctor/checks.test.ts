@@ -325,10 +325,11 @@ describe('runDoctor', () => {
       'hsm-keys',
       'hsm-mechanisms',
       'certificates',
+      'registry',
       'clock-skew',
       'sync-backlog',
     ])
-      expect(r.checks.find((c) => c.id === id)!.status, id).toBe('skipped');
+      expect(r.checks.find((c) => c.id === id)!.summary, id).toBe('no valid configuration (see config)');
   });
   it('splitFix takes the command out of a permission finding', () => {
     expect(splitFix('/d/x has mode 0644: group or others can read it; fix: chmod 600 /d/x')).toEqual({

@@ -20,6 +20,8 @@ import type { DoctorPorts } from './ports.js';
 /** The udev rules shipped with the station (generated from resources/boards by scripts/gen-udev.ts). */
 export const SHIPPED_UDEV_RULES = fileURLToPath(new URL('../../resources/udev/70-line-station.rules', import.meta.url));
 
+const NO_CONFIG = 'no valid configuration (see config)';
+
 export interface RunDoctorOptions {
   /** The udev rules file `udev-rules` tells to install (default SHIPPED_UDEV_RULES). */
   readonly udevRulesSource?: string;
@@ -43,18 +45,14 @@ export async function runDoctor(p: DoctorPorts, o: RunDoctorOptions = {}): Promi
     out.push(checkModule(p.token, report), checkToken(p.token, report), checkLogin(p.token, report, outcome));
     const session = outcome?.ok ? outcome.value.session : null;
     const keys = cfg?.config.hsm.keys;
-    out.push(
-      keys
-        ? checkKeys([keys.issuingCa, keys.station], outcome, report)
-        : skipped('hsm-keys', 'no valid configuration (see config)'),
-    );
+    out.push(keys ? checkKeys([keys.issuingCa, keys.station], outcome, report) : skipped('hsm-keys', NO_CONFIG));
     const needs = stationNeeds(profiles);
     const listed = report && tokenReady(report) ? report.requirements : null;
     // Tried by use only where the list has it: a mechanism the token does not list is not called.
     const injectionListed = listed?.find((r) => r.requirement === 'key-injection')?.satisfied === true;
     const probed =
       session && keys ? await probeMechanisms(session.hsm, keys.station, injectionListed ? profiles : []) : null;
-    out.push(checkMechanisms(needs, listed, probed));
+    out.push(keys ? checkMechanisms(needs, listed, probed) : skipped('hsm-mechanisms', NO_CONFIG));
     if (cfg && keys) {
       const files = p.certificates();
       out.push(
@@ -73,7 +71,7 @@ export async function runDoctor(p: DoctorPorts, o: RunDoctorOptions = {}): Promi
             : files,
         ),
       );
-    } else out.push(skipped('certificates', 'no valid configuration (see config)'));
+    } else out.push(skipped('certificates', NO_CONFIG));
   } finally {
     if (outcome?.ok) await outcome.value.session.release();
   }
@@ -91,13 +89,11 @@ export async function runDoctor(p: DoctorPorts, o: RunDoctorOptions = {}): Promi
   }
   out.push(await checkSerialPorts(p.serial, profiles));
 
-  const reg = await checkRegistry(cfg ? p.registry : null, p.clock.now());
-  out.push(reg.check, checkClockSkew(reg.health));
-  out.push(
-    cfg
-      ? checkBacklog(p.backlog(), p.registry, p.dataDir, p.clock.now())
-      : skipped('sync-backlog', 'no valid configuration (see config)'),
-  );
+  if (cfg) {
+    const reg = await checkRegistry(p.registry, p.clock.now());
+    out.push(reg.check, checkClockSkew(reg.health));
+  } else out.push(skipped('registry', NO_CONFIG), skipped('clock-skew', NO_CONFIG));
+  out.push(cfg ? checkBacklog(p.backlog(), p.registry, p.dataDir, p.clock.now()) : skipped('sync-backlog', NO_CONFIG));
 
   const checks = DOCTOR_CHECK_IDS.map((id) => out.find((c) => c.id === id)!);
   return { checks, ok: checks.every((c) => c.status !== 'fail') };
