@@ -229,6 +229,7 @@ describe('operator and supervisor UI end to end', () => {
     expect(await page.locator('.doctor-check').count()).toBe(DOCTOR_CHECK_IDS.length);
     for (const id of ['hsm-login', 'hsm-keys', 'certificates'])
       expect(await page.locator(`[data-testid="doctor-${id}"]`).getAttribute('data-status'), id).toBe('pass');
+    await screenshot(page, 'doctor');
     await screenshot(page, 'hsm-devices');
 
     // Override with a confirmation dialog that needs a reason: re-provision the failed board.

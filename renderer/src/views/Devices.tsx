@@ -40,6 +40,7 @@ export function Devices() {
         </button>
       </div>
       <div className="record-grid">
+        <DoctorChecks refresh={tick} />
         <section className="card" aria-labelledby="hsm-title">
           <h2 id="hsm-title">{t('hsm.title')}</h2>
           {hsm ? (
@@ -130,7 +131,6 @@ export function Devices() {
             <p>{t('common.loading')}</p>
           )}
         </section>
-        <DoctorChecks />
       </div>
     </main>
   );

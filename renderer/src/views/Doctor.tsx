@@ -1,6 +1,7 @@
 /**
- * Station checks (`station doctor` in the HSM & devices view): runs the StationApi `doctor` operation when shown and
- * on request, and lists every check with its status, finding and, when it does not pass, what to do.
+ * Station checks (`station doctor` in the HSM & devices view): runs the StationApi `doctor` operation when shown, on
+ * the view's Refresh and on Run checks, and lists every check with its status, finding and, when it does not pass,
+ * what to do.
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { DoctorReport, DoctorStatus } from '../../../core/api.js';
@@ -14,7 +15,8 @@ const STATUS_CLASS: Readonly<Record<DoctorStatus, string>> = {
   skipped: 'muted-text',
 };
 
-export function DoctorChecks() {
+/** The checks; they run again when `refresh` changes (the view's Refresh button) or on Run checks. */
+export function DoctorChecks(props: { readonly refresh: number }) {
   const [report, setReport] = useState<DoctorReport | null>(null);
   const [running, setRunning] = useState(false);
   const run = useCallback(() => {
@@ -27,7 +29,7 @@ export function DoctorChecks() {
         setRunning(false);
       });
   }, []);
-  useEffect(run, [run]);
+  useEffect(run, [run, props.refresh]);
   const n = (s: DoctorStatus) => String(report?.checks.filter((c) => c.status === s).length ?? 0);
   return (
     <section className="card doctor" aria-labelledby="doctor-title" aria-busy={running}>
