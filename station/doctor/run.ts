@@ -1,7 +1,8 @@
 /**
  * `runDoctor`: every check of `station doctor`, in DOCTOR_CHECK_IDS order, over injected ports. The CLI
- * (station/cli/doctor.ts) and the service's `doctor` operation (station/service) both call it. The token is opened
- * once and released at the end; a check that needs what another could not give is `skipped`, naming that check.
+ * (station/cli/doctor.ts) and the service's `doctor` operation (station/service) both call it. The token is inspected
+ * without a login, then (when it is there) logged in to once and released at the end; a check that needs what another
+ * could not give is `skipped`, naming that check.
  */
 import { fileURLToPath } from 'node:url';
 import { DOCTOR_CHECK_IDS, type DoctorCheck, type DoctorReport } from '../../core/api.js';
