@@ -184,6 +184,7 @@ export const YieldQuerySchema = z
     to: z.iso.datetime().optional(),
   })
   .strict();
+export type YieldQuery = z.input<typeof YieldQuerySchema>;
 export const YieldViewSchema = z.object({
   boards: z.number().int(),
   passedFirstTime: z.number().int(),
@@ -198,6 +199,25 @@ export const YieldViewSchema = z.object({
   boardsPerHour: z.array(z.object({ hour: z.string(), count: z.number().int() })),
 });
 export type YieldView = z.infer<typeof YieldViewSchema>;
+
+/**
+ * A supervisor report as a CSV file (docs/station-api.md "Reports"): `log` (one line per run, the Log view's filter)
+ * or `yield` (one line per work order and one `(all)`, the Yield view's filter), for a time range of run starts.
+ */
+export const ReportQuerySchema = z
+  .object({
+    report: z.enum(['log', 'yield']),
+    text: z.string().max(128).optional(), // log: serial or chip id prefix
+    workOrder: z.string().max(64).optional(),
+    operator: z.string().max(64).optional(),
+    outcome: LogOutcomeSchema.optional(),
+    from: z.iso.datetime().optional(),
+    to: z.iso.datetime().optional(),
+  })
+  .strict();
+export type ReportQuery = z.input<typeof ReportQuerySchema>;
+export const ReportFileSchema = z.object({ fileName: z.string(), content: z.string(), rows: z.number().int() });
+export type ReportFile = z.infer<typeof ReportFileSchema>;
 
 export const SyncViewSchema = z.object({
   registryUrl: z.string().nullable(),
@@ -379,6 +399,7 @@ export const OPERATIONS = {
     activity: true,
   },
   getYield: { args: YieldQuerySchema, result: YieldViewSchema, role: 'supervisor', activity: true },
+  exportReport: { args: ReportQuerySchema, result: ReportFileSchema, role: 'supervisor', activity: true },
   getSync: { args: z.object({}).strict(), result: SyncViewSchema, role: 'operator', activity: false },
   syncNow: { args: z.object({}).strict(), result: SyncViewSchema, role: 'supervisor', activity: true },
   exportBundle: {

@@ -234,6 +234,43 @@ export const ERROR_CATALOGUE = {
     action: 'call-supervisor',
     guidance: 'The certificate could not be issued. Call a supervisor.',
   },
+  // --- TPM 2.0 (core/tpm; docs/tpm.md) ---
+  TPM_LOCKOUT: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      "The board's TPM is in dictionary-attack lockout (TPM_RC_LOCKOUT): it refuses authorisations until its lockout time passes or its owner resets it. Nothing was issued. Set the board aside for engineering review.",
+  },
+  TPM_COMMAND_FAILED: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      "The board's TPM refused a command (the message names its response code). Set the board aside for engineering review; if every board fails the same way, call a supervisor.",
+  },
+  TPM_RESPONSE_MALFORMED: {
+    kind: 'user',
+    action: 'reseat',
+    guidance:
+      'The TPM response relayed by the board is malformed (truncated, oversized or inconsistent). Re-seat the board and retry; if it repeats, set it aside.',
+  },
+  TPM_EK_CERT_INVALID: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      "The TPM's endorsement key certificate is missing, unreadable or does not match the TPM's endorsement key. Nothing was issued. Set the board aside and report it.",
+  },
+  TPM_KEY_ATTRIBUTES_INVALID: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      'A key the TPM reported does not have the attributes the station requires (fixedTPM, fixedParent, sensitiveDataOrigin, type and curve): something may have altered the key template. Nothing was issued. Set the board aside and report it.',
+  },
+  TPM_UNSUPPORTED: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      'The TPM uses an algorithm or key type the station does not support (see docs/tpm.md). Set the board aside for engineering review.',
+  },
   // --- baseline policy ---
   POLICY_VIOLATION: {
     kind: 'user',
@@ -273,6 +310,12 @@ export const ERROR_CATALOGUE = {
     kind: 'user',
     action: 'set-aside',
     guidance: 'No board profile matches this board. Set it aside and call a supervisor.',
+  },
+  FLOW_DRIVER_UNKNOWN: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      "The board's profile names a board driver this station does not have. Set the board aside; a supervisor updates the station or the profile.",
   },
   FLOW_WORK_ORDER_MISMATCH: {
     kind: 'user',

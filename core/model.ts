@@ -98,8 +98,14 @@ export interface ProgressEvent {
   readonly runId?: string;
   readonly chipId?: string;
   readonly serialNumber?: string;
+  /** The board's model as it identified itself (from identify 'done' on): what the UI tile shows. */
+  readonly model?: string;
   readonly step: StepName;
   readonly status: StepStatus;
   readonly elapsedMs: number;
+  /**
+   * `running`: a finer step inside the step (e.g. "EK certificate verified", DriverContext.note), shown under the
+   * current step; `failed`: the error (code and message).
+   */
   readonly message?: string;
 }

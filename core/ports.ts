@@ -102,6 +102,12 @@ export interface BoardClient {
   lock(opts?: CallOptions): Promise<Result<{ locked: true }>>;
   /** Erase the board's device identity (key and certificate). `chipId` must match, as a guard. */
   zeroize(chipId: string, opts?: CallOptions): Promise<Result<{ zeroized: true }>>;
+  /**
+   * Relay one raw TPM 2.0 command (header + parameters, 10..4096 bytes) to the board's TPM and return its raw
+   * response bytes, unmodified (protocol 3 `tpm`, docs/protocol.md §3.3). Not one TPM command: INPUT_INVALID; a
+   * board without a TPM (or a protocol 1/2 session): BOARD_UNSUPPORTED. The TPM's own response code is in the bytes.
+   */
+  tpmTransmit(command: Uint8Array, opts?: CallOptions): Promise<Result<Uint8Array>>;
   close(): Promise<void>;
 }
 

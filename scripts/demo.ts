@@ -1,6 +1,7 @@
 /**
- * The demo line: starts the board simulator as a separate process (real ptys), initialises a
- * development station (SoftHSM2 tokens, CA chain, database) and provisions every board it detects,
+ * The demo line: starts the board simulator as a separate process (real ptys; `--tpm-boards N` adds TPM boards
+ * backed by real swtpm processes), initialises a development station (SoftHSM2 tokens, CA chain, database, both
+ * simulated vendor roots: the LS attestation root and the TPM vendor root) and provisions every board it detects,
  * with live progress. `--exit-when-done` exits once all boards are provisioned (exit code 0 on PASS).
  * It also runs a local headquarters registry under `<data-dir>/registry` (`registry init`, `enroll-station`,
  * `serve` in its own process), configures the station to sync to it, and shows the records arriving.
@@ -23,15 +24,18 @@ restrictUmask();
 const { values: a } = parseArgs({
   options: {
     boards: { type: 'string', default: '4' },
+    'tpm-boards': { type: 'string', default: '0' },
     'data-dir': { type: 'string', default: '.data/demo' },
     'exit-when-done': { type: 'boolean', default: false },
-    'work-order': { type: 'string', default: 'WO-DEMO-1' },
+    // default: WO-DEMO-1 (LS boards), WO-DEMO-TPM-1 (LS and TPM boards) with --tpm-boards
+    'work-order': { type: 'string' },
     'latency-keygen': { type: 'string', default: '300' },
     'latency-flash': { type: 'string', default: '200' },
     ui: { type: 'boolean', default: false },
   },
 });
 const dataDir = resolve(a['data-dir']!);
+const workOrder = a['work-order'] ?? (Number(a['tpm-boards']) > 0 ? 'WO-DEMO-TPM-1' : 'WO-DEMO-1');
 const simDir = join(dataDir, 'sim');
 mkdirSync(simDir, { recursive: true, mode: 0o700 });
 
@@ -44,6 +48,8 @@ const sim = spawn(
     'test/sim/main.ts',
     '--boards',
     a.boards!,
+    '--tpm-boards',
+    a['tpm-boards']!,
     '--dir',
     join(simDir, 'ports'),
     '--state-dir',
@@ -60,12 +66,20 @@ const stopSim = () => {
 };
 process.on('exit', stopSim);
 
-const ready = await new Promise<{ ports: string[]; vendorRoot: string }>((res, rej) => {
+interface SimReady {
+  ready?: boolean;
+  ports: string[];
+  vendorRoot: string;
+  /** The TPM vendor root and its EK-issuing CA, when the simulator runs TPM boards. */
+  tpmVendorRoot: string | null;
+  tpmVendorIssuer: string | null;
+}
+const ready = await new Promise<SimReady>((res, rej) => {
   const rl = createInterface({ input: sim.stdout! });
   rl.on('line', (line) => {
     if (line.startsWith('{')) {
       try {
-        const j = JSON.parse(line) as { ready?: boolean; ports: string[]; vendorRoot: string };
+        const j = JSON.parse(line) as SimReady;
         if (j.ready) return res(j);
       } catch {
         /* a log line */
@@ -83,6 +97,7 @@ let code = await station([
   dataDir,
   '--attestation-root',
   ready.vendorRoot,
+  ...[ready.tpmVendorRoot, ready.tpmVendorIssuer].flatMap((f) => (f ? ['--attestation-root', f] : [])),
   '--station-id',
   'demo-station-1',
   '--port',
@@ -164,7 +179,7 @@ const watch = [
   '--data-dir',
   dataDir,
   '--work-order',
-  a['work-order']!,
+  workOrder,
   '--operator',
   'op-1',
   '--port',

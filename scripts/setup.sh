@@ -4,11 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for cmd in softhsm2-util:softhsm2 pkcs11-tool:opensc socat:socat openssl:openssl chromium:chromium xvfb-run:xvfb; do
+for cmd in softhsm2-util:softhsm2 pkcs11-tool:opensc socat:socat openssl:openssl chromium:chromium xvfb-run:xvfb \
+  swtpm:swtpm swtpm_setup:swtpm-tools tpm2_nvread:tpm2-tools; do
   command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd##*:}")
 done
 # PostgreSQL server binaries: the registry's production backend, exercised by the tests.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# NSS softoken (libsoftokn3.so, package libnss3): the second PKCS#11 implementation of the HSM tests (docs/hsm.md).
+ls /usr/lib/*/libsoftokn3.so /usr/lib/libsoftokn3.so >/dev/null 2>&1 || need+=(libnss3)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "[setup] installing Debian packages: ${need[*]}"

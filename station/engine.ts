@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail, stationError } from '../core/errors.js';
 import { provisionBoard, type FlowOutcome, type StationIdentity } from '../core/provisioning/flow.js';
+import { driverFor } from '../core/boards/index.js';
 import type { ProgressEvent } from '../core/model.js';
 import type { BoardClient, Clock, DetectedPort, DeviceDiscovery, Hsm, Logger } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
@@ -118,6 +119,10 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
   if (!reqs.ok) return fail2(reqs);
   const refusedProfiles = profilesUnsupported({ requirements: reqs.value }, profiles.value);
   for (const u of refusedProfiles) log.log('error', u.error.message, { profile: u.profileId, code: u.error.code });
+  if (hsm.profile && !hsm.profile.keyProtection.enforced)
+    log.log('warn', 'the token does not enforce key protection: for development and tests only', {
+      profile: hsm.profile.id,
+    });
   const caSigner = await hsm.signer(c.hsm.keys.issuingCa);
   if (!caSigner.ok) return fail2(caSigner);
   const stSigner = await hsm.signer(c.hsm.keys.station);
@@ -352,6 +357,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
               station,
               attestationRoots: roots,
               profiles: profiles.value,
+              driverFor,
               workOrder: wo.value,
               operator: req.operator,
               port,

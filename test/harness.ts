@@ -36,7 +36,10 @@ export async function createWorld(opts: { boards: SimBoards; keep?: boolean; dat
   const init = await initStation({
     dataDir,
     stationId: 'test-station',
-    attestationRoots: [sim.vendorRootPath],
+    // LS vendor root; with TPM boards also the TPM vendor root and its EK-issuing CA (test/sim/README.md)
+    attestationRoots: [sim.vendorRootPath, sim.tpmVendorRootPath, sim.tpmVendorIssuerPath].filter(
+      (p): p is string => p !== null,
+    ),
     logger,
   });
   if (!init.ok) {

@@ -2,7 +2,8 @@
  * Test tokens of every PKCS#11 implementation the suite runs against (SoftHSM2 and NSS softoken), behind one shape,
  * so that adapter and end-to-end tests can be parameterised: `describe.each(TEST_TOKEN_KINDS)`. Each token lives in
  * its own temp directory; `raw()` opens a pkcs11js session of the test's own on the same token (to inspect and attack
- * it behind the adapter's back). The production helpers are native/softhsm-dev.ts and native/hsm/nss-dev.ts.
+ * it behind the adapter's back). The token makers are native/softhsm-dev.ts (also used by station init) and
+ * testkit/nss-token.ts.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import type { TokenProfile } from '../core/hsm/token-profile.js';
 import { createSoftHsmEnv, initToken } from '../native/softhsm-dev.js';
-import { createNssToken } from '../native/hsm/nss-dev.js';
+import { createNssToken } from './nss-token.js';
 import { tokenProfileById } from '../native/hsm/index.js';
 
 export const TEST_TOKEN_KINDS = ['softhsm2', 'nss-softoken'] as const;

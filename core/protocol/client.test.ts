@@ -40,6 +40,7 @@ const RESPONSES: Responses = {
   },
   lock: { locked: true },
   zeroize: { zeroized: true },
+  tpm: { response: Uint8Array.from(Buffer.from('80010000000a00000000', 'hex')) },
 };
 
 /**
@@ -133,9 +134,9 @@ async function connected(handler?: Handler, opts: ConnectOptions = {}) {
 }
 
 describe('connectBoard: negotiation', () => {
-  it('says hello offering [1, 2], then converts every answer to the model types', async () => {
+  it('says hello offering [1, 2, 3], then converts every answer to the model types', async () => {
     const { client, board } = await connected(undefined, { firstRequestId: 65534 });
-    expect(board.seen[0]).toEqual({ op: 'hello', requestId: 65534, body: { versions: [1, 2] } });
+    expect(board.seen[0]).toEqual({ op: 'hello', requestId: 65534, body: { versions: [1, 2, 3] } });
     expect(client.protocolVersion).toBe(1);
     expect(client.board).toBe('fake');
     expect(client.path).toBe('mem:station');
@@ -219,7 +220,7 @@ describe('connectBoard: negotiation', () => {
   it('fails with PROTOCOL_VERSION when the board answers VERSION or picks a version not offered', async () => {
     const a = setup((req) => (req.op === 'hello' ? { error: { code: 'VERSION', message: 'only v2' } } : 'default'));
     expect(await a.connect()).toMatchObject({ ok: false, error: { code: 'PROTOCOL_VERSION' } });
-    const c = setup((req) => (req.op === 'hello' ? { version: 3, maxFrame: 4096, board: 'future' } : 'default'));
+    const c = setup((req) => (req.op === 'hello' ? { version: 4, maxFrame: 4096, board: 'future' } : 'default'));
     expect(await c.connect()).toMatchObject({ ok: false, error: { code: 'PROTOCOL_VERSION' } });
   });
 
@@ -243,6 +244,71 @@ describe('connectBoard: negotiation', () => {
       ok: false,
       error: { code: 'ATTEST_STATEMENT_INVALID' },
     });
+  });
+
+  it('protocol 3: tpmTransmit relays one TPM command and returns the response bytes unchanged', async () => {
+    // TPM2_GetCapability(TPM_PROPERTIES, TPM_PT_MANUFACTURER, 1) and a response carrying "IBM"
+    const command = Uint8Array.from(
+      Buffer.from('800100000016' + '0000017a' + '00000006' + '00000105' + '00000001', 'hex'),
+    );
+    const response = Uint8Array.from(
+      Buffer.from('80010000001b' + '00000000' + '00' + '00000006' + '00000001' + '00000105' + '49424d00', 'hex'),
+    );
+    let answer: 'ok' | 'no-tpm' | 'garbage' | 'silent-once' = 'ok';
+    let silent = 0;
+    const { client, board } = await connected((req) => {
+      if (req.op === 'hello') return { version: 3, maxFrame: 4096, board: 'tpm board' };
+      if (req.op !== 'tpm') return 'default';
+      if (answer === 'no-tpm') return { error: { code: 'UNSUPPORTED', message: 'this board has no TPM' } };
+      if (answer === 'garbage') return { response: response.subarray(0, 12) };
+      if (answer === 'silent-once' && silent++ === 0) return null;
+      return { response };
+    });
+    expect(board.seen[0]).toMatchObject({ op: 'hello', body: { versions: [1, 2, 3] } });
+    expect(client.protocolVersion).toBe(3);
+    const r = await client.tpmTransmit(command);
+    expect(r).toEqual({ ok: true, value: response });
+    expect(board.seen.at(-1)).toMatchObject({ op: 'tpm', body: { command } });
+
+    // a retry after a timeout carries the same request id: the board replays its answer, the TPM runs it once
+    answer = 'silent-once';
+    const n = board.executed.length;
+    expect(await client.tpmTransmit(command, { timeoutMs: 60 })).toEqual({ ok: true, value: response });
+    const tries = board.seen.slice(-2);
+    expect(tries.map((q) => q.op)).toEqual(['tpm', 'tpm']);
+    expect(tries[0]!.requestId).toBe(tries[1]!.requestId);
+    expect(board.executed.length).toBe(n + 1);
+
+    answer = 'no-tpm';
+    expect(await client.tpmTransmit(command)).toMatchObject({ ok: false, error: { code: 'BOARD_UNSUPPORTED' } });
+    answer = 'garbage'; // not one TPM response: malformed, retried, then reported
+    expect(await client.tpmTransmit(command)).toMatchObject({ ok: false, error: { code: 'PROTOCOL_MALFORMED' } });
+
+    // not one TPM command, or more than one frame carries: refused before anything is sent
+    const before = board.seen.length;
+    const big = new Uint8Array(4096);
+    new DataView(big.buffer).setUint16(0, 0x8001);
+    new DataView(big.buffer).setUint32(2, 4096);
+    for (const bad of [command.subarray(0, 9), Uint8Array.of(...command.subarray(0, 21)), big])
+      expect(await client.tpmTransmit(bad)).toMatchObject({ ok: false, error: { code: 'INPUT_INVALID' } });
+    expect(board.seen.length).toBe(before);
+  });
+
+  it('a protocol 1 or 2 session has no TPM relay: BOARD_UNSUPPORTED without sending anything', async () => {
+    for (const version of [1, 2]) {
+      const { client, board } = await connected((req) =>
+        req.op === 'hello' ? { version, maxFrame: 4096, board: 'ls' } : 'default',
+      );
+      const before = board.seen.length;
+      const r = await client.tpmTransmit(
+        Uint8Array.from(Buffer.from('80010000000c0000014400000000', 'hex').subarray(0, 12)),
+      );
+      expect(r).toMatchObject({
+        ok: false,
+        error: { code: 'BOARD_UNSUPPORTED', details: { protocolVersion: version } },
+      });
+      expect(board.seen.length).toBe(before);
+    }
   });
 
   it('times out with PROTOCOL_TIMEOUT after 1 + retries attempts when nobody answers', async () => {

@@ -17,31 +17,33 @@ import {
   OPCODES,
   PROTOCOL_V1,
   PROTOCOL_V2,
+  PROTOCOL_V3,
   sanitizeBoardText,
   type Op,
   type Requests,
   type Responses,
 } from './messages.js';
+import { tpmBytesProblem } from './tpm-relay.js';
 
 /**
  * Protocol versions this station speaks, most preferred last. Version 1 is offered so that a legacy board can be
  * identified and refused with ATTEST_LEGACY_REFUSED (or attested in legacy mode where its profile allows it).
  */
-export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_V1, PROTOCOL_V2];
+export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_V1, PROTOCOL_V2, PROTOCOL_V3];
 export const DEFAULT_TIMEOUT_MS = 3000;
 export const DEFAULT_LONG_TIMEOUT_MS = 20_000;
 export const DEFAULT_RETRIES = 2;
 /** More stale (non-matching) frames than this during one call is PROTOCOL_UNEXPECTED. */
 export const MAX_STALE_FRAMES = 8;
-/** Requests that may take the board a while (key generation, unwrapping, flash writes). */
-export const LONG_OPS: ReadonlySet<Op> = new Set<Op>(['keygen', 'injectKey', 'installCert']);
+/** Requests that may take the board a while (key generation, unwrapping, flash writes, a TPM command). */
+export const LONG_OPS: ReadonlySet<Op> = new Set<Op>(['keygen', 'injectKey', 'installCert', 'tpm']);
 
 export interface ConnectOptions {
   logger?: Logger;
   clock?: Clock;
   /** Per-attempt timeout for ordinary requests (default 3000 ms). */
   timeoutMs?: number;
-  /** Per-attempt timeout for keygen, injectKey and installCert (default 20000 ms). */
+  /** Per-attempt timeout for keygen, injectKey, installCert and tpm (default 20000 ms). */
   longTimeoutMs?: number;
   /** Retries after a timeout or a corrupted/malformed answer (default 2). */
   retries?: number;
@@ -467,6 +469,22 @@ class Connection implements BoardClientWithStats {
     const r = await this.call('zeroize', { chipId }, opts);
     if (!r.ok) return r;
     return ok({ zeroized: true as const });
+  }
+
+  async tpmTransmit(command: Uint8Array, opts?: CallOptions): Promise<Result<Uint8Array>> {
+    const problem = tpmBytesProblem(command);
+    if (problem) return fail('INPUT_INVALID', `not one TPM 2.0 command: ${problem}`, { op: 'tpm' });
+    // A board that did not choose protocol 3 has no relay message: nothing is sent (docs/protocol.md §3.3).
+    if (this.protocolVersion < PROTOCOL_V3) {
+      return fail(
+        'BOARD_UNSUPPORTED',
+        `board ${this.path} speaks protocol ${this.protocolVersion}: no TPM relay (protocol 3)`,
+        { op: 'tpm', protocolVersion: this.protocolVersion },
+      );
+    }
+    const r = await this.call('tpm', { command }, opts);
+    if (!r.ok) return r;
+    return ok(r.value.response);
   }
 
   stats(): BoardClientStats {

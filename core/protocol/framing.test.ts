@@ -156,9 +156,10 @@ describe('frames', () => {
     expect(codes(hex('05112200'))).toEqual(['PROTOCOL_MALFORMED']); // COBS block past the delimiter
     expect(codes(rawFrame([2, 1, 0, 1, 2], Uint8Array.of(0xa0)))).toEqual(['PROTOCOL_MALFORMED']); // version 2
     expect(codes(rawFrame([1, 3, 0, 1, 2], Uint8Array.of(0xa0)))).toEqual(['PROTOCOL_MALFORMED']); // kind 3
-    expect(codes(rawFrame([1, 1, 0, 1, 0x0b], Uint8Array.of(0xa0)))).toEqual(['PROTOCOL_MALFORMED']); // opcode
+    expect(codes(rawFrame([1, 1, 0, 1, 0x0c], Uint8Array.of(0xa0)))).toEqual(['PROTOCOL_MALFORMED']); // opcode
     expect(codes(rawFrame([1, 1, 0, 1, 0x00], Uint8Array.of(0xa0)))).toEqual(['PROTOCOL_MALFORMED']);
     expect(codes(rawFrame([1, 2, 0, 1, 0x0a], Uint8Array.of(0xa0)))).toEqual(['ok']);
+    expect(codes(rawFrame([1, 2, 0, 1, 0x0b], Uint8Array.of(0xa0)))).toEqual(['ok']); // tpm (protocol 3)
     // a decoder is reusable after errors
     expect(codes(encodeFrame(h, Uint8Array.of(1)))).toEqual(['ok']);
   });

@@ -15,9 +15,9 @@ export const CRC_SIZE = 4;
 export const MAX_PAYLOAD = MAX_FRAME - HEADER_SIZE - CRC_SIZE;
 /** Largest COBS encoding of a MAX_FRAME frame, without the 0x00 delimiter. */
 export const MAX_ENCODED = MAX_FRAME + Math.ceil(MAX_FRAME / 254) + 1;
-/** Opcodes defined by protocol version 1 (see OPCODES in messages.ts). */
+/** Opcodes defined by protocol versions 1 to 3 (see OPCODES in messages.ts; 0x0B `tpm` is version 3). */
 export const MIN_OPCODE = 0x01;
-export const MAX_OPCODE = 0x0a;
+export const MAX_OPCODE = 0x0b;
 
 const KIND_REQUEST = 1;
 const KIND_RESPONSE = 2;

@@ -5,10 +5,12 @@ import {
   decodeRequest,
   decodeResponse,
   encodeRequest,
+  encodePayload,
   encodeResponse,
   OPCODES,
   OPS,
   strictCborProblem,
+  TPM_FRAME_MAX,
   type Op,
   type Requests,
   type Responses,
@@ -16,6 +18,11 @@ import {
 
 const b = (n: number, fill = 1) => new Uint8Array(n).fill(fill);
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s/g, ''), 'hex'));
+
+/** TPM2_GetCapability(TPM_CAP_TPM_PROPERTIES, TPM_PT_MANUFACTURER, 1), as tpm2-tools sends it. */
+export const TPM_GETCAP = hex('8001 00000016 0000017a 00000006 00000105 00000001');
+/** A TPM 2.0 response header: success, no parameters. */
+const TPM_OK = hex('8001 0000000a 00000000');
 
 export const SAMPLE_REQUESTS: Requests = {
   hello: { versions: [1] },
@@ -28,6 +35,7 @@ export const SAMPLE_REQUESTS: Requests = {
   measure: {},
   lock: {},
   zeroize: { chipId: '00a1b2c3d4e5f607' },
+  tpm: { command: TPM_GETCAP },
 };
 
 export const SAMPLE_RESPONSES: Responses = {
@@ -58,6 +66,7 @@ export const SAMPLE_RESPONSES: Responses = {
   },
   lock: { locked: true },
   zeroize: { zeroized: true },
+  tpm: { response: TPM_OK },
 };
 
 function decodeOne(wire: Uint8Array) {
@@ -182,6 +191,66 @@ describe('messages: schema and CBOR violations are PROTOCOL_MALFORMED', () => {
     expect(req('installCert', { chain: [] })).toMatchObject({ ok: false });
     expect(req('identify', { surprise: true })).toMatchObject({ ok: false });
     expect(req('attest', { nonce: b(32) })).toMatchObject({ ok: true });
+  });
+
+  it('tpm: carries exactly one TPM 2.0 command or response, checked by its header, bytes unchanged', () => {
+    const header: FrameHeader = { version: 1, kind: 'request', requestId: 9, opcode: OPCODES.tpm };
+    // payloads built without a frame: the schema allows 4096 bytes, one frame carries fewer (next test)
+    const req = (command: unknown) => decodeRequest({ header, payload: encodePayload({ command }) });
+    const tpmHeader = (tag: number, size: number, code: number, total = size) => {
+      const x = new Uint8Array(total).fill(0x5a);
+      const dv = new DataView(x.buffer);
+      dv.setUint16(0, tag);
+      dv.setUint32(2, size);
+      dv.setUint32(6, code);
+      return x;
+    };
+    // the largest command: 4096 bytes, any content after the header (TPM_ST_SESSIONS here)
+    const big = tpmHeader(0x8002, 4096, 0x153);
+    expect(req(big)).toMatchObject({ ok: true, value: { op: 'tpm', body: { command: big } } });
+    expect(req(TPM_GETCAP)).toEqual({ ok: true, value: { op: 'tpm', requestId: 9, body: { command: TPM_GETCAP } } });
+    const bad: [string, unknown][] = [
+      ['oversize (4097 bytes)', tpmHeader(0x8001, 4097, 0x17a)],
+      ['shorter than a header', TPM_GETCAP.subarray(0, 9)],
+      ['size field larger than the bytes', tpmHeader(0x8001, 23, 0x17a, 22)],
+      ['size field smaller than the bytes', tpmHeader(0x8001, 21, 0x17a, 22)],
+      ['TPM 1.2 tag', tpmHeader(0x00c1, 22, 0x17a)],
+      ['text, not bytes', 'getcap'],
+      ['a list of commands', [TPM_GETCAP]],
+      ['empty', new Uint8Array(0)],
+    ];
+    for (const [what, command] of bad)
+      expect(req(command), what).toMatchObject({ ok: false, error: { code: 'PROTOCOL_MALFORMED' } });
+    expect(decodeRequest({ header, payload: enc({ command: TPM_GETCAP, extra: 1 }) })).toMatchObject({ ok: false });
+    expect(decodeRequest({ header, payload: enc({}) })).toMatchObject({ ok: false });
+    // responses: the same rule (a board relaying garbage is PROTOCOL_MALFORMED, retried like any malformed answer)
+    expect(decodeResponse('tpm', responseFrame('tpm', enc({ response: TPM_OK })))).toEqual({
+      ok: true,
+      value: { response: TPM_OK },
+    });
+    malformed('tpm', enc({ response: TPM_OK.subarray(0, 8) }));
+    malformed('tpm', enc({ response: tpmHeader(0x00c4, 10, 0) }));
+    malformed('tpm', enc({ response: tpmHeader(0x8001, 11, 0, 10) }));
+    malformed('tpm', enc({ response: TPM_OK, command: TPM_GETCAP }));
+    // a board without a TPM answers UNSUPPORTED
+    const f = decodeOne(encodeResponse('tpm', 4, { error: { code: 'UNSUPPORTED', message: 'no TPM' } }));
+    expect(decodeResponse('tpm', f)).toMatchObject({ ok: false, error: { code: 'BOARD_UNSUPPORTED' } });
+  });
+
+  it('tpm: commands and responses of up to TPM_FRAME_MAX (4074) bytes fit one frame; 4096 does not', () => {
+    const tpm = (n: number) => {
+      const x = new Uint8Array(n);
+      new DataView(x.buffer).setUint16(0, 0x8001);
+      new DataView(x.buffer).setUint32(2, n);
+      return x;
+    };
+    expect(TPM_FRAME_MAX).toBe(4074);
+    const f = decodeOne(encodeResponse('tpm', 1, { response: tpm(TPM_FRAME_MAX) }));
+    expect(f.payload.length + 9).toBe(4096);
+    expect(decodeResponse('tpm', f)).toMatchObject({ ok: true });
+    expect(decodeOne(encodeRequest('tpm', 1, { command: tpm(TPM_FRAME_MAX + 1) })).payload.length + 9).toBe(4096);
+    expect(() => encodeResponse('tpm', 1, { response: tpm(TPM_FRAME_MAX + 1) })).toThrow(RangeError);
+    expect(() => encodeRequest('tpm', 1, { command: tpm(4096) })).toThrow(RangeError);
   });
 
   it('rejects CBOR tags, floats, undefined, indefinite lengths, odd keys and trailing bytes', () => {

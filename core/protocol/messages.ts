@@ -1,8 +1,8 @@
 /**
- * Messages of the Line Station board protocol, versions 1 and 2 (docs/protocol.md): opcodes, zod schemas for every
+ * Messages of the Line Station board protocol, versions 1 to 3 (docs/protocol.md): opcodes, zod schemas for every
  * request and response payload, and encode/decode between typed bodies and whole wire frames. Version 2 differs
- * from version 1 only in `attest` (a key-bound statement); the frame header's version byte is the framing version
- * and stays 1.
+ * from version 1 only in `attest` (a key-bound statement); version 3 adds `tpm` (a raw TPM 2.0 command relayed to
+ * the board's TPM); the frame header's version byte is the framing version and stays 1.
  *
  * Payloads are CBOR maps with text keys. Before cbor-x sees a payload, a strict scanner rejects everything but
  * definite-length maps (text keys, no duplicates), arrays, text, byte strings, integers (|n| < 2^53), booleans and
@@ -14,11 +14,14 @@ import { fail, stationError, type ErrorCode } from '../errors.js';
 import { ok, type Result } from '../result.js';
 import { escapeControlChars } from '../display-text.js';
 import { encodeFrame, HEADER_SIZE, CRC_SIZE, MAX_FRAME, PROTOCOL_VERSION, type FrameHeader } from './framing.js';
+import { tpmBytesProblem } from './tpm-relay.js';
 
 /** Protocol version 1: legacy attestation (nonce and chip id only). */
 export const PROTOCOL_V1 = 1;
 /** Protocol version 2: key-bound attestation statements. */
 export const PROTOCOL_V2 = 2;
+/** Protocol version 3: version 2 plus the TPM relay message `tpm` (0x0B). */
+export const PROTOCOL_V3 = 3;
 
 export const OPCODES = {
   hello: 0x01,
@@ -31,6 +34,7 @@ export const OPCODES = {
   measure: 0x08,
   lock: 0x09,
   zeroize: 0x0a,
+  tpm: 0x0b,
 } as const;
 export type Op = keyof typeof OPCODES;
 
@@ -64,6 +68,18 @@ const curve = z.enum(['P-256', 'P-384']);
 const subject = text(1, 256);
 const chain = z.array(der).min(1).max(8);
 const empty = z.strictObject({});
+/**
+ * Largest TPM response one frame carries (a command may be one byte longer: its key is one letter shorter): MAX_FRAME
+ * minus header and CRC (9) minus the CBOR around the bytes (`{response: bytes}`: map 1 + key 9 + byte-string head 3 =
+ * 13). The message allows 4096 (TPM_RELAY_MAX); what does not fit one frame is never sent (the station: INPUT_INVALID;
+ * a board answers INTERNAL).
+ */
+export const TPM_FRAME_MAX = MAX_FRAME - HEADER_SIZE - CRC_SIZE - 13;
+/** One whole TPM 2.0 command or response (core/protocol/tpm-relay.ts), carried unchanged. */
+const tpmBytes = bytes.superRefine((b, ctx) => {
+  const problem = tpmBytesProblem(b);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 export const REQUEST_SCHEMAS = {
   hello: z.strictObject({ versions: z.array(z.number().int().min(0).max(255)).min(1).max(16) }),
@@ -80,6 +96,7 @@ export const REQUEST_SCHEMAS = {
   measure: empty,
   lock: empty,
   zeroize: z.strictObject({ chipId: hexId }),
+  tpm: z.strictObject({ command: tpmBytes }),
 } as const;
 
 export const RESPONSE_SCHEMAS = {
@@ -119,6 +136,7 @@ export const RESPONSE_SCHEMAS = {
   }),
   lock: z.strictObject({ locked: z.literal(true) }),
   zeroize: z.strictObject({ zeroized: z.literal(true) }),
+  tpm: z.strictObject({ response: tpmBytes }),
 } as const;
 
 /** Board-reported error codes (wire) and the station error each maps to. */

@@ -15,18 +15,21 @@
  * plugging the board in again continues the active run.
  *
  * The decision "may I provision this board, and how?" is the pure function `decide()` below.
+ *
+ * What a step does on the board is the board driver's (core/provisioning/driver.ts; the drivers are in
+ * core/boards/): the profile matched from the board's identify answer names it, `deps.driverFor` resolves it. The
+ * flow keeps the run, its checkpoints, the gates, issuance, the manifest and the record.
  */
-import { bytesEqual, fromBase64Url, sha256Hex, toBase64, toBase64Url } from '../bytes.js';
-import { fail, stationError, type StationError } from '../errors.js';
-import type { AttestationEvidence, AttestKeyRole, BoardIdentity, ProgressEvent, StepName } from '../model.js';
-import type { BoardClient, Clock, DetectedPort, Hsm, Logger, Signer } from '../ports.js';
+import { fromBase64Url, sha256Hex, toBase64Url } from '../bytes.js';
+import { stationError, type StationError } from '../errors.js';
+import type { BoardIdentity, ProgressEvent, StepName } from '../model.js';
+import type { BoardClient, CallOptions, Clock, DetectedPort, Hsm, Logger, Signer } from '../ports.js';
 import { err, ok, type Result } from '../result.js';
 import type { RunData, RunKind, RunPolicySnapshot, RunRow, Store, StoredRecord } from './store.js';
 import { checkIdentityText, matchProfile, type BoardProfile } from './profiles.js';
 import type { WorkOrder } from './work-order.js';
-import { checkKeyType, measurementsDigest, verifyAttestation } from '../pki/attestation.js';
+import type { BoardDriver, DriverCheckpoint, DriverContext } from './driver.js';
 import { PROTOCOL_V2 } from '../protocol/messages.js';
-import { verifyCsr } from '../pki/csr.js';
 import {
   applyProfileOverride,
   issueDeviceCertificate,
@@ -34,8 +37,8 @@ import {
   type RevocationUrls,
 } from '../pki/device-cert.js';
 import { toPem } from '../pki/pem.js';
-import { buildManifest, evaluateBaseline, signManifest } from './baseline.js';
-import { RECORD_SCHEMA, signRecord, type AttestationEvidenceRecord, type ProvisioningRecord } from './record.js';
+import { buildManifest, signManifest } from './baseline.js';
+import { RECORD_SCHEMA, signRecord, type ProvisioningRecord } from './record.js';
 import { canonicalJson } from '../canonical.js';
 
 /** The station's identity and CA, all keys in the HSM. */
@@ -61,6 +64,8 @@ export interface FlowDeps {
   /** Vendor attestation roots (DER). */
   readonly attestationRoots: readonly Uint8Array[];
   readonly profiles: readonly BoardProfile[];
+  /** The board driver a profile names (core/boards/index.ts `driverFor`). */
+  readonly driverFor: (profile: BoardProfile) => Result<BoardDriver>;
   readonly workOrder: WorkOrder;
   readonly operator: string;
   readonly port: DetectedPort;
@@ -196,19 +201,19 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       elapsedMs: Math.round(deps.clock.monotonicMs() - t0),
       ...extra,
     });
-  const call = { ...(opts.signal ? { signal: opts.signal } : {}) };
+  const signal = opts.signal ? { signal: opts.signal } : {};
   const cancelled = () => opts.signal?.aborted === true;
 
-  // ---- identify
+  // ---- identify: the board's claim (the LS `identify`, which every board answers), checked and matched to a
+  // profile; the profile's driver then checks it (and derives what the hardware proves).
   progress('identify', 'running');
-  const id = await deps.board.identify(call);
+  const id = await deps.board.identify(signal);
   if (!id.ok) return failStep('identify', id.error);
-  const identity = id.value;
+  const claimed = id.value;
   // Board-chosen strings are checked before anything is matched, written or shown (core/provisioning/profiles.ts).
-  const badText = checkIdentityText(identity);
+  const badText = checkIdentityText(claimed);
   if (badText) return failStep('identify', badText);
-  const who = { chipId: identity.chipId, serialNumber: identity.serialNumber };
-  const matched = matchProfile(deps.profiles, { port: deps.port, identity });
+  const matched = matchProfile(deps.profiles, { port: deps.port, identity: claimed });
   if (!matched.profile) {
     return failStep(
       'identify',
@@ -232,16 +237,49 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     );
   }
   // Protocol 1 attests nothing but the chip: refused unless the board's profile explicitly allows legacy mode.
-  if (identity.protocolVersion < PROTOCOL_V2 && profile.attestation?.allowLegacyV1 !== true) {
+  if (claimed.protocolVersion < PROTOCOL_V2 && profile.attestation?.allowLegacyV1 !== true) {
     return failStep(
       'identify',
       stationError(
         'ATTEST_LEGACY_REFUSED',
-        `board ${identity.serialNumber} speaks protocol ${identity.protocolVersion} (no key-bound attestation) and profile ${profile.id} does not allow legacy mode`,
-        { protocolVersion: identity.protocolVersion, profile: profile.id },
+        `board ${claimed.serialNumber} speaks protocol ${claimed.protocolVersion} (no key-bound attestation) and profile ${profile.id} does not allow legacy mode`,
+        { protocolVersion: claimed.protocolVersion, profile: profile.id },
       ),
     );
   }
+  const drv = deps.driverFor(profile);
+  if (!drv.ok) return failStep('identify', drv.error);
+  const driver = drv.value;
+  // From here on every board request waits the profile's default timeout (the driver uses keygenMs and flashMs
+  // where the board generates a key or writes its flash).
+  const call: CallOptions = { ...signal, timeoutMs: profile.timeouts.defaultMs };
+  /** What the driver gets at each call: the run's data as last checkpointed, `note` as the step's progress. */
+  const driverContext = (step: StepName, runData: RunData, tag: Partial<ProgressEvent>): DriverContext => ({
+    board: deps.board,
+    hsm: deps.hsm,
+    clock: deps.clock,
+    logger: deps.logger,
+    random: deps.random,
+    profile,
+    workOrder: deps.workOrder,
+    attestationRoots: deps.attestationRoots,
+    call,
+    runData,
+    note: (message) => progress(step, 'running', { ...tag, message }),
+  });
+  const checked = await driver.identify(
+    driverContext('identify', {}, { chipId: claimed.chipId, serialNumber: claimed.serialNumber }),
+    claimed,
+  );
+  if (!checked.ok) return failStep('identify', checked.error);
+  const identity = checked.value.identity;
+  // The profile was matched and the text checked on the claim: a driver may say more (the state it reads from the
+  // hardware), never that the board is another one (a mismatch is the driver's error result, not a new identity).
+  const same = (k: 'chipId' | 'serialNumber' | 'model') => identity[k] === claimed[k];
+  if (!same('chipId') || !same('serialNumber') || !same('model')) {
+    throw new Error(`driver ${driver.id} returned another identity than the board claimed`);
+  }
+  const who = { chipId: identity.chipId, serialNumber: identity.serialNumber, model: identity.model };
   progress('identify', 'done', who);
 
   const current = deps.store.findCurrentRecord(identity.chipId);
@@ -340,10 +378,31 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   }
   const checkCancel = (step: StepName): Result<void> =>
     cancelled() ? failRun(step, stationError('FLOW_CANCELLED', 'provisioning cancelled')) : ok(undefined);
+  /** The driver's context for a call in `step`: the run's data now. */
+  const dctx = (step: StepName): DriverContext => driverContext(step, run.data, ctx);
+  /**
+   * Commit a step (one transaction with its audit entry); the driver's checkpoint, if any, is merged into
+   * `run.data.driver` in the same transaction.
+   */
+  const commit = (
+    step: StepName,
+    patch: Partial<RunData>,
+    audit: Readonly<Record<string, unknown>>,
+    driverCheckpoint?: DriverCheckpoint,
+  ): RunRow =>
+    deps.store.checkpoint(
+      runId,
+      step,
+      driverCheckpoint ? { ...patch, driver: { ...run.data.driver, ...driverCheckpoint } } : patch,
+      audit,
+    );
+  /** A driver checkpoint of a step that commits nothing else (audit: the keys it sets). */
+  const commitDriver = (step: StepName, driverCheckpoint: DriverCheckpoint | undefined): RunRow =>
+    driverCheckpoint ? commit(step, {}, { driver: Object.keys(driverCheckpoint) }, driverCheckpoint) : run;
 
   // ---- rotation: erase the old identity on the board first (supervisor-approved)
   if (run.kind === 'rotation' && identity.state.locked && !run.data['zeroized']) {
-    const z = await deps.board.zeroize(identity.chipId, call);
+    const z = await driver.zeroize(dctx('key'), identity);
     if (!z.ok) return failRun('key', z.error);
     run = deps.store.checkpoint(
       runId,
@@ -360,16 +419,15 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   let c = checkCancel('baseline');
   if (!c.ok) return c;
   begin('baseline');
-  const meas = await deps.board.readMeasurements(call);
+  const meas = await driver.measure(dctx('baseline'), identity);
   if (!meas.ok) return failRun('baseline', meas.error);
-  const measurementsSha256 = await measurementsDigest(meas.value);
+  const { measurements, measurementsSha256, verdict } = meas.value;
   const policySha256 = await sha256Hex(canonicalJson(deps.workOrder.baseline));
-  const verdict = evaluateBaseline(meas.value, deps.workOrder.baseline);
   const kept = run.data.manifest;
   if (!kept || kept.measurementsSha256 !== measurementsSha256 || kept.policySha256 !== policySha256) {
     const manifest = buildManifest({
       identity,
-      measurements: meas.value,
+      measurements,
       policy: deps.workOrder.baseline,
       policyRef: { workOrder: deps.workOrder.id, sha256: policySha256 },
       verdict,
@@ -377,12 +435,14 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     });
     const jws = await signManifest(deps.station.signer, [...deps.station.chain], manifest);
     if (!jws.ok) return failRun('baseline', jws.error);
-    run = deps.store.checkpoint(
-      runId,
+    run = commit(
       'baseline',
       { manifest: { jws: jws.value, pass: verdict.pass, measurementsSha256, policySha256 } },
       { pass: verdict.pass, violations: verdict.violations.map((v) => v.rule), measurementsSha256 },
+      meas.value.checkpoint,
     );
+  } else {
+    run = commitDriver('baseline', meas.value.checkpoint);
   }
   if (!verdict.pass) {
     return failRun(
@@ -402,12 +462,11 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   let revoked = deps.gate?.stationRevoked?.() ?? null;
   if (revoked) return failRun('key', revoked);
   begin('key');
-  const bound = await keyToAttest(deps, profile, identity, run, call);
+  const bound = await driver.key(dctx('key'), identity);
   if (!bound.ok) return failRun('key', bound.error);
   if (bound.value.created) {
     const key = bound.value.created;
-    run = deps.store.checkpoint(
-      runId,
+    run = commit(
       'key',
       { key },
       {
@@ -415,7 +474,10 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
         curve: key.curve,
         publicKeySha256: await sha256Hex(fromBase64Url(key.publicKeySpki)),
       },
+      bound.value.checkpoint,
     );
+  } else {
+    run = commitDriver('key', bound.value.checkpoint);
   }
   done('key');
 
@@ -425,52 +487,10 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   if (!c.ok) return c;
   begin('attest');
   const nonce = deps.random(32);
-  const ev = await deps.board.attest(nonce, { ...call, key: bound.value.role });
-  if (!ev.ok) {
-    // A board that holds no key of that role did not make the key the station was given.
-    if (ev.error.code !== 'BOARD_NO_KEY') return failRun('attest', ev.error);
-    return failRun(
-      'attest',
-      stationError(
-        'ATTEST_KEY_MISMATCH',
-        `the board holds no ${bound.value.role} key: the key it reported is not its own`,
-        {
-          role: bound.value.role,
-        },
-      ),
-    );
-  }
-  const legacy = identity.protocolVersion < PROTOCOL_V2;
-  if (ev.value.protocol !== (legacy ? 1 : 2)) {
-    return failRun(
-      'attest',
-      stationError(
-        'ATTEST_STATEMENT_INVALID',
-        `protocol ${identity.protocolVersion} session, protocol ${ev.value.protocol} evidence`,
-      ),
-    );
-  }
-  const att = await verifyAttestation({
-    nonce,
-    chipId: identity.chipId,
-    evidence: ev.value,
-    trustAnchors: [...deps.attestationRoots],
-    clock: deps.clock,
-    ...(legacy
-      ? {}
-      : {
-          expected: {
-            role: bound.value.role,
-            key: bound.value.key,
-            curve: profile.curve,
-            measurementsSha256,
-          },
-        }),
-  });
+  const att = await driver.attest(dctx('attest'), { identity, nonce, bound: bound.value, measurementsSha256 });
   if (!att.ok) return failRun('attest', att.error);
-  const evidence = evidenceForRecord(ev.value, nonce, att.value.leafSha256, bound.value, measurementsSha256);
-  run = deps.store.checkpoint(
-    runId,
+  const evidence = att.value.evidence;
+  run = commit(
     'attest',
     {
       nonce: toBase64Url(nonce),
@@ -481,6 +501,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       mode: evidence.mode,
       ...(evidence.mode === 'key-bound-v2' ? { boundKey: evidence.boundKey.role } : {}),
     },
+    att.value.checkpoint,
   );
   done('attest');
 
@@ -493,7 +514,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     if (!c.ok) return c;
     begin('certify');
     if (bound.value.role === 'transport') {
-      const inj = await injectDeviceKey(deps, profile, identity, bound.value.key, call);
+      if (!driver.completeKey) throw new Error(`driver ${driver.id} bound a transport key but cannot inject`);
+      const inj = await driver.completeKey(dctx('certify'), identity, bound.value);
       if (!inj.ok) return failRun('certify', inj.error);
       run = deps.store.checkpoint(
         runId,
@@ -561,7 +583,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     }
     const certNow = run.data.certificate!;
     const chain = [fromBase64Url(certNow.der), ...deps.station.caChain.slice(0, 1)];
-    const inst = await deps.board.installCertificate(chain, call);
+    // The driver writes the chain and reads it back: the board must now hold exactly this certificate.
+    const inst = await driver.install(dctx('certify'), identity, chain);
     if (!inst.ok) return failRun('certify', inst.error);
     if (inst.value.certificateSha256 !== certNow.sha256) {
       return failRun(
@@ -570,15 +593,6 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
           expected: certNow.sha256,
           actual: inst.value.certificateSha256,
         }),
-      );
-    }
-    // Read back through identify: the board must now report the new certificate.
-    const back = await deps.board.identify(call);
-    if (!back.ok) return failRun('certify', back.error);
-    if (back.value.state.certificateSha256 !== certNow.sha256) {
-      return failRun(
-        'certify',
-        stationError('CERT_INSTALL_MISMATCH', 'read-back after install does not show the certificate', {}),
       );
     }
     run = deps.store.checkpoint(
@@ -597,8 +611,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   if (!c.ok) return c;
   begin('record');
   if (!run.data.locked) {
-    const lk = await deps.board.lock(call);
-    if (!lk.ok && lk.error.code !== 'BOARD_LOCKED') return failRun('record', lk.error);
+    const lk = await driver.lock(dctx('record'), identity);
+    if (!lk.ok) return failRun('record', lk.error);
     run = deps.store.checkpoint(runId, 'record', { locked: true }, { locked: true });
   }
   timings['record'] = Math.round(deps.clock.monotonicMs() - stepStart);
@@ -677,112 +691,6 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     ms: Math.round(deps.clock.monotonicMs() - t0),
   });
   return ok({ status: 'provisioned', record: stored, resumed, identity });
-}
-
-/** The key the attestation binds, and the device key the key step created (to checkpoint), if any. */
-interface KeyToAttest {
-  readonly role: AttestKeyRole;
-  /** SPKI DER of the bound key. */
-  readonly key: Uint8Array;
-  readonly created: NonNullable<RunData['key']> | null;
-}
-
-/**
- * The key step: the device key this run already has on the board (role device; a resumed run), a new on-board key
- * (role device; type and curve checked, CSR proof of possession), or the board's ephemeral transport key for an
- * injection (role transport). Every key is checked against the profile's key type and curve before it is used:
- * ATTEST_KEY_TYPE_MISMATCH (e.g. a P-384 key where the profile says P-256).
- */
-async function keyToAttest(
-  deps: FlowDeps,
-  profile: BoardProfile,
-  identity: BoardIdentity,
-  run: RunRow,
-  call: { signal?: AbortSignal },
-): Promise<Result<KeyToAttest>> {
-  const curve = profile.curve;
-  if (run.data.key) return ok({ role: 'device', key: fromBase64Url(run.data.key.publicKeySpki), created: null });
-  if (profile.keyMode === 'onboard') {
-    if (!identity.capabilities.onboardKeygen)
-      return fail('BOARD_UNSUPPORTED', 'profile asks for on-board key generation; the board cannot');
-    const g = await deps.board.generateKey({ curve, subject: identity.serialNumber }, call);
-    if (!g.ok) return g;
-    const type = checkKeyType(g.value.publicKeySpki, curve, 'key the board generated');
-    if (!type.ok) return type;
-    const v = await verifyCsr(g.value.csr, { publicKeySpki: g.value.publicKeySpki });
-    if (!v.ok) return v;
-    return ok({
-      role: 'device',
-      key: g.value.publicKeySpki,
-      created: {
-        mode: 'onboard',
-        curve,
-        publicKeySpki: toBase64Url(g.value.publicKeySpki),
-        csr: toBase64Url(g.value.csr),
-      },
-    });
-  }
-  if (!identity.capabilities.keyInjection)
-    return fail('BOARD_UNSUPPORTED', 'profile asks for key injection; the board cannot');
-  const t = await deps.board.beginKeyInjection({ curve }, call);
-  if (!t.ok) return t;
-  const type = checkKeyType(t.value.publicKeySpki, curve, "board's transport key");
-  if (!type.ok) return type;
-  return ok({ role: 'transport', key: t.value.publicKeySpki, created: null });
-}
-
-/**
- * Key injection after the transport key was attested: the HSM makes the device key and wraps it for exactly that
- * transport key; the board unwraps it and proves possession with a CSR.
- */
-async function injectDeviceKey(
-  deps: FlowDeps,
-  profile: BoardProfile,
-  identity: BoardIdentity,
-  transportKeySpki: Uint8Array,
-  call: { signal?: AbortSignal },
-): Promise<Result<NonNullable<RunData['key']>>> {
-  const curve = profile.curve;
-  const wrapped = await deps.hsm.generateWrappedDeviceKey({ curve, publicKeySpki: transportKeySpki });
-  if (!wrapped.ok) return wrapped;
-  const inj = await deps.board.injectWrappedKey({ ...wrapped.value, subject: identity.serialNumber }, call);
-  if (!inj.ok) return inj;
-  if (!bytesEqual(inj.value.publicKeySpki, wrapped.value.publicKeySpki)) {
-    return fail('CSR_POP_FAILED', 'the board reports a different public key than the injected one');
-  }
-  // The CSR signed with the injected key proves the board unwrapped and holds it.
-  const v = await verifyCsr(inj.value.csr, { publicKeySpki: wrapped.value.publicKeySpki });
-  if (!v.ok) return v;
-  return ok({
-    mode: 'injected',
-    curve,
-    publicKeySpki: toBase64Url(wrapped.value.publicKeySpki),
-    csr: toBase64Url(inj.value.csr),
-  });
-}
-
-/** The verified attestation as the record carries it (docs/formats.md "Attestation evidence in the record"). */
-function evidenceForRecord(
-  ev: AttestationEvidence,
-  nonce: Uint8Array,
-  leafSha256: string,
-  bound: KeyToAttest,
-  measurementsSha256: string,
-): AttestationEvidenceRecord {
-  const common = {
-    nonce: toBase64Url(nonce),
-    leafSha256,
-    chain: ev.chain.map((d) => toBase64(d)),
-    signature: toBase64(ev.signature),
-  };
-  if (ev.protocol === 1) return { mode: 'legacy-v1', ...common };
-  return {
-    mode: 'key-bound-v2',
-    ...common,
-    statement: toBase64(ev.statement),
-    boundKey: { role: bound.role, spki: toBase64(bound.key) },
-    measurementsSha256,
-  };
 }
 
 function recordCertSha256(r: StoredRecord): string | null {

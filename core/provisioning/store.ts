@@ -59,6 +59,8 @@ export interface RunData {
   readonly policy?: RunPolicySnapshot;
   /** SHA-256 (hex) of the canonical JSON of the effective certificate profile, set with `certificate`. */
   readonly certificateProfile?: { readonly sha256: string };
+  /** What the run's board driver checkpointed (core/provisioning/driver.ts), merged step by step; the `ls` driver keeps none. */
+  readonly driver?: Readonly<Record<string, unknown>>;
   readonly [k: string]: unknown;
 }
 

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { opensslSelfSignedDer } from '../../testkit/pki/test-util.js';
 import { createECDH, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  certificateFields,
   CURVES,
   certificateSubject,
   curveFromEcParams,
@@ -93,32 +95,19 @@ describe('EC helpers', () => {
     }
   });
 
-  it('extracts the subject Name of a certificate made by openssl', () => {
+  it('extracts the subject, issuer and serial number of a certificate made by openssl', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ls-ec-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-subj',
-        '/CN=Line Station Test CA/O=Acme',
-        '-keyout',
-        join(dir, 'k.pem'),
-        '-out',
-        join(dir, 'c.der'),
-        '-outform',
-        'DER',
-        '-days',
-        '1',
-      ],
-      { stdio: 'ignore' },
-    );
-    const der = new Uint8Array(readFileSync(join(dir, 'c.der')));
+    const der = opensslSelfSignedDer(dir, '/CN=Line Station Test CA/O=Acme');
+    const out = execFileSync('openssl', ['x509', '-inform', 'DER', '-in', join(dir, 'c.der'), '-noout', '-serial']);
+    const serialHex = out
+      .toString()
+      .trim()
+      .replace(/^serial=/, '');
+    const fields = certificateFields(der)!;
+    expect(Buffer.from(fields.issuer).equals(Buffer.from(fields.subject))).toBe(true); // self-signed
+    expect(fields.serialNumber[0]).toBe(0x02); // DER INTEGER
+    const serialValue = Buffer.from(fields.serialNumber.subarray(2)).toString('hex');
+    expect(BigInt(`0x${serialValue}`)).toBe(BigInt(`0x${serialHex}`));
     const subject = certificateSubject(der);
     expect(subject).not.toBeNull();
     expect(Buffer.from(subject!).toString('latin1')).toContain('Line Station Test CA');

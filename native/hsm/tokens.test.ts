@@ -2,12 +2,13 @@
  * The HSM adapter against every PKCS#11 implementation of the suite (SoftHSM2, NSS softoken), real modules in temp
  * directories: the token profile's measured data against the token, the station's CA and station keys (attributes
  * read back through a session of our own), signatures checked by openssl, certificates, what the token does when an
- * attacker with the user PIN tries to wrap or copy a key, PIN lock behaviour, and inspectToken.
+ * attacker with the user PIN tries to wrap or copy a key, PIN lock behaviour, inspectToken, session recovery,
+ * concurrent signing and close while signatures are in flight.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import type { Result } from '../../core/result.js';
@@ -16,6 +17,7 @@ import { checkRequirements } from '../../core/hsm/requirements.js';
 import { inspectToken, loadedModuleCount, openHsm, type HsmAdmin } from './index.js';
 import { rawSignatureToDer } from './ec.js';
 import { captureLogger } from '../../testkit/hsm.js';
+import { opensslSelfSignedDer } from '../../testkit/pki/test-util.js';
 import { TEST_TOKEN_KINDS, createKindToken, type KindToken } from '../../testkit/tokens.js';
 
 const PIN = 'Tok-pin-7731-q';
@@ -142,39 +144,17 @@ describe.each(TEST_TOKEN_KINDS)('%s', (kind) => {
     expect(verify(join(tok.dir, 'other.bin'))).toContain('Verification failure');
   });
 
-  it('certificates: import, read back, replace', async () => {
-    const make = (cn: string): Uint8Array => {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-subj',
-          `/CN=${cn}`,
-          '-keyout',
-          join(tok.dir, 'k.pem'),
-          '-out',
-          join(tok.dir, 'c.der'),
-          '-outform',
-          'DER',
-          '-days',
-          '1',
-        ],
-        { stdio: 'ignore' },
-      );
-      return new Uint8Array(readFileSync(join(tok.dir, 'c.der')));
-    };
+  it('certificates: import, read back, replace; bad DER rejected', async () => {
+    const make = (cn: string): Uint8Array => opensslSelfSignedDer(tok.dir, `/CN=${cn}`);
     expect(must(await hsm.certificate('issuing-ca'))).toBeNull();
     const c1 = make('one');
     expect(must(await hsm.importCertificate('issuing-ca', c1)).id).toBe(must(await hsm.findKey('issuing-ca'))!.id);
     const c2 = make('two');
     must(await hsm.importCertificate('issuing-ca', c2));
     expect(Buffer.from(must(await hsm.certificate('issuing-ca'))!).equals(Buffer.from(c2))).toBe(true);
+    const bad = await hsm.importCertificate('issuing-ca', c2.subarray(0, 50));
+    expect(bad.ok ? null : bad.error.code).toBe('INPUT_INVALID');
+    expect(must(await hsm.info()).keys.filter((k) => k.class === 'certificate')).toHaveLength(1);
   });
 
   it('attack with the user PIN: wrap and copy the CA key -- refused exactly when the profile says protection is enforced', async () => {
@@ -337,6 +317,51 @@ describe.each(TEST_TOKEN_KINDS)('%s', (kind) => {
     expect(noModule.module).toMatchObject({ status: 'fail', error: { code: 'HSM_MODULE_LOAD_FAILED' } });
     expect(noModule.status).toBe('fail');
     expect(JSON.stringify([rep, wrong, noPin, absent, noModule, logger.lines])).not.toContain(PIN);
+  });
+
+  it('recovers transparently when all sessions are closed behind its back (logged out too)', async () => {
+    const signer = must(await hsm.signer('issuing-ca'));
+    must(await signer.sign(new Uint8Array([1]))); // warm the session pool
+    const lost = () => logger.lines.filter((l) => l.msg.includes('session lost')).length;
+    const before = lost();
+    const r = tok.raw();
+    r.lib.C_CloseAllSessions(r.slot);
+    const data = new Uint8Array([1, 2, 3]);
+    const sig = must(await signer.sign(data));
+    expect(sig.length).toBe(64);
+    expect(lost()).toBeGreaterThan(before);
+    r.lib.C_CloseAllSessions(r.slot);
+    expect(must(await hsm.findKey('station'))?.class).toBe('private');
+    expect(must(await hsm.info()).loggedIn).toBe(true);
+  });
+
+  it('200 concurrent signatures (two curves) all verify; close() waits for those in flight', async () => {
+    const { verify } = await import('node:crypto');
+    const s256 = must(await hsm.signer('issuing-ca'));
+    const s384 = must(await hsm.signer('ca-384'));
+    const results = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const signer = i % 3 === 0 ? s384 : s256;
+        const data = Buffer.from(`board ${i}`);
+        const sig = must(await signer.sign(data));
+        const key = createPublicKey({ key: Buffer.from(signer.publicKeySpki), format: 'der', type: 'spki' });
+        return verify(signer.curve === 'P-384' ? 'sha384' : 'sha256', data, key, Buffer.from(rawSignatureToDer(sig)));
+      }),
+    );
+    expect(results.filter(Boolean)).toHaveLength(200);
+    const inflight = Array.from({ length: 40 }, (_, i) => s384.sign(new Uint8Array([i])));
+    await inflight[0];
+    await hsm.close();
+    expect(loadedModuleCount()).toBe(0);
+    for (const r of await Promise.all(inflight)) {
+      if (r.ok) expect(r.value.length).toBe(96);
+      else expect(r.error.code).toBe('HSM_SESSION_LOST');
+    }
+    const after = await s256.sign(new Uint8Array([1]));
+    expect(after.ok ? null : after.error.code).toBe('HSM_SESSION_LOST');
+    // the module can be loaded again after the last close
+    hsm = must(await openHsm({ ...tok.open, pin: PIN, logger }));
+    expect(must(await must(await hsm.signer('station')).sign(new Uint8Array([7]))).length).toBe(64);
   });
 
   it('closing the last adapter unloads the module', async () => {

@@ -81,6 +81,8 @@ export interface StationQueries {
   /** Current (not superseded) records per work order. */
   provisionedByWorkOrder(): Map<string, number>;
   yieldFigures(filter: YieldFilter): YieldFigures;
+  /** The work orders of the runs in the filter's range (started_at), sorted; at most 1000. */
+  workOrders(filter: YieldFilter): string[];
 }
 
 interface LogDbRow {
@@ -290,6 +292,14 @@ export function createQueries(db: Database.Database): StationQueries {
         cycleTimesMs: cycle,
         boardsPerHour: perHour.reverse(),
       };
+    },
+
+    workOrders(filter) {
+      const w = where(filter);
+      const rows = prep(
+        `SELECT DISTINCT r.work_order AS wo FROM runs r${w.sql ? ` WHERE ${w.sql}` : ''} ORDER BY wo LIMIT 1000`,
+      ).all(...w.params) as { wo: string }[];
+      return rows.map((r) => r.wo);
     },
   };
 }

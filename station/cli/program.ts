@@ -1,10 +1,11 @@
 /**
  * The `station` command line: one declarative program (core/cli/program.ts). The name, summary, common options and
  * exit codes are here; each command lives beside it in station/cli/ with its own options, help and handler:
- * init.ts, provision.ts, watch.ts, records.ts (records, verify-log), operators.ts (operator add|revoke), serve.ts,
- * enroll.ts, policy.ts, sync.ts (sync, export, import-receipt), rotate-key.ts, doctor.ts; what they share in context.ts (data
- * dir, logger, engine), exit.ts (exit codes, error -> exit code), sign-in.ts and pin-input.ts. `station --help`,
- * `station help <command>` and `station <command> --help` print usage and exit 0. bin/station.mjs runs `main`.
+ * init.ts, provision.ts, watch.ts, records.ts (records, verify-log), report.ts (report log|yield), operators.ts
+ * (operator add|revoke), serve.ts, enroll.ts, policy.ts, sync.ts (sync, export, import-receipt), rotate-key.ts,
+ * doctor.ts; what they share in context.ts (data dir, logger, engine), exit.ts (exit codes, error -> exit code),
+ * sign-in.ts and pin-input.ts. `station --help`, `station help <command>` and `station <command> --help` print usage
+ * and exit 0. bin/station.mjs runs `main`.
  * Imports core/, native/ and the command modules beside it; nothing else in station/ imports this folder (no cycle).
  */
 import 'reflect-metadata';
@@ -20,6 +21,7 @@ import { operatorAddCommand, operatorRevokeCommand } from './operators.js';
 import { policyCommand } from './policy.js';
 import { provisionCommand } from './provision.js';
 import { recordsCommand, verifyLogCommand } from './records.js';
+import { reportLogCommand, reportYieldCommand } from './report.js';
 import { rotateKeyCommand } from './rotate-key.js';
 import { serveCommand } from './serve.js';
 import { exportCommand, importReceiptCommand, syncCommand } from './sync.js';
@@ -40,6 +42,8 @@ export const stationProgram: Program<StationCtx, keyof typeof STATION_EXIT> = {
     watchCommand,
     recordsCommand,
     verifyLogCommand,
+    reportLogCommand,
+    reportYieldCommand,
     operatorAddCommand,
     operatorRevokeCommand,
     serveCommand,

@@ -43,6 +43,7 @@ import type { LogTap } from './log-tap.js';
 import { buildRecordDetail } from './records.js';
 import { enginePorts } from '../doctor/engine-ports.js';
 import { runDoctor } from '../doctor/run.js';
+import { percentile, reportFileName, writeLogReport, yieldReport } from '../reports.js';
 import { createSlots, toApiError, type SlotManager } from './slots.js';
 
 export { createLogTap, type LogTap } from './log-tap.js';
@@ -111,12 +112,6 @@ function describeIssues(error: z.ZodError): { message: string; path: string } {
     path: keys && !path ? keys : path,
     message: `${path || keys || '(arguments)'}: ${i?.message ?? 'invalid'}`,
   };
-}
-
-function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx]!;
 }
 
 function histogram(sorted: readonly number[], buckets = 10): YieldView['cycleTime']['histogram'] {
@@ -477,6 +472,21 @@ export function createStationService(o: StationServiceOptions): StationService {
         cycleTime: { p50: percentile(ct, 50), p95: percentile(ct, 95), histogram: histogram(ct) },
         boardsPerHour: f.boardsPerHour,
       });
+    },
+
+    async exportReport(_c, args) {
+      const d = open();
+      if (!d.ok) return d;
+      const { report, ...filter } = args;
+      const fileName = reportFileName(report, engine.config.config.stationId, filter);
+      if (report === 'yield') {
+        const content = yieldReport(d.value.queries, filter);
+        return ok({ fileName, content, rows: content.split('\n').length - 2 });
+      }
+      const lines: string[] = [];
+      const r = await writeLogReport(d.value.queries, filter, (l) => lines.push(l));
+      if (!r.ok) return r;
+      return ok({ fileName, content: lines.join(''), rows: r.value.rows });
     },
 
     getSync: () => ok(sync()?.status() ?? EMPTY_SYNC),

@@ -6,7 +6,7 @@
  */
 import { must as unwrap } from '../../testkit/pki/test-util.js';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiResult, SlotView, StationEvent } from '../../core/api.js';
@@ -24,6 +24,7 @@ import {
   type StationService,
 } from './index.js';
 import { authPolicy } from './auth.js';
+import { main as station } from '../cli/program.js';
 
 const OP_PIN = '918273';
 const SUP_PIN = '564738';
@@ -254,6 +255,52 @@ describe('supervisor queries on real data', () => {
     const wos = must(await call(svc, 'c1', 'listWorkOrders', {}));
     expect(wos.find((x) => x.id === 'WO-DEMO-1')?.provisioned).toBe(2);
   });
+
+  it('exportReport (supervisor) and `station report log|yield` give the same CSV of the log and the yield', async () => {
+    // An operator may not export; the role rule is the Log view's.
+    expect(code(await svc.invoke('c1', 'exportReport', { report: 'log' }))).toBe('AUTH_FORBIDDEN');
+    const log = must(await call(svc, 'c2', 'exportReport', { report: 'log' }));
+    expect(log.fileName).toMatch(/^line-station-log-test-station-all-all\.csv$/);
+    expect(log.rows).toBe(4);
+    const lines = log.content.split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines[0]).toBe(
+      'startedAt,updatedAt,serialNumber,chipId,workOrder,operator,kind,outcome,step,errorCode,durationMs,recordId,syncState,runId',
+    );
+    const failed = lines.filter((l) => l.includes(',failed,'));
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toContain(`,${w.sim.boards[2]!.serialNumber},`);
+    expect(failed[0]).toContain(',POLICY_VIOLATION,');
+    const y = must(await call(svc, 'c2', 'exportReport', { report: 'yield', workOrder: 'WO-DEMO-1' }));
+    expect(y.content.split('\n')[1]).toMatch(/^WO-DEMO-1,3,2,0\.6667,3,1,POLICY_VIOLATION \(1\),\d+,\d+$/);
+    // A range that holds no run: the header only.
+    const none = must(
+      await call(svc, 'c2', 'exportReport', {
+        report: 'log',
+        from: '2001-01-01T00:00:00Z',
+        to: '2001-01-02T00:00:00Z',
+      }),
+    );
+    expect(none).toMatchObject({ rows: 0, fileName: 'line-station-log-test-station-2001-01-01-2001-01-02.csv' });
+
+    // The CLI prints the same lines and writes the same bytes to a private file with --out.
+    const cli = async (...args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const c = await station([...args, '--data-dir', w.dataDir], { out: (l) => out.push(l), err: (l) => err.push(l) });
+      return { code: c, out, err: err.join('\n') };
+    };
+    const printed = await cli('report', 'log');
+    expect(printed.code, printed.err).toBe(0);
+    expect(printed.out).toEqual(lines);
+    const file = join(w.dir, 'yield.csv');
+    const saved = await cli('report', 'yield', '--work-order', 'WO-DEMO-1', '--out', file);
+    expect(saved.code, saved.err).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe(y.content);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect((await cli('report', 'log', '--from', 'tomorrow')).code).toBe(2);
+    expect((await cli('report', 'log', '--outcome', 'maybe')).code).toBe(2);
+  }, 60_000);
 
   it('getRecord: certificate fields match openssl x509 -text; manifest, record and audit verify', async () => {
     const page = must(

@@ -214,12 +214,31 @@ describe('operator and supervisor UI end to end', () => {
     await screenshot(page, 'record-detail');
     await page.keyboard.press('Escape');
     await page.locator('#log-text').waitFor();
+    // Export CSV of the log as filtered (one run of that serial): a download with the header and that run.
+    const [logCsv] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV' }).press('Enter'),
+    ]);
+    expect(logCsv.suggestedFilename()).toMatch(/^line-station-log-.+\.csv$/);
+    const logLines = readFileSync(await logCsv.path(), 'utf8').split('\n');
+    expect(logLines[0]).toMatch(/^startedAt,updatedAt,serialNumber,/);
+    expect(logLines.filter((l) => l.includes(`,${serial},`))).toHaveLength(1);
 
     await page.keyboard.press('Alt+3');
     await page.locator('[data-testid="fpy"]').waitFor();
     expect(await page.locator('[data-testid="fpy"]').innerText()).toMatch(/%/);
     expect(await page.locator('svg.chart').count()).toBeGreaterThanOrEqual(2);
     await screenshot(page, 'yield');
+    const [yieldCsv] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV' }).press('Enter'),
+    ]);
+    const yieldLines = readFileSync(await yieldCsv.path(), 'utf8').split('\n');
+    expect(yieldLines[0]).toBe(
+      'workOrder,boards,passedFirstTime,firstPassYield,provisioned,failed,topFailure,cycleTimeP50Ms,cycleTimeP95Ms',
+    );
+    expect(yieldLines[1]).toMatch(/^WO-DEMO-1,\d+,\d+,/);
+    expect(await page.locator('main [role="status"]').innerText()).toContain(yieldCsv.suggestedFilename());
 
     await page.keyboard.press('Alt+5');
     await page.locator('[data-testid="hsm-present"]').waitFor();

@@ -38,6 +38,7 @@ it('the engine runs on the NSS token: its issuing CA key is the one generated th
   const caSpki = new X509Certificate(Buffer.from(issuingCa)).publicKey.export({ format: 'der', type: 'spki' });
   expect(Buffer.from(w.engine.station.caSigner.publicKeySpki).equals(caSpki)).toBe(true);
   expect(w.engine.refusedProfiles).toEqual([]);
+  expect(w.logText()).toContain('the token does not enforce key protection: for development and tests only');
 });
 
 it('provisions an on-board-key and an injected-key board; openssl verifies both certificates', async () => {

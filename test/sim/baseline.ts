@@ -46,6 +46,44 @@ export function tamperedApplicationDigest(model: SimModel): Uint8Array {
   return sha256(`${model}:application:1.4.2:tampered`);
 }
 
+/** The TPM board models (test/sim/tpm-board.ts): the same board with an ECC P-256 or an RSA 2048 endorsement key. */
+export const SIM_TPM_MODELS = ['LS-SIM-TPM-ECC', 'LS-SIM-TPM-RSA'] as const;
+export type SimTpmModel = (typeof SIM_TPM_MODELS)[number];
+
+/** One measurement a TPM board's boot ROM extends into a SHA-256 PCR. */
+export interface SimTpmBootEvent {
+  readonly pcr: number;
+  readonly what: string;
+  readonly digest: Uint8Array;
+}
+
+/**
+ * What every simulated TPM board's boot ROM measures at power-on, in order (measured boot, UEFI-style PCR use):
+ * PCR 0 the boot loader, PCR 4 the application image, PCR 7 the secure-boot state. With `tampered` (the
+ * tpm-pcr-mismatch fault) the application image is the tampered one, so PCR 4 differs.
+ */
+export function simTpmBootEvents(opts: { tampered?: boolean } = {}): SimTpmBootEvent[] {
+  const app = opts.tampered ? 'LS-SIM-TPM:application:1.4.2:tampered' : 'LS-SIM-TPM:application:1.4.2';
+  return [
+    { pcr: 0, what: 'bootloader 2.0.1', digest: sha256('LS-SIM-TPM:bootloader:2.0.1') },
+    { pcr: 4, what: opts.tampered ? 'application 1.4.2 (tampered)' : 'application 1.4.2', digest: sha256(app) },
+    { pcr: 7, what: 'secure boot enabled', digest: sha256('LS-SIM-TPM:secure-boot:enabled') },
+  ];
+}
+
+/**
+ * SHA-256 PCR values (lower-case hex, by PCR index) of a TPM board after boot: every PCR starts at 32 zero bytes and
+ * each event sets PCR = SHA-256(PCR || digest). A healthy board's values are what a work order expects.
+ */
+export function simTpmPcrs(opts: { tampered?: boolean } = {}): Record<number, string> {
+  const pcrs = new Map<number, Uint8Array>();
+  for (const e of simTpmBootEvents(opts)) {
+    const old = pcrs.get(e.pcr) ?? new Uint8Array(32);
+    pcrs.set(e.pcr, new Uint8Array(createHash('sha256').update(old).update(e.digest).digest()));
+  }
+  return Object.fromEntries([...pcrs].map(([i, v]) => [i, hex(v)]));
+}
+
 export interface SimBaseline {
   readonly firmware: Record<string, string[]>;
   readonly secureBoot: 'required';

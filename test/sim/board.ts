@@ -27,8 +27,10 @@ import {
   SIM_FIRMWARE_VERSION,
   SIM_HARDWARE_REVISION,
   type SimModel,
+  type SimTpmModel,
 } from './baseline.js';
 import { writeFileAtomic } from './fsutil.js';
+import type { TpmCommandName } from './tpm-wire.js';
 import { fromPem, issueAttestationCert, nodeCrypto, toPem, type VendorPki } from './pki.js';
 
 export const SIM_OPS = [
@@ -42,6 +44,7 @@ export const SIM_OPS = [
   'measure',
   'lock',
   'zeroize',
+  'tpm',
 ] as const;
 export type SimOp = (typeof SIM_OPS)[number];
 
@@ -100,6 +103,21 @@ export interface Faults {
     hardwareRevision?: string;
     firmwareVersion?: string;
   };
+  // ---- TPM boards only (tpm-board.ts; test/sim/README.md "TPM boards"). The first four act from the next power-on.
+  /** tpm-untrusted-ek: the board's TPM was manufactured by a second vendor CA the station does not trust. */
+  tpmUntrustedEk?: boolean;
+  /** tpm-other-tpm: every TPM command except reads of the EK certificate NV indices goes to a second TPM. */
+  tpmOtherTpm?: boolean;
+  /** tpm-pcr-mismatch: the boot ROM measures a tampered application image into PCR 4. */
+  tpmPcrMismatch?: boolean;
+  /** tpm-lockout: the TPM is in dictionary-attack lockout at boot (max tries 1, then one failed authorisation). */
+  tpmLockout?: boolean;
+  /** tpm-rogue-template: the relay clears fixedTPM and fixedParent in a TPM2_Create / CreateLoaded template. */
+  tpmRogueTemplate?: boolean;
+  /** tpm-stale-quote: the relay answers every TPM2_Quote with the first successful Quote response it relayed. */
+  tpmStaleQuote?: boolean;
+  /** tpm-disconnect-on=CC: the TPM runs this command, then the board is unplugged before answering; once. */
+  tpmDisconnectOn?: TpmCommandName;
 }
 
 /** Simulated processing time in ms per op class. */
@@ -115,7 +133,7 @@ export type SimCurve = 'P-256' | 'P-384';
 export interface BoardSnapshot {
   readonly chipId: string;
   readonly serialNumber: string;
-  readonly model: SimModel;
+  readonly model: SimModel | SimTpmModel;
   readonly hasKey: boolean;
   /** SHA-256 (hex) of the installed leaf certificate, or null. */
   readonly certSha256: string | null;
@@ -198,8 +216,20 @@ export function measurementsSha256(m: MeasureBody): Uint8Array {
   return sha256(Buffer.from(json, 'utf8'));
 }
 
-function boardError(code: BoardErrorCode, message: string): SimResponse {
+/** An error response body. */
+export function boardError(code: BoardErrorCode, message: string): SimResponse {
   return { error: { code, message } };
+}
+
+/** The highest protocol version in a `hello` request's `versions` that the firmware speaks, or an error body. */
+export function chooseVersion(body: Record<string, unknown>, versions: readonly number[]): number | SimResponse {
+  const v = body['versions'];
+  if (!Array.isArray(v) || v.length === 0 || v.length > 16 || !v.every((x) => Number.isInteger(x)))
+    return boardError('BAD_REQUEST', 'versions must be a non-empty list of integers');
+  const common = (v as number[]).filter((x) => versions.includes(x));
+  if (common.length === 0)
+    return boardError('VERSION', `no common protocol version (board speaks ${versions.join(',')})`);
+  return Math.max(...common);
 }
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest());
@@ -367,6 +397,13 @@ export class SimBoard {
     this.sessionVersion = 1;
   }
 
+  /** After executing `op`: unplug now instead of answering (the disconnectOn fault; fires once). */
+  takeDisconnect(op: SimOp): boolean {
+    if (this.faults.disconnectOn !== op) return false;
+    this.faults = { ...this.faults, disconnectOn: undefined };
+    return true;
+  }
+
   /** Simulated processing time of `op`. */
   latencyOf(op: SimOp): number {
     if (op === 'keygen') return this.latency.keygen ?? 0;
@@ -399,6 +436,8 @@ export class SimBoard {
           return this.lock();
         case 'zeroize':
           return this.zeroize(body);
+        case 'tpm':
+          return boardError('UNSUPPORTED', 'this board has no TPM');
         default:
           return boardError('UNSUPPORTED', `unknown operation ${JSON.stringify(op)}`);
       }
@@ -413,13 +452,9 @@ export class SimBoard {
   }
 
   private hello(body: Record<string, unknown>): SimResponse {
-    const v = body['versions'];
-    if (!Array.isArray(v) || v.length === 0 || v.length > 16 || !v.every((x) => Number.isInteger(x)))
-      return boardError('BAD_REQUEST', 'versions must be a non-empty list of integers');
-    const common = (v as number[]).filter((x) => this.versions.includes(x));
-    if (common.length === 0)
-      return boardError('VERSION', `no common protocol version (board speaks ${this.versions.join(',')})`);
-    this.sessionVersion = Math.max(...common);
+    const v = chooseVersion(body, this.versions);
+    if (typeof v !== 'number') return v;
+    this.sessionVersion = v;
     return {
       version: this.sessionVersion,
       maxFrame: this.maxFrame,

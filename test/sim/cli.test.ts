@@ -8,20 +8,22 @@ import { boardSpecs, parseArgs, parseFault } from './cli.js';
 const tmp = mkdtempSync(join(tmpdir(), 'ls-sim-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** socat processes whose command line mentions `dir` (orphan check). */
-function socatsFor(dir: string): number[] {
+/** Live (not zombie) processes of `program` whose command line mentions `dir` (orphan check). */
+function processesFor(program: 'socat' | 'swtpm', dir: string): number[] {
   const pids: number[] = [];
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      if (cmd.startsWith('socat') && cmd.includes(dir)) pids.push(Number(p));
+      const zombie = /^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8'));
+      if (!zombie && cmd.startsWith(`${program}\0`) && cmd.includes(dir)) pids.push(Number(p));
     } catch {
       // gone
     }
   }
   return pids;
 }
+const socatsFor = (dir: string): number[] => processesFor('socat', dir);
 
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
 
@@ -48,6 +50,41 @@ describe('argument parsing', () => {
     expect(specs[2]!.faults).toEqual({ stale: true, disconnectOn: 'installCert', replugAfterMs: 2000 });
     const basic = parseArgs(['--boards', '2', '--model', 'basic']);
     expect(basic.ok && boardSpecs(basic.value).map((s) => s.model)).toEqual(['LS-SIM-BASIC', 'LS-SIM-BASIC']);
+  });
+
+  it('--tpm-boards adds TPM boards after the LS boards; TPM faults by their CLI names', () => {
+    const r = parseArgs([
+      '--boards', '2', '--tpm-boards', '3', '--fault', '2:tpm-untrusted-ek', '--fault', '3:tpm-rogue-template',
+      '--fault', '4:tpm-disconnect-on=Create', '--fault', '*:tpm-stale-quote=false', '--fault', '4:tpm-lockout',
+    ]); // prettier-ignore
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const specs = boardSpecs(r.value);
+    expect(specs.map((s) => s.model)).toEqual([
+      'LS-SIM-SE',
+      'LS-SIM-BASIC',
+      'LS-SIM-TPM-ECC',
+      'LS-SIM-TPM-RSA',
+      'LS-SIM-TPM-ECC',
+    ]);
+    expect(specs[2]!.faults).toEqual({ tpmUntrustedEk: true, tpmStaleQuote: false });
+    expect(specs[3]!.faults).toEqual({ tpmRogueTemplate: true, tpmStaleQuote: false });
+    expect(specs[4]!.faults).toEqual({
+      tpmDisconnectOn: 'Create',
+      replugAfterMs: 2000,
+      tpmStaleQuote: false,
+      tpmLockout: true,
+    });
+    for (const name of ['tpm-other-tpm', 'tpm-pcr-mismatch']) expect(parseFault(name)).toMatchObject({ ok: true });
+    expect(parseArgs(['--boards', '0', '--tpm-boards', '1'])).toMatchObject({ ok: true });
+    for (const bad of [
+      ['--boards', '0'],
+      ['--tpm-boards', '17'],
+      ['--tpm-boards', '1', '--fault', '3:tpm-lockout'],
+      ['--fault', '0:tpm-disconnect-on=Frobnicate'],
+      ['--fault', '0:tpm-lockout=maybe'],
+    ])
+      expect(parseArgs(bad).ok, bad.join(' ')).toBe(false);
   });
 
   it('rejects bad input with a message', () => {
@@ -124,4 +161,34 @@ describe('CLI process', () => {
       }
     },
   );
+
+  it('a simulator with TPM boards killed with SIGKILL leaves no swtpm and no socat behind', async () => {
+    const dir = join(tmp, 'tpm-kill');
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/sim/main.ts', '--boards', '1', '--tpm-boards', '1', '--dir', dir],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    for (let i = 0; i < 600 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+    const ready = JSON.parse(out.split('\n')[0]!) as {
+      ports: string[];
+      tpmVendorRoot: string;
+      tpmVendorIssuer: string;
+      boards: { model: string }[];
+    };
+    expect(ready.boards.map((b) => b.model)).toEqual(['LS-SIM-SE', 'LS-SIM-TPM-ECC']);
+    for (const f of [ready.tpmVendorRoot, ready.tpmVendorIssuer])
+      expect(readFileSync(f, 'utf8').match(/BEGIN CERTIFICATE/g)).toHaveLength(1);
+    expect(processesFor('swtpm', dir)).toHaveLength(1);
+    expect(socatsFor(dir)).toHaveLength(2);
+    child.kill('SIGKILL');
+    await exited;
+    for (let i = 0; i < 40 && processesFor('swtpm', dir).length + socatsFor(dir).length > 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(processesFor('swtpm', dir)).toEqual([]);
+    expect(socatsFor(dir)).toEqual([]);
+  }, 60_000);
 });

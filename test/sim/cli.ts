@@ -2,11 +2,14 @@
  * Argument and command parsing for the simulator CLI (main.ts), kept separate so it can be tested.
  */
 import { SIM_OPS, type Faults, type SimOp } from './board.js';
-import { SIM_MODELS, type SimModel } from './baseline.js';
+import { SIM_MODELS, SIM_TPM_MODELS, type SimModel } from './baseline.js';
+import { TPM_CC, type TpmCommandName } from './tpm-wire.js';
 import type { BoardSpec } from './simulator.js';
 
 export interface CliOptions {
   boards: number;
+  /** TPM boards after the LS boards (models alternate LS-SIM-TPM-ECC, LS-SIM-TPM-RSA). */
+  tpmBoards: number;
   dir: string | undefined;
   stateDir: string | undefined;
   model: SimModel | undefined;
@@ -17,16 +20,28 @@ export interface CliOptions {
   faults: Array<{ board: number | '*'; faults: Faults }>;
 }
 
-export const USAGE = `usage: npm run sim -- [--boards N] [--dir DIR] [--state-dir DIR] [--model LS-SIM-SE|LS-SIM-BASIC]
-       [--latency-keygen MS] [--latency-flash MS] [--latency-other MS] [--baud N] [--seed N]
-       [--fault i:name[=value]]...
+export const USAGE = `usage: npm run sim -- [--boards N] [--tpm-boards N] [--dir DIR] [--state-dir DIR]
+       [--model LS-SIM-SE|LS-SIM-BASIC] [--latency-keygen MS] [--latency-flash MS] [--latency-other MS] [--baud N]
+       [--seed N] [--fault i:name[=value]]...
 faults: dropBytes=P corruptBytes=P disconnectOn=OP (re-plugs after 2 s) replugAfterMs=MS badAttestation badFirmware debugUnlocked
         refuseCert forgetCert stale; rogue board: foreignKey=keygen|injectBegin keygenCurve=P-384 replayAttestation
-        hideFirmware   (i = board index or *)
+        hideFirmware; TPM boards: tpm-untrusted-ek tpm-other-tpm tpm-pcr-mismatch tpm-lockout tpm-rogue-template
+        tpm-stale-quote tpm-disconnect-on=CC (a TPM command name, e.g. Create; re-plugs after 2 s)
+        (i = board index or *; TPM boards are numbered after the LS boards)
 stdin commands while running: fault i name[=value] | clear i | unplug i | plug i | state i | quit`;
 
 /** From the CLI, a board unplugged by disconnectOn is re-seated after this long (override with replugAfterMs). */
 export const CLI_REPLUG_MS = 2000;
+
+/** CLI names of the TPM board faults and their Faults fields (test/sim/README.md "TPM boards"). */
+const TPM_FAULTS = {
+  'tpm-untrusted-ek': 'tpmUntrustedEk',
+  'tpm-other-tpm': 'tpmOtherTpm',
+  'tpm-pcr-mismatch': 'tpmPcrMismatch',
+  'tpm-lockout': 'tpmLockout',
+  'tpm-rogue-template': 'tpmRogueTemplate',
+  'tpm-stale-quote': 'tpmStaleQuote',
+} as const satisfies Record<string, keyof Faults>;
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -71,6 +86,20 @@ export function parseFault(spec: string): Parsed<Faults> {
       if (raw !== 'keygen' && raw !== 'injectBegin')
         return { ok: false, error: 'foreignKey needs keygen or injectBegin' };
       return { ok: true, value: { foreignKey: raw } };
+    case 'tpm-untrusted-ek':
+    case 'tpm-other-tpm':
+    case 'tpm-pcr-mismatch':
+    case 'tpm-lockout':
+    case 'tpm-rogue-template':
+    case 'tpm-stale-quote': {
+      if (raw !== undefined && raw !== 'true' && raw !== 'false')
+        return { ok: false, error: `${name} takes true or false` };
+      return { ok: true, value: { [TPM_FAULTS[name]]: raw !== 'false' } };
+    }
+    case 'tpm-disconnect-on':
+      if (!raw || !Object.prototype.hasOwnProperty.call(TPM_CC, raw))
+        return { ok: false, error: `tpm-disconnect-on needs a TPM command: ${Object.keys(TPM_CC).join(', ')}` };
+      return { ok: true, value: { tpmDisconnectOn: raw as TpmCommandName } };
     case 'keygenCurve':
       if (raw !== 'P-256' && raw !== 'P-384') return { ok: false, error: 'keygenCurve needs P-256 or P-384' };
       return { ok: true, value: { keygenCurve: raw } };
@@ -83,6 +112,7 @@ export function parseFault(spec: string): Parsed<Faults> {
 export function parseArgs(argv: readonly string[]): Parsed<CliOptions> {
   const o: CliOptions = {
     boards: 2,
+    tpmBoards: 0,
     dir: undefined,
     stateDir: undefined,
     model: undefined,
@@ -102,8 +132,13 @@ export function parseArgs(argv: readonly string[]): Parsed<CliOptions> {
     switch (flag) {
       case '--boards':
         if (!(n = num()).ok) return n;
-        if (n.value < 1 || n.value > 64) return { ok: false, error: '--boards must be 1..64' };
+        if (n.value > 64) return { ok: false, error: '--boards must be 0..64' };
         o.boards = n.value;
+        break;
+      case '--tpm-boards':
+        if (!(n = num()).ok) return n;
+        if (n.value > 16) return { ok: false, error: '--tpm-boards must be 0..16' };
+        o.tpmBoards = n.value;
         break;
       case '--dir':
       case '--state-dir':
@@ -147,24 +182,28 @@ export function parseArgs(argv: readonly string[]): Parsed<CliOptions> {
         return { ok: false, error: `unknown argument ${JSON.stringify(flag)}` };
     }
   }
+  if (o.boards + o.tpmBoards < 1) return { ok: false, error: 'no boards: --boards and --tpm-boards are both 0' };
   for (const f of o.faults)
-    if (f.board !== '*' && f.board >= o.boards)
+    if (f.board !== '*' && f.board >= o.boards + o.tpmBoards)
       return { ok: false, error: `--fault for board ${f.board}: no such board` };
   return { ok: true, value: o };
 }
 
 /** CLI default: a board unplugged by disconnectOn comes back after CLI_REPLUG_MS unless replugAfterMs is set. */
 export function withReplugDefault(f: Faults): Faults {
-  return f.disconnectOn && f.replugAfterMs === undefined ? { ...f, replugAfterMs: CLI_REPLUG_MS } : f;
+  return (f.disconnectOn || f.tpmDisconnectOn) && f.replugAfterMs === undefined
+    ? { ...f, replugAfterMs: CLI_REPLUG_MS }
+    : f;
 }
 
 /** Board specs from the parsed options. */
 export function boardSpecs(o: CliOptions): BoardSpec[] {
-  return Array.from({ length: o.boards }, (_, i) => {
+  return Array.from({ length: o.boards + o.tpmBoards }, (_, i) => {
     const faults: Faults = {};
     for (const f of o.faults) if (f.board === '*' || f.board === i) Object.assign(faults, f.faults);
+    const t = i - o.boards;
     return {
-      model: o.model ?? (i % 2 === 0 ? 'LS-SIM-SE' : 'LS-SIM-BASIC'),
+      model: t >= 0 ? SIM_TPM_MODELS[t % 2]! : (o.model ?? (i % 2 === 0 ? 'LS-SIM-SE' : 'LS-SIM-BASIC')),
       faults: withReplugDefault(faults),
       latency: { ...o.latency },
     };

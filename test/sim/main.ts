@@ -1,6 +1,6 @@
 /**
- * Board simulator CLI: `npm run sim -- --boards 4`. Prints one JSON line
- * `{"ready":true,"ports":[...],"vendorRoot":"..."}`, then human log lines. Reads simple commands on stdin
+ * Board simulator CLI: `npm run sim -- --boards 4 [--tpm-boards 2]`. Prints one JSON line
+ * `{"ready":true,"ports":[...],"vendorRoot":"...","tpmVendorRoot":"..."|null,"tpmVendorIssuer":"..."|null,...}`, then human log lines. Reads simple commands on stdin
  * (see USAGE). Shuts down cleanly (no socat left behind) on SIGINT/SIGTERM or stdin `quit`.
  */
 import 'reflect-metadata';
@@ -48,7 +48,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(
-    `${JSON.stringify({ ready: true, ports: sim.ports, vendorRoot: sim.vendorRootPath, stateDir: sim.stateDir, boards: sim.boards })}\n`,
+    `${JSON.stringify({ ready: true, ports: sim.ports, vendorRoot: sim.vendorRootPath, tpmVendorRoot: sim.tpmVendorRootPath, tpmVendorIssuer: sim.tpmVendorIssuerPath, stateDir: sim.stateDir, boards: sim.boards })}\n`,
   );
   for (const l of held ?? []) process.stdout.write(l);
   held = null;

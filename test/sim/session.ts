@@ -13,7 +13,20 @@ import {
   type Op,
   type Responses,
 } from '../../core/protocol/messages.js';
-import type { Faults, SimBoard, SimResponse } from './board.js';
+import type { Faults, SimOp, SimResponse } from './board.js';
+
+/** What a session needs from a board's firmware (SimBoard, SimTpmBoard). */
+export interface SimFirmware {
+  readonly serialNumber: string;
+  /** The current power cycle: work started in an earlier one never completes. */
+  readonly epoch: number;
+  readonly faults: Faults;
+  latencyOf(op: SimOp): number;
+  /** Execute one decoded request; never throws. */
+  handle(op: SimOp, body: unknown): Promise<SimResponse>;
+  /** After executing `op`: unplug now instead of answering (disconnect faults; each fires once). */
+  takeDisconnect(op: SimOp): boolean;
+}
 
 /** Deterministic PRNG (mulberry32) so a seeded fault run is reproducible. */
 export function makeRng(seed: number): () => number {
@@ -56,7 +69,7 @@ export class BoardSession {
   private readonly log: (line: string) => void;
 
   constructor(
-    private readonly board: SimBoard,
+    private readonly board: SimFirmware,
     private readonly io: SessionIo,
     private readonly opts: SessionOptions,
   ) {
@@ -120,9 +133,8 @@ export class BoardSession {
     this.last = { requestId, opcode, frame };
     if (this.closed) return;
     const faults = this.board.faults;
-    if (faults.disconnectOn === op) {
-      this.log(`${this.board.serialNumber}: fault disconnectOn=${op}: unplugging before answering #${requestId}`);
-      this.board.faults = { ...faults, disconnectOn: undefined };
+    if (this.board.takeDisconnect(op)) {
+      this.log(`${this.board.serialNumber}: fault: unplugging after ${op}, before answering #${requestId}`);
       this.closed = true;
       this.io.unplug();
       return;

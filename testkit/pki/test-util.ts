@@ -1,4 +1,7 @@
 /** Test helpers for the PKI tests (fixed clocks, a test PKI, openssl in a temp dir). Not used in production. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Clock } from '../../core/ports.js';
 import type { Result } from '../../core/result.js';
 import { createRootCertificate, issueCaCertificate } from '../../core/pki/ca.js';
@@ -44,4 +47,35 @@ export async function createTestPki(clock: Clock, curve: 'P-256' | 'P-384' = 'P-
     }),
   );
   return { root: { signer: rootSigner, der: rootDer }, ca: { signer: caSigner, der: caDer } };
+}
+
+/**
+ * A self-signed P-256 certificate made by openssl (`req -x509`) in `dir` (writes k.pem and c.der there): DER, for
+ * tests that need a certificate from an independent tool. `subject` in openssl's form, e.g. `/CN=x/O=y`.
+ */
+export function opensslSelfSignedDer(dir: string, subject: string): Uint8Array {
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      subject,
+      '-keyout',
+      join(dir, 'k.pem'),
+      '-out',
+      join(dir, 'c.der'),
+      '-outform',
+      'DER',
+      '-days',
+      '1',
+    ],
+    { stdio: 'ignore' },
+  );
+  return new Uint8Array(readFileSync(join(dir, 'c.der')));
 }

@@ -2,6 +2,7 @@
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import type { LogPage, LogQuery } from '../../../core/api.js';
 import { station, unwrap } from '../controller.js';
+import { download } from '../download.js';
 import { formatDate, formatMs } from '../format.js';
 import { t } from '../i18n/index.js';
 import { uiSlice } from '../store/slices.js';
@@ -48,6 +49,16 @@ export function Log() {
   const [cursors, setCursors] = useState<(string | undefined)[]>(remembered.cursors);
   const [page, setPage] = useState<LogPage | null>(null);
   const [busy, setBusy] = useState(false);
+
+  const [exported, setExported] = useState('');
+  async function exportCsv() {
+    const { limit: _limit, cursor: _cursor, ...filter } = toQuery(filters, undefined);
+    const r = unwrap(await station().exportReport({ report: 'log', ...filter }));
+    if (r) {
+      download(r.fileName, r.content, 'text/csv');
+      setExported(t('report.exported', { rows: r.rows, file: r.fileName }));
+    }
+  }
 
   const load = useCallback(async (f: Filters, cursor: string | undefined) => {
     setBusy(true);
@@ -104,7 +115,11 @@ export function Log() {
         <button type="submit" className="btn btn-primary">
           {t('log.search')}
         </button>
+        <button type="button" className="btn" onClick={() => void exportCsv()}>
+          {t('report.exportCsv')}
+        </button>
       </form>
+      <p role="status">{exported}</p>
       <p className="log-total" aria-live="polite">
         {busy ? t('common.loading') : t('log.total', { total: page?.total ?? 0, page: cursors.length })}
       </p>

@@ -1,22 +1,11 @@
 /** Sync: queue counts, last receipt, Sync now, Export bundle (download), Import receipt (file). */
 import { useEffect, useState, type ChangeEvent } from 'react';
 import { station, unwrap } from '../controller.js';
+import { download } from '../download.js';
 import { formatDate } from '../format.js';
 import { t } from '../i18n/index.js';
 import { syncSlice } from '../store/slices.js';
 import { useSlice } from '../store/slice.js';
-
-/** Offers `content` as a file download (object URL; no inline script needed). */
-function download(fileName: string, content: string): void {
-  const url = URL.createObjectURL(new Blob([content], { type: 'application/json' }));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = fileName;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
 
 export function Sync() {
   const view = useSlice(syncSlice, (s) => s.view);

@@ -1,22 +1,49 @@
 /** Yield: first-pass yield, failures by cause, cycle-time histogram, boards per hour (SVG charts). */
-import { useEffect, useState, type FormEvent } from 'react';
-import type { YieldView } from '../../../core/api.js';
+import { useEffect, useState, type ChangeEvent, type FormEvent } from 'react';
+import type { YieldQuery, YieldView } from '../../../core/api.js';
 import { BarChart } from '../components/BarChart.js';
 import { station, unwrap } from '../controller.js';
+import { download } from '../download.js';
 import { formatMs, formatPercent } from '../format.js';
 import { t } from '../i18n/index.js';
 import { sessionSlice } from '../store/slices.js';
 import { useSlice } from '../store/slice.js';
 
+/** A date input value (YYYY-MM-DD, local day) as the ISO instant its day starts (from) or ends (to), or undefined. */
+function dayBound(day: string, end: boolean): string | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return undefined;
+  const d = new Date(`${day}T00:00:00`);
+  if (Number.isNaN(d.getTime())) return undefined;
+  if (end) d.setDate(d.getDate() + 1);
+  return new Date(d.getTime() - (end ? 1 : 0)).toISOString();
+}
+
+interface YieldFilter {
+  workOrder: string;
+  from: string;
+  to: string;
+}
+
+function toQuery(f: YieldFilter): YieldQuery {
+  const q: YieldQuery = {};
+  if (f.workOrder) q.workOrder = f.workOrder;
+  const from = dayBound(f.from, false);
+  const to = dayBound(f.to, true);
+  if (from) q.from = from;
+  if (to) q.to = to;
+  return q;
+}
+
 export function Yield() {
   const current = useSlice(sessionSlice, (s) => s.workOrder?.id ?? '');
-  const [wo, setWo] = useState(current);
-  const [query, setQuery] = useState(current);
+  const [draft, setDraft] = useState<YieldFilter>({ workOrder: current, from: '', to: '' });
+  const [query, setQuery] = useState<YieldFilter>({ workOrder: current, from: '', to: '' });
   const [y, setY] = useState<YieldView | null>(null);
+  const [exported, setExported] = useState('');
   useEffect(() => {
     let live = true;
     void station()
-      .getYield(query ? { workOrder: query } : {})
+      .getYield(toQuery(query))
       .then((r) => {
         const v = unwrap(r);
         if (live && v) setY(v);
@@ -27,20 +54,37 @@ export function Yield() {
   }, [query]);
   function submit(e: FormEvent) {
     e.preventDefault();
-    setQuery(wo.trim());
+    setQuery({ ...draft, workOrder: draft.workOrder.trim() });
   }
+  async function exportCsv() {
+    const r = unwrap(await station().exportReport({ report: 'yield', ...toQuery(query) }));
+    if (r) {
+      download(r.fileName, r.content, 'text/csv');
+      setExported(t('report.exported', { rows: r.rows, file: r.fileName }));
+    }
+  }
+  const set = (k: keyof YieldFilter) => (e: ChangeEvent<HTMLInputElement>) =>
+    setDraft({ ...draft, [k]: e.target.value });
   return (
     <main className="yield-view" aria-labelledby="yield-title">
       <div className="view-head">
         <h1 id="yield-title">{t('yield.title')}</h1>
         <form onSubmit={submit} className="inline-form">
           <label htmlFor="yield-wo">{t('log.workOrder')}</label>
-          <input id="yield-wo" className="input" value={wo} onChange={(e) => setWo(e.target.value)} />
+          <input id="yield-wo" className="input" value={draft.workOrder} onChange={set('workOrder')} />
+          <label htmlFor="yield-from">{t('log.from')}</label>
+          <input id="yield-from" className="input" type="date" value={draft.from} onChange={set('from')} />
+          <label htmlFor="yield-to">{t('log.to')}</label>
+          <input id="yield-to" className="input" type="date" value={draft.to} onChange={set('to')} />
           <button type="submit" className="btn">
             {t('common.apply')}
           </button>
+          <button type="button" className="btn" onClick={() => void exportCsv()}>
+            {t('report.exportCsv')}
+          </button>
         </form>
       </div>
+      <p role="status">{exported}</p>
       {y ? (
         <>
           <div className="kpis">
