@@ -208,6 +208,18 @@ export const ERROR_CATALOGUE = {
     guidance:
       'The board attests other measurements than the ones the station checked. Nothing was issued. Set the board aside, check the fixture and report it.',
   },
+  ATTEST_TPM_ACTIVATION_FAILED: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      "The board's TPM did not answer the credential activation: the attestation key is not proven to be in the TPM of the endorsement key (the answer may come from another TPM). Nothing was issued. Set the board aside, check the fixture and report it.",
+  },
+  ATTEST_TPM_QUOTE_INVALID: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      "The board's TPM quote does not cover the PCRs the station selected, or its PCR digest is not the digest of the PCR values read: something between the station and the TPM may alter the answers. Nothing was issued. Set the board aside and report it.",
+  },
   ATTEST_LEGACY_REFUSED: {
     kind: 'user',
     action: 'set-aside',

@@ -19,7 +19,13 @@ function dirWith(name: string, files: Record<string, string>): string {
 describe('loadProfilesFromDir', () => {
   it('loads the shipped profiles', () => {
     const r = loadProfilesFromDir(DEFAULT_PROFILE_DIR);
-    expect(r.ok && r.value.map((p) => p.id)).toEqual(['esp32-s3-devkitc', 'ls-sim-basic', 'ls-sim-se']);
+    expect(r.ok && r.value.map((p) => p.id)).toEqual([
+      'esp32-s3-devkitc',
+      'ls-sim-basic',
+      'ls-sim-se',
+      'tpm2-ecc-ek',
+      'tpm2-rsa-ek',
+    ]);
   });
 
   it('reads only *.json and reports bad JSON, bad fields and duplicates with the file name', () => {

@@ -8,9 +8,10 @@ import type { BoardProfile } from '../provisioning/profiles.js';
 import { ok, type Result } from '../result.js';
 import type { BoardDriver, DriverId } from './driver.js';
 import { lsDriver } from './ls/index.js';
+import { tpm2Driver } from './tpm2/index.js';
 
 /** The registry: every driver this station can run. */
-export const DRIVERS: Readonly<Partial<Record<DriverId, BoardDriver>>> = { ls: lsDriver };
+export const DRIVERS: Readonly<Partial<Record<DriverId, BoardDriver>>> = { ls: lsDriver, tpm2: tpm2Driver };
 
 /** The driver a board profile names; FLOW_DRIVER_UNKNOWN when this station has none of that id. */
 export function driverFor(profile: Pick<BoardProfile, 'id' | 'driver'>): Result<BoardDriver> {

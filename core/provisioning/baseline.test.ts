@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { BaselinePolicySchema, evaluateBaseline, type BaselinePolicy, type BaselineRule } from './baseline.js';
+import {
+  BaselinePolicySchema,
+  evaluateBaseline,
+  evaluatePcrBaseline,
+  type BaselinePolicy,
+  type BaselineRule,
+  type TpmMeasurements,
+} from './baseline.js';
 import type { Measurements } from '../model.js';
 
 const h = (c: string) => c.repeat(64);
@@ -131,5 +138,48 @@ describe('BaselinePolicySchema', () => {
       { ...POLICY, extra: 1 },
     ];
     for (const b of bad) expect(BaselinePolicySchema.safeParse(b).success, JSON.stringify(b).slice(0, 80)).toBe(false);
+  });
+});
+
+describe('evaluatePcrBaseline (TPM boards)', () => {
+  const zero = '0'.repeat(64);
+  const TPM: TpmMeasurements = {
+    pcrBank: 'sha256',
+    pcrs: { '0': zero, '7': h('7'), '10': zero },
+    quote: { attest: 'AAAA', signature: 'AAAA', nonce: 'AA' },
+    ak: { public: 'AAAA', name: `000b${h('a')}` },
+  };
+  const withPcrs = (values: Record<string, string[]>, bank: 'sha256' | 'sha1' = 'sha256'): BaselinePolicy => ({
+    ...POLICY,
+    pcrs: { bank, values },
+  });
+  const rules = (m: TpmMeasurements, p: BaselinePolicy) => evaluatePcrBaseline(m, p).violations.map((v) => v.rule);
+
+  it('passes when every quoted PCR is listed with its value', () => {
+    const v = evaluatePcrBaseline(TPM, withPcrs({ '0': [zero], '7': [h('6'), h('7')], '10': [zero] }));
+    expect(v).toEqual({ pass: true, violations: [] });
+  });
+  it('names each rule', () => {
+    expect(rules(TPM, POLICY)).toEqual(['pcrs.absent']);
+    expect(rules(TPM, withPcrs({ '0': ['0'.repeat(40)] }, 'sha1'))).toEqual(['pcr.bank']);
+    expect(rules(TPM, withPcrs({ '0': [zero], '7': [h('6')], '10': [zero], '11': [zero] }))).toEqual([
+      'pcr.value',
+      'pcr.missing',
+    ]);
+    expect(rules(TPM, withPcrs({ '0': [zero] }))).toEqual(['pcr.unlisted', 'pcr.unlisted']);
+  });
+  it('the pcrs block of a work order is strict and sized by its bank', () => {
+    expect(BaselinePolicySchema.safeParse(withPcrs({ '0': [zero] })).success).toBe(true);
+    const bad: unknown[] = [
+      withPcrs({}),
+      withPcrs({ '0': [] }),
+      withPcrs({ '24': [zero] }),
+      withPcrs({ '00': [zero] }),
+      withPcrs({ '0': ['0'.repeat(40)] }),
+      withPcrs({ '0': [zero.toUpperCase().replace(/0/g, 'A')] }),
+      { ...POLICY, pcrs: { bank: 'md5', values: { '0': [zero] } } },
+      { ...POLICY, pcrs: { bank: 'sha256', values: { '0': [zero] }, extra: 1 } },
+    ];
+    for (const b of bad) expect(BaselinePolicySchema.safeParse(b).success, JSON.stringify(b).slice(0, 120)).toBe(false);
   });
 });

@@ -12,6 +12,14 @@
  *  - configDigest        policy lists configDigests and the measured one is not among them
  * `pass` is true iff there is no violation. Absent fuseDigests/configDigests mean "not checked";
  * a present list must not be empty (an empty allow-list is refused by the schema, never "allow all").
+ *
+ * TPM boards (driver tpm2) are judged by evaluatePcrBaseline instead, on the PCR values of their verified quote:
+ *  - pcrs.absent         the work order's baseline has no `pcrs` block (a TPM board needs expected PCRs)
+ *  - pcr.bank            the quote's PCR bank is not the policy's
+ *  - pcr.missing         a PCR listed in the policy was not quoted
+ *  - pcr.value           a listed PCR's value is not one of its allowed values
+ *  - pcr.unlisted        a quoted PCR is not listed in the policy
+ * The firmware / secureBoot / debugLocked / fuse / config rules are the LS protocol's and do not apply to TPM boards.
  */
 import { z } from 'zod';
 import { utf8 } from '../bytes.js';
@@ -31,6 +39,49 @@ const SlotName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, 'expected a slot name (1..32 of A-Z a-z 0-9 . _ -)');
 
+/** Standard base64 with padding (RFC 4648 §4), as x5c uses: `openssl base64 -d -A` reads it. */
+export const B64 = z
+  .string()
+  .min(4)
+  .max(16384)
+  .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'expected standard base64');
+/** base64url without padding. */
+export const B64Url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected base64url');
+
+/** PCR banks a profile may quote and a work order may list, with their digest sizes in bytes. */
+export const PCR_BANKS = { sha1: 20, sha256: 32, sha384: 48 } as const;
+export type PcrBank = keyof typeof PCR_BANKS;
+const PcrBankSchema = z.enum(Object.keys(PCR_BANKS) as [PcrBank, ...PcrBank[]]);
+/** A PCR index as a JSON member name: "0" .. "23" (no leading zeros). */
+const PcrIndexKey = z.string().regex(/^(?:1?[0-9]|2[0-3])$/, 'expected a PCR index "0".."23"');
+const PcrValue = z.string().regex(/^(?:[0-9a-f]{2}){20,48}$/, 'expected a PCR value (lower-case hex)');
+
+/**
+ * Expected PCR values for TPM boards (optional; rules pcr.* in evaluatePcrBaseline): the bank, and for each PCR
+ * index the allowed values (lower-case hex of the bank's digest size).
+ */
+export const PcrPolicySchema = z
+  .object({
+    bank: PcrBankSchema,
+    values: z
+      .record(PcrIndexKey, z.array(PcrValue).min(1, 'expected at least one allowed value'))
+      .refine((r) => Object.keys(r).length > 0, 'expected at least one PCR'),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const size = PCR_BANKS[p.bank] * 2;
+    for (const [pcr, values] of Object.entries(p.values))
+      values.forEach((v, i) => {
+        if (v.length !== size)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['values', pcr, i],
+            message: `expected ${size} hex chars (a ${p.bank} digest)`,
+          });
+      });
+  });
+export type PcrPolicy = z.infer<typeof PcrPolicySchema>;
+
 export const BaselinePolicySchema = z
   .object({
     firmware: z
@@ -40,6 +91,8 @@ export const BaselinePolicySchema = z
     debugLocked: z.enum(['required', 'any']),
     fuseDigests: z.array(Sha256Hex).min(1, 'expected at least one digest (omit the field to not check)').optional(),
     configDigests: z.array(Sha256Hex).min(1, 'expected at least one digest (omit the field to not check)').optional(),
+    /** Expected PCR values of TPM boards (driver tpm2); absent: a TPM board fails with rule pcrs.absent. */
+    pcrs: PcrPolicySchema.optional(),
   })
   .strict();
 
@@ -53,7 +106,12 @@ export type BaselineRule =
   | 'secureBoot'
   | 'debugLocked'
   | 'fuseDigest'
-  | 'configDigest';
+  | 'configDigest'
+  | 'pcrs.absent'
+  | 'pcr.bank'
+  | 'pcr.missing'
+  | 'pcr.value'
+  | 'pcr.unlisted';
 
 export interface Violation {
   readonly rule: BaselineRule;
@@ -140,11 +198,107 @@ export function evaluateBaseline(m: Measurements, policy: BaselinePolicy): Verdi
   return { pass: violations.length === 0, violations };
 }
 
+/** PCR index order: numeric ("2" before "10"). */
+const byPcr = (a: string, b: string): number => Number(a) - Number(b);
+
+/**
+ * Compare the PCR values of a TPM board's verified quote with the policy's `pcrs`; pure and total (rules pcr.* at
+ * the top of this file).
+ */
+export function evaluatePcrBaseline(m: TpmMeasurements, policy: BaselinePolicy): Verdict {
+  const violations: Violation[] = [];
+  const want = policy.pcrs;
+  if (!want) {
+    violations.push({
+      rule: 'pcrs.absent',
+      expected: 'a pcrs block',
+      actual: null,
+      message: 'the work order lists no expected PCR values for TPM boards',
+    });
+    return { pass: false, violations };
+  }
+  if (want.bank !== m.pcrBank) {
+    violations.push({
+      rule: 'pcr.bank',
+      expected: want.bank,
+      actual: m.pcrBank,
+      message: `the work order expects ${want.bank} PCRs; the board quoted its ${m.pcrBank} bank`,
+    });
+    return { pass: false, violations };
+  }
+  for (const pcr of Object.keys(want.values).sort(byPcr)) {
+    const allowed = want.values[pcr]!;
+    const actual = Object.prototype.hasOwnProperty.call(m.pcrs, pcr) ? m.pcrs[pcr]! : null;
+    if (actual === null)
+      violations.push({ rule: 'pcr.missing', expected: allowed, actual: null, message: `PCR ${pcr} was not quoted` });
+    else if (!allowed.includes(actual))
+      violations.push({
+        rule: 'pcr.value',
+        expected: allowed,
+        actual,
+        message: `PCR ${pcr} is ${actual}, not an allowed value`,
+      });
+  }
+  for (const pcr of Object.keys(m.pcrs).sort(byPcr))
+    if (!Object.prototype.hasOwnProperty.call(want.values, pcr))
+      violations.push({
+        rule: 'pcr.unlisted',
+        expected: null,
+        actual: m.pcrs[pcr]!,
+        message: `PCR ${pcr} was quoted but the work order lists no value for it`,
+      });
+  return { pass: violations.length === 0, violations };
+}
+
 // ---------------------------------------------------------------- manifest
 
 const ViolationSchema = z
   .object({ rule: z.string(), expected: z.unknown(), actual: z.unknown(), message: z.string() })
   .strict();
+
+/** The measurements of an LS board (protocol `measure`), as the manifest holds them. */
+export const LsMeasurementsSchema = z
+  .object({
+    firmware: z.array(z.object({ name: z.string(), version: z.string(), sha256: z.string() }).strict()),
+    secureBoot: z.boolean(),
+    debugLocked: z.boolean(),
+    fuseDigest: z.string(),
+    configDigest: z.string(),
+  })
+  .strict();
+
+/**
+ * The measurements of a TPM board (driver tpm2; docs/formats.md "TPM measurements"): the PCR values read with
+ * PCR_Read, and the TPM2_Quote over them by the attestation key (IAK) with the station's fresh nonce. TPM structures
+ * are the TPM's bytes (standard base64), so a third party re-checks them with tpm2-tools or openssl.
+ */
+export const TpmMeasurementsSchema = z
+  .object({
+    pcrBank: PcrBankSchema,
+    /** PCR index -> value (lower-case hex), the quote's selection in ascending order. */
+    pcrs: z.record(PcrIndexKey, PcrValue),
+    quote: z
+      .object({
+        /** TPMS_ATTEST as the TPM signed it (TPM2B_ATTEST contents; magic TPM_GENERATED_VALUE, type ATTEST_QUOTE). */
+        attest: B64,
+        /** TPMT_SIGNATURE (ECDSA, SHA-256) by the IAK over `attest`. */
+        signature: B64,
+        /** The station's fresh nonce (extraData of the quote). */
+        nonce: B64Url,
+      })
+      .strict(),
+    /** The attestation key that signed the quote: its TPMT_PUBLIC and its name (nameAlg || digest, hex). */
+    ak: z.object({ public: B64, name: z.string().regex(/^000b[0-9a-f]{64}$/, 'expected a SHA-256 TPM name') }).strict(),
+  })
+  .strict();
+export type TpmMeasurements = z.infer<typeof TpmMeasurementsSchema>;
+
+/** What a manifest's `measurements` may be: an LS board's or a TPM board's (the two are told apart by their keys). */
+export const ManifestMeasurementsSchema = z.union([LsMeasurementsSchema, TpmMeasurementsSchema]);
+export type ManifestMeasurements = z.infer<typeof ManifestMeasurementsSchema>;
+
+/** Whether manifest measurements are a TPM board's. */
+export const isTpmMeasurements = (m: Measurements | TpmMeasurements): m is TpmMeasurements => 'pcrs' in m;
 
 export const ManifestSchema = z
   .object({
@@ -158,15 +312,7 @@ export const ManifestSchema = z
         firmwareVersion: z.string(),
       })
       .strict(),
-    measurements: z
-      .object({
-        firmware: z.array(z.object({ name: z.string(), version: z.string(), sha256: z.string() }).strict()),
-        secureBoot: z.boolean(),
-        debugLocked: z.boolean(),
-        fuseDigest: z.string(),
-        configDigest: z.string(),
-      })
-      .strict(),
+    measurements: ManifestMeasurementsSchema,
     policy: BaselinePolicySchema,
     policyRef: z.object({ workOrder: z.string(), sha256: Sha256Hex }).strict(),
     verdict: z.object({ pass: z.boolean(), violations: z.array(ViolationSchema) }).strict(),
@@ -179,7 +325,7 @@ export type Manifest = z.infer<typeof ManifestSchema>;
 /** Assemble the baseline manifest (plain JSON values only; see docs/formats.md). */
 export function buildManifest(p: {
   identity: BoardIdentity;
-  measurements: Measurements;
+  measurements: Measurements | TpmMeasurements;
   policy: BaselinePolicy;
   policyRef: { workOrder: string; sha256: string };
   verdict: Verdict;
@@ -195,13 +341,20 @@ export function buildManifest(p: {
       hardwareRevision: id.hardwareRevision,
       firmwareVersion: id.firmwareVersion,
     },
-    measurements: {
-      firmware: m.firmware.map((f) => ({ name: f.name, version: f.version, sha256: f.sha256 })),
-      secureBoot: m.secureBoot,
-      debugLocked: m.debugLocked,
-      fuseDigest: m.fuseDigest,
-      configDigest: m.configDigest,
-    },
+    measurements: isTpmMeasurements(m)
+      ? {
+          pcrBank: m.pcrBank,
+          pcrs: { ...m.pcrs },
+          quote: { attest: m.quote.attest, signature: m.quote.signature, nonce: m.quote.nonce },
+          ak: { public: m.ak.public, name: m.ak.name },
+        }
+      : {
+          firmware: m.firmware.map((f) => ({ name: f.name, version: f.version, sha256: f.sha256 })),
+          secureBoot: m.secureBoot,
+          debugLocked: m.debugLocked,
+          fuseDigest: m.fuseDigest,
+          configDigest: m.configDigest,
+        },
     policy: p.policy,
     policyRef: { workOrder: p.policyRef.workOrder, sha256: p.policyRef.sha256 },
     verdict: {

@@ -57,12 +57,59 @@ function invalidAt(json: unknown): { path: string; message: string } {
 describe('board profiles: schema', () => {
   it('parses the shipped profiles, USB ids as numbers', () => {
     const ps = profiles();
-    expect(ps.map((p) => p.id)).toEqual(['esp32-s3-devkitc', 'ls-sim-basic', 'ls-sim-se']);
+    expect(ps.map((p) => p.id)).toEqual([
+      'esp32-s3-devkitc',
+      'ls-sim-basic',
+      'ls-sim-se',
+      'tpm2-ecc-ek',
+      'tpm2-rsa-ek',
+    ]);
     const se = ps.find((p) => p.id === 'ls-sim-se')!;
     expect(se.match.usb).toEqual([{ vendorId: 0x1209, productId: 0x4c53 }]);
     expect(se.keyMode).toBe('onboard');
     expect(ps.find((p) => p.id === 'ls-sim-basic')!.keyMode).toBe('injected');
     expect(ps.find((p) => p.id === 'esp32-s3-devkitc')!.example).toBe(true);
+  });
+
+  it('parses the tpm block of the TPM profiles (handles as numbers)', () => {
+    const ecc = profiles().find((p) => p.id === 'tpm2-ecc-ek')!;
+    expect(ecc.driver).toBe('tpm2');
+    expect(ecc.tpm).toEqual({
+      ekType: 'ecc-p256',
+      pcrBank: 'sha256',
+      pcrSelection: [0, 1, 2, 3, 4, 5, 6, 7],
+      certificateNvIndex: 0x01100000,
+      persistentHandles: { srk: 0x81000001, idevid: 0x81020000 },
+    });
+    expect(profiles().find((p) => p.id === 'tpm2-rsa-ek')!.tpm?.ekType).toBe('rsa-2048');
+  });
+
+  it('checks the tpm block: only with driver tpm2, required there, handles in their ranges', () => {
+    const tpmJson = shipped.find((e) => e.source === 'tpm2-ecc-ek.json')!.json as BoardProfileJson;
+    const t = () => structuredClone(tpmJson) as BoardProfileJson & { tpm: Record<string, unknown> };
+    const ls = clone() as Record<string, unknown>;
+    ls.tpm = t().tpm;
+    expect(invalidAt(ls).path).toBe('tpm');
+    const noBlock = t() as Record<string, unknown>;
+    delete noBlock.tpm;
+    expect(invalidAt(noBlock).path).toBe('tpm');
+    const cases: Array<[(p: ReturnType<typeof t>) => void, string]> = [
+      [(p) => (p.tpm.certificateNvIndex = '0x01c00002'), 'tpm.certificateNvIndex'],
+      [(p) => (p.tpm.certificateNvIndex = '0x1100000'), 'tpm.certificateNvIndex'],
+      [(p) => (p.tpm.persistentHandles = { srk: '0x81020000', idevid: '0x81020001' }), 'tpm.persistentHandles.srk'],
+      [(p) => (p.tpm.persistentHandles = { srk: '0x81000001', idevid: '0x81000001' }), 'tpm.persistentHandles'],
+      [(p) => (p.tpm.pcrSelection = [7, 0]), 'tpm.pcrSelection'],
+      [(p) => (p.tpm.pcrSelection = [24]), 'tpm.pcrSelection[0]'],
+      [(p) => ((p.tpm as Record<string, unknown>).ekType = 'ecc-p521'), 'tpm.ekType'],
+      [(p) => (p.tpm.extra = 1), 'tpm'],
+      [(p) => (p.keyMode = 'injected'), 'keyMode'],
+      [(p) => (p.curve = 'P-384'), 'curve'],
+    ];
+    for (const [edit, path] of cases) {
+      const p = t();
+      edit(p);
+      expect(invalidAt(p).path, path).toBe(path);
+    }
   });
 
   it('rejects unknown keys, naming their path (strict at every level)', () => {

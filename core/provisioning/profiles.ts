@@ -83,60 +83,123 @@ const anchoredRegex = z
 
 const timeoutMs = z.number().int().min(100).max(600_000);
 
-/** The strict schema of a board profile file (`line-station/board-profile/v1`). */
-export const BoardProfileSchema = z.strictObject({
-  schema: z.literal(BOARD_PROFILE_SCHEMA_ID),
-  id: BoardProfileIdSchema,
-  name: z.string().min(1).max(200),
-  description: z.string().max(2000).optional(),
-  /** An illustrative profile for a real board family, not used on a production line as is. */
-  example: z.boolean().optional(),
-  match: z.strictObject({
-    usb: z.array(z.strictObject({ vendorId: usbId, productId: usbId })).max(32),
-    models: z
-      .array(z.string().min(1).max(64))
-      .min(1)
-      .max(32)
-      .refine((a) => new Set(a).size === a.length, 'models must be unique'),
-    serialNumberPattern: anchoredRegex,
-  }),
-  /**
-   * The board family's driver (core/boards/): `ls` speaks the Line Station protocol end to end (docs/protocol.md);
-   * `tpm2` is a board whose hardware root is a TPM 2.0 reached through the board's TPM relay. Default `ls`.
-   */
-  driver: z.enum(DRIVER_IDS).default('ls'),
-  keyMode: z.enum(['onboard', 'injected']),
-  curve: z.enum(['P-256', 'P-384']),
-  /**
-   * Attestation (docs/protocol.md §4): boards must speak protocol 2 (key-bound statements). `allowLegacyV1: true`
-   * lets a protocol 1 board be attested with the legacy message (nonce and chip id only; no key or measurements
-   * bound, so a relay on the line is not detected); its record says `mode: "legacy-v1"`. Default false.
-   */
-  attestation: z.strictObject({ allowLegacyV1: z.boolean() }).optional(),
-  // The certificate block is the one core/pki/device-cert.ts issues from (strict), plus load-time
-  // checks of its templates (placeholders, braces, control characters) so mistakes surface early.
-  certificate: DeviceCertificateProfileSchema.superRefine((c, ctx) => {
-    const templates: Array<[PropertyKey[], string | undefined]> = [
-      [['subject', 'commonName'], c.subject.commonName],
-      [['subject', 'organization'], c.subject.organization],
-      [['subject', 'serialNumber'], c.subject.serialNumber],
-      [['sanUri'], c.sanUri],
-    ];
-    for (const [path, t] of templates) {
-      if (t === undefined) continue;
-      const p = templateProblem(t);
-      if (p) ctx.addIssue({ code: 'custom', path, message: p });
-    }
-    if (c.sanUri !== undefined && !/^[a-z][a-z0-9+.-]*:/.test(c.sanUri)) {
-      ctx.addIssue({ code: 'custom', path: ['sanUri'], message: 'must be a URI with a scheme, e.g. urn:...' });
-    }
-  }),
-  timeouts: z.strictObject({ defaultMs: timeoutMs, keygenMs: timeoutMs, flashMs: timeoutMs }),
-  udev: z.strictObject({
-    // Goes into a udev rules file: keep it to a plain POSIX group name.
-    group: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a plain POSIX group name'),
+/**
+ * EK types a TPM profile may name, each with its TCG EK template and the NV index of its EK certificate (TCG EK
+ * Credential Profile 2.x, low range: L-1 RSA 2048 at 0x01c00002, L-2 ECC NIST P-256 at 0x01c0000a). docs/tpm.md.
+ */
+export const TPM_EK_TYPES = ['rsa-2048', 'ecc-p256'] as const;
+export type TpmEkType = (typeof TPM_EK_TYPES)[number];
+
+/** A TPM handle written as "0x" + 8 hex digits, within [lo, hi]; parsed to a number. */
+const tpmHandle = (lo: number, hi: number, what: string) =>
+  z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{8}$/, `must be a TPM handle like "0x${lo.toString(16).padStart(8, '0')}"`)
+    .transform((s) => parseInt(s.slice(2), 16))
+    .refine(
+      (n) => n >= lo && n <= hi,
+      `must be ${what} (0x${lo.toString(16).padStart(8, '0')}..0x${hi.toString(16).padStart(8, '0')})`,
+    );
+
+/**
+ * The `tpm` block of a tpm2 profile: which EK the board's TPM has, which PCRs the baseline quotes, where the device
+ * certificate goes and where the keys persist (docs/tpm.md "Profile").
+ */
+export const TpmProfileSchema = z.strictObject({
+  ekType: z.enum(TPM_EK_TYPES),
+  pcrBank: z.enum(['sha1', 'sha256', 'sha384']),
+  /** PCR indices the baseline quotes, ascending, unique. */
+  pcrSelection: z
+    .array(z.number().int().min(0).max(23))
+    .min(1)
+    .max(24)
+    .refine((a) => a.every((v, i) => i === 0 || v > a[i - 1]!), 'must be ascending without duplicates'),
+  /** NV index for the device certificate: the owner range of the TCG handle registry. */
+  certificateNvIndex: tpmHandle(0x01000000, 0x013fffff, 'an owner NV index'),
+  /** Storage/endorsement persistent handles in the owner range. */
+  persistentHandles: z.strictObject({
+    /** The storage primary key (SRK) the IDevID is created under. */
+    srk: tpmHandle(0x81000000, 0x8100ffff, 'a storage primary key handle'),
+    /** The device identity key (IDevID). */
+    idevid: tpmHandle(0x81000000, 0x817fffff, 'an owner persistent handle'),
   }),
 });
+export type TpmProfile = z.output<typeof TpmProfileSchema>;
+
+/** The strict schema of a board profile file (`line-station/board-profile/v1`). */
+export const BoardProfileSchema = z
+  .strictObject({
+    schema: z.literal(BOARD_PROFILE_SCHEMA_ID),
+    id: BoardProfileIdSchema,
+    name: z.string().min(1).max(200),
+    description: z.string().max(2000).optional(),
+    /** An illustrative profile for a real board family, not used on a production line as is. */
+    example: z.boolean().optional(),
+    match: z.strictObject({
+      usb: z.array(z.strictObject({ vendorId: usbId, productId: usbId })).max(32),
+      models: z
+        .array(z.string().min(1).max(64))
+        .min(1)
+        .max(32)
+        .refine((a) => new Set(a).size === a.length, 'models must be unique'),
+      serialNumberPattern: anchoredRegex,
+    }),
+    /**
+     * The board family's driver (core/boards/): `ls` speaks the Line Station protocol end to end (docs/protocol.md);
+     * `tpm2` is a board whose hardware root is a TPM 2.0 reached through the board's TPM relay. Default `ls`.
+     */
+    driver: z.enum(DRIVER_IDS).default('ls'),
+    /** Required with driver tpm2, refused otherwise (docs/tpm.md "Profile"). */
+    tpm: TpmProfileSchema.optional(),
+    keyMode: z.enum(['onboard', 'injected']),
+    curve: z.enum(['P-256', 'P-384']),
+    /**
+     * Attestation (docs/protocol.md §4): boards must speak protocol 2 (key-bound statements). `allowLegacyV1: true`
+     * lets a protocol 1 board be attested with the legacy message (nonce and chip id only; no key or measurements
+     * bound, so a relay on the line is not detected); its record says `mode: "legacy-v1"`. Default false.
+     */
+    attestation: z.strictObject({ allowLegacyV1: z.boolean() }).optional(),
+    // The certificate block is the one core/pki/device-cert.ts issues from (strict), plus load-time
+    // checks of its templates (placeholders, braces, control characters) so mistakes surface early.
+    certificate: DeviceCertificateProfileSchema.superRefine((c, ctx) => {
+      const templates: Array<[PropertyKey[], string | undefined]> = [
+        [['subject', 'commonName'], c.subject.commonName],
+        [['subject', 'organization'], c.subject.organization],
+        [['subject', 'serialNumber'], c.subject.serialNumber],
+        [['sanUri'], c.sanUri],
+      ];
+      for (const [path, t] of templates) {
+        if (t === undefined) continue;
+        const p = templateProblem(t);
+        if (p) ctx.addIssue({ code: 'custom', path, message: p });
+      }
+      if (c.sanUri !== undefined && !/^[a-z][a-z0-9+.-]*:/.test(c.sanUri)) {
+        ctx.addIssue({ code: 'custom', path: ['sanUri'], message: 'must be a URI with a scheme, e.g. urn:...' });
+      }
+    }),
+    timeouts: z.strictObject({ defaultMs: timeoutMs, keygenMs: timeoutMs, flashMs: timeoutMs }),
+    udev: z.strictObject({
+      // Goes into a udev rules file: keep it to a plain POSIX group name.
+      group: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a plain POSIX group name'),
+    }),
+  })
+  .superRefine((p, ctx) => {
+    if (p.driver !== 'tpm2') {
+      if (p.tpm) ctx.addIssue({ code: 'custom', path: ['tpm'], message: 'only a tpm2 profile has a tpm block' });
+      return;
+    }
+    if (!p.tpm) ctx.addIssue({ code: 'custom', path: ['tpm'], message: 'a tpm2 profile needs a tpm block' });
+    // The TPM makes the IDevID itself: an ECC P-256 key generated in the TPM (docs/tpm.md).
+    if (p.keyMode !== 'onboard')
+      ctx.addIssue({ code: 'custom', path: ['keyMode'], message: 'a tpm2 profile generates its key on board' });
+    if (p.curve !== 'P-256') ctx.addIssue({ code: 'custom', path: ['curve'], message: 'a tpm2 profile uses P-256' });
+    if (p.tpm && p.tpm.persistentHandles.srk === p.tpm.persistentHandles.idevid)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tpm', 'persistentHandles'],
+        message: 'the SRK and the IDevID need different handles',
+      });
+  });
 
 /**
  * JSON Schema (2020-12) of a profile file, for editors and external tooling. It cannot express

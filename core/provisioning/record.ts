@@ -3,14 +3,18 @@
  * key as a compact JWS (typ line-station-record+jws, x5c = station chain). See docs/formats.md.
  */
 import { z } from 'zod';
-import { bytesEqual, fromBase64, sha256Hex, toBase64Url, utf8 } from '../bytes.js';
-import { Sha256Hex, formatIssues } from './baseline.js';
+import { bytesEqual, concatBytes, fromBase64, fromBase64Url, sha256Hex, toBase64Url, toHex, utf8 } from '../bytes.js';
+import { B64, B64Url, Sha256Hex, formatIssues } from './baseline.js';
 import { canonicalJson } from '../canonical.js';
 import { fail } from '../errors.js';
 import type { Clock, Signer } from '../ports.js';
 import { ok, type Result } from '../result.js';
 import { signJws, verifyJws } from '../pki/jws.js';
 import { CertificateProfileOverrideSchema } from '../pki/device-cert.js';
+import { TPM_EK_TYPES } from './profiles.js';
+import { parseAttest } from '../tpm/attest.js';
+import { TPMA_OBJECT } from '../tpm/constants.js';
+import { parsePublic } from '../tpm/public.js';
 import { decodeStatement, type AttestationStatement } from '../pki/attestation.js';
 
 /** Records with attestation evidence (key-bound protocol 2, or legacy protocol 1 where a profile allows it). */
@@ -22,15 +26,12 @@ export const RECORD_TYP = 'line-station-record+jws';
 const Uuid = z
   .string()
   .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a lower-case UUID');
-const B64Url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected base64url');
 const Text = z.string().min(1).max(256);
 const IsoTime = z.string().datetime({ offset: true });
-/** Standard base64 with padding (RFC 4648 §4), as x5c uses: `openssl base64 -d -A` reads it. */
-const B64 = z
-  .string()
-  .min(4)
-  .max(16384)
-  .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'expected standard base64');
+/** A TPM name with nameAlg SHA-256: 0x000b || SHA-256(TPMT_PUBLIC), lower-case hex. */
+const TpmName = z.string().regex(/^000b[0-9a-f]{64}$/, 'expected a SHA-256 TPM name (000b + 64 hex chars)');
+/** A TPM object's public area: TPMT_PUBLIC bytes (standard base64) and its name. */
+const TpmObject = z.object({ public: B64, name: TpmName }).strict();
 
 /**
  * Attestation evidence of a v2 record (docs/formats.md "Attestation evidence in the record"): everything a third
@@ -51,6 +52,38 @@ export const AttestationEvidenceRecordSchema = z.discriminatedUnion('mode', [
       /** The key the statement binds: the device key (= key.publicKeySpki) or the injection transport key. */
       boundKey: z.object({ role: z.enum(['device', 'transport']), spki: B64 }).strict(),
       /** SHA-256 of the canonical JSON of the manifest's `measurements`, as bound in the statement. */
+      measurementsSha256: Sha256Hex,
+    })
+    .strict(),
+  z
+    .object({
+      /**
+       * A TPM 2.0 board (driver tpm2, docs/tpm.md): the EK certificate chain, the EK, IAK and IDevID public areas,
+       * TPM2_Certify of the IDevID by the IAK over the flow's nonce, and the credential activation result.
+       */
+      mode: z.literal('tpm2'),
+      /** The flow's 32-byte nonce: the qualifyingData (extraData) of the certify. */
+      nonce: B64Url,
+      /** SHA-256 (hex) of the EK certificate (DER). */
+      leafSha256: Sha256Hex,
+      /** The validated EK certificate path, DER, EK certificate first, the vendor root (trust anchor) last. */
+      chain: z.array(B64).min(1).max(8),
+      /** The EK as created from the TCG template of the profile's EK type (its key is the EK certificate's). */
+      ek: z.object({ type: z.enum(TPM_EK_TYPES), public: B64, name: TpmName }).strict(),
+      /** The attestation key (IAK): restricted ECC P-256 signing key, re-derived from the endorsement hierarchy. */
+      iak: TpmObject,
+      /** The device identity key (IDevID): its public key is the certified key (key.publicKeySpki). */
+      idevid: TpmObject.extend({ handle: z.string().regex(/^0x81[0-9a-f]{6}$/, 'expected a persistent handle') }),
+      /** TPM2_Certify(IDevID) signed by the IAK: TPMS_ATTEST bytes and the TPMT_SIGNATURE. */
+      certify: z.object({ attest: B64, signature: B64 }).strict(),
+      /**
+       * MakeCredential(EK public, IAK name) at the station, ActivateCredential by the TPM: the secret came back.
+       * Not re-checkable offline (it needs the TPM); the record says when and for which names it passed.
+       */
+      activation: z
+        .object({ result: z.literal('secret-matched'), ekName: TpmName, iakName: TpmName, at: IsoTime })
+        .strict(),
+      /** SHA-256 of the canonical JSON of the manifest's `measurements` (the quote by the same IAK). */
       measurementsSha256: Sha256Hex,
     })
     .strict(),
@@ -147,6 +180,7 @@ export const ProvisioningRecordSchema = z
       });
     const att = r.attestation;
     if ('mode' in att && att.mode === 'key-bound-v2') keyBoundProblems(r, att, ctx);
+    if ('mode' in att && att.mode === 'tpm2') tpm2Problems(r, att, ctx);
   });
 
 export type ProvisioningRecord = z.infer<typeof ProvisioningRecordSchema>;
@@ -189,6 +223,49 @@ function keyBoundProblems(
     issue(['boundKey', 'spki'], 'the attested device key is not key.publicKeySpki');
   if (att.boundKey.role === 'transport' && r.key.mode !== 'injected')
     issue(['boundKey', 'role'], 'only an injected key is bound through a transport key');
+}
+
+type Tpm2Evidence = Extract<AttestationEvidenceRecord, { mode: 'tpm2' }>;
+
+/**
+ * A tpm2 record says one thing everywhere: the certify is a TPM-generated certify over the record's nonce of the
+ * IDevID's Name; the IDevID's public key is the certified key (key.publicKeySpki); the activation names the EK and
+ * the IAK of the evidence; the IDevID and the IAK are fixedTPM signing keys. (The signatures and Names are hashes:
+ * checked by the station before signing and re-checkable as docs/formats.md "Re-checking a tpm2 record" says.)
+ */
+function tpm2Problems(
+  r: { readonly key: { readonly publicKeySpki: string } },
+  att: Tpm2Evidence,
+  ctx: z.RefinementCtx,
+): void {
+  const issue = (path: string[], message: string) =>
+    ctx.addIssue({ code: 'custom', path: ['attestation', ...path], message });
+  let attest: ReturnType<typeof parseAttest> | null = null;
+  let idevid: ReturnType<typeof parsePublic> | null = null;
+  let spki: Uint8Array | null = null;
+  let nonce: Uint8Array | null = null;
+  try {
+    attest = parseAttest(fromBase64(att.certify.attest));
+    idevid = parsePublic(fromBase64(att.idevid.public));
+    spki = fromBase64Url(r.key.publicKeySpki);
+    nonce = fromBase64Url(att.nonce);
+  } catch {
+    // reported below
+  }
+  if (!attest?.ok || attest.value.attested.kind !== 'certify')
+    return issue(['certify', 'attest'], 'not a TPM-generated TPMS_ATTEST of a certify');
+  if (!nonce || !bytesEqual(attest.value.extraData, nonce)) issue(['nonce'], 'the certify is not over the nonce');
+  if (toHex(attest.value.attested.name) !== att.idevid.name)
+    issue(['certify', 'attest'], 'the certify certifies another Name than idevid.name');
+  if (!idevid?.ok || idevid.value.type !== 'ecc') return issue(['idevid', 'public'], 'not an ECC TPMT_PUBLIC');
+  const point = concatBytes(Uint8Array.of(0x04), idevid.value.x, idevid.value.y);
+  if (!spki || spki.length < point.length || !bytesEqual(spki.subarray(spki.length - point.length), point))
+    issue(['idevid', 'public'], 'the IDevID is not the certified key (key.publicKeySpki)');
+  const fixed = TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.sign;
+  if ((idevid.value.objectAttributes & fixed) !== fixed)
+    issue(['idevid', 'public'], 'the IDevID is not a fixedTPM, fixedParent, TPM-generated signing key');
+  if (att.activation.ekName !== att.ek.name || att.activation.iakName !== att.iak.name)
+    issue(['activation'], 'the activation names another EK or IAK than the evidence');
 }
 
 /** The record's canonical JSON (sorted keys, no whitespace) as UTF-8: the exact signed payload. */

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { fail } from '../errors.js';
 import { ok, type Result } from '../result.js';
 import { Tpm } from './commands.js';
-import { TPM_ALG, TPM_ST } from './constants.js';
+import { encodeCommand, frameCode } from './frame.js';
+import { TPM_ALG, TPM_CC, TPM_RH, TPM_ST } from './constants.js';
 import { TpmWriter } from './marshal.js';
 import { writePcrSelection } from './pcr.js';
 import type { TpmTransmit } from './transport.js';
@@ -126,5 +127,24 @@ describe('Tpm response handling', () => {
     });
     expect(r.ok ? '' : r.error.code).toBe('PROTOCOL_REQUEST_TOO_LARGE');
     expect(t.sent.length).toBe(0);
+  });
+});
+
+describe('frames', () => {
+  it('a password-session command: header, handles, authorization area, parameters', () => {
+    const c = encodeCommand({
+      name: 'TPM2_NV_WriteLock',
+      cc: TPM_CC.NV_WriteLock,
+      handles: [TPM_RH.OWNER, 0x01500000],
+      auths: [{ kind: 'password' }],
+      params: new Uint8Array(0),
+    });
+    if (!c.ok) throw new Error(c.error.message);
+    // tag SESSIONS, size 31, CC, two handles, authorizationSize 9: TPM_RS_PW, empty nonce, continueSession, empty hmac
+    expect(Buffer.from(c.value).toString('hex')).toBe(
+      '80020000001f00000138' + '40000001' + '01500000' + '00000009' + '40000009' + '0000' + '01' + '0000',
+    );
+    expect(frameCode(c.value)).toBe(TPM_CC.NV_WriteLock);
+    expect(frameCode(c.value.subarray(0, 9))).toBeUndefined();
   });
 });

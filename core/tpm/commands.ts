@@ -2,40 +2,28 @@
  * `Tpm`: the TPM 2.0 commands the station sends, over a `TpmTransmit` (a board's relay or a swtpm socket).
  *
  * Command and response framing: TPM 2.0 Library Part 1 §18 (header, handle area, authorization area, parameter
- * area) and §19.4 (password authorizations); each command's parameters: Part 3 (the section is named at the method).
+ * area) and §19 (authorizations: the password session); each command's parameters: Part 3 (the section is named at the method).
  * Authorizations are the password session (TPM_RS_PW, empty auth values: the station's TPM keys and hierarchies have
  * none) and, for an EK without userWithAuth, an unsalted unbound policy session satisfied by
  * TPM2_PolicySecret(TPM_RH_ENDORSEMENT). No HMAC or parameter encryption: the relay is untrusted, so nothing the
  * station relies on comes from the transport; trust comes from the EK certificate, credential activation and
  * signatures over TPMS_ATTEST (docs/tpm.md).
  *
- * Every response is parsed bounds-checked (marshal.ts); a response code becomes TPM_LOCKOUT (TPM_RC_LOCKOUT) or
+ * Framing is frame.ts; every response is parsed bounds-checked (marshal.ts); a response code becomes TPM_LOCKOUT (TPM_RC_LOCKOUT) or
  * TPM_COMMAND_FAILED naming the code (`details.rc`, `details.rcName`, `details.command`).
  */
-import { fail, stationError } from '../errors.js';
+import { fail } from '../errors.js';
 import type { CallOptions } from '../ports.js';
 import { ok, type Result } from '../result.js';
-import {
-  TPMA_PERMANENT,
-  TPM_ALG,
-  TPM_CAP,
-  TPM_CC,
-  TPM_PT,
-  TPM_RC,
-  TPM_RH,
-  TPM_SE,
-  TPM_ST,
-  decodeRc,
-} from './constants.js';
+import { TPMA_PERMANENT, TPM_ALG, TPM_CAP, TPM_CC, TPM_PT, TPM_RH, TPM_SE } from './constants.js';
+import { encodeCommand, decodeResponse, isRetryResponse, type Authorisation, type RawResponse } from './frame.js';
 import { TpmReader, TpmWriter, parseAll } from './marshal.js';
 import { readPublic, writePublic, type TpmPublic } from './public.js';
 import { readSignature, type TpmSignature } from './attest.js';
 import { readPcrSelection, selectionOrder, writePcrSelection, type PcrSelection, type PcrValue } from './pcr.js';
-import { TPM_MAX_COMMAND_SIZE, type TpmTransmit } from './transport.js';
+import type { TpmTransmit } from './transport.js';
 
-/** How to authorise the use of an entity: the password session (empty by default) or a policy session. */
-export type Authorisation =
-  { readonly kind: 'password'; readonly value?: Uint8Array } | { readonly kind: 'policy'; readonly session: number };
+export type { Authorisation } from './frame.js';
 
 /** TPMS_NV_PUBLIC plus the index's Name. */
 export interface NvPublic {
@@ -90,24 +78,11 @@ export interface TpmInfo {
   readonly maxCommandSize: number;
 }
 
-interface RawResponse {
-  readonly handles: readonly number[];
-  readonly params: Uint8Array;
-}
-
 const HANDLE_MAX_LIST = 254;
 const PROPERTIES_MAX_LIST = 256;
 const DIGESTS_MAX = 8;
 
 const RETRIES = 5;
-const RETRY_CODES: ReadonlySet<number> = new Set([TPM_RC.RETRY, TPM_RC.YIELDED, TPM_RC.TESTING]);
-
-/** Is `response` a TPM_RC_RETRY, TPM_RC_YIELDED or TPM_RC_TESTING answer (10 bytes, warning code)? */
-function isRetry(response: Uint8Array): boolean {
-  if (response.length !== 10) return false;
-  const rc = ((response[6]! << 24) | (response[7]! << 16) | (response[8]! << 8) | response[9]!) >>> 0;
-  return RETRY_CODES.has(rc);
-}
 
 const PASSWORD: Authorisation = { kind: 'password' };
 
@@ -117,7 +92,7 @@ export class Tpm {
 
   constructor(private readonly transmit: TpmTransmit) {}
 
-  /** Send one command and check the response frame (Part 1 §18). */
+  /** Send one command (resent on TPM_RC_RETRY/YIELDED/TESTING) and check the response frame (frame.ts). */
   private async run(
     command: string,
     cc: number,
@@ -127,81 +102,14 @@ export class Tpm {
     responseHandles: number,
     opts?: CallOptions,
   ): Promise<Result<RawResponse>> {
-    const body = new TpmWriter();
-    for (const h of handles) body.u32(h);
-    if (auths.length > 0) {
-      const area = new TpmWriter();
-      for (const a of auths) {
-        if (a.kind === 'password')
-          area
-            .u32(TPM_RH.PW)
-            .tpm2b(new Uint8Array(0))
-            .u8(0x01)
-            .tpm2b(a.value ?? new Uint8Array(0));
-        // Policy session without PolicyAuthValue/PolicyPassword: no HMAC; continueSession clear (flushed after use).
-        else
-          area
-            .u32(a.session)
-            .tpm2b(globalThis.crypto.getRandomValues(new Uint8Array(32)))
-            .u8(0x00)
-            .tpm2b(new Uint8Array(0));
-      }
-      body.u32(area.length).bytes(area.toBytes());
-    }
-    body.bytes(params);
-    const size = 10 + body.length;
-    if (size > TPM_MAX_COMMAND_SIZE) {
-      return fail('PROTOCOL_REQUEST_TOO_LARGE', `${command}: ${size} bytes exceed ${TPM_MAX_COMMAND_SIZE}`);
-    }
-    const cmd = new TpmWriter()
-      .u16(auths.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS)
-      .u32(size)
-      .u32(cc)
-      .bytes(body.toBytes())
-      .toBytes();
-    let sent = await this.transmit(cmd, opts);
-    // TPM_RC_RETRY / YIELDED / TESTING: the TPM asks for the same command again (Part 2 §6.6.3).
-    for (let attempt = 1; attempt < RETRIES && sent.ok && isRetry(sent.value); attempt++) {
-      sent = await this.transmit(cmd, opts);
+    const cmd = encodeCommand({ name: command, cc, handles, auths, params });
+    if (!cmd.ok) return cmd;
+    let sent = await this.transmit(cmd.value, opts);
+    for (let attempt = 1; attempt < RETRIES && sent.ok && isRetryResponse(sent.value); attempt++) {
+      sent = await this.transmit(cmd.value, opts);
     }
     if (!sent.ok) return sent;
-    const r = new TpmReader(sent.value, `${command} response`);
-    const tag = r.u16();
-    const announced = r.u32();
-    const rc = r.u32();
-    if (r.failed) return r.result(undefined as never);
-    if (announced !== sent.value.length) {
-      return fail(
-        'TPM_RESPONSE_MALFORMED',
-        `${command} response: header says ${announced} bytes, got ${sent.value.length}`,
-      );
-    }
-    if (rc !== TPM_RC.SUCCESS) return this.rcError(command, rc);
-    const out: number[] = [];
-    for (let i = 0; i < responseHandles; i++) out.push(r.u32());
-    let paramBytes: Uint8Array;
-    if (auths.length > 0) {
-      if (tag !== TPM_ST.SESSIONS) r.fail(`tag 0x${tag.toString(16)} (expected TPM_ST_SESSIONS)`);
-      const paramSize = r.u32();
-      paramBytes = r.bytes(paramSize);
-      for (let i = 0; i < auths.length && !r.failed; i++) {
-        r.tpm2b(64); // nonceTPM
-        r.u8(); // sessionAttributes
-        r.tpm2b(64); // hmac
-      }
-    } else {
-      if (tag !== TPM_ST.NO_SESSIONS) r.fail(`tag 0x${tag.toString(16)} (expected TPM_ST_NO_SESSIONS)`);
-      paramBytes = r.bytes(r.remaining);
-    }
-    r.end();
-    return r.result({ handles: out, params: paramBytes });
-  }
-
-  private rcError(command: string, rc: number): Result<never> {
-    const d = decodeRc(rc);
-    const details = { command, rc: `0x${rc.toString(16).padStart(8, '0')}`, rcName: d.name };
-    if (d.base === TPM_RC.LOCKOUT) return fail('TPM_LOCKOUT', `${command}: the TPM is in lockout (${d.name})`, details);
-    return { ok: false, error: stationError('TPM_COMMAND_FAILED', `${command} failed: ${d.name}`, details) };
+    return decodeResponse(command, sent.value, responseHandles, auths.length);
   }
 
   /** TPM2_GetRandom (Part 3 §16.1). */
@@ -396,7 +304,7 @@ export class Tpm {
     return ok(undefined);
   }
 
-  /** TPM2_NV_WriteLock (Part 3 §31.9). */
+  /** TPM2_NV_WriteLock (Part 3 §31.11). */
   async nvWriteLock(nvIndex: number, opts?: CallOptions & { authHandle?: number }): Promise<Result<void>> {
     const auth = opts?.authHandle ?? TPM_RH.OWNER;
     const res = await this.run(

@@ -1,6 +1,6 @@
 /**
  * Endorsement keys: where their certificates live in NV, reading them, and recreating the EK from its template.
- * TCG EK Credential Profile for TPM Family 2.0 v2.5 §2.2.1.5 (NV indices: low range 0x01c00002 RSA 2048,
+ * TCG EK Credential Profile for TPM Family 2.0 §2.2 (EK certificate NV indices: low range 0x01c00002 RSA 2048,
  * 0x01c0000a ECC NIST P-256; high range 0x01c00012.. e.g. 0x01c00016 ECC NIST P-384) and Annex B (templates).
  * The EK is a primary key in the endorsement hierarchy: TPM2_CreatePrimary with the profile's template yields the
  * same key every time, and that key must be the one the certificate certifies (the caller compares it with
@@ -13,7 +13,7 @@ import type { LoadedObject, Tpm } from './commands.js';
 import { TPMA_NV, TPM_RH } from './constants.js';
 import { ekTemplate, type EkKind } from './templates.js';
 
-/** NV index of each EK kind's certificate (EK Credential Profile §2.2.1.5). */
+/** NV index of each EK kind's certificate (EK Credential Profile §2.2). */
 export const EK_CERT_INDEX: Readonly<Record<EkKind, number>> = {
   rsa2048: 0x01c00002,
   eccP256: 0x01c0000a,

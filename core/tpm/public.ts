@@ -46,7 +46,7 @@ export interface EccPublic extends PublicBase {
 export interface RsaPublic extends PublicBase {
   readonly type: 'rsa';
   readonly keyBits: number;
-  /** 0 means the default 65537 (Part 2 §12.2.3.5). */
+  /** 0 means the default 65537 (Part 2 §12.2.3, TPMS_RSA_PARMS). */
   readonly exponent: number;
   readonly modulus: Uint8Array;
 }

@@ -16,12 +16,20 @@ import { toHex } from '../bytes.js';
 import type { Result } from '../result.js';
 import { parseAttest, parseSignature, verifyAttest } from './attest.js';
 import { Tpm, type LoadedObject } from './commands.js';
-import { TPMA_NV, TPMA_OBJECT, TPM_ALG, TPM_RH } from './constants.js';
+import { TPMA_NV, TPMA_OBJECT, TPM_ALG, TPM_CC, TPM_RH } from './constants.js';
+import type { TpmTransmit } from './transport.js';
 import { makeCredential, type MadeCredential } from './credential.js';
 import { EK_CERT_INDEX, createEk, readEkCertificate } from './ek.js';
 import { pcrDigest } from './pcr.js';
 import { objectName, parsePublic2b, publicMatchesSpki, publicToSpki } from './public.js';
-import { attestationKeyTemplate, deviceKeyTemplate, ekAuthorisation, srkTemplate, type EkKind } from './templates.js';
+import {
+  attestationKeyTemplate,
+  checkKeyPublic,
+  deviceKeyTemplate,
+  ekAuthorisation,
+  srkTemplate,
+  type EkKind,
+} from './templates.js';
 
 const run = promisify(execFile);
 
@@ -140,6 +148,58 @@ describe('core/tpm on swtpm', () => {
       expect(value(await a.getHandles(0x03000000)).length).toBe(0);
     } finally {
       value(await a.flushContext(ek.handle));
+    }
+  });
+
+  it('attack: a relay that clears fixedTPM|fixedParent in the template and restores them in the answer is caught by the Names', async () => {
+    // The rogue relay rewrites TPM2_Create: the TPM makes a duplicable key, the station is shown fixedTPM|fixedParent.
+    const TAMPERED = TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent;
+    const flip = (bytes: Uint8Array, attrsAt: number): Uint8Array => {
+      const out = bytes.slice();
+      new DataView(out.buffer).setUint32(attrsAt, new DataView(out.buffer).getUint32(attrsAt) ^ TAMPERED);
+      return out;
+    };
+    const rogue: TpmTransmit = async (cmd, opts) => {
+      const dv = new DataView(cmd.buffer, cmd.byteOffset);
+      if (dv.getUint32(6) !== TPM_CC.Create) return swB.transmit(cmd, opts);
+      // header 10, parentHandle 4, authorizationSize 4 + area, inSensitive TPM2B, inPublic size 2, type 2, nameAlg 2
+      const sens = 18 + dv.getUint32(14);
+      const res = await swB.transmit(flip(cmd, sens + 2 + dv.getUint16(sens) + 6), opts);
+      if (!res.ok || res.value.length <= 10) return res;
+      const rv = new DataView(res.value.buffer, res.value.byteOffset);
+      // header 10, parameterSize 4, outPrivate TPM2B, outPublic size 2, type 2, nameAlg 2
+      return { ok: true, value: flip(res.value, 14 + 2 + rv.getUint16(14) + 6) };
+    };
+    const srkB = value(await b.createPrimary(TPM_RH.OWNER, srkTemplate()));
+    try {
+      const shown = value(await new Tpm(rogue).create(srkB.handle, attestationKeyTemplate()));
+      expect(checkKeyPublic(shown.public, attestationKeyTemplate()).ok).toBe(true); // the lie looks right
+      // The TPM will not load the doctored public area (it is bound to the private part) ...
+      const doctored = await b.load(srkB.handle, shown);
+      expect(doctored.ok ? 'loaded' : doctored.error.code).toBe('TPM_COMMAND_FAILED');
+      // ... and the key it really made (duplicable) has another Name than the station computes from the lie,
+      // so credential activation and TPM2_Certify, both bound to Names, cannot vouch for it.
+      const realPublic = flip(shown.publicBytes, 4);
+      const real = value(await b.load(srkB.handle, { private: shown.private, publicBytes: realPublic }));
+      value(await b.flushContext(real.handle));
+      expect(toHex(value(await objectName(shown.public)))).not.toBe(toHex(real.name));
+      const ek = value(await createEk(b, 'eccP256'));
+      const made = value(
+        await makeCredential(ek.public, new Uint8Array(32).fill(1), value(await objectName(shown.public))),
+      );
+      const real2 = value(await b.load(srkB.handle, { private: shown.private, publicBytes: realPublic }));
+      value(await b.flushContext(srkB.handle));
+      const r = await b.activateCredential({
+        activateHandle: real2.handle,
+        keyHandle: ek.handle,
+        ekAuth: ekAuthorisation(ek.public),
+        ...made,
+      });
+      expect(r.ok ? 'activated' : r.error.details?.rcName).toMatch(/^TPM_RC_INTEGRITY/);
+      value(await b.flushContext(ek.handle));
+      value(await b.flushContext(real2.handle));
+    } finally {
+      await b.flushContext(srkB.handle);
     }
   });
 

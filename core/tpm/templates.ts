@@ -1,15 +1,15 @@
 /**
  * Key templates (TPMT_PUBLIC with empty or zero unique fields) the station asks a TPM to create.
  *
- * - EK templates: TCG EK Credential Profile for TPM Family 2.0, Level 0, Version 2.5, §B.3.3 (template L-1, RSA 2048)
- *   and §B.3.4 (L-2, ECC NIST P-256), both with the standard policy PolicySecret(TPM_RH_ENDORSEMENT) (§B.6.2, policy
- *   digest A, SHA-256), and §B.4.5 (H-3, ECC NIST P-384, SHA-384, what swtpm 0.7.1's swtpm_setup makes for its ECC EK;
+ * - EK templates: TCG EK Credential Profile for TPM Family 2.0, Annex B: template L-1 (RSA 2048) and L-2
+ *   (ECC NIST P-256), both with the standard policy PolicySecret(TPM_RH_ENDORSEMENT) (policy digest A, SHA-256), and
+ *   high-range template H-3 (ECC NIST P-384, SHA-384, what swtpm 0.7.1's swtpm_setup makes for its ECC EK;
  *   userWithAuth set, so it is usable with an empty password).
- * - SRK: TCG TPM v2.0 Provisioning Guidance §7.5.1 (ECC P-256 storage primary key in the owner hierarchy).
+ * - SRK: TCG TPM v2.0 Provisioning Guidance, SRK template (ECC P-256 storage primary key in the owner hierarchy).
  * - Attestation key and device identity key: ECC P-256 ECDSA/SHA-256 signing keys, after TCG "TPM 2.0 Keys for Device
- *   Identity and Attestation" §7.3 (IAK: restricted signing; IDevID: non-restricted signing). Deviation (docs/tpm.md):
- *   the station creates them as ordinary keys under the SRK (TPM2_Create) with userWithAuth and an empty auth value,
- *   not as endorsement-hierarchy primaries with the spec's adminWithPolicy policies.
+ *   Identity and Attestation" (IAK: restricted signing; IDevID: non-restricted signing), with userWithAuth, an
+ *   empty auth value and no policy (simpler than the spec's adminWithPolicy templates). They work with TPM2_Create
+ *   under the SRK or TPM2_CreatePrimary; a driver may derive its own variant (e.g. a distinct `unique`).
  */
 import { fromHex } from '../bytes.js';
 import { fail } from '../errors.js';
@@ -17,9 +17,9 @@ import { ok, type Result } from '../result.js';
 import { CURVES, TPMA_OBJECT as A, TPM_ALG, TPM_ECC } from './constants.js';
 import type { EccPublic, RsaPublic, TpmPublic } from './public.js';
 
-/** EK policy digest A: PolicySecret(TPM_RH_ENDORSEMENT), SHA-256 (EK Credential Profile §B.6.2). */
+/** EK policy digest A: PolicySecret(TPM_RH_ENDORSEMENT), SHA-256 (EK Credential Profile, Annex B). */
 export const EK_POLICY_A_SHA256 = fromHex('837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa');
-/** EK policy digest B, SHA-384 (the PolicyOR for high-range templates, §B.6.3). */
+/** EK policy digest B, SHA-384 (the PolicyOR of the high-range templates, Annex B). */
 export const EK_POLICY_B_SHA384 = fromHex(
   'b26e7d28d11a50bc53d882bcf5fd3a1a074148bb35d3b4e4cb1c0ad9bde419cacb47ba09699646150f9fc000f3f80e12',
 );
@@ -33,7 +33,7 @@ const zeros = (n: number): Uint8Array => new Uint8Array(n);
 
 const AES_128_CFB = { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB } as const;
 
-/** What the low-range templates L-1 and L-2 share (EK Credential Profile §B.3). */
+/** What the low-range templates L-1 and L-2 share (EK Credential Profile, Annex B). */
 const lowRange = () => ({
   nameAlg: TPM_ALG.SHA256,
   objectAttributes: EK_ATTRS,
@@ -77,7 +77,7 @@ export function ekAuthorisation(ek: TpmPublic): 'policy-secret-endorsement' | 'p
   return ek.objectAttributes & A.userWithAuth ? 'password' : 'policy-secret-endorsement';
 }
 
-/** The storage root key: ECC P-256, restricted decrypt, AES-128-CFB, noDA (Provisioning Guidance §7.5.1). */
+/** The storage root key: ECC P-256, restricted decrypt, AES-128-CFB, noDA (TCG Provisioning Guidance). */
 export function srkTemplate(): EccPublic {
   return {
     type: 'ecc',

@@ -6,7 +6,7 @@
 import 'reflect-metadata';
 import { createHash, X509Certificate as NativeX509 } from 'node:crypto';
 import { bytesEqual, fromBase64Url, utf8 } from '../../core/bytes.js';
-import { measurementsJson } from '../../core/pki/attestation.js';
+import { canonicalJson } from '../../core/canonical.js';
 import { fail } from '../../core/errors.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { MANIFEST_TYP, ManifestSchema } from '../../core/provisioning/baseline.js';
@@ -131,11 +131,12 @@ export async function verifyRecordJws(
   if (mj.data.board.chipId !== rec.board.chipId || mj.data.board.serialNumber !== rec.board.serialNumber)
     return reject('manifest-invalid', 'manifest: made for a different board');
   if (!mj.data.verdict.pass) return reject('manifest-invalid', 'manifest: the baseline verdict is not a pass');
-  // A key-bound attestation names the measurements the board reported: they are the manifest's.
+  // A key-bound (or TPM) attestation names the measurements the board reported: they are the manifest's. The
+  // canonical JSON of the manifest's LS measurements is exactly core/pki/attestation.ts measurementsJson.
   if (
     rec.schema === RECORD_SCHEMA &&
-    rec.attestation.mode === 'key-bound-v2' &&
-    sha256Sync(utf8(measurementsJson(mj.data.measurements))) !== rec.attestation.measurementsSha256
+    (rec.attestation.mode === 'key-bound-v2' || rec.attestation.mode === 'tpm2') &&
+    sha256Sync(utf8(canonicalJson(mj.data.measurements))) !== rec.attestation.measurementsSha256
   )
     return reject('manifest-invalid', 'manifest: its measurements are not the ones the board attested');
 

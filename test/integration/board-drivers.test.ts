@@ -5,7 +5,7 @@
  *   progress, and the identify `done` progress names the model;
  * - the profile's timeouts are what the board calls wait (a profile keygenMs below the board's keygen time fails
  *   the run resumably with PROTOCOL_TIMEOUT; with the shipped profile the board then resumes to one identity);
- * - a profile naming a driver this station lacks is refused at identify (FLOW_DRIVER_UNKNOWN), nothing written.
+ * - an LS board matched to a tpm2 profile is refused at identify (BOARD_UNSUPPORTED: no TPM relay), nothing written.
  */
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -189,14 +189,16 @@ describe('driver checkpoints and context', () => {
 });
 
 describe('board profiles choose the driver and the timeouts', () => {
-  it("keygenMs below the board's keygen time: PROTOCOL_TIMEOUT, resumable; a driver the station lacks: FLOW_DRIVER_UNKNOWN", async () => {
+  it("keygenMs below the board's keygen time: PROTOCOL_TIMEOUT, resumable; an LS board under a tpm2 profile: BOARD_UNSUPPORTED", async () => {
     // A copy of the shipped profiles: ls-sim-se waits 300 ms for a key, ls-sim-basic names the tpm2 driver.
     const dir = join(w.dir, 'profiles');
     cpSync(join(import.meta.dirname, '..', '..', 'resources', 'boards'), dir, { recursive: true });
     const edit = (file: string, f: (p: Record<string, unknown>) => Record<string, unknown>) =>
       writeFileSync(join(dir, file), JSON.stringify(f(JSON.parse(readFileSync(join(dir, file), 'utf8')))));
     edit('ls-sim-se.json', (p) => ({ ...p, timeouts: { ...(p['timeouts'] as object), keygenMs: 300 } }));
-    edit('ls-sim-basic.json', (p) => ({ ...p, driver: 'tpm2' }));
+    // ls-sim-basic names the tpm2 driver (with the tpm block a tpm2 profile needs): an LS board has no TPM relay.
+    const tpm2 = JSON.parse(readFileSync(join(dir, 'tpm2-ecc-ek.json'), 'utf8')) as Record<string, unknown>;
+    edit('ls-sim-basic.json', (p) => ({ ...p, driver: 'tpm2', keyMode: 'onboard', tpm: tpm2['tpm'] }));
     const u = updateStationConfig(w.dataDir, (raw) => ({
       ...raw,
       paths: { ...(raw['paths'] as object), profilesDir: dir },
@@ -223,10 +225,7 @@ describe('board profiles choose the driver and the timeouts', () => {
       operator: 'op',
       onProgress: (e) => progress.push(e),
     });
-    expect(unknown.ok ? unknown.value.status : unknown.error).toMatchObject({
-      code: 'FLOW_DRIVER_UNKNOWN',
-      details: { profile: 'ls-sim-basic', driver: 'tpm2' },
-    });
+    expect(unknown.ok ? unknown.value.status : unknown.error).toMatchObject({ code: 'BOARD_UNSUPPORTED' });
     expect(progress.at(-1)).toMatchObject({ step: 'identify', status: 'failed' });
     const basic = w.sim.boards[1]!.chipId;
     expect(w.engine.store.listAudit(0, 100_000).some((e) => e.payload['chipId'] === basic)).toBe(false);

@@ -33,7 +33,7 @@ const HAVE_SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync
 /** EK kinds a manufactured TPM carries a certificate for (RSA 2048 always; `ecc` adds the P-256 EK). */
 export type EkKind = 'rsa' | 'ecc';
 
-/** NV indices of the EK certificates (TCG EK Credential Profile 2.x §2.2.1.4). */
+/** NV indices of the EK certificates (TCG EK Credential Profile §2.2). */
 export const EK_CERT_NV = {
   /** RSA 2048 EK certificate, low range (template L-1). */
   rsa2048: 0x01c00002,

@@ -14,7 +14,7 @@ import { SimBoard, type Faults, type Latency } from '../../../test/sim/board.js'
 import { loadOrCreateVendorPki, type VendorPki } from '../../../test/sim/pki.js';
 import { BoardSession, makeRng } from '../../../test/sim/session.js';
 import { sha256Hex, toBase64Url } from '../../bytes.js';
-import type { BoardIdentity } from '../../model.js';
+import type { BoardIdentity, Measurements } from '../../model.js';
 import { systemClock, type Hsm, type Logger } from '../../ports.js';
 import { measurementsDigest } from '../../pki/attestation.js';
 import { issueDeviceCertificate } from '../../pki/device-cert.js';
@@ -122,9 +122,9 @@ describe('driver registry', () => {
     if (!r.ok) expect(r.error.message).toContain('"zz9"');
   });
 
-  it('tpm2 is FLOW_DRIVER_UNKNOWN until core/boards/tpm2 registers (the tpm-driver work flips this test)', () => {
+  it('tpm2 profiles get the TPM 2.0 driver (core/boards/tpm2)', () => {
     const r = driverFor({ ...profile('ls-sim-se'), driver: 'tpm2' });
-    expect(r.ok ? r.value.id : r.error.code).toBe('FLOW_DRIVER_UNKNOWN');
+    expect(r.ok ? r.value.id : r.error.code).toBe('tpm2');
   });
 });
 
@@ -136,7 +136,7 @@ describe('the Line Station driver, step by step', () => {
 
     const m = must(await lsDriver.measure(context(client, p), identity));
     expect(m.verdict).toMatchObject({ pass: true, violations: [] });
-    expect(m.measurementsSha256).toBe(await measurementsDigest(m.measurements));
+    expect(m.measurementsSha256).toBe(await measurementsDigest(m.measurements as Measurements));
 
     const bound = must(await lsDriver.key(context(client, p), identity));
     expect(bound.role).toBe('device');
