@@ -295,6 +295,45 @@ export const DevicesViewSchema = z.object({
 });
 export type DevicesView = z.infer<typeof DevicesViewSchema>;
 
+/**
+ * `station doctor` (station/doctor): one check of the station's readiness. Every check has a status, a one-line
+ * finding and, when it does not pass, what to do (an exact command or file). docs/operations.md "station doctor".
+ */
+export const DOCTOR_CHECK_IDS = [
+  'config',
+  'permissions',
+  'disk-space',
+  'hsm-module',
+  'hsm-token',
+  'hsm-login',
+  'hsm-keys',
+  'hsm-mechanisms',
+  'certificates',
+  'serial-group',
+  'udev-rules',
+  'serial-ports',
+  'registry',
+  'clock-skew',
+  'sync-backlog',
+] as const;
+export const DoctorCheckIdSchema = z.enum(DOCTOR_CHECK_IDS);
+export type DoctorCheckId = z.infer<typeof DoctorCheckIdSchema>;
+export const DoctorStatusSchema = z.enum(['pass', 'warn', 'fail', 'skipped']);
+export type DoctorStatus = z.infer<typeof DoctorStatusSchema>;
+export const DoctorCheckSchema = z.object({
+  id: DoctorCheckIdSchema,
+  status: DoctorStatusSchema,
+  /** One line: what was found. Never a secret (no PIN, no key material). */
+  summary: z.string(),
+  /** When not pass: what to do (an exact command or file). */
+  action: z.string().optional(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type DoctorCheck = z.infer<typeof DoctorCheckSchema>;
+/** Every check, in DOCTOR_CHECK_IDS order; `ok` is true when none failed. */
+export const DoctorReportSchema = z.object({ checks: z.array(DoctorCheckSchema), ok: z.boolean() });
+export type DoctorReport = z.infer<typeof DoctorReportSchema>;
+
 export const LogLineViewSchema = z.object({
   ts: z.string(),
   level: z.enum(['debug', 'info', 'warn', 'error']),
@@ -397,6 +436,12 @@ export const OPERATIONS = {
   },
   getHsm: { args: z.object({}).strict(), result: HsmViewSchema, role: 'supervisor', activity: true },
   getDevices: { args: z.object({}).strict(), result: DevicesViewSchema, role: 'supervisor', activity: true },
+  /**
+   * `station doctor`'s checks on the running station. Supervisor: it reveals no secret (never a PIN or key material),
+   * but it maps the station's configuration (module and file paths, groups, registry) for the person who can act on
+   * it, it calls the registry and signs with the HSM on demand, and it lives in the supervisor-only HSM & devices view.
+   */
+  doctor: { args: z.object({}).strict(), result: DoctorReportSchema, role: 'supervisor', activity: true },
   getLogLines: {
     args: z
       .object({

@@ -178,12 +178,25 @@ export function checkStationDataDir(dataDir: string): Result<void> {
 
 /** Load and validate `<dataDir>/config.json` (refused when the data dir is not private: checkStationDataDir). */
 export function loadConfig(dataDir: string): Result<LoadedConfig> {
+  const missing = configNotFound(dataDir);
+  if (missing) return missing;
+  const bare = checkStationDataDir(dataDir);
+  if (!bare.ok) return bare;
+  const cfg = readStationConfig(dataDir);
+  if (!cfg.ok) return cfg;
+  const tokens = checkTokenDir(cfg.value);
+  return tokens.ok ? cfg : tokens;
+}
+
+/**
+ * Read and validate `<dataDir>/config.json` WITHOUT the permission checks (loadConfig makes them first; `station
+ * doctor` reports them as a check of their own and reads on).
+ */
+export function readStationConfig(dataDir: string): Result<LoadedConfig> {
   const dir = resolve(dataDir);
   const file = join(dir, CONFIG_FILE);
   const missing = configNotFound(dataDir);
   if (missing) return missing;
-  const bare = checkStationDataDir(dir);
-  if (!bare.ok) return bare;
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
@@ -195,13 +208,14 @@ export function loadConfig(dataDir: string): Result<LoadedConfig> {
     const i = parsed.error.issues[0];
     return fail('CONFIG_INVALID', `${file}: ${i ? `${i.path.join('.')}: ${i.message}` : 'invalid'}`);
   }
-  const conf = parsed.data.hsm.softhsmConf;
-  const tokenDir = conf ? readSoftHsmTokenDir(isAbsolute(conf) ? conf : join(dir, conf)) : null;
-  if (tokenDir) {
-    const tokens = checkPrivateTree(dir, [{ path: tokenDir, children: true }]);
-    if (!tokens.ok) return tokens;
-  }
   return ok({ dataDir: dir, config: parsed.data, path: (p: string) => (isAbsolute(p) ? p : join(dir, p)) });
+}
+
+/** The SoftHSM2 token directory the configuration names (wherever it is) private too (CONFIG_INSECURE_PERMISSIONS). */
+export function checkTokenDir(cfg: LoadedConfig): Result<void> {
+  const conf = cfg.config.hsm.softhsmConf;
+  const tokenDir = conf ? readSoftHsmTokenDir(cfg.path(conf)) : null;
+  return tokenDir ? checkPrivateTree(cfg.dataDir, [{ path: tokenDir, children: true }]) : ok(undefined);
 }
 
 /**

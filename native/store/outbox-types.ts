@@ -122,6 +122,8 @@ export interface FailingBatch {
 export interface Outbox {
   readonly path: string;
   counts(): OutboxCounts;
+  /** When the oldest record not yet acknowledged (pending or sent) was queued (ISO), or null (`station doctor`). */
+  oldestUnacknowledgedAt(): string | null;
   /** Batch ids with rows still in state `sent` (oldest first): to be re-sent with the same id and records. */
   sentBatchIds(): string[];
   /** Every record of a batch, in its original order (whatever their state now). */

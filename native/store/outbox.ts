@@ -84,6 +84,7 @@ export function createOutbox(
   const { now, audit } = o;
   const st = {
     counts: db.prepare('SELECT state, COUNT(*) AS n, SUM(conflict) AS c FROM outbox GROUP BY state'),
+    oldest: db.prepare("SELECT MIN(enqueued_at) AS at FROM outbox WHERE state IN ('pending', 'sent')"),
     sentBatches: db.prepare(
       "SELECT batch_id FROM outbox WHERE state = 'sent' GROUP BY batch_id ORDER BY MIN(seq) LIMIT 1000",
     ),
@@ -162,6 +163,10 @@ export function createOutbox(
         if (r.state === 'failed') c.conflicts = r.c ?? 0;
       }
       return c;
+    },
+
+    oldestUnacknowledgedAt() {
+      return (st.oldest.get() as { at: string | null }).at;
     },
 
     sentBatchIds() {

@@ -12,6 +12,7 @@ export const STATION_EXIT = {
   usage: { code: 2, meaning: 'usage error' },
   notReady: { code: 3, meaning: 'station not ready (configuration, HSM, database; STATION_BUSY)' },
   verifyFailed: { code: 4, meaning: 'audit trail or record verification failed' },
+  checkFailed: { code: 5, meaning: 'station doctor: at least one check failed (each says what to do)' },
   internal: { code: 70, meaning: 'internal error (a bug: see the log)' },
 } as const satisfies Readonly<Record<string, ExitCode>>;
 

@@ -1,10 +1,11 @@
 /**
  * The `station` command line: one declarative program (core/cli/program.ts). The name, summary, common options and
  * exit codes are here; each command lives beside it in station/cli/ with its own options, help and handler:
- * init.ts, provision.ts, watch.ts, records.ts (records, verify-log), report.ts (report log|yield), operators.ts (operator add|revoke), serve.ts,
- * enroll.ts, policy.ts, sync.ts (sync, export, import-receipt), rotate-key.ts; what they share in context.ts (data
- * dir, logger, engine), exit.ts (exit codes, error -> exit code), sign-in.ts and pin-input.ts. `station --help`,
- * `station help <command>` and `station <command> --help` print usage and exit 0. bin/station.mjs runs `main`.
+ * init.ts, provision.ts, watch.ts, records.ts (records, verify-log), report.ts (report log|yield), operators.ts
+ * (operator add|revoke), serve.ts, enroll.ts, policy.ts, sync.ts (sync, export, import-receipt), rotate-key.ts,
+ * doctor.ts; what they share in context.ts (data dir, logger, engine), exit.ts (exit codes, error -> exit code),
+ * sign-in.ts and pin-input.ts. `station --help`, `station help <command>` and `station <command> --help` print usage
+ * and exit 0. bin/station.mjs runs `main`.
  * Imports core/, native/ and the command modules beside it; nothing else in station/ imports this folder (no cycle).
  */
 import 'reflect-metadata';
@@ -12,6 +13,7 @@ import { runProgram, type Io, type Program } from '../../core/cli/program.js';
 import { escapeControlChars } from '../../core/display-text.js';
 import { restrictUmask } from '../../native/data-dir.js';
 import { COMMON_OPTIONS, type StationCtx } from './context.js';
+import { doctorCommand } from './doctor.js';
 import { enrollCommand } from './enroll.js';
 import { STATION_EXIT } from './exit.js';
 import { initCommand } from './init.js';
@@ -51,6 +53,7 @@ export const stationProgram: Program<StationCtx, keyof typeof STATION_EXIT> = {
     exportCommand,
     importReceiptCommand,
     rotateKeyCommand,
+    doctorCommand,
   ],
 };
 

@@ -29,6 +29,7 @@ import {
   zodMessage,
   type BatchRequest,
   type BatchResponse,
+  type Health,
   type RequestClaims,
   type RevocationResult,
   type RevocationsRequest,
@@ -75,6 +76,8 @@ export interface RegistryClient {
   readonly url: string;
   /** `GET /v1/health` (public): true when the registry answers a valid health document. */
   health(signal?: AbortSignal): Promise<boolean>;
+  /** `GET /v1/health` (public): the health document (its `time` and `audience`: `station doctor`), or why not. */
+  healthAnswer(signal?: AbortSignal): Promise<RegistryResult<Health>>;
   /** `POST /v1/batches`: the batch response (its receipt still to verify). */
   sendBatch(body: BatchRequest, signal?: AbortSignal): Promise<RegistryResult<BatchResponse>>;
   /** `GET /v1/audit-heads?challenge=`: the anchored heads JWS and the fresh challenge it must echo. */
@@ -223,24 +226,33 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
       : failure('invalid', stationError('SYNC_REGISTRY_UNTRUSTED', `${what}: the answer holds no signed JWS`));
   }
 
+  /** `GET /v1/health`: the health document, or why not. */
+  async function healthAnswer(signal?: AbortSignal): Promise<RegistryResult<Health>> {
+    const route = ROUTES.health;
+    const what = routeLabel(route);
+    const r = await exchange({
+      route,
+      path: routePath(route),
+      what,
+      signal,
+      timeoutMs: Math.min(o.timeoutMs, 5000),
+      maxResponseBytes: MAX_HEALTH_RESPONSE_BYTES,
+      sayTimeout: true,
+    });
+    if (!r.ok) return r;
+    if (r.value.status !== 200) return refused(r.value, what, { maxRaw: 200 });
+    const json = parseJson(r.value.text);
+    const h = json.ok ? HealthSchema.safeParse(json.value) : null;
+    return h?.success
+      ? ok(h.data)
+      : failure('invalid', stationError('SYNC_REGISTRY_UNTRUSTED', `${what}: the answer is not a health document`));
+  }
+
   return {
     url: base,
 
-    async health(signal) {
-      const route = ROUTES.health;
-      const path = routePath(route);
-      const r = await exchange({
-        route,
-        path,
-        what: routeLabel(route),
-        signal,
-        timeoutMs: Math.min(o.timeoutMs, 5000),
-        maxResponseBytes: MAX_HEALTH_RESPONSE_BYTES,
-      });
-      if (!r.ok || r.value.status !== 200) return false;
-      const json = parseJson(r.value.text);
-      return json.ok && HealthSchema.safeParse(json.value).success;
-    },
+    health: async (signal) => (await healthAnswer(signal)).ok,
+    healthAnswer,
 
     async sendBatch(body, signal) {
       const { batchId } = body;

@@ -41,6 +41,8 @@ import type { LogLine } from '../../native/logger.js';
 import { authPolicy, createSessions, loadBadgeKey, operatorRevoked, type Sessions } from './auth.js';
 import type { LogTap } from './log-tap.js';
 import { buildRecordDetail } from './records.js';
+import { enginePorts } from '../doctor/engine-ports.js';
+import { runDoctor } from '../doctor/run.js';
 import { percentile, reportFileName, writeLogReport, yieldReport } from '../reports.js';
 import { createSlots, toApiError, type SlotManager } from './slots.js';
 
@@ -565,6 +567,9 @@ export function createStationService(o: StationServiceOptions): StationService {
         problems: probs,
       });
     },
+
+    /** `station doctor`'s checks over the running engine (station/doctor). */
+    doctor: async () => ok(await runDoctor(enginePorts(engine, discovery))),
 
     getLogLines(_c, args) {
       const order = { debug: 10, info: 20, warn: 30, error: 40 } as const;

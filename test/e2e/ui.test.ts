@@ -14,6 +14,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { Clock } from '../../core/ports.js';
+import { DOCTOR_CHECK_IDS } from '../../core/api.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStationDb } from '../../native/store/index.js';
 import type { TestStation } from '../../testkit/registry/fixtures.js';
@@ -242,6 +243,12 @@ describe('operator and supervisor UI end to end', () => {
     await page.keyboard.press('Alt+5');
     await page.locator('[data-testid="hsm-present"]').waitFor();
     expect(await page.locator('[data-testid="hsm-present"]').innerText()).toBe('Yes');
+    // The station checks (station doctor) run when the view opens: every check shows its status.
+    await page.locator('[data-testid="doctor-counts"]').waitFor();
+    expect(await page.locator('.doctor-check').count()).toBe(DOCTOR_CHECK_IDS.length);
+    for (const id of ['hsm-login', 'hsm-keys', 'certificates'])
+      expect(await page.locator(`[data-testid="doctor-${id}"]`).getAttribute('data-status'), id).toBe('pass');
+    await screenshot(page, 'doctor');
     await screenshot(page, 'hsm-devices');
 
     // Override with a confirmation dialog that needs a reason: re-provision the failed board.

@@ -1,7 +1,11 @@
-/** HSM & devices: token state, slot, key labels; ports and USB devices with access problems explained. */
+/**
+ * HSM & devices: token state, slot, key labels; ports and USB devices with access problems explained; the station
+ * checks of `station doctor` (Doctor.tsx).
+ */
 import { useEffect, useState } from 'react';
 import type { DevicesView, HsmView } from '../../../core/api.js';
 import { ErrorText } from '../components/ErrorText.js';
+import { DoctorChecks } from './Doctor.js';
 import { station, unwrap } from '../controller.js';
 import { t } from '../i18n/index.js';
 
@@ -36,6 +40,7 @@ export function Devices() {
         </button>
       </div>
       <div className="record-grid">
+        <DoctorChecks refresh={tick} />
         <section className="card" aria-labelledby="hsm-title">
           <h2 id="hsm-title">{t('hsm.title')}</h2>
           {hsm ? (
