@@ -1,6 +1,6 @@
 /**
  * Opening a board connection: the serial link, then the protocol `hello` (connectBoard), with the station's default
- * timeouts. The one place the station connects to a board (the engine's provisioning, the UI's scrap override);
+ * timeouts. The one place the station connects to a board (the engine's provisioning and zeroize, for a scrap);
  * the board profile's `timeouts` are applied per call by the flow after identify.
  */
 import type { StationError } from '../core/errors.js';

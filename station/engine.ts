@@ -7,9 +7,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail, stationError } from '../core/errors.js';
-import { provisionBoard, type FlowOutcome, type StationIdentity } from '../core/provisioning/flow.js';
+import { provisionBoard, zeroizeBoard, type FlowOutcome, type StationIdentity } from '../core/provisioning/flow.js';
 import { driverFor } from '../core/boards/index.js';
-import type { ProgressEvent } from '../core/model.js';
+import type { BoardIdentity, ProgressEvent } from '../core/model.js';
 import type { BoardClient, Clock, DetectedPort, DeviceDiscovery, Hsm, Logger } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
 import type { BoardProfile } from '../core/provisioning/profiles.js';
@@ -70,6 +70,16 @@ export interface Engine {
   workOrder(id: string): Result<WorkOrder>;
   listWorkOrders(): WorkOrder[];
   provision(req: ProvisionRequest): Promise<Result<FlowOutcome>>;
+  /**
+   * Erase the identity of the board on `port` through its profile's driver (a supervisor's scrap): the board is
+   * identified as for a run of `workOrder` (its profile must be in it), then zeroized. Writes nothing; the caller
+   * audits and queues the scrap event. The board's identity as identified.
+   */
+  zeroize(req: {
+    readonly port: string;
+    readonly workOrder: string;
+    readonly signal?: AbortSignal;
+  }): Promise<Result<BoardIdentity>>;
   discovery(): DeviceDiscovery;
   /** USB hotplug (or the reason it is unavailable on this machine). */
   readonly usb: UsbWatcher;
@@ -288,6 +298,43 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
         : fail('INPUT_INVALID', `unknown work order ${id} (known: ${wos.value.map((x) => x.id).join(', ')})`);
     },
     listWorkOrders: () => [...wos.value],
+    async zeroize(req) {
+      const wo = engine.workOrder(req.workOrder);
+      if (!wo.ok) return wo;
+      if (busyPorts.has(req.port))
+        return err(stationError('FLOW_BOARD_BUSY', `port ${req.port} is already provisioning`));
+      busyPorts.add(req.port);
+      const plog = log.child(`[serial ${req.port}]`);
+      try {
+        const board = await openBoard(opener, req.port, {
+          logger: plog,
+          clock,
+          ...(req.signal ? { signal: req.signal } : {}),
+        });
+        if (!board.ok) return err(board.error.error);
+        try {
+          return await zeroizeBoard(
+            {
+              board: board.value,
+              hsm,
+              clock,
+              logger: plog,
+              attestationRoots: roots,
+              profiles: profiles.value,
+              driverFor,
+              workOrder: lifecycle.effectiveWorkOrder(wo.value),
+              port: { path: req.port, source: 'configured' },
+              random: (n) => new Uint8Array(randomBytes(n)),
+            },
+            req.signal ? { signal: req.signal } : {},
+          );
+        } finally {
+          await board.value.close();
+        }
+      } finally {
+        busyPorts.delete(req.port);
+      }
+    },
     async provision(req) {
       const port: DetectedPort = typeof req.port === 'string' ? { path: req.port, source: 'configured' } : req.port;
       const woFile = engine.workOrder(req.workOrder);

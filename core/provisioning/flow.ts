@@ -189,34 +189,42 @@ export function decide(input: {
   return { action: 'start', kind: 'initial' };
 }
 
-/** Provision one connected board (or resume its interrupted run). */
-export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Promise<Result<FlowOutcome>> {
-  const t0 = deps.clock.monotonicMs();
-  const log = deps.logger;
-  const progress = (step: StepName, status: ProgressEvent['status'], extra: Partial<ProgressEvent> = {}) =>
-    opts.onProgress?.({
-      port: deps.port.path,
-      step,
-      status,
-      elapsedMs: Math.round(deps.clock.monotonicMs() - t0),
-      ...extra,
-    });
-  const signal = opts.signal ? { signal: opts.signal } : {};
-  const cancelled = () => opts.signal?.aborted === true;
+/** What a step's driver call needs (`identifyBoard`): the driver context of `step`, with the run's data. */
+export type DriverContextOf = (step: StepName, runData: RunData, tag: Partial<ProgressEvent>) => DriverContext;
 
-  // ---- identify: the board's claim (the LS `identify`, which every board answers), checked and matched to a
-  // profile; the profile's driver then checks it (and derives what the hardware proves).
-  progress('identify', 'running');
+/** A board identified for a run or a scrap: its checked identity, its profile, its driver. */
+export interface IdentifiedBoard {
+  readonly identity: BoardIdentity;
+  readonly profile: BoardProfile;
+  readonly driver: BoardDriver;
+  readonly context: DriverContextOf;
+}
+
+/** What identifying a board needs from the flow's dependencies. */
+export type IdentifyDeps = Pick<
+  FlowDeps,
+  'board' | 'hsm' | 'clock' | 'logger' | 'random' | 'profiles' | 'workOrder' | 'attestationRoots' | 'port' | 'driverFor'
+>;
+
+/**
+ * The identify step: the board's claim (the LS `identify`, which every board answers), its text checked, matched to
+ * a profile of the work order, then checked by the profile's driver (which derives what the hardware proves, e.g. a
+ * TPM's chip id from its EK). Writes nothing; `progress` receives the driver's notes.
+ */
+export async function identifyBoard(
+  deps: IdentifyDeps,
+  signal: { readonly signal?: AbortSignal },
+  progress: (step: StepName, status: ProgressEvent['status'], extra?: Partial<ProgressEvent>) => void,
+): Promise<Result<IdentifiedBoard>> {
   const id = await deps.board.identify(signal);
-  if (!id.ok) return failStep('identify', id.error);
+  if (!id.ok) return id;
   const claimed = id.value;
   // Board-chosen strings are checked before anything is matched, written or shown (core/provisioning/profiles.ts).
   const badText = checkIdentityText(claimed);
-  if (badText) return failStep('identify', badText);
+  if (badText) return err(badText);
   const matched = matchProfile(deps.profiles, { port: deps.port, identity: claimed });
   if (!matched.profile) {
-    return failStep(
-      'identify',
+    return err(
       stationError(matched.serialMismatch ? 'BOARD_IDENTITY_INVALID' : 'FLOW_PROFILE_UNKNOWN', matched.reason, {
         candidates: matched.candidates,
       }),
@@ -224,8 +232,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   }
   const profile = matched.profile;
   if (!deps.workOrder.profiles.includes(profile.id)) {
-    return failStep(
-      'identify',
+    return err(
       stationError(
         'FLOW_WORK_ORDER_MISMATCH',
         `board profile ${profile.id} is not part of work order ${deps.workOrder.id}`,
@@ -238,8 +245,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   }
   // Protocol 1 attests nothing but the chip: refused unless the board's profile explicitly allows legacy mode.
   if (claimed.protocolVersion < PROTOCOL_V2 && profile.attestation?.allowLegacyV1 !== true) {
-    return failStep(
-      'identify',
+    return err(
       stationError(
         'ATTEST_LEGACY_REFUSED',
         `board ${claimed.serialNumber} speaks protocol ${claimed.protocolVersion} (no key-bound attestation) and profile ${profile.id} does not allow legacy mode`,
@@ -248,7 +254,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     );
   }
   const drv = deps.driverFor(profile);
-  if (!drv.ok) return failStep('identify', drv.error);
+  if (!drv.ok) return drv;
   const driver = drv.value;
   // From here on every board request waits the profile's default timeout (the driver uses keygenMs and flashMs
   // where the board generates a key or writes its flash).
@@ -271,7 +277,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     driverContext('identify', {}, { chipId: claimed.chipId, serialNumber: claimed.serialNumber }),
     claimed,
   );
-  if (!checked.ok) return failStep('identify', checked.error);
+  if (!checked.ok) return checked;
   const identity = checked.value.identity;
   // The profile was matched and the text checked on the claim: a driver may say more (the state it reads from the
   // hardware), never that the board is another one (a mismatch is the driver's error result, not a new identity).
@@ -279,6 +285,55 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   if (!same('chipId') || !same('serialNumber') || !same('model')) {
     throw new Error(`driver ${driver.id} returned another identity than the board claimed`);
   }
+  return ok({ identity, profile, driver, context: driverContext });
+}
+
+/**
+ * Erase a board's identity through its driver (a supervisor's scrap): identified as for a run (so a TPM board is
+ * zeroized in its TPM, an LS board by its firmware), then `driver.zeroize`. Writes nothing; the caller audits and
+ * queues the scrap event. Returns the identity the board had.
+ */
+export async function zeroizeBoard(
+  deps: IdentifyDeps,
+  opts: { readonly signal?: AbortSignal; readonly onProgress?: (e: ProgressEvent) => void } = {},
+): Promise<Result<BoardIdentity>> {
+  const t0 = deps.clock.monotonicMs();
+  const progress = (step: StepName, status: ProgressEvent['status'], extra: Partial<ProgressEvent> = {}) =>
+    opts.onProgress?.({
+      port: deps.port.path,
+      step,
+      status,
+      elapsedMs: Math.round(deps.clock.monotonicMs() - t0),
+      ...extra,
+    });
+  const found = await identifyBoard(deps, opts.signal ? { signal: opts.signal } : {}, progress);
+  if (!found.ok) return found;
+  const { identity, driver, context } = found.value;
+  const who = { chipId: identity.chipId, serialNumber: identity.serialNumber, model: identity.model };
+  const z = await driver.zeroize(context('key', {}, who), identity);
+  return z.ok ? ok(identity) : z;
+}
+
+/** Provision one connected board (or resume its interrupted run). */
+export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Promise<Result<FlowOutcome>> {
+  const t0 = deps.clock.monotonicMs();
+  const log = deps.logger;
+  const progress = (step: StepName, status: ProgressEvent['status'], extra: Partial<ProgressEvent> = {}) =>
+    opts.onProgress?.({
+      port: deps.port.path,
+      step,
+      status,
+      elapsedMs: Math.round(deps.clock.monotonicMs() - t0),
+      ...extra,
+    });
+  const signal = opts.signal ? { signal: opts.signal } : {};
+  const cancelled = () => opts.signal?.aborted === true;
+
+  // ---- identify: the board's claim, checked, matched to a profile and checked by the profile's driver.
+  progress('identify', 'running');
+  const found = await identifyBoard(deps, signal, progress);
+  if (!found.ok) return failStep('identify', found.error);
+  const { identity, profile, driver, context: driverContext } = found.value;
   const who = { chipId: identity.chipId, serialNumber: identity.serialNumber, model: identity.model };
   progress('identify', 'done', who);
 

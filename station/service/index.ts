@@ -27,14 +27,13 @@ import {
 } from '../../core/api.js';
 import { fail, stationError, type StationError } from '../../core/errors.js';
 import { STEPS, type StepName } from '../../core/model.js';
-import { systemClock, type ByteLinkOpener, type Clock, type DeviceDiscovery, type Logger } from '../../core/ports.js';
+import { systemClock, type Clock, type DeviceDiscovery, type Logger } from '../../core/ports.js';
 import { matchProfile } from '../../core/provisioning/profiles.js';
 import { ok, type Result } from '../../core/result.js';
 import type { AuditVerification } from '../../core/provisioning/store.js';
 import { createDiscovery } from '../../native/discovery.js';
 import type { LogRow } from '../../native/store/queries.js';
 import type { StationPorts } from '../../native/store/index.js';
-import { serialOpener } from '../../native/serial.js';
 import { createUsbWatcher, UDEV_GUIDANCE, type UsbWatcher } from '../../native/usb.js';
 import type { Engine } from '../engine.js';
 import type { LogLine } from '../../native/logger.js';
@@ -64,7 +63,6 @@ export interface StationServiceOptions {
   readonly extraPorts?: readonly string[];
   /** Check every result against its schema (a development assertion; default on under vitest). */
   readonly validateResults?: boolean;
-  readonly opener?: ByteLinkOpener;
 }
 
 export interface StationService {
@@ -217,7 +215,6 @@ export function createStationService(o: StationServiceOptions): StationService {
       engine,
       clock,
       logger: log,
-      opener: o.opener ?? serialOpener({ logger: logger.child('[serial]') }),
       workOrder: () => selectedWo,
       operator: () => sessions?.currentOperator() ?? null,
       emit: (slot) => {

@@ -3,7 +3,8 @@
  * is provisioned automatically (one AbortController per port); progress becomes slot updates. The lifecycle of a
  * slot (pass / already / fail, disconnected and interrupted runs that stay active and resume, retry, scrap) is the
  * pure reducer of core/boards/lifecycle.ts, shared with `station watch`; this module keeps only the effects: it
- * starts and aborts runs, sets the re-link timer, opens the board for a scrap, and emits the slot views.
+ * starts and aborts runs, sets the re-link timer, has the engine zeroize a scrapped board (through its driver) and
+ * emits the slot views.
  */
 import { basename } from 'node:path';
 import type { ApiError, SlotView } from '../../core/api.js';
@@ -18,9 +19,8 @@ import {
   type RunOutcome,
 } from '../../core/boards/lifecycle.js';
 import { stationError, type StationError } from '../../core/errors.js';
-import type { ByteLinkOpener, Clock, DetectedPort, Logger } from '../../core/ports.js';
+import type { Clock, DetectedPort, Logger } from '../../core/ports.js';
 import { err, ok, type Result } from '../../core/result.js';
-import { openBoard } from '../board-connection.js';
 import type { Engine } from '../engine.js';
 
 /** The steps a slot shows (sync is reported by the sync view, not per board). */
@@ -64,7 +64,6 @@ export function createSlots(deps: {
   engine: Engine;
   clock: Clock;
   logger: Logger;
-  opener: ByteLinkOpener;
   workOrder: () => string | null;
   operator: () => string | null;
   emit: (slot: SlotView) => void;
@@ -236,23 +235,14 @@ export function createSlots(deps: {
       let release!: () => void;
       s.running = new Promise<void>((r) => (release = r));
       try {
-        const board = await openBoard(deps.opener, path, {
-          logger: log.child(`[serial ${path}]`),
-          clock,
-          signal: ac.signal,
-        });
-        if (!board.ok) return err(board.error.error);
-        try {
-          const id = await board.value.identify({ signal: ac.signal });
-          if (!id.ok) return id;
-          const z = await board.value.zeroize(id.value.chipId, { signal: ac.signal });
-          if (!z.ok) return z;
-          const { chipId, serialNumber, model } = id.value;
-          apply(s, { type: 'scrapped', chipId, serialNumber, model });
-          return ok({ chipId, serialNumber, slot: view(s) });
-        } finally {
-          await board.value.close();
-        }
+        const wo = deps.workOrder();
+        if (!wo) return err(stationError('INPUT_INVALID', 'select a work order first', { path: 'workOrder' }));
+        // Through the board's driver: a TPM board is zeroized in its TPM, an LS board by its firmware.
+        const z = await engine.zeroize({ port: path, workOrder: wo, signal: ac.signal });
+        if (!z.ok) return z;
+        const { chipId, serialNumber, model } = z.value;
+        apply(s, { type: 'scrapped', chipId, serialNumber, model });
+        return ok({ chipId, serialNumber, slot: view(s) });
       } finally {
         s.ac = null;
         s.running = null;

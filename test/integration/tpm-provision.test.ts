@@ -267,4 +267,25 @@ describe('TPM boards and LS boards on one station', () => {
     }
     await w.reopen();
   }, 60_000);
+
+  it('a scrap erases the identity through the board driver: the TPM board in its TPM, the LS board by firmware', async () => {
+    const tools = tpm2tools(w.sim.tpm(RSA)!.main!);
+    const persistent = async () =>
+      (await tools('tpm2_getcap', ['handles-persistent'])).stdout.split('\n').filter((l) => l.includes('0x8102'));
+    expect(await persistent()).toHaveLength(1);
+    const z = await w.engine.zeroize({ port: w.sim.ports[RSA]!, workOrder: WO });
+    if (!z.ok) throw new Error(`${z.error.code}: ${z.error.message}`);
+    expect(z.value.chipId).toBe(w.sim.boards[RSA]!.chipId);
+    // The IDevID is evicted and the certificate's NV index is gone (tpm2-tools, not the station, says so).
+    expect(await persistent()).toHaveLength(0);
+    await expect(tools('tpm2_nvreadpublic', ['0x01100000'])).rejects.toThrow();
+    // An LS board is zeroized by its firmware: afterwards it no longer holds the certificate of its record.
+    const before = await w.engine.provision({ port: w.sim.ports[2]!, workOrder: WO, operator: 'op-tpm' });
+    expect(before.ok && before.value.status === 'already-provisioned' && before.value.boardMatches).toBe(true);
+    const ls = await w.engine.zeroize({ port: w.sim.ports[2]!, workOrder: WO });
+    if (!ls.ok) throw new Error(`${ls.error.code}: ${ls.error.message}`);
+    expect(ls.value.chipId).toBe(w.sim.boards[2]!.chipId);
+    const after = await w.engine.provision({ port: w.sim.ports[2]!, workOrder: WO, operator: 'op-tpm' });
+    expect(after.ok && after.value.status === 'already-provisioned' && after.value.boardMatches).toBe(false);
+  }, 60_000);
 });
