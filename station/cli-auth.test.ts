@@ -213,4 +213,40 @@ describe('PIN files are opened once, without following a link, and checked on th
     const good = await cli([...provision(), '--operator', 'op-1', '--pin-file', real]);
     expect(good.text).not.toMatch(/CONFIG_INSECURE_PERMISSIONS|AUTH_INVALID_CREDENTIALS|INPUT_INVALID/);
   }, 60_000);
+
+  it('`station scrap` needs a supervisor, erases the board, audits it and queues the revocation', async () => {
+    const chipId = w.sim.boards[0]!.chipId;
+    expect(w.engine.store.findCurrentRecord(chipId)).not.toBeNull();
+    const scrap = () => ['scrap', ...base(), '--port', w.sim.ports[0]!, '--reason', 'cracked PCB'];
+    const before = snapshot();
+    const alone = await cli([...scrap(), '--operator', 'op-1'], { LINE_STATION_PIN: OP_PIN });
+    expect(alone.code).toBe(1);
+    expect(alone.text).toContain('AUTH_FORBIDDEN');
+    expect(w.engine.store.listAudit(0, 100_000)).toHaveLength(before.audit);
+    expect((await cli([...scrap().slice(0, -2), '--operator', 'op-1'], { LINE_STATION_PIN: OP_PIN })).code).toBe(2);
+
+    const done = await cli([...scrap(), '--operator', 'op-1', '--supervisor', 'sup-1'], {
+      LINE_STATION_PIN: OP_PIN,
+      LINE_STATION_SUPERVISOR_PIN: SUP_PIN,
+    });
+    expect(done.code, done.text).toBe(0);
+    expect(done.text).toContain(`SCRAPPED ${w.sim.boards[0]!.serialNumber}`);
+    const audit = w.engine.store.listAudit(0, 100_000);
+    expect(audit.find((e) => e.type === 'override.scrap')?.payload).toMatchObject({
+      supervisor: 'sup-1',
+      operator: 'op-1',
+      reason: 'cracked PCB',
+      chipId,
+    });
+    const scrapped = audit.find((e) => e.type === 'board.scrapped')?.payload;
+    expect(scrapped).toMatchObject({
+      chipId,
+      certificateSerial: w.engine.store.findCurrentRecord(chipId)!.certificateSerial,
+    });
+    expect(scrapped?.['revocationRequest']).toMatch(/^[0-9a-f-]{36}$/);
+    // The board no longer holds the certificate of its record (erased by its firmware).
+    const again = await w.engine.provision({ port: w.sim.ports[0]!, workOrder: WO, operator: 'op-1' });
+    expect(again.ok && again.value.status === 'already-provisioned' && again.value.boardMatches).toBe(false);
+    expect(w.engine.store.verifyAudit().ok).toBe(true);
+  }, 60_000);
 });

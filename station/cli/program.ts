@@ -1,7 +1,7 @@
 /**
  * The `station` command line: one declarative program (core/cli/program.ts). The name, summary, common options and
  * exit codes are here; each command lives beside it in station/cli/ with its own options, help and handler:
- * init.ts, provision.ts, watch.ts, records.ts (records, verify-log), report.ts (report log|yield), operators.ts
+ * init.ts, provision.ts, watch.ts, scrap.ts, records.ts (records, verify-log), report.ts (report log|yield), operators.ts
  * (operator add|revoke), serve.ts, enroll.ts, policy.ts, sync.ts (sync, export, import-receipt), rotate-key.ts,
  * doctor.ts; what they share in context.ts (data dir, logger, engine), exit.ts (exit codes, error -> exit code),
  * sign-in.ts and pin-input.ts. `station --help`, `station help <command>` and `station <command> --help` print usage
@@ -23,6 +23,7 @@ import { provisionCommand } from './provision.js';
 import { recordsCommand, verifyLogCommand } from './records.js';
 import { reportLogCommand, reportYieldCommand } from './report.js';
 import { rotateKeyCommand } from './rotate-key.js';
+import { scrapCommand } from './scrap.js';
 import { serveCommand } from './serve.js';
 import { exportCommand, importReceiptCommand, syncCommand } from './sync.js';
 import { watchCommand } from './watch.js';
@@ -40,6 +41,7 @@ export const stationProgram: Program<StationCtx, keyof typeof STATION_EXIT> = {
     initCommand,
     provisionCommand,
     watchCommand,
+    scrapCommand,
     recordsCommand,
     verifyLogCommand,
     reportLogCommand,

@@ -1,6 +1,6 @@
 /**
- * The sign-in of `station provision` and `station watch`: a registered operator (and for `--reprovision` a
- * supervisor) signs in with the same sessions, attempt accounting, roles and registry policy as the UI. Their
+ * The sign-in of `station provision`, `station watch` and `station scrap`: a registered operator (and for
+ * `--reprovision` and `scrap` a supervisor) signs in with the same sessions, attempt accounting, roles and registry policy as the UI. Their
  * options are declared here, once. PINs from station/cli/pin-input.ts, never the command line. Imports core/,
  * native/, station/ (engine, service).
  */
@@ -38,6 +38,7 @@ export const SUPERVISOR_OPTIONS = {
 export const CLI_OPERATION = {
   provision: 'retrySlot',
   reprovision: 'approveOverride',
+  scrap: 'approveOverride',
   watch: 'selectWorkOrder',
 } as const satisfies Record<string, OperationName>;
 

@@ -43,6 +43,7 @@ import { buildRecordDetail } from './records.js';
 import { enginePorts } from '../doctor/engine-ports.js';
 import { runDoctor } from '../doctor/run.js';
 import { percentile, reportFileName, writeLogReport, yieldReport } from '../reports.js';
+import { recordScrap } from '../scrap.js';
 import { createSlots, toApiError, type SlotManager } from './slots.js';
 
 export { createLogTap, type LogTap } from './log-tap.js';
@@ -406,21 +407,11 @@ export function createStationService(o: StationServiceOptions): StationService {
         log.log('warn', `override: scrap failed: ${z.error.code} ${z.error.message}`, base);
         return z;
       }
-      engine.store.appendAudit('override.scrap', {
-        ...base,
-        chipId: z.value.chipId,
-        serialNumber: z.value.serialNumber,
-      });
-      // The quota unit stays used (marked scrapped) and a signed scrap event asks the registry to revoke.
-      const q = await engine.lifecycle.scrap({
-        chipId: z.value.chipId,
-        serialNumber: z.value.serialNumber,
-        reason: args.reason,
-        supervisor: sup.operatorId,
-        operator,
-      });
-      if (!q.ok) log.log('warn', `override: scrap event not queued: ${q.error.code} ${q.error.message}`, base);
-      log.log('info', 'override: board scrapped (identity zeroized)', { ...base, chipId: z.value.chipId });
+      await recordScrap(
+        engine,
+        { chipId: z.value.chipId, serialNumber: z.value.serialNumber, ...base, supervisor: sup.operatorId },
+        log,
+      );
       return ok(z.value.slot);
     },
 
