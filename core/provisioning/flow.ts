@@ -214,7 +214,7 @@ export type IdentifyDeps = Pick<
 export async function identifyBoard(
   deps: IdentifyDeps,
   signal: { readonly signal?: AbortSignal },
-  progress: (step: StepName, status: ProgressEvent['status'], extra?: Partial<ProgressEvent>) => void,
+  progress: Progress,
 ): Promise<Result<IdentifiedBoard>> {
   const id = await deps.board.identify(signal);
   if (!id.ok) return id;
@@ -288,6 +288,20 @@ export async function identifyBoard(
   return ok({ identity, profile, driver, context: driverContext });
 }
 
+/** A step's progress reporter for the board on `deps.port`: elapsed time counted from now. */
+type Progress = (step: StepName, status: ProgressEvent['status'], extra?: Partial<ProgressEvent>) => void;
+function progressOf(deps: Pick<FlowDeps, 'clock' | 'port'>, onProgress?: (e: ProgressEvent) => void): Progress {
+  const t0 = deps.clock.monotonicMs();
+  return (step, status, extra = {}) =>
+    onProgress?.({
+      port: deps.port.path,
+      step,
+      status,
+      elapsedMs: Math.round(deps.clock.monotonicMs() - t0),
+      ...extra,
+    });
+}
+
 /**
  * Erase a board's identity through its driver (a supervisor's scrap): identified as for a run (so a TPM board is
  * zeroized in its TPM, an LS board by its firmware), then `driver.zeroize`. Writes nothing; the caller audits and
@@ -297,15 +311,7 @@ export async function zeroizeBoard(
   deps: IdentifyDeps,
   opts: { readonly signal?: AbortSignal; readonly onProgress?: (e: ProgressEvent) => void } = {},
 ): Promise<Result<BoardIdentity>> {
-  const t0 = deps.clock.monotonicMs();
-  const progress = (step: StepName, status: ProgressEvent['status'], extra: Partial<ProgressEvent> = {}) =>
-    opts.onProgress?.({
-      port: deps.port.path,
-      step,
-      status,
-      elapsedMs: Math.round(deps.clock.monotonicMs() - t0),
-      ...extra,
-    });
+  const progress = progressOf(deps, opts.onProgress);
   const found = await identifyBoard(deps, opts.signal ? { signal: opts.signal } : {}, progress);
   if (!found.ok) return found;
   const { identity, driver, context } = found.value;
@@ -318,14 +324,7 @@ export async function zeroizeBoard(
 export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Promise<Result<FlowOutcome>> {
   const t0 = deps.clock.monotonicMs();
   const log = deps.logger;
-  const progress = (step: StepName, status: ProgressEvent['status'], extra: Partial<ProgressEvent> = {}) =>
-    opts.onProgress?.({
-      port: deps.port.path,
-      step,
-      status,
-      elapsedMs: Math.round(deps.clock.monotonicMs() - t0),
-      ...extra,
-    });
+  const progress = progressOf(deps, opts.onProgress);
   const signal = opts.signal ? { signal: opts.signal } : {};
   const cancelled = () => opts.signal?.aborted === true;
 

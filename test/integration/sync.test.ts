@@ -56,6 +56,19 @@ function open(st: TestStation, file: string, o: Partial<SyncOptions> = {}): Sync
   return s.value;
 }
 
+/** A key and certificate that are not the registry's (a station that pinned another registry, an impostor). */
+async function foreignRegistry() {
+  const signer = await createTestSigner('P-256');
+  const cert = await createRootCertificate({
+    signer,
+    subject: { commonName: 'Not Our Registry' },
+    validityDays: 1,
+    clock: systemClock,
+  });
+  if (!cert.ok) throw new Error(cert.error.message);
+  return { signer, certificate: cert.value };
+}
+
 beforeAll(async () => {
   A = await createTestStation('station-a', systemClock);
   B = await createTestStation('station-b', systemClock);
@@ -117,16 +130,9 @@ describe('sync service', () => {
   it('a receipt that does not verify with the configured certificate marks nothing; the same batch id is resent', async () => {
     const d = stationDb();
     commitRecords(d.store, A, await makeRecords(A, systemClock, 2, { shareDeviceKey: true }));
-    const other = await createTestSigner('P-256');
-    const otherCert = await createRootCertificate({
-      signer: other,
-      subject: { commonName: 'Not Our Registry' },
-      validityDays: 1,
-      clock: systemClock,
-    });
-    if (!otherCert.ok) throw new Error(otherCert.error.message);
+    const { signer: other, certificate: otherCert } = await foreignRegistry();
     // A station that pinned another certificate signs for another audience: the registry refuses the batch.
-    const elsewhere = open(A, d.file, { registryCertificate: otherCert.value });
+    const elsewhere = open(A, d.file, { registryCertificate: otherCert });
     const r0 = await elsewhere.syncOnce();
     expect(!r0.ok && r0.error).toMatchObject({ code: 'SYNC_REJECTED', details: { code: 'AUTH_AUDIENCE_MISMATCH' } });
     expect(elsewhere.status()).toMatchObject({ pending: 0, sent: 2, acknowledged: 0 });
@@ -163,16 +169,9 @@ describe('sync service', () => {
   it('a batch refused as a whole keeps its reason and attempts (also across a restart) until it is accepted', async () => {
     const d = stationDb();
     commitRecords(d.store, A, await makeRecords(A, systemClock, 3, { shareDeviceKey: true }));
-    const other = await createTestSigner('P-256');
-    const otherCert = await createRootCertificate({
-      signer: other,
-      subject: { commonName: 'Not Our Registry' },
-      validityDays: 1,
-      clock: systemClock,
-    });
-    if (!otherCert.ok) throw new Error(otherCert.error.message);
+    const { certificate: otherCert } = await foreignRegistry();
     // Signed for another audience: the real registry refuses the batch at authentication, before reading it.
-    const refused = open(A, d.file, { registryCertificate: otherCert.value });
+    const refused = open(A, d.file, { registryCertificate: otherCert });
     expect(refused.status().failingBatches).toEqual([]);
     expect((await refused.syncOnce()).ok).toBe(false);
     const [first] = refused.status().failingBatches;
@@ -183,7 +182,7 @@ describe('sync service', () => {
     expect(refused.status().failingBatches).toMatchObject([{ batchId: first!.batchId, attempts: 2 }]);
     await refused.close();
     // A restart reads the reason from the database (the in-memory lastError is gone).
-    const restarted = open(A, d.file, { registryCertificate: otherCert.value, registryUrl: null });
+    const restarted = open(A, d.file, { registryCertificate: otherCert, registryUrl: null });
     expect(restarted.status()).toMatchObject({ lastError: null, sent: 3 });
     expect(restarted.status().failingBatches).toMatchObject([{ batchId: first!.batchId, attempts: 2 }]);
     await restarted.close();
