@@ -76,6 +76,13 @@ export const ERROR_CATALOGUE = {
     guidance: 'The board identity is locked. Re-provisioning needs a supervisor override.',
   },
   BOARD_NO_KEY: { kind: 'user', action: 'retry', guidance: 'The board has no device key yet. Retry provisioning.' },
+  BOARD_CERT_MISSING: {
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      'This board was provisioned here but no longer holds its certificate (erased, scrapped or reflashed). Set it ' +
+      'aside; only a supervisor may re-provision it (recorded as a rotation).',
+  },
   BOARD_CERT_REFUSED: {
     kind: 'user',
     action: 'set-aside',

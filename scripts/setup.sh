@@ -11,7 +11,7 @@ done
 # PostgreSQL server binaries: the registry's production backend, exercised by the tests.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # NSS softoken (libsoftokn3.so, package libnss3): the second PKCS#11 implementation of the HSM tests (docs/hsm.md).
-ls /usr/lib/*/libsoftokn3.so /usr/lib/libsoftokn3.so >/dev/null 2>&1 || need+=(libnss3)
+ls /usr/lib/*/libsoftokn3.so >/dev/null 2>&1 || ls /usr/lib/libsoftokn3.so >/dev/null 2>&1 || need+=(libnss3)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "[setup] installing Debian packages: ${need[*]}"

@@ -244,9 +244,14 @@ describe('PIN files are opened once, without following a link, and checked on th
       certificateSerial: w.engine.store.findCurrentRecord(chipId)!.certificateSerial,
     });
     expect(scrapped?.['revocationRequest']).toMatch(/^[0-9a-f-]{36}$/);
-    // The board no longer holds the certificate of its record (erased by its firmware).
-    const again = await w.engine.provision({ port: w.sim.ports[0]!, workOrder: WO, operator: 'op-1' });
-    expect(again.ok && again.value.status === 'already-provisioned' && again.value.boardMatches).toBe(false);
+    // The board no longer holds the certificate of its record (erased by its firmware): never "already provisioned",
+    // and `station provision` says so with a non-zero exit.
+    const again = await cli(['provision', ...base(), '--port', w.sim.ports[0]!, '--operator', 'op-1'], {
+      LINE_STATION_PIN: OP_PIN,
+    });
+    expect(again.code).toBe(1);
+    expect(again.text).toContain('BOARD_CERT_MISSING');
+    expect(again.text).not.toContain('PASS');
     expect(w.engine.store.verifyAudit().ok).toBe(true);
   }, 60_000);
 });

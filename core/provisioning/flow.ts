@@ -130,14 +130,13 @@ export type FlowOutcome =
   | {
       readonly status: 'already-provisioned';
       readonly record: StoredRecord;
+      /** The board holds the certificate of its record (one that does not is refused: BOARD_CERT_MISSING). */
       readonly identity: BoardIdentity;
-      /** The board still holds the certificate of its record. */
-      readonly boardMatches: boolean;
     };
 
 /** What to do with an identified board; pure. */
 export type Decision =
-  | { readonly action: 'skip'; readonly record: StoredRecord; readonly boardMatches: boolean }
+  | { readonly action: 'skip'; readonly record: StoredRecord }
   | { readonly action: 'resume'; readonly run: RunRow }
   | { readonly action: 'start'; readonly kind: 'initial' }
   | { readonly action: 'start'; readonly kind: 'rotation'; readonly supersedes: StoredRecord }
@@ -149,7 +148,9 @@ export type Decision =
  *
  * - An active run is always resumed (that is how a power loss or an unplug mid-step recovers).
  * - A board with a current record is skipped (never a second identity) unless re-provisioning is
- *   explicitly asked for, which is recorded as a rotation superseding that record.
+ *   explicitly asked for, which is recorded as a rotation superseding that record. A board with a current record
+ *   that no longer holds its certificate (erased, scrapped, reflashed) is refused (BOARD_CERT_MISSING), never
+ *   reported "already provisioned".
  * - A board that is locked but unknown to this station was provisioned elsewhere: refused
  *   (a supervisor may re-provision it, which zeroizes it first).
  */
@@ -169,10 +170,19 @@ export function decide(input: {
   if (input.blocked) return { action: 'refuse', error: input.blocked };
   if (activeRun) return { action: 'resume', run: activeRun };
   if (current) {
+    if (reprovision) return { action: 'start', kind: 'rotation', supersedes: current };
     const boardMatches =
       identity.state.certificateSha256 !== null && identity.state.certificateSha256 === input.currentCertSha256;
-    if (!reprovision) return { action: 'skip', record: current, boardMatches };
-    return { action: 'start', kind: 'rotation', supersedes: current };
+    if (boardMatches) return { action: 'skip', record: current };
+    // Never a green "already provisioned" for a board that lost its identity (erased, scrapped, reflashed).
+    return {
+      action: 'refuse',
+      error: stationError(
+        'BOARD_CERT_MISSING',
+        `board ${identity.serialNumber} has record ${current.recordId} at this station but does not hold its certificate`,
+        { chipId: identity.chipId, recordId: current.recordId },
+      ),
+    };
   }
   if (identity.state.locked && !reprovision) {
     return {
@@ -361,7 +371,6 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
         status: 'already-provisioned',
         record: decision.record,
         identity,
-        boardMatches: decision.boardMatches,
       });
     case 'resume':
       run = decision.run;

@@ -36,7 +36,7 @@ export function outcomeLine(port: string, r: Result<FlowOutcome>): string {
   if (!r.ok) return `[${port}] FAIL  ${describeError(r.error)}`;
   const v = r.value;
   if (v.status === 'already-provisioned') {
-    return `[${port}] PASS  ${v.identity.serialNumber} already provisioned (record ${v.record.recordId}${v.boardMatches ? '' : ', WARNING: board does not hold the recorded certificate'})`;
+    return `[${port}] PASS  ${v.identity.serialNumber} already provisioned (record ${v.record.recordId})`;
   }
   return `[${port}] PASS  ${v.identity.serialNumber} provisioned${v.resumed ? ' (resumed)' : ''}: record ${v.record.recordId}, certificate ${v.record.certificateSerial}`;
 }
