@@ -20,6 +20,21 @@ export interface StationTokenAndStore {
   close(): Promise<void>;
 }
 
+/**
+ * The configured token's profile and C_Initialize library parameters (NSS softoken: the key database directory), with
+ * SOFTHSM2_CONF set first (SoftHSM2 reads its configuration when the module is loaded). For opening or inspecting it.
+ */
+export function stationTokenConfig(cfg: LoadedConfig): ReturnType<typeof resolveTokenConfig> {
+  const c = cfg.config.hsm;
+  if (c.softhsmConf) process.env.SOFTHSM2_CONF = cfg.path(c.softhsmConf);
+  return resolveTokenConfig({
+    module: c.module,
+    tokenLabel: c.tokenLabel,
+    ...(c.profile !== undefined ? { profile: c.profile } : {}),
+    ...(c.tokenDir !== undefined ? { tokenDir: cfg.path(c.tokenDir) } : {}),
+  });
+}
+
 /** Open the station token (SOFTHSM2_CONF set first) and `station.db`; on failure nothing stays open. */
 export async function openTokenAndStore(
   cfg: LoadedConfig,
@@ -27,15 +42,7 @@ export async function openTokenAndStore(
   o: { readonly clock: Clock; readonly hsmLogger: Logger; readonly storeLogger: Logger },
 ): Promise<Result<StationTokenAndStore>> {
   const c = cfg.config;
-  // SoftHSM2 reads its configuration when the module is loaded: set it first.
-  if (c.hsm.softhsmConf) process.env.SOFTHSM2_CONF = cfg.path(c.hsm.softhsmConf);
-  // The token profile and its C_Initialize library parameters (NSS softoken: the key database directory).
-  const tok = resolveTokenConfig({
-    module: c.hsm.module,
-    tokenLabel: c.hsm.tokenLabel,
-    ...(c.hsm.profile !== undefined ? { profile: c.hsm.profile } : {}),
-    ...(c.hsm.tokenDir !== undefined ? { tokenDir: cfg.path(c.hsm.tokenDir) } : {}),
-  });
+  const tok = stationTokenConfig(cfg);
   if (!tok.ok) return tok;
   const hsmR = await openHsm({
     module: c.hsm.module,

@@ -18,11 +18,12 @@ import { fromPemChain } from '../../core/pki/pem.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { checkPrivateTree } from '../../native/data-dir.js';
 import { createDiscovery } from '../../native/discovery.js';
-import { inspectToken, openHsm, resolveTokenConfig } from '../../native/hsm/index.js';
+import { inspectToken, openHsm } from '../../native/hsm/index.js';
 import { loadProfilesFromDir } from '../../native/profiles-fs.js';
 import { openStationDb } from '../../native/store/index.js';
 import { checkStationDataDir, checkTokenDir, readPin, readStationConfig, type LoadedConfig } from '../config.js';
 import { createRegistryClient } from '../hq/client.js';
+import { stationTokenConfig } from '../token-store.js';
 import { readRegistryCertificate, readRegistryTlsCertificate } from '../hq/pins.js';
 import { UDEV_RULES_PATH } from './checks/serial.js';
 import type {
@@ -52,19 +53,6 @@ function stageOf(code: string, details: Record<string, unknown> | undefined): To
   return details && 'module' in details ? 'module' : 'login';
 }
 
-/** The token profile and C_Initialize library parameters of the configured token (station/token-store.ts does the same). */
-function tokenOptions(cfg: LoadedConfig) {
-  const c = cfg.config.hsm;
-  // SoftHSM2 reads its configuration when the module is loaded: set it first.
-  if (c.softhsmConf) process.env.SOFTHSM2_CONF = cfg.path(c.softhsmConf);
-  return resolveTokenConfig({
-    module: c.module,
-    tokenLabel: c.tokenLabel,
-    ...(c.profile !== undefined ? { profile: c.profile } : {}),
-    ...(c.tokenDir !== undefined ? { tokenDir: cfg.path(c.tokenDir) } : {}),
-  });
-}
-
 /** The inspection report of a token whose configuration could not be resolved (its module step failed). */
 function unresolved(module: string, tokenLabel: string, e: StationError): TokenReport {
   return {
@@ -84,7 +72,7 @@ function unresolved(module: string, tokenLabel: string, e: StationError): TokenR
 /** The configured token inspected without a login (native/hsm `inspectToken`). */
 export async function inspectConfiguredToken(cfg: LoadedConfig): Promise<TokenReport> {
   const c = cfg.config.hsm;
-  const opts = tokenOptions(cfg);
+  const opts = stationTokenConfig(cfg);
   if (!opts.ok) return unresolved(c.module, c.tokenLabel, opts.error);
   return inspectToken({ module: c.module, tokenLabel: c.tokenLabel, pin: null, ...opts.value });
 }
@@ -111,7 +99,7 @@ export function dataDirToken(cfg: LoadedConfig, stdinPin?: () => Promise<string>
       const pin = stdinPin ? ok((await stdinPin()).trim()) : readPin(cfg);
       if (!pin.ok) return err({ stage: 'pin', error: pin.error });
       if (pin.value === '') return err({ stage: 'pin', error: fail('HSM_PIN_INCORRECT', 'the PIN is empty').error });
-      const opts = tokenOptions(cfg);
+      const opts = stationTokenConfig(cfg);
       if (!opts.ok) return err({ stage: 'module', error: opts.error });
       const h = await openHsm({ module: c.module, tokenLabel: c.tokenLabel, pin: pin.value, ...opts.value });
       if (!h.ok) return err({ stage: stageOf(h.error.code, h.error.details), error: h.error });
