@@ -237,6 +237,13 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
   });
   if (!lcR.ok) return fail2(lcR);
   const lifecycle = lcR.value;
+  // Work orders: those headquarters signed to this station with its quotas, then the local files whose id it did
+  // not sign (docs/lifecycle.md "Work orders from headquarters").
+  const workOrders = (): WorkOrder[] => {
+    const hq = lifecycle.hqWorkOrders();
+    const ids = new Set(hq.map((w) => w.id));
+    return [...hq, ...wos.value.filter((w) => !ids.has(w.id))];
+  };
   if (c.registry && registryCert) {
     const s = openSync({
       outbox: db.outbox,
@@ -290,14 +297,13 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
     lifecycle,
     refusedProfiles,
     workOrder(id) {
-      const w = wos.value.find((x) => x.id === id);
+      const all = workOrders();
+      const w = all.find((x) => x.id === id);
       const refused = w && refusedProfiles.find((u) => w.profiles.includes(u.profileId));
       if (refused) return err(refused.error);
-      return w
-        ? ok(w)
-        : fail('INPUT_INVALID', `unknown work order ${id} (known: ${wos.value.map((x) => x.id).join(', ')})`);
+      return w ? ok(w) : fail('INPUT_INVALID', `unknown work order ${id} (known: ${all.map((x) => x.id).join(', ')})`);
     },
-    listWorkOrders: () => [...wos.value],
+    listWorkOrders: () => workOrders(),
     async zeroize(req) {
       const wo = engine.workOrder(req.workOrder);
       if (!wo.ok) return wo;

@@ -215,3 +215,16 @@ export function runRawSql(dbFile: string, sql: string, ...params: unknown[]): nu
     db.close();
   }
 }
+
+/** Read one column of the rows of a query on station.db, read-only, through a connection of the test's own. */
+export function readColumn(dbFile: string, sql: string, ...params: unknown[]): unknown[] {
+  const db = new Database(dbFile, { readonly: true });
+  try {
+    return db
+      .prepare(sql)
+      .pluck()
+      .all(...params);
+  } finally {
+    db.close();
+  }
+}

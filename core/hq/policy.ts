@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { fail } from '../errors.js';
 import { ProfileOverridesSchema, RevocationUrlTemplatesSchema } from '../pki/device-cert.js';
+import { WorkOrderSchema } from '../provisioning/work-order.js';
 import type { Result } from '../result.js';
 import { verifyDocument } from './jws.js';
 import {
@@ -85,6 +86,13 @@ export const QuotaPayloadSchema = z
     quotas: z
       .array(z.object({ workOrder: z.string().min(1).max(64), quantity: z.number().int().min(0) }).strict())
       .max(10_000),
+    /**
+     * Work orders published by headquarters (`registry work-order publish`) for which this station has a quota: the
+     * whole work order documents (core/provisioning/work-order.ts), signed with the quotas. At the station they take
+     * the place of a local work order file with the same id (docs/lifecycle.md "Work orders from headquarters").
+     * Absent from registries that predate them.
+     */
+    workOrders: z.array(WorkOrderSchema).max(1000).optional(),
   })
   .strict();
 export type QuotaPayload = z.infer<typeof QuotaPayloadSchema>;

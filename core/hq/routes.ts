@@ -74,6 +74,7 @@ export const ROUTES = {
   // policy and quotas (registry/policy)
   setQuotas: route('POST', '/v1/admin/quotas', 'officer', MAX_SMALL_BODY_BYTES),
   setPolicy: route('POST', '/v1/admin/policy', 'officer', MAX_SMALL_BODY_BYTES),
+  publishWorkOrder: route('POST', '/v1/admin/work-orders', 'officer', MAX_SMALL_BODY_BYTES),
   policy: route('GET', '/v1/policy', 'station'),
   quotas: route('GET', '/v1/quotas', 'station'),
   // scrap and failed-issuance revocations, delegated revocation signer, CRL, OCSP (registry/revocation)

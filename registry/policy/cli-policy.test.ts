@@ -7,7 +7,7 @@
  * over HTTP after `policy set --cert-lifetime 3h --rotate-before 1h` and openssl reads the lifetime back.
  */
 import 'reflect-metadata';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +24,7 @@ import { startRegistry, type RunningRegistry } from '../http/server.js';
 import { makeRecord } from '../../testkit/registry/fixtures.js';
 import { backends, call, createTestDb, quietLogger, type TestDb } from '../../testkit/registry/harness.js';
 import { TOKEN_ENV } from '../cli/command.js';
+import { verifyQuotas } from '../../core/hq/policy.js';
 import { lifecycleSettings } from '../cli/open.js';
 import { formatDuration, parseDuration } from './commands.js';
 import { createHsmStation, delegateOverHttp, type HsmStation } from '../../testkit/registry/lifecycle.js';
@@ -218,6 +219,39 @@ for (const backend of backends()) {
       ]);
       const ev = await reg.db.sql.all(`SELECT payload FROM lifecycle_events WHERE type = 'quota.set'`);
       expect(JSON.parse(String(ev[0]!['payload']))).toMatchObject({ actor: 'security-officer', quantity: 5 });
+    });
+
+    it('work-order publish / list / withdraw: validated, versioned with the quotas, in the signed quotas, audited', async () => {
+      const wo = JSON.parse(
+        readFileSync(new URL('../../resources/work-orders/WO-DEMO-1.json', import.meta.url), 'utf8'),
+      ) as Record<string, unknown>;
+      const doc = { ...wo, id: WO, product: 'CLI published' };
+      const bad = await cli('work-order', 'publish', '--file', file('bad-wo.json', '{"schema":1}'), '--data-dir', D);
+      expect(bad.code).toBe(1);
+      expect(bad.text).toMatch(/BODY_INVALID: .*bad-wo\.json: /);
+      const pub = await cli('work-order', 'publish', '--file', file('wo.json', JSON.stringify(doc)), '--data-dir', D);
+      expect(pub.code, pub.text).toBe(0);
+      expect(pub.text).toMatch(new RegExp(`work order ${WO} published \\(sha256 [0-9a-f]{64}\\)`));
+      const again = await cli('work-order', 'publish', '--file', join(work, 'wo.json'), '--data-dir', D, '--json');
+      expect(JSON.parse(again.text)).toMatchObject({ changed: false, workOrder: { id: WO } });
+      expect((await cli('work-order', 'list', '--data-dir', D)).text).toContain(`${WO}`);
+      // In the signed quotas of a station with a quota for it (verified with the registry certificate).
+      expect(
+        (await cli('quota', 'set', '--work-order', WO, '--station', station.id, '--quantity', '3', '--data-dir', D))
+          .code,
+      ).toBe(0);
+      const q = await call(reg.url, 'GET', '/v1/quotas', { station });
+      expect(q.status, q.text).toBe(200);
+      const v = await verifyQuotas((q.json as { jws: string }).jws, keys.chain[0]!, station.id);
+      expect(v.ok && v.value.payload.workOrders?.map((x) => x.product)).toEqual(['CLI published']);
+      const wd = await cli('work-order', 'withdraw', '--id', WO, '--data-dir', D);
+      expect(wd.code, wd.text).toBe(0);
+      expect((await cli('work-order', 'withdraw', '--id', WO, '--data-dir', D)).text).toMatch(/NOT_FOUND/);
+      const q2 = await call(reg.url, 'GET', '/v1/quotas', { station });
+      const v2 = await verifyQuotas((q2.json as { jws: string }).jws, keys.chain[0]!, station.id);
+      expect(v2.ok && v2.value.payload.workOrders).toBeUndefined();
+      const ev = await reg.db.sql.all(`SELECT type FROM lifecycle_events WHERE type LIKE 'work-order.%' ORDER BY seq`);
+      expect(ev.map((r) => r['type'])).toEqual(['work-order.published', 'work-order.withdrawn']);
     });
 
     it('policy show / set: firmware, profile overrides, dry run, invalid input, versions, audited', async () => {

@@ -19,6 +19,7 @@ import {
   type PolicyContent,
 } from './policy.js';
 import { setQuota } from './quotas.js';
+import { listWorkOrders, publishWorkOrder, withdrawWorkOrder } from './work-orders.js';
 import {
   fileProblem,
   given,
@@ -294,5 +295,54 @@ const quota: RegistryCommand = {
   },
 };
 
+const workOrder: RegistryCommand = {
+  name: 'work-order',
+  summary: 'work-order publish | withdraw | list: work orders signed to the stations with a quota for them',
+  details:
+    'forms: registry work-order publish --file WO.json | registry work-order withdraw --id W | registry work-order list\n' +
+    'A published work order travels in the signed quotas of every station with a quota for it and takes the place\n' +
+    'of the station\'s local file with the same id (docs/lifecycle.md "Work orders from headquarters").',
+  options: {
+    file: { type: 'string', arg: 'WO.json', help: 'the work order document (publish)' },
+    id: { type: 'string', arg: 'W', help: 'the work order id (withdraw)' },
+    ...JSON_OPTION,
+  },
+  positionals: [{ name: 'ACTION', help: 'publish | withdraw | list', required: true }],
+  opens: 'registry',
+  hsm: true,
+  acting: 'admin-or-officer',
+  async run(a, { ctx, out, role }) {
+    const action = a.positionals[0];
+    if (action === 'publish') {
+      const file = given(a, 'file');
+      if (!file) return usage('work-order publish needs --file WO.json');
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        return usage(`work-order publish: cannot read ${file}: ${fileProblem(e)}`);
+      }
+      return answer(a, out, await publishWorkOrder(ctx, role, text, file), reportGuided, (v) =>
+        out.log(
+          `work order ${v.workOrder.id} ${v.changed ? 'published' : 'already published'} (sha256 ${v.sha256}): stations with a quota for it get it at their next pull`,
+        ),
+      );
+    }
+    if (action === 'withdraw') {
+      const id = given(a, 'id');
+      if (!id) return usage('work-order withdraw needs --id W');
+      return answer(a, out, await withdrawWorkOrder(ctx, role, id), reportGuided, (v) =>
+        out.log(`work order ${v.workOrder} withdrawn: stations use their local file of that id, if any`),
+      );
+    }
+    if (action === 'list')
+      return answer(a, out, await listWorkOrders(ctx), reportGuided, (v) => {
+        if (v.length === 0) out.log('no work orders published');
+        for (const w of v) out.log(`${w.workOrder.id.padEnd(24)} ${w.workOrder.product}  sha256 ${w.sha256}`);
+      });
+    return usage('work-order publish --file WO.json | withdraw --id W | list');
+  },
+};
+
 /** The policy feature's commands. */
-export const POLICY_COMMANDS: readonly RegistryCommand[] = [policy, quota];
+export const POLICY_COMMANDS: readonly RegistryCommand[] = [policy, quota, workOrder];

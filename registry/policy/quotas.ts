@@ -13,6 +13,7 @@ import { apiFail, guarded, type ApiError } from '../common/errors.js';
 import { transactValue } from '../common/tx.js';
 import { now, type LifecycleContext } from '../common/context.js';
 import { enrolledStation } from '../stations/service.js';
+import { publishedWorkOrders } from './work-orders.js';
 
 export async function setQuota(
   ctx: LifecycleContext,
@@ -50,9 +51,15 @@ export async function signedQuotas(
     return ok({
       version: Number((await st.getSetting(x, 'quota.version')) ?? '0'),
       quotas: await st.quotasFor(x, stationId),
+      published: await publishedWorkOrders(x),
     });
   });
   if (!r.ok) return r;
+  // The published work orders this station has a quota for (docs/lifecycle.md "Work orders from headquarters").
+  const workOrders = r.value.quotas.flatMap((q) => {
+    const w = r.value.published.get(q.workOrder);
+    return w ? [w] : [];
+  });
   const payload = {
     schema: QUOTA_SCHEMA,
     registryId: ctx.registryId,
@@ -60,6 +67,7 @@ export async function signedQuotas(
     version: r.value.version,
     issuedAt: now(ctx),
     quotas: r.value.quotas.map((q) => ({ workOrder: q.workOrder, quantity: q.quantity })),
+    ...(workOrders.length ? { workOrders } : {}),
   };
   const jws = await signJws({
     signer: ctx.signer,

@@ -9,6 +9,7 @@ import { StationIdSchema } from '../../core/hq/protocol.js';
 import { json, jsonBody, officerRole, stationCaller, type RouteHandlers } from '../common/route.js';
 import { FirmwareSettingSchema, ReenrollmentSettingSchema, setPolicySetting, signedPolicy } from './policy.js';
 import { setQuota, signedQuotas } from './quotas.js';
+import { publishWorkOrder } from './work-orders.js';
 
 /** `POST /v1/admin/quotas`. */
 export const QuotaBodySchema = z
@@ -28,6 +29,9 @@ export const PolicySettingSchema = z
   })
   .strict();
 
+/** `POST /v1/admin/work-orders` (officer): `{workOrder}` = the work order document (validated like a station's file). */
+export const PublishWorkOrderBodySchema = z.object({ workOrder: z.record(z.string(), z.unknown()) }).strict();
+
 /** The policy and quota handlers. */
 export const policyRoutes: RouteHandlers = {
   setQuotas: {
@@ -44,6 +48,13 @@ export const policyRoutes: RouteHandlers = {
       // setPolicySetting refuses the security officer (AUTH_FORBIDDEN) and answers the version it published.
       const p = await setPolicySetting(r.ctx, officerRole(r), b.value);
       return p.ok ? ok({ json: { version: p.value.version, jws: p.value.jws } }) : p;
+    },
+  },
+  publishWorkOrder: {
+    async handle(r) {
+      const b = jsonBody(r, PublishWorkOrderBodySchema);
+      if (!b.ok) return b;
+      return json(await publishWorkOrder(r.ctx, officerRole(r), JSON.stringify(b.value.workOrder), 'workOrder'));
     },
   },
   policy: { handle: async (r) => json(await signedPolicy(r.ctx)) },

@@ -156,6 +156,8 @@ export interface StationLifecycle {
   checkOperator(operatorId: string): Result<void>;
   /** The work order as the policy wants it (firmware digests replaced). */
   effectiveWorkOrder(wo: WorkOrder): WorkOrder;
+  /** Work orders signed by headquarters with the quotas in force (PolicyKeeper.hqWorkOrders). */
+  hqWorkOrders(): readonly WorkOrder[];
   /**
    * A scrapped board: its committed unit is marked scrapped (it stays used) and a signed scrap event asking
    * the registry to revoke its certificate is queued (null when the station has no record of the board).
@@ -268,6 +270,7 @@ export function openLifecycle(o: StationLifecycleOptions): Result<StationLifecyc
     gate,
     checkOperator: policy.checkOperator,
     effectiveWorkOrder: policy.effectiveWorkOrder,
+    hqWorkOrders: policy.hqWorkOrders,
     scrap: (p) => scrapBoard(c, queue.signFailedIssuances, p),
     sendRevocations: queue.sendRevocations,
     signFailedIssuances: queue.signFailedIssuances,

@@ -14,7 +14,8 @@ import type { FlowGate, RunPolicy } from '../../core/provisioning/flow.js';
 import type { WorkOrder } from '../../core/provisioning/work-order.js';
 import { ok, type Result } from '../../core/result.js';
 import { renderRevocationUrls, type RevocationUrls } from '../../core/pki/device-cert.js';
-import { verifyPolicy, verifyQuotas, type PolicyPayload } from '../../core/hq/policy.js';
+import { verifyPolicy, verifyQuotas, type PolicyPayload, type QuotaPayload } from '../../core/hq/policy.js';
+import { canonicalJson } from '../../core/canonical.js';
 import { sha256HexSync } from '../../native/store/index.js';
 import { NO_REGISTRY_CERT, type DocumentOutcome, type LifecycleContext } from './context.js';
 
@@ -39,6 +40,11 @@ export interface PolicyKeeper {
   admit: FlowGate['admit'];
   checkOperator(operatorId: string): Result<void>;
   effectiveWorkOrder(wo: WorkOrder): WorkOrder;
+  /**
+   * The work orders headquarters signed to this station with its quotas in force (docs/lifecycle.md "Work orders
+   * from headquarters"); they take the place of local work order files with the same id. Empty without any.
+   */
+  hqWorkOrders(): readonly WorkOrder[];
   revocationUrls(): RevocationUrls | null;
 }
 
@@ -50,6 +56,7 @@ export function createPolicyKeeper(
   const { db, log } = c;
   const warnedNoQuota = new Set<string>();
   let cached: PolicyInForce | null = null;
+  let cachedWorkOrders: { key: string; list: readonly WorkOrder[] } | null = null;
 
   const current: PolicyKeeper['current'] = (doc = db.document('policy')) => {
     if (!doc) return null;
@@ -128,8 +135,16 @@ export function createPolicyKeeper(
     );
     if (outcome === 'older') log.log('warn', 'older quotas ignored', { offered: p.version });
     else if (outcome === 'stored') {
-      c.store.appendAudit('quotas.applied', { version: p.version, issuedAt: p.issuedAt, quotas: p.quotas });
-      log.log('info', 'quotas applied', { version: p.version, quotas: p.quotas.length });
+      const workOrders = await Promise.all(
+        (p.workOrders ?? []).map(async (w) => ({ id: w.id, sha256: await sha256Hex(canonicalJson(w)) })),
+      );
+      c.store.appendAudit('quotas.applied', {
+        version: p.version,
+        issuedAt: p.issuedAt,
+        quotas: p.quotas,
+        ...(workOrders.length ? { workOrders } : {}),
+      });
+      log.log('info', 'quotas applied', { version: p.version, quotas: p.quotas.length, workOrders: workOrders.length });
     }
     return ok({ version: p.version, outcome });
   }
@@ -198,6 +213,14 @@ export function createPolicyKeeper(
       if (!allowed) return wo;
       const firmware = Object.fromEntries(Object.keys(wo.baseline.firmware).map((slot) => [slot, [...allowed]]));
       return { ...wo, baseline: { ...wo.baseline, firmware } };
+    },
+    hqWorkOrders() {
+      const doc = db.document('quotas');
+      if (!doc) return [];
+      const key = `${doc.version}:${doc.issuedAt}`;
+      if (cachedWorkOrders?.key !== key)
+        cachedWorkOrders = { key, list: (JSON.parse(doc.payloadJson) as QuotaPayload).workOrders ?? [] };
+      return cachedWorkOrders.list;
     },
     revocationUrls() {
       const t = current()?.policy.revocationUrls;
