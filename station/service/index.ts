@@ -689,6 +689,8 @@ export function createStationService(o: StationServiceOptions): StationService {
             path: ev.path,
             code: ev.code === 'ACCESS_DENIED' ? 'LINK_ACCESS_DENIED' : 'ENUMERATION_FAILED',
             message: ev.message,
+            // LINK_ACCESS_DENIED's text names the port (core/errors.ts params): the UI says it in its language.
+            ...(ev.code === 'ACCESS_DENIED' ? { params: { path: ev.path } } : {}),
             guidance:
               ev.code === 'ACCESS_DENIED'
                 ? UDEV_GUIDANCE
