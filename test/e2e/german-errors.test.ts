@@ -20,7 +20,7 @@ import { startBridge, type Bridge } from '../../station/bridge/bridge.js';
 import { createStationService, type StationService } from '../../station/service/index.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { launchChromium, screenshot, watchPage } from './browser.js';
+import { launchChromium, screenshot, until, watchPage } from './browser.js';
 import { cutText } from './layout.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -45,15 +45,6 @@ let browser: Browser;
 let page: Page;
 let problems: string[] = [];
 let zeroizedRecordId = '';
-
-async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out: ${what}`);
-}
 
 const tile = (i: number) => page.locator(`.tile[data-port="${w.sim.ports[i]}"]`);
 

@@ -17,11 +17,10 @@
  * Attacks: a modified record, another root, a wrong fingerprint, a modified receipt are refused.
  */
 import 'reflect-metadata';
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { utf8 } from '../../core/bytes.js';
 import { POLICY_SCHEMA, POLICY_TYP } from '../../core/hq/policy.js';
@@ -29,9 +28,9 @@ import { createRootCertificate } from '../../core/pki/ca.js';
 import { signJws } from '../../core/pki/jws.js';
 import { toPem } from '../../core/pki/pem.js';
 import { systemClock } from '../../core/ports.js';
-import { main as station } from '../../station/cli/program.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import { createWorld, type World } from '../harness.js';
+import { registry, st } from './anchor-fixture.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const VERIFIER = join(ROOT, 'test', 'verifier', 'lsverify.py');
@@ -48,7 +47,6 @@ const OVERRIDE = {
   organization: 'Verifier Test Org',
   extendedKeyUsage: ['clientAuth', 'serverAuth'],
 };
-const run = promisify(execFile);
 
 let w: World;
 let db: string;
@@ -83,28 +81,6 @@ function dbState(): Record<string, string> {
   return s;
 }
 
-async function st(...args: string[]): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const code = await station([...args, '--data-dir', w.dataDir], {
-    out: (s) => lines.push(s),
-    err: (s) => lines.push(s),
-  });
-  return { code, out: lines.join('\n') };
-}
-
-async function registry(dir: string, ...args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const r = await run(process.execPath, ['bin/registry.mjs', ...args, '--data-dir', dir], {
-      timeout: 60_000,
-      cwd: ROOT,
-    });
-    return { code: 0, out: r.stdout + r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof x.code === 'number' ? x.code : -1, out: `${x.stdout ?? ''}${x.stderr ?? ''}` };
-  }
-}
-
 beforeAll(async () => {
   w = await createWorld({ boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-SE', faults: { badFirmware: true } }] });
   db = join(w.dataDir, 'station.db');
@@ -119,7 +95,7 @@ beforeAll(async () => {
   });
   if (!cert.ok) throw new Error(cert.error.message);
   writeFileSync(join(w.dir, 'policy-registry.pem'), toPem(cert.value, 'CERTIFICATE'));
-  const en = await st('enroll', '--registry-cert', join(w.dir, 'policy-registry.pem'));
+  const en = await st(w, 'enroll', '--registry-cert', join(w.dir, 'policy-registry.pem'));
   if (en.code !== 0) throw new Error(en.out);
   await w.reopen();
   const payload = {
@@ -297,10 +273,10 @@ describe('an independent verifier, from docs/formats.md alone', () => {
       join(w.dataDir, 'pki/station-chain.pem'),
     );
     expect(en.code, en.out).toBe(0);
-    const se = await st('enroll', '--registry-cert', join(reg, 'registry.pem'));
+    const se = await st(w, 'enroll', '--registry-cert', join(reg, 'registry.pem'));
     expect(se.code, se.out).toBe(0);
     const bundle = join(w.dir, 'out.bundle.jws');
-    const ex = await st('export', '--out', bundle);
+    const ex = await st(w, 'export', '--out', bundle);
     expect(ex.code, ex.out).toBe(0);
     const receipt = join(w.dir, 'out.receipt.jws');
     const im = await registry(reg, 'import', bundle, '--out', receipt);
