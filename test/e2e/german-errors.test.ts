@@ -6,9 +6,10 @@
  * Three boards: board 0 was provisioned (already provisioned: PASS), board 1 has a tampered application image
  * (POLICY_VIOLATION at baseline), board 2 was provisioned and then zeroized by its firmware (the station has its record,
  * the board no longer holds the certificate: BOARD_CERT_MISSING, whose text names the record id from the error's
- * params). The operator switches to German before scanning the work order: the errors come through the real path
- * (flow -> slot -> bridge -> UI) and show German text and guidance from code + params; no step label or error text
- * is cut in either language at either size.
+ * params). The operator switches to German before signing in: wrong PINs until sign-in locks (AUTH_LOCKED, its
+ * `lockedUntil` param shown in German date format), then the work order; the errors come through the real path
+ * (service / flow -> slot -> bridge -> UI) and show German text and guidance from code + params; no step label or
+ * error text is cut in either language at either size.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -60,7 +61,10 @@ beforeAll(async () => {
   }
   const z = await w.engine.zeroize({ port: w.sim.ports[ZEROIZED]!, workOrder: WO });
   if (!z.ok) throw new Error(`zeroize: ${z.error.code} ${z.error.message}`);
-  await addOperators(w.dataDir, [{ id: 'op-1', role: 'operator', pin: '1234', name: 'Olga Operator' }]);
+  await addOperators(w.dataDir, [
+    { id: 'op-1', role: 'operator', pin: '1234', name: 'Olga Operator' },
+    { id: 'op-2', role: 'operator', pin: '5678', name: 'Otto Operator' },
+  ]);
 
   service = createStationService({ engine: w.engine, logger: w.logger, extraPorts: w.sim.ports });
   await service.start();
@@ -84,6 +88,27 @@ describe('station errors in German, from code and params', () => {
     await page.locator('#badge').waitFor();
     await page.keyboard.press('Alt+l');
     await until('german', async () => (await page.locator('html').getAttribute('lang')) === 'de');
+    // Sign-in errors: wrong PINs for op-2 until sign-in locks (AUTH_LOCKED), whose German text carries the lock's end
+    // (the `lockedUntil` param, an ISO time) in German date format.
+    const login = page.locator('.banner-error .error-text');
+    for (let i = 0; i < 8; i++) {
+      await page.locator('#operator-id').fill('op-2');
+      await page.locator('#pin').fill('0000');
+      await page.locator('#pin').press('Enter');
+      // The PIN field is cleared when the answer arrived (docs/ui.md "Sign in").
+      await until(`attempt ${i + 1}`, async () => (await page.locator('#pin').inputValue()) === '');
+      await until(`answer ${i + 1}`, async () => (await login.count()) === 1);
+      if ((await login.getAttribute('data-code')) === 'AUTH_LOCKED') break;
+      expect(await login.getAttribute('data-code')).toBe('AUTH_INVALID_CREDENTIALS');
+      expect(await login.locator('.error-what').innerText()).toBe(de['AUTH_INVALID_CREDENTIALS']!.text);
+    }
+    expect(await login.getAttribute('data-code')).toBe('AUTH_LOCKED');
+    const lockedText = await login.locator('.error-what').innerText();
+    const [before, after] = de['AUTH_LOCKED']!.text.split('{lockedUntil}') as [string, string];
+    expect(lockedText.startsWith(before) && lockedText.endsWith(after)).toBe(true);
+    const shown = lockedText.slice(before.length, lockedText.length - after.length);
+    expect(shown).toMatch(/^\d{1,2}\.\d{1,2}\.\d{4}, \d{1,2}:\d{2}:\d{2}$/); // de-DE, not ISO
+    expect(await login.locator('.error-guidance').innerText()).toBe(de['AUTH_LOCKED']!.guidance);
     await page.locator('#operator-id').fill('op-1');
     await page.locator('#pin').fill('1234');
     await page.locator('#pin').press('Enter');
