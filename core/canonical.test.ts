@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson } from './canonical.js';
+import { canonicalJson, hasLoneSurrogate } from './canonical.js';
 
 interface Vectors {
   readonly numbers: readonly (readonly [string, string])[];
@@ -51,5 +51,8 @@ describe('canonicalJson is RFC 8785 (JCS)', () => {
     expect(() => canonicalJson(Number.NaN)).toThrow(/non-finite/);
     expect(() => canonicalJson({ a: Number.POSITIVE_INFINITY })).toThrow(/non-finite/);
     expect(canonicalJson('\ud83d\ude00')).toBe('"\u{1F600}"'); // a pair is fine
+    expect(hasLoneSurrogate({ a: ['x', { b: '\udfff' }] })).toBe(true);
+    expect(hasLoneSurrogate({ '\ud800': 1 })).toBe(true);
+    expect(hasLoneSurrogate({ a: ['\ud83d\ude00', 1, null, true] })).toBe(false);
   });
 });

@@ -17,6 +17,18 @@ function jcsString(s: string): string {
   return JSON.stringify(s);
 }
 
+/**
+ * Whether a JSON value holds a string (a value or a member name) with a lone surrogate: text that is not Unicode,
+ * which canonicalJson refuses. Inputs are checked with it at the boundary (StationApi arguments: INPUT_INVALID).
+ */
+export function hasLoneSurrogate(value: unknown): boolean {
+  if (typeof value === 'string') return LONE_SURROGATE.test(value);
+  if (Array.isArray(value)) return value.some(hasLoneSurrogate);
+  if (value !== null && typeof value === 'object')
+    return Object.entries(value).some(([k, v]) => LONE_SURROGATE.test(k) || hasLoneSurrogate(v));
+  return false;
+}
+
 export function canonicalJson(value: unknown): string {
   if (value === null) return 'null';
   switch (typeof value) {
