@@ -10,6 +10,7 @@
  * Pure: imported by the renderer (types and schemas only), electron main/preload and station/.
  */
 import { z } from 'zod';
+import { MAX_PARAM_LENGTH } from './errors.js';
 import { STEPS } from './model.js';
 
 export const API_VERSION = 1;
@@ -19,6 +20,22 @@ export const API_VERSION = 1;
 export const StepNameSchema = z.enum(STEPS);
 export const StepStatusSchema = z.enum(['pending', 'running', 'done', 'failed', 'skipped']);
 
+/**
+ * Values a localised error text puts into its `{name}` placeholders (core/errors.ts `params`): at most 16 names,
+ * strings of at most 512 characters or finite numbers.
+ */
+export const ErrorParamsSchema = z
+  .record(
+    z.string().regex(/^[A-Za-z][A-Za-z0-9]{0,31}$/),
+    z.union([z.string().max(MAX_PARAM_LENGTH), z.number().finite()]),
+  )
+  .refine((r) => Object.keys(r).length <= 16, 'at most 16 params');
+
+/**
+ * A failure as the UI sees it. `code` (core/errors.ts) and `params` are for the UI to say what happened in its own
+ * language (renderer/src/i18n); `message` and `guidance` are the station's English texts, shown as sent for a code
+ * the UI does not know.
+ */
 export const ApiErrorSchema = z.object({
   code: z.string(),
   message: z.string(),
@@ -26,6 +43,7 @@ export const ApiErrorSchema = z.object({
   action: z.enum(['retry', 'reseat', 'set-aside', 'call-supervisor', 'none']),
   guidance: z.string(),
   details: z.record(z.string(), z.unknown()).optional(),
+  params: ErrorParamsSchema.optional(),
 });
 export type ApiError = z.infer<typeof ApiErrorSchema>;
 
@@ -255,6 +273,8 @@ export const SyncViewSchema = z.object({
       attempts: z.number().int(),
       code: z.string(),
       message: z.string(),
+      /** The error's params (core/errors.ts), when the failure had any. */
+      params: ErrorParamsSchema.optional(),
       at: z.string(),
     }),
   ),
@@ -291,7 +311,16 @@ export const DevicesViewSchema = z.object({
     }),
   ),
   usb: z.object({ available: z.boolean(), reason: z.string().nullable() }),
-  problems: z.array(z.object({ path: z.string(), code: z.string(), message: z.string(), guidance: z.string() })),
+  problems: z.array(
+    z.object({
+      path: z.string(),
+      code: z.string(),
+      message: z.string(),
+      guidance: z.string(),
+      /** The error's params (core/errors.ts), when it had any. */
+      params: ErrorParamsSchema.optional(),
+    }),
+  ),
 });
 export type DevicesView = z.infer<typeof DevicesViewSchema>;
 

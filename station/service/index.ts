@@ -26,6 +26,7 @@ import {
   type YieldView,
 } from '../../core/api.js';
 import { fail, stationError, type StationError } from '../../core/errors.js';
+import { hasLoneSurrogate } from '../../core/canonical.js';
 import { STEPS, type StepName } from '../../core/model.js';
 import { systemClock, type Clock, type DeviceDiscovery, type Logger } from '../../core/ports.js';
 import { matchProfile } from '../../core/provisioning/profiles.js';
@@ -644,6 +645,13 @@ export function createStationService(o: StationServiceOptions): StationService {
             error: toApiError(stationError('INPUT_INVALID', `${op}: ${d.message}`, { path: d.path })),
           };
         }
+        // Text that is not Unicode (a lone surrogate, possible in JSON) cannot enter a signed or hashed document
+        // (canonical JSON, RFC 8785, refuses it): refused here, before any work, with a typed error.
+        if (hasLoneSurrogate(parsed.data))
+          return {
+            ok: false,
+            error: toApiError(stationError('INPUT_INVALID', `${op}: text with a lone surrogate (not valid Unicode)`)),
+          };
         const h = handlers[op] as unknown as Handler;
         const r = await h(clientId, parsed.data as never);
         if (!r.ok) return { ok: false, error: toApiError(r.error as StationError) };
@@ -689,6 +697,8 @@ export function createStationService(o: StationServiceOptions): StationService {
             path: ev.path,
             code: ev.code === 'ACCESS_DENIED' ? 'LINK_ACCESS_DENIED' : 'ENUMERATION_FAILED',
             message: ev.message,
+            // LINK_ACCESS_DENIED's text names the port (core/errors.ts params): the UI says it in its language.
+            ...(ev.code === 'ACCESS_DENIED' ? { params: { path: ev.path } } : {}),
             guidance:
               ev.code === 'ACCESS_DENIED'
                 ? UDEV_GUIDANCE

@@ -145,6 +145,10 @@ describe('sessions', () => {
       expect(r.error.details?.['path']).toBe('pin');
     }
     expect(code(await svc.invoke('c1', 'nope' as never, {}))).toBe('INPUT_INVALID');
+    // Text that is not Unicode never reaches a handler (it could not be put into canonical JSON, RFC 8785).
+    const lone = await svc.invoke('c1', 'signIn', { badge: 'BADGE-\ud800-1' });
+    expect(code(lone)).toBe('INPUT_INVALID');
+    expect(!lone.ok && lone.error.message).toMatch(/lone surrogate/);
   });
 
   it('operators need a supervisor elevation for supervisor operations; it expires after 5 minutes', async () => {

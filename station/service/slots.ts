@@ -43,6 +43,7 @@ export function toApiError(e: StationError): ApiError {
     action: e.action,
     guidance: e.guidance,
     ...(e.details ? { details: { ...e.details } } : {}),
+    ...(e.params ? { params: { ...e.params } } : {}),
   };
 }
 

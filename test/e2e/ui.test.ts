@@ -32,6 +32,7 @@ import {
 import { createWorld, type World } from '../harness.js';
 import { startTestRegistry, type TestRegistry } from '../integration/sync-fixture.js';
 import { launchChromium, screenshot, watchPage } from './browser.js';
+import { cutText } from './layout.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DIST = join(ROOT, 'renderer', 'dist');
@@ -324,6 +325,11 @@ describe('operator and supervisor UI end to end', () => {
     expect(await page.locator('header').innerText()).toContain('Abmelden');
     await page.keyboard.press('Alt+1');
     await screenshot(page, 'slots-de');
+    // The dense grid of 16 tiles in German: no step label or error text cut, at this size and at the window's default.
+    expect(await cutText(page)).toEqual([]);
+    await page.setViewportSize({ width: 1280, height: 800 });
+    expect(await cutText(page)).toEqual([]);
+    await page.setViewportSize({ width: 1920, height: 1080 });
     await page.keyboard.press('Alt+l');
     expect(problems).toEqual([]);
   });

@@ -3,12 +3,10 @@
  * `{name}` placeholders are replaced by params. The language is kept in localStorage.
  */
 import { useSyncExternalStore } from 'react';
-import de from './de.json';
-import en from './en.json';
+import { LANGUAGES, type Language, type MessageKey } from './languages.js';
 
-export type MessageKey = keyof typeof en;
-export const LANGUAGES = { en, de } as const satisfies Record<string, Record<MessageKey, string>>;
-export type Language = keyof typeof LANGUAGES;
+export { LANGUAGES, type Language, type MessageKey };
+const en = LANGUAGES.en;
 
 const STORAGE_KEY = 'lineStation.lang';
 let current: Language = initialLanguage();

@@ -5,9 +5,10 @@
 import { useEffect, useState } from 'react';
 import type { DevicesView, HsmView } from '../../../core/api.js';
 import { ErrorText } from '../components/ErrorText.js';
+import { localiseError } from '../i18n/errors.js';
 import { DoctorChecks } from './Doctor.js';
 import { station, unwrap } from '../controller.js';
-import { t } from '../i18n/index.js';
+import { language, t } from '../i18n/index.js';
 
 function hex4(n: number): string {
   return n.toString(16).padStart(4, '0');
@@ -118,13 +119,16 @@ export function Devices() {
               <h3>{t('devices.problems')}</h3>
               {dev.problems.length === 0 ? <p className="ok-text">{t('devices.noProblems')}</p> : null}
               <ul className="problems">
-                {dev.problems.map((p) => (
-                  <li key={`${p.path}-${p.code}`} className="problem">
-                    <strong className="mono">{p.path}</strong>
-                    <p>{`${p.code}: ${p.message}`}</p>
-                    <p>{p.guidance}</p>
-                  </li>
-                ))}
+                {dev.problems.map((p) => {
+                  const l = localiseError(p, language());
+                  return (
+                    <li key={`${p.path}-${p.code}`} className="problem">
+                      <strong className="mono">{p.path}</strong>
+                      <p>{`${p.code}: ${l.text}`}</p>
+                      <p>{l.guidance}</p>
+                    </li>
+                  );
+                })}
               </ul>
             </>
           ) : (

@@ -3,7 +3,8 @@ import { useEffect, useState, type ChangeEvent } from 'react';
 import { station, unwrap } from '../controller.js';
 import { download } from '../download.js';
 import { formatDate } from '../format.js';
-import { t } from '../i18n/index.js';
+import { localiseError } from '../i18n/errors.js';
+import { language, t } from '../i18n/index.js';
 import { syncSlice } from '../store/slices.js';
 import { useSlice } from '../store/slice.js';
 
@@ -100,7 +101,7 @@ export function Sync() {
                       <td>{String(b.records)}</td>
                       <td>{String(b.attempts)}</td>
                       <td>
-                        <span className="mono">{b.code}</span> {b.message}
+                        <span className="mono">{b.code}</span> {localiseError(b, language()).text}
                       </td>
                       <td>{formatDate(b.at)}</td>
                     </tr>

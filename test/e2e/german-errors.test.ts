@@ -1,0 +1,188 @@
+/**
+ * Station errors in the operator's language, end to end: a real station (SoftHSM2, simulator boards on socat ptys,
+ * SQLite) behind the bridge, the built UI in Debian's Chromium at the station window's sizes (1280x800, the default,
+ * and 1024x640, the smallest it allows: electron/main/window.ts).
+ *
+ * Three boards: board 0 was provisioned (already provisioned: PASS), board 1 has a tampered application image
+ * (POLICY_VIOLATION at baseline), board 2 was provisioned and then zeroized by its firmware (the station has its record,
+ * the board no longer holds the certificate: BOARD_CERT_MISSING, whose text names the record id from the error's
+ * params). The operator switches to German before signing in: wrong PINs until sign-in locks (AUTH_LOCKED, its
+ * `lockedUntil` param shown in German date format), then the work order; the errors come through the real path
+ * (service / flow -> slot -> bridge -> UI) and show German text and guidance from code + params; no step label or
+ * error text is cut in either language at either size.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERROR_CATALOGUE } from '../../core/errors.js';
+import { startBridge, type Bridge } from '../../station/bridge/bridge.js';
+import { createStationService, type StationService } from '../../station/service/index.js';
+import { createWorld, type World } from '../harness.js';
+import { addOperators } from '../operators-fixture.js';
+import { launchChromium, screenshot, until, watchPage } from './browser.js';
+import { cutText } from './layout.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const DIST = join(ROOT, 'renderer', 'dist');
+const WO = 'WO-DEMO-1';
+const GOOD = 0;
+const TAMPERED = 1;
+const ZEROIZED = 2;
+const de = JSON.parse(readFileSync(join(ROOT, 'renderer', 'src', 'i18n', 'errors.de.json'), 'utf8')) as Record<
+  string,
+  { text: string; guidance: string }
+>;
+const deUi = JSON.parse(readFileSync(join(ROOT, 'renderer', 'src', 'i18n', 'de.json'), 'utf8')) as Record<
+  string,
+  string
+>;
+
+let w: World;
+let service: StationService;
+let bridge: Bridge;
+let browser: Browser;
+let page: Page;
+let problems: string[] = [];
+let zeroizedRecordId = '';
+
+const tile = (i: number) => page.locator(`.tile[data-port="${w.sim.ports[i]}"]`);
+
+beforeAll(async () => {
+  if (!existsSync(join(DIST, 'index.html'))) execFileSync('npx', ['vite', 'build', 'renderer'], { cwd: ROOT });
+  w = await createWorld({ boards: [{}, { faults: { badFirmware: true } }, {}] });
+  // Boards 0 and 2 are provisioned at this station; then board 2's firmware erases its identity (key, certificate,
+  // lock), as a reflash or an erase on the bench would.
+  for (const i of [GOOD, ZEROIZED]) {
+    const r = await w.engine.provision({ port: w.sim.ports[i]!, workOrder: WO, operator: 'op-1' });
+    if (!r.ok || r.value.status !== 'provisioned') throw new Error(`provision ${i}: ${JSON.stringify(r)}`);
+    if (i === ZEROIZED) zeroizedRecordId = r.value.record.recordId;
+  }
+  const z = await w.engine.zeroize({ port: w.sim.ports[ZEROIZED]!, workOrder: WO });
+  if (!z.ok) throw new Error(`zeroize: ${z.error.code} ${z.error.message}`);
+  await addOperators(w.dataDir, [
+    { id: 'op-1', role: 'operator', pin: '1234', name: 'Olga Operator' },
+    { id: 'op-2', role: 'operator', pin: '5678', name: 'Otto Operator' },
+  ]);
+
+  service = createStationService({ engine: w.engine, logger: w.logger, extraPorts: w.sim.ports });
+  await service.start();
+  bridge = await startBridge({ service, staticDir: DIST, logger: w.logger });
+  browser = await launchChromium();
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  page = await ctx.newPage();
+  problems = watchPage(page);
+  await page.goto(bridge.url);
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await bridge?.close();
+  await service?.stop();
+  await w?.teardown();
+});
+
+describe('station errors in German, from code and params', () => {
+  it('switches to German, signs in, scans the work order: the real errors show German text and guidance', async () => {
+    await page.locator('#badge').waitFor();
+    await page.keyboard.press('Alt+l');
+    await until('german', async () => (await page.locator('html').getAttribute('lang')) === 'de');
+    // Sign-in errors: wrong PINs for op-2 until sign-in locks (AUTH_LOCKED), whose German text carries the lock's end
+    // (the `lockedUntil` param, an ISO time) in German date format.
+    const login = page.locator('.banner-error .error-text');
+    for (let i = 0; i < 8; i++) {
+      await page.locator('#operator-id').fill('op-2');
+      await page.locator('#pin').fill('0000');
+      await page.locator('#pin').press('Enter');
+      // The PIN field is cleared when the answer arrived (docs/ui.md "Sign in").
+      await until(`attempt ${i + 1}`, async () => (await page.locator('#pin').inputValue()) === '');
+      await until(`answer ${i + 1}`, async () => (await login.count()) === 1);
+      if ((await login.getAttribute('data-code')) === 'AUTH_LOCKED') break;
+      expect(await login.getAttribute('data-code')).toBe('AUTH_INVALID_CREDENTIALS');
+      expect(await login.locator('.error-what').innerText()).toBe(de['AUTH_INVALID_CREDENTIALS']!.text);
+    }
+    expect(await login.getAttribute('data-code')).toBe('AUTH_LOCKED');
+    const lockedText = await login.locator('.error-what').innerText();
+    const [before, after] = de['AUTH_LOCKED']!.text.split('{lockedUntil}') as [string, string];
+    expect(lockedText.startsWith(before) && lockedText.endsWith(after)).toBe(true);
+    const shown = lockedText.slice(before.length, lockedText.length - after.length);
+    expect(shown).toMatch(/^\d{1,2}\.\d{1,2}\.\d{4}, \d{1,2}:\d{2}:\d{2}$/); // de-DE, not ISO
+    expect(await login.locator('.error-guidance').innerText()).toBe(de['AUTH_LOCKED']!.guidance);
+    await page.locator('#operator-id').fill('op-1');
+    await page.locator('#pin').fill('1234');
+    await page.locator('#pin').press('Enter');
+    await page.locator('#wo-scan').waitFor();
+    await page.locator('#wo-scan').pressSequentially(`${WO}\n`, { delay: 5 });
+    await page.locator('.tiles').waitFor();
+    await until(
+      'every board finished',
+      async () =>
+        (await page.locator('.tile[data-state="fail"]').count()) === 2 &&
+        (await page.locator('.tile[data-state="already"]').count()) === 1,
+      120_000,
+    );
+
+    // The zeroized board: BOARD_CERT_MISSING, the German text with the record id (a param), the German guidance.
+    const zero = tile(ZEROIZED).locator('.error-text');
+    expect(await zero.getAttribute('data-code')).toBe('BOARD_CERT_MISSING');
+    expect(await zero.getAttribute('data-localised')).toBe('true');
+    const missing = de['BOARD_CERT_MISSING']!;
+    expect(await zero.locator('.error-what').innerText()).toBe(missing.text.replace('{recordId}', zeroizedRecordId));
+    expect(zeroizedRecordId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await zero.locator('.error-guidance').innerText()).toBe(missing.guidance);
+    expect(await zero.locator('.error-action').innerText()).toBe(deUi['action.set-aside']);
+    // Nothing of the station's English text is left in the tile's visible text (the message is behind "Details").
+    const zeroText = await tile(ZEROIZED).innerText();
+    expect(zeroText).not.toContain(ERROR_CATALOGUE.BOARD_CERT_MISSING.guidance);
+    expect(zeroText).not.toContain('does not hold its certificate');
+    expect(zeroText).toContain(deUi['slot.fail']!);
+
+    // The tampered board: POLICY_VIOLATION at baseline, in German, the baseline step marked failed.
+    const bad = tile(TAMPERED).locator('.error-text');
+    expect(await bad.getAttribute('data-code')).toBe('POLICY_VIOLATION');
+    expect(await bad.locator('.error-what').innerText()).toBe(de['POLICY_VIOLATION']!.text);
+    expect(await bad.locator('.error-guidance').innerText()).toBe(de['POLICY_VIOLATION']!.guidance);
+    expect(await tile(TAMPERED).locator('.step-failed').innerText()).toBe(deUi['step.baseline']);
+    // The station's own message is still there for the engineer, behind the "Details" disclosure.
+    await bad.locator('.error-details summary').click();
+    expect(await bad.locator('.error-message').innerText()).toMatch(/application/i);
+    await bad.locator('.error-details summary').click();
+
+    expect(await cutText(page)).toEqual([]);
+    await screenshot(page, 'german-error');
+  }, 180_000);
+
+  it('no step label or error text is cut at 1024x640 (German and English); the zeroized board in English', async () => {
+    for (const lang of ['de', 'en'] as const) {
+      if ((await page.locator('html').getAttribute('lang')) !== lang) {
+        await page.keyboard.press('Alt+l');
+        await until(lang, async () => (await page.locator('html').getAttribute('lang')) === lang);
+      }
+      for (const [width, height] of [
+        [1024, 640],
+        [1280, 800],
+      ] as const) {
+        await page.setViewportSize({ width, height });
+        await page.locator('.tile').first().waitFor();
+        expect(await cutText(page), `${lang} ${width}x${height}`).toEqual([]);
+        // Every step name is one line, as wide as its text (not cut, not broken inside a word).
+        const steps = await page
+          .locator('.tile .step')
+          .evaluateAll((els) => els.map((e) => [e.textContent ?? '', e.scrollWidth <= e.clientWidth] as const));
+        expect(steps.length).toBeGreaterThanOrEqual(3 * 7);
+        expect(steps.filter(([, fits]) => !fits)).toEqual([]);
+      }
+    }
+    // English: the station's catalogue text with the same param.
+    const zero = tile(ZEROIZED).locator('.error-text');
+    expect(await zero.locator('.error-what').innerText()).toBe(
+      ERROR_CATALOGUE.BOARD_CERT_MISSING.text.replace('{recordId}', zeroizedRecordId),
+    );
+    expect(await zero.locator('.error-guidance').innerText()).toBe(ERROR_CATALOGUE.BOARD_CERT_MISSING.guidance);
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await tile(ZEROIZED).scrollIntoViewIfNeeded();
+    await screenshot(page, 'zeroized-board');
+    expect(problems).toEqual([]);
+  }, 60_000);
+});
