@@ -325,6 +325,43 @@ export const ERROR_CATALOGUE = {
     action: 'call-supervisor',
     guidance: 'The certificate could not be issued. Call a supervisor.',
   },
+  // --- station commissioning (core/hq/commission-issue.ts; docs/formats.md "Commissioning") ---
+  COMMISSION_REQUEST_MALFORMED: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The commissioning request is not a well-formed request document (JWS, typ, algorithm or fields). Create a new request with `station commission`.',
+  },
+  COMMISSION_SIGNATURE_INVALID: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The commissioning request is not signed by the station key of its station certificate: it was altered or forged. Do not commission; create a new request at the station.',
+  },
+  COMMISSION_CSR_INVALID: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The certificate request for the station CA is invalid or not signed by its own key (no proof of possession). Create a new request at the station.',
+  },
+  COMMISSION_SUBJECT_MISMATCH: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The commissioning request names another station or organisation than expected. Check the station id and the organisation configured at headquarters.',
+  },
+  COMMISSION_STATION_CERT_INVALID: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The station certificate in the commissioning request does not follow the profile (issued by the station CA key under its name, CN = station id, CA:false, digitalSignature, a key other than the CA key). Create a new request.',
+  },
+  COMMISSION_ANSWER_INVALID: {
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The commissioning answer is not signed by the pinned headquarters certificate, or does not answer this request, or its certificates do not chain to the headquarters root. Do not install it; ask headquarters.',
+  },
   // --- TPM 2.0 (core/tpm; docs/tpm.md) ---
   TPM_LOCKOUT: {
     text: 'The TPM of the board is in dictionary-attack lockout.',

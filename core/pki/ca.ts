@@ -76,8 +76,42 @@ export async function createRootCertificate(params: {
   );
 }
 
-/** Issue an intermediate (issuing) CA certificate, e.g. the station CA under the factory root. */
-export async function issueCaCertificate(params: {
+/** id-ce-nameConstraints (RFC 5280 4.2.1.10). */
+export const OID_NAME_CONSTRAINTS = '2.5.29.30';
+
+/**
+ * The name constraints of a station CA certified by headquarters ("device identities"): excludedSubtrees of every
+ * dNSName (the empty name, which matches all, RFC 5280 4.2.1.10) and every iPAddress (0.0.0.0/0 and ::/0), no
+ * permittedSubtrees. Device identities are subject names and URN SANs (resources/boards), which these leave
+ * untouched; a stolen station CA cannot mint a certificate for any host name or address. (RFC 5280 has no
+ * "every mailbox" rfc822Name subtree; e-mail certificates are stopped by the CA's EKU, which has no emailProtection.)
+ * DER, hand-encoded (the ASN.1 library cannot encode an address/mask iPAddress subtree).
+ */
+export function deviceIdentityNameConstraintsDer(): Uint8Array {
+  const subtree = (generalName: number[]): number[] => [0x30, generalName.length, ...generalName];
+  const subtrees = [
+    ...subtree([0x82, 0x00]), // dNSName ""
+    ...subtree([0x87, 0x08, ...new Array<number>(8).fill(0)]), // iPAddress 0.0.0.0/0
+    ...subtree([0x87, 0x20, ...new Array<number>(32).fill(0)]), // iPAddress ::/0
+  ];
+  const excluded = [0xa1, subtrees.length, ...subtrees];
+  return new Uint8Array([0x30, excluded.length, ...excluded]);
+}
+
+/** What an issuing CA certificate may be constrained to (headquarters' station CA profile, docs/formats.md). */
+export interface CaConstraints {
+  /** 'device-identities': `deviceIdentityNameConstraintsDer()` as a critical nameConstraints extension. */
+  readonly nameConstraints?: 'device-identities';
+  /** extendedKeyUsage of the CA certificate (names clientAuth/serverAuth/OCSPSigning or OIDs), non-critical. */
+  readonly extendedKeyUsage?: readonly string[];
+}
+
+/**
+ * Issue an intermediate (issuing) CA certificate, e.g. the station CA under the factory root or headquarters' CA:
+ * basicConstraints CA pathLen (critical), keyUsage keyCertSign|cRLSign (critical), SKI, AKI, and the optional
+ * `constraints`. notAfter is never beyond the issuer's notAfter. The DER with its serial, hash and validity.
+ */
+export async function issueCaCertificateInfo(params: {
   issuer: Issuer;
   subjectPublicKeySpki: Uint8Array;
   subject: SimpleSubject;
@@ -85,7 +119,8 @@ export async function issueCaCertificate(params: {
   pathLength?: number;
   clock: Clock;
   serialNumber?: Uint8Array;
-}): Promise<Result<Uint8Array>> {
+  constraints?: CaConstraints;
+}): Promise<Result<IssuedCertificateInfo>> {
   const days = checkValidityDays(params.validityDays);
   if (!days.ok) return days;
   const pathLength = params.pathLength ?? 0;
@@ -97,31 +132,57 @@ export async function issueCaCertificate(params: {
   if (!name.ok) return name;
   const serial = checkSerial(params.serialNumber ?? randomSerial());
   if (!serial.ok) return serial;
+  const eku = params.constraints?.extendedKeyUsage;
+  if (eku !== undefined) {
+    if (eku.length === 0) return fail('CERT_ISSUE_FAILED', 'extendedKeyUsage of a CA must not be empty when given');
+    for (const u of eku)
+      if (!['clientAuth', 'serverAuth', 'OCSPSigning'].includes(u) && !OID_RE.test(u))
+        return fail(
+          'CERT_ISSUE_FAILED',
+          `extendedKeyUsage: ${u} is neither clientAuth, serverAuth, OCSPSigning nor an OID`,
+        );
+  }
   const nowDate = params.clock.now();
   const issuerCert = loadIssuer(params.issuer, nowDate, true);
   if (!issuerCert.ok) return issuerCert;
   const now = nowDate.getTime();
-  return derOnly(
-    issue({
-      signer: params.issuer.signer,
-      issuerCert: issuerCert.value,
-      subject: name.value,
-      subjectSpki: params.subjectPublicKeySpki,
-      notBefore: new Date(now - SKEW_MS),
-      notAfter: new Date(now + days.value * DAY_MS),
-      serial: serial.value,
-      extensions: async (crypto) => [
-        new BasicConstraintsExtension(true, pathLength, true),
-        new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign, true),
-        ...(await keyIdExtensions(
-          crypto,
-          params.subjectPublicKeySpki,
-          issuerCert.value,
-          params.issuer.signer.publicKeySpki,
-        )),
-      ],
-    }),
-  );
+  return issue({
+    signer: params.issuer.signer,
+    issuerCert: issuerCert.value,
+    subject: name.value,
+    subjectSpki: params.subjectPublicKeySpki,
+    notBefore: new Date(now - SKEW_MS),
+    notAfter: new Date(Math.min(now + days.value * DAY_MS, issuerCert.value.notAfter.getTime())),
+    serial: serial.value,
+    extensions: async (crypto) => [
+      new BasicConstraintsExtension(true, pathLength, true),
+      new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign, true),
+      ...(params.constraints?.nameConstraints === 'device-identities'
+        ? [new Extension(OID_NAME_CONSTRAINTS, true, deviceIdentityNameConstraintsDer())]
+        : []),
+      ...(eku ? [new ExtendedKeyUsageExtension(ekuOids(eku), false)] : []),
+      ...(await keyIdExtensions(
+        crypto,
+        params.subjectPublicKeySpki,
+        issuerCert.value,
+        params.issuer.signer.publicKeySpki,
+      )),
+    ],
+  });
+}
+
+/** `issueCaCertificateInfo` returning the DER only (the station's own root -> station CA path). */
+export async function issueCaCertificate(params: {
+  issuer: Issuer;
+  subjectPublicKeySpki: Uint8Array;
+  subject: SimpleSubject;
+  validityDays: number;
+  pathLength?: number;
+  clock: Clock;
+  serialNumber?: Uint8Array;
+  constraints?: CaConstraints;
+}): Promise<Result<Uint8Array>> {
+  return derOnly(issueCaCertificateInfo(params));
 }
 
 /**

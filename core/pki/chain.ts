@@ -1,10 +1,13 @@
 /**
  * Certificate path validation (a strict subset of RFC 5280 §6): build leaf -> ... -> trust anchor from
  * the given certificates and check signatures, validity at a time, CA flags, keyCertSign and pathLen
- * on issuers, and refuse unknown critical extensions. Errors are plain messages; callers map them
+ * on issuers, name constraints (only excluded name types, checked conservatively), and refuse unknown critical
+ * extensions. Errors are plain messages; callers map them
  * to their own code (ATTEST_CHAIN_INVALID, INPUT_INVALID). Never throws.
  */
 import 'reflect-metadata';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { NameConstraints, SubjectAlternativeName } from '@peculiar/asn1-x509';
 import { BasicConstraintsExtension, KeyUsageFlags, KeyUsagesExtension, X509Certificate } from '@peculiar/x509';
 import { bytesEqual } from '../bytes.js';
 import { err, ok, type Result } from '../result.js';
@@ -22,6 +25,7 @@ const KNOWN_EXTENSIONS = new Set([
   '2.5.29.37', // extKeyUsage
   '2.5.29.17', // subjectAltName
   '2.5.29.32', // certificatePolicies
+  '2.5.29.30', // nameConstraints (excluded name types only, see checkNameConstraints)
 ]);
 
 export interface ValidatedPath {
@@ -76,6 +80,49 @@ function checkIssuer(c: X509Certificate, below: number, what: string): string | 
   return null;
 }
 
+type ExcludedType = 'dNSName' | 'rfc822Name' | 'iPAddress' | 'uniformResourceIdentifier';
+const EXCLUDABLE: readonly ExcludedType[] = ['dNSName', 'rfc822Name', 'iPAddress', 'uniformResourceIdentifier'];
+
+/**
+ * Name constraints, conservatively: a CA's nameConstraints may only EXCLUDE subtrees of the types dNSName,
+ * rfc822Name, iPAddress and URI (headquarters' station CA profile excludes every DNS name, e-mail address and IP
+ * address, core/pki/ca.ts). A certificate below it that carries ANY subject alternative name of an excluded type
+ * fails, whatever the subtree's value (stricter than RFC 5280, never looser). Permitted subtrees, or excluded
+ * subtrees of another type, are refused as unsupported.
+ */
+function checkNameConstraints(ca: X509Certificate, below: readonly X509Certificate[], what: string): string | null {
+  const ext = ca.extensions.find((e) => e.type === '2.5.29.30');
+  if (!ext) return null;
+  let nc: NameConstraints;
+  try {
+    nc = AsnConvert.parse(ext.value, NameConstraints);
+  } catch {
+    return `${what} (${ca.subject}) has malformed name constraints`;
+  }
+  if (nc.permittedSubtrees?.length) return `${what} (${ca.subject}) has permitted name subtrees (unsupported)`;
+  const excluded = new Set<ExcludedType>();
+  for (const t of nc.excludedSubtrees ?? []) {
+    const type = EXCLUDABLE.find((k) => t.base[k] !== undefined);
+    if (!type) return `${what} (${ca.subject}) excludes a name type this verifier does not support`;
+    excluded.add(type);
+  }
+  for (const c of below) {
+    const san = c.extensions.find((e) => e.type === '2.5.29.17');
+    if (!san) continue;
+    let names: SubjectAlternativeName;
+    try {
+      names = AsnConvert.parse(san.value, SubjectAlternativeName);
+    } catch {
+      return `certificate ${c.subject} has a malformed subjectAltName`;
+    }
+    for (const n of names)
+      for (const type of excluded)
+        if (n[type] !== undefined)
+          return `certificate ${c.subject} has a ${type} name that ${what} (${ca.subject}) excludes by its name constraints`;
+  }
+  return null;
+}
+
 async function signedBy(child: X509Certificate, issuer: X509Certificate): Promise<boolean> {
   if (!bytesEqual(nameDer(child, 'issuer'), nameDer(issuer, 'subject'))) return false;
   try {
@@ -83,6 +130,14 @@ async function signedBy(child: X509Certificate, issuer: X509Certificate): Promis
   } catch {
     return false;
   }
+}
+
+function checkNameConstraintsOnPath(path: readonly X509Certificate[]): string | null {
+  for (let i = 1; i < path.length; i++) {
+    const r = checkNameConstraints(path[i]!, path.slice(0, i), i === path.length - 1 ? 'trust anchor' : 'issuer');
+    if (r) return r;
+  }
+  return null;
 }
 
 /**
@@ -123,7 +178,8 @@ export async function verifyCertificateChain(
         const r = checkIssuer(root, depth, 'trust anchor') ?? checkTime(root, at, 'trust anchor');
         if (r) return err(r);
         path.push(root);
-        return ok({ path, leaf });
+        const nc = checkNameConstraintsOnPath(path);
+        return nc ? err(nc) : ok({ path, leaf });
       }
     }
     // The leaf itself may be a trust anchor (pinned certificate).

@@ -343,9 +343,15 @@ export function checkSubjectKey(spki: Uint8Array): Result<Curve> {
   return ok(c);
 }
 
-/** EKU names (clientAuth, serverAuth) or dotted OIDs to OIDs. */
+/** EKU names (clientAuth, serverAuth, OCSPSigning) or dotted OIDs to OIDs. */
 export function ekuOids(list: readonly string[]): string[] {
   return list.map((u) =>
-    u === 'clientAuth' ? ExtendedKeyUsage.clientAuth : u === 'serverAuth' ? ExtendedKeyUsage.serverAuth : u,
+    u === 'clientAuth'
+      ? ExtendedKeyUsage.clientAuth
+      : u === 'serverAuth'
+        ? ExtendedKeyUsage.serverAuth
+        : u === 'OCSPSigning'
+          ? ExtendedKeyUsage.ocspSigning
+          : u,
   );
 }
