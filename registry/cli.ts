@@ -27,6 +27,7 @@ import {
 import { openConfig, openDataDir, withRegistry } from './cli/open.js';
 import { actingRole } from './cli/role.js';
 import { AUDIT_COMMANDS } from './audit/commands.js';
+import { COMMISSIONING_COMMANDS } from './commissioning/commands.js';
 import { HTTP_COMMANDS } from './http/commands.js';
 import { ingestCommands } from './ingest/commands.js';
 import { lifecycleIngestHooks } from './http/compose.js';
@@ -69,6 +70,7 @@ const COMMON: OptionTable = {
 /** Every registry command, feature by feature, in `registry --help` order. */
 const COMMANDS: readonly RegistryCommand[] = [
   ...STATION_COMMANDS,
+  ...COMMISSIONING_COMMANDS,
   ...HTTP_COMMANDS,
   ...ingestCommands(lifecycleIngestHooks),
   ...AUDIT_COMMANDS,

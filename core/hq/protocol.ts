@@ -104,6 +104,12 @@ export const REGISTRY_ERRORS = {
   STORE_UNAVAILABLE: 503,
   /** POST /v1/devices/reenroll: headquarters holds no issuing CA key (docs/lifecycle.md). */
   REENROLL_UNAVAILABLE: 501,
+  /** POST /v1/stations/commission: the enrolment code is unknown, expired, used or for another station (one answer). */
+  COMMISSION_REFUSED: 403,
+  /** The commissioning request fails a check (core/hq/commission-issue.ts; the message names the check). */
+  COMMISSION_REQUEST_INVALID: 422,
+  /** This registry has no HQ CA (data dir made before commissioning; `registry hq-ca init` or the ceremony). */
+  HQ_CA_UNAVAILABLE: 503,
   REGISTRY_BUSY: 503,
   INTERNAL: 500,
 } as const;
@@ -485,6 +491,8 @@ export const StationSummarySchema = z
     lastSyncAt: ISO.nullable(),
     records: z.number().int(),
     conflicts: z.number().int(),
+    /** Commissioned: its issuing CA was certified by the HQ CA (station_cas), not a station-rooted legacy chain. */
+    hqCertified: z.boolean(),
   })
   .strict();
 export type StationSummary = z.infer<typeof StationSummarySchema>;

@@ -84,6 +84,10 @@ export const ROUTES = {
   crl: route('GET', '/v1/crl/:stationId.crl', 'public'),
   ocspPost: route('POST', '/v1/ocsp', 'public', MAX_OCSP_REQUEST_BYTES),
   ocspGet: route('GET', '/v1/ocsp/:ocspRequest', 'public'),
+  // station commissioning and the HQ CA (registry/commissioning): anonymous, the one-time enrolment code authorises
+  commission: route('POST', '/v1/stations/commission', 'public', MAX_SMALL_BODY_BYTES),
+  hqChain: route('GET', '/v1/hq/chain.pem', 'public'),
+  hqCrl: route('GET', '/v1/hq/ca.crl', 'public'),
   // re-enrolment (registry/reenrolment): refused to everyone (REENROLL_UNAVAILABLE) from the request line alone,
   // no caller checked and no body byte read (headquarters holds no issuing CA key).
   reenroll: route('POST', '/v1/devices/reenroll', 'public'),

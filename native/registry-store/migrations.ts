@@ -398,6 +398,49 @@ CREATE TABLE policy_versions (
 );
 `;
 
+/**
+ * v8 (both): station commissioning (registry/commissioning; docs/formats.md "Commissioning"). `enrolment_codes`:
+ * one-time codes, stored only as the SHA-256 of the normalised code, for one station and its work orders; `used_at`
+ * with the request it was used for and the answer given (a retry of the SAME request gets that answer again).
+ * `station_cas`: every station CA certificate the HQ CA issued (one per station id), the request and the answer it
+ * was issued for, its revocation.
+ * `hq_crls`: the HQ CA's current CRL (one row).
+ */
+const COMMISSIONING_V8 = `
+CREATE TABLE enrolment_codes (
+  code_sha256 TEXT PRIMARY KEY,
+  station_id TEXT NOT NULL,
+  work_orders TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  used_at TEXT,
+  request_sha256 TEXT,
+  answer_jws TEXT
+);
+CREATE INDEX enrolment_codes_station ON enrolment_codes (station_id);
+
+CREATE TABLE station_cas (
+  serial TEXT PRIMARY KEY,
+  station_id TEXT NOT NULL UNIQUE,
+  sha256 TEXT NOT NULL,
+  certificate_pem TEXT NOT NULL,
+  request_sha256 TEXT NOT NULL,
+  answer_jws TEXT NOT NULL,
+  issued_at TEXT NOT NULL,
+  not_after TEXT NOT NULL,
+  revoked_at TEXT,
+  reason TEXT
+);
+
+CREATE TABLE hq_crls (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  crl_number INTEGER NOT NULL,
+  this_update TEXT NOT NULL,
+  next_update TEXT NOT NULL,
+  der_b64 TEXT NOT NULL
+);
+`;
+
 export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: SQLITE_V1 },
   { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
@@ -406,6 +449,7 @@ export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 5, name: 'audit chain anchoring', sql: AUDIT_ANCHOR_V5 },
   { version: 6, name: 'failed issuances', sql: FAILED_ISSUANCE_V6 },
   { version: 7, name: 'signed policy versions', sql: POLICY_VERSIONS_V7 },
+  { version: 8, name: 'station commissioning', sql: COMMISSIONING_V8 },
 ];
 export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: PG_V1 },
@@ -415,4 +459,5 @@ export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 5, name: 'audit chain anchoring', sql: AUDIT_ANCHOR_V5 },
   { version: 6, name: 'failed issuances', sql: FAILED_ISSUANCE_V6 },
   { version: 7, name: 'signed policy versions', sql: POLICY_VERSIONS_V7 },
+  { version: 8, name: 'station commissioning', sql: COMMISSIONING_V8 },
 ];

@@ -21,25 +21,36 @@ import {
   type RegistryKeys,
 } from '../setup/keys.js';
 import { type LifecycleConfig } from '../common/context.js';
+import { DEFAULT_ORGANIZATION } from '../../core/hq/commission.js';
+import { DEFAULT_STATION_CA_EKU } from '../../core/hq/commission-issue.js';
 import { type RegistryContext } from '../common/context.js';
 import type { ConfigEnv, DirEnv, OpenRegistryCommand, Outcome, Out, RegistryEnv } from './command.js';
 import { reportError } from './report.js';
 
 const DEFAULT_CRL_INTERVAL_S = 3600;
+/** Station CA validity unless config.json `commissioning.stationCaValidityDays` says otherwise (5 years). */
+const DEFAULT_STATION_CA_DAYS = 1825;
 
 /**
- * The lifecycle settings of a data dir: the registry token, the security officer token (hashed), CRLs re-signed
- * every `crlIntervalS` (config, default 1 h) and valid for two intervals (CRL nextUpdate, OCSP nextUpdate).
+ * The lifecycle settings of a data dir: the registry token, the HQ CA and the commissioning policy, the security
+ * officer token (hashed), CRLs re-signed every `crlIntervalS` (config, default 1 h) and valid for two intervals (CRL
+ * nextUpdate, OCSP nextUpdate).
  */
 export function lifecycleSettings(
   cfg: RegistryConfig,
-  keys: Pick<RegistryKeys, 'hsm' | 'securityOfficerToken'>,
+  keys: Pick<RegistryKeys, 'hsm' | 'securityOfficerToken' | 'hqCa'>,
 ): { lifecycle: LifecycleConfig; crlRefreshS: number } {
   const every = cfg.lifecycle?.crlIntervalS ?? DEFAULT_CRL_INTERVAL_S;
   return {
     crlRefreshS: every,
     lifecycle: {
       hsm: keys.hsm,
+      commissioning: {
+        hqCa: keys.hqCa,
+        organization: cfg.commissioning?.organization ?? DEFAULT_ORGANIZATION,
+        stationCaValidityDays: cfg.commissioning?.stationCaValidityDays ?? DEFAULT_STATION_CA_DAYS,
+        stationCaEku: cfg.commissioning?.stationCaEku ?? DEFAULT_STATION_CA_EKU,
+      },
       crlIntervalS: 2 * every,
       ...(cfg.lifecycle?.certificateLifetimeDays !== undefined
         ? { certificateLifetimeDays: cfg.lifecycle.certificateLifetimeDays }

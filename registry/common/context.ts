@@ -17,11 +17,32 @@ export interface LifecycleHsm {
   destroyKeyPair(label: string): Promise<Result<{ destroyed: number }>>;
 }
 
-/** `ingest-apply`: inside the ingest transaction, after the devices of a batch were written (rolls it back). */
-export type FailPoint = 'ingest-apply';
+/**
+ * `ingest-apply`: inside the ingest transaction, after the devices of a batch were written (rolls it back);
+ * `commission`: inside the commissioning transaction, after every row was written (rolls it back).
+ */
+export type FailPoint = 'ingest-apply' | 'commission';
+
+/** Station commissioning settings (registry/commissioning; config.json `commissioning`). */
+export interface CommissioningSettings {
+  /** The HQ CA (signer in the registry token, chain HQ CA first, root last), or why there is none. */
+  readonly hqCa: Result<{
+    readonly signer: Signer;
+    readonly chain: readonly Uint8Array[];
+    readonly rootSha256: string;
+  }>;
+  /** O of station CAs and station certificates. */
+  readonly organization: string;
+  /** Station CA validity (days), bounded by the HQ CA's notAfter. */
+  readonly stationCaValidityDays: number;
+  /** extendedKeyUsage of station CA certificates. */
+  readonly stationCaEku: readonly string[];
+}
 
 /** Identity lifecycle settings (docs/lifecycle.md). */
 export interface LifecycleConfig {
+  /** Station commissioning: the HQ CA and its policy (absent: commissioning, HQ CRL and HQ OCSP are unavailable). */
+  readonly commissioning?: CommissioningSettings;
   /** Registry token holding the delegated revocation signer keys (`revocation-signer-<requestId>`). */
   readonly hsm?: LifecycleHsm;
   /** CRL nextUpdate - thisUpdate and regeneration interval; also the OCSP validity (default 3600 s). */

@@ -13,6 +13,7 @@ import { stationScrapRevocations } from '../revocation/scrap.js';
 import { lifecycleApplyRecords, lifecyclePrecheck } from '../transitions/ingest-hooks.js';
 import type { RouteHandlers } from '../common/route.js';
 import { auditRoutes } from '../audit/routes.js';
+import { commissioningRoutes } from '../commissioning/routes.js';
 import { ingestRoutes } from '../ingest/routes.js';
 import { policyRoutes } from '../policy/routes.js';
 import { reenrolmentRoutes } from '../reenrolment/routes.js';
@@ -62,4 +63,5 @@ export const REGISTRY_ROUTES: RouteHandlers = {
   ...policyRoutes,
   ...revocationRoutes,
   ...reenrolmentRoutes,
+  ...commissioningRoutes,
 };

@@ -1,11 +1,12 @@
 /**
  * Scheduled CRL regeneration for `registry serve`: the CRL of every station with an installed revocation signer
  * is re-signed (with that delegated key) every `everyS`
- * seconds (and once at start), while each CRL is valid for longer (`lifecycle.crlIntervalS`, normally twice the
+ * seconds (and once at start), and so is the HQ CRL (registry/commissioning/hq-revocation.ts), while each CRL is valid for longer (`lifecycle.crlIntervalS`, normally twice the
  * schedule), so relying parties never see an expired CRL when one run is late.
  */
 import { ok } from '../../core/result.js';
 import { refreshCrl } from './crl.js';
+import { refreshHqCrl } from '../commissioning/hq-revocation.js';
 import { type LifecycleContext } from '../common/context.js';
 import * as st from '../store/lifecycle.js';
 
@@ -26,6 +27,11 @@ export function scheduleCrlRegeneration(ctx: LifecycleContext, everyS: number): 
         const r = await refreshCrl(ctx, k.stationId);
         if (!r.ok) ctx.logger.log('error', 'scheduled CRL failed', { stationId: k.stationId, code: r.error.code });
         else ctx.logger.log('debug', 'CRL regenerated', { stationId: k.stationId, crlNumber: r.value.crlNumber });
+      }
+      // The HQ CRL (station CAs of revoked stations), when this registry has an HQ CA.
+      if (!stopped && ctx.lifecycle?.commissioning?.hqCa.ok) {
+        const r = await refreshHqCrl(ctx);
+        if (!r.ok) ctx.logger.log('error', 'scheduled HQ CRL failed', { code: r.error.code });
       }
     } finally {
       running = false;

@@ -1,6 +1,7 @@
 /**
  * OCSP (RFC 6960) answers for the certificates of stations with a revocation signer, signed by it as a delegated
- * responder. Imports core, registry/common, registry/store and ./crl.ts.
+ * responder, and for station CA certificates (registry/commissioning/hq-revocation.ts, signed by the HQ CA key).
+ * Imports core, registry/common, registry/store, registry/commissioning and ./crl.ts.
  */
 import { CRL_REASON_CODES, credentialRevocation, normaliseSerial } from '../../core/lifecycle.js';
 import {
@@ -14,12 +15,16 @@ import { fromPem } from '../../core/pki/pem.js';
 import * as st from '../store/lifecycle.js';
 import { crlInterval, type LifecycleContext } from '../common/context.js';
 import { caOf } from './crl.js';
+import { answerHqOcsp } from '../commissioning/hq-revocation.js';
 
 /** Answer a DER OCSP request (always a DER OCSPResponse; errors as unsigned error responses). */
 export async function answerOcsp(ctx: LifecycleContext, der: Uint8Array): Promise<Uint8Array> {
   const req = parseOcspRequest(der);
   if (!req.ok) return ocspErrorResponse('malformedRequest');
   try {
+    // Certificates the HQ CA issued (station CAs) are answered with the HQ CA key.
+    const hq = await answerHqOcsp(ctx, req.value);
+    if (hq) return hq;
     const x = ctx.db.sql;
     const keys = await st.activeSigners(x);
     let station: st.SignerRow | undefined;

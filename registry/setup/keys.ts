@@ -2,7 +2,8 @@
  * `registry init` and the registry's keys: a SoftHSM2 token "LS Registry" holding the receipt signing key
  * (generated in the token, never exported), a self-signed registry certificate (`<data-dir>/registry.pem`,
  * what stations verify receipts with), a random admin token and a security officer token (0600 files), and
- * config.json. The same token also holds the delegated revocation signer keys (docs/lifecycle.md).
+ * config.json. The same token also holds the delegated revocation signer keys (docs/lifecycle.md) and the HQ CA key
+ * that certifies station CAs (./hq-ca.ts; a development root is made here, the offline-root ceremony replaces it).
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,8 @@ import { checkPrivateTree, readPrivateFile, type PrivateEntry } from '../../nati
 import { defaultDbUrl } from '../../native/registry-store/index.js';
 import { zodMessage } from '../../core/hq/protocol.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
+import { DEFAULT_ORGANIZATION } from '../../core/hq/commission.js';
+import { initDevHqCa, openHqCa, type HqCa } from './hq-ca.js';
 
 /** The files of a registry data dir. */
 export const REGISTRY_FILES = {
@@ -70,6 +73,27 @@ export const RegistryConfigSchema = z
         certificateLifetimeDays: z.number().int().min(1).max(3650).optional(),
         /** Devices re-enrol this many days before expiry (default 30). */
         rotateBeforeDays: z.number().min(0).max(3650).optional(),
+      })
+      .strict()
+      .optional(),
+    /** Station commissioning (docs/registry-api.md "Commissioning"; all optional). */
+    commissioning: z
+      .object({
+        /** O of station CAs and station certificates (default "Line Station"); requests naming another are refused. */
+        organization: z.string().min(1).max(64).optional(),
+        /** Validity of a station CA certificate in days (default 1825), never beyond the HQ CA's. */
+        stationCaValidityDays: z.number().int().min(1).max(7300).optional(),
+        /** extendedKeyUsage of station CA certificates (default clientAuth, OCSPSigning). */
+        stationCaEku: z
+          .array(
+            z.union([
+              z.enum(['clientAuth', 'serverAuth', 'OCSPSigning']),
+              z.string().regex(/^[0-2](\.(0|[1-9][0-9]*))+$/),
+            ]),
+          )
+          .min(1)
+          .max(16)
+          .optional(),
       })
       .strict()
       .optional(),
@@ -140,6 +164,14 @@ export async function initRegistry(o: {
     const imp = await hsm.value.importCertificate(RECEIPT_KEY_LABEL, cert.value);
     if (!imp.ok) return imp;
     writeFileAtomic(join(dir, REGISTRY_FILES.certificate), toPem(cert.value, 'CERTIFICATE'));
+    const hq = await initDevHqCa({
+      dataDir: dir,
+      hsm: hsm.value,
+      registryId,
+      organization: DEFAULT_ORGANIZATION,
+      clock: o.clock,
+    });
+    if (!hq.ok) return hq;
   } finally {
     await hsm.value.close();
   }
@@ -219,6 +251,8 @@ export interface RegistryKeys {
   readonly securityOfficerToken: string;
   /** The registry token (receipt key, delegated revocation signer keys for CRL and OCSP signing). */
   readonly hsm: HsmAdmin;
+  /** The HQ CA (./hq-ca.ts), or why this data dir has none (commissioning refuses then, the rest works). */
+  readonly hqCa: Result<HqCa>;
   close(): Promise<void>;
 }
 
@@ -285,8 +319,10 @@ export async function openRegistryKeys(dataDir: string, logger: Logger): Promise
     await hsm.value.close();
     return signer;
   }
+  const hqCa = await openHqCa(dir, hsm.value);
   return ok({
     config: c,
+    hqCa,
     signer: signer.value,
     chain,
     adminToken,

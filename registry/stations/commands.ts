@@ -9,7 +9,9 @@ import { flagOn, str } from '../../core/cli/program.js';
 import { fail } from '../../core/errors.js';
 import { systemClock } from '../../core/ports.js';
 import { initRegistry } from '../setup/keys.js';
-import { noteStationRevoked, revokeOperator } from './operators.js';
+import { HQ_FILES } from '../setup/hq-ca.js';
+import { revokeOperator } from './operators.js';
+import { isRevocationReason, REVOCATION_REASONS } from '../../core/lifecycle.js';
 import { enrollStation, revokeStation } from './service.js';
 import { listStations } from './queries.js';
 import { given, JSON_OPTION, printJson, usage, type RegistryCommand } from '../cli/command.js';
@@ -17,7 +19,7 @@ import { answer, reportApi, reportError, reportGuided } from '../cli/report.js';
 
 const init: RegistryCommand = {
   name: 'init',
-  summary: 'create the registry: HSM receipt key, certificate, admin and security officer tokens',
+  summary: 'create the registry: HSM receipt key, certificate, HQ CA (development root), admin and officer tokens',
   details: 'Idempotent. The data dir is created private (0700); the tokens are 0600 files in it, never printed.',
   options: { 'registry-id': { type: 'string', arg: 'ID', help: 'the registry id (default: generated)' } },
   opens: 'data-dir',
@@ -35,7 +37,7 @@ const init: RegistryCommand = {
     const c = r.value.config;
     out.log(
       r.value.created
-        ? `registry ${c.registryId} initialised in ${dataDir}\n  certificate (give it to stations): ${resolve(dataDir, c.certificate)}\n  admin token: ${resolve(dataDir, c.adminToken.file)} (0600)\n  security officer token: ${resolve(dataDir, c.securityOfficerToken?.file ?? '')} (0600)`
+        ? `registry ${c.registryId} initialised in ${dataDir}\n  certificate (give it to stations): ${resolve(dataDir, c.certificate)}\n  HQ root (stations pin it; development root until the offline-root ceremony, docs/deployment.md): ${resolve(dataDir, HQ_FILES.root)}\n  admin token: ${resolve(dataDir, c.adminToken.file)} (0600)\n  security officer token: ${resolve(dataDir, c.securityOfficerToken?.file ?? '')} (0600)`
         : `registry already initialised in ${dataDir} (${c.registryId})`,
     );
     return 'ok';
@@ -77,17 +79,28 @@ const enroll: RegistryCommand = {
 
 const revoke: RegistryCommand = {
   name: 'revoke-station',
-  summary: 'revoke a station: its later bundles are refused (its past records stay)',
-  options: {},
+  summary: 'revoke a station and its HQ-issued station CA: its later bundles are refused (its past records stay)',
+  details:
+    'The station CA certificate goes on the HQ CRL (GET /v1/hq/ca.crl) and OCSP answers revoked, in the same\n' +
+    'transaction as the station. A stolen station: --reason keyCompromise.',
+  options: {
+    reason: {
+      type: 'string',
+      arg: 'R',
+      help: `the station CA's CRL reason: ${REVOCATION_REASONS.join(', ')} (default unspecified)`,
+    },
+  },
   positionals: [{ name: 'S', help: 'the station id', required: true }],
   opens: 'registry',
-  hsm: false,
+  hsm: true,
   async run(a, { ctx, out }) {
     const id = a.positionals[0];
     if (!id) return usage('revoke-station needs a station id');
-    const r = await revokeStation(ctx, id);
+    const reason = given(a, 'reason');
+    if (reason !== undefined && !isRevocationReason(reason))
+      return usage(`--reason must be one of ${REVOCATION_REASONS.join(', ')}`);
+    const r = await revokeStation(ctx, id, { actor: 'admin', ...(reason ? { reason } : {}) });
     if (!r.ok) return reportApi(out, r.error);
-    await noteStationRevoked(ctx, id, 'admin'); // the lifecycle log records it too
     out.log(`station ${id} revoked at ${r.value.revokedAt}`);
     return 'ok';
   },
@@ -95,7 +108,7 @@ const revoke: RegistryCommand = {
 
 const list: RegistryCommand = {
   name: 'stations',
-  summary: 'the enrolled stations: records, last sync, revocation',
+  summary: 'the enrolled stations: HQ-certified or own root, records, last sync, revocation',
   options: { ...JSON_OPTION },
   opens: 'registry',
   hsm: false,
@@ -106,7 +119,7 @@ const list: RegistryCommand = {
     else
       for (const s of r.value)
         out.log(
-          `${s.stationId.padEnd(24)} records ${String(s.records).padStart(7)}  last sync ${s.lastSyncAt ?? '-'}${s.revokedAt ? `  REVOKED ${s.revokedAt}` : ''}`,
+          `${s.stationId.padEnd(24)} ${s.hqCertified ? 'HQ-certified' : 'own root    '}  records ${String(s.records).padStart(7)}  last sync ${s.lastSyncAt ?? '-'}${s.revokedAt ? `  REVOKED ${s.revokedAt}` : ''}`,
         );
     return 'ok';
   },

@@ -1,6 +1,5 @@
 /**
- * Station and operator revocations in the lifecycle log: the `station.revoked` event next to the station row's
- * revocation (./service.ts), and revoked operators (their later records are refused at ingest). Imports core,
+ * Operator revocations: revoked operators (their later records are refused at ingest), in the lifecycle log. Imports core,
  * registry/common and registry/store.
  */
 import { type LifecycleRole } from '../../core/lifecycle.js';
@@ -9,14 +8,6 @@ import * as st from '../store/lifecycle.js';
 import { apiFail, type ApiError } from '../common/errors.js';
 import { transactValue } from '../common/tx.js';
 import { now, type LifecycleContext } from '../common/context.js';
-
-/** Record a station revocation in the lifecycle log (the station row itself is revoked by service.ts). */
-export async function noteStationRevoked(ctx: LifecycleContext, stationId: string, role: LifecycleRole) {
-  return transactValue(ctx.db.sql, async (x) => {
-    await st.appendEvent(x, now(ctx), 'station.revoked', { stationId, actor: role });
-    return true;
-  });
-}
 
 /** Revoke an operator: records it completes from now on are refused (OPERATOR_REVOKED). */
 export async function revokeOperator(

@@ -1,18 +1,22 @@
 /**
  * Read-only views for the admin (docs/registry-api.md): stations, stats, a device with its records, records
- * pages. Imports core, registry/common and ./service.ts.
+ * pages. Imports core, registry/common, registry/commissioning/store.ts and ./service.ts.
  */
 import { err, ok, type Result } from '../../core/result.js';
 import type { StoredRecordRow } from '../../core/hq/registry-db.js';
 import type { DeviceView, RecordView, RecordsPage, StationSummary, Stats } from '../../core/hq/protocol.js';
 import type { RegistryContext } from '../common/context.js';
-import { apiFail, storeError, type ApiError } from '../common/errors.js';
+import { apiFail, guarded, storeError, type ApiError } from '../common/errors.js';
+import { stationCas } from '../commissioning/store.js';
 import { summary } from './service.js';
 
 /** Every enrolled station with its record and conflict counts. */
 export async function listStations(ctx: RegistryContext): Promise<Result<StationSummary[], ApiError>> {
   const r = await ctx.db.listStations();
-  return r.ok ? ok(r.value.map(summary)) : err(storeError(r.error));
+  if (!r.ok) return err(storeError(r.error));
+  const cas = await guarded(async () => ok(new Set((await stationCas(ctx.db.sql)).map((c) => c.stationId))));
+  if (!cas.ok) return cas;
+  return ok(r.value.map((s) => summary(s, cas.value.has(s.stationId))));
 }
 
 /** Registry-wide counts. */

@@ -3,6 +3,8 @@
  * operator revocation, the admin views, and the signed station status for the station itself. Imports core,
  * registry/common and ./.
  */
+import { z } from 'zod';
+import { REVOCATION_REASONS } from '../../core/lifecycle.js';
 import { ok } from '../../core/result.js';
 import { EnrollStationRequestSchema } from '../../core/hq/protocol.js';
 import { apiFail } from '../common/errors.js';
@@ -16,10 +18,13 @@ import {
   strictJsonBody,
   type RouteHandlers,
 } from '../common/route.js';
-import { noteStationRevoked, revokeOperator } from './operators.js';
+import { revokeOperator } from './operators.js';
 import { getDevice, listStations, queryRecords, stats, type RecordQuery } from './queries.js';
 import { enrollStation, revokeStation } from './service.js';
 import { signedStationStatus } from './status.js';
+
+/** The body of a station revocation: an optional RFC 5280 reason for its station CA (default unspecified). */
+const StationRevokeBodySchema = z.object({ reason: z.enum(REVOCATION_REASONS).optional() }).strict();
 
 const RECORD_QUERY_KEYS = new Set(['station', 'workOrder', 'from', 'to', 'limit', 'cursor']);
 
@@ -34,17 +39,18 @@ export const stationRoutes: RouteHandlers = {
   },
   revokeStation: {
     async handle(r) {
-      const s = await revokeStation(r.ctx, param(r, 'stationId'));
+      const b = jsonBody(r, StationRevokeBodySchema);
+      if (!b.ok) return b;
+      const s = await revokeStation(r.ctx, param(r, 'stationId'), { actor: 'admin', ...b.value });
       return s.ok ? ok({ json: { station: s.value } }) : s;
     },
   },
   lifecycleRevokeStation: {
     async handle(r) {
-      const id = param(r, 'stationId');
-      const s = await revokeStation(r.ctx, id);
-      if (!s.ok) return s;
-      await noteStationRevoked(r.ctx, id, officerRole(r));
-      return ok({ json: { station: s.value } });
+      const b = jsonBody(r, StationRevokeBodySchema);
+      if (!b.ok) return b;
+      const s = await revokeStation(r.ctx, param(r, 'stationId'), { actor: officerRole(r), ...b.value });
+      return s.ok ? ok({ json: { station: s.value } }) : s;
     },
   },
   revokeOperator: {

@@ -1,6 +1,6 @@
 /**
  * Station enrolment and revocation (docs/registry-api.md): the admin enrols a station with its chain and revokes
- * it; `enrolledStation` reads an enrolled station for the lifecycle features. Imports core, registry/common,
+ * it (with its HQ-issued station CA); `enrolledStation` reads an enrolled station for the lifecycle features. Imports core, registry/common,
  * registry/trust.
  */
 import { sha256Hex } from '../../core/bytes.js';
@@ -12,20 +12,28 @@ import type { RegistryContext } from '../common/context.js';
 import { apiFail, storeError, storeFail, type ApiError } from '../common/errors.js';
 import { forgetStationTrust } from './trust.js';
 import { checkStationChain } from '../trust/verify.js';
+import type { LifecycleRole, RevocationReason } from '../../core/lifecycle.js';
+import { revokeStationIn } from '../../native/registry-store/stations-sql.js';
+import { transact } from '../common/tx.js';
+import { appendEvent } from '../store/lifecycle.js';
+import { refreshHqCrl, revokeStationCaIn } from '../commissioning/hq-revocation.js';
 
 /** The wire summary of a station row. */
-export function summary(s: {
-  stationId: string;
-  certificateSha256: string;
-  issuingCaSha256: string;
-  rootSha256: string;
-  workOrders: readonly string[];
-  enrolledAt: string;
-  revokedAt: string | null;
-  lastSyncAt: string | null;
-  records?: number;
-  conflicts?: number;
-}): StationSummary {
+export function summary(
+  s: {
+    stationId: string;
+    certificateSha256: string;
+    issuingCaSha256: string;
+    rootSha256: string;
+    workOrders: readonly string[];
+    enrolledAt: string;
+    revokedAt: string | null;
+    lastSyncAt: string | null;
+    records?: number;
+    conflicts?: number;
+  },
+  hqCertified = false,
+): StationSummary {
   return {
     stationId: s.stationId,
     certificateSha256: s.certificateSha256,
@@ -37,6 +45,7 @@ export function summary(s: {
     lastSyncAt: s.lastSyncAt,
     records: s.records ?? 0,
     conflicts: s.conflicts ?? 0,
+    hqCertified,
   };
 }
 
@@ -80,19 +89,38 @@ export async function enrollStation(
   return ok({ created: ins.value.created, station: summary(cur.value) });
 }
 
-/** Revoke a station: from now on nothing it sends is accepted. NOT_FOUND for an unknown id. */
+/**
+ * Revoke a station: from now on nothing it sends is accepted. In ONE transaction: the station row's revokedAt, its
+ * HQ-issued station CA certificate revoked at the same time with `reason` (station_cas; legacy stations have none)
+ * and `station.revoked` in the lifecycle log; then the HQ CRL is re-signed (it lists the station CA). The same
+ * function for `registry revoke-station` and both revocation routes. NOT_FOUND for an unknown id.
+ */
 export async function revokeStation(
   ctx: RegistryContext,
   stationId: string,
+  o: { reason?: RevocationReason; actor: LifecycleRole } = { actor: 'admin' },
 ): Promise<Result<StationSummary, ApiError>> {
-  const r = await ctx.db.revokeStation(stationId, ctx.clock.now().toISOString());
-  if (!r.ok) return err(storeError(r.error));
-  if (!r.value) return apiFail('NOT_FOUND', `station ${stationId} is not enrolled`);
+  const reason = o.reason ?? 'unspecified';
+  const at = ctx.clock.now().toISOString();
+  const r = await transact(ctx.db.sql, async (x) => {
+    const revokedAt = await revokeStationIn(x, stationId, at);
+    if (revokedAt === null) return apiFail<never>('NOT_FOUND', `station ${stationId} is not enrolled`);
+    const first = revokedAt === at;
+    const hasCa = await revokeStationCaIn(x, stationId, revokedAt, reason);
+    if (first) await appendEvent(x, at, 'station.revoked', { stationId, actor: o.actor, reason, stationCa: hasCa });
+    return ok({ hasCa, first });
+  });
+  if (!r.ok) return r;
   forgetStationTrust(ctx.db, stationId);
+  if (r.value.hasCa) {
+    const crl = await refreshHqCrl(ctx);
+    if (!crl.ok)
+      ctx.logger.log('error', 'HQ CRL not re-signed after a station revocation', { stationId, code: crl.error.code });
+  }
   const cur = await ctx.db.getStation(stationId);
   if (!cur.ok) return err(storeError(cur.error));
-  ctx.logger.log('warn', 'station revoked', { stationId });
-  return ok(summary(cur.value!));
+  if (r.value.first) ctx.logger.log('warn', 'station revoked', { stationId, reason, stationCa: r.value.hasCa });
+  return ok(summary(cur.value!, r.value.hasCa));
 }
 
 /** An enrolled station's row (revoked ones too); NOT_FOUND when it is not enrolled. */

@@ -16,8 +16,8 @@ import { now, type LifecycleContext } from '../common/context.js';
 
 /**
  * Checked for the verified records of a batch BEFORE they are stored: a decommissioned or blocked device
- * (DEVICE_DECOMMISSIONED / DEVICE_BLOCKED), a station revoked before the record's completedAt
- * (STATION_REVOKED), an operator revoked before it (OPERATOR_REVOKED). Returns the refused ones by index.
+ * (DEVICE_DECOMMISSIONED / DEVICE_BLOCKED), a station revoked before the record's completedAt or before its
+ * device certificate was issued (STATION_REVOKED), an operator revoked before it (OPERATOR_REVOKED). Returns the refused ones by index.
  */
 export async function lifecyclePrecheck(
   ctx: LifecycleContext,
@@ -32,7 +32,7 @@ export async function lifecyclePrecheck(
   const serials = new Set(blocks.filter((b) => b.kind === 'serial').map((b) => b.value));
   const chips = new Set(blocks.filter((b) => b.kind === 'chipId').map((b) => b.value));
   for (const r of records) {
-    if (station.revokedAt && r.completedAt >= station.revokedAt) {
+    if (station.revokedAt && (r.completedAt >= station.revokedAt || issuedSince(r, station.revokedAt))) {
       out.set(r.index, 'STATION_REVOKED');
       continue;
     }
@@ -63,6 +63,18 @@ export async function lifecyclePrecheck(
     }
   }
   return out;
+}
+
+/** Device certificates are backdated by this much (core/pki/x509.ts SKEW_MS): notBefore + it is the issue time. */
+const ISSUE_BACKDATE_MS = 60_000;
+
+/**
+ * Whether the record's device certificate was issued at or after `revokedAt` (the station's and its station CA's
+ * revocation): a record claiming an earlier completedAt is refused too (a stolen station key backdates records).
+ */
+function issuedSince(r: IngestRecord, revokedAt: string): boolean {
+  const nb = Date.parse(recordCertificate(r.recordJson).notBefore);
+  return Number.isFinite(nb) && nb + ISSUE_BACKDATE_MS >= Date.parse(revokedAt);
 }
 
 interface RecordCert {

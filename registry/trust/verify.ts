@@ -66,8 +66,22 @@ export interface StationTrust {
   };
 }
 
+/** The longest enrolment chain: station, issuing CA, HQ CA, up to two HQ intermediates, root. */
+const MAX_STATION_CHAIN = 6;
+
+/** An enrolment chain's parts: station certificate, issuing CA, the certificates above it, the root (last). */
+function splitChain(chain: readonly Uint8Array[]) {
+  return {
+    stationCert: chain[0]!,
+    issuingCa: chain[1]!,
+    above: chain.slice(2, -1),
+    root: chain[chain.length - 1]!,
+  };
+}
+
 /**
- * Parse and check an enrolment chain: exactly [station certificate, issuing CA, root], the station certificate
+ * Parse and check an enrolment chain: [station certificate, issuing CA, root] (a commissioned station: the HQ chain
+ * between the issuing CA and the HQ root), the station certificate
  * chains through the issuing CA to the root (valid at `at`), its CN is the station id, its key is EC P-256/P-384.
  * INPUT_INVALID with the reason otherwise.
  */
@@ -78,15 +92,15 @@ export async function checkStationChain(
 ): Promise<Result<{ stationCert: Uint8Array; issuingCa: Uint8Array; root: Uint8Array }>> {
   const chain = fromPemChain(chainPem);
   if (!chain.ok) return fail('INPUT_INVALID', `station chain: ${chain.error.message}`);
-  if (chain.value.length !== 3)
+  if (chain.value.length < 3 || chain.value.length > MAX_STATION_CHAIN)
     return fail(
       'INPUT_INVALID',
-      `station chain: expected 3 certificates (station, issuing CA, root), found ${chain.value.length}`,
+      `station chain: expected 3 certificates (station, issuing CA, root; a commissioned station: the HQ CA and intermediates before the root), found ${chain.value.length}`,
     );
-  const [stationCert, issuingCa, root] = chain.value as [Uint8Array, Uint8Array, Uint8Array];
-  const path = await verifyCertificateChain([stationCert, issuingCa], [root], at);
+  const { stationCert, issuingCa, above, root } = splitChain(chain.value);
+  const path = await verifyCertificateChain([stationCert, issuingCa, ...above], [root], at);
   if (!path.ok) return fail('INPUT_INVALID', `station chain: ${path.error}`);
-  if (path.value.path.length !== 3)
+  if (path.value.path.length !== chain.value.length)
     return fail('INPUT_INVALID', 'station chain: the station certificate must be issued by the issuing CA');
   const leaf = path.value.leaf;
   const cn = leaf.subjectName.getField('CN')[0];
@@ -98,7 +112,7 @@ export async function checkStationChain(
   const key = await importJwsKey(new Uint8Array(leaf.publicKey.rawData));
   if (!key) return fail('INPUT_INVALID', 'station chain: the station key is not an EC P-256/P-384 key');
   // The issuing CA signs device certificates: it must verify as a CA on its own (anchor = root).
-  const ca = await verifyCertificateChain([issuingCa], [root], at);
+  const ca = await verifyCertificateChain([issuingCa, ...above], [root], at);
   if (!ca.ok) return fail('INPUT_INVALID', `station chain: issuing CA: ${ca.error}`);
   return ok({ stationCert, issuingCa, root });
 }
@@ -112,9 +126,9 @@ export async function loadStationTrust(
   history: readonly StationKeyHistoryRow[] = [],
 ): Promise<Result<StationTrust>> {
   const chain = fromPemChain(row.chainPem);
-  if (!chain.ok || chain.value.length !== 3)
+  if (!chain.ok || chain.value.length < 3 || chain.value.length > MAX_STATION_CHAIN)
     return fail('STORE_FAILED', `stored chain of station ${row.stationId} is unreadable`);
-  const [stationCert, issuingCa, root] = chain.value as [Uint8Array, Uint8Array, Uint8Array];
+  const { stationCert, issuingCa, root } = splitChain(chain.value);
   const cert = parseCertificate(stationCert, 'station certificate');
   if (!cert.ok) return fail('STORE_FAILED', `stored certificate of station ${row.stationId}: ${cert.error}`);
   const key = await importJwsKey(new Uint8Array(cert.value.publicKey.rawData));
