@@ -247,14 +247,18 @@ describe('the station CA certificate', () => {
   });
 
   /** A leaf from the (stolen) station CA key with the given SAN and EKU: the attacker's certificate. */
-  async function rogueLeaf(san: Array<{ type: 'dns' | 'ip' | 'email' | 'url'; value: string }>, eku: string[]) {
+  async function rogueLeaf(
+    san: Array<{ type: 'dns' | 'ip' | 'email' | 'url'; value: string }>,
+    eku: string[],
+    commonName = 'LS-000999',
+  ) {
     const leaf = await createTestSigner('P-256');
     const issuerCert = must(loadIssuer({ signer: caSigner, certificate: caDer }, NOW, false));
     return must(
       await issue({
         signer: caSigner,
         issuerCert,
-        subject: must(buildName({ commonName: 'LS-000999', organization: 'Line Station Devices' })),
+        subject: must(buildName({ commonName, organization: 'Line Station Devices' })),
         subjectSpki: leaf.publicKeySpki,
         notBefore: new Date(NOW.getTime() - 60_000),
         notAfter: new Date(NOW.getTime() + 86_400_000),
@@ -282,6 +286,9 @@ describe('the station CA certificate', () => {
       const ours = await verifyCertificateChain([der, caDer, hqCa.der], [hqRoot.der], NOW);
       expect(ours.ok ? '' : ours.error, san.type).toMatch(/excludes by its name constraints/);
     }
+    // No SAN, a host name as CN: OpenSSL checks such a CN against the DNS subtrees too.
+    const cnHost = await rogueLeaf([], [ExtendedKeyUsage.clientAuth], 'registry.example.com');
+    expect(opensslVerify(cnHost, [caDer, hqCa.der]).out).toMatch(/excluded subtree violation/);
     // The same certificate with a URN SAN is a device identity and verifies: the control.
     const urn = await rogueLeaf([{ type: 'url', value: 'urn:line-station:device:x:1' }], [ExtendedKeyUsage.clientAuth]);
     expect(opensslVerify(urn, [caDer, hqCa.der]).status).toBe(0);
