@@ -106,21 +106,25 @@ export interface CaConstraints {
   readonly extendedKeyUsage?: readonly string[];
 }
 
+/** What an intermediate (issuing) CA certificate is issued from. */
+export interface CaCertificateParams {
+  readonly issuer: Issuer;
+  readonly subjectPublicKeySpki: Uint8Array;
+  readonly subject: SimpleSubject;
+  readonly validityDays: number;
+  /** Default 0. */
+  readonly pathLength?: number;
+  readonly clock: Clock;
+  readonly serialNumber?: Uint8Array;
+  readonly constraints?: CaConstraints;
+}
+
 /**
  * Issue an intermediate (issuing) CA certificate, e.g. the station CA under the factory root or headquarters' CA:
  * basicConstraints CA pathLen (critical), keyUsage keyCertSign|cRLSign (critical), SKI, AKI, and the optional
  * `constraints`. notAfter is never beyond the issuer's notAfter. The DER with its serial, hash and validity.
  */
-export async function issueCaCertificateInfo(params: {
-  issuer: Issuer;
-  subjectPublicKeySpki: Uint8Array;
-  subject: SimpleSubject;
-  validityDays: number;
-  pathLength?: number;
-  clock: Clock;
-  serialNumber?: Uint8Array;
-  constraints?: CaConstraints;
-}): Promise<Result<IssuedCertificateInfo>> {
+export async function issueCaCertificateInfo(params: CaCertificateParams): Promise<Result<IssuedCertificateInfo>> {
   const days = checkValidityDays(params.validityDays);
   if (!days.ok) return days;
   const pathLength = params.pathLength ?? 0;
@@ -172,16 +176,7 @@ export async function issueCaCertificateInfo(params: {
 }
 
 /** `issueCaCertificateInfo` returning the DER only (the station's own root -> station CA path). */
-export async function issueCaCertificate(params: {
-  issuer: Issuer;
-  subjectPublicKeySpki: Uint8Array;
-  subject: SimpleSubject;
-  validityDays: number;
-  pathLength?: number;
-  clock: Clock;
-  serialNumber?: Uint8Array;
-  constraints?: CaConstraints;
-}): Promise<Result<Uint8Array>> {
+export async function issueCaCertificate(params: CaCertificateParams): Promise<Result<Uint8Array>> {
   return derOnly(issueCaCertificateInfo(params));
 }
 

@@ -27,6 +27,7 @@ import type {
 } from '../../core/hq/registry-db.js';
 import { recordFrom } from '../../core/hq/registry-db.js';
 import { PG_MIGRATIONS } from './migrations.js';
+import { stationInsertArgs } from './stations-sql.js';
 
 type Row = Record<string, unknown>;
 
@@ -160,15 +161,7 @@ export async function openPostgresRegistryDb(
         const r = await pool.query(
           `INSERT INTO stations (station_id, chain_pem, cert_sha256, ca_sha256, root_sha256, work_orders, enrolled_at)
            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (station_id) DO NOTHING`,
-          [
-            st.stationId,
-            st.chainPem,
-            st.certificateSha256,
-            st.issuingCaSha256,
-            st.rootSha256,
-            JSON.stringify(st.workOrders),
-            st.enrolledAt,
-          ],
+          stationInsertArgs(st),
         );
         return { created: r.rowCount === 1 };
       }),

@@ -28,6 +28,7 @@ import type {
 import { recordFrom } from '../../core/hq/registry-db.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { createPrivateFile, PRIVATE_DIR_MODE } from '../data-dir.js';
+import { stationInsertArgs } from './stations-sql.js';
 
 function guardNow<T>(what: string, fn: () => T): Result<T> {
   try {
@@ -262,15 +263,7 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
       }),
     insertStation: (st: NewStation) =>
       guard('insertStation', () => {
-        const info = s.insertStation.run(
-          st.stationId,
-          st.chainPem,
-          st.certificateSha256,
-          st.issuingCaSha256,
-          st.rootSha256,
-          JSON.stringify(st.workOrders),
-          st.enrolledAt,
-        );
+        const info = s.insertStation.run(...stationInsertArgs(st));
         return { created: info.changes === 1 };
       }),
     revokeStation: (id, at) => guard('revokeStation', () => s.revoke.run(at, id).changes === 1),

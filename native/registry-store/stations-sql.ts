@@ -11,17 +11,22 @@ export async function insertStationIn(x: SqlExec, st: NewStation): Promise<boole
   const n = await x.run(
     `INSERT INTO stations (station_id, chain_pem, cert_sha256, ca_sha256, root_sha256, work_orders, enrolled_at)
      VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (station_id) DO NOTHING`,
-    [
-      st.stationId,
-      st.chainPem,
-      st.certificateSha256,
-      st.issuingCaSha256,
-      st.rootSha256,
-      JSON.stringify(st.workOrders),
-      st.enrolledAt,
-    ],
+    stationInsertArgs(st),
   );
   return n === 1;
+}
+
+/** The values of a stations row insert, in column order (every writer of the table uses it). */
+export function stationInsertArgs(st: NewStation): unknown[] {
+  return [
+    st.stationId,
+    st.chainPem,
+    st.certificateSha256,
+    st.issuingCaSha256,
+    st.rootSha256,
+    JSON.stringify(st.workOrders),
+    st.enrolledAt,
+  ];
 }
 
 /** Set a station's revokedAt (the first revocation wins); false when the station is unknown. The time stored. */

@@ -51,6 +51,12 @@ interface Candidate {
   readonly stationCertificate: Uint8Array;
 }
 
+/** A commissioned candidate as the registry fixtures' station (records, devices, bundles). */
+function commissioned(c: Candidate, caDer: Uint8Array, hqChain: readonly Uint8Array[], workOrder: string): TestStation {
+  const chain = [c.stationCertificate, caDer, ...hqChain];
+  return { id: c.id, signer: c.stationSigner, caSigner: c.caSigner, chain, chainPem: '', workOrder };
+}
+
 /** A station's side of commissioning (keys in memory here; the station side in a token is station/commission). */
 async function candidate(id: string): Promise<Candidate> {
   const caSigner = await createTestSigner('P-256');
@@ -186,14 +192,7 @@ describe('commissioning against registry serve', () => {
       caDer = v.caCertificate;
       expect(v.answer.workOrders).toEqual(['WO-C1']);
       // The station's first device certificate, and its station CRL signed by its delegated revocation signer.
-      const ts: TestStation = {
-        id: 'line-1',
-        signer: station.stationSigner,
-        caSigner: station.caSigner,
-        chain: [station.stationCertificate, caDer, ...v.hqChain],
-        chainPem: '',
-        workOrder: 'WO-C1',
-      };
+      const ts = commissioned(station, caDer, v.hqChain, 'WO-C1');
       device = (await makeDevice(ts, systemClock)).cert;
       const rs = await createTestSigner('P-256');
       signerDer = must(
@@ -318,17 +317,8 @@ describe('commissioning against registry serve', () => {
     });
 
     it('revoke-station revokes the station CA: the HQ CRL lists it, openssl rejects the device, OCSP says revoked, ingest refuses', async () => {
-      const before = await makeRecord(
-        {
-          id: 'line-1',
-          signer: station.stationSigner,
-          caSigner: station.caSigner,
-          chain: [station.stationCertificate, caDer, ...fromPemChainOf(D)],
-          chainPem: '',
-          workOrder: 'WO-C1',
-        },
-        systemClock,
-      );
+      const ts = commissioned(station, caDer, fromPemChainOf(D), 'WO-C1');
+      const before = await makeRecord(ts, systemClock);
       const beforeTime = new Date();
       await new Promise((r) => setTimeout(r, 1100)); // revocation strictly after what was made before it
       const rv = await cli('revoke-station', '--data-dir', D, 'line-1', '--reason', 'keyCompromise');
@@ -348,14 +338,6 @@ describe('commissioning against registry serve', () => {
       expect(o.out).toMatch(/Reason: keyCompromise/);
       expect(o.out).toMatch(/Response verify OK/);
 
-      const ts: TestStation = {
-        id: 'line-1',
-        signer: station.stationSigner,
-        caSigner: station.caSigner,
-        chain: [station.stationCertificate, caDer, ...fromPemChainOf(D)],
-        chainPem: '',
-        workOrder: 'WO-C1',
-      };
       // Online: the revoked station is refused.
       const batch = await call(serve.url, 'POST', '/v1/batches', {
         body: { batchId: randomUUID(), records: [before.jws] },
@@ -570,33 +552,25 @@ describe('the HQ CA of a data dir', () => {
     const s = await candidate('line-old');
     const req = join(work, 'old.request');
     writeFileSync(req, s.jws);
-    const r = await cli(
-      'commission-station',
-      '--data-dir',
-      D,
-      '--id',
-      'line-old',
-      '--request',
-      req,
-      '--out',
-      join(work, 'old.answer'),
-    );
+    const handCarried = () =>
+      cli(
+        'commission-station',
+        '--data-dir',
+        D,
+        '--id',
+        'line-old',
+        '--request',
+        req,
+        '--out',
+        join(work, 'old.answer'),
+      );
+    const r = await handCarried();
     expect(r.code).not.toBe(0);
     expect(r.text).toMatch(/HQ_CA_UNAVAILABLE/);
     expect(r.text).toMatch(/registry hq-ca init/);
     expect((await cli('hq-ca', 'init', '--data-dir', D)).code).toBe(0);
     expect(existsSync(join(D, 'hq-chain.pem'))).toBe(true);
-    const ok2 = await cli(
-      'commission-station',
-      '--data-dir',
-      D,
-      '--id',
-      'line-old',
-      '--request',
-      req,
-      '--out',
-      join(work, 'old.answer'),
-    );
+    const ok2 = await handCarried();
     expect(ok2.code, ok2.text).toBe(0);
   }, 60_000);
 

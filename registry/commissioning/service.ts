@@ -24,7 +24,6 @@ import { apiFail, type ApiError } from '../common/errors.js';
 import { now, type CommissioningSettings, type RegistryContext } from '../common/context.js';
 import { transact } from '../common/tx.js';
 import { appendEvent } from '../store/lifecycle.js';
-import { forgetStationTrust } from '../stations/trust.js';
 import * as cs from './store.js';
 
 /** Default and largest validity of an enrolment code (hours). */
@@ -270,7 +269,6 @@ async function commission(
     });
   });
   if (r.ok && !r.value.repeated) {
-    forgetStationTrust(ctx.db, stationId);
     ctx.logger.log('info', 'station commissioned', {
       stationId,
       requestSha256: r.value.requestSha256,
