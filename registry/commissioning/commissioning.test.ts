@@ -31,7 +31,15 @@ import { startRegistry } from '../http/server.js';
 import { createTestSigner, type TestSigner } from '../../testkit/pki/test-signer.js';
 import { fixedClock, must } from '../../testkit/pki/test-util.js';
 import { makeDevice, makeRecord, type TestStation } from '../../testkit/registry/fixtures.js';
-import { call, createRegistryKeys, quietLogger, spawnServe } from '../../testkit/registry/harness.js';
+import {
+  backends,
+  call,
+  createRegistryKeys,
+  createTestDb,
+  quietLogger,
+  spawnServe,
+} from '../../testkit/registry/harness.js';
+import { issueEnrolmentCode } from './service.js';
 
 const TOKEN = { manufacturer: 'SoftHSM project', model: 'SoftHSM v2', serial: 'test', label: 'station' };
 
@@ -481,57 +489,74 @@ function fromPemChainOf(dir: string): Uint8Array[] {
   return must(fromPemChain(readFileSync(join(dir, 'hq-chain.pem'), 'utf8')));
 }
 
-describe('a crash inside the commissioning transaction', () => {
-  it('leaves nothing half-written; the same request then commissions', async () => {
-    const keys = await createRegistryKeys();
-    const cfg = must(readRegistryConfig(keys.dataDir));
-    let crash = true;
-    const lc = lifecycleSettings(cfg, keys).lifecycle;
-    const reg = must(
-      await startRegistry({
-        dataDir: keys.dataDir,
-        port: 0,
-        signer: keys.signer,
-        registryChain: keys.chain,
-        registryId: cfg.registryId,
-        adminToken: keys.adminToken,
-        clock: systemClock,
-        logger: quietLogger,
-        lifecycle: {
-          ...lc,
-          failpoint: (p) => {
-            if (p === 'commission' && crash) throw new Error('crash at commission');
+for (const backend of backends()) {
+  describe(`commissioning in one transaction (${backend})`, () => {
+    it('a crash leaves nothing half-written; the same request then commissions; a revocation reaches the HQ CRL', async () => {
+      const keys = await createRegistryKeys();
+      const tdb = await createTestDb(backend);
+      const cfg = must(readRegistryConfig(keys.dataDir));
+      let crash = true;
+      const lc = lifecycleSettings(cfg, keys).lifecycle;
+      const reg = must(
+        await startRegistry({
+          db: tdb.url,
+          port: 0,
+          signer: keys.signer,
+          registryChain: keys.chain,
+          registryId: cfg.registryId,
+          adminToken: keys.adminToken,
+          clock: systemClock,
+          logger: quietLogger,
+          lifecycle: {
+            ...lc,
+            failpoint: (p) => {
+              if (p === 'commission' && crash) throw new Error('crash at commission');
+            },
           },
-        },
-      }),
-    );
-    try {
-      const issued = await (
-        await import('./service.js')
-      ).issueEnrolmentCode(reg.context, {
-        stationId: 'line-crash',
-        workOrders: [],
-        validHours: 1,
-      });
-      const c = must(issued).code;
-      const s = await candidate('line-crash');
-      const r = await call(reg.url, 'POST', '/v1/stations/commission', { body: { code: c, request: s.jws } });
-      expect(r.status).toBe(503);
-      const x = reg.db.sql;
-      expect(await x.all('SELECT * FROM station_cas')).toHaveLength(0);
-      expect(must(await reg.db.getStation('line-crash'))).toBeNull();
-      expect((await x.all('SELECT used_at FROM enrolment_codes'))[0]!['used_at']).toBeNull();
-      expect(await x.all(`SELECT * FROM lifecycle_events WHERE type = 'station.commissioned'`)).toHaveLength(0);
-      crash = false;
-      const ok2 = await call(reg.url, 'POST', '/v1/stations/commission', { body: { code: c, request: s.jws } });
-      expect(ok2.status).toBe(201);
-      expect(await x.all('SELECT * FROM station_cas')).toHaveLength(1);
-    } finally {
-      await reg.close();
-      await keys.cleanup();
-    }
-  }, 60_000);
-});
+        }),
+      );
+      try {
+        const c = must(
+          await issueEnrolmentCode(reg.context, { stationId: 'line-crash', workOrders: ['WO-1'], validHours: 1 }),
+        ).code;
+        const s = await candidate('line-crash');
+        const r = await call(reg.url, 'POST', '/v1/stations/commission', { body: { code: c, request: s.jws } });
+        expect(r.status).toBe(503);
+        const x = reg.db.sql;
+        expect(await x.all('SELECT * FROM station_cas')).toHaveLength(0);
+        expect(must(await reg.db.getStation('line-crash'))).toBeNull();
+        expect((await x.all('SELECT used_at FROM enrolment_codes'))[0]!['used_at']).toBeNull();
+        expect(await x.all(`SELECT * FROM lifecycle_events WHERE type = 'station.commissioned'`)).toHaveLength(0);
+        crash = false;
+        const ok2 = await call(reg.url, 'POST', '/v1/stations/commission', { body: { code: c, request: s.jws } });
+        expect(ok2.status).toBe(201);
+        const cas = await x.all('SELECT * FROM station_cas');
+        expect(cas).toHaveLength(1);
+        expect(must(await reg.db.getStation('line-crash'))!.workOrders).toEqual(['WO-1']);
+        // The admin route revokes the station and its CA; the HQ CRL (openssl) lists the CA's serial.
+        const rv = await call(reg.url, 'POST', '/v1/admin/stations/line-crash/revoke', {
+          body: { reason: 'cessationOfOperation' },
+          bearer: keys.adminToken,
+        });
+        expect(rv.status, rv.text).toBe(200);
+        const crl = new Uint8Array(await (await fetch(`${reg.url}/v1/hq/ca.crl`)).arrayBuffer());
+        const dir = mkdtempSync(join(tmpdir(), 'ls-hqcrl-'));
+        try {
+          writeFileSync(join(dir, 'hq.crl'), crl);
+          const text = opensslOk(['crl', '-inform', 'DER', '-in', join(dir, 'hq.crl'), '-noout', '-text']).out;
+          expect(text.toLowerCase()).toContain(String(cas[0]!['serial']).toLowerCase());
+          expect(text).toMatch(/Cessation Of Operation/);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      } finally {
+        await reg.close();
+        await keys.cleanup();
+        await tdb.cleanup();
+      }
+    }, 60_000);
+  });
+}
 
 describe('the HQ CA of a data dir', () => {
   let work: string;
