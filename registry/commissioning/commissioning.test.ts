@@ -26,7 +26,8 @@ import { openRegistryDb } from '../../native/registry-store/index.js';
 import type { RegistryDb } from '../../core/hq/registry-db.js';
 import { main } from '../cli.js';
 import { lifecycleSettings } from '../cli/open.js';
-import { readRegistryConfig } from '../setup/keys.js';
+import { openRegistryKeys, readRegistryConfig } from '../setup/keys.js';
+import { HQ_CA_KEY_LABEL } from '../setup/hq-ca.js';
 import { startRegistry } from '../http/server.js';
 import { createTestSigner, type TestSigner } from '../../testkit/pki/test-signer.js';
 import { fixedClock, must } from '../../testkit/pki/test-util.js';
@@ -569,6 +570,19 @@ describe('the HQ CA of a data dir', () => {
     if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
     return r.stdout;
   };
+
+  it('registry init makes the HQ CA key in the registry token: sensitive, not extractable', async () => {
+    const D = join(work, 'attrs');
+    expect((await cli('init', '--data-dir', D)).code).toBe(0);
+    const keys = must(await openRegistryKeys(D, quietLogger));
+    try {
+      const k = must(await keys.hsm.findKey(HQ_CA_KEY_LABEL));
+      expect(k).toMatchObject({ class: 'private', sensitive: true, extractable: false });
+      expect(must(keys.hqCa).chain).toHaveLength(1);
+    } finally {
+      await keys.close();
+    }
+  }, 60_000);
 
   it('a data dir without one says what to run; hq-ca init makes it', async () => {
     const D = join(work, 'old');
