@@ -88,6 +88,7 @@ export const ROUTES = {
   commission: route('POST', '/v1/stations/commission', 'public', MAX_SMALL_BODY_BYTES),
   hqChain: route('GET', '/v1/hq/chain.pem', 'public'),
   hqCrl: route('GET', '/v1/hq/ca.crl', 'public'),
+  hqCrlSigner: route('GET', '/v1/hq/crl-signer/:stationId.pem', 'public'),
   // re-enrolment (registry/reenrolment): refused to everyone (REENROLL_UNAVAILABLE) from the request line alone,
   // no caller checked and no body byte read (headquarters holds no issuing CA key).
   reenroll: route('POST', '/v1/devices/reenroll', 'public'),

@@ -287,6 +287,58 @@ export async function issueRevocationSignerCertificate(params: {
 }
 
 /**
+ * Issue, with headquarters' CA, a CRL-signer certificate for a station's delegated revocation signer key: subject =
+ * the station CA's name (`stationCaCertificate`), issuer = the HQ CA, CA:false (critical), keyUsage cRLSign
+ * (critical), no EKU, key identifiers; never valid beyond the station CA or the HQ CA. Relying parties give it to
+ * `openssl verify -crl_check_all -extended_crl` instead of the station-issued signer certificate: its own status then
+ * comes from the HQ CRL (signed by its issuer, no nested CRL path), which OpenSSL accepts (docs/lifecycle.md "What
+ * relying parties run"). OCSP keeps the station-issued certificate (RFC 6960 4.2.2.2 wants the issuing CA's).
+ */
+export async function issueHqCrlSignerCertificate(params: {
+  hqIssuer: Issuer;
+  stationCaCertificate: Uint8Array;
+  subjectPublicKeySpki: Uint8Array;
+  clock: Clock;
+  serialNumber?: Uint8Array;
+}): Promise<Result<IssuedCertificateInfo>> {
+  const key = checkSubjectKey(params.subjectPublicKeySpki);
+  if (!key.ok) return key;
+  let stationCa: X509Certificate;
+  try {
+    stationCa = new X509Certificate(buf(params.stationCaCertificate));
+  } catch (e) {
+    return fail('CERT_ISSUE_FAILED', `station CA certificate cannot be parsed: ${(e as Error).message}`);
+  }
+  if (bytesEqual(params.subjectPublicKeySpki, new Uint8Array(stationCa.publicKey.rawData)))
+    return fail('CERT_ISSUE_FAILED', 'the CRL signer key must not be the station CA key');
+  const serial = checkSerial(params.serialNumber ?? randomSerial());
+  if (!serial.ok) return serial;
+  const nowDate = params.clock.now();
+  const issuerCert = loadIssuer(params.hqIssuer, nowDate, false);
+  if (!issuerCert.ok) return issuerCert;
+  const now = nowDate.getTime();
+  return issue({
+    signer: params.hqIssuer.signer,
+    issuerCert: issuerCert.value,
+    subject: stationCa.subjectName,
+    subjectSpki: params.subjectPublicKeySpki,
+    notBefore: new Date(now - SKEW_MS),
+    notAfter: new Date(Math.min(stationCa.notAfter.getTime(), issuerCert.value.notAfter.getTime())),
+    serial: serial.value,
+    extensions: async (crypto) => [
+      new BasicConstraintsExtension(false, undefined, true),
+      new KeyUsagesExtension(KeyUsageFlags.cRLSign, true),
+      ...(await keyIdExtensions(
+        crypto,
+        params.subjectPublicKeySpki,
+        issuerCert.value,
+        params.hqIssuer.signer.publicKeySpki,
+      )),
+    ],
+  });
+}
+
+/**
  * Check a revocation signer certificate the way headquarters does before using it: issued (signature) by
  * `caDer`, same subject name as the CA, CA:false, keyUsage exactly digitalSignature + cRLSign, EKU
  * id-kp-OCSPSigning, valid at `now`, key `expectedSpki`. CERT_ISSUE_FAILED with the reason otherwise.

@@ -403,7 +403,7 @@ CREATE TABLE policy_versions (
  * one-time codes, stored only as the SHA-256 of the normalised code, for one station and its work orders; `used_at`
  * with the request it was used for and the answer given (a retry of the SAME request gets that answer again).
  * `station_cas`: every station CA certificate the HQ CA issued (one per station id), the request and the answer it
- * was issued for, its revocation.
+ * was issued for, its revocation, and the HQ-certified certificate of its current CRL signer key.
  * `hq_crls`: the HQ CA's current CRL (one row).
  */
 const COMMISSIONING_V8 = `
@@ -429,7 +429,8 @@ CREATE TABLE station_cas (
   issued_at TEXT NOT NULL,
   not_after TEXT NOT NULL,
   revoked_at TEXT,
-  reason TEXT
+  reason TEXT,
+  crl_signer_pem TEXT
 );
 
 CREATE TABLE hq_crls (

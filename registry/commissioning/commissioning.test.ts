@@ -32,6 +32,7 @@ import { startRegistry } from '../http/server.js';
 import { createTestSigner, type TestSigner } from '../../testkit/pki/test-signer.js';
 import { fixedClock, must } from '../../testkit/pki/test-util.js';
 import { makeDevice, makeRecord, type TestStation } from '../../testkit/registry/fixtures.js';
+import { delegateOverHttp } from '../../testkit/registry/lifecycle.js';
 import {
   backends,
   call,
@@ -534,14 +535,52 @@ for (const backend of backends()) {
         const cas = await x.all('SELECT * FROM station_cas');
         expect(cas).toHaveLength(1);
         expect(must(await reg.db.getStation('line-crash'))!.workOrders).toEqual(['WO-1']);
+        // The station certifies the registry's delegated revocation signer (the station's function), so the
+        // registry signs its CRL; openssl -crl_check_all takes it with the HQ-certified CRL signer certificate.
+        const hqChain = must(fromPemChain(readFileSync(join(keys.dataDir, 'hq-chain.pem'), 'utf8')));
+        const caDer = must(fromPem(String(cas[0]!['certificate_pem']), 'CERTIFICATE'));
+        const ts = commissioned(s, caDer, hqChain, 'WO-1');
+        await delegateOverHttp(reg, { ...ts, caLabel: '', ca: caDer, root: hqChain[hqChain.length - 1]! });
+        const device = (await makeDevice(ts, systemClock)).cert.der;
+        const dir = mkdtempSync(join(tmpdir(), 'ls-hqcrl-'));
+        const get = async (path: string) => {
+          const res = await fetch(`${reg.url}${path}`);
+          expect(res.status, path).toBe(200);
+          return new Uint8Array(await res.arrayBuffer());
+        };
+        const verifyAll = async () => {
+          writeFileSync(join(dir, 'hq.crl.pem'), toPem(await get('/v1/hq/ca.crl'), 'X509 CRL'));
+          writeFileSync(join(dir, 'station.crl.pem'), toPem(await get('/v1/crl/line-crash.crl'), 'X509 CRL'));
+          const signer = new TextDecoder().decode(await get('/v1/hq/crl-signer/line-crash.pem'));
+          writeFileSync(join(dir, 'untrusted.pem'), toPem(caDer, 'CERTIFICATE') + signer);
+          writeFileSync(join(dir, 'device.pem'), toPem(device, 'CERTIFICATE'));
+          return opensslOk([
+            'verify',
+            '-crl_check_all',
+            '-extended_crl',
+            '-CAfile',
+            join(keys.dataDir, 'hq-root.pem'),
+            '-untrusted',
+            join(dir, 'untrusted.pem'),
+            '-CRLfile',
+            join(dir, 'hq.crl.pem'),
+            '-CRLfile',
+            join(dir, 'station.crl.pem'),
+            join(dir, 'device.pem'),
+          ]);
+        };
+        const good = await verifyAll();
+        expect(good.status, good.out).toBe(0);
         // The admin route revokes the station and its CA; the HQ CRL (openssl) lists the CA's serial.
         const rv = await call(reg.url, 'POST', '/v1/admin/stations/line-crash/revoke', {
           body: { reason: 'cessationOfOperation' },
           bearer: keys.adminToken,
         });
         expect(rv.status, rv.text).toBe(200);
-        const crl = new Uint8Array(await (await fetch(`${reg.url}/v1/hq/ca.crl`)).arrayBuffer());
-        const dir = mkdtempSync(join(tmpdir(), 'ls-hqcrl-'));
+        const revoked = await verifyAll();
+        expect(revoked.status).not.toBe(0);
+        expect(revoked.out).toMatch(/error 23 at 1 depth lookup: certificate revoked/);
+        const crl = await get('/v1/hq/ca.crl');
         try {
           writeFileSync(join(dir, 'hq.crl'), crl);
           const text = opensslOk(['crl', '-inform', 'DER', '-in', join(dir, 'hq.crl'), '-noout', '-text']).out;

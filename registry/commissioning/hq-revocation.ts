@@ -2,7 +2,8 @@
  * The HQ CA's revocation status (docs/lifecycle.md "Station revocation"): the station CA of a revoked station goes
  * on the HQ CRL (`GET /v1/hq/ca.crl`, signed by the HQ CA key, issuer = the HQ CA, CRL number + 1 on every
  * regeneration: on change, on demand past half its validity, on the CRL schedule) and OCSP for certificates the HQ CA
- * issued is answered with the HQ CA key. Also `revokeStationCaIn`, the station CA's part of a station revocation
+ * issued is answered with the HQ CA key; `GET /v1/hq/crl-signer/S.pem` is the HQ-certified certificate of station S's
+ * delegated CRL signer key (what `openssl verify -crl_check_all` needs). Also `revokeStationCaIn`, the station CA's part of a station revocation
  * (inside its transaction). Imports core, registry/common and ./.
  */
 import { CRL_REASON_CODES, isRevocationReason, type RevocationReason } from '../../core/lifecycle.js';
@@ -21,6 +22,11 @@ import { apiFail, guarded, type ApiError } from '../common/errors.js';
 import { crlInterval, type RegistryContext } from '../common/context.js';
 import { commissioningOf } from './service.js';
 import * as cs from './store.js';
+import { signerOf } from '../store/lifecycle.js';
+import { issueHqCrlSignerCertificate } from '../../core/pki/ca.js';
+import { bytesEqual } from '../../core/bytes.js';
+import { fromPem, toPem } from '../../core/pki/pem.js';
+import { parseCertificate } from '../../core/pki/chain.js';
 
 /** Mark a station's CA certificate revoked (first revocation wins); false when the station has none (legacy). */
 export function revokeStationCaIn(x: SqlExec, stationId: string, at: string, reason: RevocationReason) {
@@ -123,4 +129,45 @@ export async function answerHqOcsp(ctx: RegistryContext, req: ParsedOcspRequest)
     nonce: req.nonce,
   });
   return resp.ok ? resp.value : ocspErrorResponse('internalError');
+}
+
+/** The public key (SPKI DER) of a PEM certificate, or null. */
+function pemKey(pem: string | null): Uint8Array | null {
+  const der = pem ? fromPem(pem, 'CERTIFICATE') : null;
+  const c = der?.ok ? parseCertificate(der.value, 'certificate') : null;
+  return c?.ok ? new Uint8Array(c.value.publicKey.rawData) : null;
+}
+
+/**
+ * The HQ-certified certificate (PEM) of station `stationId`'s active delegated CRL signer key: subject = its station
+ * CA's name, issued by the HQ CA (core/pki/ca.ts `issueHqCrlSignerCertificate`), made when first asked for (and again
+ * when the station certified another signer key), kept in `station_cas`. NOT_FOUND for a station without an
+ * HQ-issued station CA or without an installed revocation signer.
+ */
+export async function hqCrlSigner(ctx: RegistryContext, stationId: string): Promise<Result<string, ApiError>> {
+  const settings = commissioningOf(ctx);
+  if (!settings.ok) return settings;
+  const { hq } = settings.value;
+  return guarded(async () => {
+    const x = ctx.db.sql;
+    const ca = await cs.stationCaOf(x, stationId);
+    if (!ca) return apiFail('NOT_FOUND', `station ${stationId} has no station CA certified by this registry's HQ CA`);
+    const active = await signerOf(x, stationId, 'active');
+    const key = pemKey(active?.certificatePem ?? null);
+    if (!key) return apiFail('NOT_FOUND', `no revocation signer is installed for station ${stationId}`);
+    const stored = pemKey(ca.crlSignerPem);
+    if (stored && bytesEqual(stored, key)) return ok(ca.crlSignerPem!);
+    const caDer = fromPem(ca.certificatePem, 'CERTIFICATE');
+    if (!caDer.ok) return apiFail('INTERNAL', 'stored station CA certificate unreadable');
+    const cert = await issueHqCrlSignerCertificate({
+      hqIssuer: { signer: hq.signer, certificate: hq.chain[0]! },
+      stationCaCertificate: caDer.value,
+      subjectPublicKeySpki: key,
+      clock: ctx.clock,
+    });
+    if (!cert.ok) return apiFail('INTERNAL', `HQ CRL signer certificate: ${cert.error.code}: ${cert.error.message}`);
+    const pem = toPem(cert.value.der, 'CERTIFICATE');
+    await cs.setCrlSigner(x, stationId, pem);
+    return ok(pem);
+  });
 }

@@ -72,6 +72,8 @@ export interface StationCaRow {
   readonly revokedAt: string | null;
   /** CRL reason name (core/lifecycle.ts CRL_REASON_CODES), with revokedAt. */
   readonly reason: string | null;
+  /** The HQ-certified certificate (PEM) of the station's current delegated CRL signer key (hq-revocation.ts). */
+  readonly crlSignerPem: string | null;
 }
 
 function caFrom(r: SqlRow): StationCaRow {
@@ -86,10 +88,14 @@ function caFrom(r: SqlRow): StationCaRow {
     notAfter: s(r, 'not_after'),
     revokedAt: sn(r, 'revoked_at'),
     reason: sn(r, 'reason'),
+    crlSignerPem: sn(r, 'crl_signer_pem'),
   };
 }
 
-export async function insertStationCa(x: SqlExec, c: Omit<StationCaRow, 'revokedAt' | 'reason'>): Promise<void> {
+export async function insertStationCa(
+  x: SqlExec,
+  c: Omit<StationCaRow, 'revokedAt' | 'reason' | 'crlSignerPem'>,
+): Promise<void> {
   await x.run(
     `INSERT INTO station_cas (serial, station_id, sha256, certificate_pem, request_sha256, answer_jws, issued_at, not_after)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -119,6 +125,11 @@ export async function revokeStationCa(x: SqlExec, stationId: string, at: string,
     stationId,
   ]);
   return (await stationCaOf(x, stationId)) !== null;
+}
+
+/** Store the HQ-certified CRL signer certificate of a station (replacing the one of a previous signer key). */
+export async function setCrlSigner(x: SqlExec, stationId: string, pem: string): Promise<void> {
+  await x.run('UPDATE station_cas SET crl_signer_pem = ? WHERE station_id = ?', [pem, stationId]);
 }
 
 export interface HqCrlRow {
