@@ -327,36 +327,42 @@ export const ERROR_CATALOGUE = {
   },
   // --- station commissioning (core/hq/commission-issue.ts; docs/formats.md "Commissioning") ---
   COMMISSION_REQUEST_MALFORMED: {
+    text: 'The commissioning request is not a well-formed request document.',
     kind: 'user',
     action: 'call-supervisor',
     guidance:
       'The commissioning request is not a well-formed request document (JWS, typ, algorithm or fields). Create a new request with `station commission`.',
   },
   COMMISSION_SIGNATURE_INVALID: {
+    text: 'The commissioning request is not signed by the key of its station certificate.',
     kind: 'user',
     action: 'call-supervisor',
     guidance:
       'The commissioning request is not signed by the station key of its station certificate: it was altered or forged. Do not commission; create a new request at the station.',
   },
   COMMISSION_CSR_INVALID: {
+    text: 'The certificate request for the station CA is invalid.',
     kind: 'user',
     action: 'call-supervisor',
     guidance:
       'The certificate request for the station CA is invalid or not signed by its own key (no proof of possession). Create a new request at the station.',
   },
   COMMISSION_SUBJECT_MISMATCH: {
+    text: 'The commissioning request names another station or organisation than expected.',
     kind: 'user',
     action: 'call-supervisor',
     guidance:
       'The commissioning request names another station or organisation than expected. Check the station id and the organisation configured at headquarters.',
   },
   COMMISSION_STATION_CERT_INVALID: {
+    text: 'The station certificate in the commissioning request does not follow the profile.',
     kind: 'user',
     action: 'call-supervisor',
     guidance:
       'The station certificate in the commissioning request does not follow the profile (issued by the station CA key under its name, CN = station id, CA:false, digitalSignature, a key other than the CA key). Create a new request.',
   },
   COMMISSION_ANSWER_INVALID: {
+    text: 'The commissioning answer does not verify.',
     kind: 'user',
     action: 'call-supervisor',
     guidance:
