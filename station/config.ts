@@ -75,6 +75,12 @@ export const StationConfigSchema = z
         /** PEM files, relative to the data dir. */
         caChain: z.string(),
         stationChain: z.string(),
+        /**
+         * The headquarters root the station pins (PEM, relative to the data dir), written by `station commission`
+         * (and `station init`: the development HQ's root): both chains must end at it (`station doctor`
+         * "certificates"). Absent (a station made before commissioning existed): the last certificate of caChain.
+         */
+        hqRoot: z.string().min(1).optional(),
         attestationRoots: z.array(z.string()).min(1),
       })
       .strict(),
@@ -165,6 +171,7 @@ export const STATION_PRIVATE_ENTRIES: readonly PrivateEntry[] = [
   { path: 'pki', children: true },
   { path: 'hsm', children: true },
   { path: 'run', children: true },
+  { path: 'commission-state.json' },
 ];
 
 /**

@@ -1,52 +1,59 @@
 /**
- * `station init`: create a development station in a data dir.
+ * `station init`: a development station in a data dir, made by the same path as `station commission`
+ * (station/commission/): a SoftHSM2 token "LS Station" for the issuing CA key and the station signing key (generated
+ * inside it, sensitive and never extractable: docs/hsm.md), commissioned by
  *
- * - two SoftHSM2 tokens: "LS Offline Root" (the root CA key: in production it lives offline and is
- *   never attached to a station) and "LS Station" (issuing CA key + station signing key, both
- *   generated inside the token, sensitive and never extractable: neither can leave the token, not even wrapped,
- *   docs/hsm.md);
- * - the chain root -> issuing CA -> (device certificates, station certificate), PEM files in pki/
- *   and certificate objects in the station token;
- * - config.json, the SQLite database with its first audit entry.
+ * - a development headquarters (station/commission/dev-hq.ts): an HQ root key in a second SoftHSM2 token, "LS Offline
+ *   Root" (in production the HQ root is offline at headquarters and never attached to a station), which issues the
+ *   station CA and signs the answer; the station pins that root. The chain is station -> station CA -> dev HQ root;
+ * - or, given a registry (URL, pinned certificate, one-time enrolment code from `registry commission-station`), that
+ *   registry, online, with the delegated revocation signer exchange (as `station commission --registry`).
  *
- * Development PINs are random and kept in 0600 files under secrets/; production stations use a vendor
- * PKCS#11 module and take the PIN from the environment (see docs/hsm.md).
+ * Development PINs are random and kept in 0600 files under secrets/; production stations use their vendor token
+ * with `station commission` and take the PIN from the environment or a file (docs/deployment.md). Re-running is
+ * safe: an initialised data dir is left as it is; an interrupted one resumes with the tokens it made.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sha256Hex } from '../core/bytes.js';
 import { fail } from '../core/errors.js';
-import type { Logger, Clock } from '../core/ports.js';
+import type { Clock, Logger } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
 import { ok, type Result } from '../core/result.js';
-import { createRootCertificate, issueCaCertificate, issueStationCertificate } from '../core/pki/ca.js';
-import { fromPem, toPem } from '../core/pki/pem.js';
-import { openHsm } from '../native/hsm/index.js';
-import { createSoftHsmEnv, initToken, findSoftHsmModule } from '../native/softhsm-dev.js';
-import { openStore } from '../native/store/index.js';
+import { preparePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, readPrivateFile } from '../native/data-dir.js';
+import { createSoftHsmEnv, findSoftHsmModule, initToken, type SoftHsmEnv } from '../native/softhsm-dev.js';
+import { commissionStation, DEFAULT_KEY_LABELS, type CommissionAuthority } from './commission/commission.js';
+import { openDevHq, type DevHq } from './commission/dev-hq.js';
+import { readCommissionState } from './commission/state.js';
 import { checkStationDataDir, CONFIG_FILE, type StationConfig } from './config.js';
-import { writeFileAtomic } from '../native/atomic-file.js';
-import { preparePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../native/data-dir.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
 export const ROOT_TOKEN = 'LS Offline Root';
 export const STATION_TOKEN = 'LS Station';
-export const KEY_LABELS = { root: 'root-ca', issuingCa: 'issuing-ca', station: 'station-signing' } as const;
+export const KEY_LABELS = { root: 'root-ca', ...DEFAULT_KEY_LABELS } as const;
 
 /**
- * Certificate lifetimes of a new station (docs/formats.md "Device certificate profile"). Device certificates are
- * valid `validityDays` of their board profile (3,650 days for the bundled ones) but never past the issuing CA's
+ * Certificate lifetimes of a development station (docs/formats.md "Device certificate profile"). Device certificates
+ * are valid `validityDays` of their board profile (3,650 days for the bundled ones) but never past the issuing CA's
  * notAfter (core/pki/device-cert.ts caps them). The issuing CA lives 20 years so that a board certified in its first
- * 10 years gets its full 10 years; after that, device certificates come out shorter (capped, and `station` warns at
- * start-up), the sign to give the station a new issuing CA. The root outlives the issuing CA (30 years); the
- * station's own signing certificate is short (825 days) and rotated (`station rotate-key`).
+ * 10 years gets its full 10 years. The dev HQ root outlives it (30 years); the station's own signing certificate is
+ * short (825 days) and rotated (`station rotate-key`). A registry issues with its own policy's lifetimes.
  */
 export const ROOT_CA_DAYS = 30 * 365;
 export const ISSUING_CA_DAYS = 20 * 365;
-export const STATION_CERT_DAYS = 825;
+export { STATION_CERT_DAYS } from './commission/documents.js';
+
+/** A registry to commission against instead of the development HQ. */
+export interface InitRegistry {
+  readonly url: string;
+  readonly registryCertificate: Uint8Array;
+  readonly tlsCertificate: Uint8Array | null;
+  /** The one-time enrolment code (`registry commission-station --id S`). */
+  readonly code: string;
+  readonly hqRoot?: Uint8Array | null;
+}
 
 export interface InitOptions {
   readonly dataDir: string;
@@ -54,24 +61,36 @@ export interface InitOptions {
   /** Vendor attestation root certificates (PEM files) to trust. */
   readonly attestationRoots: readonly string[];
   readonly extraPorts?: readonly string[];
+  /** Commission against this registry (online, revocation signer included) instead of the development HQ. */
+  readonly registry?: InitRegistry;
   readonly logger: Logger;
   readonly clock?: Clock;
 }
+
+const SECRET = {
+  rootUser: 'secrets/root-user.pin',
+  rootSo: 'secrets/root-so.pin',
+  so: 'secrets/hsm-so.pin',
+  user: 'secrets/hsm-user.pin',
+} as const;
 
 /** Initialise a development station (idempotent: an initialised data dir is left as it is). */
 export async function initStation(o: InitOptions): Promise<Result<{ created: boolean; config: StationConfig }>> {
   const clock = o.clock ?? systemClock;
   const dir = resolve(o.dataDir);
-  const cfgFile = join(dir, CONFIG_FILE);
-  if (existsSync(cfgFile)) {
+  const state = readCommissionState(dir);
+  if (!state.ok) return state;
+  if (existsSync(join(dir, CONFIG_FILE)) && !state.value) {
     const insecure = checkStationDataDir(dir);
     if (!insecure.ok) return insecure;
-    return ok({ created: false, config: JSON.parse(readFileSync(cfgFile, 'utf8')) as StationConfig });
+    return ok({ created: false, config: JSON.parse(readFileSync(join(dir, CONFIG_FILE), 'utf8')) as StationConfig });
   }
-  if (o.attestationRoots.length === 0)
-    return fail('CONFIG_INVALID', 'at least one --attestation-root (vendor root PEM) is required');
-  for (const f of o.attestationRoots)
-    if (!existsSync(f)) return fail('CONFIG_INVALID', `attestation root ${f} not found`);
+  if (!state.value) {
+    if (o.attestationRoots.length === 0)
+      return fail('CONFIG_INVALID', 'at least one --attestation-root (vendor root PEM) is required');
+    for (const f of o.attestationRoots)
+      if (!existsSync(f)) return fail('CONFIG_INVALID', `attestation root ${f} not found`);
+  }
   const log = o.logger.child('[init]');
   // Private from the first write (docs/architecture.md "Data directory permissions"): a folder made by hand for the
   // station (e.g. 0755) is tightened to 0700; another user's folder is refused.
@@ -81,126 +100,92 @@ export async function initStation(o: InitOptions): Promise<Result<{ created: boo
     mkdirSync(join(dir, d), { recursive: true, mode: PRIVATE_DIR_MODE });
     chmodSync(join(dir, d), PRIVATE_DIR_MODE);
   }
+  const env = await devTokens(dir, !o.registry, log);
+  if (!env.ok) return env;
+  const stationId = state.value?.stationId ?? o.stationId ?? `station-${randomBytes(3).toString('hex')}`;
 
+  let hq: DevHq | null = null;
+  let authority: CommissionAuthority;
+  if (o.registry) {
+    authority = {
+      kind: 'registry',
+      url: o.registry.url,
+      registryCertificate: o.registry.registryCertificate,
+      tlsCertificate: o.registry.tlsCertificate,
+      code: o.registry.code,
+      revocationSigner: true,
+      hqRoot: o.registry.hqRoot ?? null,
+    };
+  } else {
+    const rootPin = readPrivateFile(join(dir, SECRET.rootUser), 'CONFIG_INVALID');
+    if (!rootPin.ok) return rootPin;
+    const opened = await openDevHq({
+      module: env.value.module,
+      tokenLabel: ROOT_TOKEN,
+      pin: rootPin.value.trim(),
+      keyLabel: KEY_LABELS.root,
+      rootFile: join(dir, 'pki', 'root.pem'),
+      subject: { commonName: `Line Station Dev Root CA (${stationId})`, organization: 'Line Station' },
+      rootDays: ROOT_CA_DAYS,
+      issuingCaDays: ISSUING_CA_DAYS,
+      logger: log,
+      clock,
+    });
+    if (!opened.ok) return opened;
+    hq = opened.value;
+    authority = { kind: 'dev', pinned: hq.root, answer: (req) => hq!.answer(req) };
+  }
+  try {
+    const r = await commissionStation({
+      dataDir: dir,
+      stationId,
+      token: { module: env.value.module, tokenLabel: STATION_TOKEN, softhsmConf: env.value.conf },
+      pinSource: { file: SECRET.user },
+      pin: async () => {
+        const p = readPrivateFile(join(dir, SECRET.user), 'CONFIG_INVALID');
+        return p.ok ? ok(p.value.trim()) : p;
+      },
+      attestationRoots: o.attestationRoots,
+      extraPorts: o.extraPorts ?? [],
+      authority,
+      logger: o.logger,
+      clock,
+    });
+    if (!r.ok) return r;
+    if (r.value.status === 'request-written')
+      return fail('INTERNAL', 'station init wrote a request instead of an answer');
+    log.log('info', 'station initialised', { stationId, dataDir: dir });
+    return ok({ created: r.value.status === 'commissioned', config: r.value.config });
+  } finally {
+    await hq?.close();
+  }
+}
+
+/**
+ * The SoftHSM2 environment of the data dir with its tokens: made once (random PINs in secrets/, 0600), then reused
+ * (an interrupted init resumes with them). `withRoot`: also the dev HQ root token.
+ */
+async function devTokens(dir: string, withRoot: boolean, log: Logger): Promise<Result<SoftHsmEnv>> {
   const module = findSoftHsmModule();
   if (!module) return fail('HSM_MODULE_LOAD_FAILED', 'SoftHSM2 is not installed (apt-get install softhsm2)');
-  const env = await createSoftHsmEnv(join(dir, 'hsm'));
-  const pins = {
-    rootSo: randomBytes(12).toString('hex'),
-    rootUser: randomBytes(12).toString('hex'),
-    so: randomBytes(12).toString('hex'),
-    user: randomBytes(12).toString('hex'),
-  };
-  writeFileSync(join(dir, 'secrets', 'root-user.pin'), pins.rootUser, { mode: PRIVATE_FILE_MODE });
-  writeFileSync(join(dir, 'secrets', 'root-so.pin'), pins.rootSo, { mode: PRIVATE_FILE_MODE });
-  writeFileSync(join(dir, 'secrets', 'hsm-so.pin'), pins.so, { mode: PRIVATE_FILE_MODE });
-  writeFileSync(join(dir, 'secrets', 'hsm-user.pin'), pins.user, { mode: PRIVATE_FILE_MODE });
-
-  const t1 = await initToken(env, { label: ROOT_TOKEN, soPin: pins.rootSo, pin: pins.rootUser });
-  if (!t1.ok) return t1;
-  const t2 = await initToken(env, { label: STATION_TOKEN, soPin: pins.so, pin: pins.user });
-  if (!t2.ok) return t2;
-  log.log('info', 'SoftHSM2 tokens created', { tokens: [ROOT_TOKEN, STATION_TOKEN] });
-
-  // Root CA: generated in its own token.
-  const rootHsm = await openHsm({ module: env.module, tokenLabel: ROOT_TOKEN, pin: pins.rootUser, logger: log });
-  if (!rootHsm.ok) return rootHsm;
-  const stationHsm = await openHsm({ module: env.module, tokenLabel: STATION_TOKEN, pin: pins.user, logger: log });
-  if (!stationHsm.ok) return stationHsm;
-  try {
-    const rk = await rootHsm.value.generateSigningKey(KEY_LABELS.root, 'P-256');
-    if (!rk.ok) return rk;
-    const rootSigner = await rootHsm.value.signer(KEY_LABELS.root);
-    if (!rootSigner.ok) return rootSigner;
-    const root = await createRootCertificate({
-      signer: rootSigner.value,
-      subject: { commonName: `Line Station Dev Root CA (${o.stationId ?? 'station'})`, organization: 'Line Station' },
-      validityDays: ROOT_CA_DAYS,
-      clock,
-    });
-    if (!root.ok) return root;
-
-    // Sensitive, never extractable, not copyable (docs/hsm.md "Key attributes"): the issuing CA key never leaves
-    // the station token, not even wrapped. Headquarters signs CRLs and OCSP with its own delegated key instead
-    // (station/revocation-signer.ts, docs/lifecycle.md "Delegated revocation signer").
-    const ck = await stationHsm.value.generateSigningKey(KEY_LABELS.issuingCa, 'P-256');
-    if (!ck.ok) return ck;
-    const sk = await stationHsm.value.generateSigningKey(KEY_LABELS.station, 'P-256');
-    if (!sk.ok) return sk;
-    const stationId = o.stationId ?? `station-${randomBytes(3).toString('hex')}`;
-    const ca = await issueCaCertificate({
-      issuer: { signer: rootSigner.value, certificate: root.value },
-      subjectPublicKeySpki: ck.value.publicKeySpki,
-      subject: { commonName: `Line Station Issuing CA ${stationId}`, organization: 'Line Station' },
-      validityDays: ISSUING_CA_DAYS,
-      pathLength: 0,
-      clock,
-    });
-    if (!ca.ok) return ca;
-    const caSigner = await stationHsm.value.signer(KEY_LABELS.issuingCa);
-    if (!caSigner.ok) return caSigner;
-    const st = await issueStationCertificate({
-      issuer: { signer: caSigner.value, certificate: ca.value },
-      subjectPublicKeySpki: sk.value.publicKeySpki,
-      stationId,
-      validityDays: STATION_CERT_DAYS,
-      clock,
-    });
-    if (!st.ok) return st;
-    for (const [label, der] of [
-      [KEY_LABELS.issuingCa, ca.value],
-      [KEY_LABELS.station, st.value],
-      [KEY_LABELS.root, root.value],
-    ] as const) {
-      const imp = await stationHsm.value.importCertificate(label, der);
-      if (!imp.ok) return imp;
-    }
-    const pem = (ders: Uint8Array[]) => ders.map((d) => toPem(d, 'CERTIFICATE')).join('');
-    writeFileAtomic(join(dir, 'pki', 'root.pem'), pem([root.value]));
-    writeFileAtomic(join(dir, 'pki', 'ca-chain.pem'), pem([ca.value, root.value]));
-    writeFileAtomic(join(dir, 'pki', 'station-chain.pem'), pem([st.value, ca.value, root.value]));
-    const roots: string[] = [];
-    for (const f of o.attestationRoots) {
-      const text = readFileSync(f, 'utf8');
-      const parsed = fromPem(text);
-      if (!parsed.ok) return fail('CONFIG_INVALID', `attestation root ${f}: ${parsed.error.message}`);
-      const rel = join('pki', 'attestation-roots', basename(f));
-      writeFileAtomic(join(dir, rel), text); // a copy would keep the source file's mode
-      roots.push(rel);
-    }
-
-    const config: StationConfig = {
-      schema: 'line-station/station-config/v1',
-      stationId,
-      hsm: {
-        module: env.module,
-        tokenLabel: STATION_TOKEN,
-        softhsmConf: env.conf,
-        pin: { file: 'secrets/hsm-user.pin' },
-        keys: { issuingCa: KEY_LABELS.issuingCa, station: KEY_LABELS.station },
-      },
-      pki: { caChain: 'pki/ca-chain.pem', stationChain: 'pki/station-chain.pem', attestationRoots: roots },
-      paths: {
-        profilesDir: join(REPO_ROOT, 'resources', 'boards'),
-        workOrdersDir: join(REPO_ROOT, 'resources', 'work-orders'),
-      },
-      ports: { extra: [...(o.extraPorts ?? [])], pollMs: 250 },
-    };
-    const store = openStore(join(dir, 'station.db'));
-    if (!store.ok) return store;
-    store.value.appendAudit('station.init', {
-      stationId,
-      tokenLabel: STATION_TOKEN,
-      rootSha256: await sha256Hex(root.value),
-      issuingCaSha256: await sha256Hex(ca.value),
-      stationCertSha256: await sha256Hex(st.value),
-    });
-    store.value.close();
-    writeFileAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
-    log.log('info', 'station initialised', { stationId, dataDir: dir });
-    return ok({ created: true, config });
-  } finally {
-    await rootHsm.value.close();
-    await stationHsm.value.close();
+  const base = join(dir, 'hsm');
+  if (existsSync(join(base, 'softhsm2.conf')) && existsSync(join(dir, SECRET.user))) {
+    process.env['SOFTHSM2_CONF'] = join(base, 'softhsm2.conf');
+    return ok({ conf: join(base, 'softhsm2.conf'), tokenDir: join(base, 'tokens'), module });
   }
+  const env = await createSoftHsmEnv(base);
+  const pin = () => randomBytes(12).toString('hex');
+  const tokens: [string, string, string][] = [[STATION_TOKEN, SECRET.so, SECRET.user]];
+  if (withRoot) tokens.unshift([ROOT_TOKEN, SECRET.rootSo, SECRET.rootUser]);
+  for (const [label, soFile, userFile] of tokens) {
+    const so = pin();
+    const user = pin();
+    const t = await initToken(env, { label, soPin: so, pin: user });
+    if (!t.ok) return t;
+    writeFileSync(join(dir, soFile), so, { mode: PRIVATE_FILE_MODE });
+    // The station token comes last: secrets/hsm-user.pin present says every token is made (see above).
+    writeFileSync(join(dir, userFile), user, { mode: PRIVATE_FILE_MODE });
+  }
+  log.log('info', 'SoftHSM2 tokens created', { tokens: tokens.map((t) => t[0]) });
+  return ok(env);
 }

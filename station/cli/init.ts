@@ -1,19 +1,25 @@
 /**
- * `station init`: create a development station (SoftHSM2 tokens, the CA chain, the database, config.json);
- * idempotent: an initialised data dir is left as it is. Imports core/, station/ (init) and sibling command modules.
+ * `station init`: a development station (station/init.ts): a SoftHSM2 token, its keys, commissioned by a development
+ * HQ (dev root in a second SoftHSM2 token) or, with `--registry URL --registry-cert PEM --enrolment-code C`, by that
+ * registry online (revocation signer included); the database and config.json. Idempotent: an initialised data dir is
+ * left as it is; an interrupted one resumes. Imports core/, station/ (init) and sibling command modules.
  */
 import { list, str } from '../../core/cli/program.js';
 import { initStation } from '../init.js';
+import { registryAuthority, REGISTRY_OPTIONS } from './commission.js';
 import { withSetup, type StationCommand } from './context.js';
 import { EXIT, reportError } from './exit.js';
 
 /** `station init`. */
 export const initCommand: StationCommand = {
   name: 'init',
-  summary: 'create the station: HSM tokens, CA chain, database and config.json',
+  summary: 'create a development station: SoftHSM2 token, keys, CA chain (dev HQ or a registry), database, config',
   details:
-    'Creates SoftHSM2 tokens (offline root, station), the CA chain root -> issuing CA -> station/devices, the\n' +
-    'database and config.json. An initialised data dir is left as it is.',
+    'Creates a SoftHSM2 token "LS Station" with the issuing CA and station keys and commissions it (the same path as\n' +
+    'station commission): by a development HQ whose root key is in a second SoftHSM2 token, "LS Offline Root" (chain\n' +
+    'station -> station CA -> dev HQ root), or with --registry by that registry, online. Then the database and\n' +
+    'config.json. An initialised data dir is left as it is; an interrupted init resumes. Production stations:\n' +
+    'station commission on their vendor token (docs/deployment.md).',
   options: {
     'attestation-root': {
       type: 'string',
@@ -23,6 +29,7 @@ export const initCommand: StationCommand = {
     },
     'station-id': { type: 'string', arg: 'ID', help: 'the station id (default: generated)' },
     port: { type: 'string', multiple: true, arg: 'PATH|GLOB', help: 'serial ports to watch besides the detected ones' },
+    ...REGISTRY_OPTIONS,
   },
   run: (args, { io: o }) =>
     withSetup(
@@ -30,11 +37,27 @@ export const initCommand: StationCommand = {
       o,
       async ({ dataDir, logger }) => {
         const stationId = str(args, 'station-id');
+        const reg = await registryAuthority(args, o);
+        if (!reg.ok) {
+          o.err(`${reg.error.code}: ${reg.error.message}`);
+          return EXIT.usage;
+        }
         const r = await initStation({
           dataDir,
           attestationRoots: list(args, 'attestation-root'),
           ...(stationId ? { stationId } : {}),
           extraPorts: list(args, 'port'),
+          ...(reg.value
+            ? {
+                registry: {
+                  url: reg.value.url,
+                  registryCertificate: reg.value.registryCertificate,
+                  tlsCertificate: reg.value.tlsCertificate,
+                  code: reg.value.code,
+                  hqRoot: reg.value.hqRoot,
+                },
+              }
+            : {}),
           logger,
         });
         if (!r.ok) return reportError(o, r.error);

@@ -35,6 +35,7 @@ import {
   type RevocationsRequest,
 } from '../../core/hq/protocol.js';
 import { SignedAnswerSchema, type InstallBody } from '../../core/hq/revocation-signer.js';
+import { CommissionResponseSchema, type CommissionBody } from '../../core/hq/commission.js';
 import { ROUTES, routePath, type RouteSpec } from '../../core/hq/routes.js';
 import { exchangeError, httpExchange, RegistryRefusal } from './transport.js';
 import {
@@ -98,6 +99,11 @@ export interface RegistryClient {
   revocationSignerRequest(): Promise<RegistryResult<string>>;
   /** `POST /v1/stations/revocation-signer/certificate`: the signed confirmation (JWS). */
   revocationSignerInstall(body: InstallBody): Promise<RegistryResult<string>>;
+  /**
+   * `POST /v1/stations/commission` (anonymous: the one-time enrolment code authorises): the commissioning answer
+   * (JWS), for the caller to verify with the pinned registry certificate (station/commission/documents.ts).
+   */
+  commission(body: CommissionBody, signal?: AbortSignal): Promise<RegistryResult<string>>;
 }
 
 const NO_REGISTRY_CERT = 'no registry certificate is configured: run station enroll --registry-cert FILE';
@@ -343,5 +349,26 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
 
     revocationSignerRequest: () => signerPost(ROUTES.revocationSignerRequest, '{}'),
     revocationSignerInstall: (body) => signerPost(ROUTES.revocationSignerInstall, JSON.stringify(body)),
+
+    async commission(body, signal) {
+      const route = ROUTES.commission;
+      const what = routeLabel(route);
+      const r = await exchange({
+        route,
+        path: routePath(route),
+        what,
+        body: JSON.stringify(body),
+        signal,
+        sayTimeout: true,
+      });
+      if (!r.ok) return r;
+      if (r.value.status !== 200)
+        return refused(r.value, what, { maxRaw: 300, details: (status, code) => ({ status, code }) });
+      const json = parseJson(r.value.text);
+      const a = json.ok ? CommissionResponseSchema.safeParse(json.value) : null;
+      return a?.success
+        ? ok(a.data.answer)
+        : failure('invalid', stationError('SYNC_REGISTRY_UNTRUSTED', `${what}: the answer is not {answer}`));
+    },
   };
 }
