@@ -71,8 +71,6 @@ export const ROUTES = {
   ),
   revokeOperator: route('POST', '/v1/admin/operators/:operator/revoke', 'officer', MAX_SMALL_BODY_BYTES),
   stationKeyRotation: route('POST', '/v1/stations/key-rotation', 'station', MAX_SMALL_BODY_BYTES),
-  // commissioning (core/hq/commission.ts): anonymous, the one-time enrolment code in the body authorises
-  commission: route('POST', '/v1/stations/commission', 'public', MAX_SMALL_BODY_BYTES),
   // policy and quotas (registry/policy)
   setQuotas: route('POST', '/v1/admin/quotas', 'officer', MAX_SMALL_BODY_BYTES),
   setPolicy: route('POST', '/v1/admin/policy', 'officer', MAX_SMALL_BODY_BYTES),

@@ -238,7 +238,15 @@ export function readChains(cfg: LoadedConfig): DoctorPorts['certificates'] {
     const caChain = read(cfg.config.pki.caChain);
     if (!caChain.ok) return caChain;
     const stationChain = read(cfg.config.pki.stationChain);
-    return stationChain.ok ? ok({ caChain: caChain.value, stationChain: stationChain.value }) : stationChain;
+    if (!stationChain.ok) return stationChain;
+    const hqRoot = cfg.config.pki.hqRoot ? read(cfg.config.pki.hqRoot) : null;
+    if (hqRoot && !hqRoot.ok) return hqRoot;
+    if (hqRoot && hqRoot.value.length !== 1)
+      return fail(
+        'CONFIG_INVALID',
+        `${cfg.path(cfg.config.pki.hqRoot!)}: expected exactly one certificate (the HQ root)`,
+      );
+    return ok({ caChain: caChain.value, stationChain: stationChain.value, hqRoot: hqRoot ? hqRoot.value[0]! : null });
   };
 }
 

@@ -15,6 +15,7 @@ import {
   machineSerial,
   pinSourceOf,
   privatePaths,
+  readChains,
 } from './data-dir-ports.js';
 import type { DoctorPorts } from './ports.js';
 
@@ -38,7 +39,17 @@ export function enginePorts(engine: Engine, discovery: () => DeviceDiscovery): D
       // The engine's session: logged in since the station started (it would not run otherwise); left open.
       open: async () => ok({ hsm: engine.hsm, release: async () => {} }),
     },
-    certificates: () => ok({ caChain: [...engine.station.caChain], stationChain: [...engine.station.chain] }),
+    // The chains the engine runs with; the pinned HQ root from its file (the engine does not hold it).
+    certificates: () => {
+      const files = readChains(cfg)();
+      return files.ok
+        ? ok({
+            caChain: [...engine.station.caChain],
+            stationChain: [...engine.station.chain],
+            hqRoot: files.value.hqRoot,
+          })
+        : files;
+    },
     serial: { ...serial, ports: () => discovery().list() },
     registry: configuredRegistry(cfg, engine.clock),
     backlog: () =>

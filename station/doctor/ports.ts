@@ -117,8 +117,15 @@ export interface DoctorPorts {
   readonly diskSpace: (path: string) => DiskSpace | null;
   /** The configured token; null without a valid configuration. */
   readonly token: DoctorToken | null;
-  /** The station's certificate files (pki.caChain, pki.stationChain), DER, leaf first. */
-  readonly certificates: () => Result<{ readonly caChain: Uint8Array[]; readonly stationChain: Uint8Array[] }>;
+  /**
+   * The station's certificate files (pki.caChain, pki.stationChain), DER, leaf first, and the HQ root it pins
+   * (pki.hqRoot; null: not configured, a station made before commissioning: the last certificate of caChain).
+   */
+  readonly certificates: () => Result<{
+    readonly caChain: Uint8Array[];
+    readonly stationChain: Uint8Array[];
+    readonly hqRoot: Uint8Array | null;
+  }>;
   readonly serial: DoctorSerial;
   /** The configured registry; null when config.json has no registry section. */
   readonly registry: DoctorRegistry | null;

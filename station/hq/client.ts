@@ -362,7 +362,8 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
         sayTimeout: true,
       });
       if (!r.ok) return r;
-      if (r.value.status !== 200)
+      // 201: commissioned now; 200: the same request again, its stored answer.
+      if (r.value.status !== 200 && r.value.status !== 201)
         return refused(r.value, what, { maxRaw: 300, details: (status, code) => ({ status, code }) });
       const json = parseJson(r.value.text);
       const a = json.ok ? CommissionResponseSchema.safeParse(json.value) : null;

@@ -1,8 +1,9 @@
 /**
  * certificates: the station certificate belongs to the station signing key and the issuing CA certificate to the
  * issuing CA key (same public key as the token's), both chains verify to the root the station pins, and neither is
- * expired or about to expire. The pinned root is the trust anchor of the station's configuration: today the last
- * certificate of `pki.caChain`; a headquarters root, once configured, takes its place here (`pinnedRoot`).
+ * expired or about to expire. The pinned root is the trust anchor of the station's configuration: the headquarters
+ * root `pki.hqRoot` written by `station commission` (or `station init`: its development HQ's root); for a station
+ * made before commissioning existed, the last certificate of `pki.caChain` (`pinnedRoot`).
  */
 import type { DoctorCheck } from '../../../core/api.js';
 import { bytesEqual } from '../../../core/bytes.js';
@@ -20,13 +21,19 @@ export const ISSUING_CA_WARN_DAYS = 365;
 export interface CertificateInputs {
   readonly caChain: readonly Uint8Array[];
   readonly stationChain: readonly Uint8Array[];
+  /** The pinned HQ root (config.json pki.hqRoot); null when none is configured. */
+  readonly hqRoot: Uint8Array | null;
   /** The keys' signers from the token (null: no session, the keys are not compared). */
   readonly keys: { readonly issuingCa: Result<Signer>; readonly station: Result<Signer> } | null;
   readonly now: Date;
 }
 
-/** The root the station pins: the trust anchor of its configuration (the last certificate of the CA chain). */
-export function pinnedRoot(caChain: readonly Uint8Array[]): Uint8Array | null {
+/**
+ * The root the station pins: the HQ root of its configuration, else (a station made before commissioning existed)
+ * the last certificate of its CA chain.
+ */
+export function pinnedRoot(caChain: readonly Uint8Array[], hqRoot: Uint8Array | null): Uint8Array | null {
+  if (hqRoot) return hqRoot;
   return caChain.length ? caChain[caChain.length - 1]! : null;
 }
 
@@ -36,8 +43,8 @@ const ACTION_CHAIN =
 /** The certificates check over the files and the token's keys. */
 export async function checkCertificates(i: Result<CertificateInputs>): Promise<DoctorCheck> {
   if (!i.ok) return check('certificates', 'fail', i.error.message, ACTION_CHAIN, { code: i.error.code });
-  const { caChain, stationChain, keys, now } = i.value;
-  const root = pinnedRoot(caChain);
+  const { caChain, stationChain, keys, now, hqRoot } = i.value;
+  const root = pinnedRoot(caChain, hqRoot);
   if (!root || stationChain.length === 0)
     return check('certificates', 'fail', 'a certificate chain file holds no certificate', ACTION_CHAIN);
   const anchor = parseCertificate(root, 'pinned root');
@@ -49,7 +56,7 @@ export async function checkCertificates(i: Result<CertificateInputs>): Promise<D
     ['issuing CA certificate', caChain],
   ] as const) {
     const v = await verifyCertificateChain(chain, [root], now);
-    if (!v.ok) problems.push(`${what} does not chain to the pinned root: ${v.error}`);
+    if (!v.ok) problems.push(`${what} does not chain to the pinned ${hqRoot ? 'HQ ' : ''}root: ${v.error}`);
   }
   const compared: string[] = [];
   if (keys) {
@@ -68,7 +75,11 @@ export async function checkCertificates(i: Result<CertificateInputs>): Promise<D
       } else compared.push(label);
     }
   }
-  const details = { pinnedRoot: anchor.value.subject, keysCompared: compared };
+  const details = {
+    pinnedRoot: anchor.value.subject,
+    pinnedRootSource: hqRoot ? 'pki.hqRoot' : 'pki.caChain',
+    keysCompared: compared,
+  };
   if (problems.length) return check('certificates', 'fail', problems.join('; '), action, details);
   const st = parseCertificate(stationChain[0]!, 'station certificate');
   const ca = parseCertificate(caChain[0]!, 'issuing CA certificate');
