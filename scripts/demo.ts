@@ -1,10 +1,12 @@
 /**
  * The demo line: starts the board simulator as a separate process (real ptys; `--tpm-boards N` adds TPM boards
- * backed by real swtpm processes), initialises a development station (SoftHSM2 tokens, CA chain, database, both
- * simulated vendor roots: the LS attestation root and the TPM vendor root) and provisions every board it detects,
+ * backed by real swtpm processes), initialises a development station (a SoftHSM2 token, database, both simulated
+ * vendor roots: the LS attestation root and the TPM vendor root) and provisions every board it detects,
  * with live progress. `--exit-when-done` exits once all boards are provisioned (exit code 0 on PASS).
- * It also runs a local headquarters registry under `<data-dir>/registry` (`registry init`, `enroll-station`,
- * `serve` in its own process), configures the station to sync to it, and shows the records arriving.
+ * It first runs a local headquarters registry under `<data-dir>/registry` (`registry init` with a development HQ
+ * root, `serve` in its own process), takes a one-time enrolment code from it (`registry commission-station`) and
+ * commissions the station online with it (`station init --registry ...`: the station's issuing CA certified by the
+ * registry's HQ CA, the delegated revocation signer certified), then shows the records arriving.
  * `--ui` runs the operator/supervisor UI instead of the terminal watcher: it builds the renderer if needed,
  * and serves the UI on 127.0.0.1 (`station serve`), which writes the URL to open into a 0600 file and prints its
  * path. Two demo users (op-1, sup-1) are created either way; the terminal watcher signs in as op-1.
@@ -91,32 +93,21 @@ const ready = await new Promise<SimReady>((res, rej) => {
 });
 console.log(`[demo] simulator ready: ${ready.ports.length} boards on ${ready.ports.join(', ')}`);
 
-let code = await station([
-  'init',
-  '--data-dir',
-  dataDir,
-  '--attestation-root',
-  ready.vendorRoot,
-  ...[ready.tpmVendorRoot, ready.tpmVendorIssuer].flatMap((f) => (f ? ['--attestation-root', f] : [])),
-  '--station-id',
-  'demo-station-1',
-  '--port',
-  join(simDir, 'ports', 'board-*'),
-]);
-if (code !== 0) process.exit(code);
-
-// ---- the local registry (its own process: its own SoftHSM2 token) and the station's sync configuration
+// ---- the local headquarters registry first (its own process, its own SoftHSM2 token and development HQ root)
 const regDir = join(dataDir, 'registry');
-const registryCli = (...args: string[]) => {
+const registryCli = (...args: string[]): string => {
   const r = spawnSync(process.execPath, ['bin/registry.mjs', ...args, '--data-dir', regDir], { encoding: 'utf8' });
-  for (const l of `${r.stdout}${r.stderr}`.split('\n').filter(Boolean)) console.log(`[registry] ${l}`);
   if (r.status !== 0) {
+    for (const l of `${r.stdout}${r.stderr}`.split('\n').filter(Boolean)) console.log(`[registry] ${l}`);
     stopSim();
     process.exit(r.status ?? 70);
   }
+  return r.stdout;
 };
-registryCli('init', '--registry-id', 'demo-hq');
-registryCli('enroll-station', '--id', 'demo-station-1', '--chain', join(dataDir, 'pki', 'station-chain.pem'));
+const show = (text: string) => {
+  for (const l of text.split('\n').filter(Boolean)) console.log(`[registry] ${l}`);
+};
+show(registryCli('init', '--registry-id', 'demo-hq'));
 const registry = spawn(process.execPath, ['bin/registry.mjs', 'serve', '--port', '0', '--data-dir', regDir], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
@@ -133,19 +124,33 @@ const registryUrl = await new Promise<string>((res, rej) => {
   });
   registry.once('exit', (c) => rej(new Error(`registry exited with ${c}`)));
 });
-code = await station([
-  'enroll',
+// A one-time enrolment code for the station (printed once; headquarters keeps only its hash).
+const { code: enrolmentCode } = JSON.parse(registryCli('commission-station', '--id', 'demo-station-1', '--json')) as {
+  code: string;
+};
+console.log('[demo] enrolment code for demo-station-1 issued by the registry (registry commission-station)');
+
+// ---- the station: a development SoftHSM2 token, commissioned online by the registry (its issuing CA certified by
+// the registry's HQ CA), and the delegated revocation signer, so the registry publishes a CRL and answers OCSP for the
+// demo's devices (docs/lifecycle.md "Delegated revocation signer").
+process.env['LINE_STATION_ENROLMENT_CODE'] = enrolmentCode;
+let code = await station([
+  'init',
   '--data-dir',
   dataDir,
+  '--attestation-root',
+  ready.vendorRoot,
+  ...[ready.tpmVendorRoot, ready.tpmVendorIssuer].flatMap((f) => (f ? ['--attestation-root', f] : [])),
+  '--station-id',
+  'demo-station-1',
+  '--port',
+  join(simDir, 'ports', 'board-*'),
   '--registry',
   registryUrl,
   '--registry-cert',
   join(regDir, 'registry.pem'),
-  // Certify the demo registry's own CRL/OCSP signing key with the station's issuing CA (the CA key stays in the
-  // station HSM; the station's signed requests, no admin token), so the registry publishes a CRL and answers OCSP
-  // for the demo's devices (docs/lifecycle.md "Delegated revocation signer").
-  '--revocation-signer',
 ]);
+delete process.env['LINE_STATION_ENROLMENT_CODE'];
 if (code !== 0) process.exit(code);
 
 // Demo users only: real stations enrol operators with their own PINs (station operator add; supervisors 6+ digits).
@@ -203,7 +208,7 @@ await station(['policy', '--data-dir', dataDir]);
 console.log(
   `[demo] CRL of the station's devices: ${registryUrl}/v1/crl/demo-station-1.crl (OCSP: ${registryUrl}/v1/ocsp)`,
 );
-registryCli('stats');
+show(registryCli('stats'));
 stopRegistry();
 stopSim();
 process.exit(code);
