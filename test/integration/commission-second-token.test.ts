@@ -82,7 +82,7 @@ it('commissions online on the NSS token; says the token does not enforce key pro
   // NSS softoken has RFC 5649 wrap (CKM_AES_KEY_WRAP_KWP): no board profile is refused on it
   expect(r.out).not.toMatch(/HSM_TOKEN_LACKS_MECHANISM/);
   expect(existsSync(join(D(), 'commission-state.json'))).toBe(false);
-  const cfg = JSON.parse(readFileSync(join(D(), 'config.json'), 'utf8')) as Record<string, any>;
+  const cfg = JSON.parse(readFileSync(join(D(), 'config.json'), 'utf8')) as Record<string, unknown>;
   expect(cfg['hsm']).toMatchObject({
     module: tok.module,
     tokenLabel: 'LS Station NSS',

@@ -245,7 +245,7 @@ describe('online commissioning against a registry serve process, on a SoftHSM2 t
     expect(r.out).toMatch(/revocation signer certified for registry hq-commission-test/);
     expect(existsSync(join(D(), 'commission-state.json'))).toBe(false);
     for (const label of ['issuing-ca', 'station-signing']) expect(await keyCount(tok, label)).toBe(1);
-    const cfg = JSON.parse(readFileSync(join(D(), 'config.json'), 'utf8')) as Record<string, any>;
+    const cfg = JSON.parse(readFileSync(join(D(), 'config.json'), 'utf8')) as Record<string, unknown>;
     expect(cfg['hsm']).toMatchObject({
       module: tok.module,
       tokenLabel: 'Vendor Station',
@@ -294,7 +294,9 @@ describe('online commissioning against a registry serve process, on a SoftHSM2 t
     const env = stationEnv(tok);
     const doctor = () => {
       const r = stationCli(['doctor', '--data-dir', D(), '--json'], env);
-      const rep = JSON.parse(r.stdout) as { checks: { id: string; status: string; summary: string; details?: any }[] };
+      const rep = JSON.parse(r.stdout) as {
+        checks: { id: string; status: string; summary: string; details?: unknown }[];
+      };
       return rep.checks.find((c) => c.id === 'certificates')!;
     };
     const good = doctor();
@@ -455,7 +457,7 @@ describe('hand-carried commissioning', () => {
     r = stationCli(answerArgs(ansFile, ['--hq-root', hq.hqRootPem]), stationEnv(tok), `${PIN}\n`);
     expect(r.status, r.out).toBe(0);
     expect(r.out).toMatch(new RegExp(`station ${ID} commissioned`));
-    const cfg = JSON.parse(readFileSync(join(H(), 'config.json'), 'utf8')) as Record<string, any>;
+    const cfg = JSON.parse(readFileSync(join(H(), 'config.json'), 'utf8')) as Record<string, unknown>;
     expect(cfg['registry']).toEqual({ certificate: 'pki/registry.pem', enabled: true });
     expect(stationCliOpenssl(join(H(), 'pki', 'station-chain.pem'))).toMatch(/OK/);
     expect(await certificateObjects(t)).toBe(3);
