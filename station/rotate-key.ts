@@ -315,8 +315,9 @@ async function prepare(cfg: LoadedConfig, hsm: HsmAdmin, clock: Clock, log: Logg
   if (!oldChain.ok) return oldChain;
   const caChain = fromPemChain(readFileSync(cfg.path(c.pki.caChain), 'utf8'));
   if (!caChain.ok) return caChain;
-  const [ca, root] = caChain.value;
-  if (!ca || !root || oldChain.value.length !== 3)
+  // [issuing CA, (HQ CA ...), root]: a commissioned station's HQ chain may hold an HQ intermediate.
+  const ca = caChain.value[0];
+  if (!ca || caChain.value.length < 2 || oldChain.value.length !== caChain.value.length + 1)
     return fail('CONFIG_INVALID', 'the station chain files must hold station certificate, issuing CA and root');
 
   // A key left by a run that crashed before writing the pending file was never used: take it over.
@@ -346,7 +347,7 @@ async function prepare(cfg: LoadedConfig, hsm: HsmAdmin, clock: Clock, log: Logg
   if (!cert.ok) return cert;
   const imp = await hsm.importCertificate(newLabel, cert.value);
   if (!imp.ok) return imp;
-  const chainPem = [cert.value, ca, root].map((d) => toPem(d, 'CERTIFICATE')).join('');
+  const chainPem = [cert.value, ...caChain.value].map((d) => toPem(d, 'CERTIFICATE')).join('');
   const newChainFile = join('pki', `station-chain-${newLabel.replace(/[^A-Za-z0-9._-]/g, '_')}.pem`);
   writeFileAtomic(cfg.path(newChainFile), chainPem);
   const req: KeyRotationRequest = {
