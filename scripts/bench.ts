@@ -20,7 +20,7 @@ import type { BoardClient } from '../core/ports.js';
 import type { BoardClientWithStats } from '../core/protocol/client.js';
 import { measureSignRate } from '../testkit/bench/hsm.js';
 import { openEngine, type Engine } from '../station/engine.js';
-import { initStation } from '../station/init.js';
+import { initStation } from '../station/commission/init.js';
 import { createLogger } from '../native/logger.js';
 
 const LEVELS = [1, 4, 16] as const;

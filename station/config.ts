@@ -148,6 +148,9 @@ export interface LoadedConfig {
 
 export const CONFIG_FILE = 'config.json';
 
+/** Days a station certificate is valid when the station makes it (commissioning, `station rotate-key`). */
+export const STATION_CERT_DAYS = 825;
+
 /** CONFIG_NOT_FOUND for a data dir without config.json (null: it has one). */
 export function configNotFound(dataDir: string): Result<never> | null {
   const file = join(resolve(dataDir), CONFIG_FILE);

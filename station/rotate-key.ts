@@ -41,12 +41,18 @@ import {
   type KeyRotationRequest,
 } from '../core/hq/key-rotation.js';
 import { lockForRotation } from './instance.js';
-import { configNotFound, loadConfig, readPin, updateStationConfig, type LoadedConfig } from './config.js';
+import {
+  configNotFound,
+  loadConfig,
+  readPin,
+  updateStationConfig,
+  type LoadedConfig,
+  STATION_CERT_DAYS,
+} from './config.js';
 import { createRegistryClient, routeLabel } from './hq/client.js';
 import { readRegistryCertificate, readRegistryTlsCertificate } from './hq/pins.js';
 import { openTokenAndStore } from './token-store.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
-import { STATION_CERT_DAYS } from './init.js';
 
 /** The pending rotation, relative to the data dir. */
 export const PENDING_ROTATION_FILE = join('pki', 'station-key-rotation.json');

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../core/ports.js';
 import { openEngine, type Engine } from '../station/engine.js';
-import { initStation } from '../station/init.js';
+import { initStation } from '../station/commission/init.js';
 import { createLogger } from '../native/logger.js';
 import { startSimulator, type SimulatorHandle } from './sim/simulator.js';
 

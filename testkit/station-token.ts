@@ -11,7 +11,7 @@ import { systemClock } from '../core/ports.js';
 import { issueCaCertificate, issueStationCertificate } from '../core/pki/ca.js';
 import { fromPem, toPem } from '../core/pki/pem.js';
 import { openHsm } from '../native/hsm/index.js';
-import { KEY_LABELS, ROOT_TOKEN, ISSUING_CA_DAYS, STATION_CERT_DAYS } from '../station/init.js';
+import { KEY_LABELS, ROOT_TOKEN, ISSUING_CA_DAYS, STATION_CERT_DAYS } from '../station/commission/init.js';
 import { loadConfig, type StationConfig } from '../station/config.js';
 import type { KindToken } from './tokens.js';
 

@@ -5,7 +5,7 @@
  * left as it is; an interrupted one resumes. Imports core/, station/ (init) and sibling command modules.
  */
 import { list, str } from '../../core/cli/program.js';
-import { initStation } from '../init.js';
+import { initStation } from '../commission/init.js';
 import { registryAuthority, REGISTRY_OPTIONS } from './commission.js';
 import { withSetup, type StationCommand } from './context.js';
 import { EXIT, reportError } from './exit.js';

@@ -17,9 +17,7 @@ import { parseCompactJws } from '../../core/hq/jws.js';
 import { buildCommissionRequest, verifyCommissionAnswer } from '../../core/hq/commission-issue.js';
 import type { Clock, Signer } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
-
-/** Days the station certificate of a new station is valid (rotated with `station rotate-key`). */
-export const STATION_CERT_DAYS = 825;
+import { STATION_CERT_DAYS } from '../config.js';
 
 /** A request ready to send or carry: the compact JWS and its SHA-256 (hex, of its ASCII bytes). */
 export interface BuiltRequest {

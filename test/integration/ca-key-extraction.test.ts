@@ -12,7 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
-import { KEY_LABELS, STATION_TOKEN, initStation } from '../../station/init.js';
+import { KEY_LABELS, STATION_TOKEN, initStation } from '../../station/commission/init.js';
 import type { StationConfig } from '../../station/config.js';
 import { captureLogger } from '../../testkit/hsm.js';
 import { openHsm } from '../../native/hsm/index.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOCTOR_CHECK_IDS, DoctorReportSchema, type DoctorCheck, type DoctorReport } from '../../core/api.js';
 import { main } from '../../station/cli/program.js';
-import { KEY_LABELS } from '../../station/init.js';
+import { KEY_LABELS } from '../../station/commission/init.js';
 import type { TestStation } from '../../testkit/registry/fixtures.js';
 import { startTestRegistry, type TestRegistry } from './sync-fixture.js';
 

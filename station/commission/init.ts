@@ -17,18 +17,18 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail } from '../core/errors.js';
-import type { Clock, Logger } from '../core/ports.js';
-import { systemClock } from '../core/ports.js';
-import { ok, type Result } from '../core/result.js';
-import { preparePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, readPrivateFile } from '../native/data-dir.js';
-import { createSoftHsmEnv, findSoftHsmModule, initToken, type SoftHsmEnv } from '../native/softhsm-dev.js';
-import { commissionStation, DEFAULT_KEY_LABELS, type CommissionAuthority } from './commission/commission.js';
-import { openDevHq, type DevHq } from './commission/dev-hq.js';
-import { readCommissionState } from './commission/state.js';
-import { checkStationDataDir, CONFIG_FILE, type StationConfig } from './config.js';
+import { fail } from '../../core/errors.js';
+import type { Clock, Logger } from '../../core/ports.js';
+import { systemClock } from '../../core/ports.js';
+import { ok, type Result } from '../../core/result.js';
+import { preparePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, readPrivateFile } from '../../native/data-dir.js';
+import { createSoftHsmEnv, findSoftHsmModule, initToken, type SoftHsmEnv } from '../../native/softhsm-dev.js';
+import { commissionStation, DEFAULT_KEY_LABELS, type CommissionAuthority } from './commission.js';
+import { openDevHq, type DevHq } from './dev-hq.js';
+import { readCommissionState } from './state.js';
+import { checkStationDataDir, CONFIG_FILE, type StationConfig } from '../config.js';
 
-export const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 export const ROOT_TOKEN = 'LS Offline Root';
 export const STATION_TOKEN = 'LS Station';
@@ -43,7 +43,7 @@ export const KEY_LABELS = { root: 'root-ca', ...DEFAULT_KEY_LABELS } as const;
  */
 export const ROOT_CA_DAYS = 30 * 365;
 export const ISSUING_CA_DAYS = 20 * 365;
-export { STATION_CERT_DAYS } from './commission/documents.js';
+export { STATION_CERT_DAYS } from '../config.js';
 
 /** A registry to commission against instead of the development HQ. */
 export interface InitRegistry {
