@@ -8,28 +8,29 @@
  * makes afterwards rejected by openssl (its station CA is on the HQ CRL).
  */
 import 'reflect-metadata';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLogger } from '../../native/logger.js';
 import type { Engine } from '../../station/engine.js';
-import { createKindToken, type KindToken } from '../../testkit/tokens.js';
-import { startSimulator, type SimulatorHandle } from '../sim/simulator.js';
+import type { KindToken } from '../../testkit/tokens.js';
+import type { SimulatorHandle } from '../sim/simulator.js';
 import {
   openStation,
   opensslCheckDevice,
   registryCli,
-  startHq,
   stationCli,
   stationEnv,
   tokenArgs,
+  createCommissionWorld,
+  type CommissionWorld,
   type Hq,
 } from './commission-world.js';
 
 const PIN = 'nss-PIN-9917';
 const S = 'line-nss-station';
 
+let world: CommissionWorld;
 let work: string;
 let hq: Hq;
 let tok: KindToken;
@@ -38,22 +39,18 @@ let engine: Engine | null = null;
 const D = () => join(work, 'station');
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'ls-commission-nss-'));
-  hq = await startHq(join(work, 'hq'), 'hq-nss-test');
-  tok = await createKindToken('nss-softoken', 'LS Station NSS', PIN, { dir: join(work, 'nss') });
-  sim = await startSimulator({
-    dir: join(work, 'ports'),
-    stateDir: join(work, 'sim-state'),
-    boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-BASIC' }],
+  world = await createCommissionWorld({
+    kind: 'nss-softoken',
+    tokenLabel: 'LS Station NSS',
+    pin: PIN,
+    registryId: 'hq-nss-test',
   });
+  ({ work, hq, tok, sim } = world);
 }, 120_000);
 
 afterAll(async () => {
-  await engine?.close();
-  await sim?.stop();
-  hq?.stop();
-  delete process.env['LINE_STATION_HSM_PIN'];
-  if (work) rmSync(work, { recursive: true, force: true });
+  world.engine = engine;
+  await world?.teardown();
 });
 
 it('commissions online on the NSS token; says the token does not enforce key protection', () => {

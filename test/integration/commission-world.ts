@@ -6,13 +6,15 @@
  * (bin/*.mjs), the board simulator on ptys, and openssl as the independent verifier of chains and CRLs.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromPemChain, toPem } from '../../core/pki/pem.js';
 import type { Logger } from '../../core/ports.js';
 import { openStore } from '../../native/store/index.js';
 import { openEngine, type Engine } from '../../station/engine.js';
-import type { KindToken } from '../../testkit/tokens.js';
+import { createKindToken, type KindToken, type TestTokenKind } from '../../testkit/tokens.js';
+import { startSimulator, type SimulatorHandle } from '../sim/simulator.js';
 
 /** The environment of registry processes: never the station's SoftHSM2 configuration. */
 function registryEnv(): NodeJS.ProcessEnv {
@@ -226,4 +228,54 @@ export async function opensslCheckDevice(p: {
     device: openssl(['-crl_check', '-untrusted', f('untrusted.pem'), ...crls, f('dev.pem')]),
     all: openssl(['-crl_check_all', '-untrusted', f('untrusted.pem'), ...crls, f('dev.pem')]),
   };
+}
+
+/** A commissioning test's world: temp dir, registry, station token, simulator (one on-board SE and two basic boards). */
+export interface CommissionWorld {
+  readonly work: string;
+  readonly hq: Hq;
+  readonly tok: KindToken;
+  readonly sim: SimulatorHandle;
+  /** The engine a test opened (closed by teardown). */
+  engine: Engine | null;
+  teardown(): Promise<void>;
+}
+
+/**
+ * Make the world: `registry init` + `serve`, the station token of `kind` (SoftHSM2: SOFTHSM2_CONF now points at it),
+ * `before(tok)` (e.g. more tokens, made before this process opens one), the simulator, and the PIN as
+ * $LINE_STATION_HSM_PIN for the engine this process opens.
+ */
+export async function createCommissionWorld(o: {
+  readonly kind: TestTokenKind;
+  readonly tokenLabel: string;
+  readonly pin: string;
+  readonly registryId: string;
+  readonly before?: (tok: KindToken) => Promise<void>;
+}): Promise<CommissionWorld> {
+  const work = mkdtempSync(join(tmpdir(), `ls-commission-${o.kind}-`));
+  const hq = await startHq(join(work, 'hq'), o.registryId);
+  const tok = await createKindToken(o.kind, o.tokenLabel, o.pin, { dir: join(work, 'token') });
+  await o.before?.(tok);
+  process.env['LINE_STATION_HSM_PIN'] = o.pin;
+  const sim = await startSimulator({
+    dir: join(work, 'ports'),
+    stateDir: join(work, 'sim-state'),
+    boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-BASIC' }],
+  });
+  const w: CommissionWorld = {
+    work,
+    hq,
+    tok,
+    sim,
+    engine: null,
+    async teardown() {
+      await w.engine?.close();
+      await sim.stop();
+      hq.stop();
+      delete process.env['LINE_STATION_HSM_PIN'];
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+  return w;
 }

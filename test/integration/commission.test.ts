@@ -22,8 +22,7 @@ import { spawnSync } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRootCertificate } from '../../core/pki/ca.js';
@@ -33,20 +32,21 @@ import { initToken } from '../../native/softhsm-dev.js';
 import { openHsm } from '../../native/hsm/index.js';
 import type { Engine } from '../../station/engine.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
-import { createKindToken, type KindToken } from '../../testkit/tokens.js';
+import type { KindToken } from '../../testkit/tokens.js';
 import { checkIssuanceInvariant } from '../../testkit/issuance-invariant.js';
 import { createLogger } from '../../native/logger.js';
-import { startSimulator, type SimulatorHandle } from '../sim/simulator.js';
+import type { SimulatorHandle } from '../sim/simulator.js';
 import {
   killGroup,
   openStation,
   opensslCheckDevice,
   registryCli,
   spawnStation,
-  startHq,
   stationCli,
   stationEnv,
   tokenArgs,
+  createCommissionWorld,
+  type CommissionWorld,
   type Hq,
 } from './commission-world.js';
 
@@ -54,6 +54,7 @@ const PIN = 'vendor-PIN-7731';
 const S = 'line-7-station';
 const WRONG_CODE = 'LS-AAAA-BBBB-CCCC-DDDD-EEEE-FFFF';
 
+let world: CommissionWorld;
 let work: string;
 let hq: Hq;
 let tok: KindToken;
@@ -171,32 +172,27 @@ function watchCmdline(pid: number): void {
 }
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'ls-commission-'));
-  hq = await startHq(join(work, 'hq'), 'hq-commission-test');
-  // The station's token, made by softhsm2-util as security staff would; SOFTHSM2_CONF now points at it (this
-  // process opens only station tokens; the registry runs in its own processes).
-  tok = await createKindToken('softhsm2', 'Vendor Station', PIN, { dir: join(work, 'token') });
-  // Two more tokens in the same SoftHSM2 configuration, made now: a token made after the module was initialised in
-  // this process stays invisible to it until every session closed.
-  const env = { conf: join(tok.dir, 'softhsm2.conf'), tokenDir: join(tok.dir, 'tokens'), module: tok.module };
-  for (const label of ['Vendor Station B', 'Vendor Station C']) {
-    const made = await initToken(env, { label, soPin: 'so-pin-0000', pin: PIN });
-    if (!made.ok) throw new Error(made.error.message);
-  }
-  process.env['LINE_STATION_HSM_PIN'] = PIN;
-  sim = await startSimulator({
-    dir: join(work, 'ports'),
-    stateDir: join(work, 'sim-state'),
-    boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-BASIC' }],
+  world = await createCommissionWorld({
+    kind: 'softhsm2',
+    tokenLabel: 'Vendor Station',
+    pin: PIN,
+    registryId: 'hq-commission-test',
+    // Two more tokens in the same SoftHSM2 configuration, made now: a token made after the module was initialised
+    // in this process stays invisible to it until every session closed.
+    before: async (t) => {
+      const env = { conf: join(t.dir, 'softhsm2.conf'), tokenDir: join(t.dir, 'tokens'), module: t.module };
+      for (const label of ['Vendor Station B', 'Vendor Station C']) {
+        const made = await initToken(env, { label, soPin: 'so-pin-0000', pin: PIN });
+        if (!made.ok) throw new Error(made.error.message);
+      }
+    },
   });
+  ({ work, hq, tok, sim } = world);
 }, 120_000);
 
 afterAll(async () => {
-  await engine?.close();
-  await sim?.stop();
-  hq?.stop();
-  delete process.env['LINE_STATION_HSM_PIN'];
-  if (work) rmSync(work, { recursive: true, force: true });
+  world.engine = engine;
+  await world?.teardown();
 });
 
 describe('online commissioning against a registry serve process, on a SoftHSM2 token', () => {
