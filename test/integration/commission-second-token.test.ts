@@ -116,6 +116,7 @@ it('provisions an on-board-key and an injected-key board; openssl accepts them; 
     });
     expect(v.stationCa.out).toMatch(/station-ca.pem: OK/);
     expect(v.device.out).toMatch(/dev.pem: OK/);
+    expect(v.all.status, v.all.out).toBe(0);
   }
   expect(modes.sort()).toEqual(['injected', 'onboard']);
   const rv = registryCli(hq.dir, 'revoke-station', S, '--reason', 'keyCompromise');
@@ -131,4 +132,6 @@ it('provisions an on-board-key and an injected-key board; openssl accepts them; 
   });
   expect(v.stationCa.status).not.toBe(0);
   expect(v.stationCa.out).toMatch(/certificate revoked/);
+  expect(v.all.status).not.toBe(0);
+  expect(v.all.out).toMatch(/certificate revoked/);
 }, 180_000);

@@ -185,17 +185,19 @@ export interface OpensslVerdict {
   readonly stationCa: Run;
   /** The device certificate against the station CRL, its path to the HQ root (`-crl_check`). */
   readonly device: Run;
-  /** The device certificate with `-crl_check_all` and both CRLs in one run. */
+  /**
+   * The device certificate with `-crl_check_all` and both CRLs in one run, the station CRL's signer certified by the
+   * HQ CA (`GET /v1/hq/crl-signer/S.pem`).
+   */
   readonly all: Run;
 }
 
 /**
  * openssl (`-extended_crl`; trust = the HQ root only; CRLs fetched now from the registry: the HQ CRL and the
  * station CRL, which the registry signs with the station's delegated revocation signer) on a device certificate:
- * the station CA against the HQ CRL, the device against the station CRL, and both in one `-crl_check_all` run.
- * The last cannot succeed while station CRLs are signed by a delegated signer certified by the station CA itself:
- * openssl checks the signer's own certificate against the CRL it signed and refuses that recursion (error 54, "CRL
- * path validation error"); docs/deployment.md "What relying parties see".
+ * the station CA against the HQ CRL, the device against the station CRL with the station-issued signer certificate,
+ * and the whole path in one `-crl_check_all` run with the HQ-certified signer certificate (with the station-issued
+ * one openssl would check the signer against the CRL it signed itself and refuse: error 54; docs/lifecycle.md).
  */
 export async function opensslCheckDevice(p: {
   work: string;
@@ -215,6 +217,9 @@ export async function opensslCheckDevice(p: {
   writeFileSync(f('untrusted.pem'), pem(chain.value.slice(0, -1)) + revocationSignerPems(p.dataDir).join(''));
   await fetchCrlPem(`${p.hq.url}/v1/hq/ca.crl`, f('hq-crl.pem'));
   await fetchCrlPem(`${p.hq.url}/v1/crl/${p.stationId}.crl`, f('station-crl.pem'));
+  const signer = await fetch(`${p.hq.url}/v1/hq/crl-signer/${p.stationId}.pem`);
+  if (signer.status !== 200) throw new Error(`crl-signer: ${signer.status} ${await signer.text()}`);
+  writeFileSync(f('hq-signed.pem'), pem(chain.value.slice(0, -1)) + (await signer.text()));
   const openssl = (args: string[]): Run => {
     const r = spawnSync('openssl', ['verify', '-extended_crl', '-CAfile', p.hq.hqRootPem, ...args], {
       encoding: 'utf8',
@@ -226,7 +231,7 @@ export async function opensslCheckDevice(p: {
   return {
     stationCa: openssl(['-crl_check_all', ...hqIntermediates, '-CRLfile', f('hq-crl.pem'), f('station-ca.pem')]),
     device: openssl(['-crl_check', '-untrusted', f('untrusted.pem'), ...crls, f('dev.pem')]),
-    all: openssl(['-crl_check_all', '-untrusted', f('untrusted.pem'), ...crls, f('dev.pem')]),
+    all: openssl(['-crl_check_all', '-untrusted', f('hq-signed.pem'), ...crls, f('dev.pem')]),
   };
 }
 

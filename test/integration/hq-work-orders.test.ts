@@ -23,7 +23,7 @@ import type { RunningRegistry } from '../../registry/http/server.js';
 import { enrollStation } from '../../registry/stations/service.js';
 import { call } from '../../testkit/registry/harness.js';
 import { main } from '../../station/cli/program.js';
-import { REPO_ROOT } from '../../station/init.js';
+import { REPO_ROOT } from '../../station/commission/init.js';
 import { readColumn } from '../../testkit/store-fixtures.js';
 import { createWorld, type World } from '../harness.js';
 
