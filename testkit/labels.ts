@@ -3,11 +3,13 @@
  * issued by a test PKI (core/pki, SAN URI from the profile template), and a bitmap -> RGBA converter for jsqr.
  * Not used in production.
  */
+import { createServer, type AddressInfo } from 'node:net';
 import jsQRModule from 'jsqr';
 import { issueDeviceCertificate } from '../core/pki/device-cert.js';
 import { toPem } from '../core/pki/pem.js';
 import { sha256Hex } from '../core/bytes.js';
 import type { LabelSource } from '../core/labels/payload.js';
+import { zplGraphics } from '../core/labels/zpl.js';
 import { createTestSigner } from './pki/test-signer.js';
 import { createTestPki, fixedClock, must } from './pki/test-util.js';
 
@@ -76,4 +78,41 @@ const jsQR: JsQr = (jsQRModule as unknown as { default?: JsQr }).default ?? (jsQ
 /** Decode the QR code in RGBA pixels with jsqr (an independent decoder); null when none is found. */
 export function decodeQr(img: { data: Uint8ClampedArray; width: number; height: number }): string | null {
   return jsQR(img.data, img.width, img.height)?.data ?? null;
+}
+
+/** A raw TCP label printer on loopback ("port 9100"): each connection's bytes, in order, once the client ends. */
+export interface LoopbackPrinter {
+  readonly port: number;
+  readonly jobs: string[];
+  close(): Promise<void>;
+}
+
+/** Start a loopback printer on `port` (0: a free one). It closes its side after each job, as printers do. */
+export function startLoopbackPrinter(port = 0): Promise<LoopbackPrinter> {
+  const jobs: string[] = [];
+  const server = createServer((s) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => {
+      jobs.push(Buffer.concat(chunks).toString('utf8'));
+      s.end();
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(port, '127.0.0.1', () =>
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        jobs,
+        close: () => new Promise<void>((r) => server.close(() => r())),
+      }),
+    ),
+  );
+}
+
+/** The QR text of the first ^GFA graphic of a ZPL document (decoded by jsqr), or null. */
+export function qrOfZpl(zpl: string): string | null {
+  const [g] = zplGraphics(zpl);
+  if (!g) return null;
+  const bit = (x: number, y: number) => ((g.data[y * g.bytesPerRow + (x >> 3)]! >> (7 - (x & 7))) & 1) === 1;
+  return decodeQr(inkToRgba(g.bytesPerRow * 8, g.rows, bit, 16));
 }

@@ -8,16 +8,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiResult, SlotView, StationEvent } from '../../core/api.js';
 import { fromBase64 } from '../../core/bytes.js';
 import { parseQrPayload } from '../../core/labels/payload.js';
-import { zplGraphics } from '../../core/labels/zpl.js';
 import { createLogger } from '../../native/logger.js';
-import { decodeQr, inkToRgba } from '../../testkit/labels.js';
+import { decodeQr, qrOfZpl, startLoopbackPrinter } from '../../testkit/labels.js';
 import { must as unwrap } from '../../testkit/pki/test-util.js';
 import { createWorld, type World } from '../../test/harness.js';
 import { addOperators } from '../../test/operators-fixture.js';
@@ -36,20 +34,6 @@ function must<T>(r: ApiResult<T>): T {
   return r.value;
 }
 
-/** A raw TCP label printer on loopback: every job's bytes, in order. */
-function startPrinter(p: number): Promise<{ server: Server; jobs: string[] }> {
-  const jobs: string[] = [];
-  const server = createServer((s) => {
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('end', () => {
-      jobs.push(Buffer.concat(chunks).toString('utf8'));
-      s.end();
-    });
-  });
-  return new Promise((resolve) => server.listen(p, '127.0.0.1', () => resolve({ server, jobs })));
-}
-
 async function waitSlot(pred: (s: SlotView) => boolean, ms = 60_000): Promise<SlotView[]> {
   const t0 = Date.now();
   for (;;) {
@@ -60,14 +44,6 @@ async function waitSlot(pred: (s: SlotView) => boolean, ms = 60_000): Promise<Sl
     if (Date.now() - t0 > ms) throw new Error(`timeout; slots: ${JSON.stringify(all)}\n${w.logText().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** The QR text of the ^GFA graphic in a ZPL job. */
-function qrOfZpl(zpl: string): string | null {
-  const [g] = zplGraphics(zpl);
-  if (!g) return null;
-  const bit = (x: number, y: number) => ((g.data[y * g.bytesPerRow + (x >> 3)]! >> (7 - (x & 7))) & 1) === 1;
-  return decodeQr(inkToRgba(g.bytesPerRow * 8, g.rows, bit, 16));
 }
 
 /** What the record says, checked by openssl: the certificate's SHA-256 fingerprint and its SAN URN. */
@@ -88,9 +64,9 @@ beforeAll(async () => {
   // Two boards for the service; the third is provisioned by `station provision` (the CLI's label line).
   w = await createWorld({ boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-SE' }] });
   // A free loopback port, closed again: the printer is "off" until a test starts it there.
-  const probe = await startPrinter(0);
-  port = (probe.server.address() as { port: number }).port;
-  await new Promise((r) => probe.server.close(r));
+  const probe = await startLoopbackPrinter();
+  port = probe.port;
+  await probe.close();
   unwrap(
     updateStationConfig(w.dataDir, (raw) => ({
       ...raw,
@@ -135,7 +111,7 @@ describe('labels after PASS, preview and reprint', () => {
 
   it('station provision: PASS, then the line `LABEL printed <target>`, the printer gets the record label', async () => {
     const out: string[] = [];
-    const printer = await startPrinter(port);
+    const printer = await startLoopbackPrinter(port);
     process.env['LINE_STATION_PIN'] = OP_PIN;
     try {
       const args = ['provision', '--data-dir', w.dataDir, '--port', w.sim.ports[2]!, '--work-order', 'WO-DEMO-1'];
@@ -149,7 +125,7 @@ describe('labels after PASS, preview and reprint', () => {
       expect(unwrap(parseQrPayload(qrOfZpl(printer.jobs[0]!)!))).toEqual(recordTruth(recordId));
     } finally {
       delete process.env['LINE_STATION_PIN'];
-      await new Promise((res) => printer.server.close(res));
+      await printer.close();
     }
   });
 
@@ -165,7 +141,7 @@ describe('labels after PASS, preview and reprint', () => {
   });
 
   it('reprint: the printer receives exactly the ZPL of the label; its QR decodes to the record; audited', async () => {
-    const printer = await startPrinter(port);
+    const printer = await startLoopbackPrinter(port);
     try {
       const recordId = recordIds[0]!;
       const r = must(await call(svc, 'op', 'reprintLabel', { recordId }));
@@ -187,7 +163,7 @@ describe('labels after PASS, preview and reprint', () => {
       });
       expect(w.engine.store.verifyAudit().ok).toBe(true);
     } finally {
-      await new Promise((res) => printer.server.close(res));
+      await printer.close();
     }
   });
 
@@ -232,7 +208,7 @@ describe('labels after PASS, preview and reprint', () => {
     expect(await cli(['label', '--record', recordId, '--operator', 'op-1'])).toBe(2);
     expect(await cli(['label', '--record', recordId, '--out', join(w.dir, 'x.txt'), '--operator', 'op-1'])).toBe(2);
 
-    const printer = await startPrinter(port);
+    const printer = await startLoopbackPrinter(port);
     try {
       const code = await cli(['label', '--record', recordId, '--out', pdf, '--print', '--operator', 'op-1']);
       expect(code, out.join('\n')).toBe(0);
@@ -243,7 +219,7 @@ describe('labels after PASS, preview and reprint', () => {
       expect(readFileSync(pdf).subarray(0, 8).toString('latin1')).toBe('%PDF-1.4');
       expect(unwrap(parseQrPayload(qrOfZpl(printer.jobs[0]!)!))).toEqual(recordTruth(recordId));
     } finally {
-      await new Promise((res) => printer.server.close(res));
+      await printer.close();
     }
     const audit = w.engine.store.listAudit(0, 100_000);
     expect(audit.filter((e) => e.type === 'label.export').at(-1)?.payload).toMatchObject({

@@ -46,7 +46,7 @@ import { runDoctor } from '../doctor/run.js';
 import { percentile, reportFileName, writeLogReport, yieldReport } from '../reports.js';
 import { recordScrap } from '../scrap.js';
 import { createSlots, toApiError, type SlotManager } from './slots.js';
-import { labelOperations, printAfterPassFor } from './labels.js';
+import { labelDueAfterPass, labelOperations, printAfterPassFor } from './labels.js';
 
 export { createLogTap, type LogTap } from './log-tap.js';
 export { hashPin, hashBadge, loadBadgeKey, verifyPin } from './auth.js';
@@ -226,7 +226,7 @@ export function createStationService(o: StationServiceOptions): StationService {
         if (slot.state === 'pass') emit({ type: 'sync', sync: sync()?.status() ?? EMPTY_SYNC });
       },
       removed: (port) => emit({ type: 'slotRemoved', port }),
-      printAfterPass: printAfterPassFor(engine, logger),
+      ...(labelDueAfterPass(engine) ? { printAfterPass: printAfterPassFor(engine, logger) } : {}),
     });
     return slots;
   }

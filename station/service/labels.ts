@@ -27,6 +27,12 @@ export function enginePrinter(engine: Engine, logger: Logger): LabelPrinterDeps 
   return { config: engine.config.config.labels, resolvePath: engine.config.path, logger };
 }
 
+/** True when a label is printed after each PASS: a printer is configured and `printOnPass` is not false. */
+export function labelDueAfterPass(engine: Engine): boolean {
+  const c = labelsConfig(engine.config.config.labels);
+  return c.printOnPass && c.printer !== undefined;
+}
+
 /** Print the label of a record just committed (slots after PASS); null when no label is due. */
 export function printAfterPassFor(
   engine: Engine,

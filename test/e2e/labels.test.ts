@@ -8,7 +8,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
@@ -17,7 +16,7 @@ import { parseQrPayload } from '../../core/labels/payload.js';
 import { startBridge, type Bridge } from '../../station/bridge/bridge.js';
 import { updateStationConfig } from '../../station/config.js';
 import { createStationService, type StationService } from '../../station/service/index.js';
-import { decodeQr } from '../../testkit/labels.js';
+import { decodeQr, startLoopbackPrinter, type LoopbackPrinter } from '../../testkit/labels.js';
 import { must } from '../../testkit/pki/test-util.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
@@ -31,8 +30,7 @@ let service: StationService;
 let bridge: Bridge;
 let browser: Browser;
 let page: Page;
-let printer: Server;
-const jobs: string[] = [];
+let printer: LoopbackPrinter;
 let problems: string[] = [];
 
 async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
@@ -46,16 +44,8 @@ async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 60
 
 beforeAll(async () => {
   if (!existsSync(join(DIST, 'index.html'))) execFileSync('npx', ['vite', 'build', 'renderer'], { cwd: ROOT });
-  printer = createServer((s) => {
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('end', () => {
-      jobs.push(Buffer.concat(chunks).toString('utf8'));
-      s.end();
-    });
-  });
-  await new Promise<void>((r) => printer.listen(0, '127.0.0.1', () => r()));
-  const port = (printer.address() as { port: number }).port;
+  printer = await startLoopbackPrinter();
+  const port = printer.port;
   w = await createWorld({ boards: [{ model: 'LS-SIM-SE' }] });
   must(
     updateStationConfig(w.dataDir, (raw) => ({
@@ -79,7 +69,7 @@ afterAll(async () => {
   await bridge?.close();
   await service?.stop();
   await w?.teardown();
-  printer?.close();
+  await printer?.close();
 });
 
 describe('label preview and reprint in the UI', () => {
@@ -99,7 +89,7 @@ describe('label preview and reprint in the UI', () => {
     const printed = tile.locator('[data-label-state="printed"]');
     await printed.waitFor();
     expect(await printed.innerText()).toContain('Label printed (tcp:127.0.0.1:');
-    expect(jobs).toHaveLength(1);
+    expect(printer.jobs).toHaveLength(1);
 
     // The record view, from the log.
     await page.locator('nav [data-view="log"]').click();
@@ -123,8 +113,8 @@ describe('label preview and reprint in the UI', () => {
 
     await page.locator('[data-testid="label-reprint"]').click();
     await page.locator('[data-testid="label-reprinted"]').waitFor();
-    expect(jobs).toHaveLength(2);
-    expect(jobs[1]).toBe(jobs[0]);
+    expect(printer.jobs).toHaveLength(2);
+    expect(printer.jobs[1]).toBe(printer.jobs[0]);
     const audit = w.engine.store.listAudit(0, 100_000).filter((e) => e.type === 'label.reprint');
     expect(audit).toHaveLength(1);
     expect(audit[0]!.payload).toMatchObject({
@@ -137,7 +127,7 @@ describe('label preview and reprint in the UI', () => {
     await screenshot(page, 'label-preview');
 
     // The printer goes away: Reprint says so where the button is (the board and its record are untouched).
-    await new Promise((r) => printer.close(r));
+    await printer.close();
     await page.locator('[data-testid="label-reprint"]').click();
     const error = page.locator('[data-testid="label-reprint-error"]');
     await error.waitFor();
