@@ -61,8 +61,10 @@ function recordTruth(recordId: string): { certificateSha256: string; deviceUrn: 
 }
 
 beforeAll(async () => {
-  // Two boards for the service; the third is provisioned by `station provision` (the CLI's label line).
-  w = await createWorld({ boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-SE' }] });
+  // Two boards for the service; the third and fourth are provisioned by `station provision` (the CLI's label line).
+  w = await createWorld({
+    boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }],
+  });
   // A free loopback port, closed again: the printer is "off" until a test starts it there.
   const probe = await startLoopbackPrinter();
   port = probe.port;
@@ -126,6 +128,26 @@ describe('labels after PASS, preview and reprint', () => {
     } finally {
       delete process.env['LINE_STATION_PIN'];
       await printer.close();
+    }
+  });
+
+  it('station provision with the printer off: PASS, exit 0, then `LABEL NOT PRINTED PRINTER_UNREACHABLE` and the reprint command', async () => {
+    const out: string[] = [];
+    process.env['LINE_STATION_PIN'] = OP_PIN;
+    try {
+      const args = ['provision', '--data-dir', w.dataDir, '--port', w.sim.ports[3]!, '--work-order', 'WO-DEMO-1'];
+      const code = await station([...args, '--operator', 'op-1'], { out: (l) => out.push(l), err: (l) => out.push(l) });
+      expect(code, out.join('\n')).toBe(0);
+      const pass = out.findIndex((l) => / PASS .* provisioned: record /.test(l));
+      const recordId = /record ([0-9a-f-]{36})/.exec(out[pass]!)![1]!;
+      expect(out[pass + 1]).toMatch(
+        new RegExp(
+          `^\\[${w.sim.ports[3]}\\] LABEL NOT PRINTED PRINTER_UNREACHABLE: .*\\(the board passed; reprint: station label --record ${recordId} --print\\)$`,
+        ),
+      );
+      expect(w.engine.store.findCurrentRecord(w.sim.boards[3]!.chipId)?.recordId).toBe(recordId);
+    } finally {
+      delete process.env['LINE_STATION_PIN'];
     }
   });
 
