@@ -84,7 +84,7 @@ export const SlotStateSchema = z.enum([
   'interrupted',
 ]);
 /**
- * The label printed after a PASS (docs/ui.md "Labels"): `printing`, `printed` (to `target`) or `failed` (with the
+ * The label printed after a PASS (docs/ui.md "Screens"): `printing`, `printed` (to `target`) or `failed` (with the
  * printer's coded error; the board's PASS stands, reprint from the tile or the record view). Absent: no label was
  * due (no printer configured, printing after PASS off, or no new record).
  */

@@ -1,7 +1,8 @@
 /**
- * A board's label (docs/ui.md "Labels"): the PNG preview the station renders (the same layout and QR modules the
+ * A board's label (docs/ui.md "Screens"): the PNG preview the station renders (the same layout and QR modules the
  * printer gets), the QR text, and Reprint (audited at the station) with the printer's answer, plus the PDF and ZPL
- * as downloads. Used by the record view; the slot tile has its own Reprint for a label that failed after PASS.
+ * as downloads. Used by the record view; the slot tile uses `useReprint` and `ReprintResult` for a label that failed
+ * after PASS.
  */
 import { useEffect, useState } from 'react';
 import type { ApiError, LabelFile } from '../../../core/api.js';
@@ -14,12 +15,26 @@ import { ErrorText } from './ErrorText.js';
 type Printed = { ok: true; target: string } | { ok: false; error: ApiError };
 
 /** Reprint a record's label; the printer's answer (a failure is shown where the button is, not as a banner). */
-export async function reprint(recordId: string): Promise<Printed | null> {
+async function reprint(recordId: string): Promise<Printed | null> {
   const r = await station().reprintLabel({ recordId });
   if (r.ok) return { ok: true, target: r.value.target };
   if (r.error.code.startsWith('PRINTER_') || r.error.code.startsWith('LABEL_')) return { ok: false, error: r.error };
   unwrap(r); // anything else (session ended, not allowed): the usual banner
   return null;
+}
+
+/** Reprint with its state for a button: `busy` while the station prints, then `printed` (the printer's answer). */
+export function useReprint(recordId: string): { busy: boolean; printed: Printed | null; run: () => void } {
+  const [busy, setBusy] = useState(false);
+  const [printed, setPrinted] = useState<Printed | null>(null);
+  const run = () => {
+    setBusy(true);
+    setPrinted(null);
+    void reprint(recordId)
+      .then(setPrinted)
+      .finally(() => setBusy(false));
+  };
+  return { busy, printed, run };
 }
 
 /** The outcome of a reprint, under its button. */
@@ -45,8 +60,7 @@ async function save(recordId: string, format: 'pdf' | 'zpl'): Promise<void> {
 export function LabelPreview(props: { recordId: string }) {
   const [label, setLabel] = useState<LabelFile | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [printed, setPrinted] = useState<Printed | null>(null);
+  const { busy, printed, run } = useReprint(props.recordId);
   useEffect(() => {
     let live = true;
     void station()
@@ -64,15 +78,6 @@ export function LabelPreview(props: { recordId: string }) {
 
   if (error) return <ErrorText error={error} />;
   if (!label) return <p>{t('common.loading')}</p>;
-  const onReprint = async () => {
-    setBusy(true);
-    setPrinted(null);
-    try {
-      setPrinted(await reprint(props.recordId));
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
     <div className="label-preview">
       <img
@@ -96,7 +101,7 @@ export function LabelPreview(props: { recordId: string }) {
           className="btn btn-primary"
           data-testid="label-reprint"
           disabled={busy || !label.printer}
-          onClick={() => void onReprint()}
+          onClick={run}
         >
           {busy ? t('label.printing') : t('label.reprint')}
         </button>

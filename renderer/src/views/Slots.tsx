@@ -6,7 +6,7 @@ import { useEffect, useState } from 'react';
 import { STEPS } from '../../../core/model.js';
 import type { SlotView } from '../../../core/api.js';
 import { ErrorText } from '../components/ErrorText.js';
-import { reprint, ReprintResult } from '../components/LabelPreview.js';
+import { ReprintResult, useReprint } from '../components/LabelPreview.js';
 import { retrySlot } from '../controller.js';
 import { hasKey, t } from '../i18n/index.js';
 import { formatMs } from '../format.js';
@@ -39,27 +39,18 @@ function stateText(state: SlotView['state']): string {
 /** The label after PASS: printing, printed, or not printed (the PASS stands) with its error and Reprint. */
 function TileLabel(props: { label: NonNullable<SlotView['boardLabel']> }) {
   const l = props.label;
-  const [busy, setBusy] = useState(false);
-  const [printed, setPrinted] = useState<Awaited<ReturnType<typeof reprint>>>(null);
+  const { busy, printed, run } = useReprint(l.recordId);
   if (l.state !== 'failed')
     return (
       <p className="tile-note tile-label-state" data-label-state={l.state}>
         {l.state === 'printing' ? t('label.printing') : t('label.printed', { target: l.target ?? '' })}
       </p>
     );
-  const onReprint = async () => {
-    setBusy(true);
-    try {
-      setPrinted(await reprint(l.recordId));
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
     <div className="tile-label-failed" data-label-state="failed">
       <p className="bad-text">{t('label.notPrinted')}</p>
       {printed ? null : l.error ? <ErrorText error={l.error} /> : null}
-      <button type="button" className="btn" disabled={busy} onClick={() => void onReprint()}>
+      <button type="button" className="btn" disabled={busy} onClick={run}>
         {busy ? t('label.printing') : t('label.reprint')}
       </button>
       <ReprintResult printed={printed} />
