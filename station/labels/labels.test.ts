@@ -61,9 +61,15 @@ function recordTruth(recordId: string): { certificateSha256: string; deviceUrn: 
 }
 
 beforeAll(async () => {
-  // Two boards for the service; the third and fourth are provisioned by `station provision` (the CLI's label line).
+  // Two boards for the service; the others are provisioned by `station provision` and `station watch` (their label line).
   w = await createWorld({
-    boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }],
+    boards: [
+      { model: 'LS-SIM-SE' },
+      { model: 'LS-SIM-BASIC' },
+      { model: 'LS-SIM-SE' },
+      { model: 'LS-SIM-BASIC' },
+      { model: 'LS-SIM-SE' },
+    ],
   });
   // A free loopback port, closed again: the printer is "off" until a test starts it there.
   const probe = await startLoopbackPrinter();
@@ -148,6 +154,27 @@ describe('labels after PASS, preview and reprint', () => {
       expect(w.engine.store.findCurrentRecord(w.sim.boards[3]!.chipId)?.recordId).toBe(recordId);
     } finally {
       delete process.env['LINE_STATION_PIN'];
+    }
+  });
+
+  it('station watch: the PASS is followed by its label line; the printer gets the label', async () => {
+    const out: string[] = [];
+    const printer = await startLoopbackPrinter(port);
+    process.env['LINE_STATION_PIN'] = OP_PIN;
+    try {
+      const args = ['watch', '--data-dir', w.dataDir, '--port', w.sim.ports[4]!, '--work-order', 'WO-DEMO-1'];
+      const code = await station([...args, '--operator', 'op-1', '--exit-when-done'], {
+        out: (l) => out.push(l),
+        err: (l) => out.push(l),
+      });
+      expect(code, out.join('\n')).toBe(0);
+      const pass = out.findIndex((l) => l.startsWith(`[${w.sim.ports[4]}] PASS `));
+      expect(out[pass + 1]).toBe(`[${w.sim.ports[4]}] LABEL printed tcp:127.0.0.1:${port}`);
+      const recordId = /record ([0-9a-f-]{36})/.exec(out[pass]!)![1]!;
+      expect(unwrap(parseQrPayload(qrOfZpl(printer.jobs[0]!)!))).toEqual(recordTruth(recordId));
+    } finally {
+      delete process.env['LINE_STATION_PIN'];
+      await printer.close();
     }
   });
 
