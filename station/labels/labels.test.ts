@@ -1,10 +1,11 @@
 /**
  * Labels through the real path: simulated boards on ptys, SoftHSM2, SQLite, the StationService and the `station`
- * CLI. After PASS the label goes to a raw TCP printer on loopback (a printer that refuses leaves the PASS and shows
- * on the slot); the ZPL the printer receives and the PNG of getLabel both carry a QR that jsqr decodes to the
- * record's certificate fingerprint (computed by openssl from the record's PEM) and the certificate's URN; reprints
- * are audited (the chain verifies, the entry names operator and record) and refused without a session; `station
- * label` writes a PDF that qpdf accepts and prints, audited.
+ * CLI. After PASS the label goes to a raw TCP printer on loopback (a printer that is off leaves the PASS and shows
+ * on the slot, or as the `LABEL NOT PRINTED` line of `station provision`); `station provision` and `station watch`
+ * print `LABEL printed <target>` after a PASS. The ZPL the printer receives and the PNG of getLabel both carry a QR
+ * that jsqr decodes to the record's certificate fingerprint (computed by openssl from the record's PEM) and the
+ * certificate's URN; reprints are audited (the chain verifies, the entry names operator and record), also when the
+ * printer fails, and refused without a session; `station label` writes a PDF that qpdf accepts and prints, audited.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
