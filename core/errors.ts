@@ -568,35 +568,41 @@ export const ERROR_CATALOGUE = {
   },
   // --- labels and label printers (core/labels, native/printers; docs/operations.md "Label printer") ---
   LABEL_DATA_INVALID: {
+    text: 'No label could be made from this record.',
     kind: 'user',
     action: 'call-supervisor',
     guidance:
       'The record does not give what a label needs (serial, chip id, certificate, device URN). No label was made; call a supervisor.',
   },
   LABEL_TOO_SMALL: {
+    text: 'The label does not fit the configured label size.',
     kind: 'user',
     action: 'call-supervisor',
     guidance:
       'The label text and QR code do not fit the configured label size. A supervisor must set a larger size (config.json labels).',
   },
   PRINTER_NOT_CONFIGURED: {
+    text: 'No label printer is configured.',
     kind: 'user',
     action: 'call-supervisor',
     guidance: 'No label printer is configured (config.json labels.printer). A supervisor must configure one.',
   },
   PRINTER_UNREACHABLE: {
+    text: 'The label printer could not be reached.',
     kind: 'user',
     action: 'retry',
     guidance:
       'The label printer could not be reached or did not take the label in time. The board is fine: check the printer (power, network, paper), then reprint.',
   },
   PRINTER_FAILED: {
+    text: 'The label printer refused the label.',
     kind: 'user',
     action: 'retry',
     guidance:
       'The label printer or print queue refused the label. The board is fine: check the printer and its queue, then reprint.',
   },
   PRINTER_LP_MISSING: {
+    text: 'The CUPS print client is not installed.',
     kind: 'user',
     action: 'call-supervisor',
     guidance:
