@@ -20,7 +20,7 @@ import { decodeQr, startLoopbackPrinter, type LoopbackPrinter } from '../../test
 import { must } from '../../testkit/pki/test-util.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { launchChromium, screenshot, watchPage } from './browser.js';
+import { launchChromium, screenshot, until, watchPage } from './browser.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DIST = join(ROOT, 'renderer', 'dist');
@@ -32,15 +32,6 @@ let browser: Browser;
 let page: Page;
 let printer: LoopbackPrinter;
 let problems: string[] = [];
-
-async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out: ${what}\n${w.logText().split('\n').slice(-40).join('\n')}`);
-}
 
 beforeAll(async () => {
   if (!existsSync(join(DIST, 'index.html'))) execFileSync('npx', ['vite', 'build', 'renderer'], { cwd: ROOT });
