@@ -83,6 +83,19 @@ export const SlotStateSchema = z.enum([
   'disconnected',
   'interrupted',
 ]);
+/**
+ * The label printed after a PASS (docs/ui.md "Screens"): `printing`, `printed` (to `target`) or `failed` (with the
+ * printer's coded error; the board's PASS stands, reprint from the tile or the record view). Absent: no label was
+ * due (no printer configured, printing after PASS off, or no new record).
+ */
+export const SlotLabelSchema = z.object({
+  state: z.enum(['printing', 'printed', 'failed']),
+  recordId: z.string(),
+  target: z.string().nullable(),
+  error: ApiErrorSchema.nullable(),
+});
+export type SlotLabel = z.infer<typeof SlotLabelSchema>;
+
 export const SlotViewSchema = z.object({
   port: z.string(),
   /** Short label for the tile, e.g. "board-0" or "ttyACM0". */
@@ -101,6 +114,8 @@ export const SlotViewSchema = z.object({
   recordId: z.string().nullable(),
   /** Retrying is safe (the failure is not a policy or attestation verdict). */
   canRetry: z.boolean(),
+  /** The board's printed label after PASS (labels; `label` above is the tile's name). */
+  boardLabel: SlotLabelSchema.optional(),
 });
 export type SlotView = z.infer<typeof SlotViewSchema>;
 
@@ -371,6 +386,38 @@ export const LogLineViewSchema = z.object({
 });
 export type LogLineView = z.infer<typeof LogLineViewSchema>;
 
+/** A record id (lower-case UUID, core/provisioning/record.ts). */
+const RecordId = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a record id (UUID)');
+
+/**
+ * A board label rendered (docs/station-api.md "Labels"): `png` (1-bit preview at printer resolution), `pdf` (one
+ * page of the label size) or `zpl` (what the printer gets), base64; with the QR payload and the printer in force.
+ */
+export const LabelFileSchema = z.object({
+  recordId: z.string(),
+  format: z.enum(['png', 'pdf', 'zpl']),
+  fileName: z.string(),
+  mediaType: z.string(),
+  base64: z.string(),
+  /** The exact QR text: `LSL1 <certificate SHA-256> <device URN>` (docs/formats.md "Board label"). */
+  qrPayload: z.string(),
+  serialNumber: z.string(),
+  size: z.object({ widthMm: z.number(), heightMm: z.number(), dpi: z.number().int() }),
+  /** The configured printer (`tcp:host:port`, `cups:queue`, `file:path`), or null: none. */
+  printer: z.string().nullable(),
+});
+export type LabelFile = z.infer<typeof LabelFileSchema>;
+
+/** A reprint that reached the printer (it is audited either way: `label.reprint`). */
+export const LabelReprintSchema = z.object({
+  recordId: z.string(),
+  target: z.string(),
+  bytes: z.number().int(),
+});
+export type LabelReprint = z.infer<typeof LabelReprintSchema>;
+
 const Pin = z.string().regex(/^[0-9]{4,12}$/, 'PIN: 4 to 12 digits');
 const OperatorId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
 
@@ -471,6 +518,25 @@ export const OPERATIONS = {
    * it, it calls the registry and signs with the HSM on demand, and it lives in the supervisor-only HSM & devices view.
    */
   doctor: { args: z.object({}).strict(), result: DoctorReportSchema, role: 'supervisor', activity: true },
+  /**
+   * A board's label (PNG preview, PDF, ZPL). Any signed-in user: a label holds only public data (docs/threat-model.md).
+   */
+  getLabel: {
+    args: z.object({ recordId: RecordId, format: z.enum(['png', 'pdf', 'zpl']).default('png') }).strict(),
+    result: LabelFileSchema,
+    role: 'operator',
+    activity: true,
+  },
+  /**
+   * Reprint a board's label on the configured printer. Any signed-in user (the operator at the line replaces a
+   * damaged label); every reprint is audited (`label.reprint`: record, operator, supervisor, printer, outcome).
+   */
+  reprintLabel: {
+    args: z.object({ recordId: RecordId }).strict(),
+    result: LabelReprintSchema,
+    role: 'operator',
+    activity: true,
+  },
   getLogLines: {
     args: z
       .object({

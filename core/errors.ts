@@ -1,6 +1,6 @@
 /**
  * Error catalogue. Every failure the station can report has a code in a family
- * (PROTOCOL_, LINK_, BOARD_, HSM_, ATTEST_, CSR_, CERT_, POLICY_, STORE_, FLOW_, CONFIG_),
+ * (PROTOCOL_, LINK_, BOARD_, HSM_, ATTEST_, CSR_, CERT_, POLICY_, STORE_, FLOW_, CONFIG_, LABEL_, PRINTER_),
  * a kind (a user/operational error with guidance, or a bug), and what the operator should do next.
  *
  * The UI and the CLI switch on `code`; messages are for people, codes are for programs.
@@ -608,6 +608,48 @@ export const ERROR_CATALOGUE = {
     action: 'call-supervisor',
     guidance:
       'The server at the registry URL answered more than a registry ever sends; the station stopped reading and applied nothing. Check the registry URL.',
+  },
+  // --- labels and label printers (core/labels, native/printers; docs/operations.md "Label printer") ---
+  LABEL_DATA_INVALID: {
+    text: 'No label could be made from this record.',
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The record does not give what a label needs (serial, chip id, certificate, device URN). No label was made; call a supervisor.',
+  },
+  LABEL_TOO_SMALL: {
+    text: 'The label does not fit the configured label size.',
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The label text and QR code do not fit the configured label size. A supervisor must set a larger size (config.json labels).',
+  },
+  PRINTER_NOT_CONFIGURED: {
+    text: 'No label printer is configured.',
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance: 'No label printer is configured (config.json labels.printer). A supervisor must configure one.',
+  },
+  PRINTER_UNREACHABLE: {
+    text: 'The label printer could not be reached.',
+    kind: 'user',
+    action: 'retry',
+    guidance:
+      'The label printer could not be reached or did not take the label in time. The board is fine: check the printer (power, network, paper), then reprint.',
+  },
+  PRINTER_FAILED: {
+    text: 'The label printer refused the label.',
+    kind: 'user',
+    action: 'retry',
+    guidance:
+      'The label printer or print queue refused the label. The board is fine: check the printer and its queue, then reprint.',
+  },
+  PRINTER_LP_MISSING: {
+    text: 'The CUPS print client is not installed.',
+    kind: 'user',
+    action: 'call-supervisor',
+    guidance:
+      'The CUPS client `lp` is not installed on this station. A supervisor must install cups-client or use a raw TCP printer.',
   },
   // --- configuration ---
   STATION_BUSY: {

@@ -14,6 +14,7 @@ import { readSoftHsmTokenDir } from '../native/softhsm-dev.js';
 import { RevocationUrlsSchema, type RevocationUrls } from '../core/pki/device-cert.js';
 import { crlPath, OCSP_PATH } from '../core/hq/routes.js';
 import { DEFAULT_ACTIVE_RUN_LIFETIME_S } from './lifecycle/context.js';
+import { LabelsConfigSchema } from '../core/labels/config.js';
 
 /** The `auth` section of config.json; every field has a default (station/service/auth.ts authPolicy). */
 export const AuthConfigSchema = z
@@ -134,6 +135,11 @@ export const StationConfigSchema = z
       .optional(),
     /** Sign-in at the station: lockout, back-off, PIN lengths, session timeouts (docs/ui.md "Sign-in attempts"). */
     auth: AuthConfigSchema.optional(),
+    /**
+     * Board labels after PASS and reprints (station/labels, docs/operations.md "Label printer"): label size and dpi,
+     * the printer (file, raw TCP 9100 or a CUPS queue). Absent: labels are previewed but never printed.
+     */
+    labels: LabelsConfigSchema.optional(),
   })
   .strict();
 

@@ -58,6 +58,16 @@ export interface RecordRow {
   readonly createdAt: string;
 }
 
+interface RecordDbRow {
+  record_id: string;
+  run_id: string;
+  record_json: string;
+  jws: string;
+  created_at: string;
+}
+const toRecordRow = (r: RecordDbRow | undefined): RecordRow | null =>
+  r ? { recordId: r.record_id, runId: r.run_id, recordJson: r.record_json, jws: r.jws, createdAt: r.created_at } : null;
+
 export interface YieldFilter {
   readonly workOrder?: string;
   readonly from?: string;
@@ -78,6 +88,8 @@ export interface StationQueries {
   queryLog(filter: LogFilter, page: { limit: number; cursor?: string }): Result<LogPageRows>;
   logEntry(runId: string): LogRow | null;
   recordByRun(runId: string): RecordRow | null;
+  /** A record by its record id (labels: `station label --record ID`, reprintLabel). */
+  recordById(recordId: string): RecordRow | null;
   /** Current (not superseded) records per work order. */
   provisionedByWorkOrder(): Map<string, number>;
   yieldFigures(filter: YieldFilter): YieldFigures;
@@ -199,6 +211,7 @@ export function createQueries(db: Database.Database): StationQueries {
     : `${BASE_COLS}, NULL AS sync_state, NULL AS receipt_id, NULL AS acknowledged_at`;
   const JOIN = `LEFT JOIN records rec ON rec.run_id = r.run_id${hasOutbox ? ' LEFT JOIN outbox o ON o.record_id = rec.record_id' : ''}`;
   const byRun = db.prepare('SELECT record_id, run_id, record_json, jws, created_at FROM records WHERE run_id = ?');
+  const byId = db.prepare('SELECT record_id, run_id, record_json, jws, created_at FROM records WHERE record_id = ?');
   const entry = db.prepare(`SELECT ${LOG_COLS} FROM runs r ${JOIN} WHERE r.run_id = ?`);
   const perWo = db.prepare(
     'SELECT work_order, COUNT(*) AS n FROM records WHERE superseded_by IS NULL GROUP BY work_order',
@@ -246,11 +259,11 @@ export function createQueries(db: Database.Database): StationQueries {
     },
 
     recordByRun(runId) {
-      const r = byRun.get(runId) as
-        { record_id: string; run_id: string; record_json: string; jws: string; created_at: string } | undefined;
-      return r
-        ? { recordId: r.record_id, runId: r.run_id, recordJson: r.record_json, jws: r.jws, createdAt: r.created_at }
-        : null;
+      return toRecordRow(byRun.get(runId) as RecordDbRow | undefined);
+    },
+
+    recordById(recordId) {
+      return toRecordRow(byId.get(recordId) as RecordDbRow | undefined);
     },
 
     provisionedByWorkOrder() {

@@ -1,5 +1,5 @@
-/** Offer text as a file download (an object URL: no inline script, allowed by the page's CSP). */
-export function download(fileName: string, content: string, type = 'application/json'): void {
+/** Offer text or bytes as a file download (an object URL: no inline script, allowed by the page's CSP). */
+export function download(fileName: string, content: string | Uint8Array<ArrayBuffer>, type = 'application/json'): void {
   const url = URL.createObjectURL(new Blob([content], { type }));
   const a = document.createElement('a');
   a.href = url;

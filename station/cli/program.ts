@@ -1,7 +1,7 @@
 /**
  * The `station` command line: one declarative program (core/cli/program.ts). The name, summary, common options and
  * exit codes are here; each command lives beside it in station/cli/ with its own options, help and handler:
- * init.ts, commission.ts, provision.ts, watch.ts, scrap.ts, records.ts (records, verify-log), report.ts (report log|yield), operators.ts
+ * init.ts, commission.ts, provision.ts, watch.ts, scrap.ts, records.ts (records, verify-log), label.ts, report.ts (report log|yield), operators.ts
  * (operator add|revoke), serve.ts, enroll.ts, policy.ts, sync.ts (sync, export, import-receipt), rotate-key.ts,
  * doctor.ts; what they share in context.ts (data dir, logger, engine), exit.ts (exit codes, error -> exit code),
  * sign-in.ts and pin-input.ts. `station --help`, `station help <command>` and `station <command> --help` print usage
@@ -18,6 +18,7 @@ import { doctorCommand } from './doctor.js';
 import { enrollCommand } from './enroll.js';
 import { STATION_EXIT } from './exit.js';
 import { initCommand } from './init.js';
+import { labelCommand } from './label.js';
 import { operatorAddCommand, operatorRevokeCommand } from './operators.js';
 import { policyCommand } from './policy.js';
 import { provisionCommand } from './provision.js';
@@ -45,6 +46,7 @@ export const stationProgram: Program<StationCtx, keyof typeof STATION_EXIT> = {
     watchCommand,
     scrapCommand,
     recordsCommand,
+    labelCommand,
     verifyLogCommand,
     reportLogCommand,
     reportYieldCommand,

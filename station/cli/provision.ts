@@ -10,6 +10,7 @@ import type { Result } from '../../core/result.js';
 import { engineCommand, type StationCommand } from './context.js';
 import { describeError, EXIT, exitFor, reportError } from './exit.js';
 import { authenticateCli, credentials, OPERATOR_OPTIONS, SUPERVISOR_OPTIONS } from './sign-in.js';
+import { printLabelLine } from './label.js';
 
 const ICON: Record<ProgressEvent['status'], string> = {
   pending: '.',
@@ -93,6 +94,8 @@ export const provisionCommand: StationCommand = {
         onProgress: progressPrinter(o, flagOn(args, 'json')),
       });
       o.out(outcomeLine(ports[0]!, r));
+      if (r.ok && r.value.status === 'provisioned')
+        await printLabelLine(engine, logger, o, ports[0]!, r.value.record.recordId);
       return r.ok ? EXIT.ok : exitFor(r.error);
     } finally {
       process.off('SIGINT', onSig);

@@ -40,6 +40,7 @@ export const CLI_OPERATION = {
   reprovision: 'approveOverride',
   scrap: 'approveOverride',
   watch: 'selectWorkOrder',
+  label: 'reprintLabel',
 } as const satisfies Record<string, OperationName>;
 
 /** Who signs in for a CLI action, and where their PINs come from. */

@@ -22,6 +22,7 @@ import { operatorRevoked } from '../service/auth.js';
 import { engineCommand, type StationCommand } from './context.js';
 import { describeError, EXIT, exitFor, reportError } from './exit.js';
 import { JSON_PROGRESS, outcomeLine, progressPrinter } from './provision.js';
+import { printLabelLine } from './label.js';
 import { authenticateCli, credentials, OPERATOR_OPTIONS } from './sign-in.js';
 
 /** `station watch`. */
@@ -193,8 +194,7 @@ async function watchBoards(w: WatchRun): Promise<number> {
           print(e);
         },
       })
-      .then((r) => {
-        running.delete(port.path);
+      .then(async (r) => {
         const p = apply(port.path, { type: 'outcome', outcome: r, monoMs: engine.clock.monotonicMs() });
         if (p && isPaused(p)) {
           // The run stays active: a board unplugged mid-step, or silent, resumes when it is re-plugged or re-seated.
@@ -204,7 +204,11 @@ async function watchBoards(w: WatchRun): Promise<number> {
           o.out(outcomeLine(port.path, r));
           if (r.ok) passed++;
           else failed++;
+          // The label after PASS (its failure is a line of its own, never the board's): before the board counts done.
+          if (r.ok && r.value.status === 'provisioned')
+            await printLabelLine(engine, logger, o, port.path, r.value.record.recordId);
         }
+        running.delete(port.path);
         relinkLater(port);
         checkDone();
       });

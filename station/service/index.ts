@@ -46,6 +46,7 @@ import { runDoctor } from '../doctor/run.js';
 import { percentile, reportFileName, writeLogReport, yieldReport } from '../reports.js';
 import { recordScrap } from '../scrap.js';
 import { createSlots, toApiError, type SlotManager } from './slots.js';
+import { labelDueAfterPass, labelOperations, printAfterPassFor } from './labels.js';
 
 export { createLogTap, type LogTap } from './log-tap.js';
 export { hashPin, hashBadge, loadBadgeKey, verifyPin } from './auth.js';
@@ -225,6 +226,7 @@ export function createStationService(o: StationServiceOptions): StationService {
         if (slot.state === 'pass') emit({ type: 'sync', sync: sync()?.status() ?? EMPTY_SYNC });
       },
       removed: (port) => emit({ type: 'slotRemoved', port }),
+      ...(labelDueAfterPass(engine) ? { printAfterPass: printAfterPassFor(engine, logger) } : {}),
     });
     return slots;
   }
@@ -319,6 +321,11 @@ export function createStationService(o: StationServiceOptions): StationService {
   }
 
   // ------------------------------------------------------------------ operations
+
+  const labelOps = labelOperations(engine, logger, (clientId) => ({
+    operator: sessions?.operatorOf(clientId) ?? null,
+    supervisor: sessions?.supervisorOf(clientId)?.operatorId ?? null,
+  }));
 
   const handlers: {
     [O in OperationName]: (
@@ -559,6 +566,9 @@ export function createStationService(o: StationServiceOptions): StationService {
 
     /** `station doctor`'s checks over the running engine (station/doctor). */
     doctor: async () => ok(await runDoctor(enginePorts(engine, discovery))),
+
+    getLabel: (clientId, args) => labelOps.getLabel(clientId, args),
+    reprintLabel: (clientId, args) => labelOps.reprintLabel(clientId, args),
 
     getLogLines(_c, args) {
       const order = { debug: 10, info: 20, warn: 30, error: 40 } as const;

@@ -7,7 +7,7 @@
  * emits the slot views.
  */
 import { basename } from 'node:path';
-import type { ApiError, SlotView } from '../../core/api.js';
+import type { ApiError, SlotLabel, SlotView } from '../../core/api.js';
 import {
   mayStart,
   POSITION_STEPS,
@@ -22,6 +22,7 @@ import { stationError, type StationError } from '../../core/errors.js';
 import type { Clock, DetectedPort, Logger } from '../../core/ports.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { Engine } from '../engine.js';
+import type { PrintReceipt } from '../../native/printers/send.js';
 
 /** The steps a slot shows (sync is reported by the sync view, not per board). */
 export const SLOT_STEPS = POSITION_STEPS;
@@ -33,6 +34,8 @@ interface Slot {
   ac: AbortController | null;
   /** A run or a scrap in progress. */
   running: Promise<void> | null;
+  /** The label of the last PASS of this slot (labels), cleared when a run starts. */
+  label: SlotLabel | null;
 }
 
 export function toApiError(e: StationError): ApiError {
@@ -69,6 +72,11 @@ export function createSlots(deps: {
   operator: () => string | null;
   emit: (slot: SlotView) => void;
   removed: (port: string) => void;
+  /**
+   * Print the label of a record just committed (station/service/labels.ts); null: no label due. Runs after the
+   * slot shows PASS; its failure is shown beside the PASS and never changes it.
+   */
+  printAfterPass?: (recordId: string) => Promise<Result<PrintReceipt> | null>;
 }): SlotManager {
   const { engine, clock } = deps;
   const log = deps.logger;
@@ -93,6 +101,7 @@ export function createSlots(deps: {
       error: p.error ? toApiError(p.error) : null,
       recordId: p.recordId,
       canRetry: p.canRetry,
+      ...(s.label ? { boardLabel: s.label } : {}),
     };
   };
   const push = (s: Slot) => {
@@ -126,6 +135,7 @@ export function createSlots(deps: {
   function run(s: Slot, opts: { reprovision: boolean; operator: string; workOrder: string }): void {
     const ac = new AbortController();
     s.ac = ac;
+    s.label = null;
     apply(s, { type: 'started', at: clock.now().toISOString(), monoMs: clock.monotonicMs() });
     push(s);
     log.log('info', `provisioning ${opts.reprovision ? '(re-provision) ' : ''}on ${s.port.path}`, {
@@ -162,8 +172,30 @@ export function createSlots(deps: {
           `slot ${s.port.path}: ${s.pos.state}${r.ok ? '' : ` ${r.error.code}`}`,
           r.ok ? { recordId: r.value.record.recordId } : { code: r.error.code },
         );
+        // The label is due once the record is committed: the PASS is pushed with the label `printing`.
+        if (r.ok && r.value.status === 'provisioned') printLabel(s, r.value.record.recordId);
         push(s);
         relinkLater(s);
+      });
+  }
+
+  /** After PASS (the record is committed): the label, shown on the slot; a printer failure leaves the PASS. */
+  function printLabel(s: Slot, recordId: string): void {
+    const print = deps.printAfterPass;
+    if (!print) return;
+    const mine = () => slots.get(s.port.path) === s && s.label?.recordId === recordId;
+    s.label = { state: 'printing', recordId, target: null, error: null };
+    void print(recordId)
+      .catch((x: unknown) => err(stationError('INTERNAL', `label printing threw: ${(x as Error).message}`)))
+      .then((r) => {
+        if (!mine()) return;
+        if (r === null) s.label = null;
+        else if (r.ok) s.label = { state: 'printed', recordId, target: r.value.target, error: null };
+        else {
+          const target = typeof r.error.details?.['target'] === 'string' ? r.error.details['target'] : null;
+          s.label = { state: 'failed', recordId, target, error: toApiError(r.error) };
+        }
+        push(s);
       });
   }
 
@@ -188,7 +220,13 @@ export function createSlots(deps: {
       if (stopped) return;
       const existing = slots.get(port.path);
       if (existing?.pos.attached) return;
-      const s: Slot = existing ?? { port, pos: reduce(null, { type: 'attached' })!, ac: null, running: null };
+      const s: Slot = existing ?? {
+        port,
+        pos: reduce(null, { type: 'attached' })!,
+        ac: null,
+        running: null,
+        label: null,
+      };
       s.port = port;
       if (existing) apply(s, { type: 'attached' });
       else slots.set(port.path, s);

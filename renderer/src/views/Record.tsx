@@ -1,6 +1,7 @@
-/** Record detail: certificate, chain, baseline manifest, step timings, audit chain, sync. */
+/** Record detail: label (preview, reprint), certificate, chain, baseline manifest, step timings, audit chain, sync. */
 import { useEffect, useState } from 'react';
 import type { CertificateView, RecordDetail } from '../../../core/api.js';
+import { LabelPreview } from '../components/LabelPreview.js';
 import { station, unwrap } from '../controller.js';
 import { formatDate, formatMs } from '../format.js';
 import { hasKey, t, type MessageKey } from '../i18n/index.js';
@@ -97,6 +98,12 @@ export function Record() {
             <Field label={t('record.recordId')} value={e.recordId ?? '–'} mono />
           </dl>
         </section>
+        {e.recordId ? (
+          <section className="card" aria-labelledby="rec-label">
+            <h2 id="rec-label">{t('label.title')}</h2>
+            <LabelPreview recordId={e.recordId} />
+          </section>
+        ) : null}
         <section className="card" aria-labelledby="rec-cert">
           <h2 id="rec-cert">{t('record.certificate')}</h2>
           {rec.certificate ? <Certificate cert={rec.certificate} idPrefix="cert" /> : <p>{t('record.noCert')}</p>}

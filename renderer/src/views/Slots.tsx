@@ -6,6 +6,7 @@ import { useEffect, useState } from 'react';
 import { STEPS } from '../../../core/model.js';
 import type { SlotView } from '../../../core/api.js';
 import { ErrorText } from '../components/ErrorText.js';
+import { ReprintResult, useReprint } from '../components/LabelPreview.js';
 import { retrySlot } from '../controller.js';
 import { hasKey, t } from '../i18n/index.js';
 import { formatMs } from '../format.js';
@@ -33,6 +34,28 @@ function elapsed(slot: SlotView, now: number): number {
 function stateText(state: SlotView['state']): string {
   const key = `slot.state.${state}`;
   return hasKey(key) ? t(key) : state;
+}
+
+/** The label after PASS: printing, printed, or not printed (the PASS stands) with its error and Reprint. */
+function TileLabel(props: { label: NonNullable<SlotView['boardLabel']> }) {
+  const l = props.label;
+  const { busy, printed, run } = useReprint(l.recordId);
+  if (l.state !== 'failed')
+    return (
+      <p className="tile-note tile-label-state" data-label-state={l.state}>
+        {l.state === 'printing' ? t('label.printing') : t('label.printed', { target: l.target ?? '' })}
+      </p>
+    );
+  return (
+    <div className="tile-label-failed" data-label-state="failed">
+      <p className="bad-text">{t('label.notPrinted')}</p>
+      {printed ? null : l.error ? <ErrorText error={l.error} /> : null}
+      <button type="button" className="btn" disabled={busy} onClick={run}>
+        {busy ? t('label.printing') : t('label.reprint')}
+      </button>
+      <ReprintResult printed={printed} />
+    </div>
+  );
 }
 
 function Tile(props: { slot: SlotView; now: number }) {
@@ -71,6 +94,7 @@ function Tile(props: { slot: SlotView; now: number }) {
       )}
       {s.note && s.state === 'running' ? <p className="tile-substep">{s.note}</p> : null}
       {s.state === 'already' ? <p className="tile-note">{t('slot.already')}</p> : null}
+      {s.state === 'pass' && s.boardLabel ? <TileLabel key={s.boardLabel.recordId} label={s.boardLabel} /> : null}
       {s.error && (s.state === 'fail' || s.state === 'interrupted') ? <ErrorText error={s.error} /> : null}
       {(s.state === 'fail' || s.state === 'interrupted') && s.canRetry ? (
         <button type="button" className="btn btn-primary" onClick={() => void retrySlot(s.port)}>
