@@ -37,7 +37,7 @@ const commissionStation: RegistryCommand = {
   summary: 'commission a station: a one-time enrolment code (online), or answer a hand-carried request',
   details:
     'Online: `--id S [--work-orders W1,W2] [--valid-hours H]` prints a one-time enrolment code ONCE (stored hashed,\n' +
-    'never logged) for `station commission --registry URL --code CODE`.\n' +
+    'never logged) for `station commission --registry URL --enrolment-code CODE`.\n' +
     'Hand-carried: `--id S --request R --out A [--work-orders W1,W2]` checks the request, issues the station CA with\n' +
     'the HQ CA key, enrols the station and writes the answer; it prints the request SHA-256 and station id: compare\n' +
     'them with what the station printed before giving the answer back.',
@@ -66,7 +66,7 @@ const commissionStation: RegistryCommand = {
       else
         out.log(
           `enrolment code for station ${id} (valid until ${r.value.expiresAt}, once):\n  ${r.value.code}\n` +
-            `give it to the station's commissioning officer: station commission --registry URL --registry-cert registry.pem --code CODE`,
+            `give it to the station's commissioning officer: station commission --registry URL --registry-cert registry.pem --enrolment-code CODE`,
         );
       return 'ok';
     }
