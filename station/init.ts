@@ -15,7 +15,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sha256Hex } from '../core/bytes.js';
 import { fail } from '../core/errors.js';
 import type { Logger, Clock } from '../core/ports.js';
@@ -29,8 +28,9 @@ import { openStore } from '../native/store/index.js';
 import { checkStationDataDir, CONFIG_FILE, type StationConfig } from './config.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
 import { preparePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../native/data-dir.js';
+import { PACKAGE_ROOT } from '../native/package-root.js';
 
-export const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+export const REPO_ROOT = PACKAGE_ROOT;
 
 export const ROOT_TOKEN = 'LS Offline Root';
 export const STATION_TOKEN = 'LS Station';

@@ -3,7 +3,6 @@
  * idempotent: an initialised data dir is left as it is. Imports core/, station/ (init) and sibling command modules.
  */
 import { list, str } from '../../core/cli/program.js';
-import { initStation } from '../init.js';
 import { withSetup, type StationCommand } from './context.js';
 import { EXIT, reportError } from './exit.js';
 
@@ -30,6 +29,7 @@ export const initCommand: StationCommand = {
       o,
       async ({ dataDir, logger }) => {
         const stationId = str(args, 'station-id');
+        const { initStation } = await import('../init.js');
         const r = await initStation({
           dataDir,
           attestationRoots: list(args, 'attestation-root'),
