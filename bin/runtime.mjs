@@ -7,10 +7,9 @@
 // an edited checkout never runs stale output. The check stats each source file once (~300 files, a few ms).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const OUT = join(ROOT, 'dist', 'node');
 
 /** The newest mtime (ms) of a compiled source file under `dir`, or 0. Mirrors scripts/build.ts isBuildSource. */
 function newestSource(dir) {
@@ -53,14 +52,18 @@ export function staleReason(root = ROOT) {
 }
 
 /**
- * Import the module `entry` (a path from the package root without extension, e.g. `station/cli/program`) from
- * dist/node or, through tsx, from the sources; see the header for the choice.
+ * Load an entry module: `dist()` (its compiled file in dist/node) or, through tsx, `src()` (its TypeScript source);
+ * see the header for the choice. Both are literal `import()`s in the bin, so the import graph sees the entry.
+ * @template T
+ * @param {() => Promise<T>} dist
+ * @param {() => Promise<T>} src
+ * @returns {Promise<T>}
  */
-export async function loadEntry(entry) {
+export async function loadEntry(dist, src) {
   const mode = process.env.LINE_STATION_RUNTIME ?? 'auto';
   if (mode !== 'tsx') {
     const why = staleReason();
-    if (why === null) return import(pathToFileURL(join(OUT, `${entry}.js`)).href);
+    if (why === null) return dist();
     if (mode === 'dist') {
       process.stderr.write(`LINE_STATION_RUNTIME=dist: ${why}\n`);
       process.exit(70);
@@ -68,5 +71,5 @@ export async function loadEntry(entry) {
   }
   const { register } = await import('tsx/esm/api');
   register();
-  return import(pathToFileURL(join(ROOT, `${entry}.ts`)).href);
+  return src();
 }

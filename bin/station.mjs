@@ -7,7 +7,10 @@ import { exitWhenDrained } from './exit.mjs';
 // Everything this process (and its children: softhsm2-util, SQLite, the logger) creates is private from the first
 // write: folders 0700, files 0600 (docs/architecture.md "Data directory permissions"). Set before any module loads.
 process.umask(0o077);
-const { main } = await loadEntry('station/cli/program');
+const { main } = await loadEntry(
+  () => import('../dist/node/station/cli/program.js'),
+  () => import('../station/cli/program.ts'),
+);
 const code = await main(process.argv.slice(2));
 // Serial ports and discovery timers are closed by then; exit once the output drained (bin/exit.mjs).
 await exitWhenDrained(code);

@@ -50,10 +50,9 @@ export function sourceFiles(base: string, dirs: readonly string[]): string[] {
   return out.sort();
 }
 
-/** Build dist/node from scratch; returns the number of files compiled. */
-export async function buildNode(base = root): Promise<number> {
+/** Build dist/node (or `out`) from scratch; returns the number of files compiled. */
+export async function buildNode(base = root, out = join(base, OUT_DIR)): Promise<number> {
   const started = new Date();
-  const out = join(base, OUT_DIR);
   rmSync(out, { recursive: true, force: true });
   const roots = sourceRoots(base);
   const files = sourceFiles(base, roots);
