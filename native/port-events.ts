@@ -3,7 +3,7 @@
  * instead of polling: it never enumerates itself.
  * - System serial ports: udev's events after rule processing (`udevadm monitor --udev --subsystem-match=tty`, ONE
  *   long-lived child) where udev runs (/run/udev/control exists), else inotify on /dev (tty nodes appearing and
- *   disappearing); neither available (no /dev, watch refused): null, and the caller polls.
+ *   disappearing, Linux only); neither available (another platform, watch refused): null, and the caller polls.
  * - Configured ports (paths and globs, native/discovery.ts): inotify on each spec's directory (its nearest existing
  *   ancestor while it does not exist yet) and on the directory of each attached port's link target (/dev/pts for
  *   a socat link: a link whose pty vanished is seen although the link stays).
@@ -51,6 +51,8 @@ export function watchSerialChanges(o: SerialChangeOptions): ChangeSource | null 
     if (u) return u;
   }
   const devDir = o.devDir ?? '/dev';
+  // inotify on /dev is a Linux fact (devtmpfs); elsewhere (Windows COM ports, macOS devfs) the caller polls.
+  if (o.devDir === undefined && process.platform !== 'linux') return null;
   let w: FSWatcher;
   try {
     w = watch(devDir, (_type, name) => {
