@@ -109,3 +109,52 @@ describe('bin/runtime.mjs: the build while it is current, else the sources', () 
     expect(station().stdout).toBe('sources\n');
   });
 });
+
+describe('what a command loads at start (docs/architecture.md "What a command loads")', () => {
+  /** The packages the static imports of `entries` reach (esbuild's metafile; dynamic `import()`s not followed). */
+  async function staticPackages(entries: string[]): Promise<string[]> {
+    const { build } = await import('esbuild');
+    const r = await build({
+      entryPoints: entries.map((e) => join(ROOT, e)),
+      absWorkingDir: ROOT,
+      bundle: true,
+      write: false,
+      metafile: true,
+      platform: 'node',
+      format: 'esm',
+      packages: 'external',
+      logLevel: 'silent',
+      outdir: join(tmp, 'graph'),
+    });
+    const inputs = r.metafile.inputs;
+    const seen = new Set(entries);
+    const todo = [...entries];
+    const packages = new Set<string>();
+    while (todo.length) {
+      for (const i of inputs[todo.pop()!]?.imports ?? []) {
+        if (i.kind !== 'import-statement') continue;
+        if (i.external) {
+          if (!i.path.startsWith('node:'))
+            packages.add(
+              i.path
+                .split('/')
+                .slice(0, i.path.startsWith('@') ? 2 : 1)
+                .join('/'),
+            );
+        } else if (!seen.has(i.path)) {
+          seen.add(i.path);
+          todo.push(i.path);
+        }
+      }
+    }
+    return [...packages].sort();
+  }
+
+  it('`station --help` (station/cli/program.ts) loads no package: every command imports its services in `run`', async () => {
+    expect(await staticPackages(['station/cli/program.ts'])).toEqual([]);
+  });
+
+  it('`station records` (configuration and database) loads no X.509 stack, HSM, serial, USB or PostgreSQL package', async () => {
+    expect(await staticPackages(['station/config.ts', 'native/store/index.ts'])).toEqual(['better-sqlite3', 'zod']);
+  });
+});
