@@ -1,13 +1,16 @@
 #!/usr/bin/env node
-// The `station` command. Runs the TypeScript sources through tsx (no build step needed).
-import { register } from 'tsx/esm/api';
+// The `station` command. Runs the compiled JavaScript in dist/node (npm run build), or the TypeScript sources through
+// tsx when that build is missing or older than the sources (bin/runtime.mjs; $LINE_STATION_RUNTIME forces either).
+import { loadEntry } from './runtime.mjs';
 import { exitWhenDrained } from './exit.mjs';
 
 // Everything this process (and its children: softhsm2-util, SQLite, the logger) creates is private from the first
 // write: folders 0700, files 0600 (docs/architecture.md "Data directory permissions"). Set before any module loads.
 process.umask(0o077);
-register();
-const { main } = await import('../station/cli/program.ts');
+const { main } = await loadEntry(
+  () => import('../dist/node/station/cli/program.js'),
+  () => import('../station/cli/program.ts'),
+);
 const code = await main(process.argv.slice(2));
 // Serial ports and discovery timers are closed by then; exit once the output drained (bin/exit.mjs).
 await exitWhenDrained(code);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -237,5 +237,114 @@ describe('recorded USB hotplug replayed through discovery', () => {
       ['/dev/ttyACM1', 'ls-sim-basic'],
       ['/dev/ttyUSB0', null],
     ]);
+  });
+});
+
+describe('change events instead of polling (docs/detection.md "Change events")', () => {
+  // An hour between polls: whatever is seen within a test's few seconds was seen through an event.
+  const NEVER = 3_600_000;
+
+  it('a socat pty appearing in a watched glob directory is attached, and detached when it goes (also after SIGKILL)', async () => {
+    const dir = join(tmp, 'ev1');
+    mkdirSync(dir);
+    const d = createDiscovery({ extraPorts: [`${dir}/board-*`], pollMs: NEVER });
+    const col = collector();
+    stops.push(d.watch(col.cb));
+    await sleep(200);
+    const a = socatPair(join(dir, 'board-0'));
+    await col.next(is('attached', join(dir, 'board-0')));
+    a.kill('SIGTERM'); // socat removes its links
+    await exited(a);
+    await col.next(is('detached', join(dir, 'board-0')));
+    // SIGKILL leaves the link dangling: the pty's removal in /dev/pts is the event
+    const b = socatPair(join(dir, 'board-1'));
+    await col.next(is('attached', join(dir, 'board-1')));
+    b.kill('SIGKILL');
+    await exited(b);
+    await col.next(is('detached', join(dir, 'board-1')));
+    expect(existsSync(join(dir, 'board-1'))).toBe(false); // the dangling link is not a port
+  });
+
+  it('a glob directory that does not exist yet is watched through its parent until it appears', async () => {
+    const parent = join(tmp, 'ev2');
+    mkdirSync(parent);
+    const dir = join(parent, 'later', 'ports');
+    const d = createDiscovery({ extraPorts: [`${dir}/board-*`], pollMs: NEVER });
+    const col = collector();
+    stops.push(d.watch(col.cb));
+    await sleep(200);
+    mkdirSync(join(parent, 'later'));
+    await sleep(100);
+    mkdirSync(dir);
+    const a = socatPair(join(dir, 'board-0'));
+    await col.next(is('attached', join(dir, 'board-0')));
+    a.kill('SIGTERM');
+    await exited(a);
+    await col.next(is('detached', join(dir, 'board-0')));
+  });
+
+  it('udev events (a stand-in udevadm printing `udevadm monitor --udev` lines) make it enumerate again; none: it does not', async () => {
+    const fake = join(tmp, 'udevadm');
+    const fifo = join(tmp, 'udev-events');
+    spawnSync('mkfifo', [fifo]);
+    // Prints monitor's header, then every line written to the FIFO, like udevadm monitor does for each event.
+    writeFileSync(
+      fake,
+      `#!/bin/sh\necho "monitor will print the received events for:"\necho "UDEV - the event which udev sends out after rule processing"\necho\nexec cat "${fifo}"\n`,
+      { mode: 0o755 },
+    );
+    const control = join(tmp, 'udev-control');
+    writeFileSync(control, '');
+    const port: DetectedPort = { path: '/dev/ttyACM7', source: 'serial', usb: { vendorId: 0x1209, productId: 0x4c53 } };
+    let ports: DetectedPort[] = [];
+    let calls = 0;
+    const d = createDiscovery({
+      pollMs: NEVER,
+      settleMs: 0,
+      listSerial: async () => {
+        calls++;
+        return ports;
+      },
+      serialEvents: { udevControl: control, udevadm: fake },
+    });
+    const col = collector();
+    stops.push(d.watch(col.cb));
+    const events = spawn('sh', ['-c', `cat > "${fifo}"`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    children.push(events);
+    await sleep(300);
+    expect(calls).toBe(1); // the first look only: no polling
+    ports = [port];
+    await sleep(200);
+    expect(calls).toBe(1); // nothing told it
+    events.stdin.write('KERNEL[100.000001] add      /devices/pci0000:00/usb1/1-1/1-1:1.0/tty/ttyACM7 (tty)\n');
+    await sleep(200);
+    expect(calls).toBe(1); // kernel lines are not udev's (rules not applied yet)
+    events.stdin.write('UDEV  [100.000002] add      /devices/pci0000:00/usb1/1-1/1-1:1.0/tty/ttyACM7 (tty)\n');
+    await col.next(is('attached', '/dev/ttyACM7'));
+    ports = [];
+    events.stdin.write('UDEV  [101.000000] remove   /devices/pci0000:00/usb1/1-1/1-1:1.0/tty/ttyACM7 (tty)\n');
+    await col.next(is('detached', '/dev/ttyACM7'));
+    expect(calls).toBe(3);
+    events.stdin.end();
+  });
+
+  it('udevadm monitor exiting falls back to polling', async () => {
+    const fake = join(tmp, 'udevadm-dies');
+    writeFileSync(fake, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    const control = join(tmp, 'udev-control');
+    writeFileSync(control, '');
+    let calls = 0;
+    const d = createDiscovery({
+      pollMs: 30,
+      listSerial: async () => {
+        calls++;
+        return [];
+      },
+      serialEvents: { udevControl: control, udevadm: fake },
+    });
+    stops.push(d.watch(() => {}));
+    const deadline = Date.now() + 5000;
+    while (calls < 4 && Date.now() < deadline) await sleep(20);
+    expect(calls).toBeGreaterThanOrEqual(4);
   });
 });

@@ -1,22 +1,35 @@
 /**
- * Device discovery: polls serial enumeration (serialport) and configured paths (e.g. pty links from
- * the simulator, which SerialPort.list() never shows), joins them with USB descriptors, and reports
- * attached/detached/problem events. USB hotplug events trigger an immediate re-poll. Every failure
- * becomes a `problem` event or a log line, never a crash.
+ * Device discovery: enumerates serial ports (serialport) and configured paths (e.g. pty links from the simulator,
+ * which SerialPort.list() never shows), joins them with USB descriptors, and reports attached/detached/problem
+ * events. It enumerates when something changed, not on a timer: udev events or inotify on /dev for the serial
+ * ports, inotify on the configured ports' directories, USB hotplug (native/port-events.ts); it polls only where
+ * those events are unavailable (docs/detection.md "Change events"). Every failure becomes a `problem` event or a
+ * log line, never a crash.
  */
 import { constants as fsc } from 'node:fs';
-import { access, readdir, stat } from 'node:fs/promises';
+import { access, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createPortTracker, mergePorts } from '../core/detect.js';
 import type { DetectedPort, DeviceDiscovery, DiscoveryEvent, Logger, UsbDescriptor } from '../core/ports.js';
+import { watchDirs, watchSerialChanges, type ChangeSource, type SerialChangeOptions } from './port-events.js';
 import { toDetectedPort } from './serial.js';
 import type { UsbWatcher } from './usb.js';
 
 export interface DiscoveryOptions {
   /** Extra ports: paths, or simple globs in the last path segment (`/tmp/x/board-*`), expanded by listing the directory. */
   readonly extraPorts?: readonly string[];
-  /** Poll interval (default 1000 ms). */
+  /**
+   * Poll interval where change events are unavailable (default 1000 ms): always with a custom `listSerial` (it has
+   * no events), with `events: false`, or when neither udev nor inotify works here.
+   */
   readonly pollMs?: number;
+  /** Enumerate on change events (default true); false: poll every `pollMs`. */
+  readonly events?: boolean;
+  /**
+   * Where the serial change events come from (default: this system's udev or /dev). Given, they are used even with
+   * a custom `listSerial` (tests: a stand-in udevadm).
+   */
+  readonly serialEvents?: Pick<SerialChangeOptions, 'udevControl' | 'udevadm' | 'devDir'>;
   readonly usb?: UsbWatcher;
   /** Serial enumeration (default: serialport's SerialPort.list()). */
   readonly listSerial?: () => Promise<DetectedPort[]>;
@@ -121,22 +134,28 @@ export function createDiscovery(opts: DiscoveryOptions = {}): DeviceDiscovery {
   const extra = opts.extraPorts ?? [];
   let lastSerial: DetectedPort[] = [];
 
-  async function snapshot(): Promise<{ ports: DetectedPort[]; problems: Problem[] }> {
+  let serialProblem: Problem | null = null;
+
+  /** The ports now; the serial ports enumerated again only when `serial` (else the last enumeration's). */
+  async function snapshot(serial = true): Promise<{ ports: DetectedPort[]; problems: Problem[] }> {
     const problems: Problem[] = [];
-    let serial = lastSerial;
-    try {
-      const listed = await listSerial();
-      serial = listed.filter((p) => opts.includeNonUsbSerial || p.usb !== undefined);
-      lastSerial = serial;
-    } catch (e) {
-      // keep the last known serial ports: a failed enumeration is not an unplug
-      problems.push({
-        type: 'problem',
-        path: 'serial',
-        code: 'ENUMERATION_FAILED',
-        message: `serial port enumeration failed: ${(e as Error).message}`,
-      });
+    if (serial) {
+      serialProblem = null;
+      try {
+        const listed = await listSerial();
+        lastSerial = listed.filter((p) => opts.includeNonUsbSerial || p.usb !== undefined);
+      } catch (e) {
+        // keep the last known serial ports: a failed enumeration is not an unplug
+        serialProblem = {
+          type: 'problem',
+          path: 'serial',
+          code: 'ENUMERATION_FAILED',
+          message: `serial port enumeration failed: ${(e as Error).message}`,
+        };
+      }
     }
+    // A failed enumeration stays a problem until one succeeds.
+    if (serialProblem) problems.push(serialProblem);
     const configured = await expandConfiguredPorts(extra);
     problems.push(...configured.problems);
     let usbList: UsbDescriptor[] = [];
@@ -153,7 +172,7 @@ export function createDiscovery(opts: DiscoveryOptions = {}): DeviceDiscovery {
       }
     }
     const ports = mergePorts(
-      serial,
+      lastSerial,
       usbList,
       configured.paths.map((path) => ({ path, source: 'configured' as const })),
       opts.includeUsbOnly ? { includeUsbOnly: opts.includeUsbOnly } : {},
@@ -212,6 +231,20 @@ export function createDiscovery(opts: DiscoveryOptions = {}): DeviceDiscovery {
         }
       };
 
+      // What to look at on the next pass: the serial ports only after a serial change (enumerating them spawns
+      // `udevadm info -e` on Linux), the configured ports every pass (a directory read, no process).
+      let serialDue = true;
+      let dirWatches: ReturnType<typeof watchDirs> | null = null;
+      let poll: ReturnType<typeof setInterval> | null = null;
+      const startPolling = (why: string) => {
+        if (poll || stopped) return;
+        log?.log('info', `port discovery polls every ${pollMs} ms: ${why}`);
+        poll = setInterval(() => {
+          serialDue = true;
+          void tick();
+        }, pollMs);
+      };
+
       const tick = async (): Promise<void> => {
         if (stopped) return;
         if (running) {
@@ -222,8 +255,23 @@ export function createDiscovery(opts: DiscoveryOptions = {}): DeviceDiscovery {
         try {
           do {
             again = false;
-            const s = await snapshot();
+            const serial = serialDue;
+            serialDue = false;
+            const s = await snapshot(serial);
             if (stopped) return;
+            if (dirWatches) {
+              // Watched: each configured spec's directory, and the directory of each attached link's target.
+              const targets: string[] = [];
+              for (const p of s.ports) {
+                if (p.source !== 'configured') continue;
+                const t = await realpath(p.path).catch(() => null);
+                if (t && t !== p.path) targets.push(t);
+              }
+              const r = dirWatches.set([...extra.map((spec) => dirname(spec)), ...targets.map((t) => dirname(t))]);
+              if (r === 'failed') startPolling('a configured port directory cannot be watched');
+              // A directory watched only from now on may have changed before: look once more.
+              if (r === 'added') again = true;
+            }
             const seen = new Set(s.problems.map(problemKey));
             for (const k of [...active]) if (k.startsWith('usb:') === false && !seen.has(k)) active.delete(k);
             for (const p of s.problems) problem(p, false);
@@ -234,7 +282,7 @@ export function createDiscovery(opts: DiscoveryOptions = {}): DeviceDiscovery {
               emit(ev);
               if (ev.type === 'attached') await checkAccess(ev.port);
             }
-          } while (again && !stopped);
+          } while ((again || serialDue) && !stopped);
         } catch (e) {
           problem(
             { type: 'problem', path: 'discovery', code: 'ENUMERATION_FAILED', message: (e as Error).message },
@@ -244,16 +292,20 @@ export function createDiscovery(opts: DiscoveryOptions = {}): DeviceDiscovery {
           running = false;
         }
       };
+      const serialChanged = () => {
+        serialDue = true;
+        void tick();
+      };
 
       const later = (ms: number) => {
         const t = setTimeout(() => {
           timers.delete(t);
-          void tick();
+          serialChanged();
         }, ms);
         timers.add(t);
       };
       const onUsbEvent = () => {
-        void tick();
+        serialChanged();
         if (settleMs > 0) later(settleMs);
       };
 
@@ -271,12 +323,36 @@ export function createDiscovery(opts: DiscoveryOptions = {}): DeviceDiscovery {
           log?.log('info', `USB hotplug not available to discovery: ${(e as Error).message}`);
         }
       }
-      const interval = setInterval(() => void tick(), pollMs);
+      // Change events (docs/detection.md "Change events"); polling where they are unavailable.
+      let serialSource: ChangeSource | null = null;
+      if (opts.events === false) startPolling('change events switched off');
+      else if (opts.listSerial && !opts.serialEvents) startPolling('a custom serial enumeration has no change events');
+      else {
+        serialSource = watchSerialChanges({
+          onChange: () => {
+            serialChanged();
+            // udev may still be creating the node's links and properties: look once more after settling.
+            if (settleMs > 0) later(settleMs);
+          },
+          onFail: (why) => startPolling(why),
+          ...(log ? { logger: log } : {}),
+          ...opts.serialEvents,
+        });
+        if (!serialSource) startPolling('neither udev nor inotify on /dev is available');
+        else
+          log?.log(
+            'info',
+            `port discovery follows ${serialSource.mode === 'udev' ? 'udev events' : 'inotify on /dev'}`,
+          );
+      }
+      if (extra.length > 0 && !poll) dirWatches = watchDirs(() => void tick(), log);
       void tick();
 
       return () => {
         stopped = true;
-        clearInterval(interval);
+        if (poll) clearInterval(poll);
+        serialSource?.close();
+        dirWatches?.close();
         for (const t of timers) clearTimeout(t);
         timers.clear();
         for (const u of unsubs) {

@@ -4,12 +4,13 @@ import { join } from 'node:path';
 import { fail } from '../core/errors.js';
 import { loadProfiles, type BoardProfile } from '../core/provisioning/profiles.js';
 import type { Result } from '../core/result.js';
+import { packagePath } from './package-root.js';
 
 /** Profile files larger than this are rejected unread. */
 export const MAX_PROFILE_FILE_BYTES = 256 * 1024;
 
 /** Default location of the shipped profiles (resources/boards). */
-export const DEFAULT_PROFILE_DIR = new URL('../resources/boards/', import.meta.url).pathname;
+export const DEFAULT_PROFILE_DIR = packagePath('resources', 'boards');
 
 /**
  * Load and validate all board profiles (`*.json`, sorted by name) in `dir`. An unreadable

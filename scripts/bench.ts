@@ -169,6 +169,7 @@ async function main(): Promise<void> {
   await engine.close();
   sim.kill('SIGTERM');
   if (!process.argv.includes('--station-only')) await benchRegistry();
+  await (await import('./bench/startup.js')).benchStartup(join(dir, 'station'));
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 need=()
 for cmd in softhsm2-util:softhsm2 pkcs11-tool:opensc socat:socat openssl:openssl chromium:chromium xvfb-run:xvfb \
   swtpm:swtpm swtpm_setup:swtpm-tools tpm2_nvread:tpm2-tools sqlite3:sqlite3 python3:python3 \
-  qpdf:qpdf pdftoppm:poppler-utils; do
+  qpdf:qpdf pdftoppm:poppler-utils strace:strace; do
   command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd##*:}")
 done
 # qpdf and poppler-utils (pdfinfo, pdftoppm): the label PDF checked by independent readers (native/printers).
+# strace: test/integration/idle-watch.test.ts counts the programs an idle `station watch` starts.
 # sqlite3 and python3: the independent verifier (test/verifier/lsverify.py) and the read-only station.db commands of
 # docs/formats.md "Independent verification".
 # PostgreSQL server binaries: the registry's production backend, exercised by the tests.

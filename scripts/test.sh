@@ -13,6 +13,12 @@ npx eslint . || status=1
 echo "== format"
 npx prettier --check . >/dev/null || { echo "prettier: files need formatting (npm run format)"; npx prettier --list-different . ; status=1; }
 
+echo "== build: dist/node, the compiled JavaScript bin/station.mjs and bin/registry.mjs run (npm run build)"
+# Every test that starts bin/station.mjs or bin/registry.mjs runs this fresh output (bin/runtime.mjs), never the
+# sources through tsx: a failed build fails those tests instead of passing on the sources.
+npm run --silent build || status=1
+export LINE_STATION_RUNTIME=dist
+
 echo "== dependencies: package-lock.json in sync with package.json (npm run deps:check)"
 bash scripts/deps-check.sh || status=1
 

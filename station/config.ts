@@ -11,7 +11,7 @@ import { ok, type Result } from '../core/result.js';
 import { writeFileAtomic } from '../native/atomic-file.js';
 import { checkPrivateTree, readPrivateFile, type PrivateEntry } from '../native/data-dir.js';
 import { readSoftHsmTokenDir } from '../native/softhsm-dev.js';
-import { RevocationUrlsSchema, type RevocationUrls } from '../core/pki/device-cert.js';
+import { RevocationUrlsSchema, type RevocationUrls } from '../core/pki/revocation-urls.js';
 import { crlPath, OCSP_PATH } from '../core/hq/routes.js';
 import { DEFAULT_ACTIVE_RUN_LIFETIME_S } from './lifecycle/context.js';
 import { LabelsConfigSchema } from '../core/labels/config.js';

@@ -7,7 +7,6 @@
 import { z } from 'zod';
 import { utf8 } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
-import { signJws } from '../pki/jws.js';
 import type { Clock, Signer } from '../ports.js';
 
 export const AUDIT_HEAD_TYP = 'line-station-audit-head+jws';
@@ -143,6 +142,9 @@ export async function signAuditHead(p: {
     hash: p.hash,
     signedAt: p.clock.now().toISOString(),
   };
+  // Loaded when a head is signed: the station database (native/store) reads these constants and schemas, and
+  // `station records` should not load the X.509 stack for them (issue 12, cold start).
+  const { signJws } = await import('../pki/jws.js');
   return signJws({
     signer: p.signer,
     payload: utf8(canonicalJson(payload)),

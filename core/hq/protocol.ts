@@ -39,17 +39,14 @@ export const BUNDLE_SCHEMA = 'line-station/bundle/v1';
 export const AUTH_SCHEME = 'LS-Sig';
 
 export const MAX_BATCH_RECORDS = 500;
-export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 /**
  * A record with its certificate, chain and manifest is ~13 KiB, ~17 KiB once base64url-encoded in the bundle JWS:
  * 2,000 records stay well inside MAX_BUNDLE_BYTES (and the body limit). A station with more exports several bundles.
  */
 export const MAX_BUNDLE_RECORDS = 2000;
-export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
-/** Other bodies (admin and officer requests, re-enrolment, key rotation). */
-export const MAX_SMALL_BODY_BYTES = 256 * 1024;
-/** `POST /v1/ocsp` request bodies. */
-export const MAX_OCSP_REQUEST_BYTES = 64 * 1024;
+// The body size limits live in ./limits.ts (the route table reads them without this module's schemas).
+export { MAX_BATCH_BYTES, MAX_BUNDLE_BYTES, MAX_OCSP_REQUEST_BYTES, MAX_SMALL_BODY_BYTES } from './limits.js';
+import { MAX_BUNDLE_BYTES } from './limits.js';
 /**
  * Station side: the largest registry answer a station reads (batch responses, policy and quota documents, key
  * rotation answers); above it the station stops reading and fails with SYNC_RESPONSE_TOO_LARGE.

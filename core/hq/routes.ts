@@ -6,7 +6,7 @@
  * `officer` = admin or security-officer bearer token, `public` = anyone (signed objects: CRL, OCSP, health).
  * `maxBody` is the body cap in bytes (0: no body). docs/registry.md and docs/lifecycle.md describe each route.
  */
-import { MAX_BATCH_BYTES, MAX_BUNDLE_BYTES, MAX_OCSP_REQUEST_BYTES, MAX_SMALL_BODY_BYTES } from './protocol.js';
+import { MAX_BATCH_BYTES, MAX_BUNDLE_BYTES, MAX_OCSP_REQUEST_BYTES, MAX_SMALL_BODY_BYTES } from './limits.js';
 
 export type RouteAuth = 'public' | 'station' | 'admin' | 'officer' | 'station-or-admin';
 export type HttpMethod = 'GET' | 'POST';

@@ -4,7 +4,7 @@
  * socket (port 9100) or a CUPS queue. Schemas only; the station reads it (station/config.ts), native/printers sends.
  */
 import { z } from 'zod';
-import { LabelSizeSchema } from './layout.js';
+import { LabelSizeSchema } from './size.js';
 
 /** A CUPS queue name: letters, digits, `_ . -`, not starting with `-` (it is an argument of `lp -d`). */
 export const CupsQueueSchema = z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,126}$/, 'expected a CUPS queue name');

@@ -5,25 +5,14 @@
  * made here once (qrcode-generator, error correction M) and drawn as the same modules everywhere. Pure.
  */
 import qrcode from 'qrcode-generator';
-import { z } from 'zod';
 import { fail } from '../errors.js';
 import { ok, type Result } from '../result.js';
 import { ADVANCE_X, ADVANCE_Y } from './font.js';
 import { qrPayload, type LabelData } from './payload.js';
+import type { LabelSize } from './size.js';
 
-/** Label stock and printer resolution (config.json `labels.size`; docs/operations.md "Label printer"). */
-export const LabelSizeSchema = z
-  .object({
-    /** Label width across the print head, millimetres (default 57 mm = 2.25 in). */
-    widthMm: z.number().min(20).max(120).default(57),
-    /** Label height along the feed, millimetres (default 32 mm = 1.25 in). */
-    heightMm: z.number().min(15).max(200).default(32),
-    /** Print head resolution in dots per inch: 203 (8 dots/mm), 300 (12 dots/mm) or 600. */
-    dpi: z.union([z.literal(203), z.literal(300), z.literal(600)]).default(203),
-  })
-  .strict();
-export type LabelSize = z.infer<typeof LabelSizeSchema>;
-export const DEFAULT_LABEL_SIZE: LabelSize = { widthMm: 57, heightMm: 32, dpi: 203 };
+// The size schema lives in ./size.ts (the station configuration reads it without this module's QR encoder).
+export { DEFAULT_LABEL_SIZE, LabelSizeSchema, type LabelSize } from './size.js';
 
 /** One line of text at dot (x, y) (top left), drawn with glyph cells `scale` dots per font pixel. */
 export interface TextLine {

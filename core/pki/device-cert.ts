@@ -18,6 +18,7 @@ import { fail } from '../errors.js';
 import type { Clock } from '../ports.js';
 import { parseCertificate } from './chain.js';
 import { ok, type Result } from '../result.js';
+import { RevocationUrlsSchema, type RevocationUrls } from './revocation-urls.js';
 import {
   DAY_MS,
   OID_RE,
@@ -127,19 +128,8 @@ export const BoardProfileIdSchema = z
 /** Board profile id -> override. */
 export const ProfileOverridesSchema = z.record(BoardProfileIdSchema, CertificateProfileOverrideSchema);
 
-const HTTP_URL_RE = /^https?:\/\/[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$/;
-/** A CRL or OCSP address in a device certificate: an http(s) URL (openssl fetches http; RFC 5280 4.2.1.13). */
-export const RevocationUrlSchema = z.string().max(512).regex(HTTP_URL_RE, 'expected an http(s) URL');
-
-/**
- * Where relying parties check a device certificate's revocation: the CRL distribution point (RFC 5280 4.2.1.13)
- * and the OCSP responder (authorityInfoAccess id-ad-ocsp, RFC 5280 4.2.2.1). Station config `revocation`
- * (written by `station enroll`), overridable by the registry policy `revocationUrls`.
- */
-export const RevocationUrlsSchema = z
-  .object({ crl: RevocationUrlSchema.optional(), ocsp: RevocationUrlSchema.optional() })
-  .strict();
-export type RevocationUrls = z.infer<typeof RevocationUrlsSchema>;
+// The revocation address schemas live in ./revocation-urls.ts (the station configuration reads them without X.509).
+export { RevocationUrlSchema, RevocationUrlsSchema, type RevocationUrls } from './revocation-urls.js';
 
 /**
  * The registry policy's `revocationUrls`: like RevocationUrls, each URL may hold `{stationId}` (one CRL per

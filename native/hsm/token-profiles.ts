@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
+import { packagePath } from '../package-root.js';
 import {
   libraryParametersFor,
   matchTokenProfile,
@@ -14,7 +15,7 @@ import {
 } from '../../core/hsm/token-profile.js';
 
 /** Location of the shipped token profiles (resources/tokens). */
-export const DEFAULT_TOKEN_PROFILE_DIR = new URL('../../resources/tokens/', import.meta.url).pathname;
+export const DEFAULT_TOKEN_PROFILE_DIR = packagePath('resources', 'tokens');
 
 /** Read and validate every `*.json` in a directory (sorted by file name); the id must equal the file name. */
 export function loadTokenProfiles(dir: string = DEFAULT_TOKEN_PROFILE_DIR): Result<TokenProfile[]> {

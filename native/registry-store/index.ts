@@ -3,11 +3,9 @@ import { resolve } from 'node:path';
 import { fail } from '../../core/errors.js';
 import type { Result } from '../../core/result.js';
 import type { RegistryDb } from '../../core/hq/registry-db.js';
-import { openPostgresRegistryDb, redactUrl } from './postgres.js';
 import { openSqliteRegistryDb } from './sqlite.js';
 
 export { openSqliteRegistryDb } from './sqlite.js';
-export { openPostgresRegistryDb, redactUrl } from './postgres.js';
 
 /** The default database URL of a data dir: `sqlite:<dataDir>/registry.db`. */
 export function defaultDbUrl(dataDir: string): string {
@@ -24,6 +22,8 @@ export async function openRegistryDb(url: string): Promise<Result<RegistryDb>> {
     if (!path) return fail('CONFIG_INVALID', 'sqlite database URL without a path (expected sqlite:<path>)');
     return openSqliteRegistryDb(path === ':memory:' ? path : resolve(path));
   }
+  // pg loads only for a PostgreSQL URL (a SQLite registry's commands start without it: issue 12, cold start).
+  const { openPostgresRegistryDb, redactUrl } = await import('./postgres.js');
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return openPostgresRegistryDb(url);
   return fail(
     'CONFIG_INVALID',

@@ -14,12 +14,12 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isOperationName, type ApiResult } from '../../core/api.js';
 import { stationError } from '../../core/errors.js';
 import type { Logger } from '../../core/ports.js';
 import type { StationService } from '../service/index.js';
 import { toApiError } from '../service/slots.js';
+import { packagePath } from '../../native/package-root.js';
 
 export const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
@@ -28,7 +28,7 @@ export const CSP =
 /** importReceipt carries up to 16 MiB of content; JSON escaping adds a little. */
 export const MAX_BODY_BYTES = 17 * 1024 * 1024;
 
-const DEFAULT_STATIC = fileURLToPath(new URL('../renderer/dist', import.meta.url));
+const DEFAULT_STATIC = packagePath('renderer', 'dist');
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

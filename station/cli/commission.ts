@@ -7,43 +7,19 @@
  * registry options `station init` shares. Imports core/, station/ (commission) and sibling command modules.
  */
 import { resolve } from 'node:path';
-import { flagOn, list, positiveInt, str, type Io, type OptionTable, type ParsedArgs } from '../../core/cli/program.js';
+import { flagOn, list, positiveInt, str, type Io, type ParsedArgs } from '../../core/cli/program.js';
 import { normaliseEnrolmentCode } from '../../core/hq/commission.js';
 import { fromPem } from '../../core/pki/pem.js';
 import { fail } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
-import { commissionStation, type CommissionAuthority, type CommissionOutcome } from '../commission/commission.js';
-import { tokenLabelOfSlot, type CommissionTokenRef } from '../commission/token.js';
-import { checkRegistryUrl } from '../hq/transport.js';
+import type { CommissionAuthority, CommissionOutcome } from '../commission/commission.js';
+import type { CommissionTokenRef } from '../commission/token.js';
 import { readArgFile, withSetup, type CommandSetup, type StationCommand } from './context.js';
 import { EXIT, reportError } from './exit.js';
 import { readSecret, readStdin } from './pin-input.js';
 
-/** The environment variable the station reads its HSM PIN from unless told another (config.json `hsm.pin.env`). */
-export const DEFAULT_PIN_ENV = 'LINE_STATION_HSM_PIN';
-/** The environment variable an enrolment code may come from (instead of --enrolment-code or stdin). */
-export const ENROLMENT_CODE_ENV = 'LINE_STATION_ENROLMENT_CODE';
-
-/** The registry options of `station commission` and `station init`. */
-export const REGISTRY_OPTIONS = {
-  registry: { type: 'string', arg: 'URL', help: 'commission online at this registry (needs --registry-cert)' },
-  'registry-cert': {
-    type: 'string',
-    arg: 'registry.pem',
-    help: "the registry's signing certificate, pinned: the answer must verify with it",
-  },
-  'registry-tls-cert': { type: 'string', arg: 'tls.pem', help: "the registry's TLS certificate, pinned (https)" },
-  'enrolment-code': {
-    type: 'string',
-    arg: 'CODE',
-    help: `the one-time code of registry commission-station (else $${ENROLMENT_CODE_ENV}, else a line of stdin)`,
-  },
-  'hq-root': {
-    type: 'string',
-    arg: 'hq-root.pem',
-    help: 'the HQ root certificate, pinned: the answer must chain to exactly this root',
-  },
-} as const satisfies OptionTable;
+export { DEFAULT_PIN_ENV, ENROLMENT_CODE_ENV, REGISTRY_OPTIONS } from './commission-options.js';
+import { DEFAULT_PIN_ENV, ENROLMENT_CODE_ENV, REGISTRY_OPTIONS } from './commission-options.js';
 
 /** A PEM certificate named on the command line (DER), or INPUT_INVALID. */
 function certArg(file: string, io: Io): Result<Uint8Array> {
@@ -67,6 +43,7 @@ export async function registryAuthority(
   const tlsFile = str(args, 'registry-tls-cert');
   const tls = tlsFile ? certArg(tlsFile, io) : null;
   if (tls && !tls.ok) return tls;
+  const { checkRegistryUrl } = await import('../hq/transport.js');
   const policy = checkRegistryUrl(url, tls ? tls.value : null);
   if (!policy.ok) return policy;
   const hqRootFile = str(args, 'hq-root');
@@ -184,7 +161,7 @@ async function commission(s: CommandSetup, args: ParsedArgs, io: Io): Promise<nu
   const authority = await authorityOf(args, io);
   if (!authority.ok)
     return authority.error.code === 'INPUT_INVALID' ? usage(io, authority.error) : reportError(io, authority.error);
-  const token = tokenOf(args);
+  const token = await tokenOf(args);
   if (!token.ok) return token.error.code === 'INPUT_INVALID' ? usage(io, token.error) : reportError(io, token.error);
   const pin = async (): Promise<Result<string>> => {
     if (pinFile) return readSecret(resolve(pinFile), pinEnv, '');
@@ -194,6 +171,7 @@ async function commission(s: CommandSetup, args: ParsedArgs, io: Io): Promise<nu
   };
   const stationId = str(args, 'station-id');
   const organization = str(args, 'organization');
+  const { commissionStation } = await import('../commission/commission.js');
   const r = await commissionStation({
     dataDir: s.dataDir,
     ...(stationId ? { stationId } : {}),
@@ -221,7 +199,7 @@ function usage(io: Io, e: string | { code: string; message: string }): number {
 }
 
 /** The token named by --module and --token-label or --slot (null: none given, a resumed commissioning's own). */
-function tokenOf(args: ParsedArgs): Result<CommissionTokenRef | null> {
+async function tokenOf(args: ParsedArgs): Promise<Result<CommissionTokenRef | null>> {
   const module = str(args, 'module');
   const label = str(args, 'token-label');
   const slot = str(args, 'slot') !== undefined ? positiveInt(args, 'slot') : undefined;
@@ -233,6 +211,7 @@ function tokenOf(args: ParsedArgs): Result<CommissionTokenRef | null> {
   let tokenLabel = label;
   if (!tokenLabel) {
     if (slot === undefined) return fail('INPUT_INVALID', '--module needs --token-label LABEL (or --slot N)');
+    const { tokenLabelOfSlot } = await import('../commission/token.js');
     const l = tokenLabelOfSlot(resolve(module), slot);
     if (!l.ok) return l;
     tokenLabel = l.value;

@@ -10,8 +10,8 @@ import { flagOn, str, type Command, type Io, type OptionTable, type ParsedArgs }
 import type { Logger } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
 import { createLogger, type SinkOptions } from '../../native/logger.js';
-import { checkStationDataDir, CONFIG_FILE } from '../config.js';
-import { openEngine, type Engine } from '../engine.js';
+import type { StationDb } from '../../native/store/index.js';
+import type { Engine } from '../engine.js';
 import { reportError } from './exit.js';
 
 /** What a `station` command runs with: where it prints (control characters escaped, see station/cli/program.ts). */
@@ -58,11 +58,13 @@ export interface CommandSetup {
  * The data dir and logger of a command. A data dir others can read or write is refused before anything (even a log
  * line) is written to it; `init` passes `checkDataDir: false` (it checks its own, which may not exist yet).
  */
-export function commandSetup(
+export async function commandSetup(
   args: ParsedArgs,
   o: { checkDataDir: boolean } = { checkDataDir: true },
-): Result<CommandSetup> {
+): Promise<Result<CommandSetup>> {
   const dataDir = dataDirOf(args);
+  // Loaded when a command runs, not at start (`station --help` does not load the configuration schemas).
+  const { checkStationDataDir, CONFIG_FILE } = await import('../config.js');
   if (o.checkDataDir && existsSync(join(dataDir, CONFIG_FILE))) {
     const insecure = checkStationDataDir(dataDir);
     if (!insecure.ok) return insecure;
@@ -77,7 +79,7 @@ export async function withSetup(
   fn: (s: CommandSetup) => Promise<number> | number,
   o?: { checkDataDir: boolean },
 ): Promise<number> {
-  const s = commandSetup(args, o);
+  const s = await commandSetup(args, o);
   return s.ok ? fn(s.value) : reportError(io, s.error);
 }
 
@@ -87,6 +89,8 @@ export async function withEngine(
   io: Io,
   fn: (engine: Engine) => Promise<number> | number,
 ): Promise<number> {
+  // Loaded here, not at start: `station --help` and the commands without an engine do not pay for it.
+  const { openEngine } = await import('../engine.js');
   const eng = await openEngine({ dataDir: s.dataDir, logger: s.logger });
   if (!eng.ok) return reportError(io, eng.error);
   try {
@@ -94,6 +98,31 @@ export async function withEngine(
   } finally {
     await eng.value.close();
   }
+}
+
+/**
+ * The common run of a command that only reads the station database (no HSM, no boards: `station records`): setup,
+ * configuration, database (migrated as the engine would), `fn`, close. Refusals are the engine's: the same codes.
+ */
+export function storeCommand(
+  fn: (db: StationDb, args: ParsedArgs, io: Io, s: CommandSetup) => Promise<number> | number,
+): StationCommand['run'] {
+  return (args, { io }) =>
+    withSetup(args, io, async (s) => {
+      const [{ loadConfig }, { openStationDb }] = await Promise.all([
+        import('../config.js'),
+        import('../../native/store/index.js'),
+      ]);
+      const cfg = loadConfig(s.dataDir);
+      if (!cfg.ok) return reportError(io, cfg.error);
+      const db = openStationDb(join(cfg.value.dataDir, 'station.db'), { logger: s.logger.child('[store]') });
+      if (!db.ok) return reportError(io, db.error);
+      try {
+        return await fn(db.value, args, io, s);
+      } finally {
+        db.value.close();
+      }
+    });
 }
 
 /** The common run of a command that works on an open engine: setup, engine, `fn`, close. */

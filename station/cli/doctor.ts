@@ -7,8 +7,6 @@
  */
 import { flagOn, type Io } from '../../core/cli/program.js';
 import type { DoctorReport, DoctorStatus } from '../../core/api.js';
-import { dataDirPorts } from '../doctor/data-dir-ports.js';
-import { runDoctor } from '../doctor/run.js';
 import { dataDirOf, type StationCommand } from './context.js';
 import { EXIT } from './exit.js';
 import { readStdin } from './pin-input.js';
@@ -43,6 +41,11 @@ export const doctorCommand: StationCommand = {
     'pin-stdin': { type: 'boolean', help: 'read the HSM user PIN from the first line of stdin (not echoed)' },
   },
   async run(args, { io }) {
+    // Loaded when the command runs (`station --help` does not load the checks).
+    const [{ dataDirPorts }, { runDoctor }] = await Promise.all([
+      import('../doctor/data-dir-ports.js'),
+      import('../doctor/run.js'),
+    ]);
     const dataDir = dataDirOf(args);
     const ports = dataDirPorts({
       dataDir,

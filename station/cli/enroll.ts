@@ -11,9 +11,6 @@ import { flagOn, str, type Io, type ParsedArgs } from '../../core/cli/program.js
 import { fromPem, toPem } from '../../core/pki/pem.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
 import { PRIVATE_DIR_MODE } from '../../native/data-dir.js';
-import { CONFIG_FILE, defaultRevocationUrls, updateStationConfig } from '../config.js';
-import { delegateRevocationSigner } from '../revocation-signer.js';
-import { checkRegistryUrl } from '../hq/transport.js';
 import { readArgFile, withEngine, withSetup, type CommandSetup, type StationCommand } from './context.js';
 import { describeError, EXIT, exitFor } from './exit.js';
 
@@ -63,6 +60,12 @@ export const enrollCommand: StationCommand = {
 };
 
 async function enroll(s: CommandSetup, args: ParsedArgs, o: Io): Promise<number> {
+  // Loaded when the command runs, not at start (`station --help`).
+  const [
+    { CONFIG_FILE, defaultRevocationUrls, updateStationConfig },
+    { delegateRevocationSigner },
+    { checkRegistryUrl },
+  ] = await Promise.all([import('../config.js'), import('../revocation-signer.js'), import('../hq/transport.js')]);
   const { dataDir } = s;
   const certFile = str(args, 'registry-cert');
   const tlsFile = str(args, 'registry-tls-cert');

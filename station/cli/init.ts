@@ -5,8 +5,7 @@
  * left as it is; an interrupted one resumes. Imports core/, station/ (init) and sibling command modules.
  */
 import { list, str } from '../../core/cli/program.js';
-import { initStation } from '../commission/init.js';
-import { registryAuthority, REGISTRY_OPTIONS } from './commission.js';
+import { REGISTRY_OPTIONS } from './commission-options.js';
 import { withSetup, type StationCommand } from './context.js';
 import { EXIT, reportError } from './exit.js';
 
@@ -37,6 +36,8 @@ export const initCommand: StationCommand = {
       o,
       async ({ dataDir, logger }) => {
         const stationId = str(args, 'station-id');
+        const { registryAuthority } = await import('./commission.js');
+        const { initStation } = await import('../commission/init.js');
         const reg = await registryAuthority(args, o);
         if (!reg.ok) {
           o.err(`${reg.error.code}: ${reg.error.message}`);

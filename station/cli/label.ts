@@ -11,8 +11,6 @@ import { flagOn, str, UsageError, type Io } from '../../core/cli/program.js';
 import { stationError } from '../../core/errors.js';
 import type { Logger } from '../../core/ports.js';
 import type { Engine } from '../engine.js';
-import { labelPdf, labelPng, labelsConfig, renderLabel, reprintLabel } from '../labels/index.js';
-import { enginePrinter, printAfterPassFor } from '../service/labels.js';
 import { engineCommand, type StationCommand } from './context.js';
 import { EXIT, reportError } from './exit.js';
 import { authenticateCli, credentials, OPERATOR_OPTIONS } from './sign-in.js';
@@ -52,6 +50,11 @@ export const labelCommand: StationCommand = {
       );
     const who = await authenticateCli(engine, 'label', cred, logger);
     if (!who.ok) return reportError(o, who.error);
+    // Loaded when the command runs, not at start (`station --help`: docs/architecture.md "What a command loads").
+    const [{ labelPdf, labelPng, labelsConfig, renderLabel, reprintLabel }, { enginePrinter }] = await Promise.all([
+      import('../labels/index.js'),
+      import('../service/labels.js'),
+    ]);
     if (out && format) {
       const l = await renderLabel(rec, labelsConfig(engine.config.config.labels).size);
       if (!l.ok) return reportError(o, l.error);
@@ -90,6 +93,7 @@ export async function printLabelLine(
   port: string,
   recordId: string,
 ): Promise<void> {
+  const { printAfterPassFor } = await import('../service/labels.js');
   const r = await printAfterPassFor(engine, logger)(recordId);
   if (r === null) return;
   if (r.ok) o.out(`[${port}] LABEL printed ${r.value.target}`);

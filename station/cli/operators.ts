@@ -6,10 +6,8 @@
  */
 import { join } from 'node:path';
 import { str, UsageError, type Io, type ParsedArgs } from '../../core/cli/program.js';
-import { isStoreError, openStationDb, type StationDb } from '../../native/store/index.js';
-import { loadConfig, type LoadedConfig } from '../config.js';
-import { authPolicy, pinLengthError } from '../service/auth.js';
-import { hashBadge, hashPin, loadBadgeKey } from '../service/index.js';
+import type { StationDb } from '../../native/store/index.js';
+import type { LoadedConfig } from '../config.js';
 import { dataDirOf, type StationCommand } from './context.js';
 import { EXIT } from './exit.js';
 import { readStdin } from './pin-input.js';
@@ -29,6 +27,11 @@ async function withOperators(
 ): Promise<number> {
   const id = str(args, 'id')!;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new UsageError('--id: 1 to 64 characters of A-Z a-z 0-9 . _ -');
+  // Loaded when the command runs, not at start (`station --help`).
+  const [{ loadConfig }, { openStationDb }] = await Promise.all([
+    import('../config.js'),
+    import('../../native/store/index.js'),
+  ]);
   const cfg = loadConfig(dataDirOf(args));
   if (!cfg.ok) {
     o.err(`${cfg.error.code}: ${cfg.error.message}`);
@@ -76,6 +79,12 @@ export const operatorAddCommand: StationCommand = {
         o.err('--badge: 4 to 128 characters');
         return EXIT.usage;
       }
+      const [{ authPolicy, pinLengthError }, { hashBadge, hashPin, loadBadgeKey }, { isStoreError }] =
+        await Promise.all([
+          import('../service/auth.js'),
+          import('../service/index.js'),
+          import('../../native/store/index.js'),
+        ]);
       const pin = process.env['LINE_STATION_NEW_PIN'] ?? (await readStdin());
       const weak = pinLengthError(role, pin, authPolicy(cfg.config.auth));
       if (weak) {

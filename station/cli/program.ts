@@ -8,7 +8,6 @@
  * and exit 0. bin/station.mjs runs `main`.
  * Imports core/, native/ and the command modules beside it; nothing else in station/ imports this folder (no cycle).
  */
-import 'reflect-metadata';
 import { runProgram, type Io, type Program } from '../../core/cli/program.js';
 import { escapeControlChars } from '../../core/display-text.js';
 import { restrictUmask } from '../../native/data-dir.js';

@@ -7,12 +7,12 @@ import { readFileSync } from 'node:fs';
 import { flagOn, str, UsageError, type Io, type ParsedArgs } from '../../core/cli/program.js';
 import { fail } from '../../core/errors.js';
 import { fromPemChain } from '../../core/pki/pem.js';
-import { verifyJws } from '../../core/pki/jws.js';
 import { anchorMismatches } from '../../core/provisioning/audit.js';
 import { ok as okResult, type Result } from '../../core/result.js';
-import type { StoredRecord } from '../../core/provisioning/store.js';
+import type { Store, StoredRecord } from '../../core/provisioning/store.js';
+import { systemClock } from '../../core/ports.js';
 import type { Engine } from '../engine.js';
-import { engineCommand, type StationCommand } from './context.js';
+import { engineCommand, storeCommand, type StationCommand } from './context.js';
 import { describeError, EXIT, exitFor } from './exit.js';
 
 /** Records per page read from the store while streaming (the store's page cap). */
@@ -36,7 +36,7 @@ export const recordsCommand: StationCommand = {
     serial: { type: 'string', arg: 'S', help: 'only the board with serial number S' },
     'work-order': { type: 'string', arg: 'W', help: 'only work order W' },
   },
-  run: engineCommand((engine, args, o) => cmdRecords(engine, args, o)),
+  run: storeCommand((db, args, o) => cmdRecords(db.store, args, o)),
 };
 
 /** `station verify-log`. */
@@ -93,7 +93,7 @@ function recordJson(r: StoredRecord): Record<string, unknown> {
   };
 }
 
-async function cmdRecords(engine: Engine, args: ParsedArgs, o: Io): Promise<number> {
+async function cmdRecords(store: Store, args: ParsedArgs, o: Io): Promise<number> {
   const ndjson = flagOn(args, 'ndjson');
   if (ndjson && flagOn(args, 'json')) throw new UsageError('--json and --ndjson exclude each other');
   const limit = count(args, 'limit');
@@ -103,12 +103,12 @@ async function cmdRecords(engine: Engine, args: ParsedArgs, o: Io): Promise<numb
     ...(str(args, 'work-order') ? { workOrder: str(args, 'work-order')! } : {}),
     ...(time(args, 'since') ? { since: time(args, 'since')! } : {}),
     // A stream pins its end at its start: records committed meanwhile are not in it and do not shift its pages.
-    before: time(args, 'before') ?? new Date(engine.clock.now().getTime() + 1).toISOString(),
+    before: time(args, 'before') ?? new Date(systemClock.now().getTime() + 1).toISOString(),
   };
   if (ndjson) {
     let left = limit ?? Number.MAX_SAFE_INTEGER;
     for (let at = offset; left > 0;) {
-      const rows = engine.store.listRecords({ ...filter, limit: Math.min(PAGE, left), offset: at });
+      const rows = store.listRecords({ ...filter, limit: Math.min(PAGE, left), offset: at });
       for (const r of rows) o.out(JSON.stringify(recordJson(r)));
       await o.drain?.();
       if (rows.length < Math.min(PAGE, left)) break;
@@ -119,7 +119,7 @@ async function cmdRecords(engine: Engine, args: ParsedArgs, o: Io): Promise<numb
   }
   if (limit !== undefined && limit > PAGE)
     throw new UsageError(`--limit is at most ${PAGE} with one page (--json or the table); --ndjson streams any number`);
-  const rows = engine.store.listRecords({ ...filter, limit: limit ?? DEFAULT_LIMIT, offset });
+  const rows = store.listRecords({ ...filter, limit: limit ?? DEFAULT_LIMIT, offset });
   if (flagOn(args, 'json')) {
     o.out(JSON.stringify(rows.map(recordJson), null, 2));
     return EXIT.ok;
@@ -129,11 +129,12 @@ async function cmdRecords(engine: Engine, args: ParsedArgs, o: Io): Promise<numb
     o.out(
       `${r.createdAt.padEnd(24)} ${r.serialNumber.padEnd(12)} ${r.workOrder.padEnd(12)} ${r.kind.padEnd(9)} ${r.recordId}`,
     );
-  o.out(`${rows.length} of ${engine.store.countRecords(filter)} records`);
+  o.out(`${rows.length} of ${store.countRecords(filter)} records`);
   return EXIT.ok;
 }
 
 async function cmdVerifyLog(engine: Engine, args: ParsedArgs, o: Io): Promise<number> {
+  const { verifyJws } = await import('../../core/pki/jws.js');
   const chain = engine.store.verifyAudit();
   const anchors = fromPemChain(readFileSync(engine.config.path(engine.config.config.pki.caChain), 'utf8'));
   if (!anchors.ok) {

@@ -5,7 +5,6 @@
  */
 import { resolve } from 'node:path';
 import { flagOn, str } from '../../core/cli/program.js';
-import { rotateStationKey } from '../rotate-key.js';
 import { withSetup, type StationCommand } from './context.js';
 import { EXIT, reportError } from './exit.js';
 
@@ -30,6 +29,7 @@ export const rotateKeyCommand: StationCommand = {
         o.err('rotate-key: give --out (write the request) or --answer (apply the registry answer), not both');
         return EXIT.usage;
       }
+      const { rotateStationKey } = await import('../rotate-key.js');
       const r = await rotateStationKey({
         dataDir,
         logger,

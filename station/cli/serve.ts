@@ -9,9 +9,6 @@ import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { flagOn, str } from '../../core/cli/program.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
-import { startBridge } from '../bridge/bridge.js';
-import { openEngine } from '../engine.js';
-import { createLogTap, createStationService } from '../service/index.js';
 import { commandLogger, dataDirOf, type StationCommand } from './context.js';
 import { describeError, EXIT, notReadyExit } from './exit.js';
 
@@ -41,6 +38,11 @@ export const serveCommand: StationCommand = {
     'static-dir': { type: 'string', arg: 'DIR', help: 'serve the UI from DIR (default: renderer/dist)' },
   },
   async run(args, { io: o }) {
+    const [{ startBridge }, { openEngine }, { createLogTap, createStationService }] = await Promise.all([
+      import('../bridge/bridge.js'),
+      import('../engine.js'),
+      import('../service/index.js'),
+    ]);
     const portArg = str(args, 'port');
     const port = portArg ? Number(portArg) : 0;
     if (!Number.isInteger(port) || port < 0 || port > 65535) {

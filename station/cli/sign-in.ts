@@ -5,13 +5,11 @@
  * native/, station/ (engine, service).
  */
 import { str, type OptionTable, type ParsedArgs } from '../../core/cli/program.js';
-import { OPERATIONS, type OperationName } from '../../core/api.js';
+import type { OperationName } from '../../core/api.js';
 import { fail } from '../../core/errors.js';
 import type { Logger } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
 import type { Engine } from '../engine.js';
-import { authPolicy, createSessions } from '../service/auth.js';
-import { loadBadgeKey } from '../service/index.js';
 import { readSecret } from './pin-input.js';
 
 /** The operator who signs in (provision, watch). */
@@ -76,6 +74,12 @@ export async function authenticateCli(
   c: CliCredentials,
   logger: Logger,
 ): Promise<Result<{ operatorId: string; supervisorId: string | null }>> {
+  // Loaded when a command signs in, not at start (bin/runtime.mjs: `station --help` loads no schema or service).
+  const [{ OPERATIONS }, { authPolicy, createSessions }, { loadBadgeKey }] = await Promise.all([
+    import('../../core/api.js'),
+    import('../service/auth.js'),
+    import('../service/index.js'),
+  ]);
   const needs = OPERATIONS[CLI_OPERATION[action]].role;
   const key = loadBadgeKey(engine.config.dataDir);
   if (!key.ok) return key;

@@ -18,7 +18,6 @@ import {
 import { stationError, type StationError } from '../../core/errors.js';
 import type { DetectedPort, Logger } from '../../core/ports.js';
 import type { Engine } from '../engine.js';
-import { operatorRevoked } from '../service/auth.js';
 import { engineCommand, type StationCommand } from './context.js';
 import { describeError, EXIT, exitFor, reportError } from './exit.js';
 import { JSON_PROGRESS, outcomeLine, progressPrinter } from './provision.js';
@@ -102,6 +101,7 @@ interface WatchRun {
 /** Provision boards as they attach until done (--count, --exit-when-done), Ctrl-C, or the operator is revoked. */
 async function watchBoards(w: WatchRun): Promise<number> {
   const { engine, o, logger, wo, operator, extra, count, exitWhenDone, json } = w;
+  const { operatorRevoked } = await import('../service/auth.js');
   const disco = extra.length
     ? (await import('../../native/discovery.js')).createDiscovery({ extraPorts: extra, pollMs: 200 })
     : engine.discovery();

@@ -24,6 +24,7 @@ import type { UnsupportedProfile } from '../../core/hsm/requirements.js';
 import { fromPem, fromPemChain } from '../../core/pki/pem.js';
 import { systemClock, type Clock, type Logger, type Signer } from '../../core/ports.js';
 import { err, ok, type Result } from '../../core/result.js';
+import { packagePath } from '../../native/package-root.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
 import { preparePrivateDir, PRIVATE_DIR_MODE } from '../../native/data-dir.js';
 import type { HsmAdmin } from '../../native/hsm/index.js';
@@ -290,7 +291,7 @@ export async function commissionStation(o: CommissionOptions): Promise<Result<Co
 
 /** The board profiles shipped with the station (for the token's unsupported-profile list). */
 function boardProfilesDir(): string {
-  return resolve(new URL('../../resources/boards', import.meta.url).pathname);
+  return packagePath('resources', 'boards');
 }
 
 /** Open the state's token with the PIN, run `fn`, close it. */

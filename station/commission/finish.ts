@@ -4,8 +4,7 @@
  * audit entry `station.commissioned` (hashes and token facts, no secret), then config.json, which makes the data dir
  * a station. Every step can run again: a commissioning killed between two of them finishes on the next run.
  */
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { sha256Hex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import type { CommissionTokenInfo } from '../../core/hq/commission.js';
@@ -14,12 +13,13 @@ import { toPem } from '../../core/pki/pem.js';
 import { ok, type Result } from '../../core/result.js';
 import type { HsmAdmin } from '../../native/hsm/index.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
+import { PACKAGE_ROOT } from '../../native/package-root.js';
 import { openStore } from '../../native/store/index.js';
 import { CONFIG_FILE, defaultRevocationUrls, StationConfigSchema, type StationConfig } from '../config.js';
 import type { CommissionState } from './state.js';
 import type { VerifiedAnswer } from './documents.js';
 
-const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const REPO_ROOT = PACKAGE_ROOT;
 
 /** The label of the HQ root's certificate object in the station token. */
 export const HQ_ROOT_LABEL = 'hq-root';

@@ -16,8 +16,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { fail } from '../../core/errors.js';
+import { PACKAGE_ROOT } from '../../native/package-root.js';
 import type { Clock, Logger } from '../../core/ports.js';
 import { systemClock } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
@@ -28,7 +28,7 @@ import { openDevHq, type DevHq } from './dev-hq.js';
 import { readCommissionState } from './state.js';
 import { checkStationDataDir, CONFIG_FILE, type StationConfig } from '../config.js';
 
-export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const REPO_ROOT = PACKAGE_ROOT;
 
 export const ROOT_TOKEN = 'LS Offline Root';
 export const STATION_TOKEN = 'LS Station';

@@ -4,7 +4,6 @@
  * without a login, then (when it is there) logged in to once and released at the end; a check that needs what another
  * could not give is `skipped`, naming that check.
  */
-import { fileURLToPath } from 'node:url';
 import { DOCTOR_CHECK_IDS, type DoctorCheck, type DoctorReport } from '../../core/api.js';
 import type { BoardProfile } from '../../core/provisioning/profiles.js';
 import { ok } from '../../core/result.js';
@@ -17,9 +16,10 @@ import { checkMechanisms, probeMechanisms, stationNeeds } from './checks/mechani
 import { checkClockSkew, checkRegistry } from './checks/registry.js';
 import { checkSerialGroup, checkSerialPorts, checkUdevRules } from './checks/serial.js';
 import type { DoctorPorts } from './ports.js';
+import { packagePath } from '../../native/package-root.js';
 
 /** The udev rules shipped with the station (generated from resources/boards by scripts/gen-udev.ts). */
-export const SHIPPED_UDEV_RULES = fileURLToPath(new URL('../../resources/udev/70-line-station.rules', import.meta.url));
+export const SHIPPED_UDEV_RULES = packagePath('resources', 'udev', '70-line-station.rules');
 
 const NO_CONFIG = 'no valid configuration (see config)';
 

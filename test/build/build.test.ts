@@ -1,0 +1,160 @@
+/**
+ * The compiled JavaScript the `station` and `registry` commands run (issue 12): scripts/build.ts compiles every
+ * source file, tests and declarations excepted, one to one (worker entries `*.worker.ts` by the same rule); the
+ * compiled program runs and finds its data files (native/package-root.ts); bin/runtime.mjs runs the build only
+ * while no source is newer, else the sources through tsx, and LINE_STATION_RUNTIME=dist refuses a stale build.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { staleReason } from '../../bin/runtime.mjs';
+import { buildNode, isBuildSource, OUT_DIR, sourceFiles, sourceRoots, STAMP } from '../../scripts/build.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+// Inside the repository (under the ignored dist/), so that node_modules and package.json resolve as for dist/node.
+mkdirSync(join(ROOT, 'dist'), { recursive: true });
+const tmp = mkdtempSync(join(ROOT, 'dist', '.test-build-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('scripts/build.ts', () => {
+  const out = join(tmp, 'node');
+  let files: string[];
+  beforeAll(async () => {
+    files = sourceFiles(ROOT, sourceRoots());
+    expect(await buildNode(ROOT, out)).toBe(files.length);
+  }, 120_000);
+
+  it('compiles every source file of the folders tsconfig.build.json includes, one to one, tests excepted', () => {
+    expect(sourceRoots()).toEqual(['core', 'native', 'station', 'registry']);
+    expect(files).toContain(join('station', 'cli', 'program.ts'));
+    expect(files.some((f) => f.endsWith('.test.ts'))).toBe(false);
+    for (const f of files) expect(existsSync(join(out, f.replace(/\.ts$/, '.js'))), f).toBe(true);
+    expect(existsSync(join(out, STAMP))).toBe(true);
+    expect(OUT_DIR).toBe(join('dist', 'node'));
+  });
+
+  it('takes worker entries by the same rule; not tests or declarations', () => {
+    expect(isBuildSource('verify.worker.ts')).toBe(true);
+    expect(isBuildSource('verify.worker.test.ts')).toBe(false);
+    expect(isBuildSource('types.d.ts')).toBe(false);
+    expect(isBuildSource('exit.mjs')).toBe(false);
+  });
+
+  it('the compiled station CLI runs and finds the data files from the package root', () => {
+    const url = (f: string) => pathToFileURL(join(out, f)).href;
+    const script = [
+      `const { main } = await import(${JSON.stringify(url('station/cli/program.js'))});`,
+      `const { PACKAGE_ROOT } = await import(${JSON.stringify(url('native/package-root.js'))});`,
+      `const { DEFAULT_PROFILE_DIR } = await import(${JSON.stringify(url('native/profiles-fs.js'))});`,
+      `console.log(JSON.stringify({ root: PACKAGE_ROOT, profiles: DEFAULT_PROFILE_DIR }));`,
+      `process.exitCode = await main(['--help']);`,
+    ].join('\n');
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const paths = JSON.parse(r.stdout.split('\n')[0]!) as { root: string; profiles: string };
+    expect(paths).toEqual({ root: ROOT, profiles: join(ROOT, 'resources', 'boards') });
+    expect(r.stdout).toContain('usage: station <command>');
+    expect(r.stderr).toBe('');
+  });
+});
+
+describe('bin/runtime.mjs: the build while it is current, else the sources', () => {
+  // A package of its own: the real bin/ files, a source entry and a "compiled" one that say which ran.
+  const pkg = join(tmp, 'pkg');
+  const src = join(pkg, 'station', 'cli', 'program.ts');
+  const stamp = join(pkg, 'dist', 'node', STAMP);
+  const at = (s: number) => new Date(Date.now() + s * 1000);
+  beforeAll(() => {
+    mkdirSync(join(pkg, 'bin'), { recursive: true });
+    for (const f of ['station.mjs', 'runtime.mjs', 'exit.mjs']) copyFileSync(join(ROOT, 'bin', f), join(pkg, 'bin', f));
+    mkdirSync(join(pkg, 'station', 'cli'), { recursive: true });
+    mkdirSync(join(pkg, 'dist', 'node', 'station', 'cli'), { recursive: true });
+    writeFileSync(src, "export async function main(): Promise<number> { console.log('sources'); return 0; }\n");
+    writeFileSync(
+      join(pkg, 'dist', 'node', 'station', 'cli', 'program.js'),
+      "export async function main() { console.log('compiled'); return 0; }\n",
+    );
+    writeFileSync(join(pkg, 'station', 'cli', 'program.test.ts'), '// a test: never compiled, never makes it stale\n');
+    writeFileSync(stamp, JSON.stringify({ roots: ['station'] }));
+  });
+  const station = (env: Record<string, string> = {}) => {
+    const e = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LINE_STATION_')));
+    return spawnSync(process.execPath, [join(pkg, 'bin', 'station.mjs')], { env: { ...e, ...env }, encoding: 'utf8' });
+  };
+
+  it('runs the build when no source is newer (a newer test file does not count)', () => {
+    utimesSync(src, at(-60), at(-60));
+    utimesSync(stamp, at(-30), at(-30));
+    expect(staleReason(pkg)).toBeNull();
+    expect(station().stdout).toBe('compiled\n');
+  });
+
+  it('runs the sources through tsx when one is newer, and refuses that build with LINE_STATION_RUNTIME=dist', () => {
+    utimesSync(src, at(-10), at(-10));
+    expect(staleReason(pkg)).toMatch(/sources in station\/ are newer than the build/);
+    expect(station().stdout).toBe('sources\n');
+    const r = station({ LINE_STATION_RUNTIME: 'dist' });
+    expect(r.status).toBe(70);
+    expect(r.stderr).toMatch(/LINE_STATION_RUNTIME=dist: sources in station\/ are newer than the build/);
+  });
+
+  it('runs the sources without a build, and always with LINE_STATION_RUNTIME=tsx', () => {
+    utimesSync(src, at(-60), at(-60));
+    utimesSync(stamp, at(-30), at(-30));
+    expect(station({ LINE_STATION_RUNTIME: 'tsx' }).stdout).toBe('sources\n');
+    rmSync(stamp);
+    expect(staleReason(pkg)).toMatch(/no build/);
+    expect(station().stdout).toBe('sources\n');
+  });
+});
+
+describe('what a command loads at start (docs/architecture.md "What a command loads")', () => {
+  /** The packages the static imports of `entries` reach (esbuild's metafile; dynamic `import()`s not followed). */
+  async function staticPackages(entries: string[]): Promise<string[]> {
+    const { build } = await import('esbuild');
+    const r = await build({
+      entryPoints: entries.map((e) => join(ROOT, e)),
+      absWorkingDir: ROOT,
+      bundle: true,
+      write: false,
+      metafile: true,
+      platform: 'node',
+      format: 'esm',
+      packages: 'external',
+      logLevel: 'silent',
+      outdir: join(tmp, 'graph'),
+    });
+    const inputs = r.metafile.inputs;
+    const seen = new Set(entries);
+    const todo = [...entries];
+    const packages = new Set<string>();
+    while (todo.length) {
+      for (const i of inputs[todo.pop()!]?.imports ?? []) {
+        if (i.kind !== 'import-statement') continue;
+        if (i.external) {
+          if (!i.path.startsWith('node:'))
+            packages.add(
+              i.path
+                .split('/')
+                .slice(0, i.path.startsWith('@') ? 2 : 1)
+                .join('/'),
+            );
+        } else if (!seen.has(i.path)) {
+          seen.add(i.path);
+          todo.push(i.path);
+        }
+      }
+    }
+    return [...packages].sort();
+  }
+
+  it('`station --help` (station/cli/program.ts) loads no package: every command imports its services in `run`', async () => {
+    expect(await staticPackages(['station/cli/program.ts'])).toEqual([]);
+  });
+
+  it('`station records` (configuration and database) loads no X.509 stack, HSM, serial, USB or PostgreSQL package', async () => {
+    expect(await staticPackages(['station/config.ts', 'native/store/index.ts'])).toEqual(['better-sqlite3', 'zod']);
+  });
+});
