@@ -8,7 +8,6 @@
  */
 import { resolve } from 'node:path';
 import { flagOn, list, positiveInt, str, type Io, type ParsedArgs } from '../../core/cli/program.js';
-import { normaliseEnrolmentCode } from '../../core/hq/commission.js';
 import { fromPem } from '../../core/pki/pem.js';
 import { fail } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
@@ -51,6 +50,7 @@ export async function registryAuthority(
   if (hqRoot && !hqRoot.ok) return hqRoot;
   const typed =
     str(args, 'enrolment-code') ?? process.env[ENROLMENT_CODE_ENV] ?? (await readStdin('enrolment code, then Enter: '));
+  const { normaliseEnrolmentCode } = await import('../../core/hq/commission.js');
   const code = normaliseEnrolmentCode(typed);
   if (!code)
     return fail(
