@@ -26,7 +26,8 @@ import { apiFail, storeError, type ApiError } from '../common/errors.js';
 import { anchorAuditHead } from '../audit/audit-anchor.js';
 import { appendEvent as appendLifecycleEvent } from '../store/lifecycle.js';
 import { stationTrust } from '../stations/trust.js';
-import { bundleStationId, verifyBundle, verifyRecordJws } from '../trust/records.js';
+import { bundleStationId, verifyBundle } from '../trust/records.js';
+import { verifyPool } from '../trust/pool.js';
 import type { StationTrust } from '../trust/verify.js';
 import type { IngestHooks } from './hooks.js';
 
@@ -75,8 +76,8 @@ export async function ingestRecords(
   const now = ctx.clock.now();
   const results: RecordResult[] = [];
   const valid = [];
-  for (const [i, jws] of records.entries()) {
-    const r = await verifyRecordJws(trust, jws, i, now);
+  // Every check of every record, spread over the verification workers (registry/trust/pool.ts).
+  for (const [i, r] of (await verifyPool().verify(trust, records, now)).entries()) {
     if (r.ok) valid.push(r.record);
     else results[i] = r.result;
   }

@@ -37,7 +37,7 @@ export async function lifecyclePrecheck(
       continue;
     }
     if (ops.size) {
-      const operator = (JSON.parse(r.recordJson) as { operator?: string }).operator;
+      const operator = r.parsed?.operator ?? (JSON.parse(r.recordJson) as { operator?: string }).operator;
       const at = operator ? ops.get(operator) : undefined;
       if (at && r.completedAt >= at) {
         out.set(r.index, 'OPERATOR_REVOKED');
@@ -51,7 +51,7 @@ export async function lifecyclePrecheck(
     }
     // A late record for a certificate this station reported as a failed issuance: the certificate is on the CRL
     // for good (cessationOfOperation), so the record would present a revoked identity as provisioned.
-    const failed = await st.failedIssuance(x, station.stationId, recordCertificate(r.recordJson).serial);
+    const failed = await st.failedIssuance(x, station.stationId, recordCertificate(r).serial);
     if (failed) {
       out.set(r.index, 'certificate-revoked-failed-issuance');
       ctx.logger.log('warn', 'record refused: its certificate was revoked as a failed issuance', {
@@ -85,8 +85,10 @@ interface RecordCert {
   readonly notAfter: string;
 }
 
-function recordCertificate(recordJson: string): RecordCert {
-  const rec = JSON.parse(recordJson) as { certificate: { serialNumber: string; sha256: string; pem: string } };
+/** The record's certificate: as ingest's verification read it, or parsed from the stored JSON. */
+function recordCertificate(r: IngestRecord): RecordCert {
+  if (r.parsed) return { ...r.parsed.certificate, serial: normaliseSerial(r.parsed.certificate.serial) };
+  const rec = JSON.parse(r.recordJson) as { certificate: { serialNumber: string; sha256: string; pem: string } };
   const der = fromPem(rec.certificate.pem, 'CERTIFICATE');
   const c = der.ok ? new X509Certificate(buf(der.value)) : null;
   return {
@@ -116,7 +118,7 @@ export async function lifecycleApplyRecords(
   let applied = 0;
   let crlChanged = false;
   for (const r of records) {
-    const cert = recordCertificate(r.recordJson);
+    const cert = recordCertificate(r);
     const did = await (async (): Promise<'provisioned' | 'reprovisioned' | 'rotated' | null> => {
       if (await st.credentialBySerial(x, stationId, cert.serial)) return null;
       const at = now(ctx);

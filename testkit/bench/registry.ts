@@ -76,6 +76,8 @@ export async function benchIngest(o: {
     registryId: 'bench',
     clock: systemClock,
     logger: quiet,
+    // Every station's batch in flight at once (the default of 4 would answer the 8-station run 503 REGISTRY_BUSY).
+    http: { maxLargeBodies: 16 },
   });
   if (!reg.ok) throw new Error(reg.error.message);
   try {
