@@ -12,7 +12,8 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { StationRow } from '../../core/hq/registry-db.js';
-import { verifyRecord, type RecordCheck, type SignerCache } from './records.js';
+import type { PackedRecord } from '../../core/hq/pack.js';
+import { checkBatchRecord, type CheckedRecord, type SignerCache } from './records.js';
 import type { StationKeyHistoryRow, StationTrust } from './verify.js';
 
 /** A slice of a batch for one worker. */
@@ -22,16 +23,22 @@ export interface VerifyJob {
   readonly trustKey: string;
   readonly row: StationRow;
   readonly history: readonly StationKeyHistoryRow[];
-  readonly records: readonly string[];
+  readonly records: readonly PackedRecord[];
+  /** The certificate table the packed records refer to (format v2; empty for v1). */
+  readonly certificates: readonly string[];
   /** Index of records[0] in the batch. */
   readonly base: number;
   /** The registry clock (ms since the epoch). */
   readonly now: number;
 }
 
-/** A worker's answer: the checks in order (accepted records without their JWS text), or why it could not run. */
+/**
+ * A worker's answer: the checked records in order, or why it could not run. A record sent as a compact JWS comes
+ * back without it (`jws: null`, the caller has it); a packed one with the JWS it was rebuilt to.
+ */
 export type VerifyAnswer =
-  { readonly id: number; readonly checks: RecordCheck[] } | { readonly id: number; readonly error: string };
+  | { readonly id: number; readonly checked: Array<{ jws: string | null; check: CheckedRecord['check'] }> }
+  | { readonly id: number; readonly error: string };
 
 /** Below this many records a batch is verified on the calling thread (a message round trip costs more). */
 const MIN_PARALLEL = 16;
@@ -53,10 +60,16 @@ function configuredSize(): number {
   return availableParallelism();
 }
 
-/** Verify records on the calling thread (the reference the workers must equal). */
-export function verifyInline(trust: StationTrust, records: readonly string[], now: Date): RecordCheck[] {
+/** Rebuild and verify records on the calling thread (the reference the workers must equal). */
+export function verifyInline(
+  trust: StationTrust,
+  records: readonly PackedRecord[],
+  certificates: readonly string[],
+  now: Date,
+  base = 0,
+): CheckedRecord[] {
   const seen: SignerCache = new Map();
-  return records.map((jws, i) => verifyRecord(trust, jws, i, now, seen));
+  return records.map((r, i) => checkBatchRecord(trust, r, certificates, base + i, now, seen));
 }
 
 class VerifyPool {
@@ -66,9 +79,14 @@ class VerifyPool {
 
   constructor(readonly size: number) {}
 
-  /** Verify every record of a batch; the answer has one check per record, in order. */
-  async verify(trust: StationTrust, records: readonly string[], now: Date): Promise<RecordCheck[]> {
-    if (this.size === 0 || records.length < MIN_PARALLEL) return verifyInline(trust, records, now);
+  /** Rebuild and verify every record of a batch or bundle; one answer per record, in order. */
+  async verify(
+    trust: StationTrust,
+    records: readonly PackedRecord[],
+    certificates: readonly string[],
+    now: Date,
+  ): Promise<CheckedRecord[]> {
+    if (this.size === 0 || records.length < MIN_PARALLEL) return verifyInline(trust, records, certificates, now);
     const trustKey = createHash('sha256')
       .update(JSON.stringify([trust.row, trust.history]))
       .digest('hex');
@@ -84,13 +102,17 @@ class VerifyPool {
           row: trust.row,
           history: trust.history,
           records: slice,
+          certificates,
           base,
           now: now.getTime(),
-        }).then((a) =>
-          'checks' in a && a.checks.length === slice.length
-            ? a.checks.map((c, i) => (c.ok ? { ok: true as const, record: { ...c.record, jws: slice[i]! } } : c))
+        }).then((a): CheckedRecord[] =>
+          'checked' in a && a.checked.length === slice.length
+            ? a.checked.map((c, i) => {
+                const jws = c.jws ?? (slice[i] as string);
+                return { jws, check: c.check.ok ? { ok: true, record: { ...c.check.record, jws } } : c.check };
+              })
             : // The worker could not verify (crashed, or could not read the trust material): same work here.
-              slice.map((jws, i) => verifyRecord(trust, jws, base + i, now)),
+              verifyInline(trust, slice, certificates, now, base),
         );
       }),
     );

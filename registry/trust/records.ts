@@ -7,25 +7,21 @@ import 'reflect-metadata';
 import { createHash, verify as nodeVerify, X509Certificate as NativeX509 } from 'node:crypto';
 import { bytesEqual, fromBase64Url, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
-import { fail } from '../../core/errors.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { MANIFEST_TYP, ManifestSchema } from '../../core/provisioning/baseline.js';
 import { fromPem } from '../../core/pki/pem.js';
 import type { IngestRecord } from '../../core/hq/registry-db.js';
 import { parseCompactJws, type ParsedJws } from '../../core/hq/jws.js';
 import {
-  BUNDLE_TYP,
-  BundlePayloadSchema,
-  MAX_BUNDLE_BYTES,
+  MAX_RECORD_CHARS,
   ProvisioningRecordSchema,
   RECORD_SCHEMA,
   RECORD_TYP,
-  recordsDigest,
   zodMessage,
-  type BundlePayload,
   type RecordResult,
   type RejectReason,
 } from '../../core/hq/protocol.js';
+import { unpackJws, type PackedRecord } from '../../core/hq/pack.js';
 import { certificateParts, certificateSpki, type CertificateParts } from './der.js';
 import { madeBeforeRotation, signerKeyOf, verifyWithStationKey, type StationKey, type StationTrust } from './verify.js';
 
@@ -290,55 +286,41 @@ export function checkDeviceCertificate(
   }
 }
 
-/** Read the station id a bundle claims (header kid, before verification): to look up the enrolled station. */
-export function bundleStationId(bundle: string): string | null {
-  const p = parseCompactJws(bundle, 'bundle', MAX_BUNDLE_BYTES);
-  if (!p.ok) return null;
-  return typeof p.value.header.kid === 'string' ? p.value.header.kid : null;
+/** A record of a batch or bundle after rebuilding: its compact JWS and the verdict on it. */
+export interface CheckedRecord {
+  /** The rebuilt compact JWS (for a record that cannot be rebuilt: its packed JSON, only to fingerprint the batch). */
+  readonly jws: string;
+  readonly check: RecordCheck;
 }
 
 /**
- * Verify a bundle file against its enrolled station: JWS (typ line-station-bundle+jws, x5c leaf = the enrolled
- * certificate, signature by the enrolled key), payload schema, stationId, count and recordsSha256.
- * INPUT_INVALID with a message that says what is wrong (truncated, modified, incomplete).
+ * Rebuild one record of a batch or bundle (format v2: packed against `certificates`; a compact JWS as it is) and
+ * verify it. A packed record that cannot be rebuilt, or is longer than MAX_RECORD_CHARS rebuilt, is `malformed`.
  */
-export async function verifyBundle(trust: StationTrust, bundle: string): Promise<Result<BundlePayload>> {
-  const p = parseCompactJws(bundle.trim(), 'bundle', MAX_BUNDLE_BYTES);
-  if (!p.ok)
-    return fail(
-      'INPUT_INVALID',
-      `the bundle is truncated or corrupted and was rejected as a whole (${p.error.message})`,
-    );
-  if (p.value.header.typ !== BUNDLE_TYP) return fail('INPUT_INVALID', `bundle: typ is not ${BUNDLE_TYP}`);
-  const signer = signerKeyOf(trust, p.value);
-  if (!signer)
-    return fail(
-      'INPUT_INVALID',
-      `bundle: the x5c leaf is not the enrolled certificate of station ${trust.row.stationId}`,
-    );
-  const sig = verifyWithStationKey(signer, p.value, 'bundle');
-  if (!sig.ok)
-    return fail(
-      'INPUT_INVALID',
-      `bundle: the signature does not verify with the key of station ${trust.row.stationId}: the file was modified or truncated; rejected as a whole`,
-    );
-  const json = readJson(p.value.payload);
-  if (json === undefined) return fail('INPUT_INVALID', 'bundle: the payload is not JSON');
-  const b = BundlePayloadSchema.safeParse(json);
-  if (!b.success) return fail('INPUT_INVALID', `bundle: ${zodMessage(b.error)}`);
-  if (b.data.stationId !== trust.row.stationId)
-    return fail('INPUT_INVALID', `bundle: made by station ${b.data.stationId}, signed by ${trust.row.stationId}`);
-  if (!madeBeforeRotation(signer, b.data.createdAt))
-    return fail(
-      'INPUT_INVALID',
-      `bundle: signed with the station key replaced at ${signer.replacedAt} (key rotation) but created at ${b.data.createdAt}, after the rotation: export it again`,
-    );
-  if (b.data.count !== b.data.records.length)
-    return fail(
-      'INPUT_INVALID',
-      `bundle is incomplete: it declares ${b.data.count} records but holds ${b.data.records.length}`,
-    );
-  if ((await recordsDigest(b.data.records)) !== b.data.recordsSha256)
-    return fail('INPUT_INVALID', 'bundle is incomplete or altered: recordsSha256 does not match its records');
-  return ok(b.data);
+export function checkBatchRecord(
+  trust: StationTrust,
+  rec: PackedRecord,
+  certificates: readonly string[],
+  index: number,
+  now: Date,
+  seen?: SignerCache,
+): CheckedRecord {
+  const u = unpackJws(rec, certificates);
+  const malformed = (message: string): CheckedRecord => ({
+    jws: typeof rec === 'string' ? rec : JSON.stringify(rec),
+    check: {
+      ok: false,
+      result: { index, recordId: null, status: 'rejected', sha256: null, reason: 'malformed', message },
+    },
+  });
+  if (!u.ok) return malformed(`record: ${u.error}`);
+  if (u.value.length > MAX_RECORD_CHARS) return malformed(`record: longer than ${MAX_RECORD_CHARS} characters`);
+  return { jws: u.value, check: verifyRecord(trust, u.value, index, now, seen) };
+}
+
+/** SHA-256 (hex) over the concatenation of JWS strings (core/hq/protocol.ts recordsDigest, with node:crypto). */
+export function recordsDigestSync(records: readonly string[]): string {
+  const h = createHash('sha256');
+  for (const r of records) h.update(r, 'utf8');
+  return h.digest('hex');
 }

@@ -7,7 +7,7 @@
 import 'reflect-metadata';
 import { parentPort } from 'node:worker_threads';
 import { loadStationTrust, type StationTrust } from './verify.js';
-import { verifyRecord, type SignerCache } from './records.js';
+import { checkBatchRecord, type SignerCache } from './records.js';
 import type { VerifyAnswer, VerifyJob } from './pool.js';
 
 const MAX_CACHED = 64;
@@ -28,12 +28,13 @@ async function run(job: VerifyJob): Promise<VerifyAnswer> {
   if (typeof trust === 'string') return { id: job.id, error: trust };
   const now = new Date(job.now);
   const seen: SignerCache = new Map();
-  const checks = job.records.map((jws, i) => {
-    const c = verifyRecord(trust, jws, job.base + i, now, seen);
-    // The caller holds the JWS text: do not copy it back.
-    return c.ok ? { ok: true as const, record: { ...c.record, jws: '' } } : c;
+  const checked = job.records.map((r, i) => {
+    const { jws, check } = checkBatchRecord(trust, r, job.certificates, job.base + i, now, seen);
+    // A compact JWS the caller sent it holds already: not copied back.
+    const back = typeof r === 'string' ? null : jws;
+    return { jws: back, check: check.ok ? { ok: true as const, record: { ...check.record, jws: '' } } : check };
   });
-  return { id: job.id, checks };
+  return { id: job.id, checked };
 }
 
 parentPort?.on('message', (job: VerifyJob) => {
