@@ -27,7 +27,8 @@ export interface PackedJws {
 const MAX_DEPTH = 32;
 const PEM_RE = /^-----BEGIN CERTIFICATE-----\n(?:[A-Za-z0-9+/=]{1,64}\n)+-----END CERTIFICATE-----\n$/;
 const STD_B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const COMPACT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+/** A compact JWS: its protected header is a JSON object, so its first characters are `eyJ` (`{"`). */
+const COMPACT_RE = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** The certificate table of one batch or bundle while it is built: each certificate (standard base64 DER) once. */
 export class CertificateTable {
