@@ -1,6 +1,6 @@
 /**
  * The headquarters part of `npm run bench` (scripts/bench.ts calls `benchHeadquarters`; alone:
- * `npx tsx scripts/bench/ingest.ts [--query-records N]`): registry ingest with full verification (SQLite and, with
+ * `npx tsx scripts/bench/ingest.ts [--query-records N] [--parts ingest,bundle,queries]`): registry ingest with full verification (SQLite and, with
  * LINE_STATION_TEST_PG_URL set, PostgreSQL; 1 and 8 stations), the raw node:crypto P-256 verification rate of one
  * core measured in the same run and the ratio of ingest to it, bundle size per record (format v2, and v1 for
  * comparison), bundle export and import rates, and the registry queries at a million records (p50 / p95 per query).
@@ -144,8 +144,11 @@ async function queryFigures(pgUrl: string | undefined, records: number): Promise
   );
 }
 
-/** Print every headquarters figure of `npm run bench`. */
-export async function benchHeadquarters(o: { queryRecords?: number } = {}): Promise<void> {
+type Part = 'ingest' | 'bundle' | 'queries';
+
+/** Print every headquarters figure of `npm run bench` (or only `parts`). */
+export async function benchHeadquarters(o: { queryRecords?: number; parts?: readonly Part[] } = {}): Promise<void> {
+  const parts = new Set<Part>(o.parts ?? ['ingest', 'bundle', 'queries']);
   const pgUrl = process.env['LINE_STATION_TEST_PG_URL'];
   const dir = mkdtempSync(join(tmpdir(), 'ls-bench-hq-'));
   console.log('');
@@ -155,18 +158,22 @@ export async function benchHeadquarters(o: { queryRecords?: number } = {}): Prom
       .join(' ')})`,
   );
   try {
-    await ingestFigures(pgUrl);
-    await bundleFigures(dir);
-    await queryFigures(pgUrl, o.queryRecords ?? 1_000_000);
+    if (parts.has('ingest')) await ingestFigures(pgUrl);
+    if (parts.has('bundle')) await bundleFigures(dir);
+    if (parts.has('queries')) await queryFigures(pgUrl, o.queryRecords ?? 1_000_000);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const i = process.argv.indexOf('--query-records');
-  const n = i > 0 ? Number(process.argv[i + 1]) : undefined;
-  benchHeadquarters(n ? { queryRecords: n } : {}).then(
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
+  const n = Number(arg('--query-records') ?? 1_000_000);
+  const parts = (arg('--parts') ?? 'ingest,bundle,queries').split(',') as Part[];
+  benchHeadquarters({ queryRecords: n, parts }).then(
     () => process.exit(0),
     (e: unknown) => {
       console.error(e);
