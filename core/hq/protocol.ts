@@ -466,11 +466,8 @@ export async function recordsDigest(records: readonly string[]): Promise<string>
   return sha256Hex(concatBytes(...records.map((r) => utf8(r))));
 }
 
-/**
- * Build a bundle file (`line-station/bundle/v1`): a compact JWS signed by the station key with
- * typ "line-station-bundle+jws", kid = stationId and x5c = the station chain (DER, leaf first).
- */
-export async function createBundle(p: {
+/** What a bundle is made of (both formats). */
+export interface BundleContents {
   signer: Signer;
   chain: readonly Uint8Array[];
   stationId: string;
@@ -480,7 +477,10 @@ export async function createBundle(p: {
   clock: Clock;
   bundleId?: string;
   auditHead?: AuditHeadSubmission;
-}): Promise<Result<{ bundleId: string; jws: string }>> {
+}
+
+/** The bundle's events, after checking the counts of records and events. */
+function bundleEvents(p: BundleContents): Result<readonly string[]> {
   const revocations = p.revocations ?? [];
   if (revocations.length > MAX_REVOCATION_EVENTS)
     return fail('INPUT_INVALID', `a bundle holds at most ${MAX_REVOCATION_EVENTS} revocation events`);
@@ -489,6 +489,18 @@ export async function createBundle(p: {
       'INPUT_INVALID',
       `a bundle holds 1..${MAX_BUNDLE_RECORDS} records (or none with revocation events), got ${p.records.length}`,
     );
+  return ok(revocations);
+}
+
+/**
+ * Build a bundle file in format v1 (`line-station/bundle/v1`, what older stations export; the tests of the old
+ * format use it): a compact JWS signed by the station key with typ "line-station-bundle+jws", kid = stationId and
+ * x5c = the station chain (DER, leaf first).
+ */
+export async function createBundle(p: BundleContents): Promise<Result<{ bundleId: string; jws: string }>> {
+  const events = bundleEvents(p);
+  if (!events.ok) return events;
+  const revocations = events.value;
   const bundleId = p.bundleId ?? globalThis.crypto.randomUUID();
   const payload: BundlePayload = {
     schema: BUNDLE_SCHEMA,
@@ -515,24 +527,10 @@ export async function createBundle(p: {
  * key (typ line-station-bundle+jws, kid = stationId, x5c = the station chain) over the manifest that binds them.
  * `content` is the file's text (one line of JSON).
  */
-export async function createBundleV2(p: {
-  signer: Signer;
-  chain: readonly Uint8Array[];
-  stationId: string;
-  records: readonly string[];
-  revocations?: readonly string[];
-  clock: Clock;
-  bundleId?: string;
-  auditHead?: AuditHeadSubmission;
-}): Promise<Result<{ bundleId: string; content: string }>> {
-  const revocations = p.revocations ?? [];
-  if (revocations.length > MAX_REVOCATION_EVENTS)
-    return fail('INPUT_INVALID', `a bundle holds at most ${MAX_REVOCATION_EVENTS} revocation events`);
-  if ((p.records.length === 0 && revocations.length === 0) || p.records.length > MAX_BUNDLE_RECORDS)
-    return fail(
-      'INPUT_INVALID',
-      `a bundle holds 1..${MAX_BUNDLE_RECORDS} records (or none with revocation events), got ${p.records.length}`,
-    );
+export async function createBundleV2(p: BundleContents): Promise<Result<{ bundleId: string; content: string }>> {
+  const events = bundleEvents(p);
+  if (!events.ok) return events;
+  const revocations = events.value;
   const bundleId = p.bundleId ?? globalThis.crypto.randomUUID();
   const packed = packRecords(p.records);
   const manifest: BundleManifestV2 = {

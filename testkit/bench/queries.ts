@@ -8,17 +8,11 @@
  * one device in ten has a second (rotation) record.
  */
 import 'reflect-metadata';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
 import { systemClock } from '../../core/ports.js';
-import { createRootCertificate } from '../../core/pki/ca.js';
-import { startRegistry } from '../../registry/http/server.js';
 import { enrollStation } from '../../registry/stations/service.js';
-import { createTestSigner } from '../pki/test-signer.js';
 import { createTestStation } from '../registry/fixtures.js';
 import { call } from '../registry/harness.js';
+import { startBenchRegistry } from './registry.js';
 
 export interface QueryFigure {
   readonly query: string;
@@ -33,7 +27,6 @@ export interface QueryBench {
   readonly figures: readonly QueryFigure[];
 }
 
-const quiet = { log() {}, child: () => quiet };
 const STATIONS = 8;
 const WORK_ORDERS = 100;
 const ROWS_PER_STATEMENT = 500;
@@ -84,59 +77,17 @@ export async function benchQueries(o: {
   pgUrl?: string;
 }): Promise<QueryBench> {
   const samples = o.samples ?? 200;
-  let dbUrl: string;
-  let cleanup: () => Promise<void>;
-  if (o.backend === 'sqlite') {
-    const dir = await mkdtemp(join(tmpdir(), 'ls-registry-queries-'));
-    dbUrl = `sqlite:${join(dir, 'registry.db')}`;
-    cleanup = () => rm(dir, { recursive: true, force: true });
-  } else {
-    const base = o.pgUrl;
-    if (!base) throw new Error('benchQueries(postgres): pgUrl needed (see scripts/pg-test.sh)');
-    const name = `ls_bench_q_${Date.now().toString(36)}`;
-    const c = new pg.Client({ connectionString: base });
-    await c.connect();
-    await c.query(`CREATE DATABASE ${name}`);
-    await c.end();
-    const u = new URL(base);
-    u.pathname = `/${name}`;
-    dbUrl = u.toString();
-    cleanup = async () => {
-      const d = new pg.Client({ connectionString: base });
-      await d.connect();
-      await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await d.end();
-    };
-  }
-  const signer = await createTestSigner('P-256');
-  const cert = await createRootCertificate({
-    signer,
-    subject: { commonName: 'Bench Registry' },
-    validityDays: 30,
-    clock: systemClock,
-  });
-  if (!cert.ok) throw new Error(cert.error.message);
   const adminToken = 'bench-admin-token-0123456789abcdef';
-  const reg = await startRegistry({
-    db: dbUrl,
-    port: 0,
-    signer,
-    registryChain: [cert.value],
-    registryId: 'bench-queries',
-    adminToken,
-    clock: systemClock,
-    logger: quiet,
-  });
-  if (!reg.ok) throw new Error(reg.error.message);
+  const { reg, cleanup } = await startBenchRegistry({ backend: o.backend, pgUrl: o.pgUrl, adminToken });
   try {
     const stations: string[] = [];
     for (let s = 0; s < STATIONS; s++) {
       const st = await createTestStation(`bench-q-${s}`, systemClock);
-      const e = await enrollStation(reg.value.context, { stationId: st.id, chainPem: st.chainPem });
+      const e = await enrollStation(reg.context, { stationId: st.id, chainPem: st.chainPem });
       if (!e.ok) throw new Error(e.error.message);
       stations.push(st.id);
     }
-    const sql = reg.value.db.sql;
+    const sql = reg.db.sql;
     const columns =
       'record_id, station_id, sha256, chip_id, serial_number, model, work_order, kind, supersedes_record_id, completed_at, received_at, batch_id, record_json, jws';
     const tuple = `(${Array.from({ length: 14 }, () => '?').join(', ')})`;
@@ -189,19 +140,18 @@ export async function benchQueries(o: {
       for (let k = 0; k < samples + 5; k++) {
         const p = path();
         const t = performance.now();
-        const r = await call(reg.value.url, 'GET', p, { bearer: adminToken });
+        const r = await call(reg.url, 'GET', p, { bearer: adminToken });
         const d = performance.now() - t;
         if (r.status !== 200) throw new Error(`${p}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
         if (k >= 5) ms.push(d); // the first few warm the caches
       }
       figures.push({ query, p50: pct(ms, 50), p95: pct(ms, 95) });
     }
-    const stats = await call(reg.value.url, 'GET', '/v1/stats', { bearer: adminToken });
+    const stats = await call(reg.url, 'GET', '/v1/stats', { bearer: adminToken });
     const s = stats.json as { records: number };
     if (s.records !== o.records) throw new Error(`stats says ${s.records} records, filled ${o.records}`);
     return { backend: o.backend, records: o.records, fillSeconds, figures };
   } finally {
-    await reg.value.close();
     await cleanup();
   }
 }

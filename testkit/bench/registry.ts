@@ -15,7 +15,7 @@ import { createRootCertificate } from '../../core/pki/ca.js';
 import { createTestSigner } from '../pki/test-signer.js';
 import { MAX_BATCH_RECORDS, signRequest, type BatchResponse } from '../../core/hq/protocol.js';
 import { packRecords } from '../../core/hq/pack.js';
-import { startRegistry } from '../../registry/http/server.js';
+import { startRegistry, type RegistryHttpOptions, type RunningRegistry } from '../../registry/http/server.js';
 import { audienceOf } from '../../registry/common/context.js';
 import { enrollStation } from '../../registry/stations/service.js';
 import { createTestStation, makeManyRecords, type MadeRecord, type TestStation } from '../registry/fixtures.js';
@@ -32,13 +32,13 @@ export interface BenchResult {
 
 const quiet = { log() {}, child: () => quiet };
 
-/** Measure ingest throughput (records/s) with full verification. */
-export async function benchIngest(o: {
+/** A registry for a bench on a fresh database (SQLite in a temp dir, or a new PostgreSQL database). */
+export async function startBenchRegistry(o: {
   backend: 'sqlite' | 'postgres';
-  stations: 1 | 8;
-  records: number;
-  pgUrl?: string;
-}): Promise<BenchResult> {
+  pgUrl?: string | undefined;
+  adminToken?: string;
+  http?: RegistryHttpOptions;
+}): Promise<{ reg: RunningRegistry; cleanup: () => Promise<void> }> {
   let dbUrl: string;
   let cleanup: () => Promise<void>;
   if (o.backend === 'sqlite') {
@@ -47,7 +47,7 @@ export async function benchIngest(o: {
     cleanup = () => rm(dir, { recursive: true, force: true });
   } else {
     const base = o.pgUrl ?? process.env['LINE_STATION_TEST_PG_URL'];
-    if (!base) throw new Error('benchIngest(postgres): set LINE_STATION_TEST_PG_URL (see scripts/pg-test.sh)');
+    if (!base) throw new Error('bench (postgres): set LINE_STATION_TEST_PG_URL (see scripts/pg-test.sh)');
     const name = `ls_bench_${Date.now().toString(36)}`;
     const c = new pg.Client({ connectionString: base });
     await c.connect();
@@ -79,16 +79,42 @@ export async function benchIngest(o: {
     registryId: 'bench',
     clock: systemClock,
     logger: quiet,
-    // Every station's batch in flight at once (the default of 4 would answer the 8-station run 503 REGISTRY_BUSY).
+    ...(o.adminToken ? { adminToken: o.adminToken } : {}),
+    ...(o.http ? { http: o.http } : {}),
+  });
+  if (!reg.ok) {
+    await cleanup();
+    throw new Error(reg.error.message);
+  }
+  const running = reg.value;
+  return {
+    reg: running,
+    cleanup: async () => {
+      await running.close();
+      await cleanup();
+    },
+  };
+}
+
+/** Measure ingest throughput (records/s) with full verification. */
+export async function benchIngest(o: {
+  backend: 'sqlite' | 'postgres';
+  stations: 1 | 8;
+  records: number;
+  pgUrl?: string;
+}): Promise<BenchResult> {
+  // Every station's batch in flight at once (the default of 4 would answer the 8-station run 503 REGISTRY_BUSY).
+  const { reg, cleanup } = await startBenchRegistry({
+    backend: o.backend,
+    pgUrl: o.pgUrl,
     http: { maxLargeBodies: 16 },
   });
-  if (!reg.ok) throw new Error(reg.error.message);
   try {
     const per = Math.ceil(o.records / o.stations);
     const fleet: Array<{ station: TestStation; records: MadeRecord[] }> = [];
     for (let i = 0; i < o.stations; i++) {
       const station = await createTestStation(`bench-${i}`, systemClock);
-      const e = await enrollStation(reg.value.context, { stationId: station.id, chainPem: station.chainPem });
+      const e = await enrollStation(reg.context, { stationId: station.id, chainPem: station.chainPem });
       if (!e.ok) throw new Error(e.error.message);
       fleet.push({
         station,
@@ -121,10 +147,10 @@ export async function benchIngest(o: {
             '/v1/batches',
             body,
             systemClock,
-            audienceOf(reg.value.context),
+            audienceOf(reg.context),
           );
           if (!auth.ok) throw new Error(auth.error.message);
-          const res = await fetch(`${reg.value.url}/v1/batches`, {
+          const res = await fetch(`${reg.url}/v1/batches`, {
             method: 'POST',
             headers: { 'content-type': 'application/json', authorization: auth.value },
             body,
@@ -146,7 +172,6 @@ export async function benchIngest(o: {
       cpuMsPerRecord: (cpu.user + cpu.system) / 1000 / o.records,
     };
   } finally {
-    await reg.value.close();
     await cleanup();
   }
 }
