@@ -80,7 +80,7 @@ const ISSUE_BACKDATE_MS = 60_000;
  * revocation): a record claiming an earlier completedAt is refused too (a stolen station key backdates records).
  */
 function issuedSince(r: IngestRecord, revokedAt: string): boolean {
-  const nb = Date.parse(recordCertificate(r.recordJson).notBefore);
+  const nb = Date.parse(recordCertificate(r).notBefore);
   return Number.isFinite(nb) && nb + ISSUE_BACKDATE_MS >= Date.parse(revokedAt);
 }
 
