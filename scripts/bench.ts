@@ -6,9 +6,10 @@
  * (cycle minus time spent waiting on the board), bytes on the wire per board (and what that costs on
  * a 115200-baud UART), boards/minute at 1, 4 and 16 concurrent boards, the raw HSM signing rate of
  * the same token and the ratio of provisioning throughput to what the HSM alone allows.
- * Then the registry: ingest rate with full verification for SQLite and PostgreSQL (if LINE_STATION_TEST_PG_URL is
- * set, e.g. `export LINE_STATION_TEST_PG_URL=$(bash scripts/pg-test.sh)`) with 1 and 8 concurrent stations, and
- * bundle export / import throughput. `--station-only` skips the registry part.
+ * Then headquarters (scripts/bench/ingest.ts): ingest with full verification for SQLite and PostgreSQL (if
+ * LINE_STATION_TEST_PG_URL is set, e.g. `export LINE_STATION_TEST_PG_URL=$(bash scripts/pg-test.sh)`) with 1 and 8
+ * stations and its ratio to the raw verify rate, bundle size and rates, queries at a million records.
+ * `--station-only` skips the headquarters part.
  */
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
@@ -168,68 +169,9 @@ async function main(): Promise<void> {
 
   await engine.close();
   sim.kill('SIGTERM');
-  if (!process.argv.includes('--station-only')) await benchRegistry();
+  if (!process.argv.includes('--station-only')) await (await import('./bench/ingest.js')).benchHeadquarters();
   await (await import('./bench/startup.js')).benchStartup(join(dir, 'station'));
   rmSync(dir, { recursive: true, force: true });
-}
-
-/** Registry ingest (records/s, full verification over HTTP) and bundle export/import throughput. */
-async function benchRegistry(): Promise<void> {
-  const { benchIngest } = await import('../testkit/bench/registry.js');
-  const { createTestStation, makeManyRecords } = await import('../testkit/registry/fixtures.js');
-  const { createBundle, signRequest } = await import('../core/hq/protocol.js');
-  const { startTestRegistry } = await import('../test/integration/sync-fixture.js');
-  const { systemClock } = await import('../core/ports.js');
-  const pgUrl = process.env['LINE_STATION_TEST_PG_URL'];
-  const RECORDS = 4000;
-  console.log('');
-  console.log(`| registry ingest, full verification, ${RECORDS} records in batches of 500 | records/s |`);
-  console.log('| --- | --- |');
-  for (const backend of ['sqlite', 'postgres'] as const) {
-    if (backend === 'postgres' && !pgUrl) {
-      console.log('| PostgreSQL | skipped: LINE_STATION_TEST_PG_URL not set |');
-      continue;
-    }
-    for (const stations of [1, 8] as const) {
-      const r = await benchIngest({ backend, stations, records: RECORDS, ...(pgUrl ? { pgUrl } : {}) });
-      console.log(`| ${backend}, ${stations} station${stations > 1 ? 's' : ''} | ${fmt(r.recordsPerSecond, 0)} |`);
-    }
-  }
-
-  const N = 2000; // a record with its certificate, chain and manifest is ~13 KiB: keep the bundle under the 64 MiB body limit
-  const station = await createTestStation('bench-bundle', systemClock);
-  const made = await makeManyRecords(station, systemClock, N);
-  let t = performance.now();
-  const bundle = await createBundle({
-    signer: station.signer,
-    chain: station.chain,
-    stationId: station.id,
-    records: made.map((m) => m.jws),
-    clock: systemClock,
-  });
-  if (!bundle.ok) throw new Error(bundle.error.message);
-  const exportS = (performance.now() - t) / 1000;
-  const reg = await startTestRegistry(mkdtempSync(join(dir, 'reg-')), [station]);
-  const reqBody = JSON.stringify({ bundle: bundle.value.jws });
-  t = performance.now();
-  const { audienceAt } = await import('../testkit/registry/harness.js');
-  const aud = await audienceAt(reg.url);
-  const auth = await signRequest(station.signer, station.id, 'POST', '/v1/bundles', reqBody, systemClock, aud);
-  if (!auth.ok) throw new Error(auth.error.message);
-  const res = await fetch(`${reg.url}/v1/bundles`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: auth.value },
-    body: reqBody,
-  });
-  const body = (await res.json()) as { results?: unknown[] };
-  const importS = (performance.now() - t) / 1000;
-  if (!res.ok) throw new Error(`bundle import failed: ${res.status} ${JSON.stringify(body).slice(0, 200)}`);
-  await reg.close();
-  console.log('');
-  console.log(`| bundle of ${N} records (${fmt(bundle.value.jws.length / 2 ** 20, 1)} MiB) | records/s |`);
-  console.log('| --- | --- |');
-  console.log(`| export (sign the bundle) | ${fmt(N / exportS, 0)} |`);
-  console.log(`| import at the registry (verify everything, store, sign the receipt) | ${fmt(N / importS, 0)} |`);
 }
 
 main().then(

@@ -5,7 +5,7 @@
  * the message). Same strictness as core/pki/jws.ts: ES256/ES384, canonical base64url, header {alg, typ, kid, x5c} only.
  */
 import type { z } from 'zod';
-import { fromBase64Url, toBase64Url, utf8 } from '../bytes.js';
+import { utf8 } from '../bytes.js';
 import { fail } from '../errors.js';
 import type { SignatureAlgorithm } from '../ports.js';
 import { err, ok, type Result } from '../result.js';
@@ -53,18 +53,23 @@ export function parseCompactJws(jws: unknown, what = 'JWS', maxChars = MAX_JWS_C
   if (parts.length !== 3)
     return bad(`expected 3 dot-separated parts (compact serialization), found ${parts.length}: truncated or not a JWS`);
   const [h, p, s] = parts as [string, string, string];
+  // Canonical base64url only: decoding and re-encoding must give back the same text. Node's decoder skips
+  // characters outside the alphabet and accepts '+', '/' and '=', so any of those, a stray trailing bit or an
+  // impossible length changes the re-encoding: one comparison checks the alphabet and the canonical form.
+  const decoded: Uint8Array[] = [];
   for (const [name, v] of [
     ['header', h],
     ['payload', p],
     ['signature', s],
   ] as const) {
-    if (!B64URL.test(v) || v.length % 4 === 1) return bad(`the ${name} is not valid base64url`);
+    const b = Buffer.from(v, 'base64url');
+    if (b.toString('base64url') !== v)
+      return bad(
+        B64URL.test(v) && v.length % 4 !== 1 ? 'non-canonical base64url' : `the ${name} is not valid base64url`,
+      );
+    decoded.push(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
   }
-  const hb = fromBase64Url(h);
-  const pb = fromBase64Url(p);
-  const sb = fromBase64Url(s);
-  // Canonical encoding only: a re-encoding must give back the same text (no stray trailing bits).
-  if (toBase64Url(hb) !== h || toBase64Url(pb) !== p || toBase64Url(sb) !== s) return bad('non-canonical base64url');
+  const [hb, pb, sb] = decoded as [Uint8Array, Uint8Array, Uint8Array];
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(hb));

@@ -13,6 +13,7 @@ import { parseCertificate } from '../pki/chain.js';
 import { signJws } from '../pki/jws.js';
 import { ProvisioningRecordSchema, RECORD_SCHEMA, RECORD_TYP } from '../provisioning/record.js';
 import { importJwsKey, parseCompactJws, verifyParsedJws } from './jws.js';
+import { packRecords, type PackedJws, type PackedRecord } from './pack.js';
 import { zodMessage } from '../zod-message.js';
 import { AuditAnchorOutcomeSchema, AuditHeadSubmissionSchema, type AuditHeadSubmission } from './audit-head.js';
 
@@ -35,13 +36,16 @@ export const RECEIPT_TYP = 'line-station-receipt+jws';
 export const BUNDLE_TYP = 'line-station-bundle+jws';
 export const RECEIPT_SCHEMA = 'line-station/receipt/v1';
 export const BUNDLE_SCHEMA = 'line-station/bundle/v1';
+/** Bundle format v2 (docs/formats.md "Bundle v2"): certificates once, records packed, a small signed manifest. */
+export const BUNDLE_SCHEMA_V2 = 'line-station/bundle/v2';
 /** Authorization scheme of station requests: `Authorization: LS-Sig <compact JWS>`. */
 export const AUTH_SCHEME = 'LS-Sig';
 
 export const MAX_BATCH_RECORDS = 500;
 /**
- * A record with its certificate, chain and manifest is ~13 KiB, ~17 KiB once base64url-encoded in the bundle JWS:
- * 2,000 records stay well inside MAX_BUNDLE_BYTES (and the body limit). A station with more exports several bundles.
+ * A record with its certificate, chain and manifest is ~13 KiB as a compact JWS, ~17 KiB once base64url-encoded in a
+ * v1 bundle JWS, ~3.3 KiB packed in a v2 bundle: 2,000 records stay well inside MAX_BUNDLE_BYTES (and the body
+ * limit) either way. A station with more exports several bundles.
  */
 export const MAX_BUNDLE_RECORDS = 2000;
 // The body size limits live in ./limits.ts (the route table reads them without this module's schemas).
@@ -56,6 +60,10 @@ export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 export const MAX_HEALTH_RESPONSE_BYTES = 16 * 1024;
 /** Maximum size of one record JWS. */
 export const MAX_RECORD_CHARS = 64 * 1024;
+/** Most certificates in the table of one v2 batch or bundle (a record adds its own device certificate and a few). */
+export const MAX_TABLE_CERTIFICATES = 16 * MAX_BUNDLE_RECORDS;
+/** Longest certificate of a table (standard base64 DER). */
+export const MAX_TABLE_CERTIFICATE_CHARS = 16 * 1024;
 /** Accepted clock difference between a request's `ts` and the registry clock. */
 export const MAX_CLOCK_SKEW_S = 300;
 
@@ -262,10 +270,38 @@ export type RevocationsResponse = z.infer<typeof RevocationsResponseSchema>;
 
 // ---------------------------------------------------------------- batches
 
+/** A packed record (core/hq/pack.ts, docs/formats.md "Packed JWS"); its payload is checked when it is rebuilt. */
+export const PackedJwsSchema: z.ZodType<PackedJws> = z
+  .object({
+    alg: z.enum(['ES256', 'ES384']),
+    typ: z.string().max(256).optional(),
+    kid: z.string().max(256).optional(),
+    x5c: z.array(z.number().int().min(0)).min(1).max(8).optional(),
+    payload: z.unknown(),
+    signature: z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, 'expected base64url'),
+  })
+  .strict() as z.ZodType<PackedJws>;
+
+/** A record of a batch or bundle: a compact JWS (format v1 and v2), or packed (v2). */
+export const BatchRecordSchema: z.ZodType<PackedRecord> = z.union([z.string().max(MAX_RECORD_CHARS), PackedJwsSchema]);
+
+/** The certificate table of a v2 batch or bundle: standard base64 DER, each once. */
+export const CertificateTableSchema = z
+  .array(
+    z
+      .string()
+      .min(4)
+      .max(MAX_TABLE_CERTIFICATE_CHARS)
+      .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'expected base64 DER'),
+  )
+  .max(MAX_TABLE_CERTIFICATES);
+
 export const BatchRequestSchema = z
   .object({
     batchId: z.uuid(),
-    records: z.array(z.string().max(MAX_RECORD_CHARS)).min(1).max(MAX_BATCH_RECORDS),
+    /** Format v1: compact JWS only. Format v2: packed records whose certificates are in `certificates`. */
+    records: z.array(BatchRecordSchema).min(1).max(MAX_BATCH_RECORDS),
+    certificates: CertificateTableSchema.optional(),
     /** The station's signed audit head and consistency proof (core/hq/audit-head.ts, docs/audit.md). */
     auditHead: AuditHeadSubmissionSchema.optional(),
   })
@@ -365,9 +401,54 @@ export const BundlePayloadSchema = z
   });
 export type BundlePayload = z.infer<typeof BundlePayloadSchema>;
 
+/**
+ * The signed manifest of a v2 bundle (the payload of its `signed` JWS): the bundle's identity and the digests that
+ * bind everything else in the file.
+ */
+export const BundleManifestV2Schema = z
+  .object({
+    schema: z.literal(BUNDLE_SCHEMA_V2),
+    bundleId: z.uuid(),
+    stationId: StationIdSchema,
+    createdAt: ISO,
+    count: z.number().int().min(0).max(MAX_BUNDLE_RECORDS),
+    /** SHA-256 (hex) over the concatenation of the REBUILT record JWS strings (UTF-8), in order: as in v1. */
+    recordsSha256: HEX64,
+    /** SHA-256 (hex) of the canonical JSON of the file's `certificates` array. */
+    certificatesSha256: HEX64,
+    /** SHA-256 (hex) of the canonical JSON of the file's `auditHead`, when it has one. */
+    auditHeadSha256: HEX64.optional(),
+    /** SHA-256 (hex) over the concatenation of the file's `revocations` JWS strings, when it has any. */
+    revocationsSha256: HEX64.optional(),
+  })
+  .strict();
+export type BundleManifestV2 = z.infer<typeof BundleManifestV2Schema>;
+
+/** A v2 bundle file (one JSON object). */
+export const BundleFileV2Schema = z
+  .object({
+    schema: z.literal(BUNDLE_SCHEMA_V2),
+    /** Compact JWS (typ line-station-bundle+jws, x5c = station chain), payload = BundleManifestV2 canonical JSON. */
+    signed: z
+      .string()
+      .min(1)
+      .max(64 * 1024),
+    certificates: CertificateTableSchema,
+    records: z.array(BatchRecordSchema).max(MAX_BUNDLE_RECORDS),
+    auditHead: AuditHeadSubmissionSchema.optional(),
+    revocations: z
+      .array(z.string().min(1).max(MAX_REVOCATION_EVENT_CHARS))
+      .min(1)
+      .max(MAX_REVOCATION_EVENTS)
+      .optional(),
+  })
+  .strict();
+export type BundleFileV2 = z.infer<typeof BundleFileV2Schema>;
+
 export const BundleRequestSchema = z
   .object({
-    bundle: z.string().min(1).max(MAX_BUNDLE_BYTES),
+    /** The bundle file's text (v1: the compact JWS; v2: the JSON object's text), or a v2 bundle as JSON. */
+    bundle: z.union([z.string().min(1).max(MAX_BUNDLE_BYTES), BundleFileV2Schema]),
     /** Admin only: import a revoked station's bundle (records completed before the revocation are accepted). */
     allowRevokedStation: z.boolean().optional(),
   })
@@ -382,11 +463,8 @@ export async function recordsDigest(records: readonly string[]): Promise<string>
   return sha256Hex(concatBytes(...records.map((r) => utf8(r))));
 }
 
-/**
- * Build a bundle file (`line-station/bundle/v1`): a compact JWS signed by the station key with
- * typ "line-station-bundle+jws", kid = stationId and x5c = the station chain (DER, leaf first).
- */
-export async function createBundle(p: {
+/** What a bundle is made of (both formats). */
+export interface BundleContents {
   signer: Signer;
   chain: readonly Uint8Array[];
   stationId: string;
@@ -396,7 +474,10 @@ export async function createBundle(p: {
   clock: Clock;
   bundleId?: string;
   auditHead?: AuditHeadSubmission;
-}): Promise<Result<{ bundleId: string; jws: string }>> {
+}
+
+/** The bundle's events, after checking the counts of records and events. */
+function bundleEvents(p: BundleContents): Result<readonly string[]> {
   const revocations = p.revocations ?? [];
   if (revocations.length > MAX_REVOCATION_EVENTS)
     return fail('INPUT_INVALID', `a bundle holds at most ${MAX_REVOCATION_EVENTS} revocation events`);
@@ -405,6 +486,18 @@ export async function createBundle(p: {
       'INPUT_INVALID',
       `a bundle holds 1..${MAX_BUNDLE_RECORDS} records (or none with revocation events), got ${p.records.length}`,
     );
+  return ok(revocations);
+}
+
+/**
+ * Build a bundle file in format v1 (`line-station/bundle/v1`, what older stations export; the tests of the old
+ * format use it): a compact JWS signed by the station key with typ "line-station-bundle+jws", kid = stationId and
+ * x5c = the station chain (DER, leaf first).
+ */
+export async function createBundle(p: BundleContents): Promise<Result<{ bundleId: string; jws: string }>> {
+  const events = bundleEvents(p);
+  if (!events.ok) return events;
+  const revocations = events.value;
   const bundleId = p.bundleId ?? globalThis.crypto.randomUUID();
   const payload: BundlePayload = {
     schema: BUNDLE_SCHEMA,
@@ -423,6 +516,46 @@ export async function createBundle(p: {
     header: { typ: BUNDLE_TYP, kid: p.stationId, x5c: p.chain },
   });
   return jws.ok ? ok({ bundleId, jws: jws.value }) : jws;
+}
+
+/**
+ * Build a v2 bundle file (`line-station/bundle/v2`, docs/formats.md "Bundle v2"): the records packed against one
+ * certificate table, the audit head and revocation events as they are, and a small compact JWS signed by the station
+ * key (typ line-station-bundle+jws, kid = stationId, x5c = the station chain) over the manifest that binds them.
+ * `content` is the file's text (one line of JSON).
+ */
+export async function createBundleV2(p: BundleContents): Promise<Result<{ bundleId: string; content: string }>> {
+  const events = bundleEvents(p);
+  if (!events.ok) return events;
+  const revocations = events.value;
+  const bundleId = p.bundleId ?? globalThis.crypto.randomUUID();
+  const packed = packRecords(p.records);
+  const manifest: BundleManifestV2 = {
+    schema: BUNDLE_SCHEMA_V2,
+    bundleId,
+    stationId: p.stationId,
+    createdAt: p.clock.now().toISOString(),
+    count: p.records.length,
+    recordsSha256: await recordsDigest(p.records),
+    certificatesSha256: await sha256Hex(canonicalJson(packed.certificates)),
+    ...(p.auditHead ? { auditHeadSha256: await sha256Hex(canonicalJson(p.auditHead)) } : {}),
+    ...(revocations.length ? { revocationsSha256: await recordsDigest(revocations) } : {}),
+  };
+  const signed = await signJws({
+    signer: p.signer,
+    payload: utf8(canonicalJson(manifest)),
+    header: { typ: BUNDLE_TYP, kid: p.stationId, x5c: p.chain },
+  });
+  if (!signed.ok) return signed;
+  const file: BundleFileV2 = {
+    schema: BUNDLE_SCHEMA_V2,
+    signed: signed.value,
+    certificates: packed.certificates,
+    records: packed.records,
+    ...(p.auditHead ? { auditHead: p.auditHead } : {}),
+    ...(revocations.length ? { revocations: [...revocations] } : {}),
+  };
+  return ok({ bundleId, content: JSON.stringify(file) });
 }
 
 // ---------------------------------------------------------------- receipts (station side)

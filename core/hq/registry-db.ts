@@ -38,6 +38,24 @@ export interface IngestRecord {
   /** The signed JSON payload, verbatim. */
   readonly recordJson: string;
   readonly jws: string;
+  /**
+   * What verification already read from the record (set by ingest, absent for records read back from the store):
+   * the operator and the device certificate (serial lower-case hex without leading zeros, ISO validity), so the
+   * lifecycle does not parse the record and its certificate again.
+   */
+  readonly parsed?: IngestRecordParsed;
+}
+
+/** Facts of a verified record (IngestRecord.parsed). */
+export interface IngestRecordParsed {
+  readonly operator: string;
+  readonly certificate: {
+    readonly serial: string;
+    readonly sha256: string;
+    readonly pem: string;
+    readonly notBefore: string;
+    readonly notAfter: string;
+  };
 }
 
 export interface IngestInput {

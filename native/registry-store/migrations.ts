@@ -442,6 +442,55 @@ CREATE TABLE hq_crls (
 );
 `;
 
+/**
+ * v9 (both): queries at a million records (docs/benchmarks.md "Registry queries"). `registry_counts` holds the
+ * number of records and of distinct chip ids, kept by a trigger on every insert into records (records are never
+ * updated or deleted), so `GET /v1/stats` reads two rows instead of counting the table; records of one station and
+ * work order, and of one station in a time range, get their own indexes. The counts of an existing registry are
+ * computed once, here.
+ */
+const COUNTS_V9_COMMON = `
+CREATE INDEX records_station_work_order ON records(station_id, work_order, seq);
+CREATE INDEX records_station_completed ON records(station_id, completed_at);
+CREATE TABLE registry_counts (
+  name TEXT PRIMARY KEY CHECK (name IN ('records', 'devices')),
+  n BIGINT NOT NULL CHECK (n >= 0)
+);
+INSERT INTO registry_counts (name, n) VALUES
+  ('records', (SELECT COUNT(*) FROM records)),
+  ('devices', (SELECT COUNT(DISTINCT chip_id) FROM records));
+`;
+const SQLITE_COUNTS_V9 = `${COUNTS_V9_COMMON}
+CREATE TRIGGER records_counted AFTER INSERT ON records BEGIN
+  UPDATE registry_counts SET n = n + 1 WHERE name = 'records';
+  UPDATE registry_counts SET n = n + 1 WHERE name = 'devices'
+    AND NOT EXISTS (SELECT 1 FROM records WHERE chip_id = NEW.chip_id AND seq <> NEW.seq);
+END;
+`;
+/**
+ * PostgreSQL: one statement-level trigger per INSERT (ingest inserts a batch in one statement). It locks the counts
+ * row first, so under READ COMMITTED its queries see every batch committed before it: two batches of the same new
+ * chip count it once.
+ */
+const PG_COUNTS_V9 = `${COUNTS_V9_COMMON}
+CREATE FUNCTION registry_count_records() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  added BIGINT;
+  fresh BIGINT;
+BEGIN
+  PERFORM 1 FROM registry_counts WHERE name = 'records' FOR UPDATE;
+  SELECT COUNT(*) INTO added FROM new_records;
+  SELECT COUNT(*) INTO fresh FROM (SELECT chip_id, COUNT(*) AS c FROM new_records GROUP BY chip_id) n
+    WHERE (SELECT COUNT(*) FROM records r WHERE r.chip_id = n.chip_id) = n.c;
+  UPDATE registry_counts SET n = n + added WHERE name = 'records';
+  UPDATE registry_counts SET n = n + fresh WHERE name = 'devices';
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER records_counted AFTER INSERT ON records REFERENCING NEW TABLE AS new_records
+  FOR EACH STATEMENT EXECUTE FUNCTION registry_count_records();
+`;
+
 export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: SQLITE_V1 },
   { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
@@ -451,6 +500,7 @@ export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 6, name: 'failed issuances', sql: FAILED_ISSUANCE_V6 },
   { version: 7, name: 'signed policy versions', sql: POLICY_VERSIONS_V7 },
   { version: 8, name: 'station commissioning', sql: COMMISSIONING_V8 },
+  { version: 9, name: 'record counts and the station/work order index', sql: SQLITE_COUNTS_V9 },
 ];
 export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: PG_V1 },
@@ -461,4 +511,5 @@ export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 6, name: 'failed issuances', sql: FAILED_ISSUANCE_V6 },
   { version: 7, name: 'signed policy versions', sql: POLICY_VERSIONS_V7 },
   { version: 8, name: 'station commissioning', sql: COMMISSIONING_V8 },
+  { version: 9, name: 'record counts and the station/work order index', sql: PG_COUNTS_V9 },
 ];

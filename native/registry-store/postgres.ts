@@ -345,8 +345,8 @@ export async function openPostgresRegistryDb(
       guard('counts', async (): Promise<RegistryCounts> => {
         const r = (
           await q(`SELECT (SELECT COUNT(*) FROM stations)::int AS stations,
-                          (SELECT COUNT(DISTINCT chip_id) FROM records)::int AS devices,
-                          (SELECT COUNT(*) FROM records)::int AS records,
+                          (SELECT n FROM registry_counts WHERE name = 'devices')::int AS devices,
+                          (SELECT n FROM registry_counts WHERE name = 'records')::int AS records,
                           (SELECT COUNT(*) FROM conflicts)::int AS conflicts,
                           (SELECT COUNT(*) FROM batches)::int AS batches,
                           (SELECT COUNT(*) FROM nonces)::int AS nonces`)

@@ -342,8 +342,9 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
         const one = (sql: string) => Number((db.prepare(sql).get() as Row)['n']);
         return {
           stations: one('SELECT COUNT(*) AS n FROM stations'),
-          devices: one('SELECT COUNT(DISTINCT chip_id) AS n FROM records'),
-          records: one('SELECT COUNT(*) AS n FROM records'),
+          // Kept by the records trigger (schema v9): no count over a million rows.
+          devices: one("SELECT n FROM registry_counts WHERE name = 'devices'"),
+          records: one("SELECT n FROM registry_counts WHERE name = 'records'"),
           conflicts: one('SELECT COUNT(*) AS n FROM conflicts'),
           batches: one('SELECT COUNT(*) AS n FROM batches'),
           nonces: one('SELECT COUNT(*) AS n FROM nonces'),

@@ -19,7 +19,20 @@ export function ingestRoutes(hooks: IngestHooks): RouteHandlers {
         if (!b.ok) return b;
         const { trust } = stationCaller(r);
         const v = b.value;
-        return json(await ingestRecords(r.ctx, hooks, trust, v.batchId, v.records, 'batch', undefined, v.auditHead));
+        return json(
+          await ingestRecords(
+            r.ctx,
+            hooks,
+            trust,
+            v.batchId,
+            v.records,
+            'batch',
+            undefined,
+            v.auditHead,
+            undefined,
+            v.certificates,
+          ),
+        );
       },
     },
     bundles: {

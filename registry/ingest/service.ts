@@ -13,7 +13,6 @@ import {
   BatchResponseSchema,
   RECEIPT_SCHEMA,
   RECEIPT_TYP,
-  recordsDigest,
   type BatchResponse,
   type BundleResponse,
   type ReceiptPayload,
@@ -26,22 +25,59 @@ import { apiFail, storeError, type ApiError } from '../common/errors.js';
 import { anchorAuditHead } from '../audit/audit-anchor.js';
 import { appendEvent as appendLifecycleEvent } from '../store/lifecycle.js';
 import { stationTrust } from '../stations/trust.js';
-import { bundleStationId, verifyBundle, verifyRecordJws } from '../trust/records.js';
+import { bundleRecordsMatch, bundleStationId, verifyBundle, type BundleInput } from '../trust/bundles.js';
+import { recordsDigestSync, type CheckedRecord } from '../trust/records.js';
+import { verifyPool } from '../trust/pool.js';
+import type { PackedRecord } from '../../core/hq/pack.js';
 import type { StationTrust } from '../trust/verify.js';
 import type { IngestHooks } from './hooks.js';
 
 /**
- * Ingest a list of record JWS for a station under `batchId` (a batch, or a bundle with batchId = bundleId):
- * verify every record, store the valid ones in ONE transaction (idempotent by recordId), sign a receipt.
- * A batchId seen before with the same content returns the stored answer (`repeated: true`); with different
- * content it is a BATCH_CONFLICT and nothing is stored.
+ * Rebuild (format v2: packed against `certificates`) and verify every record of a batch or bundle, spread over the
+ * verification workers (registry/trust/pool.ts): every check of every record, at the registry clock.
+ */
+export function checkRecords(
+  ctx: RegistryContext,
+  trust: StationTrust,
+  records: readonly PackedRecord[],
+  certificates: readonly string[] = [],
+): Promise<CheckedRecord[]> {
+  return verifyPool().verify(trust, records, certificates, ctx.clock.now());
+}
+
+/**
+ * Ingest the records of a batch (compact JWS, or format v2 packed against `certificates`) for a station under
+ * `batchId`: rebuild and verify every record (checkRecords), then ingestChecked.
  */
 export async function ingestRecords(
   ctx: RegistryContext,
   hooks: IngestHooks,
   trust: StationTrust,
   batchId: string,
-  records: readonly string[],
+  records: readonly PackedRecord[],
+  kind: 'batch' | 'bundle',
+  onStored?: (tx: SqlExec, stored: readonly IngestRecord[]) => Promise<void>,
+  auditHead?: AuditHeadSubmission,
+  revocations?: readonly string[],
+  certificates: readonly string[] = [],
+): Promise<Result<BatchResponse, ApiError>> {
+  const checked = await checkRecords(ctx, trust, records, certificates);
+  return ingestChecked(ctx, hooks, trust, batchId, checked, kind, onStored, auditHead, revocations);
+}
+
+/**
+ * Ingest the verified records of a batch for a station under `batchId` (a batch, or a bundle with batchId =
+ * bundleId): store the valid ones in ONE transaction (idempotent by recordId), sign a receipt.
+ * A batchId seen before with the same content returns the stored answer (`repeated: true`); with different
+ * content it is a BATCH_CONFLICT and nothing is stored.
+ */
+export async function ingestChecked(
+  ctx: RegistryContext,
+  hooks: IngestHooks,
+  trust: StationTrust,
+  batchId: string,
+  /** The batch's records, rebuilt and verified (checkRecords). */
+  checked: readonly CheckedRecord[],
   kind: 'batch' | 'bundle',
   /** Runs in the ingest transaction after the newly accepted records are stored (not called when there are none). */
   onStored?: (tx: SqlExec, stored: readonly IngestRecord[]) => Promise<void>,
@@ -58,7 +94,7 @@ export async function ingestRecords(
   revocations?: readonly string[],
 ): Promise<Result<BatchResponse, ApiError>> {
   const stationId = trust.row.stationId;
-  const contentSha256 = await recordsDigest(records);
+  const contentSha256 = recordsDigestSync(checked.map((c) => c.jws));
   const prior = await ctx.db.getBatch(stationId, batchId);
   if (!prior.ok) return err(storeError(prior.error));
   if (prior.value) {
@@ -75,10 +111,9 @@ export async function ingestRecords(
   const now = ctx.clock.now();
   const results: RecordResult[] = [];
   const valid = [];
-  for (const [i, jws] of records.entries()) {
-    const r = await verifyRecordJws(trust, jws, i, now);
-    if (r.ok) valid.push(r.record);
-    else results[i] = r.result;
+  for (const [i, { check }] of checked.entries()) {
+    if (check.ok) valid.push(check.record);
+    else results[i] = check.result;
   }
   // --- identity lifecycle: decommissioned / blocked devices, records after a station or operator revocation.
   // Fails closed: without the check nothing is stored (STORE_UNAVAILABLE, the station retries).
@@ -167,7 +202,7 @@ export async function ingestRecords(
 }
 
 /**
- * Verify and ingest a bundle file (`line-station/bundle/v1`). With a station caller the bundle must be that
+ * Verify and ingest a bundle file (`line-station/bundle/v1` or `/v2`). With a station caller the bundle must be that
  * station's; an admin may import any enrolled station's bundle. BUNDLE_INVALID (nothing stored) when the
  * bundle is truncated, modified or incomplete.
  */
@@ -175,9 +210,9 @@ export async function importBundle(
   ctx: RegistryContext,
   hooks: IngestHooks,
   caller: Caller,
-  bundle: string,
+  bundle: BundleInput,
 ): Promise<Result<BundleResponse, ApiError>> {
-  const claimed = bundleStationId(bundle.trim());
+  const claimed = bundleStationId(bundle);
   if (claimed === null)
     return apiFail(
       'BUNDLE_INVALID',
@@ -199,8 +234,14 @@ export async function importBundle(
             `${trust.error.message}: to take in its records completed before the revocation, import with allowRevokedStation (registry import --allow-revoked-station)`,
           )
         : trust;
-  const b = await verifyBundle(trust.value, bundle);
+  const b = verifyBundle(trust.value, bundle);
   if (!b.ok) return apiFail('BUNDLE_INVALID', b.error.message);
+  const checked = await checkRecords(ctx, trust.value, b.value.records, b.value.certificates);
+  const whole = bundleRecordsMatch(
+    b.value,
+    checked.map((c) => c.jws),
+  );
+  if (!whole.ok) return apiFail('BUNDLE_INVALID', whole.error.message);
   const revokedAt = trust.value.row.revokedAt;
   // A revoked station's records taken in (admin, allowRevokedStation) are audited in the same transaction.
   const audit = revokedAt
@@ -214,12 +255,12 @@ export async function importBundle(
         });
       }
     : undefined;
-  const r = await ingestRecords(
+  const r = await ingestChecked(
     ctx,
     hooks,
     trust.value,
     b.value.bundleId,
-    b.value.records,
+    checked,
     'bundle',
     audit,
     b.value.auditHead,

@@ -89,11 +89,83 @@ export async function devicesWhere(
 }
 
 export async function insertDevice(x: SqlExec, d: DeviceRow): Promise<void> {
-  await x.run(
-    `INSERT INTO devices (serial_number, chip_id, station_id, model, work_order, state, state_since, suspended_at, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    [d.serialNumber, d.chipId, d.stationId, d.model, d.workOrder, d.state, d.stateSince, d.suspendedAt, d.createdAt],
+  await insertDevices(x, [d]);
+}
+
+/** `n` placeholders tuples of `k` columns: `(?, ?), (?, ?)`. */
+const tuples = (n: number, k: number): string =>
+  Array(n)
+    .fill(`(${Array(k).fill('?').join(', ')})`)
+    .join(', ');
+
+/** Rows a multi-row statement takes at once (SQLite allows 32,766 parameters, PostgreSQL 65,535). */
+const ROWS_PER_STATEMENT = 500;
+
+async function insertRows<T>(
+  x: SqlExec,
+  head: string,
+  columns: number,
+  rows: readonly T[],
+  values: (r: T) => unknown[],
+) {
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+    const part = rows.slice(i, i + ROWS_PER_STATEMENT);
+    await x.run(`${head} VALUES ${tuples(part.length, columns)}`, part.flatMap(values));
+  }
+}
+
+/** Insert devices, several rows per statement (ingest of a batch of new devices). */
+export async function insertDevices(x: SqlExec, ds: readonly DeviceRow[]): Promise<void> {
+  await insertRows(
+    x,
+    'INSERT INTO devices (serial_number, chip_id, station_id, model, work_order, state, state_since, suspended_at, created_at)',
+    9,
+    ds,
+    (d) => [
+      d.serialNumber,
+      d.chipId,
+      d.stationId,
+      d.model,
+      d.workOrder,
+      d.state,
+      d.stateSince,
+      d.suspendedAt,
+      d.createdAt,
+    ],
   );
+}
+
+/** The devices whose serial number or chip id is one of `keys` (findDevice for many keys at once). */
+export async function findDevices(x: SqlExec, keys: readonly string[]): Promise<DeviceRow[]> {
+  const out: DeviceRow[] = [];
+  for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
+    const part = keys.slice(i, i + ROWS_PER_STATEMENT);
+    const list = Array(part.length).fill('?').join(', ');
+    const rows = await x.all(`SELECT * FROM devices WHERE serial_number IN (${list}) OR chip_id IN (${list})`, [
+      ...part,
+      ...part,
+    ]);
+    out.push(...rows.map(deviceFrom));
+  }
+  return out;
+}
+
+/** Which of `certSerials` are credentials of the station already (credentialBySerial for many at once). */
+export async function knownCredentialSerials(
+  x: SqlExec,
+  stationId: string,
+  certSerials: readonly string[],
+): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (let i = 0; i < certSerials.length; i += ROWS_PER_STATEMENT) {
+    const part = certSerials.slice(i, i + ROWS_PER_STATEMENT);
+    const rows = await x.all(
+      `SELECT cert_serial FROM credentials WHERE station_id = ? AND cert_serial IN (${Array(part.length).fill('?').join(', ')})`,
+      [stationId, ...part],
+    );
+    for (const r of rows) out.add(s(r, 'cert_serial'));
+  }
+  return out;
 }
 
 export async function setDeviceState(
@@ -138,11 +210,18 @@ export async function credentialByCsr(x: SqlExec, serialNumber: string, csrSha25
 }
 
 export async function insertCredential(x: SqlExec, c: CredentialRow): Promise<void> {
-  await x.run(
+  await insertCredentials(x, [c]);
+}
+
+/** Insert credentials, several rows per statement. */
+export async function insertCredentials(x: SqlExec, cs: readonly CredentialRow[]): Promise<void> {
+  await insertRows(
+    x,
     `INSERT INTO credentials (serial_number, version, cert_serial, station_id, sha256, not_before, not_after, status,
-       reason, revoked_at, cert_pem, csr_sha256, record_id, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    [
+       reason, revoked_at, cert_pem, csr_sha256, record_id, created_at)`,
+    14,
+    cs,
+    (c) => [
       c.serialNumber,
       c.version,
       c.serial,

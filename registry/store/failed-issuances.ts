@@ -64,6 +64,24 @@ export async function failedIssuance(
   return r ? failedIssuanceFrom(r) : null;
 }
 
+/** Which of `certSerials` this station reported as failed issuances (failedIssuance for many at once). */
+export async function failedIssuanceSerials(
+  x: SqlExec,
+  stationId: string,
+  certSerials: readonly string[],
+): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (let i = 0; i < certSerials.length; i += 500) {
+    const part = certSerials.slice(i, i + 500);
+    const rows = await x.all(
+      `SELECT cert_serial FROM failed_issuances WHERE station_id = ? AND cert_serial IN (${part.map(() => '?').join(', ')})`,
+      [stationId, ...part],
+    );
+    for (const r of rows) out.add(String(r['cert_serial']));
+  }
+  return out;
+}
+
 /** Every failed issuance of a station (all are revoked: the CRL lists them). */
 export async function failedIssuances(x: SqlExec, stationId: string): Promise<FailedIssuanceRow[]> {
   return (await x.all('SELECT * FROM failed_issuances WHERE station_id = ? ORDER BY cert_serial', [stationId])).map(

@@ -25,15 +25,33 @@ export async function appendEvent(
   payload: Record<string, unknown>,
   runId: string | null = null,
 ): Promise<AuditEntry> {
+  return (await appendEvents(x, [{ ts, type, payload, runId }]))[0]!;
+}
+
+/** Append several events in order (one read of the chain head, inserts of up to 500 rows a statement). */
+export async function appendEvents(
+  x: SqlExec,
+  events: readonly { ts: string; type: string; payload: Record<string, unknown>; runId?: string | null }[],
+): Promise<AuditEntry[]> {
+  if (!events.length) return [];
   const last = (await x.all('SELECT seq, hash FROM lifecycle_events ORDER BY seq DESC LIMIT 1'))[0];
-  const seq = last ? Number(last['seq']) + 1 : 1;
-  const prevHash = last ? s(last, 'hash') : GENESIS_HASH;
-  const hash = await auditEntryHash(prevHash, { seq, ts, type, runId, payload });
-  await x.run(
-    'INSERT INTO lifecycle_events (seq, ts, type, run_id, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    [seq, ts, type, runId, JSON.stringify(payload), prevHash, hash],
-  );
-  return { seq, ts, type, runId, payload, prevHash, hash };
+  let seq = last ? Number(last['seq']) : 0;
+  let prevHash = last ? s(last, 'hash') : GENESIS_HASH;
+  const out: AuditEntry[] = [];
+  for (const e of events) {
+    const entry = { seq: ++seq, ts: e.ts, type: e.type, runId: e.runId ?? null, payload: e.payload };
+    const hash = await auditEntryHash(prevHash, entry);
+    out.push({ ...entry, prevHash, hash });
+    prevHash = hash;
+  }
+  for (let i = 0; i < out.length; i += 500) {
+    const part = out.slice(i, i + 500);
+    await x.run(
+      `INSERT INTO lifecycle_events (seq, ts, type, run_id, payload, prev_hash, hash) VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+      part.flatMap((e) => [e.seq, e.ts, e.type, e.runId, JSON.stringify(e.payload), e.prevHash, e.hash]),
+    );
+  }
+  return out;
 }
 
 function eventFrom(r: SqlRow): AuditEntry {

@@ -31,13 +31,19 @@ export async function lifecyclePrecheck(
   const blocks = await st.activeBlocks(x);
   const serials = new Set(blocks.filter((b) => b.kind === 'serial').map((b) => b.value));
   const chips = new Set(blocks.filter((b) => b.kind === 'chipId').map((b) => b.value));
+  // The batch's certificates this station reported as failed issuances: one query for the whole batch.
+  const failedSerials = await st.failedIssuanceSerials(
+    x,
+    station.stationId,
+    records.map((r) => recordCertificate(r).serial),
+  );
   for (const r of records) {
     if (station.revokedAt && (r.completedAt >= station.revokedAt || issuedSince(r, station.revokedAt))) {
       out.set(r.index, 'STATION_REVOKED');
       continue;
     }
     if (ops.size) {
-      const operator = (JSON.parse(r.recordJson) as { operator?: string }).operator;
+      const operator = r.parsed?.operator ?? (JSON.parse(r.recordJson) as { operator?: string }).operator;
       const at = operator ? ops.get(operator) : undefined;
       if (at && r.completedAt >= at) {
         out.set(r.index, 'OPERATOR_REVOKED');
@@ -51,7 +57,8 @@ export async function lifecyclePrecheck(
     }
     // A late record for a certificate this station reported as a failed issuance: the certificate is on the CRL
     // for good (cessationOfOperation), so the record would present a revoked identity as provisioned.
-    const failed = await st.failedIssuance(x, station.stationId, recordCertificate(r.recordJson).serial);
+    const certSerial = recordCertificate(r).serial;
+    const failed = failedSerials.has(certSerial) ? await st.failedIssuance(x, station.stationId, certSerial) : null;
     if (failed) {
       out.set(r.index, 'certificate-revoked-failed-issuance');
       ctx.logger.log('warn', 'record refused: its certificate was revoked as a failed issuance', {
@@ -73,7 +80,7 @@ const ISSUE_BACKDATE_MS = 60_000;
  * revocation): a record claiming an earlier completedAt is refused too (a stolen station key backdates records).
  */
 function issuedSince(r: IngestRecord, revokedAt: string): boolean {
-  const nb = Date.parse(recordCertificate(r.recordJson).notBefore);
+  const nb = Date.parse(recordCertificate(r).notBefore);
   return Number.isFinite(nb) && nb + ISSUE_BACKDATE_MS >= Date.parse(revokedAt);
 }
 
@@ -85,8 +92,10 @@ interface RecordCert {
   readonly notAfter: string;
 }
 
-function recordCertificate(recordJson: string): RecordCert {
-  const rec = JSON.parse(recordJson) as { certificate: { serialNumber: string; sha256: string; pem: string } };
+/** The record's certificate: as ingest's verification read it, or parsed from the stored JSON. */
+function recordCertificate(r: IngestRecord): RecordCert {
+  if (r.parsed) return { ...r.parsed.certificate, serial: normaliseSerial(r.parsed.certificate.serial) };
+  const rec = JSON.parse(r.recordJson) as { certificate: { serialNumber: string; sha256: string; pem: string } };
   const der = fromPem(rec.certificate.pem, 'CERTIFICATE');
   const c = der.ok ? new X509Certificate(buf(der.value)) : null;
   return {
@@ -97,6 +106,9 @@ function recordCertificate(recordJson: string): RecordCert {
     notAfter: c?.notAfter.toISOString() ?? '',
   };
 }
+
+/** A lifecycle event waiting to be appended (in order) with the batch's other new devices. */
+type NewEvent = Parameters<typeof st.appendEvents>[1][number];
 
 /**
  * Inside the ingest transaction (the `apply` step of RegistryDb.ingest, `x` its connection), for the records
@@ -115,12 +127,39 @@ export async function lifecycleApplyRecords(
 ): Promise<{ applied: number; crlChanged: boolean }> {
   let applied = 0;
   let crlChanged = false;
-  for (const r of records) {
-    const cert = recordCertificate(r.recordJson);
+  // Read once for the batch: the credentials it already holds and its known devices. New devices (the common case)
+  // are written together, several rows a statement, in record order; any other record first writes what is
+  // pending and then goes the one-record way with fresh reads, so the outcome is the same as record by record.
+  const certs = records.map(recordCertificate);
+  const known = await st.knownCredentialSerials(
+    x,
+    stationId,
+    certs.map((c) => c.serial),
+  );
+  const devices = new Map<string, st.DeviceRow>();
+  const remember = (d: st.DeviceRow) => {
+    devices.set(d.serialNumber, d);
+    devices.set(d.chipId, d);
+  };
+  for (const d of await st.findDevices(
+    x,
+    records.map((r) => r.serialNumber),
+  ))
+    remember(d);
+  const pending = { devices: [] as st.DeviceRow[], credentials: [] as st.CredentialRow[], events: [] as NewEvent[] };
+  const flush = async () => {
+    await st.insertDevices(x, pending.devices);
+    await st.insertCredentials(x, pending.credentials);
+    await st.appendEvents(x, pending.events);
+    pending.devices = [];
+    pending.credentials = [];
+    pending.events = [];
+  };
+  for (const [i, r] of records.entries()) {
+    const cert = certs[i]!;
     const did = await (async (): Promise<'provisioned' | 'reprovisioned' | 'rotated' | null> => {
-      if (await st.credentialBySerial(x, stationId, cert.serial)) return null;
+      if (known.has(cert.serial)) return null;
       const at = now(ctx);
-      const dev = await st.findDevice(x, r.serialNumber);
       const cred = (version: number): st.CredentialRow => ({
         serialNumber: r.serialNumber,
         version,
@@ -137,8 +176,8 @@ export async function lifecycleApplyRecords(
         recordId: r.recordId,
         createdAt: at,
       });
-      if (!dev) {
-        await st.insertDevice(x, {
+      if (!devices.has(r.serialNumber)) {
+        const dev: st.DeviceRow = {
           serialNumber: r.serialNumber,
           chipId: r.chipId,
           stationId,
@@ -148,18 +187,27 @@ export async function lifecycleApplyRecords(
           stateSince: at,
           suspendedAt: null,
           createdAt: at,
+        };
+        pending.devices.push(dev);
+        pending.credentials.push(cred(1));
+        pending.events.push({
+          ts: at,
+          type: 'device.provisioned',
+          payload: {
+            serialNumber: r.serialNumber,
+            chipId: r.chipId,
+            stationId,
+            recordId: r.recordId,
+            credential: 1,
+            certSerial: cert.serial,
+          },
         });
-        await st.insertCredential(x, cred(1));
-        await st.appendEvent(x, at, 'device.provisioned', {
-          serialNumber: r.serialNumber,
-          chipId: r.chipId,
-          stationId,
-          recordId: r.recordId,
-          credential: 1,
-          certSerial: cert.serial,
-        });
+        remember(dev);
         return 'provisioned';
       }
+      await flush();
+      const dev = await st.findDevice(x, r.serialNumber);
+      if (!dev) throw new Error(`device ${r.serialNumber} vanished during ingest`);
       const history = await st.credentials(x, r.serialNumber);
       const version = history.reduce((m, c) => Math.max(m, c.version), 0) + 1;
       if (dev.state === 'decommissioned') {
@@ -201,10 +249,12 @@ export async function lifecycleApplyRecords(
       });
       return 'rotated';
     })();
+    if (did) known.add(cert.serial); // its credential is stored now
     if (did) applied++;
     // Only a superseded credential changes what the CRL lists (a new device's certificate is simply good).
     if (did === 'rotated') crlChanged = true;
   }
+  await flush();
   await ctx.lifecycle?.failpoint?.('ingest-apply');
   return { applied, crlChanged };
 }

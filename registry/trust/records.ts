@@ -4,29 +4,26 @@
  * Imports core and ./verify.ts.
  */
 import 'reflect-metadata';
-import { createHash, X509Certificate as NativeX509 } from 'node:crypto';
+import { createHash, verify as nodeVerify, X509Certificate as NativeX509 } from 'node:crypto';
 import { bytesEqual, fromBase64Url, utf8 } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
-import { fail } from '../../core/errors.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { MANIFEST_TYP, ManifestSchema } from '../../core/provisioning/baseline.js';
 import { fromPem } from '../../core/pki/pem.js';
 import type { IngestRecord } from '../../core/hq/registry-db.js';
-import { parseCompactJws } from '../../core/hq/jws.js';
+import { parseCompactJws, type ParsedJws } from '../../core/hq/jws.js';
 import {
-  BUNDLE_TYP,
-  BundlePayloadSchema,
-  MAX_BUNDLE_BYTES,
+  MAX_RECORD_CHARS,
   ProvisioningRecordSchema,
   RECORD_SCHEMA,
   RECORD_TYP,
-  recordsDigest,
   zodMessage,
-  type BundlePayload,
   type RecordResult,
   type RejectReason,
 } from '../../core/hq/protocol.js';
-import { madeBeforeRotation, signerKeyOf, verifyWithStationKey, x5cLeafIs, type StationTrust } from './verify.js';
+import { unpackJws, type PackedRecord } from '../../core/hq/pack.js';
+import { certificateParts, certificateSpki, type CertificateParts } from './der.js';
+import { madeBeforeRotation, signerKeyOf, verifyWithStationKey, type StationKey, type StationTrust } from './verify.js';
 
 export type RecordCheck =
   { readonly ok: true; readonly record: IngestRecord } | { readonly ok: false; readonly result: RecordResult };
@@ -54,6 +51,31 @@ export async function verifyRecordJws(
   index: number,
   now: Date,
 ): Promise<RecordCheck> {
+  return verifyRecord(trust, jws, index, now);
+}
+
+/**
+ * The signer of a station-signed JWS by its x5c leaf, looked up once per distinct leaf text in a batch (`seen`):
+ * the station chain is checked once per batch, not once per record.
+ */
+export type SignerCache = Map<string, StationKey | null>;
+
+function cachedSigner(trust: StationTrust, jws: ParsedJws, seen: SignerCache | undefined): StationKey | null {
+  const leaf = jws.header.x5c?.[0];
+  if (leaf === undefined || !seen) return signerKeyOf(trust, jws);
+  let k = seen.get(leaf);
+  if (k === undefined) seen.set(leaf, (k = signerKeyOf(trust, jws)));
+  return k;
+}
+
+/** verifyRecordJws, synchronously (every check is CPU work); `seen` caches the x5c leaf lookups of one batch. */
+export function verifyRecord(
+  trust: StationTrust,
+  jws: string,
+  index: number,
+  now: Date,
+  seen?: SignerCache,
+): RecordCheck {
   let recordId: string | null = null;
   let sha256: string | null = null;
   const reject = (reason: RejectReason, message: string): RecordCheck => ({
@@ -73,7 +95,7 @@ export async function verifyRecordJws(
   if (p.header.typ !== RECORD_TYP)
     return reject('header-invalid', `record: typ is ${String(p.header.typ)}, expected ${RECORD_TYP}`);
   // The enrolled key, or a key replaced by a rotation (only for records completed before it: checked below).
-  const signer = signerKeyOf(trust, p);
+  const signer = cachedSigner(trust, p, seen);
   if (!signer) return reject('signer-mismatch', 'record: the x5c leaf is not the enrolled certificate of this station');
   const sig = verifyWithStationKey(signer, p, 'record');
   if (!sig.ok)
@@ -122,7 +144,7 @@ export async function verifyRecordJws(
   const m = parseCompactJws(rec.manifest.jws, 'manifest');
   if (!m.ok) return reject('manifest-invalid', m.error.message);
   if (m.value.header.typ !== MANIFEST_TYP) return reject('manifest-invalid', `manifest: typ is not ${MANIFEST_TYP}`);
-  if (m.value.header.x5c && !x5cLeafIs(m.value, signer.stationCert))
+  if (m.value.header.x5c && cachedSigner(trust, m.value, seen) !== signer)
     return reject('manifest-invalid', 'manifest: the x5c leaf is not the station certificate that signed the record');
   const ms = verifyWithStationKey(signer, m.value, 'manifest');
   if (!ms.ok) return reject('manifest-invalid', ms.error.message);
@@ -155,20 +177,85 @@ export async function verifyRecordJws(
       completedAt: completedAt.toISOString(),
       recordJson: decoder.decode(p.payload),
       jws,
+      parsed: {
+        operator: rec.operator,
+        certificate: {
+          serial: rec.certificate.serialNumber,
+          sha256: rec.certificate.sha256,
+          pem: rec.certificate.pem,
+          notBefore: dc.value.notBefore,
+          notAfter: dc.value.notAfter,
+        },
+      },
     },
+  };
+}
+
+/** What a device certificate check found. */
+export interface DeviceCertificateFacts {
+  readonly serialNumber: string;
+  readonly spki: Uint8Array;
+  readonly notBefore: string;
+  readonly notAfter: string;
+}
+
+const caParts = new WeakMap<NativeX509, CertificateParts | null>();
+const ECDSA_SHA256 = '300a06082a8648ce3d040302';
+const ECDSA_SHA384 = '300a06082a8648ce3d040303';
+
+/**
+ * The device certificate checks on the certificate's DER parts (./der.ts) and one node:crypto signature
+ * verification: issuer name = the CA's subject (same bytes), authority key id = the CA's subject key id (when both
+ * are present), signature algorithm ECDSA with SHA-256/384 (the same inside and outside tbsCertificate), the
+ * signature verifies with the CA key, not a CA, it and the CA valid at `at`. Only answers when every check passes;
+ * undefined otherwise, and node:crypto's parser decides and words the refusal.
+ */
+function checkDeviceCertificateFast(
+  trust: StationTrust,
+  der: Uint8Array,
+  t: number,
+): DeviceCertificateFacts | undefined {
+  let ca = caParts.get(trust.ca.cert);
+  if (ca === undefined) caParts.set(trust.ca.cert, (ca = certificateParts(trust.issuingCa)));
+  const c = certificateParts(der);
+  if (!ca || !c || c.isCa || !bytesEqual(c.issuer, ca.subject)) return undefined;
+  if (c.authorityKeyId && ca.subjectKeyId && !bytesEqual(c.authorityKeyId, ca.subjectKeyId)) return undefined;
+  const alg = Buffer.from(c.algorithm).toString('hex');
+  if ((alg !== ECDSA_SHA256 && alg !== ECDSA_SHA384) || !bytesEqual(c.algorithm, c.tbsAlgorithm)) return undefined;
+  if (!(t >= c.notBefore && t <= c.notAfter && t >= trust.ca.notBefore && t <= trust.ca.notAfter)) return undefined;
+  let valid = false;
+  try {
+    valid = nodeVerify(
+      alg === ECDSA_SHA256 ? 'sha256' : 'sha384',
+      c.tbs,
+      { key: trust.ca.key, dsaEncoding: 'der' },
+      c.signature,
+    );
+  } catch {
+    valid = false;
+  }
+  if (!valid) return undefined;
+  return {
+    serialNumber: c.serial,
+    spki: c.spki,
+    notBefore: new Date(c.notBefore).toISOString(),
+    notAfter: new Date(c.notAfter).toISOString(),
   };
 }
 
 /**
  * A device certificate of `trust`'s station: parses (DER), is issued by the station's issuing CA (name and key
  * identifiers match, signature verifies with the CA key), is not a CA, and it and the CA are valid at `at`.
- * Uses node:crypto's native X.509 parser (the pure parser costs ~5 ms per certificate).
+ * The common case is decided on the DER parts with one signature verification (checkDeviceCertificateFast);
+ * anything else by node:crypto's X.509 parser (the pure @peculiar parser costs ~5 ms per certificate).
  */
 export function checkDeviceCertificate(
   trust: StationTrust,
   der: Uint8Array,
   at: Date,
-): Result<{ serialNumber: string; spki: Uint8Array }, string> {
+): Result<DeviceCertificateFacts, string> {
+  const fast = checkDeviceCertificateFast(trust, der, at.getTime());
+  if (fast) return ok(fast);
   let c: NativeX509;
   try {
     c = new NativeX509(der);
@@ -186,62 +273,54 @@ export function checkDeviceCertificate(
     if (!(t >= nb && t <= na)) return err(`not valid at ${at.toISOString()} (valid ${c.validFrom} .. ${c.validTo})`);
     if (!(t >= trust.ca.notBefore && t <= trust.ca.notAfter))
       return err(`the issuing CA is not valid at ${at.toISOString()}`);
-    const spki = new Uint8Array(c.publicKey.export({ type: 'spki', format: 'der' }));
-    return ok({ serialNumber: c.serialNumber.toLowerCase(), spki });
+    const spki = certificateSpki(der);
+    if (!spki) return err('its subjectPublicKeyInfo cannot be read');
+    return ok({
+      serialNumber: c.serialNumber.toLowerCase(),
+      spki,
+      notBefore: new Date(nb).toISOString(),
+      notAfter: new Date(na).toISOString(),
+    });
   } catch (e) {
     return err(`cannot be checked (${(e as Error).message})`);
   }
 }
 
-/** Read the station id a bundle claims (header kid, before verification): to look up the enrolled station. */
-export function bundleStationId(bundle: string): string | null {
-  const p = parseCompactJws(bundle, 'bundle', MAX_BUNDLE_BYTES);
-  if (!p.ok) return null;
-  return typeof p.value.header.kid === 'string' ? p.value.header.kid : null;
+/** A record of a batch or bundle after rebuilding: its compact JWS and the verdict on it. */
+export interface CheckedRecord {
+  /** The rebuilt compact JWS (for a record that cannot be rebuilt: its packed JSON, only to fingerprint the batch). */
+  readonly jws: string;
+  readonly check: RecordCheck;
 }
 
 /**
- * Verify a bundle file against its enrolled station: JWS (typ line-station-bundle+jws, x5c leaf = the enrolled
- * certificate, signature by the enrolled key), payload schema, stationId, count and recordsSha256.
- * INPUT_INVALID with a message that says what is wrong (truncated, modified, incomplete).
+ * Rebuild one record of a batch or bundle (format v2: packed against `certificates`; a compact JWS as it is) and
+ * verify it. A packed record that cannot be rebuilt, or is longer than MAX_RECORD_CHARS rebuilt, is `malformed`.
  */
-export async function verifyBundle(trust: StationTrust, bundle: string): Promise<Result<BundlePayload>> {
-  const p = parseCompactJws(bundle.trim(), 'bundle', MAX_BUNDLE_BYTES);
-  if (!p.ok)
-    return fail(
-      'INPUT_INVALID',
-      `the bundle is truncated or corrupted and was rejected as a whole (${p.error.message})`,
-    );
-  if (p.value.header.typ !== BUNDLE_TYP) return fail('INPUT_INVALID', `bundle: typ is not ${BUNDLE_TYP}`);
-  const signer = signerKeyOf(trust, p.value);
-  if (!signer)
-    return fail(
-      'INPUT_INVALID',
-      `bundle: the x5c leaf is not the enrolled certificate of station ${trust.row.stationId}`,
-    );
-  const sig = verifyWithStationKey(signer, p.value, 'bundle');
-  if (!sig.ok)
-    return fail(
-      'INPUT_INVALID',
-      `bundle: the signature does not verify with the key of station ${trust.row.stationId}: the file was modified or truncated; rejected as a whole`,
-    );
-  const json = readJson(p.value.payload);
-  if (json === undefined) return fail('INPUT_INVALID', 'bundle: the payload is not JSON');
-  const b = BundlePayloadSchema.safeParse(json);
-  if (!b.success) return fail('INPUT_INVALID', `bundle: ${zodMessage(b.error)}`);
-  if (b.data.stationId !== trust.row.stationId)
-    return fail('INPUT_INVALID', `bundle: made by station ${b.data.stationId}, signed by ${trust.row.stationId}`);
-  if (!madeBeforeRotation(signer, b.data.createdAt))
-    return fail(
-      'INPUT_INVALID',
-      `bundle: signed with the station key replaced at ${signer.replacedAt} (key rotation) but created at ${b.data.createdAt}, after the rotation: export it again`,
-    );
-  if (b.data.count !== b.data.records.length)
-    return fail(
-      'INPUT_INVALID',
-      `bundle is incomplete: it declares ${b.data.count} records but holds ${b.data.records.length}`,
-    );
-  if ((await recordsDigest(b.data.records)) !== b.data.recordsSha256)
-    return fail('INPUT_INVALID', 'bundle is incomplete or altered: recordsSha256 does not match its records');
-  return ok(b.data);
+export function checkBatchRecord(
+  trust: StationTrust,
+  rec: PackedRecord,
+  certificates: readonly string[],
+  index: number,
+  now: Date,
+  seen?: SignerCache,
+): CheckedRecord {
+  const u = unpackJws(rec, certificates);
+  const malformed = (message: string): CheckedRecord => ({
+    jws: typeof rec === 'string' ? rec : JSON.stringify(rec),
+    check: {
+      ok: false,
+      result: { index, recordId: null, status: 'rejected', sha256: null, reason: 'malformed', message },
+    },
+  });
+  if (!u.ok) return malformed(`record: ${u.error}`);
+  if (u.value.length > MAX_RECORD_CHARS) return malformed(`record: longer than ${MAX_RECORD_CHARS} characters`);
+  return { jws: u.value, check: verifyRecord(trust, u.value, index, now, seen) };
+}
+
+/** SHA-256 (hex) over the concatenation of JWS strings (core/hq/protocol.ts recordsDigest, with node:crypto). */
+export function recordsDigestSync(records: readonly string[]): string {
+  const h = createHash('sha256');
+  for (const r of records) h.update(r, 'utf8');
+  return h.digest('hex');
 }

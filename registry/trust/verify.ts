@@ -57,6 +57,8 @@ export interface StationTrust {
   readonly currentKey: StationKey;
   /** Keys replaced by rotations: records and bundles completed before the rotation still verify with them. */
   readonly previousKeys: readonly StationKey[];
+  /** The station_key_history rows `previousKeys` were made from (a verification worker rebuilds the trust from them). */
+  readonly history: readonly StationKeyHistoryRow[];
   /** The issuing CA parsed natively (device certificate checks run thousands of times per batch). */
   readonly ca: {
     readonly cert: NativeX509;
@@ -148,7 +150,17 @@ export async function loadStationTrust(
     const k = c.ok && c.value[0] ? stationKeyOf(h.certSha256, c.value[0], h.replacedAt) : null;
     if (k) previousKeys.push(k); // unreadable history rows are skipped
   }
-  return ok({ row, stationCert, issuingCa, root, stationKey: key, currentKey, ca, previousKeys });
+  return ok({
+    row,
+    stationCert,
+    issuingCa,
+    root,
+    stationKey: key,
+    currentKey,
+    ca,
+    previousKeys,
+    history: [...history],
+  });
 }
 
 /** A station certificate's key for node:crypto verification; null if unreadable or not P-256/P-384. */

@@ -11,6 +11,7 @@ import { fail } from '../../core/errors.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { BATCH_PROOF_BYTES } from '../../core/hq/audit-head.js';
 import { MAX_BATCH_BYTES, verifyReceipt } from '../../core/hq/protocol.js';
+import { packRecords } from '../../core/hq/pack.js';
 import type { ApplyOutcome } from '../../native/store/outbox.js';
 import type { RegistryClient } from '../hq/client.js';
 import { noteAnchor, signedAuditHead, type AnchorContext } from './anchor.js';
@@ -51,8 +52,16 @@ export async function sendBatch(
     batchId,
   );
   if (!auditHead.ok) return auditHead;
+  // Format v2: each certificate once per batch, records packed (docs/formats.md "Packed JWS"); the registry
+  // rebuilds exactly these JWS.
+  const packed = packRecords(records);
   const sent = await c.client.sendBatch(
-    { batchId, records, ...(auditHead.value ? { auditHead: auditHead.value } : {}) },
+    {
+      batchId,
+      records: packed.records,
+      certificates: packed.certificates,
+      ...(auditHead.value ? { auditHead: auditHead.value } : {}),
+    },
     signal,
   );
   if (!sent.ok) {

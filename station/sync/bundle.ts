@@ -1,5 +1,6 @@
 /**
- * Offline sync (docs/sync.md "Offline"): `exportBundle` writes a signed bundle of the records not yet acknowledged
+ * Offline sync (docs/sync.md "Offline"): `exportBundle` writes a signed bundle (format v2, docs/formats.md
+ * "Bundles") of the records not yet acknowledged
  * (with the signed audit head and the queued scrap / failed-issuance events), `importReceipt` verifies the
  * registry's receipt file with the pinned registry certificate and marks what it acknowledges.
  *
@@ -9,7 +10,7 @@ import { fail } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
 import { BUNDLE_PROOF_BYTES } from '../../core/hq/audit-head.js';
 import {
-  createBundle,
+  createBundleV2,
   MAX_BUNDLE_RECORDS,
   MAX_REVOCATION_EVENTS,
   verifyReceipt,
@@ -55,7 +56,7 @@ export async function exportBundle(c: BundleContext): Promise<Result<ExportedBun
     return fail('INPUT_INVALID', 'nothing to export: every record is acknowledged or failed');
   const auditHead = await signedAuditHead(c, BUNDLE_PROOF_BYTES, 'bundle');
   if (!auditHead.ok) return auditHead;
-  const b = await createBundle({
+  const b = await createBundleV2({
     signer: c.signer,
     chain: c.chain,
     stationId: c.stationId,
@@ -80,7 +81,7 @@ export async function exportBundle(c: BundleContext): Promise<Result<ExportedBun
     count: items.length,
     revocationEvents: evs.value.length,
   });
-  return ok({ fileName, content: b.value.jws + '\n', count: items.length, revocationEvents: evs.value.length });
+  return ok({ fileName, content: b.value.content + '\n', count: items.length, revocationEvents: evs.value.length });
 }
 
 /** Verify a receipt file and mark the records it acknowledges. */

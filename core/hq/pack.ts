@@ -1,0 +1,230 @@
+/**
+ * Packed records (batch and bundle format v2, docs/formats.md "Packed JWS"): a station-signed compact JWS carried as
+ * JSON with every certificate replaced by its index in one certificate table per batch or bundle, and the payload
+ * as a JSON value instead of base64url. Unpacking rebuilds the original compact JWS byte for byte (its header and
+ * payload are canonical JSON), so the signature is checked over exactly the bytes that were signed and that the
+ * registry stores. `packJws` only packs what unpacks to the same text; anything else travels as the compact JWS.
+ * Pure: core/ only.
+ */
+import { toBase64, toBase64Url, utf8 } from '../bytes.js';
+import { canonicalJson } from '../canonical.js';
+import { err, ok, type Result } from '../result.js';
+import { toPem } from '../pki/pem.js';
+
+/** A compact JWS as JSON: header members, certificates by index, payload as JSON, signature base64url. */
+export interface PackedJws {
+  readonly alg: 'ES256' | 'ES384';
+  readonly typ?: string;
+  readonly kid?: string;
+  /** Indexes into the certificate table: the header's x5c, leaf first. */
+  readonly x5c?: readonly number[];
+  /** The payload JSON value, with `{"$pem": i}`, `{"$der": i}` and `{"$jws": PackedJws}` in place of strings. */
+  readonly payload: unknown;
+  readonly signature: string;
+}
+
+/** Most levels a packed payload may nest (records nest a manifest: far below). */
+const MAX_DEPTH = 32;
+const PEM_RE = /^-----BEGIN CERTIFICATE-----\n(?:[A-Za-z0-9+/=]{1,64}\n)+-----END CERTIFICATE-----\n$/;
+const STD_B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** A compact JWS: its protected header is a JSON object, so its first characters are `eyJ` (`{"`). */
+const COMPACT_RE = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** The certificate table of one batch or bundle while it is built: each certificate (standard base64 DER) once. */
+export class CertificateTable {
+  private readonly index = new Map<string, number>();
+  readonly certificates: string[] = [];
+
+  /** The index of a certificate (standard base64 DER), adding it when new. */
+  add(b64: string): number {
+    let i = this.index.get(b64);
+    if (i === undefined) {
+      i = this.certificates.length;
+      this.certificates.push(b64);
+      this.index.set(b64, i);
+    }
+    return i;
+  }
+
+  /** Forget the certificates added since the table had `size` of them. */
+  truncate(size: number): void {
+    for (const c of this.certificates.splice(size)) this.index.delete(c);
+  }
+}
+
+function decodeStd(s: string): Uint8Array | null {
+  if (s.length < 4 || !STD_B64_RE.test(s)) return null;
+  const b = Buffer.from(s, 'base64');
+  return b.toString('base64') === s ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : null;
+}
+
+/** A DER SEQUENCE whose length header spans exactly the bytes (what a certificate is at the outside). */
+function looksLikeDerSequence(b: Uint8Array): boolean {
+  if (b.length < 4 || b[0] !== 0x30) return false;
+  const l = b[1]!;
+  if (l < 0x80) return l + 2 === b.length;
+  const n = l & 0x7f;
+  if (n < 1 || n > 3) return false;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + b[2 + i]!;
+  return len + 2 + n === b.length;
+}
+
+/** The base64 DER of a PEM certificate string, if the string is exactly what toPem makes of it. */
+function pemCertificate(s: string): string | null {
+  if (!PEM_RE.test(s)) return null;
+  const b64 = s.slice(28, -26).replace(/\n/g, '');
+  const der = decodeStd(b64);
+  return der && toPem(der, 'CERTIFICATE') === s ? b64 : null;
+}
+
+function packValue(v: unknown, table: CertificateTable, inChain: boolean, depth: number): unknown {
+  if (depth > MAX_DEPTH) throw new Error('too deep');
+  if (typeof v === 'string') {
+    const pem = pemCertificate(v);
+    if (pem !== null) return { $pem: table.add(pem) };
+    if (inChain) {
+      const der = decodeStd(v);
+      if (der && looksLikeDerSequence(der)) return { $der: table.add(v) };
+    }
+    if (COMPACT_RE.test(v)) {
+      const inner = packJws(v, table, depth + 1);
+      if (inner) return { $jws: inner };
+    }
+    return v;
+  }
+  if (Array.isArray(v)) return v.map((x) => packValue(x, table, inChain, depth + 1));
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      if (k.startsWith('$')) throw new Error('reserved member');
+      out[k] = packValue(x, table, k === 'chain', depth + 1);
+    }
+    return out;
+  }
+  return v;
+}
+
+/**
+ * Pack a compact JWS whose header and payload are canonical JSON objects; null when it would not unpack to
+ * exactly `jws` (then it travels as the compact JWS). Certificates go to `table`.
+ */
+export function packJws(jws: string, table: CertificateTable, depth = 0): PackedJws | null {
+  const parts = jws.split('.');
+  if (parts.length !== 3) return null;
+  const [h, p, signature] = parts as [string, string, string];
+  const mark = table.certificates.length;
+  try {
+    const headerText = Buffer.from(h, 'base64url').toString('utf8');
+    const payloadText = Buffer.from(p, 'base64url').toString('utf8');
+    const header = JSON.parse(headerText) as Record<string, unknown>;
+    const payload = JSON.parse(payloadText) as unknown;
+    if (!header || typeof header !== 'object' || Array.isArray(header)) return null;
+    // Not canonical: it would not unpack to the same bytes (the payload is checked by the round trip below).
+    if (canonicalJson(header) !== headerText) return null;
+    const { alg, typ, kid, x5c, ...rest } = header;
+    if (Object.keys(rest).length || (alg !== 'ES256' && alg !== 'ES384')) return null;
+    if ((typ !== undefined && typeof typ !== 'string') || (kid !== undefined && typeof kid !== 'string')) return null;
+    if (x5c !== undefined && (!Array.isArray(x5c) || !x5c.every((c) => typeof c === 'string'))) return null;
+    const packed: PackedJws = {
+      alg,
+      ...(typ !== undefined ? { typ } : {}),
+      ...(kid !== undefined ? { kid } : {}),
+      ...(x5c !== undefined ? { x5c: (x5c as string[]).map((c) => table.add(c)) } : {}),
+      payload: packValue(payload, table, false, depth + 1),
+      signature,
+    };
+    // The outermost JWS is rebuilt and compared as a whole (nested ones with it): packed only if it round-trips.
+    if (depth > 0) return packed;
+    const back = unpackJws(packed, table.certificates);
+    if (back.ok && back.value === jws) return packed;
+  } catch {
+    // not packable: below
+  }
+  table.truncate(mark); // nothing of this JWS stays in the table
+  return null;
+}
+
+/** One record of a v2 batch or bundle: packed, or the compact JWS as it is. */
+export type PackedRecord = PackedJws | string;
+
+/** Pack the records of one batch or bundle: the certificate table and each record packed (or kept as it is). */
+export function packRecords(records: readonly string[]): {
+  certificates: string[];
+  records: PackedRecord[];
+} {
+  const table = new CertificateTable();
+  const out = records.map((r) => packJws(r, table) ?? r);
+  return { certificates: table.certificates, records: out };
+}
+
+function unpackValue(v: unknown, certs: readonly string[], depth: number): unknown {
+  if (depth > MAX_DEPTH) throw new Error('the packed payload nests too deep');
+  if (Array.isArray(v)) return v.map((x) => unpackValue(x, certs, depth + 1));
+  if (v === null || typeof v !== 'object') return v;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  const ref = (k: string): string => {
+    const i = o[k];
+    const c = typeof i === 'number' && Number.isInteger(i) ? certs[i] : undefined;
+    if (c === undefined) throw new Error(`${k} names no certificate of the table`);
+    return c;
+  };
+  if (keys.length === 1 && keys[0] === '$pem') {
+    const der = decodeStd(ref('$pem'));
+    if (!der) throw new Error('a certificate of the table is not base64');
+    return toPem(der, 'CERTIFICATE');
+  }
+  if (keys.length === 1 && keys[0] === '$der') return ref('$der');
+  if (keys.length === 1 && keys[0] === '$jws') {
+    const inner = unpackJwsAt(o['$jws'], certs, depth + 1);
+    if (!inner.ok) throw new Error(inner.error);
+    return inner.value;
+  }
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    if (k.startsWith('$')) throw new Error(`unknown packed member ${JSON.stringify(k)}`);
+    out[k] = unpackValue(o[k], certs, depth + 1);
+  }
+  return out;
+}
+
+function unpackJwsAt(p: unknown, certs: readonly string[], depth: number): Result<string, string> {
+  if (!p || typeof p !== 'object' || Array.isArray(p)) return err('a packed JWS is not an object');
+  const { alg, typ, kid, x5c, payload, signature, ...rest } = p as Record<string, unknown>;
+  if (Object.keys(rest).length) return err(`a packed JWS has unknown members (${Object.keys(rest).join(', ')})`);
+  if (alg !== 'ES256' && alg !== 'ES384') return err('a packed JWS has no ES256/ES384 alg');
+  if (typeof signature !== 'string' || !/^[A-Za-z0-9_-]+$/.test(signature))
+    return err('a packed JWS has no base64url signature');
+  if ((typ !== undefined && typeof typ !== 'string') || (kid !== undefined && typeof kid !== 'string'))
+    return err('a packed JWS has a typ or kid that is not a string');
+  if (payload === undefined) return err('a packed JWS has no payload');
+  try {
+    const header: Record<string, unknown> = { alg };
+    if (typ !== undefined) header['typ'] = typ;
+    if (kid !== undefined) header['kid'] = kid;
+    if (x5c !== undefined) {
+      if (!Array.isArray(x5c) || x5c.length === 0 || x5c.length > 8) return err('a packed JWS has a bad x5c');
+      header['x5c'] = x5c.map((i) => {
+        const c = typeof i === 'number' && Number.isInteger(i) ? certs[i] : undefined;
+        if (c === undefined) throw new Error('x5c names no certificate of the table');
+        return c;
+      });
+    }
+    const body = canonicalJson(unpackValue(payload, certs, depth + 1));
+    return ok(`${toBase64Url(utf8(canonicalJson(header)))}.${toBase64Url(utf8(body))}.${signature}`);
+  } catch (e) {
+    return err(`a packed JWS cannot be rebuilt: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/**
+ * Rebuild the compact JWS of a packed record with the certificate table of its batch or bundle (the message says
+ * why it cannot). A string is already a compact JWS.
+ */
+export function unpackJws(p: PackedRecord, certificates: readonly string[]): Result<string, string> {
+  return typeof p === 'string' ? ok(p) : unpackJwsAt(p, certificates, 0);
+}
+
+/** Standard base64 of DER (a certificate table entry). */
+export const certificateEntry = (der: Uint8Array): string => toBase64(der);

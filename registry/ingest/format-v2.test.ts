@@ -1,0 +1,165 @@
+/**
+ * Batch and bundle format v2 over real HTTP, SQLite and (when LINE_STATION_TEST_PG_URL is set) PostgreSQL: records
+ * packed against one certificate table are rebuilt byte for byte (the stored JWS is the station's and verifies on
+ * its own with jose), a v2 bundle with any modified byte, a swapped certificate or record, or cut short is refused
+ * as a whole, and v1 and v2 of the same batch are the same batch.
+ */
+import 'reflect-metadata';
+import { compactVerify, decodeProtectedHeader, importX509 } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../core/ports.js';
+import type { RegistryDb } from '../../core/hq/registry-db.js';
+import { packRecords, type PackedJws } from '../../core/hq/pack.js';
+import { createBundleV2, type BatchResponse, type BundleFileV2, type BundleResponse } from '../../core/hq/protocol.js';
+import { startRegistry, type RunningRegistry } from '../http/server.js';
+import { createTestStation, makeManyRecords, type TestStation } from '../../testkit/registry/fixtures.js';
+import {
+  backends,
+  call,
+  createRegistryKeys,
+  createTestDb,
+  quietLogger,
+  type TestDb,
+  type TestKeys,
+} from '../../testkit/registry/harness.js';
+
+let keys: TestKeys;
+let A: TestStation;
+
+beforeAll(async () => {
+  keys = await createRegistryKeys();
+  A = await createTestStation('station-v2', systemClock);
+});
+afterAll(async () => {
+  await keys?.cleanup();
+});
+
+const uuid = () => globalThis.crypto.randomUUID();
+
+async function storedVerifies(jws: string): Promise<unknown> {
+  const { x5c } = decodeProtectedHeader(jws);
+  const pem = `-----BEGIN CERTIFICATE-----\n${x5c![0]}\n-----END CERTIFICATE-----`;
+  const { payload } = await compactVerify(jws, await importX509(pem, 'ES256'));
+  return JSON.parse(new TextDecoder().decode(payload));
+}
+
+for (const backend of backends()) {
+  describe(`format v2 (${backend})`, () => {
+    let tdb: TestDb;
+    let db: RegistryDb;
+    let reg: RunningRegistry;
+    const records = async () => {
+      const c = await db.counts();
+      if (!c.ok) throw new Error(c.error.message);
+      return c.value.records;
+    };
+    const admin = (method: string, path: string, body?: unknown) =>
+      call(reg.url, method, path, { bearer: keys.adminToken, ...(body !== undefined ? { body } : {}) });
+
+    beforeAll(async () => {
+      tdb = await createTestDb(backend);
+      db = await tdb.open();
+      const r = await startRegistry({
+        db,
+        port: 0,
+        signer: keys.signer,
+        registryChain: keys.chain,
+        registryId: 'registry-v2',
+        adminToken: keys.adminToken,
+        clock: systemClock,
+        logger: quietLogger,
+      });
+      if (!r.ok) throw new Error(r.error.message);
+      reg = r.value;
+      const e = await admin('POST', '/v1/admin/stations', { stationId: A.id, chainPem: A.chainPem });
+      expect(e.status, e.text).toBe(201);
+    });
+    afterAll(async () => {
+      await reg?.close();
+      await db?.close();
+      await tdb?.cleanup();
+    });
+
+    it('stores packed batch records byte for byte; the same batch in v1 is the same batch', async () => {
+      const made = await makeManyRecords(A, systemClock, 20, 4); // 20: the worker pool verifies them
+      const jws = made.map((m) => m.jws);
+      const batchId = uuid();
+      const v2 = await call(reg.url, 'POST', '/v1/batches', { body: { batchId, ...packRecords(jws) }, station: A });
+      expect(v2.status, v2.text).toBe(200);
+      const r2 = v2.json as BatchResponse;
+      expect(r2.summary).toMatchObject({ accepted: 20, rejected: 0 });
+      const stored = await db.listRecords({ stationId: A.id, limit: 100 });
+      if (!stored.ok) throw new Error(stored.error.message);
+      const byId = new Map(stored.value.map((s) => [s.recordId, s.jws]));
+      for (const m of made) {
+        expect(byId.get(m.recordId)).toBe(m.jws);
+        expect(await storedVerifies(byId.get(m.recordId)!)).toMatchObject({ recordId: m.recordId });
+      }
+      const v1 = await call(reg.url, 'POST', '/v1/batches', { body: { batchId, records: jws }, station: A });
+      expect(v1.status, v1.text).toBe(200);
+      expect((v1.json as BatchResponse).repeated).toBe(true);
+      expect((v1.json as BatchResponse).receipt).toBe(r2.receipt);
+    });
+
+    it('a packed record that names no certificate is malformed; the others are stored', async () => {
+      const made = await makeManyRecords(A, systemClock, 3, 1);
+      const p = packRecords(made.map((m) => m.jws));
+      const bad = { ...(p.records[1] as PackedJws), x5c: [p.certificates.length + 5] };
+      const before = await records();
+      const r = await call(reg.url, 'POST', '/v1/batches', {
+        body: { batchId: uuid(), certificates: p.certificates, records: [p.records[0], bad, p.records[2]] },
+        station: A,
+      });
+      expect(r.status, r.text).toBe(200);
+      const res = r.json as BatchResponse;
+      expect(res.summary).toMatchObject({ accepted: 2, rejected: 1 });
+      expect(res.results[1]).toMatchObject({ status: 'rejected', reason: 'malformed', recordId: null });
+      expect(await records()).toBe(before + 2);
+    });
+
+    it('imports a v2 bundle (text or JSON body) once; any modification rejects it as a whole', async () => {
+      const made = await makeManyRecords(A, systemClock, 3, 3);
+      const b = await createBundleV2({
+        signer: A.signer,
+        chain: A.chain,
+        stationId: A.id,
+        records: made.map((m) => m.jws),
+        clock: systemClock,
+      });
+      if (!b.ok) throw new Error(b.error.message);
+      const text = b.value.content;
+      const file = JSON.parse(text) as BundleFileV2;
+      const before = await records();
+      const expectInvalid = async (bundle: unknown, what: string) => {
+        const r = await admin('POST', '/v1/bundles', { bundle });
+        expect(r.status, `${what}: ${r.text}`).toBe(422);
+        expect((r.json as { error: { code: string } }).error.code).toBe('BUNDLE_INVALID');
+      };
+      // One character changed at ~80 places of the file text.
+      const step = Math.max(1, Math.floor(text.length / 80));
+      for (let i = 0; i < text.length; i += step) {
+        const c = text[i]!;
+        const v = text.slice(0, i) + (c === 'A' ? 'B' : c === '0' ? '1' : 'A') + text.slice(i + 1);
+        await expectInvalid(v, `position ${i}`);
+      }
+      await expectInvalid(text.slice(0, Math.floor(text.length / 2)), 'truncated');
+      // Structural changes that keep valid JSON: swapped records, a certificate replaced, one more certificate,
+      // a record dropped (with the count left), the audit head or events added without the signature.
+      await expectInvalid({ ...file, records: [file.records[1], file.records[0], file.records[2]] }, 'swapped');
+      await expectInvalid({ ...file, certificates: [file.certificates[1], ...file.certificates.slice(1)] }, 'cert');
+      await expectInvalid({ ...file, certificates: [...file.certificates, file.certificates[0]] }, 'extra cert');
+      await expectInvalid({ ...file, records: file.records.slice(0, 2) }, 'dropped');
+      await expectInvalid({ ...file, revocations: ['a.b.c'] }, 'events added');
+      expect(await records()).toBe(before);
+
+      const first = await admin('POST', '/v1/bundles', { bundle: text });
+      expect(first.status, first.text).toBe(200);
+      const fr = first.json as BundleResponse;
+      expect(fr).toMatchObject({ bundleId: b.value.bundleId, summary: { accepted: 3 } });
+      const again = await admin('POST', '/v1/bundles', { bundle: file });
+      expect(again.status, again.text).toBe(200);
+      expect((again.json as BundleResponse).repeated).toBe(true);
+      expect(await records()).toBe(before + 3);
+    });
+  });
+}

@@ -1,0 +1,45 @@
+/**
+ * Record verification worker (worker_threads): verifies a slice of a batch's records against the station's trust
+ * material, exactly as the main thread would (registry/trust/records.ts `verifyRecord`), so ingest uses every
+ * core. Started by ./pool.ts: compiled builds load this file as JavaScript, development through
+ * ./verify.worker.dev.mjs, which registers tsx first. Imports core and registry/trust.
+ */
+import 'reflect-metadata';
+import { parentPort } from 'node:worker_threads';
+import { loadStationTrust, type StationTrust } from './verify.js';
+import { checkBatchRecord, type SignerCache } from './records.js';
+import type { VerifyAnswer, VerifyJob } from './pool.js';
+
+const MAX_CACHED = 64;
+const trusts = new Map<string, StationTrust>();
+
+async function trustOf(job: VerifyJob): Promise<StationTrust | string> {
+  const hit = trusts.get(job.trustKey);
+  if (hit) return hit;
+  const t = await loadStationTrust(job.row, job.history);
+  if (!t.ok) return t.error.message;
+  if (trusts.size >= MAX_CACHED) trusts.delete(trusts.keys().next().value!);
+  trusts.set(job.trustKey, t.value);
+  return t.value;
+}
+
+async function run(job: VerifyJob): Promise<VerifyAnswer> {
+  const trust = await trustOf(job);
+  if (typeof trust === 'string') return { id: job.id, error: trust };
+  const now = new Date(job.now);
+  const seen: SignerCache = new Map();
+  const checked = job.records.map((r, i) => {
+    const { jws, check } = checkBatchRecord(trust, r, job.certificates, job.base + i, now, seen);
+    // A compact JWS the caller sent it holds already: not copied back.
+    const back = typeof r === 'string' ? null : jws;
+    return { jws: back, check: check.ok ? { ok: true as const, record: { ...check.record, jws: '' } } : check };
+  });
+  return { id: job.id, checked };
+}
+
+parentPort?.on('message', (job: VerifyJob) => {
+  run(job).then(
+    (answer) => parentPort!.postMessage(answer),
+    (e: unknown) => parentPort!.postMessage({ id: job.id, error: e instanceof Error ? e.message : String(e) }),
+  );
+});
