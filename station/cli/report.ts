@@ -23,7 +23,7 @@ const RANGE_OPTIONS = {
   out: { type: 'string', arg: 'FILE', help: 'write the CSV to FILE (mode 0600) instead of stdout' },
 } as const satisfies Record<string, OptionSpec>;
 
-const OUTCOMES: readonly LogOutcome[] = ['provisioned', 'failed', 'in-progress'];
+const OUTCOMES: readonly LogOutcome[] = ['provisioned', 'failed', 'in-progress', 'refused'];
 
 /** A time option as an ISO 8601 UTC timestamp, or a UsageError naming it. */
 function timeOption(args: ParsedArgs, name: string): string | undefined {

@@ -103,6 +103,12 @@ export function Yield() {
               <span className="kpi-label">{t('yield.provisioned')}</span>
             </div>
             <div className="kpi">
+              <span className="kpi-value" data-testid="refused">
+                {String(y.refused)}
+              </span>
+              <span className="kpi-label">{t('yield.refused')}</span>
+            </div>
+            <div className="kpi">
               <span className="kpi-value">{formatMs(y.cycleTime.p50)}</span>
               <span className="kpi-label">{t('yield.p50')}</span>
             </div>
