@@ -40,7 +40,7 @@ export function verifyAll(db: Database.Database): AuditVerification {
          r.record_sha256 AS r_record_sha256, r.record_json AS r_record_json,
          f.refusal_id AS f_refusal_id, f.chip_id AS f_chip_id, f.serial_number AS f_serial_number, f.model AS f_model,
          f.port AS f_port, f.work_order AS f_work_order, f.operator AS f_operator, f.station_id AS f_station_id,
-         f.code AS f_code, f.message AS f_message, f.scanned AS f_scanned
+         f.code AS f_code, f.message AS f_message, f.scanned AS f_scanned, f.first_at AS f_first_at
        FROM audit_log a LEFT JOIN records r ON r.audit_seq = a.seq LEFT JOIN refusals f ON f.audit_seq = a.seq
        ORDER BY a.seq`,
     )
@@ -139,6 +139,7 @@ export function verifyAll(db: Database.Database): AuditVerification {
       ['scanned', row.f_scanned],
     ];
     const problems = cols.filter(([k, v]) => (payload[k] ?? null) !== v).map(([k]) => k);
+    if (row.f_first_at !== row.ts) problems.push('first_at');
     if (problems.length)
       return failed(
         row.f_refusal_id,

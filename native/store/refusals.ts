@@ -95,8 +95,8 @@ export function createRefusalWriter(
         r.code,
         message,
         r.scanned,
-        at,
-        at,
+        entry.ts,
+        entry.ts,
         entry.seq,
       );
       return { refusalId, coalesced: false, count: 1 };

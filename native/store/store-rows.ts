@@ -97,6 +97,7 @@ export interface VerifyDbRow extends AuditDbRow {
   f_code: string | null;
   f_message: string | null;
   f_scanned: string | null;
+  f_first_at: string | null;
 }
 
 /** The columns of `records` the Store reads (all but superseded_by and audit_seq). */
