@@ -55,16 +55,7 @@ export interface NewFailedIssuance {
  * The revocation of a failed rework's old credential (core/provisioning/rework.ts): a scrap event queued by the
  * Store's failRun with its exact payload, unsigned until the station key signs it.
  */
-export interface NewReworkRevocation {
-  readonly requestId: string;
-  readonly chipId: string;
-  readonly serialNumber: string;
-  readonly certificateSerial: string;
-  readonly reason: string;
-  readonly runId: string;
-  readonly payloadJson: string;
-  readonly at: string;
-}
+export type NewReworkRevocation = NewFailedIssuance;
 
 /** Reads and writes of `revocation_requests` on one connection (callers bring the transaction). */
 export interface RevocationQueue {
@@ -120,16 +111,11 @@ export function createRevocationQueue(db: Database.Database): RevocationQueue {
          record_id, jws, state, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
     ),
-    insertFailedIssuance: db.prepare(
+    /** A failed-issuance or failed-rework event: queued by failRun with its payload, unsigned. */
+    insertEvent: db.prepare(
       `INSERT INTO revocation_requests (request_id, kind, chip_id, serial_number, certificate_serial, reason, record_id,
          jws, state, detail, created_at, updated_at, run_id, payload_json)
-       VALUES (?, 'failed-issuance', ?, ?, ?, ?, NULL, NULL, 'queued', NULL, ?, ?, ?, ?)`,
-    ),
-    insertRework: db.prepare(
-      `INSERT INTO revocation_requests (request_id, kind, chip_id, serial_number, certificate_serial, reason, record_id,
-         jws, state, detail, created_at, updated_at, run_id, payload_json)
-       VALUES (?, 'scrapped', ?, ?, ?, ?, NULL, NULL, 'queued', NULL, ?, ?, ?, ?)
-       ON CONFLICT (request_id) DO NOTHING`,
+       VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 'queued', NULL, ?, ?, ?, ?)`,
     ),
     get: db.prepare('SELECT * FROM revocation_requests WHERE request_id = ?'),
     setJws: db.prepare(
@@ -137,6 +123,20 @@ export function createRevocationQueue(db: Database.Database): RevocationQueue {
        WHERE request_id = ? AND kind IN ('failed-issuance', 'scrapped') AND payload_json IS NOT NULL AND jws IS NULL`,
     ),
     setState: db.prepare('UPDATE revocation_requests SET state = ?, detail = ?, updated_at = ? WHERE request_id = ?'),
+  };
+  const insertEvent = (kind: RevocationKind, r: NewFailedIssuance): void => {
+    st.insertEvent.run(
+      r.requestId,
+      kind,
+      r.chipId,
+      r.serialNumber,
+      r.certificateSerial,
+      r.reason,
+      r.at,
+      r.at,
+      r.runId,
+      r.payloadJson,
+    );
   };
   return {
     queue(r, at) {
@@ -154,31 +154,12 @@ export function createRevocationQueue(db: Database.Database): RevocationQueue {
       );
       return toRev(st.get.get(r.requestId) as RevRow);
     },
-    queueFailedIssuance(r) {
-      st.insertFailedIssuance.run(
-        r.requestId,
-        r.chipId,
-        r.serialNumber,
-        r.certificateSerial,
-        r.reason,
-        r.at,
-        r.at,
-        r.runId,
-        r.payloadJson,
-      );
+    queueFailedIssuance: (r) => insertEvent('failed-issuance', r),
+    queueReworkRevocation(r) {
+      if (st.get.get(r.requestId) !== undefined) return false;
+      insertEvent('scrapped', r);
+      return true;
     },
-    queueReworkRevocation: (r) =>
-      st.insertRework.run(
-        r.requestId,
-        r.chipId,
-        r.serialNumber,
-        r.certificateSerial,
-        r.reason,
-        r.at,
-        r.at,
-        r.runId,
-        r.payloadJson,
-      ).changes === 1,
     setJws: (requestId, jws, at) => st.setJws.run(jws, at, requestId).changes === 1,
     setState(requestId, state, detail, at) {
       st.setState.run(state, detail, at, requestId);

@@ -9,16 +9,16 @@
  * (outcome "refused"), and the Yield view counts it.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type Bridge } from '../../station/bridge/bridge.js';
-import { updateStationConfig } from '../../station/config.js';
+import type { Bridge } from '../../station/bridge/bridge.js';
 import { createStationService, type StationService } from '../../station/service/index.js';
+import { useWorkOrders } from '../../testkit/work-orders.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { launchChromium, screenshot, watchPage } from './browser.js';
+import { elevate, openStationUi, screenshot, until } from './browser.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DIST = join(ROOT, 'renderer', 'dist');
@@ -32,14 +32,6 @@ let browser: Browser;
 let page: Page;
 let problems: string[] = [];
 
-async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out: ${what}`);
-}
 const tile = (i: number) => page.locator(`.tile[data-port="${w.sim.ports[i]}"]`);
 const stateOf = (i: number) => tile(i).getAttribute('data-state');
 const scanField = (i: number) => page.locator(`input[data-scan-port="${w.sim.ports[i]}"]`);
@@ -53,26 +45,17 @@ beforeAll(async () => {
     { id: 'op-1', role: 'operator', pin: '1234', name: 'Olga Operator' },
     { id: 'sup-1', role: 'supervisor', pin: '987654', name: 'Sam Supervisor' },
   ]);
-  // A work order that requires scan-in, next to the repository's demo work order.
-  const woDir = join(w.dir, 'work-orders');
-  mkdirSync(woDir);
-  cpSync(join(ROOT, 'resources', 'work-orders', 'WO-DEMO-1.json'), join(woDir, 'WO-DEMO-1.json'));
-  const wo = { ...JSON.parse(readFileSync(join(woDir, 'WO-DEMO-1.json'), 'utf8')), id: WO_SCAN, requireScanIn: true };
-  writeFileSync(join(woDir, `${WO_SCAN}.json`), JSON.stringify(wo));
-  const u = updateStationConfig(w.dataDir, (raw) => ({
-    ...raw,
-    paths: { ...(raw['paths'] as object), workOrdersDir: woDir },
-  }));
-  if (!u.ok) throw new Error(u.error.message);
+  // The repository's demo work order and one that requires scan-in, in a work-order dir of this station.
+  useWorkOrders(w.dataDir, join(w.dir, 'work-orders'), [{ id: WO_SCAN, requireScanIn: true }]);
   await w.reopen();
   service = createStationService({ engine: w.engine, logger: w.logger, extraPorts: w.sim.ports });
   await service.start();
-  bridge = await startBridge({ service, staticDir: DIST, logger: w.logger });
-  browser = await launchChromium();
-  const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
-  page = await ctx.newPage();
-  problems = watchPage(page);
-  await page.goto(bridge.url);
+  ({ bridge, browser, page, problems } = await openStationUi({
+    service,
+    staticDir: DIST,
+    logger: w.logger,
+    viewport: { width: 1920, height: 1080 },
+  }));
 }, 240_000);
 
 afterAll(async () => {
@@ -122,12 +105,7 @@ describe('scan-in in the slots view; refusals in the log and yield', () => {
   }, 240_000);
 
   it('a supervisor sees the refusal in the Log (outcome refused) and the Yield counts it', async () => {
-    await page.keyboard.press('Alt+e');
-    await page.locator('#sup-id').waitFor();
-    await page.locator('#sup-id').fill('sup-1');
-    await page.locator('#sup-pin').fill('987654');
-    await page.locator('#sup-pin').press('Enter');
-    await page.locator('nav [data-view="log"]').waitFor();
+    await elevate(page, 'sup-1', '987654');
     await page.keyboard.press('Alt+2');
     await page.locator('#log-text').waitFor();
     await page.locator('.filters select').selectOption('refused');

@@ -6,11 +6,11 @@
  * `station verify-log` verifies it against its audit entry. A board left on a refusing port adds one row however
  * often it is refused. `station watch` refuses a scan-in work order (it cannot pair scans with ports).
  */
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../station/cli/program.js';
+import { runStationCli } from '../../testkit/station-cli.js';
 import { updateStationConfig } from '../../station/config.js';
+import { useWorkOrders } from '../../testkit/work-orders.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
 
@@ -26,16 +26,7 @@ const parseCsv = (text: string): string[][] =>
     .filter((l) => l.includes(','))
     .map((l) => l.split(','));
 
-async function cli(args: string[]): Promise<{ code: number; text: string }> {
-  const out: string[] = [];
-  process.env['LINE_STATION_PIN'] = OP_PIN;
-  try {
-    const code = await main(args, { out: (s) => out.push(s), err: (s) => out.push(s) });
-    return { code, text: out.join('\n') };
-  } finally {
-    delete process.env['LINE_STATION_PIN'];
-  }
-}
+const cli = (args: string[]) => runStationCli(args, { LINE_STATION_PIN: OP_PIN });
 const provision = (i: number, wo: string, ...more: string[]) =>
   cli([
     'provision',
@@ -76,17 +67,8 @@ beforeAll(async () => {
     ],
   });
   await addOperators(w.dataDir, [{ id: 'op-1', role: 'operator', pin: OP_PIN }]);
-  // The repository's work orders plus one that requires scan-in, in a work-order dir of this station.
-  const woDir = join(w.dir, 'work-orders');
-  mkdirSync(woDir);
-  cpSync(join(import.meta.dirname, '..', '..', 'resources', 'work-orders', `${WO}.json`), join(woDir, `${WO}.json`));
-  const scan = { ...JSON.parse(readFileSync(join(woDir, `${WO}.json`), 'utf8')), id: WO_SCAN, requireScanIn: true };
-  writeFileSync(join(woDir, `${WO_SCAN}.json`), JSON.stringify(scan));
-  const u = updateStationConfig(w.dataDir, (raw) => ({
-    ...raw,
-    paths: { ...(raw['paths'] as object), workOrdersDir: woDir },
-  }));
-  if (!u.ok) throw new Error(u.error.message);
+  // The repository's demo work order and one that requires scan-in, in a work-order dir of this station.
+  useWorkOrders(w.dataDir, join(w.dir, 'work-orders'), [{ id: WO_SCAN, requireScanIn: true }]);
   await w.reopen();
 }, 120_000);
 

@@ -10,46 +10,26 @@
  */
 import 'reflect-metadata';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromPemChain, toPem } from '../../core/pki/pem.js';
+import { toPem } from '../../core/pki/pem.js';
 import { ScrapPayloadSchema } from '../../core/hq/scrap.js';
-import { openHsm, type HsmAdmin } from '../../native/hsm/index.js';
-import type { RunningRegistry } from '../../registry/http/server.js';
-import { enrollStation } from '../../registry/stations/service.js';
-import { main } from '../../station/cli/program.js';
-import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
+import { must } from '../../testkit/pki/test-util.js';
+import { startRevocationRegistry, type RevocationRegistry } from '../../testkit/registry/revocation-registry.js';
 import { assertIssuanceInvariant, crlSerialsWithOpenssl, fetchCrl } from '../../testkit/issuance-invariant.js';
 import { readIssuanceSnapshot } from '../../testkit/issuance-snapshot.js';
+import { runStationCli } from '../../testkit/station-cli.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
 
-const ADMIN = 'admin-token-rework-revocation-0123456789';
 const WO = 'WO-DEMO-1';
-const OP_PIN = '480213';
-const SUP_PIN = '135790';
+const PINS = { LINE_STATION_PIN: '480213', LINE_STATION_SUPERVISOR_PIN: '135790' };
 let w: World;
-let reg: RunningRegistry;
-let registryHsm: HsmAdmin;
+let hq: RevocationRegistry;
 let dbFile: string;
 
-const must = <T>(r: { ok: true; value: T } | { ok: false; error: { code: string; message: string } }): T => {
-  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}\n${w?.logText().slice(-4000)}`);
-  return r.value;
-};
-async function cli(args: string[]): Promise<{ code: number; text: string }> {
-  const out: string[] = [];
-  process.env['LINE_STATION_PIN'] = OP_PIN;
-  process.env['LINE_STATION_SUPERVISOR_PIN'] = SUP_PIN;
-  try {
-    const code = await main(args, { out: (s) => out.push(s), err: (s) => out.push(s) });
-    return { code, text: out.join('\n') };
-  } finally {
-    delete process.env['LINE_STATION_PIN'];
-    delete process.env['LINE_STATION_SUPERVISOR_PIN'];
-  }
-}
+const cli = (args: string[]) => runStationCli(args, PINS);
 const provision = (i: number, ...more: string[]) =>
   cli([
     'provision',
@@ -68,15 +48,13 @@ const norm = (hex: string) => hex.toLowerCase().replace(/^0+/, '');
 const chip = (i: number) => w.sim.state(i).chipId;
 const reworkRequests = (i: number) =>
   w.engine.lifecycle.db.revocations({ kind: 'scrapped' }).filter((q) => q.chipId === chip(i));
-function openssl(args: string[]): Promise<string> {
-  return new Promise((resolve) =>
-    execFile('openssl', args, { cwd: w.dir, timeout: 20_000 }, (_e, stdout, stderr) => resolve(`${stdout}${stderr}`)),
-  );
-}
-/** `openssl ocsp` against the registry's responder for a certificate (DER). */
+/** `openssl ocsp` against the registry's responder for a certificate (DER): its status line. */
 const ocsp = (der: Uint8Array) => {
   writeFileSync(join(w.dir, 'q.pem'), toPem(der, 'CERTIFICATE'));
-  return openssl(['ocsp', '-issuer', 'ca.pem', '-cert', 'q.pem', '-url', `${reg.url}/v1/ocsp`, '-CAfile', 'root.pem']);
+  const args = ['ocsp', '-issuer', 'ca.pem', '-cert', 'q.pem', '-url', `${hq.reg.url}/v1/ocsp`, '-CAfile', 'root.pem'];
+  return new Promise<string>((resolve) =>
+    execFile('openssl', args, { cwd: w.dir, timeout: 20_000 }, (_e, stdout, stderr) => resolve(`${stdout}${stderr}`)),
+  );
 };
 /** The certificate (DER) of board i's current record. */
 const recordCert = (i: number) => {
@@ -87,46 +65,15 @@ const recordCert = (i: number) => {
 beforeAll(async () => {
   w = await createWorld({ boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-BASIC' }] });
   await addOperators(w.dataDir, [
-    { id: 'op-1', role: 'operator', pin: OP_PIN },
-    { id: 'sup-1', role: 'supervisor', pin: SUP_PIN },
+    { id: 'op-1', role: 'operator', pin: PINS.LINE_STATION_PIN },
+    { id: 'sup-1', role: 'supervisor', pin: PINS.LINE_STATION_SUPERVISOR_PIN },
   ]);
   dbFile = join(w.dataDir, 'station.db');
-  const chain = must(fromPemChain(readFileSync(join(w.dataDir, 'pki', 'station-chain.pem'), 'utf8')));
-  writeFileSync(join(w.dir, 'ca.pem'), toPem(chain[1]!, 'CERTIFICATE'));
-  writeFileSync(join(w.dir, 'root.pem'), toPem(chain[2]!, 'CERTIFICATE'));
-  const cfg = w.engine.config;
-  const pin = readFileSync(join(w.dataDir, 'secrets', 'root-user.pin'), 'utf8').trim();
-  registryHsm = must(await openHsm({ module: cfg.config.hsm.module, tokenLabel: 'LS Offline Root', pin }));
-  reg = await startLifecycleRegistry(`sqlite:${join(w.dir, 'registry.db')}`, {
-    registryId: 'registry-rework',
-    adminToken: ADMIN,
-    lifecycle: { hsm: registryHsm, crlIntervalS: 600 },
-  });
-  const regCertFile = join(w.dir, 'registry.pem');
-  writeFileSync(regCertFile, toPem(reg.context.registryChain[0]!, 'CERTIFICATE'));
-  must(
-    await enrollStation(reg.context, {
-      stationId: w.engine.station.id,
-      chainPem: readFileSync(join(w.dataDir, 'pki', 'station-chain.pem'), 'utf8'),
-    }),
-  );
-  const r = await cli([
-    'enroll',
-    '--data-dir',
-    w.dataDir,
-    '--registry',
-    reg.url,
-    '--registry-cert',
-    regCertFile,
-    '--revocation-signer',
-  ]);
-  if (r.code !== 0) throw new Error(r.text);
-  await w.reopen();
+  hq = await startRevocationRegistry(w, { registryId: 'registry-rework', adminToken: 'admin-token-rework-0123456789' });
 }, 120_000);
 
 afterAll(async () => {
-  await reg?.close();
-  await registryHsm?.close();
+  await hq?.close();
   await w?.teardown();
 });
 
@@ -172,21 +119,21 @@ describe('a rework that erased the board and then failed revokes the old credent
 
     // Before the sync the CRL does not list the old certificates; `station sync` delivers the events.
     const signers = readIssuanceSnapshot(dbFile).revocationSignerPems;
-    const before = crlSerialsWithOpenssl(await fetchCrl(reg.url, w.engine.station.id), signers);
+    const before = crlSerialsWithOpenssl(await fetchCrl(hq.reg.url, w.engine.station.id), signers);
     expect(before.has(norm(old[0]!.serialNumber))).toBe(false);
     const s = await cli(['sync', '--data-dir', w.dataDir]);
     expect(s.code).toBe(0);
     for (const i of [0, 1]) expect(reworkRequests(i)[0]!.state).toBe('acknowledged');
 
     // The registry's CRL (signature checked by openssl) lists both old certificates; OCSP answers revoked.
-    const crl = crlSerialsWithOpenssl(await fetchCrl(reg.url, w.engine.station.id), signers);
+    const crl = crlSerialsWithOpenssl(await fetchCrl(hq.reg.url, w.engine.station.id), signers);
     for (const c of old) expect(crl.has(norm(c.serialNumber))).toBe(true);
     const o = await ocsp(old[0]!.der);
     expect(o).toMatch(/q\.pem: revoked/);
     // Every issued certificate is in a record or on the CRL (board 0's new one is a failed issuance).
     const inv = await assertIssuanceInvariant({
       dbFile,
-      registry: { url: reg.url, stationId: w.engine.station.id },
+      registry: { url: hq.reg.url, stationId: w.engine.station.id },
     });
     expect(inv.failedIssuance).toBe(1);
     // Delivered once: a second sync sends nothing; the audit chain verifies.
