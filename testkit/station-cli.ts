@@ -22,3 +22,8 @@ export async function runStationCli(
     }
   }
 }
+
+/** `station provision` of the board on `port` for `workOrder`, signed in as `operator` (arguments, without extras). */
+export function provisionArgs(dataDir: string, port: string, workOrder: string, operator = 'op-1'): string[] {
+  return ['provision', '--data-dir', dataDir, '--port', port, '--work-order', workOrder, '--operator', operator];
+}

@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runStationCli } from '../../testkit/station-cli.js';
+import { provisionArgs, runStationCli } from '../../testkit/station-cli.js';
 import { updateStationConfig } from '../../station/config.js';
 import { useWorkOrders } from '../../testkit/work-orders.js';
 import { createWorld, type World } from '../harness.js';
@@ -28,18 +28,7 @@ const parseCsv = (text: string): string[][] =>
 
 const cli = (args: string[]) => runStationCli(args, { LINE_STATION_PIN: OP_PIN });
 const provision = (i: number, wo: string, ...more: string[]) =>
-  cli([
-    'provision',
-    '--data-dir',
-    w.dataDir,
-    '--port',
-    w.sim.ports[i]!,
-    '--work-order',
-    wo,
-    '--operator',
-    'op-1',
-    ...more,
-  ]);
+  cli([...provisionArgs(w.dataDir, w.sim.ports[i]!, wo), ...more]);
 const chip = (i: number) => w.sim.state(i).chipId;
 const serial = (i: number) => w.sim.state(i).serialNumber;
 /** Nothing of a run for board i: no run, no certificate, no record; the board holds no key. */

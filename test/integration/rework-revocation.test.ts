@@ -19,7 +19,7 @@ import { must } from '../../testkit/pki/test-util.js';
 import { startRevocationRegistry, type RevocationRegistry } from '../../testkit/registry/revocation-registry.js';
 import { assertIssuanceInvariant, crlSerialsWithOpenssl, fetchCrl } from '../../testkit/issuance-invariant.js';
 import { readIssuanceSnapshot } from '../../testkit/issuance-snapshot.js';
-import { runStationCli } from '../../testkit/station-cli.js';
+import { provisionArgs, runStationCli } from '../../testkit/station-cli.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
 
@@ -30,19 +30,7 @@ let hq: RevocationRegistry;
 let dbFile: string;
 
 const cli = (args: string[]) => runStationCli(args, PINS);
-const provision = (i: number, ...more: string[]) =>
-  cli([
-    'provision',
-    '--data-dir',
-    w.dataDir,
-    '--port',
-    w.sim.ports[i]!,
-    '--work-order',
-    WO,
-    '--operator',
-    'op-1',
-    ...more,
-  ]);
+const provision = (i: number, ...more: string[]) => cli([...provisionArgs(w.dataDir, w.sim.ports[i]!, WO), ...more]);
 const rework = (i: number) => provision(i, '--reprovision', '--supervisor', 'sup-1');
 const norm = (hex: string) => hex.toLowerCase().replace(/^0+/, '');
 const chip = (i: number) => w.sim.state(i).chipId;
