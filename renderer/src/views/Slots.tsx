@@ -103,6 +103,17 @@ function ScanField(props: { slot: SlotView }) {
   );
 }
 
+/**
+ * A failed rework that erased the board queued the revocation of its previous certificate (error details
+ * `revocationQueued`, docs/lifecycle.md "Failed rework"): that certificate's serial, or null.
+ */
+function revokedSerial(s: SlotView): string | null {
+  const q = s.error?.details?.['revocationQueued'];
+  if (typeof q !== 'object' || q === null) return null;
+  const serial = (q as { certificateSerial?: unknown }).certificateSerial;
+  return typeof serial === 'string' ? serial : null;
+}
+
 function Tile(props: { slot: SlotView; now: number; scanIn: boolean }) {
   const s = props.slot;
   const canScan = props.scanIn && (s.state === 'connected' || s.state === 'fail' || s.state === 'interrupted');
@@ -142,6 +153,11 @@ function Tile(props: { slot: SlotView; now: number; scanIn: boolean }) {
       {s.state === 'already' ? <p className="tile-note">{t('slot.already')}</p> : null}
       {s.state === 'pass' && s.boardLabel ? <TileLabel key={s.boardLabel.recordId} label={s.boardLabel} /> : null}
       {s.error && (s.state === 'fail' || s.state === 'interrupted') ? <ErrorText error={s.error} /> : null}
+      {revokedSerial(s) ? (
+        <p className="tile-revocation" role="note">
+          {t('slot.revocationQueued', { serial: revokedSerial(s)! })}
+        </p>
+      ) : null}
       {canScan ? <ScanField slot={s} /> : null}
       {(s.state === 'fail' || s.state === 'interrupted') && s.canRetry ? (
         <button type="button" className="btn btn-primary" onClick={() => void retrySlot(s.port)}>
