@@ -40,7 +40,6 @@ import { toPem } from '../pki/pem.js';
 import { buildManifest, signManifest } from './baseline.js';
 import { RECORD_SCHEMA, signRecord, type ProvisioningRecord } from './record.js';
 import { canonicalJson } from '../canonical.js';
-import { reworkRevocationRequestId } from './rework.js';
 
 /** The station's identity and CA, all keys in the HSM. */
 export interface StationIdentity {
@@ -501,10 +500,9 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     let e = failure;
     // A disconnect, cancellation or timeout leaves the run active so that re-plugging resumes it (isResumable).
     if (!isResumable(e.code)) {
-      deps.store.failRun(runId, { code: e.code, message: e.message, step });
+      const failed = deps.store.failRun(runId, { code: e.code, message: e.message, step });
       // A rework that erased the board queued its old credential's revocation in that transaction: say so.
-      if (run.kind === 'rotation' && run.data['zeroized'] === true && run.supersedesRecordId !== null)
-        e = reworkRevoked(e, run, deps.store.findCurrentRecord(identity.chipId));
+      if (failed.reworkRevocation) e = reworkRevoked(e, failed.reworkRevocation);
     }
     log.log(e.kind === 'bug' ? 'error' : 'warn', `step ${step} failed: ${e.code} ${e.message}`, ctx);
     return failStep(step, e);
@@ -869,12 +867,13 @@ export function checkScan(
 }
 
 /** The failure of a rework that erased its board, naming the old credential's revocation its failRun queued. */
-function reworkRevoked(e: StationError, run: RunRow, current: StoredRecord | null): StationError {
-  const requestId = reworkRevocationRequestId(run.runId);
-  const serial = current?.certificateSerial ?? null;
+function reworkRevoked(
+  e: StationError,
+  queued: { readonly requestId: string; readonly certificateSerial: string },
+): StationError {
   return {
     ...e,
-    message: `${e.message}; the board's identity was erased, so its previous certificate${serial ? ` ${serial}` : ''} is queued for revocation at headquarters`,
-    details: { ...(e.details ?? {}), revocationQueued: { requestId, certificateSerial: serial } },
+    message: `${e.message}; the board's identity was erased, so its previous certificate ${queued.certificateSerial} is queued for revocation at headquarters`,
+    details: { ...(e.details ?? {}), revocationQueued: { ...queued } },
   };
 }

@@ -204,6 +204,12 @@ export interface RecordedRefusal {
   readonly count: number;
 }
 
+/** What failing a run queued besides its failed-issuance events. */
+export interface FailedRun {
+  /** A rework that erased its board: the queued revocation of the superseded record's certificate, else null. */
+  readonly reworkRevocation: { readonly requestId: string; readonly certificateSerial: string } | null;
+}
+
 export interface Store {
   /** The current (not superseded) provisioning record of a board, if any. */
   findCurrentRecord(chipId: string): StoredRecord | null;
@@ -230,8 +236,15 @@ export interface Store {
    * of a recent refusal on the same port is coalesced into it (no new row, no new entry: docs/audit.md "Refusals").
    */
   recordRefusal(r: NewRefusal): RecordedRefusal;
-  /** Mark the run failed with a code and audit `run.failed`. A failed run can be resumed by a new run. */
-  failRun(runId: string, error: { readonly code: string; readonly message: string; readonly step: StepName }): void;
+  /**
+   * Mark the run failed with a code and audit `run.failed`. A failed run can be resumed by a new run. In the same
+   * transaction: the failed-issuance events of its certificates in no record, and (a rework that erased its board)
+   * the revocation of the superseded record's certificate (docs/lifecycle.md "Failed rework").
+   */
+  failRun(
+    runId: string,
+    error: { readonly code: string; readonly message: string; readonly step: StepName },
+  ): FailedRun;
   listRecords(q?: RecordQuery): StoredRecord[];
   countRecords(q?: Omit<RecordQuery, 'limit' | 'offset'>): number;
   listIssuedCertificates(chipId?: string): IssuedCertificate[];

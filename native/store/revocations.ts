@@ -52,7 +52,7 @@ export interface NewFailedIssuance {
 }
 
 /**
- * The revocation of a failed rework's old credential (core/provisioning/rework.ts): a scrap event queued by the
+ * The revocation of a failed rework's old credential (core/hq/rework.ts): a scrap event queued by the
  * Store's failRun with its exact payload, unsigned until the station key signs it.
  */
 export type NewReworkRevocation = NewFailedIssuance;

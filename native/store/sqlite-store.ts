@@ -18,7 +18,7 @@ import {
   FAILED_ISSUANCE_REASON,
 } from '../../core/failed-issuance.js';
 import type { Clock, Logger } from '../../core/ports.js';
-import type { NewRun, Store } from '../../core/provisioning/store.js';
+import type { FailedRun, NewRun, Store } from '../../core/provisioning/store.js';
 import { sha256HexSync, type AuditWriter } from './audit-writer.js';
 import { verifyAll } from './audit-verify.js';
 import type { RevocationQueue } from './revocations.js';
@@ -27,7 +27,7 @@ import {
   REWORK_REVOCATION_REASON,
   reworkRevocationPayloadJson,
   reworkRevocationRequestId,
-} from '../../core/provisioning/rework.js';
+} from '../../core/hq/rework.js';
 import { sqliteCode, sqliteRefusal, StoreError, wrapStoreError, parseStoredJson } from './store-error.js';
 import {
   checkPaging,
@@ -141,13 +141,17 @@ export function createSqliteStore(
   /**
    * A rework (rotation run) that erased its board (`zeroized` checkpoint) and fails for good leaves the board without
    * the credential of the record it was to supersede, which headquarters still shows active: its revocation (a scrap
-   * event, core/provisioning/rework.ts) is queued here, in failRun's transaction, once per run, and audited
+   * event, core/hq/rework.ts) is queued here, in failRun's transaction, once per run, and audited
    * `cert.rework-revocation` before `run.failed`. The station key signs the payload afterwards (station/lifecycle).
    */
-  function queueReworkRevocation(run: RunDbRow, e: { code: string; message: string; step: string }, at: string): void {
-    if (run.kind !== 'rotation' || run.supersedes_record_id === null) return;
+  function queueReworkRevocation(
+    run: RunDbRow,
+    e: { code: string; message: string; step: string },
+    at: string,
+  ): FailedRun['reworkRevocation'] {
+    if (run.kind !== 'rotation' || run.supersedes_record_id === null) return null;
     const data = parseStoredJson<RunData>(run.data_json, `data of run ${run.run_id}`);
-    if (data['zeroized'] !== true) return;
+    if (data['zeroized'] !== true) return null;
     const prev = st.getRecord.get(run.supersedes_record_id) as RecordDbRow | undefined;
     if (!prev) throw new StoreError('corrupt', `run ${run.run_id} supersedes a record that does not exist`);
     const prevCert = parseStoredJson<{ certificate?: { sha256?: unknown } }>(prev.record_json, 'record json');
@@ -176,7 +180,7 @@ export function createSqliteStore(
       payloadJson,
       at,
     });
-    if (!queued) return;
+    if (!queued) return null;
     append(
       'cert.rework-revocation',
       {
@@ -191,6 +195,7 @@ export function createSqliteStore(
       },
       run.run_id,
     );
+    return { requestId, certificateSerial: prev.certificate_serial };
   }
 
   const store: SqliteStore = {
@@ -372,7 +377,7 @@ export function createSqliteStore(
     },
 
     failRun(runId, error) {
-      tx('failRun', () => {
+      return tx('failRun', () => {
         const run = mustGetActiveRun(runId, 'failRun');
         const e = { code: error.code, message: error.message, step: error.step };
         const failedAt = now();
@@ -418,9 +423,10 @@ export function createSqliteStore(
             runId,
           );
         }
-        queueReworkRevocation(run, e, failedAt);
+        const reworkRevocation = queueReworkRevocation(run, e, failedAt);
         st.failRun.run(JSON.stringify(e), failedAt, runId);
         append('run.failed', e, runId);
+        return { reworkRevocation };
       });
     },
 

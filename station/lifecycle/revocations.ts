@@ -52,7 +52,7 @@ export function createRevocationQueue(
   function signFailedIssuances(): Promise<Result<number>> {
     const run = signing.then(async (): Promise<Result<number>> => {
       let n = 0;
-      // Failed-issuance events, and the scrap events of failed reworks (core/provisioning/rework.ts), both queued by
+      // Failed-issuance events, and the scrap events of failed reworks (core/hq/rework.ts), both queued by
       // failRun with their payload and no signature.
       for (const r of db.revocations()) {
         if (r.jws !== null || r.payloadJson === null || r.kind === 'superseded') continue;

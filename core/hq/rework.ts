@@ -7,7 +7,7 @@
  * with the station key afterwards and sent like any scrap event (POST /v1/revocations or a bundle). Pure.
  */
 import { canonicalJson } from '../canonical.js';
-import { SCRAP_SCHEMA, ScrapPayloadSchema, type ScrapPayload } from '../hq/scrap.js';
+import { SCRAP_SCHEMA, ScrapPayloadSchema, type ScrapPayload } from './scrap.js';
 
 /** The request id of a failed rework's revocation: one per run (so it is queued at most once). */
 export function reworkRevocationRequestId(runId: string): string {
