@@ -66,6 +66,8 @@ export const WorkOrderViewSchema = z.object({
   profiles: z.array(z.string()),
   quantity: z.number().int(),
   provisioned: z.number().int(),
+  /** Every board's barcode must be scanned for its slot before it is provisioned (`scanSlot`). */
+  requireScanIn: z.boolean().optional(),
 });
 export type WorkOrderView = z.infer<typeof WorkOrderViewSchema>;
 
@@ -116,6 +118,10 @@ export const SlotViewSchema = z.object({
   canRetry: z.boolean(),
   /** The board's printed label after PASS (labels; `label` above is the tile's name). */
   boardLabel: SlotLabelSchema.optional(),
+  /** Scan-in: the serial number scanned for this slot (checked against identify), or null. */
+  scan: z.string().nullable().optional(),
+  /** The work order requires scan-in and this slot waits for its scan (`scanSlot`) before it starts. */
+  awaitingScan: z.boolean().optional(),
 });
 export type SlotView = z.infer<typeof SlotViewSchema>;
 
@@ -140,7 +146,8 @@ export const StationStatusSchema = z.object({
 });
 export type StationStatus = z.infer<typeof StationStatusSchema>;
 
-export const LogOutcomeSchema = z.enum(['provisioned', 'failed', 'in-progress']);
+/** `refused`: a board refused before a run existed (FLOW_BLOCKED, FLOW_QUOTA_EXHAUSTED, scan-in mismatch, ...). */
+export const LogOutcomeSchema = z.enum(['provisioned', 'failed', 'in-progress', 'refused']);
 export const LogEntrySchema = z.object({
   runId: z.string(),
   recordId: z.string().nullable(),
@@ -156,6 +163,8 @@ export const LogEntrySchema = z.object({
   updatedAt: z.string(),
   durationMs: z.number().nullable(),
   syncState: z.enum(['pending', 'sent', 'acknowledged', 'failed', 'n/a']),
+  /** A refusal (`runId` is its refusal id): the refused attempts it stands for (repeats coalesced). */
+  attempts: z.number().int().nullable().optional(),
 });
 export type LogEntry = z.infer<typeof LogEntrySchema>;
 
@@ -235,6 +244,8 @@ export const YieldQuerySchema = z
 export type YieldQuery = z.input<typeof YieldQuerySchema>;
 export const YieldViewSchema = z.object({
   boards: z.number().int(),
+  /** Boards refused before a run (each refusal once; repeats coalesced into it are not counted again). */
+  refused: z.number().int(),
   passedFirstTime: z.number().int(),
   firstPassYield: z.number(), // 0..1
   provisioned: z.number().int(),
@@ -465,6 +476,26 @@ export const OPERATIONS = {
   getSlots: { args: z.object({}).strict(), result: z.array(SlotViewSchema), role: 'operator', activity: false },
   retrySlot: {
     args: z.object({ port: z.string().min(1).max(512) }).strict(),
+    result: SlotViewSchema,
+    role: 'operator',
+    activity: true,
+  },
+  /**
+   * Scan-in: the serial number scanned from the board's own barcode for the slot on `port` (a keyboard-wedge scanner
+   * types it and Enter). A waiting slot starts; a failed one is retried with the scan. Checked against identify.
+   */
+  scanSlot: {
+    args: z
+      .object({
+        port: z.string().min(1).max(512),
+        serial: z
+          .string()
+          .trim()
+          .min(1)
+          .max(128)
+          .regex(/^[\x21-\x7e]+$/, 'expected printable ASCII without spaces'),
+      })
+      .strict(),
     result: SlotViewSchema,
     role: 'operator',
     activity: true,

@@ -478,6 +478,21 @@ export const ERROR_CATALOGUE = {
     action: 'set-aside',
     guidance: 'This board does not belong to the current work order. Set it aside.',
   },
+  FLOW_SCAN_MISMATCH: {
+    text: 'The barcode scanned for this port, {scanned}, is not the board on it ({serialNumber}).',
+    params: ['scanned', 'serialNumber'],
+    kind: 'user',
+    action: 'set-aside',
+    guidance:
+      'The barcode scanned for this port is not the board on it. Check which board is on the port and scan its own label again; if they still differ, set the board aside.',
+  },
+  FLOW_SCAN_REQUIRED: {
+    text: "Work order {workOrder} requires the board's barcode to be scanned first.",
+    params: ['workOrder'],
+    kind: 'user',
+    action: 'retry',
+    guidance: "This work order requires scan-in: scan the board's own barcode for its port, then provisioning starts.",
+  },
   FLOW_BOARD_BUSY: {
     text: 'This board is already being provisioned on another port.',
     kind: 'user',

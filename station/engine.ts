@@ -46,6 +46,10 @@ export interface ProvisionRequest {
   readonly workOrder: string;
   readonly operator: string;
   readonly reprovision?: boolean;
+  /** The supervisor who approved `reprovision` (a failed rework's revocation names them). */
+  readonly supervisor?: string;
+  /** Scan-in: the serial number scanned from the board's barcode for this port, checked against identify. */
+  readonly expectSerial?: string;
   readonly signal?: AbortSignal;
   readonly onProgress?: (e: ProgressEvent) => void;
   /** Wrap the board client (benchmarks time the board's share of a cycle; byte counts via `stats()`). */
@@ -368,6 +372,8 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
         return err(stationError('FLOW_BOARD_BUSY', `port ${port.path} is already provisioning`));
       busyPorts.add(port.path);
       const plog = log.child(`[serial ${port.path}]`);
+      /** The board as identify reported it (for a refusal the createRun transaction makes: the quota race). */
+      const seen: { board: { chipId: string; serialNumber: string; model: string } | null } = { board: null };
       try {
         const board = await openBoard(opener, port.path, {
           logger: plog,
@@ -404,9 +410,13 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
             },
             {
               ...(req.reprovision ? { reprovision: true } : {}),
+              ...(req.supervisor ? { supervisor: req.supervisor } : {}),
+              ...(req.expectSerial !== undefined ? { expectSerial: req.expectSerial } : {}),
               ...(req.signal ? { signal: req.signal } : {}),
               onProgress: (e) => {
                 // From identify on, the board's run is in flight here (expireActiveRuns leaves it alone).
+                if (e.step === 'identify' && e.status === 'done' && e.chipId && e.serialNumber)
+                  seen.board = { chipId: e.chipId, serialNumber: e.serialNumber, model: e.model ?? '' };
                 if (attempt.chip === null && e.chipId) {
                   attempt.chip = e.chipId;
                   inFlight.set(e.chipId, (inFlight.get(e.chipId) ?? 0) + 1);
@@ -435,9 +445,26 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
         if (isStoreError(e, 'quota-exhausted')) {
           // Two ports raced for the last unit: the createRun trigger refused the second one.
           plog.log('warn', 'quota used up (refused in the createRun transaction)', { workOrder: req.workOrder });
-          return fail('FLOW_QUOTA_EXHAUSTED', `work order ${req.workOrder}: quota used up`, {
+          const refused = fail('FLOW_QUOTA_EXHAUSTED', `work order ${req.workOrder}: quota used up`, {
             workOrder: req.workOrder,
           });
+          // Refused before its run existed, like the flow's own refusals: recorded (docs/audit.md "Refusals").
+          try {
+            if (seen.board)
+              store.recordRefusal({
+                ...seen.board,
+                port: port.path,
+                workOrder: req.workOrder,
+                operator: req.operator,
+                stationId: station.id,
+                code: refused.error.code,
+                message: refused.error.message,
+                scanned: req.expectSerial ?? null,
+              });
+          } catch (x) {
+            plog.log('error', `store: refusal not recorded: ${(x as Error).message}`);
+          }
+          return refused;
         }
         if (isStoreError(e)) {
           plog.log('error', `store: ${e.message}`);

@@ -1,6 +1,6 @@
 /**
- * Supervisor reports as CSV (docs/station-api.md "Reports"): the provisioning log and the yield per work order for a
- * time range, for the CLI (`station report log|yield`) and the UI (StationApi `exportReport`). Both read the station
+ * Supervisor reports as CSV (docs/station-api.md "Reports"): the provisioning log (runs and refusals) and the yield
+ * per work order (refused boards counted) for a time range, for the CLI (`station report log|yield`) and the UI (StationApi `exportReport`). Both read the station
  * database through its read-only query port; the rows are those the Log and Yield views show for the same filter.
  * May import: core/, native/store/queries.ts (types).
  */
@@ -30,6 +30,7 @@ export const LOG_COLUMNS = [
   'recordId',
   'syncState',
   'runId',
+  'attempts',
 ] as const satisfies readonly (keyof LogRow)[];
 
 /** The yield report's columns: one line per work order, then one line `(all)` over the whole range. */
@@ -43,6 +44,7 @@ export const YIELD_COLUMNS = [
   'topFailure',
   'cycleTimeP50Ms',
   'cycleTimeP95Ms',
+  'refused',
 ] as const;
 
 /** The p-th percentile (nearest rank) of ascending values; null for none. */
@@ -98,6 +100,7 @@ function yieldCells(workOrder: string, f: YieldFigures): CsvCell[] {
     top ? `${top.code} (${top.count})` : null,
     percentile(f.cycleTimesMs, 50),
     percentile(f.cycleTimesMs, 95),
+    f.refused,
   ];
 }
 

@@ -116,6 +116,14 @@ export function snapshotPolicy(policy: RunPolicy | null, profileId: string): Run
 export interface FlowOptions {
   /** Explicit supervisor-approved re-provisioning of an already provisioned board (recorded as a rotation). */
   readonly reprovision?: boolean;
+  /** The supervisor who approved `reprovision` (kept in the rotation run: a failed rework's revocation names them). */
+  readonly supervisor?: string;
+  /**
+   * Scan-in: the serial number scanned from the board's own barcode for this port. Checked against identify before
+   * anything is written: a mismatch is refused (FLOW_SCAN_MISMATCH). Required when the work order says
+   * `requireScanIn` (FLOW_SCAN_REQUIRED without it).
+   */
+  readonly expectSerial?: string;
   readonly signal?: AbortSignal;
   readonly onProgress?: (e: ProgressEvent) => void;
 }
@@ -226,12 +234,34 @@ export async function identifyBoard(
   signal: { readonly signal?: AbortSignal },
   progress: Progress,
 ): Promise<Result<IdentifiedBoard>> {
+  return (await identifyClaim(deps, signal, progress)).result;
+}
+
+/**
+ * `identifyBoard`, with the board's claim (its identify answer once its text checked; null before that): a board
+ * refused at identify is recorded under the identity it claimed (`recordRefusal`).
+ */
+async function identifyClaim(
+  deps: IdentifyDeps,
+  signal: { readonly signal?: AbortSignal },
+  progress: Progress,
+): Promise<{ readonly claim: BoardIdentity | null; readonly result: Result<IdentifiedBoard> }> {
   const id = await deps.board.identify(signal);
-  if (!id.ok) return id;
+  if (!id.ok) return { claim: null, result: id };
   const claimed = id.value;
   // Board-chosen strings are checked before anything is matched, written or shown (core/provisioning/profiles.ts).
   const badText = checkIdentityText(claimed);
-  if (badText) return err(badText);
+  if (badText) return { claim: null, result: err(badText) };
+  return { claim: claimed, result: await identifyChecked(deps, signal, progress, claimed) };
+}
+
+/** The rest of identify for a claim whose text is checked: profile, work order, protocol, the driver's check. */
+async function identifyChecked(
+  deps: IdentifyDeps,
+  signal: { readonly signal?: AbortSignal },
+  progress: Progress,
+  claimed: BoardIdentity,
+): Promise<Result<IdentifiedBoard>> {
   const matched = matchProfile(deps.profiles, { port: deps.port, identity: claimed });
   if (!matched.profile) {
     return err(
@@ -340,10 +370,40 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
 
   // ---- identify: the board's claim, checked, matched to a profile and checked by the profile's driver.
   progress('identify', 'running');
-  const found = await identifyBoard(deps, signal, progress);
-  if (!found.ok) return failStep('identify', found.error);
+  const { claim, result: found } = await identifyClaim(deps, signal, progress);
+  /**
+   * A board refused at identify (before any run exists): recorded with the identity it claimed and the reason
+   * (no identity is created), so the log and the yield count it; then reported like any failed step.
+   */
+  const refuse = (e: StationError): Result<never> => {
+    if (claim && isRecordedRefusal(e)) {
+      const rec = deps.store.recordRefusal({
+        chipId: claim.chipId,
+        serialNumber: claim.serialNumber,
+        model: claim.model,
+        port: deps.port.path,
+        workOrder: deps.workOrder.id,
+        operator: deps.operator,
+        stationId: deps.station.id,
+        code: e.code,
+        message: e.message,
+        scanned: opts.expectSerial ?? null,
+      });
+      log.log('warn', `board refused at identify: ${e.code}`, {
+        chipId: claim.chipId,
+        serialNumber: claim.serialNumber,
+        refusalId: rec.refusalId,
+        ...(rec.coalesced ? { coalesced: rec.count } : {}),
+      });
+    }
+    return failStep('identify', e);
+  };
+  if (!found.ok) return refuse(found.error);
   const { identity, profile, driver, context: driverContext } = found.value;
   const who = { chipId: identity.chipId, serialNumber: identity.serialNumber, model: identity.model };
+  // Scan-in: the barcode scanned for this port must be this board, before anything is written.
+  const scan = checkScan(deps.workOrder, identity, opts.expectSerial);
+  if (scan) return refuse(scan);
   progress('identify', 'done', who);
 
   const current = deps.store.findCurrentRecord(identity.chipId);
@@ -362,8 +422,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   let resumed = false;
   switch (decision.action) {
     case 'refuse':
-      // Nothing is written: an interrupted run stays as it was (also when this station is revoked).
-      return failStep('identify', decision.error);
+      // No run is written: an interrupted run stays as it was (also when this station is revoked); the refusal is.
+      return refuse(decision.error);
     case 'skip':
       log.log('info', 'board already provisioned', { ...who, recordId: decision.record.recordId });
       for (const s of ['baseline', 'key', 'attest', 'certify', 'record'] as const) progress(s, 'skipped', who);
@@ -384,7 +444,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       break;
     case 'start': {
       const refused = deps.gate?.admit({ workOrder: deps.workOrder.id, kind: decision.kind, chipId: identity.chipId });
-      if (refused) return failStep('identify', refused);
+      if (refused) return refuse(refused);
       run = deps.store.createRun({
         runId: deps.newId(),
         chipId: identity.chipId,
@@ -402,7 +462,12 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       run = deps.store.checkpoint(
         run.runId,
         'identify',
-        { profileId: profile.id, identity: { ...identity }, policy: snap },
+        {
+          profileId: profile.id,
+          identity: { ...identity },
+          policy: snap,
+          ...(decision.kind === 'rotation' && opts.supervisor ? { supervisor: opts.supervisor } : {}),
+        },
         {
           profileId: profile.id,
           model: identity.model,
@@ -431,10 +496,13 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     return err(e);
   }
   /** Fail the run in the store (it stays resumable by a new run) and report. */
-  function failRun(step: StepName, e: StationError): Result<never> {
+  function failRun(step: StepName, failure: StationError): Result<never> {
+    let e = failure;
     // A disconnect, cancellation or timeout leaves the run active so that re-plugging resumes it (isResumable).
     if (!isResumable(e.code)) {
-      deps.store.failRun(runId, { code: e.code, message: e.message, step });
+      const failed = deps.store.failRun(runId, { code: e.code, message: e.message, step });
+      // A rework that erased the board queued its old credential's revocation in that transaction: say so.
+      if (failed.reworkRevocation) e = reworkRevoked(e, failed.reworkRevocation);
     }
     log.log(e.kind === 'bug' ? 'error' : 'warn', `step ${step} failed: ${e.code} ${e.message}`, ctx);
     return failStep(step, e);
@@ -763,4 +831,49 @@ function recordCertSha256(r: StoredRecord): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The refusals that are recorded (`Store.recordRefusal`): every verdict on a board that answered identify, refused
+ * before a run exists. Not recorded: a conversation that stopped (resumable: the board is not refused) and bugs.
+ */
+export function isRecordedRefusal(e: StationError): boolean {
+  return e.kind === 'user' && !isResumable(e.code);
+}
+
+/**
+ * Scan-in (pure): FLOW_SCAN_MISMATCH when the serial number scanned for the port is not the board's, or
+ * FLOW_SCAN_REQUIRED when the work order requires a scan and none was given; else null.
+ */
+export function checkScan(
+  workOrder: Pick<WorkOrder, 'id' | 'requireScanIn'>,
+  identity: Pick<BoardIdentity, 'serialNumber' | 'chipId'>,
+  scanned: string | undefined,
+): StationError | null {
+  const s = scanned?.trim();
+  if (!s) {
+    return workOrder.requireScanIn === true
+      ? stationError('FLOW_SCAN_REQUIRED', `work order ${workOrder.id} requires the board's barcode to be scanned`, {
+          workOrder: workOrder.id,
+        })
+      : null;
+  }
+  if (s === identity.serialNumber) return null;
+  return stationError(
+    'FLOW_SCAN_MISMATCH',
+    `scanned ${JSON.stringify(s.slice(0, 64))} but the board on this port is ${identity.serialNumber}`,
+    { scanned: s.slice(0, 64), serialNumber: identity.serialNumber, chipId: identity.chipId },
+  );
+}
+
+/** The failure of a rework that erased its board, naming the old credential's revocation its failRun queued. */
+function reworkRevoked(
+  e: StationError,
+  queued: { readonly requestId: string; readonly certificateSerial: string },
+): StationError {
+  return {
+    ...e,
+    message: `${e.message}; the board's identity was erased, so its previous certificate ${queued.certificateSerial} is queued for revocation at headquarters`,
+    details: { ...(e.details ?? {}), revocationQueued: { ...queued } },
+  };
 }

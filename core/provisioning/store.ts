@@ -139,7 +139,14 @@ export interface AuditEntry {
 }
 
 export type AuditVerification =
-  | { readonly ok: true; readonly entries: number; readonly records: number; readonly headHash: string }
+  | {
+      readonly ok: true;
+      readonly entries: number;
+      readonly records: number;
+      /** Refusals cross-checked with their `board.refused` entries (schema version 10). */
+      readonly refusals?: number;
+      readonly headHash: string;
+    }
   | {
       readonly ok: false;
       readonly entries: number;
@@ -152,6 +159,9 @@ export type AuditVerification =
         | 'record-mismatch'
         | 'record-missing'
         | 'record-unaudited'
+        | 'refusal-missing'
+        | 'refusal-mismatch'
+        | 'refusal-unaudited'
         | 'truncated';
       readonly message: string;
     };
@@ -166,6 +176,38 @@ export interface RecordQuery {
   readonly since?: string;
   /** Records created before this time (same form). A listing read page by page pins it, so pages do not shift. */
   readonly before?: string;
+}
+
+/**
+ * A board refused before a run exists (docs/audit.md "Refusals"): FLOW_BLOCKED, FLOW_QUOTA_EXHAUSTED, an unknown
+ * profile, a scan-in mismatch, ... No identity is created: the claim the board made is recorded with the reason.
+ */
+export interface NewRefusal {
+  readonly chipId: string;
+  readonly serialNumber: string;
+  readonly model: string;
+  readonly port: string;
+  readonly workOrder: string;
+  readonly operator: string;
+  readonly stationId: string;
+  readonly code: string;
+  readonly message: string;
+  /** The serial number scanned for the port, if any. */
+  readonly scanned: string | null;
+}
+
+/** What `recordRefusal` did: a new refusal (with its audit entry) or a repeat coalesced into an earlier one. */
+export interface RecordedRefusal {
+  readonly refusalId: string;
+  readonly coalesced: boolean;
+  /** Refused attempts the row now stands for (1 for a new one). */
+  readonly count: number;
+}
+
+/** What failing a run queued besides its failed-issuance events. */
+export interface FailedRun {
+  /** A rework that erased its board: the queued revocation of the superseded record's certificate, else null. */
+  readonly reworkRevocation: { readonly requestId: string; readonly certificateSerial: string } | null;
 }
 
 export interface Store {
@@ -189,8 +231,20 @@ export interface Store {
   ): RunRow;
   /** Insert the signed record, mark the run done, supersede the previous record (rotation), audit `record.committed`. */
   completeRun(runId: string, record: Omit<StoredRecord, 'createdAt'> & { readonly createdAt?: string }): StoredRecord;
-  /** Mark the run failed with a code and audit `run.failed`. A failed run can be resumed by a new run. */
-  failRun(runId: string, error: { readonly code: string; readonly message: string; readonly step: StepName }): void;
+  /**
+   * Record a board refused before a run exists, in one transaction with its `board.refused` audit entry; a repeat
+   * of a recent refusal on the same port is coalesced into it (no new row, no new entry: docs/audit.md "Refusals").
+   */
+  recordRefusal(r: NewRefusal): RecordedRefusal;
+  /**
+   * Mark the run failed with a code and audit `run.failed`. A failed run can be resumed by a new run. In the same
+   * transaction: the failed-issuance events of its certificates in no record, and (a rework that erased its board)
+   * the revocation of the superseded record's certificate (docs/lifecycle.md "Failed rework").
+   */
+  failRun(
+    runId: string,
+    error: { readonly code: string; readonly message: string; readonly step: StepName },
+  ): FailedRun;
   listRecords(q?: RecordQuery): StoredRecord[];
   countRecords(q?: Omit<RecordQuery, 'limit' | 'offset'>): number;
   listIssuedCertificates(chipId?: string): IssuedCertificate[];

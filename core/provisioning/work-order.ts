@@ -21,6 +21,12 @@ export const WorkOrderSchema = z
       .min(1, 'expected at least one board profile'),
     quantity: z.number().int('expected an integer').positive('expected a positive integer'),
     baseline: BaselinePolicySchema,
+    /**
+     * Scan-in (docs/formats.md "Work orders"): true = every board's own barcode (its serial number) is scanned for
+     * its port before provisioning and checked against identify; a board without a scan is refused
+     * (FLOW_SCAN_REQUIRED), a mismatch is FLOW_SCAN_MISMATCH. Absent or false: a scan is optional, checked when given.
+     */
+    requireScanIn: z.boolean().optional(),
   })
   .strict();
 

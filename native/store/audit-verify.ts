@@ -1,7 +1,7 @@
 /**
  * Verification of the audit chain against the records (Store.verifyAudit, docs/audit.md): walk every entry in
  * sequence order, recompute each hash from the stored canonical payload text, check the links, the head row and
- * the records each `record.committed` entry names.
+ * the records each `record.committed` entry names and the refusals each `board.refused` entry names.
  *
  * May import: core/, ./audit-writer (hashing), ./store-rows.
  */
@@ -10,6 +10,7 @@ import { checkChainStep, GENESIS_HEAD, type ChainHead } from '../../core/provisi
 import type { AuditEntry, AuditVerification } from '../../core/provisioning/store.js';
 import { sha256HexSync } from './audit-writer.js';
 import type { AuditDbRow, VerifyDbRow } from './store-rows.js';
+import { REFUSAL_AUDIT_TYPE } from './refusals.js';
 
 type Failure = Extract<AuditVerification, { ok: false }>;
 
@@ -22,6 +23,7 @@ export function verifyAll(db: Database.Database): AuditVerification {
   let head: ChainHead = GENESIS_HEAD;
   let entries = 0;
   let records = 0;
+  let refusals = 0;
   const failed = (at: string | number, reason: Failure['reason'], message: string): Failure => ({
     ok: false,
     entries,
@@ -35,8 +37,11 @@ export function verifyAll(db: Database.Database): AuditVerification {
       `SELECT a.seq, a.ts, a.type, a.run_id, a.payload_json, a.prev_hash, a.hash,
          r.record_id AS r_record_id, r.run_id AS r_run_id, r.chip_id AS r_chip_id,
          r.certificate_serial AS r_certificate_serial, r.supersedes_record_id AS r_supersedes_record_id,
-         r.record_sha256 AS r_record_sha256, r.record_json AS r_record_json
-       FROM audit_log a LEFT JOIN records r ON r.audit_seq = a.seq
+         r.record_sha256 AS r_record_sha256, r.record_json AS r_record_json,
+         f.refusal_id AS f_refusal_id, f.chip_id AS f_chip_id, f.serial_number AS f_serial_number, f.model AS f_model,
+         f.port AS f_port, f.work_order AS f_work_order, f.operator AS f_operator, f.station_id AS f_station_id,
+         f.code AS f_code, f.message AS f_message, f.scanned AS f_scanned, f.first_at AS f_first_at
+       FROM audit_log a LEFT JOIN records r ON r.audit_seq = a.seq LEFT JOIN refusals f ON f.audit_seq = a.seq
        ORDER BY a.seq`,
     )
     .iterate() as IterableIterator<VerifyDbRow>;
@@ -88,6 +93,10 @@ export function verifyAll(db: Database.Database): AuditVerification {
         );
       }
       records++;
+    } else if (row.type === REFUSAL_AUDIT_TYPE) {
+      const f = checkRefusal(row);
+      if (f) return f;
+      refusals++;
     } else if (row.r_record_id !== null) {
       return failed(
         row.r_record_id,
@@ -95,6 +104,48 @@ export function verifyAll(db: Database.Database): AuditVerification {
         `record ${row.r_record_id} points at audit entry ${row.seq}, which is a ${row.type} entry`,
       );
     }
+    if (row.f_refusal_id !== null && row.type !== REFUSAL_AUDIT_TYPE) {
+      return failed(
+        row.f_refusal_id,
+        'refusal-unaudited',
+        `refusal ${row.f_refusal_id} points at audit entry ${row.seq}, which is a ${row.type} entry`,
+      );
+    }
+    return null;
+  }
+
+  /** A `board.refused` entry: its refusals row must exist and say what the entry says. */
+  function checkRefusal(row: VerifyDbRow): Failure | null {
+    let payload: Record<string, unknown>;
+    try {
+      payload = JSON.parse(row.payload_json) as Record<string, unknown>;
+    } catch {
+      return failed(row.seq, 'hash-mismatch', `audit entry ${row.seq} has a payload that is not JSON`);
+    }
+    const refusalId = String(payload['refusalId']);
+    if (row.f_refusal_id === null)
+      return failed(refusalId, 'refusal-missing', `refusal ${refusalId} (audit entry ${row.seq}) is missing`);
+    const cols: [string, string | null][] = [
+      ['refusalId', row.f_refusal_id],
+      ['chipId', row.f_chip_id],
+      ['serialNumber', row.f_serial_number],
+      ['model', row.f_model],
+      ['port', row.f_port],
+      ['workOrder', row.f_work_order],
+      ['operator', row.f_operator],
+      ['stationId', row.f_station_id],
+      ['code', row.f_code],
+      ['message', row.f_message],
+      ['scanned', row.f_scanned],
+    ];
+    const problems = cols.filter(([k, v]) => (payload[k] ?? null) !== v).map(([k]) => k);
+    if (row.f_first_at !== row.ts) problems.push('first_at');
+    if (problems.length)
+      return failed(
+        row.f_refusal_id,
+        'refusal-mismatch',
+        `refusal ${row.f_refusal_id} differs from its audit entry ${row.seq}: ${problems.join(', ')}`,
+      );
     return null;
   }
 
@@ -149,7 +200,18 @@ export function verifyAll(db: Database.Database): AuditVerification {
     );
   }
 
-  return { ok: true, entries, records, headHash: head.hash };
+  const unauditedRefusal = db
+    .prepare(
+      `SELECT refusal_id FROM refusals f WHERE NOT EXISTS (
+         SELECT 1 FROM audit_log a WHERE a.seq = f.audit_seq AND a.type = '${REFUSAL_AUDIT_TYPE}') LIMIT 1`,
+    )
+    .get() as { refusal_id: string } | undefined;
+  if (unauditedRefusal) {
+    const id = unauditedRefusal.refusal_id;
+    return failed(id, 'refusal-unaudited', `refusal ${id} has no board.refused audit entry`);
+  }
+
+  return { ok: true, entries, records, refusals, headHash: head.hash };
 }
 
 /**

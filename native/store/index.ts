@@ -11,6 +11,7 @@
  *   outbox.ts          the sync outbox port (types in outbox-types.ts); audit-anchors.ts its anchor statements
  *   lifecycle.ts       the lifecycle port: signed documents, quotas, quota units, station revocation
  *   revocations.ts     the revocation request queue
+ *   refusals.ts        boards refused before a run (schema version 10), coalesced
  *   queries.ts         the supervisor queries (read-only)
  *   operators.ts       the operators and sign-in attempts ports
  *   migrations.ts      the schema (forward-only migrations)
@@ -25,8 +26,10 @@
  *   lifecycle_documents, quotas         lifecycle.ts
  *   quota_units                         lifecycle.ts (markScrapped; reserve/commit/release by the triggers on runs)
  *   station_revocation                  lifecycle.ts
- *   revocation_requests                 revocations.ts (called by lifecycle.ts and by sqlite-store.ts failRun;
+ *   revocation_requests                 revocations.ts (called by lifecycle.ts and by sqlite-store.ts failRun, which
+ *                                       also queues a failed rework's scrap event;
  *                                       superseded rows by triggers records_queue_supersede, outbox_ack_supersede)
+ *   refusals                            refusals.ts (called by sqlite-store.ts recordRefusal; with its audit entry)
  *   operators, auth_attempts            operators.ts (a policy's revocations through OperatorStore.revokeNamed)
  * Tests and testkit/ tamper with tables on connections of their own; production code does not.
  */

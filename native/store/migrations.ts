@@ -453,6 +453,44 @@ ALTER TABLE outbox ADD COLUMN last_error_message TEXT;
 ALTER TABLE outbox ADD COLUMN last_attempt_at TEXT;
 `;
 
+// Version 10 (native/store/refusals.ts, docs/audit.md "Refusals"): boards refused before a run exists (FLOW_BLOCKED,
+// FLOW_QUOTA_EXHAUSTED, an unknown profile, a scan-in mismatch, ...). The runs table's state CHECK would need a
+// rebuild, and a refusal is not a run (no identity, no unit, no certificate): a table of its own, written by
+// refusals.ts only, each row created in the transaction of its `board.refused` audit entry (audit_seq). A repeat of a
+// recent refusal on the same port is coalesced into its row: only `count` and `last_at` move, forward.
+const V10_REFUSALS = `
+CREATE TABLE refusals (
+  refusal_id TEXT PRIMARY KEY,
+  chip_id TEXT NOT NULL,
+  serial_number TEXT NOT NULL,
+  model TEXT NOT NULL,
+  port TEXT NOT NULL,
+  work_order TEXT NOT NULL,
+  operator TEXT NOT NULL,
+  station_id TEXT NOT NULL,
+  code TEXT NOT NULL,
+  message TEXT NOT NULL,
+  scanned TEXT,
+  first_at TEXT NOT NULL,
+  last_at TEXT NOT NULL,
+  count INTEGER NOT NULL CHECK (count >= 1),
+  audit_seq INTEGER NOT NULL UNIQUE REFERENCES audit_log(seq)
+) STRICT;
+CREATE INDEX refusals_first_at ON refusals(first_at, refusal_id);
+CREATE INDEX refusals_port ON refusals(port, last_at);
+CREATE INDEX refusals_chip ON refusals(chip_id, first_at);
+CREATE TRIGGER refusals_no_delete BEFORE DELETE ON refusals
+BEGIN SELECT RAISE(ABORT, 'refusals are kept'); END;
+CREATE TRIGGER refusals_coalesce_only BEFORE UPDATE ON refusals
+WHEN NEW.refusal_id IS NOT OLD.refusal_id OR NEW.chip_id IS NOT OLD.chip_id
+  OR NEW.serial_number IS NOT OLD.serial_number OR NEW.model IS NOT OLD.model OR NEW.port IS NOT OLD.port
+  OR NEW.work_order IS NOT OLD.work_order OR NEW.operator IS NOT OLD.operator OR NEW.station_id IS NOT OLD.station_id
+  OR NEW.code IS NOT OLD.code OR NEW.message IS NOT OLD.message OR NEW.scanned IS NOT OLD.scanned
+  OR NEW.first_at IS NOT OLD.first_at OR NEW.audit_seq IS NOT OLD.audit_seq
+  OR NEW.count < OLD.count OR NEW.last_at < OLD.last_at
+BEGIN SELECT RAISE(ABORT, 'a refusal only counts repeats'); END;
+`;
+
 /** All migrations, in order. The schema version of a database is the number applied. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: runs, issued certificates, records, audit log', up: (db) => db.exec(V1_SCHEMA) },
@@ -464,6 +502,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 7, name: 'failed-issuance revocation requests', up: (db) => db.exec(V7_FAILED_ISSUANCE) },
   { version: 8, name: 'station revocation (signed, terminal)', up: (db) => db.exec(V8_STATION_REVOCATION) },
   { version: 9, name: 'the last refusal of a batch still to be sent', up: (db) => db.exec(V9_OUTBOX_FAILURES) },
+  { version: 10, name: 'boards refused before a run (refusals)', up: (db) => db.exec(V10_REFUSALS) },
 ];
 
 /** The schema version this build writes. */

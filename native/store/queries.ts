@@ -1,6 +1,6 @@
 /**
- * Supervisor queries over the station database: the provisioning log (runs joined with records, keyset
- * pagination), record lookup by run, per-work-order counts and yield figures. Read-only; a port of the station
+ * Supervisor queries over the station database: the provisioning log (runs joined with records, and the boards
+ * refused before a run: table `refusals`; keyset pagination over both), record lookup by run, per-work-order counts and yield figures. Read-only; a port of the station
  * database on its one connection (station-db.ts). The indexes they rely on are created by
  * schema version 3 (native/store/migrations.ts); docs/station-api.md lists which query uses which.
  *
@@ -10,7 +10,8 @@ import type Database from 'better-sqlite3';
 import { fail } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
 
-export type LogOutcome = 'provisioned' | 'failed' | 'in-progress';
+/** A run's outcome, or `refused`: a board refused before a run existed (table `refusals`, schema version 10). */
+export type LogOutcome = 'provisioned' | 'failed' | 'in-progress' | 'refused';
 export type SyncState = 'pending' | 'sent' | 'acknowledged' | 'failed' | 'n/a';
 
 export interface LogFilter {
@@ -42,6 +43,8 @@ export interface LogRow {
   readonly syncState: SyncState;
   readonly receiptId: string | null;
   readonly acknowledgedAt: string | null;
+  /** A refusal: the refused attempts it stands for (repeats coalesced, docs/audit.md "Refusals"); null for a run. */
+  readonly attempts: number | null;
 }
 
 export interface LogPageRows {
@@ -75,7 +78,10 @@ export interface YieldFilter {
 }
 
 export interface YieldFigures {
+  /** Distinct boards (chip ids) with an initial run or a refusal in the range whose first attempt has ended. */
   readonly boards: number;
+  /** Refusals in the range (rows: a repeat coalesced into a refusal is not counted again). */
+  readonly refused: number;
   readonly passedFirstTime: number;
   readonly provisioned: number;
   readonly failuresByCause: { code: string; count: number }[];
@@ -113,10 +119,21 @@ interface LogDbRow {
   sync_state: string | null;
   receipt_id: string | null;
   acknowledged_at: string | null;
+  attempts: number | null;
 }
 
-const OUTCOME_STATE: Record<LogOutcome, string> = { provisioned: 'done', failed: 'failed', 'in-progress': 'active' };
-const STATE_OUTCOME: Record<string, LogOutcome> = { done: 'provisioned', failed: 'failed', active: 'in-progress' };
+const OUTCOME_STATE: Record<LogOutcome, string> = {
+  provisioned: 'done',
+  failed: 'failed',
+  'in-progress': 'active',
+  refused: 'refused',
+};
+const STATE_OUTCOME: Record<string, LogOutcome> = {
+  done: 'provisioned',
+  failed: 'failed',
+  active: 'in-progress',
+  refused: 'refused',
+};
 /** Upper bound for a prefix range (ids and serial numbers are ASCII). */
 const PREFIX_END = '\uffff';
 
@@ -139,10 +156,14 @@ function toLogRow(r: LogDbRow): LogRow {
     step: r.step,
     startedAt: r.started_at,
     updatedAt: r.updated_at,
-    durationMs: outcome === 'in-progress' ? null : Math.max(0, isoMs(r.updated_at) - isoMs(r.started_at)),
+    durationMs:
+      outcome === 'in-progress' || outcome === 'refused'
+        ? null
+        : Math.max(0, isoMs(r.updated_at) - isoMs(r.started_at)),
     syncState: SYNC_STATES.has(r.sync_state ?? '') ? (r.sync_state as SyncState) : 'n/a',
     receiptId: r.receipt_id,
     acknowledgedAt: r.acknowledged_at,
+    attempts: r.attempts,
   };
 }
 
@@ -170,49 +191,71 @@ const SYNC_STATES = new Set(['pending', 'sent', 'acknowledged', 'failed']);
 const BASE_COLS = `r.run_id, rec.record_id, r.serial_number, r.chip_id, r.work_order, r.operator, r.kind, r.state,
   json_extract(r.error_json, '$.code') AS error_code, r.step, r.started_at, r.updated_at`;
 
-function where(f: LogFilter): { sql: string; params: unknown[] } {
+/** The refusals' columns as the log's rows (the second arm of the log's compound query). */
+const REFUSAL_COLS = `f.refusal_id AS run_id, NULL AS record_id, f.serial_number, f.chip_id, f.work_order, f.operator,
+  'initial' AS kind, 'refused' AS state, f.code AS error_code, 'identify' AS step, f.first_at AS started_at,
+  f.last_at AS updated_at, NULL AS sync_state, NULL AS receipt_id, NULL AS acknowledged_at, f.count AS attempts`;
+
+/** Where the filter's fields are: in runs (`r`), or in refusals (`f`, whose time is the first refused attempt). */
+type Source = 'runs' | 'refusals';
+const COL: Record<Source, { a: string; time: string }> = {
+  runs: { a: 'r', time: 'r.started_at' },
+  refusals: { a: 'f', time: 'f.first_at' },
+};
+
+/**
+ * The filter as SQL over runs or refusals; null when the source has no rows for it (an outcome of the other one).
+ * An outcome filter on runs also keeps the state (`refused` selects refusals only, any other outcome runs only).
+ */
+function where(f: LogFilter, source: Source = 'runs'): { sql: string; params: unknown[] } | null {
+  const { a, time } = COL[source];
   const conds: string[] = [];
   const params: unknown[] = [];
+  if (f.outcome && (f.outcome === 'refused') !== (source === 'refusals')) return null;
   if (f.text) {
     const t = f.text.trim();
     const lower = t.toLowerCase();
-    conds.push('((r.serial_number >= ? AND r.serial_number < ?) OR (r.chip_id >= ? AND r.chip_id < ?))');
+    conds.push(`((${a}.serial_number >= ? AND ${a}.serial_number < ?) OR (${a}.chip_id >= ? AND ${a}.chip_id < ?))`);
     params.push(t, t + PREFIX_END, lower, lower + PREFIX_END);
   }
   if (f.workOrder) {
-    conds.push('r.work_order = ?');
+    conds.push(`${a}.work_order = ?`);
     params.push(f.workOrder);
   }
   if (f.operator) {
-    conds.push('r.operator = ?');
+    conds.push(`${a}.operator = ?`);
     params.push(f.operator);
   }
-  if (f.outcome) {
+  if (f.outcome && source === 'runs') {
     conds.push('r.state = ?');
     params.push(OUTCOME_STATE[f.outcome]);
   }
   if (f.from) {
-    conds.push('r.started_at >= ?');
+    conds.push(`${time} >= ?`);
     params.push(normIso(f.from));
   }
   if (f.to) {
-    conds.push('r.started_at <= ?');
+    conds.push(`${time} <= ?`);
     params.push(normIso(f.to));
   }
   return { sql: conds.join(' AND '), params };
 }
+
+/** ` WHERE a AND b` (or '') of conditions. */
+const whereSql = (conds: readonly string[]): string => (conds.length ? ` WHERE ${conds.join(' AND ')}` : '');
 
 /** Queries over an open connection to the station database (schema version 3 or later). */
 export function createQueries(db: Database.Database): StationQueries {
   const hasOutbox =
     db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").get() !== undefined;
   const LOG_COLS = hasOutbox
-    ? `${BASE_COLS}, o.state AS sync_state, o.receipt_id, o.acknowledged_at`
-    : `${BASE_COLS}, NULL AS sync_state, NULL AS receipt_id, NULL AS acknowledged_at`;
+    ? `${BASE_COLS}, o.state AS sync_state, o.receipt_id, o.acknowledged_at, NULL AS attempts`
+    : `${BASE_COLS}, NULL AS sync_state, NULL AS receipt_id, NULL AS acknowledged_at, NULL AS attempts`;
   const JOIN = `LEFT JOIN records rec ON rec.run_id = r.run_id${hasOutbox ? ' LEFT JOIN outbox o ON o.record_id = rec.record_id' : ''}`;
   const byRun = db.prepare('SELECT record_id, run_id, record_json, jws, created_at FROM records WHERE run_id = ?');
   const byId = db.prepare('SELECT record_id, run_id, record_json, jws, created_at FROM records WHERE record_id = ?');
   const entry = db.prepare(`SELECT ${LOG_COLS} FROM runs r ${JOIN} WHERE r.run_id = ?`);
+  const refusalEntry = db.prepare(`SELECT ${REFUSAL_COLS} FROM refusals f WHERE f.refusal_id = ?`);
   const perWo = db.prepare(
     'SELECT work_order, COUNT(*) AS n FROM records WHERE superseded_by IS NULL GROUP BY work_order',
   );
@@ -229,24 +272,40 @@ export function createQueries(db: Database.Database): StationQueries {
 
   return {
     queryLog(filter, page) {
-      const w = where(filter);
-      const conds = w.sql ? [w.sql] : [];
-      const params = [...w.params];
+      let cursor: [string, string] | null = null;
       if (page.cursor) {
-        const c = decodeCursor(page.cursor);
-        if (!c) return fail('INPUT_INVALID', 'cursor: not a cursor returned by queryLog', { path: 'cursor' });
-        conds.push('(r.started_at < ? OR (r.started_at = ? AND r.run_id < ?))');
-        params.push(c[0], c[0], c[1]);
+        cursor = decodeCursor(page.cursor);
+        if (!cursor) return fail('INPUT_INVALID', 'cursor: not a cursor returned by queryLog', { path: 'cursor' });
       }
       const limit = Math.max(1, Math.min(500, Math.floor(page.limit)));
-      const rows = prep(
-        `SELECT ${LOG_COLS} FROM runs r ${JOIN}
-         ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''}
-         ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?`,
-      ).all(...params, limit + 1) as LogDbRow[];
-      const total = (
-        prep(`SELECT COUNT(*) AS n FROM runs r ${w.sql ? `WHERE ${w.sql}` : ''}`).get(...w.params) as { n: number }
-      ).n;
+      // Runs and refusals in one keyset order (time, id): each arm filtered and cut to the page, then merged.
+      const arms: string[] = [];
+      const params: unknown[] = [];
+      let total = 0;
+      for (const source of ['runs', 'refusals'] as const) {
+        const w = where(filter, source);
+        if (!w) continue;
+        const { a, time } = COL[source];
+        const conds = w.sql ? [w.sql] : [];
+        const armParams = [...w.params];
+        total += (prep(`SELECT COUNT(*) AS n FROM ${source} ${a}${whereSql(conds)}`).get(...armParams) as { n: number })
+          .n;
+        const id = source === 'runs' ? 'r.run_id' : 'f.refusal_id';
+        if (cursor) {
+          conds.push(`(${time} < ? OR (${time} = ? AND ${id} < ?))`);
+          armParams.push(cursor[0], cursor[0], cursor[1]);
+        }
+        const from =
+          source === 'runs' ? `SELECT ${LOG_COLS} FROM runs r ${JOIN}` : `SELECT ${REFUSAL_COLS} FROM refusals f`;
+        arms.push(`SELECT * FROM (${from}${whereSql(conds)} ORDER BY ${time} DESC, ${id} DESC LIMIT ?)`);
+        params.push(...armParams, limit + 1);
+      }
+      const rows = arms.length
+        ? (prep(`${arms.join(' UNION ALL ')} ORDER BY started_at DESC, run_id DESC LIMIT ?`).all(
+            ...params,
+            limit + 1,
+          ) as LogDbRow[])
+        : [];
       const more = rows.length > limit;
       const items = rows.slice(0, limit).map(toLogRow);
       const last = items[items.length - 1];
@@ -254,7 +313,7 @@ export function createQueries(db: Database.Database): StationQueries {
     },
 
     logEntry(runId) {
-      const r = entry.get(runId) as LogDbRow | undefined;
+      const r = (entry.get(runId) ?? refusalEntry.get(runId)) as LogDbRow | undefined;
       return r ? toLogRow(r) : null;
     },
 
@@ -273,20 +332,33 @@ export function createQueries(db: Database.Database): StationQueries {
     },
 
     yieldFigures(filter) {
-      const w = where(filter);
+      const w = where(filter, 'runs')!;
+      const wf = where(filter, 'refusals')!;
       const and = w.sql ? ` AND ${w.sql}` : '';
+      const fWhere = wf.sql ? ` WHERE ${wf.sql}` : '';
+      // A board's first attempt in the range decides: its first initial run passed, or it was refused first.
       const first = prep(
         `SELECT COUNT(*) AS boards, COALESCE(SUM(state = 'done'), 0) AS passed FROM (
-           SELECT r.chip_id, r.state, MIN(r.started_at) FROM runs r WHERE r.kind = 'initial'${and} GROUP BY r.chip_id
+           SELECT chip_id, state, MIN(at) FROM (
+             SELECT r.chip_id, r.state, r.started_at AS at FROM runs r WHERE r.kind = 'initial'${and}
+             UNION ALL
+             SELECT f.chip_id, 'refused' AS state, f.first_at AS at FROM refusals f${fWhere}
+           ) GROUP BY chip_id
          ) WHERE state <> 'active'`,
-      ).get(...w.params) as { boards: number; passed: number };
+      ).get(...w.params, ...wf.params) as { boards: number; passed: number };
+      const refused = (prep(`SELECT COUNT(*) AS n FROM refusals f${fWhere}`).get(...wf.params) as { n: number }).n;
       const provisioned = (
         prep(`SELECT COUNT(*) AS n FROM runs r WHERE r.state = 'done'${and}`).get(...w.params) as { n: number }
       ).n;
+      // Failed runs and refusals by their code (a refusal counts once, however many repeats it coalesced).
       const failures = prep(
-        `SELECT COALESCE(json_extract(r.error_json, '$.code'), 'UNKNOWN') AS code, COUNT(*) AS count
-         FROM runs r WHERE r.state = 'failed'${and} GROUP BY code ORDER BY count DESC, code`,
-      ).all(...w.params) as { code: string; count: number }[];
+        `SELECT code, COUNT(*) AS count FROM (
+           SELECT COALESCE(json_extract(r.error_json, '$.code'), 'UNKNOWN') AS code FROM runs r
+           WHERE r.state = 'failed'${and}
+           UNION ALL
+           SELECT f.code FROM refusals f${fWhere}
+         ) GROUP BY code ORDER BY count DESC, code`,
+      ).all(...w.params, ...wf.params) as { code: string; count: number }[];
       const cycle = (
         prep(
           `SELECT CAST(ROUND((julianday(r.updated_at) - julianday(r.started_at)) * 86400000.0) AS INTEGER) AS ms
@@ -299,6 +371,7 @@ export function createQueries(db: Database.Database): StationQueries {
       ).all(...w.params) as { hour: string; count: number }[];
       return {
         boards: first.boards,
+        refused,
         passedFirstTime: first.passed,
         provisioned,
         failuresByCause: failures,
@@ -308,10 +381,12 @@ export function createQueries(db: Database.Database): StationQueries {
     },
 
     workOrders(filter) {
-      const w = where(filter);
+      const w = where(filter, 'runs')!;
+      const wf = where(filter, 'refusals')!;
       const rows = prep(
-        `SELECT DISTINCT r.work_order AS wo FROM runs r${w.sql ? ` WHERE ${w.sql}` : ''} ORDER BY wo LIMIT 1000`,
-      ).all(...w.params) as { wo: string }[];
+        `SELECT wo FROM (SELECT r.work_order AS wo FROM runs r${whereSql(w.sql ? [w.sql] : [])}
+           UNION SELECT f.work_order FROM refusals f${whereSql(wf.sql ? [wf.sql] : [])}) ORDER BY wo LIMIT 1000`,
+      ).all(...w.params, ...wf.params) as { wo: string }[];
       return rows.map((r) => r.wo);
     },
   };

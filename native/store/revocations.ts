@@ -1,7 +1,7 @@
 /**
  * THE writer of the revocation request queue (table `revocation_requests`, schema versions 4 and 7,
- * docs/lifecycle.md): scrap events queued by the lifecycle, failed-issuance events queued by the Store's failRun
- * (in ITS transaction), the station key's signature added once, and the send state. The rows of superseded
+ * docs/lifecycle.md): scrap events queued by the lifecycle, failed-issuance events and failed reworks' scrap events
+ * queued by the Store's failRun (in ITS transaction), the station key's signature added once, and the send state. The rows of superseded
  * certificates are queued and advanced by the schema's triggers on records and outbox (migrations.ts).
  *
  * May import: core/, better-sqlite3 types.
@@ -51,11 +51,19 @@ export interface NewFailedIssuance {
   readonly at: string;
 }
 
+/**
+ * The revocation of a failed rework's old credential (core/hq/rework.ts): a scrap event queued by the
+ * Store's failRun with its exact payload, unsigned until the station key signs it.
+ */
+export type NewReworkRevocation = NewFailedIssuance;
+
 /** Reads and writes of `revocation_requests` on one connection (callers bring the transaction). */
 export interface RevocationQueue {
   queue(r: NewRevocation, at: string): RevocationRequest;
   queueFailedIssuance(r: NewFailedIssuance): void;
-  /** Add the signature to an unsigned failed-issuance event; false when it was signed already. */
+  /** Queue a failed rework's scrap event (kind `scrapped`, unsigned); false when its request id is queued already. */
+  queueReworkRevocation(r: NewReworkRevocation): boolean;
+  /** Add the signature to an unsigned failed-issuance or failed-rework event; false when it was signed already. */
   setJws(requestId: string, jws: string, at: string): boolean;
   setState(requestId: string, state: RevocationState, detail: string | null, at: string): void;
   list(filter?: { state?: RevocationState; kind?: RevocationKind }): RevocationRequest[];
@@ -103,17 +111,32 @@ export function createRevocationQueue(db: Database.Database): RevocationQueue {
          record_id, jws, state, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
     ),
-    insertFailedIssuance: db.prepare(
+    /** A failed-issuance or failed-rework event: queued by failRun with its payload, unsigned. */
+    insertEvent: db.prepare(
       `INSERT INTO revocation_requests (request_id, kind, chip_id, serial_number, certificate_serial, reason, record_id,
          jws, state, detail, created_at, updated_at, run_id, payload_json)
-       VALUES (?, 'failed-issuance', ?, ?, ?, ?, NULL, NULL, 'queued', NULL, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 'queued', NULL, ?, ?, ?, ?)`,
     ),
     get: db.prepare('SELECT * FROM revocation_requests WHERE request_id = ?'),
     setJws: db.prepare(
       `UPDATE revocation_requests SET jws = ?, updated_at = ?
-       WHERE request_id = ? AND kind = 'failed-issuance' AND jws IS NULL`,
+       WHERE request_id = ? AND kind IN ('failed-issuance', 'scrapped') AND payload_json IS NOT NULL AND jws IS NULL`,
     ),
     setState: db.prepare('UPDATE revocation_requests SET state = ?, detail = ?, updated_at = ? WHERE request_id = ?'),
+  };
+  const insertEvent = (kind: RevocationKind, r: NewFailedIssuance): void => {
+    st.insertEvent.run(
+      r.requestId,
+      kind,
+      r.chipId,
+      r.serialNumber,
+      r.certificateSerial,
+      r.reason,
+      r.at,
+      r.at,
+      r.runId,
+      r.payloadJson,
+    );
   };
   return {
     queue(r, at) {
@@ -131,18 +154,11 @@ export function createRevocationQueue(db: Database.Database): RevocationQueue {
       );
       return toRev(st.get.get(r.requestId) as RevRow);
     },
-    queueFailedIssuance(r) {
-      st.insertFailedIssuance.run(
-        r.requestId,
-        r.chipId,
-        r.serialNumber,
-        r.certificateSerial,
-        r.reason,
-        r.at,
-        r.at,
-        r.runId,
-        r.payloadJson,
-      );
+    queueFailedIssuance: (r) => insertEvent('failed-issuance', r),
+    queueReworkRevocation(r) {
+      if (st.get.get(r.requestId) !== undefined) return false;
+      insertEvent('scrapped', r);
+      return true;
     },
     setJws: (requestId, jws, at) => st.setJws.run(jws, at, requestId).changes === 1,
     setState(requestId, state, detail, at) {

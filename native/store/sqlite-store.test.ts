@@ -205,7 +205,7 @@ describe('run lifecycle', () => {
       committed.seq,
     );
     raw.close();
-    expect(s.verifyAudit()).toEqual({ ok: true, entries: 9, records: 1, headHash: committed.hash });
+    expect(s.verifyAudit()).toEqual({ ok: true, entries: 9, records: 1, refusals: 0, headHash: committed.hash });
   });
 
   it('rotation supersedes the previous record; findCurrentRecord returns the newest', () => {

@@ -18,10 +18,16 @@ import {
   FAILED_ISSUANCE_REASON,
 } from '../../core/failed-issuance.js';
 import type { Clock, Logger } from '../../core/ports.js';
-import type { NewRun, Store } from '../../core/provisioning/store.js';
+import type { FailedRun, NewRun, Store } from '../../core/provisioning/store.js';
 import { sha256HexSync, type AuditWriter } from './audit-writer.js';
 import { verifyAll } from './audit-verify.js';
 import type { RevocationQueue } from './revocations.js';
+import type { RefusalWriter } from './refusals.js';
+import {
+  REWORK_REVOCATION_REASON,
+  reworkRevocationPayloadJson,
+  reworkRevocationRequestId,
+} from '../../core/hq/rework.js';
 import { sqliteCode, sqliteRefusal, StoreError, wrapStoreError, parseStoredJson } from './store-error.js';
 import {
   checkPaging,
@@ -55,9 +61,15 @@ export type SqliteStore = Store & {
 export function createSqliteStore(
   db: Database.Database,
   file: string,
-  o: { clock: Clock; logger: Logger | undefined; audit: AuditWriter; revocations: RevocationQueue },
+  o: {
+    clock: Clock;
+    logger: Logger | undefined;
+    audit: AuditWriter;
+    revocations: RevocationQueue;
+    refusals: RefusalWriter;
+  },
 ): SqliteStore {
-  const { clock, logger, audit, revocations } = o;
+  const { clock, logger, audit, revocations, refusals } = o;
   const now = (): string => clock.now().toISOString();
 
   const st = storeStatements(db);
@@ -124,6 +136,66 @@ export function createSqliteStore(
     } catch (e) {
       throw wrapStoreError(e, op);
     }
+  }
+
+  /**
+   * A rework (rotation run) that erased its board (`zeroized` checkpoint) and fails for good leaves the board without
+   * the credential of the record it was to supersede, which headquarters still shows active: its revocation (a scrap
+   * event, core/hq/rework.ts) is queued here, in failRun's transaction, once per run, and audited
+   * `cert.rework-revocation` before `run.failed`. The station key signs the payload afterwards (station/lifecycle).
+   */
+  function queueReworkRevocation(
+    run: RunDbRow,
+    e: { code: string; message: string; step: string },
+    at: string,
+  ): FailedRun['reworkRevocation'] {
+    if (run.kind !== 'rotation' || run.supersedes_record_id === null) return null;
+    const data = parseStoredJson<RunData>(run.data_json, `data of run ${run.run_id}`);
+    if (data['zeroized'] !== true) return null;
+    const prev = st.getRecord.get(run.supersedes_record_id) as RecordDbRow | undefined;
+    if (!prev) throw new StoreError('corrupt', `run ${run.run_id} supersedes a record that does not exist`);
+    const prevCert = parseStoredJson<{ certificate?: { sha256?: unknown } }>(prev.record_json, 'record json');
+    const requestId = reworkRevocationRequestId(run.run_id);
+    const supervisor = typeof data['supervisor'] === 'string' && data['supervisor'] ? data['supervisor'] : run.operator;
+    const payloadJson = reworkRevocationPayloadJson({
+      runId: run.run_id,
+      stationId: run.station_id,
+      chipId: run.chip_id,
+      serialNumber: run.serial_number,
+      recordId: prev.record_id,
+      certificateSerial: prev.certificate_serial,
+      certificateSha256: typeof prevCert.certificate?.sha256 === 'string' ? prevCert.certificate.sha256 : null,
+      failure: e,
+      supervisor,
+      operator: run.operator,
+      failedAt: at,
+    });
+    const queued = revocations.queueReworkRevocation({
+      requestId,
+      chipId: run.chip_id,
+      serialNumber: run.serial_number,
+      certificateSerial: prev.certificate_serial,
+      reason: REWORK_REVOCATION_REASON,
+      runId: run.run_id,
+      payloadJson,
+      at,
+    });
+    if (!queued) return null;
+    append(
+      'cert.rework-revocation',
+      {
+        requestId,
+        recordId: prev.record_id,
+        certificateSerial: prev.certificate_serial,
+        chipId: run.chip_id,
+        code: e.code,
+        step: e.step,
+        supervisor,
+        payloadSha256: sha256HexSync(payloadJson),
+      },
+      run.run_id,
+    );
+    return { requestId, certificateSerial: prev.certificate_serial };
   }
 
   const store: SqliteStore = {
@@ -305,7 +377,7 @@ export function createSqliteStore(
     },
 
     failRun(runId, error) {
-      tx('failRun', () => {
+      return tx('failRun', () => {
         const run = mustGetActiveRun(runId, 'failRun');
         const e = { code: error.code, message: error.message, step: error.step };
         const failedAt = now();
@@ -351,9 +423,15 @@ export function createSqliteStore(
             runId,
           );
         }
+        const reworkRevocation = queueReworkRevocation(run, e, failedAt);
         st.failRun.run(JSON.stringify(e), failedAt, runId);
         append('run.failed', e, runId);
+        return { reworkRevocation };
       });
+    },
+
+    recordRefusal(r) {
+      return tx('recordRefusal', () => refusals.record(r, now()));
     },
 
     listRecords(q = {}) {

@@ -9,6 +9,7 @@
  *
  * May import: core/, native/data-dir, better-sqlite3, the sibling modules of native/store.
  */
+import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { fail } from '../../core/errors.js';
 import { systemClock, type Clock, type Logger } from '../../core/ports.js';
@@ -21,6 +22,7 @@ import { createAttemptStore, createOperatorStore, type AttemptStore, type Operat
 import { createOutbox, type Outbox } from './outbox.js';
 import { createQueries, type StationQueries } from './queries.js';
 import { createRevocationQueue } from './revocations.js';
+import { createRefusalWriter } from './refusals.js';
 import { createSqliteStore, type SqliteStore } from './sqlite-store.js';
 import { errorMessage, sqliteCode } from './store-error.js';
 
@@ -137,14 +139,15 @@ function closeQuietly(db: Database.Database): void {
   }
 }
 
-/** Every port on the one connection; the audit chain and the revocation queue each get their one writer. */
+/** Every port on the one connection; the audit chain, the revocation queue and the refusals each get their one writer. */
 function createPorts(db: Database.Database, file: string, opts: OpenStationDbOptions): StationDb {
   const clock = opts.clock ?? systemClock;
   const now = (): string => clock.now().toISOString();
   const audit = createAuditWriter(db, now);
   const revocations = createRevocationQueue(db);
   const operators = createOperatorStore(db);
-  const store = createSqliteStore(db, file, { clock, logger: opts.logger, audit, revocations });
+  const refusals = createRefusalWriter(db, { audit, newId: randomUUID });
+  const store = createSqliteStore(db, file, { clock, logger: opts.logger, audit, revocations, refusals });
   return {
     path: file,
     store,

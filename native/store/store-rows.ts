@@ -86,6 +86,18 @@ export interface VerifyDbRow extends AuditDbRow {
   r_supersedes_record_id: string | null;
   r_record_sha256: string | null;
   r_record_json: string | null;
+  f_refusal_id: string | null;
+  f_chip_id: string | null;
+  f_serial_number: string | null;
+  f_model: string | null;
+  f_port: string | null;
+  f_work_order: string | null;
+  f_operator: string | null;
+  f_station_id: string | null;
+  f_code: string | null;
+  f_message: string | null;
+  f_scanned: string | null;
+  f_first_at: string | null;
 }
 
 /** The columns of `records` the Store reads (all but superseded_by and audit_seq). */

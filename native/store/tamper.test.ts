@@ -241,7 +241,7 @@ describe('verifyAudit detects tampering', () => {
     const f2 = join(dir, 'empty.db');
     const r = openStore(f2);
     if (!r.ok) throw new Error(r.error.message);
-    expect(r.value.verifyAudit()).toEqual({ ok: true, entries: 0, records: 0, headHash: '0'.repeat(64) });
+    expect(r.value.verifyAudit()).toEqual({ ok: true, entries: 0, records: 0, refusals: 0, headHash: '0'.repeat(64) });
     r.value.close();
   });
 });

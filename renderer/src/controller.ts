@@ -110,6 +110,13 @@ export async function retrySlot(port: string): Promise<void> {
   if (slot) applySlot(slot);
 }
 
+/** Scan-in: the board's barcode for a slot (typed by a keyboard-wedge scanner, then Enter). True when accepted. */
+export async function scanSlot(port: string, serial: string): Promise<boolean> {
+  const slot = unwrap(await station().scanSlot({ port, serial }));
+  if (slot) applySlot(slot);
+  return slot !== null;
+}
+
 /**
  * Slot events applied so far. A `getSlots` snapshot is taken by the station before the events that follow it but
  * may arrive after them (a board that fails 40 ms after the work order is selected): it must not overwrite them.

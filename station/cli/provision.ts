@@ -49,15 +49,24 @@ export const JSON_PROGRESS = { type: 'boolean', help: 'progress as JSON lines' }
 export const provisionCommand: StationCommand = {
   name: 'provision',
   summary: 'provision (or resume) the board on one port',
-  synopsis: '--port P --work-order W --operator O [--pin-file F] [--reprovision [--supervisor S]] [options]',
+  synopsis:
+    '--port P --work-order W --operator O [--pin-file F] [--expect-serial S] [--reprovision [--supervisor S]] [options]',
   details:
     'A registered operator signs in (station operator add): PIN from --pin-file, $LINE_STATION_PIN or stdin, never\n' +
     'the command line; typed at a terminal it is not echoed. --reprovision needs a supervisor: the operator, or\n' +
-    '--supervisor with --supervisor-pin-file, $LINE_STATION_SUPERVISOR_PIN or the next line of stdin.',
+    '--supervisor with --supervisor-pin-file, $LINE_STATION_SUPERVISOR_PIN or the next line of stdin.\n' +
+    "--expect-serial: scan-in, the serial number scanned from the board's own barcode; the board on the port must\n" +
+    'identify with it, else FLOW_SCAN_MISMATCH before anything is written (exit 1). Required by a work order with\n' +
+    '"requireScanIn": true (FLOW_SCAN_REQUIRED without it).',
   options: {
     port: { type: 'string', multiple: true, arg: 'P', help: 'the serial port of the board (exactly one; required)' },
     'work-order': { type: 'string', arg: 'W', help: 'the work order (required)' },
     ...OPERATOR_OPTIONS,
+    'expect-serial': {
+      type: 'string',
+      arg: 'S',
+      help: "scan-in: the serial number on the board's barcode (checked against identify)",
+    },
     reprovision: { type: 'boolean', help: 'provision a board that already has an identity again (supervisor)' },
     ...SUPERVISOR_OPTIONS,
     json: JSON_PROGRESS,
@@ -71,6 +80,11 @@ export const provisionCommand: StationCommand = {
       return EXIT.usage;
     }
     const reprovision = flagOn(args, 'reprovision');
+    const expectSerial = str(args, 'expect-serial');
+    if (expectSerial !== undefined && !/^[\x21-\x7e]{1,128}$/.test(expectSerial.trim())) {
+      o.err('--expect-serial: expected the scanned serial number (1..128 printable characters, no spaces)');
+      return EXIT.usage;
+    }
     const who = await authenticateCli(engine, reprovision ? 'reprovision' : 'provision', cred, logger);
     if (!who.ok) return reportError(o, who.error);
     if (reprovision)
@@ -90,6 +104,8 @@ export const provisionCommand: StationCommand = {
         workOrder: wo,
         operator: who.value.operatorId,
         reprovision,
+        ...(reprovision && who.value.supervisorId ? { supervisor: who.value.supervisorId } : {}),
+        ...(expectSerial !== undefined ? { expectSerial } : {}),
         signal: ac.signal,
         onProgress: progressPrinter(o, flagOn(args, 'json')),
       });

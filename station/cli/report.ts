@@ -23,7 +23,7 @@ const RANGE_OPTIONS = {
   out: { type: 'string', arg: 'FILE', help: 'write the CSV to FILE (mode 0600) instead of stdout' },
 } as const satisfies Record<string, OptionSpec>;
 
-const OUTCOMES: readonly LogOutcome[] = ['provisioned', 'failed', 'in-progress'];
+const OUTCOMES: readonly LogOutcome[] = ['provisioned', 'failed', 'in-progress', 'refused'];
 
 /** A time option as an ISO 8601 UTC timestamp, or a UsageError naming it. */
 function timeOption(args: ParsedArgs, name: string): string | undefined {
@@ -70,22 +70,28 @@ async function cmdLog(engine: Engine, args: ParsedArgs, o: Io): Promise<number> 
     return exitFor(r.error);
   }
   if (toFile) emit(args, o, lines.join(''));
-  o.err(`${r.value.rows} runs`);
+  o.err(`${r.value.rows} lines`);
   return EXIT.ok;
 }
 
 /** `station report log`. */
 export const reportLogCommand: StationCommand = {
   name: 'report log',
-  summary: 'the provisioning log as CSV (one line per run, newest first) for a time range',
+  summary: 'the provisioning log as CSV (one line per run or refused board, newest first) for a time range',
   details:
     'RFC 4180 CSV with LF line ends. Columns: startedAt, updatedAt, serialNumber,\n' +
-    'chipId, workOrder, operator, kind, outcome, step, errorCode, durationMs, recordId, syncState, runId. Text a\n' +
-    "spreadsheet would run as a formula is prefixed with '. At most 200,000 runs per report (narrow the range).",
+    'chipId, workOrder, operator, kind, outcome, step, errorCode, durationMs, recordId, syncState, runId, attempts.\n' +
+    'A board refused before a run (outcome refused) has its refusal id as runId and in attempts the refused\n' +
+    "attempts it stands for. Text a spreadsheet would run as a formula is prefixed with '. At most 200,000 lines\n" +
+    'per report (narrow the range).',
   options: {
     ...RANGE_OPTIONS,
     operator: { type: 'string', arg: 'ID', help: 'only runs of operator ID' },
-    outcome: { type: 'string', arg: 'provisioned|failed|in-progress', help: 'only runs with this outcome' },
+    outcome: {
+      type: 'string',
+      arg: 'provisioned|failed|in-progress|refused',
+      help: 'only runs with this outcome (refused: the boards refused before a run)',
+    },
   },
   run: engineCommand((engine, args, o) => cmdLog(engine, args, o)),
 };
@@ -96,7 +102,8 @@ export const reportYieldCommand: StationCommand = {
   summary: 'the yield per work order as CSV (and one line "(all)") for a time range',
   details:
     'Columns: workOrder, boards, passedFirstTime, firstPassYield, provisioned, failed, topFailure, cycleTimeP50Ms,\n' +
-    'cycleTimeP95Ms: the figures of the Yield view for each work order with runs in the range.',
+    'cycleTimeP95Ms, refused: the figures of the Yield view for each work order with runs or refusals in the range\n' +
+    '(boards counts refused boards; failed and topFailure count refusals by their code).',
   options: RANGE_OPTIONS,
   run: engineCommand((engine, args, o) => emit(args, o, yieldReport(engine.db.queries, rangeOf(args)))),
 };

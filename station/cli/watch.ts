@@ -64,6 +64,13 @@ export const watchCommand: StationCommand = {
       o.err(describeError(w.error));
       return EXIT.usage;
     }
+    // Scan-in pairs one scanned barcode with one port: the UI's slots or `station provision --expect-serial`.
+    if (w.value.requireScanIn === true) {
+      o.err(
+        `work order ${wo} requires scan-in (requireScanIn): scan each board in the UI's slots, or use station provision --expect-serial`,
+      );
+      return EXIT.usage;
+    }
     const revoked = engine.lifecycle.checkStation();
     if (!revoked.ok) return reportError(o, revoked.error);
     // Records reach the registry in the background while boards are provisioned (when a registry is configured).

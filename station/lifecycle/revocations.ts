@@ -1,6 +1,6 @@
 /**
- * The station's revocation queue (docs/lifecycle.md "Scrap", "Failed issuance"): failed-issuance events queued by
- * `failRun` are signed here (their payload as written), active runs past their lifetime are ended
+ * The station's revocation queue (docs/lifecycle.md "Scrap", "Failed issuance", "Failed rework"): failed-issuance
+ * events and failed reworks' scrap events queued by `failRun` are signed here (their payload as written), active runs past their lifetime are ended
  * (FLOW_RUN_EXPIRED), and queued scrap and failed-issuance events go to `POST /v1/revocations` through the registry
  * client, or into a bundle; the registry's per-event answers mark them acknowledged or keep them queued.
  *
@@ -10,6 +10,7 @@
 import { utf8 } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import { FAILED_ISSUANCE_TYP } from '../../core/failed-issuance.js';
+import { SCRAP_TYP } from '../../core/hq/scrap.js';
 import { signJws } from '../../core/pki/jws.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { isStoreError } from '../../native/store/index.js';
@@ -51,18 +52,21 @@ export function createRevocationQueue(
   function signFailedIssuances(): Promise<Result<number>> {
     const run = signing.then(async (): Promise<Result<number>> => {
       let n = 0;
-      for (const r of db.revocations({ kind: 'failed-issuance' })) {
-        if (r.jws !== null || r.payloadJson === null) continue;
-        // The payload is signed exactly as failRun wrote it (its SHA-256 is in the cert.failed-issuance audit entry).
+      // Failed-issuance events, and the scrap events of failed reworks (core/hq/rework.ts), both queued by
+      // failRun with their payload and no signature.
+      for (const r of db.revocations()) {
+        if (r.jws !== null || r.payloadJson === null || r.kind === 'superseded') continue;
+        // The payload is signed exactly as failRun wrote it (its SHA-256 is in the cert.failed-issuance or
+        // cert.rework-revocation audit entry).
         const jws = await signJws({
           signer: c.signer,
           payload: utf8(r.payloadJson),
-          header: { typ: FAILED_ISSUANCE_TYP, kid: c.stationId, x5c: c.chain },
+          header: { typ: r.kind === 'scrapped' ? SCRAP_TYP : FAILED_ISSUANCE_TYP, kid: c.stationId, x5c: c.chain },
         });
         if (!jws.ok) return jws;
         if (db.setRevocationJws(r.requestId, jws.value)) {
           n++;
-          log.log('info', 'failed-issuance event signed; queued for revocation at the registry', {
+          log.log('info', `${r.kind} event signed; queued for revocation at the registry`, {
             requestId: r.requestId,
             runId: r.runId,
           });

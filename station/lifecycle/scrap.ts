@@ -50,6 +50,20 @@ export async function scrapBoard(
     store.appendAudit('board.scrapped', { ...p, certificateSerial: null, units });
     return ok(null);
   }
+  // A failed rework of this board already queued the revocation of this certificate (failRun): not twice.
+  const queued = db
+    .revocations({ kind: 'scrapped' })
+    .find((q) => q.certificateSerial === rec.certificateSerial && q.chipId === p.chipId);
+  if (queued) {
+    store.appendAudit('board.scrapped', {
+      ...p,
+      recordId: rec.recordId,
+      certificateSerial: rec.certificateSerial,
+      revocationRequest: queued.requestId,
+      units,
+    });
+    return ok(queued);
+  }
   const parsed = JSON.parse(rec.recordJson) as { certificate?: { sha256?: string } };
   const requestId = randomUUID();
   const payload: ScrapPayload = {

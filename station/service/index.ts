@@ -250,6 +250,7 @@ export function createStationService(o: StationServiceOptions): StationService {
       profiles: [...w.value.profiles],
       quantity: w.value.quantity,
       provisioned: n,
+      ...(w.value.requireScanIn === true ? { requireScanIn: true } : {}),
     };
   }
 
@@ -268,6 +269,7 @@ export function createStationService(o: StationServiceOptions): StationService {
     updatedAt: r.updatedAt,
     durationMs: r.durationMs,
     syncState: r.syncState,
+    ...(r.attempts !== null ? { attempts: r.attempts } : {}),
   });
 
   async function usb(): Promise<UsbWatcher> {
@@ -397,6 +399,8 @@ export function createStationService(o: StationServiceOptions): StationService {
 
     retrySlot: (_c, args) => slotMgr().retry(args.port),
 
+    scanSlot: (_c, args) => slotMgr().scan(args.port, args.serial),
+
     async approveOverride(clientId, args) {
       const sup = sess().supervisorOf(clientId);
       const operator = sess().operatorOf(clientId);
@@ -404,7 +408,7 @@ export function createStationService(o: StationServiceOptions): StationService {
       const slot = slotMgr().get(args.port);
       const base = { supervisor: sup.operatorId, operator, reason: args.reason, port: args.port };
       if (args.kind === 'reprovision') {
-        const r = slotMgr().reprovision(args.port, operator);
+        const r = slotMgr().reprovision(args.port, operator, sup.operatorId);
         if (!r.ok) return r;
         engine.store.appendAudit('override.reprovision', { ...base, chipId: slot?.chipId ?? null });
         log.log('info', 'override: re-provision approved', { ...base, chipId: slot?.chipId ?? null });
@@ -461,6 +465,7 @@ export function createStationService(o: StationServiceOptions): StationService {
       const ct = f.cycleTimesMs;
       return ok({
         boards: f.boards,
+        refused: f.refused,
         passedFirstTime: f.passedFirstTime,
         firstPassYield: f.boards === 0 ? 0 : f.passedFirstTime / f.boards,
         provisioned: f.provisioned,

@@ -269,14 +269,14 @@ describe('supervisor queries on real data', () => {
     const lines = log.content.split('\n');
     expect(lines.pop()).toBe('');
     expect(lines[0]).toBe(
-      'startedAt,updatedAt,serialNumber,chipId,workOrder,operator,kind,outcome,step,errorCode,durationMs,recordId,syncState,runId',
+      'startedAt,updatedAt,serialNumber,chipId,workOrder,operator,kind,outcome,step,errorCode,durationMs,recordId,syncState,runId,attempts',
     );
     const failed = lines.filter((l) => l.includes(',failed,'));
     expect(failed).toHaveLength(1);
     expect(failed[0]).toContain(`,${w.sim.boards[2]!.serialNumber},`);
     expect(failed[0]).toContain(',POLICY_VIOLATION,');
     const y = must(await call(svc, 'c2', 'exportReport', { report: 'yield', workOrder: 'WO-DEMO-1' }));
-    expect(y.content.split('\n')[1]).toMatch(/^WO-DEMO-1,3,2,0\.6667,3,1,POLICY_VIOLATION \(1\),\d+,\d+$/);
+    expect(y.content.split('\n')[1]).toMatch(/^WO-DEMO-1,3,2,0\.6667,3,1,POLICY_VIOLATION \(1\),\d+,\d+,0$/);
     // A range that holds no run: the header only.
     const none = must(
       await call(svc, 'c2', 'exportReport', {

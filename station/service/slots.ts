@@ -4,7 +4,8 @@
  * slot (pass / already / fail, disconnected and interrupted runs that stay active and resume, retry, scrap) is the
  * pure reducer of core/boards/lifecycle.ts, shared with `station watch`; this module keeps only the effects: it
  * starts and aborts runs, sets the re-link timer, has the engine zeroize a scrapped board (through its driver) and
- * emits the slot views.
+ * emits the slot views. Scan-in: the serial number scanned for a slot (`scan`) is handed to its runs and checked
+ * against identify; a work order that requires scan-in keeps an attached slot waiting until its board is scanned.
  */
 import { basename } from 'node:path';
 import type { ApiError, SlotLabel, SlotView } from '../../core/api.js';
@@ -36,6 +37,8 @@ interface Slot {
   running: Promise<void> | null;
   /** The label of the last PASS of this slot (labels), cleared when a run starts. */
   label: SlotLabel | null;
+  /** The serial number scanned for the board on this port (scan-in), until the board is removed. */
+  scan: string | null;
 }
 
 export function toApiError(e: StationError): ApiError {
@@ -58,7 +61,9 @@ export interface SlotManager {
   /** Start every idle attached slot that may start (after sign-in or a work order change). */
   kick(): void;
   retry(path: string): Result<SlotView>;
-  reprovision(path: string, operator: string): Result<SlotView>;
+  /** Scan-in: the board's own barcode for the slot on `path`; a waiting slot starts, a failed one is retried. */
+  scan(path: string, serial: string): Result<SlotView>;
+  reprovision(path: string, operator: string, supervisor?: string): Result<SlotView>;
   scrap(path: string): Promise<Result<{ chipId: string; serialNumber: string; slot: SlotView }>>;
   /** Abort all runs and wait for them to stop. */
   stop(): Promise<void>;
@@ -84,6 +89,12 @@ export function createSlots(deps: {
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let stopped = false;
 
+  /** The selected work order requires scan-in. */
+  const scanRequired = (): boolean => {
+    const id = deps.workOrder();
+    const w = id ? engine.workOrder(id) : null;
+    return w?.ok === true && w.value.requireScanIn === true;
+  };
   const view = (s: Slot): SlotView => {
     const p = s.pos;
     return {
@@ -102,6 +113,8 @@ export function createSlots(deps: {
       recordId: p.recordId,
       canRetry: p.canRetry,
       ...(s.label ? { boardLabel: s.label } : {}),
+      scan: s.scan,
+      awaitingScan: s.scan === null && s.running === null && p.attached && mayStart(p) && scanRequired(),
     };
   };
   const push = (s: Slot) => {
@@ -132,7 +145,10 @@ export function createSlots(deps: {
     timers.add(t);
   }
 
-  function run(s: Slot, opts: { reprovision: boolean; operator: string; workOrder: string }): void {
+  function run(
+    s: Slot,
+    opts: { reprovision: boolean; operator: string; workOrder: string; supervisor?: string },
+  ): void {
     const ac = new AbortController();
     s.ac = ac;
     s.label = null;
@@ -149,6 +165,8 @@ export function createSlots(deps: {
         workOrder: opts.workOrder,
         operator: opts.operator,
         ...(opts.reprovision ? { reprovision: true } : {}),
+        ...(opts.supervisor ? { supervisor: opts.supervisor } : {}),
+        ...(s.scan !== null ? { expectSerial: s.scan } : {}),
         signal: ac.signal,
         onProgress: (e) => {
           try {
@@ -204,6 +222,8 @@ export function createSlots(deps: {
     const wo = deps.workOrder();
     const op = deps.operator();
     if (!wo || !op) return;
+    // Scan-in required: the slot waits for its board's barcode (scanSlot), shown as awaitingScan.
+    if (s.scan === null && scanRequired()) return;
     run(s, { reprovision: false, operator: op, workOrder: wo });
   }
 
@@ -226,6 +246,7 @@ export function createSlots(deps: {
         ac: null,
         running: null,
         label: null,
+        scan: null,
       };
       s.port = port;
       if (existing) apply(s, { type: 'attached' });
@@ -237,6 +258,8 @@ export function createSlots(deps: {
       const s = slots.get(path);
       if (!s) return;
       s.ac?.abort(); // a run (it stays resumable) or a scrap in progress
+      // The scan was for the board that left; one that stays paused (its run resumes on re-plug) keeps it.
+      if (!s.running) s.scan = null;
       if (apply(s, { type: 'detached' })) push(s);
     },
     list: () => [...slots.values()].sort((a, b) => a.port.path.localeCompare(b.port.path)).map(view),
@@ -257,12 +280,36 @@ export function createSlots(deps: {
       run(s.value, { reprovision: false, operator: op, workOrder: wo });
       return ok(view(s.value));
     },
-    reprovision(path, operator) {
+    scan(path, serial) {
+      const s = need(path);
+      if (!s.ok) return s;
+      const slot = s.value;
+      const wo = deps.workOrder();
+      const op = deps.operator();
+      if (!wo) return err(stationError('INPUT_INVALID', 'select a work order first', { path: 'workOrder' }));
+      if (!op) return err(stationError('AUTH_REQUIRED', 'sign in first'));
+      const st = slot.pos.state;
+      if (st === 'pass' || st === 'already')
+        return err(
+          stationError('INPUT_INVALID', `the board on ${path} has finished: remove it before scanning the next one`, {
+            path: 'port',
+            port: path,
+          }),
+        );
+      slot.scan = serial.trim();
+      log.log('info', `scan-in on ${path}`, { port: path, scanned: slot.scan });
+      // A waiting slot starts now; a failed or interrupted one is retried with the scan.
+      if (mayStart(slot.pos)) maybeStart(slot);
+      else run(slot, { reprovision: false, operator: op, workOrder: wo });
+      push(slot);
+      return ok(view(slot));
+    },
+    reprovision(path, operator, supervisor) {
       const s = need(path);
       if (!s.ok) return s;
       const wo = deps.workOrder();
       if (!wo) return err(stationError('INPUT_INVALID', 'select a work order first', { path: 'workOrder' }));
-      run(s.value, { reprovision: true, operator, workOrder: wo });
+      run(s.value, { reprovision: true, operator, workOrder: wo, ...(supervisor ? { supervisor } : {}) });
       return ok(view(s.value));
     },
     async scrap(path) {

@@ -1,10 +1,12 @@
 /**
  * Playwright helpers for the end-to-end tests: Debian's Chromium, headless, with the flags the
- * sandboxed test machine needs; screenshots under test-results/screenshots/.
+ * sandboxed test machine needs; screenshots under test-results/screenshots/; the station UI opened through the
+ * bridge; polling until a condition holds.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { startBridge, type Bridge } from '../../station/bridge/bridge.js';
 
 export const SCREENSHOTS = join(import.meta.dirname, '..', '..', 'test-results', 'screenshots');
 
@@ -48,4 +50,29 @@ export async function until(what: string, fn: () => Promise<boolean> | boolean, 
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out: ${what}`);
+}
+
+/** The UI of a running station service in Chromium: the bridge serving `staticDir`, the page opened on its URL. */
+export async function openStationUi(o: {
+  readonly service: Parameters<typeof startBridge>[0]['service'];
+  readonly staticDir: string;
+  readonly logger: Parameters<typeof startBridge>[0]['logger'];
+  readonly viewport: { readonly width: number; readonly height: number };
+}): Promise<{ bridge: Bridge; browser: Browser; page: Page; problems: string[] }> {
+  const bridge = await startBridge({ service: o.service, staticDir: o.staticDir, logger: o.logger });
+  const browser = await launchChromium();
+  const page = await (await browser.newContext({ viewport: { ...o.viewport } })).newPage();
+  const problems = watchPage(page);
+  await page.goto(bridge.url);
+  return { bridge, browser, page, problems };
+}
+
+/** A supervisor confirms with their PIN (Alt+E, the elevation dialog); waits for the supervisor navigation. */
+export async function elevate(page: Page, supervisorId: string, pin: string): Promise<void> {
+  await page.keyboard.press('Alt+e');
+  await page.locator('#sup-id').waitFor();
+  await page.locator('#sup-id').fill(supervisorId);
+  await page.locator('#sup-pin').fill(pin);
+  await page.locator('#sup-pin').press('Enter');
+  await page.locator('nav [data-view="log"]').waitFor();
 }

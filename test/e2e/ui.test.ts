@@ -236,7 +236,7 @@ describe('operator and supervisor UI end to end', () => {
     ]);
     const yieldLines = readFileSync(await yieldCsv.path(), 'utf8').split('\n');
     expect(yieldLines[0]).toBe(
-      'workOrder,boards,passedFirstTime,firstPassYield,provisioned,failed,topFailure,cycleTimeP50Ms,cycleTimeP95Ms',
+      'workOrder,boards,passedFirstTime,firstPassYield,provisioned,failed,topFailure,cycleTimeP50Ms,cycleTimeP95Ms,refused',
     );
     expect(yieldLines[1]).toMatch(/^WO-DEMO-1,\d+,\d+,/);
     expect(await page.locator('main [role="status"]').innerText()).toContain(yieldCsv.suggestedFilename());

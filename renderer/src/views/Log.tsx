@@ -13,7 +13,7 @@ interface Filters {
   text: string;
   workOrder: string;
   operator: string;
-  outcome: '' | 'provisioned' | 'failed' | 'in-progress';
+  outcome: '' | 'provisioned' | 'failed' | 'in-progress' | 'refused';
   from: string;
   to: string;
 }
@@ -102,6 +102,7 @@ export function Log() {
             <option value="provisioned">{t('log.outcome.provisioned')}</option>
             <option value="failed">{t('log.outcome.failed')}</option>
             <option value="in-progress">{t('log.outcome.in-progress')}</option>
+            <option value="refused">{t('log.outcome.refused')}</option>
           </select>
         </label>
         <label>
@@ -148,20 +149,25 @@ export function Log() {
               <td>
                 {t(`log.outcome.${e.outcome}`)}
                 {e.errorCode ? ` (${e.errorCode})` : ''}
+                {e.attempts && e.attempts > 1 ? ` ${t('log.attempts', { n: e.attempts })}` : ''}
               </td>
               <td>{t(`step.${e.step}`)}</td>
               <td>{formatDate(e.startedAt)}</td>
               <td>{formatMs(e.durationMs)}</td>
               <td>{t(`syncState.${e.syncState}`)}</td>
               <td>
-                <button
-                  type="button"
-                  className="btn btn-small"
-                  aria-label={t('log.openRecord', { serial: e.serialNumber })}
-                  onClick={() => uiSlice.actions.recordOpened(e.runId)}
-                >
-                  {t('log.open')}
-                </button>
+                {e.outcome === 'refused' ? (
+                  '–'
+                ) : (
+                  <button
+                    type="button"
+                    className="btn btn-small"
+                    aria-label={t('log.openRecord', { serial: e.serialNumber })}
+                    onClick={() => uiSlice.actions.recordOpened(e.runId)}
+                  >
+                    {t('log.open')}
+                  </button>
+                )}
               </td>
             </tr>
           ))}

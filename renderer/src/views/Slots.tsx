@@ -2,12 +2,12 @@
  * The slots view: one large tile per connected board with the live step strip, elapsed time and a
  * large PASS / FAIL with what happened and what to do next.
  */
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { STEPS } from '../../../core/model.js';
 import type { SlotView } from '../../../core/api.js';
 import { ErrorText } from '../components/ErrorText.js';
 import { ReprintResult, useReprint } from '../components/LabelPreview.js';
-import { retrySlot } from '../controller.js';
+import { retrySlot, scanSlot } from '../controller.js';
 import { hasKey, t } from '../i18n/index.js';
 import { formatMs } from '../format.js';
 import { sessionSlice, slotsSlice } from '../store/slices.js';
@@ -58,8 +58,65 @@ function TileLabel(props: { label: NonNullable<SlotView['boardLabel']> }) {
   );
 }
 
-function Tile(props: { slot: SlotView; now: number }) {
+/** The scan fields of the slots still waiting, in tile order: after a scan, focus moves to the next one. */
+function focusNextScan(from: string): void {
+  const fields = [...document.querySelectorAll<HTMLInputElement>('input[data-scan-port]')];
+  const i = fields.findIndex((f) => f.dataset['scanPort'] === from);
+  const next = [...fields.slice(i + 1), ...fields.slice(0, Math.max(0, i))].find((f) => f.dataset['waiting'] === '1');
+  next?.focus();
+}
+
+/**
+ * Scan-in for one slot: a keyboard-wedge scanner types the board's barcode into the focused field and Enter. The
+ * field names its slot (label and port), so with many boards the operator sees which board a scan goes to.
+ */
+function ScanField(props: { slot: SlotView }) {
   const s = props.slot;
+  const [value, setValue] = useState('');
+  const ref = useRef<HTMLInputElement>(null);
+  const waiting = s.awaitingScan === true;
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const serial = value.trim();
+    if (!serial) return;
+    setValue('');
+    if (await scanSlot(s.port, serial)) focusNextScan(s.port);
+  };
+  return (
+    <form className="tile-scan" onSubmit={(e) => void submit(e)}>
+      <label>
+        {waiting ? t('slot.scanPrompt', { slot: s.label }) : t('slot.scanLabel', { slot: s.label })}
+        <input
+          ref={ref}
+          className="input"
+          value={value}
+          onChange={(e) => setValue(e.target.value)}
+          data-scan-port={s.port}
+          data-waiting={waiting ? '1' : '0'}
+          autoComplete="off"
+          spellCheck={false}
+          aria-label={t('slot.scanAria', { slot: s.label, port: s.port })}
+        />
+      </label>
+      {s.scan ? <p className="tile-scanned">{t('slot.scanned', { serial: s.scan })}</p> : null}
+    </form>
+  );
+}
+
+/**
+ * A failed rework that erased the board queued the revocation of its previous certificate (error details
+ * `revocationQueued`, docs/lifecycle.md "Failed rework"): that certificate's serial, or null.
+ */
+function revokedSerial(s: SlotView): string | null {
+  const q = s.error?.details?.['revocationQueued'];
+  if (typeof q !== 'object' || q === null) return null;
+  const serial = (q as { certificateSerial?: unknown }).certificateSerial;
+  return typeof serial === 'string' ? serial : null;
+}
+
+function Tile(props: { slot: SlotView; now: number; scanIn: boolean }) {
+  const s = props.slot;
+  const canScan = props.scanIn && (s.state === 'connected' || s.state === 'fail' || s.state === 'interrupted');
   const result = s.state === 'pass' || s.state === 'already' ? 'pass' : s.state === 'fail' ? 'fail' : null;
   return (
     <li className={`tile tile-${s.state}`} data-port={s.port} data-state={s.state} aria-label={s.label}>
@@ -96,6 +153,12 @@ function Tile(props: { slot: SlotView; now: number }) {
       {s.state === 'already' ? <p className="tile-note">{t('slot.already')}</p> : null}
       {s.state === 'pass' && s.boardLabel ? <TileLabel key={s.boardLabel.recordId} label={s.boardLabel} /> : null}
       {s.error && (s.state === 'fail' || s.state === 'interrupted') ? <ErrorText error={s.error} /> : null}
+      {revokedSerial(s) ? (
+        <p className="tile-revocation" role="note">
+          {t('slot.revocationQueued', { serial: revokedSerial(s)! })}
+        </p>
+      ) : null}
+      {canScan ? <ScanField slot={s} /> : null}
       {(s.state === 'fail' || s.state === 'interrupted') && s.canRetry ? (
         <button type="button" className="btn btn-primary" onClick={() => void retrySlot(s.port)}>
           {t('slot.retry')}
@@ -122,6 +185,7 @@ export function Slots() {
         <p className="slots-summary">
           {t('slots.summary', { boards: slots.length, passed, failed, wo: workOrder?.id ?? '–' })}
         </p>
+        {workOrder?.requireScanIn ? <p className="slots-scan-help">{t('slots.scanHelp')}</p> : null}
         <button type="button" className="btn" onClick={() => sessionSlice.actions.workOrderCleared()}>
           {t('slots.changeWorkOrder')}
         </button>
@@ -129,7 +193,7 @@ export function Slots() {
       {slots.length === 0 ? <p className="empty">{t('slots.empty')}</p> : null}
       <ul className={`tiles ${slots.length > 8 ? 'tiles-dense' : ''}`}>
         {slots.map((s) => (
-          <Tile key={s.port} slot={s} now={now} />
+          <Tile key={s.port} slot={s} now={now} scanIn={workOrder?.requireScanIn === true} />
         ))}
       </ul>
     </main>

@@ -34,6 +34,18 @@ function toQuery(f: YieldFilter): YieldQuery {
   return q;
 }
 
+/** One figure of the Yield view with its label. */
+function Kpi(props: { readonly value: string; readonly label: string; readonly testId?: string }) {
+  return (
+    <div className="kpi">
+      <span className="kpi-value" data-testid={props.testId}>
+        {props.value}
+      </span>
+      <span className="kpi-label">{props.label}</span>
+    </div>
+  );
+}
+
 export function Yield() {
   const current = useSlice(sessionSlice, (s) => s.workOrder?.id ?? '');
   const [draft, setDraft] = useState<YieldFilter>({ workOrder: current, from: '', to: '' });
@@ -88,28 +100,12 @@ export function Yield() {
       {y ? (
         <>
           <div className="kpis">
-            <div className="kpi">
-              <span className="kpi-value" data-testid="fpy">
-                {formatPercent(y.firstPassYield)}
-              </span>
-              <span className="kpi-label">{t('yield.fpy')}</span>
-            </div>
-            <div className="kpi">
-              <span className="kpi-value">{String(y.boards)}</span>
-              <span className="kpi-label">{t('yield.boards')}</span>
-            </div>
-            <div className="kpi">
-              <span className="kpi-value">{String(y.provisioned)}</span>
-              <span className="kpi-label">{t('yield.provisioned')}</span>
-            </div>
-            <div className="kpi">
-              <span className="kpi-value">{formatMs(y.cycleTime.p50)}</span>
-              <span className="kpi-label">{t('yield.p50')}</span>
-            </div>
-            <div className="kpi">
-              <span className="kpi-value">{formatMs(y.cycleTime.p95)}</span>
-              <span className="kpi-label">{t('yield.p95')}</span>
-            </div>
+            <Kpi value={formatPercent(y.firstPassYield)} label={t('yield.fpy')} testId="fpy" />
+            <Kpi value={String(y.boards)} label={t('yield.boards')} />
+            <Kpi value={String(y.provisioned)} label={t('yield.provisioned')} />
+            <Kpi value={String(y.refused)} label={t('yield.refused')} testId="refused" />
+            <Kpi value={formatMs(y.cycleTime.p50)} label={t('yield.p50')} />
+            <Kpi value={formatMs(y.cycleTime.p95)} label={t('yield.p95')} />
           </div>
           <div className="charts">
             <section className="card">
