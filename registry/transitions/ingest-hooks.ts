@@ -81,7 +81,10 @@ const ISSUE_BACKDATE_MS = 60_000;
  */
 function issuedSince(r: IngestRecord, revokedAt: string): boolean {
   const nb = Date.parse(recordCertificate(r).notBefore);
-  return Number.isFinite(nb) && nb + ISSUE_BACKDATE_MS >= Date.parse(revokedAt);
+  // X.509 times have whole seconds: a certificate issued in the second of the revocation has notBefore + backdate
+  // equal to that second, before the revocation's milliseconds. Such a certificate counts as issued since (refused).
+  const revokedSecond = Math.floor(Date.parse(revokedAt) / 1000) * 1000;
+  return Number.isFinite(nb) && nb + ISSUE_BACKDATE_MS >= revokedSecond;
 }
 
 interface RecordCert {
