@@ -228,7 +228,13 @@ describe('board profiles choose the driver and the timeouts', () => {
     expect(unknown.ok ? unknown.value.status : unknown.error).toMatchObject({ code: 'BOARD_UNSUPPORTED' });
     expect(progress.at(-1)).toMatchObject({ step: 'identify', status: 'failed' });
     const basic = w.sim.boards[1]!.chipId;
-    expect(w.engine.store.listAudit(0, 100_000).some((e) => e.payload['chipId'] === basic)).toBe(false);
+    // No identity was created: the board's only trace is the refusal itself (issue 13: refusals are recorded).
+    expect(
+      w.engine.store
+        .listAudit(0, 100_000)
+        .filter((e) => e.payload['chipId'] === basic)
+        .map((e) => e.type),
+    ).toEqual(['board.refused']);
     expect(w.sim.state(1)).toMatchObject({ hasKey: false, locked: false });
 
     // The shipped keygenMs (30 s): the board resumes its run and ends with one identity.
