@@ -215,7 +215,14 @@ export const RecordDetailSchema = z.object({
       measurements: z.record(z.string(), z.unknown()),
       verdict: z.object({
         pass: z.boolean(),
-        violations: z.array(z.object({ rule: z.string(), message: z.string() })),
+        /**
+         * Each violation: its rule (BaselineRule), what the baseline expected and what the board showed (JSON values,
+         * docs/formats.md "Baseline violations"), and the station's English message (the UI shows the rule in its
+         * language with the values, the message under "Details").
+         */
+        violations: z.array(
+          z.object({ rule: z.string(), expected: z.string(), actual: z.string(), message: z.string() }),
+        ),
       }),
       policyRef: z.record(z.string(), z.unknown()),
       capturedAt: z.string(),

@@ -152,7 +152,12 @@ export async function buildRecordDetail(i: RecordDetailInput): Promise<RecordDet
         pass: verdict['pass'] === true,
         violations: (Array.isArray(verdict['violations']) ? verdict['violations'] : []).map((x) => {
           const o = asObj(x);
-          return { rule: String(o['rule'] ?? ''), message: String(o['message'] ?? '') };
+          return {
+            rule: String(o['rule'] ?? ''),
+            expected: JSON.stringify(o['expected'] ?? null),
+            actual: JSON.stringify(o['actual'] ?? null),
+            message: String(o['message'] ?? ''),
+          };
         }),
       },
       policyRef: asObj(m['policyRef']),

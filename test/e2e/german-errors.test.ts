@@ -21,7 +21,7 @@ import { startBridge, type Bridge } from '../../station/bridge/bridge.js';
 import { createStationService, type StationService } from '../../station/service/index.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { launchChromium, screenshot, until, watchPage } from './browser.js';
+import { elevate, launchChromium, screenshot, until, watchPage } from './browser.js';
 import { cutText } from './layout.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -64,6 +64,7 @@ beforeAll(async () => {
   await addOperators(w.dataDir, [
     { id: 'op-1', role: 'operator', pin: '1234', name: 'Olga Operator' },
     { id: 'op-2', role: 'operator', pin: '5678', name: 'Otto Operator' },
+    { id: 'sup-1', role: 'supervisor', pin: '987654', name: 'Sam Supervisor' },
   ]);
 
   service = createStationService({ engine: w.engine, logger: w.logger, extraPorts: w.sim.ports });
@@ -152,6 +153,29 @@ describe('station errors in German, from code and params', () => {
     expect(await cutText(page)).toEqual([]);
     await screenshot(page, 'german-error');
   }, 180_000);
+
+  it("the failed board's record in German: each baseline violation by its rule, with expected and measured values", async () => {
+    await elevate(page, 'sup-1', '987654');
+    await page.locator('nav [data-view="log"]').waitFor();
+    await page.keyboard.press('Alt+2');
+    const serial = w.sim.boards[TAMPERED]!.serialNumber;
+    await page.locator('#log-text').fill(serial);
+    await page.locator('#log-text').press('Enter');
+    await until('one row', async () => (await page.locator('tbody tr').count()) === 1);
+    await page.locator('tbody tr button').press('Enter');
+    const v = page.locator('[data-rule="firmware.digest"]');
+    await v.waitFor();
+    expect(await v.locator('strong').innerText()).toBe(deUi['violation.firmware.digest']);
+    const [before] = deUi['record.violation.values']!.split('{expected}') as [string];
+    expect(await v.innerText()).toContain(before);
+    expect(await v.innerText()).toMatch(/[0-9a-f]{64}/); // the measured digest, a value in any language
+    // The station's English message behind "Details".
+    await v.locator('.error-details summary').click();
+    expect(await v.locator('.error-details p').innerText()).toMatch(/firmware slot application/);
+    expect(await cutText(page)).toEqual([]);
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Alt+1');
+  }, 60_000);
 
   it('no step label or error text is cut at 1024x640 (German and English); the zeroized board in English', async () => {
     for (const lang of ['de', 'en'] as const) {

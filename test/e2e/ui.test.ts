@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { Clock } from '../../core/ports.js';
 import { DOCTOR_CHECK_IDS } from '../../core/api.js';
+import { ERROR_CATALOGUE } from '../../core/errors.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStationDb } from '../../native/store/index.js';
 import type { TestStation } from '../../testkit/registry/fixtures.js';
@@ -274,6 +275,11 @@ describe('operator and supervisor UI end to end', () => {
     await page.keyboard.press('Alt+4');
     await page.locator('[data-testid="sync-pending"]').waitFor();
     expect(['offline', 'queued']).toContain(await indicator());
+    // The last error, said from its code (SYNC_UNREACHABLE has no params), the code beside it.
+    const last = page.locator('[data-testid="sync-last-error"]');
+    await until('the last sync error', async () => (await last.innerText()).includes('SYNC_UNREACHABLE'));
+    expect(await last.innerText()).toContain(ERROR_CATALOGUE.SYNC_UNREACHABLE.text);
+    expect(await last.locator('details p').textContent()).toMatch(/not reachable/);
     await screenshot(page, 'sync-offline');
     // Export bundle: a file download with the signed bundle of the queued records.
     const [download] = await Promise.all([

@@ -129,8 +129,16 @@ export function Record() {
                 {rec.manifest.verdict.pass ? t('record.verdict.pass') : t('record.verdict.fail')}
               </p>
               <ul>
-                {rec.manifest.verdict.violations.map((v) => (
-                  <li key={v.rule}>{`${v.rule}: ${v.message}`}</li>
+                {rec.manifest.verdict.violations.map((v, i) => (
+                  <li key={`${v.rule}-${i}`} data-rule={v.rule}>
+                    <strong>{violationTitle(v.rule)}</strong>
+                    {': '}
+                    {t('record.violation.values', { expected: v.expected, actual: v.actual })}
+                    <details className="error-details">
+                      <summary>{t('error.details')}</summary>
+                      <p lang="en">{v.message}</p>
+                    </details>
+                  </li>
                 ))}
               </ul>
               <dl className="fields">
@@ -167,4 +175,10 @@ export function Record() {
       </div>
     </main>
   );
+}
+
+/** A baseline rule in the UI's language (the rule id itself when the catalogue does not know it). */
+function violationTitle(rule: string): string {
+  const key = `violation.${rule}`;
+  return hasKey(key) ? t(key) : rule;
 }

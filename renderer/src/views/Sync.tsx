@@ -76,7 +76,7 @@ export function Sync() {
                 : '–'}
             </dd>
             <dt>{t('sync.lastError')}</dt>
-            <dd>{view.lastError ?? '–'}</dd>
+            <dd data-testid="sync-last-error">{view.lastError ? <LastError text={view.lastError} /> : '–'}</dd>
             <dt>{t('sync.nextAttempt')}</dt>
             <dd>{formatDate(view.nextAttemptAt)}</dd>
           </dl>
@@ -134,5 +134,25 @@ export function Sync() {
       </div>
       <p role="status">{message}</p>
     </main>
+  );
+}
+
+/**
+ * The sync service's last error, `CODE: message`: said in the UI's language from its code (i18n/errors.ts) with the
+ * code, the station's English message under "Details"; text without a known code as it is.
+ */
+function LastError(props: { text: string }) {
+  const m = /^([A-Z][A-Z0-9_]+): ([\s\S]*)$/.exec(props.text);
+  if (!m) return <>{props.text}</>;
+  const l = localiseError({ code: m[1]!, message: m[2]! }, language());
+  if (!l.localised) return <>{props.text}</>;
+  return (
+    <>
+      {l.text} <span className="mono">{t('sync.lastErrorCode', { code: m[1]! })}</span>
+      <details className="error-details">
+        <summary>{t('error.details')}</summary>
+        <p lang="en">{m[2]}</p>
+      </details>
+    </>
   );
 }
