@@ -90,11 +90,12 @@ describe('scan-in in the slots view; refusals in the log and yield', () => {
     expect(w.sim.state(0).hasKey).toBe(false);
     expect(w.engine.store.findActiveRun(w.sim.boards[0]!.chipId)).toBeNull();
     // Focus moved to the next tile still waiting for its scan.
-    expect(await focusedScanPort()).toBe(w.sim.ports[1]);
+    await until('focus on tile 1', async () => (await focusedScanPort()) === w.sim.ports[1]);
     await screenshot(page, 'scan-in-mismatch');
 
     await page.keyboard.type(`${w.sim.boards[1]!.serialNumber}\n`, { delay: 5 });
-    expect(await focusedScanPort()).toBe(w.sim.ports[2]);
+    // The focus moves on once the scanned tile has left the waiting state (a render later).
+    await until('focus on the next waiting tile', async () => (await focusedScanPort()) === w.sim.ports[2]);
     await page.keyboard.type(`${w.sim.boards[2]!.serialNumber}\n`, { delay: 5 });
     // Board 0 again, with its own barcode ("scan again" on the failed tile).
     await scanField(0).focus();
@@ -121,7 +122,9 @@ describe('scan-in in the slots view; refusals in the log and yield', () => {
     await page.locator('[data-testid="refused"]').waitFor();
     await until('refused counted', async () => (await page.locator('[data-testid="refused"]').innerText()) === '1');
     // Three boards, one refused first: first-pass yield 2 of 3.
-    expect(await page.locator('[data-testid="fpy"]').innerText()).toMatch(/66[.,]7\s?%/);
+    await until('first-pass yield 2 of 3', async () =>
+      /66[.,]7\s?%/.test(await page.locator('[data-testid="fpy"]').innerText()),
+    );
     expect(await page.locator('.charts').innerText()).toContain('FLOW_SCAN_MISMATCH');
     await screenshot(page, 'yield-refused');
   }, 120_000);
