@@ -353,8 +353,10 @@ for (const backend of backends()) {
         401,
         'AUTH_CLOCK_SKEW',
       );
-      // Revoked: refused from then on (bundles too).
-      const rec = await makeRecords(R, systemClock, 1);
+      // Revoked: refused from then on (bundles too). The record is made 2 s before the revocation: X.509 times have
+      // whole seconds, and a certificate issued in the second of the revocation counts as issued after it.
+      const earlier: Clock = { now: () => new Date(Date.now() - 2000), monotonicMs: () => 0 };
+      const rec = await makeRecords(R, earlier, 1);
       const rb = JSON.stringify({ batchId: uuid(), records: [rec[0]!.jws] });
       const rv = await admin('POST', `/v1/admin/stations/${R.id}/revoke`);
       expect(rv.status).toBe(200);
