@@ -22,7 +22,7 @@ import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 import type { RunningRegistry } from '../../registry/http/server.js';
 import { enrollStation } from '../../registry/stations/service.js';
 import { call } from '../../testkit/registry/harness.js';
-import { main } from '../../station/cli/program.js';
+import { runStationCli } from '../../testkit/station-cli.js';
 import { REPO_ROOT } from '../../station/commission/init.js';
 import { readColumn } from '../../testkit/store-fixtures.js';
 import { createWorld, type World } from '../harness.js';
@@ -35,11 +35,7 @@ const must = <T>(r: { ok: true; value: T } | { ok: false; error: { code: string;
   if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}\n${w?.logText().slice(-4000)}`);
   return r.value;
 };
-const cli = async (args: string[]) => {
-  const out: string[] = [];
-  const code = await main(args, { out: (s) => out.push(s), err: (s) => out.push(s) });
-  return { code, text: out.join('\n') };
-};
+const cli = (args: string[]) => runStationCli(args);
 const localWorkOrder = () =>
   JSON.parse(readFileSync(join(REPO_ROOT, 'resources', 'work-orders', 'WO-DEMO-1.json'), 'utf8')) as Record<
     string,
