@@ -13,6 +13,11 @@ done
 # strace: test/integration/idle-watch.test.ts counts the programs an idle `station watch` starts.
 # sqlite3 and python3: the independent verifier (test/verifier/lsverify.py) and the read-only station.db commands of
 # docs/formats.md "Independent verification".
+# CUPS: test/integration/labels-cups.test.ts prints a label with the real `lp` (cups-client) through a private
+# `cupsd` (cups-daemon) to a raw queue whose device is `socket://` (the socket backend: package cups, whose postinst
+# links it into /usr/lib/cups/backend/; docs/operations.md "Label printer").
+{ [ -x /usr/sbin/cupsd ] && command -v lp >/dev/null 2>&1 && [ -x /usr/lib/cups/backend/socket ]; } ||
+  need+=(cups-daemon cups-client cups)
 # PostgreSQL server binaries: the registry's production backend, exercised by the tests.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # NSS softoken (libsoftokn3.so, package libnss3): the second PKCS#11 implementation of the HSM tests (docs/hsm.md).

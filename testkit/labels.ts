@@ -1,9 +1,14 @@
 /**
  * Label test support: a label source (the record fields a label is made from) with a real device certificate
- * issued by a test PKI (core/pki, SAN URI from the profile template), and a bitmap -> RGBA converter for jsqr.
+ * issued by a test PKI (core/pki, SAN URI from the profile template), a bitmap -> RGBA converter for jsqr, the QR
+ * of a ZPL graphic, a loopback raw TCP printer, and what a record's certificate says according to openssl.
  * Not used in production.
  */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import jsQRModule from 'jsqr';
 import { issueDeviceCertificate } from '../core/pki/device-cert.js';
 import { toPem } from '../core/pki/pem.js';
@@ -115,4 +120,19 @@ export function qrOfZpl(zpl: string): string | null {
   if (!g) return null;
   const bit = (x: number, y: number) => ((g.data[y * g.bytesPerRow + (x >> 3)]! >> (7 - (x & 7))) & 1) === 1;
   return decodeQr(inkToRgba(g.bytesPerRow * 8, g.rows, bit, 16));
+}
+
+/**
+ * What a label's QR must say for a certificate, computed by openssl (an independent tool): its SHA-256 fingerprint
+ * and its subjectAltName URN. `dir` holds the PEM file openssl reads.
+ */
+export function certificateTruth(pem: string, dir: string): { certificateSha256: string; deviceUrn: string } {
+  const f = join(dir, `cert-${createHash('sha256').update(pem).digest('hex').slice(0, 16)}.pem`);
+  writeFileSync(f, pem);
+  const fp = execFileSync('openssl', ['x509', '-in', f, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' });
+  const san = execFileSync('openssl', ['x509', '-in', f, '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' });
+  return {
+    certificateSha256: fp.split('=')[1]!.trim().replace(/:/g, '').toLowerCase(),
+    deviceUrn: /URI:(urn:\S+)/.exec(san)![1]!,
+  };
 }

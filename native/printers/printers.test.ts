@@ -2,10 +2,11 @@
  * Label files and printers with independent readers and real sockets: the PNG read by pngjs and its QR decoded by
  * jsqr (= the record's certificate fingerprint and URN); the PDF checked by qpdf and pdfinfo and rasterised by
  * pdftoppm, whose image decodes the same; ZPL sent to a real loopback TCP server (it receives exactly the ZPL),
- * refused, silent and slow printers (coded errors, bounded time); `lp` missing; `lp` argv (no shell).
+ * refused, silent and slow printers (coded errors, bounded time); the CUPS client missing (a real CUPS queue:
+ * test/integration/labels-cups.test.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -153,28 +154,12 @@ describe('file and CUPS', () => {
     expect(bad).toMatchObject({ ok: false, error: { code: 'PRINTER_FAILED', details: { errno: 'ENOENT' } } });
   });
 
-  it('lp missing: PRINTER_LP_MISSING', async () => {
+  // A real cupsd and lp: test/integration/labels-cups.test.ts.
+  it('the CUPS client missing: PRINTER_LP_MISSING', async () => {
     const r = await sendZpl({ kind: 'cups', queue: 'zebra', timeoutMs: 2000 }, '^XA^XZ', {
       lpCommand: join(dir, 'no-such-lp'),
+      lpstatCommand: join(dir, 'no-such-lpstat'),
     });
     expect(r).toMatchObject({ ok: false, error: { code: 'PRINTER_LP_MISSING' } });
-  });
-
-  it('lp gets `-d QUEUE -o raw` as argv and the ZPL on stdin; a non-zero exit is PRINTER_FAILED', async () => {
-    // A stand-in for CUPS' lp (no cupsd on the test machines): records its argv and stdin.
-    const lp = join(dir, 'lp');
-    writeFileSync(
-      lp,
-      `#!/bin/sh\nprintf '%s\\n' "$@" > "${dir}/lp.argv"\ncat > "${dir}/lp.stdin"\n` +
-        `[ "$2" = broken ] && { echo "lp: The printer or class does not exist." >&2; exit 1; }\necho "request id is $2-1 (1 file(s))"\n`,
-    );
-    chmodSync(lp, 0o700);
-    const zpl = renderZpl(layout);
-    must(await sendZpl({ kind: 'cups', queue: 'zebra_1', timeoutMs: 5000 }, zpl, { lpCommand: lp }));
-    expect(readFileSync(join(dir, 'lp.argv'), 'utf8')).toBe('-d\nzebra_1\n-o\nraw\n');
-    expect(readFileSync(join(dir, 'lp.stdin'), 'utf8')).toBe(zpl);
-    const r = await sendZpl({ kind: 'cups', queue: 'broken', timeoutMs: 5000 }, zpl, { lpCommand: lp });
-    expect(r).toMatchObject({ ok: false, error: { code: 'PRINTER_FAILED', details: { exitCode: 1 } } });
-    expect(!r.ok && r.error.message).toContain('does not exist');
   });
 });

@@ -1,31 +1,28 @@
 /**
  * Label printers: send a ZPL document to the configured target (core/labels/config.ts PrinterTarget) — a file or
- * device node, a raw TCP socket (port 9100) with timeouts, or a CUPS queue through `lp -d QUEUE -o raw` (argv, no
- * shell). Every failure is a coded result (PRINTER_UNREACHABLE, PRINTER_FAILED, PRINTER_LP_MISSING); nothing throws.
+ * device node, a raw TCP socket (port 9100) with timeouts, or a CUPS queue (cups.ts: `lp -d QUEUE -o raw`, argv, no
+ * shell, a stopped queue refused). Every failure is a coded result (PRINTER_UNREACHABLE, PRINTER_FAILED,
+ * PRINTER_LP_MISSING); nothing throws.
  * docs/operations.md "Label printer".
  */
-import { spawn } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fail } from '../../core/errors.js';
 import type { PrinterTarget } from '../../core/labels/config.js';
 import { ok, type Result } from '../../core/result.js';
+import { printToCups, type PrintReceipt } from './cups.js';
 
-/** What a label send did: where it went and how many bytes. */
-export interface PrintReceipt {
-  /** `file:<path>`, `tcp:<host>:<port>` or `cups:<queue>`: for the log and the audit. */
-  readonly target: string;
-  readonly bytes: number;
-}
+export type { PrintReceipt } from './cups.js';
 
 export interface SendOptions {
   /** Resolve a configured file path (relative to the data dir). */
   readonly resolvePath?: (p: string) => string;
   /** Names the file written into a directory target. */
   readonly recordId?: string;
-  /** The `lp` program (default `lp` on PATH). */
+  /** The CUPS client programs (default `lp` and `lpstat` on PATH). */
   readonly lpCommand?: string;
+  readonly lpstatCommand?: string;
   readonly now?: () => Date;
 }
 
@@ -50,7 +47,10 @@ export async function sendZpl(t: PrinterTarget, zpl: string, o: SendOptions = {}
     case 'tcp':
       return toTcp(t.host, t.port, t.timeoutMs, bytes);
     case 'cups':
-      return toCups(t.queue, t.timeoutMs, bytes, o.lpCommand ?? 'lp');
+      return printToCups(t.queue, t.timeoutMs, bytes, {
+        ...(o.lpCommand ? { lp: o.lpCommand } : {}),
+        ...(o.lpstatCommand ? { lpstat: o.lpstatCommand } : {}),
+      });
   }
 }
 
@@ -112,57 +112,5 @@ function toTcp(host: string, port: number, timeoutMs: number, bytes: Buffer): Pr
       if (!hadError && flushed) finish(ok({ target, bytes: bytes.length }));
       else if (!hadError) unreachable('the printer closed the connection before it took the label', 'ECONNRESET');
     });
-  });
-}
-
-/** `lp -d QUEUE -o raw` with the document on stdin; ENOENT: PRINTER_LP_MISSING; non-zero exit: PRINTER_FAILED. */
-function toCups(queue: string, timeoutMs: number, bytes: Buffer, lp: string): Promise<Result<PrintReceipt>> {
-  const target = `cups:${queue}`;
-  return new Promise((resolve) => {
-    let done = false;
-    let stderr = '';
-    let stdout = '';
-    const finish = (r: Result<PrintReceipt>) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve(r);
-    };
-    const child = spawn(lp, ['-d', queue, '-o', 'raw'], { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      finish(
-        fail('PRINTER_UNREACHABLE', `${lp} -d ${queue}: no answer within ${timeoutMs} ms`, {
-          target,
-          errno: 'ETIMEDOUT',
-        }),
-      );
-    }, timeoutMs);
-    child.on('error', (e: NodeJS.ErrnoException) =>
-      finish(
-        e.code === 'ENOENT'
-          ? fail('PRINTER_LP_MISSING', `the CUPS client "${lp}" is not installed (install cups-client)`, { target })
-          : fail('PRINTER_FAILED', `${lp}: ${e.code ?? ''} ${e.message}`, { target }),
-      ),
-    );
-    child.stdout.on('data', (d: Buffer) => (stdout = (stdout + d.toString('utf8')).slice(0, 2000)));
-    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(0, 2000)));
-    child.stdin.on('error', () => undefined); // lp exited early: its exit code says why
-    child.on('close', (code) => {
-      if (code === 0) finish(ok({ target, bytes: bytes.length }));
-      else
-        finish(
-          fail(
-            'PRINTER_FAILED',
-            `${lp} -d ${queue} exited with ${code ?? 'a signal'}: ${stderr.trim().split('\n')[0] ?? ''}`,
-            {
-              target,
-              exitCode: code,
-              ...(stdout ? { stdout: stdout.trim() } : {}),
-            },
-          ),
-        );
-    });
-    child.stdin.end(bytes);
   });
 }

@@ -8,7 +8,7 @@
  * printer fails, and refused without a session; `station label` writes a PDF that qpdf accepts and prints, audited.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import type { ApiResult, SlotView, StationEvent } from '../../core/api.js';
 import { fromBase64 } from '../../core/bytes.js';
 import { parseQrPayload } from '../../core/labels/payload.js';
 import { createLogger } from '../../native/logger.js';
-import { decodeQr, qrOfZpl, startLoopbackPrinter } from '../../testkit/labels.js';
+import { certificateTruth, decodeQr, qrOfZpl, startLoopbackPrinter } from '../../testkit/labels.js';
 import { must as unwrap } from '../../testkit/pki/test-util.js';
 import { createWorld, type World } from '../../test/harness.js';
 import { addOperators } from '../../test/operators-fixture.js';
@@ -50,15 +50,7 @@ async function waitSlot(pred: (s: SlotView) => boolean, ms = 60_000): Promise<Sl
 /** What the record says, checked by openssl: the certificate's SHA-256 fingerprint and its SAN URN. */
 function recordTruth(recordId: string): { certificateSha256: string; deviceUrn: string } {
   const rec = w.engine.store.listRecords({ limit: 100 }).find((r) => r.recordId === recordId)!;
-  const pem = (JSON.parse(rec.recordJson) as { certificate: { pem: string } }).certificate.pem;
-  const f = join(w.dir, `${recordId}.pem`);
-  writeFileSync(f, pem);
-  const fp = execFileSync('openssl', ['x509', '-in', f, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' });
-  const san = execFileSync('openssl', ['x509', '-in', f, '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' });
-  return {
-    certificateSha256: fp.split('=')[1]!.trim().replace(/:/g, '').toLowerCase(),
-    deviceUrn: /URI:(urn:\S+)/.exec(san)![1]!,
-  };
+  return certificateTruth((JSON.parse(rec.recordJson) as { certificate: { pem: string } }).certificate.pem, w.dir);
 }
 
 beforeAll(async () => {
