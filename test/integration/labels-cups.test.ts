@@ -8,13 +8,16 @@
  * label --out` writes), whose QR decodes (jsqr) to the certificate fingerprint and URN openssl reads from the record;
  * cupsd lists the job as completed. A stopped queue (`cupsdisable`), an unknown queue and a scheduler that is not
  * running: the board still PASSes, the label line names the printer error (PRINTER_FAILED / PRINTER_UNREACHABLE),
- * nothing is queued behind a stopped queue (nothing prints when it is resumed), and a reprint is audited.
+ * nothing is queued behind a stopped queue (nothing prints when it is resumed), and a reprint is audited; a CUPS
+ * server that never answers costs at most the configured timeout (PRINTER_UNREACHABLE ETIMEDOUT).
  * Needs cups-daemon, cups-client and cups (the socket backend; scripts/setup.sh): skipped, with the reason, without.
  */
 import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseQrPayload } from '../../core/labels/payload.js';
+import { sendZpl } from '../../native/printers/send.js';
 import { updateStationConfig } from '../../station/config.js';
 import { cupsUnavailable, startPrivateCupsd, type PrivateCupsd } from '../../testkit/cups.js';
 import { certificateTruth, qrOfZpl, startLoopbackPrinter, type LoopbackPrinter } from '../../testkit/labels.js';
@@ -192,6 +195,26 @@ describe.skipIf(skipReason !== null)(
       const audit = w.engine.store.listAudit(0, 100_000).filter((e) => e.type === 'label.reprint');
       expect(audit.at(-1)?.payload).toMatchObject({ recordId, outcome: 'failed', code: 'PRINTER_UNREACHABLE' });
       expect(w.engine.store.verifyAudit().ok).toBe(true);
+    });
+
+    it('a CUPS server that accepts the connection and never answers: PRINTER_UNREACHABLE ETIMEDOUT within the budget', async () => {
+      const held: Socket[] = [];
+      const silent = createServer((s) => held.push(s)); // reads nothing, answers nothing
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+      const saved = process.env['CUPS_SERVER'];
+      process.env['CUPS_SERVER'] = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      try {
+        const t0 = Date.now();
+        const r = await sendZpl({ kind: 'cups', queue: QUEUE, timeoutMs: 1000 }, '^XA^XZ\n');
+        expect(r).toMatchObject({ ok: false, error: { code: 'PRINTER_UNREACHABLE', details: { errno: 'ETIMEDOUT' } } });
+        expect(Date.now() - t0).toBeLessThan(3000);
+        expect(held.length).toBeGreaterThan(0); // lpstat did reach it
+      } finally {
+        if (saved === undefined) delete process.env['CUPS_SERVER'];
+        else process.env['CUPS_SERVER'] = saved;
+        for (const s of held) s.destroy();
+        await new Promise((r) => silent.close(r));
+      }
     });
   },
 );
