@@ -123,7 +123,7 @@ export async function printToCups(
   if (sent.code === 0) return ok({ target, bytes: bytes.length });
 
   // Without a scheduler lp only says "The printer or class does not exist": ask the scheduler itself.
-  const sched = await run(lpstat, ['-r'], null, Math.max(500, left()));
+  const sched = await run(lpstat, ['-r'], null, left());
   const message = `${lp} -d ${queue} exited with ${sent.code ?? 'a signal'}: ${firstLine(sent.stderr)}`;
   const details = { target, exitCode: sent.code, ...(sent.stdout ? { stdout: firstLine(sent.stdout) } : {}) };
   if (sched.code === 0 && sched.stdout.includes('scheduler is not running'))

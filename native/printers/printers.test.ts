@@ -2,8 +2,8 @@
  * Label files and printers with independent readers and real sockets: the PNG read by pngjs and its QR decoded by
  * jsqr (= the record's certificate fingerprint and URN); the PDF checked by qpdf and pdfinfo and rasterised by
  * pdftoppm, whose image decodes the same; ZPL sent to a real loopback TCP server (it receives exactly the ZPL),
- * refused, silent and slow printers (coded errors, bounded time); the CUPS client missing (a real CUPS queue:
- * test/integration/labels-cups.test.ts).
+ * refused, silent and slow printers (coded errors, bounded time); the CUPS client missing, a stopped queue read from
+ * `lpstat -p` (a real CUPS queue: test/integration/labels-cups.test.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { renderZpl } from '../../core/labels/zpl.js';
 import { decodeQr, labelSourceFixture } from '../../testkit/labels.js';
 import { must } from '../../testkit/pki/test-util.js';
 import { encodePdf, encodePng } from './image.js';
+import { stoppedReason } from './cups.js';
 import { sendZpl } from './send.js';
 
 let dir: string;
@@ -161,5 +162,15 @@ describe('file and CUPS', () => {
       lpstatCommand: join(dir, 'no-such-lpstat'),
     });
     expect(r).toMatchObject({ ok: false, error: { code: 'PRINTER_LP_MISSING' } });
+  });
+
+  it('stoppedReason reads `lpstat -p` (C locale): the stopped queue and its reason, never another queue', () => {
+    const out =
+      'printer zebra2 disabled since Sun Dec  6 04:40:05 2026 -\n\tother\n' +
+      'printer zebra disabled since Sun Dec  6 04:40:05 2026 -\n\tout of labels\n';
+    expect(stoppedReason(out, 'zebra')).toBe('out of labels');
+    expect(stoppedReason('printer zebra is idle.  enabled since Sun Dec  6 04:40:06 2026\n', 'zebra')).toBeNull();
+    expect(stoppedReason('printer zebra now printing zebra-3.  enabled since Sun Dec  6 2026\n', 'zebra')).toBeNull();
+    expect(stoppedReason(out, 'zebra3')).toBeNull();
   });
 });

@@ -10,7 +10,8 @@
  * running: the board still PASSes, the label line names the printer error (PRINTER_FAILED / PRINTER_UNREACHABLE),
  * nothing is queued behind a stopped queue (nothing prints when it is resumed), and a reprint is audited; a CUPS
  * server that never answers costs at most the configured timeout (PRINTER_UNREACHABLE ETIMEDOUT).
- * Needs cups-daemon, cups-client and cups (the socket backend; scripts/setup.sh): skipped, with the reason, without.
+ * Needs cups-daemon, cups-client and cups (the socket backend; scripts/setup.sh): skipped, with the reason, without
+ * them — except in CI (CI set), where setup.sh installs them and their absence fails.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
@@ -30,6 +31,9 @@ const OP_PIN = '731902';
 const QUEUE = 'zebra';
 const skipReason = cupsUnavailable();
 if (skipReason) console.warn(`[labels-cups] SKIPPED: ${skipReason}`);
+// CI installs CUPS through scripts/setup.sh (as it does PostgreSQL, scripts/test.sh): a skip there would hide a
+// broken install step, so in CI a missing piece fails instead.
+const requiredHere = Boolean(process.env['CI']);
 
 let w: World;
 let cups: PrivateCupsd;
@@ -109,6 +113,12 @@ function cupsJobs(which: 'completed' | 'not-completed'): string[] {
     .map((l) => l.split(/\s+/)[0]!)
     .filter((id) => id.startsWith(`${QUEUE}-`));
 }
+
+describe.runIf(skipReason !== null && requiredHere)('CUPS in CI', () => {
+  it('cupsd, lp and the socket backend are installed (scripts/setup.sh)', () => {
+    expect(skipReason).toBeNull();
+  });
+});
 
 describe.skipIf(skipReason !== null)(
   `labels through a real CUPS raw queue${skipReason ? ` — skipped: ${skipReason}` : ''}`,
