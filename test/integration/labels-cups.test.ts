@@ -3,10 +3,10 @@
  * a temp dir, listening on a socket file) with a raw queue made by `lpadmin -p zebra -E -v socket://127.0.0.1:PORT
  * -m raw` — exactly the set-up docs/operations.md "Label printer" gives — whose device is a loopback TCP printer of
  * the test; the station is configured `{"kind": "cups", "queue": "zebra"}` and reaches that cupsd through
- * `CUPS_SERVER` in its environment. After PASS, `station provision` runs the real `lp`; cupsd's socket backend
- * delivers the job, and the printer receives exactly the ZPL of the record's label (byte for byte the ZPL `station
- * label --out` writes), whose QR decodes (jsqr) to the certificate fingerprint and URN openssl reads from the record;
- * cupsd lists the job as completed. A stopped queue (`cupsdisable`), an unknown queue and a scheduler that is not
+ * `CUPS_SERVER` in its environment. After PASS, `station provision` (bin/station.mjs, its own process) runs the
+ * real `lp`; cupsd's socket backend delivers the job, and the printer receives exactly the ZPL of the record's label
+ * (byte for byte the ZPL `station label --out` writes), whose QR decodes (jsqr) to the certificate fingerprint and
+ * URN openssl reads from the record; cupsd lists the job as completed. A stopped queue (`cupsdisable`), an unknown queue and a scheduler that is not
  * running: the board still PASSes, the label line names the printer error (PRINTER_FAILED / PRINTER_UNREACHABLE),
  * nothing is queued behind a stopped queue (nothing prints when it is resumed), and a reprint is audited; a CUPS
  * server that never answers costs at most the configured timeout (PRINTER_UNREACHABLE ETIMEDOUT).
@@ -26,6 +26,7 @@ import { must } from '../../testkit/pki/test-util.js';
 import { provisionArgs, runStationCli } from '../../testkit/station-cli.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
+import { stationProcess } from '../station-process.js';
 
 const OP_PIN = '731902';
 const QUEUE = 'zebra';
@@ -68,10 +69,27 @@ function setQueue(queue: string): void {
 const station = (args: string[], env: Record<string, string> = cups.env) =>
   runStationCli(args, { ...env, LINE_STATION_PIN: OP_PIN });
 
-/** `station provision` of board `i`: exit 0, the PASS line's record id and the label line after it. */
-async function provision(i: number): Promise<{ recordId: string; labelLine: string; text: string }> {
+/** `station ARGS` as its own process (`node bin/station.mjs`), the private cupsd in its environment. */
+function stationAsProcess(args: string[]): Promise<{ code: number; text: string }> {
+  const child = stationProcess(args, { ...cups.env, LINE_STATION_PIN: OP_PIN });
+  child.stdin.end();
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => (text += d.toString('utf8')));
+  child.stderr.on('data', (d: Buffer) => (text += d.toString('utf8')));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, text: text.trimEnd() })));
+}
+
+/**
+ * `station provision` of board `i` (in this process, or as its own process): exit 0, the PASS line's record id and
+ * the label line after it.
+ */
+async function provision(
+  i: number,
+  how: 'in-process' | 'process' = 'in-process',
+): Promise<{ recordId: string; labelLine: string; text: string }> {
   const port = w.sim.ports[i]!;
-  const r = await station(provisionArgs(w.dataDir, port, 'WO-DEMO-1'));
+  const args = provisionArgs(w.dataDir, port, 'WO-DEMO-1');
+  const r = how === 'process' ? await stationAsProcess(args) : await station(args);
   expect(r.code, r.text).toBe(0);
   const lines = r.text.split('\n');
   const pass = lines.findIndex((l) => l.startsWith(`[${port}] PASS `) && / provisioned: record /.test(l));
@@ -123,8 +141,8 @@ describe.runIf(skipReason !== null && requiredHere)('CUPS in CI', () => {
 describe.skipIf(skipReason !== null)(
   `labels through a real CUPS raw queue${skipReason ? ` — skipped: ${skipReason}` : ''}`,
   () => {
-    it('PASS, `LABEL printed cups:zebra`; cupsd delivers exactly the label ZPL to the socket device; the QR is the record', async () => {
-      const { recordId, labelLine } = await provision(0);
+    it('`node bin/station.mjs provision`: PASS, `LABEL printed cups:zebra`; cupsd delivers exactly the label ZPL to the socket device; the QR is the record', async () => {
+      const { recordId, labelLine } = await provision(0, 'process');
       expect(labelLine).toBe(`[${w.sim.ports[0]}] LABEL printed cups:${QUEUE}`);
       const [got] = await jobs(1);
       const zpl = await stationZpl(recordId);
