@@ -2,8 +2,7 @@
  * Serial-port adapter: a ByteLink over serialport's SerialPort (USB CDC-ACM, UART bridges, pty pairs).
  * Bytes are passed through unchanged; framing is core/protocol's job.
  */
-import { read as fsRead } from 'node:fs';
-import { promisify } from 'node:util';
+import { readSync, writeSync } from 'node:fs';
 import { SerialPort } from 'serialport';
 import type { ByteLink, ByteLinkOpener, DetectedPort, Logger, UsbDescriptor } from '../core/ports.js';
 import { fail } from '../core/errors.js';
@@ -94,29 +93,56 @@ class SerialLink implements ByteLink {
   }
 }
 
-const readAsync = promisify(fsRead);
-
 type Binding = typeof SerialPort.binding;
 type PortBinding = Awaited<ReturnType<Binding['open']>>;
 
-/** The unix internals of a bindings-cpp port binding that the hang-up aware read needs. */
+/** The unix internals of a bindings-cpp port binding that the direct read/write needs. */
 interface UnixPortInternals {
   fd: number | null;
   isOpen: boolean;
-  poller?: { once(event: 'readable', cb: (err?: Error | null) => void): unknown };
+  writeOperation: Promise<void> | null;
+  poller?: { once(event: 'readable' | 'writable', cb: (err?: Error | null) => void): unknown };
 }
 
+const RETRY_CODES: ReadonlySet<string | undefined> = new Set(['EAGAIN', 'EWOULDBLOCK', 'EINTR']);
+/** Error codes bindings-cpp treats as a vanished device (it sets `disconnect`, and the stream emits 'close'). */
+const DISCONNECT_CODES: ReadonlySet<string | undefined> = new Set(['EBADF', 'ENXIO', 'EIO', 'UNKNOWN']);
+
 /**
- * serialport's unix read retries forever when read() returns 0 bytes, which is what a tty returns after a
- * hang-up (USB unplug, pty master closed): a busy loop and no 'close' event. This read treats EOF as a
+ * Replaces the unix binding's read and write (bindings-cpp dispatches each `fs.read`/`fs.write` to the libuv
+ * thread pool and, when nothing is buffered, pays a second round trip for the EAGAIN before polling).
+ *
+ * The fd is opened O_NONBLOCK, so a direct `readSync`/`writeSync` never blocks: a read waits for the poller's
+ * 'readable' first (unless the previous read filled the buffer) and then takes what is there in one system call;
+ * a write goes straight into the tty buffer and waits for 'writable' only on EAGAIN. Measured on a socat pty
+ * pair: about half the CPU per request/response round trip, and no queueing behind WebCrypto or PKCS#11 jobs in the
+ * thread pool (scripts/bench.ts, docs/benchmarks.md).
+ *
+ * Hang-up: serialport's unix read retries forever when read() returns 0 bytes, which is what a tty returns after
+ * a hang-up (USB unplug, pty master closed): a busy loop and no 'close' event. This read treats EOF as a
  * disconnect, so the stream emits 'close' with an error and the ByteLink's onClose fires.
  */
-function hangupAwareRead(port: PortBinding): void {
+function directUnixIo(port: PortBinding): void {
   const p = port as unknown as UnixPortInternals;
   if (process.platform === 'win32' || typeof p.fd !== 'number' || !p.poller) return;
   // After a hang-up or once closing starts, never touch the fd or the (possibly destroyed) poller again.
   let finished = false;
+  // Whether the last read filled its buffer (more may be waiting): then read before polling.
+  let mayHaveMore = true;
   const canceled = () => Object.assign(new Error('Port is not open'), { canceled: true });
+  const wait = (event: 'readable' | 'writable') => {
+    const poller = p.poller;
+    if (!poller) return Promise.reject(canceled());
+    return new Promise<void>((resolve, reject) => {
+      poller.once(event, (err) => (err ? reject(err) : resolve()));
+    });
+  };
+  const failed = (e: unknown): Error => {
+    const error = e as NodeJS.ErrnoException & { disconnect?: boolean; canceled?: boolean };
+    if (DISCONNECT_CODES.has(error.code)) error.disconnect = true;
+    if (!error.canceled) finished = true;
+    return error;
+  };
   const close = port.close.bind(port);
   port.close = () => {
     finished = true;
@@ -124,29 +150,54 @@ function hangupAwareRead(port: PortBinding): void {
   };
   port.read = async (buffer: Buffer, offset: number, length: number) => {
     for (;;) {
-      if (finished || !p.isOpen || p.fd === null || !p.poller) throw canceled();
-      const poller = p.poller;
+      if (finished || !p.isOpen || p.fd === null) throw canceled();
+      if (!mayHaveMore) {
+        await wait('readable').catch((e: unknown) => {
+          throw failed(e);
+        });
+        mayHaveMore = true;
+        continue;
+      }
+      let bytesRead: number;
       try {
-        const { bytesRead } = await readAsync(p.fd, buffer, offset, length, null);
-        if (bytesRead === 0) {
-          if (finished) throw canceled();
-          finished = true;
-          throw Object.assign(new Error('serial line hung up (end of file)'), { disconnect: true, code: 'EOF' });
-        }
-        return { bytesRead, buffer };
+        bytesRead = readSync(p.fd, buffer, offset, length, null);
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN' || code === 'EWOULDBLOCK' || code === 'EINTR') {
-          if (finished) throw canceled();
-          await new Promise<void>((resolve, reject) => {
-            poller.once('readable', (err) => (err ? reject(err) : resolve()));
-          });
+        if (RETRY_CODES.has((e as NodeJS.ErrnoException).code)) {
+          mayHaveMore = false;
           continue;
         }
-        if (!(e as { canceled?: boolean }).canceled) finished = true;
-        throw e;
+        throw failed(e);
+      }
+      if (bytesRead === 0) {
+        finished = true;
+        throw Object.assign(new Error('serial line hung up (end of file)'), { disconnect: true, code: 'EOF' });
+      }
+      mayHaveMore = bytesRead === length;
+      return { bytesRead, buffer };
+    }
+  };
+  const writeAll = async (buffer: Buffer): Promise<void> => {
+    let offset = 0;
+    while (offset < buffer.length) {
+      if (finished || !p.isOpen || p.fd === null) throw new Error('Port is not open');
+      try {
+        offset += writeSync(p.fd, buffer, offset, buffer.length - offset);
+      } catch (e) {
+        if (!RETRY_CODES.has((e as NodeJS.ErrnoException).code)) throw failed(e);
+        await wait('writable').catch((e2: unknown) => {
+          throw failed(e2);
+        });
       }
     }
+  };
+  port.write = (buffer: Buffer) => {
+    if (finished || !p.isOpen || p.fd === null) return Promise.reject(new Error('Port is not open'));
+    // bindings-cpp's drain() awaits writeOperation before tcdrain.
+    const op = writeAll(buffer).finally(() => {
+      if (p.writeOperation === op) p.writeOperation = null;
+    });
+    p.writeOperation = op;
+    return op;
   };
 }
 
@@ -158,7 +209,7 @@ const hangupAwareBinding: Binding = {
       o: Parameters<Binding['open']>[0],
     ) => Promise<PortBinding>;
     const port = await open(options);
-    hangupAwareRead(port);
+    directUnixIo(port);
     return port;
   },
 } as Binding;
