@@ -335,6 +335,42 @@ describe.each(TEST_TOKEN_KINDS)('%s', (kind) => {
     expect(must(await hsm.info()).loggedIn).toBe(true);
   });
 
+  it('the cached key handle: re-resolved after session loss (signatures still verify), and a key pair replaced behind its back under the same label is refused, not used', async () => {
+    const { verify } = await import('node:crypto');
+    const verifies = (spki: Uint8Array, data: Uint8Array, sig: Uint8Array) =>
+      verify(
+        'sha256',
+        data,
+        { key: createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }), dsaEncoding: 'ieee-p1363' },
+        sig,
+      );
+    must(await hsm.generateSigningKey('swap', 'P-256'));
+    const signer = must(await hsm.signer('swap'));
+    const data = new Uint8Array([4, 5, 6]);
+    expect(verifies(signer.publicKeySpki, data, must(await signer.sign(data)))).toBe(true);
+    // Session loss and logout drop the handle cache: the key is looked up again and still verifies.
+    const r = tok.raw();
+    r.lib.C_CloseAllSessions(r.slot);
+    for (let i = 0; i < 3; i++) expect(verifies(signer.publicKeySpki, data, must(await signer.sign(data)))).toBe(true);
+    // Another adapter (as `station rotate-key` in another process) replaces the pair under the same label.
+    const other = must(await openHsm({ ...tok.open, pin: PIN }));
+    try {
+      expect(must(await other.destroyKeyPair('swap')).destroyed).toBe(2);
+      const replaced = must(await other.generateSigningKey('swap', 'P-256'));
+      expect(Buffer.from(replaced.publicKeySpki).equals(Buffer.from(signer.publicKeySpki))).toBe(false);
+    } finally {
+      await other.close();
+    }
+    // The old signer must not sign with the new key while claiming the old public key.
+    const after = await signer.sign(data);
+    expect(after.ok ? 'signed' : after.error.code).toBe('HSM_KEY_NOT_FOUND');
+    expect(after.ok ? '' : after.error.message).toContain('not the key this signer was opened with');
+    // A signer opened now gets the new key, and its signatures verify.
+    const fresh = must(await hsm.signer('swap'));
+    expect(verifies(fresh.publicKeySpki, data, must(await fresh.sign(data)))).toBe(true);
+    must(await hsm.destroyKeyPair('swap'));
+  });
+
   it('200 concurrent signatures (two curves) all verify; close() waits for those in flight', async () => {
     const { verify } = await import('node:crypto');
     const s256 = must(await hsm.signer('issuing-ca'));
