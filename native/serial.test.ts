@@ -64,6 +64,30 @@ describe('serialOpener over a socat pty pair', () => {
     expect(gotA).toEqual([0, 0xff, 0x0a, 0x0d, 0x11, 0x13]);
   });
 
+  it('more than the tty buffers hold: writes wait for "writable" (EAGAIN), reads drain full buffers, bytes stay in order', async () => {
+    const { a, b } = await ptyPair();
+    const la = await open(a);
+    const lb = await open(b);
+    const got: Uint8Array[] = [];
+    let n = 0;
+    lb.onData((c) => {
+      got.push(c.slice());
+      n += c.length;
+    });
+    // 1 MiB in one write and three more queued behind it: far beyond the pty's buffers, so the direct write hits
+    // EAGAIN and must resume where it stopped; the reader sees full 64 KiB reads and the partial tail.
+    const big = Uint8Array.from({ length: 1 << 20 }, (_, i) => (i * 31 + (i >> 11)) & 0xff);
+    const tails = [1, 2, 3].map((k) => new Uint8Array(1000 + k).fill(k));
+    await Promise.all([la.write(big), ...tails.map((t) => la.write(t))]);
+    const total = big.length + tails.reduce((s, t) => s + t.length, 0);
+    await waitFor(() => n >= total, 20_000);
+    const all = Buffer.concat(got);
+    expect(all.length).toBe(total);
+    expect(all.subarray(0, big.length).equals(Buffer.from(big))).toBe(true);
+    expect(all.subarray(big.length).equals(Buffer.concat(tails))).toBe(true);
+    expect(got.length).toBeGreaterThan(1);
+  });
+
   it('fires onClose (with an error) on both ends when socat dies, and later writes fail', async () => {
     const { a, b, proc } = await ptyPair();
     const la = await open(a);

@@ -139,6 +139,7 @@ async function main(): Promise<void> {
   const one = async (port: string) => {
     const acc = { boardMs: 0 };
     let bytes = 0;
+    let requests = 0;
     const t = performance.now();
     const r = await engine.provision({
       port,
@@ -150,6 +151,7 @@ async function main(): Promise<void> {
         (w as { close: () => Promise<void> }).close = async () => {
           const s = b.stats();
           bytes = s.bytesSent + s.bytesReceived;
+          requests = s.requests;
           await origClose();
         };
         return w;
@@ -157,14 +159,14 @@ async function main(): Promise<void> {
     });
     if (!r.ok || r.value.status !== 'provisioned')
       throw new Error(`bench board failed: ${r.ok ? r.value.status : r.error.message}`);
-    return { ms: performance.now() - t, boardMs: acc.boardMs, bytes };
+    return { ms: performance.now() - t, boardMs: acc.boardMs, bytes, requests };
   };
 
   // Warm-up (JIT, HSM handles), not counted.
   await one(take(1)[0]!);
 
   // 1 board at a time: cycle time distribution, the station's share and its CPU per board.
-  const seq: Array<{ ms: number; boardMs: number; bytes: number }> = [];
+  const seq: Array<{ ms: number; boardMs: number; bytes: number; requests: number }> = [];
   const t1 = performance.now();
   const c1 = process.cpuUsage();
   for (const p of take(SEQUENTIAL_BOARDS - 1)) seq.push(await one(p));
@@ -173,6 +175,7 @@ async function main(): Promise<void> {
   const cycles = seq.map((s) => s.ms);
   const overhead = seq.map((s) => s.ms - s.boardMs);
   const bytes = seq.map((s) => s.bytes);
+  const requests = seq.map((s) => s.requests);
 
   const rates: Record<number, number> = { 1: perMin1 };
   for (const c of [4, 16] as const) {
@@ -226,7 +229,7 @@ async function main(): Promise<void> {
     `| station's own time per board, p50 / p95 (cycle minus waiting on the board) | ${fmt(pct(overhead, 50))} / ${fmt(pct(overhead, 95))} ms |`,
   );
   console.log(
-    `| bytes on the wire per board (both directions), p50 | ${pct(bytes, 50)} B (${fmt((pct(bytes, 50) / UART_BYTES_PER_S) * 1000, 0)} ms at 115200 baud) |`,
+    `| bytes on the wire per board (both directions), p50 | ${pct(bytes, 50)} B (${fmt((pct(bytes, 50) / UART_BYTES_PER_S) * 1000, 0)} ms at 115200 baud), ${pct(requests, 50)} requests (one write each) |`,
   );
   console.log(
     `| station process CPU per board (user+sys, 1 board at a time, simulator latency 0) | ${fmt(cpuPerBoardSeq)} ms |`,
