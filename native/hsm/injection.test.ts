@@ -143,4 +143,18 @@ describe.each(TEST_TOKEN_KINDS)('generateWrappedDeviceKey on %s', (kind) => {
     expect(secretObjectsLeft(tok)).toBe(1);
     expect(JSON.stringify(logger.lines)).not.toContain(PIN);
   });
+
+  it('after every session is closed behind its back (logged out too), injection recovers and leaves nothing behind', async () => {
+    const transport = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const inject = () => hsm.generateWrappedDeviceKey({ curve: 'P-256', publicKeySpki: spki(transport.publicKey) });
+    must(await inject()); // a pooled session exists now
+    const r = tok.raw();
+    r.lib.C_CloseAllSessions(r.slot); // closes the raw session too
+    const lost = logger.lines.filter((l) => l.msg.includes('session lost')).length;
+    const w = must(await inject());
+    const key = boardUnwrap(transport.privateKey, w);
+    expect(Buffer.from(spki(createPublicKey(key))).equals(Buffer.from(w.publicKeySpki))).toBe(true);
+    expect(logger.lines.filter((l) => l.msg.includes('session lost')).length).toBeGreaterThan(lost);
+    expect(secretObjectsLeft(tok)).toBe(1); // the signing key of the test before
+  });
 });
