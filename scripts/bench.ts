@@ -16,7 +16,8 @@
  */
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -52,6 +53,15 @@ const cpuMs = (from: NodeJS.CpuUsage) => {
   const u = process.cpuUsage(from);
   return (u.user + u.system) / 1000;
 };
+
+/** Busy and total CPU time of the whole machine (/proc/stat, clock ticks), or null where there is no /proc. */
+function machineTicks(): { busy: number; total: number } | null {
+  if (!existsSync('/proc/stat')) return null;
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0); // idle + iowait
+  return { busy: total - idle, total };
+}
 
 /** Stops every simulator started (they are separate processes). */
 const sims: Array<() => void> = [];
@@ -208,10 +218,15 @@ async function main(): Promise<void> {
     50,
   );
   const cAll = process.cpuUsage();
+  const mAll = machineTicks();
   const tAll = performance.now();
   const each = await Promise.all(slowPorts.splice(0, SCALING_BOARDS).map(async (p) => (await one(p)).ms));
   const makespan = performance.now() - tAll;
   const allCpu = cpuMs(cAll);
+  const mEnd = machineTicks();
+  const cores = availableParallelism();
+  // Share of all cores busy during the 16 boards (station, simulators, socat and everything else on the machine).
+  const machineBusy = mAll && mEnd ? (mEnd.busy - mAll.busy) / Math.max(1, mEnd.total - mAll.total) : null;
   const scalingRatio = SCALING_BOARDS / makespan / (SCALING_BOARDS * (1 / singleCycle));
   const cpuPerExtraBoard = (allCpu - singleCpu) / (SCALING_BOARDS - 1);
 
@@ -253,6 +268,9 @@ async function main(): Promise<void> {
   );
   console.log(
     `| throughput ÷ (${SCALING_BOARDS} × single-board throughput) = single cycle ÷ makespan | ${fmt(scalingRatio, 2)} |`,
+  );
+  console.log(
+    `| during the ${SCALING_BOARDS} boards: station process CPU ÷ makespan; whole machine busy (${cores} cores) | ${fmt(allCpu / makespan, 2)} cores; ${machineBusy === null ? 'n/a' : `${fmt(machineBusy * 100, 0)} %`} |`,
   );
   console.log(
     `| station process CPU per extra board (user+sys; ${SCALING_BOARDS} at once ${fmt(allCpu, 0)} ms vs 1 at a time ${fmt(singleCpu, 0)} ms) | ${fmt(cpuPerExtraBoard)} ms |`,
