@@ -3,9 +3,10 @@
  * features' command tables (registry/<feature>/commands.ts). Here, once: the exit codes, the common options, and
  * what runs around every command (the acting role, opening the data dir, database and HSM as the command declares:
  * registry/cli/open.ts). `registry --help` lists the commands and exit codes; `registry <command> --help` and
- * `registry help <command>` print that command's usage. Imports core/, registry/cli/, the features' commands.ts and registry/http/compose.ts (the ingest hooks the `import` command uses).
+ * `registry help <command>` print that command's usage. Imports core/, registry/cli/ and the features' commands.ts;
+ * what a command opens (registry/cli/open.ts, role.ts) and registry/http/compose.ts (the ingest hooks the `import`
+ * command uses) when it runs, so that `registry --help` loads no package (test/build/build.test.ts).
  */
-import 'reflect-metadata';
 import {
   commandUsage,
   runProgram,
@@ -24,13 +25,10 @@ import {
   type RegistryCommand,
   type RegistryEnv,
 } from './cli/command.js';
-import { openConfig, openDataDir, withRegistry } from './cli/open.js';
-import { actingRole } from './cli/role.js';
 import { AUDIT_COMMANDS } from './audit/commands.js';
 import { COMMISSIONING_COMMANDS } from './commissioning/commands.js';
 import { HTTP_COMMANDS } from './http/commands.js';
 import { ingestCommands } from './ingest/commands.js';
-import { lifecycleIngestHooks } from './http/compose.js';
 import { POLICY_COMMANDS } from './policy/commands.js';
 import { REVOCATION_COMMANDS } from './revocation/commands.js';
 import { STATION_KEY_COMMANDS } from './station-keys/commands.js';
@@ -72,7 +70,7 @@ const COMMANDS: readonly RegistryCommand[] = [
   ...STATION_COMMANDS,
   ...COMMISSIONING_COMMANDS,
   ...HTTP_COMMANDS,
-  ...ingestCommands(lifecycleIngestHooks),
+  ...ingestCommands(async () => (await import('./http/compose.js')).lifecycleIngestHooks),
   ...AUDIT_COMMANDS,
   ...TRANSITION_COMMANDS,
   ...REVOCATION_COMMANDS,
@@ -119,6 +117,8 @@ async function runCommand(spec: RegistryCommand, a: ParsedArgs, out: Out): Promi
     out.err(`error AUTH_FORBIDDEN: ${spec.name} is admin-only (--as / --token-file are for the lifecycle commands)`);
     return 'refused';
   }
+  // What a command opens is loaded when it runs: `registry --help` loads no package (test/build/build.test.ts).
+  const { openConfig, openDataDir, withRegistry } = await import('./cli/open.js');
   const dir = openDataDir(a, spec.opens === 'data-dir', out);
   if ('outcome' in dir) return dir.outcome;
   if (spec.opens === 'data-dir') return spec.run(a, dir.env);
@@ -130,6 +130,7 @@ async function runCommand(spec: RegistryCommand, a: ParsedArgs, out: Out): Promi
 
 /** A command on the open registry, as the role `--as` names. */
 async function runOpened(spec: OpenRegistryCommand, a: ParsedArgs, env: Omit<RegistryEnv, 'role'>): Promise<Outcome> {
+  const { actingRole } = await import('./cli/role.js');
   const acting = actingRole(a, spec.acting ?? 'admin', env);
   if ('outcome' in acting) return acting.outcome;
   return spec.run(a, { ...env, role: acting.role });

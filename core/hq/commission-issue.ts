@@ -36,6 +36,7 @@ import {
   COMMISSION_REQUEST_TYP,
   CommissionRequestSchema,
   CommissionAnswerSchema,
+  DEFAULT_STATION_CA_EKU,
   MAX_COMMISSION_JWS_CHARS,
   stationCaSubject,
   type CommissionAnswer,
@@ -46,12 +47,6 @@ import { importJwsKey, parseCompactJws, verifyDocument, verifyParsedJws, x5cDer 
 
 /** How far a station certificate's notBefore may lie in HQ's future (the station's clock runs ahead). */
 const NOT_BEFORE_SKEW_MS = 5 * 60_000;
-
-/**
- * The EKUs a station CA certificate carries unless headquarters configures others: what the bundled device
- * profiles use (clientAuth, resources/boards) and the delegated revocation signer (OCSPSigning, docs/lifecycle.md).
- */
-export const DEFAULT_STATION_CA_EKU: readonly string[] = ['clientAuth', 'OCSPSigning'];
 
 /** What the station builds and keeps: the request JWS and the pieces it is made of. */
 export interface BuiltCommissionRequest {

@@ -29,8 +29,9 @@ export const MAX_COMMISSION_JWS_CHARS = 64 * 1024;
 
 /** The CN prefix of every station CA; the CN is `${STATION_CA_CN_PREFIX}${stationId}`. */
 export const STATION_CA_CN_PREFIX = 'Line Station Issuing CA ';
-/** The organisation (O) of station CAs and station certificates unless headquarters configures another. */
-export const DEFAULT_ORGANIZATION = 'Line Station';
+// The defaults live in ./commission-defaults.ts (the registry's configuration reads them without these schemas).
+export { DEFAULT_ORGANIZATION, DEFAULT_STATION_CA_EKU } from './commission-defaults.js';
+import { DEFAULT_ORGANIZATION } from './commission-defaults.js';
 
 /**
  * The subject of a station's issuing CA: CN = "Line Station Issuing CA <stationId>", O = the organisation.

@@ -1,11 +1,10 @@
 /**
  * `registry` commands of the audit feature: verify-station (the audit heads a station anchored, and any rewritten or
  * forked history: docs/audit.md) and verify-log (the registry's own lifecycle event log, hash-chained). Imports
- * core/, the registry services and registry/cli/.
+ * core/ and registry/cli/; the registry services when a command runs (`registry --help` loads none of them).
  */
 import { flagOn } from '../../core/cli/program.js';
-import { verifyStationAudit, type StationAuditVerification } from './audit-anchor.js';
-import { verifyLifecycleLog } from '../transitions/service.js';
+import type { StationAuditVerification } from './audit-anchor.js';
 import { JSON_OPTION, printJson, usage, type Out, type RegistryCommand } from '../cli/command.js';
 import { reportApi, reportGuided } from '../cli/report.js';
 
@@ -29,6 +28,7 @@ const verifyStation: RegistryCommand = {
   async run(a, { ctx, out }) {
     const id = a.positionals[0];
     if (!id) return usage('verify-station needs exactly one station id');
+    const { verifyStationAudit } = await import('./audit-anchor.js');
     const r = await verifyStationAudit(ctx, id);
     if (!r.ok) return reportApi(out, r.error);
     const v = r.value;
@@ -55,6 +55,7 @@ const verifyLog: RegistryCommand = {
   hsm: false,
   acting: 'admin-or-officer',
   async run(a, { ctx, out }) {
+    const { verifyLifecycleLog } = await import('../transitions/service.js');
     const r = await verifyLifecycleLog(ctx);
     if (!r.ok) return reportGuided(out, r.error);
     if (flagOn(a, 'json')) printJson(out, r.value);

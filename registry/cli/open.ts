@@ -2,7 +2,8 @@
  * What the `registry` command line opens before a command runs, as the command declares (registry/cli/command.ts):
  * the data dir (private, or refused before anything is written to it), its log, its configuration, the database and
  * the registry HSM; and closes them after. Also the lifecycle settings a data dir's configuration gives the service
- * (used by `serve` too). Imports core/, native/ (database, logger, data dir), registry/setup/keys.ts and registry/cli/.
+ * (used by `serve` too). Imports core/, native/ (database, logger, data dir), registry/setup/keys.ts and registry/cli/:
+ * no X.509 stack and no HSM adapter (registry/setup/keys.ts loads that when a command opens the HSM).
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -21,8 +22,7 @@ import {
   type RegistryKeys,
 } from '../setup/keys.js';
 import { type LifecycleConfig } from '../common/context.js';
-import { DEFAULT_ORGANIZATION } from '../../core/hq/commission.js';
-import { DEFAULT_STATION_CA_EKU } from '../../core/hq/commission-issue.js';
+import { DEFAULT_ORGANIZATION, DEFAULT_STATION_CA_EKU } from '../../core/hq/commission-defaults.js';
 import { type RegistryContext } from '../common/context.js';
 import type { ConfigEnv, DirEnv, OpenRegistryCommand, Outcome, Out, RegistryEnv } from './command.js';
 import { reportError } from './report.js';

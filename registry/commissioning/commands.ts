@@ -2,18 +2,17 @@
  * `registry` commands of commissioning (docs/registry-api.md "Commissioning"): `commission-station` (a one-time
  * enrolment code for a station, or the hand-carried request → answer) and `hq-ca` (the HQ CA in the registry token:
  * `init` for a development root, `request` / `install` for the offline-root ceremony, `show`). Imports core/,
- * registry/setup, registry/cli and ./.
+ * registry/setup (HQ_FILES), registry/cli; the services, keys and HQ CA when a command runs.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { flagOn, str } from '../../core/cli/program.js';
-import { DEFAULT_ORGANIZATION } from '../../core/hq/commission.js';
+import { DEFAULT_ORGANIZATION } from '../../core/hq/commission-defaults.js';
 import { fail } from '../../core/errors.js';
 import { systemClock } from '../../core/ports.js';
 import { toPem } from '../../core/pki/pem.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
-import { HQ_FILES, initDevHqCa, installHqCa, requestHqCa } from '../setup/hq-ca.js';
-import { openRegistryKeys } from '../setup/keys.js';
+import { HQ_FILES } from '../setup/hq-ca.js';
 import {
   fileProblem,
   given,
@@ -24,7 +23,9 @@ import {
   type RegistryCommand,
 } from '../cli/command.js';
 import { reportApi, reportError } from '../cli/report.js';
-import { commissionByAdmin, DEFAULT_CODE_HOURS, issueEnrolmentCode } from './service.js';
+
+/** How long an enrolment code is valid unless `--valid-hours` says (hours; at most the service's MAX_CODE_HOURS). */
+export const DEFAULT_CODE_HOURS = 24;
 
 const list = (s: string | undefined): string[] =>
   (s ?? '')
@@ -60,6 +61,7 @@ const commissionStation: RegistryCommand = {
       if (given(a, 'out')) return usage('--out goes with --request (the hand-carried path)');
       const h = given(a, 'valid-hours');
       const validHours = h === undefined ? DEFAULT_CODE_HOURS : /^[0-9]{1,4}$/.test(h) ? Number(h) : NaN;
+      const { issueEnrolmentCode } = await import('./service.js');
       const r = await issueEnrolmentCode(ctx, { stationId: id, workOrders, validHours });
       if (!r.ok) return reportApi(out, r.error);
       if (flagOn(a, 'json')) printJson(out, r.value);
@@ -79,6 +81,7 @@ const commissionStation: RegistryCommand = {
     } catch (e) {
       return reportError(out, fail('INPUT_INVALID', `${requestFile}: ${fileProblem(e)}`).error);
     }
+    const { commissionByAdmin } = await import('./service.js');
     const r = await commissionByAdmin(ctx, { stationId: id, requestJws, workOrders });
     if (!r.ok) return reportApi(out, r.error);
     try {
@@ -125,6 +128,10 @@ const hqCa: RegistryCommand = {
     const action = a.positionals[0];
     if (!action || !['init', 'request', 'install', 'show'].includes(action))
       return usage('hq-ca needs an action: init, request, install or show');
+    const [{ openRegistryKeys }, { initDevHqCa, installHqCa, requestHqCa }] = await Promise.all([
+      import('../setup/keys.js'),
+      import('../setup/hq-ca.js'),
+    ]);
     const keys = await openRegistryKeys(dataDir, logger);
     if (!keys.ok) return reportError(out, keys.error);
     const organization = config.commissioning?.organization ?? DEFAULT_ORGANIZATION;

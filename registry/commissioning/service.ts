@@ -26,8 +26,7 @@ import { transact } from '../common/tx.js';
 import { appendEvent } from '../store/lifecycle.js';
 import * as cs from './store.js';
 
-/** Default and largest validity of an enrolment code (hours). */
-export const DEFAULT_CODE_HOURS = 24;
+/** Largest validity of an enrolment code (hours; the CLI's default is registry/commissioning/commands.ts's). */
 export const MAX_CODE_HOURS = 24 * 30;
 
 const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';

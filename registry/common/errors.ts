@@ -5,7 +5,7 @@
  * STORE_UNAVAILABLE by `guarded`). Imports core only.
  */
 import { err, type Result } from '../../core/result.js';
-import { REGISTRY_ERRORS, type RegistryErrorCode } from '../../core/hq/protocol.js';
+import { REGISTRY_ERRORS, type RegistryErrorCode } from '../../core/hq/registry-errors.js';
 
 /** A registry failure: wire code, its HTTP status, a message. */
 export interface ApiError {

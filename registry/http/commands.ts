@@ -1,29 +1,30 @@
 /**
  * `registry serve`: the registry over HTTP until SIGINT/SIGTERM, announced in `<data-dir>/serve.json` (its URL,
- * for tools and the demo; removed when it stops). Imports core/, native/atomic-file.ts, zod, registry/setup/keys.ts,
- * registry/http/server.ts and registry/cli/.
+ * for tools and the demo; removed when it stops). Imports core/, native/atomic-file.ts and registry/cli/; zod,
+ * registry/setup/keys.ts, registry/cli/open.ts and registry/http/server.ts when it runs.
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { z } from 'zod';
 import { str } from '../../core/cli/program.js';
 import { systemClock } from '../../core/ports.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
-import { openRegistryKeys } from '../setup/keys.js';
-import { startRegistry } from './server.js';
 import { usage, type RegistryCommand } from '../cli/command.js';
-import { lifecycleSettings } from '../cli/open.js';
 import { reportError } from '../cli/report.js';
 
 /** The file `serve` announces its URL in, in the data dir (removed when it stops). */
 export const SERVE_FILE = 'serve.json';
 const SERVE_SCHEMA = 'line-station/registry-serve/v1';
-const ServeFileSchema = z.object({
-  schema: z.literal(SERVE_SCHEMA),
-  url: z.string().url(),
-  pid: z.number().int().positive(),
-  startedAt: z.string(),
-});
+
+/** serve.json's shape (made when `serve` stops: declaring the command loads no zod). */
+async function serveFileSchema() {
+  const { z } = await import('zod');
+  return z.object({
+    schema: z.literal(SERVE_SCHEMA),
+    url: z.string().url(),
+    pid: z.number().int().positive(),
+    startedAt: z.string(),
+  });
+}
 
 /** `registry serve` announces its URL in `<dataDir>/serve.json` (removed when it stops). */
 function writeServeFile(dataDir: string, url: string, startedAt: string): void {
@@ -36,8 +37,9 @@ function writeServeFile(dataDir: string, url: string, startedAt: string): void {
 }
 
 /** Remove serve.json if it is this process's. */
-function removeServeFile(dataDir: string): void {
+async function removeServeFile(dataDir: string): Promise<void> {
   const file = resolve(dataDir, SERVE_FILE);
+  const ServeFileSchema = await serveFileSchema();
   try {
     const s = ServeFileSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
     if (s.success && s.data.pid === process.pid) rmSync(file, { force: true });
@@ -68,6 +70,11 @@ const serve: RegistryCommand = {
     const p = str(a, 'port');
     const port = p === undefined ? 8443 : Number(p);
     if (!Number.isInteger(port) || port < 0 || port > 65535) return usage('--port must be 0..65535');
+    const [{ openRegistryKeys }, { lifecycleSettings }, { startRegistry }] = await Promise.all([
+      import('../setup/keys.js'),
+      import('../cli/open.js'),
+      import('./server.js'),
+    ]);
     const keys = await openRegistryKeys(dataDir, logger);
     if (!keys.ok) return reportError(out, keys.error);
     const lc = lifecycleSettings(config, keys.value);
@@ -92,7 +99,7 @@ const serve: RegistryCommand = {
     writeServeFile(dataDir, srv.value.url, systemClock.now().toISOString());
     out.log(`registry ${config.registryId} listening on ${srv.value.url} (${srv.value.db.backend})`);
     await stopSignal();
-    removeServeFile(dataDir);
+    await removeServeFile(dataDir);
     await srv.value.close();
     await keys.value.close();
     return 'ok';

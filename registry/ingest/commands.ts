@@ -1,16 +1,15 @@
 /**
  * `registry` commands of the ingest feature: import (a station's exported bundle, with its signed receipt), stats,
  * device, records (what was ingested), reconcile (the lifecycle for stored records that have none). Imports core/,
- * native/atomic-file.ts, the registry services and registry/cli/.
+ * native/atomic-file.ts and registry/cli/; the registry services when a command runs.
  */
 import { readFileSync } from 'node:fs';
 import { flagOn, str, type ParsedArgs } from '../../core/cli/program.js';
 import { fail } from '../../core/errors.js';
-import { MAX_BUNDLE_BYTES, type RecordsPage } from '../../core/hq/protocol.js';
+import { MAX_BUNDLE_BYTES } from '../../core/hq/limits.js';
+import type { RecordsPage } from '../../core/hq/protocol.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
-import { reconcileLifecycle } from '../transitions/reconcile.js';
-import { getDevice, queryRecords, stats, type RecordQuery } from '../stations/queries.js';
-import { importBundle } from './service.js';
+import type { RecordQuery } from '../stations/queries.js';
 import type { IngestHooks } from './hooks.js';
 import {
   fileProblem,
@@ -34,8 +33,11 @@ function readBundle(file: string): { text: string } | { error: string } {
   }
 }
 
-/** `registry import`: a hand-carried bundle, ingested with the lifecycle's hooks (injected: registry/http/compose.ts). */
-function importCommand(hooks: IngestHooks): RegistryCommand {
+/**
+ * `registry import`: a hand-carried bundle, ingested with the lifecycle's hooks (injected: registry/http/compose.ts,
+ * loaded when the command runs).
+ */
+function importCommand(hooks: () => Promise<IngestHooks>): RegistryCommand {
   return {
     name: 'import',
     summary: "import a station's bundle (station export); write the signed receipt (station import-receipt)",
@@ -57,7 +59,8 @@ function importCommand(hooks: IngestHooks): RegistryCommand {
       const bundle = readBundle(file);
       if ('error' in bundle) return reportError(out, fail('INPUT_INVALID', bundle.error).error);
       const caller = { kind: 'admin', allowRevokedStation: flagOn(a, 'allow-revoked-station') } as const;
-      const r = await importBundle(ctx, hooks, caller, bundle.text);
+      const [{ importBundle }, h] = await Promise.all([import('./service.js'), hooks()]);
+      const r = await importBundle(ctx, h, caller, bundle.text);
       if (!r.ok) return reportApi(out, r.error);
       const outFile = str(a, 'out') ?? `${file}.receipt.jws`;
       writeFileAtomic(outFile, r.value.receipt + '\n');
@@ -83,6 +86,7 @@ const statsCommand: RegistryCommand = {
   opens: 'registry',
   hsm: false,
   async run(a, { ctx, out }) {
+    const { stats } = await import('../stations/queries.js');
     return answer(a, out, await stats(ctx), reportApi, (s) =>
       out.log(`stations ${s.stations}, devices ${s.devices}, records ${s.records}, conflicts ${s.conflicts}`),
     );
@@ -99,6 +103,7 @@ const device: RegistryCommand = {
   async run(a, { ctx, out }) {
     const key = a.positionals[0];
     if (!key) return usage('device needs a serial number or chip id');
+    const { getDevice } = await import('../stations/queries.js');
     return answer(a, out, await getDevice(ctx, key), reportApi, (d) => {
       out.log(`device ${d.serialNumber} (chip ${d.chipId}, ${d.model}), current record ${d.currentRecordId ?? '-'}`);
       for (const x of d.records)
@@ -147,6 +152,7 @@ const records: RegistryCommand = {
   async run(a, { ctx, out }) {
     const q = recordQuery(a);
     if ('outcome' in q) return q.outcome;
+    const { queryRecords } = await import('../stations/queries.js');
     return answer(a, out, await queryRecords(ctx, q.query), reportApi, (page) => printRecords(out, page));
   },
 };
@@ -159,6 +165,7 @@ const reconcile: RegistryCommand = {
   hsm: true,
   acting: { adminOnly: 'reconcile needs the admin role' },
   async run(a, { ctx, out, role }) {
+    const { reconcileLifecycle } = await import('../transitions/reconcile.js');
     return answer(a, out, await reconcileLifecycle(ctx, role, flagOn(a, 'dry-run')), reportGuided, (v) => {
       for (const x of v.records) out.log(`  ${x.serialNumber}  record ${x.recordId}  station ${x.stationId}`);
       out.log(
@@ -168,8 +175,10 @@ const reconcile: RegistryCommand = {
   },
 };
 
-/** The ingest feature's commands, in `registry --help` order. */
-/** The ingest commands; `import` ingests with `hooks` (the lifecycle's, bound by registry/cli.ts). */
-export function ingestCommands(hooks: IngestHooks): readonly RegistryCommand[] {
+/**
+ * The ingest feature's commands, in `registry --help` order; `import` ingests with the hooks `hooks` loads (the
+ * lifecycle's, bound by registry/cli.ts).
+ */
+export function ingestCommands(hooks: () => Promise<IngestHooks>): readonly RegistryCommand[] {
   return [importCommand(hooks), statsCommand, device, records, reconcile];
 }

@@ -1,25 +1,14 @@
 /**
  * `registry` commands of the policy feature (docs/lifecycle.md "Policy"): policy show / policy set (firmware per work
  * order, certificate profile overrides, certificate lifetimes, revocation URL templates; admin only) and quota set
- * (how many devices of a work order a station may provision). Imports core/, the lifecycle service and
- * registry/cli/.
+ * (how many devices of a work order a station may provision). Imports core/, ./durations.ts and registry/cli/; the
+ * lifecycle services when a command runs.
  */
 import { readFileSync } from 'node:fs';
 import { flagOn, list, str, type OptionTable, type ParsedArgs } from '../../core/cli/program.js';
 import { fromBase64Url } from '../../core/bytes.js';
-import { zodMessage } from '../../core/hq/protocol.js';
-import { POLICY_SCHEMA } from '../../core/hq/policy.js';
-import { ProfileOverridesSchema } from '../../core/pki/device-cert.js';
-import {
-  MAX_POLICY_DURATION_S,
-  MIN_POLICY_DURATION_S,
-  setPolicySetting,
-  signedPolicy,
-  type PolicyChange,
-  type PolicyContent,
-} from './policy.js';
-import { setQuota } from './quotas.js';
-import { listWorkOrders, publishWorkOrder, withdrawWorkOrder } from './work-orders.js';
+import { MAX_POLICY_DURATION_S, MIN_POLICY_DURATION_S } from './durations.js';
+import type { PolicyChange, PolicyContent } from './policy.js';
 import {
   fileProblem,
   given,
@@ -93,6 +82,7 @@ function printPolicy(out: Out, p: PolicyContent): void {
 }
 
 async function policyShow(a: ParsedArgs, env: RegistryEnv): Promise<Outcome> {
+  const { signedPolicy } = await import('./policy.js');
   const r = await signedPolicy(env.ctx);
   if (!r.ok) return reportGuided(env.out, r.error);
   const payload = JSON.parse(new TextDecoder().decode(fromBase64Url(r.value.jws.split('.')[1] ?? ''))) as {
@@ -129,7 +119,10 @@ function firmwareChange(specs: readonly string[]): { firmware: Record<string, st
 }
 
 /** `--profiles FILE`: certificate profile overrides (at most 256 KiB of JSON), or the refusal. */
-function profilesChange(file: string, out: Out): { profiles: Change['profileOverrides'] } | { outcome: Outcome } {
+async function profilesChange(
+  file: string,
+  out: Out,
+): Promise<{ profiles: Change['profileOverrides'] } | { outcome: Outcome }> {
   let parsed: unknown;
   try {
     const raw = readFileSync(file);
@@ -139,6 +132,10 @@ function profilesChange(file: string, out: Out): { profiles: Change['profileOver
   } catch (e) {
     return { outcome: reportGuided(out, { code: 'INPUT_INVALID', message: `${file}: ${fileProblem(e)}` }) };
   }
+  const [{ ProfileOverridesSchema }, { zodMessage }] = await Promise.all([
+    import('../../core/pki/device-cert.js'),
+    import('../../core/zod-message.js'),
+  ]);
   const p = ProfileOverridesSchema.safeParse(parsed);
   if (!p.success)
     return {
@@ -180,7 +177,7 @@ async function policyChange(a: ParsedArgs, env: RegistryEnv): Promise<{ change: 
   }
   const profiles = str(a, 'profiles');
   if (profiles !== undefined) {
-    const p = profilesChange(profiles, env.out);
+    const p = await profilesChange(profiles, env.out);
     if ('outcome' in p) return p;
     change.profileOverrides = p.profiles;
   }
@@ -191,6 +188,7 @@ async function policyChange(a: ParsedArgs, env: RegistryEnv): Promise<{ change: 
   const ocspUrl = str(a, 'ocsp-url');
   if (crlUrl !== undefined || ocspUrl !== undefined) {
     // Merged into the templates in force (a dry run of no change answers the current content).
+    const { setPolicySetting } = await import('./policy.js');
     const cur = await setPolicySetting(env.ctx, env.role, {}, true);
     if (!cur.ok) return { outcome: reportGuided(env.out, cur.error) };
     const urls: Record<string, string> = { ...cur.value.content.revocationUrls };
@@ -213,6 +211,10 @@ async function policySet(a: ParsedArgs, env: RegistryEnv): Promise<Outcome> {
       'policy set needs at least one of --firmware, --profiles, --cert-lifetime, --rotate-before, --crl-url, --ocsp-url',
     );
   const dryRun = flagOn(a, 'dry-run');
+  const [{ setPolicySetting }, { POLICY_SCHEMA }] = await Promise.all([
+    import('./policy.js'),
+    import('../../core/hq/policy.js'),
+  ]);
   const r = await setPolicySetting(env.ctx, env.role, c.change, dryRun);
   if (!r.ok) return reportGuided(env.out, r.error);
   const { version, changed, content } = r.value;
@@ -289,6 +291,7 @@ const quota: RegistryCommand = {
     const q = given(a, 'quantity');
     if (!wo || !station || q === undefined) return usage('quota set needs --work-order W --station S --quantity N');
     if (!/^[0-9]{1,9}$/.test(q)) return usage('--quantity must be an integer 0..999999999');
+    const { setQuota } = await import('./quotas.js');
     return answer(a, out, await setQuota(ctx, role, wo, station, Number(q)), reportGuided, (v) =>
       out.log(`quota: station ${station} may provision ${v.quantity} of work order ${wo}`),
     );
@@ -313,6 +316,7 @@ const workOrder: RegistryCommand = {
   acting: 'admin-or-officer',
   async run(a, { ctx, out, role }) {
     const action = a.positionals[0];
+    const { listWorkOrders, publishWorkOrder, withdrawWorkOrder } = await import('./work-orders.js');
     if (action === 'publish') {
       const file = given(a, 'file');
       if (!file) return usage('work-order publish needs --file WO.json');

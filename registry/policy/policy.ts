@@ -22,11 +22,7 @@ import * as st from '../store/lifecycle.js';
 import { apiFail, type ApiError } from '../common/errors.js';
 import { transact } from '../common/tx.js';
 import { now, type LifecycleContext } from '../common/context.js';
-
-/** Shortest certificate lifetime / rotate-before window a policy may set (1 hour). */
-export const MIN_POLICY_DURATION_S = 3600;
-/** Longest certificate lifetime / rotate-before window a policy may set (100 years of 365 days). */
-export const MAX_POLICY_DURATION_S = 100 * 365 * 86_400;
+import { MAX_POLICY_DURATION_S, MIN_POLICY_DURATION_S } from './durations.js';
 
 const PolicyDuration = z.number().int().min(MIN_POLICY_DURATION_S).max(MAX_POLICY_DURATION_S);
 /** Policy setting `reenrollment`: what is not set comes from LifecycleConfig. */

@@ -1,14 +1,12 @@
 /**
  * `registry` commands of the revocation feature (docs/lifecycle.md "CRL and OCSP"): crl (a station's current CRL,
  * signed by its delegated revocation signer) and revocation-signers (those signers: active, pending, replaced).
- * Imports core/, native/atomic-file.ts, the lifecycle service and registry/cli/.
+ * Imports core/, native/atomic-file.ts and registry/cli/; the lifecycle service when a command runs.
  */
 import { resolve } from 'node:path';
 import { flagOn } from '../../core/cli/program.js';
 import { toPem } from '../../core/pki/pem.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
-import { currentCrl } from './crl.js';
-import { revocationSignerList } from './signer.js';
 import { fileProblem, given, JSON_OPTION, printJson, usage, type RegistryCommand } from '../cli/command.js';
 import { answer, reportGuided } from '../cli/report.js';
 
@@ -28,6 +26,7 @@ const crl: RegistryCommand = {
     const station = given(a, 'station');
     const file = given(a, 'out');
     if (!station || !file) return usage('crl needs --station S --out FILE [--pem]');
+    const { currentCrl } = await import('./crl.js');
     const r = await currentCrl(ctx, station);
     if (!r.ok) return reportGuided(out, r.error);
     const pem = flagOn(a, 'pem');
@@ -62,6 +61,7 @@ const signers: RegistryCommand = {
   hsm: false,
   acting: 'admin-or-officer',
   async run(a, { ctx, out }) {
+    const { revocationSignerList } = await import('./signer.js');
     return answer(a, out, await revocationSignerList(ctx, a.positionals[0] ?? null), reportGuided, (list) => {
       if (!list.length) out.log('no revocation signers (station enroll --revocation-signer creates one)');
       for (const x of list)

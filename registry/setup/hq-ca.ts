@@ -7,7 +7,8 @@
  *    a CA that may certify CAs, chaining to the root given as the chain's last certificate) and installs it:
  *    hq-chain.pem = [HQ CA, ..., root], hq-root.pem = the root. The root key never comes near the registry.
  * Files in the data dir (public): hq-chain.pem (HQ CA first, root last), hq-root.pem (what stations pin).
- * Imports core/, native/ (atomic file) and the HsmAdmin type.
+ * Imports core/, native/ (atomic file) and the HsmAdmin type; the X.509 stack (core/pki) inside the functions that
+ * use it, so that `HQ_FILES` costs a command nothing.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -15,11 +16,7 @@ import { bytesEqual, sha256Hex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import type { Clock, Signer } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
-import { createRootCertificate } from '../../core/pki/ca.js';
-import { parseCertificate, verifyCertificateChain } from '../../core/pki/chain.js';
-import { createCsr } from '../../core/pki/csr.js';
 import { fromPemChain, toPem } from '../../core/pki/pem.js';
-import { loadIssuer } from '../../core/pki/x509.js';
 import type { HsmAdmin } from '../../native/hsm/index.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
 
@@ -79,6 +76,7 @@ export async function initDevHqCa(o: {
   if (existsSync(join(dir, HQ_FILES.chain))) return ok({ created: false });
   const signer = await hqKey(o.hsm, true);
   if (!signer.ok) return signer;
+  const { createRootCertificate } = await import('../../core/pki/ca.js');
   const root = await createRootCertificate({
     signer: signer.value!,
     subject: hqCaSubject(o.registryId, o.organization),
@@ -100,6 +98,7 @@ export async function requestHqCa(o: {
 }): Promise<Result<{ csr: Uint8Array; publicKeySha256: string }>> {
   const signer = await hqKey(o.hsm, true);
   if (!signer.ok) return signer;
+  const { createCsr } = await import('../../core/pki/csr.js');
   const csr = await createCsr(signer.value!, hqCaSubject(o.registryId, o.organization));
   if (!csr.ok) return csr;
   return ok({ csr: csr.value, publicKeySha256: await sha256Hex(signer.value!.publicKeySpki) });
@@ -127,6 +126,10 @@ export async function installHqCa(o: {
     return fail('INPUT_INVALID', 'no HQ CA key in the registry token: run `registry hq-ca request` first');
   const [hqCa] = chain.value as [Uint8Array];
   const root = chain.value[chain.value.length - 1]!;
+  const [{ parseCertificate, verifyCertificateChain }, { loadIssuer }] = await Promise.all([
+    import('../../core/pki/chain.js'),
+    import('../../core/pki/x509.js'),
+  ]);
   const cert = parseCertificate(hqCa, 'HQ CA certificate');
   if (!cert.ok) return fail('INPUT_INVALID', cert.error);
   if (!bytesEqual(new Uint8Array(cert.value.publicKey.rawData), signer.value.publicKeySpki))
@@ -166,6 +169,7 @@ export async function openHqCa(dataDir: string, hsm: Pick<HsmAdmin, 'findKey' | 
   if (!found.value) return missing(dir);
   const signer = await hsm.signer(HQ_CA_KEY_LABEL);
   if (!signer.ok) return signer;
+  const { parseCertificate } = await import('../../core/pki/chain.js');
   const cert = parseCertificate(chain.value[0]!, 'HQ CA certificate');
   if (!cert.ok) return fail('CONFIG_INVALID', `${file}: ${cert.error}`);
   if (!bytesEqual(new Uint8Array(cert.value.publicKey.rawData), signer.value.publicKeySpki))

@@ -13,15 +13,12 @@ import { fail } from '../../core/errors.js';
 import type { Clock, Logger, Signer } from '../../core/ports.js';
 import type { HsmAdmin } from '../../native/hsm/index.js';
 import { ok, type Result } from '../../core/result.js';
-import { createRootCertificate } from '../../core/pki/ca.js';
 import { fromPemChain, toPem } from '../../core/pki/pem.js';
-import { openHsm } from '../../native/hsm/index.js';
 import { createSoftHsmEnv, findSoftHsmModule, initToken, readSoftHsmTokenDir } from '../../native/softhsm-dev.js';
 import { checkPrivateTree, readPrivateFile, type PrivateEntry } from '../../native/data-dir.js';
-import { defaultDbUrl } from '../../native/registry-store/index.js';
-import { zodMessage } from '../../core/hq/protocol.js';
+import { zodMessage } from '../../core/zod-message.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
-import { DEFAULT_ORGANIZATION } from '../../core/hq/commission.js';
+import { DEFAULT_ORGANIZATION } from '../../core/hq/commission-defaults.js';
 import { initDevHqCa, openHqCa, type HqCa } from './hq-ca.js';
 
 /** The files of a registry data dir. */
@@ -142,6 +139,13 @@ export async function initRegistry(o: {
   writeFileSync(join(dir, REGISTRY_FILES.hsmPin), pins.user, { mode: 0o600 });
   const t = await initToken(env, { label: REGISTRY_TOKEN, soPin: pins.so, pin: pins.user });
   if (!t.ok) return t;
+  // The HSM adapter, the X.509 stack and the database adapter load here, not with this module: a command that only
+  // reads the configuration (registry/cli/open.ts) does not pay for them.
+  const [{ openHsm }, { createRootCertificate }, { defaultDbUrl }] = await Promise.all([
+    import('../../native/hsm/index.js'),
+    import('../../core/pki/ca.js'),
+    import('../../native/registry-store/index.js'),
+  ]);
   const hsm = await openHsm({
     module: env.module,
     tokenLabel: REGISTRY_TOKEN,
@@ -312,6 +316,7 @@ export async function openRegistryKeys(dataDir: string, logger: Logger): Promise
   const so = ensureSecurityOfficerToken(dir, c);
   if (!so.ok) return so;
   if (c.hsm.softhsmConf) process.env['SOFTHSM2_CONF'] = p(c.hsm.softhsmConf);
+  const { openHsm } = await import('../../native/hsm/index.js');
   const hsm = await openHsm({ module: c.hsm.module, tokenLabel: c.hsm.tokenLabel, pin, logger: logger.child('[hsm]') });
   if (!hsm.ok) return hsm;
   const signer = await hsm.value.signer(c.hsm.keyLabel);

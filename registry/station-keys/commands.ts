@@ -2,21 +2,22 @@
  * `registry` commands of the station-keys feature (docs/lifecycle.md "Station key rotation"): rotate-station-key
  * (apply a hand-carried rotation request, the station's `rotate-key --out` file, and write the signed answer file
  * for `station rotate-key --answer`) and station-keys (a station's current and replaced keys). Imports core/,
- * native/atomic-file.ts, the lifecycle service and registry/cli/.
+ * native/atomic-file.ts and registry/cli/; the lifecycle service when a command runs.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { flagOn } from '../../core/cli/program.js';
-import { KEY_ROTATION_ANSWER_FILE, KeyRotationRequestFileSchema } from '../../core/hq/key-rotation.js';
-import { zodMessage } from '../../core/hq/protocol.js';
 import { writeFileAtomic } from '../../native/atomic-file.js';
-import { stationKeyHistory } from './history.js';
-import { stationKeyRotation } from './rotation.js';
+import type { stationKeyRotation } from './rotation.js';
 import { fileProblem, given, JSON_OPTION, printJson, usage, type Out, type RegistryCommand } from '../cli/command.js';
 import { answer, reportGuided, type Refusal } from '../cli/report.js';
 
 /** The signed request in a rotation request file (at most 256 KiB), or the refusal. */
-function readRequest(file: string): { request: string } | Refusal {
+async function readRequest(file: string): Promise<{ request: string } | Refusal> {
+  const [{ KeyRotationRequestFileSchema }, { zodMessage }] = await Promise.all([
+    import('../../core/hq/key-rotation.js'),
+    import('../../core/zod-message.js'),
+  ]);
   try {
     const raw = readFileSync(file);
     if (raw.length > 256 * 1024) return { code: 'INPUT_INVALID', message: `${file}: larger than 256 KiB` };
@@ -62,8 +63,12 @@ const rotate: RegistryCommand = {
     const file = given(a, 'request');
     const outFile = given(a, 'out');
     if (!file) return usage('rotate-station-key needs --request REQUEST.json [--out ANSWER.json]');
-    const req = readRequest(file);
+    const req = await readRequest(file);
     if (!('request' in req)) return reportGuided(out, req);
+    const [{ stationKeyRotation }, { KEY_ROTATION_ANSWER_FILE }] = await Promise.all([
+      import('./rotation.js'),
+      import('../../core/hq/key-rotation.js'),
+    ]);
     const r = await stationKeyRotation(ctx, req.request, { via: 'hand-carried', actor: role });
     if (!r.ok) return reportGuided(out, r.error);
     const answerFile = {
@@ -96,6 +101,7 @@ const history: RegistryCommand = {
   async run(a, { ctx, out }) {
     const id = a.positionals[0];
     if (!id) return usage('station-keys needs exactly one STATION id');
+    const { stationKeyHistory } = await import('./history.js');
     return answer(a, out, await stationKeyHistory(ctx, id), reportGuided, (h) => {
       out.log(`station ${id}${h.revokedAt ? ` (revoked at ${h.revokedAt})` : ''}: ${h.keys.length} key(s)`);
       for (const k of h.keys)

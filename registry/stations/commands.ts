@@ -1,19 +1,15 @@
 /**
  * `registry` commands of the stations feature: init (the registry's data dir, HSM key, certificate and tokens),
- * enroll-station, revoke-station, stations (the list), revoke-operator. Imports core/, the registry services and
- * registry/cli/.
+ * enroll-station, revoke-station, stations (the list), revoke-operator. Imports core/, registry/setup/hq-ca.ts (its
+ * file names) and registry/cli/; the registry services when a command runs.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { flagOn, str } from '../../core/cli/program.js';
 import { fail } from '../../core/errors.js';
 import { systemClock } from '../../core/ports.js';
-import { initRegistry } from '../setup/keys.js';
 import { HQ_FILES } from '../setup/hq-ca.js';
-import { revokeOperator } from './operators.js';
 import { isRevocationReason, REVOCATION_REASONS } from '../../core/lifecycle.js';
-import { enrollStation, revokeStation } from './service.js';
-import { listStations } from './queries.js';
 import { given, JSON_OPTION, printJson, usage, type RegistryCommand } from '../cli/command.js';
 import { answer, reportApi, reportError, reportGuided } from '../cli/report.js';
 
@@ -26,6 +22,7 @@ const init: RegistryCommand = {
   async run(a, { dataDir, logger, out }) {
     const registryId = str(a, 'registry-id');
     const db = str(a, 'db');
+    const { initRegistry } = await import('../setup/keys.js');
     const r = await initRegistry({
       dataDir,
       ...(registryId ? { registryId } : {}),
@@ -64,6 +61,7 @@ const enroll: RegistryCommand = {
       ?.split(',')
       .map((s) => s.trim())
       .filter(Boolean);
+    const { enrollStation } = await import('./service.js');
     const r = await enrollStation(ctx, {
       stationId: id,
       chainPem: readFileSync(chainFile, 'utf8'),
@@ -99,6 +97,7 @@ const revoke: RegistryCommand = {
     const reason = given(a, 'reason');
     if (reason !== undefined && !isRevocationReason(reason))
       return usage(`--reason must be one of ${REVOCATION_REASONS.join(', ')}`);
+    const { revokeStation } = await import('./service.js');
     const r = await revokeStation(ctx, id, { actor: 'admin', ...(reason ? { reason } : {}) });
     if (!r.ok) return reportApi(out, r.error);
     out.log(`station ${id} revoked at ${r.value.revokedAt}`);
@@ -113,6 +112,7 @@ const list: RegistryCommand = {
   opens: 'registry',
   hsm: false,
   async run(a, { ctx, out }) {
+    const { listStations } = await import('./queries.js');
     const r = await listStations(ctx);
     if (!r.ok) return reportApi(out, r.error);
     if (flagOn(a, 'json')) printJson(out, { stations: r.value });
@@ -141,6 +141,7 @@ const revokeOperatorCommand: RegistryCommand = {
     if (!id) return usage('revoke-operator needs exactly one operator ID');
     const reason = given(a, 'reason');
     if (!reason) return usage('revoke-operator needs --reason R');
+    const { revokeOperator } = await import('./operators.js');
     return answer(a, out, await revokeOperator(ctx, role, id, reason), reportGuided, (v) =>
       out.log(`operator ${id} revoked at ${v.revokedAt}: records signed after that are refused`),
     );

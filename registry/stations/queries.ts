@@ -1,6 +1,7 @@
 /**
  * Read-only views for the admin (docs/registry-api.md): stations, stats, a device with its records, records
- * pages. Imports core, registry/common, registry/commissioning/store.ts and ./service.ts.
+ * pages. Imports core, registry/common and registry/commissioning/store.ts (not ./service.ts: `registry stations`
+ * does not load the enrolment checks and the X.509 stack).
  */
 import { err, ok, type Result } from '../../core/result.js';
 import type { StoredRecordRow } from '../../core/hq/registry-db.js';
@@ -8,7 +9,37 @@ import type { DeviceView, RecordView, RecordsPage, StationSummary, Stats } from 
 import type { RegistryContext } from '../common/context.js';
 import { apiFail, guarded, storeError, type ApiError } from '../common/errors.js';
 import { stationCas } from '../commissioning/store.js';
-import { summary } from './service.js';
+
+/** The wire summary of a station row. */
+export function summary(
+  s: {
+    stationId: string;
+    certificateSha256: string;
+    issuingCaSha256: string;
+    rootSha256: string;
+    workOrders: readonly string[];
+    enrolledAt: string;
+    revokedAt: string | null;
+    lastSyncAt: string | null;
+    records?: number;
+    conflicts?: number;
+  },
+  hqCertified = false,
+): StationSummary {
+  return {
+    stationId: s.stationId,
+    certificateSha256: s.certificateSha256,
+    issuingCaSha256: s.issuingCaSha256,
+    rootSha256: s.rootSha256,
+    workOrders: [...s.workOrders],
+    enrolledAt: s.enrolledAt,
+    revokedAt: s.revokedAt,
+    lastSyncAt: s.lastSyncAt,
+    records: s.records ?? 0,
+    conflicts: s.conflicts ?? 0,
+    hqCertified,
+  };
+}
 
 /** Every enrolled station with its record and conflict counts. */
 export async function listStations(ctx: RegistryContext): Promise<Result<StationSummary[], ApiError>> {

@@ -1,7 +1,7 @@
 /**
  * Station enrolment and revocation (docs/registry-api.md): the admin enrols a station with its chain and revokes
  * it (with its HQ-issued station CA); `enrolledStation` reads an enrolled station for the lifecycle features. Imports core, registry/common,
- * registry/trust.
+ * registry/trust and ./queries.ts (a station's wire summary).
  */
 import { sha256Hex } from '../../core/bytes.js';
 import { canonicalJson } from '../../core/canonical.js';
@@ -17,37 +17,7 @@ import { revokeStationIn } from '../../native/registry-store/stations-sql.js';
 import { transact } from '../common/tx.js';
 import { appendEvent } from '../store/lifecycle.js';
 import { refreshHqCrl, revokeStationCaIn } from '../commissioning/hq-revocation.js';
-
-/** The wire summary of a station row. */
-export function summary(
-  s: {
-    stationId: string;
-    certificateSha256: string;
-    issuingCaSha256: string;
-    rootSha256: string;
-    workOrders: readonly string[];
-    enrolledAt: string;
-    revokedAt: string | null;
-    lastSyncAt: string | null;
-    records?: number;
-    conflicts?: number;
-  },
-  hqCertified = false,
-): StationSummary {
-  return {
-    stationId: s.stationId,
-    certificateSha256: s.certificateSha256,
-    issuingCaSha256: s.issuingCaSha256,
-    rootSha256: s.rootSha256,
-    workOrders: [...s.workOrders],
-    enrolledAt: s.enrolledAt,
-    revokedAt: s.revokedAt,
-    lastSyncAt: s.lastSyncAt,
-    records: s.records ?? 0,
-    conflicts: s.conflicts ?? 0,
-    hqCertified,
-  };
-}
+import { summary } from './queries.js';
 
 /**
  * Enrol a station with its chain (station certificate, issuing CA, root). Enrolling the same id with the same

@@ -1,20 +1,13 @@
 /**
  * `registry` commands of the transitions feature (docs/lifecycle.md): activate, suspend, resume, revoke, decommission
  * (one device, or a batch over a work order or serial range for revoke/suspend/resume), release and block
- * (identifier blocks), history. The admin or the security officer (`--as`). Imports core/, the lifecycle service
- * and registry/cli/.
+ * (identifier blocks), history. The admin or the security officer (`--as`). Imports core/ and registry/cli/; the
+ * lifecycle service when a command runs.
  */
 import { flagOn, type OptionTable, type ParsedArgs } from '../../core/cli/program.js';
 import { isRevocationReason, REVOCATION_REASONS, type LifecycleEvent } from '../../core/lifecycle.js';
-import {
-  applyTransition,
-  batchTransition,
-  blockIdentifier,
-  deviceHistory,
-  releaseDevice,
-  type BatchEvent,
-} from './service.js';
-import { type DeviceLifecycleView } from './views.js';
+import type { BatchEvent } from './service.js';
+import type { DeviceLifecycleView } from './views.js';
 import {
   given,
   JSON_OPTION,
@@ -57,6 +50,7 @@ async function one(a: ParsedArgs, env: RegistryEnv, event: TransitionEvent, key:
       return usage(`unknown revocation reason ${reason}: use one of ${REVOCATION_REASONS.join(', ')}`);
   }
   if (flagOn(a, 'dry-run')) return usage('--dry-run is for the batch operations (--work-order / --serial-range)');
+  const { applyTransition } = await import('./service.js');
   const r = await applyTransition(env.ctx, env.role, key, event, reason);
   return answer(a, env.out, r, reportGuided, (d) => printDevice(env.out, d));
 }
@@ -79,6 +73,7 @@ async function batch(a: ParsedArgs, env: RegistryEnv, event: BatchEvent): Promis
   }
   const dryRun = flagOn(a, 'dry-run');
   const selector = { ...(wo ? { workOrder: wo } : {}), ...(serialRange ? { serialRange } : {}) };
+  const { batchTransition } = await import('./service.js');
   const r = await batchTransition(env.ctx, env.role, selector, event, reason ?? null, dryRun);
   return answer(a, env.out, r, reportGuided, (b) => {
     const done = { revoke: 'revoked', suspend: 'suspended', resume: 'resumed' }[event];
@@ -144,6 +139,7 @@ const release: RegistryCommand = {
     if (!key) return usage('release needs exactly one SERIAL');
     const reason = given(a, 'reason');
     if (!reason) return usage('release needs --reason R (recorded in the lifecycle log)');
+    const { releaseDevice } = await import('./service.js');
     return answer(a, out, await releaseDevice(ctx, role, key, reason), reportGuided, (v) =>
       out.log(`released ${v.serialNumber} (${v.released} block(s) lifted)`),
     );
@@ -169,6 +165,7 @@ const block: RegistryCommand = {
     const reason = given(a, 'reason');
     if ((serial === undefined) === (chip === undefined) || !reason)
       return usage('block needs --serial S or --chip-id C (one of them) and --reason R');
+    const { blockIdentifier } = await import('./service.js');
     const r = await blockIdentifier(ctx, role, serial ? 'serial' : 'chipId', (serial ?? chip)!, reason);
     return answer(a, out, r, reportGuided, (v) =>
       out.log(`blocked ${v.kind} ${v.value}: its records are refused until "registry release"`),
@@ -187,6 +184,7 @@ const history: RegistryCommand = {
   async run(a, { ctx, out }) {
     const key = a.positionals[0];
     if (!key) return usage('history needs exactly one SERIAL');
+    const { deviceHistory } = await import('./service.js');
     return answer(a, out, await deviceHistory(ctx, key), reportGuided, (h) => {
       printDevice(out, h);
       for (const e of h.events as Record<string, unknown>[])

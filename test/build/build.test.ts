@@ -157,4 +157,13 @@ describe('what a command loads at start (docs/architecture.md "What a command lo
   it('`station records` (configuration and database) loads no X.509 stack, HSM, serial, USB or PostgreSQL package', async () => {
     expect(await staticPackages(['station/config.ts', 'native/store/index.ts'])).toEqual(['better-sqlite3', 'zod']);
   });
+
+  it('`registry --help` (registry/cli.ts) loads no package: every command imports its services in `run`', async () => {
+    expect(await staticPackages(['registry/cli.ts'])).toEqual([]);
+  });
+
+  it('`registry stations` (data dir, configuration, role, database, the list) loads no X.509 stack, HSM or PostgreSQL package', async () => {
+    const opened = ['registry/cli.ts', 'registry/cli/open.ts', 'registry/cli/role.ts'];
+    expect(await staticPackages([...opened, 'registry/stations/queries.ts'])).toEqual(['better-sqlite3', 'zod']);
+  });
 });
