@@ -5,9 +5,21 @@
 // `auto`: dist/node while it is current, else the sources. Current means: dist/node/build-stamp.json exists and no
 // compiled source (a .ts file, not a test, under the folders the stamp names) has a newer mtime than the stamp, so
 // an edited checkout never runs stale output. The check stats each source file once (~300 files, a few ms).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+// `modules` runs the one-to-one compiled modules of dist/node instead of the bin's bundle (for comparison: the
+// start-up bench; like `dist`, only a current build).
+//
+// The compiled program is the bin's bundle, dist/node/bin/<bin>.cjs, compiled with V8's code cache (`loadBundle`):
+// `<bundle>.<mtime>.cache` beside it holds V8's compiled code from an earlier run, written after a command when
+// there was none or V8 rejected it (another Node version or V8 flags), so a bundle is parsed and compiled once, not
+// at every start. The bundle's mtime is in the name because V8 checks a cache against the source's length only: a
+// rebuilt bundle never meets the cache of the one before (the build also empties dist/node). The cache is only ever
+// written beside the bundle (no more writable than the bundle itself); where that folder is not writable, every
+// start compiles, as without a cache.
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -21,7 +33,7 @@ function newestSource(dir) {
     return 0;
   }
   for (const e of entries) {
-    const p = join(dir, e.name);
+    const p = `${dir}/${e.name}`; // not path.join: `dir` is already normal, and this runs ~350 times at every start
     if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
     else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') && !e.name.endsWith('.d.ts')) {
       newest = Math.max(newest, statSync(p).mtimeMs);
@@ -52,24 +64,80 @@ export function staleReason(root = ROOT) {
 }
 
 /**
- * Load an entry module: `dist()` (its compiled file in dist/node) or, through tsx, `src()` (its TypeScript source);
- * see the header for the choice. Both are literal `import()`s in the bin, so the import graph sees the entry.
- * @template T
- * @param {() => Promise<T>} dist
- * @param {() => Promise<T>} src
- * @returns {Promise<T>}
+ * Run a CommonJS bundle (scripts/build.ts `buildBins`) compiled with V8's code cache `cacheFile` (default: the bundle's
+ * path + `.<mtime ms>.cache`) when it is there and V8 accepts it. `cache`: `accepted`, `rejected` (V8 compiled afresh: another
+ * Node version or other V8 flags) or `none`. `saveCache()` writes V8's code for the bundle (what ran so far) to the
+ * cache file when it was not accepted, atomically (a temporary file renamed); false when it did not (accepted, or
+ * the folder is not writable).
+ * @param {string} file
+ * @param {string} [cacheFile]
+ * @returns {{ exports: any, cache: 'accepted' | 'rejected' | 'none', saveCache(): boolean }}
  */
-export async function loadEntry(dist, src) {
+export function loadBundle(file, cacheFile = `${file}.${Math.trunc(statSync(file).mtimeMs)}.cache`) {
+  // ASCII only (scripts/build.ts `charset: 'ascii'`): read as Latin-1, which is exact for ASCII and decodes
+  // without UTF-8's checks (measured: about half the time for the 2 MB bundle).
+  const source = readFileSync(file, 'latin1');
+  let cachedData;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    cachedData = undefined;
+  }
+  // The CommonJS module wrapper. The bundle has no import() (scripts/build.ts turns them into require()).
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: file,
+    ...(cachedData ? { cachedData } : {}),
+  });
+  const cache = cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'accepted';
+  const module = { exports: {} };
+  script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
+  return {
+    exports: module.exports,
+    cache,
+    saveCache() {
+      if (cache === 'accepted') return false;
+      const tmp = `${cacheFile}.${process.pid}.tmp`;
+      try {
+        writeFileSync(tmp, script.createCachedData());
+        renameSync(tmp, cacheFile);
+        return true;
+      } catch {
+        rmSync(tmp, { force: true });
+        return false;
+      }
+    },
+  };
+}
+
+/**
+ * What a bin runs: the program's `main`, and `ran()` to call once it returned (stores the code cache).
+ * @typedef {{ main(argv: readonly string[]): Promise<number>, ran(): void }} Entry
+ */
+
+/**
+ * Load the program of bin `name` (`station`, `registry`): its bundle dist/node/bin/<name>.cjs, or with
+ * LINE_STATION_RUNTIME=modules `modules()` (its one-to-one compiled module), or through tsx `src()` (its TypeScript
+ * source); see the header for the choice. `src` and `modules` are literal `import()`s in the bin.
+ * @param {string} name
+ * @param {() => Promise<{ main: Entry['main'] }>} src
+ * @param {() => Promise<{ main: Entry['main'] }>} modules
+ * @returns {Promise<Entry>}
+ */
+export async function loadEntry(name, src, modules) {
   const mode = process.env.LINE_STATION_RUNTIME ?? 'auto';
   if (mode !== 'tsx') {
     const why = staleReason();
-    if (why === null) return dist();
-    if (mode === 'dist') {
-      process.stderr.write(`LINE_STATION_RUNTIME=dist: ${why}\n`);
+    if (why === null) {
+      if (mode === 'modules') return { main: (await modules()).main, ran: () => {} };
+      const b = loadBundle(join(ROOT, 'dist', 'node', 'bin', `${name}.cjs`));
+      return { main: b.exports.main, ran: () => void b.saveCache() };
+    }
+    if (mode === 'dist' || mode === 'modules') {
+      process.stderr.write(`LINE_STATION_RUNTIME=${mode}: ${why}\n`);
       process.exit(70);
     }
   }
   const { register } = await import('tsx/esm/api');
   register();
-  return src();
+  return { main: (await src()).main, ran: () => {} };
 }

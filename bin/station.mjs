@@ -7,10 +7,12 @@ import { exitWhenDrained } from './exit.mjs';
 // Everything this process (and its children: softhsm2-util, SQLite, the logger) creates is private from the first
 // write: folders 0700, files 0600 (docs/architecture.md "Data directory permissions"). Set before any module loads.
 process.umask(0o077);
-const { main } = await loadEntry(
-  () => import('../dist/node/station/cli/program.js'),
+const entry = await loadEntry(
+  'station',
   () => import('../station/cli/program.ts'),
+  () => import('../dist/node/station/cli/program.js'),
 );
-const code = await main(process.argv.slice(2));
+const code = await entry.main(process.argv.slice(2));
+entry.ran(); // the bundle's code cache, when there was none (bin/runtime.mjs)
 // Serial ports and discovery timers are closed by then; exit once the output drained (bin/exit.mjs).
 await exitWhenDrained(code);

@@ -3,7 +3,9 @@
  * - cold start of `station --help`, `station records --data-dir D` and `registry stations --data-dir R`: each run a
  *   fresh `node bin/...` process as a user starts it, wall clock from spawn to exit, median of N runs, with the
  *   process's CPU time (user + system, from /usr/bin/time where installed: steadier than wall time on a shared
- *   machine); once for the compiled JavaScript (dist/node, `npm run build`) and once for the sources through tsx;
+ *   machine); for the bin's bundle with V8's code cache (what a bin runs: LINE_STATION_RUNTIME=dist; the warm-up run
+ *   writes the cache), for the one-to-one compiled modules (LINE_STATION_RUNTIME=modules) and for the sources through
+ *   tsx;
  * - the programs an idle `station watch` starts per minute (strace: every successful execve after its start).
  * Prints a Markdown table like the rest of the bench. Imports production code only (scripts/ may not import test
  * support): the station data dir comes from the caller, the registry is made here with `registry init`.
@@ -124,16 +126,19 @@ export async function benchStartup(stationDir: string, runs = 9): Promise<void> 
       ['`registry stations --data-dir R`', ['bin/registry.mjs', 'stations', '--data-dir', regDir]],
     ];
     console.log('');
-    console.log(`| cold start, median of ${runs} (ms; CPU user+sys) | compiled (dist/node) | sources through tsx |`);
-    console.log('| --- | --- | --- |');
+    console.log(
+      `| cold start, median of ${runs} (ms; CPU user+sys) | bundle + code cache (dist/node/bin) | one-to-one modules (dist/node) | sources through tsx |`,
+    );
+    console.log('| --- | --- | --- | --- |');
     for (const [name, args] of commands) {
-      const dist = medianStart(args, { ...base, LINE_STATION_RUNTIME: 'dist' }, runs);
-      const tsx = medianStart(args, { ...base, LINE_STATION_RUNTIME: 'tsx' }, runs);
-      console.log(`| ${name} | ${dist} | ${tsx} |`);
+      const [dist, modules, tsx] = (['dist', 'modules', 'tsx'] as const).map((mode) =>
+        medianStart(args, { ...base, LINE_STATION_RUNTIME: mode }, runs),
+      );
+      console.log(`| ${name} | ${dist} | ${modules} | ${tsx} |`);
     }
     const spawns = await idleWatchSpawns(stationDir, base, 20);
     console.log(
-      `| idle \`station watch\`: programs started per minute (strace, 20 s) | ${spawns === null ? 'n/a (no strace)' : spawns.toFixed(0)} | |`,
+      `| idle \`station watch\`: programs started per minute (strace, 20 s) | ${spawns === null ? 'n/a (no strace)' : spawns.toFixed(0)} | | |`,
     );
   } finally {
     rmSync(regDir, { recursive: true, force: true });

@@ -1,16 +1,37 @@
 /**
  * The compiled JavaScript the `station` and `registry` commands run (issue 12): scripts/build.ts compiles every
- * source file, tests and declarations excepted, one to one (worker entries `*.worker.ts` by the same rule); the
- * compiled program runs and finds its data files (native/package-root.ts); bin/runtime.mjs runs the build only
- * while no source is newer, else the sources through tsx, and LINE_STATION_RUNTIME=dist refuses a stale build.
+ * source file, tests and declarations excepted, one to one (worker entries `*.worker.ts` by the same rule), and
+ * bundles each bin's program into one CommonJS file; the compiled program runs and finds its data files
+ * (native/package-root.ts); the bundle runs with V8's code cache (written once, accepted after, rewritten when
+ * rejected); bin/runtime.mjs runs the build only while no source is newer, else the sources through tsx, and
+ * LINE_STATION_RUNTIME=dist refuses a stale build.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { staleReason } from '../../bin/runtime.mjs';
-import { buildNode, isBuildSource, OUT_DIR, sourceFiles, sourceRoots, STAMP } from '../../scripts/build.js';
+import {
+  BIN_ENTRIES,
+  buildNode,
+  isBuildSource,
+  OUT_DIR,
+  sourceFiles,
+  sourceRoots,
+  STAMP,
+} from '../../scripts/build.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 // Inside the repository (under the ignored dist/), so that node_modules and package.json resolve as for dist/node.
@@ -60,6 +81,84 @@ describe('scripts/build.ts', () => {
   });
 });
 
+describe("the bins' bundles (dist/node/bin/<bin>.cjs) and their code cache", () => {
+  const out = join(tmp, 'bundles');
+  beforeAll(async () => {
+    await buildNode(ROOT, out);
+  }, 120_000);
+
+  /** Load a bundle in a fresh process with its code cache, run `argv`; what loadBundle said and the exit code. */
+  const run = (bin: string, cacheFile: string, argv: string[]) => {
+    const script = [
+      `import { loadBundle } from ${JSON.stringify(pathToFileURL(join(ROOT, 'bin', 'runtime.mjs')).href)};`,
+      `const b = loadBundle(${JSON.stringify(join(out, 'bin', `${bin}.cjs`))}, ${JSON.stringify(cacheFile)});`,
+      `const code = await b.exports.main(${JSON.stringify(argv)});`,
+      `process.stderr.write(JSON.stringify({ cache: b.cache, saved: b.saveCache(), code }));`,
+    ].join('\n');
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    return { ...(JSON.parse(r.stderr) as { cache: string; saved: boolean; code: number }), stdout: r.stdout };
+  };
+
+  it('bundles each bin into one ASCII CommonJS file: no import.meta, no import() (a vm script cannot run them)', () => {
+    expect(Object.keys(BIN_ENTRIES)).toEqual(['station', 'registry']);
+    for (const bin of Object.keys(BIN_ENTRIES)) {
+      const text = readFileSync(join(out, 'bin', `${bin}.cjs`), 'latin1');
+      expect(/[\u0080-\uffff]/.test(text), bin).toBe(false);
+      expect(text, bin).not.toContain('import.meta');
+      expect(text, bin).not.toMatch(/\bimport\(\s*["'`]/);
+      expect(text, bin).toContain('require("better-sqlite3")'); // native packages stay in node_modules
+    }
+  });
+
+  it('runs each program from its bundle with V8 code cache: none, then written, accepted, rejected and rewritten', () => {
+    for (const [bin, usage] of [
+      ['station', 'usage: station <command>'],
+      ['registry', 'usage: registry <command>'],
+    ] as const) {
+      const cache = join(out, 'bin', `${bin}.test-cache`);
+      const first = run(bin, cache, ['--help']);
+      expect(first).toMatchObject({ cache: 'none', saved: true, code: 0 });
+      expect(first.stdout).toContain(usage);
+      expect(run(bin, cache, ['--help'])).toMatchObject({ cache: 'accepted', saved: false, code: 0 });
+      writeFileSync(cache, Buffer.alloc(4096, 7)); // not V8's: compiled afresh, then replaced
+      expect(run(bin, cache, ['--help'])).toMatchObject({ cache: 'rejected', saved: true, code: 0 });
+      expect(run(bin, cache, ['--help'])).toMatchObject({ cache: 'accepted', saved: false, code: 0 });
+    }
+  });
+
+  it('gives each worker entry a module beside the bundles that imports its one-to-one build', async () => {
+    const shims = readdirSync(join(out, 'bin')).filter((f) => f.endsWith('.worker.js'));
+    expect(shims).toContain('verify.worker.js');
+    for (const f of shims) {
+      const target = /import '([^']+)'/.exec(readFileSync(join(out, 'bin', f), 'utf8'))?.[1];
+      expect(target && existsSync(resolve(join(out, 'bin'), target)), f).toBe(true);
+      expect(dirname(resolve(join(out, 'bin'), target!)).startsWith(out)).toBe(true);
+    }
+    // The record verification worker as the bundled registry starts it: it loads and answers a job (here: refused).
+    const worker = new Worker(pathToFileURL(join(out, 'bin', 'verify.worker.js')));
+    try {
+      const answer = await new Promise((done, failed) => {
+        worker.once('message', done);
+        worker.once('error', failed);
+        worker.postMessage({
+          id: 7,
+          trustKey: 'k',
+          row: {},
+          history: [],
+          records: [],
+          certificates: [],
+          base: 0,
+          now: '',
+        });
+      });
+      expect(answer).toMatchObject({ id: 7, error: expect.stringMatching(/unreadable/) });
+    } finally {
+      await worker.terminate();
+    }
+  });
+});
+
 describe('bin/runtime.mjs: the build while it is current, else the sources', () => {
   // A package of its own: the real bin/ files, a source entry and a "compiled" one that say which ran.
   const pkg = join(tmp, 'pkg');
@@ -76,6 +175,11 @@ describe('bin/runtime.mjs: the build while it is current, else the sources', () 
       join(pkg, 'dist', 'node', 'station', 'cli', 'program.js'),
       "export async function main() { console.log('compiled'); return 0; }\n",
     );
+    mkdirSync(join(pkg, 'dist', 'node', 'bin'), { recursive: true });
+    writeFileSync(
+      join(pkg, 'dist', 'node', 'bin', 'station.cjs'),
+      "exports.main = async () => { console.log('bundle'); return 0; };\n",
+    );
     writeFileSync(join(pkg, 'station', 'cli', 'program.test.ts'), '// a test: never compiled, never makes it stale\n');
     writeFileSync(stamp, JSON.stringify({ roots: ['station'] }));
   });
@@ -84,11 +188,16 @@ describe('bin/runtime.mjs: the build while it is current, else the sources', () 
     return spawnSync(process.execPath, [join(pkg, 'bin', 'station.mjs')], { env: { ...e, ...env }, encoding: 'utf8' });
   };
 
-  it('runs the build when no source is newer (a newer test file does not count)', () => {
+  it('runs the bundle when no source is newer (a newer test file does not count), leaving its code cache', () => {
     utimesSync(src, at(-60), at(-60));
     utimesSync(stamp, at(-30), at(-30));
     expect(staleReason(pkg)).toBeNull();
-    expect(station().stdout).toBe('compiled\n');
+    expect(station().stdout).toBe('bundle\n');
+    expect(
+      readdirSync(join(pkg, 'dist', 'node', 'bin')).filter((f) => /^station\.cjs\.\d+\.cache$/.test(f)),
+    ).toHaveLength(1);
+    expect(station().stdout).toBe('bundle\n');
+    expect(station({ LINE_STATION_RUNTIME: 'modules' }).stdout).toBe('compiled\n'); // the one-to-one module
   });
 
   it('runs the sources through tsx when one is newer, and refuses that build with LINE_STATION_RUNTIME=dist', () => {
