@@ -15,7 +15,17 @@
 // rebuilt bundle never meets the cache of the one before (the build also empties dist/node). The cache is only ever
 // written beside the bundle (no more writable than the bundle itself); where that folder is not writable, every
 // start compiles, as without a cache.
-import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +74,27 @@ export function staleReason(root = ROOT) {
 }
 
 /**
+ * The code cache's bytes, or undefined when there is none or it is not this user's own: V8 runs what a cache holds, so
+ * a cache another user wrote (or could have changed: group- or world-writable) is ignored, checked on the open file.
+ * @param {string} cacheFile
+ * @returns {Buffer | undefined}
+ */
+function readOwnCache(cacheFile) {
+  let fd;
+  try {
+    fd = openSync(cacheFile, 'r');
+    const st = fstatSync(fd);
+    const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
+    if (!st.isFile() || st.uid !== uid || (st.mode & 0o022) !== 0) return undefined;
+    return readFileSync(fd);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
  * Run a CommonJS bundle (scripts/build.ts `buildBins`) compiled with V8's code cache `cacheFile` (default: the bundle's
  * path + `.<mtime ms>.cache`) when it is there and V8 accepts it. `cache`: `accepted`, `rejected` (V8 compiled afresh: another
  * Node version or other V8 flags) or `none`. `saveCache()` writes V8's code for the bundle (what ran so far) to the
@@ -77,12 +108,7 @@ export function loadBundle(file, cacheFile = `${file}.${Math.trunc(statSync(file
   // ASCII only (scripts/build.ts `charset: 'ascii'`): read as Latin-1, which is exact for ASCII and decodes
   // without UTF-8's checks (measured: about half the time for the 2 MB bundle).
   const source = readFileSync(file, 'latin1');
-  let cachedData;
-  try {
-    cachedData = readFileSync(cacheFile);
-  } catch {
-    cachedData = undefined;
-  }
+  const cachedData = readOwnCache(cacheFile);
   // The CommonJS module wrapper. The bundle has no import() (scripts/build.ts turns them into require()).
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: file,
@@ -98,7 +124,7 @@ export function loadBundle(file, cacheFile = `${file}.${Math.trunc(statSync(file
       if (cache === 'accepted') return false;
       const tmp = `${cacheFile}.${process.pid}.tmp`;
       try {
-        writeFileSync(tmp, script.createCachedData());
+        writeFileSync(tmp, script.createCachedData(), { flag: 'wx', mode: 0o600 });
         renameSync(tmp, cacheFile);
         return true;
       } catch {

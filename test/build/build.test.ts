@@ -8,6 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import {
+  chmodSync,
   copyFileSync,
   existsSync,
   mkdirSync,
@@ -15,6 +16,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -123,6 +125,11 @@ describe("the bins' bundles (dist/node/bin/<bin>.cjs) and their code cache", () 
       expect(run(bin, cache, ['--help'])).toMatchObject({ cache: 'accepted', saved: false, code: 0 });
       writeFileSync(cache, Buffer.alloc(4096, 7)); // not V8's: compiled afresh, then replaced
       expect(run(bin, cache, ['--help'])).toMatchObject({ cache: 'rejected', saved: true, code: 0 });
+      expect(run(bin, cache, ['--help'])).toMatchObject({ cache: 'accepted', saved: false, code: 0 });
+      // A cache others could have written is not run (V8 runs what it holds): ignored, then replaced by a private one.
+      chmodSync(cache, 0o666);
+      expect(run(bin, cache, ['--help'])).toMatchObject({ cache: 'none', saved: true, code: 0 });
+      expect(statSync(cache).mode & 0o777).toBe(0o600);
       expect(run(bin, cache, ['--help'])).toMatchObject({ cache: 'accepted', saved: false, code: 0 });
     }
   });
