@@ -32,13 +32,17 @@ import {
   algorithmHash,
   buf,
   curveSize,
+  derToRawSignature,
   spkiCurve,
+  verifyRaw,
   type AlgorithmIdentifier,
   type BufferSource,
   type Crypto,
   type CryptoKey,
   type EcdsaParams,
 } from './ecdsa.js';
+import { certificateParts, ecdsaAlgorithmHash } from './der.js';
+import { bytesKey, Lru } from './memo.js';
 import { certificateSha256 } from './pem.js';
 
 // ---------------------------------------------------------------- signer -> WebCrypto bridge
@@ -78,7 +82,18 @@ function hashName(alg: unknown): string | undefined {
  * to `signer.sign` (every other operation goes to globalThis.crypto.subtle), plus the stand-in key
  * and the imported public key. A signer failure surfaces as the signer's own error (e.g. HSM_SESSION_LOST).
  */
-export async function signerCrypto(signer: Signer): Promise<Result<SignerCrypto>> {
+export function signerCrypto(signer: Signer): Promise<Result<SignerCrypto>> {
+  // One bridge (and one imported public key) per signer object, as long as its key is the same bytes.
+  const hit = bridges.get(signer);
+  if (hit && bytesEqual(hit.spki, signer.publicKeySpki)) return hit.value;
+  const value = makeSignerCrypto(signer);
+  bridges.set(signer, { spki: signer.publicKeySpki.slice(), value });
+  return value;
+}
+
+const bridges = new WeakMap<Signer, { readonly spki: Uint8Array; readonly value: Promise<Result<SignerCrypto>> }>();
+
+async function makeSignerCrypto(signer: Signer): Promise<Result<SignerCrypto>> {
   const curve = spkiCurve(signer.publicKeySpki);
   if (!curve || curve !== signer.curve)
     return fail('CERT_ISSUE_FAILED', `signer public key is not an EC ${signer.curve} key`, { curve });
@@ -239,14 +254,30 @@ export function checkValidityDays(days: number): Result<number> {
   return ok(days);
 }
 
+/** Issuer certificates parsed once per exact DER (every check of loadIssuer still runs on every call). */
+const issuers = new Lru<Result<X509Certificate>>(16);
+
+function parseIssuer(der: Uint8Array): Result<X509Certificate> {
+  const key = bytesKey(der);
+  const hit = issuers.get(key);
+  if (hit) return hit;
+  let r: Result<X509Certificate>;
+  try {
+    const cert = new X509Certificate(buf(der));
+    void cert.extensions;
+    r = ok(cert);
+  } catch (e) {
+    r = fail('CERT_ISSUE_FAILED', `issuer certificate cannot be parsed: ${(e as Error).message}`);
+  }
+  issuers.set(key, r);
+  return r;
+}
+
 /** Parse and vet the issuer: certificate parses, is a CA allowed to sign certs, is valid now, matches the signer key. */
 export function loadIssuer(issuer: Issuer, now: Date, issuingCa: boolean): Result<X509Certificate> {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(buf(issuer.certificate));
-  } catch (e) {
-    return fail('CERT_ISSUE_FAILED', `issuer certificate cannot be parsed: ${(e as Error).message}`);
-  }
+  const parsed = parseIssuer(issuer.certificate);
+  if (!parsed.ok) return parsed;
+  const cert = parsed.value;
   if (!bytesEqual(new Uint8Array(cert.publicKey.rawData), issuer.signer.publicKeySpki))
     return fail('CERT_ISSUE_FAILED', 'issuer certificate does not belong to the signing key');
   const bc = cert.getExtension(BasicConstraintsExtension);
@@ -298,24 +329,39 @@ export async function issue(p: IssueParams): Promise<Result<IssuedCertificateInf
     );
     const der = new Uint8Array(cert.rawData);
     // Self-check: the signature must verify with the issuer key (catches a misbehaving signer).
-    const check = new X509Certificate(buf(der));
-    const valid = await check.verify(
-      { publicKey: buf(p.signer.publicKeySpki), signatureOnly: true },
-      globalThis.crypto,
-    );
-    if (!valid)
+    const check = await selfCheck(der, p.signer, sc.value.publicKey);
+    if (!check)
       return fail('CERT_ISSUE_FAILED', 'issued certificate does not verify with the issuer key (signer fault)');
     return ok({
       der,
       serialNumber: toHex(p.serial),
       sha256: await certificateSha256(der),
-      notBefore: check.notBefore.toISOString(),
-      notAfter: check.notAfter.toISOString(),
+      notBefore: new Date(check.notBefore).toISOString(),
+      notAfter: new Date(check.notAfter).toISOString(),
     });
   } catch (e) {
     if (e instanceof SignerFailure) return { ok: false, error: e.error };
     return fail('CERT_ISSUE_FAILED', `certificate generation failed: ${(e as Error).message}`);
   }
+}
+
+/**
+ * The issued certificate read back (strict DER, ./der.ts) and its signature verified over the tbsCertificate with
+ * the issuer's key; its validity, or null when it does not read or verify.
+ */
+async function selfCheck(
+  der: Uint8Array,
+  signer: Signer,
+  publicKey: CryptoKey,
+): Promise<{ notBefore: number; notAfter: number } | null> {
+  const parts = certificateParts(der);
+  const hash = algorithmHash(signer.algorithm);
+  if (!parts || !bytesEqual(parts.algorithm, parts.tbsAlgorithm) || ecdsaAlgorithmHash(parts.algorithm) !== hash)
+    return null;
+  const raw = derToRawSignature(parts.signature, signer.curve);
+  if (!raw) return null;
+  const good = await verifyRaw(publicKey, signer.curve, hash, raw, parts.tbs);
+  return good ? { notBefore: parts.notBefore, notAfter: parts.notAfter } : null;
 }
 
 export async function keyIdExtensions(
