@@ -358,3 +358,41 @@ const ECDSA_ALGORITHMS: Readonly<Record<string, 'SHA-256' | 'SHA-384'>> = {
 export function ecdsaAlgorithmHash(algorithm: Uint8Array): 'SHA-256' | 'SHA-384' | null {
   return ECDSA_ALGORITHMS[hex(algorithm)] ?? null;
 }
+
+/** The parts of a PKCS#10 request (RFC 2986) the proof-of-possession check reads. */
+export interface CsrParts {
+  /** The certificationRequestInfo element: the signed bytes. */
+  readonly info: Uint8Array;
+  readonly subject: Uint8Array;
+  readonly spki: Uint8Array;
+  readonly algorithm: Uint8Array;
+  /** The signature value (the BIT STRING's content without the unused-bits byte). */
+  readonly signature: Uint8Array;
+}
+
+/**
+ * A DER PKCS#10 request laid out the plain way: version 0, a Name, a subjectPublicKeyInfo, NO attributes (an empty
+ * [0]), an AlgorithmIdentifier and a BIT STRING without unused bits. Null for anything else (the caller then uses
+ * the full parser).
+ */
+export function plainCsrParts(der: Uint8Array): CsrParts | null {
+  const top = tlv(der, 0, der.length);
+  if (!top || top.tag !== 0x30 || top.end !== der.length) return null;
+  const p = children(der, top);
+  if (!p || p.length !== 3 || p[0]!.tag !== 0x30 || p[1]!.tag !== 0x30 || p[2]!.tag !== 0x03) return null;
+  const [info, alg, sig] = p as [Tlv, Tlv, Tlv];
+  if (sig.end - sig.start < 2 || der[sig.start] !== 0) return null;
+  const f = children(der, info);
+  if (!f || f.length !== 4) return null;
+  const [version, subject, spki, attrs] = f as [Tlv, Tlv, Tlv, Tlv];
+  if (version.tag !== 0x02 || version.end - version.start !== 1 || der[version.start] !== 0) return null;
+  if (subject.tag !== 0x30 || spki.tag !== 0x30 || attrs.tag !== 0xa0 || attrs.end !== attrs.start) return null;
+  const elem = (t: Tlv) => der.subarray(t.pos, t.end);
+  return {
+    info: elem(info),
+    subject: elem(subject),
+    spki: elem(spki),
+    algorithm: elem(alg),
+    signature: der.subarray(sig.start + 1, sig.end),
+  };
+}
