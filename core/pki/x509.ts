@@ -33,6 +33,7 @@ import {
   buf,
   curveSize,
   derToRawSignature,
+  rawToDerSignature,
   spkiCurve,
   verifyRaw,
   type AlgorithmIdentifier,
@@ -44,8 +45,20 @@ import {
 import { certificateParts, ecdsaAlgorithmHash } from './der.js';
 import { bytesKey, Lru } from './memo.js';
 import { certificateSha256 } from './pem.js';
+import { certificate, ECDSA_ALGORITHM, tbsCertificate, type NameItem, type TbsFields } from './tbs.js';
 
 // ---------------------------------------------------------------- signer -> WebCrypto bridge
+
+/** The error for a signer that returned no raw r||s signature of its curve's size. */
+function badSignatureLength(signature: Uint8Array, curve: Curve): StationError {
+  return {
+    code: 'HSM_FAILED',
+    message: `signer returned a ${signature.length}-byte signature, expected raw r||s of ${2 * curveSize(curve)} bytes`,
+    kind: 'bug',
+    action: 'call-supervisor',
+    guidance: 'The HSM reported an unexpected error. Call a supervisor.',
+  };
+}
 
 /** Thrown inside the WebCrypto bridge to carry a Signer's typed error out of @peculiar/x509. */
 class SignerFailure extends Error {
@@ -131,14 +144,7 @@ async function makeSignerCrypto(signer: Signer): Promise<Result<SignerCrypto>> {
             throw new Error(`signer ${signer.algorithm} cannot sign with ${name}/${hashName(alg) ?? '?'}`);
           const r = await signer.sign(toBytes(data));
           if (!r.ok) throw new SignerFailure(r.error);
-          if (r.value.length !== 2 * curveSize(curve))
-            throw new SignerFailure({
-              code: 'HSM_FAILED',
-              message: `signer returned a ${r.value.length}-byte signature, expected raw r||s of ${2 * curveSize(curve)} bytes`,
-              kind: 'bug',
-              action: 'call-supervisor',
-              guidance: 'The HSM reported an unexpected error. Call a supervisor.',
-            });
+          if (r.value.length !== 2 * curveSize(curve)) throw new SignerFailure(badSignatureLength(r.value, curve));
           return buf(r.value).buffer;
         };
       }
@@ -179,29 +185,43 @@ function checkAttr(field: string, value: string): Result<string> {
   return ok(value);
 }
 
+/** The attributes of a subject, checked, in certificate order (O, CN, serialNumber); values, never a DN string. */
+export function nameItems(attrs: {
+  commonName: string;
+  organization?: string | undefined;
+  serialNumber?: string | undefined;
+}): Result<NameItem[]> {
+  const items: NameItem[] = [];
+  if (attrs.organization !== undefined) {
+    const o = checkAttr('organization', attrs.organization);
+    if (!o.ok) return o;
+    items.push({ oid: '2.5.4.10', value: o.value, printable: false });
+  }
+  const cn = checkAttr('commonName', attrs.commonName);
+  if (!cn.ok) return cn;
+  items.push({ oid: '2.5.4.3', value: cn.value, printable: false });
+  if (attrs.serialNumber !== undefined) {
+    if (!PRINTABLE_RE.test(attrs.serialNumber))
+      return fail('CERT_ISSUE_FAILED', 'subject serialNumber: must be 1..64 PrintableString characters', {
+        field: 'serialNumber',
+      });
+    items.push({ oid: '2.5.4.5', value: attrs.serialNumber, printable: true });
+  }
+  return ok(items);
+}
+
 /** Build a Name from attribute values (set as values, never parsed as a DN string). */
 export function buildName(attrs: {
   commonName: string;
   organization?: string | undefined;
   serialNumber?: string | undefined;
 }): Result<Name> {
-  const items: Array<Record<string, Array<{ utf8String?: string; printableString?: string }>>> = [];
-  if (attrs.organization !== undefined) {
-    const o = checkAttr('organization', attrs.organization);
-    if (!o.ok) return o;
-    items.push({ '2.5.4.10': [{ utf8String: o.value }] });
-  }
-  const cn = checkAttr('commonName', attrs.commonName);
-  if (!cn.ok) return cn;
-  items.push({ '2.5.4.3': [{ utf8String: cn.value }] });
-  if (attrs.serialNumber !== undefined) {
-    if (!PRINTABLE_RE.test(attrs.serialNumber))
-      return fail('CERT_ISSUE_FAILED', 'subject serialNumber: must be 1..64 PrintableString characters', {
-        field: 'serialNumber',
-      });
-    items.push({ '2.5.4.5': [{ printableString: attrs.serialNumber }] });
-  }
-  return ok(new Name(items as unknown as NameParams));
+  const items = nameItems(attrs);
+  if (!items.ok) return items;
+  const params = items.value.map((i) => ({
+    [i.oid]: [i.printable ? { printableString: i.value } : { utf8String: i.value }],
+  }));
+  return ok(new Name(params as unknown as NameParams));
 }
 
 /** A dotted-decimal object identifier. */
@@ -343,6 +363,34 @@ export async function issue(p: IssueParams): Promise<Result<IssuedCertificateInf
     if (e instanceof SignerFailure) return { ok: false, error: e.error };
     return fail('CERT_ISSUE_FAILED', `certificate generation failed: ${(e as Error).message}`);
   }
+}
+
+/**
+ * Issue a certificate from its encoded tbsCertificate fields (tbs.ts, the per-board device certificate): sign the
+ * tbsCertificate through the signer, assemble, and self-check as `issue` does. A Signer error is returned as is.
+ */
+export async function issueEncoded(
+  signer: Signer,
+  fields: Omit<TbsFields, 'algorithm'>,
+): Promise<Result<IssuedCertificateInfo>> {
+  const sc = await signerCrypto(signer);
+  if (!sc.ok) return sc;
+  const algorithm = ECDSA_ALGORITHM[algorithmHash(signer.algorithm)];
+  const tbs = tbsCertificate({ ...fields, algorithm });
+  const signed = await signer.sign(tbs);
+  if (!signed.ok) return signed;
+  if (signed.value.length !== 2 * curveSize(signer.curve))
+    return { ok: false, error: badSignatureLength(signed.value, signer.curve) };
+  const der = certificate(tbs, algorithm, rawToDerSignature(signed.value));
+  const check = await selfCheck(der, signer, sc.value.publicKey);
+  if (!check) return fail('CERT_ISSUE_FAILED', 'issued certificate does not verify with the issuer key (signer fault)');
+  return ok({
+    der,
+    serialNumber: toHex(fields.serial),
+    sha256: await certificateSha256(der),
+    notBefore: new Date(check.notBefore).toISOString(),
+    notAfter: new Date(check.notAfter).toISOString(),
+  });
 }
 
 /**
