@@ -347,18 +347,7 @@ export async function issue(p: IssueParams): Promise<Result<IssuedCertificateInf
       },
       crypto,
     );
-    const der = new Uint8Array(cert.rawData);
-    // Self-check: the signature must verify with the issuer key (catches a misbehaving signer).
-    const check = await selfCheck(der, p.signer, sc.value.publicKey);
-    if (!check)
-      return fail('CERT_ISSUE_FAILED', 'issued certificate does not verify with the issuer key (signer fault)');
-    return ok({
-      der,
-      serialNumber: toHex(p.serial),
-      sha256: await certificateSha256(der),
-      notBefore: new Date(check.notBefore).toISOString(),
-      notAfter: new Date(check.notAfter).toISOString(),
-    });
+    return await checked(new Uint8Array(cert.rawData), p.serial, p.signer, sc.value.publicKey);
   } catch (e) {
     if (e instanceof SignerFailure) return { ok: false, error: e.error };
     return fail('CERT_ISSUE_FAILED', `certificate generation failed: ${(e as Error).message}`);
@@ -381,15 +370,34 @@ export async function issueEncoded(
   if (!signed.ok) return signed;
   if (signed.value.length !== 2 * curveSize(signer.curve))
     return { ok: false, error: badSignatureLength(signed.value, signer.curve) };
-  const der = certificate(tbs, algorithm, rawToDerSignature(signed.value));
-  const check = await selfCheck(der, signer, sc.value.publicKey);
-  if (!check) return fail('CERT_ISSUE_FAILED', 'issued certificate does not verify with the issuer key (signer fault)');
+  return checked(
+    certificate(tbs, algorithm, rawToDerSignature(signed.value)),
+    fields.serial,
+    signer,
+    sc.value.publicKey,
+  );
+}
+
+/**
+ * Self-check of an issued certificate: its signature must verify with the issuer key (catches a misbehaving
+ * signer). Then its serial, fingerprint and validity as read back.
+ */
+async function checked(
+  der: Uint8Array,
+  serial: Uint8Array,
+  signer: Signer,
+  publicKey: CryptoKey,
+): Promise<Result<IssuedCertificateInfo>> {
+  const validity = await selfCheck(der, signer, publicKey);
+  if (!validity)
+    return fail('CERT_ISSUE_FAILED', 'issued certificate does not verify with the issuer key (signer fault)');
+  const iso = (ms: number) => new Date(ms).toISOString();
   return ok({
     der,
-    serialNumber: toHex(fields.serial),
+    serialNumber: toHex(serial),
     sha256: await certificateSha256(der),
-    notBefore: new Date(check.notBefore).toISOString(),
-    notAfter: new Date(check.notAfter).toISOString(),
+    notBefore: iso(validity.notBefore),
+    notAfter: iso(validity.notAfter),
   });
 }
 
