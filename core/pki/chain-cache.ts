@@ -73,7 +73,7 @@ function read(der: Uint8Array): Known | null {
   const k = bytesKey(der);
   const hit = known.get(k);
   if (hit !== undefined) return hit;
-  const parts = certificateParts(der);
+  const parts = certificateParts(der.slice()); // a copy: the memo must not see later changes of the caller's bytes
   const value = parts ? { parts, key: importVerifyKey(parts.spki) } : null;
   known.set(k, value);
   return value;

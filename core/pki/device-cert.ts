@@ -9,7 +9,6 @@ import type { Clock } from '../ports.js';
 import { parseCertificate } from './chain.js';
 import { ok, type Result } from '../result.js';
 import { RevocationUrlsSchema, type RevocationUrls } from './revocation-urls.js';
-import { certificateParts } from './der.js';
 import { buf, curveSize, spkiCurve } from './ecdsa.js';
 import { name as encodeName, extension, values } from './tbs.js';
 import {
@@ -20,6 +19,7 @@ import {
   checkSubjectKey,
   ekuOids,
   issueEncoded,
+  issuerParts,
   loadIssuer,
   nameItems,
   randomSerial,
@@ -241,7 +241,7 @@ export async function issueDeviceCertificate(params: {
   const caEnd = issuerCert.value.notAfter.getTime();
   const crl = urls?.data.crl;
   const ocsp = urls?.data.ocsp;
-  const ca = certificateParts(params.ca.certificate);
+  const ca = issuerParts(params.ca.certificate);
   const issuerName = ca?.subject ?? new Uint8Array(issuerCert.value.subjectName.toArrayBuffer());
   const authorityKeyId = ca?.subjectKeyId ?? (await keyIdentifier(params.ca.signer.publicKeySpki));
   const issued = await issueEncoded(params.ca.signer, {

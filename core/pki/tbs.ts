@@ -29,8 +29,19 @@ export function element(tag: number, ...contents: readonly Uint8Array[]): Uint8A
 
 export const sequence = (...c: readonly Uint8Array[]): Uint8Array => element(0x30, ...c);
 
-/** An OBJECT IDENTIFIER element from its dotted form (the caller has checked it, OID_RE). */
+/** Encoded OIDs (a profile uses a handful; bounded all the same). */
+const oids = new Map<string, Uint8Array>();
+
+/** An OBJECT IDENTIFIER element from its dotted form (the caller has checked it, OID_RE). Do not modify the result. */
 export function oid(dotted: string): Uint8Array {
+  const hit = oids.get(dotted);
+  if (hit) return hit;
+  const el = encodeOid(dotted);
+  if (oids.size < 256) oids.set(dotted, el);
+  return el;
+}
+
+function encodeOid(dotted: string): Uint8Array {
   const arcs = dotted.split('.').map(Number);
   const body: number[] = [];
   const push = (v: number) => {

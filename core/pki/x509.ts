@@ -42,7 +42,7 @@ import {
   type CryptoKey,
   type EcdsaParams,
 } from './ecdsa.js';
-import { certificateParts, ecdsaAlgorithmHash } from './der.js';
+import { certificateParts, ecdsaAlgorithmHash, type CertificateParts } from './der.js';
 import { bytesKey, Lru } from './memo.js';
 import { certificateSha256 } from './pem.js';
 import { certificate, ECDSA_ALGORITHM, tbsCertificate, type NameItem, type TbsFields } from './tbs.js';
@@ -292,6 +292,18 @@ function parseIssuer(der: Uint8Array): Result<X509Certificate> {
   issuers.set(key, r);
   return r;
 }
+
+/** The issuer certificate's DER parts (./der.ts), read once per exact DER; null when the strict reader declines. */
+export function issuerParts(der: Uint8Array): CertificateParts | null {
+  const key = bytesKey(der);
+  const hit = issuerDerParts.get(key);
+  if (hit !== undefined) return hit;
+  const parts = certificateParts(der.slice()); // a copy: the memo must not see later changes of the caller's bytes
+  issuerDerParts.set(key, parts);
+  return parts;
+}
+
+const issuerDerParts = new Lru<CertificateParts | null>(16);
 
 /** Parse and vet the issuer: certificate parses, is a CA allowed to sign certs, is valid now, matches the signer key. */
 export function loadIssuer(issuer: Issuer, now: Date, issuingCa: boolean): Result<X509Certificate> {
