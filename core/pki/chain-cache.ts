@@ -79,7 +79,6 @@ function read(der: Uint8Array): Known | null {
   return value;
 }
 
-
 /** True when `issuer` signed `leaf` (names match, ECDSA signature verifies); null when this reader cannot tell. */
 async function signed(leaf: CertificateParts, issuer: Known): Promise<boolean | null> {
   if (!bytesEqual(leaf.issuer, issuer.parts.subject)) return false;
