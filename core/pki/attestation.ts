@@ -13,14 +13,13 @@ import { fail } from '../errors.js';
 import type { AttestationEvidence, AttestKeyRole, Curve, Measurements } from '../model.js';
 import type { Clock } from '../ports.js';
 import { ok, type Result } from '../result.js';
-import { verifyCertificateChain } from './chain.js';
+import { verifyLeafChain } from './chain-cache.js';
 import { curveHash, derToRawSignature, importVerifyKey, spkiCurve, verifyRaw } from './ecdsa.js';
 import { certificateSha256 } from './pem.js';
 
 const PREFIX_V1 = 'line-station/attest/v1\0';
 /** Domain separation of protocol v2 statements (23 bytes, the NUL included). */
 export const STATEMENT_PREFIX = 'line-station/attest/v2\0';
-const OID_SERIAL_NUMBER = '2.5.4.5';
 const NONCE_SIZE = 32;
 const DIGEST_SIZE = 32;
 const MAX_KEY_SIZE = 1024;
@@ -191,10 +190,10 @@ export async function verifyAttestation(params: {
     if (!statement)
       return fail('ATTEST_STATEMENT_INVALID', 'the attestation statement is not in the protocol 2 statement format');
   }
-  const chain = await verifyCertificateChain(evidence.chain, params.trustAnchors, params.clock.now());
+  const chain = await verifyLeafChain(evidence.chain, params.trustAnchors, params.clock.now());
   if (!chain.ok) return fail('ATTEST_CHAIN_INVALID', `attestation chain invalid: ${chain.error}`);
-  const leaf = chain.value.leaf;
-  const serials = leaf.subjectName.getField(OID_SERIAL_NUMBER);
+  const leaf = chain.value;
+  const serials = leaf.serialNumbers;
   if (serials.length !== 1 || serials[0] !== chipId)
     return fail(
       'ATTEST_IDENTITY_MISMATCH',
@@ -204,7 +203,7 @@ export async function verifyAttestation(params: {
         actual: serials.join(','),
       },
     );
-  const key = await importVerifyKey(new Uint8Array(leaf.publicKey.rawData));
+  const key = await importVerifyKey(leaf.spki);
   if (!key) return fail('ATTEST_CHAIN_INVALID', 'the attestation key is not an EC P-256 or P-384 key');
   const raw = derToRawSignature(evidence.signature, key.curve);
   if (!raw) return fail('ATTEST_SIGNATURE_INVALID', 'the attestation signature is not a DER ECDSA signature');
@@ -221,7 +220,15 @@ export async function verifyAttestation(params: {
     const bound = checkBinding(statement, { nonce, chipId, ...params.expected });
     if (!bound.ok) return bound;
   }
-  return ok({ leafSha256: await certificateSha256(evidence.chain[0]!), leafSubject: leaf.subject, statement });
+  const leafSha256 = await certificateSha256(evidence.chain[0]!);
+  return ok({
+    leafSha256,
+    // The subject string is formatted on demand (the flow records only the fingerprint).
+    get leafSubject() {
+      return leaf.subject;
+    },
+    statement,
+  });
 }
 
 /** The signed statement says what the station expects (called after the signature verified). */

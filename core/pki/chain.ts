@@ -17,7 +17,7 @@ const MAX_CHAIN = 8;
 const MAX_CERT_BYTES = 16 * 1024;
 
 /** Extensions we understand; an unknown extension marked critical fails validation. */
-const KNOWN_EXTENSIONS = new Set([
+export const KNOWN_EXTENSIONS: ReadonlySet<string> = new Set([
   '2.5.29.14', // subjectKeyIdentifier
   '2.5.29.35', // authorityKeyIdentifier
   '2.5.29.15', // keyUsage
@@ -80,7 +80,8 @@ function checkIssuer(c: X509Certificate, below: number, what: string): string | 
   return null;
 }
 
-type ExcludedType = 'dNSName' | 'rfc822Name' | 'iPAddress' | 'uniformResourceIdentifier';
+/** The name types a CA's nameConstraints may exclude (see excludedTypes). */
+export type ExcludedType = 'dNSName' | 'rfc822Name' | 'iPAddress' | 'uniformResourceIdentifier';
 const EXCLUDABLE: readonly ExcludedType[] = ['dNSName', 'rfc822Name', 'iPAddress', 'uniformResourceIdentifier'];
 
 /**
@@ -88,37 +89,56 @@ const EXCLUDABLE: readonly ExcludedType[] = ['dNSName', 'rfc822Name', 'iPAddress
  * rfc822Name, iPAddress and URI (headquarters' station CA profile excludes every DNS name, e-mail address and IP
  * address, core/pki/ca.ts). A certificate below it that carries ANY subject alternative name of an excluded type
  * fails, whatever the subtree's value (stricter than RFC 5280, never looser). Permitted subtrees, or excluded
- * subtrees of another type, are refused as unsupported.
+ * subtrees of another type, are refused as unsupported. This part: the types `ca` excludes (empty: no constraints).
  */
-function checkNameConstraints(ca: X509Certificate, below: readonly X509Certificate[], what: string): string | null {
+function excludedTypes(ca: X509Certificate, what: string): Result<Set<ExcludedType>, string> {
+  const excluded = new Set<ExcludedType>();
   const ext = ca.extensions.find((e) => e.type === '2.5.29.30');
-  if (!ext) return null;
+  if (!ext) return ok(excluded);
   let nc: NameConstraints;
   try {
     nc = AsnConvert.parse(ext.value, NameConstraints);
   } catch {
-    return `${what} (${ca.subject}) has malformed name constraints`;
+    return err(`${what} (${ca.subject}) has malformed name constraints`);
   }
-  if (nc.permittedSubtrees?.length) return `${what} (${ca.subject}) has permitted name subtrees (unsupported)`;
-  const excluded = new Set<ExcludedType>();
+  if (nc.permittedSubtrees?.length) return err(`${what} (${ca.subject}) has permitted name subtrees (unsupported)`);
   for (const t of nc.excludedSubtrees ?? []) {
     const type = EXCLUDABLE.find((k) => t.base[k] !== undefined);
-    if (!type) return `${what} (${ca.subject}) excludes a name type this verifier does not support`;
+    if (!type) return err(`${what} (${ca.subject}) excludes a name type this verifier does not support`);
     excluded.add(type);
   }
+  return ok(excluded);
+}
+
+/** The name constraint check of one certificate `c` below `ca` (see excludedTypes): a message, or null. */
+function excludedNameIn(
+  c: X509Certificate,
+  excluded: ReadonlySet<ExcludedType>,
+  ca: X509Certificate,
+  what: string,
+): string | null {
+  if (excluded.size === 0) return null;
+  const san = c.extensions.find((e) => e.type === '2.5.29.17');
+  if (!san) return null;
+  let names: SubjectAlternativeName;
+  try {
+    names = AsnConvert.parse(san.value, SubjectAlternativeName);
+  } catch {
+    return `certificate ${c.subject} has a malformed subjectAltName`;
+  }
+  for (const n of names)
+    for (const type of excluded)
+      if (n[type] !== undefined)
+        return `certificate ${c.subject} has a ${type} name that ${what} (${ca.subject}) excludes by its name constraints`;
+  return null;
+}
+
+function checkNameConstraints(ca: X509Certificate, below: readonly X509Certificate[], what: string): string | null {
+  const excluded = excludedTypes(ca, what);
+  if (!excluded.ok) return excluded.error;
   for (const c of below) {
-    const san = c.extensions.find((e) => e.type === '2.5.29.17');
-    if (!san) continue;
-    let names: SubjectAlternativeName;
-    try {
-      names = AsnConvert.parse(san.value, SubjectAlternativeName);
-    } catch {
-      return `certificate ${c.subject} has a malformed subjectAltName`;
-    }
-    for (const n of names)
-      for (const type of excluded)
-        if (n[type] !== undefined)
-          return `certificate ${c.subject} has a ${type} name that ${what} (${ca.subject}) excludes by its name constraints`;
+    const r = excludedNameIn(c, excluded.value, ca, what);
+    if (r) return r;
   }
   return null;
 }
@@ -132,59 +152,91 @@ async function signedBy(child: X509Certificate, issuer: X509Certificate): Promis
   }
 }
 
+/** The label of path[i] in name constraint messages. */
+function caLabel(path: readonly unknown[], i: number): string {
+  return i === path.length - 1 ? 'trust anchor' : 'issuer';
+}
+
 function checkNameConstraintsOnPath(path: readonly X509Certificate[]): string | null {
   for (let i = 1; i < path.length; i++) {
-    const r = checkNameConstraints(path[i]!, path.slice(0, i), i === path.length - 1 ? 'trust anchor' : 'issuer');
+    const r = checkNameConstraints(path[i]!, path.slice(0, i), caLabel(path, i));
     if (r) return r;
   }
   return null;
 }
 
 /**
- * Validate `chain` (DER, leaf first; may include the anchor itself) against `anchors` at time `at`.
- * Returns the validated path or a message naming the failing certificate.
+ * A path validated without a clock and without the leaf's names (chain-cache.ts): what is left to check for a
+ * given leaf at a given time are the validity windows of path[1..] (in path order) and, for each CA path[i]
+ * (i >= 1), the name types it excludes (excluded[i - 1]).
  */
-export async function verifyCertificateChain(
-  chain: readonly Uint8Array[],
-  anchors: readonly Uint8Array[],
-  at: Date,
-): Promise<Result<ValidatedPath, string>> {
-  if (!Array.isArray(chain) || chain.length === 0) return err('the certificate chain is empty');
-  if (chain.length > MAX_CHAIN) return err(`the certificate chain has more than ${MAX_CHAIN} certificates`);
-  if (anchors.length === 0) return err('no trust anchors are configured');
-  const certs: X509Certificate[] = [];
-  for (const [i, der] of chain.entries()) {
-    const c = parseCertificate(der, `certificate #${i} of the chain`);
-    if (!c.ok) return c;
-    certs.push(c.value);
+export interface StructuralPath extends ValidatedPath {
+  readonly windows: ReadonlyArray<{ readonly notBefore: number; readonly notAfter: number }>;
+  readonly excluded: ReadonlyArray<ReadonlySet<ExcludedType>>;
+}
+
+/**
+ * Name constraints of a path above its leaf: every CA's constraints parse and are supported, and no certificate
+ * between the leaf and the CA carries a name it excludes. The leaf's own names are the caller's check.
+ */
+function structuralNameConstraints(path: readonly X509Certificate[]): Result<Array<Set<ExcludedType>>, string> {
+  const out: Array<Set<ExcludedType>> = [];
+  for (let i = 1; i < path.length; i++) {
+    const what = caLabel(path, i);
+    const excluded = excludedTypes(path[i]!, what);
+    if (!excluded.ok) return excluded;
+    for (const c of path.slice(1, i)) {
+      const r = excludedNameIn(c, excluded.value, path[i]!, what);
+      if (r) return err(r);
+    }
+    out.push(excluded.value);
   }
-  const roots: X509Certificate[] = [];
-  for (const [i, der] of anchors.entries()) {
-    const c = parseCertificate(der, `trust anchor #${i}`);
-    if (!c.ok) return c;
-    roots.push(c.value);
-  }
+  return ok(out);
+}
+
+/**
+ * Build and check the path from certs[0] (RFC 5280 §6 subset, see the module comment). With `at`, every check;
+ * without (structural), validity is recorded instead of checked and the leaf's names are left out of the name
+ * constraint check (StructuralPath says what is left).
+ */
+async function walk(
+  certs: readonly X509Certificate[],
+  roots: readonly X509Certificate[],
+  at: Date | null,
+): Promise<Result<StructuralPath, string>> {
   const leaf = certs[0]!;
   const path: X509Certificate[] = [leaf];
+  const windows: Array<{ notBefore: number; notAfter: number }> = [];
+  const window = (c: X509Certificate) =>
+    windows.push({ notBefore: c.notBefore.getTime(), notAfter: c.notAfter.getTime() });
+  const done = (): Result<StructuralPath, string> => {
+    if (at) {
+      const nc = checkNameConstraintsOnPath(path);
+      return nc ? err(nc) : ok({ path, leaf, windows, excluded: [] });
+    }
+    const nc = structuralNameConstraints(path);
+    return nc.ok ? ok({ path, leaf, windows, excluded: nc.value }) : nc;
+  };
   const used = new Set<number>([0]);
   let current = leaf;
   let what = 'leaf certificate';
   for (let depth = 0; depth <= MAX_CHAIN; depth++) {
-    const t = checkTime(current, at, what) ?? checkCritical(current, what);
+    const t = (at ? checkTime(current, at, what) : null) ?? checkCritical(current, what);
     if (t) return err(t);
+    if (!at && depth > 0) window(current);
     // An anchor that signed the current certificate ends the path.
     for (const root of roots) {
       if (await signedBy(current, root)) {
-        const r = checkIssuer(root, depth, 'trust anchor') ?? checkTime(root, at, 'trust anchor');
+        const r = checkIssuer(root, depth, 'trust anchor') ?? (at ? checkTime(root, at, 'trust anchor') : null);
         if (r) return err(r);
+        if (!at) window(root);
         path.push(root);
-        const nc = checkNameConstraintsOnPath(path);
-        return nc ? err(nc) : ok({ path, leaf });
+        return done();
       }
     }
     // The leaf itself may be a trust anchor (pinned certificate).
     if (depth === 0 && roots.some((r) => bytesEqual(new Uint8Array(r.rawData), new Uint8Array(leaf.rawData))))
-      return ok({ path, leaf });
+      return ok({ path, leaf, windows, excluded: [] });
     let next: number | null = null;
     for (const [i, c] of certs.entries()) {
       if (used.has(i)) continue;
@@ -210,4 +262,55 @@ export async function verifyCertificateChain(
     current = issuer;
   }
   return err('the certificate chain is too long');
+}
+
+/** Parse the chain and the anchors for `walk`; the first message on failure. */
+function parseAll(
+  chain: readonly Uint8Array[],
+  anchors: readonly Uint8Array[],
+): Result<{ certs: X509Certificate[]; roots: X509Certificate[] }, string> {
+  if (!Array.isArray(chain) || chain.length === 0) return err('the certificate chain is empty');
+  if (chain.length > MAX_CHAIN) return err(`the certificate chain has more than ${MAX_CHAIN} certificates`);
+  if (anchors.length === 0) return err('no trust anchors are configured');
+  const certs: X509Certificate[] = [];
+  for (const [i, der] of chain.entries()) {
+    const c = parseCertificate(der, `certificate #${i} of the chain`);
+    if (!c.ok) return c;
+    certs.push(c.value);
+  }
+  const roots: X509Certificate[] = [];
+  for (const [i, der] of anchors.entries()) {
+    const c = parseCertificate(der, `trust anchor #${i}`);
+    if (!c.ok) return c;
+    roots.push(c.value);
+  }
+  return ok({ certs, roots });
+}
+
+/**
+ * Validate `chain` (DER, leaf first; may include the anchor itself) against `anchors` at time `at`.
+ * Returns the validated path or a message naming the failing certificate.
+ */
+export async function verifyCertificateChain(
+  chain: readonly Uint8Array[],
+  anchors: readonly Uint8Array[],
+  at: Date,
+): Promise<Result<ValidatedPath, string>> {
+  const parsed = parseAll(chain, anchors);
+  if (!parsed.ok) return parsed;
+  const r = await walk(parsed.value.certs, parsed.value.roots, at);
+  return r.ok ? ok({ path: r.value.path, leaf: r.value.leaf }) : r;
+}
+
+/**
+ * The structural part of verifyCertificateChain (no clock, the leaf's names left out; see StructuralPath), for
+ * chain-cache.ts, which caches it and checks the rest per leaf. The same parsing and messages.
+ */
+export async function verifyChainStructure(
+  chain: readonly Uint8Array[],
+  anchors: readonly Uint8Array[],
+): Promise<Result<StructuralPath, string>> {
+  const parsed = parseAll(chain, anchors);
+  if (!parsed.ok) return parsed;
+  return walk(parsed.value.certs, parsed.value.roots, null);
 }

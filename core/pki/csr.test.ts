@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CryptoKeyPair } from './ecdsa.js';
-import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
+import { Pkcs10CertificateRequest, Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
 import { verifyCsr } from './csr.js';
 import { toPem } from './pem.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
@@ -59,6 +59,28 @@ describe('verifyCsr', () => {
     bad2[bad2.length - 5]! ^= 0x01;
     const r2 = await verifyCsr(bad2);
     expect(r2.ok ? '' : r2.error.code).toBe('CSR_POP_FAILED');
+  });
+
+  it('on every changed byte, accepts exactly what both the full parser and openssl accept', async () => {
+    const { der } = await makeCsr('P-256', 'LS-CCCCCC');
+    for (let i = 0; i < der.length; i += 2) {
+      const bad = der.slice();
+      bad[i] = bad[i]! ^ 0x04;
+      const r = await verifyCsr(bad);
+      let full = false;
+      try {
+        full = await new Pkcs10CertificateRequest(bad).verify();
+      } catch {
+        full = false;
+      }
+      writeFileSync(join(dir, 'changed.csr'), toPem(bad, 'CERTIFICATE REQUEST'));
+      const o = spawnSync('openssl', ['req', '-in', join(dir, 'changed.csr'), '-verify', '-noout'], {
+        encoding: 'utf8',
+      });
+      const openssl = /verify OK/i.test(`${o.stdout}${o.stderr}`);
+      expect(`${i}:${r.ok}`).toBe(`${i}:${full && openssl}`);
+      if (r.ok) expect(r.value.subject).toBe(new Pkcs10CertificateRequest(bad).subject);
+    }
   });
 
   it('garbage and non-EC keys are CSR_INVALID; a different key than expected is refused', async () => {

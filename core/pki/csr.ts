@@ -3,7 +3,7 @@
  * allow only EC P-256 / P-384 keys, and optionally pin the expected key.
  */
 import 'reflect-metadata';
-import { Pkcs10CertificateRequest, Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
+import { Name, Pkcs10CertificateRequest, Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
 import { bytesEqual } from '../bytes.js';
@@ -11,7 +11,16 @@ import { fail } from '../errors.js';
 import type { Curve } from '../model.js';
 import type { Signer } from '../ports.js';
 import { ok, type Result } from '../result.js';
-import { algorithmHash, buf, spkiCurve, type EcdsaParams } from './ecdsa.js';
+import { ecdsaAlgorithmHash, nameAttributes, plainCsrParts, tlv } from './der.js';
+import {
+  algorithmHash,
+  buf,
+  derToRawSignature,
+  importVerifyKey,
+  spkiCurve,
+  verifyRaw,
+  type EcdsaParams,
+} from './ecdsa.js';
 import { buildName, signerCrypto, type SimpleSubject } from './x509.js';
 
 const MAX_CSR_BYTES = 8 * 1024;
@@ -35,6 +44,11 @@ export async function verifyCsr(
 ): Promise<Result<VerifiedCsr>> {
   if (!(csrDer instanceof Uint8Array) || csrDer.length === 0) return fail('CSR_INVALID', 'the CSR is empty');
   if (csrDer.length > MAX_CSR_BYTES) return fail('CSR_INVALID', `the CSR is larger than ${MAX_CSR_BYTES} bytes`);
+  const outer = tlv(csrDer, 0, csrDer.length);
+  if (!outer || outer.tag !== 0x30 || outer.end !== csrDer.length)
+    return fail('CSR_INVALID', 'the CSR is not one DER SEQUENCE (bad length or bytes after its end)');
+  const plain = await verifyPlainCsr(csrDer, expected?.publicKeySpki);
+  if (plain) return ok(plain);
   let csr: Pkcs10CertificateRequest;
   let spki: Uint8Array;
   let subject: string;
@@ -64,6 +78,34 @@ export async function verifyCsr(
   if (!valid)
     return fail('CSR_POP_FAILED', 'the CSR signature does not verify with its own key (no proof of possession)');
   return ok({ publicKeySpki: spki, subject, curve });
+}
+
+/**
+ * The fast path of verifyCsr for the plain request boards send (der.ts plainCsrParts: no attributes, UTF8/Printable/
+ * IA5 names): read with the strict DER reader, every check of verifyCsr, the self-signature verified over the
+ * certificationRequestInfo bytes. Only a request that passes every check is answered here; anything else (including
+ * every refusal) is left to the full parser, whose verdict and message stand.
+ */
+async function verifyPlainCsr(der: Uint8Array, expectedSpki: Uint8Array | undefined): Promise<VerifiedCsr | null> {
+  const parts = plainCsrParts(der);
+  if (!parts || !nameAttributes(parts.subject)) return null;
+  const hash = ecdsaAlgorithmHash(parts.algorithm);
+  const curve = spkiCurve(parts.spki);
+  if (!hash || !curve || (expectedSpki && !bytesEqual(expectedSpki, parts.spki))) return null;
+  const key = await importVerifyKey(parts.spki);
+  const raw = derToRawSignature(parts.signature, curve);
+  if (!key || !raw || !(await verifyRaw(key.key, curve, hash, raw, parts.info))) return null;
+  const subjectDer = parts.subject.slice();
+  let subject: string | undefined;
+  return {
+    publicKeySpki: parts.spki.slice(),
+    curve,
+    // Informational: formatted on demand.
+    get subject() {
+      subject ??= new Name(subjectDer).toString();
+      return subject;
+    },
+  };
 }
 
 /** A PKCS#10 request (DER) for the key of `signer`, self-signed through it (an HSM key at headquarters). */

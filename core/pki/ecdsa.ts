@@ -1,14 +1,12 @@
 /**
  * ECDSA helpers shared by the PKI, attestation and JWS code: curve detection from SPKI,
  * strict DER <-> raw (r||s) signature conversion, and WebCrypto verification.
- * Pure: only globalThis.crypto.subtle and the ASN.1 parsers.
+ * Pure: only globalThis.crypto.subtle and the strict DER reader (./der.ts).
  */
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
-import { ECParameters, id_ecPublicKey, id_secp256r1, id_secp384r1 } from '@peculiar/asn1-ecc';
 import type { webcrypto } from 'node:crypto';
 import type { Curve } from '../model.js';
 import type { SignatureAlgorithm } from '../ports.js';
+import { ecSpkiCurve } from './der.js';
 
 // WebCrypto types (type-only import: erased at runtime, the code uses globalThis.crypto).
 export type Crypto = webcrypto.Crypto;
@@ -47,22 +45,10 @@ export function buf(b: Uint8Array): Uint8Array<ArrayBuffer> {
 
 /**
  * The curve of an EC SubjectPublicKeyInfo (DER), or null when it is not an EC P-256 / P-384 key
- * with a named curve and an uncompressed point of the right length. Never throws.
+ * with a named curve and an uncompressed point of the right length (strict DER, ./der.ts). Never throws.
  */
 export function spkiCurve(spki: Uint8Array): Curve | null {
-  try {
-    const info = AsnConvert.parse(spki, SubjectPublicKeyInfo);
-    if (info.algorithm.algorithm !== id_ecPublicKey || !info.algorithm.parameters) return null;
-    const params = AsnConvert.parse(info.algorithm.parameters, ECParameters);
-    const curve: Curve | null =
-      params.namedCurve === id_secp256r1 ? 'P-256' : params.namedCurve === id_secp384r1 ? 'P-384' : null;
-    if (!curve) return null;
-    const point = new Uint8Array(info.subjectPublicKey);
-    if (point.length !== 1 + 2 * curveSize(curve) || point[0] !== 0x04) return null;
-    return curve;
-  } catch {
-    return null;
-  }
+  return spki instanceof Uint8Array ? ecSpkiCurve(spki) : null;
 }
 
 /** Import an EC SPKI for ECDSA verification; null if it is not a valid P-256/P-384 key (point on curve). */

@@ -32,16 +32,33 @@ import {
   algorithmHash,
   buf,
   curveSize,
+  derToRawSignature,
+  rawToDerSignature,
   spkiCurve,
+  verifyRaw,
   type AlgorithmIdentifier,
   type BufferSource,
   type Crypto,
   type CryptoKey,
   type EcdsaParams,
 } from './ecdsa.js';
+import { certificateParts, ecdsaAlgorithmHash, type CertificateParts } from './der.js';
+import { bytesKey, Lru } from './memo.js';
 import { certificateSha256 } from './pem.js';
+import { certificate, ECDSA_ALGORITHM, tbsCertificate, type NameItem, type TbsFields } from './tbs.js';
 
 // ---------------------------------------------------------------- signer -> WebCrypto bridge
+
+/** The error for a signer that returned no raw r||s signature of its curve's size. */
+function badSignatureLength(signature: Uint8Array, curve: Curve): StationError {
+  return {
+    code: 'HSM_FAILED',
+    message: `signer returned a ${signature.length}-byte signature, expected raw r||s of ${2 * curveSize(curve)} bytes`,
+    kind: 'bug',
+    action: 'call-supervisor',
+    guidance: 'The HSM reported an unexpected error. Call a supervisor.',
+  };
+}
 
 /** Thrown inside the WebCrypto bridge to carry a Signer's typed error out of @peculiar/x509. */
 class SignerFailure extends Error {
@@ -78,7 +95,18 @@ function hashName(alg: unknown): string | undefined {
  * to `signer.sign` (every other operation goes to globalThis.crypto.subtle), plus the stand-in key
  * and the imported public key. A signer failure surfaces as the signer's own error (e.g. HSM_SESSION_LOST).
  */
-export async function signerCrypto(signer: Signer): Promise<Result<SignerCrypto>> {
+export function signerCrypto(signer: Signer): Promise<Result<SignerCrypto>> {
+  // One bridge (and one imported public key) per signer object, as long as its key is the same bytes.
+  const hit = bridges.get(signer);
+  if (hit && bytesEqual(hit.spki, signer.publicKeySpki)) return hit.value;
+  const value = makeSignerCrypto(signer);
+  bridges.set(signer, { spki: signer.publicKeySpki.slice(), value });
+  return value;
+}
+
+const bridges = new WeakMap<Signer, { readonly spki: Uint8Array; readonly value: Promise<Result<SignerCrypto>> }>();
+
+async function makeSignerCrypto(signer: Signer): Promise<Result<SignerCrypto>> {
   const curve = spkiCurve(signer.publicKeySpki);
   if (!curve || curve !== signer.curve)
     return fail('CERT_ISSUE_FAILED', `signer public key is not an EC ${signer.curve} key`, { curve });
@@ -116,14 +144,7 @@ export async function signerCrypto(signer: Signer): Promise<Result<SignerCrypto>
             throw new Error(`signer ${signer.algorithm} cannot sign with ${name}/${hashName(alg) ?? '?'}`);
           const r = await signer.sign(toBytes(data));
           if (!r.ok) throw new SignerFailure(r.error);
-          if (r.value.length !== 2 * curveSize(curve))
-            throw new SignerFailure({
-              code: 'HSM_FAILED',
-              message: `signer returned a ${r.value.length}-byte signature, expected raw r||s of ${2 * curveSize(curve)} bytes`,
-              kind: 'bug',
-              action: 'call-supervisor',
-              guidance: 'The HSM reported an unexpected error. Call a supervisor.',
-            });
+          if (r.value.length !== 2 * curveSize(curve)) throw new SignerFailure(badSignatureLength(r.value, curve));
           return buf(r.value).buffer;
         };
       }
@@ -164,29 +185,43 @@ function checkAttr(field: string, value: string): Result<string> {
   return ok(value);
 }
 
+/** The attributes of a subject, checked, in certificate order (O, CN, serialNumber); values, never a DN string. */
+export function nameItems(attrs: {
+  commonName: string;
+  organization?: string | undefined;
+  serialNumber?: string | undefined;
+}): Result<NameItem[]> {
+  const items: NameItem[] = [];
+  if (attrs.organization !== undefined) {
+    const o = checkAttr('organization', attrs.organization);
+    if (!o.ok) return o;
+    items.push({ oid: '2.5.4.10', value: o.value, printable: false });
+  }
+  const cn = checkAttr('commonName', attrs.commonName);
+  if (!cn.ok) return cn;
+  items.push({ oid: '2.5.4.3', value: cn.value, printable: false });
+  if (attrs.serialNumber !== undefined) {
+    if (!PRINTABLE_RE.test(attrs.serialNumber))
+      return fail('CERT_ISSUE_FAILED', 'subject serialNumber: must be 1..64 PrintableString characters', {
+        field: 'serialNumber',
+      });
+    items.push({ oid: '2.5.4.5', value: attrs.serialNumber, printable: true });
+  }
+  return ok(items);
+}
+
 /** Build a Name from attribute values (set as values, never parsed as a DN string). */
 export function buildName(attrs: {
   commonName: string;
   organization?: string | undefined;
   serialNumber?: string | undefined;
 }): Result<Name> {
-  const items: Array<Record<string, Array<{ utf8String?: string; printableString?: string }>>> = [];
-  if (attrs.organization !== undefined) {
-    const o = checkAttr('organization', attrs.organization);
-    if (!o.ok) return o;
-    items.push({ '2.5.4.10': [{ utf8String: o.value }] });
-  }
-  const cn = checkAttr('commonName', attrs.commonName);
-  if (!cn.ok) return cn;
-  items.push({ '2.5.4.3': [{ utf8String: cn.value }] });
-  if (attrs.serialNumber !== undefined) {
-    if (!PRINTABLE_RE.test(attrs.serialNumber))
-      return fail('CERT_ISSUE_FAILED', 'subject serialNumber: must be 1..64 PrintableString characters', {
-        field: 'serialNumber',
-      });
-    items.push({ '2.5.4.5': [{ printableString: attrs.serialNumber }] });
-  }
-  return ok(new Name(items as unknown as NameParams));
+  const items = nameItems(attrs);
+  if (!items.ok) return items;
+  const params = items.value.map((i) => ({
+    [i.oid]: [i.printable ? { printableString: i.value } : { utf8String: i.value }],
+  }));
+  return ok(new Name(params as unknown as NameParams));
 }
 
 /** A dotted-decimal object identifier. */
@@ -239,14 +274,42 @@ export function checkValidityDays(days: number): Result<number> {
   return ok(days);
 }
 
+/** Issuer certificates parsed once per exact DER (every check of loadIssuer still runs on every call). */
+const issuers = new Lru<Result<X509Certificate>>(16);
+
+function parseIssuer(der: Uint8Array): Result<X509Certificate> {
+  const key = bytesKey(der);
+  const hit = issuers.get(key);
+  if (hit) return hit;
+  let r: Result<X509Certificate>;
+  try {
+    const cert = new X509Certificate(buf(der));
+    void cert.extensions;
+    r = ok(cert);
+  } catch (e) {
+    r = fail('CERT_ISSUE_FAILED', `issuer certificate cannot be parsed: ${(e as Error).message}`);
+  }
+  issuers.set(key, r);
+  return r;
+}
+
+/** The issuer certificate's DER parts (./der.ts), read once per exact DER; null when the strict reader declines. */
+export function issuerParts(der: Uint8Array): CertificateParts | null {
+  const key = bytesKey(der);
+  const hit = issuerDerParts.get(key);
+  if (hit !== undefined) return hit;
+  const parts = certificateParts(der.slice()); // a copy: the memo must not see later changes of the caller's bytes
+  issuerDerParts.set(key, parts);
+  return parts;
+}
+
+const issuerDerParts = new Lru<CertificateParts | null>(16);
+
 /** Parse and vet the issuer: certificate parses, is a CA allowed to sign certs, is valid now, matches the signer key. */
 export function loadIssuer(issuer: Issuer, now: Date, issuingCa: boolean): Result<X509Certificate> {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(buf(issuer.certificate));
-  } catch (e) {
-    return fail('CERT_ISSUE_FAILED', `issuer certificate cannot be parsed: ${(e as Error).message}`);
-  }
+  const parsed = parseIssuer(issuer.certificate);
+  if (!parsed.ok) return parsed;
+  const cert = parsed.value;
   if (!bytesEqual(new Uint8Array(cert.publicKey.rawData), issuer.signer.publicKeySpki))
     return fail('CERT_ISSUE_FAILED', 'issuer certificate does not belong to the signing key');
   const bc = cert.getExtension(BasicConstraintsExtension);
@@ -296,26 +359,77 @@ export async function issue(p: IssueParams): Promise<Result<IssuedCertificateInf
       },
       crypto,
     );
-    const der = new Uint8Array(cert.rawData);
-    // Self-check: the signature must verify with the issuer key (catches a misbehaving signer).
-    const check = new X509Certificate(buf(der));
-    const valid = await check.verify(
-      { publicKey: buf(p.signer.publicKeySpki), signatureOnly: true },
-      globalThis.crypto,
-    );
-    if (!valid)
-      return fail('CERT_ISSUE_FAILED', 'issued certificate does not verify with the issuer key (signer fault)');
-    return ok({
-      der,
-      serialNumber: toHex(p.serial),
-      sha256: await certificateSha256(der),
-      notBefore: check.notBefore.toISOString(),
-      notAfter: check.notAfter.toISOString(),
-    });
+    return await checked(new Uint8Array(cert.rawData), p.serial, p.signer, sc.value.publicKey);
   } catch (e) {
     if (e instanceof SignerFailure) return { ok: false, error: e.error };
     return fail('CERT_ISSUE_FAILED', `certificate generation failed: ${(e as Error).message}`);
   }
+}
+
+/**
+ * Issue a certificate from its encoded tbsCertificate fields (tbs.ts, the per-board device certificate): sign the
+ * tbsCertificate through the signer, assemble, and self-check as `issue` does. A Signer error is returned as is.
+ */
+export async function issueEncoded(
+  signer: Signer,
+  fields: Omit<TbsFields, 'algorithm'>,
+): Promise<Result<IssuedCertificateInfo>> {
+  const sc = await signerCrypto(signer);
+  if (!sc.ok) return sc;
+  const algorithm = ECDSA_ALGORITHM[algorithmHash(signer.algorithm)];
+  const tbs = tbsCertificate({ ...fields, algorithm });
+  const signed = await signer.sign(tbs);
+  if (!signed.ok) return signed;
+  if (signed.value.length !== 2 * curveSize(signer.curve))
+    return { ok: false, error: badSignatureLength(signed.value, signer.curve) };
+  return checked(
+    certificate(tbs, algorithm, rawToDerSignature(signed.value)),
+    fields.serial,
+    signer,
+    sc.value.publicKey,
+  );
+}
+
+/**
+ * Self-check of an issued certificate: its signature must verify with the issuer key (catches a misbehaving
+ * signer). Then its serial, fingerprint and validity as read back.
+ */
+async function checked(
+  der: Uint8Array,
+  serial: Uint8Array,
+  signer: Signer,
+  publicKey: CryptoKey,
+): Promise<Result<IssuedCertificateInfo>> {
+  const validity = await selfCheck(der, signer, publicKey);
+  if (!validity)
+    return fail('CERT_ISSUE_FAILED', 'issued certificate does not verify with the issuer key (signer fault)');
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return ok({
+    der,
+    serialNumber: toHex(serial),
+    sha256: await certificateSha256(der),
+    notBefore: iso(validity.notBefore),
+    notAfter: iso(validity.notAfter),
+  });
+}
+
+/**
+ * The issued certificate read back (strict DER, ./der.ts) and its signature verified over the tbsCertificate with
+ * the issuer's key; its validity, or null when it does not read or verify.
+ */
+async function selfCheck(
+  der: Uint8Array,
+  signer: Signer,
+  publicKey: CryptoKey,
+): Promise<{ notBefore: number; notAfter: number } | null> {
+  const parts = certificateParts(der);
+  const hash = algorithmHash(signer.algorithm);
+  if (!parts || !bytesEqual(parts.algorithm, parts.tbsAlgorithm) || ecdsaAlgorithmHash(parts.algorithm) !== hash)
+    return null;
+  const raw = derToRawSignature(parts.signature, signer.curve);
+  if (!raw) return null;
+  const good = await verifyRaw(publicKey, signer.curve, hash, raw, parts.tbs);
+  return good ? { notBefore: parts.notBefore, notAfter: parts.notAfter } : null;
 }
 
 export async function keyIdExtensions(
