@@ -161,7 +161,10 @@ export interface Outbox {
   receipt(receiptId: string): (StoredReceipt & { readonly jws: string }) | null;
   row(recordId: string): OutboxRow | null;
   listFailed(limit?: number): OutboxRow[];
-  /** The audit entries after the newest anchored head, up to `maxBytes` bytes of JSON (docs/audit.md). */
+  /**
+   * The audit entries after the newest anchored head, up to `maxBytes` bytes of JSON (docs/audit.md). What it
+   * returns is sent out, so it first makes every commit so far durable (durability.ts `barrier`: one fsync).
+   */
   auditProof(maxBytes: number): AuditProof;
   /** The heads the registry confirmed (seq, hash), oldest first. */
   auditAnchors(): { seq: number; hash: string }[];

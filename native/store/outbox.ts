@@ -14,6 +14,7 @@ import type Database from 'better-sqlite3';
 import { MAX_PROOF_ENTRIES } from '../../core/hq/audit-head.js';
 import { applyAnchorOutcome, auditAnchorStatements, readAuditProof } from './audit-anchors.js';
 import type { AuditWriter } from './audit-writer.js';
+import type { Durability } from './durability.js';
 import type { Outbox, OutboxItem, OutboxRow, OutboxState, StoredReceipt } from './outbox-types.js';
 
 /** The stored reason of a failed batch attempt is cut to this many characters (it may quote a registry's answer). */
@@ -79,9 +80,9 @@ const toReceipt = (r: ReceiptDb): StoredReceipt => ({
 export function createOutbox(
   db: Database.Database,
   file: string,
-  o: { readonly now: () => string; readonly audit: AuditWriter },
+  o: { readonly now: () => string; readonly audit: AuditWriter; readonly durability: Durability },
 ): Outbox {
-  const { now, audit } = o;
+  const { now, audit, durability } = o;
   const st = {
     counts: db.prepare('SELECT state, COUNT(*) AS n, SUM(conflict) AS c FROM outbox GROUP BY state'),
     oldest: db.prepare("SELECT MIN(enqueued_at) AS at FROM outbox WHERE state IN ('pending', 'sent')"),
@@ -343,6 +344,9 @@ export function createOutbox(
     },
 
     auditProof(maxBytes) {
+      // The head and entries leave the station (batch, bundle) and the registry anchors them: a power loss must not
+      // roll back what it anchored (a fork to the registry). Every commit so far is made durable first.
+      durability.barrier();
       return readAuditProof(db, anchors, maxBytes, MAX_PROOF_ENTRIES);
     },
 

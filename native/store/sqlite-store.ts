@@ -4,6 +4,12 @@
  * (through the connection's audit writer, audit-writer.ts) and advances the chain head, so a crash or power loss
  * at any instant leaves all of the change or none of it.
  *
+ * When a commit is durable (durability.ts, docs/audit.md "Power loss and crashes"): fsynced before the method
+ * returns — a checkpoint that logs an issued certificate, completeRun, failRun, recordRefusal, appendAudit and
+ * createRun of a rotation (its board is erased next); deferred (atomic and crash-safe, made durable by the next
+ * fsync) — createRun of an initial run and every other checkpoint, whose loss in a power cut is the same as a crash
+ * just before them: the flow resumes from the checkpoint before.
+ *
  * Store methods are synchronous and return values (the port has no Result): a refusal (e.g. a second active run
  * for a chip, a quota used up) or a database failure throws a `StoreError` with a typed `reason` carrying a
  * STORE_FAILED StationError. The connection is opened by station-db.ts (`openStationDb`); closing the Store
@@ -21,6 +27,7 @@ import type { Clock, Logger } from '../../core/ports.js';
 import type { FailedRun, NewRun, Store } from '../../core/provisioning/store.js';
 import { sha256HexSync, type AuditWriter } from './audit-writer.js';
 import { verifyAll } from './audit-verify.js';
+import type { Durability } from './durability.js';
 import type { RevocationQueue } from './revocations.js';
 import type { RefusalWriter } from './refusals.js';
 import {
@@ -67,9 +74,10 @@ export function createSqliteStore(
     audit: AuditWriter;
     revocations: RevocationQueue;
     refusals: RefusalWriter;
+    durability: Durability;
   },
 ): SqliteStore {
-  const { clock, logger, audit, revocations, refusals } = o;
+  const { clock, logger, audit, revocations, refusals, durability } = o;
   const now = (): string => clock.now().toISOString();
 
   const st = storeStatements(db);
@@ -119,10 +127,14 @@ export function createSqliteStore(
     return row;
   }
 
-  /** Run `fn` in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
-  function tx<T>(op: string, fn: () => T): T {
+  /**
+   * Run `fn` in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks); its commit is
+   * fsynced (`durable`) or deferred (durability.ts).
+   */
+  function tx<T>(op: string, fn: () => T, durable = true): T {
     try {
-      return db.transaction(fn).immediate();
+      const run = () => db.transaction(fn).immediate();
+      return durable ? run() : durability.deferred(run);
     } catch (e) {
       const se = wrapStoreError(e, op);
       logger?.log('error', 'store operation failed', { op, reason: se.reason, message: se.message });
@@ -223,84 +235,94 @@ export function createSqliteStore(
     },
 
     createRun(run: NewRun) {
-      return tx('createRun', () => {
-        const active = st.activeRun.get(run.chipId) as RunDbRow | undefined;
-        if (active) {
-          throw new StoreError('active-run-exists', `chip ${run.chipId} already has an active run ${active.run_id}`, {
-            chipId: run.chipId,
-            activeRunId: active.run_id,
-          });
-        }
-        if ((run.kind === 'rotation') !== (run.supersedesRecordId !== null)) {
-          throw new StoreError('invalid-argument', 'a rotation run (and only a rotation run) supersedes a record', {
-            runId: run.runId,
-            kind: run.kind,
-          });
-        }
-        insertRun(run, now());
-        append(
-          'run.started',
-          {
-            chipId: run.chipId,
-            serialNumber: run.serialNumber,
-            port: run.port,
-            workOrder: run.workOrder,
-            operator: run.operator,
-            stationId: run.stationId,
-            kind: run.kind,
-            supersedesRecordId: run.supersedesRecordId,
-          },
-          run.runId,
-        );
-        return toRun(st.getRun.get(run.runId) as RunDbRow);
-      });
+      return tx(
+        'createRun',
+        () => {
+          const active = st.activeRun.get(run.chipId) as RunDbRow | undefined;
+          if (active) {
+            throw new StoreError('active-run-exists', `chip ${run.chipId} already has an active run ${active.run_id}`, {
+              chipId: run.chipId,
+              activeRunId: active.run_id,
+            });
+          }
+          if ((run.kind === 'rotation') !== (run.supersedesRecordId !== null)) {
+            throw new StoreError('invalid-argument', 'a rotation run (and only a rotation run) supersedes a record', {
+              runId: run.runId,
+              kind: run.kind,
+            });
+          }
+          insertRun(run, now());
+          append(
+            'run.started',
+            {
+              chipId: run.chipId,
+              serialNumber: run.serialNumber,
+              port: run.port,
+              workOrder: run.workOrder,
+              operator: run.operator,
+              stationId: run.stationId,
+              kind: run.kind,
+              supersedesRecordId: run.supersedesRecordId,
+            },
+            run.runId,
+          );
+          return toRun(st.getRun.get(run.runId) as RunDbRow);
+          // A rotation erases the board's identity right after: its run must survive a power loss first.
+        },
+        run.kind === 'rotation',
+      );
     },
 
     checkpoint(runId, step, patch, audit, issued) {
-      return tx('checkpoint', () => {
-        const row = mustGetActiveRun(runId, 'checkpoint');
-        if (issued) {
-          if (issued.runId !== runId || issued.chipId !== row.chip_id) {
-            throw new StoreError('invalid-argument', 'issued certificate belongs to another run or chip', {
+      return tx(
+        'checkpoint',
+        () => {
+          const row = mustGetActiveRun(runId, 'checkpoint');
+          if (issued) {
+            if (issued.runId !== runId || issued.chipId !== row.chip_id) {
+              throw new StoreError('invalid-argument', 'issued certificate belongs to another run or chip', {
+                runId,
+                certificateRunId: issued.runId,
+                certificateChipId: issued.chipId,
+              });
+            }
+            const digest = sha256HexSync(issued.der);
+            if (digest !== issued.sha256.toLowerCase()) {
+              throw new StoreError('invalid-argument', 'issued certificate sha256 does not match its DER', {
+                serialNumber: issued.serialNumber,
+              });
+            }
+            st.insertCert.run(
+              issued.serialNumber,
+              digest,
+              issued.chipId,
               runId,
-              certificateRunId: issued.runId,
-              certificateChipId: issued.chipId,
-            });
+              Buffer.from(issued.der),
+              issued.notBefore,
+              issued.notAfter,
+              issued.issuedAt,
+            );
+            append(
+              'cert.issued',
+              {
+                serialNumber: issued.serialNumber,
+                sha256: digest,
+                chipId: issued.chipId,
+                notBefore: issued.notBefore,
+                notAfter: issued.notAfter,
+                issuedAt: issued.issuedAt,
+              },
+              runId,
+            );
           }
-          const digest = sha256HexSync(issued.der);
-          if (digest !== issued.sha256.toLowerCase()) {
-            throw new StoreError('invalid-argument', 'issued certificate sha256 does not match its DER', {
-              serialNumber: issued.serialNumber,
-            });
-          }
-          st.insertCert.run(
-            issued.serialNumber,
-            digest,
-            issued.chipId,
-            runId,
-            Buffer.from(issued.der),
-            issued.notBefore,
-            issued.notAfter,
-            issued.issuedAt,
-          );
-          append(
-            'cert.issued',
-            {
-              serialNumber: issued.serialNumber,
-              sha256: digest,
-              chipId: issued.chipId,
-              notBefore: issued.notBefore,
-              notAfter: issued.notAfter,
-              issuedAt: issued.issuedAt,
-            },
-            runId,
-          );
-        }
-        const data = { ...parseStoredJson<RunData>(row.data_json, `data of run ${runId}`), ...patch };
-        st.updateRunStep.run(step, JSON.stringify(data), now(), runId);
-        append(`step.${step}`, audit, runId);
-        return toRun(st.getRun.get(runId) as RunDbRow);
-      });
+          const data = { ...parseStoredJson<RunData>(row.data_json, `data of run ${runId}`), ...patch };
+          st.updateRunStep.run(step, JSON.stringify(data), now(), runId);
+          append(`step.${step}`, audit, runId);
+          return toRun(st.getRun.get(runId) as RunDbRow);
+          // The certificate is written to the board next: logged (and so revocable) on disk first.
+        },
+        issued !== undefined,
+      );
     },
 
     completeRun(runId, record) {

@@ -16,6 +16,7 @@ import { systemClock, type Clock, type Logger } from '../../core/ports.js';
 import { ok, type Result } from '../../core/result.js';
 import { createPrivateFile } from '../data-dir.js';
 import { createAuditWriter } from './audit-writer.js';
+import { createDurability } from './durability.js';
 import { createLifecycleDb, type LifecycleDb } from './lifecycle.js';
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { createAttemptStore, createOperatorStore, type AttemptStore, type OperatorStore } from './operators.js';
@@ -33,8 +34,10 @@ export interface OpenStationDbOptions {
   /** Open without writing (no migrations; mutations throw StoreError 'read-only'). */
   readonly readonly?: boolean;
   /**
-   * SQLite synchronous level. FULL (default) fsyncs the WAL on every commit: a committed checkpoint survives
-   * power loss. NORMAL is only for benchmarks/tests (a power loss may lose the last commits, never corrupt).
+   * SQLite synchronous level. FULL (default): every commit is fsynced before it returns except the Store's
+   * deferred ones (durability.ts: steps whose loss equals a crash just before them), which the next FULL commit or
+   * barrier makes durable. NORMAL is only for benchmarks/tests: no commit and no barrier fsyncs (a power loss may
+   * lose the last commits, never corrupt).
    */
   readonly synchronous?: 'FULL' | 'NORMAL';
   /** Milliseconds to wait for a lock held by another connection (default 5000). */
@@ -144,14 +147,22 @@ function createPorts(db: Database.Database, file: string, opts: OpenStationDbOpt
   const clock = opts.clock ?? systemClock;
   const now = (): string => clock.now().toISOString();
   const audit = createAuditWriter(db, now);
+  const durability = createDurability(db, opts.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL');
   const revocations = createRevocationQueue(db);
   const operators = createOperatorStore(db);
   const refusals = createRefusalWriter(db, { audit, newId: randomUUID });
-  const store = createSqliteStore(db, file, { clock, logger: opts.logger, audit, revocations, refusals });
+  const store = createSqliteStore(db, file, {
+    clock,
+    logger: opts.logger,
+    audit,
+    revocations,
+    refusals,
+    durability,
+  });
   return {
     path: file,
     store,
-    outbox: createOutbox(db, file, { now, audit }),
+    outbox: createOutbox(db, file, { now, audit, durability }),
     lifecycle: createLifecycleDb(db, { now, revocations, operators }),
     queries: createQueries(db),
     operators,
