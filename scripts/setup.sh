@@ -10,7 +10,8 @@ for cmd in softhsm2-util:softhsm2 pkcs11-tool:opensc socat:socat openssl:openssl
   command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd##*:}")
 done
 # qpdf and poppler-utils (pdfinfo, pdftoppm): the label PDF checked by independent readers (native/printers).
-# strace: test/integration/idle-watch.test.ts counts the programs an idle `station watch` starts.
+# strace: test/integration/idle-watch.test.ts counts the programs an idle `station watch` starts; the durability
+# tests (test/integration/durability.test.ts, native/store/durability.test.ts) trace fsyncs and writes.
 # sqlite3 and python3: the independent verifier (test/verifier/lsverify.py) and the read-only station.db commands of
 # docs/formats.md "Independent verification".
 # CUPS: test/integration/labels-cups.test.ts prints a label with the real `lp` (cups-client) through a private
