@@ -3,6 +3,11 @@
  * append-only, hash-chained audit trail. Every mutating method is ONE transaction that also appends
  * its audit entry, so a power loss at any instant leaves either the whole change or none of it.
  *
+ * Durable (on disk before the method returns): completeRun, failRun, recordRefusal, appendAudit, createRun of a
+ * rotation and a checkpoint that logs an issued certificate. The other commits (createRun of an initial run, the
+ * other checkpoints) survive a crash of the process but may be undone by a power loss until the next durable
+ * commit: only commits whose loss equals a crash just before them (docs/audit.md "Power loss and crashes").
+ *
  * Synchronous by design (better-sqlite3); the engine runs off the UI thread.
  */
 import type { StepName } from '../model.js';
