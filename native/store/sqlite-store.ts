@@ -54,6 +54,9 @@ import {
 } from './store-rows.js';
 import type { RunData } from '../../core/provisioning/store.js';
 
+/** Runs whose parsed data a connection keeps (a station provisions at most a few dozen boards at once). */
+const RUN_DATA_CACHE = 256;
+
 /** The Store port of the station database, with its file path and an integrity check. */
 export type SqliteStore = Store & {
   readonly path: string;
@@ -116,6 +119,24 @@ export function createSqliteStore(
         );
       throw e;
     }
+  }
+
+  /**
+   * The parsed data of the runs this connection wrote or read last, by run id, with the exact data_json it was
+   * parsed from: a run's next checkpoint parses its data only if the row changed meanwhile (another connection).
+   * At most RUN_DATA_CACHE runs (cleared when full).
+   */
+  const runData = new Map<string, { readonly json: string; readonly data: RunData }>();
+  function remember(runId: string, json: string, data: RunData): void {
+    if (runData.size >= RUN_DATA_CACHE) runData.clear();
+    runData.set(runId, { json, data });
+  }
+  function dataOf(row: RunDbRow): RunData {
+    const c = runData.get(row.run_id);
+    if (c && c.json === row.data_json) return c.data;
+    const data = parseStoredJson<RunData>(row.data_json, `data of run ${row.run_id}`);
+    remember(row.run_id, row.data_json, data);
+    return data;
   }
 
   function mustGetActiveRun(runId: string, op: string): RunDbRow {
@@ -315,10 +336,14 @@ export function createSqliteStore(
               runId,
             );
           }
-          const data = { ...parseStoredJson<RunData>(row.data_json, `data of run ${runId}`), ...patch };
-          st.updateRunStep.run(step, JSON.stringify(data), now(), runId);
+          const dataJson = JSON.stringify({ ...dataOf(row), ...patch });
+          const updatedAt = now();
+          st.updateRunStep.run(step, dataJson, updatedAt, runId);
           append(`step.${step}`, audit, runId);
-          return toRun(st.getRun.get(runId) as RunDbRow);
+          // The row as written (what reading it back returns), its data parsed from the very JSON stored.
+          const data = parseStoredJson<RunData>(dataJson, `data of run ${runId}`);
+          remember(runId, dataJson, data);
+          return toRun({ ...row, step, data_json: dataJson, updated_at: updatedAt }, data);
           // The certificate is written to the board next: logged (and so revocable) on disk first.
         },
         issued !== undefined,

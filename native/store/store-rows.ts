@@ -108,8 +108,8 @@ export const RECORD_COLS = `record_id, run_id, chip_id, serial_number, work_orde
 export const MAX_PAGE = 1000;
 export const MAX_AUDIT_PAGE = 10_000;
 
-/** A run row as the port's RunRow. */
-export function toRun(r: RunDbRow): RunRow {
+/** A run row as the port's RunRow (`data`: its data_json already parsed). */
+export function toRun(r: RunDbRow, data?: RunData): RunRow {
   return {
     runId: r.run_id,
     chipId: r.chip_id,
@@ -122,7 +122,7 @@ export function toRun(r: RunDbRow): RunRow {
     supersedesRecordId: r.supersedes_record_id,
     state: r.state as RunRow['state'],
     step: r.step as StepName,
-    data: parseJson<RunData>(r.data_json, `data of run ${r.run_id}`),
+    data: data ?? parseJson<RunData>(r.data_json, `data of run ${r.run_id}`),
     error: r.error_json === null ? null : parseJson<RunRow['error']>(r.error_json, `error of run ${r.run_id}`),
     startedAt: r.started_at,
     updatedAt: r.updated_at,
