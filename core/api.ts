@@ -74,7 +74,9 @@ export type WorkOrderView = z.infer<typeof WorkOrderViewSchema>;
 /**
  * A slot's state (core/boards/lifecycle.ts): `disconnected` (the link went away mid-run) and `interrupted` (the board
  * stayed attached but stopped answering: PROTOCOL_TIMEOUT) keep the run active: re-plugging, re-seating or
- * `retrySlot` resumes it.
+ * `retrySlot` resumes it. `identity-lost`: the board was provisioned here but no longer holds its record's
+ * certificate (BOARD_CERT_MISSING: erased, scrapped, reflashed); neither PASS nor FAIL: set it aside, or a supervisor
+ * re-provisions it (`approveOverride` kind `reprovision`).
  */
 export const SlotStateSchema = z.enum([
   'connected',
@@ -82,6 +84,7 @@ export const SlotStateSchema = z.enum([
   'pass',
   'already',
   'fail',
+  'identity-lost',
   'disconnected',
   'interrupted',
 ]);
