@@ -161,6 +161,11 @@ export const LogEntrySchema = z.object({
   kind: z.enum(['initial', 'rotation']),
   outcome: LogOutcomeSchema,
   errorCode: z.string().nullable(),
+  /**
+   * The values of the error code's text placeholders (core/errors.ts `params`), so the Log view says the code's text
+   * in its own language; null when none were kept.
+   */
+  errorParams: ErrorParamsSchema.nullable(),
   step: StepNameSchema,
   startedAt: z.string(),
   updatedAt: z.string(),
