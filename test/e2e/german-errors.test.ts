@@ -117,14 +117,17 @@ describe('station errors in German, from code and params', () => {
     const verdict = tile(ZEROIZED).locator('.verdict');
     expect(await verdict.getAttribute('class')).toBe('verdict verdict-lost');
     expect(await verdict.innerText()).toContain(deUi['slot.lost']!);
-    expect(await verdict.locator('.verdict-icon').innerText()).toBe('⚠');
     // Its colour is neither the PASS green nor the FAIL red (the root tsconfig has no DOM lib: the page's window).
-    type Win = { getComputedStyle(e: unknown): { backgroundColor: string } };
+    type Win = { getComputedStyle(e: unknown, pseudo?: string): { backgroundColor: string; content: string } };
     const background = (sel: string) =>
       page
         .locator(sel)
         .first()
         .evaluate((el) => (globalThis as unknown as Win).getComputedStyle(el).backgroundColor);
+    const icon = await verdict
+      .locator('.verdict-icon')
+      .evaluate((el) => (globalThis as unknown as Win).getComputedStyle(el, '::before').content);
+    expect(icon).toBe('"⚠"');
     const colours = {
       lost: await background('.verdict-lost'),
       pass: await background('.verdict-pass'),

@@ -122,9 +122,7 @@ function Verdict(props: { result: 'pass' | 'fail' | 'lost' }) {
   if (r === 'lost')
     return (
       <div className="verdict verdict-lost">
-        <span className="verdict-icon" aria-hidden="true">
-          ⚠
-        </span>
+        <span className="verdict-icon" aria-hidden="true" />
         {t('slot.lost')}
       </div>
     );
