@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE } from '../../core/errors.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { elevate, scanWorkOrder, screenshot, startStationUi, until, type StationUi } from './browser.js';
+import { elevate, scanWorkOrder, screenshot, signIn, startStationUi, until, type StationUi } from './browser.js';
 import { cutText } from './layout.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -97,10 +97,7 @@ describe('station errors in German, from code and params', () => {
     const shown = lockedText.slice(before.length, lockedText.length - after.length);
     expect(shown).toMatch(/^\d{1,2}\.\d{1,2}\.\d{4}, \d{1,2}:\d{2}:\d{2}$/); // de-DE, not ISO
     expect(await login.locator('.error-guidance').innerText()).toBe(de['AUTH_LOCKED']!.guidance);
-    await page.locator('#operator-id').fill('op-1');
-    await page.locator('#pin').fill('1234');
-    await page.locator('#pin').press('Enter');
-    await page.locator('#wo-scan').waitFor();
+    await signIn(page, 'op-1', '1234');
     await scanWorkOrder(page, WO);
     await until(
       'every board finished',
