@@ -7,7 +7,7 @@ import { useState, type FormEvent } from 'react';
 import type { SlotView } from '../../../core/api.js';
 import { applySlot, station, unwrap } from '../controller.js';
 import { t } from '../i18n/index.js';
-import { Dialog } from './Dialog.js';
+import { Dialog, DialogActions } from './Dialog.js';
 
 export type OverrideKind = 'reprovision' | 'scrap';
 
@@ -62,14 +62,12 @@ export function OverrideDialog(props: {
             value={reason}
             onChange={(e) => setReason(e.target.value)}
           />
-          <div className="dialog-actions">
-            <button type="button" className="btn" onClick={close}>
-              {t('common.cancel')}
-            </button>
-            <button type="submit" className="btn btn-danger" disabled={reason.trim().length < 3}>
-              {t('override.confirm')}
-            </button>
-          </div>
+          <DialogActions
+            onCancel={close}
+            submit={t('override.confirm')}
+            submitClass="btn-danger"
+            disabled={reason.trim().length < 3}
+          />
         </form>
       ) : null}
     </Dialog>
