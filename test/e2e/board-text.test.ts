@@ -11,7 +11,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { scanWorkOrder, screenshot, signIn, startStationUi, type StationUi } from './browser.js';
+import { closeStationUi, scanWorkOrder, screenshot, signIn, startStationUi, type StationUi } from './browser.js';
 
 const NAME = 'Olga \u202eRotarepo\u202c \x9b31m';
 const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/; // eslint-disable-line no-control-regex
@@ -27,10 +27,7 @@ beforeAll(async () => {
   page = ui.page;
 }, 240_000);
 
-afterAll(async () => {
-  await ui?.close();
-  await w?.teardown();
-});
+afterAll(() => closeStationUi(ui, w));
 
 describe('board and operator text in the UI', () => {
   it('shows control and bidi characters as visible escapes; a rogue board is refused', async ({ onTestFailed }) => {

@@ -114,6 +114,18 @@ export async function startStationUi(
   };
 }
 
+/**
+ * An e2e file's afterAll: the station UI closed, then the world torn down; either may be unset (its beforeAll
+ * failed early).
+ */
+export async function closeStationUi(
+  ui: StationUi | undefined,
+  w: { teardown(): Promise<void> } | undefined,
+): Promise<void> {
+  await ui?.close();
+  await w?.teardown();
+}
+
 /** Signs in on the sign-in screen (id, PIN, Enter) and waits for the work-order screen. */
 export async function signIn(page: Page, operatorId: string, pin: string): Promise<void> {
   await page.locator('#operator-id').fill(operatorId);

@@ -21,7 +21,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE } from '../../core/errors.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { elevate, scanWorkOrder, screenshot, signIn, startStationUi, until, type StationUi } from './browser.js';
+import {
+  closeStationUi,
+  elevate,
+  scanWorkOrder,
+  screenshot,
+  signIn,
+  startStationUi,
+  until,
+  type StationUi,
+} from './browser.js';
 import { cutText } from './layout.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -66,10 +75,7 @@ beforeAll(async () => {
   page = ui.page;
 }, 240_000);
 
-afterAll(async () => {
-  await ui?.close();
-  await w?.teardown();
-});
+afterAll(() => closeStationUi(ui, w));
 
 describe('station errors in German, from code and params', () => {
   it('switches to German, signs in, scans the work order: the real errors show German text and guidance', async () => {

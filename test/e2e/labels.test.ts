@@ -15,7 +15,7 @@ import { decodeQr, startLoopbackPrinter, type LoopbackPrinter } from '../../test
 import { must } from '../../testkit/pki/test-util.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { scanWorkOrder, screenshot, signIn, startStationUi, until, type StationUi } from './browser.js';
+import { closeStationUi, scanWorkOrder, screenshot, signIn, startStationUi, until, type StationUi } from './browser.js';
 
 let w: World;
 let ui: StationUi;
@@ -39,8 +39,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await ui?.close();
-  await w?.teardown();
+  await closeStationUi(ui, w);
   await printer?.close();
 });
 

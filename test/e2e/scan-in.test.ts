@@ -14,7 +14,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useWorkOrders } from '../../testkit/work-orders.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { elevate, scanWorkOrder, screenshot, signIn, startStationUi, until, type StationUi } from './browser.js';
+import {
+  closeStationUi,
+  elevate,
+  scanWorkOrder,
+  screenshot,
+  signIn,
+  startStationUi,
+  until,
+  type StationUi,
+} from './browser.js';
 
 const WO_SCAN = 'WO-SCAN-1';
 const BOARDS = 3;
@@ -42,10 +51,7 @@ beforeAll(async () => {
   page = ui.page;
 }, 240_000);
 
-afterAll(async () => {
-  await ui?.close();
-  await w?.teardown();
-});
+afterAll(() => closeStationUi(ui, w));
 
 describe('scan-in in the slots view; refusals in the log and yield', () => {
   it('boards wait for their scan; a wrong barcode FAILs before anything is written; the right scans PASS', async () => {
