@@ -74,7 +74,9 @@ export type WorkOrderView = z.infer<typeof WorkOrderViewSchema>;
 /**
  * A slot's state (core/boards/lifecycle.ts): `disconnected` (the link went away mid-run) and `interrupted` (the board
  * stayed attached but stopped answering: PROTOCOL_TIMEOUT) keep the run active: re-plugging, re-seating or
- * `retrySlot` resumes it.
+ * `retrySlot` resumes it. `identity-lost`: the board was provisioned here but no longer holds its record's
+ * certificate (BOARD_CERT_MISSING: erased, scrapped, reflashed); neither PASS nor FAIL: set it aside, or a supervisor
+ * re-provisions it (`approveOverride` kind `reprovision`).
  */
 export const SlotStateSchema = z.enum([
   'connected',
@@ -82,6 +84,7 @@ export const SlotStateSchema = z.enum([
   'pass',
   'already',
   'fail',
+  'identity-lost',
   'disconnected',
   'interrupted',
 ]);
@@ -158,6 +161,11 @@ export const LogEntrySchema = z.object({
   kind: z.enum(['initial', 'rotation']),
   outcome: LogOutcomeSchema,
   errorCode: z.string().nullable(),
+  /**
+   * The values of the error code's text placeholders (core/errors.ts `params`), so the Log view says the code's text
+   * in its own language; null when none were kept.
+   */
+  errorParams: ErrorParamsSchema.nullable(),
   step: StepNameSchema,
   startedAt: z.string(),
   updatedAt: z.string(),

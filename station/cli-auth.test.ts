@@ -245,12 +245,12 @@ describe('PIN files are opened once, without following a link, and checked on th
     });
     expect(scrapped?.['revocationRequest']).toMatch(/^[0-9a-f-]{36}$/);
     // The board no longer holds the certificate of its record (erased by its firmware): never "already provisioned",
-    // and `station provision` says so with a non-zero exit.
+    // and `station provision` says so: IDENTITY LOST, its own exit code (identityLost, 6).
     const again = await cli(['provision', ...base(), '--port', w.sim.ports[0]!, '--operator', 'op-1'], {
       LINE_STATION_PIN: OP_PIN,
     });
-    expect(again.code).toBe(1);
-    expect(again.text).toContain('BOARD_CERT_MISSING');
+    expect(again.code).toBe(6);
+    expect(again.text).toContain('IDENTITY LOST  BOARD_CERT_MISSING');
     expect(again.text).not.toContain('PASS');
     expect(w.engine.store.verifyAudit().ok).toBe(true);
   }, 60_000);

@@ -459,6 +459,7 @@ export async function openEngine(o: EngineOptions): Promise<Result<Engine>> {
                 stationId: station.id,
                 code: refused.error.code,
                 message: refused.error.message,
+                ...(refused.error.params ? { params: refused.error.params } : {}),
                 scanned: req.expectSerial ?? null,
               });
           } catch (x) {

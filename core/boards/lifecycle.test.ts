@@ -8,7 +8,9 @@ import { ERROR_CATALOGUE, stationError, type ErrorCode, type StationError } from
 import type { ProgressEvent, StepName } from '../model.js';
 import {
   attachedPosition,
+  IDENTITY_LOST_CODES,
   isFinished,
+  isIdentityLost,
   isPaused,
   isResumable,
   mayStart,
@@ -129,6 +131,21 @@ describe('a board position', () => {
     }
   });
 
+  it('a board that lost its identity (BOARD_CERT_MISSING): identity-lost, not fail; no Retry; finished', () => {
+    const e = stationError('BOARD_CERT_MISSING', 'x', { recordId: 'rec-1', chipId: 'c0ffee00' });
+    const p = must(run({ type: 'attached' }, start, prog('identify', 'done', 10), failed(e)));
+    expect(p).toMatchObject({ state: 'identity-lost', canRetry: false, running: false, currentStep: null });
+    expect(p.error).toEqual(e);
+    expect(isFinished(p)).toBe(true);
+    expect(isPaused(p)).toBe(false);
+    expect(mayStart(p)).toBe(false);
+    // A supervisor's re-provision starts a run on it; removing the board empties the position.
+    expect(must(reduce(p, start)).state).toBe('running');
+    expect(reduce(p, { type: 'detached' })).toBeNull();
+    // A new board on the port starts clean.
+    expect(reduce({ ...p, attached: false }, { type: 'attached' })).toEqual(attachedPosition());
+  });
+
   it('a failed run: fail, the running step marked failed, Retry only for retry/reseat actions', () => {
     const p = must(
       run({ type: 'attached' }, start, prog('baseline', 'running', 10), failed(stationError('POLICY_VIOLATION', 'x'))),
@@ -217,6 +234,14 @@ describe('a board position', () => {
 });
 
 describe('isResumable: the one rule (flow, UI slots, station watch)', () => {
+  it('identity-lost holds exactly for BOARD_CERT_MISSING, a refusal the operator cannot retry', () => {
+    expect([...IDENTITY_LOST_CODES]).toEqual(['BOARD_CERT_MISSING']);
+    for (const c of IDENTITY_LOST_CODES) {
+      expect(isResumable(c), c).toBe(false);
+      expect(ERROR_CATALOGUE[c].action, c).toBe('set-aside');
+    }
+  });
+
   it('holds exactly for a lost link, a cancellation and a timeout', () => {
     expect([...RESUMABLE_CODES].sort()).toEqual(['FLOW_CANCELLED', 'LINK_DISCONNECTED', 'PROTOCOL_TIMEOUT']);
     for (const c of ['PROTOCOL_CRC', 'PROTOCOL_MALFORMED', 'POLICY_VIOLATION', 'ATTEST_NONCE_MISMATCH'] as const)
@@ -226,11 +251,12 @@ describe('isResumable: the one rule (flow, UI slots, station watch)', () => {
   it('every code of the catalogue: a resumable failure pauses the position (never fail), any other fails it', () => {
     for (const code of Object.keys(ERROR_CATALOGUE) as ErrorCode[]) {
       const p = must(run({ type: 'attached' }, start, failed(stationError(code, 'x'))));
+      const ended = isIdentityLost(code) ? 'identity-lost' : 'fail';
       expect(isPaused(p), code).toBe(isResumable(code));
-      expect(p.state === 'fail', code).toBe(!isResumable(code));
+      expect(p.state === ended, code).toBe(!isResumable(code));
       // with the board gone, a resumable failure waits for it; any other shows its failure
       const gone = must(run({ type: 'attached' }, start, { type: 'detached' }, failed(stationError(code, 'x'))));
-      expect(gone.state, code).toBe(isResumable(code) ? 'disconnected' : 'fail');
+      expect(gone.state, code).toBe(isResumable(code) ? 'disconnected' : ended);
     }
   });
 });

@@ -10,6 +10,10 @@
  *   running       a run is in progress
  *   pass/already  provisioned now / it was already; waits for the board to be removed (or a supervisor override)
  *   fail          the run failed (its run is failed in the store); waits for removal, Retry (`canRetry`) or override
+ *   identity-lost the board was provisioned here but no longer holds the certificate of its record (erased, scrapped,
+ *                 reflashed: `isIdentityLost`). Not a PASS and not a FAIL of a run (none was written; the station
+ *                 records a refusal): the board is set aside, or a supervisor re-provisions it (override). Waits for
+ *                 removal or the override; never retried by itself
  *   disconnected  the run stopped because the link went away; its run stays active: re-plugging resumes it. A board
  *                 still attached (a quick re-plug discovery did not see) resumes by itself (`wantsRelink`, `relinked`)
  *   interrupted   the run stopped with the board attached and silent (`PROTOCOL_TIMEOUT`); its run stays active:
@@ -17,7 +21,7 @@
  *
  * Which failures leave the run active is ONE rule, `isResumable` (core/errors.ts), that the flow uses too.
  */
-import { isResumable, stationError, type StationError } from '../errors.js';
+import { isResumable, stationError, type ErrorCode, type StationError } from '../errors.js';
 import type { ProgressEvent, StepName, StepStatus } from '../model.js';
 
 export { isResumable, RESUMABLE_CODES } from '../errors.js';
@@ -25,7 +29,19 @@ export { isResumable, RESUMABLE_CODES } from '../errors.js';
 /** The steps a board position shows (sync is reported by the sync view, not per board). */
 export const POSITION_STEPS = ['detect', 'identify', 'baseline', 'key', 'attest', 'certify', 'record'] as const;
 
-export type PositionState = 'connected' | 'running' | 'pass' | 'already' | 'fail' | 'disconnected' | 'interrupted';
+export type PositionState =
+  'connected' | 'running' | 'pass' | 'already' | 'fail' | 'identity-lost' | 'disconnected' | 'interrupted';
+
+/**
+ * The codes that say the board lost the identity this station gave it (erased, scrapped, reflashed): the position
+ * shows `identity-lost` (not `fail`), `station provision` and `station watch` exit `identityLost`.
+ */
+export const IDENTITY_LOST_CODES = ['BOARD_CERT_MISSING'] as const satisfies readonly ErrorCode[];
+
+/** The failure says the board no longer holds the identity of its record here (`identity-lost`). */
+export function isIdentityLost(code: string): boolean {
+  return (IDENTITY_LOST_CODES as readonly string[]).includes(code);
+}
 
 /** One step of the current (or last) run. */
 export interface PositionStep {
@@ -126,9 +142,11 @@ export function wantsRelink(p: BoardPosition | null): boolean {
   return p !== null && p.attached && !p.running && p.state === 'disconnected';
 }
 
-/** The position holds a finished board (counted once: pass, already or fail). */
+/** The position holds a finished board (counted once: pass, already, fail or identity-lost). */
 export function isFinished(p: BoardPosition | null): boolean {
-  return p !== null && (p.state === 'pass' || p.state === 'already' || p.state === 'fail');
+  return (
+    p !== null && (p.state === 'pass' || p.state === 'already' || p.state === 'fail' || p.state === 'identity-lost')
+  );
 }
 
 /** The position holds a run that stopped and stays active (resumes on re-plug, re-seat or Retry). */
@@ -231,7 +249,10 @@ function progressed(p: BoardPosition, e: ProgressEvent): BoardPosition {
   };
 }
 
-/** The run's outcome: pass / already / fail, or a pause whose run stays active (`isResumable`). */
+/**
+ * The run's outcome: pass / already / fail / identity-lost (`isIdentityLost`), or a pause whose run stays active
+ * (`isResumable`).
+ */
 function ended(p: BoardPosition, o: RunOutcome, monoMs: number): BoardPosition {
   const base = { ...p, running: false, endMs: monoMs, currentStep: null, note: null };
   if (o.ok) {
@@ -259,6 +280,8 @@ function ended(p: BoardPosition, o: RunOutcome, monoMs: number): BoardPosition {
     // Attached and silent: the run stays active; a re-seat (or Retry) resumes it.
     return { ...base, state: 'interrupted', error: e, canRetry: true };
   }
+  // Not this run's failure: the board lost its identity. Nothing to retry; set aside, or a supervisor re-provisions.
+  if (isIdentityLost(e.code)) return { ...base, state: 'identity-lost', error: e, canRetry: false };
   return {
     ...base,
     state: 'fail',

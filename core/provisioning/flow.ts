@@ -387,6 +387,7 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
         stationId: deps.station.id,
         code: e.code,
         message: e.message,
+        ...(e.params ? { params: e.params } : {}),
         scanned: opts.expectSerial ?? null,
       });
       log.log('warn', `board refused at identify: ${e.code}`, {
@@ -500,7 +501,12 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     let e = failure;
     // A disconnect, cancellation or timeout leaves the run active so that re-plugging resumes it (isResumable).
     if (!isResumable(e.code)) {
-      const failed = deps.store.failRun(runId, { code: e.code, message: e.message, step });
+      const failed = deps.store.failRun(runId, {
+        code: e.code,
+        message: e.message,
+        step,
+        ...(e.params ? { params: e.params } : {}),
+      });
       // A rework that erased the board queued its old credential's revocation in that transaction: say so.
       if (failed.reworkRevocation) e = reworkRevoked(e, failed.reworkRevocation);
     }

@@ -10,6 +10,7 @@
  *
  * Synchronous by design (better-sqlite3); the engine runs off the UI thread.
  */
+import type { ErrorParams } from '../errors.js';
 import type { StepName } from '../model.js';
 import type { CertificateProfileOverride } from '../pki/device-cert.js';
 import type { AttestationEvidenceRecord } from './record.js';
@@ -197,6 +198,8 @@ export interface NewRefusal {
   readonly stationId: string;
   readonly code: string;
   readonly message: string;
+  /** The values of the code's text placeholders (StationError `params`), kept for the Log view; absent: none. */
+  readonly params?: ErrorParams;
   /** The serial number scanned for the port, if any. */
   readonly scanned: string | null;
 }
@@ -248,7 +251,13 @@ export interface Store {
    */
   failRun(
     runId: string,
-    error: { readonly code: string; readonly message: string; readonly step: StepName },
+    error: {
+      readonly code: string;
+      readonly message: string;
+      readonly step: StepName;
+      /** The code's text placeholders (StationError `params`): kept in the run's error for the Log view. */
+      readonly params?: ErrorParams;
+    },
   ): FailedRun;
   listRecords(q?: RecordQuery): StoredRecord[];
   countRecords(q?: Omit<RecordQuery, 'limit' | 'offset'>): number;

@@ -7,7 +7,7 @@
  * May import: core/, better-sqlite3 types.
  */
 import type Database from 'better-sqlite3';
-import { fail } from '../../core/errors.js';
+import { fail, MAX_PARAM_LENGTH, type ErrorParams } from '../../core/errors.js';
 import { ok, type Result } from '../../core/result.js';
 
 /** A run's outcome, or `refused`: a board refused before a run existed (table `refusals`, schema version 10). */
@@ -35,6 +35,11 @@ export interface LogRow {
   readonly kind: 'initial' | 'rotation';
   readonly outcome: LogOutcome;
   readonly errorCode: string | null;
+  /**
+   * The values of the error code's text placeholders (StationError `params`): a failed run's from its error, a
+   * refusal's from its `board.refused` audit entry; null when none were kept (no params, or written before them).
+   */
+  readonly errorParams: ErrorParams | null;
   readonly step: string;
   readonly startedAt: string;
   readonly updatedAt: string;
@@ -120,6 +125,7 @@ interface LogDbRow {
   receipt_id: string | null;
   acknowledged_at: string | null;
   attempts: number | null;
+  error_params: string | null;
 }
 
 const OUTCOME_STATE: Record<LogOutcome, string> = {
@@ -153,6 +159,7 @@ function toLogRow(r: LogDbRow): LogRow {
     kind: r.kind === 'rotation' ? 'rotation' : 'initial',
     outcome,
     errorCode: r.error_code,
+    errorParams: parseErrorParams(r.error_params),
     step: r.step,
     startedAt: r.started_at,
     updatedAt: r.updated_at,
@@ -165,6 +172,28 @@ function toLogRow(r: LogDbRow): LogRow {
     acknowledgedAt: r.acknowledged_at,
     attempts: r.attempts,
   };
+}
+
+/**
+ * Stored params (JSON text) as ErrorParams: an object of at most 16 names, each a string (cut to MAX_PARAM_LENGTH)
+ * or a finite number; anything else is dropped. Null for none or unreadable JSON.
+ */
+export function parseErrorParams(json: string | null): ErrorParams | null {
+  if (json === null) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const out: Record<string, string | number> = {};
+  for (const [k, x] of Object.entries(v).slice(0, 16)) {
+    if (!/^[A-Za-z][A-Za-z0-9]{0,31}$/.test(k)) continue;
+    if (typeof x === 'string') out[k] = x.slice(0, MAX_PARAM_LENGTH);
+    else if (typeof x === 'number' && Number.isFinite(x)) out[k] = x;
+  }
+  return Object.keys(out).length ? out : null;
 }
 
 /** Normalise an ISO timestamp to the stored form (toISOString), so string comparison is time order. */
@@ -194,7 +223,8 @@ const BASE_COLS = `r.run_id, rec.record_id, r.serial_number, r.chip_id, r.work_o
 /** The refusals' columns as the log's rows (the second arm of the log's compound query). */
 const REFUSAL_COLS = `f.refusal_id AS run_id, NULL AS record_id, f.serial_number, f.chip_id, f.work_order, f.operator,
   'initial' AS kind, 'refused' AS state, f.code AS error_code, 'identify' AS step, f.first_at AS started_at,
-  f.last_at AS updated_at, NULL AS sync_state, NULL AS receipt_id, NULL AS acknowledged_at, f.count AS attempts`;
+  f.last_at AS updated_at, NULL AS sync_state, NULL AS receipt_id, NULL AS acknowledged_at, f.count AS attempts,
+  (SELECT json_extract(a.payload_json, '$.params') FROM audit_log a WHERE a.seq = f.audit_seq) AS error_params`;
 
 /** Where the filter's fields are: in runs (`r`), or in refusals (`f`, whose time is the first refused attempt). */
 type Source = 'runs' | 'refusals';
@@ -248,9 +278,10 @@ const whereSql = (conds: readonly string[]): string => (conds.length ? ` WHERE $
 export function createQueries(db: Database.Database): StationQueries {
   const hasOutbox =
     db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").get() !== undefined;
+  const PARAMS = `json_extract(r.error_json, '$.params') AS error_params`;
   const LOG_COLS = hasOutbox
-    ? `${BASE_COLS}, o.state AS sync_state, o.receipt_id, o.acknowledged_at, NULL AS attempts`
-    : `${BASE_COLS}, NULL AS sync_state, NULL AS receipt_id, NULL AS acknowledged_at, NULL AS attempts`;
+    ? `${BASE_COLS}, o.state AS sync_state, o.receipt_id, o.acknowledged_at, NULL AS attempts, ${PARAMS}`
+    : `${BASE_COLS}, NULL AS sync_state, NULL AS receipt_id, NULL AS acknowledged_at, NULL AS attempts, ${PARAMS}`;
   const JOIN = `LEFT JOIN records rec ON rec.run_id = r.run_id${hasOutbox ? ' LEFT JOIN outbox o ON o.record_id = rec.record_id' : ''}`;
   const byRun = db.prepare('SELECT record_id, run_id, record_json, jws, created_at FROM records WHERE run_id = ?');
   const byId = db.prepare('SELECT record_id, run_id, record_json, jws, created_at FROM records WHERE record_id = ?');

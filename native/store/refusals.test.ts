@@ -162,6 +162,29 @@ describe('refusals', () => {
     finishRun(store, startRun(store, board(2), null, new Date(now)));
     expect(q.yieldFigures({ workOrder: 'WO-1' })).toMatchObject({ boards: 3, passedFirstTime: 1, provisioned: 2 });
   });
+
+  it("the log carries an error's params: a refusal's from its audit entry, a failed run's from its error", () => {
+    const r = store.recordRefusal(
+      refusal(1, { code: 'BOARD_CERT_MISSING', params: { recordId: 'rec-7', chipId: 'c0ffee' } }),
+    );
+    expect(refusedEntries()[0]?.payload['params']).toEqual({ recordId: 'rec-7', chipId: 'c0ffee' });
+    expect(store.verifyAudit().ok).toBe(true);
+    now += 1000;
+    store.recordRefusal(refusal(2, { code: 'FLOW_PROFILE_UNKNOWN', port: '/dev/ttyACM1' })); // no params
+    now += 1000;
+    const run = startRun(store, board(3), null, new Date(now));
+    store.failRun(run.runId, { code: 'LINK_OPEN_FAILED', message: 'x', step: 'detect', params: { path: '/dev/x' } });
+    const q = sdb.queries;
+    const page = q.queryLog({}, { limit: 10 });
+    if (!page.ok) throw new Error(page.error.message);
+    expect(page.value.items.map((i) => [i.errorCode, i.errorParams])).toEqual([
+      ['LINK_OPEN_FAILED', { path: '/dev/x' }],
+      ['FLOW_PROFILE_UNKNOWN', null],
+      ['BOARD_CERT_MISSING', { recordId: 'rec-7', chipId: 'c0ffee' }],
+    ]);
+    expect(q.logEntry(r.refusalId)?.errorParams).toEqual({ recordId: 'rec-7', chipId: 'c0ffee' });
+    expect(q.logEntry(run.runId)?.errorParams).toEqual({ path: '/dev/x' });
+  });
 });
 
 describe('a failed rework queues the revocation of the credential the board lost', () => {

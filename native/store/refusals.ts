@@ -80,6 +80,8 @@ export function createRefusalWriter(
           operator: r.operator,
           stationId: r.stationId,
           scanned: r.scanned,
+          // The code's text placeholders (the Log view reads them from here: the row has no column for them).
+          ...(r.params ? { params: r.params } : {}),
         },
         null,
       );

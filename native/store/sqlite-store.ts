@@ -471,7 +471,8 @@ export function createSqliteStore(
           );
         }
         const reworkRevocation = queueReworkRevocation(run, e, failedAt);
-        st.failRun.run(JSON.stringify(e), failedAt, runId);
+        // The run's error keeps the code's params (the Log view says the code's text with them); `e` is signed as is.
+        st.failRun.run(JSON.stringify(error.params ? { ...e, params: error.params } : e), failedAt, runId);
         append('run.failed', e, runId);
         return { reworkRevocation };
       });

@@ -137,6 +137,7 @@ export function applySlot(slot: SlotView): void {
   if (!before) a.boardAttached(slot);
   else if (slot.state === 'pass' || slot.state === 'already') a.provisioningPassed(slot);
   else if (slot.state === 'fail') a.provisioningFailed(slot);
+  else if (slot.state === 'identity-lost') a.boardIdentityLost(slot);
   else a.stepProgressed(slot);
   if (before?.state === slot.state) return;
   const who = slot.serialNumber ?? slot.label;
@@ -144,6 +145,7 @@ export function applySlot(slot: SlotView): void {
     uiSlice.actions.announced(t('announce.pass', { board: who }));
   }
   if (slot.state === 'fail') uiSlice.actions.announced(t('announce.fail', { board: who }));
+  if (slot.state === 'identity-lost') uiSlice.actions.announced(t('announce.lost', { board: who }));
 }
 
 /** Handles one validated event from the station. */

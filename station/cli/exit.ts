@@ -3,6 +3,7 @@
  * a coded station error to an exit code and to the lines the CLI prints for it. Imports core/ only.
  */
 import { exitCodes, type ExitCode, type Io } from '../../core/cli/program.js';
+import { isIdentityLost } from '../../core/boards/lifecycle.js';
 import type { StationError } from '../../core/errors.js';
 
 /** Every exit code of `station`, with what it means. */
@@ -13,6 +14,10 @@ export const STATION_EXIT = {
   notReady: { code: 3, meaning: 'station not ready (configuration, HSM, database; STATION_BUSY)' },
   verifyFailed: { code: 4, meaning: 'audit trail or record verification failed' },
   checkFailed: { code: 5, meaning: 'station doctor: at least one check failed (each says what to do)' },
+  identityLost: {
+    code: 6,
+    meaning: 'a board lost the identity it got here (BOARD_CERT_MISSING): set it aside or a supervisor re-provisions',
+  },
   internal: { code: 70, meaning: 'internal error (a bug: see the log)' },
 } as const satisfies Readonly<Record<string, ExitCode>>;
 
@@ -37,6 +42,8 @@ export function exitFor(e: StationError): number {
     e.code === 'SYNC_INSECURE_URL'
   )
     return EXIT.notReady;
+  // Not a failed run: the board lost the identity this station gave it (core/boards/lifecycle.ts `identity-lost`).
+  if (isIdentityLost(e.code)) return EXIT.identityLost;
   return EXIT.boardFailed;
 }
 

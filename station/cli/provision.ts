@@ -3,6 +3,7 @@
  * `--reprovision`, a supervisor approves and the override is audited. Also the progress and outcome lines that
  * `station watch` prints too. Imports core/, station/ (engine) and its sibling command modules.
  */
+import { isIdentityLost } from '../../core/boards/lifecycle.js';
 import { flagOn, list, str, type Io } from '../../core/cli/program.js';
 import type { ProgressEvent } from '../../core/model.js';
 import type { FlowOutcome } from '../../core/provisioning/flow.js';
@@ -32,9 +33,12 @@ export function progressPrinter(o: Io, json: boolean): (e: ProgressEvent) => voi
   };
 }
 
-/** The PASS / FAIL line of a board. */
+/**
+ * The PASS / FAIL line of a board; `IDENTITY LOST` for a board that no longer holds the identity of its record here
+ * (core/boards/lifecycle.ts `isIdentityLost`: neither PASS nor FAIL; exit `identityLost`).
+ */
 export function outcomeLine(port: string, r: Result<FlowOutcome>): string {
-  if (!r.ok) return `[${port}] FAIL  ${describeError(r.error)}`;
+  if (!r.ok) return `[${port}] ${isIdentityLost(r.error.code) ? 'IDENTITY LOST' : 'FAIL'}  ${describeError(r.error)}`;
   const v = r.value;
   if (v.status === 'already-provisioned') {
     return `[${port}] PASS  ${v.identity.serialNumber} already provisioned (record ${v.record.recordId})`;
@@ -57,7 +61,9 @@ export const provisionCommand: StationCommand = {
     '--supervisor with --supervisor-pin-file, $LINE_STATION_SUPERVISOR_PIN or the next line of stdin.\n' +
     "--expect-serial: scan-in, the serial number scanned from the board's own barcode; the board on the port must\n" +
     'identify with it, else FLOW_SCAN_MISMATCH before anything is written (exit 1). Required by a work order with\n' +
-    '"requireScanIn": true (FLOW_SCAN_REQUIRED without it).',
+    '"requireScanIn": true (FLOW_SCAN_REQUIRED without it).\n' +
+    'A board provisioned here that no longer holds its certificate (erased, scrapped, reflashed) is not "already\n' +
+    'provisioned": IDENTITY LOST, BOARD_CERT_MISSING, exit 6; set it aside, or re-provision with --reprovision.',
   options: {
     port: { type: 'string', multiple: true, arg: 'P', help: 'the serial port of the board (exactly one; required)' },
     'work-order': { type: 'string', arg: 'W', help: 'the work order (required)' },

@@ -36,7 +36,8 @@ export const watchCommand: StationCommand = {
     'boards in progress finish and exits 1. Ctrl-C stops at the next checkpoint of the boards in progress.\n' +
     'A board unplugged mid-run, or that stops answering (PROTOCOL_TIMEOUT), is PAUSED: its run stays open and\n' +
     're-plugging or re-seating it resumes the run. --count counts passed and failed boards; for --exit-when-done a\n' +
-    'board that stopped answering has ended (exit 1).',
+    'board that stopped answering has ended (exit 1). A board that lost the identity it got here (BOARD_CERT_MISSING)\n' +
+    'is IDENTITY LOST: counted on its own, exit 6 unless a board failed (exit 1).',
   options: {
     'work-order': { type: 'string', arg: 'W', help: 'the work order (required)' },
     ...OPERATOR_OPTIONS,
@@ -118,6 +119,8 @@ async function watchBoards(w: WatchRun): Promise<number> {
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let passed = 0;
   let failed = 0;
+  /** Boards that lost the identity they got here (`identity-lost`): neither passed nor failed. */
+  let lost = 0;
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   const ac = new AbortController();
@@ -133,7 +136,7 @@ async function watchBoards(w: WatchRun): Promise<number> {
    * toward --count (a re-seat may still pass them). An unplugged board is waited for (its re-plug resumes it).
    */
   const interrupted = () => [...positions.values()].filter((p) => p.state === 'interrupted').length;
-  const exitCode = () => (failed || interrupted() ? EXIT.boardFailed : EXIT.ok);
+  const exitCode = () => (failed || interrupted() ? EXIT.boardFailed : lost ? EXIT.identityLost : EXIT.ok);
   const onSig = () => {
     o.out('stopping: waiting for boards in progress to reach a checkpoint');
     ac.abort();
@@ -146,7 +149,7 @@ async function watchBoards(w: WatchRun): Promise<number> {
   let revokedError: StationError | null = null;
   const checkDone = () => {
     if (revokedError && running.size === 0) resolveDone(exitFor(revokedError));
-    if (count !== undefined && passed + failed >= count && running.size === 0) resolveDone(exitCode());
+    if (count !== undefined && passed + failed + lost >= count && running.size === 0) resolveDone(exitCode());
     const ended = [...positions.values()].filter((p) => isFinished(p) || p.state === 'interrupted').length;
     if (exitWhenDone && running.size === 0 && ended > 0) resolveDone(exitCode());
     if (ac.signal.aborted && running.size === 0) resolveDone(exitCode());
@@ -210,6 +213,7 @@ async function watchBoards(w: WatchRun): Promise<number> {
         } else {
           o.out(outcomeLine(port.path, r));
           if (r.ok) passed++;
+          else if (p?.state === 'identity-lost') lost++;
           else failed++;
           // The label after PASS (its failure is a line of its own, never the board's): before the board counts done.
           if (r.ok && r.value.status === 'provisioned')
@@ -243,7 +247,7 @@ async function watchBoards(w: WatchRun): Promise<number> {
   process.off('SIGTERM', onSig);
   const left = interrupted();
   o.out(
-    `${passed} boards passed, ${failed} failed${left ? `, ${left} interrupted (their runs stay open: re-seat to resume)` : ''}`,
+    `${passed} boards passed, ${failed} failed${lost ? `, ${lost} identity lost (set aside)` : ''}${left ? `, ${left} interrupted (their runs stay open: re-seat to resume)` : ''}`,
   );
   return code;
 }

@@ -264,6 +264,7 @@ export function createStationService(o: StationServiceOptions): StationService {
     kind: r.kind,
     outcome: r.outcome,
     errorCode: r.errorCode,
+    errorParams: r.errorParams,
     step: (STEPS as readonly string[]).includes(r.step) ? (r.step as StepName) : 'identify',
     startedAt: r.startedAt,
     updatedAt: r.updatedAt,

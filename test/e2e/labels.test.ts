@@ -6,35 +6,23 @@
  * same ZPL) and is audited with the supervisor; with the printer off, Reprint shows PRINTER_UNREACHABLE in place.
  * Screenshot: test-results/screenshots/label-preview.png.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseQrPayload } from '../../core/labels/payload.js';
-import { startBridge, type Bridge } from '../../station/bridge/bridge.js';
 import { updateStationConfig } from '../../station/config.js';
-import { createStationService, type StationService } from '../../station/service/index.js';
 import { decodeQr, startLoopbackPrinter, type LoopbackPrinter } from '../../testkit/labels.js';
 import { must } from '../../testkit/pki/test-util.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { launchChromium, screenshot, until, watchPage } from './browser.js';
-
-const ROOT = join(import.meta.dirname, '..', '..');
-const DIST = join(ROOT, 'renderer', 'dist');
+import { closeStationUi, scanWorkOrder, screenshot, signIn, startStationUi, until, type StationUi } from './browser.js';
 
 let w: World;
-let service: StationService;
-let bridge: Bridge;
-let browser: Browser;
+let ui: StationUi;
 let page: Page;
 let printer: LoopbackPrinter;
-let problems: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(join(DIST, 'index.html'))) execFileSync('npx', ['vite', 'build', 'renderer'], { cwd: ROOT });
   printer = await startLoopbackPrinter();
   const port = printer.port;
   w = await createWorld({ boards: [{ model: 'LS-SIM-SE' }] });
@@ -46,20 +34,12 @@ beforeAll(async () => {
   );
   await w.reopen();
   await addOperators(w.dataDir, [{ id: 'sup-1', role: 'supervisor', pin: '987654' }]);
-  service = createStationService({ engine: w.engine, logger: w.logger, extraPorts: w.sim.ports });
-  await service.start();
-  bridge = await startBridge({ service, staticDir: DIST, logger: w.logger });
-  browser = await launchChromium();
-  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-  problems = watchPage(page);
-  await page.goto(bridge.url);
+  ui = await startStationUi(w, { width: 1280, height: 900 });
+  page = ui.page;
 }, 240_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await bridge?.close();
-  await service?.stop();
-  await w?.teardown();
+  await closeStationUi(ui, w);
   await printer?.close();
 });
 
@@ -70,11 +50,8 @@ describe('label preview and reprint in the UI', () => {
     onTestFailed(async () => {
       await screenshot(page, 'label-preview-failed').catch(() => undefined);
     });
-    await page.locator('#operator-id').fill('sup-1');
-    await page.locator('#pin').fill('987654');
-    await page.locator('#pin').press('Enter');
-    await page.locator('#wo-scan').waitFor();
-    await page.locator('#wo-scan').pressSequentially('WO-DEMO-1\n', { delay: 5 });
+    await signIn(page, 'sup-1', '987654');
+    await scanWorkOrder(page, 'WO-DEMO-1');
     const tile = page.locator(`.tile[data-port="${w.sim.ports[0]}"]`);
     await until('PASS', async () => (await tile.getAttribute('data-state')) === 'pass');
     const printed = tile.locator('[data-label-state="printed"]');
@@ -125,6 +102,6 @@ describe('label preview and reprint in the UI', () => {
     expect(await error.innerText()).toContain('PRINTER_UNREACHABLE');
     expect(w.engine.store.listAudit(0, 100_000).filter((e) => e.type === 'label.reprint')).toHaveLength(2);
     expect(w.engine.store.verifyAudit().ok).toBe(true);
-    expect(problems).toEqual([]);
+    expect(ui.problems).toEqual([]);
   }, 240_000);
 });

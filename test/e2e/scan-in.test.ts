@@ -8,29 +8,29 @@
  * moves to the next waiting tile after each scan; the right scans PASS. A supervisor finds the refusal in the Log
  * (outcome "refused"), and the Yield view counts it.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Bridge } from '../../station/bridge/bridge.js';
-import { createStationService, type StationService } from '../../station/service/index.js';
 import { useWorkOrders } from '../../testkit/work-orders.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
-import { elevate, openStationUi, screenshot, until } from './browser.js';
+import {
+  closeStationUi,
+  elevate,
+  scanWorkOrder,
+  screenshot,
+  signIn,
+  startStationUi,
+  until,
+  type StationUi,
+} from './browser.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const DIST = join(ROOT, 'renderer', 'dist');
 const WO_SCAN = 'WO-SCAN-1';
 const BOARDS = 3;
 
 let w: World;
-let service: StationService;
-let bridge: Bridge;
-let browser: Browser;
+let ui: StationUi;
 let page: Page;
-let problems: string[] = [];
 
 const tile = (i: number) => page.locator(`.tile[data-port="${w.sim.ports[i]}"]`);
 const stateOf = (i: number) => tile(i).getAttribute('data-state');
@@ -39,7 +39,6 @@ const focusedScanPort = () =>
   page.evaluate('document.activeElement && document.activeElement.getAttribute("data-scan-port")');
 
 beforeAll(async () => {
-  if (!existsSync(join(DIST, 'index.html'))) execFileSync('npx', ['vite', 'build', 'renderer'], { cwd: ROOT });
   w = await createWorld({ boards: BOARDS });
   await addOperators(w.dataDir, [
     { id: 'op-1', role: 'operator', pin: '1234', name: 'Olga Operator' },
@@ -48,31 +47,16 @@ beforeAll(async () => {
   // The repository's demo work order and one that requires scan-in, in a work-order dir of this station.
   useWorkOrders(w.dataDir, join(w.dir, 'work-orders'), [{ id: WO_SCAN, requireScanIn: true }]);
   await w.reopen();
-  service = createStationService({ engine: w.engine, logger: w.logger, extraPorts: w.sim.ports });
-  await service.start();
-  ({ bridge, browser, page, problems } = await openStationUi({
-    service,
-    staticDir: DIST,
-    logger: w.logger,
-    viewport: { width: 1920, height: 1080 },
-  }));
+  ui = await startStationUi(w, { width: 1920, height: 1080 });
+  page = ui.page;
 }, 240_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await bridge?.close();
-  await service?.stop();
-  await w?.teardown();
-});
+afterAll(() => closeStationUi(ui, w));
 
 describe('scan-in in the slots view; refusals in the log and yield', () => {
   it('boards wait for their scan; a wrong barcode FAILs before anything is written; the right scans PASS', async () => {
-    await page.locator('#operator-id').fill('op-1');
-    await page.locator('#pin').fill('1234');
-    await page.locator('#pin').press('Enter');
-    await page.locator('#wo-scan').waitFor();
-    await page.locator('#wo-scan').pressSequentially(`${WO_SCAN}\n`, { delay: 5 });
-    await page.locator('.tiles').waitFor();
+    await signIn(page, 'op-1', '1234');
+    await scanWorkOrder(page, WO_SCAN);
     await until('three waiting tiles', async () => (await page.locator('input[data-waiting="1"]').count()) === BOARDS);
     // Nothing starts without a scan.
     await new Promise((r) => setTimeout(r, 1500));
@@ -145,6 +129,6 @@ describe('scan-in in the slots view; refusals in the log and yield', () => {
     expect(await note.innerText()).toContain(old);
     expect(w.engine.lifecycle.db.revocations({ kind: 'scrapped' }).map((q) => q.certificateSerial)).toEqual([old]);
     await screenshot(page, 'rework-failed-revocation');
-    expect(problems).toEqual([]);
+    expect(ui.problems).toEqual([]);
   }, 180_000);
 });

@@ -16,12 +16,12 @@ import type { Engine } from '../../station/engine.js';
 import type { KindToken } from '../../testkit/tokens.js';
 import type { SimulatorHandle } from '../sim/simulator.js';
 import {
+  commissionArgs,
   openStation,
   opensslCheckDevice,
   registryCli,
   stationCli,
   stationEnv,
-  tokenArgs,
   createCommissionWorld,
   type CommissionWorld,
   type Hq,
@@ -56,15 +56,7 @@ afterAll(async () => {
 it('commissions online on the NSS token; says the token does not enforce key protection', () => {
   const r = stationCli(
     [
-      'commission',
-      '--data-dir',
-      D(),
-      '--station-id',
-      S,
-      ...tokenArgs(tok),
-      '--attestation-root',
-      sim.vendorRootPath,
-      '--pin-stdin',
+      ...commissionArgs({ dataDir: D(), stationId: S, tok, attestationRoot: sim.vendorRootPath }),
       '--registry',
       hq.url,
       '--registry-cert',

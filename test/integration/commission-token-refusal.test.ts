@@ -5,13 +5,14 @@
  * anything is made: no key in the token, no config.json, no state file, no request. `station commission` runs as a
  * process (bin/station.mjs), its PIN on stdin.
  */
-import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toPem } from '../../core/pki/pem.js';
+import { opensslSelfSignedDer } from '../../testkit/pki/test-util.js';
 import { createKindToken, type KindToken } from '../../testkit/tokens.js';
-import { stationCli, stationEnv, tokenArgs } from './commission-world.js';
+import { commissionArgs, stationCli, stationEnv } from './commission-world.js';
 
 const PIN = 'refusal-PIN-2468';
 let work: string;
@@ -23,25 +24,8 @@ beforeAll(async () => {
   // The token as a vendor token without P-256 key generation would be. SoftHSM 2.6.1 skips the first name of a
   // "-" list (measured with pkcs11-tool -M), hence the name twice.
   appendFileSync(join(tok.dir, 'softhsm2.conf'), 'slots.mechanisms = -CKM_EC_KEY_PAIR_GEN,CKM_EC_KEY_PAIR_GEN\n');
-  // A vendor attestation root to trust (any CA certificate: no board is provisioned here).
-  const gen = spawnSync('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=Vendor Root',
-    '-keyout',
-    join(work, 'vendor.key'),
-    '-out',
-    join(work, 'vendor.pem'),
-  ]);
-  expect(gen.status, String(gen.stderr)).toBe(0);
+  // A vendor attestation root to trust (any CA certificate, made by openssl: no board is provisioned here).
+  writeFileSync(join(work, 'vendor.pem'), toPem(opensslSelfSignedDer(work, '/CN=Vendor Root'), 'CERTIFICATE'));
 }, 60_000);
 
 afterAll(() => {
@@ -54,15 +38,7 @@ describe('station commission on a token that cannot make P-256 keys', () => {
     const out = join(work, 'request.jws');
     const r = stationCli(
       [
-        'commission',
-        '--data-dir',
-        dataDir,
-        '--station-id',
-        'refused-1',
-        ...tokenArgs(tok),
-        '--attestation-root',
-        join(work, 'vendor.pem'),
-        '--pin-stdin',
+        ...commissionArgs({ dataDir, stationId: 'refused-1', tok, attestationRoot: join(work, 'vendor.pem') }),
         '--out',
         out,
       ],

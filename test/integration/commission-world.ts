@@ -105,6 +105,31 @@ export function tokenArgs(tok: KindToken): string[] {
   ];
 }
 
+/**
+ * `station commission --data-dir D --station-id ID <token> --attestation-root ROOT ... --pin-stdin`: the arguments
+ * every commissioning test starts from (`more`: between the attestation root and --pin-stdin, e.g. --port).
+ */
+export function commissionArgs(o: {
+  readonly dataDir: string;
+  readonly stationId: string;
+  readonly tok: KindToken;
+  readonly attestationRoot: string;
+  readonly more?: readonly string[];
+}): string[] {
+  return [
+    'commission',
+    '--data-dir',
+    o.dataDir,
+    '--station-id',
+    o.stationId,
+    ...tokenArgs(o.tok),
+    '--attestation-root',
+    o.attestationRoot,
+    ...(o.more ?? []),
+    '--pin-stdin',
+  ];
+}
+
 /** The environment of station processes: the token's SoftHSM2 configuration, never a registry's. */
 export function stationEnv(tok: KindToken, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };

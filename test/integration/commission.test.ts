@@ -37,6 +37,7 @@ import { checkIssuanceInvariant } from '../../testkit/issuance-invariant.js';
 import { createLogger } from '../../native/logger.js';
 import type { SimulatorHandle } from '../sim/simulator.js';
 import {
+  commissionArgs,
   killGroup,
   openStation,
   opensslCheckDevice,
@@ -44,7 +45,6 @@ import {
   spawnStation,
   stationCli,
   stationEnv,
-  tokenArgs,
   createCommissionWorld,
   type CommissionWorld,
   type Hq,
@@ -109,19 +109,14 @@ async function startProxy(target: string): Promise<Proxy> {
   return p;
 }
 
-const baseArgs = (dataDir: string, t: KindToken, id = S) => [
-  'commission',
-  '--data-dir',
-  dataDir,
-  '--station-id',
-  id,
-  ...tokenArgs(t),
-  '--attestation-root',
-  sim.vendorRootPath,
-  '--port',
-  join(work, 'ports', 'board-*'),
-  '--pin-stdin',
-];
+const baseArgs = (dataDir: string, t: KindToken, id = S) =>
+  commissionArgs({
+    dataDir,
+    stationId: id,
+    tok: t,
+    attestationRoot: sim.vendorRootPath,
+    more: ['--port', join(work, 'ports', 'board-*')],
+  });
 const online = (dataDir: string, t: KindToken, url: string, code: string, id = S) => [
   ...baseArgs(dataDir, t, id),
   '--registry',

@@ -86,6 +86,8 @@ export const slotsSlice = createSlice('slots', { byPort: {}, order: [] } as Slot
   stepProgressed: putSlot,
   provisioningPassed: putSlot,
   provisioningFailed: putSlot,
+  /** The board no longer holds the identity of its record here (BOARD_CERT_MISSING): `identity-lost`. */
+  boardIdentityLost: putSlot,
   boardDetached: (s: SlotsState, port: string): SlotsState => {
     if (!s.byPort[port]) return s;
     const byPort = { ...s.byPort };

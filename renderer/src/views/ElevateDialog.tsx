@@ -1,7 +1,7 @@
 /** Supervisor confirmation: a supervisor enters their id and PIN to elevate this session. */
 import { useState, type FormEvent } from 'react';
 import type { ApiError } from '../../../core/api.js';
-import { Dialog } from '../components/Dialog.js';
+import { Dialog, DialogActions } from '../components/Dialog.js';
 import { ErrorText } from '../components/ErrorText.js';
 import { elevate } from '../controller.js';
 import { t } from '../i18n/index.js';
@@ -50,14 +50,7 @@ export function ElevateDialog() {
           value={pin}
           onChange={(e) => setPin(e.target.value)}
         />
-        <div className="dialog-actions">
-          <button type="button" className="btn" onClick={close}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" className="btn btn-primary">
-            {t('elevate.submit')}
-          </button>
-        </div>
+        <DialogActions onCancel={close} submit={t('elevate.submit')} submitClass="btn-primary" />
       </form>
     </Dialog>
   );

@@ -1,10 +1,14 @@
-/** Station log: search by serial or chip, filter, page with the server's keyset cursor. */
+/**
+ * Station log: search by serial or chip, filter, page with the server's keyset cursor. A failed run's or a refusal's
+ * error is said in the UI's language from its code and params (i18n/errors.ts), the code beside it.
+ */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import type { LogPage, LogQuery } from '../../../core/api.js';
+import type { LogEntry, LogPage, LogQuery } from '../../../core/api.js';
 import { station, unwrap } from '../controller.js';
 import { download } from '../download.js';
 import { formatDate, formatMs } from '../format.js';
-import { t } from '../i18n/index.js';
+import { localiseError } from '../i18n/errors.js';
+import { t, useLanguage } from '../i18n/index.js';
 import { uiSlice } from '../store/slices.js';
 
 const PAGE = 25;
@@ -38,6 +42,20 @@ function toQuery(f: Filters, cursor: string | undefined): LogQuery {
   if (to) q.to = to;
   if (cursor) q.cursor = cursor;
   return q;
+}
+
+/** The entry's error in the UI's language (from code + params); nothing when the UI cannot say it (unknown code). */
+function LogError(props: { entry: LogEntry }) {
+  const { errorCode: code, errorParams: params } = props.entry;
+  const lang = useLanguage();
+  if (!code) return null;
+  const l = localiseError({ code, message: '', ...(params ? { params } : {}) }, lang);
+  if (!l.localised) return null;
+  return (
+    <span className="log-error" data-code={code}>
+      {l.text}
+    </span>
+  );
 }
 
 // Kept across visits so "back" from a record returns to the same page.
@@ -150,6 +168,7 @@ export function Log() {
                 {t(`log.outcome.${e.outcome}`)}
                 {e.errorCode ? ` (${e.errorCode})` : ''}
                 {e.attempts && e.attempts > 1 ? ` ${t('log.attempts', { n: e.attempts })}` : ''}
+                <LogError entry={e} />
               </td>
               <td>{t(`step.${e.step}`)}</td>
               <td>{formatDate(e.startedAt)}</td>

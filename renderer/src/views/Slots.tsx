@@ -1,13 +1,15 @@
 /**
  * The slots view: one large tile per connected board with the live step strip, elapsed time and a
- * large PASS / FAIL with what happened and what to do next.
+ * large PASS / FAIL with what happened and what to do next; a board that lost the identity it got here shows
+ * IDENTITY LOST (neither PASS nor FAIL: set it aside), and offers a supervisor to re-provision it.
  */
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { STEPS } from '../../../core/model.js';
 import type { SlotView } from '../../../core/api.js';
 import { ErrorText } from '../components/ErrorText.js';
 import { ReprintResult, useReprint } from '../components/LabelPreview.js';
-import { retrySlot, scanSlot } from '../controller.js';
+import { OverrideDialog, type PendingOverride } from '../components/OverrideDialog.js';
+import { hasSupervisorRights, retrySlot, scanSlot } from '../controller.js';
 import { hasKey, t } from '../i18n/index.js';
 import { formatMs } from '../format.js';
 import { sessionSlice, slotsSlice } from '../store/slices.js';
@@ -114,10 +116,31 @@ function revokedSerial(s: SlotView): string | null {
   return typeof serial === 'string' ? serial : null;
 }
 
-function Tile(props: { slot: SlotView; now: number; scanIn: boolean }) {
+/** The large verdict of a finished tile: PASS (green), FAIL (red), or IDENTITY LOST (amber, its own icon). */
+function Verdict(props: { result: 'pass' | 'fail' | 'lost' }) {
+  const r = props.result;
+  if (r === 'lost')
+    return (
+      <div className="verdict verdict-lost">
+        <span className="verdict-icon" aria-hidden="true" />
+        {t('slot.lost')}
+      </div>
+    );
+  return <div className={`verdict verdict-${r}`}>{r === 'pass' ? t('slot.pass') : t('slot.fail')}</div>;
+}
+
+function Tile(props: {
+  slot: SlotView;
+  now: number;
+  scanIn: boolean;
+  supervisor: boolean;
+  onReprovision: (s: SlotView) => void;
+}) {
   const s = props.slot;
   const canScan = props.scanIn && (s.state === 'connected' || s.state === 'fail' || s.state === 'interrupted');
-  const result = s.state === 'pass' || s.state === 'already' ? 'pass' : s.state === 'fail' ? 'fail' : null;
+  const lost = s.state === 'identity-lost';
+  const result =
+    s.state === 'pass' || s.state === 'already' ? 'pass' : s.state === 'fail' ? 'fail' : lost ? 'lost' : null;
   return (
     <li className={`tile tile-${s.state}`} data-port={s.port} data-state={s.state} aria-label={s.label}>
       <div className="tile-head">
@@ -142,7 +165,7 @@ function Tile(props: { slot: SlotView; now: number; scanIn: boolean }) {
         })}
       </ol>
       {result ? (
-        <div className={`verdict verdict-${result}`}>{result === 'pass' ? t('slot.pass') : t('slot.fail')}</div>
+        <Verdict result={result} />
       ) : (
         <div className="tile-state">
           {stateText(s.state)}
@@ -152,7 +175,13 @@ function Tile(props: { slot: SlotView; now: number; scanIn: boolean }) {
       {s.note && s.state === 'running' ? <p className="tile-substep">{s.note}</p> : null}
       {s.state === 'already' ? <p className="tile-note">{t('slot.already')}</p> : null}
       {s.state === 'pass' && s.boardLabel ? <TileLabel key={s.boardLabel.recordId} label={s.boardLabel} /> : null}
-      {s.error && (s.state === 'fail' || s.state === 'interrupted') ? <ErrorText error={s.error} /> : null}
+      {s.error && (s.state === 'fail' || s.state === 'interrupted' || lost) ? <ErrorText error={s.error} /> : null}
+      {lost && !props.supervisor ? <p className="tile-note tile-lost-hint">{t('slot.lostHint')}</p> : null}
+      {lost && props.supervisor ? (
+        <button type="button" className="btn btn-reprovision" onClick={() => props.onReprovision(s)}>
+          {t('slot.reprovision')}
+        </button>
+      ) : null}
       {revokedSerial(s) ? (
         <p className="tile-revocation" role="note">
           {t('slot.revocationQueued', { serial: revokedSerial(s)! })}
@@ -171,6 +200,8 @@ function Tile(props: { slot: SlotView; now: number; scanIn: boolean }) {
 export function Slots() {
   const { byPort, order } = useSlice(slotsSlice);
   const workOrder = useSlice(sessionSlice, (s) => s.workOrder);
+  const supervisor = hasSupervisorRights(useSlice(sessionSlice, (s) => s.session));
+  const [pending, setPending] = useState<PendingOverride | null>(null);
   const slots = order
     .map((p) => byPort[p])
     .filter((x): x is SlotView => x !== undefined)
@@ -178,12 +209,14 @@ export function Slots() {
   const now = useNow(slots.some((s) => s.state === 'running'));
   const passed = slots.filter((s) => s.state === 'pass' || s.state === 'already').length;
   const failed = slots.filter((s) => s.state === 'fail').length;
+  const lost = slots.filter((s) => s.state === 'identity-lost').length;
   return (
     <main className="slots-view" aria-labelledby="slots-title">
       <div className="view-head">
         <h1 id="slots-title">{t('slots.title')}</h1>
         <p className="slots-summary">
           {t('slots.summary', { boards: slots.length, passed, failed, wo: workOrder?.id ?? '–' })}
+          {lost ? ` · ${t('slots.summaryLost', { lost })}` : ''}
         </p>
         {workOrder?.requireScanIn ? <p className="slots-scan-help">{t('slots.scanHelp')}</p> : null}
         <button type="button" className="btn" onClick={() => sessionSlice.actions.workOrderCleared()}>
@@ -193,9 +226,17 @@ export function Slots() {
       {slots.length === 0 ? <p className="empty">{t('slots.empty')}</p> : null}
       <ul className={`tiles ${slots.length > 8 ? 'tiles-dense' : ''}`}>
         {slots.map((s) => (
-          <Tile key={s.port} slot={s} now={now} scanIn={workOrder?.requireScanIn === true} />
+          <Tile
+            key={s.port}
+            slot={s}
+            now={now}
+            scanIn={workOrder?.requireScanIn === true}
+            supervisor={supervisor}
+            onReprovision={(slot) => setPending({ kind: 'reprovision', slot })}
+          />
         ))}
       </ul>
+      <OverrideDialog pending={pending} onClose={() => setPending(null)} />
     </main>
   );
 }
