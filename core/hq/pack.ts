@@ -10,6 +10,7 @@ import { toBase64, toBase64Url, utf8 } from '../bytes.js';
 import { canonicalJson, canonicalJsonWith } from '../canonical.js';
 import { err, ok, type Result } from '../result.js';
 import { toPem } from '../pki/pem.js';
+import type { JwsHeader, ParsedJws } from './jws.js';
 
 /** A compact JWS as JSON: header members, certificates by index, payload as JSON, signature base64url. */
 export interface PackedJws {
@@ -206,7 +207,17 @@ function unpackedText(payload: unknown, certs: readonly string[], depth: number)
   });
 }
 
-function unpackJwsAt(p: unknown, certs: readonly string[], depth: number): Result<string, string> {
+/** A packed JWS rebuilt: its parts, base64url-encoded as the compact JWS carries them. */
+interface Rebuilt {
+  readonly header: JwsHeader;
+  readonly h64: string;
+  /** The payload bytes (canonical JSON, UTF-8) and their base64url. */
+  readonly body: Uint8Array;
+  readonly p64: string;
+  readonly signature: string;
+}
+
+function rebuild(p: unknown, certs: readonly string[], depth: number): Result<Rebuilt, string> {
   if (!p || typeof p !== 'object' || Array.isArray(p)) return err('a packed JWS is not an object');
   const { alg, typ, kid, x5c, payload, signature, ...rest } = p as Record<string, unknown>;
   if (Object.keys(rest).length) return err(`a packed JWS has unknown members (${Object.keys(rest).join(', ')})`);
@@ -228,11 +239,57 @@ function unpackJwsAt(p: unknown, certs: readonly string[], depth: number): Resul
         return c;
       });
     }
-    const body = unpackedText(payload, certs, depth + 1);
-    return ok(`${toBase64Url(utf8(canonicalJson(header)))}.${toBase64Url(utf8(body))}.${signature}`);
+    const body = utf8(unpackedText(payload, certs, depth + 1));
+    return ok({
+      header: header as unknown as JwsHeader,
+      h64: toBase64Url(utf8(canonicalJson(header))),
+      body,
+      p64: toBase64Url(body),
+      signature,
+    });
   } catch (e) {
     return err(`a packed JWS cannot be rebuilt: ${e instanceof Error ? e.message : String(e)}`);
   }
+}
+
+function unpackJwsAt(p: unknown, certs: readonly string[], depth: number): Result<string, string> {
+  const r = rebuild(p, certs, depth);
+  return r.ok ? ok(`${r.value.h64}.${r.value.p64}.${r.value.signature}`) : r;
+}
+
+/** A packed record rebuilt (unpackJwsParsed): the compact JWS, and what core/hq/jws.ts parseCompactJws reads from it. */
+export interface UnpackedJws {
+  readonly jws: string;
+  /**
+   * The parse of `jws`, made from its parts without decoding it again; null when parseCompactJws would refuse `jws`
+   * (a non-canonical signature, an x5c entry that is not base64): the caller parses `jws` itself for the refusal.
+   */
+  readonly parsed: ParsedJws | null;
+}
+
+const X5C_ENTRY = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/**
+ * unpackJws, with the parse of the rebuilt JWS (the header, the payload bytes, the signing input and the
+ * signature, exactly what parseCompactJws returns for it) taken from the rebuild instead of decoding the text again.
+ */
+export function unpackJwsParsed(p: PackedJws, certificates: readonly string[]): Result<UnpackedJws, string> {
+  const r = rebuild(p, certificates, 0);
+  if (!r.ok) return r;
+  const { header, h64, body, p64, signature } = r.value;
+  const jws = `${h64}.${p64}.${signature}`;
+  const sig = Buffer.from(signature, 'base64url');
+  const canonical = sig.toString('base64url') === signature && (header.x5c ?? []).every((c) => X5C_ENTRY.test(c));
+  if (!canonical) return ok({ jws, parsed: null });
+  return ok({
+    jws,
+    parsed: {
+      header,
+      payload: body,
+      signingInput: utf8(`${h64}.${p64}`),
+      signature: new Uint8Array(sig.buffer, sig.byteOffset, sig.byteLength),
+    },
+  });
 }
 
 /**

@@ -35,7 +35,11 @@ export interface IngestRecord {
   readonly kind: string;
   readonly supersedesRecordId: string | null;
   readonly completedAt: string;
-  /** The signed JSON payload, verbatim. */
+  /**
+   * The signed JSON payload, verbatim; RECORD_JSON_IN_JWS ('') when only `jws` carries it (records verified by ingest,
+   * whose `parsed` holds what the lifecycle reads): recordJsonOf gives the text either way. Not stored (the payload
+   * is kept once, in `jws`).
+   */
   readonly recordJson: string;
   readonly jws: string;
   /**
