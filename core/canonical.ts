@@ -12,8 +12,12 @@
 /** A UTF-16 code unit of a surrogate that is not part of a pair (in `u` mode a pair is one code point). */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
+/** String.prototype.isWellFormed (ES2024; Node >= 20): true when the string has no lone surrogate. */
+const isWellFormed = (String.prototype as unknown as { isWellFormed?: (this: string) => boolean }).isWellFormed;
+
 function jcsString(s: string): string {
-  if (LONE_SURROGATE.test(s)) throw new TypeError('canonicalJson: string with a lone surrogate (not I-JSON)');
+  if (isWellFormed ? !isWellFormed.call(s) : LONE_SURROGATE.test(s))
+    throw new TypeError('canonicalJson: string with a lone surrogate (not I-JSON)');
   return JSON.stringify(s);
 }
 
@@ -30,6 +34,25 @@ export function hasLoneSurrogate(value: unknown): boolean {
 }
 
 export function canonicalJson(value: unknown): string {
+  return canonical(value, undefined, 0);
+}
+
+/**
+ * Called by canonicalJsonWith for every object and array (`keys`: an object's member names, sorted; null for an
+ * array) at nesting `depth` (the top value is 0) before it is serialised: a value to serialise in its place, or
+ * undefined to serialise it as it is. It may throw to refuse the input.
+ */
+export type CanonicalVisit = (value: object, keys: readonly string[] | null, depth: number) => unknown;
+
+/**
+ * canonicalJson of `value` with some objects replaced on the way (`visit`), without building the replaced value
+ * first: core/hq/pack.ts rebuilds a record's signed payload from its packed form with it.
+ */
+export function canonicalJsonWith(value: unknown, visit: CanonicalVisit): string {
+  return canonical(value, visit, 0);
+}
+
+function canonical(value: unknown, visit: CanonicalVisit | undefined, depth: number): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
@@ -40,12 +63,36 @@ export function canonicalJson(value: unknown): string {
     case 'string':
       return jcsString(value);
     case 'object': {
-      if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+      // One pass with string concatenation (records are canonicalised thousands of times a second at ingest).
+      if (Array.isArray(value)) {
+        if (visit) {
+          const r = visit(value, null, depth);
+          if (r !== undefined) return canonical(r, undefined, depth);
+        }
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          const v: unknown = value[i];
+          out += (i === 0 ? '' : ',') + canonical(v === undefined ? null : v, visit, depth + 1);
+        }
+        return out + ']';
+      }
       if (value instanceof Uint8Array) throw new TypeError('canonicalJson: encode bytes as hex or base64url first');
-      const entries = Object.entries(value as Record<string, unknown>)
-        .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      return `{${entries.map(([k, v]) => `${jcsString(k)}:${canonicalJson(v)}`).join(',')}}`;
+      const o = value as Record<string, unknown>;
+      // The default sort compares UTF-16 code units, as JCS orders member names.
+      const keys = Object.keys(o).sort();
+      if (visit) {
+        const r = visit(o, keys, depth);
+        if (r !== undefined) return canonical(r, undefined, depth);
+      }
+      let out = '{';
+      let first = true;
+      for (const k of keys) {
+        const v = o[k];
+        if (v === undefined) continue;
+        out += (first ? '' : ',') + jcsString(k) + ':' + canonical(v, visit, depth + 1);
+        first = false;
+      }
+      return out + '}';
     }
     default:
       throw new TypeError(`canonicalJson: unsupported ${typeof value}`);

@@ -7,9 +7,10 @@
  * Pure: core/ only.
  */
 import { toBase64, toBase64Url, utf8 } from '../bytes.js';
-import { canonicalJson } from '../canonical.js';
+import { canonicalJson, canonicalJsonWith } from '../canonical.js';
 import { err, ok, type Result } from '../result.js';
 import { toPem } from '../pki/pem.js';
+import type { JwsHeader, ParsedJws } from './jws.js';
 
 /** A compact JWS as JSON: header members, certificates by index, payload as JSON, signature base64url. */
 export interface PackedJws {
@@ -158,38 +159,65 @@ export function packRecords(records: readonly string[]): {
   return { certificates: table.certificates, records: out };
 }
 
-function unpackValue(v: unknown, certs: readonly string[], depth: number): unknown {
-  if (depth > MAX_DEPTH) throw new Error('the packed payload nests too deep');
-  if (Array.isArray(v)) return v.map((x) => unpackValue(x, certs, depth + 1));
-  if (v === null || typeof v !== 'object') return v;
-  const o = v as Record<string, unknown>;
-  const keys = Object.keys(o);
-  const ref = (k: string): string => {
+/** The PEM text of each table entry a batch's records refer to, made once per table (records share certificates). */
+const pemTexts = new WeakMap<readonly string[], Map<number, string>>();
+function pemCache(certs: readonly string[]): Map<number, string> {
+  let m = pemTexts.get(certs);
+  if (!m) pemTexts.set(certs, (m = new Map()));
+  return m;
+}
+
+/**
+ * The canonical JSON text of a packed payload: `{"$pem": i}`, `{"$der": i}` and `{"$jws": PackedJws}` replaced by
+ * what they stand for as it is written (no unpacked copy of the payload is built).
+ */
+function unpackedText(payload: unknown, certs: readonly string[], depth: number): string {
+  const cache = pemCache(certs);
+  const ref = (o: Record<string, unknown>, k: string): { i: number; c: string } => {
     const i = o[k];
     const c = typeof i === 'number' && Number.isInteger(i) ? certs[i] : undefined;
     if (c === undefined) throw new Error(`${k} names no certificate of the table`);
-    return c;
+    return { i: i as number, c };
   };
-  if (keys.length === 1 && keys[0] === '$pem') {
-    const der = decodeStd(ref('$pem'));
-    if (!der) throw new Error('a certificate of the table is not base64');
-    return toPem(der, 'CERTIFICATE');
-  }
-  if (keys.length === 1 && keys[0] === '$der') return ref('$der');
-  if (keys.length === 1 && keys[0] === '$jws') {
-    const inner = unpackJwsAt(o['$jws'], certs, depth + 1);
-    if (!inner.ok) throw new Error(inner.error);
-    return inner.value;
-  }
-  const out: Record<string, unknown> = {};
-  for (const k of keys) {
-    if (k.startsWith('$')) throw new Error(`unknown packed member ${JSON.stringify(k)}`);
-    out[k] = unpackValue(o[k], certs, depth + 1);
-  }
-  return out;
+  return canonicalJsonWith(payload, (v, keys, d) => {
+    if (depth + d > MAX_DEPTH) throw new Error('the packed payload nests too deep');
+    if (keys === null) return undefined;
+    const o = v as Record<string, unknown>;
+    if (keys.length === 1) {
+      const k = keys[0]!;
+      if (k === '$pem') {
+        const { i, c } = ref(o, k);
+        let pem = cache.get(i);
+        if (pem === undefined) {
+          const der = decodeStd(c);
+          if (!der) throw new Error('a certificate of the table is not base64');
+          cache.set(i, (pem = toPem(der, 'CERTIFICATE')));
+        }
+        return pem;
+      }
+      if (k === '$der') return ref(o, k).c;
+      if (k === '$jws') {
+        const inner = unpackJwsAt(o[k], certs, depth + d + 1);
+        if (!inner.ok) throw new Error(inner.error);
+        return inner.value;
+      }
+    }
+    for (const k of keys) if (k.startsWith('$')) throw new Error(`unknown packed member ${JSON.stringify(k)}`);
+    return undefined;
+  });
 }
 
-function unpackJwsAt(p: unknown, certs: readonly string[], depth: number): Result<string, string> {
+/** A packed JWS rebuilt: its parts, base64url-encoded as the compact JWS carries them. */
+interface Rebuilt {
+  readonly header: JwsHeader;
+  readonly h64: string;
+  /** The payload bytes (canonical JSON, UTF-8) and their base64url. */
+  readonly body: Uint8Array;
+  readonly p64: string;
+  readonly signature: string;
+}
+
+function rebuild(p: unknown, certs: readonly string[], depth: number): Result<Rebuilt, string> {
   if (!p || typeof p !== 'object' || Array.isArray(p)) return err('a packed JWS is not an object');
   const { alg, typ, kid, x5c, payload, signature, ...rest } = p as Record<string, unknown>;
   if (Object.keys(rest).length) return err(`a packed JWS has unknown members (${Object.keys(rest).join(', ')})`);
@@ -211,11 +239,57 @@ function unpackJwsAt(p: unknown, certs: readonly string[], depth: number): Resul
         return c;
       });
     }
-    const body = canonicalJson(unpackValue(payload, certs, depth + 1));
-    return ok(`${toBase64Url(utf8(canonicalJson(header)))}.${toBase64Url(utf8(body))}.${signature}`);
+    const body = utf8(unpackedText(payload, certs, depth + 1));
+    return ok({
+      header: header as unknown as JwsHeader,
+      h64: toBase64Url(utf8(canonicalJson(header))),
+      body,
+      p64: toBase64Url(body),
+      signature,
+    });
   } catch (e) {
     return err(`a packed JWS cannot be rebuilt: ${e instanceof Error ? e.message : String(e)}`);
   }
+}
+
+function unpackJwsAt(p: unknown, certs: readonly string[], depth: number): Result<string, string> {
+  const r = rebuild(p, certs, depth);
+  return r.ok ? ok(`${r.value.h64}.${r.value.p64}.${r.value.signature}`) : r;
+}
+
+/** A packed record rebuilt (unpackJwsParsed): the compact JWS, and what core/hq/jws.ts parseCompactJws reads from it. */
+export interface UnpackedJws {
+  readonly jws: string;
+  /**
+   * The parse of `jws`, made from its parts without decoding it again; null when parseCompactJws would refuse `jws`
+   * (a non-canonical signature, an x5c entry that is not base64): the caller parses `jws` itself for the refusal.
+   */
+  readonly parsed: ParsedJws | null;
+}
+
+const X5C_ENTRY = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/**
+ * unpackJws, with the parse of the rebuilt JWS (the header, the payload bytes, the signing input and the
+ * signature, exactly what parseCompactJws returns for it) taken from the rebuild instead of decoding the text again.
+ */
+export function unpackJwsParsed(p: PackedJws, certificates: readonly string[]): Result<UnpackedJws, string> {
+  const r = rebuild(p, certificates, 0);
+  if (!r.ok) return r;
+  const { header, h64, body, p64, signature } = r.value;
+  const jws = `${h64}.${p64}.${signature}`;
+  const sig = Buffer.from(signature, 'base64url');
+  const canonical = sig.toString('base64url') === signature && (header.x5c ?? []).every((c) => X5C_ENTRY.test(c));
+  if (!canonical) return ok({ jws, parsed: null });
+  return ok({
+    jws,
+    parsed: {
+      header,
+      payload: body,
+      signingInput: utf8(`${h64}.${p64}`),
+      signature: new Uint8Array(sig.buffer, sig.byteOffset, sig.byteLength),
+    },
+  });
 }
 
 /**

@@ -35,7 +35,11 @@ export interface IngestRecord {
   readonly kind: string;
   readonly supersedesRecordId: string | null;
   readonly completedAt: string;
-  /** The signed JSON payload, verbatim. */
+  /**
+   * The signed JSON payload, verbatim; RECORD_JSON_IN_JWS ('') when only `jws` carries it (records verified by ingest,
+   * whose `parsed` holds what the lifecycle reads): recordJsonOf gives the text either way. Not stored (the payload
+   * is kept once, in `jws`).
+   */
   readonly recordJson: string;
   readonly jws: string;
   /**
@@ -109,6 +113,19 @@ export interface StoredRecordRow {
   readonly jws: string;
 }
 
+/**
+ * `records.record_json` of a row stored by ingest since the record is kept once (docs/registry-api.md "Storage"):
+ * the record's JSON is its JWS payload, read from `jws` (rows stored before keep their copy of the text).
+ */
+export const RECORD_JSON_IN_JWS = '';
+
+/** The record's JSON text of a `records` row: `record_json`, or the payload of `jws` when it is RECORD_JSON_IN_JWS. */
+export function recordJsonOf(recordJson: string, jws: string): string {
+  if (recordJson !== RECORD_JSON_IN_JWS) return recordJson;
+  const dot = jws.indexOf('.');
+  return Buffer.from(jws.slice(dot + 1, jws.indexOf('.', dot + 1)), 'base64url').toString('utf8');
+}
+
 /** A `records` row (either backend, column names as in the schema) as a StoredRecordRow. */
 export function recordFrom(r: Readonly<Record<string, unknown>>): StoredRecordRow {
   return {
@@ -125,7 +142,7 @@ export function recordFrom(r: Readonly<Record<string, unknown>>): StoredRecordRo
     completedAt: r['completed_at'] as string,
     receivedAt: r['received_at'] as string,
     batchId: r['batch_id'] as string,
-    recordJson: r['record_json'] as string,
+    recordJson: recordJsonOf(r['record_json'] as string, r['jws'] as string),
     jws: r['jws'] as string,
   };
 }

@@ -25,7 +25,7 @@ import type {
   StationRow,
   StationStats,
 } from '../../core/hq/registry-db.js';
-import { recordFrom } from '../../core/hq/registry-db.js';
+import { RECORD_JSON_IN_JWS, recordFrom } from '../../core/hq/registry-db.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { stationInsertArgs } from './stations-sql.js';
 
@@ -248,7 +248,7 @@ export async function openPostgresRegistryDb(
                 col('kind'),
                 col('supersedesRecordId'),
                 col('completedAt'),
-                col('recordJson'),
+                rs.map(() => RECORD_JSON_IN_JWS), // the record once: its JSON is the payload of `jws` (recordFrom)
                 col('jws'),
               ],
             );

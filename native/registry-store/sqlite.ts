@@ -25,7 +25,7 @@ import type {
   StationRow,
   StationStats,
 } from '../../core/hq/registry-db.js';
-import { recordFrom } from '../../core/hq/registry-db.js';
+import { RECORD_JSON_IN_JWS, recordFrom } from '../../core/hq/registry-db.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { createPrivateFile, PRIVATE_DIR_MODE } from '../data-dir.js';
 import { stationInsertArgs } from './stations-sql.js';
@@ -178,7 +178,7 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
           r.completedAt,
           input.receivedAt,
           input.batchId,
-          r.recordJson,
+          RECORD_JSON_IN_JWS, // the record once: its JSON is the payload of `jws` (recordFrom reads it from there)
           r.jws,
         );
         statuses.set(r.index, 'accepted');

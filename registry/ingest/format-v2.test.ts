@@ -12,7 +12,8 @@ import type { RegistryDb } from '../../core/hq/registry-db.js';
 import { packRecords, type PackedJws } from '../../core/hq/pack.js';
 import { createBundleV2, type BatchResponse, type BundleFileV2, type BundleResponse } from '../../core/hq/protocol.js';
 import { startRegistry, type RunningRegistry } from '../http/server.js';
-import { createTestStation, makeManyRecords, type TestStation } from '../../testkit/registry/fixtures.js';
+import { createTestStation, makeManyRecords, makeRecord, type TestStation } from '../../testkit/registry/fixtures.js';
+import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import {
   backends,
   call,
@@ -116,6 +117,44 @@ for (const backend of backends()) {
       expect(res.results[1]).toMatchObject({ status: 'rejected', reason: 'malformed', recordId: null });
       expect(await records()).toBe(before + 2);
     });
+
+    it('a full packed batch: only the records with a bad signature are refused, each with its reason', async () => {
+      // 500 records (the worker pool verifies them in slices); record 437's manifest is signed by another key,
+      // record 12's signature has one character changed, record 250's signature is not canonical base64url.
+      const made = await makeManyRecords(A, systemClock, 499, 8);
+      const other = await createTestSigner('P-256');
+      const bad = await makeRecord(A, systemClock, { manifestSigner: other });
+      const jws = [...made.slice(0, 437).map((m) => m.jws), bad.jws, ...made.slice(437).map((m) => m.jws)];
+      const p = packRecords(jws);
+      const recs = [...p.records] as PackedJws[];
+      const flip = (sig: string, i: number) => sig.slice(0, i) + (sig[i] === 'A' ? 'B' : 'A') + sig.slice(i + 1);
+      recs[12] = { ...recs[12]!, signature: flip(recs[12]!.signature, 10) };
+      // 64 bytes are 86 base64url characters: the last one carries 2 unused bits, which must be zero.
+      const s250 = recs[250]!.signature;
+      recs[250] = { ...recs[250]!, signature: s250.slice(0, 85) + ('AQgw'.includes(s250[85]!) ? 'B' : 'A') };
+      const before = await records();
+      const r = await call(reg.url, 'POST', '/v1/batches', {
+        body: { batchId: uuid(), certificates: p.certificates, records: recs },
+        station: A,
+      });
+      expect(r.status, r.text).toBe(200);
+      const res = r.json as BatchResponse;
+      expect(res.summary).toMatchObject({ accepted: 497, rejected: 3 });
+      expect(res.results[437]).toMatchObject({
+        status: 'rejected',
+        reason: 'manifest-invalid',
+        recordId: bad.recordId,
+      });
+      expect(res.results[12]).toMatchObject({ status: 'rejected', reason: 'signature-invalid' });
+      expect(res.results[250]).toMatchObject({ status: 'rejected', reason: 'malformed' });
+      expect(res.results.filter((x) => x.status === 'accepted')).toHaveLength(497);
+      expect(await records()).toBe(before + 497);
+      // What is stored is the station's JWS, byte for byte, and reads back as its JSON.
+      const dev = await db.deviceRecords(made[436]!.record.board.serialNumber);
+      if (!dev.ok) throw new Error(dev.error.message);
+      expect(dev.value.map((d) => d.jws)).toEqual([made[436]!.jws]);
+      expect(dev.value[0]!.recordJson).toBe(made[436]!.json);
+    }, 300_000);
 
     it('imports a v2 bundle (text or JSON body) once; any modification rejects it as a whole', async () => {
       const made = await makeManyRecords(A, systemClock, 3, 3);

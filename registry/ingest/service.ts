@@ -194,9 +194,12 @@ export async function ingestChecked(
   });
   if (!jws.ok) return apiFail('INTERNAL', `the receipt could not be signed: ${jws.error.code}: ${jws.error.message}`);
   const response: BatchResponse = { batchId, stationId, repeated: false, summary, results, receipt: jws.value };
-  const saved = await ctx.db.saveBatchResponse(stationId, batchId, JSON.stringify(response));
+  const text = JSON.stringify(response);
+  const saved = await ctx.db.saveBatchResponse(stationId, batchId, text);
   if (!saved.ok) return err(storeError(saved.error));
   ctx.logger.log('info', `${kind} ingested`, { stationId, batchId, ...summary });
+  // Another request for the same batch may have saved its answer first: that one is the answer (repeated).
+  if (saved.value === text) return ok(response);
   const stored = BatchResponseSchema.parse(JSON.parse(saved.value));
   return ok(stored.receipt === response.receipt ? response : { ...stored, repeated: true });
 }

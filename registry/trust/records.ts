@@ -10,7 +10,7 @@ import { canonicalJson } from '../../core/canonical.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { MANIFEST_TYP, ManifestSchema } from '../../core/provisioning/baseline.js';
 import { fromPem } from '../../core/pki/pem.js';
-import type { IngestRecord } from '../../core/hq/registry-db.js';
+import { RECORD_JSON_IN_JWS, type IngestRecord } from '../../core/hq/registry-db.js';
 import { parseCompactJws, type ParsedJws } from '../../core/hq/jws.js';
 import {
   MAX_RECORD_CHARS,
@@ -21,7 +21,7 @@ import {
   type RecordResult,
   type RejectReason,
 } from '../../core/hq/protocol.js';
-import { unpackJws, type PackedRecord } from '../../core/hq/pack.js';
+import { unpackJwsParsed, type PackedRecord, type UnpackedJws } from '../../core/hq/pack.js';
 import { certificateParts, certificateSpki, type CertificateParts } from './der.js';
 import { madeBeforeRotation, signerKeyOf, verifyWithStationKey, type StationKey, type StationTrust } from './verify.js';
 
@@ -76,17 +76,37 @@ export function verifyRecord(
   now: Date,
   seen?: SignerCache,
 ): RecordCheck {
+  const parsed = parseCompactJws(jws, 'record');
+  if (!parsed.ok)
+    return {
+      ok: false,
+      result: {
+        index,
+        recordId: null,
+        status: 'rejected',
+        sha256: null,
+        reason: parsed.error.kind === 'malformed' ? 'malformed' : 'header-invalid',
+        message: parsed.error.message,
+      },
+    };
+  return verifyParsedRecord(trust, jws, parsed.value, index, now, seen);
+}
+
+/** verifyRecord on `jws` already parsed (`p`: what parseCompactJws returns for it). */
+function verifyParsedRecord(
+  trust: StationTrust,
+  jws: string,
+  p: ParsedJws,
+  index: number,
+  now: Date,
+  seen?: SignerCache,
+): RecordCheck {
   let recordId: string | null = null;
-  let sha256: string | null = null;
+  const sha256 = sha256Sync(p.payload);
   const reject = (reason: RejectReason, message: string): RecordCheck => ({
     ok: false,
     result: { index, recordId, status: 'rejected', sha256, reason, message },
   });
-  const parsed = parseCompactJws(jws, 'record');
-  if (!parsed.ok)
-    return reject(parsed.error.kind === 'malformed' ? 'malformed' : 'header-invalid', parsed.error.message);
-  const p = parsed.value;
-  sha256 = sha256Sync(p.payload);
   const json = readJson(p.payload);
   if (json && typeof json === 'object' && typeof (json as { recordId?: unknown }).recordId === 'string') {
     const id = (json as { recordId: string }).recordId;
@@ -175,7 +195,7 @@ export function verifyRecord(
       kind: rec.kind,
       supersedesRecordId: rec.supersedesRecordId,
       completedAt: completedAt.toISOString(),
-      recordJson: decoder.decode(p.payload),
+      recordJson: RECORD_JSON_IN_JWS, // kept once, in the JWS (the registry stores no second copy)
       jws,
       parsed: {
         operator: rec.operator,
@@ -305,7 +325,8 @@ export function checkBatchRecord(
   now: Date,
   seen?: SignerCache,
 ): CheckedRecord {
-  const u = unpackJws(rec, certificates);
+  const u: Result<UnpackedJws, string> =
+    typeof rec === 'string' ? ok({ jws: rec, parsed: null }) : unpackJwsParsed(rec, certificates);
   const malformed = (message: string): CheckedRecord => ({
     jws: typeof rec === 'string' ? rec : JSON.stringify(rec),
     check: {
@@ -314,8 +335,14 @@ export function checkBatchRecord(
     },
   });
   if (!u.ok) return malformed(`record: ${u.error}`);
-  if (u.value.length > MAX_RECORD_CHARS) return malformed(`record: longer than ${MAX_RECORD_CHARS} characters`);
-  return { jws: u.value, check: verifyRecord(trust, u.value, index, now, seen) };
+  const { jws, parsed } = u.value;
+  if (jws.length > MAX_RECORD_CHARS) return malformed(`record: longer than ${MAX_RECORD_CHARS} characters`);
+  return {
+    jws,
+    check: parsed
+      ? verifyParsedRecord(trust, jws, parsed, index, now, seen)
+      : verifyRecord(trust, jws, index, now, seen),
+  };
 }
 
 /** SHA-256 (hex) over the concatenation of JWS strings (core/hq/protocol.ts recordsDigest, with node:crypto). */

@@ -9,6 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import { loadStationTrust, type StationTrust } from './verify.js';
 import { checkBatchRecord, type SignerCache } from './records.js';
 import type { VerifyAnswer, VerifyJob } from './pool.js';
+import type { PackedRecord } from '../../core/hq/pack.js';
 
 const MAX_CACHED = 64;
 const trusts = new Map<string, StationTrust>();
@@ -28,7 +29,8 @@ async function run(job: VerifyJob): Promise<VerifyAnswer> {
   if (typeof trust === 'string') return { id: job.id, error: trust };
   const now = new Date(job.now);
   const seen: SignerCache = new Map();
-  const checked = job.records.map((r, i) => {
+  const records = JSON.parse(job.records) as PackedRecord[];
+  const checked = records.map((r, i) => {
     const { jws, check } = checkBatchRecord(trust, r, job.certificates, job.base + i, now, seen);
     // A compact JWS the caller sent it holds already: not copied back.
     const back = typeof r === 'string' ? null : jws;

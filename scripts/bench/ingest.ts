@@ -95,6 +95,7 @@ async function bundleFigures(dir: string): Promise<void> {
   try {
     const body = JSON.stringify({ bundle: JSON.parse(v2.value.content) as unknown });
     const aud = await audienceAt(reg.url);
+    const cpu0 = process.cpuUsage();
     t = performance.now();
     const auth = await signRequest(station.signer, station.id, 'POST', '/v1/bundles', body, systemClock, aud);
     if (!auth.ok) throw new Error(auth.error.message);
@@ -105,6 +106,8 @@ async function bundleFigures(dir: string): Promise<void> {
     });
     const answer = (await res.json()) as BundleResponse;
     const importS = (performance.now() - t) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const importCpuMs = (cpu.user + cpu.system) / 1000 / BUNDLE_RECORDS;
     if (!res.ok || answer.summary.accepted !== BUNDLE_RECORDS)
       throw new Error(`bundle import failed: ${res.status} ${JSON.stringify(answer).slice(0, 200)}`);
     console.log('');
@@ -118,7 +121,7 @@ async function bundleFigures(dir: string): Promise<void> {
     );
     console.log(`| export at the station (pack, sign the manifest) | ${fmt(BUNDLE_RECORDS / exportS)} records/s |`);
     console.log(
-      `| import at the registry (rebuild, verify everything, store, sign the receipt) | ${fmt(BUNDLE_RECORDS / importS)} records/s |`,
+      `| import at the registry (rebuild, verify everything, store, sign the receipt) | ${fmt(BUNDLE_RECORDS / importS)} records/s (CPU per record, process, all threads: ${fmt(importCpuMs, 2)} ms) |`,
     );
   } finally {
     await reg.close();
