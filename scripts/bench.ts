@@ -69,6 +69,19 @@ const sims: Array<() => void> = [];
 interface SimReady {
   ports: string[];
   vendorRoot: string;
+  /** The simulator's process id (node itself: spawned without a wrapper). */
+  pid: number;
+}
+
+/** CPU time (user + system, ms) of process `pid` so far, from /proc (null where there is none). */
+function processCpuMs(pid: number): number | null {
+  try {
+    // Fields after the command name (which may hold spaces: it ends at the last ')'): utime is the 12th, stime the 13th.
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
 }
 
 /** Start a simulator process on its own ptys and wait for its ready line. */
@@ -94,7 +107,7 @@ async function startSim(name: string, boards: number, extra: readonly string[] =
   process.on('exit', kill);
   return new Promise<SimReady>((res, rej) => {
     createInterface({ input: sim.stdout! }).on('line', (line) => {
-      if (line.startsWith('{"ready"')) res(JSON.parse(line) as SimReady);
+      if (line.startsWith('{"ready"')) res({ ...(JSON.parse(line) as Omit<SimReady, 'pid'>), pid: sim.pid! });
     });
     sim.once('exit', (c) => rej(new Error(`simulator ${name} exited ${c}`)));
   });
@@ -219,11 +232,14 @@ async function main(): Promise<void> {
   );
   const cAll = process.cpuUsage();
   const mAll = machineTicks();
+  const simAll = processCpuMs(slow.pid);
   const tAll = performance.now();
   const each = await Promise.all(slowPorts.splice(0, SCALING_BOARDS).map(async (p) => (await one(p)).ms));
   const makespan = performance.now() - tAll;
   const allCpu = cpuMs(cAll);
   const mEnd = machineTicks();
+  const simEnd = processCpuMs(slow.pid);
+  const simCores = simAll !== null && simEnd !== null ? (simEnd - simAll) / makespan : null;
   const cores = availableParallelism();
   // Share of all cores busy during the 16 boards (station, simulators, socat and everything else on the machine).
   const machineBusy = mAll && mEnd ? (mEnd.busy - mAll.busy) / Math.max(1, mEnd.total - mAll.total) : null;
@@ -270,7 +286,7 @@ async function main(): Promise<void> {
     `| throughput ÷ (${SCALING_BOARDS} × single-board throughput) = single cycle ÷ makespan | ${fmt(scalingRatio, 2)} |`,
   );
   console.log(
-    `| during the ${SCALING_BOARDS} boards: station process CPU ÷ makespan; whole machine busy (${cores} cores) | ${fmt(allCpu / makespan, 2)} cores; ${machineBusy === null ? 'n/a' : `${fmt(machineBusy * 100, 0)} %`} |`,
+    `| during the ${SCALING_BOARDS} boards: station process CPU ÷ makespan; simulator process CPU ÷ makespan; whole machine busy (${cores} cores) | ${fmt(allCpu / makespan, 2)} cores; ${simCores === null ? 'n/a' : `${fmt(simCores, 2)} cores`}; ${machineBusy === null ? 'n/a' : `${fmt(machineBusy * 100, 0)} %`} |`,
   );
   console.log(
     `| station process CPU per extra board (user+sys; ${SCALING_BOARDS} at once ${fmt(allCpu, 0)} ms vs 1 at a time ${fmt(singleCpu, 0)} ms) | ${fmt(cpuPerExtraBoard)} ms |`,
