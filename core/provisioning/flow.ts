@@ -537,16 +537,39 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   const commitDriver = (step: StepName, driverCheckpoint: DriverCheckpoint | undefined): RunRow =>
     driverCheckpoint ? commit(step, {}, { driver: Object.keys(driverCheckpoint) }, driverCheckpoint) : run;
 
-  // ---- rotation: erase the old identity on the board first (supervisor-approved)
-  if (run.kind === 'rotation' && identity.state.locked && !run.data['zeroized']) {
-    const z = await driver.zeroize(dctx('key'), identity);
-    if (!z.ok) return failRun('key', z.error);
-    run = deps.store.checkpoint(
-      runId,
-      'identify',
-      { zeroized: true },
-      { zeroized: true, supersedes: run.supersedesRecordId },
-    );
+  // ---- rotation: erase the old identity on the board first (supervisor-approved). The intent (`zeroizing`) is
+  // committed durably before the board is touched: a run that then fails for good revokes the superseded record's
+  // certificate unless the station saw the board keep it (docs/lifecycle.md "Failed rework").
+  if (run.kind === 'rotation' && !run.data['zeroized']) {
+    const superseded = current && current.recordId === run.supersedesRecordId ? recordCertSha256(current) : null;
+    const holds = (state: BoardIdentity['state']) =>
+      superseded !== null && state.certificateSha256 !== null && state.certificateSha256 === superseded;
+    const supersedes = run.supersedesRecordId;
+    if (identity.state.locked) {
+      if (run.data['zeroizing'] !== true) {
+        run = deps.store.checkpoint(runId, 'identify', { zeroizing: true }, { zeroizing: true, supersedes });
+      }
+      const z = await driver.zeroize(dctx('key'), identity);
+      if (!z.ok) {
+        // A refusal that ends the run: the board still holding the old certificate (read back) keeps it unrevoked.
+        if (!isResumable(z.error.code)) {
+          const again = await deps.board.identify(signal);
+          if (again.ok && holds(again.value.state)) {
+            run = deps.store.checkpoint(runId, 'identify', { zeroizing: false }, { zeroizing: false, kept: true });
+          }
+        }
+        return failRun('key', z.error);
+      }
+      run = deps.store.checkpoint(runId, 'identify', { zeroized: true }, { zeroized: true, supersedes });
+    } else if (resumed && !holds(identity.state)) {
+      // Resumed with the board already erased (e.g. a crash between its zeroize and the checkpoint): as zeroized.
+      run = deps.store.checkpoint(
+        runId,
+        'identify',
+        { zeroized: true },
+        { zeroized: true, supersedes, found: 'erased' },
+      );
+    }
   }
 
   // ---- baseline: measured and checked before any key or certificate exists. A failing board ends here with

@@ -3,8 +3,8 @@
  * entry in one transaction; repeats on a port are coalesced (same refusal within the window; at most the port budget
  * of new rows per window), so a port that refuses boards in a loop cannot flood the database; verifyAudit
  * cross-checks rows and entries (an edited, deleted or forged row is found); the log and the yield count them.
- * Also the failed rework: failRun of a rotation run that erased its board queues the old credential's scrap event
- * once, in its transaction, audited `cert.rework-revocation`.
+ * Also the failed rework: failRun of a rotation run that erased its board (or started to: `zeroizing`) queues the old
+ * credential's scrap event once per run and per certificate, in its transaction, audited `cert.rework-revocation`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -226,6 +226,41 @@ describe('a failed rework queues the revocation of the credential the board lost
     const again = startRun(store, b, first.recordId);
     store.failRun(again.runId, { code: 'BOARD_LOCKED', message: 'x', step: 'key' });
     expect(sdb.lifecycle.revocations({ kind: 'scrapped' })).toHaveLength(1);
+    expect(store.verifyAudit()).toMatchObject({ ok: true });
+  });
+
+  it('a rework that started its erase (zeroizing) and failed revokes once per certificate; a board seen keeping it does not', () => {
+    const b = board(8);
+    const first = fullRun(store, b);
+    // Crashed between the board's zeroize and its checkpoint: only the durable intent is in the run.
+    const run = startRun(store, b, first.recordId);
+    store.checkpoint(run.runId, 'identify', { zeroizing: true }, { zeroizing: true });
+    const failed = store.failRun(run.runId, { code: 'BOARD_CERT_REFUSED', message: 'refused', step: 'certify' });
+    expect(failed.reworkRevocation).toEqual({
+      requestId: `rework-failed:${run.runId}`,
+      certificateSerial: first.certificateSerial,
+    });
+    const rework = () => sdb.lifecycle.revocations({ kind: 'scrapped' }).filter((q) => q.chipId === b.chipId);
+    expect(rework()).toHaveLength(1);
+    // A second rework of the same record that fails (its board already erased, found so on resume) queues no second
+    // revocation of the same certificate.
+    const second = startRun(store, b, first.recordId);
+    store.checkpoint(second.runId, 'identify', { zeroized: true }, { zeroized: true, found: 'erased' });
+    expect(store.failRun(second.runId, { code: 'POLICY_VIOLATION', message: 'x', step: 'baseline' })).toMatchObject({
+      reworkRevocation: null,
+    });
+    expect(rework()).toHaveLength(1);
+    const entries = store.listAudit(1, 10_000).filter((e) => e.type === 'cert.rework-revocation');
+    expect(entries.map((e) => e.runId)).toEqual([run.runId]);
+
+    // A board that refused its zeroize and was read back holding the old certificate (zeroizing: false) keeps it.
+    const c = board(9);
+    const kept = fullRun(store, c);
+    const r3 = startRun(store, c, kept.recordId);
+    store.checkpoint(r3.runId, 'identify', { zeroizing: true }, { zeroizing: true });
+    store.checkpoint(r3.runId, 'identify', { zeroizing: false }, { zeroizing: false, kept: true });
+    expect(store.failRun(r3.runId, { code: 'BOARD_ERROR', message: 'no', step: 'key' }).reworkRevocation).toBeNull();
+    expect(sdb.lifecycle.revocations({ kind: 'scrapped' }).filter((q) => q.chipId === c.chipId)).toHaveLength(0);
     expect(store.verifyAudit()).toMatchObject({ ok: true });
   });
 });

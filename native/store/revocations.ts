@@ -61,7 +61,10 @@ export type NewReworkRevocation = NewFailedIssuance;
 export interface RevocationQueue {
   queue(r: NewRevocation, at: string): RevocationRequest;
   queueFailedIssuance(r: NewFailedIssuance): void;
-  /** Queue a failed rework's scrap event (kind `scrapped`, unsigned); false when its request id is queued already. */
+  /**
+   * Queue a failed rework's scrap event (kind `scrapped`, unsigned); false when its request id, or a scrap event of
+   * the same certificate, is queued already.
+   */
   queueReworkRevocation(r: NewReworkRevocation): boolean;
   /** Add the signature to an unsigned failed-issuance or failed-rework event; false when it was signed already. */
   setJws(requestId: string, jws: string, at: string): boolean;
@@ -118,6 +121,7 @@ export function createRevocationQueue(db: Database.Database): RevocationQueue {
        VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 'queued', NULL, ?, ?, ?, ?)`,
     ),
     get: db.prepare('SELECT * FROM revocation_requests WHERE request_id = ?'),
+    scrappedCert: db.prepare("SELECT 1 FROM revocation_requests WHERE kind = 'scrapped' AND certificate_serial = ?"),
     setJws: db.prepare(
       `UPDATE revocation_requests SET jws = ?, updated_at = ?
        WHERE request_id = ? AND kind IN ('failed-issuance', 'scrapped') AND payload_json IS NOT NULL AND jws IS NULL`,
@@ -157,6 +161,7 @@ export function createRevocationQueue(db: Database.Database): RevocationQueue {
     queueFailedIssuance: (r) => insertEvent('failed-issuance', r),
     queueReworkRevocation(r) {
       if (st.get.get(r.requestId) !== undefined) return false;
+      if (st.scrappedCert.get(r.certificateSerial) !== undefined) return false;
       insertEvent('scrapped', r);
       return true;
     },

@@ -5,8 +5,8 @@
  * at any instant leaves all of the change or none of it.
  *
  * When a commit is durable (durability.ts, docs/audit.md "Power loss and crashes"): fsynced before the method
- * returns — a checkpoint that logs an issued certificate, completeRun, failRun, recordRefusal, appendAudit and
- * createRun of a rotation (its board is erased next); deferred (atomic and crash-safe, made durable by the next
+ * returns — a checkpoint that logs an issued certificate or a rework's erase intent (`zeroizing: true`, the board is
+ * erased next), completeRun, failRun, recordRefusal, appendAudit and createRun of a rotation; deferred (atomic and crash-safe, made durable by the next
  * fsync) — createRun of an initial run and every other checkpoint, whose loss in a power cut is the same as a crash
  * just before them: the flow resumes from the checkpoint before.
  *
@@ -172,10 +172,13 @@ export function createSqliteStore(
   }
 
   /**
-   * A rework (rotation run) that erased its board (`zeroized` checkpoint) and fails for good leaves the board without
-   * the credential of the record it was to supersede, which headquarters still shows active: its revocation (a scrap
-   * event, core/hq/rework.ts) is queued here, in failRun's transaction, once per run, and audited
-   * `cert.rework-revocation` before `run.failed`. The station key signs the payload afterwards (station/lifecycle).
+   * A rework (rotation run) that started erasing its board (`zeroizing`, committed durably before the board is
+   * touched, or `zeroized`) and fails for good may have left the board without the credential of the record it was to
+   * supersede, which headquarters still shows active: its revocation (a scrap event, core/hq/rework.ts) is queued
+   * here, in failRun's transaction, once per run and once per certificate (none when a scrap event of that
+   * certificate is queued already), and audited `cert.rework-revocation` before `run.failed`. Only a run whose
+   * board was read back still holding the old certificate after a refused zeroize (`zeroizing: false`) queues
+   * nothing. The station key signs the payload afterwards (station/lifecycle).
    */
   function queueReworkRevocation(
     run: RunDbRow,
@@ -184,7 +187,7 @@ export function createSqliteStore(
   ): FailedRun['reworkRevocation'] {
     if (run.kind !== 'rotation' || run.supersedes_record_id === null) return null;
     const data = parseStoredJson<RunData>(run.data_json, `data of run ${run.run_id}`);
-    if (data['zeroized'] !== true) return null;
+    if (data['zeroized'] !== true && data['zeroizing'] !== true) return null;
     const prev = st.getRecord.get(run.supersedes_record_id) as RecordDbRow | undefined;
     if (!prev) throw new StoreError('corrupt', `run ${run.run_id} supersedes a record that does not exist`);
     const prevCert = parseStoredJson<{ certificate?: { sha256?: unknown } }>(prev.record_json, 'record json');
@@ -344,9 +347,10 @@ export function createSqliteStore(
           const data = parseStoredJson<RunData>(dataJson, `data of run ${runId}`);
           remember(runId, dataJson, data);
           return toRun({ ...row, step, data_json: dataJson, updated_at: updatedAt }, data);
-          // The certificate is written to the board next: logged (and so revocable) on disk first.
+          // The certificate is written to the board next: logged (and so revocable) on disk first. A rework's erase
+          // intent (`zeroizing`) too: the board is erased next, and a failed rework revokes by it.
         },
-        issued !== undefined,
+        issued !== undefined || patch['zeroizing'] === true,
       );
     },
 

@@ -86,6 +86,8 @@ export interface Faults {
   debugUnlocked?: boolean;
   /** Refuse every certificate (installCert -> CERT_REFUSED). */
   refuseCert?: boolean;
+  /** Refuse to erase (zeroize -> UNSUPPORTED) before changing anything: the board keeps its identity. */
+  refuseZeroize?: boolean;
   /**
    * Accept a certificate (installCert answers its hash) but do not keep it: the read-back (identify) shows the
    * previous certificate, so the station fails the run with CERT_INSTALL_MISMATCH after the certificate was issued.
@@ -652,6 +654,7 @@ export class SimBoard {
     const chipId = body['chipId'];
     if (typeof chipId !== 'string') return boardError('BAD_REQUEST', 'chipId must be text');
     if (chipId.toLowerCase() !== this.s.chipId) return boardError('BAD_REQUEST', 'chipId does not match this board');
+    if (this.faults.refuseZeroize) return boardError('UNSUPPORTED', 'zeroize refused by board policy');
     this.s.deviceKey = null;
     this.s.chain = null;
     this.s.locked = false;

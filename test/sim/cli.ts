@@ -24,7 +24,7 @@ export const USAGE = `usage: npm run sim -- [--boards N] [--tpm-boards N] [--dir
        [--model LS-SIM-SE|LS-SIM-BASIC] [--latency-keygen MS] [--latency-flash MS] [--latency-other MS] [--baud N]
        [--seed N] [--fault i:name[=value]]...
 faults: dropBytes=P corruptBytes=P disconnectOn=OP (re-plugs after 2 s) replugAfterMs=MS badAttestation badFirmware debugUnlocked
-        refuseCert forgetCert stale; rogue board: foreignKey=keygen|injectBegin keygenCurve=P-384 replayAttestation
+        refuseCert refuseZeroize forgetCert stale; rogue board: foreignKey=keygen|injectBegin keygenCurve=P-384 replayAttestation
         hideFirmware; TPM boards: tpm-untrusted-ek tpm-other-tpm tpm-pcr-mismatch tpm-lockout tpm-rogue-template
         tpm-stale-quote tpm-disconnect-on=CC (a TPM command name, e.g. Create; re-plugs after 2 s)
         (i = board index or *; TPM boards are numbered after the LS boards)
@@ -74,6 +74,7 @@ export function parseFault(spec: string): Parsed<Faults> {
     case 'badFirmware':
     case 'debugUnlocked':
     case 'refuseCert':
+    case 'refuseZeroize':
     case 'replayAttestation':
     case 'hideFirmware':
     case 'forgetCert':
