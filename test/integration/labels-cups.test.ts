@@ -235,7 +235,9 @@ describe.skipIf(skipReason !== null)(
         const t0 = Date.now();
         const r = await sendZpl({ kind: 'cups', queue: QUEUE, timeoutMs: 1000 }, '^XA^XZ\n');
         expect(r).toMatchObject({ ok: false, error: { code: 'PRINTER_UNREACHABLE', details: { errno: 'ETIMEDOUT' } } });
-        expect(Date.now() - t0).toBeLessThan(3000);
+        // The budget is enforced (lp alone would wait for ever); the bound is loose so that a loaded machine's
+        // process start-up cannot fail it.
+        expect(Date.now() - t0).toBeLessThan(10_000);
         expect(held.length).toBeGreaterThan(0); // lpstat did reach it
       } finally {
         if (saved === undefined) delete process.env['CUPS_SERVER'];
