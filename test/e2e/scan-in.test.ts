@@ -95,8 +95,13 @@ describe('scan-in in the slots view; refusals in the log and yield', () => {
     await page.locator('#log-text').waitFor();
     await page.locator('.filters select').selectOption('refused');
     await page.locator('#log-text').press('Enter');
-    await until('one refused row', async () => (await page.locator('tbody tr.outcome-refused').count()) === 1);
-    expect(await page.locator('tbody tr').count()).toBe(1);
+    // The unfiltered listing already holds the refused row among the passes: wait for the filtered answer (one row).
+    await until(
+      'only the refused row',
+      async () =>
+        (await page.locator('tbody tr').count()) === 1 &&
+        (await page.locator('tbody tr.outcome-refused').count()) === 1,
+    );
     const row = await page.locator('tbody tr').innerText();
     expect(row).toContain('FLOW_SCAN_MISMATCH');
     expect(row).toContain(w.sim.boards[0]!.serialNumber);
