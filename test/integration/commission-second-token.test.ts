@@ -23,6 +23,7 @@ import {
   stationCli,
   stationEnv,
   createCommissionWorld,
+  provisionBoard,
   type CommissionWorld,
   type Hq,
 } from './commission-world.js';
@@ -87,23 +88,17 @@ it('provisions an on-board-key and an injected-key board; openssl accepts them; 
   engine = await openStation(D(), createLogger({ file: join(work, 'engine.log'), level: 'debug' }));
   expect(engine.refusedProfiles).toEqual([]);
   const seen = new Set<string>();
-  const provision = async (i: number) => {
-    const r = await engine!.provision({ port: sim.ports[i]!, workOrder: 'WO-DEMO-1', operator: 'op-7' });
-    if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-    const rec = engine!.store.listRecords({}).find((x) => !seen.has(x.serialNumber))!;
-    seen.add(rec.serialNumber);
-    return JSON.parse(rec.recordJson) as { certificate: { pem: string }; key: { mode: string } };
-  };
+  const provision = (i: number) => provisionBoard(engine!, sim.ports[i]!, seen);
   const modes: string[] = [];
   for (const i of [0, 1]) {
     const rec = await provision(i);
-    modes.push(rec.key.mode);
+    modes.push(rec.keyMode);
     const v = await opensslCheckDevice({
       work,
       hq,
       stationId: S,
       dataDir: D(),
-      devicePem: rec.certificate.pem,
+      devicePem: rec.pem,
       name: `n${i}`,
     });
     expect(v.stationCa.out).toMatch(/station-ca.pem: OK/);
@@ -119,7 +114,7 @@ it('provisions an on-board-key and an injected-key board; openssl accepts them; 
     hq,
     stationId: S,
     dataDir: D(),
-    devicePem: after.certificate.pem,
+    devicePem: after.pem,
     name: 'after',
   });
   expect(v.stationCa.status).not.toBe(0);

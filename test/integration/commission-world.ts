@@ -196,6 +196,24 @@ export async function openStation(dataDir: string, logger: Logger): Promise<Engi
   return e.value;
 }
 
+/** A board the engine provisioned: its record (the first one whose serial `seen` did not hold; added to it). */
+export interface ProvisionedBoard {
+  readonly serial: string;
+  readonly recordId: string;
+  readonly pem: string;
+  readonly keyMode: string;
+}
+
+/** Provision the board on `port` (work order WO-DEMO-1, operator op-7) and return the record it made. */
+export async function provisionBoard(engine: Engine, port: string, seen: Set<string>): Promise<ProvisionedBoard> {
+  const r = await engine.provision({ port, workOrder: 'WO-DEMO-1', operator: 'op-7' });
+  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
+  const rec = engine.store.listRecords({}).find((x) => !seen.has(x.serialNumber))!;
+  seen.add(rec.serialNumber);
+  const j = JSON.parse(rec.recordJson) as { certificate: { pem: string }; key: { mode: string } };
+  return { serial: rec.serialNumber, recordId: rec.recordId, pem: j.certificate.pem, keyMode: j.key.mode };
+}
+
 /** The device certificate (PEM) and chain of the record of `serial` in the station's database. */
 export function deviceCertOf(engine: Engine, serial: string): { cert: string; chain: string[] } {
   const rec = engine.store.listRecords({}).find((r) => r.serialNumber === serial);

@@ -46,6 +46,8 @@ import {
   stationCli,
   stationEnv,
   createCommissionWorld,
+  provisionBoard,
+  type ProvisionedBoard,
   type CommissionWorld,
   type Hq,
 } from './commission-world.js';
@@ -306,14 +308,11 @@ describe('online commissioning against a registry serve process, on a SoftHSM2 t
 });
 
 describe('provisioning, the HQ CRL and a stolen station', () => {
-  const provisioned: { serial: string; pem: string; recordId: string }[] = [];
+  const provisioned: ProvisionedBoard[] = [];
 
-  async function provision(i: number): Promise<{ serial: string; pem: string; recordId: string }> {
-    const r = await engine!.provision({ port: sim.ports[i]!, workOrder: 'WO-DEMO-1', operator: 'op-7' });
-    if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-    const rec = engine!.store.listRecords({}).find((x) => !provisioned.some((p) => p.serial === x.serialNumber))!;
-    const j = JSON.parse(rec.recordJson) as { certificate: { pem: string } };
-    const out = { serial: rec.serialNumber, pem: j.certificate.pem, recordId: rec.recordId };
+  const seen = new Set<string>();
+  async function provision(i: number): Promise<ProvisionedBoard> {
+    const out = await provisionBoard(engine!, sim.ports[i]!, seen);
     provisioned.push(out);
     return out;
   }
