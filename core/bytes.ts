@@ -1,4 +1,11 @@
-/** Byte helpers: hex, base64 and base64url, SHA-256 via WebCrypto (pure: works in Node and the browser). */
+/**
+ * Byte helpers: hex, base64 and base64url, and digests (SHA-1/256/384). Pure: works in Node and the browser. A digest
+ * is computed synchronously with node:crypto where the runtime has it (Node: the station, the registry, their
+ * workers; reached through `process.getBuiltinModule`, never imported, so the renderer bundle has no Node import), and
+ * with WebCrypto where it has not (the browser). node:crypto's hash is ~5 µs of CPU for a record-sized input;
+ * WebCrypto's `digest` in Node is a thread-pool job of ~60 µs (docs/benchmarks.md, issue 12).
+ */
+import type * as NodeCryptoModule from 'node:crypto';
 
 export function toHex(b: Uint8Array): string {
   let s = '';
@@ -37,8 +44,40 @@ export function fromBase64Url(s: string): Uint8Array {
 
 export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 
+/** node:crypto of this runtime, or null (a browser, or a runtime without `process.getBuiltinModule`). */
+export const nodeCrypto: typeof NodeCryptoModule | null = (() => {
+  try {
+    const get = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
+    return (get?.('node:crypto') as typeof NodeCryptoModule | undefined) ?? null;
+  } catch {
+    return null;
+  }
+})();
+
+/** A digest core uses (the WebCrypto names). */
+export type DigestName = 'SHA-1' | 'SHA-256' | 'SHA-384';
+
+const NODE_DIGEST: Record<DigestName, string> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384' };
+
+/** The digest of `data`, synchronously with node:crypto; null where the runtime has no node:crypto (the browser). */
+export function digestSync(alg: DigestName, data: Uint8Array): Uint8Array | null {
+  if (!nodeCrypto) return null;
+  const d = nodeCrypto.createHash(NODE_DIGEST[alg]).update(data).digest();
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}
+
+/** The digest of `data` with WebCrypto (the browser's path; the Node path gives the same bytes, digestSync). */
+export async function webDigest(alg: DigestName, data: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await globalThis.crypto.subtle.digest(alg, data as Uint8Array<ArrayBuffer>));
+}
+
+/** The digest of `data`: node:crypto where there is one (digestSync), else WebCrypto. */
+export async function digest(alg: DigestName, data: Uint8Array): Promise<Uint8Array> {
+  return digestSync(alg, data) ?? webDigest(alg, data);
+}
+
 export async function sha256(data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>));
+  return digest('SHA-256', data);
 }
 
 export async function sha256Hex(data: Uint8Array | string): Promise<string> {

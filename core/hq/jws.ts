@@ -9,7 +9,7 @@ import { utf8 } from '../bytes.js';
 import { fail } from '../errors.js';
 import type { SignatureAlgorithm } from '../ports.js';
 import { err, ok, type Result } from '../result.js';
-import { algorithmHash, importVerifyKey, verifyRaw, type CryptoKey } from '../pki/ecdsa.js';
+import { algorithmHash, importVerifyKey, verifyRaw, type VerifyKey as ImportedVerifyKey } from '../pki/ecdsa.js';
 import type { Curve } from '../model.js';
 import { parseCertificate } from '../pki/chain.js';
 // protocol.ts imports this module too; neither uses the other's exports at load time.
@@ -106,7 +106,7 @@ export function parseCompactJws(jws: unknown, what = 'JWS', maxChars = MAX_JWS_C
 
 /** An imported verification key (cache it: importing is the costly part). */
 export interface VerifyKey {
-  readonly key: CryptoKey;
+  readonly key: ImportedVerifyKey;
   readonly curve: Curve;
 }
 

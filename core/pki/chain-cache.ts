@@ -33,8 +33,7 @@ import {
   subjectAltNameTypes,
   type CertificateParts,
 } from './der.js';
-import { curveSize, derToRawSignature, importVerifyKey, verifyRaw, type CryptoKey } from './ecdsa.js';
-import type { Curve } from '../model.js';
+import { curveSize, derToRawSignature, importVerifyKey, verifyRaw, type ImportedKey } from './ecdsa.js';
 import { bytesKey, Lru } from './memo.js';
 
 /** The leaf of a validated chain, as verifyAttestation reads it. */
@@ -63,7 +62,7 @@ const PECULIAR_PARSED = new Set(['2.5.29.32', '2.5.29.31', '1.3.6.1.5.5.7.1.1', 
 /** A certificate above the leaf, read once: its parts and its key imported for ECDSA verification (or null). */
 interface Known {
   readonly parts: CertificateParts;
-  readonly key: Promise<{ key: CryptoKey; curve: Curve } | null>;
+  readonly key: Promise<ImportedKey | null>;
 }
 
 const known = new Lru<Known | null>(MAX_CERTS);

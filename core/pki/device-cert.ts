@@ -9,7 +9,8 @@ import type { Clock } from '../ports.js';
 import { parseCertificate } from './chain.js';
 import { ok, type Result } from '../result.js';
 import { RevocationUrlsSchema, type RevocationUrls } from './revocation-urls.js';
-import { buf, curveSize, spkiCurve } from './ecdsa.js';
+import { curveSize, spkiCurve } from './ecdsa.js';
+import { digest } from '../bytes.js';
 import { name as encodeName, extension, values } from './tbs.js';
 import {
   DAY_MS,
@@ -290,7 +291,7 @@ const OID = {
 /** RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING's bits (an EC key's point, checkSubjectKey). */
 async function keyIdentifier(spki: Uint8Array): Promise<Uint8Array> {
   const point = spki.subarray(spki.length - (1 + 2 * curveSize(spkiCurve(spki) ?? 'P-256')));
-  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-1', buf(point)));
+  return digest('SHA-1', point);
 }
 
 /**

@@ -1,12 +1,16 @@
 /**
- * ECDSA helpers shared by the PKI, attestation and JWS code: curve detection from SPKI,
- * strict DER <-> raw (r||s) signature conversion, and WebCrypto verification.
- * Pure: only globalThis.crypto.subtle and the strict DER reader (./der.ts).
+ * ECDSA helpers shared by the PKI, attestation and JWS code: curve detection from SPKI, strict DER <-> raw (r||s)
+ * signature conversion, and verification. Pure: verification runs on node:crypto where the runtime has it (Node,
+ * through core/bytes.ts `nodeCrypto`: synchronous, no thread-pool job) and on globalThis.crypto.subtle where it has
+ * not (the browser); both refuse the same keys (not on the curve, a coordinate not below the field prime) and accept
+ * the same signatures. Imported keys are memoised by their exact SPKI bytes (./memo.ts).
  */
-import type { webcrypto } from 'node:crypto';
+import type { KeyObject, webcrypto } from 'node:crypto';
+import { nodeCrypto, toBase64Url } from '../bytes.js';
 import type { Curve } from '../model.js';
 import type { SignatureAlgorithm } from '../ports.js';
 import { ecSpkiCurve } from './der.js';
+import { bytesKey, Lru } from './memo.js';
 
 // WebCrypto types (type-only import: erased at runtime, the code uses globalThis.crypto).
 export type Crypto = webcrypto.Crypto;
@@ -51,10 +55,68 @@ export function spkiCurve(spki: Uint8Array): Curve | null {
   return spki instanceof Uint8Array ? ecSpkiCurve(spki) : null;
 }
 
-/** Import an EC SPKI for ECDSA verification; null if it is not a valid P-256/P-384 key (point on curve). */
-export async function importVerifyKey(spki: Uint8Array): Promise<{ key: CryptoKey; curve: Curve } | null> {
+/** A public key imported for ECDSA verification: a node:crypto KeyObject (Node) or a WebCrypto CryptoKey (browser). */
+export type VerifyKey = KeyObject | CryptoKey;
+
+/** An imported verification key and its curve. */
+export interface ImportedKey {
+  readonly key: VerifyKey;
+  readonly curve: Curve;
+}
+
+/** Distinct keys remembered (the vendor chain, the CA and station keys, and the last boards' own keys). */
+const MAX_KEYS = 64;
+const imported = new Lru<Promise<ImportedKey | null>>(MAX_KEYS);
+const NODE_CURVE: Record<Curve, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1' };
+
+/**
+ * Import an EC SPKI for ECDSA verification; null if it is not a valid P-256/P-384 key (named curve, uncompressed
+ * point on the curve with coordinates below the field prime). Memoised by the exact SPKI bytes: the same bytes are
+ * the same key, other bytes another entry.
+ */
+export function importVerifyKey(spki: Uint8Array): Promise<ImportedKey | null> {
   const curve = spkiCurve(spki);
-  if (!curve) return null;
+  if (!curve) return Promise.resolve(null);
+  const k = bytesKey(spki);
+  const hit = imported.get(k);
+  if (hit) return hit;
+  const value = nodeCrypto ? Promise.resolve(importNode(spki, curve)) : importWeb(spki.slice(), curve);
+  imported.set(k, value);
+  return value;
+}
+
+/** Forget every memoised key (tests). */
+export function clearVerifyKeys(): void {
+  imported.clear();
+}
+
+/**
+ * node:crypto import of a key spkiCurve accepted, as a JWK of its point's coordinates (the SPKI ends with the
+ * uncompressed point 04 || x || y, der.ts ecSpkiCurve): OpenSSL refuses a point off the curve or a coordinate not
+ * below the field prime, as it does for the SPKI itself, at about half the cost of decoding the SPKI.
+ */
+function importNode(spki: Uint8Array, curve: Curve): ImportedKey | null {
+  const size = curveSize(curve);
+  const point = spki.subarray(spki.length - 2 * size);
+  try {
+    const key = nodeCrypto!.createPublicKey({
+      key: {
+        kty: 'EC',
+        crv: curve,
+        x: toBase64Url(point.subarray(0, size)),
+        y: toBase64Url(point.subarray(size)),
+      },
+      format: 'jwk',
+    });
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== NODE_CURVE[curve]) return null;
+    return { key, curve };
+  } catch {
+    return null;
+  }
+}
+
+/** WebCrypto import (the browser's path; importWebVerifyKey). */
+async function importWeb(spki: Uint8Array, curve: Curve): Promise<ImportedKey | null> {
   try {
     const key = await globalThis.crypto.subtle.importKey(
       'spki',
@@ -69,9 +131,22 @@ export async function importVerifyKey(spki: Uint8Array): Promise<{ key: CryptoKe
   }
 }
 
-/** Verify a raw r||s ECDSA signature; false on any problem (wrong length, bad key). Never throws. */
+/** Import with WebCrypto whatever the runtime (not memoised): the browser's path, for the tests that compare both. */
+export async function importWebVerifyKey(spki: Uint8Array): Promise<ImportedKey | null> {
+  const curve = spkiCurve(spki);
+  return curve ? importWeb(spki.slice(), curve) : null;
+}
+
+function isCryptoKey(key: VerifyKey): key is CryptoKey {
+  return !(nodeCrypto && key instanceof nodeCrypto.KeyObject);
+}
+
+/**
+ * Verify a raw r||s ECDSA signature; false on any problem (wrong length, bad key). Never throws. A KeyObject is
+ * verified with node:crypto (synchronously, the signature as IEEE P1363 r||s), a CryptoKey with WebCrypto.
+ */
 export async function verifyRaw(
-  key: CryptoKey,
+  key: VerifyKey,
   curve: Curve,
   hash: 'SHA-256' | 'SHA-384',
   signature: Uint8Array,
@@ -79,6 +154,10 @@ export async function verifyRaw(
 ): Promise<boolean> {
   if (signature.length !== 2 * curveSize(curve)) return false;
   try {
+    if (!isCryptoKey(key)) {
+      const name = hash === 'SHA-256' ? 'sha256' : 'sha384';
+      return nodeCrypto!.verify(name, data, { key, dsaEncoding: 'ieee-p1363' }, signature);
+    }
     return await globalThis.crypto.subtle.verify({ name: 'ECDSA', hash }, key, buf(signature), buf(data));
   } catch {
     return false;

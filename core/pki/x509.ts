@@ -33,6 +33,7 @@ import {
   buf,
   curveSize,
   derToRawSignature,
+  importVerifyKey,
   rawToDerSignature,
   spkiCurve,
   verifyRaw,
@@ -41,6 +42,7 @@ import {
   type Crypto,
   type CryptoKey,
   type EcdsaParams,
+  type VerifyKey,
 } from './ecdsa.js';
 import { certificateParts, ecdsaAlgorithmHash, type CertificateParts } from './der.js';
 import { bytesKey, Lru } from './memo.js';
@@ -374,20 +376,28 @@ export async function issueEncoded(
   signer: Signer,
   fields: Omit<TbsFields, 'algorithm'>,
 ): Promise<Result<IssuedCertificateInfo>> {
-  const sc = await signerCrypto(signer);
-  if (!sc.ok) return sc;
+  const key = await signerVerifyKey(signer);
+  if (!key.ok) return key;
   const algorithm = ECDSA_ALGORITHM[algorithmHash(signer.algorithm)];
   const tbs = tbsCertificate({ ...fields, algorithm });
   const signed = await signer.sign(tbs);
   if (!signed.ok) return signed;
   if (signed.value.length !== 2 * curveSize(signer.curve))
     return { ok: false, error: badSignatureLength(signed.value, signer.curve) };
-  return checked(
-    certificate(tbs, algorithm, rawToDerSignature(signed.value)),
-    fields.serial,
-    signer,
-    sc.value.publicKey,
-  );
+  return checked(certificate(tbs, algorithm, rawToDerSignature(signed.value)), fields.serial, signer, key.value);
+}
+
+/**
+ * The signer's public key imported for verification (ecdsa.ts importVerifyKey: memoised by its bytes, so once per
+ * distinct key, not per signer object), refused as signerCrypto refuses it: not an EC key of the signer's curve.
+ */
+async function signerVerifyKey(signer: Signer): Promise<Result<VerifyKey>> {
+  const curve = spkiCurve(signer.publicKeySpki);
+  if (!curve || curve !== signer.curve)
+    return fail('CERT_ISSUE_FAILED', `signer public key is not an EC ${signer.curve} key`, { curve });
+  const key = await importVerifyKey(signer.publicKeySpki);
+  if (!key) return fail('CERT_ISSUE_FAILED', 'signer public key cannot be imported');
+  return ok(key.key);
 }
 
 /**
@@ -398,7 +408,7 @@ async function checked(
   der: Uint8Array,
   serial: Uint8Array,
   signer: Signer,
-  publicKey: CryptoKey,
+  publicKey: VerifyKey,
 ): Promise<Result<IssuedCertificateInfo>> {
   const validity = await selfCheck(der, signer, publicKey);
   if (!validity)
@@ -420,7 +430,7 @@ async function checked(
 async function selfCheck(
   der: Uint8Array,
   signer: Signer,
-  publicKey: CryptoKey,
+  publicKey: VerifyKey,
 ): Promise<{ notBefore: number; notAfter: number } | null> {
   const parts = certificateParts(der);
   const hash = algorithmHash(signer.algorithm);
