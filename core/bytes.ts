@@ -62,8 +62,8 @@ const NODE_DIGEST: Record<DigestName, string> = { 'SHA-1': 'sha1', 'SHA-256': 's
 /** The digest of `data`, synchronously with node:crypto; null where the runtime has no node:crypto (the browser). */
 export function digestSync(alg: DigestName, data: Uint8Array): Uint8Array | null {
   if (!nodeCrypto) return null;
-  const d = nodeCrypto.createHash(NODE_DIGEST[alg]).update(data).digest();
-  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  // A copy of its own: the digest's bytes, never a view of a larger buffer.
+  return new Uint8Array(nodeCrypto.createHash(NODE_DIGEST[alg]).update(data).digest());
 }
 
 /** The digest of `data` with WebCrypto (the browser's path; the Node path gives the same bytes, digestSync). */
