@@ -16,7 +16,7 @@
  */
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,17 @@ import { createInterface } from 'node:readline';
 import type { BoardClient } from '../core/ports.js';
 import type { BoardClientWithStats } from '../core/protocol/client.js';
 import { measureSignRate } from '../testkit/bench/hsm.js';
+import {
+  meanParts,
+  PARTS,
+  splitCycle,
+  WIRE_OP,
+  type BoardBreakdown,
+  type BoardRun,
+  type CallSpan,
+  type Part,
+  type RequestTrace,
+} from '../testkit/bench/timeline.js';
 import { openEngine, type Engine } from '../station/engine.js';
 import { initStation } from '../station/commission/init.js';
 import { createLogger } from '../native/logger.js';
@@ -71,10 +82,30 @@ interface SimReady {
   vendorRoot: string;
   /** The simulator's process id (node itself: spawned without a wrapper). */
   pid: number;
+  /** With `--trace`: each board's requests as the simulator handled them, by station-side port path. */
+  traces: Map<string, RequestTrace[]>;
 }
 
-/** CPU time (user + system, ms) of process `pid` so far, from /proc (null where there is none). */
+/** Now, in ms of the machine's monotonic clock (the simulator's `--trace` uses the same clock). */
+const mono = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+/** `--sim-prof DIR`: run the scaling simulator with `--cpu-prof` into DIR (its profile covers the whole bench). */
+const simProfDir = ((i) => (i >= 0 ? process.argv[i + 1] : undefined))(process.argv.indexOf('--sim-prof'));
+
+/**
+ * CPU time (ms) of process `pid` so far, all its threads: the scheduler's run time (/proc/<pid>/task/<tid>/schedstat,
+ * nanoseconds; a board's few ms are below /proc/<pid>/stat's 10 ms ticks), or /proc/<pid>/stat's tick counts where
+ * schedstat is missing; null where there is no /proc.
+ */
 function processCpuMs(pid: number): number | null {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    return ns / 1e6;
+  } catch {
+    // no schedstat (kernel without CONFIG_SCHEDSTATS)
+  }
   try {
     // Fields after the command name (which may hold spaces: it ends at the last ')'): utime is the 12th, stime the 13th.
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -85,10 +116,16 @@ function processCpuMs(pid: number): number | null {
 }
 
 /** Start a simulator process on its own ptys and wait for its ready line. */
-async function startSim(name: string, boards: number, extra: readonly string[] = []): Promise<SimReady> {
+async function startSim(
+  name: string,
+  boards: number,
+  extra: readonly string[] = [],
+  nodeArgs: readonly string[] = [],
+): Promise<SimReady> {
   const sim = spawn(
     process.execPath,
     [
+      ...nodeArgs,
       '--import',
       'tsx',
       'test/sim/main.ts',
@@ -105,31 +142,121 @@ async function startSim(name: string, boards: number, extra: readonly string[] =
   const kill = () => sim.kill('SIGTERM');
   sims.push(kill);
   process.on('exit', kill);
+  const traces = new Map<string, RequestTrace[]>();
+  let ports: string[] = [];
   return new Promise<SimReady>((res, rej) => {
     createInterface({ input: sim.stdout! }).on('line', (line) => {
-      if (line.startsWith('{"ready"')) res({ ...(JSON.parse(line) as Omit<SimReady, 'pid'>), pid: sim.pid! });
+      if (line.startsWith('{"trace"')) {
+        const t = (JSON.parse(line) as { trace: RequestTrace & { board: number } }).trace;
+        const port = ports[t.board]!;
+        traces.set(port, [...(traces.get(port) ?? []), t]);
+      } else if (line.startsWith('{"ready"')) {
+        const r = JSON.parse(line) as Omit<SimReady, 'pid' | 'traces'>;
+        ports = r.ports;
+        res({ ...r, pid: sim.pid!, traces });
+      }
     });
     sim.once('exit', (c) => rej(new Error(`simulator ${name} exited ${c}`)));
   });
 }
 
-/** Times every board call, to split a cycle into board time and station time. */
-function timed(b: BoardClientWithStats, acc: { boardMs: number }): BoardClient {
+/** Times every board call, to split a cycle into board time and station time (and logs each call in `calls`). */
+function timed(b: BoardClientWithStats, acc: { boardMs: number; calls: CallSpan[] }): BoardClient {
   return new Proxy(b, {
     get(target, prop, recv) {
       const v = Reflect.get(target, prop, recv) as unknown;
       if (typeof v !== 'function' || prop === 'close' || prop === 'stats')
         return typeof v === 'function' ? v.bind(target) : v;
       return async (...args: unknown[]) => {
-        const t = performance.now();
+        const t = mono();
         try {
           return await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
         } finally {
-          acc.boardMs += performance.now() - t;
+          const end = mono();
+          acc.boardMs += end - t;
+          acc.calls.push({ op: WIRE_OP[String(prop)] ?? String(prop), start: t, end });
         }
       };
     },
   });
+}
+
+/** Latency of an op at the scaling latencies (test/sim/board.ts `latencyOf`). */
+function scalingLatencyOf(op: string): number {
+  if (op === 'keygen') return SCALING_LATENCY.keygen;
+  if (op === 'installCert' || op === 'injectKey' || op === 'lock') return SCALING_LATENCY.flash;
+  return SCALING_LATENCY.other;
+}
+
+/** Join the bench's calls with the simulator's traces, per port (waits up to 2 s for the last trace lines). */
+async function breakdowns(
+  traces: Map<string, RequestTrace[]>,
+  runs: ReadonlyArray<{ run: BoardRun; port: string }>,
+): Promise<Map<string, BoardBreakdown | string>> {
+  const complete = () => runs.every((r) => (traces.get(r.port)?.length ?? 0) > r.run.calls.length);
+  for (let waited = 0; !complete() && waited < 2000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  return new Map(runs.map((r) => [r.port, splitCycle(r.run, traces.get(r.port) ?? [], scalingLatencyOf)]));
+}
+
+const PART_LABEL: Record<Part, string> = {
+  start: 'start (link, hello, run)',
+  station: 'station between calls',
+  toBoard: 'station → simulator',
+  latency: 'board latency',
+  simQueue: 'simulator queue',
+  firmware: 'simulator firmware',
+  simWrite: 'simulator write',
+  toStation: 'simulator → station',
+};
+
+/** Print where a cycle goes: one board alone, 16 at once (mean and the last to finish), and per op for the 16. */
+function printBreakdown(
+  splits: Map<string, BoardBreakdown | string>,
+  singlePorts: readonly string[],
+  burstPorts: readonly string[],
+  window: { start: number; end: number },
+): void {
+  const good = (ports: readonly string[]) =>
+    ports.flatMap((p) => {
+      const b = splits.get(p);
+      if (typeof b === 'string' || b === undefined) {
+        console.log(`| breakdown of ${p} | not available: ${b ?? 'no run'} |`);
+        return [];
+      }
+      return [b];
+    });
+  const singles = good(singlePorts);
+  const boards = good(burstPorts);
+  if (singles.length === 0 || boards.length === 0) return;
+  const last = boards.reduce((a, b) => (b.cycle > a.cycle ? b : a));
+  const one = meanParts(singles.map((b) => b.total));
+  const all = meanParts(boards.map((b) => b.total));
+  console.log('');
+  console.log(
+    `| where a board's cycle goes (ms; mean per board) | 1 at a time | ${SCALING_BOARDS} at once | last of the ${SCALING_BOARDS} | ${SCALING_BOARDS} at once − 1 at a time |`,
+  );
+  console.log('| --- | --- | --- | --- | --- |');
+  for (const part of PARTS)
+    console.log(
+      `| ${PART_LABEL[part]} | ${fmt(one[part])} | ${fmt(all[part])} | ${fmt(last.total[part])} | ${fmt(all[part] - one[part])} |`,
+    );
+  const cyc = (xs: BoardBreakdown[]) => xs.reduce((a, b) => a + b.cycle, 0) / xs.length;
+  console.log(
+    `| cycle | ${fmt(cyc(singles))} | ${fmt(cyc(boards))} | ${fmt(last.cycle)} | ${fmt(cyc(boards) - cyc(singles))} |`,
+  );
+  const ops = [...boards[0]!.byOp.keys()];
+  const cols: Part[] = ['toBoard', 'simQueue', 'firmware', 'toStation', 'station'];
+  console.log('');
+  console.log(
+    `| ${SCALING_BOARDS} at once, per request (ms; mean per board − 1 at a time) | ${cols.map((c) => PART_LABEL[c]).join(' | ')} |`,
+  );
+  console.log(`| --- |${cols.map(() => ' --- |').join('')}`);
+  for (const op of ops) {
+    const m = meanParts(boards.flatMap((b) => (b.byOp.get(op) ? [b.byOp.get(op)!] : [])));
+    const s = meanParts(singles.flatMap((b) => (b.byOp.get(op) ? [b.byOp.get(op)!] : [])));
+    console.log(`| ${op} | ${cols.map((c) => `${fmt(m[c])} (${fmt(m[c] - s[c], 1)})`).join(' | ')} |`);
+  }
+  console.log(`(burst window, monotonic ms: ${fmt(window.start, 1)} – ${fmt(window.end, 1)})`);
 }
 
 async function main(): Promise<void> {
@@ -143,7 +270,8 @@ async function main(): Promise<void> {
   const slow = await startSim(
     'slow',
     scalingBoards,
-    Object.entries(SCALING_LATENCY).flatMap(([op, ms]) => [`--latency-${op}`, String(ms)]),
+    [...Object.entries(SCALING_LATENCY).flatMap(([op, ms]) => [`--latency-${op}`, String(ms)]), '--trace'],
+    simProfDir ? ['--cpu-prof', '--cpu-prof-dir', simProfDir] : [],
   );
   const logger = createLogger({ file: join(dir, 'station.log'), level: 'warn' });
   const init = await initStation({
@@ -160,10 +288,10 @@ async function main(): Promise<void> {
   const ports = [...ready.ports];
   const take = (n: number) => ports.splice(0, n);
   const one = async (port: string) => {
-    const acc = { boardMs: 0 };
+    const acc = { boardMs: 0, calls: [] as CallSpan[] };
     let bytes = 0;
     let requests = 0;
-    const t = performance.now();
+    const t = mono();
     const r = await engine.provision({
       port,
       workOrder: 'WO-DEMO-1',
@@ -182,7 +310,9 @@ async function main(): Promise<void> {
     });
     if (!r.ok || r.value.status !== 'provisioned')
       throw new Error(`bench board failed: ${r.ok ? r.value.status : r.error.message}`);
-    return { ms: performance.now() - t, boardMs: acc.boardMs, bytes, requests };
+    const end = mono();
+    const run: BoardRun = { start: t, end, calls: acc.calls };
+    return { ms: end - t, boardMs: acc.boardMs, bytes, requests, run, port };
   };
 
   // Warm-up (JIT, HSM handles), not counted.
@@ -216,11 +346,13 @@ async function main(): Promise<void> {
   // Scaling at board-like latencies: one board at a time (reference cycle and CPU), then 16 at once.
   const slowPorts = [...slow.ports];
   await one(slowPorts.shift()!); // warm-up: first connection to this simulator
-  const single: Array<{ ms: number; cpu: number }> = [];
+  const single: Array<{ ms: number; cpu: number; simCpu: number | null; run: BoardRun; port: string }> = [];
   for (const p of slowPorts.splice(0, SCALING_SINGLE)) {
     const c = process.cpuUsage();
+    const s0 = processCpuMs(slow.pid);
     const r = await one(p);
-    single.push({ ms: r.ms, cpu: cpuMs(c) });
+    const s1 = processCpuMs(slow.pid);
+    single.push({ ms: r.ms, cpu: cpuMs(c), simCpu: s0 !== null && s1 !== null ? s1 - s0 : null, run: r.run, port: p });
   }
   const singleCycle = pct(
     single.map((x) => x.ms),
@@ -233,13 +365,20 @@ async function main(): Promise<void> {
   const cAll = process.cpuUsage();
   const mAll = machineTicks();
   const simAll = processCpuMs(slow.pid);
-  const tAll = performance.now();
-  const each = await Promise.all(slowPorts.splice(0, SCALING_BOARDS).map(async (p) => (await one(p)).ms));
-  const makespan = performance.now() - tAll;
+  const tAll = mono();
+  const burst = await Promise.all(slowPorts.splice(0, SCALING_BOARDS).map((p) => one(p)));
+  const tEnd = mono();
+  const makespan = tEnd - tAll;
+  const each = burst.map((b) => b.ms);
   const allCpu = cpuMs(cAll);
   const mEnd = machineTicks();
   const simEnd = processCpuMs(slow.pid);
   const simCores = simAll !== null && simEnd !== null ? (simEnd - simAll) / makespan : null;
+  const simCpuPerBoard = simAll !== null && simEnd !== null ? (simEnd - simAll) / SCALING_BOARDS : null;
+  const singleSimCpus = single.flatMap((x) => (x.simCpu === null ? [] : [x.simCpu]));
+  const singleSimCpu = singleSimCpus.length > 0 ? pct(singleSimCpus, 50) : null;
+  // The simulator's trace of the last request reaches the bench just after the station got its answer.
+  const splits = await breakdowns(slow.traces, [...single, ...burst]);
   const cores = availableParallelism();
   // Share of all cores busy during the 16 boards (station, simulators, socat and everything else on the machine).
   const machineBusy = mAll && mEnd ? (mEnd.busy - mAll.busy) / Math.max(1, mEnd.total - mAll.total) : null;
@@ -290,6 +429,15 @@ async function main(): Promise<void> {
   );
   console.log(
     `| station process CPU per extra board (user+sys; ${SCALING_BOARDS} at once ${fmt(allCpu, 0)} ms vs 1 at a time ${fmt(singleCpu, 0)} ms) | ${fmt(cpuPerExtraBoard)} ms |`,
+  );
+  console.log(
+    `| simulator process CPU per board (user+sys; ${SCALING_BOARDS} at once ÷ ${SCALING_BOARDS}; 1 at a time, median) | ${simCpuPerBoard === null ? 'n/a' : `${fmt(simCpuPerBoard)} ms`}; ${singleSimCpu === null ? 'n/a' : `${fmt(singleSimCpu)} ms`} |`,
+  );
+  printBreakdown(
+    splits,
+    single.map((x) => x.port),
+    burst.map((x) => x.port),
+    { start: tAll, end: tEnd },
   );
 
   await engine.close();

@@ -6,8 +6,6 @@
  * Private keys (attestation key, device key, transport key) never leave this object except into the
  * board's own persistent storage (the state file, standing in for the board's flash).
  */
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import {
   createDecipheriv,
   createHash,
@@ -17,7 +15,7 @@ import {
   generateKeyPairSync,
   randomBytes,
   sign as nodeSign,
-  webcrypto,
+  X509Certificate,
   type KeyObject,
 } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -29,9 +27,12 @@ import {
   type SimModel,
   type SimTpmModel,
 } from './baseline.js';
-import { writeFileAtomic } from './fsutil.js';
+import { makeCsr } from './csr.js';
+import { replaceFile } from './fsutil.js';
 import type { TpmCommandName } from './tpm-wire.js';
-import { fromPem, issueAttestationCert, nodeCrypto, toPem, type VendorPki } from './pki.js';
+import { fromPem, issueAttestationCert, toPem, type VendorPki } from './pki.js';
+
+export { makeCsr } from './csr.js';
 
 export const SIM_OPS = [
   'hello',
@@ -155,7 +156,6 @@ interface StoredBoard {
 }
 
 const NODE_CURVE: Record<SimCurve, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1' };
-const CURVE_HASH: Record<SimCurve, string> = { 'P-256': 'SHA-256', 'P-384': 'SHA-384' };
 const KW_PAD_IV = Buffer.from('a65959a6', 'hex');
 const ATTEST_PREFIX = Buffer.from('line-station/attest/v1\0', 'utf8');
 const STATEMENT_PREFIX = Buffer.from('line-station/attest/v2\0', 'utf8');
@@ -253,23 +253,6 @@ function parseSubject(x: unknown): string | null {
   return typeof x === 'string' && x.length >= 1 && x.length <= 256 && !/[\u0000-\u001f\u007f]/.test(x) ? x : null;
 }
 
-/** Make a PKCS#10 CSR (DER) with subject CN=`subject`, signed by `privateKey` (proof of possession). */
-export async function makeCsr(privateKey: KeyObject, curve: SimCurve, subject: string): Promise<Uint8Array> {
-  const alg = { name: 'ECDSA', namedCurve: curve };
-  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
-  const priv = await webcrypto.subtle.importKey('pkcs8', pkcs8, alg, false, ['sign']);
-  const pub = await webcrypto.subtle.importKey('spki', spkiOf(createPublicKey(privateKey)), alg, true, ['verify']);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
-    {
-      name: [{ CN: [subject] }],
-      keys: { privateKey: priv, publicKey: pub },
-      signingAlgorithm: { name: 'ECDSA', hash: CURVE_HASH[curve] },
-    },
-    nodeCrypto,
-  );
-  return new Uint8Array(csr.rawData);
-}
-
 /** Serial number `LS` + 8 upper-case hex chars. */
 function newSerial(): string {
   return 'LS' + randomBytes(4).toString('hex').toUpperCase();
@@ -305,6 +288,18 @@ export class SimBoard {
   private readonly log: (line: string) => void;
   /** The vendor root, programmed at the factory next to the attestation certificate. */
   private readonly vendorRootDer: Uint8Array;
+  /**
+   * What the firmware keeps decoded in RAM (parsed once, not per request): the attestation key and certificate, the
+   * device key with its public key, the installed leaf's hash. Each is keyed by the stored value it was decoded from.
+   */
+  private readonly attestationKey: KeyObject;
+  private readonly attestationCertDer: Uint8Array;
+  private device: { pem: string; key: KeyObject; spki: Uint8Array } | null = null;
+  private leaf: { pem: string; sha256: string } | null = null;
+  /** The public half of the transport key (injectBegin), while it is held. */
+  private transportSpki: Uint8Array | null = null;
+  /** Writes of the state file, in order (each starts after the one before). */
+  private persisting: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly stateFile: string,
@@ -317,6 +312,8 @@ export class SimBoard {
     this.maxFrame = opts.maxFrame ?? 16384;
     this.log = opts.log ?? (() => {});
     this.vendorRootDer = new Uint8Array(opts.pki.rootCert.rawData);
+    this.attestationKey = createPrivateKey(s.attestation.keyPem);
+    this.attestationCertDer = fromPem(s.attestation.certPem, 'CERTIFICATE');
   }
 
   /** Load the board from its state file, or manufacture a new one (new chip id, attestation key and certificate). */
@@ -348,7 +345,7 @@ export class SimBoard {
       locked: false,
     };
     const b = new SimBoard(opts.stateFile, s, opts);
-    b.persist();
+    await b.persist();
     return b;
   }
 
@@ -373,15 +370,42 @@ export class SimBoard {
 
   /** Read-only view of the identity state. */
   snapshot(): BoardSnapshot {
-    const leaf = this.s.chain?.[0];
     return {
       chipId: this.s.chipId,
       serialNumber: this.s.serialNumber,
       model: this.s.model,
       hasKey: this.s.deviceKey !== null,
-      certSha256: leaf ? Buffer.from(sha256(fromPem(leaf, 'CERTIFICATE'))).toString('hex') : null,
+      certSha256: this.leafSha256(),
       locked: this.s.locked,
     };
+  }
+
+  /** SHA-256 (hex) of the stored leaf certificate, or null. */
+  private leafSha256(): string | null {
+    const pem = this.s.chain?.[0];
+    if (!pem) return null;
+    if (this.leaf?.pem !== pem)
+      this.leaf = { pem, sha256: Buffer.from(sha256(fromPem(pem, 'CERTIFICATE'))).toString('hex') };
+    return this.leaf.sha256;
+  }
+
+  /** The stored device key, decoded (null without one). */
+  private deviceKey(): { key: KeyObject; spki: Uint8Array } | null {
+    const pem = this.s.deviceKey?.keyPem;
+    if (pem === undefined) return null;
+    if (this.device?.pem !== pem) {
+      const key = createPrivateKey(pem);
+      this.device = { pem, key, spki: spkiOf(createPublicKey(key)) };
+    }
+    return this.device;
+  }
+
+  /** Store a new device key (its PEM is what the state file keeps); an installed certificate no longer matches it. */
+  private setDeviceKey(curve: SimCurve, key: KeyObject, spki: Uint8Array): void {
+    const pem = key.export({ type: 'pkcs8', format: 'pem' }).toString();
+    this.s.deviceKey = { curve, keyPem: pem };
+    this.device = { pem, key, spki };
+    this.s.chain = null;
   }
 
   /** The current power cycle (see powerOff). */
@@ -396,6 +420,7 @@ export class SimBoard {
   powerOff(): void {
     this.powerEpoch++;
     this.transportKey = null;
+    this.transportSpki = null;
     this.sessionVersion = 1;
   }
 
@@ -431,13 +456,13 @@ export class SimBoard {
         case 'injectKey':
           return await this.injectKey(body);
         case 'installCert':
-          return this.installCert(body);
+          return await this.installCert(body);
         case 'measure':
           return this.measure();
         case 'lock':
-          return this.lock();
+          return await this.lock();
         case 'zeroize':
-          return this.zeroize(body);
+          return await this.zeroize(body);
         case 'tpm':
           return boardError('UNSUPPORTED', 'this board has no TPM');
         default:
@@ -449,8 +474,18 @@ export class SimBoard {
     }
   }
 
-  private persist(): void {
-    writeFileAtomic(this.stateFile, JSON.stringify(this.s, null, 2) + '\n', 0o600);
+  /**
+   * Write the state file (the board's flash) as it is now, atomically (a crash or kill of the simulator leaves the old
+   * or the new state); the request that changed the state answers once it is written. Off the event loop, and not
+   * fsynced (fsutil.ts `replaceFile`): the simulated flash need not survive a power cut of the machine, and a
+   * simulator playing many boards would otherwise hold every board up behind each other's writes, and load the disk
+   * the station commits to (docs/benchmarks.md "Scaling and station CPU").
+   */
+  private persist(): Promise<void> {
+    const data = JSON.stringify(this.s, null, 2) + '\n';
+    const write = this.persisting.catch(() => undefined).then(() => replaceFile(this.stateFile, data, 0o600));
+    this.persisting = write;
+    return write;
   }
 
   private hello(body: Record<string, unknown>): SimResponse {
@@ -488,8 +523,8 @@ export class SimBoard {
     if (this.faults.replayAttestation && this.firstAttestation) return this.firstAttestation;
     const key = this.faults.badAttestation
       ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey
-      : createPrivateKey(this.s.attestation.keyPem);
-    const chain = [fromPem(this.s.attestation.certPem, 'CERTIFICATE'), this.vendorRootDer];
+      : this.attestationKey;
+    const chain = [this.attestationCertDer, this.vendorRootDer];
     let answer: SimResponse;
     if (this.sessionVersion < 2) {
       const signature = nodeSign('sha256', attestationMessage(nonce, this.s.chipId), key); // DER by default
@@ -501,11 +536,12 @@ export class SimBoard {
         return boardError('BAD_REQUEST', 'key must be "device" or "transport"');
       let bound: Uint8Array;
       if (role === 'device') {
-        if (!this.s.deviceKey) return boardError('NO_KEY', 'no device key to attest');
-        bound = spkiOf(createPublicKey(this.s.deviceKey.keyPem));
+        const device = this.deviceKey();
+        if (!device) return boardError('NO_KEY', 'no device key to attest');
+        bound = device.spki;
       } else {
-        if (!this.transportKey) return boardError('NO_KEY', 'no key injection in progress');
-        bound = spkiOf(createPublicKey(this.transportKey));
+        if (!this.transportKey || !this.transportSpki) return boardError('NO_KEY', 'no key injection in progress');
+        bound = this.transportSpki;
       }
       const statement = attestationStatement(
         role,
@@ -535,16 +571,16 @@ export class SimBoard {
     if (this.s.locked) return boardError('LOCKED', 'identity is locked');
     const actual = this.faults.keygenCurve ?? curve;
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: NODE_CURVE[actual] });
+    const spki = spkiOf(publicKey);
     const csr = await makeCsr(privateKey, actual, subject);
     // A new key replaces any pending key; an installed certificate no longer matches it.
-    this.s.deviceKey = { curve: actual, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
-    this.s.chain = null;
-    this.persist();
+    this.setDeviceKey(actual, privateKey, spki);
+    await this.persist();
     if (this.faults.foreignKey === 'keygen') {
       const other = generateKeyPairSync('ec', { namedCurve: NODE_CURVE[actual] });
       return { publicKey: spkiOf(other.publicKey), csr: await makeCsr(other.privateKey, actual, subject) };
     }
-    return { publicKey: spkiOf(publicKey), csr };
+    return { publicKey: spki, csr };
   }
 
   private injectBegin(body: Record<string, unknown>): SimResponse {
@@ -554,9 +590,10 @@ export class SimBoard {
     if (this.s.locked) return boardError('LOCKED', 'identity is locked');
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     this.transportKey = privateKey;
+    this.transportSpki = spkiOf(publicKey);
     if (this.faults.foreignKey === 'injectBegin')
       return { transportKey: spkiOf(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey) };
-    return { transportKey: spkiOf(publicKey) };
+    return { transportKey: this.transportSpki };
   }
 
   private async injectKey(body: Record<string, unknown>): Promise<SimResponse> {
@@ -570,6 +607,7 @@ export class SimBoard {
     if (this.s.locked) return boardError('LOCKED', 'identity is locked');
     const transport = this.transportKey;
     this.transportKey = null; // one use only, whatever the outcome
+    this.transportSpki = null;
     if (!transport) return boardError('BAD_REQUEST', 'no key injection in progress (send injectBegin first)');
     let device: KeyObject;
     try {
@@ -587,33 +625,33 @@ export class SimBoard {
     if (!Buffer.from(derivedPub).equals(Buffer.from(publicKey)))
       return boardError('BAD_REQUEST', 'unwrapped key does not match publicKey');
     const csr = await makeCsr(device, curve, subject);
-    this.s.deviceKey = { curve, keyPem: device.export({ type: 'pkcs8', format: 'pem' }).toString() };
-    this.s.chain = null;
-    this.persist();
+    this.setDeviceKey(curve, device, derivedPub);
+    await this.persist();
     return { publicKey: derivedPub, csr };
   }
 
-  private installCert(body: Record<string, unknown>): SimResponse {
+  private async installCert(body: Record<string, unknown>): Promise<SimResponse> {
     const chain = body['chain'];
     if (!Array.isArray(chain) || chain.length < 1 || chain.length > 8 || !chain.every(isBytes))
       return boardError('BAD_REQUEST', 'chain must be a list of 1..8 DER certificates');
     if (this.s.locked) return boardError('LOCKED', 'identity is locked');
-    if (!this.s.deviceKey) return boardError('NO_KEY', 'no device key to certify');
+    const device = this.deviceKey();
+    if (!device) return boardError('NO_KEY', 'no device key to certify');
     if (this.faults.refuseCert) return boardError('CERT_REFUSED', 'certificate refused by board policy');
     const leafDer = chain[0] as Uint8Array;
     let leafSpki: Uint8Array;
     try {
-      leafSpki = new Uint8Array(new x509.X509Certificate(leafDer).publicKey.rawData);
-      for (const c of chain.slice(1)) new x509.X509Certificate(c as Uint8Array);
+      // node:crypto (OpenSSL) parses each certificate; the leaf's key must be the device key.
+      leafSpki = spkiOf(new X509Certificate(leafDer).publicKey);
+      for (const c of chain.slice(1)) new X509Certificate(c as Uint8Array);
     } catch {
       return boardError('CERT_REFUSED', 'certificate chain does not parse');
     }
-    const mine = spkiOf(createPublicKey(this.s.deviceKey.keyPem));
-    if (!Buffer.from(mine).equals(Buffer.from(leafSpki)))
+    if (!Buffer.from(device.spki).equals(Buffer.from(leafSpki)))
       return boardError('CERT_REFUSED', "the certificate's public key is not this board's device key");
     if (this.faults.forgetCert) return { certSha256: sha256(leafDer) };
     this.s.chain = (chain as Uint8Array[]).map((c) => toPem(c, 'CERTIFICATE'));
-    this.persist();
+    await this.persist();
     return { certSha256: sha256(leafDer) };
   }
 
@@ -642,15 +680,15 @@ export class SimBoard {
     return { ...m, firmware: m.firmware.map((f, i) => ({ ...f, sha256: release[i]!.sha256 })) };
   }
 
-  private lock(): SimResponse {
+  private async lock(): Promise<SimResponse> {
     if (!this.s.locked) {
       this.s.locked = true;
-      this.persist();
+      await this.persist();
     }
     return { locked: true };
   }
 
-  private zeroize(body: Record<string, unknown>): SimResponse {
+  private async zeroize(body: Record<string, unknown>): Promise<SimResponse> {
     const chipId = body['chipId'];
     if (typeof chipId !== 'string') return boardError('BAD_REQUEST', 'chipId must be text');
     if (chipId.toLowerCase() !== this.s.chipId) return boardError('BAD_REQUEST', 'chipId does not match this board');
@@ -659,7 +697,8 @@ export class SimBoard {
     this.s.chain = null;
     this.s.locked = false;
     this.transportKey = null;
-    this.persist();
+    this.transportSpki = null;
+    await this.persist();
     return { zeroized: true };
   }
 }

@@ -18,11 +18,15 @@ export interface CliOptions {
   seed: number | undefined;
   /** Faults per board index (`*` applies to all). */
   faults: Array<{ board: number | '*'; faults: Faults }>;
+  /** Print each answered request's board-side timeline as a `{"trace":...}` stdout line. */
+  trace: boolean;
 }
 
 export const USAGE = `usage: npm run sim -- [--boards N] [--tpm-boards N] [--dir DIR] [--state-dir DIR]
        [--model LS-SIM-SE|LS-SIM-BASIC] [--latency-keygen MS] [--latency-flash MS] [--latency-other MS] [--baud N]
-       [--seed N] [--fault i:name[=value]]...
+       [--seed N] [--fault i:name[=value]]... [--trace]
+--trace: one stdout line {"trace":{"board":i,"op":...,"requestId":n,"rx":ms,"run":ms,"done":ms,"sent":ms}} per
+        answered request (ms of the machine's monotonic clock: decoded, processing time over, answered, written)
 faults: dropBytes=P corruptBytes=P disconnectOn=OP (re-plugs after 2 s) replugAfterMs=MS badAttestation badFirmware debugUnlocked
         refuseCert refuseZeroize forgetCert stale; rogue board: foreignKey=keygen|injectBegin keygenCurve=P-384 replayAttestation
         hideFirmware; TPM boards: tpm-untrusted-ek tpm-other-tpm tpm-pcr-mismatch tpm-lockout tpm-rogue-template
@@ -121,6 +125,7 @@ export function parseArgs(argv: readonly string[]): Parsed<CliOptions> {
     baud: 0,
     seed: undefined,
     faults: [],
+    trace: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
@@ -169,6 +174,9 @@ export function parseArgs(argv: readonly string[]): Parsed<CliOptions> {
       case '--seed':
         if (!(n = num()).ok) return n;
         o.seed = n.value;
+        break;
+      case '--trace':
+        o.trace = true;
         break;
       case '--fault': {
         i++;

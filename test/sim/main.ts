@@ -11,6 +11,9 @@ import { boardSpecs, parseArgs, parseFault, USAGE, withReplugDefault } from './c
 import { startSimulator, type SimulatorHandle } from './simulator.js';
 
 const stamp = (): string => new Date().toISOString().slice(11, 23);
+// Whoever reads our stdout may be gone before we are (a bench that exits after SIGTERM-ing us): the log lines of the
+// shutdown then go nowhere instead of crashing the shutdown (EPIPE).
+process.stdout.on('error', () => undefined);
 /** Log lines are held back until the ready line is out (it must be the first line). */
 let held: string[] | null = [];
 const say = (line: string): void => {
@@ -41,6 +44,10 @@ async function main(argv: readonly string[]): Promise<number> {
       ...(o.stateDir ? { stateDir: o.stateDir } : {}),
       ...(o.seed !== undefined ? { seed: o.seed } : {}),
       log: say,
+      // Trace lines bypass the hold-back: the first request comes after the ready line.
+      ...(o.trace
+        ? { trace: (board, t) => process.stdout.write(`${JSON.stringify({ trace: { board, ...t } })}\n`) }
+        : {}),
     });
   } catch (e) {
     for (const l of held ?? []) process.stderr.write(l);

@@ -6,8 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
-// eslint-disable-next-line no-restricted-imports
-import { SerialPort } from 'serialport';
+import type { ByteLink } from '../../core/ports.js';
+import { serialOpener } from '../../native/serial.js';
 
 const HAVE_SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
 
@@ -49,12 +49,19 @@ export interface PtyCallbacks {
   onClose(): void;
 }
 
+/**
+ * The simulator's end of a cable is opened like the station's: native/serial.ts (serialport, with direct non-blocking
+ * reads and writes instead of a thread-pool round trip per read and write), so one simulator playing many boards
+ * spends little per frame on its side of the wire.
+ */
+const opener = serialOpener();
+
 /** One socat pty pair plus the simulator's open serial port on the `.sim` end. */
 export class PtyCable {
   readonly stationPath: string;
   readonly simPath: string;
   private child: ChildProcess | null = null;
-  private port: SerialPort | null = null;
+  private port: ByteLink | null = null;
   private cb: PtyCallbacks | null = null;
 
   constructor(
@@ -108,17 +115,17 @@ export class PtyCable {
       await sleep(10);
     }
     this.cb = cb;
-    const port = new SerialPort({ path: this.simPath, baudRate: 115200, autoOpen: false, lock: false });
-    const openError = await new Promise<Error | null>((resolve) => port.open((e) => resolve(e ?? null)));
-    if (openError) {
+    const opened = await opener.open(this.simPath);
+    if (!opened.ok) {
       this.cb = null;
       await this.unplug();
-      throw new Error(`cannot open ${this.simPath}: ${openError.message}`);
+      throw new Error(`cannot open ${this.simPath}: ${opened.error.message}`);
     }
+    const port = opened.value;
     this.port = port;
-    port.on('data', (d: Buffer) => this.cb?.onData(new Uint8Array(d)));
-    port.on('error', (e) => this.log(`serial ${this.simPath}: ${e.message}`));
-    port.on('close', () => {
+    port.onData((d) => this.cb?.onData(d));
+    port.onClose((e) => {
+      if (e) this.log(`serial ${this.simPath}: ${e.message}`);
       if (this.port === port) {
         this.port = null;
         const c = this.cb;
@@ -128,16 +135,11 @@ export class PtyCable {
     });
   }
 
-  /** Write to the station; resolves when drained to the pty. */
+  /** Write to the station; resolves when handed to the pty. */
   async write(data: Uint8Array): Promise<void> {
     const port = this.port;
     if (!port) return;
-    await new Promise<void>((resolve) => {
-      port.write(Buffer.from(data), (e) => {
-        if (e) this.log(`serial ${this.simPath}: write: ${e.message}`);
-        port.drain(() => resolve());
-      });
-    });
+    await port.write(data).catch((e: unknown) => this.log(`serial ${this.simPath}: write: ${(e as Error).message}`));
   }
 
   /** Pull the cable: kill socat (the links disappear) and close our end. */
@@ -171,7 +173,7 @@ export class PtyCable {
     this.port = null;
     const c = this.cb;
     this.cb = null;
-    if (port.isOpen) await new Promise<void>((r) => port.close(() => r()));
+    await port.close();
     c?.onClose();
   }
 }

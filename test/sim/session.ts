@@ -50,10 +50,32 @@ export interface SessionIo {
   unplug(): void;
 }
 
+/**
+ * One request's timeline on the board side (`--trace`; the bench's scaling breakdown). Times are ms of the machine's
+ * monotonic clock (`process.hrtime`, CLOCK_MONOTONIC: the same clock in every process of the machine).
+ */
+export interface SessionTrace {
+  readonly op: SimOp;
+  readonly requestId: number;
+  /** The request frame was decoded. */
+  readonly rx: number;
+  /** The simulated processing time was over: the firmware starts. */
+  readonly run: number;
+  /** The firmware answered and the response frame was encoded. */
+  readonly done: number;
+  /** The response's write to the pty starts (after any earlier frame of this board). */
+  readonly sent: number;
+}
+
+/** Now, in ms of the monotonic clock shared by the processes of the machine. */
+export const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
 export interface SessionOptions {
   readonly baud?: number;
   readonly rng: () => number;
   readonly log?: (line: string) => void;
+  /** Called once per answered request with its timeline (off by default). */
+  readonly trace?: (t: SessionTrace) => void;
 }
 
 /** UART-ish chunk size: drop decisions and baud pacing work per chunk. */
@@ -110,6 +132,8 @@ export class BoardSession {
     }
     const previous = this.last;
     this.inFlight = { requestId, opcode };
+    const rx = this.opts.trace ? monotonicMs() : 0;
+    let run = rx;
     let body: SimResponse;
     try {
       const req = decodeRequest({ header: { version: 1, kind: 'request', requestId, opcode }, payload });
@@ -124,6 +148,7 @@ export class BoardSession {
           this.log(`${this.board.serialNumber}: ${op} #${requestId} abandoned: power lost`);
           return;
         }
+        if (this.opts.trace) run = monotonicMs();
         body = await this.board.handle(op, req.value.body);
       }
     } finally {
@@ -146,7 +171,10 @@ export class BoardSession {
     }
     const code = 'error' in body ? (body as unknown as ErrorBody).error.code : 'ok';
     this.log(`${this.board.serialNumber}: ${op} #${requestId} -> ${code}`);
-    this.send(frame);
+    const trace = this.opts.trace;
+    if (!trace) return this.send(frame);
+    const done = monotonicMs();
+    this.send(frame, () => trace({ op, requestId, rx, run, done, sent: monotonicMs() }));
   }
 
   private encode(op: Op, requestId: number, body: SimResponse): Uint8Array {
@@ -161,16 +189,16 @@ export class BoardSession {
     }
   }
 
-  /** Queue a frame for sending through the fault injector and the UART pacer. */
-  private send(frame: Uint8Array): void {
+  /** Queue a frame for sending through the fault injector and the UART pacer; `onWrite` runs as its write starts. */
+  private send(frame: Uint8Array, onWrite?: () => void): void {
     this.writing = this.writing
-      .then(() => this.transmit(frame))
+      .then(() => this.transmit(frame, onWrite))
       .catch((e: unknown) => {
         this.log(`${this.board.serialNumber}: write failed: ${(e as Error).message}`);
       });
   }
 
-  private async transmit(frame: Uint8Array): Promise<void> {
+  private async transmit(frame: Uint8Array, onWrite?: () => void): Promise<void> {
     const { dropBytes = 0, corruptBytes = 0 }: Faults = this.board.faults;
     const rng = this.opts.rng;
     let out = frame;
@@ -193,13 +221,17 @@ export class BoardSession {
       chunks.push(c);
     }
     if (baud <= 0) {
-      if (chunks.length > 0 && !this.closed) await this.io.write(Buffer.concat(chunks));
+      if (chunks.length > 0 && !this.closed) {
+        onWrite?.();
+        await this.io.write(Buffer.concat(chunks));
+      }
       return;
     }
-    for (const c of chunks) {
+    for (const [k, c] of chunks.entries()) {
       if (this.closed) return;
       await sleep(Math.ceil((c.length * 10 * 1000) / baud)); // 8N1: a chunk has arrived 10 bit times per byte later
       if (this.closed) return;
+      if (k === 0) onWrite?.();
       await this.io.write(c);
     }
   }

@@ -12,11 +12,12 @@ import { SIM_TPM_MODELS, type SimModel, type SimTpmModel } from './baseline.js';
 import { SimBoard, type BoardSnapshot, type Faults, type Latency } from './board.js';
 import { loadOrCreateVendorPki } from './pki.js';
 import { PtyCable } from './pty.js';
-import { BoardSession, makeRng } from './session.js';
+import { BoardSession, makeRng, type SessionTrace } from './session.js';
 import { SimTpmBoard } from './tpm-board.js';
 import { TpmFactory } from './tpm-factory.js';
 
 export type { Faults, Latency, BoardSnapshot } from './board.js';
+export type { SessionTrace } from './session.js';
 export type { SimModel, SimTpmModel } from './baseline.js';
 
 const isTpmModel = (m: string | undefined): m is SimTpmModel => (SIM_TPM_MODELS as readonly string[]).includes(m ?? '');
@@ -42,6 +43,8 @@ export interface SimulatorOptions {
   /** Seed for the fault injector's random numbers. */
   seed?: number;
   log?: (line: string) => void;
+  /** Called with each answered request's board-side timeline (session.ts `SessionTrace`); off by default. */
+  trace?: (board: number, t: SessionTrace) => void;
 }
 
 export interface SimBoardInfo {
@@ -86,6 +89,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorH
   mkdirSync(dir, { recursive: true });
   mkdirSync(stateDir, { recursive: true });
   const log = opts.log ?? (() => {});
+  const trace = opts.trace;
   const rng = makeRng(opts.seed ?? Date.now() >>> 0);
   const pki = await loadOrCreateVendorPki(stateDir);
   const specs: BoardSpec[] =
@@ -176,7 +180,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorH
           });
         },
       },
-      { baud: opts.baud ?? 0, rng, log },
+      { baud: opts.baud ?? 0, rng, log, ...(trace ? { trace: (t: SessionTrace) => trace(i, t) } : {}) },
     );
     sessions[i] = session;
     try {
