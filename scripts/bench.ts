@@ -8,11 +8,14 @@
  * raw HSM signing rate of the same token and the ratio of provisioning throughput to what the HSM alone allows.
  * Then the scaling figures of issue 12 against a second simulator process with board-like latencies (keygen
  * 300 ms, flash 200 ms, other 5 ms): a single-board cycle, 16 boards at once (makespan and each board's time),
- * throughput ÷ (16 × single-board throughput), and the station process's CPU per extra board (16 at once vs 1).
+ * throughput ÷ (16 × single-board throughput), the station process's CPU per extra board (16 at once vs 1), the
+ * simulator's CPU per board, and where a board's cycle goes (testkit/bench/timeline.ts: the bench's calls joined with
+ * the simulator's `--trace` of the same requests), one board alone and 16 at once, in total and per request.
  * Then headquarters (scripts/bench/ingest.ts): ingest with full verification for SQLite and PostgreSQL (if
  * LINE_STATION_TEST_PG_URL is set, e.g. `export LINE_STATION_TEST_PG_URL=$(bash scripts/pg-test.sh)`) with 1 and 8
  * stations and its ratio to the raw verify rate, bundle size and rates, queries at a million records.
- * `--station-only` skips the headquarters part; `--no-startup` skips the cold-start part.
+ * `--station-only` skips the headquarters part; `--no-startup` skips the cold-start part; `--scaling-sims N` plays the
+ * 16 scaling boards on N simulator processes; `--sim-prof DIR` runs the scaling simulators with `--cpu-prof` into DIR.
  */
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
@@ -50,9 +53,18 @@ const SCALING_BOARDS = 16;
 /** Single-board cycles at those latencies (the median is the reference), after one warm-up board. */
 const SCALING_SINGLE = 5;
 
+/**
+ * Simulator processes that play the scaling boards (`--scaling-sims N`, default 1): the 16 boards are dealt over
+ * them; the single-board reference runs on the first. One by default: on this 2-core machine 4 processes doubled the
+ * simulator's CPU per board (each process runs its firmware code a quarter as often, and less of it optimised) and
+ * did not raise the ratio (docs/benchmarks.md "Scaling and station CPU").
+ */
+const SCALING_SIMS = ((i) => (i >= 0 ? Number(process.argv[i + 1]) : 1))(process.argv.indexOf('--scaling-sims'));
+if (!Number.isInteger(SCALING_SIMS) || SCALING_SIMS < 1 || SCALING_SIMS > SCALING_BOARDS)
+  throw new Error(`--scaling-sims must be 1..${SCALING_BOARDS}`);
+
 const dir = mkdtempSync(join(tmpdir(), 'ls-bench-'));
 const totalBoards = SEQUENTIAL_BOARDS + 16 + 16;
-const scalingBoards = 1 + SCALING_SINGLE + SCALING_BOARDS;
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -89,7 +101,7 @@ interface SimReady {
 /** Now, in ms of the machine's monotonic clock (the simulator's `--trace` uses the same clock). */
 const mono = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-/** `--sim-prof DIR`: run the scaling simulator with `--cpu-prof` into DIR (its profile covers the whole bench). */
+/** `--sim-prof DIR`: run the scaling simulators with `--cpu-prof` into DIR (each profile covers the whole bench). */
 const simProfDir = ((i) => (i >= 0 ? process.argv[i + 1] : undefined))(process.argv.indexOf('--sim-prof'));
 
 /**
@@ -113,6 +125,17 @@ function processCpuMs(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** CPU time (ms) of all of `pids` so far (null where there is no /proc). */
+function processesCpuMs(pids: readonly number[]): number | null {
+  let sum = 0;
+  for (const pid of pids) {
+    const ms = processCpuMs(pid);
+    if (ms === null) return null;
+    sum += ms;
+  }
+  return sum;
 }
 
 /** Start a simulator process on its own ptys and wait for its ready line. */
@@ -190,12 +213,12 @@ function scalingLatencyOf(op: string): number {
 
 /** Join the bench's calls with the simulator's traces, per port (waits up to 2 s for the last trace lines). */
 async function breakdowns(
-  traces: Map<string, RequestTrace[]>,
+  tracesOf: (port: string) => RequestTrace[],
   runs: ReadonlyArray<{ run: BoardRun; port: string }>,
 ): Promise<Map<string, BoardBreakdown | string>> {
-  const complete = () => runs.every((r) => (traces.get(r.port)?.length ?? 0) > r.run.calls.length);
+  const complete = () => runs.every((r) => tracesOf(r.port).length > r.run.calls.length);
   for (let waited = 0; !complete() && waited < 2000; waited += 20) await new Promise((r) => setTimeout(r, 20));
-  return new Map(runs.map((r) => [r.port, splitCycle(r.run, traces.get(r.port) ?? [], scalingLatencyOf)]));
+  return new Map(runs.map((r) => [r.port, splitCycle(r.run, tracesOf(r.port), scalingLatencyOf)]));
 }
 
 const PART_LABEL: Record<Part, string> = {
@@ -261,18 +284,30 @@ function printBreakdown(
 
 async function main(): Promise<void> {
   console.log(`# Line Station benchmark (${new Date().toISOString()}, ${process.version}, data in ${dir})`);
-  // Two simulator processes: latency 0 (the station's own cost) and board-like latencies (the scaling figure). The
-  // second gets the first one's vendor PKI (same root: the station trusts one root per subject name).
+  // Simulator processes: one at latency 0 (the station's own cost), and SCALING_SIMS at board-like latencies (the
+  // scaling figure), which get the first one's vendor PKI (same root: the station trusts one root per subject name).
   const ready = await startSim('sim', totalBoards);
-  mkdirSync(join(dir, 'slow-state'));
-  for (const f of ['vendor-root.pem', 'vendor-root-key.pem'])
-    copyFileSync(join(dir, 'sim-state', f), join(dir, 'slow-state', f));
-  const slow = await startSim(
-    'slow',
-    scalingBoards,
-    [...Object.entries(SCALING_LATENCY).flatMap(([op, ms]) => [`--latency-${op}`, String(ms)]), '--trace'],
-    simProfDir ? ['--cpu-prof', '--cpu-prof-dir', simProfDir] : [],
+  // The scaling simulators: board k of the 16 on simulator k % SCALING_SIMS; each also has a warm-up board (its
+  // first connection and first run of each op, not counted) and the first has the single-board reference's boards.
+  const slowLatency = Object.entries(SCALING_LATENCY).flatMap(([op, ms]) => [`--latency-${op}`, String(ms)]);
+  const slow = await Promise.all(
+    Array.from({ length: SCALING_SIMS }, async (_, k) => {
+      const name = `slow${k}`;
+      mkdirSync(join(dir, `${name}-state`));
+      for (const f of ['vendor-root.pem', 'vendor-root-key.pem'])
+        copyFileSync(join(dir, 'sim-state', f), join(dir, `${name}-state`, f));
+      const share = Math.floor(SCALING_BOARDS / SCALING_SIMS) + (k < SCALING_BOARDS % SCALING_SIMS ? 1 : 0);
+      return startSim(
+        name,
+        1 + share + (k === 0 ? SCALING_SINGLE : 0),
+        [...slowLatency, '--trace'],
+        simProfDir ? ['--cpu-prof', '--cpu-prof-dir', simProfDir] : [],
+      );
+    }),
   );
+  const slowPids = slow.map((x) => x.pid);
+  /** A scaling board's requests as its simulator traced them (they keep arriving while the boards run). */
+  const tracesOf = (port: string): RequestTrace[] => slow.find((x) => x.traces.has(port))?.traces.get(port) ?? [];
   const logger = createLogger({ file: join(dir, 'station.log'), level: 'warn' });
   const init = await initStation({
     dataDir: join(dir, 'station'),
@@ -344,16 +379,18 @@ async function main(): Promise<void> {
   }
 
   // Scaling at board-like latencies: one board at a time (reference cycle and CPU), then 16 at once.
-  const slowPorts = [...slow.ports];
-  await one(slowPorts.shift()!); // warm-up: first connection to this simulator
+  const slowPorts = slow.map((x) => [...x.ports]);
+  for (const ports of slowPorts) await one(ports.shift()!); // warm-up: first connection to each simulator
   const single: Array<{ ms: number; cpu: number; simCpu: number | null; run: BoardRun; port: string }> = [];
-  for (const p of slowPorts.splice(0, SCALING_SINGLE)) {
+  for (const p of slowPorts[0]!.splice(0, SCALING_SINGLE)) {
     const c = process.cpuUsage();
-    const s0 = processCpuMs(slow.pid);
+    const s0 = processesCpuMs(slowPids);
     const r = await one(p);
-    const s1 = processCpuMs(slow.pid);
+    const s1 = processesCpuMs(slowPids);
     single.push({ ms: r.ms, cpu: cpuMs(c), simCpu: s0 !== null && s1 !== null ? s1 - s0 : null, run: r.run, port: p });
   }
+  // Board k of the 16 from simulator k % SCALING_SIMS.
+  const burstPorts = Array.from({ length: SCALING_BOARDS }, (_, k) => slowPorts[k % SCALING_SIMS]!.shift()!);
   const singleCycle = pct(
     single.map((x) => x.ms),
     50,
@@ -364,21 +401,21 @@ async function main(): Promise<void> {
   );
   const cAll = process.cpuUsage();
   const mAll = machineTicks();
-  const simAll = processCpuMs(slow.pid);
+  const simAll = processesCpuMs(slowPids);
   const tAll = mono();
-  const burst = await Promise.all(slowPorts.splice(0, SCALING_BOARDS).map((p) => one(p)));
+  const burst = await Promise.all(burstPorts.map((p) => one(p)));
   const tEnd = mono();
   const makespan = tEnd - tAll;
   const each = burst.map((b) => b.ms);
   const allCpu = cpuMs(cAll);
   const mEnd = machineTicks();
-  const simEnd = processCpuMs(slow.pid);
+  const simEnd = processesCpuMs(slowPids);
   const simCores = simAll !== null && simEnd !== null ? (simEnd - simAll) / makespan : null;
   const simCpuPerBoard = simAll !== null && simEnd !== null ? (simEnd - simAll) / SCALING_BOARDS : null;
   const singleSimCpus = single.flatMap((x) => (x.simCpu === null ? [] : [x.simCpu]));
   const singleSimCpu = singleSimCpus.length > 0 ? pct(singleSimCpus, 50) : null;
-  // The simulator's trace of the last request reaches the bench just after the station got its answer.
-  const splits = await breakdowns(slow.traces, [...single, ...burst]);
+  // The traces of the last requests reach the bench just after the station got their answers.
+  const splits = await breakdowns(tracesOf, [...single, ...burst]);
   const cores = availableParallelism();
   // Share of all cores busy during the 16 boards (station, simulators, socat and everything else on the machine).
   const machineBusy = mAll && mEnd ? (mEnd.busy - mAll.busy) / Math.max(1, mEnd.total - mAll.total) : null;
@@ -425,13 +462,13 @@ async function main(): Promise<void> {
     `| throughput ÷ (${SCALING_BOARDS} × single-board throughput) = single cycle ÷ makespan | ${fmt(scalingRatio, 2)} |`,
   );
   console.log(
-    `| during the ${SCALING_BOARDS} boards: station process CPU ÷ makespan; simulator process CPU ÷ makespan; whole machine busy (${cores} cores) | ${fmt(allCpu / makespan, 2)} cores; ${simCores === null ? 'n/a' : `${fmt(simCores, 2)} cores`}; ${machineBusy === null ? 'n/a' : `${fmt(machineBusy * 100, 0)} %`} |`,
+    `| during the ${SCALING_BOARDS} boards: station process CPU ÷ makespan; simulator processes' CPU ÷ makespan; whole machine busy (${cores} cores) | ${fmt(allCpu / makespan, 2)} cores; ${simCores === null ? 'n/a' : `${fmt(simCores, 2)} cores`}; ${machineBusy === null ? 'n/a' : `${fmt(machineBusy * 100, 0)} %`} |`,
   );
   console.log(
     `| station process CPU per extra board (user+sys; ${SCALING_BOARDS} at once ${fmt(allCpu, 0)} ms vs 1 at a time ${fmt(singleCpu, 0)} ms) | ${fmt(cpuPerExtraBoard)} ms |`,
   );
   console.log(
-    `| simulator process CPU per board (user+sys; ${SCALING_BOARDS} at once ÷ ${SCALING_BOARDS}; 1 at a time, median) | ${simCpuPerBoard === null ? 'n/a' : `${fmt(simCpuPerBoard)} ms`}; ${singleSimCpu === null ? 'n/a' : `${fmt(singleSimCpu)} ms`} |`,
+    `| simulator CPU per board (all ${SCALING_SIMS} scaling simulator processes; ${SCALING_BOARDS} at once ÷ ${SCALING_BOARDS}; 1 at a time, median) | ${simCpuPerBoard === null ? 'n/a' : `${fmt(simCpuPerBoard)} ms`}; ${singleSimCpu === null ? 'n/a' : `${fmt(singleSimCpu)} ms`} |`,
   );
   printBreakdown(
     splits,

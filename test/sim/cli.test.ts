@@ -50,6 +50,9 @@ describe('argument parsing', () => {
     expect(specs[2]!.faults).toEqual({ stale: true, disconnectOn: 'installCert', replugAfterMs: 2000 });
     const basic = parseArgs(['--boards', '2', '--model', 'basic']);
     expect(basic.ok && boardSpecs(basic.value).map((s) => s.model)).toEqual(['LS-SIM-BASIC', 'LS-SIM-BASIC']);
+    expect(r.value.trace).toBe(false);
+    const traced = parseArgs(['--boards', '1', '--trace']);
+    expect(traced.ok && traced.value.trace).toBe(true);
   });
 
   it('--tpm-boards adds TPM boards after the LS boards; TPM faults by their CLI names', () => {
@@ -133,6 +136,23 @@ describe('CLI process', () => {
     expect(await exited).toBe(0);
     expect(socatsFor(dir)).toEqual([]);
     for (const p of ready.ports) expect(existsSync(p)).toBe(false);
+  });
+
+  it('stops cleanly when whoever read its stdout is gone (no EPIPE crash): exit 0, no socat left', async () => {
+    const dir = join(tmp, 'reader-gone');
+    const child = spawn(TSX, ['test/sim/main.ts', '--boards', '2', '--dir', dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    for (let i = 0; i < 300 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(socatsFor(dir)).toHaveLength(2);
+    child.stdout.destroy(); // the reader goes away: the shutdown's log lines then hit a closed pipe
+    child.kill('SIGTERM');
+    expect(await exited, err).toBe(0);
+    expect(err).not.toContain('EPIPE');
+    expect(socatsFor(dir)).toEqual([]);
   });
 
   it.each(['throw', 'SIGKILL'])(

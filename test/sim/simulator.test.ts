@@ -24,6 +24,7 @@ import { attestationMessage } from './board.js';
 import { nodeCrypto } from './pki.js';
 import { liveSocatCount } from './pty.js';
 import { serialOpener } from '../../native/serial.js';
+import { monotonicMs, type SessionTrace } from './session.js';
 import { startSimulator, type SimulatorHandle } from './simulator.js';
 
 let dir: string;
@@ -352,6 +353,52 @@ describe('UART pacing and latency', () => {
       await c.close();
     } finally {
       await slow.stop();
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('trace', () => {
+  it("reports each answered request's board-side timeline on the monotonic clock the station side reads too", async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ls-sim-trace-'));
+    const traces: Array<{ board: number } & SessionTrace> = [];
+    const traced = await startSimulator({
+      dir: d,
+      boards: [{ model: 'LS-SIM-BASIC' }, { model: 'LS-SIM-SE', latency: { other: 40, keygen: 120 } }],
+      trace: (board, t) => traces.push({ board, ...t }),
+    });
+    try {
+      const l = await serialOpener().open(traced.ports[1]!);
+      if (!l.ok) throw new Error(l.error.message);
+      const c = value(await connectBoard(l.value, { timeoutMs: 5000 }));
+      const calls: Array<{ start: number; end: number }> = [];
+      const timedCall = async (call: () => Promise<{ ok: boolean }>): Promise<void> => {
+        const start = monotonicMs();
+        expect((await call()).ok).toBe(true);
+        calls.push({ start, end: monotonicMs() });
+      };
+      await timedCall(() => c.identify());
+      await timedCall(() => c.generateKey({ curve: 'P-256', subject: 'traced' }));
+      await c.close();
+      await new Promise((r) => setTimeout(r, 50)); // the trace of the last answer comes as it is written
+      expect(traces.map((t) => [t.board, t.op])).toEqual([
+        [1, 'hello'],
+        [1, 'identify'],
+        [1, 'keygen'],
+      ]);
+      for (const [k, t] of traces.slice(1).entries()) {
+        // The request is decoded after the station sent it; the answer is written before the station has it.
+        expect(t.rx).toBeGreaterThanOrEqual(calls[k]!.start);
+        expect(t.sent).toBeLessThanOrEqual(calls[k]!.end);
+        expect(t.rx).toBeLessThanOrEqual(t.run);
+        expect(t.run).toBeLessThanOrEqual(t.done);
+        expect(t.done).toBeLessThanOrEqual(t.sent);
+      }
+      // The processing time is spent between decoding and running the firmware (timers fire no earlier than set).
+      expect(traces[1]!.run - traces[1]!.rx).toBeGreaterThanOrEqual(40 - 1);
+      expect(traces[2]!.run - traces[2]!.rx).toBeGreaterThanOrEqual(120 - 1);
+    } finally {
+      await traced.stop();
       rmSync(d, { recursive: true, force: true });
     }
   });
