@@ -94,8 +94,8 @@ interface SimReady {
   vendorRoot: string;
   /** The simulator's process id (node itself: spawned without a wrapper). */
   pid: number;
-  /** With `--trace`: each board's requests as the simulator handled them, by station-side port path. */
-  traces: Map<string, RequestTrace[]>;
+  /** With `--trace`: each board's requests as the simulator handled them so far, by station-side port path. */
+  traces: () => Map<string, RequestTrace[]>;
 }
 
 /** Now, in ms of the machine's monotonic clock (the simulator's `--trace` uses the same clock). */
@@ -165,15 +165,23 @@ async function startSim(
   const kill = () => sim.kill('SIGTERM');
   sims.push(kill);
   process.on('exit', kill);
-  const traces = new Map<string, RequestTrace[]>();
+  // Trace lines are kept as they come and parsed when asked for: this process is the station, and parsing them
+  // while the boards run would add to the station's event loop what the bench measures.
+  const lines: string[] = [];
+  const parsed = new Map<string, RequestTrace[]>();
   let ports: string[] = [];
+  const traces = (): Map<string, RequestTrace[]> => {
+    for (const line of lines.splice(0)) {
+      const t = (JSON.parse(line) as { trace: RequestTrace & { board: number } }).trace;
+      const port = ports[t.board]!;
+      parsed.set(port, [...(parsed.get(port) ?? []), t]);
+    }
+    return parsed;
+  };
   return new Promise<SimReady>((res, rej) => {
     createInterface({ input: sim.stdout! }).on('line', (line) => {
-      if (line.startsWith('{"trace"')) {
-        const t = (JSON.parse(line) as { trace: RequestTrace & { board: number } }).trace;
-        const port = ports[t.board]!;
-        traces.set(port, [...(traces.get(port) ?? []), t]);
-      } else if (line.startsWith('{"ready"')) {
+      if (line.startsWith('{"trace"')) lines.push(line);
+      else if (line.startsWith('{"ready"')) {
         const r = JSON.parse(line) as Omit<SimReady, 'pid' | 'traces'>;
         ports = r.ports;
         res({ ...r, pid: sim.pid!, traces });
@@ -307,7 +315,8 @@ async function main(): Promise<void> {
   );
   const slowPids = slow.map((x) => x.pid);
   /** A scaling board's requests as its simulator traced them (they keep arriving while the boards run). */
-  const tracesOf = (port: string): RequestTrace[] => slow.find((x) => x.traces.has(port))?.traces.get(port) ?? [];
+  const tracesOf = (port: string): RequestTrace[] =>
+    slow.map((x) => x.traces().get(port)).find((t) => t !== undefined) ?? [];
   const logger = createLogger({ file: join(dir, 'station.log'), level: 'warn' });
   const init = await initStation({
     dataDir: join(dir, 'station'),
