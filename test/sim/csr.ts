@@ -3,7 +3,7 @@
  * SubjectPublicKeyInfo, no attributes, an ECDSA self-signature (proof of possession). Encoded directly (DER element
  * writers of core/pki/tbs.ts, signature by node:crypto): the same bytes @peculiar/x509's generator writes for the same
  * key and subject (csr.test.ts compares them, openssl verifies the result), without its WebCrypto key imports and
- * ASN.1 schema machinery, which were a third of the simulator's CPU per board.
+ * ASN.1 schema machinery (~2.4 ms per CSR, 8 % of the simulator's busy time in the bench's 16-board burst).
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
