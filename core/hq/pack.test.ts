@@ -9,7 +9,18 @@ import { toBase64Url, utf8 } from '../bytes.js';
 import { systemClock } from '../ports.js';
 import { signJws } from '../pki/jws.js';
 import { createTestStation, makeManyRecords, type TestStation } from '../../testkit/registry/fixtures.js';
-import { packJws, packRecords, unpackJws, CertificateTable, type PackedJws } from './pack.js';
+import { fromPem } from '../pki/pem.js';
+import { parseCompactJws } from './jws.js';
+import {
+  packJws,
+  packRecords,
+  unpackJws,
+  unpackJwsParsed,
+  unpackJwsReference,
+  CertificateTable,
+  type PackedJws,
+  type UnpackedJws,
+} from './pack.js';
 
 let station: TestStation;
 let records: string[];
@@ -96,5 +107,97 @@ describe('packed records', () => {
     certs[0] = toBase64Url(new Uint8Array([1, 2, 3]));
     const changed = unpackJws(r, certs);
     expect(changed.ok && changed.value).not.toBe(records[0]);
+  });
+});
+
+describe('one-pass rebuild (unpackJwsParsed) against the reference rebuild', () => {
+  /** Both rebuilds of `p`: the same compact JWS or the same refusal; the facts are what the text says. */
+  function same(p: PackedJws, certs: readonly string[]): UnpackedJws | null {
+    const before = JSON.stringify(p);
+    const fast = unpackJwsParsed(p, certs);
+    const ref = unpackJwsReference(p, certs);
+    expect(JSON.stringify(p)).toBe(before); // the packed value is never changed
+    if (!ref.ok) {
+      expect(fast).toEqual(ref);
+      return null;
+    }
+    if (!fast.ok) throw new Error(fast.error);
+    expect(fast.value.jws).toBe(ref.value);
+    const parsed = parseCompactJws(ref.value, 'record');
+    if (fast.value.parsed) {
+      if (!parsed.ok) throw new Error(parsed.error.message);
+      expect(fast.value.parsed).toEqual(parsed.value);
+    } else expect(parsed.ok).toBe(false);
+    const facts = fast.value.facts;
+    if (facts) {
+      expect(facts.value).toEqual(JSON.parse(Buffer.from(parsed.ok ? parsed.value.payload : []).toString('utf8')));
+      for (const [text, n] of facts.nested) {
+        const inner = parseCompactJws(text, 'manifest');
+        if (!inner.ok) throw new Error(inner.error.message);
+        expect(n.parsed).toEqual(inner.value);
+        expect(n.value).toEqual(JSON.parse(Buffer.from(inner.value.payload).toString('utf8')));
+      }
+      for (const [pem, der] of facts.pemDer) {
+        const back = fromPem(pem, 'CERTIFICATE');
+        expect(back.ok && Buffer.from(back.value).equals(Buffer.from(der))).toBe(true);
+      }
+    }
+    return fast.value;
+  }
+
+  it('rebuilds real records in one pass, with every fact (payload, manifest parse, certificate DER)', () => {
+    const p = packRecords(records);
+    for (const r of p.records) {
+      const u = same(r as PackedJws, p.certificates);
+      expect(u?.facts).not.toBeNull();
+      expect(u!.facts!.nested.size).toBe(1);
+      expect(u!.facts!.pemDer.size).toBeGreaterThanOrEqual(3);
+    }
+  });
+
+  it('gives the reference answer for everything the one pass is not sure of', () => {
+    const p = packRecords(records.slice(0, 1));
+    const r = p.records[0] as PackedJws;
+    const certs = p.certificates;
+    let deep: unknown = 1;
+    for (let i = 0; i < 40; i++) deep = [deep];
+    const nest = (n: number): unknown => {
+      let d: unknown = 'x';
+      for (let i = 0; i < n; i++) d = { a: d };
+      return d;
+    };
+    const variants: unknown[] = [
+      { b: 1, a: 2 }, // members not in canonical order
+      JSON.parse('{"10":1,"2":2,"a":3}'), // integer-like members (enumerated numerically, sorted as text)
+      JSON.parse('{"0":1,"1":2,"a":3}'),
+      { a: -0 },
+      { a: [1, -0] },
+      { a: '\ud800' }, // a lone surrogate: not canonical JSON
+      { '\udc00': 1 },
+      JSON.parse('{"__proto__":{"a":1}}'),
+      { a: { $pem: 99 } },
+      { a: { $pem: 1.5 } },
+      { a: { $der: 0 } },
+      { a: { $jws: { alg: 'none' } } },
+      { a: { $evil: 1 } },
+      { a: { $pem: 0, b: 1 } },
+      { $a: 1 },
+      deep,
+      nest(30),
+      nest(31),
+      nest(32),
+      { a: 1e21, b: 0.1, c: -5e-324, d: 'é\u2028"\\\n' },
+      [],
+      'text',
+      null,
+    ];
+    for (const payload of variants) same({ ...r, payload } as PackedJws, certs);
+    for (const x5c of [[99], [], [0, 0, 0, 0, 0, 0, 0, 0, 0], [0.5], ['0']]) same({ ...r, x5c } as PackedJws, certs);
+    for (const signature of ['', 'a+b', 'AB', r.signature.slice(0, -1) + 'B']) same({ ...r, signature }, certs);
+    for (const extra of [{ typ: 1 }, { kid: '\ud800' }, { alg: 'ES512' }, { extra: 1 }, { payload: undefined }])
+      same({ ...r, ...extra } as unknown as PackedJws, certs);
+    // A certificate table entry that is not canonical base64 (the PEM cannot be made from it).
+    same(r, ['@@@@', ...certs.slice(1)]);
+    same(r, [`${certs[0]!}=`, ...certs.slice(1)]);
   });
 });

@@ -265,22 +265,236 @@ export interface UnpackedJws {
    * (a non-canonical signature, an x5c entry that is not base64): the caller parses `jws` itself for the refusal.
    */
   readonly parsed: ParsedJws | null;
+  /** What the one-pass rebuild learnt on the way (null when the record was rebuilt by the reference path). */
+  readonly facts: RebuildFacts | null;
+}
+
+/** A JWS rebuilt inside a payload (a record's manifest): parseCompactJws of its text, and its payload as JSON. */
+export interface NestedJws {
+  readonly parsed: ParsedJws;
+  readonly value: unknown;
+}
+
+/**
+ * Facts about a rebuilt record, each exactly what the verifier would otherwise compute again from the text: the
+ * payload as `JSON.parse` of its UTF-8 reads it, the parse (parseCompactJws) and payload value of each JWS rebuilt
+ * inside the payload, by its exact text, and the DER of each certificate PEM text written from the table (what
+ * core/pki/pem.ts `fromPem(pem, 'CERTIFICATE')` returns for it).
+ */
+export interface RebuildFacts {
+  readonly value: unknown;
+  readonly nested: ReadonlyMap<string, NestedJws>;
+  readonly pemDer: ReadonlyMap<string, Uint8Array>;
 }
 
 const X5C_ENTRY = /^[A-Za-z0-9+/]+={0,2}$/;
+const B64URL_SIG = /^[A-Za-z0-9_-]+$/;
+
+/** A rebuilt protected header: the header, its base64url, and whether parseCompactJws takes its x5c as it is. */
+interface HeaderEntry {
+  readonly header: JwsHeader;
+  readonly h64: string;
+  readonly x5cCanonical: boolean;
+}
+
+/** What the records of one certificate table share while rebuilt: each entry's PEM and DER, the headers made. */
+interface TableCache {
+  readonly pem: Map<number, { pem: string; der: Uint8Array } | null>;
+  readonly headers: Map<string, HeaderEntry | null>;
+}
+const tableCaches = new WeakMap<readonly string[], TableCache>();
+function tableCache(certs: readonly string[]): TableCache {
+  let c = tableCaches.get(certs);
+  if (!c) tableCaches.set(certs, (c = { pem: new Map(), headers: new Map() }));
+  return c;
+}
+
+const isWellFormedString = (String.prototype as unknown as { isWellFormed?: (this: string) => boolean }).isWellFormed;
+/** A table index as the packed form writes it: an integer naming an entry; -1 otherwise. */
+const tableIndex = (i: unknown, certs: readonly string[]): number =>
+  typeof i === 'number' && Number.isInteger(i) && i >= 0 && i < certs.length ? i : -1;
+/** A Buffer's bytes as a plain Uint8Array (what parseCompactJws returns), without copying. */
+const bytesOf = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+const PACKED_MEMBERS = new Set(['alg', 'typ', 'kid', 'x5c', 'payload', 'signature']);
+/** Returned by the one-pass rebuild when it is not sure: the reference path decides (and words any refusal). */
+const UNSURE = Symbol('unsure');
+
+/**
+ * The one-pass rebuild of a packed JWS (the reference is `rebuild` above): the payload is copied with its
+ * `$pem`/`$der`/`$jws` members replaced, checking on the way that every object's members are already in canonical
+ * order, every string is well-formed Unicode and every number is one JSON.stringify writes as JCS does; then
+ * JSON.stringify of the copy IS its canonical JSON (same member order, same string and number forms), written
+ * natively. Anything else (an unsorted object, -0, a reserved member, too deep, a bad reference, a value JSON cannot
+ * hold) answers UNSURE, and the caller rebuilds with the reference path, which accepts or refuses with its own
+ * words. The packed value is never changed.
+ */
+class OnePass {
+  readonly nested = new Map<string, NestedJws>();
+  readonly pemDer = new Map<string, Uint8Array>();
+  private readonly cache: TableCache;
+
+  constructor(private readonly certs: readonly string[]) {
+    this.cache = tableCache(certs);
+  }
+
+  /** The rebuilt JWS at `depth` (as `rebuild`), or UNSURE. */
+  jws(
+    p: unknown,
+    depth: number,
+  ):
+    | { jws: string; parsed: ParsedJws | null; value: unknown; body: Uint8Array; h64: string; p64: string }
+    | typeof UNSURE {
+    if (!p || typeof p !== 'object' || Array.isArray(p) || Object.getPrototypeOf(p) !== Object.prototype) return UNSURE;
+    const o = p as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!PACKED_MEMBERS.has(k)) return UNSURE;
+    const { alg, typ, kid, x5c, payload, signature } = o;
+    if (alg !== 'ES256' && alg !== 'ES384') return UNSURE;
+    if (typeof signature !== 'string' || !B64URL_SIG.test(signature)) return UNSURE;
+    if ((typ !== undefined && typeof typ !== 'string') || (kid !== undefined && typeof kid !== 'string')) return UNSURE;
+    if (payload === undefined) return UNSURE;
+    const h = this.header(alg, typ, kid, x5c);
+    if (h === null) return UNSURE;
+    const value = this.value(payload, depth + 1);
+    if (value === UNSURE) return UNSURE;
+    const text = JSON.stringify(value);
+    const buf = Buffer.from(text, 'utf8');
+    const body = bytesOf(buf);
+    const p64 = buf.toString('base64url');
+    const jws = `${h.h64}.${p64}.${signature}`;
+    const sig = Buffer.from(signature, 'base64url');
+    const parsed =
+      h.x5cCanonical && sig.toString('base64url') === signature
+        ? {
+            header: h.header,
+            payload: body,
+            signingInput: bytesOf(Buffer.from(`${h.h64}.${p64}`, 'latin1')),
+            signature: bytesOf(sig),
+          }
+        : null;
+    return { jws, parsed, value, body, h64: h.h64, p64 };
+  }
+
+  /** The protected header (once per distinct header of the table), or null when the reference path must decide. */
+  private header(alg: string, typ: unknown, kid: unknown, x5c: unknown): HeaderEntry | null {
+    if (x5c !== undefined) {
+      if (!Array.isArray(x5c) || x5c.length === 0 || x5c.length > 8) return null;
+      for (const i of x5c) if (tableIndex(i, this.certs) < 0) return null;
+    }
+    // typ and kid are strings or absent, x5c integers or absent: this text names one header only.
+    const key = JSON.stringify([alg, typ ?? 0, kid ?? 0, x5c ?? 0]);
+    let e = this.cache.headers.get(key);
+    if (e === undefined) {
+      const header: Record<string, unknown> = { alg };
+      if (typ !== undefined) header['typ'] = typ;
+      if (kid !== undefined) header['kid'] = kid;
+      if (x5c !== undefined) header['x5c'] = (x5c as number[]).map((i) => this.certs[i]!);
+      let h64: string | null = null;
+      try {
+        h64 = toBase64Url(utf8(canonicalJson(header)));
+      } catch {
+        h64 = null; // a typ or kid that is not Unicode: the reference path refuses it
+      }
+      e = h64
+        ? {
+            header: header as unknown as JwsHeader,
+            h64,
+            x5cCanonical: ((header['x5c'] as string[] | undefined) ?? []).every((c) => X5C_ENTRY.test(c)),
+          }
+        : null;
+      this.cache.headers.set(key, e);
+    }
+    return e;
+  }
+
+  /** A copy of a packed payload value at nesting `level`, references replaced; UNSURE when not sure. */
+  private value(v: unknown, level: number): unknown {
+    switch (typeof v) {
+      case 'string':
+        return isWellFormedString && isWellFormedString.call(v) ? v : UNSURE;
+      case 'number':
+        return Number.isFinite(v) && !Object.is(v, -0) ? v : UNSURE;
+      case 'boolean':
+        return v;
+      case 'object':
+        break;
+      default:
+        return UNSURE;
+    }
+    if (v === null) return v;
+    if (level > MAX_DEPTH) return UNSURE;
+    if (Array.isArray(v)) {
+      const out = new Array<unknown>(v.length);
+      for (let i = 0; i < v.length; i++) {
+        const x = this.value(v[i], level + 1);
+        if (x === UNSURE) return UNSURE;
+        out[i] = x;
+      }
+      return out;
+    }
+    if (Object.getPrototypeOf(v) !== Object.prototype) return UNSURE;
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o);
+    if (keys.length === 1 && keys[0]!.startsWith('$')) return this.reference(o, keys[0]!, level);
+    const out: Record<string, unknown> = {};
+    let prev = '';
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      // Canonical order already (UTF-16 code units, as JCS sorts), so the copy is written in that order.
+      if ((i > 0 && !(prev < k)) || k.startsWith('$') || k === '__proto__') return UNSURE;
+      if (!isWellFormedString || !isWellFormedString.call(k)) return UNSURE;
+      const x = this.value(o[k], level + 1);
+      if (x === UNSURE) return UNSURE;
+      out[k] = x;
+      prev = k;
+    }
+    return out;
+  }
+
+  /** `{"$pem": i}`, `{"$der": i}` or `{"$jws": packed}` at `level`: what it stands for, or UNSURE. */
+  private reference(o: Record<string, unknown>, k: string, level: number): unknown {
+    if (k === '$jws') {
+      const inner = this.jws(o[k], level + 1);
+      if (inner === UNSURE) return UNSURE;
+      if (inner.parsed) this.nested.set(inner.jws, { parsed: inner.parsed, value: inner.value });
+      return inner.jws;
+    }
+    const i = tableIndex(o[k], this.certs);
+    if (i < 0) return UNSURE;
+    if (k === '$der') return this.certs[i]!;
+    if (k !== '$pem') return UNSURE;
+    let e = this.cache.pem.get(i);
+    if (e === undefined) {
+      const der = decodeStd(this.certs[i]!);
+      e = der ? { pem: toPem(der, 'CERTIFICATE'), der } : null;
+      this.cache.pem.set(i, e);
+    }
+    if (!e) return UNSURE;
+    this.pemDer.set(e.pem, e.der);
+    return e.pem;
+  }
+}
 
 /**
  * unpackJws, with the parse of the rebuilt JWS (the header, the payload bytes, the signing input and the
  * signature, exactly what parseCompactJws returns for it) taken from the rebuild instead of decoding the text again.
+ * The one-pass rebuild (OnePass) answers when it is sure, with the facts it learnt; otherwise the reference rebuild.
  */
 export function unpackJwsParsed(p: PackedJws, certificates: readonly string[]): Result<UnpackedJws, string> {
+  const one = new OnePass(certificates);
+  const fast = one.jws(p, 0);
+  if (fast !== UNSURE)
+    return ok({
+      jws: fast.jws,
+      parsed: fast.parsed,
+      facts: fast.parsed ? { value: fast.value, nested: one.nested, pemDer: one.pemDer } : null,
+    });
   const r = rebuild(p, certificates, 0);
   if (!r.ok) return r;
   const { header, h64, body, p64, signature } = r.value;
   const jws = `${h64}.${p64}.${signature}`;
   const sig = Buffer.from(signature, 'base64url');
   const canonical = sig.toString('base64url') === signature && (header.x5c ?? []).every((c) => X5C_ENTRY.test(c));
-  if (!canonical) return ok({ jws, parsed: null });
+  if (!canonical) return ok({ jws, parsed: null, facts: null });
   return ok({
     jws,
     parsed: {
@@ -289,7 +503,13 @@ export function unpackJwsParsed(p: PackedJws, certificates: readonly string[]): 
       signingInput: utf8(`${h64}.${p64}`),
       signature: new Uint8Array(sig.buffer, sig.byteOffset, sig.byteLength),
     },
+    facts: null,
   });
+}
+
+/** unpackJwsParsed by the reference rebuild only (tests compare the one-pass rebuild with it). */
+export function unpackJwsReference(p: PackedJws, certificates: readonly string[]): Result<string, string> {
+  return unpackJwsAt(p, certificates, 0);
 }
 
 /**

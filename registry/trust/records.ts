@@ -21,7 +21,8 @@ import {
   type RecordResult,
   type RejectReason,
 } from '../../core/hq/protocol.js';
-import { unpackJwsParsed, type PackedRecord, type UnpackedJws } from '../../core/hq/pack.js';
+import { unpackJwsParsed, type PackedRecord, type RebuildFacts, type UnpackedJws } from '../../core/hq/pack.js';
+import { acceptOrParse, compileAccept } from '../../core/zod-accept.js';
 import { certificateParts, certificateSpki, type CertificateParts } from './der.js';
 import { madeBeforeRotation, signerKeyOf, verifyWithStationKey, type StationKey, type StationTrust } from './verify.js';
 
@@ -30,6 +31,10 @@ export type RecordCheck =
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 const sha256Sync = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** The record and manifest schemas compiled to accept-only tests (core/zod-accept.ts): zod words every refusal. */
+const acceptRecord = compileAccept(ProvisioningRecordSchema);
+const acceptManifest = compileAccept(ManifestSchema);
 
 function readJson(b: Uint8Array): unknown {
   try {
@@ -89,17 +94,21 @@ export function verifyRecord(
         message: parsed.error.message,
       },
     };
-  return verifyParsedRecord(trust, jws, parsed.value, index, now, seen);
+  return verifyParsedRecord(trust, jws, parsed.value, index, now, seen, null);
 }
 
-/** verifyRecord on `jws` already parsed (`p`: what parseCompactJws returns for it). */
+/**
+ * verifyRecord on `jws` already parsed (`p`: what parseCompactJws returns for it). `facts`: what the one-pass
+ * rebuild of a packed record learnt (core/hq/pack.ts RebuildFacts), used in place of computing it again.
+ */
 function verifyParsedRecord(
   trust: StationTrust,
   jws: string,
   p: ParsedJws,
   index: number,
   now: Date,
-  seen?: SignerCache,
+  seen: SignerCache | undefined,
+  facts: RebuildFacts | null,
 ): RecordCheck {
   let recordId: string | null = null;
   const sha256 = sha256Sync(p.payload);
@@ -107,7 +116,7 @@ function verifyParsedRecord(
     ok: false,
     result: { index, recordId, status: 'rejected', sha256, reason, message },
   });
-  const json = readJson(p.payload);
+  const json = facts ? facts.value : readJson(p.payload);
   if (json && typeof json === 'object' && typeof (json as { recordId?: unknown }).recordId === 'string') {
     const id = (json as { recordId: string }).recordId;
     if (/^[A-Za-z0-9._:-]{1,128}$/.test(id)) recordId = id;
@@ -121,7 +130,7 @@ function verifyParsedRecord(
   if (!sig.ok)
     return reject(sig.error.kind === 'signature' ? 'signature-invalid' : 'header-invalid', sig.error.message);
   if (json === undefined) return reject('payload-invalid', 'record: the payload is not UTF-8 JSON');
-  const r = ProvisioningRecordSchema.safeParse(json);
+  const r = acceptOrParse(ProvisioningRecordSchema, acceptRecord, json);
   if (!r.success) return reject('payload-invalid', `record: ${zodMessage(r.error)}`);
   const rec = r.data;
   if (rec.station.id !== trust.row.stationId)
@@ -143,7 +152,8 @@ function verifyParsedRecord(
     );
 
   // Device certificate: issued by this station's issuing CA, for the record's key.
-  const der = fromPem(rec.certificate.pem, 'CERTIFICATE');
+  const known = facts?.pemDer.get(rec.certificate.pem);
+  const der = known ? ok(known) : fromPem(rec.certificate.pem, 'CERTIFICATE');
   if (!der.ok) return reject('certificate-invalid', `record: certificate.pem: ${der.error.message}`);
   if (sha256Sync(der.value) !== rec.certificate.sha256)
     return reject('certificate-invalid', 'record: certificate.sha256 is not the hash of certificate.pem');
@@ -161,14 +171,15 @@ function verifyParsedRecord(
     return reject('key-mismatch', 'record: the device certificate key is not key.publicKeySpki');
 
   // Baseline manifest: signed by the same station key, for the same board.
-  const m = parseCompactJws(rec.manifest.jws, 'manifest');
+  const nested = facts?.nested.get(rec.manifest.jws);
+  const m = nested ? ok(nested.parsed) : parseCompactJws(rec.manifest.jws, 'manifest');
   if (!m.ok) return reject('manifest-invalid', m.error.message);
   if (m.value.header.typ !== MANIFEST_TYP) return reject('manifest-invalid', `manifest: typ is not ${MANIFEST_TYP}`);
   if (m.value.header.x5c && cachedSigner(trust, m.value, seen) !== signer)
     return reject('manifest-invalid', 'manifest: the x5c leaf is not the station certificate that signed the record');
   const ms = verifyWithStationKey(signer, m.value, 'manifest');
   if (!ms.ok) return reject('manifest-invalid', ms.error.message);
-  const mj = ManifestSchema.safeParse(readJson(m.value.payload));
+  const mj = acceptOrParse(ManifestSchema, acceptManifest, nested ? nested.value : readJson(m.value.payload));
   if (!mj.success) return reject('manifest-invalid', `manifest: ${zodMessage(mj.error)}`);
   if (mj.data.board.chipId !== rec.board.chipId || mj.data.board.serialNumber !== rec.board.serialNumber)
     return reject('manifest-invalid', 'manifest: made for a different board');
@@ -326,7 +337,7 @@ export function checkBatchRecord(
   seen?: SignerCache,
 ): CheckedRecord {
   const u: Result<UnpackedJws, string> =
-    typeof rec === 'string' ? ok({ jws: rec, parsed: null }) : unpackJwsParsed(rec, certificates);
+    typeof rec === 'string' ? ok({ jws: rec, parsed: null, facts: null }) : unpackJwsParsed(rec, certificates);
   const malformed = (message: string): CheckedRecord => ({
     jws: typeof rec === 'string' ? rec : JSON.stringify(rec),
     check: {
@@ -335,12 +346,12 @@ export function checkBatchRecord(
     },
   });
   if (!u.ok) return malformed(`record: ${u.error}`);
-  const { jws, parsed } = u.value;
+  const { jws, parsed, facts } = u.value;
   if (jws.length > MAX_RECORD_CHARS) return malformed(`record: longer than ${MAX_RECORD_CHARS} characters`);
   return {
     jws,
     check: parsed
-      ? verifyParsedRecord(trust, jws, parsed, index, now, seen)
+      ? verifyParsedRecord(trust, jws, parsed, index, now, seen, facts)
       : verifyRecord(trust, jws, index, now, seen),
   };
 }
