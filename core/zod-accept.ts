@@ -72,152 +72,154 @@ function checksOf(n: Node): Check[] {
   return list;
 }
 
-/** zod's runChecks on a value that passed its type: true when no check adds an issue. */
-function runChecks(checks: readonly Check[]): Accept | null {
-  if (checks.length === 0) return null;
+/**
+ * zod's runChecks on a value that passed its type: true when no check adds an issue (and none rewrote the value).
+ * One payload per node, reused (a check that re-enters the same node gets a fresh one).
+ */
+function runChecks(checks: readonly Check[]): Accept {
+  const shared: Payload = { value: undefined, issues: [] };
+  let busy = false;
   return (value) => {
-    const payload: Payload = { value, issues: [] };
-    for (const ch of checks) {
-      const when = ch._zod.def.when;
-      if (when && !when(payload)) continue;
-      const r = ch._zod.check(payload);
-      if (r instanceof Promise) return false; // async checks: zod decides
-      if (payload.issues.length) return false;
+    const payload: Payload = busy ? { value, issues: [] } : shared;
+    payload.value = value;
+    payload.issues.length = 0;
+    const outer = busy;
+    busy = true;
+    try {
+      for (const ch of checks) {
+        const when = ch._zod.def.when;
+        if (when && !when(payload)) continue;
+        const r = ch._zod.check(payload);
+        if (r instanceof Promise) return false; // async checks: zod decides
+        if (payload.issues.length) return false;
+      }
+      // An overwriting check (trim, toLowerCase) that changed the value: zod would return another value.
+      return payload.value === value;
+    } finally {
+      busy = outer;
+      payload.value = undefined;
     }
-    // An overwriting check (trim, toLowerCase) that changed the value: zod would return another value.
-    return payload.value === value;
   };
-}
-
-/** The node's own type test and its checks, composed. */
-function withChecks(n: Node, type: Accept): Accept {
-  const checks = runChecks(checksOf(n));
-  return checks ? (v) => type(v) && checks(v) : type;
-}
-
-function compileNode(n: Node): Accept {
-  const d = n._zod.def;
-  if (d.coerce) throw new Unsupported('coerce');
-  switch (d.type) {
-    case 'string':
-      return withChecks(n, (v) => typeof v === 'string');
-    case 'number':
-      return withChecks(n, (v) => typeof v === 'number' && Number.isFinite(v));
-    case 'boolean':
-      return withChecks(n, (v) => typeof v === 'boolean');
-    case 'null':
-      return withChecks(n, (v) => v === null);
-    case 'unknown':
-    case 'any':
-      return withChecks(n, () => true);
-    case 'literal':
-    case 'enum': {
-      const values = n._zod.values;
-      if (!values) throw new Unsupported(d.type);
-      return withChecks(n, (v) => values.has(v));
-    }
-    case 'optional': {
-      const inner = compileNode(d.innerType!);
-      if (d.innerType!._zod.optin === 'defaulted') throw new Unsupported('optional default');
-      return withChecks(n, (v) => v === undefined || inner(v));
-    }
-    case 'nullable': {
-      const inner = compileNode(d.innerType!);
-      return withChecks(n, (v) => v === null || inner(v));
-    }
-    case 'array': {
-      const el = compileNode(d.element!);
-      return withChecks(n, (v) => {
-        if (!Array.isArray(v)) return false;
-        for (let i = 0; i < v.length; i++) if (!(i in v) || !el(v[i])) return false;
-        return true;
-      });
-    }
-    case 'object':
-      return withChecks(n, compileObject(n));
-    case 'union':
-      return withChecks(n, d.discriminator !== undefined ? compileDiscriminated(n) : compileUnion(n));
-    case 'record':
-      return withChecks(n, compileRecord(n));
-    default:
-      throw new Unsupported(d.type);
-  }
 }
 
 /**
- * An object: a plain object whose every shape member passes (an absent member only where zod lets it be absent and
- * adds nothing), and, for a strict object, no other member. A non-strict object would strip unknown members: any
- * member outside the shape answers false, so zod decides.
+ * The generated source: one function per schema node (`f0` the root), each answering for one value; children are
+ * called by name (monomorphic calls the JIT inlines), constants (check runners, value sets) passed in `K`.
  */
-function compileObject(n: Node): Accept {
-  const d = n._zod.def;
-  if (d.catchall && d.catchall._zod.def.type !== 'never') throw new Unsupported('object catchall');
-  const shape = d.shape ?? {};
-  const keys = Object.keys(shape);
-  if (Object.getOwnPropertySymbols(shape).length) throw new Unsupported('symbol keys');
-  const members = keys.map((k) => {
-    const s = shape[k]!;
-    return {
-      k,
-      accept: compileNode(s),
-      absentOk: s._zod.optin === 'optional' && s._zod.optout === 'optional',
-    };
-  });
-  const known = new Set(keys);
-  return (v) => {
-    if (!isPlain(v)) return false;
-    for (const m of members) {
-      if (m.k === '__proto__') return false;
-      if (!own(v, m.k)) {
-        if (m.k in v || !m.absentOk) return false;
-        continue;
+class Gen {
+  readonly fns: string[] = [];
+  readonly consts: unknown[] = [];
+
+  constant(v: unknown): string {
+    this.consts.push(v);
+    return `K[${this.consts.length - 1}]`;
+  }
+
+  /** The name of the function generated for node `n`. */
+  node(n: Node): string {
+    const i = this.fns.length;
+    this.fns.push(''); // the slot is taken before the children are generated
+    const checks = checksOf(n);
+    const body = this.body(n);
+    const tail = checks.length ? `return ${this.constant(runChecks(checks))}(v);` : 'return true;';
+    this.fns[i] = `function f${i}(v){${body}${tail}}`;
+    return `f${i}`;
+  }
+
+  private body(n: Node): string {
+    const d = n._zod.def;
+    if (d.coerce) throw new Unsupported('coerce');
+    switch (d.type) {
+      case 'string':
+        return `if(typeof v!=='string')return false;`;
+      case 'number':
+        return `if(typeof v!=='number'||!Number.isFinite(v))return false;`;
+      case 'boolean':
+        return `if(typeof v!=='boolean')return false;`;
+      case 'null':
+        return `if(v!==null)return false;`;
+      case 'unknown':
+      case 'any':
+        return '';
+      case 'literal':
+      case 'enum':
+        if (!n._zod.values) throw new Unsupported(d.type);
+        return `if(!${this.constant(n._zod.values)}.has(v))return false;`;
+      case 'optional':
+        if (d.innerType!._zod.optin === 'defaulted') throw new Unsupported('optional default');
+        return `if(v!==undefined&&!${this.node(d.innerType!)}(v))return false;`;
+      case 'nullable':
+        return `if(v!==null&&!${this.node(d.innerType!)}(v))return false;`;
+      case 'array':
+        return `if(!Array.isArray(v))return false;for(let i=0;i<v.length;i++)if(!(i in v)||!${this.node(d.element!)}(v[i]))return false;`;
+      case 'object':
+        return this.object(n);
+      case 'union':
+        return d.discriminator !== undefined ? this.discriminated(n) : this.union(n);
+      case 'record':
+        return this.record(n);
+      default:
+        throw new Unsupported(d.type);
+    }
+  }
+
+  /**
+   * An object: a plain object whose every shape member passes (an absent member only where zod lets it be absent and
+   * adds nothing), and no other member: a strict object refuses it, a non-strict one would strip it (zod decides).
+   */
+  private object(n: Node): string {
+    const d = n._zod.def;
+    if (d.catchall && d.catchall._zod.def.type !== 'never') throw new Unsupported('object catchall');
+    const shape = d.shape ?? {};
+    if (Object.getOwnPropertySymbols(shape).length) throw new Unsupported('symbol keys');
+    const keys = Object.keys(shape);
+    if (keys.includes('__proto__')) throw new Unsupported('__proto__ member');
+    let out = 'if(!isPlain(v))return false;';
+    for (const k of keys) {
+      const s = shape[k]!;
+      const absentOk = s._zod.optin === 'optional' && s._zod.optout === 'optional';
+      const q = JSON.stringify(k);
+      out += `if(hasOwn(v,${q})){if(!${this.node(s)}(v[${q}]))return false;}else if(${absentOk ? `${q} in v` : 'true'})return false;`;
+    }
+    const cases = keys.map((k) => `case ${JSON.stringify(k)}:`).join('');
+    return `${out}for(const k in v){switch(k){${cases}break;default:return false;}}`;
+  }
+
+  /** A union: the first option that accepts is zod's answer too (no option transforms: each returns its input). */
+  private union(n: Node): string {
+    const d = n._zod.def;
+    if (d.inclusive === false) throw new Unsupported('exclusive union');
+    const options = (d.options ?? []).map((o) => `${this.node(o)}(v)`);
+    return options.length ? `if(!(${options.join('||')}))return false;` : 'return false;';
+  }
+
+  /** A discriminated union: the one option whose discriminator values hold the value's discriminator decides. */
+  private discriminated(n: Node): string {
+    const d = n._zod.def;
+    if (d.unionFallback) throw new Unsupported('unionFallback');
+    const q = JSON.stringify(d.discriminator!);
+    const seen = new Set<unknown>();
+    let out = `if(!isPlain(v)||!hasOwn(v,${q}))return false;const t=v[${q}];if(t===undefined)return false;`;
+    for (const o of d.options ?? []) {
+      const values = o._zod.propValues?.[d.discriminator!];
+      if (!values) throw new Unsupported('discriminator values');
+      for (const x of values) {
+        if (seen.has(x)) throw new Unsupported('overlapping discriminator values');
+        seen.add(x);
       }
-      if (!m.accept(v[m.k])) return false;
+      out += `if(${this.constant(values)}.has(t)){if(!${this.node(o)}(v))return false;}else `;
     }
-    for (const k in v) if (!known.has(k) || !own(v, k)) return false;
-    return true;
-  };
-}
+    return `${out}return false;`;
+  }
 
-/** A union: the first option that accepts is zod's answer too (no option transforms: each returns its input). */
-function compileUnion(n: Node): Accept {
-  const d = n._zod.def;
-  if (d.inclusive === false) throw new Unsupported('exclusive union');
-  const options = (d.options ?? []).map(compileNode);
-  return (v) => options.some((o) => o(v));
-}
-
-/** A discriminated union: the one option whose discriminator values hold the value's discriminator decides. */
-function compileDiscriminated(n: Node): Accept {
-  const d = n._zod.def;
-  if (d.unionFallback) throw new Unsupported('unionFallback');
-  const disc = d.discriminator!;
-  const options = (d.options ?? []).map((o) => ({ values: o._zod.propValues?.[disc], accept: compileNode(o) }));
-  if (options.some((o) => !o.values)) throw new Unsupported('discriminator values');
-  return (v) => {
-    if (!isPlain(v) || !own(v, disc)) return false;
-    const tag = v[disc];
-    if (tag === undefined) return false;
-    const match = options.filter((o) => o.values!.has(tag));
-    return match.length === 1 && match[0]!.accept(v);
-  };
-}
-
-/** A record with a key schema that constrains keys (regex, length): every own member's key and value pass. */
-function compileRecord(n: Node): Accept {
-  const d = n._zod.def;
-  if (d.keyType!._zod.values || d.partial || d.mode === 'loose') throw new Unsupported('record keys');
-  const key = compileNode(d.keyType!);
-  const value = compileNode(d.valueType!);
-  return (v) => {
-    if (!isPlain(v)) return false;
-    if (Object.getOwnPropertySymbols(v).length) return false;
-    for (const k of Object.getOwnPropertyNames(v)) {
-      if (k === '__proto__' || !Object.prototype.propertyIsEnumerable.call(v, k)) return false;
-      if (!key(k) || !value(v[k])) return false;
-    }
-    return true;
-  };
+  /** A record with a key schema that constrains keys (regex, length): every own member's key and value pass. */
+  private record(n: Node): string {
+    const d = n._zod.def;
+    if (d.keyType!._zod.values || d.partial || d.mode === 'loose') throw new Unsupported('record keys');
+    const key = this.node(d.keyType!);
+    const value = this.node(d.valueType!);
+    return `if(!isPlain(v)||Object.getOwnPropertySymbols(v).length)return false;for(const k of Object.getOwnPropertyNames(v))if(k==='__proto__'||!Object.prototype.propertyIsEnumerable.call(v,k)||!${key}(k)||!${value}(v[k]))return false;`;
+  }
 }
 
 /**
@@ -225,12 +227,20 @@ function compileRecord(n: Node): Accept {
  * does not know, so the caller uses `schema.safeParse` alone.
  */
 export function compileAccept(schema: z.ZodType): Accept | null {
+  const gen = new Gen();
   try {
-    return compileNode(schema as unknown as Node);
+    gen.node(schema as unknown as Node);
   } catch (e) {
     if (e instanceof Unsupported) return null;
     throw e;
   }
+  // The source is made from this module's templates and JSON.stringify-quoted member names only.
+  const make = new Function('K', 'isPlain', 'hasOwn', `${gen.fns.join('\n')}\nreturn f0;`) as (
+    k: unknown[],
+    isPlain: (v: unknown) => boolean,
+    hasOwn: (o: object, k: string) => boolean,
+  ) => Accept;
+  return make(gen.consts, isPlain, own);
 }
 
 /**

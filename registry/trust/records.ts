@@ -231,8 +231,8 @@ export interface DeviceCertificateFacts {
 }
 
 const caParts = new WeakMap<NativeX509, CertificateParts | null>();
-const ECDSA_SHA256 = '300a06082a8648ce3d040302';
-const ECDSA_SHA384 = '300a06082a8648ce3d040303';
+const ECDSA_SHA256 = Buffer.from('300a06082a8648ce3d040302', 'hex');
+const ECDSA_SHA384 = Buffer.from('300a06082a8648ce3d040303', 'hex');
 
 /**
  * The device certificate checks on the certificate's DER parts (./der.ts) and one node:crypto signature
@@ -251,17 +251,12 @@ function checkDeviceCertificateFast(
   const c = certificateParts(der);
   if (!ca || !c || c.isCa || !bytesEqual(c.issuer, ca.subject)) return undefined;
   if (c.authorityKeyId && ca.subjectKeyId && !bytesEqual(c.authorityKeyId, ca.subjectKeyId)) return undefined;
-  const alg = Buffer.from(c.algorithm).toString('hex');
-  if ((alg !== ECDSA_SHA256 && alg !== ECDSA_SHA384) || !bytesEqual(c.algorithm, c.tbsAlgorithm)) return undefined;
+  const sha256 = bytesEqual(c.algorithm, ECDSA_SHA256);
+  if ((!sha256 && !bytesEqual(c.algorithm, ECDSA_SHA384)) || !bytesEqual(c.algorithm, c.tbsAlgorithm)) return undefined;
   if (!(t >= c.notBefore && t <= c.notAfter && t >= trust.ca.notBefore && t <= trust.ca.notAfter)) return undefined;
   let valid = false;
   try {
-    valid = nodeVerify(
-      alg === ECDSA_SHA256 ? 'sha256' : 'sha384',
-      c.tbs,
-      { key: trust.ca.key, dsaEncoding: 'der' },
-      c.signature,
-    );
+    valid = nodeVerify(sha256 ? 'sha256' : 'sha384', c.tbs, { key: trust.ca.key, dsaEncoding: 'der' }, c.signature);
   } catch {
     valid = false;
   }
