@@ -330,7 +330,7 @@ const UNSURE = Symbol('unsure');
 
 /**
  * The one-pass rebuild of a packed JWS (the reference is `rebuild` above): the payload is copied with its
- * `$pem`/`$der`/`$jws` members replaced, checking on the way that every object's members are already in canonical
+ * `$pem`/`$der`/`$jws` members replaced (only the objects on the way to a reference are new), checking on the way that every object's members are already in canonical
  * order, every string is well-formed Unicode and every number is one JSON.stringify writes as JCS does; then
  * JSON.stringify of the copy IS its canonical JSON (same member order, same string and number forms), written
  * natively. Anything else (an unsorted object, -0, a reserved member, too deep, a bad reference, a value JSON cannot
@@ -415,7 +415,10 @@ class OnePass {
     return e;
   }
 
-  /** A copy of a packed payload value at nesting `level`, references replaced; UNSURE when not sure. */
+  /**
+   * The packed payload value at nesting `level` with its references replaced (objects and arrays holding none are
+   * the packed ones, shared: nothing is ever written into them); UNSURE when not sure.
+   */
   private value(v: unknown, level: number): unknown {
     switch (typeof v) {
       case 'string':
@@ -432,31 +435,38 @@ class OnePass {
     if (v === null) return v;
     if (level > MAX_DEPTH) return UNSURE;
     if (Array.isArray(v)) {
-      const out = new Array<unknown>(v.length);
+      let out: unknown[] | null = null; // copied only from the first element that changes
       for (let i = 0; i < v.length; i++) {
-        const x = this.value(v[i], level + 1);
+        const e: unknown = v[i];
+        const x = this.value(e, level + 1);
         if (x === UNSURE) return UNSURE;
-        out[i] = x;
+        if (x !== e && !out) out = v.slice(0, i);
+        if (out) out.push(x);
       }
-      return out;
+      return out ?? v;
     }
     if (Object.getPrototypeOf(v) !== Object.prototype) return UNSURE;
     const o = v as Record<string, unknown>;
     const keys = Object.keys(o);
     if (keys.length === 1 && keys[0]!.startsWith('$')) return this.reference(o, keys[0]!, level);
-    const out: Record<string, unknown> = {};
+    let out: Record<string, unknown> | null = null; // copied only from the first member that changes
     let prev = '';
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
       // Canonical order already (UTF-16 code units, as JCS sorts), so the copy is written in that order.
       if ((i > 0 && !(prev < k)) || k.startsWith('$') || k === '__proto__') return UNSURE;
       if (!isWellFormedString || !isWellFormedString.call(k)) return UNSURE;
-      const x = this.value(o[k], level + 1);
+      const e = o[k];
+      const x = this.value(e, level + 1);
       if (x === UNSURE) return UNSURE;
-      out[k] = x;
+      if (x !== e && !out) {
+        out = {};
+        for (let j = 0; j < i; j++) out[keys[j]!] = o[keys[j]!];
+      }
+      if (out) out[k] = x;
       prev = k;
     }
-    return out;
+    return out ?? o;
   }
 
   /** `{"$pem": i}`, `{"$der": i}` or `{"$jws": packed}` at `level`: what it stands for, or UNSURE. */
