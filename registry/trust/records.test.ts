@@ -10,45 +10,31 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/ports.js';
-import { sha256Hex } from '../../core/bytes.js';
 import { toPem } from '../../core/pki/pem.js';
 import { signJws } from '../../core/pki/jws.js';
 import { canonicalJson } from '../../core/canonical.js';
 import { toBase64Url, utf8 } from '../../core/bytes.js';
 import { RECORD_TYP } from '../../core/provisioning/record.js';
 import { packRecords } from '../../core/hq/pack.js';
-import type { StationRow } from '../../core/hq/registry-db.js';
 import type { ProvisioningRecord } from '../../core/provisioning/record.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import {
   createTestStation,
+  enrolledTrust,
   makeDevice,
   makeRecord,
   type MadeRecord,
   type TestStation,
 } from '../../testkit/registry/fixtures.js';
 import { verifyInline, verifyPool } from './pool.js';
-import { loadStationTrust, type StationTrust } from './verify.js';
+import type { StationTrust } from './verify.js';
 
 let A: TestStation;
 let trust: StationTrust;
 
 beforeAll(async () => {
   A = await createTestStation('station-attack', systemClock);
-  const row: StationRow = {
-    stationId: A.id,
-    chainPem: A.chainPem,
-    certificateSha256: await sha256Hex(A.chain[0]!),
-    issuingCaSha256: await sha256Hex(A.chain[1]!),
-    rootSha256: await sha256Hex(A.chain[2]!),
-    workOrders: [A.workOrder],
-    enrolledAt: new Date().toISOString(),
-    revokedAt: null,
-    lastSyncAt: null,
-  };
-  const t = await loadStationTrust(row);
-  if (!t.ok) throw new Error(t.error.message);
-  trust = t.value;
+  trust = await enrolledTrust(A);
 });
 afterAll(async () => {
   await verifyPool().close();

@@ -1,88 +1,67 @@
 /**
- * The verification workers' CPU per record, alone (`npx tsx testkit/bench/verify.ts [records] [rounds]`): a batch of
- * realistic signed records (testkit/registry/fixtures.ts, 64 device certificates as in testkit/bench/registry.ts),
+ * The verification workers' CPU per record, alone (`npx tsx testkit/bench/verify.ts [records] [rounds] [devices]`): a
+ * batch of realistic signed records (testkit/registry/fixtures.ts; `devices` device certificates, 64 as in
+ * testkit/bench/registry.ts, or one per record as on a real line),
  * packed as format v2, verified on this thread exactly as a verification worker does (registry/trust/verify.worker.ts:
  * the slice's JSON text parsed, then checkBatchRecord per record with one SignerCache), `rounds` times after one
- * warm-up round. Prints the process CPU (user+sys, all threads: GC helpers included) and the wall time per record.
+ * warm-up round. Prints the process CPU (user+sys, all threads: GC helpers included) and the wall time per record,
+ * and the floor: the CPU of the same records' three ECDSA verifications alone (node:crypto, same keys and bytes).
  * Every record must be accepted (a round that refuses one stops the bench). Record generation is not timed.
  */
 import 'reflect-metadata';
 import { verify } from 'node:crypto';
-import { PerformanceObserver } from 'node:perf_hooks';
 import { fromPem } from '../../core/pki/pem.js';
 import { certificateParts } from '../../core/pki/der.js';
 import { systemClock } from '../../core/ports.js';
-import type { StationRow } from '../../core/hq/registry-db.js';
 import { packRecords, type PackedRecord } from '../../core/hq/pack.js';
-import { loadStationTrust } from '../../registry/trust/verify.js';
 import { checkBatchRecord, type SignerCache } from '../../registry/trust/records.js';
-import { createTestStation, makeManyRecords } from '../registry/fixtures.js';
+import { createTestStation, enrolledTrust, makeManyRecords } from '../registry/fixtures.js';
 
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 500);
   const rounds = Number(process.argv[3] ?? 10);
+  const devices = Number(process.argv[4] ?? 64);
   const station = await createTestStation('bench-verify', systemClock);
-  const made = await makeManyRecords(station, systemClock, n, 64);
+  const made = await makeManyRecords(station, systemClock, n, devices);
   const { certificates, records } = packRecords(made.map((m) => m.jws));
   const text = JSON.stringify(records);
-  const row: StationRow = {
-    stationId: station.id,
-    chainPem: station.chainPem,
-    certificateSha256: made[0]!.record.station.certificateSha256,
-    issuingCaSha256: '',
-    rootSha256: '',
-    workOrders: [station.workOrder],
-    enrolledAt: new Date().toISOString(),
-    revokedAt: null,
-    lastSyncAt: null,
-  };
-  const trust = await loadStationTrust(row);
-  if (!trust.ok) throw new Error(trust.error.message);
+  const trust = await enrolledTrust(station);
   const round = (): void => {
     const now = new Date();
     const seen: SignerCache = new Map();
     const parsed = JSON.parse(text) as PackedRecord[];
     parsed.forEach((r, i) => {
-      const c = checkBatchRecord(trust.value, r, certificates, i, now, seen);
+      const c = checkBatchRecord(trust, r, certificates, i, now, seen);
       if (!c.check.ok) throw new Error(`record ${i} refused: ${c.check.result.reason} ${c.check.result.message}`);
     });
   };
   round();
-  let gcMs = 0;
-  const gc = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) gcMs += e.duration;
-  });
-  gc.observe({ entryTypes: ['gc'] });
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let k = 0; k < rounds; k++) round();
   const cpu = process.cpuUsage(cpu0);
   const ms = performance.now() - t0;
   const total = n * rounds;
-  for (const e of gc.takeRecords()) gcMs += e.duration;
-  gc.disconnect();
   // The floor: the record's three ECDSA verifications alone (record, manifest, device certificate), same bytes.
   const sigs = made.map((m) => {
     const [h, p, s] = m.jws.split('.') as [string, string, string];
     const [mh, mp, ms] = m.record.manifest.jws.split('.') as [string, string, string];
-    const cert = certificateParts(
-      fromPem(m.record.certificate.pem).ok
-        ? (fromPem(m.record.certificate.pem) as { value: Uint8Array }).value
-        : new Uint8Array(),
-    )!;
+    const der = fromPem(m.record.certificate.pem);
+    const cert = der.ok ? certificateParts(der.value) : null;
+    if (!cert) throw new Error('floor: unreadable device certificate');
     return [
       [Buffer.from(`${h}.${p}`), Buffer.from(s, 'base64url')],
       [Buffer.from(`${mh}.${mp}`), Buffer.from(ms, 'base64url')],
       [cert.tbs, cert.signature],
     ] as const;
   });
-  const key = trust.value.currentKey.keyObject;
+  const key = trust.currentKey.keyObject;
   const floor = (): void => {
     for (const [r, m, c] of sigs) {
       const ok =
         verify('sha256', r[0], { key, dsaEncoding: 'ieee-p1363' }, r[1]) &&
         verify('sha256', m[0], { key, dsaEncoding: 'ieee-p1363' }, m[1]) &&
-        verify('sha256', c[0], trust.value.ca.key, c[1]);
+        verify('sha256', c[0], trust.ca.key, c[1]);
       if (!ok) throw new Error('floor: a signature does not verify');
     }
   };
@@ -94,7 +73,7 @@ async function main(): Promise<void> {
     `floor: the 3 signature verifications alone: CPU ${((fc.user + fc.system) / 1000 / total).toFixed(3)} ms/record`,
   );
   console.log(
-    `verify ${total} records (${n} a batch, ${certificates.length} table certificates): CPU ${((cpu.user + cpu.system) / 1000 / total).toFixed(3)} ms/record (user ${(cpu.user / 1000 / total).toFixed(3)}), wall ${(ms / total).toFixed(3)} ms/record (GC pauses ${(gcMs / total).toFixed(3)}), ${Math.round(total / (ms / 1000))} records/s on one thread`,
+    `verify ${total} records (${n} a batch, ${certificates.length} table certificates): CPU ${((cpu.user + cpu.system) / 1000 / total).toFixed(3)} ms/record (user ${(cpu.user / 1000 / total).toFixed(3)}), wall ${(ms / total).toFixed(3)} ms/record, ${Math.round(total / (ms / 1000))} records/s on one thread`,
   );
 }
 

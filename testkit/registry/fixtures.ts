@@ -23,6 +23,8 @@ import { createTestSigner, type TestSigner } from '../pki/test-signer.js';
 import { must } from '../pki/test-util.js';
 import { signRecord, type ProvisioningRecord } from '../../core/provisioning/record.js';
 import { canonicalJson } from '../../core/canonical.js';
+import type { StationRow } from '../../core/hq/registry-db.js';
+import { loadStationTrust, type StationTrust } from '../../registry/trust/verify.js';
 
 export interface TestStation {
   readonly id: string;
@@ -247,4 +249,25 @@ export async function makeRecords(
   const out: MadeRecord[] = [];
   for (let i = 0; i < n; i++) out.push(await makeRecord(station, clock, key ? { deviceKey: key } : {}));
   return out;
+}
+
+/**
+ * The registry's trust material for `station` as if it had been enrolled (registry/trust/verify.ts
+ * loadStationTrust of its row), for tests and benches that verify records without a registry database.
+ */
+export async function enrolledTrust(station: TestStation): Promise<StationTrust> {
+  const row: StationRow = {
+    stationId: station.id,
+    chainPem: station.chainPem,
+    certificateSha256: await sha256Hex(station.chain[0]!),
+    issuingCaSha256: await sha256Hex(station.chain[1]!),
+    rootSha256: await sha256Hex(station.chain[2]!),
+    workOrders: [station.workOrder],
+    enrolledAt: new Date().toISOString(),
+    revokedAt: null,
+    lastSyncAt: null,
+  };
+  const t = await loadStationTrust(row);
+  if (!t.ok) throw new Error(t.error.message);
+  return t.value;
 }
