@@ -199,5 +199,12 @@ describe('one-pass rebuild (unpackJwsParsed) against the reference rebuild', () 
     // A certificate table entry that is not canonical base64 (the PEM cannot be made from it).
     same(r, ['@@@@', ...certs.slice(1)]);
     same(r, [`${certs[0]!}=`, ...certs.slice(1)]);
+    // One table array changed between two records (the caches are per table): rebuilt from what it holds now.
+    const table = [...certs];
+    same(r, table);
+    [table[0], table[1]] = [table[1]!, table[0]!];
+    [table[2], table[3]] = [table[3]!, table[2]!];
+    const swapped = same(r, table);
+    expect(swapped?.jws).not.toBe(records[0]);
   });
 });

@@ -159,9 +159,12 @@ export function packRecords(records: readonly string[]): {
   return { certificates: table.certificates, records: out };
 }
 
-/** The PEM text of each table entry a batch's records refer to, made once per table (records share certificates). */
-const pemTexts = new WeakMap<readonly string[], Map<number, string>>();
-function pemCache(certs: readonly string[]): Map<number, string> {
+/**
+ * The PEM text of each table entry a batch's records refer to, made once per table (records share certificates),
+ * keyed by the entry's text (a table changed in place is never answered from what it held before).
+ */
+const pemTexts = new WeakMap<readonly string[], Map<string, string>>();
+function pemCache(certs: readonly string[]): Map<string, string> {
   let m = pemTexts.get(certs);
   if (!m) pemTexts.set(certs, (m = new Map()));
   return m;
@@ -186,12 +189,12 @@ function unpackedText(payload: unknown, certs: readonly string[], depth: number)
     if (keys.length === 1) {
       const k = keys[0]!;
       if (k === '$pem') {
-        const { i, c } = ref(o, k);
-        let pem = cache.get(i);
+        const { c } = ref(o, k);
+        let pem = cache.get(c);
         if (pem === undefined) {
           const der = decodeStd(c);
           if (!der) throw new Error('a certificate of the table is not base64');
-          cache.set(i, (pem = toPem(der, 'CERTIFICATE')));
+          cache.set(c, (pem = toPem(der, 'CERTIFICATE')));
         }
         return pem;
       }
@@ -292,6 +295,8 @@ const B64URL_SIG = /^[A-Za-z0-9_-]+$/;
 
 /** A rebuilt protected header: the header, its base64url, and whether parseCompactJws takes its x5c as it is. */
 interface HeaderEntry {
+  /** The table entries it was made from (a table changed since is not trusted). */
+  readonly x5c: readonly string[];
   readonly header: JwsHeader;
   readonly h64: string;
   readonly x5cCanonical: boolean;
@@ -299,7 +304,7 @@ interface HeaderEntry {
 
 /** What the records of one certificate table share while rebuilt: each entry's PEM and DER, the headers made. */
 interface TableCache {
-  readonly pem: Map<number, { pem: string; der: Uint8Array } | null>;
+  readonly pem: Map<number, { src: string; pem: string; der: Uint8Array } | null>;
   readonly headers: Map<string, HeaderEntry | null>;
 }
 const tableCaches = new WeakMap<readonly string[], TableCache>();
@@ -330,10 +335,10 @@ const UNSURE = Symbol('unsure');
 
 /**
  * The one-pass rebuild of a packed JWS (the reference is `rebuild` above): the payload is copied with its
- * `$pem`/`$der`/`$jws` members replaced (only the objects on the way to a reference are new), checking on the way that every object's members are already in canonical
- * order, every string is well-formed Unicode and every number is one JSON.stringify writes as JCS does; then
- * JSON.stringify of the copy IS its canonical JSON (same member order, same string and number forms), written
- * natively. Anything else (an unsorted object, -0, a reserved member, too deep, a bad reference, a value JSON cannot
+ * `$pem`/`$der`/`$jws` members replaced (only the objects on the way to a reference are new), checking on the way
+ * that every object's members are already in canonical order, every string is well-formed Unicode and every number is
+ * one JSON.stringify writes as JCS does; then JSON.stringify of the copy IS its canonical JSON (same member order, same
+ * string and number forms), written natively. Anything else (an unsorted object, -0, a reserved member, too deep, a bad reference, a value JSON cannot
  * hold) answers UNSURE, and the caller rebuilds with the reference path, which accepts or refuses with its own
  * words. The packed value is never changed.
  */
@@ -347,12 +352,7 @@ class OnePass {
   }
 
   /** The rebuilt JWS at `depth` (as `rebuild`), or UNSURE. */
-  jws(
-    p: unknown,
-    depth: number,
-  ):
-    | { jws: string; parsed: ParsedJws | null; value: unknown; body: Uint8Array; h64: string; p64: string }
-    | typeof UNSURE {
+  jws(p: unknown, depth: number): { jws: string; parsed: ParsedJws | null; value: unknown } | typeof UNSURE {
     if (!p || typeof p !== 'object' || Array.isArray(p) || Object.getPrototypeOf(p) !== Object.prototype) return UNSURE;
     const o = p as Record<string, unknown>;
     for (const k of Object.keys(o)) if (!PACKED_MEMBERS.has(k)) return UNSURE;
@@ -380,7 +380,7 @@ class OnePass {
             signature: bytesOf(sig),
           }
         : null;
-    return { jws, parsed, value, body, h64: h.h64, p64 };
+    return { jws, parsed, value };
   }
 
   /** The protected header (once per distinct header of the table), or null when the reference path must decide. */
@@ -392,6 +392,7 @@ class OnePass {
     // typ and kid are strings or absent, x5c integers or absent: this text names one header only.
     const key = JSON.stringify([alg, typ ?? 0, kid ?? 0, x5c ?? 0]);
     let e = this.cache.headers.get(key);
+    if (e && (x5c as number[] | undefined)?.some((i, n) => this.certs[i] !== e!.x5c[n])) e = undefined;
     if (e === undefined) {
       const header: Record<string, unknown> = { alg };
       if (typ !== undefined) header['typ'] = typ;
@@ -405,6 +406,7 @@ class OnePass {
       }
       e = h64
         ? {
+            x5c: (header['x5c'] as string[] | undefined) ?? [],
             header: header as unknown as JwsHeader,
             h64,
             x5cCanonical: ((header['x5c'] as string[] | undefined) ?? []).every((c) => X5C_ENTRY.test(c)),
@@ -481,10 +483,11 @@ class OnePass {
     if (i < 0) return UNSURE;
     if (k === '$der') return this.certs[i]!;
     if (k !== '$pem') return UNSURE;
+    const src = this.certs[i]!;
     let e = this.cache.pem.get(i);
-    if (e === undefined) {
-      const der = decodeStd(this.certs[i]!);
-      e = der ? { pem: toPem(der, 'CERTIFICATE'), der } : null;
+    if (e === undefined || (e !== null && e.src !== src)) {
+      const der = decodeStd(src);
+      e = der ? { src, pem: toPem(der, 'CERTIFICATE'), der } : null;
       this.cache.pem.set(i, e);
     }
     if (!e) return UNSURE;
