@@ -426,6 +426,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       // No run is written: an interrupted run stays as it was (also when this station is revoked); the refusal is.
       return refuse(decision.error);
     case 'skip':
+      // The record may come from a completeRun whose sync a crash cut short: on disk before it is reported.
+      await deps.store.whenDurable();
       log.log('info', 'board already provisioned', { ...who, recordId: decision.record.recordId });
       for (const s of ['baseline', 'key', 'attest', 'certify', 'record'] as const) progress(s, 'skipped', who);
       return ok({
@@ -742,6 +744,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       );
     }
     const certNow = run.data.certificate!;
+    // Logged, and so revocable, on disk before the board gets it (also a certificate from an interrupted run).
+    await deps.store.whenDurable();
     const chain = [fromBase64Url(certNow.der), ...deps.station.caChain.slice(0, 1)];
     // The driver writes the chain and reads it back: the board must now hold exactly this certificate.
     const inst = await driver.install(dctx('certify'), identity, chain);
@@ -844,6 +848,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     jws: signed.value.jws,
     recordSha256: signed.value.sha256,
   });
+  // The record on disk before PASS is reported (and so before the label and the sync).
+  await deps.store.whenDurable();
   progress('record', 'done', ctx);
   log.log('info', 'board provisioned', {
     ...ctx,

@@ -3,12 +3,15 @@
  * append-only, hash-chained audit trail. Every mutating method is ONE transaction that also appends
  * its audit entry, so a power loss at any instant leaves either the whole change or none of it.
  *
- * Durable (on disk before the method returns): completeRun, failRun, recordRefusal, appendAudit, createRun of a
- * rotation and a checkpoint that logs an issued certificate. The other commits (createRun of an initial run, the
- * other checkpoints) survive a crash of the process but may be undone by a power loss until the next durable
- * commit: only commits whose loss equals a crash just before them (docs/audit.md "Power loss and crashes").
+ * Durable (on disk before the method returns): failRun, recordRefusal, appendAudit, createRun of a rotation and a
+ * rework's erase intent (checkpoint `zeroizing: true`). Durable once `whenDurable()` resolves, which the caller
+ * awaits before it acts outside the station: a checkpoint that logs an issued certificate (before the certificate
+ * is written to the board) and completeRun (before PASS, the label, the sync). The other commits (createRun of an
+ * initial run, the other checkpoints) survive a crash of the process but may be undone by a power loss until the
+ * next durable commit: only commits whose loss equals a crash just before them (docs/audit.md "Power loss and
+ * crashes").
  *
- * Synchronous by design (better-sqlite3); the engine runs off the UI thread.
+ * Synchronous by design (better-sqlite3), but for `whenDurable`; the engine runs off the UI thread.
  */
 import type { ErrorParams } from '../errors.js';
 import type { StepName } from '../model.js';
@@ -228,7 +231,9 @@ export interface Store {
   createRun(run: NewRun): RunRow;
   /**
    * Commit a step: merge `patch` into the run data, set `step`, audit `step.<name>` with `audit`,
-   * and (certify step) log the issued certificate, all in one transaction.
+   * and (certify step) log the issued certificate, all in one transaction. With `issued`: durable once
+   * `whenDurable()` resolves (await it before writing the certificate to the board); with `zeroizing: true` in
+   * `patch`: durable on return.
    */
   checkpoint(
     runId: string,
@@ -237,7 +242,10 @@ export interface Store {
     audit: Readonly<Record<string, unknown>>,
     issued?: IssuedCertificate,
   ): RunRow;
-  /** Insert the signed record, mark the run done, supersede the previous record (rotation), audit `record.committed`. */
+  /**
+   * Insert the signed record, mark the run done, supersede the previous record (rotation), audit `record.committed`.
+   * Durable once `whenDurable()` resolves: await it before reporting or using the record outside.
+   */
   completeRun(runId: string, record: Omit<StoredRecord, 'createdAt'> & { readonly createdAt?: string }): StoredRecord;
   /**
    * Record a board refused before a run exists, in one transaction with its `board.refused` audit entry; a repeat
@@ -267,5 +275,11 @@ export interface Store {
   listAudit(fromSeq?: number, limit?: number): AuditEntry[];
   /** Walk the chain and cross-check every record against its audit entry. */
   verifyAudit(): AuditVerification;
+  /**
+   * Resolves once every commit made before the call is on disk (a sync that started after the call; concurrent
+   * callers share one). Rejects with a StoreError when it cannot make them durable. Resolves at once on a store
+   * that opted out of durability (benchmarks, tests) or keeps nothing on disk.
+   */
+  whenDurable(): Promise<void>;
   close(): void;
 }

@@ -5,10 +5,12 @@
  * at any instant leaves all of the change or none of it.
  *
  * When a commit is durable (durability.ts, docs/audit.md "Power loss and crashes"): fsynced before the method
- * returns — a checkpoint that logs an issued certificate or a rework's erase intent (`zeroizing: true`, the board is
- * erased next), completeRun, failRun, recordRefusal, appendAudit and createRun of a rotation; deferred (atomic and crash-safe, made durable by the next
- * fsync) — createRun of an initial run and every other checkpoint, whose loss in a power cut is the same as a crash
- * just before them: the flow resumes from the checkpoint before.
+ * returns — a rework's erase intent (`zeroizing: true`, the board is erased next), failRun, recordRefusal,
+ * appendAudit and createRun of a rotation; committed deferred and made durable by `whenDurable`, which the flow
+ * awaits before acting outside (group commit: an fdatasync of the WAL off the event loop, shared by every board
+ * waiting) — a checkpoint that logs an issued certificate, and completeRun; deferred (atomic and crash-safe, made
+ * durable by the next fsync) — createRun of an initial run and every other checkpoint, whose loss in a power cut
+ * is the same as a crash just before them: the flow resumes from the checkpoint before.
  *
  * Store methods are synchronous and return values (the port has no Result): a refusal (e.g. a second active run
  * for a chip, a quota used up) or a database failure throws a `StoreError` with a typed `reason` carrying a
@@ -347,83 +349,97 @@ export function createSqliteStore(
           const data = parseStoredJson<RunData>(dataJson, `data of run ${runId}`);
           remember(runId, dataJson, data);
           return toRun({ ...row, step, data_json: dataJson, updated_at: updatedAt }, data);
-          // The certificate is written to the board next: logged (and so revocable) on disk first. A rework's erase
-          // intent (`zeroizing`) too: the board is erased next, and a failed rework revokes by it.
+          // The certificate is written to the board next: logged (and so revocable) on disk first — the flow awaits
+          // whenDurable before it writes it. A rework's erase intent (`zeroizing`) is fsynced here: the board is
+          // erased next, and a failed rework revokes by it.
         },
-        issued !== undefined || patch['zeroizing'] === true,
+        patch['zeroizing'] === true,
       );
     },
 
     completeRun(runId, record) {
-      return tx('completeRun', () => {
-        const run = mustGetActiveRun(runId, 'completeRun');
-        const mismatch: string[] = [];
-        if (record.runId !== runId) mismatch.push('runId');
-        if (record.chipId !== run.chip_id) mismatch.push('chipId');
-        if (record.kind !== run.kind) mismatch.push('kind');
-        if (record.supersedesRecordId !== run.supersedes_record_id) mismatch.push('supersedesRecordId');
-        if (sha256HexSync(record.recordJson) !== record.recordSha256) mismatch.push('recordSha256');
-        if (mismatch.length) {
-          throw new StoreError('invalid-argument', `record does not match run ${runId}: ${mismatch.join(', ')}`, {
+      // Deferred: the flow awaits whenDurable before it reports PASS, prints or syncs the record.
+      return tx(
+        'completeRun',
+        () => {
+          const run = mustGetActiveRun(runId, 'completeRun');
+          const mismatch: string[] = [];
+          if (record.runId !== runId) mismatch.push('runId');
+          if (record.chipId !== run.chip_id) mismatch.push('chipId');
+          if (record.kind !== run.kind) mismatch.push('kind');
+          if (record.supersedesRecordId !== run.supersedes_record_id) mismatch.push('supersedesRecordId');
+          if (sha256HexSync(record.recordJson) !== record.recordSha256) mismatch.push('recordSha256');
+          if (mismatch.length) {
+            throw new StoreError('invalid-argument', `record does not match run ${runId}: ${mismatch.join(', ')}`, {
+              runId,
+              fields: mismatch,
+            });
+          }
+          if (record.supersedesRecordId !== null) {
+            const prev = st.supersedable.get(record.supersedesRecordId) as
+              { chip_id: string; superseded_by: string | null } | undefined;
+            if (!prev || prev.chip_id !== record.chipId || prev.superseded_by !== null) {
+              throw new StoreError(
+                'supersede-failed',
+                `record ${record.supersedesRecordId} cannot be superseded (${!prev ? 'missing' : prev.chip_id !== record.chipId ? 'another chip' : `already superseded by ${prev.superseded_by}`})`,
+                { recordId: record.recordId, supersedesRecordId: record.supersedesRecordId },
+              );
+            }
+          }
+          const createdAt = record.createdAt ?? now();
+          const entry = append(
+            'record.committed',
+            {
+              recordId: record.recordId,
+              recordSha256: record.recordSha256,
+              certificateSerial: record.certificateSerial,
+              chipId: record.chipId,
+              serialNumber: record.serialNumber,
+              workOrder: record.workOrder,
+              kind: record.kind,
+              supersedesRecordId: record.supersedesRecordId,
+            },
             runId,
-            fields: mismatch,
-          });
-        }
-        if (record.supersedesRecordId !== null) {
-          const prev = st.supersedable.get(record.supersedesRecordId) as
-            { chip_id: string; superseded_by: string | null } | undefined;
-          if (!prev || prev.chip_id !== record.chipId || prev.superseded_by !== null) {
-            throw new StoreError(
-              'supersede-failed',
-              `record ${record.supersedesRecordId} cannot be superseded (${!prev ? 'missing' : prev.chip_id !== record.chipId ? 'another chip' : `already superseded by ${prev.superseded_by}`})`,
-              { recordId: record.recordId, supersedesRecordId: record.supersedesRecordId },
-            );
+          );
+          st.insertRecord.run(
+            record.recordId,
+            runId,
+            record.chipId,
+            record.serialNumber,
+            record.workOrder,
+            record.operator,
+            record.kind,
+            record.supersedesRecordId,
+            record.outcome,
+            record.certificateSerial,
+            createdAt,
+            record.recordJson,
+            record.jws,
+            record.recordSha256,
+            entry.seq,
+          );
+          if (record.supersedesRecordId !== null) {
+            const changed = st.supersede.run(record.recordId, record.supersedesRecordId, record.chipId).changes;
+            if (changed !== 1) {
+              throw new StoreError(
+                'supersede-failed',
+                `record ${record.supersedesRecordId} cannot be superseded (missing, of another chip, or already superseded)`,
+                { recordId: record.recordId, supersedesRecordId: record.supersedesRecordId },
+              );
+            }
           }
-        }
-        const createdAt = record.createdAt ?? now();
-        const entry = append(
-          'record.committed',
-          {
-            recordId: record.recordId,
-            recordSha256: record.recordSha256,
-            certificateSerial: record.certificateSerial,
-            chipId: record.chipId,
-            serialNumber: record.serialNumber,
-            workOrder: record.workOrder,
-            kind: record.kind,
-            supersedesRecordId: record.supersedesRecordId,
-          },
-          runId,
-        );
-        st.insertRecord.run(
-          record.recordId,
-          runId,
-          record.chipId,
-          record.serialNumber,
-          record.workOrder,
-          record.operator,
-          record.kind,
-          record.supersedesRecordId,
-          record.outcome,
-          record.certificateSerial,
-          createdAt,
-          record.recordJson,
-          record.jws,
-          record.recordSha256,
-          entry.seq,
-        );
-        if (record.supersedesRecordId !== null) {
-          const changed = st.supersede.run(record.recordId, record.supersedesRecordId, record.chipId).changes;
-          if (changed !== 1) {
-            throw new StoreError(
-              'supersede-failed',
-              `record ${record.supersedesRecordId} cannot be superseded (missing, of another chip, or already superseded)`,
-              { recordId: record.recordId, supersedesRecordId: record.supersedesRecordId },
-            );
-          }
-        }
-        st.finishRun.run(now(), runId);
-        return toRecord(st.getRecord.get(record.recordId) as RecordDbRow);
+          st.finishRun.run(now(), runId);
+          return toRecord(st.getRecord.get(record.recordId) as RecordDbRow);
+        },
+        false,
+      );
+    },
+
+    whenDurable() {
+      return durability.whenDurable().catch((e: unknown) => {
+        const se = wrapStoreError(e, 'whenDurable');
+        logger?.log('error', 'store operation failed', { op: 'whenDurable', reason: se.reason, message: se.message });
+        throw se;
       });
     },
 
@@ -537,6 +553,7 @@ export function createSqliteStore(
     },
 
     close() {
+      durability.close();
       if (db.open) db.close();
     },
   };

@@ -147,7 +147,12 @@ function createPorts(db: Database.Database, file: string, opts: OpenStationDbOpt
   const clock = opts.clock ?? systemClock;
   const now = (): string => clock.now().toISOString();
   const audit = createAuditWriter(db, now);
-  const durability = createDurability(db, opts.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL');
+  // A readonly connection commits nothing: its whenDurable has nothing to wait for.
+  const durability = createDurability(
+    db,
+    opts.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL',
+    opts.readonly === true ? undefined : { path: `${file}-wal` },
+  );
   const revocations = createRevocationQueue(db);
   const operators = createOperatorStore(db);
   const refusals = createRefusalWriter(db, { audit, newId: randomUUID });
