@@ -35,9 +35,10 @@ export interface OpenStationDbOptions {
   readonly readonly?: boolean;
   /**
    * SQLite synchronous level. FULL (default): every commit is fsynced before it returns except the Store's
-   * deferred ones (durability.ts: steps whose loss equals a crash just before them), which the next FULL commit or
-   * barrier makes durable. NORMAL is only for benchmarks/tests: no commit and no barrier fsyncs (a power loss may
-   * lose the last commits, never corrupt).
+   * deferred ones (durability.ts: steps whose loss equals a crash just before them, and the certify checkpoint and
+   * completeRun, whose callers await `whenDurable`), which the next FULL commit, barrier or WAL sync makes durable.
+   * NORMAL is only for benchmarks/tests: no commit, barrier or whenDurable fsyncs (a power loss may lose the last
+   * commits, never corrupt).
    */
   readonly synchronous?: 'FULL' | 'NORMAL';
   /** Milliseconds to wait for a lock held by another connection (default 5000). */
