@@ -132,6 +132,63 @@ for (const backend of backends()) {
       expect(called).toBe(false);
     });
 
+    it('a conflict records the hash stored before the batch, or stored earlier in the same batch', async () => {
+      const old = rec(0);
+      const first = await db.ingest(batch([old]), async () => {});
+      expect(first.ok).toBe(true);
+      // Stored before: other content under its id. New in this batch, then again with other content. New, then the same.
+      const fresh = rec(2);
+      const twin = rec(4);
+      const second = batch([
+        { ...old, index: 0, sha256: 'c'.repeat(64), jws: 'c.c.c' },
+        { ...old, index: 1 },
+        fresh,
+        { ...fresh, index: 3, sha256: 'd'.repeat(64), jws: 'd.d.d' },
+        twin,
+        { ...twin, index: 5 },
+      ]);
+      const seen: string[][] = [];
+      const r = await db.ingest(second, async (_tx, stored) => {
+        seen.push(stored.map((x) => x.recordId));
+      });
+      expect(r.ok && r.value.kind === 'done' && [...r.value.statuses.entries()].sort()).toEqual([
+        [0, 'conflict'],
+        [1, 'duplicate'],
+        [2, 'accepted'],
+        [3, 'conflict'],
+        [4, 'accepted'],
+        [5, 'duplicate'],
+      ]);
+      expect(seen).toEqual([[fresh.recordId, twin.recordId]]);
+      const rows = await db.sql.all(
+        'SELECT record_id, stored_sha256, offered_sha256, offered_jws FROM conflicts WHERE batch_id = ? ORDER BY id',
+        [second.batchId],
+      );
+      expect(rows.map((x) => ({ ...x }))).toEqual([
+        {
+          record_id: old.recordId,
+          stored_sha256: 'a'.repeat(64),
+          offered_sha256: 'c'.repeat(64),
+          offered_jws: 'c.c.c',
+        },
+        {
+          record_id: fresh.recordId,
+          stored_sha256: 'a'.repeat(64),
+          offered_sha256: 'd'.repeat(64),
+          offered_jws: 'd.d.d',
+        },
+      ]);
+      // What is stored is each id's first content: the conflicting offers stored nothing.
+      const stored = await db.sql.all('SELECT record_id, sha256, jws FROM records WHERE record_id IN (?, ?)', [
+        old.recordId,
+        fresh.recordId,
+      ]);
+      expect(stored.map((x) => [x['sha256'], x['jws']])).toEqual([
+        ['a'.repeat(64), 'x.y.z'],
+        ['a'.repeat(64), 'x.y.z'],
+      ]);
+    });
+
     it('concurrent batches holding their transaction open are serialised with other lifecycle transactions', async () => {
       const before = await count('devices');
       let open = 0;

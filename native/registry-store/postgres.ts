@@ -254,8 +254,15 @@ export async function openPostgresRegistryDb(
             );
             for (const r of res.rows as Row[]) inserted.add(r['record_id'] as string);
           }
+          // The stored hash of every id this INSERT did not store and of every id the batch repeats (a duplicate or
+          // a conflict): usually none, and then no query.
           const stored = new Map<string, string>();
-          const others = rs.map((r) => r.recordId);
+          const others: string[] = [];
+          const once = new Set<string>();
+          for (const r of input.records) {
+            if (!inserted.has(r.recordId) || once.has(r.recordId)) others.push(r.recordId);
+            once.add(r.recordId);
+          }
           if (others.length) {
             const res = await c.query('SELECT record_id, sha256 FROM records WHERE record_id = ANY($1::text[])', [
               others,

@@ -144,7 +144,7 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
     insertRecord: db.prepare(
       `INSERT INTO records (record_id, station_id, sha256, chip_id, serial_number, model, work_order, kind,
          supersedes_record_id, completed_at, received_at, batch_id, record_json, jws)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id) DO NOTHING`,
     ),
     insertConflict: db.prepare(
       `INSERT INTO conflicts (record_id, station_id, batch_id, stored_sha256, offered_sha256, offered_jws, detected_at)
@@ -162,27 +162,30 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
     if (existing && existing['content_sha256'] !== input.contentSha256) return { kind: 'batch-conflict' };
     if (!existing) s.insertBatch.run(input.stationId, input.batchId, input.kind, input.contentSha256, input.receivedAt);
     const statuses = new Map<number, IngestStatus>();
+    // Insert first (one index probe for a new id, the usual case); only an id already stored reads its hash.
     for (const r of input.records) {
-      const stored = s.getRecordHash.get(r.recordId) as Row | undefined;
-      if (!stored) {
-        s.insertRecord.run(
-          r.recordId,
-          input.stationId,
-          r.sha256,
-          r.chipId,
-          r.serialNumber,
-          r.model,
-          r.workOrder,
-          r.kind,
-          r.supersedesRecordId,
-          r.completedAt,
-          input.receivedAt,
-          input.batchId,
-          RECORD_JSON_IN_JWS, // the record once: its JSON is the payload of `jws` (recordFrom reads it from there)
-          r.jws,
-        );
+      const added = s.insertRecord.run(
+        r.recordId,
+        input.stationId,
+        r.sha256,
+        r.chipId,
+        r.serialNumber,
+        r.model,
+        r.workOrder,
+        r.kind,
+        r.supersedesRecordId,
+        r.completedAt,
+        input.receivedAt,
+        input.batchId,
+        RECORD_JSON_IN_JWS, // the record once: its JSON is the payload of `jws` (recordFrom reads it from there)
+        r.jws,
+      ).changes;
+      if (added === 1) {
         statuses.set(r.index, 'accepted');
-      } else if (stored['sha256'] === r.sha256) {
+        continue;
+      }
+      const stored = s.getRecordHash.get(r.recordId) as Row;
+      if (stored['sha256'] === r.sha256) {
         statuses.set(r.index, 'duplicate');
       } else {
         s.insertConflict.run(
