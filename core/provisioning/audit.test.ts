@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { AuditEntry } from './store.js';
-import { auditEntryHash, auditEntryPreimage, GENESIS_HASH, verifyChain } from './audit.js';
+import { auditEntryHash, auditEntryHashSync, auditEntryPreimage, GENESIS_HASH, verifyChain } from './audit.js';
 
 async function chain(n: number): Promise<AuditEntry[]> {
   const out: AuditEntry[] = [];
@@ -32,6 +32,12 @@ describe('audit entry hash', () => {
       .toString()
       .split(' ')[0];
     expect(await auditEntryHash(GENESIS_HASH, e)).toBe(viaOpenssl);
+    // The synchronous form (node:crypto, in Node) gives the same value.
+    expect(auditEntryHashSync(GENESIS_HASH, e)).toBe(viaOpenssl);
+  });
+
+  it('synchronously: the value of auditEntryHash for every entry of a chain', async () => {
+    for (const e of await chain(6)) expect(auditEntryHashSync(e.prevHash, e)).toBe(e.hash);
   });
 
   it('changes with every field and with the previous hash', async () => {

@@ -12,7 +12,7 @@
  * node:crypto over `auditEntryPreimage(...)`; a test proves both agree.
  */
 import type { AuditEntry } from './store.js';
-import { sha256Hex } from '../bytes.js';
+import { digestSync, sha256Hex, toHex, utf8 } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
 
 /** prevHash of the first entry (seq 1). */
@@ -60,6 +60,15 @@ export function auditEntryPreimage(prevHash: string, e: AuditEntryContent): stri
 /** SHA-256 (lower-case hex) of an audit entry chained to `prevHash`. */
 export async function auditEntryHash(prevHash: string, e: AuditEntryContent): Promise<string> {
   return sha256Hex(auditEntryPreimage(prevHash, e));
+}
+
+/**
+ * auditEntryHash computed synchronously (node:crypto, core/bytes.ts digestSync): the same value, no await; null where
+ * the runtime has no node:crypto (the browser), and then the caller awaits auditEntryHash.
+ */
+export function auditEntryHashSync(prevHash: string, e: AuditEntryContent): string | null {
+  const d = digestSync('SHA-256', utf8(auditEntryPreimage(prevHash, e)));
+  return d && toHex(d);
 }
 
 /**

@@ -5,6 +5,7 @@
  * as a whole, and v1 and v2 of the same batch are the same batch.
  */
 import 'reflect-metadata';
+import { createHash } from 'node:crypto';
 import { compactVerify, decodeProtectedHeader, importX509 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/ports.js';
@@ -195,6 +196,13 @@ for (const backend of backends()) {
       expect(first.status, first.text).toBe(200);
       const fr = first.json as BundleResponse;
       expect(fr).toMatchObject({ bundleId: b.value.bundleId, summary: { accepted: 3 } });
+      // The batch is keyed by the digest of exactly its records' JWS (the bundle's recordsSha256, checked once):
+      // SHA-256 over their concatenation, computed here independently.
+      const digest = createHash('sha256')
+        .update(made.map((m) => m.jws).join(''), 'utf8')
+        .digest('hex');
+      const batchRow = await db.getBatch(A.id, b.value.bundleId);
+      expect(batchRow.ok && batchRow.value?.contentSha256).toBe(digest);
       const again = await admin('POST', '/v1/bundles', { bundle: file });
       expect(again.status, again.text).toBe(200);
       expect((again.json as BundleResponse).repeated).toBe(true);

@@ -92,9 +92,11 @@ export async function ingestChecked(
    * bundle), before the receipt is signed, which then lists the answer per event (`revocations`).
    */
   revocations?: readonly string[],
+  /** recordsDigestSync of `checked`'s JWS when the caller has checked it already (a bundle: bundleRecordsMatch). */
+  digest?: string,
 ): Promise<Result<BatchResponse, ApiError>> {
   const stationId = trust.row.stationId;
-  const contentSha256 = recordsDigestSync(checked.map((c) => c.jws));
+  const contentSha256 = digest ?? recordsDigestSync(checked.map((c) => c.jws));
   const prior = await ctx.db.getBatch(stationId, batchId);
   if (!prior.ok) return err(storeError(prior.error));
   if (prior.value) {
@@ -268,6 +270,7 @@ export async function importBundle(
     audit,
     b.value.auditHead,
     b.value.revocations,
+    b.value.recordsSha256, // bundleRecordsMatch above: the digest of exactly these records, not hashed again
   );
   return r.ok ? ok({ ...r.value, bundleId: b.value.bundleId }) : r;
 }

@@ -5,7 +5,13 @@
  * one `db.sql.transaction`. This file: the event log, settings, revoked operators, quotas; it re-exports the
  * devices, signers and failed-issuance tables (./devices.ts, ./signers.ts, ./failed-issuances.ts). Imports core.
  */
-import { GENESIS_HASH, auditEntryHash, verifyChain, type ChainVerification } from '../../core/provisioning/audit.js';
+import {
+  GENESIS_HASH,
+  auditEntryHash,
+  auditEntryHashSync,
+  verifyChain,
+  type ChainVerification,
+} from '../../core/provisioning/audit.js';
 import type { AuditEntry } from '../../core/provisioning/store.js';
 import type { SqlExec, SqlRow } from '../../core/hq/registry-db.js';
 
@@ -40,7 +46,8 @@ export async function appendEvents(
   const out: AuditEntry[] = [];
   for (const e of events) {
     const entry = { seq: ++seq, ts: e.ts, type: e.type, runId: e.runId ?? null, payload: e.payload };
-    const hash = await auditEntryHash(prevHash, entry);
+    // Synchronously where the runtime has node:crypto (the registry does): no await per event of a large batch.
+    const hash = auditEntryHashSync(prevHash, entry) ?? (await auditEntryHash(prevHash, entry));
     out.push({ ...entry, prevHash, hash });
     prevHash = hash;
   }
