@@ -128,7 +128,8 @@ describe('refusals', () => {
 
   it('the log pages runs and refusals in one order; outcome filters; the yield counts refused boards', () => {
     const b1 = board(1);
-    fullRun(store, b1); // provisioned first time
+    // Started on the test's clock (not the real one): the log orders by time, and the refusals are on this clock.
+    finishRun(store, startRun(store, b1, null, clock.now())); // provisioned first time
     now += 1000;
     store.recordRefusal(refusal(2, { code: 'FLOW_PROFILE_UNKNOWN' }));
     now += 1000;
