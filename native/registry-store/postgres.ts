@@ -84,6 +84,15 @@ async function tx<T>(pool: pg.Pool, fn: (c: PoolClient) => Promise<T>, commit?: 
   }
 }
 
+/**
+ * A device's records by chip id or serial number, oldest first: two index lookups joined, never one `OR` (with the
+ * statistics of a freshly loaded table the planner chose to walk the whole `seq` index for `chip_id = $1 OR
+ * serial_number = $1 ORDER BY seq`: ~45 ms at a million records). A record whose chip id is the key is in the first
+ * arm only.
+ */
+const DEVICE_RECORDS_PG =
+  'SELECT * FROM records WHERE chip_id = $1 UNION ALL SELECT * FROM records WHERE serial_number = $1 AND chip_id <> $1 ORDER BY seq';
+
 const MIGRATION_LOCK = 0x4c53_5247; // "LSRG"
 /** Serialises lifecycle transactions (registry/store/lifecycle.ts). */
 const LIFECYCLE_LOCK = 0x4c53_4c43; // "LSLC"
@@ -312,10 +321,7 @@ export async function openPostgresRegistryDb(
         if (!r || typeof r['response'] !== 'string') throw new Error(`batch ${batchId} vanished`);
         return r['response'];
       }),
-    deviceRecords: (key) =>
-      guard('deviceRecords', async () =>
-        (await q('SELECT * FROM records WHERE chip_id = $1 OR serial_number = $1 ORDER BY seq', [key])).map(recordFrom),
-      ),
+    deviceRecords: (key) => guard('deviceRecords', async () => (await q(DEVICE_RECORDS_PG, [key])).map(recordFrom)),
     listRecords: (f: RecordFilter) =>
       guard('listRecords', async () => {
         const where: string[] = [];

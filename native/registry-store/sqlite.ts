@@ -151,7 +151,9 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
     touchStation: db.prepare('UPDATE stations SET last_sync_at = ? WHERE station_id = ?'),
-    deviceRecords: db.prepare('SELECT * FROM records WHERE chip_id = ? OR serial_number = ? ORDER BY seq'),
+    deviceRecords: db.prepare(
+      'SELECT * FROM records WHERE chip_id = @key UNION ALL SELECT * FROM records WHERE serial_number = @key AND chip_id <> @key ORDER BY seq',
+    ),
     listConflicts: db.prepare('SELECT * FROM conflicts WHERE (? IS NULL OR station_id = ?) ORDER BY id'),
   };
   let nonceCalls = 0;
@@ -312,7 +314,7 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
         if (!r || typeof r['response'] !== 'string') throw new Error(`batch ${batchId} vanished`);
         return r['response'];
       }),
-    deviceRecords: (key) => guard('deviceRecords', () => (s.deviceRecords.all(key, key) as Row[]).map(recordFrom)),
+    deviceRecords: (key) => guard('deviceRecords', () => (s.deviceRecords.all({ key }) as Row[]).map(recordFrom)),
     listRecords: (f: RecordFilter) =>
       guard('listRecords', () => {
         const where: string[] = [];
