@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { auditEntryPreimage, type ChainHead } from '../../core/provisioning/audit.js';
+import { auditEntryHashSync as entryHashSync, type ChainHead } from '../../core/provisioning/audit.js';
 import { canonicalJson } from '../../core/canonical.js';
 import type { AuditEntry } from '../../core/provisioning/store.js';
 import { StoreError } from './store-error.js';
@@ -23,9 +23,11 @@ export function sha256HexSync(data: string | Uint8Array): string {
     .digest('hex');
 }
 
-/** Same value as core/provisioning/audit.ts auditEntryHash, computed synchronously with node:crypto. */
-export function auditEntryHashSync(prevHash: string, e: Parameters<typeof auditEntryPreimage>[1]): string {
-  return sha256HexSync(auditEntryPreimage(prevHash, e));
+/**
+ * core/provisioning/audit.ts auditEntryHashSync, never null here: the station runs on Node, which has node:crypto.
+ */
+export function auditEntryHashSync(prevHash: string, e: Parameters<typeof entryHashSync>[1]): string {
+  return entryHashSync(prevHash, e)!;
 }
 
 /** Appends entries at the chain head. */
