@@ -55,7 +55,10 @@ export interface Durability {
   whenDurable(): Promise<void>;
   /** WAL syncs run and fallbacks to `barrier` taken by `whenDurable` so far, and callers it served. */
   readonly groupCommits: { readonly syncs: number; readonly fallbacks: number; readonly waiters: number };
-  /** Close the WAL descriptor (once the sync running, if any, ends). The connection is closed by its owner. */
+  /**
+   * Close the WAL descriptor (once the sync running, if any, ends); callers still waiting for a later sync, and any
+   * later call, are refused. The connection is closed by its owner.
+   */
   close(): void;
 }
 
@@ -161,6 +164,13 @@ function createGroupCommit(wal: WalSync, barrier: () => void) {
     return false;
   }
 
+  /** After close: the descriptor closed, and callers still waiting for a sync that will not run are refused. */
+  function stop(): void {
+    closeFd();
+    next?.reject(new Error('the station database is closed'));
+    next = null;
+  }
+
   function start(): void {
     const batch = next;
     if (!batch || running) return;
@@ -177,7 +187,7 @@ function createGroupCommit(wal: WalSync, barrier: () => void) {
         batch.reject(e);
       } finally {
         running = false;
-        if (closed) closeFd();
+        if (closed) stop();
         else start();
       }
     });
@@ -186,6 +196,7 @@ function createGroupCommit(wal: WalSync, barrier: () => void) {
   return {
     stats,
     whenDurable(): Promise<void> {
+      if (closed) return Promise.reject(new Error('the station database is closed'));
       next ??= newBatch();
       stats.waiters++;
       const p = next.promise;
@@ -194,7 +205,7 @@ function createGroupCommit(wal: WalSync, barrier: () => void) {
     },
     close(): void {
       closed = true;
-      if (!running) closeFd();
+      if (!running) stop();
     },
   };
 }

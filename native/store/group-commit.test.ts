@@ -43,6 +43,26 @@ async function until(cond: () => boolean): Promise<void> {
 }
 
 describe('whenDurable: group commit', () => {
+  it('closed while a sync runs: that sync still serves its callers, the ones queued after it and later calls are refused', async () => {
+    const gates: (() => void)[] = [];
+    const { db, d, commit } = open('FULL', async (fd) => {
+      await new Promise<void>((r) => gates.push(r));
+      await fdatasyncP(fd);
+    });
+    commit(1);
+    const first = d.whenDurable();
+    await until(() => gates.length === 1);
+    commit(2);
+    const queued = d.whenDurable();
+    d.close();
+    gates[0]!();
+    await expect(first).resolves.toBeUndefined();
+    await expect(queued).rejects.toThrow(/closed/);
+    await expect(d.whenDurable()).rejects.toThrow(/closed/);
+    expect(gates).toHaveLength(1); // no sync started after close
+    db.close();
+  });
+
   it('N waiters share fewer syncs; each resolves after a sync started after its commit', async () => {
     const events: string[] = [];
     const gates: (() => void)[] = [];
