@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { systemClock } from './ports.js';
 import { toBase64, toBase64Url } from './bytes.js';
 import { encodeStatement } from './pki/attestation.js';
-import { ProvisioningRecordSchema } from './provisioning/record.js';
+import { ProvisioningRecordSchema, RECORD_SCHEMA_V3 } from './provisioning/record.js';
 import { ManifestSchema } from './provisioning/baseline.js';
 import { createTestSigner } from '../testkit/pki/test-signer.js';
 import { createTestStation, makeRecord } from '../testkit/registry/fixtures.js';
@@ -24,14 +24,17 @@ const payloadOf = (jws: string): Json =>
 
 let v1: Json;
 let v2: Json;
+let v3: Json;
 let manifest: Json;
 let tpmManifest: Json;
 
 beforeAll(async () => {
   const station = await createTestStation('zod-accept', systemClock);
-  const made = await makeRecord(station, systemClock);
+  const made = await makeRecord(station, systemClock, { format: 'v1' });
   v1 = JSON.parse(made.json) as Json;
+  if (made.record.schema === RECORD_SCHEMA_V3) throw new Error('a v1 record expected');
   manifest = payloadOf(made.record.manifest.jws);
+  v3 = JSON.parse((await makeRecord(station, systemClock)).json) as Json;
   const device = await createTestSigner('P-256');
   const nonce = new Uint8Array(32).fill(1);
   const r = made.record;
@@ -142,16 +145,20 @@ function compare(schema: z.ZodType, accept: Accept, base: Json): { accepted: num
 }
 
 describe('compileAccept', () => {
-  it('accepts exactly what zod accepts: records v1 and v2 and their mutations', () => {
+  it('accepts exactly what zod accepts: records v1, v2 and v3 and their mutations', () => {
     const accept = compileAccept(ProvisioningRecordSchema);
     expect(accept).not.toBeNull();
     expect(accept!(v1)).toBe(true);
     expect(accept!(v2)).toBe(true);
+    expect(accept!(v3)).toBe(true);
     const a = compare(ProvisioningRecordSchema, accept!, v1);
     const b = compare(ProvisioningRecordSchema, accept!, v2);
+    const c = compare(ProvisioningRecordSchema, accept!, v3);
     // Both sides of the comparison are exercised: many mutations are valid records too, most are not.
-    expect(a.accepted + b.accepted).toBeGreaterThan(50);
-    expect(a.refused + b.refused).toBeGreaterThan(1500);
+    expect(a.accepted + b.accepted + c.accepted).toBeGreaterThan(50);
+    expect(a.refused + b.refused + c.refused).toBeGreaterThan(1500);
+    expect(c.accepted).toBeGreaterThan(10);
+    expect(c.refused).toBeGreaterThan(500);
   });
 
   it('accepts exactly what zod accepts: manifests (LS and TPM measurements) and their mutations', () => {

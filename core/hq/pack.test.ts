@@ -23,32 +23,60 @@ import {
 } from './pack.js';
 
 let station: TestStation;
+/** Records as the station writes them (format v3), and v2 records (chain PEM, manifest JWS) as older stations did. */
 let records: string[];
+let v2Records: string[];
 
 beforeAll(async () => {
   station = await createTestStation('pack-test', systemClock);
   records = (await makeManyRecords(station, systemClock, 6, 3)).map((m) => m.jws);
+  v2Records = (await makeManyRecords(station, systemClock, 6, 3, { format: 'v2' })).map((m) => m.jws);
 });
 
 describe('packed records', () => {
-  it('unpack every packed record to exactly its JWS; the station chain is carried once', () => {
+  it('unpack every packed v3 record to exactly its JWS; the station chain is carried once', () => {
     const p = packRecords(records);
     expect(p.records.every((r) => typeof r === 'object')).toBe(true);
-    // station chain (3) + 3 device certificates, each once
-    expect(p.certificates).toHaveLength(6);
+    // station chain (3) + 3 device certificates + the attestation certificate, each once
+    expect(p.certificates).toHaveLength(7);
     expect(new Set(p.certificates).size).toBe(p.certificates.length);
     for (const [i, r] of p.records.entries()) {
       const back = unpackJws(r, p.certificates);
       expect(back.ok && back.value).toBe(records[i]);
     }
-    // No base64 inside: the payload and the manifest are JSON, the chain PEM is a reference.
+    // No base64 inside: the payload and the manifest payload are JSON, certificates are references.
     const first = p.records[0] as PackedJws;
-    const payload = first.payload as { chain: unknown; manifest: { jws: unknown }; certificate: { pem: unknown } };
-    expect(payload.chain).toEqual([{ $pem: 1 }, { $pem: 2 }]);
+    expect(first.x5c).toEqual([0, 1, 2]);
+    const payload = first.payload as {
+      schema: string;
+      chain?: unknown;
+      manifest: { payload: { board: unknown }; signature: unknown };
+      certificate: { pem: unknown };
+      attestation: { chain: unknown };
+    };
+    expect(payload.schema).toBe('line-station/provisioning-record/v3');
+    expect(payload.chain).toBeUndefined();
     expect(payload.certificate.pem).toEqual({ $pem: expect.any(Number) });
-    expect((payload.manifest.jws as { $jws: PackedJws }).$jws.x5c).toEqual([0, 1, 2]);
+    expect(payload.attestation.chain).toEqual([{ $der: expect.any(Number) }]);
+    expect(Object.keys(payload.manifest).sort()).toEqual(['payload', 'signature']);
+    expect(payload.manifest.payload.board).toMatchObject({ model: 'LS-SIM-BASIC' });
     const packed = JSON.stringify(p);
     expect(packed.length / records.length).toBeLessThan(4096);
+    // Smaller than the same records in format v2 (no chain PEM references, no nested manifest header).
+    const v2 = packRecords(v2Records);
+    expect(packed.length).toBeLessThan(JSON.stringify(v2).length);
+  });
+
+  it('unpack every packed v2 record to exactly its JWS (chain PEM and manifest JWS as references)', () => {
+    const p = packRecords(v2Records);
+    expect(p.certificates).toHaveLength(7);
+    for (const [i, r] of p.records.entries()) {
+      const back = unpackJws(r, p.certificates);
+      expect(back.ok && back.value).toBe(v2Records[i]);
+    }
+    const payload = (p.records[0] as PackedJws).payload as { chain: unknown; manifest: { jws: unknown } };
+    expect(payload.chain).toEqual([{ $pem: 1 }, { $pem: 2 }]);
+    expect((payload.manifest.jws as { $jws: PackedJws }).$jws.x5c).toEqual([0, 1, 2]);
   });
 
   it('a rebuilt record verifies with an independent JOSE library (x5c leaf = the station certificate)', async () => {
@@ -150,6 +178,12 @@ describe('one-pass rebuild (unpackJwsParsed) against the reference rebuild', () 
     for (const r of p.records) {
       const u = same(r as PackedJws, p.certificates);
       expect(u?.facts).not.toBeNull();
+      expect(u!.facts!.nested.size).toBe(0); // v3: the manifest is JSON, not a nested JWS
+      expect(u!.facts!.pemDer.size).toBe(1);
+    }
+    const q = packRecords(v2Records);
+    for (const r of q.records) {
+      const u = same(r as PackedJws, q.certificates);
       expect(u!.facts!.nested.size).toBe(1);
       expect(u!.facts!.pemDer.size).toBeGreaterThanOrEqual(3);
     }

@@ -29,8 +29,9 @@ import type { BoardIdentity, Measurements } from '../model.js';
 import type { Clock, Signer } from '../ports.js';
 import { ok, type Result } from '../result.js';
 import { signJws, verifyJws } from '../pki/jws.js';
+import { MANIFEST_TYP } from './record-manifest.js';
 
-export const MANIFEST_TYP = 'line-station-manifest+jws';
+export { MANIFEST_TYP };
 export const MANIFEST_SCHEMA = 'line-station/manifest/v1';
 
 /** Lower-case SHA-256 hex. */

@@ -38,7 +38,7 @@ import {
 } from '../pki/device-cert.js';
 import { toPem } from '../pki/pem.js';
 import { buildManifest, signManifest } from './baseline.js';
-import { RECORD_SCHEMA, signRecord, type ProvisioningRecord } from './record.js';
+import { recordFormatMembers, signRecord, type ProvisioningRecord } from './record.js';
 import { canonicalJson } from '../canonical.js';
 
 /** The station's identity and CA, all keys in the HSM. */
@@ -787,7 +787,13 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   const evidenceFinal = run.data.attestation?.evidence;
   if (!evidenceFinal) throw new Error('record without attestation evidence');
   const record: ProvisioningRecord = {
-    schema: RECORD_SCHEMA,
+    // v3 (the station chain once) when the manifest rebuilds from the record's header; v2 otherwise.
+    ...recordFormatMembers({
+      alg: deps.station.signer.algorithm,
+      stationChain: deps.station.chain,
+      caChain: deps.station.caChain,
+      manifestJws: run.data.manifest!.jws,
+    }),
     recordId: deps.newId(),
     runId,
     kind: run.kind,
@@ -811,8 +817,6 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
       sha256: certFinal.sha256,
       pem: toPem(fromBase64Url(certFinal.der), 'CERTIFICATE'),
     },
-    chain: deps.station.caChain.map((d) => toPem(d, 'CERTIFICATE')),
-    manifest: { jws: run.data.manifest!.jws },
     verdict: { pass: verdict.pass, violations: verdict.violations },
     // Which registry policy (and certificate profile) the certificate was issued under, for headquarters' audit.
     ...(snapFinal && profFinal

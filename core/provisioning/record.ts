@@ -3,7 +3,17 @@
  * key as a compact JWS (typ line-station-record+jws, x5c = station chain). See docs/formats.md.
  */
 import { z } from 'zod';
-import { bytesEqual, concatBytes, fromBase64, fromBase64Url, sha256Hex, toBase64Url, toHex, utf8 } from '../bytes.js';
+import {
+  bytesEqual,
+  concatBytes,
+  fromBase64,
+  fromBase64Url,
+  sha256Hex,
+  toBase64,
+  toBase64Url,
+  toHex,
+  utf8,
+} from '../bytes.js';
 import { B64, B64Url, Sha256Hex, formatIssues } from './baseline.js';
 import { canonicalJson } from '../canonical.js';
 import { fail } from '../errors.js';
@@ -16,8 +26,16 @@ import { parseAttest } from '../tpm/attest.js';
 import { TPMA_OBJECT } from '../tpm/constants.js';
 import { parsePublic } from '../tpm/public.js';
 import { decodeStatement, type AttestationStatement } from '../pki/attestation.js';
+import { toPem } from '../pki/pem.js';
+import { embedManifest, RECORD_SCHEMA_V3, type EmbeddedManifest } from './record-manifest.js';
 
-/** Records with attestation evidence (key-bound protocol 2, or legacy protocol 1 where a profile allows it). */
+export { RECORD_SCHEMA_V3 };
+
+/**
+ * Records with attestation evidence (key-bound protocol 2, or legacy protocol 1 where a profile allows it), the
+ * issuing chain as PEM (`chain`) and the manifest as its compact JWS (`manifest.jws`). RECORD_SCHEMA_V3: the same
+ * evidence, the station chain once (./record-manifest.ts).
+ */
 export const RECORD_SCHEMA = 'line-station/provisioning-record/v2';
 /** Records made before attestation evidence was kept (still verified and ingested). */
 export const RECORD_SCHEMA_V1 = 'line-station/provisioning-record/v1';
@@ -163,9 +181,20 @@ const RecordFields = z
   })
   .strict();
 
+/**
+ * A v3 record's manifest: the manifest payload (checked against ManifestSchema by the verifiers, as the payload of a
+ * v2 `manifest.jws` is) and the manifest JWS's signature; its header is the record's (./record-manifest.ts).
+ */
+const EmbeddedManifestSchema = z.object({ payload: z.record(z.string(), z.unknown()), signature: B64Url }).strict();
+
 export const ProvisioningRecordSchema = z
   .discriminatedUnion('schema', [
     RecordFields.extend({ attestation: AttestationEvidenceRecordSchema }),
+    RecordFields.omit({ chain: true }).extend({
+      schema: z.literal(RECORD_SCHEMA_V3),
+      attestation: AttestationEvidenceRecordSchema,
+      manifest: EmbeddedManifestSchema,
+    }),
     RecordFields.extend({
       schema: z.literal(RECORD_SCHEMA_V1),
       attestation: z.object({ nonce: B64Url, leafSha256: Sha256Hex }).strict(),
@@ -266,6 +295,44 @@ function tpm2Problems(
     issue(['idevid', 'public'], 'the IDevID is not a fixedTPM, fixedParent, TPM-generated signing key');
   if (att.activation.ekName !== att.ek.name || att.activation.iakName !== att.iak.name)
     issue(['activation'], 'the activation names another EK or IAK than the evidence');
+}
+
+/** The members of a record that depend on its format: v3 (`schema`, `manifest`) or v2 (`schema`, `chain`, `manifest`). */
+export type RecordFormatMembers =
+  | {
+      readonly schema: typeof RECORD_SCHEMA_V3;
+      readonly manifest: EmbeddedManifest & { payload: Record<string, unknown> };
+    }
+  | { readonly schema: typeof RECORD_SCHEMA; readonly chain: string[]; readonly manifest: { readonly jws: string } };
+
+/**
+ * The format members of a record the station signs with `alg` and `stationChain` (its x5c): v3 when the device
+ * certificate's issuing chain `caChain` is the station chain after the station certificate and the manifest JWS
+ * rebuilds byte for byte from its payload and signature with the record's alg and x5c (docs/formats.md "Provisioning
+ * record"); v2 otherwise (a manifest signed before a station key rotation, another issuing chain).
+ */
+export function recordFormatMembers(p: {
+  readonly alg: string;
+  readonly stationChain: readonly Uint8Array[];
+  readonly caChain: readonly Uint8Array[];
+  readonly manifestJws: string;
+}): RecordFormatMembers {
+  const x5c = p.stationChain.map((d) => toBase64(d));
+  const sameChain =
+    p.caChain.length > 0 &&
+    p.caChain.length === x5c.length - 1 &&
+    p.caChain.every((d, i) => toBase64(d) === x5c[i + 1]);
+  const embedded = sameChain ? embedManifest(p.manifestJws, { alg: p.alg, x5c }) : null;
+  if (embedded && embedded.payload && typeof embedded.payload === 'object' && !Array.isArray(embedded.payload))
+    return {
+      schema: RECORD_SCHEMA_V3,
+      manifest: { payload: embedded.payload as Record<string, unknown>, signature: embedded.signature },
+    };
+  return {
+    schema: RECORD_SCHEMA,
+    chain: p.caChain.map((d) => toPem(d, 'CERTIFICATE')),
+    manifest: { jws: p.manifestJws },
+  };
 }
 
 /** The record's canonical JSON (sorted keys, no whitespace) as UTF-8: the exact signed payload. */

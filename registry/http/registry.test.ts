@@ -240,7 +240,10 @@ for (const backend of backends()) {
             const k = await createTestSigner('P-256');
             const spki = Buffer.from(k.publicKeySpki).toString('base64url');
             return (
-              await makeRecord(A, systemClock, { mutate: (r) => ({ ...r, key: { ...r.key, publicKeySpki: spki } }) })
+              await makeRecord(A, systemClock, {
+                format: 'v1', // key-bound evidence (v2, v3) binds the key: another key does not pass the schema
+                mutate: (r) => ({ ...r, key: { ...r.key, publicKeySpki: spki } }),
+              })
             ).jws;
           })(),
         ],

@@ -14,7 +14,7 @@ import { toPem } from '../../core/pki/pem.js';
 import { signJws } from '../../core/pki/jws.js';
 import { canonicalJson } from '../../core/canonical.js';
 import { toBase64Url, utf8 } from '../../core/bytes.js';
-import { RECORD_TYP } from '../../core/provisioning/record.js';
+import { RECORD_SCHEMA_V3, RECORD_TYP } from '../../core/provisioning/record.js';
 import { packRecords } from '../../core/hq/pack.js';
 import type { ProvisioningRecord } from '../../core/provisioning/record.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
@@ -49,14 +49,26 @@ describe('verification of a packed batch in the workers', () => {
     // Another station with the same id: its issuing CA has the same subject name as A's, with another key.
     const twin = await createTestStation(A.id, systemClock);
     const twinDevice = await makeDevice(twin, systemClock);
+    // v2 records (manifest.jws, chain) and v1 ones are still read: some in the batch too.
+    const v2 = await makeRecord(A, systemClock, { device, format: 'v2' });
+    const v1 = await makeRecord(A, systemClock, { device, format: 'v1' });
+    valid.splice(3, 0, v2, v1);
+    const v2Manifest = (m: MadeRecord): string => {
+      if (m.record.schema === RECORD_SCHEMA_V3) throw new Error('a v2 record expected');
+      return m.record.manifest.jws;
+    };
+    const v3Manifest = (m: MadeRecord) => {
+      if (m.record.schema !== RECORD_SCHEMA_V3) throw new Error('a v3 record expected');
+      return m.record.manifest;
+    };
     const tamperedManifest = (() => {
-      const [h, p, s] = valid[1]!.record.manifest.jws.split('.') as [string, string, string];
+      const [h, p, s] = v2Manifest(v2).split('.') as [string, string, string];
       const m = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as { board: { serialNumber: string } };
       m.board.serialNumber = valid[0]!.record.board.serialNumber;
       return `${h}.${Buffer.from(JSON.stringify(m)).toString('base64url')}.${s}`;
     })();
-    const mutate = (f: (r: ProvisioningRecord) => ProvisioningRecord) =>
-      makeRecord(A, systemClock, { device, mutate: f });
+    const mutate = (f: (r: ProvisioningRecord) => ProvisioningRecord, format: 'v2' | 'v3' = 'v3') =>
+      makeRecord(A, systemClock, { device, mutate: f, format });
     // Signed by the station as it is, without the schema check signRecord makes.
     const invalid = async (f: (r: ProvisioningRecord) => unknown): Promise<MadeRecord> => {
       const base = await makeRecord(A, systemClock, { device });
@@ -69,8 +81,32 @@ describe('verification of a packed batch in the workers', () => {
       ['signature-invalid', await makeRecord(A, systemClock, { device, recordSigner: other })],
       ['manifest-invalid', await makeRecord(A, systemClock, { device, manifestSigner: other })],
       ['certificate-invalid', await makeRecord(A, systemClock, { device: twinDevice })],
-      ['manifest-invalid', await mutate((r) => ({ ...r, manifest: { jws: valid[0]!.record.manifest.jws } }))],
-      ['manifest-invalid', await mutate((r) => ({ ...r, manifest: { jws: tamperedManifest } }))],
+      ['manifest-invalid', await makeRecord(A, systemClock, { device, manifestSigner: other, format: 'v2' })],
+      [
+        'manifest-invalid',
+        await mutate((r) => ({ ...r, manifest: { jws: v2Manifest(v2) } }) as ProvisioningRecord, 'v2'),
+      ],
+      [
+        'manifest-invalid',
+        await mutate((r) => ({ ...r, manifest: { jws: tamperedManifest } }) as ProvisioningRecord, 'v2'),
+      ],
+      // v3: another board's manifest, a manifest payload changed after signing, another manifest signature.
+      ['manifest-invalid', await mutate((r) => ({ ...r, manifest: v3Manifest(valid[0]!) }) as ProvisioningRecord)],
+      [
+        'manifest-invalid',
+        await mutate((r) => {
+          const m = v3Manifest({ record: r } as MadeRecord);
+          const payload = { ...m.payload, capturedAt: '2020-01-01T00:00:00.000Z' };
+          return { ...r, manifest: { ...m, payload } } as ProvisioningRecord;
+        }),
+      ],
+      [
+        'manifest-invalid',
+        await mutate((r) => {
+          const m = v3Manifest({ record: r } as MadeRecord);
+          return { ...r, manifest: { ...m, signature: v3Manifest(valid[0]!).signature } } as ProvisioningRecord;
+        }),
+      ],
       [
         'certificate-invalid',
         await mutate((r) => ({
@@ -84,7 +120,12 @@ describe('verification of a packed batch in the workers', () => {
       ],
       [
         'key-mismatch',
-        await mutate((r) => ({ ...r, key: { ...r.key, publicKeySpki: toBase64Url(other.publicKeySpki) } })),
+        // (v1: key-bound evidence binds the key, so a v2/v3 record with another key does not pass the schema)
+        await makeRecord(A, systemClock, {
+          device,
+          format: 'v1',
+          mutate: (r) => ({ ...r, key: { ...r.key, publicKeySpki: toBase64Url(other.publicKeySpki) } }),
+        }),
       ],
       ['payload-invalid', await invalid((r) => ({ ...r, operator: '' }))],
       ['payload-invalid', await invalid((r) => ({ ...r, operator: 'o'.repeat(257) }))],
@@ -116,7 +157,7 @@ describe('verification of a packed batch in the workers', () => {
     expect(reasons).toEqual([
       ...Array<string>(6).fill('ok'),
       ...attacks.map(([reason]) => reason),
-      ...Array<string>(6).fill('ok'),
+      ...Array<string>(valid.length - 6).fill('ok'),
     ]);
     // The same batch verified on this thread from its packed form: the same answers.
     const inline = verifyInline(trust, packed.records, packed.certificates, now);

@@ -11,13 +11,15 @@ import { err, ok, type Result } from '../../core/result.js';
 import { MANIFEST_TYP, ManifestSchema } from '../../core/provisioning/baseline.js';
 import { fromPem } from '../../core/pki/pem.js';
 import { RECORD_JSON_IN_JWS, type IngestRecord } from '../../core/hq/registry-db.js';
-import { parseCompactJws, type ParsedJws } from '../../core/hq/jws.js';
+import { parseCompactJws, type JwsHeader, type ParsedJws } from '../../core/hq/jws.js';
+import { manifestHeaderB64, rebuildManifest, RECORD_SCHEMA_V3 } from '../../core/provisioning/record-manifest.js';
 import {
   MAX_RECORD_CHARS,
   ProvisioningRecordSchema,
   RECORD_SCHEMA,
   RECORD_TYP,
   zodMessage,
+  type RecordPayload,
   type RecordResult,
   type RejectReason,
 } from '../../core/hq/protocol.js';
@@ -151,6 +153,13 @@ function verifyParsedRecord(
       `record: signed with the station key replaced at ${signer.replacedAt} (key rotation) but completed at ${rec.completedAt}, after the rotation: only records completed before it may carry the old key`,
     );
 
+  // v3: the record's x5c is also its device certificate's issuing chain: it must be the chain the key was enrolled with.
+  if (rec.schema === RECORD_SCHEMA_V3 && !sameStrings(p.header.x5c, signer.x5c))
+    return reject(
+      'certificate-invalid',
+      "record: x5c (the device certificate's issuing chain after the station certificate) is not the station's enrolled chain",
+    );
+
   // Device certificate: issued by this station's issuing CA, for the record's key.
   const known = facts?.pemDer.get(rec.certificate.pem);
   const der = known ? ok(known) : fromPem(rec.certificate.pem, 'CERTIFICATE');
@@ -170,16 +179,16 @@ function verifyParsedRecord(
   if (!bytesEqual(dc.value.spki, spki))
     return reject('key-mismatch', 'record: the device certificate key is not key.publicKeySpki');
 
-  // Baseline manifest: signed by the same station key, for the same board.
-  const nested = facts?.nested.get(rec.manifest.jws);
-  const m = nested ? ok(nested.parsed) : parseCompactJws(rec.manifest.jws, 'manifest');
-  if (!m.ok) return reject('manifest-invalid', m.error.message);
-  if (m.value.header.typ !== MANIFEST_TYP) return reject('manifest-invalid', `manifest: typ is not ${MANIFEST_TYP}`);
-  if (m.value.header.x5c && cachedSigner(trust, m.value, seen) !== signer)
+  // Baseline manifest: signed by the same station key, for the same board (v3: rebuilt with the record's header).
+  const embedded = manifestOf(rec, p, facts);
+  if (!embedded.ok) return reject('manifest-invalid', embedded.error);
+  const m = embedded.value;
+  if (m.parsed.header.typ !== MANIFEST_TYP) return reject('manifest-invalid', `manifest: typ is not ${MANIFEST_TYP}`);
+  if (m.parsed.header.x5c && cachedSigner(trust, m.parsed, seen) !== signer)
     return reject('manifest-invalid', 'manifest: the x5c leaf is not the station certificate that signed the record');
-  const ms = verifyWithStationKey(signer, m.value, 'manifest');
+  const ms = verifyWithStationKey(signer, m.parsed, 'manifest');
   if (!ms.ok) return reject('manifest-invalid', ms.error.message);
-  const mj = acceptOrParse(ManifestSchema, acceptManifest, nested ? nested.value : readJson(m.value.payload));
+  const mj = acceptOrParse(ManifestSchema, acceptManifest, m.value);
   if (!mj.success) return reject('manifest-invalid', `manifest: ${zodMessage(mj.error)}`);
   if (mj.data.board.chipId !== rec.board.chipId || mj.data.board.serialNumber !== rec.board.serialNumber)
     return reject('manifest-invalid', 'manifest: made for a different board');
@@ -220,6 +229,55 @@ function verifyParsedRecord(
       },
     },
   };
+}
+
+/** A record's manifest JWS, parsed (as parseCompactJws parses it) and its payload as JSON (undefined: not JSON). */
+interface RecordManifest {
+  readonly parsed: ParsedJws;
+  readonly value: unknown;
+}
+
+/** The manifest protected header of each record header seen (packed records of a table share the header object). */
+const manifestHeaders = new WeakMap<object, string>();
+
+/**
+ * The manifest of a record: v1/v2 its `manifest.jws` parsed (or what the rebuild of a packed record learnt); v3 the
+ * manifest JWS rebuilt from `manifest.payload`, `manifest.signature` and the record's own protected header
+ * (core/provisioning/record-manifest.ts rebuildManifest), its parse made from the parts. The message says why not.
+ */
+function manifestOf(rec: RecordPayload, p: ParsedJws, facts: RebuildFacts | null): Result<RecordManifest, string> {
+  if (rec.schema !== RECORD_SCHEMA_V3) {
+    const nested = facts?.nested.get(rec.manifest.jws);
+    if (nested) return ok({ parsed: nested.parsed, value: nested.value });
+    const m = parseCompactJws(rec.manifest.jws, 'manifest');
+    return m.ok ? ok({ parsed: m.value, value: readJson(m.value.payload) }) : err(m.error.message);
+  }
+  let h64 = manifestHeaders.get(p.header);
+  if (h64 === undefined && p.header.x5c) manifestHeaders.set(p.header, (h64 = manifestHeaderB64(p.header)));
+  const r = rebuildManifest(p.header, rec.manifest, h64);
+  if (!r.ok) return err(`manifest: ${r.error}`);
+  const sig = Buffer.from(rec.manifest.signature, 'base64url');
+  if (sig.toString('base64url') !== rec.manifest.signature)
+    return err('manifest: manifest.signature is not canonical base64url');
+  const header: JwsHeader = { alg: p.header.alg, typ: MANIFEST_TYP, x5c: p.header.x5c! };
+  return ok({
+    parsed: {
+      header,
+      payload: r.value.payload,
+      signingInput: latin1(`${r.value.h64}.${r.value.p64}`),
+      signature: new Uint8Array(sig.buffer, sig.byteOffset, sig.byteLength),
+    },
+    value: rec.manifest.payload,
+  });
+}
+
+const sameStrings = (a: readonly string[] | undefined, b: readonly string[]): boolean =>
+  a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** The bytes of an ASCII string (a JWS signing input). */
+function latin1(s: string): Uint8Array {
+  const b = Buffer.from(s, 'latin1');
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /** What a device certificate check found. */

@@ -22,6 +22,8 @@ export interface StationKey {
   readonly stationCert: Uint8Array;
   readonly curve: 'P-256' | 'P-384';
   readonly keyObject: KeyObject;
+  /** The enrolled chain of this key (standard base64 DER, station certificate first): a v3 record's x5c. */
+  readonly x5c: readonly string[];
   /** ISO time of the rotation that replaced it; null for the enrolled key. */
   readonly replacedAt: string | null;
 }
@@ -142,12 +144,12 @@ export async function loadStationTrust(
   } catch (e) {
     return fail('STORE_FAILED', `stored issuing CA of station ${row.stationId}: ${(e as Error).message}`);
   }
-  const currentKey = stationKeyOf(row.certificateSha256, stationCert, null);
+  const currentKey = stationKeyOf(row.certificateSha256, chain.value, null);
   if (!currentKey) return fail('STORE_FAILED', `stored certificate of station ${row.stationId} has an unsupported key`);
   const previousKeys: StationKey[] = [];
   for (const h of history) {
     const c = fromPemChain(h.chainPem);
-    const k = c.ok && c.value[0] ? stationKeyOf(h.certSha256, c.value[0], h.replacedAt) : null;
+    const k = c.ok && c.value[0] ? stationKeyOf(h.certSha256, c.value, h.replacedAt) : null;
     if (k) previousKeys.push(k); // unreadable history rows are skipped
   }
   return ok({
@@ -163,13 +165,19 @@ export async function loadStationTrust(
   });
 }
 
-/** A station certificate's key for node:crypto verification; null if unreadable or not P-256/P-384. */
-function stationKeyOf(certificateSha256: string, der: Uint8Array, replacedAt: string | null): StationKey | null {
+/** The key of a station chain's certificate for node:crypto verification; null if unreadable or not P-256/P-384. */
+function stationKeyOf(
+  certificateSha256: string,
+  chain: readonly Uint8Array[],
+  replacedAt: string | null,
+): StationKey | null {
+  const der = chain[0]!;
   try {
     const keyObject = new NativeX509(der).publicKey;
     const named = keyObject.asymmetricKeyDetails?.namedCurve;
     const curve = named === 'prime256v1' ? 'P-256' : named === 'secp384r1' ? 'P-384' : null;
-    return curve ? { certificateSha256, stationCert: der, curve, keyObject, replacedAt } : null;
+    const x5c = chain.map((d) => Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64'));
+    return curve ? { certificateSha256, stationCert: der, curve, keyObject, x5c, replacedAt } : null;
   } catch {
     return null;
   }

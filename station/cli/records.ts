@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { flagOn, str, UsageError, type Io, type ParsedArgs } from '../../core/cli/program.js';
 import { fail } from '../../core/errors.js';
-import { fromPemChain } from '../../core/pki/pem.js';
+import { fromPemChain, toPem } from '../../core/pki/pem.js';
+import { jwsHeaderOf, recordIssuingChain } from '../../core/provisioning/record-manifest.js';
 import { anchorMismatches } from '../../core/provisioning/audit.js';
 import { ok as okResult, type Result } from '../../core/result.js';
 import type { Store, StoredRecord } from '../../core/provisioning/store.js';
@@ -73,7 +74,9 @@ function time(args: ParsedArgs, name: string): string | undefined {
 
 /** One record as `--json` and `--ndjson` print it. */
 function recordJson(r: StoredRecord): Record<string, unknown> {
-  const record = JSON.parse(r.recordJson) as { certificate: { pem: string }; chain: string[] };
+  const record = JSON.parse(r.recordJson) as { certificate: { pem: string } };
+  // The device certificate's issuing chain as PEM: v2 the record's `chain`, v3 its x5c after the station certificate.
+  const issuing = recordIssuingChain(record, jwsHeaderOf(r.jws));
   return {
     recordId: r.recordId,
     runId: r.runId,
@@ -86,7 +89,7 @@ function recordJson(r: StoredRecord): Record<string, unknown> {
     createdAt: r.createdAt,
     certificateSerial: r.certificateSerial,
     certificatePem: record.certificate.pem,
-    chain: record.chain,
+    chain: issuing.ok ? issuing.value.map((d) => toPem(d, 'CERTIFICATE')) : [],
     recordSha256: r.recordSha256,
     record,
     jws: r.jws,

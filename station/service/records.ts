@@ -20,6 +20,7 @@ import { verifyJws } from '../../core/pki/jws.js';
 import { fromPemChain, toPem } from '../../core/pki/pem.js';
 import type { Clock } from '../../core/ports.js';
 import { RECORD_TYP } from '../../core/provisioning/record.js';
+import { jwsHeaderOf, recordIssuingChain } from '../../core/provisioning/record-manifest.js';
 import type { RunRow } from '../../core/provisioning/store.js';
 
 const EKU_NAMES: Record<string, string> = {
@@ -131,12 +132,10 @@ export async function buildRecordDetail(i: RecordDetailInput): Promise<RecordDet
       if (d.ok && d.value[0]) certificate = safeView(d.value[0]);
     }
   }
-  if (chain.length === 0 && Array.isArray(recordJson['chain'])) {
-    for (const pem of recordJson['chain'])
-      if (typeof pem === 'string') {
-        const d = fromPemChain(pem);
-        if (d.ok) for (const x of d.value) if (safeView(x)) chain.push(safeView(x)!);
-      }
+  if (chain.length === 0 && i.record) {
+    // v2: the record's `chain` PEM; v3: its x5c after the station certificate.
+    const issuing = recordIssuingChain(recordJson, jwsHeaderOf(i.record.jws));
+    if (issuing.ok) chain = issuing.value.map(safeView).filter((x): x is CertificateView => !!x);
   }
 
   let manifest: RecordDetail['manifest'] = null;

@@ -26,7 +26,8 @@ interface RecordJson {
   board: { chipId: string };
   key: { mode: string; publicKeySpki: string };
   certificate: { pem: string };
-  manifest: { jws: string };
+  /** v3: the manifest payload itself; v2: its compact JWS. */
+  manifest: { payload?: { measurements: unknown }; jws?: string };
   attestation: {
     mode: 'key-bound-v2' | 'legacy-v1';
     nonce: string;
@@ -108,9 +109,11 @@ function recheck(rec: RecordJson, tag: string): void {
     ).toString();
     if (a.boundKey!.role === 'device') expect(certKey).toBe(a.boundKey!.spki);
     else expect(rec.key.mode).toBe('injected');
-    const manifest = JSON.parse(Buffer.from(rec.manifest.jws.split('.')[1]!, 'base64url').toString()) as {
-      measurements: unknown;
-    };
+    const manifest =
+      rec.manifest.payload ??
+      (JSON.parse(Buffer.from(rec.manifest.jws!.split('.')[1]!, 'base64url').toString()) as {
+        measurements: unknown;
+      });
     writeFileSync(join(w.dir, f('measurements.json')), sortedJson(manifest.measurements));
     const digest = openssl(['dgst', '-sha256', '-r', f('measurements.json')]).toString();
     expect(digest.split(' ')[0]).toBe(a.measurementsSha256);

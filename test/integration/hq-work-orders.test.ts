@@ -18,6 +18,7 @@ import { sha256Hex, toBase64Url, fromBase64Url, utf8 } from '../../core/bytes.js
 import { canonicalJson } from '../../core/canonical.js';
 import { toPem } from '../../core/pki/pem.js';
 import { baselineSha256, parseWorkOrder } from '../../core/provisioning/work-order.js';
+import { jwsHeaderOf, recordManifestJws } from '../../core/provisioning/record-manifest.js';
 import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 import type { RunningRegistry } from '../../registry/http/server.js';
 import { enrollStation } from '../../registry/stations/service.js';
@@ -97,12 +98,12 @@ describe('work orders from headquarters', () => {
     expect(w.engine.listWorkOrders().map((x) => x.id)).toContain('WO-HQ-1');
     const out = must(await w.engine.provision({ port: w.sim.ports[0]!, workOrder: 'WO-HQ-1', operator: 'op-1' }));
     expect(out.status).toBe('provisioned');
-    const rec = JSON.parse(w.engine.store.findCurrentRecord(w.sim.state(0).chipId)!.recordJson) as {
-      workOrder: string;
-      manifest: { jws: string };
-    };
+    const stored = w.engine.store.findCurrentRecord(w.sim.state(0).chipId)!;
+    const rec = JSON.parse(stored.recordJson) as { workOrder: string };
     expect(rec.workOrder).toBe('WO-HQ-1');
-    const manifest = JSON.parse(new TextDecoder().decode(fromBase64Url(rec.manifest.jws.split('.')[1]!))) as {
+    const mjws = recordManifestJws(rec, jwsHeaderOf(stored.jws));
+    if (!mjws.ok) throw new Error(mjws.error);
+    const manifest = JSON.parse(new TextDecoder().decode(fromBase64Url(mjws.value.split('.')[1]!))) as {
       policyRef: { workOrder: string; sha256: string };
     };
     expect(manifest.policyRef).toEqual({

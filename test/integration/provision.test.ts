@@ -8,6 +8,13 @@ import { join } from 'node:path';
 import { compactVerify, importX509 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '../../core/model.js';
+import { toPem } from '../../core/pki/pem.js';
+import {
+  jwsHeaderOf,
+  RECORD_SCHEMA_V3,
+  recordIssuingChain,
+  recordManifestJws,
+} from '../../core/provisioning/record-manifest.js';
 import { createWorld, type World } from '../harness.js';
 
 let w: World;
@@ -52,16 +59,25 @@ describe('provisioning end to end', () => {
 
     for (const r of records) {
       const rec = JSON.parse(r.recordJson) as {
+        schema: string;
         certificate: { pem: string; sha256: string };
-        chain: string[];
-        manifest: { jws: string };
         board: { chipId: string };
       };
+      // Format v3: the station chain once, in x5c; the manifest rebuilt from it is the one the station signed.
+      expect(rec.schema).toBe(RECORD_SCHEMA_V3);
+      // The payload carries one PEM certificate (the device's) and no JWS: the station chain is only in x5c.
+      expect(r.recordJson.split('-----BEGIN CERTIFICATE-----')).toHaveLength(2);
+      expect(r.recordJson).not.toMatch(/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\./);
+      const header = jwsHeaderOf(r.jws);
+      const chain = recordIssuingChain(rec, header);
+      const manifestJws = recordManifestJws(rec, header);
+      if (!chain.ok || !manifestJws.ok) throw new Error('v3 record unreadable');
+      expect(manifestJws.value).toBe(w.engine.store.getRun(r.runId)!.data.manifest!.jws);
       // openssl verifies the device certificate against the station's root.
       const dir = w.dir;
       writeFileSync(join(dir, 'dev.pem'), rec.certificate.pem);
-      writeFileSync(join(dir, 'ca.pem'), rec.chain[0]!);
-      writeFileSync(join(dir, 'root.pem'), rec.chain[rec.chain.length - 1]!);
+      writeFileSync(join(dir, 'ca.pem'), toPem(chain.value[0]!, 'CERTIFICATE'));
+      writeFileSync(join(dir, 'root.pem'), toPem(chain.value[chain.value.length - 1]!, 'CERTIFICATE'));
       const out = execFileSync(
         'openssl',
         [
@@ -86,8 +102,8 @@ describe('provisioning end to end', () => {
       expect(text).toContain(rec.board.chipId);
       expect(text).toContain('TLS Web Client Authentication');
 
-      // jose verifies the record and the manifest with the station certificate from x5c.
-      for (const jws of [r.jws, rec.manifest.jws]) {
+      // jose verifies the record and the (rebuilt) manifest with the station certificate from x5c.
+      for (const jws of [r.jws, manifestJws.value]) {
         const header = JSON.parse(Buffer.from(jws.split('.')[0]!, 'base64url').toString()) as {
           x5c: string[];
           alg: string;

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { X509Certificate } from 'node:crypto';
 import { createWorld, type World } from '../harness.js';
+import { toPem } from '../../core/pki/pem.js';
+import { jwsHeaderOf, recordIssuingChain } from '../../core/provisioning/record-manifest.js';
 import { createKindToken, type KindToken } from '../../testkit/tokens.js';
 import { moveStationToToken } from '../../testkit/station-token.js';
 
@@ -51,10 +53,13 @@ it('provisions an on-board-key and an injected-key board; openssl verifies both 
   const modes = records.map((r) => (JSON.parse(r.recordJson) as { key: { mode: string } }).key.mode).sort();
   expect(modes).toEqual(['injected', 'onboard']);
   for (const r of records) {
-    const rec = JSON.parse(r.recordJson) as { certificate: { pem: string }; chain: string[] };
+    const rec = JSON.parse(r.recordJson) as { certificate: { pem: string } };
+    const issuing = recordIssuingChain(rec, jwsHeaderOf(r.jws));
+    if (!issuing.ok) throw new Error(issuing.error);
+    const chain = issuing.value.map((d) => toPem(d, 'CERTIFICATE'));
     writeFileSync(join(w.dir, 'dev.pem'), rec.certificate.pem);
-    writeFileSync(join(w.dir, 'ca.pem'), rec.chain[0]!);
-    writeFileSync(join(w.dir, 'root.pem'), rec.chain[rec.chain.length - 1]!);
+    writeFileSync(join(w.dir, 'ca.pem'), chain[0]!);
+    writeFileSync(join(w.dir, 'root.pem'), chain[chain.length - 1]!);
     const out = execFileSync(
       'openssl',
       [
@@ -70,7 +75,7 @@ it('provisions an on-board-key and an injected-key board; openssl verifies both 
     );
     expect(out).toContain('dev.pem: OK');
     // issued by the CA whose key is in the NSS token
-    const ca = new X509Certificate(rec.chain[0]!);
+    const ca = new X509Certificate(chain[0]!);
     expect(Buffer.from(ca.raw).equals(Buffer.from(issuingCa))).toBe(true);
   }
 }, 120_000);

@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url } from '../../core/bytes.js';
 import { ManifestSchema } from '../../core/provisioning/baseline.js';
 import { ProvisioningRecordSchema, type ProvisioningRecord } from '../../core/provisioning/record.js';
+import { jwsHeaderOf, recordIssuingChain, recordManifestJws } from '../../core/provisioning/record-manifest.js';
+import { toPem } from '../../core/pki/pem.js';
 import { assertIssuanceInvariant } from '../../testkit/issuance-invariant.js';
 import { tpm2tools } from '../../testkit/tpm/swtpm.js';
 import { createWorld, type World } from '../harness.js';
@@ -42,6 +44,18 @@ afterAll(async () => {
 
 const record = (chipId: string): ProvisioningRecord =>
   JSON.parse(w.engine.store.findCurrentRecord(chipId)!.recordJson) as ProvisioningRecord;
+/** The record's JWS header (x5c: its issuing chain in v3) and its manifest JWS (any format). */
+const headerOf = (chipId: string) => jwsHeaderOf(w.engine.store.findCurrentRecord(chipId)!.jws);
+const manifestJwsOf = (chipId: string): string => {
+  const m = recordManifestJws(record(chipId), headerOf(chipId));
+  if (!m.ok) throw new Error(m.error);
+  return m.value;
+};
+const issuingChainPem = (chipId: string): string[] => {
+  const c = recordIssuingChain(record(chipId), headerOf(chipId));
+  if (!c.ok) throw new Error(c.error);
+  return c.value.map((d) => toPem(d, 'CERTIFICATE'));
+};
 
 const b64 = (s: string): Buffer => Buffer.from(s, 'base64');
 const pem = (der: Buffer): string =>
@@ -103,8 +117,9 @@ describe('TPM boards and LS boards on one station', () => {
       expect(createHash('sha256').update(nvDer).digest('hex')).toBe(r.certificate.sha256);
       await run('openssl', ['x509', '-inform', 'DER', '-in', join(d, 'nv.der'), '-out', join(d, 'device.pem')]);
       expect(readFileSync(join(d, 'device.pem'), 'utf8').trim()).toBe(r.certificate.pem.trim());
-      writeFileSync(join(d, 'ca.pem'), r.chain[0]!);
-      writeFileSync(join(d, 'root.pem'), r.chain[r.chain.length - 1]!);
+      const chain = issuingChainPem(chipId);
+      writeFileSync(join(d, 'ca.pem'), chain[0]!);
+      writeFileSync(join(d, 'root.pem'), chain[chain.length - 1]!);
       const v = await run('openssl', [
         'verify',
         '-x509_strict',
@@ -186,7 +201,7 @@ describe('TPM boards and LS boards on one station', () => {
       ]);
       expect(ekSpki.stdout.slice(0, 32)).toBe(chipId);
       const manifest = ManifestSchema.parse(
-        JSON.parse(Buffer.from(r.manifest.jws.split('.')[1]!, 'base64url').toString('utf8')),
+        JSON.parse(Buffer.from(manifestJwsOf(chipId).split('.')[1]!, 'base64url').toString('utf8')),
       );
       const m = manifest.measurements;
       if (!('pcrs' in m)) throw new Error('not TPM measurements');

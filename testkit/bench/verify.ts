@@ -13,6 +13,7 @@ import { verify } from 'node:crypto';
 import { fromPem } from '../../core/pki/pem.js';
 import { certificateParts } from '../../core/pki/der.js';
 import { systemClock } from '../../core/ports.js';
+import { jwsHeaderOf, recordManifestJws } from '../../core/provisioning/record-manifest.js';
 import { packRecords, type PackedRecord } from '../../core/hq/pack.js';
 import { checkBatchRecord, type SignerCache } from '../../registry/trust/records.js';
 import { createTestStation, enrolledTrust, makeManyRecords } from '../registry/fixtures.js';
@@ -45,7 +46,9 @@ async function main(): Promise<void> {
   // The floor: the record's three ECDSA verifications alone (record, manifest, device certificate), same bytes.
   const sigs = made.map((m) => {
     const [h, p, s] = m.jws.split('.') as [string, string, string];
-    const [mh, mp, ms] = m.record.manifest.jws.split('.') as [string, string, string];
+    const mjws = recordManifestJws(m.record, jwsHeaderOf(m.jws));
+    if (!mjws.ok) throw new Error(`floor: ${mjws.error}`);
+    const [mh, mp, ms] = mjws.value.split('.') as [string, string, string];
     const der = fromPem(m.record.certificate.pem);
     const cert = der.ok ? certificateParts(der.value) : null;
     if (!cert) throw new Error('floor: unreadable device certificate');

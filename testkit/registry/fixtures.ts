@@ -2,12 +2,15 @@
  * Test and benchmark fixtures: a station PKI made with the core functions (root -> issuing CA -> station
  * certificate, as station/init.ts does, with WebCrypto test signers) and realistic signed provisioning
  * records (device certificate issued by the station CA for a fresh device key, signed baseline manifest,
- * record signed by the station key with x5c = station chain).
+ * record signed by the station key with x5c = station chain), in the format the station writes (v3, with key-bound
+ * attestation evidence: core/provisioning/flow.ts) or, by option, v2 or v1.
  */
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { sha256Hex, toBase64Url } from '../../core/bytes.js';
+import { sha256Hex, toBase64, toBase64Url } from '../../core/bytes.js';
+import { encodeStatement, measurementsDigest } from '../../core/pki/attestation.js';
+import { rawToDerSignature } from '../../core/pki/ecdsa.js';
 import {
   buildManifest,
   evaluateBaseline,
@@ -21,7 +24,12 @@ import { issueDeviceCertificate, type DeviceCertificateProfile } from '../../cor
 import { toPem } from '../../core/pki/pem.js';
 import { createTestSigner, type TestSigner } from '../pki/test-signer.js';
 import { must } from '../pki/test-util.js';
-import { signRecord, type ProvisioningRecord } from '../../core/provisioning/record.js';
+import {
+  recordFormatMembers,
+  signRecord,
+  type AttestationEvidenceRecord,
+  type ProvisioningRecord,
+} from '../../core/provisioning/record.js';
 import { canonicalJson } from '../../core/canonical.js';
 import type { StationRow } from '../../core/hq/registry-db.js';
 import { loadStationTrust, type StationTrust } from '../../registry/trust/verify.js';
@@ -107,6 +115,55 @@ export interface RecordOptions {
   readonly recordSigner?: Signer;
   /** Sign the manifest with this key instead of the station key. */
   readonly manifestSigner?: Signer;
+  /**
+   * The record format: `v3` (default: what the station writes, the station chain once), `v2` (the same evidence,
+   * `chain` PEM and `manifest.jws`), `v1` (schema v1: no attestation evidence, `chain` and `manifest.jws`).
+   */
+  readonly format?: 'v1' | 'v2' | 'v3';
+  /** Sign the record and its manifest with this x5c (DER, station certificate first) instead of the station chain. */
+  readonly x5c?: readonly Uint8Array[];
+}
+
+/** A stand-in board attestation key and certificate (one per process) for the key-bound evidence of v2/v3 records. */
+let attester: Promise<{ signer: TestSigner; der: Uint8Array; sha256: string }> | null = null;
+function attestationIdentity(clock: Clock) {
+  attester ??= (async () => {
+    const signer = await createTestSigner('P-256');
+    const der = must(
+      await createRootCertificate({
+        signer,
+        subject: { commonName: 'Line Station Test Attestation Key', organization: 'Line Station' },
+        validityDays: 3650,
+        clock,
+      }),
+    );
+    return { signer, der, sha256: await sha256Hex(der) };
+  })();
+  return attester;
+}
+
+/** Key-bound (protocol 2) evidence binding the device key, the chip id and the measurements, as a board gives it. */
+async function keyBoundEvidence(
+  clock: Clock,
+  chipId: string,
+  deviceSpki: Uint8Array,
+  measurements: Measurements,
+): Promise<AttestationEvidenceRecord> {
+  const a = await attestationIdentity(clock);
+  const nonce = globalThis.crypto.getRandomValues(new Uint8Array(32));
+  const measurementsSha256 = await measurementsDigest(measurements);
+  const statement = encodeStatement({ role: 'device', nonce, chipId, key: deviceSpki, measurementsSha256 });
+  const raw = must(await a.signer.sign(statement));
+  return {
+    mode: 'key-bound-v2',
+    nonce: toBase64Url(nonce),
+    leafSha256: a.sha256,
+    chain: [toBase64(a.der)],
+    signature: toBase64(rawToDerSignature(raw)),
+    statement: toBase64(statement),
+    boundKey: { role: 'device', spki: toBase64(deviceSpki) },
+    measurementsSha256,
+  };
 }
 
 let counter = 0;
@@ -157,9 +214,33 @@ export async function makeRecord(station: TestStation, clock: Clock, o: RecordOp
     verdict,
     capturedAt: now,
   });
-  const manifestJws = must(await signManifest(o.manifestSigner ?? station.signer, [...station.chain], manifest));
+  const x5c = o.x5c ?? station.chain;
+  const manifestJws = must(await signManifest(o.manifestSigner ?? station.signer, [...x5c], manifest));
+  const format = o.format ?? 'v3';
+  const v1Members = {
+    schema: 'line-station/provisioning-record/v1' as const,
+    attestation: {
+      nonce: toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(32))),
+      leafSha256: 'c'.repeat(64),
+    },
+    chain: [station.chain[1]!, station.chain[2]!].map((d) => toPem(d, 'CERTIFICATE')),
+    manifest: { jws: manifestJws },
+  };
+  const members =
+    format === 'v1'
+      ? v1Members
+      : {
+          // What the station's flow writes (v3 when the manifest rebuilds from the record's header), or v2 forced.
+          ...recordFormatMembers({
+            alg: station.signer.algorithm,
+            stationChain: format === 'v3' ? x5c : [],
+            caChain: x5c.slice(1),
+            manifestJws,
+          }),
+          attestation: await keyBoundEvidence(clock, chipId, deviceKey.publicKeySpki, measurements),
+        };
   let record: ProvisioningRecord = {
-    schema: 'line-station/provisioning-record/v1',
+    ...members,
     recordId: o.recordId ?? globalThis.crypto.randomUUID(),
     runId: globalThis.crypto.randomUUID(),
     kind: 'initial',
@@ -176,14 +257,8 @@ export async function makeRecord(station: TestStation, clock: Clock, o: RecordOp
       firmwareVersion: identity.firmwareVersion,
       port: '/dev/ttyACM0',
     },
-    attestation: {
-      nonce: toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(32))),
-      leafSha256: 'c'.repeat(64),
-    },
     key: { mode: 'injected', curve: 'P-256', publicKeySpki: toBase64Url(deviceKey.publicKeySpki) },
     certificate: { serialNumber: cert.serialNumber, sha256: cert.sha256, pem: toPem(cert.der, 'CERTIFICATE') },
-    chain: [station.chain[1]!, station.chain[2]!].map((d) => toPem(d, 'CERTIFICATE')),
-    manifest: { jws: manifestJws },
     verdict: { pass: verdict.pass, violations: [] },
     timings: { identify: 12, attest: 40 },
     startedAt: now,
@@ -191,7 +266,7 @@ export async function makeRecord(station: TestStation, clock: Clock, o: RecordOp
     outcome: 'provisioned',
   };
   if (o.mutate) record = o.mutate(record);
-  const signed = must(await signRecord(o.recordSigner ?? station.signer, [...station.chain], record));
+  const signed = must(await signRecord(o.recordSigner ?? station.signer, [...x5c], record));
   return { recordId: record.recordId, jws: signed.jws, json: signed.json, sha256: signed.sha256, record };
 }
 
@@ -230,11 +305,12 @@ export async function makeManyRecords(
   clock: Clock,
   n: number,
   devices = 16,
+  o: Pick<RecordOptions, 'format'> = {},
 ): Promise<MadeRecord[]> {
   const pool: DeviceIdentity[] = [];
   for (let i = 0; i < Math.min(devices, n); i++) pool.push(await makeDevice(station, clock));
   const out: MadeRecord[] = [];
-  for (let i = 0; i < n; i++) out.push(await makeRecord(station, clock, { device: pool[i % pool.length]! }));
+  for (let i = 0; i < n; i++) out.push(await makeRecord(station, clock, { ...o, device: pool[i % pool.length]! }));
   return out;
 }
 
