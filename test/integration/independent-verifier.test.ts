@@ -6,15 +6,17 @@
  * - the root is pinned by its fingerprint, taken out of band with openssl on the station machine;
  * - records and failing boards' manifests are read from station.db with `sqlite3 'file:…?mode=ro'` while the station
  *   runs, and with `immutable=1` once it stopped: no byte of station.db or station.db-wal changes, writes are refused;
- * - a record made under a registry policy with a certificate profile override: its JWS, x5c and `chain` (PEM strings,
- *   root last) to the pinned root, the certificate, the embedded manifest JWS, the policy digest (the policy JWS
- *   payload bytes) and the effective certificate profile digest (the board profile with the override applied);
+ * - a record made under a registry policy with a certificate profile override (format v3): its JWS, x5c to the pinned
+ *   root, the certificate against the issuing chain in x5c, the manifest JWS rebuilt from the record's header, the
+ *   policy digest (the policy JWS payload bytes) and the effective certificate profile digest (the board profile with
+ *   the override applied); v2 and v3 records of a fixture station (v2: `chain` PEM strings, `manifest.jws`);
  * - a failing board's manifest: the verdict's violations, expected/actual, re-derived from the manifest's own policy
  *   and measurements;
  * - canonical JSON: the verifier's own RFC 8785 implementation reproduces every signed payload byte for byte, and
  *   passes RFC 8785's test vectors (the same ones core/canonical.test.ts runs against canonicalJson);
  * - the receipt file `registry import` writes (the registry CLI in its own process), verified with registry.pem.
- * Attacks: a modified record, another root, a wrong fingerprint, a modified receipt are refused.
+ * Attacks: a modified record, another root, a wrong fingerprint, a modified receipt are refused; so are v3 records with
+ * a manifest signed by another key or changed after signing, signed over another issuing chain, or with a `chain`.
  */
 import 'reflect-metadata';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -29,6 +31,9 @@ import { signJws } from '../../core/pki/jws.js';
 import { toPem } from '../../core/pki/pem.js';
 import { systemClock } from '../../core/ports.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
+import { createTestStation, makeRecord } from '../../testkit/registry/fixtures.js';
+import { canonicalJson } from '../../core/canonical.js';
+import { RECORD_SCHEMA_V3, RECORD_TYP, type ProvisioningRecord } from '../../core/provisioning/record.js';
 import { createWorld, type World } from '../harness.js';
 import { registry, st } from './anchor-fixture.js';
 
@@ -109,7 +114,6 @@ beforeAll(async () => {
     firmware: {},
     profileOverrides: { 'ls-sim-se': OVERRIDE },
   };
-  const { canonicalJson } = await import('../../core/canonical.js');
   const jws = await signJws({ signer, payload: utf8(canonicalJson(payload)), header: { typ: POLICY_TYP } });
   if (!jws.ok) throw new Error(jws.error.message);
   policyFile = join(w.dir, 'policy.jws');
@@ -189,7 +193,7 @@ describe('an independent verifier, from docs/formats.md alone', () => {
     expect(dbState()).toEqual(before);
   });
 
-  it('verifies the record: pinned root, JWS, chain of PEM strings, certificate, embedded manifest, policy and profile', () => {
+  it('verifies the record (v3): pinned root, JWS, issuing chain in x5c, certificate, rebuilt manifest, policy and profile', () => {
     const r = verify(
       'record',
       ...['--jws', join(w.dir, 'record.jws'), '--root', rootPem, '--root-sha256', rootSha256],
@@ -212,9 +216,68 @@ describe('an independent verifier, from docs/formats.md alone', () => {
     // The record names the override it applied (so the digest check above used it).
     const payload = JSON.parse(
       Buffer.from(readFileSync(join(w.dir, 'record.jws'), 'utf8').split('.')[1]!, 'base64url').toString('utf8'),
-    ) as { policy: { version: number; profileOverride: unknown }; chain: string[] };
+    ) as { schema: string; policy: { version: number; profileOverride: unknown }; chain?: string[] };
     expect(payload.policy).toMatchObject({ version: 3, profileOverride: OVERRIDE });
-    expect(payload.chain).toHaveLength(2);
+    // Format v3: the issuing chain is x5c after the station certificate, the manifest rebuilt from the record header.
+    expect(r.out['schema']).toBe('line-station/provisioning-record/v3');
+    expect(payload.chain).toBeUndefined();
+  });
+
+  it('verifies v2 and v3 records of another station; refuses v3 records whose manifest or chain was changed', async () => {
+    const A = await createTestStation('verifier-fixture', systemClock);
+    const root = join(w.dir, 'fixture-root.pem');
+    writeFileSync(root, toPem(A.chain[2]!, 'CERTIFICATE'));
+    const fp = execFileSync('openssl', ['x509', '-in', root, '-noout', '-fingerprint', '-sha256'], {
+      encoding: 'utf8',
+    })
+      .split('=')[1]!
+      .trim();
+    const check = (name: string, jws: string) => {
+      writeFileSync(join(w.dir, name), jws);
+      return verify('record', '--jws', join(w.dir, name), '--root', root, '--root-sha256', fp);
+    };
+    for (const format of ['v2', 'v3'] as const) {
+      const made = await makeRecord(A, systemClock, { format });
+      const r = check(`fixture-${format}.jws`, made.jws);
+      expect(r.out.error).toBeUndefined();
+      expect(r.out).toMatchObject({ ok: true, schema: `line-station/provisioning-record/${format}` });
+    }
+    const other = await createTestSigner('P-256');
+    const otherManifest = check(
+      'v3-other-manifest.jws',
+      (await makeRecord(A, systemClock, { manifestSigner: other })).jws,
+    );
+    expect(otherManifest.code).toBe(1);
+    expect(otherManifest.out.error).toMatch(/signature/);
+    const changed = await makeRecord(A, systemClock, {
+      mutate: (r) => {
+        if (r.schema !== RECORD_SCHEMA_V3) throw new Error('a v3 record expected');
+        const payload = { ...r.manifest.payload, capturedAt: '2020-01-01T00:00:00.000Z' };
+        return { ...r, manifest: { ...r.manifest, payload } } as ProvisioningRecord;
+      },
+    });
+    const changedOut = check('v3-changed-manifest.jws', changed.jws);
+    expect(changedOut.code).toBe(1);
+    expect(changedOut.out.error).toMatch(/signature/);
+    // Signed over another issuing chain (the manifest too): the chain does not end at the pinned root.
+    const twin = await createTestStation('verifier-fixture', systemClock);
+    const swapped = check(
+      'v3-other-chain.jws',
+      (await makeRecord(A, systemClock, { x5c: [A.chain[0]!, ...twin.chain.slice(1)] })).jws,
+    );
+    expect(swapped.code).toBe(1);
+    expect(swapped.out.error).toMatch(/pinned root/);
+    // A v3 record with a chain member (mixing the formats): refused.
+    const base = await makeRecord(A, systemClock);
+    const mixed = await signJws({
+      signer: A.signer,
+      payload: utf8(canonicalJson({ ...base.record, chain: [toPem(A.chain[1]!, 'CERTIFICATE')] })),
+      header: { typ: RECORD_TYP, x5c: A.chain },
+    });
+    if (!mixed.ok) throw new Error(mixed.error.message);
+    const mixedOut = check('v3-mixed.jws', mixed.value);
+    expect(mixedOut.code).toBe(1);
+    expect(mixedOut.out.error).toMatch(/chain member/);
   });
 
   it("verifies a failing board's manifest: violations with expected/actual re-derived from its policy", () => {

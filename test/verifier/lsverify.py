@@ -157,6 +157,14 @@ def b64std(s, what):
     return raw
 
 
+def b64url_encode(b):
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+RECORD_V2 = "line-station/provisioning-record/v2"
+RECORD_V3 = "line-station/provisioning-record/v3"
+
+
 def sha256hex(b):
     return hashlib.sha256(b).hexdigest()
 
@@ -365,13 +373,29 @@ def cmd_record(o, a):
         jws = f.read()
     header, payload, x5c = verify_jws(o, jws, "line-station-record+jws", a.root, root_der)
     r = check_canonical(payload, "record payload")
-    check(r.get("schema") == "line-station/provisioning-record/v2", f"record: schema {r.get('schema')!r}")
+    schema = r.get("schema")
+    check(schema in (RECORD_V2, RECORD_V3), f"record: schema {schema!r}")
     check(r["outcome"] == "provisioned", "record: outcome")
     check(r["station"]["certificateSha256"] == sha256hex(x5c[0]), "record: station.certificateSha256 is not x5c[0]")
-    # `chain`: an array of PEM strings, issuing CA first, the root last.
-    chain = r["chain"]
-    check(isinstance(chain, list) and all(isinstance(c, str) and PEM_RE.fullmatch(c) for c in chain),
-          "record: chain is not an array of PEM strings")
+    man = r.get("manifest")
+    if schema == RECORD_V3:
+        # v3: no `chain`; the issuing chain is x5c after the station certificate (the root last, checked in step 2).
+        check("chain" not in r, "record: a v3 record has a chain member")
+        check(len(x5c) >= 2, "record: x5c holds no issuing chain")
+        chain = [o.der_to_pem(d) for d in x5c[1:]]
+        # The manifest: {payload, signature}; its JWS is rebuilt with the record's alg and x5c.
+        check(isinstance(man, dict) and set(man) == {"payload", "signature"}, "record: v3 manifest members")
+        check(isinstance(man["payload"], dict), "record: manifest.payload is not an object")
+        mh = jcs({"alg": header["alg"], "typ": "line-station-manifest+jws", "x5c": header["x5c"]})
+        manifest_jws = b64url_encode(mh.encode()) + "." + b64url_encode(jcs(man["payload"]).encode()) + "."
+        manifest_jws += man["signature"] if isinstance(man["signature"], str) else ""
+    else:
+        # v2: `chain`: an array of PEM strings, issuing CA first, the root last; the manifest as its compact JWS.
+        chain = r["chain"]
+        check(isinstance(chain, list) and all(isinstance(c, str) and PEM_RE.fullmatch(c) for c in chain),
+              "record: chain is not an array of PEM strings")
+        check(isinstance(man, dict) and set(man) == {"jws"}, "record: v2 manifest members")
+        manifest_jws = man["jws"]
     check(o.pem_to_der(chain[-1]) == root_der, "record: chain does not end at the pinned root")
     cert = r["certificate"]
     o.verify_chain(a.root, cert["pem"], chain[:-1])
@@ -381,7 +405,7 @@ def cmd_record(o, a):
     check(b64url(r["key"]["publicKeySpki"], "key.publicKeySpki") == o.spki_der(cert["pem"]),
           "record: key.publicKeySpki is not the certificate's key")
     # The embedded manifest: signed by the same station, the same board, work order and verdict.
-    m = check_manifest(o, r["manifest"]["jws"], a.root, root_der)
+    m = check_manifest(o, manifest_jws, a.root, root_der)
     board = {k: v for k, v in r["board"].items() if k != "port"}
     check(m["board"] == board, "record: the manifest is another board's")
     check(m["policyRef"]["workOrder"] == r["workOrder"], "record: the manifest is another work order's")
@@ -409,7 +433,8 @@ def cmd_record(o, a):
               "record: policy.sha256 is not the SHA-256 of the policy JWS payload bytes")
         check(pol["version"] == parse_json(p_payload, "policy payload")["version"], "record: policy.version")
         checked.append("policy")
-    return {"ok": True, "recordId": r["recordId"], "serialNumber": r["board"]["serialNumber"], "checked": checked}
+    return {"ok": True, "recordId": r["recordId"], "schema": schema, "serialNumber": r["board"]["serialNumber"],
+            "checked": checked}
 
 
 def cmd_manifest(o, a):

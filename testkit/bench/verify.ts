@@ -1,7 +1,7 @@
 /**
- * The verification workers' CPU per record, alone (`npx tsx testkit/bench/verify.ts [records] [rounds] [devices]`): a
- * batch of realistic signed records (testkit/registry/fixtures.ts; `devices` device certificates, 64 as in
- * testkit/bench/registry.ts, or one per record as on a real line),
+ * The verification workers' CPU per record, alone (`npx tsx testkit/bench/verify.ts [records] [rounds] [devices]
+ * [v3|v2|v1]`): a batch of realistic signed records (testkit/registry/fixtures.ts; `devices` device certificates, 64 as
+ * in testkit/bench/registry.ts, or one per record as on a real line; record format v3 as the station writes it, or v2),
  * packed as format v2, verified on this thread exactly as a verification worker does (registry/trust/verify.worker.ts:
  * the slice's JSON text parsed, then checkBatchRecord per record with one SignerCache), `rounds` times after one
  * warm-up round. Prints the process CPU (user+sys, all threads: GC helpers included) and the wall time per record,
@@ -22,8 +22,10 @@ async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 500);
   const rounds = Number(process.argv[3] ?? 10);
   const devices = Number(process.argv[4] ?? 64);
+  const format = (process.argv[5] ?? 'v3') as 'v1' | 'v2' | 'v3';
+  if (!['v1', 'v2', 'v3'].includes(format)) throw new Error('the record format is v1, v2 or v3');
   const station = await createTestStation('bench-verify', systemClock);
-  const made = await makeManyRecords(station, systemClock, n, devices);
+  const made = await makeManyRecords(station, systemClock, n, devices, { format });
   const { certificates, records } = packRecords(made.map((m) => m.jws));
   const text = JSON.stringify(records);
   const trust = await enrolledTrust(station);
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
     `floor: the 3 signature verifications alone: CPU ${((fc.user + fc.system) / 1000 / total).toFixed(3)} ms/record`,
   );
   console.log(
-    `verify ${total} records (${n} a batch, ${certificates.length} table certificates): CPU ${((cpu.user + cpu.system) / 1000 / total).toFixed(3)} ms/record (user ${(cpu.user / 1000 / total).toFixed(3)}), wall ${(ms / total).toFixed(3)} ms/record, ${Math.round(total / (ms / 1000))} records/s on one thread`,
+    `verify ${total} ${format} records of ${Math.round(made.reduce((a, m) => a + m.jws.length, 0) / n)} JWS characters (${n} a batch, ${certificates.length} table certificates): CPU ${((cpu.user + cpu.system) / 1000 / total).toFixed(3)} ms/record (user ${(cpu.user / 1000 / total).toFixed(3)}), wall ${(ms / total).toFixed(3)} ms/record, ${Math.round(total / (ms / 1000))} records/s on one thread`,
   );
 }
 
