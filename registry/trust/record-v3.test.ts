@@ -25,7 +25,6 @@ import {
   type ProvisioningRecord,
 } from '../../core/provisioning/record.js';
 import { jwsHeaderOf, recordManifestJws } from '../../core/provisioning/record-manifest.js';
-import { startRegistry, type RunningRegistry } from '../http/server.js';
 import {
   createTestStation,
   makeDevice,
@@ -39,9 +38,8 @@ import {
   backends,
   call,
   createRegistryKeys,
-  createTestDb,
-  quietLogger,
-  type TestDb,
+  startEnrolledRegistry,
+  type EnrolledRegistry,
   type TestKeys,
 } from '../../testkit/registry/harness.js';
 
@@ -184,39 +182,23 @@ async function attacks(): Promise<Array<[string, string, string]>> {
 
 for (const backend of backends()) {
   describe(`record format v3 (${backend})`, () => {
-    let tdb: TestDb;
+    let running: EnrolledRegistry;
     let db: RegistryDb;
-    let reg: RunningRegistry;
+    let reg: { url: string };
     const count = async () => {
       const c = await db.counts();
       if (!c.ok) throw new Error(c.error.message);
       return c.value.records;
     };
-    const admin = (method: string, path: string, body?: unknown) =>
-      call(reg.url, method, path, { bearer: keys.adminToken, ...(body !== undefined ? { body } : {}) });
+    const admin = (method: string, path: string, body?: unknown) => running.admin(method, path, body);
 
     beforeAll(async () => {
-      tdb = await createTestDb(backend);
-      db = await tdb.open();
-      const r = await startRegistry({
-        db,
-        port: 0,
-        signer: keys.signer,
-        registryChain: keys.chain,
-        registryId: 'registry-v3',
-        adminToken: keys.adminToken,
-        clock: systemClock,
-        logger: quietLogger,
-      });
-      if (!r.ok) throw new Error(r.error.message);
-      reg = r.value;
-      const e = await admin('POST', '/v1/admin/stations', { stationId: A.id, chainPem: A.chainPem });
-      expect(e.status, e.text).toBe(201);
+      running = await startEnrolledRegistry(backend, keys, [A], 'registry-v3');
+      ({ db } = running);
+      reg = { url: running.url };
     });
     afterAll(async () => {
-      await reg?.close();
-      await db?.close();
-      await tdb?.cleanup();
+      await running?.close();
     });
 
     it('stores v3 and v2 records byte for byte; a stored v3 record and its rebuilt manifest verify with jose', async () => {

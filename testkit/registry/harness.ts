@@ -16,6 +16,7 @@ import type { RegistryDb } from '../../core/hq/registry-db.js';
 import { initRegistry, openRegistryKeys, type RegistryKeys } from '../../registry/setup/keys.js';
 import { signRequest } from '../../core/hq/protocol.js';
 import type { TestStation } from './fixtures.js';
+import { startRegistry, type RunningRegistry } from '../../registry/http/server.js';
 
 export const PG_URL = process.env['LINE_STATION_TEST_PG_URL'];
 
@@ -179,4 +180,58 @@ export async function spawnServe(
     child.on('exit', (code) => reject(new Error(`registry serve exited ${code}: ${buf} ${err}`)));
   });
   return { child, url, stderr: () => err };
+}
+
+/** A registry started in this process (startEnrolledRegistry) over a fresh database. */
+export interface EnrolledRegistry {
+  readonly reg: RunningRegistry;
+  readonly db: RegistryDb;
+  readonly url: string;
+  /** An admin API call (bearer admin token). */
+  admin(method: string, path: string, body?: unknown): Promise<HttpAnswer>;
+  /** Stop the registry, close and drop the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * `startRegistry` on a free port over a fresh `backend` database, signing with `keys`, with `stations` enrolled through
+ * the admin API (POST /v1/admin/stations: their chains as they are).
+ */
+export async function startEnrolledRegistry(
+  backend: Backend,
+  keys: TestKeys,
+  stations: readonly TestStation[],
+  registryId = 'registry-test',
+): Promise<EnrolledRegistry> {
+  const tdb = await createTestDb(backend);
+  const db = await tdb.open();
+  const r = await startRegistry({
+    db,
+    port: 0,
+    signer: keys.signer,
+    registryChain: keys.chain,
+    registryId,
+    adminToken: keys.adminToken,
+    clock: systemClock,
+    logger: quietLogger,
+  });
+  if (!r.ok) throw new Error(r.error.message);
+  const reg = r.value;
+  const admin = (method: string, path: string, body?: unknown) =>
+    call(reg.url, method, path, { bearer: keys.adminToken, ...(body !== undefined ? { body } : {}) });
+  for (const s of stations) {
+    const e = await admin('POST', '/v1/admin/stations', { stationId: s.id, chainPem: s.chainPem });
+    if (e.status !== 201) throw new Error(`enrol ${s.id}: ${e.text}`);
+  }
+  return {
+    reg,
+    db,
+    url: reg.url,
+    admin,
+    async close() {
+      await reg.close();
+      await db.close();
+      await tdb.cleanup();
+    },
+  };
 }
