@@ -7,12 +7,14 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/ports.js';
-import { createTestStation, makeRecords } from '../../testkit/registry/fixtures.js';
+import { toPem } from '../../core/pki/pem.js';
+import { createTestStation, makeRecords, type TestStation } from '../../testkit/registry/fixtures.js';
 import { createWorld, type World } from '../harness.js';
 import { commitRecords } from './sync-fixture.js';
 
 const N = 260;
 let w: World;
+let other: TestStation;
 
 /** `node bin/station.mjs ...args --data-dir D`, stdout read through a pipe to its end. */
 async function stationBin(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -27,13 +29,24 @@ async function stationBin(...args: string[]): Promise<{ code: number; out: strin
   return { code, out: Buffer.concat(out).toString('utf8'), err };
 }
 
-type Listed = { recordId: string; createdAt: string; record: { recordId: string }; jws: string };
+type Listed = {
+  recordId: string;
+  createdAt: string;
+  record: { recordId: string; schema: string };
+  chain: string[];
+  jws: string;
+};
 
 beforeAll(async () => {
   w = await createWorld({ boards: [] });
   // Records of a test station committed into this station's database: the listing reads them as it reads its own.
-  const other = await createTestStation('records-cli', systemClock);
-  commitRecords(w.engine.store, other, await makeRecords(other, systemClock, N, { shareDeviceKey: true }));
+  other = await createTestStation('records-cli', systemClock);
+  // Format v3 (the station chain once) and, as older stations wrote them, v2 records (chain PEM, manifest JWS).
+  const v2 = await makeRecords(other, systemClock, 3, { shareDeviceKey: true, format: 'v2' });
+  commitRecords(w.engine.store, other, [
+    ...v2,
+    ...(await makeRecords(other, systemClock, N - 3, { shareDeviceKey: true })),
+  ]);
 }, 120_000);
 
 afterAll(async () => {
@@ -57,6 +70,11 @@ describe('station records through a pipe', () => {
     expect(new Set(streamed.map((r) => r.recordId)).size).toBe(N);
     expect(streamed[7]).toEqual(all[7]);
     expect(streamed.every((r) => r.record.recordId === r.recordId)).toBe(true);
+    // v2 and v3 rows alike: `chain` is the device certificate's issuing chain as PEM (v3: from the record's x5c).
+    const schemas = new Set(all.map((r) => r.record.schema));
+    expect([...schemas].sort()).toEqual(['line-station/provisioning-record/v2', 'line-station/provisioning-record/v3']);
+    const issuing = other.chain.slice(1).map((d) => toPem(d, 'CERTIFICATE'));
+    for (const r of all) expect(r.chain).toEqual(issuing);
   }, 120_000);
 
   it('pages with --limit/--offset and selects a time window with --since/--before', async () => {

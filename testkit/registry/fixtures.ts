@@ -319,11 +319,12 @@ export async function makeRecords(
   station: TestStation,
   clock: Clock,
   n: number,
-  o: { shareDeviceKey?: boolean } = {},
+  o: { shareDeviceKey?: boolean } & Pick<RecordOptions, 'format'> = {},
 ): Promise<MadeRecord[]> {
   const key = o.shareDeviceKey ? await createTestSigner('P-256') : undefined;
   const out: MadeRecord[] = [];
-  for (let i = 0; i < n; i++) out.push(await makeRecord(station, clock, key ? { deviceKey: key } : {}));
+  const format = o.format ? { format: o.format } : {};
+  for (let i = 0; i < n; i++) out.push(await makeRecord(station, clock, key ? { ...format, deviceKey: key } : format));
   return out;
 }
 
