@@ -50,7 +50,9 @@ function readJson(b: Uint8Array): unknown {
  * Verify one record JWS of `trust`'s station (see docs/registry-api.md, "Record checks"): compact JWS with
  * typ line-station-record+jws and x5c leaf = the enrolled station certificate, signature by the enrolled key,
  * payload schema, station id and certificate hash, allowed work order, device certificate issued by the
- * station's issuing CA for record.key, manifest signed by the station key for the same board.
+ * station's issuing CA for record.key, manifest signed by the station key for the same board. Record format v3
+ * (docs/formats.md "Provisioning record"): the manifest JWS is rebuilt from the record's header, and x5c must be
+ * exactly the chain the signing key was enrolled with (it is the device certificate's issuing chain).
  */
 export async function verifyRecordJws(
   trust: StationTrust,
