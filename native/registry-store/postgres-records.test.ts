@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { IngestInput, IngestRecord, IngestStatus, RegistryDb } from '../../core/hq/registry-db.js';
-import { PG_URL } from '../../testkit/registry/harness.js';
+import { createTestDb, PG_URL } from '../../testkit/registry/harness.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { openPostgresRegistryDb } from './postgres.js';
 
@@ -45,26 +45,6 @@ const batch = (records: IngestRecord[], kind: 'batch' | 'bundle' = 'batch'): Ing
   records,
 });
 
-/** A fresh database on the test cluster; dropped by `drop`. */
-async function freshDatabase(prefix: string): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `${prefix}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(PG_URL!);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
-}
-
 const STORAGE_SQL = `SELECT c.relname, a.attname, a.attstorage FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
   WHERE (c.relname, a.attname) IN (('records', 'jws'), ('conflicts', 'offered_jws')) ORDER BY c.relname`;
 const SETTINGS_SQL = "SELECT current_setting('plan_cache_mode') AS p, current_setting('work_mem') AS w";
@@ -78,8 +58,8 @@ describe.runIf(PG_URL)('registry schema v10 (postgres): record texts stored unco
   });
 
   it('migrates a v9 database with records: rows, counts and compressed texts kept; new texts not compressed', async () => {
-    const { url, drop } = await freshDatabase('ls_reg_v10');
-    cleanups.push(drop);
+    const { url, cleanup } = await createTestDb('postgres');
+    cleanups.push(cleanup);
     const raw = new pg.Client({ connectionString: url });
     await raw.connect();
     await raw.query(
@@ -168,8 +148,8 @@ describe.runIf(PG_URL)('postgres ingest in chunks of prepared multi-row INSERTs'
   };
 
   it('stores a 600-record bundle in order, then answers duplicates, conflicts and new records of a 37-record batch', async () => {
-    const fresh = await freshDatabase('ls_reg_chunks');
-    drop = fresh.drop;
+    const fresh = await createTestDb('postgres');
+    drop = fresh.cleanup;
     const opened = await openPostgresRegistryDb(fresh.url, { poolSize: 2 });
     if (!opened.ok) throw new Error(opened.error.message);
     db = opened.value;
