@@ -139,7 +139,7 @@ async function insertRecords(
   // Only for these INSERTs (back to the defaults below, before anything else of the transaction runs):
   // - a generic plan from the first execution: a custom plan (PostgreSQL's choice for the first five executions on
   //   a connection) copies every parameter value into the plan as a constant, ~6 MB for a full batch (measured: a
-  //   quarter of the backend's CPU);
+  //   sixth of the backend's CPU);
   // - room for the statement trigger's transition table (schema v9, registry_count_records: whole rows, ~12 KB
   //   each) in memory: at the default work_mem of 4 MB a full batch spilled it to a temporary file, written once
   //   and read twice. Bounded by what the statement carries (MAX_BATCH_RECORDS rows).
