@@ -491,6 +491,20 @@ CREATE TRIGGER records_counted AFTER INSERT ON records REFERENCING NEW TABLE AS 
   FOR EACH STATEMENT EXECUTE FUNCTION registry_count_records();
 `;
 
+/**
+ * v10 (PostgreSQL): the signed record texts stored without compression (`STORAGE EXTERNAL`: still moved out of the
+ * row into the table's TOAST relation, never compressed). A record JWS is ~12 KB of base64url that pglz cannot shrink
+ * by the 25 % it requires, so under the default `EXTENDED` every insert paid a compression attempt (~0.17 ms of
+ * server CPU a record, about half the INSERT's) and stored the text uncompressed anyway (docs/benchmarks.md
+ * "PostgreSQL ingest"). Only the column's storage attribute changes: no table rewrite, rows already stored stay as
+ * they are and read as before. SQLite has nothing to change (v10 is recorded there without a statement, so both
+ * backends keep one version sequence).
+ */
+const PG_RECORD_STORAGE_V10 = `
+ALTER TABLE records ALTER COLUMN jws SET STORAGE EXTERNAL;
+ALTER TABLE conflicts ALTER COLUMN offered_jws SET STORAGE EXTERNAL;
+`;
+
 export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: SQLITE_V1 },
   { version: 2, name: 'identity lifecycle', sql: LIFECYCLE_V2 },
@@ -501,6 +515,7 @@ export const SQLITE_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 7, name: 'signed policy versions', sql: POLICY_VERSIONS_V7 },
   { version: 8, name: 'station commissioning', sql: COMMISSIONING_V8 },
   { version: 9, name: 'record counts and the station/work order index', sql: SQLITE_COUNTS_V9 },
+  { version: 10, name: 'record texts stored uncompressed (PostgreSQL only)', sql: '' },
 ];
 export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 1, name: 'initial schema', sql: PG_V1 },
@@ -512,4 +527,5 @@ export const PG_MIGRATIONS: readonly RegistryMigration[] = [
   { version: 7, name: 'signed policy versions', sql: POLICY_VERSIONS_V7 },
   { version: 8, name: 'station commissioning', sql: COMMISSIONING_V8 },
   { version: 9, name: 'record counts and the station/work order index', sql: PG_COUNTS_V9 },
+  { version: 10, name: 'record texts stored uncompressed', sql: PG_RECORD_STORAGE_V10 },
 ];

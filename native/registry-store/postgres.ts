@@ -26,6 +26,7 @@ import type {
   StationStats,
 } from '../../core/hq/registry-db.js';
 import { RECORD_JSON_IN_JWS, recordFrom } from '../../core/hq/registry-db.js';
+import { MAX_BATCH_RECORDS } from '../../core/hq/protocol.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { stationInsertArgs } from './stations-sql.js';
 
@@ -92,6 +93,81 @@ async function tx<T>(pool: pg.Pool, fn: (c: PoolClient) => Promise<T>, commit?: 
  */
 const DEVICE_RECORDS_PG =
   'SELECT * FROM records WHERE chip_id = $1 UNION ALL SELECT * FROM records WHERE serial_number = $1 AND chip_id <> $1 ORDER BY seq';
+
+/**
+ * Rows per INSERT of a batch's records, largest first: a batch goes in as few statements as these sizes allow (a full
+ * batch of MAX_BATCH_RECORDS is one statement, 37 records are 32 + 4 + 1, a bundle of 2,000 is four), each a named
+ * prepared statement of that many VALUES rows, so a connection parses and plans each size once. Plain parameters,
+ * not arrays: text arrays of ~12 KB record texts cost the server their parsing and `unnest` plus a sort of the rows
+ * by ordinal past `work_mem`, and the client escaping every element (measured: docs/benchmarks.md "PostgreSQL
+ * ingest"). 500 rows of 10 parameters stay far below the protocol's 65,535.
+ */
+const INSERT_CHUNKS = [...new Set([MAX_BATCH_RECORDS, 256, 128, 64, 32, 16, 8, 4, 2, 1])].sort((a, b) => b - a);
+/** Parameters of one row in insertRecordsSql (after the four shared ones). */
+const ROW_PARAMS = 10;
+const insertSql = new Map<number, string>();
+
+/** The INSERT of `n` records: $1 station, $2 received at, $3 batch id, $4 record_json, then ROW_PARAMS per row. */
+function insertRecordsSql(n: number): string {
+  let sql = insertSql.get(n);
+  if (sql) return sql;
+  const rows: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const b = 4 + i * ROW_PARAMS;
+    rows.push(
+      `($${b + 1}, $1, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}, $${b + 8}, $${b + 9}, $2, $3, $4, $${b + 10})`,
+    );
+  }
+  sql = `INSERT INTO records (record_id, station_id, sha256, chip_id, serial_number, model, work_order, kind,
+     supersedes_record_id, completed_at, received_at, batch_id, record_json, jws)
+   VALUES ${rows.join(',\n')}
+   ON CONFLICT (record_id) DO NOTHING RETURNING record_id`;
+  insertSql.set(n, sql);
+  return sql;
+}
+
+/**
+ * Insert a batch's records (ids distinct) in their order, ON CONFLICT DO NOTHING; answers the ids this transaction
+ * stored. The record's JSON is not stored again (RECORD_JSON_IN_JWS: it is the payload of `jws`, recordFrom).
+ */
+async function insertRecords(
+  c: PoolClient,
+  input: IngestInput,
+  rs: readonly IngestInput['records'][number][],
+): Promise<Set<string>> {
+  const inserted = new Set<string>();
+  // Only for these INSERTs (back to the defaults below, before anything else of the transaction runs):
+  // - a generic plan from the first execution: a custom plan (PostgreSQL's choice for the first five executions on
+  //   a connection) copies every parameter value into the plan as a constant, ~6 MB for a full batch (measured: a
+  //   sixth of the backend's CPU);
+  // - room for the statement trigger's transition table (schema v9, registry_count_records: whole rows, ~12 KB
+  //   each) in memory: at the default work_mem of 4 MB a full batch spilled it to a temporary file, written once
+  //   and read twice. Bounded by what the statement carries (MAX_BATCH_RECORDS rows).
+  await c.query("SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL work_mem = '64MB'");
+  let at = 0;
+  while (at < rs.length) {
+    const n = INSERT_CHUNKS.find((k) => k <= rs.length - at)!;
+    const values: unknown[] = [input.stationId, input.receivedAt, input.batchId, RECORD_JSON_IN_JWS];
+    for (const r of rs.slice(at, at + n))
+      values.push(
+        r.recordId,
+        r.sha256,
+        r.chipId,
+        r.serialNumber,
+        r.model,
+        r.workOrder,
+        r.kind,
+        r.supersedesRecordId,
+        r.completedAt,
+        r.jws,
+      );
+    const res = await c.query({ name: `ls_insert_records_${n}`, text: insertRecordsSql(n), values });
+    for (const row of res.rows as Row[]) inserted.add(row['record_id'] as string);
+    at += n;
+  }
+  await c.query('SET LOCAL plan_cache_mode TO DEFAULT; SET LOCAL work_mem TO DEFAULT');
+  return inserted;
+}
 
 const MIGRATION_LOCK = 0x4c53_5247; // "LSRG"
 /** Serialises lifecycle transactions (registry/store/lifecycle.ts). */
@@ -229,40 +305,7 @@ export async function openPostgresRegistryDb(
           // First occurrence of each id goes to the INSERT; later ones in the same batch compare with what is stored.
           const first = new Map<string, (typeof input.records)[number]>();
           for (const r of input.records) if (!first.has(r.recordId)) first.set(r.recordId, r);
-          const rs = [...first.values()];
-          const col = <K extends keyof (typeof rs)[number]>(k: K) => rs.map((r) => r[k]);
-          const inserted = new Set<string>();
-          if (rs.length) {
-            const res = await c.query(
-              `INSERT INTO records (record_id, station_id, sha256, chip_id, serial_number, model, work_order, kind,
-                 supersedes_record_id, completed_at, received_at, batch_id, record_json, jws)
-               SELECT u.record_id, $2, u.sha256, u.chip_id, u.serial_number, u.model, u.work_order, u.kind,
-                 u.supersedes_record_id, u.completed_at, $3, $4, u.record_json, u.jws
-               FROM unnest($1::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                           $11::text[], $12::text[], $13::text[], $14::text[])
-                 WITH ORDINALITY AS u(record_id, sha256, chip_id, serial_number, model, work_order, kind,
-                           supersedes_record_id, completed_at, record_json, jws, ord)
-               ORDER BY u.ord
-               ON CONFLICT (record_id) DO NOTHING RETURNING record_id`,
-              [
-                col('recordId'),
-                input.stationId,
-                input.receivedAt,
-                input.batchId,
-                col('sha256'),
-                col('chipId'),
-                col('serialNumber'),
-                col('model'),
-                col('workOrder'),
-                col('kind'),
-                col('supersedesRecordId'),
-                col('completedAt'),
-                rs.map(() => RECORD_JSON_IN_JWS), // the record once: its JSON is the payload of `jws` (recordFrom)
-                col('jws'),
-              ],
-            );
-            for (const r of res.rows as Row[]) inserted.add(r['record_id'] as string);
-          }
+          const inserted = await insertRecords(c, input, [...first.values()]);
           // The stored hash of every id this INSERT did not store and of every id the batch repeats (a duplicate or
           // a conflict): usually none, and then no query.
           const stored = new Map<string, string>();
