@@ -36,13 +36,54 @@ export interface VerifyJob {
   readonly now: number;
 }
 
+/** Where a rebuilt JWS is in a VerifyAnswer's `utf8` buffer: [byte offset, byte length]. */
+export type Utf8Span = readonly [number, number];
+
 /**
  * A worker's answer: the checked records in order, or why it could not run. A record sent as a compact JWS comes
- * back without it (`jws: null`, the caller has it); a packed one with the JWS it was rebuilt to.
+ * back without it (`jws: null`, the caller has it); a packed one with the span of the JWS it was rebuilt to in
+ * `utf8`: every rebuilt JWS of the slice as UTF-8, one after the other, in one buffer TRANSFERRED to the caller (no
+ * copy of ~12 KB a record into and out of the message, no string for the caller to encode again to hash and store).
+ * The accepted records' `jws` is '' (the caller sets it).
  */
 export type VerifyAnswer =
-  | { readonly id: number; readonly checked: Array<{ jws: string | null; check: CheckedRecord['check'] }> }
+  | {
+      readonly id: number;
+      readonly checked: Array<{ jws: Utf8Span | null; check: CheckedRecord['check'] }>;
+      readonly utf8: ArrayBuffer;
+    }
   | { readonly id: number; readonly error: string };
+
+/**
+ * A checked record from the pool: its `jws` (and its accepted record's) are decoded from `jwsUtf8` when first read;
+ * `jwsUtf8` (not enumerable: the record compares equal to one verified inline) is what ingest hashes and stores.
+ */
+export type PooledCheckedRecord = CheckedRecord & { readonly jwsUtf8?: Uint8Array };
+
+/** Give `o` a `jws` read from `utf8` on first use, and `utf8` as its non-enumerable `jwsUtf8`. */
+function jwsFromUtf8<T extends object>(o: T, utf8: Buffer): T {
+  let text: string | undefined;
+  Object.defineProperty(o, 'jws', {
+    enumerable: true,
+    configurable: true,
+    get: () => (text ??= utf8.toString('utf8')),
+  });
+  Object.defineProperty(o, 'jwsUtf8', { enumerable: false, value: utf8 });
+  return o;
+}
+
+/**
+ * SHA-256 (hex) over the concatenation of the checked records' JWS in UTF-8: records.ts `recordsDigestSync` of
+ * their `jws`, hashed from the bytes the workers sent where there are some.
+ */
+export function checkedDigest(checked: readonly PooledCheckedRecord[]): string {
+  const h = createHash('sha256');
+  for (const c of checked) {
+    if (c.jwsUtf8) h.update(c.jwsUtf8);
+    else h.update(c.jws, 'utf8');
+  }
+  return h.digest('hex');
+}
 
 /** Below this many records a batch is verified on the calling thread (a message round trip costs more). */
 const MIN_PARALLEL = 16;
@@ -76,6 +117,23 @@ export function verifyInline(
   return records.map((r, i) => checkBatchRecord(trust, r, certificates, base + i, now, seen));
 }
 
+/** The checked records of a worker's answer, each JWS a view of the answer's buffer (or the text the caller sent). */
+function fromAnswer(
+  checked: Extract<VerifyAnswer, { checked: unknown }>['checked'],
+  utf8: Buffer,
+  slice: readonly PackedRecord[],
+): PooledCheckedRecord[] {
+  return checked.map((c, i) => {
+    if (c.jws === null) {
+      const jws = slice[i] as string;
+      return { jws, check: c.check.ok ? { ok: true, record: { ...c.check.record, jws } } : c.check };
+    }
+    const bytes = utf8.subarray(c.jws[0], c.jws[0] + c.jws[1]);
+    if (c.check.ok) jwsFromUtf8(c.check.record, bytes);
+    return jwsFromUtf8({ jws: '', check: c.check }, bytes);
+  });
+}
+
 class VerifyPool {
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, { resolve: (a: VerifyAnswer) => void; slot: Slot }>();
@@ -89,7 +147,7 @@ class VerifyPool {
     records: readonly PackedRecord[],
     certificates: readonly string[],
     now: Date,
-  ): Promise<CheckedRecord[]> {
+  ): Promise<PooledCheckedRecord[]> {
     if (this.size === 0 || records.length < MIN_PARALLEL) return verifyInline(trust, records, certificates, now);
     const trustKey = createHash('sha256')
       .update(JSON.stringify([trust.row, trust.history]))
@@ -109,12 +167,9 @@ class VerifyPool {
           certificates,
           base,
           now: now.getTime(),
-        }).then((a): CheckedRecord[] =>
+        }).then((a): PooledCheckedRecord[] =>
           'checked' in a && a.checked.length === slice.length
-            ? a.checked.map((c, i) => {
-                const jws = c.jws ?? (slice[i] as string);
-                return { jws, check: c.check.ok ? { ok: true, record: { ...c.check.record, jws } } : c.check };
-              })
+            ? fromAnswer(a.checked, Buffer.from(a.utf8), slice)
             : // The worker could not verify (crashed, or could not read the trust material): same work here.
               verifyInline(trust, slice, certificates, now, base),
         );
