@@ -26,7 +26,7 @@ import { anchorAuditHead } from '../audit/audit-anchor.js';
 import { appendEvent as appendLifecycleEvent } from '../store/lifecycle.js';
 import { stationTrust } from '../stations/trust.js';
 import { bundleRecordsMatch, bundleStationId, verifyBundle, type BundleInput } from '../trust/bundles.js';
-import { checkedDigest, verifyPool, type PooledCheckedRecord } from '../trust/pool.js';
+import { checkedDigest, verifyPool, type PooledCheckedRecord, type RecordsText } from '../trust/pool.js';
 import type { PackedRecord } from '../../core/hq/pack.js';
 import type { StationTrust } from '../trust/verify.js';
 import type { IngestHooks } from './hooks.js';
@@ -42,6 +42,19 @@ export function checkRecords(
   certificates: readonly string[] = [],
 ): Promise<PooledCheckedRecord[]> {
   return verifyPool().verify(trust, records, certificates, ctx.clock.now());
+}
+
+/**
+ * checkRecords for a batch whose records the caller has not parsed (./batch-body.ts): each worker parses and
+ * validates its share. 'malformed' when a share is not the records the scan found: read the body whole instead.
+ */
+export function checkRecordsText(
+  ctx: RegistryContext,
+  trust: StationTrust,
+  records: RecordsText,
+  certificates: readonly string[] = [],
+): Promise<PooledCheckedRecord[] | 'malformed'> {
+  return verifyPool().verifyText(trust, records, certificates, ctx.clock.now());
 }
 
 /**
