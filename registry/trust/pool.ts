@@ -4,7 +4,10 @@
  * only the cores change. One pool per process, sized to the cores (`os.availableParallelism()`, or
  * LINE_STATION_VERIFY_WORKERS; 0 verifies on the calling thread). Workers start on first use, hold the event loop
  * only while they have work, and are rebuilt after a crash; a batch whose worker fails is verified on the calling
- * thread instead (same result, slower). Imports core and registry/trust.
+ * thread instead (same result, slower). A worker gets its records as the JSON text of its slice, or, for a batch
+ * body the main thread did not parse (`verifyText`), as that body's own bytes of its share, which it parses and
+ * validates itself; it answers with the rebuilt JWS as UTF-8 in one transferred buffer (docs/architecture.md
+ * "Registry ingest: what the main thread does"). Imports core and registry/trust.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
