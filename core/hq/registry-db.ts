@@ -43,6 +43,11 @@ export interface IngestRecord {
   readonly recordJson: string;
   readonly jws: string;
   /**
+   * `jws` as UTF-8 bytes, when the caller has them (records from the verification workers, whose `jws` is then read
+   * from these bytes only when asked for): a store may write these instead of encoding `jws` again.
+   */
+  readonly jwsUtf8?: Uint8Array;
+  /**
    * What verification already read from the record (set by ingest, absent for records read back from the store):
    * the operator and the device certificate (serial lower-case hex without leading zeros, ISO validity), so the
    * lifecycle does not parse the record and its certificate again.
@@ -111,6 +116,11 @@ export interface StoredRecordRow {
   readonly batchId: string;
   readonly recordJson: string;
   readonly jws: string;
+  /**
+   * `jws` as UTF-8 bytes, when the caller has them (records from the verification workers, whose `jws` is then read
+   * from these bytes only when asked for): a store may write these instead of encoding `jws` again.
+   */
+  readonly jwsUtf8?: Uint8Array;
 }
 
 /**

@@ -189,6 +189,55 @@ for (const backend of backends()) {
       ]);
     });
 
+    it('a batch of several INSERT statements: an id repeated across them, JWS given as UTF-8 bytes, stored as text', async () => {
+      const old = rec(0);
+      expect((await db.ingest(batch([old]), async () => {})).ok).toBe(true);
+      // More records than one multi-row INSERT takes (sqlite.ts INSERT_CHUNK = 50), each JWS also as its bytes.
+      const many = Array.from({ length: 120 }, (_, i) => rec(i));
+      const records = [
+        ...many,
+        { ...many[10]!, index: 120 }, // again, after its statement: a duplicate
+        { ...many[70]!, index: 121, sha256: 'e'.repeat(64), jws: 'e.e.e' }, // other content: a conflict
+        { ...old, index: 122 }, // stored by an earlier batch
+      ].map((r) => ({ ...r, jws: `${r.jws}.${r.recordId}`, jwsUtf8: Buffer.from(`${r.jws}.${r.recordId}`) }));
+      const seen: string[] = [];
+      const input = batch(records);
+      const r = await db.ingest(input, async (_tx, stored) => {
+        seen.push(...stored.map((x) => x.recordId));
+      });
+      expect(r.ok && r.value.kind).toBe('done');
+      if (!r.ok || r.value.kind !== 'done') return;
+      expect([...r.value.statuses.entries()].sort((a, b) => a[0] - b[0]).map(([, s]) => s)).toEqual([
+        ...Array<string>(120).fill('accepted'),
+        'duplicate',
+        'conflict',
+        'duplicate',
+      ]);
+      expect(seen).toEqual(many.map((m) => m.recordId));
+      const type = backend === 'sqlite' ? 'typeof(jws)' : "'text'";
+      const rows = await db.sql.all(`SELECT record_id, ${type} AS t, jws FROM records WHERE record_id IN (?, ?, ?)`, [
+        many[0]!.recordId,
+        many[70]!.recordId,
+        many[119]!.recordId,
+      ]);
+      expect(rows.map((x) => [x['record_id'], x['t'], x['jws']]).sort()).toEqual(
+        [many[0]!, many[70]!, many[119]!].map((m) => [m.recordId, 'text', `x.y.z.${m.recordId}`]).sort(),
+      );
+      const conflicts = await db.sql.all(
+        `SELECT record_id, ${backend === 'sqlite' ? 'typeof(offered_jws)' : "'text'"} AS t, offered_jws, stored_sha256
+         FROM conflicts WHERE batch_id = ?`,
+        [input.batchId],
+      );
+      expect(conflicts.map((x) => ({ ...x }))).toEqual([
+        {
+          record_id: many[70]!.recordId,
+          t: 'text',
+          offered_jws: `e.e.e.${many[70]!.recordId}`,
+          stored_sha256: 'a'.repeat(64),
+        },
+      ]);
+    });
+
     it('concurrent batches holding their transaction open are serialised with other lifecycle transactions', async () => {
       const before = await count('devices');
       let open = 0;

@@ -17,6 +17,7 @@ import type {
   ConflictRow,
   IngestInput,
   IngestOutcome,
+  IngestRecord,
   IngestStatus,
   NewStation,
   RecordFilter,
@@ -39,6 +40,22 @@ function guardNow<T>(what: string, fn: () => T): Result<T> {
 }
 
 type Row = Record<string, unknown>;
+
+/**
+ * Records per INSERT statement of a batch. Each statement of a transaction keeps a statement journal of the pages
+ * it changes that existed before it (the `records_counted` trigger makes every insert one): one statement per row
+ * journaled the same table and index pages again for every record.
+ */
+const INSERT_CHUNK = 50;
+/** One row of the records INSERT: the JWS as text, or as its UTF-8 bytes stored as the same text (CAST). */
+const RECORD_ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))';
+
+/** A record's JWS to bind: its UTF-8 bytes when it came with them (no string to encode), else the text. */
+function jwsArg(r: IngestRecord): string | Buffer {
+  const b = r.jwsUtf8;
+  if (!b) return r.jws;
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
 
 function stationFrom(r: Row): StationRow {
   return {
@@ -113,6 +130,8 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
+    // Statement journals (and temporary tables) in memory, not in temporary files written page by page.
+    db.pragma('temp_store = MEMORY');
     migrate(db);
   } catch (e) {
     return fail('STORE_FAILED', `cannot open the registry database ${path}: ${(e as Error).message}`, { path });
@@ -141,14 +160,9 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
       'UPDATE batches SET response = ? WHERE station_id = ? AND batch_id = ? AND response IS NULL',
     ),
     getRecordHash: db.prepare('SELECT sha256 FROM records WHERE record_id = ?'),
-    insertRecord: db.prepare(
-      `INSERT INTO records (record_id, station_id, sha256, chip_id, serial_number, model, work_order, kind,
-         supersedes_record_id, completed_at, received_at, batch_id, record_json, jws)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id) DO NOTHING`,
-    ),
     insertConflict: db.prepare(
       `INSERT INTO conflicts (record_id, station_id, batch_id, stored_sha256, offered_sha256, offered_jws, detected_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT), ?)`,
     ),
     touchStation: db.prepare('UPDATE stations SET last_sync_at = ? WHERE station_id = ?'),
     deviceRecords: db.prepare(
@@ -157,6 +171,23 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
     listConflicts: db.prepare('SELECT * FROM conflicts WHERE (? IS NULL OR station_id = ?) ORDER BY id'),
   };
   let nonceCalls = 0;
+  // A multi-row INSERT per chunk size (at most INSERT_CHUNK of them), RETURNING the ids it stored.
+  const inserts = new Map<number, Database.Statement>();
+  const insertRecords = (rows: number): Database.Statement => {
+    let st = inserts.get(rows);
+    if (!st) {
+      st = db
+        .prepare(
+          `INSERT INTO records (record_id, station_id, sha256, chip_id, serial_number, model, work_order, kind,
+             supersedes_record_id, completed_at, received_at, batch_id, record_json, jws)
+           VALUES ${Array.from({ length: rows }, () => RECORD_ROW).join(', ')}
+           ON CONFLICT (record_id) DO NOTHING RETURNING record_id`,
+        )
+        .pluck();
+      inserts.set(rows, st);
+    }
+    return st;
+  };
 
   /** The batch row, new records, conflicts, lastSyncAt; runs inside the caller's transaction. */
   const ingestBody = (input: IngestInput): IngestOutcome => {
@@ -164,42 +195,50 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
     if (existing && existing['content_sha256'] !== input.contentSha256) return { kind: 'batch-conflict' };
     if (!existing) s.insertBatch.run(input.stationId, input.batchId, input.kind, input.contentSha256, input.receivedAt);
     const statuses = new Map<number, IngestStatus>();
-    // Insert first (one index probe for a new id, the usual case); only an id already stored reads its hash.
-    for (const r of input.records) {
-      const added = s.insertRecord.run(
-        r.recordId,
-        input.stationId,
-        r.sha256,
-        r.chipId,
-        r.serialNumber,
-        r.model,
-        r.workOrder,
-        r.kind,
-        r.supersedesRecordId,
-        r.completedAt,
-        input.receivedAt,
-        input.batchId,
-        RECORD_JSON_IN_JWS, // the record once: its JSON is the payload of `jws` (recordFrom reads it from there)
-        r.jws,
-      ).changes;
-      if (added === 1) {
-        statuses.set(r.index, 'accepted');
-        continue;
-      }
-      const stored = s.getRecordHash.get(r.recordId) as Row;
-      if (stored['sha256'] === r.sha256) {
-        statuses.set(r.index, 'duplicate');
-      } else {
-        s.insertConflict.run(
+    // Insert first, INSERT_CHUNK rows a statement (one index probe for a new id, the usual case); only an id the
+    // statement did not store (stored before, or earlier in this batch) reads its hash, in batch order.
+    for (let at = 0; at < input.records.length; at += INSERT_CHUNK) {
+      const chunk = input.records.slice(at, at + INSERT_CHUNK);
+      const args: unknown[] = [];
+      for (const r of chunk)
+        args.push(
           r.recordId,
           input.stationId,
-          input.batchId,
-          stored['sha256'],
           r.sha256,
-          r.jws,
+          r.chipId,
+          r.serialNumber,
+          r.model,
+          r.workOrder,
+          r.kind,
+          r.supersedesRecordId,
+          r.completedAt,
           input.receivedAt,
+          input.batchId,
+          RECORD_JSON_IN_JWS, // the record once: its JSON is the payload of `jws` (recordFrom reads it from there)
+          jwsArg(r),
         );
-        statuses.set(r.index, 'conflict');
+      const inserted = new Set(insertRecords(chunk.length).all(...args) as string[]);
+      for (const r of chunk) {
+        // Rows go in in order: the first occurrence of an id is the one its INSERT stored.
+        if (inserted.delete(r.recordId)) {
+          statuses.set(r.index, 'accepted');
+          continue;
+        }
+        const stored = s.getRecordHash.get(r.recordId) as Row;
+        if (stored['sha256'] === r.sha256) {
+          statuses.set(r.index, 'duplicate');
+        } else {
+          s.insertConflict.run(
+            r.recordId,
+            input.stationId,
+            input.batchId,
+            stored['sha256'],
+            r.sha256,
+            jwsArg(r),
+            input.receivedAt,
+          );
+          statuses.set(r.index, 'conflict');
+        }
       }
     }
     s.touchStation.run(input.receivedAt, input.stationId);

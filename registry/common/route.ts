@@ -76,9 +76,13 @@ export function param(r: RouteRequest, name: ParamName): string {
  * the batch, bundle and enrolment routes.
  */
 export function strictJsonBody<S extends z.ZodType>(r: RouteRequest, schema: S): Result<z.infer<S>, ApiError> {
-  const ct = (r.req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (ct !== 'application/json') return err(apiError('UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json'));
+  if (!jsonContent(r)) return err(apiError('UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json'));
   return parseJson(r.body, schema, false);
+}
+
+/** Whether the request says its body is `application/json` (what strictJsonBody requires). */
+export function jsonContent(r: RouteRequest): boolean {
+  return (r.req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === 'application/json';
 }
 
 /** A JSON body valid for `schema`, any content type, an empty body read as `{}`: the lifecycle routes. */

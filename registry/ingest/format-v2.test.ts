@@ -2,7 +2,9 @@
  * Batch and bundle format v2 over real HTTP, SQLite and (when LINE_STATION_TEST_PG_URL is set) PostgreSQL: records
  * packed against one certificate table are rebuilt byte for byte (the stored JWS is the station's and verifies on
  * its own with jose), a v2 bundle with any modified byte, a swapped certificate or record, or cut short is refused
- * as a whole, and v1 and v2 of the same batch are the same batch.
+ * as a whole, and v1 and v2 of the same batch are the same batch. A batch body the verification workers cannot read
+ * (a share that does not parse, a record too long or not a record, in either worker's share, invalid UTF-8, duplicate
+ * keys: ./batch-body.ts) gets exactly the answer of the body read whole, and stores nothing.
  */
 import 'reflect-metadata';
 import { createHash } from 'node:crypto';
@@ -11,11 +13,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/ports.js';
 import type { RegistryDb } from '../../core/hq/registry-db.js';
 import { packRecords, type PackedJws } from '../../core/hq/pack.js';
-import { createBundleV2, type BatchResponse, type BundleFileV2, type BundleResponse } from '../../core/hq/protocol.js';
+import {
+  BatchRequestSchema,
+  createBundleV2,
+  MAX_RECORD_CHARS,
+  signRequest,
+  type BatchResponse,
+  type BundleFileV2,
+  type BundleResponse,
+} from '../../core/hq/protocol.js';
+import { strictJsonBody, type RouteRequest } from '../common/route.js';
+import { splitBatchBody } from './batch-body.js';
 import { startRegistry, type RunningRegistry } from '../http/server.js';
 import { createTestStation, makeManyRecords, makeRecord, type TestStation } from '../../testkit/registry/fixtures.js';
 import { createTestSigner } from '../../testkit/pki/test-signer.js';
 import {
+  audienceAt,
   backends,
   call,
   createRegistryKeys,
@@ -207,6 +220,104 @@ for (const backend of backends()) {
       expect(again.status, again.text).toBe(200);
       expect((again.json as BundleResponse).repeated).toBe(true);
       expect(await records()).toBe(before + 3);
+    });
+
+    /** POST raw bytes as station A. */
+    const post = async (body: Uint8Array) => {
+      const auth = await signRequest(
+        A.signer,
+        A.id,
+        'POST',
+        '/v1/batches',
+        body,
+        systemClock,
+        await audienceAt(reg.url),
+      );
+      if (!auth.ok) throw new Error(auth.error.message);
+      const res = await fetch(`${reg.url}/v1/batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: auth.value },
+        body,
+      });
+      return { status: res.status, json: (await res.json()) as { error?: { code: string; message: string } } };
+    };
+    /** The answer of the body read whole, as the route read it before it was split (strictJsonBody). */
+    const readWhole = (body: Uint8Array) => {
+      const r = strictJsonBody(
+        { req: { headers: { 'content-type': 'application/json' } }, body } as unknown as RouteRequest,
+        BatchRequestSchema,
+      );
+      return r.ok ? null : r.error;
+    };
+    /** A packed batch of 40 records (the two workers' shares) whose record i is `text`. */
+    let batch40: { certificates: string[]; records: unknown[] } | undefined;
+    const goodBatch = async () =>
+      (batch40 ??= packRecords((await makeManyRecords(A, systemClock, 40, 8)).map((m) => m.jws)) as {
+        certificates: string[];
+        records: unknown[];
+      });
+    const withRecord = (i: number, text: string, batchId = uuid()) => {
+      const parts = batch40!.records.map((r) => JSON.stringify(r));
+      parts[i] = text;
+      return Buffer.from(
+        `{"batchId":"${batchId}","certificates":${JSON.stringify(batch40!.certificates)},"records":[${parts.join(',')}]}`,
+      );
+    };
+
+    // A batch body the workers cannot read (registry/ingest/batch-body.ts) gets the answer of the body read whole.
+    it('a record that does not parse, is too long, or is not a record, in either share: BODY_INVALID, nothing stored', async () => {
+      const good = await goodBatch();
+      const before = await records();
+      // The good body splits (the records go to the workers unparsed): each case below breaks one record of it.
+      expect(splitBatchBody(withRecord(0, JSON.stringify(good.records[0])))?.records.starts).toHaveLength(40);
+      const second = JSON.stringify(good.records[30]);
+      for (const [i, text] of [
+        [30, second.replace('"alg":"ES256"', '"alg":ES256')], // the second worker's share does not parse
+        [3, second.replace('"alg":"ES256"', '"alg":"ES256",')], // the first's
+        [25, JSON.stringify('x'.repeat(MAX_RECORD_CHARS + 1))], // too long
+        [39, JSON.stringify({ ...(good.records[30] as object), signature: '!' })], // not base64url
+        [0, second.replace('"alg":"ES256"', '"alg":"ES256","extra":1')], // a member the schema does not have
+        [12, '[]'],
+      ] as const) {
+        const body = withRecord(i, text);
+        const expected = readWhole(body);
+        expect(expected?.code, text.slice(0, 60)).toBe('BODY_INVALID');
+        const r = await post(body);
+        expect(r.status).toBe(400);
+        expect(r.json.error).toEqual({ code: expected!.code, message: expected!.message });
+      }
+      expect(await records()).toBe(before);
+    });
+
+    it('invalid UTF-8 inside a record: the answer of the body read whole', async () => {
+      const good = await goodBatch();
+      const bytes = withRecord(33, JSON.stringify(good.records[33]).replace('"alg":"ES256"', '"alg":"ES256","k":"@"'));
+      bytes[bytes.indexOf('"k":"@"') + 5] = 0xff;
+      expect(readWhole(bytes)).toMatchObject({ code: 'BODY_INVALID' });
+      const r = await post(bytes);
+      expect(r.status).toBe(400);
+      expect(r.json.error).toEqual({ code: 'BODY_INVALID', message: readWhole(bytes)!.message });
+    });
+
+    it('duplicate keys read as JSON.parse reads them (the last one), in the envelope and in a record', async () => {
+      const good = await goodBatch();
+      const before = await records();
+      const batchId = uuid();
+      const record = JSON.stringify(good.records[7]).replace('{"alg":"ES256"', '{"alg":"none","alg":"ES256"');
+      const body = withRecord(7, record, batchId);
+      const text = body.toString('utf8');
+      // `records` twice: the first (bad) list is replaced by the second, as JSON.parse does.
+      const twice = Buffer.from(text.replace('"records":[', '"records":[1,2],"records":['));
+      expect(readWhole(twice)).toBeNull();
+      const r = await post(twice);
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+      expect((r.json as unknown as BatchResponse).summary).toMatchObject({ accepted: 40, rejected: 0 });
+      expect(await records()).toBe(before + 40);
+      // Without the envelope's duplicate the body splits; the record's duplicate `alg` still reads as its last.
+      // The same batch id: the same records read (or it would be BATCH_CONFLICT), answered as repeated.
+      const again = await post(body);
+      expect(again.status, JSON.stringify(again.json)).toBe(200);
+      expect(again.json as unknown as BatchResponse).toMatchObject({ repeated: true, summary: { accepted: 40 } });
     });
   });
 }

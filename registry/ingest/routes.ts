@@ -1,20 +1,32 @@
 /**
- * HTTP handlers of ingest: a station's batch, and a bundle from its station or the admin (`allowRevokedStation`
- * only with the admin token). Built with the lifecycle's IngestHooks (registry/http/compose.ts). Imports core,
- * registry/common and ./.
+ * HTTP handlers of ingest: a station's batch (its records parsed by the verification workers: ./batch-body.ts), and
+ * a bundle from its station or the admin (`allowRevokedStation` only with the admin token). Built with the
+ * lifecycle's IngestHooks (registry/http/compose.ts). Imports core, registry/common, registry/trust and ./.
  */
 import { BatchRequestSchema, BundleRequestSchema } from '../../core/hq/protocol.js';
 import type { Caller } from '../common/context.js';
 import { apiFail } from '../common/errors.js';
-import { json, stationCaller, strictJsonBody, type RouteHandlers } from '../common/route.js';
+import { json, jsonContent, stationCaller, strictJsonBody, type RouteHandlers } from '../common/route.js';
+import { verifyPool } from '../trust/pool.js';
+import { splitBatchBody } from './batch-body.js';
 import type { IngestHooks } from './hooks.js';
-import { importBundle, ingestRecords } from './service.js';
+import { checkRecordsText, importBundle, ingestChecked, ingestRecords } from './service.js';
 
 /** The ingest handlers, with the lifecycle's hooks. */
 export function ingestRoutes(hooks: IngestHooks): RouteHandlers {
   return {
     batches: {
       async handle(r) {
+        // The records parsed and validated by the verification workers, when the body splits (./batch-body.ts).
+        const text = jsonContent(r) ? splitBatchBody(r.body) : null;
+        if (text && verifyPool().parallel(text.records.starts.length)) {
+          const { trust } = stationCaller(r);
+          const v = text.envelope;
+          const checked = await checkRecordsText(r.ctx, trust, text.records, v.certificates);
+          if (checked !== 'malformed')
+            return json(await ingestChecked(r.ctx, hooks, trust, v.batchId, checked, 'batch', undefined, v.auditHead));
+          // A share is not what the scan found: the body read whole says what is wrong.
+        }
         const b = strictJsonBody(r, BatchRequestSchema);
         if (!b.ok) return b;
         const { trust } = stationCaller(r);

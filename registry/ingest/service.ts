@@ -26,8 +26,7 @@ import { anchorAuditHead } from '../audit/audit-anchor.js';
 import { appendEvent as appendLifecycleEvent } from '../store/lifecycle.js';
 import { stationTrust } from '../stations/trust.js';
 import { bundleRecordsMatch, bundleStationId, verifyBundle, type BundleInput } from '../trust/bundles.js';
-import { recordsDigestSync, type CheckedRecord } from '../trust/records.js';
-import { verifyPool } from '../trust/pool.js';
+import { checkedDigest, verifyPool, type PooledCheckedRecord, type RecordsText } from '../trust/pool.js';
 import type { PackedRecord } from '../../core/hq/pack.js';
 import type { StationTrust } from '../trust/verify.js';
 import type { IngestHooks } from './hooks.js';
@@ -41,8 +40,21 @@ export function checkRecords(
   trust: StationTrust,
   records: readonly PackedRecord[],
   certificates: readonly string[] = [],
-): Promise<CheckedRecord[]> {
+): Promise<PooledCheckedRecord[]> {
   return verifyPool().verify(trust, records, certificates, ctx.clock.now());
+}
+
+/**
+ * checkRecords for a batch whose records the caller has not parsed (./batch-body.ts): each worker parses and
+ * validates its share. 'malformed' when a share is not the records the scan found: read the body whole instead.
+ */
+export function checkRecordsText(
+  ctx: RegistryContext,
+  trust: StationTrust,
+  records: RecordsText,
+  certificates: readonly string[] = [],
+): Promise<PooledCheckedRecord[] | 'malformed'> {
+  return verifyPool().verifyText(trust, records, certificates, ctx.clock.now());
 }
 
 /**
@@ -77,7 +89,7 @@ export async function ingestChecked(
   trust: StationTrust,
   batchId: string,
   /** The batch's records, rebuilt and verified (checkRecords). */
-  checked: readonly CheckedRecord[],
+  checked: readonly PooledCheckedRecord[],
   kind: 'batch' | 'bundle',
   /** Runs in the ingest transaction after the newly accepted records are stored (not called when there are none). */
   onStored?: (tx: SqlExec, stored: readonly IngestRecord[]) => Promise<void>,
@@ -92,11 +104,11 @@ export async function ingestChecked(
    * bundle), before the receipt is signed, which then lists the answer per event (`revocations`).
    */
   revocations?: readonly string[],
-  /** recordsDigestSync of `checked`'s JWS when the caller has checked it already (a bundle: bundleRecordsMatch). */
+  /** checkedDigest of `checked` when the caller has checked it already (a bundle: bundleRecordsMatch). */
   digest?: string,
 ): Promise<Result<BatchResponse, ApiError>> {
   const stationId = trust.row.stationId;
-  const contentSha256 = digest ?? recordsDigestSync(checked.map((c) => c.jws));
+  const contentSha256 = digest ?? checkedDigest(checked);
   const prior = await ctx.db.getBatch(stationId, batchId);
   if (!prior.ok) return err(storeError(prior.error));
   if (prior.value) {
@@ -242,10 +254,7 @@ export async function importBundle(
   const b = verifyBundle(trust.value, bundle);
   if (!b.ok) return apiFail('BUNDLE_INVALID', b.error.message);
   const checked = await checkRecords(ctx, trust.value, b.value.records, b.value.certificates);
-  const whole = bundleRecordsMatch(
-    b.value,
-    checked.map((c) => c.jws),
-  );
+  const whole = bundleRecordsMatch(b.value, checkedDigest(checked));
   if (!whole.ok) return apiFail('BUNDLE_INVALID', whole.error.message);
   const revokedAt = trust.value.row.revokedAt;
   // A revoked station's records taken in (admin, allowRevokedStation) are audited in the same transaction.

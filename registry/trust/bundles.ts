@@ -176,9 +176,12 @@ export function verifyBundle(trust: StationTrust, input: BundleInput): Result<Ve
   });
 }
 
-/** Whether the rebuilt records are exactly the ones the bundle's signature covers (`recordsSha256`). */
-export function bundleRecordsMatch(b: VerifiedBundle, rebuilt: readonly string[]): Result<true> {
-  return recordsDigestSync(rebuilt) === b.recordsSha256
+/**
+ * Whether the rebuilt records are exactly the ones the bundle's signature covers: `digest`, their recordsDigestSync
+ * (pool.ts `checkedDigest`), is its `recordsSha256`.
+ */
+export function bundleRecordsMatch(b: VerifiedBundle, digest: string): Result<true> {
+  return digest === b.recordsSha256
     ? ok(true)
     : fail('INPUT_INVALID', 'bundle is incomplete or altered: recordsSha256 does not match its records');
 }

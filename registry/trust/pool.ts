@@ -4,7 +4,10 @@
  * only the cores change. One pool per process, sized to the cores (`os.availableParallelism()`, or
  * LINE_STATION_VERIFY_WORKERS; 0 verifies on the calling thread). Workers start on first use, hold the event loop
  * only while they have work, and are rebuilt after a crash; a batch whose worker fails is verified on the calling
- * thread instead (same result, slower). Imports core and registry/trust.
+ * thread instead (same result, slower). A worker gets its records as the JSON text of its slice, or, for a batch
+ * body the main thread did not parse (`verifyText`), as that body's own bytes of its share, which it parses and
+ * validates itself; it answers with the rebuilt JWS as UTF-8 in one transferred buffer (docs/architecture.md
+ * "Registry ingest: what the main thread does"). Imports core and registry/trust.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -13,6 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { StationRow } from '../../core/hq/registry-db.js';
 import type { PackedRecord } from '../../core/hq/pack.js';
+import { BatchRecordSchema } from '../../core/hq/protocol.js';
+import { acceptOrParse, compileAccept } from '../../core/zod-accept.js';
 import { checkBatchRecord, type CheckedRecord, type SignerCache } from './records.js';
 import type { StationKeyHistoryRow, StationTrust } from './verify.js';
 
@@ -24,10 +29,12 @@ export interface VerifyJob {
   readonly row: StationRow;
   readonly history: readonly StationKeyHistoryRow[];
   /**
-   * The slice's records (PackedRecord[]) as JSON text: one string is copied to the worker at memory speed, where a
-   * structured clone of the packed records' object graph cost more on the main thread than JSON.stringify does.
+   * The slice's records: PackedRecord[] as JSON text (one string is copied to the worker at memory speed, where a
+   * structured clone of the packed records' object graph cost more on the main thread than JSON.stringify does);
+   * or a share of a request body the main thread did not parse (`verifyText`): the JSON array of `count` records
+   * as UTF-8, transferred, which the worker parses and validates (`readShare`).
    */
-  readonly records: string;
+  readonly records: string | Share;
   /** The certificate table the packed records refer to (format v2; empty for v1). */
   readonly certificates: readonly string[];
   /** Index of records[0] in the batch. */
@@ -36,13 +43,105 @@ export interface VerifyJob {
   readonly now: number;
 }
 
+/** A share of a batch body's records for one worker: `[` records `]` as UTF-8, in a buffer of its own. */
+export interface Share {
+  readonly utf8: ArrayBuffer;
+  /** How many records the main thread's scan found in it. */
+  readonly count: number;
+}
+
+/** A batch's records as its body holds them (registry/ingest/batch-body.ts): record k is body[starts[k], ends[k]). */
+export interface RecordsText {
+  readonly body: Buffer;
+  readonly starts: readonly number[];
+  readonly ends: readonly number[];
+}
+
+const acceptBatchRecord = compileAccept(BatchRecordSchema);
+
 /**
- * A worker's answer: the checked records in order, or why it could not run. A record sent as a compact JWS comes
- * back without it (`jws: null`, the caller has it); a packed one with the JWS it was rebuilt to.
+ * The records of a share, parsed and each valid for BatchRecordSchema (the check `strictJsonBody` would have made
+ * on the whole body), or null when the share is not exactly `count` valid records (the caller then reads the body
+ * whole, which words what is wrong).
+ */
+export function readShare(share: Share): PackedRecord[] | null {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(share.utf8).toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(json) || json.length !== share.count) return null;
+  const out: PackedRecord[] = [];
+  for (const r of json) {
+    const p = acceptOrParse(BatchRecordSchema, acceptBatchRecord, r);
+    if (!p.success) return null;
+    out.push(p.data);
+  }
+  return out;
+}
+
+/** Records a..b-1 of `text` as a Share (one copy into a buffer the job transfers). */
+function shareOf(text: RecordsText, a: number, b: number): Share {
+  const from = text.starts[a]!;
+  const to = text.ends[b - 1]!;
+  const out = Buffer.allocUnsafeSlow(to - from + 2); // its own ArrayBuffer, exactly this long: transferable
+  out[0] = 0x5b; // [
+  text.body.copy(out, 1, from, to);
+  out[out.length - 1] = 0x5d; // ]
+  return { utf8: out.buffer as ArrayBuffer, count: b - a };
+}
+
+/** Where a rebuilt JWS is in a VerifyAnswer's `utf8` buffer: [byte offset, byte length]. */
+export type Utf8Span = readonly [number, number];
+
+/**
+ * A worker's answer: the checked records in order, or why it could not run. A record sent as a compact JWS in a
+ * JSON-text slice comes back without it (`jws: null`, the caller has it); any other with the span of the JWS it was rebuilt to in
+ * `utf8`: every rebuilt JWS of the slice as UTF-8, one after the other, in one buffer TRANSFERRED to the caller (no
+ * copy of ~12 KB a record into and out of the message, no string for the caller to encode again to hash and store).
+ * The accepted records' `jws` is '' (the caller sets it).
  */
 export type VerifyAnswer =
-  | { readonly id: number; readonly checked: Array<{ jws: string | null; check: CheckedRecord['check'] }> }
-  | { readonly id: number; readonly error: string };
+  | {
+      readonly id: number;
+      readonly checked: Array<{ jws: Utf8Span | null; check: CheckedRecord['check'] }>;
+      readonly utf8: ArrayBuffer;
+    }
+  | { readonly id: number; readonly error: string }
+  /** The share of a body (`Share`) is not `count` valid records. */
+  | { readonly id: number; readonly malformed: true };
+
+/**
+ * A checked record from the pool: its `jws` (and its accepted record's) are decoded from `jwsUtf8` when first read;
+ * `jwsUtf8` (not enumerable: the record compares equal to one verified inline) is what ingest hashes and stores.
+ */
+export type PooledCheckedRecord = CheckedRecord & { readonly jwsUtf8?: Uint8Array };
+
+/** Give `o` a `jws` read from `utf8` on first use, and `utf8` as its non-enumerable `jwsUtf8`. */
+function jwsFromUtf8<T extends object>(o: T, utf8: Buffer): T {
+  let text: string | undefined;
+  Object.defineProperty(o, 'jws', {
+    enumerable: true,
+    configurable: true,
+    get: () => (text ??= utf8.toString('utf8')),
+  });
+  Object.defineProperty(o, 'jwsUtf8', { enumerable: false, value: utf8 });
+  return o;
+}
+
+/**
+ * SHA-256 (hex) over the concatenation of the checked records' JWS in UTF-8: records.ts `recordsDigestSync` of
+ * their `jws`, hashed from the bytes the workers sent where there are some.
+ */
+export function checkedDigest(checked: readonly PooledCheckedRecord[]): string {
+  const h = createHash('sha256');
+  for (const c of checked) {
+    if (c.jwsUtf8) h.update(c.jwsUtf8);
+    else h.update(c.jws, 'utf8');
+  }
+  return h.digest('hex');
+}
 
 /** Below this many records a batch is verified on the calling thread (a message round trip costs more). */
 const MIN_PARALLEL = 16;
@@ -76,6 +175,23 @@ export function verifyInline(
   return records.map((r, i) => checkBatchRecord(trust, r, certificates, base + i, now, seen));
 }
 
+/** The checked records of a worker's answer, each JWS a view of the answer's buffer (or the text the caller sent). */
+function fromAnswer(
+  checked: Extract<VerifyAnswer, { checked: unknown }>['checked'],
+  utf8: Buffer,
+  slice: readonly PackedRecord[] | null,
+): PooledCheckedRecord[] {
+  return checked.map((c, i) => {
+    if (c.jws === null) {
+      const jws = slice?.[i] as string; // a compact JWS of the caller's slice (a share's come back as bytes)
+      return { jws, check: c.check.ok ? { ok: true, record: { ...c.check.record, jws } } : c.check };
+    }
+    const bytes = utf8.subarray(c.jws[0], c.jws[0] + c.jws[1]);
+    if (c.check.ok) jwsFromUtf8(c.check.record, bytes);
+    return jwsFromUtf8({ jws: '', check: c.check }, bytes);
+  });
+}
+
 class VerifyPool {
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, { resolve: (a: VerifyAnswer) => void; slot: Slot }>();
@@ -89,38 +205,89 @@ class VerifyPool {
     records: readonly PackedRecord[],
     certificates: readonly string[],
     now: Date,
-  ): Promise<CheckedRecord[]> {
-    if (this.size === 0 || records.length < MIN_PARALLEL) return verifyInline(trust, records, certificates, now);
+  ): Promise<PooledCheckedRecord[]> {
+    if (!this.parallel(records.length)) return verifyInline(trust, records, certificates, now);
+    const parts = await this.spread(trust, records.length, certificates, now, (base, end) => {
+      const slice = records.slice(base, end);
+      return { records: JSON.stringify(slice), slice, inline: () => slice };
+    });
+    // A slice of JSON text made here is never 'malformed' (a worker that says so is wrong: the work is done here).
+    return parts.some((p) => p === 'malformed')
+      ? verifyInline(trust, records, certificates, now)
+      : (parts as PooledCheckedRecord[][]).flat();
+  }
+
+  /**
+   * `verify` for records the caller has not parsed (a batch body: registry/ingest/batch-body.ts): each worker
+   * parses and validates its share, then verifies it. 'malformed' when a share is not the records the scan found
+   * (the caller reads the body whole, which says what is wrong). Only for `parallel(count)`.
+   */
+  async verifyText(
+    trust: StationTrust,
+    text: RecordsText,
+    certificates: readonly string[],
+    now: Date,
+  ): Promise<PooledCheckedRecord[] | 'malformed'> {
+    const parts = await this.spread(trust, text.starts.length, certificates, now, (base, end) => {
+      const share = shareOf(text, base, end);
+      // Parsed here only when the worker could not run (shareOf's buffer is gone to it then: a new one).
+      return { records: share, slice: null, inline: () => readShare(shareOf(text, base, end)) };
+    });
+    return parts.some((p) => p === 'malformed') ? 'malformed' : (parts as PooledCheckedRecord[][]).flat();
+  }
+
+  /** Whether a batch of `count` records goes to the workers (else: verifyInline on the calling thread). */
+  parallel(count: number): boolean {
+    return this.size > 0 && count >= MIN_PARALLEL;
+  }
+
+  /**
+   * Split `count` records into one job per worker (`job(base, end)`: its records, the parsed slice when the caller
+   * has it, and how to get the records to verify inline should the worker fail) and gather the answers in order.
+   */
+  private spread(
+    trust: StationTrust,
+    count: number,
+    certificates: readonly string[],
+    now: Date,
+    job: (
+      base: number,
+      end: number,
+    ) => {
+      records: VerifyJob['records'];
+      slice: readonly PackedRecord[] | null;
+      inline: () => readonly PackedRecord[] | null;
+    },
+  ): Promise<Array<PooledCheckedRecord[] | 'malformed'>> {
     const trustKey = createHash('sha256')
       .update(JSON.stringify([trust.row, trust.history]))
       .digest('hex');
-    const n = Math.min(this.size, Math.ceil(records.length / MIN_PARALLEL));
-    const per = Math.ceil(records.length / n);
-    const parts = await Promise.all(
+    const n = Math.min(this.size, Math.ceil(count / MIN_PARALLEL));
+    const per = Math.ceil(count / n);
+    return Promise.all(
       Array.from({ length: n }, (_, k) => {
         const base = k * per;
-        const slice = records.slice(base, base + per);
+        const end = Math.min(count, base + per);
+        const j = job(base, end);
         return this.run({
           id: this.nextId++,
           trustKey,
           row: trust.row,
           history: trust.history,
-          records: JSON.stringify(slice),
+          records: j.records,
           certificates,
           base,
           now: now.getTime(),
-        }).then((a): CheckedRecord[] =>
-          'checked' in a && a.checked.length === slice.length
-            ? a.checked.map((c, i) => {
-                const jws = c.jws ?? (slice[i] as string);
-                return { jws, check: c.check.ok ? { ok: true, record: { ...c.check.record, jws } } : c.check };
-              })
-            : // The worker could not verify (crashed, or could not read the trust material): same work here.
-              verifyInline(trust, slice, certificates, now, base),
-        );
+        }).then((a): PooledCheckedRecord[] | 'malformed' => {
+          if ('malformed' in a) return 'malformed';
+          if ('checked' in a && a.checked.length === end - base)
+            return fromAnswer(a.checked, Buffer.from(a.utf8), j.slice);
+          // The worker could not verify (crashed, or could not read the trust material): same work here.
+          const records = j.inline();
+          return records ? verifyInline(trust, records, certificates, now, base) : 'malformed';
+        });
       }),
     );
-    return parts.flat();
   }
 
   /** Stop the workers (tests, shutdown); the pool starts new ones on the next batch. */

@@ -8,7 +8,7 @@ import 'reflect-metadata';
 import { parentPort } from 'node:worker_threads';
 import { loadStationTrust, type StationTrust } from './verify.js';
 import { checkBatchRecord, type SignerCache } from './records.js';
-import type { VerifyAnswer, VerifyJob } from './pool.js';
+import { readShare, type Utf8Span, type VerifyAnswer, type VerifyJob } from './pool.js';
 import type { PackedRecord } from '../../core/hq/pack.js';
 
 const MAX_CACHED = 64;
@@ -29,19 +29,32 @@ async function run(job: VerifyJob): Promise<VerifyAnswer> {
   if (typeof trust === 'string') return { id: job.id, error: trust };
   const now = new Date(job.now);
   const seen: SignerCache = new Map();
-  const records = JSON.parse(job.records) as PackedRecord[];
-  const checked = records.map((r, i) => {
-    const { jws, check } = checkBatchRecord(trust, r, job.certificates, job.base + i, now, seen);
-    // A compact JWS the caller sent it holds already: not copied back.
-    const back = typeof r === 'string' ? null : jws;
-    return { jws: back, check: check.ok ? { ok: true as const, record: { ...check.record, jws: '' } } : check };
+  const records =
+    typeof job.records === 'string' ? (JSON.parse(job.records) as PackedRecord[]) : readShare(job.records);
+  if (!records) return { id: job.id, malformed: true };
+  // A compact JWS of a JSON-text slice the caller holds already; a share's it has not parsed.
+  const held = typeof job.records === 'string';
+  const out = records.map((r, i) => checkBatchRecord(trust, r, job.certificates, job.base + i, now, seen));
+  // The rebuilt JWS texts as UTF-8 in one buffer the answer transfers.
+  let size = 0;
+  for (const [i, c] of out.entries())
+    if (!held || typeof records[i] !== 'string') size += Buffer.byteLength(c.jws, 'utf8');
+  const utf8 = Buffer.allocUnsafeSlow(size); // its own ArrayBuffer, exactly `size` bytes: transferable
+  let at = 0;
+  const checked = out.map(({ jws, check }, i) => {
+    const c = check.ok ? { ok: true as const, record: { ...check.record, jws: '' } } : check;
+    if (held && typeof records[i] === 'string') return { jws: null, check: c };
+    const n = utf8.write(jws, at, 'utf8');
+    const span: Utf8Span = [at, n];
+    at += n;
+    return { jws: span, check: c };
   });
-  return { id: job.id, checked };
+  return { id: job.id, checked, utf8: utf8.buffer as ArrayBuffer };
 }
 
 parentPort?.on('message', (job: VerifyJob) => {
   run(job).then(
-    (answer) => parentPort!.postMessage(answer),
+    (answer) => parentPort!.postMessage(answer, 'utf8' in answer ? [answer.utf8] : []),
     (e: unknown) => parentPort!.postMessage({ id: job.id, error: e instanceof Error ? e.message : String(e) }),
   );
 });
