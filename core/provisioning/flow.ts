@@ -448,34 +448,35 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
     case 'start': {
       const refused = deps.gate?.admit({ workOrder: deps.workOrder.id, kind: decision.kind, chipId: identity.chipId });
       if (refused) return refuse(refused);
-      run = deps.store.createRun({
-        runId: deps.newId(),
-        chipId: identity.chipId,
-        serialNumber: identity.serialNumber,
-        port: deps.port.path,
-        workOrder: deps.workOrder.id,
-        operator: deps.operator,
-        stationId: deps.station.id,
-        kind: decision.kind,
-        supersedesRecordId: decision.kind === 'rotation' ? decision.supersedes.recordId : null,
-        startedAt: deps.clock.now().toISOString(),
-      });
       // The policy in force when the run starts is the one its certificate is issued under (also when resumed).
       const snap = snapshotPolicy(deps.gate?.policy?.() ?? null, profile.id);
-      run = deps.store.checkpoint(
-        run.runId,
-        'identify',
+      // The run and its identify checkpoint in one transaction.
+      run = deps.store.createRun(
         {
-          profileId: profile.id,
-          identity: { ...identity },
-          policy: snap,
-          ...(decision.kind === 'rotation' && opts.supervisor ? { supervisor: opts.supervisor } : {}),
+          runId: deps.newId(),
+          chipId: identity.chipId,
+          serialNumber: identity.serialNumber,
+          port: deps.port.path,
+          workOrder: deps.workOrder.id,
+          operator: deps.operator,
+          stationId: deps.station.id,
+          kind: decision.kind,
+          supersedesRecordId: decision.kind === 'rotation' ? decision.supersedes.recordId : null,
+          startedAt: deps.clock.now().toISOString(),
         },
         {
-          profileId: profile.id,
-          model: identity.model,
-          firmwareVersion: identity.firmwareVersion,
-          policyVersion: snap.version,
+          patch: {
+            profileId: profile.id,
+            identity: { ...identity },
+            policy: snap,
+            ...(decision.kind === 'rotation' && opts.supervisor ? { supervisor: opts.supervisor } : {}),
+          },
+          audit: {
+            profileId: profile.id,
+            model: identity.model,
+            firmwareVersion: identity.firmwareVersion,
+            policyVersion: snap.version,
+          },
         },
       );
       break;

@@ -92,6 +92,12 @@ export interface RunRow {
   readonly updatedAt: string;
 }
 
+/** A run's identify checkpoint, committed with the run (`Store.createRun`). */
+export interface FirstCheckpoint {
+  readonly patch: Partial<RunData>;
+  readonly audit: Readonly<Record<string, unknown>>;
+}
+
 export interface NewRun {
   readonly runId: string;
   readonly chipId: string;
@@ -227,8 +233,12 @@ export interface Store {
   /** The active (unfinished) run of a board, if any. */
   findActiveRun(chipId: string): RunRow | null;
   getRun(runId: string): RunRow | null;
-  /** Create a run (state active, step identify) and audit `run.started`. */
-  createRun(run: NewRun): RunRow;
+  /**
+   * Create a run (state active, step identify) and audit `run.started`; with `identify`, its identify checkpoint
+   * in the same transaction (the run's first data, audited `step.identify` after `run.started`): one commit where
+   * `createRun` then `checkpoint(runId, 'identify', ...)` would make two.
+   */
+  createRun(run: NewRun, identify?: FirstCheckpoint): RunRow;
   /**
    * Commit a step: merge `patch` into the run data, set `step`, audit `step.<name>` with `audit`,
    * and (certify step) log the issued certificate, all in one transaction. With `issued`: durable once

@@ -13,6 +13,7 @@ import {
   complete,
   doCheckpoint,
   fakeCertificate,
+  finishRun,
   fullRun,
   startRun,
   CHECKPOINT_STEPS,
@@ -247,6 +248,74 @@ describe('run lifecycle', () => {
     expectStoreError(() => doCheckpoint(s, failed, 'attest'), 'run-not-active');
     const rec = fullRun(s, b);
     expect(s.findCurrentRecord(b.chipId)?.recordId).toBe(rec.recordId);
+  });
+
+  it('createRun with its identify checkpoint: one commit, the same run, data and audit entries as the two calls', () => {
+    const s = open();
+    const patch = {
+      profileId: 'demo-board',
+      identity: { chipId: 'x', model: 'M' },
+      policy: { version: null, sha256: null, override: null },
+    };
+    const audit = { profileId: 'demo-board', model: 'M' };
+    const two = startRun(s, board(50));
+    const twoRun = s.checkpoint(two.runId, 'identify', patch, audit);
+    const one = s.createRun(
+      {
+        runId: 'run-one',
+        chipId: board(51).chipId,
+        serialNumber: 'SN-51',
+        port: '/dev/ttyACM0',
+        workOrder: 'WO-1',
+        operator: 'op-7',
+        stationId: 'ST-01',
+        kind: 'initial',
+        supersedesRecordId: null,
+        startedAt: new Date().toISOString(),
+      },
+      { patch, audit },
+    );
+    expect(one).toMatchObject({ step: 'identify', state: 'active', data: twoRun.data });
+    expect(s.getRun('run-one')).toEqual(one);
+    // One transaction: the two entries, in the order the two calls write them, with the same payloads.
+    const entries = s.listAudit().filter((e) => e.runId === 'run-one');
+    expect(entries.map((e) => e.type)).toEqual(['run.started', 'step.identify']);
+    expect(entries[1]!.payload).toEqual(
+      s.listAudit().find((e) => e.runId === two.runId && e.type === 'step.identify')!.payload,
+    );
+    // The run resumes and completes like any other.
+    expect(finishRun(s, one).runId).toBe('run-one');
+    expect(s.verifyAudit()).toMatchObject({ ok: true });
+  });
+
+  it('createRun with its identify checkpoint is refused whole (no run, no entry) past the quota', () => {
+    const s = open();
+    const raw = new Database(file);
+    raw.prepare("INSERT INTO quotas (work_order, quantity, version, updated_at) VALUES ('WO-Q1', 0, 1, 't')").run();
+    raw.close();
+    const n = s.listAudit().length;
+    const b = board(52, 'WO-Q1');
+    expectStoreError(
+      () =>
+        s.createRun(
+          {
+            runId: 'run-q',
+            chipId: b.chipId,
+            serialNumber: b.serialNumber,
+            port: '/dev/ttyACM0',
+            workOrder: b.workOrder,
+            operator: 'op-7',
+            stationId: 'ST-01',
+            kind: 'initial',
+            supersedesRecordId: null,
+            startedAt: new Date().toISOString(),
+          },
+          { patch: { profileId: 'demo-board' }, audit: { profileId: 'demo-board' } },
+        ),
+      'quota-exhausted',
+    );
+    expect(s.getRun('run-q')).toBeNull();
+    expect(s.listAudit().length).toBe(n);
   });
 
   it('refuses a run past the work order quota with the typed reason quota-exhausted, atomically', () => {

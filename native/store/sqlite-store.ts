@@ -26,7 +26,7 @@ import {
   FAILED_ISSUANCE_REASON,
 } from '../../core/failed-issuance.js';
 import type { Clock, Logger } from '../../core/ports.js';
-import type { FailedRun, NewRun, Store } from '../../core/provisioning/store.js';
+import type { FailedRun, FirstCheckpoint, NewRun, Store } from '../../core/provisioning/store.js';
 import { sha256HexSync, type AuditWriter } from './audit-writer.js';
 import { verifyAll } from './audit-verify.js';
 import type { Durability } from './durability.js';
@@ -94,7 +94,7 @@ export function createSqliteStore(
    * the runs_quota_check trigger (the only trigger that refuses an insert into runs: 'quota-exhausted', the race
    * for a work order's last unit) and the one-active-run-per-chip index ('active-run-exists').
    */
-  function insertRun(run: NewRun, t: string): void {
+  function insertRun(run: NewRun, dataJson: string, t: string): void {
     try {
       st.insertRun.run(
         run.runId,
@@ -106,6 +106,7 @@ export function createSqliteStore(
         run.stationId,
         run.kind,
         run.supersedesRecordId,
+        dataJson,
         run.startedAt,
         t,
       );
@@ -260,7 +261,7 @@ export function createSqliteStore(
       });
     },
 
-    createRun(run: NewRun) {
+    createRun(run: NewRun, identify?: FirstCheckpoint) {
       return tx(
         'createRun',
         () => {
@@ -277,7 +278,9 @@ export function createSqliteStore(
               kind: run.kind,
             });
           }
-          insertRun(run, now());
+          // The identify checkpoint's data is the run's first (what checkpoint() would store over '{}').
+          const dataJson = identify ? JSON.stringify({ ...identify.patch }) : '{}';
+          insertRun(run, dataJson, now());
           append(
             'run.started',
             {
@@ -292,7 +295,11 @@ export function createSqliteStore(
             },
             run.runId,
           );
-          return toRun(st.getRun.get(run.runId) as RunDbRow);
+          if (identify) append('step.identify', identify.audit, run.runId);
+          const row = st.getRun.get(run.runId) as RunDbRow;
+          const data = parseStoredJson<RunData>(row.data_json, `data of run ${run.runId}`);
+          remember(run.runId, row.data_json, data);
+          return toRun(row, data);
           // A rotation erases the board's identity right after: its run must survive a power loss first.
         },
         run.kind === 'rotation',

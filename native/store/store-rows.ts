@@ -219,7 +219,7 @@ export function storeStatements(db: Database.Database) {
     insertRun: db.prepare(
       `INSERT INTO runs (run_id, chip_id, serial_number, port, work_order, operator, station_id, kind,
         supersedes_record_id, state, step, data_json, error_json, started_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', 'identify', '{}', NULL, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', 'identify', ?, NULL, ?, ?)`,
     ),
     updateRunStep: db.prepare('UPDATE runs SET step = ?, data_json = ?, updated_at = ? WHERE run_id = ?'),
     finishRun: db.prepare("UPDATE runs SET state = 'done', step = 'record', updated_at = ? WHERE run_id = ?"),
