@@ -491,6 +491,16 @@ WHEN NEW.refusal_id IS NOT OLD.refusal_id OR NEW.chip_id IS NOT OLD.chip_id
 BEGIN SELECT RAISE(ABORT, 'a refusal only counts repeats'); END;
 `;
 
+// Version 11 (docs/benchmarks.md "Station store writes"): two indexes that no query uses, each written by every
+// checkpoint of every board. runs_state (state, updated_at): updated_at moves at every checkpoint, so its entry moved
+// too; every lookup by state uses runs_state_started (state, started_at, run_id), which v3 added. audit_log_run
+// (run_id, seq): a random run id put each audit entry on its own index page; the station reads the chain by seq
+// only (a run's entries by run_id are still found, by a scan of audit_log).
+const V11_DROP_UNUSED_INDEXES = `
+DROP INDEX runs_state;
+DROP INDEX audit_log_run;
+`;
+
 /** All migrations, in order. The schema version of a database is the number applied. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: runs, issued certificates, records, audit log', up: (db) => db.exec(V1_SCHEMA) },
@@ -503,6 +513,11 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 8, name: 'station revocation (signed, terminal)', up: (db) => db.exec(V8_STATION_REVOCATION) },
   { version: 9, name: 'the last refusal of a batch still to be sent', up: (db) => db.exec(V9_OUTBOX_FAILURES) },
   { version: 10, name: 'boards refused before a run (refusals)', up: (db) => db.exec(V10_REFUSALS) },
+  {
+    version: 11,
+    name: 'drop the unused indexes runs_state and audit_log_run',
+    up: (db) => db.exec(V11_DROP_UNUSED_INDEXES),
+  },
 ];
 
 /** The schema version this build writes. */

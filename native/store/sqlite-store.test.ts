@@ -132,6 +132,42 @@ describe('openStore and migrations', () => {
     db.close();
   });
 
+  it('version 11 drops runs_state and audit_log_run from a version 10 database with runs; lookups by state keep an index', () => {
+    const old = new Database(file);
+    expect(migrate(old, MIGRATIONS.slice(0, 10))).toEqual({ ok: true, from: 0, to: 10 });
+    old.close();
+    const index = (d: Database.Database) =>
+      (d.prepare("SELECT name FROM sqlite_master WHERE type = 'index'").pluck().all() as string[]).sort();
+    const before = new Database(file);
+    expect(index(before)).toEqual(expect.arrayContaining(['runs_state', 'audit_log_run']));
+    before.close();
+    const s = open();
+    const done = fullRun(s, board(60));
+    const active = startRun(s, board(61));
+    const raw = new Database(file, { readonly: true });
+    expect(raw.pragma('user_version', { simple: true })).toBe(11);
+    const names = index(raw);
+    expect(names).not.toContain('runs_state');
+    expect(names).not.toContain('audit_log_run');
+    expect(names).toContain('runs_state_started');
+    // Every lookup by state still searches an index (runs_state_started), none scans the runs table.
+    for (const q of [
+      "SELECT run_id FROM runs WHERE state = 'active'",
+      "SELECT COUNT(*) FROM runs WHERE state = 'done' AND started_at >= '2000'",
+      `SELECT r.run_id FROM runs r JOIN issued_certificates c ON c.run_id = r.run_id WHERE r.state = 'active'`,
+    ]) {
+      const plan = (raw.prepare(`EXPLAIN QUERY PLAN ${q}`).all() as { detail: string }[]).map((p) => p.detail);
+      expect(plan.join('\n'), q).toMatch(/SEARCH r(uns)? USING (COVERING )?INDEX runs_state_started/);
+    }
+    // A run's audit entries are still found by run id (a scan).
+    const types = raw.prepare('SELECT type FROM audit_log WHERE run_id = ? ORDER BY seq').pluck().all(done.runId);
+    expect(types).toHaveLength(9);
+    expect([types[0], types.at(-1)]).toEqual(['run.started', 'record.committed']);
+    expect(raw.prepare('SELECT COUNT(*) FROM audit_log WHERE run_id = ?').pluck().get(active.runId)).toBe(1);
+    raw.close();
+    expect(s.verifyAudit()).toMatchObject({ ok: true });
+  });
+
   it('fails with a typed error on a file that is not a database, and on a missing file read-only', () => {
     const junk = join(dir, 'junk.db');
     writeFileSync(junk, 'this is definitely not an sqlite database file, just some text padding'.repeat(20));
