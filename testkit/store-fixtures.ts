@@ -6,7 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { canonicalJson } from '../core/canonical.js';
 import type { StepName } from '../core/model.js';
-import type { IssuedCertificate, RunData, RunRow, Store, StoredRecord } from '../core/provisioning/store.js';
+import type { IssuedCertificate, NewRun, RunData, RunRow, Store, StoredRecord } from '../core/provisioning/store.js';
 import Database from 'better-sqlite3';
 import { auditEntryHashSync, sha256HexSync } from '../native/store/index.js';
 
@@ -21,9 +21,9 @@ export function board(i: number, workOrder = 'WO-1'): BoardFixture {
   return { chipId: `c0ffee${i.toString(16).padStart(10, '0')}`, serialNumber: `SN-${i}`, workOrder };
 }
 
-/** Start a run for `b` (rotation if `supersedes` is given). */
-export function startRun(store: Store, b: BoardFixture, supersedes: string | null = null, ts = new Date()): RunRow {
-  return store.createRun({
+/** The new run of `b` (rotation if `supersedes` is given), with a random run id. */
+export function newRun(b: BoardFixture, supersedes: string | null = null, ts = new Date()): NewRun {
+  return {
     runId: randomUUID(),
     chipId: b.chipId,
     serialNumber: b.serialNumber,
@@ -34,7 +34,12 @@ export function startRun(store: Store, b: BoardFixture, supersedes: string | nul
     kind: supersedes ? 'rotation' : 'initial',
     supersedesRecordId: supersedes,
     startedAt: ts.toISOString(),
-  });
+  };
+}
+
+/** Start a run for `b` (rotation if `supersedes` is given). */
+export function startRun(store: Store, b: BoardFixture, supersedes: string | null = null, ts = new Date()): RunRow {
+  return store.createRun(newRun(b, supersedes, ts));
 }
 
 /** A fake issued certificate for a run (the store does not parse DER, it checks the sha256). */

@@ -15,6 +15,7 @@ import {
   fakeCertificate,
   finishRun,
   fullRun,
+  newRun,
   startRun,
   CHECKPOINT_STEPS,
 } from '../../testkit/store-fixtures.js';
@@ -296,21 +297,7 @@ describe('run lifecycle', () => {
     const audit = { profileId: 'demo-board', model: 'M' };
     const two = startRun(s, board(50));
     const twoRun = s.checkpoint(two.runId, 'identify', patch, audit);
-    const one = s.createRun(
-      {
-        runId: 'run-one',
-        chipId: board(51).chipId,
-        serialNumber: 'SN-51',
-        port: '/dev/ttyACM0',
-        workOrder: 'WO-1',
-        operator: 'op-7',
-        stationId: 'ST-01',
-        kind: 'initial',
-        supersedesRecordId: null,
-        startedAt: new Date().toISOString(),
-      },
-      { patch, audit },
-    );
+    const one = s.createRun({ ...newRun(board(51)), runId: 'run-one' }, { patch, audit });
     expect(one).toMatchObject({ step: 'identify', state: 'active', data: twoRun.data });
     expect(s.getRun('run-one')).toEqual(one);
     // One transaction: the two entries, in the order the two calls write them, with the same payloads.
@@ -334,18 +321,7 @@ describe('run lifecycle', () => {
     expectStoreError(
       () =>
         s.createRun(
-          {
-            runId: 'run-q',
-            chipId: b.chipId,
-            serialNumber: b.serialNumber,
-            port: '/dev/ttyACM0',
-            workOrder: b.workOrder,
-            operator: 'op-7',
-            stationId: 'ST-01',
-            kind: 'initial',
-            supersedesRecordId: null,
-            startedAt: new Date().toISOString(),
-          },
+          { ...newRun(b), runId: 'run-q' },
           { patch: { profileId: 'demo-board' }, audit: { profileId: 'demo-board' } },
         ),
       'quota-exhausted',
