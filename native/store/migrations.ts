@@ -491,11 +491,11 @@ WHEN NEW.refusal_id IS NOT OLD.refusal_id OR NEW.chip_id IS NOT OLD.chip_id
 BEGIN SELECT RAISE(ABORT, 'a refusal only counts repeats'); END;
 `;
 
-// Version 11 (docs/benchmarks.md "Station store writes"): two indexes that no query uses, each written by every
-// checkpoint of every board. runs_state (state, updated_at): updated_at moves at every checkpoint, so its entry moved
-// too; every lookup by state uses runs_state_started (state, started_at, run_id), which v3 added. audit_log_run
-// (run_id, seq): a random run id put each audit entry on its own index page; the station reads the chain by seq
-// only (a run's entries by run_id are still found, by a scan of audit_log).
+// Version 11 (docs/benchmarks.md "Station store writes"): two indexes no query needs, written by every commit of every
+// board. runs_state (state, updated_at): updated_at moves at every checkpoint, so its entry moved too; every lookup by
+// state searches runs_state_started (state, started_at, run_id), which v3 added (SQLite chose runs_state only for the
+// lifecycle's expired-runs query). audit_log_run (run_id, seq): a random run id put each audit entry on its own index
+// page; the station reads the chain by seq only (a run's entries by run_id are still found, by a scan of audit_log).
 const V11_DROP_UNUSED_INDEXES = `
 DROP INDEX runs_state;
 DROP INDEX audit_log_run;
