@@ -127,13 +127,16 @@ export async function benchIngest(o: {
     // The batch bodies are the stations' work (format v2: certificates once, records packed): made before the clock
     // starts. Timed: signing each request, HTTP, and everything the registry does.
     const bodies = fleet.map(({ records }) => {
-      const out: string[] = [];
+      // As a station sends it: the body's UTF-8 bytes, made once (hashed for the request signature and sent as they are).
+      const out: Buffer[] = [];
       for (let i = 0; i < records.length; i += MAX_BATCH_RECORDS)
         out.push(
-          JSON.stringify({
-            batchId: globalThis.crypto.randomUUID(),
-            ...packRecords(records.slice(i, i + MAX_BATCH_RECORDS).map((r) => r.jws)),
-          }),
+          Buffer.from(
+            JSON.stringify({
+              batchId: globalThis.crypto.randomUUID(),
+              ...packRecords(records.slice(i, i + MAX_BATCH_RECORDS).map((r) => r.jws)),
+            }),
+          ),
         );
       return out;
     });
