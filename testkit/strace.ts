@@ -1,11 +1,12 @@
 /**
  * Test support: a process run under `strace -f -y -xx` (fsync, fdatasync, pwrite64, write), its calls in the order
  * the kernel saw them, and the database files as they are certain to be after a power cut at any of those calls
- * (the durability tests: test/integration/durability.test.ts, native/store/durability.test.ts).
+ * (the durability tests: test/integration/durability.test.ts, native/store/durability.test.ts, the registry's
+ * test/integration/registry-durability.test.ts).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 /** One traced system call: its name, the file its first argument names (strace -y), its bytes, its offset. */
 export interface TracedCall {
@@ -103,7 +104,8 @@ export function writeMatching(calls: readonly TracedCall[], re: RegExp): number 
  * The SQLite database `db` as it is certain to be after a power cut at call `at`: the database file and its WAL,
  * each rebuilt from its content before the trace (`base`; absent: empty) and the pwrite64 calls made to it before
  * its last fsync before `at` (what was written later may be lost). The -shm file is not kept (SQLite rebuilds it
- * from the WAL). Written to `dir`; returns the path of the database file there.
+ * from the WAL). Written to `dir` under the database file's own name (`station.db`, `registry.db`: its WAL next to
+ * it as `<name>-wal`); returns the path of the database file there.
  */
 export function durableAt(
   calls: readonly TracedCall[],
@@ -113,6 +115,7 @@ export function durableAt(
   dir: string,
 ): string {
   mkdirSync(dir, { recursive: true });
+  const name = basename(db);
   for (const file of [db, `${db}-wal`]) {
     let lastSync = -1;
     for (let i = 0; i < at; i++) if (isSyncOf(calls[i]!, file)) lastSync = i;
@@ -124,7 +127,7 @@ export function durableAt(
       if (end > content.length) content = Buffer.concat([content, Buffer.alloc(end - content.length)]);
       c.bytes.copy(content, c.offset);
     }
-    if (content.length || file === db) writeFileSync(join(dir, file === db ? 'station.db' : 'station.db-wal'), content);
+    if (content.length || file === db) writeFileSync(join(dir, file === db ? name : `${name}-wal`), content);
   }
-  return join(dir, 'station.db');
+  return join(dir, name);
 }

@@ -2,7 +2,8 @@
  * RegistryDb on SQLite (better-sqlite3, WAL). Synchronous underneath: a batch is one `BEGIN IMMEDIATE`
  * transaction, and no other request interleaves inside it (single process). With an `apply` step (the device
  * lifecycle) the batch transaction becomes asynchronous and holds the connection exactly like
- * `SqlPort.transaction`: every other call waits until it commits or rolls back.
+ * `SqlPort.transaction`: every other call waits until it commits or rolls back. WAL at `synchronous = FULL`:
+ * a commit is on disk when it returns, so before the registry answers.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
@@ -127,7 +128,10 @@ export function openSqliteRegistryDb(path: string): Result<RegistryDb> {
     createPrivateFile(path); // 0600, and so are the -wal and -shm files SQLite makes next to it
     db = new Database(path);
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
+    // Every commit fsyncs the WAL before it returns: the registry answers a write (a receipt, an enrolment, a
+    // revocation) only after its commit, and what it answered must survive a power cut (docs/registry-api.md
+    // "Durability of an answer"). NORMAL would leave the last commits to the next checkpoint's fsync.
+    db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
     // Statement journals (and temporary tables) in memory, not in temporary files written page by page.
