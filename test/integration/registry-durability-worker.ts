@@ -32,6 +32,9 @@ const fail = (what: string): never => {
 /** The marker of a step, written once its answer is in this process (one write: the whole line). */
 const mark = (step: string, data: unknown): void => void process.stdout.write(`MARK ${step} ${JSON.stringify(data)}\n`);
 
+// Never outlive the test: this process (not a wrapper) ends itself if a step hangs.
+setTimeout(() => fail('registry-durability-worker: timed out'), 120_000).unref();
+
 const adminToken = randomUUID();
 const signer = await createTestSigner('P-256');
 const cert = await createRootCertificate({
