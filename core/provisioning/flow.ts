@@ -20,7 +20,7 @@
  * core/boards/): the profile matched from the board's identify answer names it, `deps.driverFor` resolves it. The
  * flow keeps the run, its checkpoints, the gates, issuance, the manifest and the record.
  */
-import { fromBase64Url, sha256Hex, toBase64Url } from '../bytes.js';
+import { fromBase64Url, sha256Hex, toBase64, toBase64Url } from '../bytes.js';
 import { isResumable, stationError, type StationError } from '../errors.js';
 import type { BoardIdentity, ProgressEvent, StepName } from '../model.js';
 import type { BoardClient, CallOptions, Clock, DetectedPort, Hsm, Logger, Signer } from '../ports.js';
@@ -37,7 +37,8 @@ import {
   type RevocationUrls,
 } from '../pki/device-cert.js';
 import { toPem } from '../pki/pem.js';
-import { buildManifest, signManifest } from './baseline.js';
+import { buildManifest, signManifest, verifyManifest } from './baseline.js';
+import { jwsLeafSha256, signedWithHeader } from './record-manifest.js';
 import { recordFormatMembers, signRecord, type ProvisioningRecord } from './record.js';
 import { canonicalJson } from '../canonical.js';
 
@@ -578,7 +579,8 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   // ---- baseline: measured and checked before any key or certificate exists. A failing board ends here with
   // its signed manifest in the run: no key, no certificate. A resumed run measures again (a read): the statement
   // must bind what the station checks now; the manifest is signed again only when the measurements or the policy
-  // changed.
+  // changed, or when the station key changed since it was signed (a run resumed across `station rotate-key`: the
+  // registry takes only a manifest signed by the record's own signer).
   let c = checkCancel('baseline');
   if (!c.ok) return c;
   begin('baseline');
@@ -587,21 +589,46 @@ export async function provisionBoard(deps: FlowDeps, opts: FlowOptions = {}): Pr
   const { measurements, measurementsSha256, verdict } = meas.value;
   const policySha256 = await sha256Hex(canonicalJson(deps.workOrder.baseline));
   const kept = run.data.manifest;
-  if (!kept || kept.measurementsSha256 !== measurementsSha256 || kept.policySha256 !== policySha256) {
-    const manifest = buildManifest({
+  const manifestAt = (capturedAt: string) =>
+    buildManifest({
       identity,
       measurements,
       policy: deps.workOrder.baseline,
       policyRef: { workOrder: deps.workOrder.id, sha256: policySha256 },
       verdict,
-      capturedAt: deps.clock.now().toISOString(),
+      capturedAt,
     });
+  const changed = !kept || kept.measurementsSha256 !== measurementsSha256 || kept.policySha256 !== policySha256;
+  // Signed with a station key replaced since (`station rotate-key` while the run was stopped): signed again with the
+  // current key. The payload is what the station measured now; only its `capturedAt` is the one of the manifest
+  // signed before, and only when that manifest verifies (signature, chain to the station root) and the rest of it
+  // is byte for byte this payload; otherwise a new manifest, captured now.
+  const rekeyed =
+    !changed &&
+    !signedWithHeader(kept.jws, { alg: deps.station.signer.algorithm, x5c: deps.station.chain.map(toBase64) });
+  if (changed || rekeyed) {
+    const before = rekeyed ? await verifyManifest(kept!.jws, [deps.station.chain.at(-1)!], deps.clock) : null;
+    const same =
+      before?.ok === true && canonicalJson(manifestAt(before.value.capturedAt)) === canonicalJson(before.value);
+    const manifest = manifestAt(same ? before.value.capturedAt : deps.clock.now().toISOString());
     const jws = await signManifest(deps.station.signer, [...deps.station.chain], manifest);
     if (!jws.ok) return failRun('baseline', jws.error);
     run = commit(
       'baseline',
       { manifest: { jws: jws.value, pass: verdict.pass, measurementsSha256, policySha256 } },
-      { pass: verdict.pass, violations: verdict.violations.map((v) => v.rule), measurementsSha256 },
+      {
+        pass: verdict.pass,
+        violations: verdict.violations.map((v) => v.rule),
+        measurementsSha256,
+        ...(rekeyed
+          ? {
+              resigned: 'station-key-changed',
+              capturedAtKept: same,
+              previousSignerSha256: await jwsLeafSha256(kept!.jws),
+              signerSha256: await sha256Hex(deps.station.chain[0]!),
+            }
+          : {}),
+      },
       meas.value.checkpoint,
     );
   } else {

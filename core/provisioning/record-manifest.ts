@@ -6,7 +6,7 @@
  * BASE64URL(JCS(payload)) "." signature. Light on purpose (no zod): `station records` and the registry's hot path
  * read it. Imports core only.
  */
-import { fromBase64, toBase64Url, utf8 } from '../bytes.js';
+import { fromBase64, sha256Hex, toBase64Url, utf8 } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
 import { err, ok, type Result } from '../result.js';
 import { fromPemChain } from '../pki/pem.js';
@@ -96,6 +96,29 @@ export function jwsHeaderOf(jws: string): RecordHeader | null {
     if (typeof alg !== 'string') return null;
     if (x5c !== undefined && (!Array.isArray(x5c) || !x5c.every((c) => typeof c === 'string'))) return null;
     return x5c === undefined ? { alg } : { alg, x5c: x5c as string[] };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether a compact JWS was signed with exactly this `alg` and `x5c` (the same strings in the same order): false for
+ * a manifest signed before a station key rotation, whose signer is not the station certificate that signs the record
+ * now (core/provisioning/flow.ts re-signs it, docs/formats.md "Baseline manifest").
+ */
+export function signedWithHeader(jws: string, header: RecordHeader): boolean {
+  const h = jwsHeaderOf(jws);
+  const want = header.x5c ?? [];
+  const got = h?.x5c ?? [];
+  return h !== null && h.alg === header.alg && got.length === want.length && got.every((c, i) => c === want[i]);
+}
+
+/** SHA-256 (hex) of the x5c leaf (the signer's certificate) of a compact JWS; null when it has none. */
+export async function jwsLeafSha256(jws: string): Promise<string | null> {
+  const leaf = jwsHeaderOf(jws)?.x5c?.[0];
+  if (leaf === undefined) return null;
+  try {
+    return await sha256Hex(fromBase64(leaf));
   } catch {
     return null;
   }

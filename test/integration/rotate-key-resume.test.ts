@@ -1,0 +1,211 @@
+/**
+ * A provisioning run resumed across a station key rotation still makes a record headquarters accepts, with real
+ * parts: the `station` CLI in child processes (bin/station.mjs), SoftHSM2, the simulator on ptys, SQLite, a real
+ * registry on 127.0.0.1. The board takes its certificate and is unplugged before answering; the station is killed
+ * (SIGKILL) the moment the board holds it: the run signed its baseline manifest with the station key and the
+ * certificate is issued, but there is no record. `station rotate-key` rotates the key online; the board is plugged
+ * back and the run resumed: the station signs the same manifest again with the new key (the same payload, its
+ * `capturedAt` unchanged; audited), so the record is v3 and signed, with its manifest, by the new key. `station sync`
+ * delivers it: the registry accepts it, the Python verifier (test/verifier/lsverify.py, openssl) verifies it, the
+ * audit chain verifies and every issued certificate is in a record (docs/lifecycle.md "Station key rotation").
+ */
+import 'reflect-metadata';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../core/bytes.js';
+import { jwsHeaderOf } from '../../core/provisioning/record-manifest.js';
+import { toPem } from '../../core/pki/pem.js';
+import { openStationDb, type StationDb } from '../../native/store/index.js';
+import { type RunningRegistry } from '../../registry/http/server.js';
+import { enrollStation } from '../../registry/stations/service.js';
+import { assertIssuanceInvariant } from '../../testkit/issuance-invariant.js';
+import { must } from '../../testkit/pki/test-util.js';
+import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
+import { provisionArgs, runStationCli } from '../../testkit/station-cli.js';
+import { createWorld, type World } from '../harness.js';
+import { addOperators } from '../operators-fixture.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const BIN = join(ROOT, 'bin', 'station.mjs');
+const VERIFIER = join(ROOT, 'test', 'verifier', 'lsverify.py');
+const WO = 'WO-DEMO-1';
+const PINS = { LINE_STATION_PIN: '480213' };
+
+let w: World;
+let reg: RunningRegistry;
+let dbFile: string;
+
+beforeAll(async () => {
+  w = await createWorld({ boards: [{ model: 'LS-SIM-SE' }] });
+  await addOperators(w.dataDir, [{ id: 'op-1', role: 'operator', pin: PINS.LINE_STATION_PIN }]);
+  reg = await startLifecycleRegistry(`sqlite:${join(w.dir, 'registry.db')}`, {
+    registryId: 'registry-rotres',
+    adminToken: 'admin-token-rotate-key-resume-0123456789',
+  });
+  const regCert = join(w.dir, 'registry.pem');
+  writeFileSync(regCert, toPem(reg.context.registryChain[0]!, 'CERTIFICATE'));
+  must(
+    await enrollStation(reg.context, {
+      stationId: w.engine.station.id,
+      chainPem: readFileSync(join(w.dataDir, 'pki', 'station-chain.pem'), 'utf8'),
+    }),
+  );
+  const e = await runStationCli(['enroll', '--data-dir', w.dataDir, '--registry', reg.url, '--registry-cert', regCert]);
+  expect(e.code, e.text).toBe(0);
+  await w.engine.close(); // the station runs in child processes from here on
+  dbFile = join(w.dataDir, 'station.db');
+}, 120_000);
+afterAll(async () => {
+  await reg?.close();
+  await w?.teardown();
+});
+
+/** `station ARGS` in a child process (the registry in this process keeps answering); `killWhen` SIGKILLs it. */
+function station(
+  args: readonly string[],
+  killWhen?: () => boolean,
+): Promise<{ code: number | null; signal: string | null; out: string }> {
+  return new Promise((res) => {
+    const p = spawn(process.execPath, [BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...PINS },
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const poll = killWhen
+      ? setInterval(() => {
+          if (killWhen()) p.kill('SIGKILL');
+        }, 2)
+      : undefined;
+    p.on('exit', (code, signal) => {
+      if (poll) clearInterval(poll);
+      res({ code, signal, out });
+    });
+  });
+}
+
+/** The station database, opened for one look. */
+function withDb<T>(fn: (db: StationDb) => T): T {
+  const db = must(openStationDb(dbFile));
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+const payloadOf = (jws: string) =>
+  JSON.parse(Buffer.from(jws.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
+const leafOf = async (jws: string) => sha256Hex(Buffer.from(jwsHeaderOf(jws)!.x5c![0]!, 'base64'));
+
+describe('a provisioning run resumed across a station key rotation', () => {
+  it('re-signs the manifest with the new key; the record is accepted and verifies', async () => {
+    const chipId = w.sim.state(0).chipId;
+    // Killed the moment the board holds its certificate (installCert executed, the board unplugged before answering).
+    w.sim.setFaults(0, { disconnectOn: 'installCert' });
+    const killed = await station(
+      provisionArgs(w.dataDir, w.sim.ports[0]!, WO),
+      () => w.sim.state(0).certSha256 !== null,
+    );
+    expect(killed.signal, killed.out).toBe('SIGKILL');
+    const active = withDb((db) => db.store.findActiveRun(chipId))!;
+    expect(active).toBeDefined();
+    const oldManifest = (active.data.manifest as { jws: string }).jws;
+    const oldLeaf = await leafOf(oldManifest);
+    expect(withDb((db) => db.store.findCurrentRecord(chipId))).toBeNull();
+    const issued = withDb((db) => db.store.listAudit(1, 100_000)).filter(
+      (e) => e.runId === active.runId && e.type === 'cert.issued',
+    );
+    expect(issued, 'the certificate was issued before the kill').toHaveLength(1);
+
+    // The key is rotated for real, online against the registry (the killed process's engine marker is stale).
+    const rot = await station(['rotate-key', '--data-dir', w.dataDir, '--json']);
+    expect(rot.code, rot.out).toBe(0);
+    const rotated = JSON.parse(rot.out) as { status: string; certificateSha256: string };
+    expect(rotated.status).toBe('rotated');
+    expect(rotated.certificateSha256).not.toBe(oldLeaf);
+
+    // The board is plugged back in; the run resumes and completes.
+    await w.sim.plug(0);
+    await sleep(100);
+    const resumed = await station(provisionArgs(w.dataDir, w.sim.ports[0]!, WO));
+    expect(resumed.code, resumed.out).toBe(0);
+    const rec = withDb((db) => db.store.findCurrentRecord(chipId))!;
+    expect(rec.runId).toBe(active.runId);
+    expect(rec.certificateSerial).toBe(issued[0]!.payload['serialNumber']);
+
+    // Synced to the registry: accepted (not rejected), stored under the new station certificate.
+    const sy = await station(['sync', '--data-dir', w.dataDir, '--json']);
+    // (on failure: the registry's reason, from the outbox, read-only)
+    const why = () =>
+      execFileSync('sqlite3', [`file:${dbFile}?mode=ro`, 'SELECT failure_reason, failure_message FROM outbox'], {
+        encoding: 'utf8',
+      });
+    expect(sy.code, sy.out).toBe(0);
+    expect(JSON.parse(sy.out), `${sy.out}\n${why()}`).toMatchObject({
+      reachable: true,
+      pending: 0,
+      acknowledged: 1,
+      failed: 0,
+    });
+    const stored = must(await reg.context.db.listRecords({ stationId: w.engine.station.id, limit: 10 }));
+    expect(stored.map((r) => r.recordId)).toEqual([rec.recordId]);
+
+    // The record and its manifest are signed by the new key, format v3, the manifest's payload unchanged.
+    expect(await leafOf(rec.jws)).toBe(rotated.certificateSha256);
+    const payload = payloadOf(rec.jws) as { schema: string; manifest: { payload: Record<string, unknown> } };
+    expect(payload.schema).toBe('line-station/provisioning-record/v3');
+    expect(payload.manifest.payload).toEqual(payloadOf(oldManifest));
+    const run = withDb((db) => db.store.getRun(active.runId))!;
+    const newManifest = (run.data.manifest as { jws: string }).jws;
+    expect(await leafOf(newManifest)).toBe(rotated.certificateSha256);
+    expect(jwsHeaderOf(newManifest)!.x5c).toEqual(jwsHeaderOf(rec.jws)!.x5c);
+    // Audited: the re-signing, from which signer to which.
+    const resign = withDb((db) => db.store.listAudit(1, 100_000)).filter(
+      (e) => e.runId === active.runId && e.type === 'step.baseline' && e.payload['resigned'] !== undefined,
+    );
+    expect(resign).toHaveLength(1);
+    expect(resign[0]!.payload).toMatchObject({
+      resigned: 'station-key-changed',
+      capturedAtKept: true,
+      previousSignerSha256: oldLeaf,
+      signerSha256: rotated.certificateSha256,
+    });
+
+    // The independent verifier (Python + openssl) with the pinned root.
+    const rootPem = join(w.dataDir, 'pki', 'root.pem');
+    const fp = execFileSync('openssl', ['x509', '-in', rootPem, '-noout', '-fingerprint', '-sha256'], {
+      encoding: 'utf8',
+    })
+      .split('=')[1]!
+      .trim();
+    writeFileSync(join(w.dir, 'record.jws'), rec.jws);
+    const v = spawnPython(['record', '--jws', join(w.dir, 'record.jws'), '--root', rootPem, '--root-sha256', fp]);
+    expect(v.out['error']).toBeUndefined();
+    expect(v.code).toBe(0);
+    expect(v.out['checked']).toEqual(expect.arrayContaining(['jws', 'chain', 'certificate', 'manifest']));
+
+    // The audit chain verifies; every issued certificate is in a record or on the CRL.
+    expect(withDb((db) => db.store.verifyAudit())).toMatchObject({ ok: true });
+    // (no failed issuance here, so no CRL to read: the certificate must be the record's)
+    const inv = await assertIssuanceInvariant({ dbFile });
+    expect(inv.inRecord).toBe(1);
+    expect(inv.activeRun).toBe(0);
+  }, 240_000);
+});
+
+/** lsverify.py's JSON answer and exit code (asynchronous is not needed: it reads files only). */
+function spawnPython(args: readonly string[]): { code: number; out: Record<string, unknown> } {
+  try {
+    const stdout = execFileSync('python3', [VERIFIER, ...args], { encoding: 'utf8', timeout: 60_000 });
+    return { code: 0, out: JSON.parse(stdout) as Record<string, unknown> };
+  } catch (e) {
+    const x = e as { status?: number; stdout?: string; stderr?: string };
+    if (!x.stdout?.trim()) throw new Error(`lsverify: ${x.stderr ?? String(e)}`);
+    return { code: x.status ?? -1, out: JSON.parse(x.stdout) as Record<string, unknown> };
+  }
+}
