@@ -39,7 +39,7 @@ let reg: RunningRegistry;
 let dbFile: string;
 
 beforeAll(async () => {
-  w = await createWorld({ boards: [{ model: 'LS-SIM-SE' }] });
+  w = await createWorld({ boards: [{ model: 'LS-SIM-SE' }, { model: 'LS-SIM-SE' }] });
   await addOperators(w.dataDir, [{ id: 'op-1', role: 'operator', pin: PINS.LINE_STATION_PIN }]);
   reg = await startLifecycleRegistry(`sqlite:${join(w.dir, 'registry.db')}`, {
     registryId: 'registry-rotres',
@@ -102,78 +102,97 @@ const payloadOf = (jws: string) =>
   JSON.parse(Buffer.from(jws.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
 const leafOf = async (jws: string) => sha256Hex(Buffer.from(jwsHeaderOf(jws)!.x5c![0]!, 'base64'));
 
+/** Provision board i, SIGKILLed the moment it holds its certificate (installCert executed, unplugged before answering). */
+async function interrupted(i: number) {
+  const chipId = w.sim.state(i).chipId;
+  w.sim.setFaults(i, { disconnectOn: 'installCert' });
+  const killed = await station(provisionArgs(w.dataDir, w.sim.ports[i]!, WO), () => w.sim.state(i).certSha256 !== null);
+  expect(killed.signal, killed.out).toBe('SIGKILL');
+  const active = withDb((db) => db.store.findActiveRun(chipId))!;
+  expect(active).toBeDefined();
+  expect(withDb((db) => db.store.findCurrentRecord(chipId))).toBeNull();
+  const issued = withDb((db) => db.store.listAudit(1, 100_000)).filter(
+    (e) => e.runId === active.runId && e.type === 'cert.issued',
+  );
+  expect(issued, 'the certificate was issued before the kill').toHaveLength(1);
+  return { chipId, runId: active.runId, manifest: (active.data.manifest as { jws: string }).jws, issued: issued[0]! };
+}
+
+/** `station rotate-key` for real, online against the registry (the killed process's engine marker is stale). */
+async function rotate(): Promise<string> {
+  const rot = await station(['rotate-key', '--data-dir', w.dataDir, '--json']);
+  expect(rot.code, rot.out).toBe(0);
+  const rotated = JSON.parse(rot.out) as { status: string; certificateSha256: string };
+  expect(rotated.status).toBe('rotated');
+  return rotated.certificateSha256;
+}
+
+/** Board i plugged back in; its run resumes and completes: the record. */
+async function resume(i: number, chipId: string) {
+  await w.sim.plug(i);
+  await sleep(100);
+  const resumed = await station(provisionArgs(w.dataDir, w.sim.ports[i]!, WO));
+  expect(resumed.code, resumed.out).toBe(0);
+  return withDb((db) => db.store.findCurrentRecord(chipId))!;
+}
+
+/** `station sync`: every record acknowledged by the registry, none refused (else the registry's reasons). */
+async function syncAll(acknowledged: number): Promise<void> {
+  const sy = await station(['sync', '--data-dir', w.dataDir, '--json']);
+  const why = () =>
+    execFileSync('sqlite3', [`file:${dbFile}?mode=ro`, 'SELECT failure_reason, failure_message FROM outbox'], {
+      encoding: 'utf8',
+    });
+  expect(sy.code, sy.out).toBe(0);
+  expect(JSON.parse(sy.out), `${sy.out}\n${why()}`).toMatchObject({
+    reachable: true,
+    pending: 0,
+    acknowledged,
+    failed: 0,
+  });
+}
+
+/** The baseline audit entries of a run that say its manifest was signed again. */
+const resigned = (runId: string) =>
+  withDb((db) => db.store.listAudit(1, 100_000)).filter(
+    (e) => e.runId === runId && e.type === 'step.baseline' && e.payload['resigned'] !== undefined,
+  );
+
+type RecordPayload = { schema: string; manifest: { payload: Record<string, unknown> } };
+let firstManifest = '';
+
 describe('a provisioning run resumed across a station key rotation', () => {
   it('re-signs the manifest with the new key; the record is accepted and verifies', async () => {
-    const chipId = w.sim.state(0).chipId;
-    // Killed the moment the board holds its certificate (installCert executed, the board unplugged before answering).
-    w.sim.setFaults(0, { disconnectOn: 'installCert' });
-    const killed = await station(
-      provisionArgs(w.dataDir, w.sim.ports[0]!, WO),
-      () => w.sim.state(0).certSha256 !== null,
-    );
-    expect(killed.signal, killed.out).toBe('SIGKILL');
-    const active = withDb((db) => db.store.findActiveRun(chipId))!;
-    expect(active).toBeDefined();
-    const oldManifest = (active.data.manifest as { jws: string }).jws;
-    const oldLeaf = await leafOf(oldManifest);
-    expect(withDb((db) => db.store.findCurrentRecord(chipId))).toBeNull();
-    const issued = withDb((db) => db.store.listAudit(1, 100_000)).filter(
-      (e) => e.runId === active.runId && e.type === 'cert.issued',
-    );
-    expect(issued, 'the certificate was issued before the kill').toHaveLength(1);
+    const run = await interrupted(0);
+    const oldLeaf = await leafOf(run.manifest);
+    firstManifest = run.manifest;
+    const newLeaf = await rotate();
+    expect(newLeaf).not.toBe(oldLeaf);
+    const rec = await resume(0, run.chipId);
+    expect(rec.runId).toBe(run.runId);
+    expect(rec.certificateSerial).toBe(run.issued.payload['serialNumber']);
 
-    // The key is rotated for real, online against the registry (the killed process's engine marker is stale).
-    const rot = await station(['rotate-key', '--data-dir', w.dataDir, '--json']);
-    expect(rot.code, rot.out).toBe(0);
-    const rotated = JSON.parse(rot.out) as { status: string; certificateSha256: string };
-    expect(rotated.status).toBe('rotated');
-    expect(rotated.certificateSha256).not.toBe(oldLeaf);
-
-    // The board is plugged back in; the run resumes and completes.
-    await w.sim.plug(0);
-    await sleep(100);
-    const resumed = await station(provisionArgs(w.dataDir, w.sim.ports[0]!, WO));
-    expect(resumed.code, resumed.out).toBe(0);
-    const rec = withDb((db) => db.store.findCurrentRecord(chipId))!;
-    expect(rec.runId).toBe(active.runId);
-    expect(rec.certificateSerial).toBe(issued[0]!.payload['serialNumber']);
-
-    // Synced to the registry: accepted (not rejected), stored under the new station certificate.
-    const sy = await station(['sync', '--data-dir', w.dataDir, '--json']);
-    // (on failure: the registry's reason, from the outbox, read-only)
-    const why = () =>
-      execFileSync('sqlite3', [`file:${dbFile}?mode=ro`, 'SELECT failure_reason, failure_message FROM outbox'], {
-        encoding: 'utf8',
-      });
-    expect(sy.code, sy.out).toBe(0);
-    expect(JSON.parse(sy.out), `${sy.out}\n${why()}`).toMatchObject({
-      reachable: true,
-      pending: 0,
-      acknowledged: 1,
-      failed: 0,
-    });
+    // Synced to the registry: accepted (not refused), stored.
+    await syncAll(1);
     const stored = must(await reg.context.db.listRecords({ stationId: w.engine.station.id, limit: 10 }));
     expect(stored.map((r) => r.recordId)).toEqual([rec.recordId]);
 
     // The record and its manifest are signed by the new key, format v3, the manifest's payload unchanged.
-    expect(await leafOf(rec.jws)).toBe(rotated.certificateSha256);
-    const payload = payloadOf(rec.jws) as { schema: string; manifest: { payload: Record<string, unknown> } };
+    expect(await leafOf(rec.jws)).toBe(newLeaf);
+    const payload = payloadOf(rec.jws) as RecordPayload;
     expect(payload.schema).toBe('line-station/provisioning-record/v3');
-    expect(payload.manifest.payload).toEqual(payloadOf(oldManifest));
-    const run = withDb((db) => db.store.getRun(active.runId))!;
-    const newManifest = (run.data.manifest as { jws: string }).jws;
-    expect(await leafOf(newManifest)).toBe(rotated.certificateSha256);
-    expect(jwsHeaderOf(newManifest)!.x5c).toEqual(jwsHeaderOf(rec.jws)!.x5c);
+    expect(payload.manifest.payload).toEqual(payloadOf(run.manifest));
+    const kept = (withDb((db) => db.store.getRun(run.runId))!.data.manifest as { jws: string }).jws;
+    expect(await leafOf(kept)).toBe(newLeaf);
+    expect(jwsHeaderOf(kept)!.x5c).toEqual(jwsHeaderOf(rec.jws)!.x5c);
     // Audited: the re-signing, from which signer to which.
-    const resign = withDb((db) => db.store.listAudit(1, 100_000)).filter(
-      (e) => e.runId === active.runId && e.type === 'step.baseline' && e.payload['resigned'] !== undefined,
-    );
-    expect(resign).toHaveLength(1);
-    expect(resign[0]!.payload).toMatchObject({
+    const audit = resigned(run.runId);
+    expect(audit).toHaveLength(1);
+    expect(audit[0]!.payload).toMatchObject({
       resigned: 'station-key-changed',
       capturedAtKept: true,
       previousSignerSha256: oldLeaf,
-      signerSha256: rotated.certificateSha256,
+      signerSha256: newLeaf,
     });
 
     // The independent verifier (Python + openssl) with the pinned root.
@@ -189,12 +208,40 @@ describe('a provisioning run resumed across a station key rotation', () => {
     expect(v.code).toBe(0);
     expect(v.out['checked']).toEqual(expect.arrayContaining(['jws', 'chain', 'certificate', 'manifest']));
 
-    // The audit chain verifies; every issued certificate is in a record or on the CRL.
+    // The audit chain verifies; every issued certificate is in a record (no failed issuance here, so no CRL to read).
     expect(withDb((db) => db.store.verifyAudit())).toMatchObject({ ok: true });
-    // (no failed issuance here, so no CRL to read: the certificate must be the record's)
     const inv = await assertIssuanceInvariant({ dbFile });
     expect(inv.inRecord).toBe(1);
     expect(inv.activeRun).toBe(0);
+  }, 240_000);
+
+  it('signs only what it measured: a genuine manifest of another board put into the run is not signed again', async () => {
+    const run = await interrupted(1);
+    // The attacker (write access to station.db) swaps in board 0's manifest, genuinely signed by the first key.
+    execFileSync('sqlite3', [
+      dbFile,
+      `UPDATE runs SET data_json = json_set(data_json, '$.manifest.jws', '${firstManifest}') WHERE run_id = '${run.runId}'`,
+    ]);
+    const newLeaf = await rotate();
+    const rec = await resume(1, run.chipId);
+    await syncAll(2);
+
+    // The manifest in the record is this board's, as measured now; nothing of board 0's was signed.
+    const m = (payloadOf(rec.jws) as RecordPayload).manifest.payload;
+    const own = payloadOf(run.manifest);
+    expect((m['board'] as { chipId: string }).chipId).toBe(run.chipId);
+    expect(m['measurements']).toEqual(own['measurements']);
+    expect(m['verdict']).toEqual(own['verdict']);
+    expect(m['capturedAt']).not.toBe(payloadOf(firstManifest)['capturedAt']);
+    expect(Date.parse(m['capturedAt'] as string)).toBeGreaterThan(Date.parse(own['capturedAt'] as string));
+    expect(resigned(run.runId)[0]!.payload).toMatchObject({
+      resigned: 'station-key-changed',
+      capturedAtKept: false,
+      previousSignerSha256: await leafOf(firstManifest),
+      signerSha256: newLeaf,
+    });
+    expect(withDb((db) => db.store.verifyAudit())).toMatchObject({ ok: true });
+    expect((await assertIssuanceInvariant({ dbFile })).inRecord).toBe(2);
   }, 240_000);
 });
 
