@@ -1,14 +1,14 @@
 /**
  * Record format v3's rule (core/provisioning/record-manifest.ts): the manifest JWS the station signed rebuilds byte
  * for byte from its payload and signature with the record's alg and x5c, and only then is a record written as v3;
- * a manifest signed under another chain or key (a run resumed across a station key rotation) or another issuing
- * chain gives a v2 record. The readers' helpers give the same manifest JWS and issuing chain for v2 and v3, and the
+ * a manifest signed under another chain or key or another issuing chain gives a v2 record. signedWithHeader tells the
+ * flow that a run's manifest was signed with a replaced station key (the flow then signs it again). The readers' helpers give the same manifest JWS and issuing chain for v2 and v3, and the
  * rebuilt manifest verifies with jose (an independent JOSE implementation).
  */
 import 'reflect-metadata';
 import { compactVerify, importX509 } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { toBase64 } from '../bytes.js';
+import { sha256Hex, toBase64 } from '../bytes.js';
 import { systemClock } from '../ports.js';
 import { signJws } from '../pki/jws.js';
 import { toPem } from '../pki/pem.js';
@@ -17,11 +17,13 @@ import { RECORD_SCHEMA, recordFormatMembers } from './record.js';
 import {
   embedManifest,
   jwsHeaderOf,
+  jwsLeafSha256,
   MANIFEST_TYP,
   rebuildManifest,
   RECORD_SCHEMA_V3,
   recordIssuingChain,
   recordManifestJws,
+  signedWithHeader,
 } from './record-manifest.js';
 
 let A: TestStation;
@@ -120,5 +122,25 @@ describe('readers: one manifest JWS and issuing chain for v2 and v3 records', ()
     expect(recordManifestJws(rec, null).ok).toBe(false);
     expect(recordIssuingChain(rec, { alg: 'ES256', x5c: x5cOf(A.chain).slice(0, 1) }).ok).toBe(false);
     expect(recordManifestJws({ schema: RECORD_SCHEMA, manifest: {} }, null).ok).toBe(false);
+  });
+});
+
+describe('the signer of a manifest a run holds (a run resumed across a station key rotation)', () => {
+  it('signedWithHeader: only the same alg and the same x5c, in the same order', async () => {
+    const jws = await manifestSigned(A.chain);
+    expect(signedWithHeader(jws, { alg: 'ES256', x5c: x5cOf(A.chain) })).toBe(true);
+    expect(signedWithHeader(jws, { alg: 'ES256', x5c: x5cOf(B.chain) })).toBe(false);
+    expect(signedWithHeader(jws, { alg: 'ES256', x5c: x5cOf(A.chain).slice(0, 2) })).toBe(false);
+    expect(signedWithHeader(jws, { alg: 'ES256', x5c: x5cOf([...A.chain].reverse()) })).toBe(false);
+    expect(signedWithHeader(jws, { alg: 'ES384', x5c: x5cOf(A.chain) })).toBe(false);
+    expect(signedWithHeader('not-a-jws', { alg: 'ES256', x5c: x5cOf(A.chain) })).toBe(false);
+  });
+
+  it('jwsLeafSha256: SHA-256 of the x5c leaf; null without one', async () => {
+    expect(await jwsLeafSha256(await manifestSigned(A.chain))).toBe(await sha256Hex(A.chain[0]!));
+    expect(await jwsLeafSha256(await manifestSigned(B.chain))).toBe(await sha256Hex(B.chain[0]!));
+    const none = await signJws({ signer: A.signer, payload: Buffer.from('{}'), header: { typ: MANIFEST_TYP } });
+    expect(await jwsLeafSha256(none.ok ? none.value : '')).toBeNull();
+    expect(await jwsLeafSha256('garbage')).toBeNull();
   });
 });

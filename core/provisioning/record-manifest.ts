@@ -69,8 +69,9 @@ export function rebuildManifest(
 
 /**
  * The v3 `manifest` member for a manifest JWS the station signed: its payload and signature, when the JWS rebuilds
- * byte for byte with the record's `alg` and `x5c` (rebuildManifest); null otherwise (e.g. signed before a station key
- * rotation, or not canonical): the station then writes a v2 record.
+ * byte for byte with the record's `alg` and `x5c` (rebuildManifest); null otherwise (e.g. signed under another chain,
+ * or not canonical): the station then writes a v2 record. A run resumed across a station key rotation does not get
+ * here with the old manifest: its baseline step signs it again with the current key (core/provisioning/flow.ts).
  */
 export function embedManifest(manifestJws: string, header: RecordHeader): EmbeddedManifest | null {
   const parts = manifestJws.split('.');
