@@ -8,19 +8,17 @@
  * once (`cert.rework-revocation`, a scrap event `rework-failed:<runId>`), a further failing rework queues none, the
  * issuance invariant holds and the audit chain verifies (docs/lifecycle.md "Failed rework").
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScrapPayloadSchema } from '../../core/hq/scrap.js';
-import { openStationDb, type StationDb } from '../../native/store/index.js';
+import { type StationDb } from '../../native/store/index.js';
 import { assertIssuanceInvariant } from '../../testkit/issuance-invariant.js';
-import { must } from '../../testkit/pki/test-util.js';
 import { provisionArgs } from '../../testkit/station-cli.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
+import { runStationProcess, withStationDb } from '../station-process.js';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'station.mjs');
 const WO = 'WO-DEMO-1';
 const PINS = { LINE_STATION_PIN: '480213', LINE_STATION_SUPERVISOR_PIN: '135790' };
 
@@ -41,44 +39,15 @@ afterAll(async () => {
 });
 
 /** `station provision` of board i in a child process; `killWhen` is polled and SIGKILLs the station once true. */
-function station(
-  i: number,
-  more: readonly string[],
-  killWhen?: () => boolean,
-): Promise<{ code: number | null; signal: string | null; out: string }> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, [BIN, ...provisionArgs(w.dataDir, w.sim.ports[i]!, WO), ...more], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...PINS },
-    });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const poll = killWhen
-      ? setInterval(() => {
-          if (killWhen()) p.kill('SIGKILL');
-        }, 2)
-      : undefined;
-    p.on('exit', (code, signal) => {
-      if (poll) clearInterval(poll);
-      res({ code, signal, out });
-    });
-  });
-}
+const station = (i: number, more: readonly string[], killWhen?: () => boolean) =>
+  runStationProcess([...provisionArgs(w.dataDir, w.sim.ports[i]!, WO), ...more], PINS, killWhen);
 const rework = (i: number, killWhen?: () => boolean) =>
   station(i, ['--reprovision', '--supervisor', 'sup-1'], killWhen);
 const scrapEvents = (chipId: string) =>
   withDb((db) => db.lifecycle.revocations({ kind: 'scrapped' })).filter((q) => q.chipId === chipId);
 
 /** The station database, opened for one look. */
-function withDb<T>(fn: (db: StationDb) => T): T {
-  const db = must(openStationDb(dbFile));
-  try {
-    return fn(db);
-  } finally {
-    db.close();
-  }
-}
+const withDb = <T>(fn: (db: StationDb) => T): T => withStationDb(dbFile, fn);
 
 describe('a rework killed between the board erase and its checkpoint', () => {
   it('resumes on the erased board as zeroized; its failure queues the old credential revocation once', async () => {

@@ -10,7 +10,7 @@
  * audit chain verifies and every issued certificate is in a record (docs/lifecycle.md "Station key rotation").
  */
 import 'reflect-metadata';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../core/bytes.js';
 import { jwsHeaderOf } from '../../core/provisioning/record-manifest.js';
 import { toPem } from '../../core/pki/pem.js';
-import { openStationDb, type StationDb } from '../../native/store/index.js';
+import { type StationDb } from '../../native/store/index.js';
 import { type RunningRegistry } from '../../registry/http/server.js';
 import { enrollStation } from '../../registry/stations/service.js';
 import { assertIssuanceInvariant } from '../../testkit/issuance-invariant.js';
@@ -27,9 +27,9 @@ import { startLifecycleRegistry } from '../../testkit/registry/lifecycle.js';
 import { provisionArgs, runStationCli } from '../../testkit/station-cli.js';
 import { createWorld, type World } from '../harness.js';
 import { addOperators } from '../operators-fixture.js';
+import { runStationProcess, withStationDb } from '../station-process.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'station.mjs');
 const VERIFIER = join(ROOT, 'test', 'verifier', 'lsverify.py');
 const WO = 'WO-DEMO-1';
 const PINS = { LINE_STATION_PIN: '480213' };
@@ -63,40 +63,9 @@ afterAll(async () => {
   await w?.teardown();
 });
 
-/** `station ARGS` in a child process (the registry in this process keeps answering); `killWhen` SIGKILLs it. */
-function station(
-  args: readonly string[],
-  killWhen?: () => boolean,
-): Promise<{ code: number | null; signal: string | null; out: string }> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, [BIN, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...PINS },
-    });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const poll = killWhen
-      ? setInterval(() => {
-          if (killWhen()) p.kill('SIGKILL');
-        }, 2)
-      : undefined;
-    p.on('exit', (code, signal) => {
-      if (poll) clearInterval(poll);
-      res({ code, signal, out });
-    });
-  });
-}
-
-/** The station database, opened for one look. */
-function withDb<T>(fn: (db: StationDb) => T): T {
-  const db = must(openStationDb(dbFile));
-  try {
-    return fn(db);
-  } finally {
-    db.close();
-  }
-}
+/** `station ARGS` in its own process (the registry in this process keeps answering); `killWhen` SIGKILLs it. */
+const station = (args: readonly string[], killWhen?: () => boolean) => runStationProcess(args, PINS, killWhen);
+const withDb = <T>(fn: (db: StationDb) => T): T => withStationDb(dbFile, fn);
 
 const payloadOf = (jws: string) =>
   JSON.parse(Buffer.from(jws.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
