@@ -23,6 +23,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { availableParallelism } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import type { BoardClient } from '../core/ports.js';
 import type { BoardClientWithStats } from '../core/protocol/client.js';
@@ -359,7 +360,7 @@ async function main(): Promise<void> {
       throw new Error(`bench board failed: ${r.ok ? r.value.status : r.error.message}`);
     const end = mono();
     const run: BoardRun = { start: t, end, calls: acc.calls };
-    return { ms: end - t, boardMs: acc.boardMs, bytes, requests, run, port };
+    return { ms: end - t, boardMs: acc.boardMs, bytes, requests, run, port, model: r.value.identity.model };
   };
 
   // Warm-up (JIT, HSM handles), not counted.
@@ -393,13 +394,21 @@ async function main(): Promise<void> {
   // Scaling at board-like latencies: one board at a time (reference cycle and CPU), then 16 at once.
   const slowPorts = slow.map((x) => [...x.ports]);
   for (const ports of slowPorts) await one(ports.shift()!); // warm-up: first connection to each simulator
-  const single: Array<{ ms: number; cpu: number; simCpu: number | null; run: BoardRun; port: string }> = [];
+  const single: Array<{ ms: number; cpu: number; simCpu: number | null; run: BoardRun; port: string; model: string }> =
+    [];
   for (const p of slowPorts[0]!.splice(0, SCALING_SINGLE)) {
     const c = process.cpuUsage();
     const s0 = processesCpuMs(slowPids);
     const r = await one(p);
     const s1 = processesCpuMs(slowPids);
-    single.push({ ms: r.ms, cpu: cpuMs(c), simCpu: s0 !== null && s1 !== null ? s1 - s0 : null, run: r.run, port: p });
+    single.push({
+      ms: r.ms,
+      cpu: cpuMs(c),
+      simCpu: s0 !== null && s1 !== null ? s1 - s0 : null,
+      run: r.run,
+      port: p,
+      model: r.model,
+    });
   }
   // Board k of the 16 from simulator k % SCALING_SIMS.
   const burstPorts = Array.from({ length: SCALING_BOARDS }, (_, k) => slowPorts[k % SCALING_SIMS]!.shift()!);
@@ -411,9 +420,21 @@ async function main(): Promise<void> {
   const cAll = process.cpuUsage();
   const mAll = machineTicks();
   const simAll = processesCpuMs(slowPids);
+  // The station's garbage collections during the burst (its CPU per extra board swings between runs).
+  const gcs: Array<{ kind: number; ms: number }> = [];
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      gcs.push({ kind: (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0, ms: e.duration });
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
   const tAll = mono();
   const burst = await Promise.all(burstPorts.map((p) => one(p)));
   const tEnd = mono();
+  await new Promise((r) => setImmediate(r)); // the observer's last entries
+  gcObserver.disconnect();
+  const gcMajor = gcs.filter((g) => g.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR);
+  const gcMinor = gcs.filter((g) => g.kind !== perfConstants.NODE_PERFORMANCE_GC_MAJOR);
+  const gcSum = (xs: ReadonlyArray<{ ms: number }>) => xs.reduce((a, g) => a + g.ms, 0);
   const makespan = tEnd - tAll;
   const each = burst.map((b) => b.ms);
   const allCpu = cpuMs(cAll);
@@ -429,6 +450,15 @@ async function main(): Promise<void> {
   // Share of all cores busy during the 16 boards (station, simulators, socat and everything else on the machine).
   const machineBusy = mAll && mEnd ? (mEnd.busy - mAll.busy) / Math.max(1, mEnd.total - mAll.total) : null;
   const scalingRatio = SCALING_BOARDS / makespan / (SCALING_BOARDS * (1 / singleCycle));
+  // The same ratio for each board model alone: its single cycle ÷ the slowest of its boards in the burst (they all
+  // start together). With two models the burst's makespan is the slower model's, so the mixed ratio above is at most
+  // mean single cycle ÷ slower single cycle even for a station that adds nothing.
+  const perModel = [...new Set(single.map((x) => x.model))].sort().map((model) => {
+    const own = mean(single.filter((x) => x.model === model).map((x) => x.ms));
+    const slowest = Math.max(...burst.filter((x) => x.model === model).map((x) => x.ms));
+    return { model, ratio: own / slowest, own, slowest };
+  });
+  const ceilingMixed = singleCycle / Math.max(...perModel.map((m) => m.own));
   const cpuPerExtraBoard = (allCpu - singleCpu) / (SCALING_BOARDS - 1);
 
   const signRate = await measureSignRate(engine.hsm, 'issuing-ca', 2);
@@ -471,10 +501,16 @@ async function main(): Promise<void> {
     `| throughput ÷ (${SCALING_BOARDS} × single-board throughput) = single cycle ÷ makespan | ${fmt(scalingRatio, 2)} |`,
   );
   console.log(
+    `| the same for each board model alone: its single cycle ÷ its slowest board of the ${SCALING_BOARDS} (mixed ratio for a station adding nothing: mean single ÷ slower model's single = ${fmt(ceilingMixed, 2)}) | ${perModel.map((m) => `${m.model} ${fmt(m.ratio, 2)} (${fmt(m.own / 1000, 2)} ÷ ${fmt(m.slowest / 1000, 2)} s)`).join('; ')} |`,
+  );
+  console.log(
     `| during the ${SCALING_BOARDS} boards: station process CPU ÷ makespan; simulator processes' CPU ÷ makespan; whole machine busy (${cores} cores) | ${fmt(allCpu / makespan, 2)} cores; ${simCores === null ? 'n/a' : `${fmt(simCores, 2)} cores`}; ${machineBusy === null ? 'n/a' : `${fmt(machineBusy * 100, 0)} %`} |`,
   );
   console.log(
     `| station process CPU per extra board (user+sys; ${SCALING_BOARDS} at once ${fmt(allCpu, 0)} ms vs 1 at a time ${fmt(singleCpu, 0)} ms) | ${fmt(cpuPerExtraBoard)} ms |`,
+  );
+  console.log(
+    `| station garbage collection during the ${SCALING_BOARDS} boards: major (mark-compact); minor and other (pause ms) | ${gcMajor.length} (${fmt(gcSum(gcMajor), 1)} ms); ${gcMinor.length} (${fmt(gcSum(gcMinor), 1)} ms) |`,
   );
   console.log(
     `| simulator CPU per board (all ${SCALING_SIMS} scaling simulator processes; ${SCALING_BOARDS} at once ÷ ${SCALING_BOARDS}; 1 at a time, median) | ${simCpuPerBoard === null ? 'n/a' : `${fmt(simCpuPerBoard)} ms`}; ${singleSimCpu === null ? 'n/a' : `${fmt(singleSimCpu)} ms`} |`,
