@@ -11,33 +11,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestInput, IngestRecord, RegistryDb } from '../../core/hq/registry-db.js';
 import { backends, createTestDb, type TestDb } from '../../testkit/registry/harness.js';
+import { enrolStoreStation, ingestBatch, ingestRow, ROW_TIME } from '../../testkit/registry/ingest-rows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { openSqliteRegistryDb } from './sqlite.js';
 
-const T = '2026-01-01T00:00:00.000Z';
+const T = ROW_TIME;
 let n = 0;
-const rec = (index: number, chip: string, recordId = `r-${++n}`): IngestRecord => ({
-  index,
-  recordId,
-  sha256: 'a'.repeat(64),
-  chipId: chip,
-  serialNumber: `SN-${chip}`,
-  model: 'M',
-  workOrder: 'WO-1',
-  kind: 'initial',
-  supersedesRecordId: null,
-  completedAt: T,
-  recordJson: '{}',
-  jws: 'x.y.z',
-});
-const batch = (records: IngestRecord[]): IngestInput => ({
-  stationId: 'st-1',
-  batchId: `b-${++n}`,
-  kind: 'batch',
-  contentSha256: `c-${n}`,
-  receivedAt: T,
-  records,
-});
+const rec = (index: number, chip: string, recordId = `r-${++n}`): IngestRecord =>
+  ingestRow(index, recordId, { chipId: chip, serialNumber: `SN-${chip}` });
+const batch = (records: IngestRecord[]): IngestInput => ingestBatch(records, `b-${++n}`, `c-${n}`);
 const noop = async () => undefined;
 
 for (const backend of backends()) {
@@ -59,16 +41,7 @@ for (const backend of backends()) {
     beforeAll(async () => {
       tdb = await createTestDb(backend);
       db = await tdb.open();
-      const s = await db.insertStation({
-        stationId: 'st-1',
-        chainPem: 'pem',
-        certificateSha256: 'c',
-        issuingCaSha256: 'a',
-        rootSha256: 'r',
-        workOrders: [],
-        enrolledAt: T,
-      });
-      expect(s.ok).toBe(true);
+      await enrolStoreStation(db);
     });
     afterAll(async () => {
       await db?.close();

@@ -6,31 +6,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestInput, IngestRecord, RegistryDb, SqlExec } from '../../core/hq/registry-db.js';
 import { backends, createTestDb, type TestDb } from '../../testkit/registry/harness.js';
+import { enrolStoreStation, ingestBatch, ingestRow, ROW_TIME } from '../../testkit/registry/ingest-rows.js';
 
-const T = '2026-01-01T00:00:00.000Z';
+const T = ROW_TIME;
 let n = 0;
-const rec = (index: number, recordId = `r-${++n}`, sha256 = 'a'.repeat(64)): IngestRecord => ({
-  index,
-  recordId,
-  sha256,
-  chipId: `chip-${recordId}`,
-  serialNumber: `SN-${recordId}`,
-  model: 'M',
-  workOrder: 'WO-1',
-  kind: 'initial',
-  supersedesRecordId: null,
-  completedAt: T,
-  recordJson: '{}',
-  jws: 'x.y.z',
-});
-const batch = (records: IngestRecord[], batchId = `b-${++n}`): IngestInput => ({
-  stationId: 'st-1',
-  batchId,
-  kind: 'batch',
-  contentSha256: records.map((r) => r.recordId).join(','),
-  receivedAt: T,
-  records,
-});
+const rec = (index: number, recordId = `r-${++n}`, sha256 = 'a'.repeat(64)): IngestRecord =>
+  ingestRow(index, recordId, { sha256 });
+const batch = (records: IngestRecord[], batchId = `b-${++n}`): IngestInput =>
+  ingestBatch(records, batchId, records.map((r) => r.recordId).join(','));
 /** The apply step of these tests: one device row per record (what the lifecycle does, minus the rest). */
 const addDevices = async (tx: SqlExec, stored: readonly IngestRecord[]): Promise<void> => {
   for (const r of stored)
@@ -51,16 +34,7 @@ for (const backend of backends()) {
     beforeAll(async () => {
       tdb = await createTestDb(backend);
       db = await tdb.open();
-      const s = await db.insertStation({
-        stationId: 'st-1',
-        chainPem: 'pem',
-        certificateSha256: 'c',
-        issuingCaSha256: 'a',
-        rootSha256: 'r',
-        workOrders: [],
-        enrolledAt: T,
-      });
-      expect(s.ok).toBe(true);
+      await enrolStoreStation(db);
     });
     afterAll(async () => {
       await db?.close();

@@ -10,10 +10,11 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { IngestInput, IngestRecord, IngestStatus, RegistryDb } from '../../core/hq/registry-db.js';
 import { createTestDb, PG_URL } from '../../testkit/registry/harness.js';
+import { enrolStoreStation, ingestBatch, ingestRow, ROW_TIME } from '../../testkit/registry/ingest-rows.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { openPostgresRegistryDb } from './postgres.js';
 
-const T = '2026-01-01T00:00:00.000Z';
+const T = ROW_TIME;
 const b64 = (s: string) => Buffer.from(s).toString('base64url');
 /** A JWS-shaped text whose payload is `payload`, padded to about `size` characters with `filler`. */
 const jwsOf = (payload: object, filler: string, size: number) =>
@@ -22,28 +23,10 @@ const jwsOf = (payload: object, filler: string, size: number) =>
 const incompressible = () => randomBytes(9000).toString('base64url');
 
 let n = 0;
-const rec = (index: number, recordId: string, jws: string, sha256 = `h-${recordId}`): IngestRecord => ({
-  index,
-  recordId,
-  sha256,
-  chipId: `chip-${recordId}`,
-  serialNumber: `SN-${recordId}`,
-  model: 'M',
-  workOrder: 'WO-1',
-  kind: 'initial',
-  supersedesRecordId: null,
-  completedAt: T,
-  recordJson: '',
-  jws,
-});
-const batch = (records: IngestRecord[], kind: 'batch' | 'bundle' = 'batch'): IngestInput => ({
-  stationId: 'st-1',
-  batchId: `b-${++n}`,
-  kind,
-  contentSha256: `c-${n}`,
-  receivedAt: T,
-  records,
-});
+const rec = (index: number, recordId: string, jws: string, sha256 = `h-${recordId}`): IngestRecord =>
+  ingestRow(index, recordId, { sha256, recordJson: '', jws });
+const batch = (records: IngestRecord[], kind: IngestInput['kind'] = 'batch'): IngestInput =>
+  ingestBatch(records, `b-${++n}`, `c-${n}`, kind);
 
 const STORAGE_SQL = `SELECT c.relname, a.attname, a.attstorage FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
   WHERE (c.relname, a.attname) IN (('records', 'jws'), ('conflicts', 'offered_jws')) ORDER BY c.relname`;
@@ -154,16 +137,7 @@ describe.runIf(PG_URL)('postgres ingest in chunks of prepared multi-row INSERTs'
     if (!opened.ok) throw new Error(opened.error.message);
     db = opened.value;
     const defaults = (await db.sql.all(SETTINGS_SQL))[0]!;
-    const st = await db.insertStation({
-      stationId: 'st-1',
-      chainPem: 'pem',
-      certificateSha256: 'c',
-      issuingCaSha256: 'a',
-      rootSha256: 'r',
-      workOrders: [],
-      enrolledAt: T,
-    });
-    expect(st.ok).toBe(true);
+    await enrolStoreStation(db);
     const text = (id: string) => jwsOf({ id }, incompressible(), 12_000);
     // 600 = 500 + 64 + 32 + 4: four statements, one of them the full-batch size.
     const first = Array.from({ length: 600 }, (_, i) => rec(i, `r-${i}`, text(`r-${i}`)));
