@@ -1,9 +1,9 @@
 /**
- * The record verification pool: a batch's records are verified in worker threads (./verify.worker.ts), one slice
- * per worker, with the same function the main thread would run (records.ts `verifyRecord`): every check stays,
+ * The record verification pool: a batch's records are verified in worker threads (./verify.worker.ts), in jobs of
+ * about 64 records the workers take from one queue, with the same function the main thread would run (records.ts `verifyRecord`): every check stays,
  * only the cores change. One pool per process, sized to the cores (`os.availableParallelism()`, or
  * LINE_STATION_VERIFY_WORKERS; 0 verifies on the calling thread). Workers start on first use, hold the event loop
- * only while they have work, and are rebuilt after a crash; a batch whose worker fails is verified on the calling
+ * only while they have work, and are rebuilt after a crash; a job whose worker fails is verified on the calling
  * thread instead (same result, slower). A worker gets its records as the JSON text of its slice, or, for a batch
  * body the main thread did not parse (`verifyText`), as that body's own bytes of its share, which it parses and
  * validates itself; it answers with the rebuilt JWS as UTF-8 in one transferred buffer (docs/architecture.md
@@ -21,7 +21,7 @@ import { acceptOrParse, compileAccept } from '../../core/zod-accept.js';
 import { checkBatchRecord, type CheckedRecord, type SignerCache } from './records.js';
 import type { StationKeyHistoryRow, StationTrust } from './verify.js';
 
-/** A slice of a batch for one worker. */
+/** A job: a slice of a batch (about CHUNK records) for one worker. */
 export interface VerifyJob {
   readonly id: number;
   /** Identifies the trust material (row + history) so the worker parses it once. */
@@ -146,9 +146,27 @@ export function checkedDigest(checked: readonly PooledCheckedRecord[]): string {
 /** Below this many records a batch is verified on the calling thread (a message round trip costs more). */
 const MIN_PARALLEL = 16;
 
+/** About this many records a job (a 500-record batch: 8 jobs over the workers). */
+const CHUNK = 64;
+
+/** Jobs a worker holds at once: the one it runs and the next (no idle gap waiting for a message). */
+const DEPTH = 2;
+
 interface Slot {
   worker: Worker;
   busy: number;
+}
+
+/**
+ * What a worker's parsed trust material is made of (the station's enrolled chain and its replaced keys): it parses
+ * them once per key. Not the rest of the row (its last sync time changes with every batch): the worker takes the
+ * row of each job as it is.
+ */
+function trustKeyOf(trust: StationTrust): string {
+  const r = trust.row;
+  return createHash('sha256')
+    .update(JSON.stringify([r.stationId, r.certificateSha256, r.chainPem, trust.history]))
+    .digest('hex');
 }
 
 /** The worker entry: compiled JavaScript beside this module, else the development bootstrap (tsx). */
@@ -195,6 +213,7 @@ function fromAnswer(
 class VerifyPool {
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, { resolve: (a: VerifyAnswer) => void; slot: Slot }>();
+  private readonly queue: Array<{ job: VerifyJob; resolve: (a: VerifyAnswer) => void }> = [];
   private nextId = 1;
 
   constructor(readonly size: number) {}
@@ -242,7 +261,7 @@ class VerifyPool {
   }
 
   /**
-   * Split `count` records into one job per worker (`job(base, end)`: its records, the parsed slice when the caller
+   * Split `count` records into jobs of about CHUNK records, queued (`job(base, end)`: its records, the parsed slice when the caller
    * has it, and how to get the records to verify inline should the worker fail) and gather the answers in order.
    */
   private spread(
@@ -259,10 +278,10 @@ class VerifyPool {
       inline: () => readonly PackedRecord[] | null;
     },
   ): Promise<Array<PooledCheckedRecord[] | 'malformed'>> {
-    const trustKey = createHash('sha256')
-      .update(JSON.stringify([trust.row, trust.history]))
-      .digest('hex');
-    const n = Math.min(this.size, Math.ceil(count / MIN_PARALLEL));
+    const trustKey = trustKeyOf(trust);
+    // Jobs of about CHUNK records, queued: a worker takes the next as it finishes one, so a worker slowed by a GC
+    // or by another thread on its core does not hold the batch back with half of it.
+    const n = Math.max(1, Math.round(count / CHUNK));
     const per = Math.ceil(count / n);
     return Promise.all(
       Array.from({ length: n }, (_, k) => {
@@ -296,14 +315,26 @@ class VerifyPool {
     await Promise.all(all.map((s) => s.worker.terminate()));
   }
 
+  /** Queue a job; it goes to a worker as one has room (`dispatch`). */
   private run(job: VerifyJob): Promise<VerifyAnswer> {
-    const slot = this.slot();
-    slot.busy++;
-    if (slot.busy === 1) slot.worker.ref();
     return new Promise((resolve) => {
-      this.pending.set(job.id, { resolve, slot });
-      slot.worker.postMessage(job);
+      this.queue.push({ job, resolve });
+      this.dispatch();
     });
+  }
+
+  /** Send queued jobs, oldest first, to the least busy workers holding fewer than DEPTH jobs. */
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      const slot = this.slot();
+      if (slot.busy >= DEPTH) return;
+      const { job, resolve } = this.queue.shift()!;
+      slot.busy++;
+      if (slot.busy === 1) slot.worker.ref();
+      this.pending.set(job.id, { resolve, slot });
+      // A share's buffer is the job's own (shareOf): transferred, not copied.
+      slot.worker.postMessage(job, typeof job.records === 'string' ? [] : [job.records.utf8]);
+    }
   }
 
   private settle(a: VerifyAnswer): void {
@@ -313,6 +344,7 @@ class VerifyPool {
     p.slot.busy--;
     if (p.slot.busy === 0) p.slot.worker.unref();
     p.resolve(a);
+    this.dispatch();
   }
 
   /** The least busy worker, starting one while there are fewer than `size`. */

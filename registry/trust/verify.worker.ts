@@ -14,9 +14,10 @@ import type { PackedRecord } from '../../core/hq/pack.js';
 const MAX_CACHED = 64;
 const trusts = new Map<string, StationTrust>();
 
+/** The station's trust material parsed once per `trustKey` (its chain and replaced keys), with this job's row. */
 async function trustOf(job: VerifyJob): Promise<StationTrust | string> {
   const hit = trusts.get(job.trustKey);
-  if (hit) return hit;
+  if (hit) return { ...hit, row: job.row };
   const t = await loadStationTrust(job.row, job.history);
   if (!t.ok) return t.error.message;
   if (trusts.size >= MAX_CACHED) trusts.delete(trusts.keys().next().value!);
