@@ -7,7 +7,7 @@
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../core/ports.js';
+import { systemClock, type Clock } from '../../core/ports.js';
 import type { RegistryDb } from '../../core/hq/registry-db.js';
 import {
   BundleRequestSchema,
@@ -47,8 +47,11 @@ let v1A: string;
 let fileB: BundleFileV2;
 let fileR: BundleFileV2;
 
+/** 10 s ago: records (and their certificates) made before any revocation in this file, not in its second. */
+const earlier: Clock = { now: () => new Date(Date.now() - 10_000), monotonicMs: () => systemClock.monotonicMs() };
+
 const v2Of = async (s: TestStation, n: number) => {
-  const made = await makeManyRecords(s, systemClock, n, 8);
+  const made = await makeManyRecords(s, earlier, n, 8);
   const common = {
     signer: s.signer,
     chain: s.chain,
@@ -293,6 +296,8 @@ for (const backend of backends()) {
       const before = await stored();
       const r = await post(bodyOf(fileR, { top: ',"allowRevokedStation":true' }));
       expect(r.status, JSON.stringify(r.json)).toBe(200);
+      const refused = (r.json as unknown as BundleResponse).results.filter((x) => x.status !== 'accepted');
+      expect(refused.map((x) => `${x.status} ${x.reason}: ${x.message}`)).toEqual([]);
       expect((r.json as unknown as BundleResponse).summary).toMatchObject({ accepted: 20, rejected: 0 });
       expect(await stored()).toBe(before + 20);
     });
