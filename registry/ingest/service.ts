@@ -25,7 +25,15 @@ import { apiFail, storeError, type ApiError } from '../common/errors.js';
 import { anchorAuditHead } from '../audit/audit-anchor.js';
 import { appendEvent as appendLifecycleEvent } from '../store/lifecycle.js';
 import { stationTrust } from '../stations/trust.js';
-import { bundleRecordsMatch, bundleStationId, verifyBundle, type BundleInput } from '../trust/bundles.js';
+import {
+  bundleRecordsMatch,
+  bundleStationId,
+  verifyBundle,
+  verifyBundleHead,
+  type BundleFileV2Head,
+  type BundleInput,
+  type VerifiedBundleHead,
+} from '../trust/bundles.js';
 import { checkedDigest, verifyPool, type PooledCheckedRecord, type RecordsText } from '../trust/pool.js';
 import type { PackedRecord } from '../../core/hq/pack.js';
 import type { StationTrust } from '../trust/verify.js';
@@ -229,6 +237,44 @@ export async function importBundle(
   caller: Caller,
   bundle: BundleInput,
 ): Promise<Result<BundleResponse, ApiError>> {
+  const trust = await bundleTrust(ctx, caller, bundle);
+  if (!trust.ok) return trust;
+  const b = verifyBundle(trust.value, bundle);
+  if (!b.ok) return apiFail('BUNDLE_INVALID', b.error.message);
+  const checked = await checkRecords(ctx, trust.value, b.value.records, b.value.certificates);
+  return ingestBundle(ctx, hooks, trust.value, b.value, checked);
+}
+
+/**
+ * importBundle of a v2 bundle whose records the caller has found in the request body but not parsed
+ * (./bundle-body.ts): the same checks in the same order, the records parsed and validated by the verification
+ * workers (checkRecordsText). 'unread' when the import is refused before the records were read, or a share is not the
+ * records the scan found: nothing is stored, and the caller reads the body whole and imports it as before (the
+ * body's own answer, BODY_INVALID, comes first, as it always did; else the same refusal again). Only for
+ * `verifyPool().parallel(count)`.
+ */
+export async function importBundleText(
+  ctx: RegistryContext,
+  hooks: IngestHooks,
+  caller: Caller,
+  bundle: BundleFileV2Head,
+  records: RecordsText,
+): Promise<Result<BundleResponse, ApiError> | 'unread'> {
+  const trust = await bundleTrust(ctx, caller, bundle);
+  if (!trust.ok) return 'unread';
+  const b = verifyBundleHead(trust.value, bundle, records.starts.length);
+  if (!b.ok) return 'unread';
+  const checked = await checkRecordsText(ctx, trust.value, records, b.value.certificates);
+  if (checked === 'malformed') return 'unread';
+  return ingestBundle(ctx, hooks, trust.value, b.value, checked);
+}
+
+/** The enrolled station whose bundle this is, if the caller may import it (importBundle's first checks). */
+async function bundleTrust(
+  ctx: RegistryContext,
+  caller: Caller,
+  bundle: BundleInput | BundleFileV2Head,
+): Promise<Result<StationTrust, ApiError>> {
   const claimed = bundleStationId(bundle);
   if (claimed === null)
     return apiFail(
@@ -251,19 +297,30 @@ export async function importBundle(
             `${trust.error.message}: to take in its records completed before the revocation, import with allowRevokedStation (registry import --allow-revoked-station)`,
           )
         : trust;
-  const b = verifyBundle(trust.value, bundle);
-  if (!b.ok) return apiFail('BUNDLE_INVALID', b.error.message);
-  const checked = await checkRecords(ctx, trust.value, b.value.records, b.value.certificates);
-  const whole = bundleRecordsMatch(b.value, checkedDigest(checked));
+  return trust;
+}
+
+/**
+ * A verified bundle's rebuilt and verified records: `recordsSha256` checked (bundleRecordsMatch), then ingested as a
+ * batch with batchId = bundleId (ingestChecked); a revoked station's records taken in are audited.
+ */
+async function ingestBundle(
+  ctx: RegistryContext,
+  hooks: IngestHooks,
+  trust: StationTrust,
+  b: VerifiedBundleHead,
+  checked: readonly PooledCheckedRecord[],
+): Promise<Result<BundleResponse, ApiError>> {
+  const whole = bundleRecordsMatch(b, checkedDigest(checked));
   if (!whole.ok) return apiFail('BUNDLE_INVALID', whole.error.message);
-  const revokedAt = trust.value.row.revokedAt;
+  const revokedAt = trust.row.revokedAt;
   // A revoked station's records taken in (admin, allowRevokedStation) are audited in the same transaction.
   const audit = revokedAt
     ? async (tx: SqlExec, stored: readonly IngestRecord[]) => {
         await appendLifecycleEvent(tx, ctx.clock.now().toISOString(), 'station.revoked-bundle-imported', {
-          stationId: claimed,
+          stationId: trust.row.stationId,
           revokedAt,
-          bundleId: b.value.bundleId,
+          bundleId: b.bundleId,
           records: stored.map((x) => x.recordId),
           actor: 'admin',
         });
@@ -272,14 +329,14 @@ export async function importBundle(
   const r = await ingestChecked(
     ctx,
     hooks,
-    trust.value,
-    b.value.bundleId,
+    trust,
+    b.bundleId,
     checked,
     'bundle',
     audit,
-    b.value.auditHead,
-    b.value.revocations,
-    b.value.recordsSha256, // bundleRecordsMatch above: the digest of exactly these records, not hashed again
+    b.auditHead,
+    b.revocations,
+    b.recordsSha256, // bundleRecordsMatch above: the digest of exactly these records, not hashed again
   );
-  return r.ok ? ok({ ...r.value, bundleId: b.value.bundleId }) : r;
+  return r.ok ? ok({ ...r.value, bundleId: b.bundleId }) : r;
 }

@@ -28,12 +28,22 @@ import { madeBeforeRotation, signerKeyOf, verifyWithStationKey, type StationTrus
 /** A bundle as it arrives: the file's text (v1 or v2), or a v2 bundle already parsed from a JSON body. */
 export type BundleInput = string | BundleFileV2;
 
+/**
+ * A v2 bundle file without its records: what the main thread parses of a bundle body whose records the verification
+ * workers read (registry/ingest/bundle-body.ts).
+ */
+export type BundleFileV2Head = Omit<BundleFileV2, 'records'>;
+
 /** A bundle whose signature and manifest verified; its records still to rebuild and verify. */
-export interface VerifiedBundle {
+export interface VerifiedBundle extends VerifiedBundleHead {
+  readonly records: readonly PackedRecord[];
+}
+
+/** A verified bundle but for its records (`verifyBundleHead`: their count checked, their text not yet read). */
+export interface VerifiedBundleHead {
   readonly format: 'v1' | 'v2';
   readonly bundleId: string;
   readonly stationId: string;
-  readonly records: readonly PackedRecord[];
   readonly certificates: readonly string[];
   /** The digest the rebuilt records must have (`recordsSha256` of the signed payload or manifest). */
   readonly recordsSha256: string;
@@ -43,10 +53,10 @@ export interface VerifiedBundle {
 
 const TRUNCATED = 'the bundle is truncated or corrupted and was rejected as a whole';
 
-type Parsed = { readonly v1: string } | { readonly v2: BundleFileV2 } | { readonly error: string };
+type Parsed<V2> = { readonly v1: string } | { readonly v2: V2 } | { readonly error: string };
 
 /** Tell the formats apart: a v2 file is a JSON object, a v1 file a compact JWS. */
-function parseBundle(input: BundleInput): Parsed {
+function parseBundle<V2 extends BundleFileV2Head>(input: string | V2): Parsed<V2 | BundleFileV2> {
   if (typeof input !== 'string') return { v2: input };
   const text = input.trim();
   if (!text.startsWith('{')) return { v1: text };
@@ -61,7 +71,7 @@ function parseBundle(input: BundleInput): Parsed {
 }
 
 /** The station id a bundle claims (header kid, before verification): to look up the enrolled station. */
-export function bundleStationId(input: BundleInput): string | null {
+export function bundleStationId(input: BundleInput | BundleFileV2Head): string | null {
   const b = parseBundle(input);
   if ('error' in b) return null;
   const p = parseCompactJws('v1' in b ? b.v1 : b.v2.signed, 'bundle', MAX_BUNDLE_BYTES);
@@ -147,15 +157,29 @@ export function verifyBundle(trust: StationTrust, input: BundleInput): Result<Ve
       ...(b.data.revocations ? { revocations: b.data.revocations } : {}),
     });
   }
-  const file = parsed.v2;
+  const head = verifyBundleHead(trust, parsed.v2, parsed.v2.records.length);
+  return head.ok ? ok({ ...head.value, records: parsed.v2.records }) : head;
+}
+
+/**
+ * verifyBundle of a v2 bundle file whose `count` records the caller has found but not read
+ * (registry/ingest/bundle-body.ts; verifyBundle's own v2 path): the signed manifest, the station, the key rotation,
+ * the count, at least one record or event, the digests of the certificate table, the audit head and the revocation
+ * events. `recordsSha256` is checked by `bundleRecordsMatch` once the records are rebuilt.
+ */
+export function verifyBundleHead(
+  trust: StationTrust,
+  file: BundleFileV2Head,
+  count: number,
+): Result<VerifiedBundleHead> {
   const s = verifySigned(trust, file.signed);
   if (!s.ok) return s;
   const m = BundleManifestV2Schema.safeParse(s.value.json);
   if (!m.success) return fail('INPUT_INVALID', `bundle: ${zodMessage(m.error)}`);
   const man = m.data;
-  const facts = checkSignedFacts(trust, s.value.signer, man, file.records.length);
+  const facts = checkSignedFacts(trust, s.value.signer, man, count);
   if (!facts.ok) return facts;
-  if (file.records.length === 0 && !file.revocations)
+  if (count === 0 && !file.revocations)
     return fail('INPUT_INVALID', 'bundle: a bundle holds at least one record or revocation event');
   const altered = (what: string) =>
     fail('INPUT_INVALID', `bundle is incomplete or altered: ${what} does not match the signed manifest`);
@@ -168,7 +192,6 @@ export function verifyBundle(trust: StationTrust, input: BundleInput): Result<Ve
     format: 'v2',
     bundleId: man.bundleId,
     stationId: man.stationId,
-    records: file.records,
     certificates: file.certificates,
     recordsSha256: man.recordsSha256,
     ...(file.auditHead ? { auditHead: file.auditHead } : {}),
@@ -180,7 +203,7 @@ export function verifyBundle(trust: StationTrust, input: BundleInput): Result<Ve
  * Whether the rebuilt records are exactly the ones the bundle's signature covers: `digest`, their recordsDigestSync
  * (pool.ts `checkedDigest`), is its `recordsSha256`.
  */
-export function bundleRecordsMatch(b: VerifiedBundle, digest: string): Result<true> {
+export function bundleRecordsMatch(b: VerifiedBundleHead, digest: string): Result<true> {
   return digest === b.recordsSha256
     ? ok(true)
     : fail('INPUT_INVALID', 'bundle is incomplete or altered: recordsSha256 does not match its records');
