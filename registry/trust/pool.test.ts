@@ -1,6 +1,7 @@
 /**
  * The verification pool's scheduling (registry/trust/pool.ts): a batch is cut into jobs of about 64 records that the
- * workers take from a queue, the answers come back in the batch's order; each worker parses a station's chain once
+ * workers take from a queue, the answers come back in the batch's order; a certificate table goes to a worker once
+ * and later jobs name it (batches of two stations in flight at once); each worker parses a station's chain once
  * but checks every job against the station row it is sent with (its work orders), and a chain it has not parsed
  * (another key under the same station id) is parsed again; workers stopped while jobs are queued or running: every
  * record still gets the verdict of the calling thread.
@@ -70,6 +71,32 @@ describe('verification pool: jobs, order, trust per job', () => {
     expect(new Set(verdicts(await verifyPool().verify(trust, packed.records, packed.certificates, now)))).toEqual(
       new Set(['ok']),
     );
+  });
+
+  it('sends each certificate table to a worker once: batches of two stations in flight at once, each read with its own', async () => {
+    const B = await createTestStation('station-pool-b', systemClock);
+    const trustB = await enrolledTrust(B);
+    const jwsB = (await makeManyRecords(B, systemClock, 200, 6)).map((m) => m.jws);
+    const packedB = packRecords(jwsB);
+    expect(packedB.certificates).not.toEqual(packed.certificates);
+    const now = new Date();
+    // Six batches (four tables: two of them the same arrays again) queued together: 26 jobs over the workers.
+    const tableA2 = [...packed.certificates];
+    const tableB2 = [...packedB.certificates];
+    const runs = [
+      [trust, packed.records, packed.certificates, jws],
+      [trustB, packedB.records, packedB.certificates, jwsB],
+      [trust, packed.records, tableA2, jws],
+      [trustB, packedB.records, tableB2, jwsB],
+      [trust, packed.records, packed.certificates, jws],
+      [trustB, packedB.records, packedB.certificates, jwsB],
+    ] as const;
+    const answers = await Promise.all(runs.map(([t, r, c]) => verifyPool().verify(t, r, c, now)));
+    for (const [k, [t, r, c, expected]] of runs.entries()) {
+      expect(answers[k]!.map((x) => x.jws)).toEqual(expected);
+      expect(answers[k]!.map((x) => x.check)).toEqual(verifyInline(t, r, c, now).map((x) => x.check));
+      expect(new Set(verdicts(answers[k]!))).toEqual(new Set(['ok']));
+    }
   });
 
   it('gives every record its verdict when the workers stop with jobs running and queued', async () => {

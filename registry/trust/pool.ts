@@ -35,8 +35,14 @@ export interface VerifyJob {
    * as UTF-8, transferred, which the worker parses and validates (`readShare`).
    */
   readonly records: string | Share;
-  /** The certificate table the packed records refer to (format v2; empty for v1). */
-  readonly certificates: readonly string[];
+  /** Identifies the certificate table of the job's batch or bundle (a number the pool gives each table it sends). */
+  readonly tableId: number;
+  /**
+   * The certificate table the packed records refer to (format v2; empty for v1), or null when this worker was sent
+   * table `tableId` already (a bundle's table holds every record's device certificate: one copy per worker, not
+   * one per job).
+   */
+  readonly certificates: readonly string[] | null;
   /** Index of records[0] in the batch. */
   readonly base: number;
   /** The registry clock (ms since the epoch). */
@@ -152,9 +158,14 @@ const CHUNK = 64;
 /** Jobs a worker holds at once: the one it runs and the next (no idle gap waiting for a message). */
 const DEPTH = 2;
 
+/** Certificate tables a worker is known to hold: the last this many sent to it (the worker keeps more). */
+const TABLES_SENT = 4;
+
 interface Slot {
   worker: Worker;
   busy: number;
+  /** The ids of the last TABLES_SENT certificate tables sent to this worker, oldest first. */
+  tables: number[];
 }
 
 /**
@@ -214,6 +225,9 @@ class VerifyPool {
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, { resolve: (a: VerifyAnswer) => void; slot: Slot }>();
   private readonly queue: Array<{ job: VerifyJob; resolve: (a: VerifyAnswer) => void }> = [];
+  /** The id of each certificate table (the array the caller passes: one per batch or bundle). */
+  private readonly tableIds = new WeakMap<readonly string[], number>();
+  private nextTable = 1;
   private nextId = 1;
 
   constructor(readonly size: number) {}
@@ -279,6 +293,8 @@ class VerifyPool {
     },
   ): Promise<Array<PooledCheckedRecord[] | 'malformed'>> {
     const trustKey = trustKeyOf(trust);
+    let tableId = this.tableIds.get(certificates);
+    if (tableId === undefined) this.tableIds.set(certificates, (tableId = this.nextTable++));
     // Jobs of about CHUNK records, queued: a worker takes the next as it finishes one, so a worker slowed by a GC
     // or by another thread on its core does not hold the batch back with half of it.
     const n = Math.max(1, Math.round(count / CHUNK));
@@ -294,6 +310,7 @@ class VerifyPool {
           row: trust.row,
           history: trust.history,
           records: j.records,
+          tableId,
           certificates,
           base,
           now: now.getTime(),
@@ -332,8 +349,12 @@ class VerifyPool {
       slot.busy++;
       if (slot.busy === 1) slot.worker.ref();
       this.pending.set(job.id, { resolve, slot });
+      // A certificate table goes to a worker once: later jobs of its batch name it by id.
+      let sent = job;
+      if (slot.tables.includes(job.tableId)) sent = { ...job, certificates: null };
+      else if (slot.tables.push(job.tableId) > TABLES_SENT) slot.tables.shift();
       // A share's buffer is the job's own (shareOf): transferred, not copied.
-      slot.worker.postMessage(job, typeof job.records === 'string' ? [] : [job.records.utf8]);
+      slot.worker.postMessage(sent, typeof job.records === 'string' ? [] : [job.records.utf8]);
     }
   }
 
@@ -354,7 +375,7 @@ class VerifyPool {
     if (this.slots.length < this.size) {
       const worker = new Worker(workerEntry());
       worker.unref();
-      const slot: Slot = { worker, busy: 0 };
+      const slot: Slot = { worker, busy: 0, tables: [] };
       worker.on('message', (a: VerifyAnswer) => this.settle(a));
       const fail = (why: string) => {
         const i = this.slots.indexOf(slot);

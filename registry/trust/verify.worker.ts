@@ -14,6 +14,19 @@ import type { PackedRecord } from '../../core/hq/pack.js';
 const MAX_CACHED = 64;
 const trusts = new Map<string, StationTrust>();
 
+/** Certificate tables by id, the last 16 received (the pool counts on the last 4 it sent: ./pool.ts TABLES_SENT). */
+const MAX_TABLES = 16;
+const tables = new Map<number, readonly string[]>();
+
+/** The job's certificate table: sent with it (kept for the next jobs of its batch), or sent before. */
+function tableOf(job: VerifyJob): readonly string[] | undefined {
+  if (job.certificates === null) return tables.get(job.tableId);
+  tables.delete(job.tableId); // sent again: it is the newest now, as in the pool's count
+  tables.set(job.tableId, job.certificates);
+  if (tables.size > MAX_TABLES) tables.delete(tables.keys().next().value!);
+  return job.certificates;
+}
+
 /** The station's trust material parsed once per `trustKey` (its chain and replaced keys), with this job's row. */
 async function trustOf(job: VerifyJob): Promise<StationTrust | string> {
   const hit = trusts.get(job.trustKey);
@@ -26,8 +39,11 @@ async function trustOf(job: VerifyJob): Promise<StationTrust | string> {
 }
 
 async function run(job: VerifyJob): Promise<VerifyAnswer> {
+  const certificates = tableOf(job);
   const trust = await trustOf(job);
   if (typeof trust === 'string') return { id: job.id, error: trust };
+  // Not held (it cannot happen while the pool counts right): the caller verifies the job itself.
+  if (!certificates) return { id: job.id, error: `certificate table ${job.tableId} is not held by this worker` };
   const now = new Date(job.now);
   const seen: SignerCache = new Map();
   const records =
@@ -35,7 +51,7 @@ async function run(job: VerifyJob): Promise<VerifyAnswer> {
   if (!records) return { id: job.id, malformed: true };
   // A compact JWS of a JSON-text slice the caller holds already; a share's it has not parsed.
   const held = typeof job.records === 'string';
-  const out = records.map((r, i) => checkBatchRecord(trust, r, job.certificates, job.base + i, now, seen));
+  const out = records.map((r, i) => checkBatchRecord(trust, r, certificates, job.base + i, now, seen));
   // The rebuilt JWS texts as UTF-8 in one buffer the answer transfers.
   let size = 0;
   for (const [i, c] of out.entries())
