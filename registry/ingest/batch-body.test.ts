@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { findRecords, splitBatchBody } from './batch-body.js';
+import { jsonMutations } from '../../testkit/json-mutations.js';
 
 /** What the whole body parses to, or null. */
 function whole(b: Buffer): unknown {
@@ -80,22 +81,8 @@ describe('finding the records of a batch body', () => {
   });
 
   it('never splits a mutated body into parts that parse to anything but what the whole body parses to', () => {
-    let seed = 12;
-    const rand = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
-    const alphabet = ['"', '\\', '[', ']', '{', '}', ',', ':', ' ', 'x', '1', '\u00e9'];
     let agreed = 0;
-    for (let k = 0; k < 4000; k++) {
-      let t = body;
-      for (let m = 0; m <= rand(3); m++) {
-        const at = rand(t.length);
-        const op = rand(3);
-        if (op === 0) t = t.slice(0, at) + t.slice(at + 1);
-        else if (op === 1) t = t.slice(0, at) + alphabet[rand(alphabet.length)]! + t.slice(at);
-        else t = t.slice(0, at) + t.slice(at, at + rand(20)) + t.slice(at);
-      }
+    for (const t of jsonMutations(body, 12, 4000)) {
       const b = Buffer.from(t);
       const s = split(b);
       if (s === null) continue;
