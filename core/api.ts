@@ -125,6 +125,12 @@ export const SlotViewSchema = z.object({
   scan: z.string().nullable().optional(),
   /** The work order requires scan-in and this slot waits for its scan (`scanSlot`) before it starts. */
   awaitingScan: z.boolean().optional(),
+  /**
+   * Raised by the station with every view it makes of any slot (events and answers alike): of two views of a slot,
+   * the one with the greater version is the newer. An answer can reach the UI after an event made later (a board
+   * refused 20 ms after its scan): the UI keeps the newer view.
+   */
+  version: z.number().int().nonnegative().optional(),
 });
 export type SlotView = z.infer<typeof SlotViewSchema>;
 

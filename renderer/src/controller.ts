@@ -130,9 +130,13 @@ async function loadSlots(): Promise<void> {
   if (slots && slotEvents === before) slotsSlice.actions.slotsLoaded(slots);
 }
 
-/** Puts a slot into the store with the event that describes the change, announcing PASS/FAIL once. */
+/**
+ * Puts a slot into the store with the event that describes the change, announcing PASS/FAIL once. A view older than
+ * the one held (SlotView `version`: an answer that arrives after an event the station made later) is dropped.
+ */
 export function applySlot(slot: SlotView): void {
   const before = slotsSlice.get().byPort[slot.port];
+  if (before?.version !== undefined && slot.version !== undefined && slot.version <= before.version) return;
   const a = slotsSlice.actions;
   if (!before) a.boardAttached(slot);
   else if (slot.state === 'pass' || slot.state === 'already') a.provisioningPassed(slot);

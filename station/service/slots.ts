@@ -95,9 +95,15 @@ export function createSlots(deps: {
     const w = id ? engine.workOrder(id) : null;
     return w?.ok === true && w.value.requireScanIn === true;
   };
+  /**
+   * The version of the last view made (SlotView `version`): one counter for every slot, started from the wall clock
+   * in microseconds so that the views of a station service started later are newer than those of one before it.
+   */
+  let views = Date.now() * 1000;
   const view = (s: Slot): SlotView => {
     const p = s.pos;
     return {
+      version: ++views,
       port: s.port.path,
       label: basename(s.port.path),
       state: p.state,
