@@ -1,7 +1,7 @@
 /**
  * The record verification pool: a batch's records are verified in worker threads (./verify.worker.ts), in jobs of
- * about 64 records the workers take from one queue, with the same function the main thread would run (records.ts `verifyRecord`): every check stays,
- * only the cores change. One pool per process, sized to the cores (`os.availableParallelism()`, or
+ * about 64 records the workers take from one queue, with the same function the main thread would run (records.ts
+ * `verifyRecord`): every check stays, only the cores change. One pool per process, sized to the cores (`os.availableParallelism()`, or
  * LINE_STATION_VERIFY_WORKERS; 0 verifies on the calling thread). Workers start on first use, hold the event loop
  * only while they have work, and are rebuilt after a crash; a job whose worker fails is verified on the calling
  * thread instead (same result, slower). A worker gets its records as the JSON text of its slice, or, for a batch
@@ -24,7 +24,7 @@ import type { StationKeyHistoryRow, StationTrust } from './verify.js';
 /** A job: a slice of a batch (about CHUNK records) for one worker. */
 export interface VerifyJob {
   readonly id: number;
-  /** Identifies the trust material (row + history) so the worker parses it once. */
+  /** Identifies the trust material (station id, certificate, chain, key history) so the worker parses it once. */
   readonly trustKey: string;
   readonly row: StationRow;
   readonly history: readonly StationKeyHistoryRow[];
@@ -275,8 +275,9 @@ class VerifyPool {
   }
 
   /**
-   * Split `count` records into jobs of about CHUNK records, queued (`job(base, end)`: its records, the parsed slice when the caller
-   * has it, and how to get the records to verify inline should the worker fail) and gather the answers in order.
+   * Split `count` records into jobs of about CHUNK records, queued (`job(base, end)`: its records, the parsed slice
+   * when the caller has it, and how to get the records to verify inline should the worker fail) and gather the
+   * answers in order.
    */
   private spread(
     trust: StationTrust,
