@@ -297,8 +297,9 @@ class VerifyPool {
     let tableId = this.tableIds.get(certificates);
     if (tableId === undefined) this.tableIds.set(certificates, (tableId = this.nextTable++));
     // Jobs of about CHUNK records, queued: a worker takes the next as it finishes one, so a worker slowed by a GC
-    // or by another thread on its core does not hold the batch back with half of it.
-    const n = Math.max(1, Math.round(count / CHUNK));
+    // or by another thread on its core does not hold the batch back with half of it. A smaller batch still gets one
+    // job per worker (at least MIN_PARALLEL records each), so every core works on it.
+    const n = Math.max(Math.min(this.size, Math.ceil(count / MIN_PARALLEL)), Math.round(count / CHUNK));
     const per = Math.ceil(count / n);
     return Promise.all(
       Array.from({ length: n }, (_, k) => {
